@@ -1,0 +1,108 @@
+//! Extractors that turn axum's rejections into the one error shape: malformed JSON is 400,
+//! a wrong type or missing field is 422, an oversized body is 413.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::error::ApiError;
+
+/// A JSON body (in) or JSON answer (out) whose errors use the API envelope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "The request body has a missing field or a value of the wrong type.",
+            "请求体缺少字段或字段类型错误。",
+        )
+        .with_details(json!({ "reason": e.body_text() })),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "malformed_json",
+            "The request body is not valid JSON.",
+            "请求体不是合法的 JSON。",
+        )
+        .with_details(json!({ "reason": e.body_text() })),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as JSON with Content-Type: application/json.",
+            "请以 JSON 格式发送请求体，并设置 Content-Type: application/json。",
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => body_too_large(),
+        other => ApiError::bad_request(
+            "unreadable_body",
+            "The request body could not be read.",
+            "无法读取请求体。",
+        )
+        .with_details(json!({ "reason": other.body_text() })),
+    }
+}
+
+/// 413 for a body over the configured limit.
+pub fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "The request body is larger than this server accepts.",
+        "请求体超过了服务器允许的大小。",
+    )
+}
+
+/// Query parameters whose errors use the API envelope (422).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_query",
+        "A query parameter is missing or has the wrong type.",
+        "查询参数缺失或类型错误。",
+    )
+    .with_details(json!({ "reason": rejection.body_text() }))
+}

@@ -1,0 +1,19 @@
+//! What every Skein service shares: configuration, the API error envelope, ids and time,
+//! authentication primitives, pagination, and the traits services use to reach each other.
+//!
+//! Nothing here knows about a particular service's tables; services depend on this crate,
+//! never on each other.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod i18n;
+pub mod limit;
+pub mod ids;
+pub mod page;
+pub mod request;
+pub mod secret;
+
+pub use error::{ApiError, ApiResult};

@@ -1,0 +1,198 @@
+//! Skein's relational storage: one connection pool over SQLite or PostgreSQL, portable SQL,
+//! and per-service migrations.
+//!
+//! Every service writes the same SQL for both databases (`$1` placeholders, `BIGINT`
+//! milliseconds for time, `TEXT` ids, `0/1` integers for flags); only migrations differ per
+//! database. See ARCHITECTURE.md, "Storage", for why.
+
+use std::time::Duration;
+
+use skein_core::ApiError;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Transaction};
+
+pub use sqlx;
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (WAL mode), the zero-configuration default.
+    Sqlite,
+    /// PostgreSQL, for scaling out.
+    Postgres,
+}
+
+/// A pool of connections to Skein's database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A service's migrations for each database.
+pub struct ServiceMigrations {
+    /// The owning service, for logs.
+    pub service: &'static str,
+    /// Migrations for SQLite (`|| sqlx::migrate!("migrations/sqlite")`).
+    pub sqlite: fn() -> Migrator,
+    /// Migrations for PostgreSQL.
+    pub postgres: fn() -> Migrator,
+}
+
+/// Storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database answered with an error or could not be reached.
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration of {service} failed: {source}")]
+    Migrate {
+        /// The service whose migration failed.
+        service: &'static str,
+        /// Why.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The URL names a database Skein does not support.
+    #[error("unsupported database url (use sqlite: or postgres://)")]
+    UnsupportedUrl,
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match &e {
+            DbError::Sqlx(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+                tracing::error!(error = %e, "database unavailable");
+                ApiError::unavailable("database")
+            }
+            _ => ApiError::internal(e),
+        }
+    }
+}
+
+/// Shorthand for results of storage calls.
+pub type DbResult<T> = Result<T, DbError>;
+
+impl Db {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`).
+    pub async fn connect(url: &str, max_connections: u32) -> DbResult<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(DbError::UnsupportedUrl);
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(if backend == Backend::Sqlite { 1 } else { 0 })
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            pool = pool.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers proceed while one writer commits; NORMAL sync is safe
+                    // with WAL (a power cut may lose the last commits, never corrupt).
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool.connect_with(options).await?;
+        Ok(Db { pool, backend })
+    }
+
+    /// The pool, for queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of one failing
+    /// when it upgrades from reading to writing.
+    pub async fn begin_write(&self) -> DbResult<Transaction<'static, sqlx::Any>> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// Applies every pending migration of the given services; safe to run again.
+    /// Answers how many migrations were applied.
+    pub async fn migrate(&self, services: &[&ServiceMigrations]) -> DbResult<usize> {
+        let mut applied = 0;
+        for service in services {
+            let mut migrator = match self.backend {
+                Backend::Sqlite => (service.sqlite)(),
+                Backend::Postgres => (service.postgres)(),
+            };
+            let before = self.applied_versions().await?;
+            // Services share one migrations table; each migrator knows only its own versions.
+            migrator.set_ignore_missing(true);
+            migrator
+                .run(&self.pool)
+                .await
+                .map_err(|source| DbError::Migrate { service: service.service, source })?;
+            let after = self.applied_versions().await?;
+            let new = after.saturating_sub(before);
+            if new > 0 {
+                tracing::info!(service = service.service, applied = new, "migrations applied");
+            }
+            applied += new;
+        }
+        Ok(applied)
+    }
+
+    async fn applied_versions(&self) -> DbResult<usize> {
+        let exists: Option<(String,)> = match self.backend {
+            Backend::Sqlite => {
+                sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::query_as("SELECT CAST(to_regclass('_sqlx_migrations') AS TEXT) WHERE to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        if exists.is_none() {
+            return Ok(0);
+        }
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// One cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> DbResult<()> {
+        let _: (i64,) = sqlx::query_as("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection (graceful shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Whether a storage error is a unique-constraint violation (a taken name, a used token).
+pub fn is_unique_violation(e: &DbError) -> bool {
+    match e {
+        DbError::Sqlx(sqlx::Error::Database(db)) => db.is_unique_violation(),
+        _ => false,
+    }
+}

@@ -1,0 +1,100 @@
+//! Skein's edge: every request passes here before any service sees it.
+//!
+//! In order, outermost first: request id and request log, CORS, the error envelope (every
+//! `/api` error in one shape and the caller's language), the timeout, the body limit, and
+//! authentication plus rate limiting. Health checks (`/healthz`, `/readyz`) live here too.
+//!
+//! **Architecture Invariant:** the gateway knows no service's tables. It reaches sessions
+//! through [`SessionDirectory`] and limits through [`RateLimiter`].
+
+pub mod health;
+pub mod limit;
+mod middleware;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use skein_core::api::SessionDirectory;
+use skein_core::auth::JwtKeys;
+use skein_core::config::{LimitsConfig, ServerConfig};
+use skein_core::limit::RateLimiter;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+
+pub use health::{Probe, ProbeFn};
+
+/// Everything the edge needs, shared by all requests.
+pub struct Gateway {
+    /// The HTTP server's settings (limits, CORS, proxies).
+    pub server: ServerConfig,
+    /// Rate limits.
+    pub limits: LimitsConfig,
+    /// Verifies access tokens.
+    pub jwt: JwtKeys,
+    /// Whether a token's session still stands.
+    pub sessions: Arc<dyn SessionDirectory>,
+    /// Where rate-limit state lives.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// What `/readyz` checks.
+    pub probes: Vec<Arc<dyn Probe>>,
+}
+
+impl Gateway {
+    /// Wraps the services' routes with the edge layers and adds the health checks.
+    pub fn wrap(self: Arc<Self>, services: Router) -> Router {
+        let timeout = Duration::from_secs(self.server.request_timeout_secs);
+        let cors = cors_layer(&self.server.cors_origins);
+        let router = services
+            .merge(health::routes(self.clone()))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), middleware::authenticate_and_limit))
+            .layer(DefaultBodyLimit::max(self.server.body_limit_bytes))
+            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+            .layer(axum::middleware::from_fn(middleware::error_envelope));
+        let router = match cors {
+            Some(cors) => router.layer(cors),
+            None => router,
+        };
+        router.layer(axum::middleware::from_fn_with_state(self, middleware::request_context))
+    }
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT_LANGUAGE,
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("x-api-key"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("x-ratelimit-limit"),
+                HeaderName::from_static("x-ratelimit-remaining"),
+                HeaderName::from_static("x-ratelimit-reset"),
+                header::RETRY_AFTER,
+            ])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
