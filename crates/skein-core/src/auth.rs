@@ -183,22 +183,32 @@ mod tests {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", 900);
         let token = keys.issue("u1", "s1", Role::Admin).expect("issue");
         let claims = keys.verify(&token).expect("verify");
-        assert_eq!((claims.sub.as_str(), claims.sid.as_str(), claims.role), ("u1", "s1", Role::Admin));
+        assert_eq!(
+            (claims.sub.as_str(), claims.sid.as_str(), claims.role),
+            ("u1", "s1", Role::Admin)
+        );
 
         let other = JwtKeys::new(b"another-secret-another-secret-xx", 900);
         assert!(other.verify(&token).is_err(), "foreign signature accepted");
 
         let mut parts: Vec<&str> = token.split('.').collect();
-        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"u2","sid":"s1","role":"root","iat":0,"exp":99999999999,"iss":"skein"}"#);
+        let forged = URL_SAFE_NO_PAD.encode(
+            br#"{"sub":"u2","sid":"s1","role":"root","iat":0,"exp":99999999999,"iss":"skein"}"#,
+        );
         parts[1] = &forged;
-        assert!(keys.verify(&parts.join(".")).is_err(), "tampered payload accepted");
+        assert!(
+            keys.verify(&parts.join(".")).is_err(),
+            "tampered payload accepted"
+        );
     }
 
     #[test]
     fn refuses_alg_none_and_expired() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", 900);
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        let body = URL_SAFE_NO_PAD.encode(br#"{"sub":"u1","sid":"s1","role":"root","iat":0,"exp":99999999999,"iss":"skein"}"#);
+        let body = URL_SAFE_NO_PAD.encode(
+            br#"{"sub":"u1","sid":"s1","role":"root","iat":0,"exp":99999999999,"iss":"skein"}"#,
+        );
         assert!(keys.verify(&format!("{header}.{body}.")).is_err());
 
         let expired = JwtKeys::new(b"0123456789abcdef0123456789abcdef", -60);

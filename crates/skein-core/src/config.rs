@@ -176,13 +176,19 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { url: None, max_connections: 16 }
+        DatabaseConfig {
+            url: None,
+            max_connections: 16,
+        }
     }
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        RedisConfig { url: None, key_prefix: "skein:".into() }
+        RedisConfig {
+            url: None,
+            key_prefix: "skein:".into(),
+        }
     }
 }
 
@@ -225,7 +231,10 @@ impl Default for LimitsConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, level: "info".into() }
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -258,10 +267,14 @@ impl Config {
     /// Loads defaults, then `file` (when it exists; `None` tries `./skein.toml`), then the
     /// environment, and validates the result.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let path = file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("skein.toml"));
+        // A file named explicitly must exist; the default one is optional.
+        let toml = match file {
+            Some(path) => Toml::file_exact(path),
+            None => Toml::file("skein.toml"),
+        };
         Self::from_figment(
             Figment::from(Serialized::defaults(Config::default()))
-                .merge(Toml::file_exact(path))
+                .merge(toml)
                 .merge(env_provider()),
         )
     }
@@ -282,33 +295,43 @@ impl Config {
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes must be at least 1024");
         }
-        if let Some(url) = &self.database.url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return bad("database.url must start with sqlite: or postgres://");
-            }
+        if let Some(url) = &self.database.url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return bad("database.url must start with sqlite: or postgres://");
         }
-        if let Some(url) = &self.redis.url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return bad("redis.url must start with redis:// or rediss://");
-            }
+        if let Some(url) = &self.redis.url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return bad("redis.url must start with redis:// or rediss://");
         }
-        if let Some(secret) = &self.auth.jwt_secret {
-            if secret.expose().len() < 32 {
-                return bad("auth.jwt_secret must be at least 32 characters");
-            }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.expose().len() < 32
+        {
+            return bad("auth.jwt_secret must be at least 32 characters");
         }
         if self.auth.access_token_ttl_secs < 30 || self.auth.refresh_token_ttl_secs < 60 {
             return bad("auth token lifetimes are too short (access >= 30 s, refresh >= 60 s)");
         }
         if self.auth.argon2_memory_kib < 8 * 1024 || self.auth.argon2_iterations < 1 {
-            return bad("auth.argon2_memory_kib must be at least 8192 and argon2_iterations at least 1");
+            return bad(
+                "auth.argon2_memory_kib must be at least 8192 and argon2_iterations at least 1",
+            );
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections must be at least 1");
         }
         let l = &self.limits;
-        if [l.auth_per_ip_per_minute, l.api_per_user_per_minute, l.api_per_ip_per_minute, l.login_failures_per_account, l.login_failures_per_ip]
-            .contains(&0)
+        if [
+            l.auth_per_ip_per_minute,
+            l.api_per_user_per_minute,
+            l.api_per_ip_per_minute,
+            l.login_failures_per_account,
+            l.login_failures_per_ip,
+        ]
+        .contains(&0)
         {
             return bad("limits must be at least 1");
         }
@@ -319,7 +342,10 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database.url {
             Some(url) if !url.is_empty() => url.clone(),
-            _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("skein.db").display()),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("skein.db").display()
+            ),
         }
     }
 
@@ -351,7 +377,11 @@ fn render_table(out: &mut String, prefix: &str, value: &serde_json::Value) {
     }
     for (k, v) in map {
         if v.is_object() {
-            let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let name = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             out.push_str(&format!("\n[{name}]\n"));
             render_table(out, &name, v);
         }
@@ -391,6 +421,7 @@ fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
 mod tests {
     use super::*;
 
@@ -403,15 +434,25 @@ mod tests {
             )?;
             jail.set_env("SKEIN_LISTEN", "127.0.0.1:5000");
             jail.set_env("SKEIN_LIMITS__API_PER_USER_PER_MINUTE", "77");
-            jail.set_env("SKEIN_SERVER__CORS_ORIGINS", "https://a.example, https://b.example");
+            jail.set_env(
+                "SKEIN_SERVER__CORS_ORIGINS",
+                "https://a.example, https://b.example",
+            );
             jail.set_env("SKEIN_SERVICES", "user");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.server.listen, "127.0.0.1:5000", "env beats file");
             assert_eq!(c.server.body_limit_bytes, 4096, "file beats default");
             assert_eq!(c.auth.access_token_ttl_secs, 600);
             assert_eq!(c.limits.api_per_user_per_minute, 77);
-            assert_eq!(c.server.cors_origins, vec!["https://a.example", "https://b.example"]);
-            assert_eq!(c.auth.refresh_token_ttl_secs, 30 * 24 * 3600, "default kept");
+            assert_eq!(
+                c.server.cors_origins,
+                vec!["https://a.example", "https://b.example"]
+            );
+            assert_eq!(
+                c.auth.refresh_token_ttl_secs,
+                30 * 24 * 3600,
+                "default kept"
+            );
             Ok(())
         });
     }
@@ -425,7 +466,10 @@ mod tests {
         });
         figment::Jail::expect_with(|jail| {
             jail.create_file("skein.toml", "[server]\nlisen = \"x\"\n")?;
-            let err = Config::load(None).err().map(|e| e.to_string()).unwrap_or_default();
+            let err = Config::load(None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(err.contains("lisen"), "typo not reported: {err}");
             Ok(())
         });
@@ -437,7 +481,10 @@ mod tests {
         c.auth.jwt_secret = Some(Secret::new("s3cret-s3cret-s3cret-s3cret-s3cret"));
         c.database.url = Some("postgres://skein:pw123@db/skein".into());
         let shown = c.to_masked_toml();
-        assert!(!shown.contains("s3cret") && !shown.contains("pw123"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("pw123"),
+            "{shown}"
+        );
         assert!(shown.contains("postgres://skein:****@db/skein"));
         assert!(shown.contains("[server]"));
     }

@@ -18,18 +18,19 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// An error a client sees: an HTTP status, a stable machine code, a message in English and
 /// Chinese, and optional structured details.
+///
+/// Boxed, so `Result<T, ApiError>` stays one pointer wide on the happy path.
 #[derive(Debug, Clone)]
-pub struct ApiError {
-    /// The HTTP status to answer with.
-    pub status: StatusCode,
-    /// A stable code clients can branch on (`email_taken`, `invalid_token`, ...).
-    pub code: Cow<'static, str>,
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
+    status: StatusCode,
+    code: Cow<'static, str>,
     en: Cow<'static, str>,
     zh: Cow<'static, str>,
-    /// Structured context (which field failed, a limit, ...); never secrets.
-    pub details: Option<Value>,
-    /// Seconds until retrying can succeed, sent as `Retry-After`.
-    pub retry_after_secs: Option<u64>,
+    details: Option<Value>,
+    retry_after_secs: Option<u64>,
 }
 
 /// The JSON body of every `/api` error (documented in OpenAPI).
@@ -62,25 +63,40 @@ impl ApiError {
         en: impl Into<Cow<'static, str>>,
         zh: impl Into<Cow<'static, str>>,
     ) -> Self {
-        ApiError {
+        ApiError(Box::new(Inner {
             status,
             code: code.into(),
             en: en.into(),
             zh: zh.into(),
             details: None,
             retry_after_secs: None,
-        }
+        }))
+    }
+
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
+    /// A stable code clients can branch on (`email_taken`, `invalid_token`, ...).
+    pub fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    /// Structured context (which field failed, a limit, ...); never secrets.
+    pub fn details(&self) -> Option<&Value> {
+        self.0.details.as_ref()
     }
 
     /// Adds structured details.
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.0.details = Some(details);
         self
     }
 
     /// Adds a `Retry-After` hint.
     pub fn with_retry_after(mut self, secs: u64) -> Self {
-        self.retry_after_secs = Some(secs);
+        self.0.retry_after_secs = Some(secs);
         self
     }
 
@@ -148,8 +164,13 @@ impl ApiError {
         en: impl Into<Cow<'static, str>>,
         zh: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", en, zh)
-            .with_details(json!({ "field": field }))
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            en,
+            zh,
+        )
+        .with_details(json!({ "field": field }))
     }
 
     /// 429 with the seconds to wait.
@@ -188,8 +209,8 @@ impl ApiError {
     /// The message in a language.
     pub fn message(&self, lang: Lang) -> &str {
         match lang {
-            Lang::En => &self.en,
-            Lang::Zh => &self.zh,
+            Lang::En => &self.0.en,
+            Lang::Zh => &self.0.zh,
         }
     }
 
@@ -197,9 +218,9 @@ impl ApiError {
     pub fn envelope(&self, lang: Lang, request_id: &str) -> ErrorEnvelope {
         ErrorEnvelope {
             error: ErrorBody {
-                code: self.code.to_string(),
+                code: self.0.code.to_string(),
                 message: self.message(lang).to_string(),
-                details: self.details.clone(),
+                details: self.0.details.clone(),
             },
             request_id: request_id.to_string(),
         }
@@ -208,10 +229,13 @@ impl ApiError {
     /// Renders the full response for a language and request id.
     pub fn render(&self, lang: Lang, request_id: &str) -> Response {
         let body = serde_json::to_vec(&self.envelope(lang, request_id)).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        let mut response = (self.0.status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(secs) = self.retry_after_secs {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(secs) = self.0.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
@@ -220,7 +244,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.en)
+        write!(
+            f,
+            "{} {}: {}",
+            self.0.status.as_u16(),
+            self.0.code,
+            self.0.en
+        )
     }
 }
 

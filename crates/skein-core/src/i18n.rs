@@ -51,10 +51,19 @@ mod tests {
     #[test]
     fn picks_weighted_language() {
         assert_eq!(Lang::from_accept_language(None), Lang::En);
-        assert_eq!(Lang::from_accept_language(Some("zh-CN,zh;q=0.9,en;q=0.8")), Lang::Zh);
+        assert_eq!(
+            Lang::from_accept_language(Some("zh-CN,zh;q=0.9,en;q=0.8")),
+            Lang::Zh
+        );
         assert_eq!(Lang::from_accept_language(Some("en-US,zh;q=0.5")), Lang::En);
-        assert_eq!(Lang::from_accept_language(Some("fr, zh-TW;q=0.4")), Lang::Zh);
+        assert_eq!(
+            Lang::from_accept_language(Some("fr, zh-TW;q=0.4")),
+            Lang::Zh
+        );
         assert_eq!(Lang::from_accept_language(Some("de")), Lang::En);
-        assert_eq!(Lang::from_accept_language(Some("en;q=0.2, zh;q=0.7")), Lang::Zh);
+        assert_eq!(
+            Lang::from_accept_language(Some("en;q=0.2, zh;q=0.7")),
+            Lang::Zh
+        );
     }
 }

@@ -17,7 +17,10 @@ pub struct Quota {
 impl Quota {
     /// `limit` per minute.
     pub fn per_minute(limit: u32) -> Self {
-        Quota { limit, period: Duration::from_secs(60) }
+        Quota {
+            limit,
+            period: Duration::from_secs(60),
+        }
     }
 
     /// Microseconds of the period.
@@ -138,7 +141,10 @@ mod tests {
     fn refills_one_per_interval() {
         let q = Quota::per_minute(3); // one event per 20 s
         let s = 1_000_000;
-        assert_eq!(run(q, &[0, 0, 0, 19 * s, 20 * s, 21 * s]), vec![true, true, true, false, true, false]);
+        assert_eq!(
+            run(q, &[0, 0, 0, 19 * s, 20 * s, 21 * s]),
+            vec![true, true, true, false, true, false]
+        );
     }
 
     #[test]

@@ -54,7 +54,12 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Wraps the items of one page.
     pub fn new(items: Vec<T>, total: i64, query: PageQuery) -> Self {
-        Page { items, total, page: query.page(), per_page: query.per_page() }
+        Page {
+            items,
+            total,
+            page: query.page(),
+            per_page: query.per_page(),
+        }
     }
 }
 
@@ -64,9 +69,15 @@ mod tests {
 
     #[test]
     fn clamps_and_offsets() {
-        let q = PageQuery { page: Some(0), per_page: Some(1000) };
+        let q = PageQuery {
+            page: Some(0),
+            per_page: Some(1000),
+        };
         assert_eq!((q.page(), q.per_page(), q.offset()), (1, 100, 0));
-        let q = PageQuery { page: Some(3), per_page: Some(10) };
+        let q = PageQuery {
+            page: Some(3),
+            per_page: Some(10),
+        };
         assert_eq!((q.limit(), q.offset()), (10, 20));
     }
 }

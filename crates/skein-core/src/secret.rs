@@ -60,13 +60,20 @@ mod tests {
     fn never_shows_itself() {
         let s = Secret::new("hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
-        assert!(!serde_json::to_string(&s).unwrap_or_default().contains("hunter2"));
+        assert!(
+            !serde_json::to_string(&s)
+                .unwrap_or_default()
+                .contains("hunter2")
+        );
         assert_eq!(s.expose(), "hunter2");
     }
 
     #[test]
     fn masks_url_passwords() {
-        assert_eq!(mask_url("postgres://app:pw@db:5432/x"), "postgres://app:****@db:5432/x");
+        assert_eq!(
+            mask_url("postgres://app:pw@db:5432/x"),
+            "postgres://app:****@db:5432/x"
+        );
         assert_eq!(mask_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(mask_url("sqlite://data/skein.db"), "sqlite://data/skein.db");
     }

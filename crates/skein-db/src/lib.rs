@@ -144,11 +144,18 @@ impl Db {
             migrator
                 .run(&self.pool)
                 .await
-                .map_err(|source| DbError::Migrate { service: service.service, source })?;
+                .map_err(|source| DbError::Migrate {
+                    service: service.service,
+                    source,
+                })?;
             let after = self.applied_versions().await?;
             let new = after.saturating_sub(before);
             if new > 0 {
-                tracing::info!(service = service.service, applied = new, "migrations applied");
+                tracing::info!(
+                    service = service.service,
+                    applied = new,
+                    "migrations applied"
+                );
             }
             applied += new;
         }

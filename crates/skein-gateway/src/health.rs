@@ -42,7 +42,10 @@ where
 {
     /// A probe named `name` that runs `check`.
     pub fn new(name: impl Into<String>, check: F) -> Self {
-        ProbeFn { name: name.into(), check }
+        ProbeFn {
+            name: name.into(),
+            check,
+        }
     }
 }
 
@@ -88,10 +91,20 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
         checks.insert(probe.name().to_string(), outcome(result));
     }
     ready &= limiter_result.is_ok();
-    checks.insert(format!("rate_limiter_{}", limiter.backend()), outcome(limiter_result));
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    checks.insert(
+        format!("rate_limiter_{}", limiter.backend()),
+        outcome(limiter_result),
+    );
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let word = if ready { "ready" } else { "not_ready" };
-    (status, axum::Json(json!({ "status": word, "checks": checks })))
+    (
+        status,
+        axum::Json(json!({ "status": word, "checks": checks })),
+    )
 }
 
 fn outcome(result: Result<(), String>) -> Value {

@@ -49,15 +49,24 @@ impl Gateway {
         let cors = cors_layer(&self.server.cors_origins);
         let router = services
             .merge(health::routes(self.clone()))
-            .layer(axum::middleware::from_fn_with_state(self.clone(), middleware::authenticate_and_limit))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                middleware::authenticate_and_limit,
+            ))
             .layer(DefaultBodyLimit::max(self.server.body_limit_bytes))
-            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                timeout,
+            ))
             .layer(axum::middleware::from_fn(middleware::error_envelope));
         let router = match cors {
             Some(cors) => router.layer(cors),
             None => router,
         };
-        router.layer(axum::middleware::from_fn_with_state(self, middleware::request_context))
+        router.layer(axum::middleware::from_fn_with_state(
+            self,
+            middleware::request_context,
+        ))
     }
 }
 

@@ -35,7 +35,9 @@ pub(crate) async fn request_context(
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|v| {
+            !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic())
+        })
         .map(str::to_string)
         .unwrap_or_else(new_id);
     let ip = client_ip(&req, gateway.server.trust_forwarded_for);
@@ -60,7 +62,7 @@ pub(crate) async fn request_context(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let status = response.status().as_u16();
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!(status, duration_ms, client_ip = %ip, "request failed");
@@ -94,9 +96,15 @@ fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
 /// (404, 405, 408, 413) are plain and get translated here.
 pub(crate) async fn error_envelope(req: Request, next: Next) -> Response {
     let lang = Lang::from_accept_language(
-        req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+        req.headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
     );
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
     let is_api = req.uri().path().starts_with("/api/") || req.uri().path() == "/api";
     let response = next.run(req).await;
     if let Some(error) = response.extensions().get::<ApiError>() {
@@ -119,7 +127,10 @@ fn rerender(error: &ApiError, lang: Lang, request_id: &str, old: &HeaderMap) -> 
     let mut response = error.render(lang, request_id);
     for (name, value) in old {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            response.headers_mut().entry(name).or_insert_with(|| value.clone());
+            response
+                .headers_mut()
+                .entry(name)
+                .or_insert_with(|| value.clone());
         }
     }
     response
@@ -165,24 +176,40 @@ pub(crate) async fn authenticate_and_limit(
     if !path.starts_with("/api/") {
         return next.run(req).await;
     }
-    let is_auth_route = req.method() == axum::http::Method::POST && path.starts_with("/api/v1/auth/");
+    let is_auth_route =
+        req.method() == axum::http::Method::POST && path.starts_with("/api/v1/auth/");
     let state = authenticate(&gateway, req.headers()).await;
     if let AuthState::User(user) = &state {
         tracing::Span::current().record("user_id", user.user_id.as_str());
     }
-    let ip = req.extensions().get::<ClientIp>().map(|c| c.0).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = req
+        .extensions()
+        .get::<ClientIp>()
+        .map(|c| c.0)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let limits = &gateway.limits;
     let (key, quota) = match (&state, is_auth_route) {
-        (_, true) => (format!("auth:ip:{ip}"), Quota::per_minute(limits.auth_per_ip_per_minute)),
-        (AuthState::User(user), false) => {
-            (format!("api:user:{}", user.user_id), Quota::per_minute(limits.api_per_user_per_minute))
-        }
-        (_, false) => (format!("api:ip:{ip}"), Quota::per_minute(limits.api_per_ip_per_minute)),
+        (_, true) => (
+            format!("auth:ip:{ip}"),
+            Quota::per_minute(limits.auth_per_ip_per_minute),
+        ),
+        (AuthState::User(user), false) => (
+            format!("api:user:{}", user.user_id),
+            Quota::per_minute(limits.api_per_user_per_minute),
+        ),
+        (_, false) => (
+            format!("api:ip:{ip}"),
+            Quota::per_minute(limits.api_per_ip_per_minute),
+        ),
     };
     req.extensions_mut().insert(state);
     match gateway.limiter.check(&key, quota, 1).await {
         Ok(decision) if !decision.allowed => {
-            let wait = decision.retry_after.map(|d| d.as_secs_f64().ceil() as u64).unwrap_or(1).max(1);
+            let wait = decision
+                .retry_after
+                .map(|d| d.as_secs_f64().ceil() as u64)
+                .unwrap_or(1)
+                .max(1);
             let mut response = ApiError::too_many_requests(wait).into_response();
             set_limit_headers(response.headers_mut(), &decision);
             response
@@ -203,7 +230,10 @@ pub(crate) async fn authenticate_and_limit(
 fn set_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
     let reset = decision.reset_after.as_secs_f64().ceil() as u64;
     headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
     headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
 }
 
@@ -214,7 +244,10 @@ async fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> AuthState {
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return AuthState::Rejected(ApiError::invalid_token());
@@ -225,7 +258,11 @@ async fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> AuthState {
     };
     match gateway.sessions.session(&claims.sid).await {
         Ok(Some(session)) if session.active && session.user_id == claims.sub => {
-            AuthState::User(AuthUser { user_id: claims.sub, session_id: claims.sid, role: session.role })
+            AuthState::User(AuthUser {
+                user_id: claims.sub,
+                session_id: claims.sid,
+                role: session.role,
+            })
         }
         Ok(_) => AuthState::Rejected(ApiError::invalid_token()),
         Err(error) => AuthState::Rejected(error),

@@ -1,0 +1,278 @@
+//! Skein's User service: registration, sign-in, rotating refresh tokens, profiles, invite
+//! codes, and admin user management, under `/api/v1`.
+//!
+//! **Architecture Invariant:** this crate alone reads and writes the `users`, `sessions`,
+//! `refresh_tokens`, `invite_codes` and `invitations` tables. Others ask through
+//! [`SessionDirectory`] (the gateway) or the methods of [`UserService`] (the CLI).
+
+mod http;
+pub mod model;
+pub mod password;
+pub mod store;
+pub mod tokens;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::sync::Cache;
+use skein_core::api::{SessionDirectory, SessionInfo};
+use skein_core::auth::{JwtKeys, Role};
+use skein_core::config::{AuthConfig, LimitsConfig, RegistrationConfig};
+use skein_core::ids::{new_id, now_ms};
+use skein_core::limit::RateLimiter;
+use skein_core::{ApiError, ApiResult};
+use skein_db::{Db, ServiceMigrations};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use http::TokenResponse;
+use model::UserRow;
+use store::SessionRow;
+
+/// The User service's migrations.
+pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
+    service: "user",
+    sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
+    postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
+};
+
+/// What the User service is configured with.
+#[derive(Clone)]
+pub struct UserSettings {
+    /// Tokens and hashing.
+    pub auth: AuthConfig,
+    /// Who may register.
+    pub registration: RegistrationConfig,
+    /// Login protection.
+    pub limits: LimitsConfig,
+}
+
+/// The User service.
+pub struct UserService {
+    db: Db,
+    jwt: JwtKeys,
+    passwords: password::Passwords,
+    settings: UserSettings,
+    limiter: Arc<dyn RateLimiter>,
+    /// Sessions the gateway asked about recently; entries live `auth.session_cache_secs` and
+    /// are dropped at once when this process revokes a session or changes a user.
+    sessions: Cache<String, SessionRow>,
+}
+
+impl UserService {
+    /// Builds the service over a migrated database.
+    pub fn new(
+        db: Db,
+        jwt: JwtKeys,
+        settings: UserSettings,
+        limiter: Arc<dyn RateLimiter>,
+    ) -> ApiResult<Self> {
+        let passwords = password::Passwords::new(
+            settings.auth.argon2_memory_kib,
+            settings.auth.argon2_iterations,
+        )?;
+        let sessions = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(settings.auth.session_cache_secs.max(1)))
+            .support_invalidation_closures()
+            .build();
+        Ok(UserService {
+            db,
+            jwt,
+            passwords,
+            settings,
+            limiter,
+            sessions,
+        })
+    }
+
+    /// The service's routes, relative to `/api/v1`.
+    pub fn routes(self: Arc<Self>) -> OpenApiRouter {
+        http::routes(self)
+    }
+
+    /// Creates an account directly (CLI, first admin); the role is as given.
+    pub async fn create_user(
+        &self,
+        username: Option<&str>,
+        email: Option<&str>,
+        password: &str,
+        role: Role,
+    ) -> ApiResult<model::Profile> {
+        let username = username.map(validate::username).transpose()?;
+        let email = email.map(validate::email).transpose()?;
+        if username.is_none() && email.is_none() {
+            return Err(ApiError::invalid_field(
+                "username",
+                "Give a username or an email.",
+                "请提供用户名或邮箱。",
+            ));
+        }
+        validate::password(password, "password")?;
+        let hash = self.passwords.hash(password.to_string()).await?;
+        let now = now_ms();
+        let id = new_id();
+        let display = username
+            .clone()
+            .or_else(|| email.as_ref().map(|e| email_name(e)))
+            .unwrap_or_default();
+        let mut tx = self.db.begin_write().await?;
+        let (email_taken, username_taken) =
+            store::taken(&mut *tx, email.as_deref(), username.as_deref()).await?;
+        if email_taken || username_taken {
+            return Err(taken_error(email_taken));
+        }
+        if role == Role::Root {
+            // A root made here means registration must not hand out another one.
+            store::claim_flag(&mut *tx, "root_claimed", &id, now).await?;
+        }
+        let new = store::NewUser {
+            id: &id,
+            username: username.as_deref(),
+            email: email.as_deref(),
+            password_hash: &hash,
+            display_name: &display,
+            language: "en",
+            role: role.as_str(),
+            invited_by: None,
+            now,
+        };
+        store::insert_user(&mut *tx, &new)
+            .await
+            .map_err(conflict_or_internal)?;
+        tx.commit().await.map_err(skein_db::DbError::from)?;
+        self.profile_of(&id).await
+    }
+
+    /// Sets the role of the account with this username or email (CLI).
+    pub async fn set_role(&self, login: &str, role: Role) -> ApiResult<model::Profile> {
+        let user = self.user_by_login(login).await?;
+        store::set_role_status(
+            self.db.pool(),
+            &user.id,
+            Some(role.as_str()),
+            None,
+            now_ms(),
+        )
+        .await?;
+        self.forget_user_sessions(&user.id);
+        self.profile_of(&user.id).await
+    }
+
+    /// Replaces the password of the account with this username or email and ends all of its
+    /// sessions (CLI).
+    pub async fn reset_password(&self, login: &str, password: &str) -> ApiResult<u64> {
+        let user = self.user_by_login(login).await?;
+        self.replace_password(&user.id, password, None, "password_reset")
+            .await
+    }
+
+    async fn user_by_login(&self, login: &str) -> ApiResult<UserRow> {
+        store::user_by_login(self.db.pool(), login)
+            .await?
+            .ok_or_else(|| ApiError::not_found("User", "用户"))
+    }
+
+    async fn profile_of(&self, id: &str) -> ApiResult<model::Profile> {
+        store::user_by_id(self.db.pool(), id)
+            .await?
+            .map(model::Profile::from)
+            .ok_or_else(|| ApiError::not_found("User", "用户"))
+    }
+
+    /// Sets a new password and revokes every session but `keep`; answers how many ended.
+    async fn replace_password(
+        &self,
+        user_id: &str,
+        password: &str,
+        keep: Option<&str>,
+        reason: &str,
+    ) -> ApiResult<u64> {
+        validate::password(password, "new_password")?;
+        let hash = self.passwords.hash(password.to_string()).await?;
+        let now = now_ms();
+        let mut tx = self.db.begin_write().await?;
+        store::set_password(&mut *tx, user_id, &hash, now).await?;
+        let revoked = store::revoke_user_sessions(&mut *tx, user_id, keep, reason, now).await?;
+        tx.commit().await.map_err(skein_db::DbError::from)?;
+        self.forget_user_sessions(user_id);
+        Ok(revoked)
+    }
+
+    fn forget_user_sessions(&self, user_id: &str) {
+        let user_id = user_id.to_string();
+        if self
+            .sessions
+            .invalidate_entries_if(move |_, row| row.user_id == user_id)
+            .is_err()
+        {
+            // Closures are enabled at build time, so this cannot happen; dropping everything
+            // is the safe answer if it ever does.
+            self.sessions.invalidate_all();
+        }
+    }
+}
+
+#[async_trait]
+impl SessionDirectory for UserService {
+    async fn session(&self, session_id: &str) -> Result<Option<SessionInfo>, ApiError> {
+        let row = match self.sessions.get(session_id) {
+            Some(row) => row,
+            None => {
+                let Some(row) = store::session_row(self.db.pool(), session_id).await? else {
+                    return Ok(None);
+                };
+                self.sessions.insert(session_id.to_string(), row.clone());
+                row
+            }
+        };
+        let role = row.role.parse::<Role>().unwrap_or(Role::User);
+        let active =
+            row.revoked_at.is_none() && row.expires_at > now_ms() && row.status == "active";
+        Ok(Some(SessionInfo {
+            user_id: row.user_id,
+            role,
+            active,
+        }))
+    }
+}
+
+fn email_name(email: &str) -> String {
+    email
+        .split('@')
+        .next()
+        .unwrap_or(email)
+        .chars()
+        .take(64)
+        .collect()
+}
+
+fn taken_error(email: bool) -> ApiError {
+    if email {
+        ApiError::conflict(
+            "email_taken",
+            "An account with this email already exists.",
+            "该邮箱已被注册。",
+        )
+    } else {
+        ApiError::conflict(
+            "username_taken",
+            "This username is taken.",
+            "该用户名已被占用。",
+        )
+    }
+}
+
+/// A unique violation that a pre-check missed (a race) is still a 409, never a 500.
+fn conflict_or_internal(e: skein_db::DbError) -> ApiError {
+    if store::is_conflict(&e) {
+        ApiError::conflict(
+            "account_exists",
+            "An account with this email or username already exists.",
+            "该邮箱或用户名已被注册。",
+        )
+    } else {
+        e.into()
+    }
+}

@@ -1,1 +1,274 @@
-fn main() {}
+//! The `skein` command: run the platform, migrate its database, administer accounts.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use skein::ServiceSet;
+use skein_core::auth::Role;
+use skein_core::config::Config;
+
+/// Skein: a self-hosted AI platform in one binary.
+///
+/// With no configuration, `skein serve` keeps everything in ./data (SQLite) and listens on
+/// 0.0.0.0:3000. Configuration comes from defaults, then skein.toml, then SKEIN_* environment
+/// variables (see skein.example.toml).
+#[derive(Parser)]
+#[command(name = "skein", version, about, long_about)]
+struct Cli {
+    /// Configuration file (default: ./skein.toml when it exists).
+    #[arg(long, global = true, env = "SKEIN_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Data directory for the SQLite database and generated secrets [env: SKEIN_DATA_DIR].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (all services unless --services says otherwise).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit (safe to run again).
+    Migrate,
+    /// Manage accounts from the command line.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on [env: SKEIN_LISTEN] [default: 0.0.0.0:3000].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Services to run, comma-separated, or `all`. Available: gateway, user.
+    #[arg(
+        long,
+        env = "SKEIN_SERVICES",
+        default_value = "all",
+        value_name = "LIST"
+    )]
+    services: String,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an account (give --username, --email or both).
+    CreateUser {
+        /// Username (3–32 letters, digits, _ . -).
+        #[arg(long)]
+        username: Option<String>,
+        /// Email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Role of the new account.
+        #[arg(long, default_value = "user", value_parser = parse_role)]
+        role: Role,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Change the role of an account (user, admin or root).
+    SetRole {
+        /// Username or email of the account.
+        login: String,
+        /// The new role.
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Set a new password for an account and sign it out everywhere.
+    ResetPassword {
+        /// Username or email of the account.
+        login: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+#[derive(Args)]
+struct PasswordArgs {
+    /// Read the password from standard input instead of generating one.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print it, with secrets masked.
+    Check,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse::<Role>()
+        .map_err(|()| "expected user, admin or root".to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    skein::telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Command::Serve(args) = &cli.command
+        && let Some(listen) = &args.listen
+    {
+        config.server.listen = listen.clone();
+        config.validate()?;
+    }
+    Ok(config)
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(config, &args).await,
+        Command::Migrate => {
+            let db = skein::open_database(&config).await?;
+            println!(
+                "database is up to date ({})",
+                skein_core::secret::mask_url(&config.database_url())
+            );
+            db.close().await;
+            Ok(())
+        }
+        Command::Admin(command) => admin(config, command).await,
+        Command::Config(ConfigCommand::Check) => {
+            print!("{}", config.to_masked_toml());
+            if config
+                .database
+                .url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("postgres"))
+                && config.auth.jwt_secret.is_none()
+            {
+                eprintln!(
+                    "warning: with PostgreSQL you likely run several instances; set auth.jwt_secret \
+                     (SKEIN_JWT_SECRET) so they all accept each other's tokens"
+                );
+            }
+            eprintln!("configuration is valid");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
+    let services = ServiceSet::parse(&args.services).map_err(anyhow::Error::msg)?;
+    let listen = config.server.listen.clone();
+    let skein = skein::build(config, &services).await?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        services = ?services.names(),
+        database = ?skein.db.backend(),
+        "Skein is listening"
+    );
+    skein::serve(listener, skein, skein::shutdown_signal()).await
+}
+
+async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
+    let skein = skein::build(config, &ServiceSet::all()).await?;
+    let users = skein.users.clone();
+    let outcome = match command {
+        AdminCommand::CreateUser {
+            username,
+            email,
+            role,
+            password,
+        } => {
+            let (password, generated) = password_from(&password)?;
+            let user = users
+                .create_user(username.as_deref(), email.as_deref(), &password, role)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message(skein_core::i18n::Lang::En)))?;
+            println!(
+                "created {} ({}) with role {}",
+                user.username.or(user.email).unwrap_or_default(),
+                user.id,
+                user.role
+            );
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+        AdminCommand::SetRole { login, role } => {
+            let user = users
+                .set_role(&login, role)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message(skein_core::i18n::Lang::En)))?;
+            println!("{} is now {}", login, user.role);
+            Ok(())
+        }
+        AdminCommand::ResetPassword { login, password } => {
+            let (password, generated) = password_from(&password)?;
+            let revoked = users
+                .reset_password(&login, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message(skein_core::i18n::Lang::En)))?;
+            println!("password of {login} replaced; {revoked} session(s) signed out");
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+    };
+    skein.db.close().await;
+    outcome
+}
+
+/// The password from stdin, or a generated one (printed once by the caller).
+fn password_from(args: &PasswordArgs) -> anyhow::Result<(String, bool)> {
+    if args.password_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the password from stdin")?;
+        let password = text.trim_end_matches(['\r', '\n']).to_string();
+        return Ok((password, false));
+    }
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    let password = (0..20)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect();
+    Ok((password, true))
+}

@@ -52,7 +52,10 @@ impl MemoryLimiter {
 impl RateLimiter for MemoryLimiter {
     async fn check(&self, key: &str, quota: Quota, cost: u32) -> Result<Decision, LimitError> {
         let now = self.now_us();
-        let mut map = self.shard(key).lock().map_err(|_| LimitError("poisoned lock".into()))?;
+        let mut map = self
+            .shard(key)
+            .lock()
+            .map_err(|_| LimitError("poisoned lock".into()))?;
         let (decision, new_tat) = gcra(map.get(key).copied(), now, quota, cost);
         if let Some(tat) = new_tat {
             if map.len() >= SWEEP_AT {
@@ -64,7 +67,10 @@ impl RateLimiter for MemoryLimiter {
     }
 
     async fn reset(&self, key: &str) -> Result<(), LimitError> {
-        let mut map = self.shard(key).lock().map_err(|_| LimitError("poisoned lock".into()))?;
+        let mut map = self
+            .shard(key)
+            .lock()
+            .map_err(|_| LimitError("poisoned lock".into()))?;
         map.remove(key);
         Ok(())
     }
@@ -91,7 +97,10 @@ mod tests {
         let denied = limiter.check("a", q, 1).await.expect("check");
         assert!(!denied.allowed);
         assert!(denied.retry_after.is_some());
-        assert!(limiter.check("b", q, 1).await.expect("check").allowed, "keys are independent");
+        assert!(
+            limiter.check("b", q, 1).await.expect("check").allowed,
+            "keys are independent"
+        );
         limiter.reset("a").await.expect("reset");
         assert!(limiter.check("a", q, 1).await.expect("check").allowed);
     }

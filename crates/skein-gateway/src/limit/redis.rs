@@ -39,8 +39,14 @@ impl RedisLimiter {
     /// Connects to Redis; `prefix` namespaces every key.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, LimitError> {
         let client = redis::Client::open(url).map_err(|e| LimitError(e.to_string()))?;
-        let conn = ConnectionManager::new(client).await.map_err(|e| LimitError(e.to_string()))?;
-        Ok(RedisLimiter { conn, prefix: format!("{prefix}rl:"), script: Script::new(GCRA_SCRIPT) })
+        let conn = ConnectionManager::new(client)
+            .await
+            .map_err(|e| LimitError(e.to_string()))?;
+        Ok(RedisLimiter {
+            conn,
+            prefix: format!("{prefix}rl:"),
+            script: Script::new(GCRA_SCRIPT),
+        })
     }
 }
 

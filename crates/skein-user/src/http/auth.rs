@@ -1,0 +1,448 @@
+//! Register, log in, refresh, log out.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use skein_core::auth::{AuthState, Role};
+use skein_core::error::ErrorEnvelope;
+use skein_core::extract::ApiJson;
+use skein_core::i18n::Lang;
+use skein_core::ids::{new_id, now_ms};
+use skein_core::limit::Quota;
+use skein_core::request::ClientIp;
+use skein_core::{ApiError, ApiResult};
+use skein_db::DbError;
+use utoipa::ToSchema;
+
+use super::TokenResponse;
+use crate::model::Profile;
+use crate::tokens::{hash_token, new_refresh_token};
+use crate::{UserService, conflict_or_internal, email_name, store, taken_error, validate};
+
+/// A new account: a username, an email, or both, and a password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// 3–32 letters, digits, `_`, `.`, `-`.
+    pub username: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+    /// 8–128 characters.
+    pub password: String,
+    /// Shown name (defaults to the username or the email's local part).
+    pub display_name: Option<String>,
+    /// Required when the server requires invitations.
+    pub invite_code: Option<String>,
+    /// UI language, `en` or `zh-CN` (defaults from `Accept-Language`).
+    pub language: Option<String>,
+}
+
+/// Credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Username or email.
+    #[serde(alias = "username", alias = "email")]
+    pub login: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A refresh token to exchange.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh.
+    pub refresh_token: String,
+}
+
+/// Which session to end: the bearer token's, or the one a refresh token belongs to.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    /// Ends this token's session (when no access token is sent).
+    pub refresh_token: Option<String>,
+}
+
+/// Create an account. The first account on a fresh server becomes `root`.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created and signed in", body = TokenResponse),
+        (status = 403, description = "Registration is closed", body = ErrorEnvelope),
+        (status = 409, description = "Email or username taken", body = ErrorEnvelope),
+        (status = 422, description = "Invalid field or invite code", body = ErrorEnvelope),
+        (status = 429, description = "Too many attempts from this address", body = ErrorEnvelope),
+    ))]
+pub async fn register(
+    State(svc): State<Arc<UserService>>,
+    ClientIp(ip): ClientIp,
+    lang: Lang,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<(StatusCode, ApiJson<TokenResponse>)> {
+    let username = req
+        .username
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(validate::username)
+        .transpose()?;
+    let email = req
+        .email
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(validate::email)
+        .transpose()?;
+    if username.is_none() && email.is_none() {
+        return Err(ApiError::invalid_field(
+            "username",
+            "Give a username or an email.",
+            "请提供用户名或邮箱。",
+        ));
+    }
+    validate::password(&req.password, "password")?;
+    let display_name = match req.display_name.as_deref() {
+        Some(name) => validate::display_name(name)?,
+        None => username
+            .clone()
+            .or_else(|| email.as_deref().map(email_name))
+            .unwrap_or_default(),
+    };
+    let language = match req.language.as_deref() {
+        Some(l) => validate::language(l)?,
+        None => if lang == Lang::Zh { "zh-CN" } else { "en" }.to_string(),
+    };
+    let invite_code = req
+        .invite_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+
+    // Hash before taking the write lock: argon2 takes tens of milliseconds on purpose.
+    let hash = svc.passwords.hash(req.password).await?;
+    let now = now_ms();
+    let id = new_id();
+    let mut tx = svc.db.begin_write().await?;
+    let (email_taken, username_taken) =
+        store::taken(&mut *tx, email.as_deref(), username.as_deref()).await?;
+    if email_taken || username_taken {
+        return Err(taken_error(email_taken));
+    }
+    let first = store::claim_flag(&mut *tx, "root_claimed", &id, now).await?;
+    let registration = &svc.settings.registration;
+    if !first && !registration.enabled {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "registration_closed",
+            "Registration is closed on this server. Ask an administrator for an account.",
+            "本站已关闭注册，请联系管理员开通账号。",
+        ));
+    }
+    let invite = match invite_code {
+        Some(code) => Some(
+            store::use_invite_code(&mut *tx, code, now)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_invite_code",
+                        "The invite code is unknown, used up, expired or disabled.",
+                        "邀请码无效、已用完、已过期或已停用。",
+                    )
+                    .with_details(serde_json::json!({ "field": "invite_code" }))
+                })?,
+        ),
+        None if registration.invite_required && !first => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invite_code_required",
+                "An invite code is required to register.",
+                "注册需要邀请码。",
+            )
+            .with_details(serde_json::json!({ "field": "invite_code" })));
+        }
+        None => None,
+    };
+    let role = if first { Role::Root } else { Role::User };
+    let new = store::NewUser {
+        id: &id,
+        username: username.as_deref(),
+        email: email.as_deref(),
+        password_hash: &hash,
+        display_name: &display_name,
+        language: &language,
+        role: role.as_str(),
+        invited_by: invite.as_ref().map(|(_, owner)| owner.as_str()),
+        now,
+    };
+    store::insert_user(&mut *tx, &new)
+        .await
+        .map_err(conflict_or_internal)?;
+    if let Some((code_id, inviter)) = &invite {
+        store::insert_invitation(&mut *tx, &id, inviter, code_id, now).await?;
+    }
+    let tokens = svc
+        .open_session(&mut tx, &id, role, &headers, ip, now)
+        .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    if first {
+        tracing::info!(user_id = %id, "first account registered as root");
+    }
+    let user = svc.profile_of(&id).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(TokenResponse {
+            user: Some(user),
+            ..tokens
+        }),
+    ))
+}
+
+/// Sign in with a username or email and a password.
+///
+/// Repeated failures lock the account (and, separately, the client address) for a while;
+/// the answer then is 429 with `Retry-After`.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "Wrong credentials", body = ErrorEnvelope),
+        (status = 403, description = "Account disabled", body = ErrorEnvelope),
+        (status = 429, description = "Too many failed attempts", body = ErrorEnvelope),
+    ))]
+pub async fn login(
+    State(svc): State<Arc<UserService>>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<ApiJson<TokenResponse>> {
+    let limits = &svc.settings.limits;
+    let window = std::time::Duration::from_secs(limits.login_lockout_secs);
+    let account_key = format!("login:acct:{}", req.login.trim().to_lowercase());
+    let ip_key = format!("login:ip:{ip}");
+    let account_quota = Quota {
+        limit: limits.login_failures_per_account,
+        period: window,
+    };
+    let ip_quota = Quota {
+        limit: limits.login_failures_per_ip,
+        period: window,
+    };
+    for (key, quota) in [(&account_key, account_quota), (&ip_key, ip_quota)] {
+        match svc.limiter.check(key, quota, 0).await {
+            Ok(probe) if !probe.allowed => {
+                let wait = probe.retry_after.map(|d| d.as_secs().max(1)).unwrap_or(1);
+                tracing::warn!(client_ip = %ip, "login locked after repeated failures");
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "login_locked",
+                    format!("Too many failed sign-in attempts. Try again in {wait} s."),
+                    format!("登录失败次数过多，请在 {wait} 秒后重试。"),
+                )
+                .with_retry_after(wait));
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "login limiter unavailable"),
+        }
+    }
+
+    let user = if req.login.len() <= 254 {
+        store::user_by_login(svc.db.pool(), &req.login).await?
+    } else {
+        None
+    };
+    let password_ok = svc
+        .passwords
+        .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await?;
+    let Some(user) = user.filter(|_| password_ok) else {
+        for (key, quota) in [(&account_key, account_quota), (&ip_key, ip_quota)] {
+            if let Err(error) = svc.limiter.check(key, quota, 1).await {
+                tracing::warn!(%error, "login limiter unavailable");
+            }
+        }
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "The username/email or password is wrong.",
+            "用户名/邮箱或密码错误。",
+        ));
+    };
+    if user.status != "active" {
+        return Err(account_disabled());
+    }
+    if let Err(error) = svc.limiter.reset(&account_key).await {
+        tracing::warn!(%error, "login limiter unavailable");
+    }
+    let now = now_ms();
+    let role = user.role.parse::<Role>().unwrap_or(Role::User);
+    let mut tx = svc.db.begin_write().await?;
+    store::set_last_login(&mut *tx, &user.id, now).await?;
+    let tokens = svc
+        .open_session(&mut tx, &user.id, role, &headers, ip, now)
+        .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    let mut profile = Profile::from(user);
+    profile.last_login_at = Some(skein_core::ids::ms_to_rfc3339(now));
+    Ok(ApiJson(TokenResponse {
+        user: Some(profile),
+        ..tokens
+    }))
+}
+
+/// Exchange a refresh token for new tokens. Each refresh token works once: presenting a used
+/// one again ends its whole session (it was probably stolen).
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "Invalid, expired, revoked or reused token", body = ErrorEnvelope),
+    ))]
+pub async fn refresh(
+    State(svc): State<Arc<UserService>>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> ApiResult<ApiJson<TokenResponse>> {
+    let token_hash = hash_token(req.refresh_token.trim());
+    let now = now_ms();
+    let mut tx = svc.db.begin_write().await?;
+    let Some(found) = store::refresh_lookup(&mut *tx, &token_hash).await? else {
+        return Err(invalid_refresh());
+    };
+    let reused =
+        found.used_at.is_some() || !store::mark_token_used(&mut *tx, &token_hash, now).await?;
+    if reused {
+        store::revoke_session(&mut *tx, &found.session_id, "refresh_token_reused", now).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        svc.sessions.invalidate(&found.session_id);
+        tracing::warn!(user_id = %found.user_id, session_id = %found.session_id, "refresh token reused; session revoked");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "refresh_token_reused",
+            "This refresh token was already used, so the session has been ended for safety. Sign in again.",
+            "该刷新令牌已被使用过，为安全起见会话已被终止，请重新登录。",
+        ));
+    }
+    if found.revoked_at.is_some() || found.expires_at <= now {
+        return Err(invalid_refresh());
+    }
+    if found.status != "active" {
+        return Err(account_disabled());
+    }
+    let refresh_token = new_refresh_token();
+    store::insert_refresh_token(&mut tx, &hash_token(&refresh_token), &found.session_id, now)
+        .await?;
+    let expires_at = now + svc.settings.auth.refresh_token_ttl_secs * 1000;
+    store::touch_session(&mut *tx, &found.session_id, now, expires_at).await?;
+    tx.commit().await.map_err(DbError::from)?;
+    let role = found.role.parse::<Role>().unwrap_or(Role::User);
+    let access_token = svc.jwt.issue(&found.user_id, &found.session_id, role)?;
+    Ok(ApiJson(TokenResponse {
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: svc.jwt.ttl_secs,
+        user: None,
+    }))
+}
+
+/// End a session: the access token's, or the one the given refresh token belongs to.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = LogoutRequest, content_type = "application/json"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "Neither a valid access token nor a refresh token", body = ErrorEnvelope),
+    ))]
+pub async fn logout(
+    State(svc): State<Arc<UserService>>,
+    auth: Option<axum::Extension<AuthState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let now = now_ms();
+    if let Some(axum::Extension(AuthState::User(user))) = auth {
+        store::revoke_session(svc.db.pool(), &user.session_id, "logout", now).await?;
+        svc.sessions.invalidate(&user.session_id);
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let has_json = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let req: LogoutRequest = if body.is_empty() || !has_json {
+        LogoutRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_json",
+                "The request body is not valid JSON.",
+                "请求体不是合法的 JSON。",
+            )
+            .with_details(serde_json::json!({ "reason": e.to_string() }))
+        })?
+    };
+    let Some(token) = req.refresh_token else {
+        return Err(ApiError::unauthorized());
+    };
+    let Some(found) = store::refresh_lookup(svc.db.pool(), &hash_token(token.trim())).await? else {
+        return Err(invalid_refresh());
+    };
+    store::revoke_session(svc.db.pool(), &found.session_id, "logout", now).await?;
+    svc.sessions.invalidate(&found.session_id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+impl UserService {
+    /// Starts a session inside `tx` and answers its first tokens.
+    pub(crate) async fn open_session(
+        &self,
+        tx: &mut skein_db::sqlx::Transaction<'static, skein_db::sqlx::Any>,
+        user_id: &str,
+        role: Role,
+        headers: &HeaderMap,
+        ip: std::net::IpAddr,
+        now: i64,
+    ) -> ApiResult<TokenResponse> {
+        let session_id = new_id();
+        let refresh_token = new_refresh_token();
+        let user_agent: Option<String> = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect());
+        let ip = ip.to_string();
+        let token_hash = hash_token(&refresh_token);
+        let session = store::NewSession {
+            id: &session_id,
+            user_id,
+            token_hash: &token_hash,
+            expires_at: now + self.settings.auth.refresh_token_ttl_secs * 1000,
+            user_agent: user_agent.as_deref(),
+            ip: &ip,
+            now,
+        };
+        store::insert_session(tx, &session).await?;
+        let access_token = self.jwt.issue(user_id, &session_id, role)?;
+        Ok(TokenResponse {
+            access_token,
+            refresh_token,
+            token_type: "Bearer",
+            expires_in: self.jwt.ttl_secs,
+            user: None,
+        })
+    }
+}
+
+fn invalid_refresh() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
+        "The refresh token is invalid, expired or revoked. Sign in again.",
+        "刷新令牌无效、已过期或已被撤销，请重新登录。",
+    )
+}
+
+pub(crate) fn account_disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "account_disabled",
+        "This account has been disabled. Contact an administrator.",
+        "该账号已被停用，请联系管理员。",
+    )
+}

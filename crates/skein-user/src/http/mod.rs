@@ -1,0 +1,56 @@
+//! The User service's HTTP routes, grouped by who calls them.
+
+mod admin;
+mod auth;
+mod invites;
+mod profile;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::UserService;
+use crate::model::Profile;
+
+/// Tokens answered by register, login and refresh.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Opaque token for `POST /auth/refresh`; rotated on every use.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The signed-in user (register and login only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<Profile>,
+}
+
+pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        // Anyone.
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        // Signed-in users.
+        .routes(routes!(profile::get_profile, profile::update_profile))
+        .routes(routes!(profile::change_password))
+        .routes(routes!(invites::list_own_codes, invites::create_own_code))
+        .routes(routes!(invites::list_invitees))
+        // Admins.
+        .routes(routes!(admin::list_users))
+        .routes(routes!(admin::get_user, admin::update_user))
+        .routes(routes!(admin::reset_user_password))
+        .routes(routes!(
+            invites::admin_list_codes,
+            invites::admin_create_codes
+        ))
+        .routes(routes!(invites::admin_update_code))
+        .with_state(service)
+}

@@ -1,0 +1,145 @@
+//! The signed-in user's own profile and password.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use skein_core::auth::AuthUser;
+use skein_core::error::ErrorEnvelope;
+use skein_core::extract::ApiJson;
+use skein_core::ids::now_ms;
+use skein_core::{ApiError, ApiResult};
+use utoipa::ToSchema;
+
+use crate::model::Profile;
+use crate::{UserService, store, validate};
+
+/// Profile fields to change; omitted fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    /// 1–64 characters.
+    pub display_name: Option<String>,
+    /// An http(s) URL, or `null` to remove the avatar.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub avatar_url: Option<Option<String>>,
+    /// `en` or `zh-CN`.
+    pub language: Option<String>,
+    /// `system`, `light` or `dark`.
+    pub theme: Option<String>,
+}
+
+/// Distinguishes a missing field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A password change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new password, 8–128 characters.
+    pub new_password: String,
+}
+
+/// What a password change did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    /// How many other sessions were signed out.
+    pub revoked_sessions: u64,
+}
+
+/// The signed-in user's profile.
+#[utoipa::path(get, path = "/user/profile", tag = "user", security(("bearer" = [])),
+    responses(
+        (status = 200, body = Profile),
+        (status = 401, body = ErrorEnvelope),
+    ))]
+pub async fn get_profile(
+    State(svc): State<Arc<UserService>>,
+    user: AuthUser,
+) -> ApiResult<ApiJson<Profile>> {
+    Ok(ApiJson(svc.profile_of(&user.user_id).await?))
+}
+
+/// Change the display name, avatar, language or theme.
+#[utoipa::path(patch, path = "/user/profile", tag = "user", security(("bearer" = [])), request_body = ProfileUpdate,
+    responses(
+        (status = 200, body = Profile),
+        (status = 401, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+    ))]
+pub async fn update_profile(
+    State(svc): State<Arc<UserService>>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<ProfileUpdate>,
+) -> ApiResult<ApiJson<Profile>> {
+    let change = store::ProfileChange {
+        display_name: req
+            .display_name
+            .as_deref()
+            .map(validate::display_name)
+            .transpose()?,
+        avatar_url: match req.avatar_url {
+            Some(Some(url)) => Some(Some(validate::avatar_url(&url)?)),
+            Some(None) => Some(None),
+            None => None,
+        },
+        language: req
+            .language
+            .as_deref()
+            .map(validate::language)
+            .transpose()?,
+        theme: req.theme.as_deref().map(validate::theme).transpose()?,
+    };
+    store::update_profile(svc.db.pool(), &user.user_id, &change, now_ms()).await?;
+    Ok(ApiJson(svc.profile_of(&user.user_id).await?))
+}
+
+/// Change the password. Every other session is signed out; this one stays.
+#[utoipa::path(put, path = "/user/password", tag = "user", security(("bearer" = [])), request_body = PasswordChange,
+    responses(
+        (status = 200, body = PasswordChanged),
+        (status = 401, description = "Not signed in", body = ErrorEnvelope),
+        (status = 403, description = "Current password wrong", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+    ))]
+pub async fn change_password(
+    State(svc): State<Arc<UserService>>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> ApiResult<ApiJson<PasswordChanged>> {
+    validate::password(&req.new_password, "new_password")?;
+    let row = store::user_by_id(svc.db.pool(), &user.user_id)
+        .await?
+        .ok_or_else(ApiError::invalid_token)?;
+    if !svc
+        .passwords
+        .verify(req.current_password, Some(row.password_hash))
+        .await?
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "wrong_password",
+            "The current password is wrong.",
+            "当前密码错误。",
+        )
+        .with_details(serde_json::json!({ "field": "current_password" })));
+    }
+    let revoked = svc
+        .replace_password(
+            &user.user_id,
+            &req.new_password,
+            Some(&user.session_id),
+            "password_changed",
+        )
+        .await?;
+    Ok(ApiJson(PasswordChanged {
+        revoked_sessions: revoked,
+    }))
+}

@@ -1,0 +1,161 @@
+//! Rows as stored and the shapes the API answers with.
+
+use serde::Serialize;
+use skein_core::ids::ms_to_rfc3339;
+use utoipa::ToSchema;
+
+/// A `users` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    /// Id.
+    pub id: String,
+    /// Unique, case-insensitive; absent for email-only accounts.
+    pub username: Option<String>,
+    /// Unique, lower-cased; absent for username-only accounts.
+    pub email: Option<String>,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Shown name.
+    pub display_name: String,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// `en` or `zh-CN`.
+    pub language: String,
+    /// `system`, `light` or `dark`.
+    pub theme: String,
+    /// `user`, `admin` or `root`.
+    pub role: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// The inviter, when registered with a code.
+    pub invited_by: Option<String>,
+    /// Created, ms.
+    pub created_at: i64,
+    /// Last changed, ms.
+    pub updated_at: i64,
+    /// Last sign-in, ms.
+    pub last_login_at: Option<i64>,
+}
+
+/// Columns of [`UserRow`], for `SELECT`s.
+pub const USER_COLUMNS: &str = "id, username, email, password_hash, display_name, avatar_url, \
+     language, theme, role, status, invited_by, created_at, updated_at, last_login_at";
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Profile {
+    /// Id.
+    pub id: String,
+    /// Username, if the account has one.
+    pub username: Option<String>,
+    /// Email, if the account has one.
+    pub email: Option<String>,
+    /// Shown name.
+    pub display_name: String,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// UI language: `en` or `zh-CN`.
+    pub language: String,
+    /// UI theme: `system`, `light` or `dark`.
+    pub theme: String,
+    /// `user`, `admin` or `root`.
+    pub role: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// Who invited this user.
+    pub invited_by: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub last_login_at: Option<String>,
+}
+
+impl From<UserRow> for Profile {
+    fn from(row: UserRow) -> Self {
+        Profile {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            display_name: row.display_name,
+            avatar_url: row.avatar_url,
+            language: row.language,
+            theme: row.theme,
+            role: row.role,
+            status: row.status,
+            invited_by: row.invited_by,
+            created_at: ms_to_rfc3339(row.created_at),
+            last_login_at: row.last_login_at.map(ms_to_rfc3339),
+        }
+    }
+}
+
+/// An `invite_codes` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InviteRow {
+    /// Id.
+    pub id: String,
+    /// The code people type.
+    pub code: String,
+    /// Whose invitations it records.
+    pub owner_id: String,
+    /// 1 when an admin made it.
+    pub by_admin: i64,
+    /// Uses allowed; 0 = unlimited.
+    pub max_uses: i64,
+    /// Uses so far.
+    pub used_count: i64,
+    /// Expiry, ms.
+    pub expires_at: Option<i64>,
+    /// 1 when disabled.
+    pub disabled: i64,
+    /// Admin's note.
+    pub note: Option<String>,
+    /// Created, ms.
+    pub created_at: i64,
+}
+
+/// Columns of [`InviteRow`].
+pub const INVITE_COLUMNS: &str =
+    "id, code, owner_id, by_admin, max_uses, used_count, expires_at, disabled, note, created_at";
+
+/// An invite code as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InviteCode {
+    /// Id.
+    pub id: String,
+    /// The code to share.
+    pub code: String,
+    /// Whose invitations it records.
+    pub owner_id: String,
+    /// Uses allowed; 0 = unlimited.
+    pub max_uses: i64,
+    /// Uses so far.
+    pub used_count: i64,
+    /// RFC 3339, if it expires.
+    pub expires_at: Option<String>,
+    /// Disabled codes cannot be used.
+    pub disabled: bool,
+    /// Whether an admin made it.
+    pub by_admin: bool,
+    /// Admin's note.
+    pub note: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<InviteRow> for InviteCode {
+    fn from(row: InviteRow) -> Self {
+        InviteCode {
+            id: row.id,
+            code: row.code,
+            owner_id: row.owner_id,
+            max_uses: row.max_uses,
+            used_count: row.used_count,
+            expires_at: row.expires_at.map(ms_to_rfc3339),
+            disabled: row.disabled != 0,
+            by_admin: row.by_admin != 0,
+            note: row.note,
+            created_at: ms_to_rfc3339(row.created_at),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Composition of Skein: configuration in, a running HTTP server out.
+//!
+//! `main.rs` is only the command line; everything a test or an embedder needs to start the
+//! real server (build the services, wrap them in the gateway, serve until told to stop)
+//! lives here, so the test harness runs exactly what users run.
+
+pub mod openapi;
+pub mod services;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use skein_core::auth::JwtKeys;
+use skein_core::config::Config;
+use skein_core::limit::RateLimiter;
+use skein_db::Db;
+use skein_gateway::limit::memory::MemoryLimiter;
+use skein_gateway::limit::redis::RedisLimiter;
+use skein_gateway::{Gateway, Probe, ProbeFn};
+use skein_user::{UserService, UserSettings};
+use tokio::net::TcpListener;
+
+pub use services::ServiceSet;
+
+/// Every service's migrations, in the order they are applied.
+pub fn all_migrations() -> Vec<&'static skein_db::ServiceMigrations> {
+    vec![&skein_user::MIGRATIONS]
+}
+
+/// A built Skein: the router to serve and the handles to shut down cleanly.
+pub struct Skein {
+    /// Every route, wrapped in the gateway.
+    pub router: Router,
+    /// The database pool (closed on shutdown).
+    pub db: Db,
+    /// The User service, for the CLI's admin commands.
+    pub users: Arc<UserService>,
+    /// The configuration in effect.
+    pub config: Config,
+}
+
+/// Connects to the database and applies pending migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let db = Db::connect(&config.database_url(), config.database.max_connections)
+        .await
+        .context("cannot open the database")?;
+    db.migrate(&all_migrations())
+        .await
+        .context("cannot migrate the database")?;
+    Ok(db)
+}
+
+/// Builds the services named in `services` over `config`.
+pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skein> {
+    let db = open_database(&config).await?;
+    let secret = jwt_secret(&config)?;
+    let jwt = JwtKeys::new(secret.as_bytes(), config.auth.access_token_ttl_secs);
+    let limiter: Arc<dyn RateLimiter> = match &config.redis.url {
+        Some(url) => Arc::new(
+            RedisLimiter::connect(url, &config.redis.key_prefix)
+                .await
+                .context("cannot connect to Redis")?,
+        ),
+        None => Arc::new(MemoryLimiter::new()),
+    };
+    let settings = UserSettings {
+        auth: config.auth.clone(),
+        registration: config.registration.clone(),
+        limits: config.limits.clone(),
+    };
+    let users = Arc::new(UserService::new(
+        db.clone(),
+        jwt.clone(),
+        settings,
+        limiter.clone(),
+    )?);
+
+    let (api, openapi) = openapi::api_router(services, users.clone());
+    let probe_db = db.clone();
+    let database_probe: Arc<dyn Probe> = Arc::new(ProbeFn::new("database", move || {
+        let db = probe_db.clone();
+        Box::pin(async move { db.ping().await.map_err(|e| e.to_string()) })
+    }));
+    let gateway = Arc::new(Gateway {
+        server: config.server.clone(),
+        limits: config.limits.clone(),
+        jwt,
+        sessions: users.clone(),
+        limiter,
+        probes: vec![database_probe],
+    });
+    let openapi = Arc::new(openapi);
+    let services = api
+        .route(
+            "/api/openapi.json",
+            get(move || openapi_json(openapi.clone())),
+        )
+        .route("/api/docs", get(openapi::docs_page))
+        .route("/", get(root_page));
+    let router = gateway.wrap(services);
+    Ok(Skein {
+        router,
+        db,
+        users,
+        config,
+    })
+}
+
+async fn openapi_json(doc: Arc<utoipa::openapi::OpenApi>) -> impl IntoResponse {
+    axum::Json(doc.as_ref().clone())
+}
+
+async fn root_page() -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "name": "Skein",
+        "version": env!("CARGO_PKG_VERSION"),
+        "api_docs": "/api/docs",
+        "health": "/readyz",
+    }))
+}
+
+/// Serves `skein` on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// for up to `server.shutdown_grace_secs` and closes the database.
+pub async fn serve(
+    listener: TcpListener,
+    skein: Skein,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(skein.config.server.shutdown_grace_secs);
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let make_service = skein
+        .router
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, make_service).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stopping_tx.send(true);
+    });
+    let deadline = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("server failed")?,
+        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; dropping unfinished requests"),
+    }
+    skein.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (Kubernetes, systemd).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// The JWT secret: configured, or read from (and on first start written to)
+/// `data_dir/jwt_secret`, readable by the owner only.
+fn jwt_secret(config: &Config) -> anyhow::Result<String> {
+    if let Some(secret) = &config.auth.jwt_secret {
+        return Ok(secret.expose().to_string());
+    }
+    let path = config.data_dir.join("jwt_secret");
+    if path.exists() {
+        let secret = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let secret = secret.trim().to_string();
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "{} is shorter than 32 characters",
+            path.display()
+        );
+        return Ok(secret);
+    }
+    let secret = random_secret();
+    write_private(&path, &secret)?;
+    tracing::info!(path = %path.display(), "generated a new JWT secret");
+    Ok(secret)
+}
+
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(contents.len() >= 32, "could not generate a secret");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
