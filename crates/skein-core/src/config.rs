@@ -260,8 +260,18 @@ const SHORT_ENV: &[(&str, &str)] = &[
     ("jwt_secret", "auth.jwt_secret"),
 ];
 
-/// Variables that belong to the CLI, not to the configuration.
-const CLI_ENV: &[&str] = &["config", "services"];
+/// Sections reachable as `SKEIN_SECTION__KEY`. Other `SKEIN_*` variables (the CLI's
+/// `SKEIN_CONFIG` and `SKEIN_SERVICES`, the test harness's) are not configuration and are
+/// left alone, while a typo inside a section is still reported.
+const SECTIONS: &[&str] = &[
+    "server",
+    "database",
+    "redis",
+    "auth",
+    "registration",
+    "limits",
+    "log",
+];
 
 impl Config {
     /// Loads defaults, then `file` (when it exists; `None` tries `./skein.toml`), then the
@@ -390,7 +400,12 @@ fn render_table(out: &mut String, prefix: &str, value: &serde_json::Value) {
 
 fn env_provider() -> Env {
     Env::prefixed("SKEIN_")
-        .filter(|key| !CLI_ENV.contains(&key.as_str()))
+        .filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            let section = key.split("__").next().unwrap_or("");
+            SHORT_ENV.iter().any(|(short, _)| *short == key)
+                || (key.contains("__") && SECTIONS.contains(&section))
+        })
         .map(|key| {
             let lower = key.as_str().to_ascii_lowercase();
             match SHORT_ENV.iter().find(|(short, _)| *short == lower) {

@@ -1,1 +1,398 @@
+//! The test harness: [`TestApp`] starts the real Skein server on an ephemeral port over a fresh
+//! SQLite file or a fresh PostgreSQL database, and tests act on it only through HTTP, as
+//! people and programs do.
+//!
+//! PostgreSQL is reached at `SKEIN_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each test gets its own database, dropped
+//! when the test ends. Redis, where a test asks for it, is `SKEIN_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Once;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use skein::ServiceSet;
+use skein_core::config::Config;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A new PostgreSQL database.
+    Postgres,
+}
+
+/// Runs the same test body against SQLite and PostgreSQL:
+///
+/// ```ignore
+/// both_backends! {
+///     async fn profile_round_trip(app) { /* use app: TestApp */ }
+/// }
+/// ```
+/// makes `profile_round_trip::sqlite` and `profile_round_trip::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let $app = $crate::TestApp::spawn($crate::Backend::Sqlite).await;
+                    $body
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let $app = $crate::TestApp::spawn($crate::Backend::Postgres).await;
+                    $body
+                }
+            }
+        )*
+    };
+}
+
+/// An answer from the server.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body as JSON (`Null` when empty or not JSON).
+    pub json: Value,
+    /// Body as text.
+    pub text: String,
+}
+
+impl Resp {
+    /// The envelope's `error.code`.
+    pub fn error_code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A signed-in account a test acts as.
+#[derive(Debug, Clone)]
+pub struct Persona {
+    /// User id.
+    pub id: String,
+    /// Username used to sign in.
+    pub login: String,
+    /// Password.
+    pub password: String,
+    /// Current access token.
+    pub access: String,
+    /// Current refresh token.
+    pub refresh: String,
+}
+
+/// A running Skein server over a fresh database.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The backend in use.
+    pub backend: Backend,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    /// The configuration the server runs with (database url and data dir included), so a
+    /// second server can share them.
+    pub config: Config,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+    pg_database: Option<String>,
+}
+
+/// A password every persona uses unless a test says otherwise.
+pub const PASSWORD: &str = "correct horse battery";
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            skein::telemetry::init(&skein_core::config::LogConfig::default());
+        }
+    });
+}
+
+/// The PostgreSQL server tests use.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SKEIN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The Redis server tests use.
+pub fn redis_url() -> String {
+    std::env::var("SKEIN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+impl TestApp {
+    /// Starts a server with the test defaults (limits high enough not to get in the way).
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts a server after `configure` adjusts the configuration.
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+        init_logs();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.server.listen = "127.0.0.1:0".into();
+        config.database.max_connections = 5;
+        config.limits.auth_per_ip_per_minute = 100_000;
+        config.limits.api_per_user_per_minute = 100_000;
+        config.limits.api_per_ip_per_minute = 100_000;
+        config.limits.login_failures_per_ip = 100_000;
+        let pg_database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let (url, name) = create_pg_database().await;
+                config.database.url = Some(url);
+                Some(name)
+            }
+        };
+        configure(&mut config);
+        Self::start(backend, config, Some(dir), pg_database).await
+    }
+
+    /// Starts another server on the same database, data directory and Redis as `self`
+    /// (two instances of one deployment).
+    pub async fn sibling(&self) -> TestApp {
+        Self::start(self.backend, self.config.clone(), None, None).await
+    }
+
+    async fn start(
+        backend: Backend,
+        config: Config,
+        dir: Option<tempfile::TempDir>,
+        pg_database: Option<String>,
+    ) -> TestApp {
+        let skein = skein::build(config.clone(), &ServiceSet::all())
+            .await
+            .expect("build skein");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(skein::serve(listener, skein, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            backend,
+            client: reqwest::Client::new(),
+            config,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+            pg_database,
+        }
+    }
+
+    /// Signals shutdown (as SIGTERM would) and answers the server task to await.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<anyhow::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.take().expect("server already stopped")
+    }
+
+    /// A full URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request, optionally with a bearer token and a JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Self::read(req.send().await.expect("send")).await
+    }
+
+    /// Sends a prepared request.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        Self::read(req.send().await.expect("send")).await
+    }
+
+    async fn read(res: reqwest::Response) -> Resp {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            json,
+            text,
+        }
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// PATCH with a JSON body.
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+
+    /// PUT with a JSON body.
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::PUT, path, token, Some(body)).await
+    }
+
+    /// Registers `username` (email `username@example.com`) and answers the signed-in persona.
+    pub async fn register(&self, username: &str) -> Persona {
+        let r = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({ "username": username, "email": format!("{username}@example.com"), "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "register {username}: {}",
+            r.text
+        );
+        persona(&r.json, username, PASSWORD)
+    }
+
+    /// Signs in and answers a fresh persona (a new session).
+    pub async fn login(&self, login: &str, password: &str) -> Persona {
+        let r = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({ "login": login, "password": password }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "login {login}: {}", r.text);
+        persona(&r.json, login, password)
+    }
+
+    /// The first account: root.
+    pub async fn root(&self) -> Persona {
+        let root = self.register("root").await;
+        let me = self.get("/api/v1/user/profile", Some(&root.access)).await;
+        assert_eq!(
+            me.json["role"], "root",
+            "the first account should be root: {}",
+            me.text
+        );
+        root
+    }
+
+    /// A root and an admin made by that root: `(root, admin)`.
+    pub async fn root_and_admin(&self) -> (Persona, Persona) {
+        let root = self.root().await;
+        let admin = self.register("admin").await;
+        let r = self
+            .patch(
+                &format!("/api/v1/admin/users/{}", admin.id),
+                Some(&root.access),
+                json!({ "role": "admin" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "promote admin: {}", r.text);
+        (root, admin)
+    }
+}
+
+fn persona(json: &Value, login: &str, password: &str) -> Persona {
+    Persona {
+        id: json["user"]["id"].as_str().expect("user id").to_string(),
+        login: login.to_string(),
+        password: password.to_string(),
+        access: json["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string(),
+        refresh: json["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_string(),
+    }
+}
+
+async fn create_pg_database() -> (String, String) {
+    use skein_db::sqlx::{Connection, Executor, PgConnection};
+    let admin = postgres_admin_url();
+    let name = format!("skein_test_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is required for these tests ({admin}): {e}"));
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database");
+    conn.close().await.ok();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    (format!("{base}/{name}"), name)
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        if let Some(name) = self.pg_database.take() {
+            // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
+            let admin = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async move {
+                        use skein_db::sqlx::{Connection, Executor, PgConnection};
+                        if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                            let _ = conn
+                                .execute(
+                                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                                )
+                                .await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}

@@ -216,9 +216,19 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<ApiJson<TokenResponse>> {
+    let user = if req.login.len() <= 254 {
+        store::user_by_login(svc.db.pool(), &req.login).await?
+    } else {
+        None
+    };
+    // Failures count per account (by id, so its username and email share one budget) and,
+    // separately, per client address (password spraying across many accounts).
     let limits = &svc.settings.limits;
     let window = std::time::Duration::from_secs(limits.login_lockout_secs);
-    let account_key = format!("login:acct:{}", req.login.trim().to_lowercase());
+    let account_key = match &user {
+        Some(user) => format!("login:user:{}", user.id),
+        None => format!("login:unknown:{}", req.login.trim().to_lowercase()),
+    };
     let ip_key = format!("login:ip:{ip}");
     let account_quota = Quota {
         limit: limits.login_failures_per_account,
@@ -246,11 +256,6 @@ pub async fn login(
         }
     }
 
-    let user = if req.login.len() <= 254 {
-        store::user_by_login(svc.db.pool(), &req.login).await?
-    } else {
-        None
-    };
     let password_ok = svc
         .passwords
         .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))

@@ -1,0 +1,239 @@
+//! The `skein` command itself: config check, migrate, admin commands, and a real `serve`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+fn skein(data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skein"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SKEIN_DATA_DIR", data_dir)
+        .current_dir(data_dir);
+    cmd
+}
+
+#[test]
+fn config_check_masks_secrets_and_rejects_nonsense() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = skein(dir.path())
+        .env(
+            "SKEIN_JWT_SECRET",
+            "a-very-long-secret-that-must-not-be-printed",
+        )
+        .env(
+            "SKEIN_DATABASE_URL",
+            "postgres://skein:hunter2@db.internal/skein",
+        )
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stdout.contains("a-very-long-secret") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("postgres://skein:****@db.internal/skein"));
+    assert!(stdout.contains("listen = \"0.0.0.0:3000\""));
+
+    let bad = skein(dir.path())
+        .env("SKEIN_LISTEN", "nowhere")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("server.listen"));
+
+    std::fs::write(
+        dir.path().join("skein.toml"),
+        "[limits]\napi_per_user_per_minte = 5\n",
+    )
+    .unwrap();
+    let typo = skein(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("api_per_user_per_minte"));
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = skein(dir.path()).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["serve", "migrate", "admin", "config", "SKEIN_"] {
+        assert!(text.contains(word), "--help lacks {word}: {text}");
+    }
+    let admin = skein(dir.path())
+        .args(["admin", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&admin.stdout);
+    for word in ["create-user", "set-role", "reset-password"] {
+        assert!(text.contains(word), "admin --help lacks {word}");
+    }
+}
+
+#[test]
+fn migrate_is_idempotent_and_admin_commands_manage_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = skein(dir.path()).arg("migrate").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(dir.path().join("data").exists() || dir.path().join("skein.db").exists());
+
+    let mut child = skein(dir.path())
+        .args([
+            "admin",
+            "create-user",
+            "--username",
+            "boss",
+            "--role",
+            "root",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"boss password 1\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("role root"));
+
+    let dup = skein(dir.path())
+        .args(["admin", "create-user", "--username", "boss"])
+        .output()
+        .unwrap();
+    assert!(!dup.status.success(), "a taken username was created twice");
+
+    let out = skein(dir.path())
+        .args(["admin", "create-user", "--email", "ops@example.com"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = text
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("a generated password is shown once")
+        .to_string();
+
+    assert!(
+        skein(dir.path())
+            .args(["admin", "set-role", "ops@example.com", "admin"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        !skein(dir.path())
+            .args(["admin", "set-role", "nobody", "admin"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reset = skein(dir.path())
+        .args(["admin", "reset-password", "boss"])
+        .output()
+        .unwrap();
+    assert!(reset.status.success());
+    let boss_password = String::from_utf8_lossy(&reset.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_string();
+
+    // Start the real binary on that data directory and sign in as both accounts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = KillOnDrop(
+        skein(dir.path())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut ready = false;
+        for _ in 0..100 {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ready, "skein serve never became ready");
+        let login = |login: &'static str, password: String| {
+            let client = client.clone();
+            let base = base.clone();
+            async move {
+                let r = client
+                    .post(format!("{base}/api/v1/auth/login"))
+                    .json(&json!({"login": login, "password": password}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                (status, body)
+            }
+        };
+        let (status, body) = login("boss", boss_password.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["user"]["role"], "root");
+        let (status, body) = login("ops@example.com", generated.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["user"]["role"], "admin");
+        // The CLI-made root means a web registration now is an ordinary user.
+        let r = client
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&json!({"username": "web", "password": "web password 1"}))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["user"]["role"], "user");
+    });
+}
+
+/// Stops the spawned server even when an assertion fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}

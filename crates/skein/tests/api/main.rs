@@ -1,0 +1,13 @@
+//! The HTTP integration suite: every test starts the real server (`skein_testkit::TestApp`)
+//! and acts through HTTP only. Tests in `both_backends!` run on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod admin;
+mod auth;
+mod cli;
+mod gateway;
+mod invites;
+mod limits;
+mod profile;
+mod tokens;
