@@ -237,3 +237,37 @@ impl Drop for KillOnDrop {
         self.0.wait().ok();
     }
 }
+
+#[test]
+fn the_example_configuration_is_valid_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../skein.example.toml");
+    let out = skein(dir.path())
+        .args(["--config", example, "config", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every key the server prints is documented in the example.
+    let example_text = std::fs::read_to_string(example).unwrap();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let key = line
+            .split(" = ")
+            .next()
+            .unwrap()
+            .trim_start_matches("# ")
+            .split(' ')
+            .next()
+            .unwrap();
+        if key.is_empty() || key.starts_with('[') {
+            continue;
+        }
+        assert!(
+            example_text.contains(&format!("{key} =")),
+            "{key} is not documented in skein.example.toml"
+        );
+    }
+}
