@@ -54,6 +54,7 @@ impl Drop for Server {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let binary = args.skein.clone().unwrap_or_else(default_binary);
+    let binary = std::fs::canonicalize(&binary).unwrap_or(binary);
     anyhow::ensure!(
         binary.exists(),
         "{} not found: run `cargo build --release -p skein` first",
@@ -229,33 +230,46 @@ async fn fixed_rate(
         (rate as usize) * duration.as_secs() as usize,
     )));
     let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let start = Instant::now();
     let total = u64::from(rate) * duration.as_secs();
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let scheduled = start + interval.mul_f64(i as f64);
-        let now = Instant::now();
-        if scheduled > now {
-            tokio::time::sleep_until(scheduled.into()).await;
-        }
-        let client = client.clone();
-        let url = url.to_string();
-        let token = token.to_string();
-        let latencies = latencies.clone();
-        let errors = errors.clone();
-        tasks.push(tokio::spawn(async move {
-            let ok = match client.get(&url).bearer_auth(&token).send().await {
-                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            if ok {
-                latencies.lock().await.push(scheduled.elapsed());
-            } else {
-                errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Pace from an OS thread: tokio's timer has millisecond resolution, which would add up
+    // to a millisecond of false latency to requests scheduled between ticks.
+    let handle = tokio::runtime::Handle::current();
+    let (client, url, token) = (client.clone(), url.to_string(), token.to_string());
+    let (latencies_in, errors_in) = (latencies.clone(), errors.clone());
+    let start = Instant::now();
+    let pacer = std::thread::spawn(move || {
+        let mut tasks = Vec::with_capacity(total as usize);
+        for i in 0..total {
+            let scheduled = start + interval.mul_f64(i as f64);
+            let now = Instant::now();
+            if scheduled > now {
+                std::thread::sleep(scheduled - now);
             }
-        }));
-    }
+            let client = client.clone();
+            let url = url.clone();
+            let token = token.clone();
+            let latencies = latencies_in.clone();
+            let errors = errors_in.clone();
+            tasks.push(handle.spawn(async move {
+                let ok = match client.get(&url).bearer_auth(&token).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    latencies.lock().await.push(scheduled.elapsed());
+                } else {
+                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }));
+        }
+        tasks
+    });
+    let tasks = tokio::task::spawn_blocking(move || pacer.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     for task in tasks {
         let _ = task.await;
     }
