@@ -23,3 +23,118 @@ pub trait SessionDirectory: Send + Sync {
     /// The session's state, or `None` if no such session exists.
     async fn session(&self, session_id: &str) -> Result<Option<SessionInfo>, ApiError>;
 }
+
+/// Things that happen to accounts which other services act on (Billing grants quota on
+/// registration). The User service calls every registered observer after the account is
+/// committed; an observer's failure is logged, never undoes the registration.
+#[async_trait]
+pub trait AccountEvents: Send + Sync {
+    /// A user registered, possibly invited by `inviter_id`.
+    async fn user_registered(
+        &self,
+        user_id: &str,
+        inviter_id: Option<&str>,
+    ) -> Result<(), ApiError>;
+}
+
+/// A hold on quota before billable work starts.
+#[derive(Debug, Clone)]
+pub struct ReserveRequest {
+    /// Whose balance pays.
+    pub user_id: String,
+    /// The API key used, with its own quota limit (`None` = unlimited); both are checked.
+    pub key: Option<KeyLimit>,
+    /// The most the work can cost, in quota units (> 0).
+    pub amount: i64,
+    /// What the hold is for (a request id), kept with the reservation.
+    pub reference: String,
+}
+
+/// An API key's own quota limit.
+#[derive(Debug, Clone)]
+pub struct KeyLimit {
+    /// The key's id.
+    pub key_id: String,
+    /// Quota the key may spend in all; `None` for unlimited.
+    pub limit: Option<i64>,
+}
+
+/// A granted hold.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Reservation {
+    /// Pass to `settle` or `release`.
+    pub id: String,
+    /// Quota held.
+    pub amount: i64,
+    /// RFC 3339; an unsettled hold is released after this.
+    pub expires_at: String,
+}
+
+/// What billable work actually used, recorded with the charge.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct Usage {
+    /// Exact cost in quota units (>= 0).
+    pub cost: i64,
+    /// Model name as the client asked for it.
+    #[serde(default)]
+    pub model: String,
+    /// Upstream channel that served it.
+    pub channel_id: Option<String>,
+    /// Prompt tokens.
+    #[serde(default)]
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    #[serde(default)]
+    pub completion_tokens: i64,
+    /// Prompt tokens served from cache.
+    #[serde(default)]
+    pub cached_tokens: i64,
+    /// Whole request duration, ms.
+    #[serde(default)]
+    pub duration_ms: i64,
+    /// Time to first token, ms (streams).
+    pub ttft_ms: Option<i64>,
+    /// Whether the answer was streamed.
+    #[serde(default)]
+    pub stream: bool,
+    /// `ok`, `partial` (stream cut), `error`.
+    #[serde(default)]
+    pub status: String,
+    /// The client request id.
+    #[serde(default)]
+    pub request_id: String,
+    /// The chat conversation, when the work came from Chat.
+    pub conversation_id: Option<String>,
+}
+
+/// The result of a settle.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Settlement {
+    /// The reservation settled.
+    pub reservation_id: String,
+    /// Quota charged (the actual cost).
+    pub charged: i64,
+    /// Balance after the charge.
+    pub balance_after: i64,
+}
+
+/// Reserve before billable work, settle after with the exact cost, release if nothing was
+/// delivered. Implemented by the Billing service.
+#[async_trait]
+pub trait BillingApi: Send + Sync {
+    /// Holds `amount` against the user's balance (and the key's limit); refuses with
+    /// `insufficient_quota` when either cannot cover it.
+    async fn reserve(&self, request: ReserveRequest) -> Result<Reservation, ApiError>;
+    /// Charges exactly `usage.cost` and frees the rest of the hold. Settling the same
+    /// reservation again answers the first settlement and charges nothing more.
+    async fn settle(&self, reservation_id: &str, usage: Usage) -> Result<Settlement, ApiError>;
+    /// Frees the whole hold (nothing was delivered). Idempotent.
+    async fn release(&self, reservation_id: &str) -> Result<(), ApiError>;
+}
+
+/// Who exists (owned by the User service); lets other services refuse unknown user ids.
+#[async_trait]
+pub trait UserDirectory: Send + Sync {
+    /// Whether a user with this id exists.
+    async fn user_exists(&self, user_id: &str) -> Result<bool, ApiError>;
+}

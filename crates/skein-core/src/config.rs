@@ -32,8 +32,47 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// Rate limits and login protection.
     pub limits: LimitsConfig,
+    /// Quota, grants and reservations.
+    pub billing: BillingConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// Quota, grants and reservations. Amounts are integer quota units.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    /// Quota units per US dollar (one-api's 500,000).
+    pub quota_per_usd: i64,
+    /// Yuan per US dollar, for showing prices in CNY (display only; never stored).
+    pub cny_per_usd: f64,
+    /// Quota every new account starts with.
+    pub signup_grant: i64,
+    /// Quota the inviter receives when someone registers with their code.
+    pub invite_reward_inviter: i64,
+    /// Quota the invitee receives on top of the signup grant.
+    pub invite_reward_invitee: i64,
+    /// How far below zero holds may take a balance (0 = never).
+    pub overdraft: i64,
+    /// An unsettled reservation is released after this long (a crashed caller).
+    pub reservation_ttl_secs: i64,
+    /// Bearer token for `/internal/billing/*` (other Skein processes); empty disables them.
+    pub internal_token: Option<Secret>,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            quota_per_usd: 500_000,
+            cny_per_usd: 7.2,
+            signup_grant: 0,
+            invite_reward_inviter: 0,
+            invite_reward_invitee: 0,
+            overdraft: 0,
+            reservation_ttl_secs: 900,
+            internal_token: None,
+        }
+    }
 }
 
 /// The HTTP server.
@@ -156,6 +195,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             registration: RegistrationConfig::default(),
             limits: LimitsConfig::default(),
+            billing: BillingConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -270,6 +310,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "registration",
     "limits",
+    "billing",
     "log",
 ];
 
@@ -332,6 +373,28 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections must be at least 1");
+        }
+        let b = &self.billing;
+        if b.quota_per_usd <= 0 || b.cny_per_usd <= 0.0 || b.reservation_ttl_secs < 1 {
+            return bad(
+                "billing.quota_per_usd and cny_per_usd must be positive; reservation_ttl_secs at least 1",
+            );
+        }
+        if [
+            b.signup_grant,
+            b.invite_reward_inviter,
+            b.invite_reward_invitee,
+            b.overdraft,
+        ]
+        .iter()
+        .any(|v| *v < 0)
+        {
+            return bad("billing grants and overdraft cannot be negative");
+        }
+        if let Some(token) = &b.internal_token
+            && token.expose().len() < 32
+        {
+            return bad("billing.internal_token must be at least 32 characters");
         }
         let l = &self.limits;
         if [
@@ -488,6 +551,26 @@ mod tests {
             assert!(err.contains("lisen"), "typo not reported: {err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn every_section_is_reachable_from_the_environment() {
+        let value = serde_json::to_value(Config::default()).unwrap_or_default();
+        let sections: Vec<&String> = value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| v.is_object())
+            .map(|(k, _)| k)
+            .collect();
+        assert!(!sections.is_empty());
+        for section in sections {
+            assert!(
+                SECTIONS.contains(&section.as_str()),
+                "SKEIN_{}__* would be ignored",
+                section.to_uppercase()
+            );
+        }
     }
 
     #[test]

@@ -58,6 +58,30 @@ macro_rules! both_backends {
     };
 }
 
+/// Like [`both_backends!`], but binds only the [`Backend`], for tests that configure their
+/// own server: `on_both_backends! { async fn name(backend) { ... } }`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($backend:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let $backend = $crate::Backend::Sqlite;
+                    $body
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let $backend = $crate::Backend::Postgres;
+                    $body
+                }
+            }
+        )*
+    };
+}
+
 /// An answer from the server.
 #[derive(Debug)]
 pub struct Resp {

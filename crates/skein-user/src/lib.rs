@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::sync::Cache;
-use skein_core::api::{SessionDirectory, SessionInfo};
+use skein_core::api::{AccountEvents, SessionDirectory, SessionInfo, UserDirectory};
 use skein_core::auth::{JwtKeys, Role};
 use skein_core::config::{AuthConfig, LimitsConfig, RegistrationConfig};
 use skein_core::ids::{new_id, now_ms};
@@ -58,6 +58,8 @@ pub struct UserService {
     /// Sessions the gateway asked about recently; entries live `auth.session_cache_secs` and
     /// are dropped at once when this process revokes a session or changes a user.
     sessions: Cache<String, SessionRow>,
+    /// Told about new accounts after they commit (Billing's grants).
+    observers: std::sync::RwLock<Vec<Arc<dyn AccountEvents>>>,
 }
 
 impl UserService {
@@ -84,7 +86,26 @@ impl UserService {
             settings,
             limiter,
             sessions,
+            observers: Default::default(),
         })
+    }
+
+    /// Registers an observer of account events (composition time).
+    pub fn observe(&self, observer: Arc<dyn AccountEvents>) {
+        if let Ok(mut observers) = self.observers.write() {
+            observers.push(observer);
+        }
+    }
+
+    /// Tells every observer that an account was created. Failures are logged: the account
+    /// stands either way, and observers make their own effects idempotent.
+    pub(crate) async fn announce_registration(&self, user_id: &str, inviter_id: Option<&str>) {
+        let observers = self.observers.read().map(|o| o.clone()).unwrap_or_default();
+        for observer in observers {
+            if let Err(error) = observer.user_registered(user_id, inviter_id).await {
+                tracing::error!(%user_id, %error, "account observer failed");
+            }
+        }
     }
 
     /// The service's routes, relative to `/api/v1`.
@@ -142,6 +163,7 @@ impl UserService {
             .await
             .map_err(conflict_or_internal)?;
         tx.commit().await.map_err(skein_db::DbError::from)?;
+        self.announce_registration(&id, None).await;
         self.profile_of(&id).await
     }
 
@@ -235,6 +257,16 @@ impl SessionDirectory for UserService {
             role,
             active,
         }))
+    }
+}
+
+#[async_trait]
+impl UserDirectory for UserService {
+    async fn user_exists(&self, user_id: &str) -> Result<bool, ApiError> {
+        if !skein_core::ids::looks_like_id(user_id) {
+            return Ok(false);
+        }
+        Ok(store::user_by_id(self.db.pool(), user_id).await?.is_some())
     }
 }
 

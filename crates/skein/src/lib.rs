@@ -18,6 +18,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use skein_billing::BillingService;
 use skein_core::auth::JwtKeys;
 use skein_core::config::Config;
 use skein_core::limit::RateLimiter;
@@ -32,7 +33,7 @@ pub use services::ServiceSet;
 
 /// Every service's migrations, in the order they are applied.
 pub fn all_migrations() -> Vec<&'static skein_db::ServiceMigrations> {
-    vec![&skein_user::MIGRATIONS]
+    vec![&skein_user::MIGRATIONS, &skein_billing::MIGRATIONS]
 }
 
 /// A built Skein: the router to serve and the handles to shut down cleanly.
@@ -43,6 +44,8 @@ pub struct Skein {
     pub db: Db,
     /// The User service, for the CLI's admin commands.
     pub users: Arc<UserService>,
+    /// The Billing service, for `skein billing verify` and in-process callers.
+    pub billing: Arc<BillingService>,
     /// The configuration in effect.
     pub config: Config,
 }
@@ -84,8 +87,17 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         settings,
         limiter.clone(),
     )?);
+    let billing = BillingService::start(db.clone(), config.billing.clone(), users.clone());
+    if services.contains("billing") {
+        users.observe(billing.clone());
+    }
 
-    let (api, openapi) = openapi::api_router(services, users.clone());
+    let (mut api, openapi) = openapi::api_router(services, users.clone(), billing.clone());
+    if services.contains("billing")
+        && let Some(internal) = billing.clone().internal_routes()
+    {
+        api = api.merge(internal);
+    }
     let probe_db = db.clone();
     let database_probe: Arc<dyn Probe> = Arc::new(ProbeFn::new("database", move || {
         let db = probe_db.clone();
@@ -112,6 +124,7 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         router,
         db,
         users,
+        billing,
         config,
     })
 }

@@ -42,6 +42,15 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Billing maintenance.
+    #[command(subcommand)]
+    Billing(BillingCommand),
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// Check every balance against the ledger and the open reservations; exits 1 on any drift.
+    Verify,
 }
 
 #[derive(Args)]
@@ -167,6 +176,24 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(command) => admin(config, command).await,
+        Command::Billing(BillingCommand::Verify) => {
+            let skein = skein::build(config, &ServiceSet::all()).await?;
+            let drift = skein
+                .billing
+                .verify()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            skein.db.close().await;
+            if drift.is_empty() {
+                println!("ledger verified: every balance equals the sum of its entries");
+                Ok(())
+            } else {
+                for d in &drift {
+                    println!("DRIFT user {}: {}", d.user_id, d.problem);
+                }
+                anyhow::bail!("{} problem(s) found", drift.len())
+            }
+        }
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.to_masked_toml());
             if config

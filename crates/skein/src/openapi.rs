@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::response::Html;
+use skein_billing::BillingService;
 use skein_core::error::{ErrorBody, ErrorEnvelope};
 use skein_user::UserService;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -27,6 +28,8 @@ use crate::ServiceSet;
         (name = "user", description = "The signed-in user's profile"),
         (name = "invites", description = "Invite codes"),
         (name = "admin", description = "Administration (admin and root)"),
+        (name = "billing", description = "The signed-in user's quota, ledger, usage and redemption"),
+        (name = "admin-billing", description = "Balances, usage and redemption codes of everyone (admin)"),
     )
 )]
 struct ApiDoc;
@@ -52,10 +55,14 @@ impl Modify for BearerAuth {
 pub fn api_router(
     services: &ServiceSet,
     users: Arc<UserService>,
+    billing: Arc<BillingService>,
 ) -> (Router, utoipa::openapi::OpenApi) {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     if services.contains("user") {
         api = api.nest("/api/v1", users.routes());
+    }
+    if services.contains("billing") {
+        api = api.nest("/api/v1", billing.routes());
     }
     let (router, mut doc) = api.split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();

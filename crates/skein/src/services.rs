@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 /// Services this build can run in a process.
-pub const AVAILABLE: &[&str] = &["gateway", "user"];
+pub const AVAILABLE: &[&str] = &["gateway", "user", "billing"];
 
 /// Services of the platform that are not built yet; naming one is an error that says so.
 const PLANNED: &[&str] = &[

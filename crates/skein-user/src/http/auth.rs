@@ -189,6 +189,8 @@ pub async fn register(
     if first {
         tracing::info!(user_id = %id, "first account registered as root");
     }
+    svc.announce_registration(&id, invite.as_ref().map(|(_, inviter)| inviter.as_str()))
+        .await;
     let user = svc.profile_of(&id).await?;
     Ok((
         StatusCode::CREATED,

@@ -5,6 +5,8 @@
 
 mod admin;
 mod auth;
+mod billing;
+mod billing_faults;
 mod cli;
 mod gateway;
 mod invites;

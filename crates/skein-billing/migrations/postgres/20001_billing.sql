@@ -1,0 +1,90 @@
+-- Billing service: balances, the immutable ledger, reservations, usage, redemption codes.
+-- Money is integer quota units; times are milliseconds since the Unix epoch (UTC).
+
+-- One row per user. Invariants: balance = SUM(ledger_entries.amount);
+-- reserved = SUM(open reservations); used = -SUM(consume entries).
+CREATE TABLE billing_accounts (
+    user_id    TEXT PRIMARY KEY,
+    balance    BIGINT NOT NULL,
+    reserved   BIGINT NOT NULL DEFAULT 0,
+    used       BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+-- Every change of a balance. Rows are only ever inserted.
+CREATE TABLE ledger_entries (
+    id              TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    amount          BIGINT NOT NULL,
+    balance_after   BIGINT NOT NULL,
+    reference       TEXT,
+    actor_id        TEXT,
+    memo            TEXT,
+    idempotency_key TEXT,
+    created_at      BIGINT NOT NULL
+);
+CREATE INDEX ledger_entries_user ON ledger_entries (user_id, id);
+CREATE UNIQUE INDEX ledger_entries_idempotency ON ledger_entries (idempotency_key);
+
+CREATE TABLE reservations (
+    id             TEXT PRIMARY KEY,
+    user_id        TEXT NOT NULL,
+    key_id         TEXT,
+    amount         BIGINT NOT NULL,
+    status         TEXT NOT NULL,
+    reference      TEXT,
+    settled_amount BIGINT,
+    created_at     BIGINT NOT NULL,
+    expires_at     BIGINT NOT NULL,
+    closed_at      BIGINT
+);
+CREATE INDEX reservations_open ON reservations (status, expires_at);
+
+-- What each API key has spent and holds, against the limit its owner set in the Relay.
+CREATE TABLE key_quotas (
+    key_id     TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    used       BIGINT NOT NULL DEFAULT 0,
+    reserved   BIGINT NOT NULL DEFAULT 0,
+    updated_at BIGINT NOT NULL
+);
+
+-- One row per billable request.
+CREATE TABLE usage_records (
+    id                TEXT PRIMARY KEY,
+    user_id           TEXT NOT NULL,
+    key_id            TEXT,
+    reservation_id    TEXT NOT NULL,
+    model             TEXT NOT NULL,
+    channel_id        TEXT,
+    prompt_tokens     BIGINT NOT NULL,
+    completion_tokens BIGINT NOT NULL,
+    cached_tokens     BIGINT NOT NULL,
+    cost              BIGINT NOT NULL,
+    duration_ms       BIGINT NOT NULL,
+    ttft_ms           BIGINT,
+    stream            BIGINT NOT NULL,
+    status            TEXT NOT NULL,
+    request_id        TEXT NOT NULL,
+    conversation_id   TEXT,
+    created_at        BIGINT NOT NULL
+);
+CREATE INDEX usage_records_user_time ON usage_records (user_id, created_at);
+CREATE INDEX usage_records_time ON usage_records (created_at);
+
+CREATE TABLE redemption_codes (
+    id          TEXT PRIMARY KEY,
+    code        TEXT NOT NULL,
+    batch_name  TEXT NOT NULL,
+    amount      BIGINT NOT NULL,
+    status      TEXT NOT NULL,
+    expires_at  BIGINT,
+    redeemed_by TEXT,
+    redeemed_at BIGINT,
+    created_by  TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX redemption_codes_code ON redemption_codes (code);
+CREATE INDEX redemption_codes_batch ON redemption_codes (batch_name, created_at);

@@ -1,0 +1,108 @@
+//! `/internal/billing/*`: the BillingApi over HTTP, for Skein processes that run the Relay or
+//! Chat apart from Billing. Guarded by `billing.internal_token` and absent without one.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use serde::Deserialize;
+use skein_core::api::{BillingApi, KeyLimit, Reservation, ReserveRequest, Settlement, Usage};
+use skein_core::extract::ApiJson;
+use skein_core::{ApiError, ApiResult};
+use subtle::ConstantTimeEq;
+
+use crate::BillingService;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReserveBody {
+    user_id: String,
+    key_id: Option<String>,
+    key_limit: Option<i64>,
+    amount: i64,
+    #[serde(default)]
+    reference: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettleBody {
+    reservation_id: String,
+    usage: Usage,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseBody {
+    reservation_id: String,
+}
+
+pub(crate) fn routes(service: Arc<BillingService>) -> Option<Router> {
+    service.config.internal_token.as_ref()?;
+    Some(
+        Router::new()
+            .route("/internal/billing/reserve", post(reserve))
+            .route("/internal/billing/settle", post(settle))
+            .route("/internal/billing/release", post(release))
+            .with_state(service),
+    )
+}
+
+fn authorize(svc: &BillingService, headers: &HeaderMap) -> ApiResult<()> {
+    let expected = svc
+        .config
+        .internal_token
+        .as_ref()
+        .ok_or_else(ApiError::forbidden)?;
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+async fn reserve(
+    State(svc): State<Arc<BillingService>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ReserveBody>,
+) -> ApiResult<ApiJson<Reservation>> {
+    authorize(&svc, &headers)?;
+    svc.require_user(&body.user_id).await?;
+    let key = body.key_id.map(|key_id| KeyLimit {
+        key_id,
+        limit: body.key_limit,
+    });
+    let request = ReserveRequest {
+        user_id: body.user_id,
+        key,
+        amount: body.amount,
+        reference: body.reference,
+    };
+    Ok(ApiJson(svc.reserve(request).await?))
+}
+
+async fn settle(
+    State(svc): State<Arc<BillingService>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SettleBody>,
+) -> ApiResult<ApiJson<Settlement>> {
+    authorize(&svc, &headers)?;
+    Ok(ApiJson(svc.settle(&body.reservation_id, body.usage).await?))
+}
+
+async fn release(
+    State(svc): State<Arc<BillingService>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ReleaseBody>,
+) -> ApiResult<axum::http::StatusCode> {
+    authorize(&svc, &headers)?;
+    svc.release(&body.reservation_id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

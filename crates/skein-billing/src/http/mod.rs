@@ -1,0 +1,53 @@
+//! The Billing service's HTTP routes.
+
+mod admin;
+pub(crate) mod internal;
+mod user;
+
+use std::sync::Arc;
+
+use skein_core::ids::rfc3339_to_ms;
+use skein_core::{ApiError, ApiResult};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::BillingService;
+
+pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        // Signed-in users.
+        .routes(routes!(user::get_quota))
+        .routes(routes!(user::get_ledger))
+        .routes(routes!(user::list_usage))
+        .routes(routes!(user::export_usage))
+        .routes(routes!(user::daily_usage))
+        .routes(routes!(user::redeem))
+        // Admins.
+        .routes(routes!(admin::user_quota))
+        .routes(routes!(admin::user_ledger))
+        .routes(routes!(admin::adjust))
+        .routes(routes!(admin::list_usage))
+        .routes(routes!(admin::export_usage))
+        .routes(routes!(admin::daily_usage))
+        .routes(routes!(admin::list_codes, admin::create_codes))
+        .routes(routes!(admin::export_codes))
+        .routes(routes!(admin::update_code))
+        .with_state(service)
+}
+
+/// Parses an optional RFC 3339 bound of a time filter.
+pub(crate) fn time_bound(field: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(text) => rfc3339_to_ms(text).map(Some).ok_or_else(|| {
+            ApiError::invalid_field(
+                field,
+                "Give times as RFC 3339, e.g. 2026-11-01T00:00:00Z.",
+                "时间须为 RFC 3339 格式，例如 2026-11-01T00:00:00Z。",
+            )
+        }),
+    }
+}
+
+/// The most rows a CSV export holds.
+pub(crate) const EXPORT_LIMIT: i64 = 100_000;

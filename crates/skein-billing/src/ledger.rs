@@ -1,0 +1,535 @@
+//! The operations that change money, each run inside a write transaction by the
+//! [`writer`](crate::writer). Every balance change inserts exactly one ledger entry in the same
+//! transaction, which is what keeps `balance = SUM(ledger)` true at every commit.
+//!
+//! Checks are conditional `UPDATE`s, so the database decides races (several instances on one
+//! PostgreSQL included): a hold that does not fit changes no row.
+
+use axum::http::StatusCode;
+use skein_core::api::{Reservation, ReserveRequest, Settlement, Usage};
+use skein_core::ids::{ms_to_rfc3339, new_id};
+use skein_core::{ApiError, ApiResult};
+use skein_db::DbResult;
+use skein_db::sqlx::{self, Any, Transaction};
+
+/// A write transaction.
+pub(crate) type Tx = Transaction<'static, Any>;
+
+/// Settings the operations need.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    /// Quota a new account starts with.
+    pub signup_grant: i64,
+    /// How far below zero holds may go.
+    pub overdraft: i64,
+    /// Lifetime of a hold, ms.
+    pub reservation_ttl_ms: i64,
+}
+
+/// A change of balance other than consumption.
+#[derive(Debug, Clone)]
+pub struct Credit {
+    /// Whose balance.
+    pub user_id: String,
+    /// Ledger kind (`topup`, `redeem`, `invite_reward`, `admin_adjust`, ...).
+    pub kind: &'static str,
+    /// Signed amount; a negative one never takes the available balance below the overdraft.
+    pub amount: i64,
+    /// What caused it (a code id, an invitee id).
+    pub reference: Option<String>,
+    /// Who did it (an admin), if a person did.
+    pub actor_id: Option<String>,
+    /// Why (required for admin adjustments).
+    pub memo: Option<String>,
+    /// Applying the same key twice changes nothing the second time.
+    pub idempotency_key: Option<String>,
+}
+
+/// Makes the account if it does not exist, with the signup grant as its first entry.
+pub(crate) async fn open_account(
+    tx: &mut Tx,
+    user_id: &str,
+    rules: Rules,
+    now: i64,
+) -> DbResult<()> {
+    let created = sqlx::query(
+        "INSERT INTO billing_accounts (user_id, balance, reserved, used, created_at, updated_at) \
+         VALUES ($1, $2, 0, 0, $3, $3) ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(rules.signup_grant)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if created.rows_affected() == 1 && rules.signup_grant > 0 {
+        insert_entry(
+            tx,
+            &Entry {
+                user_id,
+                kind: "signup_grant",
+                amount: rules.signup_grant,
+                balance_after: rules.signup_grant,
+                reference: None,
+                actor_id: None,
+                memo: None,
+                idempotency_key: Some(&format!("signup:{user_id}")),
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+struct Entry<'a> {
+    user_id: &'a str,
+    kind: &'a str,
+    amount: i64,
+    balance_after: i64,
+    reference: Option<&'a str>,
+    actor_id: Option<&'a str>,
+    memo: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+}
+
+async fn insert_entry(tx: &mut Tx, e: &Entry<'_>, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO ledger_entries (id, user_id, kind, amount, balance_after, reference, actor_id, memo, \
+         idempotency_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(new_id())
+    .bind(e.user_id)
+    .bind(e.kind)
+    .bind(e.amount)
+    .bind(e.balance_after)
+    .bind(e.reference)
+    .bind(e.actor_id)
+    .bind(e.memo)
+    .bind(e.idempotency_key)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn insufficient(what: &str) -> ApiError {
+    let (code, en, zh) = if what == "key" {
+        (
+            "key_quota_exceeded",
+            "This API key has used up its quota.",
+            "该 API 密钥的额度已用完。",
+        )
+    } else {
+        (
+            "insufficient_quota",
+            "Your quota balance is too low for this request.",
+            "额度余额不足以完成此请求。",
+        )
+    };
+    ApiError::new(StatusCode::PAYMENT_REQUIRED, code, en, zh)
+}
+
+/// Holds quota for a request.
+pub(crate) async fn reserve(
+    tx: &mut Tx,
+    req: &ReserveRequest,
+    rules: Rules,
+    now: i64,
+) -> DbResult<ApiResult<Reservation>> {
+    if req.amount <= 0 {
+        return Ok(Err(ApiError::invalid_field(
+            "amount",
+            "The amount must be positive.",
+            "金额必须为正数。",
+        )));
+    }
+    open_account(tx, &req.user_id, rules, now).await?;
+    let held: Option<(i64,)> = sqlx::query_as(
+        "UPDATE billing_accounts SET reserved = reserved + $2, updated_at = $4 \
+         WHERE user_id = $1 AND balance - reserved - $2 >= -$3 RETURNING balance",
+    )
+    .bind(&req.user_id)
+    .bind(req.amount)
+    .bind(rules.overdraft)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if held.is_none() {
+        return Ok(Err(insufficient("user")));
+    }
+    if let Some(key) = &req.key {
+        sqlx::query(
+            "INSERT INTO key_quotas (key_id, user_id, used, reserved, updated_at) VALUES ($1, $2, 0, 0, $3) \
+             ON CONFLICT (key_id) DO NOTHING",
+        )
+        .bind(&key.key_id)
+        .bind(&req.user_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        let key_held = sqlx::query(
+            "UPDATE key_quotas SET reserved = reserved + $2, updated_at = $4 \
+             WHERE key_id = $1 AND ($3 < 0 OR $3 - used - reserved >= $2)",
+        )
+        .bind(&key.key_id)
+        .bind(req.amount)
+        .bind(key.limit.unwrap_or(-1))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if key_held.rows_affected() == 0 {
+            // Give back the user hold taken above; the batch commits both or neither.
+            sqlx::query("UPDATE billing_accounts SET reserved = reserved - $2 WHERE user_id = $1")
+                .bind(&req.user_id)
+                .bind(req.amount)
+                .execute(&mut **tx)
+                .await?;
+            return Ok(Err(insufficient("key")));
+        }
+    }
+    let id = new_id();
+    let expires_at = now + rules.reservation_ttl_ms;
+    sqlx::query(
+        "INSERT INTO reservations (id, user_id, key_id, amount, status, reference, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, 'open', $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(&req.user_id)
+    .bind(req.key.as_ref().map(|k| k.key_id.as_str()))
+    .bind(req.amount)
+    .bind(&req.reference)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Ok(Reservation {
+        id,
+        amount: req.amount,
+        expires_at: ms_to_rfc3339(expires_at),
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct HoldRow {
+    user_id: String,
+    key_id: Option<String>,
+    amount: i64,
+    status: String,
+    settled_amount: Option<i64>,
+}
+
+async fn hold(tx: &mut Tx, id: &str) -> DbResult<Option<HoldRow>> {
+    Ok(sqlx::query_as(
+        "SELECT user_id, key_id, amount, status, settled_amount FROM reservations WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+fn unknown_reservation() -> ApiError {
+    ApiError::not_found("Reservation", "预留额度")
+}
+
+/// Charges the actual cost of a reserved request and frees the rest of the hold.
+pub(crate) async fn settle(
+    tx: &mut Tx,
+    id: &str,
+    usage: &Usage,
+    now: i64,
+) -> DbResult<ApiResult<Settlement>> {
+    if usage.cost < 0 {
+        return Ok(Err(ApiError::invalid_field(
+            "cost",
+            "The cost cannot be negative.",
+            "费用不能为负数。",
+        )));
+    }
+    let Some(row) = hold(tx, id).await? else {
+        return Ok(Err(unknown_reservation()));
+    };
+    match row.status.as_str() {
+        "settled" => {
+            // A retried settle: answer what the first one did, charge nothing more.
+            let after: Option<(i64,)> = sqlx::query_as(
+                "SELECT balance_after FROM ledger_entries WHERE idempotency_key = $1",
+            )
+            .bind(format!("settle:{id}"))
+            .fetch_optional(&mut **tx)
+            .await?;
+            let balance = match after {
+                Some((b,)) => b,
+                None => current_balance(tx, &row.user_id).await?,
+            };
+            return Ok(Ok(Settlement {
+                reservation_id: id.to_string(),
+                charged: row.settled_amount.unwrap_or(0),
+                balance_after: balance,
+            }));
+        }
+        "released" => {
+            return Ok(Err(ApiError::conflict(
+                "reservation_released",
+                "This reservation was released; nothing can be charged against it.",
+                "该预留额度已释放，无法再扣费。",
+            )));
+        }
+        _ => {}
+    }
+    // An expired hold was already given back; a late settle still charges what was delivered.
+    let held = if row.status == "open" { row.amount } else { 0 };
+    let claimed = sqlx::query(
+        "UPDATE reservations SET status = 'settled', settled_amount = $2, closed_at = $3 WHERE id = $1 AND status = $4",
+    )
+    .bind(id)
+    .bind(usage.cost)
+    .bind(now)
+    .bind(&row.status)
+    .execute(&mut **tx)
+    .await?;
+    if claimed.rows_affected() == 0 {
+        // Another instance closed it between our read and write: answer as a retry would.
+        return Box::pin(settle(tx, id, usage, now)).await;
+    }
+    let (balance,): (i64,) = sqlx::query_as(
+        "UPDATE billing_accounts SET balance = balance - $2, reserved = reserved - $3, used = used + $2, updated_at = $4 \
+         WHERE user_id = $1 RETURNING balance",
+    )
+    .bind(&row.user_id)
+    .bind(usage.cost)
+    .bind(held)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    if usage.cost > 0 {
+        insert_entry(
+            tx,
+            &Entry {
+                user_id: &row.user_id,
+                kind: "consume",
+                amount: -usage.cost,
+                balance_after: balance,
+                reference: Some(if usage.request_id.is_empty() {
+                    id
+                } else {
+                    &usage.request_id
+                }),
+                actor_id: None,
+                memo: (!usage.model.is_empty()).then_some(usage.model.as_str()),
+                idempotency_key: Some(&format!("settle:{id}")),
+            },
+            now,
+        )
+        .await?;
+    }
+    if let Some(key_id) = &row.key_id {
+        sqlx::query("UPDATE key_quotas SET used = used + $2, reserved = reserved - $3, updated_at = $4 WHERE key_id = $1")
+            .bind(key_id)
+            .bind(usage.cost)
+            .bind(held)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO usage_records (id, user_id, key_id, reservation_id, model, channel_id, prompt_tokens, \
+         completion_tokens, cached_tokens, cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(new_id())
+    .bind(&row.user_id)
+    .bind(row.key_id.as_deref())
+    .bind(id)
+    .bind(&usage.model)
+    .bind(usage.channel_id.as_deref())
+    .bind(usage.prompt_tokens)
+    .bind(usage.completion_tokens)
+    .bind(usage.cached_tokens)
+    .bind(usage.cost)
+    .bind(usage.duration_ms)
+    .bind(usage.ttft_ms)
+    .bind(i64::from(usage.stream))
+    .bind(if usage.status.is_empty() { "ok" } else { usage.status.as_str() })
+    .bind(&usage.request_id)
+    .bind(usage.conversation_id.as_deref())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Ok(Settlement {
+        reservation_id: id.to_string(),
+        charged: usage.cost,
+        balance_after: balance,
+    }))
+}
+
+async fn current_balance(tx: &mut Tx, user_id: &str) -> DbResult<i64> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT balance FROM billing_accounts WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(row.map(|r| r.0).unwrap_or(0))
+}
+
+/// Frees a hold (`released` by the caller, or `expired` by the sweeper). No-op unless open.
+pub(crate) async fn release(
+    tx: &mut Tx,
+    id: &str,
+    status: &str,
+    now: i64,
+) -> DbResult<ApiResult<bool>> {
+    let Some(row) = hold(tx, id).await? else {
+        return Ok(Err(unknown_reservation()));
+    };
+    if row.status != "open" {
+        return Ok(Ok(false));
+    }
+    let closed = sqlx::query(
+        "UPDATE reservations SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'open'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if closed.rows_affected() == 0 {
+        return Ok(Ok(false));
+    }
+    sqlx::query(
+        "UPDATE billing_accounts SET reserved = reserved - $2, updated_at = $3 WHERE user_id = $1",
+    )
+    .bind(&row.user_id)
+    .bind(row.amount)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(key_id) = &row.key_id {
+        sqlx::query(
+            "UPDATE key_quotas SET reserved = reserved - $2, updated_at = $3 WHERE key_id = $1",
+        )
+        .bind(key_id)
+        .bind(row.amount)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(Ok(true))
+}
+
+/// Releases holds whose caller never came back (crashed); answers how many.
+pub(crate) async fn expire(tx: &mut Tx, now: i64) -> DbResult<u64> {
+    let ids: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM reservations WHERE status = 'open' AND expires_at < $1 ORDER BY expires_at LIMIT 500")
+            .bind(now)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut count = 0;
+    for (id,) in ids {
+        if let Ok(true) = release(tx, &id, "expired", now).await? {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// Applies a credit or debit; `Ok(None)` when its idempotency key was applied already.
+pub(crate) async fn credit(
+    tx: &mut Tx,
+    c: &Credit,
+    rules: Rules,
+    now: i64,
+) -> DbResult<ApiResult<Option<i64>>> {
+    if c.amount == 0 {
+        return Ok(Err(ApiError::invalid_field(
+            "amount",
+            "The amount cannot be zero.",
+            "金额不能为零。",
+        )));
+    }
+    if let Some(key) = &c.idempotency_key {
+        let done: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM ledger_entries WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if done.is_some() {
+            return Ok(Ok(None));
+        }
+    }
+    open_account(tx, &c.user_id, rules, now).await?;
+    let after: Option<(i64,)> = sqlx::query_as(
+        "UPDATE billing_accounts SET balance = balance + $2, updated_at = $4 \
+         WHERE user_id = $1 AND ($2 > 0 OR balance - reserved + $2 >= -$3) RETURNING balance",
+    )
+    .bind(&c.user_id)
+    .bind(c.amount)
+    .bind(rules.overdraft)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((balance,)) = after else {
+        return Ok(Err(ApiError::conflict(
+            "insufficient_balance",
+            "The debit is larger than the available balance.",
+            "扣减金额超过了可用余额。",
+        )));
+    };
+    insert_entry(
+        tx,
+        &Entry {
+            user_id: &c.user_id,
+            kind: c.kind,
+            amount: c.amount,
+            balance_after: balance,
+            reference: c.reference.as_deref(),
+            actor_id: c.actor_id.as_deref(),
+            memo: c.memo.as_deref(),
+            idempotency_key: c.idempotency_key.as_deref(),
+        },
+        now,
+    )
+    .await?;
+    Ok(Ok(Some(balance)))
+}
+
+/// Redeems a code for a user: exactly one user can ever redeem a code.
+pub(crate) async fn redeem(
+    tx: &mut Tx,
+    user_id: &str,
+    code: &str,
+    rules: Rules,
+    now: i64,
+) -> DbResult<ApiResult<(i64, i64)>> {
+    let won: Option<(String, i64)> = sqlx::query_as(
+        "UPDATE redemption_codes SET status = 'redeemed', redeemed_by = $2, redeemed_at = $3 \
+         WHERE code = $1 AND status = 'active' AND (expires_at IS NULL OR expires_at > $3) RETURNING id, amount",
+    )
+    .bind(code.trim())
+    .bind(user_id)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((code_id, amount)) = won else {
+        return Ok(Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_redemption_code",
+            "The code is unknown, already used, expired or disabled.",
+            "兑换码无效、已被使用、已过期或已停用。",
+        )
+        .with_details(serde_json::json!({ "field": "code" }))));
+    };
+    let credit_req = Credit {
+        user_id: user_id.to_string(),
+        kind: "redeem",
+        amount,
+        reference: Some(code_id.clone()),
+        actor_id: None,
+        memo: None,
+        idempotency_key: Some(format!("redeem:{code_id}")),
+    };
+    match credit(tx, &credit_req, rules, now).await? {
+        Ok(Some(balance)) => Ok(Ok((amount, balance))),
+        Ok(None) => Ok(Err(ApiError::internal("redemption code credited twice"))),
+        Err(e) => Ok(Err(e)),
+    }
+}

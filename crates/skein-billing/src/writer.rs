@@ -1,0 +1,150 @@
+//! Group commit: every money-changing operation of this process goes through one task that
+//! runs whatever is queued (up to [`MAX_BATCH`]) in a single transaction and answers each
+//! caller only after that transaction commits.
+//!
+//! Why: a settled charge must be durable before its caller hears "settled" (nothing settled
+//! is ever lost), and one commit per request would cap throughput at the disk's commit rate;
+//! one commit per batch keeps both. On SQLite it also keeps all writers off the busy-wait
+//! path. If a batch hits a database error it is rolled back and its operations are retried
+//! one by one, so one bad operation cannot fail its neighbours.
+
+use skein_core::api::{Reservation, ReserveRequest, Settlement, Usage};
+use skein_core::ids::now_ms;
+use skein_core::{ApiError, ApiResult};
+use skein_db::{Db, DbError, DbResult};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ledger::{self, Credit, Rules, Tx};
+
+/// Most operations in one transaction.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// A money-changing operation.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Reserve(ReserveRequest),
+    Settle(String, Usage),
+    Release(String),
+    Credit(Credit),
+    Redeem { user_id: String, code: String },
+    Open(String),
+    Expire,
+}
+
+/// What an operation produced.
+#[derive(Debug)]
+pub(crate) enum Done {
+    Reservation(Reservation),
+    Settlement(Settlement),
+    Released,
+    Balance(Option<i64>),
+    Redeemed { amount: i64, balance: i64 },
+    Count(u64),
+}
+
+pub(crate) struct Job {
+    pub op: Op,
+    pub reply: oneshot::Sender<ApiResult<Done>>,
+}
+
+/// The handle callers use; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer task over `db`.
+    pub fn start(db: Db, rules: Rules) -> Writer {
+        let (jobs, rx) = mpsc::channel(8192);
+        tokio::spawn(run(db, rules, rx));
+        Writer { jobs }
+    }
+
+    /// Queues an operation and waits until it is committed (or refused).
+    pub async fn submit(&self, op: Op) -> ApiResult<Done> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { op, reply })
+            .await
+            .map_err(|_| ApiError::unavailable("billing writer"))?;
+        answer
+            .await
+            .map_err(|_| ApiError::unavailable("billing writer"))?
+    }
+}
+
+async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let ops: Vec<Op> = jobs.iter().map(|j| j.op.clone()).collect();
+        match apply_all(&db, rules, &ops).await {
+            Ok(results) => {
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(error) if ops.len() > 1 => {
+                tracing::warn!(%error, batch = ops.len(), "billing batch failed; retrying one by one");
+                for job in jobs {
+                    let result = match apply_all(&db, rules, std::slice::from_ref(&job.op)).await {
+                        Ok(mut results) => results
+                            .pop()
+                            .unwrap_or_else(|| Err(ApiError::internal("empty batch"))),
+                        Err(error) => Err(error.into()),
+                    };
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(error) => {
+                let error = ApiError::from(error);
+                for job in jobs {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+    tracing::debug!("billing writer stopped");
+}
+
+async fn apply_all(db: &Db, rules: Rules, ops: &[Op]) -> DbResult<Vec<ApiResult<Done>>> {
+    let mut tx = db.begin_write().await?;
+    let now = now_ms();
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
+        results.push(apply(&mut tx, op, rules, now).await?);
+    }
+    tx.commit().await.map_err(DbError::from)?;
+    Ok(results)
+}
+
+async fn apply(tx: &mut Tx, op: &Op, rules: Rules, now: i64) -> DbResult<ApiResult<Done>> {
+    Ok(match op {
+        Op::Reserve(req) => ledger::reserve(tx, req, rules, now)
+            .await?
+            .map(Done::Reservation),
+        Op::Settle(id, usage) => ledger::settle(tx, id, usage, now)
+            .await?
+            .map(Done::Settlement),
+        Op::Release(id) => ledger::release(tx, id, "released", now)
+            .await?
+            .map(|_| Done::Released),
+        Op::Credit(credit) => ledger::credit(tx, credit, rules, now)
+            .await?
+            .map(Done::Balance),
+        Op::Redeem { user_id, code } => ledger::redeem(tx, user_id, code, rules, now)
+            .await?
+            .map(|(amount, balance)| Done::Redeemed { amount, balance }),
+        Op::Open(user_id) => {
+            ledger::open_account(tx, user_id, rules, now).await?;
+            Ok(Done::Balance(None))
+        }
+        Op::Expire => Ok(Done::Count(ledger::expire(tx, now).await?)),
+    })
+}
