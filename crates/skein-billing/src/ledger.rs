@@ -26,6 +26,170 @@ pub(crate) struct Rules {
     pub reservation_ttl_ms: i64,
 }
 
+/// What a hold is, as the writer remembers it from the reserve: lets a settle skip reading the
+/// reservation back. Only a hint: the settle's conditional `UPDATE` still decides.
+#[derive(Debug, Clone)]
+pub(crate) struct HoldHint {
+    pub user_id: String,
+    pub key_id: Option<String>,
+    pub amount: i64,
+}
+
+/// Rows the batch inserts together just before it commits: one multi-row `INSERT` per table
+/// instead of one statement per request. Nothing in the same batch reads them back (a
+/// settle's reservation was committed by an earlier batch, before its caller got the id).
+#[derive(Default)]
+pub(crate) struct Pending {
+    reservations: Vec<PendingReservation>,
+    entries: Vec<PendingEntry>,
+    usage: Vec<PendingUsage>,
+}
+
+struct PendingReservation {
+    id: String,
+    user_id: String,
+    key_id: Option<String>,
+    amount: i64,
+    reference: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+struct PendingUsage {
+    id: String,
+    user_id: String,
+    key_id: Option<String>,
+    reservation_id: String,
+    usage: Usage,
+    created_at: i64,
+}
+
+struct PendingEntry {
+    id: String,
+    user_id: String,
+    amount: i64,
+    balance_after: i64,
+    reference: String,
+    memo: Option<String>,
+    idempotency_key: String,
+    created_at: i64,
+}
+
+impl Pending {
+    /// Inserts everything collected, in as few statements as the parameter limits allow.
+    pub(crate) async fn flush(&mut self, tx: &mut Tx) -> DbResult<()> {
+        for chunk in self.reservations.chunks(500) {
+            let sql = multi_insert(
+                "INSERT INTO reservations (id, user_id, key_id, amount, status, reference, created_at, expires_at) VALUES ",
+                "'open'",
+                7,
+                chunk.len(),
+                4,
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(&r.id)
+                    .bind(&r.user_id)
+                    .bind(r.key_id.as_deref())
+                    .bind(r.amount)
+                    .bind(&r.reference)
+                    .bind(r.created_at)
+                    .bind(r.expires_at);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for chunk in self.entries.chunks(500) {
+            let sql = multi_insert(
+                "INSERT INTO ledger_entries (id, user_id, kind, amount, balance_after, reference, actor_id, memo, idempotency_key, created_at) VALUES ",
+                "'consume'",
+                9,
+                chunk.len(),
+                2,
+            );
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(&e.id)
+                    .bind(&e.user_id)
+                    .bind(e.amount)
+                    .bind(e.balance_after)
+                    .bind(&e.reference)
+                    .bind(None::<String>)
+                    .bind(e.memo.as_deref())
+                    .bind(&e.idempotency_key)
+                    .bind(e.created_at);
+            }
+            // The kind literal sits at position 2; actor_id is bound as NULL above.
+            q.execute(&mut **tx).await?;
+        }
+        for chunk in self.usage.chunks(200) {
+            let mut sql = String::from(
+                "INSERT INTO usage_records (id, user_id, key_id, reservation_id, model, channel_id, prompt_tokens, \
+                 completion_tokens, cached_tokens, cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, created_at) VALUES ",
+            );
+            for row in 0..chunk.len() {
+                let base = row * 17;
+                let params: Vec<String> = (1..=17).map(|i| format!("${}", base + i)).collect();
+                if row > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("({})", params.join(", ")));
+            }
+            let mut q = sqlx::query(&sql);
+            for p in chunk {
+                let u = &p.usage;
+                q = q
+                    .bind(&p.id)
+                    .bind(&p.user_id)
+                    .bind(p.key_id.as_deref())
+                    .bind(&p.reservation_id)
+                    .bind(&u.model)
+                    .bind(u.channel_id.as_deref())
+                    .bind(u.prompt_tokens)
+                    .bind(u.completion_tokens)
+                    .bind(u.cached_tokens)
+                    .bind(u.cost)
+                    .bind(u.duration_ms)
+                    .bind(u.ttft_ms)
+                    .bind(i64::from(u.stream))
+                    .bind(if u.status.is_empty() {
+                        "ok"
+                    } else {
+                        u.status.as_str()
+                    })
+                    .bind(&u.request_id)
+                    .bind(u.conversation_id.as_deref())
+                    .bind(p.created_at);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        self.reservations.clear();
+        self.entries.clear();
+        self.usage.clear();
+        Ok(())
+    }
+}
+
+/// `prefix` followed by `rows` tuples of `bound` numbered placeholders with `literal` spliced
+/// in at position `at` (0-based) of each tuple.
+fn multi_insert(prefix: &str, literal: &str, bound: usize, rows: usize, at: usize) -> String {
+    let mut sql = String::from(prefix);
+    for row in 0..rows {
+        let mut items: Vec<String> = (1..=bound)
+            .map(|i| format!("${}", row * bound + i))
+            .collect();
+        items.insert(at, literal.to_string());
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        sql.push_str(&items.join(", "));
+        sql.push(')');
+    }
+    sql
+}
+
 /// A change of balance other than consumption.
 #[derive(Debug, Clone)]
 pub struct Credit {
@@ -132,6 +296,7 @@ fn insufficient(what: &str) -> ApiError {
 /// Holds quota for a request.
 pub(crate) async fn reserve(
     tx: &mut Tx,
+    pending: &mut Pending,
     req: &ReserveRequest,
     rules: Rules,
     now: i64,
@@ -143,18 +308,12 @@ pub(crate) async fn reserve(
             "金额必须为正数。",
         )));
     }
-    open_account(tx, &req.user_id, rules, now).await?;
-    let held: Option<(i64,)> = sqlx::query_as(
-        "UPDATE billing_accounts SET reserved = reserved + $2, updated_at = $4 \
-         WHERE user_id = $1 AND balance - reserved - $2 >= -$3 RETURNING balance",
-    )
-    .bind(&req.user_id)
-    .bind(req.amount)
-    .bind(rules.overdraft)
-    .bind(now)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if held.is_none() {
+    let mut held = hold_user(tx, req, rules, now).await?;
+    if !held && !account_exists(tx, &req.user_id).await? {
+        open_account(tx, &req.user_id, rules, now).await?;
+        held = hold_user(tx, req, rules, now).await?;
+    }
+    if !held {
         return Ok(Err(insufficient("user")));
     }
     if let Some(key) = &req.key {
@@ -189,24 +348,43 @@ pub(crate) async fn reserve(
     }
     let id = new_id();
     let expires_at = now + rules.reservation_ttl_ms;
-    sqlx::query(
-        "INSERT INTO reservations (id, user_id, key_id, amount, status, reference, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, 'open', $5, $6, $7)",
-    )
-    .bind(&id)
-    .bind(&req.user_id)
-    .bind(req.key.as_ref().map(|k| k.key_id.as_str()))
-    .bind(req.amount)
-    .bind(&req.reference)
-    .bind(now)
-    .bind(expires_at)
-    .execute(&mut **tx)
-    .await?;
+    pending.reservations.push(PendingReservation {
+        id: id.clone(),
+        user_id: req.user_id.clone(),
+        key_id: req.key.as_ref().map(|k| k.key_id.clone()),
+        amount: req.amount,
+        reference: req.reference.clone(),
+        created_at: now,
+        expires_at,
+    });
     Ok(Ok(Reservation {
         id,
         amount: req.amount,
         expires_at: ms_to_rfc3339(expires_at),
     }))
+}
+
+async fn hold_user(tx: &mut Tx, req: &ReserveRequest, rules: Rules, now: i64) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE billing_accounts SET reserved = reserved + $2, updated_at = $4 \
+         WHERE user_id = $1 AND balance - reserved - $2 >= -$3",
+    )
+    .bind(&req.user_id)
+    .bind(req.amount)
+    .bind(rules.overdraft)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn account_exists(tx: &mut Tx, user_id: &str) -> DbResult<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT balance FROM billing_accounts WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(row.is_some())
 }
 
 #[derive(sqlx::FromRow)]
@@ -234,6 +412,8 @@ fn unknown_reservation() -> ApiError {
 /// Charges the actual cost of a reserved request and frees the rest of the hold.
 pub(crate) async fn settle(
     tx: &mut Tx,
+    pending: &mut Pending,
+    hint: Option<&HoldHint>,
     id: &str,
     usage: &Usage,
     now: i64,
@@ -244,6 +424,28 @@ pub(crate) async fn settle(
             "The cost cannot be negative.",
             "费用不能为负数。",
         )));
+    }
+    // Fast path: the writer remembers the hold, so one conditional UPDATE both checks that it
+    // is still open and closes it.
+    if let Some(hint) = hint {
+        let claimed = sqlx::query(
+            "UPDATE reservations SET status = 'settled', settled_amount = $2, closed_at = $3 WHERE id = $1 AND status = 'open'",
+        )
+        .bind(id)
+        .bind(usage.cost)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if claimed.rows_affected() == 1 {
+            let hold = HoldRow {
+                user_id: hint.user_id.clone(),
+                key_id: hint.key_id.clone(),
+                amount: hint.amount,
+                status: "open".into(),
+                settled_amount: None,
+            };
+            return charge(tx, pending, id, &hold, usage, now).await.map(Ok);
+        }
     }
     let Some(row) = hold(tx, id).await? else {
         return Ok(Err(unknown_reservation()));
@@ -276,8 +478,6 @@ pub(crate) async fn settle(
         }
         _ => {}
     }
-    // An expired hold was already given back; a late settle still charges what was delivered.
-    let held = if row.status == "open" { row.amount } else { 0 };
     let claimed = sqlx::query(
         "UPDATE reservations SET status = 'settled', settled_amount = $2, closed_at = $3 WHERE id = $1 AND status = $4",
     )
@@ -289,8 +489,22 @@ pub(crate) async fn settle(
     .await?;
     if claimed.rows_affected() == 0 {
         // Another instance closed it between our read and write: answer as a retry would.
-        return Box::pin(settle(tx, id, usage, now)).await;
+        return Box::pin(settle(tx, pending, None, id, usage, now)).await;
     }
+    charge(tx, pending, id, &row, usage, now).await.map(Ok)
+}
+
+/// The money side of a settle whose reservation row is already closed.
+async fn charge(
+    tx: &mut Tx,
+    pending: &mut Pending,
+    id: &str,
+    row: &HoldRow,
+    usage: &Usage,
+    now: i64,
+) -> DbResult<Settlement> {
+    // An expired hold was already given back; a late settle still charges what was delivered.
+    let held = if row.status == "open" { row.amount } else { 0 };
     let (balance,): (i64,) = sqlx::query_as(
         "UPDATE billing_accounts SET balance = balance - $2, reserved = reserved - $3, used = used + $2, updated_at = $4 \
          WHERE user_id = $1 RETURNING balance",
@@ -302,25 +516,20 @@ pub(crate) async fn settle(
     .fetch_one(&mut **tx)
     .await?;
     if usage.cost > 0 {
-        insert_entry(
-            tx,
-            &Entry {
-                user_id: &row.user_id,
-                kind: "consume",
-                amount: -usage.cost,
-                balance_after: balance,
-                reference: Some(if usage.request_id.is_empty() {
-                    id
-                } else {
-                    &usage.request_id
-                }),
-                actor_id: None,
-                memo: (!usage.model.is_empty()).then_some(usage.model.as_str()),
-                idempotency_key: Some(&format!("settle:{id}")),
+        pending.entries.push(PendingEntry {
+            id: new_id(),
+            user_id: row.user_id.clone(),
+            amount: -usage.cost,
+            balance_after: balance,
+            reference: if usage.request_id.is_empty() {
+                id.to_string()
+            } else {
+                usage.request_id.clone()
             },
-            now,
-        )
-        .await?;
+            memo: (!usage.model.is_empty()).then(|| usage.model.clone()),
+            idempotency_key: format!("settle:{id}"),
+            created_at: now,
+        });
     }
     if let Some(key_id) = &row.key_id {
         sqlx::query("UPDATE key_quotas SET used = used + $2, reserved = reserved - $3, updated_at = $4 WHERE key_id = $1")
@@ -331,35 +540,19 @@ pub(crate) async fn settle(
             .execute(&mut **tx)
             .await?;
     }
-    sqlx::query(
-        "INSERT INTO usage_records (id, user_id, key_id, reservation_id, model, channel_id, prompt_tokens, \
-         completion_tokens, cached_tokens, cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(new_id())
-    .bind(&row.user_id)
-    .bind(row.key_id.as_deref())
-    .bind(id)
-    .bind(&usage.model)
-    .bind(usage.channel_id.as_deref())
-    .bind(usage.prompt_tokens)
-    .bind(usage.completion_tokens)
-    .bind(usage.cached_tokens)
-    .bind(usage.cost)
-    .bind(usage.duration_ms)
-    .bind(usage.ttft_ms)
-    .bind(i64::from(usage.stream))
-    .bind(if usage.status.is_empty() { "ok" } else { usage.status.as_str() })
-    .bind(&usage.request_id)
-    .bind(usage.conversation_id.as_deref())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(Ok(Settlement {
+    pending.usage.push(PendingUsage {
+        id: new_id(),
+        user_id: row.user_id.clone(),
+        key_id: row.key_id.clone(),
+        reservation_id: id.to_string(),
+        usage: usage.clone(),
+        created_at: now,
+    });
+    Ok(Settlement {
         reservation_id: id.to_string(),
         charged: usage.cost,
         balance_after: balance,
-    }))
+    })
 }
 
 async fn current_balance(tx: &mut Tx, user_id: &str) -> DbResult<i64> {

@@ -8,13 +8,19 @@
 //! path. If a batch hits a database error it is rolled back and its operations are retried
 //! one by one, so one bad operation cannot fail its neighbours.
 
+use std::collections::HashMap;
+
 use skein_core::api::{Reservation, ReserveRequest, Settlement, Usage};
 use skein_core::ids::now_ms;
 use skein_core::{ApiError, ApiResult};
 use skein_db::{Db, DbError, DbResult};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ledger::{self, Credit, Rules, Tx};
+use crate::ledger::{self, Credit, HoldHint, Pending, Rules, Tx};
+
+/// Most holds remembered for fast settles; past this the memory starts over (settles then
+/// read the reservation back, which is only slower).
+const MAX_HINTS: usize = 200_000;
 
 /// Most operations in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -75,6 +81,7 @@ impl Writer {
 }
 
 async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
+    let mut hints: HashMap<String, HoldHint> = HashMap::new();
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -84,7 +91,7 @@ async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let ops: Vec<Op> = jobs.iter().map(|j| j.op.clone()).collect();
-        match apply_all(&db, rules, &ops).await {
+        match apply_all(&db, rules, &ops, &mut hints).await {
             Ok(results) => {
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(result);
@@ -93,7 +100,14 @@ async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
             Err(error) if ops.len() > 1 => {
                 tracing::warn!(%error, batch = ops.len(), "billing batch failed; retrying one by one");
                 for job in jobs {
-                    let result = match apply_all(&db, rules, std::slice::from_ref(&job.op)).await {
+                    let result = match apply_all(
+                        &db,
+                        rules,
+                        std::slice::from_ref(&job.op),
+                        &mut hints,
+                    )
+                    .await
+                    {
                         Ok(mut results) => results
                             .pop()
                             .unwrap_or_else(|| Err(ApiError::internal("empty batch"))),
@@ -113,23 +127,57 @@ async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
     tracing::debug!("billing writer stopped");
 }
 
-async fn apply_all(db: &Db, rules: Rules, ops: &[Op]) -> DbResult<Vec<ApiResult<Done>>> {
+async fn apply_all(
+    db: &Db,
+    rules: Rules,
+    ops: &[Op],
+    hints: &mut HashMap<String, HoldHint>,
+) -> DbResult<Vec<ApiResult<Done>>> {
     let mut tx = db.begin_write().await?;
     let now = now_ms();
+    let mut pending = Pending::default();
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
-        results.push(apply(&mut tx, op, rules, now).await?);
+        results.push(apply(&mut tx, &mut pending, hints, op, rules, now).await?);
     }
+    pending.flush(&mut tx).await?;
     tx.commit().await.map_err(DbError::from)?;
+    // Remember new holds only once they are committed.
+    if hints.len() > MAX_HINTS {
+        hints.clear();
+    }
+    for (op, result) in ops.iter().zip(&results) {
+        match (op, result) {
+            (Op::Reserve(req), Ok(Done::Reservation(r))) => {
+                let hint = HoldHint {
+                    user_id: req.user_id.clone(),
+                    key_id: req.key.as_ref().map(|k| k.key_id.clone()),
+                    amount: r.amount,
+                };
+                hints.insert(r.id.clone(), hint);
+            }
+            (Op::Settle(id, _) | Op::Release(id), _) => {
+                hints.remove(id);
+            }
+            _ => {}
+        }
+    }
     Ok(results)
 }
 
-async fn apply(tx: &mut Tx, op: &Op, rules: Rules, now: i64) -> DbResult<ApiResult<Done>> {
+async fn apply(
+    tx: &mut Tx,
+    pending: &mut Pending,
+    hints: &HashMap<String, HoldHint>,
+    op: &Op,
+    rules: Rules,
+    now: i64,
+) -> DbResult<ApiResult<Done>> {
     Ok(match op {
-        Op::Reserve(req) => ledger::reserve(tx, req, rules, now)
+        Op::Reserve(req) => ledger::reserve(tx, pending, req, rules, now)
             .await?
             .map(Done::Reservation),
-        Op::Settle(id, usage) => ledger::settle(tx, id, usage, now)
+        Op::Settle(id, usage) => ledger::settle(tx, pending, hints.get(id), id, usage, now)
             .await?
             .map(Done::Settlement),
         Op::Release(id) => ledger::release(tx, id, "released", now)
