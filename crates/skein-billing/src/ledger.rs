@@ -726,3 +726,205 @@ pub(crate) async fn redeem(
         Err(e) => Ok(Err(e)),
     }
 }
+
+/// A settle of a hold this process remembers, for [`settle_many`].
+pub(crate) struct FastSettle<'a> {
+    /// Position in the batch.
+    pub index: usize,
+    /// Reservation id.
+    pub id: &'a str,
+    /// What was used.
+    pub usage: &'a Usage,
+    /// The remembered hold (user, no key).
+    pub hint: &'a HoldHint,
+}
+
+/// Settles many remembered, keyless holds with two statements for the whole batch: one
+/// closes every hold that is still open, one charges every user (amounts summed per user).
+/// Answers the settlements by batch position; holds that were not open are left out, for the
+/// caller to settle one by one (which answers retries and refusals exactly as `settle` does).
+///
+/// Each id and each user must appear at most once among `items` for the per-user sums to map
+/// back to single requests; the caller guarantees distinct ids, and several settles of one
+/// user are fine because their balance_after values are derived in batch order.
+pub(crate) async fn settle_many(
+    tx: &mut Tx,
+    pending: &mut Pending,
+    items: &[FastSettle<'_>],
+    now: i64,
+) -> DbResult<Vec<(usize, Settlement)>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "UPDATE reservations SET status = 'settled', settled_amount = v.column2, closed_at = $1 FROM (VALUES ",
+    );
+    for i in 0..items.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${}, ${})", 2 + i * 2, 3 + i * 2));
+    }
+    sql.push_str(") AS v WHERE reservations.id = v.column1 AND reservations.status = 'open' RETURNING reservations.id");
+    let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(now);
+    for item in items {
+        q = q.bind(item.id).bind(item.usage.cost);
+    }
+    let claimed: std::collections::HashSet<String> = q
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    let won: Vec<&FastSettle<'_>> = items.iter().filter(|i| claimed.contains(i.id)).collect();
+    if won.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    // Sum per user, in first-seen order so the statement is deterministic.
+    let mut users: Vec<(&str, i64, i64)> = Vec::new();
+    for item in &won {
+        match users.iter_mut().find(|(u, _, _)| *u == item.hint.user_id) {
+            Some(entry) => {
+                entry.1 += item.usage.cost;
+                entry.2 += item.hint.amount;
+            }
+            None => users.push((&item.hint.user_id, item.usage.cost, item.hint.amount)),
+        }
+    }
+    let mut sql = String::from(
+        "UPDATE billing_accounts SET balance = balance - v.column2, reserved = reserved - v.column3, \
+         used = used + v.column2, updated_at = $1 FROM (VALUES ",
+    );
+    for i in 0..users.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${}, ${}, ${})", 2 + i * 3, 3 + i * 3, 4 + i * 3));
+    }
+    sql.push_str(") AS v WHERE billing_accounts.user_id = v.column1 RETURNING billing_accounts.user_id, billing_accounts.balance");
+    let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(now);
+    for (user, cost, held) in &users {
+        q = q.bind(*user).bind(*cost).bind(*held);
+    }
+    let finals: std::collections::HashMap<String, i64> =
+        q.fetch_all(&mut **tx).await?.into_iter().collect();
+
+    // Walk each user's balance back from its final value so every entry's balance_after is
+    // what the balance was right after that request, in batch order.
+    let mut running: std::collections::HashMap<&str, i64> = users
+        .iter()
+        .map(|(u, cost, _)| (*u, finals.get(*u).copied().unwrap_or(0) + cost))
+        .collect();
+    let mut out = Vec::with_capacity(won.len());
+    for item in won {
+        let user = item.hint.user_id.as_str();
+        let balance = running.get(user).copied().unwrap_or(0) - item.usage.cost;
+        running.insert(user, balance);
+        if item.usage.cost > 0 {
+            pending.entries.push(PendingEntry {
+                id: new_id(),
+                user_id: user.to_string(),
+                amount: -item.usage.cost,
+                balance_after: balance,
+                reference: if item.usage.request_id.is_empty() {
+                    item.id.to_string()
+                } else {
+                    item.usage.request_id.clone()
+                },
+                memo: (!item.usage.model.is_empty()).then(|| item.usage.model.clone()),
+                idempotency_key: format!("settle:{}", item.id),
+                created_at: now,
+            });
+        }
+        pending.usage.push(PendingUsage {
+            id: new_id(),
+            user_id: user.to_string(),
+            key_id: None,
+            reservation_id: item.id.to_string(),
+            usage: item.usage.clone(),
+            created_at: now,
+        });
+        out.push((
+            item.index,
+            Settlement {
+                reservation_id: item.id.to_string(),
+                charged: item.usage.cost,
+                balance_after: balance,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// A keyless reserve, for [`reserve_many`].
+pub(crate) struct FastReserve<'a> {
+    /// Position in the batch.
+    pub index: usize,
+    /// The request.
+    pub req: &'a ReserveRequest,
+}
+
+/// Takes keyless holds for distinct users with one conditional statement for the whole batch.
+/// Answers the reservations granted, by batch position; the rest (no account yet, or not
+/// enough balance) are left for the caller to run one by one, which opens accounts and gives
+/// the exact refusal.
+pub(crate) async fn reserve_many(
+    tx: &mut Tx,
+    pending: &mut Pending,
+    items: &[FastReserve<'_>],
+    rules: Rules,
+    now: i64,
+) -> DbResult<Vec<(usize, Reservation)>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "UPDATE billing_accounts SET reserved = reserved + v.column2, updated_at = $1 FROM (VALUES ",
+    );
+    for i in 0..items.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${}, ${})", 3 + i * 2, 4 + i * 2));
+    }
+    sql.push_str(
+        ") AS v WHERE billing_accounts.user_id = v.column1 AND billing_accounts.balance - billing_accounts.reserved - v.column2 >= -$2 \
+         RETURNING billing_accounts.user_id",
+    );
+    let mut q = sqlx::query_as::<_, (String,)>(&sql)
+        .bind(now)
+        .bind(rules.overdraft);
+    for item in items {
+        q = q.bind(&item.req.user_id).bind(item.req.amount);
+    }
+    let held: std::collections::HashSet<String> = q
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    let mut out = Vec::new();
+    for item in items.iter().filter(|i| held.contains(&i.req.user_id)) {
+        let id = new_id();
+        let expires_at = now + rules.reservation_ttl_ms;
+        pending.reservations.push(PendingReservation {
+            id: id.clone(),
+            user_id: item.req.user_id.clone(),
+            key_id: None,
+            amount: item.req.amount,
+            reference: item.req.reference.clone(),
+            created_at: now,
+            expires_at,
+        });
+        out.push((
+            item.index,
+            Reservation {
+                id,
+                amount: item.req.amount,
+                expires_at: ms_to_rfc3339(expires_at),
+            },
+        ));
+    }
+    Ok(out)
+}

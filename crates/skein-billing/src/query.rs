@@ -1,6 +1,7 @@
 //! The read side of Billing: balances, the ledger, usage records and their daily totals,
 //! redemption codes, and the ledger audit behind `skein billing verify`.
 
+use futures::TryStreamExt;
 use serde::Serialize;
 use skein_core::ids::ms_to_rfc3339;
 use skein_db::sqlx;
@@ -439,6 +440,31 @@ pub async fn verify(db: &Db) -> DbResult<Vec<Drift>> {
             });
         }
     }
+    // Every entry's balance_after must be the running sum of the user's entries so far.
+    let mut entries = sqlx::query_as::<_, (String, String, i64, i64)>(
+        "SELECT user_id, id, amount, balance_after FROM ledger_entries ORDER BY user_id, id",
+    )
+    .fetch(db.pool());
+    let mut current: Option<(String, i64, bool)> = None;
+    while let Some((user_id, id, amount, after)) = entries.try_next().await? {
+        let running = match &current {
+            Some((user, sum, _)) if *user == user_id => sum + amount,
+            _ => amount,
+        };
+        let already =
+            matches!(&current, Some((user, _, reported)) if *user == user_id && *reported);
+        let broken = running != after;
+        if broken && !already {
+            drift.push(Drift {
+                user_id: user_id.clone(),
+                problem: format!(
+                    "entry {id} says balance {after} but the entries sum to {running}"
+                ),
+            });
+        }
+        current = Some((user_id, running, already || broken));
+    }
+    drop(entries);
     let orphans: Vec<(String,)> =
         sqlx::query_as("SELECT DISTINCT user_id FROM ledger_entries WHERE user_id NOT IN (SELECT user_id FROM billing_accounts)")
             .fetch_all(db.pool())

@@ -136,10 +136,55 @@ async fn apply_all(
     let mut tx = db.begin_write().await?;
     let now = now_ms();
     let mut pending = Pending::default();
-    let mut results = Vec::with_capacity(ops.len());
-    for op in ops {
-        results.push(apply(&mut tx, &mut pending, hints, op, rules, now).await?);
+    let mut results: Vec<Option<ApiResult<Done>>> = ops.iter().map(|_| None).collect();
+
+    // Plain reserves and settles (no key, distinct users / ids, a remembered hold) share a
+    // few multi-row statements; everything else runs one by one below, in batch order.
+    let mut users_seen = std::collections::HashSet::new();
+    let mut ids_seen = std::collections::HashSet::new();
+    let mut fast_reserves = Vec::new();
+    let mut fast_settles = Vec::new();
+    for (index, op) in ops.iter().enumerate() {
+        match op {
+            Op::Reserve(req)
+                if req.key.is_none()
+                    && req.amount > 0
+                    && users_seen.insert(req.user_id.as_str()) =>
+            {
+                fast_reserves.push(ledger::FastReserve { index, req });
+            }
+            Op::Settle(id, usage) if usage.cost >= 0 && ids_seen.insert(id.as_str()) => {
+                if let Some(hint) = hints.get(id).filter(|h| h.key_id.is_none()) {
+                    fast_settles.push(ledger::FastSettle {
+                        index,
+                        id,
+                        usage,
+                        hint,
+                    });
+                }
+            }
+            _ => {}
+        }
     }
+    for (index, settlement) in
+        ledger::settle_many(&mut tx, &mut pending, &fast_settles, now).await?
+    {
+        results[index] = Some(Ok(Done::Settlement(settlement)));
+    }
+    for (index, reservation) in
+        ledger::reserve_many(&mut tx, &mut pending, &fast_reserves, rules, now).await?
+    {
+        results[index] = Some(Ok(Done::Reservation(reservation)));
+    }
+    for (op, slot) in ops.iter().zip(results.iter_mut()) {
+        if slot.is_none() {
+            *slot = Some(apply(&mut tx, &mut pending, hints, op, rules, now).await?);
+        }
+    }
+    let results: Vec<ApiResult<Done>> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ApiError::internal("operation left unanswered"))))
+        .collect();
     pending.flush(&mut tx).await?;
     tx.commit().await.map_err(DbError::from)?;
     // Remember new holds only once they are committed.
