@@ -425,3 +425,67 @@ async fn the_internal_api_needs_its_token() {
         "without a configured token the internal API does not exist"
     );
 }
+
+#[tokio::test]
+async fn expired_codes_cannot_be_redeemed() {
+    let app = billing_app(Backend::Sqlite, |_| {}).await;
+    let root = app.root().await;
+    let soon = time_in(1_200);
+    let r = app
+        .post(
+            "/api/v1/admin/redemption-codes",
+            Some(&root.access),
+            json!({"name": "flash", "amount": 10, "count": 1, "expires_at": soon}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let code = r.json[0]["code"].as_str().unwrap().to_string();
+    let bad = app
+        .post(
+            "/api/v1/admin/redemption-codes",
+            Some(&root.access),
+            json!({"name": "old", "amount": 10, "count": 1, "expires_at": "2001-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for body in [
+        json!({"name": "", "amount": 10, "count": 1}),
+        json!({"name": "x", "amount": 0, "count": 1}),
+        json!({"name": "x", "amount": 10, "count": 0}),
+        json!({"name": "x", "amount": 10, "count": 1001}),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/admin/redemption-codes",
+                Some(&root.access),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let late = app
+        .post(
+            "/api/v1/billing/redeem",
+            Some(&root.access),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(
+        (late.status, late.error_code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_redemption_code")
+    );
+    let empty = app
+        .post(
+            "/api/v1/billing/redeem",
+            Some(&root.access),
+            json!({"code": "  "}),
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(quota(&app, &root).await["balance"], 0);
+}
+
+fn time_in(ms: i64) -> String {
+    skein_core::ids::ms_to_rfc3339(skein_core::ids::now_ms() + ms)
+}
