@@ -222,3 +222,122 @@ async fn shutdown_finishes_in_flight_requests() {
     let after = app.client.get(app.url("/healthz")).send().await;
     assert!(after.is_err(), "still accepting connections after shutdown");
 }
+
+#[tokio::test]
+async fn slow_requests_time_out_with_408_in_the_envelope() {
+    // A very expensive password hash stands in for a handler that takes too long.
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.server.request_timeout_secs = 1;
+        c.auth.argon2_memory_kib = 256 * 1024;
+        c.auth.argon2_iterations = 12;
+    })
+    .await;
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "ada", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::REQUEST_TIMEOUT, "timeout"),
+        "{}",
+        r.text
+    );
+    assert!(r.json["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+}
+
+#[tokio::test]
+async fn sql_looking_input_in_every_text_field_is_just_text() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let root = app.root().await;
+    let evil = "'; DROP TABLE users; --";
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"login": evil, "password": evil}),
+        )
+        .await;
+    assert_eq!(r.error_code(), "invalid_credentials");
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"login": "root' OR '1'='1", "password": "x' OR '1'='1"}),
+        )
+        .await;
+    assert_eq!(r.error_code(), "invalid_credentials");
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "bob@example.com", "password": PASSWORD, "invite_code": evil}),
+        )
+        .await;
+    assert_eq!(r.error_code(), "invalid_invite_code");
+    let r = app
+        .post("/api/v1/auth/refresh", None, json!({"refresh_token": evil}))
+        .await;
+    assert_eq!(r.error_code(), "invalid_refresh_token");
+    let r = app
+        .patch(
+            "/api/v1/user/profile",
+            Some(&root.access),
+            json!({"display_name": evil}),
+        )
+        .await;
+    assert_eq!(r.json["display_name"], evil);
+    let r = app
+        .post(
+            "/api/v1/admin/invite-codes",
+            Some(&root.access),
+            json!({"note": evil}),
+        )
+        .await;
+    assert_eq!(r.json[0]["note"], evil);
+    let r = app
+        .get(
+            "/api/v1/admin/users?q=%27%3B%20DROP%20TABLE%20users%3B%20--&role=&status=",
+            Some(&root.access),
+        )
+        .await;
+    assert_eq!(r.json["total"], 1, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/billing/redeem",
+            Some(&root.access),
+            json!({"code": evil}),
+        )
+        .await;
+    assert_eq!(r.error_code(), "invalid_redemption_code");
+    let r = app
+        .post(
+            &format!("/api/v1/admin/billing/users/{}/adjust", root.id),
+            Some(&root.access),
+            json!({"amount": 5, "memo": evil}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let ledger = app.get("/api/v1/billing/ledger", Some(&root.access)).await;
+    assert_eq!(ledger.json["items"][0]["memo"], evil);
+    let r = app
+        .get(
+            "/api/v1/billing/usage?model=%27%20OR%201%3D1%20--",
+            Some(&root.access),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["total"].as_i64()),
+        (StatusCode::OK, Some(0))
+    );
+    // Everything still works and nothing was dropped.
+    app.login("root", PASSWORD).await;
+    assert_eq!(
+        app.get("/api/v1/admin/users", Some(&root.access))
+            .await
+            .json["total"],
+        1
+    );
+}
