@@ -45,6 +45,10 @@ impl UserDirectory for Everyone {
     async fn user_exists(&self, _user_id: &str) -> Result<bool, ApiError> {
         Ok(true)
     }
+
+    async fn user_active(&self, _user_id: &str) -> Result<bool, ApiError> {
+        Ok(true)
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

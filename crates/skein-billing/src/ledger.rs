@@ -12,6 +12,10 @@ use skein_core::{ApiError, ApiResult};
 use skein_db::DbResult;
 use skein_db::sqlx::{self, Any, Transaction};
 
+/// The largest amount one operation may move (about 2 billion dollars at the default rate):
+/// far beyond any real request, far below where sums of a batch could overflow `i64`.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+
 /// A write transaction.
 pub(crate) type Tx = Transaction<'static, Any>;
 
@@ -301,13 +305,26 @@ pub(crate) async fn reserve(
     rules: Rules,
     now: i64,
 ) -> DbResult<ApiResult<Reservation>> {
-    if req.amount <= 0 {
+    if req.amount <= 0 || req.amount > MAX_AMOUNT {
         return Ok(Err(ApiError::invalid_field(
             "amount",
-            "The amount must be positive.",
-            "金额必须为正数。",
+            format!("The amount must be between 1 and {MAX_AMOUNT}."),
+            format!("金额必须在 1 到 {MAX_AMOUNT} 之间。"),
         )));
     }
+    if req
+        .key
+        .as_ref()
+        .and_then(|k| k.limit)
+        .is_some_and(|l| !(0..=MAX_AMOUNT).contains(&l))
+    {
+        return Ok(Err(ApiError::invalid_field(
+            "key_limit",
+            format!("A key limit must be between 0 and {MAX_AMOUNT}."),
+            format!("密钥额度上限必须在 0 到 {MAX_AMOUNT} 之间。"),
+        )));
+    }
+
     let mut held = hold_user(tx, req, rules, now).await?;
     if !held && !account_exists(tx, &req.user_id).await? {
         open_account(tx, &req.user_id, rules, now).await?;
@@ -418,11 +435,11 @@ pub(crate) async fn settle(
     usage: &Usage,
     now: i64,
 ) -> DbResult<ApiResult<Settlement>> {
-    if usage.cost < 0 {
+    if usage.cost < 0 || usage.cost > MAX_AMOUNT {
         return Ok(Err(ApiError::invalid_field(
             "cost",
-            "The cost cannot be negative.",
-            "费用不能为负数。",
+            format!("The cost must be between 0 and {MAX_AMOUNT}."),
+            format!("费用必须在 0 到 {MAX_AMOUNT} 之间。"),
         )));
     }
     // Fast path: the writer remembers the hold, so one conditional UPDATE both checks that it
@@ -574,6 +591,13 @@ pub(crate) async fn release(
     let Some(row) = hold(tx, id).await? else {
         return Ok(Err(unknown_reservation()));
     };
+    if row.status == "settled" {
+        return Ok(Err(ApiError::conflict(
+            "reservation_settled",
+            "This reservation was already settled; there is nothing left to release.",
+            "该预留额度已结算，无可释放。",
+        )));
+    }
     if row.status != "open" {
         return Ok(Ok(false));
     }

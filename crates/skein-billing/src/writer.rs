@@ -97,7 +97,7 @@ async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
                     let _ = job.reply.send(result);
                 }
             }
-            Err(error) if ops.len() > 1 => {
+            Err(Failed::BeforeCommit(error)) if ops.len() > 1 => {
                 tracing::warn!(%error, batch = ops.len(), "billing batch failed; retrying one by one");
                 for job in jobs {
                     let result = match apply_all(
@@ -111,13 +111,13 @@ async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
                         Ok(mut results) => results
                             .pop()
                             .unwrap_or_else(|| Err(ApiError::internal("empty batch"))),
-                        Err(error) => Err(error.into()),
+                        Err(failed) => Err(failed.into()),
                     };
                     let _ = job.reply.send(result);
                 }
             }
-            Err(error) => {
-                let error = ApiError::from(error);
+            Err(failed) => {
+                let error = ApiError::from(failed);
                 for job in jobs {
                     let _ = job.reply.send(Err(error.clone()));
                 }
@@ -127,12 +127,38 @@ async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
     tracing::debug!("billing writer stopped");
 }
 
+/// Why a batch did not commit. A failure before `COMMIT` rolled everything back, so the
+/// operations may safely run again; a failed `COMMIT` has an unknown outcome (the database
+/// may have applied it), so running them again could charge or credit twice.
+enum Failed {
+    BeforeCommit(DbError),
+    Commit(DbError),
+}
+
+impl From<DbError> for Failed {
+    fn from(error: DbError) -> Self {
+        Failed::BeforeCommit(error)
+    }
+}
+
+impl From<Failed> for ApiError {
+    fn from(failed: Failed) -> Self {
+        match failed {
+            Failed::BeforeCommit(error) => error.into(),
+            Failed::Commit(error) => {
+                tracing::error!(%error, "billing commit failed; outcome unknown, not retried");
+                ApiError::unavailable("billing")
+            }
+        }
+    }
+}
+
 async fn apply_all(
     db: &Db,
     rules: Rules,
     ops: &[Op],
     hints: &mut HashMap<String, HoldHint>,
-) -> DbResult<Vec<ApiResult<Done>>> {
+) -> Result<Vec<ApiResult<Done>>, Failed> {
     let mut tx = db.begin_write().await?;
     let now = now_ms();
     let mut pending = Pending::default();
@@ -141,19 +167,29 @@ async fn apply_all(
     // Plain reserves and settles (no key, distinct users / ids, a remembered hold) share a
     // few multi-row statements; everything else runs one by one below, in batch order.
     let mut users_seen = std::collections::HashSet::new();
-    let mut ids_seen = std::collections::HashSet::new();
+    // A settle whose reservation is also released in this batch runs in batch order.
+    let mut ids_seen: std::collections::HashSet<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Release(id) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut fast_reserves = Vec::new();
     let mut fast_settles = Vec::new();
     for (index, op) in ops.iter().enumerate() {
         match op {
             Op::Reserve(req)
                 if req.key.is_none()
-                    && req.amount > 0
+                    && (1..=ledger::MAX_AMOUNT).contains(&req.amount)
                     && users_seen.insert(req.user_id.as_str()) =>
             {
                 fast_reserves.push(ledger::FastReserve { index, req });
             }
-            Op::Settle(id, usage) if usage.cost >= 0 && ids_seen.insert(id.as_str()) => {
+            Op::Settle(id, usage)
+                if (0..=ledger::MAX_AMOUNT).contains(&usage.cost)
+                    && ids_seen.insert(id.as_str()) =>
+            {
                 if let Some(hint) = hints.get(id).filter(|h| h.key_id.is_none()) {
                     fast_settles.push(ledger::FastSettle {
                         index,
@@ -186,7 +222,9 @@ async fn apply_all(
         .map(|r| r.unwrap_or_else(|| Err(ApiError::internal("operation left unanswered"))))
         .collect();
     pending.flush(&mut tx).await?;
-    tx.commit().await.map_err(DbError::from)?;
+    tx.commit()
+        .await
+        .map_err(|e| Failed::Commit(DbError::from(e)))?;
     // Remember new holds only once they are committed.
     if hints.len() > MAX_HINTS {
         hints.clear();

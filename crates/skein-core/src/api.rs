@@ -34,7 +34,16 @@ pub trait AccountEvents: Send + Sync {
         &self,
         user_id: &str,
         inviter_id: Option<&str>,
-    ) -> Result<(), ApiError>;
+    ) -> Result<(), ApiError> {
+        let _ = (user_id, inviter_id);
+        Ok(())
+    }
+
+    /// A user was disabled or enabled: drop anything cached about them.
+    async fn user_status_changed(&self, user_id: &str) -> Result<(), ApiError> {
+        let _ = user_id;
+        Ok(())
+    }
 }
 
 /// A hold on quota before billable work starts.
@@ -137,4 +146,45 @@ pub trait BillingApi: Send + Sync {
 pub trait UserDirectory: Send + Sync {
     /// Whether a user with this id exists.
     async fn user_exists(&self, user_id: &str) -> Result<bool, ApiError>;
+    /// Whether the user exists and is not disabled.
+    async fn user_active(&self, user_id: &str) -> Result<bool, ApiError>;
+}
+
+/// What an API key allows, as the gateway hands it to the Relay.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// The key's id (never the secret).
+    pub key_id: String,
+    /// Its owner, who pays.
+    pub user_id: String,
+    /// Channel group the key routes through.
+    pub group: String,
+    /// Models the key may use; `None` for any.
+    pub allowed_models: Option<Vec<String>>,
+    /// The key's own quota limit; `None` for unlimited.
+    pub quota_limit: Option<i64>,
+    /// Requests per minute for this key; `None` for the server default.
+    pub rpm_limit: Option<u32>,
+    /// Tokens per minute for this key; `None` for no token limit.
+    pub tpm_limit: Option<u32>,
+}
+
+impl KeyInfo {
+    /// Whether the key may use `model`.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed_models
+            .as_ref()
+            .is_none_or(|models| models.iter().any(|m| m == model))
+    }
+}
+
+/// Checks API keys (owned by the Relay): status, expiry, owner, client address.
+#[async_trait]
+pub trait KeyDirectory: Send + Sync {
+    /// The key's permissions, or an error saying why it cannot be used from `client_ip`.
+    async fn authenticate_key(
+        &self,
+        secret: &str,
+        client_ip: std::net::IpAddr,
+    ) -> Result<KeyInfo, ApiError>;
 }

@@ -139,6 +139,8 @@ pub enum AuthState {
     Anonymous,
     /// Valid credentials.
     User(AuthUser),
+    /// A valid API key (the `/v1` routes).
+    Key(crate::api::KeyInfo),
     /// Credentials were sent but are not acceptable; the error says why.
     Rejected(ApiError),
 }
@@ -150,7 +152,28 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
         match parts.extensions.get::<AuthState>() {
             Some(AuthState::User(user)) => Ok(user.clone()),
             Some(AuthState::Rejected(error)) => Err(error.clone()),
-            Some(AuthState::Anonymous) | None => Err(ApiError::unauthorized()),
+            Some(AuthState::Anonymous | AuthState::Key(_)) | None => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+/// The API key of a `/v1` request.
+#[derive(Debug, Clone)]
+pub struct ApiKeyCaller(pub crate::api::KeyInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiKeyCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<AuthState>() {
+            Some(AuthState::Key(key)) => Ok(ApiKeyCaller(key.clone())),
+            Some(AuthState::Rejected(error)) => Err(error.clone()),
+            _ => Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "Send an API key: Authorization: Bearer sk-...",
+                "请提供 API 密钥：Authorization: Bearer sk-...",
+            )),
         }
     }
 }

@@ -34,8 +34,27 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Quota, grants and reservations.
     pub billing: BillingConfig,
+    /// The relay (API keys, channels).
+    pub relay: RelayConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// The relay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Channel groups an API key may name (the first is the default).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub groups: Vec<String>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            groups: vec!["default".into()],
+        }
+    }
 }
 
 /// Quota, grants and reservations. Amounts are integer quota units.
@@ -157,6 +176,8 @@ pub struct LimitsConfig {
     pub api_per_user_per_minute: u32,
     /// `/api` requests per anonymous client IP per minute.
     pub api_per_ip_per_minute: u32,
+    /// `/v1` requests per API key per minute, unless the key sets its own limit.
+    pub api_per_key_per_minute: u32,
     /// Failed logins for one account before it is locked for a while.
     pub login_failures_per_account: u32,
     /// Failed logins from one IP before it is locked for a while.
@@ -196,6 +217,7 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             limits: LimitsConfig::default(),
             billing: BillingConfig::default(),
+            relay: RelayConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -262,6 +284,7 @@ impl Default for LimitsConfig {
             auth_per_ip_per_minute: 30,
             api_per_user_per_minute: 1200,
             api_per_ip_per_minute: 600,
+            api_per_key_per_minute: 6000,
             login_failures_per_account: 5,
             login_failures_per_ip: 50,
             login_lockout_secs: 15 * 60,
@@ -311,6 +334,7 @@ const SECTIONS: &[&str] = &[
     "registration",
     "limits",
     "billing",
+    "relay",
     "log",
 ];
 
@@ -374,6 +398,9 @@ impl Config {
         if self.database.max_connections == 0 {
             return bad("database.max_connections must be at least 1");
         }
+        if self.relay.groups.is_empty() || self.relay.groups.iter().any(|g| g.trim().is_empty()) {
+            return bad("relay.groups must name at least one group");
+        }
         let b = &self.billing;
         if b.quota_per_usd <= 0 || b.cny_per_usd <= 0.0 || b.reservation_ttl_secs < 1 {
             return bad(
@@ -401,6 +428,7 @@ impl Config {
             l.auth_per_ip_per_minute,
             l.api_per_user_per_minute,
             l.api_per_ip_per_minute,
+            l.api_per_key_per_minute,
             l.login_failures_per_account,
             l.login_failures_per_ip,
         ]

@@ -24,11 +24,56 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        if !is_json {
+            return Err(json_rejection(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(body_too_large());
+            }
+            Err(rejection) => {
+                return Err(ApiError::bad_request(
+                    "unreadable_body",
+                    "The request body could not be read.",
+                    "无法读取请求体。",
+                )
+                .with_details(json!({ "reason": rejection.body_text() })));
+            }
+        };
+        if has_nul(&bytes) {
+            return Err(nul_error());
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// A NUL character, raw or escaped as `\u0000`: PostgreSQL cannot store it in text, and no
+/// field of ours has a use for it, so it is refused at the door rather than failing deep inside.
+fn has_nul(bytes: &[u8]) -> bool {
+    bytes.contains(&0)
+        || bytes
+            .windows(6)
+            .any(|w| w[0] == b'\\' && (w[1] == b'u' || w[1] == b'U') && &w[2..] == b"0000")
+}
+
+fn nul_error() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+        "Text may not contain NUL characters.",
+        "文本中不能包含 NUL 字符。",
+    )
 }
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
@@ -90,6 +135,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts
+            .uri
+            .query()
+            .is_some_and(|q| q.contains("%00") || q.contains('\0'))
+        {
+            return Err(nul_error());
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
             Err(rejection) => Err(query_rejection(rejection)),
@@ -105,4 +157,19 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
         "查询参数缺失或类型错误。",
     )
     .with_details(json!({ "reason": rejection.body_text() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nul_raw_and_escaped() {
+        assert!(has_nul(b"{\"a\":\"x\\u0000y\"}"));
+        assert!(has_nul(b"{\"a\":\"x\0\"}"));
+        assert!(!has_nul(b"{\"a\":\"plain text \\u4e2d\"}"));
+        // FIXME: the literal text `\u0000` (an escaped backslash before u0000) is refused too;
+        // telling it apart needs a JSON-aware scan, and no real field needs that text.
+        assert!(has_nul(b"{\"a\":\"x\\\\u0000\"}"));
+    }
 }

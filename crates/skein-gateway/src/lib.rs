@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use skein_core::api::SessionDirectory;
+use skein_core::api::{KeyDirectory, SessionDirectory};
 use skein_core::auth::JwtKeys;
 use skein_core::config::{LimitsConfig, ServerConfig};
 use skein_core::limit::RateLimiter;
@@ -36,6 +36,8 @@ pub struct Gateway {
     pub jwt: JwtKeys,
     /// Whether a token's session still stands.
     pub sessions: Arc<dyn SessionDirectory>,
+    /// Checks API keys on the vendor-compatible routes (`/v1`, `/v1beta`), when the Relay runs.
+    pub keys: Option<Arc<dyn KeyDirectory>>,
     /// Where rate-limit state lives.
     pub limiter: Arc<dyn RateLimiter>,
     /// What `/readyz` checks.

@@ -79,7 +79,9 @@ fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            // The rightmost entry is the one our trusted proxy appended; entries to its left
+            // were written by the client and prove nothing.
+            .and_then(|v| v.split(',').next_back())
             .and_then(|v| v.trim().parse::<IpAddr>().ok());
         if let Some(ip) = forwarded {
             return ip;
@@ -105,20 +107,122 @@ pub(crate) async fn error_envelope(req: Request, next: Next) -> Response {
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    let is_api = req.uri().path().starts_with("/api/") || req.uri().path() == "/api";
+    let path = req.uri().path();
+    let is_api = path.starts_with("/api/") || path == "/api";
+    let vendor = Vendor::of(path);
     let response = next.run(req).await;
     if let Some(error) = response.extensions().get::<ApiError>() {
         let error = error.clone();
-        return rerender(&error, lang, &request_id, response.headers());
+        return match vendor {
+            Some(vendor) => rerender_as(vendor, &error, lang, &request_id, response.headers()),
+            None => rerender(&error, lang, &request_id, response.headers()),
+        };
+    }
+    let failed = response.status().is_client_error() || response.status().is_server_error();
+    if let Some(vendor) = vendor
+        && failed
+        && !is_json(response.headers())
+    {
+        let error = plain_status_error(response.status());
+        return rerender_as(vendor, &error, lang, &request_id, response.headers());
     }
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_api && (status.is_client_error() || status.is_server_error()) && !is_json {
+    if is_api && failed && !is_json(response.headers()) {
         let error = plain_status_error(status);
         return rerender(&error, lang, &request_id, response.headers());
+    }
+    response
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+}
+
+/// Whose error shape a vendor-compatible route answers in, so each official SDK parses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vendor {
+    /// `{"error":{"message","type","param","code"}}`
+    OpenAi,
+    /// `{"type":"error","error":{"type","message"}}`
+    Anthropic,
+    /// `{"error":{"code","message","status"}}`
+    Gemini,
+}
+
+impl Vendor {
+    fn of(path: &str) -> Option<Vendor> {
+        if path.starts_with("/v1beta/") {
+            Some(Vendor::Gemini)
+        } else if path.starts_with("/v1/messages") {
+            Some(Vendor::Anthropic)
+        } else if path.starts_with("/v1/") {
+            Some(Vendor::OpenAi)
+        } else {
+            None
+        }
+    }
+}
+
+fn rerender_as(
+    vendor: Vendor,
+    error: &ApiError,
+    lang: Lang,
+    request_id: &str,
+    old: &HeaderMap,
+) -> Response {
+    let status = error.status();
+    let message = error.message(lang);
+    let body = match vendor {
+        Vendor::OpenAi => {
+            let kind = match status.as_u16() {
+                401 => "authentication_error",
+                402 | 403 => "permission_error",
+                404 => "not_found_error",
+                429 => "rate_limit_error",
+                500..=599 => "server_error",
+                _ => "invalid_request_error",
+            };
+            serde_json::json!({ "error": { "message": message, "type": kind, "param": null, "code": error.code() } })
+        }
+        Vendor::Anthropic => {
+            let kind = match status.as_u16() {
+                401 => "authentication_error",
+                402 | 403 => "permission_error",
+                404 => "not_found_error",
+                413 => "request_too_large",
+                429 => "rate_limit_error",
+                529 | 503 => "overloaded_error",
+                500..=599 => "api_error",
+                _ => "invalid_request_error",
+            };
+            serde_json::json!({ "type": "error", "error": { "type": kind, "message": message } })
+        }
+        Vendor::Gemini => {
+            let kind = match status.as_u16() {
+                401 => "UNAUTHENTICATED",
+                402 | 403 => "PERMISSION_DENIED",
+                404 => "NOT_FOUND",
+                429 => "RESOURCE_EXHAUSTED",
+                503 => "UNAVAILABLE",
+                500..=599 => "INTERNAL",
+                _ => "INVALID_ARGUMENT",
+            };
+            serde_json::json!({ "error": { "code": status.as_u16(), "message": message, "status": kind } })
+        }
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    for (name, value) in old {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response
+                .headers_mut()
+                .entry(name)
+                .or_insert_with(|| value.clone());
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", value);
     }
     response
 }
@@ -173,6 +277,9 @@ pub(crate) async fn authenticate_and_limit(
     next: Next,
 ) -> Response {
     let path = req.uri().path();
+    if Vendor::of(path).is_some() {
+        return authenticate_key_and_limit(gateway, req, next).await;
+    }
     if !path.starts_with("/api/") {
         return next.run(req).await;
     }
@@ -225,6 +332,92 @@ pub(crate) async fn authenticate_and_limit(
             next.run(req).await
         }
     }
+}
+
+/// The vendor-compatible routes: an API key is the credential, its own rpm (or the server's
+/// per-key default) the limit.
+async fn authenticate_key_and_limit(
+    gateway: Arc<Gateway>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ClientIp>()
+        .map(|c| c.0)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let state = match (&gateway.keys, api_key(&req)) {
+        (Some(keys), Some(secret)) => match keys.authenticate_key(&secret, ip).await {
+            Ok(key) => AuthState::Key(key),
+            Err(error) => AuthState::Rejected(error),
+        },
+        _ => AuthState::Anonymous,
+    };
+    let limit = match &state {
+        AuthState::Key(key) => {
+            tracing::Span::current().record("user_id", key.user_id.as_str());
+            Some((
+                format!("key:{}", key.key_id),
+                key.rpm_limit
+                    .unwrap_or(gateway.limits.api_per_key_per_minute),
+            ))
+        }
+        _ => None,
+    };
+    req.extensions_mut().insert(state);
+    let Some((key, per_minute)) = limit else {
+        return next.run(req).await;
+    };
+    match gateway
+        .limiter
+        .check(&key, Quota::per_minute(per_minute), 1)
+        .await
+    {
+        Ok(decision) if !decision.allowed => {
+            let wait = decision
+                .retry_after
+                .map(|d| d.as_secs_f64().ceil() as u64)
+                .unwrap_or(1)
+                .max(1);
+            let mut response = ApiError::too_many_requests(wait).into_response();
+            set_limit_headers(response.headers_mut(), &decision);
+            response
+        }
+        Ok(decision) => {
+            let mut response = next.run(req).await;
+            set_limit_headers(response.headers_mut(), &decision);
+            response
+        }
+        Err(error) => {
+            tracing::warn!(%error, "rate limiter unavailable; request allowed");
+            next.run(req).await
+        }
+    }
+}
+
+/// The key where each vendor's SDK sends it: `Authorization: Bearer` (OpenAI, and Anthropic's
+/// SDK too), `x-api-key` (Anthropic), `x-goog-api-key` or `?key=` (Gemini).
+fn api_key(req: &Request) -> Option<String> {
+    let headers = req.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let named = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let query = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("key="))
+            .map(|v| v.to_string())
+    });
+    bearer
+        .or_else(|| named("x-api-key"))
+        .or_else(|| named("x-goog-api-key"))
+        .map(|v| v.trim().to_string())
+        .or(query)
+        .filter(|v| !v.is_empty())
 }
 
 fn set_limit_headers(headers: &mut HeaderMap, decision: &Decision) {

@@ -97,6 +97,16 @@ impl UserService {
         }
     }
 
+    /// Tells every observer that a user was disabled or enabled.
+    pub(crate) async fn announce_status_change(&self, user_id: &str) {
+        let observers = self.observers.read().map(|o| o.clone()).unwrap_or_default();
+        for observer in observers {
+            if let Err(error) = observer.user_status_changed(user_id).await {
+                tracing::error!(%user_id, %error, "account observer failed");
+            }
+        }
+    }
+
     /// Tells every observer that an account was created. Failures are logged: the account
     /// stands either way, and observers make their own effects idempotent.
     pub(crate) async fn announce_registration(&self, user_id: &str, inviter_id: Option<&str>) {
@@ -144,10 +154,9 @@ impl UserService {
         if email_taken || username_taken {
             return Err(taken_error(email_taken));
         }
-        if role == Role::Root {
-            // A root made here means registration must not hand out another one.
-            store::claim_flag(&mut *tx, "root_claimed", &id, now).await?;
-        }
+        // Any account made by the operator means set-up is done: from now on registration
+        // never hands out root (nor skips the registration policy as a first account would).
+        store::claim_flag(&mut *tx, "root_claimed", &id, now).await?;
         let new = store::NewUser {
             id: &id,
             username: username.as_deref(),
@@ -170,6 +179,7 @@ impl UserService {
     /// Sets the role of the account with this username or email (CLI).
     pub async fn set_role(&self, login: &str, role: Role) -> ApiResult<model::Profile> {
         let user = self.user_by_login(login).await?;
+        store::claim_flag(self.db.pool(), "root_claimed", &user.id, now_ms()).await?;
         store::set_role_status(
             self.db.pool(),
             &user.id,
@@ -267,6 +277,15 @@ impl UserDirectory for UserService {
             return Ok(false);
         }
         Ok(store::user_by_id(self.db.pool(), user_id).await?.is_some())
+    }
+
+    async fn user_active(&self, user_id: &str) -> Result<bool, ApiError> {
+        if !skein_core::ids::looks_like_id(user_id) {
+            return Ok(false);
+        }
+        Ok(store::user_by_id(self.db.pool(), user_id)
+            .await?
+            .is_some_and(|u| u.status == "active"))
     }
 }
 

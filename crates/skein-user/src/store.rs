@@ -34,9 +34,9 @@ pub async fn insert_user<'c, E: Executor<'c, Database = Any>>(
     u: &NewUser<'_>,
 ) -> DbResult<()> {
     sqlx::query(
-        "INSERT INTO users (id, username, email, password_hash, display_name, language, theme, role, \
+        "INSERT INTO users (id, username, username_key, email, password_hash, display_name, language, theme, role, \
          status, invited_by, created_at, updated_at, password_changed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'system', $7, 'active', $8, $9, $9, $9)",
+         VALUES ($1, $2, $10, $3, $4, $5, $6, 'system', $7, 'active', $8, $9, $9, $9)",
     )
     .bind(u.id)
     .bind(u.username)
@@ -47,6 +47,7 @@ pub async fn insert_user<'c, E: Executor<'c, Database = Any>>(
     .bind(u.role)
     .bind(u.invited_by)
     .bind(u.now)
+    .bind(u.username.map(str::to_lowercase))
     .execute(e)
     .await?;
     Ok(())
@@ -66,11 +67,12 @@ pub async fn user_by_login<'c, E: Executor<'c, Database = Any>>(
     e: E,
     login: &str,
 ) -> DbResult<Option<UserRow>> {
-    let login = login.trim();
+    // Lower-cased here, not with SQL lower(): SQLite's only folds ASCII.
+    let login = login.trim().to_lowercase();
     let sql = if login.contains('@') {
-        format!("SELECT {USER_COLUMNS} FROM users WHERE email = lower($1)")
+        format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")
     } else {
-        format!("SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)")
+        format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1")
     };
     Ok(sqlx::query_as(&sql).bind(login).fetch_optional(e).await?)
 }
@@ -84,10 +86,10 @@ pub async fn taken<'c, E: Executor<'c, Database = Any>>(
     let (email_taken, username_taken): (i64, i64) = sqlx::query_as(
         "SELECT \
            (SELECT COUNT(*) FROM users WHERE email = $1), \
-           (SELECT COUNT(*) FROM users WHERE lower(username) = lower($2))",
+           (SELECT COUNT(*) FROM users WHERE username_key = $2)",
     )
     .bind(email.unwrap_or(""))
-    .bind(username.unwrap_or(""))
+    .bind(username.map(str::to_lowercase).unwrap_or_default())
     .fetch_one(e)
     .await?;
     Ok((email_taken > 0, username_taken > 0))
@@ -445,7 +447,7 @@ pub struct UserFilter<'a> {
     pub status: &'a str,
 }
 
-const USER_FILTER: &str = "($1 = '' OR lower(COALESCE(username, '')) LIKE $2 ESCAPE '\\' \
+const USER_FILTER: &str = "($1 = '' OR COALESCE(username_key, '') LIKE $2 ESCAPE '\\' \
      OR COALESCE(email, '') LIKE $2 ESCAPE '\\' OR lower(display_name) LIKE $2 ESCAPE '\\') \
      AND ($3 = '' OR role = $3) AND ($4 = '' OR status = $4)";
 

@@ -26,6 +26,7 @@ use skein_db::Db;
 use skein_gateway::limit::memory::MemoryLimiter;
 use skein_gateway::limit::redis::RedisLimiter;
 use skein_gateway::{Gateway, Probe, ProbeFn};
+use skein_relay::RelayService;
 use skein_user::{UserService, UserSettings};
 use tokio::net::TcpListener;
 
@@ -33,7 +34,11 @@ pub use services::ServiceSet;
 
 /// Every service's migrations, in the order they are applied.
 pub fn all_migrations() -> Vec<&'static skein_db::ServiceMigrations> {
-    vec![&skein_user::MIGRATIONS, &skein_billing::MIGRATIONS]
+    vec![
+        &skein_user::MIGRATIONS,
+        &skein_billing::MIGRATIONS,
+        &skein_relay::MIGRATIONS,
+    ]
 }
 
 /// A built Skein: the router to serve and the handles to shut down cleanly.
@@ -92,7 +97,16 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         users.observe(billing.clone());
     }
 
-    let (mut api, openapi) = openapi::api_router(services, users.clone(), billing.clone());
+    let relay = RelayService::new(db.clone(), users.clone(), config.relay.groups.clone());
+    if services.contains("relay") {
+        users.observe(relay.clone());
+    }
+
+    let (mut api, openapi) =
+        openapi::api_router(services, users.clone(), billing.clone(), relay.clone());
+    if services.contains("relay") {
+        api = api.merge(relay.clone().vendor_routes());
+    }
     if services.contains("billing")
         && let Some(internal) = billing.clone().internal_routes()
     {
@@ -108,6 +122,9 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         limits: config.limits.clone(),
         jwt,
         sessions: users.clone(),
+        keys: services
+            .contains("relay")
+            .then(|| relay.clone() as Arc<dyn skein_core::api::KeyDirectory>),
         limiter,
         probes: vec![database_probe],
     });

@@ -6,6 +6,7 @@ use axum::Router;
 use axum::response::Html;
 use skein_billing::BillingService;
 use skein_core::error::{ErrorBody, ErrorEnvelope};
+use skein_relay::RelayService;
 use skein_user::UserService;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -28,6 +29,7 @@ use crate::ServiceSet;
         (name = "user", description = "The signed-in user's profile"),
         (name = "invites", description = "Invite codes"),
         (name = "admin", description = "Administration (admin and root)"),
+        (name = "keys", description = "The signed-in user's API keys for the /v1 routes"),
         (name = "billing", description = "The signed-in user's quota, ledger, usage and redemption"),
         (name = "admin-billing", description = "Balances, usage and redemption codes of everyone (admin)"),
     )
@@ -56,6 +58,7 @@ pub fn api_router(
     services: &ServiceSet,
     users: Arc<UserService>,
     billing: Arc<BillingService>,
+    relay: Arc<RelayService>,
 ) -> (Router, utoipa::openapi::OpenApi) {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     if services.contains("user") {
@@ -63,6 +66,9 @@ pub fn api_router(
     }
     if services.contains("billing") {
         api = api.nest("/api/v1", billing.routes());
+    }
+    if services.contains("relay") {
+        api = api.nest("/api/v1", relay.routes());
     }
     let (router, mut doc) = api.split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();

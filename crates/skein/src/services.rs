@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 /// Services this build can run in a process.
-pub const AVAILABLE: &[&str] = &["gateway", "user", "billing"];
+pub const AVAILABLE: &[&str] = &["gateway", "user", "billing", "relay"];
 
 /// Services of the platform that are not built yet; naming one is an error that says so.
 const PLANNED: &[&str] = &[
@@ -84,7 +84,7 @@ mod tests {
             Ok(vec!["gateway", "user"])
         );
         assert!(
-            ServiceSet::parse("relay")
+            ServiceSet::parse("chat")
                 .err()
                 .unwrap_or_default()
                 .contains("not part of this build")

@@ -125,7 +125,8 @@ pub async fn user_ledger(
 }
 
 /// Credit or debit a user's balance with a required memo (admin). A debit never takes the
-/// available balance below zero.
+/// available balance below the configured overdraft (zero by default). Send an
+/// `Idempotency-Key` header to make retries safe: the same key applies once.
 #[utoipa::path(post, path = "/admin/billing/users/{id}/adjust", tag = "admin-billing", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")), request_body = Adjustment,
     responses(
@@ -139,8 +140,22 @@ pub async fn adjust(
     State(svc): State<Arc<BillingService>>,
     AdminUser(admin): AdminUser,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<Adjustment>,
 ) -> ApiResult<ApiJson<Adjusted>> {
+    let idempotency_key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(key)) if (1..=128).contains(&key.len()) => {
+            Some(format!("adjust:{}:{key}", admin.user_id))
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 128 visible characters.",
+                "Idempotency-Key 必须为 1 到 128 个可见字符。",
+            ));
+        }
+    };
     if req.amount == 0 || req.amount.unsigned_abs() > MAX_ADJUST as u64 {
         return Err(ApiError::invalid_field(
             "amount",
@@ -165,11 +180,26 @@ pub async fn adjust(
             reference: None,
             actor_id: Some(admin.user_id.clone()),
             memo: Some(memo.to_string()),
-            idempotency_key: None,
+            idempotency_key,
         })
-        .await?
-        .ok_or_else(|| ApiError::internal("an adjustment without idempotency key was skipped"))?;
-    tracing::info!(actor = %admin.user_id, target = %id, amount = req.amount, "balance adjusted by admin");
+        .await?;
+    let balance = match balance {
+        Some(balance) => {
+            tracing::info!(actor = %admin.user_id, target = %id, amount = req.amount, "balance adjusted by admin");
+            balance
+        }
+        // A retry of an adjustment already applied: answer the balance, change nothing.
+        None => {
+            query::quota(
+                &svc.db,
+                &id,
+                svc.config.quota_per_usd,
+                svc.config.cny_per_usd,
+            )
+            .await?
+            .balance
+        }
+    };
     Ok(ApiJson(Adjusted { balance }))
 }
 

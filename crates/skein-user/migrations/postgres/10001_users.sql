@@ -4,6 +4,8 @@
 CREATE TABLE users (
     id                  TEXT PRIMARY KEY,
     username            TEXT,
+    -- The username lower-cased by Skein (Unicode-aware, unlike SQLite's lower()).
+    username_key        TEXT,
     email               TEXT,
     password_hash       TEXT NOT NULL,
     display_name        TEXT NOT NULL,
@@ -18,7 +20,7 @@ CREATE TABLE users (
     last_login_at       BIGINT,
     password_changed_at BIGINT NOT NULL
 );
-CREATE UNIQUE INDEX users_username_key ON users (lower(username));
+CREATE UNIQUE INDEX users_username_key ON users (username_key);
 CREATE UNIQUE INDEX users_email_key ON users (email);
 CREATE INDEX users_created_at ON users (created_at);
 

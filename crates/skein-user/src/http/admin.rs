@@ -169,6 +169,9 @@ pub async fn update_user(
     }
     tx.commit().await.map_err(skein_db::DbError::from)?;
     svc.forget_user_sessions(&target.id);
+    if status.is_some() {
+        svc.announce_status_change(&target.id).await;
+    }
     tracing::info!(actor = %actor.user_id, target = %target.id, ?role, ?status, "user updated by admin");
     Ok(ApiJson(svc.profile_of(&target.id).await?))
 }

@@ -240,8 +240,12 @@ pub async fn login(
         limit: limits.login_failures_per_ip,
         period: window,
     };
-    for (key, quota) in [(&account_key, account_quota), (&ip_key, ip_quota)] {
-        match svc.limiter.check(key, quota, 0).await {
+    // The account's attempt is charged before the password is checked (and refunded by a
+    // successful login), so parallel guesses cannot all slip past the lockout; the address is
+    // only probed here and charged on failure, so busy offices behind one NAT are not locked
+    // out by their own successful logins.
+    for (key, quota, cost) in [(&account_key, account_quota, 1), (&ip_key, ip_quota, 0)] {
+        match svc.limiter.check(key, quota, cost).await {
             Ok(probe) if !probe.allowed => {
                 let wait = probe.retry_after.map(|d| d.as_secs().max(1)).unwrap_or(1);
                 tracing::warn!(client_ip = %ip, "login locked after repeated failures");
@@ -263,10 +267,8 @@ pub async fn login(
         .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))
         .await?;
     let Some(user) = user.filter(|_| password_ok) else {
-        for (key, quota) in [(&account_key, account_quota), (&ip_key, ip_quota)] {
-            if let Err(error) = svc.limiter.check(key, quota, 1).await {
-                tracing::warn!(%error, "login limiter unavailable");
-            }
+        if let Err(error) = svc.limiter.check(&ip_key, ip_quota, 1).await {
+            tracing::warn!(%error, "login limiter unavailable");
         }
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -171,8 +171,9 @@ on_both_backends! {
         assert_eq!(first.status, StatusCode::OK);
         assert_eq!(first.json, again.json, "a retried settle answers the first settlement");
         assert_eq!(quota(&app, &ada).await["balance"], 880);
-        // Releasing after settling changes nothing; settling after releasing is refused.
-        assert_eq!(internal(&app, "release", json!({"reservation_id": id})).await.status, StatusCode::NO_CONTENT);
+        // Releasing after settling is refused and changes nothing; so is settling after releasing.
+        let late_release = internal(&app, "release", json!({"reservation_id": id})).await;
+        assert_eq!((late_release.status, late_release.error_code()), (StatusCode::CONFLICT, "reservation_settled"));
         assert_eq!(quota(&app, &ada).await["balance"], 880);
         let held = internal(&app, "reserve", json!({"user_id": ada.id, "amount": 100})).await.json["id"].as_str().unwrap().to_string();
         assert_eq!(internal(&app, "release", json!({"reservation_id": held})).await.status, StatusCode::NO_CONTENT);
@@ -191,7 +192,9 @@ on_both_backends! {
             assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "amount {amount}");
         }
         let overflow = internal(&app, "reserve", json!({"user_id": ada.id, "amount": i64::MAX})).await;
-        assert_eq!(overflow.error_code(), "insufficient_quota");
+        assert_eq!((overflow.status, overflow.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+        let too_big_cost = internal(&app, "settle", json!({"reservation_id": id, "usage": usage(i64::MAX, "x", "m")})).await;
+        assert_eq!(too_big_cost.status, StatusCode::UNPROCESSABLE_ENTITY);
         let nobody = internal(&app, "reserve", json!({"user_id": "01890000-0000-7000-8000-000000000000", "amount": 1})).await;
         assert_eq!(nobody.status, StatusCode::NOT_FOUND);
         let wrong_type = internal(&app, "reserve", json!({"user_id": ada.id, "amount": "lots"})).await;
@@ -312,6 +315,16 @@ on_both_backends! {
         assert_eq!(garbage.status, StatusCode::NOT_FOUND);
         assert_eq!(app.post(&path, Some(&ada.access), json!({"amount": 5, "memo": "x"})).await.status, StatusCode::FORBIDDEN);
         assert_eq!(quota(&app, &ada).await["balance"], 0, "nothing was applied");
+        // With an Idempotency-Key, a retried adjustment applies once.
+        for _ in 0..3 {
+            let r = app.send(app.client.post(app.url(&path)).bearer_auth(&root.access)
+                .header("idempotency-key", "topup-2026-11-26").json(&json!({"amount": 70, "memo": "retry-safe"}))).await;
+            assert_eq!((r.status, r.json["balance"].as_i64()), (StatusCode::OK, Some(70)), "{}", r.text);
+        }
+        assert_eq!(quota(&app, &ada).await["balance"], 70);
+        let nul = app.send(app.client.post(app.url(&path)).bearer_auth(&root.access)
+            .header("content-type", "application/json").body(r#"{"amount": 1, "memo": "a\u0000b"}"#)).await;
+        assert_eq!(nul.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", nul.text);
     }
 
     async fn usage_records_are_listed_filtered_exported_and_private(backend) {

@@ -271,3 +271,55 @@ fn the_example_configuration_is_valid_and_complete() {
         );
     }
 }
+
+#[test]
+fn an_operator_made_account_ends_the_first_account_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    // The reviewer's scenario: an ordinary account from the CLI, promoted later, and closed
+    // registration. A stranger's sign-up must neither become root nor bypass the closure.
+    assert!(
+        skein(dir.path())
+            .args(["admin", "create-user", "--username", "ops"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = KillOnDrop(
+        skein(dir.path())
+            .env("SKEIN_REGISTRATION__ENABLED", "false")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = client
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&json!({"username": "stranger", "password": "a long password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            403,
+            "registration is closed and ops already exists"
+        );
+    });
+}

@@ -273,3 +273,35 @@ async fn attempt(app: &TestApp) -> skein_testkit::Resp {
     )
     .await
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_rightmost_forwarded_address_counts() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.server.trust_forwarded_for = true;
+        c.limits.auth_per_ip_per_minute = 2;
+    })
+    .await;
+    let login = |forwarded: &str| {
+        app.send(
+            app.client
+                .post(app.url("/api/v1/auth/login"))
+                .header("x-forwarded-for", forwarded)
+                .json(&json!({"login": "x", "password": "wrong password"})),
+        )
+    };
+    // The client controls everything left of what our proxy appended: changing it is no escape.
+    assert_eq!(
+        login("1.1.1.1, 10.0.0.7").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login("2.2.2.2, 10.0.0.7").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login("3.3.3.3, 10.0.0.7").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another real client address has its own budget.
+    assert_eq!(login("10.0.0.8").await.status, StatusCode::UNAUTHORIZED);
+}

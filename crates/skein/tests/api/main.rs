@@ -10,6 +10,7 @@ mod billing_faults;
 mod cli;
 mod gateway;
 mod invites;
+mod keys;
 mod limits;
 mod profile;
 mod tokens;
