@@ -47,12 +47,16 @@ pub struct RelayConfig {
     /// Channel groups an API key may name (the first is the default).
     #[serde(deserialize_with = "list_or_csv")]
     pub groups: Vec<String>,
+    /// 64 hex characters (32 bytes) that seal upstream keys at rest; when empty one is
+    /// generated into `data_dir/relay_secret_key`. Every instance must share it.
+    pub secret_key: Option<Secret>,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             groups: vec!["default".into()],
+            secret_key: None,
         }
     }
 }
@@ -400,6 +404,11 @@ impl Config {
         }
         if self.relay.groups.is_empty() || self.relay.groups.iter().any(|g| g.trim().is_empty()) {
             return bad("relay.groups must name at least one group");
+        }
+        if let Some(key) = &self.relay.secret_key
+            && (key.expose().len() != 64 || !key.expose().bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return bad("relay.secret_key must be 64 hex characters");
         }
         let b = &self.billing;
         if b.quota_per_usd <= 0 || b.cny_per_usd <= 0.0 || b.reservation_ttl_secs < 1 {

@@ -1,12 +1,18 @@
-//! Skein's Relay service. This first part holds API keys: users create, list, change and
-//! revoke them under `/api/v1/keys`, and the gateway authenticates `/v1` requests with them
-//! through [`KeyDirectory`]. Channels, routing and the vendor-compatible endpoints build on it.
+//! Skein's Relay service: API keys (`/api/v1/keys`), channels (`/api/v1/channels`), the
+//! pricing table, and the vendor-compatible API (`/v1/...`) that routes each request to a
+//! channel and bills it through [`BillingApi`].
 //!
-//! **Architecture Invariant:** only this crate touches `api_keys`; a key's secret exists only
-//! in the creation response; the table holds its SHA-256.
+//! **Architecture Invariant:** only this crate touches `api_keys`, `channels` and
+//! `model_prices`; a key's secret exists only in the creation response (the table holds its
+//! SHA-256); upstream keys are stored sealed by [`vault::Vault`] and never leave the process.
+//! The hot path reads channels and prices from memory, never from the database.
 
+pub mod channels;
 mod http;
 pub mod keys;
+pub mod pricing;
+pub mod proxy;
+pub mod vault;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,7 +21,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::sync::Cache;
 use skein_core::ApiError;
-use skein_core::api::{AccountEvents, KeyDirectory, KeyInfo, UserDirectory};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use skein_core::api::{AccountEvents, BillingApi, KeyDirectory, KeyInfo, UserDirectory};
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -31,11 +40,21 @@ pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
 /// How long an instance trusts its cached view of a key or its owner.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 
+/// How often an instance re-reads channels and prices written by other instances.
+const RELOAD_EVERY: Duration = Duration::from_secs(10);
+
 /// The Relay service.
 pub struct RelayService {
     db: Db,
     users: Arc<dyn UserDirectory>,
+    billing: Arc<dyn BillingApi>,
+    vault: vault::Vault,
+    http: reqwest::Client,
     groups: Vec<String>,
+    /// Routing table, swapped whole on every change.
+    table: RwLock<Arc<channels::ChannelTable>>,
+    /// Prices by model, swapped whole on every change.
+    prices: RwLock<Arc<HashMap<String, pricing::Rates>>>,
     /// Keys by secret hash; dropped at once when this instance changes or revokes a key.
     key_cache: Cache<String, Arc<KeyRow>>,
     /// Whether an owner is active, by user id.
@@ -43,8 +62,16 @@ pub struct RelayService {
 }
 
 impl RelayService {
-    /// Builds the service; `groups` are the channel groups a key may name.
-    pub fn new(db: Db, users: Arc<dyn UserDirectory>, groups: Vec<String>) -> Arc<Self> {
+    /// Starts the service: loads channels and prices, and re-reads them periodically so
+    /// changes made on other instances arrive. `groups` are the channel groups a key may name;
+    /// `secret_key` seals upstream keys at rest.
+    pub async fn start(
+        db: Db,
+        users: Arc<dyn UserDirectory>,
+        billing: Arc<dyn BillingApi>,
+        groups: Vec<String>,
+        secret_key: &[u8; 32],
+    ) -> Result<Arc<Self>, ApiError> {
         let key_cache = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(KEY_CACHE_TTL)
@@ -53,13 +80,61 @@ impl RelayService {
             .max_capacity(100_000)
             .time_to_live(KEY_CACHE_TTL)
             .build();
-        Arc::new(RelayService {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(ApiError::internal)?;
+        let service = Arc::new(RelayService {
             db,
             users,
+            billing,
+            vault: vault::Vault::new(secret_key),
+            http,
             groups,
+            table: RwLock::new(Arc::new(channels::ChannelTable::default())),
+            prices: RwLock::new(Arc::new(HashMap::new())),
             key_cache,
             owner_cache,
-        })
+        });
+        service.reload().await?;
+        let weak = Arc::downgrade(&service);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RELOAD_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(service) = weak.upgrade() else { break };
+                if let Err(error) = service.reload().await {
+                    tracing::warn!(%error, "relay reload failed");
+                }
+            }
+        });
+        Ok(service)
+    }
+
+    /// Re-reads channels and prices into memory.
+    pub async fn reload(&self) -> Result<(), ApiError> {
+        let rows = channels::all(&self.db).await?;
+        let table = Arc::new(channels::ChannelTable::build(&rows, &self.vault));
+        let prices = Arc::new(pricing::map(&self.db).await?);
+        if let Ok(mut slot) = self.table.write() {
+            *slot = table;
+        }
+        if let Ok(mut slot) = self.prices.write() {
+            *slot = prices;
+        }
+        Ok(())
+    }
+
+    /// The routing table now.
+    pub fn table(&self) -> Arc<channels::ChannelTable> {
+        self.table.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// The prices now.
+    pub fn prices(&self) -> Arc<HashMap<String, pricing::Rates>> {
+        self.prices.read().map(|p| p.clone()).unwrap_or_default()
     }
 
     /// The service's `/api/v1` routes (key management).

@@ -11,6 +11,8 @@
 
 use std::sync::Once;
 
+pub mod mock_openai;
+
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -97,7 +97,15 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         users.observe(billing.clone());
     }
 
-    let relay = RelayService::new(db.clone(), users.clone(), config.relay.groups.clone());
+    let relay_key = relay_secret(&config)?;
+    let relay = RelayService::start(
+        db.clone(),
+        users.clone(),
+        billing.clone(),
+        config.relay.groups.clone(),
+        &relay_key,
+    )
+    .await?;
     if services.contains("relay") {
         users.observe(relay.clone());
     }
@@ -239,6 +247,31 @@ fn jwt_secret(config: &Config) -> anyhow::Result<String> {
     write_private(&path, &secret)?;
     tracing::info!(path = %path.display(), "generated a new JWT secret");
     Ok(secret)
+}
+
+/// The key that seals upstream secrets: configured, or kept in `data_dir/relay_secret_key`.
+fn relay_secret(config: &Config) -> anyhow::Result<[u8; 32]> {
+    let text = match &config.relay.secret_key {
+        Some(secret) => secret.expose().to_string(),
+        None => {
+            let path = config.data_dir.join("relay_secret_key");
+            if path.exists() {
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .trim()
+                    .to_string()
+            } else {
+                let secret = random_secret();
+                write_private(&path, &secret)?;
+                tracing::info!(path = %path.display(), "generated a new relay secret key");
+                secret
+            }
+        }
+    };
+    let bytes = hex::decode(text.trim()).context("the relay secret key is not hex")?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the relay secret key must be 32 bytes (64 hex characters)"))
 }
 
 fn random_secret() -> String {

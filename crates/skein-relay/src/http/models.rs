@@ -10,16 +10,18 @@ use skein_core::extract::ApiJson;
 
 use crate::RelayService;
 
-/// Lists the models the calling key may use. Until channels are configured a key can reach
-/// no model, so only an explicit allowlist shows up.
+/// Lists the models the calling key may use: served by a channel of its group, priced, and
+/// allowed by the key.
 pub(crate) async fn list_models(
-    State(_svc): State<Arc<RelayService>>,
+    State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
 ) -> ApiResult<ApiJson<Value>> {
-    let data: Vec<Value> = key
-        .allowed_models
-        .unwrap_or_default()
+    let prices = svc.prices();
+    let data: Vec<Value> = svc
+        .table()
+        .models(&key.group)
         .into_iter()
+        .filter(|m| prices.contains_key(m) && key.allows_model(m))
         .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "skein" }))
         .collect();
     Ok(ApiJson(json!({ "object": "list", "data": data })))

@@ -33,8 +33,8 @@ both_backends! {
         let r = models(&app, &secret).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json["object"], "list");
-        let ids: Vec<&str> = r.json["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, vec!["gpt-4o", "claude-sonnet"]);
+        // No channel serves anything yet, so the key can reach no model (relay tests list some).
+        assert_eq!(r.json["data"], json!([]));
         for (name, value) in [("x-api-key", secret.clone()), ("x-goog-api-key", secret.clone())] {
             let r = app.send(app.client.get(app.url("/v1/models")).header(name, value)).await;
             assert_eq!(r.status, StatusCode::OK, "{name}");

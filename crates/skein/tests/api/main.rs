@@ -13,4 +13,5 @@ mod invites;
 mod keys;
 mod limits;
 mod profile;
+mod relay;
 mod tokens;

@@ -1,0 +1,497 @@
+//! Channels: upstream accounts (a vendor, a base URL, one or more keys, the models they serve)
+//! and the in-memory table the hot path routes with, so a relay request never reads channels
+//! from the database.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use skein_core::ids::ms_to_rfc3339;
+use skein_core::{ApiError, ApiResult};
+use skein_db::sqlx;
+use skein_db::{Db, DbResult};
+use utoipa::ToSchema;
+
+use crate::vault::Vault;
+
+/// The upstream wire formats a channel can speak.
+pub const KINDS: &[&str] = &["openai", "azure", "anthropic", "gemini"];
+
+/// The default base URL of a kind (Azure has none: each resource has its own).
+pub fn default_base_url(kind: &str) -> Option<&'static str> {
+    match kind {
+        "openai" => Some("https://api.openai.com"),
+        "anthropic" => Some("https://api.anthropic.com"),
+        "gemini" => Some("https://generativelanguage.googleapis.com"),
+        _ => None,
+    }
+}
+
+/// What is encrypted: upstream keys and extra headers (either may carry credentials).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChannelSecrets {
+    /// Upstream API keys, used round-robin.
+    pub keys: Vec<String>,
+    /// Extra headers sent upstream.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A `channels` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChannelRow {
+    /// Id.
+    pub id: String,
+    /// Wire format (`openai`, `azure`, `anthropic`, `gemini`).
+    pub kind: String,
+    /// Label.
+    pub name: String,
+    /// Upstream base URL.
+    pub base_url: String,
+    /// Sealed [`ChannelSecrets`].
+    pub secrets: String,
+    /// How many keys.
+    pub key_count: i64,
+    /// JSON array of model names.
+    pub models: String,
+    /// JSON object client name → upstream name.
+    pub model_mapping: String,
+    /// JSON array of groups.
+    pub groups_list: String,
+    /// Higher first.
+    pub priority: i64,
+    /// Share inside a priority.
+    pub weight: i64,
+    /// Upstream timeout.
+    pub timeout_secs: i64,
+    /// JSON array of extra header names (values are sealed).
+    pub header_names: String,
+    /// `enabled`, `disabled`, `auto_disabled`.
+    pub status: String,
+    /// Why it is not enabled.
+    pub status_reason: Option<String>,
+    /// Last test, ms.
+    pub last_test_at: Option<i64>,
+    /// Last test latency.
+    pub last_test_latency_ms: Option<i64>,
+    /// Last test outcome.
+    pub last_test_result: Option<String>,
+    /// Created, ms.
+    pub created_at: i64,
+    /// Changed, ms.
+    pub updated_at: i64,
+}
+
+const CHANNEL_COLUMNS: &str = "id, kind, name, base_url, secrets, key_count, models, model_mapping, groups_list, priority, \
+     weight, timeout_secs, header_names, status, status_reason, last_test_at, last_test_latency_ms, last_test_result, created_at, updated_at";
+
+/// A channel as admins see it: never a key or header value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Channel {
+    /// Id.
+    pub id: String,
+    /// Wire format.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Label.
+    pub name: String,
+    /// Upstream base URL.
+    pub base_url: String,
+    /// How many keys it holds (the keys are never shown again).
+    pub key_count: i64,
+    /// Models it serves.
+    pub models: Vec<String>,
+    /// Client model name → upstream model name.
+    pub model_mapping: BTreeMap<String, String>,
+    /// Groups that may use it.
+    pub groups: Vec<String>,
+    /// Higher priorities are tried first.
+    pub priority: i64,
+    /// Share of traffic inside its priority.
+    pub weight: i64,
+    /// Upstream timeout, seconds.
+    pub timeout_secs: i64,
+    /// Names of the extra headers sent upstream (values are secret).
+    pub header_names: Vec<String>,
+    /// `enabled`, `disabled` or `auto_disabled`.
+    pub status: String,
+    /// Why it is not enabled.
+    pub status_reason: Option<String>,
+    /// RFC 3339 of the last test.
+    pub last_test_at: Option<String>,
+    /// Latency of the last test.
+    pub last_test_latency_ms: Option<i64>,
+    /// Outcome of the last test.
+    pub last_test_result: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+fn json_or<T: for<'de> Deserialize<'de> + Default>(text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+impl From<ChannelRow> for Channel {
+    fn from(r: ChannelRow) -> Self {
+        Channel {
+            models: json_or(&r.models),
+            model_mapping: json_or(&r.model_mapping),
+            groups: json_or(&r.groups_list),
+            header_names: json_or(&r.header_names),
+            id: r.id,
+            kind: r.kind,
+            name: r.name,
+            base_url: r.base_url,
+            key_count: r.key_count,
+            priority: r.priority,
+            weight: r.weight,
+            timeout_secs: r.timeout_secs,
+            status: r.status,
+            status_reason: r.status_reason,
+            last_test_at: r.last_test_at.map(ms_to_rfc3339),
+            last_test_latency_ms: r.last_test_latency_ms,
+            last_test_result: r.last_test_result,
+            created_at: ms_to_rfc3339(r.created_at),
+            updated_at: ms_to_rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// Validated settings of a channel.
+#[derive(Debug, Clone)]
+pub struct ChannelSettings {
+    /// Wire format.
+    pub kind: String,
+    /// Label.
+    pub name: String,
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    /// Keys and headers.
+    pub secrets: ChannelSecrets,
+    /// Models.
+    pub models: Vec<String>,
+    /// Mapping.
+    pub model_mapping: BTreeMap<String, String>,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// Priority.
+    pub priority: i64,
+    /// Weight.
+    pub weight: i64,
+    /// Timeout.
+    pub timeout_secs: i64,
+    /// `enabled` or `disabled`.
+    pub status: String,
+}
+
+/// Stores a channel (insert or full replace).
+pub async fn save(
+    db: &Db,
+    vault: &Vault,
+    id: &str,
+    s: &ChannelSettings,
+    now: i64,
+    insert: bool,
+) -> ApiResult<()> {
+    let sealed = vault.seal(&serde_json::to_vec(&s.secrets).map_err(ApiError::internal)?)?;
+    let header_names: Vec<&String> = s.secrets.headers.keys().collect();
+    let sql = if insert {
+        "INSERT INTO channels (id, kind, name, base_url, secrets, key_count, models, model_mapping, groups_list, priority, \
+         weight, timeout_secs, header_names, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
+    } else {
+        "UPDATE channels SET kind = $2, name = $3, base_url = $4, secrets = $5, key_count = $6, models = $7, \
+         model_mapping = $8, groups_list = $9, priority = $10, weight = $11, timeout_secs = $12, header_names = $13, \
+         status = $14, status_reason = NULL, updated_at = $15 WHERE id = $1"
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .bind(&s.kind)
+        .bind(&s.name)
+        .bind(&s.base_url)
+        .bind(sealed)
+        .bind(i64::try_from(s.secrets.keys.len()).unwrap_or(0))
+        .bind(json(&s.models))
+        .bind(json(&s.model_mapping))
+        .bind(json(&s.groups))
+        .bind(s.priority)
+        .bind(s.weight)
+        .bind(s.timeout_secs)
+        .bind(json(&header_names))
+        .bind(&s.status)
+        .bind(now)
+        .execute(db.pool())
+        .await
+        .map_err(skein_db::DbError::from)?;
+    Ok(())
+}
+
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// One channel.
+pub async fn by_id(db: &Db, id: &str) -> DbResult<Option<ChannelRow>> {
+    let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+/// Every channel, highest priority first.
+pub async fn all(db: &Db) -> DbResult<Vec<ChannelRow>> {
+    let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY priority DESC, created_at");
+    Ok(sqlx::query_as(&sql).fetch_all(db.pool()).await?)
+}
+
+/// Deletes a channel.
+pub async fn delete(db: &Db, id: &str) -> DbResult<bool> {
+    Ok(sqlx::query("DELETE FROM channels WHERE id = $1")
+        .bind(id)
+        .execute(db.pool())
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+/// Records a test's outcome.
+pub async fn record_test(
+    db: &Db,
+    id: &str,
+    now: i64,
+    latency_ms: i64,
+    result: &str,
+) -> DbResult<()> {
+    sqlx::query("UPDATE channels SET last_test_at = $2, last_test_latency_ms = $3, last_test_result = $4 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .bind(latency_ms)
+        .bind(result)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// A channel ready to route to, with its secrets decrypted.
+#[derive(Debug)]
+pub struct LiveChannel {
+    /// Id.
+    pub id: String,
+    /// Name, for logs.
+    pub name: String,
+    /// Wire format.
+    pub kind: String,
+    /// Base URL.
+    pub base_url: String,
+    /// Keys, round-robin.
+    pub keys: Vec<String>,
+    /// Extra headers.
+    pub headers: BTreeMap<String, String>,
+    /// Client name → upstream name.
+    pub model_mapping: BTreeMap<String, String>,
+    /// Priority.
+    pub priority: i64,
+    /// Weight.
+    pub weight: i64,
+    /// Timeout, seconds.
+    pub timeout_secs: i64,
+    next_key: std::sync::atomic::AtomicUsize,
+}
+
+impl LiveChannel {
+    /// The next key, round-robin.
+    pub fn key(&self) -> &str {
+        let n = self
+            .next_key
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.keys
+            .get(n % self.keys.len().max(1))
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// The upstream name of a client model name.
+    pub fn upstream_model<'a>(&'a self, model: &'a str) -> &'a str {
+        self.model_mapping
+            .get(model)
+            .map(String::as_str)
+            .unwrap_or(model)
+    }
+}
+
+/// Channels by (group, model), each list sorted by priority, with smooth weighted round-robin
+/// state per list. Rebuilt whole whenever channels change.
+#[derive(Default)]
+pub struct ChannelTable {
+    routes: HashMap<(String, String), Route>,
+}
+
+struct Route {
+    channels: Vec<std::sync::Arc<LiveChannel>>,
+    /// Current weights of smooth weighted round-robin (nginx's algorithm), one per channel.
+    current: Mutex<Vec<i64>>,
+}
+
+impl ChannelTable {
+    /// Builds the table from stored channels; channels whose secrets cannot be opened are
+    /// skipped with an error in the log.
+    pub fn build(rows: &[ChannelRow], vault: &Vault) -> ChannelTable {
+        let mut routes: HashMap<(String, String), Vec<std::sync::Arc<LiveChannel>>> =
+            HashMap::new();
+        for row in rows.iter().filter(|r| r.status == "enabled") {
+            let secrets: ChannelSecrets = match vault
+                .open(&row.secrets)
+                .and_then(|b| serde_json::from_slice(&b).map_err(ApiError::internal))
+            {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::error!(channel = %row.id, %error, "channel skipped: its secrets cannot be read");
+                    continue;
+                }
+            };
+            let live = std::sync::Arc::new(LiveChannel {
+                id: row.id.clone(),
+                name: row.name.clone(),
+                kind: row.kind.clone(),
+                base_url: row.base_url.clone(),
+                keys: secrets.keys,
+                headers: secrets.headers,
+                model_mapping: json_or(&row.model_mapping),
+                priority: row.priority,
+                weight: row.weight.max(1),
+                timeout_secs: row.timeout_secs,
+                next_key: Default::default(),
+            });
+            let models: Vec<String> = json_or(&row.models);
+            let groups: Vec<String> = json_or(&row.groups_list);
+            for group in &groups {
+                for model in &models {
+                    routes
+                        .entry((group.clone(), model.clone()))
+                        .or_default()
+                        .push(live.clone());
+                }
+            }
+        }
+        let routes = routes
+            .into_iter()
+            .map(|(k, mut channels)| {
+                channels.sort_by_key(|c| std::cmp::Reverse(c.priority));
+                let current = Mutex::new(vec![0; channels.len()]);
+                (k, Route { channels, current })
+            })
+            .collect();
+        ChannelTable { routes }
+    }
+
+    /// Models a group can reach.
+    pub fn models(&self, group: &str) -> Vec<String> {
+        let mut models: Vec<String> = self
+            .routes
+            .keys()
+            .filter(|(g, _)| g == group)
+            .map(|(_, m)| m.clone())
+            .collect();
+        models.sort();
+        models
+    }
+
+    /// The order to try channels in for one request: priority levels from highest, and inside
+    /// a level, smooth weighted round-robin picks the first (so over any short window each
+    /// channel gets its share, without clustering) and the rest follow as fallbacks.
+    pub fn candidates(&self, group: &str, model: &str) -> Vec<std::sync::Arc<LiveChannel>> {
+        let Some(route) = self.routes.get(&(group.to_string(), model.to_string())) else {
+            return Vec::new();
+        };
+        let mut order: Vec<usize> = Vec::with_capacity(route.channels.len());
+        let Ok(mut current) = route.current.lock() else {
+            return route.channels.clone();
+        };
+        let mut start = 0;
+        while start < route.channels.len() {
+            let priority = route.channels[start].priority;
+            let end = route.channels[start..]
+                .iter()
+                .position(|c| c.priority != priority)
+                .map(|p| start + p)
+                .unwrap_or(route.channels.len());
+            let total: i64 = route.channels[start..end].iter().map(|c| c.weight).sum();
+            let mut best = start;
+            for i in start..end {
+                current[i] += route.channels[i].weight;
+                if current[i] > current[best] {
+                    best = i;
+                }
+            }
+            current[best] -= total;
+            order.push(best);
+            order.extend((start..end).filter(|i| *i != best));
+            start = end;
+        }
+        order
+            .into_iter()
+            .map(|i| route.channels[i].clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, priority: i64, weight: i64, vault: &Vault) -> ChannelRow {
+        let secrets = ChannelSecrets {
+            keys: vec![format!("key-{id}")],
+            headers: BTreeMap::new(),
+        };
+        ChannelRow {
+            id: id.into(),
+            kind: "openai".into(),
+            name: id.into(),
+            base_url: "http://x".into(),
+            secrets: vault
+                .seal(&serde_json::to_vec(&secrets).unwrap_or_default())
+                .unwrap_or_default(),
+            key_count: 1,
+            models: r#"["m"]"#.into(),
+            model_mapping: "{}".into(),
+            groups_list: r#"["default"]"#.into(),
+            priority,
+            weight,
+            timeout_secs: 60,
+            header_names: "[]".into(),
+            status: "enabled".into(),
+            status_reason: None,
+            last_test_at: None,
+            last_test_latency_ms: None,
+            last_test_result: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn higher_priority_first_and_weights_spread_smoothly() {
+        let vault = Vault::new(&[1u8; 32]);
+        let rows = vec![
+            row("a", 0, 5, &vault),
+            row("b", 0, 1, &vault),
+            row("c", 0, 1, &vault),
+            row("top", 10, 1, &vault),
+        ];
+        let table = ChannelTable::build(&rows, &vault);
+        let mut firsts_at_level0 = Vec::new();
+        for _ in 0..7 {
+            let order = table.candidates("default", "m");
+            assert_eq!(order[0].id, "top", "priority 10 is always tried first");
+            assert_eq!(order.len(), 4);
+            firsts_at_level0.push(order[1].id.clone());
+        }
+        // nginx's smooth WRR for 5:1:1 gives a a b a c a a: never b or c twice in a row.
+        assert_eq!(firsts_at_level0, vec!["a", "a", "b", "a", "c", "a", "a"]);
+        assert!(table.candidates("default", "other").is_empty());
+        assert!(table.candidates("vip", "m").is_empty());
+    }
+}

@@ -1,0 +1,447 @@
+//! `/api/v1/channels` (admin): upstream accounts. Keys are accepted, sealed, and never shown
+//! again; a channel's answer says how many it holds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use skein_core::auth::AdminUser;
+use skein_core::error::ErrorEnvelope;
+use skein_core::extract::ApiJson;
+use skein_core::ids::{looks_like_id, new_id, now_ms};
+use skein_core::{ApiError, ApiResult};
+use utoipa::ToSchema;
+
+use crate::RelayService;
+use crate::channels::{self, Channel, ChannelSecrets, ChannelSettings, KINDS};
+
+/// A new channel.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannel {
+    /// `openai` (and any OpenAI-compatible API), `azure`, `anthropic` or `gemini`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Label.
+    pub name: String,
+    /// Base URL; defaults to the vendor's.
+    pub base_url: Option<String>,
+    /// Upstream API keys (round-robin).
+    pub keys: Vec<String>,
+    /// Models it serves.
+    pub models: Vec<String>,
+    /// Client model name → upstream model name.
+    #[serde(default)]
+    pub model_mapping: BTreeMap<String, String>,
+    /// Groups that may use it (default `["default"]`).
+    pub groups: Option<Vec<String>>,
+    /// Higher first (default 0).
+    #[serde(default)]
+    pub priority: i64,
+    /// Share inside its priority (default 1).
+    pub weight: Option<i64>,
+    /// Upstream timeout in seconds (default 120).
+    pub timeout_secs: Option<i64>,
+    /// Extra headers sent upstream (stored sealed).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `enabled` (default) or `disabled`.
+    pub status: Option<String>,
+}
+
+/// Changes to a channel; omitted fields stay. `keys` and `headers`, when given, replace all.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChannel {
+    /// Wire format.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Label.
+    pub name: Option<String>,
+    /// Base URL.
+    pub base_url: Option<String>,
+    /// New keys (replace the old ones).
+    pub keys: Option<Vec<String>>,
+    /// Models.
+    pub models: Option<Vec<String>>,
+    /// Mapping.
+    pub model_mapping: Option<BTreeMap<String, String>>,
+    /// Groups.
+    pub groups: Option<Vec<String>>,
+    /// Priority.
+    pub priority: Option<i64>,
+    /// Weight.
+    pub weight: Option<i64>,
+    /// Timeout, seconds.
+    pub timeout_secs: Option<i64>,
+    /// Extra headers (replace the old ones).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// `enabled` or `disabled`.
+    pub status: Option<String>,
+}
+
+/// The outcome of a channel test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    /// Whether the upstream answered a tiny request correctly.
+    pub ok: bool,
+    /// Round trip, ms.
+    pub latency_ms: i64,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// Every channel (admin).
+#[utoipa::path(get, path = "/channels", tag = "channels", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Channel>), (status = 403, body = ErrorEnvelope)))]
+pub async fn list_channels(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+) -> ApiResult<ApiJson<Vec<Channel>>> {
+    Ok(ApiJson(
+        channels::all(&svc.db)
+            .await?
+            .into_iter()
+            .map(Channel::from)
+            .collect(),
+    ))
+}
+
+/// Add a channel (admin).
+#[utoipa::path(post, path = "/channels", tag = "channels", security(("bearer" = [])), request_body = CreateChannel,
+    responses((status = 201, body = Channel), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+pub async fn create_channel(
+    State(svc): State<Arc<RelayService>>,
+    AdminUser(admin): AdminUser,
+    ApiJson(req): ApiJson<CreateChannel>,
+) -> ApiResult<(StatusCode, ApiJson<Channel>)> {
+    let kind = kind(&req.kind)?;
+    let settings = ChannelSettings {
+        base_url: base_url(&kind, req.base_url.as_deref())?,
+        kind,
+        name: name(&req.name)?,
+        secrets: ChannelSecrets {
+            keys: upstream_keys(req.keys)?,
+            headers: headers(req.headers)?,
+        },
+        models: models(req.models)?,
+        model_mapping: mapping(req.model_mapping)?,
+        groups: groups(&svc, req.groups.unwrap_or_else(|| vec!["default".into()]))?,
+        priority: bounded("priority", req.priority, -1000, 1000)?,
+        weight: bounded("weight", req.weight.unwrap_or(1), 1, 1000)?,
+        timeout_secs: bounded("timeout_secs", req.timeout_secs.unwrap_or(120), 1, 3600)?,
+        status: status(req.status.as_deref().unwrap_or("enabled"))?,
+    };
+    let id = new_id();
+    channels::save(&svc.db, &svc.vault, &id, &settings, now_ms(), true).await?;
+    svc.reload().await?;
+    tracing::info!(actor = %admin.user_id, channel = %id, kind = %settings.kind, "channel created");
+    let row = channels::by_id(&svc.db, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("new channel vanished"))?;
+    Ok((StatusCode::CREATED, ApiJson(row.into())))
+}
+
+/// One channel (admin).
+#[utoipa::path(get, path = "/channels/{id}", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Channel id")),
+    responses((status = 200, body = Channel), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn get_channel(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<Channel>> {
+    Ok(ApiJson(load(&svc, &id).await?.into()))
+}
+
+/// Change a channel (admin). New `keys` replace all old keys.
+#[utoipa::path(patch, path = "/channels/{id}", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Channel id")), request_body = UpdateChannel,
+    responses((status = 200, body = Channel), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+pub async fn update_channel(
+    State(svc): State<Arc<RelayService>>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateChannel>,
+) -> ApiResult<ApiJson<Channel>> {
+    let row = load(&svc, &id).await?;
+    let mut secrets: ChannelSecrets =
+        serde_json::from_slice(&svc.vault.open(&row.secrets)?).map_err(ApiError::internal)?;
+    let current = Channel::from(row);
+    let kind = match req.kind {
+        Some(k) => self::kind(&k)?,
+        None => current.kind.clone(),
+    };
+    if let Some(keys) = req.keys {
+        secrets.keys = upstream_keys(keys)?;
+    }
+    if let Some(h) = req.headers {
+        secrets.headers = headers(h)?;
+    }
+    let settings = ChannelSettings {
+        base_url: match req.base_url.as_deref() {
+            Some(url) => base_url(&kind, Some(url))?,
+            None => current.base_url.clone(),
+        },
+        kind,
+        name: match &req.name {
+            Some(n) => name(n)?,
+            None => current.name.clone(),
+        },
+        secrets,
+        models: match req.models {
+            Some(m) => models(m)?,
+            None => current.models.clone(),
+        },
+        model_mapping: match req.model_mapping {
+            Some(m) => mapping(m)?,
+            None => current.model_mapping.clone(),
+        },
+        groups: match req.groups {
+            Some(g) => groups(&svc, g)?,
+            None => current.groups.clone(),
+        },
+        priority: bounded(
+            "priority",
+            req.priority.unwrap_or(current.priority),
+            -1000,
+            1000,
+        )?,
+        weight: bounded("weight", req.weight.unwrap_or(current.weight), 1, 1000)?,
+        timeout_secs: bounded(
+            "timeout_secs",
+            req.timeout_secs.unwrap_or(current.timeout_secs),
+            1,
+            3600,
+        )?,
+        status: match req.status.as_deref() {
+            Some(s) => status(s)?,
+            None if current.status == "auto_disabled" => "enabled".into(),
+            None => current.status.clone(),
+        },
+    };
+    channels::save(&svc.db, &svc.vault, &id, &settings, now_ms(), false).await?;
+    svc.reload().await?;
+    tracing::info!(actor = %admin.user_id, channel = %id, "channel updated");
+    Ok(ApiJson(load(&svc, &id).await?.into()))
+}
+
+/// Remove a channel (admin).
+#[utoipa::path(delete, path = "/channels/{id}", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Channel id")),
+    responses((status = 204, description = "Removed"), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn delete_channel(
+    State(svc): State<Arc<RelayService>>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let row = load(&svc, &id).await?;
+    channels::delete(&svc.db, &row.id).await?;
+    svc.reload().await?;
+    tracing::info!(actor = %admin.user_id, channel = %id, "channel deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Send a tiny real request through the channel and record latency and result (admin).
+#[utoipa::path(post, path = "/channels/{id}/test", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Channel id")),
+    responses((status = 200, body = TestResult), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn test_channel(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<TestResult>> {
+    let row = load(&svc, &id).await?;
+    let live = channels::ChannelTable::build(
+        &[channels::ChannelRow {
+            status: "enabled".into(),
+            ..row.clone()
+        }],
+        &svc.vault,
+    );
+    let models: Vec<String> = serde_json::from_str(&row.models).unwrap_or_default();
+    let groups: Vec<String> = serde_json::from_str(&row.groups_list).unwrap_or_default();
+    let (Some(model), Some(group)) = (models.first(), groups.first()) else {
+        return Err(ApiError::invalid_field(
+            "models",
+            "The channel lists no model to test with.",
+            "该渠道没有可用于测试的模型。",
+        ));
+    };
+    let Some(channel) = live.candidates(group, model).into_iter().next() else {
+        return Err(ApiError::internal("the channel's secrets cannot be read"));
+    };
+    let started = Instant::now();
+    let outcome = crate::proxy::probe(&svc.http, &channel, model).await;
+    let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let (ok, message) = match outcome {
+        Ok(()) => (true, "ok".to_string()),
+        Err(reason) => (false, reason),
+    };
+    channels::record_test(&svc.db, &id, now_ms(), latency_ms, &message).await?;
+    Ok(ApiJson(TestResult {
+        ok,
+        latency_ms,
+        message,
+    }))
+}
+
+async fn load(svc: &RelayService, id: &str) -> ApiResult<channels::ChannelRow> {
+    let not_found = || ApiError::not_found("Channel", "渠道");
+    if !looks_like_id(id) {
+        return Err(not_found());
+    }
+    channels::by_id(&svc.db, id).await?.ok_or_else(not_found)
+}
+
+fn kind(raw: &str) -> ApiResult<String> {
+    if KINDS.contains(&raw) {
+        Ok(raw.to_string())
+    } else {
+        Err(ApiError::invalid_field(
+            "type",
+            format!("type must be one of {}.", KINDS.join(", ")),
+            format!("type 必须是 {} 之一。", KINDS.join("、")),
+        ))
+    }
+}
+
+fn name(raw: &str) -> ApiResult<String> {
+    let name = raw.trim();
+    if (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control) {
+        Ok(name.to_string())
+    } else {
+        Err(ApiError::invalid_field(
+            "name",
+            "Name the channel (1–64 characters).",
+            "请为渠道命名（1–64 个字符）。",
+        ))
+    }
+}
+
+fn base_url(kind: &str, raw: Option<&str>) -> ApiResult<String> {
+    let url = match raw.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(url) => url,
+        None => channels::default_base_url(kind).ok_or_else(|| {
+            ApiError::invalid_field(
+                "base_url",
+                "This type needs a base_url.",
+                "该类型需要填写 base_url。",
+            )
+        })?,
+    };
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2048
+        && !url.contains(char::is_whitespace);
+    if !ok {
+        return Err(ApiError::invalid_field(
+            "base_url",
+            "base_url must be an http(s) URL.",
+            "base_url 必须是 http(s) 地址。",
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+fn upstream_keys(keys: Vec<String>) -> ApiResult<Vec<String>> {
+    let keys: Vec<String> = keys
+        .into_iter()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+    if keys.is_empty()
+        || keys.len() > 100
+        || keys
+            .iter()
+            .any(|k| k.len() > 1024 || k.contains(char::is_control))
+    {
+        return Err(ApiError::invalid_field(
+            "keys",
+            "Give 1 to 100 upstream keys.",
+            "请提供 1 到 100 个上游密钥。",
+        ));
+    }
+    Ok(keys)
+}
+
+fn headers(h: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+    let valid = h.len() <= 32
+        && h.iter().all(|(k, v)| {
+            axum::http::HeaderName::from_bytes(k.as_bytes()).is_ok()
+                && axum::http::HeaderValue::from_str(v).is_ok()
+        });
+    if valid {
+        Ok(h)
+    } else {
+        Err(ApiError::invalid_field(
+            "headers",
+            "Header names or values are not valid HTTP.",
+            "请求头名称或取值不合法。",
+        ))
+    }
+}
+
+fn models(list: Vec<String>) -> ApiResult<Vec<String>> {
+    let mut list: Vec<String> = list.into_iter().map(|m| m.trim().to_string()).collect();
+    if list.is_empty() || list.len() > 500 || list.iter().any(|m| m.is_empty() || m.len() > 128) {
+        return Err(ApiError::invalid_field(
+            "models",
+            "List 1 to 500 model names.",
+            "请列出 1 到 500 个模型名称。",
+        ));
+    }
+    list.sort();
+    list.dedup();
+    Ok(list)
+}
+
+fn mapping(m: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+    if m.len() > 500
+        || m.iter()
+            .any(|(k, v)| k.is_empty() || v.is_empty() || k.len() > 128 || v.len() > 128)
+    {
+        return Err(ApiError::invalid_field(
+            "model_mapping",
+            "Map model names to model names.",
+            "请将模型名称映射到模型名称。",
+        ));
+    }
+    Ok(m)
+}
+
+fn groups(svc: &RelayService, list: Vec<String>) -> ApiResult<Vec<String>> {
+    if list.is_empty() || list.iter().any(|g| !svc.groups.contains(g)) {
+        return Err(ApiError::invalid_field(
+            "groups",
+            format!("groups must be some of: {}.", svc.groups.join(", ")),
+            format!("groups 必须取自：{}。", svc.groups.join("、")),
+        ));
+    }
+    Ok(list)
+}
+
+fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be {min} to {max}."),
+            format!("{field} 必须在 {min} 到 {max} 之间。"),
+        ))
+    }
+}
+
+fn status(raw: &str) -> ApiResult<String> {
+    match raw {
+        "enabled" | "disabled" => Ok(raw.to_string()),
+        _ => Err(ApiError::invalid_field(
+            "status",
+            "status must be enabled or disabled.",
+            "状态必须是 enabled 或 disabled。",
+        )),
+    }
+}

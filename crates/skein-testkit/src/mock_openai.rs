@@ -1,0 +1,278 @@
+//! A mock OpenAI chat-completions server, faithful to the documented wire format where the
+//! relay depends on it, and scriptable per test: failures with status and `Retry-After`,
+//! streams that die half way, events cut at odd byte boundaries, and a record of every
+//! request it received.
+//!
+//! The reply to a message is `echo: <last user message>`. Token counts are words (split on
+//! whitespace): `prompt_tokens` counts the words of all message contents, `completion_tokens`
+//! the words of the reply, so tests can compute exact costs.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+/// What the next request gets instead of a normal answer.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer this status with an OpenAI error body (and `Retry-After` for 429).
+    Status(u16),
+    /// Stream this many content chunks, then drop the connection (no usage, no `[DONE]`).
+    DieAfter(usize),
+    /// Wait this long before answering.
+    Delay(Duration),
+}
+
+#[derive(Default)]
+struct Inner {
+    faults: VecDeque<Fault>,
+    requests: Vec<(HeaderMap, Value)>,
+}
+
+/// A running mock; dropped, it stops.
+pub struct MockOpenAi {
+    /// `http://127.0.0.1:PORT` (use as a channel's base URL).
+    pub base_url: String,
+    /// The API key it accepts.
+    pub key: String,
+    inner: Arc<Mutex<Inner>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockOpenAi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    key: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl MockOpenAi {
+    /// Starts a mock that accepts `key`.
+    pub async fn start(key: &str) -> MockOpenAi {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let shared = Shared {
+            key: key.to_string(),
+            inner: inner.clone(),
+        };
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind mock");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        MockOpenAi {
+            base_url,
+            key: key.to_string(),
+            inner,
+            task,
+        }
+    }
+
+    /// Queues a fault for the next request (faults apply in order, one per request).
+    pub fn fail_next(&self, fault: Fault) {
+        self.inner
+            .lock()
+            .expect("mock lock")
+            .faults
+            .push_back(fault);
+    }
+
+    /// The bodies of the requests received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.inner
+            .lock()
+            .expect("mock lock")
+            .requests
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    /// The `Authorization` headers received so far.
+    pub fn authorizations(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .expect("mock lock")
+            .requests
+            .iter()
+            .map(|(h, _)| {
+                h.get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+/// Words in the contents of all messages (the mock's "tokens").
+pub fn prompt_tokens(messages: &Value) -> i64 {
+    messages
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            m["content"]
+                .as_str()
+                .unwrap_or("")
+                .split_whitespace()
+                .count() as i64
+        })
+        .sum()
+}
+
+/// The mock's reply to a request.
+pub fn reply_to(messages: &Value) -> String {
+    let last = messages
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
+    format!("echo: {last}")
+}
+
+fn error(status: StatusCode, message: &str, kind: &str) -> Response {
+    let mut response = (
+        status,
+        axum::Json(
+            json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
+        ),
+    )
+        .into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+    }
+    response
+}
+
+async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+        );
+    };
+    let fault = {
+        let mut inner = shared.inner.lock().expect("mock lock");
+        inner.requests.push((headers.clone(), request.clone()));
+        inner.faults.pop_front()
+    };
+    let expected = format!("Bearer {}", shared.key);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect API key provided.",
+            "invalid_request_error",
+        );
+    }
+    let mut die_after = None;
+    match fault {
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let kind = if code == 429 {
+                "rate_limit_error"
+            } else if code >= 500 {
+                "server_error"
+            } else {
+                "invalid_request_error"
+            };
+            return error(status, "Scripted failure.", kind);
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::DieAfter(n)) => die_after = Some(n),
+        None => {}
+    }
+    if request["messages"].as_array().is_none_or(Vec::is_empty) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "'messages' must contain at least one message.",
+            "invalid_request_error",
+        );
+    }
+    let model = request["model"].as_str().unwrap_or("").to_string();
+    let reply = reply_to(&request["messages"]);
+    let prompt = prompt_tokens(&request["messages"]);
+    let completion = reply.split_whitespace().count() as i64;
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
+    if request["stream"].as_bool() != Some(true) {
+        return axum::Json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_764_000_000, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "logprobs": null, "finish_reason": "stop"}],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+    let include_usage = request["stream_options"]["include_usage"].as_bool() == Some(true);
+    let chunk = |delta: Value, finish: Value, usage_field: Value| {
+        let mut c = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_764_000_000, "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+        if include_usage {
+            c["usage"] = usage_field;
+        }
+        format!("data: {c}\n\n")
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+        Value::Null,
+    )];
+    let words: Vec<String> = reply.split_inclusive(' ').map(str::to_string).collect();
+    for (i, word) in words.iter().enumerate() {
+        if die_after == Some(i) {
+            break;
+        }
+        events.push(chunk(json!({"content": word}), Value::Null, Value::Null));
+    }
+    let died = die_after.is_some_and(|n| n < words.len());
+    if !died {
+        events.push(chunk(json!({}), json!("stop"), Value::Null));
+        if include_usage {
+            let last = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_764_000_000, "model": model,
+                "choices": [], "usage": usage});
+            events.push(format!("data: {last}\n\n"));
+        }
+        events.push("data: [DONE]\n\n".to_string());
+    }
+    // Cut the stream into pieces that ignore event boundaries, as real networks do.
+    let all: Vec<u8> = events.concat().into_bytes();
+    let pieces: Vec<Result<Bytes, std::io::Error>> = all
+        .chunks(37)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let stream = futures::stream::iter(pieces);
+    let body = if died {
+        // End the body with an error so the connection breaks instead of closing cleanly.
+        let broken = futures::StreamExt::chain(
+            stream,
+            futures::stream::once(async { Err(std::io::Error::other("mock died")) }),
+        );
+        Body::from_stream(broken)
+    } else {
+        Body::from_stream(stream)
+    };
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}

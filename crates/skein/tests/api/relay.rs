@@ -1,0 +1,354 @@
+//! The relay end to end: channels and prices set by an admin, a user's key, chat completions
+//! (whole and streamed) through a mock OpenAI upstream, failover, refusals, and exact billing.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use skein_testkit::mock_openai::{Fault, MockOpenAi, prompt_tokens, reply_to};
+use skein_testkit::{Backend, Persona, TestApp, both_backends};
+
+/// Rates used throughout: 2,000,000 per million prompt tokens (2 per token), 6 per completion token.
+const INPUT: i64 = 2_000_000;
+const OUTPUT: i64 = 6_000_000;
+
+struct Setup {
+    root: Persona,
+    user: Persona,
+    key: String,
+    upstream: MockOpenAi,
+}
+
+async fn setup(app: &TestApp) -> Setup {
+    let root = app.root().await;
+    let user = app.register("ada").await;
+    let upstream = MockOpenAi::start("sk-upstream-primary").await;
+    let r = app
+        .post("/api/v1/channels", Some(&root.access), json!({
+            "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
+            "models": ["gpt-test"], "model_mapping": {"gpt-test": "gpt-upstream"}, "priority": 10
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(!r.text.contains(&upstream.key), "an upstream key came back");
+    assert_eq!(r.json["key_count"], 1);
+    let r = app.put("/api/v1/admin/pricing/gpt-test", Some(&root.access), json!({
+        "input_per_mtok": INPUT, "output_per_mtok": OUTPUT, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0
+    })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/v1/admin/billing/users/{}/adjust", user.id),
+            Some(&root.access),
+            json!({"amount": 1_000_000, "memo": "test balance"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let key = app
+        .post("/api/v1/keys", Some(&user.access), json!({"name": "test"}))
+        .await
+        .json["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    Setup {
+        root,
+        user,
+        key,
+        upstream,
+    }
+}
+
+fn cost(messages: &Value) -> i64 {
+    let completion = reply_to(messages).split_whitespace().count() as i64;
+    prompt_tokens(messages) * 2 + completion * 6
+}
+
+async fn chat(app: &TestApp, key: &str, body: Value) -> skein_testkit::Resp {
+    app.send(
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&body),
+    )
+    .await
+}
+
+async fn balance(app: &TestApp, who: &Persona) -> i64 {
+    app.get("/api/v1/billing/quota", Some(&who.access))
+        .await
+        .json["balance"]
+        .as_i64()
+        .unwrap()
+}
+
+both_backends! {
+    async fn a_chat_completion_is_relayed_and_billed_exactly(app) {
+        let s = setup(&app).await;
+        let messages = json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there relay"}]);
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages, "temperature": 0.2, "x_unknown": 1})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["choices"][0]["message"]["content"], "echo: hello there relay");
+        // The upstream got the mapped model, its own key, and the unknown field untouched.
+        let sent = &s.upstream.requests()[0];
+        assert_eq!(sent["model"], "gpt-upstream");
+        assert_eq!(sent["x_unknown"], 1);
+        assert_eq!(s.upstream.authorizations()[0], format!("Bearer {}", s.upstream.key));
+
+        let expected = cost(&messages);
+        assert_eq!(balance(&app, &s.user).await, 1_000_000 - expected);
+        let usage = app.get("/api/v1/billing/usage", Some(&s.user.access)).await;
+        let record = &usage.json["items"][0];
+        assert_eq!((record["cost"].as_i64(), record["model"].as_str()), (Some(expected), Some("gpt-test")));
+        assert_eq!((record["prompt_tokens"].as_i64(), record["completion_tokens"].as_i64()), (Some(5), Some(4)));
+        assert!(record["key_id"].as_str().is_some());
+        assert_eq!(app.get("/api/v1/billing/quota", Some(&s.user.access)).await.json["reserved"], 0);
+
+        let models = app.send(app.client.get(app.url("/v1/models")).bearer_auth(&s.key)).await;
+        assert_eq!(models.json["data"][0]["id"], "gpt-test");
+        let _ = &s.root;
+    }
+
+    async fn a_stream_is_relayed_and_billed_from_upstream_usage(app) {
+        let s = setup(&app).await;
+        let messages = json!([{"role": "user", "content": "stream me some words please"}]);
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages, "stream": true})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+        let events: Vec<&str> = r.text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(*events.last().unwrap(), "data: [DONE]");
+        let text: String = events.iter().filter_map(|e| e.strip_prefix("data: ")).filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .map(|v| v["choices"][0]["delta"]["content"].as_str().unwrap_or("").to_string()).collect();
+        assert_eq!(text, "echo: stream me some words please");
+        assert!(!r.text.contains("\"usage\""), "the client did not ask for usage: {}", r.text);
+        // Skein asked the upstream for usage on the client's behalf.
+        assert_eq!(s.upstream.requests()[0]["stream_options"]["include_usage"], true);
+        assert_eq!(balance(&app, &s.user).await, 1_000_000 - cost(&messages));
+
+        let with_usage = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages, "stream": true,
+            "stream_options": {"include_usage": true}})).await;
+        let usage_event = with_usage.text.split("\n\n").find(|e| e.contains("\"usage\":{")).expect("a usage chunk");
+        let v: Value = serde_json::from_str(usage_event.trim_start_matches("data: ")).unwrap();
+        assert_eq!(v["choices"], json!([]));
+        assert_eq!(v["usage"]["prompt_tokens"], 5);
+    }
+
+    async fn failover_skips_a_failing_channel(app) {
+        let s = setup(&app).await;
+        let backup = MockOpenAi::start("sk-upstream-backup").await;
+        let r = app.post("/api/v1/channels", Some(&s.root.access), json!({
+            "type": "openai", "name": "backup", "base_url": backup.base_url, "keys": [backup.key], "models": ["gpt-test"], "priority": 0
+        })).await;
+        let backup_id = r.json["id"].as_str().unwrap().to_string();
+        for fault in [Fault::Status(503), Fault::Status(429)] {
+            s.upstream.fail_next(fault);
+            let messages = json!([{"role": "user", "content": "are you there"}]);
+            let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages})).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            assert_eq!(r.json["choices"][0]["message"]["content"], "echo: are you there");
+        }
+        assert_eq!(backup.requests().len(), 2, "the backup served both");
+        assert_eq!(backup.requests()[0]["model"], "gpt-test", "no mapping on the backup");
+        let usage = app.get("/api/v1/billing/usage", Some(&s.user.access)).await;
+        assert_eq!(usage.json["items"][0]["channel_id"], backup_id.as_str());
+
+        // Every channel failing: 502, and nothing charged.
+        let before = balance(&app, &s.user).await;
+        s.upstream.fail_next(Fault::Status(500));
+        backup.fail_next(Fault::Status(502));
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})).await;
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text);
+        assert_eq!(r.json["error"]["code"], "upstream_unavailable");
+        assert_eq!(balance(&app, &s.user).await, before);
+        assert_eq!(app.get("/api/v1/billing/quota", Some(&s.user.access)).await.json["reserved"], 0);
+    }
+
+    async fn refusals_cost_nothing(app) {
+        let s = setup(&app).await;
+        let before = balance(&app, &s.user).await;
+        // The upstream's own 400 reaches the client unchanged.
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": []})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.json["error"]["type"], "invalid_request_error");
+        let unknown = chat(&app, &s.key, json!({"model": "gpt-nope", "messages": [{"role": "user", "content": "x"}]})).await;
+        assert_eq!((unknown.status, unknown.json["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("model_not_priced")));
+        app.put("/api/v1/admin/pricing/gpt-unrouted", Some(&s.root.access), json!({
+            "input_per_mtok": 1, "output_per_mtok": 1, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0})).await;
+        let unrouted = chat(&app, &s.key, json!({"model": "gpt-unrouted", "messages": [{"role": "user", "content": "x"}]})).await;
+        assert_eq!((unrouted.status, unrouted.json["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("model_not_found")));
+        let narrow = app.post("/api/v1/keys", Some(&s.user.access), json!({"name": "narrow", "allowed_models": ["other"]})).await;
+        let r = chat(&app, narrow.json["key"].as_str().unwrap(), json!({"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})).await;
+        assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("model_not_allowed")));
+        let malformed = app.send(app.client.post(app.url("/v1/chat/completions")).bearer_auth(&s.key).header("content-type", "application/json").body("{nope")).await;
+        assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+        assert_eq!(malformed.json["error"]["type"], "invalid_request_error");
+        assert_eq!(balance(&app, &s.user).await, before, "refused requests are free");
+        assert_eq!(s.upstream.requests().len(), 1, "only the first request reached the upstream");
+
+        // A key with a tiny quota limit is refused before the upstream is called.
+        let tiny = app.post("/api/v1/keys", Some(&s.user.access), json!({"name": "tiny", "quota_limit": 10})).await;
+        let r = chat(&app, tiny.json["key"].as_str().unwrap(), json!({"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})).await;
+        assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::PAYMENT_REQUIRED, Some("key_quota_exceeded")));
+        assert_eq!(s.upstream.requests().len(), 1);
+    }
+
+    async fn a_stream_that_dies_is_billed_for_what_was_delivered(app) {
+        let s = setup(&app).await;
+        s.upstream.fail_next(Fault::DieAfter(2));
+        let messages = json!([{"role": "user", "content": "one two three four five six"}]);
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages, "stream": true})).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.text.contains("\"code\":\"upstream_error\""), "the client is told the stream broke: {}", r.text);
+        assert!(!r.text.contains("[DONE]"));
+        let usage = app.get("/api/v1/billing/usage", Some(&s.user.access)).await;
+        let record = &usage.json["items"][0];
+        assert_eq!(record["status"], "partial");
+        let charged = record["cost"].as_i64().unwrap();
+        assert!(charged > 0, "the delivered part is billed");
+        assert!(charged < cost(&messages) * 4, "but not the whole reservation: {charged}");
+        assert_eq!(balance(&app, &s.user).await, 1_000_000 - charged);
+        assert_eq!(app.get("/api/v1/billing/quota", Some(&s.user.access)).await.json["reserved"], 0);
+    }
+}
+
+#[tokio::test]
+async fn channel_admin_validates_and_never_shows_keys() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let root = app.root().await;
+    let ada = app.register("ada").await;
+    let ok = json!({"type": "openai", "name": "c", "keys": ["sk-secret-one", "sk-secret-two"], "models": ["m"],
+        "headers": {"x-org": "secret-org"}});
+    assert_eq!(
+        app.post("/api/v1/channels", Some(&ada.access), ok.clone())
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    for (field, value) in [
+        ("type", json!("smoke-signal")),
+        ("keys", json!([])),
+        ("models", json!([])),
+        ("base_url", json!("ftp://x")),
+        ("groups", json!(["vip"])),
+        ("priority", json!(5000)),
+        ("weight", json!(0)),
+        ("headers", json!({"bad header": "x"})),
+    ] {
+        let mut body = ok.clone();
+        body[field] = value;
+        let r = app.post("/api/v1/channels", Some(&root.access), body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            r.text
+        );
+    }
+    let azure = app
+        .post(
+            "/api/v1/channels",
+            Some(&root.access),
+            json!({"type": "azure", "name": "a", "keys": ["k"], "models": ["m"]}),
+        )
+        .await;
+    assert_eq!(azure.json["error"]["details"]["field"], "base_url");
+    let r = app.post("/api/v1/channels", Some(&root.access), ok).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json["base_url"], "https://api.openai.com");
+    assert_eq!(r.json["header_names"], json!(["x-org"]));
+    let id = r.json["id"].as_str().unwrap().to_string();
+    let listed = app.get("/api/v1/channels", Some(&root.access)).await;
+    for text in [&r.text, &listed.text] {
+        assert!(
+            !text.contains("sk-secret") && !text.contains("secret-org"),
+            "a secret leaked: {text}"
+        );
+    }
+    let patched = app
+        .patch(
+            &format!("/api/v1/channels/{id}"),
+            Some(&root.access),
+            json!({"keys": ["sk-new"], "weight": 3}),
+        )
+        .await;
+    assert_eq!(
+        (
+            patched.json["key_count"].as_i64(),
+            patched.json["weight"].as_i64()
+        ),
+        (Some(1), Some(3))
+    );
+    assert_eq!(
+        patched.json["header_names"],
+        json!(["x-org"]),
+        "headers kept"
+    );
+    // The database holds no key in the clear.
+    let db = std::fs::read(app.config.data_dir.join("skein.db")).unwrap_or_default();
+    let wal = std::fs::read(app.config.data_dir.join("skein.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(6).any(|w| w == b"sk-new"),
+            "an upstream key is stored in the clear"
+        );
+    }
+    assert_eq!(
+        app.call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/channels/{id}"),
+            Some(&root.access),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/channels/{id}"), Some(&root.access))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_channel_test_reports_latency_and_failure() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = setup(&app).await;
+    let id = app.get("/api/v1/channels", Some(&s.root.access)).await.json[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .post(
+            &format!("/api/v1/channels/{id}/test"),
+            Some(&s.root.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["ok"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{}",
+        r.text
+    );
+    assert!(r.json["latency_ms"].as_i64().is_some());
+    s.upstream.fail_next(Fault::Status(401));
+    let r = app
+        .post(
+            &format!("/api/v1/channels/{id}/test"),
+            Some(&s.root.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.json["ok"], false);
+    assert!(r.json["message"].as_str().unwrap().contains("401"));
+    let channel = app
+        .get(&format!("/api/v1/channels/{id}"), Some(&s.root.access))
+        .await;
+    assert!(
+        channel.json["last_test_result"]
+            .as_str()
+            .unwrap()
+            .contains("401")
+    );
+}
