@@ -28,6 +28,22 @@ pub fn rfc3339_to_ms(text: &str) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// An optional expiry from the API: absent is `None`; present must be a future RFC 3339 time,
+/// else a 422 naming `expires_at`.
+pub fn future_expiry(text: Option<&str>, now_ms: i64) -> crate::ApiResult<Option<i64>> {
+    match text {
+        None => Ok(None),
+        Some(text) => match rfc3339_to_ms(text) {
+            Some(ms) if ms > now_ms => Ok(Some(ms)),
+            _ => Err(crate::ApiError::invalid_field(
+                "expires_at",
+                "expires_at must be a future RFC 3339 time.",
+                "过期时间必须是未来的 RFC 3339 时间。",
+            )),
+        },
+    }
+}
+
 /// Whether a string has the shape of an id this crate hands out; lets handlers answer 404
 /// for garbage without a database round trip.
 pub fn looks_like_id(text: &str) -> bool {

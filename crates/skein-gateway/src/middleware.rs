@@ -310,7 +310,18 @@ pub(crate) async fn authenticate_and_limit(
         ),
     };
     req.extensions_mut().insert(state);
-    match gateway.limiter.check(&key, quota, 1).await {
+    run_limited(&gateway, &key, quota, req, next).await
+}
+
+/// Charges one request to `key` and runs it, or answers 429; sets `X-RateLimit-*` either way.
+async fn run_limited(
+    gateway: &Gateway,
+    key: &str,
+    quota: Quota,
+    req: Request,
+    next: Next,
+) -> Response {
+    match gateway.limiter.check(key, quota, 1).await {
         Ok(decision) if !decision.allowed => {
             let wait = decision
                 .retry_after
@@ -368,31 +379,7 @@ async fn authenticate_key_and_limit(
     let Some((key, per_minute)) = limit else {
         return next.run(req).await;
     };
-    match gateway
-        .limiter
-        .check(&key, Quota::per_minute(per_minute), 1)
-        .await
-    {
-        Ok(decision) if !decision.allowed => {
-            let wait = decision
-                .retry_after
-                .map(|d| d.as_secs_f64().ceil() as u64)
-                .unwrap_or(1)
-                .max(1);
-            let mut response = ApiError::too_many_requests(wait).into_response();
-            set_limit_headers(response.headers_mut(), &decision);
-            response
-        }
-        Ok(decision) => {
-            let mut response = next.run(req).await;
-            set_limit_headers(response.headers_mut(), &decision);
-            response
-        }
-        Err(error) => {
-            tracing::warn!(%error, "rate limiter unavailable; request allowed");
-            next.run(req).await
-        }
-    }
+    run_limited(&gateway, &key, Quota::per_minute(per_minute), req, next).await
 }
 
 /// The key where each vendor's SDK sends it: `Authorization: Bearer` (OpenAI, and Anthropic's

@@ -29,6 +29,8 @@ use crate::ServiceSet;
         (name = "user", description = "The signed-in user's profile"),
         (name = "invites", description = "Invite codes"),
         (name = "admin", description = "Administration (admin and root)"),
+        (name = "channels", description = "Upstream channels (admin)"),
+        (name = "pricing", description = "The pricing table"),
         (name = "keys", description = "The signed-in user's API keys for the /v1 routes"),
         (name = "billing", description = "The signed-in user's quota, ledger, usage and redemption"),
         (name = "admin-billing", description = "Balances, usage and redemption codes of everyone (admin)"),

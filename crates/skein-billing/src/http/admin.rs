@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use skein_core::auth::AdminUser;
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::{ApiJson, ApiQuery};
-use skein_core::ids::{looks_like_id, new_id, now_ms, rfc3339_to_ms};
+use skein_core::ids::{future_expiry, looks_like_id, new_id, now_ms};
 use skein_core::page::{Page, PageQuery};
 use skein_core::{ApiError, ApiResult};
 use utoipa::{IntoParams, ToSchema};
@@ -310,19 +310,7 @@ pub async fn create_codes(
         ));
     }
     let now = now_ms();
-    let expires_at = match req.expires_at.as_deref() {
-        None => None,
-        Some(text) => match rfc3339_to_ms(text) {
-            Some(ms) if ms > now => Some(ms),
-            _ => {
-                return Err(ApiError::invalid_field(
-                    "expires_at",
-                    "expires_at must be a future RFC 3339 time.",
-                    "过期时间必须是未来的 RFC 3339 时间。",
-                ));
-            }
-        },
-    };
+    let expires_at = future_expiry(req.expires_at.as_deref(), now)?;
     let codes: Vec<(String, String)> = (0..req.count).map(|_| (new_id(), new_code())).collect();
     query::insert_codes(
         &svc.db,
@@ -359,10 +347,8 @@ pub async fn export_codes(
         0,
     )
     .await?;
-    let mut out =
-        String::from("code,batch,amount,status,expires_at,redeemed_by,redeemed_at,created_at\n");
-    for r in rows {
-        let fields = [
+    let rows = rows.into_iter().map(|r| {
+        vec![
             r.code,
             r.batch_name,
             r.amount.to_string(),
@@ -371,25 +357,12 @@ pub async fn export_codes(
             r.redeemed_by.unwrap_or_default(),
             r.redeemed_at.unwrap_or_default(),
             r.created_at,
-        ];
-        out.push_str(
-            &fields
-                .iter()
-                .map(|f| query::csv_field(f))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        out.push('\n');
-    }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"redemption-codes.csv\"",
-            ),
-        ],
-        out,
+        ]
+    });
+    Ok(super::csv_response(
+        "redemption-codes.csv",
+        "code,batch,amount,status,expires_at,redeemed_by,redeemed_at,created_at",
+        rows,
     ))
 }
 

@@ -51,3 +51,34 @@ pub(crate) fn time_bound(field: &str, value: Option<&str>) -> ApiResult<Option<i
 
 /// The most rows a CSV export holds.
 pub(crate) const EXPORT_LIMIT: i64 = 100_000;
+
+/// A CSV download: the header line, then one line per row with each field quoted as needed.
+pub(crate) fn csv_response(
+    filename: &'static str,
+    header: &str,
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut out = format!("{header}\n");
+    for row in rows {
+        out.push_str(
+            &row.iter()
+                .map(|f| crate::query::csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push('\n');
+    }
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        out,
+    )
+        .into_response()
+}

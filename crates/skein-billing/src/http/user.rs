@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use skein_core::auth::AuthUser;
@@ -159,11 +158,8 @@ pub(crate) async fn usage_csv(
     filter: &UsageFilter,
 ) -> ApiResult<impl IntoResponse + use<>> {
     let (rows, _) = query::usage(&svc.db, filter, EXPORT_LIMIT, 0).await?;
-    let mut out = String::from(
-        "time,user_id,key_id,model,channel_id,prompt_tokens,completion_tokens,cached_tokens,cost,duration_ms,ttft_ms,stream,status,request_id\n",
-    );
-    for r in rows {
-        let fields = [
+    let rows = rows.into_iter().map(|r| {
+        vec![
             r.created_at,
             r.user_id,
             r.key_id.unwrap_or_default(),
@@ -178,25 +174,12 @@ pub(crate) async fn usage_csv(
             r.stream.to_string(),
             r.status,
             r.request_id,
-        ];
-        out.push_str(
-            &fields
-                .iter()
-                .map(|f| query::csv_field(f))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        out.push('\n');
-    }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"usage.csv\"",
-            ),
-        ],
-        out,
+        ]
+    });
+    Ok(super::csv_response(
+        "usage.csv",
+        "time,user_id,key_id,model,channel_id,prompt_tokens,completion_tokens,cached_tokens,cost,duration_ms,ttft_ms,stream,status,request_id",
+        rows,
     ))
 }
 

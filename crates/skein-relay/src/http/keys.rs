@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use skein_core::auth::AuthUser;
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::{ApiJson, ApiQuery};
-use skein_core::ids::{looks_like_id, new_id, now_ms, rfc3339_to_ms};
+use skein_core::ids::{looks_like_id, new_id, now_ms};
 use skein_core::page::{Page, PageQuery};
 use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
@@ -262,17 +262,7 @@ fn name(raw: &str) -> ApiResult<String> {
 }
 
 fn expiry(raw: Option<&str>, now: i64) -> ApiResult<Option<i64>> {
-    match raw {
-        None => Ok(None),
-        Some(text) => match rfc3339_to_ms(text) {
-            Some(ms) if ms > now => Ok(Some(ms)),
-            _ => Err(ApiError::invalid_field(
-                "expires_at",
-                "expires_at must be a future RFC 3339 time.",
-                "过期时间必须是未来的 RFC 3339 时间。",
-            )),
-        },
-    }
+    skein_core::ids::future_expiry(raw, now)
 }
 
 fn non_negative(field: &str, value: Option<i64>) -> ApiResult<Option<i64>> {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use skein_core::auth::{AdminUser, AuthUser};
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::{ApiJson, ApiQuery};
-use skein_core::ids::{looks_like_id, ms_to_rfc3339, new_id, now_ms, rfc3339_to_ms};
+use skein_core::ids::{future_expiry, looks_like_id, ms_to_rfc3339, new_id, now_ms};
 use skein_core::page::{Page, PageQuery};
 use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
@@ -164,19 +164,7 @@ pub async fn admin_create_codes(
         ));
     }
     let now = now_ms();
-    let expires_at = match req.expires_at.as_deref() {
-        None => None,
-        Some(text) => match rfc3339_to_ms(text) {
-            Some(ms) if ms > now => Some(ms),
-            _ => {
-                return Err(ApiError::invalid_field(
-                    "expires_at",
-                    "expires_at must be a future RFC 3339 time.",
-                    "过期时间必须是未来的 RFC 3339 时间。",
-                ));
-            }
-        },
-    };
+    let expires_at = future_expiry(req.expires_at.as_deref(), now)?;
     let note = req
         .note
         .map(|n| n.trim().to_string())
