@@ -74,6 +74,9 @@ impl MockOpenAi {
             .await
             .expect("bind mock");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

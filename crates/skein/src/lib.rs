@@ -18,6 +18,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use skein_billing::BillingService;
 use skein_core::auth::JwtKeys;
 use skein_core::config::Config;
@@ -179,6 +180,12 @@ pub async fn serve(
     let make_service = skein
         .router
         .into_make_service_with_connect_info::<SocketAddr>();
+    // Without TCP_NODELAY small writes (stream events) wait on delayed ACKs: tens of ms each.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, make_service).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");

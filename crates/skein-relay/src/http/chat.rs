@@ -276,7 +276,9 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill) -> Response {
         }
     };
     let ttft = bill.started.elapsed();
-    bill.settle(tokens, outcome, Some(ttft)).await;
+    // The answer does not wait for the ledger: the charge is settled right after, by a task of
+    // its own (the reservation already bounds what the request can cost).
+    tokio::spawn(bill.settle(tokens, outcome, Some(ttft)));
     (
         status,
         [(

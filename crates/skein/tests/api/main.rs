@@ -14,4 +14,5 @@ mod keys;
 mod limits;
 mod profile;
 mod relay;
+mod sdk;
 mod tokens;

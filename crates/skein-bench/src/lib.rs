@@ -1,0 +1,199 @@
+//! Shared pieces of Skein's benchmark programs: starting the release binary, an open-loop
+//! fixed-rate load generator, and reading memory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+/// A running `skein serve` that is killed when dropped.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// The release binary in the target directory.
+pub fn default_binary() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    Path::new(&target).join("release").join("skein")
+}
+
+/// Starts `skein serve` on a free port with a fresh data directory and `env` added.
+pub fn start(binary: &Path, env: &[(&str, &str)]) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut command = Command::new(binary);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let child = command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("SKEIN_DATA_DIR", dir.path())
+        .env("SKEIN_LOG_LEVEL", "warn")
+        // The benchmark measures the server, not the per-user limit (1,200/min by default).
+        .env("SKEIN_LIMITS__API_PER_USER_PER_MINUTE", "100000000")
+        .env("SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE", "100000000")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    Ok(Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    })
+}
+
+/// Polls `/readyz` until it answers 200.
+pub async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    bail!("server at {base} never became ready")
+}
+
+/// Builds one request of a load run.
+pub type MakeRequest = dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync;
+
+/// Results of a fixed-rate run, latencies in ms.
+pub struct FixedRate {
+    /// achieved.
+    pub achieved: f64,
+    /// p50.
+    pub p50: f64,
+    /// p90.
+    pub p90: f64,
+    /// p99.
+    pub p99: f64,
+    /// max.
+    pub max: f64,
+    /// Failed requests.
+    pub errors: usize,
+}
+
+/// Sends `rate` requests per second for `duration`, made by `make`, each timed from its
+/// scheduled send time (no coordinated omission).
+pub async fn fixed_rate(
+    client: &reqwest::Client,
+    make: Arc<MakeRequest>,
+    rate: u32,
+    duration: Duration,
+) -> FixedRate {
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(
+        (rate as usize) * duration.as_secs() as usize,
+    )));
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let total = u64::from(rate) * duration.as_secs();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    // Pace from an OS thread: tokio's timer has millisecond resolution, which would add up
+    // to a millisecond of false latency to requests scheduled between ticks.
+    let handle = tokio::runtime::Handle::current();
+    let client = client.clone();
+    let (latencies_in, errors_in) = (latencies.clone(), errors.clone());
+    let start = Instant::now();
+    let pacer = std::thread::spawn(move || {
+        let mut tasks = Vec::with_capacity(total as usize);
+        for i in 0..total {
+            let scheduled = start + interval.mul_f64(i as f64);
+            let now = Instant::now();
+            if scheduled > now {
+                std::thread::sleep(scheduled - now);
+            }
+            let request = make(&client);
+            let latencies = latencies_in.clone();
+            let errors = errors_in.clone();
+            tasks.push(handle.spawn(async move {
+                let ok = match request.send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    latencies.lock().await.push(scheduled.elapsed());
+                } else {
+                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }));
+        }
+        tasks
+    });
+    let tasks = tokio::task::spawn_blocking(move || pacer.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let elapsed = start.elapsed();
+    let mut all = latencies.lock().await.clone();
+    all.sort();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .map(|d| ms(*d))
+            .unwrap_or(0.0)
+    };
+    FixedRate {
+        achieved: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: pick(0.50),
+        p90: pick(0.90),
+        p99: pick(0.99),
+        max: all.last().map(|d| ms(*d)).unwrap_or(0.0),
+        errors: errors.load(std::sync::atomic::Ordering::Relaxed),
+    }
+}
+
+/// Resident memory of a process, KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")
+}
+
+/// What the numbers were measured on.
+pub fn machine() -> serde_json::Value {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_default();
+    json!({ "cpus": cpus, "cpu": model })
+}
+
+/// Milliseconds of a duration.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,209 @@
+//! Relay benchmark: the same fixed-rate load sent straight to a mock OpenAI upstream and
+//! through Skein (key auth, routing, billing, logging on), so the difference is what Skein
+//! adds. Run `cargo build --release -p skein && cargo run --release -p skein-bench --bin
+//! bench-relay`; results go to `target/bench/relay.json`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::{Value, json};
+use skein_bench::{
+    FixedRate, MakeRequest, default_binary, fixed_rate, machine, rss_kib, start, wait_ready,
+};
+use skein_testkit::mock_openai::MockOpenAi;
+
+/// Measures the latency Skein adds to chat completions.
+#[derive(Parser)]
+struct Args {
+    /// Requests per second.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "target/bench/relay.json")]
+    out: std::path::PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // Two workers: the mock upstream and the load generator share this process.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let r = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or_default();
+    anyhow::ensure!(status.is_success(), "{status}: {body}");
+    Ok(body)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let binary = std::fs::canonicalize(default_binary())?;
+    let mock = MockOpenAi::start("sk-bench-upstream").await;
+    let server = start(
+        &binary,
+        &[
+            ("SKEIN_LOG_LEVEL", "warn"),
+            ("SKEIN_LIMITS__API_PER_KEY_PER_MINUTE", "100000000"),
+            ("SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE", "100000000"),
+            ("SKEIN_LIMITS__API_PER_USER_PER_MINUTE", "100000000"),
+        ],
+    )?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()?;
+    wait_ready(&client, &server.base).await?;
+    let base = server.base.clone();
+    let root = post(
+        &client,
+        format!("{base}/api/v1/auth/register"),
+        "",
+        json!({"username": "bench", "password": "benchmark password"}),
+    )
+    .await?;
+    let access = root["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let user_id = root["user"]["id"].as_str().unwrap_or_default().to_string();
+    post(&client, format!("{base}/api/v1/channels"), &access, json!({
+        "type": "openai", "name": "mock", "base_url": mock.base_url, "keys": [mock.key], "models": ["bench-model"]})).await?;
+    let price = json!({"input_per_mtok": 1_000_000, "output_per_mtok": 2_000_000, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0});
+    let r = client
+        .put(format!("{base}/api/v1/admin/pricing/bench-model"))
+        .bearer_auth(&access)
+        .json(&price)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().is_success(), "pricing failed");
+    post(
+        &client,
+        format!("{base}/api/v1/admin/billing/users/{user_id}/adjust"),
+        &access,
+        json!({"amount": 900_000_000_000_i64, "memo": "bench"}),
+    )
+    .await?;
+    let key = post(
+        &client,
+        format!("{base}/api/v1/keys"),
+        &access,
+        json!({"name": "bench"}),
+    )
+    .await?["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    let body = json!({"model": "bench-model", "messages": [{"role": "user", "content": "hello relay benchmark"}], "max_tokens": 16});
+    let stream_body = json!({"model": "bench-model", "messages": [{"role": "user", "content": "hello relay benchmark"}], "max_tokens": 16, "stream": true});
+    let make = |url: String, token: String, body: Value| -> Arc<MakeRequest> {
+        let bytes = body.to_string();
+        Arc::new(move |c: &reqwest::Client| {
+            c.post(&url)
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(bytes.clone())
+        })
+    };
+    let direct_url = format!("{}/v1/chat/completions", mock.base_url);
+    let relay_url = format!("{base}/v1/chat/completions");
+    // Warm both paths.
+    for _ in 0..300 {
+        make(direct_url.clone(), mock.key.clone(), body.clone())(&client)
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        make(relay_url.clone(), key.clone(), body.clone())(&client)
+            .send()
+            .await?
+            .bytes()
+            .await?;
+    }
+    let duration = Duration::from_secs(args.seconds);
+    let direct = fixed_rate(
+        &client,
+        make(direct_url.clone(), mock.key.clone(), body.clone()),
+        args.rate,
+        duration,
+    )
+    .await;
+    let relayed = fixed_rate(
+        &client,
+        make(relay_url.clone(), key.clone(), body.clone()),
+        args.rate,
+        duration,
+    )
+    .await;
+    let direct_stream = fixed_rate(
+        &client,
+        make(direct_url, mock.key.clone(), stream_body.clone()),
+        args.rate,
+        duration,
+    )
+    .await;
+    let relayed_stream = fixed_rate(
+        &client,
+        make(relay_url, key.clone(), stream_body),
+        args.rate,
+        duration,
+    )
+    .await;
+    let rss = rss_kib(server.child.id())? as f64 / 1024.0;
+
+    let show = |name: &str, r: &FixedRate| {
+        println!(
+            "{name:<28} achieved {:>6.0} req/s  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  errors {}",
+            r.achieved, r.p50, r.p90, r.p99, r.max, r.errors
+        )
+    };
+    show("direct to mock", &direct);
+    show("through Skein", &relayed);
+    show("direct to mock (stream)", &direct_stream);
+    show("through Skein (stream)", &relayed_stream);
+    println!(
+        "added by Skein: p50 {:.3} ms, p99 {:.3} ms (whole); p50 {:.3} ms, p99 {:.3} ms (small stream, whole body); Skein RSS {rss:.1} MiB",
+        relayed.p50 - direct.p50,
+        relayed.p99 - direct.p99,
+        relayed_stream.p50 - direct_stream.p50,
+        relayed_stream.p99 - direct_stream.p99
+    );
+    let row = |r: &FixedRate| json!({"achieved": r.achieved, "p50_ms": r.p50, "p90_ms": r.p90, "p99_ms": r.p99, "max_ms": r.max, "errors": r.errors});
+    let results = json!({
+        "benchmark": "relay",
+        "machine": machine(),
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "direct": row(&direct),
+        "relayed": row(&relayed),
+        "direct_stream": row(&direct_stream),
+        "relayed_stream": row(&relayed_stream),
+        "added_p50_ms": relayed.p50 - direct.p50,
+        "added_p99_ms": relayed.p99 - direct.p99,
+        "skein_rss_mib": rss,
+    });
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&results)?)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

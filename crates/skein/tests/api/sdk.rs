@@ -1,0 +1,53 @@
+//! The official OpenAI Python SDK against Skein: what matters is what the SDK parses, not what
+//! our own tests think the wire format is.
+
+use serde_json::Value;
+use skein_testkit::{Backend, TestApp};
+
+/// The Python with the `openai` package: `SKEIN_TEST_PYTHON`, which `scripts/test` sets up.
+fn python() -> String {
+    std::env::var("SKEIN_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_sdk_works() {
+    let python = python();
+    let check = std::process::Command::new(&python)
+        .args(["-c", "import openai"])
+        .output();
+    assert!(
+        check.as_ref().is_ok_and(|o| o.status.success()),
+        "{python} cannot import openai: run ./scripts/test (it installs the SDK) or set SKEIN_TEST_PYTHON"
+    );
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = super::relay::setup(&app).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .env("BASE", &app.base)
+        .env("KEY", &s.key)
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+    assert_eq!(seen["plain"], "echo: hello from the sdk");
+    assert_eq!(seen["plain_prompt_tokens"], 4);
+    assert_eq!(seen["stream"], "echo: hello from the sdk");
+    assert_eq!(
+        seen["stream_usage_seen"], false,
+        "usage the client did not ask for leaked"
+    );
+    assert_eq!(seen["stream_usage_completion"], 5);
+    assert_eq!(seen["stream_usage_last_has_no_choices"], true);
+    assert_eq!(seen["models"], serde_json::json!(["gpt-test"]));
+    assert_eq!(seen["unpriced"]["status"], 400);
+    assert_eq!(seen["unpriced"]["code"], "model_not_priced");
+    assert_eq!(seen["bad_key"]["status"], 401);
+    assert_eq!(seen["bad_key"]["code"], "invalid_api_key");
+}
