@@ -50,6 +50,9 @@ pub struct RelayConfig {
     /// 64 hex characters (32 bytes) that seal upstream keys at rest; when empty one is
     /// generated into `data_dir/relay_secret_key`. Every instance must share it.
     pub secret_key: Option<Secret>,
+    /// How often channels that were disabled automatically (bad key, no upstream quota) are
+    /// probed, and re-enabled when they answer.
+    pub probe_interval_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -57,6 +60,7 @@ impl Default for RelayConfig {
         RelayConfig {
             groups: vec!["default".into()],
             secret_key: None,
+            probe_interval_secs: 60,
         }
     }
 }
@@ -409,6 +413,9 @@ impl Config {
             && (key.expose().len() != 64 || !key.expose().bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return bad("relay.secret_key must be 64 hex characters");
+        }
+        if self.relay.probe_interval_secs == 0 {
+            return bad("relay.probe_interval_secs must be at least 1");
         }
         let b = &self.billing;
         if b.quota_per_usd <= 0 || b.cny_per_usd <= 0.0 || b.reservation_ttl_secs < 1 {

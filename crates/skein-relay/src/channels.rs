@@ -116,6 +116,9 @@ pub struct Channel {
     pub status: String,
     /// Why it is not enabled.
     pub status_reason: Option<String>,
+    /// This instance's circuit breaker: `closed` (traffic flows), `open` (kept away after
+    /// repeated failures) or `half_open` (one trial request decides).
+    pub circuit: &'static str,
     /// RFC 3339 of the last test.
     pub last_test_at: Option<String>,
     /// Latency of the last test.
@@ -149,6 +152,7 @@ impl From<ChannelRow> for Channel {
             timeout_secs: r.timeout_secs,
             status: r.status,
             status_reason: r.status_reason,
+            circuit: "closed",
             last_test_at: r.last_test_at.map(ms_to_rfc3339),
             last_test_latency_ms: r.last_test_latency_ms,
             last_test_result: r.last_test_result,
@@ -254,6 +258,26 @@ pub async fn delete(db: &Db, id: &str) -> DbResult<bool> {
         .await?
         .rows_affected()
         == 1)
+}
+
+/// Sets a channel's status and why (automatic disabling and re-enabling).
+pub async fn set_status(
+    db: &Db,
+    id: &str,
+    status: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE channels SET status = $2, status_reason = $3, updated_at = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(reason)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(())
 }
 
 /// Records a test's outcome.

@@ -7,6 +7,7 @@
 //! SHA-256); upstream keys are stored sealed by [`vault::Vault`] and never leave the process.
 //! The hot path reads channels and prices from memory, never from the database.
 
+pub mod breaker;
 pub mod channels;
 mod http;
 pub mod keys;
@@ -55,6 +56,8 @@ pub struct RelayService {
     table: RwLock<Arc<channels::ChannelTable>>,
     /// Prices by model, swapped whole on every change.
     prices: RwLock<Arc<HashMap<String, pricing::Rates>>>,
+    /// Circuit breakers by channel id.
+    breakers: breaker::Breakers,
     /// Keys by secret hash; dropped at once when this instance changes or revokes a key.
     key_cache: Cache<String, Arc<KeyRow>>,
     /// Whether an owner is active, by user id.
@@ -71,6 +74,7 @@ impl RelayService {
         billing: Arc<dyn BillingApi>,
         groups: Vec<String>,
         secret_key: &[u8; 32],
+        probe_every: Duration,
     ) -> Result<Arc<Self>, ApiError> {
         let key_cache = Cache::builder()
             .max_capacity(100_000)
@@ -93,6 +97,7 @@ impl RelayService {
             http,
             groups,
             table: RwLock::new(Arc::new(channels::ChannelTable::default())),
+            breakers: breaker::Breakers::default(),
             prices: RwLock::new(Arc::new(HashMap::new())),
             key_cache,
             owner_cache,
@@ -110,7 +115,81 @@ impl RelayService {
                 }
             }
         });
+        let weak = Arc::downgrade(&service);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(probe_every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(service) = weak.upgrade() else { break };
+                service.probe_disabled().await;
+            }
+        });
         Ok(service)
+    }
+
+    /// Takes a channel out of rotation because its upstream rejected its key or its account
+    /// is out of quota; the prober brings it back when it answers again.
+    pub async fn auto_disable(&self, channel_id: &str, reason: &str) {
+        tracing::error!(channel = %channel_id, %reason, "channel disabled automatically");
+        let now = skein_core::ids::now_ms();
+        if let Err(error) =
+            channels::set_status(&self.db, channel_id, "auto_disabled", Some(reason), now).await
+        {
+            tracing::error!(%error, "could not disable the channel");
+        }
+        if let Err(error) = self.reload().await {
+            tracing::warn!(%error, "relay reload failed");
+        }
+    }
+
+    /// Tries every automatically disabled channel once and re-enables those that answer.
+    pub async fn probe_disabled(&self) {
+        let Ok(rows) = channels::all(&self.db).await else {
+            return;
+        };
+        let mut changed = false;
+        for row in rows.into_iter().filter(|r| r.status == "auto_disabled") {
+            let models: Vec<String> = serde_json::from_str(&row.models).unwrap_or_default();
+            let groups: Vec<String> = serde_json::from_str(&row.groups_list).unwrap_or_default();
+            let (Some(model), Some(group)) = (models.first().cloned(), groups.first().cloned())
+            else {
+                continue;
+            };
+            let id = row.id.clone();
+            let table = channels::ChannelTable::build(
+                &[channels::ChannelRow {
+                    status: "enabled".into(),
+                    ..row
+                }],
+                &self.vault,
+            );
+            let Some(channel) = table.candidates(&group, &model).into_iter().next() else {
+                continue;
+            };
+            if proxy::probe(&self.http, &channel, &model).await.is_ok() {
+                let now = skein_core::ids::now_ms();
+                if channels::set_status(&self.db, &id, "enabled", None, now)
+                    .await
+                    .is_ok()
+                {
+                    tracing::info!(channel = %id, "channel answered its probe; re-enabled");
+                    changed = true;
+                }
+            }
+        }
+        if changed && let Err(error) = self.reload().await {
+            tracing::warn!(%error, "relay reload failed");
+        }
+    }
+
+    /// This instance's circuit state of a channel, for the admin view.
+    pub fn circuit(&self, channel_id: &str) -> &'static str {
+        match self.breakers.status(channel_id) {
+            breaker::Status::Closed => "closed",
+            breaker::Status::Open => "open",
+            breaker::Status::HalfOpen => "half_open",
+        }
     }
 
     /// Re-reads channels and prices into memory.

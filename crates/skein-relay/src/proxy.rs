@@ -20,6 +20,9 @@ pub enum Attempt {
     Retry(String),
     /// The upstream refused the request itself (4xx other than 429): the client should see it.
     Refused(u16, Bytes),
+    /// The channel itself is unusable (its key is rejected, its account is out of quota):
+    /// disable it and try another.
+    Dead(String),
 }
 
 /// Sends `body` to the channel's chat-completions endpoint.
@@ -40,7 +43,29 @@ pub async fn send(http: &reqwest::Client, channel: &LiveChannel, body: Bytes) ->
         Ok(resp) if resp.status().is_success() => Attempt::Ok(resp),
         Ok(resp) => {
             let status = resp.status().as_u16();
-            if status == 429 || status >= 500 {
+            if status == 401 || status == 403 {
+                return Attempt::Dead(format!("upstream {status}: the channel's key was rejected"));
+            }
+            if status == 429 || status == 402 {
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let body = resp.bytes().await.unwrap_or_default();
+                // OpenAI answers 429 with code `insufficient_quota` when the account has no credit:
+                // no retry will help until someone pays.
+                if status == 402 || body.windows(18).any(|w| w == b"insufficient_quota") {
+                    return Attempt::Dead(format!(
+                        "upstream {status}: the channel's account is out of quota"
+                    ));
+                }
+                return Attempt::Retry(match retry_after {
+                    Some(after) => format!("upstream {status} (retry-after {after})"),
+                    None => format!("upstream {status}"),
+                });
+            }
+            if status >= 500 {
                 let retry_after = resp
                     .headers()
                     .get("retry-after")
@@ -86,7 +111,7 @@ pub async fn probe(
                 "the upstream answered something that is not JSON: {e}"
             )),
         },
-        Attempt::Retry(reason) => Err(reason),
+        Attempt::Retry(reason) | Attempt::Dead(reason) => Err(reason),
         Attempt::Refused(status, body) => Err(format!(
             "upstream {status}: {}",
             String::from_utf8_lossy(&body)

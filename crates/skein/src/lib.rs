@@ -105,6 +105,7 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         billing.clone(),
         config.relay.groups.clone(),
         &relay_key,
+        std::time::Duration::from_secs(config.relay.probe_interval_secs),
     )
     .await?;
     if services.contains("relay") {

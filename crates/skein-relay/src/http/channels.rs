@@ -105,7 +105,7 @@ pub async fn list_channels(
         channels::all(&svc.db)
             .await?
             .into_iter()
-            .map(Channel::from)
+            .map(|r| view(&svc, r))
             .collect(),
     ))
 }
@@ -142,7 +142,7 @@ pub async fn create_channel(
     let row = channels::by_id(&svc.db, &id)
         .await?
         .ok_or_else(|| ApiError::internal("new channel vanished"))?;
-    Ok((StatusCode::CREATED, ApiJson(row.into())))
+    Ok((StatusCode::CREATED, ApiJson(view(&svc, row))))
 }
 
 /// One channel (admin).
@@ -154,7 +154,7 @@ pub async fn get_channel(
     _admin: AdminUser,
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<Channel>> {
-    Ok(ApiJson(load(&svc, &id).await?.into()))
+    Ok(ApiJson(view(&svc, load(&svc, &id).await?)))
 }
 
 /// Change a channel (admin). New `keys` replace all old keys.
@@ -226,7 +226,7 @@ pub async fn update_channel(
     channels::save(&svc.db, &svc.vault, &id, &settings, now_ms(), false).await?;
     svc.reload().await?;
     tracing::info!(actor = %admin.user_id, channel = %id, "channel updated");
-    Ok(ApiJson(load(&svc, &id).await?.into()))
+    Ok(ApiJson(view(&svc, load(&svc, &id).await?)))
 }
 
 /// Remove a channel (admin).
@@ -287,6 +287,12 @@ pub async fn test_channel(
         latency_ms,
         message,
     }))
+}
+
+fn view(svc: &RelayService, row: channels::ChannelRow) -> Channel {
+    let mut channel = Channel::from(row);
+    channel.circuit = svc.circuit(&channel.id);
+    channel
 }
 
 async fn load(svc: &RelayService, id: &str) -> ApiResult<channels::ChannelRow> {

@@ -79,20 +79,35 @@ pub(crate) async fn chat_completions(
             format!("{model} 尚未定价，无法计费，请联系管理员设置价格。"),
         )
     })?;
-    let candidates: Vec<Arc<LiveChannel>> = svc
-        .table()
-        .candidates(&key.group, &model)
+    let routed = svc.table().candidates(&key.group, &model);
+    let routed: Vec<Arc<LiveChannel>> = routed
         .into_iter()
         .filter(|c| proxy::OPENAI_KINDS.contains(&c.kind.as_str()))
-        .take(MAX_ATTEMPTS)
         .collect();
-    if candidates.is_empty() {
+    if routed.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "model_not_found",
             format!("No channel serves {model} for this key."),
             format!("没有可为该密钥提供 {model} 的渠道。"),
         ));
+    }
+    let now = Instant::now();
+    let candidates: Vec<Arc<LiveChannel>> = routed
+        .into_iter()
+        .filter(|c| svc.breakers.allow(&c.id, now))
+        .take(MAX_ATTEMPTS)
+        .collect();
+    if candidates.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "channels_cooling_down",
+            format!(
+                "Every channel for {model} failed repeatedly and is resting. Try again shortly."
+            ),
+            format!("{model} 的所有渠道都连续失败，正在冷却，请稍后重试。"),
+        )
+        .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
     }
 
     let stream = request
@@ -143,6 +158,7 @@ pub(crate) async fn chat_completions(
         let upstream_body = Bytes::from(request.to_string());
         match proxy::send(&svc.http, &channel, upstream_body).await {
             Attempt::Ok(resp) => {
+                svc.breakers.success(&channel.id);
                 tracing::info!(channel = %channel.id, tried = ?tried, %model, stream, "upstream answered");
                 let bill = Bill {
                     svc: svc.clone(),
@@ -163,7 +179,14 @@ pub(crate) async fn chat_completions(
                 });
             }
             Attempt::Retry(reason) => {
+                if svc.breakers.failure(&channel.id, Instant::now()) {
+                    tracing::warn!(channel = %channel.id, "circuit opened: the channel rests after repeated failures");
+                }
                 tracing::warn!(channel = %channel.id, %reason, "channel failed; trying the next");
+                tried.push(format!("{}: {reason}", channel.name));
+            }
+            Attempt::Dead(reason) => {
+                svc.auto_disable(&channel.id, &reason).await;
                 tried.push(format!("{}: {reason}", channel.name));
             }
             Attempt::Refused(status, body) => {

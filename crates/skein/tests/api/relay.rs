@@ -361,3 +361,92 @@ async fn a_channel_test_reports_latency_and_failure() {
             .contains("401")
     );
 }
+
+async fn add_backup(app: &TestApp, s: &Setup) -> (MockOpenAi, String) {
+    let backup = MockOpenAi::start("sk-upstream-backup").await;
+    let r = app.post("/api/v1/channels", Some(&s.root.access), json!({
+        "type": "openai", "name": "backup", "base_url": backup.base_url, "keys": [backup.key], "models": ["gpt-test"], "priority": 0
+    })).await;
+    (backup, r.json["id"].as_str().unwrap().to_string())
+}
+
+async fn primary_id(app: &TestApp, s: &Setup) -> String {
+    let list = app.get("/api/v1/channels", Some(&s.root.access)).await;
+    list.json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "primary")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn repeated_failures_open_the_circuit_and_traffic_moves_away() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = setup(&app).await;
+    let (backup, _) = add_backup(&app, &s).await;
+    let primary = primary_id(&app, &s).await;
+    for _ in 0..5 {
+        s.upstream.fail_next(Fault::Status(503));
+    }
+    let ask = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..5 {
+        assert_eq!(chat(&app, &s.key, ask.clone()).await.status, StatusCode::OK);
+    }
+    assert_eq!(s.upstream.requests().len(), 5);
+    let channel = app
+        .get(&format!("/api/v1/channels/{primary}"), Some(&s.root.access))
+        .await;
+    assert_eq!(channel.json["circuit"], "open", "{}", channel.text);
+    for _ in 0..3 {
+        assert_eq!(chat(&app, &s.key, ask.clone()).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        s.upstream.requests().len(),
+        5,
+        "an open circuit keeps traffic off the primary"
+    );
+    assert_eq!(backup.requests().len(), 8);
+}
+
+#[tokio::test]
+async fn a_rejected_upstream_key_disables_the_channel_until_a_probe_succeeds() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.relay.probe_interval_secs = 1).await;
+    let s = setup(&app).await;
+    let (backup, _) = add_backup(&app, &s).await;
+    let primary = primary_id(&app, &s).await;
+    s.upstream.fail_next(Fault::Status(401));
+    let ask = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]});
+    let r = chat(&app, &s.key, ask.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "the backup answered: {}", r.text);
+    let channel = app
+        .get(&format!("/api/v1/channels/{primary}"), Some(&s.root.access))
+        .await;
+    assert_eq!(channel.json["status"], "auto_disabled");
+    assert!(
+        channel.json["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("rejected")
+    );
+    assert_eq!(chat(&app, &s.key, ask.clone()).await.status, StatusCode::OK);
+    assert_eq!(backup.requests().len(), 2);
+    // The upstream works again: the prober notices and re-enables the channel.
+    let mut enabled = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let c = app
+            .get(&format!("/api/v1/channels/{primary}"), Some(&s.root.access))
+            .await;
+        if c.json["status"] == "enabled" {
+            enabled = true;
+            break;
+        }
+    }
+    assert!(enabled, "the channel was never re-enabled");
+    assert_eq!(chat(&app, &s.key, ask).await.status, StatusCode::OK);
+    assert_eq!(backup.requests().len(), 2, "traffic is back on the primary");
+}

@@ -1,0 +1,167 @@
+//! Per-channel circuit breakers: after repeated failures a channel gets no traffic for a while,
+//! then one trial request decides whether it is back. Kept in memory per instance: each
+//! instance protects itself, and a failing upstream is left alone within seconds everywhere.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Failures within [`WINDOW`] that open a breaker.
+pub const FAILURES_TO_OPEN: u32 = 5;
+/// The window failures are counted in.
+pub const WINDOW: Duration = Duration::from_secs(30);
+/// How long an open breaker keeps traffic away before a trial request.
+pub const OPEN_FOR: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Closed {
+        failures: u32,
+        since: Instant,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One trial request is in flight (since then; a trial that never reports back is
+    /// forgotten after [`OPEN_FOR`]).
+    HalfOpen {
+        since: Instant,
+    },
+}
+
+/// The breakers of every channel.
+#[derive(Default)]
+pub struct Breakers {
+    states: Mutex<HashMap<String, State>>,
+}
+
+/// What a breaker says about a channel, for the admin view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Traffic flows.
+    Closed,
+    /// Traffic is kept away.
+    Open,
+    /// A trial request decides.
+    HalfOpen,
+}
+
+impl Breakers {
+    /// Whether a request may go to `channel` now; an open breaker past its time lets exactly
+    /// one trial request through.
+    pub fn allow(&self, channel: &str, now: Instant) -> bool {
+        let Ok(mut states) = self.states.lock() else {
+            return true;
+        };
+        match states.get(channel).copied() {
+            None | Some(State::Closed { .. }) => true,
+            Some(State::Open { until }) if now >= until => {
+                states.insert(channel.to_string(), State::HalfOpen { since: now });
+                true
+            }
+            Some(State::HalfOpen { since }) if now.duration_since(since) >= OPEN_FOR => {
+                states.insert(channel.to_string(), State::HalfOpen { since: now });
+                true
+            }
+            Some(State::Open { .. } | State::HalfOpen { .. }) => false,
+        }
+    }
+
+    /// The channel answered: close its breaker.
+    pub fn success(&self, channel: &str) {
+        if let Ok(mut states) = self.states.lock() {
+            states.remove(channel);
+        }
+    }
+
+    /// The channel failed (connect error, timeout, 429, 5xx). Answers true when this failure
+    /// opened the breaker.
+    pub fn failure(&self, channel: &str, now: Instant) -> bool {
+        let Ok(mut states) = self.states.lock() else {
+            return false;
+        };
+        let next = match states.get(channel).copied() {
+            Some(State::HalfOpen { .. }) => State::Open {
+                until: now + OPEN_FOR,
+            },
+            Some(State::Closed { failures, since }) if now.duration_since(since) <= WINDOW => {
+                if failures + 1 >= FAILURES_TO_OPEN {
+                    State::Open {
+                        until: now + OPEN_FOR,
+                    }
+                } else {
+                    State::Closed {
+                        failures: failures + 1,
+                        since,
+                    }
+                }
+            }
+            Some(State::Open { until }) => State::Open { until },
+            None | Some(State::Closed { .. }) => State::Closed {
+                failures: 1,
+                since: now,
+            },
+        };
+        let opened = matches!(next, State::Open { .. })
+            && !matches!(states.get(channel), Some(State::Open { .. }));
+        states.insert(channel.to_string(), next);
+        opened
+    }
+
+    /// The breaker's state for display.
+    pub fn status(&self, channel: &str) -> Status {
+        match self
+            .states
+            .lock()
+            .ok()
+            .and_then(|s| s.get(channel).copied())
+        {
+            Some(State::Open { .. }) => Status::Open,
+            Some(State::HalfOpen { .. }) => Status::HalfOpen,
+            _ => Status::Closed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_repeated_failures_then_trials_one_request() {
+        let b = Breakers::default();
+        let t0 = Instant::now();
+        for i in 0..FAILURES_TO_OPEN - 1 {
+            assert!(!b.failure("c", t0), "opened early at {i}");
+            assert!(b.allow("c", t0));
+        }
+        assert!(b.failure("c", t0), "the fifth failure opens it");
+        assert!(!b.allow("c", t0 + Duration::from_secs(1)));
+        assert_eq!(b.status("c"), Status::Open);
+        let later = t0 + OPEN_FOR;
+        assert!(b.allow("c", later), "one trial after the open period");
+        assert!(!b.allow("c", later), "but only one");
+        b.failure("c", later);
+        assert!(
+            !b.allow("c", later + Duration::from_secs(1)),
+            "a failed trial opens it again"
+        );
+        assert!(b.allow("c", later + OPEN_FOR));
+        b.success("c");
+        assert!(b.allow("c", later + OPEN_FOR) && b.status("c") == Status::Closed);
+    }
+
+    #[test]
+    fn old_failures_fall_out_of_the_window() {
+        let b = Breakers::default();
+        let t0 = Instant::now();
+        for _ in 0..FAILURES_TO_OPEN - 1 {
+            b.failure("c", t0);
+        }
+        assert!(
+            !b.failure("c", t0 + WINDOW + Duration::from_secs(1)),
+            "a fresh window starts"
+        );
+        assert!(b.allow("c", t0 + WINDOW + Duration::from_secs(1)));
+    }
+}
