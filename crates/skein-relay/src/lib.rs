@@ -9,6 +9,7 @@
 
 pub mod breaker;
 pub mod channels;
+pub mod convert;
 mod http;
 pub mod keys;
 pub mod pricing;

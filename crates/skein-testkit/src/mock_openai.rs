@@ -125,19 +125,26 @@ impl MockOpenAi {
     }
 }
 
+/// The text of a message's content: a string, or the text parts of a content array.
+pub fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
 /// Words in the contents of all messages (the mock's "tokens").
 pub fn prompt_tokens(messages: &Value) -> i64 {
     messages
         .as_array()
         .into_iter()
         .flatten()
-        .map(|m| {
-            m["content"]
-                .as_str()
-                .unwrap_or("")
-                .split_whitespace()
-                .count() as i64
-        })
+        .map(|m| content_text(&m["content"]).split_whitespace().count() as i64)
         .sum()
 }
 
@@ -146,8 +153,8 @@ pub fn reply_to(messages: &Value) -> String {
     let last = messages
         .as_array()
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("");
+        .map(|m| content_text(&m["content"]))
+        .unwrap_or_default();
     format!("echo: {last}")
 }
 

@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 use skein_core::api::{KeyInfo, KeyLimit, ReserveRequest, Usage};
 use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
@@ -41,14 +41,63 @@ pub(crate) async fn chat_completions(
     request_id: Option<axum::Extension<RequestId>>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let request_id = request_id.map(|r| r.0.0).unwrap_or_default();
-    let mut request: Value = serde_json::from_slice(&body).map_err(|e| {
+    let request = parse_json(&body)?;
+    relay(
+        svc,
+        key,
+        request_id.map(|r| r.0.0).unwrap_or_default(),
+        request,
+        Format::OpenAi,
+    )
+    .await
+}
+
+/// Relays an Anthropic Messages request: converted to the OpenAI format for the upstream, and
+/// the answer (whole or streamed) converted back, so the Anthropic SDK works unchanged.
+pub(crate) async fn messages(
+    State(svc): State<Arc<RelayService>>,
+    ApiKeyCaller(key): ApiKeyCaller,
+    request_id: Option<axum::Extension<RequestId>>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let anthropic = parse_json(&body)?;
+    let request = crate::convert::anthropic::request_to_openai(&anthropic)?;
+    relay(
+        svc,
+        key,
+        request_id.map(|r| r.0.0).unwrap_or_default(),
+        request,
+        Format::Anthropic,
+    )
+    .await
+}
+
+/// The wire format the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// OpenAI chat completions (the upstream's own format: passed through).
+    OpenAi,
+    /// Anthropic Messages (converted both ways).
+    Anthropic,
+}
+
+fn parse_json(body: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",
             format!("The body is not valid JSON: {e}"),
             format!("请求体不是合法的 JSON：{e}"),
         )
-    })?;
+    })
+}
+
+async fn relay(
+    svc: Arc<RelayService>,
+    key: KeyInfo,
+    request_id: String,
+    mut request: Value,
+    format: Format,
+) -> ApiResult<Response> {
     let model = request
         .get("model")
         .and_then(Value::as_str)
@@ -173,9 +222,9 @@ pub(crate) async fn chat_completions(
                     stream,
                 };
                 return Ok(if stream {
-                    relay_stream(resp, bill, client_wants_usage)
+                    relay_stream(resp, bill, client_wants_usage, format)
                 } else {
-                    relay_whole(resp, bill).await
+                    relay_whole(resp, bill, format).await
                 });
             }
             Attempt::Retry(reason) => {
@@ -193,6 +242,16 @@ pub(crate) async fn chat_completions(
                 release(&svc, &reservation.id).await;
                 tracing::info!(channel = %channel.id, status, "upstream refused the request");
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                let body = match format {
+                    Format::OpenAi => body,
+                    Format::Anthropic => {
+                        let upstream: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        let message = upstream["error"]["message"]
+                            .as_str()
+                            .unwrap_or("The upstream refused the request.");
+                        Bytes::from(json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}).to_string())
+                    }
+                };
                 return Ok(
                     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
                 );
@@ -259,7 +318,7 @@ impl Bill {
     }
 }
 
-async fn relay_whole(resp: reqwest::Response, bill: Bill) -> Response {
+async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Response {
     let status = resp.status();
     let bytes = match resp.bytes().await {
         Ok(bytes) => bytes,
@@ -299,9 +358,16 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill) -> Response {
         }
     };
     let ttft = bill.started.elapsed();
+    let model = bill.model.clone();
     // The answer does not wait for the ledger: the charge is settled right after, by a task of
     // its own (the reservation already bounds what the request can cost).
     tokio::spawn(bill.settle(tokens, outcome, Some(ttft)));
+    let bytes = match (format, parsed) {
+        (Format::Anthropic, Some(value)) => {
+            Bytes::from(crate::convert::anthropic::response_from_openai(&value, &model).to_string())
+        }
+        _ => bytes,
+    };
     (
         status,
         [(
@@ -313,8 +379,15 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill) -> Response {
         .into_response()
 }
 
-fn relay_stream(resp: reqwest::Response, bill: Bill, client_wants_usage: bool) -> Response {
+fn relay_stream(
+    resp: reqwest::Response,
+    bill: Bill,
+    client_wants_usage: bool,
+    format: Format,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let mut anthropic = (format == Format::Anthropic)
+        .then(|| crate::convert::anthropic::StreamConverter::new(&bill.model));
     tokio::spawn(async move {
         let mut upstream = resp.bytes_stream();
         let mut splitter = SseSplitter::default();
@@ -362,9 +435,11 @@ fn relay_stream(resp: reqwest::Response, bill: Bill, client_wants_usage: bool) -
                             delivered_text += len;
                         }
                     }
-                    // The client did not ask for usage: hide what Skein asked for on its behalf
-                    // (the final usage chunk, and the `usage: null` on every other chunk).
-                    if !client_wants_usage
+                    if let Some(converter) = anthropic.as_mut() {
+                        let events = converter.chunk(&value);
+                        forward = !events.is_empty();
+                        event = Bytes::from(events.trim_end_matches('\n').to_string());
+                    } else if !client_wants_usage
                         && let Some(obj) = value.as_object_mut()
                         && obj.remove("usage").is_some()
                     {
@@ -378,6 +453,10 @@ fn relay_stream(resp: reqwest::Response, bill: Bill, client_wants_usage: bool) -
                             event = Bytes::from(format!("data: {value}"));
                         }
                     }
+                }
+                if anthropic.is_some() && event_data(&event).as_deref() == Some("[DONE]") {
+                    // Anthropic streams end with message_stop, sent below once usage is known.
+                    forward = false;
                 }
                 if forward && !client_gone {
                     let mut framed = Vec::with_capacity(event.len() + 2);
@@ -403,9 +482,21 @@ fn relay_stream(resp: reqwest::Response, bill: Bill, client_wants_usage: bool) -
                 (estimated, if broken { "partial" } else { "estimated" })
             }
         };
-        if broken && !client_gone {
-            let error = serde_json::json!({"error": {"message": "The upstream stream broke off.", "type": "server_error", "param": null, "code": "upstream_error"}});
-            let _ = tx.send(Bytes::from(format!("data: {error}\n\n"))).await;
+        if !client_gone {
+            let tail = match (anthropic.as_mut(), broken) {
+                (Some(_), true) => Some(crate::convert::anthropic::StreamConverter::error(
+                    "The upstream stream broke off.",
+                )),
+                (Some(converter), false) => Some(converter.finish()),
+                (None, true) => {
+                    let error = json!({"error": {"message": "The upstream stream broke off.", "type": "server_error", "param": null, "code": "upstream_error"}});
+                    Some(format!("data: {error}\n\n"))
+                }
+                (None, false) => None,
+            };
+            if let Some(tail) = tail {
+                let _ = tx.send(Bytes::from(tail)).await;
+            }
         }
         drop(tx);
         bill.settle(tokens, status, first_token).await;

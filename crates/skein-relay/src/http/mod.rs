@@ -35,5 +35,6 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
     Router::new()
         .route("/v1/models", get(models::list_models))
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/messages", post(chat::messages))
         .with_state(service)
 }

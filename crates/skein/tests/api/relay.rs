@@ -450,3 +450,50 @@ async fn a_rejected_upstream_key_disables_the_channel_until_a_probe_succeeds() {
     assert_eq!(chat(&app, &s.key, ask).await.status, StatusCode::OK);
     assert_eq!(backup.requests().len(), 2, "traffic is back on the primary");
 }
+
+#[tokio::test]
+async fn anthropic_messages_are_converted_both_ways_and_billed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = setup(&app).await;
+    let body = json!({"model": "gpt-test", "max_tokens": 50, "system": "be brief",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "convert me"}]}]});
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/v1/messages"))
+                .header("x-api-key", &s.key)
+                .header("anthropic-version", "2099-01-01")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["type"], "message");
+    assert_eq!(
+        r.json["content"][0],
+        json!({"type": "text", "text": "echo: convert me"})
+    );
+    assert_eq!(r.json["stop_reason"], "end_turn");
+    let sent = &s.upstream.requests()[0];
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "be brief"})
+    );
+    assert_eq!(sent["max_tokens"], 50);
+    let openai_shape = json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "convert me"}]);
+    assert_eq!(
+        balance(&app, &s.user).await,
+        1_000_000 - cost(&openai_shape)
+    );
+
+    let unsupported = app.send(app.client.post(app.url("/v1/messages")).header("x-api-key", &s.key).json(&json!({
+        "model": "gpt-test", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]}))).await;
+    assert_eq!(unsupported.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unsupported.json["type"], "error");
+    assert_eq!(unsupported.json["error"]["type"], "invalid_request_error");
+    assert!(
+        unsupported.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("document")
+    );
+}

@@ -51,3 +51,44 @@ async fn the_official_openai_sdk_works() {
     assert_eq!(seen["bad_key"]["status"], 401);
     assert_eq!(seen["bad_key"]["code"], "invalid_api_key");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_anthropic_sdk_works() {
+    let python = python();
+    let check = std::process::Command::new(&python)
+        .args(["-c", "import anthropic"])
+        .output();
+    assert!(
+        check.as_ref().is_ok_and(|o| o.status.success()),
+        "{python} cannot import anthropic: run ./scripts/test (it installs the SDK) or set SKEIN_TEST_PYTHON"
+    );
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = super::relay::setup(&app).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .env("BASE", &app.base)
+        .env("KEY", &s.key)
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+    assert_eq!(seen["text"], "echo: hello from claude sdk");
+    assert_eq!(seen["stop_reason"], "end_turn");
+    // The mock counts words: "be brief" + "hello from claude sdk" = 6 prompt tokens.
+    assert_eq!(seen["input_tokens"], 6);
+    assert_eq!(seen["output_tokens"], 5);
+    assert_eq!(seen["stream_text"], "echo: hello from claude sdk");
+    assert_eq!(seen["stream_output_tokens"], 5);
+    assert_eq!(seen["stream_stop_reason"], "end_turn");
+    assert_eq!(seen["unpriced"]["status"], 400);
+    assert_eq!(seen["unpriced"]["type"], "invalid_request_error");
+    assert_eq!(seen["bad_key"]["status"], 401);
+    assert_eq!(seen["bad_key"]["type"], "authentication_error");
+}

@@ -1,0 +1,492 @@
+//! Anthropic Messages API ⇄ OpenAI chat completions: requests, whole responses, and streams
+//! (OpenAI chunks in, Anthropic's `message_start` … `message_stop` events out).
+
+use serde_json::{Map, Value, json};
+use skein_core::{ApiError, ApiResult};
+
+fn unsupported(what: &str) -> ApiError {
+    ApiError::bad_request(
+        "unsupported_content",
+        format!("{what} cannot be carried to this model's upstream."),
+        format!("{what} 无法转发到该模型的上游。"),
+    )
+}
+
+/// An Anthropic `/v1/messages` request as an OpenAI chat-completions request.
+pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
+    let mut out = Map::new();
+    out.insert("model".into(), req["model"].clone());
+    let max_tokens = req["max_tokens"]
+        .as_i64()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_max_tokens",
+                "max_tokens is required and must be positive.",
+                "max_tokens 为必填项且必须为正数。",
+            )
+        })?;
+    out.insert("max_tokens".into(), json!(max_tokens));
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("stream", "stream"),
+    ] {
+        if let Some(v) = req.get(from).filter(|v| !v.is_null()) {
+            out.insert(to.into(), v.clone());
+        }
+    }
+    if let Some(stop) = req.get("stop_sequences").filter(|v| v.is_array()) {
+        out.insert("stop".into(), stop.clone());
+    }
+    if req.get("top_k").is_some_and(|v| !v.is_null()) {
+        return Err(unsupported("top_k"));
+    }
+
+    let mut messages = Vec::new();
+    match &req["system"] {
+        Value::Null => {}
+        Value::String(text) => messages.push(json!({"role": "system", "content": text})),
+        Value::Array(blocks) => {
+            let text: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+            messages.push(json!({"role": "system", "content": text.join("\n\n")}));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_system",
+                "system must be a string or text blocks.",
+                "system 必须是字符串或文本块。",
+            ));
+        }
+    }
+    let Some(input) = req["messages"].as_array() else {
+        return Err(ApiError::bad_request(
+            "missing_messages",
+            "messages must be an array.",
+            "messages 必须是数组。",
+        ));
+    };
+    for message in input {
+        let role = message["role"].as_str().unwrap_or("");
+        match (&message["content"], role) {
+            (Value::String(text), "user" | "assistant") => {
+                messages.push(json!({"role": role, "content": text}))
+            }
+            (Value::Array(blocks), "user") => user_blocks(blocks, &mut messages)?,
+            (Value::Array(blocks), "assistant") => messages.push(assistant_blocks(blocks)?),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_message",
+                    "Each message needs role user or assistant and string or block content.",
+                    "每条消息的 role 须为 user 或 assistant，content 须为字符串或内容块。",
+                ));
+            }
+        }
+    }
+    out.insert("messages".into(), Value::Array(messages));
+
+    if let Some(tools) = req["tools"].as_array() {
+        let tools: Vec<Value> = tools
+            .iter()
+            .map(|t| {
+                if t.get("type").and_then(Value::as_str).is_some_and(|k| k != "custom") {
+                    return Err(unsupported(&format!("The server tool {}", t["type"])));
+                }
+                Ok(json!({"type": "function", "function": {
+                    "name": t["name"], "description": t.get("description").cloned().unwrap_or(Value::Null),
+                    "parameters": t.get("input_schema").cloned().unwrap_or(json!({"type": "object"}))}}))
+            })
+            .collect::<ApiResult<_>>()?;
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = req.get("tool_choice").filter(|v| v.is_object()) {
+        let mapped = match choice["type"].as_str() {
+            Some("auto") => json!("auto"),
+            Some("any") => json!("required"),
+            Some("none") => json!("none"),
+            Some("tool") => json!({"type": "function", "function": {"name": choice["name"]}}),
+            _ => return Err(unsupported("This tool_choice")),
+        };
+        out.insert("tool_choice".into(), mapped);
+        if choice["disable_parallel_tool_use"].as_bool() == Some(true) {
+            out.insert("parallel_tool_calls".into(), json!(false));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn image_url(block: &Value) -> ApiResult<Value> {
+    let source = &block["source"];
+    let url = match source["type"].as_str() {
+        Some("base64") => format!(
+            "data:{};base64,{}",
+            source["media_type"].as_str().unwrap_or("image/png"),
+            source["data"].as_str().unwrap_or("")
+        ),
+        Some("url") => source["url"].as_str().unwrap_or("").to_string(),
+        _ => return Err(unsupported("This image source")),
+    };
+    Ok(json!({"type": "image_url", "image_url": {"url": url}}))
+}
+
+fn user_blocks(blocks: &[Value], messages: &mut Vec<Value>) -> ApiResult<()> {
+    let mut parts = Vec::new();
+    for block in blocks {
+        match block["type"].as_str() {
+            Some("text") => parts.push(json!({"type": "text", "text": block["text"]})),
+            Some("image") => parts.push(image_url(block)?),
+            Some("tool_result") => {
+                let content = match &block["content"] {
+                    Value::String(s) => s.clone(),
+                    Value::Array(items) => items
+                        .iter()
+                        .filter_map(|i| i["text"].as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    _ => String::new(),
+                };
+                let content = if block["is_error"].as_bool() == Some(true) {
+                    format!("Error: {content}")
+                } else {
+                    content
+                };
+                messages.push(json!({"role": "tool", "tool_call_id": block["tool_use_id"], "content": content}));
+            }
+            Some(other) => return Err(unsupported(&format!("A {other} block"))),
+            None => return Err(unsupported("A block without a type")),
+        }
+    }
+    if !parts.is_empty() {
+        messages.push(json!({"role": "user", "content": parts}));
+    }
+    Ok(())
+}
+
+fn assistant_blocks(blocks: &[Value]) -> ApiResult<Value> {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for block in blocks {
+        match block["type"].as_str() {
+            Some("text") => text.push_str(block["text"].as_str().unwrap_or("")),
+            Some("tool_use") => calls.push(json!({"id": block["id"], "type": "function",
+                "function": {"name": block["name"], "arguments": block["input"].to_string()}})),
+            // Earlier turns' reasoning belongs to the vendor that produced it; no other
+            // upstream accepts it back, and it does not change what the next turn means.
+            Some("thinking" | "redacted_thinking") => {}
+            Some(other) => return Err(unsupported(&format!("A {other} block"))),
+            None => return Err(unsupported("A block without a type")),
+        }
+    }
+    let mut message = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    Ok(message)
+}
+
+/// OpenAI's `finish_reason` as Anthropic's `stop_reason`.
+pub fn stop_reason(finish: &str) -> &'static str {
+    match finish {
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        _ => "end_turn",
+    }
+}
+
+fn usage(value: &Value) -> Value {
+    let prompt = value["prompt_tokens"].as_i64().unwrap_or(0);
+    let cached = value["prompt_tokens_details"]["cached_tokens"]
+        .as_i64()
+        .unwrap_or(0);
+    json!({"input_tokens": prompt - cached, "output_tokens": value["completion_tokens"].as_i64().unwrap_or(0),
+        "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0})
+}
+
+fn message_id(openai_id: &str) -> String {
+    format!("msg_{}", openai_id.trim_start_matches("chatcmpl-"))
+}
+
+/// A whole OpenAI response as an Anthropic message.
+pub fn response_from_openai(resp: &Value, model: &str) -> Value {
+    let choice = &resp["choices"][0];
+    let mut content = Vec::new();
+    if let Some(text) = choice["message"]["content"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+    {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    for call in choice["message"]["tool_calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let input: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap_or("{}"))
+                .unwrap_or(json!({}));
+        content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
+    }
+    json!({
+        "id": message_id(resp["id"].as_str().unwrap_or("")),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(choice["finish_reason"].as_str().unwrap_or("stop")),
+        "stop_sequence": null,
+        "usage": usage(&resp["usage"]),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    None,
+    Text,
+    Tool,
+}
+
+/// Turns a stream of OpenAI chunks into Anthropic stream events.
+pub struct StreamConverter {
+    model: String,
+    started: bool,
+    index: i64,
+    open: Open,
+    stop: &'static str,
+    usage: Value,
+}
+
+impl StreamConverter {
+    /// A converter for a stream answering `model`.
+    pub fn new(model: &str) -> Self {
+        StreamConverter {
+            model: model.to_string(),
+            started: false,
+            index: -1,
+            open: Open::None,
+            stop: "end_turn",
+            usage: json!({"output_tokens": 0}),
+        }
+    }
+
+    fn event(kind: &str, data: Value) -> String {
+        format!("event: {kind}\ndata: {data}\n\n")
+    }
+
+    fn close_block(&mut self, out: &mut String) {
+        if self.open != Open::None {
+            out.push_str(&Self::event(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": self.index}),
+            ));
+            self.open = Open::None;
+        }
+    }
+
+    fn start(&mut self, chunk: &Value, out: &mut String) {
+        if !self.started {
+            self.started = true;
+            let message = json!({"id": message_id(chunk["id"].as_str().unwrap_or("")), "type": "message", "role": "assistant",
+                "model": self.model, "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 0, "output_tokens": 0}});
+            out.push_str(&Self::event(
+                "message_start",
+                json!({"type": "message_start", "message": message}),
+            ));
+        }
+    }
+
+    /// The events for one OpenAI chunk.
+    pub fn chunk(&mut self, chunk: &Value) -> String {
+        let mut out = String::new();
+        self.start(chunk, &mut out);
+        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+            self.usage = usage(u);
+        }
+        for choice in chunk["choices"].as_array().into_iter().flatten() {
+            let delta = &choice["delta"];
+            if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+                if self.open != Open::Text {
+                    self.close_block(&mut out);
+                    self.index += 1;
+                    self.open = Open::Text;
+                    out.push_str(&Self::event(
+                        "content_block_start",
+                        json!({"type": "content_block_start", "index": self.index,
+                        "content_block": {"type": "text", "text": ""}}),
+                    ));
+                }
+                out.push_str(&Self::event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": self.index,
+                    "delta": {"type": "text_delta", "text": text}}),
+                ));
+            }
+            for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                if call.get("id").is_some_and(|id| id.is_string()) {
+                    self.close_block(&mut out);
+                    self.index += 1;
+                    self.open = Open::Tool;
+                    out.push_str(&Self::event("content_block_start", json!({"type": "content_block_start", "index": self.index,
+                        "content_block": {"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}}})));
+                }
+                if let Some(args) = call["function"]["arguments"]
+                    .as_str()
+                    .filter(|a| !a.is_empty())
+                {
+                    out.push_str(&Self::event(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": self.index,
+                        "delta": {"type": "input_json_delta", "partial_json": args}}),
+                    ));
+                }
+            }
+            if let Some(finish) = choice["finish_reason"].as_str() {
+                self.stop = stop_reason(finish);
+            }
+        }
+        out
+    }
+
+    /// The closing events once the upstream is done.
+    pub fn finish(&mut self) -> String {
+        let mut out = String::new();
+        if !self.started {
+            self.start(&json!({}), &mut out);
+        }
+        self.close_block(&mut out);
+        out.push_str(&Self::event(
+            "message_delta",
+            json!({"type": "message_delta",
+            "delta": {"stop_reason": self.stop, "stop_sequence": null}, "usage": self.usage}),
+        ));
+        out.push_str(&Self::event(
+            "message_stop",
+            json!({"type": "message_stop"}),
+        ));
+        out
+    }
+
+    /// An error event, for an upstream that broke off.
+    pub fn error(message: &str) -> String {
+        Self::event(
+            "error",
+            json!({"type": "error", "error": {"type": "api_error", "message": message}}),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_carry_system_images_tools_and_tool_results() {
+        let req = json!({
+            "model": "claude-x", "max_tokens": 100, "system": [{"type": "text", "text": "be brief"}],
+            "tools": [{"name": "weather", "description": "d", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+            "tool_choice": {"type": "any"},
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "look"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "AAAA"}}]},
+                {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "s"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}
+            ]
+        });
+        let out = request_to_openai(&req).expect("convert");
+        assert_eq!(
+            out["messages"][0],
+            json!({"role": "system", "content": "be brief"})
+        );
+        assert_eq!(
+            out["messages"][1]["content"][1]["image_url"]["url"],
+            "data:image/jpeg;base64,AAAA"
+        );
+        assert_eq!(
+            out["messages"][2]["tool_calls"][0]["function"]["arguments"],
+            "{\"city\":\"Paris\"}"
+        );
+        assert_eq!(out["messages"][2]["content"], Value::Null);
+        assert_eq!(
+            out["messages"][3],
+            json!({"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"})
+        );
+        assert_eq!(
+            out["tools"][0]["function"]["parameters"]["properties"]["city"]["type"],
+            "string"
+        );
+        assert_eq!(out["tool_choice"], "required");
+        assert_eq!(out["max_tokens"], 100);
+    }
+
+    #[test]
+    fn what_cannot_be_carried_is_refused() {
+        let base = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]});
+        assert!(request_to_openai(&base).is_err());
+        assert!(
+            request_to_openai(&json!({"model": "m", "messages": []})).is_err(),
+            "max_tokens is required"
+        );
+        assert!(
+            request_to_openai(&json!({"model": "m", "max_tokens": 5, "top_k": 3, "messages": []}))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn responses_become_messages() {
+        let resp = json!({"id": "chatcmpl-abc", "choices": [{"message": {"content": "hi", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]}, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}});
+        let msg = response_from_openai(&resp, "claude-x");
+        assert_eq!(msg["id"], "msg_abc");
+        assert_eq!(msg["content"][0], json!({"type": "text", "text": "hi"}));
+        assert_eq!(msg["content"][1]["input"], json!({"a": 1}));
+        assert_eq!(msg["stop_reason"], "tool_use");
+        assert_eq!(msg["usage"]["input_tokens"], 6);
+        assert_eq!(msg["usage"]["cache_read_input_tokens"], 4);
+    }
+
+    #[test]
+    fn streams_become_anthropic_events() {
+        let mut c = StreamConverter::new("claude-x");
+        let mut out = String::new();
+        out += &c.chunk(&json!({"id": "chatcmpl-1", "choices": [{"delta": {"role": "assistant", "content": ""}}]}));
+        out += &c.chunk(&json!({"choices": [{"delta": {"content": "Hel"}}]}));
+        out += &c.chunk(&json!({"choices": [{"delta": {"content": "lo"}}]}));
+        out += &c.chunk(&json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": ""}}]}}]}));
+        out += &c.chunk(&json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":"}}]}}]}));
+        out += &c.chunk(&json!({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}));
+        out += &c
+            .chunk(&json!({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4}}));
+        out += &c.finish();
+        let kinds: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert!(out.contains("\"stop_reason\":\"tool_use\""));
+        assert!(out.contains("\"output_tokens\":4"));
+        assert!(out.contains("\"partial_json\":\"{\\\"a\\\":\""));
+        // Every event has both its event line and its data line.
+        assert_eq!(
+            out.matches("event: ").count(),
+            out.matches("data: ").count()
+        );
+    }
+}
