@@ -127,14 +127,14 @@ impl Pending {
             // The kind literal sits at position 2; actor_id is bound as NULL above.
             q.execute(&mut **tx).await?;
         }
-        for chunk in self.usage.chunks(200) {
+        for chunk in self.usage.chunks(180) {
             let mut sql = String::from(
                 "INSERT INTO usage_records (id, user_id, key_id, reservation_id, model, channel_id, prompt_tokens, \
-                 completion_tokens, cached_tokens, cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, created_at) VALUES ",
+                 completion_tokens, cached_tokens, cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, pricing, created_at) VALUES ",
             );
             for row in 0..chunk.len() {
-                let base = row * 17;
-                let params: Vec<String> = (1..=17).map(|i| format!("${}", base + i)).collect();
+                let base = row * 18;
+                let params: Vec<String> = (1..=18).map(|i| format!("${}", base + i)).collect();
                 if row > 0 {
                     sql.push(',');
                 }
@@ -164,6 +164,7 @@ impl Pending {
                     })
                     .bind(&u.request_id)
                     .bind(u.conversation_id.as_deref())
+                    .bind(u.pricing.as_deref())
                     .bind(p.created_at);
             }
             q.execute(&mut **tx).await?;

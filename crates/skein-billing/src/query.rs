@@ -141,6 +141,8 @@ pub struct UsageRecord {
     pub request_id: String,
     /// Chat conversation, if any.
     pub conversation_id: Option<String>,
+    /// The prices the cost was computed with (JSON).
+    pub pricing: Option<String>,
     /// Stored time, ms.
     #[serde(skip)]
     pub created_ms: i64,
@@ -167,7 +169,7 @@ pub struct UsageFilter {
 const USAGE_WHERE: &str = "($1 = '' OR user_id = $1) AND ($2 = '' OR model = $2) AND ($3 = '' OR key_id = $3) \
      AND created_at >= $4 AND created_at < $5";
 const USAGE_COLUMNS: &str = "id, user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, cached_tokens, \
-     cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, created_at AS created_ms";
+     cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, pricing, created_at AS created_ms";
 
 /// A page of usage records, newest first.
 pub async fn usage(

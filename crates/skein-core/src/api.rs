@@ -114,6 +114,8 @@ pub struct Usage {
     pub request_id: String,
     /// The chat conversation, when the work came from Chat.
     pub conversation_id: Option<String>,
+    /// The prices the cost was computed with (JSON), kept with the record.
+    pub pricing: Option<String>,
 }
 
 /// The result of a settle.

@@ -50,6 +50,8 @@ pub struct RelayService {
     db: Db,
     users: Arc<dyn UserDirectory>,
     billing: Arc<dyn BillingApi>,
+    /// The gateway's limiter, for tokens-per-minute limits of keys.
+    limiter: Arc<dyn skein_core::limit::RateLimiter>,
     vault: vault::Vault,
     http: reqwest::Client,
     groups: Vec<String>,
@@ -59,6 +61,8 @@ pub struct RelayService {
     prices: RwLock<Arc<HashMap<String, pricing::Rates>>>,
     /// Circuit breakers by channel id.
     breakers: breaker::Breakers,
+    /// Settles and stream readers still running after their response; shutdown waits for them.
+    tasks: tokio_util::task::TaskTracker,
     /// Keys by secret hash; dropped at once when this instance changes or revokes a key.
     key_cache: Cache<String, Arc<KeyRow>>,
     /// Whether an owner is active, by user id.
@@ -73,6 +77,7 @@ impl RelayService {
         db: Db,
         users: Arc<dyn UserDirectory>,
         billing: Arc<dyn BillingApi>,
+        limiter: Arc<dyn skein_core::limit::RateLimiter>,
         groups: Vec<String>,
         secret_key: &[u8; 32],
         probe_every: Duration,
@@ -94,11 +99,13 @@ impl RelayService {
             db,
             users,
             billing,
+            limiter,
             vault: vault::Vault::new(secret_key),
             http,
             groups,
             table: RwLock::new(Arc::new(channels::ChannelTable::default())),
             breakers: breaker::Breakers::default(),
+            tasks: tokio_util::task::TaskTracker::new(),
             prices: RwLock::new(Arc::new(HashMap::new())),
             key_cache,
             owner_cache,
@@ -181,6 +188,21 @@ impl RelayService {
         }
         if changed && let Err(error) = self.reload().await {
             tracing::warn!(%error, "relay reload failed");
+        }
+    }
+
+    /// Waits (up to `limit`) for the settles and stream readers still running, so a graceful
+    /// shutdown bills what was delivered.
+    pub async fn drain(&self, limit: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(limit, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.tasks.len(),
+                "relay tasks still running at shutdown; their holds will expire"
+            );
         }
     }
 

@@ -52,6 +52,8 @@ pub struct Skein {
     pub users: Arc<UserService>,
     /// The Billing service, for `skein billing verify` and in-process callers.
     pub billing: Arc<BillingService>,
+    /// The Relay service (its background settles are drained on shutdown).
+    pub relay: Arc<RelayService>,
     /// The configuration in effect.
     pub config: Config,
 }
@@ -103,6 +105,7 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         db.clone(),
         users.clone(),
         billing.clone(),
+        limiter.clone(),
         config.relay.groups.clone(),
         &relay_key,
         std::time::Duration::from_secs(config.relay.probe_interval_secs),
@@ -152,6 +155,7 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         db,
         users,
         billing,
+        relay,
         config,
     })
 }
@@ -200,6 +204,7 @@ pub async fn serve(
         result = server => result.context("server failed")?,
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; dropping unfinished requests"),
     }
+    skein.relay.drain(grace).await;
     skein.db.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -69,6 +69,8 @@ CREATE TABLE usage_records (
     status            TEXT NOT NULL,
     request_id        TEXT NOT NULL,
     conversation_id   TEXT,
+    -- The prices the cost was computed with (JSON), so a later price change explains nothing away.
+    pricing           TEXT,
     created_at        INTEGER NOT NULL
 );
 CREATE INDEX usage_records_user_time ON usage_records (user_id, created_at);

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use skein_core::api::{KeyInfo, KeyLimit, ReserveRequest, Usage};
 use skein_core::auth::ApiKeyCaller;
+use skein_core::limit::Quota;
 use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
@@ -173,6 +174,29 @@ async fn relay(
         .unwrap_or(DEFAULT_MAX_OUTPUT);
     let prompt_estimate = estimate_tokens(request["messages"].to_string().len());
     let estimate = rates.cost(prompt_estimate, max_output, 0).max(1);
+    if let Some(tpm) = key.tpm_limit {
+        let probe = svc
+            .limiter
+            .check(&tpm_key(&key), Quota::per_minute(tpm), 0)
+            .await;
+        if let Ok(decision) = probe
+            && !decision.allowed
+        {
+            let wait = decision
+                .retry_after
+                .map(|d| d.as_secs().max(1))
+                .unwrap_or(1);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "tokens_per_minute_exceeded",
+                format!(
+                    "This API key has used its {tpm} tokens per minute. Try again in {wait} s."
+                ),
+                format!("该 API 密钥已用完每分钟 {tpm} 个 token 的额度，请在 {wait} 秒后重试。"),
+            )
+            .with_retry_after(wait));
+        }
+    }
     let reservation = svc
         .billing
         .reserve(ReserveRequest {
@@ -268,6 +292,10 @@ async fn relay(
     ))
 }
 
+fn tpm_key(key: &KeyInfo) -> String {
+    format!("tpm:key:{}", key.key_id)
+}
+
 async fn release(svc: &RelayService, reservation_id: &str) {
     if let Err(error) = svc.billing.release(reservation_id).await {
         tracing::error!(%error, %reservation_id, "could not release a reservation; it will expire");
@@ -306,7 +334,23 @@ impl Bill {
             status: status.to_string(),
             request_id: self.request_id.clone(),
             conversation_id: None,
+            pricing: serde_json::to_string(&self.rates).ok(),
         };
+        if let Some(tpm) = self.key.tpm_limit {
+            // Count what was used against the key's tokens per minute (at most a full minute's
+            // worth: the budget is then empty and refills at its rate).
+            let used = u32::try_from(tokens.prompt.saturating_add(tokens.completion).max(0))
+                .unwrap_or(u32::MAX);
+            if used > 0
+                && let Err(error) = self
+                    .svc
+                    .limiter
+                    .check(&tpm_key(&self.key), Quota::per_minute(tpm), used.min(tpm))
+                    .await
+            {
+                tracing::warn!(%error, "tokens-per-minute limiter unavailable");
+            }
+        }
         match self.svc.billing.settle(&self.reservation_id, usage).await {
             Ok(s) => {
                 tracing::info!(key_id = %self.key.key_id, cost = s.charged, status, "request settled")
@@ -361,7 +405,8 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Res
     let model = bill.model.clone();
     // The answer does not wait for the ledger: the charge is settled right after, by a task of
     // its own (the reservation already bounds what the request can cost).
-    tokio::spawn(bill.settle(tokens, outcome, Some(ttft)));
+    let tasks = bill.svc.tasks.clone();
+    tasks.spawn(bill.settle(tokens, outcome, Some(ttft)));
     let bytes = match (format, parsed) {
         (Format::Anthropic, Some(value)) => {
             Bytes::from(crate::convert::anthropic::response_from_openai(&value, &model).to_string())
@@ -388,7 +433,8 @@ fn relay_stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let mut anthropic = (format == Format::Anthropic)
         .then(|| crate::convert::anthropic::StreamConverter::new(&bill.model));
-    tokio::spawn(async move {
+    let tasks = bill.svc.tasks.clone();
+    tasks.spawn(async move {
         let mut upstream = resp.bytes_stream();
         let mut splitter = SseSplitter::default();
         let mut tokens: Option<Tokens> = None;

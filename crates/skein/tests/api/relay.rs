@@ -108,6 +108,8 @@ both_backends! {
         assert_eq!((record["cost"].as_i64(), record["model"].as_str()), (Some(expected), Some("gpt-test")));
         assert_eq!((record["prompt_tokens"].as_i64(), record["completion_tokens"].as_i64()), (Some(5), Some(4)));
         assert!(record["key_id"].as_str().is_some());
+        let pricing: Value = serde_json::from_str(record["pricing"].as_str().unwrap()).unwrap();
+        assert_eq!((pricing["input_per_mtok"].as_i64(), pricing["output_per_mtok"].as_i64()), (Some(INPUT), Some(OUTPUT)));
         assert_eq!(app.get("/api/v1/billing/quota", Some(&s.user.access)).await.json["reserved"], 0);
 
         let models = app.send(app.client.get(app.url("/v1/models")).bearer_auth(&s.key)).await;
@@ -496,4 +498,39 @@ async fn anthropic_messages_are_converted_both_ways_and_billed() {
             .unwrap()
             .contains("document")
     );
+}
+
+#[tokio::test]
+async fn a_keys_tokens_per_minute_limit_is_enforced() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = setup(&app).await;
+    let r = app
+        .post(
+            "/api/v1/keys",
+            Some(&s.user.access),
+            json!({"name": "tpm", "tpm_limit": 5}),
+        )
+        .await;
+    let key = r.json["key"].as_str().unwrap().to_string();
+    // 2 prompt words + 3 reply words ("echo: hi there") use the whole 5-token minute.
+    let ask = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi there"}]});
+    assert_eq!(chat(&app, &key, ask.clone()).await.status, StatusCode::OK);
+    balance(&app, &s.user).await;
+    let limited = chat(&app, &key, ask.clone()).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.text
+    );
+    assert_eq!(limited.json["error"]["code"], "tokens_per_minute_exceeded");
+    assert_eq!(limited.json["error"]["type"], "rate_limit_error");
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(
+        s.upstream.requests().len(),
+        1,
+        "the limited request never reached the upstream"
+    );
+    // Other keys of the same user are not affected.
+    assert_eq!(chat(&app, &s.key, ask).await.status, StatusCode::OK);
 }
