@@ -153,7 +153,7 @@ enum Vendor {
 
 impl Vendor {
     fn of(path: &str) -> Option<Vendor> {
-        if path.starts_with("/v1beta/") {
+        if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':')) {
             Some(Vendor::Gemini)
         } else if path.starts_with("/v1/messages") {
             Some(Vendor::Anthropic)

@@ -3,3 +3,4 @@
 //! with a clear 400 what it cannot, rather than dropping it silently.
 
 pub mod anthropic;
+pub mod gemini;

@@ -73,6 +73,51 @@ pub(crate) async fn messages(
     .await
 }
 
+/// Relays a Gemini `generateContent` or `streamGenerateContent` call (`?alt=sse` for server-sent
+/// events; otherwise the stream is one JSON array whose items arrive as they are made).
+pub(crate) async fn gemini(
+    State(svc): State<Arc<RelayService>>,
+    ApiKeyCaller(key): ApiKeyCaller,
+    request_id: Option<axum::Extension<RequestId>>,
+    axum::extract::Path(model_action): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let (model, action) = model_action.rsplit_once(':').ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            "Use models/{model}:generateContent.",
+            "请使用 models/{model}:generateContent。",
+        )
+    })?;
+    let stream = match action {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("The method {action} is not supported."),
+                format!("不支持方法 {action}。"),
+            ));
+        }
+    };
+    let sse = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
+    let gemini = parse_json(&body)?;
+    let request = crate::convert::gemini::request_to_openai(&gemini, model, stream)?;
+    relay(
+        svc,
+        key,
+        request_id.map(|r| r.0.0).unwrap_or_default(),
+        request,
+        Format::Gemini { sse },
+    )
+    .await
+}
+
 /// The wire format the client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -80,6 +125,11 @@ pub(crate) enum Format {
     OpenAi,
     /// Anthropic Messages (converted both ways).
     Anthropic,
+    /// Gemini generateContent (converted both ways); streams as SSE or as one JSON array.
+    Gemini {
+        /// `?alt=sse` was asked for.
+        sse: bool,
+    },
 }
 
 fn parse_json(body: &[u8]) -> ApiResult<Value> {
@@ -275,6 +325,13 @@ async fn relay(
                             .unwrap_or("The upstream refused the request.");
                         Bytes::from(json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}).to_string())
                     }
+                    Format::Gemini { .. } => {
+                        let upstream: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        let message = upstream["error"]["message"]
+                            .as_str()
+                            .unwrap_or("The upstream refused the request.");
+                        Bytes::from(json!({"error": {"code": status.as_u16(), "message": message, "status": "INVALID_ARGUMENT"}}).to_string())
+                    }
                 };
                 return Ok(
                     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -411,6 +468,9 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Res
         (Format::Anthropic, Some(value)) => {
             Bytes::from(crate::convert::anthropic::response_from_openai(&value, &model).to_string())
         }
+        (Format::Gemini { .. }, Some(value)) => {
+            Bytes::from(crate::convert::gemini::response_from_openai(&value, &model).to_string())
+        }
         _ => bytes,
     };
     (
@@ -433,6 +493,13 @@ fn relay_stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let mut anthropic = (format == Format::Anthropic)
         .then(|| crate::convert::anthropic::StreamConverter::new(&bill.model));
+    let gemini_sse = match format {
+        Format::Gemini { sse } => Some(sse),
+        _ => None,
+    };
+    let model = bill.model.clone();
+    let mut pending_calls: Vec<(String, String)> = Vec::new();
+    let mut first_item = true;
     let tasks = bill.svc.tasks.clone();
     tasks.spawn(async move {
         let mut upstream = resp.bytes_stream();
@@ -485,6 +552,18 @@ fn relay_stream(
                         let events = converter.chunk(&value);
                         forward = !events.is_empty();
                         event = Bytes::from(events.trim_end_matches('\n').to_string());
+                    } else if let Some(sse) = gemini_sse {
+                        match crate::convert::gemini::chunk_from_openai(&value, &model, &mut pending_calls) {
+                            Some(item) => {
+                                event = Bytes::from(if sse {
+                                    format!("data: {item}")
+                                } else {
+                                    format!("{}{item}", if first_item { "[" } else { "," })
+                                });
+                                first_item = false;
+                            }
+                            None => forward = false,
+                        }
                     } else if !client_wants_usage
                         && let Some(obj) = value.as_object_mut()
                         && obj.remove("usage").is_some()
@@ -500,7 +579,7 @@ fn relay_stream(
                         }
                     }
                 }
-                if anthropic.is_some() && event_data(&event).as_deref() == Some("[DONE]") {
+                if (anthropic.is_some() || gemini_sse.is_some()) && event_data(&event).as_deref() == Some("[DONE]") {
                     // Anthropic streams end with message_stop, sent below once usage is known.
                     forward = false;
                 }
@@ -534,6 +613,16 @@ fn relay_stream(
                     "The upstream stream broke off.",
                 )),
                 (Some(converter), false) => Some(converter.finish()),
+                (None, broken) if gemini_sse.is_some() => {
+                    let open = if first_item { "[" } else { "," };
+                    let error = json!({"error": {"code": 502, "message": "The upstream stream broke off.", "status": "UNAVAILABLE"}});
+                    match (gemini_sse, broken) {
+                        (Some(true), true) => Some(format!("data: {error}\n\n")),
+                        (Some(true), false) => None,
+                        (_, true) => Some(format!("{open}{error}]")),
+                        (_, false) => Some(if first_item { "[]".to_string() } else { "]".to_string() }),
+                    }
+                }
                 (None, true) => {
                     let error = json!({"error": {"message": "The upstream stream broke off.", "type": "server_error", "param": null, "code": "upstream_error"}});
                     Some(format!("data: {error}\n\n"))
@@ -550,10 +639,12 @@ fn relay_stream(
     let body = Body::from_stream(tokio_stream_from(rx));
     let mut response = Response::new(body);
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    let content_type = if format == (Format::Gemini { sse: false }) {
+        "application/json"
+    } else {
+        "text/event-stream"
+    };
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response

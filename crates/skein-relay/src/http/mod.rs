@@ -36,5 +36,8 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
         .route("/v1/models", get(models::list_models))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(chat::messages))
+        .route("/v1beta/models/{model_action}", post(chat::gemini))
+        // The google-genai SDK uses `v1` when given a base URL of its own.
+        .route("/v1/models/{model_action}", post(chat::gemini))
         .with_state(service)
 }

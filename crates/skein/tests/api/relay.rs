@@ -534,3 +534,99 @@ async fn a_keys_tokens_per_minute_limit_is_enforced() {
     // Other keys of the same user are not affected.
     assert_eq!(chat(&app, &s.key, ask).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn gemini_generate_content_is_converted_both_ways_and_billed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = setup(&app).await;
+    let body = json!({"systemInstruction": {"parts": [{"text": "be brief"}]},
+        "contents": [{"role": "user", "parts": [{"text": "gemini says hi"}]}], "generationConfig": {"maxOutputTokens": 30}});
+    let url = |action: &str| app.url(&format!("/v1beta/models/gpt-test:{action}"));
+    let r = app
+        .send(
+            app.client
+                .post(url("generateContent"))
+                .header("x-goog-api-key", &s.key)
+                .json(&body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.json["candidates"][0]["content"]["parts"][0]["text"],
+        "echo: gemini says hi"
+    );
+    assert_eq!(r.json["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(r.json["usageMetadata"]["promptTokenCount"], 5);
+    let openai_shape = json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "gemini says hi"}]);
+    assert_eq!(
+        balance(&app, &s.user).await,
+        1_000_000 - cost(&openai_shape)
+    );
+
+    let sse = app
+        .send(
+            app.client
+                .post(format!(
+                    "{}?alt=sse&key={}",
+                    url("streamGenerateContent"),
+                    s.key
+                ))
+                .json(&body),
+        )
+        .await;
+    assert_eq!(sse.status, StatusCode::OK);
+    let items: Vec<Value> = sse
+        .text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let text: String = items
+        .iter()
+        .filter_map(|i| i["candidates"][0]["content"]["parts"][0]["text"].as_str())
+        .collect();
+    assert_eq!(text, "echo: gemini says hi");
+    assert_eq!(
+        items.last().unwrap()["usageMetadata"]["candidatesTokenCount"],
+        4
+    );
+
+    let array = app
+        .send(
+            app.client
+                .post(url("streamGenerateContent"))
+                .header("x-goog-api-key", &s.key)
+                .json(&body),
+        )
+        .await;
+    assert_eq!(array.header("content-type"), Some("application/json"));
+    let items: Vec<Value> = serde_json::from_str(&array.text).expect("one JSON array");
+    let text: String = items
+        .iter()
+        .filter_map(|i| i["candidates"][0]["content"]["parts"][0]["text"].as_str())
+        .collect();
+    assert_eq!(text, "echo: gemini says hi");
+
+    let pdf = json!({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "application/pdf", "data": "x"}}]}]});
+    let refused = app
+        .send(
+            app.client
+                .post(url("generateContent"))
+                .header("x-goog-api-key", &s.key)
+                .json(&pdf),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json["error"]["status"], "INVALID_ARGUMENT");
+    assert_eq!(refused.json["error"]["code"], 400);
+    let unknown = app
+        .send(
+            app.client
+                .post(url("countTokens"))
+                .header("x-goog-api-key", &s.key)
+                .json(&body),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json["error"]["status"], "NOT_FOUND");
+}

@@ -92,3 +92,43 @@ async fn the_official_anthropic_sdk_works() {
     assert_eq!(seen["bad_key"]["status"], 401);
     assert_eq!(seen["bad_key"]["type"], "authentication_error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_gemini_sdk_works() {
+    let python = python();
+    let check = std::process::Command::new(&python)
+        .args(["-c", "import google.genai"])
+        .output();
+    assert!(
+        check.as_ref().is_ok_and(|o| o.status.success()),
+        "{python} cannot import google.genai: run ./scripts/test (it installs the SDK) or set SKEIN_TEST_PYTHON"
+    );
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = super::relay::setup(&app).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/gemini_sdk.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .env("BASE", &app.base)
+        .env("KEY", &s.key)
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+    assert_eq!(seen["text"], "echo: hello from gemini sdk");
+    // "be brief" + "hello from gemini sdk" = 6 words.
+    assert_eq!(seen["prompt_tokens"], 6);
+    assert_eq!(seen["output_tokens"], 5);
+    assert!(seen["finish_reason"].as_str().unwrap().contains("STOP"));
+    assert_eq!(seen["stream_text"], "echo: hello from gemini sdk");
+    assert_eq!(seen["stream_output_tokens"], 5);
+    assert_eq!(seen["unpriced"]["code"], 400);
+    assert_eq!(seen["unpriced"]["status"], "INVALID_ARGUMENT");
+    assert_eq!(seen["bad_key"]["code"], 401);
+    assert_eq!(seen["bad_key"]["status"], "UNAUTHENTICATED");
+}
