@@ -22,7 +22,7 @@ use crate::channels::{self, Channel, ChannelSecrets, ChannelSettings, KINDS};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
-    /// `openai` (and any OpenAI-compatible API), `azure`, `anthropic` or `gemini`.
+    /// `openai`: OpenAI or any OpenAI-compatible API (DeepSeek, Qwen, Moonshot, vLLM, Ollama, ...).
     #[serde(rename = "type")]
     pub kind: String,
     /// Label.

@@ -261,7 +261,9 @@ async fn channel_admin_validates_and_never_shows_keys() {
             json!({"type": "azure", "name": "a", "keys": ["k"], "models": ["m"]}),
         )
         .await;
-    assert_eq!(azure.json["error"]["details"]["field"], "base_url");
+    // No Azure adapter yet: refused with a clear error instead of stored and never used.
+    assert_eq!(azure.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(azure.json["error"]["details"]["field"], "type");
     let r = app.post("/api/v1/channels", Some(&root.access), ok).await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.json["base_url"], "https://api.openai.com");
