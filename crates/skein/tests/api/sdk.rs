@@ -9,21 +9,22 @@ fn python() -> String {
     std::env::var("SKEIN_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_openai_sdk_works() {
+/// Starts Skein with a priced channel to the mock upstream, runs `tests/sdk/<script>` with the
+/// Python that has `module`, and answers the JSON the script printed.
+async fn run_sdk(script: &str, module: &str) -> Value {
     let python = python();
     let check = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
+        .args(["-c", &format!("import {module}")])
         .output();
     assert!(
         check.as_ref().is_ok_and(|o| o.status.success()),
-        "{python} cannot import openai: run ./scripts/test (it installs the SDK) or set SKEIN_TEST_PYTHON"
+        "{python} cannot import {module}: run ./scripts/test (it installs the SDKs) or set SKEIN_TEST_PYTHON"
     );
     let app = TestApp::spawn(Backend::Sqlite).await;
     let s = super::relay::setup(&app).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk.py");
+    let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::process::Command::new(&python)
-        .arg(script)
+        .arg(path)
         .env("BASE", &app.base)
         .env("KEY", &s.key)
         .output()
@@ -35,7 +36,12 @@ async fn the_official_openai_sdk_works() {
         "the SDK script failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+    serde_json::from_str(stdout.trim()).expect("the script prints JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_sdk_works() {
+    let seen = run_sdk("openai_sdk.py", "openai").await;
     assert_eq!(seen["plain"], "echo: hello from the sdk");
     assert_eq!(seen["plain_prompt_tokens"], 4);
     assert_eq!(seen["stream"], "echo: hello from the sdk");
@@ -54,31 +60,7 @@ async fn the_official_openai_sdk_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_anthropic_sdk_works() {
-    let python = python();
-    let check = std::process::Command::new(&python)
-        .args(["-c", "import anthropic"])
-        .output();
-    assert!(
-        check.as_ref().is_ok_and(|o| o.status.success()),
-        "{python} cannot import anthropic: run ./scripts/test (it installs the SDK) or set SKEIN_TEST_PYTHON"
-    );
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let s = super::relay::setup(&app).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("BASE", &app.base)
-        .env("KEY", &s.key)
-        .output()
-        .await
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the SDK script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+    let seen = run_sdk("anthropic_sdk.py", "anthropic").await;
     assert_eq!(seen["text"], "echo: hello from claude sdk");
     assert_eq!(seen["stop_reason"], "end_turn");
     // The mock counts words: "be brief" + "hello from claude sdk" = 6 prompt tokens.
@@ -95,31 +77,7 @@ async fn the_official_anthropic_sdk_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_gemini_sdk_works() {
-    let python = python();
-    let check = std::process::Command::new(&python)
-        .args(["-c", "import google.genai"])
-        .output();
-    assert!(
-        check.as_ref().is_ok_and(|o| o.status.success()),
-        "{python} cannot import google.genai: run ./scripts/test (it installs the SDK) or set SKEIN_TEST_PYTHON"
-    );
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let s = super::relay::setup(&app).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/gemini_sdk.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("BASE", &app.base)
-        .env("KEY", &s.key)
-        .output()
-        .await
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the SDK script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+    let seen = run_sdk("gemini_sdk.py", "google.genai").await;
     assert_eq!(seen["text"], "echo: hello from gemini sdk");
     // "be brief" + "hello from gemini sdk" = 6 words.
     assert_eq!(seen["prompt_tokens"], 6);
