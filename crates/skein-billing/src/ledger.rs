@@ -281,7 +281,7 @@ async fn insert_entry(tx: &mut Tx, e: &Entry<'_>, now: i64) -> DbResult<()> {
     Ok(())
 }
 
-fn insufficient(what: &str) -> ApiError {
+pub(crate) fn insufficient(what: &str) -> ApiError {
     let (code, en, zh) = if what == "key" {
         (
             "key_quota_exceeded",
@@ -952,4 +952,44 @@ pub(crate) async fn reserve_many(
         ));
     }
     Ok(out)
+}
+
+/// Charges a hold that lived in memory (see [`crate::memory`]): the money side of a settle,
+/// with no reservation row to close. The ledger's unique `settle:<id>` key still makes a
+/// second charge of the same hold impossible.
+pub(crate) async fn charge_direct(
+    tx: &mut Tx,
+    pending: &mut Pending,
+    id: &str,
+    user_id: &str,
+    key_id: Option<&str>,
+    usage: &Usage,
+    now: i64,
+) -> DbResult<ApiResult<Settlement>> {
+    if usage.cost < 0 || usage.cost > MAX_AMOUNT {
+        return Ok(Err(ApiError::invalid_field(
+            "cost",
+            format!("The cost must be between 0 and {MAX_AMOUNT}."),
+            format!("费用必须在 0 到 {MAX_AMOUNT} 之间。"),
+        )));
+    }
+    if let Some(key_id) = key_id {
+        sqlx::query(
+            "INSERT INTO key_quotas (key_id, user_id, used, reserved, updated_at) VALUES ($1, $2, 0, 0, $3) \
+             ON CONFLICT (key_id) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let row = HoldRow {
+        user_id: user_id.to_string(),
+        key_id: key_id.map(str::to_string),
+        amount: 0,
+        status: "direct".into(),
+        settled_amount: None,
+    };
+    charge(tx, pending, id, &row, usage, now).await.map(Ok)
 }

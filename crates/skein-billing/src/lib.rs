@@ -10,6 +10,7 @@
 
 mod http;
 pub mod ledger;
+mod memory;
 pub mod query;
 mod writer;
 
@@ -41,6 +42,8 @@ pub struct BillingService {
     writer: Writer,
     config: BillingConfig,
     users: Arc<dyn UserDirectory>,
+    /// In-memory holds on SQLite (one writer process); `None` on PostgreSQL.
+    holds: Option<memory::Holds>,
 }
 
 impl BillingService {
@@ -52,18 +55,32 @@ impl BillingService {
             reservation_ttl_ms: config.reservation_ttl_secs * 1000,
         };
         let writer = Writer::start(db.clone(), rules);
-        let sweeper = writer.clone();
         let every = Duration::from_secs(
             u64::try_from(config.reservation_ttl_secs / 4)
                 .unwrap_or(30)
                 .clamp(1, 60),
         );
+        let service = Arc::new(BillingService {
+            holds: (db.backend() == skein_db::Backend::Sqlite).then(memory::Holds::default),
+            db,
+            writer,
+            config,
+            users,
+        });
+        let weak = Arc::downgrade(&service);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match sweeper.submit(Op::Expire).await {
+                let Some(service) = weak.upgrade() else { break };
+                if let Some(holds) = &service.holds {
+                    let n = holds.expire(skein_core::ids::now_ms());
+                    if n > 0 {
+                        tracing::info!(released = n, "expired in-memory holds released");
+                    }
+                }
+                match service.writer.submit(Op::Expire).await {
                     Ok(Done::Count(n)) if n > 0 => {
                         tracing::info!(released = n, "expired reservations released")
                     }
@@ -72,12 +89,7 @@ impl BillingService {
                 }
             }
         });
-        Arc::new(BillingService {
-            db,
-            writer,
-            config,
-            users,
-        })
+        service
     }
 
     /// The service's routes, relative to `/api/v1`.
@@ -93,10 +105,38 @@ impl BillingService {
 
     /// Applies a credit or debit; `Ok(None)` when its idempotency key was used already.
     pub async fn credit(&self, credit: Credit) -> ApiResult<Option<i64>> {
-        match self.writer.submit(Op::Credit(credit)).await? {
+        let user_id = credit.user_id.clone();
+        let done = self.writer.submit(Op::Credit(credit)).await;
+        self.forget_balance(&user_id);
+        match done? {
             Done::Balance(balance) => Ok(balance),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Drops this process's knowledge of a user's balance after something other than a settle
+    /// changed it.
+    pub(crate) fn forget_balance(&self, user_id: &str) {
+        if let Some(holds) = &self.holds {
+            holds.forget_balance(user_id);
+        }
+    }
+
+    /// A user's balance view, with this process's in-memory holds counted as reserved.
+    pub async fn quota(&self, user_id: &str) -> ApiResult<query::QuotaView> {
+        let mut view = query::quota(
+            &self.db,
+            user_id,
+            self.config.quota_per_usd,
+            self.config.cny_per_usd,
+        )
+        .await?;
+        if let Some(holds) = &self.holds {
+            let held = holds.held(user_id);
+            view.reserved += held;
+            view.available -= held;
+        }
+        Ok(view)
     }
 
     /// Releases expired holds now (the sweeper does this periodically); answers how many.
@@ -130,13 +170,120 @@ fn unexpected(done: &Done) -> ApiError {
 #[async_trait]
 impl BillingApi for BillingService {
     async fn reserve(&self, request: ReserveRequest) -> Result<Reservation, ApiError> {
-        match self.writer.submit(Op::Reserve(request)).await? {
-            Done::Reservation(r) => Ok(r),
-            other => Err(unexpected(&other)),
+        let Some(holds) = &self.holds else {
+            return match self.writer.submit(Op::Reserve(request)).await? {
+                Done::Reservation(r) => Ok(r),
+                other => Err(unexpected(&other)),
+            };
+        };
+        if request.amount <= 0 || request.amount > ledger::MAX_AMOUNT {
+            return Err(ApiError::invalid_field(
+                "amount",
+                format!("The amount must be between 1 and {}.", ledger::MAX_AMOUNT),
+                format!("金额必须在 1 到 {} 之间。", ledger::MAX_AMOUNT),
+            ));
         }
+        if request
+            .key
+            .as_ref()
+            .and_then(|k| k.limit)
+            .is_some_and(|l| !(0..=ledger::MAX_AMOUNT).contains(&l))
+        {
+            return Err(ApiError::invalid_field(
+                "key_limit",
+                "The key limit is out of range.",
+                "密钥额度上限超出范围。",
+            ));
+        }
+        let id = skein_core::ids::new_id();
+        let expires_at = skein_core::ids::now_ms() + self.config.reservation_ttl_secs * 1000;
+        let hold = memory::MemHold {
+            user_id: request.user_id.clone(),
+            key: request.key.clone(),
+            amount: request.amount,
+            expires_at,
+        };
+        for _ in 0..4 {
+            match holds.reserve(&id, hold.clone(), self.config.overdraft) {
+                memory::Reserved::Granted => {
+                    return Ok(Reservation {
+                        id,
+                        amount: request.amount,
+                        expires_at: skein_core::ids::ms_to_rfc3339(expires_at),
+                    });
+                }
+                memory::Reserved::NoQuota => return Err(ledger::insufficient("user")),
+                memory::Reserved::KeyQuota => return Err(ledger::insufficient("key")),
+                memory::Reserved::Load(memory::Need::Balance) => {
+                    let spendable = match query::spendable(&self.db, &request.user_id).await? {
+                        Some(s) => s,
+                        None => {
+                            self.writer
+                                .submit(Op::Open(request.user_id.clone()))
+                                .await?;
+                            query::spendable(&self.db, &request.user_id)
+                                .await?
+                                .unwrap_or(0)
+                        }
+                    };
+                    holds.set_spendable(&request.user_id, spendable);
+                }
+                memory::Reserved::Load(memory::Need::KeyUsed) => {
+                    if let Some(key) = &request.key {
+                        holds.set_key_used(
+                            &key.key_id,
+                            query::key_used(&self.db, &key.key_id).await?,
+                        );
+                    }
+                }
+            }
+        }
+        Err(ApiError::internal("in-memory hold could not be decided"))
     }
 
     async fn settle(&self, reservation_id: &str, usage: Usage) -> Result<Settlement, ApiError> {
+        if !(0..=ledger::MAX_AMOUNT).contains(&usage.cost) {
+            return Err(ApiError::invalid_field(
+                "cost",
+                format!("The cost must be between 0 and {}.", ledger::MAX_AMOUNT),
+                format!("费用必须在 0 到 {} 之间。", ledger::MAX_AMOUNT),
+            ));
+        }
+        if let Some(holds) = &self.holds {
+            match holds.take_for_settle(reservation_id) {
+                Err(Some(previous)) => return Ok(previous),
+                Err(None) => {
+                    return Err(ApiError::conflict(
+                        "reservation_released",
+                        "This reservation was released; nothing can be charged against it.",
+                        "该预留额度已释放，无法再扣费。",
+                    ));
+                }
+                Ok(Some(hold)) => {
+                    let op = Op::Charge {
+                        id: reservation_id.to_string(),
+                        user_id: hold.user_id.clone(),
+                        key_id: hold.key.as_ref().map(|k| k.key_id.clone()),
+                        usage,
+                    };
+                    return match self.writer.submit(op).await {
+                        Ok(Done::Settlement(s)) => {
+                            holds.settled(reservation_id, &s);
+                            Ok(s)
+                        }
+                        Ok(other) => {
+                            holds.restore(reservation_id);
+                            Err(unexpected(&other))
+                        }
+                        Err(error) => {
+                            holds.restore(reservation_id);
+                            Err(error)
+                        }
+                    };
+                }
+                Ok(None) => {}
+            }
+        }
         match self
             .writer
             .submit(Op::Settle(reservation_id.to_string(), usage))
@@ -148,6 +295,19 @@ impl BillingApi for BillingService {
     }
 
     async fn release(&self, reservation_id: &str) -> Result<(), ApiError> {
+        if let Some(holds) = &self.holds {
+            match holds.release(reservation_id) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(()) => {
+                    return Err(ApiError::conflict(
+                        "reservation_settled",
+                        "This reservation was already settled; there is nothing left to release.",
+                        "该预留额度已结算，无可释放。",
+                    ));
+                }
+            }
+        }
         match self
             .writer
             .submit(Op::Release(reservation_id.to_string()))
@@ -167,6 +327,7 @@ impl AccountEvents for BillingService {
         inviter_id: Option<&str>,
     ) -> Result<(), ApiError> {
         self.writer.submit(Op::Open(user_id.to_string())).await?;
+        self.forget_balance(user_id);
         let Some(inviter) = inviter_id else {
             return Ok(());
         };

@@ -52,6 +52,26 @@ pub async fn quota(
     })
 }
 
+/// What a user can spend before this process's own holds: balance minus database holds.
+pub async fn spendable(db: &Db, user_id: &str) -> DbResult<Option<i64>> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT balance - reserved FROM billing_accounts WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// What a key has used and holds in the database.
+pub async fn key_used(db: &Db, key_id: &str) -> DbResult<i64> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT used + reserved FROM key_quotas WHERE key_id = $1")
+            .bind(key_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row.map(|r| r.0).unwrap_or(0))
+}
+
 /// One ledger entry.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct LedgerEntry {

@@ -32,9 +32,19 @@ pub(crate) enum Op {
     Settle(String, Usage),
     Release(String),
     Credit(Credit),
-    Redeem { user_id: String, code: String },
+    Redeem {
+        user_id: String,
+        code: String,
+    },
     Open(String),
     Expire,
+    /// Charge a hold that lived in memory.
+    Charge {
+        id: String,
+        user_id: String,
+        key_id: Option<String>,
+        usage: Usage,
+    },
 }
 
 /// What an operation produced.
@@ -277,5 +287,13 @@ async fn apply(
             Ok(Done::Balance(None))
         }
         Op::Expire => Ok(Done::Count(ledger::expire(tx, now).await?)),
+        Op::Charge {
+            id,
+            user_id,
+            key_id,
+            usage,
+        } => ledger::charge_direct(tx, pending, id, user_id, key_id.as_deref(), usage, now)
+            .await?
+            .map(Done::Settlement),
     })
 }

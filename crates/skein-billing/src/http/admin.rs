@@ -87,15 +87,7 @@ pub async fn user_quota(
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<QuotaView>> {
     svc.require_user(&id).await?;
-    Ok(ApiJson(
-        query::quota(
-            &svc.db,
-            &id,
-            svc.config.quota_per_usd,
-            svc.config.cny_per_usd,
-        )
-        .await?,
-    ))
+    Ok(ApiJson(svc.quota(&id).await?))
 }
 
 /// Any user's ledger (admin).
@@ -189,16 +181,7 @@ pub async fn adjust(
             balance
         }
         // A retry of an adjustment already applied: answer the balance, change nothing.
-        None => {
-            query::quota(
-                &svc.db,
-                &id,
-                svc.config.quota_per_usd,
-                svc.config.cny_per_usd,
-            )
-            .await?
-            .balance
-        }
+        None => svc.quota(&id).await?.balance,
     };
     Ok(ApiJson(Adjusted { balance }))
 }

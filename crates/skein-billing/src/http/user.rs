@@ -94,15 +94,7 @@ pub async fn get_quota(
     State(svc): State<Arc<BillingService>>,
     user: AuthUser,
 ) -> ApiResult<ApiJson<QuotaView>> {
-    Ok(ApiJson(
-        query::quota(
-            &svc.db,
-            &user.user_id,
-            svc.config.quota_per_usd,
-            svc.config.cny_per_usd,
-        )
-        .await?,
-    ))
+    Ok(ApiJson(svc.quota(&user.user_id).await?))
 }
 
 /// The caller's ledger: every change of their balance, newest first.
@@ -225,6 +217,7 @@ pub async fn redeem(
         .await?
     {
         Done::Redeemed { amount, balance } => {
+            svc.forget_balance(&user.user_id);
             tracing::info!(user_id = %user.user_id, amount, "redemption code redeemed");
             Ok(ApiJson(Redeemed { amount, balance }))
         }

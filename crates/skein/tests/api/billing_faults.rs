@@ -204,7 +204,8 @@ async fn sigkill_during_settles_loses_no_settled_charge() {
             "settle {id} was confirmed but is not in the ledger"
         );
     }
-    // The holds of settles that never committed are still open and can be settled now, once.
+    // On SQLite holds live in the process's memory: the crash released the holds of settles that
+    // never committed (nothing was charged for them), and every committed charge is in the balance.
     let quota: Value = client
         .get(format!("{}/api/v1/billing/quota", server.base))
         .bearer_auth(&access)
@@ -214,8 +215,11 @@ async fn sigkill_during_settles_loses_no_settled_charge() {
         .json()
         .await
         .unwrap();
-    let unsettled = 200 - recorded.len() as i64;
-    assert_eq!(quota["reserved"].as_i64(), Some(unsettled * 1000));
+    assert!(
+        recorded.len() < 200 || confirmed.len() == 200,
+        "some settles should have been cut off by the kill"
+    );
+    assert_eq!(quota["reserved"].as_i64(), Some(0));
     let spent: i64 = recorded.values().sum();
     assert_eq!(quota["balance"].as_i64(), Some(1_000_000 - spent));
 }

@@ -1,0 +1,289 @@
+//! Holds kept in memory, for a deployment with one writer process (SQLite): a reserve is a
+//! check against the balance this process already knows plus its own open holds, and costs no
+//! database round trip. Only settles (which move money) are written, through the writer.
+//!
+//! Why this is safe on SQLite and not used on PostgreSQL: with SQLite exactly one process
+//! writes balances, so its view of them cannot go stale behind its back. Several instances on
+//! one PostgreSQL cannot see each other's memory, so there holds stay conditional `UPDATE`s.
+//! A crash loses open holds, which is what releasing them means: nothing was charged.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use skein_core::api::{KeyLimit, Settlement};
+
+/// An open hold.
+#[derive(Debug, Clone)]
+pub(crate) struct MemHold {
+    pub user_id: String,
+    pub key: Option<KeyLimit>,
+    pub amount: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Default)]
+struct Book {
+    /// Balance minus database-held amounts, as this process last knew it; `None` to reload.
+    spendable: Option<i64>,
+    /// Sum of this process's open holds.
+    held: i64,
+}
+
+#[derive(Default)]
+struct KeyBook {
+    /// Quota the key has used (and held in the database), `None` to reload.
+    used: Option<i64>,
+    held: i64,
+}
+
+#[derive(Default)]
+struct Inner {
+    books: HashMap<String, Book>,
+    keys: HashMap<String, KeyBook>,
+    holds: HashMap<String, MemHold>,
+    /// Holds that expired: a late settle still charges what was delivered.
+    expired: HashMap<String, MemHold>,
+    /// Settled holds, so a retried settle answers the first settlement.
+    settled: HashMap<String, Settlement>,
+    /// Holds whose settle is being committed: still counted as held, so neither the balance
+    /// view nor a concurrent reserve sees the money in neither place.
+    settling: HashMap<String, (MemHold, bool)>,
+    /// Released holds, so releasing again is a no-op and settling after it is refused.
+    released: std::collections::HashSet<String>,
+}
+
+/// What a reserve needs loaded before it can decide.
+pub(crate) enum Need {
+    /// The user's spendable balance.
+    Balance,
+    /// The key's used quota.
+    KeyUsed,
+}
+
+/// The outcome of a reserve attempt.
+pub(crate) enum Reserved {
+    Granted,
+    NoQuota,
+    KeyQuota,
+    Load(Need),
+}
+
+/// In-memory holds and the balances they are checked against.
+#[derive(Default)]
+pub(crate) struct Holds {
+    inner: Mutex<Inner>,
+}
+
+/// Entries kept in the expired and settled memories before the oldest are forgotten.
+const MEMORY: usize = 100_000;
+
+impl Holds {
+    /// Tries to hold `amount` for the user (and key) as `id`.
+    pub fn reserve(&self, id: &str, hold: MemHold, overdraft: i64) -> Reserved {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Reserved::Load(Need::Balance);
+        };
+        let Some(spendable) = inner.books.get(&hold.user_id).and_then(|b| b.spendable) else {
+            return Reserved::Load(Need::Balance);
+        };
+        let held = inner.books.get(&hold.user_id).map(|b| b.held).unwrap_or(0);
+        if spendable - held - hold.amount < -overdraft {
+            return Reserved::NoQuota;
+        }
+        if let Some(key) = &hold.key
+            && let Some(limit) = key.limit
+        {
+            let Some(used) = inner.keys.get(&key.key_id).and_then(|k| k.used) else {
+                return Reserved::Load(Need::KeyUsed);
+            };
+            let key_held = inner.keys.get(&key.key_id).map(|k| k.held).unwrap_or(0);
+            if limit - used - key_held < hold.amount {
+                return Reserved::KeyQuota;
+            }
+        }
+        inner.books.entry(hold.user_id.clone()).or_default().held += hold.amount;
+        if let Some(key) = &hold.key {
+            inner.keys.entry(key.key_id.clone()).or_default().held += hold.amount;
+        }
+        inner.holds.insert(id.to_string(), hold);
+        Reserved::Granted
+    }
+
+    /// Records a loaded balance.
+    pub fn set_spendable(&self, user_id: &str, spendable: i64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner
+                .books
+                .entry(user_id.to_string())
+                .or_default()
+                .spendable = Some(spendable);
+        }
+    }
+
+    /// Records a loaded key usage.
+    pub fn set_key_used(&self, key_id: &str, used: i64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.keys.entry(key_id.to_string()).or_default().used = Some(used);
+        }
+    }
+
+    /// Forgets a user's balance (a credit, grant or redemption changed it): the next reserve
+    /// reloads it.
+    pub fn forget_balance(&self, user_id: &str) {
+        if let Ok(mut inner) = self.inner.lock()
+            && let Some(book) = inner.books.get_mut(user_id)
+        {
+            book.spendable = None;
+        }
+    }
+
+    /// Takes an open (or expired) hold out for settling. `Err(Some(_))` carries a previous
+    /// settlement, `Err(None)` says the hold was released.
+    pub fn take_for_settle(&self, id: &str) -> Result<Option<MemHold>, Option<Settlement>> {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Ok(None);
+        };
+        if let Some(done) = inner.settled.get(id) {
+            return Err(Some(done.clone()));
+        }
+        if inner.released.contains(id) {
+            return Err(None);
+        }
+        if let Some(hold) = inner.holds.remove(id) {
+            inner.settling.insert(id.to_string(), (hold.clone(), true));
+            return Ok(Some(hold));
+        }
+        match inner.expired.remove(id) {
+            Some(hold) => {
+                inner.settling.insert(id.to_string(), (hold.clone(), false));
+                Ok(Some(hold))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Puts back a hold whose settle failed, so it can be settled again or expire.
+    pub fn restore(&self, id: &str) {
+        if let Ok(mut inner) = self.inner.lock()
+            && let Some((hold, open)) = inner.settling.remove(id)
+        {
+            if open {
+                inner.holds.insert(id.to_string(), hold);
+            } else {
+                inner.expired.insert(id.to_string(), hold);
+            }
+        }
+    }
+
+    /// Records a committed settle: the hold ends and the charge leaves the known balance.
+    pub fn settled(&self, id: &str, settlement: &Settlement) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let Some((hold, open)) = inner.settling.remove(id) else {
+            return;
+        };
+        if let Some(book) = inner.books.get_mut(&hold.user_id) {
+            if open {
+                book.held -= hold.amount;
+            }
+            if let Some(spendable) = book.spendable.as_mut() {
+                *spendable -= settlement.charged;
+            }
+        }
+        if let Some(key) = &hold.key
+            && let Some(k) = inner.keys.get_mut(&key.key_id)
+        {
+            if open {
+                k.held -= hold.amount;
+            }
+            if let Some(used) = k.used.as_mut() {
+                *used += settlement.charged;
+            }
+        }
+        if inner.settled.len() >= MEMORY {
+            inner.settled.clear();
+        }
+        inner.settled.insert(id.to_string(), settlement.clone());
+    }
+
+    /// Releases a hold; answers whether it was a hold of this process (open, expired or
+    /// already released), or `Err` if it was settled.
+    pub fn release(&self, id: &str) -> Result<bool, ()> {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Ok(false);
+        };
+        if inner.settled.contains_key(id) || inner.settling.contains_key(id) {
+            return Err(());
+        }
+        if inner.released.contains(id) {
+            return Ok(true);
+        }
+        let hold = match inner.holds.remove(id) {
+            Some(hold) => hold,
+            None => {
+                if inner.expired.remove(id).is_none() {
+                    return Ok(false);
+                }
+                remember(&mut inner.released, id);
+                return Ok(true);
+            }
+        };
+        if let Some(book) = inner.books.get_mut(&hold.user_id) {
+            book.held -= hold.amount;
+        }
+        if let Some(key) = &hold.key
+            && let Some(k) = inner.keys.get_mut(&key.key_id)
+        {
+            k.held -= hold.amount;
+        }
+        remember(&mut inner.released, id);
+        Ok(true)
+    }
+
+    /// Releases holds past their expiry (their caller never came back); answers how many.
+    pub fn expire(&self, now_ms: i64) -> u64 {
+        let Ok(mut inner) = self.inner.lock() else {
+            return 0;
+        };
+        let due: Vec<String> = inner
+            .holds
+            .iter()
+            .filter(|(_, h)| h.expires_at < now_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if inner.expired.len() + due.len() > MEMORY {
+            inner.expired.clear();
+        }
+        for id in &due {
+            if let Some(hold) = inner.holds.remove(id) {
+                if let Some(book) = inner.books.get_mut(&hold.user_id) {
+                    book.held -= hold.amount;
+                }
+                if let Some(key) = &hold.key
+                    && let Some(k) = inner.keys.get_mut(&key.key_id)
+                {
+                    k.held -= hold.amount;
+                }
+                inner.expired.insert(id.clone(), hold);
+            }
+        }
+        due.len() as u64
+    }
+
+    /// The sum of a user's open holds here (including those being settled).
+    pub fn held(&self, user_id: &str) -> i64 {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|i| i.books.get(user_id).map(|b| b.held))
+            .unwrap_or(0)
+    }
+}
+
+fn remember(set: &mut std::collections::HashSet<String>, id: &str) {
+    if set.len() >= MEMORY {
+        set.clear();
+    }
+    set.insert(id.to_string());
+}
