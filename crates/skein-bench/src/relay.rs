@@ -22,6 +22,9 @@ struct Args {
     /// Seconds per run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Streams held open at once for the memory measurement (0 to skip).
+    #[arg(long, default_value_t = 2000)]
+    open_streams: usize,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench/relay.json")]
     out: std::path::PathBuf,
@@ -58,6 +61,7 @@ async fn post(
 async fn run(args: Args) -> anyhow::Result<()> {
     let binary = std::fs::canonicalize(default_binary())?;
     let mock = MockOpenAi::start("sk-bench-upstream").await;
+    mock.stop_recording();
     let server = start(
         &binary,
         &[
@@ -169,6 +173,43 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await;
     let rss = rss_kib(server.child.id())? as f64 / 1024.0;
 
+    // Memory with many streams open at once: the mock pauses between pieces, so each stream
+    // stays open for about ten seconds while they are all in flight.
+    let mut open_streams_rss = None;
+    let mut streams_open = 0;
+    if args.open_streams > 0 {
+        mock.set_stream_pause(Duration::from_millis(400));
+        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::with_capacity(args.open_streams);
+        let request = make(
+            format!("{base}/v1/chat/completions"),
+            key.clone(),
+            json!({"model": "bench-model",
+            "messages": [{"role": "user", "content": "hold this stream open"}], "max_tokens": 16, "stream": true}),
+        );
+        for _ in 0..args.open_streams {
+            let req = request(&client);
+            let opened = opened.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Ok(resp) = req.send().await {
+                    opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let _ = resp.bytes().await;
+                }
+            }));
+        }
+        let mut peak = 0u64;
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            peak = peak.max(rss_kib(server.child.id())?);
+        }
+        streams_open = opened.load(std::sync::atomic::Ordering::Relaxed);
+        open_streams_rss = Some(peak as f64 / 1024.0);
+        for task in tasks {
+            let _ = task.await;
+        }
+        mock.set_stream_pause(Duration::ZERO);
+    }
+
     let show = |name: &str, r: &FixedRate| {
         println!(
             "{name:<28} achieved {:>6.0} req/s  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  errors {}",
@@ -186,6 +227,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         relayed_stream.p50 - direct_stream.p50,
         relayed_stream.p99 - direct_stream.p99
     );
+    if let Some(peak) = open_streams_rss {
+        println!(
+            "{} streams requested at once, {streams_open} open: Skein peak RSS {peak:.1} MiB",
+            args.open_streams
+        );
+    }
     let row = |r: &FixedRate| json!({"achieved": r.achieved, "p50_ms": r.p50, "p90_ms": r.p90, "p99_ms": r.p99, "max_ms": r.max, "errors": r.errors});
     let results = json!({
         "benchmark": "relay",
@@ -199,6 +246,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "added_p50_ms": relayed.p50 - direct.p50,
         "added_p99_ms": relayed.p99 - direct.p99,
         "skein_rss_mib": rss,
+        "open_streams": args.open_streams,
+        "open_streams_confirmed": streams_open,
+        "open_streams_peak_rss_mib": open_streams_rss,
     });
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;

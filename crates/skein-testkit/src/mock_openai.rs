@@ -35,6 +35,10 @@ pub enum Fault {
 struct Inner {
     faults: VecDeque<Fault>,
     requests: Vec<(HeaderMap, Value)>,
+    /// Pause between the pieces of every stream (to hold many streams open at once).
+    stream_pause: Duration,
+    /// Whether to keep request bodies (a load test would grow without bound).
+    record: bool,
 }
 
 /// A running mock; dropped, it stops.
@@ -62,7 +66,10 @@ struct Shared {
 impl MockOpenAi {
     /// Starts a mock that accepts `key`.
     pub async fn start(key: &str) -> MockOpenAi {
-        let inner = Arc::new(Mutex::new(Inner::default()));
+        let inner = Arc::new(Mutex::new(Inner {
+            record: true,
+            ..Inner::default()
+        }));
         let shared = Shared {
             key: key.to_string(),
             inner: inner.clone(),
@@ -86,6 +93,18 @@ impl MockOpenAi {
             inner,
             task,
         }
+    }
+
+    /// Pauses this long between the pieces of every stream from now on.
+    pub fn set_stream_pause(&self, pause: Duration) {
+        self.inner.lock().expect("mock lock").stream_pause = pause;
+    }
+
+    /// Stops keeping request bodies (for load tests).
+    pub fn stop_recording(&self) {
+        let mut inner = self.inner.lock().expect("mock lock");
+        inner.record = false;
+        inner.requests.clear();
     }
 
     /// Queues a fault for the next request (faults apply in order, one per request).
@@ -182,10 +201,12 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             "invalid_request_error",
         );
     };
-    let fault = {
+    let (fault, pause) = {
         let mut inner = shared.inner.lock().expect("mock lock");
-        inner.requests.push((headers.clone(), request.clone()));
-        inner.faults.pop_front()
+        if inner.record {
+            inner.requests.push((headers.clone(), request.clone()));
+        }
+        (inner.faults.pop_front(), inner.stream_pause)
     };
     let expected = format!("Bearer {}", shared.key);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
@@ -270,7 +291,12 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         .chunks(37)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let stream = futures::stream::iter(pieces);
+    let stream = futures::StreamExt::then(futures::stream::iter(pieces), move |piece| async move {
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        piece
+    });
     let body = if died {
         // End the body with an error so the connection breaks instead of closing cleanly.
         let broken = futures::StreamExt::chain(
