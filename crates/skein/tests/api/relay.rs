@@ -75,7 +75,7 @@ async fn chat(app: &TestApp, key: &str, body: Value) -> skein_testkit::Resp {
 /// The balance once every hold is settled or released: the relay settles right after it
 /// answers, off the response path, so a test waits for that before reading money.
 async fn balance(app: &TestApp, who: &Persona) -> i64 {
-    for _ in 0..200 {
+    for _ in 0..500 {
         let q = app
             .get("/api/v1/billing/quota", Some(&who.access))
             .await
