@@ -185,6 +185,7 @@ impl UserService {
             &user.id,
             Some(role.as_str()),
             None,
+            None,
             now_ms(),
         )
         .await?;

@@ -423,18 +423,23 @@ pub async fn set_role_status<'c, E: Executor<'c, Database = Any>>(
     user_id: &str,
     role: Option<&str>,
     status: Option<&str>,
+    expected_role: Option<&str>,
     now: i64,
-) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE users SET role = COALESCE($2, role), status = COALESCE($3, status), updated_at = $4 WHERE id = $1",
+) -> DbResult<bool> {
+    // `expected_role` makes the permission check and the write one step: if someone changed
+    // the target's role since it was read, nothing is written.
+    let done = sqlx::query(
+        "UPDATE users SET role = COALESCE($2, role), status = COALESCE($3, status), updated_at = $4 \
+         WHERE id = $1 AND ($5 = '' OR role = $5)",
     )
     .bind(user_id)
     .bind(role)
     .bind(status)
     .bind(now)
+    .bind(expected_role.unwrap_or(""))
     .execute(e)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Filters of the admin user list.

@@ -163,7 +163,13 @@ pub async fn update_user(
     };
     let now = now_ms();
     let mut tx = svc.db.begin_write().await?;
-    store::set_role_status(&mut *tx, &target.id, role, status, now).await?;
+    if !store::set_role_status(&mut *tx, &target.id, role, status, Some(&target.role), now).await? {
+        return Err(ApiError::conflict(
+            "user_changed",
+            "This user's role changed meanwhile. Reload and try again.",
+            "该用户的角色已被他人修改，请刷新后重试。",
+        ));
+    }
     if status == Some("disabled") {
         store::revoke_user_sessions(&mut *tx, &target.id, None, "disabled", now).await?;
     }
