@@ -83,12 +83,9 @@ impl Pending {
     /// Inserts everything collected, in as few statements as the parameter limits allow.
     pub(crate) async fn flush(&mut self, tx: &mut Tx) -> DbResult<()> {
         for chunk in self.reservations.chunks(500) {
-            let sql = multi_insert(
-                "INSERT INTO reservations (id, user_id, key_id, amount, status, reference, created_at, expires_at) VALUES ",
-                "'open'",
-                7,
-                chunk.len(),
-                4,
+            let sql = format!(
+                "INSERT INTO reservations (id, user_id, key_id, amount, status, reference, created_at, expires_at) VALUES {}",
+                tuples(chunk.len(), 7, 1, Some((4, "'open'")))
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
@@ -104,12 +101,9 @@ impl Pending {
             q.execute(&mut **tx).await?;
         }
         for chunk in self.entries.chunks(500) {
-            let sql = multi_insert(
-                "INSERT INTO ledger_entries (id, user_id, kind, amount, balance_after, reference, actor_id, memo, idempotency_key, created_at) VALUES ",
-                "'consume'",
-                9,
-                chunk.len(),
-                2,
+            let sql = format!(
+                "INSERT INTO ledger_entries (id, user_id, kind, amount, balance_after, reference, actor_id, memo, idempotency_key, created_at) VALUES {}",
+                tuples(chunk.len(), 9, 1, Some((2, "'consume'")))
             );
             let mut q = sqlx::query(&sql);
             for e in chunk {
@@ -132,14 +126,7 @@ impl Pending {
                 "INSERT INTO usage_records (id, user_id, key_id, reservation_id, model, channel_id, prompt_tokens, \
                  completion_tokens, cached_tokens, cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, pricing, created_at) VALUES ",
             );
-            for row in 0..chunk.len() {
-                let base = row * 18;
-                let params: Vec<String> = (1..=18).map(|i| format!("${}", base + i)).collect();
-                if row > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("({})", params.join(", ")));
-            }
+            sql.push_str(&tuples(chunk.len(), 18, 1, None));
             let mut q = sqlx::query(&sql);
             for p in chunk {
                 let u = &p.usage;
@@ -176,15 +163,18 @@ impl Pending {
     }
 }
 
-/// `prefix` followed by `rows` tuples of `bound` numbered placeholders with `literal` spliced
-/// in at position `at` (0-based) of each tuple.
-fn multi_insert(prefix: &str, literal: &str, bound: usize, rows: usize, at: usize) -> String {
-    let mut sql = String::from(prefix);
+/// `rows` tuples of `cols` numbered placeholders, numbered from `$first`, for multi-row
+/// `VALUES`; `literal` splices a fixed SQL value in at a position of every tuple.
+/// `tuples(2, 2, 3, None)` is `($3, $4),($5, $6)`.
+fn tuples(rows: usize, cols: usize, first: usize, literal: Option<(usize, &str)>) -> String {
+    let mut sql = String::new();
     for row in 0..rows {
-        let mut items: Vec<String> = (1..=bound)
-            .map(|i| format!("${}", row * bound + i))
+        let mut items: Vec<String> = (0..cols)
+            .map(|c| format!("${}", first + row * cols + c))
             .collect();
-        items.insert(at, literal.to_string());
+        if let Some((at, value)) = literal {
+            items.insert(at, value.to_string());
+        }
         if row > 0 {
             sql.push(',');
         }
@@ -784,12 +774,7 @@ pub(crate) async fn settle_many(
     let mut sql = String::from(
         "UPDATE reservations SET status = 'settled', settled_amount = v.column2, closed_at = $1 FROM (VALUES ",
     );
-    for i in 0..items.len() {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!("(${}, ${})", 2 + i * 2, 3 + i * 2));
-    }
+    sql.push_str(&tuples(items.len(), 2, 2, None));
     sql.push_str(") AS v WHERE reservations.id = v.column1 AND reservations.status = 'open' RETURNING reservations.id");
     let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(now);
     for item in items {
@@ -821,12 +806,7 @@ pub(crate) async fn settle_many(
         "UPDATE billing_accounts SET balance = balance - v.column2, reserved = reserved - v.column3, \
          used = used + v.column2, updated_at = $1 FROM (VALUES ",
     );
-    for i in 0..users.len() {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!("(${}, ${}, ${})", 2 + i * 3, 3 + i * 3, 4 + i * 3));
-    }
+    sql.push_str(&tuples(users.len(), 3, 2, None));
     sql.push_str(") AS v WHERE billing_accounts.user_id = v.column1 RETURNING billing_accounts.user_id, billing_accounts.balance");
     let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(now);
     for (user, cost, held) in &users {
@@ -907,12 +887,7 @@ pub(crate) async fn reserve_many(
     let mut sql = String::from(
         "UPDATE billing_accounts SET reserved = reserved + v.column2, updated_at = $1 FROM (VALUES ",
     );
-    for i in 0..items.len() {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!("(${}, ${})", 3 + i * 2, 4 + i * 2));
-    }
+    sql.push_str(&tuples(items.len(), 2, 3, None));
     sql.push_str(
         ") AS v WHERE billing_accounts.user_id = v.column1 AND billing_accounts.balance - billing_accounts.reserved - v.column2 >= -$2 \
          RETURNING billing_accounts.user_id",
@@ -992,4 +967,19 @@ pub(crate) async fn charge_direct(
         settled_amount: None,
     };
     charge(tx, pending, id, &row, usage, now).await.map(Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuples_number_placeholders_and_splice_literals() {
+        assert_eq!(tuples(2, 2, 3, None), "($3, $4),($5, $6)");
+        assert_eq!(
+            tuples(2, 2, 1, Some((1, "'open'"))),
+            "($1, 'open', $2),($3, 'open', $4)"
+        );
+        assert_eq!(tuples(0, 3, 1, None), "");
+    }
 }
