@@ -190,3 +190,48 @@ pub trait KeyDirectory: Send + Sync {
         client_ip: std::net::IpAddr,
     ) -> Result<KeyInfo, ApiError>;
 }
+
+/// Who an in-process relay call is made for. Chat calls the relay as the signed-in user (no API
+/// key), so the charge lands on the user's ledger with the conversation recorded.
+#[derive(Debug, Clone)]
+pub struct RelayCaller {
+    /// Whose balance pays.
+    pub user_id: String,
+    /// Channel group to route through.
+    pub group: String,
+    /// The request id the charge is recorded under.
+    pub request_id: String,
+    /// The chat conversation the call belongs to.
+    pub conversation_id: Option<String>,
+}
+
+/// A relayed answer: the upstream's OpenAI chat-completion SSE bytes, as they arrive. A stream
+/// that broke off ends with an SSE frame whose JSON has a top-level `error`.
+pub type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = bytes::Bytes> + Send>>;
+
+/// A model a caller may chat with, and what it costs.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PricedModel {
+    /// Model name as clients ask for it.
+    pub id: String,
+    /// Quota units per million prompt tokens.
+    pub input_price: i64,
+    /// Quota units per million completion tokens.
+    pub output_price: i64,
+}
+
+/// The Relay as other services use it (Chat): billed calls on behalf of a user.
+#[async_trait]
+pub trait RelayApi: Send + Sync {
+    /// Streams an OpenAI-format chat completion (`request` is the OpenAI body; `stream` is
+    /// forced on) and bills the user. Refusals before any upstream byte (no quota, no channel,
+    /// unpriced model, every channel failed) come back as errors and charge nothing.
+    async fn chat_stream(
+        &self,
+        caller: RelayCaller,
+        request: serde_json::Value,
+    ) -> Result<ByteStream, ApiError>;
+
+    /// Models that have a price and a channel for `group`.
+    async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError>;
+}

@@ -26,7 +26,10 @@ use skein_core::ApiError;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use skein_core::api::{AccountEvents, BillingApi, KeyDirectory, KeyInfo, UserDirectory};
+use skein_core::api::{
+    AccountEvents, BillingApi, ByteStream, KeyDirectory, KeyInfo, PricedModel, RelayApi,
+    RelayCaller, UserDirectory,
+};
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -290,5 +293,87 @@ impl AccountEvents for RelayService {
     async fn user_status_changed(&self, user_id: &str) -> Result<(), ApiError> {
         self.owner_cache.invalidate(user_id);
         Ok(())
+    }
+}
+
+/// The Relay as other services in this process call it ([`RelayApi`]).
+#[derive(Clone)]
+pub struct InProcessRelay(pub Arc<RelayService>);
+
+#[async_trait]
+impl RelayApi for InProcessRelay {
+    async fn chat_stream(
+        &self,
+        caller: RelayCaller,
+        mut request: serde_json::Value,
+    ) -> Result<ByteStream, ApiError> {
+        use futures::StreamExt;
+        if let Some(body) = request.as_object_mut() {
+            body.insert("stream".into(), serde_json::Value::Bool(true));
+            body.insert(
+                "stream_options".into(),
+                serde_json::json!({ "include_usage": true }),
+            );
+        }
+        let key = KeyInfo {
+            key_id: String::new(),
+            user_id: caller.user_id,
+            group: caller.group,
+            allowed_models: None,
+            quota_limit: None,
+            rpm_limit: None,
+            tpm_limit: None,
+        };
+        let response = http::chat::relay(
+            self.0.clone(),
+            key,
+            caller.request_id,
+            request,
+            http::chat::Format::OpenAi,
+            caller.conversation_id,
+        )
+        .await?;
+        let status = response.status();
+        let body = response.into_body();
+        if !status.is_success() {
+            // The upstream refused the request (its 4xx): say what it said.
+            let bytes = axum::body::to_bytes(body, 64 * 1024)
+                .await
+                .unwrap_or_default();
+            let upstream: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let message = upstream["error"]["message"]
+                .as_str()
+                .unwrap_or("The upstream refused the request.")
+                .to_string();
+            return Err(ApiError::new(
+                status,
+                "upstream_refused",
+                format!("The model's provider refused the request: {message}"),
+                format!("模型服务商拒绝了请求：{message}"),
+            ));
+        }
+        Ok(Box::pin(
+            body.into_data_stream()
+                .take_while(|chunk| std::future::ready(chunk.is_ok()))
+                .filter_map(|chunk| std::future::ready(chunk.ok())),
+        ))
+    }
+
+    async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError> {
+        let prices = self.0.prices();
+        Ok(self
+            .0
+            .table()
+            .models(group)
+            .into_iter()
+            .filter_map(|id| {
+                let rates = prices.get(&id)?;
+                Some(PricedModel {
+                    input_price: rates.input_per_mtok,
+                    output_price: rates.output_per_mtok,
+                    id,
+                })
+            })
+            .collect())
     }
 }

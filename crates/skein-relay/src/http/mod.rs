@@ -1,7 +1,7 @@
 //! The Relay's HTTP routes: key management under `/api/v1`, vendor-compatible under `/v1`.
 
 mod channels;
-mod chat;
+pub(crate) mod chat;
 mod keys;
 mod models;
 mod pricing;
