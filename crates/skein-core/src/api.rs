@@ -218,6 +218,25 @@ pub struct PricedModel {
     pub input_price: i64,
     /// Quota units per million completion tokens.
     pub output_price: i64,
+    /// Quota units per million prompt tokens read from the upstream's cache.
+    pub cache_read_price: i64,
+    /// Quota units per call, on top of the token prices.
+    pub per_call: i64,
+}
+
+impl PricedModel {
+    /// What a call with this usage costs: the relay's formula (token prices per million,
+    /// rounded up to a whole unit, plus the per-call price).
+    pub fn cost(&self, prompt_tokens: i64, completion_tokens: i64, cached_tokens: i64) -> i64 {
+        let cached = cached_tokens.clamp(0, prompt_tokens.max(0));
+        let uncached = prompt_tokens.max(0) - cached;
+        let micro = i128::from(uncached) * i128::from(self.input_price)
+            + i128::from(cached) * i128::from(self.cache_read_price)
+            + i128::from(completion_tokens.max(0)) * i128::from(self.output_price);
+        i64::try_from((micro + 999_999) / 1_000_000)
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.per_call)
+    }
 }
 
 /// The Relay as other services use it (Chat): billed calls on behalf of a user.

@@ -371,6 +371,8 @@ impl RelayApi for InProcessRelay {
                 Some(PricedModel {
                     input_price: rates.input_per_mtok,
                     output_price: rates.output_per_mtok,
+                    cache_read_price: rates.cache_read_per_mtok,
+                    per_call: rates.per_call,
                     id,
                 })
             })

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod billing;
 mod billing_faults;
+mod chat;
 mod cli;
 mod gateway;
 mod invites;
