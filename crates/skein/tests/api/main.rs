@@ -8,6 +8,7 @@ mod auth;
 mod billing;
 mod billing_faults;
 mod cli;
+mod endpoints;
 mod gateway;
 mod invites;
 mod keys;
