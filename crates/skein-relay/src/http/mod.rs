@@ -3,6 +3,7 @@
 mod channels;
 pub(crate) mod chat;
 mod completions;
+mod count_tokens;
 mod embeddings;
 mod keys;
 mod media;
@@ -57,6 +58,10 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
         )
         .route("/v1/rerank", post(rerank::rerank))
         .route("/v1/messages", post(chat::messages))
+        .route(
+            "/v1/messages/count_tokens",
+            post(count_tokens::count_tokens),
+        )
         .route("/v1beta/models/{model_action}", post(chat::gemini))
         // The google-genai SDK uses `v1` when given a base URL of its own.
         .route("/v1/models/{model_action}", post(chat::gemini))

@@ -418,3 +418,157 @@ both_backends! {
         assert_eq!(balance(&app, &s.user).await, before);
     }
 }
+
+/// The official OpenAI Python SDK on these routes: what matters is what it parses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_sdk_parses_every_endpoint() {
+    let python = super::sdk::python();
+    let check = std::process::Command::new(&python)
+        .args(["-c", "import openai"])
+        .output();
+    assert!(
+        check.as_ref().is_ok_and(|o| o.status.success()),
+        "{python} cannot import openai: run ./scripts/test (it installs the SDKs) or set SKEIN_TEST_PYTHON"
+    );
+    let app = TestApp::spawn(skein_testkit::Backend::Sqlite).await;
+    let s = setup(&app).await;
+    let script = format!(
+        "{}/tests/sdk/openai_endpoints_sdk.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .env("BASE", &app.base)
+        .env("KEY", &s.key)
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+
+    // The SDK asked for base64 and decoded it into exactly the mock's floats.
+    assert_eq!(s.upstream.requests()[0]["encoding_format"], "base64");
+    for (i, item) in ["the quick brown fox", "jumps"].iter().enumerate() {
+        let expected: Vec<f64> = embedding_of(&json!(item), 8)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let parsed: Vec<f64> = seen["embeddings"][i]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(parsed, expected, "embedding {i}");
+    }
+    assert_eq!(seen["embedding_tokens"], 5);
+    let float: Vec<f64> = embedding_of(&json!("one two"), 4)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    assert_eq!(seen["embedding_float"], json!(float));
+
+    let audio: Vec<u8> = (0..40_000usize).map(|i| (i * 7 % 251) as u8).collect();
+    let transcript = transcript_of("talk.mp3", &audio);
+    assert_eq!(seen["transcript"], transcript.as_str());
+    assert_eq!(
+        seen["transcript_text"].as_str().map(str::trim_end),
+        Some(transcript.as_str())
+    );
+    assert_eq!(seen["transcript_verbose"]["text"], transcript.as_str());
+    assert_eq!(seen["transcript_verbose"]["language"], "english");
+    let uploads: Vec<Value> = s
+        .upstream
+        .requests()
+        .into_iter()
+        .filter(|r| r.get("file_checksum").is_some())
+        .collect();
+    assert_eq!(uploads.len(), 3);
+    assert!(
+        uploads
+            .iter()
+            .all(|u| u["file_checksum"].as_str() == Some(checksum(&audio).to_string().as_str())),
+        "the SDK's upload reached the upstream byte for byte"
+    );
+
+    assert_eq!(
+        seen["image_urls"],
+        json!([
+            "https://images.mock.invalid/0.png",
+            "https://images.mock.invalid/1.png"
+        ])
+    );
+    assert_eq!(
+        seen["speech_len"].as_u64(),
+        Some(speech_audio("hello there", "wav").len() as u64)
+    );
+    assert_eq!(seen["speech_head"], "RIFF");
+    assert_eq!(seen["completion"], completion_of("say this back").as_str());
+    assert_eq!(seen["completion_tokens"], 4);
+    assert_eq!(seen["unknown"]["status"], 404);
+    assert_eq!(seen["unknown"]["code"], "model_not_found");
+    // Every call the SDK made was billed, to the unit.
+    let spent = START - balance(&app, &s.user).await;
+    let expected = 5 + 2 // embeddings
+        + 3 * 300 // transcriptions
+        + 2 * 1_000 // images
+        + ("hello there".len() as i64 * 3 + 5) // speech
+        + (3 * 2 + 4 * 6); // completion
+    assert_eq!(spent, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_count_tokens_answers_a_free_estimate() {
+    let app = TestApp::spawn(skein_testkit::Backend::Sqlite).await;
+    let s = setup(&app).await;
+    let count = |key: String, body: Value| {
+        let app = &app;
+        async move {
+            app.send(
+                app.client
+                    .post(app.url("/v1/messages/count_tokens"))
+                    .header("x-api-key", key)
+                    .header("anthropic-version", "2023-06-01")
+                    .json(&body),
+            )
+            .await
+        }
+    };
+    let short = count(
+        s.key.clone(),
+        json!({"model": "text-test", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(short.status, StatusCode::OK, "{}", short.text);
+    let long = count(s.key.clone(), json!({"model": "text-test", "system": "be brief",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "a much longer question ".repeat(50)}]}]})).await;
+    let (short, long) = (
+        short.json["input_tokens"].as_i64().unwrap(),
+        long.json["input_tokens"].as_i64().unwrap(),
+    );
+    assert!(short > 0 && long > short, "{short} {long}");
+    // An estimate on the high side: at least one token per 4 bytes of text.
+    assert!(
+        long >= ("a much longer question ".len() * 50 / 4) as i64,
+        "{long}"
+    );
+
+    let unknown = count(s.key.clone(), json!({"model": "nope", "messages": []})).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        unknown.json["type"], "error",
+        "Anthropic's error shape: {}",
+        unknown.text
+    );
+    assert_eq!(unknown.json["error"]["type"], "not_found_error");
+    let missing = count(s.key.clone(), json!({"model": "text-test"})).await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(missing.json["error"]["type"], "invalid_request_error");
+    assert_eq!(balance(&app, &s.user).await, START, "counting is free");
+    assert!(s.upstream.requests().is_empty(), "no upstream is called");
+}
