@@ -248,13 +248,25 @@ async fn audio_form(
     if file.content.len() > AUDIO_FILE_LIMIT {
         return Err(audio_too_large());
     }
+    if multipart::text_field(&body, &parts, "stream") == Some("true") {
+        // A streamed transcription reports its token usage in its last event; until that is
+        // read, relaying it would bill only the per-call price.
+        return Err(ApiError::bad_request(
+            "stream_not_supported",
+            "Streamed transcriptions are not supported yet; leave out stream.",
+            "暂不支持流式转写，请去掉 stream 参数。",
+        ));
+    }
     let model = multipart::text_field(&body, &parts, "model");
     let plan = meter::plan(&svc, &key, model).await?;
     let model_part = parts
         .iter()
         .find(|p| p.name == "model" && p.filename.is_none())
         .cloned();
-    let estimate = plan.rates.cost(0, 0, 0);
+    // Models priced by tokens (gpt-4o-transcribe) are held for about one audio token per KiB
+    // of file and as many text tokens out; per-call models for their price.
+    let kib = i64::try_from(file.content.len().div_ceil(1024)).unwrap_or(i64::MAX);
+    let estimate = plan.rates.cost(kib, kib, 0);
     let upstream = Upstream {
         path,
         content_type: content_type.to_string(),

@@ -21,6 +21,9 @@ const PRICES: &[(&str, i64, i64, i64)] = &[
     // Speech: 3 units per input character, plus 5 per call.
     ("tts-test", 3_000_000, 0, 5),
     ("rerank-test", 1_000_000, 0, 2),
+    // Upstream gpt-4o-transcribe and gpt-image-1 report token usage.
+    ("stt-tokens", 1_000_000, 2_000_000, 0),
+    ("img-tokens", 1_000_000, 1_000_000, 100),
 ];
 const START: i64 = 1_000_000;
 
@@ -40,7 +43,8 @@ async fn setup(app: &TestApp) -> Setup {
         .post("/api/v1/channels", Some(&root.access), json!({
             "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
             "models": models, "priority": 10,
-            "model_mapping": {"emb-test": "text-embedding-upstream", "whisper-test": "whisper-upstream", "text-test": "text-upstream"},
+            "model_mapping": {"emb-test": "text-embedding-upstream", "whisper-test": "whisper-upstream", "text-test": "text-upstream",
+                "stt-tokens": "gpt-4o-transcribe", "img-tokens": "gpt-image-1"},
         }))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -242,6 +246,13 @@ both_backends! {
         let record = last_usage(&app, &s.user).await;
         assert_eq!((record["model"].as_str(), record["cost"].as_i64()), (Some("img-test"), Some(1_000)));
         assert_eq!(balance(&app, &s.user).await, START - 3 * 1_000);
+        // gpt-image-1 reports tokens: 3 prompt words in, 1,000 out, on top of the image's price.
+        let r = call(&app, &s.key, "/v1/images/generations", json!({"model": "img-tokens", "prompt": "a red fox"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(r.json["data"][0]["b64_json"].is_string());
+        let record = last_usage(&app, &s.user).await;
+        assert_eq!((record["cost"].as_i64(), record["prompt_tokens"].as_i64(), record["completion_tokens"].as_i64()),
+            (Some(100 + 3 + 1_000), Some(3), Some(1_000)));
     }
 
     async fn transcriptions_pass_the_form_through_and_bill_per_call(app) {
@@ -272,6 +283,20 @@ both_backends! {
         assert_eq!(balance(&app, &s.user).await, START - 5 * 300);
         let record = last_usage(&app, &s.user).await;
         assert_eq!((record["model"].as_str(), record["cost"].as_i64()), (Some("whisper-test"), Some(300)));
+
+        // gpt-4o-transcribe reports tokens: 10 KiB of audio is 10 in, one per transcript word out.
+        let words = transcript_of("b.mp3", &audio(10 * 1024)).split_whitespace().count() as i64;
+        let (content_type, body) = form(&[("model", "stt-tokens")], Some(("b.mp3", &audio(10 * 1024))));
+        let r = upload(&app, &s.key, "/v1/audio/transcriptions", &content_type, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["usage"]["input_tokens"], 10);
+        let record = last_usage(&app, &s.user).await;
+        assert_eq!((record["cost"].as_i64(), record["prompt_tokens"].as_i64()), (Some(10 + words * 2), Some(10)));
+        // A streamed transcription is refused before anything is held or sent.
+        let (content_type, body) = form(&[("model", "stt-tokens"), ("stream", "true")], Some(("b.mp3", b"x")));
+        let r = upload(&app, &s.key, "/v1/audio/transcriptions", &content_type, body).await;
+        assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("stream_not_supported")));
+        assert_eq!(s.upstream.requests().len(), 6);
     }
 
     async fn speech_streams_the_audio_and_bills_per_character(app) {
