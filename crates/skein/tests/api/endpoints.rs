@@ -441,6 +441,18 @@ both_backends! {
         assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text);
         assert_eq!((r.json["error"]["code"].as_str(), r.json["error"]["type"].as_str()), (Some("upstream_unavailable"), Some("server_error")));
         assert_eq!(balance(&app, &s.user).await, before);
+
+        // A rejected upstream key takes the channel out of rotation; the backup answers.
+        let primary = app.get("/api/v1/channels", Some(&s.root.access)).await.json.as_array().unwrap().iter()
+            .find(|c| c["name"] == "primary").unwrap()["id"].as_str().unwrap().to_string();
+        s.upstream.fail_next(Fault::Status(401));
+        let r = call(&app, &s.key, "/v1/completions", json!({"model": "text-test", "prompt": "hi"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let channel = app.get(&format!("/api/v1/channels/{primary}"), Some(&s.root.access)).await;
+        assert_eq!(channel.json["status"], "auto_disabled", "{}", channel.text);
+        let served = s.upstream.requests().len();
+        assert_eq!(call(&app, &s.key, "/v1/embeddings", json!({"model": "emb-test", "input": "x"})).await.status, StatusCode::OK);
+        assert_eq!(s.upstream.requests().len(), served, "the disabled channel gets no traffic");
     }
 }
 
@@ -596,4 +608,37 @@ async fn anthropic_count_tokens_answers_a_free_estimate() {
     assert_eq!(missing.json["error"]["type"], "invalid_request_error");
     assert_eq!(balance(&app, &s.user).await, START, "counting is free");
     assert!(s.upstream.requests().is_empty(), "no upstream is called");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_tokens_per_minute_cover_embeddings_too() {
+    let app = TestApp::spawn(skein_testkit::Backend::Sqlite).await;
+    let s = setup(&app).await;
+    let r = app
+        .post(
+            "/api/v1/keys",
+            Some(&s.user.access),
+            json!({"name": "tpm", "tpm_limit": 5}),
+        )
+        .await;
+    let key = r.json["key"].as_str().unwrap().to_string();
+    let ask = json!({"model": "emb-test", "input": "one two three four five"});
+    assert_eq!(
+        call(&app, &key, "/v1/embeddings", ask.clone()).await.status,
+        StatusCode::OK
+    );
+    balance(&app, &s.user).await;
+    let limited = call(&app, &key, "/v1/embeddings", ask).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.text
+    );
+    assert_eq!(limited.json["error"]["code"], "tokens_per_minute_exceeded");
+    assert_eq!(
+        s.upstream.requests().len(),
+        1,
+        "the limited request never reached the upstream"
+    );
 }
