@@ -14,7 +14,7 @@ use skein_core::ApiResult;
 use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 
-use super::meter::{self, Charge, Relayed, Upstream};
+use super::meter::{self, Charge, Upstream};
 use crate::RelayService;
 use crate::proxy::{Tokens, estimate_tokens, usage_of};
 
@@ -70,37 +70,43 @@ pub(crate) async fn completions(
     let upstream = Upstream {
         path: "/v1/completions",
         content_type: "application/json".into(),
-        body: |model: &str| meter::with_model(&request, model),
+        body: move |model: &str| meter::with_model(&request, model),
         stream,
     };
-    let (resp, meter) = match meter::call(&svc, &key, &request_id, plan, estimate, upstream).await?
-    {
-        Relayed::Answered(resp, meter) => (resp, *meter),
-        Relayed::Refused(response) => return Ok(response),
-    };
-    if stream {
-        return Ok(meter::sse(
-            resp,
-            meter,
-            client_wants_usage,
-            text_len,
-            move |meter, tokens, delivered, broken| {
-                charge(meter, tokens, prompt_estimate, delivered, broken)
-            },
-        ));
-    }
-    Ok(meter::whole(resp, meter, move |meter, bytes| {
-        let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
-        let delivered = parsed.as_ref().map(text_len).unwrap_or(bytes.len());
-        charge(
-            meter,
-            parsed.as_ref().and_then(usage_of),
-            prompt_estimate,
-            delivered,
-            false,
-        )
-    })
-    .await)
+    meter::call(
+        &svc,
+        &key,
+        &request_id,
+        plan,
+        estimate,
+        upstream,
+        move |resp, meter| async move {
+            if stream {
+                return meter::sse(
+                    resp,
+                    meter,
+                    client_wants_usage,
+                    text_len,
+                    move |meter, tokens, delivered, broken| {
+                        charge(meter, tokens, prompt_estimate, delivered, broken)
+                    },
+                );
+            }
+            meter::whole(resp, meter, move |meter, bytes| {
+                let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
+                let delivered = parsed.as_ref().map(text_len).unwrap_or(bytes.len());
+                charge(
+                    meter,
+                    parsed.as_ref().and_then(usage_of),
+                    prompt_estimate,
+                    delivered,
+                    false,
+                )
+            })
+            .await
+        },
+    )
+    .await
 }
 
 /// The charge from the upstream's usage, or (without one) the prompt estimate plus the text

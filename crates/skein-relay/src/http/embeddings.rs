@@ -14,7 +14,7 @@ use skein_core::ApiResult;
 use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 
-use super::meter::{self, Charge, Relayed, Upstream};
+use super::meter::{self, Charge, Upstream};
 use crate::RelayService;
 
 /// Relays an embeddings request.
@@ -56,28 +56,33 @@ pub(crate) async fn embeddings(
     let upstream = Upstream {
         path: "/v1/embeddings",
         content_type: "application/json".into(),
-        body: |model: &str| meter::with_model(&request, model),
+        body: move |model: &str| meter::with_model(&request, model),
         stream: false,
     };
-    let (resp, meter) = match meter::call(&svc, &key, &request_id, plan, estimate, upstream).await?
-    {
-        Relayed::Answered(resp, meter) => (resp, *meter),
-        Relayed::Refused(response) => return Ok(response),
-    };
-    Ok(meter::whole(resp, meter, move |meter, bytes| {
-        let rates = meter.rates();
-        match meter::usage_in(bytes).and_then(|u| u["prompt_tokens"].as_i64()) {
-            Some(prompt) => Charge::new(rates.cost(prompt, 0, 0), prompt, 0, "ok"),
-            // No usage from the upstream: bill the estimate of the input.
-            None => Charge::new(
-                rates.cost(prompt_estimate, 0, 0),
-                prompt_estimate,
-                0,
-                "estimated",
-            ),
-        }
-    })
-    .await)
+    meter::call(
+        &svc,
+        &key,
+        &request_id,
+        plan,
+        estimate,
+        upstream,
+        move |resp, meter| {
+            meter::whole(resp, meter, move |meter, bytes| {
+                let rates = meter.rates();
+                match meter::usage_in(bytes).and_then(|u| u["prompt_tokens"].as_i64()) {
+                    Some(prompt) => Charge::new(rates.cost(prompt, 0, 0), prompt, 0, "ok"),
+                    // No usage from the upstream: bill the estimate of the input.
+                    None => Charge::new(
+                        rates.cost(prompt_estimate, 0, 0),
+                        prompt_estimate,
+                        0,
+                        "estimated",
+                    ),
+                }
+            })
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

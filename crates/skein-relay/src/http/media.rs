@@ -23,7 +23,7 @@ use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
-use super::meter::{self, Charge, Relayed, Upstream};
+use super::meter::{self, Charge, Upstream};
 use super::multipart;
 use crate::RelayService;
 use crate::pricing::Rates;
@@ -86,40 +86,45 @@ pub(crate) async fn image_generations(
     let upstream = Upstream {
         path: "/v1/images/generations",
         content_type: "application/json".into(),
-        body: |model: &str| meter::with_model(&request, model),
+        body: move |model: &str| meter::with_model(&request, model),
         stream: false,
     };
-    let (resp, meter) = match meter::call(&svc, &key, &request_id, plan, estimate, upstream).await?
-    {
-        Relayed::Answered(resp, meter) => (resp, *meter),
-        Relayed::Refused(response) => return Ok(response),
-    };
-    Ok(meter::whole(resp, meter, move |meter, bytes| {
-        #[derive(serde::Deserialize)]
-        struct Images {
-            #[serde(default)]
-            data: Vec<serde::de::IgnoredAny>,
-            #[serde(default)]
-            usage: Option<Value>,
-        }
-        let rates = meter.rates();
-        match serde_json::from_slice::<Images>(bytes) {
-            Ok(images) => {
-                let delivered = i64::try_from(images.data.len()).unwrap_or(i64::MAX);
-                let usage = images.usage.unwrap_or_default();
-                let input = usage["input_tokens"].as_i64().unwrap_or(0);
-                let output = usage["output_tokens"].as_i64().unwrap_or(0);
-                let cost = rates
-                    .per_call
-                    .saturating_mul(delivered)
-                    .saturating_add(tokens_only(rates).cost(input, output, 0));
-                Charge::new(cost, input, output, "ok")
-            }
-            // An answer we cannot read: bill what was asked for.
-            Err(_) => Charge::new(rates.per_call.saturating_mul(n), 0, 0, "estimated"),
-        }
-    })
-    .await)
+    meter::call(
+        &svc,
+        &key,
+        &request_id,
+        plan,
+        estimate,
+        upstream,
+        move |resp, meter| {
+            meter::whole(resp, meter, move |meter, bytes| {
+                #[derive(serde::Deserialize)]
+                struct Images {
+                    #[serde(default)]
+                    data: Vec<serde::de::IgnoredAny>,
+                    #[serde(default)]
+                    usage: Option<Value>,
+                }
+                let rates = meter.rates();
+                match serde_json::from_slice::<Images>(bytes) {
+                    Ok(images) => {
+                        let delivered = i64::try_from(images.data.len()).unwrap_or(i64::MAX);
+                        let usage = images.usage.unwrap_or_default();
+                        let input = usage["input_tokens"].as_i64().unwrap_or(0);
+                        let output = usage["output_tokens"].as_i64().unwrap_or(0);
+                        let cost = rates
+                            .per_call
+                            .saturating_mul(delivered)
+                            .saturating_add(tokens_only(rates).cost(input, output, 0));
+                        Charge::new(cost, input, output, "ok")
+                    }
+                    // An answer we cannot read: bill what was asked for.
+                    Err(_) => Charge::new(rates.per_call.saturating_mul(n), 0, 0, "estimated"),
+                }
+            })
+        },
+    )
+    .await
 }
 
 /// Relays a speech request; the audio streams back as it is made.
@@ -144,19 +149,24 @@ pub(crate) async fn speech(
     let upstream = Upstream {
         path: "/v1/audio/speech",
         content_type: "application/json".into(),
-        body: |model: &str| meter::with_model(&request, model),
+        body: move |model: &str| meter::with_model(&request, model),
         stream: true,
-    };
-    let (resp, meter) = match meter::call(&svc, &key, &request_id, plan, cost, upstream).await? {
-        Relayed::Answered(resp, meter) => (resp, *meter),
-        Relayed::Refused(response) => return Ok(response),
     };
     // Characters are not tokens: nothing counts against the key's tokens per minute.
     let charge = Charge {
         tpm_tokens: 0,
         ..Charge::new(cost, characters, 0, "ok")
     };
-    Ok(meter::bytes(resp, meter, charge))
+    meter::call(
+        &svc,
+        &key,
+        &request_id,
+        plan,
+        cost,
+        upstream,
+        move |resp, meter| async move { meter::bytes(resp, meter, charge) },
+    )
+    .await
 }
 
 /// Relays an audio transcription (speech to text in its own language).
@@ -257,8 +267,8 @@ async fn audio_form(
             "暂不支持流式转写，请去掉 stream 参数。",
         ));
     }
-    let model = multipart::text_field(&body, &parts, "model");
-    let plan = meter::plan(&svc, &key, model).await?;
+    let model = multipart::text_field(&body, &parts, "model").map(str::to_string);
+    let plan = meter::plan(&svc, &key, model.as_deref()).await?;
     let model_part = parts
         .iter()
         .find(|p| p.name == "model" && p.filename.is_none())
@@ -270,31 +280,36 @@ async fn audio_form(
     let upstream = Upstream {
         path,
         content_type: content_type.to_string(),
-        body: |upstream_model: &str| match &model_part {
-            Some(part) if model != Some(upstream_model) => {
+        body: move |upstream_model: &str| match &model_part {
+            Some(part) if model.as_deref() != Some(upstream_model) => {
                 Bytes::from(multipart::replace(&body, part, upstream_model.as_bytes()))
             }
             _ => body.clone(),
         },
         stream: false,
     };
-    let (resp, meter) = match meter::call(&svc, &key, &request_id, plan, estimate, upstream).await?
-    {
-        Relayed::Answered(resp, meter) => (resp, *meter),
-        Relayed::Refused(response) => return Ok(response),
-    };
-    Ok(meter::whole(resp, meter, |meter, bytes| {
-        let rates = meter.rates();
-        let usage = meter::usage_in(bytes).unwrap_or_default();
-        if usage["type"] == "tokens" {
-            let input = usage["input_tokens"].as_i64().unwrap_or(0);
-            let output = usage["output_tokens"].as_i64().unwrap_or(0);
-            Charge::new(rates.cost(input, output, 0), input, output, "ok")
-        } else {
-            Charge::new(rates.per_call, 0, 0, "ok")
-        }
-    })
-    .await)
+    meter::call(
+        &svc,
+        &key,
+        &request_id,
+        plan,
+        estimate,
+        upstream,
+        move |resp, meter| {
+            meter::whole(resp, meter, move |meter, bytes| {
+                let rates = meter.rates();
+                let usage = meter::usage_in(bytes).unwrap_or_default();
+                if usage["type"] == "tokens" {
+                    let input = usage["input_tokens"].as_i64().unwrap_or(0);
+                    let output = usage["output_tokens"].as_i64().unwrap_or(0);
+                    Charge::new(rates.cost(input, output, 0), input, output, "ok")
+                } else {
+                    Charge::new(rates.per_call, 0, 0, "ok")
+                }
+            })
+        },
+    )
+    .await
 }
 
 fn audio_too_large() -> ApiError {

@@ -150,27 +150,29 @@ pub(crate) struct Upstream<F> {
     pub stream: bool,
 }
 
-/// What came back from the upstream.
-pub(crate) enum Relayed {
-    /// A 2xx answer to read, and the meter to settle once it is read.
-    Answered(reqwest::Response, Box<Meter>),
-    /// The upstream refused the request itself; this goes to the client as it is, and the hold
-    /// is already released.
-    Refused(Response),
-}
-
 /// Holds `estimate` for the key's owner, then tries the plan's channels in order until one
-/// answers. Connect errors, timeouts, 429 and 5xx move on to the next channel; a rejected key
-/// or an empty upstream account disables the channel and moves on; another 4xx is the client's
-/// to see. When nothing is delivered the hold is released.
-pub(crate) async fn call<F: Fn(&str) -> Bytes>(
+/// answers, and hands that answer to `finish` (which relays it and settles the bill). Connect
+/// errors, timeouts, 429 and 5xx move on to the next channel; a rejected key or an empty
+/// upstream account disables the channel and moves on; another 4xx is the client's to see.
+/// When nothing is delivered the hold is released.
+///
+/// Everything after the hold runs on a task of the service's own: a client that hangs up (or
+/// the gateway's timeout) drops only the wait for the answer, so work the upstream does anyway
+/// — an image being drawn — is still billed, and no hold is left to expire.
+pub(crate) async fn call<F, G, Fut>(
     svc: &Arc<RelayService>,
     key: &KeyInfo,
     request_id: &str,
     plan: Plan,
     estimate: i64,
     upstream: Upstream<F>,
-) -> ApiResult<Relayed> {
+    finish: G,
+) -> ApiResult<Response>
+where
+    F: Fn(&str) -> Bytes + Send + 'static,
+    G: FnOnce(reqwest::Response, Meter) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Response> + Send + 'static,
+{
     let reservation = svc
         .billing
         .reserve(ReserveRequest {
@@ -183,7 +185,38 @@ pub(crate) async fn call<F: Fn(&str) -> Bytes>(
             reference: request_id.to_string(),
         })
         .await?;
-    let started = Instant::now();
+    let meter = Meter {
+        svc: svc.clone(),
+        key: key.clone(),
+        reservation_id: reservation.id,
+        rates: plan.rates,
+        model: plan.model.clone(),
+        channel_id: String::new(),
+        request_id: request_id.to_string(),
+        started: Instant::now(),
+        stream: upstream.stream,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    svc.tasks.spawn(async move {
+        let answer = match attempt(meter, plan, upstream).await {
+            Ok((resp, meter)) => Ok(finish(resp, meter).await),
+            Err(refusal) => refusal,
+        };
+        // Nobody may be waiting any more; the bill is settled either way.
+        let _ = tx.send(answer);
+    });
+    rx.await
+        .unwrap_or_else(|_| Err(ApiError::internal("the relay task ended without an answer")))
+}
+
+/// The channel loop of [`call`]: the first 2xx answer with its meter, or what the client gets
+/// instead (`Ok` for the upstream's own refusal, `Err` when every channel failed).
+async fn attempt<F: Fn(&str) -> Bytes>(
+    mut meter: Meter,
+    plan: Plan,
+    upstream: Upstream<F>,
+) -> Result<(reqwest::Response, Meter), ApiResult<Response>> {
+    let svc = meter.svc.clone();
     let mut tried = Vec::new();
     for channel in plan.candidates {
         let body = (upstream.body)(channel.upstream_model(&plan.model));
@@ -199,18 +232,8 @@ pub(crate) async fn call<F: Fn(&str) -> Bytes>(
             Attempt::Ok(resp) => {
                 svc.breakers.success(&channel.id);
                 tracing::info!(channel = %channel.id, tried = ?tried, model = %plan.model, path = upstream.path, "upstream answered");
-                let meter = Meter {
-                    svc: svc.clone(),
-                    key: key.clone(),
-                    reservation_id: reservation.id,
-                    rates: plan.rates,
-                    model: plan.model,
-                    channel_id: channel.id.clone(),
-                    request_id: request_id.to_string(),
-                    started,
-                    stream: upstream.stream,
-                };
-                return Ok(Relayed::Answered(resp, Box::new(meter)));
+                meter.channel_id = channel.id.clone();
+                return Ok((resp, meter));
             }
             Attempt::Retry(reason) => {
                 if svc.breakers.failure(&channel.id, Instant::now()) {
@@ -224,15 +247,15 @@ pub(crate) async fn call<F: Fn(&str) -> Bytes>(
                 tried.push(format!("{}: {reason}", channel.name));
             }
             Attempt::Refused(status, body) => {
-                release(svc, &reservation.id).await;
+                meter.release().await;
                 tracing::info!(channel = %channel.id, status, "upstream refused the request");
-                return Ok(Relayed::Refused(refusal(status, body)));
+                return Err(Ok(refusal(status, body)));
             }
         }
     }
-    release(svc, &reservation.id).await;
+    meter.release().await;
     tracing::warn!(tried = ?tried, model = %plan.model, "every channel failed");
-    Err(ApiError::new(
+    Err(Err(ApiError::new(
         StatusCode::BAD_GATEWAY,
         "upstream_unavailable",
         format!(
@@ -241,7 +264,7 @@ pub(crate) async fn call<F: Fn(&str) -> Bytes>(
             tried.join("; ")
         ),
         format!("{} 的所有渠道都失败了：{}。", plan.model, tried.join("；")),
-    ))
+    )))
 }
 
 /// The upstream's own 4xx for the client: its JSON error as written, or (if it sent something
@@ -410,7 +433,7 @@ pub(crate) async fn whole(
 }
 
 /// 502 for an answer that broke off.
-pub(crate) fn broken_off() -> Response {
+fn broken_off() -> Response {
     ApiError::new(
         StatusCode::BAD_GATEWAY,
         "upstream_error",

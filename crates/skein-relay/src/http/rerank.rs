@@ -16,7 +16,7 @@ use skein_core::ApiResult;
 use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 
-use super::meter::{self, Charge, Relayed, Upstream};
+use super::meter::{self, Charge, Upstream};
 use crate::RelayService;
 use crate::proxy::estimate_tokens;
 
@@ -75,25 +75,30 @@ pub(crate) async fn rerank(
     let upstream = Upstream {
         path: "/v1/rerank",
         content_type: "application/json".into(),
-        body: |model: &str| meter::with_model(&request, model),
+        body: move |model: &str| meter::with_model(&request, model),
         stream: false,
     };
-    let (resp, meter) = match meter::call(&svc, &key, &request_id, plan, estimate, upstream).await?
-    {
-        Relayed::Answered(resp, meter) => (resp, *meter),
-        Relayed::Refused(response) => return Ok(response),
-    };
-    Ok(meter::whole(resp, meter, |meter, bytes| {
-        let rates = meter.rates();
-        let tokens = meter::usage_in(bytes).and_then(|u| {
-            u["total_tokens"]
-                .as_i64()
-                .or_else(|| u["prompt_tokens"].as_i64())
-        });
-        match tokens {
-            Some(tokens) => Charge::new(rates.cost(tokens, 0, 0), tokens, 0, "ok"),
-            None => Charge::new(rates.per_call, 0, 0, "ok"),
-        }
-    })
-    .await)
+    meter::call(
+        &svc,
+        &key,
+        &request_id,
+        plan,
+        estimate,
+        upstream,
+        move |resp, meter| {
+            meter::whole(resp, meter, move |meter, bytes| {
+                let rates = meter.rates();
+                let tokens = meter::usage_in(bytes).and_then(|u| {
+                    u["total_tokens"]
+                        .as_i64()
+                        .or_else(|| u["prompt_tokens"].as_i64())
+                });
+                match tokens {
+                    Some(tokens) => Charge::new(rates.cost(tokens, 0, 0), tokens, 0, "ok"),
+                    None => Charge::new(rates.per_call, 0, 0, "ok"),
+                }
+            })
+        },
+    )
+    .await
 }

@@ -253,6 +253,18 @@ both_backends! {
         let record = last_usage(&app, &s.user).await;
         assert_eq!((record["cost"].as_i64(), record["prompt_tokens"].as_i64(), record["completion_tokens"].as_i64()),
             (Some(100 + 3 + 1_000), Some(3), Some(1_000)));
+
+        // A client that gives up while the image is drawn is still billed for it, and its hold
+        // does not linger until it expires.
+        let before = balance(&app, &s.user).await;
+        s.upstream.fail_next(Fault::Delay(std::time::Duration::from_millis(1_500)));
+        let gave_up = app.client.post(app.url("/v1/images/generations")).bearer_auth(&s.key)
+            .timeout(std::time::Duration::from_millis(150))
+            .json(&json!({"model": "img-test", "prompt": "slow"})).send().await;
+        assert!(gave_up.is_err(), "the client timed out");
+        let reserved = app.get("/api/v1/billing/quota", Some(&s.user.access)).await.json["reserved"].as_i64();
+        assert_eq!(reserved, Some(1_000), "held while the upstream works");
+        assert_eq!(balance(&app, &s.user).await, before - 1_000);
     }
 
     async fn transcriptions_pass_the_form_through_and_bill_per_call(app) {
