@@ -468,23 +468,20 @@ both_backends! {
     }
 }
 
-/// The official OpenAI Python SDK on these routes: what matters is what it parses.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_openai_sdk_parses_every_endpoint() {
+/// Starts Skein with the endpoint setup, runs `tests/sdk/<script>` with the Python that has
+/// `module`, and answers the JSON it printed with the setup (for the upstream's record).
+async fn run_sdk(script: &str, module: &str) -> (Value, TestApp, Setup) {
     let python = super::sdk::python();
     let check = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
+        .args(["-c", &format!("import {module}")])
         .output();
     assert!(
         check.as_ref().is_ok_and(|o| o.status.success()),
-        "{python} cannot import openai: run ./scripts/test (it installs the SDKs) or set SKEIN_TEST_PYTHON"
+        "{python} cannot import {module}: run ./scripts/test (it installs the SDKs) or set SKEIN_TEST_PYTHON"
     );
     let app = TestApp::spawn(skein_testkit::Backend::Sqlite).await;
     let s = setup(&app).await;
-    let script = format!(
-        "{}/tests/sdk/openai_endpoints_sdk.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let script = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::process::Command::new(&python)
         .arg(script)
         .env("BASE", &app.base)
@@ -498,7 +495,14 @@ async fn the_official_openai_sdk_parses_every_endpoint() {
         "the SDK script failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+    let seen = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+    (seen, app, s)
+}
+
+/// The official OpenAI Python SDK on these routes: what matters is what it parses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_sdk_parses_every_endpoint() {
+    let (seen, app, s) = run_sdk("openai_endpoints_sdk.py", "openai").await;
 
     // The SDK asked for base64 and decoded it into exactly the mock's floats.
     assert_eq!(s.upstream.requests()[0]["encoding_format"], "base64");
@@ -653,4 +657,15 @@ async fn a_keys_tokens_per_minute_cover_embeddings_too() {
         1,
         "the limited request never reached the upstream"
     );
+}
+
+/// The official Anthropic Python SDK parses `count_tokens`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_anthropic_sdk_counts_tokens() {
+    let (seen, app, s) = run_sdk("anthropic_count_tokens_sdk.py", "anthropic").await;
+    // "be brief" (8 bytes: 3) + one message (4) of "hello from claude sdk" (21 bytes: 8).
+    assert_eq!(seen["input_tokens"], 15);
+    assert_eq!(seen["unknown"]["status"], 404);
+    assert_eq!(seen["unknown"]["type"], "not_found_error");
+    assert_eq!(balance(&app, &s.user).await, START, "counting is free");
 }
