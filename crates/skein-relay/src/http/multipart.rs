@@ -80,9 +80,9 @@ pub(crate) fn text_field<'a>(body: &'a [u8], parts: &[Part], name: &str) -> Opti
 /// `body` with the content of `part` replaced by `value`; everything else byte for byte.
 pub(crate) fn replace(body: &[u8], part: &Part, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + value.len());
-    out.extend_from_slice(&body[..part.content.start]);
+    out.extend_from_slice(body.get(..part.content.start).unwrap_or_default());
     out.extend_from_slice(value);
-    out.extend_from_slice(&body[part.content.end..]);
+    out.extend_from_slice(body.get(part.content.end..).unwrap_or_default());
     out
 }
 
@@ -181,5 +181,9 @@ ID3\r\n--X\x00\xff\r\n--XyZ--\r\n";
         );
         assert!(parse(b"--XyZ\r\nX-Other: 1\r\n\r\nv\r\n--XyZ--", "XyZ").is_err());
         assert_eq!(parse(b"preamble\r\n--XyZ--\r\n", "XyZ"), Ok(vec![]));
+        // A form cut off anywhere is refused, never a panic.
+        for cut in 0..FORM.len() - 4 {
+            assert!(parse(&FORM[..cut], "XyZ").is_err(), "cut at {cut}");
+        }
     }
 }

@@ -669,3 +669,46 @@ async fn the_official_anthropic_sdk_counts_tokens() {
     assert_eq!(seen["unknown"]["type"], "not_found_error");
     assert_eq!(balance(&app, &s.user).await, START, "counting is free");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_open_the_circuit_for_these_routes_too() {
+    let app = TestApp::spawn(skein_testkit::Backend::Sqlite).await;
+    let s = setup(&app).await;
+    let backup = MockOpenAi::start("sk-upstream-backup").await;
+    let models: Vec<&str> = PRICES.iter().map(|p| p.0).collect();
+    app.post("/api/v1/channels", Some(&s.root.access), json!({
+        "type": "openai", "name": "backup", "base_url": backup.base_url, "keys": [backup.key], "models": models, "priority": 0
+    })).await;
+    for _ in 0..5 {
+        s.upstream.fail_next(Fault::Status(503));
+    }
+    let ask = json!({"model": "emb-test", "input": "hi"});
+    for _ in 0..5 {
+        assert_eq!(
+            call(&app, &s.key, "/v1/embeddings", ask.clone())
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(s.upstream.requests().len(), 5);
+    // The primary rests: the next calls, on any route, go straight to the backup.
+    assert_eq!(
+        call(&app, &s.key, "/v1/embeddings", ask).await.status,
+        StatusCode::OK
+    );
+    let r = call(
+        &app,
+        &s.key,
+        "/v1/rerank",
+        json!({"model": "rerank-test", "query": "q", "documents": ["d"]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        s.upstream.requests().len(),
+        5,
+        "an open circuit keeps traffic off the primary"
+    );
+    assert_eq!(backup.requests().len(), 7);
+}
