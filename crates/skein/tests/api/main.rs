@@ -9,6 +9,7 @@ mod billing;
 mod billing_faults;
 mod chat;
 mod cli;
+mod endpoints;
 mod gateway;
 mod invites;
 mod keys;
