@@ -253,4 +253,24 @@ pub trait RelayApi: Send + Sync {
 
     /// Models that have a price and a channel for `group`.
     async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError>;
+
+    /// Transcribes recorded audio with a speech-to-text `model` and bills the user; answers
+    /// the text.
+    async fn transcribe(&self, caller: RelayCaller, audio: AudioUpload)
+    -> Result<String, ApiError>;
+}
+
+/// Recorded audio to transcribe.
+#[derive(Debug, Clone)]
+pub struct AudioUpload {
+    /// Speech-to-text model.
+    pub model: String,
+    /// File name as uploaded (its extension tells the upstream the format).
+    pub file_name: String,
+    /// MIME type (`audio/webm`, ...).
+    pub content_type: String,
+    /// The recording.
+    pub bytes: bytes::Bytes,
+    /// ISO-639-1 language hint, if known.
+    pub language: Option<String>,
 }

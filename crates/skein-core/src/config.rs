@@ -84,6 +84,8 @@ pub struct ChatConfig {
     pub output_reserve: u32,
     /// Longest message a user may send, in characters.
     pub max_message_chars: usize,
+    /// Speech-to-text model for voice input.
+    pub transcription_model: String,
     /// Context windows (tokens) by model name, over the built-in table.
     pub context_windows: std::collections::BTreeMap<String, u32>,
     /// Window assumed for a model neither table knows.
@@ -98,6 +100,7 @@ impl Default for ChatConfig {
             summary_model: None,
             output_reserve: 4096,
             max_message_chars: 100_000,
+            transcription_model: "whisper-1".into(),
             context_windows: Default::default(),
             default_context_window: 16_384,
         }

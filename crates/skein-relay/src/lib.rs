@@ -359,6 +359,88 @@ impl RelayApi for InProcessRelay {
         ))
     }
 
+    async fn transcribe(
+        &self,
+        caller: RelayCaller,
+        audio: skein_core::api::AudioUpload,
+    ) -> Result<String, ApiError> {
+        let boundary = format!("skein-{}", skein_core::ids::new_id());
+        let mut body = Vec::with_capacity(audio.bytes.len() + 1024);
+        let mut field = |name: &str, value: &str| {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        };
+        field("model", &audio.model);
+        field("response_format", "json");
+        if let Some(language) = &audio.language {
+            field("language", language);
+        }
+        let file_name: String = audio
+            .file_name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .take(100)
+            .collect();
+        let content_type: String = audio
+            .content_type
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(100)
+            .collect();
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(&audio.bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut headers = axum::http::HeaderMap::new();
+        let value =
+            axum::http::HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
+                .map_err(ApiError::internal)?;
+        headers.insert(axum::http::header::CONTENT_TYPE, value);
+        let key = KeyInfo {
+            key_id: String::new(),
+            user_id: caller.user_id,
+            group: caller.group,
+            allowed_models: None,
+            quota_limit: None,
+            rpm_limit: None,
+            tpm_limit: None,
+        };
+        let response = http::media::audio_form(
+            self.0.clone(),
+            key,
+            caller.request_id,
+            &headers,
+            Ok(bytes::Bytes::from(body)),
+            "/v1/audio/transcriptions",
+        )
+        .await?;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024 * 1024)
+            .await
+            .unwrap_or_default();
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if !status.is_success() {
+            let message = answer["error"]["message"]
+                .as_str()
+                .unwrap_or("The upstream refused the audio.")
+                .to_string();
+            return Err(ApiError::new(
+                status,
+                "upstream_refused",
+                format!("The speech-to-text provider refused the audio: {message}"),
+                format!("语音识别服务商拒绝了该音频：{message}"),
+            ));
+        }
+        answer["text"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::internal("the transcription answer had no text"))
+    }
+
     async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError> {
         let prices = self.0.prices();
         Ok(self

@@ -207,7 +207,9 @@ pub(crate) async fn translations(
     .await
 }
 
-async fn audio_form(
+/// Relays an audio form (transcription or translation) for `key`; in-process callers pass a
+/// key with an empty id.
+pub(crate) async fn audio_form(
     svc: Arc<RelayService>,
     key: skein_core::api::KeyInfo,
     request_id: String,

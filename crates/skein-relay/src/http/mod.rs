@@ -6,7 +6,7 @@ mod completions;
 mod count_tokens;
 mod embeddings;
 mod keys;
-mod media;
+pub(crate) mod media;
 mod meter;
 mod models;
 mod multipart;

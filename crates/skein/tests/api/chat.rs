@@ -500,3 +500,47 @@ on_both_backends! {
         assert_eq!(app.get(&format!("/api/v1/chat/conversations/{id}"), Some(&user.access)).await.json["title"], title.as_str());
     }
 }
+
+on_both_backends! {
+    async fn voice_input_is_transcribed_through_the_relay_and_billed(backend) {
+        let app = chat_app(backend, |c| c.chat.transcription_model = "whisper-chat".into()).await;
+        let Setup { user, root, upstream, .. } = setup(&app).await;
+        let r = app.post("/api/v1/channels", Some(&root.access), json!({
+            "type": "openai", "name": "speech", "base_url": upstream.base_url, "keys": [upstream.key],
+            "models": ["whisper-chat"], "model_mapping": {"whisper-chat": "whisper-1"}
+        })).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let r = app.put("/api/v1/admin/pricing/whisper-chat", Some(&root.access), json!({
+            "input_per_mtok": 0, "output_per_mtok": 0, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 250
+        })).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let before = settled_balance(&app, &user).await;
+        let upload = |file: (&'static str, &'static str, Vec<u8>)| {
+            let mut body = b"--b0und\r\nContent-Disposition: form-data; name=\"language\"\r\n\r\nzh\r\n".to_vec();
+            body.extend_from_slice(format!("--b0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n", file.0, file.1).as_bytes());
+            body.extend_from_slice(&file.2);
+            body.extend_from_slice(b"\r\n--b0und--\r\n");
+            app.client.post(app.url("/api/v1/chat/transcriptions")).bearer_auth(&user.access)
+                .header("content-type", "multipart/form-data; boundary=b0und").body(body)
+        };
+
+        let recording = crate::endpoints::audio(5000);
+        let r = app.send(upload(("voice.webm", "audio/webm;codecs=opus", recording.clone()))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["text"], skein_testkit::mock_openai::endpoints::transcript_of("recording.webm", &recording));
+        assert_eq!(settled_balance(&app, &user).await, before - 250);
+        let usage = app.get("/api/v1/billing/usage", Some(&user.access)).await.json;
+        assert_eq!(usage["items"][0]["model"], "whisper-chat");
+
+        // Refused before any upstream call, and charged nothing.
+        let r = app.send(upload(("notes.txt", "text/plain", b"plain text".to_vec()))).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_audio"), "{}", r.text);
+        let r = app.send(upload(("empty.wav", "audio/wav", Vec::new()))).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let r = app.send(upload(("big.mp3", "audio/mpeg", crate::endpoints::audio(26 * 1024 * 1024)))).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+        let r = app.post("/api/v1/chat/transcriptions", Some(&user.access), json!({"file": "x"})).await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
+        assert_eq!(settled_balance(&app, &user).await, before - 250);
+    }
+}

@@ -135,7 +135,7 @@ fn form(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (String, Vec<u8
 }
 
 /// Audio-like bytes: not UTF-8, with CRLF and dashes inside, as real files have.
-fn audio(len: usize) -> Vec<u8> {
+pub(crate) fn audio(len: usize) -> Vec<u8> {
     let mut data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
     if len > 64 {
         data[10..26].copy_from_slice(b"\r\n--skein-test\r\n");
