@@ -376,6 +376,424 @@ impl StreamConverter {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Upstream direction: the pivot (OpenAI chat) request to an Anthropic Messages request, and
+// Anthropic's answers (whole and streamed) back to the pivot.
+
+/// Output tokens asked for when the client sets no limit (Anthropic requires one).
+pub const DEFAULT_MAX_TOKENS: i64 = 4096;
+
+const UPSTREAM: &str = "anthropic";
+
+fn carry(field: &str) -> ApiError {
+    super::cannot_carry(field, UPSTREAM)
+}
+
+/// An OpenAI image part as an Anthropic image block (base64 from a `data:` URL, else by URL).
+fn image_block(part: &Value, field: &str) -> ApiResult<Value> {
+    let url = part["image_url"]["url"]
+        .as_str()
+        .ok_or_else(|| carry(&format!("{field}.image_url")))?;
+    if let Some((mime, data)) = super::parse_data_url(url) {
+        return Ok(
+            json!({"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}),
+        );
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(json!({"type": "image", "source": {"type": "url", "url": url}}));
+    }
+    Err(carry(&format!("{field}.image_url.url")))
+}
+
+/// The content blocks of an OpenAI user or system message.
+fn openai_content_blocks(content: &Value, field: &str) -> ApiResult<Vec<Value>> {
+    match content {
+        Value::String(text) => Ok(vec![json!({"type": "text", "text": text})]),
+        Value::Array(parts) => parts
+            .iter()
+            .enumerate()
+            .map(|(j, part)| match part["type"].as_str() {
+                Some("text") => Ok(json!({"type": "text", "text": part["text"]})),
+                Some("image_url") => image_block(part, &format!("{field}[{j}]")),
+                _ => Err(carry(&format!("{field}[{j}].type"))),
+            })
+            .collect(),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(carry(field)),
+    }
+}
+
+fn push_turn(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
+    // Anthropic wants user and assistant turns to alternate: consecutive turns of one role
+    // (several tool results, say) become one turn.
+    if let Some(last) = messages.last_mut()
+        && last["role"] == role
+        && let Some(content) = last["content"].as_array_mut()
+    {
+        content.extend(blocks);
+        return;
+    }
+    messages.push(json!({"role": role, "content": blocks}));
+}
+
+/// An OpenAI chat-completions request (the pivot) as an Anthropic `/v1/messages` request.
+/// Fields Anthropic cannot express are refused with a 400 naming them.
+pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
+    let Some(fields) = req.as_object() else {
+        return Err(carry("body"));
+    };
+    let mut out = Map::new();
+    let mut metadata = Map::new();
+    let mut parallel = true;
+    for (field, value) in fields {
+        if value.is_null() {
+            continue;
+        }
+        match field.as_str() {
+            // Handled below or by the adapter (routing, streaming, usage).
+            "model"
+            | "messages"
+            | "stream"
+            | "stream_options"
+            | "tool_choice"
+            | "parallel_tool_calls"
+            | "tools" => {}
+            "max_tokens" | "max_completion_tokens" => {
+                out.insert("max_tokens".into(), value.clone());
+            }
+            "temperature" | "top_p" => {
+                out.insert(field.clone(), value.clone());
+            }
+            "stop" => {
+                let stops = match value {
+                    Value::String(s) => json!([s]),
+                    Value::Array(_) => value.clone(),
+                    _ => return Err(carry("stop")),
+                };
+                out.insert("stop_sequences".into(), stops);
+            }
+            "user" => {
+                metadata.insert("user_id".into(), value.clone());
+            }
+            "n" if value.as_i64() == Some(1) => {}
+            "response_format" if value["type"] == "text" => {}
+            _ => return Err(carry(field)),
+        }
+    }
+    out.insert("model".into(), req["model"].clone());
+    out.entry("max_tokens")
+        .or_insert_with(|| json!(DEFAULT_MAX_TOKENS));
+    if req["stream"].as_bool() == Some(true) {
+        out.insert("stream".into(), json!(true));
+    }
+    if !metadata.is_empty() {
+        out.insert("metadata".into(), Value::Object(metadata));
+    }
+    if req["parallel_tool_calls"].as_bool() == Some(false) {
+        parallel = false;
+    }
+
+    let mut system = Vec::new();
+    let mut messages: Vec<Value> = Vec::new();
+    let Some(input) = req["messages"].as_array() else {
+        return Err(carry("messages"));
+    };
+    for (i, message) in input.iter().enumerate() {
+        let field = format!("messages[{i}]");
+        if message.get("name").is_some_and(|n| !n.is_null()) {
+            return Err(carry(&format!("{field}.name")));
+        }
+        match message["role"].as_str().unwrap_or("") {
+            "system" | "developer" => {
+                system.extend(openai_content_blocks(
+                    &message["content"],
+                    &format!("{field}.content"),
+                )?);
+            }
+            "user" => {
+                let blocks =
+                    openai_content_blocks(&message["content"], &format!("{field}.content"))?;
+                push_turn(&mut messages, "user", blocks);
+            }
+            "assistant" => {
+                let mut blocks = Vec::new();
+                match &message["content"] {
+                    Value::Null => {}
+                    content => {
+                        let text = super::plain_text(content)
+                            .ok_or_else(|| carry(&format!("{field}.content")))?;
+                        if !text.is_empty() {
+                            blocks.push(json!({"type": "text", "text": text}));
+                        }
+                    }
+                }
+                for (j, call) in message["tool_calls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let args = call["function"]["arguments"].as_str().unwrap_or("{}");
+                    let input: Value =
+                        serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(
+                            |_| {
+                                carry(&format!(
+                                    "{field}.tool_calls[{j}].function.arguments (not JSON)"
+                                ))
+                            },
+                        )?;
+                    blocks.push(json!({"type": "tool_use", "id": call["id"],
+                        "name": call["function"]["name"], "input": input}));
+                }
+                if message.get("function_call").is_some_and(|f| !f.is_null()) {
+                    return Err(carry(&format!("{field}.function_call")));
+                }
+                // An earlier turn's `reasoning_content` came from some vendor's model; Anthropic
+                // accepts back only its own signed thinking, and it does not change what the
+                // next turn means, so it is left out.
+                push_turn(&mut messages, "assistant", blocks);
+            }
+            "tool" => {
+                let text = super::plain_text(&message["content"])
+                    .ok_or_else(|| carry(&format!("{field}.content")))?;
+                push_turn(
+                    &mut messages,
+                    "user",
+                    vec![
+                        json!({"type": "tool_result", "tool_use_id": message["tool_call_id"], "content": text}),
+                    ],
+                );
+            }
+            _ => return Err(carry(&format!("{field}.role"))),
+        }
+    }
+    if !system.is_empty() {
+        out.insert("system".into(), Value::Array(system));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+
+    if let Some(tools) = req["tools"].as_array() {
+        let tools = tools
+            .iter()
+            .enumerate()
+            .map(|(i, tool)| {
+                if tool["type"] != "function" {
+                    return Err(carry(&format!("tools[{i}].type")));
+                }
+                let f = &tool["function"];
+                if f["strict"].as_bool() == Some(true) {
+                    return Err(carry(&format!("tools[{i}].function.strict")));
+                }
+                let mut t = json!({"name": f["name"],
+                    "input_schema": f.get("parameters").filter(|p| !p.is_null()).cloned().unwrap_or(json!({"type": "object"}))});
+                if let Some(d) = f.get("description").filter(|d| !d.is_null()) {
+                    t["description"] = d.clone();
+                }
+                Ok(t)
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    let choice = match &req["tool_choice"] {
+        Value::Null => None,
+        Value::String(s) if s == "auto" => Some(json!({"type": "auto"})),
+        Value::String(s) if s == "none" => Some(json!({"type": "none"})),
+        Value::String(s) if s == "required" => Some(json!({"type": "any"})),
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+            Some(json!({"type": "tool", "name": req["tool_choice"]["function"]["name"]}))
+        }
+        _ => return Err(carry("tool_choice")),
+    };
+    let choice = match (choice, parallel) {
+        (Some(c), true) => Some(c),
+        (c, false) => {
+            let mut c = c.unwrap_or(json!({"type": "auto"}));
+            c["disable_parallel_tool_use"] = json!(true);
+            Some(c)
+        }
+        (None, true) => None,
+    };
+    if let Some(choice) = choice {
+        out.insert("tool_choice".into(), choice);
+    }
+    Ok(Value::Object(out))
+}
+
+/// Anthropic's `stop_reason` as OpenAI's `finish_reason`.
+pub fn finish_reason(stop: &str) -> &'static str {
+    match stop {
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// Anthropic's usage as OpenAI's: Anthropic counts cache reads and writes apart from
+/// `input_tokens`; OpenAI's `prompt_tokens` includes them (and bills reads as cached).
+pub fn usage_to_openai(usage: &Value) -> Value {
+    let int = |k: &str| usage[k].as_i64().unwrap_or(0);
+    let cached = int("cache_read_input_tokens");
+    let prompt = int("input_tokens") + cached + int("cache_creation_input_tokens");
+    super::openai_usage(prompt, int("output_tokens"), cached, 0)
+}
+
+fn chat_id(message_id: &str) -> String {
+    format!("chatcmpl-{}", message_id.trim_start_matches("msg_"))
+}
+
+/// A whole Anthropic message as an OpenAI chat completion.
+pub fn response_to_openai(resp: &Value) -> Value {
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut calls = Vec::new();
+    for block in resp["content"].as_array().into_iter().flatten() {
+        match block["type"].as_str() {
+            Some("text") => text.push_str(block["text"].as_str().unwrap_or("")),
+            Some("thinking") => reasoning.push_str(block["thinking"].as_str().unwrap_or("")),
+            Some("tool_use") => calls.push(json!({"id": block["id"], "type": "function",
+                "function": {"name": block["name"], "arguments": block["input"].to_string()}})),
+            _ => {}
+        }
+    }
+    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = json!(reasoning);
+    }
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    json!({
+        "id": chat_id(resp["id"].as_str().unwrap_or("")),
+        "object": "chat.completion",
+        "created": super::now_secs(),
+        "model": resp["model"],
+        "choices": [{"index": 0, "message": message, "logprobs": null,
+            "finish_reason": finish_reason(resp["stop_reason"].as_str().unwrap_or("end_turn"))}],
+        "usage": usage_to_openai(&resp["usage"]),
+    })
+}
+
+/// Turns Anthropic stream events into OpenAI chunks: `message_start` gives the id and the
+/// prompt's usage, block deltas become content, reasoning and tool-call argument deltas,
+/// `message_delta` the finish reason and output tokens, `message_stop` the usage chunk.
+pub struct UpstreamStream {
+    id: String,
+    model: String,
+    created: i64,
+    usage: Map<String, Value>,
+    /// Which pivot tool-call index each Anthropic block index is, for `input_json_delta`.
+    tool_of_block: std::collections::HashMap<i64, i64>,
+    tools: i64,
+}
+
+impl Default for UpstreamStream {
+    fn default() -> Self {
+        UpstreamStream {
+            id: "chatcmpl-".into(),
+            model: String::new(),
+            created: super::now_secs(),
+            usage: Map::new(),
+            tool_of_block: Default::default(),
+            tools: 0,
+        }
+    }
+}
+
+impl UpstreamStream {
+    fn chunk(&self, delta: Value, finish: Value) -> Value {
+        super::openai_chunk(&self.id, &self.model, self.created, delta, finish)
+    }
+
+    /// The OpenAI chunks for one Anthropic event's data, `[DONE]` as `None` last; an `error`
+    /// event is `Err` with its message (the stream broke).
+    pub fn event(&mut self, data: &Value) -> Result<Vec<Option<Value>>, String> {
+        let mut out = Vec::new();
+        match data["type"].as_str().unwrap_or("") {
+            "message_start" => {
+                let message = &data["message"];
+                self.id = chat_id(message["id"].as_str().unwrap_or(""));
+                self.model = message["model"].as_str().unwrap_or("").to_string();
+                if let Some(usage) = message["usage"].as_object() {
+                    self.usage.extend(usage.clone());
+                }
+                out.push(Some(
+                    self.chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+                ));
+            }
+            "content_block_start" => {
+                let block = &data["content_block"];
+                let index = data["index"].as_i64().unwrap_or(0);
+                match block["type"].as_str() {
+                    Some("tool_use") => {
+                        let n = self.tools;
+                        self.tools += 1;
+                        self.tool_of_block.insert(index, n);
+                        out.push(Some(self.chunk(json!({"tool_calls": [{"index": n, "id": block["id"], "type": "function",
+                            "function": {"name": block["name"], "arguments": ""}}]}), Value::Null)));
+                    }
+                    Some("text") => {
+                        if let Some(t) = block["text"].as_str().filter(|t| !t.is_empty()) {
+                            out.push(Some(self.chunk(json!({"content": t}), Value::Null)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_delta" => {
+                let delta = &data["delta"];
+                let index = data["index"].as_i64().unwrap_or(0);
+                match delta["type"].as_str() {
+                    Some("text_delta") => out.push(Some(
+                        self.chunk(json!({"content": delta["text"]}), Value::Null),
+                    )),
+                    Some("thinking_delta") => out.push(Some(
+                        self.chunk(json!({"reasoning_content": delta["thinking"]}), Value::Null),
+                    )),
+                    Some("input_json_delta") => {
+                        let n = self.tool_of_block.get(&index).copied().unwrap_or(0);
+                        out.push(Some(self.chunk(
+                            json!({"tool_calls": [{"index": n,
+                            "function": {"arguments": delta["partial_json"]}}]}),
+                            Value::Null,
+                        )));
+                    }
+                    // Signatures and citations have no place in the pivot format.
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                if let Some(usage) = data["usage"].as_object() {
+                    // message_delta's counts are cumulative: they replace earlier ones.
+                    self.usage.extend(usage.clone());
+                }
+                if let Some(stop) = data["delta"]["stop_reason"].as_str() {
+                    out.push(Some(self.chunk(json!({}), json!(finish_reason(stop)))));
+                }
+            }
+            "message_stop" => {
+                let usage = usage_to_openai(&Value::Object(self.usage.clone()));
+                out.push(Some(super::openai_usage_chunk(
+                    &self.id,
+                    &self.model,
+                    self.created,
+                    usage,
+                )));
+                out.push(None);
+            }
+            "error" => {
+                return Err(data["error"]["message"]
+                    .as_str()
+                    .unwrap_or("the upstream stream failed")
+                    .to_string());
+            }
+            // `ping` and event types added later carry nothing the pivot needs.
+            _ => {}
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -243,6 +243,405 @@ pub fn chunk_from_openai(
     Some(item)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Upstream direction: the pivot (OpenAI chat) request to a Gemini `generateContent` request,
+// and Gemini's answers (whole and streamed) back to the pivot.
+
+const UPSTREAM: &str = "gemini";
+
+fn carry(field: &str) -> ApiError {
+    super::cannot_carry(field, UPSTREAM)
+}
+
+/// The Gemini parts of an OpenAI user or system content. Image URLs must already be `data:`
+/// URLs: Gemini takes remote images only from Google's own storage, so the adapter fetches
+/// others first ([`crate::upstream::images`]).
+fn parts_from_openai(content: &Value, field: &str) -> ApiResult<Vec<Value>> {
+    match content {
+        Value::String(text) => Ok(vec![json!({"text": text})]),
+        Value::Null => Ok(Vec::new()),
+        Value::Array(parts) => parts
+            .iter()
+            .enumerate()
+            .map(|(j, part)| match part["type"].as_str() {
+                Some("text") => Ok(json!({"text": part["text"]})),
+                Some("image_url") => {
+                    let url = part["image_url"]["url"].as_str().unwrap_or("");
+                    let (mime, data) = super::parse_data_url(url)
+                        .ok_or_else(|| carry(&format!("{field}[{j}].image_url.url")))?;
+                    Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
+                }
+                _ => Err(carry(&format!("{field}[{j}].type"))),
+            })
+            .collect(),
+        _ => Err(carry(field)),
+    }
+}
+
+fn push_content(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
+    // Consecutive turns of one role (a user message after tool results) become one content.
+    if let Some(last) = contents.last_mut()
+        && last["role"] == role
+        && let Some(existing) = last["parts"].as_array_mut()
+    {
+        existing.extend(parts);
+        return;
+    }
+    contents.push(json!({"role": role, "parts": parts}));
+}
+
+/// An OpenAI chat-completions request (the pivot) as a Gemini `generateContent` body (the model
+/// and streaming go in the URL). Fields Gemini cannot express are refused with a 400 naming
+/// them.
+pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
+    let Some(fields) = req.as_object() else {
+        return Err(carry("body"));
+    };
+    let mut config = Map::new();
+    for (field, value) in fields {
+        if value.is_null() {
+            continue;
+        }
+        match field.as_str() {
+            "model" | "messages" | "stream" | "stream_options" | "tools" | "tool_choice" => {}
+            "temperature" => {
+                config.insert("temperature".into(), value.clone());
+            }
+            "top_p" => {
+                config.insert("topP".into(), value.clone());
+            }
+            "max_tokens" | "max_completion_tokens" => {
+                config.insert("maxOutputTokens".into(), value.clone());
+            }
+            "seed" => {
+                config.insert("seed".into(), value.clone());
+            }
+            "presence_penalty" => {
+                config.insert("presencePenalty".into(), value.clone());
+            }
+            "frequency_penalty" => {
+                config.insert("frequencyPenalty".into(), value.clone());
+            }
+            "stop" => {
+                let stops = match value {
+                    Value::String(s) => json!([s]),
+                    Value::Array(_) => value.clone(),
+                    _ => return Err(carry("stop")),
+                };
+                config.insert("stopSequences".into(), stops);
+            }
+            "n" if value.as_i64() == Some(1) => {}
+            // Gemini calls functions in parallel when it sees fit; allowing it is the default.
+            "parallel_tool_calls" if value.as_bool() == Some(true) => {}
+            "response_format" => match value["type"].as_str() {
+                Some("text") => {}
+                Some("json_object") => {
+                    config.insert("responseMimeType".into(), json!("application/json"));
+                }
+                Some("json_schema") => {
+                    config.insert("responseMimeType".into(), json!("application/json"));
+                    config.insert(
+                        "responseJsonSchema".into(),
+                        value["json_schema"]["schema"].clone(),
+                    );
+                }
+                _ => return Err(carry("response_format.type")),
+            },
+            _ => return Err(carry(field)),
+        }
+    }
+    let mut out = Map::new();
+    let Some(input) = req["messages"].as_array() else {
+        return Err(carry("messages"));
+    };
+    let mut system = Vec::new();
+    let mut contents: Vec<Value> = Vec::new();
+    // OpenAI pairs a tool result with its call by id; Gemini by function name.
+    let mut names: HashMap<String, String> = HashMap::new();
+    for (i, message) in input.iter().enumerate() {
+        let field = format!("messages[{i}]");
+        if message.get("name").is_some_and(|n| !n.is_null()) {
+            return Err(carry(&format!("{field}.name")));
+        }
+        match message["role"].as_str().unwrap_or("") {
+            "system" | "developer" => {
+                system.extend(parts_from_openai(
+                    &message["content"],
+                    &format!("{field}.content"),
+                )?);
+            }
+            "user" => {
+                let parts = parts_from_openai(&message["content"], &format!("{field}.content"))?;
+                push_content(&mut contents, "user", parts);
+            }
+            "assistant" => {
+                let mut parts = Vec::new();
+                let text = super::plain_text(&message["content"])
+                    .ok_or_else(|| carry(&format!("{field}.content")))?;
+                if !text.is_empty() {
+                    parts.push(json!({"text": text}));
+                }
+                for (j, call) in message["tool_calls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let name = call["function"]["name"].as_str().unwrap_or("").to_string();
+                    let args = call["function"]["arguments"].as_str().unwrap_or("{}");
+                    let args: Value =
+                        serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(
+                            |_| {
+                                carry(&format!(
+                                    "{field}.tool_calls[{j}].function.arguments (not JSON)"
+                                ))
+                            },
+                        )?;
+                    if let Some(id) = call["id"].as_str() {
+                        names.insert(id.to_string(), name.clone());
+                    }
+                    parts.push(json!({"functionCall": {"name": name, "args": args}}));
+                }
+                if message.get("function_call").is_some_and(|f| !f.is_null()) {
+                    return Err(carry(&format!("{field}.function_call")));
+                }
+                push_content(&mut contents, "model", parts);
+            }
+            "tool" => {
+                let id = message["tool_call_id"].as_str().unwrap_or("");
+                let name = names.get(id).ok_or_else(|| {
+                    carry(&format!("{field}.tool_call_id (no earlier call has it)"))
+                })?;
+                let text = super::plain_text(&message["content"])
+                    .ok_or_else(|| carry(&format!("{field}.content")))?;
+                // Gemini wants an object; a tool that answered JSON keeps its structure.
+                let response = match serde_json::from_str::<Value>(&text) {
+                    Ok(Value::Object(o)) => Value::Object(o),
+                    _ => json!({"result": text}),
+                };
+                push_content(
+                    &mut contents,
+                    "user",
+                    vec![json!({"functionResponse": {"name": name, "response": response}})],
+                );
+            }
+            _ => return Err(carry(&format!("{field}.role"))),
+        }
+    }
+    if !system.is_empty() {
+        out.insert("systemInstruction".into(), json!({"parts": system}));
+    }
+    out.insert("contents".into(), Value::Array(contents));
+    if let Some(tools) = req["tools"].as_array() {
+        let declarations = tools
+            .iter()
+            .enumerate()
+            .map(|(i, tool)| {
+                if tool["type"] != "function" {
+                    return Err(carry(&format!("tools[{i}].type")));
+                }
+                let f = &tool["function"];
+                let mut d = json!({"name": f["name"]});
+                if let Some(desc) = f.get("description").filter(|d| !d.is_null()) {
+                    d["description"] = desc.clone();
+                }
+                // JSON Schema as OpenAI clients write it; `parameters` would take only
+                // Gemini's OpenAPI subset.
+                if let Some(p) = f.get("parameters").filter(|p| !p.is_null()) {
+                    d["parametersJsonSchema"] = p.clone();
+                }
+                Ok(d)
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        out.insert(
+            "tools".into(),
+            json!([{"functionDeclarations": declarations}]),
+        );
+    }
+    let mode = match &req["tool_choice"] {
+        Value::Null => None,
+        Value::String(s) if s == "auto" => Some(json!({"mode": "AUTO"})),
+        Value::String(s) if s == "none" => Some(json!({"mode": "NONE"})),
+        Value::String(s) if s == "required" => Some(json!({"mode": "ANY"})),
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => Some(
+            json!({"mode": "ANY", "allowedFunctionNames": [req["tool_choice"]["function"]["name"]]}),
+        ),
+        _ => return Err(carry("tool_choice")),
+    };
+    if let Some(mode) = mode {
+        out.insert("toolConfig".into(), json!({"functionCallingConfig": mode}));
+    }
+    if !config.is_empty() {
+        out.insert("generationConfig".into(), Value::Object(config));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Gemini's `finishReason` as OpenAI's `finish_reason` (`tool_calls` when the answer calls
+/// functions: Gemini says `STOP` then).
+pub fn finish_to_openai(reason: &str, called: bool) -> &'static str {
+    match reason {
+        "MAX_TOKENS" => "length",
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            "content_filter"
+        }
+        _ if called => "tool_calls",
+        _ => "stop",
+    }
+}
+
+/// Gemini's `usageMetadata` as OpenAI's usage: `promptTokenCount` already includes cached
+/// tokens; thoughts are counted apart from candidates, and OpenAI counts them as completion.
+pub fn usage_to_openai(meta: &Value) -> Value {
+    let int = |k: &str| meta[k].as_i64().unwrap_or(0);
+    let thoughts = int("thoughtsTokenCount");
+    super::openai_usage(
+        int("promptTokenCount") + int("toolUsePromptTokenCount"),
+        int("candidatesTokenCount") + thoughts,
+        int("cachedContentTokenCount"),
+        thoughts,
+    )
+}
+
+/// Splits a candidate's parts into text, thoughts and calls (numbered from `first_call`).
+fn split_parts(parts: &Value, first_call: usize) -> (String, String, Vec<Value>) {
+    let mut text = String::new();
+    let mut thoughts = String::new();
+    let mut calls = Vec::new();
+    for part in parts.as_array().into_iter().flatten() {
+        if let Some(t) = part["text"].as_str() {
+            if part["thought"].as_bool() == Some(true) {
+                thoughts.push_str(t);
+            } else {
+                text.push_str(t);
+            }
+        } else if let Some(call) = part.get("functionCall") {
+            let n = first_call + calls.len();
+            let id = call["id"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("call_{n}"));
+            calls.push(
+                json!({"index": n, "id": id, "type": "function", "function": {"name": call["name"],
+                "arguments": call.get("args").cloned().unwrap_or(json!({})).to_string()}}),
+            );
+        }
+    }
+    (text, thoughts, calls)
+}
+
+/// A whole Gemini `GenerateContentResponse` as an OpenAI chat completion.
+pub fn response_to_openai(resp: &Value, model: &str) -> Value {
+    let candidate = &resp["candidates"][0];
+    let (text, thoughts, mut calls) = split_parts(&candidate["content"]["parts"], 0);
+    let finish = match candidate["finishReason"].as_str() {
+        Some(r) => finish_to_openai(r, !calls.is_empty()),
+        // No candidate at all: the prompt itself was blocked.
+        None if resp["promptFeedback"]["blockReason"].is_string() => "content_filter",
+        None => finish_to_openai("STOP", !calls.is_empty()),
+    };
+    for call in &mut calls {
+        if let Some(o) = call.as_object_mut() {
+            o.remove("index");
+        }
+    }
+    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+    if !thoughts.is_empty() {
+        message["reasoning_content"] = json!(thoughts);
+    }
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    json!({
+        "id": format!("chatcmpl-{}", resp["responseId"].as_str().unwrap_or("gemini")),
+        "object": "chat.completion",
+        "created": super::now_secs(),
+        "model": resp["modelVersion"].as_str().unwrap_or(model),
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+        "usage": usage_to_openai(&resp["usageMetadata"]),
+    })
+}
+
+/// Turns Gemini stream items into OpenAI chunks. Each item's `usageMetadata` is a running
+/// total, so only the last one counts: it is sent as the usage chunk when the stream ends.
+/// Function calls arrive whole, each as one tool-call delta carrying all its arguments.
+pub struct UpstreamStream {
+    id: String,
+    model: String,
+    created: i64,
+    started: bool,
+    calls: usize,
+    usage: Option<Value>,
+}
+
+impl UpstreamStream {
+    /// A decoder for a stream answering `model`.
+    pub fn new(model: &str) -> Self {
+        UpstreamStream {
+            id: "chatcmpl-gemini".into(),
+            model: model.to_string(),
+            created: super::now_secs(),
+            started: false,
+            calls: 0,
+            usage: None,
+        }
+    }
+
+    fn chunk(&self, delta: Value, finish: Value) -> Value {
+        super::openai_chunk(&self.id, &self.model, self.created, delta, finish)
+    }
+
+    /// The OpenAI chunks for one Gemini stream item; an item that carries an `error` is `Err`.
+    pub fn item(&mut self, item: &Value) -> Result<Vec<Value>, String> {
+        if let Some(error) = item.get("error") {
+            return Err(error["message"]
+                .as_str()
+                .unwrap_or("the upstream stream failed")
+                .to_string());
+        }
+        let mut out = Vec::new();
+        if !self.started {
+            self.started = true;
+            if let Some(id) = item["responseId"].as_str() {
+                self.id = format!("chatcmpl-{id}");
+            }
+            if let Some(version) = item["modelVersion"].as_str() {
+                self.model = version.to_string();
+            }
+            out.push(self.chunk(json!({"role": "assistant", "content": ""}), Value::Null));
+        }
+        if let Some(meta) = item.get("usageMetadata").filter(|m| m.is_object()) {
+            self.usage = Some(usage_to_openai(meta));
+        }
+        let candidate = &item["candidates"][0];
+        let (text, thoughts, calls) = split_parts(&candidate["content"]["parts"], self.calls);
+        self.calls += calls.len();
+        if !thoughts.is_empty() {
+            out.push(self.chunk(json!({"reasoning_content": thoughts}), Value::Null));
+        }
+        if !text.is_empty() {
+            out.push(self.chunk(json!({"content": text}), Value::Null));
+        }
+        if !calls.is_empty() {
+            out.push(self.chunk(json!({"tool_calls": calls}), Value::Null));
+        }
+        let blocked = item["promptFeedback"]["blockReason"].is_string();
+        if let Some(reason) = candidate["finishReason"].as_str() {
+            out.push(self.chunk(json!({}), json!(finish_to_openai(reason, self.calls > 0))));
+        } else if blocked {
+            out.push(self.chunk(json!({}), json!("content_filter")));
+        }
+        Ok(out)
+    }
+
+    /// The usage chunk, once the stream has ended cleanly.
+    pub fn finish(&mut self) -> Option<Value> {
+        self.usage
+            .take()
+            .map(|usage| super::openai_usage_chunk(&self.id, &self.model, self.created, usage))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,13 @@
-//! `POST /v1/chat/completions`: OpenAI's chat API, relayed to OpenAI-format channels, billed
-//! through reserve → settle.
+//! The chat pipeline behind `POST /v1/chat/completions`, `POST /v1/messages` and Gemini's
+//! `generateContent`: every client format is converted to the pivot (OpenAI chat), routed to a
+//! channel of any kind through its [`crate::upstream`] adapter, and billed through reserve →
+//! settle.
 //!
-//! The request body is forwarded as the client wrote it (unknown fields included); only the
-//! model is mapped and, for streams, `stream_options.include_usage` is switched on so the bill
-//! comes from the upstream's own count. A client that did not ask for usage never sees that
-//! extra chunk. The stream is read by a task of its own: if the client hangs up, the task
-//! reads on to the upstream's final usage and bills that.
+//! For OpenAI-format upstreams the body is forwarded as the client wrote it (unknown fields
+//! included); only the model is mapped and, for streams, `stream_options.include_usage` is
+//! switched on so the bill comes from the upstream's own count. A client that did not ask for
+//! usage never sees that extra chunk. The stream is read by a task of its own: if the client
+//! hangs up, the task reads on to the upstream's final usage and bills that.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +28,8 @@ use skein_core::{ApiError, ApiResult};
 use crate::RelayService;
 use crate::channels::LiveChannel;
 use crate::pricing::Rates;
-use crate::proxy::{self, Attempt, SseSplitter, Tokens, estimate_tokens, event_data, usage_of};
+use crate::proxy::{Attempt, SseSplitter, Tokens, estimate_tokens, event_data, usage_of};
+use crate::upstream::{self, StreamDecoder, Upstream};
 
 /// Output tokens reserved when the client sets no limit.
 const DEFAULT_MAX_OUTPUT: i64 = 4096;
@@ -188,7 +191,7 @@ pub(crate) async fn relay(
     let routed = svc.table().candidates(&key.group, &model);
     let routed: Vec<Arc<LiveChannel>> = routed
         .into_iter()
-        .filter(|c| proxy::OPENAI_KINDS.contains(&c.kind.as_str()))
+        .filter(|c| upstream::for_kind(&c.kind).is_some())
         .collect();
     if routed.is_empty() {
         return Err(ApiError::new(
@@ -277,15 +280,29 @@ pub(crate) async fn relay(
     }
     let started = Instant::now();
     let mut tried = Vec::new();
+    // A request one kind of upstream cannot carry may still suit another kind of channel; if
+    // none can carry it, the client hears why.
+    let mut cannot_carry: Option<ApiError> = None;
+    let mut attempts = 0;
     for channel in candidates {
+        let Some(adapter) = upstream::for_kind(&channel.kind) else {
+            continue;
+        };
+        let upstream_model = channel.upstream_model(&model).to_string();
         if let Some(obj) = request.as_object_mut() {
-            obj.insert(
-                "model".into(),
-                Value::String(channel.upstream_model(&model).to_string()),
-            );
+            obj.insert("model".into(), Value::String(upstream_model.clone()));
         }
-        let upstream_body = Bytes::from(request.to_string());
-        match proxy::send(&svc.http, &channel, upstream_body).await {
+        let attempt = match upstream::send(&svc.http, &channel, &request, svc.images).await {
+            Ok(attempt) => attempt,
+            Err(error) => {
+                tracing::info!(channel = %channel.id, code = error.code(), "the request cannot be carried to this channel");
+                tried.push(format!("{}: {error}", channel.name));
+                cannot_carry.get_or_insert(error);
+                continue;
+            }
+        };
+        attempts += 1;
+        match attempt {
             Attempt::Ok(resp) => {
                 svc.breakers.success(&channel.id);
                 tracing::info!(channel = %channel.id, tried = ?tried, %model, stream, "upstream answered");
@@ -303,9 +320,10 @@ pub(crate) async fn relay(
                     conversation_id: conversation_id.clone(),
                 };
                 return Ok(if stream {
-                    relay_stream(resp, bill, client_wants_usage, format)
+                    let decoder = adapter.decoder(&upstream_model);
+                    relay_stream(resp, bill, client_wants_usage, format, decoder)
                 } else {
-                    relay_whole(resp, bill, format).await
+                    relay_whole(resp, bill, format, adapter, &upstream_model).await
                 });
             }
             Attempt::Retry(reason) => {
@@ -323,6 +341,7 @@ pub(crate) async fn relay(
                 release(&svc, &reservation.id).await;
                 tracing::info!(channel = %channel.id, status, "upstream refused the request");
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                let body = adapter.error_to_openai(body);
                 let body = match format {
                     Format::OpenAi => body,
                     Format::Anthropic => {
@@ -347,6 +366,11 @@ pub(crate) async fn relay(
         }
     }
     release(&svc, &reservation.id).await;
+    if attempts == 0
+        && let Some(error) = cannot_carry
+    {
+        return Err(error);
+    }
     tracing::warn!(tried = ?tried, %model, "every channel failed");
     Err(ApiError::new(
         StatusCode::BAD_GATEWAY,
@@ -427,7 +451,13 @@ impl Bill {
     }
 }
 
-async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Response {
+async fn relay_whole(
+    resp: reqwest::Response,
+    bill: Bill,
+    format: Format,
+    adapter: &dyn Upstream,
+    upstream_model: &str,
+) -> Response {
     let status = resp.status();
     let bytes = match resp.bytes().await {
         Ok(bytes) => bytes,
@@ -447,7 +477,9 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Res
             .into_response();
         }
     };
-    let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let parsed: Option<Value> = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .map(|v| adapter.response(v, upstream_model));
     let (tokens, outcome) = match parsed.as_ref().and_then(usage_of) {
         Some(tokens) => (tokens, "ok"),
         None => {
@@ -479,6 +511,7 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Res
         (Format::Gemini { .. }, Some(value)) => {
             Bytes::from(crate::convert::gemini::response_from_openai(&value, &model).to_string())
         }
+        (Format::OpenAi, Some(value)) if !adapter.speaks_pivot() => Bytes::from(value.to_string()),
         _ => bytes,
     };
     (
@@ -492,33 +525,143 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Res
         .into_response()
 }
 
+/// What a stream's reader task keeps while it turns pivot events into the client's format.
+struct StreamState {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    anthropic: Option<crate::convert::anthropic::StreamConverter>,
+    gemini_sse: Option<bool>,
+    model: String,
+    pending_calls: Vec<(String, String)>,
+    first_item: bool,
+    client_wants_usage: bool,
+    tokens: Option<Tokens>,
+    delivered_text: usize,
+    first_token: Option<Duration>,
+    client_gone: bool,
+    started: Instant,
+    reservation_id: String,
+}
+
+impl StreamState {
+    /// Reads usage and delivered text from one pivot event and sends it on in the client's
+    /// format.
+    async fn forward(&mut self, event: Bytes) {
+        let mut forward = true;
+        let mut event = event;
+        if let Some(data) = event_data(&event)
+            && data != "[DONE]"
+            && let Ok(mut value) = serde_json::from_str::<Value>(&data)
+        {
+            if let Some(found) = usage_of(&value) {
+                self.tokens = Some(found);
+            }
+            if let Some(choices) = value["choices"].as_array() {
+                for choice in choices {
+                    let delta = &choice["delta"];
+                    let len = delta["content"].as_str().map(str::len).unwrap_or(0)
+                        + delta["reasoning_content"]
+                            .as_str()
+                            .map(str::len)
+                            .unwrap_or(0)
+                        + delta
+                            .get("tool_calls")
+                            .map(|t| t.to_string().len())
+                            .unwrap_or(0);
+                    if len > 0 && self.first_token.is_none() {
+                        self.first_token = Some(self.started.elapsed());
+                    }
+                    self.delivered_text += len;
+                }
+            }
+            if let Some(converter) = self.anthropic.as_mut() {
+                let events = converter.chunk(&value);
+                forward = !events.is_empty();
+                event = Bytes::from(events.trim_end_matches('\n').to_string());
+            } else if let Some(sse) = self.gemini_sse {
+                match crate::convert::gemini::chunk_from_openai(
+                    &value,
+                    &self.model,
+                    &mut self.pending_calls,
+                ) {
+                    Some(item) => {
+                        event = Bytes::from(if sse {
+                            format!("data: {item}")
+                        } else {
+                            format!("{}{item}", if self.first_item { "[" } else { "," })
+                        });
+                        self.first_item = false;
+                    }
+                    None => forward = false,
+                }
+            } else if !self.client_wants_usage
+                && let Some(obj) = value.as_object_mut()
+                && obj.remove("usage").is_some()
+            {
+                if obj
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty)
+                {
+                    forward = false;
+                } else {
+                    event = Bytes::from(format!("data: {value}"));
+                }
+            }
+        }
+        if (self.anthropic.is_some() || self.gemini_sse.is_some())
+            && event_data(&event).as_deref() == Some("[DONE]")
+        {
+            // Anthropic streams end with message_stop, sent once usage is known; Gemini's
+            // simply end.
+            forward = false;
+        }
+        if forward && !self.client_gone {
+            let mut framed = Vec::with_capacity(event.len() + 2);
+            framed.extend_from_slice(&event);
+            framed.extend_from_slice(b"\n\n");
+            if self.tx.send(Bytes::from(framed)).await.is_err() {
+                // The client left; read on to the upstream's own usage and bill that.
+                self.client_gone = true;
+                tracing::info!(reservation_id = %self.reservation_id, "client disconnected mid-stream; draining upstream");
+            }
+        }
+    }
+}
+
 fn relay_stream(
     resp: reqwest::Response,
     bill: Bill,
     client_wants_usage: bool,
     format: Format,
+    mut decoder: Box<dyn StreamDecoder>,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let mut anthropic = (format == Format::Anthropic)
-        .then(|| crate::convert::anthropic::StreamConverter::new(&bill.model));
-    let gemini_sse = match format {
-        Format::Gemini { sse } => Some(sse),
-        _ => None,
+    let mut state = StreamState {
+        tx,
+        anthropic: (format == Format::Anthropic)
+            .then(|| crate::convert::anthropic::StreamConverter::new(&bill.model)),
+        gemini_sse: match format {
+            Format::Gemini { sse } => Some(sse),
+            _ => None,
+        },
+        model: bill.model.clone(),
+        pending_calls: Vec::new(),
+        first_item: true,
+        client_wants_usage,
+        tokens: None,
+        delivered_text: 0,
+        first_token: None,
+        client_gone: false,
+        started: bill.started,
+        reservation_id: bill.reservation_id.clone(),
     };
-    let model = bill.model.clone();
-    let mut pending_calls: Vec<(String, String)> = Vec::new();
-    let mut first_item = true;
     let tasks = bill.svc.tasks.clone();
     tasks.spawn(async move {
         let mut upstream = resp.bytes_stream();
         let mut splitter = SseSplitter::default();
-        let mut tokens: Option<Tokens> = None;
-        let mut delivered_text = 0usize;
-        let mut first_token: Option<Duration> = None;
-        let mut client_gone = false;
         let mut broken = false;
         let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-        loop {
+        'read: loop {
             let next = tokio::time::timeout_at(deadline, upstream.next()).await;
             let chunk = match next {
                 Ok(Some(Ok(chunk))) => chunk,
@@ -529,94 +672,48 @@ fn relay_stream(
                 }
             };
             for event in splitter.push(&chunk) {
-                let mut forward = true;
-                let mut event = event;
-                if let Some(data) = event_data(&event)
-                    && data != "[DONE]"
-                    && let Ok(mut value) = serde_json::from_str::<Value>(&data)
-                {
-                    if let Some(found) = usage_of(&value) {
-                        tokens = Some(found);
-                    }
-                    if let Some(choices) = value["choices"].as_array() {
-                        for choice in choices {
-                            let delta = &choice["delta"];
-                            let len = delta["content"].as_str().map(str::len).unwrap_or(0)
-                                + delta["reasoning_content"]
-                                    .as_str()
-                                    .map(str::len)
-                                    .unwrap_or(0)
-                                + delta
-                                    .get("tool_calls")
-                                    .map(|t| t.to_string().len())
-                                    .unwrap_or(0);
-                            if len > 0 && first_token.is_none() {
-                                first_token = Some(bill.started.elapsed());
-                            }
-                            delivered_text += len;
+                match decoder.event(event) {
+                    Ok(events) => {
+                        for event in events {
+                            state.forward(event).await;
                         }
                     }
-                    if let Some(converter) = anthropic.as_mut() {
-                        let events = converter.chunk(&value);
-                        forward = !events.is_empty();
-                        event = Bytes::from(events.trim_end_matches('\n').to_string());
-                    } else if let Some(sse) = gemini_sse {
-                        match crate::convert::gemini::chunk_from_openai(&value, &model, &mut pending_calls) {
-                            Some(item) => {
-                                event = Bytes::from(if sse {
-                                    format!("data: {item}")
-                                } else {
-                                    format!("{}{item}", if first_item { "[" } else { "," })
-                                });
-                                first_item = false;
-                            }
-                            None => forward = false,
-                        }
-                    } else if !client_wants_usage
-                        && let Some(obj) = value.as_object_mut()
-                        && obj.remove("usage").is_some()
-                    {
-                        if obj
-                            .get("choices")
-                            .and_then(Value::as_array)
-                            .is_some_and(Vec::is_empty)
-                        {
-                            forward = false;
-                        } else {
-                            event = Bytes::from(format!("data: {value}"));
-                        }
-                    }
-                }
-                if (anthropic.is_some() || gemini_sse.is_some()) && event_data(&event).as_deref() == Some("[DONE]") {
-                    // Anthropic streams end with message_stop, sent below once usage is known.
-                    forward = false;
-                }
-                if forward && !client_gone {
-                    let mut framed = Vec::with_capacity(event.len() + 2);
-                    framed.extend_from_slice(&event);
-                    framed.extend_from_slice(b"\n\n");
-                    if tx.send(Bytes::from(framed)).await.is_err() {
-                        // The client left; read on to the upstream's own usage and bill that.
-                        client_gone = true;
-                        tracing::info!(reservation_id = %bill.reservation_id, "client disconnected mid-stream; draining upstream");
+                    Err(reason) => {
+                        tracing::warn!(%reason, "the upstream reported an error mid-stream");
+                        broken = true;
+                        break 'read;
                     }
                 }
             }
         }
-        let (tokens, status) = match (tokens, broken) {
-            (Some(tokens), false) => (tokens, if client_gone { "client_closed" } else { "ok" }),
+        if !broken {
+            for event in decoder.finish() {
+                state.forward(event).await;
+            }
+        }
+        let (tokens, status) = match (state.tokens, broken) {
+            (Some(tokens), false) => (
+                tokens,
+                if state.client_gone {
+                    "client_closed"
+                } else {
+                    "ok"
+                },
+            ),
             (Some(tokens), true) => (tokens, "partial"),
             (None, _) => {
                 let estimated = Tokens {
                     prompt: bill.prompt_estimate,
-                    completion: estimate_tokens(delivered_text),
+                    completion: estimate_tokens(state.delivered_text),
                     cached: 0,
                 };
                 (estimated, if broken { "partial" } else { "estimated" })
             }
         };
-        if !client_gone {
-            let tail = match (anthropic.as_mut(), broken) {
+        if !state.client_gone {
+            let first_item = state.first_item;
+            let gemini_sse = state.gemini_sse;
+            let tail = match (state.anthropic.as_mut(), broken) {
                 (Some(_), true) => Some(crate::convert::anthropic::StreamConverter::error(
                     "The upstream stream broke off.",
                 )),
@@ -638,10 +735,11 @@ fn relay_stream(
                 (None, false) => None,
             };
             if let Some(tail) = tail {
-                let _ = tx.send(Bytes::from(tail)).await;
+                let _ = state.tx.send(Bytes::from(tail)).await;
             }
         }
-        drop(tx);
+        let first_token = state.first_token;
+        drop(state);
         bill.settle(tokens, status, first_token).await;
     });
     let body = Body::from_stream(tokio_stream_from(rx));

@@ -261,9 +261,9 @@ async fn channel_admin_validates_and_never_shows_keys() {
             json!({"type": "azure", "name": "a", "keys": ["k"], "models": ["m"]}),
         )
         .await;
-    // No Azure adapter yet: refused with a clear error instead of stored and never used.
+    // Azure has no default base URL: each resource has its own.
     assert_eq!(azure.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(azure.json["error"]["details"]["field"], "type");
+    assert_eq!(azure.json["error"]["details"]["field"], "base_url");
     let r = app.post("/api/v1/channels", Some(&root.access), ok).await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.json["base_url"], "https://api.openai.com");
