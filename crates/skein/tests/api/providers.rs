@@ -526,28 +526,40 @@ fn sent_text(kind: Kind, sent: &Value) -> (String, String) {
     }
 }
 
-/// Waits for the hold to settle, then checks the last usage record and the balance against
-/// what the upstream reported: `(prompt, completion, cached)` and the cost formula.
-async fn assert_billed(w: &World, spent_before: i64) -> i64 {
-    let (prompt, completion, cached) = w.mock.expected_tokens();
-    let mut quota = Value::Null;
+/// Waits until `records` requests are settled (on SQLite holds live in memory, so the
+/// account's `reserved` column says nothing; the usage record commits with the charge).
+async fn settled(w: &World, records: usize) -> Vec<Value> {
     for _ in 0..500 {
-        quota = w
+        let usage = w
             .app
-            .get("/api/v1/billing/quota", Some(&w.user.access))
-            .await
-            .json;
-        if quota["reserved"] == 0 {
-            break;
+            .get("/api/v1/billing/usage?per_page=100", Some(&w.user.access))
+            .await;
+        if let Some(items) = usage.json["items"].as_array()
+            && items.len() == records
+        {
+            return items.clone();
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(quota["reserved"], 0, "the hold was never settled");
-    let usage = w
+    panic!("{records} requests were never settled");
+}
+
+/// Waits for the `records`-th request (the answer `r`) to settle, then checks its usage record
+/// and the balance against what the upstream reported: `(prompt, completion, cached)` and the
+/// cost formula.
+async fn assert_billed(w: &World, spent_before: i64, records: usize, r: &Resp) -> i64 {
+    let (prompt, completion, cached) = w.mock.expected_tokens();
+    let items = settled(w, records).await;
+    let request_id = r.header("x-request-id").expect("a request id");
+    let record = items
+        .iter()
+        .find(|i| i["request_id"] == request_id)
+        .unwrap_or_else(|| panic!("no usage record for {request_id}: {items:?}"));
+    let quota = w
         .app
-        .get("/api/v1/billing/usage", Some(&w.user.access))
-        .await;
-    let record = &usage.json["items"][0];
+        .get("/api/v1/billing/quota", Some(&w.user.access))
+        .await
+        .json;
     let expected_cost = (prompt - cached) * 2 + cached + completion * 6;
     assert_eq!(
         (
@@ -641,7 +653,7 @@ async fn case_text(client: Client, kind: Kind, backend: Backend) {
         sent_text(kind, &w.mock.last()),
         ("be brief".to_string(), "hello there relay".to_string())
     );
-    assert_billed(&w, 0).await;
+    assert_billed(&w, 0, 1, &r).await;
 
     // A second turn: the history reaches the upstream in order.
     let body = match client {
@@ -712,7 +724,7 @@ async fn case_stream(client: Client, kind: Kind, backend: Backend) {
         }
     }
     assert_routed(&w, true);
-    let spent = assert_billed(&w, 0).await;
+    let spent = assert_billed(&w, 0, 1, &r).await;
 
     // A stream that dies half way is billed for what was delivered, and the client is told.
     w.mock.die_after(2);
@@ -729,23 +741,11 @@ async fn case_stream(client: Client, kind: Kind, backend: Backend) {
         Client::Anthropic => assert!(r.text.contains("event: error"), "{}", r.text),
         Client::Gemini => assert!(r.text.contains("UNAVAILABLE"), "{}", r.text),
     }
-    for _ in 0..500 {
-        let q = w
-            .app
-            .get("/api/v1/billing/quota", Some(&w.user.access))
-            .await
-            .json;
-        if q["reserved"] == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let usage = w
-        .app
-        .get("/api/v1/billing/usage", Some(&w.user.access))
-        .await;
-    assert_eq!(usage.json["total"], 2, "{}", usage.text);
-    let record = &usage.json["items"][0];
+    let items = settled(&w, 2).await;
+    let record = items
+        .iter()
+        .find(|i| Some(i["request_id"].as_str().unwrap_or("")) == r.header("x-request-id"))
+        .unwrap();
     assert_eq!(record["status"], "partial", "{record}");
     let charged = record["cost"].as_i64().unwrap();
     assert!(charged > 0, "the delivered part is billed");
@@ -760,7 +760,7 @@ async fn case_stream(client: Client, kind: Kind, backend: Backend) {
 async fn case_tools(client: Client, kind: Kind, backend: Backend) {
     let w = world(backend, kind, false).await;
     let mut spent = 0;
-    for stream in [false, true] {
+    for (n, stream) in [(1, false), (2, true)] {
         let r = call(
             &w,
             client,
@@ -804,7 +804,7 @@ async fn case_tools(client: Client, kind: Kind, backend: Backend) {
                     .clone(),
             };
         assert_eq!(declared, json!({"type": "string"}), "{sent}");
-        spent = assert_billed(&w, spent).await;
+        spent = assert_billed(&w, spent, n, &r).await;
     }
 
     // The tool's result goes back, paired with its call.
@@ -871,7 +871,7 @@ async fn case_tools(client: Client, kind: Kind, backend: Backend) {
             );
         }
     }
-    assert_billed(&w, spent).await;
+    assert_billed(&w, spent, 3, &r).await;
 }
 
 /// Serves the PNG at `/cat.png` (and a redirect to it at `/moved`) on loopback.
@@ -939,7 +939,7 @@ async fn case_images(client: Client, kind: Kind, backend: Backend) {
         }
     }
     assert_eq!(text_of(client, &r, false), "echo: what is this");
-    assert_billed(&w, 0).await;
+    assert_billed(&w, 0, 1, &r).await;
 }
 
 /// The upstream's refusal reaches the client in the client's own error shape, free; a
@@ -1013,7 +1013,7 @@ async fn case_usage(client: Client, kind: Kind, backend: Backend) {
     let w = world(backend, kind, false).await;
     w.mock.think_and_cache();
     let mut spent = 0;
-    for stream in [false, true] {
+    for (n, stream) in [(1, false), (2, true)] {
         let r = call(
             &w,
             client,
@@ -1047,7 +1047,7 @@ async fn case_usage(client: Client, kind: Kind, backend: Backend) {
             };
             assert_eq!(reasoning, "let me think hard ", "{}", r.text);
         }
-        spent = assert_billed(&w, spent).await;
+        spent = assert_billed(&w, spent, n, &r).await;
     }
     let (_, _, cached) = w.mock.expected_tokens();
     if matches!(kind, Kind::Anthropic | Kind::Gemini) {
