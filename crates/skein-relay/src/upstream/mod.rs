@@ -264,17 +264,22 @@ pub async fn fetch_models(
         }
     })?;
     let status = resp.status();
-    let body: Value = resp
-        .json()
+    let bytes = resp
+        .bytes()
         .await
-        .map_err(|e| format!("the upstream answered something that is not JSON: {e}"))?;
+        .map_err(|_| "the upstream answer broke off".to_string())?;
     if !status.is_success() {
         return Err(format!(
             "upstream {}: {}",
             status.as_u16(),
-            body.to_string().chars().take(300).collect::<String>()
+            String::from_utf8_lossy(&bytes)
+                .chars()
+                .take(300)
+                .collect::<String>()
         ));
     }
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("the upstream answered something that is not JSON: {e}"))?;
     let mut models = adapter.models(&body);
     models.sort();
     models.dedup();

@@ -1131,6 +1131,33 @@ async fn case_channel_admin(kind: Kind) {
         r.text
     );
     assert_routed(&w, false);
+    // The upstream's own model list, in the vendor's format.
+    let models = w
+        .app
+        .get(
+            &format!("/api/v1/channels/{}/models", w.channel_id),
+            Some(&w.root.access),
+        )
+        .await;
+    match kind {
+        Kind::Anthropic => assert_eq!(
+            models.json["models"],
+            json!(["claude-mock-1", "claude-mock-2"]),
+            "{}",
+            models.text
+        ),
+        Kind::Gemini => assert_eq!(
+            models.json["models"],
+            json!(["gemini-mock-flash", "gemini-mock-pro"]),
+            "{}",
+            models.text
+        ),
+        // The OpenAI mock has no model list: the admin hears the upstream's 404.
+        Kind::OpenAi | Kind::Azure => {
+            assert_eq!(models.status, StatusCode::BAD_GATEWAY, "{}", models.text);
+            assert!(models.text.contains("404"), "{}", models.text);
+        }
+    }
     w.mock.fail_status(401);
     let r = w.app.post(&path, Some(&w.root.access), json!({})).await;
     assert_eq!(r.json["ok"], false, "{}", r.text);
