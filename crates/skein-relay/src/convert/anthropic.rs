@@ -907,4 +907,174 @@ mod tests {
             out.matches("data: ").count()
         );
     }
+
+    #[test]
+    fn pivot_requests_become_anthropic_requests() {
+        let pivot = json!({
+            "model": "claude-up", "max_completion_tokens": 300, "temperature": 0.5, "stop": "END",
+            "stream": true, "stream_options": {"include_usage": true}, "user": "u-1",
+            "parallel_tool_calls": false, "tool_choice": "required",
+            "tools": [{"type": "function", "function": {"name": "weather", "description": "d",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "developer", "content": [{"type": "text", "text": "use metric"}]},
+                {"role": "user", "content": [{"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAAA"}},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]},
+                {"role": "assistant", "content": "checking", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "call_2", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Rome\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "rain"}]},
+                {"role": "user", "content": "and tomorrow?"}
+            ]
+        });
+        let out = request_from_openai(&pivot).expect("convert");
+        assert_eq!(
+            out,
+            json!({
+                "model": "claude-up", "max_tokens": 300, "temperature": 0.5, "stop_sequences": ["END"],
+                "stream": true, "metadata": {"user_id": "u-1"},
+                "system": [{"type": "text", "text": "be brief"}, {"type": "text", "text": "use metric"}],
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "look"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "AAAA"}},
+                        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": "checking"},
+                        {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}},
+                        {"type": "tool_use", "id": "call_2", "name": "weather", "input": {"city": "Rome"}}]},
+                    {"role": "user", "content": [
+                        {"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"},
+                        {"type": "tool_result", "tool_use_id": "call_2", "content": "rain"},
+                        {"type": "text", "text": "and tomorrow?"}]}
+                ],
+                "tools": [{"name": "weather", "description": "d",
+                    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+                "tool_choice": {"type": "any", "disable_parallel_tool_use": true}
+            })
+        );
+    }
+
+    #[test]
+    fn pivot_fields_anthropic_cannot_carry_are_refused_by_name() {
+        let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        for (field, value, named) in [
+            ("n", json!(2), "n"),
+            ("logprobs", json!(true), "logprobs"),
+            (
+                "response_format",
+                json!({"type": "json_object"}),
+                "response_format",
+            ),
+            ("seed", json!(1), "seed"),
+        ] {
+            let mut req = base.clone();
+            req[field] = value;
+            let err = request_from_openai(&req).expect_err(field);
+            assert_eq!(err.code(), "unsupported_field");
+            assert_eq!(
+                err.details().map(|d| d["field"].clone()),
+                Some(json!(named))
+            );
+        }
+        let audio = json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]});
+        let err = request_from_openai(&audio).expect_err("audio");
+        assert_eq!(
+            err.details().map(|d| d["field"].clone()),
+            Some(json!("messages[0].content[0].type"))
+        );
+        let strict = json!({"model": "m", "messages": [], "tools": [{"type": "function", "function": {"name": "f", "strict": true}}]});
+        assert!(request_from_openai(&strict).is_err());
+        // Without a limit, Anthropic's required max_tokens gets the default.
+        assert_eq!(
+            request_from_openai(&base).expect("ok")["max_tokens"],
+            DEFAULT_MAX_TOKENS
+        );
+    }
+
+    #[test]
+    fn anthropic_messages_become_pivot_completions() {
+        let resp = json!({"id": "msg_01", "type": "message", "role": "assistant", "model": "claude-up",
+            "content": [{"type": "thinking", "thinking": "hmm", "signature": "s"}, {"type": "text", "text": "calling"},
+                {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 2, "output_tokens": 7}});
+        let mut out = response_to_openai(&resp);
+        out["created"] = json!(0);
+        assert_eq!(
+            out,
+            json!({"id": "chatcmpl-01", "object": "chat.completion", "created": 0, "model": "claude-up",
+                "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": "calling", "reasoning_content": "hmm",
+                    "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
+                "usage": {"prompt_tokens": 16, "completion_tokens": 7, "total_tokens": 23,
+                    "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 0}}})
+        );
+    }
+
+    #[test]
+    fn anthropic_stream_events_become_pivot_chunks() {
+        let mut s = UpstreamStream::default();
+        let events = [
+            json!({"type": "message_start", "message": {"id": "msg_9", "model": "claude-up", "usage": {"input_tokens": 12, "cache_read_input_tokens": 3, "output_tokens": 1}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "s"}}),
+            json!({"type": "content_block_stop", "index": 0}),
+            json!({"type": "ping"}),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Hi"}}),
+            json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"a\""}}),
+            json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": ":1}"}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+            json!({"type": "message_stop"}),
+        ];
+        let mut deltas = Vec::new();
+        let mut done = false;
+        for e in &events {
+            for c in s.event(e).expect("no error") {
+                match c {
+                    Some(c) if c["choices"].as_array().is_some_and(|a| a.is_empty()) => {
+                        assert_eq!(
+                            c["usage"],
+                            json!({"prompt_tokens": 15, "completion_tokens": 9, "total_tokens": 24,
+                            "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 0}})
+                        );
+                        assert_eq!(c["id"], "chatcmpl-9");
+                    }
+                    Some(c) => deltas.push((
+                        c["choices"][0]["delta"].clone(),
+                        c["choices"][0]["finish_reason"].clone(),
+                    )),
+                    None => done = true,
+                }
+            }
+        }
+        assert!(done, "message_stop ends the pivot stream");
+        assert_eq!(
+            deltas,
+            vec![
+                (json!({"role": "assistant", "content": ""}), Value::Null),
+                (json!({"reasoning_content": "hmm"}), Value::Null),
+                (json!({"content": "Hi"}), Value::Null),
+                (
+                    json!({"tool_calls": [{"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+                    Value::Null
+                ),
+                (
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\""}}]}),
+                    Value::Null
+                ),
+                (
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
+                    Value::Null
+                ),
+                (json!({}), json!("tool_calls")),
+            ]
+        );
+        let err = s.event(&json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}));
+        assert_eq!(err.err().as_deref(), Some("Overloaded"));
+    }
 }

@@ -744,4 +744,142 @@ mod tests {
         .expect("usage");
         assert_eq!(usage["usageMetadata"]["candidatesTokenCount"], 5);
     }
+
+    #[test]
+    fn pivot_requests_become_gemini_requests() {
+        let pivot = json!({
+            "model": "gemini-up", "max_tokens": 64, "temperature": 0.2, "top_p": 0.9, "stop": ["END"], "seed": 7,
+            "stream": true, "stream_options": {"include_usage": true},
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+            "tool_choice": {"type": "function", "function": {"name": "weather"}},
+            "tools": [{"type": "function", "function": {"name": "weather", "description": "d",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": false}}}],
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "{\"sky\":\"clear\"}"},
+                {"role": "tool", "tool_call_id": "call_1", "content": "plain words"},
+                {"role": "user", "content": "thanks"}
+            ]
+        });
+        let out = request_from_openai(&pivot).expect("convert");
+        assert_eq!(
+            out,
+            json!({
+                "systemInstruction": {"parts": [{"text": "be brief"}]},
+                "contents": [
+                    {"role": "user", "parts": [{"text": "look"}, {"inlineData": {"mimeType": "image/png", "data": "AAAA"}}]},
+                    {"role": "model", "parts": [{"functionCall": {"name": "weather", "args": {"city": "Paris"}}}]},
+                    {"role": "user", "parts": [
+                        {"functionResponse": {"name": "weather", "response": {"sky": "clear"}}},
+                        {"functionResponse": {"name": "weather", "response": {"result": "plain words"}}},
+                        {"text": "thanks"}]}
+                ],
+                "tools": [{"functionDeclarations": [{"name": "weather", "description": "d",
+                    "parametersJsonSchema": {"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": false}}]}],
+                "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["weather"]}},
+                "generationConfig": {"maxOutputTokens": 64, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"], "seed": 7,
+                    "responseMimeType": "application/json", "responseJsonSchema": {"type": "object"}}
+            })
+        );
+    }
+
+    #[test]
+    fn pivot_fields_gemini_cannot_carry_are_refused_by_name() {
+        let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        for field in ["logprobs", "logit_bias", "x_vendor"] {
+            let mut req = base.clone();
+            req[field] = json!(true);
+            let err = request_from_openai(&req).expect_err(field);
+            assert_eq!(
+                err.details().map(|d| d["field"].clone()),
+                Some(json!(field))
+            );
+        }
+        // A remote URL must have been fetched and inlined before conversion.
+        let url = json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/cat.png"}}]}]});
+        assert!(request_from_openai(&url).is_err());
+        let orphan = json!({"model": "m", "messages": [{"role": "tool", "tool_call_id": "nope", "content": "x"}]});
+        assert!(
+            request_from_openai(&orphan).is_err(),
+            "a result without its call cannot be named"
+        );
+    }
+
+    #[test]
+    fn gemini_answers_become_pivot_completions() {
+        let resp = json!({"responseId": "r1", "modelVersion": "gemini-up-001",
+            "candidates": [{"content": {"role": "model", "parts": [{"text": "plan", "thought": true}, {"text": "ok"},
+                {"functionCall": {"name": "weather", "args": {"city": "Paris"}}}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 10, "cachedContentTokenCount": 4, "candidatesTokenCount": 3, "thoughtsTokenCount": 5, "totalTokenCount": 18}});
+        let mut out = response_to_openai(&resp, "gemini-up");
+        out["created"] = json!(0);
+        assert_eq!(
+            out,
+            json!({"id": "chatcmpl-r1", "object": "chat.completion", "created": 0, "model": "gemini-up-001",
+                "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": "ok", "reasoning_content": "plan",
+                    "tool_calls": [{"id": "call_0", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 8, "total_tokens": 18,
+                    "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 5}}})
+        );
+        let blocked =
+            response_to_openai(&json!({"promptFeedback": {"blockReason": "SAFETY"}}), "m");
+        assert_eq!(blocked["choices"][0]["finish_reason"], "content_filter");
+    }
+
+    #[test]
+    fn gemini_stream_items_become_pivot_chunks_with_the_last_usage() {
+        let mut s = UpstreamStream::new("gemini-up");
+        let mut chunks = Vec::new();
+        for item in [
+            json!({"candidates": [{"content": {"parts": [{"text": "Hel"}]}}], "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 1}}),
+            json!({"candidates": [{"content": {"parts": [{"text": "lo"}, {"functionCall": {"name": "f", "args": {"a": 1}}}]}, "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 6}}),
+        ] {
+            chunks.extend(s.item(&item).expect("no error"));
+        }
+        let deltas: Vec<(Value, Value)> = chunks
+            .iter()
+            .map(|c| {
+                (
+                    c["choices"][0]["delta"].clone(),
+                    c["choices"][0]["finish_reason"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            deltas,
+            vec![
+                (json!({"role": "assistant", "content": ""}), Value::Null),
+                (json!({"content": "Hel"}), Value::Null),
+                (json!({"content": "lo"}), Value::Null),
+                (
+                    json!({"tool_calls": [{"index": 0, "id": "call_0", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]}),
+                    Value::Null
+                ),
+                (json!({}), json!("tool_calls")),
+            ]
+        );
+        assert!(
+            chunks.iter().all(|c| c.get("usage").is_none()),
+            "running totals are not usage chunks"
+        );
+        let last = s.finish().expect("a usage chunk");
+        assert_eq!(
+            (
+                last["usage"]["prompt_tokens"].as_i64(),
+                last["usage"]["completion_tokens"].as_i64()
+            ),
+            (Some(4), Some(6))
+        );
+        assert_eq!(last["choices"], json!([]));
+        assert!(
+            s.item(&json!({"error": {"code": 500, "message": "boom"}}))
+                .is_err()
+        );
+    }
 }
