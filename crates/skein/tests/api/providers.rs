@@ -37,14 +37,14 @@ enum Client {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     OpenAi,
     Azure,
     Anthropic,
     Gemini,
 }
 
-enum Mock {
+pub(crate) enum Mock {
     OpenAi(MockOpenAi),
     Azure(MockOpenAi),
     Anthropic(MockAnthropic),
@@ -52,7 +52,7 @@ enum Mock {
 }
 
 impl Mock {
-    async fn start(kind: Kind) -> Mock {
+    pub(crate) async fn start(kind: Kind) -> Mock {
         match kind {
             Kind::OpenAi => Mock::OpenAi(MockOpenAi::start("sk-up-openai").await),
             Kind::Azure => Mock::Azure(MockOpenAi::start("az-up-key").await),
@@ -61,7 +61,7 @@ impl Mock {
         }
     }
 
-    fn channel(&self) -> Value {
+    pub(crate) fn channel(&self) -> Value {
         match self {
             Mock::OpenAi(m) => json!({"type": "openai", "base_url": m.base_url, "keys": [m.key]}),
             // No api-version: the adapter's default must be used.
