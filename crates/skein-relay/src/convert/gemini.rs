@@ -157,7 +157,15 @@ pub fn finish_reason(finish: &str) -> &'static str {
 fn usage_metadata(usage: &Value) -> Value {
     let prompt = usage["prompt_tokens"].as_i64().unwrap_or(0);
     let completion = usage["completion_tokens"].as_i64().unwrap_or(0);
-    let mut meta = json!({"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion});
+    // OpenAI counts reasoning inside completion tokens; Gemini reports thoughts apart.
+    let thoughts = usage["completion_tokens_details"]["reasoning_tokens"]
+        .as_i64()
+        .unwrap_or(0)
+        .clamp(0, completion.max(0));
+    let mut meta = json!({"promptTokenCount": prompt, "candidatesTokenCount": completion - thoughts, "totalTokenCount": prompt + completion});
+    if thoughts > 0 {
+        meta["thoughtsTokenCount"] = json!(thoughts);
+    }
     if let Some(cached) = usage["prompt_tokens_details"]["cached_tokens"]
         .as_i64()
         .filter(|c| *c > 0)

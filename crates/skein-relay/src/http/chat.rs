@@ -686,10 +686,13 @@ fn relay_stream(
                 }
             }
         }
-        if !broken {
-            for event in decoder.finish() {
-                state.forward(event).await;
-            }
+        let tail = if broken {
+            decoder.partial()
+        } else {
+            decoder.finish()
+        };
+        for event in tail {
+            state.forward(event).await;
         }
         let (tokens, status) = match (state.tokens, broken) {
             (Some(tokens), false) => (

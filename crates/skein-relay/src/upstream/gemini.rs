@@ -121,6 +121,11 @@ impl StreamDecoder for Decoder {
         out.push(done_event());
         out
     }
+
+    fn partial(&mut self) -> Vec<Bytes> {
+        // Gemini's usage is a running total in every item: the last one counts what was made.
+        self.0.finish().iter().map(data_event).collect()
+    }
 }
 
 #[cfg(test)]

@@ -73,6 +73,12 @@ pub trait StreamDecoder: Send {
 
     /// The pivot events owed once the upstream stream ended cleanly.
     fn finish(&mut self) -> Vec<Bytes>;
+
+    /// The usage known so far when the stream broke off (vendors that report running totals),
+    /// so a partial answer is billed from the vendor's count rather than an estimate.
+    fn partial(&mut self) -> Vec<Bytes> {
+        Vec::new()
+    }
 }
 
 /// Every kind a channel can have, each with its adapter.

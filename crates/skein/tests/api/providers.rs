@@ -749,6 +749,18 @@ async fn case_stream(client: Client, kind: Kind, backend: Backend) {
     assert_eq!(record["status"], "partial", "{record}");
     let charged = record["cost"].as_i64().unwrap();
     assert!(charged > 0, "the delivered part is billed");
+    if kind == Kind::Gemini {
+        // Gemini's running totals say exactly what was made before the break: "echo: one".
+        let (prompt, _, _) = w.mock.expected_tokens();
+        assert_eq!(
+            (
+                record["prompt_tokens"].as_i64(),
+                record["completion_tokens"].as_i64()
+            ),
+            (Some(prompt), Some(2)),
+            "{record}"
+        );
+    }
     let q = w
         .app
         .get("/api/v1/billing/quota", Some(&w.user.access))
@@ -1027,6 +1039,18 @@ async fn case_usage(client: Client, kind: Kind, backend: Backend) {
             "{}",
             r.text
         );
+        if (client, kind, stream) == (Client::Gemini, Kind::Gemini, false) {
+            // Thoughts reach Gemini clients counted apart, as Gemini itself reports them.
+            assert_eq!(
+                (
+                    r.json["usageMetadata"]["thoughtsTokenCount"].as_i64(),
+                    r.json["usageMetadata"]["candidatesTokenCount"].as_i64()
+                ),
+                (Some(4), Some(4)),
+                "{}",
+                r.text
+            );
+        }
         if client == Client::OpenAi && matches!(kind, Kind::Anthropic | Kind::Gemini) {
             // The reasoning reaches OpenAI clients as `reasoning_content`, apart from the answer.
             let reasoning: String = if stream {
@@ -1379,4 +1403,28 @@ async fn fields_an_upstream_cannot_carry_are_refused_by_name() {
             .json;
         assert_eq!(q["balance"].as_i64(), Some(BALANCE));
     }
+}
+
+/// An Anthropic stream that reports an `error` event mid-way is a broken stream: the client is
+/// told, and the request is billed as partial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anthropic_error_event_breaks_the_stream() {
+    let w = world(Backend::Sqlite, Kind::Anthropic, false).await;
+    let Mock::Anthropic(m) = &w.mock else {
+        unreachable!()
+    };
+    m.fail_next(mock_anthropic::Fault::ErrorEventAfter(2));
+    let r = call(
+        &w,
+        Client::OpenAi,
+        &text_body(Client::OpenAi, "one two three four five", true, false),
+        true,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("\"code\":\"upstream_error\""), "{}", r.text);
+    assert!(!r.text.contains("[DONE]"), "{}", r.text);
+    assert_eq!(text_of(Client::OpenAi, &r, true), "echo: one ");
+    let items = settled(&w, 1).await;
+    assert_eq!(items[0]["status"], "partial", "{}", items[0]);
 }
