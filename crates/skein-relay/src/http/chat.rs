@@ -66,14 +66,23 @@ pub(crate) async fn messages(
     body: Bytes,
 ) -> ApiResult<Response> {
     let anthropic = parse_json(&body)?;
-    let request = crate::convert::anthropic::request_to_openai(&anthropic)?;
-    relay(
+    let stream = anthropic["stream"].as_bool() == Some(true);
+    let model = anthropic["model"].as_str().unwrap_or("").to_string();
+    let (request, native) = with_native(
+        crate::convert::anthropic::request_to_openai(&anthropic),
+        anthropic,
+        &model,
+        stream,
+        anthropic_max_tokens,
+    );
+    relay_with(
         svc,
         key,
         request_id.map(|r| r.0.0).unwrap_or_default(),
-        request,
+        request?,
         Format::Anthropic,
         None,
+        Some(native),
     )
     .await
 }
@@ -112,14 +121,21 @@ pub(crate) async fn gemini(
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
     let gemini = parse_json(&body)?;
-    let request = crate::convert::gemini::request_to_openai(&gemini, model, stream)?;
-    relay(
+    let (request, native) = with_native(
+        crate::convert::gemini::request_to_openai(&gemini, model, stream),
+        gemini,
+        model,
+        stream,
+        |g| g["generationConfig"]["maxOutputTokens"].as_i64(),
+    );
+    relay_with(
         svc,
         key,
         request_id.map(|r| r.0.0).unwrap_or_default(),
-        request,
+        request?,
         Format::Gemini { sse },
         None,
+        Some(native),
     )
     .await
 }
@@ -138,6 +154,62 @@ pub(crate) enum Format {
     },
 }
 
+/// A client's request in its own vendor format, kept for a channel of that same vendor: sent
+/// as written (model mapped), so fields the pivot cannot express (Anthropic's `top_k`,
+/// `thinking` or `cache_control`, Gemini's `safetySettings`) still reach it.
+pub(crate) struct Native {
+    body: Value,
+    /// Why the pivot cannot carry this request: channels of other kinds refuse it with this.
+    pivot_error: Option<ApiError>,
+}
+
+fn anthropic_max_tokens(body: &Value) -> Option<i64> {
+    body["max_tokens"].as_i64()
+}
+
+/// The pivot request to route and reserve with, and the native body. When the client's
+/// request has something the pivot cannot carry, routing goes on with a stand-in pivot (the
+/// model, the whole body as the prompt estimate, the output limit) so a channel of the
+/// client's own vendor can still serve it; other channels refuse it with the conversion's
+/// error. The stand-in fails only without a model.
+fn with_native(
+    converted: ApiResult<Value>,
+    body: Value,
+    model: &str,
+    stream: bool,
+    max_tokens: fn(&Value) -> Option<i64>,
+) -> (ApiResult<Value>, Native) {
+    match converted {
+        Ok(pivot) => (
+            Ok(pivot),
+            Native {
+                body,
+                pivot_error: None,
+            },
+        ),
+        Err(error) => {
+            let mut stand_in = json!({"model": model, "stream": stream,
+                "messages": [{"role": "user", "content": body.to_string()}]});
+            if let Some(n) = max_tokens(&body) {
+                stand_in["max_tokens"] = json!(n);
+            }
+            let pivot =
+                if error.code() == "unsupported_content" || error.code() == "unsupported_field" {
+                    Ok(stand_in)
+                } else {
+                    Err(error.clone())
+                };
+            (
+                pivot,
+                Native {
+                    body,
+                    pivot_error: Some(error),
+                },
+            )
+        }
+    }
+}
+
 fn parse_json(body: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
@@ -154,9 +226,22 @@ pub(crate) async fn relay(
     svc: Arc<RelayService>,
     key: KeyInfo,
     request_id: String,
+    request: Value,
+    format: Format,
+    conversation_id: Option<String>,
+) -> ApiResult<Response> {
+    relay_with(svc, key, request_id, request, format, conversation_id, None).await
+}
+
+/// [`relay`], with the client's own body for channels of the client's vendor.
+async fn relay_with(
+    svc: Arc<RelayService>,
+    key: KeyInfo,
+    request_id: String,
     mut request: Value,
     format: Format,
     conversation_id: Option<String>,
+    native: Option<Native>,
 ) -> ApiResult<Response> {
     let model = request
         .get("model")
@@ -292,7 +377,28 @@ pub(crate) async fn relay(
         if let Some(obj) = request.as_object_mut() {
             obj.insert("model".into(), Value::String(upstream_model.clone()));
         }
-        let attempt = match upstream::send(&svc.http, &channel, &request, svc.images).await {
+        // A channel of the client's own vendor gets the client's body as written.
+        let native_here = native.as_ref().filter(|_| {
+            matches!(
+                (format, channel.kind.as_str()),
+                (Format::Anthropic, "anthropic") | (Format::Gemini { .. }, "gemini")
+            )
+        });
+        let sent = match (
+            native_here,
+            native.as_ref().and_then(|n| n.pivot_error.clone()),
+        ) {
+            (Some(n), _) => {
+                upstream::send_native(&svc.http, &channel, &n.body, &upstream_model, stream).await
+            }
+            (None, Some(error)) => Some(Err(error)),
+            (None, None) => None,
+        };
+        let sent = match sent {
+            Some(sent) => sent,
+            None => upstream::send(&svc.http, &channel, &request, svc.images).await,
+        };
+        let attempt = match sent {
             Ok(attempt) => attempt,
             Err(error) => {
                 tracing::info!(channel = %channel.id, code = error.code(), "the request cannot be carried to this channel");
@@ -319,11 +425,12 @@ pub(crate) async fn relay(
                     stream,
                     conversation_id: conversation_id.clone(),
                 };
+                let native = native_here.is_some();
                 return Ok(if stream {
                     let decoder = adapter.decoder(&upstream_model);
-                    relay_stream(resp, bill, client_wants_usage, format, decoder)
+                    relay_stream(resp, bill, client_wants_usage, format, decoder, native)
                 } else {
-                    relay_whole(resp, bill, format, adapter, &upstream_model).await
+                    relay_whole(resp, bill, format, adapter, &upstream_model, native).await
                 });
             }
             Attempt::Retry(reason) => {
@@ -341,7 +448,13 @@ pub(crate) async fn relay(
                 release(&svc, &reservation.id).await;
                 tracing::info!(channel = %channel.id, status, "upstream refused the request");
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                let body = adapter.error_to_openai(body);
+                let body = if native_here.is_some() {
+                    // The client speaks this vendor's format: its error as the vendor wrote it.
+                    return Ok((status, [(header::CONTENT_TYPE, "application/json")], body)
+                        .into_response());
+                } else {
+                    adapter.error_to_openai(body)
+                };
                 let body = match format {
                     Format::OpenAi => body,
                     Format::Anthropic => {
@@ -457,6 +570,7 @@ async fn relay_whole(
     format: Format,
     adapter: &dyn Upstream,
     upstream_model: &str,
+    native: bool,
 ) -> Response {
     let status = resp.status();
     let bytes = match resp.bytes().await {
@@ -505,6 +619,8 @@ async fn relay_whole(
     let tasks = bill.svc.tasks.clone();
     tasks.spawn(bill.settle(tokens, outcome, Some(ttft)));
     let bytes = match (format, parsed) {
+        // The client speaks the vendor's format: the answer as the vendor wrote it.
+        _ if native => bytes,
         (Format::Anthropic, Some(value)) => {
             Bytes::from(crate::convert::anthropic::response_from_openai(&value, &model).to_string())
         }
@@ -540,9 +656,42 @@ struct StreamState {
     client_gone: bool,
     started: Instant,
     reservation_id: String,
+    /// The client speaks the upstream's format: upstream events go to it as they are, and
+    /// pivot events only count usage.
+    native: bool,
 }
 
 impl StreamState {
+    /// Sends bytes to the client unless it left.
+    async fn send(&mut self, bytes: Bytes) {
+        if self.client_gone {
+            return;
+        }
+        if self.tx.send(bytes).await.is_err() {
+            // The client left; read on to the upstream's own usage and bill that.
+            self.client_gone = true;
+            tracing::info!(reservation_id = %self.reservation_id, "client disconnected mid-stream; draining upstream");
+        }
+    }
+
+    /// Sends one upstream event as it came (re-framed for Gemini's JSON-array streams).
+    async fn send_native(&mut self, event: &Bytes) {
+        let framed = if self.gemini_sse == Some(false) {
+            let Some(data) = event_data(event) else {
+                return;
+            };
+            let item = format!("{}{data}", if self.first_item { "[" } else { "," });
+            self.first_item = false;
+            Bytes::from(item)
+        } else {
+            let mut framed = Vec::with_capacity(event.len() + 2);
+            framed.extend_from_slice(event);
+            framed.extend_from_slice(b"\n\n");
+            Bytes::from(framed)
+        };
+        self.send(framed).await;
+    }
+
     /// Reads usage and delivered text from one pivot event and sends it on in the client's
     /// format.
     async fn forward(&mut self, event: Bytes) {
@@ -572,6 +721,9 @@ impl StreamState {
                     }
                     self.delivered_text += len;
                 }
+            }
+            if self.native {
+                return;
             }
             if let Some(converter) = self.anthropic.as_mut() {
                 let events = converter.chunk(&value);
@@ -615,15 +767,14 @@ impl StreamState {
             // simply end.
             forward = false;
         }
-        if forward && !self.client_gone {
+        if self.native {
+            return;
+        }
+        if forward {
             let mut framed = Vec::with_capacity(event.len() + 2);
             framed.extend_from_slice(&event);
             framed.extend_from_slice(b"\n\n");
-            if self.tx.send(Bytes::from(framed)).await.is_err() {
-                // The client left; read on to the upstream's own usage and bill that.
-                self.client_gone = true;
-                tracing::info!(reservation_id = %self.reservation_id, "client disconnected mid-stream; draining upstream");
-            }
+            self.send(Bytes::from(framed)).await;
         }
     }
 }
@@ -634,6 +785,7 @@ fn relay_stream(
     client_wants_usage: bool,
     format: Format,
     mut decoder: Box<dyn StreamDecoder>,
+    native: bool,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let mut state = StreamState {
@@ -654,6 +806,7 @@ fn relay_stream(
         client_gone: false,
         started: bill.started,
         reservation_id: bill.reservation_id.clone(),
+        native,
     };
     let tasks = bill.svc.tasks.clone();
     tasks.spawn(async move {
@@ -672,6 +825,9 @@ fn relay_stream(
                 }
             };
             for event in splitter.push(&chunk) {
+                if state.native {
+                    state.send_native(&event).await;
+                }
                 match decoder.event(event) {
                     Ok(events) => {
                         for event in events {
@@ -717,6 +873,8 @@ fn relay_stream(
             let first_item = state.first_item;
             let gemini_sse = state.gemini_sse;
             let tail = match (state.anthropic.as_mut(), broken) {
+                // A native Anthropic stream already carries message_stop.
+                (Some(_), false) if state.native => None,
                 (Some(_), true) => Some(crate::convert::anthropic::StreamConverter::error(
                     "The upstream stream broke off.",
                 )),

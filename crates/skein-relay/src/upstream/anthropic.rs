@@ -37,6 +37,24 @@ impl Upstream for Anthropic {
             .body(body.to_string()))
     }
 
+    fn native_request(
+        &self,
+        http: &reqwest::Client,
+        channel: &LiveChannel,
+        body: &Value,
+        model: &str,
+        _stream: bool,
+    ) -> Option<ApiResult<reqwest::RequestBuilder>> {
+        let mut body = body.clone();
+        body["model"] = Value::String(model.to_string());
+        Some(Ok(http
+            .post(format!("{}/v1/messages", channel.base_url))
+            .header("x-api-key", channel.key())
+            .header("anthropic-version", VERSION)
+            .header("content-type", "application/json")
+            .body(body.to_string())))
+    }
+
     fn response(&self, body: Value, _model: &str) -> Value {
         convert::response_to_openai(&body)
     }

@@ -55,6 +55,29 @@ impl Upstream for Gemini {
             .body(body.to_string()))
     }
 
+    fn native_request(
+        &self,
+        http: &reqwest::Client,
+        channel: &LiveChannel,
+        body: &Value,
+        model: &str,
+        stream: bool,
+    ) -> Option<ApiResult<reqwest::RequestBuilder>> {
+        // Streams are always asked for as server-sent events; the relay reframes them for
+        // clients that want Gemini's JSON-array stream.
+        let url = if stream {
+            model_url(&channel.base_url, model, "streamGenerateContent", true)
+        } else {
+            model_url(&channel.base_url, model, "generateContent", false)
+        };
+        Some(url.map(|url| {
+            http.post(url)
+                .header("x-goog-api-key", channel.key())
+                .header("content-type", "application/json")
+                .body(body.to_string())
+        }))
+    }
+
     fn response(&self, body: Value, model: &str) -> Value {
         convert::response_to_openai(&body, model)
     }

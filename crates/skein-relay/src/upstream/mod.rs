@@ -33,6 +33,20 @@ pub trait Upstream: Send + Sync {
         pivot: &Value,
     ) -> ApiResult<reqwest::RequestBuilder>;
 
+    /// The request for a body already in this vendor's own format (a client of the same
+    /// vendor), sent as the client wrote it with only the model mapped, so nothing is lost to
+    /// the pivot. `None` when the adapter has no such path.
+    fn native_request(
+        &self,
+        _http: &reqwest::Client,
+        _channel: &LiveChannel,
+        _body: &Value,
+        _model: &str,
+        _stream: bool,
+    ) -> Option<ApiResult<reqwest::RequestBuilder>> {
+        None
+    }
+
     /// Whether the vendor's answers are already the pivot format (OpenAI's), so they can reach
     /// OpenAI clients byte for byte.
     fn speaks_pivot(&self) -> bool {
@@ -122,15 +136,39 @@ pub async fn send(
     } else {
         pivot
     };
-    let mut req = adapter
-        .request(http, channel, pivot)?
-        .timeout(Duration::from_secs(
-            u64::try_from(channel.timeout_secs).unwrap_or(120),
-        ));
+    let req = adapter.request(http, channel, pivot)?;
+    Ok(send_request(adapter, channel, req).await)
+}
+
+/// Sends a body in the channel's own format (see [`Upstream::native_request`]); `None` when
+/// the channel's adapter has no native path.
+pub async fn send_native(
+    http: &reqwest::Client,
+    channel: &LiveChannel,
+    body: &Value,
+    model: &str,
+    stream: bool,
+) -> Option<ApiResult<Attempt>> {
+    let adapter = for_kind(&channel.kind)?;
+    let req = match adapter.native_request(http, channel, body, model, stream)? {
+        Ok(req) => req,
+        Err(error) => return Some(Err(error)),
+    };
+    Some(Ok(send_request(adapter, channel, req).await))
+}
+
+async fn send_request(
+    adapter: &dyn Upstream,
+    channel: &LiveChannel,
+    req: reqwest::RequestBuilder,
+) -> Attempt {
+    let mut req = req.timeout(Duration::from_secs(
+        u64::try_from(channel.timeout_secs).unwrap_or(120),
+    ));
     for (name, value) in &channel.headers {
         req = req.header(name, value);
     }
-    Ok(match req.send().await {
+    match req.send().await {
         Ok(resp) if resp.status().is_success() => Attempt::Ok(resp),
         Ok(resp) => {
             let status = resp.status().as_u16();
@@ -146,7 +184,7 @@ pub async fn send(
         Err(e) if e.is_connect() => Attempt::Retry("upstream unreachable".into()),
         // reqwest's message names the URL, never a header, so no key reaches the log.
         Err(e) => Attempt::Retry(format!("upstream request failed: {e}")),
-    })
+    }
 }
 
 /// The rules every vendor shares: a rejected key (401/403) or an unpaid account (402, or a

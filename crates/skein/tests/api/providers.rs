@@ -491,7 +491,11 @@ fn tool_of(client: Client, r: &Resp, stream: bool) -> (String, Value, usize) {
 
 /// The system prompt and the last user text as the upstream received them, in its format.
 fn sent_text(kind: Kind, sent: &Value) -> (String, String) {
+    // Anthropic takes a string or text blocks (a same-vendor client's body goes as written).
     let texts = |v: &Value, field: &str| -> String {
+        if let Some(text) = v.as_str() {
+            return text.to_string();
+        }
         v.as_array()
             .into_iter()
             .flatten()
@@ -811,6 +815,12 @@ async fn case_tools(client: Client, kind: Kind, backend: Backend) {
                     sent["tools"][0]["function"]["parameters"]["properties"]["city"].clone()
                 }
                 Kind::Anthropic => sent["tools"][0]["input_schema"]["properties"]["city"].clone(),
+                // A Gemini client's own declaration goes as written (`parameters`); a converted one
+                // carries JSON Schema as `parametersJsonSchema`.
+                Kind::Gemini if client == Client::Gemini => {
+                    sent["tools"][0]["functionDeclarations"][0]["parameters"]["properties"]["city"]
+                        .clone()
+                }
                 Kind::Gemini => sent["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]
                     ["properties"]["city"]
                     .clone(),
@@ -1427,4 +1437,101 @@ async fn an_anthropic_error_event_breaks_the_stream() {
     assert_eq!(text_of(Client::OpenAi, &r, true), "echo: one ");
     let items = settled(&w, 1).await;
     assert_eq!(items[0]["status"], "partial", "{}", items[0]);
+}
+
+/// A client of the upstream's own vendor is passed through: fields the pivot cannot express
+/// reach the upstream as written, answers come back as the vendor wrote them, and billing still
+/// comes from the vendor's usage. Channels of other kinds refuse those fields by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_vendor_clients_are_passed_through() {
+    // Anthropic: top_k, thinking and cache_control are not in the pivot.
+    let w = world(Backend::Sqlite, Kind::Anthropic, false).await;
+    let body = json!({"model": MODEL, "max_tokens": 64, "top_k": 5,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "pass me through"}]});
+    let mut n = 0;
+    let mut spent = 0;
+    for stream in [false, true] {
+        let mut body = body.clone();
+        body["stream"] = json!(stream);
+        let r = call(&w, Client::Anthropic, &body, stream).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(
+            text_of(Client::Anthropic, &r, stream),
+            "echo: pass me through"
+        );
+        let sent = w.mock.last();
+        let mut expected = body.clone();
+        expected["model"] = json!(UPSTREAM_MODEL);
+        assert_eq!(sent, expected, "the body went as written, model mapped");
+        n += 1;
+        spent = assert_billed(&w, spent, n, &r).await;
+        if stream {
+            // The mock's own events, ping included, reached the client unchanged.
+            assert!(r.text.contains("event: ping"), "{}", r.text);
+            assert_eq!(
+                r.text.matches("event: message_stop").count(),
+                1,
+                "{}",
+                r.text
+            );
+        } else {
+            assert_eq!(
+                r.json["id"], "msg_mock",
+                "the vendor's own answer: {}",
+                r.text
+            );
+        }
+    }
+    // The vendor's own error body reaches the client.
+    w.mock.fail_status(400);
+    let r = call(&w, Client::Anthropic, &body, false).await;
+    assert_eq!(
+        (r.status, r.json["error"]["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Scripted failure."))
+    );
+    // Another kind of channel cannot carry top_k: refused by name.
+    let other = world(Backend::Sqlite, Kind::OpenAi, false).await;
+    let r = call(&other, Client::Anthropic, &body, false).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("top_k"), "{}", r.text);
+    assert!(other.mock.requests().is_empty());
+
+    // Gemini: safetySettings are not in the pivot; the JSON-array stream is re-framed from the
+    // upstream's server-sent events.
+    let w = world(Backend::Sqlite, Kind::Gemini, false).await;
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "pass me through"}]}],
+        "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}]});
+    let r = call(&w, Client::Gemini, &body, false).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(w.mock.last(), body, "the body went as written");
+    assert_eq!(r.json["responseId"], "mock-response");
+    let spent = assert_billed(&w, 0, 1, &r).await;
+    let array = w
+        .app
+        .send(
+            w.app
+                .client
+                .post(
+                    w.app
+                        .url(&format!("/v1beta/models/{MODEL}:streamGenerateContent")),
+                )
+                .header("x-goog-api-key", &w.key)
+                .json(&body),
+        )
+        .await;
+    assert_eq!(array.status, StatusCode::OK, "{}", array.text);
+    let items: Vec<Value> =
+        serde_json::from_str(&array.text).unwrap_or_else(|e| panic!("{e}: {}", array.text));
+    let text: String = items.iter().map(gemini_text).collect();
+    assert_eq!(text, "echo: pass me through");
+    let Mock::Gemini(gemini) = &w.mock else {
+        unreachable!()
+    };
+    assert_eq!(
+        gemini.received().last().unwrap().path,
+        format!("/v1beta/models/{UPSTREAM_MODEL}:streamGenerateContent?alt=sse")
+    );
+    assert_billed(&w, spent, 2, &array).await;
 }
