@@ -3,6 +3,10 @@
 //! channel of any kind through its [`crate::upstream`] adapter, and billed through reserve →
 //! settle.
 //!
+//! An Anthropic client on an Anthropic channel, or a Gemini client on a Gemini channel, is
+//! passed through: its body goes as written (model mapped) and the vendor's answer comes back
+//! unchanged, while a decoder reads the usage for the bill.
+//!
 //! For OpenAI-format upstreams the body is forwarded as the client wrote it (unknown fields
 //! included); only the model is mapped and, for streams, `stream_options.include_usage` is
 //! switched on so the bill comes from the upstream's own count. A client that did not ask for

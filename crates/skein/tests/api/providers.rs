@@ -1535,3 +1535,56 @@ async fn same_vendor_clients_are_passed_through() {
     );
     assert_billed(&w, spent, 2, &array).await;
 }
+
+/// A slow first byte past the channel's timeout is a failed attempt for every kind: the
+/// request moves to the next channel and is billed there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upstream_times_out_and_fails_over() {
+    for kind in [Kind::Anthropic, Kind::Gemini] {
+        let w = world(Backend::Sqlite, kind, false).await;
+        let r = w
+            .app
+            .patch(
+                &format!("/api/v1/channels/{}", w.channel_id),
+                Some(&w.root.access),
+                json!({"timeout_secs": 1}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let backup = MockOpenAi::start("sk-backup").await;
+        w.app
+            .post(
+                "/api/v1/channels",
+                Some(&w.root.access),
+                json!({"type": "openai", "name": "backup",
+            "base_url": backup.base_url, "keys": [backup.key], "models": [MODEL], "priority": -1}),
+            )
+            .await;
+        let slow = std::time::Duration::from_millis(1500);
+        match &w.mock {
+            Mock::Anthropic(m) => m.fail_next(mock_anthropic::Fault::Delay(slow)),
+            Mock::Gemini(m) => m.fail_next(mock_gemini::Fault::Delay(slow)),
+            _ => unreachable!(),
+        }
+        let r = call(
+            &w,
+            Client::OpenAi,
+            &text_body(Client::OpenAi, "are you slow", false, false),
+            false,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{kind:?}: {}", r.text);
+        assert_eq!(text_of(Client::OpenAi, &r, false), "echo: are you slow");
+        assert_eq!(
+            (w.mock.requests().len(), backup.requests().len()),
+            (1, 1),
+            "{kind:?}"
+        );
+        let items = settled(&w, 1).await;
+        assert_ne!(
+            items[0]["channel_id"],
+            w.channel_id.as_str(),
+            "billed on the backup"
+        );
+    }
+}
