@@ -511,8 +511,16 @@ pub fn usage_to_openai(meta: &Value) -> Value {
     )
 }
 
-/// Splits a candidate's parts into text, thoughts and calls (numbered from `first_call`).
-fn split_parts(parts: &Value, first_call: usize) -> (String, String, Vec<Value>) {
+/// A prefix for the ids of one answer's function calls: Gemini gives calls no ids (or only
+/// sometimes), OpenAI and Anthropic clients need ids unique across the conversation.
+fn call_prefix() -> String {
+    let id = skein_core::ids::new_id().replace('-', "");
+    format!("call_{}", &id[id.len().saturating_sub(12)..])
+}
+
+/// Splits a candidate's parts into text, thoughts and calls (numbered from `first_call`, ids
+/// made from `prefix` when Gemini gave none).
+fn split_parts(parts: &Value, first_call: usize, prefix: &str) -> (String, String, Vec<Value>) {
     let mut text = String::new();
     let mut thoughts = String::new();
     let mut calls = Vec::new();
@@ -528,7 +536,7 @@ fn split_parts(parts: &Value, first_call: usize) -> (String, String, Vec<Value>)
             let id = call["id"]
                 .as_str()
                 .map(str::to_string)
-                .unwrap_or_else(|| format!("call_{n}"));
+                .unwrap_or_else(|| format!("{prefix}_{n}"));
             calls.push(
                 json!({"index": n, "id": id, "type": "function", "function": {"name": call["name"],
                 "arguments": call.get("args").cloned().unwrap_or(json!({})).to_string()}}),
@@ -541,7 +549,8 @@ fn split_parts(parts: &Value, first_call: usize) -> (String, String, Vec<Value>)
 /// A whole Gemini `GenerateContentResponse` as an OpenAI chat completion.
 pub fn response_to_openai(resp: &Value, model: &str) -> Value {
     let candidate = &resp["candidates"][0];
-    let (text, thoughts, mut calls) = split_parts(&candidate["content"]["parts"], 0);
+    let (text, thoughts, mut calls) =
+        split_parts(&candidate["content"]["parts"], 0, &call_prefix());
     let finish = match candidate["finishReason"].as_str() {
         Some(r) => finish_to_openai(r, !calls.is_empty()),
         // No candidate at all: the prompt itself was blocked.
@@ -579,6 +588,7 @@ pub struct UpstreamStream {
     created: i64,
     started: bool,
     calls: usize,
+    call_prefix: String,
     usage: Option<Value>,
 }
 
@@ -591,6 +601,7 @@ impl UpstreamStream {
             created: super::now_secs(),
             started: false,
             calls: 0,
+            call_prefix: call_prefix(),
             usage: None,
         }
     }
@@ -622,7 +633,11 @@ impl UpstreamStream {
             self.usage = Some(usage_to_openai(meta));
         }
         let candidate = &item["candidates"][0];
-        let (text, thoughts, calls) = split_parts(&candidate["content"]["parts"], self.calls);
+        let (text, thoughts, calls) = split_parts(
+            &candidate["content"]["parts"],
+            self.calls,
+            &self.call_prefix,
+        );
         self.calls += calls.len();
         if !thoughts.is_empty() {
             out.push(self.chunk(json!({"reasoning_content": thoughts}), Value::Null));
@@ -825,6 +840,15 @@ mod tests {
             "usageMetadata": {"promptTokenCount": 10, "cachedContentTokenCount": 4, "candidatesTokenCount": 3, "thoughtsTokenCount": 5, "totalTokenCount": 18}});
         let mut out = response_to_openai(&resp, "gemini-up");
         out["created"] = json!(0);
+        let id = out["choices"][0]["message"]["tool_calls"][0]["id"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            id.starts_with("call_") && id.ends_with("_0") && id.len() == 19,
+            "{id}"
+        );
+        out["choices"][0]["message"]["tool_calls"][0]["id"] = json!("call_0");
         assert_eq!(
             out,
             json!({"id": "chatcmpl-r1", "object": "chat.completion", "created": 0, "model": "gemini-up-001",
@@ -850,6 +874,12 @@ mod tests {
         ] {
             chunks.extend(s.item(&item).expect("no error"));
         }
+        let id = chunks[3]["choices"][0]["delta"]["tool_calls"][0]["id"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(id.starts_with("call_") && id.ends_with("_0"), "{id}");
+        chunks[3]["choices"][0]["delta"]["tool_calls"][0]["id"] = json!("call_0");
         let deltas: Vec<(Value, Value)> = chunks
             .iter()
             .map(|c| {

@@ -64,8 +64,14 @@ impl Upstream for Anthropic {
     }
 
     fn classify(&self, status: u16, retry_after: Option<&str>, body: Bytes) -> Attempt {
-        // Anthropic answers an unpaid account with a 400 whose message says so.
-        super::classify(status, retry_after, body, &["credit balance is too low"])
+        // Anthropic answers an unpaid account with a 400 whose message starts by saying so.
+        let error = super::error_object(&body);
+        let out_of_credit = status == 402
+            || (status == 400
+                && error["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("Your credit balance is too low")));
+        super::classify(status, retry_after, body, out_of_credit)
     }
 
     fn error_to_openai(&self, body: Bytes) -> Bytes {

@@ -87,14 +87,21 @@ impl Upstream for Gemini {
     }
 
     fn classify(&self, status: u16, retry_after: Option<&str>, body: Bytes) -> Attempt {
-        // Google answers a bad key with 400 API_KEY_INVALID, and an account that must enable
-        // billing with 400 FAILED_PRECONDITION: neither request will work on this channel.
-        let text = String::from_utf8_lossy(&body);
-        if status == 400 && (text.contains("API_KEY_INVALID") || text.contains("API key not valid"))
-        {
+        // Google answers a bad key with 400 and reason API_KEY_INVALID, and an account that
+        // must enable billing with 400 FAILED_PRECONDITION: neither request will work on this
+        // channel.
+        let error = super::error_object(&body);
+        let bad_key = status == 400
+            && error["details"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|i| i["reason"].as_str() == Some("API_KEY_INVALID"))
+            });
+        if bad_key {
             return Attempt::Dead(format!("upstream {status}: the channel's key was rejected"));
         }
-        super::classify(status, retry_after, body, &["failed_precondition"])
+        let out_of_credit =
+            status == 400 && error["status"].as_str() == Some("FAILED_PRECONDITION");
+        super::classify(status, retry_after, body, out_of_credit)
     }
 
     fn error_to_openai(&self, body: Bytes) -> Bytes {

@@ -60,8 +60,13 @@ pub trait Upstream: Send + Sync {
     fn decoder(&self, model: &str) -> Box<dyn StreamDecoder>;
 
     /// What a non-2xx answer means: retry elsewhere, refuse the request, or a dead channel.
+    /// The default reads OpenAI's error body: 402, or 429 with code `insufficient_quota`, is an
+    /// account out of credit.
     fn classify(&self, status: u16, retry_after: Option<&str>, body: Bytes) -> Attempt {
-        classify(status, retry_after, body, &[])
+        let error = error_object(&body);
+        let out_of_credit = status == 402
+            || (status == 429 && error["code"].as_str() == Some("insufficient_quota"));
+        classify(status, retry_after, body, out_of_credit)
     }
 
     /// A vendor error body in OpenAI's shape (`{"error": {"message", "type", ...}}`), which the
@@ -92,6 +97,84 @@ pub trait StreamDecoder: Send {
     /// so a partial answer is billed from the vendor's count rather than an estimate.
     fn partial(&mut self) -> Vec<Bytes> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead(a: &Attempt) -> bool {
+        matches!(a, Attempt::Dead(_))
+    }
+
+    #[test]
+    fn every_kind_has_an_adapter() {
+        for kind in crate::channels::KINDS {
+            assert_eq!(for_kind(kind).map(|a| a.kind()), Some(*kind));
+        }
+    }
+
+    #[test]
+    fn errors_are_classified_from_structured_fields_only() {
+        let openai = for_kind("openai").unwrap_or_else(|| unreachable!());
+        let quota = Bytes::from(
+            r#"{"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}"#,
+        );
+        assert!(dead(&openai.classify(429, None, quota)));
+        // A 400 that echoes the client's words is the request's fault, whatever they say.
+        let echo = Bytes::from(
+            r#"{"error": {"message": "Invalid value: 'insufficient_quota'.", "type": "invalid_request_error", "code": null}}"#,
+        );
+        assert!(matches!(
+            openai.classify(400, None, echo),
+            Attempt::Refused(400, _)
+        ));
+        assert!(
+            matches!(openai.classify(429, Some("2"), Bytes::new()), Attempt::Retry(r) if r.contains("retry-after 2"))
+        );
+
+        let anthropic = for_kind("anthropic").unwrap_or_else(|| unreachable!());
+        let credit = Bytes::from(
+            r#"{"type": "error", "error": {"type": "invalid_request_error", "message": "Your credit balance is too low to access the Anthropic API."}}"#,
+        );
+        assert!(dead(&anthropic.classify(400, None, credit)));
+        let echo = Bytes::from(
+            r#"{"type": "error", "error": {"type": "invalid_request_error", "message": "messages.0: Your credit balance is too low"}}"#,
+        );
+        assert!(matches!(
+            anthropic.classify(400, None, echo),
+            Attempt::Refused(..)
+        ));
+        let overloaded = Bytes::from(
+            r#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#,
+        );
+        assert!(matches!(
+            anthropic.classify(529, None, overloaded),
+            Attempt::Retry(_)
+        ));
+
+        let gemini = for_kind("gemini").unwrap_or_else(|| unreachable!());
+        let bad_key = Bytes::from(
+            r#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}}"#,
+        );
+        assert!(dead(&gemini.classify(400, None, bad_key)));
+        let billing = Bytes::from(
+            r#"[{"error": {"code": 400, "message": "Enable billing.", "status": "FAILED_PRECONDITION"}}]"#,
+        );
+        assert!(dead(&gemini.classify(400, None, billing)));
+        let echo = Bytes::from(
+            r#"{"error": {"code": 400, "message": "Invalid value at 'x' (API_KEY_INVALID FAILED_PRECONDITION)", "status": "INVALID_ARGUMENT"}}"#,
+        );
+        assert!(matches!(
+            gemini.classify(400, None, echo),
+            Attempt::Refused(..)
+        ));
+        assert!(matches!(
+            gemini.classify(429, None, Bytes::new()),
+            Attempt::Retry(_)
+        ));
     }
 }
 
@@ -187,19 +270,18 @@ async fn send_request(
     }
 }
 
-/// The rules every vendor shares: a rejected key (401/403) or an unpaid account (402, or a
-/// body saying so: `dead_markers`) is a dead channel; 429 and 5xx (Anthropic's 529 overloaded
-/// included) are worth another channel; any other 4xx is the request's fault.
+/// The rules every vendor shares: a rejected key (401/403) or an account out of credit (which
+/// the adapter recognises in its vendor's error body) is a dead channel; 429 and 5xx
+/// (Anthropic's 529 overloaded included) are worth another channel; any other 4xx is the
+/// request's fault. Adapters read structured fields (codes, statuses, the start of a
+/// vendor-written message), never a search of the whole body, which can echo what the client
+/// sent: a client must not be able to disable a channel by writing a vendor's phrase.
 pub fn classify(
     status: u16,
     retry_after: Option<&str>,
     body: Bytes,
-    dead_markers: &[&str],
+    out_of_credit: bool,
 ) -> Attempt {
-    let text = String::from_utf8_lossy(&body).to_ascii_lowercase();
-    let out_of_credit = status == 402
-        || text.contains("insufficient_quota")
-        || dead_markers.iter().any(|m| text.contains(m));
     if status == 401 || status == 403 {
         return Attempt::Dead(format!("upstream {status}: the channel's key was rejected"));
     }
@@ -216,6 +298,17 @@ pub fn classify(
         });
     }
     Attempt::Refused(status, body)
+}
+
+/// The `error` object of a vendor's error body (Google's may come as a one-item array), or
+/// `Null`.
+pub fn error_object(body: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    if v.is_array() {
+        v[0]["error"].clone()
+    } else {
+        v["error"].clone()
+    }
 }
 
 /// An OpenAI-shaped error body with `message` and `type`.
