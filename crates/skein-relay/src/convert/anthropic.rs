@@ -211,6 +211,12 @@ fn message_id(openai_id: &str) -> String {
 pub fn response_from_openai(resp: &Value, model: &str) -> Value {
     let choice = &resp["choices"][0];
     let mut content = Vec::new();
+    if let Some(thinking) = choice["message"]["reasoning_content"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+    {
+        content.push(json!({"type": "thinking", "thinking": thinking, "signature": ""}));
+    }
     if let Some(text) = choice["message"]["content"]
         .as_str()
         .filter(|t| !t.is_empty())
@@ -242,6 +248,7 @@ pub fn response_from_openai(resp: &Value, model: &str) -> Value {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
     None,
+    Thinking,
     Text,
     Tool,
 }
@@ -305,6 +312,28 @@ impl StreamConverter {
         }
         for choice in chunk["choices"].as_array().into_iter().flatten() {
             let delta = &choice["delta"];
+            // Reasoning (DeepSeek's `reasoning_content`, Gemini's thoughts) becomes a thinking
+            // block; it has no signature, as it was not made by Anthropic.
+            if let Some(thinking) = delta["reasoning_content"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+            {
+                if self.open != Open::Thinking {
+                    self.close_block(&mut out);
+                    self.index += 1;
+                    self.open = Open::Thinking;
+                    out.push_str(&Self::event(
+                        "content_block_start",
+                        json!({"type": "content_block_start", "index": self.index,
+                        "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+                    ));
+                }
+                out.push_str(&Self::event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": self.index,
+                    "delta": {"type": "thinking_delta", "thinking": thinking}}),
+                ));
+            }
             if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
                 if self.open != Open::Text {
                     self.close_block(&mut out);

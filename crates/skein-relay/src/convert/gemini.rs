@@ -177,6 +177,13 @@ fn usage_metadata(usage: &Value) -> Value {
 
 fn parts_of(message: &Value, text_field: &str) -> Vec<Value> {
     let mut parts = Vec::new();
+    // Reasoning becomes a thought part, as Gemini marks its own.
+    if let Some(thought) = message["reasoning_content"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+    {
+        parts.push(json!({"text": thought, "thought": true}));
+    }
     if let Some(text) = message[text_field].as_str().filter(|t| !t.is_empty()) {
         parts.push(json!({"text": text}));
     }
@@ -215,6 +222,12 @@ pub fn chunk_from_openai(
     let mut finish = None;
     for choice in chunk["choices"].as_array().into_iter().flatten() {
         let delta = &choice["delta"];
+        if let Some(thought) = delta["reasoning_content"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+        {
+            parts.push(json!({"text": thought, "thought": true}));
+        }
         if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
             parts.push(json!({"text": text}));
         }

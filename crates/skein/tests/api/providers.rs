@@ -366,6 +366,47 @@ fn gemini_text(item: &Value) -> String {
         .collect()
 }
 
+/// The reasoning as the client sees it.
+fn reasoning_of(client: Client, r: &Resp, stream: bool) -> String {
+    let thoughts = |item: &Value| -> String {
+        item["candidates"][0]["content"]["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["thought"].as_bool() == Some(true))
+            .filter_map(|p| p["text"].as_str())
+            .collect()
+    };
+    match (client, stream) {
+        (Client::OpenAi, false) => r.json["choices"][0]["message"]["reasoning_content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        (Client::OpenAi, true) => stream_items(r)
+            .iter()
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["reasoning_content"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect(),
+        (Client::Anthropic, false) => r.json["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "thinking")
+            .filter_map(|b| b["thinking"].as_str())
+            .collect(),
+        (Client::Anthropic, true) => stream_items(r)
+            .iter()
+            .filter(|v| v["delta"]["type"] == "thinking_delta")
+            .filter_map(|v| v["delta"]["thinking"].as_str().map(str::to_string))
+            .collect(),
+        (Client::Gemini, false) => thoughts(&r.json),
+        (Client::Gemini, true) => stream_items(r).iter().map(thoughts).collect(),
+    }
+}
+
 /// The finish reason as the client sees it.
 fn finish_of(client: Client, r: &Resp, stream: bool) -> String {
     let found = match (client, stream) {
@@ -1061,24 +1102,15 @@ async fn case_usage(client: Client, kind: Kind, backend: Backend) {
                 r.text
             );
         }
-        if client == Client::OpenAi && matches!(kind, Kind::Anthropic | Kind::Gemini) {
-            // The reasoning reaches OpenAI clients as `reasoning_content`, apart from the answer.
-            let reasoning: String = if stream {
-                stream_items(&r)
-                    .iter()
-                    .filter_map(|v| {
-                        v["choices"][0]["delta"]["reasoning_content"]
-                            .as_str()
-                            .map(str::to_string)
-                    })
-                    .collect()
-            } else {
-                r.json["choices"][0]["message"]["reasoning_content"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string()
-            };
-            assert_eq!(reasoning, "let me think hard ", "{}", r.text);
+        if matches!(kind, Kind::Anthropic | Kind::Gemini) {
+            // The reasoning reaches every client apart from the answer, in its own format:
+            // OpenAI's `reasoning_content`, Anthropic's thinking blocks, Gemini's thought parts.
+            assert_eq!(
+                reasoning_of(client, &r, stream),
+                "let me think hard ",
+                "{}",
+                r.text
+            );
         }
         spent = assert_billed(&w, spent, n, &r).await;
     }
