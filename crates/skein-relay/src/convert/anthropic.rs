@@ -15,6 +15,26 @@ fn unsupported(what: &str) -> ApiError {
 /// An Anthropic `/v1/messages` request as an OpenAI chat-completions request.
 pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
     let mut out = Map::new();
+    // Top-level fields the pivot has no place for are refused by name (an Anthropic channel
+    // still gets them, passed through); `cache_control` inside blocks is a caching hint that
+    // does not change the answer, and is left out for other upstreams.
+    for (field, value) in req.as_object().into_iter().flatten() {
+        if value.is_null() {
+            continue;
+        }
+        match field.as_str() {
+            "model" | "max_tokens" | "messages" | "system" | "temperature" | "top_p" | "stream"
+            | "stop_sequences" | "tools" | "tool_choice" | "top_k" => {}
+            "metadata" => {
+                if let Some(user) = value["user_id"].as_str() {
+                    out.insert("user".into(), json!(user));
+                }
+            }
+            "thinking" if value["type"] == "disabled" => {}
+            "service_tier" if value == "auto" => {}
+            _ => return Err(super::only_native(field, "Anthropic")),
+        }
+    }
     out.insert("model".into(), req["model"].clone());
     let max_tokens = req["max_tokens"]
         .as_i64()
@@ -1105,5 +1125,26 @@ mod tests {
         );
         let err = s.event(&json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}));
         assert_eq!(err.err().as_deref(), Some("Overloaded"));
+    }
+
+    #[test]
+    fn client_fields_without_a_pivot_place_are_refused_by_name() {
+        let base =
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+        let mut thinking = base.clone();
+        thinking["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+        let err = request_to_openai(&thinking).expect_err("thinking");
+        assert_eq!(
+            (err.code(), err.details().map(|d| d["field"].clone())),
+            ("unsupported_field", Some(json!("thinking")))
+        );
+        let mut off = base.clone();
+        off["thinking"] = json!({"type": "disabled"});
+        off["metadata"] = json!({"user_id": "u-9"});
+        let out = request_to_openai(&off).expect("carried");
+        assert_eq!(out["user"], "u-9");
+        let mut unknown = base;
+        unknown["mcp_servers"] = json!([]);
+        assert!(request_to_openai(&unknown).is_err());
     }
 }

@@ -18,7 +18,67 @@ fn unsupported(what: &str) -> ApiError {
 pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Value> {
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
+    // Fields the pivot has no place for are refused by name (a Gemini channel still gets
+    // them, passed through).
+    for (field, value) in req.as_object().into_iter().flatten() {
+        if value.is_null() {
+            continue;
+        }
+        match field.as_str() {
+            "contents" | "systemInstruction" | "generationConfig" | "tools" => {}
+            "toolConfig" => {
+                let config = &value["functionCallingConfig"];
+                let names = config["allowedFunctionNames"].as_array();
+                let choice = match (config["mode"].as_str(), names.map(Vec::as_slice)) {
+                    (None | Some("AUTO" | "MODE_UNSPECIFIED"), None) => json!("auto"),
+                    (Some("NONE"), None) => json!("none"),
+                    (Some("ANY"), None) => json!("required"),
+                    (Some("ANY"), Some([name])) => {
+                        json!({"type": "function", "function": {"name": name}})
+                    }
+                    _ => return Err(super::only_native("toolConfig", "Gemini")),
+                };
+                out.insert("tool_choice".into(), choice);
+            }
+            _ => return Err(super::only_native(field, "Gemini")),
+        }
+    }
     let config = &req["generationConfig"];
+    for (field, value) in config.as_object().into_iter().flatten() {
+        if value.is_null() {
+            continue;
+        }
+        match field.as_str() {
+            "temperature" | "topP" | "maxOutputTokens" | "stopSequences" | "candidateCount" => {}
+            "seed" => {
+                out.insert("seed".into(), value.clone());
+            }
+            "presencePenalty" => {
+                out.insert("presence_penalty".into(), value.clone());
+            }
+            "frequencyPenalty" => {
+                out.insert("frequency_penalty".into(), value.clone());
+            }
+            "responseMimeType" if value == "text/plain" => {}
+            "responseMimeType" if value == "application/json" => {
+                if config.get("responseJsonSchema").is_none_or(Value::is_null) {
+                    out.insert("response_format".into(), json!({"type": "json_object"}));
+                }
+            }
+            "responseJsonSchema" => {
+                out.insert(
+                    "response_format".into(),
+                    json!({"type": "json_schema", "json_schema": {"name": "response", "schema": value}}),
+                );
+            }
+            _ => {
+                return Err(super::only_native(
+                    &format!("generationConfig.{field}"),
+                    "Gemini",
+                ));
+            }
+        }
+    }
     for (from, to) in [
         ("temperature", "temperature"),
         ("topP", "top_p"),
@@ -932,5 +992,43 @@ mod tests {
             s.item(&json!({"error": {"code": 500, "message": "boom"}}))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn client_fields_without_a_pivot_place_are_refused_or_mapped() {
+        let base = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+        for (field, value, named) in [
+            ("safetySettings", json!([]), "safetySettings"),
+            ("cachedContent", json!("c/1"), "cachedContent"),
+            (
+                "generationConfig",
+                json!({"topK": 3}),
+                "generationConfig.topK",
+            ),
+            (
+                "generationConfig",
+                json!({"thinkingConfig": {"thinkingBudget": 0}}),
+                "generationConfig.thinkingConfig",
+            ),
+        ] {
+            let mut req = base.clone();
+            req[field] = value;
+            let err = request_to_openai(&req, "m", false).expect_err(named);
+            assert_eq!(
+                err.details().map(|d| d["field"].clone()),
+                Some(json!(named))
+            );
+        }
+        let mut req = base.clone();
+        req["toolConfig"] =
+            json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f"]}});
+        req["generationConfig"] = json!({"responseMimeType": "application/json", "seed": 3});
+        let out = request_to_openai(&req, "m", false).expect("mapped");
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "function", "function": {"name": "f"}})
+        );
+        assert_eq!(out["response_format"], json!({"type": "json_object"}));
+        assert_eq!(out["seed"], 3);
     }
 }

@@ -21,6 +21,18 @@ pub fn cannot_carry(field: &str, upstream: &str) -> ApiError {
     .with_details(json!({ "field": field }))
 }
 
+/// A 400 naming a field of a client's request that only an upstream of the client's own
+/// vendor understands (it is passed through to such a channel as written), when the model's
+/// channels are of other kinds.
+pub fn only_native(field: &str, vendor: &str) -> ApiError {
+    ApiError::bad_request(
+        "unsupported_field",
+        format!("{field} can be sent only to {vendor} upstreams, and this model's channels are of another kind."),
+        format!("{field} 只能发送到 {vendor} 上游，而该模型的渠道属于其他类型。"),
+    )
+    .with_details(json!({ "field": field }))
+}
+
 /// The media type and base64 payload of a `data:` URL (`data:image/png;base64,AAAA`).
 pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("data:")?;

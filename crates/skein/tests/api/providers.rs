@@ -1527,7 +1527,13 @@ async fn same_vendor_clients_are_passed_through() {
     let other = world(Backend::Sqlite, Kind::OpenAi, false).await;
     let r = call(&other, Client::Anthropic, &body, false).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-    assert!(r.text.contains("top_k"), "{}", r.text);
+    // Named: the first of them the conversion met.
+    assert!(
+        r.text
+            .contains("thinking can be sent only to Anthropic upstreams"),
+        "{}",
+        r.text
+    );
     assert!(other.mock.requests().is_empty());
 
     // Gemini: safetySettings are not in the pivot; the JSON-array stream is re-framed from the
