@@ -267,4 +267,70 @@ mod tests {
             Some("image_url_unreachable")
         );
     }
+
+    /// A loopback server: `/big.png` one byte over the limit, `/loop` redirecting to itself,
+    /// `/moved` redirecting to `/ok.png`.
+    async fn server() -> String {
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route(
+                "/big.png",
+                get(|| async {
+                    (
+                        [("content-type", "image/png")],
+                        vec![0u8; MAX_IMAGE_BYTES + 1],
+                    )
+                }),
+            )
+            .route(
+                "/ok.png",
+                get(|| async { ([("content-type", "image/png")], vec![1u8, 2, 3]) }),
+            )
+            .route(
+                "/loop",
+                get(|| async { axum::response::Redirect::temporary("/loop") }),
+            )
+            .route(
+                "/moved",
+                get(|| async { axum::response::Redirect::temporary("/ok.png") }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let base = format!(
+            "http://{}",
+            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn fetches_are_size_limited_and_redirects_bounded() {
+        let base = server().await;
+        let open = ImagePolicy {
+            allow_private: true,
+        };
+        let code = |r: ApiResult<String>| {
+            r.err()
+                .map(|e| e.message(skein_core::i18n::Lang::En).to_string())
+        };
+        let big = code(fetch_data_url(&format!("{base}/big.png"), open).await);
+        assert!(
+            big.as_deref()
+                .is_some_and(|m| m.contains("larger than 10 MB")),
+            "{big:?}"
+        );
+        let looped = code(fetch_data_url(&format!("{base}/loop"), open).await);
+        assert!(
+            looped
+                .as_deref()
+                .is_some_and(|m| m.contains("redirects too many times")),
+            "{looped:?}"
+        );
+        let moved = fetch_data_url(&format!("{base}/moved"), open).await;
+        assert_eq!(moved.ok().as_deref(), Some("data:image/png;base64,AQID"));
+    }
 }

@@ -125,8 +125,9 @@ async fn the_official_gemini_sdk_works() {
     assert_eq!(seen["bad_key"]["status"], "UNAUTHENTICATED");
 }
 
-/// The Anthropic SDK over an Anthropic upstream (pivot both ways) and over a Gemini upstream,
-/// and the Gemini SDK over an Anthropic upstream: the official parsers accept what the
+/// The Anthropic SDK over an Anthropic upstream (passed through) and over a Gemini upstream,
+/// the Gemini SDK over Anthropic, Azure and Gemini (passed through) upstreams, and the OpenAI
+/// SDK over a Gemini upstream: the official parsers accept what the
 /// adapters make of each vendor's answers, usage included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdks_work_over_other_vendors_upstreams() {
@@ -149,7 +150,7 @@ async fn the_official_sdks_work_over_other_vendors_upstreams() {
         assert_eq!(seen["stream_output_tokens"], 5, "{kind:?}");
         assert_eq!(seen["stream_stop_reason"], "end_turn");
     }
-    for kind in [Kind::Anthropic, Kind::Azure] {
+    for kind in [Kind::Anthropic, Kind::Azure, Kind::Gemini] {
         let seen = run_sdk_over("gemini_sdk.py", "google.genai", Some(kind)).await;
         assert_eq!(seen["text"], "echo: hello from gemini sdk", "{kind:?}");
         assert_eq!(
