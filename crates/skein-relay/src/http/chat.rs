@@ -67,18 +67,27 @@ pub(crate) async fn messages(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
     request_id: Option<axum::Extension<RequestId>>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let anthropic = parse_json(&body)?;
+    // Beta features a client turned on travel with its body to Anthropic channels.
+    let betas: Vec<(String, String)> = headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| ("anthropic-beta".to_string(), v.to_string()))
+        .collect();
     let stream = anthropic["stream"].as_bool() == Some(true);
     let model = anthropic["model"].as_str().unwrap_or("").to_string();
-    let (request, native) = with_native(
+    let (request, mut native) = with_native(
         crate::convert::anthropic::request_to_openai(&anthropic),
         anthropic,
         &model,
         stream,
         anthropic_max_tokens,
     );
+    native.headers = betas;
     relay_with(
         svc,
         key,
@@ -163,6 +172,8 @@ pub(crate) enum Format {
 /// `thinking` or `cache_control`, Gemini's `safetySettings`) still reach it.
 pub(crate) struct Native {
     body: Value,
+    /// Client headers to send along (Anthropic's `anthropic-beta`).
+    headers: Vec<(String, String)>,
     /// Why the pivot cannot carry this request: channels of other kinds refuse it with this.
     pivot_error: Option<ApiError>,
 }
@@ -188,6 +199,7 @@ fn with_native(
             Ok(pivot),
             Native {
                 body,
+                headers: Vec::new(),
                 pivot_error: None,
             },
         ),
@@ -207,6 +219,7 @@ fn with_native(
                 pivot,
                 Native {
                     body,
+                    headers: Vec::new(),
                     pivot_error: Some(error),
                 },
             )
@@ -393,7 +406,15 @@ async fn relay_with(
             native.as_ref().and_then(|n| n.pivot_error.clone()),
         ) {
             (Some(n), _) => {
-                upstream::send_native(&svc.http, &channel, &n.body, &upstream_model, stream).await
+                upstream::send_native(
+                    &svc.http,
+                    &channel,
+                    &n.body,
+                    &upstream_model,
+                    stream,
+                    &n.headers,
+                )
+                .await
             }
             (None, Some(error)) => Some(Err(error)),
             (None, None) => None,

@@ -223,20 +223,25 @@ pub async fn send(
     Ok(send_request(adapter, channel, req).await)
 }
 
-/// Sends a body in the channel's own format (see [`Upstream::native_request`]); `None` when
-/// the channel's adapter has no native path.
+/// Sends a body in the channel's own format (see [`Upstream::native_request`]) with the
+/// client's vendor headers that select features (`anthropic-beta`); `None` when the channel's
+/// adapter has no native path.
 pub async fn send_native(
     http: &reqwest::Client,
     channel: &LiveChannel,
     body: &Value,
     model: &str,
     stream: bool,
+    client_headers: &[(String, String)],
 ) -> Option<ApiResult<Attempt>> {
     let adapter = for_kind(&channel.kind)?;
-    let req = match adapter.native_request(http, channel, body, model, stream)? {
+    let mut req = match adapter.native_request(http, channel, body, model, stream)? {
         Ok(req) => req,
         Err(error) => return Some(Err(error)),
     };
+    for (name, value) in client_headers {
+        req = req.header(name, value);
+    }
     Some(Ok(send_request(adapter, channel, req).await))
 }
 

@@ -1516,6 +1516,40 @@ async fn same_vendor_clients_are_passed_through() {
             );
         }
     }
+    // Beta features the client turned on travel with it.
+    let Mock::Anthropic(anthropic) = &w.mock else {
+        unreachable!()
+    };
+    let r = w
+        .app
+        .send(
+            w.app
+                .client
+                .post(w.app.url("/v1/messages"))
+                .header("x-api-key", &w.key)
+                .header("anthropic-version", "2099-01-01")
+                .header("anthropic-beta", "interleaved-thinking-2025-05-14")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        anthropic
+            .header_values("anthropic-beta")
+            .last()
+            .map(String::as_str),
+        Some("interleaved-thinking-2025-05-14")
+    );
+    assert_eq!(
+        anthropic
+            .header_values("anthropic-version")
+            .last()
+            .map(String::as_str),
+        Some("2023-06-01"),
+        "the adapter's own version"
+    );
+    n += 1;
+    assert_billed(&w, spent, n, &r).await;
     // The vendor's own error body reaches the client.
     w.mock.fail_status(400);
     let r = call(&w, Client::Anthropic, &body, false).await;
