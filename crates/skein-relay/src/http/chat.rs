@@ -838,6 +838,8 @@ fn relay_stream(
         let mut upstream = resp.bytes_stream();
         let mut splitter = SseSplitter::default();
         let mut broken = false;
+        // The upstream said in its stream that it failed (a passed-through client heard it).
+        let mut reported = false;
         let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
         'read: loop {
             let next = tokio::time::timeout_at(deadline, upstream.next()).await;
@@ -862,6 +864,7 @@ fn relay_stream(
                     Err(reason) => {
                         tracing::warn!(%reason, "the upstream reported an error mid-stream");
                         broken = true;
+                        reported = true;
                         break 'read;
                     }
                 }
@@ -894,7 +897,9 @@ fn relay_stream(
                 (estimated, if broken { "partial" } else { "estimated" })
             }
         };
-        if !state.client_gone {
+        // A passed-through client already has the vendor's own error event.
+        let told = state.native && reported && state.gemini_sse != Some(false);
+        if !state.client_gone && !told {
             let first_item = state.first_item;
             let gemini_sse = state.gemini_sse;
             let tail = match (state.anthropic.as_mut(), broken) {

@@ -1469,6 +1469,17 @@ async fn an_anthropic_error_event_breaks_the_stream() {
     assert_eq!(text_of(Client::OpenAi, &r, true), "echo: one ");
     let items = settled(&w, 1).await;
     assert_eq!(items[0]["status"], "partial", "{}", items[0]);
+
+    // An Anthropic client passed through hears the vendor's own error event, once.
+    m.fail_next(mock_anthropic::Fault::ErrorEventAfter(2));
+    let mut body = text_body(Client::Anthropic, "one two three four five", true, false);
+    body["stream"] = json!(true);
+    let r = call(&w, Client::Anthropic, &body, true).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text.matches("event: error").count(), 1, "{}", r.text);
+    assert!(r.text.contains("overloaded_error"), "{}", r.text);
+    let items = settled(&w, 2).await;
+    assert!(items.iter().all(|i| i["status"] == "partial"), "{items:?}");
 }
 
 /// A client of the upstream's own vendor is passed through: fields the pivot cannot express
