@@ -554,10 +554,10 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
         }
         match message["role"].as_str().unwrap_or("") {
             "system" | "developer" => {
-                system.extend(openai_content_blocks(
-                    &message["content"],
-                    &format!("{field}.content"),
-                )?);
+                // Anthropic's system prompt takes text blocks only.
+                let text = super::plain_text(&message["content"])
+                    .ok_or_else(|| carry(&format!("{field}.content")))?;
+                system.push(json!({"type": "text", "text": text}));
             }
             "user" => {
                 let blocks =
@@ -1039,6 +1039,13 @@ mod tests {
         assert_eq!(
             request_from_openai(&base).expect("ok")["max_tokens"],
             DEFAULT_MAX_TOKENS
+        );
+        let image_system = json!({"model": "m", "messages": [{"role": "system", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}, {"role": "user", "content": "hi"}]});
+        let err = request_from_openai(&image_system).expect_err("an image in the system prompt");
+        assert_eq!(
+            err.details().map(|d| d["field"].clone()),
+            Some(json!("messages[0].content"))
         );
     }
 

@@ -446,10 +446,10 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
         }
         match message["role"].as_str().unwrap_or("") {
             "system" | "developer" => {
-                system.extend(parts_from_openai(
-                    &message["content"],
-                    &format!("{field}.content"),
-                )?);
+                // A system instruction is text.
+                let text = super::plain_text(&message["content"])
+                    .ok_or_else(|| carry(&format!("{field}.content")))?;
+                system.push(json!({"text": text}));
             }
             "user" => {
                 let parts = parts_from_openai(&message["content"], &format!("{field}.content"))?;
@@ -902,6 +902,13 @@ mod tests {
         assert!(
             request_from_openai(&orphan).is_err(),
             "a result without its call cannot be named"
+        );
+        let image_system = json!({"model": "m", "messages": [{"role": "system", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}, {"role": "user", "content": "hi"}]});
+        let err = request_from_openai(&image_system).expect_err("an image in the system prompt");
+        assert_eq!(
+            err.details().map(|d| d["field"].clone()),
+            Some(json!("messages[0].content"))
         );
     }
 
