@@ -31,6 +31,14 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
                 }
             }
             "thinking" if value["type"] == "disabled" => {}
+            // Carried as an effort; an Anthropic channel gets the exact budget, passed through.
+            "thinking" if value["type"] == "enabled" => {
+                let budget = value["budget_tokens"].as_i64().unwrap_or(0);
+                out.insert(
+                    "reasoning_effort".into(),
+                    json!(super::effort_for_budget(budget)),
+                );
+            }
             "service_tier" if value == "auto" => {}
             _ => return Err(super::only_native(field, "Anthropic")),
         }
@@ -526,12 +534,29 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
             }
             "n" if value.as_i64() == Some(1) => {}
             "response_format" if value["type"] == "text" => {}
+            "reasoning_effort" => {}
             _ => return Err(carry(field)),
         }
     }
     out.insert("model".into(), req["model"].clone());
     out.entry("max_tokens")
         .or_insert_with(|| json!(DEFAULT_MAX_TOKENS));
+    if let Some(effort) = req["reasoning_effort"].as_str() {
+        let budget = super::budget_for_effort(effort).ok_or_else(|| carry("reasoning_effort"))?;
+        let max_tokens = out["max_tokens"].as_i64().unwrap_or(DEFAULT_MAX_TOKENS);
+        // Anthropic thinks within max_tokens, at least 1,024 tokens of it.
+        let budget = budget.min(max_tokens - 1);
+        if budget >= 1024 {
+            out.insert(
+                "thinking".into(),
+                json!({"type": "enabled", "budget_tokens": budget}),
+            );
+        } else if budget > 0 {
+            return Err(carry(
+                "reasoning_effort (max_tokens leaves no room to think)",
+            ));
+        }
+    }
     if req["stream"].as_bool() == Some(true) {
         out.insert("stream".into(), json!(true));
     }
@@ -1138,12 +1163,12 @@ mod tests {
     fn client_fields_without_a_pivot_place_are_refused_by_name() {
         let base =
             json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
-        let mut thinking = base.clone();
-        thinking["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
-        let err = request_to_openai(&thinking).expect_err("thinking");
+        let mut managed = base.clone();
+        managed["context_management"] = json!({"edits": []});
+        let err = request_to_openai(&managed).expect_err("context_management");
         assert_eq!(
             (err.code(), err.details().map(|d| d["field"].clone())),
-            ("unsupported_field", Some(json!("thinking")))
+            ("unsupported_field", Some(json!("context_management")))
         );
         let mut off = base.clone();
         off["thinking"] = json!({"type": "disabled"});
@@ -1153,5 +1178,33 @@ mod tests {
         let mut unknown = base;
         unknown["mcp_servers"] = json!([]);
         assert!(request_to_openai(&unknown).is_err());
+    }
+
+    #[test]
+    fn thinking_is_carried_as_an_effort_and_back_as_a_budget() {
+        let req = json!({"model": "m", "max_tokens": 20000, "thinking": {"type": "enabled", "budget_tokens": 10000},
+            "messages": [{"role": "user", "content": "hi"}]});
+        let pivot = request_to_openai(&req).expect("carried");
+        assert_eq!(pivot["reasoning_effort"], "medium");
+        let back = request_from_openai(&pivot).expect("carried back");
+        assert_eq!(
+            back["thinking"],
+            json!({"type": "enabled", "budget_tokens": 8192})
+        );
+        // The budget must fit inside max_tokens.
+        let tight = json!({"model": "m", "max_tokens": 3000, "reasoning_effort": "high", "messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(
+            request_from_openai(&tight).expect("fits")["thinking"]["budget_tokens"],
+            2999
+        );
+        let tiny = json!({"model": "m", "max_tokens": 500, "reasoning_effort": "low", "messages": [{"role": "user", "content": "hi"}]});
+        assert!(request_from_openai(&tiny).is_err());
+        let none = json!({"model": "m", "reasoning_effort": "minimal", "messages": [{"role": "user", "content": "hi"}]});
+        assert!(
+            request_from_openai(&none)
+                .expect("no thinking")
+                .get("thinking")
+                .is_none()
+        );
     }
 }

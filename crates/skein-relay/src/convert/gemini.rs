@@ -59,6 +59,16 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
             "frequencyPenalty" => {
                 out.insert("frequency_penalty".into(), value.clone());
             }
+            // Carried as an effort; a Gemini channel gets the exact budget, passed through.
+            // (`includeThoughts` only says whether to show them.)
+            "thinkingConfig" => {
+                if let Some(budget) = value["thinkingBudget"].as_i64().filter(|b| *b >= 0) {
+                    out.insert(
+                        "reasoning_effort".into(),
+                        json!(super::effort_for_budget(budget)),
+                    );
+                }
+            }
             "responseMimeType" if value == "text/plain" => {}
             "responseMimeType" if value == "application/json" => {
                 if config.get("responseJsonSchema").is_none_or(Value::is_null) {
@@ -412,6 +422,16 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
                 config.insert("stopSequences".into(), stops);
             }
             "n" if value.as_i64() == Some(1) => {}
+            "reasoning_effort" => {
+                let budget = value
+                    .as_str()
+                    .and_then(super::budget_for_effort)
+                    .ok_or_else(|| carry("reasoning_effort"))?;
+                config.insert(
+                    "thinkingConfig".into(),
+                    json!({"thinkingBudget": budget, "includeThoughts": budget > 0}),
+                );
+            }
             // Gemini calls functions in parallel when it sees fit; allowing it is the default.
             "parallel_tool_calls" if value.as_bool() == Some(true) => {}
             "response_format" => match value["type"].as_str() {
@@ -1014,8 +1034,8 @@ mod tests {
             ),
             (
                 "generationConfig",
-                json!({"thinkingConfig": {"thinkingBudget": 0}}),
-                "generationConfig.thinkingConfig",
+                json!({"responseModalities": ["AUDIO"]}),
+                "generationConfig.responseModalities",
             ),
         ] {
             let mut req = base.clone();
@@ -1037,5 +1057,20 @@ mod tests {
         );
         assert_eq!(out["response_format"], json!({"type": "json_object"}));
         assert_eq!(out["seed"], 3);
+    }
+
+    #[test]
+    fn thinking_budgets_are_carried_as_efforts_and_back() {
+        let req = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"thinkingConfig": {"thinkingBudget": 2000, "includeThoughts": true}}});
+        let pivot = request_to_openai(&req, "m", false).expect("carried");
+        assert_eq!(pivot["reasoning_effort"], "low");
+        let back = request_from_openai(&pivot).expect("carried back");
+        assert_eq!(
+            back["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 2048, "includeThoughts": true})
+        );
+        let bad = json!({"model": "m", "reasoning_effort": "extreme", "messages": [{"role": "user", "content": "hi"}]});
+        assert!(request_from_openai(&bad).is_err());
     }
 }

@@ -33,6 +33,28 @@ pub fn only_native(field: &str, vendor: &str) -> ApiError {
     .with_details(json!({ "field": field }))
 }
 
+/// OpenAI's `reasoning_effort` for a thinking budget in tokens (Anthropic's `budget_tokens`,
+/// Gemini's `thinkingBudget`): the pivot speaks in efforts, the vendors in budgets.
+pub fn effort_for_budget(budget: i64) -> &'static str {
+    match budget {
+        ..=0 => "minimal",
+        1..4096 => "low",
+        4096..16384 => "medium",
+        _ => "high",
+    }
+}
+
+/// The thinking budget in tokens for an OpenAI `reasoning_effort` (0: no thinking).
+pub fn budget_for_effort(effort: &str) -> Option<i64> {
+    match effort {
+        "minimal" | "none" => Some(0),
+        "low" => Some(2048),
+        "medium" => Some(8192),
+        "high" => Some(24576),
+        _ => None,
+    }
+}
+
 /// The media type and base64 payload of a `data:` URL (`data:image/png;base64,AAAA`).
 pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("data:")?;

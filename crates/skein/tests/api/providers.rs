@@ -1564,13 +1564,8 @@ async fn same_vendor_clients_are_passed_through() {
     let other = world(Backend::Sqlite, Kind::OpenAi, false).await;
     let r = call(&other, Client::Anthropic, &body, false).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-    // Named: the first of them the conversion met.
-    assert!(
-        r.text
-            .contains("thinking can be sent only to Anthropic upstreams"),
-        "{}",
-        r.text
-    );
+    // Named (thinking is carried as an effort; top_k has no place in the pivot).
+    assert!(r.text.contains("top_k"), "{}", r.text);
     assert!(other.mock.requests().is_empty());
 
     // Gemini: safetySettings are not in the pivot; the JSON-array stream is re-framed from the
@@ -1661,5 +1656,27 @@ async fn a_slow_upstream_times_out_and_fails_over() {
             w.channel_id.as_str(),
             "billed on the backup"
         );
+    }
+}
+
+/// A thinking budget is carried across vendors as an effort: an Anthropic client's `thinking`
+/// reaches an OpenAI upstream as `reasoning_effort` and a Gemini upstream as `thinkingConfig`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thinking_is_carried_across_vendors() {
+    let body = json!({"model": MODEL, "max_tokens": 20000, "thinking": {"type": "enabled", "budget_tokens": 10000},
+        "messages": [{"role": "user", "content": "think"}]});
+    for kind in [Kind::OpenAi, Kind::Gemini] {
+        let w = world(Backend::Sqlite, kind, false).await;
+        let r = call(&w, Client::Anthropic, &body, false).await;
+        assert_eq!(r.status, StatusCode::OK, "{kind:?}: {}", r.text);
+        let sent = w.mock.last();
+        match kind {
+            Kind::Gemini => assert_eq!(
+                sent["generationConfig"]["thinkingConfig"],
+                json!({"thinkingBudget": 8192, "includeThoughts": true}),
+                "{sent}"
+            ),
+            _ => assert_eq!(sent["reasoning_effort"], "medium", "{sent}"),
+        }
     }
 }
