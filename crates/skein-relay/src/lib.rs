@@ -14,6 +14,7 @@ mod http;
 pub mod keys;
 pub mod pricing;
 pub mod proxy;
+pub mod upstream;
 pub mod vault;
 
 use std::net::IpAddr;
@@ -57,6 +58,8 @@ pub struct RelayService {
     limiter: Arc<dyn skein_core::limit::RateLimiter>,
     vault: vault::Vault,
     http: reqwest::Client,
+    /// Whether remote images may be fetched from private addresses (for inline-only upstreams).
+    images: upstream::ImagePolicy,
     groups: Vec<String>,
     /// Routing table, swapped whole on every change.
     table: RwLock<Arc<channels::ChannelTable>>,
@@ -75,7 +78,9 @@ pub struct RelayService {
 impl RelayService {
     /// Starts the service: loads channels and prices, and re-reads them periodically so
     /// changes made on other instances arrive. `groups` are the channel groups a key may name;
-    /// `secret_key` seals upstream keys at rest.
+    /// `secret_key` seals upstream keys at rest; `images` says where remote images may be
+    /// fetched from for upstreams that take images only inline.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         db: Db,
         users: Arc<dyn UserDirectory>,
@@ -84,6 +89,7 @@ impl RelayService {
         groups: Vec<String>,
         secret_key: &[u8; 32],
         probe_every: Duration,
+        images: upstream::ImagePolicy,
     ) -> Result<Arc<Self>, ApiError> {
         let key_cache = Cache::builder()
             .max_capacity(100_000)
@@ -105,6 +111,7 @@ impl RelayService {
             limiter,
             vault: vault::Vault::new(secret_key),
             http,
+            images,
             groups,
             table: RwLock::new(Arc::new(channels::ChannelTable::default())),
             breakers: breaker::Breakers::default(),
