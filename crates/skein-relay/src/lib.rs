@@ -313,7 +313,7 @@ impl RelayApi for InProcessRelay {
         &self,
         caller: RelayCaller,
         mut request: serde_json::Value,
-    ) -> Result<ByteStream, ApiError> {
+    ) -> Result<skein_core::api::RelayStream, ApiError> {
         use futures::StreamExt;
         if let Some(body) = request.as_object_mut() {
             body.insert("stream".into(), serde_json::Value::Bool(true));
@@ -331,13 +331,18 @@ impl RelayApi for InProcessRelay {
             rpm_limit: None,
             tpm_limit: None,
         };
+        let (charge_tx, charge) = tokio::sync::oneshot::channel();
         let response = http::chat::relay(
             self.0.clone(),
             key,
             caller.request_id,
             request,
             http::chat::Format::OpenAi,
-            caller.conversation_id,
+            http::chat::InProcess {
+                conversation_id: caller.conversation_id,
+                cancel: caller.cancel,
+                charge: Some(charge_tx),
+            },
         )
         .await?;
         let status = response.status();
@@ -359,11 +364,12 @@ impl RelayApi for InProcessRelay {
                 format!("模型服务商拒绝了请求：{message}"),
             ));
         }
-        Ok(Box::pin(
+        let bytes: ByteStream = Box::pin(
             body.into_data_stream()
                 .take_while(|chunk| std::future::ready(chunk.is_ok()))
                 .filter_map(|chunk| std::future::ready(chunk.ok())),
-        ))
+        );
+        Ok(skein_core::api::RelayStream { bytes, charge })
     }
 
     async fn transcribe(

@@ -56,7 +56,7 @@ pub(crate) async fn chat_completions(
         request_id.map(|r| r.0.0).unwrap_or_default(),
         request,
         Format::OpenAi,
-        None,
+        InProcess::default(),
     )
     .await
 }
@@ -94,7 +94,7 @@ pub(crate) async fn messages(
         request_id.map(|r| r.0.0).unwrap_or_default(),
         request?,
         Format::Anthropic,
-        None,
+        InProcess::default(),
         Some(native),
     )
     .await
@@ -147,7 +147,7 @@ pub(crate) async fn gemini(
         request_id.map(|r| r.0.0).unwrap_or_default(),
         request?,
         Format::Gemini { sse },
-        None,
+        InProcess::default(),
         Some(native),
     )
     .await
@@ -237,17 +237,28 @@ fn parse_json(body: &[u8]) -> ApiResult<Value> {
     })
 }
 
+/// What an in-process caller (Chat) adds to a relayed call.
+#[derive(Default)]
+pub(crate) struct InProcess {
+    /// Recorded with the charge.
+    pub conversation_id: Option<String>,
+    /// Stops the call: the upstream connection is closed and what was delivered is billed.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
+    /// Receives the exact charge once settled.
+    pub charge: Option<tokio::sync::oneshot::Sender<skein_core::api::RelayCharge>>,
+}
+
 /// Relays one chat request in `format` for `key`. An in-process caller (Chat) passes a key with
-/// an empty id: it is charged to the user alone, with `conversation_id` on the record.
+/// an empty id: it is charged to the user alone, with the conversation on the record.
 pub(crate) async fn relay(
     svc: Arc<RelayService>,
     key: KeyInfo,
     request_id: String,
     request: Value,
     format: Format,
-    conversation_id: Option<String>,
+    in_process: InProcess,
 ) -> ApiResult<Response> {
-    relay_with(svc, key, request_id, request, format, conversation_id, None).await
+    relay_with(svc, key, request_id, request, format, in_process, None).await
 }
 
 /// [`relay`], with the client's own body for channels of the client's vendor.
@@ -257,7 +268,7 @@ async fn relay_with(
     request_id: String,
     mut request: Value,
     format: Format,
-    conversation_id: Option<String>,
+    mut in_process: InProcess,
     native: Option<Native>,
 ) -> ApiResult<Response> {
     let model = request
@@ -448,7 +459,12 @@ async fn relay_with(
                     prompt_estimate,
                     started,
                     stream,
-                    conversation_id: conversation_id.clone(),
+                    // Kept only for streams: a stream that breaks before the vendor's usage is
+                    // billed by counting the prompt and what was delivered.
+                    messages: stream.then(|| request["messages"].clone()),
+                    conversation_id: in_process.conversation_id.take(),
+                    cancel: in_process.cancel.take(),
+                    charge: in_process.charge.take(),
                 };
                 let native = native_here.is_some();
                 return Ok(if stream {
@@ -540,14 +556,18 @@ struct Bill {
     prompt_estimate: i64,
     started: Instant,
     stream: bool,
+    messages: Option<Value>,
     conversation_id: Option<String>,
+    cancel: Option<tokio_util::sync::CancellationToken>,
+    charge: Option<tokio::sync::oneshot::Sender<skein_core::api::RelayCharge>>,
 }
 
 impl Bill {
-    async fn settle(self, tokens: Tokens, status: &str, ttft: Option<Duration>) {
+    async fn settle(mut self, tokens: Tokens, status: &str, ttft: Option<Duration>) {
         let cost = self
             .rates
             .cost(tokens.prompt, tokens.completion, tokens.cached);
+        let charge = self.charge.take();
         let usage = Usage {
             cost,
             model: self.model.clone(),
@@ -580,7 +600,15 @@ impl Bill {
         }
         match self.svc.billing.settle(&self.reservation_id, usage).await {
             Ok(s) => {
-                tracing::info!(key_id = %self.key.key_id, cost = s.charged, status, "request settled")
+                tracing::info!(key_id = %self.key.key_id, cost = s.charged, status, "request settled");
+                if let Some(charge) = charge {
+                    let _ = charge.send(skein_core::api::RelayCharge {
+                        prompt_tokens: tokens.prompt,
+                        completion_tokens: tokens.completion,
+                        cost: s.charged,
+                        status: status.to_string(),
+                    });
+                }
             }
             Err(error) => {
                 tracing::error!(%error, reservation_id = %self.reservation_id, "settle failed")
@@ -677,6 +705,8 @@ struct StreamState {
     client_wants_usage: bool,
     tokens: Option<Tokens>,
     delivered_text: usize,
+    /// The text delivered (up to [`DELIVERED_KEPT`] bytes), to count with the tokenizer.
+    delivered: String,
     first_token: Option<Duration>,
     client_gone: bool,
     started: Instant,
@@ -745,6 +775,16 @@ impl StreamState {
                         self.first_token = Some(self.started.elapsed());
                     }
                     self.delivered_text += len;
+                    if self.delivered.len() < DELIVERED_KEPT {
+                        for part in [&delta["content"], &delta["reasoning_content"]] {
+                            if let Some(text) = part.as_str() {
+                                self.delivered.push_str(text);
+                            }
+                        }
+                        if let Some(calls) = delta.get("tool_calls") {
+                            self.delivered.push_str(&calls.to_string());
+                        }
+                    }
                 }
             }
             if self.native {
@@ -804,6 +844,32 @@ impl StreamState {
     }
 }
 
+/// Most delivered text kept for counting; beyond it the rest is estimated from its length.
+const DELIVERED_KEPT: usize = 1 << 20;
+
+/// Tokens of a stream that ended without the vendor's usage: the prompt and the text that was
+/// delivered, counted with the tokenizer.
+fn counted(bill: &Bill, state: &StreamState) -> Tokens {
+    let prompt = bill
+        .messages
+        .as_ref()
+        .map(|m| i64::try_from(skein_core::tokens::count_messages(m, 765)).unwrap_or(i64::MAX))
+        .unwrap_or(bill.prompt_estimate);
+    let beyond = state.delivered_text.saturating_sub(state.delivered.len());
+    let completion = i64::try_from(skein_core::tokens::count_tokens(&state.delivered))
+        .unwrap_or(i64::MAX)
+        .saturating_add(if beyond > 0 {
+            estimate_tokens(beyond)
+        } else {
+            0
+        });
+    Tokens {
+        prompt,
+        completion,
+        cached: 0,
+    }
+}
+
 fn relay_stream(
     resp: reqwest::Response,
     bill: Bill,
@@ -827,6 +893,7 @@ fn relay_stream(
         client_wants_usage,
         tokens: None,
         delivered_text: 0,
+        delivered: String::new(),
         first_token: None,
         client_gone: false,
         started: bill.started,
@@ -841,8 +908,26 @@ fn relay_stream(
         // The upstream said in its stream that it failed (a passed-through client heard it).
         let mut reported = false;
         let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+        let cancel = bill.cancel.clone();
+        let cancelled = async move {
+            match cancel {
+                Some(cancel) => cancel.cancelled_owned().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(cancelled);
+        let mut stopped = false;
         'read: loop {
-            let next = tokio::time::timeout_at(deadline, upstream.next()).await;
+            let next = tokio::select! {
+                biased;
+                () = &mut cancelled => {
+                    // The in-process caller stopped the answer: drop the upstream connection
+                    // so the vendor stops generating, and bill what was delivered.
+                    stopped = true;
+                    break;
+                }
+                next = tokio::time::timeout_at(deadline, upstream.next()) => next,
+            };
             let chunk = match next {
                 Ok(Some(Ok(chunk))) => chunk,
                 Ok(None) => break,
@@ -870,7 +955,8 @@ fn relay_stream(
                 }
             }
         }
-        let tail = if broken {
+        drop(upstream);
+        let tail = if broken || stopped {
             decoder.partial()
         } else {
             decoder.finish()
@@ -879,6 +965,8 @@ fn relay_stream(
             state.forward(event).await;
         }
         let (tokens, status) = match (state.tokens, broken) {
+            (Some(tokens), _) if stopped => (tokens, "stopped"),
+            (None, _) if stopped => (counted(&bill, &state), "stopped"),
             (Some(tokens), false) => (
                 tokens,
                 if state.client_gone {
@@ -888,14 +976,7 @@ fn relay_stream(
                 },
             ),
             (Some(tokens), true) => (tokens, "partial"),
-            (None, _) => {
-                let estimated = Tokens {
-                    prompt: bill.prompt_estimate,
-                    completion: estimate_tokens(state.delivered_text),
-                    cached: 0,
-                };
-                (estimated, if broken { "partial" } else { "estimated" })
-            }
+            (None, _) => (counted(&bill, &state), if broken { "partial" } else { "estimated" }),
         };
         // A passed-through client already has the vendor's own error event.
         let told = state.native && reported && state.gemini_sse != Some(false);

@@ -257,6 +257,14 @@ on_both_backends! {
         assert!(!kept.is_empty() && kept.len() < full.len() && full.starts_with(kept), "kept {kept:?}");
         let saved = finished(&app, &user, &id, done["id"].as_str().unwrap()).await;
         assert_eq!((saved["status"].as_str(), saved["content"].as_str()), (Some("stopped"), Some(kept)));
+        // The upstream was cut off and what was delivered was billed: the message shows the
+        // very charge the ledger holds, and less than the whole answer would have cost.
+        let usage = app.get("/api/v1/billing/usage", Some(&user.access)).await.json;
+        let record = &usage["items"][0];
+        assert_eq!(record["status"], "stopped", "{usage}");
+        assert_eq!(saved["usage"]["cost"], record["cost"], "{saved}");
+        let whole = cost_of(16, 17);
+        assert!(record["cost"].as_i64().unwrap() < whole, "{record}");
     }
 
     async fn an_answer_outlives_its_client_and_can_be_reattached(backend) {
