@@ -322,15 +322,6 @@ pub async fn run(slot: Slot, mut plan: Plan) {
             _ = crate::summarize(&svc, &caller, summarize, &mut plan.request) => {}
         }
     }
-    if let Err(error) = store::save_context(
-        &svc.db,
-        &generation.message_id,
-        &context_record(&plan.request, plan.trimmed),
-    )
-    .await
-    {
-        tracing::warn!(%error, "could not record the context of an answer");
-    }
     let outcome = if generation.cancel.is_cancelled() {
         // Stopped before the model was called: nothing to call, nothing to pay.
         Outcome {
@@ -358,6 +349,16 @@ pub async fn run(slot: Slot, mut plan: Plan) {
             },
         }
     };
+    // Recorded after the answer, off the path to its first token.
+    if let Err(error) = store::save_context(
+        &svc.db,
+        &generation.message_id,
+        &context_record(&plan.request, plan.trimmed),
+    )
+    .await
+    {
+        tracing::warn!(%error, "could not record the context of an answer");
+    }
     let stopped = outcome.stopped;
     let (content, reasoning) = generation.text();
     let status = match (&outcome.error, stopped) {

@@ -615,15 +615,30 @@ pub async fn restore_conversation(
     Ok(ApiJson(conversation_view(&row)))
 }
 
-fn history_view(c: &ConversationRow, rows: &[MessageRow]) -> Value {
+/// The branch on screen.
+#[derive(serde::Serialize)]
+struct HistoryView<'a> {
+    conversation_id: &'a str,
+    active_leaf_id: Option<&'a str>,
+    messages: Vec<crate::MessageView<'a>>,
+}
+
+/// The history as JSON bytes, serialized straight from the rows.
+fn history_view(c: &ConversationRow, rows: &[MessageRow]) -> ApiResult<Response> {
     let tree = Tree::new(rows);
     let path = active_path(&tree, c.active_leaf_id.as_deref());
-    let leaf = path.last().map(|m| m.id.clone());
-    json!({
-        "conversation_id": c.id,
-        "active_leaf_id": leaf,
-        "messages": path.iter().map(|m| view(m, &tree)).collect::<Vec<_>>(),
-    })
+    let history = HistoryView {
+        conversation_id: &c.id,
+        active_leaf_id: path.last().map(|m| m.id.as_str()),
+        messages: path.iter().map(|m| view(m, &tree)).collect(),
+    };
+    let body = serde_json::to_vec(&history).map_err(ApiError::internal)?;
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 /// The branch on screen, root first, with each message's siblings ("2 / 3").
@@ -633,10 +648,10 @@ pub async fn history(
     State(svc): State<Arc<ChatService>>,
     user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<ApiJson<Value>> {
+) -> ApiResult<Response> {
     let c = owned(&svc, &user, &id).await?;
     let rows = store::messages(&svc.db, &c.id).await?;
-    Ok(ApiJson(history_view(&c, &rows)))
+    history_view(&c, &rows)
 }
 
 /// Which branch to show.
@@ -655,7 +670,7 @@ pub async fn switch_branch(
     user: AuthUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SwitchRequest>,
-) -> ApiResult<ApiJson<Value>> {
+) -> ApiResult<Response> {
     let mut c = owned(&svc, &user, &id).await?;
     let rows = store::messages(&svc.db, &c.id).await?;
     let tree = Tree::new(&rows);
@@ -666,7 +681,7 @@ pub async fn switch_branch(
     let leaf = tree.newest_leaf(start).to_string();
     store::set_active_leaf(svc.db.pool(), &c.id, &leaf, ids::now_ms()).await?;
     c.active_leaf_id = Some(leaf);
-    Ok(ApiJson(history_view(&c, &rows)))
+    history_view(&c, &rows)
 }
 
 /// A message to send.

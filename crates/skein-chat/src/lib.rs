@@ -303,42 +303,67 @@ fn insert_summary(request: &mut Value, summary: &str) {
     }
 }
 
-/// A message as the API shows it, with its place among its siblings.
-pub(crate) fn view(row: &MessageRow, tree: &Tree<'_, MessageRow>) -> Value {
-    let (siblings, index) = tree.siblings(row);
-    let images: Value = row
-        .images
-        .as_deref()
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or_else(|| json!([]));
-    let error: Value = row
-        .error
-        .as_deref()
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or(Value::Null);
-    let usage = match (row.prompt_tokens, row.completion_tokens, row.cost) {
-        (Some(p), Some(c), Some(cost)) => {
-            json!({"prompt_tokens": p, "completion_tokens": c, "cost": cost})
-        }
-        _ => Value::Null,
+/// A message as the API shows it, with its place among its siblings. Borrowed from the row
+/// and serialized directly: a history of thousands of messages builds no JSON tree.
+#[derive(serde::Serialize)]
+pub(crate) struct MessageView<'a> {
+    id: &'a str,
+    conversation_id: &'a str,
+    parent_id: Option<&'a str>,
+    role: &'a str,
+    content: &'a str,
+    reasoning: Option<&'a str>,
+    status: &'a str,
+    model: Option<&'a str>,
+    error: Value,
+    images: Value,
+    sibling_ids: Vec<&'a str>,
+    sibling_index: usize,
+    sibling_count: usize,
+    usage: Option<UsageView>,
+    created_at: String,
+}
+
+/// What an answer used and cost.
+#[derive(serde::Serialize)]
+pub(crate) struct UsageView {
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cost: i64,
+}
+
+/// The API's view of `row` within `tree`.
+pub(crate) fn view<'a>(row: &'a MessageRow, tree: &Tree<'a, MessageRow>) -> MessageView<'a> {
+    let (sibling_ids, sibling_index) = tree.siblings(row);
+    let parse = |text: &Option<String>, empty: Value| {
+        text.as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or(empty)
     };
-    json!({
-        "id": row.id,
-        "conversation_id": row.conversation_id,
-        "parent_id": row.parent_id,
-        "role": row.role,
-        "content": row.content,
-        "reasoning": row.reasoning,
-        "status": row.status,
-        "model": row.model,
-        "error": error,
-        "images": images,
-        "sibling_ids": siblings,
-        "sibling_index": index,
-        "sibling_count": siblings.len(),
-        "usage": usage,
-        "created_at": ids::ms_to_rfc3339(row.created_at),
-    })
+    MessageView {
+        id: &row.id,
+        conversation_id: &row.conversation_id,
+        parent_id: row.parent_id.as_deref(),
+        role: &row.role,
+        content: &row.content,
+        reasoning: row.reasoning.as_deref(),
+        status: &row.status,
+        model: row.model.as_deref(),
+        error: parse(&row.error, Value::Null),
+        images: parse(&row.images, json!([])),
+        sibling_count: sibling_ids.len(),
+        sibling_ids,
+        sibling_index,
+        usage: match (row.prompt_tokens, row.completion_tokens, row.cost) {
+            (Some(prompt_tokens), Some(completion_tokens), Some(cost)) => Some(UsageView {
+                prompt_tokens,
+                completion_tokens,
+                cost,
+            }),
+            _ => None,
+        },
+        created_at: ids::ms_to_rfc3339(row.created_at),
+    }
 }
 
 /// One message of a conversation as the API shows it.
@@ -349,7 +374,9 @@ pub(crate) async fn message_view(
 ) -> Result<Option<Value>, ApiError> {
     let rows = store::messages(&svc.db, conversation_id).await?;
     let tree = Tree::new(&rows);
-    Ok(tree.get(message_id).map(|row| view(row, &tree)))
+    Ok(tree
+        .get(message_id)
+        .map(|row| serde_json::to_value(view(row, &tree)).unwrap_or_default()))
 }
 
 /// The branch on screen: from the root to the active leaf (or the newest leaf when the
