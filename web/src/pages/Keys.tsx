@@ -1,0 +1,172 @@
+import { useState } from 'react';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { api } from '../lib/api';
+import { list, money, when } from '../lib/format';
+import type { ApiKey, Page } from '../lib/types';
+import { useT } from '../i18n';
+import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager } from '../components/ui';
+import { Dialog } from '../components/ui/dialog';
+
+const emptyForm = { name: '', quota_limit: '', expires_at: '', allowed_models: '', allowed_ips: '', rpm_limit: '', tpm_limit: '' };
+
+/** The user's relay API keys: create (secret shown once), limits, disable, revoke. */
+export default function KeysPage() {
+  const t = useT();
+  const queryClient = useQueryClient();
+  const [page, setPage] = useState(1);
+  const [creating, setCreating] = useState(false);
+  const [form, setForm] = useState(emptyForm);
+  const [error, setError] = useState<unknown>(null);
+  const [secret, setSecret] = useState<string | null>(null);
+  const [revoking, setRevoking] = useState<ApiKey | null>(null);
+  const keys = useQuery({ queryKey: ['keys', page], queryFn: () => api<Page<ApiKey>>(`keys?page=${page}&per_page=20`) });
+  const refresh = () => queryClient.invalidateQueries({ queryKey: ['keys'] });
+  const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement>) => setForm({ ...form, [k]: e.target.value });
+  const n = (s: string) => (s.trim() ? Number(s) : undefined);
+
+  const create = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const created = await api<ApiKey>('keys', {
+        body: {
+          name: form.name.trim(),
+          quota_limit: n(form.quota_limit),
+          expires_at: form.expires_at ? new Date(form.expires_at).toISOString() : undefined,
+          allowed_models: form.allowed_models.trim() ? list(form.allowed_models) : undefined,
+          allowed_ips: form.allowed_ips.trim() ? list(form.allowed_ips) : undefined,
+          rpm_limit: n(form.rpm_limit),
+          tpm_limit: n(form.tpm_limit),
+        },
+      });
+      setCreating(false);
+      setForm(emptyForm);
+      // The secret is kept only in this dialog's state and dropped when it closes.
+      setSecret(created.key ?? null);
+      refresh();
+    } catch (err) {
+      setError(err);
+    }
+  };
+
+  return (
+    <div className="mx-auto max-w-5xl p-4">
+      <PageHeader title={t('keys.title')}>
+        <Button onClick={() => setCreating(true)}>+ {t('keys.new')}</Button>
+      </PageHeader>
+      <p className="mb-4 text-sm text-muted-fg">{t('keys.intro')}</p>
+      <ErrorText error={keys.error} />
+      <DataTable
+        rows={keys.data?.items ?? []}
+        rowKey={(k) => k.id}
+        columns={[
+          { header: t('common.name'), cell: (k) => <span className="font-medium">{k.name}</span> },
+          { header: t('keys.hint'), cell: (k) => <code className="text-xs">{k.key_hint}</code> },
+          { header: t('common.status'), cell: (k) => <Badge tone={k.status === 'active' ? 'ok' : 'neutral'}>{k.status}</Badge> },
+          {
+            header: t('keys.limits'),
+            cell: (k) => (
+              <span className="text-xs text-muted-fg">
+                {k.quota_limit != null ? money(k.quota_limit) : t('common.unlimited')}
+                {k.rpm_limit != null && ` · ${k.rpm_limit} rpm`}
+                {k.tpm_limit != null && ` · ${k.tpm_limit} tpm`}
+                {k.allowed_models?.length ? ` · ${k.allowed_models.join(', ')}` : ''}
+                {k.expires_at && ` · ${t('keys.expiresAt')} ${when(k.expires_at)}`}
+              </span>
+            ),
+          },
+          { header: t('keys.lastUsed'), cell: (k) => (k.last_used_at ? when(k.last_used_at) : t('common.never')) },
+          {
+            header: t('common.actions'),
+            cell: (k) => (
+              <span className="flex justify-end gap-1">
+                <Button
+                  variant="secondary"
+                  size="sm"
+                  onClick={async () => {
+                    await api(`keys/${k.id}`, { method: 'PATCH', body: { status: k.status === 'active' ? 'disabled' : 'active' } }).catch(setError);
+                    refresh();
+                  }}
+                >
+                  {k.status === 'active' ? t('common.disable') : t('common.enable')}
+                </Button>
+                <Button variant="danger" size="sm" onClick={() => setRevoking(k)}>
+                  {t('keys.revoke')}
+                </Button>
+              </span>
+            ),
+          },
+        ]}
+      />
+      <Pager page={page} perPage={20} total={keys.data?.total ?? 0} onPage={setPage} />
+      <ErrorText error={error && !creating ? error : null} />
+
+      <Dialog open={creating} onOpenChange={setCreating} title={t('keys.new')}>
+        <form className="space-y-3" onSubmit={create}>
+          <Field label={t('common.name')}>
+            <Input required value={form.name} onChange={set('name')} name="key-name" />
+          </Field>
+          <div className="grid grid-cols-2 gap-3">
+            <Field label={t('keys.quotaLimit')}>
+              <Input type="number" min="0" value={form.quota_limit} onChange={set('quota_limit')} placeholder={t('common.unlimited')} />
+            </Field>
+            <Field label={t('keys.expiresAt')}>
+              <Input type="datetime-local" value={form.expires_at} onChange={set('expires_at')} />
+            </Field>
+            <Field label={t('keys.rpm')}>
+              <Input type="number" min="1" value={form.rpm_limit} onChange={set('rpm_limit')} />
+            </Field>
+            <Field label={t('keys.tpm')}>
+              <Input type="number" min="1" value={form.tpm_limit} onChange={set('tpm_limit')} />
+            </Field>
+          </div>
+          <Field label={t('keys.models')}>
+            <Input value={form.allowed_models} onChange={set('allowed_models')} />
+          </Field>
+          <Field label={t('keys.ips')}>
+            <Input value={form.allowed_ips} onChange={set('allowed_ips')} />
+          </Field>
+          <ErrorText error={error} />
+          <div className="flex justify-end gap-2">
+            <Button variant="secondary" onClick={() => setCreating(false)}>
+              {t('common.cancel')}
+            </Button>
+            <Button type="submit">{t('common.create')}</Button>
+          </div>
+        </form>
+      </Dialog>
+
+      <Dialog open={secret !== null} onOpenChange={(o) => !o && setSecret(null)} title={t('keys.created')}>
+        <p className="mb-3 text-sm">{t('keys.secretOnce')}</p>
+        <div className="flex items-center gap-2 rounded-md border border-border bg-muted p-2">
+          <code className="min-w-0 flex-1 break-all text-sm" data-testid="new-key">
+            {secret}
+          </code>
+          <CopyButton text={secret ?? ''} />
+        </div>
+        <div className="mt-4 flex justify-end">
+          <Button onClick={() => setSecret(null)}>{t('keys.done')}</Button>
+        </div>
+      </Dialog>
+
+      <Dialog open={revoking !== null} onOpenChange={(o) => !o && setRevoking(null)} title={t('keys.revoke')}>
+        <p className="mb-4 text-sm">{t('keys.revokeConfirm', { name: revoking?.name ?? '' })}</p>
+        <div className="flex justify-end gap-2">
+          <Button variant="secondary" onClick={() => setRevoking(null)}>
+            {t('common.cancel')}
+          </Button>
+          <Button
+            variant="danger"
+            onClick={async () => {
+              if (revoking) await api(`keys/${revoking.id}`, { method: 'DELETE' }).catch(setError);
+              setRevoking(null);
+              refresh();
+            }}
+          >
+            {t('keys.revoke')}
+          </Button>
+        </div>
+      </Dialog>
+    </div>
+  );
+}

@@ -1,0 +1,128 @@
+import { useEffect, useState } from 'react';
+import { Link, useNavigate } from 'react-router-dom';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { api } from '../../lib/api';
+import type { Conversation } from '../../lib/types';
+import { useT } from '../../i18n';
+import { Button, cx, ErrorText, Input } from '../../components/ui';
+import { Dialog } from '../../components/ui/dialog';
+import { Menu } from '../../components/ui/menu';
+import { toast } from '../../components/ui/toast';
+
+function useDebounced<T>(value: T, ms: number) {
+  const [v, setV] = useState(value);
+  useEffect(() => {
+    const h = setTimeout(() => setV(value), ms);
+    return () => clearTimeout(h);
+  }, [value, ms]);
+  return v;
+}
+
+/** The conversation list: search, pinned first, archive view, and each item's actions. */
+export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?: () => void }) {
+  const t = useT();
+  const navigate = useNavigate();
+  const queryClient = useQueryClient();
+  const [q, setQ] = useState('');
+  const [archived, setArchived] = useState(false);
+  const [renaming, setRenaming] = useState<Conversation | null>(null);
+  const [title, setTitle] = useState('');
+  const query = useDebounced(q.trim(), 250);
+  const list = useQuery({
+    queryKey: ['conversations', { q: query, archived }],
+    queryFn: () =>
+      api<{ items: Conversation[]; next_cursor: string | null }>(
+        `chat/conversations?limit=100&archived=${archived}&q=${encodeURIComponent(query)}`,
+      ),
+  });
+  const refresh = () => queryClient.invalidateQueries({ queryKey: ['conversations'] });
+  const patch = async (c: Conversation, body: Partial<Conversation>) => {
+    await api(`chat/conversations/${c.id}`, { method: 'PATCH', body });
+    refresh();
+    queryClient.invalidateQueries({ queryKey: ['conversation', c.id] });
+  };
+  const remove = async (c: Conversation) => {
+    await api(`chat/conversations/${c.id}`, { method: 'DELETE' });
+    refresh();
+    if (c.id === activeId) navigate('/chat');
+    toast(t('chat.deleted'), {
+      label: t('common.undo'),
+      run: async () => {
+        await api(`chat/conversations/${c.id}/restore`, { method: 'POST' });
+        refresh();
+      },
+    });
+  };
+  const items = list.data?.items ?? [];
+  const pinned = items.filter((c) => c.pinned);
+  const rest = items.filter((c) => !c.pinned);
+
+  const row = (c: Conversation) => (
+    <li key={c.id} className={cx('group flex items-center rounded-md', c.id === activeId ? 'bg-primary/10' : 'hover:bg-muted')}>
+      <Link to={`/chat/${c.id}`} onClick={onPick} className="min-w-0 flex-1 truncate px-2.5 py-2 text-sm" data-testid="conversation">
+        {c.title || t('chat.untitled')}
+      </Link>
+      <Menu
+        label={t('common.actions')}
+        trigger={
+          <button className="mr-1 rounded px-1.5 text-muted-fg opacity-70 hover:bg-card group-hover:opacity-100" aria-label={t('common.actions')}>
+            ⋯
+          </button>
+        }
+        items={[
+          { label: t('chat.rename'), onSelect: () => { setRenaming(c); setTitle(c.title); } },
+          { label: c.pinned ? t('chat.unpin') : t('chat.pin'), onSelect: () => patch(c, { pinned: !c.pinned }) },
+          { label: c.archived ? t('chat.unarchive') : t('chat.archive'), onSelect: () => patch(c, { archived: !c.archived }) },
+          { label: t('common.delete'), danger: true, onSelect: () => remove(c) },
+        ]}
+      />
+    </li>
+  );
+
+  return (
+    <div className="flex h-full min-h-0 flex-col">
+      <div className="space-y-2 p-3">
+        <Button className="w-full" onClick={() => { navigate('/chat'); onPick?.(); }}>
+          + {t('chat.new')}
+        </Button>
+        <Input type="search" placeholder={t('chat.search')} aria-label={t('chat.search')} value={q} onChange={(e) => setQ(e.target.value)} />
+      </div>
+      <div className="min-h-0 flex-1 overflow-y-auto px-2 pb-2">
+        <ErrorText error={list.error} />
+        {archived && <h3 className="px-2.5 pb-1 pt-2 text-xs font-semibold uppercase text-muted-fg">{t('chat.archived')}</h3>}
+        {pinned.length > 0 && (
+          <>
+            <h3 className="px-2.5 pb-1 pt-2 text-xs font-semibold uppercase text-muted-fg">{t('chat.pinned')}</h3>
+            <ul>{pinned.map(row)}</ul>
+          </>
+        )}
+        {!archived && pinned.length > 0 && rest.length > 0 && (
+          <h3 className="px-2.5 pb-1 pt-3 text-xs font-semibold uppercase text-muted-fg">{t('chat.recent')}</h3>
+        )}
+        <ul>{rest.map(row)}</ul>
+        {list.isSuccess && items.length === 0 && <p className="px-2.5 py-4 text-sm text-muted-fg">{t('common.none')}</p>}
+      </div>
+      <button className="border-t border-border px-4 py-2.5 text-left text-sm text-muted-fg hover:bg-muted" onClick={() => setArchived(!archived)}>
+        {archived ? t('chat.hideArchived') : t('chat.showArchived')}
+      </button>
+      <Dialog open={renaming !== null} onOpenChange={(o) => !o && setRenaming(null)} title={t('chat.rename')}>
+        <form
+          className="space-y-3"
+          onSubmit={async (e) => {
+            e.preventDefault();
+            if (renaming) await patch(renaming, { title: title.trim() });
+            setRenaming(null);
+          }}
+        >
+          <Input value={title} onChange={(e) => setTitle(e.target.value)} autoFocus aria-label={t('common.name')} />
+          <div className="flex justify-end gap-2">
+            <Button variant="secondary" onClick={() => setRenaming(null)}>
+              {t('common.cancel')}
+            </Button>
+            <Button type="submit">{t('common.save')}</Button>
+          </div>
+        </form>
+      </Dialog>
+    </div>
+  );
+}
