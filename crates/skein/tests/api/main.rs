@@ -16,3 +16,4 @@ mod profile;
 mod relay;
 mod sdk;
 mod tokens;
+mod web;
