@@ -40,9 +40,10 @@ function useBoot() {
 }
 
 function RequireAuth({ children }: { children: React.ReactNode }) {
-  const { accessToken } = useStore(authStore);
+  const { accessToken, reason } = useStore(authStore);
   const location = useLocation();
   if (!accessToken) {
+    if (reason === 'signed-out') return <Navigate to="/login" replace />;
     const next = location.pathname + location.search;
     return <Navigate to={`/login?next=${encodeURIComponent(next)}`} replace />;
   }

@@ -57,9 +57,9 @@ export function Layout() {
     setBusy(true);
     const token = refreshToken();
     await api('auth/logout', { body: token ? { refresh_token: token } : {} }).catch(() => undefined);
-    clearSession();
+    clearSession('signed-out');
     queryClient.clear();
-    navigate('/login');
+    navigate('/login', { replace: true });
   };
 
   return (

@@ -8,8 +8,9 @@ const REFRESH_KEY = 'skein.refresh';
 export interface AuthState {
   accessToken: string | null;
   user: Profile | null;
-  /** `expired` when a session ended on its own (the sign-in page says so). */
-  reason: 'expired' | null;
+  /** `expired` when a session ended on its own (the sign-in page says so), `signed-out` after
+   * the user signed out (the next sign-in starts fresh instead of returning to the last page). */
+  reason: 'expired' | 'signed-out' | null;
 }
 
 /** The session store. */
