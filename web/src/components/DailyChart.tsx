@@ -28,7 +28,7 @@ export function DailyChart({ rows, days = 30, label }: { rows: DailyUsage[]; day
   const bar = w / dates.length;
   return (
     <figure>
-      <svg viewBox={`0 0 ${w} ${h + 18}`} className="h-44 w-full" role="img" aria-label={label}>
+      <svg viewBox={`0 0 ${w} ${h + 18}`} className="h-auto max-h-44 w-full" role="img" aria-label={label}>
         <line x1="0" y1={h} x2={w} y2={h} className="stroke-border" />
         {values.map((v, i) => {
           const bh = (v / max) * (h - 8);
@@ -38,8 +38,8 @@ export function DailyChart({ rows, days = 30, label }: { rows: DailyUsage[]; day
             </rect>
           );
         })}
-        {[0, Math.floor(dates.length / 2), dates.length - 1].map((i) => (
-          <text key={i} x={i * bar + bar / 2} y={h + 14} textAnchor="middle" className="fill-muted-fg text-[10px]">
+        {[0, Math.floor(dates.length / 2), dates.length - 1].map((i, n) => (
+          <text key={i} x={n === 0 ? 0 : n === 2 ? w : i * bar + bar / 2} y={h + 14} textAnchor={n === 0 ? 'start' : n === 2 ? 'end' : 'middle'} className="fill-muted-fg text-[11px]">
             {dates[i].slice(5)}
           </text>
         ))}

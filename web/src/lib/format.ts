@@ -5,9 +5,9 @@ export const UNITS_PER_USD = 500_000;
 
 /** Quota units as dollars, e.g. `$0.0123`. */
 export function money(units: number, perUsd = UNITS_PER_USD): string {
-  const usd = units / perUsd;
-  const digits = Math.abs(usd) >= 1 ? 2 : Math.abs(usd) >= 0.01 ? 4 : 6;
-  return `$${usd.toFixed(digits)}`;
+  const usd = Math.abs(units / perUsd);
+  const digits = usd === 0 || usd >= 1 ? 2 : usd >= 0.01 ? 4 : 6;
+  return `${units < 0 ? '-' : ''}$${usd.toFixed(digits)}`;
 }
 
 /** A whole number with grouping in the UI language. */
