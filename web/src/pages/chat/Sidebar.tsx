@@ -32,7 +32,7 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
     queryKey: ['conversations', { q: query, archived }],
     queryFn: () =>
       api<{ items: Conversation[]; next_cursor: string | null }>(
-        `chat/conversations?limit=100&archived=${archived}&q=${encodeURIComponent(query)}`,
+        `chat/conversations?limit=100&archived=${archived}${query ? `&q=${encodeURIComponent(query)}` : ''}`,
       ),
   });
   const refresh = () => queryClient.invalidateQueries({ queryKey: ['conversations'] });
