@@ -227,7 +227,7 @@ async function main() {
       await dialog.getByRole('button', { name: 'Save' }).click();
       await dialog.waitFor({ state: 'detached' });
       const row = page.locator('tr', { hasText: 'mock' }).first();
-      await row.getByText('enabled').waitFor();
+      await row.getByText('Enabled', { exact: true }).waitFor();
       await row.getByRole('button', { name: 'Test' }).click();
       await row.getByText(/OK in \d+ ms/).waitFor();
       check(!(await page.content()).includes('sk-upstream'), 'the upstream key is never shown');

@@ -1,6 +1,7 @@
 import { useCallback } from 'react';
 import { en, type MessageKey } from './en';
 import { zh } from './zh';
+import { valueNames } from './values';
 import { langStore, type Lang } from '../lib/settings';
 import { useStore } from '../lib/store';
 
@@ -22,4 +23,15 @@ export function useT() {
     (key: MessageKey, vars?: Record<string, string | number>) => translate(lang, key, vars),
     [lang],
   );
+}
+
+/** The name of a server value (a status, a ledger kind, a role) in `lang`; unknown values as sent. */
+export function valueName(lang: Lang, value: string): string {
+  return valueNames[lang][value] ?? value;
+}
+
+/** [`valueName`] for the current language. */
+export function useValueName() {
+  const lang = useStore(langStore);
+  return useCallback((value: string) => valueName(lang, value), [lang]);
 }

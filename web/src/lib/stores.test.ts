@@ -6,7 +6,8 @@ import { api, ApiError } from './api';
 import type { TokenResponse } from './types';
 import { en } from '../i18n/en';
 import { zh } from '../i18n/zh';
-import { translate } from '../i18n';
+import { translate, valueName } from '../i18n';
+import { valueNames } from '../i18n/values';
 
 const tokens = (n: number): TokenResponse => ({ access_token: `acc-${n}`, refresh_token: `ref-${n}`, token_type: 'Bearer', expires_in: 900 });
 
@@ -133,6 +134,12 @@ describe('translations', () => {
       const holes = (s: string) => [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
       expect(holes(zh[key]), key).toEqual(holes(en[key]));
     }
+  });
+
+  it('names every server value in both languages, and passes unknown ones through', () => {
+    expect(Object.keys(valueNames['zh-CN']).sort()).toEqual(Object.keys(valueNames.en).sort());
+    expect(valueName('zh-CN', 'consume')).toBe('消费');
+    expect(valueName('en', 'something_new')).toBe('something_new');
   });
 
   it('fills placeholders', () => {

@@ -3,7 +3,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../lib/api';
 import { list, money, when } from '../lib/format';
 import type { ApiKey, Page } from '../lib/types';
-import { useT } from '../i18n';
+import { useT, useValueName } from '../i18n';
 import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager } from '../components/ui';
 import { Dialog } from '../components/ui/dialog';
 
@@ -12,6 +12,7 @@ const emptyForm = { name: '', quota_limit: '', expires_at: '', allowed_models: '
 /** The user's relay API keys: create (secret shown once), limits, disable, revoke. */
 export default function KeysPage() {
   const t = useT();
+  const v = useValueName();
   const queryClient = useQueryClient();
   const [page, setPage] = useState(1);
   const [creating, setCreating] = useState(false);
@@ -62,7 +63,7 @@ export default function KeysPage() {
         columns={[
           { header: t('common.name'), cell: (k) => <span className="font-medium">{k.name}</span> },
           { header: t('keys.hint'), cell: (k) => <code className="text-xs">{k.key_hint}</code> },
-          { header: t('common.status'), cell: (k) => <Badge tone={k.status === 'active' ? 'ok' : 'neutral'}>{k.status}</Badge> },
+          { header: t('common.status'), cell: (k) => <Badge tone={k.status === 'active' ? 'ok' : 'neutral'}>{v(k.status)}</Badge> },
           {
             header: t('keys.limits'),
             cell: (k) => (

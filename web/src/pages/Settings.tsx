@@ -4,13 +4,14 @@ import { authStore, setUser } from '../lib/auth';
 import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../lib/settings';
 import { useStore } from '../lib/store';
 import type { Profile } from '../lib/types';
-import { useT } from '../i18n';
+import { useT, useValueName } from '../i18n';
 import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../components/ui';
 import { toast } from '../components/ui/toast';
 
 /** Profile, password, language and theme. */
 export default function SettingsPage() {
   const t = useT();
+  const v = useValueName();
   const { user } = useStore(authStore);
   const lang = useStore(langStore);
   const theme = useStore(themeStore);
@@ -83,7 +84,7 @@ export default function SettingsPage() {
           }}
         >
           <p className="text-sm text-muted-fg">
-            {user?.username ?? user?.email} · {user?.role}
+            {user?.username ?? user?.email} · {user ? v(user.role) : ''}
           </p>
           <Field label={t('auth.displayName')}>
             <Input value={profile.display_name} onChange={(e) => setProfile({ ...profile, display_name: e.target.value })} />

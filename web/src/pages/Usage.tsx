@@ -3,7 +3,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../lib/api';
 import { money, num, when } from '../lib/format';
 import type { DailyUsage, LedgerEntry, Page, Quota, UsageRecord } from '../lib/types';
-import { useT } from '../i18n';
+import { useT, useValueName } from '../i18n';
 import { Badge, Button, Card, DataTable, ErrorText, Field, Input, PageHeader, Pager } from '../components/ui';
 import { DailyChart, lastDays } from '../components/DailyChart';
 
@@ -21,6 +21,7 @@ function Stat({ label, value, testId }: { label: string; value: string; testId?:
 /** Balance, redeeming codes, the daily chart, requests with filters, and the ledger. */
 export default function UsagePage() {
   const t = useT();
+  const v = useValueName();
   const queryClient = useQueryClient();
   const [code, setCode] = useState('');
   const [redeemMsg, setRedeemMsg] = useState<string | null>(null);
@@ -108,7 +109,7 @@ export default function UsagePage() {
             { header: t('usage.tokensOut'), cell: (r) => num(r.completion_tokens), className: 'text-right' },
             { header: t('usage.cost'), cell: (r) => <span data-testid="record-cost">{money(r.cost, perUsd)}</span>, className: 'text-right' },
             { header: t('usage.duration'), cell: (r) => `${num(r.duration_ms)} ms`, className: 'text-right' },
-            { header: t('common.status'), cell: (r) => <Badge tone={r.status === 'success' || r.status === 'ok' ? 'ok' : 'neutral'}>{r.status}</Badge> },
+            { header: t('common.status'), cell: (r) => <Badge tone={r.status === 'ok' ? 'ok' : 'neutral'}>{v(r.status)}</Badge> },
           ]}
         />
         <Pager page={page} perPage={20} total={records.data?.total ?? 0} onPage={setPage} />
@@ -121,7 +122,7 @@ export default function UsagePage() {
           rowKey={(r) => r.id}
           columns={[
             { header: t('common.time'), cell: (r) => when(r.created_at) },
-            { header: t('usage.kind'), cell: (r) => <Badge>{r.kind}</Badge> },
+            { header: t('usage.kind'), cell: (r) => <Badge>{v(r.kind)}</Badge> },
             { header: t('usage.amount'), cell: (r) => <span className={r.amount < 0 ? 'text-danger' : 'text-ok'}>{money(r.amount, perUsd)}</span>, className: 'text-right' },
             { header: t('usage.balanceAfter'), cell: (r) => money(r.balance_after, perUsd), className: 'text-right' },
             { header: t('usage.memo'), cell: (r) => r.memo ?? '' },

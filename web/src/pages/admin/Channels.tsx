@@ -3,7 +3,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { list, when } from '../../lib/format';
 import type { Channel } from '../../lib/types';
-import { useT } from '../../i18n';
+import { useT, useValueName } from '../../i18n';
 import { Badge, Button, DataTable, ErrorText, Field, Input, Select, Textarea } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 
@@ -16,6 +16,7 @@ function circuitTone(c: string) {
 /** Upstream channels: create, edit, test, enable/disable, with the circuit breaker's state. */
 export function Channels() {
   const t = useT();
+  const v = useValueName();
   const queryClient = useQueryClient();
   const [editing, setEditing] = useState<Channel | 'new' | null>(null);
   const [form, setForm] = useState(blank);
@@ -89,8 +90,8 @@ export function Channels() {
           { header: t('common.name'), cell: (c) => <span><span className="font-medium">{c.name}</span> <span className="text-xs text-muted-fg">{c.type}</span></span> },
           { header: t('admin.baseUrl'), cell: (c) => <span className="break-all text-xs">{c.base_url}</span> },
           { header: t('common.model'), cell: (c) => <span className="text-xs">{c.models.join(', ')}</span> },
-          { header: t('common.status'), cell: (c) => <span title={c.status_reason ?? ''}><Badge tone={c.status === 'enabled' ? 'ok' : 'danger'}>{c.status}</Badge></span> },
-          { header: t('admin.circuit'), cell: (c) => <Badge tone={circuitTone(c.circuit)}>{c.circuit}</Badge> },
+          { header: t('common.status'), cell: (c) => <span title={c.status_reason ?? ''}><Badge tone={c.status === 'enabled' ? 'ok' : 'danger'}>{v(c.status)}</Badge></span> },
+          { header: t('admin.circuit'), cell: (c) => <Badge tone={circuitTone(c.circuit)}>{v(c.circuit)}</Badge> },
           {
             header: t('admin.lastTest'),
             cell: (c) => (

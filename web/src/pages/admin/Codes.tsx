@@ -3,13 +3,14 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, download } from '../../lib/api';
 import { money, when } from '../../lib/format';
 import type { Page, RedemptionCode } from '../../lib/types';
-import { useT } from '../../i18n';
+import { useT, useValueName } from '../../i18n';
 import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, Pager } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 
 /** Redemption codes: batches, CSV export, disabling. */
 export function Codes() {
   const t = useT();
+  const v = useValueName();
   const queryClient = useQueryClient();
   const [page, setPage] = useState(1);
   const [batch, setBatch] = useState('');
@@ -41,7 +42,7 @@ export function Codes() {
           { header: t('usage.code'), cell: (c) => <code className="text-xs">{c.code}</code> },
           { header: t('admin.batchName'), cell: (c) => c.batch_name },
           { header: t('usage.amount'), cell: (c) => money(c.amount), className: 'text-right' },
-          { header: t('common.status'), cell: (c) => <Badge tone={c.status === 'unused' || c.status === 'active' ? 'ok' : 'neutral'}>{c.status}</Badge> },
+          { header: t('common.status'), cell: (c) => <Badge tone={c.status === 'active' ? 'ok' : 'neutral'}>{v(c.status)}</Badge> },
           { header: t('keys.expiresAt'), cell: (c) => (c.expires_at ? when(c.expires_at) : t('common.never')) },
           {
             header: t('common.actions'),

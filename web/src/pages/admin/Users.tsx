@@ -3,7 +3,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { when } from '../../lib/format';
 import type { Page, Profile } from '../../lib/types';
-import { useT } from '../../i18n';
+import { useT, useValueName } from '../../i18n';
 import { Badge, Button, DataTable, ErrorText, Field, Input, Pager, Select } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
@@ -11,6 +11,7 @@ import { toast } from '../../components/ui/toast';
 /** Users: search, role, enable/disable, password reset and balance adjustment. */
 export function Users() {
   const t = useT();
+  const v = useValueName();
   const queryClient = useQueryClient();
   const [q, setQ] = useState('');
   const [page, setPage] = useState(1);
@@ -41,13 +42,13 @@ export function Users() {
             header: t('admin.role'),
             cell: (u) => (
               <Select aria-label={t('admin.role')} value={u.role} onChange={(e) => update(u, { role: e.target.value })}>
-                <option value="user">user</option>
-                <option value="admin">admin</option>
-                <option value="root">root</option>
+                <option value="user">{v('user')}</option>
+                <option value="admin">{v('admin')}</option>
+                <option value="root">{v('root')}</option>
               </Select>
             ),
           },
-          { header: t('common.status'), cell: (u) => <Badge tone={u.status === 'active' ? 'ok' : 'danger'}>{u.status}</Badge> },
+          { header: t('common.status'), cell: (u) => <Badge tone={u.status === 'active' ? 'ok' : 'danger'}>{v(u.status)}</Badge> },
           { header: t('admin.created'), cell: (u) => when(u.created_at) },
           {
             header: t('common.actions'),
