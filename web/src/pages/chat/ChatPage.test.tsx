@@ -249,6 +249,23 @@ describe('chat page', () => {
     await screen.findByText('Partial so far, and the rest.');
   });
 
+  it('a send the server refuses before answering restores the path and the draft, and shows why', async () => {
+    routes['GET /api/v1/chat/conversations/c6'] = () => json(conversation('c6'));
+    routes['GET /api/v1/chat/conversations/c6/messages'] = () =>
+      json({ conversation_id: 'c6', active_leaf_id: 'a1', messages: [message('u1', null, 'user', 'Q'), message('a1', 'u1', 'assistant', 'A')] });
+    routes['POST /api/v1/chat/conversations/c6/messages'] = () =>
+      json({ error: { code: 'generation_in_progress', message: 'An answer is still being written.' }, request_id: 'req-409' }, 409);
+    renderAt('/chat/c6');
+    await screen.findByText('A');
+    fireEvent.change(composer(), { target: { value: 'Next question' } });
+    fireEvent.keyDown(composer(), { key: 'Enter' });
+    await screen.findByText('An answer is still being written.');
+    expect(screen.getByText('Request id: req-409')).toBeTruthy();
+    expect(composer()).toHaveProperty('value', 'Next question');
+    expect(screen.getAllByTestId('user-message')).toHaveLength(1);
+    expect(calls.find((c) => c.method === 'POST')!.body).toEqual({ content: 'Next question', model: 'gpt-test', parent_id: 'a1' });
+  });
+
   it('says so when the server has no Chat service', async () => {
     delete routes['GET /api/v1/chat/models'];
     renderAt('/chat');

@@ -77,29 +77,60 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
     return history;
   }, []);
 
+  const runSeq = useRef(0);
+  const running = useRef<Promise<void> | null>(null);
+
+  /**
+   * Reads one answer's stream. The composer is free again at `done` (the server may keep the
+   * stream open a little longer to send the new title); a send made meanwhile waits for the
+   * stream to end, because the server takes one answer per conversation at a time. When the
+   * request fails before the answer starts, the path shown before is restored and the text
+   * goes back into the composer.
+   */
   const run = useCallback(
-    async (path: string, method: 'GET' | 'POST', body: unknown, start: StreamIds) => {
+    (path: string, method: 'GET' | 'POST', body: unknown, start: StreamIds, before: ChatMessage[] | null, draftBack: string | null) => {
+      const seq = ++runSeq.current;
       const convId = localId.current;
-      ids.current = start;
-      stopWanted.current = false;
-      const controller = new AbortController();
-      abort.current = controller;
-      setStreaming(true);
-      try {
-        await openStream(path, { method, body, signal: controller.signal }, handle);
-      } catch (e) {
-        if ((e as Error)?.name !== 'AbortError') {
-          const err = e instanceof ApiError ? e : new ApiError(0, 'network_error', t('error.network'), null);
-          handle({ type: 'error', code: err.code, message: err.status === 0 ? t('error.network') : err.message, request_id: err.requestId ?? undefined });
+      const previous = running.current;
+      const job = (async () => {
+        await previous?.catch(() => undefined);
+        ids.current = start;
+        stopWanted.current = false;
+        const controller = new AbortController();
+        abort.current = controller;
+        let started = false;
+        try {
+          await openStream(path, { method, body, signal: controller.signal }, (event) => {
+            if (event.type === 'start' || event.type === 'delta') started = true;
+            handle(event);
+            if ((event.type === 'done' || event.type === 'error') && runSeq.current === seq) setStreaming(false);
+          });
+        } catch (e) {
+          if ((e as Error)?.name !== 'AbortError') {
+            const err = e instanceof ApiError ? e : new ApiError(0, 'network_error', t('error.network'), null);
+            if (!started && before && runSeq.current === seq) {
+              setMessages(before);
+              if (draftBack !== null) setDraft((d) => d || draftBack);
+              setLoadError(err);
+            } else {
+              handle({ type: 'error', code: err.code, message: err.status === 0 ? t('error.network') : err.message, request_id: err.requestId ?? undefined });
+            }
+          }
+        } finally {
+          if (abort.current === controller) abort.current = null;
+          queryClient.invalidateQueries({ queryKey: ['conversations'] });
+          queryClient.invalidateQueries({ queryKey: ['quota'] });
+          // Only the latest stream settles the page: the server's tree is the truth for
+          // versions and ids once the answer is saved.
+          if (runSeq.current === seq) {
+            setStreaming(false);
+            if (convId && localId.current === convId) reload(convId).catch(() => undefined);
+          }
         }
-      } finally {
-        abort.current = null;
-        setStreaming(false);
-        queryClient.invalidateQueries({ queryKey: ['conversations'] });
-        queryClient.invalidateQueries({ queryKey: ['quota'] });
-        // The server's tree is the truth for versions and ids once the answer is saved.
-        if (convId && localId.current === convId) reload(convId).catch(() => undefined);
-      }
+      })();
+      running.current = job;
+      setStreaming(true);
+      return job;
     },
     [handle, queryClient, reload, t],
   );
@@ -120,7 +151,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         if (last && last.role === 'assistant' && last.status === 'streaming') {
           // Re-attach: the first delta carries everything produced so far.
           setMessages(history.messages.map((m) => (m.id === last.id ? { ...m, content: '' } : m)));
-          run(`chat/messages/${last.id}/stream`, 'GET', undefined, { user: last.parent_id, assistant: last.id });
+          run(`chat/messages/${last.id}/stream`, 'GET', undefined, { user: last.parent_id, assistant: last.id }, null, null);
         }
       })
       .catch(setLoadError);
@@ -159,17 +190,21 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
     const n = ++tempCounter;
     const temp = { user: `tmp-u-${n}`, assistant: `tmp-a-${n}` };
     stick.current = true;
-    setMessages((m) => beginSend(m, parentId, content, temp));
+    setLoadError(null);
+    const before = messages;
+    setMessages(beginSend(messages, parentId, content, temp));
     const body: Record<string, unknown> = { content, model: model || undefined };
     if (explicitParent || parentId) body.parent_id = parentId;
-    await run(`chat/conversations/${id}/messages`, 'POST', body, temp);
+    await run(`chat/conversations/${id}/messages`, 'POST', body, temp, before, content);
   };
 
   const regenerate = async (m: ChatMessage) => {
     if (streaming) return;
     const temp = `tmp-a-${++tempCounter}`;
-    setMessages((list) => beginRegenerate(list, m.id, temp));
-    await run(`chat/messages/${m.id}/regenerate`, 'POST', undefined, { user: m.parent_id, assistant: temp });
+    setLoadError(null);
+    const before = messages;
+    setMessages(beginRegenerate(messages, m.id, temp));
+    await run(`chat/messages/${m.id}/regenerate`, 'POST', undefined, { user: m.parent_id, assistant: temp }, before, null);
   };
 
   const stop = () => {
