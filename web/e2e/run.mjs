@@ -355,7 +355,9 @@ async function chatSteps(page) {
   await step('chat: new conversation streams an answer with its price', async () => {
     await page.getByRole('link', { name: 'Chat' }).click();
     await page.getByRole('button', { name: '+ New chat' }).click();
-    await page.getByTestId('model-picker').selectOption(MODEL);
+    await page.getByTestId('model-picker').click();
+    await page.getByRole('menuitemradio', { name: new RegExp(MODEL) }).getByText('$2.00 in / $4.00 out per 1M tokens').waitFor();
+    await page.getByRole('menuitemradio', { name: new RegExp(MODEL) }).click();
     await page.getByTestId('model-price').getByText('$2.00').waitFor();
     await page.getByLabel('Send', { exact: true }).fill('hello there');
     await page.getByLabel('Send', { exact: true }).press('Enter');
@@ -459,6 +461,7 @@ async function screenshotsUser(browser, base, desktop) {
       const p = await desktop.newPage();
       await p.goto(`${base}/chat`);
       const link = p.getByTestId('conversation').first();
+      await link.waitFor({ timeout: 5000 }).catch(() => undefined);
       const href = (await link.count()) ? await link.getAttribute('href') : '/chat';
       await p.close();
       return href;

@@ -8,9 +8,10 @@ import { storage } from '../../lib/store';
 import { money, num } from '../../lib/format';
 import type { ChatMessage, ChatModel, Conversation, History } from '../../lib/types';
 import { useT } from '../../i18n';
-import { Badge, Button, CopyButton, cx, ErrorText, Select, Textarea } from '../../components/ui';
+import { Badge, Button, CopyButton, cx, ErrorText, Textarea } from '../../components/ui';
 import { Menu } from '../../components/ui/menu';
 import { ConversationSettings } from './ConversationSettings';
+import { ModelPicker } from './ModelPicker';
 
 const Markdown = lazy(() => import('../../components/markdown/Markdown'));
 
@@ -261,20 +262,15 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
   return (
     <div className="flex h-full min-h-0 flex-col">
       <div className="flex h-12 shrink-0 items-center gap-2 border-b border-border px-3">
-        <button className="rounded-md px-2 py-1 md:hidden" aria-label={t('chat.conversations')} onClick={onOpenList}>
-          ☰
+        <button className="rounded-md p-1.5 text-muted-fg hover:bg-muted md:hidden" aria-label={t('chat.conversations')} title={t('chat.conversations')} onClick={onOpenList}>
+          <svg viewBox="0 0 24 24" className="h-5 w-5" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" aria-hidden>
+            <path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z" />
+          </svg>
         </button>
         <h2 className="min-w-0 flex-1 truncate text-sm font-medium" data-testid="conversation-title">
           {conversation.data?.title || t('chat.untitled')}
         </h2>
-        <Select aria-label={t('chat.modelPicker')} className="max-w-[11rem] sm:max-w-xs" value={model} onChange={(e) => changeModel(e.target.value)} data-testid="model-picker">
-          {models.map((m) => (
-            <option key={m.id} value={m.id}>
-              {m.id}
-              {m.input_price != null && m.output_price != null ? ` · ${money(m.input_price)} / ${money(m.output_price)}` : ''}
-            </option>
-          ))}
-        </Select>
+        <ModelPicker models={models} value={model} onChange={changeModel} />
         {localId.current && (
           <>
             <Button variant="ghost" size="icon" aria-label={t('chat.settings')} title={t('chat.settings')} onClick={() => setSettingsOpen(true)}>
