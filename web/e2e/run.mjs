@@ -256,8 +256,6 @@ async function main() {
       await dialog.waitFor({ state: 'detached' });
     });
 
-    if (takeShots) await screenshotsAdmin(browser, base);
-
     await step('sign back in as the user', async () => {
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByLabel('Username or email').fill('ada');
@@ -335,6 +333,8 @@ async function main() {
     });
 
     if (takeShots) await screenshotsUser(browser, base, desktop);
+    // After the usage above, so the dashboard has something to show.
+    if (takeShots) await screenshotsAdmin(browser, base);
     check(consoleErrors.length === 0, `no script errors in the page: ${consoleErrors.join('\n')}`);
   } catch (e) {
     mkdirSync(shots, { recursive: true });

@@ -28,23 +28,23 @@ export function DailyChart({ rows, days = 30, label }: { rows: DailyUsage[]; day
   const bar = w / dates.length;
   return (
     <figure>
-      <svg viewBox={`0 0 ${w} ${h + 18}`} className="h-auto max-h-44 w-full" role="img" aria-label={label}>
-        <line x1="0" y1={h} x2={w} y2={h} className="stroke-border" />
+      <svg viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" className="h-40 w-full" role="img" aria-label={label}>
+        <line x1="0" y1={h} x2={w} y2={h} className="stroke-border" vectorEffect="non-scaling-stroke" />
         {values.map((v, i) => {
           const bh = (v / max) * (h - 8);
           return (
-            <rect key={dates[i]} x={i * bar + 2} y={h - bh} width={Math.max(bar - 4, 1)} height={bh} rx="2" className="fill-primary/80">
+            <rect key={dates[i]} x={i * bar + 2} y={h - bh} width={Math.max(bar - 4, 1)} height={bh} className="fill-primary/80">
               <title>{`${dates[i]}: ${money(v)}`}</title>
             </rect>
           );
         })}
-        {[0, Math.floor(dates.length / 2), dates.length - 1].map((i, n) => (
-          <text key={i} x={n === 0 ? 0 : n === 2 ? w : i * bar + bar / 2} y={h + 14} textAnchor={n === 0 ? 'start' : n === 2 ? 'end' : 'middle'} className="fill-muted-fg text-[11px]">
-            {dates[i].slice(5)}
-          </text>
-        ))}
       </svg>
-      <figcaption className="sr-only">{label}</figcaption>
+      <figcaption className="mt-1 flex justify-between text-[11px] text-muted-fg">
+        <span>{dates[0].slice(5)}</span>
+        <span>{dates[Math.floor(dates.length / 2)].slice(5)}</span>
+        <span>{dates[dates.length - 1].slice(5)}</span>
+        <span className="sr-only">{label}</span>
+      </figcaption>
     </figure>
   );
 }
