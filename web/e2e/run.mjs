@@ -407,6 +407,48 @@ async function chatSteps(page) {
     await lastAnswer().getByTestId('versions').getByText('2 / 2').waitFor();
   });
 
+  await step('chat: when the session ends, sign-in comes back to the conversation with the draft', async () => {
+    const chatUrl = page.url();
+    await page.getByLabel('Send', { exact: true }).fill('a draft I do not want to lose');
+    // Another device changes the password: every other session ends.
+    const tokens = await (await fetch(`${page.url().split('/chat')[0]}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ login: 'ada', password: PASSWORD }),
+    })).json();
+    const changePassword = (from, to, token) =>
+      fetch(`${chatUrl.split('/chat')[0]}/api/v1/user/password`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ current_password: from, new_password: to }),
+      });
+    const changed = await changePassword(PASSWORD, `${PASSWORD} 2`, tokens.access_token);
+    check(changed.ok, `password change: ${changed.status}`);
+    await page.reload();
+    await page.waitForURL(/\/login\?next=/);
+    await page.getByText('Your session ended').waitFor();
+    await page.getByLabel('Username or email').fill('ada');
+    await page.getByLabel('Password').fill(`${PASSWORD} 2`);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(chatUrl);
+    const draft = await page.getByLabel('Send', { exact: true }).inputValue();
+    check(draft === 'a draft I do not want to lose', `the draft survived: ${draft}`);
+    await page.getByLabel('Send', { exact: true }).fill('');
+    // Back to the original password for the steps that follow.
+    const again = await (await fetch(`${chatUrl.split('/chat')[0]}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ login: 'ada', password: `${PASSWORD} 2` }),
+    })).json();
+    check((await changePassword(`${PASSWORD} 2`, PASSWORD, again.access_token)).ok, 'password restored');
+    // That ended this page's session too: sign in again.
+    await page.reload();
+    await page.getByLabel('Username or email').fill('ada');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(chatUrl);
+  });
+
   await step('chat: export as Markdown downloads the conversation', async () => {
     const [download] = await Promise.all([
       page.waitForEvent('download'),
