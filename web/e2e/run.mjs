@@ -205,6 +205,17 @@ async function main() {
       check(!(await page.content()).includes(key), 'the secret is gone from the page after closing');
     });
 
+    await step('set limits on the key', async () => {
+      const row = page.locator('tr', { hasText: 'laptop' });
+      await row.getByRole('button', { name: 'Limits' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Requests per minute').fill('60');
+      await dialog.getByLabel('Allowed models (comma separated)').fill(MODEL);
+      await dialog.getByRole('button', { name: 'Save' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await row.getByText(`60 rpm · ${MODEL}`).waitFor();
+    });
+
     await step('sign out; sign in as admin', async () => {
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.waitForURL(/\/login/);

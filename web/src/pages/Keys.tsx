@@ -16,6 +16,7 @@ export default function KeysPage() {
   const queryClient = useQueryClient();
   const [page, setPage] = useState(1);
   const [creating, setCreating] = useState(false);
+  const [editing, setEditing] = useState<ApiKey | null>(null);
   const [form, setForm] = useState(emptyForm);
   const [error, setError] = useState<unknown>(null);
   const [secret, setSecret] = useState<string | null>(null);
@@ -25,21 +26,29 @@ export default function KeysPage() {
   const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement>) => setForm({ ...form, [k]: e.target.value });
   const n = (s: string) => (s.trim() ? Number(s) : undefined);
 
+  const limits = () => ({
+    quota_limit: n(form.quota_limit) ?? null,
+    expires_at: form.expires_at ? new Date(form.expires_at).toISOString() : null,
+    allowed_models: form.allowed_models.trim() ? list(form.allowed_models) : null,
+    allowed_ips: form.allowed_ips.trim() ? list(form.allowed_ips) : null,
+    rpm_limit: n(form.rpm_limit) ?? null,
+    tpm_limit: n(form.tpm_limit) ?? null,
+  });
+
   const create = async (e: React.FormEvent) => {
     e.preventDefault();
     setError(null);
     try {
-      const created = await api<ApiKey>('keys', {
-        body: {
-          name: form.name.trim(),
-          quota_limit: n(form.quota_limit),
-          expires_at: form.expires_at ? new Date(form.expires_at).toISOString() : undefined,
-          allowed_models: form.allowed_models.trim() ? list(form.allowed_models) : undefined,
-          allowed_ips: form.allowed_ips.trim() ? list(form.allowed_ips) : undefined,
-          rpm_limit: n(form.rpm_limit),
-          tpm_limit: n(form.tpm_limit),
-        },
-      });
+      if (editing) {
+        // null clears a limit.
+        await api(`keys/${editing.id}`, { method: 'PATCH', body: { name: form.name.trim(), ...limits() } });
+        setEditing(null);
+        setForm(emptyForm);
+        refresh();
+        return;
+      }
+      const body = Object.fromEntries(Object.entries(limits()).filter(([, value]) => value !== null));
+      const created = await api<ApiKey>('keys', { body: { name: form.name.trim(), ...body } });
       setCreating(false);
       setForm(emptyForm);
       // The secret is kept only in this dialog's state and dropped when it closes.
@@ -48,6 +57,25 @@ export default function KeysPage() {
     } catch (err) {
       setError(err);
     }
+  };
+
+  const startEdit = (k: ApiKey) => {
+    const local = (iso: string | null) => {
+      if (!iso) return '';
+      const d = new Date(iso);
+      return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+    };
+    setForm({
+      name: k.name,
+      quota_limit: k.quota_limit == null ? '' : String(k.quota_limit),
+      expires_at: local(k.expires_at),
+      allowed_models: (k.allowed_models ?? []).join(', '),
+      allowed_ips: (k.allowed_ips ?? []).join(', '),
+      rpm_limit: k.rpm_limit == null ? '' : String(k.rpm_limit),
+      tpm_limit: k.tpm_limit == null ? '' : String(k.tpm_limit),
+    });
+    setError(null);
+    setEditing(k);
   };
 
   return (
@@ -81,6 +109,9 @@ export default function KeysPage() {
             header: t('common.actions'),
             cell: (k) => (
               <span className="flex justify-end gap-1">
+                <Button variant="secondary" size="sm" onClick={() => startEdit(k)}>
+                  {t('keys.limits')}
+                </Button>
                 <Button
                   variant="secondary"
                   size="sm"
@@ -100,9 +131,19 @@ export default function KeysPage() {
         ]}
       />
       <Pager page={page} perPage={20} total={keys.data?.total ?? 0} onPage={setPage} />
-      <ErrorText error={error && !creating ? error : null} />
+      <ErrorText error={error && !creating && !editing ? error : null} />
 
-      <Dialog open={creating} onOpenChange={setCreating} title={t('keys.new')}>
+      <Dialog
+        open={creating || editing !== null}
+        onOpenChange={(o) => {
+          if (!o) {
+            setCreating(false);
+            setEditing(null);
+            setForm(emptyForm);
+          }
+        }}
+        title={editing ? `${t('keys.limits')} · ${editing.name}` : t('keys.new')}
+      >
         <form className="space-y-3" onSubmit={create}>
           <Field label={t('common.name')}>
             <Input required value={form.name} onChange={set('name')} name="key-name" />
@@ -129,10 +170,10 @@ export default function KeysPage() {
           </Field>
           <ErrorText error={error} />
           <div className="flex justify-end gap-2">
-            <Button variant="secondary" onClick={() => setCreating(false)}>
+            <Button variant="secondary" onClick={() => { setCreating(false); setEditing(null); setForm(emptyForm); }}>
               {t('common.cancel')}
             </Button>
-            <Button type="submit">{t('common.create')}</Button>
+            <Button type="submit">{editing ? t('common.save') : t('common.create')}</Button>
           </div>
         </form>
       </Dialog>
