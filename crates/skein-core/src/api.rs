@@ -190,3 +190,87 @@ pub trait KeyDirectory: Send + Sync {
         client_ip: std::net::IpAddr,
     ) -> Result<KeyInfo, ApiError>;
 }
+
+/// Who an in-process relay call is made for. Chat calls the relay as the signed-in user (no API
+/// key), so the charge lands on the user's ledger with the conversation recorded.
+#[derive(Debug, Clone)]
+pub struct RelayCaller {
+    /// Whose balance pays.
+    pub user_id: String,
+    /// Channel group to route through.
+    pub group: String,
+    /// The request id the charge is recorded under.
+    pub request_id: String,
+    /// The chat conversation the call belongs to.
+    pub conversation_id: Option<String>,
+}
+
+/// A relayed answer: the upstream's OpenAI chat-completion SSE bytes, as they arrive. A stream
+/// that broke off ends with an SSE frame whose JSON has a top-level `error`.
+pub type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = bytes::Bytes> + Send>>;
+
+/// A model a caller may chat with, and what it costs.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PricedModel {
+    /// Model name as clients ask for it.
+    pub id: String,
+    /// Quota units per million prompt tokens.
+    pub input_price: i64,
+    /// Quota units per million completion tokens.
+    pub output_price: i64,
+    /// Quota units per million prompt tokens read from the upstream's cache.
+    pub cache_read_price: i64,
+    /// Quota units per call, on top of the token prices.
+    pub per_call: i64,
+}
+
+impl PricedModel {
+    /// What a call with this usage costs: the relay's formula (token prices per million,
+    /// rounded up to a whole unit, plus the per-call price).
+    pub fn cost(&self, prompt_tokens: i64, completion_tokens: i64, cached_tokens: i64) -> i64 {
+        let cached = cached_tokens.clamp(0, prompt_tokens.max(0));
+        let uncached = prompt_tokens.max(0) - cached;
+        let micro = i128::from(uncached) * i128::from(self.input_price)
+            + i128::from(cached) * i128::from(self.cache_read_price)
+            + i128::from(completion_tokens.max(0)) * i128::from(self.output_price);
+        i64::try_from((micro + 999_999) / 1_000_000)
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.per_call)
+    }
+}
+
+/// The Relay as other services use it (Chat): billed calls on behalf of a user.
+#[async_trait]
+pub trait RelayApi: Send + Sync {
+    /// Streams an OpenAI-format chat completion (`request` is the OpenAI body; `stream` is
+    /// forced on) and bills the user. Refusals before any upstream byte (no quota, no channel,
+    /// unpriced model, every channel failed) come back as errors and charge nothing.
+    async fn chat_stream(
+        &self,
+        caller: RelayCaller,
+        request: serde_json::Value,
+    ) -> Result<ByteStream, ApiError>;
+
+    /// Models that have a price and a channel for `group`.
+    async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError>;
+
+    /// Transcribes recorded audio with a speech-to-text `model` and bills the user; answers
+    /// the text.
+    async fn transcribe(&self, caller: RelayCaller, audio: AudioUpload)
+    -> Result<String, ApiError>;
+}
+
+/// Recorded audio to transcribe.
+#[derive(Debug, Clone)]
+pub struct AudioUpload {
+    /// Speech-to-text model.
+    pub model: String,
+    /// File name as uploaded (its extension tells the upstream the format).
+    pub file_name: String,
+    /// MIME type (`audio/webm`, ...).
+    pub content_type: String,
+    /// The recording.
+    pub bytes: bytes::Bytes,
+    /// ISO-639-1 language hint, if known.
+    pub language: Option<String>,
+}

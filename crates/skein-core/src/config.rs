@@ -36,6 +36,8 @@ pub struct Config {
     pub billing: BillingConfig,
     /// The relay (API keys, channels).
     pub relay: RelayConfig,
+    /// Chat (conversations).
+    pub chat: ChatConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -61,6 +63,46 @@ impl Default for RelayConfig {
             groups: vec!["default".into()],
             secret_key: None,
             probe_interval_secs: 60,
+        }
+    }
+}
+
+/// Chat: which models make titles and summaries, and how much history fits a model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Model a new conversation uses when it names none (`None`: the first priced model).
+    pub default_model: Option<String>,
+    /// Model that writes conversation titles (`None`: the conversation's own model; empty
+    /// string: no generated titles).
+    pub title_model: Option<String>,
+    /// A cheap model that summarises turns too old to fit the window (`None`: older turns are
+    /// dropped, not summarised).
+    pub summary_model: Option<String>,
+    /// Tokens of a model's window kept free for its answer when the conversation sets no
+    /// `max_tokens`.
+    pub output_reserve: u32,
+    /// Longest message a user may send, in characters.
+    pub max_message_chars: usize,
+    /// Speech-to-text model for voice input.
+    pub transcription_model: String,
+    /// Context windows (tokens) by model name, over the built-in table.
+    pub context_windows: std::collections::BTreeMap<String, u32>,
+    /// Window assumed for a model neither table knows.
+    pub default_context_window: u32,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            default_model: None,
+            title_model: None,
+            summary_model: None,
+            output_reserve: 4096,
+            max_message_chars: 100_000,
+            transcription_model: "whisper-1".into(),
+            context_windows: Default::default(),
+            default_context_window: 16_384,
         }
     }
 }
@@ -226,6 +268,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             billing: BillingConfig::default(),
             relay: RelayConfig::default(),
+            chat: ChatConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -343,6 +386,7 @@ const SECTIONS: &[&str] = &[
     "limits",
     "billing",
     "relay",
+    "chat",
     "log",
 ];
 
@@ -413,6 +457,11 @@ impl Config {
             && (key.expose().len() != 64 || !key.expose().bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return bad("relay.secret_key must be 64 hex characters");
+        }
+        if self.chat.max_message_chars == 0 || self.chat.default_context_window < 512 {
+            return bad(
+                "chat.max_message_chars must be at least 1 and chat.default_context_window at least 512",
+            );
         }
         if self.relay.probe_interval_secs == 0 {
             return bad("relay.probe_interval_secs must be at least 1");

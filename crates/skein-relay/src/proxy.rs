@@ -86,6 +86,75 @@ pub async fn send(http: &reqwest::Client, channel: &LiveChannel, body: Bytes) ->
     }
 }
 
+/// Sends `body` (of `content_type`) to `path` under the channel's base URL: the embeddings,
+/// completions, images, audio and rerank routes, which share chat's upstream rules but not its
+/// path or body type. Classified as [`send`] does; kept apart from it so chat's adapter can
+/// change on its own.
+pub(crate) async fn send_to(
+    http: &reqwest::Client,
+    channel: &LiveChannel,
+    path: &str,
+    content_type: &str,
+    body: Bytes,
+) -> Attempt {
+    let mut req = http
+        .post(format!("{}{path}", channel.base_url))
+        .timeout(Duration::from_secs(
+            u64::try_from(channel.timeout_secs).unwrap_or(120),
+        ))
+        .bearer_auth(channel.key())
+        .header("content-type", content_type)
+        .body(body);
+    for (name, value) in &channel.headers {
+        req = req.header(name, value);
+    }
+    classify(req.send().await).await
+}
+
+/// Sorts an upstream answer into use it / try another channel / disable the channel / hand the
+/// refusal to the client.
+async fn classify(result: Result<reqwest::Response, reqwest::Error>) -> Attempt {
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(e) if e.is_timeout() => return Attempt::Retry("upstream timed out".into()),
+        Err(e) if e.is_connect() => return Attempt::Retry("upstream unreachable".into()),
+        Err(e) => return Attempt::Retry(format!("upstream request failed: {e}")),
+    };
+    let status = resp.status().as_u16();
+    if resp.status().is_success() {
+        return Attempt::Ok(resp);
+    }
+    if status == 401 || status == 403 {
+        return Attempt::Dead(format!("upstream {status}: the channel's key was rejected"));
+    }
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let retry = |status: u16| {
+        Attempt::Retry(match &retry_after {
+            Some(after) => format!("upstream {status} (retry-after {after})"),
+            None => format!("upstream {status}"),
+        })
+    };
+    if status >= 500 {
+        return retry(status);
+    }
+    let body = resp.bytes().await.unwrap_or_default();
+    if status == 429 || status == 402 {
+        // OpenAI answers 429 `insufficient_quota` when the account has no credit: no retry
+        // helps until someone pays.
+        if status == 402 || body.windows(18).any(|w| w == b"insufficient_quota") {
+            return Attempt::Dead(format!(
+                "upstream {status}: the channel's account is out of quota"
+            ));
+        }
+        return retry(status);
+    }
+    Attempt::Refused(status, body)
+}
+
 /// A one-token request to check a channel works.
 pub async fn probe(
     http: &reqwest::Client,

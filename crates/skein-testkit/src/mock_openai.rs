@@ -1,4 +1,5 @@
-//! A mock OpenAI chat-completions server, faithful to the documented wire format where the
+//! A mock OpenAI server (chat completions here; embeddings, completions, images, audio and
+//! rerank in [`endpoints`]), faithful to the documented wire format where the
 //! relay depends on it, and scriptable per test: failures with status and `Retry-After`,
 //! streams that die half way, events cut at odd byte boundaries, and a record of every
 //! request it received.
@@ -20,6 +21,8 @@ use axum::routing::post;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+pub mod endpoints;
+
 /// What the next request gets instead of a normal answer.
 #[derive(Debug, Clone)]
 pub enum Fault {
@@ -39,6 +42,8 @@ struct Inner {
     stream_pause: Duration,
     /// Whether to keep request bodies (a load test would grow without bound).
     record: bool,
+    /// Answer reranks Cohere-style, without token usage.
+    rerank_without_usage: bool,
 }
 
 /// A running mock; dropped, it stops.
@@ -76,6 +81,15 @@ impl MockOpenAi {
         };
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/embeddings", post(endpoints::embeddings))
+            .route("/v1/completions", post(endpoints::completions))
+            .route("/v1/images/generations", post(endpoints::image_generations))
+            .route("/v1/audio/speech", post(endpoints::speech))
+            .route("/v1/audio/transcriptions", post(endpoints::transcriptions))
+            .route("/v1/audio/translations", post(endpoints::translations))
+            .route("/v1/rerank", post(endpoints::rerank))
+            // OpenAI takes audio files up to 25 MB.
+            .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -105,6 +119,12 @@ impl MockOpenAi {
         let mut inner = self.inner.lock().expect("mock lock");
         inner.record = false;
         inner.requests.clear();
+    }
+
+    /// Answers reranks without token usage (Cohere's shape) when `false`; with it (Jina's
+    /// shape) when `true`, the default.
+    pub fn set_rerank_usage(&self, on: bool) {
+        self.inner.lock().expect("mock lock").rerank_without_usage = !on;
     }
 
     /// Queues a fault for the next request (faults apply in order, one per request).

@@ -40,6 +40,7 @@ pub fn all_migrations() -> Vec<&'static skein_db::ServiceMigrations> {
         &skein_user::MIGRATIONS,
         &skein_billing::MIGRATIONS,
         &skein_relay::MIGRATIONS,
+        &skein_chat::MIGRATIONS,
     ]
 }
 
@@ -55,6 +56,8 @@ pub struct Skein {
     pub billing: Arc<BillingService>,
     /// The Relay service (its background settles are drained on shutdown).
     pub relay: Arc<RelayService>,
+    /// The Chat service (answers being written are finished on shutdown).
+    pub chat: Arc<skein_chat::ChatService>,
     /// The configuration in effect.
     pub config: Config,
 }
@@ -116,8 +119,26 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         users.observe(relay.clone());
     }
 
-    let (mut api, openapi) =
-        openapi::api_router(services, users.clone(), billing.clone(), relay.clone());
+    let chat = skein_chat::ChatService::start(
+        db.clone(),
+        Arc::new(skein_relay::InProcessRelay(relay.clone())),
+        config.chat.clone(),
+        config
+            .relay
+            .groups
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "default".into()),
+    )
+    .await?;
+
+    let (mut api, openapi) = openapi::api_router(
+        services,
+        users.clone(),
+        billing.clone(),
+        relay.clone(),
+        chat.clone(),
+    );
     if services.contains("relay") {
         api = api.merge(relay.clone().vendor_routes());
     }
@@ -157,6 +178,7 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         users,
         billing,
         relay,
+        chat,
         config,
     })
 }
@@ -196,6 +218,7 @@ pub async fn serve(
         result = server => result.context("server failed")?,
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; dropping unfinished requests"),
     }
+    skein.chat.drain(grace).await;
     skein.relay.drain(grace).await;
     skein.db.close().await;
     tracing::info!("stopped");

@@ -33,6 +33,7 @@ use crate::ServiceSet;
         (name = "pricing", description = "The pricing table"),
         (name = "keys", description = "The signed-in user's API keys for the /v1 routes"),
         (name = "billing", description = "The signed-in user's quota, ledger, usage and redemption"),
+        (name = "chat", description = "Conversations, streamed answers, branches, export and import"),
         (name = "admin-billing", description = "Balances, usage and redemption codes of everyone (admin)"),
     )
 )]
@@ -61,6 +62,7 @@ pub fn api_router(
     users: Arc<UserService>,
     billing: Arc<BillingService>,
     relay: Arc<RelayService>,
+    chat: Arc<skein_chat::ChatService>,
 ) -> (Router, utoipa::openapi::OpenApi) {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     if services.contains("user") {
@@ -71,6 +73,9 @@ pub fn api_router(
     }
     if services.contains("relay") {
         api = api.nest("/api/v1", relay.routes());
+    }
+    if services.contains("chat") {
+        api = api.nest("/api/v1", chat.routes());
     }
     let (router, mut doc) = api.split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();

@@ -3,18 +3,10 @@
 use std::collections::BTreeSet;
 
 /// Services this build can run in a process.
-pub const AVAILABLE: &[&str] = &["gateway", "user", "billing", "relay"];
+pub const AVAILABLE: &[&str] = &["gateway", "user", "billing", "relay", "chat"];
 
 /// Services of the platform that are not built yet; naming one is an error that says so.
-const PLANNED: &[&str] = &[
-    "relay",
-    "billing",
-    "chat",
-    "knowledge",
-    "agent",
-    "file",
-    "plugin",
-];
+const PLANNED: &[&str] = &["knowledge", "agent", "file", "plugin"];
 
 /// A set of service names to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +76,7 @@ mod tests {
             Ok(vec!["gateway", "user"])
         );
         assert!(
-            ServiceSet::parse("chat")
+            ServiceSet::parse("knowledge")
                 .err()
                 .unwrap_or_default()
                 .contains("not part of this build")

@@ -49,6 +49,7 @@ pub(crate) async fn chat_completions(
         request_id.map(|r| r.0.0).unwrap_or_default(),
         request,
         Format::OpenAi,
+        None,
     )
     .await
 }
@@ -69,6 +70,7 @@ pub(crate) async fn messages(
         request_id.map(|r| r.0.0).unwrap_or_default(),
         request,
         Format::Anthropic,
+        None,
     )
     .await
 }
@@ -114,6 +116,7 @@ pub(crate) async fn gemini(
         request_id.map(|r| r.0.0).unwrap_or_default(),
         request,
         Format::Gemini { sse },
+        None,
     )
     .await
 }
@@ -142,12 +145,15 @@ fn parse_json(body: &[u8]) -> ApiResult<Value> {
     })
 }
 
-async fn relay(
+/// Relays one chat request in `format` for `key`. An in-process caller (Chat) passes a key with
+/// an empty id: it is charged to the user alone, with `conversation_id` on the record.
+pub(crate) async fn relay(
     svc: Arc<RelayService>,
     key: KeyInfo,
     request_id: String,
     mut request: Value,
     format: Format,
+    conversation_id: Option<String>,
 ) -> ApiResult<Response> {
     let model = request
         .get("model")
@@ -251,7 +257,7 @@ async fn relay(
         .billing
         .reserve(ReserveRequest {
             user_id: key.user_id.clone(),
-            key: Some(KeyLimit {
+            key: (!key.key_id.is_empty()).then(|| KeyLimit {
                 key_id: key.key_id.clone(),
                 limit: key.quota_limit,
             }),
@@ -294,6 +300,7 @@ async fn relay(
                     prompt_estimate,
                     started,
                     stream,
+                    conversation_id: conversation_id.clone(),
                 };
                 return Ok(if stream {
                     relay_stream(resp, bill, client_wants_usage, format)
@@ -371,6 +378,7 @@ struct Bill {
     prompt_estimate: i64,
     started: Instant,
     stream: bool,
+    conversation_id: Option<String>,
 }
 
 impl Bill {
@@ -390,7 +398,7 @@ impl Bill {
             stream: self.stream,
             status: status.to_string(),
             request_id: self.request_id.clone(),
-            conversation_id: None,
+            conversation_id: self.conversation_id.clone(),
             pricing: serde_json::to_string(&self.rates).ok(),
         };
         if let Some(tpm) = self.key.tpm_limit {

@@ -1,14 +1,22 @@
 //! The Relay's HTTP routes: key management under `/api/v1`, vendor-compatible under `/v1`.
 
 mod channels;
-mod chat;
+pub(crate) mod chat;
+mod completions;
+mod count_tokens;
+mod embeddings;
 mod keys;
+pub(crate) mod media;
+mod meter;
 mod models;
+mod multipart;
 mod pricing;
+mod rerank;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -35,7 +43,25 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
     Router::new()
         .route("/v1/models", get(models::list_models))
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(completions::completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/images/generations", post(media::image_generations))
+        .route("/v1/audio/speech", post(media::speech))
+        // Audio uploads may be up to 25 MB, more than the server's body limit for JSON.
+        .route(
+            "/v1/audio/transcriptions",
+            post(media::transcriptions).layer(DefaultBodyLimit::max(media::AUDIO_BODY_LIMIT)),
+        )
+        .route(
+            "/v1/audio/translations",
+            post(media::translations).layer(DefaultBodyLimit::max(media::AUDIO_BODY_LIMIT)),
+        )
+        .route("/v1/rerank", post(rerank::rerank))
         .route("/v1/messages", post(chat::messages))
+        .route(
+            "/v1/messages/count_tokens",
+            post(count_tokens::count_tokens),
+        )
         .route("/v1beta/models/{model_action}", post(chat::gemini))
         // The google-genai SDK uses `v1` when given a base URL of its own.
         .route("/v1/models/{model_action}", post(chat::gemini))

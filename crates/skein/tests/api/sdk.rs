@@ -5,7 +5,7 @@ use serde_json::Value;
 use skein_testkit::{Backend, TestApp};
 
 /// The Python with the `openai` package: `SKEIN_TEST_PYTHON`, which `scripts/test` sets up.
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("SKEIN_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 

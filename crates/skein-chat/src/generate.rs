@@ -1,0 +1,516 @@
+//! Answers being written. Each runs in a task of its own, apart from the request that started
+//! it: a client that leaves does not stop it (the answer is finished and saved), another
+//! client can attach to it and receive the rest, and a stop call ends it keeping what was
+//! written. One answer at a time per conversation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use skein_core::api::{PricedModel, RelayCaller};
+use skein_core::{ApiError, ids};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::ChatService;
+use crate::store::{self, Finish};
+
+/// How often the text of an answer in progress is saved.
+const SAVE_EVERY: Duration = Duration::from_millis(1500);
+
+/// Events a stream of one answer carries, in order.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// More answer text.
+    Delta(String),
+    /// More reasoning text.
+    Reasoning(String),
+    /// What the answer used and cost.
+    Usage(Value),
+    /// The saved message, finished.
+    Done(Value),
+    /// Why the answer failed.
+    Error(Value),
+    /// The conversation's new title.
+    Title(String),
+    /// Nothing more will come.
+    End,
+}
+
+impl Event {
+    /// The event as an SSE frame; `None` for the end marker.
+    pub fn frame(&self) -> Option<Bytes> {
+        let (name, data) = match self {
+            Event::Delta(text) => ("delta", json!({ "content": text })),
+            Event::Reasoning(text) => ("reasoning", json!({ "content": text })),
+            Event::Usage(usage) => ("usage", usage.clone()),
+            Event::Done(message) => ("done", json!({ "message": message })),
+            Event::Error(error) => ("error", error.clone()),
+            Event::Title(title) => ("title", json!({ "title": title })),
+            Event::End => return None,
+        };
+        Some(sse(name, &data))
+    }
+}
+
+/// One SSE frame.
+pub fn sse(event: &str, data: &Value) -> Bytes {
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+#[derive(Debug, Default)]
+struct Progress {
+    content: String,
+    reasoning: String,
+}
+
+/// An answer being written.
+#[derive(Debug)]
+pub struct Generation {
+    /// The assistant message being written.
+    pub message_id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    progress: Mutex<Progress>,
+    events: broadcast::Sender<Event>,
+    cancel: CancellationToken,
+}
+
+impl Generation {
+    fn push(&self, event: Event) {
+        // Text is appended and sent under one lock, so an attaching client's snapshot plus
+        // what it receives afterwards is exactly the whole text.
+        let Ok(mut progress) = self.progress.lock() else {
+            return;
+        };
+        match &event {
+            Event::Delta(text) => progress.content.push_str(text),
+            Event::Reasoning(text) => progress.reasoning.push_str(text),
+            _ => {}
+        }
+        let _ = self.events.send(event);
+    }
+
+    /// The text so far and a receiver of everything after it.
+    pub fn attach(&self) -> (String, String, broadcast::Receiver<Event>) {
+        match self.progress.lock() {
+            Ok(progress) => (
+                progress.content.clone(),
+                progress.reasoning.clone(),
+                self.events.subscribe(),
+            ),
+            Err(_) => (String::new(), String::new(), self.events.subscribe()),
+        }
+    }
+
+    /// Asks the answer to stop; what was written is kept.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    fn text(&self) -> (String, String) {
+        self.progress
+            .lock()
+            .map(|p| (p.content.clone(), p.reasoning.clone()))
+            .unwrap_or_default()
+    }
+}
+
+/// The answers being written in this process, by conversation and by message.
+#[derive(Default)]
+pub struct Registry {
+    running: Mutex<HashMap<String, Arc<Generation>>>,
+}
+
+impl Registry {
+    /// Starts tracking an answer; refuses while the conversation already has one running.
+    pub fn begin(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+    ) -> Result<Arc<Generation>, ApiError> {
+        let mut running = self
+            .running
+            .lock()
+            .map_err(|_| ApiError::internal("chat registry poisoned"))?;
+        if running.contains_key(conversation_id) {
+            return Err(ApiError::conflict(
+                "generation_in_progress",
+                "An answer is still being written in this conversation. Wait for it or stop it.",
+                "该对话仍在生成回答，请等待完成或先停止。",
+            ));
+        }
+        let (events, _) = broadcast::channel(4096);
+        let generation = Arc::new(Generation {
+            message_id: message_id.to_string(),
+            conversation_id: conversation_id.to_string(),
+            progress: Mutex::new(Progress::default()),
+            events,
+            cancel: CancellationToken::new(),
+        });
+        running.insert(conversation_id.to_string(), generation.clone());
+        Ok(generation)
+    }
+
+    /// The running answer of a conversation.
+    pub fn by_conversation(&self, conversation_id: &str) -> Option<Arc<Generation>> {
+        self.running.lock().ok()?.get(conversation_id).cloned()
+    }
+
+    /// The running answer that writes `message_id`.
+    pub fn by_message(&self, message_id: &str) -> Option<Arc<Generation>> {
+        self.running
+            .lock()
+            .ok()?
+            .values()
+            .find(|g| g.message_id == message_id)
+            .cloned()
+    }
+
+    /// Stops tracking the conversation's answer.
+    pub fn end(&self, conversation_id: &str) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(conversation_id);
+        }
+    }
+
+    /// Asks every running answer to stop (shutdown).
+    pub fn stop_all(&self) {
+        if let Ok(running) = self.running.lock() {
+            for generation in running.values() {
+                generation.stop();
+            }
+        }
+    }
+}
+
+/// Everything a run needs, prepared by the request that started it.
+pub struct Plan {
+    /// Who pays.
+    pub user_id: String,
+    /// For the ledger.
+    pub request_id: String,
+    /// The OpenAI request body (messages already trimmed).
+    pub request: Value,
+    /// The model's prices, for the cost shown.
+    pub prices: PricedModel,
+    /// Generate a title after this answer.
+    pub title_from: Option<String>,
+    /// Older turns to fold into the conversation summary before answering.
+    pub summarize: Option<crate::Summarize>,
+    /// How many older turns did not fit the window.
+    pub trimmed: usize,
+}
+
+/// What the upstream stream said.
+#[derive(Default)]
+struct Outcome {
+    prompt: i64,
+    completion: i64,
+    cached: i64,
+    usage_seen: bool,
+    error: Option<String>,
+}
+
+/// Writes the answer: calls the relay, passes deltas on, saves progress, and records the end.
+pub async fn run(svc: Arc<ChatService>, generation: Arc<Generation>, mut plan: Plan) {
+    let caller = RelayCaller {
+        user_id: plan.user_id.clone(),
+        group: svc.group.clone(),
+        request_id: plan.request_id.clone(),
+        conversation_id: Some(generation.conversation_id.clone()),
+    };
+    if let Some(summarize) = plan.summarize.take() {
+        crate::summarize(&svc, &caller, summarize, &mut plan.request).await;
+    }
+    if let Err(error) = store::save_context(
+        &svc.db,
+        &generation.message_id,
+        &context_record(&plan.request, plan.trimmed),
+    )
+    .await
+    {
+        tracing::warn!(%error, "could not record the context of an answer");
+    }
+    let outcome = match svc
+        .relay
+        .chat_stream(caller.clone(), plan.request.clone())
+        .await
+    {
+        Ok(stream) => read(&svc, &generation, stream).await,
+        Err(error) => Outcome {
+            error: Some(error_json(&error, &plan.request_id).to_string()),
+            ..Outcome::default()
+        },
+    };
+    let stopped = generation.cancel.is_cancelled();
+    let (content, reasoning) = generation.text();
+    let status = match (&outcome.error, stopped) {
+        (Some(_), _) => "failed",
+        (None, true) => "stopped",
+        (None, false) => "done",
+    };
+    let usage = outcome.usage_seen.then(|| {
+        let cost = plan
+            .prices
+            .cost(outcome.prompt, outcome.completion, outcome.cached);
+        (outcome.prompt, outcome.completion, cost)
+    });
+    let finish = Finish {
+        content: &content,
+        reasoning: &reasoning,
+        status,
+        error: outcome.error.clone(),
+        usage,
+    };
+    if let Err(error) = store::finish(&svc.db, &generation.message_id, &finish, ids::now_ms()).await
+    {
+        tracing::error!(%error, message_id = %generation.message_id, "could not save a finished answer");
+    }
+    if let Some((prompt, completion, cost)) = usage {
+        generation.push(Event::Usage(json!({
+            "prompt_tokens": prompt, "completion_tokens": completion, "cost": cost,
+        })));
+    }
+    if let Some(error) = &outcome.error {
+        let value: Value = serde_json::from_str(error).unwrap_or_default();
+        generation.push(Event::Error(value));
+    }
+    match crate::message_view(&svc, &generation.conversation_id, &generation.message_id).await {
+        Ok(Some(view)) => generation.push(Event::Done(view)),
+        Ok(None) => {}
+        Err(error) => tracing::error!(%error, "could not read a finished answer back"),
+    }
+    if status == "done"
+        && let Some(question) = plan.title_from.take()
+        && let Some(title) = crate::make_title(&svc, &caller, &question, &content).await
+    {
+        match store::set_generated_title(&svc.db, &generation.conversation_id, &title).await {
+            Ok(true) => generation.push(Event::Title(title)),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "could not save a generated title"),
+        }
+    }
+    svc.running.end(&generation.conversation_id);
+    generation.push(Event::End);
+}
+
+/// Reads the relay's OpenAI SSE stream to its end (or until stopped), saving as it goes.
+async fn read(
+    svc: &ChatService,
+    generation: &Generation,
+    mut stream: skein_core::api::ByteStream,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut buffer = BytesMut::new();
+    let mut save = tokio::time::interval(SAVE_EVERY);
+    save.tick().await;
+    let mut dirty = false;
+    loop {
+        let chunk = tokio::select! {
+            _ = generation.cancel.cancelled() => break,
+            _ = save.tick() => {
+                if dirty {
+                    let (content, reasoning) = generation.text();
+                    if let Err(error) = store::save_progress(&svc.db, &generation.message_id, &content, &reasoning, ids::now_ms()).await {
+                        tracing::warn!(%error, "could not save an answer in progress");
+                    }
+                    dirty = false;
+                }
+                continue;
+            }
+            chunk = stream.next() => chunk,
+        };
+        let Some(chunk) = chunk else { break };
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = find_frame_end(&buffer) {
+            let frame = buffer.split_to(end);
+            let _ = buffer.split_to(frame_separator_len(&buffer));
+            if let Some(data) = frame_data(&frame) {
+                dirty |= apply(&data, generation, &mut outcome);
+            }
+        }
+    }
+    outcome
+}
+
+/// Applies one `data:` payload of an OpenAI chat-completion stream; true when text arrived.
+fn apply(data: &str, generation: &Generation, outcome: &mut Outcome) -> bool {
+    if data == "[DONE]" {
+        return false;
+    }
+    let Ok(value) = serde_json::from_str::<Value>(data) else {
+        return false;
+    };
+    if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
+        let message = error["message"]
+            .as_str()
+            .unwrap_or("The model's provider failed mid-answer.");
+        outcome.error = Some(
+            json!({"code": "upstream_error", "message": message, "request_id": null}).to_string(),
+        );
+        return false;
+    }
+    if let Some(usage) = value.get("usage").filter(|u| u.is_object()) {
+        outcome.usage_seen = true;
+        outcome.prompt = usage["prompt_tokens"].as_i64().unwrap_or(0);
+        outcome.completion = usage["completion_tokens"].as_i64().unwrap_or(0);
+        outcome.cached = usage["prompt_tokens_details"]["cached_tokens"]
+            .as_i64()
+            .unwrap_or(0);
+    }
+    let mut text = false;
+    if let Some(delta) = value["choices"].get(0).map(|c| &c["delta"]) {
+        for field in ["reasoning_content", "reasoning"] {
+            if let Some(part) = delta[field].as_str().filter(|s| !s.is_empty()) {
+                generation.push(Event::Reasoning(part.to_string()));
+                text = true;
+            }
+        }
+        if let Some(part) = delta["content"].as_str().filter(|s| !s.is_empty()) {
+            generation.push(Event::Delta(part.to_string()));
+            text = true;
+        }
+    }
+    text
+}
+
+/// Where the first complete SSE frame ends (before its blank line), if one has arrived.
+fn find_frame_end(buffer: &[u8]) -> Option<usize> {
+    let lf = buffer.windows(2).position(|w| w == b"\n\n");
+    let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n");
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn frame_separator_len(rest: &[u8]) -> usize {
+    if rest.starts_with(b"\r\n\r\n") {
+        4
+    } else {
+        2.min(rest.len())
+    }
+}
+
+/// The joined `data:` lines of a frame.
+fn frame_data(frame: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(frame).ok()?;
+    let mut data: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("data:") {
+            let rest = rest.strip_prefix(' ').unwrap_or(rest);
+            match data.as_mut() {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(rest);
+                }
+                None => data = Some(rest.to_string()),
+            }
+        }
+    }
+    data
+}
+
+/// The error event of a refused call.
+pub fn error_json(error: &ApiError, request_id: &str) -> Value {
+    json!({
+        "code": error.code(),
+        "message": error.message(skein_core::i18n::Lang::En),
+        "message_zh": error.message(skein_core::i18n::Lang::Zh),
+        "request_id": request_id,
+    })
+}
+
+/// What is kept for the context inspector: the request without image data.
+fn context_record(request: &Value, trimmed: usize) -> String {
+    let mut record = json!({ "request": request, "trimmed_turns": trimmed });
+    let record_request = &mut record["request"];
+    if let Some(messages) = record_request["messages"].as_array_mut() {
+        for message in messages {
+            if let Some(parts) = message["content"].as_array_mut() {
+                for part in parts {
+                    if let Some(url) = part["image_url"]["url"].as_str()
+                        && url.starts_with("data:")
+                    {
+                        part["image_url"]["url"] =
+                            Value::String(format!("data:… ({} bytes)", url.len()));
+                    }
+                }
+            }
+        }
+    }
+    record.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generation() -> Arc<Generation> {
+        Registry::default().begin("c", "m").unwrap()
+    }
+
+    #[test]
+    fn frames_cut_anywhere_are_put_back_together() {
+        let stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\r\n\r\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
+        for cut in 1..stream.len() {
+            let g = generation();
+            let mut outcome = Outcome::default();
+            let mut buffer = BytesMut::new();
+            for part in [&stream[..cut], &stream[cut..]] {
+                buffer.extend_from_slice(part);
+                while let Some(end) = find_frame_end(&buffer) {
+                    let frame = buffer.split_to(end);
+                    let _ = buffer.split_to(frame_separator_len(&buffer));
+                    if let Some(data) = frame_data(&frame) {
+                        apply(&data, &g, &mut outcome);
+                    }
+                }
+            }
+            assert_eq!(g.text().0, "Hello", "cut at {cut}");
+            assert!(outcome.usage_seen);
+            assert_eq!((outcome.prompt, outcome.completion), (7, 2));
+        }
+    }
+
+    #[test]
+    fn an_attaching_client_gets_the_text_so_far_then_the_rest() {
+        let g = generation();
+        g.push(Event::Delta("one ".into()));
+        let (so_far, _, mut rx) = g.attach();
+        g.push(Event::Delta("two".into()));
+        assert_eq!(so_far, "one ");
+        match rx.try_recv() {
+            Ok(Event::Delta(text)) => assert_eq!(text, "two"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_mid_stream_is_recorded() {
+        let g = generation();
+        let mut outcome = Outcome::default();
+        apply(
+            r#"{"error":{"message":"The upstream stream broke off."}}"#,
+            &g,
+            &mut outcome,
+        );
+        assert!(outcome.error.unwrap().contains("broke off"));
+    }
+
+    #[test]
+    fn a_second_answer_in_one_conversation_is_refused() {
+        let registry = Registry::default();
+        let _first = registry.begin("c", "m1").unwrap();
+        assert_eq!(
+            registry.begin("c", "m2").unwrap_err().code(),
+            "generation_in_progress"
+        );
+        registry.end("c");
+        assert!(registry.begin("c", "m3").is_ok());
+    }
+}

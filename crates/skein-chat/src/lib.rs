@@ -1,0 +1,327 @@
+//! Skein's Chat service (`/api/v1/chat`): conversations whose messages form a tree (edits and
+//! regenerations add siblings; nothing is overwritten), answers streamed over SSE through the
+//! relay in-process and billed to the user, history trimmed to the model's window, titles,
+//! export and import.
+//!
+//! **Architecture Invariant:** only this crate touches `chat_conversations` and
+//! `chat_messages`; every model call goes through [`RelayApi`], so chat usage lands in the
+//! user's consumption records and ledger like any API call, with the conversation id.
+
+pub mod context;
+pub mod export;
+pub mod generate;
+mod http;
+pub mod store;
+pub mod tree;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use skein_core::ApiError;
+use skein_core::api::{RelayApi, RelayCaller};
+use skein_core::config::ChatConfig;
+use skein_core::ids;
+use skein_db::{Db, ServiceMigrations};
+use utoipa_axum::router::OpenApiRouter;
+
+use store::MessageRow;
+use tree::Tree;
+
+/// The Chat service's migrations.
+pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
+    service: "chat",
+    sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
+    postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
+};
+
+/// How often deleted conversations past their restore window are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The Chat service.
+pub struct ChatService {
+    db: Db,
+    relay: Arc<dyn RelayApi>,
+    config: ChatConfig,
+    /// The channel group chat routes through.
+    group: String,
+    running: generate::Registry,
+    /// Answers still being written; shutdown waits for them.
+    tasks: tokio_util::task::TaskTracker,
+}
+
+impl ChatService {
+    /// Starts the service: answers left half-written by a previous process are marked failed,
+    /// and deleted conversations are purged once their restore window has passed.
+    pub async fn start(
+        db: Db,
+        relay: Arc<dyn RelayApi>,
+        config: ChatConfig,
+        group: String,
+    ) -> Result<Arc<Self>, ApiError> {
+        let interrupted = store::fail_interrupted(&db, ids::now_ms()).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "answers cut off by the last shutdown were marked failed"
+            );
+        }
+        let service = Arc::new(ChatService {
+            db,
+            relay,
+            config,
+            group,
+            running: generate::Registry::default(),
+            tasks: tokio_util::task::TaskTracker::new(),
+        });
+        let weak = Arc::downgrade(&service);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_EVERY);
+            loop {
+                tick.tick().await;
+                let Some(service) = weak.upgrade() else { break };
+                match store::purge_deleted(&service.db, ids::now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(conversations = n, "purged deleted conversations"),
+                    Err(error) => tracing::warn!(%error, "purging deleted conversations failed"),
+                }
+            }
+        });
+        Ok(service)
+    }
+
+    /// The service's `/api/v1` routes.
+    pub fn routes(self: Arc<Self>) -> OpenApiRouter {
+        http::routes(self)
+    }
+
+    /// Waits (up to `limit`) for answers still being written, so they are saved whole. Past
+    /// the limit they are stopped, keeping what was written.
+    pub async fn drain(&self, limit: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(limit, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            self.running.stop_all();
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+        }
+    }
+}
+
+/// Older turns to fold into a conversation's summary before an answer.
+pub struct Summarize {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The summary so far.
+    pub previous: Option<String>,
+    /// The turns to add to it, oldest first (`role`, text).
+    pub turns: Vec<(String, String)>,
+    /// The last message the new summary covers.
+    pub upto: String,
+    /// Model that writes it.
+    pub model: String,
+}
+
+/// Collects the whole text of a relayed call (titles and summaries, which nobody watches).
+async fn complete(svc: &ChatService, caller: &RelayCaller, request: Value) -> Option<String> {
+    let mut stream = match svc.relay.chat_stream(caller.clone(), request).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%error, "an auxiliary chat call was refused");
+            return None;
+        }
+    };
+    let mut raw = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        raw.extend_from_slice(&chunk);
+    }
+    let mut text = String::new();
+    for line in String::from_utf8_lossy(&raw).lines() {
+        if let Some(data) = line.strip_prefix("data:").map(str::trim)
+            && let Ok(value) = serde_json::from_str::<Value>(data)
+        {
+            if value.get("error").is_some_and(|e| !e.is_null()) {
+                return None;
+            }
+            if let Some(part) = value["choices"][0]["delta"]["content"].as_str() {
+                text.push_str(part);
+            }
+        }
+    }
+    Some(text)
+}
+
+/// Asks the title model for a short title in the conversation's language.
+async fn make_title(
+    svc: &ChatService,
+    caller: &RelayCaller,
+    question: &str,
+    answer: &str,
+) -> Option<String> {
+    let model = match svc.config.title_model.as_deref() {
+        Some("") => return None,
+        Some(model) => model.to_string(),
+        None => svc.default_model_for_titles(caller).await?,
+    };
+    let excerpt = |text: &str| text.chars().take(1000).collect::<String>();
+    let request = json!({
+        "model": model,
+        "max_tokens": 40,
+        "messages": [
+            {"role": "system", "content": "Write a title of at most 8 words for this conversation, in the language the user wrote in. Answer with the title only: no quotes, no punctuation at the end."},
+            {"role": "user", "content": format!("User: {}\n\nAssistant: {}", excerpt(question), excerpt(answer))},
+        ],
+    });
+    let title = complete(svc, caller, request).await?;
+    let title: String = title
+        .trim()
+        .trim_matches(|c: char| matches!(c, '"' | '\'' | '“' | '”' | '「' | '」' | '《' | '》'))
+        .trim_end_matches(['.', '。'])
+        .chars()
+        .take(80)
+        .collect();
+    (!title.is_empty()).then_some(title)
+}
+
+impl ChatService {
+    /// The model titles use when none is configured: the conversation's model is not known
+    /// here, so the caller's first priced model.
+    async fn default_model_for_titles(&self, _caller: &RelayCaller) -> Option<String> {
+        self.config.default_model.clone().or(self
+            .relay
+            .priced_models(&self.group)
+            .await
+            .ok()?
+            .into_iter()
+            .next()
+            .map(|m| m.id))
+    }
+}
+
+/// Folds older turns into the summary and puts it in front of the request's history.
+async fn summarize(svc: &ChatService, caller: &RelayCaller, job: Summarize, request: &mut Value) {
+    let mut transcript = String::new();
+    if let Some(previous) = &job.previous {
+        transcript.push_str("Summary so far:\n");
+        transcript.push_str(previous);
+        transcript.push_str("\n\nLater turns:\n");
+    }
+    for (role, text) in &job.turns {
+        transcript.push_str(role);
+        transcript.push_str(": ");
+        transcript.push_str(text);
+        transcript.push_str("\n\n");
+    }
+    let ask = json!({
+        "model": job.model,
+        "max_tokens": 600,
+        "messages": [
+            {"role": "system", "content": "Summarise this conversation so it can be continued without it: facts, decisions, open questions, the user's preferences. Be concise; write in the conversation's language."},
+            {"role": "user", "content": transcript},
+        ],
+    });
+    let Some(summary) = complete(svc, caller, ask)
+        .await
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| clip_tokens(&s, SUMMARY_TOKENS))
+    else {
+        return;
+    };
+    if let Err(error) = store::set_summary(&svc.db, &job.conversation_id, &summary, &job.upto).await
+    {
+        tracing::warn!(%error, "could not store a conversation summary");
+    }
+    insert_summary(request, &summary);
+}
+
+/// Tokens of window a summary may take (the trimmer keeps this much room for it).
+pub const SUMMARY_TOKENS: usize = 800;
+
+/// `text` cut to at most about `limit` tokens: a summary model that ignores its length limit
+/// must not push the newest turns out of the window.
+fn clip_tokens(text: &str, limit: usize) -> String {
+    let tokens = context::count_tokens(text);
+    if tokens <= limit {
+        return text.to_string();
+    }
+    let keep = text.chars().count() * limit / tokens;
+    text.chars().take(keep).collect()
+}
+
+/// Puts a summary of earlier turns after the system prompt.
+fn insert_summary(request: &mut Value, summary: &str) {
+    if let Some(messages) = request["messages"].as_array_mut() {
+        let at = usize::from(messages.first().is_some_and(|m| m["role"] == "system"));
+        messages.insert(
+            at,
+            json!({"role": "system", "content": format!("Summary of the earlier conversation:\n{summary}")}),
+        );
+    }
+}
+
+/// A message as the API shows it, with its place among its siblings.
+pub(crate) fn view(row: &MessageRow, tree: &Tree<'_, MessageRow>) -> Value {
+    let (siblings, index) = tree.siblings(row);
+    let images: Value = row
+        .images
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_else(|| json!([]));
+    let error: Value = row
+        .error
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(Value::Null);
+    let usage = match (row.prompt_tokens, row.completion_tokens, row.cost) {
+        (Some(p), Some(c), Some(cost)) => {
+            json!({"prompt_tokens": p, "completion_tokens": c, "cost": cost})
+        }
+        _ => Value::Null,
+    };
+    json!({
+        "id": row.id,
+        "conversation_id": row.conversation_id,
+        "parent_id": row.parent_id,
+        "role": row.role,
+        "content": row.content,
+        "reasoning": row.reasoning,
+        "status": row.status,
+        "model": row.model,
+        "error": error,
+        "images": images,
+        "sibling_ids": siblings,
+        "sibling_index": index,
+        "sibling_count": siblings.len(),
+        "usage": usage,
+        "created_at": ids::ms_to_rfc3339(row.created_at),
+    })
+}
+
+/// One message of a conversation as the API shows it.
+pub(crate) async fn message_view(
+    svc: &ChatService,
+    conversation_id: &str,
+    message_id: &str,
+) -> Result<Option<Value>, ApiError> {
+    let rows = store::messages(&svc.db, conversation_id).await?;
+    let tree = Tree::new(&rows);
+    Ok(tree.get(message_id).map(|row| view(row, &tree)))
+}
+
+/// The branch on screen: from the root to the active leaf (or the newest leaf when the
+/// pointer is missing).
+pub(crate) fn active_path<'a>(
+    tree: &Tree<'a, MessageRow>,
+    active: Option<&str>,
+) -> Vec<&'a MessageRow> {
+    let leaf = active
+        .filter(|id| tree.get(id).is_some())
+        .map(str::to_string)
+        .or_else(|| tree.newest_root_leaf().map(str::to_string));
+    match leaf {
+        Some(leaf) => tree.path_to(&leaf),
+        None => Vec::new(),
+    }
+}

@@ -1,0 +1,450 @@
+//! The Chat service's tables: `chat_conversations` and `chat_messages`. Every query that
+//! takes an id from a client also takes the caller's user id, so another user's id reads as
+//! missing.
+
+use skein_db::{Db, DbResult};
+use sqlx::FromRow;
+
+/// How long a deleted conversation can be restored.
+pub const RESTORE_WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// A row of `chat_conversations`.
+#[derive(Debug, Clone, FromRow)]
+pub struct ConversationRow {
+    /// Id.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Title (empty until one is generated or given).
+    pub title: String,
+    /// 1 when pinned.
+    pub pinned: i64,
+    /// 1 when archived.
+    pub archived: i64,
+    /// Model setting.
+    pub model: Option<String>,
+    /// System prompt setting.
+    pub system_prompt: Option<String>,
+    /// Temperature setting.
+    pub temperature: Option<f64>,
+    /// top_p setting.
+    pub top_p: Option<f64>,
+    /// Answer length setting.
+    pub max_tokens: Option<i64>,
+    /// Most earlier messages sent with a new one.
+    pub history_limit: Option<i64>,
+    /// The leaf of the branch on screen.
+    pub active_leaf_id: Option<String>,
+    /// Summary of turns too old to fit the window.
+    pub summary: Option<String>,
+    /// The last message the summary covers.
+    pub summary_upto: Option<String>,
+    /// Created, ms.
+    pub created_at: i64,
+    /// Last activity, ms.
+    pub updated_at: i64,
+    /// Deleted (restorable for 30 days), ms.
+    pub deleted_at: Option<i64>,
+}
+
+/// A row of `chat_messages` (without the stored context, which only the inspector reads).
+#[derive(Debug, Clone, FromRow)]
+pub struct MessageRow {
+    /// Id (UUIDv7: ordered by creation).
+    pub id: String,
+    /// Conversation.
+    pub conversation_id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Parent message.
+    pub parent_id: Option<String>,
+    /// `user`, `assistant` or `system`.
+    pub role: String,
+    /// Text.
+    pub content: String,
+    /// Reasoning text (assistant).
+    pub reasoning: Option<String>,
+    /// JSON array of image URLs (user).
+    pub images: Option<String>,
+    /// `done`, `streaming`, `stopped`, `failed`.
+    pub status: String,
+    /// Model that answered (assistant).
+    pub model: Option<String>,
+    /// Error code and message of a failed answer (JSON).
+    pub error: Option<String>,
+    /// Prompt tokens billed.
+    pub prompt_tokens: Option<i64>,
+    /// Completion tokens billed.
+    pub completion_tokens: Option<i64>,
+    /// Quota units charged.
+    pub cost: Option<i64>,
+    /// Created, ms.
+    pub created_at: i64,
+    /// Last written, ms.
+    pub updated_at: i64,
+}
+
+impl crate::tree::Node for MessageRow {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn parent(&self) -> Option<&str> {
+        self.parent_id.as_deref()
+    }
+}
+
+const CONVERSATION_COLUMNS: &str = "id, user_id, title, pinned, archived, model, system_prompt, temperature, top_p, \
+     max_tokens, history_limit, active_leaf_id, summary, summary_upto, created_at, updated_at, deleted_at";
+
+const MESSAGE_COLUMNS: &str = "id, conversation_id, user_id, parent_id, role, content, reasoning, images, status, \
+     model, error, prompt_tokens, completion_tokens, cost, created_at, updated_at";
+
+/// Inserts a conversation.
+pub async fn insert_conversation<'e, E>(db: E, c: &ConversationRow) -> DbResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(&format!(
+        "INSERT INTO chat_conversations ({CONVERSATION_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ))
+    .bind(&c.id)
+    .bind(&c.user_id)
+    .bind(&c.title)
+    .bind(c.pinned)
+    .bind(c.archived)
+    .bind(&c.model)
+    .bind(&c.system_prompt)
+    .bind(c.temperature)
+    .bind(c.top_p)
+    .bind(c.max_tokens)
+    .bind(c.history_limit)
+    .bind(&c.active_leaf_id)
+    .bind(&c.summary)
+    .bind(&c.summary_upto)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .bind(c.deleted_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The caller's conversation, deleted or not.
+pub async fn conversation(db: &Db, user_id: &str, id: &str) -> DbResult<Option<ConversationRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM chat_conversations WHERE id = $1 AND user_id = $2"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// What a conversation list shows.
+pub struct ListFilter<'a> {
+    /// Whose.
+    pub user_id: &'a str,
+    /// Archived ones instead of the others.
+    pub archived: bool,
+    /// Deleted (restorable) ones instead of the others.
+    pub deleted: bool,
+    /// Words to find in titles or message text.
+    pub query: Option<&'a str>,
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for ch in text.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The caller's conversations, pinned first, then by latest activity.
+pub async fn list_conversations(
+    db: &Db,
+    filter: &ListFilter<'_>,
+    limit: i64,
+    offset: i64,
+) -> DbResult<Vec<ConversationRow>> {
+    let mut sql =
+        format!("SELECT {CONVERSATION_COLUMNS} FROM chat_conversations WHERE user_id = $1");
+    if filter.deleted {
+        // Deleted conversations are listed whether or not they were archived.
+        sql.push_str(" AND deleted_at IS NOT NULL");
+    } else if filter.archived {
+        sql.push_str(" AND deleted_at IS NULL AND archived = 1");
+    } else {
+        sql.push_str(" AND deleted_at IS NULL AND archived = 0");
+    }
+    if filter.query.is_some() {
+        // Substring search rather than a word index: it finds Chinese, which has no spaces
+        // for a tokenizer to split on, and one user's history is small enough to scan.
+        sql.push_str(
+            " AND (LOWER(title) LIKE $3 ESCAPE '\\' OR EXISTS (SELECT 1 FROM chat_messages m \
+             WHERE m.conversation_id = chat_conversations.id AND LOWER(m.content) LIKE $3 ESCAPE '\\'))",
+        );
+    }
+    sql.push_str(&format!(
+        " ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT $2 OFFSET {}",
+        offset.max(0)
+    ));
+    let mut query = sqlx::query_as(&sql).bind(filter.user_id).bind(limit);
+    if let Some(q) = filter.query {
+        query = query.bind(like_pattern(q));
+    }
+    Ok(query.fetch_all(db.pool()).await?)
+}
+
+/// Writes every changeable field of a conversation.
+pub async fn update_conversation(db: &Db, c: &ConversationRow) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE chat_conversations SET title = $1, pinned = $2, archived = $3, model = $4, \
+         system_prompt = $5, temperature = $6, top_p = $7, max_tokens = $8, history_limit = $9, \
+         updated_at = $10, deleted_at = $11 WHERE id = $12 AND user_id = $13",
+    )
+    .bind(&c.title)
+    .bind(c.pinned)
+    .bind(c.archived)
+    .bind(&c.model)
+    .bind(&c.system_prompt)
+    .bind(c.temperature)
+    .bind(c.top_p)
+    .bind(c.max_tokens)
+    .bind(c.history_limit)
+    .bind(c.updated_at)
+    .bind(c.deleted_at)
+    .bind(&c.id)
+    .bind(&c.user_id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Points the conversation at another leaf.
+pub async fn set_active_leaf<'e, E>(
+    db: E,
+    conversation_id: &str,
+    leaf: &str,
+    now: i64,
+) -> DbResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query("UPDATE chat_conversations SET active_leaf_id = $1, updated_at = $2 WHERE id = $3")
+        .bind(leaf)
+        .bind(now)
+        .bind(conversation_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Sets a title the user has not set (an empty one).
+pub async fn set_generated_title(db: &Db, conversation_id: &str, title: &str) -> DbResult<bool> {
+    let done = sqlx::query("UPDATE chat_conversations SET title = $1 WHERE id = $2 AND title = ''")
+        .bind(title)
+        .bind(conversation_id)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Stores a summary of the turns up to `upto`.
+pub async fn set_summary(
+    db: &Db,
+    conversation_id: &str,
+    summary: &str,
+    upto: &str,
+) -> DbResult<()> {
+    sqlx::query("UPDATE chat_conversations SET summary = $1, summary_upto = $2 WHERE id = $3")
+        .bind(summary)
+        .bind(upto)
+        .bind(conversation_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Every message of a conversation, oldest first.
+pub async fn messages(db: &Db, conversation_id: &str) -> DbResult<Vec<MessageRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE conversation_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(conversation_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// The caller's message.
+pub async fn message(db: &Db, user_id: &str, id: &str) -> DbResult<Option<MessageRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE id = $1 AND user_id = $2"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// What was sent upstream for the caller's message (JSON), if it was recorded.
+pub async fn context(db: &Db, user_id: &str, id: &str) -> DbResult<Option<Option<String>>> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT context FROM chat_messages WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Inserts a message.
+pub async fn insert_message<'e, E>(db: E, m: &MessageRow) -> DbResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(&format!(
+        "INSERT INTO chat_messages ({MESSAGE_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    ))
+    .bind(&m.id)
+    .bind(&m.conversation_id)
+    .bind(&m.user_id)
+    .bind(&m.parent_id)
+    .bind(&m.role)
+    .bind(&m.content)
+    .bind(&m.reasoning)
+    .bind(&m.images)
+    .bind(&m.status)
+    .bind(&m.model)
+    .bind(&m.error)
+    .bind(m.prompt_tokens)
+    .bind(m.completion_tokens)
+    .bind(m.cost)
+    .bind(m.created_at)
+    .bind(m.updated_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Saves the text of an answer still being written, so a crash loses little.
+pub async fn save_progress(
+    db: &Db,
+    id: &str,
+    content: &str,
+    reasoning: &str,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE chat_messages SET content = $1, reasoning = $2, updated_at = $3 WHERE id = $4 AND status = 'streaming'",
+    )
+    .bind(content)
+    .bind(reasoning)
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Records the context sent upstream for an answer.
+pub async fn save_context(db: &Db, id: &str, context: &str) -> DbResult<()> {
+    sqlx::query("UPDATE chat_messages SET context = $1 WHERE id = $2")
+        .bind(context)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// How an answer ended.
+pub struct Finish<'a> {
+    /// The whole text.
+    pub content: &'a str,
+    /// The whole reasoning.
+    pub reasoning: &'a str,
+    /// `done`, `stopped` or `failed`.
+    pub status: &'a str,
+    /// Error (JSON) when failed.
+    pub error: Option<String>,
+    /// Prompt tokens, completion tokens and cost, when the upstream reported usage.
+    pub usage: Option<(i64, i64, i64)>,
+}
+
+/// Writes the end of an answer.
+pub async fn finish(db: &Db, id: &str, f: &Finish<'_>, now: i64) -> DbResult<()> {
+    let (prompt, completion, cost) = match f.usage {
+        Some((p, c, cost)) => (Some(p), Some(c), Some(cost)),
+        None => (None, None, None),
+    };
+    sqlx::query(
+        "UPDATE chat_messages SET content = $1, reasoning = $2, status = $3, error = $4, \
+         prompt_tokens = $5, completion_tokens = $6, cost = $7, updated_at = $8 WHERE id = $9",
+    )
+    .bind(f.content)
+    .bind((!f.reasoning.is_empty()).then_some(f.reasoning))
+    .bind(f.status)
+    .bind(&f.error)
+    .bind(prompt)
+    .bind(completion)
+    .bind(cost)
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Marks answers that were being written when the process stopped as failed; nothing is
+/// writing them any more.
+pub async fn fail_interrupted(db: &Db, now: i64) -> DbResult<u64> {
+    let error = r#"{"code":"interrupted","message":"The server restarted while this answer was being written."}"#;
+    let done = sqlx::query(
+        "UPDATE chat_messages SET status = 'failed', error = $1, updated_at = $2 WHERE status = 'streaming'",
+    )
+    .bind(error)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes for good the conversations deleted more than the restore window ago.
+pub async fn purge_deleted(db: &Db, now: i64) -> DbResult<u64> {
+    let before = now - RESTORE_WINDOW_MS;
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "DELETE FROM chat_messages WHERE conversation_id IN \
+         (SELECT id FROM chat_conversations WHERE deleted_at IS NOT NULL AND deleted_at < $1)",
+    )
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query(
+        "DELETE FROM chat_conversations WHERE deleted_at IS NOT NULL AND deleted_at < $1",
+    )
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn search_text_matches_literally() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("你好 World"), "%你好 world%");
+    }
+}

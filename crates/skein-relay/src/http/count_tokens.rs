@@ -1,0 +1,108 @@
+//! `POST /v1/messages/count_tokens` (Anthropic): how many input tokens a Messages request
+//! would use — an **estimate**, since Skein has no tokenizer and the upstream channels are
+//! OpenAI-format (they have no such endpoint). It is free, and errs on the high side: about one
+//! token per three bytes of text (one per CJK character), and a flat amount per image or
+//! document, so a client that budgets its context window with it does not overrun.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use skein_core::auth::ApiKeyCaller;
+use skein_core::extract::ApiJson;
+use skein_core::{ApiError, ApiResult};
+
+use super::meter;
+use crate::RelayService;
+use crate::proxy::estimate_tokens;
+
+/// What one image or document block is counted as (Anthropic's ~1,600 tokens for an image of
+/// about 1.15 megapixels, the largest it keeps unscaled).
+const TOKENS_PER_ATTACHMENT: i64 = 1_600;
+/// Added per message for its role and framing.
+const TOKENS_PER_MESSAGE: i64 = 4;
+
+/// Answers `{"input_tokens": n}` for a Messages request, without calling an upstream.
+pub(crate) async fn count_tokens(
+    State(svc): State<Arc<RelayService>>,
+    ApiKeyCaller(key): ApiKeyCaller,
+    body: Bytes,
+) -> ApiResult<ApiJson<Value>> {
+    let request = meter::parse_json(&body)?;
+    let model = request["model"]
+        .as_str()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("missing_model", "Say which model to use.", "请指定模型。")
+        })?;
+    let messages = request["messages"].as_array().ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_messages",
+            "messages must be an array.",
+            "messages 必须是数组。",
+        )
+    })?;
+    if !key.allows_model(model) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "model_not_allowed",
+            format!("This API key may not use {model}."),
+            format!("该 API 密钥不允许使用 {model}。"),
+        ));
+    }
+    if svc.table().candidates(&key.group, model).is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            format!("No channel serves {model} for this key."),
+            format!("没有可为该密钥提供 {model} 的渠道。"),
+        ));
+    }
+    let mut tokens = text_tokens(&request["system"]);
+    for message in messages {
+        tokens = tokens
+            .saturating_add(TOKENS_PER_MESSAGE)
+            .saturating_add(text_tokens(&message["content"]));
+    }
+    if let Some(tools) = request.get("tools").filter(|t| t.is_array()) {
+        // Tool definitions reach the model as their JSON.
+        tokens = tokens.saturating_add(estimate_tokens(tools.to_string().len()));
+    }
+    Ok(ApiJson(json!({ "input_tokens": tokens })))
+}
+
+/// Estimated tokens of a content value: a string, or blocks of text, images, documents, tool
+/// calls and tool results.
+fn text_tokens(content: &Value) -> i64 {
+    match content {
+        Value::Null => 0,
+        Value::String(text) => estimate_tokens(text.len()),
+        Value::Array(blocks) => blocks
+            .iter()
+            .map(|block| match block["type"].as_str() {
+                Some("image" | "document") => TOKENS_PER_ATTACHMENT,
+                Some("text") => text_tokens(&block["text"]),
+                Some("tool_use") => estimate_tokens(block["input"].to_string().len()),
+                Some("tool_result") => text_tokens(&block["content"]),
+                _ => estimate_tokens(block.to_string().len()),
+            })
+            .fold(0i64, i64::saturating_add),
+        other => estimate_tokens(other.to_string().len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_text_and_attachments_generously() {
+        assert_eq!(text_tokens(&json!("abcdef")), 3);
+        let blocks = json!([{"type": "text", "text": "abcdef"}, {"type": "image", "source": {"data": "x".repeat(100_000)}}]);
+        assert_eq!(text_tokens(&blocks), 3 + TOKENS_PER_ATTACHMENT);
+        // A CJK character (3 bytes) counts as about one token.
+        assert_eq!(text_tokens(&json!("你好世界")), 5);
+    }
+}

@@ -1,0 +1,325 @@
+//! Images and audio, relayed to OpenAI-format channels:
+//!
+//! - `POST /v1/images/generations`: billed the model's per-call price for every image the
+//!   upstream returns (the hold is per-call × `n`), plus, when the upstream reports token usage
+//!   (`gpt-image-1` does), those tokens at the model's token prices.
+//! - `POST /v1/audio/transcriptions` and `/v1/audio/translations`: the multipart form goes
+//!   upstream byte for byte (only the `model` field is swapped when a channel maps it); billed
+//!   the per-call price, plus token prices when the upstream reports `usage` in tokens
+//!   (`gpt-4o-transcribe` does; `whisper-1` reports a duration, which is not priced).
+//! - `POST /v1/audio/speech`: billed per input character — the model's `input_per_mtok` is read
+//!   as the price per million characters (how OpenAI prices `tts-1`) — plus its per-call price;
+//!   the audio streams back as the upstream sends it.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use skein_core::auth::ApiKeyCaller;
+use skein_core::request::RequestId;
+use skein_core::{ApiError, ApiResult};
+
+use super::meter::{self, Charge, Upstream};
+use super::multipart;
+use crate::RelayService;
+use crate::pricing::Rates;
+use crate::proxy::estimate_tokens;
+
+/// Largest audio upload, as OpenAI documents it: 25 MB.
+pub(crate) const AUDIO_FILE_LIMIT: usize = 25 * 1024 * 1024;
+/// The body limit of the audio upload routes: the file plus room for the other form fields.
+pub(crate) const AUDIO_BODY_LIMIT: usize = AUDIO_FILE_LIMIT + 256 * 1024;
+/// Most images one request may ask for (bounds the hold).
+const MAX_IMAGES: i64 = 128;
+
+/// Token prices alone: the per-call part of a charge is counted separately.
+fn tokens_only(rates: Rates) -> Rates {
+    Rates {
+        per_call: 0,
+        ..rates
+    }
+}
+
+/// Relays an image generation.
+pub(crate) async fn image_generations(
+    State(svc): State<Arc<RelayService>>,
+    ApiKeyCaller(key): ApiKeyCaller,
+    request_id: Option<axum::Extension<RequestId>>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let request = meter::parse_json(&body)?;
+    let prompt = request["prompt"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            meter::invalid(
+                "prompt",
+                "must be a non-empty string.",
+                "必须是非空字符串。",
+            )
+        })?;
+    let n = match request.get("n") {
+        None | Some(Value::Null) => 1,
+        Some(n) => n
+            .as_i64()
+            .filter(|n| (1..=MAX_IMAGES).contains(n))
+            .ok_or_else(|| {
+                meter::invalid(
+                    "n",
+                    &format!("must be an integer from 1 to {MAX_IMAGES}."),
+                    &format!("必须是 1 到 {MAX_IMAGES} 之间的整数。"),
+                )
+            })?,
+    };
+    let prompt_estimate = estimate_tokens(prompt.len());
+    let request_id = request_id.map(|r| r.0.0).unwrap_or_default();
+    let plan = meter::plan(&svc, &key, request["model"].as_str()).await?;
+    let estimate = plan
+        .rates
+        .per_call
+        .saturating_mul(n)
+        .saturating_add(tokens_only(plan.rates).cost(prompt_estimate, 0, 0));
+    let upstream = Upstream {
+        path: "/v1/images/generations",
+        content_type: "application/json".into(),
+        body: move |model: &str| meter::with_model(&request, model),
+        stream: false,
+    };
+    meter::call(
+        &svc,
+        &key,
+        &request_id,
+        plan,
+        estimate,
+        upstream,
+        move |resp, meter| {
+            meter::whole(resp, meter, move |meter, bytes| {
+                #[derive(serde::Deserialize)]
+                struct Images {
+                    #[serde(default)]
+                    data: Vec<serde::de::IgnoredAny>,
+                    #[serde(default)]
+                    usage: Option<Value>,
+                }
+                let rates = meter.rates();
+                match serde_json::from_slice::<Images>(bytes) {
+                    Ok(images) => {
+                        let delivered = i64::try_from(images.data.len()).unwrap_or(i64::MAX);
+                        let usage = images.usage.unwrap_or_default();
+                        let input = usage["input_tokens"].as_i64().unwrap_or(0);
+                        let output = usage["output_tokens"].as_i64().unwrap_or(0);
+                        let cost = rates
+                            .per_call
+                            .saturating_mul(delivered)
+                            .saturating_add(tokens_only(rates).cost(input, output, 0));
+                        Charge::new(cost, input, output, "ok")
+                    }
+                    // An answer we cannot read: bill what was asked for.
+                    Err(_) => Charge::new(rates.per_call.saturating_mul(n), 0, 0, "estimated"),
+                }
+            })
+        },
+    )
+    .await
+}
+
+/// Relays a speech request; the audio streams back as it is made.
+pub(crate) async fn speech(
+    State(svc): State<Arc<RelayService>>,
+    ApiKeyCaller(key): ApiKeyCaller,
+    request_id: Option<axum::Extension<RequestId>>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let request = meter::parse_json(&body)?;
+    let characters = request["input"]
+        .as_str()
+        .filter(|i| !i.is_empty())
+        .map(|i| i64::try_from(i.chars().count()).unwrap_or(i64::MAX))
+        .ok_or_else(|| {
+            meter::invalid("input", "must be a non-empty string.", "必须是非空字符串。")
+        })?;
+    let request_id = request_id.map(|r| r.0.0).unwrap_or_default();
+    let plan = meter::plan(&svc, &key, request["model"].as_str()).await?;
+    // The cost is known before the call: characters at the input price, plus the call.
+    let cost = plan.rates.cost(characters, 0, 0);
+    let upstream = Upstream {
+        path: "/v1/audio/speech",
+        content_type: "application/json".into(),
+        body: move |model: &str| meter::with_model(&request, model),
+        stream: true,
+    };
+    // Characters are not tokens: nothing counts against the key's tokens per minute.
+    let charge = Charge {
+        tpm_tokens: 0,
+        ..Charge::new(cost, characters, 0, "ok")
+    };
+    meter::call(
+        &svc,
+        &key,
+        &request_id,
+        plan,
+        cost,
+        upstream,
+        move |resp, meter| async move { meter::bytes(resp, meter, charge) },
+    )
+    .await
+}
+
+/// Relays an audio transcription (speech to text in its own language).
+pub(crate) async fn transcriptions(
+    State(svc): State<Arc<RelayService>>,
+    ApiKeyCaller(key): ApiKeyCaller,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    audio_form(
+        svc,
+        key,
+        request_id.map(|r| r.0.0).unwrap_or_default(),
+        &headers,
+        body,
+        "/v1/audio/transcriptions",
+    )
+    .await
+}
+
+/// Relays an audio translation (speech to English text).
+pub(crate) async fn translations(
+    State(svc): State<Arc<RelayService>>,
+    ApiKeyCaller(key): ApiKeyCaller,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    audio_form(
+        svc,
+        key,
+        request_id.map(|r| r.0.0).unwrap_or_default(),
+        &headers,
+        body,
+        "/v1/audio/translations",
+    )
+    .await
+}
+
+/// Relays an audio form (transcription or translation) for `key`; in-process callers pass a
+/// key with an empty id.
+pub(crate) async fn audio_form(
+    svc: Arc<RelayService>,
+    key: skein_core::api::KeyInfo,
+    request_id: String,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    path: &'static str,
+) -> ApiResult<Response> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            audio_too_large()
+        } else {
+            ApiError::bad_request(
+                "unreadable_body",
+                "The request body could not be read.",
+                "无法读取请求体。",
+            )
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = multipart::boundary(content_type).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the audio as multipart/form-data with a file and a model field.",
+            "请以 multipart/form-data 格式上传音频，包含 file 与 model 字段。",
+        )
+    })?;
+    let parts = multipart::parse(&body, &boundary).map_err(|reason| {
+        ApiError::bad_request(
+            "invalid_form",
+            format!("The multipart form is malformed: {reason}."),
+            format!("multipart 表单格式错误：{reason}。"),
+        )
+    })?;
+    let file = parts
+        .iter()
+        .find(|p| p.name == "file" && p.filename.is_some())
+        .ok_or_else(|| {
+            meter::invalid(
+                "file",
+                "must be an uploaded audio file.",
+                "必须是上传的音频文件。",
+            )
+        })?;
+    if file.content.len() > AUDIO_FILE_LIMIT {
+        return Err(audio_too_large());
+    }
+    if multipart::text_field(&body, &parts, "stream") == Some("true") {
+        // A streamed transcription reports its token usage in its last event; until that is
+        // read, relaying it would bill only the per-call price.
+        return Err(ApiError::bad_request(
+            "stream_not_supported",
+            "Streamed transcriptions are not supported yet; leave out stream.",
+            "暂不支持流式转写，请去掉 stream 参数。",
+        ));
+    }
+    let model = multipart::text_field(&body, &parts, "model").map(str::to_string);
+    let plan = meter::plan(&svc, &key, model.as_deref()).await?;
+    let model_part = parts
+        .iter()
+        .find(|p| p.name == "model" && p.filename.is_none())
+        .cloned();
+    // Models priced by tokens (gpt-4o-transcribe) are held for about one audio token per KiB
+    // of file and as many text tokens out; per-call models for their price.
+    let kib = i64::try_from(file.content.len().div_ceil(1024)).unwrap_or(i64::MAX);
+    let estimate = plan.rates.cost(kib, kib, 0);
+    let upstream = Upstream {
+        path,
+        content_type: content_type.to_string(),
+        body: move |upstream_model: &str| match &model_part {
+            Some(part) if model.as_deref() != Some(upstream_model) => {
+                Bytes::from(multipart::replace(&body, part, upstream_model.as_bytes()))
+            }
+            _ => body.clone(),
+        },
+        stream: false,
+    };
+    meter::call(
+        &svc,
+        &key,
+        &request_id,
+        plan,
+        estimate,
+        upstream,
+        move |resp, meter| {
+            meter::whole(resp, meter, move |meter, bytes| {
+                let rates = meter.rates();
+                let usage = meter::usage_in(bytes).unwrap_or_default();
+                if usage["type"] == "tokens" {
+                    let input = usage["input_tokens"].as_i64().unwrap_or(0);
+                    let output = usage["output_tokens"].as_i64().unwrap_or(0);
+                    Charge::new(rates.cost(input, output, 0), input, output, "ok")
+                } else {
+                    Charge::new(rates.per_call, 0, 0, "ok")
+                }
+            })
+        },
+    )
+    .await
+}
+
+fn audio_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "file_too_large",
+        "Audio files may be at most 25 MB.",
+        "音频文件不能超过 25 MB。",
+    )
+    .with_details(json!({ "limit": AUDIO_FILE_LIMIT }))
+}

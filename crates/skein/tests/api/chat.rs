@@ -1,0 +1,546 @@
+//! Chat end to end through the real server and a mock upstream: conversations, streamed
+//! answers billed to the user, the message tree (edit, regenerate, switch), stop, answers that
+//! outlive their client, re-attaching, export and import, and refusals.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use skein_testkit::mock_openai::{Fault, reply_to};
+use skein_testkit::{Backend, Persona, TestApp, on_both_backends};
+
+use crate::relay::{Setup, setup};
+
+/// A server whose chat writes no titles (so each answer is one upstream call), unless a test
+/// turns them on.
+async fn chat_app(
+    backend: Backend,
+    configure: impl FnOnce(&mut skein_core::config::Config),
+) -> TestApp {
+    TestApp::spawn_with(backend, |c| {
+        c.chat.title_model = Some(String::new());
+        configure(c);
+    })
+    .await
+}
+
+/// Server-sent events of a finished stream, as `(event, data)`.
+fn events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let mut name = None;
+            let mut data = None;
+            for line in frame.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = Some(n.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(d).ok();
+                }
+            }
+            Some((name?, data?))
+        })
+        .collect()
+}
+
+fn text_of(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(e, _)| e == "delta")
+        .map(|(_, d)| d["content"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn find<'a>(events: &'a [(String, Value)], name: &str) -> &'a Value {
+    &events
+        .iter()
+        .find(|(e, _)| e == name)
+        .unwrap_or_else(|| panic!("no {name} event in {events:?}"))
+        .1
+}
+
+async fn new_conversation(app: &TestApp, who: &Persona, body: Value) -> String {
+    let r = app
+        .post("/api/v1/chat/conversations", Some(&who.access), body)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.json["id"].as_str().unwrap().to_string()
+}
+
+/// Sends and reads the whole SSE answer.
+async fn send(
+    app: &TestApp,
+    who: &Persona,
+    conversation: &str,
+    body: Value,
+) -> (StatusCode, Vec<(String, Value)>, String) {
+    let r = app
+        .client
+        .post(app.url(&format!(
+            "/api/v1/chat/conversations/{conversation}/messages"
+        )))
+        .bearer_auth(&who.access)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, events(&text), text)
+}
+
+async fn history(app: &TestApp, who: &Persona, conversation: &str) -> Value {
+    let r = app
+        .get(
+            &format!("/api/v1/chat/conversations/{conversation}/messages"),
+            Some(&who.access),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json
+}
+
+/// The user's balance once every hold is settled.
+async fn settled_balance(app: &TestApp, who: &Persona) -> i64 {
+    for _ in 0..500 {
+        let q = app
+            .get("/api/v1/billing/quota", Some(&who.access))
+            .await
+            .json;
+        if q["reserved"] == 0 {
+            return q["balance"].as_i64().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("holds were never settled");
+}
+
+/// Words × the test prices (2 per prompt word, 6 per completion word).
+fn cost_of(prompt_words: i64, completion_words: i64) -> i64 {
+    prompt_words * 2 + completion_words * 6
+}
+
+/// Waits until the message has left `streaming`.
+async fn finished(app: &TestApp, who: &Persona, conversation: &str, message: &str) -> Value {
+    for _ in 0..600 {
+        let h = history(app, who, conversation).await;
+        if let Some(m) = h["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == message)
+            && m["status"] != "streaming"
+        {
+            return m.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the answer never finished");
+}
+
+on_both_backends! {
+    async fn a_conversation_streams_branches_exports_and_imports(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let Setup { user, upstream, .. } = setup(&app).await;
+        let before = settled_balance(&app, &user).await;
+        let id = new_conversation(&app, &user, json!({"title": "Trip", "model": "gpt-test", "system_prompt": "be brief", "temperature": 0.3})).await;
+
+        // 1. Send: the answer streams, with usage and cost, and is saved.
+        let (status, ev, raw) = send(&app, &user, &id, json!({"content": "hello there"})).await;
+        assert_eq!(status, StatusCode::OK, "{raw}");
+        let start = find(&ev, "start").clone();
+        assert_eq!(text_of(&ev), "echo: hello there");
+        let first_cost = cost_of(4, 3); // "be brief" + "hello there"; "echo: hello there"
+        assert_eq!(find(&ev, "usage")["cost"], first_cost);
+        let done = &find(&ev, "done")["message"];
+        assert_eq!((done["status"].as_str(), done["content"].as_str()), (Some("done"), Some("echo: hello there")));
+        assert_eq!(done["id"], start["assistant_message_id"]);
+        // What went upstream: the system prompt, the message, the settings, and the model.
+        let sent = upstream.requests().last().unwrap().clone();
+        assert_eq!(sent["messages"], json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]));
+        assert_eq!(sent["temperature"], 0.3);
+        assert_eq!(sent["model"], "gpt-upstream");
+
+        let h = history(&app, &user, &id).await;
+        assert_eq!(h["messages"].as_array().unwrap().len(), 2);
+        let first_user = h["messages"][0]["id"].as_str().unwrap().to_string();
+        let first_answer = h["messages"][1]["id"].as_str().unwrap().to_string();
+
+        // 2. Edit the first message: a sibling branch with its own answer.
+        let (_, ev, _) = send(&app, &user, &id, json!({"content": "goodbye now", "parent_id": null})).await;
+        assert_eq!(text_of(&ev), "echo: goodbye now");
+        let h = history(&app, &user, &id).await;
+        let m = h["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0]["content"].as_str(), m[0]["sibling_count"].as_u64(), m[0]["sibling_index"].as_u64()), (Some("goodbye now"), Some(2), Some(1)));
+        assert_eq!(m[0]["sibling_ids"][0], first_user.as_str());
+
+        // 3. Regenerate that answer: a sibling answer under the same message.
+        let edited_answer = m[1]["id"].as_str().unwrap().to_string();
+        let r = app.client.post(app.url(&format!("/api/v1/chat/messages/{edited_answer}/regenerate")))
+            .bearer_auth(&user.access).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let ev = events(&r.text().await.unwrap());
+        assert_eq!(text_of(&ev), "echo: goodbye now");
+        let h = history(&app, &user, &id).await;
+        let m = h["messages"].as_array().unwrap();
+        assert_eq!((m[1]["sibling_count"].as_u64(), m[1]["sibling_index"].as_u64()), (Some(2), Some(1)));
+        assert_eq!(m[1]["sibling_ids"][0], edited_answer.as_str());
+
+        // 4. Switch back to the first branch: its newest leaf becomes active.
+        let r = app.post(&format!("/api/v1/chat/conversations/{id}/switch"), Some(&user.access), json!({"message_id": first_user})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["active_leaf_id"], first_answer.as_str());
+        assert_eq!(r.json["messages"][0]["content"], "hello there");
+        assert_eq!(history(&app, &user, &id).await["active_leaf_id"], first_answer.as_str());
+
+        // 5. Export: Markdown and HTML show the branch on screen; JSON holds the whole tree.
+        let md = app.get(&format!("/api/v1/chat/conversations/{id}/export?format=markdown"), Some(&user.access)).await;
+        assert_eq!(md.status, StatusCode::OK);
+        assert!(md.text.starts_with("# Trip") && md.text.contains("hello there") && !md.text.contains("goodbye"), "{}", md.text);
+        let page = app.get(&format!("/api/v1/chat/conversations/{id}/export?format=html"), Some(&user.access)).await;
+        assert!(page.text.contains("<!doctype html>") && page.text.contains("echo: hello there"));
+        let exported = app.get(&format!("/api/v1/chat/conversations/{id}/export?format=json"), Some(&user.access)).await;
+        // Two first messages (the original and its edit) and three answers.
+        assert_eq!(exported.json["messages"].as_array().unwrap().len(), 5);
+        assert_eq!(exported.json["active_leaf_id"], first_answer.as_str());
+
+        // 6. Import it back: a new conversation with the same tree and branch on screen.
+        let r = app.post("/api/v1/chat/import", Some(&user.access), exported.json.clone()).await;
+        assert_eq!((r.status, r.json["imported"].as_i64()), (StatusCode::OK, Some(1)), "{}", r.text);
+        let copy = r.json["ids"][0].as_str().unwrap();
+        let h = history(&app, &user, copy).await;
+        let m = h["messages"].as_array().unwrap();
+        assert_eq!((m[0]["content"].as_str(), m[1]["content"].as_str()), (Some("hello there"), Some("echo: hello there")));
+        assert_eq!(m[0]["sibling_count"], 2);
+        assert_eq!(app.get(&format!("/api/v1/chat/conversations/{copy}"), Some(&user.access)).await.json["system_prompt"], "be brief");
+
+        // 7. Billing: three answers, each a consumption record with the conversation id, and
+        //    the balance fell by exactly their sum.
+        let edit_cost = cost_of(4, 3);
+        let expected = first_cost + 2 * edit_cost;
+        assert_eq!(settled_balance(&app, &user).await, before - expected);
+        let usage = app.get("/api/v1/billing/usage", Some(&user.access)).await.json;
+        let records = usage["items"].as_array().unwrap();
+        assert_eq!(records.len(), 3);
+        assert!(records.iter().all(|r| r["conversation_id"] == id.as_str() && r["key_id"].is_null()), "{records:?}");
+        assert_eq!(records.iter().map(|r| r["cost"].as_i64().unwrap()).sum::<i64>(), expected);
+        let ledger = app.get("/api/v1/billing/ledger?kind=consume", Some(&user.access)).await.json;
+        assert_eq!(ledger["total"], 3, "{ledger}");
+    }
+
+    async fn stop_keeps_what_was_written(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let Setup { user, upstream, .. } = setup(&app).await;
+        upstream.set_stream_pause(Duration::from_millis(40));
+        let id = new_conversation(&app, &user, json!({})).await;
+        let words = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen";
+        let r = app.client.post(app.url(&format!("/api/v1/chat/conversations/{id}/messages")))
+            .bearer_auth(&user.access).json(&json!({"content": words})).send().await.unwrap();
+        let mut body = r.bytes_stream();
+        let mut seen = String::new();
+        let mut stopped = false;
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if !stopped && seen.contains("event: delta") {
+                let answer = find(&events(&seen), "start")["assistant_message_id"].as_str().unwrap().to_string();
+                let r = app.post(&format!("/api/v1/chat/messages/{answer}/stop"), Some(&user.access), json!({})).await;
+                assert_eq!((r.status, r.json["stopping"].as_bool()), (StatusCode::ACCEPTED, Some(true)), "{}", r.text);
+                stopped = true;
+            }
+        }
+        let ev = events(&seen);
+        let done = &find(&ev, "done")["message"];
+        let full = reply_to(&json!([{"role": "user", "content": words}]));
+        let kept = done["content"].as_str().unwrap();
+        assert_eq!(done["status"], "stopped");
+        assert!(!kept.is_empty() && kept.len() < full.len() && full.starts_with(kept), "kept {kept:?}");
+        let saved = finished(&app, &user, &id, done["id"].as_str().unwrap()).await;
+        assert_eq!((saved["status"].as_str(), saved["content"].as_str()), (Some("stopped"), Some(kept)));
+    }
+
+    async fn an_answer_outlives_its_client_and_can_be_reattached(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let Setup { user, upstream, .. } = setup(&app).await;
+        upstream.set_stream_pause(Duration::from_millis(25));
+        let id = new_conversation(&app, &user, json!({})).await;
+        let words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu";
+        let full = reply_to(&json!([{"role": "user", "content": words}]));
+
+        // The client reads the start, then hangs up.
+        let r = app.client.post(app.url(&format!("/api/v1/chat/conversations/{id}/messages")))
+            .bearer_auth(&user.access).json(&json!({"content": words})).send().await.unwrap();
+        let mut body = r.bytes_stream();
+        let mut seen = String::new();
+        while !seen.contains("event: start") {
+            seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+        }
+        drop(body);
+        let answer = find(&events(&seen), "start")["assistant_message_id"].as_str().unwrap().to_string();
+
+        // Another client attaches while it is still being written and receives all of it.
+        let r = app.client.get(app.url(&format!("/api/v1/chat/messages/{answer}/stream")))
+            .bearer_auth(&user.access).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let ev = events(&r.text().await.unwrap());
+        assert_eq!(text_of(&ev), full);
+        assert_eq!(find(&ev, "done")["message"]["status"], "done");
+
+        // And the whole answer was saved although its first client left.
+        let saved = finished(&app, &user, &id, &answer).await;
+        assert_eq!((saved["status"].as_str(), saved["content"].as_str()), (Some("done"), Some(full.as_str())));
+        // Attaching to a finished answer answers at once.
+        let r = app.client.get(app.url(&format!("/api/v1/chat/messages/{answer}/stream")))
+            .bearer_auth(&user.access).send().await.unwrap();
+        let ev = events(&r.text().await.unwrap());
+        assert_eq!(find(&ev, "done")["message"]["content"], full.as_str());
+    }
+
+    async fn an_upstream_that_dies_mid_answer_keeps_the_part_and_marks_it_failed(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let Setup { user, upstream, .. } = setup(&app).await;
+        let id = new_conversation(&app, &user, json!({})).await;
+        upstream.fail_next(Fault::DieAfter(2));
+        let (_, ev, raw) = send(&app, &user, &id, json!({"content": "tell me a long story please"})).await;
+        assert_eq!(find(&ev, "error")["code"], "upstream_error", "{raw}");
+        let done = &find(&ev, "done")["message"];
+        assert_eq!(done["status"], "failed");
+        // What arrived before the break is kept (how much of it crosses a broken connection
+        // depends on the network; never more than the whole answer).
+        let full = "echo: tell me a long story please";
+        let kept = done["content"].as_str().unwrap();
+        assert!(kept.starts_with("echo:") && full.starts_with(kept) && kept.len() < full.len(), "{kept:?}");
+        assert_eq!(done["error"]["code"], "upstream_error");
+        // Regenerating the failed answer works once the upstream is well.
+        let failed = done["id"].as_str().unwrap();
+        let r = app.client.post(app.url(&format!("/api/v1/chat/messages/{failed}/regenerate")))
+            .bearer_auth(&user.access).send().await.unwrap();
+        let ev = events(&r.text().await.unwrap());
+        assert_eq!(text_of(&ev), "echo: tell me a long story please");
+    }
+
+    async fn refusals_are_clear_and_charge_nothing(backend) {
+        let app = chat_app(backend, |c| c.chat.max_message_chars = 50).await;
+        let Setup { user, root, upstream: _upstream, .. } = setup(&app).await;
+        let other = app.register("mallory").await;
+        let id = new_conversation(&app, &user, json!({})).await;
+        let (_, _, _) = send(&app, &user, &id, json!({"content": "first"})).await;
+        let h = history(&app, &user, &id).await;
+        let answer = h["messages"][1]["id"].as_str().unwrap().to_string();
+
+        // Another user's ids read as missing, everywhere.
+        for path in [
+            format!("/api/v1/chat/conversations/{id}"),
+            format!("/api/v1/chat/conversations/{id}/messages"),
+            format!("/api/v1/chat/conversations/{id}/export?format=json"),
+            format!("/api/v1/chat/messages/{answer}/context"),
+        ] {
+            let r = app.get(&path, Some(&other.access)).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text);
+            assert!(!r.text.contains("echo"), "{path} leaked: {}", r.text);
+        }
+        for path in [
+            format!("/api/v1/chat/conversations/{id}/messages"),
+            format!("/api/v1/chat/messages/{answer}/regenerate"),
+            format!("/api/v1/chat/messages/{answer}/stop"),
+        ] {
+            let r = app.post(&path, Some(&other.access), json!({"content": "hi"})).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text);
+        }
+        let r = app.patch(&format!("/api/v1/chat/conversations/{id}"), Some(&other.access), json!({"title": "mine"})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.get(&format!("/api/v1/chat/conversations/{id}"), Some(&user.access)).await.json["title"], "");
+
+        // Bad input.
+        let path = format!("/api/v1/chat/conversations/{id}/messages");
+        let post = |body: Value| app.post(&path, Some(&user.access), body);
+        assert_eq!(post(json!({"content": "   "})).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(post(json!({"content": "x".repeat(51)})).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(post(json!({"content": "hi", "model": "nope"})).await.error_code(), "model_not_available");
+        assert_eq!(post(json!({"content": "hi", "images": ["file:///etc/passwd"]})).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(post(json!({"content": 5})).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let other_conversation = new_conversation(&app, &user, json!({})).await;
+        let r = app.post(&format!("/api/v1/chat/conversations/{other_conversation}/messages"), Some(&user.access), json!({"content": "hi", "parent_id": answer})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let r = app.send(app.client.post(app.url(&format!("/api/v1/chat/conversations/{id}/messages")))
+            .bearer_auth(&user.access).header("content-type", "application/json").body("{\"content\": ")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let r = app.patch(&format!("/api/v1/chat/conversations/{id}"), Some(&user.access), json!({"temperature": 9})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(app.get("/api/v1/chat/conversations/not-an-id", Some(&user.access)).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.post("/api/v1/chat/import", Some(&user.access), json!({"hello": 1})).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let _ = root;
+
+        // A user with no quota: the error event says so, and nothing is charged.
+        let poor = app.register("poor").await;
+        let poor_conversation = new_conversation(&app, &poor, json!({})).await;
+        let before = settled_balance(&app, &poor).await;
+        let (status, ev, raw) = send(&app, &poor, &poor_conversation, json!({"content": "hello"})).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(find(&ev, "error")["code"], "insufficient_quota", "{raw}");
+        assert_eq!(find(&ev, "done")["message"]["status"], "failed");
+        assert_eq!(settled_balance(&app, &poor).await, before);
+        let ledger = app.get("/api/v1/billing/ledger?kind=consume", Some(&poor.access)).await.json;
+        assert_eq!(ledger["total"], 0);
+    }
+
+    async fn one_answer_at_a_time_per_conversation(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let Setup { user, upstream, .. } = setup(&app).await;
+        upstream.set_stream_pause(Duration::from_millis(30));
+        let id = new_conversation(&app, &user, json!({})).await;
+        let r = app.client.post(app.url(&format!("/api/v1/chat/conversations/{id}/messages")))
+            .bearer_auth(&user.access).json(&json!({"content": "a b c d e f g h"})).send().await.unwrap();
+        let mut body = r.bytes_stream();
+        let _ = body.next().await;
+        let second = app.post(&format!("/api/v1/chat/conversations/{id}/messages"), Some(&user.access), json!({"content": "again"})).await;
+        assert_eq!((second.status, second.error_code()), (StatusCode::CONFLICT, "generation_in_progress"), "{}", second.text);
+        while body.next().await.is_some() {}
+        // Nothing of the refused message was stored.
+        let h = history(&app, &user, &id).await;
+        assert_eq!(h["messages"].as_array().unwrap().len(), 2);
+        assert!(!h.to_string().contains("again"));
+    }
+
+    async fn conversations_list_search_pin_archive_delete_and_restore(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let Setup { user, upstream: _upstream, .. } = setup(&app).await;
+        let a = new_conversation(&app, &user, json!({"title": "周末去杭州旅行"})).await;
+        let b = new_conversation(&app, &user, json!({"title": "Rust lifetimes"})).await;
+        let c = new_conversation(&app, &user, json!({})).await;
+        send(&app, &user, &c, json!({"content": "如何用 Rust 写一个 100%_safe 的解析器"})).await;
+        let list = |q: &'static str| app.get(q, Some(&user.access));
+
+        // Pinned first, then the newest activity.
+        app.patch(&format!("/api/v1/chat/conversations/{a}"), Some(&user.access), json!({"pinned": true})).await;
+        let items = list("/api/v1/chat/conversations").await.json["items"].clone();
+        let order: Vec<&str> = items.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert_eq!(order[0], a.as_str());
+        assert_eq!(order.len(), 3);
+
+        // Search finds Chinese in titles and in message text, and takes % and _ literally.
+        let found = list("/api/v1/chat/conversations?q=%E6%9D%AD%E5%B7%9E").await.json; // 杭州
+        assert_eq!(found["items"].as_array().unwrap().len(), 1);
+        assert_eq!(found["items"][0]["id"], a.as_str());
+        let found = list("/api/v1/chat/conversations?q=%E8%A7%A3%E6%9E%90%E5%99%A8").await.json; // 解析器
+        assert_eq!(found["items"][0]["id"], c.as_str());
+        assert_eq!(list("/api/v1/chat/conversations?q=100%25_safe").await.json["items"].as_array().unwrap().len(), 1);
+        assert_eq!(list("/api/v1/chat/conversations?q=100%25Xsafe").await.json["items"].as_array().unwrap().len(), 0);
+        assert_eq!(list("/api/v1/chat/conversations?q=LIFETIMES").await.json["items"][0]["id"], b.as_str());
+
+        // Archive hides; delete hides and can be undone.
+        app.patch(&format!("/api/v1/chat/conversations/{b}"), Some(&user.access), json!({"archived": true})).await;
+        assert_eq!(list("/api/v1/chat/conversations").await.json["items"].as_array().unwrap().len(), 2);
+        assert_eq!(list("/api/v1/chat/conversations?archived=true").await.json["items"][0]["id"], b.as_str());
+        let r = app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/conversations/{c}"), Some(&user.access), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(app.get(&format!("/api/v1/chat/conversations/{c}"), Some(&user.access)).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(list("/api/v1/chat/conversations?deleted=true").await.json["items"][0]["id"], c.as_str());
+        let r = app.post(&format!("/api/v1/chat/conversations/{c}/restore"), Some(&user.access), json!({})).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(history(&app, &user, &c).await["messages"].as_array().unwrap().len(), 2);
+
+        // Pages.
+        let page = list("/api/v1/chat/conversations?limit=1").await.json;
+        assert_eq!(page["items"].as_array().unwrap().len(), 1);
+        let next = page["next_cursor"].as_str().unwrap().to_string();
+        let page2 = app.get(&format!("/api/v1/chat/conversations?limit=1&cursor={next}"), Some(&user.access)).await.json;
+        assert_ne!(page2["items"][0]["id"], page["items"][0]["id"]);
+
+        // The models the user may chat with, with prices.
+        let models = app.get("/api/v1/chat/models", Some(&user.access)).await.json;
+        assert_eq!(models[0]["id"], "gpt-test");
+        assert_eq!(models[0]["input_price"], 2_000_000);
+    }
+
+    async fn history_is_trimmed_to_the_window_and_older_turns_summarised(backend) {
+        let app = chat_app(backend, |c| {
+            c.chat.context_windows.insert("gpt-test".into(), 700);
+            c.chat.output_reserve = 100;
+            c.chat.summary_model = Some("gpt-test".into());
+        }).await;
+        let Setup { user, upstream, .. } = setup(&app).await;
+        let id = new_conversation(&app, &user, json!({"system_prompt": "stay on topic"})).await;
+        let long = |n: usize| format!("turn{n} ") + &"lorem ipsum dolor sit amet ".repeat(12);
+        for n in 0..6 {
+            let (_, ev, raw) = send(&app, &user, &id, json!({"content": long(n)})).await;
+            assert!(ev.iter().any(|(e, _)| e == "done"), "{raw}");
+        }
+        let h = history(&app, &user, &id).await;
+        let last_answer = h["messages"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_string();
+        let ctx = app.get(&format!("/api/v1/chat/messages/{last_answer}/context"), Some(&user.access)).await;
+        assert_eq!(ctx.status, StatusCode::OK, "{}", ctx.text);
+        let trimmed = ctx.json["trimmed_turns"].as_u64().unwrap();
+        assert!(trimmed > 0, "{}", ctx.text);
+        let sent = ctx.json["request"]["messages"].as_array().unwrap();
+        // The system prompt and the newest turn are always there; the oldest turns are not.
+        assert_eq!(sent[0]["content"], "stay on topic");
+        assert!(sent.last().unwrap()["content"].as_str().unwrap().starts_with("turn5 "));
+        assert!(sent[2..].iter().all(|m| !m["content"].as_str().unwrap().starts_with("turn0 ")), "{sent:?}");
+        // The dropped turns were summarised by the summary model, and the summary was sent.
+        let summary = sent[1]["content"].as_str().unwrap();
+        assert!(summary.starts_with("Summary of the earlier conversation:"), "{sent:?}");
+        // The summary grew with the conversation: each later one folded the one before it in.
+        assert!(summary.contains("Summary so far:") && summary.contains("turn4 "), "{summary}");
+        let asked_to_summarise = upstream.requests().iter().any(|r| r["messages"][0]["content"].as_str().is_some_and(|s| s.starts_with("Summarise")));
+        assert!(asked_to_summarise);
+    }
+
+    async fn the_first_answer_gets_a_generated_title(backend) {
+        let app = TestApp::spawn_with(backend, |_| {}).await;
+        let Setup { user, upstream: _upstream, .. } = setup(&app).await;
+        let id = new_conversation(&app, &user, json!({})).await;
+        let (_, ev, raw) = send(&app, &user, &id, json!({"content": "plan a trip"})).await;
+        let title = find(&ev, "title")["title"].as_str().unwrap().to_string();
+        // The mock echoes the prompt it got: the title request quoted the user's words.
+        assert!(title.starts_with("echo: User: plan a trip"), "{raw}");
+        assert_eq!(app.get(&format!("/api/v1/chat/conversations/{id}"), Some(&user.access)).await.json["title"], title.as_str());
+        // A second answer does not rename it.
+        send(&app, &user, &id, json!({"content": "more"})).await;
+        assert_eq!(app.get(&format!("/api/v1/chat/conversations/{id}"), Some(&user.access)).await.json["title"], title.as_str());
+    }
+}
+
+on_both_backends! {
+    async fn voice_input_is_transcribed_through_the_relay_and_billed(backend) {
+        let app = chat_app(backend, |c| c.chat.transcription_model = "whisper-chat".into()).await;
+        let Setup { user, root, upstream, .. } = setup(&app).await;
+        let r = app.post("/api/v1/channels", Some(&root.access), json!({
+            "type": "openai", "name": "speech", "base_url": upstream.base_url, "keys": [upstream.key],
+            "models": ["whisper-chat"], "model_mapping": {"whisper-chat": "whisper-1"}
+        })).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let r = app.put("/api/v1/admin/pricing/whisper-chat", Some(&root.access), json!({
+            "input_per_mtok": 0, "output_per_mtok": 0, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 250
+        })).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let before = settled_balance(&app, &user).await;
+        let upload = |file: (&'static str, &'static str, Vec<u8>)| {
+            let mut body = b"--b0und\r\nContent-Disposition: form-data; name=\"language\"\r\n\r\nzh\r\n".to_vec();
+            body.extend_from_slice(format!("--b0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n", file.0, file.1).as_bytes());
+            body.extend_from_slice(&file.2);
+            body.extend_from_slice(b"\r\n--b0und--\r\n");
+            app.client.post(app.url("/api/v1/chat/transcriptions")).bearer_auth(&user.access)
+                .header("content-type", "multipart/form-data; boundary=b0und").body(body)
+        };
+
+        let recording = crate::endpoints::audio(5000);
+        let r = app.send(upload(("voice.webm", "audio/webm;codecs=opus", recording.clone()))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["text"], skein_testkit::mock_openai::endpoints::transcript_of("recording.webm", &recording));
+        assert_eq!(settled_balance(&app, &user).await, before - 250);
+        let usage = app.get("/api/v1/billing/usage", Some(&user.access)).await.json;
+        assert_eq!(usage["items"][0]["model"], "whisper-chat");
+
+        // Refused before any upstream call, and charged nothing.
+        let r = app.send(upload(("notes.txt", "text/plain", b"plain text".to_vec()))).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_audio"), "{}", r.text);
+        let r = app.send(upload(("empty.wav", "audio/wav", Vec::new()))).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let r = app.send(upload(("big.mp3", "audio/mpeg", crate::endpoints::audio(26 * 1024 * 1024)))).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+        let r = app.post("/api/v1/chat/transcriptions", Some(&user.access), json!({"file": "x"})).await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
+        assert_eq!(settled_balance(&app, &user).await, before - 250);
+    }
+}
