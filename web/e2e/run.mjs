@@ -328,7 +328,7 @@ async function main() {
       await p.getByRole('button', { name: 'Menu' }).click();
       await p.getByRole('dialog').getByRole('link', { name: 'Usage' }).click();
       await p.getByRole('heading', { name: 'Usage' }).waitFor();
-      const width = await p.evaluate(() => document.documentElement.scrollWidth);
+      const width = await p.evaluate(() => Math.max(document.documentElement.scrollWidth, document.querySelector("main")?.scrollWidth ?? 0));
       check(width <= 392, `no horizontal scrolling on usage (width ${width})`);
       if (chatAvailable) {
         await p.goto(`${base}/chat`);

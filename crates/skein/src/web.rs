@@ -14,9 +14,10 @@ use rust_embed::RustEmbed;
 #[allow_missing = true]
 pub struct WebAssets;
 
-/// Path prefixes that belong to the API and health checks: unknown paths under them answer
-/// 404 (rendered by the gateway in the API's error shape), never the web app.
-const RESERVED: [&str; 5] = ["/api", "/v1", "/v1beta", "/healthz", "/readyz"];
+/// Path prefixes that belong to the APIs (public and service-to-service) and health checks:
+/// unknown paths under them answer 404 (rendered by the gateway in the API's error shape),
+/// never the web app.
+const RESERVED: [&str; 6] = ["/api", "/v1", "/v1beta", "/internal", "/healthz", "/readyz"];
 
 /// Content Security Policy for the app's HTML: scripts only from this origin, so model output
 /// rendered as Markdown cannot run code even if a renderer let markup through.
@@ -42,11 +43,9 @@ pub fn is_built() -> bool {
 /// The router's fallback: a file of the web app, `index.html` for the app's routes, or 404.
 pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
-    if is_reserved(path) {
+    // The app answers only reads; any other method on an unknown path is no route at all.
+    if is_reserved(path) || (method != Method::GET && method != Method::HEAD) {
         return StatusCode::NOT_FOUND.into_response();
-    }
-    if method != Method::GET && method != Method::HEAD {
-        return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let name = path.trim_start_matches('/');
     if !name.is_empty()

@@ -95,7 +95,7 @@ export function Layout() {
           <NavItems onPick={() => setOpen(false)} />
         </nav>
       </Drawer>
-      <main className="min-h-0 flex-1">
+      <main className="min-h-0 flex-1 overflow-y-auto">
         <Outlet />
       </main>
     </div>

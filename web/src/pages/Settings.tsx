@@ -29,7 +29,7 @@ export default function SettingsPage() {
   };
 
   return (
-    <div className="mx-auto max-w-2xl space-y-4 overflow-y-auto p-4">
+    <div className="mx-auto max-w-2xl space-y-4 p-4">
       <PageHeader title={t('settings.title')} />
       <Card className="space-y-3">
         <h2 className="font-semibold">{t('settings.appearance')}</h2>

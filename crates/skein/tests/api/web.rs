@@ -34,11 +34,26 @@ async fn client_routes_get_the_app_and_api_prefixes_keep_their_errors() {
     let v1 = app.get("/v1/no-such-route", None).await;
     assert_eq!(v1.status, StatusCode::NOT_FOUND);
     assert_eq!(v1.json["error"]["type"], "not_found_error");
-    for path in ["/v1beta/nothing", "/healthz/x", "/readyz/x", "/api"] {
+    for path in [
+        "/v1beta/nothing",
+        "/internal/x",
+        "/healthz/x",
+        "/readyz/x",
+        "/api",
+    ] {
         let r = app.get(path, None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
         assert!(!r.text.contains("<html"), "{path} must not be the app");
     }
+    // Writes to unknown paths are not the app's either.
+    let post = app
+        .send(
+            app.client
+                .post(app.url("/chat"))
+                .json(&serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(post.status, StatusCode::NOT_FOUND);
     // The real health routes still answer.
     assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK);
     // A missing script is a 404, not index.html.
