@@ -256,6 +256,34 @@ async function main() {
       await page.locator('tr', { hasText: MODEL }).getByText('$2.00').waitFor();
     });
 
+    let codes = [];
+    await step('admin creates a batch of redemption codes and exports it as CSV', async () => {
+      await page.getByRole('link', { name: 'Redemption codes' }).click();
+      await page.getByRole('button', { name: '+ New batch' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Batch name').fill('e2e-batch');
+      await dialog.getByLabel('Amount').fill('250000');
+      await dialog.getByLabel('How many').fill('2');
+      await dialog.getByRole('button', { name: 'Create' }).click();
+      const created = page.getByRole('dialog', { name: '2 codes created' });
+      codes = (await created.locator('pre').textContent()).trim().split('\n');
+      check(codes.length === 2 && codes.every((c) => c.length >= 8), `two codes shown: ${codes.length}`);
+      await created.getByRole('button', { name: 'Close' }).last().click();
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+      const { readFileSync } = await import('node:fs');
+      const csv = readFileSync(await download.path(), 'utf8');
+      check(codes.every((c) => csv.includes(c)), 'the CSV has both codes');
+    });
+
+    await step('admin disables and re-enables the channel', async () => {
+      await page.getByRole('link', { name: 'Channels' }).click();
+      const row = page.locator('tr', { hasText: 'mock' }).first();
+      await row.getByRole('button', { name: 'Disable' }).click();
+      await row.getByText('Disabled', { exact: true }).waitFor();
+      await row.getByRole('button', { name: 'Enable' }).click();
+      await row.getByText('Enabled', { exact: true }).waitFor();
+    });
+
     await step('admin tops up the user', async () => {
       await page.getByRole('link', { name: 'Users' }).click();
       const row = page.locator('tr', { hasText: 'ada' });
@@ -288,6 +316,16 @@ async function main() {
 
     if (chatAvailable) await chatSteps(page);
 
+    await step('the user redeems a code', async () => {
+      await page.getByRole('link', { name: 'Usage' }).click();
+      await page.getByLabel('Code').fill(codes[0]);
+      await page.getByRole('button', { name: 'Redeem a code' }).click();
+      await page.getByText(/Redeemed \$0\.50\. New balance/).waitFor();
+      await page.getByLabel('Code').fill(codes[0]);
+      await page.getByRole('button', { name: 'Redeem a code' }).click();
+      await page.getByRole('alert').getByText(/Request id:/).waitFor();
+    });
+
     await step('usage shows the charge', async () => {
       await page.getByRole('link', { name: 'Usage' }).click();
       await page.getByRole('heading', { name: 'Usage' }).waitFor();
@@ -298,7 +336,7 @@ async function main() {
       const costText = await cost.textContent();
       check(costText === '$0.000022', `the API call cost 11 units ($0.000022): ${costText}`);
       const used = await page.getByTestId('used').textContent();
-      check(used !== '$0.000000' && used.startsWith('$0.0'), `usage counted: ${used}`);
+      check(used !== '$0.00' && used.startsWith('$0.0'), `usage counted: ${used}`);
       await page.getByRole('cell', { name: 'e2e top-up' }).waitFor();
     });
 

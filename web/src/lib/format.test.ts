@@ -7,7 +7,10 @@ describe('format', () => {
     expect(money(500_000)).toBe('$1.00');
     expect(money(11)).toBe('$0.000022');
     expect(money(-11)).toBe('-$0.000022');
-    expect(money(25_000)).toBe('$0.0500');
+    expect(money(25_000)).toBe('$0.05');
+    expect(money(250_000)).toBe('$0.50');
+    expect(money(8_700)).toBe('$0.0174');
+    expect(money(5_249_912)).toBe('$10.50');
     expect(money(1_000, 1_000)).toBe('$1.00');
   });
 

@@ -6,8 +6,10 @@ export const UNITS_PER_USD = 500_000;
 /** Quota units as dollars, e.g. `$0.0123`. */
 export function money(units: number, perUsd = UNITS_PER_USD): string {
   const usd = Math.abs(units / perUsd);
-  const digits = usd === 0 || usd >= 1 ? 2 : usd >= 0.01 ? 4 : 6;
-  return `${units < 0 ? '-' : ''}$${usd.toFixed(digits)}`;
+  // Whole cents from a dollar up; below that, enough digits to see small charges, with
+  // trailing zeros dropped down to two decimals.
+  const text = usd >= 1 ? usd.toFixed(2) : usd.toFixed(6).replace(/(\.\d\d\d*?)0+$/, '$1');
+  return `${units < 0 ? '-' : ''}$${text}`;
 }
 
 /** A whole number with grouping in the UI language. */
