@@ -85,11 +85,13 @@ export function Select({ className, ...props }: React.SelectHTMLAttributes<HTMLS
 /** A labelled form field. */
 export function Field({ label, hint, children }: { label: string; hint?: string; children: React.ReactNode }) {
   return (
-    <label className="block space-y-1">
-      <span className="text-sm font-medium">{label}</span>
-      {children}
+    <div className="space-y-1">
+      <label className="block space-y-1">
+        <span className="text-sm font-medium">{label}</span>
+        {children}
+      </label>
       {hint && <span className="block text-xs text-muted-fg">{hint}</span>}
-    </label>
+    </div>
   );
 }
 
