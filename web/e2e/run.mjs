@@ -498,6 +498,46 @@ async function chatSteps(page) {
     await page.waitForURL(chatUrl);
   });
 
+  await step('chat: rename, pin, search, archive, delete with undo', async () => {
+    const sidebar = page.locator('aside');
+    const item = () => sidebar.getByTestId('conversation').first();
+    const menuOf = async () => {
+      await item().hover();
+      await sidebar.getByRole('button', { name: 'Actions' }).first().click();
+    };
+    await menuOf();
+    await page.getByRole('menuitem', { name: 'Rename' }).click();
+    await page.getByRole('dialog').getByRole('textbox').fill('Greetings 问候');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor();
+    await page.getByTestId('conversation-title').getByText('Greetings 问候').waitFor();
+    await menuOf();
+    await page.getByRole('menuitem', { name: 'Pin' }).click();
+    await sidebar.getByRole('heading', { name: 'Pinned' }).waitFor();
+    await sidebar.getByRole('searchbox').fill('问候');
+    await item().getByText('Greetings 问候').waitFor();
+    await sidebar.getByRole('searchbox').fill('nothing-matches-this');
+    await sidebar.getByText('Nothing here yet.').waitFor();
+    await sidebar.getByRole('searchbox').fill('');
+    await menuOf();
+    await page.getByRole('menuitem', { name: 'Archive' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor({ state: 'detached' });
+    await sidebar.getByRole('button', { name: 'Show archived' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor();
+    await menuOf();
+    await page.getByRole('menuitem', { name: 'Unarchive' }).click();
+    await sidebar.getByRole('button', { name: 'Back to conversations' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor();
+    await menuOf();
+    await page.getByRole('menuitem', { name: 'Delete' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor({ state: 'detached' });
+    await page.waitForURL(/\/chat$/);
+    await page.getByRole('button', { name: 'Undo' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor();
+    await item().click();
+    await page.getByTestId('user-message').first().waitFor();
+  });
+
   await step('chat: export as Markdown downloads the conversation', async () => {
     const [download] = await Promise.all([
       page.waitForEvent('download'),
