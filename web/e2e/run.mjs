@@ -456,6 +456,19 @@ async function chatSteps(page) {
     await lastAnswer().getByTestId('versions').getByText('2 / 2').waitFor();
   });
 
+  await step('chat: a reload in the middle of an answer re-attaches to it', async () => {
+    const words = Array.from({ length: 80 }, (_, i) => `r${i}`).join(' ');
+    await page.getByLabel('Send', { exact: true }).fill(words);
+    await page.getByLabel('Send', { exact: true }).press('Enter');
+    await lastAnswer().getByText(/echo: r0 r1 r2/).waitFor();
+    await page.reload();
+    await page.locator('[data-testid="assistant-message"][data-status="streaming"]').last().waitFor();
+    const answer = page.locator('[data-testid="assistant-message"][data-status="done"]').last();
+    await answer.getByText(/r78 r79/).waitFor({ timeout: 30_000 });
+    const text = await answer.textContent();
+    check((text.match(/r40 /g) ?? []).length === 1, 'the text so far is not repeated after re-attaching');
+  });
+
   await step('chat: when the session ends, sign-in comes back to the conversation with the draft', async () => {
     const chatUrl = page.url();
     await page.getByLabel('Send', { exact: true }).fill('a draft I do not want to lose');
