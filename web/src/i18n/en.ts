@@ -86,6 +86,8 @@ export const en = {
   'keys.revokeConfirm': 'Revoke key “{name}”? Programs using it stop working at once.',
   'keys.limits': 'Limits',
   'keys.done': 'I have copied it',
+  'keys.rpmShort': '{n} rpm',
+  'keys.tpmShort': '{n} tpm',
   'usage.title': 'Usage',
   'usage.balance': 'Balance',
   'usage.available': 'Available',

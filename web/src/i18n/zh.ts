@@ -88,6 +88,8 @@ export const zh: Record<MessageKey, string> = {
   'keys.revokeConfirm': '吊销密钥“{name}”？使用它的程序将立即失效。',
   'keys.limits': '限制',
   'keys.done': '我已复制',
+  'keys.rpmShort': '每分钟 {n} 次',
+  'keys.tpmShort': '每分钟 {n} Token',
   'usage.title': '用量',
   'usage.balance': '余额',
   'usage.available': '可用',

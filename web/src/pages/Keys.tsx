@@ -97,8 +97,8 @@ export default function KeysPage() {
             cell: (k) => (
               <span className="text-xs text-muted-fg">
                 {k.quota_limit != null ? money(k.quota_limit) : t('common.unlimited')}
-                {k.rpm_limit != null && ` · ${k.rpm_limit} rpm`}
-                {k.tpm_limit != null && ` · ${k.tpm_limit} tpm`}
+                {k.rpm_limit != null && ` · ${t('keys.rpmShort', { n: k.rpm_limit })}`}
+                {k.tpm_limit != null && ` · ${t('keys.tpmShort', { n: k.tpm_limit })}`}
                 {k.allowed_models?.length ? ` · ${k.allowed_models.join(', ')}` : ''}
                 {k.expires_at && ` · ${t('keys.expiresAt')} ${when(k.expires_at)}`}
               </span>
