@@ -33,11 +33,36 @@ pub fn count_tokens(text: &str) -> usize {
     if text.is_empty() {
         return 0;
     }
-    match encoder() {
-        Some(bpe) => bpe.encode_ordinary(text).len(),
-        None => text.len().div_ceil(3),
+    let Some(bpe) = encoder() else {
+        return text.len().div_ceil(3);
+    };
+    // BPE merging is quadratic in the length of one pre-tokenized piece, and a long run of one
+    // character is one piece: count in slices of at most PIECE bytes (cut after whitespace
+    // where possible), which over-counts by at most a token per slice.
+    let mut total = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(PIECE);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end < rest.len()
+            && let Some(space) = rest[..end].rfind(char::is_whitespace)
+            && space > PIECE / 2
+        {
+            end = space + 1;
+            while !rest.is_char_boundary(end) {
+                end += 1;
+            }
+        }
+        total += bpe.encode_ordinary(&rest[..end]).len();
+        rest = &rest[end..];
     }
+    total
 }
+
+/// Longest slice of text the tokenizer sees at once, in bytes.
+const PIECE: usize = 2048;
 
 /// Built-in context windows by model-name prefix, longest prefix first. Dated 2026-11; an
 /// admin adds or overrides models with `chat.context_windows`.
@@ -126,6 +151,22 @@ mod tests {
             "{n} tokens for {} bytes",
             zh.len()
         );
+    }
+
+    #[test]
+    fn long_runs_are_counted_in_slices_quickly_and_close_to_the_truth() {
+        let prose = "The quick brown fox jumps over the lazy dog. ".repeat(2000);
+        let whole = encoder().unwrap().encode_ordinary(&prose).len();
+        let counted = count_tokens(&prose);
+        assert!(
+            counted >= whole && counted <= whole + whole / 50,
+            "{counted} vs {whole}"
+        );
+        // A 100,000-character run of one character, the tokenizer's worst case, is counted.
+        let run = "_".repeat(100_000);
+        assert!(count_tokens(&run) > 0);
+        let zh = "汉字".repeat(5000);
+        assert!(count_tokens(&zh) > 0);
     }
 
     #[test]

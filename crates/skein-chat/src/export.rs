@@ -17,6 +17,8 @@ pub const CONVERSATION_FORMAT: &str = "skein.conversation.v1";
 pub const ARCHIVE_FORMAT: &str = "skein.archive.v1";
 /// Most conversations one import takes.
 const MAX_IMPORT_CONVERSATIONS: usize = 10_000;
+/// Most messages one import takes in all.
+const MAX_IMPORT_TOTAL: usize = 200_000;
 /// Most messages one imported conversation takes.
 const MAX_IMPORT_MESSAGES: usize = 20_000;
 
@@ -181,6 +183,13 @@ pub fn parse(body: &Value) -> ApiResult<Vec<Imported>> {
             ));
         }
     };
+    let total: usize = found.iter().map(|c| c.messages.len()).sum();
+    if total > MAX_IMPORT_TOTAL {
+        return Err(invalid(
+            "At most 200,000 messages per import; split the file.",
+            "每次最多导入 200,000 条消息，请拆分文件。",
+        ));
+    }
     if found.len() > MAX_IMPORT_CONVERSATIONS {
         return Err(invalid(
             "At most 10,000 conversations per import.",
@@ -262,26 +271,48 @@ fn kept(node: &Value) -> bool {
     let message = &node["message"];
     let role = message["author"]["role"].as_str().unwrap_or_default();
     matches!(role, "user" | "assistant")
-        && message["content"]["content_type"]
-            .as_str()
-            .unwrap_or("text")
-            == "text"
+        && matches!(
+            message["content"]["content_type"]
+                .as_str()
+                .unwrap_or("text"),
+            "text" | "multimodal_text"
+        )
         && !chatgpt_text(message).trim().is_empty()
 }
 
-/// The node itself or its nearest ancestor that is kept.
-fn nearest_kept<'a>(
-    mapping: &'a serde_json::Map<String, Value>,
-    mut id: Option<&'a str>,
-) -> Option<String> {
-    for _ in 0..=mapping.len() {
-        let node = mapping.get(id?)?;
-        if kept(node) {
-            return id.map(str::to_string);
+/// For every node, itself or its nearest ancestor that is kept (`None` above the first kept
+/// one). Resolved once per node, so deep chains of skipped nodes cost linear time.
+fn nearest_kept_map(mapping: &serde_json::Map<String, Value>) -> HashMap<&str, Option<&str>> {
+    let mut resolved: HashMap<&str, Option<&str>> = HashMap::with_capacity(mapping.len());
+    for start in mapping.keys() {
+        let mut chain: Vec<&str> = Vec::new();
+        let mut at: Option<&str> = Some(start.as_str());
+        let answer = loop {
+            let Some(id) = at else { break None };
+            if let Some(known) = resolved.get(id) {
+                break *known;
+            }
+            let Some((key, node)) = mapping.get_key_value(id) else {
+                break None;
+            };
+            if kept(node) {
+                break Some(key.as_str());
+            }
+            if chain.len() > mapping.len() || chain.contains(&key.as_str()) {
+                // A cycle of skipped nodes.
+                break None;
+            }
+            chain.push(key.as_str());
+            at = node["parent"].as_str();
+        };
+        for id in chain {
+            resolved.insert(id, answer);
         }
-        id = node["parent"].as_str();
+        if let Some(id) = answer {
+            resolved.insert(id, Some(id));
+        }
     }
-    None
+    resolved
 }
 
 fn chatgpt_conversation(c: &Value) -> ApiResult<Imported> {
@@ -297,6 +328,11 @@ fn chatgpt_conversation(c: &Value) -> ApiResult<Imported> {
             "单个对话最多 20,000 条消息。",
         ));
     }
+    let nearest = nearest_kept_map(mapping);
+    let nearest_of = |id: Option<&str>| -> Option<String> {
+        id.and_then(|id| nearest.get(id).copied().flatten())
+            .map(str::to_string)
+    };
     let mut messages = Vec::new();
     for (id, node) in mapping {
         if !kept(node) {
@@ -305,7 +341,7 @@ fn chatgpt_conversation(c: &Value) -> ApiResult<Imported> {
         let message = &node["message"];
         messages.push((
             id.clone(),
-            nearest_kept(mapping, node["parent"].as_str()),
+            nearest_of(node["parent"].as_str()),
             message["author"]["role"]
                 .as_str()
                 .unwrap_or("user")
@@ -324,7 +360,7 @@ fn chatgpt_conversation(c: &Value) -> ApiResult<Imported> {
         created_at: time_of(&c["create_time"]).unwrap_or_else(ids::now_ms),
         settings: Value::Null,
         messages: order_parents_first(messages),
-        active: nearest_kept(mapping, c["current_node"].as_str()),
+        active: nearest_of(c["current_node"].as_str()),
     })
 }
 
@@ -373,31 +409,42 @@ fn order_parents_first(messages: Vec<ImportedMessage>) -> Vec<ImportedMessage> {
         .collect()
 }
 
-/// Stores an imported conversation under new ids; answers its id.
-pub async fn store_import(db: &Db, user_id: &str, imported: Imported) -> ApiResult<String> {
-    let now = ids::now_ms();
+/// Longest message text an import keeps, in characters.
+const MAX_IMPORT_CHARS: usize = 1_000_000;
+
+/// Rows of one imported conversation under new ids, ready to insert.
+fn rows_of(user_id: &str, imported: Imported, now: i64) -> (ConversationRow, Vec<MessageRow>) {
     let conversation_id = ids::new_id();
     let mut new_ids: HashMap<String, String> = HashMap::new();
     let mut rows = Vec::with_capacity(imported.messages.len());
+    // A time in the future (or garbage) would order siblings wrongly: clamp to now.
+    let clamp = |t: i64| t.clamp(0, now);
     for (old, parent, role, content, model, created_at) in imported.messages {
+        // Parents come first, so a parent's new id is known; a message naming itself (or a
+        // parent the import lacks) becomes a first message.
+        let parent_id = parent.and_then(|p| new_ids.get(&p).cloned());
         let id = ids::new_id();
         new_ids.insert(old, id.clone());
         rows.push(MessageRow {
             id,
             conversation_id: conversation_id.clone(),
             user_id: user_id.to_string(),
-            parent_id: parent.and_then(|p| new_ids.get(&p).cloned()),
+            parent_id,
             role,
-            content: content.replace('\0', ""),
+            content: content
+                .replace('\0', "")
+                .chars()
+                .take(MAX_IMPORT_CHARS)
+                .collect(),
             reasoning: None,
             images: None,
             status: "done".into(),
-            model,
+            model: model.filter(|m| !m.is_empty() && m.len() <= 128 && !m.contains('\0')),
             error: None,
             prompt_tokens: None,
             completion_tokens: None,
             cost: None,
-            created_at,
+            created_at: clamp(created_at),
             updated_at: now,
         });
     }
@@ -406,41 +453,60 @@ pub async fn store_import(db: &Db, user_id: &str, imported: Imported) -> ApiResu
         .and_then(|old| new_ids.get(&old).cloned())
         .or_else(|| rows.last().map(|m| m.id.clone()));
     let settings = &imported.settings;
+    let text = |v: &Value, max: usize| {
+        v.as_str()
+            .filter(|t| !t.is_empty() && t.chars().count() <= max && !t.contains('\0'))
+            .map(str::to_string)
+    };
     let conversation = ConversationRow {
-        id: conversation_id.clone(),
+        id: conversation_id,
         user_id: user_id.to_string(),
-        title: imported
-            .title
-            .chars()
-            .take(200)
-            .collect::<String>()
-            .replace('\0', ""),
+        title: imported.title.replace('\0', "").chars().take(200).collect(),
         pinned: 0,
         archived: 0,
-        model: settings["model"].as_str().map(str::to_string),
-        system_prompt: settings["system_prompt"].as_str().map(str::to_string),
+        model: text(&settings["model"], 128),
+        system_prompt: text(&settings["system_prompt"], MAX_IMPORT_CHARS),
         temperature: settings["temperature"]
             .as_f64()
             .filter(|t| (0.0..=2.0).contains(t)),
         top_p: settings["top_p"]
             .as_f64()
             .filter(|p| (0.0..=1.0).contains(p)),
-        max_tokens: settings["max_tokens"].as_i64().filter(|n| *n > 0),
-        history_limit: settings["history_limit"].as_i64().filter(|n| *n > 0),
+        max_tokens: settings["max_tokens"]
+            .as_i64()
+            .filter(|n| (1..=1_000_000).contains(n)),
+        history_limit: settings["history_limit"]
+            .as_i64()
+            .filter(|n| (1..=10_000).contains(n)),
         active_leaf_id: active,
         summary: None,
         summary_upto: None,
-        created_at: imported.created_at,
+        created_at: clamp(imported.created_at),
         updated_at: now,
         deleted_at: None,
     };
+    (conversation, rows)
+}
+
+/// Stores imported conversations under new ids, all or none; answers their ids.
+pub async fn store_import(
+    db: &Db,
+    user_id: &str,
+    imported: Vec<Imported>,
+) -> ApiResult<Vec<String>> {
+    let now = ids::now_ms();
+    let mut made = Vec::with_capacity(imported.len());
     let mut tx = db.begin_write().await?;
-    store::insert_conversation(&mut *tx, &conversation).await?;
-    for row in &rows {
-        store::insert_message(&mut *tx, row).await?;
+    for conversation in imported {
+        let (conversation, rows) = rows_of(user_id, conversation, now);
+        store::insert_conversation(&mut *tx, &conversation).await?;
+        for row in &rows {
+            store::insert_message(&mut *tx, row).await?;
+        }
+        made.push(conversation.id);
     }
     tx.commit().await.map_err(skein_db::DbError::from)?;
-    Ok(conversation_id)
+    Ok(made)
 }
 
 #[cfg(test)]
@@ -472,6 +538,20 @@ mod tests {
         assert_eq!(c.messages[2].1.as_deref(), Some("u1"));
         assert_eq!(c.active.as_deref(), Some("a2"));
         assert_eq!(c.messages[1].4.as_deref(), Some("gpt-4o"));
+    }
+
+    #[test]
+    fn a_message_naming_itself_as_parent_becomes_a_first_message() {
+        let export = json!({"format": CONVERSATION_FORMAT, "title": "t", "messages": [
+            {"id": "a", "parent_id": "a", "role": "user", "content": "hi", "created_at": "2999-01-01T00:00:00Z"},
+            {"id": "b", "parent_id": "a", "role": "assistant", "content": "hello"}
+        ]});
+        let parsed = parse(&export).unwrap().pop().unwrap();
+        let (_, rows) = rows_of("u", parsed, 1_000);
+        assert_eq!(rows[0].parent_id, None);
+        assert_eq!(rows[1].parent_id.as_deref(), Some(rows[0].id.as_str()));
+        // A time in the future is clamped to now.
+        assert_eq!(rows[0].created_at, 1_000);
     }
 
     #[test]

@@ -21,6 +21,10 @@ use crate::store::{self, Finish};
 /// How often the text of an answer in progress is saved.
 const SAVE_EVERY: Duration = Duration::from_millis(1500);
 
+/// Longest an answer in progress goes unwritten, so other instances can tell a live answer
+/// from one whose server died.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
+
 /// Events a stream of one answer carries, in order.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -65,6 +69,10 @@ pub fn sse(event: &str, data: &Value) -> Bytes {
 struct Progress {
     content: String,
     reasoning: String,
+    /// The saved message once finished, for clients that attach after `done`.
+    done: Option<Value>,
+    /// `End` was sent.
+    ended: bool,
 }
 
 /// An answer being written.
@@ -86,23 +94,37 @@ impl Generation {
         let Ok(mut progress) = self.progress.lock() else {
             return;
         };
+        if progress.ended {
+            return;
+        }
         match &event {
             Event::Delta(text) => progress.content.push_str(text),
             Event::Reasoning(text) => progress.reasoning.push_str(text),
+            Event::Done(message) => progress.done = Some(message.clone()),
+            Event::End => progress.ended = true,
             _ => {}
         }
         let _ = self.events.send(event);
     }
 
-    /// The text so far and a receiver of everything after it.
-    pub fn attach(&self) -> (String, String, broadcast::Receiver<Event>) {
+    /// What a client attaching now needs: the text so far (or the finished message) and a
+    /// receiver of everything after it.
+    pub fn attach(&self) -> Attached {
         match self.progress.lock() {
-            Ok(progress) => (
-                progress.content.clone(),
-                progress.reasoning.clone(),
-                self.events.subscribe(),
-            ),
-            Err(_) => (String::new(), String::new(), self.events.subscribe()),
+            Ok(progress) => Attached {
+                content: progress.content.clone(),
+                reasoning: progress.reasoning.clone(),
+                done: progress.done.clone(),
+                ended: progress.ended,
+                receiver: self.events.subscribe(),
+            },
+            Err(_) => Attached {
+                content: String::new(),
+                reasoning: String::new(),
+                done: None,
+                ended: true,
+                receiver: self.events.subscribe(),
+            },
         }
     }
 
@@ -111,11 +133,53 @@ impl Generation {
         self.cancel.cancel();
     }
 
-    fn text(&self) -> (String, String) {
+    /// The text so far.
+    pub fn text(&self) -> (String, String) {
         self.progress
             .lock()
             .map(|p| (p.content.clone(), p.reasoning.clone()))
             .unwrap_or_default()
+    }
+}
+
+/// A snapshot of an answer for a client attaching to it.
+pub struct Attached {
+    /// Answer text so far.
+    pub content: String,
+    /// Reasoning so far.
+    pub reasoning: String,
+    /// The finished message, once `done` was sent.
+    pub done: Option<Value>,
+    /// Nothing more will be sent.
+    pub ended: bool,
+    /// Everything after the snapshot.
+    pub receiver: broadcast::Receiver<Event>,
+}
+
+/// Holds a conversation's answer slot. Dropped — when the answer is finished, or when the
+/// request or task that held it went away early — it frees the slot and ends the stream, so a
+/// conversation can never stay locked.
+pub struct Slot {
+    svc: Arc<ChatService>,
+    generation: Arc<Generation>,
+}
+
+impl Slot {
+    /// The answer this slot holds.
+    pub fn generation(&self) -> &Arc<Generation> {
+        &self.generation
+    }
+
+    /// Frees the conversation for the next answer while this one's stream finishes.
+    fn release(&self) {
+        self.svc.running.end(&self.generation);
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.release();
+        self.generation.push(Event::End);
     }
 }
 
@@ -126,12 +190,20 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts tracking an answer; refuses while the conversation already has one running.
+    /// Takes the conversation's answer slot; refuses while an answer is being written there.
     pub fn begin(
-        &self,
+        svc: &Arc<ChatService>,
         conversation_id: &str,
         message_id: &str,
-    ) -> Result<Arc<Generation>, ApiError> {
+    ) -> Result<Slot, ApiError> {
+        let generation = svc.running.insert(conversation_id, message_id)?;
+        Ok(Slot {
+            svc: svc.clone(),
+            generation,
+        })
+    }
+
+    fn insert(&self, conversation_id: &str, message_id: &str) -> Result<Arc<Generation>, ApiError> {
         let mut running = self
             .running
             .lock()
@@ -170,10 +242,14 @@ impl Registry {
             .cloned()
     }
 
-    /// Stops tracking the conversation's answer.
-    pub fn end(&self, conversation_id: &str) {
-        if let Ok(mut running) = self.running.lock() {
-            running.remove(conversation_id);
+    /// Stops tracking `generation` (a newer answer in the same conversation is left alone).
+    fn end(&self, generation: &Arc<Generation>) {
+        if let Ok(mut running) = self.running.lock()
+            && running
+                .get(&generation.conversation_id)
+                .is_some_and(|g| Arc::ptr_eq(g, generation))
+        {
+            running.remove(&generation.conversation_id);
         }
     }
 
@@ -205,9 +281,20 @@ pub struct Plan {
     pub trimmed: usize,
 }
 
+/// Longest a title may take before the stream ends without one.
+const TITLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Plan {
+    fn model(&self) -> &str {
+        self.request["model"].as_str().unwrap_or_default()
+    }
+}
+
 /// What the upstream stream said.
 #[derive(Default)]
 struct Outcome {
+    /// The reader stopped because the user asked it to.
+    stopped: bool,
     prompt: i64,
     completion: i64,
     cached: i64,
@@ -216,7 +303,9 @@ struct Outcome {
 }
 
 /// Writes the answer: calls the relay, passes deltas on, saves progress, and records the end.
-pub async fn run(svc: Arc<ChatService>, generation: Arc<Generation>, mut plan: Plan) {
+pub async fn run(slot: Slot, mut plan: Plan) {
+    let svc = slot.svc.clone();
+    let generation = slot.generation.clone();
     let caller = RelayCaller {
         user_id: plan.user_id.clone(),
         group: svc.group.clone(),
@@ -224,7 +313,10 @@ pub async fn run(svc: Arc<ChatService>, generation: Arc<Generation>, mut plan: P
         conversation_id: Some(generation.conversation_id.clone()),
     };
     if let Some(summarize) = plan.summarize.take() {
-        crate::summarize(&svc, &caller, summarize, &mut plan.request).await;
+        tokio::select! {
+            _ = generation.cancel.cancelled() => {}
+            _ = crate::summarize(&svc, &caller, summarize, &mut plan.request) => {}
+        }
     }
     if let Err(error) = store::save_context(
         &svc.db,
@@ -235,18 +327,26 @@ pub async fn run(svc: Arc<ChatService>, generation: Arc<Generation>, mut plan: P
     {
         tracing::warn!(%error, "could not record the context of an answer");
     }
-    let outcome = match svc
-        .relay
-        .chat_stream(caller.clone(), plan.request.clone())
-        .await
-    {
-        Ok(stream) => read(&svc, &generation, stream).await,
-        Err(error) => Outcome {
-            error: Some(error_json(&error, &plan.request_id).to_string()),
+    let outcome = if generation.cancel.is_cancelled() {
+        // Stopped before the model was called: nothing to call, nothing to pay.
+        Outcome {
+            stopped: true,
             ..Outcome::default()
-        },
+        }
+    } else {
+        match svc
+            .relay
+            .chat_stream(caller.clone(), plan.request.clone())
+            .await
+        {
+            Ok(stream) => read(&svc, &generation, stream).await,
+            Err(error) => Outcome {
+                error: Some(error_json(&error, &plan.request_id).to_string()),
+                ..Outcome::default()
+            },
+        }
     };
-    let stopped = generation.cancel.is_cancelled();
+    let stopped = outcome.stopped;
     let (content, reasoning) = generation.text();
     let status = match (&outcome.error, stopped) {
         (Some(_), _) => "failed",
@@ -284,18 +384,28 @@ pub async fn run(svc: Arc<ChatService>, generation: Arc<Generation>, mut plan: P
         Ok(None) => {}
         Err(error) => tracing::error!(%error, "could not read a finished answer back"),
     }
+    // The conversation is free for the next message from here; the title only rides along on
+    // this stream for the clients still reading it.
+    slot.release();
     if status == "done"
         && let Some(question) = plan.title_from.take()
-        && let Some(title) = crate::make_title(&svc, &caller, &question, &content).await
     {
-        match store::set_generated_title(&svc.db, &generation.conversation_id, &title).await {
-            Ok(true) => generation.push(Event::Title(title)),
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "could not save a generated title"),
+        let title = tokio::time::timeout(
+            TITLE_TIMEOUT,
+            crate::make_title(&svc, &caller, plan.model(), &question, &content),
+        )
+        .await
+        .ok()
+        .flatten();
+        if let Some(title) = title {
+            match store::set_generated_title(&svc.db, &generation.conversation_id, &title).await {
+                Ok(true) => generation.push(Event::Title(title)),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "could not save a generated title"),
+            }
         }
     }
-    svc.running.end(&generation.conversation_id);
-    generation.push(Event::End);
+    drop(slot);
 }
 
 /// Reads the relay's OpenAI SSE stream to its end (or until stopped), saving as it goes.
@@ -305,15 +415,21 @@ async fn read(
     mut stream: skein_core::api::ByteStream,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut buffer = BytesMut::new();
+    let mut parser = SseParser::default();
     let mut save = tokio::time::interval(SAVE_EVERY);
     save.tick().await;
     let mut dirty = false;
+    let mut written = tokio::time::Instant::now();
     loop {
         let chunk = tokio::select! {
-            _ = generation.cancel.cancelled() => break,
+            biased;
+            _ = generation.cancel.cancelled() => {
+                outcome.stopped = true;
+                break;
+            }
             _ = save.tick() => {
-                if dirty {
+                if dirty || written.elapsed() >= HEARTBEAT_EVERY {
+                    written = tokio::time::Instant::now();
                     let (content, reasoning) = generation.text();
                     if let Err(error) = store::save_progress(&svc.db, &generation.message_id, &content, &reasoning, ids::now_ms()).await {
                         tracing::warn!(%error, "could not save an answer in progress");
@@ -325,16 +441,34 @@ async fn read(
             chunk = stream.next() => chunk,
         };
         let Some(chunk) = chunk else { break };
-        buffer.extend_from_slice(&chunk);
-        while let Some(end) = find_frame_end(&buffer) {
-            let frame = buffer.split_to(end);
-            let _ = buffer.split_to(frame_separator_len(&buffer));
-            if let Some(data) = frame_data(&frame) {
-                dirty |= apply(&data, generation, &mut outcome);
-            }
+        for data in parser.push(&chunk) {
+            dirty |= apply(&data, generation, &mut outcome);
         }
     }
     outcome
+}
+
+/// Splits an SSE byte stream into the `data:` payloads of its frames, whatever the chunk
+/// boundaries.
+#[derive(Default)]
+pub struct SseParser {
+    buffer: BytesMut,
+}
+
+impl SseParser {
+    /// Adds bytes; answers the payloads of the frames they completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.buffer.extend_from_slice(chunk);
+        let mut found = Vec::new();
+        while let Some(end) = find_frame_end(&self.buffer) {
+            let frame = self.buffer.split_to(end);
+            let _ = self.buffer.split_to(frame_separator_len(&self.buffer));
+            if let Some(data) = frame_data(&frame) {
+                found.push(data);
+            }
+        }
+        found
+    }
 }
 
 /// Applies one `data:` payload of an OpenAI chat-completion stream; true when text arrived.
@@ -451,7 +585,7 @@ mod tests {
     use super::*;
 
     fn generation() -> Arc<Generation> {
-        Registry::default().begin("c", "m").unwrap()
+        Registry::default().insert("c", "m").unwrap()
     }
 
     #[test]
@@ -460,15 +594,10 @@ mod tests {
         for cut in 1..stream.len() {
             let g = generation();
             let mut outcome = Outcome::default();
-            let mut buffer = BytesMut::new();
+            let mut parser = SseParser::default();
             for part in [&stream[..cut], &stream[cut..]] {
-                buffer.extend_from_slice(part);
-                while let Some(end) = find_frame_end(&buffer) {
-                    let frame = buffer.split_to(end);
-                    let _ = buffer.split_to(frame_separator_len(&buffer));
-                    if let Some(data) = frame_data(&frame) {
-                        apply(&data, &g, &mut outcome);
-                    }
+                for data in parser.push(part) {
+                    apply(&data, &g, &mut outcome);
                 }
             }
             assert_eq!(g.text().0, "Hello", "cut at {cut}");
@@ -481,13 +610,18 @@ mod tests {
     fn an_attaching_client_gets_the_text_so_far_then_the_rest() {
         let g = generation();
         g.push(Event::Delta("one ".into()));
-        let (so_far, _, mut rx) = g.attach();
+        let mut attached = g.attach();
         g.push(Event::Delta("two".into()));
-        assert_eq!(so_far, "one ");
-        match rx.try_recv() {
+        assert_eq!(attached.content, "one ");
+        match attached.receiver.try_recv() {
             Ok(Event::Delta(text)) => assert_eq!(text, "two"),
             other => panic!("unexpected {other:?}"),
         }
+        // After the end, an attaching client learns at once that nothing more will come.
+        g.push(Event::Done(json!({"id": "m"})));
+        g.push(Event::End);
+        let late = g.attach();
+        assert!(late.ended && late.done.is_some());
     }
 
     #[test]
@@ -505,12 +639,19 @@ mod tests {
     #[test]
     fn a_second_answer_in_one_conversation_is_refused() {
         let registry = Registry::default();
-        let _first = registry.begin("c", "m1").unwrap();
+        let first = registry.insert("c", "m1").unwrap();
         assert_eq!(
-            registry.begin("c", "m2").unwrap_err().code(),
+            registry.insert("c", "m2").unwrap_err().code(),
             "generation_in_progress"
         );
-        registry.end("c");
-        assert!(registry.begin("c", "m3").is_ok());
+        registry.end(&first);
+        let third = registry.insert("c", "m3").unwrap();
+        // Ending an old answer again does not free the conversation from the new one.
+        registry.end(&first);
+        assert!(
+            registry
+                .by_message("m3")
+                .is_some_and(|g| Arc::ptr_eq(&g, &third))
+        );
     }
 }

@@ -22,8 +22,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::context::{self, Turn};
-use crate::generate::{self, Event, Generation, Plan, sse};
-use crate::store::{self, ConversationRow, ListFilter, MessageRow};
+use crate::generate::{self, Event, Generation, Plan, Registry, Slot, sse};
+use crate::store::{self, ConversationRow, Field, ListFilter, MessageRow};
 use crate::tree::Tree;
 use crate::{ChatService, Summarize, active_path, view};
 
@@ -36,7 +36,11 @@ pub(crate) fn routes(service: Arc<ChatService>) -> OpenApiRouter {
             delete_conversation
         ))
         .routes(routes!(restore_conversation))
-        .routes(routes!(history, send))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(history, send))
+                .layer(axum::extract::DefaultBodyLimit::max(SEND_LIMIT)),
+        )
         .routes(routes!(switch_branch))
         .routes(routes!(regenerate))
         .routes(routes!(stop))
@@ -44,13 +48,22 @@ pub(crate) fn routes(service: Arc<ChatService>) -> OpenApiRouter {
         .routes(routes!(inspect_context))
         .routes(routes!(export_conversation))
         .routes(routes!(export_all))
-        .routes(routes!(import))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(import))
+                .layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)),
+        )
         .routes(routes!(models))
         .merge(OpenApiRouter::new().routes(routes!(transcribe)).layer(
             axum::extract::DefaultBodyLimit::max(AUDIO_LIMIT + 64 * 1024),
         ))
         .with_state(service)
 }
+
+/// Largest message body: four images of 5 MB as data URLs and the text.
+const SEND_LIMIT: usize = MAX_IMAGES * MAX_IMAGE_URL + 1024 * 1024;
+/// Largest import (ChatGPT's `conversations.json` of a long-time user is tens of MB).
+const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Largest recording voice input takes.
 const AUDIO_LIMIT: usize = 25 * 1024 * 1024;
@@ -501,11 +514,69 @@ pub async fn update_conversation(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ConversationInput>,
 ) -> ApiResult<ApiJson<Value>> {
-    let mut row = owned(&svc, &user, &id).await?;
-    input.apply(&mut row, svc.config.max_message_chars)?;
-    row.updated_at = ids::now_ms();
-    store::update_conversation(&svc.db, &row).await?;
-    Ok(ApiJson(conversation_view(&row)))
+    let before = owned(&svc, &user, &id).await?;
+    let mut after = before.clone();
+    input.apply(&mut after, svc.config.max_message_chars)?;
+    if !store::update_fields(&svc.db, &user.user_id, &id, &changes(&before, &after)).await? {
+        return Err(not_found());
+    }
+    Ok(ApiJson(conversation_view(&owned(&svc, &user, &id).await?)))
+}
+
+/// The columns a PATCH changed.
+fn changes(before: &ConversationRow, after: &ConversationRow) -> Vec<(&'static str, Field)> {
+    let candidates = [
+        (
+            "title",
+            Field::Text(Some(before.title.clone())),
+            Field::Text(Some(after.title.clone())),
+        ),
+        (
+            "pinned",
+            Field::Int(Some(before.pinned)),
+            Field::Int(Some(after.pinned)),
+        ),
+        (
+            "archived",
+            Field::Int(Some(before.archived)),
+            Field::Int(Some(after.archived)),
+        ),
+        (
+            "model",
+            Field::Text(before.model.clone()),
+            Field::Text(after.model.clone()),
+        ),
+        (
+            "system_prompt",
+            Field::Text(before.system_prompt.clone()),
+            Field::Text(after.system_prompt.clone()),
+        ),
+        (
+            "temperature",
+            Field::Float(before.temperature),
+            Field::Float(after.temperature),
+        ),
+        (
+            "top_p",
+            Field::Float(before.top_p),
+            Field::Float(after.top_p),
+        ),
+        (
+            "max_tokens",
+            Field::Int(before.max_tokens),
+            Field::Int(after.max_tokens),
+        ),
+        (
+            "history_limit",
+            Field::Int(before.history_limit),
+            Field::Int(after.history_limit),
+        ),
+    ];
+    candidates
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(column, _, new)| (column, new))
+        .collect()
 }
 
 /// Delete a conversation; it can be restored for 30 days.
@@ -516,12 +587,12 @@ pub async fn delete_conversation(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let mut row = owned(&svc, &user, &id).await?;
-    if let Some(running) = svc.running.by_conversation(&row.id) {
+    if !store::soft_delete(&svc.db, &user.user_id, &id, ids::now_ms()).await? {
+        return Err(not_found());
+    }
+    if let Some(running) = svc.running.by_conversation(&id) {
         running.stop();
     }
-    row.deleted_at = Some(ids::now_ms());
-    store::update_conversation(&svc.db, &row).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -533,11 +604,13 @@ pub async fn restore_conversation(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<Value>> {
-    let mut row = store::conversation(&svc.db, &user.user_id, &id)
-        .await?
-        .ok_or_else(not_found)?;
-    row.deleted_at = None;
-    store::update_conversation(&svc.db, &row).await?;
+    let restored = store::restore(&svc.db, &user.user_id, &id, ids::now_ms()).await?;
+    // Restoring one that is not deleted answers it as it is; past the window it is gone.
+    let row = owned(&svc, &user, &id).await.map_err(
+        |error| {
+            if restored { error } else { not_found() }
+        },
+    )?;
     Ok(ApiJson(conversation_view(&row)))
 }
 
@@ -643,6 +716,12 @@ pub async fn send(
     }
     check_images(&req.images)?;
     let c = owned(&svc, &user, &id).await?;
+    let (model, prices) = choose_model(&svc, req.model.as_deref(), &c).await?;
+    let assistant_id = ids::new_id();
+    let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
+    // Read the conversation again now that no other answer can be written into it: an answer
+    // that finished meanwhile moved the active leaf.
+    let c = owned(&svc, &user, &id).await?;
     let rows = store::messages(&svc.db, &c.id).await?;
     let parent = match req.parent_id {
         Some(None) => None,
@@ -670,13 +749,14 @@ pub async fn send(
                 .map(|m| m.id.clone())
         }
     };
-    let (model, prices) = choose_model(&svc, req.model.as_deref(), &c).await?;
     let question = NewQuestion {
         content,
         images: req.images,
     };
     begin(
         svc,
+        slot,
+        assistant_id,
         &user,
         c,
         rows,
@@ -725,7 +805,13 @@ async fn choose_model(
     asked: Option<&str>,
     c: &ConversationRow,
 ) -> ApiResult<(String, PricedModel)> {
-    let available = svc.relay.priced_models(&svc.group).await?;
+    let available: Vec<PricedModel> = svc
+        .relay
+        .priced_models(&svc.group)
+        .await?
+        .into_iter()
+        .filter(crate::is_chat_model)
+        .collect();
     let wanted = asked
         .or(c.model.as_deref())
         .or(svc.config.default_model.as_deref());
@@ -762,6 +848,8 @@ struct NewQuestion {
 #[allow(clippy::too_many_arguments)]
 async fn begin(
     svc: Arc<ChatService>,
+    slot: Slot,
+    assistant_id: String,
     user: &AuthUser,
     c: ConversationRow,
     mut rows: Vec<MessageRow>,
@@ -772,8 +860,6 @@ async fn begin(
     request_id: String,
 ) -> ApiResult<Response> {
     let now = ids::now_ms();
-    let assistant_id = ids::new_id();
-    let generation = svc.running.begin(&c.id, &assistant_id)?;
     let user_row = question.as_ref().map(|q| MessageRow {
         id: ids::new_id(),
         conversation_id: c.id.clone(),
@@ -823,10 +909,8 @@ async fn begin(
         Ok::<_, skein_db::DbError>(())
     }
     .await;
-    if let Err(error) = saved {
-        svc.running.end(&c.id);
-        return Err(error.into());
-    }
+    // On failure the slot is dropped with this request, which frees the conversation.
+    saved?;
     if let Some(row) = user_row.clone() {
         rows.push(row);
     }
@@ -848,7 +932,8 @@ async fn begin(
             "assistant_message_id": assistant_id,
         }),
     );
-    let (_, _, receiver) = generation.attach();
+    let generation = slot.generation().clone();
+    let receiver = generation.attach().receiver;
     let plan = Plan {
         user_id: user.user_id.clone(),
         request_id,
@@ -858,9 +943,8 @@ async fn begin(
         summarize,
         trimmed,
     };
-    svc.tasks
-        .spawn(generate::run(svc.clone(), generation.clone(), plan));
-    Ok(sse_response(vec![start], receiver))
+    svc.tasks.spawn(generate::run(slot, plan));
+    Ok(sse_response(vec![start], receiver, Some(generation)))
 }
 
 /// The OpenAI request for an answer to `path` (root first, ending with the message being
@@ -910,7 +994,8 @@ fn build_request(
         .history_limit
         .and_then(|n| usize::try_from(n).ok())
         .map(|n| n + 1);
-    let dropped = context::trim(&counted, system_tokens + summary_room, budget, limit);
+    let fixed = system_tokens + summary_room;
+    let mut dropped = context::trim(&counted, fixed, budget, limit);
     let mut messages = Vec::new();
     if let Some(prompt) = &c.system_prompt {
         messages.push(json!({"role": "system", "content": prompt}));
@@ -919,25 +1004,36 @@ fn build_request(
     if dropped > 0
         && let Some(summary_model) = svc.config.summary_model.clone()
     {
-        let upto = turns[dropped - 1].id.clone();
+        // Where the stored summary ends on this branch (a summary made on another branch
+        // does not count).
         let covered = c
-            .summary_upto
-            .as_deref()
-            .and_then(|id| turns[..dropped].iter().position(|m| m.id == id));
+            .summary
+            .as_ref()
+            .and(c.summary_upto.as_deref())
+            .and_then(|id| turns.iter().position(|m| m.id == id));
         match (covered, &c.summary) {
-            (Some(at), Some(summary)) if at == dropped - 1 => {
+            // It covers at least what must go: leave out everything it covers, and no model
+            // call is needed.
+            (Some(at), Some(summary)) if at + 1 >= dropped && at + 1 < turns.len() => {
+                dropped = at + 1;
                 messages.push(json!({"role": "system", "content": format!("Summary of the earlier conversation:\n{summary}")}));
             }
             (covered, previous) => {
-                let from = covered.map(|at| at + 1).unwrap_or(0);
+                // Fold in enough turns to get down to three fifths of the budget, so the next
+                // several answers reuse this summary instead of paying for a new one each.
+                dropped = dropped.max(context::trim(&counted, fixed, budget * 3 / 5, limit));
+                let from = covered
+                    .filter(|at| *at < dropped)
+                    .map(|at| at + 1)
+                    .unwrap_or(0);
                 summarize = Some(Summarize {
                     conversation_id: c.id.clone(),
-                    previous: covered.and(previous.clone()),
+                    previous: if from > 0 { previous.clone() } else { None },
                     turns: turns[from..dropped]
                         .iter()
                         .map(|m| (m.role.clone(), m.content.clone()))
                         .collect(),
-                    upto,
+                    upto: turns[dropped - 1].id.clone(),
                     model: summary_model,
                 });
             }
@@ -972,27 +1068,37 @@ fn build_request(
 }
 
 /// An SSE response: `first` frames, then the answer's events until it ends.
-fn sse_response(first: Vec<Bytes>, receiver: broadcast::Receiver<Event>) -> Response {
+fn sse_response(
+    first: Vec<Bytes>,
+    receiver: broadcast::Receiver<Event>,
+    generation: Option<Arc<Generation>>,
+) -> Response {
     let head = futures::stream::iter(first.into_iter().map(Ok::<_, std::convert::Infallible>));
-    let tail = futures::stream::unfold(Some(receiver), |state| async move {
-        let mut receiver = state?;
+    let tail = futures::stream::unfold(Some((receiver, generation)), |state| async move {
+        let (mut receiver, generation) = state?;
         loop {
-            match tokio::time::timeout(HEARTBEAT, receiver.recv()).await {
-                Err(_) => {
-                    return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(receiver)));
-                }
+            let frame = match tokio::time::timeout(HEARTBEAT, receiver.recv()).await {
+                Err(_) => Bytes::from_static(b": keep-alive\n\n"),
                 Ok(Ok(Event::End)) | Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                Ok(Ok(event)) => {
-                    if let Some(frame) = event.frame() {
-                        return Some((Ok(frame), Some(receiver)));
-                    }
-                }
+                Ok(Ok(event)) => match event.frame() {
+                    Some(frame) => frame,
+                    None => continue,
+                },
                 Ok(Err(broadcast::error::RecvError::Lagged(missed))) => {
-                    // The final `done` carries the whole text, so a client that fell behind
-                    // still ends with the right answer.
+                    // This reader fell behind and lost deltas: send the whole text so far, and
+                    // the client replaces what it has.
                     tracing::warn!(missed, "a chat stream reader fell behind");
+                    let Some(generation) = &generation else {
+                        continue;
+                    };
+                    let (content, reasoning) = generation.text();
+                    sse(
+                        "replace",
+                        &json!({ "content": content, "reasoning": reasoning }),
+                    )
                 }
-            }
+            };
+            return Some((Ok(frame), Some((receiver, generation))));
         }
     });
     let mut response = Response::new(Body::from_stream(futures::StreamExt::chain(head, tail)));
@@ -1038,12 +1144,23 @@ pub async fn regenerate(
             "只能重新生成回答；修改消息请使用编辑。",
         ));
     }
+    if answer.parent_id.is_none() {
+        return Err(ApiError::invalid_field(
+            "id",
+            "This answer follows no message, so there is nothing to answer again.",
+            "该回答之前没有消息，无法重新生成。",
+        ));
+    }
     let c = owned(&svc, &user, &answer.conversation_id).await?;
-    let rows = store::messages(&svc.db, &c.id).await?;
     let asked = optional_json::<RegenerateRequest>(&body)?.and_then(|b| b.model);
     let (model, prices) = choose_model(&svc, asked.as_deref(), &c).await?;
+    let assistant_id = ids::new_id();
+    let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
+    let rows = store::messages(&svc.db, &c.id).await?;
     begin(
         svc,
+        slot,
+        assistant_id,
         &user,
         c,
         rows,
@@ -1097,7 +1214,17 @@ pub async fn attach(
         }),
     );
     if let Some(generation) = svc.running.by_message(&message.id) {
-        return Ok(attach_running(&generation, start));
+        let attached = generation.attach();
+        if attached.done.is_none() && !attached.ended {
+            let mut first = vec![start];
+            if !attached.reasoning.is_empty() {
+                first.push(sse("reasoning", &json!({ "content": attached.reasoning })));
+            }
+            if !attached.content.is_empty() {
+                first.push(sse("delta", &json!({ "content": attached.content })));
+            }
+            return Ok(sse_response(first, attached.receiver, Some(generation)));
+        }
     }
     let view = crate::message_view(&svc, &message.conversation_id, &message.id)
         .await?
@@ -1105,19 +1232,7 @@ pub async fn attach(
     let (sender, receiver) = broadcast::channel(2);
     let _ = sender.send(Event::Done(view));
     let _ = sender.send(Event::End);
-    Ok(sse_response(vec![start], receiver))
-}
-
-fn attach_running(generation: &Generation, start: Bytes) -> Response {
-    let (content, reasoning, receiver) = generation.attach();
-    let mut first = vec![start];
-    if !reasoning.is_empty() {
-        first.push(sse("reasoning", &json!({ "content": reasoning })));
-    }
-    if !content.is_empty() {
-        first.push(sse("delta", &json!({ "content": content })));
-    }
-    sse_response(first, receiver)
+    Ok(sse_response(vec![start], receiver, None))
 }
 
 /// What was sent upstream for an answer: the trimmed history, the summary, the settings.
@@ -1254,10 +1369,7 @@ pub async fn import(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<ApiJson<Value>> {
     let parsed = crate::export::parse(&body)?;
-    let mut ids_made = Vec::with_capacity(parsed.len());
-    for conversation in parsed {
-        ids_made.push(crate::export::store_import(&svc.db, &user.user_id, conversation).await?);
-    }
+    let ids_made = crate::export::store_import(&svc.db, &user.user_id, parsed).await?;
     Ok(ApiJson(
         json!({ "imported": ids_made.len(), "ids": ids_made }),
     ))
@@ -1287,6 +1399,7 @@ pub async fn models(
     Ok(ApiJson(
         models
             .into_iter()
+            .filter(crate::is_chat_model)
             .map(|m| ChatModel {
                 context_window: context::window(&svc.config, &m.id),
                 id: m.id,

@@ -36,8 +36,12 @@ pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };
 
-/// How often deleted conversations past their restore window are purged.
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How often deleted conversations past their restore window are purged and abandoned answers
+/// are failed.
+const PURGE_EVERY: Duration = Duration::from_secs(120);
+
+/// An answer `streaming` but unwritten this long lost its server.
+const STALE_AFTER_MS: i64 = 5 * 60 * 1000;
 
 /// The Chat service.
 pub struct ChatService {
@@ -60,11 +64,18 @@ impl ChatService {
         config: ChatConfig,
         group: String,
     ) -> Result<Arc<Self>, ApiError> {
-        let interrupted = store::fail_interrupted(&db, ids::now_ms()).await?;
+        // SQLite has one writing process, so whatever it left streaming was cut off; with
+        // PostgreSQL other instances may be writing, so only answers gone quiet are failed.
+        let now = ids::now_ms();
+        let before = match db.backend() {
+            skein_db::Backend::Sqlite => now + 1,
+            skein_db::Backend::Postgres => now - STALE_AFTER_MS,
+        };
+        let interrupted = store::fail_interrupted(&db, before, now).await?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,
-                "answers cut off by the last shutdown were marked failed"
+                "answers cut off by a stopped server were marked failed"
             );
         }
         let service = Arc::new(ChatService {
@@ -81,6 +92,15 @@ impl ChatService {
             loop {
                 tick.tick().await;
                 let Some(service) = weak.upgrade() else { break };
+                let now = ids::now_ms();
+                match store::fail_interrupted(&service.db, now - STALE_AFTER_MS, now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(
+                        answers = n,
+                        "answers whose server went away were marked failed"
+                    ),
+                    Err(error) => tracing::warn!(%error, "failing abandoned answers failed"),
+                }
                 match store::purge_deleted(&service.db, ids::now_ms()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(conversations = n, "purged deleted conversations"),
@@ -157,13 +177,14 @@ async fn complete(svc: &ChatService, caller: &RelayCaller, request: Value) -> Op
 async fn make_title(
     svc: &ChatService,
     caller: &RelayCaller,
+    conversation_model: &str,
     question: &str,
     answer: &str,
 ) -> Option<String> {
     let model = match svc.config.title_model.as_deref() {
         Some("") => return None,
         Some(model) => model.to_string(),
-        None => svc.default_model_for_titles(caller).await?,
+        None => conversation_model.to_string(),
     };
     let excerpt = |text: &str| text.chars().take(1000).collect::<String>();
     let request = json!({
@@ -185,19 +206,25 @@ async fn make_title(
     (!title.is_empty()).then_some(title)
 }
 
-impl ChatService {
-    /// The model titles use when none is configured: the conversation's model is not known
-    /// here, so the caller's first priced model.
-    async fn default_model_for_titles(&self, _caller: &RelayCaller) -> Option<String> {
-        self.config.default_model.clone().or(self
-            .relay
-            .priced_models(&self.group)
-            .await
-            .ok()?
-            .into_iter()
-            .next()
-            .map(|m| m.id))
-    }
+/// Whether a priced model can hold a conversation: not a speech, image, embedding or rerank
+/// model, and not priced per call alone.
+pub fn is_chat_model(model: &skein_core::api::PricedModel) -> bool {
+    const NOT_CHAT: &[&str] = &[
+        "whisper",
+        "tts",
+        "dall-e",
+        "gpt-image",
+        "embedding",
+        "embed",
+        "rerank",
+        "transcribe",
+        "moderation",
+        "speech",
+        "audio",
+    ];
+    let name = model.id.to_ascii_lowercase();
+    let tokens_priced = model.input_price > 0 || model.output_price > 0 || model.per_call == 0;
+    tokens_priced && !NOT_CHAT.iter().any(|word| name.contains(word))
 }
 
 /// Folds older turns into the summary and puts it in front of the request's history.
@@ -208,7 +235,19 @@ async fn summarize(svc: &ChatService, caller: &RelayCaller, job: Summarize, requ
         transcript.push_str(previous);
         transcript.push_str("\n\nLater turns:\n");
     }
-    for (role, text) in &job.turns {
+    // The summary model sees at most SUMMARY_INPUT_TOKENS of turns: the newest, if there are
+    // more (a long history switched to at once would not fit its window).
+    let mut budget = SUMMARY_INPUT_TOKENS;
+    let mut first = job.turns.len();
+    while first > 0 {
+        let cost = context::count_tokens(&job.turns[first - 1].1) + 4;
+        if cost > budget {
+            break;
+        }
+        budget -= cost;
+        first -= 1;
+    }
+    for (role, text) in &job.turns[first..] {
         transcript.push_str(role);
         transcript.push_str(": ");
         transcript.push_str(text);
@@ -238,6 +277,9 @@ async fn summarize(svc: &ChatService, caller: &RelayCaller, job: Summarize, requ
 
 /// Tokens of window a summary may take (the trimmer keeps this much room for it).
 pub const SUMMARY_TOKENS: usize = 800;
+
+/// Most tokens of turns sent to the summary model at once.
+const SUMMARY_INPUT_TOKENS: usize = 12_000;
 
 /// `text` cut to at most about `limit` tokens: a summary model that ignores its length limit
 /// must not push the newest turns out of the window.

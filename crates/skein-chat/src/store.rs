@@ -153,13 +153,14 @@ pub struct ListFilter<'a> {
     pub query: Option<&'a str>,
 }
 
-/// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern.
+/// Escapes `%`, `_` and `!` (the escape character: unlike a backslash, it means the same in
+/// every SQL dialect) so user text matches literally inside a LIKE pattern.
 fn like_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
     pattern.push('%');
     for ch in text.to_lowercase().chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            pattern.push('\\');
+        if matches!(ch, '%' | '_' | '!') {
+            pattern.push('!');
         }
         pattern.push(ch);
     }
@@ -188,8 +189,8 @@ pub async fn list_conversations(
         // Substring search rather than a word index: it finds Chinese, which has no spaces
         // for a tokenizer to split on, and one user's history is small enough to scan.
         sql.push_str(
-            " AND (LOWER(title) LIKE $3 ESCAPE '\\' OR EXISTS (SELECT 1 FROM chat_messages m \
-             WHERE m.conversation_id = chat_conversations.id AND LOWER(m.content) LIKE $3 ESCAPE '\\'))",
+            " AND (LOWER(title) LIKE $3 ESCAPE '!' OR EXISTS (SELECT 1 FROM chat_messages m \
+             WHERE m.conversation_id = chat_conversations.id AND LOWER(m.content) LIKE $3 ESCAPE '!'))",
         );
     }
     sql.push_str(&format!(
@@ -203,29 +204,77 @@ pub async fn list_conversations(
     Ok(query.fetch_all(db.pool()).await?)
 }
 
-/// Writes every changeable field of a conversation.
-pub async fn update_conversation(db: &Db, c: &ConversationRow) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE chat_conversations SET title = $1, pinned = $2, archived = $3, model = $4, \
-         system_prompt = $5, temperature = $6, top_p = $7, max_tokens = $8, history_limit = $9, \
-         updated_at = $10, deleted_at = $11 WHERE id = $12 AND user_id = $13",
+/// A new value for one column of a conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    /// Text or NULL.
+    Text(Option<String>),
+    /// A number or NULL.
+    Float(Option<f64>),
+    /// An integer or NULL.
+    Int(Option<i64>),
+}
+
+/// Writes only the columns given, to a conversation that is not deleted; false when there is
+/// no such conversation. Writing only what changed keeps a concurrent title, pin or delete.
+pub async fn update_fields(
+    db: &Db,
+    user_id: &str,
+    id: &str,
+    fields: &[(&'static str, Field)],
+) -> DbResult<bool> {
+    if fields.is_empty() {
+        return Ok(true);
+    }
+    let sets: Vec<String> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, (column, _))| format!("{column} = ${}", i + 1))
+        .collect();
+    let n = fields.len();
+    let sql = format!(
+        "UPDATE chat_conversations SET {} WHERE id = ${} AND user_id = ${} AND deleted_at IS NULL",
+        sets.join(", "),
+        n + 1,
+        n + 2
+    );
+    let mut query = sqlx::query(&sql);
+    for (_, value) in fields {
+        query = match value {
+            Field::Text(v) => query.bind(v.clone()),
+            Field::Float(v) => query.bind(*v),
+            Field::Int(v) => query.bind(*v),
+        };
+    }
+    let done = query.bind(id).bind(user_id).execute(db.pool()).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Deletes a conversation (restorable); false when there was none to delete.
+pub async fn soft_delete(db: &Db, user_id: &str, id: &str, now: i64) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE chat_conversations SET deleted_at = $1 WHERE id = $2 AND user_id = $3 AND deleted_at IS NULL",
     )
-    .bind(&c.title)
-    .bind(c.pinned)
-    .bind(c.archived)
-    .bind(&c.model)
-    .bind(&c.system_prompt)
-    .bind(c.temperature)
-    .bind(c.top_p)
-    .bind(c.max_tokens)
-    .bind(c.history_limit)
-    .bind(c.updated_at)
-    .bind(c.deleted_at)
-    .bind(&c.id)
-    .bind(&c.user_id)
+    .bind(now)
+    .bind(id)
+    .bind(user_id)
     .execute(db.pool())
     .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
+}
+
+/// Restores a conversation deleted less than the restore window ago; false otherwise.
+pub async fn restore(db: &Db, user_id: &str, id: &str, now: i64) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE chat_conversations SET deleted_at = NULL \
+         WHERE id = $1 AND user_id = $2 AND deleted_at IS NOT NULL AND deleted_at >= $3",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(now - RESTORE_WINDOW_MS)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Points the conversation at another leaf.
@@ -403,15 +452,17 @@ pub async fn finish(db: &Db, id: &str, f: &Finish<'_>, now: i64) -> DbResult<()>
     Ok(())
 }
 
-/// Marks answers that were being written when the process stopped as failed; nothing is
-/// writing them any more.
-pub async fn fail_interrupted(db: &Db, now: i64) -> DbResult<u64> {
-    let error = r#"{"code":"interrupted","message":"The server restarted while this answer was being written."}"#;
+/// Marks answers still `streaming` but not written since `before` as failed: the process
+/// writing them is gone (a writer saves at least every [`crate::generate::HEARTBEAT_EVERY`]).
+pub async fn fail_interrupted(db: &Db, before: i64, now: i64) -> DbResult<u64> {
+    let error = r#"{"code":"interrupted","message":"The server stopped while this answer was being written."}"#;
     let done = sqlx::query(
-        "UPDATE chat_messages SET status = 'failed', error = $1, updated_at = $2 WHERE status = 'streaming'",
+        "UPDATE chat_messages SET status = 'failed', error = $1, updated_at = $2 \
+         WHERE status = 'streaming' AND updated_at < $3",
     )
     .bind(error)
     .bind(now)
+    .bind(before)
     .execute(db.pool())
     .await?;
     Ok(done.rows_affected())
@@ -444,7 +495,7 @@ mod tests {
 
     #[test]
     fn search_text_matches_literally() {
-        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("50%_off!"), "%50!%!_off!!%");
         assert_eq!(like_pattern("你好 World"), "%你好 world%");
     }
 }

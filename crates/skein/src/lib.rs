@@ -56,8 +56,9 @@ pub struct Skein {
     pub billing: Arc<BillingService>,
     /// The Relay service (its background settles are drained on shutdown).
     pub relay: Arc<RelayService>,
-    /// The Chat service (answers being written are finished on shutdown).
-    pub chat: Arc<skein_chat::ChatService>,
+    /// The Chat service when this process runs it (answers being written are finished on
+    /// shutdown).
+    pub chat: Option<Arc<skein_chat::ChatService>>,
     /// The configuration in effect.
     pub config: Config,
 }
@@ -119,18 +120,26 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         users.observe(relay.clone());
     }
 
-    let chat = skein_chat::ChatService::start(
-        db.clone(),
-        Arc::new(skein_relay::InProcessRelay(relay.clone())),
-        config.chat.clone(),
-        config
-            .relay
-            .groups
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "default".into()),
-    )
-    .await?;
+    // Only a process that serves chat starts it: starting marks answers it finds cut off as
+    // failed, which is only this process's business when it writes them.
+    let chat = if services.contains("chat") {
+        Some(
+            skein_chat::ChatService::start(
+                db.clone(),
+                Arc::new(skein_relay::InProcessRelay(relay.clone())),
+                config.chat.clone(),
+                config
+                    .relay
+                    .groups
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "default".into()),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
 
     let (mut api, openapi) = openapi::api_router(
         services,
@@ -218,7 +227,9 @@ pub async fn serve(
         result = server => result.context("server failed")?,
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; dropping unfinished requests"),
     }
-    skein.chat.drain(grace).await;
+    if let Some(chat) = &skein.chat {
+        chat.drain(grace).await;
+    }
     skein.relay.drain(grace).await;
     skein.db.close().await;
     tracing::info!("stopped");

@@ -62,7 +62,7 @@ pub fn api_router(
     users: Arc<UserService>,
     billing: Arc<BillingService>,
     relay: Arc<RelayService>,
-    chat: Arc<skein_chat::ChatService>,
+    chat: Option<Arc<skein_chat::ChatService>>,
 ) -> (Router, utoipa::openapi::OpenApi) {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     if services.contains("user") {
@@ -74,7 +74,7 @@ pub fn api_router(
     if services.contains("relay") {
         api = api.nest("/api/v1", relay.routes());
     }
-    if services.contains("chat") {
+    if let Some(chat) = chat {
         api = api.nest("/api/v1", chat.routes());
     }
     let (router, mut doc) = api.split_for_parts();

