@@ -93,6 +93,18 @@ describe('branch logic', () => {
     expect(end.messages[3]).toMatchObject({ sibling_ids: ['a2', 'A2'], content: 'x', parent_id: 'u2' });
   });
 
+  it('replace swaps in the whole text so far (for a reader that fell behind)', () => {
+    const start = beginSend([], null, 'q', { user: 't-u', assistant: 't-a' });
+    const end = run(start, { user: 't-u', assistant: 't-a' }, [
+      { type: 'start', user_message_id: 'U', assistant_message_id: 'A', conversation_id: 'c' },
+      { type: 'delta', content: 'Hel' },
+      { type: 'replace', content: 'Hello, wor', reasoning: 'r' },
+      { type: 'delta', content: 'ld' },
+    ]);
+    expect(end.messages[1]).toMatchObject({ content: 'Hello, world', reasoning: 'r' });
+    expect(parseStreamEvent('replace', '{"content":"x","reasoning":null}')).toEqual({ type: 'replace', content: 'x', reasoning: null });
+  });
+
   it('an error marks the answer failed with the code and request id', () => {
     const start = beginSend([], null, 'q', { user: 't-u', assistant: 't-a' });
     const end = run(start, { user: 't-u', assistant: 't-a' }, [
@@ -115,7 +127,13 @@ describe('branch logic', () => {
   it('parses the stream events of the Chat API and ignores unknown ones', () => {
     expect(parseStreamEvent('delta', '{"content":"x"}')).toEqual({ type: 'delta', content: 'x' });
     expect(parseStreamEvent('title', '{"title":"T"}')).toEqual({ type: 'title', title: 'T' });
-    expect(parseStreamEvent('error', '{"code":"c","message":"m","request_id":"r"}')).toEqual({ type: 'error', code: 'c', message: 'm', request_id: 'r' });
+    expect(parseStreamEvent('error', '{"code":"c","message":"m","message_zh":"错","request_id":"r"}')).toEqual({
+      type: 'error',
+      code: 'c',
+      message: 'm',
+      message_zh: '错',
+      request_id: 'r',
+    });
     expect(parseStreamEvent('mystery', '{}')).toBeNull();
     expect(parseStreamEvent('delta', 'not json')).toBeNull();
   });

@@ -7,8 +7,9 @@ export type StreamEvent =
   | { type: 'reasoning'; content: string }
   | { type: 'usage'; usage: MessageUsage }
   | { type: 'title'; title: string }
+  | { type: 'replace'; content: string; reasoning: string | null }
   | { type: 'done'; message: ChatMessage }
-  | { type: 'error'; code: string; message: string; request_id?: string };
+  | { type: 'error'; code: string; message: string; message_zh?: string; request_id?: string };
 
 /** Turns an SSE frame into a [`StreamEvent`] (null for unknown events or bad JSON). */
 export function parseStreamEvent(event: string, data: string): StreamEvent | null {
@@ -28,10 +29,18 @@ export function parseStreamEvent(event: string, data: string): StreamEvent | nul
       return { type: 'usage', usage: body as unknown as MessageUsage };
     case 'title':
       return { type: 'title', title: String(body.title ?? '') };
+    case 'replace':
+      return { type: 'replace', content: String(body.content ?? ''), reasoning: (body.reasoning as string | null | undefined) ?? null };
     case 'done':
       return { type: 'done', message: body.message as ChatMessage };
     case 'error':
-      return { type: 'error', code: String(body.code ?? 'error'), message: String(body.message ?? ''), request_id: body.request_id as string | undefined };
+      return {
+        type: 'error',
+        code: String(body.code ?? 'error'),
+        message: String(body.message ?? ''),
+        message_zh: body.message_zh as string | undefined,
+        request_id: body.request_id as string | undefined,
+      };
     default:
       return null;
   }
@@ -130,6 +139,9 @@ export function applyEvent(messages: ChatMessage[], ids: StreamIds, event: Strea
       return { ids, messages: update((m) => ({ ...m, content: m.content + event.content })) };
     case 'reasoning':
       return { ids, messages: update((m) => ({ ...m, reasoning: (m.reasoning ?? '') + event.content })) };
+    case 'replace':
+      // The server resent the whole text (this reader fell behind): it replaces what is shown.
+      return { ids, messages: update((m) => ({ ...m, content: event.content, reasoning: event.reasoning })) };
     case 'usage':
       return { ids, messages: update((m) => ({ ...m, usage: event.usage })) };
     case 'done':
@@ -150,7 +162,7 @@ export function applyEvent(messages: ChatMessage[], ids: StreamIds, event: Strea
         messages: update((m) => ({
           ...m,
           status: 'failed',
-          error: { code: event.code, message: event.message, request_id: event.request_id },
+          error: { code: event.code, message: event.message, message_zh: event.message_zh, request_id: event.request_id },
         })),
       };
     default:

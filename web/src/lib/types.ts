@@ -184,7 +184,7 @@ export interface ChatMessage {
   reasoning: string | null;
   status: 'done' | 'streaming' | 'stopped' | 'failed';
   model: string | null;
-  error: { code: string; message: string; request_id?: string } | string | null;
+  error: { code: string; message: string; message_zh?: string; request_id?: string } | string | null;
   images: string[];
   sibling_ids: string[];
   sibling_index: number;

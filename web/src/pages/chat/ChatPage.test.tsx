@@ -7,6 +7,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { MemoryRouter, Route, Routes } from 'react-router-dom';
 import { ChatPage } from './ChatPage';
 import { acceptTokens, clearSession } from '../../lib/auth';
+import { setLang } from '../../lib/settings';
 import type { ChatMessage } from '../../lib/types';
 
 interface Call {
@@ -96,6 +97,7 @@ beforeEach(() => {
 afterEach(() => {
   vi.unstubAllGlobals();
   clearSession();
+  setLang('en');
 });
 
 function renderAt(path: string) {
@@ -264,6 +266,28 @@ describe('chat page', () => {
     expect(composer()).toHaveProperty('value', 'Next question');
     expect(screen.getAllByTestId('user-message')).toHaveLength(1);
     expect(calls.find((c) => c.method === 'POST')!.body).toEqual({ content: 'Next question', model: 'gpt-test', parent_id: 'a1' });
+  });
+
+  it('an answer that breaks off keeps its text and shows the error in the UI language', async () => {
+    const stream = sseResponse();
+    routes['GET /api/v1/chat/conversations/c7'] = () => json(conversation('c7'));
+    routes['GET /api/v1/chat/conversations/c7/messages'] = () => json({ conversation_id: 'c7', active_leaf_id: null, messages: [] });
+    routes['POST /api/v1/chat/conversations/c7/messages'] = () => stream.response;
+    setLang('zh-CN');
+    renderAt('/chat/c7');
+    await screen.findByText('开始对话');
+    fireEvent.change(screen.getByRole('textbox', { name: '发送' }), { target: { value: '你好' } });
+    fireEvent.keyDown(screen.getByRole('textbox', { name: '发送' }), { key: 'Enter' });
+    await waitFor(() => expect(calls.some((c) => c.method === 'POST')).toBe(true));
+    await act(async () => {
+      stream.push('start', { user_message_id: 'u1', assistant_message_id: 'a1', conversation_id: 'c7' });
+      stream.push('delta', { content: '半句' });
+      stream.push('error', { code: 'upstream_error', message: 'The upstream broke off.', message_zh: '上游中断了。', request_id: 'req-7' });
+    });
+    await screen.findByText('上游中断了。 (req-7)');
+    expect(screen.getByText('半句')).toBeTruthy();
+    expect(screen.getByText('失败')).toBeTruthy();
+    await act(async () => stream.close());
   });
 
   it('says so when the server has no Chat service', async () => {

@@ -4,7 +4,8 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, ApiError, download } from '../../lib/api';
 import { openStream } from '../../lib/chat';
 import { applyEvent, beginRegenerate, beginSend, leafId, siblingLabel, siblingTarget, type StreamEvent, type StreamIds } from '../../lib/branch';
-import { storage } from '../../lib/store';
+import { storage, useStore } from '../../lib/store';
+import { langStore } from '../../lib/settings';
 import { money, num } from '../../lib/format';
 import type { ChatMessage, ChatModel, Conversation, History } from '../../lib/types';
 import { useT } from '../../i18n';
@@ -24,15 +25,18 @@ function Plain({ text }: { text: string }) {
   return <div className="whitespace-pre-wrap break-words">{text}</div>;
 }
 
-function errorText(m: ChatMessage): string | null {
+/** A failed answer's error in the UI language, with its request id. */
+function errorText(m: ChatMessage, lang: string): string | null {
   if (!m.error) return null;
   if (typeof m.error === 'string') return m.error;
-  return m.error.request_id ? `${m.error.message} (${m.error.request_id})` : m.error.message;
+  const message = lang === 'zh-CN' && m.error.message_zh ? m.error.message_zh : m.error.message;
+  return m.error.request_id ? `${message} (${m.error.request_id})` : message;
 }
 
 /** One conversation: its messages, streaming answers, versions, and the composer. */
 export function Thread({ conversationId, models, onOpenList }: { conversationId: string | null; models: ChatModel[]; onOpenList: () => void }) {
   const t = useT();
+  const lang = useStore(langStore);
   const navigate = useNavigate();
   const queryClient = useQueryClient();
   const [messages, setMessages] = useState<ChatMessage[]>([]);
@@ -365,7 +369,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
                     '…'
                   ) : null}
                 </div>
-                {errorText(m) && <div className="rounded-md bg-danger/10 px-3 py-2 text-sm text-danger" role="alert">{errorText(m)}</div>}
+                {errorText(m, lang) && <div className="rounded-md bg-danger/10 px-3 py-2 text-sm text-danger" role="alert">{errorText(m, lang)}</div>}
                 <div className="flex flex-wrap items-center gap-1 text-xs text-muted-fg">
                   {versionSwitcher(m)}
                   {m.status === 'stopped' && <Badge>{t('chat.stopped')}</Badge>}
