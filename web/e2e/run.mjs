@@ -555,7 +555,7 @@ async function chatSteps(page) {
     const [download] = await Promise.all([
       page.waitForEvent('download'),
       (async () => {
-        await page.getByRole('button', { name: 'Export' }).click();
+        await page.getByRole('button', { name: 'Export', exact: true }).click();
         await page.getByRole('menuitem', { name: 'Markdown' }).click();
       })(),
     ]);
@@ -563,6 +563,24 @@ async function chatSteps(page) {
     const { readFileSync } = await import('node:fs');
     const text = readFileSync(path, 'utf8');
     check(text.includes('hello again'), 'the export has the conversation');
+  });
+
+  await step('chat: export all, then import the archive back as new conversations', async () => {
+    const sidebar = page.locator('aside');
+    const before = await sidebar.getByTestId('conversation').count();
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      (async () => {
+        await sidebar.getByRole('button', { name: 'Export or import conversations' }).click();
+        await page.getByRole('menuitem', { name: 'Export all' }).click();
+      })(),
+    ]);
+    const archive = await download.path();
+    const { readFileSync } = await import('node:fs');
+    check(readFileSync(archive, 'utf8').includes('hello again'), 'the archive has the messages');
+    await sidebar.getByTestId('import-file').setInputFiles(archive);
+    await page.getByText(/conversation\(s\) imported/).waitFor();
+    await page.waitForFunction((n) => document.querySelectorAll('aside [data-testid="conversation"]').length > n, before);
   });
 }
 

@@ -1,7 +1,7 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { Link, useNavigate } from 'react-router-dom';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { api } from '../../lib/api';
+import { api, download } from '../../lib/api';
 import type { Conversation } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Button, cx, ErrorText, Input } from '../../components/ui';
@@ -27,6 +27,8 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
   const [archived, setArchived] = useState(false);
   const [renaming, setRenaming] = useState<Conversation | null>(null);
   const [title, setTitle] = useState('');
+  const [importError, setImportError] = useState<unknown>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
   const query = useDebounced(q.trim(), 250);
   const list = useQuery({
     queryKey: ['conversations', { q: query, archived }],
@@ -52,6 +54,23 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
         refresh();
       },
     });
+  };
+  const importFile = async (file: File) => {
+    setImportError(null);
+    let body: unknown;
+    try {
+      body = JSON.parse(await file.text());
+    } catch {
+      toast(t('chat.importBad'));
+      return;
+    }
+    try {
+      const r = await api<{ imported: number }>('chat/import', { body });
+      toast(t('chat.imported', { n: r.imported }));
+      refresh();
+    } catch (e) {
+      setImportError(e);
+    }
   };
   const items = list.data?.items ?? [];
   const pinned = items.filter((c) => c.pinned);
@@ -102,9 +121,36 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
         <ul>{rest.map(row)}</ul>
         {list.isSuccess && items.length === 0 && <p className="px-2.5 py-4 text-sm text-muted-fg">{t('common.none')}</p>}
       </div>
-      <button className="border-t border-border px-4 py-2.5 text-left text-sm text-muted-fg hover:bg-muted" onClick={() => setArchived(!archived)}>
-        {archived ? t('chat.hideArchived') : t('chat.showArchived')}
-      </button>
+      <div className="px-2"><ErrorText error={importError} /></div>
+      <div className="flex items-center border-t border-border text-sm text-muted-fg">
+        <button className="flex-1 px-4 py-2.5 text-left hover:bg-muted" onClick={() => setArchived(!archived)}>
+          {archived ? t('chat.hideArchived') : t('chat.showArchived')}
+        </button>
+        <Menu
+          label={t('chat.backup')}
+          trigger={
+            <button className="px-3 py-2.5 hover:bg-muted" aria-label={t('chat.backup')} title={t('chat.backup')}>
+              ⇅
+            </button>
+          }
+          items={[
+            { label: t('chat.exportAll'), onSelect: () => download('chat/export', 'skein-conversations.json').catch(setImportError) },
+            { label: t('chat.import'), onSelect: () => fileInput.current?.click() },
+          ]}
+        />
+        <input
+          ref={fileInput}
+          type="file"
+          accept="application/json,.json"
+          className="hidden"
+          data-testid="import-file"
+          onChange={(e) => {
+            const file = e.target.files?.[0];
+            e.target.value = '';
+            if (file) importFile(file);
+          }}
+        />
+      </div>
       <Dialog open={renaming !== null} onOpenChange={(o) => !o && setRenaming(null)} title={t('chat.rename')}>
         <form
           className="space-y-3"
