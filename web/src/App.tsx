@@ -2,6 +2,7 @@ import { lazy, Suspense, useEffect, useState } from 'react';
 import { Navigate, Route, Routes, useLocation } from 'react-router-dom';
 import { api, refreshSession } from './lib/api';
 import { authStore, refreshToken, setUser } from './lib/auth';
+import { adoptAccountSettings } from './lib/settings';
 import { useStore } from './lib/store';
 import type { Profile } from './lib/types';
 import { Layout } from './components/Layout';
@@ -71,6 +72,9 @@ export function App() {
       api<Profile>('user/profile').then(setUser, () => undefined);
     }
   }, [accessToken, user]);
+  useEffect(() => {
+    if (user) adoptAccountSettings(user);
+  }, [user]);
   if (!ready) return <Loading />;
   return (
     <>

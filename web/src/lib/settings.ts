@@ -45,6 +45,17 @@ export function setTheme(theme: Theme) {
   themeStore.set(theme);
 }
 
+/** On a device where nothing was chosen yet, takes the language and theme kept on the account. */
+export function adoptAccountSettings(account: { language?: string; theme?: string }) {
+  if (storage.get(LANG_KEY) === null && (account.language === 'en' || account.language === 'zh-CN')) {
+    setLang(account.language);
+  }
+  const theme = account.theme;
+  if (storage.get(THEME_KEY) === null && (theme === 'light' || theme === 'dark' || theme === 'system')) {
+    setTheme(theme);
+  }
+}
+
 /** Re-reads the remembered choices (after storage changed in another tab, and in tests). */
 export function reloadSettings() {
   langStore.set(initialLang());

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { acceptTokens, authStore, clearSession, refreshOnce, refreshToken } from './auth';
-import { browserLang, langStore, reloadSettings, setLang, setTheme, themeStore } from './settings';
+import { adoptAccountSettings, browserLang, langStore, reloadSettings, setLang, setTheme, themeStore } from './settings';
 import { createStore } from './store';
 import { api, ApiError } from './api';
 import type { TokenResponse } from './types';
@@ -114,6 +114,17 @@ describe('settings store', () => {
     expect(browserLang(['zh-TW', 'en'])).toBe('zh-CN');
     expect(browserLang(['fr-FR', 'en-GB'])).toBe('en');
     expect(browserLang(['de'])).toBe('en');
+  });
+
+  it("takes the account's language and theme only where nothing was chosen on this device", () => {
+    localStorage.clear();
+    langStore.set('en');
+    adoptAccountSettings({ language: 'zh-CN', theme: 'dark' });
+    expect([langStore.get(), themeStore.get()]).toEqual(['zh-CN', 'dark']);
+    setLang('en');
+    setTheme('light');
+    adoptAccountSettings({ language: 'zh-CN', theme: 'dark' });
+    expect([langStore.get(), themeStore.get()]).toEqual(['en', 'light']);
   });
 
   it('remembers the chosen language and theme', () => {
