@@ -93,7 +93,7 @@ async function waitReady(base) {
  * A browser storage state signed in as `login` through its own new session. Contexts never
  * share a refresh token: it rotates on use, and reusing a rotated one ends the session.
  */
-async function loginState(base, login, password) {
+async function loginState(base, login, password, extra = []) {
   const r = await fetch(`${base}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -101,7 +101,7 @@ async function loginState(base, login, password) {
   });
   if (!r.ok) throw new Error(`login ${login}: ${r.status}`);
   const { refresh_token } = await r.json();
-  return { cookies: [], origins: [{ origin: base, localStorage: [{ name: 'skein.refresh', value: refresh_token }] }] };
+  return { cookies: [], origins: [{ origin: base, localStorage: [{ name: 'skein.refresh', value: refresh_token }, ...extra] }] };
 }
 
 async function step(name, fn) {
@@ -319,10 +319,10 @@ async function main() {
     await step('the user redeems a code', async () => {
       await page.getByRole('link', { name: 'Usage' }).click();
       await page.getByLabel('Code').fill(codes[0]);
-      await page.getByRole('button', { name: 'Redeem a code' }).click();
+      await page.getByRole('button', { name: 'Redeem', exact: true }).click();
       await page.getByText(/Redeemed \$0\.50\. New balance/).waitFor();
       await page.getByLabel('Code').fill(codes[0]);
-      await page.getByRole('button', { name: 'Redeem a code' }).click();
+      await page.getByRole('button', { name: 'Redeem', exact: true }).click();
       await page.getByRole('alert').getByText(/Request id:/).waitFor();
     });
 
@@ -589,10 +589,10 @@ const SIZES = [
   ['390', { width: 390, height: 844 }],
 ];
 
-async function shoot(browser, base, signIn, pages) {
+async function shoot(browser, base, signIn, pages, { schemes = ['light', 'dark'], sizes = SIZES, suffix = '' } = {}) {
   mkdirSync(shots, { recursive: true });
-  for (const scheme of ['light', 'dark']) {
-    for (const [label, viewport] of SIZES) {
+  for (const scheme of schemes) {
+    for (const [label, viewport] of sizes) {
       const ctx = await browser.newContext({ viewport, colorScheme: scheme, locale: 'en-US', storageState: await signIn(), isMobile: label === '390' });
       const p = await ctx.newPage();
       for (const [name, path, ready] of pages) {
@@ -600,7 +600,7 @@ async function shoot(browser, base, signIn, pages) {
         if (ready) await p.getByRole('heading', { name: ready }).first().waitFor();
         else await p.waitForLoadState('networkidle');
         await p.waitForTimeout(300);
-        await p.screenshot({ path: join(shots, `${name}-${label}-${scheme}.png`) });
+        await p.screenshot({ path: join(shots, `${name}${suffix}-${label}-${scheme}.png`) });
       }
       await ctx.close();
     }
@@ -635,6 +635,11 @@ async function screenshotsUser(browser, base, desktop) {
       ['settings', '/settings', 'Settings'],
     ]);
     await shoot(browser, base, async () => undefined, [['login', '/login', 'Sign in']]);
+    // The Chinese UI, once per size.
+    await shoot(browser, base, () => loginState(base, 'ada', PASSWORD, [{ name: 'skein.lang', value: 'zh-CN' }]), [
+      ['chat', first, null],
+      ['usage', '/usage', '用量'],
+    ], { schemes: ['light'], suffix: '-zh' });
   });
 }
 

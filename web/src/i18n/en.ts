@@ -95,6 +95,7 @@ export const en = {
   'usage.used': 'Used',
   'usage.redeem': 'Redeem a code',
   'usage.code': 'Code',
+  'usage.redeemAction': 'Redeem',
   'usage.redeemed': 'Redeemed {amount}. New balance {balance}.',
   'usage.daily': 'Daily spend (last 30 days)',
   'usage.records': 'Requests',

@@ -97,6 +97,7 @@ export const zh: Record<MessageKey, string> = {
   'usage.used': '已用',
   'usage.redeem': '兑换码',
   'usage.code': '兑换码',
+  'usage.redeemAction': '兑换',
   'usage.redeemed': '已兑换 {amount}，当前余额 {balance}。',
   'usage.daily': '每日消费（近 30 天）',
   'usage.records': '请求记录',

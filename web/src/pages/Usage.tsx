@@ -77,7 +77,7 @@ export default function UsagePage() {
           >
             <Input aria-label={t('usage.code')} placeholder={t('usage.code')} value={code} onChange={(e) => setCode(e.target.value)} required />
             <Button type="submit" className="w-full">
-              {t('usage.redeem')}
+              {t('usage.redeemAction')}
             </Button>
             {redeemMsg && <p className="text-sm text-ok">{redeemMsg}</p>}
             <ErrorText error={redeemError} />
