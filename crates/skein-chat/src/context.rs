@@ -2,9 +2,8 @@
 //! each model, and trimming the active path to fit the window minus the answer's reserve —
 //! always keeping the system prompt and the newest turn.
 
-use std::sync::OnceLock;
-
 use skein_core::config::ChatConfig;
+pub use skein_core::tokens::count_tokens;
 
 /// Tokens a chat message costs beyond its text (role and framing), as OpenAI documents for its
 /// chat models.
@@ -13,56 +12,6 @@ const PER_MESSAGE: usize = 4;
 /// Tokens an image part is counted as when trimming (a low-detail image is 85; the budget
 /// errs on the side of keeping the window).
 const PER_IMAGE: usize = 765;
-
-fn encoder() -> Option<&'static tiktoken_rs::CoreBPE> {
-    static ENCODER: OnceLock<Option<tiktoken_rs::CoreBPE>> = OnceLock::new();
-    ENCODER
-        .get_or_init(|| match tiktoken_rs::o200k_base() {
-            Ok(bpe) => Some(bpe),
-            Err(error) => {
-                tracing::error!(%error, "the o200k tokenizer did not load; estimating tokens from bytes");
-                None
-            }
-        })
-        .as_ref()
-}
-
-/// Tokens in `text` by OpenAI's o200k encoding (GPT-4o and later; close enough for other
-/// vendors' models to budget a window).
-pub fn count_tokens(text: &str) -> usize {
-    if text.is_empty() {
-        return 0;
-    }
-    let Some(bpe) = encoder() else {
-        return text.len().div_ceil(3);
-    };
-    // BPE merging is quadratic in the length of one pre-tokenized piece, and a long run of one
-    // character is one piece: count in slices of at most PIECE bytes (cut after whitespace
-    // where possible), which over-counts by at most a token per slice.
-    let mut total = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let mut end = rest.len().min(PIECE);
-        while !rest.is_char_boundary(end) {
-            end -= 1;
-        }
-        if end < rest.len()
-            && let Some(space) = rest[..end].rfind(char::is_whitespace)
-            && space > PIECE / 2
-        {
-            end = space + 1;
-            while !rest.is_char_boundary(end) {
-                end += 1;
-            }
-        }
-        total += bpe.encode_ordinary(&rest[..end]).len();
-        rest = &rest[end..];
-    }
-    total
-}
-
-/// Longest slice of text the tokenizer sees at once, in bytes.
-const PIECE: usize = 2048;
 
 /// Built-in context windows by model-name prefix, longest prefix first. Dated 2026-11; an
 /// admin adds or overrides models with `chat.context_windows`.
@@ -156,7 +105,7 @@ mod tests {
     #[test]
     fn long_runs_are_counted_in_slices_quickly_and_close_to_the_truth() {
         let prose = "The quick brown fox jumps over the lazy dog. ".repeat(2000);
-        let whole = encoder().unwrap().encode_ordinary(&prose).len();
+        let whole = skein_core::tokens::exact_for_tests(&prose);
         let counted = count_tokens(&prose);
         assert!(
             counted >= whole && counted <= whole + whole / 50,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use skein_core::api::{PricedModel, RelayCaller};
+use skein_core::api::RelayCaller;
 use skein_core::{ApiError, ids};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -271,8 +271,6 @@ pub struct Plan {
     pub request_id: String,
     /// The OpenAI request body (messages already trimmed).
     pub request: Value,
-    /// The model's prices, for the cost shown.
-    pub prices: PricedModel,
     /// Generate a title after this answer.
     pub title_from: Option<String>,
     /// Older turns to fold into the conversation summary before answering.
@@ -280,6 +278,9 @@ pub struct Plan {
     /// How many older turns did not fit the window.
     pub trimmed: usize,
 }
+
+/// Longest to wait for the relay's charge after the last byte.
+const CHARGE_WAIT: Duration = Duration::from_secs(30);
 
 /// Longest a title may take before the stream ends without one.
 const TITLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -295,6 +296,8 @@ impl Plan {
 struct Outcome {
     /// The reader stopped because the user asked it to.
     stopped: bool,
+    /// What the relay charged.
+    charge: Option<skein_core::api::RelayCharge>,
     prompt: i64,
     completion: i64,
     cached: i64,
@@ -311,6 +314,7 @@ pub async fn run(slot: Slot, mut plan: Plan) {
         group: svc.group.clone(),
         request_id: plan.request_id.clone(),
         conversation_id: Some(generation.conversation_id.clone()),
+        cancel: Some(generation.cancel.clone()),
     };
     if let Some(summarize) = plan.summarize.take() {
         tokio::select! {
@@ -339,7 +343,15 @@ pub async fn run(slot: Slot, mut plan: Plan) {
             .chat_stream(caller.clone(), plan.request.clone())
             .await
         {
-            Ok(stream) => read(&svc, &generation, stream).await,
+            Ok(stream) => {
+                let mut outcome = read(&svc, &generation, stream.bytes).await;
+                // The relay settles after the last byte and says what it charged: that is the
+                // usage shown, so the message and the ledger agree (a stopped answer included).
+                if let Ok(Ok(charge)) = tokio::time::timeout(CHARGE_WAIT, stream.charge).await {
+                    outcome.charge = Some(charge);
+                }
+                outcome
+            }
             Err(error) => Outcome {
                 error: Some(error_json(&error, &plan.request_id).to_string()),
                 ..Outcome::default()
@@ -353,12 +365,10 @@ pub async fn run(slot: Slot, mut plan: Plan) {
         (None, true) => "stopped",
         (None, false) => "done",
     };
-    let usage = outcome.usage_seen.then(|| {
-        let cost = plan
-            .prices
-            .cost(outcome.prompt, outcome.completion, outcome.cached);
-        (outcome.prompt, outcome.completion, cost)
-    });
+    let usage = outcome
+        .charge
+        .as_ref()
+        .map(|c| (c.prompt_tokens, c.completion_tokens, c.cost));
     let finish = Finish {
         content: &content,
         reasoning: &reasoning,

@@ -203,6 +203,7 @@ pub async fn transcribe(
         group: svc.group.clone(),
         request_id: request_id.map(|r| r.0.0).unwrap_or_default(),
         conversation_id: None,
+        cancel: None,
     };
     let text = svc.relay.transcribe(caller, upload).await?;
     Ok(ApiJson(json!({ "text": text })))
@@ -716,7 +717,7 @@ pub async fn send(
     }
     check_images(&req.images)?;
     let c = owned(&svc, &user, &id).await?;
-    let (model, prices) = choose_model(&svc, req.model.as_deref(), &c).await?;
+    let model = choose_model(&svc, req.model.as_deref(), &c).await?;
     let assistant_id = ids::new_id();
     let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
     // Read the conversation again now that no other answer can be written into it: an answer
@@ -763,7 +764,6 @@ pub async fn send(
         parent,
         Some(question),
         model,
-        prices,
         request_id.map(|r| r.0.0).unwrap_or_default(),
     )
     .await
@@ -804,7 +804,7 @@ async fn choose_model(
     svc: &ChatService,
     asked: Option<&str>,
     c: &ConversationRow,
-) -> ApiResult<(String, PricedModel)> {
+) -> ApiResult<String> {
     let available: Vec<PricedModel> = svc
         .relay
         .priced_models(&svc.group)
@@ -836,7 +836,7 @@ async fn choose_model(
             )
         })?,
     };
-    Ok((chosen.id.clone(), chosen))
+    Ok(chosen.id)
 }
 
 struct NewQuestion {
@@ -856,7 +856,6 @@ async fn begin(
     parent: Option<String>,
     question: Option<NewQuestion>,
     model: String,
-    prices: PricedModel,
     request_id: String,
 ) -> ApiResult<Response> {
     let now = ids::now_ms();
@@ -938,7 +937,6 @@ async fn begin(
         user_id: user.user_id.clone(),
         request_id,
         request,
-        prices,
         title_from,
         summarize,
         trimmed,
@@ -1153,7 +1151,7 @@ pub async fn regenerate(
     }
     let c = owned(&svc, &user, &answer.conversation_id).await?;
     let asked = optional_json::<RegenerateRequest>(&body)?.and_then(|b| b.model);
-    let (model, prices) = choose_model(&svc, asked.as_deref(), &c).await?;
+    let model = choose_model(&svc, asked.as_deref(), &c).await?;
     let assistant_id = ids::new_id();
     let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
     let rows = store::messages(&svc.db, &c.id).await?;
@@ -1167,7 +1165,6 @@ pub async fn regenerate(
         answer.parent_id,
         None,
         model,
-        prices,
         request_id.map(|r| r.0.0).unwrap_or_default(),
     )
     .await

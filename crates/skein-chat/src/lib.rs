@@ -147,7 +147,7 @@ pub struct Summarize {
 /// Collects the whole text of a relayed call (titles and summaries, which nobody watches).
 async fn complete(svc: &ChatService, caller: &RelayCaller, request: Value) -> Option<String> {
     let mut stream = match svc.relay.chat_stream(caller.clone(), request).await {
-        Ok(stream) => stream,
+        Ok(stream) => stream.bytes,
         Err(error) => {
             tracing::warn!(%error, "an auxiliary chat call was refused");
             return None;

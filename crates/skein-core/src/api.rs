@@ -203,6 +203,31 @@ pub struct RelayCaller {
     pub request_id: String,
     /// The chat conversation the call belongs to.
     pub conversation_id: Option<String>,
+    /// Cancelled, the call stops reading its upstream (closing that connection, so the
+    /// vendor stops generating) and is billed for what was delivered.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
+}
+
+/// What a relayed call was charged, once it is settled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayCharge {
+    /// Prompt tokens billed.
+    pub prompt_tokens: i64,
+    /// Completion tokens billed.
+    pub completion_tokens: i64,
+    /// Quota units charged.
+    pub cost: i64,
+    /// `ok`, `partial`, `stopped`, `estimated`, ...
+    pub status: String,
+}
+
+/// A relayed answer in progress: its bytes, and the charge once the call is settled (sent
+/// after the last byte; dropped without a value if settling failed).
+pub struct RelayStream {
+    /// OpenAI chat-completion SSE bytes, as they arrive.
+    pub bytes: ByteStream,
+    /// The exact charge.
+    pub charge: tokio::sync::oneshot::Receiver<RelayCharge>,
 }
 
 /// A relayed answer: the upstream's OpenAI chat-completion SSE bytes, as they arrive. A stream
@@ -224,21 +249,6 @@ pub struct PricedModel {
     pub per_call: i64,
 }
 
-impl PricedModel {
-    /// What a call with this usage costs: the relay's formula (token prices per million,
-    /// rounded up to a whole unit, plus the per-call price).
-    pub fn cost(&self, prompt_tokens: i64, completion_tokens: i64, cached_tokens: i64) -> i64 {
-        let cached = cached_tokens.clamp(0, prompt_tokens.max(0));
-        let uncached = prompt_tokens.max(0) - cached;
-        let micro = i128::from(uncached) * i128::from(self.input_price)
-            + i128::from(cached) * i128::from(self.cache_read_price)
-            + i128::from(completion_tokens.max(0)) * i128::from(self.output_price);
-        i64::try_from((micro + 999_999) / 1_000_000)
-            .unwrap_or(i64::MAX)
-            .saturating_add(self.per_call)
-    }
-}
-
 /// The Relay as other services use it (Chat): billed calls on behalf of a user.
 #[async_trait]
 pub trait RelayApi: Send + Sync {
@@ -249,7 +259,7 @@ pub trait RelayApi: Send + Sync {
         &self,
         caller: RelayCaller,
         request: serde_json::Value,
-    ) -> Result<ByteStream, ApiError>;
+    ) -> Result<RelayStream, ApiError>;
 
     /// Models that have a price and a channel for `group`.
     async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError>;

@@ -55,6 +55,10 @@ pub struct RelayConfig {
     /// How often channels that were disabled automatically (bad key, no upstream quota) are
     /// probed, and re-enabled when they answer.
     pub probe_interval_secs: u64,
+    /// Whether the relay may fetch client image URLs that resolve to private, loopback or
+    /// link-local addresses (it fetches them for upstreams that take images only inline, such
+    /// as Gemini). Off: a client could otherwise make the server read its own network.
+    pub allow_private_image_urls: bool,
 }
 
 impl Default for RelayConfig {
@@ -63,6 +67,7 @@ impl Default for RelayConfig {
             groups: vec!["default".into()],
             secret_key: None,
             probe_interval_secs: 60,
+            allow_private_image_urls: false,
         }
     }
 }

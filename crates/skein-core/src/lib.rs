@@ -15,5 +15,6 @@ pub mod limit;
 pub mod page;
 pub mod request;
 pub mod secret;
+pub mod tokens;
 
 pub use error::{ApiError, ApiResult};

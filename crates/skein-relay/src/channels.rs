@@ -14,10 +14,8 @@ use utoipa::ToSchema;
 
 use crate::vault::Vault;
 
-/// The upstream wire formats a channel can speak today. (Anthropic, Gemini and Azure upstream
-/// adapters are not built yet; channels of those types are refused rather than stored and
-/// silently never used.)
-pub const KINDS: &[&str] = &["openai"];
+/// The upstream wire formats a channel can speak, one adapter each in [`crate::upstream`].
+pub const KINDS: &[&str] = &["openai", "azure", "anthropic", "gemini"];
 
 /// The default base URL of a kind (Azure has none: each resource has its own).
 pub fn default_base_url(kind: &str) -> Option<&'static str> {

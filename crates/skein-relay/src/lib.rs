@@ -14,6 +14,7 @@ mod http;
 pub mod keys;
 pub mod pricing;
 pub mod proxy;
+pub mod upstream;
 pub mod vault;
 
 use std::net::IpAddr;
@@ -57,6 +58,8 @@ pub struct RelayService {
     limiter: Arc<dyn skein_core::limit::RateLimiter>,
     vault: vault::Vault,
     http: reqwest::Client,
+    /// Whether remote images may be fetched from private addresses (for inline-only upstreams).
+    images: upstream::ImagePolicy,
     groups: Vec<String>,
     /// Routing table, swapped whole on every change.
     table: RwLock<Arc<channels::ChannelTable>>,
@@ -75,7 +78,9 @@ pub struct RelayService {
 impl RelayService {
     /// Starts the service: loads channels and prices, and re-reads them periodically so
     /// changes made on other instances arrive. `groups` are the channel groups a key may name;
-    /// `secret_key` seals upstream keys at rest.
+    /// `secret_key` seals upstream keys at rest; `images` says where remote images may be
+    /// fetched from for upstreams that take images only inline.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         db: Db,
         users: Arc<dyn UserDirectory>,
@@ -84,6 +89,7 @@ impl RelayService {
         groups: Vec<String>,
         secret_key: &[u8; 32],
         probe_every: Duration,
+        images: upstream::ImagePolicy,
     ) -> Result<Arc<Self>, ApiError> {
         let key_cache = Cache::builder()
             .max_capacity(100_000)
@@ -105,6 +111,7 @@ impl RelayService {
             limiter,
             vault: vault::Vault::new(secret_key),
             http,
+            images,
             groups,
             table: RwLock::new(Arc::new(channels::ChannelTable::default())),
             breakers: breaker::Breakers::default(),
@@ -306,7 +313,7 @@ impl RelayApi for InProcessRelay {
         &self,
         caller: RelayCaller,
         mut request: serde_json::Value,
-    ) -> Result<ByteStream, ApiError> {
+    ) -> Result<skein_core::api::RelayStream, ApiError> {
         use futures::StreamExt;
         if let Some(body) = request.as_object_mut() {
             body.insert("stream".into(), serde_json::Value::Bool(true));
@@ -324,13 +331,18 @@ impl RelayApi for InProcessRelay {
             rpm_limit: None,
             tpm_limit: None,
         };
+        let (charge_tx, charge) = tokio::sync::oneshot::channel();
         let response = http::chat::relay(
             self.0.clone(),
             key,
             caller.request_id,
             request,
             http::chat::Format::OpenAi,
-            caller.conversation_id,
+            http::chat::InProcess {
+                conversation_id: caller.conversation_id,
+                cancel: caller.cancel,
+                charge: Some(charge_tx),
+            },
         )
         .await?;
         let status = response.status();
@@ -352,11 +364,12 @@ impl RelayApi for InProcessRelay {
                 format!("模型服务商拒绝了请求：{message}"),
             ));
         }
-        Ok(Box::pin(
+        let bytes: ByteStream = Box::pin(
             body.into_data_stream()
                 .take_while(|chunk| std::future::ready(chunk.is_ok()))
                 .filter_map(|chunk| std::future::ready(chunk.ok())),
-        ))
+        );
+        Ok(skein_core::api::RelayStream { bytes, charge })
     }
 
     async fn transcribe(

@@ -1,16 +1,12 @@
-//! Talking to OpenAI-format upstreams: building the request for a channel, classifying the
-//! answer (use it, try another channel, or hand the error to the client), reading usage, and
-//! an incremental server-sent-events splitter that copes with events cut anywhere.
-
-use std::time::Duration;
+//! What every upstream exchange shares: the outcome of an attempt (use it, try another
+//! channel, or hand the error to the client), reading the pivot format's usage, and an
+//! incremental server-sent-events splitter that copes with events cut anywhere. The
+//! per-vendor requests and conversions live in [`crate::upstream`].
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
 use crate::channels::LiveChannel;
-
-/// Kinds this adapter speaks today.
-pub const OPENAI_KINDS: &[&str] = &["openai"];
 
 /// What an upstream attempt came to.
 pub enum Attempt {
@@ -25,71 +21,13 @@ pub enum Attempt {
     Dead(String),
 }
 
-/// Sends `body` to the channel's chat-completions endpoint.
-pub async fn send(http: &reqwest::Client, channel: &LiveChannel, body: Bytes) -> Attempt {
-    let url = format!("{}/v1/chat/completions", channel.base_url);
-    let mut req = http
-        .post(url)
-        .timeout(Duration::from_secs(
-            u64::try_from(channel.timeout_secs).unwrap_or(120),
-        ))
-        .bearer_auth(channel.key())
-        .header("content-type", "application/json")
-        .body(body);
-    for (name, value) in &channel.headers {
-        req = req.header(name, value);
-    }
-    match req.send().await {
-        Ok(resp) if resp.status().is_success() => Attempt::Ok(resp),
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            if status == 401 || status == 403 {
-                return Attempt::Dead(format!("upstream {status}: the channel's key was rejected"));
-            }
-            if status == 429 || status == 402 {
-                let retry_after = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let body = resp.bytes().await.unwrap_or_default();
-                // OpenAI answers 429 with code `insufficient_quota` when the account has no credit:
-                // no retry will help until someone pays.
-                if status == 402 || body.windows(18).any(|w| w == b"insufficient_quota") {
-                    return Attempt::Dead(format!(
-                        "upstream {status}: the channel's account is out of quota"
-                    ));
-                }
-                return Attempt::Retry(match retry_after {
-                    Some(after) => format!("upstream {status} (retry-after {after})"),
-                    None => format!("upstream {status}"),
-                });
-            }
-            if status >= 500 {
-                let retry_after = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                Attempt::Retry(match retry_after {
-                    Some(after) => format!("upstream {status} (retry-after {after})"),
-                    None => format!("upstream {status}"),
-                })
-            } else {
-                let body = resp.bytes().await.unwrap_or_default();
-                Attempt::Refused(status, body)
-            }
-        }
-        Err(e) if e.is_timeout() => Attempt::Retry("upstream timed out".into()),
-        Err(e) if e.is_connect() => Attempt::Retry("upstream unreachable".into()),
-        Err(e) => Attempt::Retry(format!("upstream request failed: {e}")),
-    }
-}
+/// Channel kinds whose base URL answers OpenAI's own paths: the embeddings, completions,
+/// images, audio and rerank routes go only to these.
+pub const OPENAI_KINDS: &[&str] = &["openai"];
 
-/// Sends `body` (of `content_type`) to `path` under the channel's base URL: the embeddings,
-/// completions, images, audio and rerank routes, which share chat's upstream rules but not its
-/// path or body type. Classified as [`send`] does; kept apart from it so chat's adapter can
-/// change on its own.
+/// Sends `body` (of `content_type`) to `path` under an OpenAI-format channel's base URL: the
+/// embeddings, completions, images, audio and rerank routes, which share chat's upstream rules
+/// (and the OpenAI adapter's error classification) but not its path or body type.
 pub(crate) async fn send_to(
     http: &reqwest::Client,
     channel: &LiveChannel,
@@ -97,98 +35,24 @@ pub(crate) async fn send_to(
     content_type: &str,
     body: Bytes,
 ) -> Attempt {
-    let mut req = http
+    let req = http
         .post(format!("{}{path}", channel.base_url))
-        .timeout(Duration::from_secs(
-            u64::try_from(channel.timeout_secs).unwrap_or(120),
-        ))
         .bearer_auth(channel.key())
         .header("content-type", content_type)
         .body(body);
-    for (name, value) in &channel.headers {
-        req = req.header(name, value);
+    match crate::upstream::for_kind("openai") {
+        Some(adapter) => crate::upstream::send_request(adapter, channel, req).await,
+        None => Attempt::Retry("no OpenAI adapter".into()),
     }
-    classify(req.send().await).await
 }
 
-/// Sorts an upstream answer into use it / try another channel / disable the channel / hand the
-/// refusal to the client.
-async fn classify(result: Result<reqwest::Response, reqwest::Error>) -> Attempt {
-    let resp = match result {
-        Ok(resp) => resp,
-        Err(e) if e.is_timeout() => return Attempt::Retry("upstream timed out".into()),
-        Err(e) if e.is_connect() => return Attempt::Retry("upstream unreachable".into()),
-        Err(e) => return Attempt::Retry(format!("upstream request failed: {e}")),
-    };
-    let status = resp.status().as_u16();
-    if resp.status().is_success() {
-        return Attempt::Ok(resp);
-    }
-    if status == 401 || status == 403 {
-        return Attempt::Dead(format!("upstream {status}: the channel's key was rejected"));
-    }
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let retry = |status: u16| {
-        Attempt::Retry(match &retry_after {
-            Some(after) => format!("upstream {status} (retry-after {after})"),
-            None => format!("upstream {status}"),
-        })
-    };
-    if status >= 500 {
-        return retry(status);
-    }
-    let body = resp.bytes().await.unwrap_or_default();
-    if status == 429 || status == 402 {
-        // OpenAI answers 429 `insufficient_quota` when the account has no credit: no retry
-        // helps until someone pays.
-        if status == 402 || body.windows(18).any(|w| w == b"insufficient_quota") {
-            return Attempt::Dead(format!(
-                "upstream {status}: the channel's account is out of quota"
-            ));
-        }
-        return retry(status);
-    }
-    Attempt::Refused(status, body)
-}
-
-/// A one-token request to check a channel works.
+/// A one-token request to check a channel works, through its kind's adapter.
 pub async fn probe(
     http: &reqwest::Client,
     channel: &LiveChannel,
     model: &str,
 ) -> Result<(), String> {
-    if !OPENAI_KINDS.contains(&channel.kind.as_str()) {
-        return Err(format!(
-            "testing {} channels is not supported yet",
-            channel.kind
-        ));
-    }
-    let body = serde_json::json!({
-        "model": channel.upstream_model(model),
-        "messages": [{"role": "user", "content": "ping"}],
-        "max_tokens": 1,
-    });
-    match send(http, channel, Bytes::from(body.to_string())).await {
-        Attempt::Ok(resp) => match resp.json::<Value>().await {
-            Ok(v) if v.get("choices").is_some() => Ok(()),
-            Ok(_) => Err("the upstream answered without choices".into()),
-            Err(e) => Err(format!(
-                "the upstream answered something that is not JSON: {e}"
-            )),
-        },
-        Attempt::Retry(reason) | Attempt::Dead(reason) => Err(reason),
-        Attempt::Refused(status, body) => Err(format!(
-            "upstream {status}: {}",
-            String::from_utf8_lossy(&body)
-                .chars()
-                .take(300)
-                .collect::<String>()
-        )),
-    }
+    crate::upstream::probe(http, channel, model).await
 }
 
 /// Token counts an upstream reported.

@@ -11,6 +11,8 @@
 
 use std::sync::Once;
 
+pub mod mock_anthropic;
+pub mod mock_gemini;
 pub mod mock_openai;
 
 use reqwest::header::HeaderMap;

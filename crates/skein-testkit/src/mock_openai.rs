@@ -38,6 +38,8 @@ pub enum Fault {
 struct Inner {
     faults: VecDeque<Fault>,
     requests: Vec<(HeaderMap, Value)>,
+    /// The usage of every answer given (what a bill should come from).
+    usages: Vec<Value>,
     /// Pause between the pieces of every stream (to hold many streams open at once).
     stream_pause: Duration,
     /// Whether to keep request bodies (a load test would grow without bound).
@@ -88,6 +90,10 @@ impl MockOpenAi {
             .route("/v1/audio/transcriptions", post(endpoints::transcriptions))
             .route("/v1/audio/translations", post(endpoints::translations))
             .route("/v1/rerank", post(endpoints::rerank))
+            .route(
+                "/openai/deployments/{deployment}/chat/completions",
+                post(azure),
+            )
             // OpenAI takes audio files up to 25 MB.
             .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
             .with_state(shared);
@@ -144,6 +150,28 @@ impl MockOpenAi {
             .requests
             .iter()
             .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    /// The usage of every answer given so far.
+    pub fn usages(&self) -> Vec<Value> {
+        self.inner.lock().expect("mock lock").usages.clone()
+    }
+
+    /// One header of every request received so far (empty when absent). Azure-style requests
+    /// carry `x-mock-path`: the path and query they arrived on.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.inner
+            .lock()
+            .expect("mock lock")
+            .requests
+            .iter()
+            .map(|(h, _)| {
+                h.get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            })
             .collect()
     }
 
@@ -260,12 +288,21 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             "invalid_request_error",
         );
     }
+    if let Some(call) = tool_call(&shared, &request) {
+        return call;
+    }
     let model = request["model"].as_str().unwrap_or("").to_string();
     let reply = reply_to(&request["messages"]);
     let prompt = prompt_tokens(&request["messages"]);
     let completion = reply.split_whitespace().count() as i64;
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
+    shared
+        .inner
+        .lock()
+        .expect("mock lock")
+        .usages
+        .push(usage.clone());
     if request["stream"].as_bool() != Some(true) {
         return axum::Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_764_000_000, "model": model,
@@ -331,4 +368,108 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         .header("content-type", "text/event-stream")
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Azure OpenAI's route: the deployment in the path, `api-version` in the query, the key in an
+/// `api-key` header; answered like `/v1/chat/completions`, with the path recorded as the
+/// `x-mock-path` header.
+async fn azure(
+    State(shared): State<Shared>,
+    axum::extract::Path(deployment): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    mut headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query = query.unwrap_or_default();
+    if !query.split('&').any(|p| p.starts_with("api-version=")) {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": {"code": "404", "message": "Resource not found"}})),
+        )
+            .into_response();
+    }
+    if headers.get("api-key").and_then(|v| v.to_str().ok()) != Some(shared.key.as_str()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint."}})),
+        )
+            .into_response();
+    }
+    let path = format!("/openai/deployments/{deployment}/chat/completions?{query}");
+    if let Ok(value) = axum::http::HeaderValue::from_str(&path) {
+        headers.insert("x-mock-path", value);
+    }
+    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("Bearer {}", shared.key)) {
+        headers.insert("authorization", value);
+    }
+    chat(State(shared), headers, body).await
+}
+
+/// When the request offers tools and the last message is the user's, the answer calls the
+/// first tool with `{"city": <last user text>}`; streamed, its arguments come in two pieces.
+/// Completion tokens are the words of the arguments' JSON.
+fn tool_call(shared: &Shared, request: &Value) -> Option<Response> {
+    let tool = request["tools"].as_array()?.first()?;
+    let messages = request["messages"].as_array()?;
+    let last = messages.last()?;
+    if last["role"] != "user" {
+        return None;
+    }
+    let name = tool["function"]["name"].as_str().unwrap_or("");
+    let arguments = json!({"city": content_text(&last["content"])}).to_string();
+    let prompt = prompt_tokens(&request["messages"]);
+    let completion = arguments.split_whitespace().count() as i64;
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
+    shared
+        .inner
+        .lock()
+        .expect("mock lock")
+        .usages
+        .push(usage.clone());
+    let model = request["model"].as_str().unwrap_or("");
+    let call = json!({"id": "call_mock1", "type": "function", "function": {"name": name, "arguments": arguments}});
+    if request["stream"].as_bool() != Some(true) {
+        return Some(axum::Json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_764_000_000, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [call]}, "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": usage,
+        })).into_response());
+    }
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_764_000_000, "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    let split = arguments.len() / 2;
+    let split = (split..arguments.len())
+        .find(|i| arguments.is_char_boundary(*i))
+        .unwrap_or(arguments.len());
+    let mut events = vec![
+        chunk(json!({"role": "assistant", "content": null}), Value::Null),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_mock1", "type": "function", "function": {"name": name, "arguments": ""}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": &arguments[..split]}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": &arguments[split..]}}]}),
+            Value::Null,
+        ),
+        chunk(json!({}), json!("tool_calls")),
+    ];
+    if request["stream_options"]["include_usage"].as_bool() == Some(true) {
+        events.push(json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_764_000_000, "model": model,
+            "choices": [], "usage": usage}));
+    }
+    let mut text: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    text.push_str("data: [DONE]\n\n");
+    Some(
+        Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from(text))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    )
 }

@@ -114,6 +114,9 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         config.relay.groups.clone(),
         &relay_key,
         std::time::Duration::from_secs(config.relay.probe_interval_secs),
+        skein_relay::upstream::ImagePolicy {
+            allow_private: config.relay.allow_private_image_urls,
+        },
     )
     .await?;
     if services.contains("relay") {

@@ -1,6 +1,106 @@
-//! Conversions between client wire formats and the OpenAI chat format, the pivot every
-//! upstream adapter speaks. Each conversion carries what the target can express and refuses
-//! with a clear 400 what it cannot, rather than dropping it silently.
+//! Conversions between vendor wire formats and the OpenAI chat format, the pivot every
+//! upstream adapter speaks. Each module converts both ways: a client's request to the pivot
+//! and the pivot's answer back (client side), and the pivot request to the vendor's and the
+//! vendor's answer to the pivot (upstream side). Each conversion carries what the target can
+//! express and refuses with a clear 400 what it cannot, rather than dropping it silently.
 
 pub mod anthropic;
 pub mod gemini;
+
+use serde_json::{Value, json};
+use skein_core::ApiError;
+
+/// A 400 naming a field of the request that `upstream` cannot express, so the client learns
+/// what to remove instead of getting an answer to a different question.
+pub fn cannot_carry(field: &str, upstream: &str) -> ApiError {
+    ApiError::bad_request(
+        "unsupported_field",
+        format!("{field} cannot be carried to this model's upstream ({upstream})."),
+        format!("{field} 无法转发到该模型的上游（{upstream}）。"),
+    )
+    .with_details(json!({ "field": field }))
+}
+
+/// A 400 naming a field of a client's request that only an upstream of the client's own
+/// vendor understands (it is passed through to such a channel as written), when the model's
+/// channels are of other kinds.
+pub fn only_native(field: &str, vendor: &str) -> ApiError {
+    ApiError::bad_request(
+        "unsupported_field",
+        format!("{field} can be sent only to {vendor} upstreams, and this model's channels are of another kind."),
+        format!("{field} 只能发送到 {vendor} 上游，而该模型的渠道属于其他类型。"),
+    )
+    .with_details(json!({ "field": field }))
+}
+
+/// OpenAI's `reasoning_effort` for a thinking budget in tokens (Anthropic's `budget_tokens`,
+/// Gemini's `thinkingBudget`): the pivot speaks in efforts, the vendors in budgets.
+pub fn effort_for_budget(budget: i64) -> &'static str {
+    match budget {
+        ..=0 => "minimal",
+        1..4096 => "low",
+        4096..16384 => "medium",
+        _ => "high",
+    }
+}
+
+/// The thinking budget in tokens for an OpenAI `reasoning_effort` (0: no thinking).
+pub fn budget_for_effort(effort: &str) -> Option<i64> {
+    match effort {
+        "minimal" | "none" => Some(0),
+        "low" => Some(2048),
+        "medium" => Some(8192),
+        "high" => Some(24576),
+        _ => None,
+    }
+}
+
+/// The media type and base64 payload of a `data:` URL (`data:image/png;base64,AAAA`).
+pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let mime = meta.strip_suffix(";base64")?;
+    Some((if mime.is_empty() { "image/png" } else { mime }, data))
+}
+
+/// The text of an OpenAI message content (a string, or its text parts joined), or `None`
+/// when a part is not text (the caller decides how to carry or refuse it).
+pub fn plain_text(content: &Value) -> Option<String> {
+    match content {
+        Value::Null => Some(String::new()),
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match p["type"].as_str() {
+                Some("text") => p["text"].as_str().map(str::to_string),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|t| t.join("\n")),
+        _ => None,
+    }
+}
+
+/// Seconds since the epoch, for the `created` field of converted answers.
+pub fn now_secs() -> i64 {
+    skein_core::ids::now_ms() / 1000
+}
+
+/// An OpenAI stream chunk with one choice.
+pub fn openai_chunk(id: &str, model: &str, created: i64, delta: Value, finish: Value) -> Value {
+    json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+}
+
+/// The last OpenAI stream chunk: no choices, the usage of the whole request.
+pub fn openai_usage_chunk(id: &str, model: &str, created: i64, usage: Value) -> Value {
+    json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [], "usage": usage})
+}
+
+/// OpenAI's `usage` object from the counts every vendor reports in some form.
+pub fn openai_usage(prompt: i64, completion: i64, cached: i64, reasoning: i64) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning}})
+}

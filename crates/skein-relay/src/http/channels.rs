@@ -22,7 +22,10 @@ use crate::channels::{self, Channel, ChannelSecrets, ChannelSettings, KINDS};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
-    /// `openai`: OpenAI or any OpenAI-compatible API (DeepSeek, Qwen, Moonshot, vLLM, Ollama, ...).
+    /// `openai`: OpenAI or any OpenAI-compatible API (DeepSeek, Qwen, Moonshot, vLLM, Ollama,
+    /// ...); `azure`: Azure OpenAI (base URL is the resource, optionally with
+    /// `?api-version=`; mapped model names are deployments); `anthropic`: Anthropic Messages;
+    /// `gemini`: Google's Gemini API.
     #[serde(rename = "type")]
     pub kind: String,
     /// Label.
@@ -255,25 +258,16 @@ pub async fn test_channel(
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<TestResult>> {
     let row = load(&svc, &id).await?;
-    let live = channels::ChannelTable::build(
-        &[channels::ChannelRow {
-            status: "enabled".into(),
-            ..row.clone()
-        }],
-        &svc.vault,
-    );
     let models: Vec<String> = serde_json::from_str(&row.models).unwrap_or_default();
-    let groups: Vec<String> = serde_json::from_str(&row.groups_list).unwrap_or_default();
-    let (Some(model), Some(group)) = (models.first(), groups.first()) else {
+    let Some(model) = models.first().cloned() else {
         return Err(ApiError::invalid_field(
             "models",
             "The channel lists no model to test with.",
             "该渠道没有可用于测试的模型。",
         ));
     };
-    let Some(channel) = live.candidates(group, model).into_iter().next() else {
-        return Err(ApiError::internal("the channel's secrets cannot be read"));
-    };
+    let channel = live_channel(&svc, &row)?;
+    let model = &model;
     let started = Instant::now();
     let outcome = crate::proxy::probe(&svc.http, &channel, model).await;
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -287,6 +281,66 @@ pub async fn test_channel(
         latency_ms,
         message,
     }))
+}
+
+/// The models the channel's upstream account offers, as the vendor lists them (admin): a
+/// starting point for the channel's `models`.
+#[utoipa::path(get, path = "/channels/{id}/models", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Channel id")),
+    responses((status = 200, body = UpstreamModels), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 502, body = ErrorEnvelope)))]
+pub async fn channel_models(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<UpstreamModels>> {
+    let row = load(&svc, &id).await?;
+    let channel = live_channel(&svc, &row)?;
+    match crate::upstream::fetch_models(&svc.http, &channel).await {
+        Ok(models) => Ok(ApiJson(UpstreamModels { models })),
+        Err(reason) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("The upstream did not list its models: {reason}"),
+            format!("上游未能列出模型：{reason}"),
+        )),
+    }
+}
+
+/// The models an upstream account offers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpstreamModels {
+    /// Model ids as the vendor names them, sorted.
+    pub models: Vec<String>,
+}
+
+/// A stored channel ready to send through, whatever its status (tests and listings act on
+/// disabled channels too).
+fn live_channel(
+    svc: &RelayService,
+    row: &channels::ChannelRow,
+) -> ApiResult<Arc<channels::LiveChannel>> {
+    let models: Vec<String> = serde_json::from_str(&row.models).unwrap_or_default();
+    let groups: Vec<String> = serde_json::from_str(&row.groups_list).unwrap_or_default();
+    let (Some(model), Some(group)) = (models.first(), groups.first()) else {
+        return Err(ApiError::invalid_field(
+            "models",
+            "The channel lists no model or group.",
+            "该渠道没有模型或分组。",
+        ));
+    };
+    let table = channels::ChannelTable::build(
+        &[channels::ChannelRow {
+            status: "enabled".into(),
+            ..row.clone()
+        }],
+        &svc.vault,
+    );
+    table
+        .candidates(group, model)
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("the channel's secrets cannot be read"))
 }
 
 fn view(svc: &RelayService, row: channels::ChannelRow) -> Channel {

@@ -1,11 +1,17 @@
-//! `POST /v1/chat/completions`: OpenAI's chat API, relayed to OpenAI-format channels, billed
-//! through reserve → settle.
+//! The chat pipeline behind `POST /v1/chat/completions`, `POST /v1/messages` and Gemini's
+//! `generateContent`: every client format is converted to the pivot (OpenAI chat), routed to a
+//! channel of any kind through its [`crate::upstream`] adapter, and billed through reserve →
+//! settle.
 //!
-//! The request body is forwarded as the client wrote it (unknown fields included); only the
-//! model is mapped and, for streams, `stream_options.include_usage` is switched on so the bill
-//! comes from the upstream's own count. A client that did not ask for usage never sees that
-//! extra chunk. The stream is read by a task of its own: if the client hangs up, the task
-//! reads on to the upstream's final usage and bills that.
+//! An Anthropic client on an Anthropic channel, or a Gemini client on a Gemini channel, is
+//! passed through: its body goes as written (model mapped) and the vendor's answer comes back
+//! unchanged, while a decoder reads the usage for the bill.
+//!
+//! For OpenAI-format upstreams the body is forwarded as the client wrote it (unknown fields
+//! included); only the model is mapped and, for streams, `stream_options.include_usage` is
+//! switched on so the bill comes from the upstream's own count. A client that did not ask for
+//! usage never sees that extra chunk. The stream is read by a task of its own: if the client
+//! hangs up, the task reads on to the upstream's final usage and bills that.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +32,8 @@ use skein_core::{ApiError, ApiResult};
 use crate::RelayService;
 use crate::channels::LiveChannel;
 use crate::pricing::Rates;
-use crate::proxy::{self, Attempt, SseSplitter, Tokens, estimate_tokens, event_data, usage_of};
+use crate::proxy::{Attempt, SseSplitter, Tokens, estimate_tokens, event_data, usage_of};
+use crate::upstream::{self, StreamDecoder, Upstream};
 
 /// Output tokens reserved when the client sets no limit.
 const DEFAULT_MAX_OUTPUT: i64 = 4096;
@@ -49,7 +56,7 @@ pub(crate) async fn chat_completions(
         request_id.map(|r| r.0.0).unwrap_or_default(),
         request,
         Format::OpenAi,
-        None,
+        InProcess::default(),
     )
     .await
 }
@@ -60,17 +67,35 @@ pub(crate) async fn messages(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
     request_id: Option<axum::Extension<RequestId>>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let anthropic = parse_json(&body)?;
-    let request = crate::convert::anthropic::request_to_openai(&anthropic)?;
-    relay(
+    // Beta features a client turned on travel with its body to Anthropic channels.
+    let betas: Vec<(String, String)> = headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| ("anthropic-beta".to_string(), v.to_string()))
+        .collect();
+    let stream = anthropic["stream"].as_bool() == Some(true);
+    let model = anthropic["model"].as_str().unwrap_or("").to_string();
+    let (request, mut native) = with_native(
+        crate::convert::anthropic::request_to_openai(&anthropic),
+        anthropic,
+        &model,
+        stream,
+        anthropic_max_tokens,
+    );
+    native.headers = betas;
+    relay_with(
         svc,
         key,
         request_id.map(|r| r.0.0).unwrap_or_default(),
-        request,
+        request?,
         Format::Anthropic,
-        None,
+        InProcess::default(),
+        Some(native),
     )
     .await
 }
@@ -109,14 +134,21 @@ pub(crate) async fn gemini(
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
     let gemini = parse_json(&body)?;
-    let request = crate::convert::gemini::request_to_openai(&gemini, model, stream)?;
-    relay(
+    let (request, native) = with_native(
+        crate::convert::gemini::request_to_openai(&gemini, model, stream),
+        gemini,
+        model,
+        stream,
+        |g| g["generationConfig"]["maxOutputTokens"].as_i64(),
+    );
+    relay_with(
         svc,
         key,
         request_id.map(|r| r.0.0).unwrap_or_default(),
-        request,
+        request?,
         Format::Gemini { sse },
-        None,
+        InProcess::default(),
+        Some(native),
     )
     .await
 }
@@ -135,6 +167,66 @@ pub(crate) enum Format {
     },
 }
 
+/// A client's request in its own vendor format, kept for a channel of that same vendor: sent
+/// as written (model mapped), so fields the pivot cannot express (Anthropic's `top_k`,
+/// `thinking` or `cache_control`, Gemini's `safetySettings`) still reach it.
+pub(crate) struct Native {
+    body: Value,
+    /// Client headers to send along (Anthropic's `anthropic-beta`).
+    headers: Vec<(String, String)>,
+    /// Why the pivot cannot carry this request: channels of other kinds refuse it with this.
+    pivot_error: Option<ApiError>,
+}
+
+fn anthropic_max_tokens(body: &Value) -> Option<i64> {
+    body["max_tokens"].as_i64()
+}
+
+/// The pivot request to route and reserve with, and the native body. When the client's
+/// request has something the pivot cannot carry, routing goes on with a stand-in pivot (the
+/// model, the whole body as the prompt estimate, the output limit) so a channel of the
+/// client's own vendor can still serve it; other channels refuse it with the conversion's
+/// error. The stand-in fails only without a model.
+fn with_native(
+    converted: ApiResult<Value>,
+    body: Value,
+    model: &str,
+    stream: bool,
+    max_tokens: fn(&Value) -> Option<i64>,
+) -> (ApiResult<Value>, Native) {
+    match converted {
+        Ok(pivot) => (
+            Ok(pivot),
+            Native {
+                body,
+                headers: Vec::new(),
+                pivot_error: None,
+            },
+        ),
+        Err(error) => {
+            let mut stand_in = json!({"model": model, "stream": stream,
+                "messages": [{"role": "user", "content": body.to_string()}]});
+            if let Some(n) = max_tokens(&body) {
+                stand_in["max_tokens"] = json!(n);
+            }
+            let pivot =
+                if error.code() == "unsupported_content" || error.code() == "unsupported_field" {
+                    Ok(stand_in)
+                } else {
+                    Err(error.clone())
+                };
+            (
+                pivot,
+                Native {
+                    body,
+                    headers: Vec::new(),
+                    pivot_error: Some(error),
+                },
+            )
+        }
+    }
+}
+
 fn parse_json(body: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
@@ -145,15 +237,39 @@ fn parse_json(body: &[u8]) -> ApiResult<Value> {
     })
 }
 
+/// What an in-process caller (Chat) adds to a relayed call.
+#[derive(Default)]
+pub(crate) struct InProcess {
+    /// Recorded with the charge.
+    pub conversation_id: Option<String>,
+    /// Stops the call: the upstream connection is closed and what was delivered is billed.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
+    /// Receives the exact charge once settled.
+    pub charge: Option<tokio::sync::oneshot::Sender<skein_core::api::RelayCharge>>,
+}
+
 /// Relays one chat request in `format` for `key`. An in-process caller (Chat) passes a key with
-/// an empty id: it is charged to the user alone, with `conversation_id` on the record.
+/// an empty id: it is charged to the user alone, with the conversation on the record.
 pub(crate) async fn relay(
+    svc: Arc<RelayService>,
+    key: KeyInfo,
+    request_id: String,
+    request: Value,
+    format: Format,
+    in_process: InProcess,
+) -> ApiResult<Response> {
+    relay_with(svc, key, request_id, request, format, in_process, None).await
+}
+
+/// [`relay`], with the client's own body for channels of the client's vendor.
+async fn relay_with(
     svc: Arc<RelayService>,
     key: KeyInfo,
     request_id: String,
     mut request: Value,
     format: Format,
-    conversation_id: Option<String>,
+    mut in_process: InProcess,
+    native: Option<Native>,
 ) -> ApiResult<Response> {
     let model = request
         .get("model")
@@ -188,7 +304,7 @@ pub(crate) async fn relay(
     let routed = svc.table().candidates(&key.group, &model);
     let routed: Vec<Arc<LiveChannel>> = routed
         .into_iter()
-        .filter(|c| proxy::OPENAI_KINDS.contains(&c.kind.as_str()))
+        .filter(|c| upstream::for_kind(&c.kind).is_some())
         .collect();
     if routed.is_empty() {
         return Err(ApiError::new(
@@ -277,15 +393,58 @@ pub(crate) async fn relay(
     }
     let started = Instant::now();
     let mut tried = Vec::new();
+    // A request one kind of upstream cannot carry may still suit another kind of channel; if
+    // none can carry it, the client hears why.
+    let mut cannot_carry: Option<ApiError> = None;
+    let mut attempts = 0;
     for channel in candidates {
+        let Some(adapter) = upstream::for_kind(&channel.kind) else {
+            continue;
+        };
+        let upstream_model = channel.upstream_model(&model).to_string();
         if let Some(obj) = request.as_object_mut() {
-            obj.insert(
-                "model".into(),
-                Value::String(channel.upstream_model(&model).to_string()),
-            );
+            obj.insert("model".into(), Value::String(upstream_model.clone()));
         }
-        let upstream_body = Bytes::from(request.to_string());
-        match proxy::send(&svc.http, &channel, upstream_body).await {
+        // A channel of the client's own vendor gets the client's body as written.
+        let native_here = native.as_ref().filter(|_| {
+            matches!(
+                (format, channel.kind.as_str()),
+                (Format::Anthropic, "anthropic") | (Format::Gemini { .. }, "gemini")
+            )
+        });
+        let sent = match (
+            native_here,
+            native.as_ref().and_then(|n| n.pivot_error.clone()),
+        ) {
+            (Some(n), _) => {
+                upstream::send_native(
+                    &svc.http,
+                    &channel,
+                    &n.body,
+                    &upstream_model,
+                    stream,
+                    &n.headers,
+                )
+                .await
+            }
+            (None, Some(error)) => Some(Err(error)),
+            (None, None) => None,
+        };
+        let sent = match sent {
+            Some(sent) => sent,
+            None => upstream::send(&svc.http, &channel, &request, svc.images).await,
+        };
+        let attempt = match sent {
+            Ok(attempt) => attempt,
+            Err(error) => {
+                tracing::info!(channel = %channel.id, code = error.code(), "the request cannot be carried to this channel");
+                tried.push(format!("{}: {error}", channel.name));
+                cannot_carry.get_or_insert(error);
+                continue;
+            }
+        };
+        attempts += 1;
+        match attempt {
             Attempt::Ok(resp) => {
                 svc.breakers.success(&channel.id);
                 tracing::info!(channel = %channel.id, tried = ?tried, %model, stream, "upstream answered");
@@ -300,12 +459,19 @@ pub(crate) async fn relay(
                     prompt_estimate,
                     started,
                     stream,
-                    conversation_id: conversation_id.clone(),
+                    // Kept only for streams: a stream that breaks before the vendor's usage is
+                    // billed by counting the prompt and what was delivered.
+                    messages: stream.then(|| request["messages"].clone()),
+                    conversation_id: in_process.conversation_id.take(),
+                    cancel: in_process.cancel.take(),
+                    charge: in_process.charge.take(),
                 };
+                let native = native_here.is_some();
                 return Ok(if stream {
-                    relay_stream(resp, bill, client_wants_usage, format)
+                    let decoder = adapter.decoder(&upstream_model);
+                    relay_stream(resp, bill, client_wants_usage, format, decoder, native)
                 } else {
-                    relay_whole(resp, bill, format).await
+                    relay_whole(resp, bill, format, adapter, &upstream_model, native).await
                 });
             }
             Attempt::Retry(reason) => {
@@ -323,6 +489,13 @@ pub(crate) async fn relay(
                 release(&svc, &reservation.id).await;
                 tracing::info!(channel = %channel.id, status, "upstream refused the request");
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                let body = if native_here.is_some() {
+                    // The client speaks this vendor's format: its error as the vendor wrote it.
+                    return Ok((status, [(header::CONTENT_TYPE, "application/json")], body)
+                        .into_response());
+                } else {
+                    adapter.error_to_openai(body)
+                };
                 let body = match format {
                     Format::OpenAi => body,
                     Format::Anthropic => {
@@ -347,6 +520,11 @@ pub(crate) async fn relay(
         }
     }
     release(&svc, &reservation.id).await;
+    if attempts == 0
+        && let Some(error) = cannot_carry
+    {
+        return Err(error);
+    }
     tracing::warn!(tried = ?tried, %model, "every channel failed");
     Err(ApiError::new(
         StatusCode::BAD_GATEWAY,
@@ -378,14 +556,18 @@ struct Bill {
     prompt_estimate: i64,
     started: Instant,
     stream: bool,
+    messages: Option<Value>,
     conversation_id: Option<String>,
+    cancel: Option<tokio_util::sync::CancellationToken>,
+    charge: Option<tokio::sync::oneshot::Sender<skein_core::api::RelayCharge>>,
 }
 
 impl Bill {
-    async fn settle(self, tokens: Tokens, status: &str, ttft: Option<Duration>) {
+    async fn settle(mut self, tokens: Tokens, status: &str, ttft: Option<Duration>) {
         let cost = self
             .rates
             .cost(tokens.prompt, tokens.completion, tokens.cached);
+        let charge = self.charge.take();
         let usage = Usage {
             cost,
             model: self.model.clone(),
@@ -418,7 +600,15 @@ impl Bill {
         }
         match self.svc.billing.settle(&self.reservation_id, usage).await {
             Ok(s) => {
-                tracing::info!(key_id = %self.key.key_id, cost = s.charged, status, "request settled")
+                tracing::info!(key_id = %self.key.key_id, cost = s.charged, status, "request settled");
+                if let Some(charge) = charge {
+                    let _ = charge.send(skein_core::api::RelayCharge {
+                        prompt_tokens: tokens.prompt,
+                        completion_tokens: tokens.completion,
+                        cost: s.charged,
+                        status: status.to_string(),
+                    });
+                }
             }
             Err(error) => {
                 tracing::error!(%error, reservation_id = %self.reservation_id, "settle failed")
@@ -427,7 +617,14 @@ impl Bill {
     }
 }
 
-async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Response {
+async fn relay_whole(
+    resp: reqwest::Response,
+    bill: Bill,
+    format: Format,
+    adapter: &dyn Upstream,
+    upstream_model: &str,
+    native: bool,
+) -> Response {
     let status = resp.status();
     let bytes = match resp.bytes().await {
         Ok(bytes) => bytes,
@@ -447,7 +644,9 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Res
             .into_response();
         }
     };
-    let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let parsed: Option<Value> = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .map(|v| adapter.response(v, upstream_model));
     let (tokens, outcome) = match parsed.as_ref().and_then(usage_of) {
         Some(tokens) => (tokens, "ok"),
         None => {
@@ -473,12 +672,15 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Res
     let tasks = bill.svc.tasks.clone();
     tasks.spawn(bill.settle(tokens, outcome, Some(ttft)));
     let bytes = match (format, parsed) {
+        // The client speaks the vendor's format: the answer as the vendor wrote it.
+        _ if native => bytes,
         (Format::Anthropic, Some(value)) => {
             Bytes::from(crate::convert::anthropic::response_from_openai(&value, &model).to_string())
         }
         (Format::Gemini { .. }, Some(value)) => {
             Bytes::from(crate::convert::gemini::response_from_openai(&value, &model).to_string())
         }
+        (Format::OpenAi, Some(value)) if !adapter.speaks_pivot() => Bytes::from(value.to_string()),
         _ => bytes,
     };
     (
@@ -492,34 +694,240 @@ async fn relay_whole(resp: reqwest::Response, bill: Bill, format: Format) -> Res
         .into_response()
 }
 
+/// What a stream's reader task keeps while it turns pivot events into the client's format.
+struct StreamState {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    anthropic: Option<crate::convert::anthropic::StreamConverter>,
+    gemini_sse: Option<bool>,
+    model: String,
+    pending_calls: Vec<(String, String)>,
+    first_item: bool,
+    client_wants_usage: bool,
+    tokens: Option<Tokens>,
+    delivered_text: usize,
+    /// The text delivered (up to [`DELIVERED_KEPT`] bytes), to count with the tokenizer.
+    delivered: String,
+    first_token: Option<Duration>,
+    client_gone: bool,
+    started: Instant,
+    reservation_id: String,
+    /// The client speaks the upstream's format: upstream events go to it as they are, and
+    /// pivot events only count usage.
+    native: bool,
+}
+
+impl StreamState {
+    /// Sends bytes to the client unless it left.
+    async fn send(&mut self, bytes: Bytes) {
+        if self.client_gone {
+            return;
+        }
+        if self.tx.send(bytes).await.is_err() {
+            // The client left; read on to the upstream's own usage and bill that.
+            self.client_gone = true;
+            tracing::info!(reservation_id = %self.reservation_id, "client disconnected mid-stream; draining upstream");
+        }
+    }
+
+    /// Sends one upstream event as it came (re-framed for Gemini's JSON-array streams).
+    async fn send_native(&mut self, event: &Bytes) {
+        let framed = if self.gemini_sse == Some(false) {
+            let Some(data) = event_data(event) else {
+                return;
+            };
+            let item = format!("{}{data}", if self.first_item { "[" } else { "," });
+            self.first_item = false;
+            Bytes::from(item)
+        } else {
+            let mut framed = Vec::with_capacity(event.len() + 2);
+            framed.extend_from_slice(event);
+            framed.extend_from_slice(b"\n\n");
+            Bytes::from(framed)
+        };
+        self.send(framed).await;
+    }
+
+    /// Reads usage and delivered text from one pivot event and sends it on in the client's
+    /// format.
+    async fn forward(&mut self, event: Bytes) {
+        let mut forward = true;
+        let mut event = event;
+        if let Some(data) = event_data(&event)
+            && data != "[DONE]"
+            && let Ok(mut value) = serde_json::from_str::<Value>(&data)
+        {
+            if let Some(found) = usage_of(&value) {
+                self.tokens = Some(found);
+            }
+            if let Some(choices) = value["choices"].as_array() {
+                for choice in choices {
+                    let delta = &choice["delta"];
+                    let len = delta["content"].as_str().map(str::len).unwrap_or(0)
+                        + delta["reasoning_content"]
+                            .as_str()
+                            .map(str::len)
+                            .unwrap_or(0)
+                        + delta
+                            .get("tool_calls")
+                            .map(|t| t.to_string().len())
+                            .unwrap_or(0);
+                    if len > 0 && self.first_token.is_none() {
+                        self.first_token = Some(self.started.elapsed());
+                    }
+                    self.delivered_text += len;
+                    if self.delivered.len() < DELIVERED_KEPT {
+                        for part in [&delta["content"], &delta["reasoning_content"]] {
+                            if let Some(text) = part.as_str() {
+                                self.delivered.push_str(text);
+                            }
+                        }
+                        if let Some(calls) = delta.get("tool_calls") {
+                            self.delivered.push_str(&calls.to_string());
+                        }
+                    }
+                }
+            }
+            if self.native {
+                return;
+            }
+            if let Some(converter) = self.anthropic.as_mut() {
+                let events = converter.chunk(&value);
+                forward = !events.is_empty();
+                event = Bytes::from(events.trim_end_matches('\n').to_string());
+            } else if let Some(sse) = self.gemini_sse {
+                match crate::convert::gemini::chunk_from_openai(
+                    &value,
+                    &self.model,
+                    &mut self.pending_calls,
+                ) {
+                    Some(item) => {
+                        event = Bytes::from(if sse {
+                            format!("data: {item}")
+                        } else {
+                            format!("{}{item}", if self.first_item { "[" } else { "," })
+                        });
+                        self.first_item = false;
+                    }
+                    None => forward = false,
+                }
+            } else if !self.client_wants_usage
+                && let Some(obj) = value.as_object_mut()
+                && obj.remove("usage").is_some()
+            {
+                if obj
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty)
+                {
+                    forward = false;
+                } else {
+                    event = Bytes::from(format!("data: {value}"));
+                }
+            }
+        }
+        if (self.anthropic.is_some() || self.gemini_sse.is_some())
+            && event_data(&event).as_deref() == Some("[DONE]")
+        {
+            // Anthropic streams end with message_stop, sent once usage is known; Gemini's
+            // simply end.
+            forward = false;
+        }
+        if self.native {
+            return;
+        }
+        if forward {
+            let mut framed = Vec::with_capacity(event.len() + 2);
+            framed.extend_from_slice(&event);
+            framed.extend_from_slice(b"\n\n");
+            self.send(Bytes::from(framed)).await;
+        }
+    }
+}
+
+/// Most delivered text kept for counting; beyond it the rest is estimated from its length.
+const DELIVERED_KEPT: usize = 1 << 20;
+
+/// Tokens of a stream that ended without the vendor's usage: the prompt and the text that was
+/// delivered, counted with the tokenizer.
+fn counted(bill: &Bill, state: &StreamState) -> Tokens {
+    let prompt = bill
+        .messages
+        .as_ref()
+        .map(|m| i64::try_from(skein_core::tokens::count_messages(m, 765)).unwrap_or(i64::MAX))
+        .unwrap_or(bill.prompt_estimate);
+    let beyond = state.delivered_text.saturating_sub(state.delivered.len());
+    let completion = i64::try_from(skein_core::tokens::count_tokens(&state.delivered))
+        .unwrap_or(i64::MAX)
+        .saturating_add(if beyond > 0 {
+            estimate_tokens(beyond)
+        } else {
+            0
+        });
+    Tokens {
+        prompt,
+        completion,
+        cached: 0,
+    }
+}
+
 fn relay_stream(
     resp: reqwest::Response,
     bill: Bill,
     client_wants_usage: bool,
     format: Format,
+    mut decoder: Box<dyn StreamDecoder>,
+    native: bool,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let mut anthropic = (format == Format::Anthropic)
-        .then(|| crate::convert::anthropic::StreamConverter::new(&bill.model));
-    let gemini_sse = match format {
-        Format::Gemini { sse } => Some(sse),
-        _ => None,
+    let mut state = StreamState {
+        tx,
+        anthropic: (format == Format::Anthropic)
+            .then(|| crate::convert::anthropic::StreamConverter::new(&bill.model)),
+        gemini_sse: match format {
+            Format::Gemini { sse } => Some(sse),
+            _ => None,
+        },
+        model: bill.model.clone(),
+        pending_calls: Vec::new(),
+        first_item: true,
+        client_wants_usage,
+        tokens: None,
+        delivered_text: 0,
+        delivered: String::new(),
+        first_token: None,
+        client_gone: false,
+        started: bill.started,
+        reservation_id: bill.reservation_id.clone(),
+        native,
     };
-    let model = bill.model.clone();
-    let mut pending_calls: Vec<(String, String)> = Vec::new();
-    let mut first_item = true;
     let tasks = bill.svc.tasks.clone();
     tasks.spawn(async move {
         let mut upstream = resp.bytes_stream();
         let mut splitter = SseSplitter::default();
-        let mut tokens: Option<Tokens> = None;
-        let mut delivered_text = 0usize;
-        let mut first_token: Option<Duration> = None;
-        let mut client_gone = false;
         let mut broken = false;
+        // The upstream said in its stream that it failed (a passed-through client heard it).
+        let mut reported = false;
         let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-        loop {
-            let next = tokio::time::timeout_at(deadline, upstream.next()).await;
+        let cancel = bill.cancel.clone();
+        let cancelled = async move {
+            match cancel {
+                Some(cancel) => cancel.cancelled_owned().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(cancelled);
+        let mut stopped = false;
+        'read: loop {
+            let next = tokio::select! {
+                biased;
+                () = &mut cancelled => {
+                    // The in-process caller stopped the answer: drop the upstream connection
+                    // so the vendor stops generating, and bill what was delivered.
+                    stopped = true;
+                    break;
+                }
+                next = tokio::time::timeout_at(deadline, upstream.next()) => next,
+            };
             let chunk = match next {
                 Ok(Some(Ok(chunk))) => chunk,
                 Ok(None) => break,
@@ -529,94 +937,55 @@ fn relay_stream(
                 }
             };
             for event in splitter.push(&chunk) {
-                let mut forward = true;
-                let mut event = event;
-                if let Some(data) = event_data(&event)
-                    && data != "[DONE]"
-                    && let Ok(mut value) = serde_json::from_str::<Value>(&data)
-                {
-                    if let Some(found) = usage_of(&value) {
-                        tokens = Some(found);
-                    }
-                    if let Some(choices) = value["choices"].as_array() {
-                        for choice in choices {
-                            let delta = &choice["delta"];
-                            let len = delta["content"].as_str().map(str::len).unwrap_or(0)
-                                + delta["reasoning_content"]
-                                    .as_str()
-                                    .map(str::len)
-                                    .unwrap_or(0)
-                                + delta
-                                    .get("tool_calls")
-                                    .map(|t| t.to_string().len())
-                                    .unwrap_or(0);
-                            if len > 0 && first_token.is_none() {
-                                first_token = Some(bill.started.elapsed());
-                            }
-                            delivered_text += len;
-                        }
-                    }
-                    if let Some(converter) = anthropic.as_mut() {
-                        let events = converter.chunk(&value);
-                        forward = !events.is_empty();
-                        event = Bytes::from(events.trim_end_matches('\n').to_string());
-                    } else if let Some(sse) = gemini_sse {
-                        match crate::convert::gemini::chunk_from_openai(&value, &model, &mut pending_calls) {
-                            Some(item) => {
-                                event = Bytes::from(if sse {
-                                    format!("data: {item}")
-                                } else {
-                                    format!("{}{item}", if first_item { "[" } else { "," })
-                                });
-                                first_item = false;
-                            }
-                            None => forward = false,
-                        }
-                    } else if !client_wants_usage
-                        && let Some(obj) = value.as_object_mut()
-                        && obj.remove("usage").is_some()
-                    {
-                        if obj
-                            .get("choices")
-                            .and_then(Value::as_array)
-                            .is_some_and(Vec::is_empty)
-                        {
-                            forward = false;
-                        } else {
-                            event = Bytes::from(format!("data: {value}"));
-                        }
-                    }
+                if state.native {
+                    state.send_native(&event).await;
                 }
-                if (anthropic.is_some() || gemini_sse.is_some()) && event_data(&event).as_deref() == Some("[DONE]") {
-                    // Anthropic streams end with message_stop, sent below once usage is known.
-                    forward = false;
-                }
-                if forward && !client_gone {
-                    let mut framed = Vec::with_capacity(event.len() + 2);
-                    framed.extend_from_slice(&event);
-                    framed.extend_from_slice(b"\n\n");
-                    if tx.send(Bytes::from(framed)).await.is_err() {
-                        // The client left; read on to the upstream's own usage and bill that.
-                        client_gone = true;
-                        tracing::info!(reservation_id = %bill.reservation_id, "client disconnected mid-stream; draining upstream");
+                match decoder.event(event) {
+                    Ok(events) => {
+                        for event in events {
+                            state.forward(event).await;
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::warn!(%reason, "the upstream reported an error mid-stream");
+                        broken = true;
+                        reported = true;
+                        break 'read;
                     }
                 }
             }
         }
-        let (tokens, status) = match (tokens, broken) {
-            (Some(tokens), false) => (tokens, if client_gone { "client_closed" } else { "ok" }),
-            (Some(tokens), true) => (tokens, "partial"),
-            (None, _) => {
-                let estimated = Tokens {
-                    prompt: bill.prompt_estimate,
-                    completion: estimate_tokens(delivered_text),
-                    cached: 0,
-                };
-                (estimated, if broken { "partial" } else { "estimated" })
-            }
+        drop(upstream);
+        let tail = if broken || stopped {
+            decoder.partial()
+        } else {
+            decoder.finish()
         };
-        if !client_gone {
-            let tail = match (anthropic.as_mut(), broken) {
+        for event in tail {
+            state.forward(event).await;
+        }
+        let (tokens, status) = match (state.tokens, broken) {
+            (Some(tokens), _) if stopped => (tokens, "stopped"),
+            (None, _) if stopped => (counted(&bill, &state), "stopped"),
+            (Some(tokens), false) => (
+                tokens,
+                if state.client_gone {
+                    "client_closed"
+                } else {
+                    "ok"
+                },
+            ),
+            (Some(tokens), true) => (tokens, "partial"),
+            (None, _) => (counted(&bill, &state), if broken { "partial" } else { "estimated" }),
+        };
+        // A passed-through client already has the vendor's own error event.
+        let told = state.native && reported && state.gemini_sse != Some(false);
+        if !state.client_gone && !told {
+            let first_item = state.first_item;
+            let gemini_sse = state.gemini_sse;
+            let tail = match (state.anthropic.as_mut(), broken) {
+                // A native Anthropic stream already carries message_stop.
+                (Some(_), false) if state.native => None,
                 (Some(_), true) => Some(crate::convert::anthropic::StreamConverter::error(
                     "The upstream stream broke off.",
                 )),
@@ -638,10 +1007,11 @@ fn relay_stream(
                 (None, false) => None,
             };
             if let Some(tail) = tail {
-                let _ = tx.send(Bytes::from(tail)).await;
+                let _ = state.tx.send(Bytes::from(tail)).await;
             }
         }
-        drop(tx);
+        let first_token = state.first_token;
+        drop(state);
         bill.settle(tokens, status, first_token).await;
     });
     let body = Body::from_stream(tokio_stream_from(rx));

@@ -34,6 +34,7 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
             channels::delete_channel
         ))
         .routes(routes!(channels::test_channel))
+        .routes(routes!(channels::channel_models))
         .routes(routes!(pricing::list_prices))
         .routes(routes!(pricing::set_price, pricing::delete_price))
         .with_state(service)

@@ -257,6 +257,14 @@ on_both_backends! {
         assert!(!kept.is_empty() && kept.len() < full.len() && full.starts_with(kept), "kept {kept:?}");
         let saved = finished(&app, &user, &id, done["id"].as_str().unwrap()).await;
         assert_eq!((saved["status"].as_str(), saved["content"].as_str()), (Some("stopped"), Some(kept)));
+        // The upstream was cut off and what was delivered was billed: the message shows the
+        // very charge the ledger holds, and less than the whole answer would have cost.
+        let usage = app.get("/api/v1/billing/usage", Some(&user.access)).await.json;
+        let record = &usage["items"][0];
+        assert_eq!(record["status"], "stopped", "{usage}");
+        assert_eq!(saved["usage"]["cost"], record["cost"], "{saved}");
+        let whole = cost_of(16, 17);
+        assert!(record["cost"].as_i64().unwrap() < whole, "{record}");
     }
 
     async fn an_answer_outlives_its_client_and_can_be_reattached(backend) {
@@ -539,12 +547,20 @@ on_both_backends! {
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
         let r = app.post("/api/v1/chat/transcriptions", Some(&user.access), json!({"file": "x"})).await;
         assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
-        // Last: the server refuses the oversized upload before reading it all and closes the
-        // connection, which the client may see as a reset rather than the 413.
-        let r = upload(("big.mp3", "audio/mpeg", crate::endpoints::audio(26 * 1024 * 1024))).send().await;
-        if let Ok(r) = r {
-            assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // The server refuses an oversized upload before reading it all and closes the
+        // connection, which a client still writing can see as a reset before the 413: send it
+        // on connections of its own until the answer arrives.
+        let mut refused = None;
+        for _ in 0..5 {
+            let (content_type, body) = big_recording();
+            let sent = reqwest::Client::new().post(app.url("/api/v1/chat/transcriptions")).bearer_auth(&user.access)
+                .header("content-type", content_type).body(body).send().await;
+            if let Ok(r) = sent {
+                refused = Some(r.status());
+                break;
+            }
         }
+        assert_eq!(refused, Some(StatusCode::PAYLOAD_TOO_LARGE));
         assert_eq!(settled_balance(&app, &user).await, before - 250);
     }
 }
@@ -630,4 +646,12 @@ on_both_backends! {
         assert_eq!(h["messages"][1]["content"], "你好！有什么可以帮你？");
         assert_eq!(app.get(&format!("/api/v1/chat/conversations/{imported}"), Some(&user.access)).await.json["title"], "旧对话");
     }
+}
+
+/// A 26 MB recording as a multipart form: `(content type, body)`.
+fn big_recording() -> (&'static str, Vec<u8>) {
+    let mut body = b"--b0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.mp3\"\r\nContent-Type: audio/mpeg\r\n\r\n".to_vec();
+    body.extend_from_slice(&crate::endpoints::audio(26 * 1024 * 1024));
+    body.extend_from_slice(b"\r\n--b0und--\r\n");
+    ("multipart/form-data; boundary=b0und", body)
 }

@@ -144,14 +144,33 @@ pub(crate) fn audio(len: usize) -> Vec<u8> {
 }
 
 async fn upload(app: &TestApp, key: &str, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
-    app.send(
-        app.client
+    // Each upload on a connection of its own: a server that refuses an oversized body answers
+    // before reading it and closes the connection, and the client, still writing, can see the
+    // reset before the answer. That is a race in the transport, not in the answer, so an
+    // upload cut off that way is sent again (a few times at most).
+    for _ in 0..5 {
+        let client = reqwest::Client::new();
+        let sent = client
             .post(app.url(path))
             .bearer_auth(key)
             .header("content-type", content_type)
-            .body(body),
-    )
-    .await
+            .body(body.clone())
+            .send()
+            .await;
+        if let Ok(response) = sent {
+            let status = response.status();
+            let headers = response.headers().clone();
+            let text = response.text().await.unwrap_or_default();
+            let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+            return Resp {
+                status,
+                headers,
+                json,
+                text,
+            };
+        }
+    }
+    panic!("the upload never got an answer");
 }
 
 both_backends! {
@@ -607,10 +626,11 @@ async fn anthropic_count_tokens_answers_a_free_estimate() {
         long.json["input_tokens"].as_i64().unwrap(),
     );
     assert!(short > 0 && long > short, "{short} {long}");
-    // An estimate on the high side: at least one token per 4 bytes of text.
-    assert!(
-        long >= ("a much longer question ".len() * 50 / 4) as i64,
-        "{long}"
+    // Counted with the o200k tokenizer: the system prompt, and the message with its framing.
+    let tokens = |t: &str| skein_core::tokens::count_tokens(t) as i64;
+    assert_eq!(
+        long,
+        tokens("be brief") + 4 + tokens(&"a much longer question ".repeat(50))
     );
 
     let unknown = count(s.key.clone(), json!({"model": "nope", "messages": []})).await;
@@ -665,8 +685,12 @@ async fn a_keys_tokens_per_minute_cover_embeddings_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_anthropic_sdk_counts_tokens() {
     let (seen, app, s) = run_sdk("anthropic_count_tokens_sdk.py", "anthropic").await;
-    // "be brief" (8 bytes: 3) + one message (4) of "hello from claude sdk" (21 bytes: 8).
-    assert_eq!(seen["input_tokens"], 15);
+    // "be brief" + one message (4 for its framing) of "hello from claude sdk", by the tokenizer.
+    let tokens = |t: &str| skein_core::tokens::count_tokens(t) as i64;
+    assert_eq!(
+        seen["input_tokens"],
+        tokens("be brief") + 4 + tokens("hello from claude sdk")
+    );
     assert_eq!(seen["unknown"]["status"], 404);
     assert_eq!(seen["unknown"]["type"], "not_found_error");
     assert_eq!(balance(&app, &s.user).await, START, "counting is free");

@@ -15,6 +15,7 @@ mod invites;
 mod keys;
 mod limits;
 mod profile;
+mod providers;
 mod relay;
 mod sdk;
 mod tokens;

@@ -4,6 +4,8 @@
 use serde_json::Value;
 use skein_testkit::{Backend, TestApp};
 
+use super::providers::{Kind, Mock};
+
 /// The Python with the `openai` package: `SKEIN_TEST_PYTHON`, which `scripts/test` sets up.
 pub(crate) fn python() -> String {
     std::env::var("SKEIN_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
@@ -12,6 +14,12 @@ pub(crate) fn python() -> String {
 /// Starts Skein with a priced channel to the mock upstream, runs `tests/sdk/<script>` with the
 /// Python that has `module`, and answers the JSON the script printed.
 async fn run_sdk(script: &str, module: &str) -> Value {
+    run_sdk_over(script, module, None).await
+}
+
+/// Like [`run_sdk`], with the channel's upstream of `kind` (the OpenAI mock when `None`): the
+/// SDK must parse what Skein makes of that vendor's answers.
+async fn run_sdk_over(script: &str, module: &str, kind: Option<Kind>) -> Value {
     let python = python();
     let check = std::process::Command::new(&python)
         .args(["-c", &format!("import {module}")])
@@ -22,6 +30,32 @@ async fn run_sdk(script: &str, module: &str) -> Value {
     );
     let app = TestApp::spawn(Backend::Sqlite).await;
     let s = super::relay::setup(&app).await;
+    let _mock = match kind {
+        None => None,
+        Some(kind) => {
+            // Replace the OpenAI channel by one of `kind` serving the same model.
+            let mock = Mock::start(kind).await;
+            let list = app.get("/api/v1/channels", Some(&s.root.access)).await;
+            for c in list.json.as_array().into_iter().flatten() {
+                let id = c["id"].as_str().unwrap_or("");
+                app.call(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/channels/{id}"),
+                    Some(&s.root.access),
+                    None,
+                )
+                .await;
+            }
+            let mut channel = mock.channel();
+            channel["name"] = serde_json::json!("vendor");
+            channel["models"] = serde_json::json!(["gpt-test"]);
+            let r = app
+                .post("/api/v1/channels", Some(&s.root.access), channel)
+                .await;
+            assert_eq!(r.status, reqwest::StatusCode::CREATED, "{}", r.text);
+            Some(mock)
+        }
+    };
     let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::process::Command::new(&python)
         .arg(path)
@@ -89,4 +123,55 @@ async fn the_official_gemini_sdk_works() {
     assert_eq!(seen["unpriced"]["status"], "INVALID_ARGUMENT");
     assert_eq!(seen["bad_key"]["code"], 401);
     assert_eq!(seen["bad_key"]["status"], "UNAUTHENTICATED");
+}
+
+/// The Anthropic SDK over an Anthropic upstream (passed through) and over a Gemini upstream,
+/// the Gemini SDK over Anthropic, Azure and Gemini (passed through) upstreams, and the OpenAI
+/// SDK over a Gemini upstream: the official parsers accept what the
+/// adapters make of each vendor's answers, usage included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_sdks_work_over_other_vendors_upstreams() {
+    for kind in [Kind::Anthropic, Kind::Gemini] {
+        let seen = run_sdk_over("anthropic_sdk.py", "anthropic", Some(kind)).await;
+        assert_eq!(seen["text"], "echo: hello from claude sdk", "{kind:?}");
+        assert_eq!(seen["stop_reason"], "end_turn");
+        assert_eq!(
+            (
+                seen["input_tokens"].as_i64(),
+                seen["output_tokens"].as_i64()
+            ),
+            (Some(6), Some(5)),
+            "{kind:?}"
+        );
+        assert_eq!(
+            seen["stream_text"], "echo: hello from claude sdk",
+            "{kind:?}"
+        );
+        assert_eq!(seen["stream_output_tokens"], 5, "{kind:?}");
+        assert_eq!(seen["stream_stop_reason"], "end_turn");
+    }
+    for kind in [Kind::Anthropic, Kind::Azure, Kind::Gemini] {
+        let seen = run_sdk_over("gemini_sdk.py", "google.genai", Some(kind)).await;
+        assert_eq!(seen["text"], "echo: hello from gemini sdk", "{kind:?}");
+        assert_eq!(
+            (
+                seen["prompt_tokens"].as_i64(),
+                seen["output_tokens"].as_i64()
+            ),
+            (Some(6), Some(5)),
+            "{kind:?}"
+        );
+        assert_eq!(
+            seen["stream_text"], "echo: hello from gemini sdk",
+            "{kind:?}"
+        );
+        assert_eq!(seen["stream_output_tokens"], 5, "{kind:?}");
+    }
+    let seen = run_sdk_over("openai_sdk.py", "openai", Some(Kind::Gemini)).await;
+    assert_eq!(seen["plain"], "echo: hello from the sdk");
+    assert_eq!(seen["plain_prompt_tokens"], 4);
+    assert_eq!(seen["stream"], "echo: hello from the sdk");
+    assert_eq!(seen["stream_usage_seen"], false);
+    assert_eq!(seen["stream_usage_completion"], 5);
+    assert_eq!(seen["stream_usage_last_has_no_choices"], true);
 }

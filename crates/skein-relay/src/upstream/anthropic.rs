@@ -1,0 +1,123 @@
+//! Anthropic Messages upstreams: `x-api-key` and `anthropic-version` headers, the body
+//! converted by [`crate::convert::anthropic::request_from_openai`], answers and stream events
+//! converted back to the pivot.
+
+use bytes::Bytes;
+use serde_json::Value;
+use skein_core::ApiResult;
+
+use super::{StreamDecoder, Upstream, data_event, done_event, event_json};
+use crate::channels::LiveChannel;
+use crate::convert::anthropic as convert;
+use crate::proxy::Attempt;
+
+/// The API version this adapter speaks.
+pub const VERSION: &str = "2023-06-01";
+
+/// The Anthropic adapter.
+pub struct Anthropic;
+
+impl Upstream for Anthropic {
+    fn kind(&self) -> &'static str {
+        "anthropic"
+    }
+
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        channel: &LiveChannel,
+        pivot: &Value,
+    ) -> ApiResult<reqwest::RequestBuilder> {
+        let body = convert::request_from_openai(pivot)?;
+        Ok(http
+            .post(format!("{}/v1/messages", channel.base_url))
+            .header("x-api-key", channel.key())
+            .header("anthropic-version", VERSION)
+            .header("content-type", "application/json")
+            .body(body.to_string()))
+    }
+
+    fn native_request(
+        &self,
+        http: &reqwest::Client,
+        channel: &LiveChannel,
+        body: &Value,
+        model: &str,
+        _stream: bool,
+    ) -> Option<ApiResult<reqwest::RequestBuilder>> {
+        let mut body = body.clone();
+        body["model"] = Value::String(model.to_string());
+        Some(Ok(http
+            .post(format!("{}/v1/messages", channel.base_url))
+            .header("x-api-key", channel.key())
+            .header("anthropic-version", VERSION)
+            .header("content-type", "application/json")
+            .body(body.to_string())))
+    }
+
+    fn response(&self, body: Value, _model: &str) -> Value {
+        convert::response_to_openai(&body)
+    }
+
+    fn decoder(&self, _model: &str) -> Box<dyn StreamDecoder> {
+        Box::new(Decoder(convert::UpstreamStream::default()))
+    }
+
+    fn classify(&self, status: u16, retry_after: Option<&str>, body: Bytes) -> Attempt {
+        // Anthropic answers an unpaid account with a 400 whose message starts by saying so.
+        let error = super::error_object(&body);
+        let out_of_credit = status == 402
+            || (status == 400
+                && error["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("Your credit balance is too low")));
+        super::classify(status, retry_after, body, out_of_credit)
+    }
+
+    fn error_to_openai(&self, body: Bytes) -> Bytes {
+        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let message = v["error"]["message"]
+            .as_str()
+            .unwrap_or("The upstream refused the request.");
+        let kind = v["error"]["type"]
+            .as_str()
+            .unwrap_or("invalid_request_error");
+        super::openai_error(message, kind)
+    }
+
+    fn models_request(
+        &self,
+        http: &reqwest::Client,
+        channel: &LiveChannel,
+    ) -> ApiResult<reqwest::RequestBuilder> {
+        Ok(http
+            .get(format!("{}/v1/models?limit=1000", channel.base_url))
+            .header("x-api-key", channel.key())
+            .header("anthropic-version", VERSION))
+    }
+
+    fn models(&self, body: &Value) -> Vec<String> {
+        super::openai::ids(&body["data"], "id")
+    }
+}
+
+struct Decoder(convert::UpstreamStream);
+
+impl StreamDecoder for Decoder {
+    fn event(&mut self, event: Bytes) -> Result<Vec<Bytes>, String> {
+        let Some(data) = event_json(&event) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .0
+            .event(&data)?
+            .into_iter()
+            .map(|c| c.as_ref().map(data_event).unwrap_or_else(done_event))
+            .collect())
+    }
+
+    fn finish(&mut self) -> Vec<Bytes> {
+        // A clean end always came after message_stop, which said everything already.
+        Vec::new()
+    }
+}

@@ -1,0 +1,179 @@
+//! Gemini upstreams (Google AI Studio's `generativelanguage` API): `x-goog-api-key`, the model
+//! in the URL (`/v1beta/models/{m}:generateContent`, `:streamGenerateContent?alt=sse` for
+//! streams), the body converted by [`crate::convert::gemini::request_from_openai`], answers and
+//! stream items converted back to the pivot. Remote images are fetched and inlined first
+//! ([`super::images`]).
+
+use bytes::Bytes;
+use serde_json::Value;
+use skein_core::{ApiError, ApiResult};
+
+use super::{StreamDecoder, Upstream, data_event, done_event, event_json};
+use crate::channels::LiveChannel;
+use crate::convert::gemini as convert;
+use crate::proxy::Attempt;
+
+/// The Gemini adapter.
+pub struct Gemini;
+
+/// The URL of a model's method.
+fn model_url(base_url: &str, model: &str, method: &str, sse: bool) -> ApiResult<reqwest::Url> {
+    let mut url = reqwest::Url::parse(base_url).map_err(ApiError::internal)?;
+    url.path_segments_mut()
+        .map_err(|()| ApiError::internal("the Gemini base URL cannot take a path"))?
+        .pop_if_empty()
+        .extend(["v1beta", "models", &format!("{model}:{method}")]);
+    if sse {
+        url.query_pairs_mut().append_pair("alt", "sse");
+    }
+    Ok(url)
+}
+
+impl Upstream for Gemini {
+    fn kind(&self) -> &'static str {
+        "gemini"
+    }
+
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        channel: &LiveChannel,
+        pivot: &Value,
+    ) -> ApiResult<reqwest::RequestBuilder> {
+        let body = convert::request_from_openai(pivot)?;
+        let model = pivot["model"].as_str().unwrap_or("");
+        let stream = pivot["stream"].as_bool() == Some(true);
+        let url = if stream {
+            model_url(&channel.base_url, model, "streamGenerateContent", true)?
+        } else {
+            model_url(&channel.base_url, model, "generateContent", false)?
+        };
+        Ok(http
+            .post(url)
+            .header("x-goog-api-key", channel.key())
+            .header("content-type", "application/json")
+            .body(body.to_string()))
+    }
+
+    fn native_request(
+        &self,
+        http: &reqwest::Client,
+        channel: &LiveChannel,
+        body: &Value,
+        model: &str,
+        stream: bool,
+    ) -> Option<ApiResult<reqwest::RequestBuilder>> {
+        // Streams are always asked for as server-sent events; the relay reframes them for
+        // clients that want Gemini's JSON-array stream.
+        let url = if stream {
+            model_url(&channel.base_url, model, "streamGenerateContent", true)
+        } else {
+            model_url(&channel.base_url, model, "generateContent", false)
+        };
+        Some(url.map(|url| {
+            http.post(url)
+                .header("x-goog-api-key", channel.key())
+                .header("content-type", "application/json")
+                .body(body.to_string())
+        }))
+    }
+
+    fn response(&self, body: Value, model: &str) -> Value {
+        convert::response_to_openai(&body, model)
+    }
+
+    fn decoder(&self, model: &str) -> Box<dyn StreamDecoder> {
+        Box::new(Decoder(convert::UpstreamStream::new(model)))
+    }
+
+    fn classify(&self, status: u16, retry_after: Option<&str>, body: Bytes) -> Attempt {
+        // Google answers a bad key with 400 and reason API_KEY_INVALID, and an account that
+        // must enable billing with 400 FAILED_PRECONDITION: neither request will work on this
+        // channel.
+        let error = super::error_object(&body);
+        let bad_key = status == 400
+            && error["details"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|i| i["reason"].as_str() == Some("API_KEY_INVALID"))
+            });
+        if bad_key {
+            return Attempt::Dead(format!("upstream {status}: the channel's key was rejected"));
+        }
+        let out_of_credit =
+            status == 400 && error["status"].as_str() == Some("FAILED_PRECONDITION");
+        super::classify(status, retry_after, body, out_of_credit)
+    }
+
+    fn error_to_openai(&self, body: Bytes) -> Bytes {
+        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        // Google's error bodies may be one object or a one-item array.
+        let error = if v.is_array() {
+            &v[0]["error"]
+        } else {
+            &v["error"]
+        };
+        let message = error["message"]
+            .as_str()
+            .unwrap_or("The upstream refused the request.");
+        super::openai_error(message, "invalid_request_error")
+    }
+
+    fn models_request(
+        &self,
+        http: &reqwest::Client,
+        channel: &LiveChannel,
+    ) -> ApiResult<reqwest::RequestBuilder> {
+        Ok(http
+            .get(format!("{}/v1beta/models?pageSize=1000", channel.base_url))
+            .header("x-goog-api-key", channel.key()))
+    }
+
+    fn models(&self, body: &Value) -> Vec<String> {
+        super::openai::ids(&body["models"], "name")
+            .into_iter()
+            .map(|n| n.trim_start_matches("models/").to_string())
+            .collect()
+    }
+}
+
+struct Decoder(convert::UpstreamStream);
+
+impl StreamDecoder for Decoder {
+    fn event(&mut self, event: Bytes) -> Result<Vec<Bytes>, String> {
+        let Some(item) = event_json(&event) else {
+            return Ok(Vec::new());
+        };
+        Ok(self.0.item(&item)?.iter().map(data_event).collect())
+    }
+
+    fn finish(&mut self) -> Vec<Bytes> {
+        let mut out: Vec<Bytes> = self.0.finish().iter().map(data_event).collect();
+        out.push(done_event());
+        out
+    }
+
+    fn partial(&mut self) -> Vec<Bytes> {
+        // Gemini's usage is a running total in every item: the last one counts what was made.
+        self.0.finish().iter().map(data_event).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_urls() {
+        let u = model_url(
+            "https://g.example",
+            "gemini-2.5-flash",
+            "streamGenerateContent",
+            true,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            u.as_str(),
+            "https://g.example/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+    }
+}
