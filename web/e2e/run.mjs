@@ -231,7 +231,7 @@ async function main() {
       await page.getByRole('link', { name: 'Channels' }).click();
       await page.getByRole('button', { name: '+ New channel' }).click();
       const dialog = page.getByRole('dialog');
-      await dialog.getByLabel('Name').fill('mock');
+      await dialog.getByLabel('Name', { exact: true }).fill('mock');
       await dialog.getByLabel('Base URL').fill(mockUrl);
       await dialog.getByLabel('Upstream keys (one per line)').fill('sk-upstream');
       await dialog.getByLabel('Models (comma separated)').fill(MODEL);

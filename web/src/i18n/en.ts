@@ -187,6 +187,7 @@ export const en = {
   'admin.keysField': 'Upstream keys (one per line)',
   'admin.keysKeep': 'Leave empty to keep the {n} stored key(s).',
   'admin.modelsField': 'Models (comma separated)',
+  'admin.mapping': 'Model mapping (model=upstream name or Azure deployment, comma separated)',
   'admin.priority': 'Priority',
   'admin.weight': 'Weight',
   'admin.groups': 'Groups (comma separated)',

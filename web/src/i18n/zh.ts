@@ -189,6 +189,7 @@ export const zh: Record<MessageKey, string> = {
   'admin.keysField': '上游密钥（每行一个）',
   'admin.keysKeep': '留空则保留已存的 {n} 个密钥。',
   'admin.modelsField': '模型（逗号分隔）',
+  'admin.mapping': '模型映射（模型=上游名称或 Azure 部署名，逗号分隔）',
   'admin.priority': '优先级',
   'admin.weight': '权重',
   'admin.groups': '分组（逗号分隔）',

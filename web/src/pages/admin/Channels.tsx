@@ -7,7 +7,24 @@ import { useT, useValueName } from '../../i18n';
 import { Badge, Button, DataTable, ErrorText, Field, Input, Select, Textarea } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 
-const blank = { type: 'openai', name: '', base_url: '', keys: '', models: '', groups: '', priority: '0', weight: '1' };
+const blank = { type: 'openai', name: '', base_url: '', keys: '', models: '', mapping: '', groups: '', priority: '0', weight: '1' };
+
+/** The upstream kinds the relay has adapters for, with their default base URLs. */
+const KINDS: Array<[string, string]> = [
+  ['openai', 'https://api.openai.com'],
+  ['azure', 'https://RESOURCE.openai.azure.com'],
+  ['anthropic', 'https://api.anthropic.com'],
+  ['gemini', 'https://generativelanguage.googleapis.com'],
+];
+
+/** `a=b, c=d` as a map (model name → upstream model or Azure deployment). */
+function parseMapping(text: string): Record<string, string> {
+  return Object.fromEntries(
+    list(text)
+      .map((pair) => pair.split('=').map((x) => x.trim()))
+      .filter((kv) => kv.length === 2 && kv[0] && kv[1]),
+  );
+}
 
 function circuitTone(c: string) {
   return c === 'closed' ? 'ok' : c === 'open' ? 'danger' : 'neutral';
@@ -32,7 +49,17 @@ export function Channels() {
     setForm(
       c === 'new'
         ? blank
-        : { type: c.type, name: c.name, base_url: c.base_url, keys: '', models: c.models.join(', '), groups: c.groups.join(', '), priority: String(c.priority), weight: String(c.weight) },
+        : {
+            type: c.type,
+            name: c.name,
+            base_url: c.base_url,
+            keys: '',
+            models: c.models.join(', '),
+            mapping: Object.entries(c.model_mapping ?? {}).map(([k, v]) => `${k}=${v}`).join(', '),
+            groups: c.groups.join(', '),
+            priority: String(c.priority),
+            weight: String(c.weight),
+          },
     );
     setEditing(c);
   };
@@ -45,6 +72,7 @@ export function Channels() {
       name: form.name.trim(),
       base_url: form.base_url.trim() || undefined,
       models: list(form.models),
+      model_mapping: parseMapping(form.mapping),
       priority: Number(form.priority) || 0,
       weight: Number(form.weight) || 1,
     };
@@ -126,7 +154,11 @@ export function Channels() {
           <div className="grid gap-3 sm:grid-cols-2">
             <Field label={t('admin.type')}>
               <Select className="w-full" value={form.type} onChange={set('type')}>
-                <option value="openai">openai</option>
+                {KINDS.map(([kind]) => (
+                  <option key={kind} value={kind}>
+                    {kind}
+                  </option>
+                ))}
               </Select>
             </Field>
             <Field label={t('common.name')}>
@@ -134,13 +166,16 @@ export function Channels() {
             </Field>
           </div>
           <Field label={t('admin.baseUrl')}>
-            <Input name="base-url" placeholder="https://api.openai.com" value={form.base_url} onChange={set('base_url')} />
+            <Input name="base-url" placeholder={KINDS.find(([k]) => k === form.type)?.[1]} value={form.base_url} onChange={set('base_url')} />
           </Field>
           <Field label={t('admin.keysField')} hint={editing && editing !== 'new' ? t('admin.keysKeep', { n: editing.key_count }) : undefined}>
             <Textarea name="keys" rows={2} autoComplete="off" spellCheck={false} value={form.keys} onChange={set('keys')} />
           </Field>
           <Field label={t('admin.modelsField')}>
             <Input name="models" required value={form.models} onChange={set('models')} />
+          </Field>
+          <Field label={t('admin.mapping')}>
+            <Input name="mapping" placeholder="gpt-4o=my-deployment" value={form.mapping} onChange={set('mapping')} />
           </Field>
           <div className="grid grid-cols-3 gap-3">
             <Field label={t('admin.groups')}>
