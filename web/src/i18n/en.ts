@@ -156,6 +156,7 @@ export const en = {
   'chat.copyCode': 'Copy code',
   'chat.cost': '{tokens} tokens · {cost}',
   'chat.conversations': 'Conversations',
+  'chat.loadMore': 'Show more',
   'chat.exportAll': 'Export all',
   'chat.backup': 'Export or import conversations',
   'chat.import': 'Import…',

@@ -158,6 +158,7 @@ export const zh: Record<MessageKey, string> = {
   'chat.copyCode': '复制代码',
   'chat.cost': '{tokens} Token · {cost}',
   'chat.conversations': '对话列表',
+  'chat.loadMore': '加载更多',
   'chat.exportAll': '导出全部',
   'chat.backup': '导出或导入对话',
   'chat.import': '导入…',

@@ -13,8 +13,11 @@ import type { ChatMessage } from '../../lib/types';
 interface Call {
   method: string;
   path: string;
+  query: string;
   body: unknown;
 }
+
+const cursorOf = (c: Call) => new URLSearchParams(c.query).get('cursor');
 
 function message(id: string, parent: string | null, role: 'user' | 'assistant', content: string, siblings = [id], status: ChatMessage['status'] = 'done'): ChatMessage {
   return {
@@ -84,10 +87,10 @@ beforeEach(() => {
     'GET /api/v1/chat/conversations': () => json({ items: [], next_cursor: null }),
   };
   vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
-    const path = url.split('?')[0];
+    const [path, query = ''] = url.split('?');
     const method = init.method ?? 'GET';
     const body = init.body ? JSON.parse(String(init.body)) : undefined;
-    calls.push({ method, path, body });
+    calls.push({ method, path, query, body });
     const route = routes[`${method} ${path}`];
     if (!route) return json({ error: { code: 'not_found', message: `no route ${method} ${path}` }, request_id: 'r' }, 404);
     return route(body);
@@ -288,6 +291,19 @@ describe('chat page', () => {
     expect(screen.getByText('半句')).toBeTruthy();
     expect(screen.getByText('失败')).toBeTruthy();
     await act(async () => stream.close());
+  });
+
+  it('the conversation list pages with the server cursor', async () => {
+    const page = (ids: string[], next: string | null) => json({ items: ids.map((id) => ({ ...conversation(id), title: `Chat ${id}` })), next_cursor: next });
+    routes['GET /api/v1/chat/conversations'] = () => {
+      const last = calls[calls.length - 1];
+      return last.path && cursorOf(last) === '50' ? page(['c51'], null) : page(['c1', 'c2'], '50');
+    };
+    renderAt('/chat');
+    await screen.findByText('Chat c2');
+    fireEvent.click(screen.getAllByRole('button', { name: 'Show more' })[0]);
+    await screen.findAllByText('Chat c51');
+    await waitFor(() => expect(screen.queryAllByRole('button', { name: 'Show more' })).toHaveLength(0));
   });
 
   it('says so when the server has no Chat service', async () => {

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { Link, useNavigate } from 'react-router-dom';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useInfiniteQuery, useQueryClient } from '@tanstack/react-query';
 import { api, download } from '../../lib/api';
 import type { Conversation } from '../../lib/types';
 import { useT } from '../../i18n';
@@ -30,12 +30,14 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
   const [importError, setImportError] = useState<unknown>(null);
   const fileInput = useRef<HTMLInputElement>(null);
   const query = useDebounced(q.trim(), 250);
-  const list = useQuery({
+  const list = useInfiniteQuery({
     queryKey: ['conversations', { q: query, archived }],
-    queryFn: () =>
+    initialPageParam: '',
+    queryFn: ({ pageParam }) =>
       api<{ items: Conversation[]; next_cursor: string | null }>(
-        `chat/conversations?limit=100&archived=${archived}${query ? `&q=${encodeURIComponent(query)}` : ''}`,
+        `chat/conversations?limit=50&archived=${archived}${query ? `&q=${encodeURIComponent(query)}` : ''}${pageParam ? `&cursor=${encodeURIComponent(pageParam)}` : ''}`,
       ),
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
   });
   const refresh = () => queryClient.invalidateQueries({ queryKey: ['conversations'] });
   const patch = async (c: Conversation, body: Partial<Conversation>) => {
@@ -72,7 +74,7 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
       setImportError(e);
     }
   };
-  const items = list.data?.items ?? [];
+  const items = list.data?.pages.flatMap((p) => p.items) ?? [];
   const pinned = items.filter((c) => c.pinned);
   const rest = items.filter((c) => !c.pinned);
 
@@ -120,6 +122,11 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
         )}
         <ul>{rest.map(row)}</ul>
         {list.isSuccess && items.length === 0 && <p className="px-2.5 py-4 text-sm text-muted-fg">{t('common.none')}</p>}
+        {list.hasNextPage && (
+          <Button variant="ghost" size="sm" className="mt-1 w-full text-muted-fg" disabled={list.isFetchingNextPage} onClick={() => list.fetchNextPage()}>
+            {t('chat.loadMore')}
+          </Button>
+        )}
       </div>
       <div className="px-2"><ErrorText error={importError} /></div>
       <div className="flex items-center border-t border-border text-sm text-muted-fg">
