@@ -7,6 +7,7 @@
 pub mod openapi;
 pub mod services;
 pub mod telemetry;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -181,7 +182,7 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
             get(move || openapi_json(openapi.clone())),
         )
         .route("/api/docs", get(openapi::docs_page))
-        .route("/", get(root_page));
+        .fallback(web::serve);
     let router = gateway.wrap(services);
     Ok(Skein {
         router,
@@ -196,15 +197,6 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
 
 async fn openapi_json(doc: Arc<utoipa::openapi::OpenApi>) -> impl IntoResponse {
     axum::Json(doc.as_ref().clone())
-}
-
-async fn root_page() -> impl IntoResponse {
-    axum::Json(serde_json::json!({
-        "name": "Skein",
-        "version": env!("CARGO_PKG_VERSION"),
-        "api_docs": "/api/docs",
-        "health": "/readyz",
-    }))
 }
 
 /// Serves `skein` on `listener` until `shutdown` resolves, then lets in-flight requests finish

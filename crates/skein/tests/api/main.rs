@@ -19,3 +19,4 @@ mod providers;
 mod relay;
 mod sdk;
 mod tokens;
+mod web;

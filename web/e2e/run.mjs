@@ -1,0 +1,652 @@
+// End-to-end test of the web app in real headless Chromium (playwright-core, no downloaded
+// browser): starts the real `skein` binary and a mock OpenAI upstream, then walks through what
+// people do: register, create an API key, set up a channel and a price as admin, chat with
+// streaming (stop, edit, regenerate, switch versions, export), and see the charge in Usage.
+// Saves screenshots of the main pages (1440 and 390 px, light and dark) to target/screenshots.
+//
+// Environment: SKEIN_BIN / MOCK_BIN (default: built with cargo into CARGO_TARGET_DIR or
+// target/), CHROMIUM (default /usr/bin/chromium), E2E_SCREENSHOTS=0 to skip screenshots.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const repo = resolve(new URL('../..', import.meta.url).pathname);
+const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target');
+const shots = join(repo, 'target', 'screenshots');
+const takeShots = process.env.E2E_SCREENSHOTS !== '0';
+const PASSWORD = 'correct horse battery';
+const ADMIN_PASSWORD = 'admin horse battery staple';
+const MODEL = 'mock-gpt';
+const children = [];
+let failures = 0;
+
+function log(...args) {
+  console.log('[e2e]', ...args);
+}
+
+function cleanup() {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+    srv.on('error', rej);
+  });
+}
+
+function binaries() {
+  if (process.env.SKEIN_BIN && process.env.MOCK_BIN) return { skein: process.env.SKEIN_BIN, mock: process.env.MOCK_BIN };
+  log('cargo build -p skein -p skein-testkit --bins');
+  const built = spawnSync('cargo', ['build', '--locked', '-p', 'skein', '-p', 'skein-testkit', '--bins'], { cwd: repo, stdio: 'inherit' });
+  if (built.status !== 0) throw new Error('cargo build failed');
+  return { skein: join(targetDir, 'debug', 'skein'), mock: join(targetDir, 'debug', 'mock-upstream') };
+}
+
+/** Starts a process and resolves with the first stdout line matching `pattern`. */
+function startAndWait(cmd, args, opts, pattern, name) {
+  return new Promise((res, rej) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    const timer = setTimeout(() => rej(new Error(`${name} did not start:\n${out}`)), 30_000);
+    const onData = (chunk) => {
+      out += chunk;
+      const m = out.match(pattern);
+      if (m) {
+        clearTimeout(timer);
+        res({ child, match: m });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (c) => {
+      out += c;
+      if (process.env.E2E_VERBOSE) process.stderr.write(c);
+    });
+    child.on('exit', (code) => rej(new Error(`${name} exited with ${code}:\n${out}`)));
+  });
+}
+
+async function waitReady(base) {
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await fetch(`${base}/readyz`);
+      if (r.ok) return;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('skein did not become ready');
+}
+
+/**
+ * A browser storage state signed in as `login` through its own new session. Contexts never
+ * share a refresh token: it rotates on use, and reusing a rotated one ends the session.
+ */
+async function loginState(base, login, password, extra = []) {
+  const r = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ login, password }),
+  });
+  if (!r.ok) throw new Error(`login ${login}: ${r.status}`);
+  const { refresh_token } = await r.json();
+  return { cookies: [], origins: [{ origin: base, localStorage: [{ name: 'skein.refresh', value: refresh_token }, ...extra] }] };
+}
+
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    log(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    failures++;
+    log(`FAIL ${name}: ${e.stack ?? e}`);
+    throw e;
+  }
+}
+
+function check(cond, message) {
+  if (!cond) throw new Error(`check failed: ${message}`);
+}
+
+async function main() {
+  const { skein, mock } = binaries();
+  check(existsSync(join(repo, 'web', 'dist', 'index.html')), 'web/dist is built (npm run build)');
+  const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+  check(existsSync(executablePath), `${executablePath} exists (apt-get install -y chromium)`);
+
+  const data = mkdtempSync(join(tmpdir(), 'skein-e2e-'));
+  // Every page load signs in silently (a refresh); many contexts from one IP exceed the default
+  // per-IP limit on /auth routes, which is not what this test is about.
+  const env = { ...process.env, SKEIN_DATA_DIR: data, RUST_LOG: 'warn', SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE: '10000' };
+
+  // The admin, made the way an operator does.
+  const admin = spawnSync(skein, ['admin', 'create-user', '--username', 'root', '--role', 'root', '--password-stdin'], {
+    env,
+    input: `${ADMIN_PASSWORD}\n`,
+    encoding: 'utf8',
+  });
+  check(admin.status === 0, `create-user: ${admin.stderr}`);
+
+  const upstream = await startAndWait(mock, ['--key', 'sk-upstream', '--stream-pause-ms', '25'], { env }, /MOCK_BASE_URL=(\S+)/, 'mock-upstream');
+  const mockUrl = upstream.match[1];
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = spawn(skein, ['serve', '--listen', `127.0.0.1:${port}`], { env, stdio: ['ignore', 'ignore', process.env.E2E_VERBOSE ? 'inherit' : 'ignore'] });
+  children.push(server);
+  await waitReady(base);
+  log(`skein on ${base}, mock upstream on ${mockUrl}, data in ${data}`);
+
+  const modelsProbe = await fetch(`${base}/api/v1/chat/models`);
+  const chatAvailable = modelsProbe.status !== 404;
+  if (!chatAvailable) {
+    log('');
+    log('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+    log('!!! /api/v1/chat/models answers 404: this build has no Chat service.                 !!!');
+    log('!!! The chat steps (send, stream, stop, edit, regenerate, switch, export) are SKIPPED. !!!');
+    log('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+    log('');
+  }
+
+  const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const desktop = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US', colorScheme: 'light', acceptDownloads: true });
+  const page = await desktop.newPage();
+  page.setDefaultTimeout(15_000);
+  const consoleErrors = [];
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  page.on('console', (m) => m.type() === 'error' && !/status of (4\d\d)/.test(m.text()) && consoleErrors.push(m.text()));
+
+  try {
+    let key = '';
+    await step('register a user and land in chat', async () => {
+      await page.goto(`${base}/register`);
+      await page.getByLabel('Username').fill('ada');
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Create account' }).click();
+      await page.waitForURL(/\/chat$/);
+      await page.getByTestId('whoami').getByText('ada').waitFor();
+    });
+
+    await step('sign-in errors are shown in the chosen language with the request id', async () => {
+      const ctx = await browser.newContext({ locale: 'zh-CN' });
+      const p = await ctx.newPage();
+      await p.goto(`${base}/login`);
+      await p.getByRole('heading', { name: '登录' }).waitFor();
+      await p.getByLabel('用户名或邮箱').fill('ada');
+      await p.getByLabel('密码').fill('wrong password!');
+      await p.getByRole('button', { name: '登录' }).click();
+      const alert = p.getByRole('alert');
+      await alert.getByText('请求 ID').waitFor();
+      const text = await alert.textContent();
+      check(/[\u4e00-\u9fff]/.test(text.replace('请求 ID', '')), `error message in Chinese: ${text}`);
+      await ctx.close();
+    });
+
+    await step('create an API key: the secret is shown once', async () => {
+      await page.getByRole('link', { name: 'API keys' }).click();
+      await page.getByRole('button', { name: '+ New key' }).click();
+      await page.getByLabel('Name').fill('laptop');
+      await page.getByRole('button', { name: 'Create' }).click();
+      key = (await page.getByTestId('new-key').textContent()).trim();
+      check(key.startsWith('sk-') && key.length > 20, `a key was shown: ${key.slice(0, 6)}…`);
+      await page.getByRole('button', { name: 'I have copied it' }).click();
+      await page.getByText('laptop').first().waitFor();
+      check(!(await page.content()).includes(key), 'the secret is gone from the page after closing');
+    });
+
+    await step('set limits on the key', async () => {
+      const row = page.locator('tr', { hasText: 'laptop' });
+      await row.getByRole('button', { name: 'Limits' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Requests per minute').fill('60');
+      await dialog.getByLabel('Allowed models (comma separated)').fill(MODEL);
+      await dialog.getByRole('button', { name: 'Save' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await row.getByText(`60 rpm · ${MODEL}`).waitFor();
+    });
+
+    await step('sign out; sign in as admin', async () => {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL(/\/login/);
+      await page.getByLabel('Username or email').fill('root');
+      await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(/\/chat/);
+      await page.getByRole('link', { name: 'Admin' }).click();
+      await page.getByRole('heading', { name: 'Admin console' }).waitFor();
+    });
+
+    await step('admin adds a channel to the mock upstream and tests it', async () => {
+      await page.getByRole('link', { name: 'Channels' }).click();
+      await page.getByRole('button', { name: '+ New channel' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Name', { exact: true }).fill('mock');
+      await dialog.getByLabel('Base URL').fill(mockUrl);
+      await dialog.getByLabel('Upstream keys (one per line)').fill('sk-upstream');
+      await dialog.getByLabel('Models (comma separated)').fill(MODEL);
+      await dialog.getByRole('button', { name: 'Save' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      const row = page.locator('tr', { hasText: 'mock' }).first();
+      await row.getByText('Enabled', { exact: true }).waitFor();
+      await row.getByRole('button', { name: 'Test' }).click();
+      await row.getByText(/OK in \d+ ms/).waitFor();
+      check(!(await page.content()).includes('sk-upstream'), 'the upstream key is never shown');
+    });
+
+    await step('admin sets the price', async () => {
+      await page.getByRole('link', { name: 'Pricing' }).click();
+      await page.getByRole('button', { name: '+ Set price' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Model').fill(MODEL);
+      await dialog.getByLabel('Input / 1M').fill('1000000');
+      await dialog.getByLabel('Output / 1M').fill('2000000');
+      await dialog.getByRole('button', { name: 'Save' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await page.locator('tr', { hasText: MODEL }).getByText('$2.00').waitFor();
+    });
+
+    let codes = [];
+    await step('admin creates a batch of redemption codes and exports it as CSV', async () => {
+      await page.getByRole('link', { name: 'Redemption codes' }).click();
+      await page.getByRole('button', { name: '+ New batch' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Batch name').fill('e2e-batch');
+      await dialog.getByLabel('Amount').fill('250000');
+      await dialog.getByLabel('How many').fill('2');
+      await dialog.getByRole('button', { name: 'Create' }).click();
+      const created = page.getByRole('dialog', { name: '2 codes created' });
+      codes = (await created.locator('pre').textContent()).trim().split('\n');
+      check(codes.length === 2 && codes.every((c) => c.length >= 8), `two codes shown: ${codes.length}`);
+      await created.getByRole('button', { name: 'Close' }).last().click();
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+      const { readFileSync } = await import('node:fs');
+      const csv = readFileSync(await download.path(), 'utf8');
+      check(codes.every((c) => csv.includes(c)), 'the CSV has both codes');
+    });
+
+    await step('admin disables and re-enables the channel', async () => {
+      await page.getByRole('link', { name: 'Channels' }).click();
+      const row = page.locator('tr', { hasText: 'mock' }).first();
+      await row.getByRole('button', { name: 'Disable' }).click();
+      await row.getByText('Disabled', { exact: true }).waitFor();
+      await row.getByRole('button', { name: 'Enable' }).click();
+      await row.getByText('Enabled', { exact: true }).waitFor();
+    });
+
+    await step('admin tops up the user', async () => {
+      await page.getByRole('link', { name: 'Users' }).click();
+      const row = page.locator('tr', { hasText: 'ada' });
+      await row.getByRole('button', { name: 'Adjust balance' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Amount (units, negative to deduct)').fill('5000000');
+      await dialog.getByLabel('Memo (required)').fill('e2e top-up');
+      await dialog.getByRole('button', { name: 'Save' }).click();
+      await dialog.waitFor({ state: 'detached' });
+    });
+
+    await step('sign back in as the user', async () => {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Username or email').fill('ada');
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(/\/chat/);
+    });
+
+    await step('the API key works against /v1/chat/completions (streamed)', async () => {
+      const r = await fetch(`${base}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'one two three' }] }),
+      });
+      const text = await r.text();
+      check(r.status === 200, `status ${r.status}: ${text.slice(0, 200)}`);
+      check(text.includes('echo') && text.includes('[DONE]'), 'streamed echo');
+    });
+
+    if (chatAvailable) await chatSteps(page);
+
+    await step('the user redeems a code', async () => {
+      await page.getByRole('link', { name: 'Usage' }).click();
+      await page.getByLabel('Code').fill(codes[0]);
+      await page.getByRole('button', { name: 'Redeem', exact: true }).click();
+      await page.getByText(/Redeemed \$0\.50\. New balance/).waitFor();
+      await page.getByLabel('Code').fill(codes[0]);
+      await page.getByRole('button', { name: 'Redeem', exact: true }).click();
+      await page.getByRole('alert').getByText(/Request id:/).waitFor();
+    });
+
+    await step('usage shows the charge', async () => {
+      await page.getByRole('link', { name: 'Usage' }).click();
+      await page.getByRole('heading', { name: 'Usage' }).waitFor();
+      // The first billed request was the API call above: 3 prompt words and "echo: one two
+      // three" (4 words) at 1,000,000 / 2,000,000 units per million = 3 + 8 = 11 units.
+      const cost = page.locator('table [data-testid="record-cost"]').last();
+      await cost.waitFor();
+      const costText = await cost.textContent();
+      check(costText === '$0.000022', `the API call cost 11 units ($0.000022): ${costText}`);
+      const used = await page.getByTestId('used').textContent();
+      check(used !== '$0.00' && used.startsWith('$0.0'), `usage counted: ${used}`);
+      await page.getByRole('cell', { name: 'e2e top-up' }).waitFor();
+    });
+
+    await step('language switch to Chinese is remembered across reloads', async () => {
+      await page.getByRole('link', { name: 'Settings' }).click();
+      await page.getByLabel('Language').selectOption('zh-CN');
+      await page.getByRole('link', { name: '对话' }).waitFor();
+      await page.reload();
+      await page.getByRole('link', { name: '用量' }).waitFor();
+      await page.getByLabel('语言').selectOption('en');
+      await page.getByRole('link', { name: 'Chat' }).waitFor();
+    });
+
+    await step('a reload keeps the session (silent refresh) and the route', async () => {
+      await page.goto(`${base}/usage`);
+      await page.getByRole('heading', { name: 'Usage' }).waitFor();
+      check(!page.url().includes('/login'), 'still signed in');
+    });
+
+    await step('phone layout: navigation drawer, tables as cards, reachable composer', async () => {
+      const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'en-US', isMobile: true, hasTouch: true, storageState: await loginState(base, 'ada', PASSWORD) });
+      const p = await phone.newPage();
+      await p.goto(`${base}/keys`);
+      await p.getByRole('heading', { name: 'API keys' }).waitFor();
+      await p.getByTestId('cards').getByText('laptop').waitFor();
+      check(!(await p.locator('table').first().isVisible()), 'the table is hidden on a phone');
+      await p.getByRole('button', { name: 'Menu' }).click();
+      await p.getByRole('dialog').getByRole('link', { name: 'Usage' }).click();
+      await p.getByRole('heading', { name: 'Usage' }).waitFor();
+      const width = await p.evaluate(() => Math.max(document.documentElement.scrollWidth, document.querySelector("main")?.scrollWidth ?? 0));
+      check(width <= 392, `no horizontal scrolling on usage (width ${width})`);
+      if (chatAvailable) {
+        await p.goto(`${base}/chat`);
+        await p.getByTestId('conversation').first().waitFor({ state: 'attached' }).catch(() => undefined);
+        const composer = p.getByLabel('Send', { exact: true });
+        await composer.waitFor();
+        const box = await composer.boundingBox();
+        check(box && box.y + box.height <= 844, `composer within the screen (${JSON.stringify(box)})`);
+        await p.getByRole('button', { name: 'Conversations' }).click();
+        await p.getByRole('dialog').getByRole('button', { name: '+ New chat' }).waitFor();
+      }
+      await phone.close();
+    });
+
+    if (takeShots) await screenshotsUser(browser, base, desktop);
+    // After the usage above, so the dashboard has something to show.
+    if (takeShots) await screenshotsAdmin(browser, base);
+    check(consoleErrors.length === 0, `no script errors in the page: ${consoleErrors.join('\n')}`);
+  } catch (e) {
+    mkdirSync(shots, { recursive: true });
+    await page.screenshot({ path: join(shots, 'failure.png'), fullPage: true }).catch(() => undefined);
+    log(`failure screenshot: ${join(shots, 'failure.png')}`);
+    throw e;
+  } finally {
+    await browser.close();
+    cleanup();
+    rmSync(data, { recursive: true, force: true });
+  }
+  log(chatAvailable ? 'all steps passed' : 'all steps passed (CHAT STEPS SKIPPED: no Chat service)');
+}
+
+async function chatSteps(page) {
+  const lastAnswer = () => page.getByTestId('assistant-message').last();
+
+  await step('chat: new conversation streams an answer with its price', async () => {
+    await page.getByRole('link', { name: 'Chat' }).click();
+    await page.getByRole('button', { name: '+ New chat' }).click();
+    await page.getByTestId('model-picker').click();
+    await page.getByRole('menuitemradio', { name: new RegExp(MODEL) }).getByText('$2.00 in / $4.00 out per 1M tokens').waitFor();
+    await page.getByRole('menuitemradio', { name: new RegExp(MODEL) }).click();
+    await page.getByTestId('model-price').getByText('$2.00').waitFor();
+    await page.getByLabel('Send', { exact: true }).fill('hello there');
+    await page.getByLabel('Send', { exact: true }).press('Enter');
+    await page.waitForURL(/\/chat\/[^/]+$/);
+    await lastAnswer().getByText('echo: hello there').waitFor();
+    await page.locator('[data-testid="assistant-message"][data-status="done"]').last().waitFor();
+    await lastAnswer().getByTestId('message-cost').waitFor();
+    await page.getByTestId('conversation').first().waitFor();
+  });
+
+  await step('chat: stop keeps the partial answer', async () => {
+    const words = Array.from({ length: 300 }, (_, i) => `w${i}`).join(' ');
+    await page.getByLabel('Send', { exact: true }).fill(words);
+    await page.getByLabel('Send', { exact: true }).press('Enter');
+    await lastAnswer().getByText('echo:').waitFor();
+    await page.getByTestId('stop').click();
+    await page.locator('[data-testid="assistant-message"][data-status="stopped"]').last().waitFor({ timeout: 20_000 });
+    const text = await lastAnswer().textContent();
+    check(!text.includes('w299'), 'the answer was cut short');
+  });
+
+  await step('chat: edit a message makes a new version (‹ 2 / 2 ›) and switching goes back', async () => {
+    const firstUser = page.getByTestId('user-message').first();
+    await firstUser.getByRole('button', { name: 'Edit' }).click();
+    await firstUser.getByLabel('Edit').fill('hello again');
+    await firstUser.getByRole('button', { name: 'Save and send' }).click();
+    await lastAnswer().getByText('echo: hello again').waitFor();
+    await page.locator('[data-testid="assistant-message"][data-status="done"]').last().waitFor();
+    const versions = page.getByTestId('user-message').first().getByTestId('versions');
+    await versions.getByText('2 / 2').waitFor();
+    await versions.getByRole('button', { name: 'Previous version' }).click();
+    await versions.getByText('1 / 2').waitFor();
+    await page.getByTestId('user-message').first().getByText('hello there').waitFor();
+  });
+
+  await step('chat: regenerate adds a sibling answer', async () => {
+    await page.getByTestId('user-message').first().getByTestId('versions').getByRole('button', { name: 'Next version' }).click();
+    await page.getByTestId('user-message').first().getByText('hello again').waitFor();
+    await lastAnswer().getByRole('button', { name: 'Regenerate' }).click();
+    await lastAnswer().getByTestId('versions').getByText('2 / 2').waitFor();
+    await page.locator('[data-testid="assistant-message"][data-status="done"]').last().waitFor();
+  });
+
+  await step('chat: a reload restores the conversation', async () => {
+    await page.reload();
+    await page.getByTestId('user-message').first().getByText('hello again').waitFor();
+    await lastAnswer().getByTestId('versions').getByText('2 / 2').waitFor();
+  });
+
+  await step('chat: a reload in the middle of an answer re-attaches to it', async () => {
+    const words = Array.from({ length: 80 }, (_, i) => `r${i}`).join(' ');
+    await page.getByLabel('Send', { exact: true }).fill(words);
+    await page.getByLabel('Send', { exact: true }).press('Enter');
+    await lastAnswer().getByText(/echo: r0 r1 r2/).waitFor();
+    await page.reload();
+    await page.locator('[data-testid="assistant-message"][data-status="streaming"]').last().waitFor();
+    const answer = page.locator('[data-testid="assistant-message"][data-status="done"]').last();
+    await answer.getByText(/r78 r79/).waitFor({ timeout: 30_000 });
+    const text = await answer.textContent();
+    check((text.match(/r40 /g) ?? []).length === 1, 'the text so far is not repeated after re-attaching');
+  });
+
+  await step('chat: when the session ends, sign-in comes back to the conversation with the draft', async () => {
+    const chatUrl = page.url();
+    await page.getByLabel('Send', { exact: true }).fill('a draft I do not want to lose');
+    // Another device changes the password: every other session ends.
+    const tokens = await (await fetch(`${page.url().split('/chat')[0]}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ login: 'ada', password: PASSWORD }),
+    })).json();
+    const changePassword = (from, to, token) =>
+      fetch(`${chatUrl.split('/chat')[0]}/api/v1/user/password`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ current_password: from, new_password: to }),
+      });
+    const changed = await changePassword(PASSWORD, `${PASSWORD} 2`, tokens.access_token);
+    check(changed.ok, `password change: ${changed.status}`);
+    await page.reload();
+    await page.waitForURL(/\/login\?next=/);
+    await page.getByText('Your session ended').waitFor();
+    await page.getByLabel('Username or email').fill('ada');
+    await page.getByLabel('Password').fill(`${PASSWORD} 2`);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(chatUrl);
+    const draft = await page.getByLabel('Send', { exact: true }).inputValue();
+    check(draft === 'a draft I do not want to lose', `the draft survived: ${draft}`);
+    await page.getByLabel('Send', { exact: true }).fill('');
+    // Back to the original password for the steps that follow.
+    const again = await (await fetch(`${chatUrl.split('/chat')[0]}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ login: 'ada', password: `${PASSWORD} 2` }),
+    })).json();
+    check((await changePassword(`${PASSWORD} 2`, PASSWORD, again.access_token)).ok, 'password restored');
+    // That ended this page's session too: sign in again.
+    await page.reload();
+    await page.getByLabel('Username or email').fill('ada');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(chatUrl);
+  });
+
+  await step('chat: rename, pin, search, archive, delete with undo', async () => {
+    const sidebar = page.locator('aside');
+    const item = () => sidebar.getByTestId('conversation').first();
+    const menuOf = async () => {
+      await item().hover();
+      await sidebar.getByRole('button', { name: 'Actions' }).first().click();
+    };
+    await menuOf();
+    await page.getByRole('menuitem', { name: 'Rename' }).click();
+    await page.getByRole('dialog').getByRole('textbox').fill('Greetings 问候');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor();
+    await page.getByTestId('conversation-title').getByText('Greetings 问候').waitFor();
+    await menuOf();
+    await page.getByRole('menuitem', { name: 'Pin' }).click();
+    await sidebar.getByRole('heading', { name: 'Pinned' }).waitFor();
+    await sidebar.getByRole('searchbox').fill('问候');
+    await item().getByText('Greetings 问候').waitFor();
+    await sidebar.getByRole('searchbox').fill('nothing-matches-this');
+    await sidebar.getByText('Nothing here yet.').waitFor();
+    await sidebar.getByRole('searchbox').fill('');
+    await menuOf();
+    await page.getByRole('menuitem', { name: 'Archive' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor({ state: 'detached' });
+    await sidebar.getByRole('button', { name: 'Show archived' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor();
+    await menuOf();
+    await page.getByRole('menuitem', { name: 'Unarchive' }).click();
+    await sidebar.getByRole('button', { name: 'Back to conversations' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor();
+    await menuOf();
+    await page.getByRole('menuitem', { name: 'Delete' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor({ state: 'detached' });
+    await page.waitForURL(/\/chat$/);
+    await page.getByRole('button', { name: 'Undo' }).click();
+    await sidebar.getByText('Greetings 问候').waitFor();
+    await item().click();
+    await page.getByTestId('user-message').first().waitFor();
+  });
+
+  await step('chat: export as Markdown downloads the conversation', async () => {
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      (async () => {
+        await page.getByRole('button', { name: 'Export', exact: true }).click();
+        await page.getByRole('menuitem', { name: 'Markdown' }).click();
+      })(),
+    ]);
+    const path = await download.path();
+    const { readFileSync } = await import('node:fs');
+    const text = readFileSync(path, 'utf8');
+    check(text.includes('hello again'), 'the export has the conversation');
+  });
+
+  await step('chat: export all, then import the archive back as new conversations', async () => {
+    const sidebar = page.locator('aside');
+    const before = await sidebar.getByTestId('conversation').count();
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      (async () => {
+        await sidebar.getByRole('button', { name: 'Export or import conversations' }).click();
+        await page.getByRole('menuitem', { name: 'Export all' }).click();
+      })(),
+    ]);
+    const archive = await download.path();
+    const { readFileSync } = await import('node:fs');
+    check(readFileSync(archive, 'utf8').includes('hello again'), 'the archive has the messages');
+    await sidebar.getByTestId('import-file').setInputFiles(archive);
+    await page.getByText(/conversation\(s\) imported/).waitFor();
+    await page.waitForFunction((n) => document.querySelectorAll('aside [data-testid="conversation"]').length > n, before);
+  });
+}
+
+const SIZES = [
+  ['1440', { width: 1440, height: 900 }],
+  ['390', { width: 390, height: 844 }],
+];
+
+async function shoot(browser, base, signIn, pages, { schemes = ['light', 'dark'], sizes = SIZES, suffix = '' } = {}) {
+  mkdirSync(shots, { recursive: true });
+  for (const scheme of schemes) {
+    for (const [label, viewport] of sizes) {
+      const ctx = await browser.newContext({ viewport, colorScheme: scheme, locale: 'en-US', storageState: await signIn(), isMobile: label === '390' });
+      const p = await ctx.newPage();
+      for (const [name, path, ready] of pages) {
+        await p.goto(`${base}${path}`);
+        if (ready) await p.getByRole('heading', { name: ready }).first().waitFor();
+        else await p.waitForLoadState('networkidle');
+        await p.waitForTimeout(300);
+        await p.screenshot({ path: join(shots, `${name}${suffix}-${label}-${scheme}.png`) });
+      }
+      await ctx.close();
+    }
+  }
+}
+
+async function screenshotsAdmin(browser, base) {
+  await step('screenshots: admin console', async () => {
+    await shoot(browser, base, () => loginState(base, 'root', ADMIN_PASSWORD), [
+      ['admin-dashboard', '/admin/dashboard', 'Admin console'],
+      ['admin-channels', '/admin/channels', 'Admin console'],
+      ['admin-pricing', '/admin/pricing', 'Admin console'],
+    ]);
+  });
+}
+
+async function screenshotsUser(browser, base, desktop) {
+  await step('screenshots: user pages', async () => {
+    const first = await (async () => {
+      const p = await desktop.newPage();
+      await p.goto(`${base}/chat`);
+      const link = p.getByTestId('conversation').first();
+      await link.waitFor({ timeout: 5000 }).catch(() => undefined);
+      const href = (await link.count()) ? await link.getAttribute('href') : '/chat';
+      await p.close();
+      return href;
+    })();
+    await shoot(browser, base, () => loginState(base, 'ada', PASSWORD), [
+      ['chat', first, null],
+      ['keys', '/keys', 'API keys'],
+      ['usage', '/usage', 'Usage'],
+      ['settings', '/settings', 'Settings'],
+    ]);
+    await shoot(browser, base, async () => undefined, [['login', '/login', 'Sign in']]);
+    // The Chinese UI, once per size.
+    await shoot(browser, base, () => loginState(base, 'ada', PASSWORD, [{ name: 'skein.lang', value: 'zh-CN' }]), [
+      ['chat', first, null],
+      ['usage', '/usage', '用量'],
+    ], { schemes: ['light'], suffix: '-zh' });
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(`[e2e] FAILED (${failures} step(s)): ${e.message ?? e}`);
+    process.exit(1);
+  },
+);

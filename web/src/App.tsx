@@ -1,0 +1,104 @@
+import { lazy, Suspense, useEffect, useState } from 'react';
+import { Navigate, Route, Routes, useLocation } from 'react-router-dom';
+import { api, refreshSession } from './lib/api';
+import { authStore, refreshToken, setUser } from './lib/auth';
+import { adoptAccountSettings } from './lib/settings';
+import { useStore } from './lib/store';
+import type { Profile } from './lib/types';
+import { Layout } from './components/Layout';
+import { Toaster } from './components/ui/toast';
+import { AuthPage } from './pages/Auth';
+import { ChatPage } from './pages/chat/ChatPage';
+import { useT } from './i18n';
+
+const SettingsPage = lazy(() => import('./pages/Settings'));
+const KeysPage = lazy(() => import('./pages/Keys'));
+const UsagePage = lazy(() => import('./pages/Usage'));
+const AdminPage = lazy(() => import('./pages/admin/AdminPage'));
+
+function Loading() {
+  const t = useT();
+  return <div className="p-6 text-sm text-muted-fg">{t('common.loading')}</div>;
+}
+
+/** Restores a session from the stored refresh token before the first render of a page. */
+function useBoot() {
+  const [ready, setReady] = useState(() => !refreshToken() || authStore.get().accessToken !== null);
+  useEffect(() => {
+    if (ready) return;
+    (async () => {
+      try {
+        if (await refreshSession()) {
+          if (!authStore.get().user) setUser(await api<Profile>('user/profile'));
+        }
+      } catch {
+        /* offline: the sign-in page will say so when used */
+      }
+      setReady(true);
+    })();
+  }, [ready]);
+  return ready;
+}
+
+function RequireAuth({ children }: { children: React.ReactNode }) {
+  const { accessToken, reason } = useStore(authStore);
+  const location = useLocation();
+  if (!accessToken) {
+    if (reason === 'signed-out') return <Navigate to="/login" replace />;
+    const next = location.pathname + location.search;
+    return <Navigate to={`/login?next=${encodeURIComponent(next)}`} replace />;
+  }
+  return <>{children}</>;
+}
+
+function NotFound() {
+  const t = useT();
+  return (
+    <div className="p-8 text-center">
+      <h1 className="mb-2 text-xl font-semibold">{t('notFound.title')}</h1>
+      <a className="text-primary underline" href="/chat">
+        {t('notFound.back')}
+      </a>
+    </div>
+  );
+}
+
+/** The app's routes. */
+export function App() {
+  const ready = useBoot();
+  const { user, accessToken } = useStore(authStore);
+  useEffect(() => {
+    if (accessToken && !user) {
+      api<Profile>('user/profile').then(setUser, () => undefined);
+    }
+  }, [accessToken, user]);
+  useEffect(() => {
+    if (user) adoptAccountSettings(user);
+  }, [user]);
+  if (!ready) return <Loading />;
+  return (
+    <>
+      <Routes>
+        <Route path="/login" element={<AuthPage mode="login" />} />
+        <Route path="/register" element={<AuthPage mode="register" />} />
+        <Route
+          element={
+            <RequireAuth>
+              <Layout />
+            </RequireAuth>
+          }
+        >
+          <Route index element={<Navigate to="/chat" replace />} />
+          <Route path="/chat" element={<ChatPage />} />
+          <Route path="/chat/:id" element={<ChatPage />} />
+          <Route path="/settings" element={<Suspense fallback={<Loading />}><SettingsPage /></Suspense>} />
+          <Route path="/keys" element={<Suspense fallback={<Loading />}><KeysPage /></Suspense>} />
+          <Route path="/usage" element={<Suspense fallback={<Loading />}><UsagePage /></Suspense>} />
+          <Route path="/admin/*" element={<Suspense fallback={<Loading />}><AdminPage /></Suspense>} />
+          <Route path="*" element={<NotFound />} />
+        </Route>
+      </Routes>
+      <Toaster />
+    </>
+  );
+}

@@ -1,0 +1,103 @@
+import { useState } from 'react';
+import { NavLink, Outlet, useNavigate } from 'react-router-dom';
+import { useQueryClient } from '@tanstack/react-query';
+import { api } from '../lib/api';
+import { authStore, clearSession, refreshToken } from '../lib/auth';
+import { useStore } from '../lib/store';
+import { useT, type MessageKey } from '../i18n';
+import { cx } from './ui';
+import { Drawer } from './ui/dialog';
+import { createStore } from '../lib/store';
+
+/** Whether the phone navigation drawer is open (pages with their own sidebar open it too). */
+export const navOpenStore = createStore(false);
+
+const links: Array<{ to: string; key: MessageKey; admin?: boolean }> = [
+  { to: '/chat', key: 'nav.chat' },
+  { to: '/keys', key: 'nav.keys' },
+  { to: '/usage', key: 'nav.usage' },
+  { to: '/settings', key: 'nav.settings' },
+  { to: '/admin', key: 'nav.admin', admin: true },
+];
+
+function NavItems({ onPick }: { onPick?: () => void }) {
+  const t = useT();
+  const { user } = useStore(authStore);
+  const isAdmin = user?.role === 'admin' || user?.role === 'root';
+  return (
+    <>
+      {links
+        .filter((l) => !l.admin || isAdmin)
+        .map((l) => (
+          <NavLink
+            key={l.to}
+            to={l.to}
+            onClick={onPick}
+            className={({ isActive }) =>
+              cx('rounded-md px-3 py-1.5 text-sm font-medium', isActive ? 'bg-primary/10 text-primary' : 'text-muted-fg hover:bg-muted hover:text-fg')
+            }
+          >
+            {t(l.key)}
+          </NavLink>
+        ))}
+    </>
+  );
+}
+
+/** The signed-in frame: a top bar with the sections (a drawer on phones) and the page. */
+export function Layout() {
+  const t = useT();
+  const navigate = useNavigate();
+  const queryClient = useQueryClient();
+  const { user } = useStore(authStore);
+  const [open, setOpen] = [useStore(navOpenStore), navOpenStore.set];
+  const [busy, setBusy] = useState(false);
+
+  const signOut = async () => {
+    setBusy(true);
+    const token = refreshToken();
+    await api('auth/logout', { body: token ? { refresh_token: token } : {} }).catch(() => undefined);
+    clearSession('signed-out');
+    queryClient.clear();
+    navigate('/login', { replace: true });
+  };
+
+  return (
+    <div className="flex h-full flex-col">
+      <header className="flex h-12 shrink-0 items-center gap-2 border-b border-border px-3">
+        <button className="rounded-md px-2 py-1 text-lg md:hidden" aria-label={t('nav.menu')} onClick={() => setOpen(true)}>
+          ☰
+        </button>
+        <NavLink to="/chat" className="mr-3 flex items-center gap-2 font-semibold">
+          <img src="/favicon.svg" alt="" className="h-6 w-6" />
+          {t('app.name')}
+        </NavLink>
+        <nav className="hidden items-center gap-1 md:flex">
+          <NavItems />
+        </nav>
+        <div className="ml-auto flex items-center gap-2 text-sm">
+          <span className="hidden max-w-[12rem] truncate text-muted-fg sm:inline" data-testid="whoami">
+            {user?.display_name}
+          </span>
+          <button className="rounded-md px-2 py-1 text-muted-fg hover:bg-muted" onClick={signOut} disabled={busy}>
+            {t('nav.signOut')}
+          </button>
+        </div>
+      </header>
+      <Drawer open={open} onOpenChange={setOpen} title={t('nav.menu')}>
+        <div className="flex items-center justify-between border-b border-border p-3 font-semibold">
+          {t('app.name')}
+          <button aria-label={t('nav.close')} onClick={() => setOpen(false)}>
+            ✕
+          </button>
+        </div>
+        <nav className="flex flex-col gap-1 p-2">
+          <NavItems onPick={() => setOpen(false)} />
+        </nav>
+      </Drawer>
+      <main className="min-h-0 flex-1 overflow-y-auto">
+        <Outlet />
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { render } from '@testing-library/react';
+import Markdown, { safeUrl } from './Markdown';
+
+const hostile = [
+  'Here is an image: <img src=x onerror=alert(1)>',
+  '',
+  '<script>alert(2)</script>',
+  '',
+  '[click me](javascript:alert(1)) and [data](data:text/html,<script>alert(3)</script>) and [vb](vbscript:msgbox)',
+  '',
+  '![pic](javascript:alert(4))',
+  '',
+  '<a href="javascript:alert(5)">raw link</a> <iframe src="https://evil.example"></iframe>',
+  '',
+  '[ok](https://example.com/page) and [mail](mailto:a@example.com)',
+].join('\n');
+
+describe('Markdown from the model', () => {
+  it('renders raw HTML as text and drops script-bearing links', () => {
+    const { container } = render(<Markdown text={hostile} />);
+    // No element from the answer's raw HTML exists: no img with onerror, no script, no iframe.
+    expect(container.querySelector('script')).toBeNull();
+    expect(container.querySelector('iframe')).toBeNull();
+    for (const el of container.querySelectorAll('*')) {
+      for (const attr of el.getAttributeNames()) {
+        expect(attr.startsWith('on'), `${el.tagName} has ${attr}`).toBe(false);
+      }
+    }
+    const imgs = [...container.querySelectorAll('img')];
+    for (const img of imgs) expect(img.getAttribute('src') ?? '').not.toMatch(/javascript:/i);
+    // Every link that remains points somewhere harmless.
+    const hrefs = [...container.querySelectorAll('a')].map((a) => a.getAttribute('href') ?? '');
+    for (const href of hrefs) expect(href).not.toMatch(/^\s*(javascript|data|vbscript):/i);
+    expect(hrefs).toContain('https://example.com/page');
+    expect(hrefs).toContain('mailto:a@example.com');
+    // The hostile markup is visible as text, so the reader sees what the model wrote.
+    expect(container.textContent).toContain('<img src=x onerror=alert(1)>');
+    expect(container.textContent).toContain('click me');
+  });
+
+  it('renders GFM tables, math and highlighted code', () => {
+    const { container } = render(<Markdown text={'| a | b |\n|---|---|\n| 1 | 2 |\n\n$$E=mc^2$$\n\n```js\nconst x = 1;\n```'} />);
+    expect(container.querySelector('table')).not.toBeNull();
+    expect(container.querySelector('.katex')).not.toBeNull();
+    expect(container.querySelector('code.hljs, code.language-js')).not.toBeNull();
+    expect(container.querySelector('pre')?.textContent).toContain('const x = 1;');
+  });
+
+  it('keeps only web, mail, anchor and relative URLs', () => {
+    expect(safeUrl('https://a.b')).toBe('https://a.b');
+    expect(safeUrl('/x')).toBe('/x');
+    expect(safeUrl('#top')).toBe('#top');
+    expect(safeUrl('javascript:alert(1)')).toBe('');
+    expect(safeUrl('JaVaScRiPt:alert(1)')).toBe('');
+    expect(safeUrl('data:text/html,x')).toBe('');
+  });
+});

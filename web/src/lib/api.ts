@@ -1,0 +1,119 @@
+import { acceptTokens, authStore, clearSession, refreshOnce } from './auth';
+import { langStore } from './settings';
+import type { TokenResponse } from './types';
+
+/** An error answer from the server (or a network failure, with status 0). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly requestId: string | null,
+    readonly details: Record<string, unknown> | null = null,
+  ) {
+    super(message);
+  }
+}
+
+/** Options of [`api`]. */
+export interface ApiOptions {
+  method?: string;
+  body?: unknown;
+  /** Send the access token (default true). */
+  auth?: boolean;
+  signal?: AbortSignal;
+  /** Return the raw Response instead of parsed JSON (streams, downloads). */
+  raw?: boolean;
+}
+
+/** Turns a non-2xx response into an [`ApiError`], reading the error envelope. */
+export async function errorFrom(res: Response): Promise<ApiError> {
+  const headerId = res.headers.get('x-request-id');
+  try {
+    const body = await res.json();
+    const e = body?.error ?? {};
+    return new ApiError(
+      res.status,
+      String(e.code ?? `http_${res.status}`),
+      String(e.message ?? res.statusText),
+      body?.request_id ?? e.request_id ?? headerId,
+      e.details ?? null,
+    );
+  } catch {
+    return new ApiError(res.status, `http_${res.status}`, res.statusText || `HTTP ${res.status}`, headerId);
+  }
+}
+
+async function exchange(token: string): Promise<TokenResponse | null> {
+  const res = await fetch('/api/v1/auth/refresh', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'accept-language': langStore.get() },
+    body: JSON.stringify({ refresh_token: token }),
+  });
+  if (res.ok) return (await res.json()) as TokenResponse;
+  if (res.status === 401 || res.status === 403 || res.status === 422) return null;
+  throw await errorFrom(res);
+}
+
+/** Refreshes the session (used at start-up and after a 401). */
+export function refreshSession(): Promise<boolean> {
+  return refreshOnce(exchange);
+}
+
+async function send(path: string, opts: ApiOptions): Promise<Response> {
+  const headers: Record<string, string> = { 'accept-language': langStore.get() };
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  const token = authStore.get().accessToken;
+  if (opts.auth !== false && token) headers.authorization = `Bearer ${token}`;
+  try {
+    return await fetch(path.startsWith('/') ? path : `/api/v1/${path}`, {
+      method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
+      headers,
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      signal: opts.signal,
+    });
+  } catch (e) {
+    if ((e as Error)?.name === 'AbortError') throw e;
+    throw new ApiError(0, 'network_error', String((e as Error)?.message ?? e), null);
+  }
+}
+
+/**
+ * Calls the API. `path` is relative to `/api/v1/` unless it starts with `/`. A 401 triggers
+ * one silent refresh and a retry; if the refresh is refused the session ends (the app then
+ * shows the sign-in page, keeping drafts, which live in localStorage).
+ */
+export async function api<T = unknown>(path: string, opts: ApiOptions = {}): Promise<T> {
+  let res = await send(path, opts);
+  if (res.status === 401 && opts.auth !== false) {
+    const refreshed = await refreshSession().catch(() => false);
+    if (refreshed) res = await send(path, opts);
+    else if (authStore.get().accessToken) clearSession('expired');
+  }
+  if (!res.ok) throw await errorFrom(res);
+  if (opts.raw) return res as unknown as T;
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** Signs in with a login and password. */
+export async function signIn(login: string, password: string) {
+  const tokens = await api<TokenResponse>('auth/login', { body: { login, password }, auth: false });
+  acceptTokens(tokens);
+  return tokens;
+}
+
+/** Downloads an authenticated URL as a file. */
+export async function download(path: string, filename: string) {
+  const res = await api<Response>(path, { raw: true });
+  const blob = await res.blob();
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}

@@ -1,0 +1,54 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { MemoryRouter, Route, Routes } from 'react-router-dom';
+import { AuthPage } from './Auth';
+import { authStore, clearSession } from '../lib/auth';
+import { setLang } from '../lib/settings';
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+  clearSession();
+  setLang('en');
+});
+
+function renderRegister() {
+  return render(
+    <MemoryRouter initialEntries={['/register?next=/keys']}>
+      <Routes>
+        <Route path="/register" element={<AuthPage mode="register" />} />
+        <Route path="/keys" element={<p>keys page</p>} />
+      </Routes>
+    </MemoryRouter>,
+  );
+}
+
+describe('registration', () => {
+  it('asks for an invite code when the server requires one, then signs in and goes on', async () => {
+    const bodies: Array<Record<string, unknown>> = [];
+    vi.stubGlobal('fetch', async (_url: string, init: RequestInit) => {
+      const body = JSON.parse(String(init.body));
+      bodies.push(body);
+      if (!body.invite_code) {
+        return new Response(
+          JSON.stringify({ error: { code: 'invite_code_required', message: '注册需要邀请码。', details: { field: 'invite_code' } }, request_id: 'req-1' }),
+          { status: 422 },
+        );
+      }
+      return new Response(JSON.stringify({ access_token: 'a', refresh_token: 'r', token_type: 'Bearer', expires_in: 900 }), { status: 201 });
+    });
+    setLang('zh-CN');
+    renderRegister();
+    expect(screen.queryByLabelText('邀请码')).toBeNull();
+    fireEvent.change(screen.getByLabelText('用户名'), { target: { value: 'ada' } });
+    fireEvent.change(screen.getByLabelText('密码'), { target: { value: 'correct horse battery' } });
+    fireEvent.click(screen.getByRole('button', { name: '注册账号' }));
+    await screen.findByText('注册需要邀请码。');
+    expect(screen.getByText('请求 ID：req-1')).toBeTruthy();
+    fireEvent.change(screen.getByLabelText('邀请码'), { target: { value: 'INV-123' } });
+    fireEvent.click(screen.getByRole('button', { name: '注册账号' }));
+    await screen.findByText('keys page');
+    expect(bodies[1]).toMatchObject({ username: 'ada', invite_code: 'INV-123', language: 'zh-CN' });
+    expect(bodies[0].email).toBeUndefined();
+    await waitFor(() => expect(authStore.get().accessToken).toBe('a'));
+  });
+});

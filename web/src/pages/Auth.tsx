@@ -1,0 +1,144 @@
+import { useState } from 'react';
+import { Link, Navigate, useNavigate, useSearchParams } from 'react-router-dom';
+import { api, ApiError, signIn } from '../lib/api';
+import { acceptTokens, authStore } from '../lib/auth';
+import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../lib/settings';
+import { useStore } from '../lib/store';
+import type { TokenResponse } from '../lib/types';
+import { useT } from '../i18n';
+import { Button, Card, ErrorText, Field, Input, Select } from '../components/ui';
+
+/** Language and theme pickers (also on the sign-in page, before any account exists). */
+export function LangThemePickers() {
+  const t = useT();
+  const lang = useStore(langStore);
+  const theme = useStore(themeStore);
+  return (
+    <div className="flex gap-2">
+      <Select aria-label={t('settings.language')} value={lang} onChange={(e) => setLang(e.target.value as Lang)}>
+        <option value="en">English</option>
+        <option value="zh-CN">简体中文</option>
+      </Select>
+      <Select aria-label={t('settings.theme')} value={theme} onChange={(e) => setTheme(e.target.value as Theme)}>
+        <option value="system">{t('theme.system')}</option>
+        <option value="light">{t('theme.light')}</option>
+        <option value="dark">{t('theme.dark')}</option>
+      </Select>
+    </div>
+  );
+}
+
+/** Only same-origin app paths are followed after sign-in. */
+function safeNext(next: string | null) {
+  return next && next.startsWith('/') && !next.startsWith('//') ? next : '/chat';
+}
+
+/** Sign-in and registration. */
+export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
+  const t = useT();
+  const navigate = useNavigate();
+  const [params] = useSearchParams();
+  const { accessToken, reason } = useStore(authStore);
+  const [form, setForm] = useState({ login: '', username: '', email: '', password: '', invite: '' });
+  const [showInvite, setShowInvite] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const next = safeNext(params.get('next'));
+  if (accessToken) return <Navigate to={next} replace />;
+
+  const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement>) => setForm({ ...form, [k]: e.target.value });
+
+  const submit = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      if (mode === 'login') {
+        await signIn(form.login.trim(), form.password);
+      } else {
+        const tokens = await api<TokenResponse>('auth/register', {
+          auth: false,
+          body: {
+            username: form.username.trim() || undefined,
+            email: form.email.trim() || undefined,
+            password: form.password,
+            invite_code: form.invite.trim() || undefined,
+            language: langStore.get(),
+          },
+        });
+        acceptTokens(tokens);
+      }
+      navigate(next, { replace: true });
+    } catch (err) {
+      if (err instanceof ApiError && (err.code === 'invite_code_required' || err.code === 'invalid_invite_code')) {
+        setShowInvite(true);
+      }
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div className="flex min-h-full flex-col items-center justify-center gap-6 p-4">
+      <div className="text-center">
+        <img src="/favicon.svg" alt="" className="mx-auto mb-2 h-10 w-10" />
+        <h1 className="text-2xl font-semibold">{t('app.name')}</h1>
+        <p className="text-sm text-muted-fg">{t('auth.tagline')}</p>
+      </div>
+      <Card className="w-full max-w-sm p-6">
+        <h2 className="mb-4 text-lg font-semibold">{mode === 'login' ? t('auth.signIn') : t('auth.register')}</h2>
+        {reason === 'expired' && mode === 'login' && (
+          <p className="mb-3 rounded-md bg-muted px-3 py-2 text-sm">{t('auth.expired')}</p>
+        )}
+        <form className="space-y-3" onSubmit={submit}>
+          {mode === 'login' ? (
+            <Field label={t('auth.login')}>
+              <Input name="login" autoComplete="username" required value={form.login} onChange={set('login')} />
+            </Field>
+          ) : (
+            <>
+              <Field label={t('auth.username')}>
+                <Input name="username" autoComplete="username" value={form.username} onChange={set('username')} />
+              </Field>
+              <Field label={`${t('auth.email')} (${t('common.optional')})`}>
+                <Input name="email" type="email" autoComplete="email" value={form.email} onChange={set('email')} />
+              </Field>
+            </>
+          )}
+          <Field label={t('auth.password')} hint={mode === 'register' ? t('auth.passwordHint') : undefined}>
+            <Input
+              name="password"
+              type="password"
+              autoComplete={mode === 'login' ? 'current-password' : 'new-password'}
+              required
+              value={form.password}
+              onChange={set('password')}
+            />
+          </Field>
+          {mode === 'register' &&
+            (showInvite ? (
+              <Field label={t('auth.inviteCode')}>
+                <Input name="invite_code" value={form.invite} onChange={set('invite')} autoFocus />
+              </Field>
+            ) : (
+              <button type="button" className="text-sm text-primary hover:underline" onClick={() => setShowInvite(true)}>
+                {t('auth.haveInvite')}
+              </button>
+            ))}
+          <ErrorText error={error} />
+          <Button type="submit" className="w-full" disabled={busy}>
+            {mode === 'login' ? t('auth.signIn') : t('auth.register')}
+          </Button>
+        </form>
+        <p className="mt-4 text-center text-sm text-muted-fg">
+          {mode === 'login' ? t('auth.noAccount') : t('auth.haveAccount')}{' '}
+          <Link className="text-primary hover:underline" to={`${mode === 'login' ? '/register' : '/login'}?next=${encodeURIComponent(next)}`}>
+            {mode === 'login' ? t('auth.register') : t('auth.signIn')}
+          </Link>
+        </p>
+      </Card>
+      <LangThemePickers />
+    </div>
+  );
+}

@@ -1,0 +1,127 @@
+import { useEffect, useState } from 'react';
+import { api } from '../lib/api';
+import { authStore, setUser } from '../lib/auth';
+import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../lib/settings';
+import { useStore } from '../lib/store';
+import type { Profile } from '../lib/types';
+import { useT, useValueName } from '../i18n';
+import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../components/ui';
+import { toast } from '../components/ui/toast';
+
+/** Profile, password, language and theme. */
+export default function SettingsPage() {
+  const t = useT();
+  const v = useValueName();
+  const { user } = useStore(authStore);
+  const lang = useStore(langStore);
+  const theme = useStore(themeStore);
+  const [profile, setProfile] = useState({ display_name: '', avatar_url: '' });
+  const [profileError, setProfileError] = useState<unknown>(null);
+  const [pw, setPw] = useState({ current: '', next: '' });
+  const [pwError, setPwError] = useState<unknown>(null);
+  useEffect(() => {
+    if (user) setProfile({ display_name: user.display_name, avatar_url: user.avatar_url ?? '' });
+  }, [user]);
+
+  // Language and theme apply at once and are kept on the account too.
+  const savePref = (body: Record<string, string>) => {
+    api<Profile>('user/profile', { method: 'PATCH', body }).then(setUser, () => undefined);
+  };
+
+  return (
+    <div className="mx-auto max-w-2xl space-y-4 p-4">
+      <PageHeader title={t('settings.title')} />
+      <Card className="space-y-3">
+        <h2 className="font-semibold">{t('settings.appearance')}</h2>
+        <div className="grid gap-3 sm:grid-cols-2">
+          <Field label={t('settings.language')}>
+            <Select
+              className="w-full"
+              value={lang}
+              onChange={(e) => {
+                setLang(e.target.value as Lang);
+                savePref({ language: e.target.value });
+              }}
+            >
+              <option value="en">English</option>
+              <option value="zh-CN">简体中文</option>
+            </Select>
+          </Field>
+          <Field label={t('settings.theme')}>
+            <Select
+              className="w-full"
+              value={theme}
+              onChange={(e) => {
+                setTheme(e.target.value as Theme);
+                savePref({ theme: e.target.value });
+              }}
+            >
+              <option value="system">{t('theme.system')}</option>
+              <option value="light">{t('theme.light')}</option>
+              <option value="dark">{t('theme.dark')}</option>
+            </Select>
+          </Field>
+        </div>
+      </Card>
+      <Card>
+        <h2 className="mb-3 font-semibold">{t('settings.profile')}</h2>
+        <form
+          className="space-y-3"
+          onSubmit={async (e) => {
+            e.preventDefault();
+            setProfileError(null);
+            try {
+              setUser(
+                await api<Profile>('user/profile', {
+                  method: 'PATCH',
+                  body: { display_name: profile.display_name, avatar_url: profile.avatar_url.trim() || null },
+                }),
+              );
+              toast(t('common.saved'));
+            } catch (err) {
+              setProfileError(err);
+            }
+          }}
+        >
+          <p className="text-sm text-muted-fg">
+            {user?.username ?? user?.email} · {user ? v(user.role) : ''}
+          </p>
+          <Field label={t('auth.displayName')}>
+            <Input value={profile.display_name} onChange={(e) => setProfile({ ...profile, display_name: e.target.value })} />
+          </Field>
+          <Field label={t('settings.avatar')}>
+            <Input type="url" value={profile.avatar_url} onChange={(e) => setProfile({ ...profile, avatar_url: e.target.value })} />
+          </Field>
+          <ErrorText error={profileError} />
+          <Button type="submit">{t('common.save')}</Button>
+        </form>
+      </Card>
+      <Card>
+        <h2 className="mb-3 font-semibold">{t('settings.password')}</h2>
+        <form
+          className="space-y-3"
+          onSubmit={async (e) => {
+            e.preventDefault();
+            setPwError(null);
+            try {
+              await api('user/password', { method: 'PUT', body: { current_password: pw.current, new_password: pw.next } });
+              setPw({ current: '', next: '' });
+              toast(t('settings.passwordChanged'));
+            } catch (err) {
+              setPwError(err);
+            }
+          }}
+        >
+          <Field label={t('settings.currentPassword')}>
+            <Input type="password" autoComplete="current-password" value={pw.current} onChange={(e) => setPw({ ...pw, current: e.target.value })} required />
+          </Field>
+          <Field label={t('settings.newPassword')} hint={t('auth.passwordHint')}>
+            <Input type="password" autoComplete="new-password" value={pw.next} onChange={(e) => setPw({ ...pw, next: e.target.value })} required />
+          </Field>
+          <ErrorText error={pwError} />
+          <Button type="submit">{t('settings.changePassword')}</Button>
+        </form>
+      </Card>
+    </div>
+  );
+}

@@ -1,0 +1,60 @@
+import { NavLink, Navigate, Route, Routes } from 'react-router-dom';
+import { authStore } from '../../lib/auth';
+import { useStore } from '../../lib/store';
+import { useT, type MessageKey } from '../../i18n';
+import { cx } from '../../components/ui';
+import { Dashboard } from './Dashboard';
+import { Users } from './Users';
+import { Channels } from './Channels';
+import { Pricing } from './Pricing';
+import { Codes } from './Codes';
+
+const tabs: Array<{ to: string; key: MessageKey }> = [
+  { to: 'dashboard', key: 'admin.dashboard' },
+  { to: 'users', key: 'admin.users' },
+  { to: 'channels', key: 'admin.channels' },
+  { to: 'pricing', key: 'admin.pricing' },
+  { to: 'codes', key: 'admin.codes' },
+  { to: 'system', key: 'admin.system' },
+];
+
+function System() {
+  const t = useT();
+  return <p className="max-w-2xl text-sm text-muted-fg">{t('admin.systemNote')}</p>;
+}
+
+/** The admin console (loaded only when an admin opens it). */
+export default function AdminPage() {
+  const t = useT();
+  const { user } = useStore(authStore);
+  if (user && user.role !== 'admin' && user.role !== 'root') {
+    return <p className="p-8 text-center text-muted-fg">{t('admin.forbidden')}</p>;
+  }
+  return (
+    <div className="mx-auto max-w-6xl p-4">
+      <h1 className="mb-3 text-xl font-semibold">{t('admin.title')}</h1>
+      <nav className="mb-4 flex gap-1 overflow-x-auto border-b border-border">
+        {tabs.map((tab) => (
+          <NavLink
+            key={tab.to}
+            to={`/admin/${tab.to}`}
+            className={({ isActive }) =>
+              cx('whitespace-nowrap border-b-2 px-3 py-2 text-sm font-medium', isActive ? 'border-primary text-primary' : 'border-transparent text-muted-fg hover:text-fg')
+            }
+          >
+            {t(tab.key)}
+          </NavLink>
+        ))}
+      </nav>
+      <Routes>
+        <Route index element={<Navigate to="dashboard" replace />} />
+        <Route path="dashboard" element={<Dashboard />} />
+        <Route path="users" element={<Users />} />
+        <Route path="channels" element={<Channels />} />
+        <Route path="pricing" element={<Pricing />} />
+        <Route path="codes" element={<Codes />} />
+        <Route path="system" element={<System />} />
+      </Routes>
+    </div>
+  );
+}

@@ -1,0 +1,200 @@
+import { useState } from 'react';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { api } from '../../lib/api';
+import { list, when } from '../../lib/format';
+import type { Channel } from '../../lib/types';
+import { useT, useValueName } from '../../i18n';
+import { Badge, Button, DataTable, ErrorText, Field, Input, Select, Textarea } from '../../components/ui';
+import { Dialog } from '../../components/ui/dialog';
+
+const blank = { type: 'openai', name: '', base_url: '', keys: '', models: '', mapping: '', groups: '', priority: '0', weight: '1' };
+
+/** The upstream kinds the relay has adapters for, with their default base URLs. */
+const KINDS: Array<[string, string]> = [
+  ['openai', 'https://api.openai.com'],
+  ['azure', 'https://RESOURCE.openai.azure.com'],
+  ['anthropic', 'https://api.anthropic.com'],
+  ['gemini', 'https://generativelanguage.googleapis.com'],
+];
+
+/** `a=b, c=d` as a map (model name → upstream model or Azure deployment). */
+function parseMapping(text: string): Record<string, string> {
+  return Object.fromEntries(
+    list(text)
+      .map((pair) => pair.split('=').map((x) => x.trim()))
+      .filter((kv) => kv.length === 2 && kv[0] && kv[1]),
+  );
+}
+
+function circuitTone(c: string) {
+  return c === 'closed' ? 'ok' : c === 'open' ? 'danger' : 'neutral';
+}
+
+/** Upstream channels: create, edit, test, enable/disable, with the circuit breaker's state. */
+export function Channels() {
+  const t = useT();
+  const v = useValueName();
+  const queryClient = useQueryClient();
+  const [editing, setEditing] = useState<Channel | 'new' | null>(null);
+  const [form, setForm] = useState(blank);
+  const [error, setError] = useState<unknown>(null);
+  const [tests, setTests] = useState<Record<string, string>>({});
+  const channels = useQuery({ queryKey: ['channels'], queryFn: () => api<Channel[] | { items: Channel[] }>('channels') });
+  const rows = Array.isArray(channels.data) ? channels.data : (channels.data?.items ?? []);
+  const refresh = () => queryClient.invalidateQueries({ queryKey: ['channels'] });
+  const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement>) => setForm({ ...form, [k]: e.target.value });
+
+  const open = (c: Channel | 'new') => {
+    setError(null);
+    setForm(
+      c === 'new'
+        ? blank
+        : {
+            type: c.type,
+            name: c.name,
+            base_url: c.base_url,
+            keys: '',
+            models: c.models.join(', '),
+            mapping: Object.entries(c.model_mapping ?? {}).map(([k, v]) => `${k}=${v}`).join(', '),
+            groups: c.groups.join(', '),
+            priority: String(c.priority),
+            weight: String(c.weight),
+          },
+    );
+    setEditing(c);
+  };
+
+  const save = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    const body: Record<string, unknown> = {
+      type: form.type,
+      name: form.name.trim(),
+      base_url: form.base_url.trim() || undefined,
+      models: list(form.models),
+      model_mapping: parseMapping(form.mapping),
+      priority: Number(form.priority) || 0,
+      weight: Number(form.weight) || 1,
+    };
+    if (form.groups.trim()) body.groups = list(form.groups);
+    // Stored keys are never sent back; an empty field keeps them.
+    if (form.keys.trim()) body.keys = form.keys.split('\n').map((k) => k.trim()).filter(Boolean);
+    try {
+      if (editing === 'new') {
+        if (!body.keys) body.keys = [];
+        await api('channels', { body });
+      } else if (editing) {
+        await api(`channels/${editing.id}`, { method: 'PATCH', body });
+      }
+      setEditing(null);
+      setForm(blank);
+      refresh();
+    } catch (err) {
+      setError(err);
+    }
+  };
+
+  const test = async (c: Channel) => {
+    setTests((s) => ({ ...s, [c.id]: '…' }));
+    try {
+      const r = await api<{ ok: boolean; latency_ms: number; message: string }>(`channels/${c.id}/test`, { method: 'POST' });
+      setTests((s) => ({ ...s, [c.id]: r.ok ? t('admin.testOk', { ms: r.latency_ms }) : t('admin.testFailed', { message: r.message }) }));
+    } catch (err) {
+      setTests((s) => ({ ...s, [c.id]: t('admin.testFailed', { message: (err as Error).message }) }));
+    }
+    refresh();
+  };
+
+  return (
+    <div className="space-y-3">
+      <div className="flex justify-end">
+        <Button onClick={() => open('new')}>+ {t('admin.newChannel')}</Button>
+      </div>
+      <ErrorText error={channels.error ?? (editing ? null : error)} />
+      <DataTable
+        rows={rows}
+        rowKey={(c) => c.id}
+        columns={[
+          { header: t('common.name'), cell: (c) => <span><span className="font-medium">{c.name}</span> <span className="text-xs text-muted-fg">{c.type}</span></span> },
+          { header: t('admin.baseUrl'), cell: (c) => <span className="break-all text-xs">{c.base_url}</span> },
+          { header: t('common.model'), cell: (c) => <span className="text-xs">{c.models.join(', ')}</span> },
+          { header: t('common.status'), cell: (c) => <span title={c.status_reason ?? ''}><Badge tone={c.status === 'enabled' ? 'ok' : 'danger'}>{v(c.status)}</Badge></span> },
+          { header: t('admin.circuit'), cell: (c) => <Badge tone={circuitTone(c.circuit)}>{v(c.circuit)}</Badge> },
+          {
+            header: t('admin.lastTest'),
+            cell: (c) => (
+              <span className="text-xs" data-testid="channel-test">
+                {tests[c.id] ?? (c.last_test_at ? `${c.last_test_result ?? ''} · ${c.last_test_latency_ms ?? '?'} ms · ${when(c.last_test_at)}` : '—')}
+              </span>
+            ),
+          },
+          {
+            header: t('common.actions'),
+            cell: (c) => (
+              <span className="flex flex-wrap justify-end gap-1">
+                <Button variant="secondary" size="sm" onClick={() => test(c)}>{t('admin.test')}</Button>
+                <Button variant="secondary" size="sm" onClick={() => open(c)}>{t('common.edit')}</Button>
+                <Button
+                  variant="secondary"
+                  size="sm"
+                  onClick={async () => {
+                    await api(`channels/${c.id}`, { method: 'PATCH', body: { status: c.status === 'enabled' ? 'disabled' : 'enabled' } }).catch(setError);
+                    refresh();
+                  }}
+                >
+                  {c.status === 'enabled' ? t('common.disable') : t('common.enable')}
+                </Button>
+              </span>
+            ),
+          },
+        ]}
+      />
+      <Dialog open={editing !== null} onOpenChange={(o) => !o && setEditing(null)} title={editing === 'new' ? t('admin.newChannel') : t('admin.editChannel')} wide>
+        <form className="space-y-3" onSubmit={save}>
+          <div className="grid gap-3 sm:grid-cols-2">
+            <Field label={t('admin.type')}>
+              <Select className="w-full" value={form.type} onChange={set('type')}>
+                {KINDS.map(([kind]) => (
+                  <option key={kind} value={kind}>
+                    {kind}
+                  </option>
+                ))}
+              </Select>
+            </Field>
+            <Field label={t('common.name')}>
+              <Input required name="channel-name" value={form.name} onChange={set('name')} />
+            </Field>
+          </div>
+          <Field label={t('admin.baseUrl')}>
+            <Input name="base-url" placeholder={KINDS.find(([k]) => k === form.type)?.[1]} value={form.base_url} onChange={set('base_url')} />
+          </Field>
+          <Field label={t('admin.keysField')} hint={editing && editing !== 'new' ? t('admin.keysKeep', { n: editing.key_count }) : undefined}>
+            <Textarea name="keys" rows={2} autoComplete="off" spellCheck={false} value={form.keys} onChange={set('keys')} />
+          </Field>
+          <Field label={t('admin.modelsField')}>
+            <Input name="models" required value={form.models} onChange={set('models')} />
+          </Field>
+          <Field label={t('admin.mapping')}>
+            <Input name="mapping" placeholder="gpt-4o=my-deployment" value={form.mapping} onChange={set('mapping')} />
+          </Field>
+          <div className="grid grid-cols-3 gap-3">
+            <Field label={t('admin.groups')}>
+              <Input value={form.groups} onChange={set('groups')} placeholder="default" />
+            </Field>
+            <Field label={t('admin.priority')}>
+              <Input type="number" value={form.priority} onChange={set('priority')} />
+            </Field>
+            <Field label={t('admin.weight')}>
+              <Input type="number" min="1" value={form.weight} onChange={set('weight')} />
+            </Field>
+          </div>
+          <ErrorText error={error} />
+          <div className="flex justify-end gap-2">
+            <Button variant="secondary" onClick={() => setEditing(null)}>{t('common.cancel')}</Button>
+            <Button type="submit">{t('common.save')}</Button>
+          </div>
+        </form>
+      </Dialog>
+    </div>
+  );
+}

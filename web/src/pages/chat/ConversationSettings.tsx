@@ -1,0 +1,89 @@
+import { useEffect, useState } from 'react';
+import { api } from '../../lib/api';
+import type { Conversation } from '../../lib/types';
+import { useT } from '../../i18n';
+import { Button, ErrorText, Field, Input, Textarea } from '../../components/ui';
+import { Dialog } from '../../components/ui/dialog';
+
+const numOrNull = (s: string) => (s.trim() === '' ? null : Number(s));
+
+/** Per-conversation settings: system prompt, sampling, answer length, history sent. */
+export function ConversationSettings({
+  open,
+  onOpenChange,
+  conversation,
+  onSaved,
+}: {
+  open: boolean;
+  onOpenChange: (o: boolean) => void;
+  conversation: Conversation;
+  onSaved: () => void;
+}) {
+  const t = useT();
+  const [form, setForm] = useState({ system_prompt: '', temperature: '', top_p: '', max_tokens: '', history_limit: '' });
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    if (!open) return;
+    const s = (v: number | null) => (v == null ? '' : String(v));
+    setForm({
+      system_prompt: conversation.system_prompt ?? '',
+      temperature: s(conversation.temperature),
+      top_p: s(conversation.top_p),
+      max_tokens: s(conversation.max_tokens),
+      history_limit: s(conversation.history_limit),
+    });
+    setError(null);
+  }, [open, conversation]);
+  const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement | HTMLTextAreaElement>) => setForm({ ...form, [k]: e.target.value });
+  return (
+    <Dialog open={open} onOpenChange={onOpenChange} title={t('chat.settings')}>
+      <form
+        className="space-y-3"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          try {
+            await api(`chat/conversations/${conversation.id}`, {
+              method: 'PATCH',
+              body: {
+                system_prompt: form.system_prompt.trim() || null,
+                temperature: numOrNull(form.temperature),
+                top_p: numOrNull(form.top_p),
+                max_tokens: numOrNull(form.max_tokens),
+                history_limit: numOrNull(form.history_limit),
+              },
+            });
+            onSaved();
+            onOpenChange(false);
+          } catch (err) {
+            setError(err);
+          }
+        }}
+      >
+        <Field label={t('chat.systemPrompt')}>
+          <Textarea rows={4} value={form.system_prompt} onChange={set('system_prompt')} />
+        </Field>
+        <div className="grid grid-cols-2 gap-3">
+          <Field label={t('chat.temperature')}>
+            <Input type="number" step="0.1" min="0" max="2" value={form.temperature} onChange={set('temperature')} />
+          </Field>
+          <Field label={t('chat.topP')}>
+            <Input type="number" step="0.05" min="0" max="1" value={form.top_p} onChange={set('top_p')} />
+          </Field>
+          <Field label={t('chat.maxTokens')}>
+            <Input type="number" min="1" value={form.max_tokens} onChange={set('max_tokens')} />
+          </Field>
+          <Field label={t('chat.historyLimit')}>
+            <Input type="number" min="0" value={form.history_limit} onChange={set('history_limit')} />
+          </Field>
+        </div>
+        <ErrorText error={error} />
+        <div className="flex justify-end gap-2">
+          <Button variant="secondary" onClick={() => onOpenChange(false)}>
+            {t('common.cancel')}
+          </Button>
+          <Button type="submit">{t('common.save')}</Button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
