@@ -65,6 +65,8 @@ pub struct ChannelRow {
     pub timeout_secs: i64,
     /// JSON array of extra header names (values are sealed).
     pub header_names: String,
+    /// JSON object merged into the body sent upstream.
+    pub param_overrides: String,
     /// `enabled`, `disabled`, `auto_disabled`.
     pub status: String,
     /// Why it is not enabled.
@@ -82,7 +84,7 @@ pub struct ChannelRow {
 }
 
 const CHANNEL_COLUMNS: &str = "id, kind, name, base_url, secrets, key_count, models, model_mapping, groups_list, priority, \
-     weight, timeout_secs, header_names, status, status_reason, last_test_at, last_test_latency_ms, last_test_result, created_at, updated_at";
+     weight, timeout_secs, header_names, param_overrides, status, status_reason, last_test_at, last_test_latency_ms, last_test_result, created_at, updated_at";
 
 /// A channel as admins see it: never a key or header value.
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,6 +114,10 @@ pub struct Channel {
     pub timeout_secs: i64,
     /// Names of the extra headers sent upstream (values are secret).
     pub header_names: Vec<String>,
+    /// Fields merged into every body sent upstream through this channel (they win over the
+    /// client's).
+    #[schema(value_type = Object)]
+    pub param_overrides: serde_json::Map<String, serde_json::Value>,
     /// `enabled`, `disabled` or `auto_disabled`.
     pub status: String,
     /// Why it is not enabled.
@@ -142,6 +148,7 @@ impl From<ChannelRow> for Channel {
             model_mapping: json_or(&r.model_mapping),
             groups: json_or(&r.groups_list),
             header_names: json_or(&r.header_names),
+            param_overrides: json_or(&r.param_overrides),
             id: r.id,
             kind: r.kind,
             name: r.name,
@@ -185,6 +192,8 @@ pub struct ChannelSettings {
     pub weight: i64,
     /// Timeout.
     pub timeout_secs: i64,
+    /// Fields merged into the upstream body.
+    pub param_overrides: serde_json::Map<String, serde_json::Value>,
     /// `enabled` or `disabled`.
     pub status: String,
 }
@@ -202,12 +211,12 @@ pub async fn save(
     let header_names: Vec<&String> = s.secrets.headers.keys().collect();
     let sql = if insert {
         "INSERT INTO channels (id, kind, name, base_url, secrets, key_count, models, model_mapping, groups_list, priority, \
-         weight, timeout_secs, header_names, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
+         weight, timeout_secs, header_names, status, created_at, updated_at, param_overrides) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)"
     } else {
         "UPDATE channels SET kind = $2, name = $3, base_url = $4, secrets = $5, key_count = $6, models = $7, \
          model_mapping = $8, groups_list = $9, priority = $10, weight = $11, timeout_secs = $12, header_names = $13, \
-         status = $14, status_reason = NULL, updated_at = $15 WHERE id = $1"
+         status = $14, status_reason = NULL, updated_at = $15, param_overrides = $16 WHERE id = $1"
     };
     sqlx::query(sql)
         .bind(id)
@@ -225,6 +234,7 @@ pub async fn save(
         .bind(json(&header_names))
         .bind(&s.status)
         .bind(now)
+        .bind(json(&s.param_overrides))
         .execute(db.pool())
         .await
         .map_err(skein_db::DbError::from)?;
@@ -321,7 +331,28 @@ pub struct LiveChannel {
     pub weight: i64,
     /// Timeout, seconds.
     pub timeout_secs: i64,
+    /// Fields merged into the upstream body (`None` when there are none).
+    pub param_overrides: Option<serde_json::Map<String, serde_json::Value>>,
     next_key: std::sync::atomic::AtomicUsize,
+}
+
+impl LiveChannel {
+    /// `body` with this channel's overrides merged in (borrowed as is when it has none).
+    pub fn with_overrides<'a>(
+        &self,
+        body: &'a serde_json::Value,
+    ) -> std::borrow::Cow<'a, serde_json::Value> {
+        match (&self.param_overrides, body.as_object()) {
+            (Some(overrides), Some(fields)) => {
+                let mut merged = fields.clone();
+                for (key, value) in overrides {
+                    merged.insert(key.clone(), value.clone());
+                }
+                std::borrow::Cow::Owned(serde_json::Value::Object(merged))
+            }
+            _ => std::borrow::Cow::Borrowed(body),
+        }
+    }
 }
 
 impl LiveChannel {
@@ -386,6 +417,10 @@ impl ChannelTable {
                 priority: row.priority,
                 weight: row.weight.max(1),
                 timeout_secs: row.timeout_secs,
+                param_overrides: Some(json_or::<serde_json::Map<String, serde_json::Value>>(
+                    &row.param_overrides,
+                ))
+                .filter(|o| !o.is_empty()),
                 next_key: Default::default(),
             });
             let models: Vec<String> = json_or(&row.models);
@@ -486,6 +521,7 @@ mod tests {
             weight,
             timeout_secs: 60,
             header_names: "[]".into(),
+            param_overrides: "{}".into(),
             status: "enabled".into(),
             status_reason: None,
             last_test_at: None,

@@ -51,6 +51,11 @@ pub struct CreateChannel {
     /// Extra headers sent upstream (stored sealed).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Fields merged into every body sent upstream (they win over the client's), e.g.
+    /// `{"temperature": 0.3}`; not `model`, `messages`, `stream` or `stream_options`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub param_overrides: serde_json::Map<String, serde_json::Value>,
     /// `enabled` (default) or `disabled`.
     pub status: Option<String>,
 }
@@ -82,6 +87,9 @@ pub struct UpdateChannel {
     pub timeout_secs: Option<i64>,
     /// Extra headers (replace the old ones).
     pub headers: Option<BTreeMap<String, String>>,
+    /// Parameter overrides (replace the old ones; `{}` clears).
+    #[schema(value_type = Option<Object>)]
+    pub param_overrides: Option<serde_json::Map<String, serde_json::Value>>,
     /// `enabled` or `disabled`.
     pub status: Option<String>,
 }
@@ -136,6 +144,7 @@ pub async fn create_channel(
         priority: bounded("priority", req.priority, -1000, 1000)?,
         weight: bounded("weight", req.weight.unwrap_or(1), 1, 1000)?,
         timeout_secs: bounded("timeout_secs", req.timeout_secs.unwrap_or(120), 1, 3600)?,
+        param_overrides: overrides(req.param_overrides)?,
         status: status(req.status.as_deref().unwrap_or("enabled"))?,
     };
     let id = new_id();
@@ -220,6 +229,10 @@ pub async fn update_channel(
             1,
             3600,
         )?,
+        param_overrides: match req.param_overrides {
+            Some(o) => overrides(o)?,
+            None => current.param_overrides.clone(),
+        },
         status: match req.status.as_deref() {
             Some(s) => status(s)?,
             None if current.status == "auto_disabled" => "enabled".into(),
@@ -456,6 +469,28 @@ fn models(list: Vec<String>) -> ApiResult<Vec<String>> {
     list.sort();
     list.dedup();
     Ok(list)
+}
+
+/// Checks parameter overrides: a few plain fields, never the ones the relay itself manages.
+fn overrides(
+    o: serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+    const MANAGED: &[&str] = &["model", "messages", "stream", "stream_options"];
+    if let Some(key) = o.keys().find(|k| MANAGED.contains(&k.as_str())) {
+        return Err(ApiError::invalid_field(
+            "param_overrides",
+            format!("{key} cannot be overridden: the relay sets it."),
+            format!("{key} 不能被覆盖：它由中转服务设置。"),
+        ));
+    }
+    if o.len() > 32 || serde_json::Value::Object(o.clone()).to_string().len() > 16 * 1024 {
+        return Err(ApiError::invalid_field(
+            "param_overrides",
+            "At most 32 overrides and 16 KB.",
+            "最多 32 项覆盖参数，总计不超过 16 KB。",
+        ));
+    }
+    Ok(o)
 }
 
 fn mapping(m: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {

@@ -420,7 +420,7 @@ async fn relay_with(
                 upstream::send_native(
                     &svc.http,
                     &channel,
-                    &n.body,
+                    &channel.with_overrides(&n.body),
                     &upstream_model,
                     stream,
                     &n.headers,
@@ -432,7 +432,15 @@ async fn relay_with(
         };
         let sent = match sent {
             Some(sent) => sent,
-            None => upstream::send(&svc.http, &channel, &request, svc.images).await,
+            None => {
+                upstream::send(
+                    &svc.http,
+                    &channel,
+                    &channel.with_overrides(&request),
+                    svc.images,
+                )
+                .await
+            }
         };
         let attempt = match sent {
             Ok(attempt) => attempt,

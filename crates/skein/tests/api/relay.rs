@@ -646,3 +646,27 @@ async fn gemini_generate_content_is_converted_both_ways_and_billed() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.json["error"]["status"], "NOT_FOUND");
 }
+
+both_backends! {
+    async fn a_channels_parameter_overrides_reach_the_upstream(app) {
+        let s = setup(&app).await;
+        let channels = app.get("/api/v1/channels", Some(&s.root.access)).await;
+        let id = channels.json[0]["id"].as_str().unwrap().to_string();
+        let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access), json!({"param_overrides": {"temperature": 0, "seed": 7}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["param_overrides"], json!({"temperature": 0, "seed": 7}));
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "temperature": 0.9, "messages": [{"role": "user", "content": "hi"}]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let sent = s.upstream.requests().last().unwrap().clone();
+        assert_eq!((sent["temperature"].as_i64(), sent["seed"].as_i64()), (Some(0), Some(7)), "{sent}");
+        assert_eq!(sent["model"], "gpt-upstream");
+
+        // The relay's own fields cannot be overridden; `{}` clears.
+        let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access), json!({"param_overrides": {"stream": true}})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access), json!({"param_overrides": {}})).await;
+        assert_eq!(r.json["param_overrides"], json!({}));
+        chat(&app, &s.key, json!({"model": "gpt-test", "temperature": 0.9, "messages": [{"role": "user", "content": "hi"}]})).await;
+        assert_eq!(s.upstream.requests().last().unwrap()["temperature"], 0.9);
+    }
+}
