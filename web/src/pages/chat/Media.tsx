@@ -68,6 +68,9 @@ function MicIcon() {
   );
 }
 
+/** Longest recording; it stops by itself then. */
+const MAX_SECONDS = 10 * 60;
+
 const clock = (seconds: number) => `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
 
 /**
@@ -152,7 +155,12 @@ export function VoiceButton({ disabled, onText, onError }: { disabled?: boolean;
     rec.start(250);
     setElapsed(0);
     const began = Date.now();
-    timer.current = setInterval(() => setElapsed(Math.floor((Date.now() - began) / 1000)), 250);
+    timer.current = setInterval(() => {
+      const seconds = Math.floor((Date.now() - began) / 1000);
+      setElapsed(seconds);
+      // Well under the server's 25 MB at any bitrate a browser records speech with.
+      if (seconds >= MAX_SECONDS && rec.state !== 'inactive') rec.stop();
+    }, 250);
     setState('recording');
   };
 

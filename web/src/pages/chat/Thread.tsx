@@ -402,6 +402,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
                     <Plain text={m.reasoning} />
                   </details>
                 )}
+                {m.images?.length > 0 && <MessageImages images={m.images} />}
                 <div className={cx(m.status === 'streaming' && !m.content && 'animate-pulse text-muted-fg')}>
                   {m.content ? (
                     <Suspense fallback={<Plain text={m.content} />}>
@@ -497,7 +498,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
               <path d="m21 16-5-5-9 9" />
             </svg>
           </button>
-          <VoiceButton disabled={streaming} onText={insertTranscript} onError={setComposerError} />
+          <VoiceButton onText={insertTranscript} onError={setComposerError} />
           <Textarea
             ref={composer}
             rows={2}
