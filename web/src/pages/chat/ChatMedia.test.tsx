@@ -192,6 +192,30 @@ describe('image attach', () => {
     await waitFor(() => expect(within(screen.getByTestId('attached-images')).getAllByRole('img')).toHaveLength(1));
   });
 
+  it('attaches a pasted or dropped image, and refuses a fifth', async () => {
+    vi.stubGlobal(
+      'Image',
+      class {
+        naturalWidth = 10;
+        naturalHeight = 10;
+        onload: (() => void) | null = null;
+        set src(_: string) {
+          setTimeout(() => this.onload?.(), 0);
+        }
+      },
+    );
+    renderChat();
+    await screen.findByText('Start a conversation');
+    const img = (n: number) => new File([new Uint8Array([n])], `${n}.png`, { type: 'image/png' });
+    fireEvent.paste(composer(), { clipboardData: { files: [img(1)] } });
+    await waitFor(() => expect(within(screen.getByTestId('attached-images')).getAllByRole('img')).toHaveLength(1));
+    const form = composer().closest('form')!;
+    fireEvent.drop(form, { dataTransfer: { files: [img(2), img(3), img(4), img(5)], types: ['Files'] } });
+    expect((await screen.findByTestId('composer-error')).textContent).toBe('At most 4 images per message.');
+    expect(within(screen.getByTestId('attached-images')).getAllByRole('img')).toHaveLength(4);
+    expect(screen.getByRole('button', { name: 'Attach images' })).toHaveProperty('disabled', true);
+  });
+
   it('removes an attached image', async () => {
     vi.stubGlobal(
       'Image',
