@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { deflateSync, crc32 } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -20,6 +21,7 @@ const takeShots = process.env.E2E_SCREENSHOTS !== '0';
 const PASSWORD = 'correct horse battery';
 const ADMIN_PASSWORD = 'admin horse battery staple';
 const MODEL = 'mock-gpt';
+const TRANSCRIPTION_MODEL = 'whisper-1';
 const children = [];
 let failures = 0;
 
@@ -159,7 +161,11 @@ async function main() {
     log('');
   }
 
-  const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  // The fake media flags give voice input a microphone (a tone) without a permission prompt.
+  const browser = await chromium.launch({
+    executablePath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
+  });
   const desktop = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US', colorScheme: 'light', acceptDownloads: true });
   const page = await desktop.newPage();
   page.setDefaultTimeout(15_000);
@@ -234,7 +240,8 @@ async function main() {
       await dialog.getByLabel('Name', { exact: true }).fill('mock');
       await dialog.getByLabel('Base URL').fill(mockUrl);
       await dialog.getByLabel('Upstream keys (one per line)').fill('sk-upstream');
-      await dialog.getByLabel('Models (comma separated)').fill(MODEL);
+      // whisper-1 is the Chat service's transcription model (voice input).
+      await dialog.getByLabel('Models (comma separated)').fill(`${MODEL}, ${TRANSCRIPTION_MODEL}`);
       await dialog.getByRole('button', { name: 'Save' }).click();
       await dialog.waitFor({ state: 'detached' });
       const row = page.locator('tr', { hasText: 'mock' }).first();
@@ -254,6 +261,20 @@ async function main() {
       await dialog.getByRole('button', { name: 'Save' }).click();
       await dialog.waitFor({ state: 'detached' });
       await page.locator('tr', { hasText: MODEL }).getByText('$2.00').waitFor();
+    });
+
+    await step('admin prices the transcription model per call (API)', async () => {
+      const login = await (await fetch(`${base}/api/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ login: 'root', password: ADMIN_PASSWORD }),
+      })).json();
+      const r = await fetch(`${base}/api/v1/admin/pricing/${TRANSCRIPTION_MODEL}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${login.access_token}` },
+        body: JSON.stringify({ input_per_mtok: 0, output_per_mtok: 0, cache_read_per_mtok: 0, cache_write_per_mtok: 0, per_call: 1000 }),
+      });
+      check(r.ok, `PUT pricing ${TRANSCRIPTION_MODEL}: ${r.status} ${await r.text()}`);
     });
 
     let codes = [];
@@ -381,6 +402,8 @@ async function main() {
       await phone.close();
     });
 
+    // After the usage checks: these answers and the transcription add ledger rows.
+    if (chatAvailable) await mediaSteps(page, base, browser);
     if (takeShots) await screenshotsUser(browser, base, desktop);
     // After the usage above, so the dashboard has something to show.
     if (takeShots) await screenshotsAdmin(browser, base);
@@ -581,6 +604,118 @@ async function chatSteps(page) {
     await sidebar.getByTestId('import-file').setInputFiles(archive);
     await page.getByText(/conversation\(s\) imported/).waitFor();
     await page.waitForFunction((n) => document.querySelectorAll('aside [data-testid="conversation"]').length > n, before);
+  });
+}
+
+/** A small PNG (a colour gradient) made here, so the test needs no image file. */
+function testPng(width = 96, height = 64) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body) >>> 0);
+    return Buffer.concat([len, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = Buffer.alloc(1 + width * 3);
+    for (let x = 0; x < width; x++) row.set([Math.round((x / width) * 255), Math.round((y / height) * 255), 180], 1 + x * 3);
+    rows.push(row);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** Image attach and voice input in the composer, against the real Chat service and the mock. */
+async function mediaSteps(page, base, browser) {
+  const png = { name: 'gradient.png', mimeType: 'image/png', buffer: testPng() };
+  const composer = () => page.getByLabel('Send', { exact: true });
+  let conversationUrl = '';
+
+  await step('chat: attach an image, see its thumbnail, send it; the upstream request has an image_url part', async () => {
+    await page.getByRole('link', { name: 'Chat' }).click();
+    await page.getByRole('button', { name: '+ New chat' }).first().click();
+    await page.getByTestId('image-input').setInputFiles(png);
+    await page.getByTestId('attached-images').getByRole('img').waitFor();
+    const src = await page.getByTestId('attached-images').getByRole('img').getAttribute('src');
+    check(src.startsWith('data:image/png;base64,'), `thumbnail is a data URL: ${src.slice(0, 30)}`);
+    await composer().fill('what is in this picture?');
+    await composer().press('Enter');
+    await page.waitForURL(/\/chat\/[^/]+$/);
+    conversationUrl = page.url();
+    await page.locator('[data-testid="assistant-message"][data-status="done"]').last().waitFor();
+    check((await page.getByTestId('attached-images').count()) === 0, 'the composer is empty after sending');
+    // What the server sent upstream for that answer (the context record; image data elided).
+    const login = await (await fetch(`${base}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ login: 'ada', password: PASSWORD }),
+    })).json();
+    const auth = { authorization: `Bearer ${login.access_token}` };
+    const id = conversationUrl.split('/chat/')[1];
+    const history = await (await fetch(`${base}/api/v1/chat/conversations/${id}/messages`, { headers: auth })).json();
+    const user = history.messages.find((m) => m.role === 'user');
+    check(user?.images?.length === 1 && user.images[0].startsWith('data:image/png;base64,'), 'the server stored the image with the message');
+    const answer = history.messages.find((m) => m.role === 'assistant');
+    let context = null;
+    for (let i = 0; i < 20 && !context; i++) {
+      const r = await fetch(`${base}/api/v1/chat/messages/${answer.id}/context`, { headers: auth });
+      if (r.ok) context = await r.json();
+      else await new Promise((res) => setTimeout(res, 250));
+    }
+    check(context, 'the context record of the answer exists');
+    check(JSON.stringify(context.request).includes('"image_url"'), `the upstream request had an image_url part: ${JSON.stringify(context.request).slice(0, 300)}`);
+  });
+
+  await step('chat: after a reload the thread shows the image; a click opens it larger', async () => {
+    await page.reload();
+    const thumbs = page.getByTestId('user-message').last().getByTestId('message-images');
+    await thumbs.getByRole('img').waitFor();
+    await thumbs.getByRole('button', { name: 'Open image 1' }).click();
+    await page.getByRole('dialog').getByRole('img').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+  });
+
+  await step('chat: voice input records ~1 s and puts the transcript in the composer (not sent)', async () => {
+    await composer().fill('');
+    const sentBefore = await page.getByTestId('user-message').count();
+    await page.getByRole('button', { name: 'Voice input' }).click();
+    await page.getByTestId('voice-stop').waitFor();
+    await page.waitForTimeout(1200);
+    check(/0:0[1-9]/.test(await page.getByTestId('voice-elapsed').textContent()), 'the elapsed time counts');
+    await page.getByTestId('voice-stop').click();
+    await page.waitForFunction(() => /transcript of recording\.\w+: \d+ bytes/.test(document.querySelector('textarea[aria-label="Send"]')?.value ?? ''), null, { timeout: 20_000 });
+    const text = await composer().inputValue();
+    check(/^transcript of recording\.(webm|ogg|m4a): [1-9]\d* bytes$/.test(text), `the transcript is in the composer: ${text}`);
+    check((await page.getByTestId('user-message').count()) === sentBefore, 'the transcript was not sent by itself');
+    await composer().fill('');
+  });
+
+  if (!takeShots) return;
+  await step('screenshots: composer with an attached image (1440 and 390)', async () => {
+    mkdirSync(shots, { recursive: true });
+    for (const [label, viewport] of SIZES) {
+      const ctx = await browser.newContext({ viewport, colorScheme: 'light', locale: 'en-US', storageState: await loginState(base, 'ada', PASSWORD), isMobile: label === '390' });
+      const p = await ctx.newPage();
+      await p.goto(conversationUrl);
+      await p.getByTestId('message-images').first().getByRole('img').waitFor();
+      await p.getByTestId('image-input').setInputFiles(png);
+      await p.getByTestId('attached-images').getByRole('img').waitFor();
+      await p.getByLabel('Send', { exact: true }).fill('and this one?');
+      await p.waitForTimeout(300);
+      await p.screenshot({ path: join(shots, `chat-composer-image-${label}-light.png`) });
+      await ctx.close();
+    }
   });
 }
 

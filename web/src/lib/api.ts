@@ -18,6 +18,7 @@ export class ApiError extends Error {
 /** Options of [`api`]. */
 export interface ApiOptions {
   method?: string;
+  /** JSON-encoded, except a FormData, sent as multipart (the browser sets the boundary). */
   body?: unknown;
   /** Send the access token (default true). */
   auth?: boolean;
@@ -62,14 +63,15 @@ export function refreshSession(): Promise<boolean> {
 
 async function send(path: string, opts: ApiOptions): Promise<Response> {
   const headers: Record<string, string> = { 'accept-language': langStore.get() };
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  const form = typeof FormData !== 'undefined' && opts.body instanceof FormData;
+  if (opts.body !== undefined && !form) headers['content-type'] = 'application/json';
   const token = authStore.get().accessToken;
   if (opts.auth !== false && token) headers.authorization = `Bearer ${token}`;
   try {
     return await fetch(path.startsWith('/') ? path : `/api/v1/${path}`, {
       method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
       headers,
-      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      body: opts.body === undefined ? undefined : form ? (opts.body as FormData) : JSON.stringify(opts.body),
       signal: opts.signal,
     });
   } catch (e) {

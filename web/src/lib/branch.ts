@@ -95,10 +95,11 @@ export function beginSend(
   parentId: string | null,
   content: string,
   temp: { user: string; assistant: string },
+  images: string[] = [],
 ): ChatMessage[] {
   const path = pathThrough(messages, parentId);
   const replaced = messages[path.length];
-  const user = asSiblingOf(blank(temp.user, parentId, 'user', content), replaced);
+  const user = asSiblingOf({ ...blank(temp.user, parentId, 'user', content), images }, replaced);
   return [...path, user, blank(temp.assistant, temp.user, 'assistant', '')];
 }
 

@@ -13,6 +13,10 @@ import { Badge, Button, CopyButton, cx, ErrorText, Textarea } from '../../compon
 import { Menu } from '../../components/ui/menu';
 import { ConversationSettings } from './ConversationSettings';
 import { ModelPicker } from './ModelPicker';
+import { AttachedImages, MessageImages, VoiceButton, type ComposerError } from './Media';
+import { attachImages, IMAGE_TYPES, MAX_IMAGES, type ImageProblem } from '../../lib/images';
+import { insertAtCursor } from '../../lib/voice';
+import type { MessageKey } from '../../i18n';
 
 const Markdown = lazy(() => import('../../components/markdown/Markdown'));
 
@@ -20,6 +24,12 @@ const MODEL_KEY = 'skein.model';
 const draftKey = (id: string | null) => `skein.draft.${id ?? 'new'}`;
 let tempCounter = 0;
 const isTemp = (id: string | null) => !id || id.startsWith('tmp-');
+const imageProblemKey: Record<ImageProblem, MessageKey> = {
+  notImage: 'chat.imageNotImage',
+  tooLarge: 'chat.imageTooLarge',
+  tooMany: 'chat.imageTooMany',
+  unreadable: 'chat.imageUnreadable',
+};
 
 function Plain({ text }: { text: string }) {
   return <div className="whitespace-pre-wrap break-words">{text}</div>;
@@ -46,6 +56,11 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
   const [editing, setEditing] = useState<{ id: string; text: string } | null>(null);
   const [settingsOpen, setSettingsOpen] = useState(false);
   const [pickedModel, setPickedModel] = useState<string>(() => storage.get(MODEL_KEY) ?? '');
+  const [images, setImages] = useState<string[]>([]);
+  const [composerError, setComposerError] = useState<ComposerError | null>(null);
+  const [dragging, setDragging] = useState(false);
+  const composer = useRef<HTMLTextAreaElement>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
   const localId = useRef<string | null>(conversationId);
   const ids = useRef<StreamIds>({ user: null, assistant: '' });
   const abort = useRef<AbortController | null>(null);
@@ -93,7 +108,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
    * goes back into the composer.
    */
   const run = useCallback(
-    (path: string, method: 'GET' | 'POST', body: unknown, start: StreamIds, before: ChatMessage[] | null, draftBack: string | null) => {
+    (path: string, method: 'GET' | 'POST', body: unknown, start: StreamIds, before: ChatMessage[] | null, draftBack: string | null, imagesBack: string[] = []) => {
       const seq = ++runSeq.current;
       const convId = localId.current;
       const previous = running.current;
@@ -116,6 +131,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
             if (!started && before && runSeq.current === seq) {
               setMessages(before);
               if (draftBack !== null) setDraft((d) => d || draftBack);
+              if (imagesBack.length) setImages((now) => (now.length ? now : imagesBack));
               setLoadError(err);
             } else {
               handle({ type: 'error', code: err.code, message: err.status === 0 ? t('error.network') : err.message, request_id: err.requestId ?? undefined });
@@ -148,6 +164,8 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
     setMessages([]);
     setLoadError(null);
     setEditing(null);
+    setImages([]);
+    setComposerError(null);
     setDraft(storage.get(draftKey(conversationId)) ?? '');
     if (!conversationId) return;
     reload(conversationId)
@@ -173,8 +191,26 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
     storage.set(draftKey(localId.current), text || null);
   };
 
-  const send = async (content: string, parentId: string | null, explicitParent: boolean) => {
-    if (!content.trim() || streaming) return;
+  const addImages = async (files: File[]) => {
+    if (!files.length) return;
+    setComposerError(null);
+    const { images: next, problem } = await attachImages(images, files);
+    setImages(next);
+    if (problem) setComposerError({ message: t(imageProblemKey[problem]) });
+  };
+
+  const insertTranscript = (text: string) => {
+    const el = composer.current;
+    const { value, caret } = insertAtCursor(draft, text, el?.selectionStart ?? draft.length, el?.selectionEnd ?? draft.length);
+    saveDraft(value);
+    requestAnimationFrame(() => {
+      el?.focus();
+      el?.setSelectionRange(caret, caret);
+    });
+  };
+
+  const send = async (content: string, parentId: string | null, explicitParent: boolean, attached: string[] = []) => {
+    if ((!content.trim() && !attached.length) || streaming) return;
     let id = localId.current;
     if (!id) {
       try {
@@ -192,15 +228,18 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
       storage.set(draftKey(id), null);
     }
     setDraft('');
+    setImages([]);
+    setComposerError(null);
     const n = ++tempCounter;
     const temp = { user: `tmp-u-${n}`, assistant: `tmp-a-${n}` };
     stick.current = true;
     setLoadError(null);
     const before = messages;
-    setMessages(beginSend(messages, parentId, content, temp));
+    setMessages(beginSend(messages, parentId, content, temp, attached));
     const body: Record<string, unknown> = { content, model: model || undefined };
+    if (attached.length) body.images = attached;
     if (explicitParent || parentId) body.parent_id = parentId;
-    await run(`chat/conversations/${id}/messages`, 'POST', body, temp, before, content);
+    await run(`chat/conversations/${id}/messages`, 'POST', body, temp, before, content, attached);
   };
 
   const regenerate = async (m: ChatMessage) => {
@@ -332,7 +371,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
                         onClick={() => {
                           const text = editing.text;
                           setEditing(null);
-                          send(text, m.parent_id, true);
+                          send(text, m.parent_id, true, m.images);
                         }}
                       >
                         {t('chat.saveAndSend')}
@@ -340,7 +379,10 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
                     </div>
                   </div>
                 ) : (
-                  <div className="max-w-[85%] whitespace-pre-wrap break-words rounded-2xl bg-primary/10 px-4 py-2">{m.content}</div>
+                  <>
+                    {m.images?.length > 0 && <MessageImages images={m.images} className="max-w-[85%] justify-end" />}
+                    {m.content && <div className="max-w-[85%] whitespace-pre-wrap break-words rounded-2xl bg-primary/10 px-4 py-2">{m.content}</div>}
+                  </>
                 )}
                 <div className="flex items-center gap-1">
                   {versionSwitcher(m)}
@@ -360,6 +402,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
                     <Plain text={m.reasoning} />
                   </details>
                 )}
+                {m.images?.length > 0 && <MessageImages images={m.images} />}
                 <div className={cx(m.status === 'streaming' && !m.content && 'animate-pulse text-muted-fg')}>
                   {m.content ? (
                     <Suspense fallback={<Plain text={m.content} />}>
@@ -400,21 +443,80 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         className="shrink-0 border-t border-border bg-bg p-2 pb-[max(0.5rem,env(safe-area-inset-bottom))] sm:p-3"
         onSubmit={(e) => {
           e.preventDefault();
-          send(draft, leafId(messages), false);
+          send(draft, leafId(messages), false, images);
         }}
+        onDragOver={(e) => {
+          if (!e.dataTransfer.types.includes('Files')) return;
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={(e) => {
+          if (!e.currentTarget.contains(e.relatedTarget as Node | null)) setDragging(false);
+        }}
+        onDrop={(e) => {
+          if (!e.dataTransfer.files.length) return;
+          e.preventDefault();
+          setDragging(false);
+          addImages(Array.from(e.dataTransfer.files));
+        }}
+        data-dragging={dragging || undefined}
       >
-        <div className="mx-auto flex max-w-3xl items-end gap-2">
+        {composerError && (
+          <div role="alert" className="mx-auto mb-2 max-w-3xl rounded-md border border-danger/40 bg-danger/10 px-3 py-2 text-sm text-danger" data-testid="composer-error">
+            <div>{composerError.message}</div>
+            {composerError.requestId && <div className="mt-0.5 text-xs opacity-80">{t('error.requestId', { id: composerError.requestId })}</div>}
+          </div>
+        )}
+        {dragging && <div className="mx-auto mb-2 max-w-3xl rounded-md border-2 border-dashed border-primary/60 py-3 text-center text-sm text-muted-fg">{t('chat.dropImages')}</div>}
+        <AttachedImages images={images} onRemove={(i) => setImages((now) => now.filter((_, j) => j !== i))} />
+        <div className="mx-auto flex max-w-3xl items-end gap-1 sm:gap-2">
+          <input
+            ref={fileInput}
+            type="file"
+            accept={IMAGE_TYPES.join(',')}
+            multiple
+            hidden
+            data-testid="image-input"
+            onChange={(e) => {
+              const files = Array.from(e.target.files ?? []);
+              e.target.value = '';
+              addImages(files);
+            }}
+          />
+          <button
+            type="button"
+            className="inline-flex h-10 w-10 shrink-0 items-center justify-center rounded-md text-muted-fg hover:bg-muted disabled:opacity-50"
+            aria-label={t('chat.attachImage')}
+            title={t('chat.attachImage')}
+            disabled={images.length >= MAX_IMAGES}
+            onClick={() => fileInput.current?.click()}
+            data-testid="attach-image"
+          >
+            <svg viewBox="0 0 24 24" className="h-5 w-5" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" aria-hidden>
+              <rect x="3" y="4" width="18" height="16" rx="2" />
+              <circle cx="9" cy="10" r="2" />
+              <path d="m21 16-5-5-9 9" />
+            </svg>
+          </button>
+          <VoiceButton onText={insertTranscript} onError={setComposerError} />
           <Textarea
+            ref={composer}
             rows={2}
             className="max-h-48 min-h-[2.75rem] resize-none"
             placeholder={t('chat.placeholder', { model: model || '…' })}
             aria-label={t('chat.send')}
             value={draft}
             onChange={(e) => saveDraft(e.target.value)}
+            onPaste={(e) => {
+              const files = Array.from(e.clipboardData.files).filter((f) => f.type.startsWith('image/'));
+              if (!files.length) return;
+              e.preventDefault();
+              addImages(files);
+            }}
             onKeyDown={(e) => {
               if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
                 e.preventDefault();
-                send(draft, leafId(messages), false);
+                send(draft, leafId(messages), false, images);
               }
             }}
           />
@@ -423,7 +525,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
               {t('chat.stop')}
             </Button>
           ) : (
-            <Button type="submit" disabled={!draft.trim() || !model}>
+            <Button type="submit" disabled={(!draft.trim() && !images.length) || !model}>
               {t('chat.send')}
             </Button>
           )}
