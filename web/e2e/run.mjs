@@ -605,6 +605,58 @@ async function chatSteps(page) {
     await page.getByText(/conversation\(s\) imported/).waitFor();
     await page.waitForFunction((n) => document.querySelectorAll('aside [data-testid="conversation"]').length > n, before);
   });
+
+  await step('chat: a 2,000-message thread mounts only the rows near the viewport, opens at the bottom and follows an answer', async () => {
+    // A ChatGPT-format import: one branch of 2,000 messages, every 10th answer with a code block.
+    const mapping = {};
+    for (let i = 0; i < 2000; i++) {
+      const role = i % 2 ? 'assistant' : 'user';
+      const text = i % 20 === 19 ? `long ${i}\n\n\`\`\`js\nconst x = ${i};\nconsole.log(x);\n\`\`\`` : `long ${i}`;
+      mapping[`n${i}`] = { id: `n${i}`, parent: i ? `n${i - 1}` : null, children: i < 1999 ? [`n${i + 1}`] : [], message: { author: { role }, content: { content_type: 'text', parts: [text] }, create_time: 1_700_000_000 + i } };
+    }
+    const file = { title: 'Long thread', create_time: 1_700_000_000, mapping, current_node: 'n1999' };
+    const sidebar = page.locator('aside');
+    await sidebar.getByTestId('import-file').setInputFiles({ name: 'long.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(file)) });
+    await sidebar.getByTestId('conversation').filter({ hasText: 'Long thread' }).first().click();
+    const list = page.getByTestId('message-list');
+    await list.waitFor();
+    const mounted = () => page.locator('[data-testid="user-message"], [data-testid="assistant-message"]').count();
+    const inView = (text) =>
+      page.evaluate((t) => {
+        const scroller = document.querySelector('[data-testid="message-list"]').parentElement.parentElement;
+        const box = scroller.getBoundingClientRect();
+        return [...document.querySelectorAll('[data-testid="user-message"], [data-testid="assistant-message"]')].some((el) => {
+          const r = el.getBoundingClientRect();
+          return el.textContent.includes(t) && r.bottom > box.top && r.top < box.bottom;
+        });
+      }, text);
+    const scrollTo = (where) =>
+      page.evaluate((w) => {
+        const scroller = document.querySelector('[data-testid="message-list"]').parentElement.parentElement;
+        scroller.scrollTop = w === 'top' ? 0 : scroller.scrollHeight;
+      }, where);
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="assistant-message"]')].some((el) => el.textContent.includes('long 1999')));
+    await page.waitForTimeout(300);
+    check(await inView('long 1999'), 'the last message is in view on opening');
+    check((await mounted()) < 100, `only rows near the viewport are mounted (${await mounted()})`);
+    for (let i = 0; i < 20 && !(await inView('long 0')); i++) {
+      await scrollTo('top');
+      await page.waitForTimeout(100);
+    }
+    check(await inView('long 0'), 'scrolling to the top shows the first message');
+    check((await mounted()) < 100, 'still only a window of rows at the top');
+    for (let i = 0; i < 20 && !(await inView('long 1999')); i++) {
+      await scrollTo('bottom');
+      await page.waitForTimeout(100);
+    }
+    check(await inView('long 1999'), 'scrolling back down shows the last message');
+    await page.getByLabel('Send', { exact: true }).fill('after the long thread');
+    await page.getByLabel('Send', { exact: true }).press('Enter');
+    await page.getByTestId('assistant-message').last().getByText('echo: after the long thread').waitFor();
+    await page.locator('[data-testid="assistant-message"][data-status="done"]').last().waitFor();
+    await page.waitForTimeout(300);
+    check(await inView('echo: after the long thread'), 'the new answer is in view (followed to the bottom)');
+  });
 }
 
 /** A small PNG (a colour gradient) made here, so the test needs no image file. */

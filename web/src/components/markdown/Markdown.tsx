@@ -1,4 +1,4 @@
-import { Children, isValidElement, type ReactNode } from 'react';
+import { Children, isValidElement, memo, type ReactNode } from 'react';
 import ReactMarkdown, { defaultUrlTransform } from 'react-markdown';
 import remarkGfm from 'remark-gfm';
 import remarkMath from 'remark-math';
@@ -37,7 +37,7 @@ export function safeUrl(url: string): string {
  * text is shown as text (no rehype-raw), and unsafe link targets are removed, so an answer
  * can never run script.
  */
-export default function Markdown({ text }: { text: string }) {
+function Markdown({ text }: { text: string }) {
   return (
     <div className="prose-chat">
       <ReactMarkdown
@@ -59,3 +59,7 @@ export default function Markdown({ text }: { text: string }) {
     </div>
   );
 }
+
+// Memoised: the chat thread re-renders on scroll (windowing) and on every streamed delta, and
+// re-parsing every visible message each time would make scrolling stutter.
+export default memo(Markdown);

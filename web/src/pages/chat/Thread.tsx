@@ -1,6 +1,7 @@
-import { lazy, Suspense, useCallback, useEffect, useRef, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { useNavigate } from 'react-router-dom';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useVirtualizer } from '@tanstack/react-virtual';
 import { api, ApiError, download } from '../../lib/api';
 import { openStream } from '../../lib/chat';
 import { applyEvent, beginRegenerate, beginSend, leafId, siblingLabel, siblingTarget, type StreamEvent, type StreamIds } from '../../lib/branch';
@@ -21,6 +22,8 @@ import type { MessageKey } from '../../i18n';
 const Markdown = lazy(() => import('../../components/markdown/Markdown'));
 
 const MODEL_KEY = 'skein.model';
+/** Longer branches mount only the messages near the viewport; shorter ones render whole. */
+export const WINDOW_FROM = 50;
 const draftKey = (id: string | null) => `skein.draft.${id ?? 'new'}`;
 let tempCounter = 0;
 const isTemp = (id: string | null) => !id || id.startsWith('tmp-');
@@ -181,10 +184,31 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [conversationId]);
 
+  // Windowed rendering: heights are estimated, then measured as rows mount (Markdown, code
+  // blocks and images vary a lot), and re-measured when they resize (a streaming answer).
+  const windowed = messages.length > WINDOW_FROM;
+  const list = useRef<HTMLDivElement>(null);
+  const [scrollMargin, setScrollMargin] = useState(0);
+  const virtualizer = useVirtualizer({
+    count: windowed ? messages.length : 0,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => 160,
+    getItemKey: (i) => messages[i]?.id ?? i,
+    overscan: 6,
+    scrollMargin,
+  });
+  const rows = virtualizer.getVirtualItems();
+  const totalSize = virtualizer.getTotalSize();
+  useLayoutEffect(() => {
+    if (windowed) setScrollMargin(list.current?.offsetTop ?? 0);
+  }, [windowed, loadError]);
+
+  // Follow the bottom (opening a conversation, a streaming answer) unless the user scrolled
+  // up; in a windowed list measured rows change the height too, hence `totalSize`.
   useEffect(() => {
     const el = scroller.current;
     if (el && stick.current) el.scrollTop = el.scrollHeight;
-  }, [messages]);
+  }, [messages, totalSize]);
 
   const saveDraft = (text: string) => {
     setDraft(text);
@@ -302,6 +326,88 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
       </span>
     );
 
+  /** One message with its actions (edit, copy, regenerate, versions). */
+  const renderMessage = (m: ChatMessage) =>
+    m.role === 'user' ? (
+      <div key={m.id} className="flex flex-col items-end gap-1" data-testid="user-message">
+        {editing?.id === m.id ? (
+          <div className="w-full max-w-[85%] space-y-2">
+            <Textarea rows={3} value={editing.text} onChange={(e) => setEditing({ id: m.id, text: e.target.value })} autoFocus aria-label={t('chat.editMessage')} />
+            <div className="flex justify-end gap-2">
+              <Button variant="secondary" size="sm" onClick={() => setEditing(null)}>
+                {t('common.cancel')}
+              </Button>
+              <Button
+                size="sm"
+                onClick={() => {
+                  const text = editing.text;
+                  setEditing(null);
+                  send(text, m.parent_id, true, m.images);
+                }}
+              >
+                {t('chat.saveAndSend')}
+              </Button>
+            </div>
+          </div>
+        ) : (
+          <>
+            {m.images?.length > 0 && <MessageImages images={m.images} className="max-w-[85%] justify-end" />}
+            {m.content && <div className="max-w-[85%] whitespace-pre-wrap break-words rounded-2xl bg-primary/10 px-4 py-2">{m.content}</div>}
+          </>
+        )}
+        <div className="flex items-center gap-1">
+          {versionSwitcher(m)}
+          {!editing && !streaming && (
+            <Button variant="ghost" size="sm" className="h-7 text-xs text-muted-fg" onClick={() => setEditing({ id: m.id, text: m.content })}>
+              {t('chat.editMessage')}
+            </Button>
+          )}
+          <CopyButton text={m.content} className="h-7 text-xs text-muted-fg" />
+        </div>
+      </div>
+    ) : (
+      <div key={m.id} className="space-y-1" data-testid="assistant-message" data-status={m.status}>
+        {m.reasoning && (
+          <details className="rounded-md border border-border px-3 py-1 text-sm text-muted-fg">
+            <summary className="cursor-pointer">{t('chat.thinking')}</summary>
+            <Plain text={m.reasoning} />
+          </details>
+        )}
+        {m.images?.length > 0 && <MessageImages images={m.images} />}
+        <div className={cx(m.status === 'streaming' && !m.content && 'animate-pulse text-muted-fg')}>
+          {m.content ? (
+            <Suspense fallback={<Plain text={m.content} />}>
+              <Markdown text={m.content} />
+            </Suspense>
+          ) : m.status === 'streaming' ? (
+            '…'
+          ) : null}
+        </div>
+        {errorText(m, lang) && <div className="rounded-md bg-danger/10 px-3 py-2 text-sm text-danger" role="alert">{errorText(m, lang)}</div>}
+        <div className="flex flex-wrap items-center gap-1 text-xs text-muted-fg">
+          {versionSwitcher(m)}
+          {m.status === 'stopped' && <Badge>{t('chat.stopped')}</Badge>}
+          {m.status === 'failed' && <Badge tone="danger">{t('chat.failed')}</Badge>}
+          {m.status !== 'streaming' && (
+            <>
+              <CopyButton text={m.content} className="h-7 text-xs text-muted-fg" />
+              {!streaming && !isTemp(m.id) && (
+                <Button variant="ghost" size="sm" className="h-7 text-xs text-muted-fg" onClick={() => regenerate(m)}>
+                  {t('chat.regenerate')}
+                </Button>
+              )}
+            </>
+          )}
+          {m.model && <span className="px-1">{m.model}</span>}
+          {m.usage && (
+            <span className="px-1" data-testid="message-cost">
+              {t('chat.cost', { tokens: num(m.usage.prompt_tokens + m.usage.completion_tokens), cost: money(m.usage.cost) })}
+            </span>
+          )}
+        </div>
+      </div>
+    );
+
   return (
     <div className="flex h-full min-h-0 flex-col">
       <div className="flex h-12 shrink-0 items-center gap-2 border-b border-border px-3">
@@ -342,7 +448,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
       )}
       <div
         ref={scroller}
-        className="min-h-0 flex-1 overflow-y-auto"
+        className="relative min-h-0 flex-1 overflow-y-auto"
         onScroll={(e) => {
           const el = e.currentTarget;
           stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
@@ -356,86 +462,18 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
               <p className="text-sm text-muted-fg">{models.length ? t('chat.emptyHint') : t('chat.noModels')}</p>
             </div>
           )}
-          {messages.map((m) =>
-            m.role === 'user' ? (
-              <div key={m.id} className="flex flex-col items-end gap-1" data-testid="user-message">
-                {editing?.id === m.id ? (
-                  <div className="w-full max-w-[85%] space-y-2">
-                    <Textarea rows={3} value={editing.text} onChange={(e) => setEditing({ id: m.id, text: e.target.value })} autoFocus aria-label={t('chat.editMessage')} />
-                    <div className="flex justify-end gap-2">
-                      <Button variant="secondary" size="sm" onClick={() => setEditing(null)}>
-                        {t('common.cancel')}
-                      </Button>
-                      <Button
-                        size="sm"
-                        onClick={() => {
-                          const text = editing.text;
-                          setEditing(null);
-                          send(text, m.parent_id, true, m.images);
-                        }}
-                      >
-                        {t('chat.saveAndSend')}
-                      </Button>
-                    </div>
+          {windowed ? (
+            <div ref={list} data-testid="message-list" style={{ height: totalSize, position: 'relative' }}>
+              <div style={{ position: 'absolute', top: 0, left: 0, width: '100%', transform: `translateY(${(rows[0]?.start ?? 0) - scrollMargin}px)` }}>
+                {rows.map((row) => (
+                  <div key={row.key} data-index={row.index} ref={virtualizer.measureElement} className="pb-5">
+                    {renderMessage(messages[row.index])}
                   </div>
-                ) : (
-                  <>
-                    {m.images?.length > 0 && <MessageImages images={m.images} className="max-w-[85%] justify-end" />}
-                    {m.content && <div className="max-w-[85%] whitespace-pre-wrap break-words rounded-2xl bg-primary/10 px-4 py-2">{m.content}</div>}
-                  </>
-                )}
-                <div className="flex items-center gap-1">
-                  {versionSwitcher(m)}
-                  {!editing && !streaming && (
-                    <Button variant="ghost" size="sm" className="h-7 text-xs text-muted-fg" onClick={() => setEditing({ id: m.id, text: m.content })}>
-                      {t('chat.editMessage')}
-                    </Button>
-                  )}
-                  <CopyButton text={m.content} className="h-7 text-xs text-muted-fg" />
-                </div>
+                ))}
               </div>
-            ) : (
-              <div key={m.id} className="space-y-1" data-testid="assistant-message" data-status={m.status}>
-                {m.reasoning && (
-                  <details className="rounded-md border border-border px-3 py-1 text-sm text-muted-fg">
-                    <summary className="cursor-pointer">{t('chat.thinking')}</summary>
-                    <Plain text={m.reasoning} />
-                  </details>
-                )}
-                {m.images?.length > 0 && <MessageImages images={m.images} />}
-                <div className={cx(m.status === 'streaming' && !m.content && 'animate-pulse text-muted-fg')}>
-                  {m.content ? (
-                    <Suspense fallback={<Plain text={m.content} />}>
-                      <Markdown text={m.content} />
-                    </Suspense>
-                  ) : m.status === 'streaming' ? (
-                    '…'
-                  ) : null}
-                </div>
-                {errorText(m, lang) && <div className="rounded-md bg-danger/10 px-3 py-2 text-sm text-danger" role="alert">{errorText(m, lang)}</div>}
-                <div className="flex flex-wrap items-center gap-1 text-xs text-muted-fg">
-                  {versionSwitcher(m)}
-                  {m.status === 'stopped' && <Badge>{t('chat.stopped')}</Badge>}
-                  {m.status === 'failed' && <Badge tone="danger">{t('chat.failed')}</Badge>}
-                  {m.status !== 'streaming' && (
-                    <>
-                      <CopyButton text={m.content} className="h-7 text-xs text-muted-fg" />
-                      {!streaming && !isTemp(m.id) && (
-                        <Button variant="ghost" size="sm" className="h-7 text-xs text-muted-fg" onClick={() => regenerate(m)}>
-                          {t('chat.regenerate')}
-                        </Button>
-                      )}
-                    </>
-                  )}
-                  {m.model && <span className="px-1">{m.model}</span>}
-                  {m.usage && (
-                    <span className="px-1" data-testid="message-cost">
-                      {t('chat.cost', { tokens: num(m.usage.prompt_tokens + m.usage.completion_tokens), cost: money(m.usage.cost) })}
-                    </span>
-                  )}
-                </div>
-              </div>
-            ),
+            </div>
+          ) : (
+            messages.map(renderMessage)
           )}
         </div>
       </div>
