@@ -390,7 +390,14 @@ pub async fn run(slot: Slot, mut plan: Plan) {
         let value: Value = serde_json::from_str(error).unwrap_or_default();
         generation.push(Event::Error(value));
     }
-    match crate::message_view(&svc, &generation.conversation_id, &generation.message_id).await {
+    match crate::message_view(
+        &svc,
+        &plan.user_id,
+        &generation.conversation_id,
+        &generation.message_id,
+    )
+    .await
+    {
         Ok(Some(view)) => generation.push(Event::Done(view)),
         Ok(None) => {}
         Err(error) => tracing::error!(%error, "could not read a finished answer back"),

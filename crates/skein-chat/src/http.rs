@@ -650,7 +650,7 @@ pub async fn history(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let c = owned(&svc, &user, &id).await?;
-    let rows = store::messages(&svc.db, &c.id).await?;
+    let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
     history_view(&c, &rows)
 }
 
@@ -672,7 +672,7 @@ pub async fn switch_branch(
     ApiJson(req): ApiJson<SwitchRequest>,
 ) -> ApiResult<Response> {
     let mut c = owned(&svc, &user, &id).await?;
-    let rows = store::messages(&svc.db, &c.id).await?;
+    let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
     let tree = Tree::new(&rows);
     let start = tree
         .get(&req.message_id)
@@ -738,7 +738,7 @@ pub async fn send(
     // Read the conversation again now that no other answer can be written into it: an answer
     // that finished meanwhile moved the active leaf.
     let c = owned(&svc, &user, &id).await?;
-    let rows = store::messages(&svc.db, &c.id).await?;
+    let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
     let parent = match req.parent_id {
         Some(None) => None,
         Some(Some(parent)) => {
@@ -1169,7 +1169,7 @@ pub async fn regenerate(
     let model = choose_model(&svc, asked.as_deref(), &c).await?;
     let assistant_id = ids::new_id();
     let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
-    let rows = store::messages(&svc.db, &c.id).await?;
+    let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
     begin(
         svc,
         slot,
@@ -1238,9 +1238,14 @@ pub async fn attach(
             return Ok(sse_response(first, attached.receiver, Some(generation)));
         }
     }
-    let view = crate::message_view(&svc, &message.conversation_id, &message.id)
-        .await?
-        .ok_or_else(message_not_found)?;
+    let view = crate::message_view(
+        &svc,
+        &message.user_id,
+        &message.conversation_id,
+        &message.id,
+    )
+    .await?
+    .ok_or_else(message_not_found)?;
     let (sender, receiver) = broadcast::channel(2);
     let _ = sender.send(Event::Done(view));
     let _ = sender.send(Event::End);
@@ -1298,7 +1303,7 @@ pub async fn export_conversation(
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
     let c = owned(&svc, &user, &id).await?;
-    let rows = store::messages(&svc.db, &c.id).await?;
+    let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
     let (body, content_type, extension) = match q.format.as_deref().unwrap_or("json") {
         "markdown" | "md" => (
             crate::export::markdown(&c, &rows),
@@ -1356,7 +1361,7 @@ pub async fn export_all(
             query: None,
         };
         for c in store::list_conversations(&svc.db, &filter, 100_000, 0).await? {
-            let rows = store::messages(&svc.db, &c.id).await?;
+            let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
             conversations.push(crate::export::json(&c, &rows));
         }
     }

@@ -369,10 +369,11 @@ pub(crate) fn view<'a>(row: &'a MessageRow, tree: &Tree<'a, MessageRow>) -> Mess
 /// One message of a conversation as the API shows it.
 pub(crate) async fn message_view(
     svc: &ChatService,
+    user_id: &str,
     conversation_id: &str,
     message_id: &str,
 ) -> Result<Option<Value>, ApiError> {
-    let rows = store::messages(&svc.db, conversation_id).await?;
+    let rows = store::messages(&svc.db, user_id, conversation_id).await?;
     let tree = Tree::new(&rows);
     Ok(tree
         .get(message_id)

@@ -322,12 +322,13 @@ pub async fn set_summary(
     Ok(())
 }
 
-/// Every message of a conversation, oldest first.
-pub async fn messages(db: &Db, conversation_id: &str) -> DbResult<Vec<MessageRow>> {
+/// Every message of the caller's conversation, oldest first.
+pub async fn messages(db: &Db, user_id: &str, conversation_id: &str) -> DbResult<Vec<MessageRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE conversation_id = $1 ORDER BY created_at, id"
+        "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE conversation_id = $1 AND user_id = $2 ORDER BY created_at, id"
     ))
     .bind(conversation_id)
+    .bind(user_id)
     .fetch_all(db.pool())
     .await?)
 }
