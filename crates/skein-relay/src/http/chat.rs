@@ -31,7 +31,7 @@ use skein_core::{ApiError, ApiResult};
 
 use crate::RelayService;
 use crate::channels::LiveChannel;
-use crate::pricing::Rates;
+use crate::pricing::Price;
 use crate::proxy::{Attempt, SseSplitter, Tokens, estimate_tokens, event_data, usage_of};
 use crate::upstream::{self, StreamDecoder, Upstream};
 
@@ -294,13 +294,9 @@ async fn relay_with(
             format!("该 API 密钥不允许使用 {model}。"),
         ));
     }
-    let rates = svc.prices().get(&model).copied().ok_or_else(|| {
-        ApiError::bad_request(
-            "model_not_priced",
-            format!("{model} has no price yet, so it cannot be billed. Ask an administrator to price it."),
-            format!("{model} 尚未定价，无法计费，请联系管理员设置价格。"),
-        )
-    })?;
+    let rates = svc
+        .price_for(&key.group, &model)
+        .ok_or_else(|| super::meter::not_priced(&model))?;
     let routed = svc.table().candidates(&key.group, &model);
     let routed: Vec<Arc<LiveChannel>> = routed
         .into_iter()
@@ -549,7 +545,7 @@ struct Bill {
     svc: Arc<RelayService>,
     key: KeyInfo,
     reservation_id: String,
-    rates: Rates,
+    rates: Price,
     model: String,
     channel_id: String,
     request_id: String,
@@ -578,10 +574,10 @@ impl Bill {
             duration_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
             ttft_ms: ttft.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             stream: self.stream,
-            status: status.to_string(),
+            status: super::meter::record_status(status, &self.rates),
             request_id: self.request_id.clone(),
             conversation_id: self.conversation_id.clone(),
-            pricing: serde_json::to_string(&self.rates).ok(),
+            pricing: self.rates.record(),
         };
         if let Some(tpm) = self.key.tpm_limit {
             // Count what was used against the key's tokens per minute (at most a full minute's
