@@ -2,10 +2,11 @@
 //! pricing table, and the vendor-compatible API (`/v1/...`) that routes each request to a
 //! channel and bills it through [`BillingApi`].
 //!
-//! **Architecture Invariant:** only this crate touches `api_keys`, `channels` and
-//! `model_prices`; a key's secret exists only in the creation response (the table holds its
+//! **Architecture Invariant:** only this crate touches `api_keys`, `channels`,
+//! `model_prices` and `group_multipliers`; a key's secret exists only in the creation response (the table holds its
 //! SHA-256); upstream keys are stored sealed by [`vault::Vault`] and never leave the process.
-//! The hot path reads channels and prices from memory, never from the database.
+//! The hot path reads channels, prices and group multipliers from memory, never from the
+//! database.
 
 pub mod breaker;
 pub mod channels;
