@@ -4,9 +4,9 @@
 //!
 //! **Architecture Invariant:** only this crate touches `api_keys`, `channels`,
 //! `model_prices` and `group_multipliers`; a key's secret exists only in the creation
-//! response (the table holds its SHA-256); upstream keys are stored sealed by [`vault::Vault`] and never leave the process.
-//! The hot path reads channels, prices and group multipliers from memory, never from the
-//! database.
+//! response (the table holds its SHA-256); upstream keys are stored sealed by
+//! [`vault::Vault`] and never leave the process. The hot path reads channels, prices and group
+//! multipliers from memory, never from the database.
 
 pub mod breaker;
 pub mod channels;
