@@ -340,7 +340,7 @@ async fn relay_with(
         .find_map(|f| request.get(*f).and_then(Value::as_i64))
         .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_MAX_OUTPUT);
-    let prompt_estimate = estimate_tokens(request["messages"].to_string().len());
+    let prompt_estimate = estimate_tokens(crate::proxy::json_len(&request["messages"]));
     let estimate = rates.cost(prompt_estimate, max_output, 0).max(1);
     if let Some(tpm) = key.tpm_limit {
         let probe = svc
@@ -640,10 +640,22 @@ async fn relay_whole(
             .into_response();
         }
     };
-    let parsed: Option<Value> = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .map(|v| adapter.response(v, upstream_model));
-    let (tokens, outcome) = match parsed.as_ref().and_then(usage_of) {
+    // An OpenAI answer for an OpenAI client goes out as the upstream wrote it: only its usage
+    // is read (skipping the rest as it is parsed). Any other answer, or one without usage, is
+    // parsed whole.
+    let passthrough = !native && format == Format::OpenAi && adapter.speaks_pivot();
+    let quick = passthrough
+        .then(|| super::meter::usage_in(&bytes))
+        .flatten()
+        .and_then(|u| crate::proxy::usage_tokens(&u));
+    let parsed: Option<Value> = if quick.is_some() {
+        None
+    } else {
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .map(|v| adapter.response(v, upstream_model))
+    };
+    let (tokens, outcome) = match quick.or_else(|| parsed.as_ref().and_then(usage_of)) {
         Some(tokens) => (tokens, "ok"),
         None => {
             // No usage from the upstream: bill the prompt estimate and the text delivered.
