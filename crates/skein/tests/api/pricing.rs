@@ -237,3 +237,32 @@ both_backends! {
         assert_eq!(mini["input_per_mtok"], 1);
     }
 }
+
+on_both_backends! {
+    async fn chat_in_the_web_app_pays_the_first_groups_multiplier(backend) {
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let s = crate::relay::setup(&app).await;
+        let r = app.put("/api/v1/admin/groups/default", Some(&s.root.access), json!({"multiplier_permille": 333})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = app.post("/api/v1/chat/conversations", Some(&s.user.access),
+            json!({"title": "t", "model": "gpt-test", "system_prompt": "be brief"})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let id = r.json["id"].as_str().unwrap().to_string();
+        let r = app.client.post(app.url(&format!("/api/v1/chat/conversations/{id}/messages")))
+            .bearer_auth(&s.user.access).json(&json!({"content": "hello there"})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let text = r.text().await.unwrap();
+        let usage: Value = text
+            .split("\n\n")
+            .find(|e| e.lines().any(|l| l == "event: usage"))
+            .and_then(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .unwrap_or_else(|| panic!("no usage event in {text}"));
+        // "be brief" + "hello there" at 2, "echo: hello there" at 6: 26 units × 0.333 = 8.658 → 9.
+        assert_eq!(usage["cost"], 9, "{usage}");
+        let (balance, records) = settled(&app, &s.user, 1).await;
+        assert_eq!(balance, 1_000_000 - 9);
+        let pricing: Value = serde_json::from_str(records[0]["pricing"].as_str().unwrap()).unwrap();
+        assert_eq!((pricing["group"].as_str(), pricing["multiplier_permille"].as_i64()), (Some("default"), Some(333)));
+    }
+}
