@@ -500,19 +500,19 @@ impl RelayApi for InProcessRelay {
     }
 
     async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError> {
-        let prices = self.0.prices();
         Ok(self
             .0
             .table()
             .models(group)
             .into_iter()
             .filter_map(|id| {
-                let rates = prices.get(&id)?;
+                let price = self.0.price_for(group, &id).filter(|p| p.priced)?;
+                let shown = |rate: i64| price.scaled_rate(rate);
                 Some(PricedModel {
-                    input_price: rates.input_per_mtok,
-                    output_price: rates.output_per_mtok,
-                    cache_read_price: rates.cache_read_per_mtok,
-                    per_call: rates.per_call,
+                    input_price: shown(price.rates.input_per_mtok),
+                    output_price: shown(price.rates.output_per_mtok),
+                    cache_read_price: shown(price.rates.cache_read_per_mtok),
+                    per_call: shown(price.rates.per_call),
                     id,
                 })
             })

@@ -140,6 +140,13 @@ impl Price {
         )
     }
 
+    /// One rate as this group pays it, for showing (rounded up; bills use [`Price::cost`],
+    /// which rounds only the total).
+    pub fn scaled_rate(&self, rate: i64) -> i64 {
+        let scaled = (i128::from(rate) * i128::from(self.multiplier_permille.max(0)) + 999) / 1000;
+        i64::try_from(scaled).unwrap_or(i64::MAX)
+    }
+
     /// The `pricing` JSON of a usage record: the rates, the group and its multiplier; `None`
     /// for a model served unpriced.
     pub fn record(&self) -> Option<String> {

@@ -244,6 +244,12 @@ on_both_backends! {
         let s = crate::relay::setup(&app).await;
         let r = app.put("/api/v1/admin/groups/default", Some(&s.root.access), json!({"multiplier_permille": 333})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        // The model list shows the group's prices: 2,000,000 × 0.333 and 6,000,000 × 0.333.
+        let models = app.get("/api/v1/chat/models", Some(&s.user.access)).await;
+        assert_eq!(models.status, StatusCode::OK, "{}", models.text);
+        let listed = models.json.as_array().or_else(|| models.json["items"].as_array()).or_else(|| models.json["data"].as_array()).cloned().unwrap_or_default();
+        let model = listed.iter().find(|m| m["id"] == "gpt-test").unwrap_or_else(|| panic!("{}", models.text));
+        assert_eq!((model["input_price"].as_i64(), model["output_price"].as_i64()), (Some(666_000), Some(1_998_000)));
         let r = app.post("/api/v1/chat/conversations", Some(&s.user.access),
             json!({"title": "t", "model": "gpt-test", "system_prompt": "be brief"})).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
