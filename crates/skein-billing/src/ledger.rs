@@ -81,11 +81,24 @@ struct PendingEntry {
 
 impl Pending {
     /// Inserts everything collected, in as few statements as the parameter limits allow.
-    pub(crate) async fn flush(&mut self, tx: &mut Tx) -> DbResult<()> {
+    ///
+    /// `anonymous` (SQLite) writes the placeholders as plain `?`: sqlx looks up the name of
+    /// every parameter of a statement, and SQLite finds a named one (`$7`) by a linear scan,
+    /// so a multi-row insert of n named parameters costs O(n²) before it runs — at thousands
+    /// of settles a second that was a quarter of the server's CPU. Each parameter is used
+    /// once, in order, so plain `?` binds the same values.
+    pub(crate) async fn flush(&mut self, tx: &mut Tx, anonymous: bool) -> DbResult<()> {
+        let values = |rows, cols, literal| {
+            if anonymous {
+                anonymous_tuples(rows, cols, literal)
+            } else {
+                tuples(rows, cols, 1, literal)
+            }
+        };
         for chunk in self.reservations.chunks(500) {
             let sql = format!(
                 "INSERT INTO reservations (id, user_id, key_id, amount, status, reference, created_at, expires_at) VALUES {}",
-                tuples(chunk.len(), 7, 1, Some((4, "'open'")))
+                values(chunk.len(), 7, Some((4, "'open'")))
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
@@ -103,7 +116,7 @@ impl Pending {
         for chunk in self.entries.chunks(500) {
             let sql = format!(
                 "INSERT INTO ledger_entries (id, user_id, kind, amount, balance_after, reference, actor_id, memo, idempotency_key, created_at) VALUES {}",
-                tuples(chunk.len(), 9, 1, Some((2, "'consume'")))
+                values(chunk.len(), 9, Some((2, "'consume'")))
             );
             let mut q = sqlx::query(&sql);
             for e in chunk {
@@ -126,7 +139,7 @@ impl Pending {
                 "INSERT INTO usage_records (id, user_id, key_id, reservation_id, model, channel_id, prompt_tokens, \
                  completion_tokens, cached_tokens, cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, pricing, created_at) VALUES ",
             );
-            sql.push_str(&tuples(chunk.len(), 18, 1, None));
+            sql.push_str(&values(chunk.len(), 18, None));
             let mut q = sqlx::query(&sql);
             for p in chunk {
                 let u = &p.usage;
@@ -181,6 +194,24 @@ fn tuples(rows: usize, cols: usize, first: usize, literal: Option<(usize, &str)>
         sql.push('(');
         sql.push_str(&items.join(", "));
         sql.push(')');
+    }
+    sql
+}
+
+/// [`tuples`] with plain `?` placeholders, bound in order: `anonymous_tuples(2, 2, None)` is
+/// `(?, ?),(?, ?)`.
+fn anonymous_tuples(rows: usize, cols: usize, literal: Option<(usize, &str)>) -> String {
+    let mut tuple: Vec<&str> = vec!["?"; cols];
+    if let Some((at, value)) = literal {
+        tuple.insert(at, value);
+    }
+    let tuple = format!("({})", tuple.join(", "));
+    let mut sql = String::with_capacity(rows * (tuple.len() + 1));
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&tuple);
     }
     sql
 }
@@ -981,5 +1012,11 @@ mod tests {
             "($1, 'open', $2),($3, 'open', $4)"
         );
         assert_eq!(tuples(0, 3, 1, None), "");
+        assert_eq!(anonymous_tuples(2, 2, None), "(?, ?),(?, ?)");
+        assert_eq!(
+            anonymous_tuples(2, 2, Some((1, "'open'"))),
+            "(?, 'open', ?),(?, 'open', ?)"
+        );
+        assert_eq!(anonymous_tuples(0, 3, None), "");
     }
 }

@@ -123,7 +123,12 @@ impl BillingService {
     }
 
     /// A user's balance view, with this process's in-memory holds counted as reserved.
+    ///
+    /// The holds are read before the balance: a settle that commits in between then shows
+    /// as both charged and still held for a moment (less available, never more), where the
+    /// other order could show neither — the hold gone and the charge not yet in the balance.
     pub async fn quota(&self, user_id: &str) -> ApiResult<query::QuotaView> {
+        let held = self.holds.as_ref().map(|holds| holds.held(user_id));
         let mut view = query::quota(
             &self.db,
             user_id,
@@ -131,8 +136,7 @@ impl BillingService {
             self.config.cny_per_usd,
         )
         .await?;
-        if let Some(holds) = &self.holds {
-            let held = holds.held(user_id);
+        if let Some(held) = held {
             view.reserved += held;
             view.available -= held;
         }

@@ -231,7 +231,9 @@ async fn apply_all(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ApiError::internal("operation left unanswered"))))
         .collect();
-    pending.flush(&mut tx).await?;
+    pending
+        .flush(&mut tx, db.backend() == skein_db::Backend::Sqlite)
+        .await?;
     tx.commit()
         .await
         .map_err(|e| Failed::Commit(DbError::from(e)))?;

@@ -261,7 +261,8 @@ pub trait RelayApi: Send + Sync {
         request: serde_json::Value,
     ) -> Result<RelayStream, ApiError>;
 
-    /// Models that have a price and a channel for `group`.
+    /// Models that have a price and a channel for `group`, at that group's prices (each rate
+    /// times the group's multiplier, rounded up).
     async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError>;
 
     /// Transcribes recorded audio with a speech-to-text `model` and bills the user; answers

@@ -59,6 +59,9 @@ pub struct RelayConfig {
     /// link-local addresses (it fetches them for upstreams that take images only inline, such
     /// as Gemini). Off: a client could otherwise make the server read its own network.
     pub allow_private_image_urls: bool,
+    /// Whether a model that has no price is served free (cost 0, recorded with no pricing)
+    /// instead of refused with `model_not_priced`. Off: prices are money, set them explicitly.
+    pub allow_unpriced: bool,
 }
 
 impl Default for RelayConfig {
@@ -68,6 +71,7 @@ impl Default for RelayConfig {
             secret_key: None,
             probe_interval_secs: 60,
             allow_private_image_urls: false,
+            allow_unpriced: false,
         }
     }
 }

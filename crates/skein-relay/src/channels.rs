@@ -380,7 +380,9 @@ impl LiveChannel {
 /// state per list. Rebuilt whole whenever channels change.
 #[derive(Default)]
 pub struct ChannelTable {
-    routes: HashMap<(String, String), Route>,
+    /// Routes by group, then by model: looked up with borrowed names, so routing a request
+    /// builds no key.
+    routes: HashMap<String, HashMap<String, Route>>,
 }
 
 struct Route {
@@ -434,25 +436,25 @@ impl ChannelTable {
                 }
             }
         }
-        let routes = routes
-            .into_iter()
-            .map(|(k, mut channels)| {
-                channels.sort_by_key(|c| std::cmp::Reverse(c.priority));
-                let current = Mutex::new(vec![0; channels.len()]);
-                (k, Route { channels, current })
-            })
-            .collect();
-        ChannelTable { routes }
+        let mut by_group: HashMap<String, HashMap<String, Route>> = HashMap::new();
+        for ((group, model), mut channels) in routes {
+            channels.sort_by_key(|c| std::cmp::Reverse(c.priority));
+            let current = Mutex::new(vec![0; channels.len()]);
+            by_group
+                .entry(group)
+                .or_default()
+                .insert(model, Route { channels, current });
+        }
+        ChannelTable { routes: by_group }
     }
 
     /// Models a group can reach.
     pub fn models(&self, group: &str) -> Vec<String> {
         let mut models: Vec<String> = self
             .routes
-            .keys()
-            .filter(|(g, _)| g == group)
-            .map(|(_, m)| m.clone())
-            .collect();
+            .get(group)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         models.sort();
         models
     }
@@ -461,7 +463,7 @@ impl ChannelTable {
     /// a level, smooth weighted round-robin picks the first (so over any short window each
     /// channel gets its share, without clustering) and the rest follow as fallbacks.
     pub fn candidates(&self, group: &str, model: &str) -> Vec<std::sync::Arc<LiveChannel>> {
-        let Some(route) = self.routes.get(&(group.to_string(), model.to_string())) else {
+        let Some(route) = self.routes.get(group).and_then(|m| m.get(model)) else {
             return Vec::new();
         };
         let mut order: Vec<usize> = Vec::with_capacity(route.channels.len());

@@ -2,10 +2,11 @@
 //! pricing table, and the vendor-compatible API (`/v1/...`) that routes each request to a
 //! channel and bills it through [`BillingApi`].
 //!
-//! **Architecture Invariant:** only this crate touches `api_keys`, `channels` and
-//! `model_prices`; a key's secret exists only in the creation response (the table holds its
-//! SHA-256); upstream keys are stored sealed by [`vault::Vault`] and never leave the process.
-//! The hot path reads channels and prices from memory, never from the database.
+//! **Architecture Invariant:** only this crate touches `api_keys`, `channels`,
+//! `model_prices` and `group_multipliers`; a key's secret exists only in the creation
+//! response (the table holds its SHA-256); upstream keys are stored sealed by
+//! [`vault::Vault`] and never leave the process. The hot path reads channels, prices and group
+//! multipliers from memory, never from the database.
 
 pub mod breaker;
 pub mod channels;
@@ -65,6 +66,10 @@ pub struct RelayService {
     table: RwLock<Arc<channels::ChannelTable>>,
     /// Prices by model, swapped whole on every change.
     prices: RwLock<Arc<HashMap<String, pricing::Rates>>>,
+    /// Price multipliers (per-mille) by group, swapped whole on every change.
+    multipliers: RwLock<Arc<HashMap<String, i64>>>,
+    /// Whether a model without a price is served free instead of refused.
+    allow_unpriced: bool,
     /// Circuit breakers by channel id.
     breakers: breaker::Breakers,
     /// Settles and stream readers still running after their response; shutdown waits for them.
@@ -79,7 +84,8 @@ impl RelayService {
     /// Starts the service: loads channels and prices, and re-reads them periodically so
     /// changes made on other instances arrive. `groups` are the channel groups a key may name;
     /// `secret_key` seals upstream keys at rest; `images` says where remote images may be
-    /// fetched from for upstreams that take images only inline.
+    /// fetched from for upstreams that take images only inline; `allow_unpriced` serves models
+    /// without a price free instead of refusing them.
     #[allow(clippy::too_many_arguments)]
     pub async fn start(
         db: Db,
@@ -90,6 +96,7 @@ impl RelayService {
         secret_key: &[u8; 32],
         probe_every: Duration,
         images: upstream::ImagePolicy,
+        allow_unpriced: bool,
     ) -> Result<Arc<Self>, ApiError> {
         let key_cache = Cache::builder()
             .max_capacity(100_000)
@@ -117,6 +124,8 @@ impl RelayService {
             breakers: breaker::Breakers::default(),
             tasks: tokio_util::task::TaskTracker::new(),
             prices: RwLock::new(Arc::new(HashMap::new())),
+            multipliers: RwLock::new(Arc::new(HashMap::new())),
+            allow_unpriced,
             key_cache,
             owner_cache,
         });
@@ -225,18 +234,54 @@ impl RelayService {
         }
     }
 
-    /// Re-reads channels and prices into memory.
+    /// Re-reads channels, prices and group multipliers into memory.
     pub async fn reload(&self) -> Result<(), ApiError> {
         let rows = channels::all(&self.db).await?;
         let table = Arc::new(channels::ChannelTable::build(&rows, &self.vault));
         let prices = Arc::new(pricing::map(&self.db).await?);
+        let multipliers = Arc::new(
+            pricing::group_multipliers(&self.db)
+                .await?
+                .into_iter()
+                .map(|(group, (permille, _))| (group, permille))
+                .collect(),
+        );
         if let Ok(mut slot) = self.table.write() {
             *slot = table;
         }
         if let Ok(mut slot) = self.prices.write() {
             *slot = prices;
         }
+        if let Ok(mut slot) = self.multipliers.write() {
+            *slot = multipliers;
+        }
         Ok(())
+    }
+
+    /// The groups keys may name, as configured.
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    /// What `model` costs for a key of `group` now: its rates and the group's multiplier (×1.0
+    /// when unset). A model without a price is `None`, or free when `relay.allow_unpriced`.
+    pub fn price_for(&self, group: &str, model: &str) -> Option<pricing::Price> {
+        let rates = self.prices.read().ok().and_then(|p| p.get(model).copied());
+        let Some(rates) = rates else {
+            return self.allow_unpriced.then(|| pricing::Price::unpriced(group));
+        };
+        let multiplier_permille = self
+            .multipliers
+            .read()
+            .ok()
+            .and_then(|m| m.get(group).copied())
+            .unwrap_or(pricing::NEUTRAL_PERMILLE);
+        Some(pricing::Price {
+            rates,
+            group: group.to_string(),
+            multiplier_permille,
+            priced: true,
+        })
     }
 
     /// The routing table now.
@@ -455,19 +500,19 @@ impl RelayApi for InProcessRelay {
     }
 
     async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError> {
-        let prices = self.0.prices();
         Ok(self
             .0
             .table()
             .models(group)
             .into_iter()
             .filter_map(|id| {
-                let rates = prices.get(&id)?;
+                let price = self.0.price_for(group, &id).filter(|p| p.priced)?;
+                let shown = |rate: i64| price.scaled_rate(rate);
                 Some(PricedModel {
-                    input_price: rates.input_per_mtok,
-                    output_price: rates.output_per_mtok,
-                    cache_read_price: rates.cache_read_per_mtok,
-                    per_call: rates.per_call,
+                    input_price: shown(price.rates.input_per_mtok),
+                    output_price: shown(price.rates.output_per_mtok),
+                    cache_read_price: shown(price.rates.cache_read_per_mtok),
+                    per_call: shown(price.rates.per_call),
                     id,
                 })
             })

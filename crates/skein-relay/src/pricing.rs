@@ -1,13 +1,16 @@
 //! The pricing table and the cost formula.
 //!
-//! Prices are integer quota units per million tokens (and per call). The cost of a request is
+//! Prices are integer quota units per million tokens (and per call); each channel group has a
+//! price multiplier in per-mille (1000 = ×1.0, 800 = ×0.8). The cost of a request is
 //!
 //! ```text
-//! cost = ceil((uncached_prompt × input + cached_prompt × cache_read + completion × output) / 1,000,000)
-//!        + per_call
+//! cost = ceil( ( (uncached_prompt × input + cached_prompt × cache_read + completion × output)
+//!                + calls × per_call × 1,000,000 ) × multiplier_permille / 1,000,000,000 )
 //! ```
 //!
-//! rounded up so that rounding never gives work away; every usage record stores the prices used.
+//! computed exactly in integers and rounded up once, at the end, so that rounding never gives
+//! work away; with the multiplier at 1000 it is the plain sum of the token part (rounded up)
+//! and the per-call price. Every usage record stores the prices and the multiplier used.
 
 use std::collections::HashMap;
 
@@ -44,19 +47,248 @@ pub struct ModelPrice {
     pub updated_at: String,
 }
 
+/// The multiplier of a group that has none set: ×1.0.
+pub const NEUTRAL_PERMILLE: i64 = 1000;
+
 impl Rates {
-    /// The cost of a request with these token counts.
+    /// The cost of a request with these token counts (one call, multiplier ×1.0).
     pub fn cost(&self, prompt_tokens: i64, completion_tokens: i64, cached_tokens: i64) -> i64 {
-        let cached = cached_tokens.clamp(0, prompt_tokens.max(0));
-        let uncached = prompt_tokens.max(0) - cached;
-        let micro = i128::from(uncached) * i128::from(self.input_per_mtok)
-            + i128::from(cached) * i128::from(self.cache_read_per_mtok)
-            + i128::from(completion_tokens.max(0)) * i128::from(self.output_per_mtok);
-        let tokens = (micro + 999_999) / 1_000_000;
-        i64::try_from(tokens)
-            .unwrap_or(i64::MAX)
-            .saturating_add(self.per_call)
+        exact_cost(
+            self,
+            NEUTRAL_PERMILLE,
+            prompt_tokens,
+            completion_tokens,
+            cached_tokens,
+            1,
+        )
     }
+}
+
+/// The formula of this module, in `i128` so no product overflows; saturates at `i64::MAX`.
+fn exact_cost(
+    rates: &Rates,
+    permille: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cached_tokens: i64,
+    calls: i64,
+) -> i64 {
+    let cached = cached_tokens.clamp(0, prompt_tokens.max(0));
+    let uncached = prompt_tokens.max(0) - cached;
+    let micro = i128::from(uncached) * i128::from(rates.input_per_mtok)
+        + i128::from(cached) * i128::from(rates.cache_read_per_mtok)
+        + i128::from(completion_tokens.max(0)) * i128::from(rates.output_per_mtok)
+        + i128::from(calls.max(0)) * i128::from(rates.per_call) * 1_000_000;
+    let scaled = micro.saturating_mul(i128::from(permille.max(0)));
+    let divisor: i128 = 1_000_000 * 1000;
+    i64::try_from((scaled + divisor - 1) / divisor).unwrap_or(i64::MAX)
+}
+
+/// What one request is billed at: the model's rates and its key group's multiplier. A model
+/// served unpriced (`relay.allow_unpriced`) costs nothing and records no pricing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Price {
+    /// The model's rates.
+    #[serde(flatten)]
+    pub rates: Rates,
+    /// The key group the multiplier is that of.
+    pub group: String,
+    /// The group's multiplier in per-mille (1000 = ×1.0).
+    pub multiplier_permille: i64,
+    /// False when the model has no price and is served free.
+    #[serde(skip)]
+    pub priced: bool,
+}
+
+impl Price {
+    /// A free price for a model that has none (served only under `relay.allow_unpriced`).
+    pub fn unpriced(group: &str) -> Price {
+        Price {
+            rates: Rates {
+                input_per_mtok: 0,
+                output_per_mtok: 0,
+                cache_read_per_mtok: 0,
+                cache_write_per_mtok: 0,
+                per_call: 0,
+            },
+            group: group.to_string(),
+            multiplier_permille: NEUTRAL_PERMILLE,
+            priced: false,
+        }
+    }
+
+    /// The cost of one call with these token counts, multiplier applied, rounded up once.
+    pub fn cost(&self, prompt_tokens: i64, completion_tokens: i64, cached_tokens: i64) -> i64 {
+        self.cost_calls(prompt_tokens, completion_tokens, cached_tokens, 1)
+    }
+
+    /// The cost of `calls` per-call units (images) plus these token counts, rounded up once.
+    pub fn cost_calls(
+        &self,
+        prompt_tokens: i64,
+        completion_tokens: i64,
+        cached_tokens: i64,
+        calls: i64,
+    ) -> i64 {
+        exact_cost(
+            &self.rates,
+            self.multiplier_permille,
+            prompt_tokens,
+            completion_tokens,
+            cached_tokens,
+            calls,
+        )
+    }
+
+    /// One rate as this group pays it, for showing (rounded up; bills use [`Price::cost`],
+    /// which rounds only the total).
+    pub fn scaled_rate(&self, rate: i64) -> i64 {
+        let scaled = (i128::from(rate) * i128::from(self.multiplier_permille.max(0)) + 999) / 1000;
+        i64::try_from(scaled).unwrap_or(i64::MAX)
+    }
+
+    /// The `pricing` JSON of a usage record: the rates, the group and its multiplier; `None`
+    /// for a model served unpriced.
+    pub fn record(&self) -> Option<String> {
+        if self.priced {
+            serde_json::to_string(self).ok()
+        } else {
+            None
+        }
+    }
+}
+
+/// A built-in price of a well-known model: what its vendor listed, in quota units, on a date.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DefaultPrice {
+    /// Model name as clients ask for it.
+    pub model: &'static str,
+    /// The rates (500,000 units = 1 USD).
+    #[serde(flatten)]
+    pub rates: Rates,
+    /// Where the price was read.
+    pub source: &'static str,
+    /// The date the price was read (YYYY-MM-DD); vendors change prices, so check before use.
+    pub as_of: &'static str,
+}
+
+const OPENAI: &str = "https://openai.com/api/pricing/";
+const ANTHROPIC: &str = "https://docs.anthropic.com/en/docs/about-claude/pricing";
+const GEMINI: &str = "https://ai.google.dev/gemini-api/docs/pricing";
+const DEEPSEEK: &str = "https://api-docs.deepseek.com/quick_start/pricing";
+/// The date the built-in table was compiled.
+pub const DEFAULTS_AS_OF: &str = "2025-10-01";
+
+/// A token-priced default: USD per million tokens times 500,000 (input, output, cache read,
+/// cache write).
+const fn tokens(model: &'static str, rates: [i64; 4], source: &'static str) -> DefaultPrice {
+    DefaultPrice {
+        model,
+        rates: Rates {
+            input_per_mtok: rates[0],
+            output_per_mtok: rates[1],
+            cache_read_per_mtok: rates[2],
+            cache_write_per_mtok: rates[3],
+            per_call: 0,
+        },
+        source,
+        as_of: DEFAULTS_AS_OF,
+    }
+}
+
+/// A per-call default in quota units.
+const fn per_call(model: &'static str, units: i64, source: &'static str) -> DefaultPrice {
+    DefaultPrice {
+        model,
+        rates: Rates {
+            input_per_mtok: 0,
+            output_per_mtok: 0,
+            cache_read_per_mtok: 0,
+            cache_write_per_mtok: 0,
+            per_call: units,
+        },
+        source,
+        as_of: DEFAULTS_AS_OF,
+    }
+}
+
+/// Vendors' list prices of well-known models (standard tier, shortest context band), converted
+/// at 500,000 units per USD. whisper-1 is priced per minute by OpenAI and here per call at one
+/// minute's price; dall-e-3 per standard 1024×1024 image.
+pub const DEFAULTS: &[DefaultPrice] = &[
+    tokens("gpt-4o", [1_250_000, 5_000_000, 625_000, 0], OPENAI),
+    tokens("gpt-4o-mini", [75_000, 300_000, 37_500, 0], OPENAI),
+    tokens("gpt-4.1", [1_000_000, 4_000_000, 250_000, 0], OPENAI),
+    tokens("gpt-4.1-mini", [200_000, 800_000, 50_000, 0], OPENAI),
+    tokens("gpt-4.1-nano", [50_000, 200_000, 12_500, 0], OPENAI),
+    tokens("o3", [1_000_000, 4_000_000, 250_000, 0], OPENAI),
+    tokens("o4-mini", [550_000, 2_200_000, 137_500, 0], OPENAI),
+    tokens(
+        "claude-opus-4-1",
+        [7_500_000, 37_500_000, 750_000, 9_375_000],
+        ANTHROPIC,
+    ),
+    tokens(
+        "claude-sonnet-4-5",
+        [1_500_000, 7_500_000, 150_000, 1_875_000],
+        ANTHROPIC,
+    ),
+    tokens(
+        "claude-sonnet-4-0",
+        [1_500_000, 7_500_000, 150_000, 1_875_000],
+        ANTHROPIC,
+    ),
+    tokens(
+        "claude-haiku-4-5",
+        [500_000, 2_500_000, 50_000, 625_000],
+        ANTHROPIC,
+    ),
+    tokens("gemini-2.0-flash", [50_000, 200_000, 12_500, 0], GEMINI),
+    tokens("gemini-2.5-flash", [150_000, 1_250_000, 15_000, 0], GEMINI),
+    tokens("gemini-2.5-pro", [625_000, 5_000_000, 62_500, 0], GEMINI),
+    tokens("deepseek-chat", [140_000, 210_000, 14_000, 0], DEEPSEEK),
+    tokens("deepseek-reasoner", [140_000, 210_000, 14_000, 0], DEEPSEEK),
+    tokens("text-embedding-3-small", [10_000, 0, 0, 0], OPENAI),
+    tokens("text-embedding-3-large", [65_000, 0, 0, 0], OPENAI),
+    per_call("whisper-1", 3_000, OPENAI),
+    per_call("dall-e-3", 20_000, OPENAI),
+];
+
+/// One channel group's price multiplier.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupMultiplier {
+    /// The group, as named in `relay.groups`.
+    pub group: String,
+    /// Per-mille: 1000 = ×1.0, 800 = ×0.8 (a 20 % discount), 1500 = ×1.5.
+    pub multiplier_permille: i64,
+    /// RFC 3339; `None` for a group that has never been set (it bills at ×1.0).
+    pub updated_at: Option<String>,
+}
+
+/// Every stored group multiplier, by group: per-mille and when it was set.
+pub async fn group_multipliers(db: &Db) -> DbResult<HashMap<String, (i64, i64)>> {
+    let rows: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT group_name, multiplier_permille, updated_at FROM group_multipliers")
+            .fetch_all(db.pool())
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(group, permille, at)| (group, (permille, at)))
+        .collect())
+}
+
+/// Sets one group's multiplier.
+pub async fn set_group_multiplier(db: &Db, group: &str, permille: i64, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO group_multipliers (group_name, multiplier_permille, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (group_name) DO UPDATE SET multiplier_permille = $2, updated_at = $3",
+    )
+    .bind(group)
+    .bind(permille)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(())
 }
 
 /// The whole table.
@@ -111,6 +343,25 @@ pub async fn upsert(db: &Db, model: &str, r: &Rates, now: i64) -> DbResult<()> {
     Ok(())
 }
 
+/// Inserts `rates` for `model` only if it has no price yet; answers whether it did.
+pub async fn insert_missing(db: &Db, model: &str, r: &Rates, now: i64) -> DbResult<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, per_call, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (model) DO NOTHING",
+    )
+    .bind(model)
+    .bind(r.input_per_mtok)
+    .bind(r.output_per_mtok)
+    .bind(r.cache_read_per_mtok)
+    .bind(r.cache_write_per_mtok)
+    .bind(r.per_call)
+    .bind(now)
+    .execute(db.pool())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
 /// Removes one model's price.
 pub async fn delete(db: &Db, model: &str) -> DbResult<bool> {
     Ok(sqlx::query("DELETE FROM model_prices WHERE model = $1")
@@ -157,5 +408,40 @@ mod tests {
             r.cost(10, 0, 10),
             "cached tokens cannot exceed the prompt"
         );
+    }
+
+    #[test]
+    fn a_group_multiplier_scales_exactly_and_rounds_once() {
+        let rates = Rates {
+            input_per_mtok: 3,
+            output_per_mtok: 0,
+            cache_read_per_mtok: 0,
+            cache_write_per_mtok: 0,
+            per_call: 5,
+        };
+        let price = |m| Price {
+            rates,
+            group: "vip".into(),
+            multiplier_permille: m,
+            priced: true,
+        };
+        // ×1.0 is the plain formula.
+        assert_eq!(
+            price(1000).cost(1_000_001, 0, 0),
+            rates.cost(1_000_001, 0, 0)
+        );
+        // (1,000,000 × 3 + 5 × 1,000,000) × 0.8 = 6.4 units → 7 (rounded once, up).
+        assert_eq!(price(800).cost(1_000_000, 0, 0), 7);
+        // Three calls: (3 + 15) × 0.8 = 14.4 → 15; one token: (0.000003 + 5) × 0.8 → 5.
+        assert_eq!(price(800).cost_calls(1_000_000, 0, 0, 3), 15);
+        assert_eq!(price(800).cost(1, 0, 0), 5);
+        assert_eq!(price(0).cost(1_000_000, 0, 0), 0);
+        assert_eq!(Price::unpriced("default").cost(10, 10, 0), 0);
+        assert_eq!(Price::unpriced("default").record(), None);
+        let record: serde_json::Value =
+            serde_json::from_str(&price(800).record().unwrap_or_default()).unwrap_or_default();
+        assert_eq!(record["multiplier_permille"], 800);
+        assert_eq!(record["input_per_mtok"], 3);
+        assert_eq!(record["group"], "vip");
     }
 }

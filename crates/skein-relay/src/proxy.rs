@@ -68,13 +68,37 @@ pub struct Tokens {
 
 /// Reads OpenAI's `usage` object, if the value has a non-null one.
 pub fn usage_of(value: &Value) -> Option<Tokens> {
-    let usage = value.get("usage").filter(|u| u.is_object())?;
+    usage_tokens(value.get("usage")?)
+}
+
+/// The tokens of an OpenAI `usage` object itself.
+pub fn usage_tokens(usage: &Value) -> Option<Tokens> {
+    let usage = Some(usage).filter(|u| u.is_object())?;
     let int = |v: &Value| v.as_i64().unwrap_or(0);
     Some(Tokens {
         prompt: int(&usage["prompt_tokens"]),
         completion: int(&usage["completion_tokens"]),
         cached: int(&usage["prompt_tokens_details"]["cached_tokens"]),
     })
+}
+
+/// The length of `value` written as compact JSON (as `to_string` would write it), counted
+/// without building the text.
+pub fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// A rough upper estimate of tokens in text (no tokenizer yet): a token is rarely shorter

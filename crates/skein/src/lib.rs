@@ -117,6 +117,7 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         skein_relay::upstream::ImagePolicy {
             allow_private: config.relay.allow_private_image_urls,
         },
+        config.relay.allow_unpriced,
     )
     .await?;
     if services.contains("relay") {

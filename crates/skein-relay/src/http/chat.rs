@@ -31,7 +31,7 @@ use skein_core::{ApiError, ApiResult};
 
 use crate::RelayService;
 use crate::channels::LiveChannel;
-use crate::pricing::Rates;
+use crate::pricing::Price;
 use crate::proxy::{Attempt, SseSplitter, Tokens, estimate_tokens, event_data, usage_of};
 use crate::upstream::{self, StreamDecoder, Upstream};
 
@@ -294,13 +294,9 @@ async fn relay_with(
             format!("该 API 密钥不允许使用 {model}。"),
         ));
     }
-    let rates = svc.prices().get(&model).copied().ok_or_else(|| {
-        ApiError::bad_request(
-            "model_not_priced",
-            format!("{model} has no price yet, so it cannot be billed. Ask an administrator to price it."),
-            format!("{model} 尚未定价，无法计费，请联系管理员设置价格。"),
-        )
-    })?;
+    let rates = svc
+        .price_for(&key.group, &model)
+        .ok_or_else(|| super::meter::not_priced(&model))?;
     let routed = svc.table().candidates(&key.group, &model);
     let routed: Vec<Arc<LiveChannel>> = routed
         .into_iter()
@@ -344,7 +340,7 @@ async fn relay_with(
         .find_map(|f| request.get(*f).and_then(Value::as_i64))
         .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_MAX_OUTPUT);
-    let prompt_estimate = estimate_tokens(request["messages"].to_string().len());
+    let prompt_estimate = estimate_tokens(crate::proxy::json_len(&request["messages"]));
     let estimate = rates.cost(prompt_estimate, max_output, 0).max(1);
     if let Some(tpm) = key.tpm_limit {
         let probe = svc
@@ -557,7 +553,7 @@ struct Bill {
     svc: Arc<RelayService>,
     key: KeyInfo,
     reservation_id: String,
-    rates: Rates,
+    rates: Price,
     model: String,
     channel_id: String,
     request_id: String,
@@ -586,10 +582,10 @@ impl Bill {
             duration_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
             ttft_ms: ttft.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             stream: self.stream,
-            status: status.to_string(),
+            status: super::meter::record_status(status, &self.rates),
             request_id: self.request_id.clone(),
             conversation_id: self.conversation_id.clone(),
-            pricing: serde_json::to_string(&self.rates).ok(),
+            pricing: self.rates.record(),
         };
         if let Some(tpm) = self.key.tpm_limit {
             // Count what was used against the key's tokens per minute (at most a full minute's
@@ -652,10 +648,22 @@ async fn relay_whole(
             .into_response();
         }
     };
-    let parsed: Option<Value> = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .map(|v| adapter.response(v, upstream_model));
-    let (tokens, outcome) = match parsed.as_ref().and_then(usage_of) {
+    // An OpenAI answer for an OpenAI client goes out as the upstream wrote it: only its usage
+    // is read (skipping the rest as it is parsed). Any other answer, or one without usage, is
+    // parsed whole.
+    let passthrough = !native && format == Format::OpenAi && adapter.speaks_pivot();
+    let quick = passthrough
+        .then(|| super::meter::usage_in(&bytes))
+        .flatten()
+        .and_then(|u| crate::proxy::usage_tokens(&u));
+    let parsed: Option<Value> = if quick.is_some() {
+        None
+    } else {
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .map(|v| adapter.response(v, upstream_model))
+    };
+    let (tokens, outcome) = match quick.or_else(|| parsed.as_ref().and_then(usage_of)) {
         Some(tokens) => (tokens, "ok"),
         None => {
             // No usage from the upstream: bill the prompt estimate and the text delivered.

@@ -26,7 +26,6 @@ use skein_core::{ApiError, ApiResult};
 use super::meter::{self, Charge, Upstream};
 use super::multipart;
 use crate::RelayService;
-use crate::pricing::Rates;
 use crate::proxy::estimate_tokens;
 
 /// Largest audio upload, as OpenAI documents it: 25 MB.
@@ -35,14 +34,6 @@ pub(crate) const AUDIO_FILE_LIMIT: usize = 25 * 1024 * 1024;
 pub(crate) const AUDIO_BODY_LIMIT: usize = AUDIO_FILE_LIMIT + 256 * 1024;
 /// Most images one request may ask for (bounds the hold).
 const MAX_IMAGES: i64 = 128;
-
-/// Token prices alone: the per-call part of a charge is counted separately.
-fn tokens_only(rates: Rates) -> Rates {
-    Rates {
-        per_call: 0,
-        ..rates
-    }
-}
 
 /// Relays an image generation.
 pub(crate) async fn image_generations(
@@ -78,11 +69,7 @@ pub(crate) async fn image_generations(
     let prompt_estimate = estimate_tokens(prompt.len());
     let request_id = request_id.map(|r| r.0.0).unwrap_or_default();
     let plan = meter::plan(&svc, &key, request["model"].as_str()).await?;
-    let estimate = plan
-        .rates
-        .per_call
-        .saturating_mul(n)
-        .saturating_add(tokens_only(plan.rates).cost(prompt_estimate, 0, 0));
+    let estimate = plan.rates.cost_calls(prompt_estimate, 0, 0, n);
     let upstream = Upstream {
         path: "/v1/images/generations",
         content_type: "application/json".into(),
@@ -112,14 +99,11 @@ pub(crate) async fn image_generations(
                         let usage = images.usage.unwrap_or_default();
                         let input = usage["input_tokens"].as_i64().unwrap_or(0);
                         let output = usage["output_tokens"].as_i64().unwrap_or(0);
-                        let cost = rates
-                            .per_call
-                            .saturating_mul(delivered)
-                            .saturating_add(tokens_only(rates).cost(input, output, 0));
+                        let cost = rates.cost_calls(input, output, 0, delivered);
                         Charge::new(cost, input, output, "ok")
                     }
                     // An answer we cannot read: bill what was asked for.
-                    Err(_) => Charge::new(rates.per_call.saturating_mul(n), 0, 0, "estimated"),
+                    Err(_) => Charge::new(rates.cost_calls(0, 0, 0, n), 0, 0, "estimated"),
                 }
             })
         },
@@ -306,7 +290,7 @@ pub(crate) async fn audio_form(
                     let output = usage["output_tokens"].as_i64().unwrap_or(0);
                     Charge::new(rates.cost(input, output, 0), input, output, "ok")
                 } else {
-                    Charge::new(rates.per_call, 0, 0, "ok")
+                    Charge::new(rates.cost_calls(0, 0, 0, 1), 0, 0, "ok")
                 }
             })
         },

@@ -23,7 +23,7 @@ use skein_core::{ApiError, ApiResult};
 
 use crate::RelayService;
 use crate::channels::LiveChannel;
-use crate::pricing::Rates;
+use crate::pricing::Price;
 use crate::proxy::{self, Attempt, SseSplitter, estimate_tokens, event_data, usage_of};
 
 /// Most channels tried for one request.
@@ -35,8 +35,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 pub(crate) struct Plan {
     /// The model as the client named it (usage records and prices use this name).
     pub model: String,
-    /// Its price.
-    pub rates: Rates,
+    /// Its price for the key's group (rates and multiplier).
+    pub rates: Price,
     candidates: Vec<Arc<LiveChannel>>,
 }
 
@@ -79,13 +79,9 @@ pub(crate) async fn plan(
             format!("没有可为该密钥提供 {model} 的渠道。"),
         ));
     }
-    let rates = svc.prices().get(&model).copied().ok_or_else(|| {
-        ApiError::bad_request(
-            "model_not_priced",
-            format!("{model} has no price yet, so it cannot be billed. Ask an administrator to price it."),
-            format!("{model} 尚未定价，无法计费，请联系管理员设置价格。"),
-        )
-    })?;
+    let rates = svc
+        .price_for(&key.group, &model)
+        .ok_or_else(|| not_priced(&model))?;
     let now = Instant::now();
     let candidates: Vec<Arc<LiveChannel>> = routed
         .into_iter()
@@ -131,6 +127,27 @@ pub(crate) async fn plan(
         rates,
         candidates,
     })
+}
+
+/// 400 `model_not_priced`: a model nobody set a price for cannot be billed.
+pub(crate) fn not_priced(model: &str) -> ApiError {
+    ApiError::bad_request(
+        "model_not_priced",
+        format!(
+            "{model} has no price yet, so it cannot be billed. Ask an administrator to price it."
+        ),
+        format!("{model} 尚未定价，无法计费，请联系管理员设置价格。"),
+    )
+}
+
+/// The status a usage record gets: the charge's own, marked when the model was served free
+/// because it has no price (`relay.allow_unpriced`).
+pub(crate) fn record_status(status: &str, price: &Price) -> String {
+    if price.priced {
+        status.to_string()
+    } else {
+        format!("{status}_unpriced")
+    }
 }
 
 /// The same budget chat counts against, so one key's tokens per minute cover every route.
@@ -189,7 +206,7 @@ where
         svc: svc.clone(),
         key: key.clone(),
         reservation_id: reservation.id,
-        rates: plan.rates,
+        rates: plan.rates.clone(),
         model: plan.model.clone(),
         channel_id: String::new(),
         request_id: request_id.to_string(),
@@ -333,7 +350,7 @@ pub(crate) struct Meter {
     svc: Arc<RelayService>,
     key: KeyInfo,
     reservation_id: String,
-    rates: Rates,
+    rates: Price,
     model: String,
     channel_id: String,
     request_id: String,
@@ -342,9 +359,9 @@ pub(crate) struct Meter {
 }
 
 impl Meter {
-    /// The model's price.
-    pub fn rates(&self) -> Rates {
-        self.rates
+    /// The model's price for the key's group.
+    pub fn rates(&self) -> &Price {
+        &self.rates
     }
 
     /// Charges exactly `charge.cost`, writes the usage record, and counts tokens against the
@@ -362,10 +379,10 @@ impl Meter {
                 .ttft
                 .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             stream: self.stream,
-            status: charge.status.to_string(),
+            status: record_status(charge.status, &self.rates),
             request_id: self.request_id.clone(),
             conversation_id: None,
-            pricing: serde_json::to_string(&self.rates).ok(),
+            pricing: self.rates.record(),
         };
         if let Some(tpm) = self.key.tpm_limit {
             // At most a full minute's worth: the budget is then empty and refills at its rate.

@@ -10,18 +10,17 @@ use skein_core::extract::ApiJson;
 
 use crate::RelayService;
 
-/// Lists the models the calling key may use: served by a channel of its group, priced, and
-/// allowed by the key.
+/// Lists the models the calling key may use: served by a channel of its group, priced (or
+/// servable unpriced under `relay.allow_unpriced`), and allowed by the key.
 pub(crate) async fn list_models(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
 ) -> ApiResult<ApiJson<Value>> {
-    let prices = svc.prices();
     let data: Vec<Value> = svc
         .table()
         .models(&key.group)
         .into_iter()
-        .filter(|m| prices.contains_key(m) && key.allows_model(m))
+        .filter(|m| key.allows_model(m) && svc.price_for(&key.group, m).is_some())
         .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "skein" }))
         .collect();
     Ok(ApiJson(json!({ "object": "list", "data": data })))

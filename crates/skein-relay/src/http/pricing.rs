@@ -1,5 +1,6 @@
 //! The pricing table: everyone signed in can read it (to pick a model knowing its price);
-//! admins set and remove prices.
+//! admins set and remove prices, load the built-in defaults for models not yet priced, and
+//! set each key group's price multiplier.
 
 use std::sync::Arc;
 
@@ -12,7 +13,13 @@ use skein_core::ids::now_ms;
 use skein_core::{ApiError, ApiResult};
 
 use crate::RelayService;
-use crate::pricing::{self, ModelPrice, Rates};
+use crate::pricing::{self, DefaultPrice, GroupMultiplier, ModelPrice, Rates};
+use serde::{Deserialize, Serialize};
+use skein_core::ids::ms_to_rfc3339;
+use utoipa::ToSchema;
+
+/// The largest group multiplier accepted, in per-mille (×100).
+const MAX_MULTIPLIER_PERMILLE: i64 = 100_000;
 
 /// The largest rate accepted (quota units per million tokens or per call).
 const MAX_RATE: i64 = 1_000_000_000_000;
@@ -84,4 +91,112 @@ pub async fn delete_price(
     }
     svc.reload().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The built-in prices of well-known models, with where and when each was read (admin).
+#[utoipa::path(get, path = "/admin/pricing/defaults", tag = "pricing", security(("bearer" = [])),
+    responses((status = 200, body = Vec<DefaultPrice>), (status = 403, body = ErrorEnvelope)))]
+pub async fn list_defaults(_admin: AdminUser) -> ApiJson<Vec<DefaultPrice>> {
+    ApiJson(pricing::DEFAULTS.to_vec())
+}
+
+/// What loading the defaults did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DefaultsLoaded {
+    /// Models that had no price and now have the built-in one.
+    pub added: Vec<String>,
+    /// Models left as they were because they already had a price.
+    pub kept: Vec<String>,
+}
+
+/// Load the built-in prices for every listed model that has no price yet (admin); prices
+/// already set are never changed. Nothing is loaded unless an admin asks.
+#[utoipa::path(post, path = "/admin/pricing/defaults", tag = "pricing", security(("bearer" = [])),
+    responses((status = 200, body = DefaultsLoaded), (status = 403, body = ErrorEnvelope)))]
+pub async fn load_defaults(
+    State(svc): State<Arc<RelayService>>,
+    AdminUser(admin): AdminUser,
+) -> ApiResult<ApiJson<DefaultsLoaded>> {
+    let now = now_ms();
+    let mut loaded = DefaultsLoaded {
+        added: Vec::new(),
+        kept: Vec::new(),
+    };
+    for default in pricing::DEFAULTS {
+        if pricing::insert_missing(&svc.db, default.model, &default.rates, now).await? {
+            loaded.added.push(default.model.to_string());
+        } else {
+            loaded.kept.push(default.model.to_string());
+        }
+    }
+    svc.reload().await?;
+    tracing::info!(actor = %admin.user_id, added = ?loaded.added, "default prices loaded");
+    Ok(ApiJson(loaded))
+}
+
+/// Every configured key group with its price multiplier (admin); a group never set bills at
+/// ×1.0 (1000 per-mille).
+#[utoipa::path(get, path = "/admin/groups", tag = "pricing", security(("bearer" = [])),
+    responses((status = 200, body = Vec<GroupMultiplier>), (status = 403, body = ErrorEnvelope)))]
+pub async fn list_groups(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+) -> ApiResult<ApiJson<Vec<GroupMultiplier>>> {
+    let stored = pricing::group_multipliers(&svc.db).await?;
+    Ok(ApiJson(
+        svc.groups()
+            .iter()
+            .map(|group| group_view(group, stored.get(group).copied()))
+            .collect(),
+    ))
+}
+
+fn group_view(group: &str, stored: Option<(i64, i64)>) -> GroupMultiplier {
+    GroupMultiplier {
+        group: group.to_string(),
+        multiplier_permille: stored.map_or(pricing::NEUTRAL_PERMILLE, |(m, _)| m),
+        updated_at: stored.map(|(_, at)| ms_to_rfc3339(at)),
+    }
+}
+
+/// A group's new multiplier.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMultiplier {
+    /// Per-mille: 1000 = ×1.0, 800 = ×0.8; 0 to 100,000.
+    pub multiplier_permille: i64,
+}
+
+/// Set a key group's price multiplier (admin): requests by keys of that group cost the model's
+/// rates times `multiplier_permille` / 1000, rounded up once.
+#[utoipa::path(put, path = "/admin/groups/{group}", tag = "pricing", security(("bearer" = [])),
+    params(("group" = String, Path, description = "A group from relay.groups")), request_body = SetMultiplier,
+    responses((status = 200, body = GroupMultiplier), (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+pub async fn set_group(
+    State(svc): State<Arc<RelayService>>,
+    AdminUser(admin): AdminUser,
+    Path(group): Path<String>,
+    ApiJson(body): ApiJson<SetMultiplier>,
+) -> ApiResult<ApiJson<GroupMultiplier>> {
+    if !svc.groups().contains(&group) {
+        return Err(ApiError::not_found("Group", "分组"));
+    }
+    if !(0..=MAX_MULTIPLIER_PERMILLE).contains(&body.multiplier_permille) {
+        return Err(ApiError::invalid_field(
+            "multiplier_permille",
+            format!(
+                "The multiplier must be 0 to {MAX_MULTIPLIER_PERMILLE} per-mille (1000 = ×1.0)."
+            ),
+            format!("倍率必须在 0 到 {MAX_MULTIPLIER_PERMILLE} 千分比之间（1000 即 1 倍）。"),
+        ));
+    }
+    let now = now_ms();
+    pricing::set_group_multiplier(&svc.db, &group, body.multiplier_permille, now).await?;
+    svc.reload().await?;
+    tracing::info!(actor = %admin.user_id, %group, permille = body.multiplier_permille, "group multiplier set");
+    Ok(ApiJson(group_view(
+        &group,
+        Some((body.multiplier_permille, now)),
+    )))
 }

@@ -95,7 +95,7 @@ pub(crate) async fn rerank(
                 });
                 match tokens {
                     Some(tokens) => Charge::new(rates.cost(tokens, 0, 0), tokens, 0, "ok"),
-                    None => Charge::new(rates.per_call, 0, 0, "ok"),
+                    None => Charge::new(rates.cost_calls(0, 0, 0, 1), 0, 0, "ok"),
                 }
             })
         },
