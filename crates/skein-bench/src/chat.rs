@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use skein_bench::{default_binary, machine, ms, start, wait_ready};
+use skein_bench::{default_binary, machine, ms, post, start, wait_ready};
 use skein_testkit::mock_openai::MockOpenAi;
 
 /// Measures what the Chat service adds.
@@ -39,24 +39,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(run(args))
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    token: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let r = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await?;
-    let status = r.status();
-    let body: Value = r.json().await.unwrap_or_default();
-    anyhow::ensure!(status.is_success(), "{status}: {body}");
-    Ok(body)
 }
 
 /// Sends a request and answers the time until `marker` first appears in the body, after

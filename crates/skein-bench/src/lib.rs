@@ -197,3 +197,22 @@ pub fn machine() -> serde_json::Value {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// POSTs `body` as JSON with a bearer token; the answer's JSON, or an error naming the status.
+pub async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let r = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    anyhow::ensure!(status.is_success(), "{status}: {body}");
+    Ok(body)
+}

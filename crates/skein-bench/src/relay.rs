@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::{Value, json};
 use skein_bench::{
-    FixedRate, MakeRequest, default_binary, fixed_rate, machine, rss_kib, start, wait_ready,
+    FixedRate, MakeRequest, default_binary, fixed_rate, machine, post, rss_kib, start, wait_ready,
 };
 use skein_testkit::mock_openai::MockOpenAi;
 
@@ -38,24 +38,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(run(args))
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    token: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let r = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await?;
-    let status = r.status();
-    let body: Value = r.json().await.unwrap_or_default();
-    anyhow::ensure!(status.is_success(), "{status}: {body}");
-    Ok(body)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

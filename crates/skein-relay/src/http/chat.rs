@@ -25,7 +25,6 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use skein_core::api::{KeyInfo, KeyLimit, ReserveRequest, Usage};
 use skein_core::auth::ApiKeyCaller;
-use skein_core::limit::Quota;
 use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
@@ -342,29 +341,7 @@ async fn relay_with(
         .unwrap_or(DEFAULT_MAX_OUTPUT);
     let prompt_estimate = estimate_tokens(crate::proxy::json_len(&request["messages"]));
     let estimate = rates.cost(prompt_estimate, max_output, 0).max(1);
-    if let Some(tpm) = key.tpm_limit {
-        let probe = svc
-            .limiter
-            .check(&tpm_key(&key), Quota::per_minute(tpm), 0)
-            .await;
-        if let Ok(decision) = probe
-            && !decision.allowed
-        {
-            let wait = decision
-                .retry_after
-                .map(|d| d.as_secs().max(1))
-                .unwrap_or(1);
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "tokens_per_minute_exceeded",
-                format!(
-                    "This API key has used its {tpm} tokens per minute. Try again in {wait} s."
-                ),
-                format!("该 API 密钥已用完每分钟 {tpm} 个 token 的额度，请在 {wait} 秒后重试。"),
-            )
-            .with_retry_after(wait));
-        }
-    }
+    super::meter::check_tpm(&svc, &key).await?;
     let reservation = svc
         .billing
         .reserve(ReserveRequest {
@@ -465,7 +442,10 @@ async fn relay_with(
                     stream,
                     // Kept only for streams: a stream that breaks before the vendor's usage is
                     // billed by counting the prompt and what was delivered.
-                    messages: stream.then(|| request["messages"].clone()),
+                    // The request is done with once an upstream answered: move, not copy.
+                    messages: stream
+                        .then(|| request.get_mut("messages").map(Value::take))
+                        .flatten(),
                     conversation_id: in_process.conversation_id.take(),
                     cancel: in_process.cancel.take(),
                     charge: in_process.charge.take(),
@@ -538,10 +518,6 @@ async fn relay_with(
     ))
 }
 
-fn tpm_key(key: &KeyInfo) -> String {
-    format!("tpm:key:{}", key.key_id)
-}
-
 async fn release(svc: &RelayService, reservation_id: &str) {
     if let Err(error) = svc.billing.release(reservation_id).await {
         tracing::error!(%error, %reservation_id, "could not release a reservation; it will expire");
@@ -587,21 +563,12 @@ impl Bill {
             conversation_id: self.conversation_id.clone(),
             pricing: self.rates.record(),
         };
-        if let Some(tpm) = self.key.tpm_limit {
-            // Count what was used against the key's tokens per minute (at most a full minute's
-            // worth: the budget is then empty and refills at its rate).
-            let used = u32::try_from(tokens.prompt.saturating_add(tokens.completion).max(0))
-                .unwrap_or(u32::MAX);
-            if used > 0
-                && let Err(error) = self
-                    .svc
-                    .limiter
-                    .check(&tpm_key(&self.key), Quota::per_minute(tpm), used.min(tpm))
-                    .await
-            {
-                tracing::warn!(%error, "tokens-per-minute limiter unavailable");
-            }
-        }
+        super::meter::count_tpm(
+            &self.svc,
+            &self.key,
+            tokens.prompt.saturating_add(tokens.completion),
+        )
+        .await;
         match self.svc.billing.settle(&self.reservation_id, usage).await {
             Ok(s) => {
                 tracing::info!(key_id = %self.key.key_id, cost = s.charged, status, "request settled");

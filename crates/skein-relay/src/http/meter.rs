@@ -99,29 +99,7 @@ pub(crate) async fn plan(
         )
         .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
     }
-    if let Some(tpm) = key.tpm_limit {
-        let probe = svc
-            .limiter
-            .check(&tpm_key(key), Quota::per_minute(tpm), 0)
-            .await;
-        if let Ok(decision) = probe
-            && !decision.allowed
-        {
-            let wait = decision
-                .retry_after
-                .map(|d| d.as_secs().max(1))
-                .unwrap_or(1);
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "tokens_per_minute_exceeded",
-                format!(
-                    "This API key has used its {tpm} tokens per minute. Try again in {wait} s."
-                ),
-                format!("该 API 密钥已用完每分钟 {tpm} 个 token 的额度，请在 {wait} 秒后重试。"),
-            )
-            .with_retry_after(wait));
-        }
-    }
+    check_tpm(svc, key).await?;
     Ok(Plan {
         model,
         rates,
@@ -150,9 +128,51 @@ pub(crate) fn record_status(status: &str, price: &Price) -> String {
     }
 }
 
-/// The same budget chat counts against, so one key's tokens per minute cover every route.
+/// The budget every route counts against, so one key's tokens per minute cover them all.
 fn tpm_key(key: &KeyInfo) -> String {
     format!("tpm:key:{}", key.key_id)
+}
+
+/// Refuses a key that has used its tokens per minute (a probe that spends nothing).
+pub(crate) async fn check_tpm(svc: &RelayService, key: &KeyInfo) -> ApiResult<()> {
+    let Some(tpm) = key.tpm_limit else {
+        return Ok(());
+    };
+    let probe = svc
+        .limiter
+        .check(&tpm_key(key), Quota::per_minute(tpm), 0)
+        .await;
+    if let Ok(decision) = probe
+        && !decision.allowed
+    {
+        let wait = decision
+            .retry_after
+            .map(|d| d.as_secs().max(1))
+            .unwrap_or(1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "tokens_per_minute_exceeded",
+            format!("This API key has used its {tpm} tokens per minute. Try again in {wait} s."),
+            format!("该 API 密钥已用完每分钟 {tpm} 个 token 的额度，请在 {wait} 秒后重试。"),
+        )
+        .with_retry_after(wait));
+    }
+    Ok(())
+}
+
+/// Counts `tokens` against the key's tokens per minute (at most a full minute's worth: the
+/// budget is then empty and refills at its rate).
+pub(crate) async fn count_tpm(svc: &RelayService, key: &KeyInfo, tokens: i64) {
+    let Some(tpm) = key.tpm_limit else { return };
+    let used = u32::try_from(tokens.max(0)).unwrap_or(u32::MAX);
+    if used > 0
+        && let Err(error) = svc
+            .limiter
+            .check(&tpm_key(key), Quota::per_minute(tpm), used.min(tpm))
+            .await
+    {
+        tracing::warn!(%error, "tokens-per-minute limiter unavailable");
+    }
 }
 
 /// Where a request goes upstream and in what form.
@@ -384,19 +404,7 @@ impl Meter {
             conversation_id: None,
             pricing: self.rates.record(),
         };
-        if let Some(tpm) = self.key.tpm_limit {
-            // At most a full minute's worth: the budget is then empty and refills at its rate.
-            let used = u32::try_from(charge.tpm_tokens.max(0)).unwrap_or(u32::MAX);
-            if used > 0
-                && let Err(error) = self
-                    .svc
-                    .limiter
-                    .check(&tpm_key(&self.key), Quota::per_minute(tpm), used.min(tpm))
-                    .await
-            {
-                tracing::warn!(%error, "tokens-per-minute limiter unavailable");
-            }
-        }
+        count_tpm(&self.svc, &self.key, charge.tpm_tokens).await;
         match self.svc.billing.settle(&self.reservation_id, usage).await {
             Ok(s) => {
                 tracing::info!(key_id = %self.key.key_id, cost = s.charged, status = charge.status, "request settled")
