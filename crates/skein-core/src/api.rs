@@ -55,6 +55,10 @@ pub struct ReserveRequest {
     pub key: Option<KeyLimit>,
     /// The most the work can cost, in quota units (> 0).
     pub amount: i64,
+    /// The least hold the work can start with (1..=amount). When `amount` does not fit the
+    /// balance (or the key's limit), the largest hold between `min_amount` and `amount` that
+    /// fits is granted; `Reservation.amount` says what was granted.
+    pub min_amount: i64,
     /// What the hold is for (a request id), kept with the reservation.
     pub reference: String,
 }
@@ -98,6 +102,9 @@ pub struct Usage {
     /// Prompt tokens served from cache.
     #[serde(default)]
     pub cached_tokens: i64,
+    /// Prompt tokens written to the upstream's cache (Anthropic cache writes).
+    #[serde(default)]
+    pub cache_write_tokens: i64,
     /// Whole request duration, ms.
     #[serde(default)]
     pub duration_ms: i64,

@@ -62,6 +62,19 @@ pub struct RelayConfig {
     /// Whether a model that has no price is served free (cost 0, recorded with no pricing)
     /// instead of refused with `model_not_priced`. Off: prices are money, set them explicitly.
     pub allow_unpriced: bool,
+    /// Most output tokens per answer by model name, over the built-in table of what vendors
+    /// document. A request without `max_tokens` is held (and capped upstream) at this.
+    pub max_output_tokens: std::collections::BTreeMap<String, i64>,
+    /// Most output tokens per answer for a model neither table knows.
+    pub default_max_output_tokens: i64,
+    /// How long a streamed answer waits for a client that stopped reading before dropping it
+    /// (the upstream is still read to its end and billed).
+    pub client_write_timeout_secs: u64,
+    /// Chat request fields allowed besides the built-in list of those billed only by tokens:
+    /// a vendor's own options the operator knows cost nothing extra. Others are refused with
+    /// `unsupported_field`, so no field can make a vendor charge what the relay cannot bill.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub extra_request_fields: Vec<String>,
 }
 
 impl Default for RelayConfig {
@@ -72,6 +85,10 @@ impl Default for RelayConfig {
             probe_interval_secs: 60,
             allow_private_image_urls: false,
             allow_unpriced: false,
+            max_output_tokens: std::collections::BTreeMap::new(),
+            default_max_output_tokens: 16_384,
+            client_write_timeout_secs: 30,
+            extra_request_fields: Vec::new(),
         }
     }
 }

@@ -16,13 +16,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use skein_core::api::{KeyDirectory, SessionDirectory};
 use skein_core::auth::JwtKeys;
 use skein_core::config::{LimitsConfig, ServerConfig};
 use skein_core::limit::RateLimiter;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::timeout::TimeoutLayer;
 
 pub use health::{Probe, ProbeFn};
 
@@ -56,9 +55,9 @@ impl Gateway {
                 middleware::authenticate_and_limit,
             ))
             .layer(DefaultBodyLimit::max(self.server.body_limit_bytes))
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
+            .layer(axum::middleware::from_fn_with_state(
                 timeout,
+                middleware::timeout_unless_relayed,
             ))
             .layer(axum::middleware::from_fn(middleware::error_envelope));
         let router = match cors {

@@ -93,6 +93,24 @@ fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
+/// The gateway's request timeout, for every route but the relay's (`/v1`, `/v1beta`): a relayed
+/// request has its upstream's own idle timeouts, and cutting it here would only hang up on an
+/// answer the vendor is still writing (and charging for). Answers 408 when it runs out.
+pub(crate) async fn timeout_unless_relayed(
+    State(limit): State<std::time::Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/v1/") || path.starts_with("/v1beta/") {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
+}
+
 /// Renders every `/api` error in one JSON shape, in the caller's language, with the request id.
 /// Errors raised by handlers carry an [`ApiError`]; errors from layers and the router
 /// (404, 405, 408, 413) are plain and get translated here.

@@ -11,6 +11,7 @@
 pub mod breaker;
 pub mod channels;
 pub mod convert;
+pub mod estimate;
 mod http;
 pub mod keys;
 pub mod pricing;
@@ -74,10 +75,48 @@ pub struct RelayService {
     breakers: breaker::Breakers,
     /// Settles and stream readers still running after their response; shutdown waits for them.
     tasks: tokio_util::task::TaskTracker,
+    /// Limits that bound what one request may hold and how long it may wait on its client.
+    tuning: Tuning,
     /// Keys by secret hash; dropped at once when this instance changes or revokes a key.
     key_cache: Cache<String, Arc<KeyRow>>,
     /// Whether an owner is active, by user id.
     owner_cache: Cache<String, bool>,
+}
+
+/// Limits of one request: the output it may be held for, and how long its stream waits on a
+/// client that stopped reading.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Most output tokens per answer, by model.
+    pub output: estimate::OutputLimits,
+    /// How long a write to a client that stopped reading may wait before it is dropped.
+    pub client_write_timeout: Duration,
+    /// Request fields the operator allows besides the built-in list.
+    pub extra_request_fields: Vec<String>,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            output: estimate::OutputLimits::default(),
+            client_write_timeout: Duration::from_secs(30),
+            extra_request_fields: Vec::new(),
+        }
+    }
+}
+
+impl Tuning {
+    /// The limits the relay section of the configuration sets.
+    pub fn from_config(config: &skein_core::config::RelayConfig) -> Tuning {
+        Tuning {
+            output: estimate::OutputLimits {
+                overrides: config.max_output_tokens.clone(),
+                default: config.default_max_output_tokens.max(1),
+            },
+            client_write_timeout: Duration::from_secs(config.client_write_timeout_secs.max(1)),
+            extra_request_fields: config.extra_request_fields.clone(),
+        }
+    }
 }
 
 impl RelayService {
@@ -97,6 +136,7 @@ impl RelayService {
         probe_every: Duration,
         images: upstream::ImagePolicy,
         allow_unpriced: bool,
+        tuning: Tuning,
     ) -> Result<Arc<Self>, ApiError> {
         let key_cache = Cache::builder()
             .max_capacity(100_000)
@@ -126,6 +166,7 @@ impl RelayService {
             prices: RwLock::new(Arc::new(HashMap::new())),
             multipliers: RwLock::new(Arc::new(HashMap::new())),
             allow_unpriced,
+            tuning,
             key_cache,
             owner_cache,
         });

@@ -8,6 +8,10 @@
 //!                + calls × per_call × 1,000,000 ) × multiplier_permille / 1,000,000,000 )
 //! ```
 //!
+//! Prompt tokens the vendor wrote to its cache are part of `prompt` but billed at
+//! `cache_write` instead of `input`; writes kept for an hour (Anthropic's `1h` TTL) at twice
+//! the input price, Anthropic's documented rule, or at `cache_write` if that is higher.
+//!
 //! computed exactly in integers and rounded up once, at the end, so that rounding never gives
 //! work away; with the multiplier at 1000 it is the plain sum of the token part (rounded up)
 //! and the per-call price. Every usage record stores the prices and the multiplier used.
@@ -56,28 +60,47 @@ impl Rates {
         exact_cost(
             self,
             NEUTRAL_PERMILLE,
-            prompt_tokens,
-            completion_tokens,
-            cached_tokens,
+            &Counts {
+                prompt: prompt_tokens,
+                completion: completion_tokens,
+                cached: cached_tokens,
+                ..Counts::default()
+            },
             1,
         )
     }
 }
 
+/// Token counts of one request, as the cost formula reads them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    /// All prompt tokens (cache reads and writes included).
+    pub prompt: i64,
+    /// Completion tokens (reasoning included).
+    pub completion: i64,
+    /// Prompt tokens read from the vendor's cache.
+    pub cached: i64,
+    /// Prompt tokens written to the vendor's cache (short lifetime).
+    pub cache_write: i64,
+    /// Prompt tokens written to the vendor's cache for an hour.
+    pub cache_write_1h: i64,
+}
+
 /// The formula of this module, in `i128` so no product overflows; saturates at `i64::MAX`.
-fn exact_cost(
-    rates: &Rates,
-    permille: i64,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    cached_tokens: i64,
-    calls: i64,
-) -> i64 {
-    let cached = cached_tokens.clamp(0, prompt_tokens.max(0));
-    let uncached = prompt_tokens.max(0) - cached;
+fn exact_cost(rates: &Rates, permille: i64, counts: &Counts, calls: i64) -> i64 {
+    let prompt = counts.prompt.max(0);
+    let cached = counts.cached.clamp(0, prompt);
+    let write = counts.cache_write.clamp(0, prompt - cached);
+    let write_1h = counts.cache_write_1h.clamp(0, prompt - cached - write);
+    let uncached = prompt - cached - write - write_1h;
+    let rate_1h = rates
+        .cache_write_per_mtok
+        .max(rates.input_per_mtok.saturating_mul(2));
     let micro = i128::from(uncached) * i128::from(rates.input_per_mtok)
         + i128::from(cached) * i128::from(rates.cache_read_per_mtok)
-        + i128::from(completion_tokens.max(0)) * i128::from(rates.output_per_mtok)
+        + i128::from(write) * i128::from(rates.cache_write_per_mtok)
+        + i128::from(write_1h) * i128::from(rate_1h)
+        + i128::from(counts.completion.max(0)) * i128::from(rates.output_per_mtok)
         + i128::from(calls.max(0)) * i128::from(rates.per_call) * 1_000_000;
     let scaled = micro.saturating_mul(i128::from(permille.max(0)));
     let divisor: i128 = 1_000_000 * 1000;
@@ -130,14 +153,20 @@ impl Price {
         cached_tokens: i64,
         calls: i64,
     ) -> i64 {
-        exact_cost(
-            &self.rates,
-            self.multiplier_permille,
-            prompt_tokens,
-            completion_tokens,
-            cached_tokens,
+        self.cost_counts(
+            &Counts {
+                prompt: prompt_tokens,
+                completion: completion_tokens,
+                cached: cached_tokens,
+                ..Counts::default()
+            },
             calls,
         )
+    }
+
+    /// The cost of `calls` per-call units plus `counts` (cache writes included), rounded up once.
+    pub fn cost_counts(&self, counts: &Counts, calls: i64) -> i64 {
+        exact_cost(&self.rates, self.multiplier_permille, counts, calls)
     }
 
     /// One rate as this group pays it, for showing (rounded up; bills use [`Price::cost`],
@@ -407,6 +436,40 @@ mod tests {
             r.cost(10, 0, 99),
             r.cost(10, 0, 10),
             "cached tokens cannot exceed the prompt"
+        );
+    }
+
+    #[test]
+    fn cache_writes_are_billed_at_the_cache_write_price() {
+        // Claude Sonnet-like rates: $3 input, $15 output, $0.30 read, $3.75 write (per MTok).
+        let price = Price {
+            rates: Rates {
+                input_per_mtok: 1_500_000,
+                output_per_mtok: 7_500_000,
+                cache_read_per_mtok: 150_000,
+                cache_write_per_mtok: 1_875_000,
+                per_call: 0,
+            },
+            group: "default".into(),
+            multiplier_permille: 1000,
+            priced: true,
+        };
+        let counts = |write, write_1h| Counts {
+            prompt: 1_000_000,
+            completion: 0,
+            cached: 0,
+            cache_write: write,
+            cache_write_1h: write_1h,
+        };
+        assert_eq!(price.cost_counts(&counts(0, 0), 1), 1_500_000);
+        // Half the prompt written to the 5-minute cache: 0.5 × 3 + 0.5 × 3.75.
+        assert_eq!(price.cost_counts(&counts(500_000, 0), 1), 1_687_500);
+        // Written for an hour: twice the input price, Anthropic's rule.
+        assert_eq!(price.cost_counts(&counts(0, 500_000), 1), 2_250_000);
+        // Writes cannot exceed the prompt.
+        assert_eq!(
+            price.cost_counts(&counts(2_000_000, 0), 1),
+            price.cost_counts(&counts(1_000_000, 0), 1)
         );
     }
 

@@ -64,6 +64,10 @@ pub struct Tokens {
     pub completion: i64,
     /// Prompt tokens served from cache.
     pub cached: i64,
+    /// Prompt tokens written to the vendor's cache for its short (5-minute) lifetime.
+    pub cache_write: i64,
+    /// Prompt tokens written to the vendor's cache for an hour (Anthropic prices them higher).
+    pub cache_write_1h: i64,
 }
 
 /// Reads OpenAI's `usage` object, if the value has a non-null one.
@@ -79,8 +83,17 @@ pub fn usage_tokens(usage: &Value) -> Option<Tokens> {
         prompt: int(&usage["prompt_tokens"]),
         completion: int(&usage["completion_tokens"]),
         cached: int(&usage["prompt_tokens_details"]["cached_tokens"]),
+        cache_write: int(&usage["prompt_tokens_details"][CACHE_WRITE]),
+        cache_write_1h: int(&usage["prompt_tokens_details"][CACHE_WRITE_1H]),
     })
 }
+
+/// Skein's own field in a pivot usage's `prompt_tokens_details`: prompt tokens the vendor wrote
+/// to its cache (5-minute lifetime). OpenAI has no such count; Anthropic's adapters fill it, so
+/// the writes are billed at the cache-write price rather than as plain input.
+pub const CACHE_WRITE: &str = "cache_write_tokens";
+/// Like [`CACHE_WRITE`], for writes kept an hour.
+pub const CACHE_WRITE_1H: &str = "cache_write_1h_tokens";
 
 /// The length of `value` written as compact JSON (as `to_string` would write it), counted
 /// without building the text.
@@ -189,7 +202,8 @@ mod tests {
             Some(Tokens {
                 prompt: 12,
                 completion: 5,
-                cached: 4
+                cached: 4,
+                ..Tokens::default()
             })
         );
         assert_eq!(usage_of(&serde_json::json!({"usage": null})), None);

@@ -46,6 +46,10 @@ struct Inner {
     record: bool,
     /// Answer reranks Cohere-style, without token usage.
     rerank_without_usage: bool,
+    /// Write past `max_tokens`, as a misbehaving upstream would.
+    ignore_max_tokens: bool,
+    /// Report this many times the prompt tokens (a tokenizer that counts more than Skein's).
+    prompt_scale: i64,
 }
 
 /// A running mock; dropped, it stops.
@@ -113,6 +117,17 @@ impl MockOpenAi {
             inner,
             task,
         }
+    }
+
+    /// Ignores `max_tokens` from now on (`true`), writing the whole reply as a misbehaving
+    /// upstream would; by default the reply stops there with `finish_reason: "length"`.
+    pub fn set_ignore_max_tokens(&self, on: bool) {
+        self.inner.lock().expect("mock lock").ignore_max_tokens = on;
+    }
+
+    /// Reports `scale` times the prompt tokens from now on (1 is the default).
+    pub fn set_prompt_scale(&self, scale: i64) {
+        self.inner.lock().expect("mock lock").prompt_scale = scale.max(1);
     }
 
     /// Pauses this long between the pieces of every stream from now on.
@@ -249,12 +264,17 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             "invalid_request_error",
         );
     };
-    let (fault, pause) = {
+    let (fault, pause, ignore_max_tokens, prompt_scale) = {
         let mut inner = shared.inner.lock().expect("mock lock");
         if inner.record {
             inner.requests.push((headers.clone(), request.clone()));
         }
-        (inner.faults.pop_front(), inner.stream_pause)
+        (
+            inner.faults.pop_front(),
+            inner.stream_pause,
+            inner.ignore_max_tokens,
+            inner.prompt_scale.max(1),
+        )
     };
     let expected = format!("Bearer {}", shared.key);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
@@ -292,8 +312,21 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         return call;
     }
     let model = request["model"].as_str().unwrap_or("").to_string();
-    let reply = reply_to(&request["messages"]);
-    let prompt = prompt_tokens(&request["messages"]);
+    let mut reply = reply_to(&request["messages"]);
+    let prompt = prompt_tokens(&request["messages"]) * prompt_scale;
+    // Like OpenAI, stop at the client's limit with finish_reason "length".
+    let limit = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|f| request[*f].as_u64())
+        .map(|n| n as usize);
+    let mut finish = "stop";
+    if let Some(limit) = limit
+        && !ignore_max_tokens
+        && reply.split_whitespace().count() > limit
+    {
+        reply = reply.split_inclusive(' ').take(limit).collect::<String>();
+        finish = "length";
+    }
     let completion = reply.split_whitespace().count() as i64;
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
@@ -306,7 +339,7 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     if request["stream"].as_bool() != Some(true) {
         return axum::Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_764_000_000, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "logprobs": null, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "logprobs": null, "finish_reason": finish}],
             "usage": usage,
         }))
         .into_response();
@@ -334,7 +367,7 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     }
     let died = die_after.is_some_and(|n| n < words.len());
     if !died {
-        events.push(chunk(json!({}), json!("stop"), Value::Null));
+        events.push(chunk(json!({}), json!(finish), Value::Null));
         if include_usage {
             let last = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_764_000_000, "model": model,
                 "choices": [], "usage": usage});

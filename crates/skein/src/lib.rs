@@ -118,6 +118,7 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
             allow_private: config.relay.allow_private_image_urls,
         },
         config.relay.allow_unpriced,
+        skein_relay::Tuning::from_config(&config.relay),
     )
     .await?;
     if services.contains("relay") {

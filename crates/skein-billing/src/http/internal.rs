@@ -83,6 +83,7 @@ async fn reserve(
         user_id: body.user_id,
         key,
         amount: body.amount,
+        min_amount: body.amount,
         reference: body.reference,
     };
     Ok(ApiJson(svc.reserve(request).await?))

@@ -224,11 +224,12 @@ pub fn stop_reason(finish: &str) -> &'static str {
 
 fn usage(value: &Value) -> Value {
     let prompt = value["prompt_tokens"].as_i64().unwrap_or(0);
-    let cached = value["prompt_tokens_details"]["cached_tokens"]
-        .as_i64()
-        .unwrap_or(0);
-    json!({"input_tokens": prompt - cached, "output_tokens": value["completion_tokens"].as_i64().unwrap_or(0),
-        "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0})
+    let details = &value["prompt_tokens_details"];
+    let cached = details["cached_tokens"].as_i64().unwrap_or(0);
+    let written = details[crate::proxy::CACHE_WRITE].as_i64().unwrap_or(0)
+        + details[crate::proxy::CACHE_WRITE_1H].as_i64().unwrap_or(0);
+    json!({"input_tokens": prompt - cached - written, "output_tokens": value["completion_tokens"].as_i64().unwrap_or(0),
+        "cache_read_input_tokens": cached, "cache_creation_input_tokens": written})
 }
 
 fn message_id(openai_id: &str) -> String {
@@ -708,8 +709,19 @@ pub fn finish_reason(stop: &str) -> &'static str {
 pub fn usage_to_openai(usage: &Value) -> Value {
     let int = |k: &str| usage[k].as_i64().unwrap_or(0);
     let cached = int("cache_read_input_tokens");
-    let prompt = int("input_tokens") + cached + int("cache_creation_input_tokens");
-    super::openai_usage(prompt, int("output_tokens"), cached, 0)
+    let written = int("cache_creation_input_tokens");
+    // The split by lifetime, when Anthropic gives it; otherwise every write is a 5-minute one.
+    let written_1h = usage["cache_creation"]["ephemeral_1h_input_tokens"]
+        .as_i64()
+        .unwrap_or(0)
+        .clamp(0, written.max(0));
+    let prompt = int("input_tokens") + cached + written;
+    let mut out = super::openai_usage(prompt, int("output_tokens"), cached, 0);
+    if written > 0 {
+        out["prompt_tokens_details"][crate::proxy::CACHE_WRITE] = json!(written - written_1h);
+        out["prompt_tokens_details"][crate::proxy::CACHE_WRITE_1H] = json!(written_1h);
+    }
+    out
 }
 
 fn chat_id(message_id: &str) -> String {
@@ -1090,7 +1102,18 @@ mod tests {
                     "role": "assistant", "content": "calling", "reasoning_content": "hmm",
                     "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
                 "usage": {"prompt_tokens": 16, "completion_tokens": 7, "total_tokens": 23,
-                    "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 0}}})
+                    "prompt_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 2, "cache_write_1h_tokens": 0},
+                    "completion_tokens_details": {"reasoning_tokens": 0}}})
+        );
+        // Writes kept an hour are counted apart, so they are billed at their own price.
+        let usage = usage_to_openai(
+            &json!({"input_tokens": 5, "cache_creation_input_tokens": 30,
+            "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20}, "output_tokens": 1}),
+        );
+        let tokens = crate::proxy::usage_tokens(&usage);
+        assert_eq!(
+            tokens.map(|t| (t.prompt, t.cache_write, t.cache_write_1h)),
+            Some((35, 10, 20))
         );
     }
 

@@ -29,17 +29,10 @@ use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
 use crate::RelayService;
-use crate::channels::LiveChannel;
+use crate::estimate;
 use crate::pricing::Price;
 use crate::proxy::{Attempt, SseSplitter, Tokens, estimate_tokens, event_data, usage_of};
 use crate::upstream::{self, StreamDecoder, Upstream};
-
-/// Output tokens reserved when the client sets no limit.
-const DEFAULT_MAX_OUTPUT: i64 = 4096;
-/// Most channels tried for one request.
-const MAX_ATTEMPTS: usize = 3;
-/// How long a stream whose client left is read on for its final usage.
-const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 
 /// Relays an OpenAI chat completion.
 pub(crate) async fn chat_completions(
@@ -48,7 +41,7 @@ pub(crate) async fn chat_completions(
     request_id: Option<axum::Extension<RequestId>>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let request = parse_json(&body)?;
+    let request = super::meter::parse_json(&body)?;
     relay(
         svc,
         key,
@@ -69,7 +62,7 @@ pub(crate) async fn messages(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let anthropic = parse_json(&body)?;
+    let anthropic = super::meter::parse_json(&body)?;
     // Beta features a client turned on travel with its body to Anthropic channels.
     let betas: Vec<(String, String)> = headers
         .get_all("anthropic-beta")
@@ -132,7 +125,7 @@ pub(crate) async fn gemini(
     let sse = query
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
-    let gemini = parse_json(&body)?;
+    let gemini = super::meter::parse_json(&body)?;
     let (request, native) = with_native(
         crate::convert::gemini::request_to_openai(&gemini, model, stream),
         gemini,
@@ -226,16 +219,6 @@ fn with_native(
     }
 }
 
-fn parse_json(body: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("The body is not valid JSON: {e}"),
-            format!("请求体不是合法的 JSON：{e}"),
-        )
-    })
-}
-
 /// What an in-process caller (Chat) adds to a relayed call.
 #[derive(Default)]
 pub(crate) struct InProcess {
@@ -261,23 +244,28 @@ pub(crate) async fn relay(
 }
 
 /// [`relay`], with the client's own body for channels of the client's vendor.
+///
+/// Every refusal (a bad request, an unknown or unpriced model, a field that would change the
+/// vendor's price, too little quota) comes before the hold. After the hold, the rest runs on a
+/// task of the service's own: a client that hangs up before the first byte, or the gateway's
+/// timeout, drops only the wait for the answer, so whatever the upstream does is still
+/// settled and no hold outlives its request.
 async fn relay_with(
     svc: Arc<RelayService>,
     key: KeyInfo,
     request_id: String,
     mut request: Value,
     format: Format,
-    mut in_process: InProcess,
-    native: Option<Native>,
+    in_process: InProcess,
+    mut native: Option<Native>,
 ) -> ApiResult<Response> {
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty() && m.len() <= 128 && !m.contains('\0'))
-        .ok_or_else(|| {
-            ApiError::bad_request("missing_model", "Say which model to use.", "请指定模型。")
-        })?
-        .to_string();
+    let plan = super::meter::plan_for(
+        &svc,
+        &key,
+        request.get("model").and_then(Value::as_str),
+        |c| upstream::for_kind(&c.kind).is_some(),
+    )
+    .await?;
     if !request.get("messages").is_some_and(Value::is_array) {
         return Err(ApiError::bad_request(
             "missing_messages",
@@ -285,47 +273,12 @@ async fn relay_with(
             "messages 必须是数组。",
         ));
     }
-    if !key.allows_model(&model) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "model_not_allowed",
-            format!("This API key may not use {model}."),
-            format!("该 API 密钥不允许使用 {model}。"),
-        ));
-    }
-    let rates = svc
-        .price_for(&key.group, &model)
-        .ok_or_else(|| super::meter::not_priced(&model))?;
-    let routed = svc.table().candidates(&key.group, &model);
-    let routed: Vec<Arc<LiveChannel>> = routed
-        .into_iter()
-        .filter(|c| upstream::for_kind(&c.kind).is_some())
-        .collect();
-    if routed.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "model_not_found",
-            format!("No channel serves {model} for this key."),
-            format!("没有可为该密钥提供 {model} 的渠道。"),
-        ));
-    }
-    let now = Instant::now();
-    let candidates: Vec<Arc<LiveChannel>> = routed
-        .into_iter()
-        .filter(|c| svc.breakers.allow(&c.id, now))
-        .take(MAX_ATTEMPTS)
-        .collect();
-    if candidates.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "channels_cooling_down",
-            format!(
-                "Every channel for {model} failed repeatedly and is resting. Try again shortly."
-            ),
-            format!("{model} 的所有渠道都连续失败，正在冷却，请稍后重试。"),
-        )
-        .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
-    }
+    super::fields::refuse_unpriced(
+        &request,
+        format,
+        native.as_ref().map(|n| (&n.body, &n.headers)),
+        &svc.tuning.extra_request_fields,
+    )?;
 
     let stream = request
         .get("stream")
@@ -334,14 +287,18 @@ async fn relay_with(
     let client_wants_usage = request["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
-    let max_output = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|f| request.get(*f).and_then(Value::as_i64))
-        .filter(|n| *n > 0)
-        .unwrap_or(DEFAULT_MAX_OUTPUT);
-    let prompt_estimate = estimate_tokens(crate::proxy::json_len(&request["messages"]));
-    let estimate = rates.cost(prompt_estimate, max_output, 0).max(1);
-    super::meter::check_tpm(&svc, &key).await?;
+    let kinds: Vec<&str> = plan.candidates.iter().map(|c| c.kind.as_str()).collect();
+    let max_output = svc.tuning.output.max_output(&plan.model);
+    let (request_back, prompt) = count_prompt(request).await;
+    request = request_back;
+    let mut hold = estimate::hold(&request, prompt, &kinds, max_output);
+    if let (Format::Gemini { .. }, Some(n)) = (format, native.as_ref()) {
+        // A Gemini client on a Gemini channel may ask for several candidates.
+        let candidates = n.body["generationConfig"]["candidateCount"]
+            .as_i64()
+            .unwrap_or(1);
+        hold.choices = hold.choices.max(candidates.clamp(1, 128));
+    }
     let reservation = svc
         .billing
         .reserve(ReserveRequest {
@@ -350,11 +307,25 @@ async fn relay_with(
                 key_id: key.key_id.clone(),
                 limit: key.quota_limit,
             }),
-            amount: estimate,
+            amount: hold.amount(&plan.rates),
+            min_amount: hold.min_amount(&plan.rates),
             reference: request_id.clone(),
         })
         .await?;
-
+    // What the grant pays for is what the vendor is allowed to write.
+    let output = hold.output_for(&plan.rates, reservation.amount);
+    estimate::write_limit(&mut request, &plan.model, output);
+    if let Some(native) = native.as_mut() {
+        match format {
+            Format::Anthropic => set(&mut native.body, &["max_tokens"], output),
+            Format::Gemini { .. } => set(
+                &mut native.body,
+                &["generationConfig", "maxOutputTokens"],
+                output,
+            ),
+            Format::OpenAi => {}
+        }
+    }
     if stream {
         let options = request.as_object_mut().map(|o| {
             o.entry("stream_options")
@@ -364,158 +335,265 @@ async fn relay_with(
             options.insert("include_usage".into(), Value::Bool(true));
         }
     }
-    let started = Instant::now();
-    let mut tried = Vec::new();
-    // A request one kind of upstream cannot carry may still suit another kind of channel; if
-    // none can carry it, the client hears why.
-    let mut cannot_carry: Option<ApiError> = None;
-    let mut attempts = 0;
-    for channel in candidates {
-        let Some(adapter) = upstream::for_kind(&channel.kind) else {
-            continue;
-        };
-        let upstream_model = channel.upstream_model(&model).to_string();
-        if let Some(obj) = request.as_object_mut() {
-            obj.insert("model".into(), Value::String(upstream_model.clone()));
-        }
-        // A channel of the client's own vendor gets the client's body as written.
-        let native_here = native.as_ref().filter(|_| {
-            matches!(
-                (format, channel.kind.as_str()),
-                (Format::Anthropic, "anthropic") | (Format::Gemini { .. }, "gemini")
-            )
-        });
-        let sent = match (
-            native_here,
-            native.as_ref().and_then(|n| n.pivot_error.clone()),
-        ) {
-            (Some(n), _) => {
-                upstream::send_native(
-                    &svc.http,
-                    &channel,
-                    &channel.with_overrides(&n.body),
-                    &upstream_model,
-                    stream,
-                    &n.headers,
-                )
-                .await
-            }
-            (None, Some(error)) => Some(Err(error)),
-            (None, None) => None,
-        };
-        let sent = match sent {
-            Some(sent) => sent,
-            None => {
-                upstream::send(
-                    &svc.http,
-                    &channel,
-                    &channel.with_overrides(&request),
-                    svc.images,
-                )
-                .await
-            }
-        };
-        let attempt = match sent {
-            Ok(attempt) => attempt,
-            Err(error) => {
-                tracing::info!(channel = %channel.id, code = error.code(), "the request cannot be carried to this channel");
-                tried.push(format!("{}: {error}", channel.name));
-                cannot_carry.get_or_insert(error);
-                continue;
-            }
-        };
-        attempts += 1;
-        match attempt {
-            Attempt::Ok(resp) => {
-                svc.breakers.success(&channel.id);
-                tracing::info!(channel = %channel.id, tried = ?tried, %model, stream, "upstream answered");
-                let bill = Bill {
-                    svc: svc.clone(),
-                    key: key.clone(),
-                    reservation_id: reservation.id.clone(),
-                    rates,
-                    model: model.clone(),
-                    channel_id: channel.id.clone(),
-                    request_id: request_id.clone(),
-                    prompt_estimate,
-                    started,
-                    stream,
-                    // Kept only for streams: a stream that breaks before the vendor's usage is
-                    // billed by counting the prompt and what was delivered.
-                    // The request is done with once an upstream answered: move, not copy.
-                    messages: stream
-                        .then(|| request.get_mut("messages").map(Value::take))
-                        .flatten(),
-                    conversation_id: in_process.conversation_id.take(),
-                    cancel: in_process.cancel.take(),
-                    charge: in_process.charge.take(),
-                };
-                let native = native_here.is_some();
-                return Ok(if stream {
-                    let decoder = adapter.decoder(&upstream_model);
-                    relay_stream(resp, bill, client_wants_usage, format, decoder, native)
-                } else {
-                    relay_whole(resp, bill, format, adapter, &upstream_model, native).await
-                });
-            }
-            Attempt::Retry(reason) => {
-                if svc.breakers.failure(&channel.id, Instant::now()) {
-                    tracing::warn!(channel = %channel.id, "circuit opened: the channel rests after repeated failures");
-                }
-                tracing::warn!(channel = %channel.id, %reason, "channel failed; trying the next");
-                tried.push(format!("{}: {reason}", channel.name));
-            }
-            Attempt::Dead(reason) => {
-                svc.auto_disable(&channel.id, &reason).await;
-                tried.push(format!("{}: {reason}", channel.name));
-            }
-            Attempt::Refused(status, body) => {
-                release(&svc, &reservation.id).await;
-                tracing::info!(channel = %channel.id, status, "upstream refused the request");
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                let body = if native_here.is_some() {
-                    // The client speaks this vendor's format: its error as the vendor wrote it.
-                    return Ok((status, [(header::CONTENT_TYPE, "application/json")], body)
-                        .into_response());
-                } else {
-                    adapter.error_to_openai(body)
-                };
-                let body = match format {
-                    Format::OpenAi => body,
-                    Format::Anthropic => {
-                        let upstream: Value = serde_json::from_slice(&body).unwrap_or_default();
-                        let message = upstream["error"]["message"]
-                            .as_str()
-                            .unwrap_or("The upstream refused the request.");
-                        Bytes::from(json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}).to_string())
-                    }
-                    Format::Gemini { .. } => {
-                        let upstream: Value = serde_json::from_slice(&body).unwrap_or_default();
-                        let message = upstream["error"]["message"]
-                            .as_str()
-                            .unwrap_or("The upstream refused the request.");
-                        Bytes::from(json!({"error": {"code": status.as_u16(), "message": message, "status": "INVALID_ARGUMENT"}}).to_string())
-                    }
-                };
-                return Ok(
-                    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-                );
-            }
-        }
+    let job = Job {
+        svc: svc.clone(),
+        key,
+        request_id,
+        request,
+        format,
+        in_process,
+        native,
+        plan,
+        reservation_id: reservation.id,
+        prompt_estimate: hold.prompt,
+        output_cap: output.saturating_mul(hold.choices),
+        choices: hold.choices,
+        stream,
+        client_wants_usage,
+        started: Instant::now(),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    svc.tasks.spawn(async move {
+        // Nobody may be waiting any more; the bill is settled either way.
+        let _ = tx.send(job.run().await);
+    });
+    rx.await
+        .unwrap_or_else(|_| Err(ApiError::internal("the relay task ended without an answer")))
+}
+
+/// Counts a request's prompt; a large one on the blocking pool, so a megabyte of text does not
+/// hold up the runtime's other requests.
+async fn count_prompt(request: Value) -> (Value, i64) {
+    if crate::proxy::json_len(&request["messages"]) <= estimate::BLOCKING_ABOVE {
+        let tokens = estimate::prompt_tokens(&request);
+        return (request, tokens);
     }
-    release(&svc, &reservation.id).await;
-    if attempts == 0
-        && let Some(error) = cannot_carry
+    let fallback = Value::Null;
+    match tokio::task::spawn_blocking(move || {
+        let tokens = estimate::prompt_tokens(&request);
+        (request, tokens)
+    })
+    .await
     {
-        return Err(error);
+        Ok(counted) => counted,
+        // The counting task cannot fail short of a panic in the tokenizer; the request is
+        // then gone with it, and an empty one is refused by the upstream.
+        Err(_) => (fallback, i64::MAX / 4),
     }
-    tracing::warn!(tried = ?tried, %model, "every channel failed");
-    Err(ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "upstream_unavailable",
-        format!("Every channel for {model} failed: {}.", tried.join("; ")),
-        format!("{model} 的所有渠道都失败了：{}。", tried.join("；")),
-    ))
+}
+
+/// Sets a number at a path of objects, creating the objects on the way; leaves a body whose
+/// path runs through something else (the vendor refuses such a body anyway).
+fn set(body: &mut Value, path: &[&str], value: i64) {
+    let mut at = body;
+    for (i, key) in path.iter().enumerate() {
+        if at.is_null() {
+            *at = Value::Object(Default::default());
+        }
+        let Some(obj) = at.as_object_mut() else {
+            return;
+        };
+        if i + 1 == path.len() {
+            obj.insert((*key).to_string(), Value::from(value));
+            return;
+        }
+        at = obj.entry(*key).or_insert(Value::Null);
+    }
+}
+
+/// One held chat request on its way through the channels.
+struct Job {
+    svc: Arc<RelayService>,
+    key: KeyInfo,
+    request_id: String,
+    request: Value,
+    format: Format,
+    in_process: InProcess,
+    native: Option<Native>,
+    plan: super::meter::Plan,
+    reservation_id: String,
+    prompt_estimate: i64,
+    /// Completion tokens (all choices) the hold pays for: a stream is ended there.
+    output_cap: i64,
+    /// Answers asked for (`n`).
+    choices: i64,
+    stream: bool,
+    client_wants_usage: bool,
+    started: Instant,
+}
+
+impl Job {
+    /// Tries the plan's channels in order: connect errors, timeouts, 429 and 5xx move on; a
+    /// rejected key or an empty account disables the channel and moves on; another 4xx is the
+    /// client's to see. When nothing is delivered the hold is released.
+    async fn run(mut self) -> ApiResult<Response> {
+        let svc = self.svc.clone();
+        let model = self.plan.model.clone();
+        let format = self.format;
+        let stream = self.stream;
+        let mut tried = Vec::new();
+        // A request one kind of upstream cannot carry may still suit another kind of channel;
+        // if none can carry it, the client hears why.
+        let mut cannot_carry: Option<ApiError> = None;
+        let mut attempts = 0;
+        let candidates = std::mem::take(&mut self.plan.candidates);
+        for channel in candidates {
+            let Some(adapter) = upstream::for_kind(&channel.kind) else {
+                continue;
+            };
+            let upstream_model = channel.upstream_model(&model).to_string();
+            if let Some(obj) = self.request.as_object_mut() {
+                obj.insert("model".into(), Value::String(upstream_model.clone()));
+            }
+            // A channel of the client's own vendor gets the client's body as written.
+            let native_here = self.native.as_ref().filter(|_| {
+                matches!(
+                    (format, channel.kind.as_str()),
+                    (Format::Anthropic, "anthropic") | (Format::Gemini { .. }, "gemini")
+                )
+            });
+            let sent = match (
+                native_here,
+                self.native.as_ref().and_then(|n| n.pivot_error.clone()),
+            ) {
+                (Some(n), _) => {
+                    upstream::send_native(
+                        &svc.http,
+                        &channel,
+                        &channel.with_overrides(&n.body),
+                        &upstream_model,
+                        stream,
+                        &n.headers,
+                    )
+                    .await
+                }
+                (None, Some(error)) => Some(Err(error)),
+                (None, None) => None,
+            };
+            let sent = match sent {
+                Some(sent) => sent,
+                None => {
+                    upstream::send(
+                        &svc.http,
+                        &channel,
+                        &channel.with_overrides(&self.request),
+                        svc.images,
+                    )
+                    .await
+                }
+            };
+            let attempt = match sent {
+                Ok(attempt) => attempt,
+                Err(error) => {
+                    tracing::info!(channel = %channel.id, code = error.code(), "the request cannot be carried to this channel");
+                    tried.push(format!("{}: {error}", channel.name));
+                    cannot_carry.get_or_insert(error);
+                    continue;
+                }
+            };
+            attempts += 1;
+            let native = native_here.is_some();
+            match attempt {
+                Attempt::Ok(resp) => {
+                    svc.breakers.success(&channel.id);
+                    tracing::info!(channel = %channel.id, tried = ?tried, %model, stream, "upstream answered");
+                    let bill = Bill {
+                        svc: svc.clone(),
+                        key: self.key.clone(),
+                        reservation_id: self.reservation_id.clone(),
+                        rates: self.plan.rates.clone(),
+                        model: model.clone(),
+                        channel_id: channel.id.clone(),
+                        request_id: self.request_id.clone(),
+                        prompt_estimate: self.prompt_estimate,
+                        started: self.started,
+                        stream,
+                        // Kept only for streams: a stream that breaks before the vendor's usage
+                        // is billed by counting the prompt and what was delivered. The request
+                        // is done with once an upstream answered: move, not copy.
+                        messages: stream
+                            .then(|| self.request.get_mut("messages").map(Value::take))
+                            .flatten(),
+                        conversation_id: self.in_process.conversation_id.take(),
+                        cancel: self.in_process.cancel.take(),
+                        charge: self.in_process.charge.take(),
+                        idle: upstream::idle_timeout(&channel),
+                        output_cap: self.output_cap,
+                        choices: self.choices,
+                    };
+                    return Ok(if stream {
+                        let decoder = adapter.decoder(&upstream_model);
+                        relay_stream(resp, bill, self.client_wants_usage, format, decoder, native)
+                    } else {
+                        relay_whole(resp, bill, format, adapter, &upstream_model, native).await
+                    });
+                }
+                Attempt::Retry(reason) => {
+                    if svc.breakers.failure(&channel.id, Instant::now()) {
+                        tracing::warn!(channel = %channel.id, "circuit opened: the channel rests after repeated failures");
+                    }
+                    tracing::warn!(channel = %channel.id, %reason, "channel failed; trying the next");
+                    tried.push(format!("{}: {reason}", channel.name));
+                }
+                Attempt::Dead(reason) => {
+                    svc.auto_disable(&channel.id, &reason).await;
+                    tried.push(format!("{}: {reason}", channel.name));
+                }
+                Attempt::Refused(status, body) => {
+                    release(&svc, &self.reservation_id).await;
+                    tracing::info!(channel = %channel.id, status, "upstream refused the request");
+                    return Ok(refused(status, body, format, adapter, native));
+                }
+            }
+        }
+        release(&svc, &self.reservation_id).await;
+        if attempts == 0
+            && let Some(error) = cannot_carry
+        {
+            return Err(error);
+        }
+        tracing::warn!(tried = ?tried, %model, "every channel failed");
+        Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unavailable",
+            format!("Every channel for {model} failed: {}.", tried.join("; ")),
+            format!("{model} 的所有渠道都失败了：{}。", tried.join("；")),
+        ))
+    }
+}
+
+/// The upstream's own refusal (a 4xx), in the client's format.
+fn refused(
+    status: u16,
+    body: Bytes,
+    format: Format,
+    adapter: &dyn Upstream,
+    native: bool,
+) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    if native {
+        // The client speaks this vendor's format: its error as the vendor wrote it.
+        return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
+    let body = adapter.error_to_openai(body);
+    let body = match format {
+        Format::OpenAi => body,
+        Format::Anthropic => {
+            let upstream: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let message = upstream["error"]["message"]
+                .as_str()
+                .unwrap_or("The upstream refused the request.");
+            Bytes::from(json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}).to_string())
+        }
+        Format::Gemini { .. } => {
+            let upstream: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let message = upstream["error"]["message"]
+                .as_str()
+                .unwrap_or("The upstream refused the request.");
+            Bytes::from(json!({"error": {"code": status.as_u16(), "message": message, "status": "INVALID_ARGUMENT"}}).to_string())
+        }
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn release(svc: &RelayService, reservation_id: &str) {
@@ -540,13 +618,26 @@ struct Bill {
     conversation_id: Option<String>,
     cancel: Option<tokio_util::sync::CancellationToken>,
     charge: Option<tokio::sync::oneshot::Sender<skein_core::api::RelayCharge>>,
+    /// The serving channel's idle timeout.
+    idle: Duration,
+    /// Completion tokens (all choices) the hold pays for.
+    output_cap: i64,
+    /// Answers asked for (`n`).
+    choices: i64,
 }
 
 impl Bill {
     async fn settle(mut self, tokens: Tokens, status: &str, ttft: Option<Duration>) {
-        let cost = self
-            .rates
-            .cost(tokens.prompt, tokens.completion, tokens.cached);
+        let cost = self.rates.cost_counts(
+            &crate::pricing::Counts {
+                prompt: tokens.prompt,
+                completion: tokens.completion,
+                cached: tokens.cached,
+                cache_write: tokens.cache_write,
+                cache_write_1h: tokens.cache_write_1h,
+            },
+            1,
+        );
         let charge = self.charge.take();
         let usage = Usage {
             cost,
@@ -555,6 +646,7 @@ impl Bill {
             prompt_tokens: tokens.prompt,
             completion_tokens: tokens.completion,
             cached_tokens: tokens.cached,
+            cache_write_tokens: tokens.cache_write.saturating_add(tokens.cache_write_1h),
             duration_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
             ttft_ms: ttft.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             stream: self.stream,
@@ -597,7 +689,7 @@ async fn relay_whole(
     native: bool,
 ) -> Response {
     let status = resp.status();
-    let bytes = match resp.bytes().await {
+    let bytes = match upstream::read_body(resp, bill.idle).await {
         Ok(bytes) => bytes,
         Err(error) => {
             let tokens = Tokens {
@@ -642,7 +734,7 @@ async fn relay_whole(
                 Tokens {
                     prompt: bill.prompt_estimate,
                     completion: estimate_tokens(text_len),
-                    cached: 0,
+                    ..Tokens::default()
                 },
                 "estimated",
             )
@@ -697,42 +789,82 @@ struct StreamState {
     /// The client speaks the upstream's format: upstream events go to it as they are, and
     /// pivot events only count usage.
     native: bool,
+    /// How long a write may wait on a client that stopped reading.
+    write_timeout: Duration,
+    /// The stream's closing events (`[DONE]`, `message_stop`), sent only once the charge is
+    /// committed: a client never holds a finished answer the ledger does not.
+    tail: Vec<Bytes>,
+    /// Gemini streams have no closing event, so their last item is the one held back: each
+    /// item waits here until the next arrives.
+    held: Option<Bytes>,
+    /// Completion tokens (all choices) the hold pays for, and those counted so far.
+    output_cap: i64,
+    output_seen: i64,
+    /// The output reached what was held: the stream is ended here.
+    cut: bool,
 }
 
 impl StreamState {
-    /// Sends bytes to the client unless it left.
+    /// Sends bytes to the client unless it left. A client that stops reading gets a bounded
+    /// wait and is then dropped: the reader never stalls on it, and reads on to the bill.
     async fn send(&mut self, bytes: Bytes) {
         if self.client_gone {
             return;
         }
-        if self.tx.send(bytes).await.is_err() {
+        if self
+            .tx
+            .send_timeout(bytes, self.write_timeout)
+            .await
+            .is_err()
+        {
             // The client left; read on to the upstream's own usage and bill that.
             self.client_gone = true;
-            tracing::info!(reservation_id = %self.reservation_id, "client disconnected mid-stream; draining upstream");
+            tracing::info!(reservation_id = %self.reservation_id, "client disconnected or stopped reading mid-stream; draining upstream");
+        }
+    }
+
+    /// Sends one client event: a closing one is kept for after the charge, and a Gemini item
+    /// waits for the next.
+    async fn emit(&mut self, bytes: Bytes, closing: bool) {
+        if closing {
+            self.tail.push(bytes);
+        } else if self.gemini_sse.is_some() {
+            if let Some(previous) = self.held.replace(bytes) {
+                self.send(previous).await;
+            }
+        } else {
+            self.send(bytes).await;
         }
     }
 
     /// Sends one upstream event as it came (re-framed for Gemini's JSON-array streams).
     async fn send_native(&mut self, event: &Bytes) {
-        let framed = if self.gemini_sse == Some(false) {
+        if self.cut {
+            return;
+        }
+        if self.gemini_sse == Some(false) {
             let Some(data) = event_data(event) else {
                 return;
             };
             let item = format!("{}{data}", if self.first_item { "[" } else { "," });
             self.first_item = false;
-            Bytes::from(item)
-        } else {
-            let mut framed = Vec::with_capacity(event.len() + 2);
-            framed.extend_from_slice(event);
-            framed.extend_from_slice(b"\n\n");
-            Bytes::from(framed)
-        };
-        self.send(framed).await;
+            self.emit(Bytes::from(item), false).await;
+            return;
+        }
+        let closing = self.anthropic.is_some()
+            && event_data(event).is_some_and(|d| d.contains("\"message_stop\""));
+        let mut framed = Vec::with_capacity(event.len() + 2);
+        framed.extend_from_slice(event);
+        framed.extend_from_slice(b"\n\n");
+        self.emit(Bytes::from(framed), closing).await;
     }
 
     /// Reads usage and delivered text from one pivot event and sends it on in the client's
-    /// format.
+    /// format; marks the stream cut once the output reaches what was held.
     async fn forward(&mut self, event: Bytes) {
+        if self.cut {
+            return;
+        }
         let mut forward = true;
         let mut event = event;
         if let Some(data) = event_data(&event)
@@ -745,30 +877,51 @@ impl StreamState {
             if let Some(choices) = value["choices"].as_array() {
                 for choice in choices {
                     let delta = &choice["delta"];
-                    let len = delta["content"].as_str().map(str::len).unwrap_or(0)
-                        + delta["reasoning_content"]
-                            .as_str()
-                            .map(str::len)
-                            .unwrap_or(0)
-                        + delta
-                            .get("tool_calls")
-                            .map(|t| t.to_string().len())
-                            .unwrap_or(0);
+                    let content = delta["content"].as_str().unwrap_or("");
+                    let reasoning = delta["reasoning_content"].as_str().unwrap_or("");
+                    let calls = delta.get("tool_calls").map(Value::to_string);
+                    let len = content.len()
+                        + reasoning.len()
+                        + calls.as_ref().map(String::len).unwrap_or(0);
                     if len > 0 && self.first_token.is_none() {
                         self.first_token = Some(self.started.elapsed());
                     }
+                    if len > 0 {
+                        // Tool calls count by their names and arguments, as vendors count
+                        // them, not by the JSON that frames each delta.
+                        let call_text: usize = delta["tool_calls"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|c| {
+                                let f = &c["function"];
+                                skein_core::tokens::count_tokens(f["name"].as_str().unwrap_or(""))
+                                    + skein_core::tokens::count_tokens(
+                                        f["arguments"].as_str().unwrap_or(""),
+                                    )
+                            })
+                            .sum();
+                        let counted = skein_core::tokens::count_tokens(content)
+                            + skein_core::tokens::count_tokens(reasoning)
+                            + call_text;
+                        self.output_seen = self
+                            .output_seen
+                            .saturating_add(i64::try_from(counted).unwrap_or(i64::MAX));
+                    }
                     self.delivered_text += len;
                     if self.delivered.len() < DELIVERED_KEPT {
-                        for part in [&delta["content"], &delta["reasoning_content"]] {
-                            if let Some(text) = part.as_str() {
-                                self.delivered.push_str(text);
-                            }
-                        }
-                        if let Some(calls) = delta.get("tool_calls") {
-                            self.delivered.push_str(&calls.to_string());
+                        self.delivered.push_str(content);
+                        self.delivered.push_str(reasoning);
+                        if let Some(calls) = &calls {
+                            self.delivered.push_str(calls);
                         }
                     }
                 }
+            }
+            if self.output_seen > cut_at(self.output_cap) {
+                // The vendor wrote past the limit it was sent: what was held is spent.
+                self.cut = true;
+                tracing::warn!(reservation_id = %self.reservation_id, cap = self.output_cap, "the upstream wrote past the held output; ending the stream");
             }
             if self.native {
                 return;
@@ -808,9 +961,8 @@ impl StreamState {
                 }
             }
         }
-        if (self.anthropic.is_some() || self.gemini_sse.is_some())
-            && event_data(&event).as_deref() == Some("[DONE]")
-        {
+        let done = event_data(&event).as_deref() == Some("[DONE]");
+        if done && (self.anthropic.is_some() || self.gemini_sse.is_some()) {
             // Anthropic streams end with message_stop, sent once usage is known; Gemini's
             // simply end.
             forward = false;
@@ -822,9 +974,67 @@ impl StreamState {
             let mut framed = Vec::with_capacity(event.len() + 2);
             framed.extend_from_slice(&event);
             framed.extend_from_slice(b"\n\n");
-            self.send(Bytes::from(framed)).await;
+            self.emit(Bytes::from(framed), done).await;
         }
     }
+
+    /// The events that end a stream cut at its held output the way a vendor ends one that hit
+    /// its `max_tokens`, in the client's format: a `length` finish, the usage, the end.
+    async fn end_cut(&mut self, tokens: Tokens, choices: i64) {
+        let id = format!("chatcmpl-{}", self.reservation_id);
+        let created = skein_core::ids::now_ms() / 1000;
+        let usage =
+            crate::convert::openai_usage(tokens.prompt, tokens.completion, tokens.cached, 0);
+        if self.native {
+            let tail = if self.anthropic.is_some() {
+                format!(
+                    "event: message_delta\ndata: {}\n\nevent: message_stop\ndata: {}\n\n",
+                    json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens", "stop_sequence": null},
+                        "usage": {"output_tokens": tokens.completion}}),
+                    json!({"type": "message_stop"})
+                )
+            } else {
+                let item = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "MAX_TOKENS", "index": 0}],
+                    "usageMetadata": {"promptTokenCount": tokens.prompt, "candidatesTokenCount": tokens.completion,
+                        "totalTokenCount": tokens.prompt + tokens.completion}});
+                match self.gemini_sse {
+                    Some(false) => format!("{}{item}", if self.first_item { "[" } else { "," }),
+                    _ => format!("data: {item}\n\n"),
+                }
+            };
+            self.first_item = false;
+            if let Some(previous) = self.held.take() {
+                self.send(previous).await;
+            }
+            self.tail.push(Bytes::from(tail));
+            return;
+        }
+        // The closing events below are not output: let them through.
+        self.cut = false;
+        self.output_cap = i64::MAX;
+        let finishes: Vec<Value> = (0..choices.max(1))
+            .map(|i| json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": "length"}))
+            .collect();
+        let finish = json!({"id": id, "object": "chat.completion.chunk", "created": created,
+            "model": self.model, "choices": finishes});
+        let usage = crate::convert::openai_usage_chunk(&id, &self.model, created, usage);
+        for event in [
+            format!("data: {finish}"),
+            format!("data: {usage}"),
+            "data: [DONE]".to_string(),
+        ] {
+            self.forward(Bytes::from(event)).await;
+        }
+        self.cut = true;
+    }
+}
+
+/// Where a stream is cut: a fifth (and a few tokens) past the output held, because tokens are
+/// counted here delta by delta with o200k and a vendor's own tokenizer differs; a vendor that
+/// honours the limit it was sent stops well before. A charge beyond the hold is still bounded
+/// by the overdraft.
+fn cut_at(cap: i64) -> i64 {
+    cap.saturating_add(cap / 5).saturating_add(32)
 }
 
 /// Most delivered text kept for counting; beyond it the rest is estimated from its length.
@@ -849,7 +1059,7 @@ fn counted(bill: &Bill, state: &StreamState) -> Tokens {
     Tokens {
         prompt,
         completion,
-        cached: 0,
+        ..Tokens::default()
     }
 }
 
@@ -882,6 +1092,12 @@ fn relay_stream(
         started: bill.started,
         reservation_id: bill.reservation_id.clone(),
         native,
+        write_timeout: bill.svc.tuning.client_write_timeout,
+        tail: Vec::new(),
+        held: None,
+        output_cap: bill.output_cap,
+        output_seen: 0,
+        cut: false,
     };
     let tasks = bill.svc.tasks.clone();
     tasks.spawn(async move {
@@ -890,7 +1106,7 @@ fn relay_stream(
         let mut broken = false;
         // The upstream said in its stream that it failed (a passed-through client heard it).
         let mut reported = false;
-        let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+        let idle = bill.idle;
         let cancel = bill.cancel.clone();
         let cancelled = async move {
             match cancel {
@@ -909,7 +1125,7 @@ fn relay_stream(
                     stopped = true;
                     break;
                 }
-                next = tokio::time::timeout_at(deadline, upstream.next()) => next,
+                next = tokio::time::timeout(idle, upstream.next()) => next,
             };
             let chunk = match next {
                 Ok(Some(Ok(chunk))) => chunk,
@@ -936,10 +1152,15 @@ fn relay_stream(
                         break 'read;
                     }
                 }
+                if state.cut {
+                    break 'read;
+                }
             }
         }
+        // Closing the connection stops a vendor that writes past its limit.
         drop(upstream);
-        let tail = if broken || stopped {
+        let cut = state.cut;
+        let tail = if broken || stopped || cut {
             decoder.partial()
         } else {
             decoder.finish()
@@ -948,6 +1169,12 @@ fn relay_stream(
             state.forward(event).await;
         }
         let (tokens, status) = match (state.tokens, broken) {
+            _ if cut => {
+                // Billed for the output that was held (the vendor's count never came).
+                let mut tokens = counted(&bill, &state);
+                tokens.completion = tokens.completion.min(state.output_cap);
+                (tokens, "length_cut")
+            }
             (Some(tokens), _) if stopped => (tokens, "stopped"),
             (None, _) if stopped => (counted(&bill, &state), "stopped"),
             (Some(tokens), false) => (
@@ -961,9 +1188,19 @@ fn relay_stream(
             (Some(tokens), true) => (tokens, "partial"),
             (None, _) => (counted(&bill, &state), if broken { "partial" } else { "estimated" }),
         };
+        if cut {
+            state.end_cut(tokens, bill.choices).await;
+        }
+        let first_token = state.first_token;
+        // The charge is committed before the stream's last event leaves: a client never holds
+        // a finished answer that the ledger does not.
+        bill.settle(tokens, status, first_token).await;
+        if let Some(last) = state.held.take() {
+            state.send(last).await;
+        }
         // A passed-through client already has the vendor's own error event.
         let told = state.native && reported && state.gemini_sse != Some(false);
-        if !state.client_gone && !told {
+        if !state.client_gone && !told && !cut {
             let first_item = state.first_item;
             let gemini_sse = state.gemini_sse;
             let tail = match (state.anthropic.as_mut(), broken) {
@@ -990,12 +1227,24 @@ fn relay_stream(
                 (None, false) => None,
             };
             if let Some(tail) = tail {
-                let _ = state.tx.send(Bytes::from(tail)).await;
+                state.tail.insert(0, Bytes::from(tail));
             }
         }
-        let first_token = state.first_token;
-        drop(state);
-        bill.settle(tokens, status, first_token).await;
+        if cut && state.gemini_sse == Some(false) {
+            state.tail.push(Bytes::from_static(b"]"));
+        }
+        if cut && state.anthropic.is_some() && !state.native {
+            let closing = state
+                .anthropic
+                .as_mut()
+                .map(crate::convert::anthropic::StreamConverter::finish);
+            if let Some(closing) = closing {
+                state.tail.push(Bytes::from(closing));
+            }
+        }
+        for event in std::mem::take(&mut state.tail) {
+            state.send(event).await;
+        }
     });
     let body = Body::from_stream(tokio_stream_from(rx));
     let mut response = Response::new(body);

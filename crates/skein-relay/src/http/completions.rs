@@ -125,7 +125,7 @@ fn charge(
             Tokens {
                 prompt: prompt_estimate,
                 completion: estimate_tokens(delivered),
-                cached: 0,
+                ..Tokens::default()
             },
             if broken { "partial" } else { "estimated" },
         ),

@@ -27,9 +27,7 @@ use crate::pricing::Price;
 use crate::proxy::{self, Attempt, SseSplitter, estimate_tokens, event_data, usage_of};
 
 /// Most channels tried for one request.
-const MAX_ATTEMPTS: usize = 3;
-/// How long a stream whose client left is read on, to bill what the upstream finished.
-const DRAIN_LIMIT: Duration = Duration::from_secs(300);
+pub(crate) const MAX_ATTEMPTS: usize = 3;
 
 /// A request's model, its price, and the channels that may serve it, best first.
 pub(crate) struct Plan {
@@ -37,7 +35,8 @@ pub(crate) struct Plan {
     pub model: String,
     /// Its price for the key's group (rates and multiplier).
     pub rates: Price,
-    candidates: Vec<Arc<LiveChannel>>,
+    /// The channels to try, in order.
+    pub candidates: Vec<Arc<LiveChannel>>,
 }
 
 /// Checks that `key` may use `model` and that something serves and prices it; answers the
@@ -50,6 +49,20 @@ pub(crate) async fn plan(
     svc: &RelayService,
     key: &KeyInfo,
     model: Option<&str>,
+) -> ApiResult<Plan> {
+    plan_for(svc, key, model, |c| {
+        proxy::OPENAI_KINDS.contains(&c.kind.as_str())
+    })
+    .await
+}
+
+/// [`plan`] over the channels `serves` accepts: every route applies the same rules in the same
+/// order, only which kinds of channel can carry it differs.
+pub(crate) async fn plan_for(
+    svc: &RelayService,
+    key: &KeyInfo,
+    model: Option<&str>,
+    serves: impl Fn(&LiveChannel) -> bool,
 ) -> ApiResult<Plan> {
     let model = model
         .filter(|m| !m.is_empty() && m.len() <= 128 && !m.contains('\0'))
@@ -69,7 +82,7 @@ pub(crate) async fn plan(
         .table()
         .candidates(&key.group, &model)
         .into_iter()
-        .filter(|c| proxy::OPENAI_KINDS.contains(&c.kind.as_str()))
+        .filter(|c| serves(c))
         .collect();
     if routed.is_empty() {
         return Err(ApiError::new(
@@ -219,6 +232,7 @@ where
                 limit: key.quota_limit,
             }),
             amount: estimate.max(1),
+            min_amount: estimate.max(1),
             reference: request_id.to_string(),
         })
         .await?;
@@ -232,6 +246,7 @@ where
         request_id: request_id.to_string(),
         started: Instant::now(),
         stream: upstream.stream,
+        idle: Duration::from_secs(120),
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     svc.tasks.spawn(async move {
@@ -270,6 +285,7 @@ async fn attempt<F: Fn(&str) -> Bytes>(
                 svc.breakers.success(&channel.id);
                 tracing::info!(channel = %channel.id, tried = ?tried, model = %plan.model, path = upstream.path, "upstream answered");
                 meter.channel_id = channel.id.clone();
+                meter.idle = crate::upstream::idle_timeout(&channel);
                 return Ok((resp, meter));
             }
             Attempt::Retry(reason) => {
@@ -376,6 +392,8 @@ pub(crate) struct Meter {
     request_id: String,
     started: Instant,
     stream: bool,
+    /// The serving channel's idle timeout.
+    idle: Duration,
 }
 
 impl Meter {
@@ -394,6 +412,7 @@ impl Meter {
             prompt_tokens: charge.prompt,
             completion_tokens: charge.completion,
             cached_tokens: 0,
+            cache_write_tokens: 0,
             duration_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
             ttft_ms: charge
                 .ttft
@@ -443,7 +462,7 @@ pub(crate) async fn whole(
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or(HeaderValue::from_static("application/json"));
-    let bytes = match resp.bytes().await {
+    let bytes = match crate::upstream::read_body(resp, meter.idle).await {
         Ok(bytes) => bytes,
         Err(error) => {
             tracing::warn!(%error, "upstream body broke off");
@@ -490,9 +509,10 @@ pub(crate) fn sse(
         let mut first = None;
         let mut client_gone = false;
         let mut broken = false;
-        let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+        let idle = meter.idle;
+        let write_timeout = meter.svc.tuning.client_write_timeout;
         loop {
-            let chunk = match tokio::time::timeout_at(deadline, upstream.next()).await {
+            let chunk = match tokio::time::timeout(idle, upstream.next()).await {
                 Ok(Some(Ok(chunk))) => chunk,
                 Ok(None) => break,
                 Ok(Some(Err(_))) | Err(_) => {
@@ -534,7 +554,13 @@ pub(crate) fn sse(
                     let mut framed = Vec::with_capacity(event.len() + 2);
                     framed.extend_from_slice(&event);
                     framed.extend_from_slice(b"\n\n");
-                    if tx.send(Bytes::from(framed)).await.is_err() {
+                    // A client that stops reading is given a bounded wait, then dropped: the
+                    // upstream is still read to its usage and billed.
+                    if tx
+                        .send_timeout(Bytes::from(framed), write_timeout)
+                        .await
+                        .is_err()
+                    {
                         client_gone = true;
                         tracing::info!(reservation_id = %meter.reservation_id, "client disconnected mid-stream; draining upstream");
                     }
@@ -543,7 +569,9 @@ pub(crate) fn sse(
         }
         if broken && !client_gone {
             let error = json!({"error": {"message": "The upstream stream broke off.", "type": "server_error", "param": null, "code": "upstream_error"}});
-            let _ = tx.send(Bytes::from(format!("data: {error}\n\n"))).await;
+            let _ = tx
+                .send_timeout(Bytes::from(format!("data: {error}\n\n")), write_timeout)
+                .await;
         }
         drop(tx);
         let mut charge = bill(&meter, tokens, delivered, broken);
@@ -572,12 +600,13 @@ pub(crate) fn bytes(resp: reqwest::Response, meter: Meter, charge: Charge) -> Re
         let mut first = None;
         let mut broken = false;
         let mut client_gone = false;
-        let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+        let idle = meter.idle;
+        let write_timeout = meter.svc.tuning.client_write_timeout;
         loop {
-            match tokio::time::timeout_at(deadline, upstream.next()).await {
+            match tokio::time::timeout(idle, upstream.next()).await {
                 Ok(Some(Ok(chunk))) => {
                     first.get_or_insert_with(|| meter.started.elapsed());
-                    if !client_gone && tx.send(chunk).await.is_err() {
+                    if !client_gone && tx.send_timeout(chunk, write_timeout).await.is_err() {
                         client_gone = true;
                     }
                 }

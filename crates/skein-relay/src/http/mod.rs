@@ -5,6 +5,7 @@ pub(crate) mod chat;
 mod completions;
 mod count_tokens;
 mod embeddings;
+mod fields;
 mod keys;
 pub(crate) mod media;
 mod meter;

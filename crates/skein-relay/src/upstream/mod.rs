@@ -245,20 +245,43 @@ pub async fn send_native(
     Some(Ok(send_request(adapter, channel, req).await))
 }
 
-/// Sends a prepared upstream request with the channel's timeout and extra headers, and
-/// classifies the answer with `adapter`'s rules.
+/// How long an upstream may stay silent: until its answer's headers arrive, and between any two
+/// pieces of its body. It is not a limit on the whole answer, so a long stream or a slow
+/// reasoning model is never cut while it is still writing.
+pub fn idle_timeout(channel: &LiveChannel) -> Duration {
+    Duration::from_secs(u64::try_from(channel.timeout_secs).unwrap_or(120).max(1))
+}
+
+/// Reads a whole upstream body, allowing at most `idle` between its pieces.
+pub(crate) async fn read_body(resp: reqwest::Response, idle: Duration) -> Result<Bytes, String> {
+    use futures::StreamExt;
+    let mut body = resp.bytes_stream();
+    let mut out = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(Ok(chunk))) => out.extend_from_slice(&chunk),
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Err(error))) => return Err(error.to_string()),
+            Err(_) => return Err("the upstream went silent".into()),
+        }
+    }
+}
+
+/// Sends a prepared upstream request with the channel's extra headers, waiting at most its
+/// idle timeout for the answer to begin, and classifies the answer with `adapter`'s rules.
 pub(crate) async fn send_request(
     adapter: &dyn Upstream,
     channel: &LiveChannel,
-    req: reqwest::RequestBuilder,
+    mut req: reqwest::RequestBuilder,
 ) -> Attempt {
-    let mut req = req.timeout(Duration::from_secs(
-        u64::try_from(channel.timeout_secs).unwrap_or(120),
-    ));
     for (name, value) in &channel.headers {
         req = req.header(name, value);
     }
-    match req.send().await {
+    let idle = idle_timeout(channel);
+    let Ok(sent) = tokio::time::timeout(idle, req.send()).await else {
+        return Attempt::Retry("upstream timed out".into());
+    };
+    match sent {
         Ok(resp) if resp.status().is_success() => Attempt::Ok(resp),
         Ok(resp) => {
             let status = resp.status().as_u16();
@@ -267,7 +290,7 @@ pub(crate) async fn send_request(
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = read_body(resp, idle).await.unwrap_or_default();
             adapter.classify(status, retry_after.as_deref(), body)
         }
         Err(e) if e.is_timeout() => Attempt::Retry("upstream timed out".into()),

@@ -1575,7 +1575,10 @@ async fn same_vendor_clients_are_passed_through() {
         "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}]});
     let r = call(&w, Client::Gemini, &body, false).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(w.mock.last(), body, "the body went as written");
+    // As written, with only the output limit that was held added.
+    let mut written = body.clone();
+    written["generationConfig"] = json!({"maxOutputTokens": 16_384});
+    assert_eq!(w.mock.last(), written, "the body went as written");
     assert_eq!(r.json["responseId"], "mock-response");
     let spent = assert_billed(&w, 0, 1, &r).await;
     let array = w

@@ -106,13 +106,19 @@ both_backends! {
     async fn a_chat_completion_is_relayed_and_billed_exactly(app) {
         let s = setup(&app).await;
         let messages = json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there relay"}]);
-        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages, "temperature": 0.2, "x_unknown": 1})).await;
+        // A field the relay cannot price is refused before anything is held or sent.
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages, "x_unknown": 1})).await;
+        assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_field")), "{}", r.text);
+        assert!(s.upstream.requests().is_empty());
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages, "temperature": 0.2})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json["choices"][0]["message"]["content"], "echo: hello there relay");
-        // The upstream got the mapped model, its own key, and the unknown field untouched.
+        // The upstream got the mapped model, its own key, the client's fields, and the output
+        // limit that was held (the model's maximum, as the client set none).
         let sent = &s.upstream.requests()[0];
         assert_eq!(sent["model"], "gpt-upstream");
-        assert_eq!(sent["x_unknown"], 1);
+        assert_eq!(sent["temperature"], 0.2);
+        assert_eq!(sent["max_tokens"], 16_384);
         assert_eq!(s.upstream.authorizations()[0], format!("Bearer {}", s.upstream.key));
 
         let expected = cost(&messages);
@@ -194,8 +200,13 @@ both_backends! {
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": []})).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(r.json["error"]["type"], "invalid_request_error");
+        // A model no channel serves is not found, whether or not it has a price (one rule on
+        // every route, checked before the price).
         let unknown = chat(&app, &s.key, json!({"model": "gpt-nope", "messages": [{"role": "user", "content": "x"}]})).await;
-        assert_eq!((unknown.status, unknown.json["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("model_not_priced")));
+        assert_eq!((unknown.status, unknown.json["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("model_not_found")));
+        let unknown = app.send(app.client.post(app.url("/v1/embeddings")).bearer_auth(&s.key)
+            .json(&json!({"model": "gpt-nope", "input": "x"}))).await;
+        assert_eq!((unknown.status, unknown.json["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("model_not_found")));
         app.put("/api/v1/admin/pricing/gpt-unrouted", Some(&s.root.access), json!({
             "input_per_mtok": 1, "output_per_mtok": 1, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0})).await;
         let unrouted = chat(&app, &s.key, json!({"model": "gpt-unrouted", "messages": [{"role": "user", "content": "x"}]})).await;
