@@ -257,7 +257,7 @@ async fn relay_with(
     mut request: Value,
     format: Format,
     in_process: InProcess,
-    mut native: Option<Native>,
+    native: Option<Native>,
 ) -> ApiResult<Response> {
     let plan = super::meter::plan_for(
         &svc,
@@ -299,66 +299,106 @@ async fn relay_with(
             .unwrap_or(1);
         hold.choices = hold.choices.max(candidates.clamp(1, 128));
     }
-    let reservation = svc
-        .billing
-        .reserve(ReserveRequest {
-            user_id: key.user_id.clone(),
-            key: (!key.key_id.is_empty()).then(|| KeyLimit {
-                key_id: key.key_id.clone(),
-                limit: key.quota_limit,
-            }),
-            amount: hold.amount(&plan.rates),
-            min_amount: hold.min_amount(&plan.rates),
-            reference: request_id.clone(),
-        })
-        .await?;
-    // What the grant pays for is what the vendor is allowed to write.
-    let output = hold.output_for(&plan.rates, reservation.amount);
-    estimate::write_limit(&mut request, &plan.model, output);
-    if let Some(native) = native.as_mut() {
-        match format {
-            Format::Anthropic => set(&mut native.body, &["max_tokens"], output),
-            Format::Gemini { .. } => set(
-                &mut native.body,
-                &["generationConfig", "maxOutputTokens"],
-                output,
-            ),
-            Format::OpenAi => {}
-        }
-    }
-    if stream {
-        let options = request.as_object_mut().map(|o| {
-            o.entry("stream_options")
-                .or_insert_with(|| Value::Object(Default::default()))
-        });
-        if let Some(Value::Object(options)) = options {
-            options.insert("include_usage".into(), Value::Bool(true));
-        }
-    }
-    let job = Job {
-        svc: svc.clone(),
-        key,
-        request_id,
-        request,
-        format,
-        in_process,
-        native,
-        plan,
-        reservation_id: reservation.id,
-        prompt_estimate: hold.prompt,
-        output_cap: output.saturating_mul(hold.choices),
-        choices: hold.choices,
-        stream,
-        client_wants_usage,
-        started: Instant::now(),
+    let reserve = ReserveRequest {
+        user_id: key.user_id.clone(),
+        key: (!key.key_id.is_empty()).then(|| KeyLimit {
+            key_id: key.key_id.clone(),
+            limit: key.quota_limit,
+        }),
+        amount: hold.amount(&plan.rates),
+        min_amount: hold.min_amount(&plan.rates),
+        reference: request_id.clone(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let task_svc = svc.clone();
+    // From the hold on, the work is the service's, not the handler's: a hold taken by a
+    // request whose client is gone is still settled or released.
     svc.tasks.spawn(async move {
+        let answer = match task_svc.billing.reserve(reserve).await {
+            Ok(reservation) => {
+                let job = Job::new(
+                    task_svc,
+                    key,
+                    request_id,
+                    request,
+                    format,
+                    in_process,
+                    native,
+                    plan,
+                    hold,
+                    reservation,
+                    stream,
+                    client_wants_usage,
+                );
+                job.run().await
+            }
+            Err(refusal) => Err(refusal),
+        };
         // Nobody may be waiting any more; the bill is settled either way.
-        let _ = tx.send(job.run().await);
+        let _ = tx.send(answer);
     });
     rx.await
         .unwrap_or_else(|_| Err(ApiError::internal("the relay task ended without an answer")))
+}
+
+impl Job {
+    /// The job for a request whose hold was granted: the output the grant pays for is written
+    /// into the request (the pivot and the client's own body) as the vendor's limit.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        svc: Arc<RelayService>,
+        key: KeyInfo,
+        request_id: String,
+        mut request: Value,
+        format: Format,
+        in_process: InProcess,
+        mut native: Option<Native>,
+        plan: super::meter::Plan,
+        hold: estimate::Hold,
+        reservation: skein_core::api::Reservation,
+        stream: bool,
+        client_wants_usage: bool,
+    ) -> Job {
+        let output = hold.output_for(&plan.rates, reservation.amount);
+        estimate::write_limit(&mut request, &plan.model, output);
+        if let Some(native) = native.as_mut() {
+            match format {
+                Format::Anthropic => set(&mut native.body, &["max_tokens"], output),
+                Format::Gemini { .. } => set(
+                    &mut native.body,
+                    &["generationConfig", "maxOutputTokens"],
+                    output,
+                ),
+                Format::OpenAi => {}
+            }
+        }
+        if stream {
+            let options = request.as_object_mut().map(|o| {
+                o.entry("stream_options")
+                    .or_insert_with(|| Value::Object(Default::default()))
+            });
+            if let Some(Value::Object(options)) = options {
+                options.insert("include_usage".into(), Value::Bool(true));
+            }
+        }
+        Job {
+            svc,
+            key,
+            request_id,
+            request,
+            format,
+            in_process,
+            native,
+            plan,
+            reservation_id: reservation.id,
+            prompt_estimate: hold.prompt,
+            output_cap: output.saturating_mul(hold.choices),
+            choices: hold.choices,
+            stream,
+            client_wants_usage,
+            started: Instant::now(),
+        }
+    }
 }
 
 /// Counts a request's prompt; a large one on the blocking pool, so a megabyte of text does not

@@ -223,33 +223,43 @@ where
     G: FnOnce(reqwest::Response, Meter) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Response> + Send + 'static,
 {
-    let reservation = svc
-        .billing
-        .reserve(ReserveRequest {
-            user_id: key.user_id.clone(),
-            key: (!key.key_id.is_empty()).then(|| KeyLimit {
-                key_id: key.key_id.clone(),
-                limit: key.quota_limit,
-            }),
-            amount: estimate.max(1),
-            min_amount: estimate.max(1),
-            reference: request_id.to_string(),
-        })
-        .await?;
-    let meter = Meter {
-        svc: svc.clone(),
-        key: key.clone(),
-        reservation_id: reservation.id,
-        rates: plan.rates.clone(),
-        model: plan.model.clone(),
-        channel_id: String::new(),
-        request_id: request_id.to_string(),
-        started: Instant::now(),
-        stream: upstream.stream,
-        idle: Duration::from_secs(120),
+    let reserve = ReserveRequest {
+        user_id: key.user_id.clone(),
+        key: (!key.key_id.is_empty()).then(|| KeyLimit {
+            key_id: key.key_id.clone(),
+            limit: key.quota_limit,
+        }),
+        amount: estimate.max(1),
+        min_amount: estimate.max(1),
+        reference: request_id.to_string(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
-    svc.tasks.spawn(async move {
+    let svc = svc.clone();
+    let key = key.clone();
+    let request_id = request_id.to_string();
+    let tasks = svc.tasks.clone();
+    // The hold is taken on the task too: a handler dropped while the hold is being granted
+    // would otherwise leave it open until it expires.
+    tasks.spawn(async move {
+        let reservation = match svc.billing.reserve(reserve).await {
+            Ok(reservation) => reservation,
+            Err(refusal) => {
+                let _ = tx.send(Err(refusal));
+                return;
+            }
+        };
+        let meter = Meter {
+            svc,
+            key,
+            reservation_id: reservation.id,
+            rates: plan.rates.clone(),
+            model: plan.model.clone(),
+            channel_id: String::new(),
+            request_id,
+            started: Instant::now(),
+            stream: upstream.stream,
+            idle: Duration::from_secs(120),
+        };
         let answer = match attempt(meter, plan, upstream).await {
             Ok((resp, meter)) => Ok(finish(resp, meter).await),
             Err(refusal) => refusal,

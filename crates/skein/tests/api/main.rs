@@ -11,6 +11,7 @@ mod chat;
 mod cli;
 mod endpoints;
 mod gateway;
+mod holds;
 mod invites;
 mod keys;
 mod limits;

@@ -1,0 +1,239 @@
+//! Holds that cover what a request can cost, and holds that always end: the adversarial
+//! requests of issue #10 against the mock OpenAI upstream, on both databases. After each, the
+//! balance is never below the overdraft and nothing stays reserved.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use skein_testkit::mock_openai::Fault;
+use skein_testkit::{Backend, Persona, TestApp, both_backends, on_both_backends};
+
+use crate::relay::{Setup, setup};
+
+/// Sets the user's balance to exactly `amount`.
+async fn set_balance(app: &TestApp, s: &Setup, amount: i64) {
+    let now = quota(app, &s.user).await["balance"].as_i64().unwrap();
+    if now != amount {
+        let r = app
+            .post(
+                &format!("/api/v1/admin/billing/users/{}/adjust", s.user.id),
+                Some(&s.root.access),
+                json!({"amount": amount - now, "memo": "test balance"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+}
+
+async fn quota(app: &TestApp, who: &Persona) -> Value {
+    app.get("/api/v1/billing/quota", Some(&who.access))
+        .await
+        .json
+}
+
+async fn chat(app: &TestApp, key: &str, body: Value) -> skein_testkit::Resp {
+    app.send(
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&body),
+    )
+    .await
+}
+
+/// Waits until `records` usage records exist and nothing is held, then answers the balance.
+async fn settled(app: &TestApp, who: &Persona, records: i64) -> i64 {
+    for _ in 0..1000 {
+        let usage = app.get("/api/v1/billing/usage", Some(&who.access)).await;
+        let q = quota(app, who).await;
+        if usage.json["total"].as_i64() == Some(records) && q["reserved"].as_i64() == Some(0) {
+            return q["balance"].as_i64().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{records} requests were never settled, or a hold was left behind");
+}
+
+async fn usage_records(app: &TestApp, who: &Persona) -> Vec<Value> {
+    app.get("/api/v1/billing/usage", Some(&who.access))
+        .await
+        .json["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+both_backends! {
+    async fn a_huge_one_letter_prompt_is_held_at_what_it_really_counts(app) {
+        let s = setup(&app).await;
+        // 150,000 one-letter words: bytes / 3 said 100,000 tokens (a hold of 200,000 units,
+        // under this balance); the upstream counts 150,000 (300,000 units, over it).
+        set_balance(&app, &s, 260_000).await;
+        let words = "a ".repeat(150_000);
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": words}]})).await;
+        assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", &r.text[..r.text.len().min(300)]);
+        assert!(s.upstream.requests().is_empty(), "nothing was sent upstream");
+        assert_eq!(quota(&app, &s.user).await["balance"], 260_000);
+        assert_eq!(quota(&app, &s.user).await["reserved"], 0);
+
+        // With the money for it, the request goes through and the charge is within the balance.
+        set_balance(&app, &s, 400_000).await;
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "max_tokens": 10,
+            "messages": [{"role": "user", "content": words}]})).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json["choices"][0]["finish_reason"], "length");
+        let balance = settled(&app, &s.user, 1).await;
+        assert_eq!(balance, 400_000 - 150_000 * 2 - 10 * 6);
+    }
+
+    async fn the_output_limit_held_is_the_limit_sent_upstream(app) {
+        let s = setup(&app).await;
+        // No max_tokens: the model's maximum is held and written into the upstream request.
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(s.upstream.requests()[0]["max_tokens"], 16_384);
+        // A client's own limit is kept; one above the model's maximum is lowered to it.
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "max_completion_tokens": 99, "messages": [{"role": "user", "content": "hi"}]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(s.upstream.requests()[1]["max_completion_tokens"], 99);
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "max_tokens": 10_000_000, "messages": [{"role": "user", "content": "hi"}]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(s.upstream.requests()[2]["max_tokens"], 16_384);
+        settled(&app, &s.user, 3).await;
+    }
+
+    async fn a_vendor_that_writes_past_its_limit_is_cut_at_the_hold(app) {
+        let s = setup(&app).await;
+        s.upstream.set_ignore_max_tokens(true);
+        let words = "b ".repeat(3_000);
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "max_tokens": 100, "stream": true,
+            "messages": [{"role": "user", "content": words}]})).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let events: Vec<Value> = r.text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect();
+        let delivered: String = events.iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        let words_delivered = delivered.split_whitespace().count();
+        assert!(words_delivered < 200, "the stream went on past the hold: {words_delivered} words");
+        assert!(events.iter().any(|e| e["choices"][0]["finish_reason"] == "length"), "no length finish");
+        assert!(r.text.trim_end().ends_with("data: [DONE]"), "the stream did not end properly");
+        settled(&app, &s.user, 1).await;
+        let record = &usage_records(&app, &s.user).await[0];
+        assert_eq!(record["status"], "length_cut");
+        assert!(record["completion_tokens"].as_i64().unwrap() <= 100);
+    }
+
+    async fn a_stream_is_charged_before_its_last_event(app) {
+        let s = setup(&app).await;
+        for n in 1..=5 {
+            let r = chat(&app, &s.key, json!({"model": "gpt-test", "stream": true,
+                "messages": [{"role": "user", "content": "count me"}]})).await;
+            assert_eq!(r.status, StatusCode::OK);
+            assert!(r.text.trim_end().ends_with("data: [DONE]"));
+            // No waiting: the record is there the moment the client has [DONE].
+            let usage = app.get("/api/v1/billing/usage", Some(&s.user.access)).await;
+            assert_eq!(usage.json["total"], n, "[DONE] arrived before the charge");
+        }
+    }
+
+    async fn a_client_that_leaves_before_the_first_byte_is_still_billed(app) {
+        let s = setup(&app).await;
+        // One request first, so the one under test meets a warm server.
+        assert_eq!(chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "warm"}]})).await.status, StatusCode::OK);
+        s.upstream.fail_next(Fault::Delay(Duration::from_millis(1500)));
+        let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+        let gone = impatient.post(app.url("/v1/chat/completions")).bearer_auth(&s.key)
+            .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "slow one"}]}))
+            .send().await;
+        assert!(gone.is_err(), "the client was meant to give up");
+        assert_eq!(s.upstream.requests().len(), 2, "the request reached the upstream");
+        // The upstream still answers and charges; so does Skein, and the hold is gone.
+        let balance = settled(&app, &s.user, 2).await;
+        // "warm": 1 + 2 × 6; "slow one": 2 prompt tokens at 2, "echo: slow one": 3 at 6.
+        assert_eq!(balance, 1_000_000 - (2 + 2 * 6) - (2 * 2 + 3 * 6));
+    }
+
+    async fn price_changing_fields_are_refused_before_anything_is_held(app) {
+        let s = setup(&app).await;
+        for body in [
+            json!({"model": "gpt-test", "service_tier": "priority", "messages": [{"role": "user", "content": "x"}]}),
+            json!({"model": "gpt-test", "web_search_options": {}, "messages": [{"role": "user", "content": "x"}]}),
+            json!({"model": "gpt-test", "modalities": ["text", "audio"], "messages": [{"role": "user", "content": "x"}]}),
+        ] {
+            let r = chat(&app, &s.key, body.clone()).await;
+            assert_eq!((r.status, r.error_code()), (StatusCode::BAD_REQUEST, "unsupported_field"), "{body}");
+        }
+        // Anthropic's hosted web search, through the Messages route.
+        let r = app.send(app.client.post(app.url("/v1/messages")).header("x-api-key", &s.key)
+            .json(&json!({"model": "gpt-test", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "web_search_20250305", "name": "web_search"}]}))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert!(r.text.contains("unsupported_field") || r.text.contains("web_search"), "{}", r.text);
+        assert!(s.upstream.requests().is_empty());
+        assert_eq!(quota(&app, &s.user).await["balance"], 1_000_000);
+    }
+}
+
+on_both_backends! {
+    async fn the_gateway_timeout_does_not_cut_a_relayed_answer(backend) {
+        let app = TestApp::spawn_with(backend, |c| c.server.request_timeout_secs = 1).await;
+        let s = setup(&app).await;
+        s.upstream.fail_next(Fault::Delay(Duration::from_millis(2_000)));
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "take your time"}]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let balance = settled(&app, &s.user, 1).await;
+        assert_eq!(balance, 1_000_000 - 3 * 2 - 4 * 6);
+    }
+
+    async fn an_operator_may_allow_a_vendor_field(backend) {
+        let app = TestApp::spawn_with(backend, |c| c.relay.extra_request_fields = vec!["x_vendor".into()]).await;
+        let s = setup(&app).await;
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "x_vendor": {"k": 1}, "messages": [{"role": "user", "content": "x"}]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(s.upstream.requests()[0]["x_vendor"], json!({"k": 1}));
+    }
+}
+
+/// Many requests from one key at the edge of its balance, at once: the holds decide, and no
+/// sequence of answers takes the balance below zero (the overdraft here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_at_the_edge_of_the_balance_never_overdraw() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = TestApp::spawn(backend).await;
+        let s = setup(&app).await;
+        // Each request holds 10 prompt-ish tokens and 100 output tokens (about 620 units):
+        // the balance pays for about eight of them.
+        set_balance(&app, &s, 5_000).await;
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let client = app.client.clone();
+            let url = app.url("/v1/chat/completions");
+            let key = s.key.clone();
+            tasks.push(tokio::spawn(async move {
+                let body = json!({"model": "gpt-test", "max_tokens": 100, "stream": i % 2 == 0,
+                    "messages": [{"role": "user", "content": "one two three four five six seven"}]});
+                client.post(url).bearer_auth(key).json(&body).send().await
+                    .map(|r| r.status()).ok()
+            }));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Some(StatusCode::OK) => ok += 1,
+                Some(StatusCode::PAYMENT_REQUIRED) => {}
+                other => panic!("unexpected answer {other:?}"),
+            }
+        }
+        assert!(ok > 0, "some requests must fit");
+        let balance = settled(&app, &s.user, ok).await;
+        assert!(
+            balance >= 0,
+            "the balance went below the overdraft: {balance}"
+        );
+        assert_eq!(balance, 5_000 - ok * (7 * 2 + 8 * 6));
+    }
+}
