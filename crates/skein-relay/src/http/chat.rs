@@ -592,13 +592,7 @@ impl Job {
         {
             return Err(error);
         }
-        tracing::warn!(tried = ?tried, %model, "every channel failed");
-        Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream_unavailable",
-            format!("Every channel for {model} failed: {}.", tried.join("; ")),
-            format!("{model} 的所有渠道都失败了：{}。", tried.join("；")),
-        ))
+        Err(super::meter::all_failed(&model, &tried))
     }
 }
 

@@ -317,17 +317,22 @@ async fn attempt<F: Fn(&str) -> Bytes>(
         }
     }
     meter.release().await;
-    tracing::warn!(tried = ?tried, model = %plan.model, "every channel failed");
-    Err(Err(ApiError::new(
+    Err(Err(all_failed(&plan.model, &tried)))
+}
+
+/// 502 `upstream_unavailable` once every channel failed. Which channels and why goes to the
+/// log under the request id; the client hears neither (channel names, hosts and transport
+/// errors are the operator's business).
+pub(crate) fn all_failed(model: &str, tried: &[String]) -> ApiError {
+    tracing::warn!(tried = ?tried, %model, "every channel failed");
+    ApiError::new(
         StatusCode::BAD_GATEWAY,
         "upstream_unavailable",
         format!(
-            "Every channel for {} failed: {}.",
-            plan.model,
-            tried.join("; ")
+            "{model} is unavailable right now: every provider behind it failed. Try again shortly."
         ),
-        format!("{} 的所有渠道都失败了：{}。", plan.model, tried.join("；")),
-    )))
+        format!("{model} 暂时不可用：其后的所有服务商都失败了，请稍后重试。"),
+    )
 }
 
 /// The upstream's own 4xx for the client: its JSON error as written, or (if it sent something

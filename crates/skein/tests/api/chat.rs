@@ -463,13 +463,15 @@ on_both_backends! {
 
     async fn history_is_trimmed_to_the_window_and_older_turns_summarised(backend) {
         let app = chat_app(backend, |c| {
-            c.chat.context_windows.insert("gpt-test".into(), 700);
+            // Small turns in a small window: the mock "summarises" by echoing the transcript,
+            // which must fit the summary call's 600-token limit.
+            c.chat.context_windows.insert("gpt-test".into(), 400);
             c.chat.output_reserve = 100;
             c.chat.summary_model = Some("gpt-test".into());
         }).await;
         let Setup { user, upstream, .. } = setup(&app).await;
         let id = new_conversation(&app, &user, json!({"system_prompt": "stay on topic"})).await;
-        let long = |n: usize| format!("turn{n} ") + &"lorem ipsum dolor sit amet ".repeat(12);
+        let long = |n: usize| format!("turn{n} ") + &"lorem ipsum dolor sit amet ".repeat(6);
         for n in 0..6 {
             let (_, ev, raw) = send(&app, &user, &id, json!({"content": long(n)})).await;
             assert!(ev.iter().any(|(e, _)| e == "done"), "{raw}");

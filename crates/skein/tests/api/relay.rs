@@ -189,6 +189,8 @@ both_backends! {
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})).await;
         assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text);
         assert_eq!(r.json["error"]["code"], "upstream_unavailable");
+        // Which channels failed, and how, is for the log: the client hears neither.
+        assert!(!r.text.contains("primary") && !r.text.contains("backup") && !r.text.contains("127.0.0.1"), "{}", r.text);
         assert_eq!(balance(&app, &s.user).await, before);
         assert_eq!(app.get("/api/v1/billing/quota", Some(&s.user.access)).await.json["reserved"], 0);
     }

@@ -86,8 +86,9 @@ async fn the_official_openai_sdk_works() {
     assert_eq!(seen["stream_usage_completion"], 5);
     assert_eq!(seen["stream_usage_last_has_no_choices"], true);
     assert_eq!(seen["models"], serde_json::json!(["gpt-test"]));
-    assert_eq!(seen["unpriced"]["status"], 400);
-    assert_eq!(seen["unpriced"]["code"], "model_not_priced");
+    // No channel serves it: not found, checked before the price.
+    assert_eq!(seen["unpriced"]["status"], 404);
+    assert_eq!(seen["unpriced"]["code"], "model_not_found");
     assert_eq!(seen["bad_key"]["status"], 401);
     assert_eq!(seen["bad_key"]["code"], "invalid_api_key");
 }
@@ -103,8 +104,9 @@ async fn the_official_anthropic_sdk_works() {
     assert_eq!(seen["stream_text"], "echo: hello from claude sdk");
     assert_eq!(seen["stream_output_tokens"], 5);
     assert_eq!(seen["stream_stop_reason"], "end_turn");
-    assert_eq!(seen["unpriced"]["status"], 400);
-    assert_eq!(seen["unpriced"]["type"], "invalid_request_error");
+    // No channel serves it: not found, in Anthropic's own error shape.
+    assert_eq!(seen["unpriced"]["status"], 404);
+    assert_eq!(seen["unpriced"]["type"], "not_found_error");
     assert_eq!(seen["bad_key"]["status"], 401);
     assert_eq!(seen["bad_key"]["type"], "authentication_error");
 }
@@ -119,8 +121,9 @@ async fn the_official_gemini_sdk_works() {
     assert!(seen["finish_reason"].as_str().unwrap().contains("STOP"));
     assert_eq!(seen["stream_text"], "echo: hello from gemini sdk");
     assert_eq!(seen["stream_output_tokens"], 5);
-    assert_eq!(seen["unpriced"]["code"], 400);
-    assert_eq!(seen["unpriced"]["status"], "INVALID_ARGUMENT");
+    // No channel serves it: not found, in Gemini's own error shape.
+    assert_eq!(seen["unpriced"]["code"], 404);
+    assert_eq!(seen["unpriced"]["status"], "NOT_FOUND");
     assert_eq!(seen["bad_key"]["code"], 401);
     assert_eq!(seen["bad_key"]["status"], "UNAUTHENTICATED");
 }

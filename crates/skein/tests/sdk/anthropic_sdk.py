@@ -26,7 +26,7 @@ out["stream_stop_reason"] = final.stop_reason
 
 try:
     client.messages.create(model="gpt-unknown", max_tokens=5, messages=messages)
-except anthropic.BadRequestError as e:
+except anthropic.APIStatusError as e:
     out["unpriced"] = {"status": e.status_code, "type": e.body["error"]["type"]}
 
 try:

@@ -33,7 +33,7 @@ out["models"] = [m.id for m in client.models.list().data]
 
 try:
     client.chat.completions.create(model="gpt-unknown", messages=messages)
-except openai.BadRequestError as e:
+except openai.APIStatusError as e:
     out["unpriced"] = {"status": e.status_code, "code": e.code}
 
 try:
