@@ -24,7 +24,7 @@ use skein_core::{ApiError, ApiResult};
 use crate::RelayService;
 use crate::channels::LiveChannel;
 use crate::pricing::Price;
-use crate::proxy::{self, Attempt, SseSplitter, estimate_tokens, event_data, usage_of};
+use crate::proxy::{self, Attempt, SseSplitter, event_data, usage_of};
 
 /// Most channels tried for one request.
 pub(crate) const MAX_ATTEMPTS: usize = 3;
@@ -704,19 +704,37 @@ pub(crate) fn usage_in(bytes: &[u8]) -> Option<Value> {
         .filter(Value::is_object)
 }
 
-/// An estimate of the tokens of an embeddings `input` or a completions `prompt` (token arrays
-/// count exactly), or `None` if it is not one of the shapes OpenAI accepts: a string, or a
-/// non-empty array of strings, of token ids, or of non-empty token arrays.
+/// The tokens of an embeddings `input` or a completions `prompt`, counted with the o200k
+/// tokenizer and the OpenAI-compatible safety factor (token arrays count exactly), or `None`
+/// if it is not one of the shapes OpenAI accepts: a string, or a non-empty array of strings,
+/// of token ids, or of non-empty token arrays. A large input is counted off the async
+/// workers' hot loop (`block_in_place`), so one megabyte of text does not stall the others.
 pub(crate) fn input_tokens(input: &Value) -> Option<i64> {
+    let large = proxy::json_len(input) > crate::estimate::BLOCKING_ABOVE;
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if large && multi_thread {
+        tokio::task::block_in_place(|| counted_input(input))
+    } else {
+        counted_input(input)
+    }
+}
+
+fn text_tokens(text: &str) -> i64 {
+    let tokens = i64::try_from(skein_core::tokens::count_tokens(text)).unwrap_or(i64::MAX);
+    crate::estimate::scaled(tokens, crate::estimate::safety_permille("openai"))
+}
+
+fn counted_input(input: &Value) -> Option<i64> {
     match input {
-        Value::String(text) => Some(estimate_tokens(text.len())),
+        Value::String(text) => Some(text_tokens(text)),
         Value::Array(items) if !items.is_empty() => {
             if items.iter().all(Value::is_i64) {
                 return i64::try_from(items.len()).ok();
             }
             items.iter().try_fold(0i64, |sum, item| {
                 let tokens = match item {
-                    Value::String(text) => estimate_tokens(text.len()),
+                    Value::String(text) => text_tokens(text),
                     Value::Array(ids) if !ids.is_empty() && ids.iter().all(Value::is_i64) => {
                         i64::try_from(ids.len()).ok()?
                     }
