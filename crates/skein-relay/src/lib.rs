@@ -196,6 +196,33 @@ impl RelayService {
         Ok(service)
     }
 
+    /// Takes a channel out of rotation after a request found it dead — once its own key
+    /// confirms it. A rejection of one request (a 403 for a model the account may not use, a
+    /// vendor refusing a client's content) must not take the channel away from everyone else,
+    /// so a key said to be rejected is first tried on the vendor's model list (and, where that
+    /// says nothing, on a one-token chat with `model`). Answers whether the channel was
+    /// disabled. An account out of quota is read from the vendor's structured error fields,
+    /// which no client can write, and disables at once.
+    pub async fn disable_if_confirmed(
+        &self,
+        channel: &channels::LiveChannel,
+        model: &str,
+        reason: &str,
+    ) -> bool {
+        if reason.contains(upstream::KEY_REJECTED) {
+            let works = match upstream::key_works(&self.http, channel).await {
+                Ok(works) => works,
+                Err(_) => proxy::probe(&self.http, channel, model).await.is_ok(),
+            };
+            if works {
+                tracing::warn!(channel = %channel.id, %reason, "the upstream refused one request as unauthorised, but the channel's key works: kept in rotation");
+                return false;
+            }
+        }
+        self.auto_disable(&channel.id, reason).await;
+        true
+    }
+
     /// Takes a channel out of rotation because its upstream rejected its key or its account
     /// is out of quota; the prober brings it back when it answers again.
     pub async fn auto_disable(&self, channel_id: &str, reason: &str) {

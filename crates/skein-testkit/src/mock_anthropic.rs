@@ -52,6 +52,8 @@ struct Inner {
     stream_pause: Duration,
     cache_read: i64,
     thinking: Option<String>,
+    /// The account's key was revoked: every request, the model list included, is refused.
+    revoked: bool,
 }
 
 /// A running mock; dropped, it stops.
@@ -76,7 +78,24 @@ struct Shared {
     inner: Arc<Mutex<Inner>>,
 }
 
+impl Shared {
+    /// The key requests must carry: none matches once it was revoked.
+    fn key(&self) -> String {
+        if self.inner.lock().expect("mock lock").revoked {
+            "revoked\u{1}".to_string()
+        } else {
+            self.key.clone()
+        }
+    }
+}
+
 impl MockAnthropic {
+    /// Revokes (`true`) or restores the key, as a vendor's console would: while revoked every
+    /// request is refused as unauthenticated, the model list included.
+    pub fn revoke_key(&self, revoked: bool) {
+        self.inner.lock().expect("mock lock").revoked = revoked;
+    }
+
     /// Starts a mock that accepts `key`.
     pub async fn start(key: &str) -> MockAnthropic {
         let inner = Arc::new(Mutex::new(Inner::default()));
@@ -231,7 +250,7 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
 }
 
 async fn models(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key.as_str()) {
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key().as_str()) {
         return error(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
@@ -267,7 +286,7 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
             inner.thinking.clone(),
         )
     };
-    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key.as_str()) {
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key().as_str()) {
         return error(
             StatusCode::UNAUTHORIZED,
             "authentication_error",

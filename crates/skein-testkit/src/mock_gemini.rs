@@ -59,6 +59,8 @@ struct Inner {
     cached: i64,
     thought: Option<String>,
     usage_only_at_end: bool,
+    /// The account's key was revoked: every request, the model list included, is refused.
+    revoked: bool,
 }
 
 /// A running mock; dropped, it stops.
@@ -83,7 +85,24 @@ struct Shared {
     inner: Arc<Mutex<Inner>>,
 }
 
+impl Shared {
+    /// The key requests must carry: none matches once it was revoked.
+    fn key(&self) -> String {
+        if self.inner.lock().expect("mock lock").revoked {
+            "revoked\u{1}".to_string()
+        } else {
+            self.key.clone()
+        }
+    }
+}
+
 impl MockGemini {
+    /// Revokes (`true`) or restores the key, as a vendor's console would: while revoked every
+    /// request is refused as unauthenticated, the model list included.
+    pub fn revoke_key(&self, revoked: bool) {
+        self.inner.lock().expect("mock lock").revoked = revoked;
+    }
+
     /// Starts a mock that accepts `key`.
     pub async fn start(key: &str) -> MockGemini {
         let inner = Arc::new(Mutex::new(Inner::default()));
@@ -221,7 +240,7 @@ fn bad_key() -> Response {
 }
 
 async fn models(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    if headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key.as_str()) {
+    if headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key().as_str()) {
         return bad_key();
     }
     axum::Json(json!({"models": [
@@ -259,7 +278,7 @@ async fn generate(
             inner.usage_only_at_end,
         )
     };
-    if headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key.as_str()) {
+    if headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key().as_str()) {
         return bad_key();
     }
     let Some((model, action)) = model_action.rsplit_once(':') else {

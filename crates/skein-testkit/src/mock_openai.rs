@@ -50,6 +50,8 @@ struct Inner {
     ignore_max_tokens: bool,
     /// Report this many times the prompt tokens (a tokenizer that counts more than Skein's).
     prompt_scale: i64,
+    /// The account's key was revoked: every request, the model list included, is refused.
+    revoked: bool,
 }
 
 /// A running mock; dropped, it stops.
@@ -74,7 +76,24 @@ struct Shared {
     inner: Arc<Mutex<Inner>>,
 }
 
+impl Shared {
+    /// The key requests must carry: none matches once it was revoked.
+    fn key(&self) -> String {
+        if self.inner.lock().expect("mock lock").revoked {
+            "revoked\u{1}".to_string()
+        } else {
+            self.key.clone()
+        }
+    }
+}
+
 impl MockOpenAi {
+    /// Revokes (`true`) or restores the key, as a vendor's console would: while revoked every
+    /// request is refused as unauthenticated, the model list included.
+    pub fn revoke_key(&self, revoked: bool) {
+        self.inner.lock().expect("mock lock").revoked = revoked;
+    }
+
     /// Starts a mock that accepts `key`.
     pub async fn start(key: &str) -> MockOpenAi {
         let inner = Arc::new(Mutex::new(Inner {
@@ -87,6 +106,8 @@ impl MockOpenAi {
         };
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/models", axum::routing::get(models))
+            .route("/openai/models", axum::routing::get(models))
             .route("/v1/embeddings", post(endpoints::embeddings))
             .route("/v1/completions", post(endpoints::completions))
             .route("/v1/images/generations", post(endpoints::image_generations))
@@ -207,6 +228,29 @@ impl MockOpenAi {
     }
 }
 
+/// OpenAI's `GET /v1/models` (and Azure's `/openai/models`, keyed by `api-key`).
+async fn models(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    let key = shared.key();
+    let bearer = format!("Bearer {key}");
+    let presented = [
+        ("authorization", bearer.as_str()),
+        ("api-key", key.as_str()),
+    ];
+    if !presented
+        .iter()
+        .any(|(name, want)| headers.get(*name).and_then(|v| v.to_str().ok()) == Some(*want))
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect API key provided.",
+            "invalid_request_error",
+        );
+    }
+    axum::Json(json!({"object": "list", "data": [
+        {"id": "gpt-mock", "object": "model", "created": 1_700_000_000, "owned_by": "system"}]}))
+    .into_response()
+}
+
 /// The text of a message's content: a string, or the text parts of a content array.
 pub fn content_text(content: &Value) -> String {
     match content {
@@ -276,7 +320,7 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             inner.prompt_scale.max(1),
         )
     };
-    let expected = format!("Bearer {}", shared.key);
+    let expected = format!("Bearer {}", shared.key());
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -421,7 +465,7 @@ async fn azure(
         )
             .into_response();
     }
-    if headers.get("api-key").and_then(|v| v.to_str().ok()) != Some(shared.key.as_str()) {
+    if headers.get("api-key").and_then(|v| v.to_str().ok()) != Some(shared.key().as_str()) {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint."}})),
@@ -432,7 +476,7 @@ async fn azure(
     if let Ok(value) = axum::http::HeaderValue::from_str(&path) {
         headers.insert("x-mock-path", value);
     }
-    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("Bearer {}", shared.key)) {
+    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("Bearer {}", shared.key())) {
         headers.insert("authorization", value);
     }
     chat(State(shared), headers, body).await

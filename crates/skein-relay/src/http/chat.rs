@@ -576,7 +576,7 @@ impl Job {
                     tried.push(format!("{}: {reason}", channel.name));
                 }
                 Attempt::Dead(reason) => {
-                    svc.auto_disable(&channel.id, &reason).await;
+                    svc.disable_if_confirmed(&channel, &model, &reason).await;
                     tried.push(format!("{}: {reason}", channel.name));
                 }
                 Attempt::Refused(status, body) => {

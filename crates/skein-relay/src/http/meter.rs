@@ -306,7 +306,8 @@ async fn attempt<F: Fn(&str) -> Bytes>(
                 tried.push(format!("{}: {reason}", channel.name));
             }
             Attempt::Dead(reason) => {
-                svc.auto_disable(&channel.id, &reason).await;
+                svc.disable_if_confirmed(&channel, &plan.model, &reason)
+                    .await;
                 tried.push(format!("{}: {reason}", channel.name));
             }
             Attempt::Refused(status, body) => {

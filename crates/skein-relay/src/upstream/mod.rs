@@ -300,6 +300,23 @@ pub(crate) async fn send_request(
     }
 }
 
+/// How a dead channel's reason says its key was rejected (rather than its account emptied):
+/// such a reason is confirmed with the key itself before the channel is disabled.
+pub const KEY_REJECTED: &str = "the channel's key was rejected";
+
+/// Whether the channel's own key still works: the vendor's model list answers it (a request
+/// that costs nothing and carries nothing of a client's). `Ok(false)` when the vendor refuses
+/// the key; `Err` when the list said nothing either way (no such endpoint, unreachable).
+pub async fn key_works(http: &reqwest::Client, channel: &LiveChannel) -> Result<bool, String> {
+    match fetch_models(http, channel).await {
+        Ok(_) => Ok(true),
+        Err(reason) if reason.starts_with("upstream 401") || reason.starts_with("upstream 403") => {
+            Ok(false)
+        }
+        Err(reason) => Err(reason),
+    }
+}
+
 /// The rules every vendor shares: a rejected key (401/403) or an account out of credit (which
 /// the adapter recognises in its vendor's error body) is a dead channel; 429 and 5xx
 /// (Anthropic's 529 overloaded included) are worth another channel; any other 4xx is the
@@ -313,7 +330,7 @@ pub fn classify(
     out_of_credit: bool,
 ) -> Attempt {
     if status == 401 || status == 403 {
-        return Attempt::Dead(format!("upstream {status}: the channel's key was rejected"));
+        return Attempt::Dead(format!("upstream {status}: {KEY_REJECTED}"));
     }
     if out_of_credit {
         // No retry helps until someone pays.

@@ -166,7 +166,7 @@ async fn admit(
         }
         inner.faults.pop_front()
     };
-    let expected = format!("Bearer {}", shared.key);
+    let expected = format!("Bearer {}", shared.key());
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return Err(error(
             StatusCode::UNAUTHORIZED,

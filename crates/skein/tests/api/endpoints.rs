@@ -478,7 +478,7 @@ both_backends! {
         // A rejected upstream key takes the channel out of rotation; the backup answers.
         let primary = app.get("/api/v1/channels", Some(&s.root.access)).await.json.as_array().unwrap().iter()
             .find(|c| c["name"] == "primary").unwrap()["id"].as_str().unwrap().to_string();
-        s.upstream.fail_next(Fault::Status(401));
+        s.upstream.revoke_key(true);
         let r = call(&app, &s.key, "/v1/completions", json!({"model": "text-test", "prompt": "hi"})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let channel = app.get(&format!("/api/v1/channels/{primary}"), Some(&s.root.access)).await;

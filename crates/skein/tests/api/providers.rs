@@ -88,6 +88,14 @@ impl Mock {
             .expect("the upstream was called")
     }
 
+    fn revoke_key(&self, revoked: bool) {
+        match self {
+            Mock::OpenAi(m) | Mock::Azure(m) => m.revoke_key(revoked),
+            Mock::Anthropic(m) => m.revoke_key(revoked),
+            Mock::Gemini(m) => m.revoke_key(revoked),
+        }
+    }
+
     fn fail_status(&self, code: u16) {
         match self {
             Mock::OpenAi(m) | Mock::Azure(m) => m.fail_next(mock_openai::Fault::Status(code)),
@@ -1209,10 +1217,13 @@ async fn case_channel_admin(kind: Kind) {
             "{}",
             models.text
         ),
-        // The OpenAI mock has no model list: the admin hears the upstream's 404.
         Kind::OpenAi | Kind::Azure => {
-            assert_eq!(models.status, StatusCode::BAD_GATEWAY, "{}", models.text);
-            assert!(models.text.contains("404"), "{}", models.text);
+            assert_eq!(
+                models.json["models"],
+                json!(["gpt-mock"]),
+                "{}",
+                models.text
+            )
         }
     }
     w.mock.fail_status(401);
@@ -1246,7 +1257,8 @@ async fn case_channel_admin(kind: Kind) {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(backup.requests().len(), 1);
-    w.mock.fail_status(401);
+    // A key the vendor revoked (confirmed on its model list) disables the channel.
+    w.mock.revoke_key(true);
     let r = call(
         &w,
         Client::OpenAi,

@@ -449,8 +449,22 @@ async fn a_rejected_upstream_key_disables_the_channel_until_a_probe_succeeds() {
     let s = setup(&app).await;
     let (backup, _) = add_backup(&app, &s).await;
     let primary = primary_id(&app, &s).await;
-    s.upstream.fail_next(Fault::Status(401));
+    // One request refused as unauthorised while the key still works (a model the account
+    // may not use, say): the channel stays, the backup answers that one request.
+    s.upstream.fail_next(Fault::Status(403));
     let ask = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]});
+    let r = chat(&app, &s.key, ask.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "the backup answered: {}", r.text);
+    let channel = app
+        .get(&format!("/api/v1/channels/{primary}"), Some(&s.root.access))
+        .await;
+    assert_eq!(
+        channel.json["status"], "enabled",
+        "one request took a channel out"
+    );
+    assert_eq!(backup.requests().len(), 1);
+    // The key is revoked at the vendor: confirmed, the channel is disabled.
+    s.upstream.revoke_key(true);
     let r = chat(&app, &s.key, ask.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "the backup answered: {}", r.text);
     let channel = app
@@ -464,8 +478,9 @@ async fn a_rejected_upstream_key_disables_the_channel_until_a_probe_succeeds() {
             .contains("rejected")
     );
     assert_eq!(chat(&app, &s.key, ask.clone()).await.status, StatusCode::OK);
-    assert_eq!(backup.requests().len(), 2);
+    assert_eq!(backup.requests().len(), 3);
     // The upstream works again: the prober notices and re-enables the channel.
+    s.upstream.revoke_key(false);
     let mut enabled = false;
     for _ in 0..40 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -479,7 +494,7 @@ async fn a_rejected_upstream_key_disables_the_channel_until_a_probe_succeeds() {
     }
     assert!(enabled, "the channel was never re-enabled");
     assert_eq!(chat(&app, &s.key, ask).await.status, StatusCode::OK);
-    assert_eq!(backup.requests().len(), 2, "traffic is back on the primary");
+    assert_eq!(backup.requests().len(), 3, "traffic is back on the primary");
 }
 
 #[tokio::test]
