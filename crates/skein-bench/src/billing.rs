@@ -122,6 +122,7 @@ async fn run(backend: &str, url: &str, args: &Args) -> anyhow::Result<serde_json
                     user_id: user.clone(),
                     key: None,
                     amount: 2_000,
+                    min_amount: 2_000,
                     reference: String::new(),
                 };
                 let outcome = match billing.reserve(reserve).await {

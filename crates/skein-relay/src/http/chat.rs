@@ -351,6 +351,7 @@ async fn relay_with(
                 limit: key.quota_limit,
             }),
             amount: estimate,
+            min_amount: estimate,
             reference: request_id.clone(),
         })
         .await?;
@@ -555,6 +556,7 @@ impl Bill {
             prompt_tokens: tokens.prompt,
             completion_tokens: tokens.completion,
             cached_tokens: tokens.cached,
+            cache_write_tokens: 0,
             duration_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
             ttft_ms: ttft.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             stream: self.stream,

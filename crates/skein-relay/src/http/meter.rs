@@ -219,6 +219,7 @@ where
                 limit: key.quota_limit,
             }),
             amount: estimate.max(1),
+            min_amount: estimate.max(1),
             reference: request_id.to_string(),
         })
         .await?;
@@ -394,6 +395,7 @@ impl Meter {
             prompt_tokens: charge.prompt,
             completion_tokens: charge.completion,
             cached_tokens: 0,
+            cache_write_tokens: 0,
             duration_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
             ttft_ms: charge
                 .ttft
