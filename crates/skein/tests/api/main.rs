@@ -14,6 +14,7 @@ mod gateway;
 mod invites;
 mod keys;
 mod limits;
+mod money;
 mod pricing;
 mod profile;
 mod providers;
