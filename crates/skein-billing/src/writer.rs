@@ -395,3 +395,115 @@ async fn apply(
         .map(Done::Settlement),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::{Duration, Instant};
+
+    use skein_db::sqlx::{Connection, Executor};
+
+    use super::*;
+
+    fn sqlite_url(dir: &tempfile::TempDir) -> String {
+        format!("sqlite://{}?mode=rwc", dir.path().join("billing.db").display())
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_ceiling_and_gives_up() {
+        assert_eq!(retry_delay(1), Some(Duration::from_millis(10)));
+        assert_eq!(retry_delay(2), Some(Duration::from_millis(20)));
+        assert_eq!(retry_delay(5), Some(Duration::from_millis(160)));
+        assert_eq!(retry_delay(12), Some(Duration::from_millis(2_000)));
+        assert_eq!(retry_delay(MAX_TRIES), None);
+        let total: Duration = (1..MAX_TRIES).filter_map(retry_delay).sum();
+        assert!(
+            (Duration::from_secs(20)..Duration::from_secs(60)).contains(&total),
+            "{total:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn busy_and_unreachable_databases_are_retried_but_bad_operations_are_not() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = sqlite_url(&dir);
+        let mut holder = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
+        other
+            .execute("PRAGMA busy_timeout = 0; CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .await
+            .unwrap();
+        holder.execute("BEGIN IMMEDIATE").await.unwrap();
+        let busy = other.execute("BEGIN IMMEDIATE").await.unwrap_err();
+        assert!(is_transient(&DbError::from(busy)), "SQLite busy");
+        holder.execute("ROLLBACK").await.unwrap();
+
+        other.execute("INSERT INTO t (id) VALUES (1)").await.unwrap();
+        let duplicate = other
+            .execute("INSERT INTO t (id) VALUES (1)")
+            .await
+            .unwrap_err();
+        assert!(
+            !is_transient(&DbError::from(duplicate)),
+            "a constraint violation is the operation's fault"
+        );
+        assert!(is_transient(&DbError::from(sqlx::Error::PoolTimedOut)));
+        assert!(is_transient(&DbError::from(sqlx::Error::Io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset)
+        ))));
+        assert!(!is_transient(&DbError::from(sqlx::Error::RowNotFound)));
+    }
+
+    /// A credit that meets a database locked by someone else for longer than SQLite's busy
+    /// timeout (10 s) is not lost: the writer tries again until the lock goes, then commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_credit_that_meets_a_locked_database_waits_and_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = sqlite_url(&dir);
+        let db = Db::connect(&url, 2).await.unwrap();
+        db.migrate(&[&crate::MIGRATIONS]).await.unwrap();
+        let rules = Rules {
+            signup_grant: 0,
+            overdraft: 0,
+            reservation_ttl_ms: 60_000,
+        };
+        let writer = Writer::start(db.clone(), rules);
+        let credit = |key: &str| {
+            Op::Credit(Credit {
+                user_id: "u1".into(),
+                kind: "topup",
+                amount: 100,
+                reference: None,
+                actor_id: None,
+                memo: None,
+                idempotency_key: Some(key.to_string()),
+            })
+        };
+        assert!(matches!(
+            writer.submit(credit("first")).await,
+            Ok(Done::Balance(Some(100)))
+        ));
+
+        // Someone else (an import, a backup) holds the write lock for 11 s.
+        let mut holder = sqlx::AnyConnection::connect(&url).await.unwrap();
+        holder.execute("BEGIN IMMEDIATE").await.unwrap();
+        let started = Instant::now();
+        let pending = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.submit(credit("second")).await }
+        });
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert!(!pending.is_finished(), "answered while the lock was held");
+        holder.execute("ROLLBACK").await.unwrap();
+        let done = pending.await.unwrap();
+        assert!(
+            matches!(done, Ok(Done::Balance(Some(200)))),
+            "after {:?}: {done:?}",
+            started.elapsed()
+        );
+        let drift = crate::query::verify(&db).await.unwrap();
+        assert!(drift.is_empty(), "{drift:?}");
+    }
+}
