@@ -398,9 +398,7 @@ pub(crate) async fn reserve(
             Some(room) => room,
             None => {
                 open_account(tx, &req.user_id, rules, now).await?;
-                user_room(tx, &req.user_id, rules, now)
-                    .await?
-                    .unwrap_or(0)
+                user_room(tx, &req.user_id, rules, now).await?.unwrap_or(0)
             }
         };
         if available < req.min_amount {
@@ -761,7 +759,14 @@ async fn charge(
             .await?;
     }
     if overrun > 0 {
-        tracing::warn!(reservation = id, cost, held = hold.amount, charged, uncollected, "cost went beyond its hold");
+        tracing::warn!(
+            reservation = id,
+            cost,
+            held = hold.amount,
+            charged,
+            uncollected,
+            "cost went beyond its hold"
+        );
     }
     pending.usage.push(PendingUsage {
         id: new_id(),
@@ -1024,7 +1029,12 @@ pub(crate) async fn settle_many(
                 entry.2 += item.hint.amount;
                 entry.3 += entries;
             }
-            None => users.push((&item.hint.user_id, item.usage.cost, item.hint.amount, entries)),
+            None => users.push((
+                &item.hint.user_id,
+                item.usage.cost,
+                item.hint.amount,
+                entries,
+            )),
         }
     }
     let mut sql = String::from(
@@ -1216,14 +1226,18 @@ pub(crate) async fn charge_direct(
 
 /// Pushes an open hold's expiry to `now + ttl`. A hold that is no longer open is left as it
 /// is (success); an unknown id is not found.
-pub(crate) async fn renew(tx: &mut Tx, id: &str, rules: Rules, now: i64) -> DbResult<ApiResult<()>> {
-    let renewed = sqlx::query(
-        "UPDATE reservations SET expires_at = $2 WHERE id = $1 AND status = 'open'",
-    )
-    .bind(id)
-    .bind(now + rules.reservation_ttl_ms)
-    .execute(&mut **tx)
-    .await?;
+pub(crate) async fn renew(
+    tx: &mut Tx,
+    id: &str,
+    rules: Rules,
+    now: i64,
+) -> DbResult<ApiResult<()>> {
+    let renewed =
+        sqlx::query("UPDATE reservations SET expires_at = $2 WHERE id = $1 AND status = 'open'")
+            .bind(id)
+            .bind(now + rules.reservation_ttl_ms)
+            .execute(&mut **tx)
+            .await?;
     if renewed.rows_affected() == 1 || hold(tx, id).await?.is_some() {
         Ok(Ok(()))
     } else {

@@ -212,12 +212,7 @@ impl BillingApi for BillingService {
             expires_at,
         };
         for _ in 0..4 {
-            match holds.reserve(
-                &id,
-                hold.clone(),
-                request.min_amount,
-                self.config.overdraft,
-            ) {
+            match holds.reserve(&id, hold.clone(), request.min_amount, self.config.overdraft) {
                 memory::Reserved::Granted(amount) => {
                     return Ok(Reservation {
                         id,

@@ -93,7 +93,13 @@ const MEMORY: usize = 100_000;
 impl Holds {
     /// Tries to hold `hold.amount` for the user (and key) as `id`; when that does not fit,
     /// the most that does, if it is at least `min_amount`.
-    pub fn reserve(&self, id: &str, mut hold: MemHold, min_amount: i64, overdraft: i64) -> Reserved {
+    pub fn reserve(
+        &self,
+        id: &str,
+        mut hold: MemHold,
+        min_amount: i64,
+        overdraft: i64,
+    ) -> Reserved {
         let Ok(mut inner) = self.inner.lock() else {
             return Reserved::Load(Need::Balance);
         };
@@ -136,7 +142,11 @@ impl Holds {
         let mut guard = self.inner.lock().ok()?;
         let inner = &mut *guard;
         let settling = inner.settling.get_mut(id)?;
-        let held = if settling.open { settling.hold.amount } else { 0 };
+        let held = if settling.open {
+            settling.hold.amount
+        } else {
+            0
+        };
         if cost <= held {
             return Some(cost);
         }

@@ -279,7 +279,17 @@ pub async fn daily(db: &Db, f: &UsageFilter, by_user: bool) -> DbResult<Vec<Dail
     Ok(rows
         .into_iter()
         .map(
-            |(day, key, requests, prompt_tokens, completion_tokens, cost, overrun_requests, overrun, uncollected)| DailyUsage {
+            |(
+                day,
+                key,
+                requests,
+                prompt_tokens,
+                completion_tokens,
+                cost,
+                overrun_requests,
+                overrun,
+                uncollected,
+            )| DailyUsage {
                 day: ms_to_rfc3339(day * 86_400_000).chars().take(10).collect(),
                 key,
                 requests,

@@ -116,19 +116,15 @@ async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
             Err(Failed::BeforeCommit(error)) if ops.len() > 1 => {
                 tracing::warn!(%error, batch = ops.len(), "billing batch failed; retrying one by one");
                 for job in jobs {
-                    let result = match apply_retrying(
-                        &db,
-                        rules,
-                        std::slice::from_ref(&job.op),
-                        &mut hints,
-                    )
-                    .await
-                    {
-                        Ok(mut results) => results
-                            .pop()
-                            .unwrap_or_else(|| Err(ApiError::internal("empty batch"))),
-                        Err(failed) => Err(failed.into()),
-                    };
+                    let result =
+                        match apply_retrying(&db, rules, std::slice::from_ref(&job.op), &mut hints)
+                            .await
+                        {
+                            Ok(mut results) => results
+                                .pop()
+                                .unwrap_or_else(|| Err(ApiError::internal("empty batch"))),
+                            Err(failed) => Err(failed.into()),
+                        };
                     let _ = job.reply.send(result);
                 }
             }
@@ -196,9 +192,7 @@ pub(crate) fn is_transient(error: &DbError) -> bool {
             let code = db.code().unwrap_or_default();
             let message = db.message().to_ascii_lowercase();
             // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED and their extended codes (x + 256 n).
-            let sqlite_busy = code
-                .parse::<i64>()
-                .is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            let sqlite_busy = code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
             // PostgreSQL: 40001 serialization_failure, 40P01 deadlock, class 08 connection
             // exceptions, 57P01..03 shutdown / cannot connect now, 53300 too many connections.
             let pg_transient = code == "40001"
@@ -407,7 +401,10 @@ mod tests {
     use super::*;
 
     fn sqlite_url(dir: &tempfile::TempDir) -> String {
-        format!("sqlite://{}?mode=rwc", dir.path().join("billing.db").display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("billing.db").display()
+        )
     }
 
     #[test]
@@ -440,7 +437,10 @@ mod tests {
         assert!(is_transient(&DbError::from(busy)), "SQLite busy");
         holder.execute("ROLLBACK").await.unwrap();
 
-        other.execute("INSERT INTO t (id) VALUES (1)").await.unwrap();
+        other
+            .execute("INSERT INTO t (id) VALUES (1)")
+            .await
+            .unwrap();
         let duplicate = other
             .execute("INSERT INTO t (id) VALUES (1)")
             .await

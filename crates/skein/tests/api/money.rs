@@ -46,7 +46,11 @@ async fn whole_ledger(app: &TestApp, admin: &Persona, user_id: &str) -> Vec<Valu
 fn assert_ordered(entries: &[Value]) -> i64 {
     let mut running = 0;
     for (i, e) in entries.iter().enumerate() {
-        assert_eq!(e["seq"].as_i64(), Some(i as i64 + 1), "seq out of order at {i}: {e}");
+        assert_eq!(
+            e["seq"].as_i64(),
+            Some(i as i64 + 1),
+            "seq out of order at {i}: {e}"
+        );
         running += e["amount"].as_i64().unwrap();
         assert_eq!(
             e["balance_after"].as_i64(),
@@ -247,7 +251,10 @@ async fn two_instances_on_one_postgres_keep_one_ledger_order() {
     let mut users = Vec::new();
     for name in ["ada", "bob", "cyd", "dee"] {
         let user = app.register(name).await;
-        assert_eq!(adjust(&app, &root, &user.id, 10_000_000).await.status, StatusCode::OK);
+        assert_eq!(
+            adjust(&app, &root, &user.id, 10_000_000).await.status,
+            StatusCode::OK
+        );
         users.push(user);
     }
     let apps = [&app, &sibling];
@@ -285,7 +292,9 @@ async fn two_instances_on_one_postgres_keep_one_ledger_order() {
         assert_eq!(quota(&sibling, user).await["reserved"].as_i64(), Some(0));
         final_total += balance;
         // The credit, and one entry per settle that cost something (cost 0 writes none).
-        let settles = (0..2_000).filter(|i| i % users.len() == u && i % 10 != 0).count();
+        let settles = (0..2_000)
+            .filter(|i| i % users.len() == u && i % 10 != 0)
+            .count();
         assert_eq!(entries.len(), 1 + settles, "entries of {}", user.login);
     }
     assert_eq!(final_total, 4 * 10_000_000 - charged);
