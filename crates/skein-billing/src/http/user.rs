@@ -170,11 +170,14 @@ pub(crate) async fn usage_csv(
             r.stream.to_string(),
             r.status,
             r.request_id,
+            r.cache_write_tokens.to_string(),
+            r.overrun.to_string(),
+            r.uncollected.to_string(),
         ]
     });
     Ok(super::csv_response(
         "usage.csv",
-        "time,user_id,key_id,model,channel_id,prompt_tokens,completion_tokens,cached_tokens,cost,duration_ms,ttft_ms,stream,status,request_id",
+        "time,user_id,key_id,model,channel_id,prompt_tokens,completion_tokens,cached_tokens,cost,duration_ms,ttft_ms,stream,status,request_id,cache_write_tokens,overrun,uncollected",
         rows,
     ))
 }
