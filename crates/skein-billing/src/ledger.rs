@@ -443,8 +443,11 @@ pub(crate) async fn reserve(
                 add_user_hold(tx, &req.user_id, -granted, now).await?;
                 return Ok(Err(insufficient("key", req.min_amount, left)));
             }
-            add_user_hold(tx, &req.user_id, left - granted, now).await?;
-            granted = left;
+            // Never more than the user hold already taken: the key may have freed quota
+            // since the conditional UPDATE, but the balance was checked for `granted` only.
+            let take = left.min(granted);
+            add_user_hold(tx, &req.user_id, take - granted, now).await?;
+            granted = take;
             sqlx::query(
                 "UPDATE key_quotas SET reserved = reserved + $2, updated_at = $3 WHERE key_id = $1",
             )
