@@ -368,3 +368,129 @@ fn remember(set: &mut std::collections::HashSet<String>, id: &str) {
     }
     set.insert(id.to_string());
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn hold(amount: i64) -> MemHold {
+        MemHold {
+            user_id: "u".into(),
+            key: None,
+            amount,
+            expires_at: i64::MAX,
+        }
+    }
+
+    fn granted(r: Reserved) -> i64 {
+        match r {
+            Reserved::Granted(n) => n,
+            _ => panic!("not granted"),
+        }
+    }
+
+    fn settlement(charged: i64) -> Settlement {
+        Settlement {
+            reservation_id: String::new(),
+            charged,
+            balance_after: 0,
+            overrun: 0,
+            uncollected: 0,
+        }
+    }
+
+    #[test]
+    fn a_partial_hold_takes_what_is_left_and_then_refuses_with_the_numbers() {
+        let holds = Holds::default();
+        holds.set_spendable("u", 1_000);
+        assert_eq!(granted(holds.reserve("a", hold(5_000), 100, 0)), 1_000);
+        assert!(matches!(
+            holds.reserve("b", hold(10), 1, 0),
+            Reserved::NoQuota(0)
+        ));
+        // With an overdraft of 50 there are 50 more to hold, not less than asked for.
+        assert!(matches!(
+            holds.reserve("c", hold(60), 60, 50),
+            Reserved::NoQuota(50)
+        ));
+        assert_eq!(granted(holds.reserve("d", hold(60), 10, 50)), 50);
+        let key = KeyLimit {
+            key_id: "k".into(),
+            limit: Some(30),
+        };
+        holds.set_spendable("v", 1_000);
+        holds.set_key_used("k", 0);
+        let keyed = MemHold {
+            user_id: "v".into(),
+            key: Some(key),
+            amount: 100,
+            expires_at: i64::MAX,
+        };
+        assert_eq!(granted(holds.reserve("e", keyed.clone(), 20, 0)), 30);
+        assert!(matches!(
+            holds.reserve("f", keyed, 20, 0),
+            Reserved::KeyQuota(0)
+        ));
+        assert_eq!(holds.held("v"), 30);
+    }
+
+    #[test]
+    fn what_a_charge_takes_beyond_its_hold_stays_held_until_it_commits() {
+        let holds = Holds::default();
+        holds.set_spendable("u", 1_000);
+        granted(holds.reserve("a", hold(100), 100, 0));
+        granted(holds.reserve("b", hold(300), 300, 0));
+        holds.take_for_settle("a").unwrap();
+        // The hold, plus the 600 no hold covers; never b's 300.
+        assert_eq!(holds.cover("a", 5_000, 0), Some(700));
+        assert_eq!(holds.held("u"), 1_000, "the extra 600 is counted as held");
+        assert!(matches!(
+            holds.reserve("c", hold(1), 1, 0),
+            Reserved::NoQuota(0)
+        ));
+        // Asking again does not count the extra twice.
+        assert_eq!(holds.cover("a", 5_000, 0), Some(700));
+        assert_eq!(holds.held("u"), 1_000);
+        // A failed commit gives the extra back with the hold.
+        holds.restore("a");
+        assert_eq!(holds.held("u"), 400);
+        holds.take_for_settle("a").unwrap();
+        assert_eq!(holds.cover("a", 5_000, 0), Some(700));
+        holds.settled("a", &settlement(700));
+        assert_eq!(holds.held("u"), 300);
+        assert!(matches!(
+            holds.reserve("c", hold(1), 1, 0),
+            Reserved::NoQuota(0)
+        ));
+        // Within the hold the cost is charged whole and nothing extra is held.
+        holds.take_for_settle("b").unwrap();
+        assert_eq!(holds.cover("b", 250, 0), Some(250));
+        assert_eq!(holds.held("u"), 300);
+    }
+
+    #[test]
+    fn renew_moves_an_open_hold_and_leaves_closed_ones() {
+        let holds = Holds::default();
+        holds.set_spendable("u", 1_000);
+        let mut short = hold(100);
+        short.expires_at = 10;
+        granted(holds.reserve("a", short.clone(), 1, 0));
+        granted(holds.reserve("b", short, 1, 0));
+        assert_eq!(holds.renew("a", 1_000), Some(()));
+        assert_eq!(
+            holds.expire(500),
+            1,
+            "only the hold that was not renewed expires"
+        );
+        assert_eq!(holds.held("u"), 100);
+        assert_eq!(
+            holds.renew("b", 2_000),
+            Some(()),
+            "an expired hold is left as it is"
+        );
+        assert_eq!(holds.held("u"), 100);
+        assert_eq!(holds.renew("nope", 2_000), None);
+    }
+}
