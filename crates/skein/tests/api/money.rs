@@ -290,6 +290,11 @@ async fn two_instances_on_one_postgres_keep_one_ledger_order() {
         .await;
     let charged: i64 = pairs.iter().sum();
     let out = cli_verify(&app);
+    println!(
+        "skein billing verify ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
     assert!(
         out.status.success(),
         "skein billing verify: {}{}",
@@ -308,6 +313,11 @@ async fn two_instances_on_one_postgres_keep_one_ledger_order() {
             .filter(|i| i % users.len() == u && i % 10 != 0)
             .count();
         assert_eq!(entries.len(), 1 + settles, "entries of {}", user.login);
+        println!(
+            "{}: seq 1..{} in order, balance_after the running sum, balance {balance}",
+            user.login,
+            entries.len()
+        );
     }
     assert_eq!(final_total, 4 * 10_000_000 - charged);
 }
