@@ -113,7 +113,10 @@ async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
                     let _ = job.reply.send(result);
                 }
             }
-            Err(Failed::BeforeCommit(error)) if ops.len() > 1 => {
+            // A bad operation fails its batch: run them one by one so it fails alone. A
+            // database that stayed busy through every retry would fail each of them too (and
+            // take as long again per operation), so that is answered at once below.
+            Err(Failed::BeforeCommit(error)) if ops.len() > 1 && !is_transient(&error) => {
                 tracing::warn!(%error, batch = ops.len(), "billing batch failed; retrying one by one");
                 for job in jobs {
                     let result =
@@ -156,6 +159,10 @@ impl From<DbError> for Failed {
 impl From<Failed> for ApiError {
     fn from(failed: Failed) -> Self {
         match failed {
+            Failed::BeforeCommit(error) if is_transient(&error) => {
+                tracing::error!(%error, "billing database busy or unreachable through every retry");
+                ApiError::unavailable("billing")
+            }
             Failed::BeforeCommit(error) => error.into(),
             Failed::Commit(error) => {
                 tracing::error!(%error, "billing commit failed; outcome unknown, not retried");
