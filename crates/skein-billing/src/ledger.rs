@@ -24,7 +24,7 @@ pub(crate) type Tx = Transaction<'static, Any>;
 pub(crate) struct Rules {
     /// Quota a new account starts with.
     pub signup_grant: i64,
-    /// How far below zero holds may go.
+    /// How far below zero holds and charges may take a balance.
     pub overdraft: i64,
     /// Lifetime of a hold, ms.
     pub reservation_ttl_ms: i64,
@@ -65,6 +65,10 @@ struct PendingUsage {
     key_id: Option<String>,
     reservation_id: String,
     usage: Usage,
+    /// What was actually charged (stored as the record's `cost`).
+    charged: i64,
+    overrun: i64,
+    uncollected: i64,
     created_at: i64,
 }
 
@@ -77,6 +81,8 @@ struct PendingEntry {
     memo: Option<String>,
     idempotency_key: String,
     created_at: i64,
+    /// The account's sequence number this entry took.
+    seq: i64,
 }
 
 impl Pending {
@@ -115,8 +121,8 @@ impl Pending {
         }
         for chunk in self.entries.chunks(500) {
             let sql = format!(
-                "INSERT INTO ledger_entries (id, user_id, kind, amount, balance_after, reference, actor_id, memo, idempotency_key, created_at) VALUES {}",
-                values(chunk.len(), 9, Some((2, "'consume'")))
+                "INSERT INTO ledger_entries (id, user_id, kind, amount, balance_after, reference, actor_id, memo, idempotency_key, created_at, seq) VALUES {}",
+                values(chunk.len(), 10, Some((2, "'consume'")))
             );
             let mut q = sqlx::query(&sql);
             for e in chunk {
@@ -129,17 +135,19 @@ impl Pending {
                     .bind(None::<String>)
                     .bind(e.memo.as_deref())
                     .bind(&e.idempotency_key)
-                    .bind(e.created_at);
+                    .bind(e.created_at)
+                    .bind(e.seq);
             }
             // The kind literal sits at position 2; actor_id is bound as NULL above.
             q.execute(&mut **tx).await?;
         }
-        for chunk in self.usage.chunks(180) {
+        for chunk in self.usage.chunks(150) {
             let mut sql = String::from(
                 "INSERT INTO usage_records (id, user_id, key_id, reservation_id, model, channel_id, prompt_tokens, \
-                 completion_tokens, cached_tokens, cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, pricing, created_at) VALUES ",
+                 completion_tokens, cached_tokens, cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, pricing, created_at, \
+                 cache_write_tokens, overrun, uncollected) VALUES ",
             );
-            sql.push_str(&values(chunk.len(), 18, None));
+            sql.push_str(&values(chunk.len(), 21, None));
             let mut q = sqlx::query(&sql);
             for p in chunk {
                 let u = &p.usage;
@@ -153,7 +161,7 @@ impl Pending {
                     .bind(u.prompt_tokens)
                     .bind(u.completion_tokens)
                     .bind(u.cached_tokens)
-                    .bind(u.cost)
+                    .bind(p.charged)
                     .bind(u.duration_ms)
                     .bind(u.ttft_ms)
                     .bind(i64::from(u.stream))
@@ -165,7 +173,10 @@ impl Pending {
                     .bind(&u.request_id)
                     .bind(u.conversation_id.as_deref())
                     .bind(u.pricing.as_deref())
-                    .bind(p.created_at);
+                    .bind(p.created_at)
+                    .bind(u.cache_write_tokens)
+                    .bind(p.overrun)
+                    .bind(p.uncollected);
             }
             q.execute(&mut **tx).await?;
         }
@@ -243,12 +254,14 @@ pub(crate) async fn open_account(
     now: i64,
 ) -> DbResult<()> {
     let created = sqlx::query(
-        "INSERT INTO billing_accounts (user_id, balance, reserved, used, created_at, updated_at) \
-         VALUES ($1, $2, 0, 0, $3, $3) ON CONFLICT (user_id) DO NOTHING",
+        "INSERT INTO billing_accounts (user_id, balance, reserved, used, created_at, updated_at, seq) \
+         VALUES ($1, $2, 0, 0, $3, $3, $4) ON CONFLICT (user_id) DO NOTHING",
     )
     .bind(user_id)
     .bind(rules.signup_grant)
     .bind(now)
+    // The grant's entry is the account's first, so it starts at 1 (0 with no grant).
+    .bind(i64::from(rules.signup_grant > 0))
     .execute(&mut **tx)
     .await?;
     if created.rows_affected() == 1 && rules.signup_grant > 0 {
@@ -263,6 +276,7 @@ pub(crate) async fn open_account(
                 actor_id: None,
                 memo: None,
                 idempotency_key: Some(&format!("signup:{user_id}")),
+                seq: 1,
             },
             now,
         )
@@ -280,12 +294,13 @@ struct Entry<'a> {
     actor_id: Option<&'a str>,
     memo: Option<&'a str>,
     idempotency_key: Option<&'a str>,
+    seq: i64,
 }
 
 async fn insert_entry(tx: &mut Tx, e: &Entry<'_>, now: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO ledger_entries (id, user_id, kind, amount, balance_after, reference, actor_id, memo, \
-         idempotency_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         idempotency_key, created_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(new_id())
     .bind(e.user_id)
@@ -297,42 +312,53 @@ async fn insert_entry(tx: &mut Tx, e: &Entry<'_>, now: i64) -> DbResult<()> {
     .bind(e.memo)
     .bind(e.idempotency_key)
     .bind(now)
+    .bind(e.seq)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-pub(crate) fn insufficient(what: &str) -> ApiError {
-    let (code, en, zh) = if what == "key" {
-        (
+/// The 402 refusal of a hold: which balance was short (`"key"` for the API key's limit),
+/// the least the request needs and what is left, in words and in `details`.
+pub(crate) fn insufficient(what: &str, needed: i64, available: i64) -> ApiError {
+    let available = available.max(0);
+    let error = if what == "key" {
+        ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
             "key_quota_exceeded",
-            "This API key has used up its quota.",
-            "该 API 密钥的额度已用完。",
+            format!(
+                "This request needs at least {needed} quota units, but this API key has only {available} left of its limit."
+            ),
+            format!("此请求至少需要 {needed} 额度，但该 API 密钥的额度上限仅剩 {available}。"),
         )
     } else {
-        (
+        ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
             "insufficient_quota",
-            "Your quota balance is too low for this request.",
-            "额度余额不足以完成此请求。",
+            format!(
+                "This request needs at least {needed} quota units, but only {available} are left on your balance."
+            ),
+            format!("此请求至少需要 {needed} 额度，但余额仅剩 {available}。"),
         )
     };
-    ApiError::new(StatusCode::PAYMENT_REQUIRED, code, en, zh)
+    error.with_details(serde_json::json!({ "needed": needed, "available": available }))
 }
 
-/// Holds quota for a request.
-pub(crate) async fn reserve(
-    tx: &mut Tx,
-    pending: &mut Pending,
-    req: &ReserveRequest,
-    rules: Rules,
-    now: i64,
-) -> DbResult<ApiResult<Reservation>> {
+/// Checks a reserve's numbers before anything is held.
+pub(crate) fn check_reserve(req: &ReserveRequest) -> ApiResult<()> {
     if req.amount <= 0 || req.amount > MAX_AMOUNT {
-        return Ok(Err(ApiError::invalid_field(
+        return Err(ApiError::invalid_field(
             "amount",
             format!("The amount must be between 1 and {MAX_AMOUNT}."),
             format!("金额必须在 1 到 {MAX_AMOUNT} 之间。"),
-        )));
+        ));
+    }
+    if !(1..=req.amount).contains(&req.min_amount) {
+        return Err(ApiError::invalid_field(
+            "min_amount",
+            "min_amount must be between 1 and amount.",
+            "min_amount 必须在 1 到 amount 之间。",
+        ));
     }
     if req
         .key
@@ -340,20 +366,46 @@ pub(crate) async fn reserve(
         .and_then(|k| k.limit)
         .is_some_and(|l| !(0..=MAX_AMOUNT).contains(&l))
     {
-        return Ok(Err(ApiError::invalid_field(
+        return Err(ApiError::invalid_field(
             "key_limit",
             format!("A key limit must be between 0 and {MAX_AMOUNT}."),
             format!("密钥额度上限必须在 0 到 {MAX_AMOUNT} 之间。"),
-        )));
+        ));
     }
+    Ok(())
+}
 
-    let mut held = hold_user(tx, req, rules, now).await?;
-    if !held && !account_exists(tx, &req.user_id).await? {
-        open_account(tx, &req.user_id, rules, now).await?;
-        held = hold_user(tx, req, rules, now).await?;
+/// Holds quota for a request: the whole `amount` when it fits, else the most between
+/// `min_amount` and `amount` that fits both the balance and the key's limit.
+///
+/// The common case (the whole amount fits) is one conditional `UPDATE` per table. Only when it
+/// does not are the rows locked (`UPDATE ... RETURNING`, which holds the row until commit on
+/// PostgreSQL; SQLite's writer holds the whole database) and the largest fitting hold
+/// computed from what they say, so no other instance can spend the same units in between.
+pub(crate) async fn reserve(
+    tx: &mut Tx,
+    pending: &mut Pending,
+    req: &ReserveRequest,
+    rules: Rules,
+    now: i64,
+) -> DbResult<ApiResult<Reservation>> {
+    if let Err(error) = check_reserve(req) {
+        return Ok(Err(error));
     }
-    if !held {
-        return Ok(Err(insufficient("user")));
+    let mut granted = req.amount;
+    if !hold_user(tx, &req.user_id, req.amount, rules, now).await? {
+        let available = match user_room(tx, &req.user_id, rules, now).await? {
+            Some(room) => room,
+            None => {
+                open_account(tx, &req.user_id, rules, now).await?;
+                user_room(tx, &req.user_id, rules, now).await?.unwrap_or(0)
+            }
+        };
+        if available < req.min_amount {
+            return Ok(Err(insufficient("user", req.min_amount, available)));
+        }
+        granted = available.min(req.amount);
+        add_user_hold(tx, &req.user_id, granted, now).await?;
     }
     if let Some(key) = &req.key {
         sqlx::query(
@@ -370,19 +422,40 @@ pub(crate) async fn reserve(
              WHERE key_id = $1 AND ($3 < 0 OR $3 - used - reserved >= $2)",
         )
         .bind(&key.key_id)
-        .bind(req.amount)
+        .bind(granted)
         .bind(key.limit.unwrap_or(-1))
         .bind(now)
         .execute(&mut **tx)
         .await?;
         if key_held.rows_affected() == 0 {
-            // Give back the user hold taken above; the batch commits both or neither.
-            sqlx::query("UPDATE billing_accounts SET reserved = reserved - $2 WHERE user_id = $1")
-                .bind(&req.user_id)
-                .bind(req.amount)
-                .execute(&mut **tx)
-                .await?;
-            return Ok(Err(insufficient("key")));
+            // Only a limited key can refuse. Lock its row and take what is left of the limit.
+            let limit = key.limit.unwrap_or(0);
+            let left: Option<(i64,)> = sqlx::query_as(
+                "UPDATE key_quotas SET updated_at = $2 WHERE key_id = $1 RETURNING used + reserved",
+            )
+            .bind(&key.key_id)
+            .bind(now)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let left = limit - left.map(|r| r.0).unwrap_or(0);
+            if left < req.min_amount {
+                // Give back the user hold taken above; the batch commits both or neither.
+                add_user_hold(tx, &req.user_id, -granted, now).await?;
+                return Ok(Err(insufficient("key", req.min_amount, left)));
+            }
+            // Never more than the user hold already taken: the key may have freed quota
+            // since the conditional UPDATE, but the balance was checked for `granted` only.
+            let take = left.min(granted);
+            add_user_hold(tx, &req.user_id, take - granted, now).await?;
+            granted = take;
+            sqlx::query(
+                "UPDATE key_quotas SET reserved = reserved + $2, updated_at = $3 WHERE key_id = $1",
+            )
+            .bind(&key.key_id)
+            .bind(granted)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
         }
     }
     let id = new_id();
@@ -391,25 +464,33 @@ pub(crate) async fn reserve(
         id: id.clone(),
         user_id: req.user_id.clone(),
         key_id: req.key.as_ref().map(|k| k.key_id.clone()),
-        amount: req.amount,
+        amount: granted,
         reference: req.reference.clone(),
         created_at: now,
         expires_at,
     });
     Ok(Ok(Reservation {
         id,
-        amount: req.amount,
+        amount: granted,
         expires_at: ms_to_rfc3339(expires_at),
     }))
 }
 
-async fn hold_user(tx: &mut Tx, req: &ReserveRequest, rules: Rules, now: i64) -> DbResult<bool> {
+/// Holds `amount` if the balance covers it (one conditional `UPDATE`); false if it does not
+/// or there is no account.
+async fn hold_user(
+    tx: &mut Tx,
+    user_id: &str,
+    amount: i64,
+    rules: Rules,
+    now: i64,
+) -> DbResult<bool> {
     let done = sqlx::query(
         "UPDATE billing_accounts SET reserved = reserved + $2, updated_at = $4 \
          WHERE user_id = $1 AND balance - reserved - $2 >= -$3",
     )
-    .bind(&req.user_id)
-    .bind(req.amount)
+    .bind(user_id)
+    .bind(amount)
     .bind(rules.overdraft)
     .bind(now)
     .execute(&mut **tx)
@@ -417,13 +498,33 @@ async fn hold_user(tx: &mut Tx, req: &ReserveRequest, rules: Rules, now: i64) ->
     Ok(done.rows_affected() == 1)
 }
 
-async fn account_exists(tx: &mut Tx, user_id: &str) -> DbResult<bool> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT balance FROM billing_accounts WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(row.is_some())
+/// Locks the account row until commit and answers what holds may still take
+/// (`balance - reserved + overdraft`, at least 0); `None` without an account.
+async fn user_room(tx: &mut Tx, user_id: &str, rules: Rules, now: i64) -> DbResult<Option<i64>> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "UPDATE billing_accounts SET updated_at = $2 WHERE user_id = $1 RETURNING balance, reserved",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|(balance, reserved)| (balance - reserved + rules.overdraft).max(0)))
+}
+
+/// Adds `amount` (negative to give back) to the user's holds, unconditionally: the caller
+/// has checked it against a locked row.
+async fn add_user_hold(tx: &mut Tx, user_id: &str, amount: i64, now: i64) -> DbResult<()> {
+    if amount != 0 {
+        sqlx::query(
+            "UPDATE billing_accounts SET reserved = reserved + $2, updated_at = $3 WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .bind(amount)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
@@ -433,11 +534,13 @@ struct HoldRow {
     amount: i64,
     status: String,
     settled_amount: Option<i64>,
+    overrun: i64,
+    uncollected: i64,
 }
 
 async fn hold(tx: &mut Tx, id: &str) -> DbResult<Option<HoldRow>> {
     Ok(sqlx::query_as(
-        "SELECT user_id, key_id, amount, status, settled_amount FROM reservations WHERE id = $1",
+        "SELECT user_id, key_id, amount, status, settled_amount, overrun, uncollected FROM reservations WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut **tx)
@@ -448,6 +551,29 @@ fn unknown_reservation() -> ApiError {
     ApiError::not_found("Reservation", "预留额度")
 }
 
+fn check_cost(usage: &Usage) -> ApiResult<()> {
+    if usage.cost < 0 || usage.cost > MAX_AMOUNT {
+        return Err(ApiError::invalid_field(
+            "cost",
+            format!("The cost must be between 0 and {MAX_AMOUNT}."),
+            format!("费用必须在 0 到 {MAX_AMOUNT} 之间。"),
+        ));
+    }
+    Ok(())
+}
+
+/// The hold a charge is made against.
+struct Against<'a> {
+    user_id: &'a str,
+    key_id: Option<&'a str>,
+    /// What the reservation held when it was made (the overrun is measured from it).
+    amount: i64,
+    /// What it still holds in `reserved` columns (0 once expired, or for in-memory holds).
+    held_db: i64,
+    /// The most this charge may take, when the caller decided it (in-memory holds).
+    cap: Option<i64>,
+}
+
 /// Charges the actual cost of a reserved request and frees the rest of the hold.
 pub(crate) async fn settle(
     tx: &mut Tx,
@@ -455,14 +581,11 @@ pub(crate) async fn settle(
     hint: Option<&HoldHint>,
     id: &str,
     usage: &Usage,
+    rules: Rules,
     now: i64,
 ) -> DbResult<ApiResult<Settlement>> {
-    if usage.cost < 0 || usage.cost > MAX_AMOUNT {
-        return Ok(Err(ApiError::invalid_field(
-            "cost",
-            format!("The cost must be between 0 and {MAX_AMOUNT}."),
-            format!("费用必须在 0 到 {MAX_AMOUNT} 之间。"),
-        )));
+    if let Err(error) = check_cost(usage) {
+        return Ok(Err(error));
     }
     // Fast path: the writer remembers the hold, so one conditional UPDATE both checks that it
     // is still open and closes it.
@@ -476,14 +599,16 @@ pub(crate) async fn settle(
         .execute(&mut **tx)
         .await?;
         if claimed.rows_affected() == 1 {
-            let hold = HoldRow {
-                user_id: hint.user_id.clone(),
-                key_id: hint.key_id.clone(),
+            let against = Against {
+                user_id: &hint.user_id,
+                key_id: hint.key_id.as_deref(),
                 amount: hint.amount,
-                status: "open".into(),
-                settled_amount: None,
+                held_db: hint.amount,
+                cap: None,
             };
-            return charge(tx, pending, id, &hold, usage, now).await.map(Ok);
+            return charge(tx, pending, id, &against, usage, rules, true, now)
+                .await
+                .map(Ok);
         }
     }
     let Some(row) = hold(tx, id).await? else {
@@ -506,6 +631,8 @@ pub(crate) async fn settle(
                 reservation_id: id.to_string(),
                 charged: row.settled_amount.unwrap_or(0),
                 balance_after: balance,
+                overrun: row.overrun,
+                uncollected: row.uncollected,
             }));
         }
         "released" => {
@@ -528,37 +655,80 @@ pub(crate) async fn settle(
     .await?;
     if claimed.rows_affected() == 0 {
         // Another instance closed it between our read and write: answer as a retry would.
-        return Box::pin(settle(tx, pending, None, id, usage, now)).await;
+        return Box::pin(settle(tx, pending, None, id, usage, rules, now)).await;
     }
-    charge(tx, pending, id, &row, usage, now).await.map(Ok)
+    // An expired hold was already given back; a late settle still charges what was
+    // delivered (never refused: the work was done), within the overdraft.
+    let against = Against {
+        user_id: &row.user_id,
+        key_id: row.key_id.as_deref(),
+        amount: row.amount,
+        held_db: if row.status == "open" { row.amount } else { 0 },
+        cap: None,
+    };
+    charge(tx, pending, id, &against, usage, rules, true, now)
+        .await
+        .map(Ok)
 }
 
-/// The money side of a settle whose reservation row is already closed.
+/// What a charge may take: all of the cost up to the hold, and beyond it only what keeps
+/// `balance - other holds >= -overdraft` (`room` is `balance - reserved` with this hold still
+/// counted in `reserved` as `held`).
+pub(crate) fn collectable(cost: i64, held: i64, room: i64, overdraft: i64) -> i64 {
+    if cost <= held {
+        return cost;
+    }
+    cost.min(held.max(room + held + overdraft)).max(0)
+}
+
+/// The money side of a settle whose reservation row (if any) is already closed.
+#[allow(clippy::too_many_arguments)]
 async fn charge(
     tx: &mut Tx,
     pending: &mut Pending,
     id: &str,
-    row: &HoldRow,
+    hold: &Against<'_>,
     usage: &Usage,
+    rules: Rules,
+    has_row: bool,
     now: i64,
 ) -> DbResult<Settlement> {
-    // An expired hold was already given back; a late settle still charges what was delivered.
-    let held = if row.status == "open" { row.amount } else { 0 };
-    let (balance,): (i64,) = sqlx::query_as(
-        "UPDATE billing_accounts SET balance = balance - $2, reserved = reserved - $3, used = used + $2, updated_at = $4 \
-         WHERE user_id = $1 RETURNING balance",
+    let cost = usage.cost;
+    let charged = match hold.cap {
+        Some(cap) => cost.min(cap).max(0),
+        None if cost <= hold.held_db => cost,
+        None => {
+            // Beyond the hold (rare): lock the account until commit and read how far it may go.
+            let room: Option<(i64, i64)> = sqlx::query_as(
+                "UPDATE billing_accounts SET updated_at = $2 WHERE user_id = $1 RETURNING balance, reserved",
+            )
+            .bind(hold.user_id)
+            .bind(now)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let room = room.map(|(b, r)| b - r).unwrap_or(0);
+            collectable(cost, hold.held_db, room, rules.overdraft)
+        }
+    };
+    let overrun = (cost - hold.amount).max(0);
+    let uncollected = cost - charged;
+    let (balance, seq): (i64, i64) = sqlx::query_as(
+        "UPDATE billing_accounts SET balance = balance - $2, reserved = reserved - $3, used = used + $2, \
+         seq = seq + $5, updated_at = $4 WHERE user_id = $1 RETURNING balance, seq",
     )
-    .bind(&row.user_id)
-    .bind(usage.cost)
-    .bind(held)
+    .bind(hold.user_id)
+    .bind(charged)
+    .bind(hold.held_db)
     .bind(now)
+    // Only an entry takes a sequence number, and a charge of 0 writes none.
+    .bind(i64::from(charged > 0))
     .fetch_one(&mut **tx)
     .await?;
-    if usage.cost > 0 {
+    if charged > 0 {
         pending.entries.push(PendingEntry {
             id: new_id(),
-            user_id: row.user_id.clone(),
-            amount: -usage.cost,
+            user_id: hold.user_id.to_string(),
+            amount: -charged,
             balance_after: balance,
             reference: if usage.request_id.is_empty() {
                 id.to_string()
@@ -568,29 +738,56 @@ async fn charge(
             memo: (!usage.model.is_empty()).then(|| usage.model.clone()),
             idempotency_key: format!("settle:{id}"),
             created_at: now,
+            seq,
         });
     }
-    if let Some(key_id) = &row.key_id {
+    if has_row && (charged != cost || overrun > 0) {
+        sqlx::query(
+            "UPDATE reservations SET settled_amount = $2, overrun = $3, uncollected = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(charged)
+        .bind(overrun)
+        .bind(uncollected)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if let Some(key_id) = hold.key_id {
         sqlx::query("UPDATE key_quotas SET used = used + $2, reserved = reserved - $3, updated_at = $4 WHERE key_id = $1")
             .bind(key_id)
-            .bind(usage.cost)
-            .bind(held)
+            .bind(charged)
+            .bind(hold.held_db)
             .bind(now)
             .execute(&mut **tx)
             .await?;
     }
+    if overrun > 0 {
+        tracing::warn!(
+            reservation = id,
+            cost,
+            held = hold.amount,
+            charged,
+            uncollected,
+            "cost went beyond its hold"
+        );
+    }
     pending.usage.push(PendingUsage {
         id: new_id(),
-        user_id: row.user_id.clone(),
-        key_id: row.key_id.clone(),
+        user_id: hold.user_id.to_string(),
+        key_id: hold.key_id.map(str::to_string),
         reservation_id: id.to_string(),
         usage: usage.clone(),
+        charged,
+        overrun,
+        uncollected,
         created_at: now,
     });
     Ok(Settlement {
         reservation_id: id.to_string(),
-        charged: usage.cost,
+        charged,
         balance_after: balance,
+        overrun,
+        uncollected,
     })
 }
 
@@ -696,9 +893,9 @@ pub(crate) async fn credit(
         }
     }
     open_account(tx, &c.user_id, rules, now).await?;
-    let after: Option<(i64,)> = sqlx::query_as(
-        "UPDATE billing_accounts SET balance = balance + $2, updated_at = $4 \
-         WHERE user_id = $1 AND ($2 > 0 OR balance - reserved + $2 >= -$3) RETURNING balance",
+    let after: Option<(i64, i64)> = sqlx::query_as(
+        "UPDATE billing_accounts SET balance = balance + $2, seq = seq + 1, updated_at = $4 \
+         WHERE user_id = $1 AND ($2 > 0 OR balance - reserved + $2 >= -$3) RETURNING balance, seq",
     )
     .bind(&c.user_id)
     .bind(c.amount)
@@ -706,7 +903,7 @@ pub(crate) async fn credit(
     .bind(now)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((balance,)) = after else {
+    let Some((balance, seq)) = after else {
         return Ok(Err(ApiError::conflict(
             "insufficient_balance",
             "The debit is larger than the available balance.",
@@ -724,6 +921,7 @@ pub(crate) async fn credit(
             actor_id: c.actor_id.as_deref(),
             memo: c.memo.as_deref(),
             idempotency_key: c.idempotency_key.as_deref(),
+            seq,
         },
         now,
     )
@@ -790,9 +988,10 @@ pub(crate) struct FastSettle<'a> {
 /// Answers the settlements by batch position; holds that were not open are left out, for the
 /// caller to settle one by one (which answers retries and refusals exactly as `settle` does).
 ///
-/// Each id and each user must appear at most once among `items` for the per-user sums to map
-/// back to single requests; the caller guarantees distinct ids, and several settles of one
-/// user are fine because their balance_after values are derived in batch order.
+/// Each id must appear at most once among `items`; several settles of one user are fine
+/// because their balance_after and seq values are derived in batch order. Every item's cost
+/// must be within its hold (the caller sends the others one by one): within the hold a charge
+/// is never capped, so the sums need no per-request overdraft arithmetic.
 pub(crate) async fn settle_many(
     tx: &mut Tx,
     pending: &mut Pending,
@@ -822,41 +1021,59 @@ pub(crate) async fn settle_many(
         return Ok(Vec::new());
     }
 
-    // Sum per user, in first-seen order so the statement is deterministic.
-    let mut users: Vec<(&str, i64, i64)> = Vec::new();
+    // Sum per user, in first-seen order so the statement is deterministic: cost, hold, and
+    // how many entries (sequence numbers) the user's settles write.
+    let mut users: Vec<(&str, i64, i64, i64)> = Vec::new();
     for item in &won {
-        match users.iter_mut().find(|(u, _, _)| *u == item.hint.user_id) {
+        let entries = i64::from(item.usage.cost > 0);
+        match users.iter_mut().find(|(u, ..)| *u == item.hint.user_id) {
             Some(entry) => {
                 entry.1 += item.usage.cost;
                 entry.2 += item.hint.amount;
+                entry.3 += entries;
             }
-            None => users.push((&item.hint.user_id, item.usage.cost, item.hint.amount)),
+            None => users.push((
+                &item.hint.user_id,
+                item.usage.cost,
+                item.hint.amount,
+                entries,
+            )),
         }
     }
     let mut sql = String::from(
         "UPDATE billing_accounts SET balance = balance - v.column2, reserved = reserved - v.column3, \
-         used = used + v.column2, updated_at = $1 FROM (VALUES ",
+         used = used + v.column2, seq = seq + v.column4, updated_at = $1 FROM (VALUES ",
     );
-    sql.push_str(&tuples(users.len(), 3, 2, None));
-    sql.push_str(") AS v WHERE billing_accounts.user_id = v.column1 RETURNING billing_accounts.user_id, billing_accounts.balance");
-    let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(now);
-    for (user, cost, held) in &users {
-        q = q.bind(*user).bind(*cost).bind(*held);
+    sql.push_str(&tuples(users.len(), 4, 2, None));
+    sql.push_str(") AS v WHERE billing_accounts.user_id = v.column1 RETURNING billing_accounts.user_id, billing_accounts.balance, billing_accounts.seq");
+    let mut q = sqlx::query_as::<_, (String, i64, i64)>(&sql).bind(now);
+    for (user, cost, held, entries) in &users {
+        q = q.bind(*user).bind(*cost).bind(*held).bind(*entries);
     }
-    let finals: std::collections::HashMap<String, i64> =
-        q.fetch_all(&mut **tx).await?.into_iter().collect();
+    let finals: std::collections::HashMap<String, (i64, i64)> = q
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|(user, balance, seq)| (user, (balance, seq)))
+        .collect();
 
-    // Walk each user's balance back from its final value so every entry's balance_after is
-    // what the balance was right after that request, in batch order.
-    let mut running: std::collections::HashMap<&str, i64> = users
+    // Walk each user's balance and sequence back from their final values to where they were
+    // before the batch, then forward in batch order, so every entry's balance_after and seq
+    // are what they were right after that request.
+    let mut running: std::collections::HashMap<&str, (i64, i64)> = users
         .iter()
-        .map(|(u, cost, _)| (*u, finals.get(*u).copied().unwrap_or(0) + cost))
+        .map(|(u, cost, _, entries)| {
+            let (balance, seq) = finals.get(*u).copied().unwrap_or((0, 0));
+            (*u, (balance + cost, seq - entries))
+        })
         .collect();
     let mut out = Vec::with_capacity(won.len());
     for item in won {
         let user = item.hint.user_id.as_str();
-        let balance = running.get(user).copied().unwrap_or(0) - item.usage.cost;
-        running.insert(user, balance);
+        let (before, seq_before) = running.get(user).copied().unwrap_or((0, 0));
+        let balance = before - item.usage.cost;
+        let seq = seq_before + i64::from(item.usage.cost > 0);
+        running.insert(user, (balance, seq));
         if item.usage.cost > 0 {
             pending.entries.push(PendingEntry {
                 id: new_id(),
@@ -871,6 +1088,7 @@ pub(crate) async fn settle_many(
                 memo: (!item.usage.model.is_empty()).then(|| item.usage.model.clone()),
                 idempotency_key: format!("settle:{}", item.id),
                 created_at: now,
+                seq,
             });
         }
         pending.usage.push(PendingUsage {
@@ -879,6 +1097,9 @@ pub(crate) async fn settle_many(
             key_id: None,
             reservation_id: item.id.to_string(),
             usage: item.usage.clone(),
+            charged: item.usage.cost,
+            overrun: 0,
+            uncollected: 0,
             created_at: now,
         });
         out.push((
@@ -887,6 +1108,8 @@ pub(crate) async fn settle_many(
                 reservation_id: item.id.to_string(),
                 charged: item.usage.cost,
                 balance_after: balance,
+                overrun: 0,
+                uncollected: 0,
             },
         ));
     }
@@ -963,6 +1186,7 @@ pub(crate) async fn reserve_many(
 /// Charges a hold that lived in memory (see [`crate::memory`]): the money side of a settle,
 /// with no reservation row to close. The ledger's unique `settle:<id>` key still makes a
 /// second charge of the same hold impossible.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn charge_direct(
     tx: &mut Tx,
     pending: &mut Pending,
@@ -970,14 +1194,13 @@ pub(crate) async fn charge_direct(
     user_id: &str,
     key_id: Option<&str>,
     usage: &Usage,
+    amount: i64,
+    cap: i64,
+    rules: Rules,
     now: i64,
 ) -> DbResult<ApiResult<Settlement>> {
-    if usage.cost < 0 || usage.cost > MAX_AMOUNT {
-        return Ok(Err(ApiError::invalid_field(
-            "cost",
-            format!("The cost must be between 0 and {MAX_AMOUNT}."),
-            format!("费用必须在 0 到 {MAX_AMOUNT} 之间。"),
-        )));
+    if let Err(error) = check_cost(usage) {
+        return Ok(Err(error));
     }
     if let Some(key_id) = key_id {
         sqlx::query(
@@ -990,19 +1213,64 @@ pub(crate) async fn charge_direct(
         .execute(&mut **tx)
         .await?;
     }
-    let row = HoldRow {
-        user_id: user_id.to_string(),
-        key_id: key_id.map(str::to_string),
-        amount: 0,
-        status: "direct".into(),
-        settled_amount: None,
+    // The hold lived in memory, so nothing of it is in the `reserved` columns; the memory
+    // decided the cap against its own view of the other holds.
+    let against = Against {
+        user_id,
+        key_id,
+        amount,
+        held_db: 0,
+        cap: Some(cap),
     };
-    charge(tx, pending, id, &row, usage, now).await.map(Ok)
+    charge(tx, pending, id, &against, usage, rules, false, now)
+        .await
+        .map(Ok)
+}
+
+/// Pushes an open hold's expiry to `now + ttl`. A hold that is no longer open is left as it
+/// is (success); an unknown id is not found.
+pub(crate) async fn renew(
+    tx: &mut Tx,
+    id: &str,
+    rules: Rules,
+    now: i64,
+) -> DbResult<ApiResult<()>> {
+    let renewed =
+        sqlx::query("UPDATE reservations SET expires_at = $2 WHERE id = $1 AND status = 'open'")
+            .bind(id)
+            .bind(now + rules.reservation_ttl_ms)
+            .execute(&mut **tx)
+            .await?;
+    if renewed.rows_affected() == 1 || hold(tx, id).await?.is_some() {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(unknown_reservation()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_charge_takes_the_hold_and_beyond_it_only_down_to_the_overdraft() {
+        // Within the hold: the cost, whatever the balance.
+        assert_eq!(collectable(70, 100, -500, 0), 70);
+        // Beyond the hold, balance 1000 with this hold of 100 the only one reserved: the
+        // balance may fall to 0 (overdraft 0), so 1000 can be charged of 5000.
+        assert_eq!(collectable(5_000, 100, 900, 0), 1_000);
+        // With an overdraft of 250 it may fall to -250.
+        assert_eq!(collectable(5_000, 100, 900, 250), 1_250);
+        // Other holds stay covered: room is what is left after all holds.
+        assert_eq!(collectable(5_000, 100, 0, 0), 100);
+        // A balance already at its floor still pays the whole hold, never less.
+        assert_eq!(collectable(5_000, 100, -100, 0), 100);
+        // An expired hold (nothing held): only the room.
+        assert_eq!(collectable(300, 0, 200, 0), 200);
+        assert_eq!(collectable(300, 0, -10, 0), 0);
+        // A cost that fits the room is charged whole.
+        assert_eq!(collectable(300, 100, 900, 0), 300);
+    }
 
     #[test]
     fn tuples_number_placeholders_and_splice_literals() {

@@ -156,6 +156,28 @@ impl BillingService {
         Ok(query::verify(&self.db).await?)
     }
 
+    /// The most an in-memory hold being settled may charge for `cost` (see
+    /// [`memory::Holds::cover`]), loading the user's balance first if this process forgot it.
+    async fn cover(
+        &self,
+        holds: &memory::Holds,
+        id: &str,
+        hold: &memory::MemHold,
+        cost: i64,
+    ) -> ApiResult<i64> {
+        for _ in 0..3 {
+            if let Some(cap) = holds.cover(id, cost, self.config.overdraft) {
+                return Ok(cap);
+            }
+            let spendable = query::spendable(&self.db, &hold.user_id)
+                .await?
+                .unwrap_or(0);
+            holds.set_spendable(&hold.user_id, spendable);
+        }
+        // Only a poisoned lock gets here: charge no more than the hold.
+        Ok(cost.min(hold.amount))
+    }
+
     async fn require_user(&self, user_id: &str) -> ApiResult<()> {
         if self.users.user_exists(user_id).await? {
             Ok(())
@@ -180,25 +202,7 @@ impl BillingApi for BillingService {
                 other => Err(unexpected(&other)),
             };
         };
-        if request.amount <= 0 || request.amount > ledger::MAX_AMOUNT {
-            return Err(ApiError::invalid_field(
-                "amount",
-                format!("The amount must be between 1 and {}.", ledger::MAX_AMOUNT),
-                format!("金额必须在 1 到 {} 之间。", ledger::MAX_AMOUNT),
-            ));
-        }
-        if request
-            .key
-            .as_ref()
-            .and_then(|k| k.limit)
-            .is_some_and(|l| !(0..=ledger::MAX_AMOUNT).contains(&l))
-        {
-            return Err(ApiError::invalid_field(
-                "key_limit",
-                "The key limit is out of range.",
-                "密钥额度上限超出范围。",
-            ));
-        }
+        ledger::check_reserve(&request)?;
         let id = skein_core::ids::new_id();
         let expires_at = skein_core::ids::now_ms() + self.config.reservation_ttl_secs * 1000;
         let hold = memory::MemHold {
@@ -208,16 +212,20 @@ impl BillingApi for BillingService {
             expires_at,
         };
         for _ in 0..4 {
-            match holds.reserve(&id, hold.clone(), self.config.overdraft) {
-                memory::Reserved::Granted => {
+            match holds.reserve(&id, hold.clone(), request.min_amount, self.config.overdraft) {
+                memory::Reserved::Granted(amount) => {
                     return Ok(Reservation {
                         id,
-                        amount: request.amount,
+                        amount,
                         expires_at: skein_core::ids::ms_to_rfc3339(expires_at),
                     });
                 }
-                memory::Reserved::NoQuota => return Err(ledger::insufficient("user")),
-                memory::Reserved::KeyQuota => return Err(ledger::insufficient("key")),
+                memory::Reserved::NoQuota(left) => {
+                    return Err(ledger::insufficient("user", request.min_amount, left));
+                }
+                memory::Reserved::KeyQuota(left) => {
+                    return Err(ledger::insufficient("key", request.min_amount, left));
+                }
                 memory::Reserved::Load(memory::Need::Balance) => {
                     let spendable = match query::spendable(&self.db, &request.user_id).await? {
                         Some(s) => s,
@@ -264,11 +272,20 @@ impl BillingApi for BillingService {
                     ));
                 }
                 Ok(Some(hold)) => {
+                    let cap = match self.cover(holds, reservation_id, &hold, usage.cost).await {
+                        Ok(cap) => cap,
+                        Err(error) => {
+                            holds.restore(reservation_id);
+                            return Err(error);
+                        }
+                    };
                     let op = Op::Charge {
                         id: reservation_id.to_string(),
                         user_id: hold.user_id.clone(),
                         key_id: hold.key.as_ref().map(|k| k.key_id.clone()),
                         usage,
+                        amount: hold.amount,
+                        cap,
                     };
                     return match self.writer.submit(op).await {
                         Ok(Done::Settlement(s)) => {
@@ -294,6 +311,23 @@ impl BillingApi for BillingService {
             .await?
         {
             Done::Settlement(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn renew(&self, reservation_id: &str) -> Result<(), ApiError> {
+        if let Some(holds) = &self.holds {
+            let expires_at = skein_core::ids::now_ms() + self.config.reservation_ttl_secs * 1000;
+            if holds.renew(reservation_id, expires_at).is_some() {
+                return Ok(());
+            }
+        }
+        match self
+            .writer
+            .submit(Op::Renew(reservation_id.to_string()))
+            .await?
+        {
+            Done::Renewed => Ok(()),
             other => Err(unexpected(&other)),
         }
     }

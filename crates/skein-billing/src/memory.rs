@@ -47,9 +47,19 @@ struct Inner {
     settled: HashMap<String, Settlement>,
     /// Holds whose settle is being committed: still counted as held, so neither the balance
     /// view nor a concurrent reserve sees the money in neither place.
-    settling: HashMap<String, (MemHold, bool)>,
+    settling: HashMap<String, Settling>,
     /// Released holds, so releasing again is a no-op and settling after it is refused.
     released: std::collections::HashSet<String>,
+}
+
+/// A hold being settled.
+struct Settling {
+    hold: MemHold,
+    /// Whether it was open (counted in `held`) rather than expired.
+    open: bool,
+    /// What the charge may take beyond the hold, also counted in `held` until the charge
+    /// commits, so no reserve in between can promise the same units.
+    extra: i64,
 }
 
 /// What a reserve needs loaded before it can decide.
@@ -62,9 +72,12 @@ pub(crate) enum Need {
 
 /// The outcome of a reserve attempt.
 pub(crate) enum Reserved {
-    Granted,
-    NoQuota,
-    KeyQuota,
+    /// Held this much.
+    Granted(i64),
+    /// The balance has only this much left.
+    NoQuota(i64),
+    /// The key's limit has only this much left.
+    KeyQuota(i64),
     Load(Need),
 }
 
@@ -78,8 +91,15 @@ pub(crate) struct Holds {
 const MEMORY: usize = 100_000;
 
 impl Holds {
-    /// Tries to hold `amount` for the user (and key) as `id`.
-    pub fn reserve(&self, id: &str, hold: MemHold, overdraft: i64) -> Reserved {
+    /// Tries to hold `hold.amount` for the user (and key) as `id`; when that does not fit,
+    /// the most that does, if it is at least `min_amount`.
+    pub fn reserve(
+        &self,
+        id: &str,
+        mut hold: MemHold,
+        min_amount: i64,
+        overdraft: i64,
+    ) -> Reserved {
         let Ok(mut inner) = self.inner.lock() else {
             return Reserved::Load(Need::Balance);
         };
@@ -87,9 +107,11 @@ impl Holds {
             return Reserved::Load(Need::Balance);
         };
         let held = inner.books.get(&hold.user_id).map(|b| b.held).unwrap_or(0);
-        if spendable - held - hold.amount < -overdraft {
-            return Reserved::NoQuota;
+        let available = spendable - held + overdraft;
+        if available < min_amount {
+            return Reserved::NoQuota(available);
         }
+        let mut granted = hold.amount.min(available);
         if let Some(key) = &hold.key
             && let Some(limit) = key.limit
         {
@@ -97,16 +119,61 @@ impl Holds {
                 return Reserved::Load(Need::KeyUsed);
             };
             let key_held = inner.keys.get(&key.key_id).map(|k| k.held).unwrap_or(0);
-            if limit - used - key_held < hold.amount {
-                return Reserved::KeyQuota;
+            let left = limit - used - key_held;
+            if left < min_amount {
+                return Reserved::KeyQuota(left);
             }
+            granted = granted.min(left);
         }
-        inner.books.entry(hold.user_id.clone()).or_default().held += hold.amount;
+        hold.amount = granted;
+        inner.books.entry(hold.user_id.clone()).or_default().held += granted;
         if let Some(key) = &hold.key {
-            inner.keys.entry(key.key_id.clone()).or_default().held += hold.amount;
+            inner.keys.entry(key.key_id.clone()).or_default().held += granted;
         }
         inner.holds.insert(id.to_string(), hold);
-        Reserved::Granted
+        Reserved::Granted(granted)
+    }
+
+    /// The most a hold being settled may charge for `cost`: all of it within the hold, and
+    /// beyond it only what keeps the known balance less every other hold at or above
+    /// `-overdraft`. What it takes beyond the hold is counted as held until the charge
+    /// commits. `None` when the user's balance must be loaded first.
+    pub fn cover(&self, id: &str, cost: i64, overdraft: i64) -> Option<i64> {
+        let mut guard = self.inner.lock().ok()?;
+        let inner = &mut *guard;
+        let settling = inner.settling.get_mut(id)?;
+        let held = if settling.open {
+            settling.hold.amount
+        } else {
+            0
+        };
+        if cost <= held {
+            return Some(cost);
+        }
+        let book = inner.books.get_mut(&settling.hold.user_id)?;
+        let spendable = book.spendable?;
+        // Everything held, this hold (and any extra taken before) included.
+        let room = spendable - book.held + settling.extra;
+        let cap = crate::ledger::collectable(cost, held, room, overdraft);
+        let extra = cap - held;
+        book.held += extra - settling.extra;
+        settling.extra = extra;
+        Some(cap)
+    }
+
+    /// Pushes an open hold's expiry to `expires_at`. `Some` when the hold is (or was) this
+    /// process's: renewed if open, left as it is if settled, released or expired.
+    pub fn renew(&self, id: &str, expires_at: i64) -> Option<()> {
+        let mut inner = self.inner.lock().ok()?;
+        if let Some(hold) = inner.holds.get_mut(id) {
+            hold.expires_at = expires_at;
+            return Some(());
+        }
+        let known = inner.settled.contains_key(id)
+            || inner.settling.contains_key(id)
+            || inner.released.contains(id)
+            || inner.expired.contains_key(id);
+        known.then_some(())
     }
 
     /// Records a loaded balance.
@@ -150,12 +217,22 @@ impl Holds {
             return Err(None);
         }
         if let Some(hold) = inner.holds.remove(id) {
-            inner.settling.insert(id.to_string(), (hold.clone(), true));
+            let settling = Settling {
+                hold: hold.clone(),
+                open: true,
+                extra: 0,
+            };
+            inner.settling.insert(id.to_string(), settling);
             return Ok(Some(hold));
         }
         match inner.expired.remove(id) {
             Some(hold) => {
-                inner.settling.insert(id.to_string(), (hold.clone(), false));
+                let settling = Settling {
+                    hold: hold.clone(),
+                    open: false,
+                    extra: 0,
+                };
+                inner.settling.insert(id.to_string(), settling);
                 Ok(Some(hold))
             }
             None => Ok(None),
@@ -165,8 +242,11 @@ impl Holds {
     /// Puts back a hold whose settle failed, so it can be settled again or expire.
     pub fn restore(&self, id: &str) {
         if let Ok(mut inner) = self.inner.lock()
-            && let Some((hold, open)) = inner.settling.remove(id)
+            && let Some(Settling { hold, open, extra }) = inner.settling.remove(id)
         {
+            if let Some(book) = inner.books.get_mut(&hold.user_id) {
+                book.held -= extra;
+            }
             if open {
                 inner.holds.insert(id.to_string(), hold);
             } else {
@@ -180,10 +260,11 @@ impl Holds {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let Some((hold, open)) = inner.settling.remove(id) else {
+        let Some(Settling { hold, open, extra }) = inner.settling.remove(id) else {
             return;
         };
         if let Some(book) = inner.books.get_mut(&hold.user_id) {
+            book.held -= extra;
             if open {
                 book.held -= hold.amount;
             }
@@ -286,4 +367,130 @@ fn remember(set: &mut std::collections::HashSet<String>, id: &str) {
         set.clear();
     }
     set.insert(id.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn hold(amount: i64) -> MemHold {
+        MemHold {
+            user_id: "u".into(),
+            key: None,
+            amount,
+            expires_at: i64::MAX,
+        }
+    }
+
+    fn granted(r: Reserved) -> i64 {
+        match r {
+            Reserved::Granted(n) => n,
+            _ => panic!("not granted"),
+        }
+    }
+
+    fn settlement(charged: i64) -> Settlement {
+        Settlement {
+            reservation_id: String::new(),
+            charged,
+            balance_after: 0,
+            overrun: 0,
+            uncollected: 0,
+        }
+    }
+
+    #[test]
+    fn a_partial_hold_takes_what_is_left_and_then_refuses_with_the_numbers() {
+        let holds = Holds::default();
+        holds.set_spendable("u", 1_000);
+        assert_eq!(granted(holds.reserve("a", hold(5_000), 100, 0)), 1_000);
+        assert!(matches!(
+            holds.reserve("b", hold(10), 1, 0),
+            Reserved::NoQuota(0)
+        ));
+        // With an overdraft of 50 there are 50 more to hold, not less than asked for.
+        assert!(matches!(
+            holds.reserve("c", hold(60), 60, 50),
+            Reserved::NoQuota(50)
+        ));
+        assert_eq!(granted(holds.reserve("d", hold(60), 10, 50)), 50);
+        let key = KeyLimit {
+            key_id: "k".into(),
+            limit: Some(30),
+        };
+        holds.set_spendable("v", 1_000);
+        holds.set_key_used("k", 0);
+        let keyed = MemHold {
+            user_id: "v".into(),
+            key: Some(key),
+            amount: 100,
+            expires_at: i64::MAX,
+        };
+        assert_eq!(granted(holds.reserve("e", keyed.clone(), 20, 0)), 30);
+        assert!(matches!(
+            holds.reserve("f", keyed, 20, 0),
+            Reserved::KeyQuota(0)
+        ));
+        assert_eq!(holds.held("v"), 30);
+    }
+
+    #[test]
+    fn what_a_charge_takes_beyond_its_hold_stays_held_until_it_commits() {
+        let holds = Holds::default();
+        holds.set_spendable("u", 1_000);
+        granted(holds.reserve("a", hold(100), 100, 0));
+        granted(holds.reserve("b", hold(300), 300, 0));
+        holds.take_for_settle("a").unwrap();
+        // The hold, plus the 600 no hold covers; never b's 300.
+        assert_eq!(holds.cover("a", 5_000, 0), Some(700));
+        assert_eq!(holds.held("u"), 1_000, "the extra 600 is counted as held");
+        assert!(matches!(
+            holds.reserve("c", hold(1), 1, 0),
+            Reserved::NoQuota(0)
+        ));
+        // Asking again does not count the extra twice.
+        assert_eq!(holds.cover("a", 5_000, 0), Some(700));
+        assert_eq!(holds.held("u"), 1_000);
+        // A failed commit gives the extra back with the hold.
+        holds.restore("a");
+        assert_eq!(holds.held("u"), 400);
+        holds.take_for_settle("a").unwrap();
+        assert_eq!(holds.cover("a", 5_000, 0), Some(700));
+        holds.settled("a", &settlement(700));
+        assert_eq!(holds.held("u"), 300);
+        assert!(matches!(
+            holds.reserve("c", hold(1), 1, 0),
+            Reserved::NoQuota(0)
+        ));
+        // Within the hold the cost is charged whole and nothing extra is held.
+        holds.take_for_settle("b").unwrap();
+        assert_eq!(holds.cover("b", 250, 0), Some(250));
+        assert_eq!(holds.held("u"), 300);
+    }
+
+    #[test]
+    fn renew_moves_an_open_hold_and_leaves_closed_ones() {
+        let holds = Holds::default();
+        holds.set_spendable("u", 1_000);
+        let mut short = hold(100);
+        short.expires_at = 10;
+        granted(holds.reserve("a", short.clone(), 1, 0));
+        granted(holds.reserve("b", short, 1, 0));
+        assert_eq!(holds.renew("a", 1_000), Some(()));
+        assert_eq!(
+            holds.expire(500),
+            1,
+            "only the hold that was not renewed expires"
+        );
+        assert_eq!(holds.held("u"), 100);
+        assert_eq!(
+            holds.renew("b", 2_000),
+            Some(()),
+            "an expired hold is left as it is"
+        );
+        assert_eq!(holds.held("u"), 100);
+        assert_eq!(holds.renew("nope", 2_000), None);
+    }
 }

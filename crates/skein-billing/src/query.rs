@@ -75,8 +75,11 @@ pub async fn key_used(db: &Db, key_id: &str) -> DbResult<i64> {
 /// One ledger entry.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct LedgerEntry {
-    /// Id (sorts by time).
+    /// Id (opaque; order by `seq`).
     pub id: String,
+    /// Position in the user's ledger, 1, 2, 3, ... in the order the balance moved (the
+    /// same on every instance); a pagination cursor.
+    pub seq: i64,
     /// `signup_grant`, `consume`, `redeem`, `invite_reward`, `admin_adjust`, `topup`, ...
     pub kind: String,
     /// Signed change.
@@ -97,22 +100,27 @@ pub struct LedgerEntry {
     pub created_at: String,
 }
 
-/// A page of a user's ledger, newest first.
+/// A page of a user's ledger, newest first (by `seq`, the order the balance moved), only
+/// entries before the `before` seq when it is given (a cursor that stays put while new
+/// entries arrive).
 pub async fn ledger(
     db: &Db,
     user_id: &str,
     kind: &str,
+    before: Option<i64>,
     limit: i64,
     offset: i64,
 ) -> DbResult<(Vec<LedgerEntry>, i64)> {
     let mut rows: Vec<LedgerEntry> = sqlx::query_as(
-        "SELECT id, kind, amount, balance_after, reference, actor_id, memo, created_at AS created_ms \
-         FROM ledger_entries WHERE user_id = $1 AND ($2 = '' OR kind = $2) ORDER BY id DESC LIMIT $3 OFFSET $4",
+        "SELECT id, seq, kind, amount, balance_after, reference, actor_id, memo, created_at AS created_ms \
+         FROM ledger_entries WHERE user_id = $1 AND ($2 = '' OR kind = $2) AND seq < $5 \
+         ORDER BY seq DESC LIMIT $3 OFFSET $4",
     )
     .bind(user_id)
     .bind(kind)
     .bind(limit)
     .bind(offset)
+    .bind(before.unwrap_or(i64::MAX))
     .fetch_all(db.pool())
     .await?;
     for row in &mut rows {
@@ -147,8 +155,14 @@ pub struct UsageRecord {
     pub completion_tokens: i64,
     /// Cached prompt tokens.
     pub cached_tokens: i64,
+    /// Prompt tokens written to the upstream's cache.
+    pub cache_write_tokens: i64,
     /// Quota charged.
     pub cost: i64,
+    /// How far the cost went beyond the hold (0 when the hold covered it).
+    pub overrun: i64,
+    /// What the overdraft limit kept from being charged (0 almost always).
+    pub uncollected: i64,
     /// Duration, ms.
     pub duration_ms: i64,
     /// Time to first token, ms.
@@ -189,7 +203,7 @@ pub struct UsageFilter {
 const USAGE_WHERE: &str = "($1 = '' OR user_id = $1) AND ($2 = '' OR model = $2) AND ($3 = '' OR key_id = $3) \
      AND created_at >= $4 AND created_at < $5";
 const USAGE_COLUMNS: &str = "id, user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, cached_tokens, \
-     cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, pricing, created_at AS created_ms";
+     cache_write_tokens, cost, overrun, uncollected, duration_ms, ttft_ms, stream, status, request_id, conversation_id, pricing, created_at AS created_ms";
 
 /// A page of usage records, newest first.
 pub async fn usage(
@@ -242,28 +256,49 @@ pub struct DailyUsage {
     pub completion_tokens: i64,
     /// Quota charged.
     pub cost: i64,
+    /// Requests whose cost went beyond their hold (the estimate was short).
+    pub overrun_requests: i64,
+    /// Sum of how far those costs went beyond their holds.
+    pub overrun: i64,
+    /// Sum of what the overdraft limit kept from being charged.
+    pub uncollected: i64,
 }
 
 /// Daily totals grouped by `model` or by `user_id`.
 pub async fn daily(db: &Db, f: &UsageFilter, by_user: bool) -> DbResult<Vec<DailyUsage>> {
     let group = if by_user { "user_id" } else { "model" };
     let sql = format!(
-        "SELECT created_at / 86400000 AS day, {group} AS grp, COUNT(*), CAST(SUM(prompt_tokens) AS BIGINT), CAST(SUM(completion_tokens) AS BIGINT), CAST(SUM(cost) AS BIGINT) \
+        "SELECT created_at / 86400000 AS day, {group} AS grp, COUNT(*), CAST(SUM(prompt_tokens) AS BIGINT), CAST(SUM(completion_tokens) AS BIGINT), CAST(SUM(cost) AS BIGINT), \
+         CAST(SUM(CASE WHEN overrun > 0 THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(overrun) AS BIGINT), CAST(SUM(uncollected) AS BIGINT) \
          FROM usage_records WHERE {USAGE_WHERE} GROUP BY created_at / 86400000, {group} ORDER BY day DESC, grp LIMIT 5000"
     );
-    let rows: Vec<(i64, String, i64, i64, i64, i64)> = bind_usage(sqlx::query_as(&sql), f)
+    type Row = (i64, String, i64, i64, i64, i64, i64, i64, i64);
+    let rows: Vec<Row> = bind_usage(sqlx::query_as(&sql), f)
         .fetch_all(db.pool())
         .await?;
     Ok(rows
         .into_iter()
         .map(
-            |(day, key, requests, prompt_tokens, completion_tokens, cost)| DailyUsage {
+            |(
+                day,
+                key,
+                requests,
+                prompt_tokens,
+                completion_tokens,
+                cost,
+                overrun_requests,
+                overrun,
+                uncollected,
+            )| DailyUsage {
                 day: ms_to_rfc3339(day * 86_400_000).chars().take(10).collect(),
                 key,
                 requests,
                 prompt_tokens,
                 completion_tokens,
                 cost,
+                overrun_requests,
+                overrun,
+                uncollected,
             },
         )
         .collect())
@@ -408,8 +443,10 @@ pub struct Drift {
     pub problem: String,
 }
 
-/// Audits every account: balance = SUM(ledger), the newest entry's balance_after = balance,
-/// used = -SUM(consume), reserved = SUM(open holds), and no ledger entry without an account.
+/// Audits every account: balance = SUM(ledger), used = -SUM(consume), reserved = SUM(open
+/// holds); in seq order each user's entries are numbered 1..n without gaps (and the account's
+/// seq is n), every balance_after is the running sum and the newest equals the balance; and no
+/// ledger entry is without an account.
 pub async fn verify(db: &Db) -> DbResult<Vec<Drift>> {
     let mut drift = Vec::new();
     let sums: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
@@ -448,35 +485,54 @@ pub async fn verify(db: &Db) -> DbResult<Vec<Drift>> {
             });
         }
     }
-    let last: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT a.user_id, a.balance, l.balance_after FROM billing_accounts a JOIN ledger_entries l ON l.user_id = a.user_id \
-         WHERE l.id = (SELECT MAX(m.id) FROM ledger_entries m WHERE m.user_id = a.user_id)",
+    // The account's sequence counter must equal its number of entries, and the newest entry
+    // (by seq) must say the current balance.
+    let last: Vec<(String, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT a.user_id, a.balance, a.seq, \
+           (SELECT COUNT(*) FROM ledger_entries c WHERE c.user_id = a.user_id), \
+           (SELECT l.balance_after FROM ledger_entries l WHERE l.user_id = a.user_id ORDER BY l.seq DESC LIMIT 1) \
+         FROM billing_accounts a",
     )
     .fetch_all(db.pool())
     .await?;
-    for (user_id, balance, after) in last {
-        if balance != after {
+    for (user_id, balance, seq, count, after) in last {
+        if seq != count {
+            drift.push(Drift {
+                user_id: user_id.clone(),
+                problem: format!("account seq {seq} but it has {count} entries"),
+            });
+        }
+        if let Some(after) = after
+            && balance != after
+        {
             drift.push(Drift {
                 user_id,
                 problem: format!("balance {balance} but the newest entry says {after}"),
             });
         }
     }
-    // Every entry's balance_after must be the running sum of the user's entries so far.
-    let mut entries = sqlx::query_as::<_, (String, String, i64, i64)>(
-        "SELECT user_id, id, amount, balance_after FROM ledger_entries ORDER BY user_id, id",
+    // In seq order, each user's entries must be numbered 1, 2, 3, ... without gaps, and each
+    // entry's balance_after must be the running sum of the user's entries so far.
+    let mut entries = sqlx::query_as::<_, (String, String, i64, i64, i64)>(
+        "SELECT user_id, id, seq, amount, balance_after FROM ledger_entries ORDER BY user_id, seq",
     )
     .fetch(db.pool());
-    let mut current: Option<(String, i64, bool)> = None;
-    while let Some((user_id, id, amount, after)) = entries.try_next().await? {
-        let running = match &current {
-            Some((user, sum, _)) if *user == user_id => sum + amount,
-            _ => amount,
+    // (user, running sum, last seq, order reported, sum reported)
+    let mut current: Option<(String, i64, i64, bool, bool)> = None;
+    while let Some((user_id, id, seq, amount, after)) = entries.try_next().await? {
+        let (running, last_seq, order_reported, sum_reported) = match &current {
+            Some((user, sum, last, o, r)) if *user == user_id => (sum + amount, *last, *o, *r),
+            _ => (amount, 0, false, false),
         };
-        let already =
-            matches!(&current, Some((user, _, reported)) if *user == user_id && *reported);
+        let out_of_order = seq != last_seq + 1;
+        if out_of_order && !order_reported {
+            drift.push(Drift {
+                user_id: user_id.clone(),
+                problem: format!("entry {id} has seq {seq} where {} was due", last_seq + 1),
+            });
+        }
         let broken = running != after;
-        if broken && !already {
+        if broken && !sum_reported {
             drift.push(Drift {
                 user_id: user_id.clone(),
                 problem: format!(
@@ -484,7 +540,13 @@ pub async fn verify(db: &Db) -> DbResult<Vec<Drift>> {
                 ),
             });
         }
-        current = Some((user_id, running, already || broken));
+        current = Some((
+            user_id,
+            running,
+            seq,
+            order_reported || out_of_order,
+            sum_reported || broken,
+        ));
     }
     drop(entries);
     let orphans: Vec<(String,)> =

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use skein_core::api::{Reservation, ReserveRequest, Settlement, Usage};
 use skein_core::ids::now_ms;
 use skein_core::{ApiError, ApiResult};
-use skein_db::{Db, DbError, DbResult};
+use skein_db::{Db, DbError, DbResult, sqlx};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ledger::{self, Credit, HoldHint, Pending, Rules, Tx};
@@ -31,6 +31,8 @@ pub(crate) enum Op {
     Reserve(ReserveRequest),
     Settle(String, Usage),
     Release(String),
+    /// Push an open hold's expiry a full TTL from now.
+    Renew(String),
     Credit(Credit),
     Redeem {
         user_id: String,
@@ -38,12 +40,15 @@ pub(crate) enum Op {
     },
     Open(String),
     Expire,
-    /// Charge a hold that lived in memory.
+    /// Charge a hold that lived in memory: `amount` is what it held, `cap` the most the
+    /// memory allows charging (the hold, and beyond it down to the overdraft).
     Charge {
         id: String,
         user_id: String,
         key_id: Option<String>,
         usage: Usage,
+        amount: i64,
+        cap: i64,
     },
 }
 
@@ -53,6 +58,7 @@ pub(crate) enum Done {
     Reservation(Reservation),
     Settlement(Settlement),
     Released,
+    Renewed,
     Balance(Option<i64>),
     Redeemed { amount: i64, balance: i64 },
     Count(u64),
@@ -101,28 +107,27 @@ async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let ops: Vec<Op> = jobs.iter().map(|j| j.op.clone()).collect();
-        match apply_all(&db, rules, &ops, &mut hints).await {
+        match apply_retrying(&db, rules, &ops, &mut hints).await {
             Ok(results) => {
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(result);
                 }
             }
-            Err(Failed::BeforeCommit(error)) if ops.len() > 1 => {
+            // A bad operation fails its batch: run them one by one so it fails alone. A
+            // database that stayed busy through every retry would fail each of them too (and
+            // take as long again per operation), so that is answered at once below.
+            Err(Failed::BeforeCommit(error)) if ops.len() > 1 && !is_transient(&error) => {
                 tracing::warn!(%error, batch = ops.len(), "billing batch failed; retrying one by one");
                 for job in jobs {
-                    let result = match apply_all(
-                        &db,
-                        rules,
-                        std::slice::from_ref(&job.op),
-                        &mut hints,
-                    )
-                    .await
-                    {
-                        Ok(mut results) => results
-                            .pop()
-                            .unwrap_or_else(|| Err(ApiError::internal("empty batch"))),
-                        Err(failed) => Err(failed.into()),
-                    };
+                    let result =
+                        match apply_retrying(&db, rules, std::slice::from_ref(&job.op), &mut hints)
+                            .await
+                        {
+                            Ok(mut results) => results
+                                .pop()
+                                .unwrap_or_else(|| Err(ApiError::internal("empty batch"))),
+                            Err(failed) => Err(failed.into()),
+                        };
                     let _ = job.reply.send(result);
                 }
             }
@@ -154,11 +159,82 @@ impl From<DbError> for Failed {
 impl From<Failed> for ApiError {
     fn from(failed: Failed) -> Self {
         match failed {
+            Failed::BeforeCommit(error) if is_transient(&error) => {
+                tracing::error!(%error, "billing database busy or unreachable through every retry");
+                ApiError::unavailable("billing")
+            }
             Failed::BeforeCommit(error) => error.into(),
             Failed::Commit(error) => {
                 tracing::error!(%error, "billing commit failed; outcome unknown, not retried");
                 ApiError::unavailable("billing")
             }
+        }
+    }
+}
+
+/// Most tries of one batch that meets a busy or unreachable database: with [`retry_delay`]
+/// about half a minute in all, long enough to ride out a lock held by an import or a
+/// PostgreSQL restart, short enough that callers hear an answer.
+const MAX_TRIES: u32 = 20;
+
+/// How long to wait before try `attempt` + 1 (`attempt` counts from 1), or `None` to give up:
+/// doubling from 10 ms to at most 2 s.
+pub(crate) fn retry_delay(attempt: u32) -> Option<std::time::Duration> {
+    (attempt < MAX_TRIES).then(|| {
+        let ms = 10u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
+        std::time::Duration::from_millis(ms.min(2_000))
+    })
+}
+
+/// Whether a database error says "try again later" rather than "this operation is wrong":
+/// SQLite busy or locked, a PostgreSQL serialization failure or deadlock, a lost or refused
+/// connection, an exhausted pool. Such a batch rolled back whole, so running it again is safe.
+pub(crate) fn is_transient(error: &DbError) -> bool {
+    let DbError::Sqlx(error) = error else {
+        return false;
+    };
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            let message = db.message().to_ascii_lowercase();
+            // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED and their extended codes (x + 256 n).
+            let sqlite_busy = code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            // PostgreSQL: 40001 serialization_failure, 40P01 deadlock, class 08 connection
+            // exceptions, 57P01..03 shutdown / cannot connect now, 53300 too many connections.
+            let pg_transient = code == "40001"
+                || code == "40P01"
+                || code.starts_with("08")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300");
+            sqlite_busy
+                || pg_transient
+                || message.contains("database is locked")
+                || message.contains("database is busy")
+        }
+        _ => false,
+    }
+}
+
+/// [`apply_all`], tried again with backoff while the database is busy or unreachable, so a
+/// settle or credit that meets a lock waits instead of being lost.
+async fn apply_retrying(
+    db: &Db,
+    rules: Rules,
+    ops: &[Op],
+    hints: &mut HashMap<String, HoldHint>,
+) -> Result<Vec<ApiResult<Done>>, Failed> {
+    let mut attempt = 1;
+    loop {
+        match apply_all(db, rules, ops, hints).await {
+            Err(Failed::BeforeCommit(error)) if is_transient(&error) => {
+                let Some(delay) = retry_delay(attempt) else {
+                    return Err(Failed::BeforeCommit(error));
+                };
+                tracing::warn!(%error, attempt, batch = ops.len(), "billing database busy; trying the batch again");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            other => return other,
         }
     }
 }
@@ -191,7 +267,7 @@ async fn apply_all(
         match op {
             Op::Reserve(req)
                 if req.key.is_none()
-                    && (1..=ledger::MAX_AMOUNT).contains(&req.amount)
+                    && ledger::check_reserve(req).is_ok()
                     && users_seen.insert(req.user_id.as_str()) =>
             {
                 fast_reserves.push(ledger::FastReserve { index, req });
@@ -200,7 +276,12 @@ async fn apply_all(
                 if (0..=ledger::MAX_AMOUNT).contains(&usage.cost)
                     && ids_seen.insert(id.as_str()) =>
             {
-                if let Some(hint) = hints.get(id).filter(|h| h.key_id.is_none()) {
+                // A cost beyond its hold may be capped by the overdraft, which the batched
+                // sums do not do; it runs one by one.
+                if let Some(hint) = hints
+                    .get(id)
+                    .filter(|h| h.key_id.is_none() && usage.cost <= h.amount)
+                {
                     fast_settles.push(ledger::FastSettle {
                         index,
                         id,
@@ -272,9 +353,12 @@ async fn apply(
         Op::Reserve(req) => ledger::reserve(tx, pending, req, rules, now)
             .await?
             .map(Done::Reservation),
-        Op::Settle(id, usage) => ledger::settle(tx, pending, hints.get(id), id, usage, now)
+        Op::Settle(id, usage) => ledger::settle(tx, pending, hints.get(id), id, usage, rules, now)
             .await?
             .map(Done::Settlement),
+        Op::Renew(id) => ledger::renew(tx, id, rules, now)
+            .await?
+            .map(|()| Done::Renewed),
         Op::Release(id) => ledger::release(tx, id, "released", now)
             .await?
             .map(|_| Done::Released),
@@ -294,8 +378,139 @@ async fn apply(
             user_id,
             key_id,
             usage,
-        } => ledger::charge_direct(tx, pending, id, user_id, key_id.as_deref(), usage, now)
-            .await?
-            .map(Done::Settlement),
+            amount,
+            cap,
+        } => ledger::charge_direct(
+            tx,
+            pending,
+            id,
+            user_id,
+            key_id.as_deref(),
+            usage,
+            *amount,
+            *cap,
+            rules,
+            now,
+        )
+        .await?
+        .map(Done::Settlement),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::{Duration, Instant};
+
+    use skein_db::sqlx::{Connection, Executor};
+
+    use super::*;
+
+    fn sqlite_url(dir: &tempfile::TempDir) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("billing.db").display()
+        )
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_ceiling_and_gives_up() {
+        assert_eq!(retry_delay(1), Some(Duration::from_millis(10)));
+        assert_eq!(retry_delay(2), Some(Duration::from_millis(20)));
+        assert_eq!(retry_delay(5), Some(Duration::from_millis(160)));
+        assert_eq!(retry_delay(12), Some(Duration::from_millis(2_000)));
+        assert_eq!(retry_delay(MAX_TRIES), None);
+        let total: Duration = (1..MAX_TRIES).filter_map(retry_delay).sum();
+        assert!(
+            (Duration::from_secs(20)..Duration::from_secs(60)).contains(&total),
+            "{total:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn busy_and_unreachable_databases_are_retried_but_bad_operations_are_not() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = sqlite_url(&dir);
+        let mut holder = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
+        other
+            .execute("PRAGMA busy_timeout = 0; CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .await
+            .unwrap();
+        holder.execute("BEGIN IMMEDIATE").await.unwrap();
+        let busy = other.execute("BEGIN IMMEDIATE").await.unwrap_err();
+        assert!(is_transient(&DbError::from(busy)), "SQLite busy");
+        holder.execute("ROLLBACK").await.unwrap();
+
+        other
+            .execute("INSERT INTO t (id) VALUES (1)")
+            .await
+            .unwrap();
+        let duplicate = other
+            .execute("INSERT INTO t (id) VALUES (1)")
+            .await
+            .unwrap_err();
+        assert!(
+            !is_transient(&DbError::from(duplicate)),
+            "a constraint violation is the operation's fault"
+        );
+        assert!(is_transient(&DbError::from(sqlx::Error::PoolTimedOut)));
+        assert!(is_transient(&DbError::from(sqlx::Error::Io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset)
+        ))));
+        assert!(!is_transient(&DbError::from(sqlx::Error::RowNotFound)));
+    }
+
+    /// A credit that meets a database locked by someone else for longer than SQLite's busy
+    /// timeout (10 s) is not lost: the writer tries again until the lock goes, then commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_credit_that_meets_a_locked_database_waits_and_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = sqlite_url(&dir);
+        let db = Db::connect(&url, 2).await.unwrap();
+        db.migrate(&[&crate::MIGRATIONS]).await.unwrap();
+        let rules = Rules {
+            signup_grant: 0,
+            overdraft: 0,
+            reservation_ttl_ms: 60_000,
+        };
+        let writer = Writer::start(db.clone(), rules);
+        let credit = |key: &str| {
+            Op::Credit(Credit {
+                user_id: "u1".into(),
+                kind: "topup",
+                amount: 100,
+                reference: None,
+                actor_id: None,
+                memo: None,
+                idempotency_key: Some(key.to_string()),
+            })
+        };
+        assert!(matches!(
+            writer.submit(credit("first")).await,
+            Ok(Done::Balance(Some(100)))
+        ));
+
+        // Someone else (an import, a backup) holds the write lock for 11 s.
+        let mut holder = sqlx::AnyConnection::connect(&url).await.unwrap();
+        holder.execute("BEGIN IMMEDIATE").await.unwrap();
+        let started = Instant::now();
+        let pending = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.submit(credit("second")).await }
+        });
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert!(!pending.is_finished(), "answered while the lock was held");
+        holder.execute("ROLLBACK").await.unwrap();
+        let done = pending.await.unwrap();
+        assert!(
+            matches!(done, Ok(Done::Balance(Some(200)))),
+            "after {:?}: {done:?}",
+            started.elapsed()
+        );
+        let drift = crate::query::verify(&db).await.unwrap();
+        assert!(drift.is_empty(), "{drift:?}");
+    }
 }

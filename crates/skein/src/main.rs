@@ -185,7 +185,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             skein.db.close().await;
             if drift.is_empty() {
-                println!("ledger verified: every balance equals the sum of its entries");
+                println!(
+                    "ledger verified: every balance equals the sum of its entries, numbered 1..n in the order it moved"
+                );
                 Ok(())
             } else {
                 for d in &drift {

@@ -98,6 +98,8 @@ export interface Quota {
 /** A ledger entry. */
 export interface LedgerEntry {
   id: string;
+  /** Position in the user's ledger, in the order the balance moved (1, 2, 3, ...). */
+  seq: number;
   kind: string;
   amount: number;
   balance_after: number;
@@ -117,7 +119,12 @@ export interface UsageRecord {
   prompt_tokens: number;
   completion_tokens: number;
   cached_tokens: number;
+  cache_write_tokens: number;
   cost: number;
+  /** How far the cost went beyond the request's hold. */
+  overrun: number;
+  /** What the overdraft limit kept from being charged. */
+  uncollected: number;
   duration_ms: number;
   ttft_ms: number | null;
   stream: number;
@@ -135,6 +142,12 @@ export interface DailyUsage {
   prompt_tokens: number;
   completion_tokens: number;
   cost: number;
+  /** Requests whose cost went beyond their hold (the estimate was short). */
+  overrun_requests: number;
+  /** Sum of how far those costs went beyond their holds. */
+  overrun: number;
+  /** Sum of what the overdraft limit kept from being charged. */
+  uncollected: number;
 }
 
 /** A redemption code. */

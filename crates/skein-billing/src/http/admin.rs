@@ -109,6 +109,7 @@ pub async fn user_ledger(
         &svc.db,
         &id,
         q.kind.as_deref().unwrap_or(""),
+        q.before,
         page.limit(),
         page.offset(),
     )

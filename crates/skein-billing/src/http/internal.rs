@@ -22,6 +22,8 @@ struct ReserveBody {
     key_id: Option<String>,
     key_limit: Option<i64>,
     amount: i64,
+    /// The least hold the work can start with; omitted = `amount` (all or nothing).
+    min_amount: Option<i64>,
     #[serde(default)]
     reference: String,
 }
@@ -33,6 +35,7 @@ struct SettleBody {
     usage: Usage,
 }
 
+/// The body of release and renew: which hold.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReleaseBody {
@@ -46,6 +49,7 @@ pub(crate) fn routes(service: Arc<BillingService>) -> Option<Router> {
             .route("/internal/billing/reserve", post(reserve))
             .route("/internal/billing/settle", post(settle))
             .route("/internal/billing/release", post(release))
+            .route("/internal/billing/renew", post(renew))
             .with_state(service),
     )
 }
@@ -83,7 +87,7 @@ async fn reserve(
         user_id: body.user_id,
         key,
         amount: body.amount,
-        min_amount: body.amount,
+        min_amount: body.min_amount.unwrap_or(body.amount),
         reference: body.reference,
     };
     Ok(ApiJson(svc.reserve(request).await?))
@@ -105,5 +109,15 @@ async fn release(
 ) -> ApiResult<axum::http::StatusCode> {
     authorize(&svc, &headers)?;
     svc.release(&body.reservation_id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+async fn renew(
+    State(svc): State<Arc<BillingService>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ReleaseBody>,
+) -> ApiResult<axum::http::StatusCode> {
+    authorize(&svc, &headers)?;
+    svc.renew(&body.reservation_id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

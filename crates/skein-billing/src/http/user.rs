@@ -23,6 +23,9 @@ use crate::{BillingService, unexpected};
 pub struct LedgerQuery {
     /// Only this kind (`consume`, `redeem`, ...).
     pub kind: Option<String>,
+    /// Only entries with a `seq` below this (pass the last `seq` of a page to get the next,
+    /// stable while new entries arrive).
+    pub before: Option<i64>,
     /// 1-based page.
     pub page: Option<u32>,
     /// Page size, 1–100.
@@ -97,7 +100,7 @@ pub async fn get_quota(
     Ok(ApiJson(svc.quota(&user.user_id).await?))
 }
 
-/// The caller's ledger: every change of their balance, newest first.
+/// The caller's ledger: every change of their balance, newest first (by `seq`).
 #[utoipa::path(get, path = "/billing/ledger", tag = "billing", security(("bearer" = [])), params(LedgerQuery),
     responses((status = 200, body = Page<LedgerEntry>), (status = 401, body = ErrorEnvelope)))]
 pub async fn get_ledger(
@@ -113,6 +116,7 @@ pub async fn get_ledger(
         &svc.db,
         &user.user_id,
         q.kind.as_deref().unwrap_or(""),
+        q.before,
         page.limit(),
         page.offset(),
     )
@@ -166,11 +170,14 @@ pub(crate) async fn usage_csv(
             r.stream.to_string(),
             r.status,
             r.request_id,
+            r.cache_write_tokens.to_string(),
+            r.overrun.to_string(),
+            r.uncollected.to_string(),
         ]
     });
     Ok(super::csv_response(
         "usage.csv",
-        "time,user_id,key_id,model,channel_id,prompt_tokens,completion_tokens,cached_tokens,cost,duration_ms,ttft_ms,stream,status,request_id",
+        "time,user_id,key_id,model,channel_id,prompt_tokens,completion_tokens,cached_tokens,cost,duration_ms,ttft_ms,stream,status,request_id,cache_write_tokens,overrun,uncollected",
         rows,
     ))
 }

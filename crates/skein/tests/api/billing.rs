@@ -43,18 +43,18 @@ pub async fn adjust(
     .await
 }
 
-async fn quota(app: &TestApp, who: &Persona) -> Value {
+pub async fn quota(app: &TestApp, who: &Persona) -> Value {
     let r = app.get("/api/v1/billing/quota", Some(&who.access)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.json
 }
 
-fn usage(cost: i64, request_id: &str, model: &str) -> Value {
+pub fn usage(cost: i64, request_id: &str, model: &str) -> Value {
     json!({"cost": cost, "model": model, "prompt_tokens": 10, "completion_tokens": cost, "request_id": request_id, "stream": true, "duration_ms": 12})
 }
 
 /// Runs `skein billing verify` against the test server's database.
-fn cli_verify(app: &TestApp) -> std::process::Output {
+pub fn cli_verify(app: &TestApp) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_skein"))
         .env_clear()
         .env("SKEIN_DATA_DIR", &app.config.data_dir)
@@ -64,7 +64,7 @@ fn cli_verify(app: &TestApp) -> std::process::Output {
         .unwrap()
 }
 
-async fn verify_clean(app: &TestApp, admin: &Persona, user: &Persona) {
+pub async fn verify_clean(app: &TestApp, admin: &Persona, user: &Persona) {
     let out = cli_verify(app);
     assert!(
         out.status.success(),

@@ -15,6 +15,7 @@ mod holds;
 mod invites;
 mod keys;
 mod limits;
+mod money;
 mod pricing;
 mod profile;
 mod providers;

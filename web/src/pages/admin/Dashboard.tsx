@@ -18,6 +18,21 @@ export function topKeys(rows: DailyUsage[], n = 5) {
   return [...sums.entries()].sort((a, b) => b[1].cost - a[1].cost).slice(0, n);
 }
 
+/** Totals over all rows: spend, requests, tokens, and how often and how far costs went
+ * beyond their holds (how good the estimates are). */
+export function totals(rows: DailyUsage[]) {
+  const t = { cost: 0, requests: 0, tokens: 0, overrunRequests: 0, overrun: 0, uncollected: 0 };
+  for (const r of rows) {
+    t.cost += r.cost;
+    t.requests += r.requests;
+    t.tokens += r.prompt_tokens + r.completion_tokens;
+    t.overrunRequests += r.overrun_requests ?? 0;
+    t.overrun += r.overrun ?? 0;
+    t.uncollected += r.uncollected ?? 0;
+  }
+  return t;
+}
+
 /** Spend, requests and tokens over 30 days, per model and per user. */
 export function Dashboard() {
   const t = useT();
@@ -28,7 +43,7 @@ export function Dashboard() {
   const users = useQuery({ queryKey: ['admin-users', 'names'], queryFn: () => api<Page<Profile>>('admin/users?per_page=100') });
   const names = new Map((users.data?.items ?? []).map((u) => [u.id, u.display_name || u.username || u.id]));
   const rows = byModel.data ?? [];
-  const total = rows.reduce((a, r) => ({ cost: a.cost + r.cost, requests: a.requests + r.requests, tokens: a.tokens + r.prompt_tokens + r.completion_tokens }), { cost: 0, requests: 0, tokens: 0 });
+  const total = totals(rows);
   return (
     <div className="space-y-4">
       <ErrorText error={byModel.error ?? byUser.error} />
@@ -36,6 +51,11 @@ export function Dashboard() {
         <Card><div className="text-xs text-muted-fg">{t('admin.totalCost')}</div><div className="text-lg font-semibold" data-testid="admin-total-cost">{money(total.cost)}</div></Card>
         <Card><div className="text-xs text-muted-fg">{t('admin.totalRequests')}</div><div className="text-lg font-semibold">{num(total.requests)}</div></Card>
         <Card><div className="text-xs text-muted-fg">{t('admin.totalTokens')}</div><div className="text-lg font-semibold">{num(total.tokens)}</div></Card>
+      </div>
+      <div className="grid grid-cols-1 gap-3 sm:grid-cols-3">
+        <Card><div className="text-xs text-muted-fg">{t('admin.overrunRequests')}</div><div className="text-lg font-semibold" data-testid="admin-overrun-requests">{num(total.overrunRequests)}</div></Card>
+        <Card><div className="text-xs text-muted-fg">{t('admin.overrun')}</div><div className="text-lg font-semibold">{money(total.overrun)}</div></Card>
+        <Card><div className="text-xs text-muted-fg">{t('admin.uncollected')}</div><div className="text-lg font-semibold">{money(total.uncollected)}</div></Card>
       </div>
       <Card>
         <DailyChart rows={rows} label={t('usage.daily')} />
