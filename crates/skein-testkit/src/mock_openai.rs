@@ -50,6 +50,8 @@ struct Inner {
     ignore_max_tokens: bool,
     /// Report this many times the prompt tokens (a tokenizer that counts more than Skein's).
     prompt_scale: i64,
+    /// Answer this text instead of the echo.
+    reply: Option<String>,
     /// The account's key was revoked: every request, the model list included, is refused.
     revoked: bool,
 }
@@ -144,6 +146,12 @@ impl MockOpenAi {
     /// upstream would; by default the reply stops there with `finish_reason: "length"`.
     pub fn set_ignore_max_tokens(&self, on: bool) {
         self.inner.lock().expect("mock lock").ignore_max_tokens = on;
+    }
+
+    /// Answers `text` (one word a chunk when streamed) instead of echoing the prompt, from now
+    /// on: a long answer to a short question.
+    pub fn set_reply(&self, text: &str) {
+        self.inner.lock().expect("mock lock").reply = Some(text.to_string());
     }
 
     /// Reports `scale` times the prompt tokens from now on (1 is the default).
@@ -308,7 +316,7 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             "invalid_request_error",
         );
     };
-    let (fault, pause, ignore_max_tokens, prompt_scale) = {
+    let (fault, pause, ignore_max_tokens, prompt_scale, canned) = {
         let mut inner = shared.inner.lock().expect("mock lock");
         if inner.record {
             inner.requests.push((headers.clone(), request.clone()));
@@ -318,6 +326,7 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             inner.stream_pause,
             inner.ignore_max_tokens,
             inner.prompt_scale.max(1),
+            inner.reply.clone(),
         )
     };
     let expected = format!("Bearer {}", shared.key());
@@ -356,7 +365,7 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         return call;
     }
     let model = request["model"].as_str().unwrap_or("").to_string();
-    let mut reply = reply_to(&request["messages"]);
+    let mut reply = canned.unwrap_or_else(|| reply_to(&request["messages"]));
     let prompt = prompt_tokens(&request["messages"]) * prompt_scale;
     // Like OpenAI, stop at the client's limit with finish_reason "length".
     let limit = ["max_completion_tokens", "max_tokens"]

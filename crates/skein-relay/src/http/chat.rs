@@ -382,6 +382,7 @@ impl Job {
             }
         }
         Job {
+            keep_alive: Some(super::meter::KeepAlive::start(&svc, &reservation)),
             svc,
             key,
             request_id,
@@ -443,6 +444,8 @@ fn set(body: &mut Value, path: &[&str], value: i64) {
 
 /// One held chat request on its way through the channels.
 struct Job {
+    /// Renews the hold until the request is settled or released.
+    keep_alive: Option<super::meter::KeepAlive>,
     svc: Arc<RelayService>,
     key: KeyInfo,
     request_id: String,
@@ -538,6 +541,7 @@ impl Job {
                     svc.breakers.success(&channel.id);
                     tracing::info!(channel = %channel.id, tried = ?tried, %model, stream, "upstream answered");
                     let bill = Bill {
+                        _keep_alive: self.keep_alive.take(),
                         svc: svc.clone(),
                         key: self.key.clone(),
                         reservation_id: self.reservation_id.clone(),
@@ -638,6 +642,8 @@ async fn release(svc: &RelayService, reservation_id: &str) {
 
 /// Everything needed to settle once the upstream is done.
 struct Bill {
+    /// Renews the hold until the bill is settled (dropped with it).
+    _keep_alive: Option<super::meter::KeepAlive>,
     svc: Arc<RelayService>,
     key: KeyInfo,
     reservation_id: String,
@@ -834,6 +840,8 @@ struct StreamState {
     /// Completion tokens (all choices) the hold pays for, and those counted so far.
     output_cap: i64,
     output_seen: i64,
+    /// Output text not counted yet.
+    uncounted: String,
     /// The output reached what was held: the stream is ended here.
     cut: bool,
 }
@@ -923,24 +931,14 @@ impl StreamState {
                     if len > 0 {
                         // Tool calls count by their names and arguments, as vendors count
                         // them, not by the JSON that frames each delta.
-                        let call_text: usize = delta["tool_calls"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|c| {
-                                let f = &c["function"];
-                                skein_core::tokens::count_tokens(f["name"].as_str().unwrap_or(""))
-                                    + skein_core::tokens::count_tokens(
-                                        f["arguments"].as_str().unwrap_or(""),
-                                    )
-                            })
-                            .sum();
-                        let counted = skein_core::tokens::count_tokens(content)
-                            + skein_core::tokens::count_tokens(reasoning)
-                            + call_text;
-                        self.output_seen = self
-                            .output_seen
-                            .saturating_add(i64::try_from(counted).unwrap_or(i64::MAX));
+                        self.uncounted.push_str(content);
+                        self.uncounted.push_str(reasoning);
+                        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                            let f = &call["function"];
+                            self.uncounted.push_str(f["name"].as_str().unwrap_or(""));
+                            self.uncounted
+                                .push_str(f["arguments"].as_str().unwrap_or(""));
+                        }
                     }
                     self.delivered_text += len;
                     if self.delivered.len() < DELIVERED_KEPT {
@@ -951,6 +949,15 @@ impl StreamState {
                         }
                     }
                 }
+            }
+            // Counted a few hundred bytes at a time: a token split across deltas counts once,
+            // and the tokenizer sees each byte once.
+            if self.uncounted.len() >= COUNT_EVERY {
+                let counted = skein_core::tokens::count_tokens(&self.uncounted);
+                self.output_seen = self
+                    .output_seen
+                    .saturating_add(i64::try_from(counted).unwrap_or(i64::MAX));
+                self.uncounted.clear();
             }
             if self.output_seen > cut_at(self.output_cap) {
                 // The vendor wrote past the limit it was sent: what was held is spent.
@@ -1071,6 +1078,9 @@ fn cut_at(cap: i64) -> i64 {
     cap.saturating_add(cap / 5).saturating_add(32)
 }
 
+/// Bytes of output gathered before they are counted against the hold.
+const COUNT_EVERY: usize = 256;
+
 /// Most delivered text kept for counting; beyond it the rest is estimated from its length.
 const DELIVERED_KEPT: usize = 1 << 20;
 
@@ -1131,6 +1141,7 @@ fn relay_stream(
         held: None,
         output_cap: bill.output_cap,
         output_seen: 0,
+        uncounted: String::new(),
         cut: false,
     };
     let tasks = bill.svc.tasks.clone();
