@@ -179,7 +179,8 @@ pub async fn list_conversations(
         format!("SELECT {CONVERSATION_COLUMNS} FROM chat_conversations WHERE user_id = $1");
     if filter.deleted {
         // Deleted conversations are listed whether or not they were archived.
-        sql.push_str(" AND deleted_at IS NOT NULL");
+        // Positive only: an import being written is hidden under a negative marker.
+        sql.push_str(" AND deleted_at > 0");
     } else if filter.archived {
         sql.push_str(" AND deleted_at IS NULL AND archived = 1");
     } else {
@@ -382,6 +383,60 @@ where
     .bind(m.updated_at)
     .execute(db)
     .await?;
+    Ok(())
+}
+
+/// Inserts several messages in one statement. `anonymous` (SQLite) writes plain `?`
+/// placeholders: SQLite finds a named one (`$7`) by a linear scan, so a statement of n named
+/// parameters costs O(n²) before it runs (see billing's batches).
+pub async fn insert_messages<'e, E>(db: E, rows: &[&MessageRow], anonymous: bool) -> DbResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    const COLS: usize = 16;
+    let mut values = String::with_capacity(rows.len() * COLS * 5);
+    for r in 0..rows.len() {
+        if r > 0 {
+            values.push(',');
+        }
+        values.push('(');
+        for c in 0..COLS {
+            if c > 0 {
+                values.push_str(", ");
+            }
+            if anonymous {
+                values.push('?');
+            } else {
+                values.push_str(&format!("${}", r * COLS + c + 1));
+            }
+        }
+        values.push(')');
+    }
+    let sql = format!("INSERT INTO chat_messages ({MESSAGE_COLUMNS}) VALUES {values}");
+    let mut query = sqlx::query(&sql);
+    for m in rows {
+        query = query
+            .bind(&m.id)
+            .bind(&m.conversation_id)
+            .bind(&m.user_id)
+            .bind(&m.parent_id)
+            .bind(&m.role)
+            .bind(&m.content)
+            .bind(&m.reasoning)
+            .bind(&m.images)
+            .bind(&m.status)
+            .bind(&m.model)
+            .bind(&m.error)
+            .bind(m.prompt_tokens)
+            .bind(m.completion_tokens)
+            .bind(m.cost)
+            .bind(m.created_at)
+            .bind(m.updated_at);
+    }
+    query.execute(db).await?;
     Ok(())
 }
 
