@@ -64,16 +64,6 @@ pub struct KeyPolicy {
     pub max_tpm: Option<u32>,
 }
 
-impl Default for KeyPolicy {
-    fn default() -> Self {
-        KeyPolicy {
-            default_groups: vec!["default".into()],
-            max_rpm: 6000,
-            max_tpm: None,
-        }
-    }
-}
-
 /// The Relay service.
 pub struct RelayService {
     db: Db,
