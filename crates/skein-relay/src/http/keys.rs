@@ -97,7 +97,7 @@ pub async fn list_keys(
 ) -> ApiResult<ApiJson<Page<ApiKey>>> {
     let (rows, total) = keys::list(&svc.db, &user.user_id, page.limit(), page.offset()).await?;
     Ok(ApiJson(Page::new(
-        rows.into_iter().map(ApiKey::from).collect(),
+        rows.into_iter().map(|row| view(&svc, row)).collect(),
         total,
         page,
     )))
@@ -153,7 +153,7 @@ pub async fn create_key(
     let row = keys::by_id(&svc.db, &user.user_id, &id)
         .await?
         .ok_or_else(|| ApiError::internal("new key vanished"))?;
-    let mut key = ApiKey::from(row);
+    let mut key = view(&svc, row);
     key.key = Some(secret);
     tracing::info!(user_id = %user.user_id, key_id = %id, "API key created");
     Ok((StatusCode::CREATED, ApiJson(key)))
@@ -168,7 +168,7 @@ pub async fn get_key(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<ApiKey>> {
-    Ok(ApiJson(load(&svc, &user, &id).await?.into()))
+    Ok(ApiJson(view(&svc, load(&svc, &user, &id).await?)))
 }
 
 /// Change, disable or re-enable one of the caller's API keys. A `group` given must be one the
@@ -229,7 +229,7 @@ pub async fn update_key(
     }
     keys::update(&svc.db, &row.id, &user.user_id, &s, now).await?;
     forget(&svc, &row.id).await?;
-    Ok(ApiJson(load(&svc, &user, &id).await?.into()))
+    Ok(ApiJson(view(&svc, load(&svc, &user, &id).await?)))
 }
 
 /// Revoke one of the caller's API keys for good.
@@ -246,6 +246,15 @@ pub async fn delete_key(
     forget(&svc, &row.id).await?;
     tracing::info!(user_id = %user.user_id, key_id = %row.id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A key as its owner sees it, with the limits that apply now: a key stored before a ceiling
+/// was lowered shows the ceiling, as the gateway enforces it.
+fn view(svc: &RelayService, row: keys::KeyRow) -> ApiKey {
+    let mut key = ApiKey::from(row);
+    key.rpm_limit = crate::groups::clamp(key.rpm_limit, Some(svc.policy.max_rpm));
+    key.tpm_limit = crate::groups::clamp(key.tpm_limit, svc.policy.max_tpm);
+    key
 }
 
 async fn forget(svc: &RelayService, id: &str) -> ApiResult<()> {

@@ -339,5 +339,18 @@ skein_testkit::on_both_backends! {
         // Updates clamp the same way; a lower limit is kept as asked.
         let r = app.patch(&format!("/api/v1/keys/{id}"), Some(&ada.access), json!({"rpm_limit": 99, "tpm_limit": 10})).await;
         assert_eq!((r.json["rpm_limit"].as_i64(), r.json["tpm_limit"].as_i64()), (Some(3), Some(10)), "{}", r.text);
+
+        // A ceiling lowered later applies to keys stored before it, shown and enforced.
+        let mut lowered_config = app.config.clone();
+        lowered_config.limits.api_per_key_per_minute = 2;
+        let mut app = app;
+        app.config = lowered_config;
+        let lowered = app.sibling().await;
+        let r = lowered.get(&format!("/api/v1/keys/{id}"), Some(&ada.access)).await;
+        assert_eq!(r.json["rpm_limit"].as_i64(), Some(2), "{}", r.text);
+        for _ in 0..2 {
+            assert_eq!(models(&lowered, &secret).await.status, StatusCode::OK);
+        }
+        assert_eq!(models(&lowered, &secret).await.status, StatusCode::TOO_MANY_REQUESTS);
     }
 }
