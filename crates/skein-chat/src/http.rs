@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use skein_core::api::PricedModel;
 use skein_core::auth::AuthUser;
 use skein_core::error::ErrorEnvelope;
-use skein_core::extract::{ApiJson, ApiQuery};
+use skein_core::extract::{ApiJson, ApiQuery, JsonBytes};
 use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult, ids};
 use tokio::sync::broadcast;
@@ -1378,15 +1378,22 @@ pub async fn export_all(
 }
 
 /// Import Skein's JSON (one conversation or an archive) or ChatGPT's `conversations.json`.
+/// Limits: 64 MB of body, 10,000 conversations, 20,000 messages per conversation, 200,000 in
+/// all, 48 MB of text (413 `import_too_large`); a loop of messages is 422 `import_cycle`.
+/// Rows are written in batches of at most 500 per transaction, shown all at once at the end.
 #[utoipa::path(post, path = "/chat/import", tag = "chat", security(("bearer" = [])), request_body = Object,
-    responses((status = 200, body = Object), (status = 422, body = ErrorEnvelope)))]
+    responses((status = 200, body = Object), (status = 400, body = ErrorEnvelope),
+        (status = 413, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
 pub async fn import(
     State(svc): State<Arc<ChatService>>,
     user: AuthUser,
-    ApiJson(body): ApiJson<Value>,
+    JsonBytes(body): JsonBytes,
 ) -> ApiResult<ApiJson<Value>> {
-    let parsed = crate::export::parse(&body)?;
-    let ids_made = crate::export::store_import(&svc.db, &user.user_id, parsed).await?;
+    // Parsing a big file is CPU work; keep it off the threads that serve requests.
+    let parsed = tokio::task::spawn_blocking(move || crate::import::parse(&body))
+        .await
+        .map_err(ApiError::internal)??;
+    let ids_made = crate::import::store_import(&svc.db, &user.user_id, parsed).await?;
     Ok(ApiJson(
         json!({ "imported": ids_made.len(), "ids": ids_made }),
     ))

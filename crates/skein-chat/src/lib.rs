@@ -11,6 +11,7 @@ pub mod context;
 pub mod export;
 pub mod generate;
 mod http;
+pub mod import;
 pub mod store;
 pub mod tree;
 

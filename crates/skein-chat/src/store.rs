@@ -179,7 +179,8 @@ pub async fn list_conversations(
         format!("SELECT {CONVERSATION_COLUMNS} FROM chat_conversations WHERE user_id = $1");
     if filter.deleted {
         // Deleted conversations are listed whether or not they were archived.
-        sql.push_str(" AND deleted_at IS NOT NULL");
+        // Positive only: an import being written is hidden under a negative marker.
+        sql.push_str(" AND deleted_at > 0");
     } else if filter.archived {
         sql.push_str(" AND deleted_at IS NULL AND archived = 1");
     } else {
@@ -385,6 +386,60 @@ where
     Ok(())
 }
 
+/// Inserts several messages in one statement. `anonymous` (SQLite) writes plain `?`
+/// placeholders: SQLite finds a named one (`$7`) by a linear scan, so a statement of n named
+/// parameters costs O(n²) before it runs (see billing's batches).
+pub async fn insert_messages<'e, E>(db: E, rows: &[&MessageRow], anonymous: bool) -> DbResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    const COLS: usize = 16;
+    let mut values = String::with_capacity(rows.len() * COLS * 5);
+    for r in 0..rows.len() {
+        if r > 0 {
+            values.push(',');
+        }
+        values.push('(');
+        for c in 0..COLS {
+            if c > 0 {
+                values.push_str(", ");
+            }
+            if anonymous {
+                values.push('?');
+            } else {
+                values.push_str(&format!("${}", r * COLS + c + 1));
+            }
+        }
+        values.push(')');
+    }
+    let sql = format!("INSERT INTO chat_messages ({MESSAGE_COLUMNS}) VALUES {values}");
+    let mut query = sqlx::query(&sql);
+    for m in rows {
+        query = query
+            .bind(&m.id)
+            .bind(&m.conversation_id)
+            .bind(&m.user_id)
+            .bind(&m.parent_id)
+            .bind(&m.role)
+            .bind(&m.content)
+            .bind(&m.reasoning)
+            .bind(&m.images)
+            .bind(&m.status)
+            .bind(&m.model)
+            .bind(&m.error)
+            .bind(m.prompt_tokens)
+            .bind(m.completion_tokens)
+            .bind(m.cost)
+            .bind(m.created_at)
+            .bind(m.updated_at);
+    }
+    query.execute(db).await?;
+    Ok(())
+}
+
 /// Saves the text of an answer still being written, so a crash loses little.
 pub async fn save_progress(
     db: &Db,
@@ -469,30 +524,103 @@ pub async fn fail_interrupted(db: &Db, before: i64, now: i64) -> DbResult<u64> {
     Ok(done.rows_affected())
 }
 
-/// Deletes for good the conversations deleted more than the restore window ago.
+/// An import left hidden this long is taken for dead (its process stopped half way).
+pub const ABANDONED_IMPORT_MS: i64 = 3600 * 1000;
+
+/// The `deleted_at` that hides the conversations of an import started at `started_ms` until
+/// it is shown: negative (so no restore or listing takes it for a deletion), with the start
+/// time in it (so a dead import can be purged) and `nonce` (0–1023) to tell imports started
+/// in the same millisecond apart.
+pub fn import_marker(started_ms: i64, nonce: u16) -> i64 {
+    -(started_ms.max(0).saturating_mul(1024) + i64::from(nonce % 1024)) - 1
+}
+
+/// Deletes for good the conversations deleted more than the restore window ago, and those of
+/// imports that died hidden more than [`ABANDONED_IMPORT_MS`] ago (never one still running).
 pub async fn purge_deleted(db: &Db, now: i64) -> DbResult<u64> {
     let before = now - RESTORE_WINDOW_MS;
+    // Markers of imports started before this are at or above it (they are negative).
+    let abandoned = import_marker(now - ABANDONED_IMPORT_MS, 0);
+    let doomed = "(deleted_at > 0 AND deleted_at < $1) OR (deleted_at < 0 AND deleted_at >= $2)";
     let mut tx = db.begin_write().await?;
-    sqlx::query(
+    sqlx::query(&format!(
         "DELETE FROM chat_messages WHERE conversation_id IN \
-         (SELECT id FROM chat_conversations WHERE deleted_at IS NOT NULL AND deleted_at < $1)",
-    )
+         (SELECT id FROM chat_conversations WHERE {doomed})"
+    ))
     .bind(before)
+    .bind(abandoned)
     .execute(&mut *tx)
     .await?;
-    let done = sqlx::query(
-        "DELETE FROM chat_conversations WHERE deleted_at IS NOT NULL AND deleted_at < $1",
-    )
-    .bind(before)
-    .execute(&mut *tx)
-    .await?;
+    let done = sqlx::query(&format!("DELETE FROM chat_conversations WHERE {doomed}"))
+        .bind(before)
+        .bind(abandoned)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(done.rows_affected())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::like_pattern;
+    use super::*;
+
+    #[test]
+    fn import_markers_are_negative_unique_and_ordered_by_start() {
+        let a = import_marker(1_700_000_000_000, 0);
+        assert!(a < 0);
+        assert_ne!(a, import_marker(1_700_000_000_000, 1));
+        // Older imports have markers closer to zero, so one comparison finds the stale ones.
+        assert!(import_marker(1_600_000_000_000, 1023) > a);
+        assert!(import_marker(0, 0) < 0);
+    }
+
+    /// A hidden import is never purged while it may still be running, and is once it is old.
+    #[tokio::test]
+    async fn purging_takes_dead_imports_and_old_deletions_only() {
+        let db = Db::connect("sqlite::memory:", 1).await.unwrap();
+        db.migrate(&[&crate::MIGRATIONS]).await.unwrap();
+        let now = 10 * RESTORE_WINDOW_MS;
+        let conversation = |id: &str, deleted_at: Option<i64>| ConversationRow {
+            id: id.into(),
+            user_id: "u".into(),
+            title: String::new(),
+            pinned: 0,
+            archived: 0,
+            model: None,
+            system_prompt: None,
+            temperature: None,
+            top_p: None,
+            max_tokens: None,
+            history_limit: None,
+            active_leaf_id: None,
+            summary: None,
+            summary_upto: None,
+            created_at: 0,
+            updated_at: 0,
+            deleted_at,
+        };
+        for (id, deleted_at) in [
+            ("running", Some(import_marker(now - 60_000, 7))),
+            (
+                "dead",
+                Some(import_marker(now - ABANDONED_IMPORT_MS - 1, 7)),
+            ),
+            ("recently-deleted", Some(now - 1_000)),
+            ("long-deleted", Some(now - RESTORE_WINDOW_MS - 1)),
+            ("live", None),
+        ] {
+            insert_conversation(db.pool(), &conversation(id, deleted_at))
+                .await
+                .unwrap();
+        }
+        assert_eq!(purge_deleted(&db, now).await.unwrap(), 2);
+        let left: Vec<(String,)> = sqlx::query_as("SELECT id FROM chat_conversations ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        let left: Vec<&str> = left.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(left, ["live", "recently-deleted", "running"]);
+    }
 
     #[test]
     fn search_text_matches_literally() {

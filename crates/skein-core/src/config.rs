@@ -49,6 +49,10 @@ pub struct RelayConfig {
     /// Channel groups an API key may name (the first is the default).
     #[serde(deserialize_with = "list_or_csv")]
     pub groups: Vec<String>,
+    /// Groups a user may put API keys in until an admin sets that user's own list. Groups
+    /// carry price multipliers, so users are given groups, never choose them.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub default_user_groups: Vec<String>,
     /// 64 hex characters (32 bytes) that seal upstream keys at rest; when empty one is
     /// generated into `data_dir/relay_secret_key`. Every instance must share it.
     pub secret_key: Option<Secret>,
@@ -81,6 +85,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             groups: vec!["default".into()],
+            default_user_groups: vec!["default".into()],
             secret_key: None,
             probe_interval_secs: 60,
             allow_private_image_urls: false,
@@ -252,8 +257,12 @@ pub struct LimitsConfig {
     pub api_per_user_per_minute: u32,
     /// `/api` requests per anonymous client IP per minute.
     pub api_per_ip_per_minute: u32,
-    /// `/v1` requests per API key per minute, unless the key sets its own limit.
+    /// `/v1` requests per API key per minute for a key that sets no limit of its own, and the
+    /// most a key may set (a higher `rpm_limit` is clamped to it).
     pub api_per_key_per_minute: u32,
+    /// The most tokens per minute one API key may use (0: no ceiling). When set, a key's own
+    /// `tpm_limit` is clamped to it and a key without one gets it.
+    pub max_tokens_per_key_per_minute: u32,
     /// Failed logins for one account before it is locked for a while.
     pub login_failures_per_account: u32,
     /// Failed logins from one IP before it is locked for a while.
@@ -362,6 +371,7 @@ impl Default for LimitsConfig {
             api_per_user_per_minute: 1200,
             api_per_ip_per_minute: 600,
             api_per_key_per_minute: 6000,
+            max_tokens_per_key_per_minute: 0,
             login_failures_per_account: 5,
             login_failures_per_ip: 50,
             login_lockout_secs: 15 * 60,
@@ -478,6 +488,14 @@ impl Config {
         }
         if self.relay.groups.is_empty() || self.relay.groups.iter().any(|g| g.trim().is_empty()) {
             return bad("relay.groups must name at least one group");
+        }
+        if self
+            .relay
+            .default_user_groups
+            .iter()
+            .any(|g| !self.relay.groups.contains(g))
+        {
+            return bad("relay.default_user_groups may name only groups listed in relay.groups");
         }
         if let Some(key) = &self.relay.secret_key
             && (key.expose().len() != 64 || !key.expose().bytes().all(|b| b.is_ascii_hexdigit()))

@@ -135,16 +135,22 @@ impl KeyRow {
         Ok(())
     }
 
-    /// The permissions handed to the Relay's handlers.
-    pub fn info(&self) -> KeyInfo {
+    /// The permissions handed to the Relay's handlers, with the key's limits clamped to the
+    /// server's ceilings now (a key stored before a ceiling was lowered gets the new one).
+    pub fn info(&self, max_rpm: u32, max_tpm: Option<u32>) -> KeyInfo {
+        let clamp = |v: i64, max: u32| u32::try_from(v).map_or(max, |v| v.min(max));
         KeyInfo {
             key_id: self.id.clone(),
             user_id: self.user_id.clone(),
             group: self.group_name.clone(),
             allowed_models: self.models(),
             quota_limit: self.quota_limit,
-            rpm_limit: self.rpm_limit.and_then(|v| u32::try_from(v).ok()),
-            tpm_limit: self.tpm_limit.and_then(|v| u32::try_from(v).ok()),
+            rpm_limit: self.rpm_limit.map(|v| clamp(v, max_rpm)),
+            tpm_limit: match (self.tpm_limit, max_tpm) {
+                (Some(v), Some(max)) => Some(clamp(v, max)),
+                (Some(v), None) => u32::try_from(v).ok(),
+                (None, max) => max,
+            },
         }
     }
 }
@@ -172,9 +178,9 @@ pub struct ApiKey {
     /// Client addresses or CIDR ranges the key works from; `null` for any.
     #[schema(value_type = Option<Vec<String>>)]
     pub allowed_ips: Option<Vec<String>>,
-    /// Channel group.
+    /// Price group (one of the owner's granted groups).
     pub group: String,
-    /// Requests per minute; `null` for the server default.
+    /// Requests per minute; `null` for the server default (never above it).
     pub rpm_limit: Option<i64>,
     /// Tokens per minute; `null` for none.
     pub tpm_limit: Option<i64>,

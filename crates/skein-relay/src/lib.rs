@@ -3,7 +3,7 @@
 //! channel and bills it through [`BillingApi`].
 //!
 //! **Architecture Invariant:** only this crate touches `api_keys`, `channels`,
-//! `model_prices` and `group_multipliers`; a key's secret exists only in the creation
+//! `model_prices`, `group_multipliers` and `relay_user_groups`; a key's secret exists only in the creation
 //! response (the table holds its SHA-256); upstream keys are stored sealed by
 //! [`vault::Vault`] and never leave the process. The hot path reads channels, prices and group
 //! multipliers from memory, never from the database.
@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod channels;
 pub mod convert;
 pub mod estimate;
+pub mod groups;
 mod http;
 pub mod keys;
 pub mod pricing;
@@ -51,6 +52,19 @@ const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 /// How often an instance re-reads channels and prices written by other instances.
 const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
+/// What a user may set on a key: the groups users get until an admin sets their own, and the
+/// ceilings of a key's per-minute limits.
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    /// Groups of a user an admin has not set (`relay.default_user_groups`).
+    pub default_groups: Vec<String>,
+    /// The most requests per minute a key may have (`limits.api_per_key_per_minute`).
+    pub max_rpm: u32,
+    /// The most tokens per minute a key may have, if capped
+    /// (`limits.max_tokens_per_key_per_minute`).
+    pub max_tpm: Option<u32>,
+}
+
 /// The Relay service.
 pub struct RelayService {
     db: Db,
@@ -63,6 +77,8 @@ pub struct RelayService {
     /// Whether remote images may be fetched from private addresses (for inline-only upstreams).
     images: upstream::ImagePolicy,
     groups: Vec<String>,
+    /// Default groups and limit ceilings for keys.
+    policy: KeyPolicy,
     /// Routing table, swapped whole on every change.
     table: RwLock<Arc<channels::ChannelTable>>,
     /// Prices by model, swapped whole on every change.
@@ -81,6 +97,8 @@ pub struct RelayService {
     key_cache: Cache<String, Arc<KeyRow>>,
     /// Whether an owner is active, by user id.
     owner_cache: Cache<String, bool>,
+    /// The groups a user may use, by user id; dropped at once when this instance changes them.
+    group_cache: Cache<String, Arc<Vec<String>>>,
 }
 
 /// Limits of one request: the output it may be held for, and how long its stream waits on a
@@ -124,7 +142,8 @@ impl RelayService {
     /// changes made on other instances arrive. `groups` are the channel groups a key may name;
     /// `secret_key` seals upstream keys at rest; `images` says where remote images may be
     /// fetched from for upstreams that take images only inline; `allow_unpriced` serves models
-    /// without a price free instead of refusing them.
+    /// without a price free instead of refusing them; `policy` says which groups users get
+    /// until an admin decides and how high a key's own limits may go.
     #[allow(clippy::too_many_arguments)]
     pub async fn start(
         db: Db,
@@ -132,6 +151,7 @@ impl RelayService {
         billing: Arc<dyn BillingApi>,
         limiter: Arc<dyn skein_core::limit::RateLimiter>,
         groups: Vec<String>,
+        policy: KeyPolicy,
         secret_key: &[u8; 32],
         probe_every: Duration,
         images: upstream::ImagePolicy,
@@ -143,6 +163,10 @@ impl RelayService {
             .time_to_live(KEY_CACHE_TTL)
             .build();
         let owner_cache = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(KEY_CACHE_TTL)
+            .build();
+        let group_cache = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(KEY_CACHE_TTL)
             .build();
@@ -160,6 +184,7 @@ impl RelayService {
             http,
             images,
             groups,
+            policy,
             table: RwLock::new(Arc::new(channels::ChannelTable::default())),
             breakers: breaker::Breakers::default(),
             tasks: tokio_util::task::TaskTracker::new(),
@@ -169,6 +194,7 @@ impl RelayService {
             tuning,
             key_cache,
             owner_cache,
+            group_cache,
         });
         service.reload().await?;
         let weak = Arc::downgrade(&service);
@@ -331,6 +357,46 @@ impl RelayService {
         &self.groups
     }
 
+    /// The groups `user_id` may put keys in now (cached like keys, for the hot path).
+    pub async fn allowed_groups(&self, user_id: &str) -> Result<Arc<Vec<String>>, ApiError> {
+        if let Some(allowed) = self.group_cache.get(user_id) {
+            return Ok(allowed);
+        }
+        let stored = groups::stored(&self.db, user_id).await?;
+        let allowed = Arc::new(groups::effective(
+            &self.groups,
+            stored.as_deref(),
+            &self.policy.default_groups,
+        ));
+        self.group_cache
+            .insert(user_id.to_string(), allowed.clone());
+        Ok(allowed)
+    }
+
+    /// Drops this instance's cached grant of `user_id` (after an admin changed it).
+    fn forget_groups(&self, user_id: &str) {
+        self.group_cache.invalidate(user_id);
+    }
+
+    /// A group's price multiplier in per-mille (×1.0 when unset).
+    pub fn multiplier(&self, group: &str) -> i64 {
+        self.multipliers
+            .read()
+            .ok()
+            .and_then(|m| m.get(group).copied())
+            .unwrap_or(pricing::NEUTRAL_PERMILLE)
+    }
+
+    /// Refuses `group` unless `user_id` was granted it.
+    pub async fn check_group(&self, user_id: &str, group: &str) -> Result<(), ApiError> {
+        let allowed = self.allowed_groups(user_id).await?;
+        if allowed.iter().any(|g| g == group) {
+            Ok(())
+        } else {
+            Err(groups::not_allowed(group, &allowed))
+        }
+    }
+
     /// What `model` costs for a key of `group` now: its rates and the group's multiplier (×1.0
     /// when unset). A model without a price is `None`, or free when `relay.allow_unpriced`.
     pub fn price_for(&self, group: &str, model: &str) -> Option<pricing::Price> {
@@ -404,7 +470,10 @@ impl KeyDirectory for RelayService {
         if !active {
             return Err(keys::invalid_key());
         }
-        Ok(row.info())
+        // A group taken away from the owner stops its keys too, or a key made before the
+        // change would keep the cheaper group's prices.
+        self.check_group(&row.user_id, &row.group_name).await?;
+        Ok(row.info(self.policy.max_rpm, self.policy.max_tpm))
     }
 }
 

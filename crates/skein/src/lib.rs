@@ -112,6 +112,11 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         billing.clone(),
         limiter.clone(),
         config.relay.groups.clone(),
+        skein_relay::KeyPolicy {
+            default_groups: config.relay.default_user_groups.clone(),
+            max_rpm: config.limits.api_per_key_per_minute,
+            max_tpm: Some(config.limits.max_tokens_per_key_per_minute).filter(|&n| n > 0),
+        },
         &relay_key,
         std::time::Duration::from_secs(config.relay.probe_interval_secs),
         skein_relay::upstream::ImagePolicy {

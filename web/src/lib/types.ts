@@ -49,6 +49,20 @@ export interface ApiKey {
   created_at: string;
 }
 
+/** A price group the signed-in user may put keys in. */
+export interface AllowedGroup {
+  group: string;
+  multiplier_permille: number;
+}
+
+/** A user's granted price groups, as an admin sees them. */
+export interface UserGroups {
+  user_id: string;
+  groups: string[];
+  is_default: boolean;
+  available: string[];
+}
+
 /** An upstream channel. */
 export interface Channel {
   id: string;

@@ -2,12 +2,12 @@ import { useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../lib/api';
 import { list, money, when } from '../lib/format';
-import type { ApiKey, Page } from '../lib/types';
+import type { AllowedGroup, ApiKey, Page } from '../lib/types';
 import { useT, useValueName } from '../i18n';
-import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager } from '../components/ui';
+import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager, Select } from '../components/ui';
 import { Dialog } from '../components/ui/dialog';
 
-const emptyForm = { name: '', quota_limit: '', expires_at: '', allowed_models: '', allowed_ips: '', rpm_limit: '', tpm_limit: '' };
+const emptyForm = { name: '', group: '', quota_limit: '', expires_at: '', allowed_models: '', allowed_ips: '', rpm_limit: '', tpm_limit: '' };
 
 /** The user's relay API keys: create (secret shown once), limits, disable, revoke. */
 export default function KeysPage() {
@@ -22,8 +22,11 @@ export default function KeysPage() {
   const [secret, setSecret] = useState<string | null>(null);
   const [revoking, setRevoking] = useState<ApiKey | null>(null);
   const keys = useQuery({ queryKey: ['keys', page], queryFn: () => api<Page<ApiKey>>(`keys?page=${page}&per_page=20`) });
+  // Only the groups an admin granted are offered: groups carry prices, so they are given, not chosen.
+  const groups = useQuery({ queryKey: ['key-groups'], queryFn: () => api<AllowedGroup[]>('relay/groups') });
+  const allowed = groups.data ?? [];
   const refresh = () => queryClient.invalidateQueries({ queryKey: ['keys'] });
-  const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement>) => setForm({ ...form, [k]: e.target.value });
+  const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => setForm({ ...form, [k]: e.target.value });
   const n = (s: string) => (s.trim() ? Number(s) : undefined);
 
   const limits = () => ({
@@ -40,15 +43,18 @@ export default function KeysPage() {
     setError(null);
     try {
       if (editing) {
-        // null clears a limit.
-        await api(`keys/${editing.id}`, { method: 'PATCH', body: { name: form.name.trim(), ...limits() } });
+        // null clears a limit; the group is sent only when moved, so a key whose group was
+        // taken away can still be renamed or limited.
+        const moved = form.group && form.group !== editing.group ? { group: form.group } : {};
+        await api(`keys/${editing.id}`, { method: 'PATCH', body: { name: form.name.trim(), ...moved, ...limits() } });
         setEditing(null);
         setForm(emptyForm);
         refresh();
         return;
       }
       const body = Object.fromEntries(Object.entries(limits()).filter(([, value]) => value !== null));
-      const created = await api<ApiKey>('keys', { body: { name: form.name.trim(), ...body } });
+      const group = form.group || allowed[0]?.group;
+      const created = await api<ApiKey>('keys', { body: { name: form.name.trim(), ...(group ? { group } : {}), ...body } });
       setCreating(false);
       setForm(emptyForm);
       // The secret is kept only in this dialog's state and dropped when it closes.
@@ -67,6 +73,7 @@ export default function KeysPage() {
     };
     setForm({
       name: k.name,
+      group: k.group,
       quota_limit: k.quota_limit == null ? '' : String(k.quota_limit),
       expires_at: local(k.expires_at),
       allowed_models: (k.allowed_models ?? []).join(', '),
@@ -96,7 +103,7 @@ export default function KeysPage() {
             header: t('keys.limits'),
             cell: (k) => (
               <span className="text-xs text-muted-fg">
-                {k.quota_limit != null ? money(k.quota_limit) : t('common.unlimited')}
+                {k.group} · {k.quota_limit != null ? money(k.quota_limit) : t('common.unlimited')}
                 {k.rpm_limit != null && ` · ${t('keys.rpmShort', { n: k.rpm_limit })}`}
                 {k.tpm_limit != null && ` · ${t('keys.tpmShort', { n: k.tpm_limit })}`}
                 {k.allowed_models?.length ? ` · ${k.allowed_models.join(', ')}` : ''}
@@ -148,6 +155,22 @@ export default function KeysPage() {
           <Field label={t('common.name')}>
             <Input required value={form.name} onChange={set('name')} name="key-name" />
           </Field>
+          {allowed.length === 0 && groups.isSuccess ? (
+            <p className="text-sm text-danger" role="alert">{t('keys.noGroups')}</p>
+          ) : (
+            <Field label={t('keys.group')}>
+              <Select className="w-full" value={form.group || (editing?.group ?? allowed[0]?.group ?? '')} onChange={set('group')}>
+                {editing && !allowed.some((g) => g.group === editing.group) && (
+                  <option value={editing.group} disabled>{editing.group}</option>
+                )}
+                {allowed.map((g) => (
+                  <option key={g.group} value={g.group}>
+                    {t('keys.groupOption', { group: g.group, multiplier: g.multiplier_permille / 1000 })}
+                  </option>
+                ))}
+              </Select>
+            </Field>
+          )}
           <div className="grid grid-cols-2 gap-3">
             <Field label={t('keys.quotaLimit')}>
               <Input type="number" min="0" value={form.quota_limit} onChange={set('quota_limit')} placeholder={t('common.unlimited')} />
@@ -162,6 +185,7 @@ export default function KeysPage() {
               <Input type="number" min="1" value={form.tpm_limit} onChange={set('tpm_limit')} />
             </Field>
           </div>
+          <p className="text-xs text-muted-fg">{t('keys.limitsClamped')}</p>
           <Field label={t('keys.models')}>
             <Input value={form.allowed_models} onChange={set('allowed_models')} />
           </Field>

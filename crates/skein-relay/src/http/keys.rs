@@ -33,11 +33,14 @@ pub struct CreateKey {
     pub allowed_models: Option<Vec<String>>,
     /// Addresses or CIDR ranges the key works from; omitted = any.
     pub allowed_ips: Option<Vec<String>>,
-    /// Channel group (default `default`).
+    /// Price group, one of the caller's granted groups (`GET /relay/groups`); omitted = the
+    /// first of them.
     pub group: Option<String>,
-    /// Requests per minute; omitted = server default.
+    /// Requests per minute; omitted = server default. Above the server's per-key maximum it
+    /// is clamped to that maximum.
     pub rpm_limit: Option<i64>,
-    /// Tokens per minute; omitted = none.
+    /// Tokens per minute; omitted = none (or the server's ceiling, when one is set). Above
+    /// the ceiling it is clamped to it.
     pub tpm_limit: Option<i64>,
 }
 
@@ -65,13 +68,13 @@ pub struct UpdateKey {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>)]
     pub allowed_ips: Option<Option<Vec<String>>>,
-    /// Channel group.
+    /// Price group, one of the caller's granted groups.
     pub group: Option<String>,
-    /// Requests per minute, or `null` for the default.
+    /// Requests per minute (clamped to the server's maximum), or `null` for the default.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     pub rpm_limit: Option<Option<i64>>,
-    /// Tokens per minute, or `null` for none.
+    /// Tokens per minute (clamped to the server's ceiling), or `null` for none.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     pub tpm_limit: Option<Option<i64>>,
@@ -94,17 +97,20 @@ pub async fn list_keys(
 ) -> ApiResult<ApiJson<Page<ApiKey>>> {
     let (rows, total) = keys::list(&svc.db, &user.user_id, page.limit(), page.offset()).await?;
     Ok(ApiJson(Page::new(
-        rows.into_iter().map(ApiKey::from).collect(),
+        rows.into_iter().map(|row| view(&svc, row)).collect(),
         total,
         page,
     )))
 }
 
-/// Create an API key. The answer's `key` is the only time the secret is shown.
+/// Create an API key. The answer's `key` is the only time the secret is shown. The group must
+/// be one the caller was granted (403 `group_not_allowed`); rpm/tpm limits above the server's
+/// maxima are clamped to them.
 #[utoipa::path(post, path = "/keys", tag = "keys", security(("bearer" = [])), request_body = CreateKey,
     responses(
         (status = 201, body = ApiKey),
         (status = 401, body = ErrorEnvelope),
+        (status = 403, description = "The group was not granted to the caller", body = ErrorEnvelope),
         (status = 409, description = "Too many keys", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
     ))]
@@ -114,6 +120,15 @@ pub async fn create_key(
     ApiJson(req): ApiJson<CreateKey>,
 ) -> ApiResult<(StatusCode, ApiJson<ApiKey>)> {
     let now = now_ms();
+    let group = match req.group.as_deref() {
+        Some(raw) => group(&svc, &user.user_id, raw).await?,
+        None => svc
+            .allowed_groups(&user.user_id)
+            .await?
+            .first()
+            .cloned()
+            .ok_or_else(|| crate::groups::not_allowed("", &[]))?,
+    };
     let settings = KeySettings {
         name: name(&req.name)?,
         status: "active".into(),
@@ -121,9 +136,9 @@ pub async fn create_key(
         quota_limit: non_negative("quota_limit", req.quota_limit)?,
         allowed_models: models(req.allowed_models)?,
         allowed_ips: nets(req.allowed_ips)?,
-        group: group(&svc, req.group.as_deref().unwrap_or("default"))?,
-        rpm_limit: positive("rpm_limit", req.rpm_limit)?,
-        tpm_limit: positive("tpm_limit", req.tpm_limit)?,
+        group,
+        rpm_limit: rpm(&svc, req.rpm_limit)?,
+        tpm_limit: tpm(&svc, req.tpm_limit)?,
     };
     if keys::count(&svc.db, &user.user_id).await? >= MAX_KEYS {
         return Err(ApiError::conflict(
@@ -138,7 +153,7 @@ pub async fn create_key(
     let row = keys::by_id(&svc.db, &user.user_id, &id)
         .await?
         .ok_or_else(|| ApiError::internal("new key vanished"))?;
-    let mut key = ApiKey::from(row);
+    let mut key = view(&svc, row);
     key.key = Some(secret);
     tracing::info!(user_id = %user.user_id, key_id = %id, "API key created");
     Ok((StatusCode::CREATED, ApiJson(key)))
@@ -153,15 +168,17 @@ pub async fn get_key(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<ApiKey>> {
-    Ok(ApiJson(load(&svc, &user, &id).await?.into()))
+    Ok(ApiJson(view(&svc, load(&svc, &user, &id).await?)))
 }
 
-/// Change, disable or re-enable one of the caller's API keys.
+/// Change, disable or re-enable one of the caller's API keys. A `group` given must be one the
+/// caller was granted (403 `group_not_allowed`); limits are clamped as on creation.
 #[utoipa::path(patch, path = "/keys/{id}", tag = "keys", security(("bearer" = [])),
     params(("id" = String, Path, description = "Key id")), request_body = UpdateKey,
     responses(
         (status = 200, body = ApiKey),
         (status = 401, body = ErrorEnvelope),
+        (status = 403, description = "The group was not granted to the caller", body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
     ))]
@@ -202,17 +219,17 @@ pub async fn update_key(
         s.allowed_ips = nets(list)?;
     }
     if let Some(g) = &req.group {
-        s.group = group(&svc, g)?;
+        s.group = group(&svc, &user.user_id, g).await?;
     }
     if let Some(v) = req.rpm_limit {
-        s.rpm_limit = positive("rpm_limit", v)?;
+        s.rpm_limit = rpm(&svc, v)?;
     }
     if let Some(v) = req.tpm_limit {
-        s.tpm_limit = positive("tpm_limit", v)?;
+        s.tpm_limit = tpm(&svc, v)?;
     }
     keys::update(&svc.db, &row.id, &user.user_id, &s, now).await?;
     forget(&svc, &row.id).await?;
-    Ok(ApiJson(load(&svc, &user, &id).await?.into()))
+    Ok(ApiJson(view(&svc, load(&svc, &user, &id).await?)))
 }
 
 /// Revoke one of the caller's API keys for good.
@@ -229,6 +246,15 @@ pub async fn delete_key(
     forget(&svc, &row.id).await?;
     tracing::info!(user_id = %user.user_id, key_id = %row.id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A key as its owner sees it, with the limits that apply now: a key stored before a ceiling
+/// was lowered shows the ceiling, as the gateway enforces it.
+fn view(svc: &RelayService, row: keys::KeyRow) -> ApiKey {
+    let mut key = ApiKey::from(row);
+    key.rpm_limit = crate::groups::clamp(key.rpm_limit, Some(svc.policy.max_rpm));
+    key.tpm_limit = crate::groups::clamp(key.tpm_limit, svc.policy.max_tpm);
+    key
 }
 
 async fn forget(svc: &RelayService, id: &str) -> ApiResult<()> {
@@ -324,14 +350,33 @@ fn nets(list: Option<Vec<String>>) -> ApiResult<Option<Vec<ipnet::IpNet>>> {
         .map(Some)
 }
 
-fn group(svc: &RelayService, raw: &str) -> ApiResult<String> {
-    if svc.groups.iter().any(|g| g == raw) {
-        Ok(raw.to_string())
-    } else {
-        Err(ApiError::invalid_field(
+/// A configured group the user was granted: an unknown name is 422, a known one not granted
+/// is 403 (groups carry price multipliers, so they are given, not chosen).
+async fn group(svc: &RelayService, user_id: &str, raw: &str) -> ApiResult<String> {
+    if !svc.groups.iter().any(|g| g == raw) {
+        let allowed = svc.allowed_groups(user_id).await?;
+        return Err(ApiError::invalid_field(
             "group",
-            format!("Unknown group. Available: {}.", svc.groups.join(", ")),
-            format!("未知分组。可用分组：{}。", svc.groups.join("、")),
-        ))
+            format!("Unknown group. Yours: {}.", allowed.join(", ")),
+            format!("未知分组。你可用的分组：{}。", allowed.join("、")),
+        ));
     }
+    svc.check_group(user_id, raw).await?;
+    Ok(raw.to_string())
+}
+
+/// A key's requests per minute, at most the server's per-key maximum.
+fn rpm(svc: &RelayService, value: Option<i64>) -> ApiResult<Option<i64>> {
+    Ok(crate::groups::clamp(
+        positive("rpm_limit", value)?,
+        Some(svc.policy.max_rpm),
+    ))
+}
+
+/// A key's tokens per minute, at most the server's ceiling when one is set.
+fn tpm(svc: &RelayService, value: Option<i64>) -> ApiResult<Option<i64>> {
+    Ok(crate::groups::clamp(
+        positive("tpm_limit", value)?,
+        svc.policy.max_tpm,
+    ))
 }

@@ -6,6 +6,7 @@ mod completions;
 mod count_tokens;
 mod embeddings;
 mod fields;
+mod groups;
 mod keys;
 pub(crate) mod media;
 mod meter;
@@ -28,6 +29,8 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::get_key, keys::update_key, keys::delete_key))
+        .routes(routes!(groups::my_groups))
+        .routes(routes!(groups::user_groups, groups::set_user_groups))
         .routes(routes!(channels::list_channels, channels::create_channel))
         .routes(routes!(
             channels::get_channel,

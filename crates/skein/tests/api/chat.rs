@@ -657,3 +657,87 @@ fn big_recording() -> (&'static str, Vec<u8>) {
     body.extend_from_slice(b"\r\n--b0und--\r\n");
     ("multipart/form-data; boundary=b0und", body)
 }
+
+/// A ChatGPT export of one conversation: a hidden root, then `n - 1` turns in one chain
+/// (every tenth a tool message, skipped), listed leaf first.
+fn chatgpt_chain(n: usize) -> Value {
+    let mut mapping = serde_json::Map::new();
+    for i in (0..n).rev() {
+        let parent = if i == 0 {
+            Value::Null
+        } else {
+            json!(format!("n{}", i - 1))
+        };
+        let message = match i {
+            0 => Value::Null,
+            i if i % 10 == 0 => {
+                json!({"author": {"role": "tool"}, "content": {"content_type": "text", "parts": ["tool output"]}})
+            }
+            i => json!({
+                "author": {"role": if i % 2 == 1 { "user" } else { "assistant" }},
+                "create_time": 1_700_000_000 + i,
+                "content": {"content_type": "text", "parts": [format!("turn {i}")]}
+            }),
+        };
+        mapping.insert(
+            format!("n{i}"),
+            json!({"id": format!("n{i}"), "parent": parent, "message": message}),
+        );
+    }
+    json!([{"title": "长对话", "create_time": 1_700_000_000.0, "current_node": format!("n{}", n - 1), "mapping": mapping}])
+}
+
+on_both_backends! {
+    async fn a_twenty_thousand_node_chatgpt_chain_imports_in_batches(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let user = app.register("ada").await;
+        let other = app.register("bob").await;
+        let n = 20_000;
+        let started = std::time::Instant::now();
+        let r = app.post("/api/v1/chat/import", Some(&user.access), chatgpt_chain(n)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", &r.text[..r.text.len().min(500)]);
+        assert!(started.elapsed() < Duration::from_secs(60), "import took {:?}", started.elapsed());
+        let id = r.json["ids"][0].as_str().unwrap().to_string();
+        let h = history(&app, &user, &id).await;
+        let messages = h["messages"].as_array().unwrap();
+        // Every kept turn, in one chain from the first question to the current node.
+        let kept: Vec<usize> = (1..n).filter(|i| i % 10 != 0).collect();
+        assert_eq!(messages.len(), kept.len());
+        assert_eq!(messages[0]["content"], "turn 1");
+        assert_eq!(messages[messages.len() - 1]["content"], format!("turn {}", kept[kept.len() - 1]));
+        assert_eq!(messages[9]["content"], "turn 11", "turn 11 hangs from turn 9 across the skipped tool message");
+        // Shown once, whole; not in the trash; not anyone else's.
+        let listed = app.get("/api/v1/chat/conversations", Some(&user.access)).await;
+        assert_eq!(listed.json["items"].as_array().unwrap().len(), 1, "{}", listed.text);
+        let trash = app.get("/api/v1/chat/conversations?deleted=true", Some(&user.access)).await;
+        assert_eq!(trash.json["items"].as_array().map(Vec::len), Some(0), "{}", trash.text);
+        assert_eq!(app.get(&format!("/api/v1/chat/conversations/{id}"), Some(&other.access)).await.status, StatusCode::NOT_FOUND);
+    }
+
+    async fn cyclic_and_oversized_imports_are_refused_and_leave_nothing(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let user = app.register("ada").await;
+        let looped = json!([{"title": "loop", "mapping": {
+            "a": {"parent": "c", "message": {"author": {"role": "user"}, "content": {"content_type": "text", "parts": ["a"]}}},
+            "b": {"parent": "a", "message": {"author": {"role": "assistant"}, "content": {"content_type": "text", "parts": ["b"]}}},
+            "c": {"parent": "b", "message": null}
+        }}]);
+        let r = app.post("/api/v1/chat/import", Some(&user.access), looped).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "import_cycle"), "{}", r.text);
+
+        let many = Value::Array((0..10_001).map(|_| json!({"title": "t", "mapping": {}})).collect());
+        let r = app.post("/api/v1/chat/import", Some(&user.access), many).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::PAYLOAD_TOO_LARGE, "import_too_large"), "{}", r.text);
+        assert_eq!(r.json["error"]["details"]["max"], 10_000);
+        let zh = app.send(app.client.post(app.url("/api/v1/chat/import")).bearer_auth(&user.access)
+            .header("accept-language", "zh-CN").json(&chatgpt_chain(20_002))).await;
+        assert_eq!((zh.status, zh.error_code()), (StatusCode::PAYLOAD_TOO_LARGE, "import_too_large"), "{}", zh.text);
+        assert!(zh.json["error"]["message"].as_str().unwrap().contains("20000"), "{}", zh.text);
+        assert!(zh.json["error"]["message"].as_str().unwrap().contains("拆分"), "{}", zh.text);
+
+        let listed = app.get("/api/v1/chat/conversations", Some(&user.access)).await;
+        assert_eq!(listed.json["items"].as_array().map(Vec::len), Some(0), "{}", listed.text);
+        let r = app.send(app.client.post(app.url("/api/v1/chat/import")).bearer_auth(&user.access).body("[]")).await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+}

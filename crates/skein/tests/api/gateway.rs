@@ -183,6 +183,8 @@ async fn openapi_describes_the_api_and_has_a_viewer() {
         "/api/v1/admin/users/{id}/reset-password",
         "/api/v1/admin/invite-codes",
         "/api/v1/admin/invite-codes/{id}",
+        "/api/v1/relay/groups",
+        "/api/v1/admin/relay/users/{user_id}/groups",
     ] {
         assert!(paths.contains_key(path), "{path} missing from OpenAPI");
     }

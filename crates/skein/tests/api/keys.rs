@@ -210,3 +210,147 @@ async fn each_vendor_route_answers_errors_in_its_own_shape() {
     );
     assert!(openai.header("x-request-id").is_some());
 }
+
+/// `PUT /admin/relay/users/{id}/groups` as `who`.
+async fn grant(
+    app: &TestApp,
+    who: &Persona,
+    user_id: &str,
+    groups: serde_json::Value,
+) -> skein_testkit::Resp {
+    app.put(
+        &format!("/api/v1/admin/relay/users/{user_id}/groups"),
+        Some(&who.access),
+        json!({ "groups": groups }),
+    )
+    .await
+}
+
+skein_testkit::on_both_backends! {
+    async fn groups_are_given_by_admins_not_chosen(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.relay.groups = vec!["default".into(), "vip".into(), "cheap".into()];
+            c.relay.default_user_groups = vec!["default".into()];
+        })
+        .await;
+        let (root, admin) = app.root_and_admin().await;
+        let ada = app.register("ada").await;
+        let bob = app.register("bob").await;
+
+        // A new user gets the default, and the key form lists only it.
+        let mine = app.get("/api/v1/relay/groups", Some(&ada.access)).await;
+        assert_eq!(mine.status, StatusCode::OK, "{}", mine.text);
+        assert_eq!(mine.json, json!([{"group": "default", "multiplier_permille": 1000}]));
+        let r = app.get(&format!("/api/v1/admin/relay/users/{}/groups", ada.id), Some(&admin.access)).await;
+        assert_eq!((r.json["groups"].clone(), r.json["is_default"].clone()), (json!(["default"]), json!(true)), "{}", r.text);
+
+        // Not granted: creating or moving a key into the cheap group is 403, and nothing changes.
+        let r = create(&app, &ada, json!({"name": "cheap", "group": "cheap"})).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::FORBIDDEN, "group_not_allowed"), "{}", r.text);
+        assert_eq!(app.get("/api/v1/keys", Some(&ada.access)).await.json["total"], 0);
+        let key = create(&app, &ada, json!({"name": "k"})).await;
+        assert_eq!((key.status, key.json["group"].as_str()), (StatusCode::CREATED, Some("default")), "{}", key.text);
+        let id = key.json["id"].as_str().unwrap().to_string();
+        let r = app.patch(&format!("/api/v1/keys/{id}"), Some(&ada.access), json!({"group": "vip"})).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::FORBIDDEN, "group_not_allowed"), "{}", r.text);
+        assert_eq!(app.get(&format!("/api/v1/keys/{id}"), Some(&ada.access)).await.json["group"], "default");
+        // An unknown group stays a 422.
+        let r = create(&app, &ada, json!({"name": "x", "group": "gold"})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+
+        // Only admins grant, only configured groups, only existing users.
+        assert_eq!(grant(&app, &ada, &ada.id, json!(["cheap"])).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(app.get(&format!("/api/v1/admin/relay/users/{}/groups", bob.id), Some(&ada.access)).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(grant(&app, &admin, &ada.id, json!(["gold"])).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let nobody = skein_core::ids::new_id();
+        assert_eq!(grant(&app, &admin, &nobody, json!(["cheap"])).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.get(&format!("/api/v1/admin/relay/users/{nobody}/groups"), Some(&admin.access)).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(grant(&app, &admin, "not-an-id", json!(["cheap"])).await.status, StatusCode::NOT_FOUND);
+
+        // The admin grants cheap; then both create and move work.
+        let r = grant(&app, &admin, &ada.id, json!(["cheap", "default", "cheap"])).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!((r.json["groups"].clone(), r.json["is_default"].clone()), (json!(["default", "cheap"]), json!(false)));
+        let r = create(&app, &ada, json!({"name": "cheap", "group": "cheap"})).await;
+        assert_eq!((r.status, r.json["group"].as_str()), (StatusCode::CREATED, Some("cheap")), "{}", r.text);
+        let cheap_secret = r.json["key"].as_str().unwrap().to_string();
+        let r = app.patch(&format!("/api/v1/keys/{id}"), Some(&ada.access), json!({"group": "cheap"})).await;
+        assert_eq!((r.status, r.json["group"].as_str()), (StatusCode::OK, Some("cheap")), "{}", r.text);
+        let listed: Vec<String> = app.get("/api/v1/relay/groups", Some(&ada.access)).await.json.as_array().unwrap()
+            .iter().map(|g| g["group"].as_str().unwrap().to_string()).collect();
+        assert_eq!(listed, ["default", "cheap"]);
+
+        // Other users' data never leak: bob still has only the default, and sees only his own.
+        assert_eq!(app.get("/api/v1/relay/groups", Some(&bob.access)).await.json, json!([{"group": "default", "multiplier_permille": 1000}]));
+        let r = create(&app, &bob, json!({"name": "b", "group": "cheap"})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+
+        // A key works while its group is granted; taking the group away stops it at once on
+        // this instance (the cheaper prices cannot be kept by an old key).
+        assert_eq!(models(&app, &cheap_secret).await.status, StatusCode::OK);
+        let r = grant(&app, &root, &ada.id, json!(["default"])).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = models(&app, &cheap_secret).await;
+        assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("group_not_allowed")), "{}", r.text);
+
+        // [] grants nothing: no key can be made, even in the default group.
+        assert_eq!(grant(&app, &admin, &ada.id, json!([])).await.status, StatusCode::OK);
+        let r = create(&app, &ada, json!({"name": "none"})).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::FORBIDDEN, "group_not_allowed"), "{}", r.text);
+        assert!(r.json["error"]["message"].as_str().unwrap().contains("administrator"), "{}", r.text);
+        // null returns the user to the default.
+        let r = grant(&app, &admin, &ada.id, serde_json::Value::Null).await;
+        assert_eq!((r.json["groups"].clone(), r.json["is_default"].clone()), (json!(["default"]), json!(true)), "{}", r.text);
+        assert_eq!(create(&app, &ada, json!({"name": "back"})).await.status, StatusCode::CREATED);
+    }
+
+    async fn new_users_get_the_configured_default_groups(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.relay.groups = vec!["default".into(), "vip".into()];
+            c.relay.default_user_groups = vec!["vip".into()];
+        })
+        .await;
+        let ada = app.register("ada").await;
+        assert_eq!(app.get("/api/v1/relay/groups", Some(&ada.access)).await.json, json!([{"group": "vip", "multiplier_permille": 1000}]));
+        // Omitting the group takes the first granted one; the unlisted default is refused.
+        let r = create(&app, &ada, json!({"name": "k"})).await;
+        assert_eq!((r.status, r.json["group"].as_str()), (StatusCode::CREATED, Some("vip")), "{}", r.text);
+        let r = create(&app, &ada, json!({"name": "k2", "group": "default"})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    }
+
+    async fn key_limits_are_clamped_to_the_servers_maximum(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.limits.api_per_key_per_minute = 3;
+            c.limits.max_tokens_per_key_per_minute = 1_000;
+        })
+        .await;
+        let ada = app.register("ada").await;
+        let r = create(&app, &ada, json!({"name": "greedy", "rpm_limit": 1_000_000, "tpm_limit": 5_000_000})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        assert_eq!((r.json["rpm_limit"].as_i64(), r.json["tpm_limit"].as_i64()), (Some(3), Some(1_000)), "{}", r.text);
+        let secret = r.json["key"].as_str().unwrap().to_string();
+        let id = r.json["id"].as_str().unwrap().to_string();
+        // The clamped limit is the one enforced: the fourth request in a minute is refused.
+        for _ in 0..3 {
+            assert_eq!(models(&app, &secret).await.status, StatusCode::OK);
+        }
+        assert_eq!(models(&app, &secret).await.status, StatusCode::TOO_MANY_REQUESTS);
+        // Updates clamp the same way; a lower limit is kept as asked.
+        let r = app.patch(&format!("/api/v1/keys/{id}"), Some(&ada.access), json!({"rpm_limit": 99, "tpm_limit": 10})).await;
+        assert_eq!((r.json["rpm_limit"].as_i64(), r.json["tpm_limit"].as_i64()), (Some(3), Some(10)), "{}", r.text);
+
+        // A ceiling lowered later applies to keys stored before it, shown and enforced.
+        let mut lowered_config = app.config.clone();
+        lowered_config.limits.api_per_key_per_minute = 2;
+        let mut app = app;
+        app.config = lowered_config;
+        let lowered = app.sibling().await;
+        let r = lowered.get(&format!("/api/v1/keys/{id}"), Some(&ada.access)).await;
+        assert_eq!(r.json["rpm_limit"].as_i64(), Some(2), "{}", r.text);
+        for _ in 0..2 {
+            assert_eq!(models(&lowered, &secret).await.status, StatusCode::OK);
+        }
+        assert_eq!(models(&lowered, &secret).await.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+}

@@ -118,6 +118,9 @@ on_both_backends! {
         assert!(r.json["updated_at"].is_string());
         assert_eq!(app.get("/api/v1/admin/groups", Some(&root.access)).await.json[1]["multiplier_permille"], 777);
 
+        // Groups are given, not chosen: the user needs the admin's grant for vip.
+        let r = app.put(&format!("/api/v1/admin/relay/users/{}/groups", user.id), Some(&root.access), json!({"groups": ["default", "vip"]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let vip = key(&app, &user, "vip").await;
         let plain = key(&app, &user, "default").await;
         let messages = json!([{"role": "user", "content": "hello there relay friend"}]);

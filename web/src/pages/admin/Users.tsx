@@ -2,13 +2,13 @@ import { useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { when } from '../../lib/format';
-import type { Page, Profile } from '../../lib/types';
+import type { Page, Profile, UserGroups } from '../../lib/types';
 import { useT, useValueName } from '../../i18n';
 import { Badge, Button, DataTable, ErrorText, Field, Input, Pager, Select } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
 
-/** Users: search, role, enable/disable, password reset and balance adjustment. */
+/** Users: search, role, enable/disable, password reset, balance adjustment and key groups. */
 export function Users() {
   const t = useT();
   const v = useValueName();
@@ -18,6 +18,7 @@ export function Users() {
   const [error, setError] = useState<unknown>(null);
   const [resetting, setResetting] = useState<Profile | null>(null);
   const [adjusting, setAdjusting] = useState<Profile | null>(null);
+  const [grouping, setGrouping] = useState<Profile | null>(null);
   const [form, setForm] = useState({ password: '', amount: '', memo: '' });
   const users = useQuery({
     queryKey: ['admin-users', q, page],
@@ -62,6 +63,9 @@ export function Users() {
                 </Button>
                 <Button variant="secondary" size="sm" onClick={() => { setForm({ password: '', amount: '', memo: '' }); setResetting(u); }}>
                   {t('admin.resetPassword')}
+                </Button>
+                <Button variant="secondary" size="sm" onClick={() => setGrouping(u)}>
+                  {t('admin.keyGroups')}
                 </Button>
               </span>
             ),
@@ -117,6 +121,61 @@ export function Users() {
           <div className="flex justify-end"><Button type="submit">{t('common.save')}</Button></div>
         </form>
       </Dialog>
+      <Dialog open={grouping !== null} onOpenChange={(o) => !o && setGrouping(null)} title={t('admin.keyGroups')}>
+        {grouping && <KeyGroups user={grouping} onDone={() => setGrouping(null)} />}
+      </Dialog>
     </div>
+  );
+}
+
+/** The price groups one user may put API keys in: tick the granted ones, or return the user to the default. */
+export function KeyGroups({ user, onDone }: { user: Profile; onDone: () => void }) {
+  const t = useT();
+  const queryClient = useQueryClient();
+  const path = `admin/relay/users/${user.id}/groups`;
+  const current = useQuery({ queryKey: ['user-groups', user.id], queryFn: () => api<UserGroups>(path) });
+  const [picked, setPicked] = useState<string[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const chosen = picked ?? current.data?.groups ?? [];
+  const save = async (groups: string[] | null) => {
+    setError(null);
+    try {
+      await api<UserGroups>(path, { method: 'PUT', body: { groups } });
+      await queryClient.invalidateQueries({ queryKey: ['user-groups', user.id] });
+      toast(t('common.saved'));
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form
+      className="space-y-3"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void save(chosen);
+      }}
+    >
+      <p className="text-sm">{user.display_name}</p>
+      <p className="text-xs text-muted-fg">{t('admin.keyGroupsIntro')}</p>
+      <ErrorText error={current.error ?? error} />
+      {current.data?.available.map((group) => (
+        <label key={group} className="flex items-center gap-2 text-sm">
+          <input
+            type="checkbox"
+            checked={chosen.includes(group)}
+            onChange={(e) => setPicked(e.target.checked ? [...chosen, group] : chosen.filter((g) => g !== group))}
+          />
+          {group}
+        </label>
+      ))}
+      {current.data?.is_default && picked === null && <p className="text-xs text-muted-fg">{t('admin.keyGroupsDefault')}</p>}
+      <div className="flex justify-end gap-2">
+        <Button variant="secondary" onClick={() => void save(null)}>
+          {t('admin.keyGroupsReset')}
+        </Button>
+        <Button type="submit" disabled={!current.data}>{t('common.save')}</Button>
+      </div>
+    </form>
   );
 }
