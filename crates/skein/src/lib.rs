@@ -46,8 +46,13 @@ pub fn all_migrations() -> Vec<&'static skein_db::ServiceMigrations> {
 
 /// A built Skein: the router to serve and the handles to shut down cleanly.
 pub struct Skein {
-    /// Every route, wrapped in the gateway.
+    /// Every public route, wrapped in the gateway.
     pub router: Router,
+    /// The service-to-service routes (`/internal/*`), for their own listener only.
+    pub internal: Option<Router>,
+    /// The setup token made at this start (no account exists yet and none is configured);
+    /// `skein serve` prints it once.
+    pub setup_token: Option<String>,
     /// The database pool (closed on shutdown).
     pub db: Db,
     /// The User service, for the CLI's admin commands.
@@ -155,11 +160,17 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
     if services.contains("relay") {
         api = api.merge(relay.clone().vendor_routes());
     }
-    if services.contains("billing")
-        && let Some(internal) = billing.clone().internal_routes()
-    {
-        api = api.merge(internal);
-    }
+    // `/internal/*` never joins the public router: it gets its own listener
+    // (`server.internal_listen`), so a public port cannot reach it whatever its token.
+    let internal = if services.contains("billing") {
+        billing.clone().internal_routes()
+    } else {
+        None
+    };
+    let setup_token = users
+        .prepare_setup(config.server.setup_token.as_ref().map(|t| t.expose()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message(skein_core::i18n::Lang::En)))?;
     let probe_db = db.clone();
     let database_probe: Arc<dyn Probe> = Arc::new(ProbeFn::new("database", move || {
         let db = probe_db.clone();
@@ -184,9 +195,12 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         )
         .route("/api/docs", get(openapi::docs_page))
         .fallback(web::serve);
+    let internal = internal.map(|routes| gateway.clone().wrap(routes));
     let router = gateway.wrap(services);
     Ok(Skein {
         router,
+        internal,
+        setup_token,
         db,
         users,
         billing,
@@ -201,14 +215,30 @@ async fn openapi_json(doc: Arc<utoipa::openapi::OpenApi>) -> impl IntoResponse {
 }
 
 /// Serves `skein` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// for up to `server.shutdown_grace_secs` and closes the database.
+/// for up to `server.shutdown_grace_secs` and closes the database. `/internal/*` is served
+/// only on `internal`, when given.
 pub async fn serve(
     listener: TcpListener,
-    skein: Skein,
+    internal: Option<TcpListener>,
+    mut skein: Skein,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(skein.config.server.shutdown_grace_secs);
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let internal_task = match (internal, skein.internal.take()) {
+        (Some(listener), Some(router)) => {
+            let mut stopping = stopping_rx.clone();
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            Some(tokio::spawn(async move {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopping.wait_for(|stopping| *stopping).await;
+                    })
+                    .await
+            }))
+        }
+        _ => None,
+    };
     let make_service = skein
         .router
         .into_make_service_with_connect_info::<SocketAddr>();
@@ -230,6 +260,9 @@ pub async fn serve(
     tokio::select! {
         result = server => result.context("server failed")?,
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; dropping unfinished requests"),
+    }
+    if let Some(task) = internal_task {
+        task.abort();
     }
     if let Some(chat) = &skein.chat {
         chat.drain(grace).await;

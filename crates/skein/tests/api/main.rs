@@ -19,5 +19,6 @@ mod profile;
 mod providers;
 mod relay;
 mod sdk;
+mod security;
 mod tokens;
 mod web;
