@@ -69,9 +69,16 @@ pub struct Skein {
 }
 
 /// Connects to the database and applies pending migrations.
+///
+/// The data directory is created readable by its owner only (`0700`) and the SQLite file
+/// `0600`: they hold password hashes, sealed upstream keys and the generated secrets.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    if let Some(path) = sqlite_path(&config.database_url()) {
+        create_private_file(&path)
+            .with_context(|| format!("cannot create the database file {}", path.display()))?;
+    }
     let db = Db::connect(&config.database_url(), config.database.max_connections)
         .await
         .context("cannot open the database")?;
@@ -79,6 +86,51 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
         .await
         .context("cannot migrate the database")?;
     Ok(db)
+}
+
+/// Creates `dir` (and missing parents) with mode `0700`; an existing directory is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Makes sure the SQLite file exists with mode `0600` before SQLite opens it (SQLite gives its
+/// `-wal` and `-shm` files the same mode), and tightens a file an older version left readable.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The file behind a `sqlite:` URL (`None` for PostgreSQL and in-memory databases).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
 }
 
 /// Builds the services named in `services` over `config`.
@@ -194,6 +246,7 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
             get(move || openapi_json(openapi.clone())),
         )
         .route("/api/docs", get(openapi::docs_page))
+        .route("/api/docs/viewer.js", get(openapi::docs_script))
         .fallback(web::serve);
     let internal = internal.map(|routes| gateway.clone().wrap(routes));
     let router = gateway.wrap(services);

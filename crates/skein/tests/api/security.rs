@@ -223,3 +223,288 @@ async fn without_a_configured_token_a_random_one_is_made_and_logged() {
         .await;
     assert_eq!(r.error_code(), "setup_token_required");
 }
+
+fn set_cookie(r: &skein_testkit::Resp) -> String {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("skein_refresh="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|p| p.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
+both_backends! {
+    async fn the_refresh_token_lives_in_an_httponly_cookie_guarded_against_csrf(app) {
+        app.register("ada").await;
+        // The web app signs in with the CSRF header: the token is only in the cookie.
+        let login = app.send(app.client.post(app.url("/api/v1/auth/login"))
+            .header("x-skein-csrf", "1")
+            .json(&json!({"login": "ada", "password": PASSWORD}))).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        let cookie = set_cookie(&login);
+        for flag in ["HttpOnly", "SameSite=Strict", "Path=/api/v1/auth", "Max-Age="] {
+            assert!(cookie.contains(flag), "{flag} missing: {cookie}");
+        }
+        assert!(!cookie.contains("Secure"), "plain HTTP: no Secure flag, or local use breaks");
+        assert!(login.json.get("refresh_token").is_none(), "a page script could read it: {}", login.text);
+        assert!(login.json["access_token"].as_str().is_some());
+        let token = cookie_value(&cookie);
+        assert!(token.starts_with("skr_"));
+
+        // Refreshing with the cookie but without the header (a cross-site form) is refused.
+        let forged = app.send(app.client.post(app.url("/api/v1/auth/refresh"))
+            .header("cookie", format!("skein_refresh={token}"))
+            .json(&json!({}))).await;
+        assert_eq!((forged.status, forged.error_code()), (StatusCode::FORBIDDEN, "csrf_header_required"), "{}", forged.text);
+        let forged_logout = app.send(app.client.post(app.url("/api/v1/auth/logout"))
+            .header("cookie", format!("skein_refresh={token}"))).await;
+        assert_eq!(forged_logout.error_code(), "csrf_header_required");
+
+        // With the header it rotates, again only into the cookie.
+        let refreshed = app.send(app.client.post(app.url("/api/v1/auth/refresh"))
+            .header("cookie", format!("skein_refresh={token}"))
+            .header("x-skein-csrf", "1")
+            .json(&json!({}))).await;
+        assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
+        assert!(refreshed.json.get("refresh_token").is_none());
+        let next = cookie_value(&set_cookie(&refreshed));
+        assert!(next.starts_with("skr_") && next != token);
+        let me = app.get("/api/v1/user/profile", refreshed.json["access_token"].as_str()).await;
+        assert_eq!(me.status, StatusCode::OK);
+
+        // Logout by cookie ends the session and clears the cookie.
+        let out = app.send(app.client.post(app.url("/api/v1/auth/logout"))
+            .header("cookie", format!("skein_refresh={next}"))
+            .header("x-skein-csrf", "1")).await;
+        assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.text);
+        assert!(set_cookie(&out).contains("Max-Age=0"));
+        let after = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": next})).await;
+        assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+
+        // API clients keep the token in the body, as before.
+        let api = app.login("ada", PASSWORD).await;
+        let body = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": api.refresh})).await;
+        assert_eq!(body.status, StatusCode::OK);
+        assert!(body.json["refresh_token"].as_str().is_some_and(|t| t.starts_with("skr_")));
+    }
+}
+
+#[tokio::test]
+async fn behind_https_the_cookie_is_secure_and_hsts_is_sent() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.register("ada").await;
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/auth/login"))
+                .header("x-forwarded-proto", "https")
+                .header("x-skein-csrf", "1")
+                .json(&json!({"login": "ada", "password": PASSWORD})),
+        )
+        .await;
+    assert!(set_cookie(&r).contains("; Secure"), "{}", set_cookie(&r));
+    let hsts = r.header("strict-transport-security").unwrap_or_default();
+    assert!(hsts.starts_with("max-age="), "{hsts}");
+    let plain = app.get("/healthz", None).await;
+    assert!(plain.header("strict-transport-security").is_none());
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let root = app.root().await;
+    let answers = [
+        app.get("/healthz", None).await,
+        app.get("/api/v1/user/profile", Some(&root.access)).await,
+        app.get("/api/v1/nope", None).await,
+        app.get("/v1/models", Some("sk-wrong")).await,
+        app.get("/", None).await,
+        app.get("/api/docs", None).await,
+    ];
+    for r in &answers {
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{}",
+            r.status
+        );
+        assert_eq!(
+            r.header("referrer-policy"),
+            Some("strict-origin-when-cross-origin")
+        );
+        assert_eq!(
+            r.header("permissions-policy"),
+            Some("camera=(), geolocation=(), microphone=(self)")
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_app_csp_allows_images_from_this_origin_only() {
+    assert!(
+        skein::web::CSP.contains("img-src 'self' data: blob:;"),
+        "{}",
+        skein::web::CSP
+    );
+    assert!(!skein::web::CSP.contains("https:"));
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let page = app.get("/", None).await;
+    if skein::web::is_built() {
+        let csp = page.header("content-security-policy").unwrap();
+        assert!(csp.contains("img-src 'self' data: blob:;"), "{csp}");
+        assert!(!csp.contains("https:"), "{csp}");
+    }
+}
+
+#[tokio::test]
+async fn the_api_reference_loads_no_third_party_script() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let page = app.get("/api/docs", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text.contains("https://"), "{}", page.text);
+    assert!(page.text.contains("src=\"/api/docs/viewer.js\""));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let script = app.get("/api/docs/viewer.js", None).await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(
+        script
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(script.text.contains("/api/openapi.json") && !script.text.contains("https://"));
+}
+
+#[tokio::test]
+async fn internal_routes_are_absent_on_the_public_port() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.billing.internal_token = Some(skein_core::secret::Secret::new(super::billing::TOKEN));
+        c.server.internal_listen = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let root = app.root().await;
+    let body = json!({"user_id": root.id, "amount": 0});
+    let public = app
+        .send(
+            app.client
+                .post(app.url("/internal/billing/reserve"))
+                .bearer_auth(super::billing::TOKEN)
+                .json(&body),
+        )
+        .await;
+    assert_eq!(public.status, StatusCode::NOT_FOUND, "{}", public.text);
+    let internal = app
+        .send(
+            app.client
+                .post(app.internal_url("/internal/billing/reserve"))
+                .bearer_auth(super::billing::TOKEN)
+                .json(&json!({"user_id": root.id, "amount": 1})),
+        )
+        .await;
+    assert_ne!(internal.status, StatusCode::NOT_FOUND, "{}", internal.text);
+    assert!(
+        internal.status.is_client_error() || internal.status.is_success(),
+        "{}",
+        internal.text
+    );
+    // The internal listener serves nothing public.
+    let api = app
+        .send(
+            app.client
+                .get(app.internal_url("/api/v1/user/profile"))
+                .bearer_auth(&root.access),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_flood_of_invalid_keys_is_cut_off_per_ip_before_lookup() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.server.trust_forwarded_for = true;
+        c.limits.invalid_keys_per_ip_per_minute = 10;
+    })
+    .await;
+    let ada = app.register("ada").await;
+    let key = app
+        .post("/api/v1/keys", Some(&ada.access), json!({"name": "k"}))
+        .await;
+    let secret = key.json["key"].as_str().unwrap().to_string();
+    let models = |ip: &'static str, key: String| {
+        app.send(
+            app.client
+                .get(app.url("/v1/models"))
+                .header("x-forwarded-for", ip)
+                .bearer_auth(key),
+        )
+    };
+    let mut statuses = Vec::new();
+    for i in 0..200 {
+        let r = models("203.0.113.66", format!("sk-{i:048}")).await;
+        statuses.push(r.status);
+    }
+    let unauthorized = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(
+        unauthorized <= 11,
+        "{unauthorized} invalid keys were looked up"
+    );
+    assert_eq!(unauthorized + limited, 200);
+    let flooded = models("203.0.113.66", secret.clone()).await;
+    assert_eq!(
+        flooded.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the flooding address waits"
+    );
+    assert_eq!(
+        flooded.json["error"]["type"], "rate_limit_error",
+        "{}",
+        flooded.text
+    );
+    assert!(flooded.header("retry-after").is_some());
+    let elsewhere = models("198.51.100.5", secret).await;
+    assert_eq!(elsewhere.status, StatusCode::OK, "{}", elsewhere.text);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.data_dir = c.data_dir.join("fresh").join("data");
+    })
+    .await;
+    app.register("ada").await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = &app.config.data_dir;
+    assert_eq!(mode(dir), 0o700, "data dir");
+    assert_eq!(mode(&dir.join("skein.db")), 0o600, "database");
+    for extra in [
+        "skein.db-wal",
+        "skein.db-shm",
+        "jwt_secret",
+        "relay_secret_key",
+    ] {
+        let path = dir.join(extra);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{extra}");
+        }
+    }
+}
