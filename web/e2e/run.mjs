@@ -92,18 +92,27 @@ async function waitReady(base) {
 }
 
 /**
- * A browser storage state signed in as `login` through its own new session. Contexts never
+ * A browser storage state signed in as `login` through its own new session: the HttpOnly
+ * refresh cookie the server set, and the app's (non-secret) session marker. Contexts never
  * share a refresh token: it rotates on use, and reusing a rotated one ends the session.
  */
 async function loginState(base, login, password, extra = []) {
   const r = await fetch(`${base}/api/v1/auth/login`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', 'x-skein-csrf': '1' },
     body: JSON.stringify({ login, password }),
   });
   if (!r.ok) throw new Error(`login ${login}: ${r.status}`);
-  const { refresh_token } = await r.json();
-  return { cookies: [], origins: [{ origin: base, localStorage: [{ name: 'skein.refresh', value: refresh_token }, ...extra] }] };
+  const body = await r.json();
+  check(body.refresh_token === undefined, 'the web login answers no refresh token in its body');
+  const setCookie = r.headers.getSetCookie().find((c) => c.startsWith('skein_refresh='));
+  check(setCookie && /HttpOnly/.test(setCookie) && /SameSite=Strict/.test(setCookie), `refresh cookie flags: ${setCookie}`);
+  const value = setCookie.split(';')[0].slice('skein_refresh='.length);
+  const { hostname } = new URL(base);
+  return {
+    cookies: [{ name: 'skein_refresh', value, domain: hostname, path: '/api/v1/auth', expires: -1, httpOnly: true, secure: false, sameSite: 'Strict' }],
+    origins: [{ origin: base, localStorage: [{ name: 'skein.session', value: 'e2e' }, ...extra] }],
+  };
 }
 
 async function step(name, fn) {
@@ -371,10 +380,15 @@ async function main() {
       await page.getByRole('link', { name: 'Chat' }).waitFor();
     });
 
-    await step('a reload keeps the session (silent refresh) and the route', async () => {
+    await step('a reload keeps the session (silent refresh) and the route; no token is readable by scripts', async () => {
       await page.goto(`${base}/usage`);
       await page.getByRole('heading', { name: 'Usage' }).waitFor();
       check(!page.url().includes('/login'), 'still signed in');
+      const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + document.cookie);
+      check(!/skr_/.test(stored), `a refresh token is readable by page scripts: ${stored.slice(0, 200)}`);
+      const cookies = await desktop.cookies(base);
+      const refresh = cookies.find((c) => c.name === 'skein_refresh');
+      check(refresh?.httpOnly && refresh.sameSite === 'Strict' && refresh.path === '/api/v1/auth', `refresh cookie: ${JSON.stringify(refresh)}`);
     });
 
     await step('phone layout: navigation drawer, tables as cards, reachable composer', async () => {
