@@ -239,12 +239,13 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     );
     if let Some(token) = &skein.setup_token {
         // The one secret ever logged, on purpose: it exists only until the first account is
-        // made, and whoever can read this log owns the machine anyway.
-        tracing::info!("setup token: {token}");
+        // made, and whoever can read this log owns the machine anyway. At warn level, so a
+        // quieter log (RUST_LOG=warn) still shows what the operator must act on.
+        tracing::warn!("setup token: {token}");
     } else if skein.config.server.setup_token.is_some()
         && skein.users.needs_setup().await.unwrap_or(false)
     {
-        tracing::info!("no account yet: register the first one with the configured setup token");
+        tracing::warn!("no account yet: register the first one with the configured setup token");
     }
     skein::serve(listener, internal, skein, skein::shutdown_signal()).await
 }
