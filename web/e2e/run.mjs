@@ -386,7 +386,7 @@ async function main() {
       check(!page.url().includes('/login'), 'still signed in');
       const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + document.cookie);
       check(!/skr_/.test(stored), `a refresh token is readable by page scripts: ${stored.slice(0, 200)}`);
-      const cookies = await desktop.cookies(base);
+      const cookies = await desktop.cookies(); // all: the cookie's path is /api/v1/auth, not /
       const refresh = cookies.find((c) => c.name === 'skein_refresh');
       check(refresh?.httpOnly && refresh.sameSite === 'Strict' && refresh.path === '/api/v1/auth', `refresh cookie: ${JSON.stringify(refresh)}`);
     });
@@ -417,6 +417,7 @@ async function main() {
     });
 
     // After the usage checks: these answers and the transcription add ledger rows.
+    if (chatAvailable) await remoteImageStep(page);
     if (chatAvailable) await mediaSteps(page, base, browser);
     if (takeShots) await screenshotsUser(browser, base, desktop);
     // After the usage above, so the dashboard has something to show.
@@ -670,6 +671,27 @@ async function chatSteps(page) {
     await page.locator('[data-testid="assistant-message"][data-status="done"]').last().waitFor();
     await page.waitForTimeout(300);
     check(await inView('echo: after the long thread'), 'the new answer is in view (followed to the bottom)');
+  });
+}
+
+/** Model output cannot make the browser call another host: an image in an answer is a link. */
+async function remoteImageStep(page) {
+  await step('chat: an image in an answer is not fetched by the browser, only shown as a link', async () => {
+    const requested = [];
+    const watch = (req) => req.url().includes('e2e-pixel') && requested.push(req.url());
+    page.on('request', watch);
+    await page.getByRole('link', { name: 'Chat' }).click();
+    await page.getByRole('button', { name: '+ New chat' }).first().click();
+    await page.getByLabel('Send', { exact: true }).fill('look ![pixel](http://127.0.0.1:9/e2e-pixel.png?leak=1)');
+    await page.getByLabel('Send', { exact: true }).press('Enter');
+    await page.locator('[data-testid="assistant-message"][data-status="done"]').last().waitFor();
+    const image = page.getByTestId('assistant-message').last().getByTestId('markdown-image');
+    await image.getByRole('link', { name: 'pixel' }).waitFor();
+    await image.getByText('127.0.0.1:9').waitFor();
+    await page.waitForTimeout(500);
+    page.off('request', watch);
+    check((await page.getByTestId('assistant-message').last().locator('img').count()) === 0, 'no img element in the answer');
+    check(requested.length === 0, `the browser requested the image: ${requested.join(', ')}`);
   });
 }
 
