@@ -165,16 +165,44 @@ async fn password_changes_have_their_own_strict_limit() {
     );
 }
 
-/// Fifty parallel password changes: every one is answered, none fails for lack of memory
-/// (hashing is bounded by a semaphore; the unit test in `password.rs` checks the bound).
+/// The peak resident memory of this test process (the server runs in it), in KiB.
+#[cfg(target_os = "linux")]
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Fifty parallel password changes stay under a memory bound: each argon2 run takes
+/// `argon2_memory_kib`, and only one per core runs at once (without the semaphore all fifty
+/// would run together, 50 × 32 MiB).
+#[cfg(target_os = "linux")]
 #[tokio::test]
-async fn fifty_parallel_password_changes_are_all_answered() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+async fn fifty_parallel_password_changes_stay_under_a_memory_bound() {
+    const HASH_KIB: u64 = 32 * 1024;
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.auth.argon2_memory_kib = HASH_KIB as u32;
+        c.auth.argon2_iterations = 1;
+    })
+    .await;
     let ada = app.register("ada").await;
+    let before = peak_rss_kib();
     let body = json!({"current_password": "wrong password", "new_password": "another password"});
     let calls = (0..50).map(|_| app.put("/api/v1/user/password", Some(&ada.access), body.clone()));
     let answers = futures::future::join_all(calls).await;
     assert!(answers.iter().all(|r| r.error_code() == "wrong_password"));
+    let grown = peak_rss_kib().saturating_sub(before);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let bound = (cores + 1) * HASH_KIB + 64 * 1024;
+    assert!(
+        grown <= bound,
+        "peak memory grew by {} MiB for 50 parallel changes (bound {} MiB on {cores} cores)",
+        grown / 1024,
+        bound / 1024
+    );
 }
 
 fn register_body(username: &str, token: Option<&str>) -> Value {
