@@ -49,6 +49,7 @@ export const en = {
   'auth.password': 'Password',
   'auth.displayName': 'Display name',
   'auth.inviteCode': 'Invite code',
+  'auth.noAccountYet': 'This server has no account yet: create the first one (it becomes the administrator).',
   'auth.setupToken': 'Setup token',
   'auth.setupHint': 'This server has no account yet. The first account becomes the administrator: enter the token printed in the server log (the line “setup token: …”).',
   'auth.haveInvite': 'I have an invite code',

@@ -51,6 +51,7 @@ export const zh: Record<MessageKey, string> = {
   'auth.password': '密码',
   'auth.displayName': '显示名称',
   'auth.inviteCode': '邀请码',
+  'auth.noAccountYet': '本服务器还没有账号：请先创建第一个账号（它将成为管理员）。',
   'auth.setupToken': '安装令牌',
   'auth.setupHint': '本服务器还没有账号。第一个账号将成为管理员：请输入服务器日志中打印的令牌（“setup token: …”那一行）。',
   'auth.haveInvite': '我有邀请码',

@@ -55,6 +55,22 @@ describe('registration', () => {
 });
 
 describe('first run', () => {
+  it('the sign-in page points to registration while the server has no account', async () => {
+    vi.stubGlobal('fetch', async (url: string) =>
+      url === '/api/v1/auth/setup' ? new Response('{"needs_setup":true}', { status: 200 }) : new Response('{}', { status: 500 }),
+    );
+    render(
+      <MemoryRouter initialEntries={['/login']}>
+        <Routes>
+          <Route path="/login" element={<AuthPage mode="login" />} />
+        </Routes>
+      </MemoryRouter>,
+    );
+    const hint = await screen.findByTestId('setup-hint');
+    expect(hint.textContent).toContain('no account yet');
+    expect(hint.querySelector('a')?.getAttribute('href')).toContain('/register');
+  });
+
   it('asks for the setup token while the server has no account, and sends it', async () => {
     const bodies: Array<Record<string, unknown>> = [];
     vi.stubGlobal('fetch', async (url: string, init: RequestInit) => {

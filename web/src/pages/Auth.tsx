@@ -44,7 +44,6 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
   // While the server has no account, the first registration needs the setup token it logged.
   const [needsSetup, setNeedsSetup] = useState(false);
   useEffect(() => {
-    if (mode !== 'register') return;
     let live = true;
     api<{ needs_setup: boolean }>('auth/setup', { auth: false })
       .then((r) => live && setNeedsSetup(r.needs_setup))
@@ -104,6 +103,14 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
         <h2 className="mb-4 text-lg font-semibold">{mode === 'login' ? t('auth.signIn') : t('auth.register')}</h2>
         {reason === 'expired' && mode === 'login' && (
           <p className="mb-3 rounded-md bg-muted px-3 py-2 text-sm">{t('auth.expired')}</p>
+        )}
+        {needsSetup && mode === 'login' && (
+          <p className="mb-3 rounded-md bg-muted px-3 py-2 text-sm" data-testid="setup-hint">
+            {t('auth.noAccountYet')}{' '}
+            <Link className="text-primary hover:underline" to={`/register?next=${encodeURIComponent(next)}`}>
+              {t('auth.register')}
+            </Link>
+          </p>
         )}
         <form className="space-y-3" onSubmit={submit}>
           {mode === 'login' ? (
