@@ -24,6 +24,7 @@ pub struct TokenResponse {
     /// Opaque token for `POST /auth/refresh`; rotated on every use. Left out when the request
     /// sent `X-Skein-CSRF: 1` (the web app): then it is only in the `skein_refresh` cookie.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(required = false)]
     pub refresh_token: String,
     /// Always `Bearer`.
     pub token_type: &'static str,

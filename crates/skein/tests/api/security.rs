@@ -536,3 +536,23 @@ async fn the_data_directory_and_database_are_private() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_setup_route_and_optional_refresh_token() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc = app.get("/api/openapi.json", None).await;
+    assert!(doc.json["paths"]["/api/v1/auth/setup"]["get"].is_object());
+    let tokens = &doc.json["components"]["schemas"]["TokenResponse"];
+    let required: Vec<&str> = tokens["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        required.contains(&"access_token") && !required.contains(&"refresh_token"),
+        "{required:?}"
+    );
+    let register = &doc.json["components"]["schemas"]["RegisterRequest"]["properties"];
+    assert!(register["setup_token"].is_object());
+}
