@@ -270,7 +270,8 @@ pub async fn login(
     let bucket = skein_core::request::ip_bucket(ip);
     let account = match &user {
         Some(user) => user.id.clone(),
-        None => format!("unknown:{}", req.login.trim().to_lowercase()),
+        // Hashed: the typed login can be long, and should not sit in the limiter's store.
+        None => format!("unknown:{}", hash_token(&req.login.trim().to_lowercase())),
     };
     let throttle = LoginThrottle::new(
         svc.limiter.as_ref(),
