@@ -99,6 +99,7 @@ pub async fn docs_page() -> impl IntoResponse {
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>Skein API</title>
+  <link rel="icon" href="data:,">
   <style>
     body { font-family: system-ui, sans-serif; max-width: 64rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #1f2328; }
     code, pre { font-family: ui-monospace, monospace; }

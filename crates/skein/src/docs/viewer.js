@@ -74,8 +74,12 @@
           byTag.get(tag).push(operation(doc, method, path, op));
         }
       }
+      // Tags in the order the document declares them, then any it does not.
       const tags = new Map((doc.tags || []).map((t) => [t.name, t.description || ""]));
-      for (const [tag, ops] of byTag) {
+      const order = [...tags.keys(), ...[...byTag.keys()].filter((t) => !tags.has(t))];
+      for (const tag of order) {
+        const ops = byTag.get(tag);
+        if (!ops) continue;
         root.append(el("h2", {}, tag), el("p", { class: "muted" }, tags.get(tag) || ""), ...ops);
       }
     })
