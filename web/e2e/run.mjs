@@ -193,6 +193,10 @@ async function main() {
       await page.getByTestId('whoami').getByText('ada').waitFor();
     });
 
+    await step('first run: a fresh server asks the first visitor for the setup token it logged', async () => {
+      await firstRun(browser, skein);
+    });
+
     await step('sign-in errors are shown in the chosen language with the request id', async () => {
       const ctx = await browser.newContext({ locale: 'zh-CN' });
       const p = await ctx.newPage();
@@ -672,6 +676,40 @@ async function chatSteps(page) {
     await page.waitForTimeout(300);
     check(await inView('echo: after the long thread'), 'the new answer is in view (followed to the bottom)');
   });
+}
+
+/**
+ * A second, empty server (its own data directory): the sign-in page says no account exists,
+ * registration asks for the setup token, a wrong one is refused, and the token from the
+ * server's log makes the first account, root.
+ */
+async function firstRun(browser, skein) {
+  const data = mkdtempSync(join(tmpdir(), 'skein-e2e-first-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const env = { ...process.env, SKEIN_DATA_DIR: data, RUST_LOG: 'warn', SKEIN_LOG_FORMAT: 'text', NO_COLOR: '1' };
+  const started = await startAndWait(skein, ['serve', '--listen', `127.0.0.1:${port}`], { env }, /setup token: ([A-Za-z0-9_-]+)/, 'first-run skein');
+  const token = started.match[1];
+  await waitReady(base);
+  const ctx = await browser.newContext({ locale: 'en-US' });
+  const p = await ctx.newPage();
+  await p.goto(`${base}/chat`);
+  const hint = p.getByTestId('setup-hint');
+  await hint.getByText('no account yet').waitFor();
+  await hint.getByRole('link', { name: 'Create account' }).click();
+  await p.getByTestId('setup-hint').getByText('setup token').waitFor();
+  await p.getByLabel('Username').fill('owner');
+  await p.getByLabel('Password').fill(PASSWORD);
+  await p.getByLabel('Setup token').fill('not-the-token');
+  await p.getByRole('button', { name: 'Create account' }).click();
+  await p.getByRole('alert').waitFor();
+  check(p.url().includes('/register'), 'a wrong token does not register');
+  await p.getByLabel('Setup token').fill(token);
+  await p.getByRole('button', { name: 'Create account' }).click();
+  await p.waitForURL(/\/chat/);
+  const me = await p.evaluate(async () => (await fetch('/api/v1/auth/setup')).json());
+  check(me.needs_setup === false, 'set-up is done');
+  await ctx.close();
 }
 
 /** Model output cannot make the browser call another host: an image in an answer is a link. */
