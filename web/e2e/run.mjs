@@ -92,18 +92,27 @@ async function waitReady(base) {
 }
 
 /**
- * A browser storage state signed in as `login` through its own new session. Contexts never
+ * A browser storage state signed in as `login` through its own new session: the HttpOnly
+ * refresh cookie the server set, and the app's (non-secret) session marker. Contexts never
  * share a refresh token: it rotates on use, and reusing a rotated one ends the session.
  */
 async function loginState(base, login, password, extra = []) {
   const r = await fetch(`${base}/api/v1/auth/login`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', 'x-skein-csrf': '1' },
     body: JSON.stringify({ login, password }),
   });
   if (!r.ok) throw new Error(`login ${login}: ${r.status}`);
-  const { refresh_token } = await r.json();
-  return { cookies: [], origins: [{ origin: base, localStorage: [{ name: 'skein.refresh', value: refresh_token }, ...extra] }] };
+  const body = await r.json();
+  check(body.refresh_token === undefined, 'the web login answers no refresh token in its body');
+  const setCookie = r.headers.getSetCookie().find((c) => c.startsWith('skein_refresh='));
+  check(setCookie && /HttpOnly/.test(setCookie) && /SameSite=Strict/.test(setCookie), `refresh cookie flags: ${setCookie}`);
+  const value = setCookie.split(';')[0].slice('skein_refresh='.length);
+  const { hostname } = new URL(base);
+  return {
+    cookies: [{ name: 'skein_refresh', value, domain: hostname, path: '/api/v1/auth', expires: -1, httpOnly: true, secure: false, sameSite: 'Strict' }],
+    origins: [{ origin: base, localStorage: [{ name: 'skein.session', value: 'e2e' }, ...extra] }],
+  };
 }
 
 async function step(name, fn) {
@@ -182,6 +191,10 @@ async function main() {
       await page.getByRole('button', { name: 'Create account' }).click();
       await page.waitForURL(/\/chat$/);
       await page.getByTestId('whoami').getByText('ada').waitFor();
+    });
+
+    await step('first run: a fresh server asks the first visitor for the setup token it logged', async () => {
+      await firstRun(browser, skein);
     });
 
     await step('sign-in errors are shown in the chosen language with the request id', async () => {
@@ -371,10 +384,15 @@ async function main() {
       await page.getByRole('link', { name: 'Chat' }).waitFor();
     });
 
-    await step('a reload keeps the session (silent refresh) and the route', async () => {
+    await step('a reload keeps the session (silent refresh) and the route; no token is readable by scripts', async () => {
       await page.goto(`${base}/usage`);
       await page.getByRole('heading', { name: 'Usage' }).waitFor();
       check(!page.url().includes('/login'), 'still signed in');
+      const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + document.cookie);
+      check(!/skr_/.test(stored), `a refresh token is readable by page scripts: ${stored.slice(0, 200)}`);
+      const cookies = await desktop.cookies(); // all: the cookie's path is /api/v1/auth, not /
+      const refresh = cookies.find((c) => c.name === 'skein_refresh');
+      check(refresh?.httpOnly && refresh.sameSite === 'Strict' && refresh.path === '/api/v1/auth', `refresh cookie: ${JSON.stringify(refresh)}`);
     });
 
     await step('phone layout: navigation drawer, tables as cards, reachable composer', async () => {
@@ -403,6 +421,7 @@ async function main() {
     });
 
     // After the usage checks: these answers and the transcription add ledger rows.
+    if (chatAvailable) await remoteImageStep(page);
     if (chatAvailable) await mediaSteps(page, base, browser);
     if (takeShots) await screenshotsUser(browser, base, desktop);
     // After the usage above, so the dashboard has something to show.
@@ -656,6 +675,61 @@ async function chatSteps(page) {
     await page.locator('[data-testid="assistant-message"][data-status="done"]').last().waitFor();
     await page.waitForTimeout(300);
     check(await inView('echo: after the long thread'), 'the new answer is in view (followed to the bottom)');
+  });
+}
+
+/**
+ * A second, empty server (its own data directory): the sign-in page says no account exists,
+ * registration asks for the setup token, a wrong one is refused, and the token from the
+ * server's log makes the first account, root.
+ */
+async function firstRun(browser, skein) {
+  const data = mkdtempSync(join(tmpdir(), 'skein-e2e-first-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const env = { ...process.env, SKEIN_DATA_DIR: data, RUST_LOG: 'warn', SKEIN_LOG_FORMAT: 'text', NO_COLOR: '1' };
+  const started = await startAndWait(skein, ['serve', '--listen', `127.0.0.1:${port}`], { env }, /setup token: ([A-Za-z0-9_-]+)/, 'first-run skein');
+  const token = started.match[1];
+  await waitReady(base);
+  const ctx = await browser.newContext({ locale: 'en-US' });
+  const p = await ctx.newPage();
+  await p.goto(`${base}/chat`);
+  const hint = p.getByTestId('setup-hint');
+  await hint.getByText('no account yet').waitFor();
+  await hint.getByRole('link', { name: 'Create account' }).click();
+  await p.getByTestId('setup-hint').getByText('setup token').waitFor();
+  await p.getByLabel('Username').fill('owner');
+  await p.getByLabel('Password').fill(PASSWORD);
+  await p.getByLabel('Setup token').fill('not-the-token');
+  await p.getByRole('button', { name: 'Create account' }).click();
+  await p.getByRole('alert').waitFor();
+  check(p.url().includes('/register'), 'a wrong token does not register');
+  await p.getByLabel('Setup token').fill(token);
+  await p.getByRole('button', { name: 'Create account' }).click();
+  await p.waitForURL(/\/chat/);
+  const me = await p.evaluate(async () => (await fetch('/api/v1/auth/setup')).json());
+  check(me.needs_setup === false, 'set-up is done');
+  await ctx.close();
+}
+
+/** Model output cannot make the browser call another host: an image in an answer is a link. */
+async function remoteImageStep(page) {
+  await step('chat: an image in an answer is not fetched by the browser, only shown as a link', async () => {
+    const requested = [];
+    const watch = (req) => req.url().includes('e2e-pixel') && requested.push(req.url());
+    page.on('request', watch);
+    await page.getByRole('link', { name: 'Chat' }).click();
+    await page.getByRole('button', { name: '+ New chat' }).first().click();
+    await page.getByLabel('Send', { exact: true }).fill('look ![pixel](http://127.0.0.1:9/e2e-pixel.png?leak=1)');
+    await page.getByLabel('Send', { exact: true }).press('Enter');
+    await page.locator('[data-testid="assistant-message"][data-status="done"]').last().waitFor();
+    const image = page.getByTestId('assistant-message').last().getByTestId('markdown-image');
+    await image.getByRole('link', { name: 'pixel' }).waitFor();
+    await image.getByText('127.0.0.1:9').waitFor();
+    await page.waitForTimeout(500);
+    page.off('request', watch);
+    check((await page.getByTestId('assistant-message').last().locator('img').count()) === 0, 'no img element in the answer');
+    check(requested.length === 0, `the browser requested the image: ${requested.join(', ')}`);
   });
 }
 

@@ -1,7 +1,7 @@
 import { lazy, Suspense, useEffect, useState } from 'react';
 import { Navigate, Route, Routes, useLocation } from 'react-router-dom';
 import { api, refreshSession } from './lib/api';
-import { authStore, refreshToken, setUser } from './lib/auth';
+import { authStore, hasSession, setUser } from './lib/auth';
 import { adoptAccountSettings } from './lib/settings';
 import { useStore } from './lib/store';
 import type { Profile } from './lib/types';
@@ -21,9 +21,9 @@ function Loading() {
   return <div className="p-6 text-sm text-muted-fg">{t('common.loading')}</div>;
 }
 
-/** Restores a session from the stored refresh token before the first render of a page. */
+/** Restores a session from the refresh cookie before the first render of a page. */
 function useBoot() {
-  const [ready, setReady] = useState(() => !refreshToken() || authStore.get().accessToken !== null);
+  const [ready, setReady] = useState(() => !hasSession() || authStore.get().accessToken !== null);
   useEffect(() => {
     if (ready) return;
     (async () => {

@@ -81,7 +81,7 @@ async fn run(args: Args, binary: PathBuf) -> anyhow::Result<()> {
 
     let register = client
         .post(format!("{}/api/v1/auth/register", server.base))
-        .json(&json!({"username": "bench", "password": "benchmark password"}))
+        .json(&json!({"username": "bench", "password": "benchmark password", "setup_token": skein_bench::SETUP_TOKEN}))
         .send()
         .await?;
     anyhow::ensure!(

@@ -32,6 +32,9 @@ pub fn default_binary() -> PathBuf {
     Path::new(&target).join("release").join("skein")
 }
 
+/// The setup token every benchmark server is started with; the first registration sends it.
+pub const SETUP_TOKEN: &str = "benchmark-setup-token-0123456789";
+
 /// Starts `skein serve` on a free port with a fresh data directory and `env` added.
 pub fn start(binary: &Path, env: &[(&str, &str)]) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
@@ -46,6 +49,7 @@ pub fn start(binary: &Path, env: &[(&str, &str)]) -> anyhow::Result<Server> {
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("SKEIN_DATA_DIR", dir.path())
         .env("SKEIN_LOG_LEVEL", "warn")
+        .env("SKEIN_SETUP_TOKEN", SETUP_TOKEN)
         // The benchmark measures the server, not the per-user limit (1,200/min by default).
         .env("SKEIN_LIMITS__API_PER_USER_PER_MINUTE", "100000000")
         .env("SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE", "100000000")

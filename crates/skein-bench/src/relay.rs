@@ -62,7 +62,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &client,
         format!("{base}/api/v1/auth/register"),
         "",
-        json!({"username": "bench", "password": "benchmark password"}),
+        json!({"username": "bench", "password": "benchmark password", "setup_token": skein_bench::SETUP_TOKEN}),
     )
     .await?;
     let access = root["access_token"]

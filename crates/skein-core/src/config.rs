@@ -2,7 +2,8 @@
 //!
 //! Every key is documented in `skein.example.toml` at the repository root. The short
 //! variables users reach for first (`SKEIN_LISTEN`, `SKEIN_DATABASE_URL`, `SKEIN_REDIS_URL`,
-//! `SKEIN_DATA_DIR`, `SKEIN_LOG_FORMAT`, `SKEIN_LOG_LEVEL`, `SKEIN_JWT_SECRET`) map to their
+//! `SKEIN_DATA_DIR`, `SKEIN_LOG_FORMAT`, `SKEIN_LOG_LEVEL`, `SKEIN_JWT_SECRET`,
+//! `SKEIN_SETUP_TOKEN`) map to their
 //! keys; any other key is reachable as `SKEIN_SECTION__KEY` (for example
 //! `SKEIN_LIMITS__API_PER_USER_PER_MINUTE=1200`).
 
@@ -192,6 +193,12 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Where `/internal/*` (service-to-service routes) is served; `None` serves it nowhere.
+    /// Never on `listen`, so the public port cannot reach it.
+    pub internal_listen: Option<String>,
+    /// The one-time token that registering the first (root) account needs. `None`: a random
+    /// one is made at start while no account exists and printed to the log.
+    pub setup_token: Option<Secret>,
 }
 
 /// The relational database.
@@ -263,12 +270,18 @@ pub struct LimitsConfig {
     /// The most tokens per minute one API key may use (0: no ceiling). When set, a key's own
     /// `tpm_limit` is clamped to it and a key without one gets it.
     pub max_tokens_per_key_per_minute: u32,
-    /// Failed logins for one account before it is locked for a while.
+    /// Failed logins of one account from one address (an IPv6 /64) that cost nothing; each
+    /// further one makes that pair wait, 5 s doubling up to `login_lockout_secs`.
     pub login_failures_per_account: u32,
     /// Failed logins from one IP before it is locked for a while.
     pub login_failures_per_ip: u32,
-    /// The window the failure counts are taken over; also the longest lockout.
+    /// The window the per-IP failures are counted over; also the longest delay.
     pub login_lockout_secs: u64,
+    /// Password changes (right or wrong current password) per user per hour.
+    pub password_changes_per_user_per_hour: u32,
+    /// Requests with an unknown, revoked or malformed API key per client IP per minute; past
+    /// it, keys from that address are refused before they are looked up.
+    pub invalid_keys_per_ip_per_minute: u32,
 }
 
 /// Logging.
@@ -318,6 +331,8 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             cors_origins: Vec::new(),
             trust_forwarded_for: false,
+            internal_listen: None,
+            setup_token: None,
         }
     }
 }
@@ -375,6 +390,8 @@ impl Default for LimitsConfig {
             login_failures_per_account: 5,
             login_failures_per_ip: 50,
             login_lockout_secs: 15 * 60,
+            password_changes_per_user_per_hour: 5,
+            invalid_keys_per_ip_per_minute: 30,
         }
     }
 }
@@ -408,6 +425,7 @@ const SHORT_ENV: &[(&str, &str)] = &[
     ("log_format", "log.format"),
     ("log_level", "log.level"),
     ("jwt_secret", "auth.jwt_secret"),
+    ("setup_token", "server.setup_token"),
 ];
 
 /// Sections reachable as `SKEIN_SECTION__KEY`. Other `SKEIN_*` variables (the CLI's
@@ -454,6 +472,16 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad("server.listen must be an address such as 0.0.0.0:3000");
+        }
+        if let Some(internal) = &self.server.internal_listen
+            && internal.parse::<std::net::SocketAddr>().is_err()
+        {
+            return bad("server.internal_listen must be an address such as 127.0.0.1:3001");
+        }
+        if let Some(token) = &self.server.setup_token
+            && token.expose().len() < 16
+        {
+            return bad("server.setup_token must be at least 16 characters");
         }
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes must be at least 1024");
@@ -540,6 +568,8 @@ impl Config {
             l.api_per_key_per_minute,
             l.login_failures_per_account,
             l.login_failures_per_ip,
+            l.password_changes_per_user_per_hour,
+            l.invalid_keys_per_ip_per_minute,
         ]
         .contains(&0)
         {

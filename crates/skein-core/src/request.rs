@@ -1,7 +1,7 @@
 //! Facts about the current request that the gateway establishes once and handlers read from
 //! the request's extensions.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -16,6 +16,29 @@ pub struct RequestId(pub String);
 /// The address of the client (the peer, or `X-Forwarded-For` behind a trusted proxy).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// The address as a rate-limit key: IPv4 whole, IPv6 by its /64, because one client
+    /// usually holds a whole /64 and could otherwise take a fresh budget per address.
+    pub fn bucket(&self) -> String {
+        ip_bucket(self.0)
+    }
+}
+
+/// See [`ClientIp::bucket`].
+pub fn ip_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ApiError;
@@ -38,5 +61,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
             .get(axum::http::header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok());
         Ok(Lang::from_accept_language(header))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_is_keyed_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ip_bucket(a), ip_bucket(b));
+        assert_ne!(ip_bucket(a), ip_bucket(c));
+        assert_eq!(ip_bucket(a), "2001:db8:1:2::/64");
+        let v4: IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(ip_bucket(v4), "10.1.2.3");
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(ip_bucket(mapped), "10.1.2.3");
     }
 }

@@ -57,10 +57,12 @@ pub(crate) async fn request_context(
         route = %route,
         user_id = tracing::field::Empty,
     );
+    let https = forwarded_https(req.headers());
     let mut response = next.run(req).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    security_headers(response.headers_mut(), https);
     let status = response.status().as_u16();
     let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
     span.in_scope(|| {
@@ -71,6 +73,40 @@ pub(crate) async fn request_context(
         }
     });
     response
+}
+
+/// Whether the proxy in front says the client spoke HTTPS (`X-Forwarded-Proto: https`).
+pub(crate) fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Headers every response carries, whatever produced it (API, web app, health, errors):
+/// no MIME sniffing, no full URLs in `Referer` to other origins, no camera or location
+/// (the microphone only for this origin: voice input), and HSTS once the client came over
+/// HTTPS (a browser ignores HSTS on plain HTTP anyway, so trusting the header costs nothing).
+fn security_headers(headers: &mut HeaderMap, https: bool) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    headers.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), geolocation=(), microphone=(self)"),
+    );
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
 }
 
 fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
@@ -310,8 +346,8 @@ pub(crate) async fn authenticate_and_limit(
     let ip = req
         .extensions()
         .get::<ClientIp>()
-        .map(|c| c.0)
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        .map(|c| c.bucket())
+        .unwrap_or_else(|| Ipv4Addr::UNSPECIFIED.to_string());
     let limits = &gateway.limits;
     let (key, quota) = match (&state, is_auth_route) {
         (_, true) => (
@@ -376,10 +412,43 @@ async fn authenticate_key_and_limit(
         .map(|c| c.0)
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let state = match (&gateway.keys, api_key(&req)) {
-        (Some(keys), Some(secret)) => match keys.authenticate_key(&secret, ip).await {
-            Ok(key) => AuthState::Key(key),
-            Err(error) => AuthState::Rejected(error),
-        },
+        (Some(keys), Some(secret)) => {
+            // Wrong keys cost their address: past the bound, keys from there are refused
+            // before the directory is asked, so a flood of guesses never reaches the database
+            // (the directory caches valid keys only), while other addresses are untouched.
+            let bad_key = format!("badkey:ip:{}", skein_core::request::ip_bucket(ip));
+            let quota = Quota::per_minute(gateway.limits.invalid_keys_per_ip_per_minute);
+            match gateway.limiter.check(&bad_key, quota, 0).await {
+                Ok(probe) if !probe.allowed => {
+                    let wait = probe
+                        .retry_after
+                        .map_or(1, |d| d.as_secs_f64().ceil() as u64)
+                        .max(1);
+                    tracing::warn!(client_ip = %ip, "invalid API keys from this address; refused before lookup");
+                    return ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "invalid_key_rate_limited",
+                        format!("Too many requests with invalid API keys from this address. Try again in {wait} s."),
+                        format!("该地址使用无效 API 密钥的请求过多，请在 {wait} 秒后重试。"),
+                    )
+                    .with_retry_after(wait)
+                    .into_response();
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "rate limiter unavailable; key check allowed"),
+            }
+            match keys.authenticate_key(&secret, ip).await {
+                Ok(key) => AuthState::Key(key),
+                Err(error) => {
+                    if error.status() == StatusCode::UNAUTHORIZED
+                        && let Err(error) = gateway.limiter.check(&bad_key, quota, 1).await
+                    {
+                        tracing::warn!(%error, "rate limiter unavailable");
+                    }
+                    AuthState::Rejected(error)
+                }
+            }
+        }
         _ => AuthState::Anonymous,
     };
     let limit = match &state {

@@ -137,6 +137,9 @@ pub struct TestApp {
     /// The configuration the server runs with (database url and data dir included), so a
     /// second server can share them.
     pub config: Config,
+    /// `http://127.0.0.1:PORT` of the internal listener (`/internal/*`), when the test set
+    /// `server.internal_listen`.
+    pub internal_base: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
@@ -145,6 +148,10 @@ pub struct TestApp {
 
 /// A password every persona uses unless a test says otherwise.
 pub const PASSWORD: &str = "correct horse battery";
+
+/// The setup token every test server is configured with (`server.setup_token`); personas send
+/// it on registration, where it is ignored once an account exists.
+pub const SETUP_TOKEN: &str = "setup-token-for-tests-0123456789";
 
 fn init_logs() {
     static ONCE: Once = Once::new();
@@ -186,6 +193,9 @@ impl TestApp {
         config.limits.api_per_user_per_minute = 100_000;
         config.limits.api_per_ip_per_minute = 100_000;
         config.limits.login_failures_per_ip = 100_000;
+        config.limits.password_changes_per_user_per_hour = 100_000;
+        config.limits.invalid_keys_per_ip_per_minute = 100_000;
+        config.server.setup_token = Some(skein_core::secret::Secret::new(SETUP_TOKEN));
         let pg_database = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
@@ -217,8 +227,19 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let internal = match &config.server.internal_listen {
+            Some(_) => Some(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind internal"),
+            ),
+            None => None,
+        };
+        let internal_base = internal
+            .as_ref()
+            .map(|l| format!("http://{}", l.local_addr().expect("addr")));
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(skein::serve(listener, skein, async move {
+        let server = tokio::spawn(skein::serve(listener, internal, skein, async move {
             let _ = rx.await;
         }));
         TestApp {
@@ -226,6 +247,7 @@ impl TestApp {
             backend,
             client: reqwest::Client::new(),
             config,
+            internal_base,
             shutdown: Some(tx),
             server: Some(server),
             _dir: dir,
@@ -244,6 +266,15 @@ impl TestApp {
     /// A full URL for `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// A full URL for `path` on the internal listener.
+    pub fn internal_url(&self, path: &str) -> String {
+        let base = self
+            .internal_base
+            .as_deref()
+            .expect("set server.internal_listen to get an internal listener");
+        format!("{base}{path}")
     }
 
     /// Sends a request, optionally with a bearer token and a JSON body.
@@ -308,7 +339,7 @@ impl TestApp {
             .post(
                 "/api/v1/auth/register",
                 None,
-                json!({ "username": username, "email": format!("{username}@example.com"), "password": PASSWORD }),
+                json!({ "username": username, "email": format!("{username}@example.com"), "password": PASSWORD, "setup_token": SETUP_TOKEN }),
             )
             .await;
         assert_eq!(

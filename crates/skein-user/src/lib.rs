@@ -8,7 +8,9 @@
 mod http;
 pub mod model;
 pub mod password;
+mod setup;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 pub mod validate;
 
@@ -60,6 +62,8 @@ pub struct UserService {
     sessions: Cache<String, SessionRow>,
     /// Told about new accounts after they commit (Billing's grants).
     observers: std::sync::RwLock<Vec<Arc<dyn AccountEvents>>>,
+    /// The first-run gate (setup token).
+    setup: setup::SetupGate,
 }
 
 impl UserService {
@@ -87,6 +91,7 @@ impl UserService {
             limiter,
             sessions,
             observers: Default::default(),
+            setup: Default::default(),
         })
     }
 
@@ -172,6 +177,7 @@ impl UserService {
             .await
             .map_err(conflict_or_internal)?;
         tx.commit().await.map_err(skein_db::DbError::from)?;
+        self.setup.finish();
         self.announce_registration(&id, None).await;
         self.profile_of(&id).await
     }

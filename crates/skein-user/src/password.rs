@@ -1,6 +1,11 @@
-//! Argon2id password hashing, off the async runtime.
+//! Argon2id password hashing, off the async runtime and a few at a time.
+//!
+//! Each hash takes `argon2_memory_kib` of memory (19 MiB by default): a thousand parallel
+//! sign-ins would ask for 19 GB. A semaphore sized to the cores lets only that many run at
+//! once; the rest wait their turn, holding nothing but a request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -14,6 +19,11 @@ pub struct Passwords {
     /// A hash of a random password: verifying against it when an account does not exist makes
     /// "no such user" take as long as "wrong password", so timing reveals no accounts.
     decoy: Arc<String>,
+    /// Hashes allowed to run at once (one per core).
+    permits: Arc<tokio::sync::Semaphore>,
+    /// Hashes running now and the most ever seen at once (the bound's proof in tests).
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
 }
 
 impl Passwords {
@@ -25,16 +35,55 @@ impl Passwords {
             .hash_password(salt.as_str().as_bytes(), &salt)
             .map_err(ApiError::internal)?
             .to_string();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Passwords {
             params,
             decoy: Arc::new(decoy),
+            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
+            running: Arc::default(),
+            peak: Arc::default(),
         })
+    }
+
+    /// How many hashes may run at once.
+    pub fn concurrency(&self) -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+
+    /// The most hashes that ever ran at the same time.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Runs one argon2 computation on the blocking pool once a permit is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(ApiError::internal)?;
+        let running = self.running.clone();
+        let peak = self.peak.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            let out = work();
+            running.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(ApiError::internal)?
     }
 
     /// The PHC string for a new password.
     pub async fn hash(&self, password: String) -> ApiResult<String> {
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || {
+        self.run(move || {
             let salt = SaltString::generate(&mut OsRng);
             argon(&params)
                 .hash_password(password.as_bytes(), &salt)
@@ -42,7 +91,6 @@ impl Passwords {
                 .map_err(ApiError::internal)
         })
         .await
-        .map_err(ApiError::internal)?
     }
 
     /// Whether `password` matches the stored hash; `None` verifies against the decoy and
@@ -51,16 +99,14 @@ impl Passwords {
         let is_decoy = stored.is_none();
         let stored = stored.unwrap_or_else(|| self.decoy.as_ref().clone());
         let params = self.params.clone();
-        let matches = tokio::task::spawn_blocking(move || {
-            let parsed = PasswordHash::new(&stored).map_err(ApiError::internal)?;
-            Ok::<bool, ApiError>(
-                argon(&params)
+        let matches = self
+            .run(move || {
+                let parsed = PasswordHash::new(&stored).map_err(ApiError::internal)?;
+                Ok(argon(&params)
                     .verify_password(password.as_bytes(), &parsed)
-                    .is_ok(),
-            )
-        })
-        .await
-        .map_err(ApiError::internal)??;
+                    .is_ok())
+            })
+            .await?;
         Ok(matches && !is_decoy)
     }
 }
@@ -89,5 +135,26 @@ mod tests {
                 .expect("verify")
         );
         assert!(!p.verify("anything".into(), None).await.expect("decoy"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_hashes_never_exceed_the_core_count() {
+        let p = Passwords::new(8 * 1024, 1).expect("params");
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let p = p.clone();
+                tokio::spawn(async move { p.hash(format!("password {i}")).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("join").expect("hash");
+        }
+        assert!(p.peak() >= 1);
+        assert!(
+            p.peak() <= p.concurrency(),
+            "{} hashes ran at once on {} cores",
+            p.peak(),
+            p.concurrency()
+        );
     }
 }

@@ -113,6 +113,15 @@ pub async fn claim_flag<'c, E: Executor<'c, Database = Any>>(
     Ok(done.rows_affected() == 1)
 }
 
+/// Whether the flag `name` was ever claimed.
+pub async fn flag_exists<'c, E: Executor<'c, Database = Any>>(e: E, name: &str) -> DbResult<bool> {
+    let row = sqlx::query("SELECT 1 FROM user_flags WHERE name = $1")
+        .bind(name)
+        .fetch_optional(e)
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Counts one use of an invite code if it can still be used; answers `(code id, owner id)`.
 /// One statement, so two people racing for a code's last use cannot both win.
 pub async fn use_invite_code<'c, E: Executor<'c, Database = Any>>(

@@ -46,8 +46,13 @@ pub fn all_migrations() -> Vec<&'static skein_db::ServiceMigrations> {
 
 /// A built Skein: the router to serve and the handles to shut down cleanly.
 pub struct Skein {
-    /// Every route, wrapped in the gateway.
+    /// Every public route, wrapped in the gateway.
     pub router: Router,
+    /// The service-to-service routes (`/internal/*`), for their own listener only.
+    pub internal: Option<Router>,
+    /// The setup token made at this start (no account exists yet and none is configured);
+    /// `skein serve` prints it once.
+    pub setup_token: Option<String>,
     /// The database pool (closed on shutdown).
     pub db: Db,
     /// The User service, for the CLI's admin commands.
@@ -64,9 +69,16 @@ pub struct Skein {
 }
 
 /// Connects to the database and applies pending migrations.
+///
+/// The data directory is created readable by its owner only (`0700`) and the SQLite file
+/// `0600`: they hold password hashes, sealed upstream keys and the generated secrets.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    if let Some(path) = sqlite_path(&config.database_url()) {
+        create_private_file(&path)
+            .with_context(|| format!("cannot create the database file {}", path.display()))?;
+    }
     let db = Db::connect(&config.database_url(), config.database.max_connections)
         .await
         .context("cannot open the database")?;
@@ -74,6 +86,51 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
         .await
         .context("cannot migrate the database")?;
     Ok(db)
+}
+
+/// Creates `dir` (and missing parents) with mode `0700`; an existing directory is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Makes sure the SQLite file exists with mode `0600` before SQLite opens it (SQLite gives its
+/// `-wal` and `-shm` files the same mode), and tightens a file an older version left readable.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The file behind a `sqlite:` URL (`None` for PostgreSQL and in-memory databases).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
 }
 
 /// Builds the services named in `services` over `config`.
@@ -161,11 +218,17 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
     if services.contains("relay") {
         api = api.merge(relay.clone().vendor_routes());
     }
-    if services.contains("billing")
-        && let Some(internal) = billing.clone().internal_routes()
-    {
-        api = api.merge(internal);
-    }
+    // `/internal/*` never joins the public router: it gets its own listener
+    // (`server.internal_listen`), so a public port cannot reach it whatever its token.
+    let internal = if services.contains("billing") {
+        billing.clone().internal_routes()
+    } else {
+        None
+    };
+    let setup_token = users
+        .prepare_setup(config.server.setup_token.as_ref().map(|t| t.expose()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message(skein_core::i18n::Lang::En)))?;
     let probe_db = db.clone();
     let database_probe: Arc<dyn Probe> = Arc::new(ProbeFn::new("database", move || {
         let db = probe_db.clone();
@@ -189,10 +252,14 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
             get(move || openapi_json(openapi.clone())),
         )
         .route("/api/docs", get(openapi::docs_page))
+        .route("/api/docs/viewer.js", get(openapi::docs_script))
         .fallback(web::serve);
+    let internal = internal.map(|routes| gateway.clone().wrap(routes));
     let router = gateway.wrap(services);
     Ok(Skein {
         router,
+        internal,
+        setup_token,
         db,
         users,
         billing,
@@ -207,14 +274,30 @@ async fn openapi_json(doc: Arc<utoipa::openapi::OpenApi>) -> impl IntoResponse {
 }
 
 /// Serves `skein` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// for up to `server.shutdown_grace_secs` and closes the database.
+/// for up to `server.shutdown_grace_secs` and closes the database. `/internal/*` is served
+/// only on `internal`, when given.
 pub async fn serve(
     listener: TcpListener,
-    skein: Skein,
+    internal: Option<TcpListener>,
+    mut skein: Skein,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(skein.config.server.shutdown_grace_secs);
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let internal_task = match (internal, skein.internal.take()) {
+        (Some(listener), Some(router)) => {
+            let mut stopping = stopping_rx.clone();
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            Some(tokio::spawn(async move {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopping.wait_for(|stopping| *stopping).await;
+                    })
+                    .await
+            }))
+        }
+        _ => None,
+    };
     let make_service = skein
         .router
         .into_make_service_with_connect_info::<SocketAddr>();
@@ -236,6 +319,9 @@ pub async fn serve(
     tokio::select! {
         result = server => result.context("server failed")?,
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; dropping unfinished requests"),
+    }
+    if let Some(task) = internal_task {
+        task.abort();
     }
     if let Some(chat) = &skein.chat {
         chat.drain(grace).await;

@@ -223,13 +223,33 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let internal = match (&skein.config.server.internal_listen, &skein.internal) {
+        (Some(address), Some(_)) => {
+            let internal = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (server.internal_listen)"))?;
+            tracing::info!(address = %internal.local_addr()?, "internal routes are listening");
+            Some(internal)
+        }
+        _ => None,
+    };
     tracing::info!(
         address = %listener.local_addr()?,
         services = ?services.names(),
         database = ?skein.db.backend(),
         "Skein is listening"
     );
-    skein::serve(listener, skein, skein::shutdown_signal()).await
+    if let Some(token) = &skein.setup_token {
+        // The one secret ever logged, on purpose: it exists only until the first account is
+        // made, and whoever can read this log owns the machine anyway. At warn level, so a
+        // quieter log (RUST_LOG=warn) still shows what the operator must act on.
+        tracing::warn!("setup token: {token}");
+    } else if skein.config.server.setup_token.is_some()
+        && skein.users.needs_setup().await.unwrap_or(false)
+    {
+        tracing::warn!("no account yet: register the first one with the configured setup token");
+    }
+    skein::serve(listener, internal, skein, skein::shutdown_signal()).await
 }
 
 async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {

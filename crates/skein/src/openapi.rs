@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::response::Html;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
 use skein_billing::BillingService;
 use skein_core::error::{ErrorBody, ErrorEnvelope};
 use skein_relay::RelayService;
@@ -82,21 +83,51 @@ pub fn api_router(
     (router, doc)
 }
 
-/// An interactive viewer for `/api/openapi.json` (Scalar, loaded from its CDN by the browser).
-pub async fn docs_page() -> Html<&'static str> {
-    Html(
-        r#"<!doctype html>
+/// Content Security Policy of the API reference: its own script, and reads of this origin.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+connect-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+
+/// A viewer for `/api/openapi.json` served from the binary (its script is
+/// [`docs_script`]), so the app's origin never runs a third-party script.
+pub async fn docs_page() -> impl IntoResponse {
+    (
+        [(header::CONTENT_SECURITY_POLICY, DOCS_CSP)],
+        Html(
+            r#"<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>Skein API</title>
+  <link rel="icon" href="data:,">
+  <style>
+    body { font-family: system-ui, sans-serif; max-width: 64rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #1f2328; }
+    code, pre { font-family: ui-monospace, monospace; }
+    pre { background: #f6f8fa; padding: .75rem; overflow: auto; border-radius: 6px; font-size: .85rem; }
+    details.op { border: 1px solid #d0d7de; border-radius: 6px; margin: .4rem 0; padding: .4rem .75rem; }
+    summary { cursor: pointer; }
+    .method { display: inline-block; min-width: 4.5rem; font-weight: 600; font-size: .8rem; }
+    .get { color: #0969da; } .post { color: #1a7f37; } .put, .patch { color: #9a6700; } .delete { color: #cf222e; }
+    .muted { color: #656d76; }
+  </style>
 </head>
 <body>
-  <noscript>The interactive viewer needs JavaScript. The raw document is at <a href="/api/openapi.json">/api/openapi.json</a>.</noscript>
-  <script id="api-reference" data-url="/api/openapi.json"></script>
-  <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+  <main id="app">Loading the API reference… / 正在加载 API 文档…</main>
+  <noscript>The viewer needs JavaScript. The raw document is at <a href="/api/openapi.json">/api/openapi.json</a>.</noscript>
+  <script src="/api/docs/viewer.js"></script>
 </body>
 </html>"#,
+        ),
+    )
+}
+
+/// The viewer's script.
+pub async fn docs_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("docs/viewer.js"),
     )
 }

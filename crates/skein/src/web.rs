@@ -20,9 +20,11 @@ pub struct WebAssets;
 const RESERVED: [&str; 6] = ["/api", "/v1", "/v1beta", "/internal", "/healthz", "/readyz"];
 
 /// Content Security Policy for the app's HTML: scripts only from this origin, so model output
-/// rendered as Markdown cannot run code even if a renderer let markup through.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-img-src 'self' data: blob: https:; font-src 'self' data:; connect-src 'self'; \
+/// rendered as Markdown cannot run code even if a renderer let markup through; images only
+/// from this origin, `data:` and `blob:`, so a reply cannot make the browser call another
+/// host (a tracking pixel, or a URL carrying the conversation out).
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; \
 object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
 
 /// Whether `path` is under one of the [`RESERVED`] prefixes.

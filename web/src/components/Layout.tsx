@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { NavLink, Outlet, useNavigate } from 'react-router-dom';
 import { useQueryClient } from '@tanstack/react-query';
 import { api } from '../lib/api';
-import { authStore, clearSession, refreshToken } from '../lib/auth';
+import { authStore, clearSession } from '../lib/auth';
 import { useStore } from '../lib/store';
 import { useT, type MessageKey } from '../i18n';
 import { cx } from './ui';
@@ -55,8 +55,8 @@ export function Layout() {
 
   const signOut = async () => {
     setBusy(true);
-    const token = refreshToken();
-    await api('auth/logout', { body: token ? { refresh_token: token } : {} }).catch(() => undefined);
+    // The server ends the session and clears the refresh cookie.
+    await api('auth/logout', { body: {} }).catch(() => undefined);
     clearSession('signed-out');
     queryClient.clear();
     navigate('/login', { replace: true });

@@ -45,11 +45,17 @@ export async function errorFrom(res: Response): Promise<ApiError> {
   }
 }
 
-async function exchange(token: string): Promise<TokenResponse | null> {
+/** Sent on every call: the server then keeps the refresh token in its `HttpOnly` cookie (never
+ * in a body a script could read), and accepts the cookie only from requests that carry it,
+ * which a cross-site form cannot. */
+const CSRF = { 'x-skein-csrf': '1' } as const;
+
+async function exchange(): Promise<TokenResponse | null> {
   const res = await fetch('/api/v1/auth/refresh', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'accept-language': langStore.get() },
-    body: JSON.stringify({ refresh_token: token }),
+    headers: { 'content-type': 'application/json', 'accept-language': langStore.get(), ...CSRF },
+    body: '{}',
+    credentials: 'same-origin',
   });
   if (res.ok) return (await res.json()) as TokenResponse;
   if (res.status === 401 || res.status === 403 || res.status === 422) return null;
@@ -62,7 +68,7 @@ export function refreshSession(): Promise<boolean> {
 }
 
 async function send(path: string, opts: ApiOptions): Promise<Response> {
-  const headers: Record<string, string> = { 'accept-language': langStore.get() };
+  const headers: Record<string, string> = { 'accept-language': langStore.get(), ...CSRF };
   const form = typeof FormData !== 'undefined' && opts.body instanceof FormData;
   if (opts.body !== undefined && !form) headers['content-type'] = 'application/json';
   const token = authStore.get().accessToken;

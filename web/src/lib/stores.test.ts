@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { acceptTokens, authStore, clearSession, refreshOnce, refreshToken } from './auth';
+import { acceptTokens, authStore, clearSession, hasSession, refreshOnce, sessionMarker } from './auth';
 import { adoptAccountSettings, browserLang, langStore, reloadSettings, setLang, setTheme, themeStore } from './settings';
 import { createStore } from './store';
 import { api, ApiError } from './api';
@@ -28,57 +28,67 @@ describe('createStore', () => {
 describe('auth store', () => {
   beforeEach(() => clearSession());
 
-  it('keeps the access token in memory and only the refresh token in storage', () => {
+  it('keeps the access token in memory and no token in storage', () => {
     acceptTokens(tokens(1));
     expect(authStore.get().accessToken).toBe('acc-1');
-    expect(refreshToken()).toBe('ref-1');
-    expect(JSON.stringify({ ...localStorage })).not.toContain('acc-1');
+    expect(hasSession()).toBe(true);
+    const stored = JSON.stringify({ ...localStorage });
+    expect(stored).not.toContain('acc-1');
+    expect(stored).not.toContain('ref-1');
   });
 
-  it('refreshes once for concurrent callers and stores the rotated token', async () => {
+  it('refreshes once for concurrent callers', async () => {
     acceptTokens(tokens(1));
-    const exchange = vi.fn(async (t: string) => {
+    const exchange = vi.fn(async () => {
       await new Promise((r) => setTimeout(r, 5));
-      return t === 'ref-1' ? tokens(2) : null;
+      return tokens(2);
     });
     const [a, b, c] = await Promise.all([refreshOnce(exchange), refreshOnce(exchange), refreshOnce(exchange)]);
     expect([a, b, c]).toEqual([true, true, true]);
     expect(exchange).toHaveBeenCalledTimes(1);
     expect(authStore.get().accessToken).toBe('acc-2');
-    expect(refreshToken()).toBe('ref-2');
   });
 
-  it('ends the session as expired when the server refuses the token', async () => {
+  it('ends the session as expired when the server refuses the cookie', async () => {
     acceptTokens(tokens(1));
     expect(await refreshOnce(async () => null)).toBe(false);
     expect(authStore.get()).toEqual({ accessToken: null, user: null, reason: 'expired' });
-    expect(refreshToken()).toBeNull();
+    expect(hasSession()).toBe(false);
   });
 
-  it('retries with the token another tab stored meanwhile instead of giving up', async () => {
+  it('retries once when another tab rotated the cookie meanwhile instead of giving up', async () => {
     acceptTokens(tokens(1));
-    const exchange = vi.fn(async (t: string) => {
-      if (t === 'ref-1') {
-        localStorage.setItem('skein.refresh', 'ref-other-tab');
+    let calls = 0;
+    const exchange = vi.fn(async () => {
+      calls += 1;
+      if (calls === 1) {
+        localStorage.setItem('skein.session', 'other-tab');
         return null;
       }
-      return t === 'ref-other-tab' ? tokens(3) : null;
+      return tokens(3);
     });
     expect(await refreshOnce(exchange)).toBe(true);
     expect(exchange).toHaveBeenCalledTimes(2);
     expect(authStore.get().accessToken).toBe('acc-3');
+    expect(sessionMarker()).not.toBe('other-tab');
+  });
+
+  it('does not try to refresh without a session', async () => {
+    const exchange = vi.fn(async () => tokens(1));
+    expect(await refreshOnce(exchange)).toBe(false);
+    expect(exchange).not.toHaveBeenCalled();
   });
 });
 
 describe('api client', () => {
   afterEach(() => vi.unstubAllGlobals());
 
-  it('refreshes silently on 401 and retries with the new token', async () => {
+  it('refreshes silently on 401 with the cookie and the CSRF header, and retries', async () => {
     acceptTokens(tokens(1));
-    const calls: Array<{ url: string; auth: string | undefined; lang: string | undefined }> = [];
+    const calls: Array<{ url: string; auth: string | undefined; lang: string | undefined; csrf: string | undefined; body: unknown }> = [];
     vi.stubGlobal('fetch', async (url: string, init: RequestInit) => {
       const headers = init.headers as Record<string, string>;
-      calls.push({ url, auth: headers.authorization, lang: headers['accept-language'] });
+      calls.push({ url, auth: headers.authorization, lang: headers['accept-language'], csrf: headers['x-skein-csrf'], body: init.body });
       if (url === '/api/v1/auth/refresh') return new Response(JSON.stringify(tokens(2)), { status: 200 });
       if (headers.authorization === 'Bearer acc-1') return new Response('{"error":{"code":"token_expired","message":"x"}}', { status: 401 });
       return new Response('{"ok":true}', { status: 200 });
@@ -90,6 +100,8 @@ describe('api client', () => {
       ['/api/v1/user/profile', 'Bearer acc-2'],
     ]);
     expect(calls[0].lang).toBe(langStore.get());
+    expect(calls[1].csrf).toBe('1');
+    expect(calls[1].body).toBe('{}');
   });
 
   it('turns the error envelope into an ApiError with the request id', async () => {

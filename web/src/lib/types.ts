@@ -17,7 +17,8 @@ export interface Profile {
 /** A sign-in, registration or refresh answer. */
 export interface TokenResponse {
   access_token: string;
-  refresh_token: string;
+  /** Absent for the web app: its refresh token is only in the HttpOnly cookie. */
+  refresh_token?: string;
   token_type: string;
   expires_in: number;
   user?: Profile;

@@ -25,7 +25,8 @@ function renderRegister() {
 describe('registration', () => {
   it('asks for an invite code when the server requires one, then signs in and goes on', async () => {
     const bodies: Array<Record<string, unknown>> = [];
-    vi.stubGlobal('fetch', async (_url: string, init: RequestInit) => {
+    vi.stubGlobal('fetch', async (url: string, init: RequestInit) => {
+      if (url === '/api/v1/auth/setup') return new Response('{"needs_setup":false}', { status: 200 });
       const body = JSON.parse(String(init.body));
       bodies.push(body);
       if (!body.invite_code) {
@@ -50,5 +51,44 @@ describe('registration', () => {
     expect(bodies[1]).toMatchObject({ username: 'ada', invite_code: 'INV-123', language: 'zh-CN' });
     expect(bodies[0].email).toBeUndefined();
     await waitFor(() => expect(authStore.get().accessToken).toBe('a'));
+  });
+});
+
+describe('first run', () => {
+  it('the sign-in page points to registration while the server has no account', async () => {
+    vi.stubGlobal('fetch', async (url: string) =>
+      url === '/api/v1/auth/setup' ? new Response('{"needs_setup":true}', { status: 200 }) : new Response('{}', { status: 500 }),
+    );
+    render(
+      <MemoryRouter initialEntries={['/login']}>
+        <Routes>
+          <Route path="/login" element={<AuthPage mode="login" />} />
+        </Routes>
+      </MemoryRouter>,
+    );
+    const hint = await screen.findByTestId('setup-hint');
+    expect(hint.textContent).toContain('no account yet');
+    expect(hint.querySelector('a')?.getAttribute('href')).toContain('/register');
+  });
+
+  it('asks for the setup token while the server has no account, and sends it', async () => {
+    const bodies: Array<Record<string, unknown>> = [];
+    vi.stubGlobal('fetch', async (url: string, init: RequestInit) => {
+      if (url === '/api/v1/auth/setup') return new Response('{"needs_setup":true}', { status: 200 });
+      const body = JSON.parse(String(init.body));
+      bodies.push(body);
+      expect((init.headers as Record<string, string>)['x-skein-csrf']).toBe('1');
+      return new Response(JSON.stringify({ access_token: 'a', token_type: 'Bearer', expires_in: 900 }), { status: 201 });
+    });
+    renderRegister();
+    await screen.findByTestId('setup-hint');
+    expect(screen.getByText(/setup token: …/)).toBeTruthy();
+    fireEvent.change(screen.getByLabelText('Username'), { target: { value: 'owner' } });
+    fireEvent.change(screen.getByLabelText('Password'), { target: { value: 'correct horse battery' } });
+    fireEvent.change(screen.getByLabelText('Setup token'), { target: { value: ' sks_abc ' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Create account' }));
+    await screen.findByText('keys page');
+    expect(bodies[0]).toMatchObject({ username: 'owner', setup_token: 'sks_abc' });
+    expect(JSON.stringify({ ...localStorage })).not.toContain('sks_abc');
   });
 });

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Link, Navigate, useNavigate, useSearchParams } from 'react-router-dom';
 import { api, ApiError, signIn } from '../lib/api';
 import { acceptTokens, authStore } from '../lib/auth';
@@ -39,8 +39,19 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
   const navigate = useNavigate();
   const [params] = useSearchParams();
   const { accessToken, reason } = useStore(authStore);
-  const [form, setForm] = useState({ login: '', username: '', email: '', password: '', invite: '' });
+  const [form, setForm] = useState({ login: '', username: '', email: '', password: '', invite: '', setup: '' });
   const [showInvite, setShowInvite] = useState(false);
+  // While the server has no account, the first registration needs the setup token it logged.
+  const [needsSetup, setNeedsSetup] = useState(false);
+  useEffect(() => {
+    let live = true;
+    api<{ needs_setup: boolean }>('auth/setup', { auth: false })
+      .then((r) => live && setNeedsSetup(r.needs_setup))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [mode]);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const next = safeNext(params.get('next'));
@@ -63,6 +74,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
             email: form.email.trim() || undefined,
             password: form.password,
             invite_code: form.invite.trim() || undefined,
+            setup_token: form.setup.trim() || undefined,
             language: langStore.get(),
           },
         });
@@ -73,6 +85,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
       if (err instanceof ApiError && (err.code === 'invite_code_required' || err.code === 'invalid_invite_code')) {
         setShowInvite(true);
       }
+      if (err instanceof ApiError && err.code === 'setup_token_required') setNeedsSetup(true);
       setError(err);
     } finally {
       setBusy(false);
@@ -90,6 +103,14 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
         <h2 className="mb-4 text-lg font-semibold">{mode === 'login' ? t('auth.signIn') : t('auth.register')}</h2>
         {reason === 'expired' && mode === 'login' && (
           <p className="mb-3 rounded-md bg-muted px-3 py-2 text-sm">{t('auth.expired')}</p>
+        )}
+        {needsSetup && mode === 'login' && (
+          <p className="mb-3 rounded-md bg-muted px-3 py-2 text-sm" data-testid="setup-hint">
+            {t('auth.noAccountYet')}{' '}
+            <Link className="text-primary hover:underline" to={`/register?next=${encodeURIComponent(next)}`}>
+              {t('auth.register')}
+            </Link>
+          </p>
         )}
         <form className="space-y-3" onSubmit={submit}>
           {mode === 'login' ? (
@@ -116,7 +137,18 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
               onChange={set('password')}
             />
           </Field>
+          {mode === 'register' && needsSetup && (
+            <>
+              <p className="rounded-md bg-muted px-3 py-2 text-sm" data-testid="setup-hint">
+                {t('auth.setupHint')}
+              </p>
+              <Field label={t('auth.setupToken')}>
+                <Input name="setup_token" autoComplete="off" required value={form.setup} onChange={set('setup')} />
+              </Field>
+            </>
+          )}
           {mode === 'register' &&
+            !needsSetup &&
             (showInvite ? (
               <Field label={t('auth.inviteCode')}>
                 <Input name="invite_code" value={form.invite} onChange={set('invite')} autoFocus />

@@ -16,8 +16,9 @@ use skein_core::{ApiError, ApiResult};
 use skein_db::DbError;
 use utoipa::ToSchema;
 
-use super::TokenResponse;
+use super::{TokenResponse, cookie};
 use crate::model::Profile;
+use crate::throttle::LoginThrottle;
 use crate::tokens::{hash_token, new_refresh_token};
 use crate::{UserService, conflict_or_internal, email_name, store, taken_error, validate};
 
@@ -37,6 +38,16 @@ pub struct RegisterRequest {
     pub invite_code: Option<String>,
     /// UI language, `en` or `zh-CN` (defaults from `Accept-Language`).
     pub language: Option<String>,
+    /// The one-time token `skein serve` printed; needed for the first (root) account only,
+    /// ignored afterwards (so scripts may always send it).
+    pub setup_token: Option<String>,
+}
+
+/// Whether the server is waiting for its first account.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct SetupState {
+    /// True while no account exists: registering then needs `setup_token`.
+    pub needs_setup: bool,
 }
 
 /// Credentials.
@@ -54,8 +65,9 @@ pub struct LoginRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
-    /// The refresh token from the last login or refresh.
-    pub refresh_token: String,
+    /// The refresh token from the last login or refresh. Leave it out to use the
+    /// `skein_refresh` cookie (then the header `X-Skein-CSRF: 1` is required).
+    pub refresh_token: Option<String>,
 }
 
 /// Which session to end: the bearer token's, or the one a refresh token belongs to.
@@ -66,11 +78,22 @@ pub struct LogoutRequest {
     pub refresh_token: Option<String>,
 }
 
-/// Create an account. The first account on a fresh server becomes `root`.
+/// Whether the server still waits for its first account (public; the web app asks before it
+/// shows the register form).
+#[utoipa::path(get, path = "/auth/setup", tag = "auth",
+    responses((status = 200, description = "Set-up state", body = SetupState)))]
+pub async fn setup_state(State(svc): State<Arc<UserService>>) -> ApiResult<ApiJson<SetupState>> {
+    Ok(ApiJson(SetupState {
+        needs_setup: svc.needs_setup().await?,
+    }))
+}
+
+/// Create an account. The first account on a fresh server becomes `root`, and needs the
+/// setup token `skein serve` printed to its log.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created and signed in", body = TokenResponse),
-        (status = 403, description = "Registration is closed", body = ErrorEnvelope),
+        (status = 403, description = "Registration is closed, or the first account lacks the setup token", body = ErrorEnvelope),
         (status = 409, description = "Email or username taken", body = ErrorEnvelope),
         (status = 422, description = "Invalid field or invite code", body = ErrorEnvelope),
         (status = 429, description = "Too many attempts from this address", body = ErrorEnvelope),
@@ -81,7 +104,7 @@ pub async fn register(
     lang: Lang,
     headers: HeaderMap,
     ApiJson(req): ApiJson<RegisterRequest>,
-) -> ApiResult<(StatusCode, ApiJson<TokenResponse>)> {
+) -> ApiResult<(StatusCode, HeaderMap, ApiJson<TokenResponse>)> {
     let username = req
         .username
         .as_deref()
@@ -130,6 +153,17 @@ pub async fn register(
         return Err(taken_error(email_taken));
     }
     let first = store::claim_flag(&mut *tx, "root_claimed", &id, now).await?;
+    if first && !svc.setup.accepts(req.setup_token.as_deref()) {
+        // Dropping the transaction un-claims the flag: set-up stays open for the real owner.
+        tracing::warn!(client_ip = %ip, "first registration refused: missing or wrong setup token");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "setup_token_required",
+            "This server has no account yet. The first account needs the setup token that `skein serve` printed to its log (line `setup token: ...`).",
+            "本服务器还没有账号。创建第一个账号需要 `skein serve` 打印在日志中的安装令牌（`setup token: ...` 那一行）。",
+        )
+        .with_details(serde_json::json!({ "field": "setup_token" })));
+    }
     let registration = &svc.settings.registration;
     if !first && !registration.enabled {
         return Err(ApiError::new(
@@ -187,13 +221,16 @@ pub async fn register(
         .await?;
     tx.commit().await.map_err(DbError::from)?;
     if first {
+        svc.setup.finish();
         tracing::info!(user_id = %id, "first account registered as root");
     }
     svc.announce_registration(&id, invite.as_ref().map(|(_, inviter)| inviter.as_str()))
         .await;
     let user = svc.profile_of(&id).await?;
+    let (cookie, tokens) = svc.hand_out(&headers, tokens);
     Ok((
         StatusCode::CREATED,
+        cookie,
         ApiJson(TokenResponse {
             user: Some(user),
             ..tokens
@@ -203,8 +240,9 @@ pub async fn register(
 
 /// Sign in with a username or email and a password.
 ///
-/// Repeated failures lock the account (and, separately, the client address) for a while;
-/// the answer then is 429 with `Retry-After`.
+/// After a few failures of one account from one address, that pair waits (5 s, doubling up
+/// to `limits.login_lockout_secs`); other addresses are not slowed. Many failures from one
+/// address across accounts lock the address. Either way the answer is 429 with `Retry-After`.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
@@ -217,50 +255,55 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
-) -> ApiResult<ApiJson<TokenResponse>> {
+) -> ApiResult<(HeaderMap, ApiJson<TokenResponse>)> {
     let user = if req.login.len() <= 254 {
         store::user_by_login(svc.db.pool(), &req.login).await?
     } else {
         None
     };
-    // Failures count per account (by id, so its username and email share one budget) and,
-    // separately, per client address (password spraying across many accounts).
+    // Failures count per (account, address): the account by id, so its username and email
+    // share one budget; the address by its /64 for IPv6. A stranger's guesses slow only the
+    // stranger's own address, never the owner signing in from elsewhere. Separately, failures
+    // per address across accounts stop password spraying.
     let limits = &svc.settings.limits;
     let window = std::time::Duration::from_secs(limits.login_lockout_secs);
-    let account_key = match &user {
-        Some(user) => format!("login:user:{}", user.id),
-        None => format!("login:unknown:{}", req.login.trim().to_lowercase()),
+    let bucket = skein_core::request::ip_bucket(ip);
+    let account = match &user {
+        Some(user) => user.id.clone(),
+        // Hashed: the typed login can be long, and should not sit in the limiter's store.
+        None => format!("unknown:{}", hash_token(&req.login.trim().to_lowercase())),
     };
-    let ip_key = format!("login:ip:{ip}");
-    let account_quota = Quota {
-        limit: limits.login_failures_per_account,
-        period: window,
-    };
+    let throttle = LoginThrottle::new(
+        svc.limiter.as_ref(),
+        &account,
+        &bucket,
+        limits.login_failures_per_account,
+        window,
+    );
+    let ip_key = format!("login:ip:{bucket}");
     let ip_quota = Quota {
         limit: limits.login_failures_per_ip,
         period: window,
     };
-    // The account's attempt is charged before the password is checked (and refunded by a
-    // successful login), so parallel guesses cannot all slip past the lockout; the address is
-    // only probed here and charged on failure, so busy offices behind one NAT are not locked
-    // out by their own successful logins.
-    for (key, quota, cost) in [(&account_key, account_quota, 1), (&ip_key, ip_quota, 0)] {
-        match svc.limiter.check(key, quota, cost).await {
-            Ok(probe) if !probe.allowed => {
-                let wait = probe.retry_after.map(|d| d.as_secs().max(1)).unwrap_or(1);
-                tracing::warn!(client_ip = %ip, "login locked after repeated failures");
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "login_locked",
-                    format!("Too many failed sign-in attempts. Try again in {wait} s."),
-                    format!("登录失败次数过多，请在 {wait} 秒后重试。"),
-                )
-                .with_retry_after(wait));
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "login limiter unavailable"),
-        }
+    if let Some(wait) = throttle.wait_left().await {
+        tracing::warn!(client_ip = %ip, "login delayed after repeated failures");
+        return Err(login_locked(wait));
     }
+    // The address is only probed here and charged on failure, so busy offices behind one NAT
+    // are not locked out by their own successful logins.
+    match svc.limiter.check(&ip_key, ip_quota, 0).await {
+        Ok(probe) if !probe.allowed => {
+            tracing::warn!(client_ip = %ip, "login locked after repeated failures from one address");
+            return Err(login_locked(
+                probe
+                    .retry_after
+                    .unwrap_or(std::time::Duration::from_secs(1)),
+            ));
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "login limiter unavailable"),
+    }
+    throttle.count_attempt().await;
 
     let password_ok = svc
         .passwords
@@ -277,11 +320,9 @@ pub async fn login(
             "用户名/邮箱或密码错误。",
         ));
     };
+    throttle.clear().await;
     if user.status != "active" {
         return Err(account_disabled());
-    }
-    if let Err(error) = svc.limiter.reset(&account_key).await {
-        tracing::warn!(%error, "login limiter unavailable");
     }
     let now = now_ms();
     let role = user.role.parse::<Role>().unwrap_or(Role::User);
@@ -293,10 +334,14 @@ pub async fn login(
     tx.commit().await.map_err(DbError::from)?;
     let mut profile = Profile::from(user);
     profile.last_login_at = Some(skein_core::ids::ms_to_rfc3339(now));
-    Ok(ApiJson(TokenResponse {
-        user: Some(profile),
-        ..tokens
-    }))
+    let (cookie, tokens) = svc.hand_out(&headers, tokens);
+    Ok((
+        cookie,
+        ApiJson(TokenResponse {
+            user: Some(profile),
+            ..tokens
+        }),
+    ))
 }
 
 /// Exchange a refresh token for new tokens. Each refresh token works once: presenting a used
@@ -305,12 +350,18 @@ pub async fn login(
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
         (status = 401, description = "Invalid, expired, revoked or reused token", body = ErrorEnvelope),
+        (status = 403, description = "The cookie was used without the X-Skein-CSRF header", body = ErrorEnvelope),
     ))]
 pub async fn refresh(
     State(svc): State<Arc<UserService>>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<RefreshRequest>,
-) -> ApiResult<ApiJson<TokenResponse>> {
-    let token_hash = hash_token(req.refresh_token.trim());
+) -> ApiResult<(HeaderMap, ApiJson<TokenResponse>)> {
+    let presented = match req.refresh_token {
+        Some(token) => token,
+        None => cookie::refresh_from_cookie(&headers)?.ok_or_else(invalid_refresh)?,
+    };
+    let token_hash = hash_token(presented.trim());
     let now = now_ms();
     let mut tx = svc.db.begin_write().await?;
     let Some(found) = store::refresh_lookup(&mut *tx, &token_hash).await? else {
@@ -344,13 +395,17 @@ pub async fn refresh(
     tx.commit().await.map_err(DbError::from)?;
     let role = found.role.parse::<Role>().unwrap_or(Role::User);
     let access_token = svc.jwt.issue(&found.user_id, &found.session_id, role)?;
-    Ok(ApiJson(TokenResponse {
-        access_token,
-        refresh_token,
-        token_type: "Bearer",
-        expires_in: svc.jwt.ttl_secs,
-        user: None,
-    }))
+    let (cookie, tokens) = svc.hand_out(
+        &headers,
+        TokenResponse {
+            access_token,
+            refresh_token,
+            token_type: "Bearer",
+            expires_in: svc.jwt.ttl_secs,
+            user: None,
+        },
+    );
+    Ok((cookie, ApiJson(tokens)))
 }
 
 /// End a session: the access token's, or the one the given refresh token belongs to.
@@ -359,18 +414,23 @@ pub async fn refresh(
     responses(
         (status = 204, description = "Signed out"),
         (status = 401, description = "Neither a valid access token nor a refresh token", body = ErrorEnvelope),
+        (status = 403, description = "The cookie was used without the X-Skein-CSRF header", body = ErrorEnvelope),
     ))]
 pub async fn logout(
     State(svc): State<Arc<UserService>>,
     auth: Option<axum::Extension<AuthState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, HeaderMap)> {
     let now = now_ms();
+    let mut cleared = HeaderMap::new();
+    if let Some(value) = cookie::clear_refresh(&headers) {
+        cleared.insert(header::SET_COOKIE, value);
+    }
     if let Some(axum::Extension(AuthState::User(user))) = auth {
         store::revoke_session(svc.db.pool(), &user.session_id, "logout", now).await?;
         svc.sessions.invalidate(&user.session_id);
-        return Ok(StatusCode::NO_CONTENT);
+        return Ok((StatusCode::NO_CONTENT, cleared));
     }
     let has_json = headers
         .get(header::CONTENT_TYPE)
@@ -387,18 +447,37 @@ pub async fn logout(
             .with_details(serde_json::json!({ "reason": e.to_string() }))
         })?
     };
-    let Some(token) = req.refresh_token else {
-        return Err(ApiError::unauthorized());
+    let token = match req.refresh_token {
+        Some(token) => token,
+        None => cookie::refresh_from_cookie(&headers)?.ok_or_else(ApiError::unauthorized)?,
     };
     let Some(found) = store::refresh_lookup(svc.db.pool(), &hash_token(token.trim())).await? else {
         return Err(invalid_refresh());
     };
     store::revoke_session(svc.db.pool(), &found.session_id, "logout", now).await?;
     svc.sessions.invalidate(&found.session_id);
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, cleared))
 }
 
 impl UserService {
+    /// Puts the refresh token into its cookie, and leaves it out of the body for a browser
+    /// (a request with `X-Skein-CSRF: 1`), where page scripts could read it.
+    fn hand_out(
+        &self,
+        headers: &HeaderMap,
+        mut tokens: TokenResponse,
+    ) -> (HeaderMap, TokenResponse) {
+        let mut out = HeaderMap::new();
+        let ttl = self.settings.auth.refresh_token_ttl_secs;
+        if let Some(value) = cookie::set_refresh(headers, &tokens.refresh_token, ttl) {
+            out.insert(header::SET_COOKIE, value);
+        }
+        if cookie::has_csrf_header(headers) {
+            tokens.refresh_token = String::new();
+        }
+        (out, tokens)
+    }
+
     /// Starts a session inside `tx` and answers its first tokens.
     pub(crate) async fn open_session(
         &self,
@@ -436,6 +515,18 @@ impl UserService {
             user: None,
         })
     }
+}
+
+/// 429 for an attempt that came before its wait was over.
+fn login_locked(wait: std::time::Duration) -> ApiError {
+    let wait = wait.as_secs_f64().ceil().max(1.0) as u64;
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "login_locked",
+        format!("Too many failed sign-in attempts. Try again in {wait} s."),
+        format!("登录失败次数过多，请在 {wait} 秒后重试。"),
+    )
+    .with_retry_after(wait)
 }
 
 fn invalid_refresh() -> ApiError {

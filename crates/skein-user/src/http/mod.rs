@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+pub mod cookie;
 mod invites;
 mod profile;
 
@@ -20,7 +21,10 @@ use crate::model::Profile;
 pub struct TokenResponse {
     /// JWT for `Authorization: Bearer`.
     pub access_token: String,
-    /// Opaque token for `POST /auth/refresh`; rotated on every use.
+    /// Opaque token for `POST /auth/refresh`; rotated on every use. Left out when the request
+    /// sent `X-Skein-CSRF: 1` (the web app): then it is only in the `skein_refresh` cookie.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(required = false)]
     pub refresh_token: String,
     /// Always `Bearer`.
     pub token_type: &'static str,
@@ -34,6 +38,7 @@ pub struct TokenResponse {
 pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
     OpenApiRouter::new()
         // Anyone.
+        .routes(routes!(auth::setup_state))
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))

@@ -108,6 +108,7 @@ pub async fn update_profile(
         (status = 401, description = "Not signed in", body = ErrorEnvelope),
         (status = 403, description = "Current password wrong", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
+        (status = 429, description = "Too many password changes", body = ErrorEnvelope),
     ))]
 pub async fn change_password(
     State(svc): State<Arc<UserService>>,
@@ -115,6 +116,34 @@ pub async fn change_password(
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> ApiResult<ApiJson<PasswordChanged>> {
     validate::password(&req.new_password, "new_password")?;
+    // Each attempt runs argon2 twice (verify, then hash); its own strict budget keeps one
+    // signed-in client from turning this route into a memory and CPU sink, or into an
+    // unthrottled oracle for the current password.
+    let quota = skein_core::limit::Quota {
+        limit: svc.settings.limits.password_changes_per_user_per_hour,
+        period: std::time::Duration::from_secs(3600),
+    };
+    match svc
+        .limiter
+        .check(&format!("password:user:{}", user.user_id), quota, 1)
+        .await
+    {
+        Ok(decision) if !decision.allowed => {
+            let wait = decision
+                .retry_after
+                .map_or(1, |d| d.as_secs_f64().ceil() as u64)
+                .max(1);
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "password_change_limited",
+                format!("Too many password changes. Try again in {wait} s."),
+                format!("修改密码过于频繁，请在 {wait} 秒后重试。"),
+            )
+            .with_retry_after(wait));
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "password limiter unavailable"),
+    }
     let row = store::user_by_id(svc.db.pool(), &user.user_id)
         .await?
         .ok_or_else(ApiError::invalid_token)?;

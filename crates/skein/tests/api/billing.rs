@@ -14,6 +14,7 @@ pub async fn billing_app(
 ) -> TestApp {
     TestApp::spawn_with(backend, |c| {
         c.billing.internal_token = Some(skein_core::secret::Secret::new(TOKEN));
+        c.server.internal_listen = Some("127.0.0.1:0".into());
         configure(c);
     })
     .await
@@ -22,7 +23,7 @@ pub async fn billing_app(
 pub async fn internal(app: &TestApp, what: &str, body: Value) -> skein_testkit::Resp {
     app.send(
         app.client
-            .post(app.url(&format!("/internal/billing/{what}")))
+            .post(app.internal_url(&format!("/internal/billing/{what}")))
             .bearer_auth(TOKEN)
             .json(&body),
     )
@@ -407,14 +408,19 @@ async fn the_internal_api_needs_its_token() {
     let root = app.root().await;
     let body = json!({"user_id": root.id, "amount": 1});
     let none = app
-        .post("/internal/billing/reserve", None, body.clone())
+        .send(
+            app.client
+                .post(app.internal_url("/internal/billing/reserve"))
+                .json(&body),
+        )
         .await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     let user_token = app
-        .post(
-            "/internal/billing/reserve",
-            Some(&root.access),
-            body.clone(),
+        .send(
+            app.client
+                .post(app.internal_url("/internal/billing/reserve"))
+                .bearer_auth(&root.access)
+                .json(&body),
         )
         .await;
     assert_eq!(

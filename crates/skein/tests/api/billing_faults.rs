@@ -11,6 +11,8 @@ use super::billing::TOKEN;
 struct Server {
     child: Child,
     base: String,
+    /// The internal listener (`/internal/*`).
+    internal: String,
 }
 
 impl Drop for Server {
@@ -26,6 +28,7 @@ fn skein(dir: &std::path::Path) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("SKEIN_DATA_DIR", dir)
         .env("SKEIN_BILLING__INTERNAL_TOKEN", TOKEN)
+        .env("SKEIN_SETUP_TOKEN", skein_testkit::SETUP_TOKEN)
         .env("SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE", "100000")
         .env("SKEIN_LIMITS__API_PER_USER_PER_MINUTE", "100000")
         .env("SKEIN_LOG_LEVEL", "warn")
@@ -39,7 +42,16 @@ async fn start(dir: &std::path::Path) -> Server {
         .local_addr()
         .unwrap()
         .port();
+    let internal_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = skein(dir)
+        .env(
+            "SKEIN_SERVER__INTERNAL_LISTEN",
+            format!("127.0.0.1:{internal_port}"),
+        )
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -48,6 +60,7 @@ async fn start(dir: &std::path::Path) -> Server {
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        internal: format!("http://127.0.0.1:{internal_port}"),
     };
     let client = reqwest::Client::new();
     for _ in 0..200 {
@@ -80,7 +93,7 @@ async fn sigkill_during_settles_loses_no_settled_charge() {
         &client,
         format!("{}/api/v1/auth/register", server.base),
         "",
-        json!({"username": "root", "password": "correct horse battery"}),
+        json!({"username": "root", "password": "correct horse battery", "setup_token": skein_testkit::SETUP_TOKEN}),
     )
     .await;
     let root_id = reg["user"]["id"].as_str().unwrap().to_string();
@@ -101,7 +114,7 @@ async fn sigkill_during_settles_loses_no_settled_charge() {
     for i in 0..200 {
         let (status, r) = post(
             &client,
-            format!("{}/internal/billing/reserve", server.base),
+            format!("{}/internal/billing/reserve", server.internal),
             TOKEN,
             json!({"user_id": root_id, "amount": 1000, "reference": format!("f{i}")}),
         )
@@ -116,7 +129,7 @@ async fn sigkill_during_settles_loses_no_settled_charge() {
         .enumerate()
         .map(|(i, id)| {
             let client = client.clone();
-            let url = format!("{}/internal/billing/settle", server.base);
+            let url = format!("{}/internal/billing/settle", server.internal);
             let body = json!({"reservation_id": id, "usage": {"cost": 100 + i as i64, "model": "m", "request_id": id}});
             let counter = confirmed_so_far.clone();
             tokio::spawn(async move {
@@ -230,7 +243,7 @@ async fn verify_reports_drift() {
             &client,
             format!("{}/api/v1/auth/register", server.base),
             "",
-            json!({"username": "root", "password": "correct horse battery"}),
+            json!({"username": "root", "password": "correct horse battery", "setup_token": skein_testkit::SETUP_TOKEN}),
         )
         .await;
         let id = reg["user"]["id"].as_str().unwrap().to_string();

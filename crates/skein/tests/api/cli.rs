@@ -323,3 +323,78 @@ fn an_operator_made_account_ends_the_first_account_rule() {
         );
     });
 }
+
+/// A fresh `skein serve` prints a one-time setup token; only that token makes the first
+/// account (root), and a restart after set-up prints none.
+#[test]
+fn serve_prints_a_setup_token_that_only_the_first_registration_needs() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = skein(dir.path())
+        .env("SKEIN_LOG_LEVEL", "warn")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _server = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server printed nothing");
+    let token = line
+        .split("setup token: ")
+        .nth(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                .collect::<String>()
+        })
+        .unwrap_or_else(|| panic!("no setup token in {line:?}"));
+    assert!(token.len() >= 32, "{token}");
+    let base = format!("http://127.0.0.1:{port}");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let register = |body: serde_json::Value| {
+            let client = client.clone();
+            let url = format!("{base}/api/v1/auth/register");
+            async move {
+                let r = client.post(url).json(&body).send().await.unwrap();
+                let status = r.status();
+                (
+                    status,
+                    r.json::<serde_json::Value>().await.unwrap_or_default(),
+                )
+            }
+        };
+        let (status, body) =
+            register(json!({"username": "eve", "password": "a long password"})).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "setup_token_required");
+        let (status, body) = register(
+            json!({"username": "ops", "password": "a long password", "setup_token": token}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["user"]["role"], "root");
+    });
+}

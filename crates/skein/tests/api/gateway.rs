@@ -209,7 +209,7 @@ async fn shutdown_finishes_in_flight_requests() {
     let in_flight = tokio::spawn(async move {
         client
             .post(url)
-            .json(&json!({"username": "ada", "password": PASSWORD}))
+            .json(&json!({"username": "ada", "password": PASSWORD, "setup_token": skein_testkit::SETUP_TOKEN}))
             .send()
             .await
     });

@@ -21,5 +21,6 @@ mod profile;
 mod providers;
 mod relay;
 mod sdk;
+mod security;
 mod tokens;
 mod web;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { render } from '@testing-library/react';
+import { fireEvent, render } from '@testing-library/react';
 import Markdown, { safeUrl } from './Markdown';
 
 const hostile = [
@@ -54,5 +54,27 @@ describe('Markdown from the model', () => {
     expect(safeUrl('javascript:alert(1)')).toBe('');
     expect(safeUrl('JaVaScRiPt:alert(1)')).toBe('');
     expect(safeUrl('data:text/html,x')).toBe('');
+  });
+});
+
+describe('images in model output', () => {
+  it('never loads a remote image by itself: it is a link that names the host', () => {
+    const { container, getByText } = render(<Markdown text={'![cat](https://tracker.example/pixel.png?c=secret) and ![](//evil.example/x.gif)'} />);
+    expect(container.querySelector('img')).toBeNull();
+    const link = getByText('cat').closest('a');
+    expect(link?.getAttribute('href')).toBe('https://tracker.example/pixel.png?c=secret');
+    expect(link?.getAttribute('rel')).toContain('noreferrer');
+    expect(container.textContent).toContain('tracker.example');
+    expect(container.textContent).toContain('evil.example');
+    expect(container.textContent).not.toContain('Load image');
+  });
+
+  it('loads an image of this origin only when asked', () => {
+    const { container, getByRole } = render(<Markdown text={'![chart](/files/chart.png)'} />);
+    expect(container.querySelector('img')).toBeNull();
+    fireEvent.click(getByRole('button', { name: 'Load image' }));
+    const img = container.querySelector('img');
+    expect(img?.getAttribute('src')).toBe('/files/chart.png');
+    expect(img?.getAttribute('alt')).toBe('chart');
   });
 });

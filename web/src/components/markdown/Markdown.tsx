@@ -1,4 +1,4 @@
-import { Children, isValidElement, memo, type ReactNode } from 'react';
+import { Children, isValidElement, memo, useState, type ReactNode } from 'react';
 import ReactMarkdown, { defaultUrlTransform } from 'react-markdown';
 import remarkGfm from 'remark-gfm';
 import remarkMath from 'remark-math';
@@ -26,6 +26,44 @@ function CodeBlock({ children }: { children?: ReactNode }) {
   );
 }
 
+/** Whether `src` is on this origin (a path, not `//host/...`), which the CSP lets load. */
+function sameOrigin(src: string): boolean {
+  return src.startsWith('/') && !src.startsWith('//');
+}
+
+/**
+ * An image in model output. Nothing is fetched by itself: a reply could otherwise make the
+ * browser call any host (a tracking pixel, or a URL that carries the conversation out). A
+ * remote image is a link the reader may open; one on this origin loads on an explicit click.
+ */
+function MarkdownImage({ src, alt }: { src?: string; alt?: string }) {
+  const t = useT();
+  const [shown, setShown] = useState(false);
+  const url = typeof src === 'string' ? src : '';
+  if (!url) return <span>{alt}</span>;
+  if (shown) return <img src={url} alt={alt ?? ''} referrerPolicy="no-referrer" className="max-w-full" />;
+  let host = '';
+  try {
+    host = new URL(url, globalThis.location?.href ?? 'http://localhost/').host;
+  } catch {
+    host = '';
+  }
+  return (
+    <span data-testid="markdown-image" className="inline-flex flex-wrap items-center gap-2 rounded-md border border-border px-2 py-1 text-sm">
+      <a href={url} target="_blank" rel="noopener noreferrer nofollow" title={url}>
+        {alt || t('markdown.image')}
+      </a>
+      {sameOrigin(url) ? (
+        <button type="button" className="text-primary hover:underline" onClick={() => setShown(true)}>
+          {t('markdown.loadImage')}
+        </button>
+      ) : (
+        <span className="text-muted-fg">{t('markdown.imageFrom', { host })}</span>
+      )}
+    </span>
+  );
+}
+
 /** Only web and mail links survive; anything else (javascript:, data:, vbscript:) is dropped. */
 export function safeUrl(url: string): string {
   const cleaned = defaultUrlTransform(url);
@@ -34,8 +72,8 @@ export function safeUrl(url: string): string {
 
 /**
  * Renders model output as Markdown with tables, math and highlighted code. Raw HTML in the
- * text is shown as text (no rehype-raw), and unsafe link targets are removed, so an answer
- * can never run script.
+ * text is shown as text (no rehype-raw), unsafe link targets are removed, and images are not
+ * fetched until the reader asks, so an answer can neither run script nor call another host.
  */
 function Markdown({ text }: { text: string }) {
   return (
@@ -47,6 +85,7 @@ function Markdown({ text }: { text: string }) {
         skipHtml={false}
         components={{
           pre: CodeBlock,
+          img: ({ src, alt }) => <MarkdownImage src={typeof src === 'string' ? src : undefined} alt={alt} />,
           a: ({ href, children }) => (
             <a href={href || undefined} target="_blank" rel="noopener noreferrer nofollow">
               {children}
