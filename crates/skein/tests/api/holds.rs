@@ -320,7 +320,8 @@ on_both_backends! {
     async fn a_long_stream_keeps_its_hold_past_the_hold_lifetime(backend) {
         let app = TestApp::spawn_with(backend, |c| c.billing.reservation_ttl_secs = 2).await;
         let s = setup(&app).await;
-        // A slow stream of about six seconds, three times the hold's lifetime.
+        // A slow stream of about eight seconds, four times the hold's lifetime.
+        s.upstream.set_reply(&["slowly"; 40].join(" "));
         s.upstream.set_stream_pause(Duration::from_millis(40));
         let body = json!({"model": "gpt-test", "stream": true, "max_tokens": 100,
             "messages": [{"role": "user", "content": "a slow answer that takes its time to arrive in pieces"}]});
@@ -330,14 +331,14 @@ on_both_backends! {
         let stream = tokio::spawn(async move {
             client.post(url).bearer_auth(key).json(&body).send().await.unwrap().text().await.unwrap()
         });
-        tokio::time::sleep(Duration::from_millis(4_500)).await;
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
         // Past the hold's first expiry, it is still held (renewed), so nothing can spend it.
         let q = quota(&app, &s.user).await;
         assert!(q["reserved"].as_i64().unwrap() > 0, "the hold expired under a running stream: {q}");
         let text = stream.await.unwrap();
         assert!(text.trim_end().ends_with("data: [DONE]"));
         let balance = settled(&app, &s.user, 1).await;
-        // 11 words of prompt at 2, "echo: " and the 11 words back at 6.
-        assert_eq!(balance, 1_000_000 - 11 * 2 - 12 * 6);
+        // 11 words of prompt at 2, 40 words back at 6.
+        assert_eq!(balance, 1_000_000 - 11 * 2 - 40 * 6);
     }
 }

@@ -91,7 +91,7 @@ on_both_backends! {
         let zh = app
             .send(
                 app.client
-                    .post(app.url("/internal/billing/reserve"))
+                    .post(app.internal_url("/internal/billing/reserve"))
                     .bearer_auth(super::super::billing::TOKEN)
                     .header("accept-language", "zh-CN")
                     .json(&json!({"user_id": ada.id, "amount": 5, "min_amount": 2})),
