@@ -170,8 +170,11 @@ impl RelayService {
             .max_capacity(100_000)
             .time_to_live(KEY_CACHE_TTL)
             .build();
+        // Redirects are not followed: a channel's key goes to the host it was entered for and
+        // to no other, whatever that host answers.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(256)
             .build()
             .map_err(ApiError::internal)?;

@@ -62,10 +62,18 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let [first, second, ..] = v6.segments();
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                // Addresses that carry an IPv4 one and reach it through a translator or a
+                // tunnel: NAT64 (64:ff9b::/96, 64:ff9b:1::/48), 6to4 (2002::/16), Teredo
+                // (2001::/32), and the deprecated IPv4-compatible ::a.b.c.d.
+                || (first == 0x64 && second == 0xff9b)
+                || (first == 0x64 && second == 0xff9b + 1)
+                || first == 0x2002
+                || (first == 0x2001 && second == 0)
+                || v6.segments()[..6].iter().all(|s| *s == 0)
                 || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
                 || (first & 0xffc0) == 0xfec0) // site-local (deprecated) fec0::/10
@@ -113,8 +121,10 @@ pub async fn fetch_data_url(raw: &str, policy: ImagePolicy) -> ApiResult<String>
     for _ in 0..=MAX_REDIRECTS {
         let address = checked_address(&url, policy).await?;
         let host = url.host_str().unwrap_or("").to_string();
+        // No proxy from the environment: the address checked is the one connected to.
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .resolve(&host, address)
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(20))
@@ -226,6 +236,12 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            // 169.254.169.254 and 127.0.0.1 behind NAT64, 6to4, Teredo, IPv4-compatible.
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::7f00:1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::127.0.0.1",
         ] {
             let ip: IpAddr = private.parse().unwrap_or_else(|e| panic!("{e}"));
             assert!(!is_public(ip), "{private} must be refused");

@@ -332,6 +332,10 @@ pub fn classify(
     if status == 401 || status == 403 {
         return Attempt::Dead(format!("upstream {status}: {KEY_REJECTED}"));
     }
+    if (300..400).contains(&status) {
+        // Not followed (the key would go to another host): this channel cannot serve.
+        return Attempt::Retry(format!("upstream {status}: a redirect, not followed"));
+    }
     if out_of_credit {
         // No retry helps until someone pays.
         return Attempt::Dead(format!(

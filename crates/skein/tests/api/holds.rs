@@ -342,3 +342,58 @@ on_both_backends! {
         assert_eq!(balance, 1_000_000 - 11 * 2 - 40 * 6);
     }
 }
+
+/// An upstream that answers with a redirect to another host: the relay does not follow it, so
+/// the channel's key never reaches that host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_upstream_gets_no_key_to_another_host() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = setup(&app).await;
+    let elsewhere = skein_testkit::mock_openai::MockOpenAi::start("sk-elsewhere").await;
+    let target = format!("{}/v1/chat/completions", elsewhere.base_url);
+    let redirector = axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move {
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [("location", target)],
+                "moved",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, redirector).await });
+    // The only channel for the model now points at the redirector.
+    let channels = app.get("/api/v1/channels", Some(&s.root.access)).await.json;
+    let id = channels.as_array().unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .patch(
+            &format!("/api/v1/channels/{id}"),
+            Some(&s.root.access),
+            json!({"base_url": redirect_url, "keys": ["sk-upstream-primary"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = chat(
+        &app,
+        &s.key,
+        json!({"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+        "{}",
+        r.text
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the request (and its key) reached the other host"
+    );
+    assert!(elsewhere.authorizations().is_empty());
+    assert_eq!(quota(&app, &s.user).await["reserved"], 0);
+}
