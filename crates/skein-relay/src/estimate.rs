@@ -85,9 +85,21 @@ fn content_tokens(content: &Value) -> i64 {
     }
 }
 
-fn tokens(text: &str) -> i64 {
-    i64::try_from(count_tokens(text)).unwrap_or(i64::MAX)
+/// Tokens of `text`: a short text is held at its length in bytes (no token is shorter than a
+/// byte, so that is an upper bound, and a few tokens too many cost nothing), a longer one as
+/// the tokenizer counts it. Most requests are short, and this keeps the tokenizer — and the
+/// tens of megabytes of its tables — off their path.
+pub fn tokens(text: &str) -> i64 {
+    let tokens = if text.len() <= SHORT_TEXT {
+        text.len()
+    } else {
+        count_tokens(text)
+    };
+    i64::try_from(tokens).unwrap_or(i64::MAX)
 }
+
+/// Texts up to this many bytes are held at their length instead of being tokenized.
+pub const SHORT_TEXT: usize = 64;
 
 fn json_tokens(value: &Value) -> i64 {
     tokens(&value.to_string())

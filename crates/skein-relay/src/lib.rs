@@ -17,6 +17,7 @@ mod http;
 pub mod keys;
 pub mod pricing;
 pub mod proxy;
+pub mod renew;
 pub mod upstream;
 pub mod vault;
 
@@ -93,6 +94,8 @@ pub struct RelayService {
     tasks: tokio_util::task::TaskTracker,
     /// Limits that bound what one request may hold and how long it may wait on its client.
     tuning: Tuning,
+    /// Holds of running requests, renewed until they end.
+    renewals: renew::Renewals,
     /// Keys by secret hash; dropped at once when this instance changes or revokes a key.
     key_cache: Cache<String, Arc<KeyRow>>,
     /// Whether an owner is active, by user id.
@@ -195,10 +198,12 @@ impl RelayService {
             multipliers: RwLock::new(Arc::new(HashMap::new())),
             allow_unpriced,
             tuning,
+            renewals: renew::Renewals::default(),
             key_cache,
             owner_cache,
             group_cache,
         });
+        service.renewals.start(service.billing.clone());
         service.reload().await?;
         let weak = Arc::downgrade(&service);
         tokio::spawn(async move {

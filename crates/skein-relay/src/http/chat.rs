@@ -382,7 +382,7 @@ impl Job {
             }
         }
         Job {
-            keep_alive: Some(super::meter::KeepAlive::start(&svc, &reservation)),
+            keep_alive: Some(svc.renewals.keep(&reservation)),
             svc,
             key,
             request_id,
@@ -445,7 +445,7 @@ fn set(body: &mut Value, path: &[&str], value: i64) {
 /// One held chat request on its way through the channels.
 struct Job {
     /// Renews the hold until the request is settled or released.
-    keep_alive: Option<super::meter::KeepAlive>,
+    keep_alive: Option<crate::renew::KeepAlive>,
     svc: Arc<RelayService>,
     key: KeyInfo,
     request_id: String,
@@ -643,7 +643,7 @@ async fn release(svc: &RelayService, reservation_id: &str) {
 /// Everything needed to settle once the upstream is done.
 struct Bill {
     /// Renews the hold until the bill is settled (dropped with it).
-    _keep_alive: Option<super::meter::KeepAlive>,
+    _keep_alive: Option<crate::renew::KeepAlive>,
     svc: Arc<RelayService>,
     key: KeyInfo,
     reservation_id: String,

@@ -188,48 +188,6 @@ pub(crate) async fn count_tpm(svc: &RelayService, key: &KeyInfo, tokens: i64) {
     }
 }
 
-/// Keeps a hold alive while its request runs: renewed every third of its lifetime until this
-/// is dropped, so a long stream or a slow answer never outlives its hold (an expired hold
-/// would let the same units be spent twice).
-pub(crate) struct KeepAlive {
-    _guard: tokio_util::sync::DropGuard,
-}
-
-impl KeepAlive {
-    /// Starts renewing `reservation` (its `expires_at` says how long a hold lives).
-    pub(crate) fn start(
-        svc: &RelayService,
-        reservation: &skein_core::api::Reservation,
-    ) -> KeepAlive {
-        let token = tokio_util::sync::CancellationToken::new();
-        let lifetime = skein_core::ids::rfc3339_to_ms(&reservation.expires_at)
-            .map(|at| at - skein_core::ids::now_ms())
-            .unwrap_or(900_000)
-            .max(1_500);
-        let every = Duration::from_millis(u64::try_from(lifetime / 3).unwrap_or(300_000));
-        let stop = token.clone();
-        let billing = svc.billing.clone();
-        let id = reservation.id.clone();
-        svc.tasks.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Err(error) = billing.renew(&id).await {
-                            tracing::warn!(%error, reservation_id = %id, "could not renew a hold");
-                        }
-                    }
-                }
-            }
-        });
-        KeepAlive {
-            _guard: token.drop_guard(),
-        }
-    }
-}
-
 /// Where a request goes upstream and in what form.
 pub(crate) struct Upstream<F> {
     /// Path under the channel's base URL, e.g. `/v1/embeddings`.
@@ -290,7 +248,7 @@ where
                 return;
             }
         };
-        let keep_alive = KeepAlive::start(&svc, &reservation);
+        let keep_alive = svc.renewals.keep(&reservation);
         let meter = Meter {
             svc,
             key,
@@ -446,7 +404,7 @@ pub(crate) struct Meter {
     svc: Arc<RelayService>,
     key: KeyInfo,
     /// Renews the hold until the meter is done with.
-    _keep_alive: KeepAlive,
+    _keep_alive: crate::renew::KeepAlive,
     reservation_id: String,
     rates: Price,
     model: String,
@@ -768,8 +726,10 @@ pub(crate) fn input_tokens(input: &Value) -> Option<i64> {
 }
 
 fn text_tokens(text: &str) -> i64 {
-    let tokens = i64::try_from(skein_core::tokens::count_tokens(text)).unwrap_or(i64::MAX);
-    crate::estimate::scaled(tokens, crate::estimate::safety_permille("openai"))
+    crate::estimate::scaled(
+        crate::estimate::tokens(text),
+        crate::estimate::safety_permille("openai"),
+    )
 }
 
 fn counted_input(input: &Value) -> Option<i64> {
