@@ -289,7 +289,7 @@ async fn relay_with(
         .unwrap_or(false);
     let kinds: Vec<&str> = plan.candidates.iter().map(|c| c.kind.as_str()).collect();
     let max_output = svc.tuning.output.max_output(&plan.model);
-    let (request_back, prompt) = count_prompt(request).await;
+    let (request_back, prompt) = count_prompt(request).await?;
     request = request_back;
     let mut hold = estimate::hold(&request, prompt, &kinds, max_output);
     if let (Format::Gemini { .. }, Some(n)) = (format, native.as_ref()) {
@@ -404,23 +404,18 @@ impl Job {
 
 /// Counts a request's prompt; a large one on the blocking pool, so a megabyte of text does not
 /// hold up the runtime's other requests.
-async fn count_prompt(request: Value) -> (Value, i64) {
+async fn count_prompt(request: Value) -> ApiResult<(Value, i64)> {
     if crate::proxy::json_len(&request["messages"]) <= estimate::BLOCKING_ABOVE {
         let tokens = estimate::prompt_tokens(&request);
-        return (request, tokens);
+        return Ok((request, tokens));
     }
-    let fallback = Value::Null;
-    match tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let tokens = estimate::prompt_tokens(&request);
         (request, tokens)
     })
     .await
-    {
-        Ok(counted) => counted,
-        // The counting task cannot fail short of a panic in the tokenizer; the request is
-        // then gone with it, and an empty one is refused by the upstream.
-        Err(_) => (fallback, i64::MAX / 4),
-    }
+    // Only a panic in the tokenizer ends the task early; nothing was held yet.
+    .map_err(ApiError::internal)
 }
 
 /// Sets a number at a path of objects, creating the objects on the way; leaves a body whose
