@@ -1,7 +1,9 @@
 //! `POST /v1/messages/count_tokens` (Anthropic): how many input tokens a Messages request
 //! would use — an **estimate**, counted without calling an upstream with OpenAI's o200k
 //! tokenizer (Claude's own differs by some percent), plus a flat amount per image or
-//! document. It is free.
+//! document. It is free, so it has a limit of its own per key ([`PER_MINUTE`], like
+//! Anthropic's own rate limit on it), and a large request is counted on the blocking pool: a
+//! free route must not be a way to spend the server's CPU.
 
 use std::sync::Arc;
 
@@ -21,6 +23,8 @@ use crate::RelayService;
 const TOKENS_PER_ATTACHMENT: i64 = 1_600;
 /// Added per message for its role and framing.
 const TOKENS_PER_MESSAGE: i64 = 4;
+/// Counts one API key may ask for per minute.
+pub const PER_MINUTE: u32 = 100;
 
 /// Answers `{"input_tokens": n}` for a Messages request, without calling an upstream.
 pub(crate) async fn count_tokens(
@@ -35,13 +39,13 @@ pub(crate) async fn count_tokens(
         .ok_or_else(|| {
             ApiError::bad_request("missing_model", "Say which model to use.", "请指定模型。")
         })?;
-    let messages = request["messages"].as_array().ok_or_else(|| {
-        ApiError::bad_request(
+    if !request["messages"].is_array() {
+        return Err(ApiError::bad_request(
             "missing_messages",
             "messages must be an array.",
             "messages 必须是数组。",
-        )
-    })?;
+        ));
+    }
     if !key.allows_model(model) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -58,8 +62,43 @@ pub(crate) async fn count_tokens(
             format!("没有可为该密钥提供 {model} 的渠道。"),
         ));
     }
+    let decision = svc
+        .limiter
+        .check(
+            &format!("count_tokens:key:{}", key.key_id),
+            skein_core::limit::Quota::per_minute(PER_MINUTE),
+            1,
+        )
+        .await;
+    if let Ok(decision) = decision
+        && !decision.allowed
+    {
+        let wait = decision
+            .retry_after
+            .map(|d| d.as_secs().max(1))
+            .unwrap_or(1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("This API key has counted tokens {PER_MINUTE} times this minute. Try again in {wait} s."),
+            format!("该 API 密钥本分钟已计数 {PER_MINUTE} 次，请在 {wait} 秒后重试。"),
+        )
+        .with_retry_after(wait));
+    }
+    let tokens = if body.len() > crate::estimate::BLOCKING_ABOVE {
+        tokio::task::spawn_blocking(move || input_tokens(&request))
+            .await
+            .map_err(ApiError::internal)?
+    } else {
+        input_tokens(&request)
+    };
+    Ok(ApiJson(json!({ "input_tokens": tokens })))
+}
+
+/// The estimate for a Messages request whose `messages` is an array.
+fn input_tokens(request: &Value) -> i64 {
     let mut tokens = text_tokens(&request["system"]);
-    for message in messages {
+    for message in request["messages"].as_array().into_iter().flatten() {
         tokens = tokens
             .saturating_add(TOKENS_PER_MESSAGE)
             .saturating_add(text_tokens(&message["content"]));
@@ -68,7 +107,7 @@ pub(crate) async fn count_tokens(
         // Tool definitions reach the model as their JSON.
         tokens = tokens.saturating_add(count(&tools.to_string()));
     }
-    Ok(ApiJson(json!({ "input_tokens": tokens })))
+    tokens
 }
 
 /// Estimated tokens of a content value: a string, or blocks of text, images, documents, tool

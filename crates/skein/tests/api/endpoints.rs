@@ -646,6 +646,23 @@ async fn anthropic_count_tokens_answers_a_free_estimate() {
     assert_eq!(missing.json["error"]["type"], "invalid_request_error");
     assert_eq!(balance(&app, &s.user).await, START, "counting is free");
     assert!(s.upstream.requests().is_empty(), "no upstream is called");
+
+    // Free, so limited on its own: a key may count 100 times a minute (2 were used above; the
+    // budget also refills by one every 0.6 s while this runs).
+    let big = json!({"model": "text-test", "messages": [{"role": "user", "content": "word ".repeat(20_000)}]});
+    let mut limited = None;
+    for i in 0..130 {
+        let r = count(s.key.clone(), big.clone()).await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((i, r));
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let (at, r) = limited.expect("counting was never limited");
+    assert!((90..=115).contains(&at), "limited after {at} counts");
+    assert_eq!(r.json["error"]["type"], "rate_limit_error", "{}", r.text);
+    assert!(r.headers.get("retry-after").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
