@@ -41,6 +41,8 @@ pub struct Gateway {
     pub limiter: Arc<dyn RateLimiter>,
     /// What `/readyz` checks.
     pub probes: Vec<Arc<dyn Probe>>,
+    /// Where administrators' changes are recorded (the User service), when it runs here.
+    pub audit: Option<Arc<dyn skein_core::api::AuditLog>>,
 }
 
 impl Gateway {

@@ -363,8 +363,122 @@ pub(crate) async fn authenticate_and_limit(
             Quota::per_minute(limits.api_per_ip_per_minute),
         ),
     };
+    let auditor = match (&state, &gateway.audit) {
+        (AuthState::User(user), Some(log))
+            if user.role >= skein_core::auth::Role::Admin
+                && is_admin_change(req.method(), req.uri().path()) =>
+        {
+            Some((user.clone(), log.clone()))
+        }
+        _ => None,
+    };
     req.extensions_mut().insert(state);
-    run_limited(&gateway, &key, quota, req, next).await
+    match auditor {
+        Some((user, log)) => audited(&gateway, user, log, &key, quota, req, next).await,
+        None => run_limited(&gateway, &key, quota, req, next).await,
+    }
+}
+
+/// Whether a request is a change only administrators make: everything under `/api/v1/admin`
+/// and the channels (whose routes are admin-only) except reads.
+fn is_admin_change(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && (path.starts_with("/api/v1/admin/")
+            || path == "/api/v1/channels"
+            || path.starts_with("/api/v1/channels/"))
+}
+
+/// Longest request body kept in an audit entry, in bytes.
+const AUDIT_DETAIL_MAX: usize = 4096;
+
+/// Runs an administrator's change and records it in the audit log with its answer's status:
+/// who, the route, the path, the body with its secrets replaced, the request id and address.
+async fn audited(
+    gateway: &Gateway,
+    user: AuthUser,
+    log: Arc<dyn skein_core::api::AuditLog>,
+    key: &str,
+    quota: Quota,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, gateway.server.body_limit_bytes).await else {
+        return body_too_large().into_response();
+    };
+    let action = format!(
+        "{} {}",
+        parts.method,
+        parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|m| m.as_str())
+            .unwrap_or(parts.uri.path())
+    );
+    let target = parts.uri.path().to_string();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let ip = parts
+        .extensions
+        .get::<ClientIp>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let detail = redacted_detail(&bytes);
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let response = run_limited(gateway, key, quota, req, next).await;
+    log.record(skein_core::api::AuditEntry {
+        actor_id: user.user_id,
+        actor_role: user.role.as_str().to_string(),
+        action,
+        target,
+        detail,
+        status: response.status().as_u16(),
+        request_id,
+        ip,
+    })
+    .await;
+    response
+}
+
+/// A JSON body with every secret's value replaced (any field whose name says key, password,
+/// secret or token), cut to [`AUDIT_DETAIL_MAX`]; `None` for an empty or non-JSON body.
+fn redacted_detail(body: &[u8]) -> Option<String> {
+    fn redact(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (name, field) in map.iter_mut() {
+                    let name = name.to_ascii_lowercase();
+                    if ["key", "password", "secret", "token", "authorization"]
+                        .iter()
+                        .any(|s| name.contains(s))
+                        && !name.ends_with("_id")
+                    {
+                        *field = serde_json::Value::String("[redacted]".into());
+                    } else {
+                        redact(field);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    redact(&mut value);
+    let mut text = value.to_string();
+    if text.len() > AUDIT_DETAIL_MAX {
+        let mut end = AUDIT_DETAIL_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    Some(text)
 }
 
 /// Charges one request to `key` and runs it, or answers 429; sets `X-RateLimit-*` either way.

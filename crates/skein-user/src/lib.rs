@@ -5,6 +5,7 @@
 //! `refresh_tokens`, `invite_codes` and `invitations` tables. Others ask through
 //! [`SessionDirectory`] (the gateway) or the methods of [`UserService`] (the CLI).
 
+pub mod audit;
 mod http;
 pub mod model;
 pub mod password;

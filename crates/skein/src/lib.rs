@@ -244,6 +244,7 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
             .then(|| relay.clone() as Arc<dyn skein_core::api::KeyDirectory>),
         limiter,
         probes: vec![database_probe],
+        audit: Some(users.clone() as Arc<dyn skein_core::api::AuditLog>),
     });
     let openapi = Arc::new(openapi);
     let services = api

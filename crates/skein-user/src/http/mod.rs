@@ -1,6 +1,7 @@
 //! The User service's HTTP routes, grouped by who calls them.
 
 mod admin;
+mod audit;
 mod auth;
 pub mod cookie;
 mod invites;
@@ -52,6 +53,7 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(admin::list_users))
         .routes(routes!(admin::get_user, admin::update_user))
         .routes(routes!(admin::reset_user_password))
+        .routes(routes!(audit::list_audit))
         .routes(routes!(
             invites::admin_list_codes,
             invites::admin_create_codes
