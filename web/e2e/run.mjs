@@ -329,6 +329,19 @@ async function main() {
       await dialog.waitFor({ state: 'detached' });
     });
 
+    await step('the audit log shows what the admin did, without the upstream key', async () => {
+      await page.getByRole('link', { name: 'Audit log' }).click();
+      await page.getByText('POST /api/v1/channels', { exact: true }).first().waitFor();
+      await page.getByText('POST /api/v1/admin/billing/users/{id}/adjust', { exact: true }).first().waitFor();
+      const row = page.locator('tr').filter({ has: page.getByText('POST /api/v1/channels', { exact: true }) }).first();
+      await row.getByRole('button', { name: 'Show' }).click();
+      await row.getByText('[redacted]', { exact: false }).waitFor();
+      check(!(await page.content()).includes('sk-upstream'), 'the upstream key is not in the audit log');
+      await page.getByLabel('Action (route or method)').fill('adjust');
+      await page.getByText('POST /api/v1/channels', { exact: true }).waitFor({ state: 'detached' });
+      await page.getByText('POST /api/v1/admin/billing/users/{id}/adjust', { exact: true }).first().waitFor();
+    });
+
     await step('sign back in as the user', async () => {
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByLabel('Username or email').fill('ada');
@@ -874,6 +887,7 @@ async function screenshotsAdmin(browser, base) {
       ['admin-dashboard', '/admin/dashboard', 'Admin console'],
       ['admin-channels', '/admin/channels', 'Admin console'],
       ['admin-pricing', '/admin/pricing', 'Admin console'],
+      ['admin-audit', '/admin/audit', 'Admin console'],
     ]);
   });
 }

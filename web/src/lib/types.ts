@@ -235,3 +235,17 @@ export interface ChatModel {
   input_price: number | null;
   output_price: number | null;
 }
+
+/** One administrator's action in the audit log. */
+export interface AuditRecord {
+  id: string;
+  created_at: string;
+  actor_id: string;
+  actor_role: string;
+  action: string;
+  target: string;
+  detail: string | null;
+  status: number;
+  request_id: string;
+  ip: string;
+}

@@ -8,6 +8,7 @@ import { Users } from './Users';
 import { Channels } from './Channels';
 import { Pricing } from './Pricing';
 import { Codes } from './Codes';
+import { Audit } from './Audit';
 
 const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'dashboard', key: 'admin.dashboard' },
@@ -15,6 +16,7 @@ const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'channels', key: 'admin.channels' },
   { to: 'pricing', key: 'admin.pricing' },
   { to: 'codes', key: 'admin.codes' },
+  { to: 'audit', key: 'admin.audit' },
   { to: 'system', key: 'admin.system' },
 ];
 
@@ -53,6 +55,7 @@ export default function AdminPage() {
         <Route path="channels" element={<Channels />} />
         <Route path="pricing" element={<Pricing />} />
         <Route path="codes" element={<Codes />} />
+        <Route path="audit" element={<Audit />} />
         <Route path="system" element={<System />} />
       </Routes>
     </div>
