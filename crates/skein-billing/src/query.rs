@@ -562,19 +562,7 @@ pub async fn verify(db: &Db) -> DbResult<Vec<Drift>> {
     Ok(drift)
 }
 
-/// Quotes a CSV field when it needs it, and defuses spreadsheet formulas.
-pub fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err() {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
-}
+pub use skein_core::csv::field as csv_field;
 
 #[cfg(test)]
 mod tests {

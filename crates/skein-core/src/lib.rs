@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod csv;
 pub mod error;
 pub mod extract;
 pub mod i18n;

@@ -62,21 +62,9 @@ pub(crate) async fn count_tokens(
             format!("没有可为该密钥提供 {model} 的渠道。"),
         ));
     }
-    let decision = svc
-        .limiter
-        .check(
-            &format!("count_tokens:key:{}", key.key_id),
-            skein_core::limit::Quota::per_minute(PER_MINUTE),
-            1,
-        )
-        .await;
-    if let Ok(decision) = decision
-        && !decision.allowed
-    {
-        let wait = decision
-            .retry_after
-            .map(|d| d.as_secs().max(1))
-            .unwrap_or(1);
+    let bucket = format!("count_tokens:key:{}", key.key_id);
+    let quota = skein_core::limit::Quota::per_minute(PER_MINUTE);
+    if let Some(wait) = meter::limited(&svc, &bucket, quota, 1).await {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

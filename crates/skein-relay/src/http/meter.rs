@@ -151,17 +151,7 @@ pub(crate) async fn check_tpm(svc: &RelayService, key: &KeyInfo) -> ApiResult<()
     let Some(tpm) = key.tpm_limit else {
         return Ok(());
     };
-    let probe = svc
-        .limiter
-        .check(&tpm_key(key), Quota::per_minute(tpm), 0)
-        .await;
-    if let Ok(decision) = probe
-        && !decision.allowed
-    {
-        let wait = decision
-            .retry_after
-            .map(|d| d.as_secs().max(1))
-            .unwrap_or(1);
+    if let Some(wait) = limited(svc, &tpm_key(key), Quota::per_minute(tpm), 0).await {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "tokens_per_minute_exceeded",
@@ -171,6 +161,30 @@ pub(crate) async fn check_tpm(svc: &RelayService, key: &KeyInfo) -> ApiResult<()
         .with_retry_after(wait));
     }
     Ok(())
+}
+
+/// Charges `cost` to the limit bucket `bucket`: the seconds to wait when it is spent, `None`
+/// when the request may go on (also when the limiter is unreachable: losing it must not take
+/// the relay down with it).
+pub(crate) async fn limited(
+    svc: &RelayService,
+    bucket: &str,
+    quota: Quota,
+    cost: u32,
+) -> Option<u64> {
+    match svc.limiter.check(bucket, quota, cost).await {
+        Ok(decision) if !decision.allowed => Some(
+            decision
+                .retry_after
+                .map(|d| d.as_secs().max(1))
+                .unwrap_or(1),
+        ),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, "rate limiter unavailable; request allowed");
+            None
+        }
+    }
 }
 
 /// Counts `tokens` against the key's tokens per minute (at most a full minute's worth: the

@@ -97,7 +97,7 @@ pub async fn list_audit(
             out.push_str(
                 &fields
                     .iter()
-                    .map(|f| csv_field(f))
+                    .map(|f| skein_core::csv::field(f))
                     .collect::<Vec<_>>()
                     .join(","),
             );
@@ -121,19 +121,4 @@ pub async fn list_audit(
     };
     let (rows, total) = audit::list(svc.db.pool(), &filter, page.limit(), page.offset()).await?;
     Ok(ApiJson(Page::new(rows, total, page)).into_response())
-}
-
-/// A CSV field, quoted when needed; a leading `=`, `+`, `-` or `@` is escaped so a spreadsheet
-/// does not run it as a formula.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
 }

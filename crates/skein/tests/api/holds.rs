@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use skein_testkit::mock_openai::Fault;
 use skein_testkit::{Backend, Persona, TestApp, both_backends, on_both_backends};
 
-use crate::relay::{Setup, setup};
+use crate::relay::{Setup, chat, setup};
 
 /// Sets the user's balance to exactly `amount`.
 async fn set_balance(app: &TestApp, s: &Setup, amount: i64) {
@@ -30,16 +30,6 @@ async fn quota(app: &TestApp, who: &Persona) -> Value {
     app.get("/api/v1/billing/quota", Some(&who.access))
         .await
         .json
-}
-
-async fn chat(app: &TestApp, key: &str, body: Value) -> skein_testkit::Resp {
-    app.send(
-        app.client
-            .post(app.url("/v1/chat/completions"))
-            .bearer_auth(key)
-            .json(&body),
-    )
-    .await
 }
 
 /// Waits until `records` usage records exist and nothing is held, then answers the balance.

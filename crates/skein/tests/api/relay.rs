@@ -62,7 +62,8 @@ fn cost(messages: &Value) -> i64 {
     prompt_tokens(messages) * 2 + completion * 6
 }
 
-async fn chat(app: &TestApp, key: &str, body: Value) -> skein_testkit::Resp {
+/// `POST /v1/chat/completions` with `key`.
+pub(crate) async fn chat(app: &TestApp, key: &str, body: Value) -> skein_testkit::Resp {
     app.send(
         app.client
             .post(app.url("/v1/chat/completions"))
