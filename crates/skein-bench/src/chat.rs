@@ -121,7 +121,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let user_id = root["user"]["id"].as_str().unwrap_or_default().to_string();
     post(&client, format!("{base}/api/v1/channels"), &access, json!({
         "type": "openai", "name": "mock", "base_url": mock.base_url, "keys": [mock.key], "models": ["bench-model"]})).await?;
     let r = client
@@ -131,6 +130,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .send()
         .await?;
     anyhow::ensure!(r.status().is_success(), "pricing failed");
+    // The load runs as a second account: no one, root included, adjusts their own balance.
+    let user = post(
+        &client,
+        format!("{base}/api/v1/auth/register"),
+        "",
+        json!({"username": "bench-user", "password": "benchmark password"}),
+    )
+    .await?;
+    let user_id = user["user"]["id"].as_str().unwrap_or_default().to_string();
     post(
         &client,
         format!("{base}/api/v1/admin/billing/users/{user_id}/adjust"),
@@ -138,6 +146,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         json!({"amount": 900_000_000_000_i64, "memo": "bench"}),
     )
     .await?;
+    let access = user["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let key = post(
         &client,
         format!("{base}/api/v1/keys"),

@@ -69,7 +69,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let user_id = root["user"]["id"].as_str().unwrap_or_default().to_string();
     post(&client, format!("{base}/api/v1/channels"), &access, json!({
         "type": "openai", "name": "mock", "base_url": mock.base_url, "keys": [mock.key], "models": ["bench-model"]})).await?;
     let price = json!({"input_per_mtok": 1_000_000, "output_per_mtok": 2_000_000, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0});
@@ -80,6 +79,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .send()
         .await?;
     anyhow::ensure!(r.status().is_success(), "pricing failed");
+    // The load runs as a second account: no one, root included, adjusts their own balance.
+    let user = post(
+        &client,
+        format!("{base}/api/v1/auth/register"),
+        "",
+        json!({"username": "bench-user", "password": "benchmark password"}),
+    )
+    .await?;
+    let user_id = user["user"]["id"].as_str().unwrap_or_default().to_string();
     post(
         &client,
         format!("{base}/api/v1/admin/billing/users/{user_id}/adjust"),
@@ -87,6 +95,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         json!({"amount": 900_000_000_000_i64, "memo": "bench"}),
     )
     .await?;
+    let access = user["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let key = post(
         &client,
         format!("{base}/api/v1/keys"),

@@ -198,6 +198,58 @@ pub struct ChannelSettings {
     pub status: String,
 }
 
+/// The associated data a channel's secrets are sealed with: its id, so a sealed value copied
+/// into another channel's row does not open there.
+fn secrets_owner(id: &str) -> Vec<u8> {
+    format!("skein-channel:{id}").into_bytes()
+}
+
+/// Opens a channel's sealed secrets (bound to `id`, or sealed before binding existed).
+pub fn open_secrets(vault: &Vault, id: &str, sealed: &str) -> ApiResult<ChannelSecrets> {
+    let plain = vault.open_bound(sealed, &secrets_owner(id))?;
+    serde_json::from_slice(&plain).map_err(ApiError::internal)
+}
+
+/// Seals a channel's secrets bound to its id.
+pub fn seal_secrets(vault: &Vault, id: &str, secrets: &ChannelSecrets) -> ApiResult<String> {
+    let plain = serde_json::to_vec(secrets).map_err(ApiError::internal)?;
+    vault.seal_bound(&plain, &secrets_owner(id))
+}
+
+/// Re-seals, bound to their channel, the secrets of rows sealed before binding existed, so no
+/// unbound (movable) value stays in the database after a load. The write is conditional on
+/// the old value, so a concurrent admin edit wins. Rows that cannot be opened are left alone
+/// (the table skips them and logs why). Returns how many rows were upgraded.
+pub async fn bind_legacy_secrets(db: &Db, vault: &Vault, rows: &mut [ChannelRow]) -> usize {
+    let mut upgraded = 0;
+    for row in rows.iter_mut().filter(|r| !Vault::is_bound(&r.secrets)) {
+        let Ok(secrets) = open_secrets(vault, &row.id, &row.secrets) else {
+            continue;
+        };
+        let Ok(sealed) = seal_secrets(vault, &row.id, &secrets) else {
+            continue;
+        };
+        let written =
+            sqlx::query("UPDATE channels SET secrets = $1 WHERE id = $2 AND secrets = $3")
+                .bind(&sealed)
+                .bind(&row.id)
+                .bind(&row.secrets)
+                .execute(db.pool())
+                .await;
+        match written {
+            Ok(done) if done.rows_affected() == 1 => {
+                row.secrets = sealed;
+                upgraded += 1;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(channel = %row.id, %error, "could not re-seal a channel's secrets bound to it");
+            }
+        }
+    }
+    upgraded
+}
+
 /// Stores a channel (insert or full replace).
 pub async fn save(
     db: &Db,
@@ -207,7 +259,7 @@ pub async fn save(
     now: i64,
     insert: bool,
 ) -> ApiResult<()> {
-    let sealed = vault.seal(&serde_json::to_vec(&s.secrets).map_err(ApiError::internal)?)?;
+    let sealed = seal_secrets(vault, id, &s.secrets)?;
     let header_names: Vec<&String> = s.secrets.headers.keys().collect();
     let sql = if insert {
         "INSERT INTO channels (id, kind, name, base_url, secrets, key_count, models, model_mapping, groups_list, priority, \
@@ -398,10 +450,7 @@ impl ChannelTable {
         let mut routes: HashMap<(String, String), Vec<std::sync::Arc<LiveChannel>>> =
             HashMap::new();
         for row in rows.iter().filter(|r| r.status == "enabled") {
-            let secrets: ChannelSecrets = match vault
-                .open(&row.secrets)
-                .and_then(|b| serde_json::from_slice(&b).map_err(ApiError::internal))
-            {
+            let secrets = match open_secrets(vault, &row.id, &row.secrets) {
                 Ok(s) => s,
                 Err(error) => {
                     tracing::error!(channel = %row.id, %error, "channel skipped: its secrets cannot be read");
@@ -512,9 +561,7 @@ mod tests {
             kind: "openai".into(),
             name: id.into(),
             base_url: "http://x".into(),
-            secrets: vault
-                .seal(&serde_json::to_vec(&secrets).unwrap_or_default())
-                .unwrap_or_default(),
+            secrets: seal_secrets(vault, id, &secrets).unwrap_or_default(),
             key_count: 1,
             models: r#"["m"]"#.into(),
             model_mapping: "{}".into(),
@@ -555,5 +602,38 @@ mod tests {
         assert_eq!(firsts_at_level0, vec!["a", "a", "b", "a", "c", "a", "a"]);
         assert!(table.candidates("default", "other").is_empty());
         assert!(table.candidates("vip", "m").is_empty());
+    }
+
+    #[test]
+    fn a_sealed_key_copied_to_another_channel_does_not_open_there() {
+        let vault = Vault::new(&[1u8; 32]);
+        let a = row("a", 0, 1, &vault);
+        let mut b = row("b", 0, 1, &vault);
+        b.secrets = a.secrets.clone();
+        assert!(open_secrets(&vault, "b", &b.secrets).is_err());
+        let table = ChannelTable::build(&[a, b], &vault);
+        let ids: Vec<String> = table
+            .candidates("default", "m")
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        assert_eq!(ids, vec!["a"], "b holds a's key and is skipped");
+    }
+
+    #[test]
+    fn secrets_sealed_before_binding_still_open() {
+        let vault = Vault::new(&[1u8; 32]);
+        let mut legacy = row("old", 0, 1, &vault);
+        let secrets = ChannelSecrets {
+            keys: vec!["key-old".into()],
+            headers: BTreeMap::new(),
+        };
+        legacy.secrets = vault
+            .seal(&serde_json::to_vec(&secrets).unwrap_or_default())
+            .unwrap_or_default();
+        let table = ChannelTable::build(&[legacy], &vault);
+        let found = table.candidates("default", "m");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].key(), "key-old");
     }
 }

@@ -338,7 +338,16 @@ impl RelayService {
 
     /// Re-reads channels, prices and group multipliers into memory.
     pub async fn reload(&self) -> Result<(), ApiError> {
-        let rows = channels::all(&self.db).await?;
+        let mut rows = channels::all(&self.db).await?;
+        // Rows sealed before keys were bound to their channel are re-sealed bound now, once:
+        // a value that opens without its channel id could be copied to another channel.
+        let upgraded = channels::bind_legacy_secrets(&self.db, &self.vault, &mut rows).await;
+        if upgraded > 0 {
+            tracing::info!(
+                channels = upgraded,
+                "channel secrets re-sealed bound to their channel"
+            );
+        }
         let table = Arc::new(channels::ChannelTable::build(&rows, &self.vault));
         let prices = Arc::new(pricing::map(&self.db).await?);
         let multipliers = Arc::new(

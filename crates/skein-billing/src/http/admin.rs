@@ -119,12 +119,14 @@ pub async fn user_ledger(
 
 /// Credit or debit a user's balance with a required memo (admin). A debit never takes the
 /// available balance below the configured overdraft (zero by default). Send an
-/// `Idempotency-Key` header to make retries safe: the same key applies once.
+/// `Idempotency-Key` header to make retries safe: the same key applies once. No one, root
+/// included, adjusts their own balance (403 `self_adjustment`): money an admin gives needs a
+/// second person to receive it.
 #[utoipa::path(post, path = "/admin/billing/users/{id}/adjust", tag = "admin-billing", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")), request_body = Adjustment,
     responses(
         (status = 200, body = Adjusted),
-        (status = 403, body = ErrorEnvelope),
+        (status = 403, description = "Not an admin, or the caller's own account (`self_adjustment`)", body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "Debit larger than the available balance", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
@@ -136,6 +138,16 @@ pub async fn adjust(
     headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<Adjustment>,
 ) -> ApiResult<ApiJson<Adjusted>> {
+    // An admin crediting themself would mint money for their own use with nobody else
+    // involved; root is no exception, so one stolen admin session cannot fund itself.
+    if id == admin.user_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "self_adjustment",
+            "You cannot adjust your own balance; another admin must do it.",
+            "不能调整自己的余额，请由其他管理员操作。",
+        ));
+    }
     let idempotency_key = match headers.get("idempotency-key").map(|v| v.to_str()) {
         None => None,
         Some(Ok(key)) if (1..=128).contains(&key.len()) => {

@@ -69,7 +69,7 @@ pub struct UpdateChannel {
     pub kind: Option<String>,
     /// Label.
     pub name: Option<String>,
-    /// Base URL.
+    /// Base URL (changing it, or `type`, needs `keys` too).
     pub base_url: Option<String>,
     /// New keys (replace the old ones).
     pub keys: Option<Vec<String>>,
@@ -169,7 +169,8 @@ pub async fn get_channel(
     Ok(ApiJson(view(&svc, load(&svc, &id).await?)))
 }
 
-/// Change a channel (admin). New `keys` replace all old keys.
+/// Change a channel (admin). New `keys` replace all old keys; changing `type` or `base_url`
+/// needs `keys` in the same request (422 `keys_required`).
 #[utoipa::path(patch, path = "/channels/{id}", tag = "channels", security(("bearer" = [])),
     params(("id" = String, Path, description = "Channel id")), request_body = UpdateChannel,
     responses((status = 200, body = Channel), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
@@ -180,13 +181,27 @@ pub async fn update_channel(
     ApiJson(req): ApiJson<UpdateChannel>,
 ) -> ApiResult<ApiJson<Channel>> {
     let row = load(&svc, &id).await?;
-    let mut secrets: ChannelSecrets =
-        serde_json::from_slice(&svc.vault.open(&row.secrets)?).map_err(ApiError::internal)?;
+    let mut secrets = channels::open_secrets(&svc.vault, &row.id, &row.secrets)?;
     let current = Channel::from(row);
     let kind = match req.kind {
         Some(k) => self::kind(&k)?,
         None => current.kind.clone(),
     };
+    let new_base_url = match req.base_url.as_deref() {
+        Some(url) => base_url(&kind, Some(url))?,
+        None => current.base_url.clone(),
+    };
+    // Keys were entered for one host and one vendor: never send them anywhere else without
+    // the admin entering them again (an admin could otherwise point a channel at a host of
+    // theirs and collect the keys someone else entered).
+    if (kind != current.kind || new_base_url != current.base_url) && req.keys.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "keys_required",
+            "Changing a channel's type or base_url needs its keys again in the same request.",
+            "修改渠道的类型或 base_url 时，需要在同一请求中重新填写密钥。",
+        ));
+    }
     if let Some(keys) = req.keys {
         secrets.keys = upstream_keys(keys)?;
     }
@@ -194,10 +209,7 @@ pub async fn update_channel(
         secrets.headers = headers(h)?;
     }
     let settings = ChannelSettings {
-        base_url: match req.base_url.as_deref() {
-            Some(url) => base_url(&kind, Some(url))?,
-            None => current.base_url.clone(),
-        },
+        base_url: new_base_url,
         kind,
         name: match &req.name {
             Some(n) => name(n)?,

@@ -3,8 +3,9 @@
 //! - `POST /v1/images/generations`: billed the model's per-call price for every image the
 //!   upstream returns (the hold is per-call × `n`), plus, when the upstream reports token usage
 //!   (`gpt-image-1` does), those tokens at the model's token prices.
-//! - `POST /v1/audio/transcriptions` and `/v1/audio/translations`: the multipart form goes
-//!   upstream byte for byte (only the `model` field is swapped when a channel maps it); billed
+//! - `POST /v1/audio/transcriptions` and `/v1/audio/translations`: the multipart form's fields
+//!   are checked (each known field once, no unknown one) and the form sent upstream is rebuilt
+//!   from those parts, with the file byte for byte and the `model` field mapped; billed
 //!   the per-call price, plus token prices when the upstream reports `usage` in tokens
 //!   (`gpt-4o-transcribe` does; `whisper-1` reports a duration, which is not priced).
 //! - `POST /v1/audio/speech`: billed per input character — the model's `input_per_mtok` is read
@@ -231,6 +232,21 @@ pub(crate) async fn audio_form(
             format!("multipart 表单格式错误：{reason}。"),
         )
     })?;
+    // Every field once, none the vendor might read but the relay did not check: the form
+    // sent upstream is rebuilt from these parts only.
+    let allowed = if path == "/v1/audio/translations" {
+        TRANSLATION_FIELDS
+    } else {
+        TRANSCRIPTION_FIELDS
+    };
+    if let Err((field, why)) = multipart::check_fields(&parts, allowed) {
+        return Err(ApiError::bad_request(
+            "invalid_form",
+            format!("The form field {field} is {why}: send each known field once."),
+            format!("表单字段 {field} 不被接受（{why}）：每个已知字段只能发送一次。"),
+        )
+        .with_details(json!({ "field": field })));
+    }
     let file = parts
         .iter()
         .find(|p| p.name == "file" && p.filename.is_some())
@@ -255,10 +271,6 @@ pub(crate) async fn audio_form(
     }
     let model = multipart::text_field(&body, &parts, "model").map(str::to_string);
     let plan = meter::plan(&svc, &key, model.as_deref()).await?;
-    let model_part = parts
-        .iter()
-        .find(|p| p.name == "model" && p.filename.is_none())
-        .cloned();
     // Models priced by tokens (gpt-4o-transcribe) are held for about one audio token per KiB
     // of file and as many text tokens out; per-call models for their price.
     let kib = i64::try_from(file.content.len().div_ceil(1024)).unwrap_or(i64::MAX);
@@ -266,11 +278,13 @@ pub(crate) async fn audio_form(
     let upstream = Upstream {
         path,
         content_type: content_type.to_string(),
-        body: move |upstream_model: &str| match &model_part {
-            Some(part) if model.as_deref() != Some(upstream_model) => {
-                Bytes::from(multipart::replace(&body, part, upstream_model.as_bytes()))
-            }
-            _ => body.clone(),
+        body: move |upstream_model: &str| {
+            Bytes::from(multipart::rebuild(
+                &body,
+                &parts,
+                &boundary,
+                Some(("model", upstream_model.as_bytes())),
+            ))
         },
         stream: false,
     };
@@ -297,6 +311,24 @@ pub(crate) async fn audio_form(
     )
     .await
 }
+
+/// The fields OpenAI's transcription endpoint reads; `[]` marks the array fields, which may
+/// repeat.
+const TRANSCRIPTION_FIELDS: &[&str] = &[
+    "file",
+    "model",
+    "language",
+    "prompt",
+    "response_format",
+    "temperature",
+    "timestamp_granularities[]",
+    "include[]",
+    "stream",
+    "chunking_strategy",
+];
+
+/// The fields OpenAI's translation endpoint reads.
+const TRANSLATION_FIELDS: &[&str] = &["file", "model", "prompt", "response_format", "temperature"];
 
 fn audio_too_large() -> ApiError {
     ApiError::new(

@@ -2,6 +2,11 @@
 //! parts, read a text field (`model`), and swap one field's value (the mapped model) without
 //! re-encoding the file. A full parser would copy every file part; this only records where
 //! each part sits in the client's bytes.
+//!
+//! What goes upstream is not the client's bytes but a form rebuilt from the checked parts
+//! ([`rebuild`]): canonical part headers, no preamble or epilogue, so a vendor whose parser
+//! differs from this one (which `name` of two, which duplicate field) reads what the relay
+//! read. The file's bytes are copied once, as they are.
 
 use std::ops::Range;
 
@@ -12,6 +17,8 @@ pub(crate) struct Part {
     pub name: String,
     /// The `filename`, for file parts.
     pub filename: Option<String>,
+    /// The part's `Content-Type`, if it gave a valid one.
+    pub content_type: Option<String>,
     /// The content's byte range in the body.
     pub content: Range<usize>,
 }
@@ -63,6 +70,7 @@ pub(crate) fn parse(body: &[u8], boundary: &str) -> Result<Vec<Part>, &'static s
         parts.push(Part {
             name,
             filename,
+            content_type: part_content_type(headers),
             content: content_start..next,
         });
         at = next + 2;
@@ -77,13 +85,90 @@ pub(crate) fn text_field<'a>(body: &'a [u8], parts: &[Part], name: &str) -> Opti
     std::str::from_utf8(body.get(part.content.clone())?).ok()
 }
 
-/// `body` with the content of `part` replaced by `value`; everything else byte for byte.
-pub(crate) fn replace(body: &[u8], part: &Part, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + value.len());
-    out.extend_from_slice(body.get(..part.content.start).unwrap_or_default());
-    out.extend_from_slice(value);
-    out.extend_from_slice(body.get(part.content.end..).unwrap_or_default());
+/// Checks a form's fields against `allowed`: each field at most once (names ending in `[]`,
+/// the array fields, may repeat), none outside the list, and only `file` may be a file.
+/// `Err` names the offending field.
+pub(crate) fn check_fields(parts: &[Part], allowed: &[&str]) -> Result<(), (String, &'static str)> {
+    let mut seen: Vec<&str> = Vec::with_capacity(parts.len());
+    for part in parts {
+        let name = part.name.as_str();
+        if !allowed.contains(&name) {
+            return Err((name.to_string(), "unknown"));
+        }
+        if !name.ends_with("[]") && seen.contains(&name) {
+            return Err((name.to_string(), "duplicated"));
+        }
+        if (name == "file") != part.filename.is_some() {
+            return Err((name.to_string(), "misplaced file"));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
+/// A new form with `parts` of `body` (checked by [`check_fields`]) under `boundary`, with
+/// `replacement`'s value for the field it names: canonical headers, nothing the client
+/// wrote around the parts. `boundary` is the client's, which no part contains (the parse
+/// split at each of its occurrences).
+pub(crate) fn rebuild(
+    body: &[u8],
+    parts: &[Part],
+    boundary: &str,
+    replacement: Option<(&str, &[u8])>,
+) -> Vec<u8> {
+    let size: usize = parts.iter().map(|p| p.content.len() + 160).sum();
+    let mut out = Vec::with_capacity(size + boundary.len() + 8);
+    for part in parts {
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(boundary.as_bytes());
+        out.extend_from_slice(b"\r\nContent-Disposition: form-data; name=\"");
+        out.extend_from_slice(quoted(&part.name).as_bytes());
+        out.push(b'"');
+        if let Some(filename) = &part.filename {
+            out.extend_from_slice(b"; filename=\"");
+            out.extend_from_slice(quoted(filename).as_bytes());
+            out.push(b'"');
+        }
+        if let Some(content_type) = &part.content_type {
+            out.extend_from_slice(b"\r\nContent-Type: ");
+            out.extend_from_slice(content_type.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n\r\n");
+        match replacement {
+            Some((name, value)) if name == part.name => out.extend_from_slice(value),
+            _ => out.extend_from_slice(body.get(part.content.clone()).unwrap_or_default()),
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary.as_bytes());
+    out.extend_from_slice(b"--\r\n");
     out
+}
+
+/// A value fit for a quoted header parameter: quotes and line breaks percent-encoded, as
+/// browsers do (WHATWG), so no value can end its parameter or header early.
+fn quoted(value: &str) -> String {
+    value
+        .replace('"', "%22")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// The `Content-Type` header of a part, kept only if it is a plain `type/subtype` token
+/// (with parameters) that cannot carry anything else into the rebuilt form.
+fn part_content_type(headers: &str) -> Option<String> {
+    let line = headers.split("\r\n").find(|l| {
+        l.split_once(':')
+            .is_some_and(|(h, _)| h.trim().eq_ignore_ascii_case("content-type"))
+    })?;
+    let (_, value) = line.split_once(':')?;
+    let value = value.trim();
+    let ok = !value.is_empty()
+        && value.len() <= 200
+        && value.contains('/')
+        && value.bytes().all(|b| (0x20..0x7f).contains(&b));
+    ok.then(|| value.to_string())
 }
 
 /// Length of the boundary line's tail (optional transport padding, then CRLF).
@@ -160,13 +245,66 @@ ID3\r\n--X\x00\xff\r\n--XyZ--\r\n";
         assert_eq!(parts[1].filename.as_deref(), Some("a.mp3"));
         // A file may hold CRLF, dashes and bytes that are not UTF-8.
         assert_eq!(&FORM[parts[1].content.clone()], b"ID3\r\n--X\x00\xff");
-        let swapped = replace(FORM, &parts[0], b"upstream-whisper");
+        let swapped = rebuild(FORM, &parts, "XyZ", Some(("model", b"upstream-whisper")));
         let again = parse(&swapped, "XyZ").unwrap();
         assert_eq!(
             text_field(&swapped, &again, "model"),
             Some("upstream-whisper")
         );
         assert_eq!(&swapped[again[1].content.clone()], b"ID3\r\n--X\x00\xff");
+    }
+
+    #[test]
+    fn duplicated_unknown_and_misplaced_fields_are_named() {
+        let part = |name: &str, file: bool| Part {
+            name: name.into(),
+            filename: file.then(|| "a.mp3".into()),
+            content_type: None,
+            content: 0..0,
+        };
+        let allowed = &["file", "model", "include[]"];
+        let ok = [
+            part("model", false),
+            part("file", true),
+            part("include[]", false),
+            part("include[]", false),
+        ];
+        assert_eq!(check_fields(&ok, allowed), Ok(()));
+        let twice = [
+            part("model", false),
+            part("file", true),
+            part("model", false),
+        ];
+        assert_eq!(
+            check_fields(&twice, allowed),
+            Err(("model".into(), "duplicated"))
+        );
+        let unknown = [part("model", false), part("extra", false)];
+        assert_eq!(
+            check_fields(&unknown, allowed),
+            Err(("extra".into(), "unknown"))
+        );
+        let model_file = [part("model", true)];
+        assert_eq!(
+            check_fields(&model_file, allowed).map_err(|e| e.0),
+            Err("model".into())
+        );
+    }
+
+    #[test]
+    fn a_rebuilt_form_keeps_only_the_parsed_parts_in_canonical_form() {
+        // A preamble, a second name parameter and an epilogue: none of it survives.
+        let form = b"junk\r\n--B\r\nContent-Disposition: form-data; name=\"model\"; name=\"x\"\r\n\r\nm\r\n--B\r\n\
+Content-Disposition: form-data; name=\"file\"; filename=\"a\"b.mp3\"\r\nContent-Type: audio/mpeg\r\nX-Evil: 1\r\n\r\nAB\r\n--B--\r\nepilogue";
+        let parts = parse(form, "B").unwrap();
+        let rebuilt = rebuild(form, &parts, "B", None);
+        assert_eq!(
+            rebuilt,
+            b"--B\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nm\r\n--B\r\n\
+Content-Disposition: form-data; name=\"file\"; filename=\"a%22b.mp3\"\r\nContent-Type: audio/mpeg\r\n\r\nAB\r\n--B--\r\n"
+                .to_vec()
+        );
+        assert_eq!(parse(&rebuilt, "B").unwrap().len(), 2);
     }
 
     #[test]

@@ -315,6 +315,19 @@ on_both_backends! {
         let garbage = app.get("/api/v1/admin/billing/users/'%20OR%201=1/quota", Some(&root.access)).await;
         assert_eq!(garbage.status, StatusCode::NOT_FOUND);
         assert_eq!(app.post(&path, Some(&ada.access), json!({"amount": 5, "memo": "x"})).await.status, StatusCode::FORBIDDEN);
+        // No one adjusts their own balance: not root, not an admin; root adjusts an admin.
+        let admin = app.register("admin").await;
+        let promoted = app.patch(&format!("/api/v1/admin/users/{}", admin.id), Some(&root.access), json!({"role": "admin"})).await;
+        assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.text);
+        for who in [&root, &admin] {
+            let own = app.post(&format!("/api/v1/admin/billing/users/{}/adjust", who.id), Some(&who.access), json!({"amount": 5, "memo": "mine"})).await;
+            assert_eq!((own.status, own.error_code()), (StatusCode::FORBIDDEN, "self_adjustment"), "{}", own.text);
+            assert_eq!(quota(&app, who).await["balance"], 0, "a self-adjustment was applied");
+        }
+        let r = app.post(&format!("/api/v1/admin/billing/users/{}/adjust", admin.id), Some(&root.access), json!({"amount": 5, "memo": "for the admin"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = app.post(&format!("/api/v1/admin/billing/users/{}/adjust", root.id), Some(&admin.access), json!({"amount": 5, "memo": "for root"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(quota(&app, &ada).await["balance"], 0, "nothing was applied");
         // With an Idempotency-Key, a retried adjustment applies once.
         for _ in 0..3 {
@@ -373,14 +386,15 @@ on_both_backends! {
 async fn abandoned_reservations_expire_and_free_their_hold() {
     let app = billing_app(Backend::Sqlite, |c| c.billing.reservation_ttl_secs = 1).await;
     let root = app.root().await;
-    adjust(&app, &root, &root.id, 100).await;
-    let r = internal(&app, "reserve", json!({"user_id": root.id, "amount": 100})).await;
+    let ada = app.register("ada").await;
+    adjust(&app, &root, &ada.id, 100).await;
+    let r = internal(&app, "reserve", json!({"user_id": ada.id, "amount": 100})).await;
     let id = r.json["id"].as_str().unwrap().to_string();
-    assert_eq!(quota(&app, &root).await["available"], 0);
+    assert_eq!(quota(&app, &ada).await["available"], 0);
     let mut freed = false;
     for _ in 0..40 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if quota(&app, &root).await["available"] == 100 {
+        if quota(&app, &ada).await["available"] == 100 {
             freed = true;
             break;
         }
@@ -394,12 +408,12 @@ async fn abandoned_reservations_expire_and_free_their_hold() {
     )
     .await;
     assert_eq!(late.status, StatusCode::OK, "{}", late.text);
-    let q = quota(&app, &root).await;
+    let q = quota(&app, &ada).await;
     assert_eq!(
         (q["balance"].as_i64(), q["reserved"].as_i64()),
         (Some(60), Some(0))
     );
-    verify_clean(&app, &root, &root).await;
+    verify_clean(&app, &root, &ada).await;
 }
 
 #[tokio::test]

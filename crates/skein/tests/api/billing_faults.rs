@@ -96,12 +96,20 @@ async fn sigkill_during_settles_loses_no_settled_charge() {
         json!({"username": "root", "password": "correct horse battery", "setup_token": skein_testkit::SETUP_TOKEN}),
     )
     .await;
-    let root_id = reg["user"]["id"].as_str().unwrap().to_string();
     let access = reg["access_token"].as_str().unwrap().to_string();
+    // The money belongs to a second account: no one adjusts their own balance.
+    let (_, payer) = post(
+        &client,
+        format!("{}/api/v1/auth/register", server.base),
+        "",
+        json!({"username": "payer", "password": "correct horse battery"}),
+    )
+    .await;
+    let payer_id = payer["user"]["id"].as_str().unwrap().to_string();
     let (status, _) = post(
         &client,
         format!(
-            "{}/api/v1/admin/billing/users/{root_id}/adjust",
+            "{}/api/v1/admin/billing/users/{payer_id}/adjust",
             server.base
         ),
         &access,
@@ -116,7 +124,7 @@ async fn sigkill_during_settles_loses_no_settled_charge() {
             &client,
             format!("{}/internal/billing/reserve", server.internal),
             TOKEN,
-            json!({"user_id": root_id, "amount": 1000, "reference": format!("f{i}")}),
+            json!({"user_id": payer_id, "amount": 1000, "reference": format!("f{i}")}),
         )
         .await;
         assert_eq!(status, 200);
@@ -185,7 +193,7 @@ async fn sigkill_during_settles_loses_no_settled_charge() {
         &client,
         format!("{}/api/v1/auth/login", server.base),
         "",
-        json!({"login": "root", "password": "correct horse battery"}),
+        json!({"login": "payer", "password": "correct horse battery"}),
     )
     .await;
     let access = login["access_token"].as_str().unwrap().to_string();
@@ -246,8 +254,15 @@ async fn verify_reports_drift() {
             json!({"username": "root", "password": "correct horse battery", "setup_token": skein_testkit::SETUP_TOKEN}),
         )
         .await;
-        let id = reg["user"]["id"].as_str().unwrap().to_string();
         let access = reg["access_token"].as_str().unwrap().to_string();
+        let (_, payer) = post(
+            &client,
+            format!("{}/api/v1/auth/register", server.base),
+            "",
+            json!({"username": "payer", "password": "correct horse battery"}),
+        )
+        .await;
+        let id = payer["user"]["id"].as_str().unwrap().to_string();
         post(
             &client,
             format!("{}/api/v1/admin/billing/users/{id}/adjust", server.base),

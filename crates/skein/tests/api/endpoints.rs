@@ -755,3 +755,30 @@ async fn repeated_failures_open_the_circuit_for_these_routes_too() {
     );
     assert_eq!(backup.requests().len(), 7);
 }
+
+both_backends! {
+    async fn an_audio_form_with_a_duplicated_or_unknown_field_is_refused(app) {
+        let s = setup(&app).await;
+        // Two `model` parts: the relay would price one and a vendor might read the other.
+        for (fields, field) in [
+            (vec![("model", "whisper-test"), ("model", "stt-tokens")], "model"),
+            (vec![("model", "whisper-test"), ("x_vendor_only", "1")], "x_vendor_only"),
+            (vec![("model", "whisper-test"), ("language", "en"), ("language", "fr")], "language"),
+        ] {
+            let (content_type, body) = form(&fields, Some(("a.mp3", b"ID3")));
+            let r = upload(&app, &s.key, "/v1/audio/transcriptions", &content_type, body).await;
+            assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_form")), "{}", r.text);
+            assert!(r.json["error"]["message"].as_str().unwrap().contains(field), "{}", r.text);
+        }
+        // A transcription-only field is unknown to translations.
+        let (content_type, body) = form(&[("model", "whisper-test"), ("language", "en")], Some(("a.mp3", b"ID3")));
+        let r = upload(&app, &s.key, "/v1/audio/translations", &content_type, body).await;
+        assert_eq!(r.json["error"]["code"], "invalid_form", "{}", r.text);
+        assert!(s.upstream.requests().is_empty(), "a refused form reached the upstream");
+        assert_eq!(balance(&app, &s.user).await, START, "a refused form cost something");
+        // Array fields may repeat.
+        let (content_type, body) = form(&[("model", "whisper-test"), ("timestamp_granularities[]", "word"), ("timestamp_granularities[]", "segment")], Some(("a.mp3", b"ID3")));
+        let r = upload(&app, &s.key, "/v1/audio/transcriptions", &content_type, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+}

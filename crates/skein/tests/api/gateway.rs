@@ -254,6 +254,7 @@ async fn slow_requests_time_out_with_408_in_the_envelope() {
 async fn sql_looking_input_in_every_text_field_is_just_text() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let root = app.root().await;
+    let payee = app.register("payee").await;
     let evil = "'; DROP TABLE users; --";
     let r = app
         .post(
@@ -316,13 +317,13 @@ async fn sql_looking_input_in_every_text_field_is_just_text() {
     assert_eq!(r.error_code(), "invalid_redemption_code");
     let r = app
         .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", root.id),
+            &format!("/api/v1/admin/billing/users/{}/adjust", payee.id),
             Some(&root.access),
             json!({"amount": 5, "memo": evil}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    let ledger = app.get("/api/v1/billing/ledger", Some(&root.access)).await;
+    let ledger = app.get("/api/v1/billing/ledger", Some(&payee.access)).await;
     assert_eq!(ledger.json["items"][0]["memo"], evil);
     let r = app
         .get(
@@ -340,6 +341,7 @@ async fn sql_looking_input_in_every_text_field_is_just_text() {
         app.get("/api/v1/admin/users", Some(&root.access))
             .await
             .json["total"],
-        1
+        2,
+        "root and the payee"
     );
 }

@@ -699,3 +699,32 @@ both_backends! {
         assert_eq!(s.upstream.requests().last().unwrap()["temperature"], 0.9);
     }
 }
+
+both_backends! {
+    async fn moving_a_channel_to_another_host_needs_its_keys_again(app) {
+        let s = setup(&app).await;
+        let id = primary_id(&app, &s).await;
+        let elsewhere = MockOpenAi::start("sk-attacker-host").await;
+        // base_url or type changed without keys: refused, and the channel stays where it was.
+        for change in [json!({"base_url": elsewhere.base_url}), json!({"type": "anthropic"})] {
+            let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access), change).await;
+            assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("keys_required")), "{}", r.text);
+        }
+        let r = app.get(&format!("/api/v1/channels/{id}"), Some(&s.root.access)).await;
+        assert_eq!((r.json["base_url"].as_str(), r.json["type"].as_str()), (Some(s.upstream.base_url.as_str()), Some("openai")));
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(elsewhere.requests().is_empty(), "the other host was called");
+        assert!(elsewhere.authorizations().iter().all(|a| !a.contains(&s.upstream.key)), "the key reached another host");
+        // The same base_url again is no move; with keys the move works.
+        let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access), json!({"base_url": format!("{}/", s.upstream.base_url)})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access),
+            json!({"base_url": elsewhere.base_url, "keys": [elsewhere.key]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["base_url"].as_str(), Some(elsewhere.base_url.as_str()));
+        let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(elsewhere.authorizations(), vec![format!("Bearer {}", elsewhere.key)]);
+    }
+}
