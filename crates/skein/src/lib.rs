@@ -144,7 +144,11 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
                 .await
                 .context("cannot connect to Redis")?,
         ),
-        None => Arc::new(MemoryLimiter::new()),
+        None => {
+            let memory = Arc::new(MemoryLimiter::new());
+            memory.start_sweeper();
+            memory
+        }
     };
     let settings = UserSettings {
         auth: config.auth.clone(),
