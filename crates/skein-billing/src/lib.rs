@@ -61,7 +61,8 @@ impl BillingService {
                 .clamp(1, 60),
         );
         let service = Arc::new(BillingService {
-            holds: (db.backend() == skein_db::Backend::Sqlite).then(memory::Holds::default),
+            holds: (db.backend() == skein_db::Backend::Sqlite)
+                .then(|| memory::Holds::new(config.reservation_ttl_secs.saturating_mul(1000))),
             db,
             writer,
             config,
