@@ -391,3 +391,20 @@ impl AccountEvents for BillingService {
         Ok(())
     }
 }
+/// Sizes for the runtime report: the in-memory holds' maps (SQLite only; see
+/// `memory.rs` for their bounds).
+impl skein_core::runtime::Gauges for BillingService {
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        use skein_core::runtime::count;
+        let Some(holds) = &self.holds else {
+            return Vec::new();
+        };
+        let sizes = holds.sizes();
+        vec![
+            ("billing.books", count(sizes.books)),
+            ("billing.key_books", count(sizes.keys)),
+            ("billing.open_holds", count(sizes.open)),
+            ("billing.ended_holds", count(sizes.ended)),
+        ]
+    }
+}

@@ -625,14 +625,13 @@ mod tests {
         );
         assert!(inner.settled.capacity() < 64);
     }
-}
 
-#[cfg(test)]
-fn hold_for(user: &str, expires_at: i64) -> MemHold {
-    MemHold {
-        user_id: user.into(),
-        key: None,
-        amount: 10,
-        expires_at,
+    fn hold_for(user: &str, expires_at: i64) -> MemHold {
+        MemHold {
+            user_id: user.into(),
+            key: None,
+            amount: 10,
+            expires_at,
+        }
     }
 }

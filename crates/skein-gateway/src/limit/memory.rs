@@ -157,6 +157,14 @@ impl RateLimiter for MemoryLimiter {
     }
 }
 
+/// Sizes for the runtime report: rate-limit keys whose window still runs (per IP, key, user,
+/// login failure).
+impl skein_core::runtime::Gauges for MemoryLimiter {
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        vec![("limiter.keys", skein_core::runtime::count(self.len()))]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
