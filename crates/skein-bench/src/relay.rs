@@ -25,6 +25,14 @@ struct Args {
     /// Streams held open at once for the memory measurement (0 to skip).
     #[arg(long, default_value_t = 2000)]
     open_streams: usize,
+    /// Seconds of idle after the load before RSS is read again: whether the memory a burst
+    /// took comes back (0 to skip).
+    #[arg(long, default_value_t = 30)]
+    idle_secs: u64,
+    /// The server binary (default: the release build in the target directory), so builds
+    /// with different allocators can be compared.
+    #[arg(long)]
+    binary: Option<std::path::PathBuf>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench/relay.json")]
     out: std::path::PathBuf,
@@ -41,7 +49,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let binary = std::fs::canonicalize(default_binary())?;
+    let binary = std::fs::canonicalize(args.binary.clone().unwrap_or_else(default_binary))?;
     let mock = MockOpenAi::start("sk-bench-upstream").await;
     mock.stop_recording();
     let server = start(
@@ -204,6 +212,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         mock.set_stream_pause(Duration::ZERO);
     }
 
+    // Memory after the load has stopped: what the allocator gave back to the OS.
+    let mut idle_rss = None;
+    if args.idle_secs > 0 {
+        tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+        idle_rss = Some(rss_kib(server.child.id())? as f64 / 1024.0);
+    }
+
     let show = |name: &str, r: &FixedRate| {
         println!(
             "{name:<28} achieved {:>6.0} req/s  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  errors {}",
@@ -227,6 +242,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.open_streams
         );
     }
+    if let Some(idle) = idle_rss {
+        println!("after {} s idle: Skein RSS {idle:.1} MiB", args.idle_secs);
+    }
     let row = |r: &FixedRate| json!({"achieved": r.achieved, "p50_ms": r.p50, "p90_ms": r.p90, "p99_ms": r.p99, "max_ms": r.max, "errors": r.errors});
     let results = json!({
         "benchmark": "relay",
@@ -243,6 +261,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "open_streams": args.open_streams,
         "open_streams_confirmed": streams_open,
         "open_streams_peak_rss_mib": open_streams_rss,
+        "idle_secs": args.idle_secs,
+        "idle_rss_mib": idle_rss,
     });
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;

@@ -61,7 +61,8 @@ impl BillingService {
                 .clamp(1, 60),
         );
         let service = Arc::new(BillingService {
-            holds: (db.backend() == skein_db::Backend::Sqlite).then(memory::Holds::default),
+            holds: (db.backend() == skein_db::Backend::Sqlite)
+                .then(|| memory::Holds::new(config.reservation_ttl_secs.saturating_mul(1000))),
             db,
             writer,
             config,
@@ -388,5 +389,22 @@ impl AccountEvents for BillingService {
             }
         }
         Ok(())
+    }
+}
+/// Sizes for the runtime report: the in-memory holds' maps (SQLite only; see
+/// `memory.rs` for their bounds).
+impl skein_core::runtime::Gauges for BillingService {
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        use skein_core::runtime::count;
+        let Some(holds) = &self.holds else {
+            return Vec::new();
+        };
+        let sizes = holds.sizes();
+        vec![
+            ("billing.books", count(sizes.books)),
+            ("billing.key_books", count(sizes.keys)),
+            ("billing.open_holds", count(sizes.open)),
+            ("billing.ended_holds", count(sizes.ended)),
+        ]
     }
 }

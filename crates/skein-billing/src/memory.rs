@@ -6,6 +6,12 @@
 //! writes balances, so its view of them cannot go stale behind its back. Several instances on
 //! one PostgreSQL cannot see each other's memory, so there holds stay conditional `UPDATE`s.
 //! A crash loses open holds, which is what releasing them means: nothing was charged.
+//!
+//! Bounds: open holds and holds being settled are bounded by running requests. What is
+//! remembered after a hold ends (expired, settled, released) is kept for one retention period
+//! (a hold's lifetime: a retried or late settle comes within it) and at most [`MEMORY`]
+//! entries each. A user's or key's book is dropped once it holds nothing and has not been used
+//! for a retention period (the next reserve reloads it). [`Holds::expire`] prunes all of these.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,6 +33,8 @@ struct Book {
     spendable: Option<i64>,
     /// Sum of this process's open holds.
     held: i64,
+    /// When a reserve last used it (ms), so idle books can be forgotten.
+    touched: i64,
 }
 
 #[derive(Default)]
@@ -34,6 +42,8 @@ struct KeyBook {
     /// Quota the key has used (and held in the database), `None` to reload.
     used: Option<i64>,
     held: i64,
+    /// When a reserve last used it (ms).
+    touched: i64,
 }
 
 #[derive(Default)]
@@ -43,13 +53,14 @@ struct Inner {
     holds: HashMap<String, MemHold>,
     /// Holds that expired: a late settle still charges what was delivered.
     expired: HashMap<String, MemHold>,
-    /// Settled holds, so a retried settle answers the first settlement.
-    settled: HashMap<String, Settlement>,
+    /// Settled holds (with when, ms), so a retried settle answers the first settlement.
+    settled: HashMap<String, (i64, Settlement)>,
     /// Holds whose settle is being committed: still counted as held, so neither the balance
     /// view nor a concurrent reserve sees the money in neither place.
     settling: HashMap<String, Settling>,
-    /// Released holds, so releasing again is a no-op and settling after it is refused.
-    released: std::collections::HashSet<String>,
+    /// Released holds (with when, ms), so releasing again is a no-op and settling after it
+    /// is refused.
+    released: HashMap<String, i64>,
 }
 
 /// A hold being settled.
@@ -82,15 +93,57 @@ pub(crate) enum Reserved {
 }
 
 /// In-memory holds and the balances they are checked against.
-#[derive(Default)]
 pub(crate) struct Holds {
     inner: Mutex<Inner>,
+    /// How long ended holds and idle books are remembered (ms).
+    retention_ms: i64,
 }
 
-/// Entries kept in the expired and settled memories before the oldest are forgotten.
+impl Default for Holds {
+    fn default() -> Self {
+        Holds::new(900_000)
+    }
+}
+
+/// Entries kept in each of the expired, settled and released memories at most, however young.
 const MEMORY: usize = 100_000;
 
+/// Entry counts of the holds' maps, for the runtime report.
+pub(crate) struct Sizes {
+    pub books: usize,
+    pub keys: usize,
+    pub open: usize,
+    pub ended: usize,
+}
+
 impl Holds {
+    /// Holds that remember ended holds and idle books for `retention_ms` (the reservation
+    /// lifetime).
+    pub fn new(retention_ms: i64) -> Self {
+        Holds {
+            inner: Mutex::new(Inner::default()),
+            retention_ms: retention_ms.max(1_000),
+        }
+    }
+
+    /// How many entries each map holds now.
+    pub fn sizes(&self) -> Sizes {
+        match self.inner.lock() {
+            Ok(inner) => Sizes {
+                books: inner.books.len(),
+                keys: inner.keys.len(),
+                open: inner.holds.len() + inner.settling.len(),
+                ended: inner.expired.len() + inner.settled.len() + inner.released.len(),
+            },
+            Err(_) => Sizes {
+                books: 0,
+                keys: 0,
+                open: 0,
+                ended: 0,
+            },
+        }
+    }
+
     /// Tries to hold `hold.amount` for the user (and key) as `id`; when that does not fit,
     /// the most that does, if it is at least `min_amount`.
     pub fn reserve(
@@ -126,9 +179,14 @@ impl Holds {
             granted = granted.min(left);
         }
         hold.amount = granted;
-        inner.books.entry(hold.user_id.clone()).or_default().held += granted;
+        let now = skein_core::ids::now_ms();
+        let book = inner.books.entry(hold.user_id.clone()).or_default();
+        book.held += granted;
+        book.touched = now;
         if let Some(key) = &hold.key {
-            inner.keys.entry(key.key_id.clone()).or_default().held += granted;
+            let book = inner.keys.entry(key.key_id.clone()).or_default();
+            book.held += granted;
+            book.touched = now;
         }
         inner.holds.insert(id.to_string(), hold);
         Reserved::Granted(granted)
@@ -171,7 +229,7 @@ impl Holds {
         }
         let known = inner.settled.contains_key(id)
             || inner.settling.contains_key(id)
-            || inner.released.contains(id)
+            || inner.released.contains_key(id)
             || inner.expired.contains_key(id);
         known.then_some(())
     }
@@ -210,10 +268,10 @@ impl Holds {
         let Ok(mut inner) = self.inner.lock() else {
             return Ok(None);
         };
-        if let Some(done) = inner.settled.get(id) {
+        if let Some((_, done)) = inner.settled.get(id) {
             return Err(Some(done.clone()));
         }
-        if inner.released.contains(id) {
+        if inner.released.contains_key(id) {
             return Err(None);
         }
         if let Some(hold) = inner.holds.remove(id) {
@@ -285,7 +343,10 @@ impl Holds {
         if inner.settled.len() >= MEMORY {
             inner.settled.clear();
         }
-        inner.settled.insert(id.to_string(), settlement.clone());
+        let now = skein_core::ids::now_ms();
+        inner
+            .settled
+            .insert(id.to_string(), (now, settlement.clone()));
     }
 
     /// Releases a hold; answers whether it was a hold of this process (open, expired or
@@ -297,7 +358,7 @@ impl Holds {
         if inner.settled.contains_key(id) || inner.settling.contains_key(id) {
             return Err(());
         }
-        if inner.released.contains(id) {
+        if inner.released.contains_key(id) {
             return Ok(true);
         }
         let hold = match inner.holds.remove(id) {
@@ -322,11 +383,26 @@ impl Holds {
         Ok(true)
     }
 
-    /// Releases holds past their expiry (their caller never came back); answers how many.
+    /// Releases holds past their expiry (their caller never came back), and forgets ended
+    /// holds and idle books older than the retention; answers how many holds it released.
     pub fn expire(&self, now_ms: i64) -> u64 {
         let Ok(mut inner) = self.inner.lock() else {
             return 0;
         };
+        let horizon = now_ms - self.retention_ms;
+        inner.expired.retain(|_, h| h.expires_at > horizon);
+        inner.settled.retain(|_, (at, _)| *at > horizon);
+        inner.released.retain(|_, at| *at > horizon);
+        inner
+            .books
+            .retain(|_, b| b.held != 0 || b.touched > horizon);
+        inner.keys.retain(|_, k| k.held != 0 || k.touched > horizon);
+        shrink(&mut inner.expired);
+        shrink(&mut inner.settled);
+        shrink(&mut inner.released);
+        shrink(&mut inner.books);
+        shrink(&mut inner.keys);
+        shrink(&mut inner.holds);
         let due: Vec<String> = inner
             .holds
             .iter()
@@ -362,11 +438,19 @@ impl Holds {
     }
 }
 
-fn remember(set: &mut std::collections::HashSet<String>, id: &str) {
+fn remember(set: &mut HashMap<String, i64>, id: &str) {
     if set.len() >= MEMORY {
         set.clear();
     }
-    set.insert(id.to_string());
+    set.insert(id.to_string(), skein_core::ids::now_ms());
+}
+
+/// Gives back the memory of a table left mostly empty by a passed burst (a cleared or pruned
+/// map keeps its capacity otherwise, which is what kept RSS at its peak).
+fn shrink<V>(map: &mut HashMap<String, V>) {
+    if map.capacity() > 4 * map.len().max(16) {
+        map.shrink_to(2 * map.len());
+    }
 }
 
 #[cfg(test)]
@@ -492,5 +576,62 @@ mod tests {
         );
         assert_eq!(holds.held("u"), 100);
         assert_eq!(holds.renew("nope", 2_000), None);
+    }
+
+    #[test]
+    fn ended_holds_and_idle_books_are_forgotten_after_the_retention() {
+        let holds = Holds::new(60_000);
+        for i in 0..1_000 {
+            let user = format!("u{i}");
+            holds.set_spendable(&user, 1_000);
+            let id = format!("h{i}");
+            // A third are settled, a third released, a third abandoned (they expire).
+            let h = hold_for(&user, if i % 3 == 2 { 0 } else { i64::MAX });
+            granted(holds.reserve(&id, h, 1, 0));
+            match i % 3 {
+                0 => {
+                    holds.take_for_settle(&id).unwrap();
+                    holds.settled(&id, &settlement(10));
+                }
+                1 => assert_eq!(holds.release(&id), Ok(true)),
+                _ => {}
+            }
+        }
+        // One hold stays open for good: its user's book must stay.
+        holds.set_spendable("busy", 1_000);
+        granted(holds.reserve("open", hold_for("busy", i64::MAX), 1, 0));
+        let before = holds.sizes();
+        assert_eq!(before.books, 1_001);
+        assert_eq!(before.ended, 667);
+
+        // Within the retention nothing ended is forgotten: a retried settle still answers.
+        holds.expire(skein_core::ids::now_ms());
+        assert!(matches!(holds.take_for_settle("h0"), Err(Some(_))));
+
+        // One retention later only what is still open remains.
+        holds.expire(skein_core::ids::now_ms() + 60_000 + 1);
+        let after = holds.sizes();
+        assert_eq!(
+            after.ended, 0,
+            "settled, released and expired holds are forgotten"
+        );
+        assert_eq!(after.books, 1, "only the book with an open hold stays");
+        assert_eq!(after.open, 1);
+        assert_eq!(holds.held("busy"), 10);
+        let inner = holds.inner.lock().unwrap();
+        assert!(
+            inner.books.capacity() < 64,
+            "the book table gave its memory back"
+        );
+        assert!(inner.settled.capacity() < 64);
+    }
+
+    fn hold_for(user: &str, expires_at: i64) -> MemHold {
+        MemHold {
+            user_id: user.into(),
+            key: None,
+            amount: 10,
+            expires_at,
+        }
     }
 }

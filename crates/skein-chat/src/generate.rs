@@ -190,6 +190,16 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Answers being written now (for the runtime report).
+    pub fn len(&self) -> usize {
+        self.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Whether no answer is being written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Takes the conversation's answer slot; refuses while an answer is being written there.
     pub fn begin(
         svc: &Arc<ChatService>,

@@ -396,3 +396,13 @@ pub(crate) fn active_path<'a>(
         None => Vec::new(),
     }
 }
+/// Sizes for the runtime report: answers being written (one per conversation at most, each
+/// with its re-attach buffer, gone when the answer ends).
+impl skein_core::runtime::Gauges for ChatService {
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        vec![(
+            "chat.running_answers",
+            skein_core::runtime::count(self.running.len()),
+        )]
+    }
+}

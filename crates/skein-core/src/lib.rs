@@ -15,6 +15,7 @@ pub mod ids;
 pub mod limit;
 pub mod page;
 pub mod request;
+pub mod runtime;
 pub mod secret;
 pub mod tokens;
 

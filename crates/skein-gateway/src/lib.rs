@@ -10,6 +10,7 @@
 pub mod health;
 pub mod limit;
 mod middleware;
+pub mod runtime;
 
 use std::sync::Arc;
 use std::time::Duration;

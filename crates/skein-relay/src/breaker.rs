@@ -47,6 +47,16 @@ pub enum Status {
 }
 
 impl Breakers {
+    /// Channels with a breaker that is not plainly closed (for the runtime report).
+    pub fn len(&self) -> usize {
+        self.states.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Whether every breaker is closed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether a request may go to `channel` now; an open breaker past its time lets exactly
     /// one trial request through.
     pub fn allow(&self, channel: &str, now: Instant) -> bool {

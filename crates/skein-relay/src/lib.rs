@@ -673,3 +673,23 @@ impl RelayApi for InProcessRelay {
             .collect())
     }
 }
+/// Sizes for the runtime report: the key, owner and group caches (each at most 100,000
+/// entries, [`KEY_CACHE_TTL`]), holds being renewed and background tasks (running requests),
+/// breakers (channels).
+impl skein_core::runtime::Gauges for RelayService {
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        use skein_core::runtime::count;
+        // Pending evictions first, so the counts say what the caches really hold.
+        self.key_cache.run_pending_tasks();
+        self.owner_cache.run_pending_tasks();
+        self.group_cache.run_pending_tasks();
+        vec![
+            ("relay.key_cache", self.key_cache.entry_count()),
+            ("relay.owner_cache", self.owner_cache.entry_count()),
+            ("relay.group_cache", self.group_cache.entry_count()),
+            ("relay.renewals", count(self.renewals.len())),
+            ("relay.breakers", count(self.breakers.len())),
+            ("relay.tasks", count(self.tasks.len())),
+        ]
+    }
+}

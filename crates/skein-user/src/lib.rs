@@ -335,3 +335,11 @@ fn conflict_or_internal(e: skein_db::DbError) -> ApiError {
         e.into()
     }
 }
+/// Sizes for the runtime report: the session cache (at most 100,000 entries, each
+/// `auth.session_cache_secs`). Login failures live in the rate limiter, reported there.
+impl skein_core::runtime::Gauges for UserService {
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        self.sessions.run_pending_tasks();
+        vec![("user.session_cache", self.sessions.entry_count())]
+    }
+}

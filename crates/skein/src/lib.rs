@@ -138,13 +138,19 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
     let db = open_database(&config).await?;
     let secret = jwt_secret(&config)?;
     let jwt = JwtKeys::new(secret.as_bytes(), config.auth.access_token_ttl_secs);
+    let mut gauges: skein_core::runtime::GaugeSources = Vec::new();
     let limiter: Arc<dyn RateLimiter> = match &config.redis.url {
         Some(url) => Arc::new(
             RedisLimiter::connect(url, &config.redis.key_prefix)
                 .await
                 .context("cannot connect to Redis")?,
         ),
-        None => Arc::new(MemoryLimiter::new()),
+        None => {
+            let memory = Arc::new(MemoryLimiter::new());
+            memory.start_sweeper();
+            gauges.push(memory.clone());
+            memory
+        }
     };
     let settings = UserSettings {
         auth: config.auth.clone(),
@@ -208,12 +214,28 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         None
     };
 
+    let pool_db = db.clone();
+    gauges.push(Arc::new(skein_core::runtime::GaugesFn(move || {
+        let pool = pool_db.pool();
+        vec![
+            ("db.pool.size", u64::from(pool.size())),
+            ("db.pool.idle", skein_core::runtime::count(pool.num_idle())),
+        ]
+    })));
+    gauges.push(users.clone());
+    gauges.push(billing.clone());
+    gauges.push(relay.clone());
+    if let Some(chat) = &chat {
+        gauges.push(chat.clone());
+    }
+    let runtime = Arc::new(skein_gateway::runtime::Runtime { sources: gauges });
     let (mut api, openapi) = openapi::api_router(
         services,
         users.clone(),
         billing.clone(),
         relay.clone(),
         chat.clone(),
+        runtime,
     );
     if services.contains("relay") {
         api = api.merge(relay.clone().vendor_routes());

@@ -10,6 +10,12 @@ use skein::ServiceSet;
 use skein_core::auth::Role;
 use skein_core::config::Config;
 
+/// mimalloc instead of glibc's allocator when built with `--features mimalloc` (issue #22:
+/// chosen by measurement, see docs/benchmarks.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Skein: a self-hosted AI platform in one binary.
 ///
 /// With no configuration, `skein serve` keeps everything in ./data (SQLite) and listens on

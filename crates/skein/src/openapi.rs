@@ -64,8 +64,10 @@ pub fn api_router(
     billing: Arc<BillingService>,
     relay: Arc<RelayService>,
     chat: Option<Arc<skein_chat::ChatService>>,
+    runtime: Arc<skein_gateway::runtime::Runtime>,
 ) -> (Router, utoipa::openapi::OpenApi) {
-    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", skein_gateway::runtime::routes(runtime));
     if services.contains("user") {
         api = api.nest("/api/v1", users.routes());
     }

@@ -21,6 +21,7 @@ mod pricing;
 mod profile;
 mod providers;
 mod relay;
+mod runtime;
 mod sdk;
 mod security;
 mod tokens;
