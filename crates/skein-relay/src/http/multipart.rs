@@ -228,6 +228,31 @@ fn disposition(headers: &str) -> Option<(String, Option<String>)> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Fuzzing (issue #11): any upload body, well-formed or not, is parsed or refused
+        /// without a panic, and what parses is checked and rebuilt without one either.
+        #[test]
+        fn any_form_is_parsed_or_refused_without_a_panic(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            cut in 0usize..400,
+        ) {
+            let mut body = FORM.to_vec();
+            let at = cut.min(body.len());
+            body.splice(at..at, noise.iter().copied());
+            for form in [&body[..], &noise[..]] {
+                if let Ok(parts) = parse(form, "XyZ") {
+                    let _ = check_fields(&parts, &["model", "file"]);
+                    let _ = text_field(form, &parts, "model");
+                }
+            }
+        }
+    }
+
     const FORM: &[u8] = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n\
 --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp3\"\r\nContent-Type: audio/mpeg\r\n\r\n\
 ID3\r\n--X\x00\xff\r\n--XyZ--\r\n";
