@@ -937,6 +937,21 @@ pub(crate) async fn redeem(
     rules: Rules,
     now: i64,
 ) -> DbResult<ApiResult<(i64, i64)>> {
+    // Whoever made a code cannot redeem it: otherwise an admin, who may not adjust their own
+    // balance, could fund themselves through a code of their own.
+    let maker: Option<(String,)> =
+        sqlx::query_as("SELECT created_by FROM redemption_codes WHERE code = $1")
+            .bind(code.trim())
+            .fetch_optional(&mut **tx)
+            .await?;
+    if maker.is_some_and(|(by,)| by == user_id) {
+        return Ok(Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "own_redemption_code",
+            "You made this code, so you cannot redeem it; it is for someone else.",
+            "该兑换码由你创建，你不能兑换它，它是给其他人的。",
+        )));
+    }
     let won: Option<(String, i64)> = sqlx::query_as(
         "UPDATE redemption_codes SET status = 'redeemed', redeemed_by = $2, redeemed_at = $3 \
          WHERE code = $1 AND status = 'active' AND (expires_at IS NULL OR expires_at > $3) RETURNING id, amount",

@@ -259,6 +259,12 @@ on_both_backends! {
         app.patch(&format!("/api/v1/admin/redemption-codes/{id}"), Some(&root.access), json!({"disabled": false})).await;
         assert_eq!(app.post("/api/v1/billing/redeem", Some(&loser.access), json!({"code": codes[1]})).await.status, StatusCode::OK);
 
+        // Whoever made a code cannot redeem it (an admin funding themselves); it stays usable.
+        let before = quota(&app, &root).await["balance"].clone();
+        let own = app.post("/api/v1/billing/redeem", Some(&root.access), json!({"code": codes[2]})).await;
+        assert_eq!((own.status, own.error_code()), (StatusCode::FORBIDDEN, "own_redemption_code"), "{}", own.text);
+        assert_eq!(quota(&app, &root).await["balance"], before);
+
         let csv = app.get("/api/v1/admin/redemption-codes/export?name=launch", Some(&root.access)).await;
         assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
         assert_eq!(csv.text.lines().count(), 4, "{}", csv.text);
@@ -463,6 +469,8 @@ async fn the_internal_api_needs_its_token() {
 async fn expired_codes_cannot_be_redeemed() {
     let app = billing_app(Backend::Sqlite, |_| {}).await;
     let root = app.root().await;
+    // Codes are for others: whoever made one cannot redeem it.
+    let user = app.register("ada").await;
     let soon = time_in(1_200);
     let r = app
         .post(
@@ -500,7 +508,7 @@ async fn expired_codes_cannot_be_redeemed() {
     let late = app
         .post(
             "/api/v1/billing/redeem",
-            Some(&root.access),
+            Some(&user.access),
             json!({"code": code}),
         )
         .await;
@@ -511,7 +519,7 @@ async fn expired_codes_cannot_be_redeemed() {
     let empty = app
         .post(
             "/api/v1/billing/redeem",
-            Some(&root.access),
+            Some(&user.access),
             json!({"code": "  "}),
         )
         .await;
