@@ -1,0 +1,15 @@
+//! The traits services reach each other through. In one process the trait object is the
+//! service itself; split across processes it is an HTTP client of the service's internal API.
+//!
+//! One module per service that owns the trait; everything is re-exported here so callers
+//! write `skein_core::api::BillingApi` whichever module it lives in.
+
+mod audit;
+mod billing;
+mod relay;
+mod user;
+
+pub use audit::*;
+pub use billing::*;
+pub use relay::*;
+pub use user::*;
