@@ -427,15 +427,20 @@ async fn audited(
         .get::<ClientIp>()
         .map(|c| c.0.to_string())
         .unwrap_or_default();
-    let detail = redacted_detail(&bytes);
+    let detail = serde_json::from_slice(&bytes).ok().map(redacted);
     let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-    let response = run_limited(gateway, key, quota, req, next).await;
+    let mut response = run_limited(gateway, key, quota, req, next).await;
+    let before = response
+        .extensions_mut()
+        .remove::<skein_core::api::AuditBefore>()
+        .map(|b| redacted(b.0));
     log.record(skein_core::api::AuditEntry {
         actor_id: user.user_id,
         actor_role: user.role.as_str().to_string(),
         action,
         target,
         detail,
+        before,
         status: response.status().as_u16(),
         request_id,
         ip,
@@ -444,9 +449,9 @@ async fn audited(
     response
 }
 
-/// A JSON body with every secret's value replaced (any field whose name says key, password,
-/// secret or token), cut to [`AUDIT_DETAIL_MAX`]; `None` for an empty or non-JSON body.
-fn redacted_detail(body: &[u8]) -> Option<String> {
+/// A JSON value as text with every secret's value replaced (any field whose name says key,
+/// password, secret or token), cut to [`AUDIT_DETAIL_MAX`].
+fn redacted(mut value: serde_json::Value) -> String {
     fn redact(value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {
@@ -467,7 +472,6 @@ fn redacted_detail(body: &[u8]) -> Option<String> {
             _ => {}
         }
     }
-    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
     redact(&mut value);
     let mut text = value.to_string();
     if text.len() > AUDIT_DETAIL_MAX {
@@ -478,7 +482,7 @@ fn redacted_detail(body: &[u8]) -> Option<String> {
         text.truncate(end);
         text.push('…');
     }
-    Some(text)
+    text
 }
 
 /// Charges one request to `key` and runs it, or answers 429; sets `X-RateLimit-*` either way.

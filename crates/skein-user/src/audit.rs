@@ -41,6 +41,7 @@ type Row = (
     String,
     String,
     Option<String>,
+    Option<String>,
     i64,
     String,
     String,
@@ -50,8 +51,8 @@ type Row = (
 /// Inserts one entry.
 pub async fn insert(pool: &Pool<Any>, entry: &AuditEntry, at_ms: i64) -> DbResult<()> {
     sqlx::query(
-        "INSERT INTO audit_log (id, actor_id, actor_role, action, target, detail, status, request_id, ip, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO audit_log (id, actor_id, actor_role, action, target, detail, before_state, status, request_id, ip, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(new_id())
     .bind(&entry.actor_id)
@@ -59,6 +60,7 @@ pub async fn insert(pool: &Pool<Any>, entry: &AuditEntry, at_ms: i64) -> DbResul
     .bind(&entry.action)
     .bind(&entry.target)
     .bind(entry.detail.as_deref())
+    .bind(entry.before.as_deref())
     .bind(i64::from(entry.status))
     .bind(&entry.request_id)
     .bind(&entry.ip)
@@ -87,7 +89,7 @@ pub async fn list(
             .fetch_one(pool)
             .await?;
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT id, actor_id, actor_role, action, target, detail, status, request_id, ip, created_at \
+        "SELECT id, actor_id, actor_role, action, target, detail, before_state, status, request_id, ip, created_at \
          FROM audit_log WHERE {condition} ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
     ))
     .bind(filter.actor_id)
@@ -101,7 +103,19 @@ pub async fn list(
     let records = rows
         .into_iter()
         .map(
-            |(id, actor_id, actor_role, action, target, detail, status, request_id, ip, at)| {
+            |(
+                id,
+                actor_id,
+                actor_role,
+                action,
+                target,
+                detail,
+                before,
+                status,
+                request_id,
+                ip,
+                at,
+            )| {
                 AuditRecord {
                     id,
                     created_at: ms_to_rfc3339(at),
@@ -111,6 +125,7 @@ pub async fn list(
                         action,
                         target,
                         detail,
+                        before,
                         status: u16::try_from(status).unwrap_or(0),
                         request_id,
                         ip,

@@ -203,6 +203,8 @@ export const en = {
   'admin.audit': 'Audit log',
   'audit.action': 'Action (route or method)',
   'audit.actor': 'Admin user id',
+  'audit.before': 'Before',
+  'audit.after': 'Asked to become',
   'audit.detail': 'Request',
   'audit.show': 'Show',
   'audit.where': 'Address',

@@ -205,6 +205,8 @@ export const zh: Record<MessageKey, string> = {
   'admin.audit': '审计日志',
   'audit.action': '操作（路由或方法）',
   'audit.actor': '管理员用户 ID',
+  'audit.before': '修改前',
+  'audit.after': '请求修改为',
   'audit.detail': '请求内容',
   'audit.show': '查看',
   'audit.where': '地址',

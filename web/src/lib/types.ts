@@ -245,6 +245,8 @@ export interface AuditRecord {
   action: string;
   target: string;
   detail: string | null;
+  /** What the target was before the change (JSON), when the service could say. */
+  before?: string | null;
   status: number;
   request_id: string;
   ip: string;

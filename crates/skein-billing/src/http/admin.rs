@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use skein_core::api::AuditBefore;
 use skein_core::auth::AdminUser;
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::{ApiJson, ApiQuery};
@@ -137,7 +139,7 @@ pub async fn adjust(
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<Adjustment>,
-) -> ApiResult<ApiJson<Adjusted>> {
+) -> ApiResult<(Extension<AuditBefore>, ApiJson<Adjusted>)> {
     // An admin crediting themself would mint money for their own use with nobody else
     // involved; root is no exception, so one stolen admin session cannot fund itself.
     if id == admin.user_id {
@@ -188,15 +190,22 @@ pub async fn adjust(
             idempotency_key,
         })
         .await?;
-    let balance = match balance {
+    let (balance, before) = match balance {
         Some(balance) => {
             tracing::info!(actor = %admin.user_id, target = %id, amount = req.amount, "balance adjusted by admin");
-            balance
+            // The credit is one atomic ledger entry, so the balance it found is exact.
+            (balance, balance - req.amount)
         }
         // A retry of an adjustment already applied: answer the balance, change nothing.
-        None => svc.quota(&id).await?.balance,
+        None => {
+            let balance = svc.quota(&id).await?.balance;
+            (balance, balance)
+        }
     };
-    Ok(ApiJson(Adjusted { balance }))
+    Ok((
+        Extension(AuditBefore(serde_json::json!({ "balance": before }))),
+        ApiJson(Adjusted { balance }),
+    ))
 }
 
 fn admin_filter(q: &UsageQuery) -> ApiResult<query::UsageFilter> {

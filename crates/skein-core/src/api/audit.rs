@@ -16,6 +16,10 @@ pub struct AuditEntry {
     /// The request body with every secret (keys, passwords, tokens) replaced, at most a few KB;
     /// what the action asked to become.
     pub detail: Option<String>,
+    /// What the target was before the action (JSON, secrets replaced, at most a few KB), when
+    /// the handler could say: with `detail` it reads as before → after.
+    #[serde(default)]
+    pub before: Option<String>,
     /// The HTTP status it was answered with.
     pub status: u16,
     /// The request id, to find the action's log lines.
@@ -30,4 +34,17 @@ pub struct AuditEntry {
 pub trait AuditLog: Send + Sync {
     /// Keeps `entry`; a failure is logged by the implementation, never undoes the action.
     async fn record(&self, entry: AuditEntry);
+}
+
+/// The state an administrator's change found, set by the handler as a response extension
+/// (`(Extension(AuditBefore(json)), Json(answer))`) so the gateway's audit record can show
+/// before → after without knowing any service's tables.
+#[derive(Debug, Clone)]
+pub struct AuditBefore(pub serde_json::Value);
+
+impl AuditBefore {
+    /// The serialised `state`, or `Null` if it cannot be serialised (the action still runs).
+    pub fn of<T: serde::Serialize>(state: &T) -> Self {
+        AuditBefore(serde_json::to_value(state).unwrap_or_default())
+    }
 }

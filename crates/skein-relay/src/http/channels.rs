@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use skein_core::api::AuditBefore;
 use skein_core::auth::AdminUser;
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
@@ -170,7 +172,8 @@ pub async fn get_channel(
 }
 
 /// Change a channel (admin). New `keys` replace all old keys; changing `type` or `base_url`
-/// needs `keys` in the same request (422 `keys_required`).
+/// needs `keys` in the same request (422 `keys_required`), and `headers` too when the channel
+/// has extra headers (422 `headers_required`): they may carry credentials as well.
 #[utoipa::path(patch, path = "/channels/{id}", tag = "channels", security(("bearer" = [])),
     params(("id" = String, Path, description = "Channel id")), request_body = UpdateChannel,
     responses((status = 200, body = Channel), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
@@ -179,8 +182,9 @@ pub async fn update_channel(
     AdminUser(admin): AdminUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateChannel>,
-) -> ApiResult<ApiJson<Channel>> {
+) -> ApiResult<(Extension<AuditBefore>, ApiJson<Channel>)> {
     let row = load(&svc, &id).await?;
+    let before = AuditBefore::of(&view(&svc, row.clone()));
     let mut secrets = channels::open_secrets(&svc.vault, &row.id, &row.secrets)?;
     let current = Channel::from(row);
     let kind = match req.kind {
@@ -194,12 +198,23 @@ pub async fn update_channel(
     // Keys were entered for one host and one vendor: never send them anywhere else without
     // the admin entering them again (an admin could otherwise point a channel at a host of
     // theirs and collect the keys someone else entered).
-    if (kind != current.kind || new_base_url != current.base_url) && req.keys.is_none() {
+    let moved = kind != current.kind || new_base_url != current.base_url;
+    if moved && req.keys.is_none() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "keys_required",
             "Changing a channel's type or base_url needs its keys again in the same request.",
             "修改渠道的类型或 base_url 时，需要在同一请求中重新填写密钥。",
+        ));
+    }
+    // Extra headers are sealed with the keys because vendors take credentials in them too
+    // (`api-key`, `X-Api-Key`, gateway tokens): the same rule holds.
+    if moved && req.headers.is_none() && !secrets.headers.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "headers_required",
+            "This channel sends extra headers: changing its type or base_url needs them again in the same request (send {} to drop them).",
+            "该渠道带有额外请求头：修改类型或 base_url 时，需要在同一请求中重新填写（发送 {} 表示删除）。",
         ));
     }
     if let Some(keys) = req.keys {
@@ -254,7 +269,10 @@ pub async fn update_channel(
     channels::save(&svc.db, &svc.vault, &id, &settings, now_ms(), false).await?;
     svc.reload().await?;
     tracing::info!(actor = %admin.user_id, channel = %id, "channel updated");
-    Ok(ApiJson(view(&svc, load(&svc, &id).await?)))
+    Ok((
+        Extension(before),
+        ApiJson(view(&svc, load(&svc, &id).await?)),
+    ))
 }
 
 /// Remove a channel (admin).
@@ -265,12 +283,13 @@ pub async fn delete_channel(
     State(svc): State<Arc<RelayService>>,
     AdminUser(admin): AdminUser,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(Extension<AuditBefore>, StatusCode)> {
     let row = load(&svc, &id).await?;
+    let before = AuditBefore::of(&view(&svc, row.clone()));
     channels::delete(&svc.db, &row.id).await?;
     svc.reload().await?;
     tracing::info!(actor = %admin.user_id, channel = %id, "channel deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok((Extension(before), StatusCode::NO_CONTENT))
 }
 
 /// Send a tiny real request through the channel and record latency and result (admin).

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
+use skein_core::api::AuditBefore;
 use skein_core::auth::{AdminUser, AuthUser};
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
@@ -88,8 +90,9 @@ pub async fn set_user_groups(
     AdminUser(admin): AdminUser,
     Path(user_id): Path<String>,
     ApiJson(body): ApiJson<SetUserGroups>,
-) -> ApiResult<ApiJson<UserGroups>> {
+) -> ApiResult<(Extension<AuditBefore>, ApiJson<UserGroups>)> {
     existing(&svc, &user_id).await?;
+    let before = AuditBefore::of(&view(&svc, user_id.clone()).await?);
     let list = match body.groups {
         Some(list) => {
             if let Some(unknown) = list.iter().find(|g| !svc.groups().contains(g)) {
@@ -113,7 +116,7 @@ pub async fn set_user_groups(
     groups::set(&svc.db, &user_id, list.as_deref(), now_ms()).await?;
     svc.forget_groups(&user_id);
     tracing::info!(actor = %admin.user_id, %user_id, groups = ?list, "user key groups set");
-    Ok(ApiJson(view(&svc, user_id).await?))
+    Ok((Extension(before), ApiJson(view(&svc, user_id).await?)))
 }
 
 /// 404 unless the user exists (asked of the User service, whose table this is).

@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use skein_core::api::AuditBefore;
 use skein_core::auth::{AdminUser, AuthUser};
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
@@ -43,7 +45,7 @@ pub async fn set_price(
     AdminUser(admin): AdminUser,
     Path(model): Path<String>,
     ApiJson(rates): ApiJson<Rates>,
-) -> ApiResult<ApiJson<ModelPrice>> {
+) -> ApiResult<(Extension<AuditBefore>, ApiJson<ModelPrice>)> {
     let model = model.trim().to_string();
     if model.is_empty() || model.len() > 128 {
         return Err(ApiError::invalid_field(
@@ -66,15 +68,22 @@ pub async fn set_price(
             format!("价格必须在 0 到 {MAX_RATE} 之间。"),
         ));
     }
+    let before = AuditBefore::of(&price_of(&svc, &model).await?);
     pricing::upsert(&svc.db, &model, &rates, now_ms()).await?;
     svc.reload().await?;
     tracing::info!(actor = %admin.user_id, %model, ?rates, "price set");
-    let price = pricing::all(&svc.db)
+    let price = price_of(&svc, &model)
+        .await?
+        .ok_or_else(|| ApiError::internal("price vanished"))?;
+    Ok((Extension(before), ApiJson(price)))
+}
+
+/// The stored price of `model`, if it has one.
+async fn price_of(svc: &RelayService, model: &str) -> ApiResult<Option<ModelPrice>> {
+    Ok(pricing::all(&svc.db)
         .await?
         .into_iter()
-        .find(|p| p.model == model)
-        .ok_or_else(|| ApiError::internal("price vanished"))?;
-    Ok(ApiJson(price))
+        .find(|p| p.model == model))
 }
 
 /// Remove a model's price (admin); the model is then refused until priced again.
@@ -85,12 +94,13 @@ pub async fn delete_price(
     State(svc): State<Arc<RelayService>>,
     _admin: AdminUser,
     Path(model): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(Extension<AuditBefore>, StatusCode)> {
+    let before = AuditBefore::of(&price_of(&svc, &model).await?);
     if !pricing::delete(&svc.db, &model).await? {
         return Err(ApiError::not_found("Price", "价格"));
     }
     svc.reload().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((Extension(before), StatusCode::NO_CONTENT))
 }
 
 /// The built-in prices of well-known models, with where and when each was read (admin).
@@ -178,7 +188,7 @@ pub async fn set_group(
     AdminUser(admin): AdminUser,
     Path(group): Path<String>,
     ApiJson(body): ApiJson<SetMultiplier>,
-) -> ApiResult<ApiJson<GroupMultiplier>> {
+) -> ApiResult<(Extension<AuditBefore>, ApiJson<GroupMultiplier>)> {
     if !svc.groups().contains(&group) {
         return Err(ApiError::not_found("Group", "分组"));
     }
@@ -191,12 +201,14 @@ pub async fn set_group(
             format!("倍率必须在 0 到 {MAX_MULTIPLIER_PERMILLE} 千分比之间（1000 即 1 倍）。"),
         ));
     }
+    let stored = pricing::group_multipliers(&svc.db).await?;
+    let before = AuditBefore::of(&group_view(&group, stored.get(&group).copied()));
     let now = now_ms();
     pricing::set_group_multiplier(&svc.db, &group, body.multiplier_permille, now).await?;
     svc.reload().await?;
     tracing::info!(actor = %admin.user_id, %group, permille = body.multiplier_permille, "group multiplier set");
-    Ok(ApiJson(group_view(
-        &group,
-        Some((body.multiplier_permille, now)),
-    )))
+    Ok((
+        Extension(before),
+        ApiJson(group_view(&group, Some((body.multiplier_permille, now)))),
+    ))
 }

@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
+use skein_core::api::AuditBefore;
 use skein_core::auth::{AdminUser, AuthUser, Role};
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::{ApiJson, ApiQuery};
@@ -131,9 +133,10 @@ pub async fn update_user(
     AdminUser(actor): AdminUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UserUpdate>,
-) -> ApiResult<ApiJson<Profile>> {
+) -> ApiResult<(Extension<AuditBefore>, ApiJson<Profile>)> {
     let target = load(&svc, &id).await?;
     may_manage(&actor, &target)?;
+    let before = AuditBefore::of(&svc.profile_of(&target.id).await?);
     let status = match req.status.as_deref() {
         None => None,
         Some(s @ ("active" | "disabled")) => Some(s),
@@ -179,7 +182,10 @@ pub async fn update_user(
         svc.announce_status_change(&target.id).await;
     }
     tracing::info!(actor = %actor.user_id, target = %target.id, ?role, ?status, "user updated by admin");
-    Ok(ApiJson(svc.profile_of(&target.id).await?))
+    Ok((
+        Extension(before),
+        ApiJson(svc.profile_of(&target.id).await?),
+    ))
 }
 
 /// Set a new password for a user and sign them out everywhere (admin).

@@ -79,8 +79,9 @@ pub async fn list_audit(
     }
     if q.format.as_deref() == Some("csv") {
         let (rows, _) = audit::list(svc.db.pool(), &filter, 100_000, 0).await?;
-        let mut out =
-            String::from("time,actor_id,actor_role,action,target,status,request_id,ip,detail\n");
+        let mut out = String::from(
+            "time,actor_id,actor_role,action,target,status,request_id,ip,before,detail\n",
+        );
         for r in rows {
             let e = &r.entry;
             let fields = [
@@ -92,6 +93,7 @@ pub async fn list_audit(
                 &e.status.to_string(),
                 &e.request_id,
                 &e.ip,
+                e.before.as_deref().unwrap_or(""),
                 e.detail.as_deref().unwrap_or(""),
             ];
             out.push_str(

@@ -716,15 +716,23 @@ both_backends! {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(elsewhere.requests().is_empty(), "the other host was called");
         assert!(elsewhere.authorizations().iter().all(|a| !a.contains(&s.upstream.key)), "the key reached another host");
-        // The same base_url again is no move; with keys the move works.
+        // The same base_url again is no move.
         let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access), json!({"base_url": format!("{}/", s.upstream.base_url)})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        // Extra headers may carry credentials too: a move needs them again (`{}` drops them).
+        let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access), json!({"headers": {"x-gateway-token": "tok-for-first-host"}})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access),
             json!({"base_url": elsewhere.base_url, "keys": [elsewhere.key]})).await;
+        assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("headers_required")), "{}", r.text);
+        // With keys (and the headers restated) the move works.
+        let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access),
+            json!({"base_url": elsewhere.base_url, "keys": [elsewhere.key], "headers": {}})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json["base_url"].as_str(), Some(elsewhere.base_url.as_str()));
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(elsewhere.authorizations(), vec![format!("Bearer {}", elsewhere.key)]);
+        assert!(elsewhere.header_values("x-gateway-token").iter().all(String::is_empty), "the first host's header moved");
     }
 }

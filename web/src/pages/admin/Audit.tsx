@@ -43,9 +43,26 @@ export function Audit() {
           {
             header: t('audit.detail'),
             cell: (e) =>
-              e.detail ? (
+              e.detail || e.before ? (
                 <button type="button" className="text-left text-xs text-primary underline" onClick={() => setOpen(open === e.id ? null : e.id)}>
-                  {open === e.id ? <pre className="max-w-md whitespace-pre-wrap break-all text-fg">{e.detail}</pre> : t('audit.show')}
+                  {open === e.id ? (
+                    <span className="block max-w-md space-y-1 text-fg">
+                      {e.before && (
+                        <span className="block">
+                          <span className="text-muted-fg">{t('audit.before')}</span>
+                          <pre className="whitespace-pre-wrap break-all">{e.before}</pre>
+                        </span>
+                      )}
+                      {e.detail && (
+                        <span className="block">
+                          <span className="text-muted-fg">{t('audit.after')}</span>
+                          <pre className="whitespace-pre-wrap break-all">{e.detail}</pre>
+                        </span>
+                      )}
+                    </span>
+                  ) : (
+                    t('audit.show')
+                  )}
                 </button>
               ) : (
                 <span className="text-xs text-muted-fg">—</span>
