@@ -215,6 +215,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Memory after the load has stopped: what the allocator gave back to the OS.
     let mut idle_rss = None;
     if args.idle_secs > 0 {
+        drop(client);
         tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
         idle_rss = Some(rss_kib(server.child.id())? as f64 / 1024.0);
     }
