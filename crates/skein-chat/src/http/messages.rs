@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use skein_core::api::PricedModel;
 use skein_core::auth::AuthUser;
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
@@ -21,11 +20,12 @@ use utoipa::ToSchema;
 
 use super::sse::sse_response;
 use super::{message_not_found, nullable, optional_json, owned, owned_message};
-use crate::context::{self, Turn};
-use crate::generate::{self, Event, Plan, Registry, Slot, sse};
+use crate::answer::{NewAnswer, Question, Started};
+use crate::context;
+use crate::generate::{Event, Registry, sse};
 use crate::store::{self, ConversationRow, MessageRow};
 use crate::tree::Tree;
-use crate::{ChatService, Summarize, active_path, view};
+use crate::{ChatService, active_path, view};
 
 /// Largest message body: four images of 5 MB as data URLs and the text.
 pub(super) const SEND_LIMIT: usize = MAX_IMAGES * MAX_IMAGE_URL + 1024 * 1024;
@@ -151,7 +151,7 @@ pub async fn send(
     }
     check_images(&req.images)?;
     let c = owned(&svc, &user, &id).await?;
-    let model = choose_model(&svc, req.model.as_deref(), &c).await?;
+    let settings = svc.settings(&c, req.model.as_deref()).await?;
     let assistant_id = ids::new_id();
     let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
     // Read the conversation again now that no other answer can be written into it: an answer
@@ -184,23 +184,24 @@ pub async fn send(
                 .map(|m| m.id.clone())
         }
     };
-    let question = NewQuestion {
-        content,
-        images: req.images,
-    };
-    begin(
-        svc,
-        slot,
-        assistant_id,
-        &user,
-        c,
-        rows,
-        parent,
-        Some(question),
-        model,
-        request_id.map(|r| r.0.0).unwrap_or_default(),
-    )
-    .await
+    let conversation_id = c.id.clone();
+    let started = svc
+        .start_answer(NewAnswer {
+            slot,
+            assistant_id,
+            user_id: user.user_id,
+            request_id: request_id.map(|r| r.0.0).unwrap_or_default(),
+            conversation: c,
+            rows,
+            parent,
+            question: Some(Question {
+                content,
+                images: req.images,
+            }),
+            settings,
+        })
+        .await?;
+    Ok(answer_stream(&conversation_id, started))
 }
 
 fn check_images(images: &[String]) -> ApiResult<()> {
@@ -232,271 +233,17 @@ fn check_images(images: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
-/// The model an answer uses: asked for, else the conversation's, else the configured
-/// default, else the first the caller may use. It must be priced and routed.
-async fn choose_model(
-    svc: &ChatService,
-    asked: Option<&str>,
-    c: &ConversationRow,
-) -> ApiResult<String> {
-    let available: Vec<PricedModel> = svc
-        .relay
-        .priced_models(&svc.group)
-        .await?
-        .into_iter()
-        .filter(crate::is_chat_model)
-        .collect();
-    let wanted = asked
-        .or(c.model.as_deref())
-        .or(svc.config.default_model.as_deref());
-    let chosen = match wanted {
-        Some(name) => available
-            .into_iter()
-            .find(|m| m.id == name)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "model_not_available",
-                    format!("{name} is not available for chat (no channel or no price)."),
-                    format!("{name} 不可用于对话（没有渠道或未定价）。"),
-                )
-            })?,
-        None => available.into_iter().next().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "model_not_available",
-                "No model is available yet: an administrator must add a channel and a price.",
-                "暂无可用模型：需要管理员添加渠道并设置价格。",
-            )
-        })?,
-    };
-    Ok(chosen.id)
-}
-
-struct NewQuestion {
-    content: String,
-    images: Vec<String>,
-}
-
-/// Records the new messages, starts the answer, and streams it.
-#[allow(clippy::too_many_arguments)]
-async fn begin(
-    svc: Arc<ChatService>,
-    slot: Slot,
-    assistant_id: String,
-    user: &AuthUser,
-    c: ConversationRow,
-    mut rows: Vec<MessageRow>,
-    parent: Option<String>,
-    question: Option<NewQuestion>,
-    model: String,
-    request_id: String,
-) -> ApiResult<Response> {
-    let now = ids::now_ms();
-    let user_row = question.as_ref().map(|q| MessageRow {
-        id: ids::new_id(),
-        conversation_id: c.id.clone(),
-        user_id: user.user_id.clone(),
-        parent_id: parent.clone(),
-        role: "user".into(),
-        content: q.content.clone(),
-        reasoning: None,
-        images: (!q.images.is_empty())
-            .then(|| serde_json::to_string(&q.images).unwrap_or_default()),
-        status: "done".into(),
-        model: None,
-        error: None,
-        prompt_tokens: None,
-        completion_tokens: None,
-        cost: None,
-        created_at: now,
-        updated_at: now,
-    });
-    let answers = user_row.as_ref().map(|u| u.id.clone()).or(parent.clone());
-    let assistant_row = MessageRow {
-        id: assistant_id.clone(),
-        conversation_id: c.id.clone(),
-        user_id: user.user_id.clone(),
-        parent_id: answers.clone(),
-        role: "assistant".into(),
-        content: String::new(),
-        reasoning: None,
-        images: None,
-        status: "streaming".into(),
-        model: Some(model.clone()),
-        error: None,
-        prompt_tokens: None,
-        completion_tokens: None,
-        cost: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let saved = async {
-        let mut tx = svc.db.begin_write().await?;
-        if let Some(row) = &user_row {
-            store::insert_message(&mut *tx, row).await?;
-        }
-        store::insert_message(&mut *tx, &assistant_row).await?;
-        store::set_active_leaf(&mut *tx, &c.id, &assistant_id, now).await?;
-        tx.commit().await?;
-        Ok::<_, skein_db::DbError>(())
-    }
-    .await;
-    // On failure the slot is dropped with this request, which frees the conversation.
-    saved?;
-    if let Some(row) = user_row.clone() {
-        rows.push(row);
-    }
-    let tree = Tree::new(&rows);
-    let path = answers
-        .as_deref()
-        .map(|leaf| tree.path_to(leaf))
-        .unwrap_or_default();
-    let first_answer = !path.iter().any(|m| m.role == "assistant");
-    let (request, summarize, trimmed) = build_request(&svc, &c, &path, &model);
-    let title_from = (c.title.is_empty() && first_answer)
-        .then(|| question.as_ref().map(|q| q.content.clone()))
-        .flatten();
+/// The first event of an answer's stream, then its events as they are written.
+fn answer_stream(conversation_id: &str, started: Started) -> Response {
     let start = sse(
         "start",
         &json!({
-            "conversation_id": c.id,
-            "user_message_id": answers,
-            "assistant_message_id": assistant_id,
+            "conversation_id": conversation_id,
+            "user_message_id": started.user_message_id,
+            "assistant_message_id": started.generation.message_id,
         }),
     );
-    let generation = slot.generation().clone();
-    let receiver = generation.attach().receiver;
-    let plan = Plan {
-        user_id: user.user_id.clone(),
-        request_id,
-        request,
-        title_from,
-        summarize,
-        trimmed,
-    };
-    svc.tasks.spawn(generate::run(slot, plan));
-    Ok(sse_response(vec![start], receiver, Some(generation)))
-}
-
-/// The OpenAI request for an answer to `path` (root first, ending with the message being
-/// answered): the system prompt, the summary of dropped turns, and the newest turns that fit.
-fn build_request(
-    svc: &ChatService,
-    c: &ConversationRow,
-    path: &[&MessageRow],
-    model: &str,
-) -> (Value, Option<Summarize>, usize) {
-    let turns: Vec<&MessageRow> = path
-        .iter()
-        .copied()
-        .filter(|m| m.role == "user" || (m.role == "assistant" && !m.content.is_empty()))
-        .collect();
-    let images_of = |m: &MessageRow| -> Vec<String> {
-        m.images
-            .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default()
-    };
-    let window = context::window(&svc.config, model) as usize;
-    let reserve = c
-        .max_tokens
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(svc.config.output_reserve as usize);
-    let system_tokens = c
-        .system_prompt
-        .as_deref()
-        .map(|p| context::count_tokens(p) + 4)
-        .unwrap_or(0);
-    let summary_room = if svc.config.summary_model.is_some() {
-        crate::SUMMARY_TOKENS
-    } else {
-        0
-    };
-    let budget = window.saturating_sub(reserve);
-    let counted: Vec<Turn<'_>> = turns
-        .iter()
-        .map(|m| Turn {
-            role: &m.role,
-            content: &m.content,
-            images: images_of(m).len(),
-        })
-        .collect();
-    let limit = c
-        .history_limit
-        .and_then(|n| usize::try_from(n).ok())
-        .map(|n| n + 1);
-    let fixed = system_tokens + summary_room;
-    let mut dropped = context::trim(&counted, fixed, budget, limit);
-    let mut messages = Vec::new();
-    if let Some(prompt) = &c.system_prompt {
-        messages.push(json!({"role": "system", "content": prompt}));
-    }
-    let mut summarize = None;
-    if dropped > 0
-        && let Some(summary_model) = svc.config.summary_model.clone()
-    {
-        // Where the stored summary ends on this branch (a summary made on another branch
-        // does not count).
-        let covered = c
-            .summary
-            .as_ref()
-            .and(c.summary_upto.as_deref())
-            .and_then(|id| turns.iter().position(|m| m.id == id));
-        match (covered, &c.summary) {
-            // It covers at least what must go: leave out everything it covers, and no model
-            // call is needed.
-            (Some(at), Some(summary)) if at + 1 >= dropped && at + 1 < turns.len() => {
-                dropped = at + 1;
-                messages.push(json!({"role": "system", "content": format!("Summary of the earlier conversation:\n{summary}")}));
-            }
-            (covered, previous) => {
-                // Fold in enough turns to get down to three fifths of the budget, so the next
-                // several answers reuse this summary instead of paying for a new one each.
-                dropped = dropped.max(context::trim(&counted, fixed, budget * 3 / 5, limit));
-                let from = covered
-                    .filter(|at| *at < dropped)
-                    .map(|at| at + 1)
-                    .unwrap_or(0);
-                summarize = Some(Summarize {
-                    conversation_id: c.id.clone(),
-                    previous: if from > 0 { previous.clone() } else { None },
-                    turns: turns[from..dropped]
-                        .iter()
-                        .map(|m| (m.role.clone(), m.content.clone()))
-                        .collect(),
-                    upto: turns[dropped - 1].id.clone(),
-                    model: summary_model,
-                });
-            }
-        }
-    }
-    for m in &turns[dropped..] {
-        let images = images_of(m);
-        let content = if images.is_empty() {
-            json!(m.content)
-        } else {
-            let mut parts = vec![json!({"type": "text", "text": m.content})];
-            parts.extend(
-                images
-                    .iter()
-                    .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
-            );
-            Value::Array(parts)
-        };
-        messages.push(json!({"role": m.role, "content": content}));
-    }
-    let mut request = json!({ "model": model, "messages": messages, "stream": true });
-    if let Some(t) = c.temperature {
-        request["temperature"] = json!(t);
-    }
-    if let Some(p) = c.top_p {
-        request["top_p"] = json!(p);
-    }
-    if let Some(n) = c.max_tokens {
-        request["max_tokens"] = json!(n);
-    }
-    (request, summarize, dropped)
+    sse_response(vec![start], started.receiver, Some(started.generation))
 }
 
 /// Options of a regeneration.
@@ -534,23 +281,25 @@ pub async fn regenerate(
     }
     let c = owned(&svc, &user, &answer.conversation_id).await?;
     let asked = optional_json::<RegenerateRequest>(&body)?.and_then(|b| b.model);
-    let model = choose_model(&svc, asked.as_deref(), &c).await?;
+    let settings = svc.settings(&c, asked.as_deref()).await?;
     let assistant_id = ids::new_id();
     let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
     let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
-    begin(
-        svc,
-        slot,
-        assistant_id,
-        &user,
-        c,
-        rows,
-        answer.parent_id,
-        None,
-        model,
-        request_id.map(|r| r.0.0).unwrap_or_default(),
-    )
-    .await
+    let conversation_id = c.id.clone();
+    let started = svc
+        .start_answer(NewAnswer {
+            slot,
+            assistant_id,
+            user_id: user.user_id,
+            request_id: request_id.map(|r| r.0.0).unwrap_or_default(),
+            conversation: c,
+            rows,
+            parent: answer.parent_id,
+            question: None,
+            settings,
+        })
+        .await?;
+    Ok(answer_stream(&conversation_id, started))
 }
 
 /// Stop an answer being written; what was written is kept.
