@@ -15,6 +15,7 @@ mod http;
 pub mod import;
 pub mod sources;
 pub mod store;
+pub mod tools;
 pub mod tree;
 pub mod turn;
 
@@ -32,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use sources::ContextSource;
 use store::MessageRow;
+use tools::ToolRunner;
 use tree::Tree;
 
 // The answer's task (`generate.rs`) names the summary step from the crate root.
@@ -64,6 +66,8 @@ pub struct ChatService {
     tasks: tokio_util::task::TaskTracker,
     /// What assembles each answer's context, in the order added (run by stage).
     sources: RwLock<Vec<Arc<dyn ContextSource>>>,
+    /// What runs the tools the model may call (none by default; see `tools.rs`).
+    tool_runners: RwLock<Vec<Arc<dyn ToolRunner>>>,
 }
 
 impl ChatService {
@@ -101,6 +105,7 @@ impl ChatService {
             running: generate::Registry::default(),
             tasks: tokio_util::task::TaskTracker::new(),
             sources: RwLock::new(builtin),
+            tool_runners: RwLock::new(Vec::new()),
         });
         let weak = Arc::downgrade(&service);
         tokio::spawn(async move {
@@ -144,6 +149,21 @@ impl ChatService {
     /// The sources of context, as added.
     pub fn context_sources(&self) -> Vec<Arc<dyn ContextSource>> {
         self.sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Adds a runner of tools the model may call. Not called yet: see `tools.rs` for where
+    /// the generation loop will use them.
+    pub fn add_tool_runner(&self, runner: Arc<dyn ToolRunner>) {
+        let mut runners = self.tool_runners.write().unwrap_or_else(|e| e.into_inner());
+        runners.push(runner);
+    }
+
+    /// The runners of tools, as added.
+    pub fn tool_runners(&self) -> Vec<Arc<dyn ToolRunner>> {
+        self.tool_runners
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
