@@ -3,6 +3,11 @@
 //! relay in-process and billed to the user, history trimmed to the model's window, titles,
 //! export and import.
 //!
+//! What an answer sends upstream is decided outside HTTP: a [`turn::Turn`] gathers what the
+//! answer needs and the [`sources::ContextSource`]s assemble its context (the system prompt
+//! and the history today; an agent's settings and knowledge retrieval plug in through
+//! [`ChatService::add_context_source`]). [`tools`] is where the model's tool calls will run.
+//!
 //! **Architecture Invariant:** only this crate touches `chat_conversations` and
 //! `chat_messages`; every model call goes through [`RelayApi`], so chat usage lands in the
 //! user's consumption records and ledger like any API call, with the conversation id.

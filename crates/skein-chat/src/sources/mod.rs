@@ -173,7 +173,7 @@ pub struct ContextMessage {
 pub struct Citation {
     /// [`ContextSource::name`] of the source that found it.
     pub source: String,
-    /// How the model was told to cite it (`1` for "[1]").
+    /// How the model was told to cite it (`1` for `[1]`).
     pub label: String,
     /// What it is called: a document's name, a page's title.
     pub title: String,
