@@ -168,6 +168,7 @@ mod tests {
             prompt_tokens: None,
             completion_tokens: None,
             cost: None,
+            sources: None,
             created_at: 0,
             updated_at: 0,
         };

@@ -3,19 +3,28 @@
 //! relay in-process and billed to the user, history trimmed to the model's window, titles,
 //! export and import.
 //!
+//! What an answer sends upstream is decided outside HTTP: a [`turn::Turn`] gathers what the
+//! answer needs and the [`sources::ContextSource`]s assemble its context (the system prompt
+//! and the history today; an agent's settings and knowledge retrieval plug in through
+//! [`ChatService::add_context_source`]). [`tools`] is where the model's tool calls will run.
+//!
 //! **Architecture Invariant:** only this crate touches `chat_conversations` and
 //! `chat_messages`; every model call goes through [`RelayApi`], so chat usage lands in the
 //! user's consumption records and ledger like any API call, with the conversation id.
 
+mod answer;
 pub mod context;
 pub mod export;
 pub mod generate;
 mod http;
 pub mod import;
+pub mod sources;
 pub mod store;
+pub mod tools;
 pub mod tree;
+pub mod turn;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -27,8 +36,14 @@ use skein_core::ids;
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
 
+use sources::ContextSource;
 use store::MessageRow;
+use tools::ToolRunner;
 use tree::Tree;
+
+// The answer's task (`generate.rs`) names the summary step from the crate root.
+pub(crate) use sources::summarize;
+pub use sources::{SUMMARY_TOKENS, Summarize};
 
 /// The Chat service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
@@ -54,6 +69,10 @@ pub struct ChatService {
     running: generate::Registry,
     /// Answers still being written; shutdown waits for them.
     tasks: tokio_util::task::TaskTracker,
+    /// What assembles each answer's context, in the order added (run by stage).
+    sources: RwLock<Vec<Arc<dyn ContextSource>>>,
+    /// What runs the tools the model may call (none by default; see `tools.rs`).
+    tool_runners: RwLock<Vec<Arc<dyn ToolRunner>>>,
 }
 
 impl ChatService {
@@ -79,6 +98,10 @@ impl ChatService {
                 "answers cut off by a stopped server were marked failed"
             );
         }
+        let builtin: Vec<Arc<dyn ContextSource>> = vec![
+            Arc::new(sources::SystemPrompt),
+            Arc::new(sources::History::new(config.summary_model.clone())),
+        ];
         let service = Arc::new(ChatService {
             db,
             relay,
@@ -86,6 +109,8 @@ impl ChatService {
             group,
             running: generate::Registry::default(),
             tasks: tokio_util::task::TaskTracker::new(),
+            sources: RwLock::new(builtin),
+            tool_runners: RwLock::new(Vec::new()),
         });
         let weak = Arc::downgrade(&service);
         tokio::spawn(async move {
@@ -117,6 +142,38 @@ impl ChatService {
         http::routes(self)
     }
 
+    /// Adds a source of context for every later answer (an agent's settings, knowledge
+    /// retrieval), after the conversation's system prompt and history, which are built in; it
+    /// runs in its [`Stage`](sources::Stage), after the sources of that stage added before it.
+    pub fn add_context_source(&self, source: Arc<dyn ContextSource>) {
+        // A writer that panicked left a whole list behind (a push cannot half-happen).
+        let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
+        sources.push(source);
+    }
+
+    /// The sources of context, as added.
+    pub fn context_sources(&self) -> Vec<Arc<dyn ContextSource>> {
+        self.sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Adds a runner of tools the model may call. Not called yet: see `tools.rs` for where
+    /// the generation loop will use them.
+    pub fn add_tool_runner(&self, runner: Arc<dyn ToolRunner>) {
+        let mut runners = self.tool_runners.write().unwrap_or_else(|e| e.into_inner());
+        runners.push(runner);
+    }
+
+    /// The runners of tools, as added.
+    pub fn tool_runners(&self) -> Vec<Arc<dyn ToolRunner>> {
+        self.tool_runners
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Waits (up to `limit`) for answers still being written, so they are saved whole. Past
     /// the limit they are stopped, keeping what was written.
     pub async fn drain(&self, limit: Duration) {
@@ -129,20 +186,6 @@ impl ChatService {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
         }
     }
-}
-
-/// Older turns to fold into a conversation's summary before an answer.
-pub struct Summarize {
-    /// The conversation.
-    pub conversation_id: String,
-    /// The summary so far.
-    pub previous: Option<String>,
-    /// The turns to add to it, oldest first (`role`, text).
-    pub turns: Vec<(String, String)>,
-    /// The last message the new summary covers.
-    pub upto: String,
-    /// Model that writes it.
-    pub model: String,
 }
 
 /// Collects the whole text of a relayed call (titles and summaries, which nobody watches).
@@ -228,82 +271,6 @@ pub fn is_chat_model(model: &skein_core::api::PricedModel) -> bool {
     tokens_priced && !NOT_CHAT.iter().any(|word| name.contains(word))
 }
 
-/// Folds older turns into the summary and puts it in front of the request's history.
-async fn summarize(svc: &ChatService, caller: &RelayCaller, job: Summarize, request: &mut Value) {
-    let mut transcript = String::new();
-    if let Some(previous) = &job.previous {
-        transcript.push_str("Summary so far:\n");
-        transcript.push_str(previous);
-        transcript.push_str("\n\nLater turns:\n");
-    }
-    // The summary model sees at most SUMMARY_INPUT_TOKENS of turns: the newest, if there are
-    // more (a long history switched to at once would not fit its window).
-    let mut budget = SUMMARY_INPUT_TOKENS;
-    let mut first = job.turns.len();
-    while first > 0 {
-        let cost = context::count_tokens(&job.turns[first - 1].1) + 4;
-        if cost > budget {
-            break;
-        }
-        budget -= cost;
-        first -= 1;
-    }
-    for (role, text) in &job.turns[first..] {
-        transcript.push_str(role);
-        transcript.push_str(": ");
-        transcript.push_str(text);
-        transcript.push_str("\n\n");
-    }
-    let ask = json!({
-        "model": job.model,
-        "max_tokens": 600,
-        "messages": [
-            {"role": "system", "content": "Summarise this conversation so it can be continued without it: facts, decisions, open questions, the user's preferences. Be concise; write in the conversation's language."},
-            {"role": "user", "content": transcript},
-        ],
-    });
-    let Some(summary) = complete(svc, caller, ask)
-        .await
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| clip_tokens(&s, SUMMARY_TOKENS))
-    else {
-        return;
-    };
-    if let Err(error) = store::set_summary(&svc.db, &job.conversation_id, &summary, &job.upto).await
-    {
-        tracing::warn!(%error, "could not store a conversation summary");
-    }
-    insert_summary(request, &summary);
-}
-
-/// Tokens of window a summary may take (the trimmer keeps this much room for it).
-pub const SUMMARY_TOKENS: usize = 800;
-
-/// Most tokens of turns sent to the summary model at once.
-const SUMMARY_INPUT_TOKENS: usize = 12_000;
-
-/// `text` cut to at most about `limit` tokens: a summary model that ignores its length limit
-/// must not push the newest turns out of the window.
-fn clip_tokens(text: &str, limit: usize) -> String {
-    let tokens = context::count_tokens(text);
-    if tokens <= limit {
-        return text.to_string();
-    }
-    let keep = text.chars().count() * limit / tokens;
-    text.chars().take(keep).collect()
-}
-
-/// Puts a summary of earlier turns after the system prompt.
-fn insert_summary(request: &mut Value, summary: &str) {
-    if let Some(messages) = request["messages"].as_array_mut() {
-        let at = usize::from(messages.first().is_some_and(|m| m["role"] == "system"));
-        messages.insert(
-            at,
-            json!({"role": "system", "content": format!("Summary of the earlier conversation:\n{summary}")}),
-        );
-    }
-}
-
 /// A message as the API shows it, with its place among its siblings. Borrowed from the row
 /// and serialized directly: a history of thousands of messages builds no JSON tree.
 #[derive(serde::Serialize)]
@@ -318,6 +285,9 @@ pub(crate) struct MessageView<'a> {
     model: Option<&'a str>,
     error: Value,
     images: Value,
+    /// What the answer drew on (citations), left out when nothing.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    sources: Value,
     sibling_ids: Vec<&'a str>,
     sibling_index: usize,
     sibling_count: usize,
@@ -352,6 +322,7 @@ pub(crate) fn view<'a>(row: &'a MessageRow, tree: &Tree<'a, MessageRow>) -> Mess
         model: row.model.as_deref(),
         error: parse(&row.error, Value::Null),
         images: parse(&row.images, json!([])),
+        sources: parse(&row.sources, Value::Null),
         sibling_count: sibling_ids.len(),
         sibling_ids,
         sibling_index,

@@ -78,6 +78,8 @@ pub struct MessageRow {
     pub completion_tokens: Option<i64>,
     /// Quota units charged.
     pub cost: Option<i64>,
+    /// JSON array of the citations an answer drew on (see [`crate::sources::Citation`]).
+    pub sources: Option<String>,
     /// Created, ms.
     pub created_at: i64,
     /// Last written, ms.
@@ -97,7 +99,7 @@ const CONVERSATION_COLUMNS: &str = "id, user_id, title, pinned, archived, model,
      max_tokens, history_limit, active_leaf_id, summary, summary_upto, created_at, updated_at, deleted_at";
 
 const MESSAGE_COLUMNS: &str = "id, conversation_id, user_id, parent_id, role, content, reasoning, images, status, \
-     model, error, prompt_tokens, completion_tokens, cost, created_at, updated_at";
+     model, error, prompt_tokens, completion_tokens, cost, sources, created_at, updated_at";
 
 /// Inserts a conversation.
 pub async fn insert_conversation<'e, E>(db: E, c: &ConversationRow) -> DbResult<()>
@@ -363,7 +365,7 @@ where
 {
     sqlx::query(&format!(
         "INSERT INTO chat_messages ({MESSAGE_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     ))
     .bind(&m.id)
     .bind(&m.conversation_id)
@@ -379,6 +381,7 @@ where
     .bind(m.prompt_tokens)
     .bind(m.completion_tokens)
     .bind(m.cost)
+    .bind(&m.sources)
     .bind(m.created_at)
     .bind(m.updated_at)
     .execute(db)
@@ -396,7 +399,7 @@ where
     if rows.is_empty() {
         return Ok(());
     }
-    const COLS: usize = 16;
+    const COLS: usize = 17;
     let mut values = String::with_capacity(rows.len() * COLS * 5);
     for r in 0..rows.len() {
         if r > 0 {
@@ -433,6 +436,7 @@ where
             .bind(m.prompt_tokens)
             .bind(m.completion_tokens)
             .bind(m.cost)
+            .bind(&m.sources)
             .bind(m.created_at)
             .bind(m.updated_at);
     }

@@ -181,6 +181,17 @@ impl TestApp {
 
     /// Starts a server after `configure` adjusts the configuration.
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_extended(backend, configure, |_| {}).await
+    }
+
+    /// Starts a server after `configure` adjusts the configuration and `extend` the built
+    /// services before they serve (as an embedder would: a chat context source of the test's
+    /// own, say).
+    pub async fn spawn_extended(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+        extend: impl FnOnce(&skein::Skein),
+    ) -> TestApp {
         init_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
@@ -205,13 +216,13 @@ impl TestApp {
             }
         };
         configure(&mut config);
-        Self::start(backend, config, Some(dir), pg_database).await
+        Self::start(backend, config, Some(dir), pg_database, extend).await
     }
 
     /// Starts another server on the same database, data directory and Redis as `self`
     /// (two instances of one deployment).
     pub async fn sibling(&self) -> TestApp {
-        Self::start(self.backend, self.config.clone(), None, None).await
+        Self::start(self.backend, self.config.clone(), None, None, |_| {}).await
     }
 
     async fn start(
@@ -219,10 +230,12 @@ impl TestApp {
         config: Config,
         dir: Option<tempfile::TempDir>,
         pg_database: Option<String>,
+        extend: impl FnOnce(&skein::Skein),
     ) -> TestApp {
         let skein = skein::build(config.clone(), &ServiceSet::all())
             .await
             .expect("build skein");
+        extend(&skein);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -9,6 +9,7 @@ mod auth;
 mod billing;
 mod billing_faults;
 mod chat;
+mod chat_sources;
 mod cli;
 mod endpoints;
 mod gateway;

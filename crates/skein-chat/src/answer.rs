@@ -1,0 +1,176 @@
+//! Starting an answer, once a request was checked and holds the conversation's answer slot:
+//! the [`Turn`] is gathered, its context assembled by the sources, the new messages stored
+//! (with what the answer draws on), and the answer's task started.
+
+use std::sync::Arc;
+
+use skein_core::{ApiError, ApiResult, ids};
+use tokio::sync::broadcast;
+
+use crate::generate::{self, Event, Generation, Plan, Slot};
+use crate::store::{self, ConversationRow, MessageRow};
+use crate::tree::Tree;
+use crate::turn::{PathMessage, Settings, Turn};
+use crate::{ChatService, sources};
+
+/// An answer a request asked for.
+pub(crate) struct NewAnswer {
+    /// The conversation's answer slot, taken.
+    pub slot: Slot,
+    /// Id of the answer to write.
+    pub assistant_id: String,
+    /// Who asks.
+    pub user_id: String,
+    /// The request that asked.
+    pub request_id: String,
+    /// The conversation, read after the slot was taken.
+    pub conversation: ConversationRow,
+    /// Its messages.
+    pub rows: Vec<MessageRow>,
+    /// The message the new one follows (`None`: a new first message).
+    pub parent: Option<String>,
+    /// The user's new message; `None` answers `parent` again (regenerate).
+    pub question: Option<Question>,
+    /// The model and settings ([`ChatService::settings`]).
+    pub settings: (String, Settings),
+}
+
+/// A user's new message.
+pub(crate) struct Question {
+    /// Its text.
+    pub content: String,
+    /// Its images.
+    pub images: Vec<String>,
+}
+
+/// An answer that started: what its first event says, and its events from here on.
+pub(crate) struct Started {
+    /// The message answered (the new one, or the one answered again).
+    pub user_message_id: Option<String>,
+    /// The answer being written.
+    pub generation: Arc<Generation>,
+    /// Everything the answer sends from its start.
+    pub receiver: broadcast::Receiver<Event>,
+}
+
+impl ChatService {
+    /// Gathers the turn, assembles its context, stores the new messages and starts writing
+    /// the answer. A source that fails refuses the answer before anything is stored (the
+    /// slot is dropped with the request, freeing the conversation).
+    pub(crate) async fn start_answer(self: &Arc<Self>, answer: NewAnswer) -> ApiResult<Started> {
+        let NewAnswer {
+            slot,
+            assistant_id,
+            user_id,
+            request_id,
+            conversation: c,
+            mut rows,
+            parent,
+            question,
+            settings: (model, settings),
+        } = answer;
+        let now = ids::now_ms();
+        let user_row = question.as_ref().map(|q| MessageRow {
+            id: ids::new_id(),
+            conversation_id: c.id.clone(),
+            user_id: user_id.clone(),
+            parent_id: parent.clone(),
+            role: "user".into(),
+            content: q.content.clone(),
+            reasoning: None,
+            images: (!q.images.is_empty())
+                .then(|| serde_json::to_string(&q.images).unwrap_or_default()),
+            status: "done".into(),
+            model: None,
+            error: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            cost: None,
+            sources: None,
+            created_at: now,
+            updated_at: now,
+        });
+        let answers = user_row.as_ref().map(|u| u.id.clone()).or(parent);
+        if let Some(row) = user_row.clone() {
+            rows.push(row);
+        }
+        let (path, first_answer) = {
+            let tree = Tree::new(&rows);
+            let path = answers
+                .as_deref()
+                .map(|leaf| tree.path_to(leaf))
+                .unwrap_or_default();
+            let first_answer = !path.iter().any(|m| m.role == "assistant");
+            let path: Vec<PathMessage> = path.into_iter().map(PathMessage::from).collect();
+            (path, first_answer)
+        };
+        let title_from = (c.title.is_empty() && first_answer)
+            .then(|| question.map(|q| q.content))
+            .flatten();
+        let turn = Turn {
+            user_id,
+            request_id,
+            group: self.group.clone(),
+            budget: self.budget(&model, &settings),
+            conversation: c,
+            model,
+            settings,
+            path,
+        };
+        let mut context = sources::assemble(&self.context_sources(), &turn).await?;
+        let request = turn.request(&context);
+        let citations = if context.citations.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&context.citations).map_err(ApiError::internal)?)
+        };
+        let assistant_row = MessageRow {
+            id: assistant_id.clone(),
+            conversation_id: turn.conversation.id.clone(),
+            user_id: turn.user_id.clone(),
+            parent_id: answers.clone(),
+            role: "assistant".into(),
+            content: String::new(),
+            reasoning: None,
+            images: None,
+            status: "streaming".into(),
+            model: Some(turn.model.clone()),
+            error: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            cost: None,
+            sources: citations,
+            created_at: now,
+            updated_at: now,
+        };
+        let saved = async {
+            let mut tx = self.db.begin_write().await?;
+            if let Some(row) = &user_row {
+                store::insert_message(&mut *tx, row).await?;
+            }
+            store::insert_message(&mut *tx, &assistant_row).await?;
+            store::set_active_leaf(&mut *tx, &turn.conversation.id, &assistant_id, now).await?;
+            tx.commit().await?;
+            Ok::<_, skein_db::DbError>(())
+        }
+        .await;
+        // On failure the slot is dropped with this request, which frees the conversation.
+        saved?;
+        let generation = slot.generation().clone();
+        let receiver = generation.attach().receiver;
+        let plan = Plan {
+            user_id: turn.user_id,
+            request_id: turn.request_id,
+            request,
+            title_from,
+            summarize: context.summarize.take(),
+            trimmed: context.trimmed_turns,
+        };
+        self.tasks.spawn(generate::run(slot, plan));
+        Ok(Started {
+            user_message_id: answers,
+            generation,
+            receiver,
+        })
+    }
+}

@@ -1,0 +1,403 @@
+//! Messages: the branch on screen, switching branches, sending (and editing), regenerating,
+//! stopping, re-attaching to an answer being written, and what was sent upstream.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use skein_core::auth::AuthUser;
+use skein_core::error::ErrorEnvelope;
+use skein_core::extract::ApiJson;
+use skein_core::request::RequestId;
+use skein_core::{ApiError, ApiResult, ids};
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+
+use super::sse::sse_response;
+use super::{message_not_found, nullable, optional_json, owned, owned_message};
+use crate::answer::{NewAnswer, Question, Started};
+use crate::context;
+use crate::generate::{Event, Registry, sse};
+use crate::store::{self, ConversationRow, MessageRow};
+use crate::tree::Tree;
+use crate::{ChatService, active_path, view};
+
+/// Largest message body: four images of 5 MB as data URLs and the text.
+pub(super) const SEND_LIMIT: usize = MAX_IMAGES * MAX_IMAGE_URL + 1024 * 1024;
+/// Most images on one message.
+const MAX_IMAGES: usize = 4;
+/// Largest image kept with a message as a data URL (bytes of the URL).
+const MAX_IMAGE_URL: usize = 7 * 1024 * 1024;
+
+/// The branch on screen.
+#[derive(serde::Serialize)]
+struct HistoryView<'a> {
+    conversation_id: &'a str,
+    active_leaf_id: Option<&'a str>,
+    messages: Vec<crate::MessageView<'a>>,
+}
+
+/// The history as JSON bytes, serialized straight from the rows.
+fn history_view(c: &ConversationRow, rows: &[MessageRow]) -> ApiResult<Response> {
+    let tree = Tree::new(rows);
+    let path = active_path(&tree, c.active_leaf_id.as_deref());
+    let history = HistoryView {
+        conversation_id: &c.id,
+        active_leaf_id: path.last().map(|m| m.id.as_str()),
+        messages: path.iter().map(|m| view(m, &tree)).collect(),
+    };
+    let body = serde_json::to_vec(&history).map_err(ApiError::internal)?;
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// The branch on screen, root first, with each message's siblings ("2 / 3").
+#[utoipa::path(get, path = "/chat/conversations/{id}/messages", tag = "chat", security(("bearer" = [])),
+    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+pub async fn history(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let c = owned(&svc, &user, &id).await?;
+    let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
+    history_view(&c, &rows)
+}
+
+/// Which branch to show.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchRequest {
+    /// A message of the branch; its newest leaf becomes active.
+    pub message_id: String,
+}
+
+/// Switch to the branch through a message.
+#[utoipa::path(post, path = "/chat/conversations/{id}/switch", tag = "chat", security(("bearer" = [])), request_body = SwitchRequest,
+    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+pub async fn switch_branch(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SwitchRequest>,
+) -> ApiResult<Response> {
+    let mut c = owned(&svc, &user, &id).await?;
+    let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
+    let tree = Tree::new(&rows);
+    let start = tree
+        .get(&req.message_id)
+        .map(|m| m.id.as_str())
+        .ok_or_else(message_not_found)?;
+    let leaf = tree.newest_leaf(start).to_string();
+    store::set_active_leaf(svc.db.pool(), &c.id, &leaf, ids::now_ms()).await?;
+    c.active_leaf_id = Some(leaf);
+    history_view(&c, &rows)
+}
+
+/// A message to send.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// The text.
+    pub content: String,
+    /// The message it answers: absent = the active leaf, `null` = none (a new first
+    /// message). Editing a message = sending with that message's parent.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub parent_id: Option<Option<String>>,
+    /// Model for this answer (default: the conversation's).
+    pub model: Option<String>,
+    /// Images: `data:image/...;base64,` URLs or `https://` URLs.
+    #[serde(default)]
+    pub images: Vec<String>,
+}
+
+/// Send a message; the answer streams back as server-sent events.
+#[utoipa::path(post, path = "/chat/conversations/{id}/messages", tag = "chat", security(("bearer" = [])), request_body = SendRequest,
+    responses(
+        (status = 200, description = "SSE: start, delta, reasoning, usage, done, title, error", content_type = "text/event-stream", body = String),
+        (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+pub async fn send(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    request_id: Option<axum::Extension<RequestId>>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SendRequest>,
+) -> ApiResult<Response> {
+    let content = req.content.trim_end().to_string();
+    if content.trim().is_empty() && req.images.is_empty() {
+        return Err(ApiError::invalid_field(
+            "content",
+            "Write a message.",
+            "请输入消息内容。",
+        ));
+    }
+    let max = svc.config.max_message_chars;
+    if content.chars().count() > max || content.contains('\0') {
+        return Err(ApiError::invalid_field(
+            "content",
+            format!("A message has at most {max} characters."),
+            format!("消息最多 {max} 个字符。"),
+        ));
+    }
+    check_images(&req.images)?;
+    let c = owned(&svc, &user, &id).await?;
+    let settings = svc.settings(&c, req.model.as_deref()).await?;
+    let assistant_id = ids::new_id();
+    let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
+    // Read the conversation again now that no other answer can be written into it: an answer
+    // that finished meanwhile moved the active leaf.
+    let c = owned(&svc, &user, &id).await?;
+    let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
+    let parent = match req.parent_id {
+        Some(None) => None,
+        Some(Some(parent)) => {
+            let row = rows.iter().find(|m| m.id == parent).ok_or_else(|| {
+                ApiError::invalid_field(
+                    "parent_id",
+                    "parent_id is not a message of this conversation.",
+                    "parent_id 不是该对话中的消息。",
+                )
+            })?;
+            if row.role == "user" {
+                return Err(ApiError::invalid_field(
+                    "parent_id",
+                    "A message follows an answer: to edit a message, send with its parent_id.",
+                    "消息须接在回答之后：编辑消息时请使用它的 parent_id。",
+                ));
+            }
+            Some(row.id.clone())
+        }
+        None => {
+            let tree = Tree::new(&rows);
+            active_path(&tree, c.active_leaf_id.as_deref())
+                .last()
+                .map(|m| m.id.clone())
+        }
+    };
+    let conversation_id = c.id.clone();
+    let started = svc
+        .start_answer(NewAnswer {
+            slot,
+            assistant_id,
+            user_id: user.user_id,
+            request_id: request_id.map(|r| r.0.0).unwrap_or_default(),
+            conversation: c,
+            rows,
+            parent,
+            question: Some(Question {
+                content,
+                images: req.images,
+            }),
+            settings,
+        })
+        .await?;
+    Ok(answer_stream(&conversation_id, started))
+}
+
+fn check_images(images: &[String]) -> ApiResult<()> {
+    if images.len() > MAX_IMAGES {
+        return Err(ApiError::invalid_field(
+            "images",
+            format!("Attach at most {MAX_IMAGES} images."),
+            format!("最多附加 {MAX_IMAGES} 张图片。"),
+        ));
+    }
+    for url in images {
+        let data = url.starts_with("data:image/") && url.contains(";base64,");
+        let https = url.starts_with("https://") && url.len() <= 2048;
+        if !(data || https) {
+            return Err(ApiError::invalid_field(
+                "images",
+                "An image is a data:image/...;base64 URL or an https:// URL.",
+                "图片须为 data:image/...;base64 或 https:// 地址。",
+            ));
+        }
+        if url.len() > MAX_IMAGE_URL {
+            return Err(ApiError::invalid_field(
+                "images",
+                "An image may be at most 5 MB.",
+                "单张图片最大 5 MB。",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first event of an answer's stream, then its events as they are written.
+fn answer_stream(conversation_id: &str, started: Started) -> Response {
+    let start = sse(
+        "start",
+        &json!({
+            "conversation_id": conversation_id,
+            "user_message_id": started.user_message_id,
+            "assistant_message_id": started.generation.message_id,
+        }),
+    );
+    sse_response(vec![start], started.receiver, Some(started.generation))
+}
+
+/// Options of a regeneration.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegenerateRequest {
+    /// Model for the new answer (default: the conversation's).
+    pub model: Option<String>,
+}
+
+/// Write a new answer beside an answer (a sibling); the answer streams back as SSE.
+#[utoipa::path(post, path = "/chat/messages/{id}/regenerate", tag = "chat", security(("bearer" = [])), request_body = RegenerateRequest,
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
+pub async fn regenerate(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    request_id: Option<axum::Extension<RequestId>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let answer = owned_message(&svc, &user, &id).await?;
+    if answer.role != "assistant" {
+        return Err(ApiError::invalid_field(
+            "id",
+            "Only an answer can be regenerated; to change a message, edit it.",
+            "只能重新生成回答；修改消息请使用编辑。",
+        ));
+    }
+    if answer.parent_id.is_none() {
+        return Err(ApiError::invalid_field(
+            "id",
+            "This answer follows no message, so there is nothing to answer again.",
+            "该回答之前没有消息，无法重新生成。",
+        ));
+    }
+    let c = owned(&svc, &user, &answer.conversation_id).await?;
+    let asked = optional_json::<RegenerateRequest>(&body)?.and_then(|b| b.model);
+    let settings = svc.settings(&c, asked.as_deref()).await?;
+    let assistant_id = ids::new_id();
+    let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
+    let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
+    let conversation_id = c.id.clone();
+    let started = svc
+        .start_answer(NewAnswer {
+            slot,
+            assistant_id,
+            user_id: user.user_id,
+            request_id: request_id.map(|r| r.0.0).unwrap_or_default(),
+            conversation: c,
+            rows,
+            parent: answer.parent_id,
+            question: None,
+            settings,
+        })
+        .await?;
+    Ok(answer_stream(&conversation_id, started))
+}
+
+/// Stop an answer being written; what was written is kept.
+#[utoipa::path(post, path = "/chat/messages/{id}/stop", tag = "chat", security(("bearer" = [])),
+    responses((status = 202, body = Object), (status = 404, body = ErrorEnvelope)))]
+pub async fn stop(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let message = owned_message(&svc, &user, &id).await?;
+    let stopping = match svc.running.by_message(&message.id) {
+        Some(generation) => {
+            generation.stop();
+            true
+        }
+        None => false,
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(json!({ "message_id": message.id, "stopping": stopping })),
+    ))
+}
+
+/// Attach to an answer: the text so far, then the rest as it is written (SSE). A finished
+/// answer answers at once with `done`.
+#[utoipa::path(get, path = "/chat/messages/{id}/stream", tag = "chat", security(("bearer" = [])),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = ErrorEnvelope)))]
+pub async fn attach(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let message = owned_message(&svc, &user, &id).await?;
+    let start = sse(
+        "start",
+        &json!({
+            "conversation_id": message.conversation_id,
+            "user_message_id": message.parent_id,
+            "assistant_message_id": message.id,
+        }),
+    );
+    if let Some(generation) = svc.running.by_message(&message.id) {
+        let attached = generation.attach();
+        if attached.done.is_none() && !attached.ended {
+            let mut first = vec![start];
+            if !attached.reasoning.is_empty() {
+                first.push(sse("reasoning", &json!({ "content": attached.reasoning })));
+            }
+            if !attached.content.is_empty() {
+                first.push(sse("delta", &json!({ "content": attached.content })));
+            }
+            return Ok(sse_response(first, attached.receiver, Some(generation)));
+        }
+    }
+    let view = crate::message_view(
+        &svc,
+        &message.user_id,
+        &message.conversation_id,
+        &message.id,
+    )
+    .await?
+    .ok_or_else(message_not_found)?;
+    let (sender, receiver) = broadcast::channel(2);
+    let _ = sender.send(Event::Done(view));
+    let _ = sender.send(Event::End);
+    Ok(sse_response(vec![start], receiver, None))
+}
+
+/// What was sent upstream for an answer: the trimmed history, the summary, the settings.
+#[utoipa::path(get, path = "/chat/messages/{id}/context", tag = "chat", security(("bearer" = [])),
+    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+pub async fn inspect_context(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<Value>> {
+    let stored = store::context(&svc.db, &user.user_id, &id)
+        .await?
+        .ok_or_else(message_not_found)?;
+    let record: Value = stored
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(Value::Null);
+    let request = &record["request"];
+    let tokens: usize = request["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| 4 + context::count_tokens(&m["content"].to_string()))
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(ApiJson(json!({
+        "message_id": id,
+        "request": request,
+        "trimmed_turns": record["trimmed_turns"],
+        "estimated_prompt_tokens": tokens,
+    })))
+}

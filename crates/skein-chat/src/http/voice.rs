@@ -1,0 +1,158 @@
+//! Voice input: a recording transcribed through the relay's speech-to-text route.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use skein_core::auth::AuthUser;
+use skein_core::error::ErrorEnvelope;
+use skein_core::extract::ApiJson;
+use skein_core::request::RequestId;
+use skein_core::{ApiError, ApiResult};
+
+use crate::ChatService;
+
+/// Largest recording voice input takes.
+pub(super) const AUDIO_LIMIT: usize = 25 * 1024 * 1024;
+
+/// Audio formats voice input takes, by MIME type and by file extension.
+const AUDIO_TYPES: &[(&str, &str)] = &[
+    ("audio/webm", "webm"),
+    ("audio/ogg", "ogg"),
+    ("audio/wav", "wav"),
+    ("audio/x-wav", "wav"),
+    ("audio/wave", "wav"),
+    ("audio/mpeg", "mp3"),
+    ("audio/mp3", "mp3"),
+    ("audio/mp4", "m4a"),
+    ("video/webm", "webm"),
+];
+
+fn audio_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "audio_too_large",
+        "A recording may be at most 25 MB.",
+        "录音最大 25 MB。",
+    )
+}
+
+/// Transcribe a recording (multipart `file`: webm, ogg, wav or mp3, at most 25 MB; optional
+/// `language`) through the relay's speech-to-text route, billed like any call.
+#[utoipa::path(post, path = "/chat/transcriptions", tag = "chat", security(("bearer" = [])),
+    request_body(content_type = "multipart/form-data", content = String),
+    responses((status = 200, body = Object), (status = 413, body = ErrorEnvelope), (status = 415, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+pub async fn transcribe(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    request_id: Option<axum::Extension<RequestId>>,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<ApiJson<Value>> {
+    let mut form = form.map_err(|_| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the recording as multipart/form-data with a file field.",
+            "请以 multipart/form-data 上传录音（file 字段）。",
+        )
+    })?;
+    let mut file = None;
+    let mut language = None;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(audio_too_large());
+            }
+            Err(error) => {
+                return Err(ApiError::bad_request(
+                    "invalid_form",
+                    format!("The form could not be read: {error}"),
+                    format!("无法读取表单：{error}"),
+                ));
+            }
+        };
+        match field.name() {
+            Some("file") => {
+                let name = field.file_name().unwrap_or("audio").to_string();
+                let mime = field.content_type().unwrap_or("").to_ascii_lowercase();
+                let bytes = field.bytes().await.map_err(|error| {
+                    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        audio_too_large()
+                    } else {
+                        ApiError::bad_request(
+                            "invalid_form",
+                            "The recording could not be read.",
+                            "无法读取录音。",
+                        )
+                    }
+                })?;
+                file = Some((name, mime, bytes));
+            }
+            Some("language") => {
+                let text = field.text().await.unwrap_or_default();
+                let text = text.trim();
+                if !text.is_empty() {
+                    if text.len() > 8 || !text.chars().all(|c| c.is_ascii_alphabetic() || c == '-')
+                    {
+                        return Err(ApiError::invalid_field(
+                            "language",
+                            "language is an ISO-639-1 code such as en or zh.",
+                            "language 须为 ISO-639-1 语言代码，如 en 或 zh。",
+                        ));
+                    }
+                    language = Some(text.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some((name, mime, bytes)) = file else {
+        return Err(ApiError::invalid_field(
+            "file",
+            "Attach the recording as the file field.",
+            "请在 file 字段上传录音。",
+        ));
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::invalid_field(
+            "file",
+            "The recording is empty.",
+            "录音为空。",
+        ));
+    }
+    if bytes.len() > AUDIO_LIMIT {
+        return Err(audio_too_large());
+    }
+    let base_mime = mime.split(';').next().unwrap_or("").trim().to_string();
+    let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    let known = AUDIO_TYPES
+        .iter()
+        .find(|(m, e)| *m == base_mime || extension.as_deref() == Some(*e));
+    let Some((known_mime, known_extension)) = known else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_audio",
+            "Record as webm, ogg, wav or mp3.",
+            "请使用 webm、ogg、wav 或 mp3 格式的录音。",
+        ));
+    };
+    let upload = skein_core::api::AudioUpload {
+        model: svc.config.transcription_model.clone(),
+        file_name: format!("recording.{known_extension}"),
+        content_type: (*known_mime).to_string(),
+        bytes,
+        language,
+    };
+    let caller = skein_core::api::RelayCaller {
+        user_id: user.user_id.clone(),
+        group: svc.group.clone(),
+        request_id: request_id.map(|r| r.0.0).unwrap_or_default(),
+        conversation_id: None,
+        cancel: None,
+    };
+    let text = svc.relay.transcribe(caller, upload).await?;
+    Ok(ApiJson(json!({ "text": text })))
+}

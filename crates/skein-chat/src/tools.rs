@@ -1,0 +1,245 @@
+//! Tools the model may call while it answers (web search, code execution, image generation
+//! from the Plugin service; an agent's bound plugins): the types, and where in the generation
+//! loop they run. No [`ToolRunner`] is registered by default, and while none is, an answer is
+//! one relay call exactly as before: no `tools` are offered and nothing below runs.
+//!
+//! # Where tool calls run (wired once the typed relay events land)
+//!
+//! In `generate::run`, the answer's task, around its one relay call:
+//!
+//! 1. Before the first call, [`Toolbox::for_turn`] asks every registered runner what it
+//!    offers for the turn, and [`Toolbox::offer`] adds those tools to the request. An empty
+//!    toolbox leaves the request untouched.
+//! 2. While the relay's stream is read, its `ToolCallDelta` events are gathered into
+//!    [`ToolCall`]s by index (the id and name come first, the arguments in pieces); text and
+//!    reasoning deltas still stream to the clients as they come.
+//! 3. When the stream ends with `finish_reason: "tool_calls"` and calls were gathered, each is
+//!    run by [`Toolbox::run`] under the answer's cancellation (a stop drops the running
+//!    calls), the clients get a `tool_call` and a `tool_result` event per call, and the request
+//!    grows by the assistant message carrying `tool_calls` and one [`ToolResult::message`] per
+//!    call. Then the relay is called again: each round is its own billed call.
+//! 4. After [`MAX_TOOL_ROUNDS`] rounds the request goes out without `tools`, so the model must
+//!    answer in words. The citations results carry join the answer's sources.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use skein_core::ApiResult;
+
+use crate::sources::Citation;
+use crate::turn::Turn;
+
+/// Most rounds of tool calls in one answer before the model must answer without tools.
+pub const MAX_TOOL_ROUNDS: usize = 8;
+
+/// Runs tools the model may call. Implementations are shared by every answer in the process,
+/// so they keep no per-answer state.
+#[async_trait]
+pub trait ToolRunner: Send + Sync {
+    /// A short, stable name (`web_search`, `plugin:weather`), for logs.
+    fn name(&self) -> &str;
+
+    /// The tools offered for `turn` (none, for a user or agent that did not enable them).
+    async fn tools(&self, turn: &Turn) -> ApiResult<Vec<ToolSpec>>;
+
+    /// Runs one call of a tool this runner offered. A failure the model should hear about
+    /// (bad arguments, a site that did not answer) is a result with `is_error` set, never a
+    /// refused answer.
+    async fn run(&self, turn: &Turn, call: &ToolCall) -> ToolResult;
+}
+
+/// A tool as offered to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// The name the model calls it by (`^[a-zA-Z0-9_-]{1,64}$`, as vendors require).
+    pub name: String,
+    /// What it does and when to use it, for the model.
+    pub description: String,
+    /// JSON Schema of its arguments.
+    pub parameters: Value,
+}
+
+impl ToolSpec {
+    /// The tool in OpenAI's request format.
+    pub fn openai(&self) -> Value {
+        json!({
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        })
+    }
+}
+
+/// A call the model made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The model's id for the call; the result answers to it.
+    pub id: String,
+    /// The tool called.
+    pub name: String,
+    /// Its arguments as the model wrote them (JSON text, not yet checked).
+    pub arguments: String,
+}
+
+/// What a tool answered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolResult {
+    /// The text the model reads.
+    pub content: String,
+    /// The call failed; `content` says why.
+    pub is_error: bool,
+    /// What the result draws on, shown with the answer.
+    pub citations: Vec<Citation>,
+}
+
+impl ToolResult {
+    /// A failed call, with what the model should hear about it.
+    pub fn error(content: impl Into<String>) -> Self {
+        ToolResult {
+            content: content.into(),
+            is_error: true,
+            citations: Vec::new(),
+        }
+    }
+
+    /// The result as the `tool` message that follows the model's call in the request.
+    pub fn message(&self, call: &ToolCall) -> Value {
+        json!({"role": "tool", "tool_call_id": call.id, "content": self.content})
+    }
+}
+
+/// The tools offered for one turn, each with the runner that runs it.
+#[derive(Default)]
+pub struct Toolbox {
+    offered: Vec<(ToolSpec, Arc<dyn ToolRunner>)>,
+}
+
+impl Toolbox {
+    /// Asks every runner what it offers for `turn`. A tool name offered twice goes to the
+    /// runner registered first: a model cannot tell two tools of one name apart.
+    pub async fn for_turn(runners: &[Arc<dyn ToolRunner>], turn: &Turn) -> ApiResult<Toolbox> {
+        let mut toolbox = Toolbox::default();
+        for runner in runners {
+            for spec in runner.tools(turn).await? {
+                if toolbox.offered.iter().any(|(s, _)| s.name == spec.name) {
+                    tracing::warn!(tool = %spec.name, runner = runner.name(), "a tool name is offered twice; the first runner keeps it");
+                    continue;
+                }
+                toolbox.offered.push((spec, runner.clone()));
+            }
+        }
+        Ok(toolbox)
+    }
+
+    /// Whether no tool is offered.
+    pub fn is_empty(&self) -> bool {
+        self.offered.is_empty()
+    }
+
+    /// Adds the offered tools to an OpenAI request; an empty toolbox changes nothing.
+    pub fn offer(&self, request: &mut Value) {
+        if self.offered.is_empty() {
+            return;
+        }
+        let tools: Vec<Value> = self.offered.iter().map(|(s, _)| s.openai()).collect();
+        request["tools"] = Value::Array(tools);
+    }
+
+    /// Runs `call` with the runner that offered its tool; a tool not offered is an error the
+    /// model hears about.
+    pub async fn run(&self, turn: &Turn, call: &ToolCall) -> ToolResult {
+        match self.offered.iter().find(|(s, _)| s.name == call.name) {
+            Some((_, runner)) => runner.run(turn, call).await,
+            None => ToolResult::error(format!("There is no tool called {}.", call.name)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::turn::{Budget, Settings};
+
+    struct Clock;
+
+    #[async_trait]
+    impl ToolRunner for Clock {
+        fn name(&self) -> &str {
+            "clock"
+        }
+        async fn tools(&self, _turn: &Turn) -> ApiResult<Vec<ToolSpec>> {
+            Ok(vec![ToolSpec {
+                name: "now".into(),
+                description: "The time.".into(),
+                parameters: json!({"type": "object", "properties": {}}),
+            }])
+        }
+        async fn run(&self, _turn: &Turn, call: &ToolCall) -> ToolResult {
+            ToolResult {
+                content: format!("noon ({})", call.arguments),
+                ..ToolResult::default()
+            }
+        }
+    }
+
+    pub(crate) fn turn() -> Turn {
+        Turn {
+            user_id: "u".into(),
+            request_id: "r".into(),
+            group: "default".into(),
+            conversation: crate::sources::tests::conversation(),
+            model: "m".into(),
+            settings: Settings::default(),
+            path: Vec::new(),
+            budget: Budget {
+                window: 1000,
+                reserve: 100,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn without_runners_the_request_is_left_alone() {
+        let toolbox = Toolbox::for_turn(&[], &turn()).await.unwrap();
+        let mut request = json!({"model": "m", "messages": []});
+        let before = request.clone();
+        toolbox.offer(&mut request);
+        assert!(toolbox.is_empty());
+        assert_eq!(request, before);
+    }
+
+    #[tokio::test]
+    async fn offered_tools_are_run_by_their_runner_and_unknown_ones_refused() {
+        let runners: Vec<Arc<dyn ToolRunner>> = vec![Arc::new(Clock), Arc::new(Clock)];
+        let turn = turn();
+        let toolbox = Toolbox::for_turn(&runners, &turn).await.unwrap();
+        let mut request = json!({"model": "m", "messages": []});
+        toolbox.offer(&mut request);
+        // Offered once, though two runners offer it.
+        assert_eq!(request["tools"].as_array().unwrap().len(), 1);
+        assert_eq!(request["tools"][0]["function"]["name"], "now");
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "now".into(),
+            arguments: "{}".into(),
+        };
+        let result = toolbox.run(&turn, &call).await;
+        assert_eq!(
+            (result.content.as_str(), result.is_error),
+            ("noon ({})", false)
+        );
+        assert_eq!(
+            result.message(&call),
+            json!({"role": "tool", "tool_call_id": "call_1", "content": "noon ({})"})
+        );
+        let unknown = ToolCall {
+            name: "rm".into(),
+            ..call
+        };
+        assert!(toolbox.run(&turn, &unknown).await.is_error);
+    }
+}

@@ -1,0 +1,229 @@
+//! A [`Turn`]: everything one answer needs — who asks, the conversation, the model and its
+//! parameters, the system prompt, the path of messages being answered (with their images),
+//! and the token budget — gathered before its context is assembled by the
+//! [`ContextSource`](crate::sources::ContextSource)s and turned into the request sent to the
+//! relay ([`Turn::request`]).
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use skein_core::api::{PricedModel, RelayCaller};
+use skein_core::{ApiError, ApiResult};
+
+use crate::sources::Context;
+use crate::store::{ConversationRow, MessageRow};
+use crate::{ChatService, context, sources};
+
+/// What one answer needs.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// Who asks, and pays.
+    pub user_id: String,
+    /// The request that asked, for the ledger.
+    pub request_id: String,
+    /// The channel group the answer routes through.
+    pub group: String,
+    /// The conversation, as read when the answer began.
+    pub conversation: ConversationRow,
+    /// The model that answers (priced and routed).
+    pub model: String,
+    /// System prompt and parameters.
+    pub settings: Settings,
+    /// The messages being answered, root first, ending with the newest (the question, or the
+    /// message a regeneration answers again).
+    pub path: Vec<PathMessage>,
+    /// The room in the model's window.
+    pub budget: Budget,
+}
+
+impl Turn {
+    /// The caller relay calls made for this turn go out as (a knowledge source's embedding,
+    /// a tool's own model call): billed to the user, recorded with the conversation.
+    pub fn caller(&self) -> RelayCaller {
+        RelayCaller {
+            user_id: self.user_id.clone(),
+            group: self.group.clone(),
+            request_id: self.request_id.clone(),
+            conversation_id: Some(self.conversation.id.clone()),
+            cancel: None,
+        }
+    }
+
+    /// The newest message of the path when it is the user's: what this answer answers.
+    pub fn question(&self) -> Option<&PathMessage> {
+        self.path.last().filter(|m| m.role == "user")
+    }
+
+    /// The OpenAI chat-completion request for `context`: the system sections, then the
+    /// messages, then the parameters that are set.
+    pub fn request(&self, context: &Context) -> Value {
+        let mut messages = Vec::with_capacity(context.sections.len() + context.messages.len());
+        for section in &context.sections {
+            messages.push(json!({"role": "system", "content": section.text}));
+        }
+        for m in &context.messages {
+            let content = if m.images.is_empty() {
+                json!(m.content)
+            } else {
+                let mut parts = vec![json!({"type": "text", "text": m.content})];
+                parts.extend(
+                    m.images
+                        .iter()
+                        .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
+                );
+                Value::Array(parts)
+            };
+            messages.push(json!({"role": m.role.as_str(), "content": content}));
+        }
+        let mut request = json!({ "model": self.model, "messages": messages, "stream": true });
+        if let Some(t) = self.settings.temperature {
+            request["temperature"] = json!(t);
+        }
+        if let Some(p) = self.settings.top_p {
+            request["top_p"] = json!(p);
+        }
+        if let Some(n) = self.settings.max_tokens {
+            request["max_tokens"] = json!(n);
+        }
+        request
+    }
+}
+
+/// The settings an answer is written with: the conversation's, then whatever the context
+/// sources configured (an agent fills in its own).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// The model wanted: the one asked for with the message, else the conversation's. When
+    /// `None` after the sources ran, `chat.default_model`, else the first one the user may use.
+    pub model: Option<String>,
+    /// System prompt.
+    pub system_prompt: Option<String>,
+    /// Sampling temperature.
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    pub top_p: Option<f64>,
+    /// Longest answer, in tokens.
+    pub max_tokens: Option<i64>,
+    /// Most earlier messages sent with a new one.
+    pub history_limit: Option<i64>,
+}
+
+impl Settings {
+    /// The settings of `conversation`, with the model `asked` for this answer, if any.
+    pub fn of(conversation: &ConversationRow, asked: Option<&str>) -> Settings {
+        Settings {
+            model: asked.map(str::to_string).or(conversation.model.clone()),
+            system_prompt: conversation.system_prompt.clone(),
+            temperature: conversation.temperature,
+            top_p: conversation.top_p,
+            max_tokens: conversation.max_tokens,
+            history_limit: conversation.history_limit,
+        }
+    }
+}
+
+/// A message of the path, as the context sources read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathMessage {
+    /// Message id.
+    pub id: String,
+    /// `user` or `assistant`.
+    pub role: String,
+    /// Its text.
+    pub content: String,
+    /// Its images (`data:` or `https:` URLs), decoded from the row once.
+    pub images: Vec<String>,
+}
+
+impl From<&MessageRow> for PathMessage {
+    fn from(row: &MessageRow) -> Self {
+        PathMessage {
+            id: row.id.clone(),
+            role: row.role.clone(),
+            content: row.content.clone(),
+            images: row
+                .images
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The room in a model's window for one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The model's context window, tokens.
+    pub window: usize,
+    /// Tokens kept free for the answer.
+    pub reserve: usize,
+}
+
+impl Budget {
+    /// Tokens the prompt may take.
+    pub fn prompt(&self) -> usize {
+        self.window.saturating_sub(self.reserve)
+    }
+}
+
+impl ChatService {
+    /// The model and settings of the next answer in `conversation`: the conversation's
+    /// settings with the model `asked` for, adjusted by the context sources, with a model
+    /// that is priced and routed for the user (422 `model_not_available` otherwise).
+    pub(crate) async fn settings(
+        &self,
+        conversation: &ConversationRow,
+        asked: Option<&str>,
+    ) -> ApiResult<(String, Settings)> {
+        let mut settings = Settings::of(conversation, asked);
+        sources::configure(&self.context_sources(), conversation, &mut settings).await?;
+        let model = self.choose_model(settings.model.as_deref()).await?;
+        Ok((model, settings))
+    }
+
+    /// The model an answer uses: `wanted`, else the configured default, else the first the
+    /// caller may use. It must be priced and routed.
+    async fn choose_model(&self, wanted: Option<&str>) -> ApiResult<String> {
+        let available: Vec<PricedModel> = self
+            .relay
+            .priced_models(&self.group)
+            .await?
+            .into_iter()
+            .filter(crate::is_chat_model)
+            .collect();
+        let wanted = wanted.or(self.config.default_model.as_deref());
+        let chosen = match wanted {
+            Some(name) => available
+                .into_iter()
+                .find(|m| m.id == name)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "model_not_available",
+                        format!("{name} is not available for chat (no channel or no price)."),
+                        format!("{name} 不可用于对话（没有渠道或未定价）。"),
+                    )
+                })?,
+            None => available.into_iter().next().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "model_not_available",
+                    "No model is available yet: an administrator must add a channel and a price.",
+                    "暂无可用模型：需要管理员添加渠道并设置价格。",
+                )
+            })?,
+        };
+        Ok(chosen.id)
+    }
+
+    /// The room `model`'s window leaves for the prompt of an answer with `settings`: the
+    /// window less the answer's `max_tokens`, else less `chat.output_reserve`.
+    pub(crate) fn budget(&self, model: &str, settings: &Settings) -> Budget {
+        Budget {
+            window: context::window(&self.config, model) as usize,
+            reserve: settings
+                .max_tokens
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(self.config.output_reserve as usize),
+        }
+    }
+}
