@@ -7,6 +7,7 @@ import { useT, useValueName } from '../../i18n';
 import { Badge, Button, DataTable, ErrorText, Field, Input, Pager, Select } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
+import { qk } from '../../lib/queryKeys';
 
 /** Users: search, role, enable/disable, password reset, balance adjustment and key groups. */
 export function Users() {
@@ -21,10 +22,10 @@ export function Users() {
   const [grouping, setGrouping] = useState<Profile | null>(null);
   const [form, setForm] = useState({ password: '', amount: '', memo: '' });
   const users = useQuery({
-    queryKey: ['admin-users', q, page],
+    queryKey: qk.adminUsers.page(q, page),
     queryFn: () => api<Page<Profile>>(`admin/users?page=${page}&per_page=20&q=${encodeURIComponent(q)}`),
   });
-  const refresh = () => queryClient.invalidateQueries({ queryKey: ['admin-users'] });
+  const refresh = () => queryClient.invalidateQueries({ queryKey: qk.adminUsers.all });
   const update = async (u: Profile, body: Record<string, string>) => {
     setError(null);
     await api(`admin/users/${u.id}`, { method: 'PATCH', body }).catch(setError);
@@ -133,7 +134,7 @@ export function KeyGroups({ user, onDone }: { user: Profile; onDone: () => void 
   const t = useT();
   const queryClient = useQueryClient();
   const path = `admin/relay/users/${user.id}/groups`;
-  const current = useQuery({ queryKey: ['user-groups', user.id], queryFn: () => api<UserGroups>(path) });
+  const current = useQuery({ queryKey: qk.userGroups(user.id), queryFn: () => api<UserGroups>(path) });
   const [picked, setPicked] = useState<string[] | null>(null);
   const [error, setError] = useState<unknown>(null);
   const chosen = picked ?? current.data?.groups ?? [];
@@ -141,7 +142,7 @@ export function KeyGroups({ user, onDone }: { user: Profile; onDone: () => void 
     setError(null);
     try {
       await api<UserGroups>(path, { method: 'PUT', body: { groups } });
-      await queryClient.invalidateQueries({ queryKey: ['user-groups', user.id] });
+      await queryClient.invalidateQueries({ queryKey: qk.userGroups(user.id) });
       toast(t('common.saved'));
       onDone();
     } catch (err) {

@@ -18,6 +18,7 @@ import { AttachedImages, MessageImages, VoiceButton, type ComposerError } from '
 import { attachImages, IMAGE_TYPES, MAX_IMAGES, type ImageProblem } from '../../lib/images';
 import { insertAtCursor } from '../../lib/voice';
 import type { MessageKey } from '../../i18n';
+import { qk } from '../../lib/queryKeys';
 
 const Markdown = lazy(() => import('../../components/markdown/Markdown'));
 
@@ -72,7 +73,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
   const stick = useRef(true);
 
   const conversation = useQuery({
-    queryKey: ['conversation', conversationId],
+    queryKey: qk.conversation(conversationId),
     queryFn: () => api<Conversation>(`chat/conversations/${conversationId}`),
     enabled: conversationId !== null,
   });
@@ -86,8 +87,8 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         if (stopWanted.current) api(`chat/messages/${event.assistant_message_id}/stop`, { method: 'POST' }).catch(() => undefined);
       }
       if (event.type === 'title') {
-        queryClient.invalidateQueries({ queryKey: ['conversations'] });
-        queryClient.invalidateQueries({ queryKey: ['conversation', localId.current] });
+        queryClient.invalidateQueries({ queryKey: qk.conversations.all });
+        queryClient.invalidateQueries({ queryKey: qk.conversation(localId.current) });
       }
       setMessages((m) => applyEvent(m, before, event).messages);
     },
@@ -142,8 +143,8 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
           }
         } finally {
           if (abort.current === controller) abort.current = null;
-          queryClient.invalidateQueries({ queryKey: ['conversations'] });
-          queryClient.invalidateQueries({ queryKey: ['quota'] });
+          queryClient.invalidateQueries({ queryKey: qk.conversations.all });
+          queryClient.invalidateQueries({ queryKey: qk.quota });
           // Only the latest stream settles the page: the server's tree is the truth for
           // versions and ids once the answer is saved.
           if (runSeq.current === seq) {
@@ -246,7 +247,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
       }
       storage.set(draftKey(null), null);
       localId.current = id;
-      queryClient.invalidateQueries({ queryKey: ['conversations'] });
+      queryClient.invalidateQueries({ queryKey: qk.conversations.all });
       navigate(`/chat/${id}`);
     } else {
       storage.set(draftKey(id), null);
@@ -300,7 +301,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
     storage.set(MODEL_KEY, value);
     if (localId.current) {
       await api(`chat/conversations/${localId.current}`, { method: 'PATCH', body: { model: value } }).catch(setLoadError);
-      queryClient.invalidateQueries({ queryKey: ['conversation', localId.current] });
+      queryClient.invalidateQueries({ queryKey: qk.conversation(localId.current) });
     }
   };
 
@@ -574,7 +575,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
           open={settingsOpen}
           onOpenChange={setSettingsOpen}
           conversation={conversation.data}
-          onSaved={() => queryClient.invalidateQueries({ queryKey: ['conversation', conversation.data?.id] })}
+          onSaved={() => queryClient.invalidateQueries({ queryKey: qk.conversation(conversation.data?.id) })}
         />
       )}
     </div>
