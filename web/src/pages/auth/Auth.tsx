@@ -1,12 +1,12 @@
 import { useEffect, useState } from 'react';
 import { Link, Navigate, useNavigate, useSearchParams } from 'react-router-dom';
-import { api, ApiError, signIn } from '../lib/api';
-import { acceptTokens, authStore } from '../lib/auth';
-import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../lib/settings';
-import { useStore } from '../lib/store';
-import type { TokenResponse } from '../lib/types';
-import { useT } from '../i18n';
-import { Button, Card, ErrorText, Field, Input, Select } from '../components/ui';
+import { api, ApiError, signIn } from '../../lib/api';
+import { acceptTokens, authStore } from '../../lib/auth';
+import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../../lib/settings';
+import { useStore } from '../../lib/store';
+import type { TokenResponse } from '../../lib/types';
+import { useT } from '../../i18n';
+import { Button, Card, ErrorText, Field, Input, Select } from '../../components/ui';
 
 /** Language and theme pickers (also on the sign-in page, before any account exists). */
 export function LangThemePickers() {

@@ -1,12 +1,12 @@
 import { useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { api } from '../lib/api';
-import { money, num, when } from '../lib/format';
-import type { DailyUsage, LedgerEntry, Page, Quota, UsageRecord } from '../lib/types';
-import { useT, useValueName } from '../i18n';
-import { Badge, Button, Card, DataTable, ErrorText, Field, Input, PageHeader, Pager } from '../components/ui';
-import { DailyChart, lastDays } from '../components/DailyChart';
-import { qk } from '../lib/queryKeys';
+import { api } from '../../lib/api';
+import { money, num, when } from '../../lib/format';
+import type { DailyUsage, LedgerEntry, Page, Quota, UsageRecord } from '../../lib/types';
+import { useT, useValueName } from '../../i18n';
+import { Badge, Button, Card, DataTable, ErrorText, Field, Input, PageHeader, Pager } from '../../components/ui';
+import { DailyChart, lastDays } from '../../components/DailyChart';
+import { qk } from '../../lib/queryKeys';
 
 function Stat({ label, value, testId }: { label: string; value: string; testId?: string }) {
   return (

@@ -1,12 +1,12 @@
 import { useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { api } from '../lib/api';
-import { list, money, when } from '../lib/format';
-import type { AllowedGroup, ApiKey, Page } from '../lib/types';
-import { useT, useValueName } from '../i18n';
-import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager, Select } from '../components/ui';
-import { Dialog } from '../components/ui/dialog';
-import { qk } from '../lib/queryKeys';
+import { api } from '../../lib/api';
+import { list, money, when } from '../../lib/format';
+import type { AllowedGroup, ApiKey, Page } from '../../lib/types';
+import { useT, useValueName } from '../../i18n';
+import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager, Select } from '../../components/ui';
+import { Dialog } from '../../components/ui/dialog';
+import { qk } from '../../lib/queryKeys';
 
 const emptyForm = { name: '', group: '', quota_limit: '', expires_at: '', allowed_models: '', allowed_ips: '', rpm_limit: '', tpm_limit: '' };
 

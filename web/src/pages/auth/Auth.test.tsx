@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { MemoryRouter, Route, Routes } from 'react-router-dom';
 import { AuthPage } from './Auth';
-import { authStore, clearSession } from '../lib/auth';
-import { setLang } from '../lib/settings';
+import { authStore, clearSession } from '../../lib/auth';
+import { setLang } from '../../lib/settings';
 
 afterEach(() => {
   vi.unstubAllGlobals();
