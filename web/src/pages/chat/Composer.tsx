@@ -1,4 +1,4 @@
-import { useRef, useState } from 'react';
+import { useLayoutEffect, useRef, useState } from 'react';
 import { useT, type MessageKey } from '../../i18n';
 import { Button, Textarea } from '../../components/ui';
 import { attachImages, IMAGE_TYPES, MAX_IMAGES, type ImageProblem } from '../../lib/images';
@@ -11,6 +11,17 @@ const imageProblemKey: Record<ImageProblem, MessageKey> = {
   tooMany: 'chat.imageTooMany',
   unreadable: 'chat.imageUnreadable',
 };
+
+/** The composer grows with its text up to this height (px), then scrolls. */
+export const COMPOSER_MAX_PX = 240;
+
+/**
+ * Whether the main pointer is a finger: phones and tablets, whose on-screen keyboard has a
+ * return key but no Shift+Enter. There Enter adds a line and the button sends.
+ */
+export function touchKeyboard(): boolean {
+  return typeof window.matchMedia === 'function' && window.matchMedia('(pointer: coarse)').matches;
+}
 
 /** The composer's contents; the thread keeps them (drafts survive reloads, failed sends come back). */
 export interface ComposerProps {
@@ -34,6 +45,18 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
   const [dragging, setDragging] = useState(false);
   const textarea = useRef<HTMLTextAreaElement>(null);
   const fileInput = useRef<HTMLInputElement>(null);
+  const [touch] = useState(touchKeyboard);
+
+  // Grow with the text (pasted or dictated too), from its two rows up to the maximum.
+  useLayoutEffect(() => {
+    const el = textarea.current;
+    if (!el) return;
+    el.style.height = 'auto';
+    if (!el.scrollHeight) return;
+    const full = el.scrollHeight + el.offsetHeight - el.clientHeight;
+    el.style.height = `${Math.min(full, COMPOSER_MAX_PX)}px`;
+    el.style.overflowY = full > COMPOSER_MAX_PX ? 'auto' : 'hidden';
+  }, [draft]);
 
   const addImages = async (files: File[]) => {
     if (!files.length) return;
@@ -117,8 +140,10 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
         <Textarea
           ref={textarea}
           rows={2}
-          className="max-h-48 min-h-[2.75rem] resize-none"
-          placeholder={t('chat.placeholder', { model: model || '…' })}
+          className="min-h-[2.75rem] resize-none"
+          style={{ maxHeight: COMPOSER_MAX_PX }}
+          placeholder={t(touch ? 'chat.placeholderTouch' : 'chat.placeholder', { model: model || '…' })}
+          enterKeyHint={touch ? 'enter' : 'send'}
           aria-label={t('chat.send')}
           value={draft}
           onChange={(e) => onDraftChange(e.target.value)}
@@ -129,7 +154,7 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
             addImages(files);
           }}
           onKeyDown={(e) => {
-            if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+            if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing && !touch) {
               e.preventDefault();
               onSend();
             }
