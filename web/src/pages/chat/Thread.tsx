@@ -7,7 +7,7 @@ import { qk } from '../../lib/queryKeys';
 import { storage, useStore } from '../../lib/store';
 import { langStore } from '../../lib/settings';
 import type { ChatMessage, ChatModel, Conversation } from '../../lib/types';
-import { useT } from '../../i18n';
+import { ChatEmpty } from './ChatEmpty';
 import { ConversationSettings } from './ConversationSettings';
 import { Composer } from './Composer';
 import { MessageItem } from './MessageItem';
@@ -21,7 +21,6 @@ const draftKey = (id: string | null) => `skein.draft.${id ?? 'new'}`;
 
 /** One conversation: header, messages (streaming answers, versions, edits) and the composer. */
 export function Thread({ conversationId, models, onOpenList }: { conversationId: string | null; models: ChatModel[]; onOpenList: () => void }) {
-  const t = useT();
   const lang = useStore(langStore);
   const navigate = useNavigate();
   const queryClient = useQueryClient();
@@ -122,12 +121,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         messages={messages}
         error={chat.error}
         renderMessage={renderMessage}
-        empty={
-          <div className="py-16 text-center">
-            <h3 className="mb-1 text-lg font-semibold">{t('chat.empty')}</h3>
-            <p className="text-sm text-muted-fg">{models.length ? t('chat.emptyHint') : t('chat.noModels')}</p>
-          </div>
-        }
+        empty={<ChatEmpty hasModels={models.length > 0} />}
       />
       <Composer
         draft={draft}
