@@ -33,6 +33,7 @@ export const qk = {
     page: (q: string, page: number) => ['admin-users', q, page] as const,
     names: ['admin-users', 'names'] as const,
   },
+  adminQuota: (userId: string) => ['admin-quota', userId] as const,
   userGroups: (userId: string) => ['user-groups', userId] as const,
   adminDaily: (group: 'model' | 'user', from: string) => ['admin-daily', group, from] as const,
   channels: ['channels'] as const,
