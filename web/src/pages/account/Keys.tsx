@@ -67,7 +67,7 @@ export default function KeysPage() {
   };
 
   const startEdit = (k: ApiKey) => {
-    const local = (iso: string | null) => {
+    const local = (iso?: string | null) => {
       if (!iso) return '';
       const d = new Date(iso);
       return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
