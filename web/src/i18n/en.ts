@@ -231,7 +231,7 @@ export const en = {
   'admin.memo': 'Memo (required)',
   'admin.you': 'you',
   'admin.units': '{n} units',
-  'admin.currentBalance': 'Current balance',
+  'admin.currentBalance': 'Current balance: {balance}',
   'admin.adjustCredit': 'Adds {money}',
   'admin.adjustDebit': 'Deducts {money}',
   'admin.balanceAfterAdjust': 'balance after: {balance}',

@@ -233,7 +233,7 @@ export const zh: Record<MessageKey, string> = {
   'admin.memo': '备注（必填）',
   'admin.you': '你',
   'admin.units': '{n} 单位',
-  'admin.currentBalance': '当前余额',
+  'admin.currentBalance': '当前余额：{balance}',
   'admin.adjustCredit': '增加 {money}',
   'admin.adjustDebit': '扣减 {money}',
   'admin.balanceAfterAdjust': '调整后余额：{balance}',

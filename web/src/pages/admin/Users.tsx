@@ -198,7 +198,7 @@ export function Users() {
         >
           <p className="text-sm font-medium">{adjusting?.display_name}</p>
           <p className="text-sm text-muted-fg" data-testid="current-balance">
-            {t('admin.currentBalance')}: {current ? balanceText(current.balance, current.quota_per_usd, t) : '—'}
+            {t('admin.currentBalance', { balance: current ? balanceText(current.balance, current.quota_per_usd, t) : '—' })}
           </p>
           <Field label={t('admin.amount')}>
             <Input type="number" step={1} required value={form.amount} onChange={(e) => setForm({ ...form, amount: e.target.value })} />
