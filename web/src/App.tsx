@@ -1,4 +1,4 @@
-import { Suspense, useEffect, useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Navigate, Route, Routes, useLocation } from 'react-router-dom';
 import { api, refreshSession } from './lib/api';
 import { authStore, hasSession, setUser } from './lib/auth';
@@ -7,14 +7,10 @@ import { useStore } from './lib/store';
 import type { Profile } from './lib/types';
 import { Layout } from './components/Layout';
 import { Toaster } from './components/ui/toast';
+import { Loading, RoutePage } from './components/RoutePage';
 import { AuthPage } from './pages/auth/Auth';
 import { routes } from './routes';
 import { useT } from './i18n';
-
-function Loading() {
-  const t = useT();
-  return <div className="p-6 text-sm text-muted-fg">{t('common.loading')}</div>;
-}
 
 /** Restores a session from the refresh cookie before the first render of a page. */
 function useBoot() {
@@ -84,8 +80,8 @@ export function App() {
           }
         >
           <Route index element={<Navigate to="/chat" replace />} />
-          {routes.map(({ path, page: Page }) => (
-            <Route key={path} path={path} element={<Suspense fallback={<Loading />}><Page /></Suspense>} />
+          {routes.map((route) => (
+            <Route key={route.path} path={route.path} element={<RoutePage route={route} />} />
           ))}
           <Route path="*" element={<NotFound />} />
         </Route>

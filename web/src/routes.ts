@@ -11,6 +11,8 @@ export interface PageRoute {
   /** The page. Give a `lazy()` component to keep it out of the first load; it is then shown
    * inside a Suspense boundary with the loading line. */
   page: ComponentType;
+  /** The tab title while the page is shown (`<title> · Skein`). */
+  title: MessageKey;
   /** Its entry in the top navigation (in table order), if it has one. */
   nav?: { to: string; label: MessageKey; admin?: boolean };
 }
