@@ -97,7 +97,9 @@ export function MessageItem(props: MessageItemProps) {
   return (
     <div className="space-y-1" data-testid="assistant-message" data-status={m.status}>
       {m.reasoning && (
-        <details className="rounded-md border border-border px-3 py-1 text-sm text-muted-fg">
+        // Open while the model is still thinking (nothing else to read yet), so the reasoning
+        // is seen as it streams; closed once the answer itself starts, unless opened again.
+        <details className="rounded-md border border-border px-3 py-1 text-sm text-muted-fg" open={(m.status === 'streaming' && !m.content) || undefined} data-testid="reasoning">
           <summary className="cursor-pointer">{t('chat.thinking')}</summary>
           <Plain text={m.reasoning} />
         </details>
