@@ -585,7 +585,7 @@ async function chatSteps(page) {
     await sidebar.getByRole('searchbox').fill('问候');
     await item().getByText('Greetings 问候').waitFor();
     await sidebar.getByRole('searchbox').fill('nothing-matches-this');
-    await sidebar.getByText('Nothing here yet.').waitFor();
+    await sidebar.getByText('No conversation matches “nothing-matches-this”.').waitFor();
     await sidebar.getByRole('searchbox').fill('');
     await menuOf();
     await page.getByRole('menuitem', { name: 'Archive' }).click();

@@ -122,7 +122,11 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
           <h3 className="px-2.5 pb-1 pt-3 text-xs font-semibold uppercase text-muted-fg">{t('chat.recent')}</h3>
         )}
         <ul>{rest.map(row)}</ul>
-        {list.isSuccess && items.length === 0 && <p className="px-2.5 py-4 text-sm text-muted-fg">{t('common.none')}</p>}
+        {list.isSuccess && items.length === 0 && (
+          <p className="px-2.5 py-4 text-sm text-muted-fg" data-testid="conversations-empty">
+            {query ? t('chat.noMatches', { q: query }) : archived ? t('chat.noArchived') : t('chat.noConversations')}
+          </p>
+        )}
         {list.hasNextPage && (
           <Button variant="ghost" size="sm" className="mt-1 w-full text-muted-fg" disabled={list.isFetchingNextPage} onClick={() => list.fetchNextPage()}>
             {t('chat.loadMore')}
