@@ -311,4 +311,16 @@ describe('chat page', () => {
     renderAt('/chat');
     await screen.findByText('Chat is not available on this server yet.');
   });
+
+  it('a conversation that is gone offers no settings or export, and its composer is disabled', async () => {
+    const gone = () => json({ error: { code: 'not_found', message: 'Conversation not found.' }, request_id: 'r' }, 404);
+    routes['GET /api/v1/chat/conversations/gone'] = gone;
+    routes['GET /api/v1/chat/conversations/gone/messages'] = gone;
+    renderAt('/chat/gone');
+    await screen.findByText(/Conversation not found/);
+    await waitFor(() => expect((composer() as HTMLTextAreaElement).disabled).toBe(true));
+    expect(screen.queryByRole('button', { name: 'Conversation settings' })).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Export' })).toBeNull();
+    expect(screen.getByRole('button', { name: 'Send' })).toHaveProperty('disabled', true);
+  });
 });

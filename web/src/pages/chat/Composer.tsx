@@ -35,12 +35,14 @@ export interface ComposerProps {
   model: string;
   /** An answer is being written: the button stops it instead of sending. */
   streaming: boolean;
+  /** Nothing can be written here (the conversation is gone). */
+  disabled?: boolean;
   onSend: () => void;
   onStop: () => void;
 }
 
 /** Where a message is written: text, pasted, dropped or picked images, and dictation. */
-export function Composer({ draft, onDraftChange, images, onImagesChange, error, onError, model, streaming, onSend, onStop }: ComposerProps) {
+export function Composer({ draft, onDraftChange, images, onImagesChange, error, onError, model, streaming, disabled = false, onSend, onStop }: ComposerProps) {
   const t = useT();
   const [dragging, setDragging] = useState(false);
   const textarea = useRef<HTMLTextAreaElement>(null);
@@ -81,7 +83,7 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
       className="shrink-0 border-t border-border bg-bg p-2 pb-[max(0.5rem,env(safe-area-inset-bottom))] sm:p-3"
       onSubmit={(e) => {
         e.preventDefault();
-        onSend();
+        if (!disabled) onSend();
       }}
       onDragOver={(e) => {
         if (!e.dataTransfer.types.includes('Files')) return;
@@ -126,7 +128,7 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
           className="inline-flex h-10 w-10 shrink-0 items-center justify-center rounded-md text-muted-fg hover:bg-muted disabled:opacity-50"
           aria-label={t('chat.attachImage')}
           title={t('chat.attachImage')}
-          disabled={images.length >= MAX_IMAGES}
+          disabled={disabled || images.length >= MAX_IMAGES}
           onClick={() => fileInput.current?.click()}
           data-testid="attach-image"
         >
@@ -136,7 +138,7 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
             <path d="m21 16-5-5-9 9" />
           </svg>
         </button>
-        <VoiceButton onText={insertTranscript} onError={onError} />
+        <VoiceButton disabled={disabled} onText={insertTranscript} onError={onError} />
         <Textarea
           ref={textarea}
           rows={2}
@@ -146,6 +148,7 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
           enterKeyHint={touch ? 'enter' : 'send'}
           aria-label={t('chat.send')}
           value={draft}
+          disabled={disabled}
           onChange={(e) => onDraftChange(e.target.value)}
           onPaste={(e) => {
             const files = Array.from(e.clipboardData.files).filter((f) => f.type.startsWith('image/'));
@@ -156,7 +159,7 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
           onKeyDown={(e) => {
             if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing && !touch) {
               e.preventDefault();
-              onSend();
+              if (!disabled) onSend();
             }
           }}
         />
@@ -165,7 +168,7 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
             {t('chat.stop')}
           </Button>
         ) : (
-          <Button type="submit" disabled={(!draft.trim() && !images.length) || !model}>
+          <Button type="submit" disabled={disabled || (!draft.trim() && !images.length) || !model}>
             {t('chat.send')}
           </Button>
         )}

@@ -1,7 +1,7 @@
 import { useRef, useState } from 'react';
 import { useNavigate } from 'react-router-dom';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { api, download } from '../../lib/api';
+import { api, ApiError, download } from '../../lib/api';
 import { leafId } from '../../lib/branch';
 import { qk } from '../../lib/queryKeys';
 import { storage, useStore } from '../../lib/store';
@@ -61,6 +61,8 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
     enabled: conversationId !== null,
   });
   const model = conversation.data?.model || pickedModel || models[0]?.id || '';
+  // Deleted for good, or never there: nothing to set, export or send to.
+  const missing = conversation.error instanceof ApiError && conversation.error.status === 404;
 
   const saveDraft = (text: string) => {
     setDraft(text);
@@ -112,7 +114,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         model={model}
         onModelChange={changeModel}
         onOpenList={onOpenList}
-        canManage={activeId !== null}
+        canManage={activeId !== null && !missing}
         onSettings={() => setSettingsOpen(true)}
         onExport={exportAs}
       />
@@ -132,6 +134,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         onError={setComposerError}
         model={model}
         streaming={streaming}
+        disabled={missing}
         onSend={() => chat.send({ content: draft, parentId: leafId(messages), explicitParent: false, images, model })}
         onStop={chat.stop}
       />
