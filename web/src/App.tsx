@@ -1,4 +1,4 @@
-import { lazy, Suspense, useEffect, useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Navigate, Route, Routes, useLocation } from 'react-router-dom';
 import { api, refreshSession } from './lib/api';
 import { authStore, hasSession, setUser } from './lib/auth';
@@ -7,19 +7,10 @@ import { useStore } from './lib/store';
 import type { Profile } from './lib/types';
 import { Layout } from './components/Layout';
 import { Toaster } from './components/ui/toast';
-import { AuthPage } from './pages/Auth';
-import { ChatPage } from './pages/chat/ChatPage';
+import { Loading, RoutePage } from './components/RoutePage';
+import { AuthPage } from './pages/auth/Auth';
+import { routes } from './routes';
 import { useT } from './i18n';
-
-const SettingsPage = lazy(() => import('./pages/Settings'));
-const KeysPage = lazy(() => import('./pages/Keys'));
-const UsagePage = lazy(() => import('./pages/Usage'));
-const AdminPage = lazy(() => import('./pages/admin/AdminPage'));
-
-function Loading() {
-  const t = useT();
-  return <div className="p-6 text-sm text-muted-fg">{t('common.loading')}</div>;
-}
 
 /** Restores a session from the refresh cookie before the first render of a page. */
 function useBoot() {
@@ -89,12 +80,9 @@ export function App() {
           }
         >
           <Route index element={<Navigate to="/chat" replace />} />
-          <Route path="/chat" element={<ChatPage />} />
-          <Route path="/chat/:id" element={<ChatPage />} />
-          <Route path="/settings" element={<Suspense fallback={<Loading />}><SettingsPage /></Suspense>} />
-          <Route path="/keys" element={<Suspense fallback={<Loading />}><KeysPage /></Suspense>} />
-          <Route path="/usage" element={<Suspense fallback={<Loading />}><UsagePage /></Suspense>} />
-          <Route path="/admin/*" element={<Suspense fallback={<Loading />}><AdminPage /></Suspense>} />
+          {routes.map((route) => (
+            <Route key={route.path} path={route.path} element={<RoutePage route={route} />} />
+          ))}
           <Route path="*" element={<NotFound />} />
         </Route>
       </Routes>

@@ -4,7 +4,8 @@ import { useQueryClient } from '@tanstack/react-query';
 import { api } from '../lib/api';
 import { authStore, clearSession } from '../lib/auth';
 import { useStore } from '../lib/store';
-import { useT, type MessageKey } from '../i18n';
+import { useT } from '../i18n';
+import { navLinks } from '../routes';
 import { cx } from './ui';
 import { Drawer } from './ui/dialog';
 import { createStore } from '../lib/store';
@@ -12,21 +13,13 @@ import { createStore } from '../lib/store';
 /** Whether the phone navigation drawer is open (pages with their own sidebar open it too). */
 export const navOpenStore = createStore(false);
 
-const links: Array<{ to: string; key: MessageKey; admin?: boolean }> = [
-  { to: '/chat', key: 'nav.chat' },
-  { to: '/keys', key: 'nav.keys' },
-  { to: '/usage', key: 'nav.usage' },
-  { to: '/settings', key: 'nav.settings' },
-  { to: '/admin', key: 'nav.admin', admin: true },
-];
-
 function NavItems({ onPick }: { onPick?: () => void }) {
   const t = useT();
   const { user } = useStore(authStore);
   const isAdmin = user?.role === 'admin' || user?.role === 'root';
   return (
     <>
-      {links
+      {navLinks
         .filter((l) => !l.admin || isAdmin)
         .map((l) => (
           <NavLink
@@ -37,7 +30,7 @@ function NavItems({ onPick }: { onPick?: () => void }) {
               cx('rounded-md px-3 py-1.5 text-sm font-medium', isActive ? 'bg-primary/10 text-primary' : 'text-muted-fg hover:bg-muted hover:text-fg')
             }
           >
-            {t(l.key)}
+            {t(l.label)}
           </NavLink>
         ))}
     </>

@@ -1,6 +1,13 @@
 import { acceptTokens, authStore, clearSession, refreshOnce } from './auth';
 import { langStore } from './settings';
+import type { components } from './api-types';
 import type { TokenResponse } from './types';
+
+/** The server's error answer, as its OpenAPI document describes it (fields may be missing from
+ * a proxy's or an older server's answer, hence `Partial`). */
+type ErrorEnvelope = Partial<Omit<components['schemas']['ErrorEnvelope'], 'error'>> & {
+  error?: Partial<Omit<components['schemas']['ErrorBody'], 'details'>> & { details?: Record<string, unknown>; request_id?: string };
+};
 
 /** An error answer from the server (or a network failure, with status 0). */
 export class ApiError extends Error {
@@ -31,7 +38,7 @@ export interface ApiOptions {
 export async function errorFrom(res: Response): Promise<ApiError> {
   const headerId = res.headers.get('x-request-id');
   try {
-    const body = await res.json();
+    const body = (await res.json()) as ErrorEnvelope | null;
     const e = body?.error ?? {};
     return new ApiError(
       res.status,

@@ -125,7 +125,9 @@ export function ErrorText({ error }: { error: unknown }) {
   let requestId: string | null = null;
   if (error instanceof ApiError) {
     message = error.status === 0 ? t('error.network') : error.message;
-    requestId = error.requestId;
+    // Only a server-side failure is worth quoting to an operator; a wrong password or an
+    // invalid field (4xx) is the user's to fix, and an id there reads like a crash.
+    requestId = error.status >= 500 ? error.requestId : null;
   }
   return (
     <div role="alert" className="rounded-md border border-danger/40 bg-danger/10 px-3 py-2 text-sm text-danger">

@@ -5,6 +5,7 @@ import { when } from '../../lib/format';
 import type { AuditRecord, Page } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Badge, Button, DataTable, ErrorText, Input, Pager } from '../../components/ui';
+import { qk } from '../../lib/queryKeys';
 
 /** The audit log: every change an administrator made, newest first, filterable, as CSV too. */
 export function Audit() {
@@ -16,7 +17,7 @@ export function Audit() {
   const [error, setError] = useState<unknown>(null);
   const filters = `${action ? `&action=${encodeURIComponent(action)}` : ''}${actor ? `&actor_id=${encodeURIComponent(actor)}` : ''}`;
   const log = useQuery({
-    queryKey: ['audit', action, actor, page],
+    queryKey: qk.audit(action, actor, page),
     queryFn: () => api<Page<AuditRecord>>(`admin/audit?page=${page}&per_page=25${filters}`),
   });
   return (

@@ -6,6 +6,7 @@ import type { Channel } from '../../lib/types';
 import { useT, useValueName } from '../../i18n';
 import { Badge, Button, DataTable, ErrorText, Field, Input, Select, Textarea } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
+import { qk } from '../../lib/queryKeys';
 
 const blank = { type: 'openai', name: '', base_url: '', keys: '', models: '', mapping: '', groups: '', priority: '0', weight: '1' };
 
@@ -39,9 +40,9 @@ export function Channels() {
   const [form, setForm] = useState(blank);
   const [error, setError] = useState<unknown>(null);
   const [tests, setTests] = useState<Record<string, string>>({});
-  const channels = useQuery({ queryKey: ['channels'], queryFn: () => api<Channel[] | { items: Channel[] }>('channels') });
+  const channels = useQuery({ queryKey: qk.channels, queryFn: () => api<Channel[] | { items: Channel[] }>('channels') });
   const rows = Array.isArray(channels.data) ? channels.data : (channels.data?.items ?? []);
-  const refresh = () => queryClient.invalidateQueries({ queryKey: ['channels'] });
+  const refresh = () => queryClient.invalidateQueries({ queryKey: qk.channels });
   const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement>) => setForm({ ...form, [k]: e.target.value });
 
   const open = (c: Channel | 'new') => {

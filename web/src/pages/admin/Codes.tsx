@@ -6,6 +6,7 @@ import type { Page, RedemptionCode } from '../../lib/types';
 import { useT, useValueName } from '../../i18n';
 import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, Pager } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
+import { qk } from '../../lib/queryKeys';
 
 /** Redemption codes: batches, CSV export, disabling. */
 export function Codes() {
@@ -19,10 +20,10 @@ export function Codes() {
   const [created, setCreated] = useState<RedemptionCode[] | null>(null);
   const [error, setError] = useState<unknown>(null);
   const codes = useQuery({
-    queryKey: ['codes', batch, page],
+    queryKey: qk.codes.page(batch, page),
     queryFn: () => api<Page<RedemptionCode>>(`admin/redemption-codes?page=${page}&per_page=20${batch ? `&name=${encodeURIComponent(batch)}` : ''}`),
   });
-  const refresh = () => queryClient.invalidateQueries({ queryKey: ['codes'] });
+  const refresh = () => queryClient.invalidateQueries({ queryKey: qk.codes.all });
   return (
     <div className="space-y-3">
       <div className="flex flex-wrap items-end justify-between gap-2">

@@ -5,6 +5,7 @@ import type { DailyUsage, Page, Profile } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Card, ErrorText } from '../../components/ui';
 import { DailyChart, lastDays } from '../../components/DailyChart';
+import { qk } from '../../lib/queryKeys';
 
 /** Sums rows by their key (model or user), largest spend first. */
 export function topKeys(rows: DailyUsage[], n = 5) {
@@ -37,10 +38,10 @@ export function totals(rows: DailyUsage[]) {
 export function Dashboard() {
   const t = useT();
   const from = `${lastDays(30)[0]}T00:00:00Z`;
-  const byModel = useQuery({ queryKey: ['admin-daily', 'model', from], queryFn: () => api<DailyUsage[]>(`admin/billing/usage/daily?from=${from}`) });
-  const byUser = useQuery({ queryKey: ['admin-daily', 'user', from], queryFn: () => api<DailyUsage[]>(`admin/billing/usage/daily?group=user&from=${from}`) });
+  const byModel = useQuery({ queryKey: qk.adminDaily('model', from), queryFn: () => api<DailyUsage[]>(`admin/billing/usage/daily?from=${from}`) });
+  const byUser = useQuery({ queryKey: qk.adminDaily('user', from), queryFn: () => api<DailyUsage[]>(`admin/billing/usage/daily?group=user&from=${from}`) });
   // Names for the top users (ids otherwise); the first 100 users cover small teams.
-  const users = useQuery({ queryKey: ['admin-users', 'names'], queryFn: () => api<Page<Profile>>('admin/users?per_page=100') });
+  const users = useQuery({ queryKey: qk.adminUsers.names, queryFn: () => api<Page<Profile>>('admin/users?per_page=100') });
   const names = new Map((users.data?.items ?? []).map((u) => [u.id, u.display_name || u.username || u.id]));
   const rows = byModel.data ?? [];
   const total = totals(rows);

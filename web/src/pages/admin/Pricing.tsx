@@ -6,6 +6,7 @@ import type { ModelPrice } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Button, DataTable, ErrorText, Field, Input } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
+import { qk } from '../../lib/queryKeys';
 
 const fields = ['input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'per_call'] as const;
 const blank = { model: '', input_per_mtok: '0', output_per_mtok: '0', cache_read_per_mtok: '0', cache_write_per_mtok: '0', per_call: '0' };
@@ -17,8 +18,8 @@ export function Pricing() {
   const [editing, setEditing] = useState<boolean>(false);
   const [form, setForm] = useState(blank);
   const [error, setError] = useState<unknown>(null);
-  const prices = useQuery({ queryKey: ['pricing'], queryFn: () => api<ModelPrice[]>('pricing') });
-  const refresh = () => queryClient.invalidateQueries({ queryKey: ['pricing'] });
+  const prices = useQuery({ queryKey: qk.pricing, queryFn: () => api<ModelPrice[]>('pricing') });
+  const refresh = () => queryClient.invalidateQueries({ queryKey: qk.pricing });
   const labels = [t('admin.input'), t('admin.output'), t('admin.cacheRead'), t('admin.cacheWrite'), t('admin.perCall')];
   return (
     <div className="space-y-3">

@@ -265,7 +265,7 @@ describe('chat page', () => {
     fireEvent.change(composer(), { target: { value: 'Next question' } });
     fireEvent.keyDown(composer(), { key: 'Enter' });
     await screen.findByText('An answer is still being written.');
-    expect(screen.getByText('Request id: req-409')).toBeTruthy();
+    expect(screen.queryByText('Request id: req-409')).toBeNull();
     expect(composer()).toHaveProperty('value', 'Next question');
     expect(screen.getAllByTestId('user-message')).toHaveLength(1);
     expect(calls.find((c) => c.method === 'POST')!.body).toEqual({ content: 'Next question', model: 'gpt-test', parent_id: 'a1' });
@@ -310,5 +310,17 @@ describe('chat page', () => {
     delete routes['GET /api/v1/chat/models'];
     renderAt('/chat');
     await screen.findByText('Chat is not available on this server yet.');
+  });
+
+  it('a conversation that is gone offers no settings or export, and its composer is disabled', async () => {
+    const gone = () => json({ error: { code: 'not_found', message: 'Conversation not found.' }, request_id: 'r' }, 404);
+    routes['GET /api/v1/chat/conversations/gone'] = gone;
+    routes['GET /api/v1/chat/conversations/gone/messages'] = gone;
+    renderAt('/chat/gone');
+    await screen.findByText(/Conversation not found/);
+    await waitFor(() => expect((composer() as HTMLTextAreaElement).disabled).toBe(true));
+    expect(screen.queryByRole('button', { name: 'Conversation settings' })).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Export' })).toBeNull();
+    expect(screen.getByRole('button', { name: 'Send' })).toHaveProperty('disabled', true);
   });
 });

@@ -7,11 +7,12 @@ import { useT } from '../../i18n';
 import { Drawer } from '../../components/ui/dialog';
 import { Sidebar } from './Sidebar';
 import { Thread } from './Thread';
+import { qk } from '../../lib/queryKeys';
 
 /** Models the user may chat with; `unavailable` when the server has no Chat service. */
 export function useChatModels() {
   return useQuery({
-    queryKey: ['chat-models'],
+    queryKey: qk.chatModels,
     queryFn: async () => {
       try {
         return { models: await api<ChatModel[]>('chat/models'), unavailable: false };

@@ -8,6 +8,7 @@ import { Button, cx, ErrorText, Input } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { Menu } from '../../components/ui/menu';
 import { toast } from '../../components/ui/toast';
+import { qk } from '../../lib/queryKeys';
 
 function useDebounced<T>(value: T, ms: number) {
   const [v, setV] = useState(value);
@@ -31,7 +32,7 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
   const fileInput = useRef<HTMLInputElement>(null);
   const query = useDebounced(q.trim(), 250);
   const list = useInfiniteQuery({
-    queryKey: ['conversations', { q: query, archived }],
+    queryKey: qk.conversations.list({ q: query, archived }),
     initialPageParam: '',
     queryFn: ({ pageParam }) =>
       api<{ items: Conversation[]; next_cursor: string | null }>(
@@ -39,11 +40,11 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
       ),
     getNextPageParam: (last) => last.next_cursor ?? undefined,
   });
-  const refresh = () => queryClient.invalidateQueries({ queryKey: ['conversations'] });
+  const refresh = () => queryClient.invalidateQueries({ queryKey: qk.conversations.all });
   const patch = async (c: Conversation, body: Partial<Conversation>) => {
     await api(`chat/conversations/${c.id}`, { method: 'PATCH', body });
     refresh();
-    queryClient.invalidateQueries({ queryKey: ['conversation', c.id] });
+    queryClient.invalidateQueries({ queryKey: qk.conversation(c.id) });
   };
   const remove = async (c: Conversation) => {
     await api(`chat/conversations/${c.id}`, { method: 'DELETE' });
@@ -121,7 +122,11 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
           <h3 className="px-2.5 pb-1 pt-3 text-xs font-semibold uppercase text-muted-fg">{t('chat.recent')}</h3>
         )}
         <ul>{rest.map(row)}</ul>
-        {list.isSuccess && items.length === 0 && <p className="px-2.5 py-4 text-sm text-muted-fg">{t('common.none')}</p>}
+        {list.isSuccess && items.length === 0 && (
+          <p className="px-2.5 py-4 text-sm text-muted-fg" data-testid="conversations-empty">
+            {query ? t('chat.noMatches', { q: query }) : archived ? t('chat.noArchived') : t('chat.noConversations')}
+          </p>
+        )}
         {list.hasNextPage && (
           <Button variant="ghost" size="sm" className="mt-1 w-full text-muted-fg" disabled={list.isFetchingNextPage} onClick={() => list.fetchNextPage()}>
             {t('chat.loadMore')}

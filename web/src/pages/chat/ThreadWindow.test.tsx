@@ -6,7 +6,7 @@ import { act, fireEvent, render, screen, waitFor } from '@testing-library/react'
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { MemoryRouter, Route, Routes } from 'react-router-dom';
 import { ChatPage } from './ChatPage';
-import { WINDOW_FROM } from './Thread';
+import { WINDOW_FROM } from './MessageList';
 import { acceptTokens, clearSession } from '../../lib/auth';
 import type { ChatMessage } from '../../lib/types';
 

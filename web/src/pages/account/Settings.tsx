@@ -1,12 +1,12 @@
 import { useEffect, useState } from 'react';
-import { api } from '../lib/api';
-import { authStore, setUser } from '../lib/auth';
-import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../lib/settings';
-import { useStore } from '../lib/store';
-import type { Profile } from '../lib/types';
-import { useT, useValueName } from '../i18n';
-import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../components/ui';
-import { toast } from '../components/ui/toast';
+import { api } from '../../lib/api';
+import { authStore, setUser } from '../../lib/auth';
+import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../../lib/settings';
+import { useStore } from '../../lib/store';
+import type { Profile } from '../../lib/types';
+import { useT, useValueName } from '../../i18n';
+import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../../components/ui';
+import { toast } from '../../components/ui/toast';
 
 /** Profile, password, language and theme. */
 export default function SettingsPage() {

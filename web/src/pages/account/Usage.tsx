@@ -1,11 +1,12 @@
 import { useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { api } from '../lib/api';
-import { money, num, when } from '../lib/format';
-import type { DailyUsage, LedgerEntry, Page, Quota, UsageRecord } from '../lib/types';
-import { useT, useValueName } from '../i18n';
-import { Badge, Button, Card, DataTable, ErrorText, Field, Input, PageHeader, Pager } from '../components/ui';
-import { DailyChart, lastDays } from '../components/DailyChart';
+import { api } from '../../lib/api';
+import { money, num, when } from '../../lib/format';
+import type { DailyUsage, LedgerEntry, Page, Quota, UsageRecord } from '../../lib/types';
+import { useT, useValueName } from '../../i18n';
+import { Badge, Button, Card, DataTable, ErrorText, Field, Input, PageHeader, Pager } from '../../components/ui';
+import { DailyChart, lastDays } from '../../components/DailyChart';
+import { qk } from '../../lib/queryKeys';
 
 function Stat({ label, value, testId }: { label: string; value: string; testId?: string }) {
   return (
@@ -29,16 +30,16 @@ export default function UsagePage() {
   const [filters, setFilters] = useState({ model: '', from: '', to: '' });
   const [page, setPage] = useState(1);
   const [ledgerPage, setLedgerPage] = useState(1);
-  const quota = useQuery({ queryKey: ['quota'], queryFn: () => api<Quota>('billing/quota') });
+  const quota = useQuery({ queryKey: qk.quota, queryFn: () => api<Quota>('billing/quota') });
   const perUsd = quota.data?.quota_per_usd;
   const from30 = lastDays(30)[0];
-  const daily = useQuery({ queryKey: ['daily', from30], queryFn: () => api<DailyUsage[]>(`billing/usage/daily?from=${from30}T00:00:00Z`) });
+  const daily = useQuery({ queryKey: qk.daily(from30), queryFn: () => api<DailyUsage[]>(`billing/usage/daily?from=${from30}T00:00:00Z`) });
   const qs = new URLSearchParams({ page: String(page), per_page: '20' });
   if (filters.model) qs.set('model', filters.model);
   if (filters.from) qs.set('from', `${filters.from}T00:00:00Z`);
   if (filters.to) qs.set('to', `${filters.to}T23:59:59Z`);
-  const records = useQuery({ queryKey: ['usage', qs.toString()], queryFn: () => api<Page<UsageRecord>>(`billing/usage?${qs}`) });
-  const ledger = useQuery({ queryKey: ['ledger', ledgerPage], queryFn: () => api<Page<LedgerEntry>>(`billing/ledger?page=${ledgerPage}&per_page=10`) });
+  const records = useQuery({ queryKey: qk.usage(qs.toString()), queryFn: () => api<Page<UsageRecord>>(`billing/usage?${qs}`) });
+  const ledger = useQuery({ queryKey: qk.ledger.page(ledgerPage), queryFn: () => api<Page<LedgerEntry>>(`billing/ledger?page=${ledgerPage}&per_page=10`) });
 
   return (
     <div className="mx-auto max-w-5xl space-y-4 p-4">
@@ -68,8 +69,8 @@ export default function UsagePage() {
                 const r = await api<{ amount: number; balance: number }>('billing/redeem', { body: { code: code.trim() } });
                 setRedeemMsg(t('usage.redeemed', { amount: money(r.amount, perUsd), balance: money(r.balance, perUsd) }));
                 setCode('');
-                queryClient.invalidateQueries({ queryKey: ['quota'] });
-                queryClient.invalidateQueries({ queryKey: ['ledger'] });
+                queryClient.invalidateQueries({ queryKey: qk.quota });
+                queryClient.invalidateQueries({ queryKey: qk.ledger.all });
               } catch (err) {
                 setRedeemError(err);
               }

@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import KeysPage from './Keys';
-import { Users } from './admin/Users';
-import { setLang } from '../lib/settings';
+import { Users } from '../admin/Users';
+import { setLang } from '../../lib/settings';
 
 afterEach(() => {
   cleanup();

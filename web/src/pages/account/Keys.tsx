@@ -1,11 +1,12 @@
 import { useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { api } from '../lib/api';
-import { list, money, when } from '../lib/format';
-import type { AllowedGroup, ApiKey, Page } from '../lib/types';
-import { useT, useValueName } from '../i18n';
-import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager, Select } from '../components/ui';
-import { Dialog } from '../components/ui/dialog';
+import { api } from '../../lib/api';
+import { list, money, when } from '../../lib/format';
+import type { AllowedGroup, ApiKey, Page } from '../../lib/types';
+import { useT, useValueName } from '../../i18n';
+import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager, Select } from '../../components/ui';
+import { Dialog } from '../../components/ui/dialog';
+import { qk } from '../../lib/queryKeys';
 
 const emptyForm = { name: '', group: '', quota_limit: '', expires_at: '', allowed_models: '', allowed_ips: '', rpm_limit: '', tpm_limit: '' };
 
@@ -21,11 +22,11 @@ export default function KeysPage() {
   const [error, setError] = useState<unknown>(null);
   const [secret, setSecret] = useState<string | null>(null);
   const [revoking, setRevoking] = useState<ApiKey | null>(null);
-  const keys = useQuery({ queryKey: ['keys', page], queryFn: () => api<Page<ApiKey>>(`keys?page=${page}&per_page=20`) });
+  const keys = useQuery({ queryKey: qk.keys.page(page), queryFn: () => api<Page<ApiKey>>(`keys?page=${page}&per_page=20`) });
   // Only the groups an admin granted are offered: groups carry prices, so they are given, not chosen.
-  const groups = useQuery({ queryKey: ['key-groups'], queryFn: () => api<AllowedGroup[]>('relay/groups') });
+  const groups = useQuery({ queryKey: qk.keyGroups, queryFn: () => api<AllowedGroup[]>('relay/groups') });
   const allowed = groups.data ?? [];
-  const refresh = () => queryClient.invalidateQueries({ queryKey: ['keys'] });
+  const refresh = () => queryClient.invalidateQueries({ queryKey: qk.keys.all });
   const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => setForm({ ...form, [k]: e.target.value });
   const n = (s: string) => (s.trim() ? Number(s) : undefined);
 
@@ -66,7 +67,7 @@ export default function KeysPage() {
   };
 
   const startEdit = (k: ApiKey) => {
-    const local = (iso: string | null) => {
+    const local = (iso?: string | null) => {
       if (!iso) return '';
       const d = new Date(iso);
       return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);

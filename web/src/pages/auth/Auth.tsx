@@ -1,12 +1,13 @@
 import { useEffect, useState } from 'react';
 import { Link, Navigate, useNavigate, useSearchParams } from 'react-router-dom';
-import { api, ApiError, signIn } from '../lib/api';
-import { acceptTokens, authStore } from '../lib/auth';
-import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../lib/settings';
-import { useStore } from '../lib/store';
-import type { TokenResponse } from '../lib/types';
-import { useT } from '../i18n';
-import { Button, Card, ErrorText, Field, Input, Select } from '../components/ui';
+import { api, ApiError, signIn } from '../../lib/api';
+import { acceptTokens, authStore } from '../../lib/auth';
+import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../../lib/settings';
+import { useStore } from '../../lib/store';
+import type { TokenResponse } from '../../lib/types';
+import { useT } from '../../i18n';
+import { Button, Card, ErrorText, Field, Input, Select } from '../../components/ui';
+import { usePageTitle } from '../../lib/title';
 
 /** Language and theme pickers (also on the sign-in page, before any account exists). */
 export function LangThemePickers() {
@@ -39,6 +40,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
   const navigate = useNavigate();
   const [params] = useSearchParams();
   const { accessToken, reason } = useStore(authStore);
+  usePageTitle(mode === 'login' ? t('auth.signIn') : t('auth.register'), t('app.name'));
   const [form, setForm] = useState({ login: '', username: '', email: '', password: '', invite: '', setup: '' });
   const [showInvite, setShowInvite] = useState(false);
   // While the server has no account, the first registration needs the setup token it logged.

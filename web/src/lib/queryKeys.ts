@@ -1,0 +1,46 @@
+/**
+ * Every React Query key the app uses, in one place, so a page that changes data can invalidate
+ * what other pages show without knowing their spelling. Each entry's first element is its
+ * family: `invalidateQueries({ queryKey: qk.conversations.all })` refreshes every list.
+ * A new feature adds its own family here.
+ */
+export const qk = {
+  // Chat
+  conversations: {
+    all: ['conversations'] as const,
+    list: (filter: { q: string; archived: boolean }) => ['conversations', filter] as const,
+  },
+  conversation: (id: string | null | undefined) => ['conversation', id ?? null] as const,
+  chatModels: ['chat-models'] as const,
+
+  // Account
+  keys: {
+    all: ['keys'] as const,
+    page: (page: number) => ['keys', page] as const,
+  },
+  keyGroups: ['key-groups'] as const,
+  quota: ['quota'] as const,
+  daily: (from: string) => ['daily', from] as const,
+  usage: (query: string) => ['usage', query] as const,
+  ledger: {
+    all: ['ledger'] as const,
+    page: (page: number) => ['ledger', page] as const,
+  },
+
+  // Admin
+  adminUsers: {
+    all: ['admin-users'] as const,
+    page: (q: string, page: number) => ['admin-users', q, page] as const,
+    names: ['admin-users', 'names'] as const,
+  },
+  adminQuota: (userId: string) => ['admin-quota', userId] as const,
+  userGroups: (userId: string) => ['user-groups', userId] as const,
+  adminDaily: (group: 'model' | 'user', from: string) => ['admin-daily', group, from] as const,
+  channels: ['channels'] as const,
+  pricing: ['pricing'] as const,
+  codes: {
+    all: ['codes'] as const,
+    page: (batch: string, page: number) => ['codes', batch, page] as const,
+  },
+  audit: (action: string, actor: string, page: number) => ['audit', action, actor, page] as const,
+} as const;

@@ -1,0 +1,9 @@
+import { lazy } from 'react';
+import type { PageRoute } from '../../routes';
+
+/** The signed-in user's own pages, each loaded when first opened. */
+export const accountRoutes: PageRoute[] = [
+  { path: '/keys', page: lazy(() => import('./Keys')), title: 'nav.keys', nav: { to: '/keys', label: 'nav.keys' } },
+  { path: '/usage', page: lazy(() => import('./Usage')), title: 'nav.usage', nav: { to: '/usage', label: 'nav.usage' } },
+  { path: '/settings', page: lazy(() => import('./Settings')), title: 'nav.settings', nav: { to: '/settings', label: 'nav.settings' } },
+];

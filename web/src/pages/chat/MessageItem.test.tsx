@@ -1,0 +1,54 @@
+// One message on its own: the reasoning is visible while the model thinks.
+import { describe, expect, it } from 'vitest';
+import { render, screen } from '@testing-library/react';
+import { MessageItem, type MessageItemProps } from './MessageItem';
+import type { ChatMessage } from '../../lib/types';
+
+const answer = (over: Partial<ChatMessage>): ChatMessage => ({
+  id: 'a1',
+  parent_id: 'u1',
+  role: 'assistant',
+  content: '',
+  reasoning: 'Let me think about primes',
+  status: 'streaming',
+  model: 'gpt-test',
+  error: null,
+  images: [],
+  sibling_ids: ['a1'],
+  sibling_index: 0,
+  sibling_count: 1,
+  usage: null,
+  created_at: '2026-12-01T00:00:00Z',
+  ...over,
+});
+
+const noop = () => undefined;
+const props = (message: ChatMessage): MessageItemProps => ({
+  message,
+  lang: 'en',
+  streaming: message.status === 'streaming',
+  editText: null,
+  canEdit: false,
+  onEditStart: noop,
+  onEditChange: noop,
+  onEditCancel: noop,
+  onEditSubmit: noop,
+  onRegenerate: noop,
+  onSwitch: noop,
+});
+
+describe('message item', () => {
+  it('shows the reasoning open while the model is still thinking, and folds it once the answer is there', () => {
+    const { rerender } = render(<MessageItem {...props(answer({}))} />);
+    expect((screen.getByTestId('reasoning') as HTMLDetailsElement).open).toBe(true);
+    rerender(<MessageItem {...props(answer({ content: 'Two is prime.' }))} />);
+    expect((screen.getByTestId('reasoning') as HTMLDetailsElement).open).toBe(false);
+    rerender(<MessageItem {...props(answer({ content: 'Two is prime.', status: 'done' }))} />);
+    expect((screen.getByTestId('reasoning') as HTMLDetailsElement).open).toBe(false);
+  });
+
+  it('a finished answer opens with its reasoning folded', () => {
+    render(<MessageItem {...props(answer({ content: 'Done', status: 'done' }))} />);
+    expect((screen.getByTestId('reasoning') as HTMLDetailsElement).open).toBe(false);
+  });
+});

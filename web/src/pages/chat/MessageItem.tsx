@@ -1,0 +1,145 @@
+import { lazy, Suspense } from 'react';
+import { siblingLabel, siblingTarget } from '../../lib/branch';
+import { money, num } from '../../lib/format';
+import type { ChatMessage } from '../../lib/types';
+import { useT } from '../../i18n';
+import { Badge, Button, CopyButton, cx, Textarea } from '../../components/ui';
+import { MessageImages } from './Media';
+import { isTemp } from './useChatStream';
+
+const Markdown = lazy(() => import('../../components/markdown/Markdown'));
+
+function Plain({ text }: { text: string }) {
+  return <div className="whitespace-pre-wrap break-words">{text}</div>;
+}
+
+/** A failed answer's error in the UI language, with its request id. */
+export function errorText(m: ChatMessage, lang: string): string | null {
+  if (!m.error) return null;
+  if (typeof m.error === 'string') return m.error;
+  const message = lang === 'zh-CN' && m.error.message_zh ? m.error.message_zh : m.error.message;
+  return m.error.request_id ? `${message} (${m.error.request_id})` : message;
+}
+
+/** The ‹ 2/3 › switcher between versions of a message. */
+function Versions({ m, disabled, onSwitch }: { m: ChatMessage; disabled: boolean; onSwitch: (id: string | null) => void }) {
+  const t = useT();
+  if (m.sibling_count <= 1) return null;
+  return (
+    <span className="inline-flex items-center text-xs text-muted-fg" data-testid="versions">
+      <button className="px-1 disabled:opacity-30" aria-label={t('chat.previous')} disabled={disabled || !siblingTarget(m, -1)} onClick={() => onSwitch(siblingTarget(m, -1))}>
+        ‹
+      </button>
+      <span>{siblingLabel(m)}</span>
+      <button className="px-1 disabled:opacity-30" aria-label={t('chat.nextVersion')} disabled={disabled || !siblingTarget(m, 1)} onClick={() => onSwitch(siblingTarget(m, 1))}>
+        ›
+      </button>
+    </span>
+  );
+}
+
+/** What one message can do; the thread decides which apply. */
+export interface MessageItemProps {
+  message: ChatMessage;
+  lang: string;
+  /** An answer is being written (actions that would start another wait). */
+  streaming: boolean;
+  /** This message's text while it is being edited, else null. */
+  editText: string | null;
+  /** Whether an edit may start (none is open, nothing is streaming). */
+  canEdit: boolean;
+  onEditStart: () => void;
+  onEditChange: (text: string) => void;
+  onEditCancel: () => void;
+  onEditSubmit: (text: string) => void;
+  onRegenerate: () => void;
+  onSwitch: (messageId: string | null) => void;
+}
+
+/** One message with its actions (edit, copy, regenerate, versions). */
+export function MessageItem(props: MessageItemProps) {
+  const { message: m, lang, streaming } = props;
+  const t = useT();
+  if (m.role === 'user') {
+    return (
+      <div className="flex flex-col items-end gap-1" data-testid="user-message">
+        {props.editText !== null ? (
+          <div className="w-full max-w-[85%] space-y-2">
+            <Textarea rows={3} value={props.editText} onChange={(e) => props.onEditChange(e.target.value)} autoFocus aria-label={t('chat.editMessage')} />
+            <div className="flex justify-end gap-2">
+              <Button variant="secondary" size="sm" onClick={props.onEditCancel}>
+                {t('common.cancel')}
+              </Button>
+              <Button size="sm" onClick={() => props.onEditSubmit(props.editText ?? '')}>
+                {t('chat.saveAndSend')}
+              </Button>
+            </div>
+          </div>
+        ) : (
+          <>
+            {m.images?.length > 0 && <MessageImages images={m.images} className="max-w-[85%] justify-end" />}
+            {m.content && <div className="max-w-[85%] whitespace-pre-wrap break-words rounded-2xl bg-primary/10 px-4 py-2">{m.content}</div>}
+          </>
+        )}
+        <div className="flex items-center gap-1">
+          <Versions m={m} disabled={streaming} onSwitch={props.onSwitch} />
+          {props.canEdit && (
+            <Button variant="ghost" size="sm" className="h-7 text-xs text-muted-fg" onClick={props.onEditStart}>
+              {t('chat.editMessage')}
+            </Button>
+          )}
+          <CopyButton text={m.content} className="h-7 text-xs text-muted-fg" />
+        </div>
+      </div>
+    );
+  }
+  const error = errorText(m, lang);
+  return (
+    <div className="space-y-1" data-testid="assistant-message" data-status={m.status}>
+      {m.reasoning && (
+        // Open while the model is still thinking (nothing else to read yet), so the reasoning
+        // is seen as it streams; closed once the answer itself starts, unless opened again.
+        <details className="rounded-md border border-border px-3 py-1 text-sm text-muted-fg" open={(m.status === 'streaming' && !m.content) || undefined} data-testid="reasoning">
+          <summary className="cursor-pointer">{t('chat.thinking')}</summary>
+          <Plain text={m.reasoning} />
+        </details>
+      )}
+      {m.images?.length > 0 && <MessageImages images={m.images} />}
+      <div className={cx(m.status === 'streaming' && !m.content && 'animate-pulse text-muted-fg')}>
+        {m.content ? (
+          <Suspense fallback={<Plain text={m.content} />}>
+            <Markdown text={m.content} />
+          </Suspense>
+        ) : m.status === 'streaming' ? (
+          '…'
+        ) : null}
+      </div>
+      {error && (
+        <div className="rounded-md bg-danger/10 px-3 py-2 text-sm text-danger" role="alert">
+          {error}
+        </div>
+      )}
+      <div className="flex flex-wrap items-center gap-1 text-xs text-muted-fg">
+        <Versions m={m} disabled={streaming} onSwitch={props.onSwitch} />
+        {m.status === 'stopped' && <Badge>{t('chat.stopped')}</Badge>}
+        {m.status === 'failed' && <Badge tone="danger">{t('chat.failed')}</Badge>}
+        {m.status !== 'streaming' && (
+          <>
+            <CopyButton text={m.content} className="h-7 text-xs text-muted-fg" />
+            {!streaming && !isTemp(m.id) && (
+              <Button variant="ghost" size="sm" className="h-7 text-xs text-muted-fg" onClick={props.onRegenerate}>
+                {t('chat.regenerate')}
+              </Button>
+            )}
+          </>
+        )}
+        {m.model && <span className="px-1">{m.model}</span>}
+        {m.usage && (
+          <span className="px-1" data-testid="message-cost">
+            {t('chat.cost', { tokens: num(m.usage.prompt_tokens + m.usage.completion_tokens), cost: money(m.usage.cost) })}
+          </span>
+        )}
+      </div>
+    </div>
+  );
+}
