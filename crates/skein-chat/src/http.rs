@@ -205,7 +205,7 @@ pub async fn transcribe(
         conversation_id: None,
         cancel: None,
     };
-    let text = svc.relay.transcribe(caller, upload).await?;
+    let text = svc.relay.transcribe(caller, upload).await?.text;
     Ok(ApiJson(json!({ "text": text })))
 }
 

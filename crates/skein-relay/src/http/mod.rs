@@ -1,18 +1,18 @@
 //! The Relay's HTTP routes: key management under `/api/v1`, vendor-compatible under `/v1`.
+//! The vendor-compatible handlers only read the client's format, call the
+//! [`crate::pipeline`] and render its reply.
 
 mod channels;
-pub(crate) mod chat;
+mod chat;
 mod completions;
 mod count_tokens;
 mod embeddings;
-mod fields;
 mod groups;
 mod keys;
-pub(crate) mod media;
-mod meter;
+mod media;
 mod models;
-mod multipart;
 mod pricing;
+mod reply;
 mod rerank;
 
 use std::sync::Arc;
