@@ -92,7 +92,7 @@ impl RelayApi for InProcessRelay {
         if let Some(dimensions) = request.dimensions {
             body["dimensions"] = json!(dimensions);
         }
-        let reply = calls::embeddings(&self.0, caller, request_id, body)
+        let reply = calls::embeddings(self.0.clone(), caller, request_id, body)
             .await?
             .or_refusal(
                 "The embedding provider refused the request",
@@ -139,7 +139,7 @@ impl RelayApi for InProcessRelay {
         if let Some(top_n) = request.top_n {
             body["top_n"] = json!(top_n);
         }
-        let reply = calls::rerank(&self.0, caller, request_id, body)
+        let reply = calls::rerank(self.0.clone(), caller, request_id, body)
             .await?
             .or_refusal(
                 "The rerank provider refused the request",
@@ -204,7 +204,7 @@ impl RelayApi for InProcessRelay {
             }),
         };
         let reply = calls::audio(
-            &self.0,
+            self.0.clone(),
             caller,
             request_id,
             form,
@@ -232,7 +232,7 @@ impl RelayApi for InProcessRelay {
         if let Some(size) = &request.size {
             body["size"] = json!(size);
         }
-        let reply = calls::images(&self.0, caller, request_id, body)
+        let reply = calls::images(self.0.clone(), caller, request_id, body)
             .await?
             .or_refusal(
                 "The image provider refused the request",

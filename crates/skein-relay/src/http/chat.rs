@@ -13,8 +13,9 @@ use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
-use super::reply::{key_caller, render, request_id};
+use super::reply::{render, request_id};
 use crate::RelayService;
+use crate::pipeline::Caller;
 use crate::pipeline::chat::{self, Format};
 use crate::pipeline::input::parse_json;
 
@@ -28,7 +29,7 @@ pub(crate) async fn chat_completions(
     let request = parse_json(&body)?;
     let reply = chat::for_client(
         svc,
-        key_caller(key),
+        Caller::Key(key),
         request_id(id),
         request,
         Format::OpenAi,
@@ -67,7 +68,7 @@ pub(crate) async fn messages(
     native.headers = betas;
     let reply = chat::for_client(
         svc,
-        key_caller(key),
+        Caller::Key(key),
         request_id(id),
         request?,
         Format::Anthropic,
@@ -120,7 +121,7 @@ pub(crate) async fn gemini(
     );
     let reply = chat::for_client(
         svc,
-        key_caller(key),
+        Caller::Key(key),
         request_id(id),
         request?,
         Format::Gemini { sse },

@@ -1,16 +1,7 @@
-//! Images and audio, relayed to OpenAI-format channels:
-//!
-//! - `POST /v1/images/generations`: billed the model's per-call price for every image the
-//!   upstream returns (the hold is per-call × `n`), plus, when the upstream reports token usage
-//!   (`gpt-image-1` does), those tokens at the model's token prices.
-//! - `POST /v1/audio/transcriptions` and `/v1/audio/translations`: the multipart form's fields
-//!   are checked (each known field once, no unknown one) and the form sent upstream is rebuilt
-//!   from those parts, with the file byte for byte and the `model` field mapped; billed
-//!   the per-call price, plus token prices when the upstream reports `usage` in tokens
-//!   (`gpt-4o-transcribe` does; `whisper-1` reports a duration, which is not priced).
-//! - `POST /v1/audio/speech`: billed per input character — the model's `input_per_mtok` is read
-//!   as the price per million characters (how OpenAI prices `tts-1`) — plus its per-call price;
-//!   the audio streams back as the upstream sends it.
+//! Audio uploads: `POST /v1/audio/transcriptions` and `/v1/audio/translations`. The multipart
+//! form's fields are checked (each known field once, no unknown one) and the form sent upstream
+//! is rebuilt from those parts, with the file byte for byte and the `model` field mapped;
+//! billing is [`crate::pipeline::calls::audio`]'s.
 
 use std::sync::Arc;
 
@@ -24,38 +15,17 @@ use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
-use super::reply::{answer, key_caller, request_id};
+use super::reply::{answer, request_id};
 use crate::RelayService;
 use crate::multipart;
+use crate::pipeline::Caller;
 use crate::pipeline::calls::{self, AudioForm};
-use crate::pipeline::input::{self, invalid};
+use crate::pipeline::input::invalid;
 
 /// Largest audio upload, as OpenAI documents it: 25 MB.
 pub(crate) const AUDIO_FILE_LIMIT: usize = 25 * 1024 * 1024;
 /// The body limit of the audio upload routes: the file plus room for the other form fields.
 pub(crate) const AUDIO_BODY_LIMIT: usize = AUDIO_FILE_LIMIT + 256 * 1024;
-
-/// Relays an image generation.
-pub(crate) async fn image_generations(
-    State(svc): State<Arc<RelayService>>,
-    ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let request = input::parse_json(&body)?;
-    answer(calls::images(&svc, key_caller(key), request_id(id), request).await)
-}
-
-/// Relays a speech request; the audio streams back as it is made.
-pub(crate) async fn speech(
-    State(svc): State<Arc<RelayService>>,
-    ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let request = input::parse_json(&body)?;
-    answer(calls::speech(&svc, key_caller(key), request_id(id), request).await)
-}
 
 /// Relays an audio transcription (speech to text in its own language).
 pub(crate) async fn transcriptions(
@@ -187,7 +157,7 @@ async fn audio_form(
             ))
         }),
     };
-    answer(calls::audio(&svc, key_caller(key), request_id, form, path).await)
+    answer(calls::audio(svc, Caller::Key(key), request_id, form, path).await)
 }
 
 /// The fields OpenAI's transcription endpoint reads; `[]` marks the array fields, which may

@@ -4,16 +4,14 @@
 
 mod channels;
 mod chat;
-mod completions;
 mod count_tokens;
-mod embeddings;
 mod groups;
 mod keys;
 mod media;
 mod models;
+mod openai;
 mod pricing;
 mod reply;
-mod rerank;
 
 use std::sync::Arc;
 
@@ -51,10 +49,10 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
     Router::new()
         .route("/v1/models", get(models::list_models))
         .route("/v1/chat/completions", post(chat::chat_completions))
-        .route("/v1/completions", post(completions::completions))
-        .route("/v1/embeddings", post(embeddings::embeddings))
-        .route("/v1/images/generations", post(media::image_generations))
-        .route("/v1/audio/speech", post(media::speech))
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/images/generations", post(openai::image_generations))
+        .route("/v1/audio/speech", post(openai::speech))
         // Audio uploads may be up to 25 MB, more than the server's body limit for JSON.
         .route(
             "/v1/audio/transcriptions",
@@ -64,7 +62,7 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
             "/v1/audio/translations",
             post(media::translations).layer(DefaultBodyLimit::max(media::AUDIO_BODY_LIMIT)),
         )
-        .route("/v1/rerank", post(rerank::rerank))
+        .route("/v1/rerank", post(openai::rerank))
         .route("/v1/messages", post(chat::messages))
         .route(
             "/v1/messages/count_tokens",

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use skein_core::ApiResult;
 use skein_core::request::RequestId;
 
-use crate::pipeline::{Caller, Reply, ReplyBody};
+use crate::pipeline::{Reply, ReplyBody};
 
 /// The response for a reply: a whole body with its content type, or a stream that proxies
 /// and browsers must not buffer.
@@ -38,11 +38,6 @@ pub(crate) fn render(reply: Reply) -> Response {
 /// Renders a pipeline call's answer for an OpenAI client.
 pub(crate) fn answer(answer: ApiResult<crate::pipeline::calls::Answer>) -> ApiResult<Response> {
     answer.map(|a| render(a.for_client()))
-}
-
-/// The caller of a vendor-compatible route: the API key the gateway checked.
-pub(crate) fn key_caller(key: skein_core::api::KeyInfo) -> Caller {
-    Caller::Key(key)
 }
 
 /// The request id the gateway assigned, or empty.

@@ -124,6 +124,23 @@ where
     .await
 }
 
+/// [`run`] for an answer read whole and billed by `bill` from its bytes.
+async fn run_whole<F>(
+    svc: &Arc<RelayService>,
+    caller: Caller,
+    request_id: String,
+    call: Call<F>,
+    bill: impl FnOnce(&Meter, &[u8]) -> Charge + Send + 'static,
+) -> ApiResult<Answer>
+where
+    F: Fn(&str) -> Bytes + Send + Sync + 'static,
+{
+    run(svc, caller, request_id, call, move |resp, meter| {
+        read::whole(resp, meter, bill)
+    })
+    .await
+}
+
 /// A JSON body sent to `path` with its model mapped.
 fn json_to(path: &'static str, request: Value) -> OpenAiPath<impl Fn(&str) -> Bytes> {
     OpenAiPath {
@@ -138,7 +155,7 @@ fn json_to(path: &'static str, request: Value) -> OpenAiPath<impl Fn(&str) -> By
 /// only the model mapped, and the answer comes back byte for byte: `encoding_format` and
 /// `dimensions` are the upstream's to honour, and their output is never decoded.
 pub(crate) async fn embeddings(
-    svc: &Arc<RelayService>,
+    svc: Arc<RelayService>,
     caller: Caller,
     request_id: String,
     request: Value,
@@ -168,11 +185,11 @@ pub(crate) async fn embeddings(
             "必须是正整数。",
         ));
     }
-    let plan = plan(svc, &caller, request["model"].as_str()).await?;
+    let plan = plan(&svc, &caller, request["model"].as_str()).await?;
     let estimate = plan.rates.cost(prompt_estimate, 0, 0);
     let dispatch = json_to("/v1/embeddings", request);
-    run(
-        svc,
+    run_whole(
+        &svc,
         caller,
         request_id,
         Call {
@@ -181,20 +198,18 @@ pub(crate) async fn embeddings(
             stream: false,
             dispatch,
         },
-        move |resp, meter| {
-            read::whole(resp, meter, move |meter, bytes| {
-                let rates = meter.rates();
-                match usage_in(bytes).and_then(|u| u["prompt_tokens"].as_i64()) {
-                    Some(prompt) => Charge::new(rates.cost(prompt, 0, 0), prompt, 0, "ok"),
-                    // No usage from the upstream: bill the estimate of the input.
-                    None => Charge::new(
-                        rates.cost(prompt_estimate, 0, 0),
-                        prompt_estimate,
-                        0,
-                        "estimated",
-                    ),
-                }
-            })
+        move |meter, bytes| {
+            let rates = meter.rates();
+            match usage_in(bytes).and_then(|u| u["prompt_tokens"].as_i64()) {
+                Some(prompt) => Charge::new(rates.cost(prompt, 0, 0), prompt, 0, "ok"),
+                // No usage from the upstream: bill the estimate of the input.
+                None => Charge::new(
+                    rates.cost(prompt_estimate, 0, 0),
+                    prompt_estimate,
+                    0,
+                    "estimated",
+                ),
+            }
         },
     )
     .await
@@ -206,7 +221,7 @@ pub(crate) async fn embeddings(
 /// plus its per-call price; an upstream that reports no tokens (Cohere reports search units)
 /// is billed the per-call price alone.
 pub(crate) async fn rerank(
-    svc: &Arc<RelayService>,
+    svc: Arc<RelayService>,
     caller: Caller,
     request_id: String,
     request: Value,
@@ -250,11 +265,11 @@ pub(crate) async fn rerank(
             "必须是正整数。",
         ));
     }
-    let plan = plan(svc, &caller, request["model"].as_str()).await?;
+    let plan = plan(&svc, &caller, request["model"].as_str()).await?;
     let estimate = plan.rates.cost(tokens_estimate, 0, 0);
     let dispatch = json_to("/v1/rerank", request);
-    run(
-        svc,
+    run_whole(
+        &svc,
         caller,
         request_id,
         Call {
@@ -263,19 +278,17 @@ pub(crate) async fn rerank(
             stream: false,
             dispatch,
         },
-        move |resp, meter| {
-            read::whole(resp, meter, move |meter, bytes| {
-                let rates = meter.rates();
-                let tokens = usage_in(bytes).and_then(|u| {
-                    u["total_tokens"]
-                        .as_i64()
-                        .or_else(|| u["prompt_tokens"].as_i64())
-                });
-                match tokens {
-                    Some(tokens) => Charge::new(rates.cost(tokens, 0, 0), tokens, 0, "ok"),
-                    None => Charge::new(rates.cost_calls(0, 0, 0, 1), 0, 0, "ok"),
-                }
-            })
+        move |meter, bytes| {
+            let rates = meter.rates();
+            let tokens = usage_in(bytes).and_then(|u| {
+                u["total_tokens"]
+                    .as_i64()
+                    .or_else(|| u["prompt_tokens"].as_i64())
+            });
+            match tokens {
+                Some(tokens) => Charge::new(rates.cost(tokens, 0, 0), tokens, 0, "ok"),
+                None => Charge::new(rates.cost_calls(0, 0, 0, 1), 0, 0, "ok"),
+            }
         },
     )
     .await
@@ -289,7 +302,7 @@ const DEFAULT_MAX_TOKENS: i64 = 16;
 /// on upstream so the bill comes from the upstream's own count; a client that did not ask for
 /// usage never sees that chunk.
 pub(crate) async fn completions(
-    svc: &Arc<RelayService>,
+    svc: Arc<RelayService>,
     caller: Caller,
     request_id: String,
     mut request: Value,
@@ -319,7 +332,7 @@ pub(crate) async fn completions(
         .max()
         .unwrap_or(1)
         .clamp(1, 128);
-    let plan = plan(svc, &caller, request["model"].as_str()).await?;
+    let plan = plan(&svc, &caller, request["model"].as_str()).await?;
     let estimate = plan
         .rates
         .cost(prompt_estimate, max_tokens.saturating_mul(choices), 0);
@@ -333,7 +346,7 @@ pub(crate) async fn completions(
     }
     let dispatch = json_to("/v1/completions", request);
     run(
-        svc,
+        &svc,
         caller,
         request_id,
         Call {
@@ -421,7 +434,7 @@ pub(crate) const MAX_IMAGES: i64 = 128;
 /// upstream returns (the hold is per-call × `n`), plus, when the upstream reports token usage
 /// (`gpt-image-1` does), those tokens at the model's token prices.
 pub(crate) async fn images(
-    svc: &Arc<RelayService>,
+    svc: Arc<RelayService>,
     caller: Caller,
     request_id: String,
     request: Value,
@@ -450,11 +463,11 @@ pub(crate) async fn images(
             })?,
     };
     let prompt_estimate = estimate_tokens(prompt.len());
-    let plan = plan(svc, &caller, request["model"].as_str()).await?;
+    let plan = plan(&svc, &caller, request["model"].as_str()).await?;
     let estimate = plan.rates.cost_calls(prompt_estimate, 0, 0, n);
     let dispatch = json_to("/v1/images/generations", request);
-    run(
-        svc,
+    run_whole(
+        &svc,
         caller,
         request_id,
         Call {
@@ -463,29 +476,27 @@ pub(crate) async fn images(
             stream: false,
             dispatch,
         },
-        move |resp, meter| {
-            read::whole(resp, meter, move |meter, bytes| {
-                #[derive(serde::Deserialize)]
-                struct Images {
-                    #[serde(default)]
-                    data: Vec<serde::de::IgnoredAny>,
-                    #[serde(default)]
-                    usage: Option<Value>,
+        move |meter, bytes| {
+            #[derive(serde::Deserialize)]
+            struct Images {
+                #[serde(default)]
+                data: Vec<serde::de::IgnoredAny>,
+                #[serde(default)]
+                usage: Option<Value>,
+            }
+            let rates = meter.rates();
+            match serde_json::from_slice::<Images>(bytes) {
+                Ok(images) => {
+                    let delivered = i64::try_from(images.data.len()).unwrap_or(i64::MAX);
+                    let usage = images.usage.unwrap_or_default();
+                    let input = usage["input_tokens"].as_i64().unwrap_or(0);
+                    let output = usage["output_tokens"].as_i64().unwrap_or(0);
+                    let cost = rates.cost_calls(input, output, 0, delivered);
+                    Charge::new(cost, input, output, "ok")
                 }
-                let rates = meter.rates();
-                match serde_json::from_slice::<Images>(bytes) {
-                    Ok(images) => {
-                        let delivered = i64::try_from(images.data.len()).unwrap_or(i64::MAX);
-                        let usage = images.usage.unwrap_or_default();
-                        let input = usage["input_tokens"].as_i64().unwrap_or(0);
-                        let output = usage["output_tokens"].as_i64().unwrap_or(0);
-                        let cost = rates.cost_calls(input, output, 0, delivered);
-                        Charge::new(cost, input, output, "ok")
-                    }
-                    // An answer we cannot read: bill what was asked for.
-                    Err(_) => Charge::new(rates.cost_calls(0, 0, 0, n), 0, 0, "estimated"),
-                }
-            })
+                // An answer we cannot read: bill what was asked for.
+                Err(_) => Charge::new(rates.cost_calls(0, 0, 0, n), 0, 0, "estimated"),
+            }
         },
     )
     .await
@@ -495,7 +506,7 @@ pub(crate) async fn images(
 /// as the price per million characters (how OpenAI prices `tts-1`) — plus its per-call price;
 /// the audio streams back as the upstream sends it.
 pub(crate) async fn speech(
-    svc: &Arc<RelayService>,
+    svc: Arc<RelayService>,
     caller: Caller,
     request_id: String,
     request: Value,
@@ -505,7 +516,7 @@ pub(crate) async fn speech(
         .filter(|i| !i.is_empty())
         .map(|i| i64::try_from(i.chars().count()).unwrap_or(i64::MAX))
         .ok_or_else(|| invalid("input", "must be a non-empty string.", "必须是非空字符串。"))?;
-    let plan = plan(svc, &caller, request["model"].as_str()).await?;
+    let plan = plan(&svc, &caller, request["model"].as_str()).await?;
     // The cost is known before the call: characters at the input price, plus the call.
     let cost = plan.rates.cost(characters, 0, 0);
     // Characters are not tokens: nothing counts against the key's tokens per minute.
@@ -515,7 +526,7 @@ pub(crate) async fn speech(
     };
     let dispatch = json_to("/v1/audio/speech", request);
     run(
-        svc,
+        &svc,
         caller,
         request_id,
         Call {
@@ -546,13 +557,13 @@ pub(crate) struct AudioForm {
 /// price, plus token prices when the upstream reports `usage` in tokens (`gpt-4o-transcribe`
 /// does; `whisper-1` reports a duration, which is not priced).
 pub(crate) async fn audio(
-    svc: &Arc<RelayService>,
+    svc: Arc<RelayService>,
     caller: Caller,
     request_id: String,
     form: AudioForm,
     path: &'static str,
 ) -> ApiResult<Answer> {
-    let plan = plan(svc, &caller, form.model.as_deref()).await?;
+    let plan = plan(&svc, &caller, form.model.as_deref()).await?;
     // Models priced by tokens (gpt-4o-transcribe) are held for about one audio token per KiB
     // of file and as many text tokens out; per-call models for their price.
     let kib = i64::try_from(form.file_len.div_ceil(1024)).unwrap_or(i64::MAX);
@@ -562,8 +573,8 @@ pub(crate) async fn audio(
         content_type: form.content_type,
         body: form.body,
     };
-    run(
-        svc,
+    run_whole(
+        &svc,
         caller,
         request_id,
         Call {
@@ -572,18 +583,16 @@ pub(crate) async fn audio(
             stream: false,
             dispatch,
         },
-        move |resp, meter| {
-            read::whole(resp, meter, move |meter, bytes| {
-                let rates = meter.rates();
-                let usage = usage_in(bytes).unwrap_or_default();
-                if usage["type"] == "tokens" {
-                    let input = usage["input_tokens"].as_i64().unwrap_or(0);
-                    let output = usage["output_tokens"].as_i64().unwrap_or(0);
-                    Charge::new(rates.cost(input, output, 0), input, output, "ok")
-                } else {
-                    Charge::new(rates.cost_calls(0, 0, 0, 1), 0, 0, "ok")
-                }
-            })
+        move |meter, bytes| {
+            let rates = meter.rates();
+            let usage = usage_in(bytes).unwrap_or_default();
+            if usage["type"] == "tokens" {
+                let input = usage["input_tokens"].as_i64().unwrap_or(0);
+                let output = usage["output_tokens"].as_i64().unwrap_or(0);
+                Charge::new(rates.cost(input, output, 0), input, output, "ok")
+            } else {
+                Charge::new(rates.cost_calls(0, 0, 0, 1), 0, 0, "ok")
+            }
         },
     )
     .await
