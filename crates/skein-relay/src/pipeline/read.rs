@@ -103,19 +103,11 @@ pub(crate) fn sse(
                         first = Some(meter.started.elapsed());
                     }
                     delivered += len;
-                    if !client_wants_usage
-                        && let Some(obj) = value.as_object_mut()
-                        && obj.remove("usage").is_some()
-                    {
-                        // The usage-only chunk Skein asked for on the client's behalf.
-                        if obj
-                            .get("choices")
-                            .and_then(Value::as_array)
-                            .is_some_and(Vec::is_empty)
-                        {
-                            forward = false;
-                        } else {
-                            event = Bytes::from(format!("data: {value}"));
+                    if !client_wants_usage {
+                        match hide_usage(&mut value) {
+                            Unasked::Kept => {}
+                            Unasked::Dropped => forward = false,
+                            Unasked::Rewritten(rewritten) => event = rewritten,
                         }
                     }
                 }
@@ -151,6 +143,36 @@ pub(crate) fn sse(
         meter.settle(charge).await;
     });
     Reply::stream(HeaderValue::from_static("text/event-stream"), rx)
+}
+
+/// What is left of a stream chunk once the usage Skein asked for on a client's behalf (to
+/// bill from the upstream's own count) is taken out for a client that did not ask for it.
+pub(crate) enum Unasked {
+    /// The chunk had no usage: send it as it was.
+    Kept,
+    /// The chunk was that usage alone: send nothing.
+    Dropped,
+    /// The chunk without its usage, framed as an event.
+    Rewritten(Bytes),
+}
+
+/// Takes the usage out of a stream chunk (see [`Unasked`]).
+pub(crate) fn hide_usage(chunk: &mut Value) -> Unasked {
+    let Some(obj) = chunk.as_object_mut() else {
+        return Unasked::Kept;
+    };
+    if obj.remove("usage").is_none() {
+        return Unasked::Kept;
+    }
+    if obj
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        Unasked::Dropped
+    } else {
+        Unasked::Rewritten(Bytes::from(format!("data: {chunk}")))
+    }
 }
 
 /// Relays a binary answer (speech audio) chunk by chunk as it arrives, then settles `charge`

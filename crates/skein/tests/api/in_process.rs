@@ -3,15 +3,16 @@
 //! vendor-compatible routes — routed, mapped, held and billed exactly — and answer typed
 //! values with the charge; refusals are errors that cost nothing.
 
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use skein::ServiceSet;
 use skein_core::api::{
-    AudioUpload, EmbedRequest, ImageRequest, RelayApi, RelayCaller, RerankRequest,
+    AudioUpload, ChatEvent, EmbedRequest, ImageRequest, RelayApi, RelayCaller, RerankRequest,
 };
 use skein_relay::InProcessRelay;
 use skein_testkit::mock_openai::endpoints::{embedding_of, rerank_tokens, transcript_of};
-use skein_testkit::mock_openai::{Fault, MockOpenAi};
+use skein_testkit::mock_openai::{Fault, MockOpenAi, reply_to};
 use skein_testkit::{Persona, TestApp, both_backends};
 
 /// Prices: (model, input per Mtok, output per Mtok, per call).
@@ -20,6 +21,7 @@ const PRICES: &[(&str, i64, i64, i64)] = &[
     ("rerank-test", 1_000_000, 0, 2),
     ("whisper-test", 0, 0, 300),
     ("img-test", 0, 0, 1_000),
+    ("chat-test", 1_000_000, 2_000_000, 0),
 ];
 const START: i64 = 1_000_000;
 
@@ -169,5 +171,39 @@ both_backends! {
         assert_eq!((refused.status(), refused.code()), (StatusCode::BAD_REQUEST, "upstream_refused"));
         assert!(refused.message(skein_core::i18n::Lang::En).starts_with("The rerank provider refused the request: "), "{refused}");
         assert_eq!(balance(&app, &s.user).await, START);
+    }
+
+    async fn typed_chat_streams_text_and_tool_calls_and_ends_with_the_settled_charge(app) {
+        let s = setup(&app).await;
+        let messages = json!([{"role": "user", "content": "hello there"}]);
+        let events: Vec<ChatEvent> = s.relay.chat(caller(&app, &s.user, "req-chat"),
+            json!({"model": "chat-test", "messages": messages})).await.unwrap().collect().await;
+        let text: String = events.iter().filter_map(|e| match e { ChatEvent::Delta(t) => Some(t.as_str()), _ => None }).collect();
+        assert_eq!(text, reply_to(&messages));
+        let Some(ChatEvent::Done(charge)) = events.last() else { panic!("the stream ends with Done: {events:?}") };
+        let Some(ChatEvent::Usage(usage)) = events.iter().find(|e| matches!(e, ChatEvent::Usage(_))) else { panic!("usage: {events:?}") };
+        assert_eq!((charge.prompt_tokens, charge.completion_tokens, charge.status.as_str()), (usage.prompt_tokens, usage.completion_tokens, "ok"));
+        assert_eq!(charge.cost, usage.prompt_tokens + 2 * usage.completion_tokens);
+        assert!(events.contains(&ChatEvent::Finish("stop".into())), "{events:?}");
+        assert_eq!(balance(&app, &s.user).await, START - charge.cost, "settled before Done");
+
+        let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+        let events: Vec<ChatEvent> = s.relay.chat(caller(&app, &s.user, "req-tools"),
+            json!({"model": "chat-test", "messages": [{"role": "user", "content": "Paris"}], "tools": tools})).await.unwrap().collect().await;
+        let calls: Vec<_> = events.iter().filter_map(|e| match e { ChatEvent::ToolCallDelta(d) => Some(d.clone()), _ => None }).collect();
+        assert_eq!((calls[0].index, calls[0].id.as_deref(), calls[0].name.as_deref()), (0, Some("call_mock1"), Some("get_weather")));
+        let arguments: String = calls.iter().map(|d| d.arguments.as_str()).collect();
+        assert_eq!(serde_json::from_str::<Value>(&arguments).unwrap(), json!({"city": "Paris"}));
+        assert!(calls[1..].iter().all(|d| d.id.is_none() && d.name.is_none()), "{calls:?}");
+        assert!(events.contains(&ChatEvent::Finish("tool_calls".into())), "{events:?}");
+        assert!(matches!(events.last(), Some(ChatEvent::Done(c)) if c.status == "ok"), "{events:?}");
+
+        // A stream that breaks off says so, then bills what was delivered.
+        s.upstream.fail_next(Fault::DieAfter(2));
+        let events: Vec<ChatEvent> = s.relay.chat(caller(&app, &s.user, "req-broken"),
+            json!({"model": "chat-test", "messages": messages})).await.unwrap().collect().await;
+        let n = events.len();
+        assert!(matches!(&events[n - 2], ChatEvent::Error(e) if e.code == "upstream_error"), "{events:?}");
+        assert!(matches!(&events[n - 1], ChatEvent::Done(c) if c.status == "partial" && c.cost > 0), "{events:?}");
     }
 }

@@ -13,6 +13,7 @@ use skein_core::api::{ChatEvent, ChatStream, RelayCharge, StreamError};
 use super::Format;
 use crate::pipeline::Reply;
 use crate::pipeline::bill::{Charge, Meter};
+use crate::pipeline::read::{Unasked, hide_usage};
 use crate::proxy::{SseSplitter, Tokens, estimate_tokens, event_data, usage_of};
 use crate::upstream::StreamDecoder;
 
@@ -268,18 +269,11 @@ impl StreamState {
                     }
                     None => forward = false,
                 }
-            } else if !self.client_wants_usage
-                && let Some(obj) = value.as_object_mut()
-                && obj.remove("usage").is_some()
-            {
-                if obj
-                    .get("choices")
-                    .and_then(Value::as_array)
-                    .is_some_and(Vec::is_empty)
-                {
-                    forward = false;
-                } else {
-                    event = Bytes::from(format!("data: {value}"));
+            } else if !self.client_wants_usage {
+                match hide_usage(&mut value) {
+                    Unasked::Kept => {}
+                    Unasked::Dropped => forward = false,
+                    Unasked::Rewritten(rewritten) => event = rewritten,
                 }
             }
         }
