@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use skein_core::api::RelayCaller;
+use skein_core::api::{ChatEvent, ChatStream, RelayCaller, TokenUsage};
 use skein_core::{ApiError, ids};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -289,7 +289,7 @@ pub struct Plan {
     pub trimmed: usize,
 }
 
-/// Longest to wait for the relay's charge after the last byte.
+/// Longest to wait for the relay's charge after the answer was stopped.
 const CHARGE_WAIT: Duration = Duration::from_secs(30);
 
 /// Longest a title may take before the stream ends without one.
@@ -301,17 +301,15 @@ impl Plan {
     }
 }
 
-/// What the upstream stream said.
+/// What the relayed answer said.
 #[derive(Default)]
 struct Outcome {
     /// The reader stopped because the user asked it to.
     stopped: bool,
     /// What the relay charged.
     charge: Option<skein_core::api::RelayCharge>,
-    prompt: i64,
-    completion: i64,
-    cached: i64,
-    usage_seen: bool,
+    /// The tokens the upstream reported.
+    usage: Option<TokenUsage>,
     error: Option<String>,
 }
 
@@ -339,20 +337,10 @@ pub async fn run(slot: Slot, mut plan: Plan) {
             ..Outcome::default()
         }
     } else {
-        match svc
-            .relay
-            .chat_stream(caller.clone(), plan.request.clone())
-            .await
-        {
-            Ok(stream) => {
-                let mut outcome = read(&svc, &generation, stream.bytes).await;
-                // The relay settles after the last byte and says what it charged: that is the
-                // usage shown, so the message and the ledger agree (a stopped answer included).
-                if let Ok(Ok(charge)) = tokio::time::timeout(CHARGE_WAIT, stream.charge).await {
-                    outcome.charge = Some(charge);
-                }
-                outcome
-            }
+        match svc.relay.chat(caller.clone(), plan.request.clone()).await {
+            // The relay settles after the last token and says what it charged: that is the
+            // usage shown, so the message and the ledger agree (a stopped answer included).
+            Ok(events) => read(&svc, &generation, events).await,
             Err(error) => Outcome {
                 error: Some(error_json(&error, &plan.request_id).to_string()),
                 ..Outcome::default()
@@ -436,20 +424,15 @@ pub async fn run(slot: Slot, mut plan: Plan) {
     drop(slot);
 }
 
-/// Reads the relay's OpenAI SSE stream to its end (or until stopped), saving as it goes.
-async fn read(
-    svc: &ChatService,
-    generation: &Generation,
-    mut stream: skein_core::api::ByteStream,
-) -> Outcome {
+/// Reads the relay's events to the end of the answer (or until stopped), saving as it goes.
+async fn read(svc: &ChatService, generation: &Generation, mut events: ChatStream) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut parser = SseParser::default();
     let mut save = tokio::time::interval(SAVE_EVERY);
     save.tick().await;
     let mut dirty = false;
     let mut written = tokio::time::Instant::now();
     loop {
-        let chunk = tokio::select! {
+        let event = tokio::select! {
             biased;
             _ = generation.cancel.cancelled() => {
                 outcome.stopped = true;
@@ -466,115 +449,60 @@ async fn read(
                 }
                 continue;
             }
-            chunk = stream.next() => chunk,
+            event = events.next() => event,
         };
-        let Some(chunk) = chunk else { break };
-        for data in parser.push(&chunk) {
-            dirty |= apply(&data, generation, &mut outcome);
-        }
+        let Some(event) = event else { break };
+        dirty |= apply(event, generation, &mut outcome);
+    }
+    if outcome.stopped {
+        // The relay watches the same token: it stops too, bills what was delivered and says
+        // so. Text after the stop is not kept; only the charge is waited for.
+        let charge = async {
+            while let Some(event) = events.next().await {
+                if let ChatEvent::Done(charge) = event {
+                    return Some(charge);
+                }
+            }
+            None
+        };
+        outcome.charge = tokio::time::timeout(CHARGE_WAIT, charge)
+            .await
+            .ok()
+            .flatten();
     }
     outcome
 }
 
-/// Splits an SSE byte stream into the `data:` payloads of its frames, whatever the chunk
-/// boundaries.
-#[derive(Default)]
-pub struct SseParser {
-    buffer: BytesMut,
-}
-
-impl SseParser {
-    /// Adds bytes; answers the payloads of the frames they completed.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<String> {
-        self.buffer.extend_from_slice(chunk);
-        let mut found = Vec::new();
-        while let Some(end) = find_frame_end(&self.buffer) {
-            let frame = self.buffer.split_to(end);
-            let _ = self.buffer.split_to(frame_separator_len(&self.buffer));
-            if let Some(data) = frame_data(&frame) {
-                found.push(data);
-            }
+/// Applies one event of the relayed answer; true when text arrived.
+fn apply(event: ChatEvent, generation: &Generation, outcome: &mut Outcome) -> bool {
+    match event {
+        ChatEvent::Reasoning(text) => {
+            generation.push(Event::Reasoning(text));
+            true
         }
-        found
-    }
-}
-
-/// Applies one `data:` payload of an OpenAI chat-completion stream; true when text arrived.
-fn apply(data: &str, generation: &Generation, outcome: &mut Outcome) -> bool {
-    if data == "[DONE]" {
-        return false;
-    }
-    let Ok(value) = serde_json::from_str::<Value>(data) else {
-        return false;
-    };
-    if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
-        let message = error["message"]
-            .as_str()
-            .unwrap_or("The model's provider failed mid-answer.");
-        outcome.error = Some(
-            json!({"code": "upstream_error", "message": message, "request_id": null}).to_string(),
-        );
-        return false;
-    }
-    if let Some(usage) = value.get("usage").filter(|u| u.is_object()) {
-        outcome.usage_seen = true;
-        outcome.prompt = usage["prompt_tokens"].as_i64().unwrap_or(0);
-        outcome.completion = usage["completion_tokens"].as_i64().unwrap_or(0);
-        outcome.cached = usage["prompt_tokens_details"]["cached_tokens"]
-            .as_i64()
-            .unwrap_or(0);
-    }
-    let mut text = false;
-    if let Some(delta) = value["choices"].get(0).map(|c| &c["delta"]) {
-        for field in ["reasoning_content", "reasoning"] {
-            if let Some(part) = delta[field].as_str().filter(|s| !s.is_empty()) {
-                generation.push(Event::Reasoning(part.to_string()));
-                text = true;
-            }
+        ChatEvent::Delta(text) => {
+            generation.push(Event::Delta(text));
+            true
         }
-        if let Some(part) = delta["content"].as_str().filter(|s| !s.is_empty()) {
-            generation.push(Event::Delta(part.to_string()));
-            text = true;
+        ChatEvent::Usage(usage) => {
+            outcome.usage = Some(usage);
+            false
         }
-    }
-    text
-}
-
-/// Where the first complete SSE frame ends (before its blank line), if one has arrived.
-fn find_frame_end(buffer: &[u8]) -> Option<usize> {
-    let lf = buffer.windows(2).position(|w| w == b"\n\n");
-    let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n");
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn frame_separator_len(rest: &[u8]) -> usize {
-    if rest.starts_with(b"\r\n\r\n") {
-        4
-    } else {
-        2.min(rest.len())
-    }
-}
-
-/// The joined `data:` lines of a frame.
-fn frame_data(frame: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(frame).ok()?;
-    let mut data: Option<String> = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("data:") {
-            let rest = rest.strip_prefix(' ').unwrap_or(rest);
-            match data.as_mut() {
-                Some(d) => {
-                    d.push('\n');
-                    d.push_str(rest);
-                }
-                None => data = Some(rest.to_string()),
-            }
+        ChatEvent::Error(error) => {
+            outcome.error = Some(
+                json!({"code": error.code, "message": error.message, "request_id": null})
+                    .to_string(),
+            );
+            false
         }
+        ChatEvent::Done(charge) => {
+            outcome.charge = Some(charge);
+            false
+        }
+        // Tool calls are executed here once chat offers tools; until then a model that
+        // asks for one has simply finished its answer.
+        ChatEvent::ToolCallDelta(_) | ChatEvent::Finish(_) => false,
     }
-    data
 }
 
 /// The error event of a refused call.
@@ -617,21 +545,36 @@ mod tests {
     }
 
     #[test]
-    fn frames_cut_anywhere_are_put_back_together() {
-        let stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\r\n\r\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
-        for cut in 1..stream.len() {
-            let g = generation();
-            let mut outcome = Outcome::default();
-            let mut parser = SseParser::default();
-            for part in [&stream[..cut], &stream[cut..]] {
-                for data in parser.push(part) {
-                    apply(&data, &g, &mut outcome);
-                }
-            }
-            assert_eq!(g.text().0, "Hello", "cut at {cut}");
-            assert!(outcome.usage_seen);
-            assert_eq!((outcome.prompt, outcome.completion), (7, 2));
-        }
+    fn events_build_the_answer_and_record_usage_and_charge() {
+        let g = generation();
+        let mut outcome = Outcome::default();
+        let charge = skein_core::api::RelayCharge {
+            prompt_tokens: 7,
+            completion_tokens: 2,
+            cost: 9,
+            status: "ok".into(),
+        };
+        let usage = TokenUsage {
+            prompt_tokens: 7,
+            completion_tokens: 2,
+            cached_tokens: 0,
+        };
+        let texts: Vec<bool> = [
+            ChatEvent::Reasoning("Think".into()),
+            ChatEvent::Delta("Hel".into()),
+            ChatEvent::Delta("lo".into()),
+            ChatEvent::Finish("stop".into()),
+            ChatEvent::Usage(usage),
+            ChatEvent::Done(charge.clone()),
+        ]
+        .into_iter()
+        .map(|event| apply(event, &g, &mut outcome))
+        .collect();
+        assert_eq!(texts, [true, true, true, false, false, false]);
+        assert_eq!(g.text(), ("Hello".to_string(), "Think".to_string()));
+        assert_eq!(outcome.usage, Some(usage));
+        assert_eq!(outcome.charge, Some(charge));
+        assert!(outcome.error.is_none());
     }
 
     #[test]
@@ -657,11 +600,16 @@ mod tests {
         let g = generation();
         let mut outcome = Outcome::default();
         apply(
-            r#"{"error":{"message":"The upstream stream broke off."}}"#,
+            ChatEvent::Error(skein_core::api::StreamError {
+                code: "upstream_error".into(),
+                message: "The upstream stream broke off.".into(),
+            }),
             &g,
             &mut outcome,
         );
-        assert!(outcome.error.unwrap().contains("broke off"));
+        let error: Value = serde_json::from_str(&outcome.error.unwrap()).unwrap();
+        assert_eq!(error["code"], "upstream_error");
+        assert_eq!(error["message"], "The upstream stream broke off.");
     }
 
     #[test]

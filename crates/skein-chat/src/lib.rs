@@ -188,30 +188,22 @@ impl ChatService {
     }
 }
 
-/// Collects the whole text of a relayed call (titles and summaries, which nobody watches).
+/// Collects the whole text of a relayed call (titles and summaries, which nobody watches);
+/// `None` if it was refused or broke off.
 async fn complete(svc: &ChatService, caller: &RelayCaller, request: Value) -> Option<String> {
-    let mut stream = match svc.relay.chat_stream(caller.clone(), request).await {
-        Ok(stream) => stream.bytes,
+    let mut events = match svc.relay.chat(caller.clone(), request).await {
+        Ok(events) => events,
         Err(error) => {
             tracing::warn!(%error, "an auxiliary chat call was refused");
             return None;
         }
     };
-    let mut raw = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        raw.extend_from_slice(&chunk);
-    }
     let mut text = String::new();
-    for line in String::from_utf8_lossy(&raw).lines() {
-        if let Some(data) = line.strip_prefix("data:").map(str::trim)
-            && let Ok(value) = serde_json::from_str::<Value>(data)
-        {
-            if value.get("error").is_some_and(|e| !e.is_null()) {
-                return None;
-            }
-            if let Some(part) = value["choices"][0]["delta"]["content"].as_str() {
-                text.push_str(part);
-            }
+    while let Some(event) = events.next().await {
+        match event {
+            skein_core::api::ChatEvent::Delta(part) => text.push_str(&part),
+            skein_core::api::ChatEvent::Error(_) => return None,
+            _ => {}
         }
     }
     Some(text)

@@ -14,7 +14,10 @@ pub mod convert;
 pub mod estimate;
 pub mod groups;
 mod http;
+mod in_process;
 pub mod keys;
+mod multipart;
+pub mod pipeline;
 pub mod pricing;
 pub mod proxy;
 pub mod renew;
@@ -31,13 +34,11 @@ use skein_core::ApiError;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use skein_core::api::{
-    AccountEvents, BillingApi, ByteStream, KeyDirectory, KeyInfo, PricedModel, RelayApi,
-    RelayCaller, UserDirectory,
-};
+use skein_core::api::{AccountEvents, BillingApi, KeyDirectory, KeyInfo, UserDirectory};
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
 
+pub use in_process::InProcessRelay;
 use keys::KeyRow;
 
 /// The Relay service's migrations.
@@ -502,177 +503,6 @@ impl AccountEvents for RelayService {
     }
 }
 
-/// The Relay as other services in this process call it ([`RelayApi`]).
-#[derive(Clone)]
-pub struct InProcessRelay(pub Arc<RelayService>);
-
-#[async_trait]
-impl RelayApi for InProcessRelay {
-    async fn chat_stream(
-        &self,
-        caller: RelayCaller,
-        mut request: serde_json::Value,
-    ) -> Result<skein_core::api::RelayStream, ApiError> {
-        use futures::StreamExt;
-        if let Some(body) = request.as_object_mut() {
-            body.insert("stream".into(), serde_json::Value::Bool(true));
-            body.insert(
-                "stream_options".into(),
-                serde_json::json!({ "include_usage": true }),
-            );
-        }
-        let key = KeyInfo {
-            key_id: String::new(),
-            user_id: caller.user_id,
-            group: caller.group,
-            allowed_models: None,
-            quota_limit: None,
-            rpm_limit: None,
-            tpm_limit: None,
-        };
-        let (charge_tx, charge) = tokio::sync::oneshot::channel();
-        let response = http::chat::relay(
-            self.0.clone(),
-            key,
-            caller.request_id,
-            request,
-            http::chat::Format::OpenAi,
-            http::chat::InProcess {
-                conversation_id: caller.conversation_id,
-                cancel: caller.cancel,
-                charge: Some(charge_tx),
-            },
-        )
-        .await?;
-        let status = response.status();
-        let body = response.into_body();
-        if !status.is_success() {
-            // The upstream refused the request (its 4xx): say what it said.
-            let bytes = axum::body::to_bytes(body, 64 * 1024)
-                .await
-                .unwrap_or_default();
-            let upstream: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            let message = upstream["error"]["message"]
-                .as_str()
-                .unwrap_or("The upstream refused the request.")
-                .to_string();
-            return Err(ApiError::new(
-                status,
-                "upstream_refused",
-                format!("The model's provider refused the request: {message}"),
-                format!("模型服务商拒绝了请求：{message}"),
-            ));
-        }
-        let bytes: ByteStream = Box::pin(
-            body.into_data_stream()
-                .take_while(|chunk| std::future::ready(chunk.is_ok()))
-                .filter_map(|chunk| std::future::ready(chunk.ok())),
-        );
-        Ok(skein_core::api::RelayStream { bytes, charge })
-    }
-
-    async fn transcribe(
-        &self,
-        caller: RelayCaller,
-        audio: skein_core::api::AudioUpload,
-    ) -> Result<String, ApiError> {
-        let boundary = format!("skein-{}", skein_core::ids::new_id());
-        let mut body = Vec::with_capacity(audio.bytes.len() + 1024);
-        let mut field = |name: &str, value: &str| {
-            body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                    .as_bytes(),
-            );
-        };
-        field("model", &audio.model);
-        field("response_format", "json");
-        if let Some(language) = &audio.language {
-            field("language", language);
-        }
-        let file_name: String = audio
-            .file_name
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-            .take(100)
-            .collect();
-        let content_type: String = audio
-            .content_type
-            .chars()
-            .filter(|c| c.is_ascii_graphic())
-            .take(100)
-            .collect();
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend_from_slice(&audio.bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let mut headers = axum::http::HeaderMap::new();
-        let value =
-            axum::http::HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
-                .map_err(ApiError::internal)?;
-        headers.insert(axum::http::header::CONTENT_TYPE, value);
-        let key = KeyInfo {
-            key_id: String::new(),
-            user_id: caller.user_id,
-            group: caller.group,
-            allowed_models: None,
-            quota_limit: None,
-            rpm_limit: None,
-            tpm_limit: None,
-        };
-        let response = http::media::audio_form(
-            self.0.clone(),
-            key,
-            caller.request_id,
-            &headers,
-            Ok(bytes::Bytes::from(body)),
-            "/v1/audio/transcriptions",
-        )
-        .await?;
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1024 * 1024)
-            .await
-            .unwrap_or_default();
-        let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        if !status.is_success() {
-            let message = answer["error"]["message"]
-                .as_str()
-                .unwrap_or("The upstream refused the audio.")
-                .to_string();
-            return Err(ApiError::new(
-                status,
-                "upstream_refused",
-                format!("The speech-to-text provider refused the audio: {message}"),
-                format!("语音识别服务商拒绝了该音频：{message}"),
-            ));
-        }
-        answer["text"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| ApiError::internal("the transcription answer had no text"))
-    }
-
-    async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError> {
-        Ok(self
-            .0
-            .table()
-            .models(group)
-            .into_iter()
-            .filter_map(|id| {
-                let price = self.0.price_for(group, &id).filter(|p| p.priced)?;
-                let shown = |rate: i64| price.scaled_rate(rate);
-                Some(PricedModel {
-                    input_price: shown(price.rates.input_per_mtok),
-                    output_price: shown(price.rates.output_per_mtok),
-                    cache_read_price: shown(price.rates.cache_read_per_mtok),
-                    per_call: shown(price.rates.per_call),
-                    id,
-                })
-            })
-            .collect())
-    }
-}
 /// Sizes for the runtime report: the key, owner and group caches (each at most 100,000
 /// entries, [`KEY_CACHE_TTL`]), holds being renewed and background tasks (running requests),
 /// breakers (channels).

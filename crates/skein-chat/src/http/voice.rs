@@ -153,6 +153,6 @@ pub async fn transcribe(
         conversation_id: None,
         cancel: None,
     };
-    let text = svc.relay.transcribe(caller, upload).await?;
+    let text = svc.relay.transcribe(caller, upload).await?.text;
     Ok(ApiJson(json!({ "text": text })))
 }

@@ -73,18 +73,157 @@ pub struct RelayCharge {
     pub status: String,
 }
 
-/// A relayed answer in progress: its bytes, and the charge once the call is settled (sent
-/// after the last byte; dropped without a value if settling failed).
-pub struct RelayStream {
-    /// OpenAI chat-completion SSE bytes, as they arrive.
-    pub bytes: ByteStream,
-    /// The exact charge.
-    pub charge: tokio::sync::oneshot::Receiver<RelayCharge>,
+/// One event of a relayed chat answer, in the order the answer is written. Only the first
+/// choice is reported (in-process callers ask for one answer). A stream ends with
+/// [`ChatEvent::Done`] once the call is settled; a stream that ends without it was not
+/// settled (the ledger could not be reached), and the hold expires on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatEvent {
+    /// More answer text.
+    Delta(String),
+    /// More reasoning text (`reasoning_content` or `reasoning` in OpenAI's dialects).
+    Reasoning(String),
+    /// A piece of a tool call; pieces with the same `index` make one call.
+    ToolCallDelta(ToolCallDelta),
+    /// Why the model stopped, in OpenAI's words (`stop`, `length`, `tool_calls`, ...).
+    Finish(String),
+    /// The token counts the upstream reported (what is billed comes with `Done`).
+    Usage(TokenUsage),
+    /// The answer broke off after it began; what was delivered is still billed.
+    Error(StreamError),
+    /// The call is settled: what it was charged. Nothing follows.
+    Done(RelayCharge),
 }
 
-/// A relayed answer: the upstream's OpenAI chat-completion SSE bytes, as they arrive. A stream
-/// that broke off ends with an SSE frame whose JSON has a top-level `error`.
-pub type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = bytes::Bytes> + Send>>;
+/// A piece of a streamed tool call: the first piece of a call carries its id and name, the
+/// rest more of its JSON arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolCallDelta {
+    /// Which call of the answer this piece belongs to.
+    pub index: u32,
+    /// The call's id, on its first piece.
+    pub id: Option<String>,
+    /// The function's name, on its first piece.
+    pub name: Option<String>,
+    /// More of the arguments' JSON text.
+    pub arguments: String,
+}
+
+/// Token counts an upstream reported for a chat answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens (reasoning included).
+    pub completion_tokens: i64,
+    /// Prompt tokens read from the upstream's cache.
+    pub cached_tokens: i64,
+}
+
+/// Why a relayed answer broke off: a stable code and an English message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamError {
+    /// `upstream_error`, ...
+    pub code: String,
+    /// What happened, without channel names or hosts.
+    pub message: String,
+}
+
+/// A relayed chat answer as typed events (see [`ChatEvent`]).
+pub type ChatStream = std::pin::Pin<Box<dyn futures::Stream<Item = ChatEvent> + Send>>;
+
+/// Texts to embed with an embedding `model`.
+#[derive(Debug, Clone)]
+pub struct EmbedRequest {
+    /// Embedding model.
+    pub model: String,
+    /// The texts, one vector each.
+    pub inputs: Vec<String>,
+    /// Length of each vector, for models that can shorten theirs.
+    pub dimensions: Option<u32>,
+}
+
+/// Vectors of an [`EmbedRequest`], in the order of its inputs.
+#[derive(Debug, Clone)]
+pub struct Embeddings {
+    /// One vector per input.
+    pub vectors: Vec<Vec<f32>>,
+    /// What the call was charged.
+    pub charge: RelayCharge,
+}
+
+/// Documents to order by relevance to a query with a rerank `model`.
+#[derive(Debug, Clone)]
+pub struct RerankRequest {
+    /// Rerank model.
+    pub model: String,
+    /// What the documents are ranked against.
+    pub query: String,
+    /// The documents.
+    pub documents: Vec<String>,
+    /// Keep only the best `top_n`; `None` for all.
+    pub top_n: Option<u32>,
+}
+
+/// The documents of a [`RerankRequest`], most relevant first.
+#[derive(Debug, Clone)]
+pub struct Reranking {
+    /// Scores, most relevant first.
+    pub results: Vec<RerankScore>,
+    /// What the call was charged.
+    pub charge: RelayCharge,
+}
+
+/// How relevant one document is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RerankScore {
+    /// The document's position in the request.
+    pub index: usize,
+    /// Its relevance; higher is more relevant.
+    pub score: f64,
+}
+
+/// The text of a transcribed recording.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    /// What was said.
+    pub text: String,
+    /// What the call was charged.
+    pub charge: RelayCharge,
+}
+
+/// Images to draw with an image `model`.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    /// Image model.
+    pub model: String,
+    /// What to draw.
+    pub prompt: String,
+    /// How many images (1 to 128).
+    pub n: u32,
+    /// `1024x1024`, ..., as the model accepts it; `None` for its default.
+    pub size: Option<String>,
+}
+
+/// Images drawn for an [`ImageRequest`].
+#[derive(Debug, Clone)]
+pub struct Images {
+    /// The images, as the upstream gave them.
+    pub images: Vec<GeneratedImage>,
+    /// What the call was charged.
+    pub charge: RelayCharge,
+}
+
+/// One drawn image: a URL to fetch it from or its bytes in base64, as the upstream chose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeneratedImage {
+    /// Where to fetch it (such links expire).
+    pub url: Option<String>,
+    /// The image itself, base64-encoded.
+    pub b64_json: Option<String>,
+    /// The prompt the model drew from, if it rewrote it.
+    pub revised_prompt: Option<String>,
+}
 
 /// A model a caller may chat with, and what it costs.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -101,26 +240,48 @@ pub struct PricedModel {
     pub per_call: i64,
 }
 
-/// The Relay as other services use it (Chat): billed calls on behalf of a user.
+/// The Relay as other services use it (Chat; Knowledge, Plugin and Agent next): billed calls
+/// on behalf of a user, typed. Refusals before any upstream byte (no quota, no channel,
+/// unknown or unpriced model, every channel failed, the upstream's own 4xx) come back as
+/// errors and charge nothing; an answer that began is billed for what was delivered.
 #[async_trait]
 pub trait RelayApi: Send + Sync {
     /// Streams an OpenAI-format chat completion (`request` is the OpenAI body; `stream` is
-    /// forced on) and bills the user. Refusals before any upstream byte (no quota, no channel,
-    /// unpriced model, every channel failed) come back as errors and charge nothing.
-    async fn chat_stream(
+    /// forced on) as typed events, and bills the user; the last event is
+    /// [`ChatEvent::Done`] with the charge. Cancelling `caller.cancel` stops the answer.
+    async fn chat(
         &self,
         caller: RelayCaller,
         request: serde_json::Value,
-    ) -> Result<RelayStream, ApiError>;
+    ) -> Result<ChatStream, ApiError>;
 
     /// Models that have a price and a channel for `group`, at that group's prices (each rate
     /// times the group's multiplier, rounded up).
     async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError>;
 
-    /// Transcribes recorded audio with a speech-to-text `model` and bills the user; answers
-    /// the text.
-    async fn transcribe(&self, caller: RelayCaller, audio: AudioUpload)
-    -> Result<String, ApiError>;
+    /// Embeds texts, billed by the upstream's token count.
+    async fn embed(
+        &self,
+        caller: RelayCaller,
+        request: EmbedRequest,
+    ) -> Result<Embeddings, ApiError>;
+
+    /// Orders documents by relevance to a query, billed by tokens (or per call).
+    async fn rerank(
+        &self,
+        caller: RelayCaller,
+        request: RerankRequest,
+    ) -> Result<Reranking, ApiError>;
+
+    /// Transcribes recorded audio with a speech-to-text model and bills the user.
+    async fn transcribe(
+        &self,
+        caller: RelayCaller,
+        audio: AudioUpload,
+    ) -> Result<Transcript, ApiError>;
+
+    /// Draws images, billed per image delivered (plus tokens where the model reports them).
+    async fn image(&self, caller: RelayCaller, request: ImageRequest) -> Result<Images, ApiError>;
 }
 
 /// Recorded audio to transcribe.

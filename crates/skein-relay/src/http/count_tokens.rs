@@ -15,8 +15,8 @@ use skein_core::auth::ApiKeyCaller;
 use skein_core::extract::ApiJson;
 use skein_core::{ApiError, ApiResult};
 
-use super::meter;
 use crate::RelayService;
+use crate::pipeline::{input, plan};
 
 /// What one image or document block is counted as (Anthropic's ~1,600 tokens for an image of
 /// about 1.15 megapixels, the largest it keeps unscaled).
@@ -32,7 +32,7 @@ pub(crate) async fn count_tokens(
     ApiKeyCaller(key): ApiKeyCaller,
     body: Bytes,
 ) -> ApiResult<ApiJson<Value>> {
-    let request = meter::parse_json(&body)?;
+    let request = input::parse_json(&body)?;
     let model = request["model"]
         .as_str()
         .filter(|m| !m.is_empty())
@@ -46,25 +46,16 @@ pub(crate) async fn count_tokens(
             "messages 必须是数组。",
         ));
     }
+    // The same model rules as the relayed routes, without a price: counting is free.
     if !key.allows_model(model) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "model_not_allowed",
-            format!("This API key may not use {model}."),
-            format!("该 API 密钥不允许使用 {model}。"),
-        ));
+        return Err(plan::not_allowed(model));
     }
     if svc.table().candidates(&key.group, model).is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "model_not_found",
-            format!("No channel serves {model} for this key."),
-            format!("没有可为该密钥提供 {model} 的渠道。"),
-        ));
+        return Err(plan::not_found(model));
     }
     let bucket = format!("count_tokens:key:{}", key.key_id);
     let quota = skein_core::limit::Quota::per_minute(PER_MINUTE);
-    if let Some(wait) = meter::limited(&svc, &bucket, quota, 1).await {
+    if let Some(wait) = plan::limited(&svc, &bucket, quota, 1).await {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

@@ -1,16 +1,7 @@
-//! Images and audio, relayed to OpenAI-format channels:
-//!
-//! - `POST /v1/images/generations`: billed the model's per-call price for every image the
-//!   upstream returns (the hold is per-call × `n`), plus, when the upstream reports token usage
-//!   (`gpt-image-1` does), those tokens at the model's token prices.
-//! - `POST /v1/audio/transcriptions` and `/v1/audio/translations`: the multipart form's fields
-//!   are checked (each known field once, no unknown one) and the form sent upstream is rebuilt
-//!   from those parts, with the file byte for byte and the `model` field mapped; billed
-//!   the per-call price, plus token prices when the upstream reports `usage` in tokens
-//!   (`gpt-4o-transcribe` does; `whisper-1` reports a duration, which is not priced).
-//! - `POST /v1/audio/speech`: billed per input character — the model's `input_per_mtok` is read
-//!   as the price per million characters (how OpenAI prices `tts-1`) — plus its per-call price;
-//!   the audio streams back as the upstream sends it.
+//! Audio uploads: `POST /v1/audio/transcriptions` and `/v1/audio/translations`. The multipart
+//! form's fields are checked (each known field once, no unknown one) and the form sent upstream
+//! is rebuilt from those parts, with the file byte for byte and the `model` field mapped;
+//! billing is [`crate::pipeline::calls::audio`]'s.
 
 use std::sync::Arc;
 
@@ -19,153 +10,35 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::json;
 use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
-use super::meter::{self, Charge, Upstream};
-use super::multipart;
+use super::reply::{answer, request_id};
 use crate::RelayService;
-use crate::proxy::estimate_tokens;
+use crate::multipart;
+use crate::pipeline::Caller;
+use crate::pipeline::calls::{self, AudioForm};
+use crate::pipeline::input::invalid;
 
 /// Largest audio upload, as OpenAI documents it: 25 MB.
 pub(crate) const AUDIO_FILE_LIMIT: usize = 25 * 1024 * 1024;
 /// The body limit of the audio upload routes: the file plus room for the other form fields.
 pub(crate) const AUDIO_BODY_LIMIT: usize = AUDIO_FILE_LIMIT + 256 * 1024;
-/// Most images one request may ask for (bounds the hold).
-const MAX_IMAGES: i64 = 128;
-
-/// Relays an image generation.
-pub(crate) async fn image_generations(
-    State(svc): State<Arc<RelayService>>,
-    ApiKeyCaller(key): ApiKeyCaller,
-    request_id: Option<axum::Extension<RequestId>>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let request = meter::parse_json(&body)?;
-    let prompt = request["prompt"]
-        .as_str()
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| {
-            meter::invalid(
-                "prompt",
-                "must be a non-empty string.",
-                "必须是非空字符串。",
-            )
-        })?;
-    let n = match request.get("n") {
-        None | Some(Value::Null) => 1,
-        Some(n) => n
-            .as_i64()
-            .filter(|n| (1..=MAX_IMAGES).contains(n))
-            .ok_or_else(|| {
-                meter::invalid(
-                    "n",
-                    &format!("must be an integer from 1 to {MAX_IMAGES}."),
-                    &format!("必须是 1 到 {MAX_IMAGES} 之间的整数。"),
-                )
-            })?,
-    };
-    let prompt_estimate = estimate_tokens(prompt.len());
-    let request_id = request_id.map(|r| r.0.0).unwrap_or_default();
-    let plan = meter::plan(&svc, &key, request["model"].as_str()).await?;
-    let estimate = plan.rates.cost_calls(prompt_estimate, 0, 0, n);
-    let upstream = Upstream {
-        path: "/v1/images/generations",
-        content_type: "application/json".into(),
-        body: move |model: &str| meter::with_model(&request, model),
-        stream: false,
-    };
-    meter::call(
-        &svc,
-        &key,
-        &request_id,
-        plan,
-        estimate,
-        upstream,
-        move |resp, meter| {
-            meter::whole(resp, meter, move |meter, bytes| {
-                #[derive(serde::Deserialize)]
-                struct Images {
-                    #[serde(default)]
-                    data: Vec<serde::de::IgnoredAny>,
-                    #[serde(default)]
-                    usage: Option<Value>,
-                }
-                let rates = meter.rates();
-                match serde_json::from_slice::<Images>(bytes) {
-                    Ok(images) => {
-                        let delivered = i64::try_from(images.data.len()).unwrap_or(i64::MAX);
-                        let usage = images.usage.unwrap_or_default();
-                        let input = usage["input_tokens"].as_i64().unwrap_or(0);
-                        let output = usage["output_tokens"].as_i64().unwrap_or(0);
-                        let cost = rates.cost_calls(input, output, 0, delivered);
-                        Charge::new(cost, input, output, "ok")
-                    }
-                    // An answer we cannot read: bill what was asked for.
-                    Err(_) => Charge::new(rates.cost_calls(0, 0, 0, n), 0, 0, "estimated"),
-                }
-            })
-        },
-    )
-    .await
-}
-
-/// Relays a speech request; the audio streams back as it is made.
-pub(crate) async fn speech(
-    State(svc): State<Arc<RelayService>>,
-    ApiKeyCaller(key): ApiKeyCaller,
-    request_id: Option<axum::Extension<RequestId>>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let request = meter::parse_json(&body)?;
-    let characters = request["input"]
-        .as_str()
-        .filter(|i| !i.is_empty())
-        .map(|i| i64::try_from(i.chars().count()).unwrap_or(i64::MAX))
-        .ok_or_else(|| {
-            meter::invalid("input", "must be a non-empty string.", "必须是非空字符串。")
-        })?;
-    let request_id = request_id.map(|r| r.0.0).unwrap_or_default();
-    let plan = meter::plan(&svc, &key, request["model"].as_str()).await?;
-    // The cost is known before the call: characters at the input price, plus the call.
-    let cost = plan.rates.cost(characters, 0, 0);
-    let upstream = Upstream {
-        path: "/v1/audio/speech",
-        content_type: "application/json".into(),
-        body: move |model: &str| meter::with_model(&request, model),
-        stream: true,
-    };
-    // Characters are not tokens: nothing counts against the key's tokens per minute.
-    let charge = Charge {
-        tpm_tokens: 0,
-        ..Charge::new(cost, characters, 0, "ok")
-    };
-    meter::call(
-        &svc,
-        &key,
-        &request_id,
-        plan,
-        cost,
-        upstream,
-        move |resp, meter| async move { meter::bytes(resp, meter, charge) },
-    )
-    .await
-}
 
 /// Relays an audio transcription (speech to text in its own language).
 pub(crate) async fn transcriptions(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    request_id: Option<axum::Extension<RequestId>>,
+    id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     audio_form(
         svc,
         key,
-        request_id.map(|r| r.0.0).unwrap_or_default(),
+        request_id(id),
         &headers,
         body,
         "/v1/audio/transcriptions",
@@ -177,14 +50,14 @@ pub(crate) async fn transcriptions(
 pub(crate) async fn translations(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    request_id: Option<axum::Extension<RequestId>>,
+    id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     audio_form(
         svc,
         key,
-        request_id.map(|r| r.0.0).unwrap_or_default(),
+        request_id(id),
         &headers,
         body,
         "/v1/audio/translations",
@@ -192,9 +65,9 @@ pub(crate) async fn translations(
     .await
 }
 
-/// Relays an audio form (transcription or translation) for `key`; in-process callers pass a
-/// key with an empty id.
-pub(crate) async fn audio_form(
+/// Checks a client's audio form (transcription or translation) and relays it: the form sent
+/// upstream is rebuilt from the checked parts, the file byte for byte, the model mapped.
+async fn audio_form(
     svc: Arc<RelayService>,
     key: skein_core::api::KeyInfo,
     request_id: String,
@@ -251,7 +124,7 @@ pub(crate) async fn audio_form(
         .iter()
         .find(|p| p.name == "file" && p.filename.is_some())
         .ok_or_else(|| {
-            meter::invalid(
+            invalid(
                 "file",
                 "must be an uploaded audio file.",
                 "必须是上传的音频文件。",
@@ -270,46 +143,21 @@ pub(crate) async fn audio_form(
         ));
     }
     let model = multipart::text_field(&body, &parts, "model").map(str::to_string);
-    let plan = meter::plan(&svc, &key, model.as_deref()).await?;
-    // Models priced by tokens (gpt-4o-transcribe) are held for about one audio token per KiB
-    // of file and as many text tokens out; per-call models for their price.
-    let kib = i64::try_from(file.content.len().div_ceil(1024)).unwrap_or(i64::MAX);
-    let estimate = plan.rates.cost(kib, kib, 0);
-    let upstream = Upstream {
-        path,
+    let file_len = file.content.len();
+    let form = AudioForm {
+        model,
+        file_len,
         content_type: content_type.to_string(),
-        body: move |upstream_model: &str| {
+        body: Box::new(move |upstream_model: &str| {
             Bytes::from(multipart::rebuild(
                 &body,
                 &parts,
                 &boundary,
                 Some(("model", upstream_model.as_bytes())),
             ))
-        },
-        stream: false,
+        }),
     };
-    meter::call(
-        &svc,
-        &key,
-        &request_id,
-        plan,
-        estimate,
-        upstream,
-        move |resp, meter| {
-            meter::whole(resp, meter, move |meter, bytes| {
-                let rates = meter.rates();
-                let usage = meter::usage_in(bytes).unwrap_or_default();
-                if usage["type"] == "tokens" {
-                    let input = usage["input_tokens"].as_i64().unwrap_or(0);
-                    let output = usage["output_tokens"].as_i64().unwrap_or(0);
-                    Charge::new(rates.cost(input, output, 0), input, output, "ok")
-                } else {
-                    Charge::new(rates.cost_calls(0, 0, 0, 1), 0, 0, "ok")
-                }
-            })
-        },
-    )
-    .await
+    answer(calls::audio(svc, Caller::Key(key), request_id, form, path).await)
 }
 
 /// The fields OpenAI's transcription endpoint reads; `[]` marks the array fields, which may

@@ -1,19 +1,17 @@
 //! The Relay's HTTP routes: key management under `/api/v1`, vendor-compatible under `/v1`.
+//! The vendor-compatible handlers only read the client's format, call the
+//! [`crate::pipeline`] and render its reply.
 
 mod channels;
-pub(crate) mod chat;
-mod completions;
+mod chat;
 mod count_tokens;
-mod embeddings;
-mod fields;
 mod groups;
 mod keys;
-pub(crate) mod media;
-mod meter;
+mod media;
 mod models;
-mod multipart;
+mod openai;
 mod pricing;
-mod rerank;
+mod reply;
 
 use std::sync::Arc;
 
@@ -51,10 +49,10 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
     Router::new()
         .route("/v1/models", get(models::list_models))
         .route("/v1/chat/completions", post(chat::chat_completions))
-        .route("/v1/completions", post(completions::completions))
-        .route("/v1/embeddings", post(embeddings::embeddings))
-        .route("/v1/images/generations", post(media::image_generations))
-        .route("/v1/audio/speech", post(media::speech))
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/images/generations", post(openai::image_generations))
+        .route("/v1/audio/speech", post(openai::speech))
         // Audio uploads may be up to 25 MB, more than the server's body limit for JSON.
         .route(
             "/v1/audio/transcriptions",
@@ -64,7 +62,7 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
             "/v1/audio/translations",
             post(media::translations).layer(DefaultBodyLimit::max(media::AUDIO_BODY_LIMIT)),
         )
-        .route("/v1/rerank", post(rerank::rerank))
+        .route("/v1/rerank", post(openai::rerank))
         .route("/v1/messages", post(chat::messages))
         .route(
             "/v1/messages/count_tokens",

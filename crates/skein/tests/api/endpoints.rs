@@ -367,6 +367,50 @@ both_backends! {
         assert_eq!(balance(&app, &s.user).await, START - (tokens + 2) - 2);
     }
 
+    async fn an_unknown_model_is_not_found_on_every_route_in_its_clients_shape(app) {
+        // One rule for every route (OpenAI's): a model nobody serves is 404 model_not_found,
+        // before any hold; Anthropic and Gemini clients hear it in their own error shapes.
+        let s = setup(&app).await;
+        let before = balance(&app, &s.user).await;
+        let openai: [(&str, Value); 8] = [
+            ("/v1/chat/completions", json!({"messages": [{"role": "user", "content": "x"}]})),
+            ("/v1/chat/completions", json!({"stream": true, "messages": [{"role": "user", "content": "x"}]})),
+            ("/v1/completions", json!({"prompt": "x"})),
+            ("/v1/completions", json!({"prompt": "x", "stream": true})),
+            ("/v1/embeddings", json!({"input": "x"})),
+            ("/v1/images/generations", json!({"prompt": "x"})),
+            ("/v1/audio/speech", json!({"input": "x", "voice": "alloy"})),
+            ("/v1/rerank", json!({"query": "x", "documents": ["y"]})),
+        ];
+        for (path, mut body) in openai {
+            body["model"] = json!("no-such-model");
+            let r = call(&app, &s.key, path, body).await;
+            assert_eq!(
+                (r.status, r.json["error"]["code"].as_str(), r.json["error"]["type"].as_str()),
+                (StatusCode::NOT_FOUND, Some("model_not_found"), Some("not_found_error")),
+                "{path}: {}", r.text
+            );
+        }
+        let (content_type, body) = form(&[("model", "no-such-model")], Some(("a.mp3", b"x")));
+        let r = upload(&app, &s.key, "/v1/audio/transcriptions", &content_type, body).await;
+        assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("model_not_found")), "{}", r.text);
+        let anthropic = json!({"model": "no-such-model", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
+        for path in ["/v1/messages", "/v1/messages/count_tokens"] {
+            let r = app.send(app.client.post(app.url(path)).header("x-api-key", &s.key).json(&anthropic)).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text);
+            assert_eq!((r.json["type"].as_str(), r.json["error"]["type"].as_str()), (Some("error"), Some("not_found_error")), "{path}: {}", r.text);
+        }
+        for action in ["generateContent", "streamGenerateContent?alt=sse"] {
+            let r = app.send(app.client.post(app.url(&format!("/v1beta/models/no-such-model:{action}")))
+                .header("x-goog-api-key", &s.key)
+                .json(&json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}]}))).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{action}: {}", r.text);
+            assert_eq!((r.json["error"]["code"].as_i64(), r.json["error"]["status"].as_str()), (Some(404), Some("NOT_FOUND")), "{action}: {}", r.text);
+        }
+        assert_eq!(balance(&app, &s.user).await, before, "refused requests are free");
+        assert!(s.upstream.requests().is_empty(), "nothing reached the upstream");
+    }
+
     async fn refusals_are_clear_and_cost_nothing(app) {
         let s = setup(&app).await;
         let routes: [(&str, Value); 6] = [

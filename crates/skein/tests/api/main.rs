@@ -14,6 +14,7 @@ mod cli;
 mod endpoints;
 mod gateway;
 mod holds;
+mod in_process;
 mod invites;
 mod keys;
 mod limits;

@@ -1,0 +1,187 @@
+//! Attempt: try the plan's channels in order until one answers. Connect errors, timeouts,
+//! 429 and 5xx move on to the next channel (and count against its circuit breaker); a
+//! rejected key or an empty upstream account disables the channel — once its own key
+//! confirms it — and moves on; another 4xx is the caller's to see. When nothing is delivered
+//! the hold is released.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use skein_core::{ApiError, ApiResult};
+
+use super::bill::Meter;
+use crate::RelayService;
+use crate::channels::LiveChannel;
+use crate::proxy::{self, Attempt};
+
+/// Sends one request to a channel, in whatever wire format that channel's kind speaks.
+pub(crate) trait Dispatch: Send {
+    /// Sends the request to `channel` (which knows the model as `upstream_model`). `Err`
+    /// when this channel cannot carry the request (a field its format has no place for):
+    /// that is not an attempt, and the next channel is tried.
+    fn send(
+        &mut self,
+        svc: &RelayService,
+        channel: &LiveChannel,
+        upstream_model: &str,
+    ) -> impl Future<Output = Result<Attempt, ApiError>> + Send;
+}
+
+/// A body sent to the same path of every OpenAI-format channel, with the model mapped by
+/// `body` (the routes besides chat).
+pub(crate) struct OpenAiPath<F> {
+    /// Path under the channel's base URL, e.g. `/v1/embeddings`.
+    pub path: &'static str,
+    /// The body's content type (a form keeps its boundary).
+    pub content_type: String,
+    /// Builds the body for a channel, given the model name that channel knows it by.
+    pub body: F,
+}
+
+impl<F: Fn(&str) -> Bytes + Send + Sync> Dispatch for OpenAiPath<F> {
+    async fn send(
+        &mut self,
+        svc: &RelayService,
+        channel: &LiveChannel,
+        upstream_model: &str,
+    ) -> Result<Attempt, ApiError> {
+        let body = (self.body)(upstream_model);
+        Ok(proxy::send_to(&svc.http, channel, self.path, &self.content_type, body).await)
+    }
+}
+
+/// What the attempts came to when some channel answered.
+// One per request, moved out at once: boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Attempted {
+    /// A 2xx answer to read, with the meter that bills it (set to the serving channel).
+    Answered {
+        /// The channel that answered.
+        channel: Arc<LiveChannel>,
+        /// Its answer.
+        response: reqwest::Response,
+        /// Settles the hold.
+        meter: Meter,
+    },
+    /// The upstream refused the request itself (its 4xx): the hold is released, and the
+    /// caller hears what it said.
+    Refused {
+        /// The channel that refused.
+        channel: Arc<LiveChannel>,
+        /// Its status.
+        status: StatusCode,
+        /// Its error body, as it wrote it.
+        body: Bytes,
+    },
+}
+
+/// Tries `candidates` in order with `dispatch`; see the module documentation. Every channel
+/// failing is 502 `upstream_unavailable`, or — when no channel could even carry the request —
+/// the reason the first one gave.
+pub(crate) async fn attempt<D: Dispatch>(
+    mut meter: Meter,
+    candidates: Vec<Arc<LiveChannel>>,
+    dispatch: &mut D,
+) -> ApiResult<Attempted> {
+    let svc = meter.svc.clone();
+    let model = meter.model.clone();
+    let mut tried = Vec::new();
+    // A request one kind of upstream cannot carry may still suit another kind of channel;
+    // if none can carry it, the caller hears why.
+    let mut cannot_carry: Option<ApiError> = None;
+    let mut attempts = 0;
+    for channel in candidates {
+        let upstream_model = channel.upstream_model(&model).to_string();
+        let attempt = match dispatch.send(&svc, &channel, &upstream_model).await {
+            Ok(attempt) => attempt,
+            Err(error) => {
+                tracing::info!(channel = %channel.id, code = error.code(), "the request cannot be carried to this channel");
+                tried.push(format!("{}: {error}", channel.name));
+                cannot_carry.get_or_insert(error);
+                continue;
+            }
+        };
+        attempts += 1;
+        match attempt {
+            Attempt::Ok(response) => {
+                svc.breakers.success(&channel.id);
+                tracing::info!(channel = %channel.id, tried = ?tried, %model, stream = meter.stream, "upstream answered");
+                meter.channel_id = channel.id.clone();
+                meter.idle = crate::upstream::idle_timeout(&channel);
+                return Ok(Attempted::Answered {
+                    channel,
+                    response,
+                    meter,
+                });
+            }
+            Attempt::Retry(reason) => {
+                if svc.breakers.failure(&channel.id, Instant::now()) {
+                    tracing::warn!(channel = %channel.id, "circuit opened: the channel rests after repeated failures");
+                }
+                tracing::warn!(channel = %channel.id, %reason, "channel failed; trying the next");
+                tried.push(format!("{}: {reason}", channel.name));
+            }
+            Attempt::Dead(reason) => {
+                svc.disable_if_confirmed(&channel, &model, &reason).await;
+                tried.push(format!("{}: {reason}", channel.name));
+            }
+            Attempt::Refused(status, body) => {
+                meter.release().await;
+                tracing::info!(channel = %channel.id, status, "upstream refused the request");
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                return Ok(Attempted::Refused {
+                    channel,
+                    status,
+                    body,
+                });
+            }
+        }
+    }
+    meter.release().await;
+    if attempts == 0
+        && let Some(error) = cannot_carry
+    {
+        return Err(error);
+    }
+    Err(all_failed(&model, &tried))
+}
+
+/// 502 `upstream_unavailable` once every channel failed. Which channels and why goes to the
+/// log under the request id; the caller hears neither (channel names, hosts and transport
+/// errors are the operator's business).
+pub(crate) fn all_failed(model: &str, tried: &[String]) -> ApiError {
+    tracing::warn!(tried = ?tried, %model, "every channel failed");
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_unavailable",
+        format!(
+            "{model} is unavailable right now: every provider behind it failed. Try again shortly."
+        ),
+        format!("{model} 暂时不可用：其后的所有服务商都失败了，请稍后重试。"),
+    )
+}
+
+/// The upstream's own refusal as an error for an in-process caller: its status, and its
+/// message (from an OpenAI-shaped error body) after `prefix` ("The model's provider refused
+/// the request", and the Chinese `prefix_zh`).
+pub(crate) fn refused_error(
+    status: StatusCode,
+    body: &[u8],
+    prefix: &str,
+    prefix_zh: &str,
+) -> ApiError {
+    let upstream: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let message = upstream["error"]["message"]
+        .as_str()
+        .unwrap_or("The upstream refused the request.")
+        .to_string();
+    ApiError::new(
+        status,
+        "upstream_refused",
+        format!("{prefix}: {message}"),
+        format!("{prefix_zh}：{message}"),
+    )
+}

@@ -1,0 +1,170 @@
+//! The relay's request pipeline, outside HTTP: the one path every vendor-compatible route
+//! and every in-process caller takes.
+//!
+//! 1. **Plan** ([`plan`]): check the caller may use the model, find the channels that serve
+//!    it, price it, and refuse early (every refusal here is free).
+//! 2. **Hold** ([`bill::held`]): reserve an estimate on the payer's balance; from here on the
+//!    work runs on a task of the service's own, so a caller that leaves cannot strand a hold.
+//! 3. **Attempt** ([`attempt`]): try up to [`MAX_ATTEMPTS`] channels, failing over on
+//!    retryable errors, feeding the circuit breakers, disabling a channel only when its own
+//!    key confirms it is dead, and releasing the hold when nothing was delivered.
+//! 4. **Bill and stream** ([`bill`], [`read`], [`chat`]): relay the answer (whole, SSE, bytes
+//!    or typed chat events), count what was delivered, settle the exact cost and only then
+//!    send the closing events.
+//!
+//! The routes differ only in how they estimate, what upstream path and body they send, and
+//! how they read the bill from the answer ([`calls`] for the OpenAI routes besides chat,
+//! [`chat`] for chat in every client format). HTTP handlers parse the client's request, call
+//! these and render the [`Reply`].
+//!
+//! **Architecture Invariant:** nothing here knows about axum's request or response types;
+//! clients' errors never name a channel or a host.
+
+pub(crate) mod attempt;
+pub(crate) mod bill;
+pub(crate) mod calls;
+pub(crate) mod chat;
+pub(crate) mod fields;
+pub(crate) mod input;
+pub(crate) mod plan;
+pub(crate) mod read;
+
+use axum::http::{HeaderValue, StatusCode};
+use bytes::Bytes;
+use skein_core::api::{KeyInfo, KeyLimit, RelayCharge};
+
+/// Most channels tried for one request.
+pub(crate) const MAX_ATTEMPTS: usize = 3;
+
+/// Who a relayed call is for.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A client with an API key: the key's group, model list, quota and per-minute limits
+    /// apply, and its spending is counted on the key.
+    Key(KeyInfo),
+    /// A service acting for a signed-in user (Chat): charged to the user alone, in the
+    /// service's group, with the conversation on the record.
+    User {
+        /// Whose balance pays.
+        user_id: String,
+        /// Channel group to route through.
+        group: String,
+        /// The chat conversation the call belongs to, for the usage record.
+        conversation_id: Option<String>,
+    },
+}
+
+impl Caller {
+    /// Whose balance pays.
+    pub fn user_id(&self) -> &str {
+        match self {
+            Caller::Key(key) => &key.user_id,
+            Caller::User { user_id, .. } => user_id,
+        }
+    }
+
+    /// The channel group the call routes through.
+    pub fn group(&self) -> &str {
+        match self {
+            Caller::Key(key) => &key.group,
+            Caller::User { group, .. } => group,
+        }
+    }
+
+    /// The API key, for a key's caller.
+    pub fn key(&self) -> Option<&KeyInfo> {
+        match self {
+            Caller::Key(key) => Some(key),
+            Caller::User { .. } => None,
+        }
+    }
+
+    /// Whether the caller may use `model` (a service's user may use any routed model).
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.key().is_none_or(|key| key.allows_model(model))
+    }
+
+    /// The key's own spending limit for a hold, if the caller is a key.
+    pub fn key_limit(&self) -> Option<KeyLimit> {
+        self.key().map(|key| KeyLimit {
+            key_id: key.key_id.clone(),
+            limit: key.quota_limit,
+        })
+    }
+
+    /// The conversation a service's call belongs to.
+    pub fn conversation_id(&self) -> Option<&str> {
+        match self {
+            Caller::Key(_) => None,
+            Caller::User {
+                conversation_id, ..
+            } => conversation_id.as_deref(),
+        }
+    }
+
+    /// Whether an answer waits for its settle. A service acting for a user shows that user
+    /// the exact charge, so it waits for it; an API-key client gets its answer as soon as it
+    /// is read (the hold already bounds what it can cost) and the settle follows.
+    pub fn settles_before_answer(&self) -> bool {
+        matches!(self, Caller::User { .. })
+    }
+
+    /// The key's id for logs, or `user` for a service's call.
+    pub fn label(&self) -> &str {
+        self.key().map_or("user", |key| key.key_id.as_str())
+    }
+}
+
+/// What the relay answers a call with, for HTTP to render: a status, a content type and the
+/// body whole or as it arrives, and the charge when the call was settled before the answer.
+pub(crate) struct Reply {
+    /// The status for the client.
+    pub status: StatusCode,
+    /// The body's content type.
+    pub content_type: HeaderValue,
+    /// The body.
+    pub body: ReplyBody,
+    /// The exact charge, when it was settled before the answer ([`Caller::User`]).
+    pub charge: Option<RelayCharge>,
+}
+
+/// A reply's body.
+pub(crate) enum ReplyBody {
+    /// Read whole.
+    Whole(Bytes),
+    /// Sent as it arrives; the stream's reader runs on a task of the service's own.
+    Stream(tokio::sync::mpsc::Receiver<Bytes>),
+}
+
+impl Reply {
+    /// A whole JSON (or other) answer.
+    pub fn whole(status: StatusCode, content_type: HeaderValue, bytes: Bytes) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body: ReplyBody::Whole(bytes),
+            charge: None,
+        }
+    }
+
+    /// A 200 answer sent as it arrives.
+    pub fn stream(
+        content_type: HeaderValue,
+        receiver: tokio::sync::mpsc::Receiver<Bytes>,
+    ) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            content_type,
+            body: ReplyBody::Stream(receiver),
+            charge: None,
+        }
+    }
+
+    /// The whole body, or `None` for a stream.
+    pub fn bytes(&self) -> Option<&Bytes> {
+        match &self.body {
+            ReplyBody::Whole(bytes) => Some(bytes),
+            ReplyBody::Stream(_) => None,
+        }
+    }
+}

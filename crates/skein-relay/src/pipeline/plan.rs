@@ -1,0 +1,203 @@
+//! Plan: which model, at what price, on which channels, and the refusals that come before any
+//! hold (so they cost nothing). Every route applies the same rules in the same order; only
+//! which kinds of channel can carry the request differs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use skein_core::limit::Quota;
+use skein_core::{ApiError, ApiResult};
+
+use super::{Caller, MAX_ATTEMPTS};
+use crate::RelayService;
+use crate::channels::LiveChannel;
+use crate::pricing::Price;
+use crate::proxy;
+
+/// A request's model, its price, and the channels that may serve it, best first.
+pub(crate) struct Plan {
+    /// The model as the client named it (usage records and prices use this name).
+    pub model: String,
+    /// Its price for the caller's group (rates and multiplier).
+    pub rates: Price,
+    /// The channels to try, in order.
+    pub candidates: Vec<Arc<LiveChannel>>,
+}
+
+/// [`plan_for`] over OpenAI-format channels: the routes besides chat go only to those.
+pub(crate) async fn plan(
+    svc: &RelayService,
+    caller: &Caller,
+    model: Option<&str>,
+) -> ApiResult<Plan> {
+    plan_for(svc, caller, model, |c| {
+        proxy::OPENAI_KINDS.contains(&c.kind.as_str())
+    })
+    .await
+}
+
+/// Checks that `caller` may use `model` and that something serves and prices it; answers the
+/// channels (of those `serves` accepts) to try. Refusals here happen before any hold, so they
+/// cost nothing.
+///
+/// The unknown-model rule, the same on every route and for in-process callers (OpenAI's): a
+/// model no channel serves for the caller's group is 404 `model_not_found`, checked before
+/// the price, so a name nobody configured is "not found" rather than "not priced"; a served
+/// but unpriced model is 400 `model_not_priced`, since it could not be billed.
+pub(crate) async fn plan_for(
+    svc: &RelayService,
+    caller: &Caller,
+    model: Option<&str>,
+    serves: impl Fn(&LiveChannel) -> bool,
+) -> ApiResult<Plan> {
+    let model = model
+        .filter(|m| !m.is_empty() && m.len() <= 128 && !m.contains('\0'))
+        .ok_or_else(|| {
+            ApiError::bad_request("missing_model", "Say which model to use.", "请指定模型。")
+        })?
+        .to_string();
+    if !caller.allows_model(&model) {
+        return Err(not_allowed(&model));
+    }
+    let routed: Vec<Arc<LiveChannel>> = svc
+        .table()
+        .candidates(caller.group(), &model)
+        .into_iter()
+        .filter(|c| serves(c))
+        .collect();
+    if routed.is_empty() {
+        return Err(not_found(&model));
+    }
+    let rates = svc
+        .price_for(caller.group(), &model)
+        .ok_or_else(|| not_priced(&model))?;
+    let now = Instant::now();
+    let candidates: Vec<Arc<LiveChannel>> = routed
+        .into_iter()
+        .filter(|c| svc.breakers.allow(&c.id, now))
+        .take(MAX_ATTEMPTS)
+        .collect();
+    if candidates.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "channels_cooling_down",
+            format!(
+                "Every channel for {model} failed repeatedly and is resting. Try again shortly."
+            ),
+            format!("{model} 的所有渠道都连续失败，正在冷却，请稍后重试。"),
+        )
+        .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
+    }
+    if let Some(key) = caller.key() {
+        check_tpm(svc, key).await?;
+    }
+    Ok(Plan {
+        model,
+        rates,
+        candidates,
+    })
+}
+
+/// 403 `model_not_allowed`: the key's own model list leaves `model` out.
+pub(crate) fn not_allowed(model: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "model_not_allowed",
+        format!("This API key may not use {model}."),
+        format!("该 API 密钥不允许使用 {model}。"),
+    )
+}
+
+/// 404 `model_not_found`: no channel serves `model` for the caller's group.
+pub(crate) fn not_found(model: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "model_not_found",
+        format!("No channel serves {model} for this key."),
+        format!("没有可为该密钥提供 {model} 的渠道。"),
+    )
+}
+
+/// 400 `model_not_priced`: a model nobody set a price for cannot be billed.
+pub(crate) fn not_priced(model: &str) -> ApiError {
+    ApiError::bad_request(
+        "model_not_priced",
+        format!(
+            "{model} has no price yet, so it cannot be billed. Ask an administrator to price it."
+        ),
+        format!("{model} 尚未定价，无法计费，请联系管理员设置价格。"),
+    )
+}
+
+/// The status a usage record gets: the charge's own, marked when the model was served free
+/// because it has no price (`relay.allow_unpriced`).
+pub(crate) fn record_status(status: &str, price: &Price) -> String {
+    if price.priced {
+        status.to_string()
+    } else {
+        format!("{status}_unpriced")
+    }
+}
+
+/// The budget every route counts against, so one key's tokens per minute cover them all.
+fn tpm_key(key: &skein_core::api::KeyInfo) -> String {
+    format!("tpm:key:{}", key.key_id)
+}
+
+/// Refuses a key that has used its tokens per minute (a probe that spends nothing).
+async fn check_tpm(svc: &RelayService, key: &skein_core::api::KeyInfo) -> ApiResult<()> {
+    let Some(tpm) = key.tpm_limit else {
+        return Ok(());
+    };
+    if let Some(wait) = limited(svc, &tpm_key(key), Quota::per_minute(tpm), 0).await {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "tokens_per_minute_exceeded",
+            format!("This API key has used its {tpm} tokens per minute. Try again in {wait} s."),
+            format!("该 API 密钥已用完每分钟 {tpm} 个 token 的额度，请在 {wait} 秒后重试。"),
+        )
+        .with_retry_after(wait));
+    }
+    Ok(())
+}
+
+/// Charges `cost` to the limit bucket `bucket`: the seconds to wait when it is spent, `None`
+/// when the request may go on (also when the limiter is unreachable: losing it must not take
+/// the relay down with it).
+pub(crate) async fn limited(
+    svc: &RelayService,
+    bucket: &str,
+    quota: Quota,
+    cost: u32,
+) -> Option<u64> {
+    match svc.limiter.check(bucket, quota, cost).await {
+        Ok(decision) if !decision.allowed => Some(
+            decision
+                .retry_after
+                .map(|d| d.as_secs().max(1))
+                .unwrap_or(1),
+        ),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, "rate limiter unavailable; request allowed");
+            None
+        }
+    }
+}
+
+/// Counts `tokens` against the caller's tokens per minute, if it is a key with such a limit
+/// (at most a full minute's worth: the budget is then empty and refills at its rate).
+pub(crate) async fn count_tpm(svc: &RelayService, caller: &Caller, tokens: i64) {
+    let Some(key) = caller.key() else { return };
+    let Some(tpm) = key.tpm_limit else { return };
+    let used = u32::try_from(tokens.max(0)).unwrap_or(u32::MAX);
+    if used > 0
+        && let Err(error) = svc
+            .limiter
+            .check(&tpm_key(key), Quota::per_minute(tpm), used.min(tpm))
+            .await
+    {
+        tracing::warn!(%error, "tokens-per-minute limiter unavailable");
+    }
+}
