@@ -157,6 +157,7 @@ export const en = {
   'chat.empty': 'Start a conversation',
   'chat.emptyHint': 'Pick a model and ask anything. Answers stream in as they are written.',
   'chat.noModels': 'No models are available yet. An administrator adds channels and prices.',
+  'chat.topUp': 'Redeem a code or check your balance',
   'chat.noMatches': 'No conversation matches “{q}”.',
   'chat.noArchived': 'No archived conversations.',
   'chat.noConversations': 'No conversations yet.',

@@ -159,6 +159,7 @@ export const zh: Record<MessageKey, string> = {
   'chat.empty': '开始对话',
   'chat.emptyHint': '选择模型，随便问。回答会边写边显示。',
   'chat.noModels': '暂无可用模型，需要管理员添加渠道和价格。',
+  'chat.topUp': '兑换充值码或查看余额',
   'chat.noMatches': '没有与“{q}”匹配的对话。',
   'chat.noArchived': '没有已归档的对话。',
   'chat.noConversations': '还没有对话。',

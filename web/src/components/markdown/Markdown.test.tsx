@@ -78,3 +78,18 @@ describe('images in model output', () => {
     expect(img?.getAttribute('alt')).toBe('chart');
   });
 });
+
+describe('code blocks', () => {
+  it('on a phone the Copy button sits above the code, not over its first line; from sm up it floats in the corner', () => {
+    const { getByTestId } = render(<Markdown text={'```js\nconst answer = 42;\n```'} />);
+    const block = getByTestId('code-block');
+    const copy = getByTestId('copy-code');
+    // In the flow before the <pre> (no unprefixed absolute positioning), floated only at sm+.
+    expect(block.firstElementChild).toBe(copy);
+    expect(copy.nextElementSibling?.tagName).toBe('PRE');
+    const classes = copy.className.split(/\s+/);
+    expect(classes).not.toContain('absolute');
+    expect(classes).toContain('sm:absolute');
+    expect(copy.querySelector('button')?.className.split(/\s+/)).not.toContain('absolute');
+  });
+});

@@ -19,8 +19,12 @@ function CodeBlock({ children }: { children?: ReactNode }) {
   const t = useT();
   const code = textOf(Children.toArray(children));
   return (
-    <div className="group relative">
-      <CopyButton text={code.replace(/\n$/, '')} label={t('chat.copyCode')} className="absolute right-1 top-1 h-7 bg-card/80 text-xs opacity-80 group-hover:opacity-100" />
+    // On a phone the button sits above the block (over it, it hid the code's first line); from
+    // `sm` up it floats in the block's corner.
+    <div className="group relative" data-testid="code-block">
+      <div className="flex justify-end sm:absolute sm:right-1 sm:top-1" data-testid="copy-code">
+        <CopyButton text={code.replace(/\n$/, '')} label={t('chat.copyCode')} className="h-7 bg-card/80 text-xs opacity-80 group-hover:opacity-100" />
+      </div>
       <pre>{children}</pre>
     </div>
   );

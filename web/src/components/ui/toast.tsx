@@ -24,12 +24,13 @@ export function dismiss(id: number) {
   toastStore.set((list) => list.filter((t) => t.id !== id));
 }
 
-/** Where notices appear. */
+/** Where notices appear: at the top, just under the header, so they never cover the chat
+ * composer or a page's bottom actions. */
 export function Toaster() {
   const list = useStore(toastStore);
   const t = useT();
   return (
-    <div className="pointer-events-none fixed inset-x-0 bottom-4 z-[60] flex flex-col items-center gap-2 px-3" aria-live="polite">
+    <div className="pointer-events-none fixed inset-x-0 top-14 z-[60] flex flex-col items-center gap-2 px-3" aria-live="polite" data-testid="toaster">
       {list.map((item) => (
         <div key={item.id} className="pointer-events-auto flex items-center gap-3 rounded-lg border border-border bg-card px-4 py-2 text-sm shadow-lg">
           <span>{item.text}</span>

@@ -19,6 +19,12 @@ function Stat({ label, value, testId }: { label: string; value: string; testId?:
   );
 }
 
+/** A redemption code as the server issues it: codes are upper-case letters and digits, so
+ * what was typed in lower case, or pasted with spaces, still redeems. */
+export function normalizeCode(typed: string): string {
+  return typed.replace(/\s+/g, '').toUpperCase();
+}
+
 /** Balance, redeeming codes, the daily chart, requests with filters, and the ledger. */
 export default function UsagePage() {
   const t = useT();
@@ -66,7 +72,7 @@ export default function UsagePage() {
               setRedeemError(null);
               setRedeemMsg(null);
               try {
-                const r = await api<{ amount: number; balance: number }>('billing/redeem', { body: { code: code.trim() } });
+                const r = await api<{ amount: number; balance: number }>('billing/redeem', { body: { code: normalizeCode(code) } });
                 setRedeemMsg(t('usage.redeemed', { amount: money(r.amount, perUsd), balance: money(r.balance, perUsd) }));
                 setCode('');
                 queryClient.invalidateQueries({ queryKey: qk.quota });
@@ -76,7 +82,7 @@ export default function UsagePage() {
               }
             }}
           >
-            <Input aria-label={t('usage.code')} placeholder={t('usage.code')} value={code} onChange={(e) => setCode(e.target.value)} required />
+            <Input aria-label={t('usage.code')} placeholder={t('usage.code')} autoCapitalize="characters" autoComplete="off" spellCheck={false} className="font-mono uppercase" value={code} onChange={(e) => setCode(e.target.value)} required />
             <Button type="submit" className="w-full">
               {t('usage.redeemAction')}
             </Button>

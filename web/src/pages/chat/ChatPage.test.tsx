@@ -323,4 +323,17 @@ describe('chat page', () => {
     expect(screen.queryByRole('button', { name: 'Export' })).toBeNull();
     expect(screen.getByRole('button', { name: 'Send' })).toHaveProperty('disabled', true);
   });
+
+  it('a send refused for a low balance links to where to top up', async () => {
+    routes['GET /api/v1/chat/conversations/c7'] = () => json(conversation('c7'));
+    routes['GET /api/v1/chat/conversations/c7/messages'] = () => json({ conversation_id: 'c7', active_leaf_id: null, messages: [] });
+    routes['POST /api/v1/chat/conversations/c7/messages'] = () =>
+      json({ error: { code: 'insufficient_quota', message: 'Only 3 units are left on your balance.' }, request_id: 'req-402' }, 402);
+    renderAt('/chat/c7');
+    await screen.findByText(/\$1\.00 in/);
+    fireEvent.change(composer(), { target: { value: 'Hello' } });
+    fireEvent.keyDown(composer(), { key: 'Enter' });
+    await screen.findByText('Only 3 units are left on your balance.');
+    expect(screen.getByTestId('balance-hint').getAttribute('href')).toBe('/usage');
+  });
 });

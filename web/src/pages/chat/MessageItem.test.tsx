@@ -1,6 +1,7 @@
 // One message on its own: the reasoning is visible while the model thinks.
 import { describe, expect, it } from 'vitest';
 import { render, screen } from '@testing-library/react';
+import { MemoryRouter } from 'react-router-dom';
 import { MessageItem, type MessageItemProps } from './MessageItem';
 import type { ChatMessage } from '../../lib/types';
 
@@ -50,5 +51,25 @@ describe('message item', () => {
   it('a finished answer opens with its reasoning folded', () => {
     render(<MessageItem {...props(answer({ content: 'Done', status: 'done' }))} />);
     expect((screen.getByTestId('reasoning') as HTMLDetailsElement).open).toBe(false);
+  });
+});
+
+describe('balance errors', () => {
+  it('a failed answer whose balance ran out links to where to top up', () => {
+    render(
+      <MemoryRouter>
+        <MessageItem {...props(answer({ status: 'failed', reasoning: null, error: { code: 'insufficient_quota', message: 'Only 3 units are left on your balance.' } }))} />
+      </MemoryRouter>,
+    );
+    expect(screen.getByTestId('balance-hint').getAttribute('href')).toBe('/usage');
+  });
+
+  it('other failures do not', () => {
+    render(
+      <MemoryRouter>
+        <MessageItem {...props(answer({ status: 'failed', reasoning: null, error: { code: 'upstream_unavailable', message: 'Unavailable.' } }))} />
+      </MemoryRouter>,
+    );
+    expect(screen.queryByTestId('balance-hint')).toBeNull();
   });
 });

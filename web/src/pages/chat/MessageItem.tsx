@@ -4,6 +4,7 @@ import { money, num } from '../../lib/format';
 import type { ChatMessage } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Badge, Button, CopyButton, cx, Textarea } from '../../components/ui';
+import { BalanceHint } from './BalanceHint';
 import { MessageImages } from './Media';
 import { isTemp } from './useChatStream';
 
@@ -119,6 +120,7 @@ export function MessageItem(props: MessageItemProps) {
           {error}
         </div>
       )}
+      <BalanceHint error={m.error} />
       <div className="flex flex-wrap items-center gap-1 text-xs text-muted-fg">
         <Versions m={m} disabled={streaming} onSwitch={props.onSwitch} />
         {m.status === 'stopped' && <Badge>{t('chat.stopped')}</Badge>}

@@ -2,6 +2,7 @@ import { forwardRef, Fragment, useEffect, useImperativeHandle, useLayoutEffect, 
 import { useVirtualizer } from '@tanstack/react-virtual';
 import type { ChatMessage } from '../../lib/types';
 import { ErrorText } from '../../components/ui';
+import { BalanceHint } from './BalanceHint';
 
 /** Longer branches mount only the messages near the viewport; shorter ones render whole. */
 export const WINDOW_FROM = 50;
@@ -61,6 +62,7 @@ export const MessageList = forwardRef<
     >
       <div className="mx-auto max-w-3xl space-y-5 px-3 py-4 sm:px-4">
         <ErrorText error={error} />
+        <BalanceHint error={error} />
         {messages.length === 0 && !error && empty}
         {windowed ? (
           <div ref={list} data-testid="message-list" style={{ height: totalSize, position: 'relative' }}>
