@@ -12,11 +12,14 @@ pub mod error;
 pub mod extract;
 pub mod i18n;
 pub mod ids;
+pub mod internal;
 pub mod limit;
 pub mod page;
+pub mod principal;
 pub mod request;
 pub mod runtime;
 pub mod secret;
+pub mod service;
 pub mod tokens;
 
 pub use error::{ApiError, ApiResult};

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use crate::auth::Role;
 use crate::error::ApiError;
+use crate::principal::Role;
 
 /// What the gateway needs to know about a session to accept an access token.
 #[derive(Debug, Clone)]
