@@ -20,6 +20,5 @@ pub mod request;
 pub mod runtime;
 pub mod secret;
 pub mod service;
-pub mod tokens;
 
 pub use error::{ApiError, ApiResult};
