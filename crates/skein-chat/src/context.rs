@@ -2,7 +2,7 @@
 //! each model, and trimming the active path to fit the window minus the answer's reserve —
 //! always keeping the system prompt and the newest turn.
 
-use skein_core::config::ChatConfig;
+use crate::config::ChatConfig;
 pub use skein_text::tokens::count_tokens;
 
 /// Tokens a chat message costs beyond its text (role and framing), as OpenAI documents for its

@@ -7,23 +7,26 @@
 //! `chat_messages`; every model call goes through [`RelayApi`], so chat usage lands in the
 //! user's consumption records and ledger like any API call, with the conversation id.
 
+pub mod config;
 pub mod context;
 pub mod export;
 pub mod generate;
 mod http;
 pub mod import;
+mod service;
 pub mod store;
 pub mod tree;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use config::ChatConfig;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use skein_core::ApiError;
 use skein_core::api::{RelayApi, RelayCaller};
-use skein_core::config::ChatConfig;
 use skein_core::ids;
+use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -32,7 +35,7 @@ use tree::Tree;
 
 /// The Chat service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
-    service: "chat",
+    service: skein_core::service::ServiceName::Chat.as_str(),
     sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };
@@ -54,6 +57,8 @@ pub struct ChatService {
     running: generate::Registry,
     /// Answers still being written; shutdown waits for them.
     tasks: tokio_util::task::TaskTracker,
+    /// The purge of abandoned answers and deleted conversations.
+    background: BackgroundTasks,
 }
 
 impl ChatService {
@@ -86,30 +91,35 @@ impl ChatService {
             group,
             running: generate::Registry::default(),
             tasks: tokio_util::task::TaskTracker::new(),
+            background: BackgroundTasks::new(),
         });
-        let weak = Arc::downgrade(&service);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PURGE_EVERY);
-            loop {
-                tick.tick().await;
-                let Some(service) = weak.upgrade() else { break };
-                let now = ids::now_ms();
-                match store::fail_interrupted(&service.db, now - STALE_AFTER_MS, now).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(
-                        answers = n,
-                        "answers whose server went away were marked failed"
-                    ),
-                    Err(error) => tracing::warn!(%error, "failing abandoned answers failed"),
-                }
-                match store::purge_deleted(&service.db, ids::now_ms()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(conversations = n, "purged deleted conversations"),
-                    Err(error) => tracing::warn!(%error, "purging deleted conversations failed"),
-                }
-            }
-        });
+        service.background.every(
+            "chat.purge",
+            PURGE_EVERY,
+            FirstRun::Now,
+            &service,
+            |service| async move { service.purge().await },
+        );
         Ok(service)
+    }
+
+    /// Fails answers whose writer went away and purges conversations past their restore
+    /// window; the purge task's tick.
+    async fn purge(&self) {
+        let now = ids::now_ms();
+        match store::fail_interrupted(&self.db, now - STALE_AFTER_MS, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                answers = n,
+                "answers whose server went away were marked failed"
+            ),
+            Err(error) => tracing::warn!(%error, "failing abandoned answers failed"),
+        }
+        match store::purge_deleted(&self.db, ids::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(conversations = n, "purged deleted conversations"),
+            Err(error) => tracing::warn!(%error, "purging deleted conversations failed"),
+        }
     }
 
     /// The service's `/api/v1` routes.

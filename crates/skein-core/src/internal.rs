@@ -249,3 +249,82 @@ mod tests {
         assert_eq!(garbage.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }
+
+/// The body of an account event sent to another process.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountEvent {
+    /// The account concerned.
+    pub user_id: String,
+    /// Who invited them (registrations only).
+    #[serde(default)]
+    pub inviter_id: Option<String>,
+}
+
+/// `/internal/<service>/events/user-registered` and `.../user-status-changed`: a service that
+/// observes account events ([`crate::api::AccountEvents`]) hears them through these when the
+/// User service runs in another process.
+pub fn account_events_routes(
+    service: ServiceName,
+    observer: std::sync::Arc<dyn crate::api::AccountEvents>,
+) -> Router {
+    use axum::extract::State;
+    use axum::routing::post;
+    type Observer = State<std::sync::Arc<dyn crate::api::AccountEvents>>;
+    async fn registered(
+        State(observer): Observer,
+        crate::extract::ApiJson(event): crate::extract::ApiJson<AccountEvent>,
+    ) -> Result<StatusCode, ApiError> {
+        observer
+            .user_registered(&event.user_id, event.inviter_id.as_deref())
+            .await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+    async fn status_changed(
+        State(observer): Observer,
+        crate::extract::ApiJson(event): crate::extract::ApiJson<AccountEvent>,
+    ) -> Result<StatusCode, ApiError> {
+        observer.user_status_changed(&event.user_id).await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+    Router::new()
+        .route(
+            &format!("{PREFIX}{service}/events/user-registered"),
+            post(registered),
+        )
+        .route(
+            &format!("{PREFIX}{service}/events/user-status-changed"),
+            post(status_changed),
+        )
+        .with_state(observer)
+}
+
+/// An observer of account events in another process: the User service calls it like a local
+/// observer, and it forwards each event to that process's internal routes.
+#[derive(Debug, Clone)]
+pub struct RemoteAccountEvents(pub InternalClient);
+
+#[async_trait::async_trait]
+impl crate::api::AccountEvents for RemoteAccountEvents {
+    async fn user_registered(
+        &self,
+        user_id: &str,
+        inviter_id: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let path = format!("{PREFIX}{}/events/user-registered", self.0.service());
+        let event = AccountEvent {
+            user_id: user_id.to_string(),
+            inviter_id: inviter_id.map(str::to_string),
+        };
+        self.0.notify(&path, &event).await
+    }
+
+    async fn user_status_changed(&self, user_id: &str) -> Result<(), ApiError> {
+        let path = format!("{PREFIX}{}/events/user-status-changed", self.0.service());
+        let event = AccountEvent {
+            user_id: user_id.to_string(),
+            inviter_id: None,
+        };
+        self.0.notify(&path, &event).await
+    }
+}

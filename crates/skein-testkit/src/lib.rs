@@ -19,7 +19,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use skein::ServiceSet;
-use skein_core::config::Config;
+use skein::config::Config;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -181,7 +181,19 @@ impl TestApp {
 
     /// Starts a server after `configure` adjusts the configuration.
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_services(backend, "all", configure).await
+    }
+
+    /// Starts a server that runs only `services` (`"user,billing"`, or `"all"`), after
+    /// `configure` adjusts the test configuration: with `"all"` the usual single process, else
+    /// one process of a deployment split across processes.
+    pub async fn spawn_services(
+        backend: Backend,
+        services: &str,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         init_logs();
+        let services = ServiceSet::parse(services).expect("service names");
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
@@ -205,13 +217,33 @@ impl TestApp {
             }
         };
         configure(&mut config);
-        Self::start(backend, config, Some(dir), pg_database).await
+        Self::start(backend, config, Some(dir), pg_database, &services).await
+    }
+
+    /// Starts another process of the same deployment (database, data directory, Redis) that
+    /// runs only `services`, after `configure` adjusts its configuration.
+    pub async fn sibling_services(
+        &self,
+        services: &str,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let mut config = self.config.clone();
+        configure(&mut config);
+        let set = ServiceSet::parse(services).expect("service names");
+        Self::start(self.backend, config, None, None, &set).await
     }
 
     /// Starts another server on the same database, data directory and Redis as `self`
     /// (two instances of one deployment).
     pub async fn sibling(&self) -> TestApp {
-        Self::start(self.backend, self.config.clone(), None, None).await
+        Self::start(
+            self.backend,
+            self.config.clone(),
+            None,
+            None,
+            &ServiceSet::all(),
+        )
+        .await
     }
 
     async fn start(
@@ -219,8 +251,9 @@ impl TestApp {
         config: Config,
         dir: Option<tempfile::TempDir>,
         pg_database: Option<String>,
+        services: &ServiceSet,
     ) -> TestApp {
-        let skein = skein::build(config.clone(), &ServiceSet::all())
+        let skein = skein::build(config.clone(), services)
             .await
             .expect("build skein");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -228,8 +261,9 @@ impl TestApp {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let internal = match &config.server.internal_listen {
-            Some(_) => Some(
-                tokio::net::TcpListener::bind("127.0.0.1:0")
+            // The configured address: processes of a split deployment must know each other's.
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address.as_str())
                     .await
                     .expect("bind internal"),
             ),
