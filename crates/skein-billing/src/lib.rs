@@ -35,7 +35,7 @@ use writer::{Done, Op, Writer};
 
 /// The Billing service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
-    service: skein_core::service::ServiceName::Billing.as_str(),
+    service: skein_core::service::ServiceName::Billing,
     sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };

@@ -35,7 +35,7 @@ use tree::Tree;
 
 /// The Chat service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
-    service: skein_core::service::ServiceName::Chat.as_str(),
+    service: skein_core::service::ServiceName::Chat,
     sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };

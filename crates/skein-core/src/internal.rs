@@ -49,10 +49,11 @@ pub fn guard(router: Router, token: Secret) -> Router {
     ))
 }
 
-/// Renders an error of an internal route: the usual envelope, plus the message in every
-/// language (`error.messages`), so the calling process can rebuild the error whole.
-pub fn render_error(error: &ApiError, request_id: &str) -> Response {
-    let mut envelope = serde_json::to_value(error.envelope(Lang::En, request_id))
+/// Renders an error of an internal route: the usual envelope in the caller's language, plus
+/// the message in every language (`error.messages`), so the calling process can rebuild the
+/// error whole.
+pub fn render_error(error: &ApiError, lang: Lang, request_id: &str) -> Response {
+    let mut envelope = serde_json::to_value(error.envelope(lang, request_id))
         .unwrap_or_else(|_| serde_json::json!({}));
     if let Some(body) = envelope.get_mut("error").and_then(|e| e.as_object_mut()) {
         body.insert(
@@ -210,8 +211,8 @@ impl InternalClient {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_error_rendered_for_the_wire_comes_back_whole() {
+    #[tokio::test]
+    async fn an_error_rendered_for_the_wire_comes_back_whole() {
         let original = ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             "insufficient_quota",
@@ -220,20 +221,23 @@ mod tests {
         )
         .with_details(serde_json::json!({"needed": 5, "available": 2}))
         .with_retry_after(3);
-        let response = render_error(&original, "req-1");
+        let response = render_error(&original, Lang::Zh, "req-1");
         assert_eq!(response.status(), StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default();
+        let envelope: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(
+            envelope["error"]["message"], "额度不足。",
+            "the caller's language, as on every route"
+        );
         let client = InternalClient::new(
             ServiceName::Billing,
             "http://127.0.0.1:1",
             Secret::new("t".repeat(32)),
         );
         let Ok(client) = client else { panic!("client") };
-        let envelope = serde_json::json!({
-            "error": {"code": "insufficient_quota", "message": "Not enough quota.",
-                      "details": {"needed": 5, "available": 2},
-                      "messages": {"en": "Not enough quota.", "zh": "额度不足。"}},
-            "request_id": "req-1"
-        });
         let rebuilt = client.rebuild(
             reqwest::StatusCode::PAYMENT_REQUIRED,
             Some(3),
@@ -243,6 +247,7 @@ mod tests {
         assert_eq!(rebuilt.status(), StatusCode::PAYMENT_REQUIRED);
         assert_eq!(rebuilt.code(), "insufficient_quota");
         assert_eq!(rebuilt.message(Lang::Zh), "额度不足。");
+        assert_eq!(rebuilt.message(Lang::En), "Not enough quota.");
         assert_eq!(rebuilt.details(), original.details());
         assert_eq!(rebuilt.retry_after_secs(), Some(3));
         let garbage = client.rebuild(reqwest::StatusCode::NOT_FOUND, None, None, "/x");

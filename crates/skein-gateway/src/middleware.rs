@@ -170,7 +170,7 @@ pub(crate) async fn error_envelope(req: Request, next: Next) -> Response {
         let error = error.clone();
         if internal {
             // Another Skein process reads this: it gets every language, to rebuild the error.
-            return skein_core::internal::render_error(&error, &request_id);
+            return skein_core::internal::render_error(&error, lang, &request_id);
         }
         return match vendor {
             Some(vendor) => rerender_as(vendor, &error, lang, &request_id, response.headers()),

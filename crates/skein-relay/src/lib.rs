@@ -46,7 +46,7 @@ use keys::KeyRow;
 
 /// The Relay service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
-    service: skein_core::service::ServiceName::Relay.as_str(),
+    service: skein_core::service::ServiceName::Relay,
     sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };

@@ -39,7 +39,7 @@ use store::SessionRow;
 
 /// The User service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
-    service: skein_core::service::ServiceName::User.as_str(),
+    service: skein_core::service::ServiceName::User,
     sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };

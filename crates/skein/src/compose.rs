@@ -40,30 +40,29 @@ pub struct Plug {
     pub build: BuildFn,
 }
 
+impl Plug {
+    /// A service of this build.
+    pub const fn new(
+        name: ServiceName,
+        migrations: &'static ServiceMigrations,
+        build: BuildFn,
+    ) -> Self {
+        Plug {
+            name,
+            migrations,
+            build,
+        }
+    }
+}
+
 /// Every service of this build, in build order: a service comes after those whose APIs it
 /// calls in process. The gateway is not here: it is every process's edge, not a service
 /// with tables.
 pub static SERVICES: &[Plug] = &[
-    Plug {
-        name: ServiceName::User,
-        migrations: &skein_user::MIGRATIONS,
-        build: user,
-    },
-    Plug {
-        name: ServiceName::Billing,
-        migrations: &skein_billing::MIGRATIONS,
-        build: billing,
-    },
-    Plug {
-        name: ServiceName::Relay,
-        migrations: &skein_relay::MIGRATIONS,
-        build: relay,
-    },
-    Plug {
-        name: ServiceName::Chat,
-        migrations: &skein_chat::MIGRATIONS,
-        build: chat,
-    },
+    Plug::new(ServiceName::User, &skein_user::MIGRATIONS, user),
+    Plug::new(ServiceName::Billing, &skein_billing::MIGRATIONS, billing),
+    Plug::new(ServiceName::Relay, &skein_relay::MIGRATIONS, relay),
+    Plug::new(ServiceName::Chat, &skein_chat::MIGRATIONS, chat),
 ];
 
 /// What services are built from: the shared parts, and the API of every service built so far

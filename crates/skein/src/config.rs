@@ -230,7 +230,7 @@ impl Config {
             return bad("database.max_connections must be at least 1");
         }
         let sections = [
-            self.registration_check(),
+            self.registration.validate(),
             self.billing.validate(),
             self.relay.validate(),
             self.chat.validate(),
@@ -254,12 +254,6 @@ impl Config {
         {
             return bad("limits must be at least 1");
         }
-        Ok(())
-    }
-
-    /// The registration section has no rule of its own yet; kept beside the others so a new
-    /// one has its place.
-    fn registration_check(&self) -> Result<(), String> {
         Ok(())
     }
 
