@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::json;
+use skein_billing::BillingConfig;
 use skein_billing::{BillingService, Credit};
 use skein_core::api::{BillingApi, ReserveRequest, Usage, UserDirectory};
-use skein_core::config::BillingConfig;
 use skein_core::{ApiError, ids::new_id};
 use skein_db::Db;
 use skein_db::sqlx::{Connection, Executor, PgConnection};

@@ -8,20 +8,24 @@
 //! through the [`writer`] task, and every balance change inserts its ledger entry in the same
 //! transaction.
 
+pub mod config;
 mod http;
 pub mod ledger;
 mod memory;
 pub mod query;
+pub mod remote;
+mod service;
 mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+pub use config::BillingConfig;
 use skein_core::api::{
     AccountEvents, BillingApi, Reservation, ReserveRequest, Settlement, Usage, UserDirectory,
 };
-use skein_core::config::BillingConfig;
+use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_core::{ApiError, ApiResult};
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
@@ -31,7 +35,7 @@ use writer::{Done, Op, Writer};
 
 /// The Billing service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
-    service: "billing",
+    service: skein_core::service::ServiceName::Billing,
     sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };
@@ -44,6 +48,8 @@ pub struct BillingService {
     users: Arc<dyn UserDirectory>,
     /// In-memory holds on SQLite (one writer process); `None` on PostgreSQL.
     holds: Option<memory::Holds>,
+    /// The sweeper.
+    tasks: BackgroundTasks,
 }
 
 impl BillingService {
@@ -67,41 +73,40 @@ impl BillingService {
             writer,
             config,
             users,
+            tasks: BackgroundTasks::new(),
         });
-        let weak = Arc::downgrade(&service);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(service) = weak.upgrade() else { break };
-                if let Some(holds) = &service.holds {
-                    let n = holds.expire(skein_core::ids::now_ms());
-                    if n > 0 {
-                        tracing::info!(released = n, "expired in-memory holds released");
-                    }
-                }
-                match service.writer.submit(Op::Expire).await {
-                    Ok(Done::Count(n)) if n > 0 => {
-                        tracing::info!(released = n, "expired reservations released")
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "reservation sweep failed"),
-                }
-            }
-        });
+        // Holds of a crashed caller (or a previous process) are released at once, then
+        // every quarter of their lifetime.
+        service.tasks.every(
+            "billing.sweep",
+            every,
+            FirstRun::Now,
+            &service,
+            |service| async move { service.sweep().await },
+        );
         service
+    }
+
+    /// Releases expired holds (in memory and in the database); the sweeper's tick.
+    async fn sweep(&self) {
+        if let Some(holds) = &self.holds {
+            let n = holds.expire(skein_core::ids::now_ms());
+            if n > 0 {
+                tracing::info!(released = n, "expired in-memory holds released");
+            }
+        }
+        match self.writer.submit(Op::Expire).await {
+            Ok(Done::Count(n)) if n > 0 => {
+                tracing::info!(released = n, "expired reservations released")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "reservation sweep failed"),
+        }
     }
 
     /// The service's routes, relative to `/api/v1`.
     pub fn routes(self: Arc<Self>) -> OpenApiRouter {
         http::routes(self)
-    }
-
-    /// The internal API other Skein processes call (`/internal/billing/*`), guarded by
-    /// `billing.internal_token`; `None` when no token is configured.
-    pub fn internal_routes(self: Arc<Self>) -> Option<axum::Router> {
-        http::internal::routes(self)
     }
 
     /// Applies a credit or debit; `Ok(None)` when its idempotency key was used already.

@@ -2,8 +2,8 @@
 //! each model, and trimming the active path to fit the window minus the answer's reserve —
 //! always keeping the system prompt and the newest turn.
 
-use skein_core::config::ChatConfig;
-pub use skein_core::tokens::count_tokens;
+use crate::config::ChatConfig;
+pub use skein_text::tokens::count_tokens;
 
 /// Tokens a chat message costs beyond its text (role and framing), as OpenAI documents for its
 /// chat models.
@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn long_runs_are_counted_in_slices_quickly_and_close_to_the_truth() {
         let prose = "The quick brown fox jumps over the lazy dog. ".repeat(2000);
-        let whole = skein_core::tokens::exact_for_tests(&prose);
+        let whole = skein_text::tokens::exact_for_tests(&prose);
         let counted = count_tokens(&prose);
         assert!(
             counted >= whole && counted <= whole + whole / 50,

@@ -13,12 +13,14 @@
 //! user's consumption records and ledger like any API call, with the conversation id.
 
 mod answer;
+pub mod config;
 pub mod context;
 pub mod export;
 pub mod generate;
 mod http;
 pub mod import;
 pub mod sources;
+mod service;
 pub mod store;
 pub mod tools;
 pub mod tree;
@@ -27,12 +29,13 @@ pub mod turn;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use config::ChatConfig;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use skein_core::ApiError;
 use skein_core::api::{RelayApi, RelayCaller};
-use skein_core::config::ChatConfig;
 use skein_core::ids;
+use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -47,7 +50,7 @@ pub use sources::{SUMMARY_TOKENS, Summarize};
 
 /// The Chat service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
-    service: "chat",
+    service: skein_core::service::ServiceName::Chat,
     sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };
@@ -73,6 +76,8 @@ pub struct ChatService {
     sources: RwLock<Vec<Arc<dyn ContextSource>>>,
     /// What runs the tools the model may call (none by default; see `tools.rs`).
     tool_runners: RwLock<Vec<Arc<dyn ToolRunner>>>,
+    /// The purge of abandoned answers and deleted conversations.
+    background: BackgroundTasks,
 }
 
 impl ChatService {
@@ -111,30 +116,35 @@ impl ChatService {
             tasks: tokio_util::task::TaskTracker::new(),
             sources: RwLock::new(builtin),
             tool_runners: RwLock::new(Vec::new()),
+            background: BackgroundTasks::new(),
         });
-        let weak = Arc::downgrade(&service);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PURGE_EVERY);
-            loop {
-                tick.tick().await;
-                let Some(service) = weak.upgrade() else { break };
-                let now = ids::now_ms();
-                match store::fail_interrupted(&service.db, now - STALE_AFTER_MS, now).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(
-                        answers = n,
-                        "answers whose server went away were marked failed"
-                    ),
-                    Err(error) => tracing::warn!(%error, "failing abandoned answers failed"),
-                }
-                match store::purge_deleted(&service.db, ids::now_ms()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(conversations = n, "purged deleted conversations"),
-                    Err(error) => tracing::warn!(%error, "purging deleted conversations failed"),
-                }
-            }
-        });
+        service.background.every(
+            "chat.purge",
+            PURGE_EVERY,
+            FirstRun::Now,
+            &service,
+            |service| async move { service.purge().await },
+        );
         Ok(service)
+    }
+
+    /// Fails answers whose writer went away and purges conversations past their restore
+    /// window; the purge task's tick.
+    async fn purge(&self) {
+        let now = ids::now_ms();
+        match store::fail_interrupted(&self.db, now - STALE_AFTER_MS, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                answers = n,
+                "answers whose server went away were marked failed"
+            ),
+            Err(error) => tracing::warn!(%error, "failing abandoned answers failed"),
+        }
+        match store::purge_deleted(&self.db, ids::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(conversations = n, "purged deleted conversations"),
+            Err(error) => tracing::warn!(%error, "purging deleted conversations failed"),
+        }
     }
 
     /// The service's `/api/v1` routes.

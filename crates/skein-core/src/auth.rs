@@ -5,56 +5,16 @@
 //! request's extensions; handlers only read it. So no service besides the gateway (and the
 //! User service, which issues tokens) touches JWTs.
 
-use std::str::FromStr;
-
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::error::ApiError;
+pub use crate::principal::Role;
 
 /// Issuer written into and required of every access token.
 const ISSUER: &str = "skein";
-
-/// What an account may do. Ordered: `User < Admin < Root`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// A member: chats, keys, own usage.
-    User,
-    /// Manages users, channels, prices.
-    Admin,
-    /// The owner: everything an admin can, plus granting and removing admins.
-    Root,
-}
-
-impl Role {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-            Role::Root => "root",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "user" => Ok(Role::User),
-            "admin" => Ok(Role::Admin),
-            "root" => Ok(Role::Root),
-            _ => Err(()),
-        }
-    }
-}
 
 /// The claims of a Skein access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]

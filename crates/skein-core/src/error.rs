@@ -214,6 +214,11 @@ impl ApiError {
         }
     }
 
+    /// The `Retry-After` hint, if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.0.retry_after_secs
+    }
+
     /// The envelope for this error, ready to serialise.
     pub fn envelope(&self, lang: Lang, request_id: &str) -> ErrorEnvelope {
         ErrorEnvelope {

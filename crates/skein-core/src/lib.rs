@@ -12,11 +12,13 @@ pub mod error;
 pub mod extract;
 pub mod i18n;
 pub mod ids;
+pub mod internal;
 pub mod limit;
 pub mod page;
+pub mod principal;
 pub mod request;
 pub mod runtime;
 pub mod secret;
-pub mod tokens;
+pub mod service;
 
 pub use error::{ApiError, ApiResult};

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use skein_core::ApiError;
+use skein_core::service::ServiceName;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Transaction};
@@ -33,7 +34,7 @@ pub struct Db {
 /// A service's migrations for each database.
 pub struct ServiceMigrations {
     /// The owning service, for logs.
-    pub service: &'static str,
+    pub service: ServiceName,
     /// Migrations for SQLite (`|| sqlx::migrate!("migrations/sqlite")`).
     pub sqlite: fn() -> Migrator,
     /// Migrations for PostgreSQL.
@@ -50,7 +51,7 @@ pub enum DbError {
     #[error("migration of {service} failed: {source}")]
     Migrate {
         /// The service whose migration failed.
-        service: &'static str,
+        service: ServiceName,
         /// Why.
         source: sqlx::migrate::MigrateError,
     },
@@ -152,7 +153,7 @@ impl Db {
             let new = after.saturating_sub(before);
             if new > 0 {
                 tracing::info!(
-                    service = service.service,
+                    service = service.service.as_str(),
                     applied = new,
                     "migrations applied"
                 );

@@ -164,9 +164,14 @@ pub(crate) async fn error_envelope(req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let is_api = path.starts_with("/api/") || path == "/api";
     let vendor = Vendor::of(path);
+    let internal = path.starts_with(skein_core::internal::PREFIX);
     let response = next.run(req).await;
     if let Some(error) = response.extensions().get::<ApiError>() {
         let error = error.clone();
+        if internal {
+            // Another Skein process reads this: it gets every language, to rebuild the error.
+            return skein_core::internal::render_error(&error, lang, &request_id);
+        }
         return match vendor {
             Some(vendor) => rerender_as(vendor, &error, lang, &request_id, response.headers()),
             None => rerender(&error, lang, &request_id, response.headers()),

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use skein_core::tokens::count_tokens;
+use skein_text::tokens::count_tokens;
 
 use crate::pricing::Price;
 

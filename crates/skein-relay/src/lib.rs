@@ -10,6 +10,7 @@
 
 pub mod breaker;
 pub mod channels;
+pub mod config;
 pub mod convert;
 pub mod estimate;
 pub mod groups;
@@ -21,6 +22,7 @@ pub mod pipeline;
 pub mod pricing;
 pub mod proxy;
 pub mod renew;
+mod service;
 pub mod upstream;
 pub mod vault;
 
@@ -34,7 +36,9 @@ use skein_core::ApiError;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+pub use config::RelayConfig;
 use skein_core::api::{AccountEvents, BillingApi, KeyDirectory, KeyInfo, UserDirectory};
+use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -43,7 +47,7 @@ use keys::KeyRow;
 
 /// The Relay service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
-    service: "relay",
+    service: skein_core::service::ServiceName::Relay,
     sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };
@@ -93,6 +97,8 @@ pub struct RelayService {
     breakers: breaker::Breakers,
     /// Settles and stream readers still running after their response; shutdown waits for them.
     tasks: tokio_util::task::TaskTracker,
+    /// The reload and the probe of disabled channels.
+    background: BackgroundTasks,
     /// Limits that bound what one request may hold and how long it may wait on its client.
     tuning: Tuning,
     /// Holds of running requests, renewed until they end.
@@ -129,7 +135,7 @@ impl Default for Tuning {
 
 impl Tuning {
     /// The limits the relay section of the configuration sets.
-    pub fn from_config(config: &skein_core::config::RelayConfig) -> Tuning {
+    pub fn from_config(config: &RelayConfig) -> Tuning {
         Tuning {
             output: estimate::OutputLimits {
                 overrides: config.max_output_tokens.clone(),
@@ -195,6 +201,7 @@ impl RelayService {
             table: RwLock::new(Arc::new(channels::ChannelTable::default())),
             breakers: breaker::Breakers::default(),
             tasks: tokio_util::task::TaskTracker::new(),
+            background: BackgroundTasks::new(),
             prices: RwLock::new(Arc::new(HashMap::new())),
             multipliers: RwLock::new(Arc::new(HashMap::new())),
             allow_unpriced,
@@ -206,28 +213,25 @@ impl RelayService {
         });
         service.renewals.start(service.billing.clone());
         service.reload().await?;
-        let weak = Arc::downgrade(&service);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RELOAD_EVERY);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(service) = weak.upgrade() else { break };
+        // What another instance changed arrives within one period.
+        service.background.every(
+            "relay.reload",
+            RELOAD_EVERY,
+            FirstRun::AfterPeriod,
+            &service,
+            |service| async move {
                 if let Err(error) = service.reload().await {
                     tracing::warn!(%error, "relay reload failed");
                 }
-            }
-        });
-        let weak = Arc::downgrade(&service);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(probe_every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(service) = weak.upgrade() else { break };
-                service.probe_disabled().await;
-            }
-        });
+            },
+        );
+        service.background.every(
+            "relay.probe",
+            probe_every,
+            FirstRun::AfterPeriod,
+            &service,
+            |service| async move { service.probe_disabled().await },
+        );
         Ok(service)
     }
 

@@ -19,7 +19,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use skein::ServiceSet;
-use skein_core::config::Config;
+use skein::config::Config;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -181,7 +181,7 @@ impl TestApp {
 
     /// Starts a server after `configure` adjusts the configuration.
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
-        Self::spawn_extended(backend, configure, |_| {}).await
+        Self::spawn_services(backend, "all", configure).await
     }
 
     /// Starts a server after `configure` adjusts the configuration and `extend` the built
@@ -192,7 +192,28 @@ impl TestApp {
         configure: impl FnOnce(&mut Config),
         extend: impl FnOnce(&skein::Skein),
     ) -> TestApp {
+        Self::spawn_inner(backend, "all", configure, extend).await
+    }
+
+    /// Starts a server that runs only `services` (`"user,billing"`, or `"all"`), after
+    /// `configure` adjusts the test configuration: with `"all"` the usual single process, else
+    /// one process of a deployment split across processes.
+    pub async fn spawn_services(
+        backend: Backend,
+        services: &str,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        Self::spawn_inner(backend, services, configure, |_| {}).await
+    }
+
+    async fn spawn_inner(
+        backend: Backend,
+        services: &str,
+        configure: impl FnOnce(&mut Config),
+        extend: impl FnOnce(&skein::Skein),
+    ) -> TestApp {
         init_logs();
+        let services = ServiceSet::parse(services).expect("service names");
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
@@ -216,13 +237,34 @@ impl TestApp {
             }
         };
         configure(&mut config);
-        Self::start(backend, config, Some(dir), pg_database, extend).await
+        Self::start(backend, config, Some(dir), pg_database, &services, extend).await
+    }
+
+    /// Starts another process of the same deployment (database, data directory, Redis) that
+    /// runs only `services`, after `configure` adjusts its configuration.
+    pub async fn sibling_services(
+        &self,
+        services: &str,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let mut config = self.config.clone();
+        configure(&mut config);
+        let set = ServiceSet::parse(services).expect("service names");
+        Self::start(self.backend, config, None, None, &set, |_| {}).await
     }
 
     /// Starts another server on the same database, data directory and Redis as `self`
     /// (two instances of one deployment).
     pub async fn sibling(&self) -> TestApp {
-        Self::start(self.backend, self.config.clone(), None, None, |_| {}).await
+        Self::start(
+            self.backend,
+            self.config.clone(),
+            None,
+            None,
+            &ServiceSet::all(),
+            |_| {},
+        )
+        .await
     }
 
     async fn start(
@@ -230,9 +272,10 @@ impl TestApp {
         config: Config,
         dir: Option<tempfile::TempDir>,
         pg_database: Option<String>,
+        services: &ServiceSet,
         extend: impl FnOnce(&skein::Skein),
     ) -> TestApp {
-        let skein = skein::build(config.clone(), &ServiceSet::all())
+        let skein = skein::build(config.clone(), services)
             .await
             .expect("build skein");
         extend(&skein);
@@ -241,8 +284,9 @@ impl TestApp {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let internal = match &config.server.internal_listen {
-            Some(_) => Some(
-                tokio::net::TcpListener::bind("127.0.0.1:0")
+            // The configured address: processes of a split deployment must know each other's.
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address.as_str())
                     .await
                     .expect("bind internal"),
             ),

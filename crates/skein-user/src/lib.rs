@@ -6,9 +6,12 @@
 //! [`SessionDirectory`] (the gateway) or the methods of [`UserService`] (the CLI).
 
 pub mod audit;
+pub mod config;
 mod http;
 pub mod model;
 pub mod password;
+pub mod remote;
+mod service;
 mod setup;
 pub mod store;
 pub mod throttle;
@@ -19,10 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+pub use config::RegistrationConfig;
 use moka::sync::Cache;
 use skein_core::api::{AccountEvents, SessionDirectory, SessionInfo, UserDirectory};
 use skein_core::auth::{JwtKeys, Role};
-use skein_core::config::{AuthConfig, LimitsConfig, RegistrationConfig};
+use skein_core::config::{AuthConfig, LimitsConfig};
 use skein_core::ids::{new_id, now_ms};
 use skein_core::limit::RateLimiter;
 use skein_core::{ApiError, ApiResult};
@@ -35,7 +39,7 @@ use store::SessionRow;
 
 /// The User service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
-    service: "user",
+    service: skein_core::service::ServiceName::User,
     sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };

@@ -4,6 +4,8 @@
 //! real server (build the services, wrap them in the gateway, serve until told to stop)
 //! lives here, so the test harness runs exactly what users run.
 
+pub mod compose;
+pub mod config;
 pub mod openapi;
 pub mod services;
 pub mod telemetry;
@@ -22,48 +24,55 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use skein_billing::BillingService;
 use skein_core::auth::JwtKeys;
-use skein_core::config::Config;
 use skein_core::limit::RateLimiter;
+use skein_core::runtime::Gauges;
+use skein_core::service::Service;
 use skein_db::Db;
 use skein_gateway::limit::memory::MemoryLimiter;
 use skein_gateway::limit::redis::RedisLimiter;
 use skein_gateway::{Gateway, Probe, ProbeFn};
-use skein_relay::RelayService;
-use skein_user::{UserService, UserSettings};
+use skein_user::UserService;
 use tokio::net::TcpListener;
+
+use crate::config::Config;
 
 pub use services::ServiceSet;
 
-/// Every service's migrations, in the order they are applied.
+/// Every service's migrations, in the order they are applied (`skein migrate`).
 pub fn all_migrations() -> Vec<&'static skein_db::ServiceMigrations> {
-    vec![
-        &skein_user::MIGRATIONS,
-        &skein_billing::MIGRATIONS,
-        &skein_relay::MIGRATIONS,
-        &skein_chat::MIGRATIONS,
-    ]
+    compose::SERVICES
+        .iter()
+        .map(|plug| plug.migrations)
+        .collect()
+}
+
+/// The migrations of the services `selected` runs.
+fn migrations_of(selected: &ServiceSet) -> Vec<&'static skein_db::ServiceMigrations> {
+    compose::SERVICES
+        .iter()
+        .filter(|plug| selected.contains(plug.name))
+        .map(|plug| plug.migrations)
+        .collect()
 }
 
 /// A built Skein: the router to serve and the handles to shut down cleanly.
 pub struct Skein {
     /// Every public route, wrapped in the gateway.
     pub router: Router,
-    /// The service-to-service routes (`/internal/*`), for their own listener only.
+    /// The service-to-service routes (`/internal/*`), for their own listener only; `None`
+    /// without an internal token.
     pub internal: Option<Router>,
     /// The setup token made at this start (no account exists yet and none is configured);
     /// `skein serve` prints it once.
     pub setup_token: Option<String>,
     /// The database pool (closed on shutdown).
     pub db: Db,
-    /// The User service, for the CLI's admin commands.
-    pub users: Arc<UserService>,
-    /// The Billing service, for `skein billing verify` and in-process callers.
-    pub billing: Arc<BillingService>,
-    /// The Relay service (its background settles are drained on shutdown).
-    pub relay: Arc<RelayService>,
-    /// The Chat service when this process runs it (answers being written are finished on
-    /// shutdown).
-    pub chat: Option<Arc<skein_chat::ChatService>>,
+    /// The services this process runs, in build order (drained in reverse).
+    pub services: Vec<Arc<dyn Service>>,
+    /// The User service when this process runs it, for the CLI's admin commands.
+    pub users: Option<Arc<UserService>>,
+    /// The Billing service when this process runs it, for `skein billing verify`.
+    pub billing: Option<Arc<BillingService>>,
     /// The configuration in effect.
     pub config: Config,
 }
@@ -73,6 +82,14 @@ pub struct Skein {
 /// The data directory is created readable by its owner only (`0700`) and the SQLite file
 /// `0600`: they hold password hashes, sealed upstream keys and the generated secrets.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    open_database_for(config, &all_migrations()).await
+}
+
+/// Connects and applies `migrations` (those of the services a process runs).
+async fn open_database_for(
+    config: &Config,
+    migrations: &[&'static skein_db::ServiceMigrations],
+) -> anyhow::Result<Db> {
     create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     if let Some(path) = sqlite_path(&config.database_url()) {
@@ -82,7 +99,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(&config.database_url(), config.database.max_connections)
         .await
         .context("cannot open the database")?;
-    db.migrate(&all_migrations())
+    db.migrate(migrations)
         .await
         .context("cannot migrate the database")?;
     Ok(db)
@@ -133,9 +150,10 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
 }
 
-/// Builds the services named in `services` over `config`.
-pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skein> {
-    let db = open_database(&config).await?;
+/// Builds the services named in `selected` over `config`, reaching the ones it does not run
+/// at `services.*_url`.
+pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skein> {
+    let db = open_database_for(&config, &migrations_of(selected)).await?;
     let secret = jwt_secret(&config)?;
     let jwt = JwtKeys::new(secret.as_bytes(), config.auth.access_token_ttl_secs);
     let mut gauges: skein_core::runtime::GaugeSources = Vec::new();
@@ -152,67 +170,21 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
             memory
         }
     };
-    let settings = UserSettings {
-        auth: config.auth.clone(),
-        registration: config.registration.clone(),
-        limits: config.limits.clone(),
-    };
-    let users = Arc::new(UserService::new(
-        db.clone(),
-        jwt.clone(),
-        settings,
-        limiter.clone(),
-    )?);
-    let billing = BillingService::start(db.clone(), config.billing.clone(), users.clone());
-    if services.contains("billing") {
-        users.observe(billing.clone());
-    }
 
-    let relay_key = relay_secret(&config)?;
-    let relay = RelayService::start(
-        db.clone(),
-        users.clone(),
-        billing.clone(),
-        limiter.clone(),
-        config.relay.groups.clone(),
-        skein_relay::KeyPolicy {
-            default_groups: config.relay.default_user_groups.clone(),
-            max_rpm: config.limits.api_per_key_per_minute,
-            max_tpm: Some(config.limits.max_tokens_per_key_per_minute).filter(|&n| n > 0),
-        },
-        &relay_key,
-        std::time::Duration::from_secs(config.relay.probe_interval_secs),
-        skein_relay::upstream::ImagePolicy {
-            allow_private: config.relay.allow_private_image_urls,
-        },
-        config.relay.allow_unpriced,
-        skein_relay::Tuning::from_config(&config.relay),
-    )
-    .await?;
-    if services.contains("relay") {
-        users.observe(relay.clone());
+    let mut wiring = compose::Wiring::new(config, db.clone(), jwt.clone(), limiter.clone());
+    wiring.connect_remote(selected)?;
+    let mut services: Vec<Arc<dyn Service>> = Vec::new();
+    for plug in compose::SERVICES {
+        if selected.contains(plug.name) {
+            services.push((plug.build)(&mut wiring).await?);
+        }
     }
-
-    // Only a process that serves chat starts it: starting marks answers it finds cut off as
-    // failed, which is only this process's business when it writes them.
-    let chat = if services.contains("chat") {
-        Some(
-            skein_chat::ChatService::start(
-                db.clone(),
-                Arc::new(skein_relay::InProcessRelay(relay.clone())),
-                config.chat.clone(),
-                config
-                    .relay
-                    .groups
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| "default".into()),
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
+    if let Some(users) = &wiring.user_service {
+        for observer in &wiring.observers {
+            users.observe(observer.clone());
+        }
+    }
+    let config = wiring.config.clone();
 
     let pool_db = db.clone();
     gauges.push(Arc::new(skein_core::runtime::GaugesFn(move || {
@@ -222,54 +194,49 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
             ("db.pool.idle", skein_core::runtime::count(pool.num_idle())),
         ]
     })));
-    gauges.push(users.clone());
-    gauges.push(billing.clone());
-    gauges.push(relay.clone());
-    if let Some(chat) = &chat {
-        gauges.push(chat.clone());
-    }
+    gauges.extend(services.iter().map(|s| s.clone() as Arc<dyn Gauges>));
+    gauges.extend(wiring.gauges.iter().cloned());
     let runtime = Arc::new(skein_gateway::runtime::Runtime { sources: gauges });
-    let (mut api, openapi) = openapi::api_router(
-        services,
-        users.clone(),
-        billing.clone(),
-        relay.clone(),
-        chat.clone(),
-        runtime,
-    );
-    if services.contains("relay") {
-        api = api.merge(relay.clone().vendor_routes());
+    let (mut api, openapi) = openapi::api_router(&services, runtime);
+    for service in &services {
+        api = api.merge(service.clone().vendor_routes());
     }
     // `/internal/*` never joins the public router: it gets its own listener
-    // (`server.internal_listen`), so a public port cannot reach it whatever its token.
-    let internal = if services.contains("billing") {
-        billing.clone().internal_routes()
-    } else {
-        None
+    // (`server.internal_listen`), so a public port cannot reach it whatever its token; and
+    // without a token it does not exist at all.
+    let internal = config.internal_token().map(|token| {
+        let routes = services.iter().fold(Router::new(), |routes, s| {
+            routes.merge(s.clone().internal_routes())
+        });
+        skein_core::internal::guard(routes, token.clone())
+    });
+    let setup_token = match &wiring.user_service {
+        Some(users) => users
+            .prepare_setup(config.server.setup_token.as_ref().map(|t| t.expose()))
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message(skein_core::i18n::Lang::En)))?,
+        None => None,
     };
-    let setup_token = users
-        .prepare_setup(config.server.setup_token.as_ref().map(|t| t.expose()))
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message(skein_core::i18n::Lang::En)))?;
     let probe_db = db.clone();
     let database_probe: Arc<dyn Probe> = Arc::new(ProbeFn::new("database", move || {
         let db = probe_db.clone();
         Box::pin(async move { db.ping().await.map_err(|e| e.to_string()) })
     }));
+    let sessions = wiring.sessions.clone().context(
+        "the gateway checks every signed-in request's session: run the User service here (--services ...,user) or set services.user_url",
+    )?;
     let gateway = Arc::new(Gateway {
         server: config.server.clone(),
         limits: config.limits.clone(),
         jwt,
-        sessions: users.clone(),
-        keys: services
-            .contains("relay")
-            .then(|| relay.clone() as Arc<dyn skein_core::api::KeyDirectory>),
+        sessions,
+        keys: wiring.keys.clone(),
         limiter,
         probes: vec![database_probe],
-        audit: Some(users.clone() as Arc<dyn skein_core::api::AuditLog>),
+        audit: wiring.audit.clone(),
     });
     let openapi = Arc::new(openapi);
-    let services = api
+    let public = api
         .route(
             "/api/openapi.json",
             get(move || openapi_json(openapi.clone())),
@@ -278,16 +245,15 @@ pub async fn build(config: Config, services: &ServiceSet) -> anyhow::Result<Skei
         .route("/api/docs/viewer.js", get(openapi::docs_script))
         .fallback(web::serve);
     let internal = internal.map(|routes| gateway.clone().wrap(routes));
-    let router = gateway.wrap(services);
+    let router = gateway.wrap(public);
     Ok(Skein {
         router,
         internal,
         setup_token,
         db,
-        users,
-        billing,
-        relay,
-        chat,
+        services,
+        users: wiring.user_service.clone(),
+        billing: wiring.billing_service.clone(),
         config,
     })
 }
@@ -346,10 +312,15 @@ pub async fn serve(
     if let Some(task) = internal_task {
         task.abort();
     }
-    if let Some(chat) = &skein.chat {
-        chat.drain(grace).await;
+    // Callers first (chat's answers settle through the relay), then their periodic tasks.
+    for service in skein.services.iter().rev() {
+        service.drain(grace).await;
     }
-    skein.relay.drain(grace).await;
+    for service in &skein.services {
+        if let Some(tasks) = service.background() {
+            tasks.stop(grace).await;
+        }
+    }
     skein.db.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -408,7 +379,7 @@ fn jwt_secret(config: &Config) -> anyhow::Result<String> {
 }
 
 /// The key that seals upstream secrets: configured, or kept in `data_dir/relay_secret_key`.
-fn relay_secret(config: &Config) -> anyhow::Result<[u8; 32]> {
+pub(crate) fn relay_secret(config: &Config) -> anyhow::Result<[u8; 32]> {
     let text = match &config.relay.secret_key {
         Some(secret) => secret.expose().to_string(),
         None => {

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use skein::ServiceSet;
+use skein::config::Config;
 use skein_core::auth::Role;
-use skein_core::config::Config;
 
 #[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
 compile_error!(
@@ -208,11 +208,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Admin(command) => admin(config, command).await,
         Command::Billing(BillingCommand::Verify) => {
             let skein = skein::build(config, &ServiceSet::all()).await?;
-            let drift = skein
+            let billing = skein
                 .billing
-                .verify()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .clone()
+                .context("this build has no Billing service")?;
+            let drift = billing.verify().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             skein.db.close().await;
             if drift.is_empty() {
                 println!(
@@ -275,7 +275,8 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         // quieter log (RUST_LOG=warn) still shows what the operator must act on.
         tracing::warn!("setup token: {token}");
     } else if skein.config.server.setup_token.is_some()
-        && skein.users.needs_setup().await.unwrap_or(false)
+        && let Some(users) = &skein.users
+        && users.needs_setup().await.unwrap_or(false)
     {
         tracing::warn!("no account yet: register the first one with the configured setup token");
     }
@@ -284,7 +285,10 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
 
 async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
     let skein = skein::build(config, &ServiceSet::all()).await?;
-    let users = skein.users.clone();
+    let users = skein
+        .users
+        .clone()
+        .context("this build has no User service")?;
     let outcome = match command {
         AdminCommand::CreateUser {
             username,

@@ -5,15 +5,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
-use skein_billing::BillingService;
 use skein_core::error::{ErrorBody, ErrorEnvelope};
-use skein_relay::RelayService;
-use skein_user::UserService;
+use skein_core::service::Service;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
-
-use crate::ServiceSet;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,17 +21,10 @@ use crate::ServiceSet;
     ),
     modifiers(&BearerAuth),
     components(schemas(ErrorEnvelope, ErrorBody)),
+    // Each service names its own tags (`Service::api_tags`); `admin` is shared by the
+    // gateway's runtime report and the User service's administration.
     tags(
-        (name = "auth", description = "Registration, sign-in and tokens"),
-        (name = "user", description = "The signed-in user's profile"),
-        (name = "invites", description = "Invite codes"),
         (name = "admin", description = "Administration (admin and root)"),
-        (name = "channels", description = "Upstream channels (admin)"),
-        (name = "pricing", description = "The pricing table"),
-        (name = "keys", description = "The signed-in user's API keys for the /v1 routes"),
-        (name = "billing", description = "The signed-in user's quota, ledger, usage and redemption"),
-        (name = "chat", description = "Conversations, streamed answers, branches, export and import"),
-        (name = "admin-billing", description = "Balances, usage and redemption codes of everyone (admin)"),
     )
 )]
 struct ApiDoc;
@@ -57,31 +46,21 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The `/api/v1` routes of the selected services and their OpenAPI document.
+/// The `/api/v1` routes of the services a process runs and their OpenAPI document, with
+/// every service's tags.
 pub fn api_router(
-    services: &ServiceSet,
-    users: Arc<UserService>,
-    billing: Arc<BillingService>,
-    relay: Arc<RelayService>,
-    chat: Option<Arc<skein_chat::ChatService>>,
+    services: &[Arc<dyn Service>],
     runtime: Arc<skein_gateway::runtime::Runtime>,
 ) -> (Router, utoipa::openapi::OpenApi) {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", skein_gateway::runtime::routes(runtime));
-    if services.contains("user") {
-        api = api.nest("/api/v1", users.routes());
-    }
-    if services.contains("billing") {
-        api = api.nest("/api/v1", billing.routes());
-    }
-    if services.contains("relay") {
-        api = api.nest("/api/v1", relay.routes());
-    }
-    if let Some(chat) = chat {
-        api = api.nest("/api/v1", chat.routes());
+    for service in services {
+        api = api.nest("/api/v1", service.clone().api_routes());
     }
     let (router, mut doc) = api.split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let tags = doc.tags.get_or_insert_with(Vec::new);
+    tags.extend(services.iter().flat_map(|service| service.api_tags()));
     (router, doc)
 }
 

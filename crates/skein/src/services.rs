@@ -2,65 +2,45 @@
 
 use std::collections::BTreeSet;
 
-/// Services this build can run in a process.
-pub const AVAILABLE: &[&str] = &["gateway", "user", "billing", "relay", "chat"];
+use skein_core::service::ServiceName;
 
-/// Services of the platform that are not built yet; naming one is an error that says so.
-const PLANNED: &[&str] = &["knowledge", "agent", "file", "plugin"];
-
-/// A set of service names to run.
+/// A set of services to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceSet(BTreeSet<&'static str>);
+pub struct ServiceSet(BTreeSet<ServiceName>);
 
 impl ServiceSet {
-    /// Every available service (the default: one process runs everything).
+    /// Every service this build has (the default: one process runs everything).
     pub fn all() -> Self {
-        ServiceSet(AVAILABLE.iter().copied().collect())
+        ServiceSet(ServiceName::BUILT.iter().copied().collect())
     }
 
-    /// Parses `user,gateway` or `all`.
+    /// Parses `user,gateway` or `all`. Planned services are refused as not part of this
+    /// build yet; whether the set can run (a service whose dependency is neither here nor
+    /// configured at `services.*_url`) is decided when it is built.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut set = BTreeSet::new();
         for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if name == "all" {
                 return Ok(Self::all());
             }
-            match AVAILABLE.iter().find(|a| **a == name) {
-                Some(known) => {
-                    set.insert(*known);
-                }
-                None if PLANNED.contains(&name) => {
-                    return Err(format!("service `{name}` is not part of this build yet"));
-                }
-                None => {
-                    return Err(format!(
-                        "unknown service `{name}` (available: {})",
-                        AVAILABLE.join(", ")
-                    ));
-                }
-            }
+            set.insert(name.parse::<ServiceName>().map_err(|e| e.to_string())?);
         }
         if set.is_empty() {
             return Err("name at least one service".into());
         }
-        if !set.contains("user") {
-            // The gateway checks sessions in-process; a remote session directory comes with
-            // the first service that runs apart from the User service.
-            return Err("this build checks sessions in-process: include `user`".into());
-        }
         // The gateway is every process's edge, whether named or not.
-        set.insert("gateway");
+        set.insert(ServiceName::Gateway);
         Ok(ServiceSet(set))
     }
 
     /// Whether `name` runs here.
-    pub fn contains(&self, name: &str) -> bool {
-        self.0.contains(name)
+    pub fn contains(&self, name: ServiceName) -> bool {
+        self.0.contains(&name)
     }
 
     /// The names, for logs.
     pub fn names(&self) -> Vec<&'static str> {
-        self.0.iter().copied().collect()
+        self.0.iter().map(|name| name.as_str()).collect()
     }
 }
 
@@ -75,11 +55,13 @@ mod tests {
             ServiceSet::parse("user").map(|s| s.names()),
             Ok(vec!["gateway", "user"])
         );
-        assert!(
-            ServiceSet::parse("knowledge")
-                .err()
-                .unwrap_or_default()
-                .contains("not part of this build")
+        assert_eq!(
+            ServiceSet::parse("relay, chat").map(|s| s.names()),
+            Ok(vec!["gateway", "relay", "chat"])
+        );
+        assert_eq!(
+            ServiceSet::parse("knowledge"),
+            Err("service `knowledge` is not part of this build yet".into())
         );
         assert!(
             ServiceSet::parse("usr")

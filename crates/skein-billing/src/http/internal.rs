@@ -1,17 +1,16 @@
 //! `/internal/billing/*`: the BillingApi over HTTP, for Skein processes that run the Relay or
-//! Chat apart from Billing. Guarded by `billing.internal_token` and absent without one.
+//! Chat apart from Billing. The binary serves them only on the internal listener, behind the
+//! internal token (`skein_core::internal::guard`).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::routing::post;
 use serde::Deserialize;
+use skein_core::ApiResult;
 use skein_core::api::{BillingApi, KeyLimit, Reservation, ReserveRequest, Settlement, Usage};
 use skein_core::extract::ApiJson;
-use skein_core::{ApiError, ApiResult};
-use subtle::ConstantTimeEq;
 
 use crate::BillingService;
 
@@ -42,42 +41,19 @@ struct ReleaseBody {
     reservation_id: String,
 }
 
-pub(crate) fn routes(service: Arc<BillingService>) -> Option<Router> {
-    service.config.internal_token.as_ref()?;
-    Some(
-        Router::new()
-            .route("/internal/billing/reserve", post(reserve))
-            .route("/internal/billing/settle", post(settle))
-            .route("/internal/billing/release", post(release))
-            .route("/internal/billing/renew", post(renew))
-            .with_state(service),
-    )
-}
-
-fn authorize(svc: &BillingService, headers: &HeaderMap) -> ApiResult<()> {
-    let expected = svc
-        .config
-        .internal_token
-        .as_ref()
-        .ok_or_else(ApiError::forbidden)?;
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
+pub(crate) fn routes(service: Arc<BillingService>) -> Router {
+    Router::new()
+        .route("/internal/billing/reserve", post(reserve))
+        .route("/internal/billing/settle", post(settle))
+        .route("/internal/billing/release", post(release))
+        .route("/internal/billing/renew", post(renew))
+        .with_state(service)
 }
 
 async fn reserve(
     State(svc): State<Arc<BillingService>>,
-    headers: HeaderMap,
     ApiJson(body): ApiJson<ReserveBody>,
 ) -> ApiResult<ApiJson<Reservation>> {
-    authorize(&svc, &headers)?;
     svc.require_user(&body.user_id).await?;
     let key = body.key_id.map(|key_id| KeyLimit {
         key_id,
@@ -95,29 +71,23 @@ async fn reserve(
 
 async fn settle(
     State(svc): State<Arc<BillingService>>,
-    headers: HeaderMap,
     ApiJson(body): ApiJson<SettleBody>,
 ) -> ApiResult<ApiJson<Settlement>> {
-    authorize(&svc, &headers)?;
     Ok(ApiJson(svc.settle(&body.reservation_id, body.usage).await?))
 }
 
 async fn release(
     State(svc): State<Arc<BillingService>>,
-    headers: HeaderMap,
     ApiJson(body): ApiJson<ReleaseBody>,
 ) -> ApiResult<axum::http::StatusCode> {
-    authorize(&svc, &headers)?;
     svc.release(&body.reservation_id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 async fn renew(
     State(svc): State<Arc<BillingService>>,
-    headers: HeaderMap,
     ApiJson(body): ApiJson<ReleaseBody>,
 ) -> ApiResult<axum::http::StatusCode> {
-    authorize(&svc, &headers)?;
     svc.renew(&body.reservation_id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

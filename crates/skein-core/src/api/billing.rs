@@ -32,7 +32,7 @@ pub struct KeyLimit {
 }
 
 /// A granted hold.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Reservation {
     /// Pass to `settle` or `release`.
     pub id: String,
@@ -43,7 +43,7 @@ pub struct Reservation {
 }
 
 /// What billable work actually used, recorded with the charge.
-#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Usage {
     /// Exact cost in quota units (>= 0).
     pub cost: i64,
@@ -85,7 +85,7 @@ pub struct Usage {
 }
 
 /// The result of a settle.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Settlement {
     /// The reservation settled.
     pub reservation_id: String,

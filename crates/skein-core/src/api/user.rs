@@ -2,11 +2,11 @@
 
 use async_trait::async_trait;
 
-use crate::auth::Role;
 use crate::error::ApiError;
+use crate::principal::Role;
 
 /// What the gateway needs to know about a session to accept an access token.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SessionInfo {
     /// The session's user.
     pub user_id: String,

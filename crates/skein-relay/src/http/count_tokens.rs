@@ -110,7 +110,7 @@ fn text_tokens(content: &Value) -> i64 {
 }
 
 fn count(text: &str) -> i64 {
-    i64::try_from(skein_core::tokens::count_tokens(text)).unwrap_or(i64::MAX)
+    i64::try_from(skein_text::tokens::count_tokens(text)).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

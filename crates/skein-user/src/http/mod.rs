@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod auth;
 pub mod cookie;
+pub(crate) mod internal;
 mod invites;
 mod profile;
 

@@ -10,7 +10,7 @@ pub const TOKEN: &str = "internal-token-for-tests-0123456789abcdef";
 
 pub async fn billing_app(
     backend: Backend,
-    configure: impl FnOnce(&mut skein_core::config::Config),
+    configure: impl FnOnce(&mut skein::config::Config),
 ) -> TestApp {
     TestApp::spawn_with(backend, |c| {
         c.billing.internal_token = Some(skein_core::secret::Secret::new(TOKEN));

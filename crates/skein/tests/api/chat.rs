@@ -14,10 +14,7 @@ use crate::relay::{Setup, setup};
 
 /// A server whose chat writes no titles (so each answer is one upstream call), unless a test
 /// turns them on.
-async fn chat_app(
-    backend: Backend,
-    configure: impl FnOnce(&mut skein_core::config::Config),
-) -> TestApp {
+async fn chat_app(backend: Backend, configure: impl FnOnce(&mut skein::config::Config)) -> TestApp {
     TestApp::spawn_with(backend, |c| {
         c.chat.title_model = Some(String::new());
         configure(c);

@@ -671,7 +671,7 @@ async fn anthropic_count_tokens_answers_a_free_estimate() {
     );
     assert!(short > 0 && long > short, "{short} {long}");
     // Counted with the o200k tokenizer: the system prompt, and the message with its framing.
-    let tokens = |t: &str| skein_core::tokens::count_tokens(t) as i64;
+    let tokens = |t: &str| skein_text::tokens::count_tokens(t) as i64;
     assert_eq!(
         long,
         tokens("be brief") + 4 + tokens(&"a much longer question ".repeat(50))
@@ -747,7 +747,7 @@ async fn a_keys_tokens_per_minute_cover_embeddings_too() {
 async fn the_official_anthropic_sdk_counts_tokens() {
     let (seen, app, s) = run_sdk("anthropic_count_tokens_sdk.py", "anthropic").await;
     // "be brief" + one message (4 for its framing) of "hello from claude sdk", by the tokenizer.
-    let tokens = |t: &str| skein_core::tokens::count_tokens(t) as i64;
+    let tokens = |t: &str| skein_text::tokens::count_tokens(t) as i64;
     assert_eq!(
         seen["input_tokens"],
         tokens("be brief") + 4 + tokens("hello from claude sdk")

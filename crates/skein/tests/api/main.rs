@@ -26,5 +26,6 @@ mod relay;
 mod runtime;
 mod sdk;
 mod security;
+mod split;
 mod tokens;
 mod web;

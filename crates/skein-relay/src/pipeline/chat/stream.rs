@@ -229,7 +229,7 @@ impl StreamState {
             // Counted a few hundred bytes at a time: a token split across deltas counts once,
             // and the tokenizer sees each byte once.
             if self.uncounted.len() >= COUNT_EVERY {
-                let counted = skein_core::tokens::count_tokens(&self.uncounted);
+                let counted = skein_text::tokens::count_tokens(&self.uncounted);
                 self.output_seen = self
                     .output_seen
                     .saturating_add(i64::try_from(counted).unwrap_or(i64::MAX));
@@ -365,10 +365,10 @@ fn counted(bill: &Bill, state: &StreamState) -> Tokens {
     let prompt = bill
         .messages
         .as_ref()
-        .map(|m| i64::try_from(skein_core::tokens::count_messages(m, 765)).unwrap_or(i64::MAX))
+        .map(|m| i64::try_from(skein_text::tokens::count_messages(m, 765)).unwrap_or(i64::MAX))
         .unwrap_or(bill.prompt_estimate);
     let beyond = state.delivered_text.saturating_sub(state.delivered.len());
-    let completion = i64::try_from(skein_core::tokens::count_tokens(&state.delivered))
+    let completion = i64::try_from(skein_text::tokens::count_tokens(&state.delivered))
         .unwrap_or(i64::MAX)
         .saturating_add(if beyond > 0 {
             estimate_tokens(beyond)

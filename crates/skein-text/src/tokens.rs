@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-pub(crate) fn encoder() -> Option<&'static tiktoken_rs::CoreBPE> {
+fn encoder() -> Option<&'static tiktoken_rs::CoreBPE> {
     static ENCODER: OnceLock<Option<tiktoken_rs::CoreBPE>> = OnceLock::new();
     ENCODER
         .get_or_init(|| match tiktoken_rs::o200k_base() {

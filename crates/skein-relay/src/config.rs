@@ -1,0 +1,88 @@
+//! The `[relay]` section of the configuration.
+
+use serde::{Deserialize, Serialize};
+use skein_core::config::list_or_csv;
+use skein_core::secret::Secret;
+
+/// The relay: groups, sealing of upstream keys, probes and request limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Channel groups an API key may name (the first is the default).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub groups: Vec<String>,
+    /// Groups a user may put API keys in until an admin sets that user's own list. Groups
+    /// carry price multipliers, so users are given groups, never choose them.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub default_user_groups: Vec<String>,
+    /// 64 hex characters (32 bytes) that seal upstream keys at rest; when empty one is
+    /// generated into `data_dir/relay_secret_key`. Every instance must share it.
+    pub secret_key: Option<Secret>,
+    /// How often channels that were disabled automatically (bad key, no upstream quota) are
+    /// probed, and re-enabled when they answer.
+    pub probe_interval_secs: u64,
+    /// Whether the relay may fetch client image URLs that resolve to private, loopback or
+    /// link-local addresses (it fetches them for upstreams that take images only inline, such
+    /// as Gemini). Off: a client could otherwise make the server read its own network.
+    pub allow_private_image_urls: bool,
+    /// Whether a model that has no price is served free (cost 0, recorded with no pricing)
+    /// instead of refused with `model_not_priced`. Off: prices are money, set them explicitly.
+    pub allow_unpriced: bool,
+    /// Most output tokens per answer by model name, over the built-in table of what vendors
+    /// document. A request without `max_tokens` is held (and capped upstream) at this.
+    pub max_output_tokens: std::collections::BTreeMap<String, i64>,
+    /// Most output tokens per answer for a model neither table knows.
+    pub default_max_output_tokens: i64,
+    /// How long a streamed answer waits for a client that stopped reading before dropping it
+    /// (the upstream is still read to its end and billed).
+    pub client_write_timeout_secs: u64,
+    /// Chat request fields allowed besides the built-in list of those billed only by tokens:
+    /// a vendor's own options the operator knows cost nothing extra. Others are refused with
+    /// `unsupported_field`, so no field can make a vendor charge what the relay cannot bill.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub extra_request_fields: Vec<String>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            groups: vec!["default".into()],
+            default_user_groups: vec!["default".into()],
+            secret_key: None,
+            probe_interval_secs: 60,
+            allow_private_image_urls: false,
+            allow_unpriced: false,
+            max_output_tokens: std::collections::BTreeMap::new(),
+            default_max_output_tokens: 16_384,
+            client_write_timeout_secs: 30,
+            extra_request_fields: Vec::new(),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.groups.is_empty() || self.groups.iter().any(|g| g.trim().is_empty()) {
+            return Err("relay.groups must name at least one group".into());
+        }
+        if self
+            .default_user_groups
+            .iter()
+            .any(|g| !self.groups.contains(g))
+        {
+            return Err(
+                "relay.default_user_groups may name only groups listed in relay.groups".into(),
+            );
+        }
+        if let Some(key) = &self.secret_key
+            && (key.expose().len() != 64 || !key.expose().bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err("relay.secret_key must be 64 hex characters".into());
+        }
+        if self.probe_interval_secs == 0 {
+            return Err("relay.probe_interval_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+}

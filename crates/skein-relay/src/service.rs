@@ -1,0 +1,47 @@
+//! The Relay service as the binary composes it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use skein_core::service::{BackgroundTasks, Service, ServiceName, tag};
+use utoipa::openapi::tag::Tag;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::RelayService;
+
+#[async_trait::async_trait]
+impl Service for RelayService {
+    fn name(&self) -> ServiceName {
+        ServiceName::Relay
+    }
+
+    fn api_routes(self: Arc<Self>) -> OpenApiRouter {
+        RelayService::routes(self)
+    }
+
+    fn api_tags(&self) -> Vec<Tag> {
+        vec![
+            tag("channels", "Upstream channels (admin)"),
+            tag("pricing", "The pricing table"),
+            tag("keys", "The signed-in user's API keys for the /v1 routes"),
+        ]
+    }
+
+    fn vendor_routes(self: Arc<Self>) -> axum::Router {
+        RelayService::vendor_routes(self)
+    }
+
+    /// Account events from a User service in another process (a disabled owner's keys stop
+    /// at once on the instance told).
+    fn internal_routes(self: Arc<Self>) -> axum::Router {
+        skein_core::internal::account_events_routes(ServiceName::Relay, self)
+    }
+
+    fn background(&self) -> Option<&BackgroundTasks> {
+        Some(&self.background)
+    }
+
+    async fn drain(&self, grace: Duration) {
+        RelayService::drain(self, grace).await;
+    }
+}

@@ -1,0 +1,85 @@
+//! The User service as a process that does not run it reaches it: HTTP clients of
+//! `/internal/user/*` implementing the same traits the service implements in process.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::sync::Cache;
+use skein_core::ApiError;
+use skein_core::api::{AuditEntry, AuditLog, SessionDirectory, SessionInfo, UserDirectory};
+use skein_core::internal::InternalClient;
+
+use crate::http::internal::{SessionQuery, UserQuery, UserStatus};
+
+/// `SessionDirectory`, `UserDirectory` and `AuditLog` of a User service in another process.
+///
+/// Session answers are cached for `auth.session_cache_secs`, as every instance other than the
+/// one that made a change already trusts them for that long, so the gateway does not make an
+/// internal call per request.
+pub struct RemoteUsers {
+    client: InternalClient,
+    sessions: Cache<String, Option<SessionInfo>>,
+}
+
+impl RemoteUsers {
+    /// A client of the User service behind `client`, caching sessions for `session_cache`.
+    pub fn new(client: InternalClient, session_cache: Duration) -> Self {
+        RemoteUsers {
+            client,
+            sessions: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(session_cache.max(Duration::from_secs(1)))
+                .build(),
+        }
+    }
+
+    async fn status(&self, user_id: &str) -> Result<UserStatus, ApiError> {
+        let query = UserQuery {
+            user_id: user_id.to_string(),
+        };
+        self.client.call("/internal/user/status", &query).await
+    }
+}
+
+#[async_trait]
+impl SessionDirectory for RemoteUsers {
+    async fn session(&self, session_id: &str) -> Result<Option<SessionInfo>, ApiError> {
+        if let Some(known) = self.sessions.get(session_id) {
+            return Ok(known);
+        }
+        let query = SessionQuery {
+            session_id: session_id.to_string(),
+        };
+        let info: Option<SessionInfo> = self.client.call("/internal/user/session", &query).await?;
+        self.sessions.insert(session_id.to_string(), info.clone());
+        Ok(info)
+    }
+}
+
+#[async_trait]
+impl UserDirectory for RemoteUsers {
+    async fn user_exists(&self, user_id: &str) -> Result<bool, ApiError> {
+        Ok(self.status(user_id).await?.exists)
+    }
+
+    async fn user_active(&self, user_id: &str) -> Result<bool, ApiError> {
+        Ok(self.status(user_id).await?.active)
+    }
+}
+
+#[async_trait]
+impl AuditLog for RemoteUsers {
+    async fn record(&self, entry: AuditEntry) {
+        if let Err(error) = self.client.notify("/internal/user/audit", &entry).await {
+            // As in process: the action happened; a lost record is the operator's alarm.
+            tracing::error!(%error, action = %entry.action, target = %entry.target, "could not write the audit log");
+        }
+    }
+}
+
+impl skein_core::runtime::Gauges for RemoteUsers {
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        self.sessions.run_pending_tasks();
+        vec![("user.remote_session_cache", self.sessions.entry_count())]
+    }
+}

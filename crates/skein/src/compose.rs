@@ -1,0 +1,270 @@
+//! Which services this build has, and how each is built from the configuration and the APIs
+//! of the services built before it (in this process, or reached over HTTP in another).
+//!
+//! Adding a service: its crate implements `skein_core::service::Service`, and [`SERVICES`]
+//! gets one line naming it, its migrations and its build function (below, next to the
+//! others). Everything else — routes, OpenAPI tags, gauges, internal routes, shutdown — the
+//! binary does for every service alike.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use skein_billing::BillingService;
+use skein_chat::ChatService;
+use skein_core::api::{
+    AccountEvents, AuditLog, BillingApi, KeyDirectory, RelayApi, SessionDirectory, UserDirectory,
+};
+use skein_core::auth::JwtKeys;
+use skein_core::internal::{InternalClient, RemoteAccountEvents};
+use skein_core::limit::RateLimiter;
+use skein_core::runtime::Gauges;
+use skein_core::service::{Service, ServiceName};
+use skein_db::{Db, ServiceMigrations};
+use skein_relay::RelayService;
+use skein_user::{UserService, UserSettings};
+
+use crate::config::Config;
+
+/// How a service is built: from what [`Wiring`] holds, adding what it offers to it.
+pub type BuildFn = for<'a> fn(&'a mut Wiring) -> BoxFuture<'a, anyhow::Result<Arc<dyn Service>>>;
+
+/// A service this build contains.
+pub struct Plug {
+    /// Its name.
+    pub name: ServiceName,
+    /// Its tables.
+    pub migrations: &'static ServiceMigrations,
+    /// How to build it.
+    pub build: BuildFn,
+}
+
+impl Plug {
+    /// A service of this build.
+    pub const fn new(
+        name: ServiceName,
+        migrations: &'static ServiceMigrations,
+        build: BuildFn,
+    ) -> Self {
+        Plug {
+            name,
+            migrations,
+            build,
+        }
+    }
+}
+
+/// Every service of this build, in build order: a service comes after those whose APIs it
+/// calls in process. The gateway is not here: it is every process's edge, not a service
+/// with tables.
+pub static SERVICES: &[Plug] = &[
+    Plug::new(ServiceName::User, &skein_user::MIGRATIONS, user),
+    Plug::new(ServiceName::Billing, &skein_billing::MIGRATIONS, billing),
+    Plug::new(ServiceName::Relay, &skein_relay::MIGRATIONS, relay),
+    Plug::new(ServiceName::Chat, &skein_chat::MIGRATIONS, chat),
+];
+
+/// What services are built from: the shared parts, and the API of every service built so far
+/// in this process or reachable in another (`services.*_url`).
+pub struct Wiring {
+    /// The configuration in effect.
+    pub config: Config,
+    /// The database pool.
+    pub db: Db,
+    /// Access-token keys.
+    pub jwt: JwtKeys,
+    /// The rate-limit store.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Sessions, for the gateway (User).
+    pub sessions: Option<Arc<dyn SessionDirectory>>,
+    /// Who exists (User).
+    pub users: Option<Arc<dyn UserDirectory>>,
+    /// The admin audit log, for the gateway (User).
+    pub audit: Option<Arc<dyn AuditLog>>,
+    /// Holds and charges (Billing).
+    pub billing: Option<Arc<dyn BillingApi>>,
+    /// API keys, for the gateway (Relay, in process only).
+    pub keys: Option<Arc<dyn KeyDirectory>>,
+    /// Billed model calls (Relay, in process only).
+    pub relay: Option<Arc<dyn RelayApi>>,
+    /// Who hears of account events; the User service is told about them once built.
+    pub observers: Vec<Arc<dyn AccountEvents>>,
+    /// Gauges of parts that are not services (remote clients' caches).
+    pub gauges: Vec<Arc<dyn Gauges>>,
+    /// The User service when it runs here (the CLI's admin commands, first-run setup).
+    pub user_service: Option<Arc<UserService>>,
+    /// The Billing service when it runs here (`skein billing verify`).
+    pub billing_service: Option<Arc<BillingService>>,
+    /// The Relay service when it runs here.
+    pub relay_service: Option<Arc<RelayService>>,
+    /// The Chat service when it runs here.
+    pub chat_service: Option<Arc<ChatService>>,
+}
+
+impl Wiring {
+    /// Shared parts, and no service yet.
+    pub fn new(config: Config, db: Db, jwt: JwtKeys, limiter: Arc<dyn RateLimiter>) -> Self {
+        Wiring {
+            config,
+            db,
+            jwt,
+            limiter,
+            sessions: None,
+            users: None,
+            audit: None,
+            billing: None,
+            keys: None,
+            relay: None,
+            observers: Vec::new(),
+            gauges: Vec::new(),
+            user_service: None,
+            billing_service: None,
+            relay_service: None,
+            chat_service: None,
+        }
+    }
+
+    /// Connects to the services that run elsewhere (`services.<name>_url`): their APIs are
+    /// HTTP clients of their internal routes, with the internal token.
+    pub fn connect_remote(&mut self, selected: &crate::ServiceSet) -> anyhow::Result<()> {
+        for name in [ServiceName::User, ServiceName::Billing, ServiceName::Relay] {
+            if selected.contains(name) {
+                continue;
+            }
+            let Some(url) = self.config.services.url(name) else {
+                continue;
+            };
+            let token = self.config.internal_token().cloned().with_context(|| {
+                format!(
+                    "services.{name}_url needs services.internal_token (the same in every process)"
+                )
+            })?;
+            let client = InternalClient::new(name, url, token)
+                .map_err(|e| anyhow::anyhow!("cannot make a client of {name}: {e}"))?;
+            match name {
+                ServiceName::User => {
+                    let users = Arc::new(skein_user::remote::RemoteUsers::new(
+                        client,
+                        Duration::from_secs(self.config.auth.session_cache_secs),
+                    ));
+                    self.sessions = Some(users.clone());
+                    self.users = Some(users.clone());
+                    self.audit = Some(users.clone());
+                    self.gauges.push(users);
+                }
+                ServiceName::Billing => {
+                    self.billing = Some(Arc::new(skein_billing::remote::RemoteBilling(
+                        client.clone(),
+                    )));
+                    self.observers.push(Arc::new(RemoteAccountEvents(client)));
+                }
+                _ => self.observers.push(Arc::new(RemoteAccountEvents(client))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The API `owner` offers, which `who` needs: built here, or reachable at `services.*_url`.
+fn need<T: ?Sized>(
+    api: &Option<Arc<T>>,
+    who: ServiceName,
+    owner: ServiceName,
+) -> anyhow::Result<Arc<T>> {
+    api.clone().with_context(|| {
+        format!(
+            "{who} needs the {owner} service: run it in this process (--services ...,{owner}) or set services.{owner}_url"
+        )
+    })
+}
+
+fn user(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
+    Box::pin(async move {
+        let settings = UserSettings {
+            auth: w.config.auth.clone(),
+            registration: w.config.registration.clone(),
+            limits: w.config.limits.clone(),
+        };
+        let users = Arc::new(
+            UserService::new(w.db.clone(), w.jwt.clone(), settings, w.limiter.clone())
+                .map_err(|e| anyhow::anyhow!("cannot start the User service: {e}"))?,
+        );
+        w.sessions = Some(users.clone());
+        w.users = Some(users.clone());
+        w.audit = Some(users.clone());
+        w.user_service = Some(users.clone());
+        Ok(users as Arc<dyn Service>)
+    })
+}
+
+fn billing(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
+    Box::pin(async move {
+        let users = need(&w.users, ServiceName::Billing, ServiceName::User)?;
+        let billing = BillingService::start(w.db.clone(), w.config.billing.clone(), users);
+        w.billing = Some(billing.clone());
+        w.observers.push(billing.clone());
+        w.billing_service = Some(billing.clone());
+        Ok(billing as Arc<dyn Service>)
+    })
+}
+
+fn relay(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
+    Box::pin(async move {
+        let users = need(&w.users, ServiceName::Relay, ServiceName::User)?;
+        let billing = need(&w.billing, ServiceName::Relay, ServiceName::Billing)?;
+        let config = &w.config;
+        let relay_key = crate::relay_secret(config)?;
+        let relay = RelayService::start(
+            w.db.clone(),
+            users,
+            billing,
+            w.limiter.clone(),
+            config.relay.groups.clone(),
+            skein_relay::KeyPolicy {
+                default_groups: config.relay.default_user_groups.clone(),
+                max_rpm: config.limits.api_per_key_per_minute,
+                max_tpm: Some(config.limits.max_tokens_per_key_per_minute).filter(|&n| n > 0),
+            },
+            &relay_key,
+            Duration::from_secs(config.relay.probe_interval_secs),
+            skein_relay::upstream::ImagePolicy {
+                allow_private: config.relay.allow_private_image_urls,
+            },
+            config.relay.allow_unpriced,
+            skein_relay::Tuning::from_config(&config.relay),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the Relay service: {e}"))?;
+        w.keys = Some(relay.clone());
+        w.observers.push(relay.clone());
+        w.relay = Some(Arc::new(skein_relay::InProcessRelay(relay.clone())));
+        w.relay_service = Some(relay.clone());
+        Ok(relay as Arc<dyn Service>)
+    })
+}
+
+fn chat(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
+    Box::pin(async move {
+        // The relay's API hands chat a stream in process; it has no HTTP client (yet), so chat
+        // runs beside the relay.
+        let relay = w
+            .relay
+            .clone()
+            .context("chat runs in the same process as the relay: add relay to --services")?;
+        let group = w
+            .config
+            .relay
+            .groups
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "default".into());
+        // Only a process that serves chat starts it: starting marks answers it finds cut off
+        // as failed, which is only this process's business when it writes them.
+        let chat = ChatService::start(w.db.clone(), relay, w.config.chat.clone(), group)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the Chat service: {e}"))?;
+        w.chat_service = Some(chat.clone());
+        Ok(chat as Arc<dyn Service>)
+    })
+}

@@ -1,0 +1,280 @@
+//! One deployment in two processes on one PostgreSQL and Redis: `--services user,billing` in
+//! one, `--services relay,chat` in the other, each reaching the other's services only through
+//! their internal routes (with the internal token, on the internal listeners). The key relay,
+//! chat and account cases must come out exactly as in one process.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use skein_core::secret::Secret;
+use skein_testkit::mock_openai::{MockOpenAi, prompt_tokens, reply_to};
+use skein_testkit::{Backend, Persona, TestApp, redis_url};
+
+const TOKEN: &str = "internal-token-for-split-tests-0123456789";
+
+/// A free local port for an internal listener: each process must know the other's address
+/// before either starts.
+fn free_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// Two processes: `(user+billing, relay+chat)`.
+async fn split() -> (TestApp, TestApp) {
+    let user_internal = free_port();
+    let relay_internal = free_port();
+    let prefix = format!("split-{}:", uuid::Uuid::now_v7());
+    let users = TestApp::spawn_services(Backend::Postgres, "user,billing", |c| {
+        c.redis.url = Some(redis_url());
+        c.redis.key_prefix = prefix.clone();
+        c.services.internal_token = Some(Secret::new(TOKEN));
+        c.server.internal_listen = Some(user_internal.clone());
+        c.services.relay_url = Some(format!("http://{relay_internal}"));
+        // Sessions are trusted this long in the other process, as on any other instance.
+        c.auth.session_cache_secs = 1;
+        c.chat.title_model = Some(String::new());
+    })
+    .await;
+    let relay = users
+        .sibling_services("relay,chat", |c| {
+            c.server.internal_listen = Some(relay_internal.clone());
+            c.services.relay_url = None;
+            c.services.user_url = Some(format!("http://{user_internal}"));
+            c.services.billing_url = Some(format!("http://{user_internal}"));
+        })
+        .await;
+    (users, relay)
+}
+
+/// The balance once no hold is open, read from the billing process.
+async fn settled_balance(app: &TestApp, who: &Persona, records: i64) -> i64 {
+    for _ in 0..500 {
+        let usage = app.get("/api/v1/billing/usage", Some(&who.access)).await;
+        let q = app.get("/api/v1/billing/quota", Some(&who.access)).await;
+        if usage.json["total"].as_i64() == Some(records) && q.json["reserved"] == 0 {
+            return q.json["balance"].as_i64().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{records} requests were never settled");
+}
+
+/// 2 per prompt token, 6 per completion token: the prices set below.
+fn cost(messages: &Value) -> i64 {
+    prompt_tokens(messages) * 2 + reply_to(messages).split_whitespace().count() as i64 * 6
+}
+
+#[tokio::test]
+async fn user_and_billing_apart_from_relay_and_chat_work_as_one() {
+    let (users, relay) = split().await;
+    assert!(
+        relay.get("/healthz", None).await.status.is_success(),
+        "the relay process is up"
+    );
+
+    // Accounts live in the user process; the registration grant comes from its Billing.
+    let root = users.root().await;
+    let ada = users.register("ada").await;
+    let r = users
+        .post(
+            &format!("/api/v1/admin/billing/users/{}/adjust", ada.id),
+            Some(&root.access),
+            json!({"amount": 1_000_000, "memo": "test balance"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Each process serves its own services' API only.
+    assert_eq!(
+        relay
+            .get("/api/v1/billing/quota", Some(&ada.access))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        users.get("/api/v1/keys", Some(&ada.access)).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Channels, prices and keys live in the relay process; its gateway accepts the user
+    // process's tokens by asking it for the session.
+    let upstream = MockOpenAi::start("sk-upstream-split").await;
+    let r = relay
+        .post("/api/v1/channels", Some(&root.access), json!({
+            "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
+            "models": ["gpt-test"], "model_mapping": {"gpt-test": "gpt-upstream"}, "priority": 10
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = relay
+        .put("/api/v1/admin/pricing/gpt-test", Some(&root.access), json!({
+            "input_per_mtok": 2_000_000, "output_per_mtok": 6_000_000, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let key = relay
+        .post("/api/v1/keys", Some(&ada.access), json!({"name": "split"}))
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+    let key = key.json["key"].as_str().unwrap().to_string();
+
+    // The relay process's admin actions are in the user process's audit log.
+    let mut audited = false;
+    for _ in 0..200 {
+        let log = users
+            .get("/api/v1/admin/audit?action=channels", Some(&root.access))
+            .await;
+        if log.text.contains("primary") {
+            assert!(
+                !log.text.contains(&upstream.key),
+                "a secret reached the audit log"
+            );
+            audited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(audited, "the channel's creation was not audited");
+
+    // A whole completion: held, relayed, settled by the billing process, to the unit.
+    let before = settled_balance(&users, &ada, 0).await;
+    let messages = json!([{"role": "user", "content": "hello from the other process"}]);
+    let r = relay
+        .send(
+            relay
+                .client
+                .post(relay.url("/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&json!({"model": "gpt-test", "messages": messages})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.json["choices"][0]["message"]["content"],
+        reply_to(&messages)
+    );
+    let after_whole = settled_balance(&users, &ada, 1).await;
+    assert_eq!(before - after_whole, cost(&messages));
+
+    // A streamed one.
+    let messages =
+        json!([{"role": "user", "content": "stream this answer across processes please"}]);
+    let r = relay
+        .send(
+            relay
+                .client
+                .post(relay.url("/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&json!({"model": "gpt-test", "messages": messages, "stream": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.trim_end().ends_with("data: [DONE]"), "{}", r.text);
+    let after_stream = settled_balance(&users, &ada, 2).await;
+    assert_eq!(after_whole - after_stream, cost(&messages));
+
+    // Not enough quota is refused by the remote Billing with its own code and details.
+    let r = users
+        .post(
+            &format!("/api/v1/admin/billing/users/{}/adjust", ada.id),
+            Some(&root.access),
+            json!({"amount": -after_stream, "memo": "empty it"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = relay
+        .send(
+            relay
+                .client
+                .post(relay.url("/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&json!({"model": "gpt-test", "messages": messages})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.text);
+    assert_eq!(r.json["error"]["code"], "insufficient_quota", "{}", r.text);
+    let r = users
+        .post(
+            &format!("/api/v1/admin/billing/users/{}/adjust", ada.id),
+            Some(&root.access),
+            json!({"amount": 1_000_000, "memo": "refill"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // A chat conversation in the relay process, answered and billed by the billing process.
+    let before_chat = settled_balance(&users, &ada, 2).await;
+    let r = relay
+        .post(
+            "/api/v1/chat/conversations",
+            Some(&ada.access),
+            json!({"title": "Split", "model": "gpt-test"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let conversation = r.json["id"].as_str().unwrap().to_string();
+    let r = relay
+        .client
+        .post(relay.url(&format!(
+            "/api/v1/chat/conversations/{conversation}/messages"
+        )))
+        .bearer_auth(&ada.access)
+        .json(&json!({"content": "hello there"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("echo: hello there"), "{text}");
+    let charged = settled_balance(&users, &ada, 3).await;
+    let usage = users
+        .get("/api/v1/billing/usage?per_page=1", Some(&ada.access))
+        .await;
+    let chat_cost = usage.json["items"][0]["cost"].as_i64().unwrap();
+    assert_eq!(
+        usage.json["items"][0]["conversation_id"].as_str(),
+        Some(conversation.as_str())
+    );
+    // "hello there" in, "echo: hello there" out, at 2 and 6 a token.
+    assert_eq!(chat_cost, 2 * 2 + 3 * 6);
+    assert_eq!(before_chat - charged, chat_cost);
+    // The ledger the two processes wrote through one Billing is consistent.
+    crate::billing::verify_clean(&users, &root, &ada).await;
+
+    // Disabling ada in the user process stops her key in the relay process at once (the
+    // event crosses to the relay) and her session there within the session cache.
+    let r = users
+        .patch(
+            &format!("/api/v1/admin/users/{}", ada.id),
+            Some(&root.access),
+            json!({"status": "disabled"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = relay
+        .send(
+            relay
+                .client
+                .post(relay.url("/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&json!({"model": "gpt-test", "messages": messages})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let mut refused = false;
+    for _ in 0..60 {
+        let r = relay
+            .get("/api/v1/chat/conversations", Some(&ada.access))
+            .await;
+        if r.status == StatusCode::UNAUTHORIZED {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        refused,
+        "a disabled user's session still works in the relay process"
+    );
+}
