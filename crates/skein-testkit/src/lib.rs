@@ -14,6 +14,9 @@ use std::sync::Once;
 pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_openai;
+pub mod mock_vendor;
+
+pub use mock_vendor::{Fault, MockVendor};
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};

@@ -117,12 +117,12 @@ impl Mock {
         match self {
             Mock::OpenAi(_) | Mock::Azure(_) => {}
             Mock::Anthropic(m) => {
-                m.set_cache_read(3);
-                m.set_thinking(Some("let me think hard "));
+                m.set_cached_tokens(3);
+                m.set_reasoning(Some("let me think hard "));
             }
             Mock::Gemini(m) => {
-                m.set_cached(3);
-                m.set_thought(Some("let me think hard "));
+                m.set_cached_tokens(3);
+                m.set_reasoning(Some("let me think hard "));
                 m.set_usage_only_at_end(true);
             }
         }
