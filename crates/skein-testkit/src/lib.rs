@@ -11,11 +11,13 @@
 
 use std::sync::Once;
 
+pub mod fixtures;
 pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_openai;
 pub mod mock_vendor;
 
+pub use fixtures::{Price, RelayWorld, Upstream, WorldSpec, relay_world};
 pub use mock_vendor::{Fault, MockVendor};
 
 use reqwest::header::HeaderMap;

@@ -254,6 +254,7 @@ pub struct MockVendor<W = AnyVendor> {
     pub key: String,
     /// The vendor it speaks ([`WireFormat::VENDOR`]).
     pub vendor: &'static str,
+    error_events: bool,
     shared: Shared,
     _task: Task,
     _wire: PhantomData<fn() -> W>,
@@ -290,34 +291,35 @@ impl<W: WireFormat> MockVendor<W> {
             base_url,
             key: key.to_string(),
             vendor: W::VENDOR,
+            error_events: W::ERROR_EVENTS,
             shared,
             _task: Task(task),
             _wire: PhantomData,
         }
     }
+}
 
+impl<W> MockVendor<W> {
     /// Queues a fault for the next request (faults apply in order, one per request).
     ///
     /// # Panics
     /// When the vendor cannot express the fault (an error event on a vendor without one).
     pub fn fail_next(&self, fault: Fault) {
         assert!(
-            W::ERROR_EVENTS || !matches!(fault, Fault::ErrorEventAfter(_)),
+            self.error_events || !matches!(fault, Fault::ErrorEventAfter(_)),
             "{} streams have no error event: {fault:?} cannot be scripted",
-            W::VENDOR
+            self.vendor
         );
         self.shared.lock().faults.push_back(fault);
     }
-}
 
-impl<W> MockVendor<W> {
-    /// The same mock, whatever its vendor (for code that handles every vendor alike; faults
-    /// are no longer checked against the vendor).
+    /// The same mock, whatever its vendor (for code that handles every vendor alike).
     pub fn into_any(self) -> MockVendor {
         MockVendor {
             base_url: self.base_url,
             key: self.key,
             vendor: self.vendor,
+            error_events: self.error_events,
             shared: self.shared,
             _task: self._task,
             _wire: PhantomData,
