@@ -6,6 +6,10 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each test gets its own database, dropped
 //! when the test ends. Redis, where a test asks for it, is `SKEIN_TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`).
+//!
+//! Upstreams are mock vendors ([`mock_vendor`]: one harness, one [`Fault`] enum; a module per
+//! vendor's wire format), and the set-ups tests repeat are [`fixtures`]: [`relay_world`] and
+//! persona helpers that assert their own success.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
