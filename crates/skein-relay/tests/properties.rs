@@ -184,6 +184,31 @@ fn sse_bytes() -> impl Strategy<Value = Vec<u8>> {
     .prop_map(|pieces| pieces.concat())
 }
 
+/// One valid server-sent event: 1–4 `field: value` lines (values without line breaks) and
+/// the line ending it is written with (`\n` or `\r\n`, as servers send one or the other).
+fn sse_event() -> impl Strategy<Value = (Vec<(&'static str, String)>, &'static str)> {
+    (
+        prop::collection::vec(
+            (
+                prop::sample::select(&["data", "data", "data", "event", "id", "retry"][..]),
+                "[^\r\n]{0,24}",
+            ),
+            1..5,
+        ),
+        prop::sample::select(&["\n", "\r\n"][..]),
+    )
+}
+
+/// An event's text as the splitter yields it: its lines, without the blank line after.
+fn event_text(lines: &[(&str, String)], eol: &str) -> Vec<u8> {
+    lines
+        .iter()
+        .map(|(field, value)| format!("{field}: {value}"))
+        .collect::<Vec<_>>()
+        .join(eol)
+        .into_bytes()
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -197,6 +222,39 @@ proptest! {
         // Byte by byte, the hardest cut of all.
         let every: Vec<usize> = (0..stream.len()).collect();
         prop_assert_eq!(split(&stream, &every), whole);
+    }
+
+    #[test]
+    fn a_valid_event_stream_cut_anywhere_yields_exactly_its_events(
+        events in prop::collection::vec(sse_event(), 0..8),
+        unterminated_last in any::<bool>(),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let mut stream = Vec::new();
+        let mut expected = Vec::new();
+        for (i, (lines, eol)) in events.iter().enumerate() {
+            let text = event_text(lines, eol);
+            stream.extend_from_slice(&text);
+            if !(unterminated_last && i + 1 == events.len()) {
+                stream.extend_from_slice(format!("{eol}{eol}").as_bytes());
+            }
+            expected.push(text);
+        }
+        prop_assert_eq!(split(&stream, &cuts), expected.clone());
+        let every: Vec<usize> = (0..stream.len()).collect();
+        prop_assert_eq!(split(&stream, &every), expected);
+    }
+
+    #[test]
+    fn the_data_of_a_valid_event_is_its_data_lines_joined(event in sse_event()) {
+        let (lines, eol) = event;
+        let data: Vec<&str> = lines
+            .iter()
+            .filter(|(field, _)| *field == "data")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        let expected = (!data.is_empty()).then(|| data.join("\n"));
+        prop_assert_eq!(skein_relay::proxy::event_data(&event_text(&lines, eol)), expected);
     }
 
     #[test]

@@ -6,14 +6,23 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each test gets its own database, dropped
 //! when the test ends. Redis, where a test asks for it, is `SKEIN_TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`).
+//!
+//! Upstreams are mock vendors ([`mock_vendor`]: one harness, one [`Fault`] enum; a module per
+//! vendor's wire format), and the set-ups tests repeat are [`fixtures`]: [`relay_world`] and
+//! persona helpers that assert their own success.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Once;
 
+pub mod fixtures;
 pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_openai;
+pub mod mock_vendor;
+
+pub use fixtures::{Price, RelayWorld, Upstream, WorldSpec, relay_world};
+pub use mock_vendor::{Fault, MockVendor};
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};

@@ -5,7 +5,7 @@
 //! `input_json_delta`, `thinking_delta`, `signature_delta`) / `content_block_stop`, `ping`,
 //! `message_delta` (stop reason and cumulative output tokens) and `message_stop`.
 //!
-//! Scriptable per test like [`crate::mock_openai::MockOpenAi`]: failures with status and
+//! Scriptable per test through the harness ([`crate::mock_vendor`]): failures with status and
 //! `Retry-After` (529 overloaded, 429, 5xx, an unpaid account's 400), streams that die half
 //! way or carry an `error` event, a slow first byte, pauses between pieces, cached prompt
 //! tokens and thinking. Every request is recorded, with its headers.
@@ -16,12 +16,7 @@
 //! of the system prompt and every text and tool-result block, `output_tokens` the words of the
 //! reply (thinking included) or of the call's JSON input.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,155 +24,47 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-/// What the next request gets instead of a normal answer.
-#[derive(Debug, Clone)]
-pub enum Fault {
-    /// Answer this status with Anthropic's error body for it (`Retry-After: 1` on 429 and 529).
-    Status(u16),
-    /// Answer 400 "Your credit balance is too low" (an unpaid account).
-    NoCredit,
-    /// Stream this many text deltas, then drop the connection (no `message_delta`).
-    DieAfter(usize),
-    /// Stream this many text deltas, then an `error` event (`overloaded_error`).
-    ErrorEventAfter(usize),
-    /// Wait this long before answering (a slow first byte).
-    Delay(Duration),
-}
+pub use crate::mock_vendor::Fault;
+use crate::mock_vendor::{self, MockVendor, Shared, WireFormat, words};
 
-#[derive(Default)]
-struct Inner {
-    faults: VecDeque<Fault>,
-    requests: Vec<(HeaderMap, Value)>,
-    usages: Vec<Value>,
-    stream_pause: Duration,
-    cache_read: i64,
-    thinking: Option<String>,
-    /// The account's key was revoked: every request, the model list included, is refused.
-    revoked: bool,
-}
+/// Anthropic's Messages wire format.
+#[derive(Debug)]
+pub enum Anthropic {}
 
-/// A running mock; dropped, it stops.
-pub struct MockAnthropic {
-    /// `http://127.0.0.1:PORT` (use as a channel's base URL).
-    pub base_url: String,
-    /// The API key it accepts.
-    pub key: String,
-    inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// A running mock Anthropic; dropped, it stops.
+pub type MockAnthropic = MockVendor<Anthropic>;
 
-impl Drop for MockAnthropic {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+impl WireFormat for Anthropic {
+    const VENDOR: &'static str = "Anthropic";
+    const PIECE_BYTES: usize = 29;
+    const ERROR_EVENTS: bool = true;
 
-#[derive(Clone)]
-struct Shared {
-    key: String,
-    inner: Arc<Mutex<Inner>>,
-}
-
-impl Shared {
-    /// The key requests must carry: none matches once it was revoked.
-    fn key(&self) -> String {
-        if self.inner.lock().expect("mock lock").revoked {
-            "revoked\u{1}".to_string()
-        } else {
-            self.key.clone()
-        }
-    }
-}
-
-impl MockAnthropic {
-    /// Revokes (`true`) or restores the key, as a vendor's console would: while revoked every
-    /// request is refused as unauthenticated, the model list included.
-    pub fn revoke_key(&self, revoked: bool) {
-        self.inner.lock().expect("mock lock").revoked = revoked;
-    }
-
-    /// Starts a mock that accepts `key`.
-    pub async fn start(key: &str) -> MockAnthropic {
-        let inner = Arc::new(Mutex::new(Inner::default()));
-        let shared = Shared {
-            key: key.to_string(),
-            inner: inner.clone(),
-        };
-        let app = Router::new()
+    fn routes() -> Router<Shared> {
+        Router::new()
             .route("/v1/messages", post(messages))
             .route("/v1/models", get(models))
-            .with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind mock");
-        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        MockAnthropic {
-            base_url,
-            key: key.to_string(),
-            inner,
-            task,
-        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("mock lock")
+    fn status_error(code: u16) -> Response {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let kind = match code {
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            c if c >= 500 => "api_error",
+            _ => "invalid_request_error",
+        };
+        error(status, kind, "Scripted failure.")
     }
 
-    /// Pauses this long between the pieces of every stream from now on.
-    pub fn set_stream_pause(&self, pause: Duration) {
-        self.lock().stream_pause = pause;
+    fn no_credit() -> Response {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.",
+        )
     }
-
-    /// Reports this many extra prompt tokens as read from the cache
-    /// (`cache_read_input_tokens`, which Anthropic counts apart from `input_tokens`).
-    pub fn set_cache_read(&self, tokens: i64) {
-        self.lock().cache_read = tokens;
-    }
-
-    /// Thinks `text` (a thinking block, signed) before answering.
-    pub fn set_thinking(&self, text: Option<&str>) {
-        self.lock().thinking = text.map(str::to_string);
-    }
-
-    /// Queues a fault for the next request (faults apply in order, one per request).
-    pub fn fail_next(&self, fault: Fault) {
-        self.lock().faults.push_back(fault);
-    }
-
-    /// The bodies of the requests received so far.
-    pub fn requests(&self) -> Vec<Value> {
-        self.lock()
-            .requests
-            .iter()
-            .map(|(_, b)| b.clone())
-            .collect()
-    }
-
-    /// One header of every request received so far (empty when absent).
-    pub fn header_values(&self, name: &str) -> Vec<String> {
-        self.lock()
-            .requests
-            .iter()
-            .map(|(h, _)| {
-                h.get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect()
-    }
-
-    /// The final `usage` of every answer given so far (what a bill should come from).
-    pub fn usages(&self) -> Vec<Value> {
-        self.lock().usages.clone()
-    }
-}
-
-fn words(text: &str) -> i64 {
-    text.split_whitespace().count() as i64
 }
 
 /// The text of a content (a string, or its text and tool-result blocks).
@@ -215,7 +102,7 @@ enum Reply {
     Call(String, String, Value),
 }
 
-fn reply(request: &Value) -> Reply {
+fn reply(request: &Value, canned: Option<String>) -> Reply {
     let last = request["messages"]
         .as_array()
         .and_then(|m| m.last())
@@ -231,7 +118,7 @@ fn reply(request: &Value) -> Reply {
             tool["name"].as_str().unwrap_or("").to_string(),
             json!({ "city": text }),
         ),
-        _ => Reply::Text(format!("echo: {text}")),
+        _ => Reply::Text(canned.unwrap_or_else(|| format!("echo: {text}"))),
     }
 }
 
@@ -250,7 +137,7 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
 }
 
 async fn models(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key().as_str()) {
+    if !shared.authorized(&headers, "x-api-key", "") {
         return error(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
@@ -276,17 +163,8 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
             "invalid JSON",
         );
     };
-    let (fault, pause, cache_read, thinking) = {
-        let mut inner = shared.inner.lock().expect("mock lock");
-        inner.requests.push((headers.clone(), request.clone()));
-        (
-            inner.faults.pop_front(),
-            inner.stream_pause,
-            inner.cache_read,
-            inner.thinking.clone(),
-        )
-    };
-    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key().as_str()) {
+    let seen = shared.admit(&headers, request.clone());
+    if !shared.authorized(&headers, "x-api-key", "") {
         return error(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
@@ -300,33 +178,13 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
             "anthropic-version: header is required",
         );
     }
-    let mut die_after = None;
-    let mut error_after = None;
-    match fault {
-        Some(Fault::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let kind = match code {
-                429 => "rate_limit_error",
-                529 => "overloaded_error",
-                401 => "authentication_error",
-                403 => "permission_error",
-                c if c >= 500 => "api_error",
-                _ => "invalid_request_error",
-            };
-            return error(status, kind, "Scripted failure.");
-        }
-        Some(Fault::NoCredit) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.",
-            );
-        }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::DieAfter(n)) => die_after = Some(n),
-        Some(Fault::ErrorEventAfter(n)) => error_after = Some(n),
-        None => {}
-    }
+    let cut = match mock_vendor::apply::<Anthropic>(seen.fault).await {
+        Ok(cut) => cut,
+        Err(refusal) => return refusal,
+    };
+    let script = seen.script;
+    let (pause, cache_read, thinking) =
+        (script.stream_pause, script.cached_tokens, script.reasoning);
     if request["max_tokens"].as_i64().is_none() {
         return error(
             StatusCode::BAD_REQUEST,
@@ -343,7 +201,7 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
     }
     let model = request["model"].as_str().unwrap_or("").to_string();
     let input = input_tokens(&request);
-    let answer = reply(&request);
+    let answer = reply(&request, script.reply);
     let thought_words = thinking.as_deref().map(words).unwrap_or(0);
     let (output, stop) = match &answer {
         Reply::Text(t) => (words(t) + thought_words, "end_turn"),
@@ -351,12 +209,7 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
     };
     let usage = json!({"input_tokens": input, "output_tokens": output,
         "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": 0});
-    shared
-        .inner
-        .lock()
-        .expect("mock lock")
-        .usages
-        .push(usage.clone());
+    shared.record_usage(usage.clone());
     let mut content = Vec::new();
     if let Some(t) = &thinking {
         content.push(json!({"type": "thinking", "thinking": t, "signature": "sig-mock"}));
@@ -407,7 +260,7 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
         index += 1;
     }
     events.push(event("ping", json!({"type": "ping"})));
-    let mut cut = false;
+    let mut cut_short = false;
     match &answer {
         Reply::Text(t) => {
             events.push(event(
@@ -417,8 +270,8 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
             ));
             let pieces: Vec<&str> = t.split_inclusive(' ').collect();
             for (i, piece) in pieces.iter().enumerate() {
-                if die_after == Some(i) || error_after == Some(i) {
-                    cut = true;
+                if cut.stops_at(i) {
+                    cut_short = true;
                     break;
                 }
                 events.push(event(
@@ -449,14 +302,14 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
             }
         }
     }
-    if error_after.is_some() && cut {
+    if cut.error_after.is_some() && cut_short {
         events.push(event(
             "error",
             json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
         ));
     }
-    let died = die_after.is_some() && cut;
-    if !cut {
+    let died = cut.die_after.is_some() && cut_short;
+    if !cut_short {
         events.push(event(
             "content_block_stop",
             json!({"type": "content_block_stop", "index": index}),
@@ -465,34 +318,5 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
             "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}})));
         events.push(event("message_stop", json!({"type": "message_stop"})));
     }
-    stream_response(events, pause, died)
-}
-
-/// A streamed body cut into 29-byte pieces (ignoring event boundaries, as networks do), ending
-/// in a broken connection when `died`.
-pub(crate) fn stream_response(events: Vec<String>, pause: Duration, died: bool) -> Response {
-    let all: Vec<u8> = events.concat().into_bytes();
-    let pieces: Vec<Result<Bytes, std::io::Error>> = all
-        .chunks(29)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    let stream = futures::StreamExt::then(futures::stream::iter(pieces), move |piece| async move {
-        if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
-        piece
-    });
-    let body = if died {
-        let broken = futures::StreamExt::chain(
-            stream,
-            futures::stream::once(async { Err(std::io::Error::other("mock died")) }),
-        );
-        Body::from_stream(broken)
-    } else {
-        Body::from_stream(stream)
-    };
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    mock_vendor::event_stream::<Anthropic>(events, pause, died)
 }

@@ -5,20 +5,17 @@
 //! thoughts counted apart from candidates, cached tokens inside the prompt count), Google's
 //! error body, and streams as server-sent events separated by CRLF.
 //!
-//! Scriptable per test like [`crate::mock_openai::MockOpenAi`]: failures with status (429
-//! `RESOURCE_EXHAUSTED`, 5xx, an invalid key's 400), streams that die half way, a slow first
-//! byte, pauses between pieces, usage only at the end, cached tokens and thoughts. Every
-//! request is recorded with its headers and path.
+//! Scriptable per test through the harness ([`crate::mock_vendor`]): failures with status
+//! (429 `RESOURCE_EXHAUSTED`, 5xx, an invalid key's 400), streams that die half way, a slow
+//! first byte, pauses between pieces, usage only at the end, cached tokens and thoughts.
+//! Every request is recorded with its headers and path. Gemini streams have no error event,
+//! so [`Fault::ErrorEventAfter`] cannot be scripted.
 //!
 //! The reply is `echo: <last user text>`, or, when the request offers functions and the last
 //! turn is the user's text, a call of the first function with `{"city": <last user text>}`;
 //! after a function response it is `echo: <its result>`. Tokens are words: the prompt counts
 //! the words of the system instruction, every text part and every function response's
 //! `result`; candidates count the words of the reply, or of the call's JSON args.
-
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
@@ -28,159 +25,47 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-/// What the next request gets instead of a normal answer.
-#[derive(Debug, Clone)]
-pub enum Fault {
-    /// Answer this status with Google's error body for it.
-    Status(u16),
-    /// Stream this many text items, then drop the connection.
-    DieAfter(usize),
-    /// Wait this long before answering (a slow first byte).
-    Delay(Duration),
-}
+use crate::mock_vendor::{self, MockVendor, Shared, WireFormat, words};
+pub use crate::mock_vendor::{Fault, Received};
 
-/// A request as the mock saw it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// Path and query (`/v1beta/models/m:streamGenerateContent?alt=sse`).
-    pub path: String,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Body.
-    pub body: Value,
-}
+/// The Gemini API's wire format.
+#[derive(Debug)]
+pub enum Gemini {}
 
-#[derive(Default)]
-struct Inner {
-    faults: VecDeque<Fault>,
-    requests: Vec<Received>,
-    usages: Vec<Value>,
-    stream_pause: Duration,
-    cached: i64,
-    thought: Option<String>,
-    usage_only_at_end: bool,
-    /// The account's key was revoked: every request, the model list included, is refused.
-    revoked: bool,
-}
+/// A running mock Gemini; dropped, it stops.
+pub type MockGemini = MockVendor<Gemini>;
 
-/// A running mock; dropped, it stops.
-pub struct MockGemini {
-    /// `http://127.0.0.1:PORT` (use as a channel's base URL).
-    pub base_url: String,
-    /// The API key it accepts.
-    pub key: String,
-    inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
+impl WireFormat for Gemini {
+    const VENDOR: &'static str = "Gemini";
+    const PIECE_BYTES: usize = 29;
+    const ERROR_EVENTS: bool = false;
 
-impl Drop for MockGemini {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-#[derive(Clone)]
-struct Shared {
-    key: String,
-    inner: Arc<Mutex<Inner>>,
-}
-
-impl Shared {
-    /// The key requests must carry: none matches once it was revoked.
-    fn key(&self) -> String {
-        if self.inner.lock().expect("mock lock").revoked {
-            "revoked\u{1}".to_string()
-        } else {
-            self.key.clone()
-        }
-    }
-}
-
-impl MockGemini {
-    /// Revokes (`true`) or restores the key, as a vendor's console would: while revoked every
-    /// request is refused as unauthenticated, the model list included.
-    pub fn revoke_key(&self, revoked: bool) {
-        self.inner.lock().expect("mock lock").revoked = revoked;
-    }
-
-    /// Starts a mock that accepts `key`.
-    pub async fn start(key: &str) -> MockGemini {
-        let inner = Arc::new(Mutex::new(Inner::default()));
-        let shared = Shared {
-            key: key.to_string(),
-            inner: inner.clone(),
-        };
-        let app = Router::new()
+    fn routes() -> Router<Shared> {
+        Router::new()
             .route("/v1beta/models/{model_action}", post(generate))
             .route("/v1beta/models", get(models))
-            .with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind mock");
-        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        MockGemini {
-            base_url,
-            key: key.to_string(),
-            inner,
-            task,
-        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("mock lock")
+    fn status_error(code: u16) -> Response {
+        let status = match code {
+            429 => "RESOURCE_EXHAUSTED",
+            403 => "PERMISSION_DENIED",
+            500 => "INTERNAL",
+            503 => "UNAVAILABLE",
+            504 => "DEADLINE_EXCEEDED",
+            _ => "INVALID_ARGUMENT",
+        };
+        google_error(code, status, "Scripted failure.")
     }
 
-    /// Pauses this long between the pieces of every stream from now on.
-    pub fn set_stream_pause(&self, pause: Duration) {
-        self.lock().stream_pause = pause;
+    fn no_credit() -> Response {
+        // Gemini's answer when a project's quota or prepaid credit is used up.
+        google_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "You exceeded your current quota, please check your plan and billing details.",
+        )
     }
-
-    /// Reports this many extra prompt tokens as cached (`cachedContentTokenCount`, which Gemini
-    /// includes in `promptTokenCount`).
-    pub fn set_cached(&self, tokens: i64) {
-        self.lock().cached = tokens;
-    }
-
-    /// Thinks `text` (a `thought: true` part, counted in `thoughtsTokenCount`) first.
-    pub fn set_thought(&self, text: Option<&str>) {
-        self.lock().thought = text.map(str::to_string);
-    }
-
-    /// Sends `usageMetadata` only in the last stream item instead of in every one.
-    pub fn set_usage_only_at_end(&self, on: bool) {
-        self.lock().usage_only_at_end = on;
-    }
-
-    /// Queues a fault for the next request (faults apply in order, one per request).
-    pub fn fail_next(&self, fault: Fault) {
-        self.lock().faults.push_back(fault);
-    }
-
-    /// The requests received so far.
-    pub fn received(&self) -> Vec<Received> {
-        self.lock().requests.clone()
-    }
-
-    /// The bodies of the requests received so far.
-    pub fn requests(&self) -> Vec<Value> {
-        self.lock()
-            .requests
-            .iter()
-            .map(|r| r.body.clone())
-            .collect()
-    }
-
-    /// The final `usageMetadata` of every answer given so far.
-    pub fn usages(&self) -> Vec<Value> {
-        self.lock().usages.clone()
-    }
-}
-
-fn words(text: &str) -> i64 {
-    text.split_whitespace().count() as i64
 }
 
 fn parts_text(parts: &Value) -> String {
@@ -240,7 +125,7 @@ fn bad_key() -> Response {
 }
 
 async fn models(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    if headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key().as_str()) {
+    if !shared.authorized(&headers, "x-goog-api-key", "") {
         return bad_key();
     }
     axum::Json(json!({"models": [
@@ -259,26 +144,8 @@ async fn generate(
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
     };
-    let path = match &query {
-        Some(q) => format!("/v1beta/models/{model_action}?{q}"),
-        None => format!("/v1beta/models/{model_action}"),
-    };
-    let (fault, pause, cached, thought, usage_only_at_end) = {
-        let mut inner = shared.inner.lock().expect("mock lock");
-        inner.requests.push(Received {
-            path,
-            headers: headers.clone(),
-            body: request.clone(),
-        });
-        (
-            inner.faults.pop_front(),
-            inner.stream_pause,
-            inner.cached,
-            inner.thought.clone(),
-            inner.usage_only_at_end,
-        )
-    };
-    if headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key().as_str()) {
+    let seen = shared.admit(&headers, request.clone());
+    if !shared.authorized(&headers, "x-goog-api-key", "") {
         return bad_key();
     }
     let Some((model, action)) = model_action.rsplit_once(':') else {
@@ -289,23 +156,17 @@ async fn generate(
         "streamGenerateContent" => true,
         _ => return google_error(404, "NOT_FOUND", "Method not found."),
     };
-    let mut die_after = None;
-    match fault {
-        Some(Fault::Status(code)) => {
-            let status = match code {
-                429 => "RESOURCE_EXHAUSTED",
-                403 => "PERMISSION_DENIED",
-                500 => "INTERNAL",
-                503 => "UNAVAILABLE",
-                504 => "DEADLINE_EXCEEDED",
-                _ => "INVALID_ARGUMENT",
-            };
-            return google_error(code, status, "Scripted failure.");
-        }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::DieAfter(n)) => die_after = Some(n),
-        None => {}
-    }
+    let cut = match mock_vendor::apply::<Gemini>(seen.fault).await {
+        Ok(cut) => cut,
+        Err(refusal) => return refusal,
+    };
+    let script = seen.script;
+    let (pause, cached, thought, usage_only_at_end) = (
+        script.stream_pause,
+        script.cached_tokens,
+        script.reasoning,
+        script.usage_only_at_end,
+    );
     let Some(contents) = request["contents"].as_array().filter(|c| !c.is_empty()) else {
         return google_error(
             400,
@@ -327,7 +188,7 @@ async fn generate(
         }
         _ => None,
     };
-    let text = format!("echo: {last_text}");
+    let text = script.reply.unwrap_or_else(|| format!("echo: {last_text}"));
     let prompt = prompt_words(&request) + cached;
     let thoughts = thought.as_deref().map(words).unwrap_or(0);
     let candidates = match &call {
@@ -346,12 +207,7 @@ async fn generate(
         m
     };
     let final_meta = meta(candidates, thoughts);
-    shared
-        .inner
-        .lock()
-        .expect("mock lock")
-        .usages
-        .push(final_meta.clone());
+    shared.record_usage(final_meta.clone());
     let mut parts = Vec::new();
     if let Some(t) = &thought {
         parts.push(json!({"text": t, "thought": true}));
@@ -395,7 +251,7 @@ async fn generate(
     let count = items.len();
     let mut died = false;
     for (i, (part, c, t)) in items.into_iter().enumerate() {
-        if die_after == Some(i) {
+        if cut.die_after == Some(i) {
             died = true;
             break;
         }
@@ -410,5 +266,5 @@ async fn generate(
         }
         events.push(format!("data: {item}\r\n\r\n"));
     }
-    crate::mock_anthropic::stream_response(events, pause, died)
+    mock_vendor::event_stream::<Gemini>(events, pause, died)
 }

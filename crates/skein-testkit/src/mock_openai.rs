@@ -1,115 +1,43 @@
 //! A mock OpenAI server (chat completions here; embeddings, completions, images, audio and
-//! rerank in [`endpoints`]), faithful to the documented wire format where the
-//! relay depends on it, and scriptable per test: failures with status and `Retry-After`,
-//! streams that die half way, events cut at odd byte boundaries, and a record of every
-//! request it received.
+//! rerank in [`endpoints`]), faithful to the documented wire format where the relay depends
+//! on it. The harness ([`crate::mock_vendor`]) makes it scriptable per test: failures with
+//! status and `Retry-After`, streams that die half way or end in an error chunk, events cut at
+//! odd byte boundaries, and a record of every request it received.
 //!
 //! The reply to a message is `echo: <last user message>`. Token counts are words (split on
 //! whitespace): `prompt_tokens` counts the words of all message contents, `completion_tokens`
 //! the words of the reply, so tests can compute exact costs.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+pub use crate::mock_vendor::Fault;
+use crate::mock_vendor::{self, MockVendor, Script, Shared, WireFormat, words};
+
 pub mod endpoints;
 
-/// What the next request gets instead of a normal answer.
-#[derive(Debug, Clone)]
-pub enum Fault {
-    /// Answer this status with an OpenAI error body (and `Retry-After` for 429).
-    Status(u16),
-    /// Stream this many content chunks, then drop the connection (no usage, no `[DONE]`).
-    DieAfter(usize),
-    /// Wait this long before answering.
-    Delay(Duration),
-}
+/// OpenAI's wire format (and Azure OpenAI's deployment route).
+#[derive(Debug)]
+pub enum OpenAi {}
 
-#[derive(Default)]
-struct Inner {
-    faults: VecDeque<Fault>,
-    requests: Vec<(HeaderMap, Value)>,
-    /// The usage of every answer given (what a bill should come from).
-    usages: Vec<Value>,
-    /// Pause between the pieces of every stream (to hold many streams open at once).
-    stream_pause: Duration,
-    /// Whether to keep request bodies (a load test would grow without bound).
-    record: bool,
-    /// Answer reranks Cohere-style, without token usage.
-    rerank_without_usage: bool,
-    /// Write past `max_tokens`, as a misbehaving upstream would.
-    ignore_max_tokens: bool,
-    /// Report this many times the prompt tokens (a tokenizer that counts more than Skein's).
-    prompt_scale: i64,
-    /// Answer this text instead of the echo.
-    reply: Option<String>,
-    /// The account's key was revoked: every request, the model list included, is refused.
-    revoked: bool,
-}
+/// A running mock OpenAI; dropped, it stops.
+pub type MockOpenAi = MockVendor<OpenAi>;
 
-/// A running mock; dropped, it stops.
-pub struct MockOpenAi {
-    /// `http://127.0.0.1:PORT` (use as a channel's base URL).
-    pub base_url: String,
-    /// The API key it accepts.
-    pub key: String,
-    inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
+impl WireFormat for OpenAi {
+    const VENDOR: &'static str = "OpenAI";
+    const PIECE_BYTES: usize = 37;
+    const ERROR_EVENTS: bool = true;
 
-impl Drop for MockOpenAi {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-#[derive(Clone)]
-struct Shared {
-    key: String,
-    inner: Arc<Mutex<Inner>>,
-}
-
-impl Shared {
-    /// The key requests must carry: none matches once it was revoked.
-    fn key(&self) -> String {
-        if self.inner.lock().expect("mock lock").revoked {
-            "revoked\u{1}".to_string()
-        } else {
-            self.key.clone()
-        }
-    }
-}
-
-impl MockOpenAi {
-    /// Revokes (`true`) or restores the key, as a vendor's console would: while revoked every
-    /// request is refused as unauthenticated, the model list included.
-    pub fn revoke_key(&self, revoked: bool) {
-        self.inner.lock().expect("mock lock").revoked = revoked;
-    }
-
-    /// Starts a mock that accepts `key`.
-    pub async fn start(key: &str) -> MockOpenAi {
-        let inner = Arc::new(Mutex::new(Inner {
-            record: true,
-            ..Inner::default()
-        }));
-        let shared = Shared {
-            key: key.to_string(),
-            inner: inner.clone(),
-        };
-        let app = Router::new()
+    fn routes() -> Router<Shared> {
+        Router::new()
             .route("/v1/chat/completions", post(chat))
-            .route("/v1/models", axum::routing::get(models))
-            .route("/openai/models", axum::routing::get(models))
+            .route("/v1/models", get(models))
+            .route("/openai/models", get(models))
             .route("/v1/embeddings", post(endpoints::embeddings))
             .route("/v1/completions", post(endpoints::completions))
             .route("/v1/images/generations", post(endpoints::image_generations))
@@ -123,130 +51,37 @@ impl MockOpenAi {
             )
             // OpenAI takes audio files up to 25 MB.
             .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
-            .with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind mock");
-        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        MockOpenAi {
-            base_url,
-            key: key.to_string(),
-            inner,
-            task,
-        }
     }
 
-    /// Ignores `max_tokens` from now on (`true`), writing the whole reply as a misbehaving
-    /// upstream would; by default the reply stops there with `finish_reason: "length"`.
-    pub fn set_ignore_max_tokens(&self, on: bool) {
-        self.inner.lock().expect("mock lock").ignore_max_tokens = on;
+    fn status_error(code: u16) -> Response {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let kind = if code == 429 {
+            "rate_limit_error"
+        } else if code >= 500 {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        };
+        error(status, "Scripted failure.", kind)
     }
 
-    /// Answers `text` (one word a chunk when streamed) instead of echoing the prompt, from now
-    /// on: a long answer to a short question.
-    pub fn set_reply(&self, text: &str) {
-        self.inner.lock().expect("mock lock").reply = Some(text.to_string());
-    }
-
-    /// Reports `scale` times the prompt tokens from now on (1 is the default).
-    pub fn set_prompt_scale(&self, scale: i64) {
-        self.inner.lock().expect("mock lock").prompt_scale = scale.max(1);
-    }
-
-    /// Pauses this long between the pieces of every stream from now on.
-    pub fn set_stream_pause(&self, pause: Duration) {
-        self.inner.lock().expect("mock lock").stream_pause = pause;
-    }
-
-    /// Stops keeping request bodies (for load tests).
-    pub fn stop_recording(&self) {
-        let mut inner = self.inner.lock().expect("mock lock");
-        inner.record = false;
-        inner.requests.clear();
-    }
-
-    /// Answers reranks without token usage (Cohere's shape) when `false`; with it (Jina's
-    /// shape) when `true`, the default.
-    pub fn set_rerank_usage(&self, on: bool) {
-        self.inner.lock().expect("mock lock").rerank_without_usage = !on;
-    }
-
-    /// Queues a fault for the next request (faults apply in order, one per request).
-    pub fn fail_next(&self, fault: Fault) {
-        self.inner
-            .lock()
-            .expect("mock lock")
-            .faults
-            .push_back(fault);
-    }
-
-    /// The bodies of the requests received so far.
-    pub fn requests(&self) -> Vec<Value> {
-        self.inner
-            .lock()
-            .expect("mock lock")
-            .requests
-            .iter()
-            .map(|(_, b)| b.clone())
-            .collect()
-    }
-
-    /// The usage of every answer given so far.
-    pub fn usages(&self) -> Vec<Value> {
-        self.inner.lock().expect("mock lock").usages.clone()
-    }
-
-    /// One header of every request received so far (empty when absent). Azure-style requests
-    /// carry `x-mock-path`: the path and query they arrived on.
-    pub fn header_values(&self, name: &str) -> Vec<String> {
-        self.inner
-            .lock()
-            .expect("mock lock")
-            .requests
-            .iter()
-            .map(|(h, _)| {
-                h.get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect()
-    }
-
-    /// The `Authorization` headers received so far.
-    pub fn authorizations(&self) -> Vec<String> {
-        self.inner
-            .lock()
-            .expect("mock lock")
-            .requests
-            .iter()
-            .map(|(h, _)| {
-                h.get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect()
+    fn no_credit() -> Response {
+        // A 429 like a rate limit, told apart by its code, and without `Retry-After`: waiting
+        // does not help.
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({"error": {
+                "message": "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}})),
+        )
+            .into_response()
     }
 }
 
 /// OpenAI's `GET /v1/models` (and Azure's `/openai/models`, keyed by `api-key`).
 async fn models(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    let key = shared.key();
-    let bearer = format!("Bearer {key}");
-    let presented = [
-        ("authorization", bearer.as_str()),
-        ("api-key", key.as_str()),
-    ];
-    if !presented
-        .iter()
-        .any(|(name, want)| headers.get(*name).and_then(|v| v.to_str().ok()) == Some(*want))
+    if !shared.authorized(&headers, "authorization", "Bearer ")
+        && !shared.authorized(&headers, "api-key", "")
     {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -278,7 +113,7 @@ pub fn prompt_tokens(messages: &Value) -> i64 {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|m| content_text(&m["content"]).split_whitespace().count() as i64)
+        .map(|m| words(&content_text(&m["content"])))
         .sum()
 }
 
@@ -292,6 +127,7 @@ pub fn reply_to(messages: &Value) -> String {
     format!("echo: {last}")
 }
 
+/// OpenAI's error body (`Retry-After: 1` on 429).
 fn error(status: StatusCode, message: &str, kind: &str) -> Response {
     let mut response = (
         status,
@@ -308,7 +144,24 @@ fn error(status: StatusCode, message: &str, kind: &str) -> Response {
     response
 }
 
+/// OpenAI's `usage`: `cached` is part of `prompt`, `reasoning` part of `completion`.
+fn usage_of(prompt: i64, completion: i64, cached: i64, reasoning: i64) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached}, "completion_tokens_details": {"reasoning_tokens": reasoning}})
+}
+
 async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let authorized = shared.authorized(&headers, "authorization", "Bearer ");
+    answer_chat(shared, headers, body, authorized).await
+}
+
+/// Answers a chat completion whose key was checked (`authorized`) by the route it came on.
+async fn answer_chat(
+    shared: Shared,
+    headers: HeaderMap,
+    body: Bytes,
+    authorized: bool,
+) -> Response {
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -316,44 +169,19 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             "invalid_request_error",
         );
     };
-    let (fault, pause, ignore_max_tokens, prompt_scale, canned) = {
-        let mut inner = shared.inner.lock().expect("mock lock");
-        if inner.record {
-            inner.requests.push((headers.clone(), request.clone()));
-        }
-        (
-            inner.faults.pop_front(),
-            inner.stream_pause,
-            inner.ignore_max_tokens,
-            inner.prompt_scale.max(1),
-            inner.reply.clone(),
-        )
-    };
-    let expected = format!("Bearer {}", shared.key());
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+    let seen = shared.admit(&headers, request.clone());
+    if !authorized {
         return error(
             StatusCode::UNAUTHORIZED,
             "Incorrect API key provided.",
             "invalid_request_error",
         );
     }
-    let mut die_after = None;
-    match fault {
-        Some(Fault::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let kind = if code == 429 {
-                "rate_limit_error"
-            } else if code >= 500 {
-                "server_error"
-            } else {
-                "invalid_request_error"
-            };
-            return error(status, "Scripted failure.", kind);
-        }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::DieAfter(n)) => die_after = Some(n),
-        None => {}
-    }
+    let cut = match mock_vendor::apply::<OpenAi>(seen.fault).await {
+        Ok(cut) => cut,
+        Err(refusal) => return refusal,
+    };
+    let script = seen.script;
     if request["messages"].as_array().is_none_or(Vec::is_empty) {
         return error(
             StatusCode::BAD_REQUEST,
@@ -361,12 +189,16 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             "invalid_request_error",
         );
     }
-    if let Some(call) = tool_call(&shared, &request) {
+    if let Some(call) = tool_call(&shared, &request, &script) {
         return call;
     }
     let model = request["model"].as_str().unwrap_or("").to_string();
-    let mut reply = canned.unwrap_or_else(|| reply_to(&request["messages"]));
-    let prompt = prompt_tokens(&request["messages"]) * prompt_scale;
+    let mut reply = script
+        .reply
+        .clone()
+        .unwrap_or_else(|| reply_to(&request["messages"]));
+    let prompt =
+        prompt_tokens(&request["messages"]) * script.prompt_scale.max(1) + script.cached_tokens;
     // Like OpenAI, stop at the client's limit with finish_reason "length".
     let limit = ["max_completion_tokens", "max_tokens"]
         .iter()
@@ -374,21 +206,16 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         .map(|n| n as usize);
     let mut finish = "stop";
     if let Some(limit) = limit
-        && !ignore_max_tokens
+        && !script.ignore_max_tokens
         && reply.split_whitespace().count() > limit
     {
         reply = reply.split_inclusive(' ').take(limit).collect::<String>();
         finish = "length";
     }
-    let completion = reply.split_whitespace().count() as i64;
-    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
-    shared
-        .inner
-        .lock()
-        .expect("mock lock")
-        .usages
-        .push(usage.clone());
+    let reasoning = script.reasoning.as_deref().map(words).unwrap_or(0);
+    let completion = words(&reply) + reasoning;
+    let usage = usage_of(prompt, completion, script.cached_tokens, reasoning);
+    shared.record_usage(usage.clone());
     if request["stream"].as_bool() != Some(true) {
         return axum::Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_764_000_000, "model": model,
@@ -411,15 +238,23 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         Value::Null,
         Value::Null,
     )];
-    let words: Vec<String> = reply.split_inclusive(' ').map(str::to_string).collect();
-    for (i, word) in words.iter().enumerate() {
-        if die_after == Some(i) {
+    let pieces: Vec<String> = reply.split_inclusive(' ').map(str::to_string).collect();
+    let mut cut_short = false;
+    for (i, word) in pieces.iter().enumerate() {
+        if cut.stops_at(i) {
+            cut_short = true;
             break;
         }
         events.push(chunk(json!({"content": word}), Value::Null, Value::Null));
     }
-    let died = die_after.is_some_and(|n| n < words.len());
-    if !died {
+    if cut_short && cut.error_after.is_some() {
+        // What OpenAI sends when a stream fails after it began: an error object as the data
+        // of an event, then the end of the body.
+        let error = json!({"error": {"message": "The server had an error while processing your request. Sorry about that!",
+            "type": "server_error", "param": null, "code": null}});
+        events.push(format!("data: {error}\n\n"));
+    }
+    if !cut_short {
         events.push(chunk(json!({}), json!(finish), Value::Null));
         if include_usage {
             let last = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_764_000_000, "model": model,
@@ -428,42 +263,17 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         }
         events.push("data: [DONE]\n\n".to_string());
     }
-    // Cut the stream into pieces that ignore event boundaries, as real networks do.
-    let all: Vec<u8> = events.concat().into_bytes();
-    let pieces: Vec<Result<Bytes, std::io::Error>> = all
-        .chunks(37)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    let stream = futures::StreamExt::then(futures::stream::iter(pieces), move |piece| async move {
-        if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
-        piece
-    });
-    let body = if died {
-        // End the body with an error so the connection breaks instead of closing cleanly.
-        let broken = futures::StreamExt::chain(
-            stream,
-            futures::stream::once(async { Err(std::io::Error::other("mock died")) }),
-        );
-        Body::from_stream(broken)
-    } else {
-        Body::from_stream(stream)
-    };
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    let died = cut_short && cut.die_after.is_some();
+    mock_vendor::event_stream::<OpenAi>(events, script.stream_pause, died)
 }
 
 /// Azure OpenAI's route: the deployment in the path, `api-version` in the query, the key in an
-/// `api-key` header; answered like `/v1/chat/completions`, with the path recorded as the
-/// `x-mock-path` header.
+/// `api-key` header; answered like `/v1/chat/completions` (the path is recorded, as for
+/// every request, in the `x-mock-path` header).
 async fn azure(
     State(shared): State<Shared>,
-    axum::extract::Path(deployment): axum::extract::Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let query = query.unwrap_or_default();
@@ -474,27 +284,21 @@ async fn azure(
         )
             .into_response();
     }
-    if headers.get("api-key").and_then(|v| v.to_str().ok()) != Some(shared.key().as_str()) {
+    if !shared.authorized(&headers, "api-key", "") {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint."}})),
         )
             .into_response();
     }
-    let path = format!("/openai/deployments/{deployment}/chat/completions?{query}");
-    if let Ok(value) = axum::http::HeaderValue::from_str(&path) {
-        headers.insert("x-mock-path", value);
-    }
-    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("Bearer {}", shared.key())) {
-        headers.insert("authorization", value);
-    }
-    chat(State(shared), headers, body).await
+    answer_chat(shared, headers, body, true).await
 }
 
 /// When the request offers tools and the last message is the user's, the answer calls the
 /// first tool with `{"city": <last user text>}`; streamed, its arguments come in two pieces.
 /// Completion tokens are the words of the arguments' JSON.
-fn tool_call(shared: &Shared, request: &Value) -> Option<Response> {
+fn tool_call(shared: &Shared, request: &Value, script: &Script) -> Option<Response> {
+    let (cached, pause) = (script.cached_tokens, script.stream_pause);
     let tool = request["tools"].as_array()?.first()?;
     let messages = request["messages"].as_array()?;
     let last = messages.last()?;
@@ -503,16 +307,10 @@ fn tool_call(shared: &Shared, request: &Value) -> Option<Response> {
     }
     let name = tool["function"]["name"].as_str().unwrap_or("");
     let arguments = json!({"city": content_text(&last["content"])}).to_string();
-    let prompt = prompt_tokens(&request["messages"]);
-    let completion = arguments.split_whitespace().count() as i64;
-    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
-    shared
-        .inner
-        .lock()
-        .expect("mock lock")
-        .usages
-        .push(usage.clone());
+    let prompt = prompt_tokens(&request["messages"]) + cached;
+    let completion = words(&arguments);
+    let usage = usage_of(prompt, completion, cached, 0);
+    shared.record_usage(usage.clone());
     let model = request["model"].as_str().unwrap_or("");
     let call = json!({"id": "call_mock1", "type": "function", "function": {"name": name, "arguments": arguments}});
     if request["stream"].as_bool() != Some(true) {
@@ -550,12 +348,7 @@ fn tool_call(shared: &Shared, request: &Value) -> Option<Response> {
         events.push(json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_764_000_000, "model": model,
             "choices": [], "usage": usage}));
     }
-    let mut text: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
-    text.push_str("data: [DONE]\n\n");
-    Some(
-        Response::builder()
-            .header("content-type", "text/event-stream")
-            .body(Body::from(text))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-    )
+    let mut text: Vec<String> = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    text.push("data: [DONE]\n\n".to_string());
+    Some(mock_vendor::event_stream::<OpenAi>(text, pause, false))
 }

@@ -205,8 +205,19 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
             return Err(unsupported("A tool other than function declarations"));
         };
         for f in declarations {
+            // `parametersJsonSchema` is JSON Schema already; `parameters` is Gemini's OpenAPI
+            // subset (`"type": "OBJECT"`, `nullable`), which OpenAI and Anthropic refuse.
+            let parameters = ["parametersJsonSchema", "parameters_json_schema"]
+                .iter()
+                .find_map(|k| f.get(*k).filter(|p| !p.is_null()).cloned())
+                .or_else(|| {
+                    f.get("parameters")
+                        .filter(|p| !p.is_null())
+                        .map(json_schema_of)
+                })
+                .unwrap_or(json!({"type": "object"}));
             tools.push(json!({"type": "function", "function": {"name": f["name"], "description": f.get("description").cloned().unwrap_or(Value::Null),
-                "parameters": f.get("parameters").cloned().unwrap_or(json!({"type": "object"}))}}));
+                "parameters": parameters}}));
         }
     }
     if !tools.is_empty() {
@@ -278,6 +289,44 @@ pub fn response_from_openai(resp: &Value, model: &str) -> Value {
         "usageMetadata": usage_metadata(&resp["usage"]),
         "modelVersion": model,
     })
+}
+
+/// Gemini's `Schema` (an OpenAPI 3.0 subset) as JSON Schema: type names in lower case
+/// (`"OBJECT"` → `"object"`) and `nullable: true` as a `"null"` type, in the schema and the
+/// schemas it holds (`properties`, `items`, `anyOf`); everything else as written.
+fn json_schema_of(schema: &Value) -> Value {
+    let Some(fields) = schema.as_object() else {
+        return schema.clone();
+    };
+    let nullable = fields.get("nullable").and_then(Value::as_bool) == Some(true);
+    let mut out = Map::new();
+    for (key, value) in fields {
+        let value = match key.as_str() {
+            "type" => match value.as_str() {
+                Some(t) if nullable => json!([t.to_ascii_lowercase(), "null"]),
+                Some(t) => json!(t.to_ascii_lowercase()),
+                None => value.clone(),
+            },
+            "nullable" => continue,
+            "properties" => match value.as_object() {
+                Some(props) => Value::Object(
+                    props
+                        .iter()
+                        .map(|(name, s)| (name.clone(), json_schema_of(s)))
+                        .collect(),
+                ),
+                None => value.clone(),
+            },
+            "items" => json_schema_of(value),
+            "anyOf" => match value.as_array() {
+                Some(options) => Value::Array(options.iter().map(json_schema_of).collect()),
+                None => value.clone(),
+            },
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    Value::Object(out)
 }
 
 /// One OpenAI stream chunk as a Gemini stream item; `None` when it carries nothing a Gemini
@@ -900,6 +949,39 @@ mod tests {
                 "generationConfig": {"maxOutputTokens": 64, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"], "seed": 7,
                     "responseMimeType": "application/json", "responseJsonSchema": {"type": "object"}}
             })
+        );
+    }
+
+    #[test]
+    fn a_gemini_clients_function_schemas_reach_the_pivot_as_json_schema() {
+        let req = json!({
+            "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "tools": [{"functionDeclarations": [
+                {"name": "a", "parameters": {"type": "OBJECT", "properties": {
+                    "city": {"type": "STRING", "nullable": true, "description": "A city"},
+                    "days": {"type": "ARRAY", "items": {"type": "INTEGER", "enum": ["1", "2"]}}},
+                    "required": ["city"]}},
+                {"name": "b", "parametersJsonSchema": {"type": "object", "properties": {"q": {"type": "string"}},
+                    "additionalProperties": false}},
+                {"name": "c"}]}]
+        });
+        let out = request_to_openai(&req, "m", false).expect("convert");
+        let parameters: Vec<Value> = out["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|t| t["function"]["parameters"].clone())
+            .collect();
+        assert_eq!(
+            parameters,
+            vec![
+                json!({"type": "object", "properties": {
+                    "city": {"type": ["string", "null"], "description": "A city"},
+                    "days": {"type": "array", "items": {"type": "integer", "enum": ["1", "2"]}}},
+                    "required": ["city"]}),
+                json!({"type": "object", "properties": {"q": {"type": "string"}}, "additionalProperties": false}),
+                json!({"type": "object"}),
+            ]
         );
     }
 

@@ -18,7 +18,8 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{Fault, Shared, error};
+use super::{OpenAi, error};
+use crate::mock_vendor::{self, Shared};
 
 /// Length of the mock's embedding vectors when a request does not ask for `dimensions`.
 pub const EMBEDDING_DIMENSIONS: usize = 8;
@@ -153,46 +154,23 @@ pub fn relevance(query: &str, document: &str) -> f64 {
 }
 
 /// Records the request, checks the key, and applies a queued fault: `Err` is the answer to
-/// send instead; `Ok` says after how many pieces a stream should die, if it should.
+/// send instead; `Ok` says after how many pieces a stream should die, if it should (an error
+/// event, which only chat streams carry, breaks these streams the same way).
 async fn admit(
     shared: &Shared,
     headers: &HeaderMap,
     seen: Value,
 ) -> Result<Option<usize>, Response> {
-    let fault = {
-        let mut inner = shared.inner.lock().expect("mock lock");
-        if inner.record {
-            inner.requests.push((headers.clone(), seen));
-        }
-        inner.faults.pop_front()
-    };
-    let expected = format!("Bearer {}", shared.key());
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+    let fault = shared.admit(headers, seen).fault;
+    if !shared.authorized(headers, "authorization", "Bearer ") {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "Incorrect API key provided.",
             "invalid_request_error",
         ));
     }
-    match fault {
-        Some(Fault::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let kind = if code == 429 {
-                "rate_limit_error"
-            } else if code >= 500 {
-                "server_error"
-            } else {
-                "invalid_request_error"
-            };
-            Err(error(status, "Scripted failure.", kind))
-        }
-        Some(Fault::Delay(d)) => {
-            tokio::time::sleep(d).await;
-            Ok(None)
-        }
-        Some(Fault::DieAfter(n)) => Ok(Some(n)),
-        None => Ok(None),
-    }
+    let cut = mock_vendor::apply::<OpenAi>(fault).await?;
+    Ok(cut.die_after.or(cut.error_after))
 }
 
 fn bad_request(message: &str) -> Response {
@@ -207,33 +185,15 @@ fn json_body(body: &[u8]) -> Result<Value, Response> {
 /// A body that streams `pieces`, breaking the connection after `die_after` of them if set.
 fn streamed(pieces: Vec<Bytes>, die_after: Option<usize>, pause: std::time::Duration) -> Body {
     let died = die_after.is_some_and(|n| n < pieces.len());
-    let pieces: Vec<Result<Bytes, std::io::Error>> = pieces
+    let pieces = pieces
         .into_iter()
         .take(die_after.unwrap_or(usize::MAX))
-        .map(Ok)
         .collect();
-    let stream = futures::StreamExt::then(futures::stream::iter(pieces), move |piece| async move {
-        if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
-        piece
-    });
-    if died {
-        Body::from_stream(futures::StreamExt::chain(
-            stream,
-            // A moment first, so the headers and the pieces before it reach the client.
-            futures::stream::once(async {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                Err(std::io::Error::other("mock died"))
-            }),
-        ))
-    } else {
-        Body::from_stream(stream)
-    }
+    mock_vendor::streamed_body(pieces, pause, died)
 }
 
 fn pause(shared: &Shared) -> std::time::Duration {
-    shared.inner.lock().expect("mock lock").stream_pause
+    shared.script().stream_pause
 }
 
 pub(super) async fn embeddings(
@@ -532,7 +492,7 @@ pub(super) async fn rerank(
             r
         })
         .collect();
-    let with_usage = !shared.inner.lock().expect("mock lock").rerank_without_usage;
+    let with_usage = shared.script().rerank_usage;
     let mut answer = json!({"model": request["model"], "results": results});
     if with_usage {
         answer["usage"] = json!({"total_tokens": rerank_tokens(query, documents)});

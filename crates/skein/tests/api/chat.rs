@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use skein_testkit::mock_openai::{Fault, reply_to};
 use skein_testkit::{Backend, Persona, TestApp, on_both_backends};
 
-use crate::relay::{Setup, setup};
+use skein_testkit::{Price, RelayWorld, Upstream, relay_world};
 
 /// A server whose chat writes no titles (so each answer is one upstream call), unless a test
 /// turns them on.
@@ -138,7 +138,7 @@ async fn finished(app: &TestApp, who: &Persona, conversation: &str, message: &st
 on_both_backends! {
     async fn a_conversation_streams_branches_exports_and_imports(backend) {
         let app = chat_app(backend, |_| {}).await;
-        let Setup { user, upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         let before = settled_balance(&app, &user).await;
         let id = new_conversation(&app, &user, json!({"title": "Trip", "model": "gpt-test", "system_prompt": "be brief", "temperature": 0.3})).await;
 
@@ -228,7 +228,7 @@ on_both_backends! {
 
     async fn stop_keeps_what_was_written(backend) {
         let app = chat_app(backend, |_| {}).await;
-        let Setup { user, upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         upstream.set_stream_pause(Duration::from_millis(40));
         let id = new_conversation(&app, &user, json!({})).await;
         let words = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen";
@@ -266,7 +266,7 @@ on_both_backends! {
 
     async fn an_answer_outlives_its_client_and_can_be_reattached(backend) {
         let app = chat_app(backend, |_| {}).await;
-        let Setup { user, upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         upstream.set_stream_pause(Duration::from_millis(25));
         let id = new_conversation(&app, &user, json!({})).await;
         let words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu";
@@ -303,7 +303,7 @@ on_both_backends! {
 
     async fn an_upstream_that_dies_mid_answer_keeps_the_part_and_marks_it_failed(backend) {
         let app = chat_app(backend, |_| {}).await;
-        let Setup { user, upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         let id = new_conversation(&app, &user, json!({})).await;
         upstream.fail_next(Fault::DieAfter(2));
         let (_, ev, raw) = send(&app, &user, &id, json!({"content": "tell me a long story please"})).await;
@@ -326,7 +326,7 @@ on_both_backends! {
 
     async fn refusals_are_clear_and_charge_nothing(backend) {
         let app = chat_app(backend, |c| c.chat.max_message_chars = 50).await;
-        let Setup { user, root, upstream: _upstream, .. } = setup(&app).await;
+        let RelayWorld { user, root, upstream: _upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         let other = app.register("mallory").await;
         let id = new_conversation(&app, &user, json!({})).await;
         let (_, _, _) = send(&app, &user, &id, json!({"content": "first"})).await;
@@ -391,7 +391,7 @@ on_both_backends! {
 
     async fn one_answer_at_a_time_per_conversation(backend) {
         let app = chat_app(backend, |_| {}).await;
-        let Setup { user, upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         upstream.set_stream_pause(Duration::from_millis(30));
         let id = new_conversation(&app, &user, json!({})).await;
         let r = app.client.post(app.url(&format!("/api/v1/chat/conversations/{id}/messages")))
@@ -409,7 +409,7 @@ on_both_backends! {
 
     async fn conversations_list_search_pin_archive_delete_and_restore(backend) {
         let app = chat_app(backend, |_| {}).await;
-        let Setup { user, upstream: _upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream: _upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         let a = new_conversation(&app, &user, json!({"title": "周末去杭州旅行"})).await;
         let b = new_conversation(&app, &user, json!({"title": "Rust lifetimes"})).await;
         let c = new_conversation(&app, &user, json!({})).await;
@@ -466,7 +466,7 @@ on_both_backends! {
             c.chat.output_reserve = 100;
             c.chat.summary_model = Some("gpt-test".into());
         }).await;
-        let Setup { user, upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         let id = new_conversation(&app, &user, json!({"system_prompt": "stay on topic"})).await;
         let long = |n: usize| format!("turn{n} ") + &"lorem ipsum dolor sit amet ".repeat(6);
         for n in 0..6 {
@@ -495,7 +495,7 @@ on_both_backends! {
 
     async fn the_first_answer_gets_a_generated_title(backend) {
         let app = TestApp::spawn_with(backend, |_| {}).await;
-        let Setup { user, upstream: _upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream: _upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         let id = new_conversation(&app, &user, json!({})).await;
         let (_, ev, raw) = send(&app, &user, &id, json!({"content": "plan a trip"})).await;
         let title = find(&ev, "title")["title"].as_str().unwrap().to_string();
@@ -511,16 +511,12 @@ on_both_backends! {
 on_both_backends! {
     async fn voice_input_is_transcribed_through_the_relay_and_billed(backend) {
         let app = chat_app(backend, |c| c.chat.transcription_model = "whisper-chat".into()).await;
-        let Setup { user, root, upstream, .. } = setup(&app).await;
-        let r = app.post("/api/v1/channels", Some(&root.access), json!({
+        let RelayWorld { user, root, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
+        app.add_channel(&root, json!({
             "type": "openai", "name": "speech", "base_url": upstream.base_url, "keys": [upstream.key],
             "models": ["whisper-chat"], "model_mapping": {"whisper-chat": "whisper-1"}
         })).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        let r = app.put("/api/v1/admin/pricing/whisper-chat", Some(&root.access), json!({
-            "input_per_mtok": 0, "output_per_mtok": 0, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 250
-        })).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        app.set_price(&root, "whisper-chat", Price::per_call(250)).await;
         let before = settled_balance(&app, &user).await;
         let upload = |file: (&'static str, &'static str, Vec<u8>)| {
             let mut body = b"--b0und\r\nContent-Disposition: form-data; name=\"language\"\r\n\r\nzh\r\n".to_vec();
@@ -567,7 +563,7 @@ on_both_backends! {
 on_both_backends! {
     async fn images_ride_along_and_other_users_see_nothing(backend) {
         let app = chat_app(backend, |_| {}).await;
-        let Setup { user, upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         let other = app.register("eve").await;
         let id = new_conversation(&app, &user, json!({})).await;
         let image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
@@ -610,7 +606,7 @@ on_both_backends! {
     async fn the_next_message_can_follow_at_once_and_a_chatgpt_export_imports(backend) {
         // Titles on: the next message must not wait for the title of the first answer.
         let app = TestApp::spawn_with(backend, |_| {}).await;
-        let Setup { user, upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         let id = new_conversation(&app, &user, json!({})).await;
         let r = app.client.post(app.url(&format!("/api/v1/chat/conversations/{id}/messages")))
             .bearer_auth(&user.access).json(&json!({"content": "first question"})).send().await.unwrap();

@@ -5,12 +5,14 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use skein_testkit::mock_openai::Fault;
 use skein_testkit::mock_openai::endpoints::{
     checksum, completion_of, embedding_base64, embedding_of, input_tokens, rerank_tokens,
     speech_audio, transcript_of,
 };
-use skein_testkit::mock_openai::{Fault, MockOpenAi};
-use skein_testkit::{Persona, Resp, TestApp, both_backends};
+use skein_testkit::{
+    Persona, Price, RelayWorld, Resp, TestApp, Upstream, WorldSpec, both_backends,
+};
 
 /// Prices: (model, input per Mtok, output per Mtok, per call).
 const PRICES: &[(&str, i64, i64, i64)] = &[
@@ -27,60 +29,30 @@ const PRICES: &[(&str, i64, i64, i64)] = &[
 ];
 const START: i64 = 1_000_000;
 
-struct Setup {
-    root: Persona,
-    user: Persona,
-    key: String,
-    upstream: MockOpenAi,
-}
+/// The upstream names of the mapped models.
+const MAPPING: &[(&str, &str)] = &[
+    ("emb-test", "text-embedding-upstream"),
+    ("whisper-test", "whisper-upstream"),
+    ("text-test", "text-upstream"),
+    ("stt-tokens", "gpt-4o-transcribe"),
+    ("img-tokens", "gpt-image-1"),
+];
 
-async fn setup(app: &TestApp) -> Setup {
-    let root = app.root().await;
-    let user = app.register("ada").await;
-    let upstream = MockOpenAi::start("sk-upstream-primary").await;
-    let models: Vec<&str> = PRICES.iter().map(|p| p.0).collect();
-    let r = app
-        .post("/api/v1/channels", Some(&root.access), json!({
-            "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
-            "models": models, "priority": 10,
-            "model_mapping": {"emb-test": "text-embedding-upstream", "whisper-test": "whisper-upstream", "text-test": "text-upstream",
-                "stt-tokens": "gpt-4o-transcribe", "img-tokens": "gpt-image-1"},
-        }))
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+/// An OpenAI channel serving every model of [`PRICES`] at those prices, and a user with
+/// [`START`] and a key.
+async fn setup(app: &TestApp) -> RelayWorld {
+    let mut world = WorldSpec::new(Upstream::OpenAi).balance(START);
     for (model, input, output, per_call) in PRICES {
-        let r = app
-            .put(
-                &format!("/api/v1/admin/pricing/{model}"),
-                Some(&root.access),
-                json!({
-                "input_per_mtok": input, "output_per_mtok": output, "cache_read_per_mtok": 0,
-                "cache_write_per_mtok": 0, "per_call": per_call}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let upstream = MAPPING.iter().find(|m| m.0 == *model).map(|m| m.1);
+        world = world.model(model, upstream).price(
+            model,
+            Price {
+                per_call: *per_call,
+                ..Price::tokens(*input, *output)
+            },
+        );
     }
-    let r = app
-        .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", user.id),
-            Some(&root.access),
-            json!({"amount": START, "memo": "test balance"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let key = app
-        .post("/api/v1/keys", Some(&user.access), json!({"name": "test"}))
-        .await
-        .json["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    Setup {
-        root,
-        user,
-        key,
-        upstream,
-    }
+    world.build(app).await
 }
 
 async fn call(app: &TestApp, key: &str, path: &str, body: Value) -> Resp {
@@ -421,10 +393,9 @@ both_backends! {
             ("/v1/rerank", json!({"query": "x", "documents": ["y"]})),
             ("/v1/embeddings", json!({"input": ["x"], "encoding_format": "float"})),
         ];
-        let narrow = app.post("/api/v1/keys", Some(&s.user.access), json!({"name": "narrow", "allowed_models": ["emb-test"]})).await;
-        let narrow = narrow.json["key"].as_str().unwrap().to_string();
+        let narrow = app.api_key_with(&s.user, "narrow", json!({"allowed_models": ["emb-test"]})).await;
         let broke = app.register("bob").await;
-        let broke_key = app.post("/api/v1/keys", Some(&broke.access), json!({"name": "b"})).await.json["key"].as_str().unwrap().to_string();
+        let broke_key = app.api_key(&broke, "b").await;
         let models = ["emb-test", "text-test", "img-test", "tts-test", "rerank-test", "emb-test"];
         for ((path, body), model) in routes.iter().zip(models) {
             let mut unknown = body.clone();
@@ -484,12 +455,8 @@ both_backends! {
 
     async fn upstream_failures_move_to_the_next_channel(app) {
         let s = setup(&app).await;
-        let backup = MockOpenAi::start("sk-upstream-backup").await;
         let models: Vec<&str> = PRICES.iter().map(|p| p.0).collect();
-        let r = app.post("/api/v1/channels", Some(&s.root.access), json!({
-            "type": "openai", "name": "backup", "base_url": backup.base_url, "keys": [backup.key], "models": models, "priority": 0
-        })).await;
-        let backup_id = r.json["id"].as_str().unwrap().to_string();
+        let (backup, backup_id) = s.add_backup(&app, "sk-upstream-backup", &models, 0).await;
         s.upstream.fail_next(Fault::Status(503));
         let r = call(&app, &s.key, "/v1/embeddings", json!({"model": "emb-test", "input": "a b"})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -535,7 +502,7 @@ both_backends! {
 
 /// Starts Skein with the endpoint setup, runs `tests/sdk/<script>` with the Python that has
 /// `module`, and answers the JSON it printed with the setup (for the upstream's record).
-async fn run_sdk(script: &str, module: &str) -> (Value, TestApp, Setup) {
+async fn run_sdk(script: &str, module: &str) -> (Value, TestApp, RelayWorld) {
     let python = super::sdk::python();
     let check = std::process::Command::new(&python)
         .args(["-c", &format!("import {module}")])
@@ -713,14 +680,9 @@ async fn anthropic_count_tokens_answers_a_free_estimate() {
 async fn a_keys_tokens_per_minute_cover_embeddings_too() {
     let app = TestApp::spawn(skein_testkit::Backend::Sqlite).await;
     let s = setup(&app).await;
-    let r = app
-        .post(
-            "/api/v1/keys",
-            Some(&s.user.access),
-            json!({"name": "tpm", "tpm_limit": 5}),
-        )
+    let key = app
+        .api_key_with(&s.user, "tpm", json!({"tpm_limit": 5}))
         .await;
-    let key = r.json["key"].as_str().unwrap().to_string();
     let ask = json!({"model": "emb-test", "input": "one two three four five"});
     assert_eq!(
         call(&app, &key, "/v1/embeddings", ask.clone()).await.status,
@@ -761,11 +723,8 @@ async fn the_official_anthropic_sdk_counts_tokens() {
 async fn repeated_failures_open_the_circuit_for_these_routes_too() {
     let app = TestApp::spawn(skein_testkit::Backend::Sqlite).await;
     let s = setup(&app).await;
-    let backup = MockOpenAi::start("sk-upstream-backup").await;
     let models: Vec<&str> = PRICES.iter().map(|p| p.0).collect();
-    app.post("/api/v1/channels", Some(&s.root.access), json!({
-        "type": "openai", "name": "backup", "base_url": backup.base_url, "keys": [backup.key], "models": models, "priority": 0
-    })).await;
+    let (backup, _) = s.add_backup(&app, "sk-upstream-backup", &models, 0).await;
     for _ in 0..5 {
         s.upstream.fail_next(Fault::Status(503));
     }

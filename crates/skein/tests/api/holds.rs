@@ -9,20 +9,14 @@ use serde_json::{Value, json};
 use skein_testkit::mock_openai::Fault;
 use skein_testkit::{Backend, Persona, TestApp, both_backends, on_both_backends};
 
-use crate::relay::{Setup, chat, setup};
+use crate::relay::chat;
+use skein_testkit::{RelayWorld, Upstream, relay_world};
 
 /// Sets the user's balance to exactly `amount`.
-async fn set_balance(app: &TestApp, s: &Setup, amount: i64) {
+async fn set_balance(app: &TestApp, s: &RelayWorld, amount: i64) {
     let now = quota(app, &s.user).await["balance"].as_i64().unwrap();
     if now != amount {
-        let r = app
-            .post(
-                &format!("/api/v1/admin/billing/users/{}/adjust", s.user.id),
-                Some(&s.root.access),
-                json!({"amount": amount - now, "memo": "test balance"}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        app.fund(&s.root, &s.user, amount - now).await;
     }
 }
 
@@ -57,7 +51,7 @@ async fn usage_records(app: &TestApp, who: &Persona) -> Vec<Value> {
 
 both_backends! {
     async fn a_huge_one_letter_prompt_is_held_at_what_it_really_counts(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         // 150,000 one-letter words: bytes / 3 said 100,000 tokens (a hold of 200,000 units,
         // under this balance); the upstream counts 150,000 (300,000 units, over it).
         set_balance(&app, &s, 260_000).await;
@@ -79,7 +73,7 @@ both_backends! {
     }
 
     async fn the_output_limit_held_is_the_limit_sent_upstream(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         // No max_tokens: the model's maximum is held and written into the upstream request.
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -95,7 +89,7 @@ both_backends! {
     }
 
     async fn a_vendor_that_writes_past_its_limit_is_cut_at_the_hold(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         s.upstream.set_ignore_max_tokens(true);
         let words = "b ".repeat(3_000);
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "max_tokens": 100, "stream": true,
@@ -121,7 +115,7 @@ both_backends! {
     }
 
     async fn a_stream_is_charged_before_its_last_event(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         for n in 1..=5 {
             let r = chat(&app, &s.key, json!({"model": "gpt-test", "stream": true,
                 "messages": [{"role": "user", "content": "count me"}]})).await;
@@ -134,7 +128,7 @@ both_backends! {
     }
 
     async fn a_client_that_leaves_before_the_first_byte_is_still_billed(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         // One request first, so the one under test meets a warm server.
         assert_eq!(chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "warm"}]})).await.status, StatusCode::OK);
         s.upstream.fail_next(Fault::Delay(Duration::from_millis(1500)));
@@ -151,7 +145,7 @@ both_backends! {
     }
 
     async fn price_changing_fields_are_refused_before_anything_is_held(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         for body in [
             json!({"model": "gpt-test", "service_tier": "priority", "messages": [{"role": "user", "content": "x"}]}),
             json!({"model": "gpt-test", "web_search_options": {}, "messages": [{"role": "user", "content": "x"}]}),
@@ -174,7 +168,7 @@ both_backends! {
 on_both_backends! {
     async fn the_gateway_timeout_does_not_cut_a_relayed_answer(backend) {
         let app = TestApp::spawn_with(backend, |c| c.server.request_timeout_secs = 1).await;
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         s.upstream.fail_next(Fault::Delay(Duration::from_millis(2_000)));
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "take your time"}]})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -184,7 +178,7 @@ on_both_backends! {
 
     async fn an_operator_may_allow_a_vendor_field(backend) {
         let app = TestApp::spawn_with(backend, |c| c.relay.extra_request_fields = vec!["x_vendor".into()]).await;
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "x_vendor": {"k": 1}, "messages": [{"role": "user", "content": "x"}]})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(s.upstream.requests()[0]["x_vendor"], json!({"k": 1}));
@@ -197,7 +191,7 @@ on_both_backends! {
 async fn concurrent_requests_at_the_edge_of_the_balance_never_overdraw() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let app = TestApp::spawn(backend).await;
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         // Each request holds 10 prompt-ish tokens and 100 output tokens (about 620 units):
         // the balance pays for about eight of them.
         set_balance(&app, &s, 5_000).await;
@@ -233,7 +227,7 @@ async fn concurrent_requests_at_the_edge_of_the_balance_never_overdraw() {
 
 both_backends! {
     async fn without_max_tokens_the_hold_shrinks_to_what_the_balance_pays_for(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         // Eight answers of up to 16,384 tokens at 6 units would hold 786,432 units; the balance
         // has 200,000, so the hold shrinks and the limit sent upstream with it.
         set_balance(&app, &s, 200_000).await;
@@ -251,7 +245,7 @@ both_backends! {
     }
 
     async fn usage_beyond_the_hold_stops_at_the_overdraft_and_is_recorded(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         // The vendor counts fifty times what the relay's tokenizer does.
         s.upstream.set_prompt_scale(50);
         set_balance(&app, &s, 5_000).await;
@@ -277,7 +271,7 @@ on_both_backends! {
             c.relay.client_write_timeout_secs = 1;
             c.relay.max_output_tokens.insert("gpt-test".into(), 50_000_000);
         }).await;
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         set_balance(&app, &s, 1_000_000_000).await;
         s.upstream.stop_recording();
         // About 5 MB of answer: more than the socket buffers on both sides can take. (Words
@@ -309,7 +303,7 @@ on_both_backends! {
 
     async fn a_long_stream_keeps_its_hold_past_the_hold_lifetime(backend) {
         let app = TestApp::spawn_with(backend, |c| c.billing.reservation_ttl_secs = 2).await;
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         // A slow stream of about eight seconds, four times the hold's lifetime.
         s.upstream.set_reply(&["slowly"; 40].join(" "));
         s.upstream.set_stream_pause(Duration::from_millis(40));
@@ -338,7 +332,7 @@ on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirecting_upstream_gets_no_key_to_another_host() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let s = setup(&app).await;
+    let s = relay_world(&app, Upstream::OpenAi).await;
     let elsewhere = skein_testkit::mock_openai::MockOpenAi::start("sk-elsewhere").await;
     let target = format!("{}/v1/chat/completions", elsewhere.base_url);
     let redirector = axum::Router::new().fallback(move || {

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use skein_testkit::mock_openai::{MockOpenAi, prompt_tokens, reply_to};
-use skein_testkit::{Persona, TestApp, both_backends, on_both_backends};
+use skein_testkit::{Persona, Price, TestApp, both_backends, on_both_backends};
 
 const START: i64 = 1_000_000;
 
@@ -13,29 +13,18 @@ const START: i64 = 1_000_000;
 async fn serve(app: &TestApp, root: &Persona, user: &Persona, models: Value) -> MockOpenAi {
     let upstream = MockOpenAi::start("sk-upstream-pricing").await;
     let groups: Vec<String> = app.config.relay.groups.clone();
-    let r = app
-        .post("/api/v1/channels", Some(&root.access), json!({
-            "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
-            "models": models, "groups": groups
-        }))
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = app
-        .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", user.id),
-            Some(&root.access),
-            json!({"amount": START, "memo": "test balance"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.add_channel(root, json!({
+        "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
+        "models": models, "groups": groups
+    }))
+    .await;
+    app.fund(root, user, START).await;
     upstream
 }
 
 async fn price(app: &TestApp, root: &Persona, model: &str, input: i64, output: i64) {
-    let r = app.put(&format!("/api/v1/admin/pricing/{model}"), Some(&root.access), json!({
-        "input_per_mtok": input, "output_per_mtok": output, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0
-    })).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.set_price(root, model, Price::tokens(input, output))
+        .await;
 }
 
 /// A new key of `group`: its secret and its id.
@@ -244,7 +233,7 @@ both_backends! {
 on_both_backends! {
     async fn chat_in_the_web_app_pays_the_first_groups_multiplier(backend) {
         let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
-        let s = crate::relay::setup(&app).await;
+        let s = skein_testkit::relay_world(&app, skein_testkit::Upstream::OpenAi).await;
         let r = app.put("/api/v1/admin/groups/default", Some(&s.root.access), json!({"multiplier_permille": 333})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         // The model list shows the group's prices: 2,000,000 × 0.333 and 6,000,000 × 0.333.

@@ -7,10 +7,10 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use skein_testkit::mock_anthropic::{self, MockAnthropic};
-use skein_testkit::mock_gemini::{self, MockGemini};
 use skein_testkit::mock_openai::{self, MockOpenAi};
-use skein_testkit::{Backend, Persona, Resp, TestApp};
+use skein_testkit::{
+    Backend, Fault, MockVendor, Persona, Price, Resp, TestApp, Upstream, WorldSpec,
+};
 
 /// The model clients ask for.
 const MODEL: &str = "m-test";
@@ -36,49 +36,32 @@ enum Client {
     Gemini,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    OpenAi,
-    Azure,
-    Anthropic,
-    Gemini,
-}
-
-pub(crate) enum Mock {
-    OpenAi(MockOpenAi),
-    Azure(MockOpenAi),
-    Anthropic(MockAnthropic),
-    Gemini(MockGemini),
+/// The mock behind a world's channel, by its kind (the arms read the vendor's own terms).
+enum Mock {
+    OpenAi(MockVendor),
+    Azure(MockVendor),
+    Anthropic(MockVendor),
+    Gemini(MockVendor),
 }
 
 impl Mock {
-    pub(crate) async fn start(kind: Kind) -> Mock {
+    fn new(kind: Upstream, mock: MockVendor) -> Mock {
         match kind {
-            Kind::OpenAi => Mock::OpenAi(MockOpenAi::start("sk-up-openai").await),
-            Kind::Azure => Mock::Azure(MockOpenAi::start("az-up-key").await),
-            Kind::Anthropic => Mock::Anthropic(MockAnthropic::start("sk-ant-up").await),
-            Kind::Gemini => Mock::Gemini(MockGemini::start("AIza-up").await),
+            Upstream::OpenAi => Mock::OpenAi(mock),
+            Upstream::Azure => Mock::Azure(mock),
+            Upstream::Anthropic => Mock::Anthropic(mock),
+            Upstream::Gemini => Mock::Gemini(mock),
         }
     }
 
-    pub(crate) fn channel(&self) -> Value {
+    fn vendor(&self) -> &MockVendor {
         match self {
-            Mock::OpenAi(m) => json!({"type": "openai", "base_url": m.base_url, "keys": [m.key]}),
-            // No api-version: the adapter's default must be used.
-            Mock::Azure(m) => json!({"type": "azure", "base_url": m.base_url, "keys": [m.key]}),
-            Mock::Anthropic(m) => {
-                json!({"type": "anthropic", "base_url": m.base_url, "keys": [m.key]})
-            }
-            Mock::Gemini(m) => json!({"type": "gemini", "base_url": m.base_url, "keys": [m.key]}),
+            Mock::OpenAi(m) | Mock::Azure(m) | Mock::Anthropic(m) | Mock::Gemini(m) => m,
         }
     }
 
     fn requests(&self) -> Vec<Value> {
-        match self {
-            Mock::OpenAi(m) | Mock::Azure(m) => m.requests(),
-            Mock::Anthropic(m) => m.requests(),
-            Mock::Gemini(m) => m.requests(),
-        }
+        self.vendor().requests()
     }
 
     fn last(&self) -> Value {
@@ -89,27 +72,15 @@ impl Mock {
     }
 
     fn revoke_key(&self, revoked: bool) {
-        match self {
-            Mock::OpenAi(m) | Mock::Azure(m) => m.revoke_key(revoked),
-            Mock::Anthropic(m) => m.revoke_key(revoked),
-            Mock::Gemini(m) => m.revoke_key(revoked),
-        }
+        self.vendor().revoke_key(revoked);
     }
 
     fn fail_status(&self, code: u16) {
-        match self {
-            Mock::OpenAi(m) | Mock::Azure(m) => m.fail_next(mock_openai::Fault::Status(code)),
-            Mock::Anthropic(m) => m.fail_next(mock_anthropic::Fault::Status(code)),
-            Mock::Gemini(m) => m.fail_next(mock_gemini::Fault::Status(code)),
-        }
+        self.vendor().fail_next(Fault::Status(code));
     }
 
     fn die_after(&self, n: usize) {
-        match self {
-            Mock::OpenAi(m) | Mock::Azure(m) => m.fail_next(mock_openai::Fault::DieAfter(n)),
-            Mock::Anthropic(m) => m.fail_next(mock_anthropic::Fault::DieAfter(n)),
-            Mock::Gemini(m) => m.fail_next(mock_gemini::Fault::DieAfter(n)),
-        }
+        self.vendor().fail_next(Fault::DieAfter(n));
     }
 
     /// Cached prompt tokens and reasoning, where the vendor reports them.
@@ -117,12 +88,12 @@ impl Mock {
         match self {
             Mock::OpenAi(_) | Mock::Azure(_) => {}
             Mock::Anthropic(m) => {
-                m.set_cache_read(3);
-                m.set_thinking(Some("let me think hard "));
+                m.set_cached_tokens(3);
+                m.set_reasoning(Some("let me think hard "));
             }
             Mock::Gemini(m) => {
-                m.set_cached(3);
-                m.set_thought(Some("let me think hard "));
+                m.set_cached_tokens(3);
+                m.set_reasoning(Some("let me think hard "));
                 m.set_usage_only_at_end(true);
             }
         }
@@ -176,50 +147,51 @@ struct World {
     pub channel_id: String,
 }
 
-async fn world(backend: Backend, kind: Kind, allow_private_images: bool) -> World {
+async fn world(backend: Backend, kind: Upstream, allow_private_images: bool) -> World {
     let app = TestApp::spawn_with(backend, |c| {
         c.relay.allow_private_image_urls = allow_private_images
     })
     .await;
-    let root = app.root().await;
-    let user = app.register("ada").await;
-    let mock = Mock::start(kind).await;
-    let mut channel = mock.channel();
-    channel["name"] = json!("primary");
-    channel["models"] = json!([MODEL]);
-    channel["model_mapping"] = json!({ MODEL: UPSTREAM_MODEL });
-    let r = app
-        .post("/api/v1/channels", Some(&root.access), channel)
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let channel_id = r.json["id"].as_str().unwrap().to_string();
-    let r = app.put(&format!("/api/v1/admin/pricing/{MODEL}"), Some(&root.access), json!({
-        "input_per_mtok": 2_000_000, "output_per_mtok": 6_000_000, "cache_read_per_mtok": 1_000_000, "cache_write_per_mtok": 0, "per_call": 0
-    })).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = app
-        .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", user.id),
-            Some(&root.access),
-            json!({"amount": BALANCE, "memo": "test balance"}),
+    let key = match kind {
+        Upstream::OpenAi => "sk-up-openai",
+        Upstream::Azure => "az-up-key",
+        Upstream::Anthropic => "sk-ant-up",
+        Upstream::Gemini => "AIza-up",
+    };
+    let s = WorldSpec::new(kind)
+        .upstream_key(key)
+        .model(MODEL, Some(UPSTREAM_MODEL))
+        .price(
+            MODEL,
+            Price {
+                cache_read_per_mtok: 1_000_000,
+                ..Price::tokens(2_000_000, 6_000_000)
+            },
         )
+        .balance(BALANCE)
+        .build(&app)
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let key = app
-        .post("/api/v1/keys", Some(&user.access), json!({"name": "test"}))
-        .await
-        .json["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
     World {
         app,
-        root,
-        user,
-        key,
-        mock,
-        channel_id,
+        root: s.root,
+        user: s.user,
+        key: s.key,
+        mock: Mock::new(kind, s.upstream),
+        channel_id: s.channel_id,
     }
+}
+
+/// An OpenAI channel `backup` for [`MODEL`], below the primary.
+async fn add_backup(w: &World) -> MockOpenAi {
+    let backup = MockOpenAi::start("sk-backup").await;
+    w.app
+        .add_channel(
+            &w.root,
+            json!({"type": "openai", "name": "backup",
+                "base_url": backup.base_url, "keys": [backup.key], "models": [MODEL], "priority": -1}),
+        )
+        .await;
+    backup
 }
 
 /// Sends a client-format body on the client's own route, authenticated the client's way.
@@ -539,7 +511,7 @@ fn tool_of(client: Client, r: &Resp, stream: bool) -> (String, Value, usize) {
 }
 
 /// The system prompt and the last user text as the upstream received them, in its format.
-fn sent_text(kind: Kind, sent: &Value) -> (String, String) {
+fn sent_text(kind: Upstream, sent: &Value) -> (String, String) {
     // Anthropic takes a string or text blocks (a same-vendor client's body goes as written).
     let texts = |v: &Value, field: &str| -> String {
         if let Some(text) = v.as_str() {
@@ -553,7 +525,7 @@ fn sent_text(kind: Kind, sent: &Value) -> (String, String) {
             .join(" ")
     };
     match kind {
-        Kind::OpenAi | Kind::Azure => {
+        Upstream::OpenAi | Upstream::Azure => {
             let messages = sent["messages"].as_array().unwrap();
             let system = messages.iter().find(|m| m["role"] == "system").unwrap();
             let user = messages.iter().rev().find(|m| m["role"] == "user").unwrap();
@@ -562,14 +534,14 @@ fn sent_text(kind: Kind, sent: &Value) -> (String, String) {
                 mock_openai::content_text(&user["content"]),
             )
         }
-        Kind::Anthropic => {
+        Upstream::Anthropic => {
             let user = sent["messages"].as_array().unwrap().last().unwrap();
             (
                 texts(&sent["system"], "text"),
                 texts(&user["content"], "text"),
             )
         }
-        Kind::Gemini => {
+        Upstream::Gemini => {
             let user = sent["contents"].as_array().unwrap().last().unwrap();
             (
                 texts(&sent["systemInstruction"]["parts"], "text"),
@@ -679,7 +651,7 @@ fn assert_routed(w: &World, stream: bool) {
     }
 }
 
-async fn case_text(client: Client, kind: Kind, backend: Backend) {
+async fn case_text(client: Client, kind: Upstream, backend: Backend) {
     let w = world(backend, kind, false).await;
     let r = call(
         &w,
@@ -724,13 +696,15 @@ async fn case_text(client: Client, kind: Kind, backend: Backend) {
     assert_eq!(text_of(client, &r, false), "echo: two");
     let sent = w.mock.last();
     let turns = match kind {
-        Kind::OpenAi | Kind::Azure | Kind::Anthropic => sent["messages"].as_array().unwrap().len(),
-        Kind::Gemini => sent["contents"].as_array().unwrap().len(),
+        Upstream::OpenAi | Upstream::Azure | Upstream::Anthropic => {
+            sent["messages"].as_array().unwrap().len()
+        }
+        Upstream::Gemini => sent["contents"].as_array().unwrap().len(),
     };
     assert_eq!(turns, 3, "{sent}");
 }
 
-async fn case_stream(client: Client, kind: Kind, backend: Backend) {
+async fn case_stream(client: Client, kind: Upstream, backend: Backend) {
     let w = world(backend, kind, false).await;
     let r = call(
         &w,
@@ -802,7 +776,7 @@ async fn case_stream(client: Client, kind: Kind, backend: Backend) {
     assert_eq!(record["status"], "partial", "{record}");
     let charged = record["cost"].as_i64().unwrap();
     assert!(charged > 0, "the delivered part is billed");
-    if kind == Kind::Gemini {
+    if kind == Upstream::Gemini {
         // Gemini's running totals say exactly what was made before the break: "echo: one".
         let (prompt, _, _) = w.mock.expected_tokens();
         assert_eq!(
@@ -822,7 +796,7 @@ async fn case_stream(client: Client, kind: Kind, backend: Backend) {
     assert_eq!(q["balance"].as_i64(), Some(BALANCE - spent - charged));
 }
 
-async fn case_tools(client: Client, kind: Kind, backend: Backend) {
+async fn case_tools(client: Client, kind: Upstream, backend: Backend) {
     let w = world(backend, kind, false).await;
     let mut spent = 0;
     for (n, stream) in [(1, false), (2, true)] {
@@ -843,7 +817,7 @@ async fn case_tools(client: Client, kind: Kind, backend: Backend) {
         );
         // The OpenAI and Anthropic mocks stream arguments in two pieces; clients that stream
         // argument deltas must see both (Gemini sends calls whole, and its clients get them so).
-        if stream && client != Client::Gemini && kind != Kind::Gemini {
+        if stream && client != Client::Gemini && kind != Upstream::Gemini {
             assert!(
                 pieces >= 2,
                 "argument deltas were streamed as deltas: {}",
@@ -858,22 +832,21 @@ async fn case_tools(client: Client, kind: Kind, backend: Backend) {
         assert_eq!(finish_of(client, &r, stream), stop, "{}", r.text);
         // The upstream got the tool in its own format.
         let sent = w.mock.last();
-        let declared =
-            match kind {
-                Kind::OpenAi | Kind::Azure => {
-                    sent["tools"][0]["function"]["parameters"]["properties"]["city"].clone()
-                }
-                Kind::Anthropic => sent["tools"][0]["input_schema"]["properties"]["city"].clone(),
-                // A Gemini client's own declaration goes as written (`parameters`); a converted one
-                // carries JSON Schema as `parametersJsonSchema`.
-                Kind::Gemini if client == Client::Gemini => {
-                    sent["tools"][0]["functionDeclarations"][0]["parameters"]["properties"]["city"]
-                        .clone()
-                }
-                Kind::Gemini => sent["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]
-                    ["properties"]["city"]
-                    .clone(),
-            };
+        let declared = match kind {
+            Upstream::OpenAi | Upstream::Azure => {
+                sent["tools"][0]["function"]["parameters"]["properties"]["city"].clone()
+            }
+            Upstream::Anthropic => sent["tools"][0]["input_schema"]["properties"]["city"].clone(),
+            // A Gemini client's own declaration goes as written (`parameters`); a converted one
+            // carries JSON Schema as `parametersJsonSchema`.
+            Upstream::Gemini if client == Client::Gemini => {
+                sent["tools"][0]["functionDeclarations"][0]["parameters"]["properties"]["city"]
+                    .clone()
+            }
+            Upstream::Gemini => sent["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]
+                ["properties"]["city"]
+                .clone(),
+        };
         assert_eq!(declared, json!({"type": "string"}), "{sent}");
         spent = assert_billed(&w, spent, n, &r).await;
     }
@@ -883,7 +856,7 @@ async fn case_tools(client: Client, kind: Kind, backend: Backend) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let sent = w.mock.last();
     match kind {
-        Kind::OpenAi | Kind::Azure => {
+        Upstream::OpenAi | Upstream::Azure => {
             let messages = sent["messages"].as_array().unwrap();
             let call = &messages[1]["tool_calls"][0];
             assert_eq!(call["function"]["name"], "weather");
@@ -900,7 +873,7 @@ async fn case_tools(client: Client, kind: Kind, backend: Backend) {
                 "{sent}"
             );
         }
-        Kind::Anthropic => {
+        Upstream::Anthropic => {
             let messages = sent["messages"].as_array().unwrap();
             let call = &messages[1]["content"][0];
             assert_eq!(
@@ -921,7 +894,7 @@ async fn case_tools(client: Client, kind: Kind, backend: Backend) {
                 r.text
             );
         }
-        Kind::Gemini => {
+        Upstream::Gemini => {
             let contents = sent["contents"].as_array().unwrap();
             assert_eq!(contents[1]["role"], "model");
             assert_eq!(
@@ -963,7 +936,7 @@ async fn image_server() -> (String, tokio::task::JoinHandle<()>) {
     (base, task)
 }
 
-async fn case_images(client: Client, kind: Kind, backend: Backend) {
+async fn case_images(client: Client, kind: Upstream, backend: Backend) {
     let w = world(backend, kind, true).await;
     let (host, _server) = image_server().await;
     let url = format!("{host}/cat.png");
@@ -973,14 +946,14 @@ async fn case_images(client: Client, kind: Kind, backend: Backend) {
     let data_url = format!("data:image/png;base64,{PNG_B64}");
     let with_url = client != Client::Gemini;
     match kind {
-        Kind::OpenAi | Kind::Azure => {
+        Upstream::OpenAi | Upstream::Azure => {
             let parts = sent["messages"][0]["content"].as_array().unwrap();
             assert_eq!(parts[1]["image_url"]["url"], data_url.as_str());
             if with_url {
                 assert_eq!(parts[2]["image_url"]["url"], url.as_str());
             }
         }
-        Kind::Anthropic => {
+        Upstream::Anthropic => {
             let blocks = sent["messages"][0]["content"].as_array().unwrap();
             assert_eq!(
                 blocks[1],
@@ -993,7 +966,7 @@ async fn case_images(client: Client, kind: Kind, backend: Backend) {
                 );
             }
         }
-        Kind::Gemini => {
+        Upstream::Gemini => {
             let parts = sent["contents"][0]["parts"].as_array().unwrap();
             assert_eq!(
                 parts[1],
@@ -1014,7 +987,7 @@ async fn case_images(client: Client, kind: Kind, backend: Backend) {
 
 /// The upstream's refusal reaches the client in the client's own error shape, free; a
 /// rate-limited or failing upstream with no other channel is a 502 in that shape too.
-async fn case_errors(client: Client, kind: Kind, backend: Backend) {
+async fn case_errors(client: Client, kind: Upstream, backend: Backend) {
     let w = world(backend, kind, false).await;
     w.mock.fail_status(400);
     let r = call(&w, client, &text_body(client, "hi", false, false), false).await;
@@ -1052,8 +1025,11 @@ async fn case_errors(client: Client, kind: Kind, backend: Backend) {
         r.text
     );
 
-    w.mock
-        .fail_status(if kind == Kind::Anthropic { 529 } else { 503 });
+    w.mock.fail_status(if kind == Upstream::Anthropic {
+        529
+    } else {
+        503
+    });
     let r = call(&w, client, &text_body(client, "hi", true, false), true).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text);
     match client {
@@ -1079,7 +1055,7 @@ async fn case_errors(client: Client, kind: Kind, backend: Backend) {
 
 /// Cached prompt tokens and reasoning tokens, as each vendor reports them, are billed exactly
 /// (cached at the cache-read rate, reasoning as completion), whole and streamed.
-async fn case_usage(client: Client, kind: Kind, backend: Backend) {
+async fn case_usage(client: Client, kind: Upstream, backend: Backend) {
     let w = world(backend, kind, false).await;
     w.mock.think_and_cache();
     let mut spent = 0;
@@ -1098,7 +1074,7 @@ async fn case_usage(client: Client, kind: Kind, backend: Backend) {
             "{}",
             r.text
         );
-        if (client, kind, stream) == (Client::Gemini, Kind::Gemini, false) {
+        if (client, kind, stream) == (Client::Gemini, Upstream::Gemini, false) {
             // Thoughts reach Gemini clients counted apart, as Gemini itself reports them.
             assert_eq!(
                 (
@@ -1110,7 +1086,7 @@ async fn case_usage(client: Client, kind: Kind, backend: Backend) {
                 r.text
             );
         }
-        if matches!(kind, Kind::Anthropic | Kind::Gemini) {
+        if matches!(kind, Upstream::Anthropic | Upstream::Gemini) {
             // The reasoning reaches every client apart from the answer, in its own format:
             // OpenAI's `reasoning_content`, Anthropic's thinking blocks, Gemini's thought parts.
             assert_eq!(
@@ -1123,7 +1099,7 @@ async fn case_usage(client: Client, kind: Kind, backend: Backend) {
         spent = assert_billed(&w, spent, n, &r).await;
     }
     let (_, _, cached) = w.mock.expected_tokens();
-    if matches!(kind, Kind::Anthropic | Kind::Gemini) {
+    if matches!(kind, Upstream::Anthropic | Upstream::Gemini) {
         assert_eq!(cached, 3, "the cached-token path was exercised");
     }
 }
@@ -1169,23 +1145,23 @@ macro_rules! matrix {
 }
 
 matrix! {
-    openai_client_openai_upstream => Client::OpenAi, Kind::OpenAi;
-    openai_client_azure_upstream => Client::OpenAi, Kind::Azure;
-    openai_client_anthropic_upstream => Client::OpenAi, Kind::Anthropic;
-    openai_client_gemini_upstream => Client::OpenAi, Kind::Gemini;
-    anthropic_client_openai_upstream => Client::Anthropic, Kind::OpenAi;
-    anthropic_client_azure_upstream => Client::Anthropic, Kind::Azure;
-    anthropic_client_anthropic_upstream => Client::Anthropic, Kind::Anthropic;
-    anthropic_client_gemini_upstream => Client::Anthropic, Kind::Gemini;
-    gemini_client_openai_upstream => Client::Gemini, Kind::OpenAi;
-    gemini_client_azure_upstream => Client::Gemini, Kind::Azure;
-    gemini_client_anthropic_upstream => Client::Gemini, Kind::Anthropic;
-    gemini_client_gemini_upstream => Client::Gemini, Kind::Gemini;
+    openai_client_openai_upstream => Client::OpenAi, Upstream::OpenAi;
+    openai_client_azure_upstream => Client::OpenAi, Upstream::Azure;
+    openai_client_anthropic_upstream => Client::OpenAi, Upstream::Anthropic;
+    openai_client_gemini_upstream => Client::OpenAi, Upstream::Gemini;
+    anthropic_client_openai_upstream => Client::Anthropic, Upstream::OpenAi;
+    anthropic_client_azure_upstream => Client::Anthropic, Upstream::Azure;
+    anthropic_client_anthropic_upstream => Client::Anthropic, Upstream::Anthropic;
+    anthropic_client_gemini_upstream => Client::Anthropic, Upstream::Gemini;
+    gemini_client_openai_upstream => Client::Gemini, Upstream::OpenAi;
+    gemini_client_azure_upstream => Client::Gemini, Upstream::Azure;
+    gemini_client_anthropic_upstream => Client::Gemini, Upstream::Anthropic;
+    gemini_client_gemini_upstream => Client::Gemini, Upstream::Gemini;
 }
 
 /// The admin's channel test works for every kind through its adapter, and reports a rejected
 /// key; a rejected key on the live path disables the channel and fails over.
-async fn case_channel_admin(kind: Kind) {
+async fn case_channel_admin(kind: Upstream) {
     let w = world(Backend::Sqlite, kind, false).await;
     let path = format!("/api/v1/channels/{}/test", w.channel_id);
     let r = w.app.post(&path, Some(&w.root.access), json!({})).await;
@@ -1205,19 +1181,19 @@ async fn case_channel_admin(kind: Kind) {
         )
         .await;
     match kind {
-        Kind::Anthropic => assert_eq!(
+        Upstream::Anthropic => assert_eq!(
             models.json["models"],
             json!(["claude-mock-1", "claude-mock-2"]),
             "{}",
             models.text
         ),
-        Kind::Gemini => assert_eq!(
+        Upstream::Gemini => assert_eq!(
             models.json["models"],
             json!(["gemini-mock-flash", "gemini-mock-pro"]),
             "{}",
             models.text
         ),
-        Kind::OpenAi | Kind::Azure => {
+        Upstream::OpenAi | Upstream::Azure => {
             assert_eq!(
                 models.json["models"],
                 json!(["gpt-mock"]),
@@ -1236,17 +1212,7 @@ async fn case_channel_admin(kind: Kind) {
     );
 
     // Live traffic: 429 moves to the backup; a rejected key disables the channel.
-    let backup = MockOpenAi::start("sk-backup").await;
-    let r = w
-        .app
-        .post(
-            "/api/v1/channels",
-            Some(&w.root.access),
-            json!({"type": "openai", "name": "backup",
-        "base_url": backup.base_url, "keys": [backup.key], "models": [MODEL], "priority": -1}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let backup = add_backup(&w).await;
     w.mock.fail_status(429);
     let r = call(
         &w,
@@ -1281,19 +1247,19 @@ mod channel_admin {
     use super::*;
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn openai() {
-        case_channel_admin(Kind::OpenAi).await
+        case_channel_admin(Upstream::OpenAi).await
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn azure() {
-        case_channel_admin(Kind::Azure).await
+        case_channel_admin(Upstream::Azure).await
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn anthropic() {
-        case_channel_admin(Kind::Anthropic).await
+        case_channel_admin(Upstream::Anthropic).await
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn gemini() {
-        case_channel_admin(Kind::Gemini).await
+        case_channel_admin(Upstream::Gemini).await
     }
 }
 
@@ -1302,25 +1268,17 @@ mod channel_admin {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vendor_specific_errors_are_classified() {
     for (kind, fault, disabled) in [
-        (Kind::Anthropic, 0, false),
-        (Kind::Anthropic, 1, true),
-        (Kind::Gemini, 2, true),
-        (Kind::Gemini, 3, false),
+        (Upstream::Anthropic, 0, false),
+        (Upstream::Anthropic, 1, true),
+        (Upstream::Gemini, 2, true),
+        (Upstream::Gemini, 3, false),
     ] {
         let w = world(Backend::Sqlite, kind, false).await;
-        let backup = MockOpenAi::start("sk-backup").await;
-        w.app
-            .post(
-                "/api/v1/channels",
-                Some(&w.root.access),
-                json!({"type": "openai", "name": "backup",
-            "base_url": backup.base_url, "keys": [backup.key], "models": [MODEL], "priority": -1}),
-            )
-            .await;
+        let backup = add_backup(&w).await;
         match (&w.mock, fault) {
-            (Mock::Anthropic(m), 0) => m.fail_next(mock_anthropic::Fault::Status(529)),
-            (Mock::Anthropic(m), _) => m.fail_next(mock_anthropic::Fault::NoCredit),
-            (Mock::Gemini(m), 3) => m.fail_next(mock_gemini::Fault::Status(429)),
+            (Mock::Anthropic(m), 0) => m.fail_next(Fault::Status(529)),
+            (Mock::Anthropic(m), _) => m.fail_next(Fault::NoCredit),
+            (Mock::Gemini(m), 3) => m.fail_next(Fault::Status(429)),
             _ => {}
         }
         if fault == 2 {
@@ -1368,7 +1326,7 @@ async fn vendor_specific_errors_are_classified() {
 /// refused with a clear 400 on the client's route, and nothing is charged or sent upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_image_urls_are_not_fetched_for_gemini() {
-    let w = world(Backend::Sqlite, Kind::Gemini, false).await;
+    let w = world(Backend::Sqlite, Upstream::Gemini, false).await;
     let (host, _server) = image_server().await;
     for client in [Client::OpenAi, Client::Anthropic] {
         for url in [
@@ -1399,7 +1357,7 @@ async fn private_image_urls_are_not_fetched_for_gemini() {
 
     // Allowed (a trusted network), the same loopback server is fetched, but a page that is not
     // an image is still refused.
-    let w = world(Backend::Sqlite, Kind::Gemini, true).await;
+    let w = world(Backend::Sqlite, Upstream::Gemini, true).await;
     let r = call(
         &w,
         Client::OpenAi,
@@ -1418,7 +1376,7 @@ async fn private_image_urls_are_not_fetched_for_gemini() {
 /// A field the upstream cannot express is refused with a 400 naming it, never dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_an_upstream_cannot_carry_are_refused_by_name() {
-    for kind in [Kind::Anthropic, Kind::Gemini] {
+    for kind in [Upstream::Anthropic, Upstream::Gemini] {
         let w = world(Backend::Sqlite, kind, false).await;
         for (field, value) in [
             ("logprobs", json!(true)),
@@ -1455,11 +1413,11 @@ async fn fields_an_upstream_cannot_carry_are_refused_by_name() {
 /// told, and the request is billed as partial.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anthropic_error_event_breaks_the_stream() {
-    let w = world(Backend::Sqlite, Kind::Anthropic, false).await;
+    let w = world(Backend::Sqlite, Upstream::Anthropic, false).await;
     let Mock::Anthropic(m) = &w.mock else {
         unreachable!()
     };
-    m.fail_next(mock_anthropic::Fault::ErrorEventAfter(2));
+    m.fail_next(Fault::ErrorEventAfter(2));
     let r = call(
         &w,
         Client::OpenAi,
@@ -1475,7 +1433,7 @@ async fn an_anthropic_error_event_breaks_the_stream() {
     assert_eq!(items[0]["status"], "partial", "{}", items[0]);
 
     // An Anthropic client passed through hears the vendor's own error event, once.
-    m.fail_next(mock_anthropic::Fault::ErrorEventAfter(2));
+    m.fail_next(Fault::ErrorEventAfter(2));
     let mut body = text_body(Client::Anthropic, "one two three four five", true, false);
     body["stream"] = json!(true);
     let r = call(&w, Client::Anthropic, &body, true).await;
@@ -1492,7 +1450,7 @@ async fn an_anthropic_error_event_breaks_the_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_vendor_clients_are_passed_through() {
     // Anthropic: top_k, thinking and cache_control are not in the pivot.
-    let w = world(Backend::Sqlite, Kind::Anthropic, false).await;
+    let w = world(Backend::Sqlite, Upstream::Anthropic, false).await;
     let body = json!({"model": MODEL, "max_tokens": 64, "top_k": 5,
         "thinking": {"type": "enabled", "budget_tokens": 1024},
         "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
@@ -1573,7 +1531,7 @@ async fn same_vendor_clients_are_passed_through() {
         (StatusCode::BAD_REQUEST, Some("Scripted failure."))
     );
     // Another kind of channel cannot carry top_k: refused by name.
-    let other = world(Backend::Sqlite, Kind::OpenAi, false).await;
+    let other = world(Backend::Sqlite, Upstream::OpenAi, false).await;
     let r = call(&other, Client::Anthropic, &body, false).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     // Named (thinking is carried as an effort; top_k has no place in the pivot).
@@ -1582,7 +1540,7 @@ async fn same_vendor_clients_are_passed_through() {
 
     // Gemini: safetySettings are not in the pivot; the JSON-array stream is re-framed from the
     // upstream's server-sent events.
-    let w = world(Backend::Sqlite, Kind::Gemini, false).await;
+    let w = world(Backend::Sqlite, Upstream::Gemini, false).await;
     let body = json!({"contents": [{"role": "user", "parts": [{"text": "pass me through"}]}],
         "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}]});
     let r = call(&w, Client::Gemini, &body, false).await;
@@ -1625,7 +1583,7 @@ async fn same_vendor_clients_are_passed_through() {
 /// request moves to the next channel and is billed there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_upstream_times_out_and_fails_over() {
-    for kind in [Kind::Anthropic, Kind::Gemini] {
+    for kind in [Upstream::Anthropic, Upstream::Gemini] {
         let w = world(Backend::Sqlite, kind, false).await;
         let r = w
             .app
@@ -1636,19 +1594,11 @@ async fn a_slow_upstream_times_out_and_fails_over() {
             )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        let backup = MockOpenAi::start("sk-backup").await;
-        w.app
-            .post(
-                "/api/v1/channels",
-                Some(&w.root.access),
-                json!({"type": "openai", "name": "backup",
-            "base_url": backup.base_url, "keys": [backup.key], "models": [MODEL], "priority": -1}),
-            )
-            .await;
+        let backup = add_backup(&w).await;
         let slow = std::time::Duration::from_millis(1500);
         match &w.mock {
-            Mock::Anthropic(m) => m.fail_next(mock_anthropic::Fault::Delay(slow)),
-            Mock::Gemini(m) => m.fail_next(mock_gemini::Fault::Delay(slow)),
+            Mock::Anthropic(m) => m.fail_next(Fault::Delay(slow)),
+            Mock::Gemini(m) => m.fail_next(Fault::Delay(slow)),
             _ => unreachable!(),
         }
         let r = call(
@@ -1680,13 +1630,13 @@ async fn a_slow_upstream_times_out_and_fails_over() {
 async fn thinking_is_carried_across_vendors() {
     let body = json!({"model": MODEL, "max_tokens": 20000, "thinking": {"type": "enabled", "budget_tokens": 10000},
         "messages": [{"role": "user", "content": "think"}]});
-    for kind in [Kind::OpenAi, Kind::Gemini] {
+    for kind in [Upstream::OpenAi, Upstream::Gemini] {
         let w = world(Backend::Sqlite, kind, false).await;
         let r = call(&w, Client::Anthropic, &body, false).await;
         assert_eq!(r.status, StatusCode::OK, "{kind:?}: {}", r.text);
         let sent = w.mock.last();
         match kind {
-            Kind::Gemini => assert_eq!(
+            Upstream::Gemini => assert_eq!(
                 sent["generationConfig"]["thinkingConfig"],
                 json!({"thinkingBudget": 8192, "includeThoughts": true}),
                 "{sent}"

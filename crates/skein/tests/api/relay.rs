@@ -4,58 +4,11 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use skein_testkit::mock_openai::{Fault, MockOpenAi, prompt_tokens, reply_to};
-use skein_testkit::{Backend, Persona, TestApp, both_backends};
+use skein_testkit::{Backend, Persona, RelayWorld, TestApp, Upstream, both_backends, relay_world};
 
 /// Rates used throughout: 2,000,000 per million prompt tokens (2 per token), 6 per completion token.
 const INPUT: i64 = 2_000_000;
 const OUTPUT: i64 = 6_000_000;
-
-pub(crate) struct Setup {
-    pub root: Persona,
-    pub user: Persona,
-    pub key: String,
-    pub upstream: MockOpenAi,
-}
-
-pub(crate) async fn setup(app: &TestApp) -> Setup {
-    let root = app.root().await;
-    let user = app.register("ada").await;
-    let upstream = MockOpenAi::start("sk-upstream-primary").await;
-    let r = app
-        .post("/api/v1/channels", Some(&root.access), json!({
-            "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
-            "models": ["gpt-test"], "model_mapping": {"gpt-test": "gpt-upstream"}, "priority": 10
-        }))
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert!(!r.text.contains(&upstream.key), "an upstream key came back");
-    assert_eq!(r.json["key_count"], 1);
-    let r = app.put("/api/v1/admin/pricing/gpt-test", Some(&root.access), json!({
-        "input_per_mtok": INPUT, "output_per_mtok": OUTPUT, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0
-    })).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = app
-        .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", user.id),
-            Some(&root.access),
-            json!({"amount": 1_000_000, "memo": "test balance"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let key = app
-        .post("/api/v1/keys", Some(&user.access), json!({"name": "test"}))
-        .await
-        .json["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    Setup {
-        root,
-        user,
-        key,
-        upstream,
-    }
-}
 
 fn cost(messages: &Value) -> i64 {
     let completion = reply_to(messages).split_whitespace().count() as i64;
@@ -105,7 +58,7 @@ async fn balance_after(app: &TestApp, who: &Persona, records: i64) -> i64 {
 
 both_backends! {
     async fn a_chat_completion_is_relayed_and_billed_exactly(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         let messages = json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there relay"}]);
         // A field the relay cannot price is refused before anything is held or sent.
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages, "x_unknown": 1})).await;
@@ -139,7 +92,7 @@ both_backends! {
     }
 
     async fn a_stream_is_relayed_and_billed_from_upstream_usage(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         let messages = json!([{"role": "user", "content": "stream me some words please"}]);
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages, "stream": true})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -164,12 +117,8 @@ both_backends! {
     }
 
     async fn failover_skips_a_failing_channel(app) {
-        let s = setup(&app).await;
-        let backup = MockOpenAi::start("sk-upstream-backup").await;
-        let r = app.post("/api/v1/channels", Some(&s.root.access), json!({
-            "type": "openai", "name": "backup", "base_url": backup.base_url, "keys": [backup.key], "models": ["gpt-test"], "priority": 0
-        })).await;
-        let backup_id = r.json["id"].as_str().unwrap().to_string();
+        let s = relay_world(&app, Upstream::OpenAi).await;
+        let (backup, backup_id) = s.add_backup(&app, "sk-upstream-backup", &["gpt-test"], 0).await;
         for fault in [Fault::Status(503), Fault::Status(429)] {
             s.upstream.fail_next(fault);
             let messages = json!([{"role": "user", "content": "are you there"}]);
@@ -197,7 +146,7 @@ both_backends! {
     }
 
     async fn refusals_cost_nothing(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         let before = balance(&app, &s.user).await;
         // The upstream's own 400 reaches the client unchanged.
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": []})).await;
@@ -214,8 +163,8 @@ both_backends! {
             "input_per_mtok": 1, "output_per_mtok": 1, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0})).await;
         let unrouted = chat(&app, &s.key, json!({"model": "gpt-unrouted", "messages": [{"role": "user", "content": "x"}]})).await;
         assert_eq!((unrouted.status, unrouted.json["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("model_not_found")));
-        let narrow = app.post("/api/v1/keys", Some(&s.user.access), json!({"name": "narrow", "allowed_models": ["other"]})).await;
-        let r = chat(&app, narrow.json["key"].as_str().unwrap(), json!({"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})).await;
+        let narrow = app.api_key_with(&s.user, "narrow", json!({"allowed_models": ["other"]})).await;
+        let r = chat(&app, &narrow, json!({"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})).await;
         assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("model_not_allowed")));
         let malformed = app.send(app.client.post(app.url("/v1/chat/completions")).bearer_auth(&s.key).header("content-type", "application/json").body("{nope")).await;
         assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
@@ -231,7 +180,7 @@ both_backends! {
     }
 
     async fn a_stream_that_dies_is_billed_for_what_was_delivered(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         s.upstream.fail_next(Fault::DieAfter(2));
         let messages = json!([{"role": "user", "content": "one two three four five six"}]);
         let r = chat(&app, &s.key, json!({"model": "gpt-test", "messages": messages, "stream": true})).await;
@@ -354,7 +303,7 @@ async fn channel_admin_validates_and_never_shows_keys() {
 #[tokio::test]
 async fn a_channel_test_reports_latency_and_failure() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let s = setup(&app).await;
+    let s = relay_world(&app, Upstream::OpenAi).await;
     let id = app.get("/api/v1/channels", Some(&s.root.access)).await.json[0]["id"]
         .as_str()
         .unwrap()
@@ -394,15 +343,12 @@ async fn a_channel_test_reports_latency_and_failure() {
     );
 }
 
-async fn add_backup(app: &TestApp, s: &Setup) -> (MockOpenAi, String) {
-    let backup = MockOpenAi::start("sk-upstream-backup").await;
-    let r = app.post("/api/v1/channels", Some(&s.root.access), json!({
-        "type": "openai", "name": "backup", "base_url": backup.base_url, "keys": [backup.key], "models": ["gpt-test"], "priority": 0
-    })).await;
-    (backup, r.json["id"].as_str().unwrap().to_string())
+async fn add_backup(app: &TestApp, s: &RelayWorld) -> (MockOpenAi, String) {
+    s.add_backup(app, "sk-upstream-backup", &["gpt-test"], 0)
+        .await
 }
 
-async fn primary_id(app: &TestApp, s: &Setup) -> String {
+async fn primary_id(app: &TestApp, s: &RelayWorld) -> String {
     let list = app.get("/api/v1/channels", Some(&s.root.access)).await;
     list.json
         .as_array()
@@ -418,7 +364,7 @@ async fn primary_id(app: &TestApp, s: &Setup) -> String {
 #[tokio::test]
 async fn repeated_failures_open_the_circuit_and_traffic_moves_away() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let s = setup(&app).await;
+    let s = relay_world(&app, Upstream::OpenAi).await;
     let (backup, _) = add_backup(&app, &s).await;
     let primary = primary_id(&app, &s).await;
     for _ in 0..5 {
@@ -447,7 +393,7 @@ async fn repeated_failures_open_the_circuit_and_traffic_moves_away() {
 #[tokio::test]
 async fn a_rejected_upstream_key_disables_the_channel_until_a_probe_succeeds() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| c.relay.probe_interval_secs = 1).await;
-    let s = setup(&app).await;
+    let s = relay_world(&app, Upstream::OpenAi).await;
     let (backup, _) = add_backup(&app, &s).await;
     let primary = primary_id(&app, &s).await;
     // One request refused as unauthorised while the key still works (a model the account
@@ -501,7 +447,7 @@ async fn a_rejected_upstream_key_disables_the_channel_until_a_probe_succeeds() {
 #[tokio::test]
 async fn anthropic_messages_are_converted_both_ways_and_billed() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let s = setup(&app).await;
+    let s = relay_world(&app, Upstream::OpenAi).await;
     let body = json!({"model": "gpt-test", "max_tokens": 50, "system": "be brief",
         "messages": [{"role": "user", "content": [{"type": "text", "text": "convert me"}]}]});
     let r = app
@@ -548,7 +494,7 @@ async fn anthropic_messages_are_converted_both_ways_and_billed() {
 #[tokio::test]
 async fn a_keys_tokens_per_minute_limit_is_enforced() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let s = setup(&app).await;
+    let s = relay_world(&app, Upstream::OpenAi).await;
     let r = app
         .post(
             "/api/v1/keys",
@@ -583,7 +529,7 @@ async fn a_keys_tokens_per_minute_limit_is_enforced() {
 #[tokio::test]
 async fn gemini_generate_content_is_converted_both_ways_and_billed() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let s = setup(&app).await;
+    let s = relay_world(&app, Upstream::OpenAi).await;
     let body = json!({"systemInstruction": {"parts": [{"text": "be brief"}]},
         "contents": [{"role": "user", "parts": [{"text": "gemini says hi"}]}], "generationConfig": {"maxOutputTokens": 30}});
     let url = |action: &str| app.url(&format!("/v1beta/models/gpt-test:{action}"));
@@ -678,7 +624,7 @@ async fn gemini_generate_content_is_converted_both_ways_and_billed() {
 
 both_backends! {
     async fn a_channels_parameter_overrides_reach_the_upstream(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         let channels = app.get("/api/v1/channels", Some(&s.root.access)).await;
         let id = channels.json[0]["id"].as_str().unwrap().to_string();
         let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access), json!({"param_overrides": {"temperature": 0, "seed": 7}})).await;
@@ -702,7 +648,7 @@ both_backends! {
 
 both_backends! {
     async fn moving_a_channel_to_another_host_needs_its_keys_again(app) {
-        let s = setup(&app).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
         let id = primary_id(&app, &s).await;
         let elsewhere = MockOpenAi::start("sk-attacker-host").await;
         // base_url or type changed without keys: refused, and the channel stays where it was.

@@ -2,9 +2,7 @@
 //! our own tests think the wire format is.
 
 use serde_json::Value;
-use skein_testkit::{Backend, TestApp};
-
-use super::providers::{Kind, Mock};
+use skein_testkit::{Backend, Price, TestApp, Upstream, WorldSpec, relay_world};
 
 /// The Python with the `openai` package: `SKEIN_TEST_PYTHON`, which `scripts/test` sets up.
 pub(crate) fn python() -> String {
@@ -19,7 +17,7 @@ async fn run_sdk(script: &str, module: &str) -> Value {
 
 /// Like [`run_sdk`], with the channel's upstream of `kind` (the OpenAI mock when `None`): the
 /// SDK must parse what Skein makes of that vendor's answers.
-async fn run_sdk_over(script: &str, module: &str, kind: Option<Kind>) -> Value {
+async fn run_sdk_over(script: &str, module: &str, kind: Option<Upstream>) -> Value {
     let python = python();
     let check = std::process::Command::new(&python)
         .args(["-c", &format!("import {module}")])
@@ -29,31 +27,17 @@ async fn run_sdk_over(script: &str, module: &str, kind: Option<Kind>) -> Value {
         "{python} cannot import {module}: run ./scripts/test (it installs the SDKs) or set SKEIN_TEST_PYTHON"
     );
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let s = super::relay::setup(&app).await;
-    let _mock = match kind {
-        None => None,
+    // The OpenAI world, or one whose only channel (`vendor`) is of `kind`, serving the same
+    // model unmapped.
+    let s = match kind {
+        None => relay_world(&app, Upstream::OpenAi).await,
         Some(kind) => {
-            // Replace the OpenAI channel by one of `kind` serving the same model.
-            let mock = Mock::start(kind).await;
-            let list = app.get("/api/v1/channels", Some(&s.root.access)).await;
-            for c in list.json.as_array().into_iter().flatten() {
-                let id = c["id"].as_str().unwrap_or("");
-                app.call(
-                    reqwest::Method::DELETE,
-                    &format!("/api/v1/channels/{id}"),
-                    Some(&s.root.access),
-                    None,
-                )
-                .await;
-            }
-            let mut channel = mock.channel();
-            channel["name"] = serde_json::json!("vendor");
-            channel["models"] = serde_json::json!(["gpt-test"]);
-            let r = app
-                .post("/api/v1/channels", Some(&s.root.access), channel)
-                .await;
-            assert_eq!(r.status, reqwest::StatusCode::CREATED, "{}", r.text);
-            Some(mock)
+            WorldSpec::new(kind)
+                .model("gpt-test", None)
+                .price("gpt-test", Price::tokens(2_000_000, 6_000_000))
+                .channel(serde_json::json!({"name": "vendor"}))
+                .build(&app)
+                .await
         }
     };
     let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
@@ -134,7 +118,7 @@ async fn the_official_gemini_sdk_works() {
 /// adapters make of each vendor's answers, usage included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdks_work_over_other_vendors_upstreams() {
-    for kind in [Kind::Anthropic, Kind::Gemini] {
+    for kind in [Upstream::Anthropic, Upstream::Gemini] {
         let seen = run_sdk_over("anthropic_sdk.py", "anthropic", Some(kind)).await;
         assert_eq!(seen["text"], "echo: hello from claude sdk", "{kind:?}");
         assert_eq!(seen["stop_reason"], "end_turn");
@@ -153,7 +137,7 @@ async fn the_official_sdks_work_over_other_vendors_upstreams() {
         assert_eq!(seen["stream_output_tokens"], 5, "{kind:?}");
         assert_eq!(seen["stream_stop_reason"], "end_turn");
     }
-    for kind in [Kind::Anthropic, Kind::Azure, Kind::Gemini] {
+    for kind in [Upstream::Anthropic, Upstream::Azure, Upstream::Gemini] {
         let seen = run_sdk_over("gemini_sdk.py", "google.genai", Some(kind)).await;
         assert_eq!(seen["text"], "echo: hello from gemini sdk", "{kind:?}");
         assert_eq!(
@@ -170,7 +154,7 @@ async fn the_official_sdks_work_over_other_vendors_upstreams() {
         );
         assert_eq!(seen["stream_output_tokens"], 5, "{kind:?}");
     }
-    let seen = run_sdk_over("openai_sdk.py", "openai", Some(Kind::Gemini)).await;
+    let seen = run_sdk_over("openai_sdk.py", "openai", Some(Upstream::Gemini)).await;
     assert_eq!(seen["plain"], "echo: hello from the sdk");
     assert_eq!(seen["plain_prompt_tokens"], 4);
     assert_eq!(seen["stream"], "echo: hello from the sdk");
