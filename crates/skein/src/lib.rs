@@ -73,6 +73,11 @@ pub struct Skein {
     pub users: Option<Arc<UserService>>,
     /// The Billing service when this process runs it, for `skein billing verify`.
     pub billing: Option<Arc<BillingService>>,
+    /// The Relay service when this process runs it, for in-process callers and embedders.
+    pub relay: Option<Arc<skein_relay::RelayService>>,
+    /// The Chat service when this process runs it, for embedders that add context sources or
+    /// tool runners before serving.
+    pub chat: Option<Arc<skein_chat::ChatService>>,
     /// The configuration in effect.
     pub config: Config,
 }
@@ -254,6 +259,8 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
         services,
         users: wiring.user_service.clone(),
         billing: wiring.billing_service.clone(),
+        relay: wiring.relay_service.clone(),
+        chat: wiring.chat_service.clone(),
         config,
     })
 }

@@ -11,9 +11,7 @@ use serde_json::{Value, json};
 use skein_chat::sources::{Citation, Context, ContextSource, Stage};
 use skein_chat::turn::Turn;
 use skein_core::{ApiError, ApiResult};
-use skein_testkit::{Backend, TestApp, on_both_backends};
-
-use crate::relay::{Setup, setup};
+use skein_testkit::{Backend, RelayWorld, TestApp, Upstream, on_both_backends, relay_world};
 
 /// A knowledge base in miniature: one cited passage for every question, and unreachable
 /// when asked to fail.
@@ -84,7 +82,7 @@ fn events(text: &str) -> Vec<(String, Value)> {
 on_both_backends! {
     async fn a_context_source_adds_its_section_upstream_and_its_citations_to_the_answer(backend) {
         let app = handbook_app(backend).await;
-        let Setup { user, upstream, .. } = setup(&app).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         let r = app.post("/api/v1/chat/conversations", Some(&user.access), json!({"model": "gpt-test", "system_prompt": "be brief"})).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         let id = r.json["id"].as_str().unwrap().to_string();

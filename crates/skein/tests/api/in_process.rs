@@ -74,7 +74,7 @@ async fn setup(app: &TestApp) -> Setup {
     Setup {
         user,
         upstream,
-        relay: InProcessRelay(skein.relay.clone()),
+        relay: InProcessRelay(skein.relay.clone().expect("this instance runs the relay")),
     }
 }
 
