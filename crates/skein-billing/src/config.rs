@@ -24,6 +24,8 @@ pub struct BillingConfig {
     /// The internal token's older name, from when only Billing had internal routes: used when
     /// `services.internal_token` is not set.
     pub internal_token: Option<Secret>,
+    /// Self-service top-up through payment providers.
+    pub payment: crate::payment::PaymentConfig,
 }
 
 impl Default for BillingConfig {
@@ -37,6 +39,7 @@ impl Default for BillingConfig {
             overdraft: 0,
             reservation_ttl_secs: 900,
             internal_token: None,
+            payment: crate::payment::PaymentConfig::default(),
         }
     }
 }
@@ -66,6 +69,6 @@ impl BillingConfig {
         {
             return Err("billing.internal_token must be at least 32 characters".into());
         }
-        Ok(())
+        self.payment.validate()
     }
 }

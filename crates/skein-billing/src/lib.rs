@@ -12,6 +12,7 @@ pub mod config;
 mod http;
 pub mod ledger;
 mod memory;
+pub mod payment;
 pub mod query;
 pub mod remote;
 mod service;
@@ -48,7 +49,9 @@ pub struct BillingService {
     users: Arc<dyn UserDirectory>,
     /// In-memory holds on SQLite (one writer process); `None` on PostgreSQL.
     holds: Option<memory::Holds>,
-    /// The sweeper.
+    /// Top-up through payment providers, when configured.
+    payments: Option<payment::Payments>,
+    /// The sweeper and the payment reconciliation.
     tasks: BackgroundTasks,
 }
 
@@ -69,6 +72,13 @@ impl BillingService {
         let service = Arc::new(BillingService {
             holds: (db.backend() == skein_db::Backend::Sqlite)
                 .then(|| memory::Holds::new(config.reservation_ttl_secs.saturating_mul(1000))),
+            payments: config.payment.enabled().then(|| {
+                payment::Payments::new(
+                    config.payment.clone(),
+                    config.quota_per_usd,
+                    config.cny_per_usd,
+                )
+            }),
             db,
             writer,
             config,
@@ -84,6 +94,17 @@ impl BillingService {
             &service,
             |service| async move { service.sweep().await },
         );
+        if let Some(payments) = &service.payments {
+            // Notifications can be lost (a provider that gave up, a restart mid-request):
+            // pending orders are asked about regularly.
+            service.tasks.every(
+                "billing.reconcile_payments",
+                Duration::from_secs(payments.config.reconcile_every_secs),
+                FirstRun::AfterPeriod,
+                &service,
+                |service| async move { service.reconcile().await },
+            );
+        }
         service
     }
 

@@ -24,6 +24,10 @@ impl Service for BillingService {
                 "The signed-in user's quota, ledger, usage and redemption",
             ),
             tag(
+                "payments",
+                "Top-up orders paid through EPay or Stripe, and the providers' notifications",
+            ),
+            tag(
                 "admin-billing",
                 "Balances, usage and redemption codes of everyone (admin)",
             ),

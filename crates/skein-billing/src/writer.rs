@@ -40,6 +40,8 @@ pub(crate) enum Op {
     },
     Open(String),
     Expire,
+    /// Mark a top-up order paid and credit it, in one transaction.
+    PayOrder(crate::payment::Paid),
     /// Charge a hold that lived in memory: `amount` is what it held, `cap` the most the
     /// memory allows charging (the hold, and beyond it down to the overdraft).
     Charge {
@@ -60,8 +62,15 @@ pub(crate) enum Done {
     Released,
     Renewed,
     Balance(Option<i64>),
-    Redeemed { amount: i64, balance: i64 },
+    Redeemed {
+        amount: i64,
+        balance: i64,
+    },
     Count(u64),
+    Paid {
+        applied: crate::payment::Applied,
+        user_id: Option<String>,
+    },
 }
 
 pub(crate) struct Job {
@@ -373,6 +382,9 @@ async fn apply(
             Ok(Done::Balance(None))
         }
         Op::Expire => Ok(Done::Count(ledger::expire(tx, now).await?)),
+        Op::PayOrder(paid) => crate::payment::store::pay(tx, paid, rules, now)
+            .await?
+            .map(|(applied, user_id)| Done::Paid { applied, user_id }),
         Op::Charge {
             id,
             user_id,

@@ -2,6 +2,7 @@
 
 mod admin;
 pub(crate) mod internal;
+mod pay;
 mod user;
 
 use std::sync::Arc;
@@ -22,6 +23,11 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(user::export_usage))
         .routes(routes!(user::daily_usage))
         .routes(routes!(user::redeem))
+        .routes(routes!(pay::options))
+        .routes(routes!(pay::create_order, pay::list_orders))
+        .routes(routes!(pay::get_order))
+        // Payment providers (public; signatures are checked).
+        .routes(routes!(pay::notify, pay::notify_get))
         // Admins.
         .routes(routes!(admin::user_quota))
         .routes(routes!(admin::user_ledger))
@@ -32,6 +38,8 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(admin::list_codes, admin::create_codes))
         .routes(routes!(admin::export_codes))
         .routes(routes!(admin::update_code))
+        .routes(routes!(pay::admin_orders))
+        .routes(routes!(pay::reconcile_order))
         .with_state(service)
 }
 

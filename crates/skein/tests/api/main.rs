@@ -19,6 +19,7 @@ mod invites;
 mod keys;
 mod limits;
 mod money;
+mod payments;
 mod pricing;
 mod profile;
 mod providers;

@@ -1,0 +1,182 @@
+//! The `[billing.payment]` section: what users may pay, in which currency, through which
+//! providers.
+
+use serde::{Deserialize, Serialize};
+use skein_core::secret::Secret;
+
+/// Self-service top-up. Off until a provider is configured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentConfig {
+    /// The address users and providers reach this server at (`https://ai.example.com`):
+    /// notifications go to `<public_url>/api/v1/billing/payment/<provider>/...` and payers
+    /// return to `<public_url>/billing/topup`.
+    pub public_url: Option<String>,
+    /// What users pay in: `CNY` or `USD`.
+    pub currency: Currency,
+    /// Quota units per yuan or dollar; 0 derives it from `billing.quota_per_usd` (and
+    /// `billing.cny_per_usd` for CNY).
+    pub quota_per_unit: i64,
+    /// Amounts offered as buttons, in minor units (fen, cents).
+    pub amounts: Vec<i64>,
+    /// Smallest amount a user may enter, in minor units.
+    pub min_amount: i64,
+    /// Largest amount a user may enter, in minor units.
+    pub max_amount: i64,
+    /// An unpaid order expires after this long (a payment that still arrives is credited).
+    pub order_ttl_secs: i64,
+    /// How often pending orders are checked with their provider (a lost notification).
+    pub reconcile_every_secs: u64,
+    /// The EPay (易支付) gateway, when used.
+    pub epay: Option<EpayConfig>,
+    /// Stripe Checkout, when used.
+    pub stripe: Option<StripeConfig>,
+}
+
+impl Default for PaymentConfig {
+    fn default() -> Self {
+        PaymentConfig {
+            public_url: None,
+            currency: Currency::Cny,
+            quota_per_unit: 0,
+            amounts: vec![1_000, 5_000, 10_000, 50_000],
+            min_amount: 100,
+            max_amount: 10_000_000,
+            order_ttl_secs: 2 * 3600,
+            reconcile_every_secs: 60,
+            epay: None,
+            stripe: None,
+        }
+    }
+}
+
+/// A currency users pay in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Currency {
+    /// Chinese yuan (minor unit: fen).
+    #[serde(rename = "CNY")]
+    Cny,
+    /// US dollar (minor unit: cent).
+    #[serde(rename = "USD")]
+    Usd,
+}
+
+impl Currency {
+    /// The ISO 4217 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Currency::Cny => "CNY",
+            Currency::Usd => "USD",
+        }
+    }
+
+    /// Parses an ISO 4217 code in any case.
+    pub fn parse(code: &str) -> Option<Currency> {
+        match code.to_ascii_uppercase().as_str() {
+            "CNY" => Some(Currency::Cny),
+            "USD" => Some(Currency::Usd),
+            _ => None,
+        }
+    }
+}
+
+/// An EPay (易支付) merchant account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpayConfig {
+    /// The gateway's base address (`https://pay.example.com/`); `submit.php` and `api.php`
+    /// are under it.
+    pub url: String,
+    /// The merchant id (`pid`).
+    pub pid: String,
+    /// The merchant key that signs requests and notifications.
+    pub key: Secret,
+    /// Payment methods offered (`alipay`, `wxpay`, `qqpay`, ...).
+    #[serde(default = "default_epay_methods")]
+    pub methods: Vec<String>,
+}
+
+fn default_epay_methods() -> Vec<String> {
+    vec!["alipay".into(), "wxpay".into()]
+}
+
+/// A Stripe account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeConfig {
+    /// The secret API key (`sk_live_...`).
+    pub secret_key: Secret,
+    /// The webhook endpoint's signing secret (`whsec_...`).
+    pub webhook_secret: Secret,
+    /// The API's address; only tests change it.
+    #[serde(default = "default_stripe_api")]
+    pub api_base: String,
+    /// How old a signed webhook may be, in seconds (Stripe's libraries use 300).
+    #[serde(default = "default_stripe_tolerance")]
+    pub tolerance_secs: i64,
+}
+
+fn default_stripe_api() -> String {
+    "https://api.stripe.com".into()
+}
+
+fn default_stripe_tolerance() -> i64 {
+    300
+}
+
+impl PaymentConfig {
+    /// Whether any provider is configured.
+    pub fn enabled(&self) -> bool {
+        self.epay.is_some() || self.stripe.is_some()
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let Some(url) = &self.public_url else {
+            return Err(
+                "billing.payment.public_url is required when a payment provider is configured"
+                    .into(),
+            );
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err("billing.payment.public_url must start with http:// or https://".into());
+        }
+        if self.quota_per_unit < 0
+            || self.min_amount < 1
+            || self.max_amount < self.min_amount
+            || self.order_ttl_secs < 1
+            || self.reconcile_every_secs < 1
+        {
+            return Err("billing.payment: quota_per_unit >= 0, 1 <= min_amount <= max_amount, order_ttl_secs and reconcile_every_secs >= 1".into());
+        }
+        if self
+            .amounts
+            .iter()
+            .any(|a| *a < self.min_amount || *a > self.max_amount)
+        {
+            return Err(
+                "billing.payment.amounts must lie between min_amount and max_amount".into(),
+            );
+        }
+        if let Some(epay) = &self.epay
+            && (epay.pid.is_empty() || epay.key.expose().is_empty() || epay.methods.is_empty())
+        {
+            return Err("billing.payment.epay needs url, pid, key and at least one method".into());
+        }
+        if self.epay.is_some() && self.currency != Currency::Cny {
+            return Err(
+                "billing.payment.epay settles in CNY: set billing.payment.currency = \"CNY\""
+                    .into(),
+            );
+        }
+        if let Some(stripe) = &self.stripe
+            && (stripe.secret_key.expose().is_empty() || stripe.webhook_secret.expose().is_empty())
+        {
+            return Err("billing.payment.stripe needs secret_key and webhook_secret".into());
+        }
+        Ok(())
+    }
+}

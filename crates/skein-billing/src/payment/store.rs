@@ -1,0 +1,228 @@
+//! The `payment_orders` table: orders are written here directly, except the move to `paid`,
+//! which the writer makes in the same transaction as the ledger credit ([`pay`]).
+
+use skein_core::ApiResult;
+use skein_db::{Db, DbResult, sqlx};
+
+use super::config::Currency;
+use super::{Applied, Order, OrderStatus, Paid, ProviderName};
+use crate::ledger::{self, Credit, Rules, Tx};
+
+const COLUMNS: &str = "id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, note, created_at, paid_at";
+
+type Row = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+fn order(row: Row) -> Option<Order> {
+    let (
+        id,
+        user_id,
+        provider,
+        method,
+        currency,
+        amount_minor,
+        quota,
+        status,
+        provider_ref,
+        note,
+        created_at,
+        paid_at,
+    ) = row;
+    let Some((provider, currency, status)) = ProviderName::parse(&provider)
+        .zip(Currency::parse(&currency))
+        .zip(OrderStatus::parse(&status))
+        .map(|((p, c), s)| (p, c, s))
+    else {
+        tracing::warn!(order_id = %id, "an order row with an unknown provider, currency or status is skipped");
+        return None;
+    };
+    Some(Order {
+        id,
+        user_id,
+        provider,
+        method,
+        currency,
+        amount_minor,
+        quota,
+        status,
+        provider_ref,
+        note,
+        created_at,
+        paid_at,
+    })
+}
+
+/// Records a new order.
+pub(crate) async fn insert(db: &Db, o: &Order) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO payment_orders (id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+    )
+    .bind(&o.id)
+    .bind(&o.user_id)
+    .bind(o.provider.as_str())
+    .bind(&o.method)
+    .bind(o.currency.code())
+    .bind(o.amount_minor)
+    .bind(o.quota)
+    .bind(o.status.as_str())
+    .bind(&o.provider_ref)
+    .bind(o.created_at)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Remembers the provider's id for an order (a Stripe session).
+pub(crate) async fn set_reference(db: &Db, id: &str, reference: &str) -> DbResult<()> {
+    sqlx::query("UPDATE payment_orders SET provider_ref = $2 WHERE id = $1")
+        .bind(id)
+        .bind(reference)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// One order; with `user_id`, only if it is theirs.
+pub(crate) async fn get(db: &Db, id: &str, user_id: Option<&str>) -> DbResult<Option<Order>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM payment_orders WHERE id = $1 AND ($2 = '' OR user_id = $2)"
+    ))
+    .bind(id)
+    .bind(user_id.unwrap_or(""))
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.and_then(order))
+}
+
+/// A page of orders, newest first, optionally of one user and one status; and the total.
+pub(crate) async fn list(
+    db: &Db,
+    user_id: &str,
+    status: &str,
+    limit: i64,
+    offset: i64,
+) -> DbResult<(Vec<Order>, i64)> {
+    let filter = "($1 = '' OR user_id = $1) AND ($2 = '' OR status = $2)";
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM payment_orders WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+    ))
+    .bind(user_id)
+    .bind(status)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db.pool())
+    .await?;
+    let (total,): (i64,) = sqlx::query_as(&format!(
+        "SELECT COUNT(*) FROM payment_orders WHERE {filter}"
+    ))
+    .bind(user_id)
+    .bind(status)
+    .fetch_one(db.pool())
+    .await?;
+    Ok((rows.into_iter().filter_map(order).collect(), total))
+}
+
+/// Pending orders made before `before` (ms), oldest first.
+pub(crate) async fn pending_before(db: &Db, before: i64, limit: i64) -> DbResult<Vec<Order>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM payment_orders WHERE status = 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2"
+    ))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().filter_map(order).collect())
+}
+
+/// Expires pending orders made before `before`; how many.
+pub(crate) async fn expire(db: &Db, before: i64, now: i64) -> DbResult<u64> {
+    let done = sqlx::query(
+        "UPDATE payment_orders SET status = 'expired', updated_at = $2 WHERE status = 'pending' AND created_at < $1",
+    )
+    .bind(before)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Moves an order to `paid` and credits its quota in the writer's transaction: the order's
+/// state change and its ledger entry commit together or not at all. Answers who was
+/// credited (to refresh cached balances).
+pub(crate) async fn pay(
+    tx: &mut Tx,
+    paid: &Paid,
+    rules: Rules,
+    now: i64,
+) -> DbResult<ApiResult<(Applied, Option<String>)>> {
+    let found: Option<(String, String, i64, i64, String)> = sqlx::query_as(
+        "SELECT user_id, currency, amount_minor, quota, status FROM payment_orders WHERE id = $1",
+    )
+    .bind(&paid.order_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((user_id, currency, amount_minor, quota, status)) = found else {
+        return Ok(Ok((Applied::Unknown, None)));
+    };
+    if status == OrderStatus::Paid.as_str() || status == OrderStatus::Failed.as_str() {
+        return Ok(Ok((Applied::Already, None)));
+    }
+    if currency != paid.currency.code() || amount_minor != paid.amount_minor {
+        sqlx::query(
+            "UPDATE payment_orders SET status = 'failed', note = $2, updated_at = $3 \
+             WHERE id = $1 AND status IN ('pending', 'expired')",
+        )
+        .bind(&paid.order_id)
+        .bind(format!(
+            "paid {} {} for an order of {} {}",
+            paid.amount_minor,
+            paid.currency.code(),
+            amount_minor,
+            currency
+        ))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(Ok((Applied::Mismatch, None)));
+    }
+    let moved = sqlx::query(
+        "UPDATE payment_orders SET status = 'paid', provider_ref = COALESCE($2, provider_ref), paid_at = $3, updated_at = $3 \
+         WHERE id = $1 AND status IN ('pending', 'expired')",
+    )
+    .bind(&paid.order_id)
+    .bind(&paid.provider_ref)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if moved.rows_affected() != 1 {
+        return Ok(Ok((Applied::Already, None)));
+    }
+    let credit = Credit {
+        user_id: user_id.clone(),
+        kind: "topup",
+        amount: quota,
+        reference: Some(paid.order_id.clone()),
+        actor_id: None,
+        memo: None,
+        idempotency_key: Some(format!("payment:{}", paid.order_id)),
+    };
+    Ok(match ledger::credit(tx, &credit, rules, now).await? {
+        Ok(Some(balance)) => Ok((Applied::Credited(balance), Some(user_id))),
+        // The key was used: the order was credited by an earlier transaction.
+        Ok(None) => Ok((Applied::Already, Some(user_id))),
+        Err(e) => Err(e),
+    })
+}
