@@ -9,6 +9,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { deflateSync, crc32 } from 'node:zlib';
 import { join, resolve } from 'node:path';
@@ -131,6 +133,47 @@ function check(cond, message) {
   if (!cond) throw new Error(`check failed: ${message}`);
 }
 
+const EPAY_KEY = 'e2e-epay-merchant-key';
+
+/** EPay's signature: MD5 of the sorted non-empty fields other than sign/sign_type, then the key. */
+function epaySign(params, key) {
+  const text = Object.keys(params)
+    .filter((k) => params[k] !== '' && k !== 'sign' && k !== 'sign_type')
+    .sort()
+    .map((k) => `${k}=${params[k]}`)
+    .join('&');
+  return createHash('md5').update(text + key).digest('hex');
+}
+
+/**
+ * A fake EPay gateway: its submit.php checks Skein's signature, "takes the payment", sends
+ * the signed notification to Skein's notify_url the way the gateway does (GET), and sends
+ * the payer back to return_url.
+ */
+function fakeEpay(port) {
+  const paid = [];
+  const server = createHttpServer(async (req, res) => {
+    const url = new URL(req.url, `http://127.0.0.1:${port}`);
+    if (url.pathname !== '/submit.php') {
+      res.writeHead(404).end();
+      return;
+    }
+    const p = Object.fromEntries(url.searchParams);
+    if (p.sign !== epaySign(p, EPAY_KEY)) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('bad sign');
+      return;
+    }
+    const notify = { pid: p.pid, trade_no: `T${p.out_trade_no}`, out_trade_no: p.out_trade_no, type: p.type, name: p.name, money: p.money, trade_status: 'TRADE_SUCCESS' };
+    notify.sign = epaySign(notify, EPAY_KEY);
+    notify.sign_type = 'MD5';
+    const answer = await fetch(`${p.notify_url}?${new URLSearchParams(notify)}`);
+    paid.push({ order: p.out_trade_no, answer: await answer.text() });
+    res.writeHead(302, { location: p.return_url }).end();
+  });
+  server.listen(port, '127.0.0.1');
+  return { server, paid };
+}
+
 async function main() {
   const { skein, mock } = binaries();
   check(existsSync(join(repo, 'web', 'dist', 'index.html')), 'web/dist is built (npm run build)');
@@ -154,6 +197,14 @@ async function main() {
   const mockUrl = upstream.match[1];
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
+  const epayPort = await freePort();
+  const epay = fakeEpay(epayPort);
+  Object.assign(env, {
+    SKEIN_BILLING__PAYMENT__PUBLIC_URL: base,
+    SKEIN_BILLING__PAYMENT__EPAY__URL: `http://127.0.0.1:${epayPort}/`,
+    SKEIN_BILLING__PAYMENT__EPAY__PID: '1001',
+    SKEIN_BILLING__PAYMENT__EPAY__KEY: EPAY_KEY,
+  });
   const server = spawn(skein, ['serve', '--listen', `127.0.0.1:${port}`], { env, stdio: ['ignore', 'ignore', process.env.E2E_VERBOSE ? 'inherit' : 'ignore'] });
   children.push(server);
   await waitReady(base);
@@ -388,6 +439,19 @@ async function main() {
       const used = await page.getByTestId('used').textContent();
       check(used !== '$0.00' && used.startsWith('$0.0'), `usage counted: ${used}`);
       await page.getByRole('cell', { name: 'e2e top-up' }).waitFor();
+    });
+
+    await step('the user tops up ¥10 with Alipay through the (fake) EPay gateway and comes back credited', async () => {
+      await page.getByRole('link', { name: 'Usage' }).click();
+      await page.getByRole('link', { name: 'Top up' }).click();
+      await page.getByRole('button', { name: '¥10.00' }).click();
+      await page.getByLabel('Alipay').check();
+      await page.getByRole('button', { name: 'Pay ¥10.00' }).click();
+      await page.waitForURL(/\/billing\/topup\?order=/);
+      await page.getByText(/^Paid ¥10\.00: \$[\d.]+ was added to your balance\.$/).waitFor();
+      check(epay.paid.length === 1 && epay.paid[0].answer === 'success', `the gateway's notification was taken: ${JSON.stringify(epay.paid)}`);
+      await page.getByRole('cell', { name: 'Paid' }).first().waitFor();
+      if (takeShots) await page.screenshot({ path: join(shots, 'topup-paid-1440-light.png'), fullPage: true });
     });
 
     await step('language switch to Chinese is remembered across reloads', async () => {
@@ -891,6 +955,7 @@ async function screenshotsAdmin(browser, base) {
       ['admin-channels', '/admin/channels', 'Admin console'],
       ['admin-pricing', '/admin/pricing', 'Admin console'],
       ['admin-audit', '/admin/audit', 'Admin console'],
+      ['admin-orders', '/admin/orders', 'Admin console'],
     ]);
   });
 }
@@ -910,6 +975,7 @@ async function screenshotsUser(browser, base, desktop) {
       ['chat', first, null],
       ['keys', '/keys', 'API keys'],
       ['usage', '/usage', 'Usage'],
+      ['topup', '/billing/topup', 'Top up'],
       ['settings', '/settings', 'Settings'],
     ]);
     await shoot(browser, base, async () => undefined, [['login', '/login', 'Sign in']]);
@@ -917,6 +983,7 @@ async function screenshotsUser(browser, base, desktop) {
     await shoot(browser, base, () => loginState(base, 'ada', PASSWORD, [{ name: 'skein.lang', value: 'zh-CN' }]), [
       ['chat', first, null],
       ['usage', '/usage', '用量'],
+      ['topup', '/billing/topup', '充值'],
     ], { schemes: ['light'], suffix: '-zh' });
   });
 }

@@ -24,6 +24,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/billing/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Everyone's top-up orders (admin). */
+        get: operations["admin_orders"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/orders/{id}/reconcile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Ask the provider about an order now and credit it if it was paid (admin); the order after. */
+        post: operations["reconcile_order"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/billing/usage": {
         parameters: {
             query?: never;
@@ -497,6 +531,80 @@ export interface paths {
         };
         /** The caller's ledger: every change of their balance, newest first (by `seq`). */
         get: operations["get_ledger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's top-up orders, newest first. */
+        get: operations["list_orders"];
+        put?: never;
+        /** Start a top-up: makes an order and answers the provider's page to pay it on. */
+        post: operations["create_order"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/orders/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of the caller's orders (a payer back from the provider polls this). */
+        get: operations["get_order"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/payment/{provider}/notify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** EPay gateways also notify with GET; same as the POST form. */
+        get: operations["notify_get"];
+        put?: never;
+        /**
+         * A payment provider's notification (EPay's `notify_url`, Stripe's webhook). Public: the
+         *     signature is what is checked. Answers what the provider expects (`success` for EPay) once
+         *     the notification is taken, duplicates included; 400 for a forged one.
+         */
+        post: operations["notify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/payment/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What users may pay, and through whom. Answers `enabled: false` when top-up is off. */
+        get: operations["options"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1366,6 +1474,13 @@ export interface components {
             /** @description Free text for the admin list (≤ 200 characters). */
             note?: string | null;
         };
+        /** @description An order and where to pay it. */
+        CreatedOrder: {
+            /** @description The order. */
+            order: components["schemas"]["OrderView"];
+            /** @description The provider's payment page; send the payer there. */
+            pay_url: string;
+        };
         /** @description A new key. */
         CreateKey: {
             /** @description Addresses or CIDR ranges the key works from; omitted = any. */
@@ -1399,6 +1514,23 @@ export interface components {
              */
             tpm_limit?: number | null;
         };
+        /** @description A new top-up order. */
+        CreateOrder: {
+            /**
+             * Format: int64
+             * @description Amount in minor units (fen, cents).
+             */
+            amount: number;
+            /** @description The provider's method (`alipay`, `wxpay`); the first offered when left out. */
+            method?: string | null;
+            /** @description `epay` or `stripe`. */
+            provider: string;
+        };
+        /**
+         * @description A currency users pay in.
+         * @enum {string}
+         */
+        Currency: "CNY" | "USD";
         /** @description Totals of one day (UTC) for one model or one user. */
         DailyUsage: {
             /**
@@ -1573,6 +1705,46 @@ export interface components {
             /** @description RFC 3339. */
             updated_at: string;
         };
+        /**
+         * @description An order's state.
+         * @enum {string}
+         */
+        OrderStatus: "pending" | "paid" | "expired" | "failed";
+        /** @description An order as the API shows it. */
+        OrderView: {
+            /** @description Amount as text (`"10.00"`). */
+            amount: string;
+            /**
+             * Format: int64
+             * @description Amount in minor units (fen, cents).
+             */
+            amount_minor: number;
+            /** @description When it was made (RFC 3339). */
+            created_at: string;
+            /** @description `CNY` or `USD`. */
+            currency: components["schemas"]["Currency"];
+            /** @description Order id. */
+            id: string;
+            /** @description The provider's method (`alipay`, `wxpay`, `card`). */
+            method?: string | null;
+            /** @description Why it failed. */
+            note?: string | null;
+            /** @description When it was paid (RFC 3339). */
+            paid_at?: string | null;
+            /** @description `epay` or `stripe`. */
+            provider: components["schemas"]["ProviderName"];
+            /** @description The provider's reference, once known. */
+            provider_ref?: string | null;
+            /**
+             * Format: int64
+             * @description Quota units credited when paid.
+             */
+            quota: number;
+            /** @description State. */
+            status: components["schemas"]["OrderStatus"];
+            /** @description Who pays. */
+            user_id: string;
+        };
         /** @description One page of a list, with the total so a client can draw a pager. */
         Page_ApiKey: {
             /** @description The items on this page. */
@@ -1735,6 +1907,59 @@ export interface components {
                  *     same on every instance); a pagination cursor.
                  */
                 seq: number;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_OrderView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description Amount as text (`"10.00"`). */
+                amount: string;
+                /**
+                 * Format: int64
+                 * @description Amount in minor units (fen, cents).
+                 */
+                amount_minor: number;
+                /** @description When it was made (RFC 3339). */
+                created_at: string;
+                /** @description `CNY` or `USD`. */
+                currency: components["schemas"]["Currency"];
+                /** @description Order id. */
+                id: string;
+                /** @description The provider's method (`alipay`, `wxpay`, `card`). */
+                method?: string | null;
+                /** @description Why it failed. */
+                note?: string | null;
+                /** @description When it was paid (RFC 3339). */
+                paid_at?: string | null;
+                /** @description `epay` or `stripe`. */
+                provider: components["schemas"]["ProviderName"];
+                /** @description The provider's reference, once known. */
+                provider_ref?: string | null;
+                /**
+                 * Format: int64
+                 * @description Quota units credited when paid.
+                 */
+                quota: number;
+                /** @description State. */
+                status: components["schemas"]["OrderStatus"];
+                /** @description Who pays. */
+                user_id: string;
             }[];
             /**
              * Format: int32
@@ -1958,6 +2183,31 @@ export interface components {
              */
             revoked_sessions: number;
         };
+        /** @description What a user may pay, and what it buys. */
+        PaymentOptions: {
+            /** @description Amounts offered as buttons, in minor units. */
+            amounts: number[];
+            currency?: null | components["schemas"]["Currency"];
+            /** @description Whether online top-up is on. */
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description Largest amount, in minor units.
+             */
+            max_amount: number;
+            /**
+             * Format: int64
+             * @description Smallest amount, in minor units.
+             */
+            min_amount: number;
+            /** @description The providers. */
+            providers: components["schemas"]["ProviderOption"][];
+            /**
+             * Format: int64
+             * @description Quota units one yuan or dollar buys.
+             */
+            quota_per_unit: number;
+        };
         /** @description A user as the API shows it (never the password hash). */
         Profile: {
             /** @description Avatar image URL. */
@@ -1995,6 +2245,18 @@ export interface components {
             language?: string | null;
             /** @description `system`, `light` or `dark`. */
             theme?: string | null;
+        };
+        /**
+         * @description A payment provider's name, as in URLs and order rows.
+         * @enum {string}
+         */
+        ProviderName: "epay" | "stripe";
+        /** @description A provider users may pay through. */
+        ProviderOption: {
+            /** @description Its methods (`alipay`, `wxpay`, `card`). */
+            methods: string[];
+            /** @description `epay` or `stripe`. */
+            provider: components["schemas"]["ProviderName"];
         };
         /** @description A user's balance. */
         QuotaView: {
@@ -2459,6 +2721,89 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_orders: {
+        parameters: {
+            query?: {
+                /** @description 1-based page. */
+                page?: number;
+                /** @description Page size, 1–100. */
+                per_page?: number;
+                /** @description Only this status (`pending`, `paid`, `expired`, `failed`). */
+                status?: string;
+                /** @description Only this user (admin view). */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_OrderView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reconcile_order: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Order id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The provider could not be reached */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3771,6 +4116,238 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_LedgerEntry"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_orders: {
+        parameters: {
+            query?: {
+                /** @description 1-based page. */
+                page?: number;
+                /** @description Page size, 1–100. */
+                per_page?: number;
+                /** @description Only this status (`pending`, `paid`, `expired`, `failed`). */
+                status?: string;
+                /** @description Only this user (admin view). */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_OrderView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_order: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateOrder"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedOrder"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Top-up is not enabled */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Amount out of range, unknown provider or method */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The provider could not be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_order: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Order id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    notify_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `epay` */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Taken */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    notify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `epay` or `stripe` */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        /** @description The provider's notification as it sends it (EPay: a form; Stripe: an event) */
+        requestBody: {
+            content: {
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description Taken (the provider's acknowledgement) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad signature */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Provider not configured */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentOptions"];
                 };
             };
             401: {

@@ -26,6 +26,12 @@ export const qk = {
     all: ['ledger'] as const,
     page: (page: number) => ['ledger', page] as const,
   },
+  paymentOptions: ['payment-options'] as const,
+  orders: {
+    all: ['orders'] as const,
+    page: (page: number) => ['orders', page] as const,
+    one: (id: string) => ['orders', 'one', id] as const,
+  },
 
   // Admin
   adminUsers: {
@@ -42,5 +48,6 @@ export const qk = {
     all: ['codes'] as const,
     page: (batch: string, page: number) => ['codes', batch, page] as const,
   },
+  adminOrders: (status: string, page: number) => ['orders', 'admin', status, page] as const,
   audit: (action: string, actor: string, page: number) => ['audit', action, actor, page] as const,
 } as const;

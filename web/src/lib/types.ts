@@ -110,3 +110,12 @@ export interface History {
   messages: ChatMessage[];
 }
 
+
+/** A top-up order. */
+export type PaymentOrder = Schemas['OrderView'];
+
+/** What a user may pay, and through whom. */
+export type PaymentOptions = Schemas['PaymentOptions'];
+
+/** A new order and the provider's page to pay it on. */
+export type CreatedOrder = Schemas['CreatedOrder'];

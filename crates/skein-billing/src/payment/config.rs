@@ -87,13 +87,28 @@ pub struct EpayConfig {
     /// The gateway's base address (`https://pay.example.com/`); `submit.php` and `api.php`
     /// are under it.
     pub url: String,
-    /// The merchant id (`pid`).
+    /// The merchant id (`pid`); a number is taken as its digits (`SKEIN_..._PID=1001`).
+    #[serde(deserialize_with = "text_or_number")]
     pub pid: String,
     /// The merchant key that signs requests and notifications.
     pub key: Secret,
     /// Payment methods offered (`alipay`, `wxpay`, `qqpay`, ...).
     #[serde(default = "default_epay_methods")]
     pub methods: Vec<String>,
+}
+
+/// A string, or a number written without quotes (environment variables arrive that way).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match TextOrNumber::deserialize(d)? {
+        TextOrNumber::Text(text) => text,
+        TextOrNumber::Number(n) => n.to_string(),
+    })
 }
 
 fn default_epay_methods() -> Vec<String> {

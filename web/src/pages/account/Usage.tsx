@@ -1,8 +1,9 @@
 import { useState } from 'react';
+import { Link } from 'react-router-dom';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { money, num, when } from '../../lib/format';
-import type { DailyUsage, LedgerEntry, Page, Quota, UsageRecord } from '../../lib/types';
+import type { DailyUsage, LedgerEntry, Page, PaymentOptions, Quota, UsageRecord } from '../../lib/types';
 import { useT, useValueName } from '../../i18n';
 import { Badge, Button, Card, DataTable, ErrorText, Field, Input, PageHeader, Pager } from '../../components/ui';
 import { DailyChart, lastDays } from '../../components/DailyChart';
@@ -38,6 +39,7 @@ export default function UsagePage() {
   const [ledgerPage, setLedgerPage] = useState(1);
   const quota = useQuery({ queryKey: qk.quota, queryFn: () => api<Quota>('billing/quota') });
   const perUsd = quota.data?.quota_per_usd;
+  const payOptions = useQuery({ queryKey: qk.paymentOptions, queryFn: () => api<PaymentOptions>('billing/payment/options') });
   const from30 = lastDays(30)[0];
   const daily = useQuery({ queryKey: qk.daily(from30), queryFn: () => api<DailyUsage[]>(`billing/usage/daily?from=${from30}T00:00:00Z`) });
   const qs = new URLSearchParams({ page: String(page), per_page: '20' });
@@ -49,7 +51,11 @@ export default function UsagePage() {
 
   return (
     <div className="mx-auto max-w-5xl space-y-4 p-4">
-      <PageHeader title={t('usage.title')} />
+      <PageHeader title={t('usage.title')}>
+        {payOptions.data?.enabled && <Link to="/billing/topup" className="inline-flex h-9 items-center rounded-md bg-primary px-3.5 text-sm font-medium text-primary-fg hover:bg-primary/90">
+          {t('topup.action')}
+        </Link>}
+      </PageHeader>
       <ErrorText error={quota.error} />
       <div className="grid grid-cols-2 gap-3 md:grid-cols-4">
         <Stat label={t('usage.balance')} value={quota.data ? money(quota.data.balance, perUsd) : '…'} testId="balance" />

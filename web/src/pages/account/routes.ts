@@ -5,5 +5,7 @@ import type { PageRoute } from '../../routes';
 export const accountRoutes: PageRoute[] = [
   { path: '/keys', page: lazy(() => import('./Keys')), title: 'nav.keys', nav: { to: '/keys', label: 'nav.keys' } },
   { path: '/usage', page: lazy(() => import('./Usage')), title: 'nav.usage', nav: { to: '/usage', label: 'nav.usage' } },
+  // Reached from the Usage page and as the payment providers' return address; no nav entry.
+  { path: '/billing/topup', page: lazy(() => import('./TopUp')), title: 'topup.title' },
   { path: '/settings', page: lazy(() => import('./Settings')), title: 'nav.settings', nav: { to: '/settings', label: 'nav.settings' } },
 ];

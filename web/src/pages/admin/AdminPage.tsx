@@ -8,6 +8,7 @@ import { Users } from './Users';
 import { Channels } from './Channels';
 import { Pricing } from './Pricing';
 import { Codes } from './Codes';
+import { Orders } from './Orders';
 import { Audit } from './Audit';
 
 const tabs: Array<{ to: string; key: MessageKey }> = [
@@ -16,6 +17,7 @@ const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'channels', key: 'admin.channels' },
   { to: 'pricing', key: 'admin.pricing' },
   { to: 'codes', key: 'admin.codes' },
+  { to: 'orders', key: 'admin.orders' },
   { to: 'audit', key: 'admin.audit' },
   { to: 'system', key: 'admin.system' },
 ];
@@ -55,6 +57,7 @@ export default function AdminPage() {
         <Route path="channels" element={<Channels />} />
         <Route path="pricing" element={<Pricing />} />
         <Route path="codes" element={<Codes />} />
+        <Route path="orders" element={<Orders />} />
         <Route path="audit" element={<Audit />} />
         <Route path="system" element={<System />} />
       </Routes>
