@@ -210,6 +210,40 @@ pub struct Report {
     pub unreachable: Vec<String>,
     /// Answerable questions with no relevant chunk in the top 5.
     pub misses: Vec<String>,
+    /// Each question's outcome.
+    pub questions: Vec<QuestionResult>,
+}
+
+/// What one question got.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuestionResult {
+    /// The question's id.
+    pub id: String,
+    /// Whether the corpus answers it.
+    pub answerable: bool,
+    /// The 1-based rank of the first relevant chunk (within [`MRR_AT`]).
+    pub rank: Option<usize>,
+    /// The coverage of the best hit (0 without hits): what the "no answer" gate looks at.
+    pub top_coverage: f64,
+}
+
+impl Report {
+    /// How the "no answer" gate would do at each threshold: (threshold, unanswerable
+    /// questions rejected, answerable questions rejected).
+    pub fn threshold_sweep(&self, thresholds: &[f64]) -> Vec<(f64, usize, usize)> {
+        thresholds
+            .iter()
+            .map(|&t| {
+                let rejected = |answerable: bool| {
+                    self.questions
+                        .iter()
+                        .filter(|q| q.answerable == answerable && q.top_coverage < t)
+                        .count()
+                };
+                (t, rejected(false), rejected(true))
+            })
+            .collect()
+    }
 }
 
 /// Indexes the corpus into `base_id` of `index` and asks every question.
@@ -245,14 +279,20 @@ pub async fn evaluate(
     };
     let mut unreachable = Vec::new();
     let mut misses = Vec::new();
+    let mut results = Vec::new();
     for q in &corpus.questions {
         let hits = index
             .search(base_id, &config.analyzer.terms(&q.question), MRR_AT)
             .await?;
-        let answered = hits
-            .first()
-            .is_some_and(|h| h.coverage >= config.min_coverage);
+        let top_coverage = hits.first().map(|h| h.coverage).unwrap_or(0.0);
+        let answered = top_coverage >= config.min_coverage;
         let (Some(doc), Some(answer)) = (&q.document, &q.answer) else {
+            results.push(QuestionResult {
+                id: q.id.clone(),
+                answerable: false,
+                rank: None,
+                top_coverage,
+            });
             no_answer.unanswerable += 1;
             if !answered {
                 no_answer.rejected += 1;
@@ -278,6 +318,12 @@ pub async fn evaluate(
         if rank.is_none_or(|r| r > RECALL_AT) {
             misses.push(q.id.clone());
         }
+        results.push(QuestionResult {
+            id: q.id.clone(),
+            answerable: true,
+            rank,
+            top_coverage,
+        });
         ranks.push((q.lang, rank));
     }
     let score = |lang: Option<Lang>| {
@@ -294,7 +340,10 @@ pub async fn evaluate(
             .iter()
             .filter(|r| r.is_some_and(|r| r <= RECALL_AT))
             .count();
-        let rr: f64 = picked.iter().flatten().map(|r| 1.0 / *r as f64).sum();
+        let rr = picked
+            .iter()
+            .flatten()
+            .fold(0.0, |sum, r| sum + 1.0 / *r as f64);
         Score {
             questions: n,
             recall_at_5: found as f64 / n as f64,
@@ -310,5 +359,6 @@ pub async fn evaluate(
         no_answer,
         unreachable,
         misses,
+        questions: results,
     })
 }
