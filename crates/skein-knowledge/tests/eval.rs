@@ -3,6 +3,8 @@
 //! other platforms do) must do clearly worse on the Chinese questions — the check that fails
 //! if segmentation breaks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
 mod common;
 
 use common::TestDb;

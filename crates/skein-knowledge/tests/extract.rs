@@ -1,6 +1,8 @@
 //! Extraction of real files (fixtures made by `data/fixtures/make_fixtures.py`) and of hostile
 //! ones: every format answers blocks or a typed error, never a panic.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
 use proptest::prelude::*;
 use skein_knowledge::extract::{ExtractError, Format, Limits, extract, extract_with};
 use skein_text::chunk::{Block, BlockKind};

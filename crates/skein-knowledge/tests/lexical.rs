@@ -2,6 +2,8 @@
 //! match, results are ranked by BM25 and confined to their base, re-indexing a chunk never
 //! duplicates it, and documents and bases are removed whole.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
 mod common;
 
 use common::TestDb;
