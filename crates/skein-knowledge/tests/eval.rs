@@ -64,8 +64,8 @@ async fn segmented_bm25_reaches_the_floor(backend: Backend) {
     );
 }
 
-/// Floors a little under what was measured (see the report), so a regression fails and noise
-/// does not.
+/// Floors under what was measured (zh recall@5 1.00, en 0.96, MRR 0.94 on both databases), so
+/// a regression fails and a harmless change of ranking does not.
 const FLOOR_ZH: f64 = 0.9;
 const FLOOR_EN: f64 = 0.85;
 const FLOOR_MRR: f64 = 0.75;
