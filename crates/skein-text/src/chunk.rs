@@ -187,6 +187,7 @@ pub fn chunk(blocks: &[Block], config: ChunkConfig) -> Vec<Chunk> {
         headings: Vec::new(),
         block: 0,
         glue: false,
+        block_end: 0,
     };
     let mut offset = 0;
     for (i, block) in blocks.iter().enumerate() {
@@ -197,6 +198,7 @@ pub fn chunk(blocks: &[Block], config: ChunkConfig) -> Vec<Chunk> {
         let start = offset;
         offset += text.len();
         builder.block = i;
+        builder.block_end = offset;
         builder.glue = matches!(block.kind, BlockKind::Paragraph(_) | BlockKind::Code { .. });
         match &block.kind {
             BlockKind::Heading { level, text } => {
@@ -272,6 +274,8 @@ struct Builder {
     /// The index of the block being added, and whether its pieces join without a newline.
     block: usize,
     glue: bool,
+    /// Where the block being added ends in the rendered text: no unit's range goes past it.
+    block_end: usize,
 }
 
 impl Builder {
@@ -308,7 +312,14 @@ impl Builder {
         for line in &lines[1..] {
             let tokens = count_tokens(line) + 1;
             if !group.is_empty() && group_tokens + tokens > self.max {
-                self.add(unit(format!("{header}\n{group}"), group_start, page, false));
+                let text = format!("{header}\n{group}");
+                if count_tokens(&text) <= self.max {
+                    let mut part = unit(text, group_start, page, false);
+                    part.end = at.saturating_sub(1);
+                    self.add(part);
+                } else {
+                    self.add_text(&text, group_start, page, false);
+                }
                 group.clear();
                 group_tokens = header_tokens;
                 group_start = at;
@@ -333,8 +344,11 @@ impl Builder {
     fn add(&mut self, mut unit: Unit) {
         unit.block = self.block;
         unit.glue = self.glue;
-        // One token for the newline that joins units.
-        if !self.current.is_empty() && self.current_tokens + unit.tokens + 1 > self.max {
+        // A table part's text repeats the header, which sits earlier in the document: its
+        // range runs from its first row and never past its block.
+        unit.end = unit.end.min(self.block_end);
+        unit.start = unit.start.min(unit.end);
+        if !self.current.is_empty() && !self.fits(&unit) {
             if self.current.len() == self.carried {
                 // Only overlap so far, and the unit does not fit beside it: drop the overlap
                 // rather than emit a chunk that repeats its predecessor.
@@ -343,10 +357,28 @@ impl Builder {
                 self.carried = 0;
             } else {
                 self.flush(true);
+                if !self.current.is_empty() && !self.fits(&unit) {
+                    self.current.clear();
+                    self.current_tokens = 0;
+                    self.carried = 0;
+                }
             }
         }
         self.current_tokens += unit.tokens + usize::from(!self.current.is_empty());
         self.current.push(unit);
+    }
+
+    /// Whether `unit` fits beside the current units. The running sum of unit tokens (plus one
+    /// per join) is an estimate: BPE can merge across a join either way, so near the limit the
+    /// joined text is counted exactly.
+    fn fits(&self, unit: &Unit) -> bool {
+        let estimate = self.current_tokens + unit.tokens + 1;
+        if estimate * 10 < self.max * 9 {
+            return true;
+        }
+        let mut units = self.current.clone();
+        units.push(unit.clone());
+        count_tokens(&joined(&units)) <= self.max
     }
 
     /// Closes the current chunk; `carry` keeps its last sentences as the next one's overlap.
@@ -360,17 +392,7 @@ impl Builder {
         }
         let units = std::mem::take(&mut self.current);
         self.current_tokens = 0;
-        let mut text = String::new();
-        let mut previous: Option<usize> = None;
-        for u in &units {
-            if previous.is_some() && !(u.glue && previous == Some(u.block)) {
-                text.truncate(text.trim_end().len());
-                text.push('\n');
-            }
-            text.push_str(&u.text);
-            previous = Some(u.block);
-        }
-        let text = text.trim().to_owned();
+        let text = joined(&units);
         let pages = units
             .iter()
             .filter_map(|u| u.page)
@@ -378,8 +400,10 @@ impl Builder {
                 None => Some((p, p)),
                 Some((a, b)) => Some((a.min(p), b.max(p))),
             });
-        let start = units.first().map(|u| u.start).unwrap_or(0);
-        let end = units.last().map(|u| u.end).unwrap_or(start);
+        // Min and max, not first and last: parts of an oversized table row group are placed
+        // approximately and may not be in order.
+        let start = units.iter().map(|u| u.start).min().unwrap_or(0);
+        let end = units.iter().map(|u| u.end).max().unwrap_or(start);
         self.chunks.push(Chunk {
             tokens: count_tokens(&text),
             text,
@@ -409,6 +433,21 @@ impl Builder {
             self.current = kept;
         }
     }
+}
+
+/// The units' text: pieces of one block glued as they were, blocks on lines of their own.
+fn joined(units: &[Unit]) -> String {
+    let mut text = String::new();
+    let mut previous: Option<usize> = None;
+    for u in units {
+        if previous.is_some() && !(u.glue && previous == Some(u.block)) {
+            text.truncate(text.trim_end().len());
+            text.push('\n');
+        }
+        text.push_str(&u.text);
+        previous = Some(u.block);
+    }
+    text.trim().to_owned()
 }
 
 /// The byte length of the longest prefix of `text` (cut on a char boundary, after
