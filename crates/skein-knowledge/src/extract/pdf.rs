@@ -235,6 +235,33 @@ mod tests {
         );
     }
 
+    /// The fallback reads pages where poppler is installed and stands aside where it is not;
+    /// either way the answer is stated, never skipped.
+    #[test]
+    fn pdftotext_reads_pages_when_installed() {
+        let pdf = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/fixtures/sample.pdf"
+        ))
+        .unwrap();
+        match with_pdftotext(&pdf) {
+            None => assert!(!pdftotext_available()),
+            Some(pages) => {
+                let pages = pages.unwrap();
+                assert_eq!(pages.len(), 3);
+                let blocks = blocks(&pages);
+                assert_eq!(
+                    blocks[1],
+                    Block::paragraph("Expenses are filed within sixty days.").on_page(Some(2))
+                );
+            }
+        }
+        assert!(matches!(
+            with_pdftotext(b"%PDF-1.4 garbage"),
+            None | Some(Err(ExtractError::Corrupt { .. }))
+        ));
+    }
+
     #[test]
     fn not_a_pdf_is_corrupt() {
         assert!(matches!(
