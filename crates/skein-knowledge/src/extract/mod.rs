@@ -133,6 +133,25 @@ pub enum ExtractError {
 }
 
 impl ExtractError {
+    /// The message a user sees on the document, in their language (the reason of a corrupt
+    /// file comes from the parser and stays in English).
+    pub fn message(&self, lang: skein_core::i18n::Lang) -> String {
+        match lang {
+            skein_core::i18n::Lang::En => self.to_string(),
+            skein_core::i18n::Lang::Zh => match self {
+                ExtractError::Corrupt { format, reason } => {
+                    format!("该 {format} 文件已损坏或不是 {format} 文件：{reason}")
+                }
+                ExtractError::Encrypted { format } => format!("该 {format} 文件有密码保护"),
+                ExtractError::TooLarge {
+                    format,
+                    limit_bytes,
+                } => format!("该 {format} 文件解压后超过 {limit_bytes} 字节的上限"),
+                ExtractError::NoText { format } => format!("该 {format} 文件中没有文字"),
+            },
+        }
+    }
+
     fn corrupt(format: Format, reason: impl std::fmt::Display) -> ExtractError {
         ExtractError::Corrupt {
             format: format.as_str(),
@@ -218,6 +237,19 @@ mod tests {
         assert_eq!(
             Format::from_mime("text/html; charset=utf-8"),
             Some(Format::Html)
+        );
+    }
+
+    #[test]
+    fn errors_speak_both_languages() {
+        let error = ExtractError::Encrypted { format: "pdf" };
+        assert_eq!(
+            error.message(skein_core::i18n::Lang::En),
+            "the pdf file is password-protected"
+        );
+        assert_eq!(
+            error.message(skein_core::i18n::Lang::Zh),
+            "该 pdf 文件有密码保护"
         );
     }
 
