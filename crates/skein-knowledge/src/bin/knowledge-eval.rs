@@ -86,12 +86,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (t, good, bad) in &sweep {
             println!("{t:>9.2} {:>22} {:>22}", format!("{good}/{unanswerable}"), format!("{bad}/{answerable}"));
         }
+        let latency = search_latency(&corpus, SCALE_CHUNKS).await?;
+        println!(
+            "\nlexical search over {} synthetic chunks (SQLite in memory, this build's profile): p50 {:.2} ms, p99 {:.2} ms over {} queries",
+            SCALE_CHUNKS, latency.0, latency.1, latency.2
+        );
         if let Some(parent) = out.parent() {
             std::fs::create_dir_all(parent)?;
         }
         let document = json!({
             "chunking": { "max_tokens": chunking.max_tokens, "overlap_tokens": chunking.overlap_tokens },
             "reports": reports,
+            "search_latency": {
+                "chunks": SCALE_CHUNKS, "p50_ms": latency.0, "p99_ms": latency.1, "queries": latency.2,
+                "note": "SQLite in memory, BM25 only, synthetic chunks mixed from the corpus's ~200 sentences: pessimistic, every query term is in a large share of the chunks",
+            },
             "threshold_sweep": sweep.iter().map(|(t, good, bad)| json!({
                 "min_coverage": t, "unanswerable_rejected": good, "answerable_rejected": bad,
             })).collect::<Vec<_>>(),
@@ -100,4 +109,74 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("\nwritten to {}", out.display());
         Ok(())
     })
+}
+
+/// How many chunks the latency measurement indexes.
+const SCALE_CHUNKS: usize = 20_000;
+
+/// Indexes `chunks` synthetic chunks (sentences of the corpus mixed by a fixed pseudo-random
+/// sequence, about 60 terms each) and times every question against them five times:
+/// (p50 ms, p99 ms, queries). A pessimistic set: drawn from ~200 sentences, every query term
+/// occurs in a large share of the chunks, so FTS5 scores most of the table for each query;
+/// real text is far sparser. The benchmark of record (100,000 real chunks, both databases)
+/// is still to be built.
+async fn search_latency(
+    corpus: &eval::Corpus,
+    chunks: usize,
+) -> Result<(f64, f64, usize), Box<dyn std::error::Error>> {
+    use skein_knowledge::lexical::IndexedChunk;
+    use skein_text::chunk::{render, sentences};
+
+    let analyzer = Analyzer::default();
+    let pool: Vec<Vec<String>> = corpus
+        .documents
+        .iter()
+        .flat_map(|d| {
+            let text = render(&d.blocks);
+            sentences(&text)
+                .into_iter()
+                .map(|(_, s)| analyzer.terms(s))
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let db = Db::connect("sqlite::memory:", 1).await?;
+    db.migrate(&[&skein_knowledge::MIGRATIONS]).await?;
+    let index = LexicalIndex::new(db);
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % 1_000_003).unwrap_or(0)
+    };
+    let mut batch = Vec::new();
+    for i in 0..chunks {
+        let mut terms = Vec::new();
+        while terms.len() < 60 {
+            terms.extend(pool[next() % pool.len()].iter().cloned());
+        }
+        batch.push(IndexedChunk {
+            chunk_id: format!("c{i}"),
+            document_id: format!("d{}", i / 20),
+            terms,
+        });
+        if batch.len() == 1000 {
+            index.insert("scale", &batch).await?;
+            batch.clear();
+        }
+    }
+    index.insert("scale", &batch).await?;
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        for q in &corpus.questions {
+            let terms = analyzer.terms(&q.question);
+            let started = std::time::Instant::now();
+            index.search("scale", &terms, 10).await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    Ok((at(0.5), at(0.99), times.len()))
 }
