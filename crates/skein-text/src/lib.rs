@@ -1,8 +1,11 @@
 //! Text utilities Skein's services share, with no knowledge of any service: token counting
-//! (`tokens`) now; segmentation (jieba) and chunking for the Knowledge service will join it.
+//! (`tokens`), search terms for Chinese and English (`segment`), and cutting structured
+//! documents into token-sized chunks (`chunk`), the last two for the Knowledge service.
 //!
 //! Kept out of `skein-core` so the crates that need no tokenizer (the gateway, the User
-//! service) do not carry its tables, and so the text code can grow without touching what
-//! every crate depends on.
+//! service) do not carry its tables or jieba's dictionary, and so the text code can grow
+//! without touching what every crate depends on.
 
+pub mod chunk;
+pub mod segment;
 pub mod tokens;

@@ -1,0 +1,178 @@
+//! The lexical index on SQLite (FTS5) and PostgreSQL (tsvector): Chinese and English terms
+//! match, results are ranked by BM25 and confined to their base, re-indexing a chunk never
+//! duplicates it, and documents and bases are removed whole.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use common::TestDb;
+use skein_db::Backend;
+use skein_knowledge::lexical::{IndexedChunk, LexicalIndex};
+use skein_text::segment::Analyzer;
+
+fn chunk(id: &str, document: &str, text: &str) -> IndexedChunk {
+    IndexedChunk {
+        chunk_id: id.into(),
+        document_id: document.into(),
+        terms: Analyzer::default().terms(text),
+    }
+}
+
+fn ids(hits: &[skein_knowledge::lexical::LexicalHit]) -> Vec<&str> {
+    hits.iter().map(|h| h.chunk_id.as_str()).collect()
+}
+
+async fn ranks_and_filters(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let index = LexicalIndex::new(t.db.clone());
+    let chunks = [
+        chunk(
+            "a1",
+            "doc-a",
+            "员工每年享有十五天带薪年假，未休完的年假可以顺延五天。",
+        ),
+        chunk("a2", "doc-a", "病假超过两天需要提供医院的诊断证明。"),
+        chunk(
+            "b1",
+            "doc-b",
+            "Annual leave: employees get 22 days of paid leave a year.",
+        ),
+        chunk(
+            "b2",
+            "doc-b",
+            "Expense claims are filed through the finance portal.",
+        ),
+        chunk(
+            "b3",
+            "doc-b",
+            "The finance team answers questions about the portal and leave.",
+        ),
+    ];
+    index.insert("base-1", &chunks).await.unwrap();
+    // The same chunks again (a resumed job): nothing is duplicated.
+    index.insert("base-1", &chunks).await.unwrap();
+    // Another base with a chunk that would match: never returned for base-1.
+    index
+        .insert(
+            "base-2",
+            &[chunk("x1", "doc-x", "年假 annual leave 年假 annual leave")],
+        )
+        .await
+        .unwrap();
+
+    let q = |text: &str| Analyzer::default().terms(text);
+    let hits = index
+        .search("base-1", &q("年假可以顺延吗？"), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&hits), ["a1"], "{hits:?}");
+    assert!(hits[0].coverage > 0.99, "{hits:?}");
+
+    let hits = index
+        .search("base-1", &q("How many days of annual leave?"), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&hits)[0], "b1", "{hits:?}");
+    assert!(hits.iter().all(|h| h.chunk_id != "x1"));
+    // b3 mentions "leave" only: lower score and lower coverage than b1.
+    let b3 = hits.iter().find(|h| h.chunk_id == "b3").unwrap();
+    assert!(b3.score < hits[0].score && b3.coverage < hits[0].coverage);
+
+    let hits = index
+        .search("base-1", &q("finance portal"), 1)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+
+    // A question about something the base never mentions covers little.
+    let hits = index
+        .search("base-1", &q("annual unicorn budget"), 10)
+        .await
+        .unwrap();
+    assert!(hits.iter().all(|h| h.coverage < 0.5), "{hits:?}");
+    assert!(
+        index
+            .search("base-1", &q("的 the"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        index
+            .search("nobase", &q("年假"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(index.remove_document("doc-a").await.unwrap(), 2);
+    assert!(
+        index
+            .search("base-1", &q("年假"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(index.remove_base("base-2").await.unwrap(), 1);
+    let hits = index
+        .search("base-2", &q("annual leave"), 10)
+        .await
+        .unwrap();
+    assert!(hits.is_empty());
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_ranks_and_filters() {
+    ranks_and_filters(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ranks_and_filters() {
+    ranks_and_filters(Backend::Postgres).await;
+}
+
+async fn odd_terms_are_safe(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let index = LexicalIndex::new(t.db.clone());
+    // Terms with quotes, backslashes and FTS/tsquery operators reach neither parser as syntax.
+    let nasty: Vec<String> = [
+        "o'neil",
+        "\"quoted\"",
+        "a\\b",
+        "NEAR",
+        "OR",
+        "&",
+        "|",
+        "!",
+        ":*",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    index
+        .insert(
+            "b",
+            &[IndexedChunk {
+                chunk_id: "c".into(),
+                document_id: "d".into(),
+                terms: nasty.clone(),
+            }],
+        )
+        .await
+        .unwrap();
+    let hits = index.search("b", &nasty, 5).await.unwrap();
+    assert_eq!(ids(&hits), ["c"]);
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_odd_terms_are_safe() {
+    odd_terms_are_safe(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_odd_terms_are_safe() {
+    odd_terms_are_safe(Backend::Postgres).await;
+}
