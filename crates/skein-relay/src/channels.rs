@@ -14,16 +14,160 @@ use utoipa::ToSchema;
 
 use crate::vault::Vault;
 
-/// The upstream wire formats a channel can speak, one adapter each in [`crate::upstream`].
-pub const KINDS: &[&str] = &["openai", "azure", "anthropic", "gemini"];
+/// The upstream wire format a channel speaks: one variant per adapter in [`crate::upstream`].
+/// Stored and sent as its lower-case name (`openai`, `azure`, `anthropic`, `gemini`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// OpenAI, or any OpenAI-compatible API (DeepSeek, Qwen, Moonshot, vLLM, Ollama, ...).
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// Azure OpenAI: OpenAI's wire format behind per-resource URLs and an `api-key` header.
+    Azure,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google's Gemini API (`generativelanguage`).
+    Gemini,
+}
 
-/// The default base URL of a kind (Azure has none: each resource has its own).
-pub fn default_base_url(kind: &str) -> Option<&'static str> {
-    match kind {
-        "openai" => Some("https://api.openai.com"),
-        "anthropic" => Some("https://api.anthropic.com"),
-        "gemini" => Some("https://generativelanguage.googleapis.com"),
-        _ => None,
+impl ChannelKind {
+    /// Every kind, in the order error messages list them.
+    pub const ALL: [ChannelKind; 4] = [
+        ChannelKind::OpenAi,
+        ChannelKind::Azure,
+        ChannelKind::Anthropic,
+        ChannelKind::Gemini,
+    ];
+
+    /// The name stored in `channels.kind` and shown in the API (`type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::OpenAi => "openai",
+            ChannelKind::Azure => "azure",
+            ChannelKind::Anthropic => "anthropic",
+            ChannelKind::Gemini => "gemini",
+        }
+    }
+
+    /// Every kind's name, for messages that list them.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|k| k.as_str()).collect()
+    }
+}
+
+impl std::fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A kind name this build does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKind(pub String);
+
+impl std::fmt::Display for UnknownKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown channel kind `{}` (this version knows {})",
+            self.0,
+            ChannelKind::names().join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownKind {}
+
+impl std::str::FromStr for ChannelKind {
+    type Err = UnknownKind;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        ChannelKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| UnknownKind(name.to_string()))
+    }
+}
+
+impl sqlx::Type<sqlx::Any> for ChannelKind {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <&str as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Any>>::compatible(ty)
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Any> for ChannelKind {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<'q, sqlx::Any>>::encode(self.as_str(), buf)
+    }
+}
+
+/// Strict: a kind this build does not know is a decode error that names it. Rows of
+/// `channels` read the column as a [`StoredKind`] instead, so one such row cannot fail every
+/// read of the table.
+impl<'r> sqlx::Decode<'r, sqlx::Any> for ChannelKind {
+    fn decode(
+        value: <sqlx::Any as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        let name = <String as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
+        Ok(name.parse::<ChannelKind>()?)
+    }
+}
+
+/// A `channels.kind` value as read: a kind this build knows, or the name of one it does not
+/// (a channel written by a newer version). Such a channel is skipped by routing and shown to
+/// admins as disabled, with the reason, instead of failing every read of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredKind {
+    /// A kind with an adapter.
+    Known(ChannelKind),
+    /// A name with no adapter in this build.
+    Unknown(String),
+}
+
+impl StoredKind {
+    /// The stored name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            StoredKind::Known(kind) => kind.as_str(),
+            StoredKind::Unknown(name) => name,
+        }
+    }
+
+    /// The kind, or why this build cannot use it.
+    pub fn known(&self) -> Result<ChannelKind, UnknownKind> {
+        match self {
+            StoredKind::Known(kind) => Ok(*kind),
+            StoredKind::Unknown(name) => Err(UnknownKind(name.clone())),
+        }
+    }
+}
+
+impl From<String> for StoredKind {
+    fn from(name: String) -> Self {
+        match name.parse() {
+            Ok(kind) => StoredKind::Known(kind),
+            Err(UnknownKind(name)) => StoredKind::Unknown(name),
+        }
+    }
+}
+
+impl From<ChannelKind> for StoredKind {
+    fn from(kind: ChannelKind) -> Self {
+        StoredKind::Known(kind)
+    }
+}
+
+/// Written as the stored name, so a known kind reads exactly as [`ChannelKind`] does.
+impl Serialize for StoredKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -41,8 +185,9 @@ pub struct ChannelSecrets {
 pub struct ChannelRow {
     /// Id.
     pub id: String,
-    /// Wire format (`openai`, `azure`, `anthropic`, `gemini`).
-    pub kind: String,
+    /// Wire format, as stored (a kind this build does not know stays readable).
+    #[sqlx(try_from = "String")]
+    pub kind: StoredKind,
     /// Label.
     pub name: String,
     /// Upstream base URL.
@@ -91,9 +236,11 @@ const CHANNEL_COLUMNS: &str = "id, kind, name, base_url, secrets, key_count, mod
 pub struct Channel {
     /// Id.
     pub id: String,
-    /// Wire format.
+    /// Wire format. A channel of a kind this version does not know (written by a newer one)
+    /// shows that kind's name, with status `disabled` and the reason.
     #[serde(rename = "type")]
-    pub kind: String,
+    #[schema(value_type = ChannelKind)]
+    pub kind: StoredKind,
     /// Label.
     pub name: String,
     /// Upstream base URL.
@@ -143,6 +290,10 @@ fn json_or<T: for<'de> Deserialize<'de> + Default>(text: &str) -> T {
 
 impl From<ChannelRow> for Channel {
     fn from(r: ChannelRow) -> Self {
+        let (status, status_reason) = match r.kind.known() {
+            Ok(_) => (r.status, r.status_reason),
+            Err(unknown) => ("disabled".to_string(), Some(unknown.to_string())),
+        };
         Channel {
             models: json_or(&r.models),
             model_mapping: json_or(&r.model_mapping),
@@ -157,8 +308,8 @@ impl From<ChannelRow> for Channel {
             priority: r.priority,
             weight: r.weight,
             timeout_secs: r.timeout_secs,
-            status: r.status,
-            status_reason: r.status_reason,
+            status,
+            status_reason,
             circuit: "closed",
             last_test_at: r.last_test_at.map(ms_to_rfc3339),
             last_test_latency_ms: r.last_test_latency_ms,
@@ -173,7 +324,7 @@ impl From<ChannelRow> for Channel {
 #[derive(Debug, Clone)]
 pub struct ChannelSettings {
     /// Wire format.
-    pub kind: String,
+    pub kind: ChannelKind,
     /// Label.
     pub name: String,
     /// Base URL without a trailing slash.
@@ -272,7 +423,7 @@ pub async fn save(
     };
     sqlx::query(sql)
         .bind(id)
-        .bind(&s.kind)
+        .bind(s.kind)
         .bind(&s.name)
         .bind(&s.base_url)
         .bind(sealed)
@@ -368,7 +519,7 @@ pub struct LiveChannel {
     /// Name, for logs.
     pub name: String,
     /// Wire format.
-    pub kind: String,
+    pub kind: ChannelKind,
     /// Base URL.
     pub base_url: String,
     /// Keys, round-robin.
@@ -450,6 +601,13 @@ impl ChannelTable {
         let mut routes: HashMap<(String, String), Vec<std::sync::Arc<LiveChannel>>> =
             HashMap::new();
         for row in rows.iter().filter(|r| r.status == "enabled") {
+            let kind = match row.kind.known() {
+                Ok(kind) => kind,
+                Err(unknown) => {
+                    tracing::error!(channel = %row.id, %unknown, "channel skipped: this version has no adapter for its kind");
+                    continue;
+                }
+            };
             let secrets = match open_secrets(vault, &row.id, &row.secrets) {
                 Ok(s) => s,
                 Err(error) => {
@@ -460,7 +618,7 @@ impl ChannelTable {
             let live = std::sync::Arc::new(LiveChannel {
                 id: row.id.clone(),
                 name: row.name.clone(),
-                kind: row.kind.clone(),
+                kind,
                 base_url: row.base_url.clone(),
                 keys: secrets.keys,
                 headers: secrets.headers,
@@ -558,7 +716,7 @@ mod tests {
         };
         ChannelRow {
             id: id.into(),
-            kind: "openai".into(),
+            kind: ChannelKind::OpenAi.into(),
             name: id.into(),
             base_url: "http://x".into(),
             secrets: seal_secrets(vault, id, &secrets).unwrap_or_default(),
@@ -635,5 +793,49 @@ mod tests {
         let found = table.candidates("default", "m");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].key(), "key-old");
+    }
+
+    #[test]
+    fn kinds_read_and_write_their_names() {
+        for kind in ChannelKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<ChannelKind>(&json).ok(), Some(kind));
+            assert_eq!(kind.as_str().parse::<ChannelKind>(), Ok(kind));
+            let stored = StoredKind::from(kind.as_str().to_string());
+            assert_eq!(stored, StoredKind::Known(kind));
+            assert_eq!(serde_json::to_string(&stored).unwrap_or_default(), json);
+        }
+        assert!(serde_json::from_str::<ChannelKind>("\"open_ai\"").is_err());
+        let unknown = "deepseek".parse::<ChannelKind>().err();
+        assert_eq!(
+            unknown.map(|e| e.to_string()).as_deref(),
+            Some(
+                "unknown channel kind `deepseek` (this version knows openai, azure, anthropic, gemini)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_channel_of_an_unknown_kind_is_skipped_and_shown_disabled() {
+        let vault = Vault::new(&[1u8; 32]);
+        let known = row("a", 0, 1, &vault);
+        let mut newer = row("b", 0, 1, &vault);
+        newer.kind = StoredKind::from("deepseek".to_string());
+        let table = ChannelTable::build(&[known, newer.clone()], &vault);
+        let ids: Vec<String> = table
+            .candidates("default", "m")
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        assert_eq!(ids, vec!["a"], "b has no adapter in this version");
+        let view = serde_json::to_value(Channel::from(newer)).unwrap_or_default();
+        assert_eq!(view["type"], "deepseek");
+        assert_eq!(view["status"], "disabled");
+        assert!(
+            view["status_reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("unknown channel kind `deepseek`"))
+        );
     }
 }

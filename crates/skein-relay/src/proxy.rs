@@ -6,7 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
-use crate::channels::LiveChannel;
+use crate::channels::{ChannelKind, LiveChannel};
 
 /// What an upstream attempt came to.
 pub enum Attempt {
@@ -23,7 +23,7 @@ pub enum Attempt {
 
 /// Channel kinds whose base URL answers OpenAI's own paths: the embeddings, completions,
 /// images, audio and rerank routes go only to these.
-pub const OPENAI_KINDS: &[&str] = &["openai"];
+pub const OPENAI_KINDS: &[ChannelKind] = &[ChannelKind::OpenAi];
 
 /// Sends `body` (of `content_type`) to `path` under an OpenAI-format channel's base URL: the
 /// embeddings, completions, images, audio and rerank routes, which share chat's upstream rules
@@ -40,10 +40,8 @@ pub(crate) async fn send_to(
         .bearer_auth(channel.key())
         .header("content-type", content_type)
         .body(body);
-    match crate::upstream::for_kind("openai") {
-        Some(adapter) => crate::upstream::send_request(adapter, channel, req).await,
-        None => Attempt::Retry("no OpenAI adapter".into()),
-    }
+    let adapter = crate::upstream::for_kind(ChannelKind::OpenAi);
+    crate::upstream::send_request(adapter, channel, req).await
 }
 
 /// A one-token request to check a channel works, through its kind's adapter.

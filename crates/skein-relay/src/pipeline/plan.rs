@@ -32,7 +32,7 @@ pub(crate) async fn plan(
     model: Option<&str>,
 ) -> ApiResult<Plan> {
     plan_for(svc, caller, model, |c| {
-        proxy::OPENAI_KINDS.contains(&c.kind.as_str())
+        proxy::OPENAI_KINDS.contains(&c.kind)
     })
     .await
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use skein_core::ApiResult;
 
 use super::{StreamDecoder, Upstream, data_event, done_event, event_json};
-use crate::channels::LiveChannel;
+use crate::channels::{ChannelKind, LiveChannel};
 use crate::convert::anthropic as convert;
 use crate::proxy::Attempt;
 
@@ -18,8 +18,12 @@ pub const VERSION: &str = "2023-06-01";
 pub struct Anthropic;
 
 impl Upstream for Anthropic {
-    fn kind(&self) -> &'static str {
-        "anthropic"
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Anthropic
+    }
+
+    fn default_base_url(&self) -> Option<&'static str> {
+        Some("https://api.anthropic.com")
     }
 
     fn request(

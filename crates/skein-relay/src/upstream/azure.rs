@@ -7,7 +7,7 @@ use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
 
 use super::{PassThrough, StreamDecoder, Upstream};
-use crate::channels::LiveChannel;
+use crate::channels::{ChannelKind, LiveChannel};
 
 /// The API version used when the base URL names none (the first GA version with
 /// `stream_options.include_usage`, which streamed billing relies on).
@@ -48,8 +48,12 @@ pub fn chat_url(base_url: &str, deployment: &str) -> ApiResult<reqwest::Url> {
 }
 
 impl Upstream for Azure {
-    fn kind(&self) -> &'static str {
-        "azure"
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Azure
+    }
+
+    fn default_base_url(&self) -> Option<&'static str> {
+        None
     }
 
     fn request(

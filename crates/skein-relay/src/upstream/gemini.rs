@@ -9,7 +9,7 @@ use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
 
 use super::{StreamDecoder, Upstream, data_event, done_event, event_json};
-use crate::channels::LiveChannel;
+use crate::channels::{ChannelKind, LiveChannel};
 use crate::convert::gemini as convert;
 use crate::proxy::Attempt;
 
@@ -30,8 +30,12 @@ fn model_url(base_url: &str, model: &str, method: &str, sse: bool) -> ApiResult<
 }
 
 impl Upstream for Gemini {
-    fn kind(&self) -> &'static str {
-        "gemini"
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Gemini
+    }
+
+    fn default_base_url(&self) -> Option<&'static str> {
+        Some("https://generativelanguage.googleapis.com")
     }
 
     fn request(

@@ -16,13 +16,17 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use skein_core::ApiResult;
 
-use crate::channels::LiveChannel;
+use crate::channels::{ChannelKind, LiveChannel};
 use crate::proxy::Attempt;
 
 /// One upstream wire format.
 pub trait Upstream: Send + Sync {
-    /// The channel kind it serves (`openai`, `azure`, `anthropic`, `gemini`).
-    fn kind(&self) -> &'static str;
+    /// The channel kind it serves.
+    fn kind(&self) -> ChannelKind;
+
+    /// The vendor's base URL, for channels that name none (Azure has none: each resource has
+    /// its own).
+    fn default_base_url(&self) -> Option<&'static str>;
 
     /// The HTTP request for a pivot request whose `model` is already the upstream's name.
     /// Fails with a 400 naming a field the vendor cannot express.
@@ -109,15 +113,15 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_has_an_adapter() {
-        for kind in crate::channels::KINDS {
-            assert_eq!(for_kind(kind).map(|a| a.kind()), Some(*kind));
+    fn every_kind_has_its_adapter() {
+        for kind in ChannelKind::ALL {
+            assert_eq!(for_kind(kind).kind(), kind);
         }
     }
 
     #[test]
     fn errors_are_classified_from_structured_fields_only() {
-        let openai = for_kind("openai").unwrap_or_else(|| unreachable!());
+        let openai = for_kind(ChannelKind::OpenAi);
         let quota = Bytes::from(
             r#"{"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}"#,
         );
@@ -134,7 +138,7 @@ mod tests {
             matches!(openai.classify(429, Some("2"), Bytes::new()), Attempt::Retry(r) if r.contains("retry-after 2"))
         );
 
-        let anthropic = for_kind("anthropic").unwrap_or_else(|| unreachable!());
+        let anthropic = for_kind(ChannelKind::Anthropic);
         let credit = Bytes::from(
             r#"{"type": "error", "error": {"type": "invalid_request_error", "message": "Your credit balance is too low to access the Anthropic API."}}"#,
         );
@@ -154,7 +158,7 @@ mod tests {
             Attempt::Retry(_)
         ));
 
-        let gemini = for_kind("gemini").unwrap_or_else(|| unreachable!());
+        let gemini = for_kind(ChannelKind::Gemini);
         let bad_key = Bytes::from(
             r#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
             "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}}"#,
@@ -178,17 +182,14 @@ mod tests {
     }
 }
 
-/// Every kind a channel can have, each with its adapter.
-pub static ADAPTERS: &[&dyn Upstream] = &[
-    &openai::OpenAi,
-    &azure::Azure,
-    &anthropic::Anthropic,
-    &gemini::Gemini,
-];
-
-/// The adapter of a channel kind.
-pub fn for_kind(kind: &str) -> Option<&'static dyn Upstream> {
-    ADAPTERS.iter().copied().find(|a| a.kind() == kind)
+/// The adapter of a channel kind: the one place a new kind is wired to its module.
+pub fn for_kind(kind: ChannelKind) -> &'static dyn Upstream {
+    match kind {
+        ChannelKind::OpenAi => &openai::OpenAi,
+        ChannelKind::Azure => &azure::Azure,
+        ChannelKind::Anthropic => &anthropic::Anthropic,
+        ChannelKind::Gemini => &gemini::Gemini,
+    }
 }
 
 /// How remote images may be fetched for upstreams that need them inline.
@@ -206,14 +207,9 @@ pub async fn send(
     pivot: &Value,
     images: ImagePolicy,
 ) -> ApiResult<Attempt> {
-    let Some(adapter) = for_kind(&channel.kind) else {
-        return Ok(Attempt::Dead(format!(
-            "the channel kind {} has no adapter",
-            channel.kind
-        )));
-    };
+    let adapter = for_kind(channel.kind);
     let inlined;
-    let pivot = if adapter.kind() == "gemini" {
+    let pivot = if adapter.kind() == ChannelKind::Gemini {
         inlined = images::inline_remote_images(pivot, images).await?;
         &inlined
     } else {
@@ -234,7 +230,7 @@ pub async fn send_native(
     stream: bool,
     client_headers: &[(String, String)],
 ) -> Option<ApiResult<Attempt>> {
-    let adapter = for_kind(&channel.kind)?;
+    let adapter = for_kind(channel.kind);
     let mut req = match adapter.native_request(http, channel, body, model, stream)? {
         Ok(req) => req,
         Err(error) => return Some(Err(error)),
@@ -386,12 +382,7 @@ pub async fn probe(
     channel: &LiveChannel,
     model: &str,
 ) -> Result<(), String> {
-    let Some(adapter) = for_kind(&channel.kind) else {
-        return Err(format!(
-            "channels of kind {} are not supported",
-            channel.kind
-        ));
-    };
+    let adapter = for_kind(channel.kind);
     let upstream_model = channel.upstream_model(model).to_string();
     let pivot = json!({
         "model": upstream_model,
@@ -431,12 +422,7 @@ pub async fn fetch_models(
     http: &reqwest::Client,
     channel: &LiveChannel,
 ) -> Result<Vec<String>, String> {
-    let Some(adapter) = for_kind(&channel.kind) else {
-        return Err(format!(
-            "channels of kind {} are not supported",
-            channel.kind
-        ));
-    };
+    let adapter = for_kind(channel.kind);
     let mut req = adapter
         .models_request(http, channel)
         .map_err(|e| e.to_string())?

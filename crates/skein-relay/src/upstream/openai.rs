@@ -6,14 +6,18 @@ use serde_json::Value;
 use skein_core::ApiResult;
 
 use super::{PassThrough, StreamDecoder, Upstream};
-use crate::channels::LiveChannel;
+use crate::channels::{ChannelKind, LiveChannel};
 
 /// The OpenAI adapter.
 pub struct OpenAi;
 
 impl Upstream for OpenAi {
-    fn kind(&self) -> &'static str {
-        "openai"
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::OpenAi
+    }
+
+    fn default_base_url(&self) -> Option<&'static str> {
+        Some("https://api.openai.com")
     }
 
     fn request(
