@@ -33,12 +33,7 @@ pub const MIN_OUTPUT: i64 = 256;
 /// own models use o200k; OpenAI-compatible vendors (DeepSeek, Qwen, GLM, ...) and Gemini
 /// differ by up to about a tenth; Claude's tokenizer counts up to about a third more.
 pub fn safety_permille(kind: ChannelKind) -> i64 {
-    match kind {
-        ChannelKind::Anthropic => 1_350,
-        ChannelKind::Gemini => 1_150,
-        ChannelKind::Azure => 1_000,
-        ChannelKind::OpenAi => 1_100,
-    }
+    crate::vendor::adapter(kind).tokenizer_safety_permille()
 }
 
 /// Prompt tokens of a pivot (OpenAI chat) request, as o200k counts them.

@@ -316,7 +316,7 @@ pub async fn test_channel(
     let channel = live_channel(&svc, &row)?;
     let model = &model;
     let started = Instant::now();
-    let outcome = crate::proxy::probe(&svc.http, &channel, model).await;
+    let outcome = crate::upstream::probe(&svc.http, &channel, model).await;
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (ok, message) = match outcome {
         Ok(()) => (true, "ok".to_string()),
@@ -431,7 +431,7 @@ fn name(raw: &str) -> ApiResult<String> {
 fn base_url(kind: ChannelKind, raw: Option<&str>) -> ApiResult<String> {
     let url = match raw.map(str::trim).filter(|u| !u.is_empty()) {
         Some(url) => url,
-        None => crate::upstream::for_kind(kind)
+        None => crate::vendor::adapter(kind)
             .default_base_url()
             .ok_or_else(|| {
                 ApiError::invalid_field(

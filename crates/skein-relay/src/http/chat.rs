@@ -59,7 +59,7 @@ pub(crate) async fn messages(
     let stream = anthropic["stream"].as_bool() == Some(true);
     let model = anthropic["model"].as_str().unwrap_or("").to_string();
     let (request, mut native) = chat::with_native(
-        crate::convert::anthropic::request_to_openai(&anthropic),
+        crate::vendor::anthropic::request_to_openai(&anthropic),
         anthropic,
         &model,
         stream,
@@ -113,7 +113,7 @@ pub(crate) async fn gemini(
         .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
     let gemini = parse_json(&body)?;
     let (request, native) = chat::with_native(
-        crate::convert::gemini::request_to_openai(&gemini, model, stream),
+        crate::vendor::gemini::request_to_openai(&gemini, model, stream),
         gemini,
         model,
         stream,

@@ -31,8 +31,8 @@ use super::plan::{Plan, plan_for};
 use crate::RelayService;
 use crate::channels::{ChannelKind, LiveChannel};
 use crate::estimate;
-use crate::proxy::Attempt;
 use crate::upstream;
+use crate::vendor::{self, Attempt};
 
 /// The wire format the caller speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,7 +363,7 @@ impl Job {
                     .native
                     .as_ref()
                     .is_some_and(|_| native_on(format, &channel));
-                let adapter = upstream::for_kind(channel.kind);
+                let adapter = vendor::adapter(channel.kind);
                 if format == Format::Events {
                     let body = adapter.error_to_openai(body);
                     return Err(refused_error(
@@ -382,7 +382,7 @@ impl Job {
             .native
             .as_ref()
             .is_some_and(|_| native_on(format, &channel));
-        let adapter = upstream::for_kind(channel.kind);
+        let adapter = vendor::adapter(channel.kind);
         let upstream_model = channel.upstream_model(&self.plan.model).to_string();
         let bill = stream::Bill {
             meter,

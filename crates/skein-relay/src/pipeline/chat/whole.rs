@@ -10,7 +10,8 @@ use super::stream::Bill;
 use crate::pipeline::Reply;
 use crate::pipeline::input::usage_in;
 use crate::proxy::{Tokens, estimate_tokens, usage_of};
-use crate::upstream::{self, Upstream};
+use crate::upstream;
+use crate::vendor::Upstream;
 
 /// The upstream's own refusal (a 4xx), in the client's format.
 pub(super) fn refused(
@@ -119,10 +120,10 @@ pub(super) async fn relay_whole(
         // The client speaks the vendor's format: the answer as the vendor wrote it.
         _ if native => bytes,
         (Format::Anthropic, Some(value)) => {
-            Bytes::from(crate::convert::anthropic::response_from_openai(&value, &model).to_string())
+            Bytes::from(crate::vendor::anthropic::response_from_openai(&value, &model).to_string())
         }
         (Format::Gemini { .. }, Some(value)) => {
-            Bytes::from(crate::convert::gemini::response_from_openai(&value, &model).to_string())
+            Bytes::from(crate::vendor::gemini::response_from_openai(&value, &model).to_string())
         }
         (Format::OpenAi | Format::Events, Some(value)) if !adapter.speaks_pivot() => {
             Bytes::from(value.to_string())

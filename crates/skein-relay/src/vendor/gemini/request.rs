@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 use skein_core::{ApiError, ApiResult};
 
+use crate::vendor::pivot;
+
 fn unsupported(what: &str) -> ApiError {
     ApiError::bad_request(
         "unsupported_content",
@@ -36,11 +38,11 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
                     (Some("ANY"), Some([name])) => {
                         json!({"type": "function", "function": {"name": name}})
                     }
-                    _ => return Err(super::only_native("toolConfig", "Gemini")),
+                    _ => return Err(pivot::only_native("toolConfig", "Gemini")),
                 };
                 out.insert("tool_choice".into(), choice);
             }
-            _ => return Err(super::only_native(field, "Gemini")),
+            _ => return Err(pivot::only_native(field, "Gemini")),
         }
     }
     let config = &req["generationConfig"];
@@ -65,7 +67,7 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
                 if let Some(budget) = value["thinkingBudget"].as_i64().filter(|b| *b >= 0) {
                     out.insert(
                         "reasoning_effort".into(),
-                        json!(super::effort_for_budget(budget)),
+                        json!(pivot::effort_for_budget(budget)),
                     );
                 }
             }
@@ -82,7 +84,7 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
                 );
             }
             _ => {
-                return Err(super::only_native(
+                return Err(pivot::only_native(
                     &format!("generationConfig.{field}"),
                     "Gemini",
                 ));
@@ -390,12 +392,12 @@ pub fn chunk_from_openai(
 const UPSTREAM: &str = "gemini";
 
 fn carry(field: &str) -> ApiError {
-    super::cannot_carry(field, UPSTREAM)
+    pivot::cannot_carry(field, UPSTREAM)
 }
 
 /// The Gemini parts of an OpenAI user or system content. Image URLs must already be `data:`
 /// URLs: Gemini takes remote images only from Google's own storage, so the adapter fetches
-/// others first ([`crate::upstream::images`]).
+/// others first ([`super::images`]).
 fn parts_from_openai(content: &Value, field: &str) -> ApiResult<Vec<Value>> {
     match content {
         Value::String(text) => Ok(vec![json!({"text": text})]),
@@ -407,7 +409,7 @@ fn parts_from_openai(content: &Value, field: &str) -> ApiResult<Vec<Value>> {
                 Some("text") => Ok(json!({"text": part["text"]})),
                 Some("image_url") => {
                     let url = part["image_url"]["url"].as_str().unwrap_or("");
-                    let (mime, data) = super::parse_data_url(url)
+                    let (mime, data) = pivot::parse_data_url(url)
                         .ok_or_else(|| carry(&format!("{field}[{j}].image_url.url")))?;
                     Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
                 }
@@ -474,7 +476,7 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
             "reasoning_effort" => {
                 let budget = value
                     .as_str()
-                    .and_then(super::budget_for_effort)
+                    .and_then(pivot::budget_for_effort)
                     .ok_or_else(|| carry("reasoning_effort"))?;
                 config.insert(
                     "thinkingConfig".into(),
@@ -516,7 +518,7 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
         match message["role"].as_str().unwrap_or("") {
             "system" | "developer" => {
                 // A system instruction is text.
-                let text = super::plain_text(&message["content"])
+                let text = pivot::plain_text(&message["content"])
                     .ok_or_else(|| carry(&format!("{field}.content")))?;
                 system.push(json!({"text": text}));
             }
@@ -526,7 +528,7 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
             }
             "assistant" => {
                 let mut parts = Vec::new();
-                let text = super::plain_text(&message["content"])
+                let text = pivot::plain_text(&message["content"])
                     .ok_or_else(|| carry(&format!("{field}.content")))?;
                 if !text.is_empty() {
                     parts.push(json!({"text": text}));
@@ -562,7 +564,7 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
                 let name = names.get(id).ok_or_else(|| {
                     carry(&format!("{field}.tool_call_id (no earlier call has it)"))
                 })?;
-                let text = super::plain_text(&message["content"])
+                let text = pivot::plain_text(&message["content"])
                     .ok_or_else(|| carry(&format!("{field}.content")))?;
                 // Gemini wants an object; a tool that answered JSON keeps its structure.
                 let response = match serde_json::from_str::<Value>(&text) {
@@ -645,7 +647,7 @@ pub fn finish_to_openai(reason: &str, called: bool) -> &'static str {
 pub fn usage_to_openai(meta: &Value) -> Value {
     let int = |k: &str| meta[k].as_i64().unwrap_or(0);
     let thoughts = int("thoughtsTokenCount");
-    super::openai_usage(
+    pivot::openai_usage(
         int("promptTokenCount") + int("toolUsePromptTokenCount"),
         int("candidatesTokenCount") + thoughts,
         int("cachedContentTokenCount"),
@@ -714,7 +716,7 @@ pub fn response_to_openai(resp: &Value, model: &str) -> Value {
     json!({
         "id": format!("chatcmpl-{}", resp["responseId"].as_str().unwrap_or("gemini")),
         "object": "chat.completion",
-        "created": super::now_secs(),
+        "created": pivot::now_secs(),
         "model": resp["modelVersion"].as_str().unwrap_or(model),
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
         "usage": usage_to_openai(&resp["usageMetadata"]),
@@ -740,7 +742,7 @@ impl UpstreamStream {
         UpstreamStream {
             id: "chatcmpl-gemini".into(),
             model: model.to_string(),
-            created: super::now_secs(),
+            created: pivot::now_secs(),
             started: false,
             calls: 0,
             call_prefix: call_prefix(),
@@ -749,7 +751,7 @@ impl UpstreamStream {
     }
 
     fn chunk(&self, delta: Value, finish: Value) -> Value {
-        super::openai_chunk(&self.id, &self.model, self.created, delta, finish)
+        pivot::openai_chunk(&self.id, &self.model, self.created, delta, finish)
     }
 
     /// The OpenAI chunks for one Gemini stream item; an item that carries an `error` is `Err`.
@@ -803,7 +805,7 @@ impl UpstreamStream {
     pub fn finish(&mut self) -> Option<Value> {
         self.usage
             .take()
-            .map(|usage| super::openai_usage_chunk(&self.id, &self.model, self.created, usage))
+            .map(|usage| pivot::openai_usage_chunk(&self.id, &self.model, self.created, usage))
     }
 }
 

@@ -4,6 +4,8 @@
 use serde_json::{Map, Value, json};
 use skein_core::{ApiError, ApiResult};
 
+use crate::vendor::pivot;
+
 fn unsupported(what: &str) -> ApiError {
     ApiError::bad_request(
         "unsupported_content",
@@ -36,11 +38,11 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
                 let budget = value["budget_tokens"].as_i64().unwrap_or(0);
                 out.insert(
                     "reasoning_effort".into(),
-                    json!(super::effort_for_budget(budget)),
+                    json!(pivot::effort_for_budget(budget)),
                 );
             }
             "service_tier" if value == "auto" => {}
-            _ => return Err(super::only_native(field, "Anthropic")),
+            _ => return Err(pivot::only_native(field, "Anthropic")),
         }
     }
     out.insert("model".into(), req["model"].clone());
@@ -444,7 +446,7 @@ pub const DEFAULT_MAX_TOKENS: i64 = 4096;
 const UPSTREAM: &str = "anthropic";
 
 fn carry(field: &str) -> ApiError {
-    super::cannot_carry(field, UPSTREAM)
+    pivot::cannot_carry(field, UPSTREAM)
 }
 
 /// An OpenAI image part as an Anthropic image block (base64 from a `data:` URL, else by URL).
@@ -452,7 +454,7 @@ fn image_block(part: &Value, field: &str) -> ApiResult<Value> {
     let url = part["image_url"]["url"]
         .as_str()
         .ok_or_else(|| carry(&format!("{field}.image_url")))?;
-    if let Some((mime, data)) = super::parse_data_url(url) {
+    if let Some((mime, data)) = pivot::parse_data_url(url) {
         return Ok(
             json!({"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}),
         );
@@ -543,7 +545,7 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
     out.entry("max_tokens")
         .or_insert_with(|| json!(DEFAULT_MAX_TOKENS));
     if let Some(effort) = req["reasoning_effort"].as_str() {
-        let budget = super::budget_for_effort(effort).ok_or_else(|| carry("reasoning_effort"))?;
+        let budget = pivot::budget_for_effort(effort).ok_or_else(|| carry("reasoning_effort"))?;
         let max_tokens = out["max_tokens"].as_i64().unwrap_or(DEFAULT_MAX_TOKENS);
         // Anthropic thinks within max_tokens, at least 1,024 tokens of it.
         let budget = budget.min(max_tokens - 1);
@@ -581,7 +583,7 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
         match message["role"].as_str().unwrap_or("") {
             "system" | "developer" => {
                 // Anthropic's system prompt takes text blocks only.
-                let text = super::plain_text(&message["content"])
+                let text = pivot::plain_text(&message["content"])
                     .ok_or_else(|| carry(&format!("{field}.content")))?;
                 system.push(json!({"type": "text", "text": text}));
             }
@@ -595,7 +597,7 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
                 match &message["content"] {
                     Value::Null => {}
                     content => {
-                        let text = super::plain_text(content)
+                        let text = pivot::plain_text(content)
                             .ok_or_else(|| carry(&format!("{field}.content")))?;
                         if !text.is_empty() {
                             blocks.push(json!({"type": "text", "text": text}));
@@ -629,7 +631,7 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
                 push_turn(&mut messages, "assistant", blocks);
             }
             "tool" => {
-                let text = super::plain_text(&message["content"])
+                let text = pivot::plain_text(&message["content"])
                     .ok_or_else(|| carry(&format!("{field}.content")))?;
                 push_turn(
                     &mut messages,
@@ -716,7 +718,7 @@ pub fn usage_to_openai(usage: &Value) -> Value {
         .unwrap_or(0)
         .clamp(0, written.max(0));
     let prompt = int("input_tokens") + cached + written;
-    let mut out = super::openai_usage(prompt, int("output_tokens"), cached, 0);
+    let mut out = pivot::openai_usage(prompt, int("output_tokens"), cached, 0);
     if written > 0 {
         out["prompt_tokens_details"][crate::proxy::CACHE_WRITE] = json!(written - written_1h);
         out["prompt_tokens_details"][crate::proxy::CACHE_WRITE_1H] = json!(written_1h);
@@ -752,7 +754,7 @@ pub fn response_to_openai(resp: &Value) -> Value {
     json!({
         "id": chat_id(resp["id"].as_str().unwrap_or("")),
         "object": "chat.completion",
-        "created": super::now_secs(),
+        "created": pivot::now_secs(),
         "model": resp["model"],
         "choices": [{"index": 0, "message": message, "logprobs": null,
             "finish_reason": finish_reason(resp["stop_reason"].as_str().unwrap_or("end_turn"))}],
@@ -778,7 +780,7 @@ impl Default for UpstreamStream {
         UpstreamStream {
             id: "chatcmpl-".into(),
             model: String::new(),
-            created: super::now_secs(),
+            created: pivot::now_secs(),
             usage: Map::new(),
             tool_of_block: Default::default(),
             tools: 0,
@@ -788,7 +790,7 @@ impl Default for UpstreamStream {
 
 impl UpstreamStream {
     fn chunk(&self, delta: Value, finish: Value) -> Value {
-        super::openai_chunk(&self.id, &self.model, self.created, delta, finish)
+        pivot::openai_chunk(&self.id, &self.model, self.created, delta, finish)
     }
 
     /// The OpenAI chunks for one Anthropic event's data, `[DONE]` as `None` last; an `error`
@@ -859,7 +861,7 @@ impl UpstreamStream {
             }
             "message_stop" => {
                 let usage = usage_to_openai(&Value::Object(self.usage.clone()));
-                out.push(Some(super::openai_usage_chunk(
+                out.push(Some(pivot::openai_usage_chunk(
                     &self.id,
                     &self.model,
                     self.created,

@@ -1,15 +1,18 @@
-//! Anthropic Messages upstreams: `x-api-key` and `anthropic-version` headers, the body
-//! converted by [`crate::convert::anthropic::request_from_openai`], answers and stream events
-//! converted back to the pivot.
+//! Anthropic Messages: the client format (`POST /v1/messages`) to the pivot and back, and the
+//! upstream adapter (`x-api-key` and `anthropic-version` headers, the body converted by
+//! [`request_from_openai`], answers and stream events converted back to the pivot).
+
+mod request;
+
+pub use request::*;
 
 use bytes::Bytes;
 use serde_json::Value;
 use skein_core::ApiResult;
 
-use super::{StreamDecoder, Upstream, data_event, done_event, event_json};
+use super::pivot::{data_event, done_event, event_json};
+use super::{Attempt, StreamDecoder, Upstream};
 use crate::channels::{ChannelKind, LiveChannel};
-use crate::convert::anthropic as convert;
-use crate::proxy::Attempt;
 
 /// The API version this adapter speaks.
 pub const VERSION: &str = "2023-06-01";
@@ -26,13 +29,18 @@ impl Upstream for Anthropic {
         Some("https://api.anthropic.com")
     }
 
+    fn tokenizer_safety_permille(&self) -> i64 {
+        // Claude's tokenizer counts up to about a third more than o200k.
+        1_350
+    }
+
     fn request(
         &self,
         http: &reqwest::Client,
         channel: &LiveChannel,
         pivot: &Value,
     ) -> ApiResult<reqwest::RequestBuilder> {
-        let body = convert::request_from_openai(pivot)?;
+        let body = request_from_openai(pivot)?;
         Ok(http
             .post(format!("{}/v1/messages", channel.base_url))
             .header("x-api-key", channel.key())
@@ -60,11 +68,11 @@ impl Upstream for Anthropic {
     }
 
     fn response(&self, body: Value, _model: &str) -> Value {
-        convert::response_to_openai(&body)
+        response_to_openai(&body)
     }
 
     fn decoder(&self, _model: &str) -> Box<dyn StreamDecoder> {
-        Box::new(Decoder(convert::UpstreamStream::default()))
+        Box::new(Decoder(UpstreamStream::default()))
     }
 
     fn classify(&self, status: u16, retry_after: Option<&str>, body: Bytes) -> Attempt {
@@ -86,7 +94,7 @@ impl Upstream for Anthropic {
         let kind = v["error"]["type"]
             .as_str()
             .unwrap_or("invalid_request_error");
-        super::openai_error(message, kind)
+        super::openai::errors::error_body(message, kind)
     }
 
     fn models_request(
@@ -105,7 +113,7 @@ impl Upstream for Anthropic {
     }
 }
 
-struct Decoder(convert::UpstreamStream);
+struct Decoder(UpstreamStream);
 
 impl StreamDecoder for Decoder {
     fn event(&mut self, event: Bytes) -> Result<Vec<Bytes>, String> {
