@@ -3,8 +3,14 @@
 //! [`request_from_openai`], answers and stream events converted back to the pivot).
 
 mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
 
 pub use request::*;
+pub use response::*;
+pub use stream::*;
 
 use bytes::Bytes;
 use serde_json::Value;

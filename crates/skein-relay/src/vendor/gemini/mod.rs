@@ -7,8 +7,14 @@
 
 pub mod images;
 mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
 
 pub use request::*;
+pub use response::*;
+pub use stream::*;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -173,25 +179,5 @@ impl StreamDecoder for Decoder {
     fn partial(&mut self) -> Vec<Bytes> {
         // Gemini's usage is a running total in every item: the last one counts what was made.
         self.0.finish().iter().map(data_event).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_urls() {
-        let u = model_url(
-            "https://g.example",
-            "gemini-2.5-flash",
-            "streamGenerateContent",
-            true,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            u.as_str(),
-            "https://g.example/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
-        );
     }
 }
