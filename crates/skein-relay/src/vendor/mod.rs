@@ -17,6 +17,7 @@ pub mod pivot;
 use bytes::Bytes;
 use serde_json::Value;
 use skein_core::ApiResult;
+use skein_core::error::{VendorErrorShape, VendorErrors};
 
 use crate::channels::{ChannelKind, LiveChannel};
 
@@ -140,6 +141,26 @@ pub fn adapter(kind: ChannelKind) -> &'static dyn Upstream {
         ChannelKind::Azure => &openai::AZURE,
         ChannelKind::Anthropic => &anthropic::Anthropic,
         ChannelKind::Gemini => &gemini::Gemini,
+    }
+}
+
+/// The error shapes of the vendor-compatible routes, chosen by path (the gateway renders
+/// errors raised before or outside a handler through this): Gemini's under `/v1beta` and for
+/// `/v1/models/{model}:method`, Anthropic's under `/v1/messages`, OpenAI's elsewhere under
+/// `/v1`.
+pub struct ErrorShapes;
+
+impl VendorErrors for ErrorShapes {
+    fn shape_for(&self, path: &str) -> Option<VendorErrorShape> {
+        if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':')) {
+            Some(gemini::errors::api_error)
+        } else if path.starts_with("/v1/messages") {
+            Some(anthropic::errors::api_error)
+        } else if path.starts_with("/v1/") {
+            Some(openai::errors::api_error)
+        } else {
+            None
+        }
     }
 }
 
@@ -267,5 +288,42 @@ mod tests {
             gemini.classify(429, None, Bytes::new()),
             Attempt::Retry(_)
         ));
+    }
+
+    #[test]
+    fn vendor_routes_get_their_vendors_error_shapes() {
+        use skein_core::ApiError;
+        use skein_core::i18n::Lang;
+        let error = ApiError::not_found("Model", "模型");
+        let render = |path: &str| {
+            ErrorShapes
+                .shape_for(path)
+                .map(|shape| shape(&error, Lang::En))
+        };
+        let openai = render("/v1/chat/completions").unwrap_or_default();
+        assert_eq!(openai["error"]["type"], "not_found_error");
+        assert_eq!(openai["error"]["code"], error.code());
+        assert!(openai["error"]["param"].is_null());
+        let anthropic = render("/v1/messages").unwrap_or_default();
+        assert_eq!(anthropic["type"], "error");
+        assert_eq!(anthropic["error"]["type"], "not_found_error");
+        for path in [
+            "/v1beta/models/m:generateContent",
+            "/v1/models/m:generateContent",
+        ] {
+            let gemini = render(path).unwrap_or_default();
+            assert_eq!(gemini["error"]["status"], "NOT_FOUND", "{path}");
+            assert_eq!(gemini["error"]["code"], 404, "{path}");
+        }
+        assert_eq!(
+            render("/v1/models").unwrap_or_default()["error"]["type"],
+            "not_found_error"
+        );
+        assert!(render("/api/v1/keys").is_none());
+        let zh = ErrorShapes
+            .shape_for("/v1/messages")
+            .map(|shape| shape(&error, Lang::Zh))
+            .unwrap_or_default();
+        assert_eq!(zh["error"]["message"], error.message(Lang::Zh));
     }
 }

@@ -520,7 +520,10 @@ pub(super) fn relay_stream(
                 },
             ),
             (Some(tokens), true) => (tokens, "partial"),
-            (None, _) => (counted(&bill, &state), if broken { "partial" } else { "estimated" }),
+            (None, _) => (
+                counted(&bill, &state),
+                if broken { "partial" } else { "estimated" },
+            ),
         };
         if cut {
             state.end_cut(tokens, bill.choices).await;
@@ -561,16 +564,20 @@ pub(super) fn relay_stream(
                 (Some(converter), false) => Some(converter.finish()),
                 (None, broken) if gemini_sse.is_some() => {
                     let open = if first_item { "[" } else { "," };
-                    let error = json!({"error": {"code": 502, "message": "The upstream stream broke off.", "status": "UNAVAILABLE"}});
+                    let error = crate::vendor::gemini::errors::stream_broke();
                     match (gemini_sse, broken) {
                         (Some(true), true) => Some(format!("data: {error}\n\n")),
                         (Some(true), false) => None,
                         (_, true) => Some(format!("{open}{error}]")),
-                        (_, false) => Some(if first_item { "[]".to_string() } else { "]".to_string() }),
+                        (_, false) => Some(if first_item {
+                            "[]".to_string()
+                        } else {
+                            "]".to_string()
+                        }),
                     }
                 }
                 (None, true) => {
-                    let error = json!({"error": {"message": "The upstream stream broke off.", "type": "server_error", "param": null, "code": "upstream_error"}});
+                    let error = crate::vendor::openai::errors::stream_broke();
                     Some(format!("data: {error}\n\n"))
                 }
                 (None, false) => None,

@@ -2,6 +2,7 @@
 //! upstream adapter (`x-api-key` and `anthropic-version` headers, the body converted by
 //! [`request_from_openai`], answers and stream events converted back to the pivot).
 
+pub mod errors;
 mod request;
 mod response;
 mod stream;
@@ -82,25 +83,11 @@ impl Upstream for Anthropic {
     }
 
     fn classify(&self, status: u16, retry_after: Option<&str>, body: Bytes) -> Attempt {
-        // Anthropic answers an unpaid account with a 400 whose message starts by saying so.
-        let error = super::error_object(&body);
-        let out_of_credit = status == 402
-            || (status == 400
-                && error["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("Your credit balance is too low")));
-        super::classify(status, retry_after, body, out_of_credit)
+        errors::classify_answer(status, retry_after, body)
     }
 
     fn error_to_openai(&self, body: Bytes) -> Bytes {
-        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-        let message = v["error"]["message"]
-            .as_str()
-            .unwrap_or("The upstream refused the request.");
-        let kind = v["error"]["type"]
-            .as_str()
-            .unwrap_or("invalid_request_error");
-        super::openai::errors::error_body(message, kind)
+        errors::to_openai(body)
     }
 
     fn models_request(

@@ -5,6 +5,7 @@
 //! [`request_from_openai`], answers and stream items converted back to the pivot). Remote
 //! images are fetched and inlined first ([`images`]).
 
+pub mod errors;
 pub mod images;
 mod request;
 mod response;
@@ -111,35 +112,11 @@ impl Upstream for Gemini {
     }
 
     fn classify(&self, status: u16, retry_after: Option<&str>, body: Bytes) -> Attempt {
-        // Google answers a bad key with 400 and reason API_KEY_INVALID, and an account that
-        // must enable billing with 400 FAILED_PRECONDITION: neither request will work on this
-        // channel.
-        let error = super::error_object(&body);
-        let bad_key = status == 400
-            && error["details"].as_array().is_some_and(|d| {
-                d.iter()
-                    .any(|i| i["reason"].as_str() == Some("API_KEY_INVALID"))
-            });
-        if bad_key {
-            return Attempt::Dead(format!("upstream {status}: the channel's key was rejected"));
-        }
-        let out_of_credit =
-            status == 400 && error["status"].as_str() == Some("FAILED_PRECONDITION");
-        super::classify(status, retry_after, body, out_of_credit)
+        errors::classify_answer(status, retry_after, body)
     }
 
     fn error_to_openai(&self, body: Bytes) -> Bytes {
-        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-        // Google's error bodies may be one object or a one-item array.
-        let error = if v.is_array() {
-            &v[0]["error"]
-        } else {
-            &v["error"]
-        };
-        let message = error["message"]
-            .as_str()
-            .unwrap_or("The upstream refused the request.");
-        super::openai::errors::error_body(message, "invalid_request_error")
+        errors::to_openai(body)
     }
 
     fn models_request(
