@@ -153,6 +153,7 @@ pub(crate) async fn timeout_unless_relayed(
 /// (404, 405, 408, 413) are plain and get translated here.
 pub(crate) async fn error_envelope(
     State(gateway): State<Arc<Gateway>>,
+    request_id: RequestId,
     req: Request,
     next: Next,
 ) -> Response {
@@ -161,11 +162,7 @@ pub(crate) async fn error_envelope(
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
+    let request_id = request_id.into_string();
     let path = req.uri().path();
     let is_api = path.starts_with("/api/") || path == "/api";
     // A vendor route's errors take the shape its vendor's SDKs parse; the Relay owns those

@@ -13,7 +13,7 @@ use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
-use super::reply::{render, request_id};
+use super::reply::render;
 use crate::RelayService;
 use crate::pipeline::Caller;
 use crate::pipeline::chat::{self, Format};
@@ -23,14 +23,14 @@ use crate::pipeline::input::parse_json;
 pub(crate) async fn chat_completions(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     body: Bytes,
 ) -> ApiResult<Response> {
     let request = parse_json(&body)?;
     let reply = chat::for_client(
         svc,
         Caller::Key(key),
-        request_id(id),
+        id.into_string(),
         request,
         Format::OpenAi,
         None,
@@ -44,7 +44,7 @@ pub(crate) async fn chat_completions(
 pub(crate) async fn messages(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -69,7 +69,7 @@ pub(crate) async fn messages(
     let reply = chat::for_client(
         svc,
         Caller::Key(key),
-        request_id(id),
+        id.into_string(),
         request?,
         Format::Anthropic,
         Some(native),
@@ -83,7 +83,7 @@ pub(crate) async fn messages(
 pub(crate) async fn gemini(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     axum::extract::Path(model_action): axum::extract::Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     body: Bytes,
@@ -122,7 +122,7 @@ pub(crate) async fn gemini(
     let reply = chat::for_client(
         svc,
         Caller::Key(key),
-        request_id(id),
+        id.into_string(),
         request?,
         Format::Gemini { sse },
         Some(native),
