@@ -1236,8 +1236,11 @@ export interface components {
              * @description Upstream timeout, seconds.
              */
             timeout_secs: number;
-            /** @description Wire format. */
-            type: string;
+            /**
+             * @description Wire format. A channel of a kind this version does not know (written by a newer one)
+             *     shows that kind's name, with status `disabled` and the reason.
+             */
+            type: components["schemas"]["ChannelKind"];
             /** @description RFC 3339. */
             updated_at: string;
             /**
@@ -1246,6 +1249,11 @@ export interface components {
              */
             weight: number;
         };
+        /**
+         * @description The upstream wire format a channel speaks, stored and sent as its lower-case name.
+         * @enum {string}
+         */
+        ChannelKind: "openai" | "azure" | "anthropic" | "gemini";
         /** @description A model the caller may chat with. */
         ChatModel: {
             /**
@@ -1342,7 +1350,7 @@ export interface components {
              *     `?api-version=`; mapped model names are deployments); `anthropic`: Anthropic Messages;
              *     `gemini`: Google's Gemini API.
              */
-            type: string;
+            type: components["schemas"]["ChannelKind"];
             /**
              * Format: int64
              * @description Share inside its priority (default 1).
@@ -2270,8 +2278,7 @@ export interface components {
              * @description Timeout, seconds.
              */
             timeout_secs?: number | null;
-            /** @description Wire format. */
-            type?: string | null;
+            type?: null | components["schemas"]["ChannelKind"];
             /**
              * Format: int64
              * @description Weight.

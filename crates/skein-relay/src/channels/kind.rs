@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use skein_db::sqlx;
 use utoipa::ToSchema;
 
-/// The upstream wire format a channel speaks: one variant per adapter in [`crate::upstream`].
-/// Stored and sent as its lower-case name (`openai`, `azure`, `anthropic`, `gemini`).
+/// The upstream wire format a channel speaks, stored and sent as its lower-case name.
+// One variant per vendor module; `crate::vendor::adapter` is the one match that wires a variant
+// to its adapter (this doc comment is the API's schema description, so it names no code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {

@@ -27,8 +27,9 @@ pub struct CreateChannel {
     /// `openai`: OpenAI or any OpenAI-compatible API (DeepSeek, Qwen, Moonshot, vLLM, Ollama,
     /// ...); `azure`: Azure OpenAI (base URL is the resource, optionally with
     /// `?api-version=`; mapped model names are deployments); `anthropic`: Anthropic Messages;
-    /// `gemini`: Google's Gemini API. Read as text and checked by the handler, so an unknown
-    /// type gets the same 422 `invalid_field` as every other bad field.
+    /// `gemini`: Google's Gemini API.
+    // Read as text and checked by the handler, so an unknown type gets the same 422 as every
+    // other bad field rather than a JSON-decoding error.
     #[serde(rename = "type")]
     #[schema(value_type = ChannelKind)]
     pub kind: String,
