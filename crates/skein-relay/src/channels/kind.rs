@@ -187,4 +187,30 @@ mod tests {
             )
         );
     }
+
+    #[tokio::test]
+    async fn kinds_round_trip_through_the_database_as_text() {
+        let db = skein_db::Db::connect("sqlite::memory:", 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for kind in ChannelKind::ALL {
+            let (text, back): (String, ChannelKind) = sqlx::query_as("SELECT $1, $2")
+                .bind(kind)
+                .bind(kind)
+                .fetch_one(db.pool())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((text.as_str(), back), (kind.as_str(), kind));
+        }
+        let unknown = sqlx::query_as::<_, (ChannelKind,)>("SELECT 'deepseek'")
+            .fetch_one(db.pool())
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            unknown.contains("unknown channel kind `deepseek`"),
+            "{unknown}"
+        );
+    }
 }
