@@ -247,6 +247,18 @@ impl ApiError {
     }
 }
 
+/// Writes an error as the JSON body one vendor's SDKs parse (OpenAI's, Anthropic's,
+/// Gemini's), in the caller's language.
+pub type VendorErrorShape = fn(&ApiError, Lang) -> Value;
+
+/// The error shapes of the vendor-compatible routes (`/v1`, `/v1beta`), whose clients are
+/// vendors' SDKs rather than Skein's: the Relay owns those shapes, and the gateway asks it by
+/// path instead of knowing them.
+pub trait VendorErrors: Send + Sync {
+    /// The shape the clients of `path` parse, or `None` when `path` is not a vendor route.
+    fn shape_for(&self, path: &str) -> Option<VendorErrorShape>;
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -71,6 +71,11 @@ impl RequestId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id as owned text.
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Lang {

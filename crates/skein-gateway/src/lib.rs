@@ -21,6 +21,7 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use skein_core::api::{KeyDirectory, SessionDirectory};
 use skein_core::auth::JwtKeys;
 use skein_core::config::{LimitsConfig, ServerConfig};
+use skein_core::error::VendorErrors;
 use skein_core::limit::RateLimiter;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -44,6 +45,9 @@ pub struct Gateway {
     pub probes: Vec<Arc<dyn Probe>>,
     /// Where administrators' changes are recorded (the User service), when it runs here.
     pub audit: Option<Arc<dyn skein_core::api::AuditLog>>,
+    /// The error shapes of the vendor-compatible routes (the Relay's); without them those
+    /// routes' errors take Skein's own envelope.
+    pub vendor_errors: Option<Arc<dyn VendorErrors>>,
 }
 
 impl Gateway {
@@ -62,7 +66,10 @@ impl Gateway {
                 timeout,
                 middleware::timeout_unless_relayed,
             ))
-            .layer(axum::middleware::from_fn(middleware::error_envelope));
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                middleware::error_envelope,
+            ));
         let router = match cors {
             Some(cors) => router.layer(cors),
             None => router,

@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use skein_core::ApiError;
 use skein_core::auth::{AuthState, AuthUser};
+use skein_core::error::VendorErrorShape;
 use skein_core::extract::body_too_large;
 use skein_core::i18n::Lang;
 use skein_core::ids::new_id;
@@ -150,20 +151,26 @@ pub(crate) async fn timeout_unless_relayed(
 /// Renders every `/api` error in one JSON shape, in the caller's language, with the request id.
 /// Errors raised by handlers carry an [`ApiError`]; errors from layers and the router
 /// (404, 405, 408, 413) are plain and get translated here.
-pub(crate) async fn error_envelope(req: Request, next: Next) -> Response {
+pub(crate) async fn error_envelope(
+    State(gateway): State<Arc<Gateway>>,
+    request_id: RequestId,
+    req: Request,
+    next: Next,
+) -> Response {
     let lang = Lang::from_accept_language(
         req.headers()
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
+    let request_id = request_id.into_string();
     let path = req.uri().path();
     let is_api = path.starts_with("/api/") || path == "/api";
-    let vendor = Vendor::of(path);
+    // A vendor route's errors take the shape its vendor's SDKs parse; the Relay owns those
+    // shapes. Without it, they get Skein's own envelope.
+    let vendor = gateway
+        .vendor_errors
+        .as_ref()
+        .and_then(|shapes| shapes.shape_for(path));
     let internal = path.starts_with(skein_core::internal::PREFIX);
     let response = next.run(req).await;
     if let Some(error) = response.extensions().get::<ApiError>() {
@@ -199,78 +206,21 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
 }
 
-/// Whose error shape a vendor-compatible route answers in, so each official SDK parses it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Vendor {
-    /// `{"error":{"message","type","param","code"}}`
-    OpenAi,
-    /// `{"type":"error","error":{"type","message"}}`
-    Anthropic,
-    /// `{"error":{"code","message","status"}}`
-    Gemini,
-}
-
-impl Vendor {
-    fn of(path: &str) -> Option<Vendor> {
-        if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':')) {
-            Some(Vendor::Gemini)
-        } else if path.starts_with("/v1/messages") {
-            Some(Vendor::Anthropic)
-        } else if path.starts_with("/v1/") {
-            Some(Vendor::OpenAi)
-        } else {
-            None
-        }
-    }
+/// Whether a path is a vendor-compatible route (`/v1`, `/v1beta`): an API key is the
+/// credential there, and errors take the shape of the vendor's SDKs.
+fn is_vendor_route(path: &str) -> bool {
+    path.starts_with("/v1/") || path.starts_with("/v1beta/")
 }
 
 fn rerender_as(
-    vendor: Vendor,
+    shape: VendorErrorShape,
     error: &ApiError,
     lang: Lang,
     request_id: &str,
     old: &HeaderMap,
 ) -> Response {
     let status = error.status();
-    let message = error.message(lang);
-    let body = match vendor {
-        Vendor::OpenAi => {
-            let kind = match status.as_u16() {
-                401 => "authentication_error",
-                402 | 403 => "permission_error",
-                404 => "not_found_error",
-                429 => "rate_limit_error",
-                500..=599 => "server_error",
-                _ => "invalid_request_error",
-            };
-            serde_json::json!({ "error": { "message": message, "type": kind, "param": null, "code": error.code() } })
-        }
-        Vendor::Anthropic => {
-            let kind = match status.as_u16() {
-                401 => "authentication_error",
-                402 | 403 => "permission_error",
-                404 => "not_found_error",
-                413 => "request_too_large",
-                429 => "rate_limit_error",
-                529 | 503 => "overloaded_error",
-                500..=599 => "api_error",
-                _ => "invalid_request_error",
-            };
-            serde_json::json!({ "type": "error", "error": { "type": kind, "message": message } })
-        }
-        Vendor::Gemini => {
-            let kind = match status.as_u16() {
-                401 => "UNAUTHENTICATED",
-                402 | 403 => "PERMISSION_DENIED",
-                404 => "NOT_FOUND",
-                429 => "RESOURCE_EXHAUSTED",
-                503 => "UNAVAILABLE",
-                500..=599 => "INTERNAL",
-                _ => "INVALID_ARGUMENT",
-            };
-            serde_json::json!({ "error": { "code": status.as_u16(), "message": message, "status": kind } })
-        }
-    };
+    let body = shape(error, lang);
     let mut response = (status, axum::Json(body)).into_response();
     for (name, value) in old {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
@@ -336,7 +286,7 @@ pub(crate) async fn authenticate_and_limit(
     next: Next,
 ) -> Response {
     let path = req.uri().path();
-    if Vendor::of(path).is_some() {
+    if is_vendor_route(path) {
         return authenticate_key_and_limit(gateway, req, next).await;
     }
     if !path.starts_with("/api/") {

@@ -14,18 +14,9 @@ use utoipa::ToSchema;
 
 use crate::vault::Vault;
 
-/// The upstream wire formats a channel can speak, one adapter each in [`crate::upstream`].
-pub const KINDS: &[&str] = &["openai", "azure", "anthropic", "gemini"];
+pub mod kind;
 
-/// The default base URL of a kind (Azure has none: each resource has its own).
-pub fn default_base_url(kind: &str) -> Option<&'static str> {
-    match kind {
-        "openai" => Some("https://api.openai.com"),
-        "anthropic" => Some("https://api.anthropic.com"),
-        "gemini" => Some("https://generativelanguage.googleapis.com"),
-        _ => None,
-    }
-}
+pub use kind::{ChannelKind, StoredKind, UnknownKind};
 
 /// What is encrypted: upstream keys and extra headers (either may carry credentials).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -41,8 +32,9 @@ pub struct ChannelSecrets {
 pub struct ChannelRow {
     /// Id.
     pub id: String,
-    /// Wire format (`openai`, `azure`, `anthropic`, `gemini`).
-    pub kind: String,
+    /// Wire format, as stored (a kind this build does not know stays readable).
+    #[sqlx(try_from = "String")]
+    pub kind: StoredKind,
     /// Label.
     pub name: String,
     /// Upstream base URL.
@@ -91,9 +83,11 @@ const CHANNEL_COLUMNS: &str = "id, kind, name, base_url, secrets, key_count, mod
 pub struct Channel {
     /// Id.
     pub id: String,
-    /// Wire format.
+    /// Wire format. A channel of a kind this version does not know (written by a newer one)
+    /// shows that kind's name, with status `disabled` and the reason.
     #[serde(rename = "type")]
-    pub kind: String,
+    #[schema(value_type = ChannelKind)]
+    pub kind: StoredKind,
     /// Label.
     pub name: String,
     /// Upstream base URL.
@@ -143,6 +137,10 @@ fn json_or<T: for<'de> Deserialize<'de> + Default>(text: &str) -> T {
 
 impl From<ChannelRow> for Channel {
     fn from(r: ChannelRow) -> Self {
+        let (status, status_reason) = match r.kind.known() {
+            Ok(_) => (r.status, r.status_reason),
+            Err(unknown) => ("disabled".to_string(), Some(unknown.to_string())),
+        };
         Channel {
             models: json_or(&r.models),
             model_mapping: json_or(&r.model_mapping),
@@ -157,8 +155,8 @@ impl From<ChannelRow> for Channel {
             priority: r.priority,
             weight: r.weight,
             timeout_secs: r.timeout_secs,
-            status: r.status,
-            status_reason: r.status_reason,
+            status,
+            status_reason,
             circuit: "closed",
             last_test_at: r.last_test_at.map(ms_to_rfc3339),
             last_test_latency_ms: r.last_test_latency_ms,
@@ -173,7 +171,7 @@ impl From<ChannelRow> for Channel {
 #[derive(Debug, Clone)]
 pub struct ChannelSettings {
     /// Wire format.
-    pub kind: String,
+    pub kind: ChannelKind,
     /// Label.
     pub name: String,
     /// Base URL without a trailing slash.
@@ -272,7 +270,7 @@ pub async fn save(
     };
     sqlx::query(sql)
         .bind(id)
-        .bind(&s.kind)
+        .bind(s.kind)
         .bind(&s.name)
         .bind(&s.base_url)
         .bind(sealed)
@@ -368,7 +366,7 @@ pub struct LiveChannel {
     /// Name, for logs.
     pub name: String,
     /// Wire format.
-    pub kind: String,
+    pub kind: ChannelKind,
     /// Base URL.
     pub base_url: String,
     /// Keys, round-robin.
@@ -450,6 +448,13 @@ impl ChannelTable {
         let mut routes: HashMap<(String, String), Vec<std::sync::Arc<LiveChannel>>> =
             HashMap::new();
         for row in rows.iter().filter(|r| r.status == "enabled") {
+            let kind = match row.kind.known() {
+                Ok(kind) => kind,
+                Err(unknown) => {
+                    tracing::error!(channel = %row.id, %unknown, "channel skipped: this version has no adapter for its kind");
+                    continue;
+                }
+            };
             let secrets = match open_secrets(vault, &row.id, &row.secrets) {
                 Ok(s) => s,
                 Err(error) => {
@@ -460,7 +465,7 @@ impl ChannelTable {
             let live = std::sync::Arc::new(LiveChannel {
                 id: row.id.clone(),
                 name: row.name.clone(),
-                kind: row.kind.clone(),
+                kind,
                 base_url: row.base_url.clone(),
                 keys: secrets.keys,
                 headers: secrets.headers,
@@ -558,7 +563,7 @@ mod tests {
         };
         ChannelRow {
             id: id.into(),
-            kind: "openai".into(),
+            kind: ChannelKind::OpenAi.into(),
             name: id.into(),
             base_url: "http://x".into(),
             secrets: seal_secrets(vault, id, &secrets).unwrap_or_default(),
@@ -635,5 +640,28 @@ mod tests {
         let found = table.candidates("default", "m");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].key(), "key-old");
+    }
+
+    #[test]
+    fn a_channel_of_an_unknown_kind_is_skipped_and_shown_disabled() {
+        let vault = Vault::new(&[1u8; 32]);
+        let known = row("a", 0, 1, &vault);
+        let mut newer = row("b", 0, 1, &vault);
+        newer.kind = StoredKind::from("deepseek".to_string());
+        let table = ChannelTable::build(&[known, newer.clone()], &vault);
+        let ids: Vec<String> = table
+            .candidates("default", "m")
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        assert_eq!(ids, vec!["a"], "b has no adapter in this version");
+        let view = serde_json::to_value(Channel::from(newer)).unwrap_or_default();
+        assert_eq!(view["type"], "deepseek");
+        assert_eq!(view["status"], "disabled");
+        assert!(
+            view["status_reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("unknown channel kind `deepseek`"))
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use skein_text::tokens::count_tokens;
 
+use crate::channels::ChannelKind;
 use crate::pricing::Price;
 
 /// Tokens one image may cost at most: Anthropic bills about 1,600 for the largest image it
@@ -31,13 +32,8 @@ pub const MIN_OUTPUT: i64 = 256;
 /// How much more than o200k a kind of upstream's tokenizer may count, in per-mille. OpenAI's
 /// own models use o200k; OpenAI-compatible vendors (DeepSeek, Qwen, GLM, ...) and Gemini
 /// differ by up to about a tenth; Claude's tokenizer counts up to about a third more.
-pub fn safety_permille(kind: &str) -> i64 {
-    match kind {
-        "anthropic" => 1_350,
-        "gemini" => 1_150,
-        "azure" => 1_000,
-        _ => 1_100,
-    }
+pub fn safety_permille(kind: ChannelKind) -> i64 {
+    crate::vendor::adapter(kind).tokenizer_safety_permille()
 }
 
 /// Prompt tokens of a pivot (OpenAI chat) request, as o200k counts them.
@@ -233,10 +229,10 @@ impl Hold {
 
 /// The hold for a pivot request whose prompt counts `prompt` tokens, on upstreams of `kinds`
 /// (the worst safety factor among them applies), for a model that writes at most `max_output`.
-pub fn hold(request: &Value, prompt: i64, kinds: &[&str], max_output: i64) -> Hold {
+pub fn hold(request: &Value, prompt: i64, kinds: &[ChannelKind], max_output: i64) -> Hold {
     let factor = kinds
         .iter()
-        .map(|k| safety_permille(k))
+        .map(|k| safety_permille(*k))
         .max()
         .unwrap_or(1_000);
     let asked = client_limit(request);
@@ -338,11 +334,16 @@ mod tests {
         assert_eq!(limits.max_output("openai/gpt-4.1"), 32_768);
         assert_eq!(limits.max_output("unknown-model"), 16_384);
         let request = json!({"n": 8, "messages": []});
-        let h = hold(&request, 100, &["openai"], 16_384);
+        let h = hold(&request, 100, &[ChannelKind::OpenAi], 16_384);
         assert_eq!((h.output, h.choices, h.min_output), (16_384, 8, MIN_OUTPUT));
         assert_eq!(h.prompt, 110, "the OpenAI-compatible safety factor");
         let capped = json!({"max_tokens": 50, "messages": []});
-        let h = hold(&capped, 100, &["anthropic", "openai"], 16_384);
+        let h = hold(
+            &capped,
+            100,
+            &[ChannelKind::Anthropic, ChannelKind::OpenAi],
+            16_384,
+        );
         assert_eq!((h.output, h.min_output, h.prompt), (50, 50, 135));
     }
 

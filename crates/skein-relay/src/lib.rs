@@ -11,7 +11,6 @@
 pub mod breaker;
 pub mod channels;
 pub mod config;
-pub mod convert;
 pub mod estimate;
 pub mod groups;
 mod http;
@@ -25,6 +24,7 @@ pub mod renew;
 mod service;
 pub mod upstream;
 pub mod vault;
+pub mod vendor;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -248,10 +248,10 @@ impl RelayService {
         model: &str,
         reason: &str,
     ) -> bool {
-        if reason.contains(upstream::KEY_REJECTED) {
+        if reason.contains(vendor::KEY_REJECTED) {
             let works = match upstream::key_works(&self.http, channel).await {
                 Ok(works) => works,
-                Err(_) => proxy::probe(&self.http, channel, model).await.is_ok(),
+                Err(_) => upstream::probe(&self.http, channel, model).await.is_ok(),
             };
             if works {
                 tracing::warn!(channel = %channel.id, %reason, "the upstream refused one request as unauthorised, but the channel's key works: kept in rotation");
@@ -301,7 +301,7 @@ impl RelayService {
             let Some(channel) = table.candidates(&group, &model).into_iter().next() else {
                 continue;
             };
-            if proxy::probe(&self.http, &channel, &model).await.is_ok() {
+            if upstream::probe(&self.http, &channel, &model).await.is_ok() {
                 let now = skein_core::ids::now_ms();
                 if channels::set_status(&self.db, &id, "enabled", None, now)
                     .await

@@ -1,59 +1,10 @@
-//! What every upstream exchange shares: the outcome of an attempt (use it, try another
-//! channel, or hand the error to the client), reading the pivot format's usage, and an
-//! incremental server-sent-events splitter that copes with events cut anywhere. The
-//! per-vendor requests and conversions live in [`crate::upstream`].
+//! What every upstream exchange shares and no vendor owns: reading the pivot format's usage,
+//! and an incremental server-sent-events splitter that copes with events cut anywhere. It
+//! depends on no other module of the crate. The per-vendor requests and conversions live in
+//! [`crate::vendor`], the sending in [`crate::upstream`].
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
-
-use crate::channels::LiveChannel;
-
-/// What an upstream attempt came to.
-pub enum Attempt {
-    /// A 2xx answer to stream or read.
-    Ok(reqwest::Response),
-    /// Worth trying another channel: connect error, timeout, 429, 5xx. The reason is logged.
-    Retry(String),
-    /// The upstream refused the request itself (4xx other than 429): the client should see it.
-    Refused(u16, Bytes),
-    /// The channel itself is unusable (its key is rejected, its account is out of quota):
-    /// disable it and try another.
-    Dead(String),
-}
-
-/// Channel kinds whose base URL answers OpenAI's own paths: the embeddings, completions,
-/// images, audio and rerank routes go only to these.
-pub const OPENAI_KINDS: &[&str] = &["openai"];
-
-/// Sends `body` (of `content_type`) to `path` under an OpenAI-format channel's base URL: the
-/// embeddings, completions, images, audio and rerank routes, which share chat's upstream rules
-/// (and the OpenAI adapter's error classification) but not its path or body type.
-pub(crate) async fn send_to(
-    http: &reqwest::Client,
-    channel: &LiveChannel,
-    path: &str,
-    content_type: &str,
-    body: Bytes,
-) -> Attempt {
-    let req = http
-        .post(format!("{}{path}", channel.base_url))
-        .bearer_auth(channel.key())
-        .header("content-type", content_type)
-        .body(body);
-    match crate::upstream::for_kind("openai") {
-        Some(adapter) => crate::upstream::send_request(adapter, channel, req).await,
-        None => Attempt::Retry("no OpenAI adapter".into()),
-    }
-}
-
-/// A one-token request to check a channel works, through its kind's adapter.
-pub async fn probe(
-    http: &reqwest::Client,
-    channel: &LiveChannel,
-    model: &str,
-) -> Result<(), String> {
-    crate::upstream::probe(http, channel, model).await
-}
 
 /// Token counts an upstream reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

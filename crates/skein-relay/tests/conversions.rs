@@ -1,4 +1,4 @@
-//! Snapshot tests of the format conversions (`skein_relay::convert`): OpenAI (the pivot) ↔
+//! Snapshot tests of the format conversions (`skein_relay::vendor`): OpenAI (the pivot) ↔
 //! Anthropic Messages ↔ Gemini generateContent, for requests, whole responses and stream
 //! events. Each snapshot in `crates/skein-relay/snapshots/` documents what one conversion
 //! makes of a representative input: text, multi-turn, system prompts, images, tool
@@ -12,7 +12,7 @@
 use serde_json::{Value, json};
 use skein_core::ApiResult;
 use skein_core::i18n::Lang;
-use skein_relay::convert::{anthropic, gemini};
+use skein_relay::vendor::{anthropic, gemini};
 
 /// A 1×1 PNG in base64.
 const PNG: &str =

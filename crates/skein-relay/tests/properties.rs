@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use skein_relay::convert::{anthropic, gemini};
 use skein_relay::proxy::SseSplitter;
+use skein_relay::vendor::{anthropic, gemini};
 
 /// Cases per property unless `PROPTEST_CASES` says otherwise: enough to catch shallow bugs
 /// while the suite stays fast.

@@ -239,6 +239,7 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
         limiter,
         probes: vec![database_probe],
         audit: wiring.audit.clone(),
+        vendor_errors: Some(Arc::new(skein_relay::vendor::ErrorShapes)),
     });
     let openapi = Arc::new(openapi);
     let public = api

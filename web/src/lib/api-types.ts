@@ -1344,8 +1344,11 @@ export interface components {
              * @description Upstream timeout, seconds.
              */
             timeout_secs: number;
-            /** @description Wire format. */
-            type: string;
+            /**
+             * @description Wire format. A channel of a kind this version does not know (written by a newer one)
+             *     shows that kind's name, with status `disabled` and the reason.
+             */
+            type: components["schemas"]["ChannelKind"];
             /** @description RFC 3339. */
             updated_at: string;
             /**
@@ -1354,6 +1357,11 @@ export interface components {
              */
             weight: number;
         };
+        /**
+         * @description The upstream wire format a channel speaks, stored and sent as its lower-case name.
+         * @enum {string}
+         */
+        ChannelKind: "openai" | "azure" | "anthropic" | "gemini";
         /** @description A model the caller may chat with. */
         ChatModel: {
             /**
@@ -1450,7 +1458,7 @@ export interface components {
              *     `?api-version=`; mapped model names are deployments); `anthropic`: Anthropic Messages;
              *     `gemini`: Google's Gemini API.
              */
-            type: string;
+            type: components["schemas"]["ChannelKind"];
             /**
              * Format: int64
              * @description Share inside its priority (default 1).
@@ -2532,8 +2540,7 @@ export interface components {
              * @description Timeout, seconds.
              */
             timeout_secs?: number | null;
-            /** @description Wire format. */
-            type?: string | null;
+            type?: null | components["schemas"]["ChannelKind"];
             /**
              * Format: int64
              * @description Weight.

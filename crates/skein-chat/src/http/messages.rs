@@ -129,7 +129,7 @@ pub struct SendRequest {
 pub async fn send(
     State(svc): State<Arc<ChatService>>,
     user: AuthUser,
-    request_id: Option<axum::Extension<RequestId>>,
+    request_id: RequestId,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SendRequest>,
 ) -> ApiResult<Response> {
@@ -190,7 +190,7 @@ pub async fn send(
             slot,
             assistant_id,
             user_id: user.user_id,
-            request_id: request_id.map(|r| r.0.0).unwrap_or_default(),
+            request_id: request_id.into_string(),
             conversation: c,
             rows,
             parent,
@@ -260,7 +260,7 @@ pub struct RegenerateRequest {
 pub async fn regenerate(
     State(svc): State<Arc<ChatService>>,
     user: AuthUser,
-    request_id: Option<axum::Extension<RequestId>>,
+    request_id: RequestId,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -291,7 +291,7 @@ pub async fn regenerate(
             slot,
             assistant_id,
             user_id: user.user_id,
-            request_id: request_id.map(|r| r.0.0).unwrap_or_default(),
+            request_id: request_id.into_string(),
             conversation: c,
             rows,
             parent: answer.parent_id,

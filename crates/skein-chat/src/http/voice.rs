@@ -46,7 +46,7 @@ fn audio_too_large() -> ApiError {
 pub async fn transcribe(
     State(svc): State<Arc<ChatService>>,
     user: AuthUser,
-    request_id: Option<axum::Extension<RequestId>>,
+    request_id: RequestId,
     form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<ApiJson<Value>> {
     let mut form = form.map_err(|_| {
@@ -149,7 +149,7 @@ pub async fn transcribe(
     let caller = skein_core::api::RelayCaller {
         user_id: user.user_id.clone(),
         group: svc.group.clone(),
-        request_id: request_id.map(|r| r.0.0).unwrap_or_default(),
+        request_id: request_id.into_string(),
         conversation_id: None,
         cancel: None,
     };

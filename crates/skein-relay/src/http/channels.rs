@@ -18,7 +18,7 @@ use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
 
 use crate::RelayService;
-use crate::channels::{self, Channel, ChannelSecrets, ChannelSettings, KINDS};
+use crate::channels::{self, Channel, ChannelKind, ChannelSecrets, ChannelSettings};
 
 /// A new channel.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -28,7 +28,10 @@ pub struct CreateChannel {
     /// ...); `azure`: Azure OpenAI (base URL is the resource, optionally with
     /// `?api-version=`; mapped model names are deployments); `anthropic`: Anthropic Messages;
     /// `gemini`: Google's Gemini API.
+    // Read as text and checked by the handler, so an unknown type gets the same 422 as every
+    // other bad field rather than a JSON-decoding error.
     #[serde(rename = "type")]
+    #[schema(value_type = ChannelKind)]
     pub kind: String,
     /// Label.
     pub name: String,
@@ -68,6 +71,7 @@ pub struct CreateChannel {
 pub struct UpdateChannel {
     /// Wire format.
     #[serde(rename = "type")]
+    #[schema(value_type = Option<ChannelKind>)]
     pub kind: Option<String>,
     /// Label.
     pub name: Option<String>,
@@ -133,7 +137,7 @@ pub async fn create_channel(
 ) -> ApiResult<(StatusCode, ApiJson<Channel>)> {
     let kind = kind(&req.kind)?;
     let settings = ChannelSettings {
-        base_url: base_url(&kind, req.base_url.as_deref())?,
+        base_url: base_url(kind, req.base_url.as_deref())?,
         kind,
         name: name(&req.name)?,
         secrets: ChannelSecrets {
@@ -189,16 +193,16 @@ pub async fn update_channel(
     let current = Channel::from(row);
     let kind = match req.kind {
         Some(k) => self::kind(&k)?,
-        None => current.kind.clone(),
+        None => self::kind(current.kind.as_str())?,
     };
     let new_base_url = match req.base_url.as_deref() {
-        Some(url) => base_url(&kind, Some(url))?,
+        Some(url) => base_url(kind, Some(url))?,
         None => current.base_url.clone(),
     };
     // Keys were entered for one host and one vendor: never send them anywhere else without
     // the admin entering them again (an admin could otherwise point a channel at a host of
     // theirs and collect the keys someone else entered).
-    let moved = kind != current.kind || new_base_url != current.base_url;
+    let moved = current.kind.known().ok() != Some(kind) || new_base_url != current.base_url;
     if moved && req.keys.is_none() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -313,7 +317,7 @@ pub async fn test_channel(
     let channel = live_channel(&svc, &row)?;
     let model = &model;
     let started = Instant::now();
-    let outcome = crate::proxy::probe(&svc.http, &channel, model).await;
+    let outcome = crate::upstream::probe(&svc.http, &channel, model).await;
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (ok, message) = match outcome {
         Ok(()) => (true, "ok".to_string()),
@@ -401,16 +405,15 @@ async fn load(svc: &RelayService, id: &str) -> ApiResult<channels::ChannelRow> {
     channels::by_id(&svc.db, id).await?.ok_or_else(not_found)
 }
 
-fn kind(raw: &str) -> ApiResult<String> {
-    if KINDS.contains(&raw) {
-        Ok(raw.to_string())
-    } else {
-        Err(ApiError::invalid_field(
+fn kind(raw: &str) -> ApiResult<ChannelKind> {
+    raw.parse().map_err(|_| {
+        let names = ChannelKind::names();
+        ApiError::invalid_field(
             "type",
-            format!("type must be one of {}.", KINDS.join(", ")),
-            format!("type 必须是 {} 之一。", KINDS.join("、")),
-        ))
-    }
+            format!("type must be one of {}.", names.join(", ")),
+            format!("type 必须是 {} 之一。", names.join("、")),
+        )
+    })
 }
 
 fn name(raw: &str) -> ApiResult<String> {
@@ -426,16 +429,18 @@ fn name(raw: &str) -> ApiResult<String> {
     }
 }
 
-fn base_url(kind: &str, raw: Option<&str>) -> ApiResult<String> {
+fn base_url(kind: ChannelKind, raw: Option<&str>) -> ApiResult<String> {
     let url = match raw.map(str::trim).filter(|u| !u.is_empty()) {
         Some(url) => url,
-        None => channels::default_base_url(kind).ok_or_else(|| {
-            ApiError::invalid_field(
-                "base_url",
-                "This type needs a base_url.",
-                "该类型需要填写 base_url。",
-            )
-        })?,
+        None => crate::vendor::adapter(kind)
+            .default_base_url()
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    "base_url",
+                    "This type needs a base_url.",
+                    "该类型需要填写 base_url。",
+                )
+            })?,
     };
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() <= 2048

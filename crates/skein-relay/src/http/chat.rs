@@ -13,7 +13,7 @@ use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
-use super::reply::{render, request_id};
+use super::reply::render;
 use crate::RelayService;
 use crate::pipeline::Caller;
 use crate::pipeline::chat::{self, Format};
@@ -23,14 +23,14 @@ use crate::pipeline::input::parse_json;
 pub(crate) async fn chat_completions(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     body: Bytes,
 ) -> ApiResult<Response> {
     let request = parse_json(&body)?;
     let reply = chat::for_client(
         svc,
         Caller::Key(key),
-        request_id(id),
+        id.into_string(),
         request,
         Format::OpenAi,
         None,
@@ -44,7 +44,7 @@ pub(crate) async fn chat_completions(
 pub(crate) async fn messages(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -59,7 +59,7 @@ pub(crate) async fn messages(
     let stream = anthropic["stream"].as_bool() == Some(true);
     let model = anthropic["model"].as_str().unwrap_or("").to_string();
     let (request, mut native) = chat::with_native(
-        crate::convert::anthropic::request_to_openai(&anthropic),
+        crate::vendor::anthropic::request_to_openai(&anthropic),
         anthropic,
         &model,
         stream,
@@ -69,7 +69,7 @@ pub(crate) async fn messages(
     let reply = chat::for_client(
         svc,
         Caller::Key(key),
-        request_id(id),
+        id.into_string(),
         request?,
         Format::Anthropic,
         Some(native),
@@ -83,7 +83,7 @@ pub(crate) async fn messages(
 pub(crate) async fn gemini(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     axum::extract::Path(model_action): axum::extract::Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     body: Bytes,
@@ -113,7 +113,7 @@ pub(crate) async fn gemini(
         .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
     let gemini = parse_json(&body)?;
     let (request, native) = chat::with_native(
-        crate::convert::gemini::request_to_openai(&gemini, model, stream),
+        crate::vendor::gemini::request_to_openai(&gemini, model, stream),
         gemini,
         model,
         stream,
@@ -122,7 +122,7 @@ pub(crate) async fn gemini(
     let reply = chat::for_client(
         svc,
         Caller::Key(key),
-        request_id(id),
+        id.into_string(),
         request?,
         Format::Gemini { sse },
         Some(native),

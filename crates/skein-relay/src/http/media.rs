@@ -15,7 +15,7 @@ use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
-use super::reply::{answer, request_id};
+use super::reply::answer;
 use crate::RelayService;
 use crate::multipart;
 use crate::pipeline::Caller;
@@ -31,14 +31,14 @@ pub(crate) const AUDIO_BODY_LIMIT: usize = AUDIO_FILE_LIMIT + 256 * 1024;
 pub(crate) async fn transcriptions(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     audio_form(
         svc,
         key,
-        request_id(id),
+        id.into_string(),
         &headers,
         body,
         "/v1/audio/transcriptions",
@@ -50,14 +50,14 @@ pub(crate) async fn transcriptions(
 pub(crate) async fn translations(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     audio_form(
         svc,
         key,
-        request_id(id),
+        id.into_string(),
         &headers,
         body,
         "/v1/audio/translations",

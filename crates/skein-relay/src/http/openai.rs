@@ -14,7 +14,7 @@ use skein_core::api::KeyInfo;
 use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
 
-use super::reply::{answer, request_id};
+use super::reply::answer;
 use crate::RelayService;
 use crate::pipeline::calls::{self, Answer};
 use crate::pipeline::{Caller, input};
@@ -23,7 +23,7 @@ use crate::pipeline::{Caller, input};
 async fn relay<Fut>(
     svc: Arc<RelayService>,
     key: KeyInfo,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     body: &[u8],
     call: impl FnOnce(Arc<RelayService>, Caller, String, Value) -> Fut,
 ) -> ApiResult<Response>
@@ -31,14 +31,14 @@ where
     Fut: Future<Output = ApiResult<Answer>>,
 {
     let request = input::parse_json(body)?;
-    answer(call(svc, Caller::Key(key), request_id(id), request).await)
+    answer(call(svc, Caller::Key(key), id.into_string(), request).await)
 }
 
 /// Relays an embeddings request.
 pub(crate) async fn embeddings(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     body: Bytes,
 ) -> ApiResult<Response> {
     relay(svc, key, id, &body, calls::embeddings).await
@@ -48,7 +48,7 @@ pub(crate) async fn embeddings(
 pub(crate) async fn completions(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     body: Bytes,
 ) -> ApiResult<Response> {
     relay(svc, key, id, &body, calls::completions).await
@@ -58,7 +58,7 @@ pub(crate) async fn completions(
 pub(crate) async fn image_generations(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     body: Bytes,
 ) -> ApiResult<Response> {
     relay(svc, key, id, &body, calls::images).await
@@ -68,7 +68,7 @@ pub(crate) async fn image_generations(
 pub(crate) async fn speech(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     body: Bytes,
 ) -> ApiResult<Response> {
     relay(svc, key, id, &body, calls::speech).await
@@ -78,7 +78,7 @@ pub(crate) async fn speech(
 pub(crate) async fn rerank(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
-    id: Option<axum::Extension<RequestId>>,
+    id: RequestId,
     body: Bytes,
 ) -> ApiResult<Response> {
     relay(svc, key, id, &body, calls::rerank).await

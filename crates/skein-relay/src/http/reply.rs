@@ -4,7 +4,6 @@ use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use skein_core::ApiResult;
-use skein_core::request::RequestId;
 
 use crate::pipeline::{Reply, ReplyBody};
 
@@ -38,9 +37,4 @@ pub(crate) fn render(reply: Reply) -> Response {
 /// Renders a pipeline call's answer for an OpenAI client.
 pub(crate) fn answer(answer: ApiResult<crate::pipeline::calls::Answer>) -> ApiResult<Response> {
     answer.map(|a| render(a.for_client()))
-}
-
-/// The request id the gateway assigned, or empty.
-pub(crate) fn request_id(request_id: Option<axum::Extension<RequestId>>) -> String {
-    request_id.map(|r| r.0.0).unwrap_or_default()
 }

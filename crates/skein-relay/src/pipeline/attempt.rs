@@ -15,7 +15,7 @@ use skein_core::{ApiError, ApiResult};
 use super::bill::Meter;
 use crate::RelayService;
 use crate::channels::LiveChannel;
-use crate::proxy::{self, Attempt};
+use crate::vendor::Attempt;
 
 /// Sends one request to a channel, in whatever wire format that channel's kind speaks.
 pub(crate) trait Dispatch: Send {
@@ -49,7 +49,7 @@ impl<F: Fn(&str) -> Bytes + Send + Sync> Dispatch for OpenAiPath<F> {
         upstream_model: &str,
     ) -> Result<Attempt, ApiError> {
         let body = (self.body)(upstream_model);
-        Ok(proxy::send_to(&svc.http, channel, self.path, &self.content_type, body).await)
+        Ok(crate::upstream::send_to(&svc.http, channel, self.path, &self.content_type, body).await)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 use skein_core::ApiResult;
 
 use super::attempt::{Attempted, OpenAiPath, attempt, refused_error};
@@ -52,10 +52,7 @@ impl Answer {
             } else {
                 text
             };
-            Bytes::from(
-                json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
-                    .to_string(),
-            )
+            crate::vendor::openai::errors::error_body(&message, "invalid_request_error")
         };
         Reply::whole(status, HeaderValue::from_static("application/json"), body)
     }

@@ -70,7 +70,7 @@ pub(crate) fn input_tokens(input: &Value) -> Option<i64> {
 fn text_tokens(text: &str) -> i64 {
     crate::estimate::scaled(
         crate::estimate::tokens(text),
-        crate::estimate::safety_permille("openai"),
+        crate::estimate::safety_permille(crate::channels::ChannelKind::OpenAi),
     )
 }
 

@@ -13,7 +13,6 @@ use super::{Caller, MAX_ATTEMPTS};
 use crate::RelayService;
 use crate::channels::LiveChannel;
 use crate::pricing::Price;
-use crate::proxy;
 
 /// A request's model, its price, and the channels that may serve it, best first.
 pub(crate) struct Plan {
@@ -32,7 +31,7 @@ pub(crate) async fn plan(
     model: Option<&str>,
 ) -> ApiResult<Plan> {
     plan_for(svc, caller, model, |c| {
-        proxy::OPENAI_KINDS.contains(&c.kind.as_str())
+        crate::vendor::adapter(c.kind).serves_openai_paths()
     })
     .await
 }

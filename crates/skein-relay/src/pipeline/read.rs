@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use bytes::Bytes;
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
 
 use super::Reply;
@@ -129,7 +129,7 @@ pub(crate) fn sse(
             }
         }
         if broken && !client_gone {
-            let error = json!({"error": {"message": "The upstream stream broke off.", "type": "server_error", "param": null, "code": "upstream_error"}});
+            let error = crate::vendor::openai::errors::stream_broke();
             let _ = tx
                 .send_timeout(Bytes::from(format!("data: {error}\n\n")), write_timeout)
                 .await;

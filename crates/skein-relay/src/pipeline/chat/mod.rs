@@ -29,10 +29,10 @@ use super::attempt::{Attempted, Dispatch, attempt, refused_error};
 use super::bill::{HoldAmount, Meter, held};
 use super::plan::{Plan, plan_for};
 use crate::RelayService;
-use crate::channels::LiveChannel;
+use crate::channels::{ChannelKind, LiveChannel};
 use crate::estimate;
-use crate::proxy::Attempt;
 use crate::upstream;
+use crate::vendor::{self, Attempt};
 
 /// The wire format the caller speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,7 +190,7 @@ async fn relay(
         &svc,
         &caller,
         request.get("model").and_then(Value::as_str),
-        |c| upstream::for_kind(&c.kind).is_some(),
+        |_| true,
     )
     .await?;
     if !request.get("messages").is_some_and(Value::is_array) {
@@ -215,7 +215,7 @@ async fn relay(
     let client_wants_usage = request["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
-    let kinds: Vec<&str> = plan.candidates.iter().map(|c| c.kind.as_str()).collect();
+    let kinds: Vec<ChannelKind> = plan.candidates.iter().map(|c| c.kind).collect();
     let max_output = svc.tuning.output.max_output(&plan.model);
     let (request, prompt) = count_prompt(request).await?;
     let mut hold = estimate::hold(&request, prompt, &kinds, max_output);
@@ -363,8 +363,7 @@ impl Job {
                     .native
                     .as_ref()
                     .is_some_and(|_| native_on(format, &channel));
-                let adapter = upstream::for_kind(&channel.kind)
-                    .ok_or_else(|| ApiError::internal("a channel without an adapter answered"))?;
+                let adapter = vendor::adapter(channel.kind);
                 if format == Format::Events {
                     let body = adapter.error_to_openai(body);
                     return Err(refused_error(
@@ -383,8 +382,7 @@ impl Job {
             .native
             .as_ref()
             .is_some_and(|_| native_on(format, &channel));
-        let adapter = upstream::for_kind(&channel.kind)
-            .ok_or_else(|| ApiError::internal("a channel without an adapter answered"))?;
+        let adapter = vendor::adapter(channel.kind);
         let upstream_model = channel.upstream_model(&self.plan.model).to_string();
         let bill = stream::Bill {
             meter,
@@ -424,8 +422,8 @@ impl Job {
 /// Whether a channel is of the client's own vendor, so it gets the client's body as written.
 fn native_on(format: Format, channel: &LiveChannel) -> bool {
     matches!(
-        (format, channel.kind.as_str()),
-        (Format::Anthropic, "anthropic") | (Format::Gemini { .. }, "gemini")
+        (format, channel.kind),
+        (Format::Anthropic, ChannelKind::Anthropic) | (Format::Gemini { .. }, ChannelKind::Gemini)
     )
 }
 

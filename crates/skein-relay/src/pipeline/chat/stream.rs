@@ -15,7 +15,7 @@ use crate::pipeline::Reply;
 use crate::pipeline::bill::{Charge, Meter};
 use crate::pipeline::read::{Unasked, hide_usage};
 use crate::proxy::{SseSplitter, Tokens, estimate_tokens, event_data, usage_of};
-use crate::upstream::StreamDecoder;
+use crate::vendor::StreamDecoder;
 
 /// A chat answer's hold and what settling it needs once the upstream is done.
 pub(super) struct Bill {
@@ -73,7 +73,7 @@ struct StreamState {
     tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
     /// Where an in-process caller's typed events go.
     events: Option<tokio::sync::mpsc::Sender<ChatEvent>>,
-    anthropic: Option<crate::convert::anthropic::StreamConverter>,
+    anthropic: Option<crate::vendor::anthropic::StreamConverter>,
     gemini_sse: Option<bool>,
     model: String,
     pending_calls: Vec<(String, String)>,
@@ -254,7 +254,7 @@ impl StreamState {
                 forward = !events.is_empty();
                 event = Bytes::from(events.trim_end_matches('\n').to_string());
             } else if let Some(sse) = self.gemini_sse {
-                match crate::convert::gemini::chunk_from_openai(
+                match crate::vendor::gemini::chunk_from_openai(
                     &value,
                     &self.model,
                     &mut self.pending_calls,
@@ -300,7 +300,7 @@ impl StreamState {
         let id = format!("chatcmpl-{}", self.reservation_id);
         let created = skein_core::ids::now_ms() / 1000;
         let usage =
-            crate::convert::openai_usage(tokens.prompt, tokens.completion, tokens.cached, 0);
+            crate::vendor::pivot::openai_usage(tokens.prompt, tokens.completion, tokens.cached, 0);
         if self.native {
             let tail = if self.anthropic.is_some() {
                 format!(
@@ -333,7 +333,7 @@ impl StreamState {
             .collect();
         let finish = json!({"id": id, "object": "chat.completion.chunk", "created": created,
             "model": self.model, "choices": finishes});
-        let usage = crate::convert::openai_usage_chunk(&id, &self.model, created, usage);
+        let usage = crate::vendor::pivot::openai_usage_chunk(&id, &self.model, created, usage);
         for event in [
             format!("data: {finish}"),
             format!("data: {usage}"),
@@ -408,7 +408,7 @@ pub(super) fn relay_stream(
         tx: (!typed).then_some(tx),
         events: typed.then_some(events_tx),
         anthropic: (format == Format::Anthropic)
-            .then(|| crate::convert::anthropic::StreamConverter::new(&bill.meter.model)),
+            .then(|| crate::vendor::anthropic::StreamConverter::new(&bill.meter.model)),
         gemini_sse: match format {
             Format::Gemini { sse } => Some(sse),
             _ => None,
@@ -520,7 +520,10 @@ pub(super) fn relay_stream(
                 },
             ),
             (Some(tokens), true) => (tokens, "partial"),
-            (None, _) => (counted(&bill, &state), if broken { "partial" } else { "estimated" }),
+            (None, _) => (
+                counted(&bill, &state),
+                if broken { "partial" } else { "estimated" },
+            ),
         };
         if cut {
             state.end_cut(tokens, bill.choices).await;
@@ -555,22 +558,26 @@ pub(super) fn relay_stream(
             let tail = match (state.anthropic.as_mut(), broken) {
                 // A native Anthropic stream already carries message_stop.
                 (Some(_), false) if state.native => None,
-                (Some(_), true) => Some(crate::convert::anthropic::StreamConverter::error(
+                (Some(_), true) => Some(crate::vendor::anthropic::StreamConverter::error(
                     "The upstream stream broke off.",
                 )),
                 (Some(converter), false) => Some(converter.finish()),
                 (None, broken) if gemini_sse.is_some() => {
                     let open = if first_item { "[" } else { "," };
-                    let error = json!({"error": {"code": 502, "message": "The upstream stream broke off.", "status": "UNAVAILABLE"}});
+                    let error = crate::vendor::gemini::errors::stream_broke();
                     match (gemini_sse, broken) {
                         (Some(true), true) => Some(format!("data: {error}\n\n")),
                         (Some(true), false) => None,
                         (_, true) => Some(format!("{open}{error}]")),
-                        (_, false) => Some(if first_item { "[]".to_string() } else { "]".to_string() }),
+                        (_, false) => Some(if first_item {
+                            "[]".to_string()
+                        } else {
+                            "]".to_string()
+                        }),
                     }
                 }
                 (None, true) => {
-                    let error = json!({"error": {"message": "The upstream stream broke off.", "type": "server_error", "param": null, "code": "upstream_error"}});
+                    let error = crate::vendor::openai::errors::stream_broke();
                     Some(format!("data: {error}\n\n"))
                 }
                 (None, false) => None,
@@ -586,7 +593,7 @@ pub(super) fn relay_stream(
             let closing = state
                 .anthropic
                 .as_mut()
-                .map(crate::convert::anthropic::StreamConverter::finish);
+                .map(crate::vendor::anthropic::StreamConverter::finish);
             if let Some(closing) = closing {
                 state.tail.push(Bytes::from(closing));
             }

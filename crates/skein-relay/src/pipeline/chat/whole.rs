@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
 
 use super::Format;
@@ -10,7 +10,8 @@ use super::stream::Bill;
 use crate::pipeline::Reply;
 use crate::pipeline::input::usage_in;
 use crate::proxy::{Tokens, estimate_tokens, usage_of};
-use crate::upstream::{self, Upstream};
+use crate::upstream;
+use crate::vendor::{self, Upstream};
 
 /// The upstream's own refusal (a 4xx), in the client's format.
 pub(super) fn refused(
@@ -28,19 +29,9 @@ pub(super) fn refused(
     let body = adapter.error_to_openai(body);
     let body = match format {
         Format::OpenAi | Format::Events => body,
-        Format::Anthropic => {
-            let upstream: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let message = upstream["error"]["message"]
-                .as_str()
-                .unwrap_or("The upstream refused the request.");
-            Bytes::from(json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}).to_string())
-        }
+        Format::Anthropic => vendor::anthropic::errors::refusal_from_openai(&body),
         Format::Gemini { .. } => {
-            let upstream: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let message = upstream["error"]["message"]
-                .as_str()
-                .unwrap_or("The upstream refused the request.");
-            Bytes::from(json!({"error": {"code": status.as_u16(), "message": message, "status": "INVALID_ARGUMENT"}}).to_string())
+            vendor::gemini::errors::refusal_from_openai(status.as_u16(), &body)
         }
     };
     Reply::whole(status, json, body)
@@ -119,10 +110,10 @@ pub(super) async fn relay_whole(
         // The client speaks the vendor's format: the answer as the vendor wrote it.
         _ if native => bytes,
         (Format::Anthropic, Some(value)) => {
-            Bytes::from(crate::convert::anthropic::response_from_openai(&value, &model).to_string())
+            Bytes::from(crate::vendor::anthropic::response_from_openai(&value, &model).to_string())
         }
         (Format::Gemini { .. }, Some(value)) => {
-            Bytes::from(crate::convert::gemini::response_from_openai(&value, &model).to_string())
+            Bytes::from(crate::vendor::gemini::response_from_openai(&value, &model).to_string())
         }
         (Format::OpenAi | Format::Events, Some(value)) if !adapter.speaks_pivot() => {
             Bytes::from(value.to_string())

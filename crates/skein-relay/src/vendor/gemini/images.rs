@@ -13,7 +13,12 @@ use futures::StreamExt;
 use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
 
-use super::ImagePolicy;
+/// How remote images may be fetched for upstreams that need them inline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImagePolicy {
+    /// Allow private, loopback and link-local addresses (tests and trusted networks only).
+    pub allow_private: bool,
+}
 
 /// The largest image fetched (Gemini takes at most 20 MB of inline data per request).
 pub const MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;

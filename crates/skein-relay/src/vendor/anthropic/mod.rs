@@ -1,15 +1,25 @@
-//! Anthropic Messages upstreams: `x-api-key` and `anthropic-version` headers, the body
-//! converted by [`crate::convert::anthropic::request_from_openai`], answers and stream events
-//! converted back to the pivot.
+//! Anthropic Messages: the client format (`POST /v1/messages`) to the pivot and back, and the
+//! upstream adapter (`x-api-key` and `anthropic-version` headers, the body converted by
+//! [`request_from_openai`], answers and stream events converted back to the pivot).
+
+pub mod errors;
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+pub use request::*;
+pub use response::*;
+pub use stream::*;
 
 use bytes::Bytes;
 use serde_json::Value;
 use skein_core::ApiResult;
 
-use super::{StreamDecoder, Upstream, data_event, done_event, event_json};
-use crate::channels::LiveChannel;
-use crate::convert::anthropic as convert;
-use crate::proxy::Attempt;
+use super::pivot::{data_event, done_event, event_json};
+use super::{Attempt, StreamDecoder, Upstream};
+use crate::channels::{ChannelKind, LiveChannel};
 
 /// The API version this adapter speaks.
 pub const VERSION: &str = "2023-06-01";
@@ -18,8 +28,17 @@ pub const VERSION: &str = "2023-06-01";
 pub struct Anthropic;
 
 impl Upstream for Anthropic {
-    fn kind(&self) -> &'static str {
-        "anthropic"
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Anthropic
+    }
+
+    fn default_base_url(&self) -> Option<&'static str> {
+        Some("https://api.anthropic.com")
+    }
+
+    fn tokenizer_safety_permille(&self) -> i64 {
+        // Claude's tokenizer counts up to about a third more than o200k.
+        1_350
     }
 
     fn request(
@@ -28,7 +47,7 @@ impl Upstream for Anthropic {
         channel: &LiveChannel,
         pivot: &Value,
     ) -> ApiResult<reqwest::RequestBuilder> {
-        let body = convert::request_from_openai(pivot)?;
+        let body = request_from_openai(pivot)?;
         Ok(http
             .post(format!("{}/v1/messages", channel.base_url))
             .header("x-api-key", channel.key())
@@ -56,33 +75,19 @@ impl Upstream for Anthropic {
     }
 
     fn response(&self, body: Value, _model: &str) -> Value {
-        convert::response_to_openai(&body)
+        response_to_openai(&body)
     }
 
     fn decoder(&self, _model: &str) -> Box<dyn StreamDecoder> {
-        Box::new(Decoder(convert::UpstreamStream::default()))
+        Box::new(Decoder(UpstreamStream::default()))
     }
 
     fn classify(&self, status: u16, retry_after: Option<&str>, body: Bytes) -> Attempt {
-        // Anthropic answers an unpaid account with a 400 whose message starts by saying so.
-        let error = super::error_object(&body);
-        let out_of_credit = status == 402
-            || (status == 400
-                && error["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("Your credit balance is too low")));
-        super::classify(status, retry_after, body, out_of_credit)
+        errors::classify_answer(status, retry_after, body)
     }
 
     fn error_to_openai(&self, body: Bytes) -> Bytes {
-        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-        let message = v["error"]["message"]
-            .as_str()
-            .unwrap_or("The upstream refused the request.");
-        let kind = v["error"]["type"]
-            .as_str()
-            .unwrap_or("invalid_request_error");
-        super::openai_error(message, kind)
+        errors::to_openai(body)
     }
 
     fn models_request(
@@ -101,7 +106,7 @@ impl Upstream for Anthropic {
     }
 }
 
-struct Decoder(convert::UpstreamStream);
+struct Decoder(UpstreamStream);
 
 impl StreamDecoder for Decoder {
     fn event(&mut self, event: Bytes) -> Result<Vec<Bytes>, String> {

@@ -1,12 +1,12 @@
-//! Conversions between vendor wire formats and the OpenAI chat format, the pivot every
-//! upstream adapter speaks. Each module converts both ways: a client's request to the pivot
-//! and the pivot's answer back (client side), and the pivot request to the vendor's and the
-//! vendor's answer to the pivot (upstream side). Each conversion carries what the target can
-//! express and refuses with a clear 400 what it cannot, rather than dropping it silently.
+//! The pivot format (OpenAI chat completions), which every adapter speaks to the rest of the
+//! relay, and what every vendor's conversions share: the refusals of fields a target cannot
+//! express (a clear 400 rather than a silent drop), reasoning efforts ⇄ thinking budgets,
+//! `data:` URLs, and the pivot's chunks, usage and server-sent events. Each vendor module
+//! converts both ways: a client's request to the pivot and the pivot's answer back (client
+//! side), and the pivot request to the vendor's and the vendor's answer to the pivot
+//! (upstream side).
 
-pub mod anthropic;
-pub mod gemini;
-
+use bytes::Bytes;
 use serde_json::{Value, json};
 use skein_core::ApiError;
 
@@ -103,4 +103,20 @@ pub fn openai_usage(prompt: i64, completion: i64, cached: i64, reasoning: i64) -
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": cached},
         "completion_tokens_details": {"reasoning_tokens": reasoning}})
+}
+
+/// `data: {value}` as one server-sent event (without its blank line).
+pub fn data_event(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}"))
+}
+
+/// The end-of-stream marker of OpenAI streams.
+pub fn done_event() -> Bytes {
+    Bytes::from_static(b"data: [DONE]")
+}
+
+/// The `data:` JSON of an upstream event, if it has one that parses.
+pub fn event_json(event: &[u8]) -> Option<Value> {
+    let data = crate::proxy::event_data(event)?;
+    serde_json::from_str(&data).ok()
 }

@@ -1,20 +1,12 @@
-//! Azure OpenAI: OpenAI's wire format behind per-resource URLs. The channel's base URL is the
-//! resource (`https://NAME.openai.azure.com`), optionally with `?api-version=...`; the mapped
-//! model name is the deployment; the key goes in an `api-key` header.
+//! Azure OpenAI's URL shape (the rest is the OpenAI-compatible adapter's). The channel's base
+//! URL is the resource (`https://NAME.openai.azure.com`), optionally with `?api-version=...`;
+//! the mapped model name is the deployment.
 
-use bytes::Bytes;
-use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
-
-use super::{PassThrough, StreamDecoder, Upstream};
-use crate::channels::LiveChannel;
 
 /// The API version used when the base URL names none (the first GA version with
 /// `stream_options.include_usage`, which streamed billing relies on).
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
-
-/// The Azure adapter.
-pub struct Azure;
 
 /// The resource URL and API version of a channel's base URL.
 fn resource(base_url: &str) -> (&str, String) {
@@ -47,54 +39,9 @@ pub fn chat_url(base_url: &str, deployment: &str) -> ApiResult<reqwest::Url> {
     )
 }
 
-impl Upstream for Azure {
-    fn kind(&self) -> &'static str {
-        "azure"
-    }
-
-    fn request(
-        &self,
-        http: &reqwest::Client,
-        channel: &LiveChannel,
-        pivot: &Value,
-    ) -> ApiResult<reqwest::RequestBuilder> {
-        let deployment = pivot["model"].as_str().unwrap_or("");
-        Ok(http
-            .post(chat_url(&channel.base_url, deployment)?)
-            .header("api-key", channel.key())
-            .header("content-type", "application/json")
-            .body(pivot.to_string()))
-    }
-
-    fn speaks_pivot(&self) -> bool {
-        true
-    }
-
-    fn response(&self, body: Value, _model: &str) -> Value {
-        body
-    }
-
-    fn decoder(&self, _model: &str) -> Box<dyn StreamDecoder> {
-        Box::new(PassThrough)
-    }
-
-    fn error_to_openai(&self, body: Bytes) -> Bytes {
-        body
-    }
-
-    fn models_request(
-        &self,
-        http: &reqwest::Client,
-        channel: &LiveChannel,
-    ) -> ApiResult<reqwest::RequestBuilder> {
-        Ok(http
-            .get(url(&channel.base_url, &["openai", "models"])?)
-            .header("api-key", channel.key()))
-    }
-
-    fn models(&self, body: &Value) -> Vec<String> {
-        super::openai::ids(&body["data"], "id")
-    }
+/// The URL of the resource's model list.
+pub fn models_url(base_url: &str) -> ApiResult<reqwest::Url> {
+    url(base_url, &["openai", "models"])
 }
 
 #[cfg(test)]

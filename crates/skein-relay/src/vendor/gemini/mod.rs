@@ -1,17 +1,29 @@
-//! Gemini upstreams (Google AI Studio's `generativelanguage` API): `x-goog-api-key`, the model
-//! in the URL (`/v1beta/models/{m}:generateContent`, `:streamGenerateContent?alt=sse` for
-//! streams), the body converted by [`crate::convert::gemini::request_from_openai`], answers and
-//! stream items converted back to the pivot. Remote images are fetched and inlined first
-//! ([`super::images`]).
+//! Gemini (Google AI Studio's `generativelanguage` API): the client format
+//! (`models/{m}:generateContent`) to the pivot and back, and the upstream adapter
+//! (`x-goog-api-key`, the model in the URL — `/v1beta/models/{m}:generateContent`,
+//! `:streamGenerateContent?alt=sse` for streams — the body converted by
+//! [`request_from_openai`], answers and stream items converted back to the pivot). Remote
+//! images are fetched and inlined first ([`images`]).
+
+pub mod errors;
+pub mod images;
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+pub use request::*;
+pub use response::*;
+pub use stream::*;
 
 use bytes::Bytes;
 use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
 
-use super::{StreamDecoder, Upstream, data_event, done_event, event_json};
-use crate::channels::LiveChannel;
-use crate::convert::gemini as convert;
-use crate::proxy::Attempt;
+use super::pivot::{data_event, done_event, event_json};
+use super::{Attempt, StreamDecoder, Upstream};
+use crate::channels::{ChannelKind, LiveChannel};
 
 /// The Gemini adapter.
 pub struct Gemini;
@@ -30,8 +42,21 @@ fn model_url(base_url: &str, model: &str, method: &str, sse: bool) -> ApiResult<
 }
 
 impl Upstream for Gemini {
-    fn kind(&self) -> &'static str {
-        "gemini"
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Gemini
+    }
+
+    fn default_base_url(&self) -> Option<&'static str> {
+        Some("https://generativelanguage.googleapis.com")
+    }
+
+    fn tokenizer_safety_permille(&self) -> i64 {
+        // Gemini's tokenizer differs from o200k by up to about a tenth, and a little more.
+        1_150
+    }
+
+    fn inlines_images(&self) -> bool {
+        true
     }
 
     fn request(
@@ -40,7 +65,7 @@ impl Upstream for Gemini {
         channel: &LiveChannel,
         pivot: &Value,
     ) -> ApiResult<reqwest::RequestBuilder> {
-        let body = convert::request_from_openai(pivot)?;
+        let body = request_from_openai(pivot)?;
         let model = pivot["model"].as_str().unwrap_or("");
         let stream = pivot["stream"].as_bool() == Some(true);
         let url = if stream {
@@ -79,43 +104,19 @@ impl Upstream for Gemini {
     }
 
     fn response(&self, body: Value, model: &str) -> Value {
-        convert::response_to_openai(&body, model)
+        response_to_openai(&body, model)
     }
 
     fn decoder(&self, model: &str) -> Box<dyn StreamDecoder> {
-        Box::new(Decoder(convert::UpstreamStream::new(model)))
+        Box::new(Decoder(UpstreamStream::new(model)))
     }
 
     fn classify(&self, status: u16, retry_after: Option<&str>, body: Bytes) -> Attempt {
-        // Google answers a bad key with 400 and reason API_KEY_INVALID, and an account that
-        // must enable billing with 400 FAILED_PRECONDITION: neither request will work on this
-        // channel.
-        let error = super::error_object(&body);
-        let bad_key = status == 400
-            && error["details"].as_array().is_some_and(|d| {
-                d.iter()
-                    .any(|i| i["reason"].as_str() == Some("API_KEY_INVALID"))
-            });
-        if bad_key {
-            return Attempt::Dead(format!("upstream {status}: the channel's key was rejected"));
-        }
-        let out_of_credit =
-            status == 400 && error["status"].as_str() == Some("FAILED_PRECONDITION");
-        super::classify(status, retry_after, body, out_of_credit)
+        errors::classify_answer(status, retry_after, body)
     }
 
     fn error_to_openai(&self, body: Bytes) -> Bytes {
-        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-        // Google's error bodies may be one object or a one-item array.
-        let error = if v.is_array() {
-            &v[0]["error"]
-        } else {
-            &v["error"]
-        };
-        let message = error["message"]
-            .as_str()
-            .unwrap_or("The upstream refused the request.");
-        super::openai_error(message, "invalid_request_error")
+        errors::to_openai(body)
     }
 
     fn models_request(
@@ -136,7 +137,7 @@ impl Upstream for Gemini {
     }
 }
 
-struct Decoder(convert::UpstreamStream);
+struct Decoder(UpstreamStream);
 
 impl StreamDecoder for Decoder {
     fn event(&mut self, event: Bytes) -> Result<Vec<Bytes>, String> {
@@ -155,25 +156,5 @@ impl StreamDecoder for Decoder {
     fn partial(&mut self) -> Vec<Bytes> {
         // Gemini's usage is a running total in every item: the last one counts what was made.
         self.0.finish().iter().map(data_event).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_urls() {
-        let u = model_url(
-            "https://g.example",
-            "gemini-2.5-flash",
-            "streamGenerateContent",
-            true,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            u.as_str(),
-            "https://g.example/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
-        );
     }
 }
