@@ -313,9 +313,12 @@ each_relay! {
         let whole = prompt_tokens(&messages) + 2 * (reply_to(&messages).split_whitespace().count() as i64);
         let mut settled = None;
         for _ in 0..500 {
-            let quota = app.get("/api/v1/billing/quota", Some(&s.user.access)).await.json;
+            // The record first: once it is there, so is the balance it was written with (on
+            // SQLite the other instance's hold lives in its memory, so `reserved` says nothing).
             let usage = app.get("/api/v1/billing/usage", Some(&s.user.access)).await.json;
-            if quota["reserved"] == 0 && usage["total"] == 1 {
+            let quota = app.get("/api/v1/billing/quota", Some(&s.user.access)).await.json;
+            let records = usage["items"].as_array().map_or(0, Vec::len);
+            if quota["reserved"] == 0 && records == 1 {
                 settled = Some((quota["balance"].as_i64().unwrap(), usage["items"][0].clone()));
                 break;
             }
