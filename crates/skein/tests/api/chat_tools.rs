@@ -48,6 +48,10 @@ impl ToolRunner for Weather {
             return ToolResult::error("The arguments are not JSON.");
         };
         let city = arguments["city"].as_str().unwrap_or_default();
+        if city.contains("Atlantis") {
+            // Never answers: only a stop (or the deadline) ends the call.
+            return std::future::pending().await;
+        }
         ToolResult {
             content: format!("sunny and mild in {city}"),
             ..ToolResult::default()
@@ -197,6 +201,40 @@ on_both_backends! {
         assert!(sent[2].get("tools").is_none(), "{}", sent[2]);
         assert!(find(&ev, "done")["message"].get("tool_calls").is_none());
         settled_usage(&app, &user, 3).await;
+    }
+
+    async fn a_stop_while_a_tool_runs_ends_the_answer_and_calls_nothing_more(backend) {
+        use futures::StreamExt;
+        let app = TestApp::spawn_extended(
+            backend,
+            |c| c.chat.title_model = Some(String::new()),
+            |skein| skein.chat.as_ref().expect("this server runs chat").add_tool_runner(Arc::new(Weather)),
+        )
+        .await;
+        let RelayWorld { user, upstream, .. } = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let id = conversation(&app, &user).await;
+        let r = app.client.post(app.url(&format!("/api/v1/chat/conversations/{id}/messages")))
+            .bearer_auth(&user.access).json(&json!({"content": "the weather in Atlantis"})).send().await.unwrap();
+        let mut body = r.bytes_stream();
+        let mut seen = String::new();
+        let mut stopped = false;
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if !stopped && seen.contains("event: tool_call") {
+                let answer = find(&events(&seen), "start")["assistant_message_id"].as_str().unwrap().to_string();
+                let r = app.post(&format!("/api/v1/chat/messages/{answer}/stop"), Some(&user.access), json!({})).await;
+                assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+                stopped = true;
+            }
+        }
+        let ev = events(&seen);
+        assert!(ev.iter().all(|(e, _)| e != "tool_result"), "{ev:?}");
+        let done = &find(&ev, "done")["message"];
+        assert_eq!(done["status"], "stopped", "{done}");
+        // One billed call, the one that asked for the tool; the relay was not called again.
+        assert_eq!(upstream.requests().len(), 1);
+        let records = settled_usage(&app, &user, 1).await;
+        assert_eq!(done["usage"]["cost"], records[0]["cost"], "{done}");
     }
 
     async fn answers_are_billed_in_a_group_the_user_was_granted(backend) {
