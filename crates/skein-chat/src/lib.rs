@@ -1,12 +1,14 @@
 //! Skein's Chat service (`/api/v1/chat`): conversations whose messages form a tree (edits and
 //! regenerations add siblings; nothing is overwritten), answers streamed over SSE through the
-//! relay in-process and billed to the user, history trimmed to the model's window, titles,
-//! export and import.
+//! relay (in this process or another, through [`RelayApi`]) and billed to the user, history
+//! trimmed to the model's window, titles, export and import.
 //!
 //! What an answer sends upstream is decided outside HTTP: a [`turn::Turn`] gathers what the
 //! answer needs and the [`sources::ContextSource`]s assemble its context (the system prompt
 //! and the history today; an agent's settings and knowledge retrieval plug in through
-//! [`ChatService::add_context_source`]). [`tools`] is where the model's tool calls will run.
+//! [`ChatService::add_context_source`]). The model's tool calls run in the answer's task,
+//! between relay calls, with the runners added through [`ChatService::add_tool_runner`] (see
+//! [`tools`]).
 //!
 //! **Architecture Invariant:** only this crate touches `chat_conversations` and
 //! `chat_messages`; every model call goes through [`RelayApi`], so chat usage lands in the
