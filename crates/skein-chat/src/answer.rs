@@ -7,8 +7,9 @@ use std::sync::Arc;
 use skein_core::{ApiError, ApiResult, ids};
 use tokio::sync::broadcast;
 
-use crate::generate::{self, Event, Generation, Plan, Slot};
+use crate::generate::{self, Event, Generation, Plan, Slot, ToolUse};
 use crate::store::{self, ConversationRow, MessageRow};
+use crate::tools::Toolbox;
 use crate::tree::Tree;
 use crate::turn::{PathMessage, Settings, Turn};
 use crate::{ChatService, sources};
@@ -87,6 +88,7 @@ impl ChatService {
             completion_tokens: None,
             cost: None,
             sources: None,
+            tool_calls: None,
             created_at: now,
             updated_at: now,
         });
@@ -110,7 +112,6 @@ impl ChatService {
         let turn = Turn {
             user_id,
             request_id,
-            group: self.group.clone(),
             budget: self.budget(&model, &settings),
             conversation: c,
             model,
@@ -118,7 +119,15 @@ impl ChatService {
             path,
         };
         let mut context = sources::assemble(&self.context_sources(), &turn).await?;
-        let request = turn.request(&context);
+        let mut request = turn.request(&context);
+        // Like a source, a runner that cannot say what it offers refuses the answer before
+        // anything is stored. No runner (the default): the request is left as it was.
+        let toolbox = Toolbox::for_turn(&self.tool_runners(), &turn).await?;
+        toolbox.offer(&mut request);
+        let tools = (!toolbox.is_empty()).then(|| ToolUse {
+            toolbox,
+            turn: turn.clone(),
+        });
         let citations = if context.citations.is_empty() {
             None
         } else {
@@ -140,6 +149,7 @@ impl ChatService {
             completion_tokens: None,
             cost: None,
             sources: citations,
+            tool_calls: None,
             created_at: now,
             updated_at: now,
         };
@@ -165,6 +175,7 @@ impl ChatService {
             title_from,
             summarize: context.summarize.take(),
             trimmed: context.trimmed_turns,
+            tools,
         };
         self.tasks.spawn(generate::run(slot, plan));
         Ok(Started {

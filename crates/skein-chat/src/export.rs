@@ -169,6 +169,7 @@ mod tests {
             completion_tokens: None,
             cost: None,
             sources: None,
+            tool_calls: None,
             created_at: 0,
             updated_at: 0,
         };

@@ -1,7 +1,8 @@
 //! Answers being written. Each runs in a task of its own, apart from the request that started
 //! it: a client that leaves does not stop it (the answer is finished and saved), another
 //! client can attach to it and receive the rest, and a stop call ends it keeping what was
-//! written. One answer at a time per conversation.
+//! written. One answer at a time per conversation. When tools are offered, the model's tool
+//! calls are run here between relay calls (see [`crate::tools`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ChatService;
 use crate::store::{self, Finish};
+use crate::tools::{MAX_TOOL_ROUNDS, PendingCalls, ToolCall, ToolRecord, ToolResult, Toolbox};
+use crate::turn::Turn;
 
 /// How often the text of an answer in progress is saved.
 const SAVE_EVERY: Duration = Duration::from_millis(1500);
@@ -40,6 +43,10 @@ pub enum Event {
     Error(Value),
     /// The conversation's new title.
     Title(String),
+    /// The model called a tool (`id`, `name`, `arguments`); its result follows.
+    ToolCall(Value),
+    /// What a tool answered (`id`, `name`, `content`, `is_error`).
+    ToolResult(Value),
     /// Nothing more will come.
     End,
 }
@@ -54,6 +61,8 @@ impl Event {
             Event::Done(message) => ("done", json!({ "message": message })),
             Event::Error(error) => ("error", error.clone()),
             Event::Title(title) => ("title", json!({ "title": title })),
+            Event::ToolCall(call) => ("tool_call", call.clone()),
+            Event::ToolResult(result) => ("tool_result", result.clone()),
             Event::End => return None,
         };
         Some(sse(name, &data))
@@ -287,6 +296,17 @@ pub struct Plan {
     pub summarize: Option<crate::Summarize>,
     /// How many older turns did not fit the window.
     pub trimmed: usize,
+    /// The tools offered to the model (already in `request`); `None` when none are, and the
+    /// answer is one relay call.
+    pub tools: Option<ToolUse>,
+}
+
+/// The tools an answer offers, and the turn their runners are given.
+pub struct ToolUse {
+    /// The tools, each with its runner.
+    pub toolbox: Toolbox,
+    /// The turn being answered.
+    pub turn: Turn,
 }
 
 /// Longest to wait for the relay's charge after the answer was stopped.
@@ -301,16 +321,38 @@ impl Plan {
     }
 }
 
-/// What the relayed answer said.
+/// What the relayed answer said: one relay call's, or the whole answer's over its rounds.
 #[derive(Default)]
 struct Outcome {
     /// The reader stopped because the user asked it to.
     stopped: bool,
-    /// What the relay charged.
+    /// What the relay charged (summed over the rounds of tool calls).
     charge: Option<skein_core::api::RelayCharge>,
     /// The tokens the upstream reported.
     usage: Option<TokenUsage>,
     error: Option<String>,
+    /// Why the model stopped (`tool_calls` asks for the calls to be run).
+    finish: Option<String>,
+    /// The tool calls of this round, being gathered.
+    calls: PendingCalls,
+    /// The tools called in the answer so far, with their results.
+    tools: Vec<ToolRecord>,
+}
+
+impl Outcome {
+    /// Adds one round's charge to the answer's.
+    fn add_charge(&mut self, charge: Option<skein_core::api::RelayCharge>) {
+        let Some(charge) = charge else { return };
+        self.charge = Some(match self.charge.take() {
+            Some(sum) => skein_core::api::RelayCharge {
+                prompt_tokens: sum.prompt_tokens + charge.prompt_tokens,
+                completion_tokens: sum.completion_tokens + charge.completion_tokens,
+                cost: sum.cost + charge.cost,
+                status: charge.status,
+            },
+            None => charge,
+        });
+    }
 }
 
 /// Writes the answer: calls the relay, passes deltas on, saves progress, and records the end.
@@ -319,7 +361,7 @@ pub async fn run(slot: Slot, mut plan: Plan) {
     let generation = slot.generation.clone();
     let caller = RelayCaller {
         user_id: plan.user_id.clone(),
-        group: svc.group.clone(),
+        group: None,
         request_id: plan.request_id.clone(),
         conversation_id: Some(generation.conversation_id.clone()),
         cancel: Some(generation.cancel.clone()),
@@ -337,15 +379,7 @@ pub async fn run(slot: Slot, mut plan: Plan) {
             ..Outcome::default()
         }
     } else {
-        match svc.relay.chat(caller.clone(), plan.request.clone()).await {
-            // The relay settles after the last token and says what it charged: that is the
-            // usage shown, so the message and the ledger agree (a stopped answer included).
-            Ok(events) => read(&svc, &generation, events).await,
-            Err(error) => Outcome {
-                error: Some(error_json(&error, &plan.request_id).to_string()),
-                ..Outcome::default()
-            },
-        }
+        answer(&svc, &generation, &caller, &mut plan).await
     };
     // Recorded after the answer, off the path to its first token.
     if let Err(error) = store::save_context(
@@ -368,12 +402,16 @@ pub async fn run(slot: Slot, mut plan: Plan) {
         .charge
         .as_ref()
         .map(|c| (c.prompt_tokens, c.completion_tokens, c.cost));
+    let tool_calls = (!outcome.tools.is_empty())
+        .then(|| serde_json::to_string(&outcome.tools).ok())
+        .flatten();
     let finish = Finish {
         content: &content,
         reasoning: &reasoning,
         status,
         error: outcome.error.clone(),
         usage,
+        tool_calls,
     };
     if let Err(error) = store::finish(&svc.db, &generation.message_id, &finish, ids::now_ms()).await
     {
@@ -422,6 +460,104 @@ pub async fn run(slot: Slot, mut plan: Plan) {
         }
     }
     drop(slot);
+}
+
+/// Calls the relay for the answer and, while the model asks for tools it was offered, runs
+/// them and calls it again with their results (at most [`MAX_TOOL_ROUNDS`] rounds with tools).
+/// Each call is billed on its own; the outcome carries their sum.
+async fn answer(
+    svc: &ChatService,
+    generation: &Generation,
+    caller: &RelayCaller,
+    plan: &mut Plan,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut rounds = 0;
+    loop {
+        let before = generation.text().0.len();
+        // The relay settles after the last token and says what it charged: that is the usage
+        // shown, so the message and the ledger agree (a stopped answer included).
+        let round = match svc.relay.chat(caller.clone(), plan.request.clone()).await {
+            Ok(events) => read(svc, generation, events).await,
+            Err(error) => Outcome {
+                error: Some(error_json(&error, &plan.request_id).to_string()),
+                ..Outcome::default()
+            },
+        };
+        outcome.add_charge(round.charge);
+        outcome.usage = round.usage.or(outcome.usage);
+        outcome.stopped = round.stopped;
+        outcome.error = round.error;
+        let Some(tools) = plan.tools.as_ref() else {
+            return outcome;
+        };
+        let wants_tools = round.finish.as_deref() == Some("tool_calls") && !round.calls.is_empty();
+        if outcome.stopped || outcome.error.is_some() || !wants_tools {
+            return outcome;
+        }
+        let calls = round.calls.finish();
+        for call in &calls {
+            generation.push(Event::ToolCall(json!({
+                "id": call.id, "name": call.name, "arguments": call.arguments,
+            })));
+        }
+        let running = futures::future::join_all(
+            calls
+                .iter()
+                .map(|call| tools.toolbox.run(&tools.turn, call)),
+        );
+        let results = tokio::select! {
+            biased;
+            _ = generation.cancel.cancelled() => {
+                // Stopped while the tools ran: what was written is kept, nothing is called.
+                outcome.stopped = true;
+                return outcome;
+            }
+            results = running => results,
+        };
+        let (content, _) = generation.text();
+        let said = content.get(before..).unwrap_or_default();
+        append_round(&mut plan.request, said, &calls, &results);
+        for (call, result) in calls.iter().zip(&results) {
+            generation.push(Event::ToolResult(json!({
+                "id": call.id, "name": call.name, "content": result.content,
+                "is_error": result.is_error,
+            })));
+            outcome.tools.push(ToolRecord::new(call, result));
+        }
+        rounds += 1;
+        if rounds >= MAX_TOOL_ROUNDS
+            && let Some(request) = plan.request.as_object_mut()
+        {
+            // Enough rounds: the model must now answer in words.
+            request.remove("tools");
+            request.remove("tool_choice");
+        }
+    }
+}
+
+/// Adds a round of tool calls to the request: the assistant's message with what it said and
+/// its calls, then one `tool` message per result, in the calls' order.
+fn append_round(request: &mut Value, said: &str, calls: &[ToolCall], results: &[ToolResult]) {
+    let Some(messages) = request["messages"].as_array_mut() else {
+        return;
+    };
+    let tool_calls: Vec<Value> = calls
+        .iter()
+        .map(|call| {
+            json!({"id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments}})
+        })
+        .collect();
+    let content = if said.is_empty() {
+        Value::Null
+    } else {
+        json!(said)
+    };
+    messages.push(json!({"role": "assistant", "content": content, "tool_calls": tool_calls}));
+    for (call, result) in calls.iter().zip(results) {
+        messages.push(result.message(call));
+    }
 }
 
 /// Reads the relay's events to the end of the answer (or until stopped), saving as it goes.
@@ -499,9 +635,15 @@ fn apply(event: ChatEvent, generation: &Generation, outcome: &mut Outcome) -> bo
             outcome.charge = Some(charge);
             false
         }
-        // Tool calls are executed here once chat offers tools; until then a model that
-        // asks for one has simply finished its answer.
-        ChatEvent::ToolCallDelta(_) | ChatEvent::Finish(_) => false,
+        // Gathered for `answer`, which runs them once the stream ends.
+        ChatEvent::ToolCallDelta(delta) => {
+            outcome.calls.push(delta);
+            false
+        }
+        ChatEvent::Finish(reason) => {
+            outcome.finish = Some(reason);
+            false
+        }
     }
 }
 
@@ -593,6 +735,70 @@ mod tests {
         g.push(Event::End);
         let late = g.attach();
         assert!(late.ended && late.done.is_some());
+    }
+
+    #[test]
+    fn tool_calls_are_gathered_and_a_round_goes_back_in_openai_format() {
+        let g = generation();
+        let mut outcome = Outcome::default();
+        for event in [
+            ChatEvent::Delta("Let me look.".into()),
+            ChatEvent::ToolCallDelta(skein_core::api::ToolCallDelta {
+                index: 0,
+                id: Some("call_1".into()),
+                name: Some("weather".into()),
+                arguments: "{\"city\":".into(),
+            }),
+            ChatEvent::ToolCallDelta(skein_core::api::ToolCallDelta {
+                index: 0,
+                arguments: "\"Paris\"}".into(),
+                ..Default::default()
+            }),
+            ChatEvent::Finish("tool_calls".into()),
+        ] {
+            apply(event, &g, &mut outcome);
+        }
+        assert_eq!(outcome.finish.as_deref(), Some("tool_calls"));
+        let calls = std::mem::take(&mut outcome.calls).finish();
+        let results = [ToolResult {
+            content: "sunny".into(),
+            ..ToolResult::default()
+        }];
+        let mut request =
+            json!({"model": "m", "messages": [{"role": "user", "content": "weather?"}]});
+        append_round(&mut request, &g.text().0, &calls, &results);
+        assert_eq!(
+            request["messages"],
+            json!([
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": "Let me look.", "tool_calls": [{"id": "call_1",
+                    "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            ])
+        );
+    }
+
+    #[test]
+    fn the_charges_of_rounds_add_up() {
+        let mut outcome = Outcome::default();
+        let charge = |cost, status: &str| skein_core::api::RelayCharge {
+            prompt_tokens: 10,
+            completion_tokens: 2,
+            cost,
+            status: status.into(),
+        };
+        outcome.add_charge(Some(charge(5, "ok")));
+        outcome.add_charge(None);
+        outcome.add_charge(Some(charge(7, "stopped")));
+        assert_eq!(
+            outcome.charge,
+            Some(skein_core::api::RelayCharge {
+                prompt_tokens: 20,
+                completion_tokens: 4,
+                cost: 12,
+                status: "stopped".into(),
+            })
+        );
     }
 
     #[test]

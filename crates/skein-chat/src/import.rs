@@ -43,7 +43,7 @@ pub const MAX_TEXT_BYTES: usize = 48 * 1024 * 1024;
 const MAX_CHARS: usize = 1_000_000;
 /// Most rows (conversations and messages) written in one transaction.
 pub const BATCH_ROWS: usize = 500;
-/// Most message rows in one `INSERT` statement (17 parameters each).
+/// Most message rows in one `INSERT` statement (18 parameters each).
 const ROWS_PER_STATEMENT: usize = 100;
 
 /// What a serde error says when a list passed its limit; the limit follows.
@@ -720,6 +720,7 @@ fn rows_of(
             completion_tokens: None,
             cost: None,
             sources: None,
+            tool_calls: None,
             created_at: clamp(m.created_at),
             updated_at: now,
         });

@@ -1,12 +1,14 @@
 //! Skein's Chat service (`/api/v1/chat`): conversations whose messages form a tree (edits and
 //! regenerations add siblings; nothing is overwritten), answers streamed over SSE through the
-//! relay in-process and billed to the user, history trimmed to the model's window, titles,
-//! export and import.
+//! relay (in this process or another, through [`RelayApi`]) and billed to the user, history
+//! trimmed to the model's window, titles, export and import.
 //!
 //! What an answer sends upstream is decided outside HTTP: a [`turn::Turn`] gathers what the
 //! answer needs and the [`sources::ContextSource`]s assemble its context (the system prompt
 //! and the history today; an agent's settings and knowledge retrieval plug in through
-//! [`ChatService::add_context_source`]). [`tools`] is where the model's tool calls will run.
+//! [`ChatService::add_context_source`]). The model's tool calls run in the answer's task,
+//! between relay calls, with the runners added through [`ChatService::add_tool_runner`] (see
+//! [`tools`]).
 //!
 //! **Architecture Invariant:** only this crate touches `chat_conversations` and
 //! `chat_messages`; every model call goes through [`RelayApi`], so chat usage lands in the
@@ -67,8 +69,6 @@ pub struct ChatService {
     db: Db,
     relay: Arc<dyn RelayApi>,
     config: ChatConfig,
-    /// The channel group chat routes through.
-    group: String,
     running: generate::Registry,
     /// Answers still being written; shutdown waits for them.
     tasks: tokio_util::task::TaskTracker,
@@ -87,7 +87,6 @@ impl ChatService {
         db: Db,
         relay: Arc<dyn RelayApi>,
         config: ChatConfig,
-        group: String,
     ) -> Result<Arc<Self>, ApiError> {
         // SQLite has one writing process, so whatever it left streaming was cut off; with
         // PostgreSQL other instances may be writing, so only answers gone quiet are failed.
@@ -111,7 +110,6 @@ impl ChatService {
             db,
             relay,
             config,
-            group,
             running: generate::Registry::default(),
             tasks: tokio_util::task::TaskTracker::new(),
             sources: RwLock::new(builtin),
@@ -169,8 +167,8 @@ impl ChatService {
             .clone()
     }
 
-    /// Adds a runner of tools the model may call. Not called yet: see `tools.rs` for where
-    /// the generation loop will use them.
+    /// Adds a runner of tools the model may call in every later answer (the Plugin service's
+    /// seam); see [`tools`] for how the generation loop runs them.
     pub fn add_tool_runner(&self, runner: Arc<dyn ToolRunner>) {
         let mut runners = self.tool_runners.write().unwrap_or_else(|e| e.into_inner());
         runners.push(runner);
@@ -290,6 +288,9 @@ pub(crate) struct MessageView<'a> {
     /// What the answer drew on (citations), left out when nothing.
     #[serde(skip_serializing_if = "Value::is_null")]
     sources: Value,
+    /// The tools the answer called and their results, left out when none.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    tool_calls: Value,
     sibling_ids: Vec<&'a str>,
     sibling_index: usize,
     sibling_count: usize,
@@ -325,6 +326,7 @@ pub(crate) fn view<'a>(row: &'a MessageRow, tree: &Tree<'a, MessageRow>) -> Mess
         error: parse(&row.error, Value::Null),
         images: parse(&row.images, json!([])),
         sources: parse(&row.sources, Value::Null),
+        tool_calls: parse(&row.tool_calls, Value::Null),
         sibling_count: sibling_ids.len(),
         sibling_ids,
         sibling_index,

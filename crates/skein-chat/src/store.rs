@@ -80,6 +80,9 @@ pub struct MessageRow {
     pub cost: Option<i64>,
     /// JSON array of the citations an answer drew on (see [`crate::sources::Citation`]).
     pub sources: Option<String>,
+    /// JSON array of the tools the answer called and their results (see
+    /// [`crate::tools::ToolRecord`]); written when the answer ends.
+    pub tool_calls: Option<String>,
     /// Created, ms.
     pub created_at: i64,
     /// Last written, ms.
@@ -99,7 +102,7 @@ const CONVERSATION_COLUMNS: &str = "id, user_id, title, pinned, archived, model,
      max_tokens, history_limit, active_leaf_id, summary, summary_upto, created_at, updated_at, deleted_at";
 
 const MESSAGE_COLUMNS: &str = "id, conversation_id, user_id, parent_id, role, content, reasoning, images, status, \
-     model, error, prompt_tokens, completion_tokens, cost, sources, created_at, updated_at";
+     model, error, prompt_tokens, completion_tokens, cost, sources, tool_calls, created_at, updated_at";
 
 /// Inserts a conversation.
 pub async fn insert_conversation<'e, E>(db: E, c: &ConversationRow) -> DbResult<()>
@@ -365,7 +368,7 @@ where
 {
     sqlx::query(&format!(
         "INSERT INTO chat_messages ({MESSAGE_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
     ))
     .bind(&m.id)
     .bind(&m.conversation_id)
@@ -382,6 +385,7 @@ where
     .bind(m.completion_tokens)
     .bind(m.cost)
     .bind(&m.sources)
+    .bind(&m.tool_calls)
     .bind(m.created_at)
     .bind(m.updated_at)
     .execute(db)
@@ -399,7 +403,7 @@ where
     if rows.is_empty() {
         return Ok(());
     }
-    const COLS: usize = 17;
+    const COLS: usize = 18;
     let mut values = String::with_capacity(rows.len() * COLS * 5);
     for r in 0..rows.len() {
         if r > 0 {
@@ -437,6 +441,7 @@ where
             .bind(m.completion_tokens)
             .bind(m.cost)
             .bind(&m.sources)
+            .bind(&m.tool_calls)
             .bind(m.created_at)
             .bind(m.updated_at);
     }
@@ -486,6 +491,8 @@ pub struct Finish<'a> {
     pub error: Option<String>,
     /// Prompt tokens, completion tokens and cost, when the upstream reported usage.
     pub usage: Option<(i64, i64, i64)>,
+    /// The tools called and their results (JSON), when any were.
+    pub tool_calls: Option<String>,
 }
 
 /// Writes the end of an answer.
@@ -496,7 +503,8 @@ pub async fn finish(db: &Db, id: &str, f: &Finish<'_>, now: i64) -> DbResult<()>
     };
     sqlx::query(
         "UPDATE chat_messages SET content = $1, reasoning = $2, status = $3, error = $4, \
-         prompt_tokens = $5, completion_tokens = $6, cost = $7, updated_at = $8 WHERE id = $9",
+         prompt_tokens = $5, completion_tokens = $6, cost = $7, updated_at = $8, tool_calls = $10 \
+         WHERE id = $9",
     )
     .bind(f.content)
     .bind((!f.reasoning.is_empty()).then_some(f.reasoning))
@@ -507,6 +515,7 @@ pub async fn finish(db: &Db, id: &str, f: &Finish<'_>, now: i64) -> DbResult<()>
     .bind(cost)
     .bind(now)
     .bind(id)
+    .bind(&f.tool_calls)
     .execute(db.pool())
     .await?;
     Ok(())

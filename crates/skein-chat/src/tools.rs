@@ -3,23 +3,27 @@
 //! loop they run. No [`ToolRunner`] is registered by default, and while none is, an answer is
 //! one relay call exactly as before: no `tools` are offered and nothing below runs.
 //!
-//! # Where tool calls run (wired once the typed relay events land)
+//! A runner is added with `ChatService::add_tool_runner` (the Plugin service's seam); it
+//! only says what it offers for a turn ([`ToolRunner::tools`]) and runs one call
+//! ([`ToolRunner::run`]). Everything else is the generation loop's:
 //!
-//! In `generate::run`, the answer's task, around its one relay call:
-//!
-//! 1. Before the first call, [`Toolbox::for_turn`] asks every registered runner what it
-//!    offers for the turn, and [`Toolbox::offer`] adds those tools to the request. An empty
-//!    toolbox leaves the request untouched.
-//! 2. While the relay's stream is read, its `ToolCallDelta` events are gathered into
-//!    [`ToolCall`]s by index (the id and name come first, the arguments in pieces); text and
-//!    reasoning deltas still stream to the clients as they come.
-//! 3. When the stream ends with `finish_reason: "tool_calls"` and calls were gathered, each is
-//!    run by [`Toolbox::run`] under the answer's cancellation (a stop drops the running
-//!    calls), the clients get a `tool_call` and a `tool_result` event per call, and the request
-//!    grows by the assistant message carrying `tool_calls` and one [`ToolResult::message`] per
-//!    call. Then the relay is called again: each round is its own billed call.
+//! 1. `answer.rs`, before the first call: [`Toolbox::for_turn`] asks every registered runner
+//!    what it offers for the turn, and [`Toolbox::offer`] adds those tools to the request. An
+//!    empty toolbox leaves the request untouched and the loop below never runs.
+//! 2. `generate.rs`, while the relay's stream is read: its `ToolCallDelta` events are gathered
+//!    into [`ToolCall`]s by index ([`PendingCalls`]: the id and name come first, the
+//!    arguments in pieces); text and reasoning deltas still stream to the clients as they
+//!    come.
+//! 3. When the stream ends with `finish_reason: "tool_calls"` and calls were gathered, the
+//!    clients get a `tool_call` event per call, the calls run together by [`Toolbox::run`],
+//!    each within [`TOOL_DEADLINE`] and under the answer's cancellation (a stop drops the
+//!    running calls), the clients get a `tool_result` event per call, and the request grows by
+//!    the assistant message carrying `tool_calls` and one [`ToolResult::message`] per call.
+//!    Then the relay is called again: each round is its own billed call, and the message
+//!    shows their sum.
 //! 4. After [`MAX_TOOL_ROUNDS`] rounds the request goes out without `tools`, so the model must
-//!    answer in words. The citations results carry join the answer's sources.
+//!    answer in words. The calls and results are stored with the answer
+//!    (`chat_messages.tool_calls`, [`ToolRecord`]), their citations included.
 
 use std::sync::Arc;
 
@@ -32,6 +36,9 @@ use crate::turn::Turn;
 
 /// Most rounds of tool calls in one answer before the model must answer without tools.
 pub const MAX_TOOL_ROUNDS: usize = 8;
+
+/// Longest one tool call may run; past it the model hears that the tool did not answer.
+pub const TOOL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs tools the model may call. Implementations are shared by every answer in the process,
 /// so they keep no per-answer state.
@@ -75,7 +82,7 @@ impl ToolSpec {
 }
 
 /// A call the model made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolCall {
     /// The model's id for the call; the result answers to it.
     pub id: String,
@@ -109,6 +116,85 @@ impl ToolResult {
     /// The result as the `tool` message that follows the model's call in the request.
     pub fn message(&self, call: &ToolCall) -> Value {
         json!({"role": "tool", "tool_call_id": call.id, "content": self.content})
+    }
+}
+
+/// The pieces of the tool calls of one streamed answer, gathered by index.
+#[derive(Debug, Default)]
+pub struct PendingCalls {
+    calls: Vec<(u32, ToolCall)>,
+}
+
+impl PendingCalls {
+    /// Adds a piece: the first of a call carries its id and name, the rest more arguments.
+    pub fn push(&mut self, delta: skein_core::api::ToolCallDelta) {
+        let position = match self.calls.iter().position(|(i, _)| *i == delta.index) {
+            Some(position) => position,
+            None => {
+                self.calls.push((delta.index, ToolCall::default()));
+                self.calls.len() - 1
+            }
+        };
+        let call = &mut self.calls[position].1;
+        if let Some(id) = delta.id.filter(|id| !id.is_empty()) {
+            call.id = id;
+        }
+        if let Some(name) = delta.name.filter(|name| !name.is_empty()) {
+            call.name = name;
+        }
+        call.arguments.push_str(&delta.arguments);
+    }
+
+    /// Whether no call was begun.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// The calls in index order; one the model gave no id gets one, so its result can
+    /// answer to it.
+    pub fn finish(mut self) -> Vec<ToolCall> {
+        self.calls.sort_by_key(|(index, _)| *index);
+        self.calls
+            .into_iter()
+            .map(|(index, mut call)| {
+                if call.id.is_empty() {
+                    call.id = format!("call_{index}");
+                }
+                call
+            })
+            .collect()
+    }
+}
+
+/// A call and its result, as stored with the answer and shown on it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolRecord {
+    /// The model's id for the call.
+    pub id: String,
+    /// The tool called.
+    pub name: String,
+    /// Its arguments as the model wrote them.
+    pub arguments: String,
+    /// What the tool answered (the text the model read).
+    pub result: String,
+    /// The call failed; `result` says why.
+    pub is_error: bool,
+    /// What the result draws on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub citations: Vec<Citation>,
+}
+
+impl ToolRecord {
+    /// The record of `call` answered with `result`.
+    pub fn new(call: &ToolCall, result: &ToolResult) -> Self {
+        ToolRecord {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+            result: result.content.clone(),
+            is_error: result.is_error,
+            citations: result.citations.clone(),
+        }
     }
 }
 
@@ -149,12 +235,22 @@ impl Toolbox {
         request["tools"] = Value::Array(tools);
     }
 
-    /// Runs `call` with the runner that offered its tool; a tool not offered is an error the
-    /// model hears about.
+    /// Runs `call` with the runner that offered its tool, within [`TOOL_DEADLINE`]; a tool
+    /// not offered, or one that does not answer in time, is an error the model hears about.
     pub async fn run(&self, turn: &Turn, call: &ToolCall) -> ToolResult {
-        match self.offered.iter().find(|(s, _)| s.name == call.name) {
-            Some((_, runner)) => runner.run(turn, call).await,
-            None => ToolResult::error(format!("There is no tool called {}.", call.name)),
+        let Some((_, runner)) = self.offered.iter().find(|(s, _)| s.name == call.name) else {
+            return ToolResult::error(format!("There is no tool called {}.", call.name));
+        };
+        match tokio::time::timeout(TOOL_DEADLINE, runner.run(turn, call)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(tool = %call.name, runner = runner.name(), "a tool call ran past its deadline");
+                ToolResult::error(format!(
+                    "The tool {} did not answer within {} seconds.",
+                    call.name,
+                    TOOL_DEADLINE.as_secs()
+                ))
+            }
         }
     }
 }
@@ -190,7 +286,6 @@ mod tests {
         Turn {
             user_id: "u".into(),
             request_id: "r".into(),
-            group: "default".into(),
             conversation: crate::sources::tests::conversation(),
             model: "m".into(),
             settings: Settings::default(),
@@ -200,6 +295,72 @@ mod tests {
                 reserve: 100,
             },
         }
+    }
+
+    #[test]
+    fn pieces_of_calls_are_gathered_by_index() {
+        use skein_core::api::ToolCallDelta;
+        let mut pending = PendingCalls::default();
+        assert!(pending.is_empty());
+        let piece = |index, id: Option<&str>, name: Option<&str>, arguments: &str| ToolCallDelta {
+            index,
+            id: id.map(str::to_string),
+            name: name.map(str::to_string),
+            arguments: arguments.into(),
+        };
+        pending.push(piece(1, None, Some("later"), "{}"));
+        pending.push(piece(0, Some("call_a"), Some("now"), "{\"a\""));
+        pending.push(piece(0, None, None, ": 1}"));
+        assert_eq!(
+            pending.finish(),
+            vec![
+                ToolCall {
+                    id: "call_a".into(),
+                    name: "now".into(),
+                    arguments: "{\"a\": 1}".into()
+                },
+                // No id from the model: one is made so the result can answer to it.
+                ToolCall {
+                    id: "call_1".into(),
+                    name: "later".into(),
+                    arguments: "{}".into()
+                },
+            ]
+        );
+    }
+
+    struct Sleeper;
+
+    #[async_trait]
+    impl ToolRunner for Sleeper {
+        fn name(&self) -> &str {
+            "sleeper"
+        }
+        async fn tools(&self, _turn: &Turn) -> ApiResult<Vec<ToolSpec>> {
+            Ok(vec![ToolSpec {
+                name: "sleep".into(),
+                description: "Never answers.".into(),
+                parameters: json!({"type": "object"}),
+            }])
+        }
+        async fn run(&self, _turn: &Turn, _call: &ToolCall) -> ToolResult {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tool_past_its_deadline_is_an_error_the_model_hears() {
+        let turn = turn();
+        let runners: Vec<Arc<dyn ToolRunner>> = vec![Arc::new(Sleeper)];
+        let toolbox = Toolbox::for_turn(&runners, &turn).await.unwrap();
+        let call = ToolCall {
+            id: "c".into(),
+            name: "sleep".into(),
+            arguments: "{}".into(),
+        };
+        let result = toolbox.run(&turn, &call).await;
+        assert!(result.is_error, "{result:?}");
+        assert!(result.content.contains("did not answer"), "{result:?}");
     }
 
     #[tokio::test]

@@ -20,8 +20,6 @@ pub struct Turn {
     pub user_id: String,
     /// The request that asked, for the ledger.
     pub request_id: String,
-    /// The channel group the answer routes through.
-    pub group: String,
     /// The conversation, as read when the answer began.
     pub conversation: ConversationRow,
     /// The model that answers (priced and routed).
@@ -41,7 +39,8 @@ impl Turn {
     pub fn caller(&self) -> RelayCaller {
         RelayCaller {
             user_id: self.user_id.clone(),
-            group: self.group.clone(),
+            // The user's own group, decided by the relay as for the user's API keys.
+            group: None,
             request_id: self.request_id.clone(),
             conversation_id: Some(self.conversation.id.clone()),
             cancel: None,
@@ -176,16 +175,18 @@ impl ChatService {
     ) -> ApiResult<(String, Settings)> {
         let mut settings = Settings::of(conversation, asked);
         sources::configure(&self.context_sources(), conversation, &mut settings).await?;
-        let model = self.choose_model(settings.model.as_deref()).await?;
+        let model = self
+            .choose_model(&conversation.user_id, settings.model.as_deref())
+            .await?;
         Ok((model, settings))
     }
 
     /// The model an answer uses: `wanted`, else the configured default, else the first the
-    /// caller may use. It must be priced and routed.
-    async fn choose_model(&self, wanted: Option<&str>) -> ApiResult<String> {
+    /// caller may use. It must be priced and routed in the user's group.
+    async fn choose_model(&self, user_id: &str, wanted: Option<&str>) -> ApiResult<String> {
         let available: Vec<PricedModel> = self
             .relay
-            .priced_models(&self.group)
+            .priced_models(user_id, None)
             .await?
             .into_iter()
             .filter(crate::is_chat_model)

@@ -77,6 +77,10 @@ pub struct InternalClient {
     base: String,
     token: Secret,
     http: reqwest::Client,
+    /// For calls that take as long as they take ([`InternalClient::open`]): no overall
+    /// timeout, since a chat answer may be written for many minutes and an image drawn for
+    /// one; the service bounds its own work (a relayed call has its upstream's timeouts).
+    streaming: reqwest::Client,
 }
 
 impl std::fmt::Debug for InternalClient {
@@ -101,11 +105,17 @@ impl InternalClient {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(ApiError::internal)?;
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(ApiError::internal)?;
         Ok(InternalClient {
             service,
             base: base_url.trim_end_matches('/').to_string(),
             token,
             http,
+            streaming,
         })
     }
 
@@ -136,17 +146,66 @@ impl InternalClient {
         self.send(path, body).await.map(drop)
     }
 
+    /// POSTs `body` as JSON to `path` and hands back the answer's head once it is a success,
+    /// for the caller to read the body as it streams (no overall timeout). A refusal comes
+    /// back as the error the service raised, as with [`InternalClient::call`].
+    pub async fn open<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::Response, ApiError> {
+        let request = self.streaming.post(self.url(path)).json(body);
+        self.exchange(path, request).await
+    }
+
+    /// POSTs raw `bytes` of `content_type` to `path` with `query` (the call's other fields:
+    /// a recording is not worth base64 in JSON) and reads the JSON answer. Like
+    /// [`InternalClient::open`] it has no overall deadline: the service bounds its own work.
+    pub async fn call_bytes<Q, T>(
+        &self,
+        path: &str,
+        query: &Q,
+        content_type: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<T, ApiError>
+    where
+        Q: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let request = self
+            .streaming
+            .post(self.url(path))
+            .query(query)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(bytes);
+        let response = self.exchange(path, request).await?;
+        response.json::<T>().await.map_err(|error| {
+            tracing::error!(service = %self.service, path, %error, "unreadable internal answer");
+            ApiError::unavailable(self.service.as_str())
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     async fn send<B: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<reqwest::Response, ApiError> {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .post(&url)
+        let request = self.http.post(self.url(path)).json(body);
+        self.exchange(path, request).await
+    }
+
+    /// Sends `request` with the token; a failure is the error the service raised.
+    async fn exchange(
+        &self,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ApiError> {
+        let response = request
             .bearer_auth(self.token.expose())
-            .json(body)
             .send()
             .await
             .map_err(|error| {

@@ -130,7 +130,8 @@ fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// The gateway's request timeout, for every route but the relay's (`/v1`, `/v1beta`): a relayed
+/// The gateway's request timeout, for every route but the relay's (`/v1`, `/v1beta`,
+/// `/internal/relay`): a relayed
 /// request has its upstream's own idle timeouts, and cutting it here would only hang up on an
 /// answer the vendor is still writing (and charging for). Answers 408 when it runs out.
 pub(crate) async fn timeout_unless_relayed(
@@ -139,7 +140,11 @@ pub(crate) async fn timeout_unless_relayed(
     next: Next,
 ) -> Response {
     let path = req.uri().path();
-    if path.starts_with("/v1/") || path.starts_with("/v1beta/") {
+    // The Relay's typed calls from other processes (`/internal/relay/*`) are relayed too.
+    if path.starts_with("/v1/")
+        || path.starts_with("/v1beta/")
+        || path.starts_with("/internal/relay/")
+    {
         return next.run(req).await;
     }
     match tokio::time::timeout(limit, next.run(req)).await {

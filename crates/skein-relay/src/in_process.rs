@@ -22,16 +22,41 @@ use crate::{RelayService, multipart};
 #[derive(Clone)]
 pub struct InProcessRelay(pub Arc<RelayService>);
 
-/// The pipeline's caller for a service's call, and the request id it is recorded under.
-fn caller_of(caller: RelayCaller) -> (Caller, String) {
-    (
-        Caller::User {
-            user_id: caller.user_id,
-            group: caller.group,
-            conversation_id: caller.conversation_id,
-        },
-        caller.request_id,
-    )
+impl InProcessRelay {
+    /// The price group a service's call for `user_id` goes through: the one `wanted` if the
+    /// user was granted it, else (`None`) the first the user was granted in configuration
+    /// order. The rule is the one API keys follow, so a user is never billed at a group they
+    /// could not have picked for a key of their own.
+    async fn group_of(&self, user_id: &str, wanted: Option<&str>) -> Result<String, ApiError> {
+        match wanted {
+            Some(group) => {
+                self.0.check_group(user_id, group).await?;
+                Ok(group.to_string())
+            }
+            None => self
+                .0
+                .allowed_groups(user_id)
+                .await?
+                .first()
+                .cloned()
+                .ok_or_else(|| crate::groups::not_allowed("", &[])),
+        }
+    }
+
+    /// The pipeline's caller for a service's call, and the request id it is recorded under.
+    async fn caller_of(&self, caller: RelayCaller) -> Result<(Caller, String), ApiError> {
+        let group = self
+            .group_of(&caller.user_id, caller.group.as_deref())
+            .await?;
+        Ok((
+            Caller::User {
+                user_id: caller.user_id,
+                group,
+                conversation_id: caller.conversation_id,
+            },
+            caller.request_id,
+        ))
+    }
 }
 
 /// The JSON of a whole reply, or 502 if the upstream's answer cannot be read.
@@ -57,11 +82,17 @@ fn unreadable() -> ApiError {
 impl RelayApi for InProcessRelay {
     async fn chat(&self, caller: RelayCaller, request: Value) -> Result<ChatStream, ApiError> {
         let cancel = caller.cancel.clone();
-        let (caller, request_id) = caller_of(caller);
+        let (caller, request_id) = self.caller_of(caller).await?;
         chat::for_service(self.0.clone(), caller, request_id, request, cancel).await
     }
 
-    async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError> {
+    async fn priced_models(
+        &self,
+        user_id: &str,
+        group: Option<&str>,
+    ) -> Result<Vec<PricedModel>, ApiError> {
+        let group = self.group_of(user_id, group).await?;
+        let group = group.as_str();
         Ok(self
             .0
             .table()
@@ -86,7 +117,7 @@ impl RelayApi for InProcessRelay {
         caller: RelayCaller,
         request: EmbedRequest,
     ) -> Result<Embeddings, ApiError> {
-        let (caller, request_id) = caller_of(caller);
+        let (caller, request_id) = self.caller_of(caller).await?;
         let mut body = json!({"model": request.model, "input": request.inputs,
             "encoding_format": "float"});
         if let Some(dimensions) = request.dimensions {
@@ -132,7 +163,7 @@ impl RelayApi for InProcessRelay {
         caller: RelayCaller,
         request: RerankRequest,
     ) -> Result<Reranking, ApiError> {
-        let (caller, request_id) = caller_of(caller);
+        let (caller, request_id) = self.caller_of(caller).await?;
         let count = request.documents.len();
         let mut body = json!({"model": request.model, "query": request.query,
             "documents": request.documents});
@@ -173,7 +204,7 @@ impl RelayApi for InProcessRelay {
         caller: RelayCaller,
         audio: AudioUpload,
     ) -> Result<Transcript, ApiError> {
-        let (caller, request_id) = caller_of(caller);
+        let (caller, request_id) = self.caller_of(caller).await?;
         let mut fields = vec![("model", audio.model.as_str()), ("response_format", "json")];
         if let Some(language) = &audio.language {
             fields.push(("language", language));
@@ -227,7 +258,7 @@ impl RelayApi for InProcessRelay {
     }
 
     async fn image(&self, caller: RelayCaller, request: ImageRequest) -> Result<Images, ApiError> {
-        let (caller, request_id) = caller_of(caller);
+        let (caller, request_id) = self.caller_of(caller).await?;
         let mut body = json!({"model": request.model, "prompt": request.prompt, "n": request.n});
         if let Some(size) = &request.size {
             body["size"] = json!(size);

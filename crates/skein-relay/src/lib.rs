@@ -20,6 +20,7 @@ mod multipart;
 pub mod pipeline;
 pub mod pricing;
 pub mod proxy;
+pub mod remote;
 pub mod renew;
 mod service;
 pub mod upstream;
@@ -44,6 +45,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use in_process::InProcessRelay;
 use keys::KeyRow;
+pub use remote::RemoteRelay;
 
 /// The Relay service's migrations.
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {

@@ -31,10 +31,13 @@ impl Service for RelayService {
         RelayService::vendor_routes(self)
     }
 
-    /// Account events from a User service in another process (a disabled owner's keys stop
-    /// at once on the instance told).
+    /// The typed [`skein_core::api::RelayApi`] for callers in other processes
+    /// (`/internal/relay/*`), and account events from a User service in another process (a
+    /// disabled owner's keys stop at once on the instance told).
     fn internal_routes(self: Arc<Self>) -> axum::Router {
-        skein_core::internal::account_events_routes(ServiceName::Relay, self)
+        crate::http::internal::routes(self.clone()).merge(
+            skein_core::internal::account_events_routes(ServiceName::Relay, self),
+        )
     }
 
     fn background(&self) -> Option<&BackgroundTasks> {

@@ -86,7 +86,7 @@ pub struct Wiring {
     pub billing: Option<Arc<dyn BillingApi>>,
     /// API keys, for the gateway (Relay, in process only).
     pub keys: Option<Arc<dyn KeyDirectory>>,
-    /// Billed model calls (Relay, in process only).
+    /// Billed model calls (Relay).
     pub relay: Option<Arc<dyn RelayApi>>,
     /// Who hears of account events; the User service is told about them once built.
     pub observers: Vec<Arc<dyn AccountEvents>>,
@@ -157,6 +157,10 @@ impl Wiring {
                     self.billing = Some(Arc::new(skein_billing::remote::RemoteBilling(
                         client.clone(),
                     )));
+                    self.observers.push(Arc::new(RemoteAccountEvents(client)));
+                }
+                ServiceName::Relay => {
+                    self.relay = Some(Arc::new(skein_relay::RemoteRelay(client.clone())));
                     self.observers.push(Arc::new(RemoteAccountEvents(client)));
                 }
                 _ => self.observers.push(Arc::new(RemoteAccountEvents(client))),
@@ -246,22 +250,11 @@ fn relay(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
 
 fn chat(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
     Box::pin(async move {
-        // The relay's API hands chat a stream in process; it has no HTTP client (yet), so chat
-        // runs beside the relay.
-        let relay = w
-            .relay
-            .clone()
-            .context("chat runs in the same process as the relay: add relay to --services")?;
-        let group = w
-            .config
-            .relay
-            .groups
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "default".into());
+        // Answers are billed in the user's own group, which the relay decides.
+        let relay = need(&w.relay, ServiceName::Chat, ServiceName::Relay)?;
         // Only a process that serves chat starts it: starting marks answers it finds cut off
         // as failed, which is only this process's business when it writes them.
-        let chat = ChatService::start(w.db.clone(), relay, w.config.chat.clone(), group)
+        let chat = ChatService::start(w.db.clone(), relay, w.config.chat.clone())
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the Chat service: {e}"))?;
         w.chat_service = Some(chat.clone());

@@ -29,9 +29,10 @@ pub struct ChatModel {
     responses((status = 200, body = Vec<ChatModel>), (status = 401, body = ErrorEnvelope)))]
 pub async fn models(
     State(svc): State<Arc<ChatService>>,
-    _user: AuthUser,
+    user: AuthUser,
 ) -> ApiResult<ApiJson<Vec<ChatModel>>> {
-    let models = svc.relay.priced_models(&svc.group).await?;
+    // At the prices of the group the user's answers are billed in.
+    let models = svc.relay.priced_models(&user.user_id, None).await?;
     Ok(ApiJson(
         models
             .into_iter()

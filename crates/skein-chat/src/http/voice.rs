@@ -148,7 +148,7 @@ pub async fn transcribe(
     };
     let caller = skein_core::api::RelayCaller {
         user_id: user.user_id.clone(),
-        group: svc.group.clone(),
+        group: None,
         request_id: request_id.into_string(),
         conversation_id: None,
         cancel: None,

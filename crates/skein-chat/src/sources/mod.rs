@@ -264,7 +264,6 @@ pub(crate) mod tests {
         Turn {
             user_id: "u".into(),
             request_id: "r".into(),
-            group: "default".into(),
             conversation: conversation(),
             model: "gpt-test".into(),
             settings,

@@ -49,8 +49,11 @@ pub trait KeyDirectory: Send + Sync {
 pub struct RelayCaller {
     /// Whose balance pays.
     pub user_id: String,
-    /// Channel group to route through.
-    pub group: String,
+    /// Price group to route and bill through: `None` for the user's own (the first group an
+    /// admin granted them, in configuration order, as for a new API key); a named group must
+    /// be one the user was granted (403 `group_not_allowed` otherwise), so a service can never
+    /// bill a user at a group they could not pick themselves.
+    pub group: Option<String>,
     /// The request id the charge is recorded under.
     pub request_id: String,
     /// The chat conversation the call belongs to.
@@ -61,7 +64,7 @@ pub struct RelayCaller {
 }
 
 /// What a relayed call was charged, once it is settled.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RelayCharge {
     /// Prompt tokens billed.
     pub prompt_tokens: i64,
@@ -77,7 +80,11 @@ pub struct RelayCharge {
 /// choice is reported (in-process callers ask for one answer). A stream ends with
 /// [`ChatEvent::Done`] once the call is settled; a stream that ends without it was not
 /// settled (the ledger could not be reached), and the hold expires on its own.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Across processes each event is one JSON object (`{"type": "delta", "data": "Hi"}`), so
+/// the stream a remote caller reads is the same typed stream.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum ChatEvent {
     /// More answer text.
     Delta(String),
@@ -97,7 +104,7 @@ pub enum ChatEvent {
 
 /// A piece of a streamed tool call: the first piece of a call carries its id and name, the
 /// rest more of its JSON arguments.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ToolCallDelta {
     /// Which call of the answer this piece belongs to.
     pub index: u32,
@@ -110,7 +117,7 @@ pub struct ToolCallDelta {
 }
 
 /// Token counts an upstream reported for a chat answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenUsage {
     /// Prompt tokens.
     pub prompt_tokens: i64,
@@ -121,7 +128,7 @@ pub struct TokenUsage {
 }
 
 /// Why a relayed answer broke off: a stable code and an English message for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StreamError {
     /// `upstream_error`, ...
     pub code: String,
@@ -133,7 +140,7 @@ pub struct StreamError {
 pub type ChatStream = std::pin::Pin<Box<dyn futures::Stream<Item = ChatEvent> + Send>>;
 
 /// Texts to embed with an embedding `model`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EmbedRequest {
     /// Embedding model.
     pub model: String,
@@ -144,7 +151,7 @@ pub struct EmbedRequest {
 }
 
 /// Vectors of an [`EmbedRequest`], in the order of its inputs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Embeddings {
     /// One vector per input.
     pub vectors: Vec<Vec<f32>>,
@@ -153,7 +160,7 @@ pub struct Embeddings {
 }
 
 /// Documents to order by relevance to a query with a rerank `model`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RerankRequest {
     /// Rerank model.
     pub model: String,
@@ -166,7 +173,7 @@ pub struct RerankRequest {
 }
 
 /// The documents of a [`RerankRequest`], most relevant first.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Reranking {
     /// Scores, most relevant first.
     pub results: Vec<RerankScore>,
@@ -175,7 +182,7 @@ pub struct Reranking {
 }
 
 /// How relevant one document is.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RerankScore {
     /// The document's position in the request.
     pub index: usize,
@@ -184,7 +191,7 @@ pub struct RerankScore {
 }
 
 /// The text of a transcribed recording.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Transcript {
     /// What was said.
     pub text: String,
@@ -193,7 +200,7 @@ pub struct Transcript {
 }
 
 /// Images to draw with an image `model`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImageRequest {
     /// Image model.
     pub model: String,
@@ -206,7 +213,7 @@ pub struct ImageRequest {
 }
 
 /// Images drawn for an [`ImageRequest`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Images {
     /// The images, as the upstream gave them.
     pub images: Vec<GeneratedImage>,
@@ -215,7 +222,7 @@ pub struct Images {
 }
 
 /// One drawn image: a URL to fetch it from or its bytes in base64, as the upstream chose.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GeneratedImage {
     /// Where to fetch it (such links expire).
     pub url: Option<String>,
@@ -226,7 +233,7 @@ pub struct GeneratedImage {
 }
 
 /// A model a caller may chat with, and what it costs.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PricedModel {
     /// Model name as clients ask for it.
     pub id: String,
@@ -255,9 +262,14 @@ pub trait RelayApi: Send + Sync {
         request: serde_json::Value,
     ) -> Result<ChatStream, ApiError>;
 
-    /// Models that have a price and a channel for `group`, at that group's prices (each rate
-    /// times the group's multiplier, rounded up).
-    async fn priced_models(&self, group: &str) -> Result<Vec<PricedModel>, ApiError>;
+    /// Models that have a price and a channel in `user_id`'s group (`group` as in
+    /// [`RelayCaller::group`]: `None` for the user's own), at that group's prices (each rate
+    /// times the group's multiplier, rounded up): what the user's calls will be charged.
+    async fn priced_models(
+        &self,
+        user_id: &str,
+        group: Option<&str>,
+    ) -> Result<Vec<PricedModel>, ApiError>;
 
     /// Embeds texts, billed by the upstream's token count.
     async fn embed(

@@ -6,6 +6,7 @@ mod channels;
 mod chat;
 mod count_tokens;
 mod groups;
+pub(crate) mod internal;
 mod keys;
 mod media;
 mod models;

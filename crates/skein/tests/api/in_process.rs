@@ -1,7 +1,12 @@
-//! The Relay's typed API as other services in the process call it (`InProcessRelay`):
-//! embeddings, rerank, transcription and images go through the same pipeline as the
-//! vendor-compatible routes — routed, mapped, held and billed exactly — and answer typed
-//! values with the charge; refusals are errors that cost nothing.
+//! The Relay's typed API as other services call it: in the same process (`InProcessRelay`)
+//! and from another process (`RemoteRelay`, over the relay's internal routes). Every test runs
+//! with both, and both must behave the same: embeddings, rerank, transcription, images and
+//! chat go through the same pipeline as the vendor-compatible routes — routed, mapped, held
+//! and billed exactly — and answer typed values with the charge; refusals are errors that
+//! cost nothing and cross the wire whole.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -10,10 +15,54 @@ use skein::ServiceSet;
 use skein_core::api::{
     AudioUpload, ChatEvent, EmbedRequest, ImageRequest, RelayApi, RelayCaller, RerankRequest,
 };
-use skein_relay::InProcessRelay;
+use skein_core::internal::InternalClient;
+use skein_core::secret::Secret;
+use skein_core::service::ServiceName;
+use skein_relay::{InProcessRelay, RemoteRelay};
 use skein_testkit::mock_openai::endpoints::{embedding_of, rerank_tokens, transcript_of};
-use skein_testkit::mock_openai::{Fault, MockOpenAi, reply_to};
-use skein_testkit::{Persona, TestApp, both_backends};
+use skein_testkit::mock_openai::{Fault, MockOpenAi, prompt_tokens, reply_to};
+use skein_testkit::{Backend, Persona, TestApp};
+
+const TOKEN: &str = "internal-token-for-relay-tests-0123456789";
+
+/// Which `RelayApi` a test calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// `InProcessRelay`, on a second instance of the deployment built in the test.
+    InProcess,
+    /// `RemoteRelay`, against the app's internal listener.
+    Remote,
+}
+
+/// The app, with an internal listener for the remote client.
+async fn spawn(backend: Backend) -> TestApp {
+    TestApp::spawn_with(backend, |c| {
+        c.services.internal_token = Some(Secret::new(TOKEN));
+        c.server.internal_listen = Some("127.0.0.1:0".into());
+    })
+    .await
+}
+
+/// One test body, run with each relay on each database.
+macro_rules! each_relay {
+    ($(async fn $name:ident($app:ident, $via:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn run($app: TestApp, $via: Via) $body
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn in_process_sqlite() { run(spawn(Backend::Sqlite).await, Via::InProcess).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn in_process_postgres() { run(spawn(Backend::Postgres).await, Via::InProcess).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn remote_sqlite() { run(spawn(Backend::Sqlite).await, Via::Remote).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn remote_postgres() { run(spawn(Backend::Postgres).await, Via::Remote).await }
+            }
+        )*
+    };
+}
 
 /// Prices: (model, input per Mtok, output per Mtok, per call).
 const PRICES: &[(&str, i64, i64, i64)] = &[
@@ -28,12 +77,14 @@ const START: i64 = 1_000_000;
 struct Setup {
     user: Persona,
     upstream: MockOpenAi,
-    relay: InProcessRelay,
+    relay: Arc<dyn RelayApi>,
 }
 
-/// A channel and prices made through the API, then a second instance of the deployment
-/// (same database) whose Relay is called in process, as Chat calls it.
-async fn setup(app: &TestApp) -> Setup {
+/// A channel and prices made through the API, then the relay to call: a second instance of
+/// the deployment (same database) whose Relay is called in process, as Chat calls it beside
+/// the Relay; or the app's Relay over its internal routes, as Chat calls it from another
+/// process.
+async fn setup(app: &TestApp, via: Via) -> Setup {
     let root = app.root().await;
     let user = app.register("ada").await;
     let upstream = MockOpenAi::start("sk-upstream").await;
@@ -65,29 +116,38 @@ async fn setup(app: &TestApp) -> Setup {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let skein = skein::build(
-        app.config.clone(),
-        &ServiceSet::parse("user,billing,relay").unwrap(),
-    )
-    .await
-    .expect("a second instance");
+    let relay: Arc<dyn RelayApi> = match via {
+        Via::InProcess => {
+            let mut config = app.config.clone();
+            config.server.internal_listen = None;
+            let skein = skein::build(config, &ServiceSet::parse("user,billing,relay").unwrap())
+                .await
+                .expect("a second instance");
+            Arc::new(InProcessRelay(
+                skein.relay.clone().expect("this instance runs the relay"),
+            ))
+        }
+        Via::Remote => Arc::new(RemoteRelay(
+            InternalClient::new(
+                ServiceName::Relay,
+                &app.internal_url(""),
+                Secret::new(TOKEN),
+            )
+            .unwrap(),
+        )),
+    };
     Setup {
         user,
         upstream,
-        relay: InProcessRelay(skein.relay.clone().expect("this instance runs the relay")),
+        relay,
     }
 }
 
-fn caller(app: &TestApp, user: &Persona, request_id: &str) -> RelayCaller {
+/// The user's own call: the relay picks their group.
+fn caller(_app: &TestApp, user: &Persona, request_id: &str) -> RelayCaller {
     RelayCaller {
         user_id: user.id.clone(),
-        group: app
-            .config
-            .relay
-            .groups
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "default".into()),
+        group: None,
         request_id: request_id.into(),
         conversation_id: None,
         cancel: None,
@@ -102,9 +162,9 @@ async fn balance(app: &TestApp, who: &Persona) -> i64 {
         .unwrap()
 }
 
-both_backends! {
-    async fn typed_calls_are_routed_mapped_and_billed_exactly(app) {
-        let s = setup(&app).await;
+each_relay! {
+    async fn typed_calls_are_routed_mapped_and_billed_exactly(app, via) {
+        let s = setup(&app, via).await;
         let mut spent = 0;
 
         let inputs = vec!["red fox".to_string(), "blue whale swims".to_string()];
@@ -158,8 +218,8 @@ both_backends! {
         }
     }
 
-    async fn typed_refusals_are_errors_that_cost_nothing(app) {
-        let s = setup(&app).await;
+    async fn typed_refusals_are_errors_that_cost_nothing(app, via) {
+        let s = setup(&app, via).await;
         let unknown = s.relay.embed(caller(&app, &s.user, "r1"), EmbedRequest {
             model: "no-such-model".into(), inputs: vec!["x".into()], dimensions: None,
         }).await.unwrap_err();
@@ -173,8 +233,8 @@ both_backends! {
         assert_eq!(balance(&app, &s.user).await, START);
     }
 
-    async fn typed_chat_streams_text_and_tool_calls_and_ends_with_the_settled_charge(app) {
-        let s = setup(&app).await;
+    async fn typed_chat_streams_text_and_tool_calls_and_ends_with_the_settled_charge(app, via) {
+        let s = setup(&app, via).await;
         let messages = json!([{"role": "user", "content": "hello there"}]);
         let events: Vec<ChatEvent> = s.relay.chat(caller(&app, &s.user, "req-chat"),
             json!({"model": "chat-test", "messages": messages})).await.unwrap().collect().await;
@@ -205,5 +265,68 @@ both_backends! {
         let n = events.len();
         assert!(matches!(&events[n - 2], ChatEvent::Error(e) if e.code == "upstream_error"), "{events:?}");
         assert!(matches!(&events[n - 1], ChatEvent::Done(c) if c.status == "partial" && c.cost > 0), "{events:?}");
+    }
+
+    async fn a_stopped_chat_ends_with_the_charge_of_what_was_delivered(app, via) {
+        let s = setup(&app, via).await;
+        s.upstream.set_stream_pause(Duration::from_millis(40));
+        let words = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let mut who = caller(&app, &s.user, "req-stop");
+        who.cancel = Some(cancel.clone());
+        let mut events = s.relay.chat(who, json!({"model": "chat-test",
+            "messages": [{"role": "user", "content": words}]})).await.unwrap();
+        let mut seen = Vec::new();
+        while let Some(event) = events.next().await {
+            if matches!(event, ChatEvent::Delta(_)) && !cancel.is_cancelled() {
+                cancel.cancel();
+            }
+            seen.push(event);
+        }
+        // The relay stopped reading and billed what was delivered; its Done still arrived.
+        let Some(ChatEvent::Done(charge)) = seen.last() else { panic!("the stream ends with Done: {seen:?}") };
+        assert_eq!(charge.status, "stopped", "{seen:?}");
+        let delivered = seen.iter().filter(|e| matches!(e, ChatEvent::Delta(_))).count();
+        assert!(delivered < 15, "the answer went on after the stop: {seen:?}");
+        // Settled before Done, once, with the hold released.
+        let quota = app.get("/api/v1/billing/quota", Some(&s.user.access)).await.json;
+        assert_eq!((quota["balance"].as_i64(), quota["reserved"].as_i64()), (Some(START - charge.cost), Some(0)), "{quota}");
+        let usage = app.get("/api/v1/billing/usage", Some(&s.user.access)).await.json;
+        assert_eq!(usage["total"], 1, "{usage}");
+        assert_eq!(usage["items"][0]["cost"].as_i64(), Some(charge.cost));
+    }
+
+    async fn a_dropped_chat_is_read_on_and_billed_once_from_the_upstream_usage(app, via) {
+        let s = setup(&app, via).await;
+        s.upstream.set_stream_pause(Duration::from_millis(20));
+        let messages = json!([{"role": "user", "content": "one two three four five six seven eight"}]);
+        let mut events = s.relay.chat(caller(&app, &s.user, "req-drop"),
+            json!({"model": "chat-test", "messages": messages})).await.unwrap();
+        while let Some(event) = events.next().await {
+            if matches!(event, ChatEvent::Delta(_)) {
+                break;
+            }
+        }
+        drop(events);
+        // As in process: the relay notices its caller left, reads the upstream to its usage
+        // and bills that whole answer, once.
+        let whole = prompt_tokens(&messages) + 2 * (reply_to(&messages).split_whitespace().count() as i64);
+        let mut settled = None;
+        for _ in 0..500 {
+            // The record first: once it is there, so is the balance it was written with (on
+            // SQLite the other instance's hold lives in its memory, so `reserved` says nothing).
+            let usage = app.get("/api/v1/billing/usage", Some(&s.user.access)).await.json;
+            let quota = app.get("/api/v1/billing/quota", Some(&s.user.access)).await.json;
+            let records = usage["items"].as_array().map_or(0, Vec::len);
+            if quota["reserved"] == 0 && records == 1 {
+                settled = Some((quota["balance"].as_i64().unwrap(), usage["items"][0].clone()));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (balance, record) = settled.expect("the dropped answer was never settled");
+        assert_eq!(record["status"], "client_closed", "{record}");
+        assert_eq!(record["cost"].as_i64(), Some(whole), "{record}");
+        assert_eq!(balance, START - whole);
     }
 }

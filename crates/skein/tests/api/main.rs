@@ -10,6 +10,7 @@ mod billing;
 mod billing_faults;
 mod chat;
 mod chat_sources;
+mod chat_tools;
 mod cli;
 mod endpoints;
 mod gateway;

@@ -1,7 +1,8 @@
 //! One deployment in two processes on one PostgreSQL and Redis: `--services user,billing` in
-//! one, `--services relay,chat` in the other, each reaching the other's services only through
-//! their internal routes (with the internal token, on the internal listeners). The key relay,
-//! chat and account cases must come out exactly as in one process.
+//! one, `--services relay,chat` in the other (or `user,billing,chat` and `relay`), each
+//! reaching the other's services only through their internal routes (with the internal token,
+//! on the internal listeners). The key relay, chat and account cases must come out exactly as
+//! in one process.
 
 use std::time::Duration;
 
@@ -277,4 +278,189 @@ async fn user_and_billing_apart_from_relay_and_chat_work_as_one() {
         refused,
         "a disabled user's session still works in the relay process"
     );
+}
+
+/// Two processes: `(user+billing+chat, relay)`. Chat reaches the Relay over HTTP, and the
+/// Relay holds and settles through the Billing beside Chat: a chat answer crosses twice.
+async fn chat_apart() -> (TestApp, TestApp) {
+    let chat_internal = free_port();
+    let relay_internal = free_port();
+    let prefix = format!("split-{}:", uuid::Uuid::now_v7());
+    let chat = TestApp::spawn_services(Backend::Postgres, "user,billing,chat", |c| {
+        c.redis.url = Some(redis_url());
+        c.redis.key_prefix = prefix.clone();
+        c.services.internal_token = Some(Secret::new(TOKEN));
+        c.server.internal_listen = Some(chat_internal.clone());
+        c.services.relay_url = Some(format!("http://{relay_internal}"));
+        c.auth.session_cache_secs = 1;
+        c.chat.title_model = Some(String::new());
+    })
+    .await;
+    let relay = chat
+        .sibling_services("relay", |c| {
+            c.server.internal_listen = Some(relay_internal.clone());
+            c.services.relay_url = None;
+            c.services.user_url = Some(format!("http://{chat_internal}"));
+            c.services.billing_url = Some(format!("http://{chat_internal}"));
+        })
+        .await;
+    (chat, relay)
+}
+
+/// `(event, data)` of a chat answer's SSE body.
+fn chat_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let name = frame.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name.to_string(), serde_json::from_str(data).ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn chat_apart_from_the_relay_streams_bills_once_and_stops() {
+    use futures::StreamExt;
+    let (chat, relay) = chat_apart().await;
+    let root = chat.root().await;
+    let ada = chat.register("ada").await;
+    let r = chat
+        .post(
+            &format!("/api/v1/admin/billing/users/{}/adjust", ada.id),
+            Some(&root.access),
+            json!({"amount": 1_000_000, "memo": "test balance"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Channels and prices are the relay process's.
+    let upstream = MockOpenAi::start("sk-upstream-split").await;
+    let r = relay
+        .post("/api/v1/channels", Some(&root.access), json!({
+            "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
+            "models": ["gpt-test"], "model_mapping": {"gpt-test": "gpt-upstream"}, "priority": 10
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = relay
+        .put("/api/v1/admin/pricing/gpt-test", Some(&root.access), json!({
+            "input_per_mtok": 2_000_000, "output_per_mtok": 6_000_000, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        chat.get("/api/v1/channels", Some(&root.access))
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "the chat process does not serve the relay's API"
+    );
+
+    // The chat process lists the relay's models at the user's prices, over the wire.
+    let models = chat.get("/api/v1/chat/models", Some(&ada.access)).await;
+    assert_eq!(models.status, StatusCode::OK, "{}", models.text);
+    assert_eq!(models.json[0]["id"], "gpt-test", "{}", models.text);
+    assert_eq!(models.json[0]["input_price"], 2_000_000, "{}", models.text);
+
+    // An answer streamed from the relay process through the chat process, billed once.
+    let before = settled_balance(&chat, &ada, 0).await;
+    let r = chat
+        .post(
+            "/api/v1/chat/conversations",
+            Some(&ada.access),
+            json!({"model": "gpt-test"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let conversation = r.json["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/chat/conversations/{conversation}/messages");
+    let r = chat
+        .client
+        .post(chat.url(&path))
+        .bearer_auth(&ada.access)
+        .json(&json!({"content": "hello there"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let events = chat_events(&r.text().await.unwrap());
+    let text: String = events
+        .iter()
+        .filter(|(e, _)| e == "delta")
+        .map(|(_, d)| d["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "echo: hello there", "{events:?}");
+    let done = &events
+        .iter()
+        .find(|(e, _)| e == "done")
+        .expect("a done event")
+        .1["message"];
+    let charged = settled_balance(&chat, &ada, 1).await;
+    // "hello there" in, "echo: hello there" out, at 2 and 6 a token.
+    assert_eq!(before - charged, 2 * 2 + 3 * 6);
+    assert_eq!(
+        done["usage"]["cost"],
+        2 * 2 + 3 * 6,
+        "the message shows the ledger's charge"
+    );
+    let usage = chat
+        .get("/api/v1/billing/usage?per_page=1", Some(&ada.access))
+        .await;
+    assert_eq!(
+        usage.json["items"][0]["conversation_id"].as_str(),
+        Some(conversation.as_str())
+    );
+
+    // A stopped answer: the stop reaches the relay process, which cuts the upstream, bills
+    // what was delivered, releases the rest of the hold and says what it charged.
+    upstream.set_stream_pause(Duration::from_millis(40));
+    let words = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
+    let r = chat
+        .client
+        .post(chat.url(&path))
+        .bearer_auth(&ada.access)
+        .json(&json!({"content": words}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let mut seen = String::new();
+    let mut stopped = false;
+    while let Some(chunk) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if !stopped && seen.contains("event: delta") {
+            let events = chat_events(&seen);
+            let start = &events.iter().find(|(e, _)| e == "start").expect("start").1;
+            let answer = start["assistant_message_id"].as_str().unwrap().to_string();
+            let r = chat
+                .post(
+                    &format!("/api/v1/chat/messages/{answer}/stop"),
+                    Some(&ada.access),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+            stopped = true;
+        }
+    }
+    let events = chat_events(&seen);
+    let done = &events
+        .iter()
+        .find(|(e, _)| e == "done")
+        .expect("a done event")
+        .1["message"];
+    assert_eq!(done["status"], "stopped", "{seen}");
+    let after_stop = settled_balance(&chat, &ada, 2).await;
+    let usage = chat
+        .get("/api/v1/billing/usage?per_page=1", Some(&ada.access))
+        .await;
+    let record = &usage.json["items"][0];
+    assert_eq!(record["status"], "stopped", "{record}");
+    let stop_cost = record["cost"].as_i64().unwrap();
+    assert_eq!(charged - after_stop, stop_cost);
+    assert_eq!(done["usage"]["cost"].as_i64(), Some(stop_cost), "{done}");
+    assert!(
+        stop_cost < 14 * 2 + 15 * 6,
+        "billed less than the whole answer: {record}"
+    );
+    crate::billing::verify_clean(&chat, &root, &ada).await;
 }
