@@ -390,6 +390,29 @@ async function main() {
       await page.getByRole('cell', { name: 'e2e top-up' }).waitFor();
     });
 
+    await step('files: upload a file, share it, and open the share page signed out', async () => {
+      await page.getByRole('link', { name: 'Files' }).click();
+      await page.getByRole('heading', { name: 'Files' }).waitFor();
+      const name = 'notes 笔记.txt';
+      await page.getByTestId('file-input').setInputFiles({ name, mimeType: 'text/plain', buffer: Buffer.from('hello from the e2e run\n') });
+      await page.getByTestId('files-grid').getByText(name).waitFor();
+      await page.getByTestId('share-file').first().click();
+      await page.getByTestId('create-share').click();
+      const link = page.getByTestId('share-link').first();
+      await link.waitFor();
+      const url = await link.textContent();
+      check(url.startsWith(`${base}/s/`), `a share page link: ${url}`);
+      sharePath = new URL(url).pathname;
+      await page.keyboard.press('Escape');
+      const anonymous = await browser.newContext({ locale: 'en-US' });
+      const p = await anonymous.newPage();
+      await p.goto(url);
+      await p.getByTestId('share-name').getByText(name).waitFor();
+      const [saved] = await Promise.all([p.waitForEvent('download'), p.getByTestId('share-download').click()]);
+      check(saved.suggestedFilename() === name, `the download keeps its Chinese name: ${saved.suggestedFilename()}`);
+      await anonymous.close();
+    });
+
     await step('language switch to Chinese is remembered across reloads', async () => {
       await page.getByRole('link', { name: 'Settings' }).click();
       await page.getByLabel('Language').selectOption('zh-CN');
@@ -895,6 +918,9 @@ async function screenshotsAdmin(browser, base) {
   });
 }
 
+/** The share page the files step made, for its screenshot. */
+let sharePath = null;
+
 async function screenshotsUser(browser, base, desktop) {
   await step('screenshots: user pages', async () => {
     const first = await (async () => {
@@ -911,7 +937,9 @@ async function screenshotsUser(browser, base, desktop) {
       ['keys', '/keys', 'API keys'],
       ['usage', '/usage', 'Usage'],
       ['settings', '/settings', 'Settings'],
+      ['files', '/files', 'Files'],
     ]);
+    if (sharePath) await shoot(browser, base, async () => undefined, [['share', sharePath, null]]);
     await shoot(browser, base, async () => undefined, [['login', '/login', 'Sign in']]);
     // The Chinese UI, once per size.
     await shoot(browser, base, () => loginState(base, 'ada', PASSWORD, [{ name: 'skein.lang', value: 'zh-CN' }]), [

@@ -12,6 +12,7 @@ mod chat;
 mod chat_sources;
 mod cli;
 mod endpoints;
+mod files;
 mod gateway;
 mod holds;
 mod in_process;
