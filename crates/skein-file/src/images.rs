@@ -1,7 +1,8 @@
 //! What is made from an upload after it is committed, in the background: image variants
 //! (a thumbnail and a web-sized copy, orientation applied, re-encoded so EXIF — location
-//! included — never leaves with them) and a PDF's page count when poppler's `pdftoppm` and
-//! `pdfinfo` are installed (skipped otherwise).
+//! included — never leaves with them), and for a PDF its page count and the same two variants
+//! of its first page, when poppler's `pdfinfo` and `pdftoppm` are installed (skipped
+//! otherwise: `apt-get install poppler-utils`).
 
 use std::io::Cursor;
 
@@ -36,8 +37,8 @@ pub(crate) fn after_upload(svc: &FileService, object_id: String, kind: Kind, _co
         }
         Kind::Pdf if svc.pdftoppm => {
             svc.jobs.spawn(async move {
-                if let Err(error) = count_pages(&db, &storage, &object_id).await {
-                    tracing::info!(%error, object_id, "no page count for this PDF");
+                if let Err(error) = inspect_pdf(&db, &storage, &object_id, max_pixels).await {
+                    tracing::info!(%error, object_id, "no page count or preview for this PDF");
                 }
             });
         }
@@ -145,20 +146,28 @@ fn encode(img: &DynamicImage) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Whether poppler's tools are installed.
+/// Whether poppler's tools (`pdfinfo`, `pdftoppm`) are installed.
 pub(crate) async fn pdftoppm_available() -> bool {
-    tokio::process::Command::new("pdfinfo")
-        .arg("-v")
-        .output()
-        .await
-        .is_ok()
+    for tool in ["pdfinfo", "pdftoppm"] {
+        let found = tokio::process::Command::new(tool)
+            .arg("-v")
+            .output()
+            .await
+            .is_ok();
+        if !found {
+            return false;
+        }
+    }
+    true
 }
 
-/// Counts a PDF's pages with `pdfinfo` (poppler), reading it from a private temporary file.
-async fn count_pages(
+/// Counts a PDF's pages with `pdfinfo` and renders its first page with `pdftoppm` into the
+/// thumbnail and web variants, reading it from a private temporary folder. Each tool gets 20 s.
+async fn inspect_pdf(
     db: &skein_db::Db,
     storage: &crate::storage::Storage,
     object_id: &str,
+    max_pixels: u64,
 ) -> Result<(), String> {
     let bytes = storage
         .read_head(&object_key(object_id), MAX_DECODE_BYTES + 1)
@@ -167,29 +176,76 @@ async fn count_pages(
     if bytes.len() as u64 > MAX_DECODE_BYTES {
         return Err("PDF too large to inspect".into());
     }
-    let path = std::env::temp_dir().join(format!("skein-pdf-{object_id}.pdf"));
-    tokio::fs::write(&path, &bytes)
+    let dir = std::env::temp_dir().join(format!("skein-pdf-{object_id}"));
+    tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| e.to_string())?;
-    let output = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        tokio::process::Command::new("pdfinfo")
-            .arg(&path)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await;
-    let _ = tokio::fs::remove_file(&path).await;
-    let output = output
-        .map_err(|_| "pdfinfo took too long".to_string())?
+    let result = inspect_in(db, storage, object_id, max_pixels, &dir, &bytes).await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    result
+}
+
+async fn inspect_in(
+    db: &skein_db::Db,
+    storage: &crate::storage::Storage,
+    object_id: &str,
+    max_pixels: u64,
+    dir: &std::path::Path,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let pdf = dir.join("in.pdf");
+    tokio::fs::write(&pdf, bytes)
+        .await
         .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let pages = text
+    let info = run_tool(tokio::process::Command::new("pdfinfo").arg(&pdf)).await?;
+    let pages = String::from_utf8_lossy(&info)
         .lines()
         .find_map(|l| l.strip_prefix("Pages:"))
         .and_then(|n| n.trim().parse::<i64>().ok())
         .ok_or("pdfinfo reported no page count")?;
     store::set_page_count(db, object_id, pages)
         .await
+        .map_err(|e| e.to_string())?;
+    let prefix = dir.join("page");
+    run_tool(
+        tokio::process::Command::new("pdftoppm")
+            .args(["-f", "1", "-l", "1", "-png", "-singlefile", "-scale-to"])
+            .arg(WEB_SIDE.to_string())
+            .arg(&pdf)
+            .arg(&prefix),
+    )
+    .await?;
+    let png = tokio::fs::read(dir.join("page.png"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let made = tokio::task::spawn_blocking(move || render(&png, max_pixels))
+        .await
+        .map_err(|e| e.to_string())??;
+    for (variant, jpeg) in [("thumb", made.thumb), ("web", made.web)] {
+        storage
+            .put(&variant_key(object_id, variant), jpeg)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    store::set_variants(db, object_id, "thumb,web")
+        .await
         .map_err(|e| e.to_string())
+}
+
+/// Runs a poppler tool with a time limit; its standard output.
+async fn run_tool(command: &mut tokio::process::Command) -> Result<Vec<u8>, String> {
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        command.kill_on_drop(true).output(),
+    )
+    .await
+    .map_err(|_| "a PDF tool took too long".to_string())?
+    .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!(
+            "a PDF tool failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(output.stdout)
 }

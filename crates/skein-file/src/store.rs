@@ -330,6 +330,16 @@ pub async fn set_image_facts(
     Ok(())
 }
 
+/// Records the variants ready for an object (a PDF's first page).
+pub async fn set_variants(db: &Db, object_id: &str, variants: &str) -> DbResult<()> {
+    sqlx::query("UPDATE file_objects SET variants = $1 WHERE id = $2")
+        .bind(variants)
+        .bind(object_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 /// Records a PDF's page count.
 pub async fn set_page_count(db: &Db, object_id: &str, pages: i64) -> DbResult<()> {
     sqlx::query("UPDATE file_objects SET page_count = $1 WHERE id = $2")

@@ -29,7 +29,8 @@ pub struct FileView {
     pub updated_at: String,
     /// Where its content is downloaded (signed in as the owner).
     pub content_url: String,
-    /// Its thumbnail, for images (the original until the thumbnail is ready): a signed URL an
+    /// Its thumbnail, for images (the original until the thumbnail is ready) and PDFs (their
+    /// first page, once rendered): a signed URL an
     /// `<img>` loads without a session, the same for an hour so browsers cache it.
     pub thumbnail_url: Option<String>,
     /// Whether the thumbnail and web-sized copies are ready.
@@ -39,7 +40,8 @@ pub struct FileView {
 /// The API's view of a row.
 pub(crate) fn view(svc: &FileService, row: &FileRow) -> FileView {
     let content_url = format!("/api/v1/files/{}/content", row.id);
-    let thumbnail_url = row.content_type.starts_with("image/").then(|| {
+    let previewable = row.content_type.starts_with("image/") || row.has_variant("thumb");
+    let thumbnail_url = previewable.then(|| {
         // Valid for one to two hours, the same URL within an hour.
         let exp = (ids::now_ms() / 1000 / 3600 + 2) * 3600;
         let sig = svc.signer.sign(Scope::File, &row.id, "thumb", exp);
@@ -360,7 +362,7 @@ pub struct Preview {
     pub text: Option<String>,
     /// Whether the text was cut.
     pub truncated: bool,
-    /// The web-sized copy (images).
+    /// The web-sized copy (images; a PDF's first page when poppler is installed).
     pub image_url: Option<String>,
     /// Pages (PDFs, when poppler is installed).
     pub page_count: Option<u32>,
@@ -415,6 +417,9 @@ pub async fn preview(
         return Ok(ApiJson(Preview {
             kind: "pdf".into(),
             page_count: meta(&row).page_count,
+            image_url: row
+                .has_variant("web")
+                .then(|| format!("/api/v1/files/{}/content?variant=web", row.id)),
             ..base
         }));
     }

@@ -439,6 +439,72 @@ on_both_backends! {
     }
 }
 
+/// A one-page PDF (poppler rebuilds the cross-reference table it lacks).
+fn pdf() -> Vec<u8> {
+    let stream = "BT /F1 24 Tf 72 700 Td (Skein) Tj ET";
+    format!(
+        "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+         2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n\
+         3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >> endobj\n\
+         4 0 obj << /Length {} >> stream\n{stream}\nendstream endobj\n\
+         5 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj\n\
+         trailer << /Root 1 0 R >>\n%%EOF\n",
+        stream.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdf_gets_its_page_count_and_a_first_page_preview_with_poppler() {
+    if std::process::Command::new("pdftoppm")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "pdftoppm is not installed: PDF previews are skipped by the server, and here (scripts/test installs poppler-utils)"
+        );
+        return;
+    }
+    let app = files_app(Backend::Sqlite, |_| {}).await;
+    let alice = app.register("alice").await;
+    let id = uploaded(&app, &alice, "knowledge", "paper.pdf", &pdf()).await;
+    let mut preview = serde_json::Value::Null;
+    for _ in 0..100 {
+        preview = app
+            .get(&format!("/api/v1/files/{id}/preview"), Some(&alice.access))
+            .await
+            .json;
+        if preview["image_url"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(preview["kind"], "pdf", "{preview}");
+    assert_eq!(preview["page_count"], 1, "{preview}");
+    let page = app
+        .client
+        .get(app.url(preview["image_url"].as_str().unwrap()))
+        .bearer_auth(&alice.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers()["content-type"], "image/jpeg");
+    let decoded = image::load_from_memory(&page.bytes().await.unwrap()).unwrap();
+    assert!(
+        decoded.height() > decoded.width(),
+        "a portrait page: {}×{}",
+        decoded.width(),
+        decoded.height()
+    );
+    let listed = app.get("/api/v1/files", Some(&alice.access)).await;
+    assert!(
+        listed.json["items"][0]["thumbnail_url"].is_string(),
+        "the grid shows the first page"
+    );
+}
+
 /// The S3 server `scripts/test` starts (s3s-fs, which checks SigV4 signatures).
 fn s3_url() -> Option<String> {
     std::env::var("SKEIN_TEST_S3_URL")
