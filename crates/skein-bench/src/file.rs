@@ -28,6 +28,9 @@ struct Args {
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench/file.json")]
     out: std::path::PathBuf,
+    /// The `skein` binary (default: the release build in the target directory).
+    #[arg(long)]
+    binary: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,7 +78,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let binary = std::fs::canonicalize(default_binary())?;
+    let binary = std::fs::canonicalize(args.binary.clone().unwrap_or_else(default_binary))?;
     let size = args.size_mib * 1024 * 1024;
     let limit = (size + 1024 * 1024).to_string();
     let quota = (size * 2).to_string();
@@ -202,6 +205,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let results = json!({
         "benchmark": "file",
+        "binary": binary.display().to_string(),
         "machine": machine(),
         "upload_mib": args.size_mib,
         "upload_secs": upload_secs,
