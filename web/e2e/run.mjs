@@ -454,6 +454,29 @@ async function main() {
       if (takeShots) await page.screenshot({ path: join(shots, 'topup-paid-1440-light.png'), fullPage: true });
     });
 
+    await step('files: upload a file, share it, and open the share page signed out', async () => {
+      await page.getByRole('link', { name: 'Files' }).click();
+      await page.getByRole('heading', { name: 'Files' }).waitFor();
+      const name = 'notes 笔记.txt';
+      await page.getByTestId('file-input').setInputFiles({ name, mimeType: 'text/plain', buffer: Buffer.from('hello from the e2e run\n') });
+      await page.getByTestId('files-grid').getByText(name).waitFor();
+      await page.getByTestId('share-file').first().click();
+      await page.getByTestId('create-share').click();
+      const link = page.getByTestId('share-link').first();
+      await link.waitFor();
+      const url = await link.textContent();
+      check(url.startsWith(`${base}/s/`), `a share page link: ${url}`);
+      sharePath = new URL(url).pathname;
+      await page.keyboard.press('Escape');
+      const anonymous = await browser.newContext({ locale: 'en-US' });
+      const p = await anonymous.newPage();
+      await p.goto(url);
+      await p.getByTestId('share-name').getByText(name).waitFor();
+      const [saved] = await Promise.all([p.waitForEvent('download'), p.getByTestId('share-download').click()]);
+      check(saved.suggestedFilename() === name, `the download keeps its Chinese name: ${saved.suggestedFilename()}`);
+      await anonymous.close();
+    });
+
     await step('language switch to Chinese is remembered across reloads', async () => {
       await page.getByRole('link', { name: 'Settings' }).click();
       await page.getByLabel('Language').selectOption('zh-CN');
@@ -960,6 +983,9 @@ async function screenshotsAdmin(browser, base) {
   });
 }
 
+/** The share page the files step made, for its screenshot. */
+let sharePath = null;
+
 async function screenshotsUser(browser, base, desktop) {
   await step('screenshots: user pages', async () => {
     const first = await (async () => {
@@ -977,7 +1003,9 @@ async function screenshotsUser(browser, base, desktop) {
       ['usage', '/usage', 'Usage'],
       ['topup', '/billing/topup', 'Top up'],
       ['settings', '/settings', 'Settings'],
+      ['files', '/files', 'Files'],
     ]);
+    if (sharePath) await shoot(browser, base, async () => undefined, [['share', sharePath, null]]);
     await shoot(browser, base, async () => undefined, [['login', '/login', 'Sign in']]);
     // The Chinese UI, once per size.
     await shoot(browser, base, () => loginState(base, 'ada', PASSWORD, [{ name: 'skein.lang', value: 'zh-CN' }]), [

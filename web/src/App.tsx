@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { Suspense, lazy, useEffect, useState } from 'react';
 import { Navigate, Route, Routes, useLocation } from 'react-router-dom';
 import { api, refreshSession } from './lib/api';
 import { authStore, hasSession, setUser } from './lib/auth';
@@ -11,6 +11,9 @@ import { Loading, RoutePage } from './components/RoutePage';
 import { AuthPage } from './pages/auth/Auth';
 import { routes } from './routes';
 import { useT } from './i18n';
+
+/** The public page of a share link: no sign-in, loaded only when opened. */
+const SharePage = lazy(() => import('./pages/files/SharePage'));
 
 /** Restores a session from the refresh cookie before the first render of a page. */
 function useBoot() {
@@ -72,6 +75,14 @@ export function App() {
       <Routes>
         <Route path="/login" element={<AuthPage mode="login" />} />
         <Route path="/register" element={<AuthPage mode="register" />} />
+        <Route
+          path="/s/:token"
+          element={
+            <Suspense fallback={<Loading />}>
+              <SharePage />
+            </Suspense>
+          }
+        />
         <Route
           element={
             <RequireAuth>

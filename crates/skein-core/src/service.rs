@@ -38,7 +38,7 @@ pub enum ServiceName {
     Relay,
     /// Conversations and their answers.
     Chat,
-    /// Uploaded files (planned).
+    /// Uploaded files: storage, downloads, previews, share links.
     File,
     /// Knowledge bases and retrieval (planned).
     Knowledge,
@@ -57,6 +57,7 @@ impl ServiceName {
         ServiceName::Billing,
         ServiceName::Relay,
         ServiceName::Chat,
+        ServiceName::File,
     ];
 
     /// The wire name (`"billing"`).
@@ -288,10 +289,12 @@ mod tests {
         for name in ServiceName::BUILT {
             assert_eq!(name.as_str().parse::<ServiceName>(), Ok(*name));
         }
-        let planned = "file".parse::<ServiceName>().map_err(|e| e.to_string());
+        let planned = "knowledge"
+            .parse::<ServiceName>()
+            .map_err(|e| e.to_string());
         assert_eq!(
             planned,
-            Err("service `file` is not part of this build yet".to_string())
+            Err("service `knowledge` is not part of this build yet".to_string())
         );
         let unknown = "usr".parse::<ServiceName>().map_err(|e| e.to_string());
         assert!(

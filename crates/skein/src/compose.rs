@@ -14,7 +14,8 @@ use futures::future::BoxFuture;
 use skein_billing::BillingService;
 use skein_chat::ChatService;
 use skein_core::api::{
-    AccountEvents, AuditLog, BillingApi, KeyDirectory, RelayApi, SessionDirectory, UserDirectory,
+    AccountEvents, AuditLog, BillingApi, FileApi, KeyDirectory, RelayApi, SessionDirectory,
+    UserDirectory,
 };
 use skein_core::auth::JwtKeys;
 use skein_core::internal::{InternalClient, RemoteAccountEvents};
@@ -22,6 +23,7 @@ use skein_core::limit::RateLimiter;
 use skein_core::runtime::Gauges;
 use skein_core::service::{Service, ServiceName};
 use skein_db::{Db, ServiceMigrations};
+use skein_file::FileService;
 use skein_relay::RelayService;
 use skein_user::{UserService, UserSettings};
 
@@ -63,6 +65,7 @@ pub static SERVICES: &[Plug] = &[
     Plug::new(ServiceName::Billing, &skein_billing::MIGRATIONS, billing),
     Plug::new(ServiceName::Relay, &skein_relay::MIGRATIONS, relay),
     Plug::new(ServiceName::Chat, &skein_chat::MIGRATIONS, chat),
+    Plug::new(ServiceName::File, &skein_file::MIGRATIONS, file),
 ];
 
 /// What services are built from: the shared parts, and the API of every service built so far
@@ -88,6 +91,8 @@ pub struct Wiring {
     pub keys: Option<Arc<dyn KeyDirectory>>,
     /// Billed model calls (Relay).
     pub relay: Option<Arc<dyn RelayApi>>,
+    /// Stored files (File, in process only).
+    pub files: Option<Arc<dyn FileApi>>,
     /// Who hears of account events; the User service is told about them once built.
     pub observers: Vec<Arc<dyn AccountEvents>>,
     /// Gauges of parts that are not services (remote clients' caches).
@@ -100,6 +105,8 @@ pub struct Wiring {
     pub relay_service: Option<Arc<RelayService>>,
     /// The Chat service when it runs here.
     pub chat_service: Option<Arc<ChatService>>,
+    /// The File service when it runs here.
+    pub file_service: Option<Arc<FileService>>,
 }
 
 impl Wiring {
@@ -116,12 +123,14 @@ impl Wiring {
             billing: None,
             keys: None,
             relay: None,
+            files: None,
             observers: Vec::new(),
             gauges: Vec::new(),
             user_service: None,
             billing_service: None,
             relay_service: None,
             chat_service: None,
+            file_service: None,
         }
     }
 
@@ -259,5 +268,26 @@ fn chat(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
             .map_err(|e| anyhow::anyhow!("cannot start the Chat service: {e}"))?;
         w.chat_service = Some(chat.clone());
         Ok(chat as Arc<dyn Service>)
+    })
+}
+
+fn file(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
+    Box::pin(async move {
+        let config = &w.config;
+        let signing_key = skein_file::signing_key(&config.file, &config.data_dir)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let deps = skein_file::FileDeps {
+            db: w.db.clone(),
+            data_dir: config.data_dir.clone(),
+            signing_key,
+            limiter: w.limiter.clone(),
+            sweep_every: Duration::from_secs(config.file.sweep_interval_secs),
+        };
+        let files = FileService::start(config.file.clone(), deps)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the File service: {e}"))?;
+        w.files = Some(files.clone() as Arc<dyn FileApi>);
+        w.file_service = Some(files.clone());
+        Ok(files as Arc<dyn Service>)
     })
 }

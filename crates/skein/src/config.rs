@@ -23,6 +23,7 @@ pub use skein_core::config::{
     ServerConfig, render_toml,
 };
 use skein_core::secret::{Secret, mask_url};
+pub use skein_file::FileConfig;
 pub use skein_relay::RelayConfig;
 pub use skein_user::RegistrationConfig;
 
@@ -50,6 +51,8 @@ pub struct Config {
     pub relay: RelayConfig,
     /// Chat (conversations).
     pub chat: ChatConfig,
+    /// Files (storage, limits, signed URLs).
+    pub file: FileConfig,
     /// Logging.
     pub log: LogConfig,
     /// Where services this process does not run are, and the token between processes.
@@ -124,6 +127,7 @@ impl Default for Config {
             billing: BillingConfig::default(),
             relay: RelayConfig::default(),
             chat: ChatConfig::default(),
+            file: FileConfig::default(),
             log: LogConfig::default(),
             services: ServicesConfig::default(),
         }
@@ -155,6 +159,7 @@ const SECTIONS: &[&str] = &[
     "billing",
     "relay",
     "chat",
+    "file",
     "log",
     "services",
 ];
@@ -234,6 +239,7 @@ impl Config {
             self.billing.validate(),
             self.relay.validate(),
             self.chat.validate(),
+            self.file.validate(),
             self.services.validate(),
         ];
         if let Some(problem) = sections.into_iter().find_map(Result::err) {

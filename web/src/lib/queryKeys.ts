@@ -33,6 +33,14 @@ export const qk = {
     one: (id: string) => ['orders', 'one', id] as const,
   },
 
+  // Files
+  files: {
+    all: ['files'] as const,
+    list: (query: string) => ['files', 'list', query] as const,
+    usage: ['files', 'usage'] as const,
+    shares: (id: string) => ['files', 'shares', id] as const,
+  },
+
   // Admin
   adminUsers: {
     all: ['admin-users'] as const,

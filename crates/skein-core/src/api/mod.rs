@@ -6,10 +6,12 @@
 
 mod audit;
 mod billing;
+mod file;
 mod relay;
 mod user;
 
 pub use audit::*;
 pub use billing::*;
+pub use file::*;
 pub use relay::*;
 pub use user::*;

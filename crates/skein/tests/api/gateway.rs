@@ -185,6 +185,10 @@ async fn openapi_describes_the_api_and_has_a_viewer() {
         "/api/v1/admin/invite-codes/{id}",
         "/api/v1/relay/groups",
         "/api/v1/admin/relay/users/{user_id}/groups",
+        "/api/v1/files",
+        "/api/v1/files/{id}/content",
+        "/api/v1/files/{id}/shares",
+        "/api/v1/shares/{token}/content",
     ] {
         assert!(paths.contains_key(path), "{path} missing from OpenAPI");
     }

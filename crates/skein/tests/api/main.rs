@@ -13,6 +13,7 @@ mod chat_sources;
 mod chat_tools;
 mod cli;
 mod endpoints;
+mod files;
 mod gateway;
 mod holds;
 mod in_process;
