@@ -83,14 +83,18 @@ export function Select({ className, ...props }: React.SelectHTMLAttributes<HTMLS
 }
 
 /** A labelled form field. */
-export function Field({ label, hint, children }: { label: string; hint?: string; children: React.ReactNode }) {
+export function Field({ label, hint, error, children }: { label: string; hint?: string; error?: string | null; children: React.ReactNode }) {
   return (
     <div className="space-y-1">
       <label className="block space-y-1">
         <span className="text-sm font-medium">{label}</span>
         {children}
       </label>
-      {hint && <span className="block text-xs text-muted-fg">{hint}</span>}
+      {error ? (
+        <span className="block text-xs text-danger" data-testid="field-error">{error}</span>
+      ) : (
+        hint && <span className="block text-xs text-muted-fg">{hint}</span>
+      )}
     </div>
   );
 }
