@@ -1,4 +1,5 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
+import { useSearchParams } from 'react-router-dom';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { list, when } from '../../lib/format';
@@ -44,6 +45,17 @@ export function Channels() {
   const rows = Array.isArray(channels.data) ? channels.data : (channels.data?.items ?? []);
   const refresh = () => queryClient.invalidateQueries({ queryKey: qk.channels });
   const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement>) => setForm({ ...form, [k]: e.target.value });
+  // `?new=1` (the setup checklist's link) opens the new-channel form; the parameter is
+  // dropped so closing the form and reloading does not open it again.
+  const [params, setParams] = useSearchParams();
+  const wantsNew = params.get('new') !== null;
+  useEffect(() => {
+    if (!wantsNew) return;
+    setError(null);
+    setForm(blank);
+    setEditing('new');
+    setParams({}, { replace: true });
+  }, [wantsNew, setParams]);
 
   const open = (c: Channel | 'new') => {
     setError(null);
