@@ -90,6 +90,7 @@ export function SetupChecklist({ className }: { className?: string }) {
     run(async () => {
       await api<DefaultsLoaded>('admin/pricing/defaults', { method: 'POST' });
       await queryClient.invalidateQueries({ queryKey: qk.pricing });
+      await queryClient.invalidateQueries({ queryKey: qk.chatModels });
     });
 
   const steps: Array<{ id: string; done: boolean; title: MessageKey; hint: MessageKey; action: React.ReactNode }> = [

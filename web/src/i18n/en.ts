@@ -157,6 +157,7 @@ export const en = {
   'chat.deleted': 'Conversation deleted.',
   'chat.untitled': 'New conversation',
   'chat.placeholder': 'Message {model}…  (Enter to send, Shift+Enter for a new line)',
+  'chat.placeholderNoModel': 'No model to answer yet.',
   'chat.placeholderTouch': 'Message {model}…',
   'chat.send': 'Send',
   'chat.stop': 'Stop',

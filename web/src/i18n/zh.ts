@@ -159,6 +159,7 @@ export const zh: Record<MessageKey, string> = {
   'chat.deleted': '对话已删除。',
   'chat.untitled': '新对话',
   'chat.placeholder': '给 {model} 发消息…（Enter 发送，Shift+Enter 换行）',
+  'chat.placeholderNoModel': '还没有可用的模型。',
   'chat.placeholderTouch': '给 {model} 发消息…',
   'chat.send': '发送',
   'chat.stop': '停止',

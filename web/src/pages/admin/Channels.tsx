@@ -43,7 +43,12 @@ export function Channels() {
   const [tests, setTests] = useState<Record<string, string>>({});
   const channels = useQuery({ queryKey: qk.channels, queryFn: () => api<Channel[] | { items: Channel[] }>('channels') });
   const rows = Array.isArray(channels.data) ? channels.data : (channels.data?.items ?? []);
-  const refresh = () => queryClient.invalidateQueries({ queryKey: qk.channels });
+  // A channel's models change what chat offers and what the pricing page lists as unpriced.
+  const refresh = () => {
+    queryClient.invalidateQueries({ queryKey: qk.channels });
+    queryClient.invalidateQueries({ queryKey: qk.unpriced });
+    queryClient.invalidateQueries({ queryKey: qk.chatModels });
+  };
   const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement>) => setForm({ ...form, [k]: e.target.value });
   // `?new=1` (the setup checklist's link) opens the new-channel form; the parameter is
   // dropped so closing the form and reloading does not open it again.

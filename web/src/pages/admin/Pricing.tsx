@@ -33,8 +33,12 @@ export function Pricing() {
   const prices = useQuery({ queryKey: qk.pricing, queryFn: () => api<ModelPrice[]>('pricing') });
   const unpriced = useQuery({ queryKey: qk.unpriced, queryFn: () => api<UnpricedModel[]>('admin/pricing/unpriced') });
   const defaults = useQuery({ queryKey: qk.defaultPrices, queryFn: () => api<DefaultPrice[]>('admin/pricing/defaults') });
-  // Prefix of the unpriced and defaults keys too: a price change refreshes the pick list.
-  const refresh = () => queryClient.invalidateQueries({ queryKey: qk.pricing });
+  // Prefix of the unpriced and defaults keys too: a price change refreshes the pick list, and
+  // the models chat offers (a model is offered once priced).
+  const refresh = () => {
+    queryClient.invalidateQueries({ queryKey: qk.pricing });
+    queryClient.invalidateQueries({ queryKey: qk.chatModels });
+  };
   const open = (model: string) => {
     setForm(formFor(model, defaults.data));
     setError(null);
