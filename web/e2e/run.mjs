@@ -390,6 +390,28 @@ async function main() {
       await page.getByRole('cell', { name: 'e2e top-up' }).waitFor();
     });
 
+    await step('keyboard focus is visible on every control Tab reaches (usage and chat)', async () => {
+      const missing = [];
+      for (const [path, ready] of [['/usage', () => page.getByRole('heading', { name: 'Usage' }).waitFor()], ['/chat', () => page.getByTestId('conversation').first().waitFor()]]) {
+        await page.goto(`${base}${path}`);
+        await ready();
+        for (let i = 0; i < 14; i++) {
+          await page.keyboard.press('Tab');
+          const seen = await page.evaluate(() => {
+            const el = document.activeElement;
+            if (!el || el === document.body) return null;
+            const cs = getComputedStyle(el);
+            const outline = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0 && cs.outlineColor !== 'rgba(0, 0, 0, 0)';
+            const ring = cs.boxShadow && cs.boxShadow !== 'none';
+            const label = el.getAttribute('aria-label') || el.textContent || el.getAttribute('type') || '';
+            return { name: `${el.tagName.toLowerCase()} “${label.trim().slice(0, 24)}” (${el.className.slice(0, 60)}; ${cs.outlineStyle} ${cs.boxShadow})`, shown: outline || ring };
+          });
+          if (seen && !seen.shown) missing.push(`${path}: ${seen.name}`);
+        }
+      }
+      check(missing.length === 0, `no visible focus on: ${missing.join(', ')}`);
+    });
+
     await step('language switch to Chinese is remembered across reloads', async () => {
       await page.getByRole('link', { name: 'Settings' }).click();
       await page.getByLabel('Language').selectOption('zh-CN');

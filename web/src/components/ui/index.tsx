@@ -46,7 +46,9 @@ export const Input = React.forwardRef<HTMLInputElement, React.InputHTMLAttribute
         ref={ref}
         className={cx(
           'h-9 w-full rounded-md border border-border bg-bg px-3 text-sm placeholder:text-muted-fg',
-          'focus:outline-none focus:ring-2 focus:ring-primary/50',
+          // focus-within too: in a date input the keyboard sits in an inner field, and the
+          // input itself does not count as focused.
+          'focus:outline-none focus:ring-2 focus:ring-primary/50 focus-within:ring-2 focus-within:ring-primary/50',
           className,
         )}
         {...props}
