@@ -282,6 +282,7 @@ export const en = {
   'admin.test': 'Test',
   'admin.testOk': 'OK in {ms} ms',
   'admin.testFailed': 'Failed: {message}',
+  'admin.lastTestFailed': 'Last test failed',
   'admin.lastTest': 'Last test',
   'admin.loadDefaults': 'Load default prices',
   'admin.defaultsLoaded': 'Default prices loaded: {added} added, {kept} already priced and kept.',

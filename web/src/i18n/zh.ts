@@ -284,6 +284,7 @@ export const zh: Record<MessageKey, string> = {
   'admin.test': '测试',
   'admin.testOk': '正常，{ms} 毫秒',
   'admin.testFailed': '失败：{message}',
+  'admin.lastTestFailed': '最近测试失败',
   'admin.lastTest': '最近测试',
   'admin.loadDefaults': '载入默认价格',
   'admin.defaultsLoaded': '已载入默认价格：新增 {added} 个，{kept} 个已有价格，保持不变。',

@@ -28,6 +28,9 @@ function parseMapping(text: string): Record<string, string> {
   );
 }
 
+/** Whether the channel's last test failed (it may still be enabled and its breaker closed). */
+export const testFailed = (c: Channel) => !!c.last_test_at && !!c.last_test_result && c.last_test_result !== 'ok';
+
 function circuitTone(c: string) {
   return c === 'closed' ? 'ok' : c === 'open' ? 'danger' : 'neutral';
 }
@@ -136,13 +139,30 @@ export function Channels() {
           { header: t('common.name'), cell: (c) => <span><span className="font-medium">{c.name}</span> <span className="text-xs text-muted-fg">{c.type}</span></span> },
           { header: t('admin.baseUrl'), cell: (c) => <span className="break-all text-xs">{c.base_url}</span> },
           { header: t('common.model'), cell: (c) => <span className="text-xs">{c.models.join(', ')}</span> },
-          { header: t('common.status'), cell: (c) => <span title={c.status_reason ?? ''}><Badge tone={c.status === 'enabled' ? 'ok' : 'danger'}>{v(c.status)}</Badge></span> },
+          {
+            header: t('common.status'),
+            // Enabled is not the same as working: a failed last test shows next to it, so a
+            // broken channel never reads as all green.
+            cell: (c) => (
+              <span className="flex flex-wrap gap-1" title={c.status_reason ?? ''}>
+                <Badge tone={c.status !== 'enabled' ? 'danger' : testFailed(c) ? 'neutral' : 'ok'}>{v(c.status)}</Badge>
+                {testFailed(c) && <span data-testid="channel-test-failed"><Badge tone="danger">{t('admin.lastTestFailed')}</Badge></span>}
+              </span>
+            ),
+          },
           { header: t('admin.circuit'), cell: (c) => <Badge tone={circuitTone(c.circuit)}>{v(c.circuit)}</Badge> },
           {
             header: t('admin.lastTest'),
             cell: (c) => (
               <span className="text-xs" data-testid="channel-test">
-                {tests[c.id] ?? (c.last_test_at ? `${c.last_test_result ?? ''} · ${c.last_test_latency_ms ?? '?'} ms · ${when(c.last_test_at)}` : '—')}
+                {tests[c.id] ??
+                  (c.last_test_at ? (
+                    <span className={testFailed(c) ? 'text-danger' : undefined}>
+                      {`${c.last_test_result === 'ok' ? t('admin.testOk', { ms: c.last_test_latency_ms ?? '?' }) : t('admin.testFailed', { message: c.last_test_result ?? '' })} · ${when(c.last_test_at)}`}
+                    </span>
+                  ) : (
+                    '—'
+                  ))}
               </span>
             ),
           },
