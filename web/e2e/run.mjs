@@ -245,7 +245,7 @@ async function main() {
     });
 
     await step('first run: a fresh server asks the first visitor for the setup token it logged', async () => {
-      await firstRun(browser, skein);
+      await firstRun(browser, skein, mockUrl);
     });
 
     await step('sign-in errors are shown in the chosen language, without a request id (not a server failure)', async () => {
@@ -475,6 +475,28 @@ async function main() {
       const [saved] = await Promise.all([p.waitForEvent('download'), p.getByTestId('share-download').click()]);
       check(saved.suggestedFilename() === name, `the download keeps its Chinese name: ${saved.suggestedFilename()}`);
       await anonymous.close();
+    });
+
+    await step('keyboard focus is visible on every control Tab reaches (usage and chat)', async () => {
+      const missing = [];
+      for (const [path, ready] of [['/usage', () => page.getByRole('heading', { name: 'Usage' }).waitFor()], ['/chat', () => page.getByTestId('conversation').first().waitFor()]]) {
+        await page.goto(`${base}${path}`);
+        await ready();
+        for (let i = 0; i < 14; i++) {
+          await page.keyboard.press('Tab');
+          const seen = await page.evaluate(() => {
+            const el = document.activeElement;
+            if (!el || el === document.body) return null;
+            const cs = getComputedStyle(el);
+            const outline = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0 && cs.outlineColor !== 'rgba(0, 0, 0, 0)';
+            const ring = cs.boxShadow && cs.boxShadow !== 'none';
+            const label = el.getAttribute('aria-label') || el.textContent || el.getAttribute('type') || '';
+            return { name: `${el.tagName.toLowerCase()} “${label.trim().slice(0, 24)}” (${el.className.slice(0, 60)}; ${cs.outlineStyle} ${cs.boxShadow})`, shown: outline || ring };
+          });
+          if (seen && !seen.shown) missing.push(`${path}: ${seen.name}`);
+        }
+      }
+      check(missing.length === 0, `no visible focus on: ${missing.join(', ')}`);
     });
 
     await step('language switch to Chinese is remembered across reloads', async () => {
@@ -786,7 +808,7 @@ async function chatSteps(page) {
  * registration asks for the setup token, a wrong one is refused, and the token from the
  * server's log makes the first account, root.
  */
-async function firstRun(browser, skein) {
+async function firstRun(browser, skein, mockUrl) {
   const data = mkdtempSync(join(tmpdir(), 'skein-e2e-first-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -812,7 +834,89 @@ async function firstRun(browser, skein) {
   await p.waitForURL(/\/chat/);
   const me = await p.evaluate(async () => (await fetch('/api/v1/auth/setup')).json());
   check(me.needs_setup === false, 'set-up is done');
+  await setupChecklist(browser, base, p, mockUrl);
   await ctx.close();
+}
+
+/**
+ * The new root account's checklist: shown in the empty chat and the model picker leads to it;
+ * each step done through the app ticks itself off; the list is gone once all are done.
+ */
+async function setupChecklist(browser, base, p, mockUrl) {
+  const list = p.getByTestId('setup-checklist');
+  await list.getByText('0 of 4 done').waitFor();
+  check((await p.getByTestId('model-picker').textContent()) === 'Set up this server', 'the empty model picker leads to set-up');
+  if (takeShots) {
+    mkdirSync(shots, { recursive: true });
+    await p.setViewportSize({ width: 1440, height: 900 });
+    await p.screenshot({ path: join(shots, 'setup-checklist-1440-light.png') });
+    for (const [suffix, opts] of [
+      ['390-dark', { viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true }],
+      ['zh-1440-light', { viewport: { width: 1440, height: 900 }, colorScheme: 'light' }],
+    ]) {
+      // Each context signs in on its own: a copied refresh cookie would be rotated under the other.
+      const extra = suffix.startsWith('zh') ? [{ name: 'skein.lang', value: 'zh-CN' }] : [];
+      const c = await browser.newContext({ locale: 'en-US', ...opts, storageState: await loginState(base, 'owner', PASSWORD, extra) });
+      const q = await c.newPage();
+      await q.goto(`${base}/chat`);
+      await q.getByTestId('setup-checklist').waitFor();
+      await q.waitForTimeout(300);
+      await q.screenshot({ path: join(shots, `setup-checklist-${suffix}.png`) });
+      await c.close();
+    }
+  }
+  const step = (id) => p.getByTestId(`setup-step-${id}`);
+  const isDone = async (id) => (await step(id).getAttribute('data-done')) === 'true';
+
+  // 1. The provider: the link opens the new-channel form.
+  await step('provider').getByRole('link', { name: 'Add a channel' }).click();
+  const dialog = p.getByRole('dialog');
+  await dialog.getByLabel('Name', { exact: true }).fill('mock');
+  await dialog.getByLabel('Base URL').fill(mockUrl);
+  await dialog.getByLabel('Upstream keys (one per line)').fill('sk-upstream');
+  await dialog.getByLabel('Models (comma separated)').fill(MODEL);
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.waitFor({ state: 'detached' });
+
+  // 2. The test, from the checklist on the dashboard.
+  await p.getByRole('link', { name: 'Dashboard' }).click();
+  await list.getByText('1 of 4 done').waitFor();
+  check(await isDone('provider'), 'the provider step is done');
+  await step('test').getByRole('button', { name: 'Test now' }).click();
+  await list.getByText('2 of 4 done').waitFor();
+  check(await isDone('test'), 'the test step is done');
+
+  // 3. Prices: the defaults know no mock model, so it stays listed as served but unpriced;
+  //    picking it from the pricing page's list prices it.
+  await step('prices').getByRole('button', { name: 'Load default prices' }).click();
+  await p.waitForTimeout(500);
+  check(!(await isDone('prices')), 'an unpriced served model keeps the price step open');
+  await step('prices').getByRole('link', { name: 'Open pricing' }).click();
+  await p.getByTestId('unpriced').getByRole('button', { name: MODEL }).click();
+  const priceDialog = p.getByRole('dialog');
+  check((await priceDialog.getByLabel('Model').inputValue()) === MODEL, 'the picked model fills the form');
+  await priceDialog.getByLabel('Input / 1M').fill('1000000');
+  await priceDialog.getByRole('button', { name: 'Save' }).click();
+  await priceDialog.waitFor({ state: 'detached' });
+  await p.getByTestId('unpriced').waitFor({ state: 'detached' });
+
+  // 4. A key, from the link; then the checklist is gone and chat is ready.
+  await p.getByRole('link', { name: 'Dashboard' }).click();
+  await list.getByText('3 of 4 done').waitFor();
+  await step('key').getByRole('link', { name: 'Create a key' }).click();
+  await p.getByRole('button', { name: '+ New key' }).click();
+  await p.getByLabel('Name').fill('first');
+  await p.getByRole('button', { name: 'Create' }).click();
+  await p.getByRole('button', { name: 'I have copied it' }).click();
+  await p.getByRole('link', { name: 'Admin' }).click();
+  await p.getByRole('heading', { name: 'Admin console' }).waitFor();
+  await p.getByText('Spend (30 days)').first().waitFor();
+  await p.waitForTimeout(500);
+  check((await list.count()) === 0, 'the checklist is gone from the dashboard when every step is done');
+  await p.getByRole('link', { name: 'Chat' }).first().click();
+  await p.getByTestId('chat-empty').getByText('Start a conversation').waitFor();
+  check((await list.count()) === 0, 'the checklist is gone from the empty chat');
+  await p.getByTestId('model-picker').getByText(MODEL).waitFor();
 }
 
 /** Model output cannot make the browser call another host: an image in an answer is a link. */

@@ -6,6 +6,7 @@ import { RoutePage } from './components/RoutePage';
 import { en } from './i18n/en';
 import { zh } from './i18n/zh';
 import { setLang } from './lib/settings';
+import { useSubTitle } from './lib/title';
 
 afterEach(() => {
   setLang('en');
@@ -30,5 +31,18 @@ describe('route table', () => {
     setLang('zh-CN');
     render(<RoutePage route={{ path: '/usage', page, title: 'nav.usage' }} />);
     await waitFor(() => expect(document.title).toBe(`${zh['nav.usage']} · ${zh['app.name']}`));
+  });
+
+  it('names the part of a page on show before the page, and drops it when it goes', async () => {
+    function Tab({ name }: { name: string | null }) {
+      useSubTitle(name);
+      return <p>tab</p>;
+    }
+    // The part is set by a child, whose effect runs before the page's: it must still show.
+    const { rerender, unmount } = render(<RoutePage route={{ path: '/admin', page: () => <Tab name="Pricing" />, title: 'admin.title' }} />);
+    await waitFor(() => expect(document.title).toBe('Pricing · Admin console · Skein'));
+    rerender(<RoutePage route={{ path: '/admin', page: () => <Tab name={null} />, title: 'admin.title' }} />);
+    await waitFor(() => expect(document.title).toBe('Admin console · Skein'));
+    unmount();
   });
 });

@@ -56,8 +56,10 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// The branch on screen as one HTML page with no outside resources. Text is escaped, never
-/// interpreted, so a hostile answer cannot run script in the page.
+/// The branch on screen as one HTML page with no outside resources, shown as the chat shows
+/// it: what the user typed as plain text, answers rendered from Markdown (code blocks,
+/// tables, lists). Raw HTML is escaped, never interpreted, and the page's CSP allows no
+/// script, so a hostile answer cannot run script in the page.
 pub fn html(c: &ConversationRow, rows: &[MessageRow]) -> String {
     let tree = Tree::new(rows);
     let title = escape(title_or_default(c));
@@ -79,10 +81,17 @@ pub fn html(c: &ConversationRow, rows: &[MessageRow]) -> String {
             .as_deref()
             .map(|m| format!(" <small>{}</small>", escape(m)))
             .unwrap_or_default();
+        let text = if m.role == "user" {
+            format!("<div class=\"text\">{}</div>", escape(&m.content))
+        } else {
+            format!(
+                "<div class=\"md\">{}</div>",
+                crate::markdown::to_html(&m.content)
+            )
+        };
         body.push_str(&format!(
-            "<section class=\"{}\"><h2>{who}{model}</h2><div class=\"text\">{}</div></section>\n",
+            "<section class=\"{}\"><h2>{who}{model}</h2>{text}</section>\n",
             escape(&m.role),
-            escape(&m.content)
         ));
     }
     format!(
@@ -94,7 +103,13 @@ body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:
 @media (prefers-color-scheme: dark){{body{{color:#e6edf3;background:#0d1117}}section.user{{background:#161b22}}}}\
 section{{padding:.75rem 1rem;border-radius:.5rem;margin:1rem 0}}section.user{{background:#f6f8fa}}\
 h2{{font-size:.85rem;margin:0 0 .4rem;text-transform:uppercase;letter-spacing:.04em;opacity:.7}}\
-.text{{white-space:pre-wrap;word-wrap:break-word}}</style></head>\n<body><h1>{title}</h1>\n{body}</body></html>\n"
+.text{{white-space:pre-wrap;word-wrap:break-word}}\
+.md>:first-child{{margin-top:0}}.md>:last-child{{margin-bottom:0}}.md p,.md ul,.md ol,.md pre,.md table,.md blockquote{{margin:.6rem 0}}\
+pre{{overflow-x:auto;padding:.75rem;border-radius:.4rem;background:#f6f8fa}}code{{font-family:ui-monospace,monospace;font-size:.9em}}\
+:not(pre)>code{{padding:.1rem .3rem;border-radius:.25rem;background:rgba(127,127,127,.15)}}\
+table{{border-collapse:collapse;display:block;overflow-x:auto}}th,td{{border:1px solid rgba(127,127,127,.35);padding:.3rem .6rem}}\
+blockquote{{border-left:3px solid rgba(127,127,127,.4);padding-left:.8rem;opacity:.85}}\
+@media (prefers-color-scheme: dark){{pre{{background:#161b22}}a{{color:#58a6ff}}}}</style></head>\n<body><h1>{title}</h1>\n{body}</body></html>\n"
     )
 }
 

@@ -21,6 +21,7 @@ pub mod export;
 pub mod generate;
 mod http;
 pub mod import;
+pub mod markdown;
 mod service;
 pub mod sources;
 pub mod store;
@@ -240,14 +241,22 @@ async fn make_title(
         ],
     });
     let title = complete(svc, caller, request).await?;
-    let title: String = title
-        .trim()
-        .trim_matches(|c: char| matches!(c, '"' | '\'' | '“' | '”' | '「' | '」' | '《' | '》'))
+    Some(clean_title(&title)).filter(|t| !t.is_empty())
+}
+
+/// A title as the sidebar shows it: models answer in Markdown even when asked not to
+/// (`**Rust lifetimes**`), so the marks go, then any quotes around it and a final full stop.
+pub fn clean_title(raw: &str) -> String {
+    let quote = |c: char| matches!(c, '"' | '\'' | '“' | '”' | '「' | '」' | '《' | '》');
+    // The full stop may sit inside the quotes or after them: trim quotes on both sides of it.
+    markdown::plain_text(raw)
+        .trim_matches(quote)
         .trim_end_matches(['.', '。'])
+        .trim_matches(quote)
+        .trim()
         .chars()
         .take(80)
-        .collect();
-    (!title.is_empty()).then_some(title)
+        .collect()
 }
 
 /// Whether a priced model can hold a conversation: not a speech, image, embedding or rerank
@@ -379,5 +388,18 @@ impl skein_core::runtime::Gauges for ChatService {
             "chat.running_answers",
             skein_core::runtime::count(self.running.len()),
         )]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_generated_title_keeps_no_markdown_or_quotes() {
+        assert_eq!(super::clean_title("**Rust lifetimes**"), "Rust lifetimes");
+        assert_eq!(super::clean_title("\"`sqlx` *pools*.\"\n"), "sqlx pools");
+        assert_eq!(
+            super::clean_title("「数据库 **连接池**」。"),
+            "数据库 连接池"
+        );
     }
 }

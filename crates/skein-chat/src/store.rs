@@ -210,6 +210,93 @@ pub async fn list_conversations(
     Ok(query.fetch_all(db.pool()).await?)
 }
 
+/// For each of `conversation_ids`, the text of its first message that contains `query` (as
+/// the search matched it: lower-cased, literally), to cut a snippet from. Conversations found
+/// by their title alone have none.
+pub async fn first_matches(
+    db: &Db,
+    user_id: &str,
+    conversation_ids: &[&str],
+    query: &str,
+) -> DbResult<Vec<(String, String)>> {
+    if conversation_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..conversation_ids.len())
+        .map(|i| format!("${}", i + 3))
+        .collect();
+    // One row per conversation, however many of its messages match: the window keeps the
+    // first, so a long history sends one text back rather than all of them. A question and
+    // its answer may share a millisecond: the question counts as first.
+    let sql = format!(
+        "SELECT conversation_id, content FROM (SELECT conversation_id, content, \
+         ROW_NUMBER() OVER (PARTITION BY conversation_id \
+         ORDER BY created_at, CASE role WHEN 'user' THEN 0 ELSE 1 END, id) AS n \
+         FROM chat_messages WHERE user_id = $1 AND LOWER(content) LIKE $2 ESCAPE '!' \
+         AND conversation_id IN ({})) ranked WHERE n = 1",
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query_as(&sql).bind(user_id).bind(like_pattern(query));
+    for id in conversation_ids {
+        q = q.bind(*id);
+    }
+    Ok(q.fetch_all(db.pool()).await?)
+}
+
+/// Characters of context a search snippet keeps before the match.
+const SNIPPET_BEFORE: usize = 40;
+/// Characters a search snippet keeps from the match on.
+const SNIPPET_AFTER: usize = 120;
+
+/// A short piece of `text` around the first place `query` occurs (compared lower-cased, as
+/// the search does), whitespace collapsed, with `…` where it was cut; the start of the text
+/// when the query is not found as typed.
+pub fn snippet(text: &str, query: &str) -> String {
+    let fold = |c: char| c.to_lowercase().next().unwrap_or(c);
+    let chars: Vec<char> = text.chars().collect();
+    let lower: Vec<char> = chars.iter().map(|c| fold(*c)).collect();
+    let needle: Vec<char> = query.chars().map(fold).collect();
+    let at = if needle.is_empty() {
+        None
+    } else {
+        lower
+            .windows(needle.len())
+            .position(|w| w == needle.as_slice())
+    };
+    let (start, end) = match at {
+        Some(at) => (
+            at.saturating_sub(SNIPPET_BEFORE),
+            (at + SNIPPET_AFTER).min(chars.len()),
+        ),
+        None => (
+            0,
+            SNIPPET_BEFORE
+                .saturating_add(SNIPPET_AFTER)
+                .min(chars.len()),
+        ),
+    };
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    let mut space = false;
+    for c in &chars[start..end] {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() && out != "…" {
+            out.push(' ');
+        }
+        space = false;
+        out.push(*c);
+    }
+    if end < chars.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// A new value for one column of a conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field {
@@ -633,6 +720,28 @@ mod tests {
             .unwrap();
         let left: Vec<&str> = left.iter().map(|r| r.0.as_str()).collect();
         assert_eq!(left, ["live", "recently-deleted", "running"]);
+    }
+
+    #[test]
+    fn a_snippet_is_cut_around_the_match() {
+        assert_eq!(snippet("short  text\nhere", "TEXT"), "short text here");
+        let long = format!(
+            "{} the NEEDLE is here {}",
+            "a ".repeat(100),
+            "b ".repeat(100)
+        );
+        let cut = snippet(&long, "needle");
+        assert!(cut.starts_with('…') && cut.ends_with('…'), "{cut}");
+        assert!(cut.contains("the NEEDLE is here"), "{cut}");
+        assert!(
+            cut.chars().count() <= SNIPPET_BEFORE + SNIPPET_AFTER + 2,
+            "{cut}"
+        );
+        // Chinese is cut by characters, never inside one.
+        let zh = format!("{}解析器{}", "很".repeat(60), "好".repeat(200));
+        let cut = snippet(&zh, "解析器");
+        assert!(cut.starts_with("…很") && cut.contains("解析器"), "{cut}");
+        assert_eq!(snippet("no match at all", "zebra"), "no match at all");
     }
 
     #[test]

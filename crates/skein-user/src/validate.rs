@@ -1,7 +1,31 @@
 //! Parsing of what people type: each function accepts raw input once and answers the
 //! normalised value or a 422 that names the field.
 
+use serde_json::json;
+use skein_core::i18n::Lang;
 use skein_core::{ApiError, ApiResult};
+
+/// One 422 for every field that failed, so a form shows them all at once: the first error
+/// as usual (`details.field` names its field) and `details.errors` listing each failed
+/// field with its message in `lang`.
+pub fn all(errors: Vec<ApiError>, lang: Lang) -> ApiResult<()> {
+    let listed: Vec<_> = errors
+        .iter()
+        .map(|e| {
+            json!({
+                "field": e.details().and_then(|d| d.get("field")).cloned(),
+                "message": e.message(lang),
+            })
+        })
+        .collect();
+    match errors.into_iter().next() {
+        None => Ok(()),
+        Some(first) => {
+            let field = first.details().and_then(|d| d.get("field")).cloned();
+            Err(first.with_details(json!({ "field": field, "errors": listed })))
+        }
+    }
+}
 
 /// Shortest password accepted.
 pub const PASSWORD_MIN: usize = 8;

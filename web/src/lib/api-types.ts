@@ -280,6 +280,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/pricing/unpriced": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Models that channels serve but that have no price, by name (admin). Channels an admin
+         *     disabled are left out; one the breaker took out counts, since it comes back by itself.
+         */
+        get: operations["list_unpriced"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/redemption-codes": {
         parameters: {
             query?: never;
@@ -783,7 +803,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's conversations: pinned first, then by latest activity. */
+        /**
+         * The caller's conversations: pinned first, then by latest activity. With `q`, each item
+         *     has a `snippet`: where its message text matched, or null when only its title did.
+         */
         get: operations["list_conversations"];
         put?: never;
         /** Start a conversation. */
@@ -2506,6 +2529,19 @@ export interface components {
             token_type: string;
             user?: null | components["schemas"]["Profile"];
         };
+        /**
+         * @description A model some channel serves that has no price: requests for it are refused as
+         *     `model_not_priced` (or served free under `relay.allow_unpriced`), so the pricing page
+         *     offers it to price.
+         */
+        UnpricedModel: {
+            /** @description Names of the channels that serve it. */
+            channels: string[];
+            /** @description Whether the built-in defaults have a price for it (loading them would price it). */
+            has_default: boolean;
+            /** @description Model name as clients ask for it. */
+            model: string;
+        };
         /** @description Changes to a channel; omitted fields stay. `keys` and `headers`, when given, replace all. */
         UpdateChannel: {
             /** @description Base URL (changing it, or `type`, needs `keys` too). */
@@ -3411,6 +3447,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DefaultsLoaded"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_unpriced: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnpricedModel"][];
                 };
             };
             403: {

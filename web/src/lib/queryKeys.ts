@@ -52,6 +52,8 @@ export const qk = {
   adminDaily: (group: 'model' | 'user', from: string) => ['admin-daily', group, from] as const,
   channels: ['channels'] as const,
   pricing: ['pricing'] as const,
+  unpriced: ['pricing', 'unpriced'] as const,
+  defaultPrices: ['pricing', 'defaults'] as const,
   codes: {
     all: ['codes'] as const,
     page: (batch: string, page: number) => ['codes', batch, page] as const,

@@ -31,6 +31,15 @@ export type Channel = Schemas['Channel'];
 /** A model's prices (quota units per million tokens, and per call). */
 export type ModelPrice = Schemas['ModelPrice'];
 
+/** A built-in price of a well-known model, with where and when it was read. */
+export type DefaultPrice = Schemas['DefaultPrice'];
+
+/** A model some channel serves that has no price yet. */
+export type UnpricedModel = Schemas['UnpricedModel'];
+
+/** What loading the default prices did. */
+export type DefaultsLoaded = Schemas['DefaultsLoaded'];
+
 /** A balance. */
 export type Quota = Schemas['QuotaView'];
 
@@ -76,6 +85,8 @@ export interface Conversation {
   active_leaf_id: string | null;
   created_at: string;
   updated_at: string;
+  /** In search results: where the message text matched (null when only the title did). */
+  snippet?: string | null;
 }
 
 /** Token counts and cost of an answer. */

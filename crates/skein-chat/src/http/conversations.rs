@@ -213,7 +213,8 @@ pub struct ListQuery {
     pub q: Option<String>,
 }
 
-/// The caller's conversations: pinned first, then by latest activity.
+/// The caller's conversations: pinned first, then by latest activity. With `q`, each item
+/// has a `snippet`: where its message text matched, or null when only its title did.
 #[utoipa::path(get, path = "/chat/conversations", tag = "chat", security(("bearer" = [])), params(ListQuery),
     responses((status = 200, body = Object), (status = 401, body = ErrorEnvelope)))]
 pub async fn list_conversations(
@@ -248,11 +249,21 @@ pub async fn list_conversations(
     };
     let rows = store::list_conversations(&svc.db, &filter, limit + 1, offset).await?;
     let more = rows.len() as i64 > limit;
-    let items: Vec<Value> = rows
-        .iter()
-        .take(usize::try_from(limit).unwrap_or(50))
-        .map(conversation_view)
-        .collect();
+    let page = &rows[..rows.len().min(usize::try_from(limit).unwrap_or(50))];
+    let mut items: Vec<Value> = page.iter().map(conversation_view).collect();
+    if let Some(query) = query {
+        // A search shows where each hit matched: a snippet of its first matching message
+        // (none when only the title matched).
+        let ids: Vec<&str> = page.iter().map(|c| c.id.as_str()).collect();
+        let matches = store::first_matches(&svc.db, &user.user_id, &ids, query).await?;
+        for (item, c) in items.iter_mut().zip(page) {
+            let snippet = matches
+                .iter()
+                .find(|(id, _)| *id == c.id)
+                .map(|(_, text)| store::snippet(text, query));
+            item["snippet"] = json!(snippet);
+        }
+    }
     Ok(ApiJson(json!({
         "items": items,
         "next_cursor": more.then(|| (offset + limit).to_string()),

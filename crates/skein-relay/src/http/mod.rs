@@ -41,6 +41,7 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
         .routes(routes!(pricing::list_prices))
         .routes(routes!(pricing::set_price, pricing::delete_price))
         .routes(routes!(pricing::list_defaults, pricing::load_defaults))
+        .routes(routes!(pricing::list_unpriced))
         .routes(routes!(pricing::list_groups))
         .routes(routes!(pricing::set_group))
         .with_state(service)

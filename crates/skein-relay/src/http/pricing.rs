@@ -144,6 +144,57 @@ pub async fn load_defaults(
     Ok(ApiJson(loaded))
 }
 
+/// A model some channel serves that has no price: requests for it are refused as
+/// `model_not_priced` (or served free under `relay.allow_unpriced`), so the pricing page
+/// offers it to price.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnpricedModel {
+    /// Model name as clients ask for it.
+    pub model: String,
+    /// Names of the channels that serve it.
+    pub channels: Vec<String>,
+    /// Whether the built-in defaults have a price for it (loading them would price it).
+    pub has_default: bool,
+}
+
+/// Models that channels serve but that have no price, by name (admin). Channels an admin
+/// disabled are left out; one the breaker took out counts, since it comes back by itself.
+#[utoipa::path(get, path = "/admin/pricing/unpriced", tag = "pricing", security(("bearer" = [])),
+    responses((status = 200, body = Vec<UnpricedModel>), (status = 403, body = ErrorEnvelope)))]
+pub async fn list_unpriced(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+) -> ApiResult<ApiJson<Vec<UnpricedModel>>> {
+    let priced: std::collections::HashSet<String> = pricing::all(&svc.db)
+        .await?
+        .into_iter()
+        .map(|p| p.model)
+        .collect();
+    let mut unpriced: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for channel in crate::channels::all(&svc.db).await? {
+        if channel.status == "disabled" {
+            continue;
+        }
+        let models: Vec<String> = serde_json::from_str(&channel.models).unwrap_or_default();
+        for model in models.into_iter().filter(|m| !priced.contains(m)) {
+            let names = unpriced.entry(model).or_default();
+            if !names.contains(&channel.name) {
+                names.push(channel.name.clone());
+            }
+        }
+    }
+    Ok(ApiJson(
+        unpriced
+            .into_iter()
+            .map(|(model, channels)| UnpricedModel {
+                has_default: pricing::DEFAULTS.iter().any(|d| d.model == model),
+                model,
+                channels,
+            })
+            .collect(),
+    ))
+}
+
 /// Every configured key group with its price multiplier (admin); a group never set bills at
 /// ×1.0 (1000 per-mille).
 #[utoipa::path(get, path = "/admin/groups", tag = "pricing", security(("bearer" = [])),

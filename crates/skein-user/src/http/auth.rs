@@ -105,37 +105,52 @@ pub async fn register(
     headers: HeaderMap,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, HeaderMap, ApiJson<TokenResponse>)> {
+    // Every field is checked before answering, so a form shows all its errors at once.
+    let mut invalid = Vec::new();
+    let mut check = |result: ApiResult<String>| result.map_err(|e| invalid.push(e)).ok();
+    let password_ok = validate::password(&req.password, "password");
     let username = req
         .username
         .as_deref()
         .filter(|s| !s.trim().is_empty())
-        .map(validate::username)
-        .transpose()?;
+        .and_then(|u| check(validate::username(u)));
     let email = req
         .email
         .as_deref()
         .filter(|s| !s.trim().is_empty())
-        .map(validate::email)
-        .transpose()?;
-    if username.is_none() && email.is_none() {
-        return Err(ApiError::invalid_field(
-            "username",
-            "Give a username or an email.",
-            "请提供用户名或邮箱。",
-        ));
+        .and_then(|e| check(validate::email(e)));
+    let display_name = req
+        .display_name
+        .as_deref()
+        .and_then(|name| check(validate::display_name(name)));
+    let language = req
+        .language
+        .as_deref()
+        .and_then(|l| check(validate::language(l)));
+    let no_name = req.username.as_deref().is_none_or(|s| s.trim().is_empty())
+        && req.email.as_deref().is_none_or(|s| s.trim().is_empty());
+    if no_name {
+        invalid.insert(
+            0,
+            ApiError::invalid_field(
+                "username",
+                "Give a username or an email.",
+                "请提供用户名或邮箱。",
+            ),
+        );
     }
-    validate::password(&req.password, "password")?;
-    let display_name = match req.display_name.as_deref() {
-        Some(name) => validate::display_name(name)?,
-        None => username
+    if let Err(e) = password_ok {
+        invalid.push(e);
+    }
+    validate::all(invalid, lang)?;
+    let display_name = display_name.unwrap_or_else(|| {
+        username
             .clone()
             .or_else(|| email.as_deref().map(email_name))
-            .unwrap_or_default(),
-    };
-    let language = match req.language.as_deref() {
-        Some(l) => validate::language(l)?,
-        None => if lang == Lang::Zh { "zh-CN" } else { "en" }.to_string(),
-    };
+            .unwrap_or_default()
+    });
+    let language =
+        language.unwrap_or_else(|| if lang == Lang::Zh { "zh-CN" } else { "en" }.to_string());
     let invite_code = req
         .invite_code
         .as_deref()

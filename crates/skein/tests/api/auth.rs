@@ -34,6 +34,15 @@ both_backends! {
         }
         let field = app.post("/api/v1/auth/register", None, json!({"email": "nope", "password": PASSWORD})).await;
         assert_eq!(field.json["error"]["details"]["field"], "email");
+        // Every bad field is named at once, each with its message in the asked language.
+        let all = app.send(app.client.post(app.url("/api/v1/auth/register")).header("accept-language", "zh-CN")
+            .json(&json!({"username": "a", "email": "nope", "password": "short"}))).await;
+        assert_eq!(all.error_code(), "validation_failed");
+        let errors = all.json["error"]["details"]["errors"].as_array().cloned().unwrap_or_default();
+        let fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
+        assert_eq!(fields, ["username", "email", "password"], "{}", all.text);
+        assert_eq!(errors[2]["message"], "密码长度必须为 8 到 128 个字符。");
+        assert_eq!(all.json["error"]["details"]["field"], "username");
 
         let malformed = app.send(app.client.post(app.url("/api/v1/auth/register"))
             .header("content-type", "application/json").body("{\"username\": \"ada\",")).await;

@@ -427,8 +427,12 @@ on_both_backends! {
         let found = list("/api/v1/chat/conversations?q=%E6%9D%AD%E5%B7%9E").await.json; // 杭州
         assert_eq!(found["items"].as_array().unwrap().len(), 1);
         assert_eq!(found["items"][0]["id"], a.as_str());
+        assert!(found["items"][0]["snippet"].is_null(), "only the title matched: {found}");
         let found = list("/api/v1/chat/conversations?q=%E8%A7%A3%E6%9E%90%E5%99%A8").await.json; // 解析器
         assert_eq!(found["items"][0]["id"], c.as_str());
+        // A hit in the text says where: a snippet of the first message that matched.
+        assert_eq!(found["items"][0]["snippet"], "如何用 Rust 写一个 100%_safe 的解析器", "{found}");
+        assert!(list("/api/v1/chat/conversations").await.json["items"][0].get("snippet").is_none());
         assert_eq!(list("/api/v1/chat/conversations?q=100%25_safe").await.json["items"].as_array().unwrap().len(), 1);
         assert_eq!(list("/api/v1/chat/conversations?q=100%25Xsafe").await.json["items"].as_array().unwrap().len(), 0);
         assert_eq!(list("/api/v1/chat/conversations?q=LIFETIMES").await.json["items"][0]["id"], b.as_str());
@@ -493,14 +497,36 @@ on_both_backends! {
         assert!(asked_to_summarise);
     }
 
+    async fn the_html_export_renders_answers_and_escapes_what_was_typed(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let RelayWorld { user, upstream: _upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
+        let id = new_conversation(&app, &user, json!({"title": "Export"})).await;
+        let question = "a **bold** word <script>alert(1)</script>\n\n```rust\nlet x = 1 < 2;\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n";
+        send(&app, &user, &id, json!({"content": question})).await;
+        let page = app.get(&format!("/api/v1/chat/conversations/{id}/export?format=html"), Some(&user.access)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let (typed, answer) = page.text.split_once("<section class=\"assistant\">").expect("an answer section");
+        // The answer (the mock echoes the question) is rendered: emphasis, a code block, a table.
+        assert!(answer.contains("<strong>bold</strong>"), "{answer}");
+        assert!(answer.contains("<pre><code class=\"language-rust\">let x = 1 &lt; 2;"), "{answer}");
+        assert!(answer.contains("<table>") && answer.contains("<td>1</td>"), "{answer}");
+        assert!(!answer.contains("```") && !answer.contains("|---|"), "{answer}");
+        // Raw HTML stays text in both; what the user typed is shown as typed.
+        assert!(!page.text.contains("<script>"), "{}", page.text);
+        assert!(answer.contains("&lt;script&gt;"), "{answer}");
+        assert!(typed.contains("a **bold** word &lt;script&gt;"), "{typed}");
+    }
+
     async fn the_first_answer_gets_a_generated_title(backend) {
         let app = TestApp::spawn_with(backend, |_| {}).await;
         let RelayWorld { user, upstream: _upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
         let id = new_conversation(&app, &user, json!({})).await;
-        let (_, ev, raw) = send(&app, &user, &id, json!({"content": "plan a trip"})).await;
+        let (_, ev, raw) = send(&app, &user, &id, json!({"content": "plan a **rich** trip"})).await;
         let title = find(&ev, "title")["title"].as_str().unwrap().to_string();
-        // The mock echoes the prompt it got: the title request quoted the user's words.
-        assert!(title.starts_with("echo: User: plan a trip"), "{raw}");
+        // The mock echoes the prompt it got: the title request quoted the user's words, and
+        // the Markdown in what came back was taken out.
+        assert!(title.starts_with("echo: User: plan a rich trip"), "{raw}");
+        assert!(!title.contains('*'), "{title}");
         assert_eq!(app.get(&format!("/api/v1/chat/conversations/{id}"), Some(&user.access)).await.json["title"], title.as_str());
         // A second answer does not rename it.
         send(&app, &user, &id, json!({"content": "more"})).await;

@@ -206,6 +206,17 @@ both_backends! {
         // Nothing is priced until an admin asks.
         assert_eq!(app.get("/api/v1/pricing", Some(&user.access)).await.json, json!([]));
 
+        // Served but unpriced models are listed for the admin to price, with their channels.
+        let _upstream = serve(&app, &root, &user, json!(["gpt-4o", "gpt-4o-mini", "house-model"])).await;
+        assert_eq!(app.get("/api/v1/admin/pricing/unpriced", Some(&user.access)).await.status, StatusCode::FORBIDDEN);
+        let r = app.get("/api/v1/admin/pricing/unpriced", Some(&root.access)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json, json!([
+            {"model": "gpt-4o", "channels": ["primary"], "has_default": true},
+            {"model": "gpt-4o-mini", "channels": ["primary"], "has_default": true},
+            {"model": "house-model", "channels": ["primary"], "has_default": false},
+        ]));
+
         // An admin's own price survives loading the defaults.
         price(&app, &root, "gpt-4o", 7, 9).await;
         let r = app.post("/api/v1/admin/pricing/defaults", Some(&root.access), json!({})).await;
@@ -218,6 +229,9 @@ both_backends! {
         let of = |model: &str| prices.as_array().unwrap().iter().find(|p| p["model"] == model).unwrap().clone();
         assert_eq!((of("gpt-4o")["input_per_mtok"].as_i64(), of("gpt-4o")["output_per_mtok"].as_i64()), (Some(7), Some(9)));
         assert_eq!(of("gpt-4o-mini")["input_per_mtok"], 75_000);
+        // What no default covers is still listed.
+        let r = app.get("/api/v1/admin/pricing/unpriced", Some(&root.access)).await;
+        assert_eq!(r.json, json!([{"model": "house-model", "channels": ["primary"], "has_default": false}]));
 
         // Editable like any price, and never overwritten by a second load.
         price(&app, &root, "gpt-4o-mini", 1, 2).await;

@@ -46,7 +46,9 @@ export const Input = React.forwardRef<HTMLInputElement, React.InputHTMLAttribute
         ref={ref}
         className={cx(
           'h-9 w-full rounded-md border border-border bg-bg px-3 text-sm placeholder:text-muted-fg',
-          'focus:outline-none focus:ring-2 focus:ring-primary/50',
+          // focus-within too: in a date input the keyboard sits in an inner field, and the
+          // input itself does not count as focused.
+          'focus:outline-none focus:ring-2 focus:ring-primary/50 focus-within:ring-2 focus-within:ring-primary/50',
           className,
         )}
         {...props}
@@ -83,14 +85,18 @@ export function Select({ className, ...props }: React.SelectHTMLAttributes<HTMLS
 }
 
 /** A labelled form field. */
-export function Field({ label, hint, children }: { label: string; hint?: string; children: React.ReactNode }) {
+export function Field({ label, hint, error, children }: { label: string; hint?: string; error?: string | null; children: React.ReactNode }) {
   return (
     <div className="space-y-1">
       <label className="block space-y-1">
         <span className="text-sm font-medium">{label}</span>
         {children}
       </label>
-      {hint && <span className="block text-xs text-muted-fg">{hint}</span>}
+      {error ? (
+        <span className="block text-xs text-danger" data-testid="field-error">{error}</span>
+      ) : (
+        hint && <span className="block text-xs text-muted-fg">{hint}</span>
+      )}
     </div>
   );
 }

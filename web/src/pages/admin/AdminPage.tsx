@@ -1,4 +1,5 @@
-import { NavLink, Navigate, Route, Routes } from 'react-router-dom';
+import { NavLink, Navigate, Route, Routes, useLocation } from 'react-router-dom';
+import { useSubTitle } from '../../lib/title';
 import { authStore } from '../../lib/auth';
 import { useStore } from '../../lib/store';
 import { useT, type MessageKey } from '../../i18n';
@@ -31,6 +32,9 @@ function System() {
 export default function AdminPage() {
   const t = useT();
   const { user } = useStore(authStore);
+  const { pathname } = useLocation();
+  const tab = tabs.find((x) => pathname.startsWith(`/admin/${x.to}`));
+  useSubTitle(tab ? t(tab.key) : null);
   if (user && user.role !== 'admin' && user.role !== 'root') {
     return <p className="p-8 text-center text-muted-fg">{t('admin.forbidden')}</p>;
   }

@@ -1,4 +1,5 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
+import { useSearchParams } from 'react-router-dom';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { list, when } from '../../lib/format';
@@ -27,6 +28,9 @@ function parseMapping(text: string): Record<string, string> {
   );
 }
 
+/** Whether the channel's last test failed (it may still be enabled and its breaker closed). */
+export const testFailed = (c: Channel) => !!c.last_test_at && !!c.last_test_result && c.last_test_result !== 'ok';
+
 function circuitTone(c: string) {
   return c === 'closed' ? 'ok' : c === 'open' ? 'danger' : 'neutral';
 }
@@ -42,8 +46,24 @@ export function Channels() {
   const [tests, setTests] = useState<Record<string, string>>({});
   const channels = useQuery({ queryKey: qk.channels, queryFn: () => api<Channel[] | { items: Channel[] }>('channels') });
   const rows = Array.isArray(channels.data) ? channels.data : (channels.data?.items ?? []);
-  const refresh = () => queryClient.invalidateQueries({ queryKey: qk.channels });
+  // A channel's models change what chat offers and what the pricing page lists as unpriced.
+  const refresh = () => {
+    queryClient.invalidateQueries({ queryKey: qk.channels });
+    queryClient.invalidateQueries({ queryKey: qk.unpriced });
+    queryClient.invalidateQueries({ queryKey: qk.chatModels });
+  };
   const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement>) => setForm({ ...form, [k]: e.target.value });
+  // `?new=1` (the setup checklist's link) opens the new-channel form; the parameter is
+  // dropped so closing the form and reloading does not open it again.
+  const [params, setParams] = useSearchParams();
+  const wantsNew = params.get('new') !== null;
+  useEffect(() => {
+    if (!wantsNew) return;
+    setError(null);
+    setForm(blank);
+    setEditing('new');
+    setParams({}, { replace: true });
+  }, [wantsNew, setParams]);
 
   const open = (c: Channel | 'new') => {
     setError(null);
@@ -119,13 +139,30 @@ export function Channels() {
           { header: t('common.name'), cell: (c) => <span><span className="font-medium">{c.name}</span> <span className="text-xs text-muted-fg">{c.type}</span></span> },
           { header: t('admin.baseUrl'), cell: (c) => <span className="break-all text-xs">{c.base_url}</span> },
           { header: t('common.model'), cell: (c) => <span className="text-xs">{c.models.join(', ')}</span> },
-          { header: t('common.status'), cell: (c) => <span title={c.status_reason ?? ''}><Badge tone={c.status === 'enabled' ? 'ok' : 'danger'}>{v(c.status)}</Badge></span> },
+          {
+            header: t('common.status'),
+            // Enabled is not the same as working: a failed last test shows next to it, so a
+            // broken channel never reads as all green.
+            cell: (c) => (
+              <span className="flex flex-wrap gap-1" title={c.status_reason ?? ''}>
+                <Badge tone={c.status !== 'enabled' ? 'danger' : testFailed(c) ? 'neutral' : 'ok'}>{v(c.status)}</Badge>
+                {testFailed(c) && <span data-testid="channel-test-failed"><Badge tone="danger">{t('admin.lastTestFailed')}</Badge></span>}
+              </span>
+            ),
+          },
           { header: t('admin.circuit'), cell: (c) => <Badge tone={circuitTone(c.circuit)}>{v(c.circuit)}</Badge> },
           {
             header: t('admin.lastTest'),
             cell: (c) => (
               <span className="text-xs" data-testid="channel-test">
-                {tests[c.id] ?? (c.last_test_at ? `${c.last_test_result ?? ''} · ${c.last_test_latency_ms ?? '?'} ms · ${when(c.last_test_at)}` : '—')}
+                {tests[c.id] ??
+                  (c.last_test_at ? (
+                    <span className={testFailed(c) ? 'text-danger' : undefined}>
+                      {`${c.last_test_result === 'ok' ? t('admin.testOk', { ms: c.last_test_latency_ms ?? '?' }) : t('admin.testFailed', { message: c.last_test_result ?? '' })} · ${when(c.last_test_at)}`}
+                    </span>
+                  ) : (
+                    '—'
+                  ))}
               </span>
             ),
           },

@@ -5,6 +5,7 @@ import type { DailyUsage, Page, Profile } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Card, ErrorText } from '../../components/ui';
 import { DailyChart, lastDays } from '../../components/DailyChart';
+import { SetupChecklist } from '../../components/SetupChecklist';
 import { qk } from '../../lib/queryKeys';
 
 /** Sums rows by their key (model or user), largest spend first. */
@@ -47,6 +48,7 @@ export function Dashboard() {
   const total = totals(rows);
   return (
     <div className="space-y-4">
+      <SetupChecklist />
       <ErrorText error={byModel.error ?? byUser.error} />
       <div className="grid grid-cols-1 gap-3 sm:grid-cols-3">
         <Card><div className="text-xs text-muted-fg">{t('admin.totalCost')}</div><div className="text-lg font-semibold" data-testid="admin-total-cost">{money(total.cost)}</div></Card>

@@ -55,6 +55,56 @@ describe('registration', () => {
   });
 });
 
+describe('registration checks', () => {
+  it('names every problem at once, before anything is sent', async () => {
+    const sent: string[] = [];
+    vi.stubGlobal('fetch', async (url: string) => {
+      sent.push(url);
+      return new Response('{"needs_setup":false}', { status: 200 });
+    });
+    renderRegister();
+    fireEvent.change(screen.getByLabelText('Username'), { target: { value: 'ab' } });
+    fireEvent.change(screen.getByLabelText('Email (optional)'), { target: { value: 'nope' } });
+    fireEvent.change(screen.getByLabelText('Password'), { target: { value: 'short' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Create account' }));
+    const errors = (await screen.findAllByTestId('field-error')).map((e) => e.textContent);
+    expect(errors).toEqual([
+      'The username must be 3 to 32 characters long.',
+      'The email address is not valid.',
+      'The password must be 8 to 128 characters long.',
+    ]);
+    expect(sent.filter((u) => u.includes('auth/register'))).toEqual([]);
+    // Fixed as the user types: the errors go away field by field.
+    fireEvent.change(screen.getByLabelText('Email (optional)'), { target: { value: 'ada@example.com' } });
+    expect(screen.getAllByTestId('field-error')).toHaveLength(2);
+  });
+
+  it('shows each field the server refused at that field', async () => {
+    vi.stubGlobal('fetch', async (url: string) => {
+      if (url === '/api/v1/auth/setup') return new Response('{"needs_setup":false}', { status: 200 });
+      return new Response(
+        JSON.stringify({
+          error: {
+            code: 'validation_failed',
+            message: '用户名只能包含字母、数字、“_”、“.”和“-”。',
+            details: { field: 'username', errors: [{ field: 'username', message: '用户名只能包含字母、数字、“_”、“.”和“-”。' }, { field: 'email', message: '邮箱地址格式不正确。' }] },
+          },
+          request_id: 'r',
+        }),
+        { status: 422 },
+      );
+    });
+    setLang('zh-CN');
+    renderRegister();
+    fireEvent.change(screen.getByLabelText('用户名'), { target: { value: 'ada' } });
+    fireEvent.change(screen.getByLabelText('密码'), { target: { value: 'correct horse battery' } });
+    fireEvent.click(screen.getByRole('button', { name: '注册账号' }));
+    await waitFor(() => expect(screen.getAllByTestId('field-error').map((e) => e.textContent)).toEqual(['用户名只能包含字母、数字、“_”、“.”和“-”。', '邮箱地址格式不正确。']));
+    // Not repeated as one error above the button.
+    expect(screen.queryByRole('alert')).toBeNull();
+  });
+});
+
 describe('first run', () => {
   it('the sign-in page points to registration while the server has no account', async () => {
     vi.stubGlobal('fetch', async (url: string) =>

@@ -8,6 +8,7 @@ import type { TokenResponse } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Button, Card, ErrorText, Field, Input, Select } from '../../components/ui';
 import { usePageTitle } from '../../lib/title';
+import { registrationProblems } from '../../lib/validate';
 
 /** Language and theme pickers (also on the sign-in page, before any account exists). */
 export function LangThemePickers() {
@@ -55,16 +56,33 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
     };
   }, [mode]);
   const [error, setError] = useState<unknown>(null);
+  // Each field's problem: from the browser's check (after a first submit, live as the user
+  // types) and from the server's `details.errors`, which names every field that failed.
+  const [checked, setChecked] = useState(false);
+  const [serverFields, setServerFields] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
   const next = safeNext(params.get('next'));
   if (accessToken) return <Navigate to={next} replace />;
 
-  const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement>) => setForm({ ...form, [k]: e.target.value });
+  const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement>) => {
+    setForm({ ...form, [k]: e.target.value });
+    if (k in serverFields) setServerFields(Object.fromEntries(Object.entries(serverFields).filter(([f]) => f !== k)));
+  };
+  const problems = mode === 'register' ? registrationProblems(form) : {};
+  const fieldError = (field: 'username' | 'email' | 'password') => {
+    const p = checked ? problems[field] : undefined;
+    return p ? t(p.key, p.vars) : serverFields[field];
+  };
 
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
+    if (mode === 'register') {
+      setChecked(true);
+      if (Object.keys(problems).length > 0) return;
+    }
     setBusy(true);
     setError(null);
+    setServerFields({});
     try {
       if (mode === 'login') {
         await signIn(form.login.trim(), form.password);
@@ -88,7 +106,11 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
         setShowInvite(true);
       }
       if (err instanceof ApiError && err.code === 'setup_token_required') setNeedsSetup(true);
-      setError(err);
+      const listed = err instanceof ApiError && Array.isArray(err.details?.errors) ? (err.details.errors as Array<{ field?: string; message?: string }>) : [];
+      const byField = Object.fromEntries(listed.filter((f) => f.field && f.message).map((f) => [f.field, f.message]));
+      setServerFields(byField as Record<string, string>);
+      // Errors shown at their fields are not repeated above the button.
+      setError(Object.keys(byField).length > 0 ? null : err);
     } finally {
       setBusy(false);
     }
@@ -114,25 +136,26 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
             </Link>
           </p>
         )}
-        <form className="space-y-3" onSubmit={submit}>
+        <form className="space-y-3" onSubmit={submit} noValidate={mode === 'register'}>
           {mode === 'login' ? (
             <Field label={t('auth.login')}>
               <Input name="login" autoComplete="username" required value={form.login} onChange={set('login')} />
             </Field>
           ) : (
             <>
-              <Field label={t('auth.username')}>
-                <Input name="username" autoComplete="username" value={form.username} onChange={set('username')} />
+              <Field label={t('auth.username')} error={fieldError('username')}>
+                <Input name="username" autoComplete="username" aria-invalid={!!fieldError('username')} value={form.username} onChange={set('username')} />
               </Field>
-              <Field label={`${t('auth.email')} (${t('common.optional')})`}>
-                <Input name="email" type="email" autoComplete="email" value={form.email} onChange={set('email')} />
+              <Field label={`${t('auth.email')} (${t('common.optional')})`} error={fieldError('email')}>
+                <Input name="email" type="email" autoComplete="email" aria-invalid={!!fieldError('email')} value={form.email} onChange={set('email')} />
               </Field>
             </>
           )}
-          <Field label={t('auth.password')} hint={mode === 'register' ? t('auth.passwordHint') : undefined}>
+          <Field label={t('auth.password')} hint={mode === 'register' ? t('auth.passwordHint') : undefined} error={mode === 'register' ? fieldError('password') : undefined}>
             <Input
               name="password"
               type="password"
+              aria-invalid={mode === 'register' && !!fieldError('password')}
               autoComplete={mode === 'login' ? 'current-password' : 'new-password'}
               required
               value={form.password}

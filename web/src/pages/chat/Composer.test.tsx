@@ -78,6 +78,8 @@ describe('composer', () => {
     unmount();
     render(<Harness draft="Hi" model="" />);
     expect(screen.getByRole('button', { name: 'Send' })).toHaveProperty('disabled', true);
+    // Without a model the placeholder says so, rather than "Message ……".
+    expect(box().getAttribute('placeholder')).toBe('No model to answer yet.');
   });
 
   it('while an answer streams, the button stops it', () => {

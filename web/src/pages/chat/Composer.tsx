@@ -144,7 +144,7 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
           rows={2}
           className="min-h-[2.75rem] resize-none"
           style={{ maxHeight: COMPOSER_MAX_PX }}
-          placeholder={t(touch ? 'chat.placeholderTouch' : 'chat.placeholder', { model: model || '…' })}
+          placeholder={model ? t(touch ? 'chat.placeholderTouch' : 'chat.placeholder', { model }) : t('chat.placeholderNoModel')}
           enterKeyHint={touch ? 'enter' : 'send'}
           aria-label={t('chat.send')}
           value={draft}

@@ -1,11 +1,37 @@
 import * as M from '@radix-ui/react-dropdown-menu';
+import { Link } from 'react-router-dom';
+import { authStore } from '../../lib/auth';
+import { useStore } from '../../lib/store';
+import { SETUP_PATH } from '../../components/SetupChecklist';
 import { money } from '../../lib/format';
 import type { ChatModel } from '../../lib/types';
 import { useT } from '../../i18n';
+import { cx } from '../../components/ui';
 
-/** Picks the conversation's model; each choice shows its prices per million tokens. */
+/** Picks the conversation's model; each choice shows its prices per million tokens. With no
+ * model to pick, it says so, and an administrator's leads to the setup checklist. */
 export function ModelPicker({ models, value, onChange }: { models: ChatModel[]; value: string; onChange: (id: string) => void }) {
   const t = useT();
+  const { user } = useStore(authStore);
+  if (models.length === 0) {
+    const admin = user?.role === 'admin' || user?.role === 'root';
+    const className = 'flex h-9 min-w-0 max-w-[12rem] items-center gap-1 truncate rounded-md border border-dashed border-border px-2.5 text-sm text-muted-fg sm:max-w-xs';
+    return admin ? (
+      // Root has the checklist; another administrator goes straight to the channels.
+      <Link
+        to={user?.role === 'root' ? SETUP_PATH : '/admin/channels'}
+        className={cx(className, 'hover:bg-muted hover:text-fg')}
+        data-testid="model-picker"
+        title={t('chat.noModelsAdmin')}
+      >
+        <span className="truncate">{user?.role === 'root' ? t('setup.title') : t('chat.addChannel')}</span>
+      </Link>
+    ) : (
+      <span className={className} data-testid="model-picker" title={t('chat.noModels')}>
+        <span className="truncate">{t('chat.noModelsPicker')}</span>
+      </span>
+    );
+  }
   return (
     <M.Root>
       <M.Trigger

@@ -44,4 +44,22 @@ describe('conversation list', () => {
     fireEvent.change(screen.getByRole('searchbox'), { target: { value: '斑马' } });
     await screen.findByText('没有与“斑马”匹配的对话。');
   });
+
+  it('a search hit shows where it matched, highlighted', async () => {
+    vi.stubGlobal('fetch', async (url: string) => {
+      const q = new URL(url, 'http://x').searchParams.get('q');
+      const items = q
+        ? [{ id: 'c1', title: 'Parsers', pinned: false, archived: false, snippet: '…how to write a Zebra parser in Rust…' }]
+        : [{ id: 'c1', title: 'Parsers', pinned: false, archived: false }];
+      return new Response(JSON.stringify({ items, next_cursor: null }), { status: 200 });
+    });
+    show();
+    await screen.findByText('Parsers');
+    expect(screen.queryByTestId('snippet')).toBeNull();
+    fireEvent.change(screen.getByRole('searchbox'), { target: { value: 'zebra' } });
+    const snippet = await screen.findByTestId('snippet');
+    expect(snippet.textContent).toBe('…how to write a Zebra parser in Rust…');
+    const marked = [...snippet.querySelectorAll('mark')].map((m) => m.textContent);
+    expect(marked).toEqual(['Zebra']);
+  });
 });

@@ -19,6 +19,26 @@ function useDebounced<T>(value: T, ms: number) {
   return v;
 }
 
+/** `text` with each occurrence of `query` (any case) marked, as a search hit shows it. */
+export function Highlight({ text, query }: { text: string; query: string }) {
+  if (!query) return <>{text}</>;
+  const lower = text.toLowerCase();
+  const needle = query.toLowerCase();
+  const parts: React.ReactNode[] = [];
+  let from = 0;
+  for (let at = lower.indexOf(needle); at >= 0 && needle; at = lower.indexOf(needle, from)) {
+    if (at > from) parts.push(text.slice(from, at));
+    parts.push(
+      <mark key={at} className="rounded-sm bg-primary/20 px-0.5 text-fg">
+        {text.slice(at, at + needle.length)}
+      </mark>,
+    );
+    from = at + needle.length;
+  }
+  parts.push(text.slice(from));
+  return <>{parts}</>;
+}
+
 /** The conversation list: search, pinned first, archive view, and each item's actions. */
 export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?: () => void }) {
   const t = useT();
@@ -81,8 +101,13 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
 
   const row = (c: Conversation) => (
     <li key={c.id} className={cx('group flex items-center rounded-md', c.id === activeId ? 'bg-primary/10' : 'hover:bg-muted')}>
-      <Link to={`/chat/${c.id}`} onClick={onPick} className="min-w-0 flex-1 truncate px-2.5 py-2 text-sm" data-testid="conversation">
-        {c.title || t('chat.untitled')}
+      <Link to={`/chat/${c.id}`} onClick={onPick} className="min-w-0 flex-1 px-2.5 py-2 text-sm" data-testid="conversation">
+        <span className="block truncate">{query ? <Highlight text={c.title || t('chat.untitled')} query={query} /> : c.title || t('chat.untitled')}</span>
+        {query && c.snippet && (
+          <span className="mt-0.5 line-clamp-2 block break-words text-xs text-muted-fg" data-testid="snippet">
+            <Highlight text={c.snippet} query={query} />
+          </span>
+        )}
       </Link>
       <Menu
         label={t('common.actions')}

@@ -6,6 +6,7 @@ import { leafId } from '../../lib/branch';
 import { qk } from '../../lib/queryKeys';
 import { storage, useStore } from '../../lib/store';
 import { langStore } from '../../lib/settings';
+import { useSubTitle } from '../../lib/title';
 import type { ChatMessage, ChatModel, Conversation } from '../../lib/types';
 import { ChatEmpty } from './ChatEmpty';
 import { ConversationSettings } from './ConversationSettings';
@@ -60,6 +61,8 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
     queryFn: () => api<Conversation>(`chat/conversations/${conversationId}`),
     enabled: conversationId !== null,
   });
+  // The tab says which conversation is open (`Trip to Hangzhou · Chat · Skein`).
+  useSubTitle(conversationId ? conversation.data?.title || null : null);
   const model = conversation.data?.model || pickedModel || models[0]?.id || '';
   // Deleted for good, or never there: nothing to set, export or send to.
   const missing = conversation.error instanceof ApiError && conversation.error.status === 404;
