@@ -220,3 +220,73 @@ pub async fn post(
     anyhow::ensure!(status.is_success(), "{status}: {body}");
     Ok(body)
 }
+
+/// The server's runtime report (admin) plus what `/proc` says of its memory by kind: the
+/// figures that account for its RSS.
+pub async fn memory_report(
+    client: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    pid: u32,
+) -> anyhow::Result<serde_json::Value> {
+    let r = client
+        .get(format!("{base}/api/v1/admin/system/runtime"))
+        .bearer_auth(admin_token)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().is_success(), "runtime report: {}", r.status());
+    let mut report: serde_json::Value = r.json().await?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    report["proc"] = json!({
+        "rss_kib": kib("VmRSS:"),
+        "rss_anon_kib": kib("RssAnon:"),
+        "rss_file_kib": kib("RssFile:"),
+        "threads": kib("Threads:"),
+    });
+    Ok(report)
+}
+
+/// One line of a memory report: RSS by kind, the allocator's figures and the bigger holders.
+pub fn breakdown_line(report: &serde_json::Value) -> String {
+    let mib = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
+    let kib = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0) / 1024.0;
+    let a = &report["allocator"];
+    let g = &report["gauges"];
+    format!(
+        "rss {:.1} MiB (anon {:.1}, file {:.1}); allocator allocated {:.1} active {:.1} resident {:.1} retained {:.1} metadata {:.1} MiB; threads {} tasks {} fds {} db pool {} (idle {})",
+        kib(&report["proc"]["rss_kib"]),
+        kib(&report["proc"]["rss_anon_kib"]),
+        kib(&report["proc"]["rss_file_kib"]),
+        mib(&a["allocated_bytes"]),
+        mib(&a["active_bytes"]),
+        mib(&a["resident_bytes"]),
+        mib(&a["retained_bytes"]),
+        mib(&a["metadata_bytes"]),
+        report["threads"],
+        report["tasks"],
+        report["open_fds"],
+        g["db.pool.size"],
+        g["db.pool.idle"],
+    )
+}
+
+/// Runs the command in `BENCH_IDLE_HOOK` (through `sh -c`, with the server's pid as `$1`)
+/// while the server idles, to look at it from outside (`/proc/PID/smaps`, a debugger).
+pub fn run_idle_hook(pid: u32) {
+    if let Ok(hook) = std::env::var("BENCH_IDLE_HOOK") {
+        let status = Command::new("sh")
+            .args(["-c", &hook, "hook", &pid.to_string()])
+            .status();
+        if let Err(error) = status {
+            eprintln!("BENCH_IDLE_HOOK failed: {error}");
+        }
+    }
+}

@@ -77,6 +77,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let root_access = access.clone();
     post(&client, format!("{base}/api/v1/channels"), &access, json!({
         "type": "openai", "name": "mock", "base_url": mock.base_url, "keys": [mock.key], "models": ["bench-model"]})).await?;
     let price = json!({"input_per_mtok": 1_000_000, "output_per_mtok": 2_000_000, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0});
@@ -214,10 +215,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // Memory after the load has stopped: what the allocator gave back to the OS.
     let mut idle_rss = None;
+    let mut idle_report = Value::Null;
     if args.idle_secs > 0 {
         drop(client);
         tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
         idle_rss = Some(rss_kib(server.child.id())? as f64 / 1024.0);
+        // What the idle server holds, by part, through a fresh client (one connection).
+        let reader = reqwest::Client::new();
+        idle_report = skein_bench::memory_report(&reader, &base, &root_access, server.child.id())
+            .await
+            .unwrap_or_else(|error| json!({"error": error.to_string()}));
+        println!(
+            "idle breakdown: {}",
+            skein_bench::breakdown_line(&idle_report)
+        );
+        skein_bench::run_idle_hook(server.child.id());
     }
 
     let show = |name: &str, r: &FixedRate| {
@@ -264,6 +276,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "open_streams_peak_rss_mib": open_streams_rss,
         "idle_secs": args.idle_secs,
         "idle_rss_mib": idle_rss,
+        "idle_report": idle_report,
     });
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;

@@ -1,33 +1,63 @@
-//! A soak run (issue #22): the release binary under a steady mixed load for a configurable
-//! time, sampling what it holds every few seconds through the admin runtime report, written
-//! to `target/bench/soak.csv`. Exits non-zero when RSS still trends upward after warm-up
-//! (least-squares slope over the second half above `--max-slope-mib-per-min`): memory that
-//! only grows is the failure this program is for.
+//! A soak run (issue #22): the release binary under repeated and steady mixed load, sampling
+//! what it holds through the admin runtime report. Two phases, both optional:
+//!
+//! 1. `--runs N`: N identical batches of `--run-requests` requests (`--run-concurrency` at a
+//!    time), each followed by `--run-idle-secs` of idle; RSS and the allocator's figures are
+//!    read after each batch and after each idle. Memory that a batch leaves behind shows as a
+//!    staircase; the gate is the last idle RSS within `--max-run-growth` of the first.
+//! 2. `--seconds S`: a steady `--rate` for S seconds, sampled every `--sample-secs`. The gate is
+//!    the least-squares RSS slope over the second half (after warm-up) at most
+//!    `--max-slope-mib-per-min`.
 //!
 //! The mix, by request number: whole answers, streams read to the end, streams the client
 //! hangs up on after the first piece, requests with an unknown key, and an upstream 500 now and
-//! then (the mock's next answer fails). A new API key is created every second, so the key
-//! caches and rate-limit windows see new keys throughout.
+//! then (the mock's next answer fails). Requests use `--keys` distinct API keys and come from
+//! `--ips` distinct client addresses (`X-Forwarded-For`, trusted by this server), and a new key
+//! is made every second of the steady phase, so key caches and per-IP rate-limit windows see
+//! high cardinality throughout.
 //!
-//! `cargo build --release -p skein -p skein-bench && ./target/release/bench-soak --seconds 60`
+//! Writes `soak.json` (everything), `soak.csv` (the steady phase's samples) and `soak.svg` (RSS,
+//! anonymous RSS and the allocator's resident and allocated bytes over time) to `--out-dir`.
+//!
+//! `cargo build --release -p skein -p skein-bench && ./target/release/bench-soak --runs 10
+//! --seconds 300 --keys 10000`
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use futures::StreamExt;
 use serde_json::{Value, json};
-use skein_bench::{default_binary, post, start, wait_ready};
+use skein_bench::{
+    breakdown_line, default_binary, machine, memory_report, post, start, wait_ready,
+};
 use skein_testkit::mock_openai::{Fault, MockOpenAi};
 use tokio::sync::{RwLock, Semaphore};
 
-/// Soak: steady mixed load, sampled memory, a trend check.
+/// Soak: repeated batches and steady mixed load, sampled memory, trend checks.
 #[derive(Parser)]
 struct Args {
-    /// Seconds of load.
+    /// Identical batches before the steady phase (0 to skip).
+    #[arg(long, default_value_t = 0)]
+    runs: usize,
+    /// Requests per batch.
+    #[arg(long, default_value_t = 20_000)]
+    run_requests: u64,
+    /// Requests in flight at once during a batch.
+    #[arg(long, default_value_t = 128)]
+    run_concurrency: usize,
+    /// Seconds of idle after each batch before memory is read again.
+    #[arg(long, default_value_t = 30)]
+    run_idle_secs: u64,
+    /// Fail when the last batch's idle RSS is above the first's by more than this fraction.
+    #[arg(long, default_value_t = 0.05)]
+    max_run_growth: f64,
+    /// Seconds of steady load (0 to skip).
     #[arg(long, default_value_t = 60)]
     seconds: u64,
-    /// Requests per second (all kinds together).
+    /// Requests per second in the steady phase (all kinds together).
     #[arg(long, default_value_t = 300)]
     rate: u32,
     /// Seconds between samples.
@@ -36,15 +66,21 @@ struct Args {
     /// Fail when RSS grows faster than this over the second half (MiB per minute).
     #[arg(long, default_value_t = 2.0)]
     max_slope_mib_per_min: f64,
-    /// Requests in flight at most (the load waits beyond it rather than piling up).
+    /// Requests in flight at most in the steady phase (the load waits beyond it).
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
+    /// Distinct API keys the load uses (made before it starts).
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+    /// Distinct client addresses the load comes from.
+    #[arg(long, default_value_t = 10_000)]
+    ips: u64,
     /// The server binary (default: the release build in the target directory).
     #[arg(long)]
     binary: Option<std::path::PathBuf>,
-    /// Where to write the samples.
-    #[arg(long, default_value = "target/bench/soak.csv")]
-    out: std::path::PathBuf,
+    /// Where soak.json, soak.csv and soak.svg go.
+    #[arg(long, default_value = "target/bench")]
+    out_dir: std::path::PathBuf,
 }
 
 /// Counts of what the load saw.
@@ -58,11 +94,24 @@ struct Tally {
     failed: AtomicU64,
 }
 
+impl Tally {
+    fn json(&self) -> Value {
+        json!({
+            "sent": self.sent.load(Ordering::Relaxed),
+            "ok": self.ok.load(Ordering::Relaxed),
+            "refused": self.refused.load(Ordering::Relaxed),
+            "failed": self.failed.load(Ordering::Relaxed),
+        })
+    }
+}
+
 /// One sample of the runtime report.
 struct Sample {
     t: f64,
     rss_mib: f64,
     anon_mib: f64,
+    resident_mib: f64,
+    allocated_mib: f64,
     fds: f64,
     threads: f64,
     tasks: f64,
@@ -70,6 +119,17 @@ struct Sample {
     limiter_keys: f64,
     key_cache: f64,
     sent: u64,
+}
+
+/// What the load needs to send a request.
+#[derive(Clone)]
+struct Load {
+    client: reqwest::Client,
+    base: String,
+    keys: Arc<RwLock<Vec<String>>>,
+    ips: u64,
+    tally: Arc<Tally>,
+    mock: Arc<MockOpenAi>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,10 +157,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             ("SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE", "100000000"),
             ("SKEIN_LIMITS__API_PER_USER_PER_MINUTE", "100000000"),
             ("SKEIN_LIMITS__INVALID_KEYS_PER_IP_PER_MINUTE", "100000000"),
+            // Many client addresses come from one machine through this header.
+            ("SKEIN_SERVER__TRUST_FORWARDED_FOR", "true"),
             // The sampler's token must outlive a long soak.
             ("SKEIN_AUTH__ACCESS_TOKEN_TTL_SECS", "86400"),
         ],
     )?;
+    let pid = server.child.id();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()?;
@@ -135,51 +198,209 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         json!({"amount": 900_000_000_000_i64, "memo": "soak"}),
     )
     .await?;
-
-    let keys: Arc<RwLock<Vec<String>>> = Arc::new(RwLock::new(Vec::new()));
-    let new_key = {
-        let (client, base, access) = (client.clone(), base.clone(), access.clone());
-        move |n: u64| create_key(client.clone(), base.clone(), access.clone(), n)
+    // A fresh client reads the reports, so its one connection is all the sampler adds.
+    let reader = reqwest::Client::new();
+    let report = |label: &str| {
+        let (reader, base, access, label) = (
+            reader.clone(),
+            base.clone(),
+            access.clone(),
+            label.to_string(),
+        );
+        async move {
+            let r = memory_report(&reader, &base, &access, pid).await?;
+            println!("{label:<22} {}", breakdown_line(&r));
+            anyhow::Ok(r)
+        }
     };
-    keys.write().await.push(new_key(0).await?);
+    let at_start = report("after set-up").await?;
 
-    let tally = Arc::new(Tally::default());
+    let made = Instant::now();
+    let new_keys: Vec<String> = futures::stream::iter(0..args.keys.max(1))
+        .map(|n| create_key(client.clone(), base.clone(), access.clone(), n as u64))
+        .buffer_unordered(16)
+        .filter_map(|key| async move { key.ok() })
+        .collect()
+        .await;
+    println!(
+        "made {} API keys in {:.1} s",
+        new_keys.len(),
+        made.elapsed().as_secs_f64()
+    );
+    anyhow::ensure!(!new_keys.is_empty(), "no API key could be made");
+    let load = Load {
+        client: client.clone(),
+        base: base.clone(),
+        keys: Arc::new(RwLock::new(new_keys)),
+        ips: args.ips.max(1),
+        tally: Arc::new(Tally::default()),
+        mock: Arc::new(mock),
+    };
+    let after_keys = report("after the keys").await?;
+
+    // Phase 1: identical batches.
+    let mut runs = Vec::new();
+    let mut next_request: u64 = 0;
+    for n in 1..=args.runs {
+        let started = Instant::now();
+        let slots = Arc::new(Semaphore::new(args.run_concurrency.max(1)));
+        let mut tasks = Vec::with_capacity(usize::try_from(args.run_requests).unwrap_or(0));
+        for _ in 0..args.run_requests {
+            next_request += 1;
+            let permit = slots.clone().acquire_owned().await?;
+            let (load, i) = (load.clone(), next_request);
+            tasks.push(tokio::spawn(async move {
+                load.one_request(i).await;
+                drop(permit);
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let after = report(&format!("run {n}: after load")).await?;
+        tokio::time::sleep(Duration::from_secs(args.run_idle_secs)).await;
+        let idle = report(&format!("run {n}: after idle")).await?;
+        runs.push(json!({
+            "run": n,
+            "requests": args.run_requests,
+            "seconds": secs,
+            "req_per_sec": args.run_requests as f64 / secs,
+            "after_load": after,
+            "after_idle": idle,
+        }));
+    }
+    let idle_rss = |run: &Value| run["after_idle"]["proc"]["rss_kib"].as_f64().unwrap_or(0.0);
+    let runs_growth = match (runs.first(), runs.last()) {
+        (Some(first), Some(last)) if runs.len() > 1 && idle_rss(first) > 0.0 => {
+            Some(idle_rss(last) / idle_rss(first) - 1.0)
+        }
+        _ => None,
+    };
+    let tally_runs = load.tally.json();
+
+    // Phase 2: steady load.
+    let mut samples = Vec::new();
+    if args.seconds > 0 {
+        samples = steady(&args, &load, &reader, &access, &mut next_request).await?;
+    }
+    let steady_idle = if args.seconds > 0 {
+        tokio::time::sleep(Duration::from_secs(args.run_idle_secs)).await;
+        Some(report("steady: after idle").await?)
+    } else {
+        None
+    };
+
+    // The trend after warm-up: the second half of the samples.
+    let half = &samples[samples.len() / 2..];
+    let per_min = |f: fn(&Sample) -> f64| slope(half, f) * 60.0;
+    let rss_slope = per_min(|s| s.rss_mib);
+    let fds_slope = per_min(|s| s.fds);
+    let tasks_slope = per_min(|s| s.tasks);
+    let allocated_slope = per_min(|s| s.allocated_mib);
+    println!("requests: {}", load.tally.json());
+    if let Some(growth) = runs_growth {
+        println!(
+            "runs: last idle RSS {:+.1} % of the first (limit {:+.1} %)",
+            growth * 100.0,
+            args.max_run_growth * 100.0
+        );
+    }
+    if !samples.is_empty() {
+        println!(
+            "steady, second half: RSS {rss_slope:+.2} MiB/min (limit {:.2}), allocated {allocated_slope:+.2} MiB/min, fds {fds_slope:+.1}/min, tasks {tasks_slope:+.1}/min",
+            args.max_slope_mib_per_min
+        );
+    }
+    let runs_pass = runs_growth.is_none_or(|g| g <= args.max_run_growth);
+    let steady_pass = samples.is_empty() || rss_slope <= args.max_slope_mib_per_min;
+    let failed = load.tally.failed.load(Ordering::Relaxed);
+
+    std::fs::create_dir_all(&args.out_dir)?;
+    let csv_path = args.out_dir.join("soak.csv");
+    std::fs::write(&csv_path, csv(&samples))?;
+    let svg_path = args.out_dir.join("soak.svg");
+    std::fs::write(&svg_path, svg(&samples, &runs))?;
+    let results = json!({
+        "benchmark": "soak",
+        "machine": machine(),
+        "binary": binary.display().to_string(),
+        "malloc_conf_env": std::env::var("_RJEM_MALLOC_CONF").ok(),
+        "args": {
+            "runs": args.runs, "run_requests": args.run_requests,
+            "run_concurrency": args.run_concurrency, "run_idle_secs": args.run_idle_secs,
+            "seconds": args.seconds, "rate": args.rate, "keys": args.keys, "ips": args.ips,
+            "concurrency": args.concurrency,
+        },
+        "at_start": at_start,
+        "after_keys": after_keys,
+        "runs": runs,
+        "runs_requests": tally_runs,
+        "runs_idle_rss_growth": runs_growth,
+        "steady_requests": load.tally.json(),
+        "steady_second_half_slopes_per_min": {
+            "rss_mib": rss_slope, "allocated_mib": allocated_slope,
+            "fds": fds_slope, "tasks": tasks_slope,
+        },
+        "steady_after_idle": steady_idle,
+        "passed": { "runs": runs_pass, "steady": steady_pass, "no_failed_requests": failed == 0 },
+    });
+    let json_path = args.out_dir.join("soak.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
+    println!(
+        "wrote {}, {} and {} (no PNG: this program draws SVG only)",
+        json_path.display(),
+        csv_path.display(),
+        svg_path.display()
+    );
+    let passed = runs_pass && steady_pass && failed == 0;
+    println!(
+        "{}",
+        if passed {
+            "PASS: memory flat across runs and after warm-up, no request failed without an answer"
+        } else {
+            "FAIL: see the figures above"
+        }
+    );
+    Ok(passed)
+}
+
+/// The steady phase: `rate` requests a second for `seconds`, a new key every second, sampled.
+async fn steady(
+    args: &Args,
+    load: &Load,
+    reader: &reqwest::Client,
+    access: &str,
+    next_request: &mut u64,
+) -> anyhow::Result<Vec<Sample>> {
     let started = Instant::now();
     let duration = Duration::from_secs(args.seconds);
-    let mock = Arc::new(mock);
-
-    // A new key every second, for as long as the load runs.
+    let first = *next_request;
     let key_maker = {
-        let keys = keys.clone();
+        let load = load.clone();
+        let access = access.to_string();
         tokio::spawn(async move {
-            let mut n = 1;
+            let mut n = 1_000_000;
             while started.elapsed() < duration {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                match new_key(n).await {
-                    Ok(key) => keys.write().await.push(key),
+                match create_key(load.client.clone(), load.base.clone(), access.clone(), n).await {
+                    Ok(key) => load.keys.write().await.push(key),
                     Err(error) => eprintln!("could not create a key: {error}"),
                 }
                 n += 1;
             }
         })
     };
-
-    // The load: every 10 ms a slice of the rate, each request its own task, bounded.
-    let load = {
-        let (client, base, keys, tally, mock) = (
-            client.clone(),
-            base.clone(),
-            keys.clone(),
-            tally.clone(),
-            mock.clone(),
-        );
+    // Every 10 ms a slice of the rate, each request its own task, bounded.
+    let sender = {
+        let load = load.clone();
         let slots = Arc::new(Semaphore::new(args.concurrency.max(1)));
         let per_tick = f64::from(args.rate) / 100.0;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut owed = 0.0;
-            let mut i: u64 = 0;
+            let mut i = first;
             while started.elapsed() < duration {
                 tick.tick().await;
                 owed += per_tick;
@@ -187,57 +408,54 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                     owed -= 1.0;
                     i += 1;
                     let Ok(permit) = slots.clone().acquire_owned().await else {
-                        return;
+                        return i;
                     };
-                    let key = {
-                        let keys = keys.read().await;
-                        keys[usize::try_from(i).unwrap_or(0) % keys.len()].clone()
-                    };
-                    if i % 20 == 19 {
-                        mock.fail_next(Fault::Status(500));
-                    }
-                    let (client, base, tally) = (client.clone(), base.clone(), tally.clone());
+                    let load = load.clone();
                     tokio::spawn(async move {
-                        one_request(&client, &base, &key, i, &tally).await;
+                        load.one_request(i).await;
                         drop(permit);
                     });
                 }
             }
+            i
         })
     };
-
-    // The samples.
     let mut samples = Vec::new();
     let mut next = Duration::ZERO;
+    let pid_base = load.base.clone();
     while started.elapsed() < duration + Duration::from_secs(args.sample_secs) {
         if started.elapsed() >= next {
-            let r = client
-                .get(format!("{base}/api/v1/admin/system/runtime"))
-                .bearer_auth(&access)
+            let r = reader
+                .get(format!("{pid_base}/api/v1/admin/system/runtime"))
+                .bearer_auth(access)
                 .send()
                 .await?;
             anyhow::ensure!(r.status().is_success(), "runtime report: {}", r.status());
             let v: Value = r.json().await?;
-            let mib = |name: &str| v[name].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
+            let mib = |v: &Value| v.as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
             let n = |name: &str| v[name].as_f64().unwrap_or(0.0);
             let g = |name: &str| v["gauges"][name].as_f64().unwrap_or(0.0);
             let s = Sample {
                 t: started.elapsed().as_secs_f64(),
-                rss_mib: mib("rss_bytes"),
-                anon_mib: mib("rss_anon_bytes"),
+                rss_mib: mib(&v["rss_bytes"]),
+                anon_mib: mib(&v["rss_anon_bytes"]),
+                resident_mib: mib(&v["allocator"]["resident_bytes"]),
+                allocated_mib: mib(&v["allocator"]["allocated_bytes"]),
                 fds: n("open_fds"),
                 threads: n("threads"),
                 tasks: n("tasks"),
                 pool: g("db.pool.size"),
                 limiter_keys: g("limiter.keys"),
                 key_cache: g("relay.key_cache"),
-                sent: tally.sent.load(Ordering::Relaxed),
+                sent: load.tally.sent.load(Ordering::Relaxed),
             };
             println!(
-                "t {:>6.1} s  rss {:>6.1} MiB  anon {:>6.1} MiB  fds {:>4}  threads {:>3}  tasks {:>5}  pool {:>2}  limiter keys {:>6}  key cache {:>5}  sent {}",
+                "t {:>6.1} s  rss {:>6.1} MiB  anon {:>6.1}  resident {:>6.1}  allocated {:>6.1}  fds {:>4}  threads {:>3}  tasks {:>5}  pool {:>2}  limiter keys {:>6}  key cache {:>5}  sent {}",
                 s.t,
                 s.rss_mib,
                 s.anon_mib,
+                s.resident_mib,
+                s.allocated_mib,
                 s.fds,
                 s.threads,
                 s.tasks,
@@ -251,60 +469,66 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    load.await?;
+    *next_request = sender.await?;
     key_maker.await?;
+    Ok(samples)
+}
 
-    let mut csv = String::from(
-        "t_secs,rss_mib,rss_anon_mib,open_fds,threads,tasks,db_pool,limiter_keys,key_cache,requests_sent\n",
-    );
-    for s in &samples {
-        csv.push_str(&format!(
-            "{:.1},{:.2},{:.2},{},{},{},{},{},{},{}\n",
-            s.t,
-            s.rss_mib,
-            s.anon_mib,
-            s.fds,
-            s.threads,
-            s.tasks,
-            s.pool,
-            s.limiter_keys,
-            s.key_cache,
-            s.sent
-        ));
-    }
-    if let Some(parent) = args.out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.out, csv)?;
-
-    // The trend after warm-up: the second half of the samples.
-    let half = &samples[samples.len() / 2..];
-    let per_min = |f: fn(&Sample) -> f64| slope(half, f) * 60.0;
-    let rss_slope = per_min(|s| s.rss_mib);
-    let fds_slope = per_min(|s| s.fds);
-    let tasks_slope = per_min(|s| s.tasks);
-    let sent = tally.sent.load(Ordering::Relaxed);
-    println!(
-        "requests: {sent} sent, {} answered 2xx, {} refused (unknown keys, injected upstream 500s), {} failed without an answer",
-        tally.ok.load(Ordering::Relaxed),
-        tally.refused.load(Ordering::Relaxed),
-        tally.failed.load(Ordering::Relaxed)
-    );
-    println!(
-        "second-half slopes: RSS {rss_slope:+.2} MiB/min (limit {:.2}), fds {fds_slope:+.1}/min, tasks {tasks_slope:+.1}/min",
-        args.max_slope_mib_per_min
-    );
-    println!("wrote {}", args.out.display());
-    let passed = rss_slope <= args.max_slope_mib_per_min;
-    println!(
-        "{}",
-        if passed {
-            "PASS: RSS flat after warm-up"
-        } else {
-            "FAIL: RSS still grows after warm-up"
+impl Load {
+    /// One request of the mix, chosen by its number `i`.
+    async fn one_request(&self, i: u64) {
+        let tally = &self.tally;
+        tally.sent.fetch_add(1, Ordering::Relaxed);
+        let kind = i % 20;
+        if kind == 19 {
+            self.mock.fail_next(Fault::Status(500));
         }
-    );
-    Ok(passed)
+        let stream = matches!(kind, 12..=17);
+        // Spread over the keys and addresses so each is seen again only now and then.
+        let spread = i.wrapping_mul(2_654_435_761);
+        let key = if kind == 18 {
+            "sk-not-a-key-of-this-server".to_string()
+        } else {
+            let keys = self.keys.read().await;
+            keys[usize::try_from(spread % keys.len() as u64).unwrap_or(0)].clone()
+        };
+        let ip = (spread >> 7) % self.ips;
+        let address = format!("10.{}.{}.{}", (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+        let body = json!({"model": "soak-model", "max_tokens": 16, "stream": stream,
+            "messages": [{"role": "user", "content": format!("soak request {i}")}]});
+        let sent = self
+            .client
+            .post(format!("{}/v1/chat/completions", self.base))
+            .bearer_auth(key)
+            .header("x-forwarded-for", address)
+            .json(&body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(_) => {
+                tally.failed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        if !resp.status().is_success() {
+            tally.refused.fetch_add(1, Ordering::Relaxed);
+            let _ = resp.bytes().await;
+            return;
+        }
+        if matches!(kind, 16 | 17) {
+            // The client hangs up after the first piece.
+            let mut resp = resp;
+            let _ = resp.chunk().await;
+            drop(resp);
+            tally.ok.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match resp.bytes().await {
+            Ok(_) => tally.ok.fetch_add(1, Ordering::Relaxed),
+            Err(_) => tally.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
 }
 
 /// Creates an API key named after `n`; answers the key.
@@ -324,50 +548,6 @@ async fn create_key(
     Ok(key["key"].as_str().unwrap_or_default().to_string())
 }
 
-/// One request of the mix, chosen by its number.
-async fn one_request(client: &reqwest::Client, base: &str, key: &str, i: u64, tally: &Tally) {
-    tally.sent.fetch_add(1, Ordering::Relaxed);
-    let kind = i % 20;
-    let stream = matches!(kind, 12..=17);
-    let key = if kind == 18 {
-        "sk-not-a-key-of-this-server"
-    } else {
-        key
-    };
-    let body = json!({"model": "soak-model", "max_tokens": 16, "stream": stream,
-        "messages": [{"role": "user", "content": format!("soak request {i}")}]});
-    let sent = client
-        .post(format!("{base}/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await;
-    let resp = match sent {
-        Ok(resp) => resp,
-        Err(_) => {
-            tally.failed.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-    };
-    if !resp.status().is_success() {
-        tally.refused.fetch_add(1, Ordering::Relaxed);
-        let _ = resp.bytes().await;
-        return;
-    }
-    if matches!(kind, 16 | 17) {
-        // The client hangs up after the first piece.
-        let mut resp = resp;
-        let _ = resp.chunk().await;
-        drop(resp);
-        tally.ok.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    match resp.bytes().await {
-        Ok(_) => tally.ok.fetch_add(1, Ordering::Relaxed),
-        Err(_) => tally.failed.fetch_add(1, Ordering::Relaxed),
-    };
-}
-
 /// Least-squares slope of `f` over time (per second).
 fn slope(samples: &[Sample], f: fn(&Sample) -> f64) -> f64 {
     let n = samples.len() as f64;
@@ -382,4 +562,157 @@ fn slope(samples: &[Sample], f: fn(&Sample) -> f64) -> f64 {
         den += (s.t - mean_t) * (s.t - mean_t);
     }
     if den == 0.0 { 0.0 } else { num / den }
+}
+
+/// The steady phase's samples as CSV.
+fn csv(samples: &[Sample]) -> String {
+    let mut csv = String::from(
+        "t_secs,rss_mib,rss_anon_mib,alloc_resident_mib,alloc_allocated_mib,open_fds,threads,tasks,db_pool,limiter_keys,key_cache,requests_sent\n",
+    );
+    for s in samples {
+        let _ = writeln!(
+            csv,
+            "{:.1},{:.2},{:.2},{:.2},{:.2},{},{},{},{},{},{},{}",
+            s.t,
+            s.rss_mib,
+            s.anon_mib,
+            s.resident_mib,
+            s.allocated_mib,
+            s.fds,
+            s.threads,
+            s.tasks,
+            s.pool,
+            s.limiter_keys,
+            s.key_cache,
+            s.sent
+        );
+    }
+    csv
+}
+
+/// Two line charts in one SVG: memory after each batch and after its idle (left), and memory
+/// over the steady phase (right). Hand-drawn, so the benchmark needs no plotting library.
+fn svg(samples: &[Sample], runs: &[Value]) -> String {
+    let kib = |v: &Value| v.as_f64().unwrap_or(0.0) / 1024.0;
+    let bytes = |v: &Value| v.as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
+    let run_series = |f: &dyn Fn(&Value) -> f64| -> Vec<(f64, f64)> {
+        runs.iter()
+            .enumerate()
+            .map(|(n, r)| ((n + 1) as f64, f(r)))
+            .collect()
+    };
+    let left = vec![
+        (
+            "RSS after load",
+            "#d62728",
+            run_series(&|r| kib(&r["after_load"]["proc"]["rss_kib"])),
+        ),
+        (
+            "RSS after idle",
+            "#1f77b4",
+            run_series(&|r| kib(&r["after_idle"]["proc"]["rss_kib"])),
+        ),
+        (
+            "allocator resident after idle",
+            "#2ca02c",
+            run_series(&|r| bytes(&r["after_idle"]["allocator"]["resident_bytes"])),
+        ),
+        (
+            "allocated after idle",
+            "#9467bd",
+            run_series(&|r| bytes(&r["after_idle"]["allocator"]["allocated_bytes"])),
+        ),
+    ];
+    let over = |f: fn(&Sample) -> f64| samples.iter().map(|s| (s.t, f(s))).collect::<Vec<_>>();
+    let right = vec![
+        ("RSS", "#d62728", over(|s| s.rss_mib)),
+        ("anonymous RSS", "#ff7f0e", over(|s| s.anon_mib)),
+        ("allocator resident", "#2ca02c", over(|s| s.resident_mib)),
+        ("allocated", "#9467bd", over(|s| s.allocated_mib)),
+    ];
+    let mut out = String::from(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1200\" height=\"420\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"1200\" height=\"420\" fill=\"white\"/>\n",
+    );
+    chart(&mut out, 0.0, "MiB per identical batch (run number)", &left);
+    chart(
+        &mut out,
+        600.0,
+        "MiB during the steady load (seconds)",
+        &right,
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
+/// One chart at horizontal offset `x0`: axes with min/max labels, a line per series, a legend.
+fn chart(out: &mut String, x0: f64, title: &str, series: &[(&str, &str, Vec<(f64, f64)>)]) {
+    let (left, top, width, height) = (x0 + 60.0, 40.0, 500.0, 280.0);
+    let points = series.iter().flat_map(|(_, _, p)| p.iter());
+    let (mut x_min, mut x_max, mut y_max) = (f64::MAX, f64::MIN, 0.0_f64);
+    for &(x, y) in points {
+        x_min = x_min.min(x);
+        x_max = x_max.max(x);
+        y_max = y_max.max(y);
+    }
+    let _ = writeln!(
+        out,
+        "<text x=\"{:.0}\" y=\"24\" font-weight=\"bold\">{title}</text>",
+        left
+    );
+    let _ = writeln!(
+        out,
+        "<rect x=\"{left:.0}\" y=\"{top:.0}\" width=\"{width:.0}\" height=\"{height:.0}\" fill=\"none\" stroke=\"#888\"/>"
+    );
+    if x_min > x_max {
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.0}\" y=\"{:.0}\">not run</text>",
+            left + 20.0,
+            top + 40.0
+        );
+        return;
+    }
+    let y_max = (y_max * 1.1).max(1.0);
+    let x_span = (x_max - x_min).max(1.0);
+    let px = |x: f64| left + (x - x_min) / x_span * width;
+    let py = |y: f64| top + height - y / y_max * height;
+    for step in 0..=4 {
+        let y = y_max * f64::from(step) / 4.0;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{left:.0}\" x2=\"{:.0}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/><text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{y:.0}</text>",
+            left + width,
+            py(y),
+            py(y),
+            left - 6.0,
+            py(y) + 4.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<text x=\"{left:.0}\" y=\"{:.0}\">{x_min:.0}</text><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{x_max:.0}</text>",
+        top + height + 16.0,
+        left + width,
+        top + height + 16.0
+    );
+    for (n, (name, color, points)) in series.iter().enumerate() {
+        let path = points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let _ = writeln!(
+            out,
+            "<polyline points=\"{path}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>"
+        );
+        let ly = top + height + 36.0 + 16.0 * (n as f64 / 2.0).floor();
+        let lx = left + if n % 2 == 0 { 0.0 } else { 250.0 };
+        let _ = writeln!(
+            out,
+            "<rect x=\"{lx:.0}\" y=\"{:.0}\" width=\"12\" height=\"4\" fill=\"{color}\"/><text x=\"{:.0}\" y=\"{:.0}\">{name}</text>",
+            ly - 6.0,
+            lx + 16.0,
+            ly
+        );
+    }
 }

@@ -42,6 +42,9 @@ pub struct DatabaseConfig {
     pub url: Option<String>,
     /// Connections in the pool.
     pub max_connections: u32,
+    /// A connection idle this long is closed (the pool keeps one for SQLite): each holds its
+    /// caches, so the pool a burst grew shrinks back.
+    pub idle_timeout_secs: u64,
 }
 
 /// Redis.
@@ -143,6 +146,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: None,
             max_connections: 16,
+            idle_timeout_secs: 600,
         }
     }
 }

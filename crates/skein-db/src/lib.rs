@@ -76,8 +76,20 @@ impl From<DbError> for ApiError {
 pub type DbResult<T> = Result<T, DbError>;
 
 impl Db {
-    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`).
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`), closing connections
+    /// idle for ten minutes.
     pub async fn connect(url: &str, max_connections: u32) -> DbResult<Db> {
+        Db::connect_pooled(url, max_connections, Duration::from_secs(600)).await
+    }
+
+    /// Connects like [`Db::connect`], closing connections idle for `idle_timeout`: each open
+    /// SQLite connection keeps its own page and statement caches and a thread, so a pool a
+    /// burst grew should shrink back once the burst is over (issue #22).
+    pub async fn connect_pooled(
+        url: &str,
+        max_connections: u32,
+        idle_timeout: Duration,
+    ) -> DbResult<Db> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -90,7 +102,8 @@ impl Db {
         let mut pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(if backend == Backend::Sqlite { 1 } else { 0 })
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(Duration::from_secs(10))
+            .idle_timeout(idle_timeout);
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {

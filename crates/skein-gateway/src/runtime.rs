@@ -12,7 +12,7 @@ use skein_core::ApiResult;
 use skein_core::auth::AdminUser;
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
-use skein_core::runtime::{GaugeSources, count};
+use skein_core::runtime::{AllocatorStats, AllocatorStatsFn, GaugeSources, count};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,6 +21,8 @@ use utoipa_axum::routes;
 pub struct Runtime {
     /// Registered at composition time, one per service (and the limiter and pool).
     pub sources: GaugeSources,
+    /// Reads the allocator's statistics when the binary runs one that keeps them (jemalloc).
+    pub allocator: Option<AllocatorStatsFn>,
 }
 
 /// What the process holds now.
@@ -38,6 +40,9 @@ pub struct RuntimeReport {
     pub tasks: u64,
     /// Each cache, map and pool by name: entries (or connections for `db.pool.*`).
     pub gauges: BTreeMap<String, u64>,
+    /// What the memory allocator holds (`null` with the system allocator): how much of the
+    /// RSS is the program's live heap, and how much freed memory the allocator still keeps.
+    pub allocator: Option<AllocatorStats>,
 }
 
 /// The route, relative to `/api/v1`.
@@ -55,30 +60,38 @@ pub async fn runtime_report(
     State(runtime): State<Arc<Runtime>>,
     _admin: AdminUser,
 ) -> ApiResult<ApiJson<RuntimeReport>> {
-    let mut gauges = BTreeMap::new();
-    for source in &runtime.sources {
-        for (name, value) in source.gauges() {
-            gauges.insert(name.to_string(), value);
+    Ok(ApiJson(runtime.report()))
+}
+
+impl Runtime {
+    /// What the process holds now (also logged on `SIGUSR1`). Reads `/proc`; call it on the
+    /// runtime (it counts tokio's tasks).
+    pub fn report(&self) -> RuntimeReport {
+        let mut gauges = BTreeMap::new();
+        for source in &self.sources {
+            for (name, value) in source.gauges() {
+                gauges.insert(name.to_string(), value);
+            }
+        }
+        let status = std::fs::read_to_string("/proc/self/status").ok();
+        let field = |name: &str| status.as_deref().and_then(|s| status_field(s, name));
+        // The listing counts the descriptor it is read through; that one is not the process's.
+        let open_fds = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|dir| count(dir.count().saturating_sub(1)));
+        let tasks = tokio::runtime::Handle::try_current()
+            .map(|handle| count(handle.metrics().num_alive_tasks()))
+            .unwrap_or(0);
+        RuntimeReport {
+            rss_bytes: field("VmRSS:").map(|kib| kib.saturating_mul(1024)),
+            rss_anon_bytes: field("RssAnon:").map(|kib| kib.saturating_mul(1024)),
+            open_fds,
+            threads: field("Threads:"),
+            tasks,
+            gauges,
+            allocator: self.allocator.and_then(|read| read()),
         }
     }
-    let status = std::fs::read_to_string("/proc/self/status").ok();
-    let field = |name: &str| status.as_deref().and_then(|s| status_field(s, name));
-    // The listing counts the descriptor it is read through; that one is not the process's.
-    let open_fds = std::fs::read_dir("/proc/self/fd")
-        .ok()
-        .map(|dir| count(dir.count().saturating_sub(1)));
-    Ok(ApiJson(RuntimeReport {
-        rss_bytes: field("VmRSS:").map(|kib| kib.saturating_mul(1024)),
-        rss_anon_bytes: field("RssAnon:").map(|kib| kib.saturating_mul(1024)),
-        open_fds,
-        threads: field("Threads:"),
-        tasks: count(
-            tokio::runtime::Handle::current()
-                .metrics()
-                .num_alive_tasks(),
-        ),
-        gauges,
-    }))
 }
 
 /// The number after `name` in `/proc/self/status` (kB for memory lines).

@@ -41,6 +41,11 @@ pub struct RelayConfig {
     /// `unsupported_field`, so no field can make a vendor charge what the relay cannot bill.
     #[serde(deserialize_with = "list_or_csv")]
     pub extra_request_fields: Vec<String>,
+    /// Idle connections kept open to each upstream host for the next request. Each holds
+    /// buffers and a socket; a burst of streams opens one per stream (issue #22).
+    pub upstream_idle_per_host: usize,
+    /// How long an idle upstream connection is kept before it is closed.
+    pub upstream_idle_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -56,6 +61,8 @@ impl Default for RelayConfig {
             default_max_output_tokens: 16_384,
             client_write_timeout_secs: 30,
             extra_request_fields: Vec::new(),
+            upstream_idle_per_host: 256,
+            upstream_idle_secs: 90,
         }
     }
 }

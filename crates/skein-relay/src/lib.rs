@@ -123,6 +123,10 @@ pub struct Tuning {
     pub client_write_timeout: Duration,
     /// Request fields the operator allows besides the built-in list.
     pub extra_request_fields: Vec<String>,
+    /// Idle upstream connections kept per host.
+    pub upstream_idle_per_host: usize,
+    /// How long an idle upstream connection is kept.
+    pub upstream_idle: Duration,
 }
 
 impl Default for Tuning {
@@ -131,6 +135,8 @@ impl Default for Tuning {
             output: estimate::OutputLimits::default(),
             client_write_timeout: Duration::from_secs(30),
             extra_request_fields: Vec::new(),
+            upstream_idle_per_host: 256,
+            upstream_idle: Duration::from_secs(90),
         }
     }
 }
@@ -145,6 +151,8 @@ impl Tuning {
             },
             client_write_timeout: Duration::from_secs(config.client_write_timeout_secs.max(1)),
             extra_request_fields: config.extra_request_fields.clone(),
+            upstream_idle_per_host: config.upstream_idle_per_host,
+            upstream_idle: Duration::from_secs(config.upstream_idle_secs.max(1)),
         }
     }
 }
@@ -187,7 +195,8 @@ impl RelayService {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(tuning.upstream_idle_per_host)
+            .pool_idle_timeout(tuning.upstream_idle)
             .build()
             .map_err(ApiError::internal)?;
         let service = Arc::new(RelayService {

@@ -6,6 +6,7 @@
 
 pub mod compose;
 pub mod config;
+pub mod memory;
 pub mod openapi;
 pub mod services;
 pub mod telemetry;
@@ -78,6 +79,8 @@ pub struct Skein {
     /// The Chat service when this process runs it, for embedders that add context sources or
     /// tool runners before serving.
     pub chat: Option<Arc<skein_chat::ChatService>>,
+    /// What the process holds (the admin runtime report, and the `SIGUSR1` log summary).
+    pub runtime: Arc<skein_gateway::runtime::Runtime>,
     /// The configuration in effect.
     pub config: Config,
 }
@@ -101,9 +104,13 @@ async fn open_database_for(
         create_private_file(&path)
             .with_context(|| format!("cannot create the database file {}", path.display()))?;
     }
-    let db = Db::connect(&config.database_url(), config.database.max_connections)
-        .await
-        .context("cannot open the database")?;
+    let db = Db::connect_pooled(
+        &config.database_url(),
+        config.database.max_connections,
+        Duration::from_secs(config.database.idle_timeout_secs.max(1)),
+    )
+    .await
+    .context("cannot open the database")?;
     db.migrate(migrations)
         .await
         .context("cannot migrate the database")?;
@@ -201,8 +208,11 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
     })));
     gauges.extend(services.iter().map(|s| s.clone() as Arc<dyn Gauges>));
     gauges.extend(wiring.gauges.iter().cloned());
-    let runtime = Arc::new(skein_gateway::runtime::Runtime { sources: gauges });
-    let (mut api, openapi) = openapi::api_router(&services, runtime);
+    let runtime = Arc::new(skein_gateway::runtime::Runtime {
+        sources: gauges,
+        allocator: memory::allocator_stats(),
+    });
+    let (mut api, openapi) = openapi::api_router(&services, runtime.clone());
     for service in &services {
         api = api.merge(service.clone().vendor_routes());
     }
@@ -262,6 +272,7 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
         billing: wiring.billing_service.clone(),
         relay: wiring.relay_service.clone(),
         chat: wiring.chat_service.clone(),
+        runtime,
         config,
     })
 }
@@ -280,6 +291,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(skein.config.server.shutdown_grace_secs);
+    memory::log_on_sigusr1(skein.runtime.clone());
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let internal_task = match (internal, skein.internal.take()) {
         (Some(listener), Some(router)) => {

@@ -150,6 +150,8 @@ fn parse_role(text: &str) -> Result<Role, String> {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "jemalloc")]
+    skein::memory::jemalloc_is_global_allocator();
     let cli = Cli::parse();
     let config = match load_config(&cli) {
         Ok(config) => config,

@@ -398,3 +398,131 @@ fn serve_prints_a_setup_token_that_only_the_first_registration_needs() {
         assert_eq!(body["user"]["role"], "root");
     });
 }
+
+/// The real binary (jemalloc, the default build) reports its allocator's figures to admins,
+/// and `SIGUSR1` logs a memory summary instead of ending the process (the signal's default).
+#[cfg(unix)]
+#[test]
+fn the_binary_reports_its_allocator_and_logs_memory_on_sigusr1() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = skein(dir.path())
+        .env("SKEIN_LOG_LEVEL", "warn")
+        .env("SKEIN_SETUP_TOKEN", "memory-test-setup-token-0123456789")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let mut server = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let report = runtime.block_on(async {
+        let mut ready = false;
+        for _ in 0..600 {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ready, "skein serve never became ready");
+        let root: serde_json::Value = client
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&json!({"username": "root", "password": "a long password",
+                "setup_token": "memory-test-setup-token-0123456789"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = root["access_token"].as_str().unwrap().to_string();
+        client
+            .get(format!("{base}/api/v1/admin/system/runtime"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    });
+    let allocator = &report["allocator"];
+    assert_eq!(allocator["name"], "jemalloc", "{report}");
+    let figure = |name: &str| allocator[name].as_u64().unwrap();
+    assert!(
+        figure("allocated_bytes") > 1_000_000,
+        "a running server holds more than a megabyte: {report}"
+    );
+    assert!(
+        figure("allocated_bytes") <= figure("active_bytes")
+            && figure("active_bytes") <= figure("resident_bytes")
+            && figure("metadata_bytes") > 0,
+        "{report}"
+    );
+    assert!(
+        figure("resident_bytes") <= report["rss_bytes"].as_u64().unwrap(),
+        "the allocator's resident memory is part of the RSS: {report}"
+    );
+
+    // Whatever the server logged so far is not the summary.
+    while rx.try_recv().is_ok() {}
+    let sent = Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let summary = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("no memory summary was logged after SIGUSR1");
+        if line.contains("memory summary") {
+            break line;
+        }
+    };
+    for part in [
+        "rss_mib",
+        "threads",
+        "tasks",
+        "jemalloc allocated=",
+        "resident=",
+        "retained=",
+        "db.pool.size=",
+        "relay.key_cache=",
+        "limiter.keys=",
+    ] {
+        assert!(summary.contains(part), "{part} missing from {summary}");
+    }
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "SIGUSR1 ended the server"
+    );
+    let ready = runtime.block_on(async {
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    });
+    assert!(ready, "the server still answers after SIGUSR1");
+}

@@ -25,6 +25,9 @@ both_backends! {
                 "chat.running_answers", "file.jobs"] {
                 assert!(gauges[name].as_u64().is_some(), "{name} missing: {}", r.text);
             }
+            // This test binary allocates with the system allocator, which keeps no statistics
+            // (the real binary's jemalloc figures: cli::the_binary_reports_its_allocator...).
+            assert!(r.json["allocator"].is_null(), "{}", r.text);
         }
 
         let ada = app.register("ada").await;
