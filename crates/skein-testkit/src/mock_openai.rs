@@ -294,25 +294,34 @@ async fn azure(
     answer_chat(shared, headers, body, true).await
 }
 
-/// When the request offers tools and the last message is the user's, the answer calls the
-/// first tool with `{"city": <last user text>}`; streamed, its arguments come in two pieces.
-/// Completion tokens are the words of the arguments' JSON.
+/// When the request offers tools and the last message is the user's (or a tool's, while fewer
+/// than `tool_rounds` calls followed the user's message), the answer calls the first tool
+/// with `{"city": <last user text>}` (ids `call_mock1`, `call_mock2`, ... by round); streamed,
+/// its arguments come in two pieces. Completion tokens are the words of the arguments' JSON.
 fn tool_call(shared: &Shared, request: &Value, script: &Script) -> Option<Response> {
     let (cached, pause) = (script.cached_tokens, script.stream_pause);
     let tool = request["tools"].as_array()?.first()?;
     let messages = request["messages"].as_array()?;
     let last = messages.last()?;
-    if last["role"] != "user" {
+    let asked = messages.iter().rposition(|m| m["role"] == "user")?;
+    let rounds = messages[asked..]
+        .iter()
+        .filter(|m| m["role"] == "assistant" && m["tool_calls"].is_array())
+        .count();
+    let calls_again = last["role"] == "tool" && rounds < script.tool_rounds;
+    if last["role"] != "user" && !calls_again {
         return None;
     }
+    let id = format!("call_mock{}", rounds + 1);
     let name = tool["function"]["name"].as_str().unwrap_or("");
-    let arguments = json!({"city": content_text(&last["content"])}).to_string();
+    let arguments = json!({"city": content_text(&messages[asked]["content"])}).to_string();
     let prompt = prompt_tokens(&request["messages"]) + cached;
     let completion = words(&arguments);
     let usage = usage_of(prompt, completion, cached, 0);
     shared.record_usage(usage.clone());
     let model = request["model"].as_str().unwrap_or("");
-    let call = json!({"id": "call_mock1", "type": "function", "function": {"name": name, "arguments": arguments}});
+    let call =
+        json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}});
     if request["stream"].as_bool() != Some(true) {
         return Some(axum::Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_764_000_000, "model": model,
@@ -331,7 +340,7 @@ fn tool_call(shared: &Shared, request: &Value, script: &Script) -> Option<Respon
     let mut events = vec![
         chunk(json!({"role": "assistant", "content": null}), Value::Null),
         chunk(
-            json!({"tool_calls": [{"index": 0, "id": "call_mock1", "type": "function", "function": {"name": name, "arguments": ""}}]}),
+            json!({"tool_calls": [{"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
             Value::Null,
         ),
         chunk(

@@ -96,6 +96,8 @@ pub struct Script {
     pub rerank_usage: bool,
     /// Send usage only in the last stream item instead of in every one (Gemini).
     pub usage_only_at_end: bool,
+    /// Rounds of tool calls before answering in words, while tools are offered (OpenAI).
+    pub tool_rounds: usize,
 }
 
 impl Default for Script {
@@ -109,6 +111,7 @@ impl Default for Script {
             prompt_scale: 1,
             rerank_usage: true,
             usage_only_at_end: false,
+            tool_rounds: 1,
         }
     }
 }
@@ -387,6 +390,13 @@ impl<W> MockVendor<W> {
     /// Sends usage only in the last stream item instead of in every one (Gemini).
     pub fn set_usage_only_at_end(&self, on: bool) {
         self.script(|s| s.usage_only_at_end = on);
+    }
+
+    /// Calls an offered tool `rounds` times in a row (a new call after each tool result)
+    /// before answering in words, as a model working through a task does (OpenAI; 1 by
+    /// default: the first tool result is answered).
+    pub fn set_tool_rounds(&self, rounds: usize) {
+        self.script(|s| s.tool_rounds = rounds);
     }
 
     /// The requests received so far.

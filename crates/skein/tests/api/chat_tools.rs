@@ -237,6 +237,33 @@ on_both_backends! {
         assert_eq!(done["usage"]["cost"], records[0]["cost"], "{done}");
     }
 
+    async fn a_model_that_keeps_calling_tools_must_answer_in_words_after_the_last_round(backend) {
+        let app = TestApp::spawn_extended(
+            backend,
+            |c| c.chat.title_model = Some(String::new()),
+            |skein| skein.chat.as_ref().expect("this server runs chat").add_tool_runner(Arc::new(Weather)),
+        )
+        .await;
+        let RelayWorld { user, upstream, .. } = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        upstream.set_tool_rounds(100);
+        let id = conversation(&app, &user).await;
+        let ev = send(&app, &user, &id, "the weather in Oslo, again and again").await;
+        let rounds = skein_chat::tools::MAX_TOOL_ROUNDS;
+        assert_eq!(ev.iter().filter(|(e, _)| e == "tool_result").count(), rounds, "{ev:?}");
+        // One call per round, then one without tools, which the model answers in words.
+        let sent = upstream.requests();
+        assert_eq!(sent.len(), rounds + 1);
+        assert!(sent[..rounds].iter().all(|r| r["tools"].is_array()));
+        assert!(sent[rounds].get("tools").is_none(), "{}", sent[rounds]);
+        let done = &find(&ev, "done")["message"];
+        assert_eq!(done["status"], "done", "{done}");
+        assert_eq!(done["content"], "echo: the weather in Oslo, again and again");
+        assert_eq!(done["tool_calls"].as_array().map(Vec::len), Some(rounds));
+        let records = settled_usage(&app, &user, rounds + 1).await;
+        let total: i64 = records.iter().map(|r| r["cost"].as_i64().unwrap()).sum();
+        assert_eq!(done["usage"]["cost"].as_i64(), Some(total));
+    }
+
     async fn answers_are_billed_in_a_group_the_user_was_granted(backend) {
         // "cheap" is configured first, but users are granted "default" unless an admin says
         // otherwise: chat used to bill everyone at the first configured group.
