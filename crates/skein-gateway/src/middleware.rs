@@ -131,14 +131,18 @@ fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
 
 /// The gateway's request timeout, for every route but the relay's (`/v1`, `/v1beta`): a relayed
 /// request has its upstream's own idle timeouts, and cutting it here would only hang up on an
-/// answer the vendor is still writing (and charging for). Answers 408 when it runs out.
+/// answer the vendor is still writing (and charging for). File uploads (`POST /api/v1/files`)
+/// are not cut either: a large file takes as long as the client's link needs, and the File
+/// service ends an upload that stops sending instead (an idle timeout). Answers 408 when it
+/// runs out.
 pub(crate) async fn timeout_unless_relayed(
     State(limit): State<std::time::Duration>,
     req: Request,
     next: Next,
 ) -> Response {
     let path = req.uri().path();
-    if path.starts_with("/v1/") || path.starts_with("/v1beta/") {
+    let upload = req.method() == axum::http::Method::POST && path == "/api/v1/files";
+    if path.starts_with("/v1/") || path.starts_with("/v1beta/") || upload {
         return next.run(req).await;
     }
     match tokio::time::timeout(limit, next.run(req)).await {
