@@ -79,6 +79,9 @@ pub struct FileConfig {
     pub share_password_attempts_per_minute: u32,
     /// How often the sweeper deletes stored objects no file names any more, in seconds.
     pub sweep_interval_secs: u64,
+    /// An upload that sends nothing for this long is ended (408), in seconds. Uploads have no
+    /// overall time limit (the server's request timeout does not apply to them).
+    pub upload_idle_secs: u64,
 }
 
 impl Default for FileConfig {
@@ -102,6 +105,7 @@ impl Default for FileConfig {
             preview_max_bytes: 256 * 1024,
             share_password_attempts_per_minute: 5,
             sweep_interval_secs: 60,
+            upload_idle_secs: 30,
         }
     }
 }
@@ -127,9 +131,10 @@ impl FileConfig {
         if self.signed_url_ttl_secs < 10
             || self.share_password_attempts_per_minute == 0
             || self.sweep_interval_secs == 0
+            || self.upload_idle_secs == 0
         {
             return Err(
-                "file.signed_url_ttl_secs must be at least 10, and file.share_password_attempts_per_minute and file.sweep_interval_secs at least 1"
+                "file.signed_url_ttl_secs must be at least 10, and file.share_password_attempts_per_minute, file.sweep_interval_secs and file.upload_idle_secs at least 1"
                     .into(),
             );
         }

@@ -36,6 +36,16 @@ fn over_quota(quota: u64, used: u64) -> ApiError {
     .with_details(serde_json::json!({ "quota_bytes": quota, "used_bytes": used }))
 }
 
+/// 408 for an upload that stopped sending.
+fn stalled(secs: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "upload_stalled",
+        format!("The upload sent nothing for {secs} s and was ended; nothing was kept."),
+        format!("上传已 {secs} 秒没有数据，已中止，未保留任何内容。"),
+    )
+}
+
 /// 422 for an empty upload.
 fn empty() -> ApiError {
     ApiError::new(
@@ -106,8 +116,13 @@ where
     let mut head: Vec<u8> = Vec::with_capacity(HEAD_BYTES);
     let mut sniffed: Option<Sniffed> = None;
     let mut size: u64 = 0;
+    let idle = std::time::Duration::from_secs(svc.config.upload_idle_secs);
     let result: ApiResult<()> = async {
-        while let Some(chunk) = body.next().await {
+        loop {
+            let next = tokio::time::timeout(idle, body.next())
+                .await
+                .map_err(|_| stalled(svc.config.upload_idle_secs))?;
+            let Some(chunk) = next else { break };
             let chunk = chunk.map_err(Into::into)?;
             size += chunk.len() as u64;
             if size > limit {

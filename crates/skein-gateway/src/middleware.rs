@@ -133,7 +133,10 @@ fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
 /// The gateway's request timeout, for every route but the relay's (`/v1`, `/v1beta`,
 /// `/internal/relay`): a relayed
 /// request has its upstream's own idle timeouts, and cutting it here would only hang up on an
-/// answer the vendor is still writing (and charging for). Answers 408 when it runs out.
+/// answer the vendor is still writing (and charging for). File uploads (`POST /api/v1/files`)
+/// are not cut either: a large file takes as long as the client's link needs, and the File
+/// service ends an upload that stops sending instead (an idle timeout). Answers 408 when it
+/// runs out.
 pub(crate) async fn timeout_unless_relayed(
     State(limit): State<std::time::Duration>,
     req: Request,
@@ -141,9 +144,11 @@ pub(crate) async fn timeout_unless_relayed(
 ) -> Response {
     let path = req.uri().path();
     // The Relay's typed calls from other processes (`/internal/relay/*`) are relayed too.
+    let upload = req.method() == axum::http::Method::POST && path == "/api/v1/files";
     if path.starts_with("/v1/")
         || path.starts_with("/v1beta/")
         || path.starts_with("/internal/relay/")
+        || upload
     {
         return next.run(req).await;
     }

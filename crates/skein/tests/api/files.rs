@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::json;
 use skein::config::Config;
@@ -437,6 +438,65 @@ on_both_backends! {
         assert_eq!(decoded.width(), 1600);
         assert_eq!(stored(&app, "variants"), 2);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_is_not_cut_but_a_stalled_one_is_ended_and_leaves_nothing() {
+    let app = files_app(Backend::Sqlite, |c| {
+        c.server.request_timeout_secs = 1;
+        c.file.upload_idle_secs = 2;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    // Slower than the request timeout in all, never idle for long: it goes through.
+    let body = form("chat", "slow.txt", &b"slowly sent words ".repeat(400));
+    let pieces: Vec<Vec<u8>> = body
+        .chunks(body.len() / 5 + 1)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let stream = futures::stream::iter(pieces).then(|piece| async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        Ok::<_, std::io::Error>(piece)
+    });
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/files"))
+                .bearer_auth(&alice.access)
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                )
+                .body(reqwest::Body::wrap_stream(stream)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
+    // Half a form, then silence: ended after the idle time, with a clear error.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = form("chat", "stalled.txt", &[b'x'; 50_000]);
+    let address = app.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        alice.access,
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body[..20_000]).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut answer))
+        .await
+        .expect("the server answers a stalled upload")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("upload_stalled"), "{answer}");
+    drop(socket);
+    assert_eq!(stored(&app, "tmp"), 0, "the partial upload was removed");
+    let list = app.get("/api/v1/files", Some(&alice.access)).await;
+    assert_eq!(list.json["total"], 1, "only the slow upload is kept");
 }
 
 /// A one-page PDF (poppler rebuilds the cross-reference table it lacks).
