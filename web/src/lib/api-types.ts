@@ -1052,6 +1052,155 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's files, newest first. */
+        get: operations["list_files"];
+        put?: never;
+        /**
+         * Upload a file (multipart: `purpose`, then `file`). The type is sniffed from the content;
+         *     the same content uploaded again is stored once.
+         */
+        post: operations["upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of the caller's files. */
+        get: operations["get_file"];
+        put?: never;
+        post?: never;
+        /** Delete a file (and its share links). The stored content goes once no file names it. */
+        delete: operations["delete_file"];
+        options?: never;
+        head?: never;
+        /** Rename a file. */
+        patch: operations["rename_file"];
+        trace?: never;
+    };
+    "/api/v1/files/{id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a file's content: as its owner, or with a signed URL (`exp`, `sig`) and no
+         *     session. Supports `Range` and `If-None-Match`.
+         */
+        get: operations["download"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/{id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A preview: text (capped), an image's web-sized copy, or a PDF's page count. */
+        get: operations["preview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/{id}/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The share links of a file, newest first (revoked ones included). */
+        get: operations["list_shares"];
+        put?: never;
+        /** Share a file: a link anyone can open, with an optional expiry, password and download limit. */
+        post: operations["create_share"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/{id}/shares/{share_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a share link: it stops working at once. */
+        delete: operations["revoke_share"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/{id}/url": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A signed, expiring URL of a file's content, which a browser or CDN fetches without a
+         *     session (`Cache-Control: public`).
+         */
+        post: operations["signed_url"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's storage use against their quota. */
+        get: operations["usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/keys": {
         parameters: {
             query?: never;
@@ -1122,6 +1271,63 @@ export interface paths {
         };
         /** The price groups the caller may put API keys in, with their multipliers. */
         get: operations["my_groups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/shares/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What a share link points to (no sign-in). */
+        get: operations["share_info"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/shares/{token}/access": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give a share's password and get a download link. Wrong passwords are limited per share
+         *     (`file.share_password_attempts_per_minute`), answered 429 past that.
+         */
+        post: operations["share_access"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/shares/{token}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a shared file (no sign-in; a password-protected share needs the link from
+         *     `/access`). Each download that starts at the first byte counts.
+         */
+        get: operations["share_download"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1204,6 +1410,18 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A download link, valid for a few minutes. */
+        AccessGrant: {
+            /** @description RFC 3339. */
+            expires_at: string;
+            /** @description Download from here. */
+            url: string;
+        };
+        /** @description The password of a share. */
+        AccessInput: {
+            /** @description The password the owner set. */
+            password: string;
+        };
         /** @description The balance after an adjustment. */
         Adjusted: {
             /**
@@ -1221,6 +1439,47 @@ export interface components {
             amount: number;
             /** @description Why (required; kept in the ledger). */
             memo: string;
+        };
+        /**
+         * @description What the memory allocator holds, in bytes, for the runtime report: `allocated` is what the
+         *     program asked for and still holds; `resident` what of the allocator sits in RAM (allocated,
+         *     its metadata, and freed pages not yet given back); `retained` address space kept for reuse
+         *     but not in RAM. `resident` well above `allocated` after an idle minute means pages are not
+         *     being returned; `allocated` that only grows means something in the program keeps them.
+         */
+        AllocatorStats: {
+            /**
+             * Format: int64
+             * @description Bytes in pages that hold at least one allocation.
+             */
+            active_bytes: number;
+            /**
+             * Format: int64
+             * @description Bytes the program has allocated and not freed.
+             */
+            allocated_bytes: number;
+            /**
+             * Format: int64
+             * @description Bytes the allocator has mapped (address space, in RAM or not).
+             */
+            mapped_bytes: number;
+            /**
+             * Format: int64
+             * @description Bytes of the allocator's own bookkeeping.
+             */
+            metadata_bytes: number;
+            /** @description The allocator's name (`jemalloc`). */
+            name: string;
+            /**
+             * Format: int64
+             * @description Bytes of the allocator in RAM: active pages, metadata, and freed pages not yet purged.
+             */
+            resident_bytes: number;
+            /**
+             * Format: int64
+             * @description Bytes unmapped from RAM but kept as address space for reuse (not in RSS).
+             */
+            retained_bytes: number;
         };
         /** @description A group the caller may put keys in, with what it costs. */
         AllowedGroup: {
@@ -1636,6 +1895,85 @@ export interface components {
             /** @description The id of the request, as in the `X-Request-Id` header and the server's logs. */
             request_id: string;
         };
+        /** @description A stored file's metadata. */
+        FileMeta: {
+            /** @description The type sniffed from its content (never taken from its name or the client). */
+            content_type: string;
+            /** @description Created, RFC 3339. */
+            created_at: string;
+            /**
+             * Format: int32
+             * @description Pixels down, for images.
+             */
+            height?: number | null;
+            /** @description The file's id. */
+            id: string;
+            /** @description Its (safe) name. */
+            name: string;
+            /** @description Who owns it. */
+            owner_id: string;
+            /**
+             * Format: int32
+             * @description Pages, for PDFs (when it could be read).
+             */
+            page_count?: number | null;
+            /** @description What it is for. */
+            purpose: components["schemas"]["FilePurpose"];
+            /** @description SHA-256 of the content, hex. */
+            sha256: string;
+            /**
+             * Format: int64
+             * @description Bytes.
+             */
+            size: number;
+            /**
+             * Format: int32
+             * @description Pixels across, for images.
+             */
+            width?: number | null;
+        };
+        /**
+         * @description What a file is for; each purpose has its own size and type limits.
+         * @enum {string}
+         */
+        FilePurpose: "chat" | "knowledge" | "avatar" | "agent" | "plugin";
+        /** @description What a user keeps against their quota. */
+        FileUsage: {
+            /**
+             * Format: int64
+             * @description Files.
+             */
+            files: number;
+            /** @description Largest upload per purpose, in bytes. */
+            max_bytes: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description Bytes allowed.
+             */
+            quota_bytes: number;
+            /**
+             * Format: int64
+             * @description Bytes stored (the same content counts once).
+             */
+            used_bytes: number;
+        };
+        /** @description A file as the API shows it. */
+        FileView: components["schemas"]["FileMeta"] & {
+            /** @description Where its content is downloaded (signed in as the owner). */
+            content_url: string;
+            /**
+             * @description Its thumbnail, for images (the original until the thumbnail is ready) and PDFs (their
+             *     first page, once rendered): a signed URL an
+             *     `<img>` loads without a session, the same for an hour so browsers cache it.
+             */
+            thumbnail_url?: string | null;
+            /** @description Renamed, RFC 3339. */
+            updated_at: string;
+            /** @description Whether the thumbnail and web-sized copies are ready. */
+            variants_ready: boolean;
+        };
         /** @description One channel group's price multiplier. */
         GroupMultiplier: {
             /** @description The group, as named in `relay.groups`. */
@@ -1842,6 +2180,39 @@ export interface components {
                 created_at: string;
                 /** @description Entry id. */
                 id: string;
+            })[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_FileView: {
+            /** @description The items on this page. */
+            items: (components["schemas"]["FileMeta"] & {
+                /** @description Where its content is downloaded (signed in as the owner). */
+                content_url: string;
+                /**
+                 * @description Its thumbnail, for images (the original until the thumbnail is ready) and PDFs (their
+                 *     first page, once rendered): a signed URL an
+                 *     `<img>` loads without a session, the same for an hour so browsers cache it.
+                 */
+                thumbnail_url?: string | null;
+                /** @description Renamed, RFC 3339. */
+                updated_at: string;
+                /** @description Whether the thumbnail and web-sized copies are ready. */
+                variants_ready: boolean;
             })[];
             /**
              * Format: int32
@@ -2239,6 +2610,24 @@ export interface components {
              */
             quota_per_unit: number;
         };
+        /** @description A preview of a file. */
+        Preview: {
+            /** @description The file's type. */
+            content_type: string;
+            /** @description The web-sized copy (images; a PDF's first page when poppler is installed). */
+            image_url?: string | null;
+            /** @description `text`, `image` or `pdf`. */
+            kind: string;
+            /**
+             * Format: int32
+             * @description Pages (PDFs, when poppler is installed).
+             */
+            page_count?: number | null;
+            /** @description The text, up to `file.preview_max_bytes` (text files). */
+            text?: string | null;
+            /** @description Whether the text was cut. */
+            truncated: boolean;
+        };
         /** @description A user as the API shows it (never the password hash). */
         Profile: {
             /** @description Avatar image URL. */
@@ -2288,6 +2677,29 @@ export interface components {
             methods: string[];
             /** @description `epay` or `stripe`. */
             provider: components["schemas"]["ProviderName"];
+        };
+        /** @description A share as the public sees it. */
+        PublicShare: {
+            /** @description Its type. */
+            content_type: string;
+            /** @description Where to download when no password is needed. */
+            content_url?: string | null;
+            /**
+             * Format: int64
+             * @description Downloads left, or none for no limit.
+             */
+            downloads_left?: number | null;
+            /** @description RFC 3339, or none. */
+            expires_at?: string | null;
+            /** @description The file's name. */
+            name: string;
+            /** @description Whether a password is needed to download. */
+            password_required: boolean;
+            /**
+             * Format: int64
+             * @description Bytes.
+             */
+            size: number;
         };
         /** @description A user's balance. */
         QuotaView: {
@@ -2430,8 +2842,14 @@ export interface components {
             /** @description 3–32 letters, digits, `_`, `.`, `-`. */
             username?: string | null;
         };
+        /** @description A new name. */
+        RenameInput: {
+            /** @description The name (made safe: no folders, no control characters, at most 255 bytes). */
+            name: string;
+        };
         /** @description What the process holds now. */
         RuntimeReport: {
+            allocator?: null | components["schemas"]["AllocatorStats"];
             /** @description Each cache, map and pool by name: entries (or connections for `db.pool.*`). */
             gauges: {
                 [key: string]: number;
@@ -2493,6 +2911,67 @@ export interface components {
         SetUserGroups: {
             /** @description Groups from `relay.groups`; `[]` grants none; `null` returns the user to the default. */
             groups?: string[] | null;
+        };
+        /** @description A new share link. */
+        ShareInput: {
+            /**
+             * Format: int64
+             * @description Seconds until it expires (1 s to 365 days); none for no expiry.
+             */
+            expires_in_secs?: number | null;
+            /**
+             * Format: int64
+             * @description Most downloads (1–1,000,000); none for no limit.
+             */
+            max_downloads?: number | null;
+            /** @description A password to ask for (4–128 characters); stored as an argon2id hash. */
+            password?: string | null;
+        };
+        /** @description A share link as its owner sees it. */
+        ShareView: {
+            /** @description RFC 3339. */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Downloads so far.
+             */
+            downloads: number;
+            /** @description RFC 3339, or none for no expiry. */
+            expires_at?: string | null;
+            /** @description The shared file. */
+            file_id: string;
+            /** @description Id (to revoke it). */
+            id: string;
+            /**
+             * Format: int64
+             * @description Most downloads, or none for no limit.
+             */
+            max_downloads?: number | null;
+            /** @description Whether a password is asked. */
+            password_required: boolean;
+            /** @description Whether it was revoked. */
+            revoked: boolean;
+            /** @description The token in the link. */
+            token: string;
+            /** @description The share page in the web app. */
+            url: string;
+        };
+        /** @description A signed URL. */
+        SignedUrl: {
+            /** @description RFC 3339. */
+            expires_at: string;
+            /** @description Fetch it without signing in (behind `file.public_base_url` when configured). */
+            url: string;
+        };
+        /** @description What a signed URL should grant. */
+        SignInput: {
+            /**
+             * Format: int64
+             * @description Seconds the URL is valid (10 s to 7 days; default `file.signed_url_ttl_secs`).
+             */
+            ttl_secs?: number | null;
+            /** @description `thumb` or `web` for an image's variant; the original when absent. */
+            variant?: string | null;
         };
         /** @description Which branch to show. */
         SwitchRequest: {
@@ -2617,6 +3096,16 @@ export interface components {
              * @description Tokens per minute (clamped to the server's ceiling), or `null` for none.
              */
             tpm_limit?: number | null;
+        };
+        /** @description The form of an upload (for the OpenAPI document; the body is streamed, never buffered). */
+        UploadForm: {
+            /**
+             * Format: binary
+             * @description The file.
+             */
+            file: string;
+            /** @description `chat`, `knowledge`, `avatar`, `agent` or `plugin`; before `file`. */
+            purpose: string;
         };
         /** @description The models an upstream account offers. */
         UpstreamModels: {
@@ -5543,6 +6032,490 @@ export interface operations {
             };
         };
     };
+    list_files: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number. */
+                page?: number;
+                /** @description Items per page, 1–100 (default 20). */
+                per_page?: number;
+                /** @description Only files of this purpose. */
+                purpose?: string;
+                /** @description Only types starting with this (`image/`, `application/pdf`). */
+                type?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_FileView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    upload: {
+        parameters: {
+            query?: {
+                /**
+                 * @description `chat`, `knowledge`, `avatar`, `agent` or `plugin` (or a `purpose` form field sent
+                 *     before the `file` field).
+                 */
+                purpose?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["UploadForm"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Over the purpose's size limit or the quota */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Content of a type the purpose does not take */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    rename_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenameInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    download: {
+        parameters: {
+            query?: {
+                /** @description `true` to save rather than show. */
+                download?: boolean;
+                /** @description Expiry of a signed URL (unix seconds). */
+                exp?: number;
+                /** @description Signature of a signed URL. */
+                sig?: string;
+                /** @description `thumb` or `web` for an image's variant (JPEG); the original when absent. */
+                variant?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The content */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A range of it */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Expired or forged signature */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    preview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preview"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No preview for this type */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareView"][];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShareInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    revoke_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                share_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    signed_url: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignedUrl"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileUsage"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_keys: {
         parameters: {
             query?: {
@@ -5811,6 +6784,166 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    share_info: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicShare"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    share_access: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccessInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccessGrant"];
+                };
+            };
+            /** @description Wrong password */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    share_download: {
+        parameters: {
+            query?: {
+                /** @description From `POST /shares/{token}/access`. */
+                exp?: number;
+                /** @description From `POST /shares/{token}/access`. */
+                sig?: string;
+            };
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The content */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A range of it */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Password needed */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
