@@ -180,7 +180,6 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let user_id = root["user"]["id"].as_str().unwrap_or_default().to_string();
     post(&client, format!("{base}/api/v1/channels"), &access, json!({
         "type": "openai", "name": "mock", "base_url": mock.base_url, "keys": [mock.key], "models": ["soak-model"]})).await?;
     let price = json!({"input_per_mtok": 1_000_000, "output_per_mtok": 2_000_000, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0});
@@ -191,6 +190,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .send()
         .await?;
     anyhow::ensure!(r.status().is_success(), "pricing failed");
+    // The load runs as a second account: no one, root included, adjusts their own balance.
+    let user = post(
+        &client,
+        format!("{base}/api/v1/auth/register"),
+        "",
+        json!({"username": "soak-user", "password": "benchmark password"}),
+    )
+    .await?;
+    let user_id = user["user"]["id"].as_str().unwrap_or_default().to_string();
     post(
         &client,
         format!("{base}/api/v1/admin/billing/users/{user_id}/adjust"),
@@ -198,6 +206,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         json!({"amount": 900_000_000_000_i64, "memo": "soak"}),
     )
     .await?;
+    let user_access = user["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     // A fresh client reads the reports, so its one connection is all the sampler adds.
     let reader = reqwest::Client::new();
     let report = |label: &str| {
@@ -217,7 +229,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     let made = Instant::now();
     let new_keys: Vec<String> = futures::stream::iter(0..args.keys.max(1))
-        .map(|n| create_key(client.clone(), base.clone(), access.clone(), n as u64))
+        .map(|n| create_key(client.clone(), base.clone(), user_access.clone(), n as u64))
         .buffer_unordered(16)
         .filter_map(|key| async move { key.ok() })
         .collect()
@@ -282,7 +294,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     // Phase 2: steady load.
     let mut samples = Vec::new();
     if args.seconds > 0 {
-        samples = steady(&args, &load, &reader, &access, &mut next_request).await?;
+        samples = steady(
+            &args,
+            &load,
+            &reader,
+            &access,
+            &user_access,
+            &mut next_request,
+        )
+        .await?;
     }
     let steady_idle = if args.seconds > 0 {
         tokio::time::sleep(Duration::from_secs(args.run_idle_secs)).await;
@@ -371,6 +391,7 @@ async fn steady(
     load: &Load,
     reader: &reqwest::Client,
     access: &str,
+    user_access: &str,
     next_request: &mut u64,
 ) -> anyhow::Result<Vec<Sample>> {
     let started = Instant::now();
@@ -378,7 +399,7 @@ async fn steady(
     let first = *next_request;
     let key_maker = {
         let load = load.clone();
-        let access = access.to_string();
+        let access = user_access.to_string();
         tokio::spawn(async move {
             let mut n = 1_000_000;
             while started.elapsed() < duration {
@@ -644,8 +665,11 @@ fn svg(samples: &[Sample], runs: &[Value]) -> String {
     out
 }
 
+/// A line of a chart: its name, its colour and its points.
+type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
 /// One chart at horizontal offset `x0`: axes with min/max labels, a line per series, a legend.
-fn chart(out: &mut String, x0: f64, title: &str, series: &[(&str, &str, Vec<(f64, f64)>)]) {
+fn chart(out: &mut String, x0: f64, title: &str, series: &[Series]) {
     let (left, top, width, height) = (x0 + 60.0, 40.0, 500.0, 280.0);
     let points = series.iter().flat_map(|(_, _, p)| p.iter());
     let (mut x_min, mut x_max, mut y_max) = (f64::MAX, f64::MIN, 0.0_f64);

@@ -42,8 +42,9 @@ pub struct DatabaseConfig {
     pub url: Option<String>,
     /// Connections in the pool.
     pub max_connections: u32,
-    /// A connection idle this long is closed (the pool keeps one for SQLite): each holds its
-    /// caches, so the pool a burst grew shrinks back.
+    /// A connection idle this long is closed (the pool keeps one for SQLite): each SQLite
+    /// connection holds about 5 MiB of page and statement cache (measured, issue #22), so the
+    /// pool a burst grew to 16 shrinks back instead of keeping ~80 MiB for ten minutes.
     pub idle_timeout_secs: u64,
 }
 
@@ -146,7 +147,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: None,
             max_connections: 16,
-            idle_timeout_secs: 600,
+            idle_timeout_secs: 20,
         }
     }
 }

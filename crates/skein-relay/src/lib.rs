@@ -135,7 +135,7 @@ impl Default for Tuning {
             output: estimate::OutputLimits::default(),
             client_write_timeout: Duration::from_secs(30),
             extra_request_fields: Vec::new(),
-            upstream_idle_per_host: 256,
+            upstream_idle_per_host: 32,
             upstream_idle: Duration::from_secs(90),
         }
     }
