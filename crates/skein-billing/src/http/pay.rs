@@ -82,6 +82,28 @@ pub struct OrderQuery {
     pub per_page: Option<u32>,
 }
 
+/// A page of orders of one user (or everyone's, for `""`), filtered by `q`'s status.
+async fn order_page(
+    svc: &BillingService,
+    user_id: &str,
+    q: &OrderQuery,
+) -> ApiResult<ApiJson<Page<OrderView>>> {
+    let page = q.page();
+    let (orders, total) = store::list(
+        &svc.db,
+        user_id,
+        q.status.as_deref().unwrap_or(""),
+        page.limit(),
+        page.offset(),
+    )
+    .await?;
+    Ok(ApiJson(Page::new(
+        orders.into_iter().map(OrderView::from).collect(),
+        total,
+        page,
+    )))
+}
+
 impl OrderQuery {
     fn page(&self) -> PageQuery {
         PageQuery {
@@ -166,20 +188,7 @@ pub async fn list_orders(
     user: AuthUser,
     ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> ApiResult<ApiJson<Page<OrderView>>> {
-    let page = q.page();
-    let (orders, total) = store::list(
-        &svc.db,
-        &user.user_id,
-        q.status.as_deref().unwrap_or(""),
-        page.limit(),
-        page.offset(),
-    )
-    .await?;
-    Ok(ApiJson(Page::new(
-        orders.into_iter().map(OrderView::from).collect(),
-        total,
-        page,
-    )))
+    order_page(&svc, &user.user_id, &q).await
 }
 
 fn no_order() -> ApiError {
@@ -256,20 +265,7 @@ pub async fn admin_orders(
     _admin: AdminUser,
     ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> ApiResult<ApiJson<Page<OrderView>>> {
-    let page = q.page();
-    let (orders, total) = store::list(
-        &svc.db,
-        q.user_id.as_deref().unwrap_or(""),
-        q.status.as_deref().unwrap_or(""),
-        page.limit(),
-        page.offset(),
-    )
-    .await?;
-    Ok(ApiJson(Page::new(
-        orders.into_iter().map(OrderView::from).collect(),
-        total,
-        page,
-    )))
+    order_page(&svc, q.user_id.as_deref().unwrap_or(""), &q).await
 }
 
 /// Ask the provider about an order now and credit it if it was paid (admin); the order after.
