@@ -46,6 +46,22 @@ pub(crate) fn after_upload(svc: &FileService, object_id: String, kind: Kind, _co
     }
 }
 
+/// The stored original, if it is within what may be decoded (`too_large` otherwise).
+async fn read_original(
+    storage: &crate::storage::Storage,
+    object_id: &str,
+    too_large: &str,
+) -> Result<Vec<u8>, String> {
+    let bytes = storage
+        .read_head(&object_key(object_id), MAX_DECODE_BYTES + 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_DECODE_BYTES {
+        return Err(too_large.to_string());
+    }
+    Ok(bytes)
+}
+
 /// Decodes the original (within the pixel limit), applies its EXIF orientation and stores a
 /// thumbnail and a web-sized JPEG; then records the size and the ready variants.
 async fn make_variants(
@@ -54,13 +70,7 @@ async fn make_variants(
     object_id: &str,
     max_pixels: u64,
 ) -> Result<(), String> {
-    let bytes = storage
-        .read_head(&object_key(object_id), MAX_DECODE_BYTES + 1)
-        .await
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_DECODE_BYTES {
-        return Err("image too large to decode".into());
-    }
+    let bytes = read_original(storage, object_id, "image too large to decode").await?;
     let made = tokio::task::spawn_blocking(move || render(&bytes, max_pixels))
         .await
         .map_err(|e| e.to_string())??;
@@ -169,13 +179,7 @@ async fn inspect_pdf(
     object_id: &str,
     max_pixels: u64,
 ) -> Result<(), String> {
-    let bytes = storage
-        .read_head(&object_key(object_id), MAX_DECODE_BYTES + 1)
-        .await
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_DECODE_BYTES {
-        return Err("PDF too large to inspect".into());
-    }
+    let bytes = read_original(storage, object_id, "PDF too large to inspect").await?;
     let dir = std::env::temp_dir().join(format!("skein-pdf-{object_id}"));
     tokio::fs::create_dir_all(&dir)
         .await

@@ -21,31 +21,37 @@ fn free_port() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
-/// Two processes: `(user+billing, relay+chat)`.
-async fn split() -> (TestApp, TestApp) {
-    let user_internal = free_port();
-    let relay_internal = free_port();
+/// Two processes on one PostgreSQL and Redis: `first` (with User and Billing, whose internal
+/// listener the second calls) and `second` (with the Relay, which the first calls).
+async fn two_processes(first: &str, second: &str) -> (TestApp, TestApp) {
+    let first_internal = free_port();
+    let second_internal = free_port();
     let prefix = format!("split-{}:", uuid::Uuid::now_v7());
-    let users = TestApp::spawn_services(Backend::Postgres, "user,billing", |c| {
+    let one = TestApp::spawn_services(Backend::Postgres, first, |c| {
         c.redis.url = Some(redis_url());
         c.redis.key_prefix = prefix.clone();
         c.services.internal_token = Some(Secret::new(TOKEN));
-        c.server.internal_listen = Some(user_internal.clone());
-        c.services.relay_url = Some(format!("http://{relay_internal}"));
+        c.server.internal_listen = Some(first_internal.clone());
+        c.services.relay_url = Some(format!("http://{second_internal}"));
         // Sessions are trusted this long in the other process, as on any other instance.
         c.auth.session_cache_secs = 1;
         c.chat.title_model = Some(String::new());
     })
     .await;
-    let relay = users
-        .sibling_services("relay,chat", |c| {
-            c.server.internal_listen = Some(relay_internal.clone());
+    let two = one
+        .sibling_services(second, |c| {
+            c.server.internal_listen = Some(second_internal.clone());
             c.services.relay_url = None;
-            c.services.user_url = Some(format!("http://{user_internal}"));
-            c.services.billing_url = Some(format!("http://{user_internal}"));
+            c.services.user_url = Some(format!("http://{first_internal}"));
+            c.services.billing_url = Some(format!("http://{first_internal}"));
         })
         .await;
-    (users, relay)
+    (one, two)
+}
+
+/// Two processes: `(user+billing, relay+chat)`.
+async fn split() -> (TestApp, TestApp) {
+    two_processes("user,billing", "relay,chat").await
 }
 
 /// The balance once no hold is open, read from the billing process.
@@ -283,28 +289,7 @@ async fn user_and_billing_apart_from_relay_and_chat_work_as_one() {
 /// Two processes: `(user+billing+chat, relay)`. Chat reaches the Relay over HTTP, and the
 /// Relay holds and settles through the Billing beside Chat: a chat answer crosses twice.
 async fn chat_apart() -> (TestApp, TestApp) {
-    let chat_internal = free_port();
-    let relay_internal = free_port();
-    let prefix = format!("split-{}:", uuid::Uuid::now_v7());
-    let chat = TestApp::spawn_services(Backend::Postgres, "user,billing,chat", |c| {
-        c.redis.url = Some(redis_url());
-        c.redis.key_prefix = prefix.clone();
-        c.services.internal_token = Some(Secret::new(TOKEN));
-        c.server.internal_listen = Some(chat_internal.clone());
-        c.services.relay_url = Some(format!("http://{relay_internal}"));
-        c.auth.session_cache_secs = 1;
-        c.chat.title_model = Some(String::new());
-    })
-    .await;
-    let relay = chat
-        .sibling_services("relay", |c| {
-            c.server.internal_listen = Some(relay_internal.clone());
-            c.services.relay_url = None;
-            c.services.user_url = Some(format!("http://{chat_internal}"));
-            c.services.billing_url = Some(format!("http://{chat_internal}"));
-        })
-        .await;
-    (chat, relay)
+    two_processes("user,billing,chat", "relay").await
 }
 
 /// `(event, data)` of a chat answer's SSE body.
