@@ -53,11 +53,11 @@ impl ServiceName {
     /// those whose APIs it calls).
     pub const BUILT: &'static [ServiceName] = &[
         ServiceName::Gateway,
+        ServiceName::File,
         ServiceName::User,
         ServiceName::Billing,
         ServiceName::Relay,
         ServiceName::Chat,
-        ServiceName::File,
     ];
 
     /// The wire name (`"billing"`).

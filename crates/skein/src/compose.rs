@@ -61,11 +61,13 @@ impl Plug {
 /// calls in process. The gateway is not here: it is every process's edge, not a service
 /// with tables.
 pub static SERVICES: &[Plug] = &[
+    // First: it calls no other service, and User (avatars), Chat (images), Knowledge and
+    // Agent store through it.
+    Plug::new(ServiceName::File, &skein_file::MIGRATIONS, file),
     Plug::new(ServiceName::User, &skein_user::MIGRATIONS, user),
     Plug::new(ServiceName::Billing, &skein_billing::MIGRATIONS, billing),
     Plug::new(ServiceName::Relay, &skein_relay::MIGRATIONS, relay),
     Plug::new(ServiceName::Chat, &skein_chat::MIGRATIONS, chat),
-    Plug::new(ServiceName::File, &skein_file::MIGRATIONS, file),
 ];
 
 /// What services are built from: the shared parts, and the API of every service built so far
