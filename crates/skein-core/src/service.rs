@@ -300,7 +300,7 @@ mod tests {
         assert!(
             unknown
                 .as_ref()
-                .is_err_and(|e| e.contains("available: gateway, user")),
+                .is_err_and(|e| e.contains("available: gateway, file, user")),
             "{unknown:?}"
         );
     }
