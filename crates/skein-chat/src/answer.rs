@@ -119,6 +119,7 @@ impl ChatService {
             path,
         };
         let mut context = sources::assemble(&self.context_sources(), &turn).await?;
+        crate::images::inline_for_upstream(self.files.as_ref(), &turn.user_id, &mut context).await;
         let mut request = turn.request(&context);
         // Like a source, a runner that cannot say what it offers refuses the answer before
         // anything is stored. No runner (the default): the request is left as it was.

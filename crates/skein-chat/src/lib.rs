@@ -20,6 +20,7 @@ pub mod context;
 pub mod export;
 pub mod generate;
 mod http;
+pub mod images;
 pub mod import;
 pub mod markdown;
 mod service;
@@ -36,7 +37,7 @@ pub use config::ChatConfig;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use skein_core::ApiError;
-use skein_core::api::{RelayApi, RelayCaller};
+use skein_core::api::{FileApi, RelayApi, RelayCaller};
 use skein_core::ids;
 use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_db::{Db, ServiceMigrations};
@@ -69,6 +70,8 @@ const STALE_AFTER_MS: i64 = 5 * 60 * 1000;
 pub struct ChatService {
     db: Db,
     relay: Arc<dyn RelayApi>,
+    /// Where images are kept (see [`images`]); without it they stay inline in messages.
+    files: Option<Arc<dyn FileApi>>,
     config: ChatConfig,
     running: generate::Registry,
     /// Answers still being written; shutdown waits for them.
@@ -87,6 +90,7 @@ impl ChatService {
     pub async fn start(
         db: Db,
         relay: Arc<dyn RelayApi>,
+        files: Option<Arc<dyn FileApi>>,
         config: ChatConfig,
     ) -> Result<Arc<Self>, ApiError> {
         // SQLite has one writing process, so whatever it left streaming was cut off; with
@@ -110,6 +114,7 @@ impl ChatService {
         let service = Arc::new(ChatService {
             db,
             relay,
+            files,
             config,
             running: generate::Registry::default(),
             tasks: tokio_util::task::TaskTracker::new(),
@@ -294,6 +299,8 @@ pub(crate) struct MessageView<'a> {
     model: Option<&'a str>,
     error: Value,
     images: Value,
+    /// `images` as the browser loads them: stored images as signed URLs.
+    image_urls: Value,
     /// What the answer drew on (citations), left out when nothing.
     #[serde(skip_serializing_if = "Value::is_null")]
     sources: Value,
@@ -316,7 +323,11 @@ pub(crate) struct UsageView {
 }
 
 /// The API's view of `row` within `tree`.
-pub(crate) fn view<'a>(row: &'a MessageRow, tree: &Tree<'a, MessageRow>) -> MessageView<'a> {
+pub(crate) fn view<'a>(
+    row: &'a MessageRow,
+    tree: &Tree<'a, MessageRow>,
+    files: Option<&Arc<dyn FileApi>>,
+) -> MessageView<'a> {
     let (sibling_ids, sibling_index) = tree.siblings(row);
     let parse = |text: &Option<String>, empty: Value| {
         text.as_deref()
@@ -333,6 +344,7 @@ pub(crate) fn view<'a>(row: &'a MessageRow, tree: &Tree<'a, MessageRow>) -> Mess
         status: &row.status,
         model: row.model.as_deref(),
         error: parse(&row.error, Value::Null),
+        image_urls: images::shown_urls(files, &parse(&row.images, json!([]))),
         images: parse(&row.images, json!([])),
         sources: parse(&row.sources, Value::Null),
         tool_calls: parse(&row.tool_calls, Value::Null),
@@ -362,7 +374,7 @@ pub(crate) async fn message_view(
     let tree = Tree::new(&rows);
     Ok(tree
         .get(message_id)
-        .map(|row| serde_json::to_value(view(row, &tree)).unwrap_or_default()))
+        .map(|row| serde_json::to_value(view(row, &tree, svc.files.as_ref())).unwrap_or_default()))
 }
 
 /// The branch on screen: from the root to the active leaf (or the newest leaf when the

@@ -426,6 +426,35 @@ pub async fn messages(db: &Db, user_id: &str, conversation_id: &str) -> DbResult
     .await?)
 }
 
+/// Messages after `after_id` (by id) whose images are stored inline (`data:` URLs), as
+/// `(id, user_id, images)`: what `skein migrate` moves into files, a batch at a time.
+pub async fn inline_image_messages(
+    db: &Db,
+    after_id: &str,
+    limit: i64,
+) -> DbResult<Vec<(String, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, user_id, images FROM chat_messages \
+         WHERE id > $1 AND images LIKE '%\"data:%' ORDER BY id LIMIT $2",
+    )
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Replaces a message's images when they are still `old` (a compare-and-set, so a run that
+/// races another changes nothing twice).
+pub async fn set_message_images(db: &Db, id: &str, old: &str, new: &str) -> DbResult<bool> {
+    let done = sqlx::query("UPDATE chat_messages SET images = $1 WHERE id = $2 AND images = $3")
+        .bind(new)
+        .bind(id)
+        .bind(old)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// The caller's message.
 pub async fn message(db: &Db, user_id: &str, id: &str) -> DbResult<Option<MessageRow>> {
     Ok(sqlx::query_as(&format!(

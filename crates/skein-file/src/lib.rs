@@ -306,4 +306,12 @@ impl FileApi for FileService {
     async fn authorise(&self, user_id: &str, id: &str) -> Result<FileMeta, ApiError> {
         self.metadata(user_id, id).await
     }
+
+    fn content_url(&self, id: &str, ttl: std::time::Duration) -> String {
+        const HOUR: i64 = 3600;
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(HOUR);
+        let exp = (ids::now_ms() / 1000 + ttl) / HOUR * HOUR + HOUR;
+        let sig = self.signer.sign(sign::Scope::File, id, "", exp);
+        self.public_url(&format!("/api/v1/files/{id}/content?exp={exp}&sig={sig}"))
+    }
 }

@@ -265,7 +265,7 @@ fn chat(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         let relay = need(&w.relay, ServiceName::Chat, ServiceName::Relay)?;
         // Only a process that serves chat starts it: starting marks answers it finds cut off
         // as failed, which is only this process's business when it writes them.
-        let chat = ChatService::start(w.db.clone(), relay, w.config.chat.clone())
+        let chat = ChatService::start(w.db.clone(), relay, w.files.clone(), w.config.chat.clone())
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the Chat service: {e}"))?;
         w.chat_service = Some(chat.clone());
@@ -275,21 +275,30 @@ fn chat(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
 
 fn file(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
     Box::pin(async move {
-        let config = &w.config;
-        let signing_key = skein_file::signing_key(&config.file, &config.data_dir)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let deps = skein_file::FileDeps {
-            db: w.db.clone(),
-            data_dir: config.data_dir.clone(),
-            signing_key,
-            limiter: w.limiter.clone(),
-            sweep_every: Duration::from_secs(config.file.sweep_interval_secs),
-        };
-        let files = FileService::start(config.file.clone(), deps)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot start the File service: {e}"))?;
+        let files = file_service(&w.config, w.db.clone(), w.limiter.clone()).await?;
         w.files = Some(files.clone() as Arc<dyn FileApi>);
         w.file_service = Some(files.clone());
         Ok(files as Arc<dyn Service>)
     })
+}
+
+/// The File service over `config`, as `skein serve` builds it (and `skein migrate`, which
+/// moves chat images into it).
+pub async fn file_service(
+    config: &Config,
+    db: Db,
+    limiter: Arc<dyn RateLimiter>,
+) -> anyhow::Result<Arc<FileService>> {
+    let signing_key = skein_file::signing_key(&config.file, &config.data_dir)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let deps = skein_file::FileDeps {
+        db,
+        data_dir: config.data_dir.clone(),
+        signing_key,
+        limiter,
+        sweep_every: Duration::from_secs(config.file.sweep_interval_secs),
+    };
+    FileService::start(config.file.clone(), deps)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the File service: {e}"))
 }

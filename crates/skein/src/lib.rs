@@ -162,6 +162,24 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
 }
 
+/// Moves the chat images older versions kept inside message rows into the File service
+/// (`skein migrate` runs it after the schema migrations); `progress` hears of each batch.
+/// Safe to run again: it finds only what it has not moved.
+pub async fn move_chat_images(
+    config: &Config,
+    db: &Db,
+    progress: impl FnMut(&skein_chat::images::MoveReport),
+) -> anyhow::Result<skein_chat::images::MoveReport> {
+    let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
+    let files = compose::file_service(config, db.clone(), limiter).await?;
+    let api: Arc<dyn skein_core::api::FileApi> = files.clone();
+    let report = skein_chat::images::move_inline_images(db, &api, progress)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message(skein_core::i18n::Lang::En)))?;
+    files.drain(Duration::from_secs(5)).await;
+    Ok(report)
+}
+
 /// Builds the services named in `selected` over `config`, reaching the ones it does not run
 /// at `services.*_url`.
 pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skein> {

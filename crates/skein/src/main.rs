@@ -204,6 +204,19 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 "database is up to date ({})",
                 skein_core::secret::mask_url(&config.database_url())
             );
+            let moved = skein::move_chat_images(&config, &db, |so_far| {
+                println!(
+                    "moving chat images into files: {} messages, {} images moved, {} left inline",
+                    so_far.messages, so_far.images, so_far.skipped
+                );
+            })
+            .await?;
+            if moved.messages > 0 || moved.skipped > 0 {
+                println!(
+                    "chat images: {} moved from {} messages into files; {} messages kept theirs inline (see the log)",
+                    moved.images, moved.messages, moved.skipped
+                );
+            }
             db.close().await;
             Ok(())
         }

@@ -2884,7 +2884,10 @@ export interface components {
         SendRequest: {
             /** @description The text. */
             content: string;
-            /** @description Images: `data:image/...;base64,` URLs or `https://` URLs. */
+            /**
+             * @description Images: `file:<id>` of an uploaded image (`POST /files?purpose=chat`),
+             *     `data:image/...;base64,` URLs (stored as files on arrival) or `https://` URLs.
+             */
             images?: string[];
             /** @description Model for this answer (default: the conversation's). */
             model?: string | null;

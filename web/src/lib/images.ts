@@ -27,10 +27,17 @@ export function fitWithin(width: number, height: number, max = MAX_SIDE): { widt
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
 }
 
-/** Whether `url` may be shown with `<img src>`: only inline images and https URLs. */
+/**
+ * Whether `url` may be shown with `<img src>`: inline images, https URLs, and this server's
+ * signed file URLs (how stored chat images are shown).
+ */
 export function isSafeImageSrc(url: unknown): url is string {
   if (typeof url !== 'string') return false;
-  return /^data:image\/(png|jpeg|jpg|webp|gif);base64,[A-Za-z0-9+/=]+$/i.test(url) || /^https:\/\/[^\s"'<>]+$/i.test(url);
+  return (
+    /^data:image\/(png|jpeg|jpg|webp|gif);base64,[A-Za-z0-9+/=]+$/i.test(url) ||
+    /^https:\/\/[^\s"'<>]+$/i.test(url) ||
+    /^\/api\/v1\/files\/[A-Za-z0-9_-]+\/content\?[A-Za-z0-9_=&%.-]+$/.test(url)
+  );
 }
 
 /** Reads a file as a data URL. */

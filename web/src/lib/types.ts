@@ -107,6 +107,8 @@ export interface ChatMessage {
   model: string | null;
   error: { code: string; message: string; message_zh?: string; request_id?: string } | string | null;
   images: string[];
+  /** `images` as the browser loads them (stored images as signed URLs); absent on messages made locally. */
+  image_urls?: string[];
   sibling_ids: string[];
   sibling_index: number;
   sibling_count: number;

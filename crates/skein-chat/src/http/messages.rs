@@ -43,13 +43,20 @@ struct HistoryView<'a> {
 }
 
 /// The history as JSON bytes, serialized straight from the rows.
-fn history_view(c: &ConversationRow, rows: &[MessageRow]) -> ApiResult<Response> {
+fn history_view(
+    svc: &ChatService,
+    c: &ConversationRow,
+    rows: &[MessageRow],
+) -> ApiResult<Response> {
     let tree = Tree::new(rows);
     let path = active_path(&tree, c.active_leaf_id.as_deref());
     let history = HistoryView {
         conversation_id: &c.id,
         active_leaf_id: path.last().map(|m| m.id.as_str()),
-        messages: path.iter().map(|m| view(m, &tree)).collect(),
+        messages: path
+            .iter()
+            .map(|m| view(m, &tree, svc.files.as_ref()))
+            .collect(),
     };
     let body = serde_json::to_vec(&history).map_err(ApiError::internal)?;
     let mut response = Response::new(Body::from(body));
@@ -70,7 +77,7 @@ pub async fn history(
 ) -> ApiResult<Response> {
     let c = owned(&svc, &user, &id).await?;
     let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
-    history_view(&c, &rows)
+    history_view(&svc, &c, &rows)
 }
 
 /// Which branch to show.
@@ -100,7 +107,7 @@ pub async fn switch_branch(
     let leaf = tree.newest_leaf(start).to_string();
     store::set_active_leaf(svc.db.pool(), &c.id, &leaf, ids::now_ms()).await?;
     c.active_leaf_id = Some(leaf);
-    history_view(&c, &rows)
+    history_view(&svc, &c, &rows)
 }
 
 /// A message to send.
@@ -116,7 +123,8 @@ pub struct SendRequest {
     pub parent_id: Option<Option<String>>,
     /// Model for this answer (default: the conversation's).
     pub model: Option<String>,
-    /// Images: `data:image/...;base64,` URLs or `https://` URLs.
+    /// Images: `file:<id>` of an uploaded image (`POST /files?purpose=chat`),
+    /// `data:image/...;base64,` URLs (stored as files on arrival) or `https://` URLs.
     #[serde(default)]
     pub images: Vec<String>,
 }
@@ -151,6 +159,8 @@ pub async fn send(
     }
     check_images(&req.images)?;
     let c = owned(&svc, &user, &id).await?;
+    // Before the conversation is locked: storing a few MB must not hold it.
+    let images = crate::images::store_images(svc.files.as_ref(), &user.user_id, req.images).await?;
     let settings = svc.settings(&c, req.model.as_deref()).await?;
     let assistant_id = ids::new_id();
     let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
@@ -194,10 +204,7 @@ pub async fn send(
             conversation: c,
             rows,
             parent,
-            question: Some(Question {
-                content,
-                images: req.images,
-            }),
+            question: Some(Question { content, images }),
             settings,
         })
         .await?;
@@ -215,11 +222,12 @@ fn check_images(images: &[String]) -> ApiResult<()> {
     for url in images {
         let data = url.starts_with("data:image/") && url.contains(";base64,");
         let https = url.starts_with("https://") && url.len() <= 2048;
-        if !(data || https) {
+        let file = crate::images::file_id(url).is_some();
+        if !(data || https || file) {
             return Err(ApiError::invalid_field(
                 "images",
-                "An image is a data:image/...;base64 URL or an https:// URL.",
-                "图片须为 data:image/...;base64 或 https:// 地址。",
+                "An image is file:<id>, a data:image/...;base64 URL or an https:// URL.",
+                "图片须为 file:<id>、data:image/...;base64 或 https:// 地址。",
             ));
         }
         if url.len() > MAX_IMAGE_URL {

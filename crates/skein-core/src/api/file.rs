@@ -140,4 +140,10 @@ pub trait FileApi: Send + Sync {
     /// Whether `user_id` may use file `id` (for a message or a knowledge base that names it):
     /// its metadata when it may, a 404 when the file does not exist or is not theirs.
     async fn authorise(&self, user_id: &str, id: &str) -> Result<FileMeta, ApiError>;
+
+    /// A signed URL of file `id`'s content that a browser (or a CDN) fetches without a
+    /// session, valid for at least `ttl`. The caller has already checked that whoever sees
+    /// the URL may read the file. Expiries are rounded up to the hour, so the URL of a file
+    /// stays the same for an hour and caches keep working.
+    fn content_url(&self, id: &str, ttl: std::time::Duration) -> String;
 }

@@ -12,6 +12,13 @@ use skein_testkit::{Backend, Persona, TestApp, on_both_backends};
 
 use skein_testkit::{Price, RelayWorld, Upstream, relay_world};
 
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
 /// A server whose chat writes no titles (so each answer is one upstream call), unless a test
 /// turns them on.
 async fn chat_app(backend: Backend, configure: impl FnOnce(&mut skein::config::Config)) -> TestApp {
@@ -598,7 +605,23 @@ on_both_backends! {
         let sent = upstream.requests().last().unwrap().clone();
         assert_eq!(sent["messages"][0]["content"], json!([{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": image}}]));
         let h = history(&app, &user, &id).await;
-        assert_eq!(h["messages"][0]["images"][0], image);
+        // Stored as a file: the message holds its id, and the browser gets a signed URL that
+        // serves the very bytes sent.
+        let stored = h["messages"][0]["images"][0].as_str().unwrap();
+        assert!(stored.starts_with("file:"), "{h}");
+        let shown = h["messages"][0]["image_urls"][0].as_str().unwrap();
+        assert!(shown.starts_with("/api/v1/files/") && shown.contains("sig="), "{shown}");
+        let r = app.client.get(app.url(shown)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "image/png");
+        let png = base64_decode(image.split_once(",").unwrap().1);
+        assert_eq!(r.bytes().await.unwrap().to_vec(), png);
+        let listed = app.get("/api/v1/files?purpose=chat", Some(&user.access)).await;
+        assert_eq!(listed.json["items"].as_array().unwrap().len(), 1, "{}", listed.text);
+        // Another user cannot attach it.
+        let theirs = new_conversation(&app, &other, json!({})).await;
+        let r = app.post(&format!("/api/v1/chat/conversations/{theirs}/messages"), Some(&other.access), json!({"content": "mine now", "images": [stored]})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
         // The context inspector elides the image data.
         let answer = h["messages"][1]["id"].as_str().unwrap();
         let ctx = app.get(&format!("/api/v1/chat/messages/{answer}/context"), Some(&user.access)).await;
@@ -759,4 +782,90 @@ on_both_backends! {
         let r = app.send(app.client.post(app.url("/api/v1/chat/import")).bearer_auth(&user.access).body("[]")).await;
         assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
+}
+
+on_both_backends! {
+    async fn uploaded_images_are_sent_by_id_and_old_inline_images_move_into_files(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
+        let id = new_conversation(&app, &user, json!({})).await;
+        let png = tiny_png();
+        let form = |name: &str, content: &[u8]| {
+            let mut body = format!(
+                "--b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nchat\r\n--b\r\n\
+                 Content-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n"
+            )
+            .into_bytes();
+            body.extend_from_slice(content);
+            body.extend_from_slice(b"\r\n--b--\r\n");
+            body
+        };
+        let upload = |name: &'static str, content: Vec<u8>| {
+            let app = &app;
+            let user = &user;
+            async move {
+                let r = app.send(app.client.post(app.url("/api/v1/files")).bearer_auth(&user.access)
+                    .header("content-type", "multipart/form-data; boundary=b").body(form(name, &content))).await;
+                assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+                r.json["id"].as_str().unwrap().to_string()
+            }
+        };
+        let image = upload("dot.png", png.clone()).await;
+        let text = upload("notes.txt", b"just words".to_vec()).await;
+
+        // A text file is not an image; an unknown id is missing.
+        let r = app.post(&format!("/api/v1/chat/conversations/{id}/messages"), Some(&user.access), json!({"content": "x", "images": [format!("file:{text}")]})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let r = app.post(&format!("/api/v1/chat/conversations/{id}/messages"), Some(&user.access), json!({"content": "x", "images": [format!("file:{}", skein_core::ids::new_id())]})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+        // By id: the row keeps the id, the vendor gets the bytes.
+        let (_, ev, raw) = send(&app, &user, &id, json!({"content": "look", "images": [format!("file:{image}")]})).await;
+        assert_eq!(text_of(&ev), "echo: look", "{raw}");
+        let sent = upstream.requests().last().unwrap().clone();
+        let url = sent["messages"][0]["content"][1]["image_url"]["url"].as_str().unwrap().to_string();
+        assert_eq!(url, format!("data:image/png;base64,{}", base64_encode(&png)));
+        let h = history(&app, &user, &id).await;
+        assert_eq!(h["messages"][0]["images"], json!([format!("file:{image}")]));
+
+        // An older version kept images inline: `skein migrate` moves them into files, and the
+        // conversation goes on with the same picture.
+        let first = h["messages"][0]["id"].as_str().unwrap().to_string();
+        let db = skein::open_database(&app.config).await.unwrap();
+        let inline = json!([format!("data:image/png;base64,{}", base64_encode(&png))]).to_string();
+        skein_db::sqlx::query("UPDATE chat_messages SET images = $1 WHERE id = $2")
+            .bind(&inline).bind(&first).execute(db.pool()).await.unwrap();
+        assert!(history(&app, &user, &id).await["messages"][0]["images"][0].as_str().unwrap().starts_with("data:image/png"));
+        let mut batches = 0;
+        let report = skein::move_chat_images(&app.config, &db, |_| batches += 1).await.unwrap();
+        assert_eq!((report.messages, report.images, report.skipped), (1, 1, 0));
+        assert!(batches >= 1);
+        let again = skein::move_chat_images(&app.config, &db, |_| {}).await.unwrap();
+        assert_eq!((again.messages, again.images), (0, 0), "a second run finds nothing");
+        db.close().await;
+        let h = history(&app, &user, &id).await;
+        let moved = h["messages"][0]["images"][0].as_str().unwrap();
+        assert!(moved.starts_with("file:"), "{h}");
+        let r = app.client.get(app.url(h["messages"][0]["image_urls"][0].as_str().unwrap())).send().await.unwrap();
+        assert_eq!(r.bytes().await.unwrap().to_vec(), png);
+        let (_, ev, _) = send(&app, &user, &id, json!({"content": "again"})).await;
+        assert_eq!(text_of(&ev), "echo: again");
+        let sent = upstream.requests().last().unwrap().clone();
+        assert_eq!(sent["messages"][0]["content"][1]["image_url"]["url"].as_str().unwrap(), url);
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A small valid PNG.
+fn tiny_png() -> Vec<u8> {
+    let mut out = Vec::new();
+    let img = image::RgbImage::from_pixel(8, 6, image::Rgb([10, 200, 10]));
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
 }

@@ -248,4 +248,17 @@ describe('image attach', () => {
     fireEvent.click(within(shown).getByRole('button', { name: 'Open image 1' }));
     expect((await screen.findByRole('dialog')).querySelector('img')!.getAttribute('src')).toBe('data:image/png;base64,AQID');
   });
+
+  it('shows a stored image by its signed URL, never the file reference or a foreign path', async () => {
+    const user = {
+      id: 'u1', parent_id: null, role: 'user', content: 'look', reasoning: null, status: 'done', model: null, error: null,
+      images: ['file:0190aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee', 'file:x'],
+      image_urls: ['/api/v1/files/0190aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee/content?exp=1800000000&sig=abc_DEF-1', '/etc/passwd'],
+      sibling_ids: ['u1'], sibling_index: 0, sibling_count: 1, usage: null, created_at: '2026-11-26T00:00:00Z',
+    };
+    routes['GET /api/v1/chat/conversations/c1/messages'] = () => json({ conversation_id: 'c1', active_leaf_id: 'u1', messages: [user] });
+    renderChat();
+    const shown = await screen.findByTestId('message-images');
+    expect(within(shown).getAllByRole('img').map((i) => i.getAttribute('src'))).toEqual(['/api/v1/files/0190aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee/content?exp=1800000000&sig=abc_DEF-1']);
+  });
 });

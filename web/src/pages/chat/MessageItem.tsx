@@ -78,7 +78,7 @@ export function MessageItem(props: MessageItemProps) {
           </div>
         ) : (
           <>
-            {m.images?.length > 0 && <MessageImages images={m.images} className="max-w-[85%] justify-end" />}
+            {m.images?.length > 0 && <MessageImages images={m.image_urls ?? m.images} className="max-w-[85%] justify-end" />}
             {m.content && <div className="max-w-[85%] whitespace-pre-wrap break-words rounded-2xl bg-primary/10 px-4 py-2">{m.content}</div>}
           </>
         )}
@@ -105,7 +105,7 @@ export function MessageItem(props: MessageItemProps) {
           <Plain text={m.reasoning} />
         </details>
       )}
-      {m.images?.length > 0 && <MessageImages images={m.images} />}
+      {m.images?.length > 0 && <MessageImages images={m.image_urls ?? m.images} />}
       <div className={cx(m.status === 'streaming' && !m.content && 'animate-pulse text-muted-fg')}>
         {m.content ? (
           <Suspense fallback={<Plain text={m.content} />}>
