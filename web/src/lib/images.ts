@@ -117,3 +117,52 @@ export async function attachImages(
   }
   return { images, problem };
 }
+
+/** Uploads of attached images, by data URL, started when attached and awaited when sent. */
+const uploads = new Map<string, Promise<string | null>>();
+
+/** Turns a data URL back into the bytes it holds. */
+export function dataUrlToBlob(url: string): Blob | null {
+  const m = /^data:([^;,]+);base64,(.*)$/.exec(url);
+  if (!m) return null;
+  const bin = atob(m[2]);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return new Blob([bytes], { type: m[1] });
+}
+
+/**
+ * Starts uploading an attached image to the File service (`purpose=chat`) so the message can
+ * name it by id; `upload` posts the form and answers the new file's id. A failed upload
+ * answers null: the message then carries the image inline and the server stores it.
+ */
+export function startImageUpload(url: string, upload: (form: FormData) => Promise<{ id: string }>): Promise<string | null> {
+  const known = uploads.get(url);
+  if (known) return known;
+  const blob = url.startsWith('data:') ? dataUrlToBlob(url) : null;
+  const started = blob
+    ? (() => {
+        const form = new FormData();
+        form.append('purpose', 'chat');
+        form.append('file', blob, `image.${blob.type.split('/')[1] ?? 'png'}`);
+        return upload(form).then(
+          (f) => `file:${f.id}`,
+          () => {
+            uploads.delete(url);
+            return null;
+          },
+        );
+      })()
+    : Promise.resolve(null);
+  uploads.set(url, started);
+  return started;
+}
+
+/**
+ * The images of a message as sent: each attached data URL as the `file:<id>` of its upload
+ * (started now if it was not yet), or inline when the upload failed; other entries as they are.
+ */
+export async function imagesToSend(images: string[], upload: (form: FormData) => Promise<{ id: string }>): Promise<string[]> {
+  const refs = await Promise.all(images.map((url) => (url.startsWith('data:') ? startImageUpload(url, upload) : Promise.resolve(null))));
+  return images.map((url, i) => refs[i] ?? url);
+}

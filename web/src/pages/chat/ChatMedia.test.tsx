@@ -192,6 +192,41 @@ describe('image attach', () => {
     await waitFor(() => expect(within(screen.getByTestId('attached-images')).getAllByRole('img')).toHaveLength(1));
   });
 
+  it('uploads an attached image as a chat file and sends its id', async () => {
+    vi.stubGlobal(
+      'Image',
+      class {
+        naturalWidth = 10;
+        naturalHeight = 10;
+        onload: (() => void) | null = null;
+        set src(_: string) {
+          setTimeout(() => this.onload?.(), 0);
+        }
+      },
+    );
+    let form: FormData | null = null;
+    routes['POST /api/v1/files'] = (body) => {
+      form = body as FormData;
+      return json({ id: 'f-1' }, 201);
+    };
+    let sent: unknown;
+    routes['POST /api/v1/chat/conversations/c1/messages'] = (body) => {
+      sent = body;
+      return new Response('', { status: 500 });
+    };
+    renderChat();
+    await screen.findByText('Start a conversation');
+    const input = screen.getByTestId('image-input') as HTMLInputElement;
+    fireEvent.change(input, { target: { files: [new File([new Uint8Array([9, 8, 7])], 'cat.png', { type: 'image/png' })] } });
+    await screen.findByTestId('attached-images');
+    await waitFor(() => expect(form).not.toBeNull());
+    expect(form!.get('purpose')).toBe('chat');
+    expect((form!.get('file') as File).size).toBe(3);
+    fireEvent.keyDown(composer(), { key: 'Enter' });
+    await waitFor(() => expect(sent).toEqual({ content: '', model: 'gpt-test', images: ['file:f-1'] }));
+    expect(calls.filter((c) => c.method === 'POST' && c.path === '/api/v1/files')).toHaveLength(1);
+  });
+
   it('attaches a pasted or dropped image, and refuses a fifth', async () => {
     vi.stubGlobal(
       'Image',

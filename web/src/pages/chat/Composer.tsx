@@ -1,7 +1,8 @@
 import { useLayoutEffect, useRef, useState } from 'react';
 import { useT, type MessageKey } from '../../i18n';
 import { Button, Textarea } from '../../components/ui';
-import { attachImages, IMAGE_TYPES, MAX_IMAGES, type ImageProblem } from '../../lib/images';
+import { attachImages, IMAGE_TYPES, MAX_IMAGES, startImageUpload, type ImageProblem } from '../../lib/images';
+import { uploadChatImage } from './useChatStream';
 import { insertAtCursor } from '../../lib/voice';
 import { AttachedImages, VoiceButton, type ComposerError } from './Media';
 
@@ -64,6 +65,8 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
     if (!files.length) return;
     onError(null);
     const { images: next, problem } = await attachImages(images, files);
+    // Uploading starts now, so sending waits for little or nothing.
+    next.forEach((url) => void startImageUpload(url, uploadChatImage));
     onImagesChange(next);
     if (problem) onError({ message: t(imageProblemKey[problem]) });
   };

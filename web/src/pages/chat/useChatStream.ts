@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { api, ApiError } from '../../lib/api';
+import { imagesToSend } from '../../lib/images';
 import { openStream } from '../../lib/chat';
 import { applyEvent, beginRegenerate, beginSend, type StreamEvent, type StreamIds } from '../../lib/branch';
 import { qk } from '../../lib/queryKeys';
@@ -8,6 +9,9 @@ import type { ChatMessage, Conversation, History } from '../../lib/types';
 import { useT } from '../../i18n';
 
 let tempCounter = 0;
+
+/** Uploads an attached image as a chat file. */
+export const uploadChatImage = (form: FormData) => api<{ id: string }>('files', { body: form });
 /** Whether an id is one the page made up before the server named the message. */
 export const isTemp = (id: string | null) => !id || id.startsWith('tmp-');
 
@@ -177,7 +181,7 @@ export function useChatStream(conversationId: string | null, events: ChatStreamE
     const before = messages;
     setMessages(beginSend(messages, parentId, content, temp, images));
     const body: Record<string, unknown> = { content, model: model || undefined };
-    if (images.length) body.images = images;
+    if (images.length) body.images = await imagesToSend(images, uploadChatImage);
     if (explicitParent || parentId) body.parent_id = parentId;
     await run(`chat/conversations/${id}/messages`, 'POST', body, temp, before, content, images);
   };
