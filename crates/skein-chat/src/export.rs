@@ -1,6 +1,8 @@
 //! Export: Markdown, standalone HTML, and JSON with the whole tree (which `import.rs` reads
 //! back, with ChatGPT's `conversations.json`).
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 use skein_core::ids;
 
@@ -13,6 +15,10 @@ pub const CONVERSATION_FORMAT: &str = "skein.conversation.v1";
 /// The `format` of an export of every conversation.
 pub const ARCHIVE_FORMAT: &str = "skein.archive.v1";
 
+/// The images an export carries, by message id: `data:` URLs (stored images read back) and
+/// `https:` URLs. Empty when the export leaves attachments out.
+pub type Attachments = HashMap<String, Vec<String>>;
+
 fn title_or_default(c: &ConversationRow) -> &str {
     if c.title.is_empty() {
         "Untitled conversation"
@@ -21,8 +27,8 @@ fn title_or_default(c: &ConversationRow) -> &str {
     }
 }
 
-/// The branch on screen as Markdown.
-pub fn markdown(c: &ConversationRow, rows: &[MessageRow]) -> String {
+/// The branch on screen as Markdown, images (when `attachments` has them) as inline images.
+pub fn markdown(c: &ConversationRow, rows: &[MessageRow], attachments: &Attachments) -> String {
     let tree = Tree::new(rows);
     let mut out = format!("# {}\n\n", title_or_default(c).replace('\n', " "));
     if let Some(prompt) = &c.system_prompt {
@@ -36,7 +42,17 @@ pub fn markdown(c: &ConversationRow, rows: &[MessageRow]) -> String {
             (_, Some(model)) => format!("Assistant ({model})"),
             _ => "Assistant".to_string(),
         };
-        out.push_str(&format!("## {who}\n\n{}\n\n", m.content.trim_end()));
+        out.push_str(&format!("## {who}\n\n"));
+        for (n, url) in attachments.get(&m.id).into_iter().flatten().enumerate() {
+            out.push_str(&format!(
+                "![image {}]({})\n\n",
+                n + 1,
+                url.replace(' ', "%20")
+                    .replace('(', "%28")
+                    .replace(')', "%29")
+            ));
+        }
+        out.push_str(&format!("{}\n\n", m.content.trim_end()));
     }
     out
 }
@@ -60,7 +76,10 @@ fn escape(text: &str) -> String {
 /// it: what the user typed as plain text, answers rendered from Markdown (code blocks,
 /// tables, lists). Raw HTML is escaped, never interpreted, and the page's CSP allows no
 /// script, so a hostile answer cannot run script in the page.
-pub fn html(c: &ConversationRow, rows: &[MessageRow]) -> String {
+///
+/// Images in `attachments` are embedded (`data:` URLs; the page still loads nothing from
+/// outside), and `https:` images become links.
+pub fn html(c: &ConversationRow, rows: &[MessageRow], attachments: &Attachments) -> String {
     let tree = Tree::new(rows);
     let title = escape(title_or_default(c));
     let mut body = String::new();
@@ -89,21 +108,37 @@ pub fn html(c: &ConversationRow, rows: &[MessageRow]) -> String {
                 crate::markdown::to_html(&m.content)
             )
         };
+        let mut images = String::new();
+        for (n, url) in attachments.get(&m.id).into_iter().flatten().enumerate() {
+            let n = n + 1;
+            if url.starts_with("data:image/") {
+                images.push_str(&format!("<img src=\"{}\" alt=\"image {n}\">", escape(url)));
+            } else {
+                images.push_str(&format!(
+                    "<a href=\"{}\" rel=\"noreferrer\">image {n}</a> ",
+                    escape(url)
+                ));
+            }
+        }
+        if !images.is_empty() {
+            images = format!("<div class=\"images\">{images}</div>");
+        }
         body.push_str(&format!(
-            "<section class=\"{}\"><h2>{who}{model}</h2>{text}</section>\n",
+            "<section class=\"{}\"><h2>{who}{model}</h2>{images}{text}</section>\n",
             escape(&m.role),
         ));
     }
     format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
 <title>{title}</title><style>\
 body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;line-height:1.55;color:#1f2328;background:#fff}}\
 @media (prefers-color-scheme: dark){{body{{color:#e6edf3;background:#0d1117}}section.user{{background:#161b22}}}}\
 section{{padding:.75rem 1rem;border-radius:.5rem;margin:1rem 0}}section.user{{background:#f6f8fa}}\
 h2{{font-size:.85rem;margin:0 0 .4rem;text-transform:uppercase;letter-spacing:.04em;opacity:.7}}\
 .text{{white-space:pre-wrap;word-wrap:break-word}}\
+.images img{{max-width:100%;max-height:24rem;border-radius:.4rem;margin:0 .5rem .5rem 0}}\
 .md>:first-child{{margin-top:0}}.md>:last-child{{margin-bottom:0}}.md p,.md ul,.md ol,.md pre,.md table,.md blockquote{{margin:.6rem 0}}\
 pre{{overflow-x:auto;padding:.75rem;border-radius:.4rem;background:#f6f8fa}}code{{font-family:ui-monospace,monospace;font-size:.9em}}\
 :not(pre)>code{{padding:.1rem .3rem;border-radius:.25rem;background:rgba(127,127,127,.15)}}\
@@ -113,8 +148,9 @@ blockquote{{border-left:3px solid rgba(127,127,127,.4);padding-left:.8rem;opacit
     )
 }
 
-/// The whole tree as JSON (every branch, with the active leaf), importable again.
-pub fn json(c: &ConversationRow, rows: &[MessageRow]) -> Value {
+/// The whole tree as JSON (every branch, with the active leaf), importable again; each
+/// message's images when `attachments` has them.
+pub fn json(c: &ConversationRow, rows: &[MessageRow], attachments: &Attachments) -> Value {
     json!({
         "format": CONVERSATION_FORMAT,
         "id": c.id,
@@ -130,16 +166,22 @@ pub fn json(c: &ConversationRow, rows: &[MessageRow]) -> Value {
             "history_limit": c.history_limit,
         },
         "active_leaf_id": c.active_leaf_id,
-        "messages": rows.iter().map(|m| json!({
-            "id": m.id,
-            "parent_id": m.parent_id,
-            "role": m.role,
-            "content": m.content,
-            "reasoning": m.reasoning,
-            "model": m.model,
-            "status": m.status,
-            "created_at": ids::ms_to_rfc3339(m.created_at),
-        })).collect::<Vec<_>>(),
+        "messages": rows.iter().map(|m| {
+            let mut message = json!({
+                "id": m.id,
+                "parent_id": m.parent_id,
+                "role": m.role,
+                "content": m.content,
+                "reasoning": m.reasoning,
+                "model": m.model,
+                "status": m.status,
+                "created_at": ids::ms_to_rfc3339(m.created_at),
+            });
+            if let Some(images) = attachments.get(&m.id) {
+                message["images"] = json!(images);
+            }
+            message
+        }).collect::<Vec<_>>(),
     })
 }
 
@@ -188,7 +230,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let page = html(&c, &[m]);
+        let page = html(&c, &[m], &Attachments::new());
         assert!(!page.contains("<script>alert"));
         assert!(!page.contains("<img"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));

@@ -203,6 +203,41 @@ async fn read_data_url(
     ))
 }
 
+/// The images of `rows` for an export, by message id: stored images read back as `data:`
+/// URLs, other URLs as they are. An image that is gone is left out.
+pub(crate) async fn for_export(
+    files: Option<&Arc<dyn FileApi>>,
+    user_id: &str,
+    rows: &[crate::store::MessageRow],
+) -> crate::export::Attachments {
+    let mut out = crate::export::Attachments::new();
+    for row in rows {
+        let Some(list) = row
+            .images
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
+        else {
+            continue;
+        };
+        let mut urls = Vec::with_capacity(list.len());
+        for image in list {
+            match file_id(&image) {
+                Some(id) => match read_data_url(files, user_id, id).await {
+                    Ok(url) => urls.push(url),
+                    Err(e) => {
+                        tracing::warn!(file_id = id, error = %e, "an exported image could not be read; left out")
+                    }
+                },
+                None => urls.push(image),
+            }
+        }
+        if !urls.is_empty() {
+            out.insert(row.id.clone(), urls);
+        }
+    }
+    out
+}
+
 /// What [`move_inline_images`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MoveReport {

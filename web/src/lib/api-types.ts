@@ -5581,6 +5581,11 @@ export interface operations {
     export_conversation: {
         parameters: {
             query?: {
+                /**
+                 * @description Include the messages' images, embedded as `data:` URLs (default: yes for HTML and
+                 *     JSON, no for Markdown).
+                 */
+                attachments?: boolean;
                 /** @description `markdown`, `html` or `json` (default). */
                 format?: string;
             };
@@ -5761,7 +5766,13 @@ export interface operations {
     };
     export_all: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Include the messages' images, embedded as `data:` URLs (default: no; an archive
+                 *     with them can be large).
+                 */
+                attachments?: boolean;
+            };
             header?: never;
             path?: never;
             cookie?: never;

@@ -27,6 +27,18 @@ pub(super) const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
 pub struct ExportQuery {
     /// `markdown`, `html` or `json` (default).
     pub format: Option<String>,
+    /// Include the messages' images, embedded as `data:` URLs (default: yes for HTML and
+    /// JSON, no for Markdown).
+    pub attachments: Option<bool>,
+}
+
+/// Whether to include images in an archive of every conversation.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ArchiveQuery {
+    /// Include the messages' images, embedded as `data:` URLs (default: no; an archive
+    /// with them can be large).
+    pub attachments: Option<bool>,
 }
 
 /// Export a conversation: Markdown or HTML (the branch on screen), or JSON (the whole tree).
@@ -40,19 +52,26 @@ pub async fn export_conversation(
 ) -> ApiResult<Response> {
     let c = owned(&svc, &user, &id).await?;
     let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
-    let (body, content_type, extension) = match q.format.as_deref().unwrap_or("json") {
+    let format = q.format.as_deref().unwrap_or("json");
+    let markdown = matches!(format, "markdown" | "md");
+    let attachments = if q.attachments.unwrap_or(!markdown) {
+        crate::images::for_export(svc.files.as_ref(), &c.user_id, &rows).await
+    } else {
+        crate::export::Attachments::new()
+    };
+    let (body, content_type, extension) = match format {
         "markdown" | "md" => (
-            crate::export::markdown(&c, &rows),
+            crate::export::markdown(&c, &rows, &attachments),
             "text/markdown; charset=utf-8",
             "md",
         ),
         "html" => (
-            crate::export::html(&c, &rows),
+            crate::export::html(&c, &rows, &attachments),
             "text/html; charset=utf-8",
             "html",
         ),
         "json" => (
-            crate::export::json(&c, &rows).to_string(),
+            crate::export::json(&c, &rows, &attachments).to_string(),
             "application/json",
             "json",
         ),
@@ -82,11 +101,12 @@ fn download(body: String, content_type: &'static str, filename: &str) -> Respons
 }
 
 /// Export every conversation of the caller as one JSON archive.
-#[utoipa::path(get, path = "/chat/export", tag = "chat", security(("bearer" = [])),
+#[utoipa::path(get, path = "/chat/export", tag = "chat", security(("bearer" = [])), params(ArchiveQuery),
     responses((status = 200, body = Object), (status = 401, body = ErrorEnvelope)))]
 pub async fn export_all(
     State(svc): State<Arc<ChatService>>,
     user: AuthUser,
+    ApiQuery(q): ApiQuery<ArchiveQuery>,
 ) -> ApiResult<Response> {
     let mut conversations = Vec::new();
     for archived in [false, true] {
@@ -98,7 +118,12 @@ pub async fn export_all(
         };
         for c in store::list_conversations(&svc.db, &filter, 100_000, 0).await? {
             let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
-            conversations.push(crate::export::json(&c, &rows));
+            let attachments = if q.attachments.unwrap_or(false) {
+                crate::images::for_export(svc.files.as_ref(), &c.user_id, &rows).await
+            } else {
+                crate::export::Attachments::new()
+            };
+            conversations.push(crate::export::json(&c, &rows, &attachments));
         }
     }
     let archive = json!({

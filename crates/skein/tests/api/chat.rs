@@ -852,6 +852,26 @@ on_both_backends! {
         assert_eq!(text_of(&ev), "echo: again");
         let sent = upstream.requests().last().unwrap().clone();
         assert_eq!(sent["messages"][0]["content"][1]["image_url"]["url"].as_str().unwrap(), url);
+
+        // Exports carry the pictures themselves: embedded in HTML and JSON, in Markdown when
+        // asked, and left out when asked.
+        let html = app.get(&format!("/api/v1/chat/conversations/{id}/export?format=html"), Some(&user.access)).await;
+        assert!(html.text.contains(&format!("<img src=\"{url}\" alt=\"image 1\">")), "{}", &html.text[..html.text.len().min(600)]);
+        assert!(html.text.contains("img-src data:"));
+        let exported = app.get(&format!("/api/v1/chat/conversations/{id}/export"), Some(&user.access)).await;
+        let with_images: Vec<&Value> = exported.json["messages"].as_array().unwrap().iter().filter(|m| m.get("images").is_some()).collect();
+        assert_eq!(with_images.len(), 1, "{}", exported.text);
+        assert!(with_images.iter().all(|m| m["images"] == json!([url])));
+        let md = app.get(&format!("/api/v1/chat/conversations/{id}/export?format=markdown"), Some(&user.access)).await;
+        assert!(!md.text.contains("data:image"));
+        let md = app.get(&format!("/api/v1/chat/conversations/{id}/export?format=markdown&attachments=true"), Some(&user.access)).await;
+        assert!(md.text.contains(&format!("![image 1]({url})")), "{}", md.text);
+        let bare = app.get(&format!("/api/v1/chat/conversations/{id}/export?attachments=false"), Some(&user.access)).await;
+        assert!(!bare.text.contains("data:image"));
+        let archive = app.get("/api/v1/chat/export", Some(&user.access)).await;
+        assert!(!archive.text.contains("data:image"));
+        let archive = app.get("/api/v1/chat/export?attachments=true", Some(&user.access)).await;
+        assert!(archive.text.contains(&url));
     }
 }
 
