@@ -1813,7 +1813,7 @@ export interface components {
             amount: number;
             /** @description The provider's method (`alipay`, `wxpay`); the first offered when left out. */
             method?: string | null;
-            /** @description `epay` or `stripe`. */
+            /** @description `epay`, `stripe` or `alipay`. */
             provider: string;
         };
         /**
@@ -2100,7 +2100,7 @@ export interface components {
             note?: string | null;
             /** @description When it was paid (RFC 3339). */
             paid_at?: string | null;
-            /** @description `epay` or `stripe`. */
+            /** @description `epay`, `stripe` or `alipay`. */
             provider: components["schemas"]["ProviderName"];
             /** @description The provider's reference, once known. */
             provider_ref?: string | null;
@@ -2349,7 +2349,7 @@ export interface components {
                 note?: string | null;
                 /** @description When it was paid (RFC 3339). */
                 paid_at?: string | null;
-                /** @description `epay` or `stripe`. */
+                /** @description `epay`, `stripe` or `alipay`. */
                 provider: components["schemas"]["ProviderName"];
                 /** @description The provider's reference, once known. */
                 provider_ref?: string | null;
@@ -2670,12 +2670,12 @@ export interface components {
          * @description A payment provider's name, as in URLs and order rows.
          * @enum {string}
          */
-        ProviderName: "epay" | "stripe";
+        ProviderName: "epay" | "stripe" | "alipay";
         /** @description A provider users may pay through. */
         ProviderOption: {
             /** @description Its methods (`alipay`, `wxpay`, `card`). */
             methods: string[];
-            /** @description `epay` or `stripe`. */
+            /** @description `epay`, `stripe` or `alipay`. */
             provider: components["schemas"]["ProviderName"];
         };
         /** @description A share as the public sees it. */
@@ -4856,7 +4856,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description `epay` or `stripe` */
+                /** @description `epay`, `stripe` or `alipay` */
                 provider: string;
             };
             cookie?: never;

@@ -22,7 +22,7 @@ use crate::payment::{Currency, Notification, OrderView, ProviderName, store};
 /// A provider users may pay through.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderOption {
-    /// `epay` or `stripe`.
+    /// `epay`, `stripe` or `alipay`.
     pub provider: ProviderName,
     /// Its methods (`alipay`, `wxpay`, `card`).
     pub methods: Vec<String>,
@@ -53,7 +53,7 @@ pub struct PaymentOptions {
 pub struct CreateOrder {
     /// Amount in minor units (fen, cents).
     pub amount: i64,
-    /// `epay` or `stripe`.
+    /// `epay`, `stripe` or `alipay`.
     pub provider: String,
     /// The provider's method (`alipay`, `wxpay`); the first offered when left out.
     pub method: Option<String>,
@@ -218,7 +218,7 @@ pub async fn get_order(
 /// the notification is taken, duplicates included; 400 for a forged one.
 #[utoipa::path(post, path = "/billing/payment/{provider}/notify", tag = "payments",
     request_body(content = String, description = "The provider's notification as it sends it (EPay: a form; Stripe: an event)"),
-    params(("provider" = String, Path, description = "`epay` or `stripe`")),
+    params(("provider" = String, Path, description = "`epay`, `stripe` or `alipay`")),
     responses(
         (status = 200, description = "Taken (the provider's acknowledgement)"),
         (status = 400, description = "Bad signature", body = ErrorEnvelope),

@@ -31,6 +31,8 @@ pub struct PaymentConfig {
     pub epay: Option<EpayConfig>,
     /// Stripe Checkout, when used.
     pub stripe: Option<StripeConfig>,
+    /// Alipay (支付宝) through its Open Platform, when used.
+    pub alipay: Option<AlipayConfig>,
 }
 
 impl Default for PaymentConfig {
@@ -46,6 +48,7 @@ impl Default for PaymentConfig {
             reconcile_every_secs: 60,
             epay: None,
             stripe: None,
+            alipay: None,
         }
     }
 }
@@ -131,6 +134,35 @@ pub struct StripeConfig {
     pub tolerance_secs: i64,
 }
 
+/// An Alipay Open Platform app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlipayConfig {
+    /// The app's id (`app_id`); a number is taken as its digits.
+    #[serde(deserialize_with = "text_or_number")]
+    pub app_id: String,
+    /// The app's RSA private key (2048-bit), PEM or the Base64 text Alipay's key tool writes
+    /// (PKCS#8 or PKCS#1).
+    pub private_key: Secret,
+    /// Alipay's public key for the app (from the Open Platform console), PEM or Base64.
+    pub alipay_public_key: String,
+    /// The gateway (`https://openapi.alipay.com/gateway.do`; the sandbox is
+    /// `https://openapi-sandbox.dl.alipaydev.com/gateway.do`).
+    #[serde(default = "default_alipay_gateway")]
+    pub gateway_url: String,
+    /// What is offered: `page` (a computer's cashier page) and `wap` (a phone's).
+    #[serde(default = "default_alipay_methods")]
+    pub methods: Vec<String>,
+}
+
+fn default_alipay_gateway() -> String {
+    "https://openapi.alipay.com/gateway.do".into()
+}
+
+fn default_alipay_methods() -> Vec<String> {
+    vec!["page".into(), "wap".into()]
+}
+
 fn default_stripe_api() -> String {
     "https://api.stripe.com".into()
 }
@@ -142,7 +174,7 @@ fn default_stripe_tolerance() -> i64 {
 impl PaymentConfig {
     /// Whether any provider is configured.
     pub fn enabled(&self) -> bool {
-        self.epay.is_some() || self.stripe.is_some()
+        self.epay.is_some() || self.stripe.is_some() || self.alipay.is_some()
     }
 
     /// Checks values that parse but cannot work.
@@ -191,6 +223,27 @@ impl PaymentConfig {
             && (stripe.secret_key.expose().is_empty() || stripe.webhook_secret.expose().is_empty())
         {
             return Err("billing.payment.stripe needs secret_key and webhook_secret".into());
+        }
+        if let Some(alipay) = &self.alipay {
+            if self.currency != Currency::Cny {
+                return Err(
+                    "billing.payment.alipay settles in CNY: set billing.payment.currency = \"CNY\""
+                        .into(),
+                );
+            }
+            if alipay.app_id.is_empty()
+                || alipay.methods.is_empty()
+                || alipay
+                    .methods
+                    .iter()
+                    .any(|m| m.as_str() != "page" && m.as_str() != "wap")
+            {
+                return Err(
+                    "billing.payment.alipay needs app_id and methods among \"page\" and \"wap\""
+                        .into(),
+                );
+            }
+            super::alipay::Alipay::new(alipay.clone(), reqwest::Client::new())?;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! and the entry's idempotency key is the order id. Duplicate, replayed and late
 //! notifications therefore change nothing; forged ones fail their signature check first.
 
+mod alipay;
 pub mod config;
 mod epay;
 pub(crate) mod store;
@@ -34,6 +35,8 @@ pub enum ProviderName {
     Epay,
     /// Stripe Checkout.
     Stripe,
+    /// Alipay (支付宝).
+    Alipay,
 }
 
 impl ProviderName {
@@ -42,6 +45,7 @@ impl ProviderName {
         match self {
             ProviderName::Epay => "epay",
             ProviderName::Stripe => "stripe",
+            ProviderName::Alipay => "alipay",
         }
     }
 
@@ -50,6 +54,7 @@ impl ProviderName {
         match name {
             "epay" => Some(ProviderName::Epay),
             "stripe" => Some(ProviderName::Stripe),
+            "alipay" => Some(ProviderName::Alipay),
             _ => None,
         }
     }
@@ -135,7 +140,7 @@ pub struct OrderView {
     pub id: String,
     /// Who pays.
     pub user_id: String,
-    /// `epay` or `stripe`.
+    /// `epay`, `stripe` or `alipay`.
     pub provider: ProviderName,
     /// The provider's method (`alipay`, `wxpay`, `card`).
     pub method: Option<String>,
@@ -269,7 +274,14 @@ impl Payments {
             providers.push(Arc::new(epay::Epay::new(epay.clone(), http.clone())));
         }
         if let Some(stripe) = &config.stripe {
-            providers.push(Arc::new(stripe::Stripe::new(stripe.clone(), http)));
+            providers.push(Arc::new(stripe::Stripe::new(stripe.clone(), http.clone())));
+        }
+        if let Some(alipay) = &config.alipay {
+            // The keys were read when the configuration was validated.
+            match alipay::Alipay::new(alipay.clone(), http) {
+                Ok(provider) => providers.push(Arc::new(provider)),
+                Err(e) => tracing::error!(error = %e, "Alipay is not offered"),
+            }
         }
         let quota_per_unit = if config.quota_per_unit > 0 {
             config.quota_per_unit

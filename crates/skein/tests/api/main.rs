@@ -22,6 +22,7 @@ mod keys;
 mod limits;
 mod money;
 mod payments;
+mod payments_alipay;
 mod pricing;
 mod profile;
 mod providers;

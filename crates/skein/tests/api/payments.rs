@@ -133,7 +133,7 @@ async fn fakes() -> (String, Shared) {
     (base, fake)
 }
 
-fn payment_config(base: &str, currency: Currency) -> PaymentConfig {
+pub(crate) fn payment_config(base: &str, currency: Currency) -> PaymentConfig {
     PaymentConfig {
         public_url: Some("https://skein.example.com".into()),
         currency,
@@ -155,10 +155,11 @@ fn payment_config(base: &str, currency: Currency) -> PaymentConfig {
             api_base: base.to_string(),
             tolerance_secs: 300,
         }),
+        alipay: None,
     }
 }
 
-async fn pay_app(backend: Backend, payment: PaymentConfig) -> TestApp {
+pub(crate) async fn pay_app(backend: Backend, payment: PaymentConfig) -> TestApp {
     TestApp::spawn_with(backend, |c| c.billing.payment = payment).await
 }
 
@@ -224,7 +225,7 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-async fn order(app: &TestApp, who: &Persona, body: Value) -> Value {
+pub(crate) async fn order(app: &TestApp, who: &Persona, body: Value) -> Value {
     let r = app
         .post("/api/v1/billing/orders", Some(&who.access), body)
         .await;
@@ -232,7 +233,7 @@ async fn order(app: &TestApp, who: &Persona, body: Value) -> Value {
     r.json
 }
 
-async fn order_status(app: &TestApp, who: &Persona, id: &str) -> String {
+pub(crate) async fn order_status(app: &TestApp, who: &Persona, id: &str) -> String {
     let r = app
         .get(&format!("/api/v1/billing/orders/{id}"), Some(&who.access))
         .await;
@@ -240,7 +241,7 @@ async fn order_status(app: &TestApp, who: &Persona, id: &str) -> String {
     r.json["status"].as_str().unwrap().to_string()
 }
 
-async fn topups(app: &TestApp, who: &Persona) -> Vec<Value> {
+pub(crate) async fn topups(app: &TestApp, who: &Persona) -> Vec<Value> {
     let r = app
         .get(
             "/api/v1/billing/ledger?kind=topup&per_page=100",
