@@ -7,6 +7,7 @@ import type { Profile } from '../../lib/types';
 import { useT, useValueName } from '../../i18n';
 import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../../components/ui';
 import { toast } from '../../components/ui/toast';
+import { EmailCard, SessionsCard, TwoFactorCard } from './Security';
 
 /** Profile, password, language and theme. */
 export default function SettingsPage() {
@@ -122,6 +123,9 @@ export default function SettingsPage() {
           <Button type="submit">{t('settings.changePassword')}</Button>
         </form>
       </Card>
+      <EmailCard />
+      <TwoFactorCard />
+      <SessionsCard />
     </div>
   );
 }
