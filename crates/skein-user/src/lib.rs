@@ -78,6 +78,8 @@ pub struct UserService {
     mailer: Option<mail::Mailer>,
     /// The mail queue's task.
     background: BackgroundTasks,
+    /// Where uploaded avatars are stored (the File service, when it runs in this process).
+    files: Option<Arc<dyn skein_core::api::FileApi>>,
 }
 
 impl UserService {
@@ -110,7 +112,15 @@ impl UserService {
             setup: Default::default(),
             mailer,
             background: BackgroundTasks::new(),
+            files: None,
         })
+    }
+
+    /// Stores uploaded avatars through `files` (composition time; without it, avatar upload
+    /// answers 503 and generated avatars are still served).
+    pub fn with_files(mut self, files: Option<Arc<dyn skein_core::api::FileApi>>) -> Self {
+        self.files = files;
+        self
     }
 
     /// Starts the mail queue's sender (when mail is configured). Call once, after the service

@@ -3,6 +3,8 @@
 
 pub mod accounts;
 
+pub use accounts::{avatar_file, set_avatar_file};
+
 use skein_db::sqlx::{self, Any, Executor};
 use skein_db::{DbError, DbResult};
 

@@ -204,7 +204,8 @@ fn user(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         };
         let users = Arc::new(
             UserService::new(w.db.clone(), w.jwt.clone(), settings, w.limiter.clone())
-                .map_err(|e| anyhow::anyhow!("cannot start the User service: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("cannot start the User service: {e}"))?
+                .with_files(w.files.clone()),
         );
         users.start();
         w.sessions = Some(users.clone());

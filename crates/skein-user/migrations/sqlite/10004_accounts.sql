@@ -3,6 +3,8 @@
 
 -- When the account's current email was proved to be theirs; NULL while unverified.
 ALTER TABLE users ADD COLUMN email_verified_at INTEGER;
+-- The uploaded avatar (a 256 px PNG stored through the File service), if any.
+ALTER TABLE users ADD COLUMN avatar_file_id TEXT;
 
 -- One-time links sent by mail (verify an address, reset a password), stored as SHA-256
 -- hashes. A link works once (used_at) and until expires_at; for an address change, email is

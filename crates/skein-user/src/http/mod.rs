@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod auth;
+mod avatar;
 pub mod cookie;
 mod email;
 pub(crate) mod internal;
@@ -52,9 +53,17 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(email::verify_email))
         .routes(routes!(email::forgot_password))
         .routes(routes!(email::reset_password))
+        .routes(routes!(avatar::get_avatar))
         // Signed-in users.
         .routes(routes!(profile::get_profile, profile::update_profile))
         .routes(routes!(profile::change_password))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(avatar::upload_avatar, avatar::delete_avatar))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    avatar::MAX_AVATAR_BYTES + 64 * 1024,
+                )),
+        )
         .routes(routes!(email::change_email))
         .routes(routes!(email::resend_verification))
         .routes(routes!(sessions::list_sessions))

@@ -482,3 +482,44 @@ pub async fn use_challenge<'c, E: Executor<'c, Database = Any>>(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Sets (or clears) the uploaded avatar and points `avatar_url` at it; answers the previous
+/// avatar file id.
+pub async fn set_avatar_file(
+    pool: &sqlx::AnyPool,
+    user_id: &str,
+    file_id: Option<&str>,
+    now: i64,
+) -> DbResult<Option<String>> {
+    let previous = avatar_file(pool, user_id).await?;
+    // The query string changes with the picture, so caches fetch the new one.
+    let url = file_id.map(|id| {
+        format!(
+            "/api/v1/users/{user_id}/avatar?v={}",
+            &id[id.len().saturating_sub(8)..]
+        )
+    });
+    sqlx::query(
+        "UPDATE users SET avatar_file_id = $2, avatar_url = $3, updated_at = $4 WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(file_id)
+    .bind(url)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(previous)
+}
+
+/// The user's uploaded avatar file, if any.
+pub async fn avatar_file<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    user_id: &str,
+) -> DbResult<Option<String>> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT avatar_file_id FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(e)
+            .await?;
+    Ok(row.and_then(|(id,)| id))
+}
