@@ -49,7 +49,8 @@ fn unique(name: &str) -> String {
     format!("{name}{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
 }
 
-/// Every delivered message addressed to `to`, raw, with quoted-printable soft breaks undone.
+/// Every delivered message addressed to `to`, in the order delivered, raw, with
+/// quoted-printable soft breaks undone.
 fn messages_to(maildir: &Path, to: &str) -> Vec<String> {
     let mut found = Vec::new();
     for sub in ["new", "cur"] {
@@ -60,6 +61,7 @@ fn messages_to(maildir: &Path, to: &str) -> Vec<String> {
             let Ok(raw) = std::fs::read_to_string(entry.path()) else {
                 continue;
             };
+            let delivered = entry.metadata().and_then(|m| m.modified()).ok();
             let text = raw
                 .replace("=\r\n", "")
                 .replace("=\n", "")
@@ -68,11 +70,12 @@ fn messages_to(maildir: &Path, to: &str) -> Vec<String> {
                 l.to_ascii_lowercase().starts_with("to:") && l.to_ascii_lowercase().contains(to)
             });
             if addressed {
-                found.push(text);
+                found.push((delivered, entry.file_name(), text));
             }
         }
     }
-    found
+    found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    found.into_iter().map(|(_, _, text)| text).collect()
 }
 
 /// Waits for the `n`-th message to `to` and answers it.
@@ -81,7 +84,6 @@ async fn wait_for_mail(maildir: &Path, to: &str, n: usize) -> String {
     loop {
         let mut found = messages_to(maildir, to);
         if found.len() >= n {
-            found.sort_by_key(|m| m.find("Date:").map(|_| m.len()).unwrap_or(0));
             return found.swap_remove(n - 1);
         }
         assert!(
