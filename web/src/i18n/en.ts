@@ -84,6 +84,7 @@ export const en = {
   'settings.title': 'Settings',
   'settings.profile': 'Profile',
   'settings.avatar': 'Avatar URL',
+  'settings.uploadAvatar': 'Upload a picture (up to 5 MiB)',
   'settings.password': 'Password',
   'settings.currentPassword': 'Current password',
   'settings.newPassword': 'New password',

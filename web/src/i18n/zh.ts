@@ -86,6 +86,7 @@ export const zh: Record<MessageKey, string> = {
   'settings.title': '设置',
   'settings.profile': '个人资料',
   'settings.avatar': '头像地址',
+  'settings.uploadAvatar': '上传头像（不超过 5 MiB）',
   'settings.password': '密码',
   'settings.currentPassword': '当前密码',
   'settings.newPassword': '新密码',
