@@ -9,6 +9,7 @@ import { Layout } from './components/Layout';
 import { Toaster } from './components/ui/toast';
 import { Loading, RoutePage } from './components/RoutePage';
 import { AuthPage } from './pages/auth/Auth';
+import { ForgotPasswordPage, ResetPasswordPage, VerifyEmailPage } from './pages/auth/Recovery';
 import { routes } from './routes';
 import { useT } from './i18n';
 
@@ -75,6 +76,9 @@ export function App() {
       <Routes>
         <Route path="/login" element={<AuthPage mode="login" />} />
         <Route path="/register" element={<AuthPage mode="register" />} />
+        <Route path="/forgot-password" element={<ForgotPasswordPage />} />
+        <Route path="/reset-password" element={<ResetPasswordPage />} />
+        <Route path="/verify-email" element={<VerifyEmailPage />} />
         <Route
           path="/s/:token"
           element={

@@ -75,6 +75,16 @@ pub struct AuthConfig {
     pub argon2_iterations: u32,
     /// How long the gateway may trust a cached session check across instances.
     pub session_cache_secs: u64,
+    /// Accounts of role `user` with an unverified email cannot sign in (needs `[mail]`).
+    pub verified_email_for_login: bool,
+    /// API keys of accounts with an unverified email are refused by the relay (needs `[mail]`).
+    pub verified_email_for_relay: bool,
+    /// How long an email verification link works.
+    pub email_verification_ttl_secs: i64,
+    /// How long a password reset link works.
+    pub password_reset_ttl_secs: i64,
+    /// Admins and root act as plain users until they turn on two-factor sign-in.
+    pub two_factor_required_for_admins: bool,
 }
 
 /// Rate limits and login protection.
@@ -170,6 +180,11 @@ impl Default for AuthConfig {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             session_cache_secs: 10,
+            verified_email_for_login: false,
+            verified_email_for_relay: false,
+            email_verification_ttl_secs: 24 * 3600,
+            password_reset_ttl_secs: 3600,
+            two_factor_required_for_admins: false,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod config;
 mod http;
+pub mod mail;
 pub mod model;
 pub mod password;
 pub mod remote;
@@ -16,19 +17,21 @@ mod setup;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
+pub mod totp;
 pub mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use config::RegistrationConfig;
+pub use config::{MailConfig, RegistrationConfig};
 use moka::sync::Cache;
 use skein_core::api::{AccountEvents, SessionDirectory, SessionInfo, UserDirectory};
 use skein_core::auth::{JwtKeys, Role};
 use skein_core::config::{AuthConfig, LimitsConfig};
 use skein_core::ids::{new_id, now_ms};
 use skein_core::limit::RateLimiter;
+use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_core::{ApiError, ApiResult};
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
@@ -53,6 +56,8 @@ pub struct UserSettings {
     pub registration: RegistrationConfig,
     /// Login protection.
     pub limits: LimitsConfig,
+    /// Outgoing mail.
+    pub mail: MailConfig,
 }
 
 /// The User service.
@@ -69,6 +74,12 @@ pub struct UserService {
     observers: std::sync::RwLock<Vec<Arc<dyn AccountEvents>>>,
     /// The first-run gate (setup token).
     setup: setup::SetupGate,
+    /// The SMTP sender, when `[mail]` names a server.
+    mailer: Option<mail::Mailer>,
+    /// The mail queue's task.
+    background: BackgroundTasks,
+    /// Where uploaded avatars are stored (the File service, when it runs in this process).
+    files: Option<Arc<dyn skein_core::api::FileApi>>,
 }
 
 impl UserService {
@@ -83,6 +94,8 @@ impl UserService {
             settings.auth.argon2_memory_kib,
             settings.auth.argon2_iterations,
         )?;
+        let mailer = mail::Mailer::from_config(&settings.mail)
+            .map_err(|e| ApiError::internal(format!("cannot configure mail: {e}")))?;
         let sessions = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(settings.auth.session_cache_secs.max(1)))
@@ -97,7 +110,49 @@ impl UserService {
             sessions,
             observers: Default::default(),
             setup: Default::default(),
+            mailer,
+            background: BackgroundTasks::new(),
+            files: None,
         })
+    }
+
+    /// Stores uploaded avatars through `files` (composition time; without it, avatar upload
+    /// answers 503 and generated avatars are still served).
+    pub fn with_files(mut self, files: Option<Arc<dyn skein_core::api::FileApi>>) -> Self {
+        self.files = files;
+        self
+    }
+
+    /// Starts the mail queue's sender (when mail is configured). Call once, after the service
+    /// is in its `Arc`.
+    pub fn start(self: &Arc<Self>) {
+        if self.mailer.is_none() {
+            return;
+        }
+        let period = Duration::from_millis(self.settings.mail.poll_interval_ms);
+        self.background.every(
+            "mail_outbox",
+            period,
+            FirstRun::Now,
+            self,
+            |svc| async move {
+                if let Some(mailer) = &svc.mailer
+                    && let Err(error) = mailer.tick(&svc.db).await
+                {
+                    tracing::error!(%error, "mail queue tick failed");
+                }
+            },
+        );
+    }
+
+    /// Whether mail can be sent.
+    pub(crate) fn mail_enabled(&self) -> bool {
+        self.mailer.is_some()
+    }
+
+    /// The background tasks, for the binary's shutdown.
+    pub(crate) fn background_tasks(&self) -> &BackgroundTasks {
+        &self.background
     }
 
     /// Registers an observer of account events (composition time).
@@ -244,7 +299,7 @@ impl UserService {
         Ok(revoked)
     }
 
-    fn forget_user_sessions(&self, user_id: &str) {
+    pub(crate) fn forget_user_sessions(&self, user_id: &str) {
         let user_id = user_id.to_string();
         if self
             .sessions
@@ -271,7 +326,15 @@ impl SessionDirectory for UserService {
                 row
             }
         };
-        let role = row.role.parse::<Role>().unwrap_or(Role::User);
+        let mut role = row.role.parse::<Role>().unwrap_or(Role::User);
+        // `auth.two_factor_required_for_admins`: an admin without a second factor acts as a
+        // plain user (enough to turn it on) until they set it up.
+        if self.settings.auth.two_factor_required_for_admins
+            && role != Role::User
+            && row.totp_enabled == 0
+        {
+            role = Role::User;
+        }
         let active =
             row.revoked_at.is_none() && row.expires_at > now_ms() && row.status == "active";
         Ok(Some(SessionInfo {
@@ -295,9 +358,15 @@ impl UserDirectory for UserService {
         if !skein_core::ids::looks_like_id(user_id) {
             return Ok(false);
         }
+        // With `auth.verified_email_for_relay`, a plain user's keys work only once their
+        // address is proved (the relay asks here, and again when told of a status change).
+        let needs_verified = self.settings.auth.verified_email_for_relay;
         Ok(store::user_by_id(self.db.pool(), user_id)
             .await?
-            .is_some_and(|u| u.status == "active"))
+            .is_some_and(|u| {
+                u.status == "active"
+                    && !(needs_verified && u.role == "user" && u.email_verified_at.is_none())
+            }))
     }
 }
 

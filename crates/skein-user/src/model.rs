@@ -35,11 +35,16 @@ pub struct UserRow {
     pub updated_at: i64,
     /// Last sign-in, ms.
     pub last_login_at: Option<i64>,
+    /// When the current email was verified, ms.
+    pub email_verified_at: Option<i64>,
+    /// 1 when two-factor sign-in is on.
+    pub totp_enabled: i64,
 }
 
 /// Columns of [`UserRow`], for `SELECT`s.
 pub const USER_COLUMNS: &str = "id, username, email, password_hash, display_name, avatar_url, \
-     language, theme, role, status, invited_by, created_at, updated_at, last_login_at";
+     language, theme, role, status, invited_by, created_at, updated_at, last_login_at, email_verified_at, \
+     (SELECT COUNT(*) FROM user_totp t WHERE t.user_id = users.id AND t.enabled_at IS NOT NULL) AS totp_enabled";
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -68,6 +73,10 @@ pub struct Profile {
     pub created_at: String,
     /// RFC 3339.
     pub last_login_at: Option<String>,
+    /// Whether the email (if any) was proved to be the user's.
+    pub email_verified: bool,
+    /// Whether sign-in asks for a TOTP code after the password.
+    pub two_factor_enabled: bool,
 }
 
 impl From<UserRow> for Profile {
@@ -85,6 +94,8 @@ impl From<UserRow> for Profile {
             invited_by: row.invited_by,
             created_at: ms_to_rfc3339(row.created_at),
             last_login_at: row.last_login_at.map(ms_to_rfc3339),
+            email_verified: row.email_verified_at.is_some(),
+            two_factor_enabled: row.totp_enabled > 0,
         }
     }
 }

@@ -22,10 +22,18 @@ impl Service for UserService {
             tag("auth", "Registration, sign-in and tokens"),
             tag("user", "The signed-in user's profile"),
             tag("invites", "Invite codes"),
+            tag(
+                "account",
+                "Email verification, password reset, sessions and two-factor sign-in",
+            ),
         ]
     }
 
     fn internal_routes(self: Arc<Self>) -> axum::Router {
         crate::http::internal::routes(self)
+    }
+
+    fn background(&self) -> Option<&skein_core::service::BackgroundTasks> {
+        Some(self.background_tasks())
     }
 }

@@ -1,6 +1,10 @@
 //! The User service's SQL. Portable across SQLite and PostgreSQL; nothing outside this crate
 //! touches these tables.
 
+pub mod accounts;
+
+pub use accounts::{avatar_file, set_avatar_file};
+
 use skein_db::sqlx::{self, Any, Executor};
 use skein_db::{DbError, DbResult};
 
@@ -333,6 +337,8 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
     /// Expiry, ms.
     pub expires_at: i64,
+    /// 1 when the user has two-factor sign-in on.
+    pub totp_enabled: i64,
 }
 
 /// A session with its user's role and status.
@@ -341,7 +347,8 @@ pub async fn session_row<'c, E: Executor<'c, Database = Any>>(
     id: &str,
 ) -> DbResult<Option<SessionRow>> {
     Ok(sqlx::query_as(
-        "SELECT s.user_id, u.role, u.status, s.revoked_at, s.expires_at \
+        "SELECT s.user_id, u.role, u.status, s.revoked_at, s.expires_at, \
+           (SELECT COUNT(*) FROM user_totp t WHERE t.user_id = s.user_id AND t.enabled_at IS NOT NULL) AS totp_enabled \
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
     )
     .bind(id)

@@ -16,6 +16,17 @@ pub fn new_refresh_token() -> String {
     format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Prefix of one-time links sent by mail (verification, password reset).
+pub const LINK_PREFIX: &str = "skl_";
+
+/// A new one-time link token: 256 random bits. It is looked up by its hash, so it needs no
+/// signature: nobody can make one that the database holds.
+pub fn new_link_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill(&mut bytes);
+    format!("{LINK_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// What is stored for a token: its SHA-256, hex. A 256-bit random token needs no salt or
 /// slow hash; the database never holds a usable token.
 pub fn hash_token(token: &str) -> String {

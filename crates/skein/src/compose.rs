@@ -200,11 +200,14 @@ fn user(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
             auth: w.config.auth.clone(),
             registration: w.config.registration.clone(),
             limits: w.config.limits.clone(),
+            mail: w.config.mail.clone(),
         };
         let users = Arc::new(
             UserService::new(w.db.clone(), w.jwt.clone(), settings, w.limiter.clone())
-                .map_err(|e| anyhow::anyhow!("cannot start the User service: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("cannot start the User service: {e}"))?
+                .with_files(w.files.clone()),
         );
+        users.start();
         w.sessions = Some(users.clone());
         w.users = Some(users.clone());
         w.audit = Some(users.clone());

@@ -25,7 +25,7 @@ pub use skein_core::config::{
 use skein_core::secret::{Secret, mask_url};
 pub use skein_file::FileConfig;
 pub use skein_relay::RelayConfig;
-pub use skein_user::RegistrationConfig;
+pub use skein_user::{MailConfig, RegistrationConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +43,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Who may register (the User service).
     pub registration: RegistrationConfig,
+    /// Outgoing mail (the User service).
+    pub mail: MailConfig,
     /// Rate limits and login protection.
     pub limits: LimitsConfig,
     /// Quota, grants and reservations.
@@ -123,6 +125,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             auth: AuthConfig::default(),
             registration: RegistrationConfig::default(),
+            mail: MailConfig::default(),
             limits: LimitsConfig::default(),
             billing: BillingConfig::default(),
             relay: RelayConfig::default(),
@@ -155,6 +158,7 @@ const SECTIONS: &[&str] = &[
     "redis",
     "auth",
     "registration",
+    "mail",
     "limits",
     "billing",
     "relay",
@@ -231,11 +235,19 @@ impl Config {
                 "auth.argon2_memory_kib must be at least 8192 and argon2_iterations at least 1",
             );
         }
+        if (self.auth.verified_email_for_login || self.auth.verified_email_for_relay)
+            && !self.mail.enabled()
+        {
+            return bad(
+                "auth.verified_email_for_login/relay need mail.smtp_host: no mail could verify an address",
+            );
+        }
         if self.database.max_connections == 0 {
             return bad("database.max_connections must be at least 1");
         }
         let sections = [
             self.registration.validate(),
+            self.mail.validate(),
             self.billing.validate(),
             self.relay.validate(),
             self.chat.validate(),

@@ -30,6 +30,8 @@ const profile = (role: Profile['role']): Profile => ({
   invited_by: null,
   created_at: '2026-12-01T00:00:00Z',
   last_login_at: null,
+  email_verified: false,
+  two_factor_enabled: false,
 });
 
 /** A server whose state the test changes as steps are done. */

@@ -465,6 +465,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/login/2fa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The second sign-in step: the challenge from the login answer and a code (or a recovery
+         *     code). Wrong codes are limited per account (429) and per challenge (5, then it is void).
+         */
+        post: operations["login_second_factor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/logout": {
         parameters: {
             query?: never;
@@ -476,6 +496,46 @@ export interface paths {
         put?: never;
         /** End a session: the access token's, or the one the given refresh token belongs to. */
         post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password/forgot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password reset mail. The answer is the same whether or not an account has this
+         *     address, so it tells nobody who has an account here.
+         */
+        post: operations["forgot_password"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with the token from the reset mail. Every session of the account is
+         *     signed out; the token works once.
+         */
+        post: operations["reset_password"];
         delete?: never;
         options?: never;
         head?: never;
@@ -536,6 +596,27 @@ export interface paths {
         get: operations["setup_state"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/verify-email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify an email address with the token from the verification mail. The token works once
+         *     and expires after `auth.email_verification_ttl_secs`; for an address change, the new address
+         *     becomes the account's now.
+         */
+        post: operations["verify_email"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1336,6 +1417,136 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/user/2fa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Two-factor state of the signed-in account. */
+        get: operations["status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/2fa/totp/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turn two-factor sign-in off, with the password and a code (or a recovery code). */
+        post: operations["disable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/2fa/totp/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm the set-up with a first code: two-factor sign-in is on from now, and the answer
+         *     holds the recovery codes (shown this once).
+         */
+        post: operations["enable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/2fa/totp/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start setting up TOTP: answers a new secret and its `otpauth://` URI. Nothing changes at
+         *     sign-in until a first code confirms it (`POST /user/2fa/totp/enable`).
+         */
+        post: operations["setup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Upload an avatar: it is cropped to a square, stored at 256 px and becomes `avatar_url`. */
+        put: operations["upload_avatar"];
+        post?: never;
+        /** Remove the uploaded avatar; the generated one shows again. */
+        delete: operations["delete_avatar"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change the signed-in account's email. A link goes to the new address; the address changes
+         *     when it is opened. If another account has the address, that address is told so instead,
+         *     and this answer is the same, so it reveals nobody's account.
+         */
+        put: operations["change_email"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/email/verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send the verification mail again to the signed-in account's address. */
+        post: operations["resend_verification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/user/invite-codes": {
         parameters: {
             query?: never;
@@ -1404,6 +1615,77 @@ export interface paths {
         head?: never;
         /** Change the display name, avatar, language or theme. */
         patch: operations["update_profile"];
+        trace?: never;
+    };
+    "/api/v1/user/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user's active sessions. */
+        get: operations["list_sessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Sign out one of the signed-in user's sessions (its tokens stop working). Another user's
+         *     session id is 404, exactly like an unknown one.
+         */
+        delete: operations["revoke_session"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/sessions/revoke-others": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sign out every other session of the signed-in user; this one stays. */
+        post: operations["revoke_other_sessions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A user's avatar: the uploaded picture (PNG, 256 px), or generated initials (SVG). */
+        get: operations["get_avatar"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
 }
@@ -1568,6 +1850,21 @@ export interface components {
             /** @description Entry id. */
             id: string;
         };
+        /** @description An avatar upload: one multipart field `file` with a JPEG, PNG, WebP or GIF image. */
+        AvatarUpload: {
+            /**
+             * Format: binary
+             * @description The picture, at most 5 MiB.
+             */
+            file: string;
+        };
+        /** @description A new address for the signed-in account. */
+        ChangeEmailRequest: {
+            /** @description The account's password. */
+            current_password: string;
+            /** @description The new address; it replaces the current one when its link is opened. */
+            email: string;
+        };
         /** @description A channel as admins see it: never a key or header value. */
         Channel: {
             /** @description Upstream base URL. */
@@ -1663,6 +1960,11 @@ export interface components {
              * @description Quota units per million completion tokens.
              */
             output_price: number;
+        };
+        /** @description A code from the authenticator app. */
+        CodeConfirm: {
+            /** @description 6 digits. */
+            code: string;
         };
         /** @description Settings of a conversation (`null` clears one in an update). */
         ConversationInput: {
@@ -1879,6 +2181,18 @@ export interface components {
             /** @description Models left as they were because they already had a price. */
             kept: string[];
         };
+        /** @description Password and a code (or a recovery code), to turn two-factor sign-in off. */
+        DisableTotp: {
+            /** @description A current code, or an unused recovery code. */
+            code: string;
+            /** @description The account's password. */
+            password: string;
+        };
+        /** @description The address that is now verified. */
+        EmailVerified: {
+            /** @description The account's email, now verified. */
+            email: string;
+        };
         /** @description The `error` member of [`ErrorEnvelope`]. */
         ErrorBody: {
             /** @description Stable machine-readable code. */
@@ -1974,6 +2288,11 @@ export interface components {
             /** @description Whether the thumbnail and web-sized copies are ready. */
             variants_ready: boolean;
         };
+        /** @description Who forgot a password. */
+        ForgotPasswordRequest: {
+            /** @description The account's email. */
+            email: string;
+        };
         /** @description One channel group's price multiplier. */
         GroupMultiplier: {
             /** @description The group, as named in `relay.groups`. */
@@ -2055,6 +2374,11 @@ export interface components {
              */
             seq: number;
         };
+        /**
+         * @description What a right password answers. Only its schema is used (the handler answers either shape
+         *     itself), so the variants are never built.
+         */
+        LoginAnswer: components["schemas"]["TokenResponse"] | components["schemas"]["TwoFactorChallenge"];
         /** @description Credentials. */
         LoginRequest: {
             /** @description Username or email. */
@@ -2062,10 +2386,22 @@ export interface components {
             /** @description Password. */
             password: string;
         };
+        /** @description The second sign-in step. */
+        LoginSecondFactor: {
+            /** @description From the login answer. */
+            challenge: string;
+            /** @description A current code, or an unused recovery code. */
+            code: string;
+        };
         /** @description Which session to end: the bearer token's, or the one a refresh token belongs to. */
         LogoutRequest: {
             /** @description Ends this token's session (when no access token is sent). */
             refresh_token?: string | null;
+        };
+        /** @description A mail was queued (or, where saying so would reveal an account, might have been). */
+        MailQueued: {
+            /** @description Always true. */
+            accepted: boolean;
         };
         /** @description A row of the pricing table. */
         ModelPrice: components["schemas"]["Rates"] & {
@@ -2391,6 +2727,8 @@ export interface components {
                 display_name: string;
                 /** @description Email, if the account has one. */
                 email?: string | null;
+                /** @description Whether the email (if any) was proved to be the user's. */
+                email_verified: boolean;
                 /** @description Id. */
                 id: string;
                 /** @description Who invited this user. */
@@ -2405,6 +2743,8 @@ export interface components {
                 status: string;
                 /** @description UI theme: `system`, `light` or `dark`. */
                 theme: string;
+                /** @description Whether sign-in asks for a TOTP code after the password. */
+                two_factor_enabled: boolean;
                 /** @description Username, if the account has one. */
                 username?: string | null;
             }[];
@@ -2572,6 +2912,11 @@ export interface components {
              */
             revoked_sessions: number;
         };
+        /** @description The password, to start or change two-factor settings. */
+        PasswordConfirm: {
+            /** @description The account's password. */
+            password: string;
+        };
         /** @description A new password set by an admin. */
         PasswordReset: {
             /** @description 8–128 characters. */
@@ -2638,6 +2983,8 @@ export interface components {
             display_name: string;
             /** @description Email, if the account has one. */
             email?: string | null;
+            /** @description Whether the email (if any) was proved to be the user's. */
+            email_verified: boolean;
             /** @description Id. */
             id: string;
             /** @description Who invited this user. */
@@ -2652,6 +2999,8 @@ export interface components {
             status: string;
             /** @description UI theme: `system`, `light` or `dark`. */
             theme: string;
+            /** @description Whether sign-in asks for a TOTP code after the password. */
+            two_factor_enabled: boolean;
             /** @description Username, if the account has one. */
             username?: string | null;
         };
@@ -2767,6 +3116,11 @@ export interface components {
              */
             per_call: number;
         };
+        /** @description Recovery codes, shown once. */
+        RecoveryCodes: {
+            /** @description Each works once in place of a code. Stored hashed: this is the only time they are shown. */
+            recovery_codes: string[];
+        };
         /** @description What a redemption added. */
         Redeemed: {
             /**
@@ -2847,6 +3201,13 @@ export interface components {
             /** @description The name (made safe: no folders, no control characters, at most 255 bytes). */
             name: string;
         };
+        /** @description A new password, with the token from the reset mail. */
+        ResetPasswordRequest: {
+            /** @description 8–128 characters. */
+            new_password: string;
+            /** @description The `token` parameter of the link. */
+            token: string;
+        };
         /** @description What the process holds now. */
         RuntimeReport: {
             allocator?: null | components["schemas"]["AllocatorStats"];
@@ -2896,6 +3257,34 @@ export interface components {
              *     message). Editing a message = sending with that message's parent.
              */
             parent_id?: string | null;
+        };
+        /** @description Active sessions. */
+        SessionList: {
+            /** @description Most recently seen first. */
+            items: components["schemas"]["SessionView"][];
+        };
+        /** @description How many sessions ended. */
+        SessionsRevoked: {
+            /**
+             * Format: int64
+             * @description Count.
+             */
+            revoked_sessions: number;
+        };
+        /** @description One signed-in device. */
+        SessionView: {
+            /** @description RFC 3339: when it signed in. */
+            created_at: string;
+            /** @description Whether this is the session making the request. */
+            current: boolean;
+            /** @description Session id. */
+            id: string;
+            /** @description The address it signed in from. */
+            ip?: string | null;
+            /** @description RFC 3339: when it last renewed its tokens. */
+            last_seen_at: string;
+            /** @description The browser or program, as its user agent said at sign-in. */
+            user_agent?: string | null;
         };
         /** @description A group's new multiplier. */
         SetMultiplier: {
@@ -3010,6 +3399,37 @@ export interface components {
             /** @description Always `Bearer`. */
             token_type: string;
             user?: null | components["schemas"]["Profile"];
+        };
+        /** @description A set-up waiting for its first code. */
+        TotpSetup: {
+            /** @description `otpauth://totp/...`, for a QR code. */
+            otpauth_uri: string;
+            /** @description The shared secret, base32, for typing into an app. */
+            secret: string;
+        };
+        /** @description The answer to a right password when the account has two-factor sign-in on. */
+        TwoFactorChallenge: {
+            /** @description Works once, for `expires_in` seconds. */
+            challenge: string;
+            /**
+             * Format: int64
+             * @description Seconds.
+             */
+            expires_in: number;
+            /** @description Always true: send `challenge` and a code to `POST /auth/login/2fa`. */
+            two_factor_required: boolean;
+        };
+        /** @description Two-factor state of the signed-in account. */
+        TwoFactorStatus: {
+            /** @description Whether sign-in asks for a code. */
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description Unused recovery codes.
+             */
+            recovery_codes_left: number;
+            /** @description Whether this server requires it of this account (admins, when configured). */
+            required: boolean;
         };
         /**
          * @description A model some channel serves that has no price: requests for it are refused as
@@ -3205,6 +3625,18 @@ export interface components {
             role?: string | null;
             /** @description `active` or `disabled`. Disabling signs the user out everywhere. */
             status?: string | null;
+        };
+        /** @description The answer to registering when the server verifies addresses before sign-in. */
+        VerificationPending: {
+            /** @description The new account. */
+            user: components["schemas"]["Profile"];
+            /** @description Always true: open the link mailed to the address, then sign in. */
+            verification_required: boolean;
+        };
+        /** @description A token from a link in a mail. */
+        VerifyEmailRequest: {
+            /** @description The `token` parameter of the link. */
+            token: string;
         };
     };
     responses: never;
@@ -4451,13 +4883,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Signed in */
+            /** @description Signed in (tokens), or, with two-factor sign-in on, the challenge for `POST /auth/login/2fa` */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TokenResponse"];
+                    "application/json": components["schemas"]["LoginAnswer"];
                 };
             };
             /** @description Wrong credentials */
@@ -4469,7 +4901,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Account disabled */
+            /** @description Account disabled, or its email is not verified (`email_not_verified`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4479,6 +4911,57 @@ export interface operations {
                 };
             };
             /** @description Too many failed attempts */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    login_second_factor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginSecondFactor"];
+            };
+        };
+        responses: {
+            /** @description Signed in */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description Unknown, used or expired challenge */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong code */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many wrong codes */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4520,6 +5003,89 @@ export interface operations {
             };
             /** @description The cookie was used without the X-Skein-CSRF header */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    forgot_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForgotPasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description If an account has this address, a mail is on its way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailQueued"];
+                };
+            };
+            /** @description Not an email address */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description This server sends no mail */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reset_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResetPasswordRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasswordResetDone"];
+                };
+            };
+            /** @description Unknown, used or expired link */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The new password is not acceptable */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4593,6 +5159,15 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
+            /** @description Account created; sign-in waits for the address to be verified (`auth.verified_email_for_login`) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationPending"];
+                };
+            };
             /** @description Registration is closed, or the first account lacks the setup token */
             403: {
                 headers: {
@@ -4647,6 +5222,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SetupState"];
+                };
+            };
+        };
+    };
+    verify_email: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyEmailRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmailVerified"];
+                };
+            };
+            /** @description Unknown, used or expired link */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The address was taken by another account meanwhile */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };
@@ -6967,6 +7583,381 @@ export interface operations {
             };
         };
     };
+    status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorStatus"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    disable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DisableTotp"];
+            };
+        };
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Wrong password */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not on */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong code */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many wrong codes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    enable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CodeConfirm"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description No set-up started */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Already on */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong code */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many wrong codes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    setup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordConfirm"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpSetup"];
+                };
+            };
+            /** @description Wrong password */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Already on */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    upload_avatar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["AvatarUpload"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Profile"];
+                };
+            };
+            /** @description Over 5 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an image this server reads */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No file storage in this process */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_avatar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Profile"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    change_email: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangeEmailRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailQueued"];
+                };
+            };
+            /** @description Wrong password */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an email address, or the current one */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many attempts */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description This server sends no mail */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    resend_verification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailQueued"];
+                };
+            };
+            /** @description Already verified */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The account has no email */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many mails asked for */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description This server sends no mail */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_own_codes: {
         parameters: {
             query?: never;
@@ -7172,6 +8163,127 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_sessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    revoke_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Session id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    revoke_other_sessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsRevoked"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_avatar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description image/png or image/svg+xml */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": unknown;
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -112,9 +112,25 @@ export async function api<T = unknown>(path: string, opts: ApiOptions = {}): Pro
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
-/** Signs in with a login and password. */
-export async function signIn(login: string, password: string) {
-  const tokens = await api<TokenResponse>('auth/login', { body: { login, password }, auth: false });
+/** What a right password answers when the account has two-factor sign-in on. */
+export interface TwoFactorChallenge {
+  two_factor_required: true;
+  challenge: string;
+  expires_in: number;
+}
+
+/** Signs in with a login and password; answers the challenge instead when a second factor is
+ * needed (then [`signInSecondFactor`] finishes). */
+export async function signIn(login: string, password: string): Promise<TokenResponse | TwoFactorChallenge> {
+  const answer = await api<TokenResponse | TwoFactorChallenge>('auth/login', { body: { login, password }, auth: false });
+  if ('two_factor_required' in answer && answer.two_factor_required) return answer;
+  acceptTokens(answer as TokenResponse);
+  return answer;
+}
+
+/** The second sign-in step: the challenge and a TOTP or recovery code. */
+export async function signInSecondFactor(challenge: string, code: string) {
+  const tokens = await api<TokenResponse>('auth/login/2fa', { body: { challenge, code: code.trim() }, auth: false });
   acceptTokens(tokens);
   return tokens;
 }

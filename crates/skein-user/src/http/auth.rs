@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use skein_core::auth::{AuthState, Role};
 use skein_core::error::ErrorEnvelope;
@@ -93,6 +94,7 @@ pub async fn setup_state(State(svc): State<Arc<UserService>>) -> ApiResult<ApiJs
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created and signed in", body = TokenResponse),
+        (status = 202, description = "Account created; sign-in waits for the address to be verified (`auth.verified_email_for_login`)", body = VerificationPending),
         (status = 403, description = "Registration is closed, or the first account lacks the setup token", body = ErrorEnvelope),
         (status = 409, description = "Email or username taken", body = ErrorEnvelope),
         (status = 422, description = "Invalid field or invite code", body = ErrorEnvelope),
@@ -104,7 +106,7 @@ pub async fn register(
     lang: Lang,
     headers: HeaderMap,
     ApiJson(req): ApiJson<RegisterRequest>,
-) -> ApiResult<(StatusCode, HeaderMap, ApiJson<TokenResponse>)> {
+) -> ApiResult<Response> {
     // Every field is checked before answering, so a form shows all its errors at once.
     let mut invalid = Vec::new();
     let mut check = |result: ApiResult<String>| result.map_err(|e| invalid.push(e)).ok();
@@ -214,6 +216,17 @@ pub async fn register(
         None => None,
     };
     let role = if first { Role::Root } else { Role::User };
+    // With verification required for sign-in, a plain account signs in only after its
+    // address is proved, so it must have one. The first (root) account is vouched for by the
+    // setup token.
+    let must_verify = svc.settings.auth.verified_email_for_login && !first;
+    if must_verify && email.is_none() {
+        return Err(ApiError::invalid_field(
+            "email",
+            "An email address is required: this server verifies it before you sign in.",
+            "需要填写邮箱地址：本服务器在登录前会验证邮箱。",
+        ));
+    }
     let new = store::NewUser {
         id: &id,
         username: username.as_deref(),
@@ -231,9 +244,20 @@ pub async fn register(
     if let Some((code_id, inviter)) = &invite {
         store::insert_invitation(&mut *tx, &id, inviter, code_id, now).await?;
     }
-    let tokens = svc
-        .open_session(&mut tx, &id, role, &headers, ip, now)
-        .await?;
+    if let Some(email) = email.as_deref()
+        && svc.mail_enabled()
+    {
+        svc.queue_verification(&mut tx, &id, &display_name, &language, email)
+            .await?;
+    }
+    let tokens = if must_verify {
+        None
+    } else {
+        Some(
+            svc.open_session(&mut tx, &id, role, &headers, ip, now)
+                .await?,
+        )
+    };
     tx.commit().await.map_err(DbError::from)?;
     if first {
         svc.setup.finish();
@@ -242,6 +266,16 @@ pub async fn register(
     svc.announce_registration(&id, invite.as_ref().map(|(_, inviter)| inviter.as_str()))
         .await;
     let user = svc.profile_of(&id).await?;
+    let Some(tokens) = tokens else {
+        return Ok((
+            StatusCode::ACCEPTED,
+            ApiJson(VerificationPending {
+                verification_required: true,
+                user,
+            }),
+        )
+            .into_response());
+    };
     let (cookie, tokens) = svc.hand_out(&headers, tokens);
     Ok((
         StatusCode::CREATED,
@@ -250,7 +284,29 @@ pub async fn register(
             user: Some(user),
             ..tokens
         }),
-    ))
+    )
+        .into_response())
+}
+
+/// The answer to registering when the server verifies addresses before sign-in.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct VerificationPending {
+    /// Always true: open the link mailed to the address, then sign in.
+    pub verification_required: bool,
+    /// The new account.
+    pub user: Profile,
+}
+
+/// What a right password answers. Only its schema is used (the handler answers either shape
+/// itself), so the variants are never built.
+#[allow(dead_code)]
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    /// Signed in.
+    Tokens(Box<TokenResponse>),
+    /// Two-factor sign-in is on: the code step comes next.
+    SecondFactor(super::twofactor::TwoFactorChallenge),
 }
 
 /// Sign in with a username or email and a password.
@@ -260,9 +316,9 @@ pub async fn register(
 /// address across accounts lock the address. Either way the answer is 429 with `Retry-After`.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in (tokens), or, with two-factor sign-in on, the challenge for `POST /auth/login/2fa`", body = LoginAnswer),
         (status = 401, description = "Wrong credentials", body = ErrorEnvelope),
-        (status = 403, description = "Account disabled", body = ErrorEnvelope),
+        (status = 403, description = "Account disabled, or its email is not verified (`email_not_verified`)", body = ErrorEnvelope),
         (status = 429, description = "Too many failed attempts", body = ErrorEnvelope),
     ))]
 pub async fn login(
@@ -270,7 +326,7 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
-) -> ApiResult<(HeaderMap, ApiJson<TokenResponse>)> {
+) -> ApiResult<Response> {
     let user = if req.login.len() <= 254 {
         store::user_by_login(svc.db.pool(), &req.login).await?
     } else {
@@ -339,24 +395,16 @@ pub async fn login(
     if user.status != "active" {
         return Err(account_disabled());
     }
-    let now = now_ms();
-    let role = user.role.parse::<Role>().unwrap_or(Role::User);
-    let mut tx = svc.db.begin_write().await?;
-    store::set_last_login(&mut *tx, &user.id, now).await?;
-    let tokens = svc
-        .open_session(&mut tx, &user.id, role, &headers, ip, now)
-        .await?;
-    tx.commit().await.map_err(DbError::from)?;
-    let mut profile = Profile::from(user);
-    profile.last_login_at = Some(skein_core::ids::ms_to_rfc3339(now));
-    let (cookie, tokens) = svc.hand_out(&headers, tokens);
-    Ok((
-        cookie,
-        ApiJson(TokenResponse {
-            user: Some(profile),
-            ..tokens
-        }),
-    ))
+    if svc.settings.auth.verified_email_for_login
+        && user.role == "user"
+        && user.email_verified_at.is_none()
+    {
+        return Err(email_not_verified());
+    }
+    if user.totp_enabled > 0 {
+        return svc.open_challenge(&user.id).await;
+    }
+    svc.finish_login(user, &headers, ip).await
 }
 
 /// Exchange a refresh token for new tokens. Each refresh token works once: presenting a used
@@ -477,7 +525,7 @@ pub async fn logout(
 impl UserService {
     /// Puts the refresh token into its cookie, and leaves it out of the body for a browser
     /// (a request with `X-Skein-CSRF: 1`), where page scripts could read it.
-    fn hand_out(
+    pub(crate) fn hand_out(
         &self,
         headers: &HeaderMap,
         mut tokens: TokenResponse,
@@ -550,6 +598,15 @@ fn invalid_refresh() -> ApiError {
         "invalid_refresh_token",
         "The refresh token is invalid, expired or revoked. Sign in again.",
         "刷新令牌无效、已过期或已被撤销，请重新登录。",
+    )
+}
+
+fn email_not_verified() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "email_not_verified",
+        "Verify your email address first: open the link we mailed you, or ask for a new one.",
+        "请先验证邮箱：打开我们发送给您的邮件中的链接，或重新申请验证邮件。",
     )
 }
 

@@ -3,10 +3,14 @@
 mod admin;
 mod audit;
 mod auth;
+mod avatar;
 pub mod cookie;
+mod email;
 pub(crate) mod internal;
 mod invites;
 mod profile;
+mod sessions;
+mod twofactor;
 
 use std::sync::Arc;
 
@@ -45,9 +49,30 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
+        .routes(routes!(twofactor::login_second_factor))
+        .routes(routes!(email::verify_email))
+        .routes(routes!(email::forgot_password))
+        .routes(routes!(email::reset_password))
+        .routes(routes!(avatar::get_avatar))
         // Signed-in users.
         .routes(routes!(profile::get_profile, profile::update_profile))
         .routes(routes!(profile::change_password))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(avatar::upload_avatar, avatar::delete_avatar))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    avatar::MAX_AVATAR_BYTES + 64 * 1024,
+                )),
+        )
+        .routes(routes!(email::change_email))
+        .routes(routes!(email::resend_verification))
+        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::revoke_session))
+        .routes(routes!(sessions::revoke_other_sessions))
+        .routes(routes!(twofactor::status))
+        .routes(routes!(twofactor::setup))
+        .routes(routes!(twofactor::enable))
+        .routes(routes!(twofactor::disable))
         .routes(routes!(invites::list_own_codes, invites::create_own_code))
         .routes(routes!(invites::list_invitees))
         // Admins.

@@ -7,6 +7,7 @@ import type { Profile } from '../../lib/types';
 import { useT, useValueName } from '../../i18n';
 import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../../components/ui';
 import { toast } from '../../components/ui/toast';
+import { EmailCard, SessionsCard, TwoFactorCard } from './Security';
 
 /** Profile, password, language and theme. */
 export default function SettingsPage() {
@@ -74,7 +75,12 @@ export default function SettingsPage() {
               setUser(
                 await api<Profile>('user/profile', {
                   method: 'PATCH',
-                  body: { display_name: profile.display_name, avatar_url: profile.avatar_url.trim() || null },
+                  // The avatar URL goes only when edited: an uploaded avatar's own address is
+                  // not an http(s) URL the field would accept.
+                  body:
+                    profile.avatar_url.trim() === (user?.avatar_url ?? '')
+                      ? { display_name: profile.display_name }
+                      : { display_name: profile.display_name, avatar_url: profile.avatar_url.trim() || null },
                 }),
               );
               toast(t('common.saved'));
@@ -83,9 +89,43 @@ export default function SettingsPage() {
             }
           }}
         >
-          <p className="text-sm text-muted-fg">
-            {user?.username ?? user?.email} · {user ? v(user.role) : ''}
-          </p>
+          <div className="flex items-center gap-3">
+            {user && (
+              <img
+                src={user.avatar_url?.startsWith('/api/') ? user.avatar_url : `/api/v1/users/${user.id}/avatar`}
+                alt=""
+                className="h-14 w-14 shrink-0 rounded-full border border-border object-cover"
+                data-testid="avatar"
+              />
+            )}
+            <div className="min-w-0 space-y-1">
+              <p className="truncate text-sm text-muted-fg">
+                {user?.username ?? user?.email} · {user ? v(user.role) : ''}
+              </p>
+              <label className="inline-flex cursor-pointer text-sm text-primary hover:underline">
+                {t('settings.uploadAvatar')}
+                <input
+                  type="file"
+                  accept="image/png,image/jpeg,image/webp,image/gif"
+                  className="sr-only"
+                  onChange={async (e) => {
+                    const file = e.target.files?.[0];
+                    e.target.value = '';
+                    if (!file) return;
+                    setProfileError(null);
+                    const form = new FormData();
+                    form.append('file', file);
+                    try {
+                      setUser(await api<Profile>('user/avatar', { method: 'PUT', body: form }));
+                      toast(t('common.saved'));
+                    } catch (err) {
+                      setProfileError(err);
+                    }
+                  }}
+                />
+              </label>
+            </div>
+          </div>
           <Field label={t('auth.displayName')}>
             <Input value={profile.display_name} onChange={(e) => setProfile({ ...profile, display_name: e.target.value })} />
           </Field>
@@ -122,6 +162,9 @@ export default function SettingsPage() {
           <Button type="submit">{t('settings.changePassword')}</Button>
         </form>
       </Card>
+      <EmailCard />
+      <TwoFactorCard />
+      <SessionsCard />
     </div>
   );
 }

@@ -27,6 +27,8 @@ const person = (id: string, name: string, role: Profile['role']): Profile => ({
   invited_by: null,
   created_at: '2026-12-01T00:00:00Z',
   last_login_at: null,
+  email_verified: false,
+  two_factor_enabled: false,
 });
 
 const root = person('r1', 'Root', 'root');

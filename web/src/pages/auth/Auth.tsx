@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { Link, Navigate, useNavigate, useSearchParams } from 'react-router-dom';
-import { api, ApiError, signIn } from '../../lib/api';
+import { api, ApiError, signIn, signInSecondFactor } from '../../lib/api';
 import { acceptTokens, authStore } from '../../lib/auth';
 import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../../lib/settings';
 import { useStore } from '../../lib/store';
@@ -61,6 +61,11 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
   const [checked, setChecked] = useState(false);
   const [serverFields, setServerFields] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
+  // After a right password on an account with two-factor sign-in: the code step.
+  const [challenge, setChallenge] = useState<string | null>(null);
+  const [code, setCode] = useState('');
+  // Registration on a server that verifies addresses first: the mail is on its way.
+  const [pendingEmail, setPendingEmail] = useState<string | null>(null);
   const next = safeNext(params.get('next'));
   if (accessToken) return <Navigate to={next} replace />;
 
@@ -84,10 +89,16 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
     setError(null);
     setServerFields({});
     try {
-      if (mode === 'login') {
-        await signIn(form.login.trim(), form.password);
+      if (mode === 'login' && challenge) {
+        await signInSecondFactor(challenge, code);
+      } else if (mode === 'login') {
+        const answer = await signIn(form.login.trim(), form.password);
+        if ('two_factor_required' in answer) {
+          setChallenge(answer.challenge);
+          return;
+        }
       } else {
-        const tokens = await api<TokenResponse>('auth/register', {
+        const tokens = await api<TokenResponse | { verification_required: true }>('auth/register', {
           auth: false,
           body: {
             username: form.username.trim() || undefined,
@@ -98,6 +109,10 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
             language: langStore.get(),
           },
         });
+        if ('verification_required' in tokens) {
+          setPendingEmail(form.email.trim());
+          return;
+        }
         acceptTokens(tokens);
       }
       navigate(next, { replace: true });
@@ -106,6 +121,8 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
         setShowInvite(true);
       }
       if (err instanceof ApiError && err.code === 'setup_token_required') setNeedsSetup(true);
+      // A dead challenge (expired, used, too many wrong codes) starts sign-in over.
+      if (err instanceof ApiError && err.code === 'invalid_challenge') setChallenge(null);
       const listed = err instanceof ApiError && Array.isArray(err.details?.errors) ? (err.details.errors as Array<{ field?: string; message?: string }>) : [];
       const byField = Object.fromEntries(listed.filter((f) => f.field && f.message).map((f) => [f.field, f.message]));
       setServerFields(byField as Record<string, string>);
@@ -136,6 +153,23 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
             </Link>
           </p>
         )}
+        {pendingEmail && (
+          <p className="mb-3 rounded-md bg-muted px-3 py-2 text-sm" data-testid="verify-pending">
+            {t('auth.verifyFirst', { email: pendingEmail })}
+          </p>
+        )}
+        {challenge ? (
+          <form className="space-y-3" onSubmit={submit}>
+            <p className="text-sm text-muted-fg">{t('auth.twoFactorHint')}</p>
+            <Field label={t('auth.twoFactorTitle')}>
+              <Input name="code" inputMode="numeric" autoComplete="one-time-code" autoFocus required value={code} onChange={(e) => setCode(e.target.value)} />
+            </Field>
+            <ErrorText error={error} />
+            <Button type="submit" className="w-full" disabled={busy}>
+              {t('auth.signIn')}
+            </Button>
+          </form>
+        ) : (
         <form className="space-y-3" onSubmit={submit} noValidate={mode === 'register'}>
           {mode === 'login' ? (
             <Field label={t('auth.login')}>
@@ -187,7 +221,15 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
           <Button type="submit" className="w-full" disabled={busy}>
             {mode === 'login' ? t('auth.signIn') : t('auth.register')}
           </Button>
+          {mode === 'login' && (
+            <p className="text-right text-sm">
+              <Link className="text-primary hover:underline" to="/forgot-password">
+                {t('auth.forgot')}
+              </Link>
+            </p>
+          )}
         </form>
+        )}
         <p className="mt-4 text-center text-sm text-muted-fg">
           {mode === 'login' ? t('auth.noAccount') : t('auth.haveAccount')}{' '}
           <Link className="text-primary hover:underline" to={`${mode === 'login' ? '/register' : '/login'}?next=${encodeURIComponent(next)}`}>

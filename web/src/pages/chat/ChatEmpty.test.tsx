@@ -21,6 +21,8 @@ const profile = (role: Profile['role']): Profile => ({
   invited_by: null,
   created_at: '2026-12-01T00:00:00Z',
   last_login_at: null,
+  email_verified: false,
+  two_factor_enabled: false,
 });
 
 const show = (hasModels: boolean) =>

@@ -1,0 +1,276 @@
+//! Avatars: an uploaded picture, cropped to a square and stored small (256 px PNG) through the
+//! File service, or, when there is none, a generated one: initials on a colour derived from
+//! the user id, so it is the same on every page and every instance.
+//!
+//! Avatars are served without sign-in (an `<img>` sends no bearer token) at
+//! `/api/v1/users/{id}/avatar`; they show nothing but the picture or the initials.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use skein_core::api::{FilePurpose, NewFile};
+use skein_core::auth::AuthUser;
+use skein_core::error::ErrorEnvelope;
+use skein_core::extract::ApiJson;
+use skein_core::ids::now_ms;
+use skein_core::{ApiError, ApiResult};
+use utoipa::ToSchema;
+
+use crate::model::Profile;
+use crate::{UserService, store};
+
+/// The largest upload accepted.
+pub const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
+/// The side of the stored square, pixels.
+const SIDE: u32 = 256;
+/// Pictures with more pixels than this are refused before they are decoded (pixel bombs).
+const MAX_PIXELS: u64 = 40_000_000;
+
+/// An avatar upload: one multipart field `file` with a JPEG, PNG, WebP or GIF image.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AvatarUpload {
+    /// The picture, at most 5 MiB.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// Upload an avatar: it is cropped to a square, stored at 256 px and becomes `avatar_url`.
+#[utoipa::path(put, path = "/user/avatar", tag = "user", security(("bearer" = [])),
+    request_body(content = AvatarUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, body = Profile),
+        (status = 413, description = "Over 5 MiB", body = ErrorEnvelope),
+        (status = 422, description = "Not an image this server reads", body = ErrorEnvelope),
+        (status = 503, description = "No file storage in this process", body = ErrorEnvelope),
+    ))]
+pub async fn upload_avatar(
+    State(svc): State<Arc<UserService>>,
+    user: AuthUser,
+    mut form: Multipart,
+) -> ApiResult<ApiJson<Profile>> {
+    let Some(files) = svc.files.clone() else {
+        return Err(ApiError::unavailable("file storage"));
+    };
+    let mut bytes = None;
+    while let Some(field) = form.next_field().await.map_err(bad_form)? {
+        if field.name() == Some("file") {
+            bytes = Some(field.bytes().await.map_err(bad_form)?);
+            break;
+        }
+    }
+    let Some(bytes) = bytes else {
+        return Err(ApiError::invalid_field(
+            "file",
+            "Send the picture in a multipart field named `file`.",
+            "请在名为 `file` 的 multipart 字段中上传图片。",
+        ));
+    };
+    if bytes.len() > MAX_AVATAR_BYTES {
+        return Err(too_large());
+    }
+    let png = tokio::task::spawn_blocking(move || square_png(&bytes))
+        .await
+        .map_err(ApiError::internal)??;
+    let body = futures::stream::once(async move { Ok(bytes::Bytes::from(png)) }).boxed();
+    let meta = files
+        .store(
+            NewFile {
+                owner_id: user.user_id.clone(),
+                name: "avatar.png".into(),
+                purpose: FilePurpose::Avatar,
+            },
+            body,
+        )
+        .await?;
+    let previous =
+        store::set_avatar_file(svc.db.pool(), &user.user_id, Some(&meta.id), now_ms()).await?;
+    // The old picture goes, unless it is the same content (the File service dedups).
+    if let Some(old) = previous.filter(|old| *old != meta.id)
+        && let Err(error) = files.delete(&user.user_id, &old).await
+    {
+        tracing::warn!(%error, "old avatar not deleted");
+    }
+    svc.forget_user_sessions(&user.user_id);
+    Ok(ApiJson(svc.profile_of(&user.user_id).await?))
+}
+
+/// Remove the uploaded avatar; the generated one shows again.
+#[utoipa::path(delete, path = "/user/avatar", tag = "user", security(("bearer" = [])),
+    responses((status = 200, body = Profile), (status = 401, body = ErrorEnvelope)))]
+pub async fn delete_avatar(
+    State(svc): State<Arc<UserService>>,
+    user: AuthUser,
+) -> ApiResult<ApiJson<Profile>> {
+    let previous = store::set_avatar_file(svc.db.pool(), &user.user_id, None, now_ms()).await?;
+    if let (Some(old), Some(files)) = (previous, svc.files.as_ref())
+        && let Err(error) = files.delete(&user.user_id, &old).await
+    {
+        tracing::warn!(%error, "old avatar not deleted");
+    }
+    Ok(ApiJson(svc.profile_of(&user.user_id).await?))
+}
+
+/// A user's avatar: the uploaded picture (PNG, 256 px), or generated initials (SVG).
+#[utoipa::path(get, path = "/users/{id}/avatar", tag = "user",
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "image/png or image/svg+xml", content_type = "image/png"),
+        (status = 404, body = ErrorEnvelope),
+    ))]
+pub async fn get_avatar(
+    State(svc): State<Arc<UserService>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    if !skein_core::ids::looks_like_id(&id) {
+        return Err(ApiError::not_found("User", "用户"));
+    }
+    let Some(user) = store::user_by_id(svc.db.pool(), &id).await? else {
+        return Err(ApiError::not_found("User", "用户"));
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let (Some(file_id), Some(files)) = (
+        store::avatar_file(svc.db.pool(), &id).await?,
+        svc.files.as_ref(),
+    ) {
+        match files.open(&id, &file_id, None).await {
+            Ok(content) => {
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+                let body = axum::body::Body::from_stream(content.body);
+                return Ok((StatusCode::OK, headers, body).into_response());
+            }
+            Err(error) => {
+                tracing::warn!(%error, user_id = %id, "avatar file missing; showing initials")
+            }
+        }
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
+    // The SVG is ours and holds only escaped text, but a strict CSP keeps it inert anyway.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    Ok((
+        StatusCode::OK,
+        headers,
+        initials_svg(&user.id, &user.display_name),
+    )
+        .into_response())
+}
+
+/// Decodes an upload, crops its centre square and encodes it as a 256 px PNG (EXIF and any
+/// other metadata are dropped on the way).
+fn square_png(bytes: &[u8]) -> ApiResult<Vec<u8>> {
+    let reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| not_an_image())?;
+    let (w, h) = reader.into_dimensions().map_err(|_| not_an_image())?;
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(not_an_image());
+    }
+    let reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| not_an_image())?;
+    let picture = reader.decode().map_err(|_| not_an_image())?;
+    let square = picture.resize_to_fill(SIDE, SIDE, image::imageops::FilterType::Triangle);
+    let mut out = Vec::new();
+    square
+        .to_rgba8()
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+        .map_err(ApiError::internal)?;
+    Ok(out)
+}
+
+/// A generated avatar: up to two initials on a colour picked from the user id.
+pub fn initials_svg(user_id: &str, name: &str) -> String {
+    let initials: String = name
+        .split_whitespace()
+        .filter_map(|w| w.chars().next())
+        .take(2)
+        .flat_map(char::to_uppercase)
+        .collect();
+    let initials = if initials.is_empty() {
+        "?".to_string()
+    } else {
+        initials
+    };
+    // FNV-1a over the id: stable across processes and releases, unlike the std hasher.
+    let hash = user_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let hue = hash % 360;
+    let escaped = initials
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"256\" height=\"256\" viewBox=\"0 0 256 256\">\
+         <rect width=\"256\" height=\"256\" fill=\"hsl({hue},55%,45%)\"/>\
+         <text x=\"50%\" y=\"50%\" dy=\".35em\" text-anchor=\"middle\" fill=\"#fff\" \
+         font-family=\"system-ui,sans-serif\" font-size=\"104\">{escaped}</text></svg>"
+    )
+}
+
+fn bad_form(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        ApiError::bad_request(
+            "malformed_multipart",
+            "The upload is not valid multipart data.",
+            "上传内容不是合法的 multipart 数据。",
+        )
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "avatar_too_large",
+        "The picture is over 5 MiB.",
+        "图片超过 5 MiB。",
+    )
+}
+
+fn not_an_image() -> ApiError {
+    ApiError::invalid_field(
+        "file",
+        "This is not a JPEG, PNG, WebP or GIF picture this server can read.",
+        "这不是本服务器可读取的 JPEG、PNG、WebP 或 GIF 图片。",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initials_are_stable_escaped_and_coloured_by_id() {
+        let a = initials_svg("0190-a", "Ada Lovelace");
+        assert!(a.contains(">AL<"));
+        assert_eq!(a, initials_svg("0190-a", "Ada Lovelace"));
+        assert_ne!(
+            a,
+            initials_svg("0190-b", "Ada Lovelace"),
+            "another id, another colour"
+        );
+        assert!(initials_svg("x", "<b> &").contains("&lt;&amp;"));
+        assert!(initials_svg("x", "  ").contains(">?<"));
+        assert!(initials_svg("x", "张 三").contains(">张三<"));
+    }
+}
