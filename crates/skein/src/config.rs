@@ -24,6 +24,7 @@ pub use skein_core::config::{
 };
 use skein_core::secret::{Secret, mask_url};
 pub use skein_file::FileConfig;
+pub use skein_knowledge::KnowledgeConfig;
 pub use skein_relay::RelayConfig;
 pub use skein_user::RegistrationConfig;
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub chat: ChatConfig,
     /// Files (storage, limits, signed URLs).
     pub file: FileConfig,
+    /// Knowledge bases (chunking defaults, the ingestion worker, search).
+    pub knowledge: KnowledgeConfig,
     /// Logging.
     pub log: LogConfig,
     /// Where services this process does not run are, and the token between processes.
@@ -128,6 +131,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             chat: ChatConfig::default(),
             file: FileConfig::default(),
+            knowledge: KnowledgeConfig::default(),
             log: LogConfig::default(),
             services: ServicesConfig::default(),
         }
@@ -160,6 +164,7 @@ const SECTIONS: &[&str] = &[
     "relay",
     "chat",
     "file",
+    "knowledge",
     "log",
     "services",
 ];
@@ -240,6 +245,7 @@ impl Config {
             self.relay.validate(),
             self.chat.validate(),
             self.file.validate(),
+            self.knowledge.validate(),
             self.services.validate(),
         ];
         if let Some(problem) = sections.into_iter().find_map(Result::err) {
