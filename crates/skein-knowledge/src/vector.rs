@@ -14,7 +14,7 @@ pub fn encode(vector: &[f32]) -> Vec<u8> {
 
 /// A stored vector; `None` when the bytes are not whole `f32`s.
 pub fn decode(bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     Some(

@@ -379,7 +379,7 @@ on_both_backends! {
         let path = format!("/api/v1/chat/conversations/{conversation}/messages");
         let r = app.post(&path, Some(&ada.access), json!({"content": "What is the refund window?"})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        let sent = upstream.requests().into_iter().filter(|r| r["model"] == "gpt-upstream").last().unwrap();
+        let sent = upstream.requests().into_iter().rfind(|r| r["model"] == "gpt-upstream").unwrap();
         let system = sent["messages"][0]["content"].as_str().unwrap().to_string();
         assert!(system.contains("[1] refunds.txt"), "{system}");
         assert!(system.contains("thirty days from delivery"), "{system}");
@@ -396,7 +396,7 @@ on_both_backends! {
         // Nothing relevant: the model is told to say so, and nothing is cited.
         let r = app.post(&path, Some(&ada.access), json!({"content": "What colour is the chairman's yacht?"})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        let sent = upstream.requests().into_iter().filter(|r| r["model"] == "gpt-upstream").last().unwrap();
+        let sent = upstream.requests().into_iter().rfind(|r| r["model"] == "gpt-upstream").unwrap();
         assert_eq!(sent["messages"][0]["content"], skein::rag::NO_KNOWLEDGE, "{sent}");
         let history = app.get(&path, Some(&ada.access)).await.json;
         assert!(history["messages"][3].get("sources").is_none(), "{}", history["messages"][3]);
