@@ -1245,6 +1245,235 @@ export interface paths {
         patch: operations["update_key"];
         trace?: never;
     };
+    "/api/v1/knowledge/bases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The knowledge bases the caller may read (own, shared, public), newest first. */
+        get: operations["list_bases"];
+        put?: never;
+        /** Create a knowledge base. */
+        post: operations["create_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A knowledge base the caller may read. */
+        get: operations["get_base"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a knowledge base with its documents, chunks and vectors (owner only). The files
+         *     stay in the caller's files.
+         */
+        delete: operations["delete_base"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a knowledge base (owner only). A new embedding model or new chunk sizes re-index
+         *     every document (each unsearchable until it is ready again).
+         */
+        patch: operations["update_base"];
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A base's documents with their status and progress, newest first. */
+        get: operations["list_documents"];
+        put?: never;
+        /** Add one of the caller's files to a base (writers); it is indexed in the background. */
+        post: operations["add_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/{doc_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One document with its status and progress. */
+        get: operations["get_document"];
+        put?: never;
+        post?: never;
+        /** Remove a document with its chunks and vectors (writers); its file stays. */
+        delete: operations["delete_document"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/{doc_id}/chunks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A document's chunks, in order. */
+        get: operations["list_chunks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/{doc_id}/reindex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Index a document again from its file (writers); unsearchable until it is ready again. */
+        post: operations["reindex_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a document straight into a base (writers; multipart field `file`): it is stored
+         *     among the caller's files (purpose `knowledge`) and indexed in the background.
+         */
+        post: operations["upload_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/reindex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-index every document of a base (writers): each is unsearchable until it is ready again. */
+        post: operations["reindex_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search a base (hit testing): BM25, vectors, fusion and rerank, with each stage's ranks.
+         *     The query's embedding and rerank are billed to the caller.
+         */
+        post: operations["search_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who a base is shared with (owner only). */
+        get: operations["get_shares"];
+        /** Replace who a base is shared with (owner only; at most 100 users). */
+        put: operations["set_shares"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A knowledge base's statistics. */
+        get: operations["base_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/conversations/{conversation_id}/bases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The knowledge bases the caller attached to one of their conversations (those they may
+         *     still read).
+         */
+        get: operations["get_conversation_bases"];
+        /**
+         * Attach knowledge bases to one of the caller's conversations (replacing those attached);
+         *     each answer then searches them. A base the caller may not read is a 404.
+         */
+        put: operations["set_conversation_bases"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pricing": {
         parameters: {
             query?: never;
@@ -1422,6 +1651,11 @@ export interface components {
             /** @description The password the owner set. */
             password: string;
         };
+        /** @description A file to add. */
+        AddDocument: {
+            /** @description The id of one of the caller's files. */
+            file_id: string;
+        };
         /** @description The balance after an adjustment. */
         Adjusted: {
             /**
@@ -1568,6 +1802,81 @@ export interface components {
             /** @description Entry id. */
             id: string;
         };
+        /** @description A base's statistics. */
+        BaseStats: {
+            /**
+             * Format: int64
+             * @description Bytes of the documents' files.
+             */
+            bytes: number;
+            /**
+             * Format: int64
+             * @description Searchable chunks.
+             */
+            chunks: number;
+            /**
+             * Format: int64
+             * @description Documents.
+             */
+            documents: number;
+            /**
+             * Format: int64
+             * @description Of those, with an embedding.
+             */
+            embedded_chunks: number;
+            /**
+             * Format: int64
+             * @description Documents that failed.
+             */
+            failed_documents: number;
+            /**
+             * Format: int64
+             * @description Documents ready to search.
+             */
+            ready_documents: number;
+            /**
+             * Format: int64
+             * @description Tokens in the searchable chunks.
+             */
+            tokens: number;
+        };
+        /** @description A knowledge base as the API shows it. */
+        BaseView: {
+            /**
+             * Format: int64
+             * @description Largest chunk, in tokens.
+             */
+            chunk_max_tokens: number;
+            /**
+             * Format: int64
+             * @description Overlap of neighbouring chunks, in tokens.
+             */
+            chunk_overlap_tokens: number;
+            /** @description Created, RFC 3339. */
+            created_at: string;
+            /** @description Description. */
+            description: string;
+            /** @description Embedding model; `null`: no vectors, lexical (BM25) search only. */
+            embedding_model?: string | null;
+            /** @description Id. */
+            id: string;
+            /** @description Name. */
+            name: string;
+            /** @description Owner's user id. */
+            owner_id: string;
+            /** @description What the caller may do: `owner`, `write` or `read`. */
+            permission: string;
+            /** @description Rerank model; `null`: no reranking. */
+            rerank_model?: string | null;
+            /** @description How it searches: `hybrid` (BM25 + vectors) or `lexical` (no embedding model). */
+            retrieval: components["schemas"]["Mode"];
+            /** @description Counts. */
+            stats: components["schemas"]["BaseStats"];
+            /** @description Changed, RFC 3339. */
+            updated_at: string;
+            /** @description `private` (owner and shares) or `public` (every user may read). */
+            visibility: string;
+        };
         /** @description A channel as admins see it: never a key or header value. */
         Channel: {
             /** @description Upstream base URL. */
@@ -1664,6 +1973,44 @@ export interface components {
              */
             output_price: number;
         };
+        /** @description A chunk as the chunk viewer shows it. */
+        ChunkView: {
+            /** @description Its document. */
+            document_id: string;
+            /** @description Whether it has an embedding. */
+            embedded: boolean;
+            /** @description Headings above it, outermost first. */
+            headings: string[];
+            /** @description Id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description Last page.
+             */
+            page_end?: number | null;
+            /**
+             * Format: int64
+             * @description First page.
+             */
+            page_start?: number | null;
+            /**
+             * Format: int64
+             * @description 0-based position in the document.
+             */
+            position: number;
+            /** @description The text (the heading path on its first line when it has one). */
+            text: string;
+            /**
+             * Format: int64
+             * @description Tokens.
+             */
+            tokens: number;
+        };
+        /** @description The bases attached to a conversation. */
+        ConversationBases: {
+            /** @description Base ids, each one the caller may read (at most 10). */
+            base_ids: string[];
+        };
         /** @description Settings of a conversation (`null` clears one in an update). */
         ConversationInput: {
             /** @description Archived conversations are listed only when asked for. */
@@ -1696,6 +2043,32 @@ export interface components {
              * @description 0–1.
              */
             top_p?: number | null;
+        };
+        /** @description A new knowledge base. */
+        CreateBase: {
+            /**
+             * Format: int64
+             * @description Largest chunk in tokens, 16–8192 (default from the server).
+             */
+            chunk_max_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Overlap in tokens, at most half of `chunk_max_tokens`.
+             */
+            chunk_overlap_tokens?: number | null;
+            /** @description Description, up to 2,000 characters. */
+            description?: string;
+            /**
+             * @description Embedding model the relay serves; omitted: the server's default
+             *     (`knowledge.default_embedding_model`); `""`: none (lexical search only).
+             */
+            embedding_model?: string | null;
+            /** @description Name, 1–100 characters. */
+            name: string;
+            /** @description Rerank model the relay serves; omitted or `""`: none. */
+            rerank_model?: string | null;
+            /** @description `private` (default) or `public`. */
+            visibility?: string | null;
         };
         /** @description A new channel. */
         CreateChannel: {
@@ -1879,6 +2252,63 @@ export interface components {
             /** @description Models left as they were because they already had a price. */
             kept: string[];
         };
+        /** @description A message in both languages. */
+        DocumentError: {
+            /** @description A stable code (`extract_failed`, `embedding_failed`, `file_missing`, ...). */
+            code: string;
+            /** @description English. */
+            en: string;
+            /** @description Chinese. */
+            zh: string;
+        };
+        /** @description The form of an upload (for the OpenAPI document; the body is streamed to the File service). */
+        DocumentUpload: {
+            /**
+             * Format: binary
+             * @description The document.
+             */
+            file: string;
+        };
+        /** @description A document as the API shows it. */
+        DocumentView: {
+            /** @description Its base. */
+            base_id: string;
+            /**
+             * Format: int64
+             * @description Chunks, once chunked.
+             */
+            chunk_count?: number | null;
+            /** @description The file's type. */
+            content_type: string;
+            /** @description Added, RFC 3339. */
+            created_at: string;
+            error?: null | components["schemas"]["DocumentError"];
+            /** @description The file it is read from. */
+            file_id: string;
+            /** @description Id. */
+            id: string;
+            /** @description Name. */
+            name: string;
+            /**
+             * Format: int64
+             * @description Chunks embedded so far (while `embedding`), or chunks indexed once `ready`.
+             */
+            progress_done: number;
+            /**
+             * Format: int64
+             * @description Chunks in all (0 until chunked).
+             */
+            progress_total: number;
+            /**
+             * Format: int64
+             * @description Bytes.
+             */
+            size: number;
+            /** @description `queued`, `extracting`, `embedding`, `indexing`, `ready` (searchable) or `failed`. */
+            status: string;
+            /** @description Changed, RFC 3339. */
+            updated_at: string;
+        };
         /** @description The `error` member of [`ErrorEnvelope`]. */
         ErrorBody: {
             /** @description Stable machine-readable code. */
@@ -1986,6 +2416,43 @@ export interface components {
             /** @description RFC 3339; `None` for a group that has never been set (it bills at ×1.0). */
             updated_at?: string | null;
         };
+        /** @description One hit with what each stage said of it. */
+        HitView: {
+            /** @description 1-based rank by BM25, `null` when BM25 did not find it. */
+            bm25_rank?: number | null;
+            /** @description The chunk. */
+            chunk: components["schemas"]["ChunkView"];
+            /**
+             * Format: double
+             * @description Share of the query's information the chunk contains (0–1).
+             */
+            coverage?: number | null;
+            /** @description Its document's name. */
+            document_name: string;
+            /** @description Its document's file. */
+            file_id: string;
+            /** @description 1-based rank after fusion (0 for hits below the threshold). */
+            fused_rank: number;
+            /**
+             * Format: double
+             * @description The rerank model's score.
+             */
+            rerank_score?: number | null;
+            /** @description 1-based rank after reranking, `null` when not reranked. */
+            reranked_rank?: number | null;
+            /**
+             * Format: double
+             * @description The score it is ordered by (rerank score when reranked, else the fused RRF score).
+             */
+            score: number;
+            /**
+             * Format: float
+             * @description Cosine similarity to the query.
+             */
+            similarity?: number | null;
+            /** @description 1-based rank by vector similarity, `null` when not found that way. */
+            vector_rank?: number | null;
+        };
         /** @description An invite code as the API shows it. */
         InviteCode: {
             /** @description Whether an admin made it. */
@@ -2067,6 +2534,11 @@ export interface components {
             /** @description Ends this token's session (when no access token is sent). */
             refresh_token?: string | null;
         };
+        /**
+         * @description How a search was run.
+         * @enum {string}
+         */
+        Mode: "lexical" | "hybrid";
         /** @description A row of the pricing table. */
         ModelPrice: components["schemas"]["Rates"] & {
             /** @description Model name as clients ask for it. */
@@ -2181,6 +2653,170 @@ export interface components {
                 /** @description Entry id. */
                 id: string;
             })[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_BaseView: {
+            /** @description The items on this page. */
+            items: {
+                /**
+                 * Format: int64
+                 * @description Largest chunk, in tokens.
+                 */
+                chunk_max_tokens: number;
+                /**
+                 * Format: int64
+                 * @description Overlap of neighbouring chunks, in tokens.
+                 */
+                chunk_overlap_tokens: number;
+                /** @description Created, RFC 3339. */
+                created_at: string;
+                /** @description Description. */
+                description: string;
+                /** @description Embedding model; `null`: no vectors, lexical (BM25) search only. */
+                embedding_model?: string | null;
+                /** @description Id. */
+                id: string;
+                /** @description Name. */
+                name: string;
+                /** @description Owner's user id. */
+                owner_id: string;
+                /** @description What the caller may do: `owner`, `write` or `read`. */
+                permission: string;
+                /** @description Rerank model; `null`: no reranking. */
+                rerank_model?: string | null;
+                /** @description How it searches: `hybrid` (BM25 + vectors) or `lexical` (no embedding model). */
+                retrieval: components["schemas"]["Mode"];
+                /** @description Counts. */
+                stats: components["schemas"]["BaseStats"];
+                /** @description Changed, RFC 3339. */
+                updated_at: string;
+                /** @description `private` (owner and shares) or `public` (every user may read). */
+                visibility: string;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_ChunkView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description Its document. */
+                document_id: string;
+                /** @description Whether it has an embedding. */
+                embedded: boolean;
+                /** @description Headings above it, outermost first. */
+                headings: string[];
+                /** @description Id. */
+                id: string;
+                /**
+                 * Format: int64
+                 * @description Last page.
+                 */
+                page_end?: number | null;
+                /**
+                 * Format: int64
+                 * @description First page.
+                 */
+                page_start?: number | null;
+                /**
+                 * Format: int64
+                 * @description 0-based position in the document.
+                 */
+                position: number;
+                /** @description The text (the heading path on its first line when it has one). */
+                text: string;
+                /**
+                 * Format: int64
+                 * @description Tokens.
+                 */
+                tokens: number;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_DocumentView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description Its base. */
+                base_id: string;
+                /**
+                 * Format: int64
+                 * @description Chunks, once chunked.
+                 */
+                chunk_count?: number | null;
+                /** @description The file's type. */
+                content_type: string;
+                /** @description Added, RFC 3339. */
+                created_at: string;
+                error?: null | components["schemas"]["DocumentError"];
+                /** @description The file it is read from. */
+                file_id: string;
+                /** @description Id. */
+                id: string;
+                /** @description Name. */
+                name: string;
+                /**
+                 * Format: int64
+                 * @description Chunks embedded so far (while `embedding`), or chunks indexed once `ready`.
+                 */
+                progress_done: number;
+                /**
+                 * Format: int64
+                 * @description Chunks in all (0 until chunked).
+                 */
+                progress_total: number;
+                /**
+                 * Format: int64
+                 * @description Bytes.
+                 */
+                size: number;
+                /** @description `queued`, `extracting`, `embedding`, `indexing`, `ready` (searchable) or `failed`. */
+                status: string;
+                /** @description Changed, RFC 3339. */
+                updated_at: string;
+            }[];
             /**
              * Format: int32
              * @description This page's number.
@@ -2701,6 +3337,14 @@ export interface components {
              */
             size: number;
         };
+        /** @description How many documents were queued. */
+        Queued: {
+            /**
+             * Format: int64
+             * @description Documents queued to be indexed again.
+             */
+            queued: number;
+        };
         /** @description A user's balance. */
         QuotaView: {
             /**
@@ -2880,6 +3524,35 @@ export interface components {
              */
             threads?: number | null;
         };
+        /** @description A search. */
+        SearchRequest: {
+            /** @description What to look for (1–2,000 characters). */
+            query: string;
+            /** @description The most hits (1–50, default 5). */
+            top_k?: number | null;
+        };
+        /** @description What a search found. */
+        SearchResponse: {
+            /** @description The best few that did not pass (for hit testing). */
+            below_threshold: components["schemas"]["HitView"][];
+            /** @description Hits that passed the relevance threshold, best first. */
+            hits: components["schemas"]["HitView"][];
+            /** @description `lexical` (the base has no embedding model) or `hybrid`. */
+            mode: components["schemas"]["Mode"];
+            /** @description Nothing passed: there is no relevant knowledge for this query. */
+            no_answer: boolean;
+            /** @description Whether the rerank model ordered the hits. */
+            reranked: boolean;
+            /**
+             * Format: int64
+             * @description Time taken, ms.
+             */
+            took_ms: number;
+            /** @description The base has a rerank model, but it failed or timed out: the fused order stands. */
+            unranked: boolean;
+            /** @description Why vectors were not used for this query (the embedding call failed), if so. */
+            vector_error?: string | null;
+        };
         /** @description A message to send. */
         SendRequest: {
             /** @description The text. */
@@ -2912,6 +3585,13 @@ export interface components {
             /** @description Groups from `relay.groups`; `[]` grants none; `null` returns the user to the default. */
             groups?: string[] | null;
         };
+        /** @description A share of a base with a user. */
+        Share: {
+            /** @description `read` or `write`. */
+            permission: string;
+            /** @description The user's id. */
+            user_id: string;
+        };
         /** @description A new share link. */
         ShareInput: {
             /**
@@ -2926,6 +3606,11 @@ export interface components {
             max_downloads?: number | null;
             /** @description A password to ask for (4–128 characters); stored as an argon2id hash. */
             password?: string | null;
+        };
+        /** @description A base's shares. */
+        Shares: {
+            /** @description Who else may use the base, and how. */
+            shares: components["schemas"]["Share"][];
         };
         /** @description A share link as its owner sees it. */
         ShareView: {
@@ -3020,6 +3705,32 @@ export interface components {
             has_default: boolean;
             /** @description Model name as clients ask for it. */
             model: string;
+        };
+        /**
+         * @description Changes to a knowledge base (owner only). Changing the embedding model or the chunk sizes
+         *     re-indexes every document.
+         */
+        UpdateBase: {
+            /**
+             * Format: int64
+             * @description Largest chunk in tokens.
+             */
+            chunk_max_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Overlap in tokens.
+             */
+            chunk_overlap_tokens?: number | null;
+            /** @description Description. */
+            description?: string | null;
+            /** @description Embedding model; `""`: none. */
+            embedding_model?: string | null;
+            /** @description Name. */
+            name?: string | null;
+            /** @description Rerank model; `""`: none. */
+            rerank_model?: string | null;
+            /** @description `private` or `public`. */
+            visibility?: string | null;
         };
         /** @description Changes to a channel; omitted fields stay. `keys` and `headers`, when given, replace all. */
         UpdateChannel: {
@@ -6719,6 +7430,762 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_bases: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_BaseView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBase"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateBase"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_documents: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DocumentView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    add_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddDocument"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A format Skein cannot index */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_chunks: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ChunkView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reindex_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    upload_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["DocumentUpload"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reindex_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queued"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    search_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResponse"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Shares"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Shares"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Shares"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    base_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseStats"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_conversation_bases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Chat conversation id */
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationBases"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_conversation_bases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Chat conversation id */
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConversationBases"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationBases"];
                 };
             };
             404: {
