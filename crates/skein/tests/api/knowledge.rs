@@ -357,6 +357,36 @@ on_both_backends! {
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 
+    async fn rerank_orders_hits_and_a_slow_reranker_answers_unranked(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            quick(c);
+            c.knowledge.rerank_timeout_ms = 500;
+        }).await;
+        let RelayWorld { user: ada, upstream, .. } = WorldSpec::new(Upstream::OpenAi)
+            .model("rerank-test", None)
+            .price("rerank-test", Price::tokens(1_000_000, 0))
+            .build(&app)
+            .await;
+        let base = create_base(&app, &ada, json!({"name": "Ranked", "embedding_model": "", "rerank_model": "rerank-test"})).await;
+        let doc = upload(&app, &ada, &base, "travel.docx", &fixture("sample.docx")).await;
+        assert_eq!(settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await["status"], "ready");
+
+        let r = search(&app, &ada, &base, "hotel limit Paris").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!((r.json["reranked"].as_bool(), r.json["unranked"].as_bool()), (Some(true), Some(false)), "{}", r.json);
+        assert_eq!(r.json["hits"][0]["reranked_rank"], 1, "{}", r.json);
+        assert!(upstream.requests().iter().any(|q| q["model"] == "rerank-test"));
+
+        // A reranker slower than the timeout: the fused order stands, and the answer says so.
+        upstream.fail_next(Fault::Delay(Duration::from_secs(3)));
+        let started = Instant::now();
+        let r = search(&app, &ada, &base, "hotel limit Paris").await;
+        assert!(started.elapsed() < Duration::from_secs(2), "did not wait for the reranker");
+        assert_eq!((r.json["reranked"].as_bool(), r.json["unranked"].as_bool()), (Some(false), Some(true)), "{}", r.json);
+        assert_eq!(r.json["hits"][0]["fused_rank"], 1);
+        assert_eq!(r.json["hits"][0]["reranked_rank"], Value::Null);
+    }
+
     async fn chat_answers_from_an_attached_base_with_citations(backend) {
         let app = TestApp::spawn_with(backend, quick).await;
         let RelayWorld { user: ada, upstream, .. } = world(&app).await;
