@@ -40,7 +40,7 @@ pub enum ServiceName {
     Chat,
     /// Uploaded files: storage, downloads, previews, share links.
     File,
-    /// Knowledge bases and retrieval (planned).
+    /// Knowledge bases and retrieval.
     Knowledge,
     /// Plugins and tools (planned).
     Plugin,
@@ -58,6 +58,7 @@ impl ServiceName {
         ServiceName::Billing,
         ServiceName::Relay,
         ServiceName::Chat,
+        ServiceName::Knowledge,
     ];
 
     /// The wire name (`"billing"`).
@@ -289,12 +290,10 @@ mod tests {
         for name in ServiceName::BUILT {
             assert_eq!(name.as_str().parse::<ServiceName>(), Ok(*name));
         }
-        let planned = "knowledge"
-            .parse::<ServiceName>()
-            .map_err(|e| e.to_string());
+        let planned = "agent".parse::<ServiceName>().map_err(|e| e.to_string());
         assert_eq!(
             planned,
-            Err("service `knowledge` is not part of this build yet".to_string())
+            Err("service `agent` is not part of this build yet".to_string())
         );
         let unknown = "usr".parse::<ServiceName>().map_err(|e| e.to_string());
         assert!(

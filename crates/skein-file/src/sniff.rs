@@ -18,6 +18,8 @@ pub enum Kind {
     Text,
     /// Word, Excel and PowerPoint documents (OOXML).
     Office,
+    /// EPUB books.
+    Ebook,
     /// Audio (voice messages).
     Audio,
     /// Anything else, archives included.
@@ -37,12 +39,19 @@ pub struct Sniffed {
 /// (Markdown or CSV look like any text), never turns binary content into something else.
 pub fn sniff(head: &[u8], name: &str) -> Sniffed {
     if let Some(found) = infer::get(head) {
-        let mime = found.mime_type();
+        // infer recognises OOXML only when the part after `[Content_Types].xml` sits where
+        // Word puts it; documents written by other tools (LibreOffice, python-docx, Pages)
+        // come out as plain zip. Their entry names say what they are.
+        let mime = match found.mime_type() {
+            "application/zip" => zip_document(head).unwrap_or("application/zip"),
+            mime => mime,
+        };
         let kind = match mime {
             "image/png" | "image/jpeg" | "image/gif" | "image/webp" => Kind::Image,
             "application/pdf" => Kind::Pdf,
             "text/html" | "text/xml" | "application/xml" | "text/x-shellscript" => Kind::Text,
             m if m.starts_with("application/vnd.openxmlformats-officedocument.") => Kind::Office,
+            "application/epub+zip" => Kind::Ebook,
             m if m.starts_with("audio/") => Kind::Audio,
             _ => Kind::Other,
         };
@@ -63,6 +72,35 @@ pub fn sniff(head: &[u8], name: &str) -> Sniffed {
         content_type: "application/octet-stream".into(),
         kind: Kind::Other,
     }
+}
+
+/// The OOXML or EPUB type a zip's entry names (in the local headers within `head`) show.
+fn zip_document(head: &[u8]) -> Option<&'static str> {
+    let mut at = 0;
+    while let Some(found) = head[at..].windows(4).position(|w| w == b"PK\x03\x04") {
+        let start = at + found;
+        let name_len = head
+            .get(start + 26..start + 28)
+            .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))?;
+        let name = head.get(start + 30..start + 30 + name_len)?;
+        if name.starts_with(b"word/") {
+            return Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+        }
+        if name.starts_with(b"ppt/") {
+            return Some(
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            );
+        }
+        if name.starts_with(b"xl/") {
+            return Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+        }
+        // EPUB's own entry (its `mimetype` entry is often compressed, so not readable here).
+        if name == b"META-INF/container.xml" {
+            return Some("application/epub+zip");
+        }
+        at = start + 4;
+    }
+    None
 }
 
 /// UTF-8 without NUL bytes; a character cut at the end of the head still counts.
@@ -99,7 +137,9 @@ pub fn accepts(purpose: FilePurpose, kind: Kind) -> bool {
             Kind::Image | Kind::Pdf | Kind::Text | Kind::Office | Kind::Audio
         ),
         FilePurpose::Agent => matches!(kind, Kind::Image | Kind::Pdf | Kind::Text),
-        FilePurpose::Knowledge => matches!(kind, Kind::Pdf | Kind::Text | Kind::Office),
+        FilePurpose::Knowledge => {
+            matches!(kind, Kind::Pdf | Kind::Text | Kind::Office | Kind::Ebook)
+        }
         FilePurpose::Plugin => true,
     }
 }
@@ -155,6 +195,32 @@ pub fn safe_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zipped_documents_are_told_by_their_entries() {
+        let fixtures = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../skein-knowledge/tests/data/fixtures"
+        );
+        for (file, kind, mime) in [
+            (
+                "sample.docx",
+                Kind::Office,
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            ),
+            (
+                "sample.pptx",
+                Kind::Office,
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            ),
+            ("sample.epub", Kind::Ebook, "application/epub+zip"),
+        ] {
+            let bytes = std::fs::read(format!("{fixtures}/{file}")).unwrap();
+            let s = sniff(&bytes[..bytes.len().min(HEAD_BYTES)], file);
+            assert_eq!((s.kind, s.content_type.as_str()), (kind, mime), "{file}");
+            assert!(accepts(FilePurpose::Knowledge, s.kind));
+        }
+    }
 
     #[test]
     fn content_decides_not_the_name() {

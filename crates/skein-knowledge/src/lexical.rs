@@ -71,42 +71,7 @@ impl LexicalIndex {
     /// so an ingestion job that resumes after a crash never duplicates a chunk.
     pub async fn insert(&self, base_id: &str, chunks: &[IndexedChunk]) -> DbResult<()> {
         let mut tx = self.db.begin_write().await?;
-        for chunk in chunks {
-            let terms = chunk.terms.join(" ");
-            let count = i64::try_from(chunk.terms.len()).unwrap_or(i64::MAX);
-            match self.db.backend() {
-                Backend::Sqlite => {
-                    sqlx::query(
-                        "INSERT INTO knowledge_lexical_chunks \
-                         (chunk_id, base_id, document_id, terms, term_count) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chunk_id) DO NOTHING",
-                    )
-                    .bind(&chunk.chunk_id)
-                    .bind(base_id)
-                    .bind(&chunk.document_id)
-                    .bind(&terms)
-                    .bind(count)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Backend::Postgres => {
-                    sqlx::query(
-                        "INSERT INTO knowledge_lexical_chunks \
-                         (chunk_id, base_id, document_id, terms, term_count, tsv) \
-                         VALUES ($1, $2, $3, $4, $5, CAST($6 AS tsvector)) \
-                         ON CONFLICT (chunk_id) DO NOTHING",
-                    )
-                    .bind(&chunk.chunk_id)
-                    .bind(base_id)
-                    .bind(&chunk.document_id)
-                    .bind(&terms)
-                    .bind(count)
-                    .bind(tsvector_literal(&chunk.terms))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-        }
+        insert_in(self.db.backend(), &mut tx, base_id, chunks).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -297,6 +262,53 @@ impl LexicalIndex {
         hits.truncate(limit);
         Ok(hits)
     }
+}
+
+/// Adds chunks of one base within the caller's transaction (see [`LexicalIndex::insert`]), so
+/// a document's chunks become searchable in the same commit that marks it ready.
+pub async fn insert_in(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    base_id: &str,
+    chunks: &[IndexedChunk],
+) -> DbResult<()> {
+    for chunk in chunks {
+        let terms = chunk.terms.join(" ");
+        let count = i64::try_from(chunk.terms.len()).unwrap_or(i64::MAX);
+        match backend {
+            Backend::Sqlite => {
+                sqlx::query(
+                    "INSERT INTO knowledge_lexical_chunks \
+                     (chunk_id, base_id, document_id, terms, term_count) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chunk_id) DO NOTHING",
+                )
+                .bind(&chunk.chunk_id)
+                .bind(base_id)
+                .bind(&chunk.document_id)
+                .bind(&terms)
+                .bind(count)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Backend::Postgres => {
+                sqlx::query(
+                    "INSERT INTO knowledge_lexical_chunks \
+                     (chunk_id, base_id, document_id, terms, term_count, tsv) \
+                     VALUES ($1, $2, $3, $4, $5, CAST($6 AS tsvector)) \
+                     ON CONFLICT (chunk_id) DO NOTHING",
+                )
+                .bind(&chunk.chunk_id)
+                .bind(base_id)
+                .bind(&chunk.document_id)
+                .bind(&terms)
+                .bind(count)
+                .bind(tsvector_literal(&chunk.terms))
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// FTS5's inverse document frequency: ln((N − n + 0.5) / (n + 0.5)), floored just above 0 so a

@@ -1,22 +1,161 @@
-//! The Knowledge service's foundations: reading documents ([`extract`]), the lexical BM25
-//! index on SQLite and PostgreSQL ([`lexical`]), fusing lexical and vector rankings
-//! ([`fusion`]), and the retrieval evaluation ([`eval`]).
+//! Skein's Knowledge service (`/api/v1/knowledge/...`): knowledge bases of documents read from
+//! the File service, indexed by a durable ingestion queue ([`worker`]) into chunks with
+//! embeddings and a lexical index, searched by BM25 and vectors fused by reciprocal rank
+//! ([`search`]), optionally reranked, and offered to chat through
+//! [`KnowledgeApi`](skein_core::api::KnowledgeApi).
 //!
-//! Text segmentation and chunking live in `skein-text` (`segment`, `chunk`), which other
-//! services may use without this crate. The HTTP service, knowledge-base tables, ingestion
-//! jobs and embeddings build on these pieces and on the File service.
+//! The foundations: reading documents ([`extract`]), the lexical BM25 index on SQLite and
+//! PostgreSQL ([`lexical`]), fusing lexical and vector rankings ([`fusion`]), flat vector
+//! search ([`vector`]) and the retrieval evaluation ([`eval`]). Text segmentation and chunking
+//! live in `skein-text`.
+//!
+//! **Architecture Invariant:** only this crate touches the `knowledge_*` tables. A document's
+//! chunks are searchable only once its status is `ready`, which is set in the same
+//! transaction that adds its chunks to the lexical index; every search joins on it, so a
+//! half-indexed document (crashed, waiting for a retry, being re-indexed) is never found.
 
+pub mod access;
+pub mod config;
 pub mod eval;
 pub mod extract;
 pub mod fusion;
+mod http;
 pub mod lexical;
+pub mod search;
+mod service;
+pub mod store;
+pub mod vector;
+pub mod worker;
 
-use skein_core::service::ServiceName;
-use skein_db::ServiceMigrations;
+use std::sync::Arc;
 
-/// The Knowledge service's migrations (the lexical index).
+use async_trait::async_trait;
+pub use config::KnowledgeConfig;
+use skein_core::api::{
+    FileApi, KnowledgeApi, KnowledgeCaller, KnowledgePassage, KnowledgeQuery, KnowledgeResults,
+    RelayApi, RelayCaller,
+};
+use skein_core::service::{BackgroundTasks, FirstRun, ServiceName};
+use skein_core::{ApiError, ids};
+use skein_db::{Db, ServiceMigrations};
+
+/// The Knowledge service's migrations (the lexical index, bases, documents, chunks, jobs).
 pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
     service: ServiceName::Knowledge,
     sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };
+
+/// The Knowledge service.
+pub struct KnowledgeService {
+    db: Db,
+    config: KnowledgeConfig,
+    files: Arc<dyn FileApi>,
+    relay: Arc<dyn RelayApi>,
+    lexical: lexical::LexicalIndex,
+    /// This instance's name on the job leases it holds.
+    worker_id: String,
+    /// The ingestion worker.
+    background: BackgroundTasks,
+}
+
+impl KnowledgeService {
+    /// The service, with its ingestion worker polling for due jobs.
+    pub fn start(
+        db: Db,
+        config: KnowledgeConfig,
+        files: Arc<dyn FileApi>,
+        relay: Arc<dyn RelayApi>,
+    ) -> Arc<Self> {
+        let service = Arc::new(KnowledgeService {
+            lexical: lexical::LexicalIndex::new(db.clone()),
+            db,
+            worker_id: format!("knowledge-{}", ids::new_id()),
+            background: BackgroundTasks::new(),
+            config,
+            files,
+            relay,
+        });
+        let period = std::time::Duration::from_millis(service.config.poll_interval_ms);
+        service.background.every(
+            "knowledge.jobs",
+            period,
+            FirstRun::Now,
+            &service,
+            |service| async move {
+                service.run_due_jobs().await;
+            },
+        );
+        service
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &KnowledgeConfig {
+        &self.config
+    }
+
+    /// A relay caller billed to `user_id` (ingestion bills the base's owner; a search the
+    /// person searching).
+    fn caller(user_id: &str, request_id: &str, conversation_id: Option<&str>) -> RelayCaller {
+        RelayCaller {
+            user_id: user_id.to_string(),
+            // The user's own group, as the relay decides for their API keys.
+            group: None,
+            request_id: request_id.to_string(),
+            conversation_id: conversation_id.map(str::to_string),
+            cancel: None,
+        }
+    }
+}
+
+#[async_trait]
+impl KnowledgeApi for KnowledgeService {
+    async fn may_read(&self, user_id: &str, base_id: &str) -> Result<bool, ApiError> {
+        Ok(self.access(user_id, base_id).await.is_ok())
+    }
+
+    async fn search(
+        &self,
+        caller: KnowledgeCaller,
+        query: KnowledgeQuery,
+    ) -> Result<KnowledgeResults, ApiError> {
+        let relay_caller = Self::caller(
+            &caller.user_id,
+            &caller.request_id,
+            caller.conversation_id.as_deref(),
+        );
+        let top_k = query.top_k.clamp(1, search::MAX_TOP_K);
+        // (rank within its base, passage): bases' scores are not comparable, their ranks are.
+        let mut ranked: Vec<(usize, KnowledgePassage)> = Vec::new();
+        for base_id in &query.base_ids {
+            let (base, _) = self.access(&caller.user_id, base_id).await?;
+            let outcome = self
+                .search_base(&base, relay_caller.clone(), &query.query, top_k)
+                .await?;
+            for (rank, hit) in outcome.hits.into_iter().enumerate() {
+                ranked.push((rank, hit.passage()));
+            }
+        }
+        ranked.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.score.total_cmp(&a.1.score)));
+        let passages: Vec<KnowledgePassage> =
+            ranked.into_iter().take(top_k).map(|(_, p)| p).collect();
+        Ok(KnowledgeResults {
+            no_answer: passages.is_empty(),
+            passages,
+        })
+    }
+
+    async fn conversation_bases(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+    ) -> Result<Vec<String>, ApiError> {
+        let mut readable = Vec::new();
+        for base_id in store::conversation_bases(&self.db, user_id, conversation_id).await? {
+            if self.access(user_id, &base_id).await.is_ok() {
+                readable.push(base_id);
+            }
+        }
+        Ok(readable)
+    }
+}

@@ -14,8 +14,8 @@ use futures::future::BoxFuture;
 use skein_billing::BillingService;
 use skein_chat::ChatService;
 use skein_core::api::{
-    AccountEvents, AuditLog, BillingApi, FileApi, KeyDirectory, RelayApi, SessionDirectory,
-    UserDirectory,
+    AccountEvents, AuditLog, BillingApi, FileApi, KeyDirectory, KnowledgeApi, RelayApi,
+    SessionDirectory, UserDirectory,
 };
 use skein_core::auth::JwtKeys;
 use skein_core::internal::{InternalClient, RemoteAccountEvents};
@@ -24,6 +24,7 @@ use skein_core::runtime::Gauges;
 use skein_core::service::{Service, ServiceName};
 use skein_db::{Db, ServiceMigrations};
 use skein_file::FileService;
+use skein_knowledge::KnowledgeService;
 use skein_relay::RelayService;
 use skein_user::{UserService, UserSettings};
 
@@ -68,6 +69,12 @@ pub static SERVICES: &[Plug] = &[
     Plug::new(ServiceName::Billing, &skein_billing::MIGRATIONS, billing),
     Plug::new(ServiceName::Relay, &skein_relay::MIGRATIONS, relay),
     Plug::new(ServiceName::Chat, &skein_chat::MIGRATIONS, chat),
+    // After File (documents), Relay (embeddings) and Chat (its retrieval source).
+    Plug::new(
+        ServiceName::Knowledge,
+        &skein_knowledge::MIGRATIONS,
+        knowledge,
+    ),
 ];
 
 /// What services are built from: the shared parts, and the API of every service built so far
@@ -109,6 +116,8 @@ pub struct Wiring {
     pub chat_service: Option<Arc<ChatService>>,
     /// The File service when it runs here.
     pub file_service: Option<Arc<FileService>>,
+    /// Knowledge-base search (Knowledge, in process only).
+    pub knowledge: Option<Arc<dyn KnowledgeApi>>,
 }
 
 impl Wiring {
@@ -133,6 +142,7 @@ impl Wiring {
             relay_service: None,
             chat_service: None,
             file_service: None,
+            knowledge: None,
         }
     }
 
@@ -304,4 +314,19 @@ pub async fn file_service(
     FileService::start(config.file.clone(), deps)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the File service: {e}"))
+fn knowledge(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
+    Box::pin(async move {
+        let files = need(&w.files, ServiceName::Knowledge, ServiceName::File)?;
+        let relay = need(&w.relay, ServiceName::Knowledge, ServiceName::Relay)?;
+        let knowledge =
+            KnowledgeService::start(w.db.clone(), w.config.knowledge.clone(), files, relay);
+        w.knowledge = Some(knowledge.clone() as Arc<dyn KnowledgeApi>);
+        // Chat in this process answers from the bases a conversation attached.
+        if let Some(chat) = &w.chat_service {
+            chat.add_context_source(Arc::new(crate::rag::KnowledgeRetrieval::new(
+                knowledge.clone(),
+            )));
+        }
+        Ok(knowledge as Arc<dyn Service>)
+    })
 }

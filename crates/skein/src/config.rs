@@ -24,6 +24,7 @@ pub use skein_core::config::{
 };
 use skein_core::secret::{Secret, mask_url};
 pub use skein_file::FileConfig;
+pub use skein_knowledge::KnowledgeConfig;
 pub use skein_relay::RelayConfig;
 pub use skein_user::{MailConfig, RegistrationConfig};
 
@@ -55,6 +56,8 @@ pub struct Config {
     pub chat: ChatConfig,
     /// Files (storage, limits, signed URLs).
     pub file: FileConfig,
+    /// Knowledge bases (chunking defaults, the ingestion worker, search).
+    pub knowledge: KnowledgeConfig,
     /// Logging.
     pub log: LogConfig,
     /// Where services this process does not run are, and the token between processes.
@@ -131,6 +134,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             chat: ChatConfig::default(),
             file: FileConfig::default(),
+            knowledge: KnowledgeConfig::default(),
             log: LogConfig::default(),
             services: ServicesConfig::default(),
         }
@@ -164,6 +168,7 @@ const SECTIONS: &[&str] = &[
     "relay",
     "chat",
     "file",
+    "knowledge",
     "log",
     "services",
 ];
@@ -252,6 +257,7 @@ impl Config {
             self.relay.validate(),
             self.chat.validate(),
             self.file.validate(),
+            self.knowledge.validate(),
             self.services.validate(),
         ];
         if let Some(problem) = sections.into_iter().find_map(Result::err) {

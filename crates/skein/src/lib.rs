@@ -8,6 +8,7 @@ pub mod compose;
 pub mod config;
 pub mod memory;
 pub mod openapi;
+pub mod rag;
 pub mod services;
 pub mod telemetry;
 pub mod web;

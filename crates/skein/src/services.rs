@@ -60,8 +60,8 @@ mod tests {
             Ok(vec!["gateway", "relay", "chat"])
         );
         assert_eq!(
-            ServiceSet::parse("knowledge"),
-            Err("service `knowledge` is not part of this build yet".into())
+            ServiceSet::parse("agent"),
+            Err("service `agent` is not part of this build yet".into())
         );
         assert!(
             ServiceSet::parse("usr")

@@ -465,26 +465,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/auth/login/2fa": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * The second sign-in step: the challenge from the login answer and a code (or a recovery
-         *     code). Wrong codes are limited per account (429) and per challenge (5, then it is void).
-         */
-        post: operations["login_second_factor"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/auth/logout": {
         parameters: {
             query?: never;
@@ -496,46 +476,6 @@ export interface paths {
         put?: never;
         /** End a session: the access token's, or the one the given refresh token belongs to. */
         post: operations["logout"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/auth/password/forgot": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Ask for a password reset mail. The answer is the same whether or not an account has this
-         *     address, so it tells nobody who has an account here.
-         */
-        post: operations["forgot_password"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/auth/password/reset": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Set a new password with the token from the reset mail. Every session of the account is
-         *     signed out; the token works once.
-         */
-        post: operations["reset_password"];
         delete?: never;
         options?: never;
         head?: never;
@@ -596,27 +536,6 @@ export interface paths {
         get: operations["setup_state"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/auth/verify-email": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Verify an email address with the token from the verification mail. The token works once
-         *     and expires after `auth.email_verification_ttl_secs`; for an address change, the new address
-         *     becomes the account's now.
-         */
-        post: operations["verify_email"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1326,6 +1245,235 @@ export interface paths {
         patch: operations["update_key"];
         trace?: never;
     };
+    "/api/v1/knowledge/bases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The knowledge bases the caller may read (own, shared, public), newest first. */
+        get: operations["list_bases"];
+        put?: never;
+        /** Create a knowledge base. */
+        post: operations["create_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A knowledge base the caller may read. */
+        get: operations["get_base"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a knowledge base with its documents, chunks and vectors (owner only). The files
+         *     stay in the caller's files.
+         */
+        delete: operations["delete_base"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a knowledge base (owner only). A new embedding model or new chunk sizes re-index
+         *     every document (each unsearchable until it is ready again).
+         */
+        patch: operations["update_base"];
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A base's documents with their status and progress, newest first. */
+        get: operations["list_documents"];
+        put?: never;
+        /** Add one of the caller's files to a base (writers); it is indexed in the background. */
+        post: operations["add_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/{doc_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One document with its status and progress. */
+        get: operations["get_document"];
+        put?: never;
+        post?: never;
+        /** Remove a document with its chunks and vectors (writers); its file stays. */
+        delete: operations["delete_document"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/{doc_id}/chunks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A document's chunks, in order. */
+        get: operations["list_chunks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/{doc_id}/reindex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Index a document again from its file (writers); unsearchable until it is ready again. */
+        post: operations["reindex_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a document straight into a base (writers; multipart field `file`): it is stored
+         *     among the caller's files (purpose `knowledge`) and indexed in the background.
+         */
+        post: operations["upload_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/reindex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-index every document of a base (writers): each is unsearchable until it is ready again. */
+        post: operations["reindex_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search a base (hit testing): BM25, vectors, fusion and rerank, with each stage's ranks.
+         *     The query's embedding and rerank are billed to the caller.
+         */
+        post: operations["search_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who a base is shared with (owner only). */
+        get: operations["get_shares"];
+        /** Replace who a base is shared with (owner only; at most 100 users). */
+        put: operations["set_shares"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A knowledge base's statistics. */
+        get: operations["base_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/conversations/{conversation_id}/bases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The knowledge bases the caller attached to one of their conversations (those they may
+         *     still read).
+         */
+        get: operations["get_conversation_bases"];
+        /**
+         * Attach knowledge bases to one of the caller's conversations (replacing those attached);
+         *     each answer then searches them. A base the caller may not read is a 404.
+         */
+        put: operations["set_conversation_bases"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pricing": {
         parameters: {
             query?: never;
@@ -1417,136 +1565,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/user/2fa": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Two-factor state of the signed-in account. */
-        get: operations["status"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/user/2fa/totp/disable": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Turn two-factor sign-in off, with the password and a code (or a recovery code). */
-        post: operations["disable"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/user/2fa/totp/enable": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Confirm the set-up with a first code: two-factor sign-in is on from now, and the answer
-         *     holds the recovery codes (shown this once).
-         */
-        post: operations["enable"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/user/2fa/totp/setup": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Start setting up TOTP: answers a new secret and its `otpauth://` URI. Nothing changes at
-         *     sign-in until a first code confirms it (`POST /user/2fa/totp/enable`).
-         */
-        post: operations["setup"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/user/avatar": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /** Upload an avatar: it is cropped to a square, stored at 256 px and becomes `avatar_url`. */
-        put: operations["upload_avatar"];
-        post?: never;
-        /** Remove the uploaded avatar; the generated one shows again. */
-        delete: operations["delete_avatar"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/user/email": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /**
-         * Change the signed-in account's email. A link goes to the new address; the address changes
-         *     when it is opened. If another account has the address, that address is told so instead,
-         *     and this answer is the same, so it reveals nobody's account.
-         */
-        put: operations["change_email"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/user/email/verification": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Send the verification mail again to the signed-in account's address. */
-        post: operations["resend_verification"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/user/invite-codes": {
         parameters: {
             query?: never;
@@ -1617,77 +1635,6 @@ export interface paths {
         patch: operations["update_profile"];
         trace?: never;
     };
-    "/api/v1/user/sessions": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The signed-in user's active sessions. */
-        get: operations["list_sessions"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/user/sessions/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /**
-         * Sign out one of the signed-in user's sessions (its tokens stop working). Another user's
-         *     session id is 404, exactly like an unknown one.
-         */
-        delete: operations["revoke_session"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/user/sessions/revoke-others": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Sign out every other session of the signed-in user; this one stays. */
-        post: operations["revoke_other_sessions"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/users/{id}/avatar": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A user's avatar: the uploaded picture (PNG, 256 px), or generated initials (SVG). */
-        get: operations["get_avatar"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1703,6 +1650,11 @@ export interface components {
         AccessInput: {
             /** @description The password the owner set. */
             password: string;
+        };
+        /** @description A file to add. */
+        AddDocument: {
+            /** @description The id of one of the caller's files. */
+            file_id: string;
         };
         /** @description The balance after an adjustment. */
         Adjusted: {
@@ -1850,20 +1802,80 @@ export interface components {
             /** @description Entry id. */
             id: string;
         };
-        /** @description An avatar upload: one multipart field `file` with a JPEG, PNG, WebP or GIF image. */
-        AvatarUpload: {
+        /** @description A base's statistics. */
+        BaseStats: {
             /**
-             * Format: binary
-             * @description The picture, at most 5 MiB.
+             * Format: int64
+             * @description Bytes of the documents' files.
              */
-            file: string;
+            bytes: number;
+            /**
+             * Format: int64
+             * @description Searchable chunks.
+             */
+            chunks: number;
+            /**
+             * Format: int64
+             * @description Documents.
+             */
+            documents: number;
+            /**
+             * Format: int64
+             * @description Of those, with an embedding.
+             */
+            embedded_chunks: number;
+            /**
+             * Format: int64
+             * @description Documents that failed.
+             */
+            failed_documents: number;
+            /**
+             * Format: int64
+             * @description Documents ready to search.
+             */
+            ready_documents: number;
+            /**
+             * Format: int64
+             * @description Tokens in the searchable chunks.
+             */
+            tokens: number;
         };
-        /** @description A new address for the signed-in account. */
-        ChangeEmailRequest: {
-            /** @description The account's password. */
-            current_password: string;
-            /** @description The new address; it replaces the current one when its link is opened. */
-            email: string;
+        /** @description A knowledge base as the API shows it. */
+        BaseView: {
+            /**
+             * Format: int64
+             * @description Largest chunk, in tokens.
+             */
+            chunk_max_tokens: number;
+            /**
+             * Format: int64
+             * @description Overlap of neighbouring chunks, in tokens.
+             */
+            chunk_overlap_tokens: number;
+            /** @description Created, RFC 3339. */
+            created_at: string;
+            /** @description Description. */
+            description: string;
+            /** @description Embedding model; `null`: no vectors, lexical (BM25) search only. */
+            embedding_model?: string | null;
+            /** @description Id. */
+            id: string;
+            /** @description Name. */
+            name: string;
+            /** @description Owner's user id. */
+            owner_id: string;
+            /** @description What the caller may do: `owner`, `write` or `read`. */
+            permission: string;
+            /** @description Rerank model; `null`: no reranking. */
+            rerank_model?: string | null;
+            /** @description How it searches: `hybrid` (BM25 + vectors) or `lexical` (no embedding model). */
+            retrieval: components["schemas"]["Mode"];
+            /** @description Counts. */
+            stats: components["schemas"]["BaseStats"];
+            /** @description Changed, RFC 3339. */
+            updated_at: string;
+            /** @description `private` (owner and shares) or `public` (every user may read). */
+            visibility: string;
         };
         /** @description A channel as admins see it: never a key or header value. */
         Channel: {
@@ -1961,10 +1973,43 @@ export interface components {
              */
             output_price: number;
         };
-        /** @description A code from the authenticator app. */
-        CodeConfirm: {
-            /** @description 6 digits. */
-            code: string;
+        /** @description A chunk as the chunk viewer shows it. */
+        ChunkView: {
+            /** @description Its document. */
+            document_id: string;
+            /** @description Whether it has an embedding. */
+            embedded: boolean;
+            /** @description Headings above it, outermost first. */
+            headings: string[];
+            /** @description Id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description Last page.
+             */
+            page_end?: number | null;
+            /**
+             * Format: int64
+             * @description First page.
+             */
+            page_start?: number | null;
+            /**
+             * Format: int64
+             * @description 0-based position in the document.
+             */
+            position: number;
+            /** @description The text (the heading path on its first line when it has one). */
+            text: string;
+            /**
+             * Format: int64
+             * @description Tokens.
+             */
+            tokens: number;
+        };
+        /** @description The bases attached to a conversation. */
+        ConversationBases: {
+            /** @description Base ids, each one the caller may read (at most 10). */
+            base_ids: string[];
         };
         /** @description Settings of a conversation (`null` clears one in an update). */
         ConversationInput: {
@@ -1998,6 +2043,32 @@ export interface components {
              * @description 0–1.
              */
             top_p?: number | null;
+        };
+        /** @description A new knowledge base. */
+        CreateBase: {
+            /**
+             * Format: int64
+             * @description Largest chunk in tokens, 16–8192 (default from the server).
+             */
+            chunk_max_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Overlap in tokens, at most half of `chunk_max_tokens`.
+             */
+            chunk_overlap_tokens?: number | null;
+            /** @description Description, up to 2,000 characters. */
+            description?: string;
+            /**
+             * @description Embedding model the relay serves; omitted: the server's default
+             *     (`knowledge.default_embedding_model`); `""`: none (lexical search only).
+             */
+            embedding_model?: string | null;
+            /** @description Name, 1–100 characters. */
+            name: string;
+            /** @description Rerank model the relay serves; omitted or `""`: none. */
+            rerank_model?: string | null;
+            /** @description `private` (default) or `public`. */
+            visibility?: string | null;
         };
         /** @description A new channel. */
         CreateChannel: {
@@ -2115,7 +2186,7 @@ export interface components {
             amount: number;
             /** @description The provider's method (`alipay`, `wxpay`); the first offered when left out. */
             method?: string | null;
-            /** @description `epay`, `stripe` or `alipay`. */
+            /** @description `epay` or `stripe`. */
             provider: string;
         };
         /**
@@ -2181,17 +2252,62 @@ export interface components {
             /** @description Models left as they were because they already had a price. */
             kept: string[];
         };
-        /** @description Password and a code (or a recovery code), to turn two-factor sign-in off. */
-        DisableTotp: {
-            /** @description A current code, or an unused recovery code. */
+        /** @description A message in both languages. */
+        DocumentError: {
+            /** @description A stable code (`extract_failed`, `embedding_failed`, `file_missing`, ...). */
             code: string;
-            /** @description The account's password. */
-            password: string;
+            /** @description English. */
+            en: string;
+            /** @description Chinese. */
+            zh: string;
         };
-        /** @description The address that is now verified. */
-        EmailVerified: {
-            /** @description The account's email, now verified. */
-            email: string;
+        /** @description The form of an upload (for the OpenAPI document; the body is streamed to the File service). */
+        DocumentUpload: {
+            /**
+             * Format: binary
+             * @description The document.
+             */
+            file: string;
+        };
+        /** @description A document as the API shows it. */
+        DocumentView: {
+            /** @description Its base. */
+            base_id: string;
+            /**
+             * Format: int64
+             * @description Chunks, once chunked.
+             */
+            chunk_count?: number | null;
+            /** @description The file's type. */
+            content_type: string;
+            /** @description Added, RFC 3339. */
+            created_at: string;
+            error?: null | components["schemas"]["DocumentError"];
+            /** @description The file it is read from. */
+            file_id: string;
+            /** @description Id. */
+            id: string;
+            /** @description Name. */
+            name: string;
+            /**
+             * Format: int64
+             * @description Chunks embedded so far (while `embedding`), or chunks indexed once `ready`.
+             */
+            progress_done: number;
+            /**
+             * Format: int64
+             * @description Chunks in all (0 until chunked).
+             */
+            progress_total: number;
+            /**
+             * Format: int64
+             * @description Bytes.
+             */
+            size: number;
+            /** @description `queued`, `extracting`, `embedding`, `indexing`, `ready` (searchable) or `failed`. */
+            status: string;
+            /** @description Changed, RFC 3339. */
+            updated_at: string;
         };
         /** @description The `error` member of [`ErrorEnvelope`]. */
         ErrorBody: {
@@ -2288,11 +2404,6 @@ export interface components {
             /** @description Whether the thumbnail and web-sized copies are ready. */
             variants_ready: boolean;
         };
-        /** @description Who forgot a password. */
-        ForgotPasswordRequest: {
-            /** @description The account's email. */
-            email: string;
-        };
         /** @description One channel group's price multiplier. */
         GroupMultiplier: {
             /** @description The group, as named in `relay.groups`. */
@@ -2304,6 +2415,43 @@ export interface components {
             multiplier_permille: number;
             /** @description RFC 3339; `None` for a group that has never been set (it bills at ×1.0). */
             updated_at?: string | null;
+        };
+        /** @description One hit with what each stage said of it. */
+        HitView: {
+            /** @description 1-based rank by BM25, `null` when BM25 did not find it. */
+            bm25_rank?: number | null;
+            /** @description The chunk. */
+            chunk: components["schemas"]["ChunkView"];
+            /**
+             * Format: double
+             * @description Share of the query's information the chunk contains (0–1).
+             */
+            coverage?: number | null;
+            /** @description Its document's name. */
+            document_name: string;
+            /** @description Its document's file. */
+            file_id: string;
+            /** @description 1-based rank after fusion (0 for hits below the threshold). */
+            fused_rank: number;
+            /**
+             * Format: double
+             * @description The rerank model's score.
+             */
+            rerank_score?: number | null;
+            /** @description 1-based rank after reranking, `null` when not reranked. */
+            reranked_rank?: number | null;
+            /**
+             * Format: double
+             * @description The score it is ordered by (rerank score when reranked, else the fused RRF score).
+             */
+            score: number;
+            /**
+             * Format: float
+             * @description Cosine similarity to the query.
+             */
+            similarity?: number | null;
+            /** @description 1-based rank by vector similarity, `null` when not found that way. */
+            vector_rank?: number | null;
         };
         /** @description An invite code as the API shows it. */
         InviteCode: {
@@ -2374,11 +2522,6 @@ export interface components {
              */
             seq: number;
         };
-        /**
-         * @description What a right password answers. Only its schema is used (the handler answers either shape
-         *     itself), so the variants are never built.
-         */
-        LoginAnswer: components["schemas"]["TokenResponse"] | components["schemas"]["TwoFactorChallenge"];
         /** @description Credentials. */
         LoginRequest: {
             /** @description Username or email. */
@@ -2386,23 +2529,16 @@ export interface components {
             /** @description Password. */
             password: string;
         };
-        /** @description The second sign-in step. */
-        LoginSecondFactor: {
-            /** @description From the login answer. */
-            challenge: string;
-            /** @description A current code, or an unused recovery code. */
-            code: string;
-        };
         /** @description Which session to end: the bearer token's, or the one a refresh token belongs to. */
         LogoutRequest: {
             /** @description Ends this token's session (when no access token is sent). */
             refresh_token?: string | null;
         };
-        /** @description A mail was queued (or, where saying so would reveal an account, might have been). */
-        MailQueued: {
-            /** @description Always true. */
-            accepted: boolean;
-        };
+        /**
+         * @description How a search was run.
+         * @enum {string}
+         */
+        Mode: "lexical" | "hybrid";
         /** @description A row of the pricing table. */
         ModelPrice: components["schemas"]["Rates"] & {
             /** @description Model name as clients ask for it. */
@@ -2436,7 +2572,7 @@ export interface components {
             note?: string | null;
             /** @description When it was paid (RFC 3339). */
             paid_at?: string | null;
-            /** @description `epay`, `stripe` or `alipay`. */
+            /** @description `epay` or `stripe`. */
             provider: components["schemas"]["ProviderName"];
             /** @description The provider's reference, once known. */
             provider_ref?: string | null;
@@ -2517,6 +2653,170 @@ export interface components {
                 /** @description Entry id. */
                 id: string;
             })[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_BaseView: {
+            /** @description The items on this page. */
+            items: {
+                /**
+                 * Format: int64
+                 * @description Largest chunk, in tokens.
+                 */
+                chunk_max_tokens: number;
+                /**
+                 * Format: int64
+                 * @description Overlap of neighbouring chunks, in tokens.
+                 */
+                chunk_overlap_tokens: number;
+                /** @description Created, RFC 3339. */
+                created_at: string;
+                /** @description Description. */
+                description: string;
+                /** @description Embedding model; `null`: no vectors, lexical (BM25) search only. */
+                embedding_model?: string | null;
+                /** @description Id. */
+                id: string;
+                /** @description Name. */
+                name: string;
+                /** @description Owner's user id. */
+                owner_id: string;
+                /** @description What the caller may do: `owner`, `write` or `read`. */
+                permission: string;
+                /** @description Rerank model; `null`: no reranking. */
+                rerank_model?: string | null;
+                /** @description How it searches: `hybrid` (BM25 + vectors) or `lexical` (no embedding model). */
+                retrieval: components["schemas"]["Mode"];
+                /** @description Counts. */
+                stats: components["schemas"]["BaseStats"];
+                /** @description Changed, RFC 3339. */
+                updated_at: string;
+                /** @description `private` (owner and shares) or `public` (every user may read). */
+                visibility: string;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_ChunkView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description Its document. */
+                document_id: string;
+                /** @description Whether it has an embedding. */
+                embedded: boolean;
+                /** @description Headings above it, outermost first. */
+                headings: string[];
+                /** @description Id. */
+                id: string;
+                /**
+                 * Format: int64
+                 * @description Last page.
+                 */
+                page_end?: number | null;
+                /**
+                 * Format: int64
+                 * @description First page.
+                 */
+                page_start?: number | null;
+                /**
+                 * Format: int64
+                 * @description 0-based position in the document.
+                 */
+                position: number;
+                /** @description The text (the heading path on its first line when it has one). */
+                text: string;
+                /**
+                 * Format: int64
+                 * @description Tokens.
+                 */
+                tokens: number;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_DocumentView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description Its base. */
+                base_id: string;
+                /**
+                 * Format: int64
+                 * @description Chunks, once chunked.
+                 */
+                chunk_count?: number | null;
+                /** @description The file's type. */
+                content_type: string;
+                /** @description Added, RFC 3339. */
+                created_at: string;
+                error?: null | components["schemas"]["DocumentError"];
+                /** @description The file it is read from. */
+                file_id: string;
+                /** @description Id. */
+                id: string;
+                /** @description Name. */
+                name: string;
+                /**
+                 * Format: int64
+                 * @description Chunks embedded so far (while `embedding`), or chunks indexed once `ready`.
+                 */
+                progress_done: number;
+                /**
+                 * Format: int64
+                 * @description Chunks in all (0 until chunked).
+                 */
+                progress_total: number;
+                /**
+                 * Format: int64
+                 * @description Bytes.
+                 */
+                size: number;
+                /** @description `queued`, `extracting`, `embedding`, `indexing`, `ready` (searchable) or `failed`. */
+                status: string;
+                /** @description Changed, RFC 3339. */
+                updated_at: string;
+            }[];
             /**
              * Format: int32
              * @description This page's number.
@@ -2685,7 +2985,7 @@ export interface components {
                 note?: string | null;
                 /** @description When it was paid (RFC 3339). */
                 paid_at?: string | null;
-                /** @description `epay`, `stripe` or `alipay`. */
+                /** @description `epay` or `stripe`. */
                 provider: components["schemas"]["ProviderName"];
                 /** @description The provider's reference, once known. */
                 provider_ref?: string | null;
@@ -2727,8 +3027,6 @@ export interface components {
                 display_name: string;
                 /** @description Email, if the account has one. */
                 email?: string | null;
-                /** @description Whether the email (if any) was proved to be the user's. */
-                email_verified: boolean;
                 /** @description Id. */
                 id: string;
                 /** @description Who invited this user. */
@@ -2743,8 +3041,6 @@ export interface components {
                 status: string;
                 /** @description UI theme: `system`, `light` or `dark`. */
                 theme: string;
-                /** @description Whether sign-in asks for a TOTP code after the password. */
-                two_factor_enabled: boolean;
                 /** @description Username, if the account has one. */
                 username?: string | null;
             }[];
@@ -2912,11 +3208,6 @@ export interface components {
              */
             revoked_sessions: number;
         };
-        /** @description The password, to start or change two-factor settings. */
-        PasswordConfirm: {
-            /** @description The account's password. */
-            password: string;
-        };
         /** @description A new password set by an admin. */
         PasswordReset: {
             /** @description 8–128 characters. */
@@ -2983,8 +3274,6 @@ export interface components {
             display_name: string;
             /** @description Email, if the account has one. */
             email?: string | null;
-            /** @description Whether the email (if any) was proved to be the user's. */
-            email_verified: boolean;
             /** @description Id. */
             id: string;
             /** @description Who invited this user. */
@@ -2999,8 +3288,6 @@ export interface components {
             status: string;
             /** @description UI theme: `system`, `light` or `dark`. */
             theme: string;
-            /** @description Whether sign-in asks for a TOTP code after the password. */
-            two_factor_enabled: boolean;
             /** @description Username, if the account has one. */
             username?: string | null;
         };
@@ -3019,12 +3306,12 @@ export interface components {
          * @description A payment provider's name, as in URLs and order rows.
          * @enum {string}
          */
-        ProviderName: "epay" | "stripe" | "alipay";
+        ProviderName: "epay" | "stripe";
         /** @description A provider users may pay through. */
         ProviderOption: {
             /** @description Its methods (`alipay`, `wxpay`, `card`). */
             methods: string[];
-            /** @description `epay`, `stripe` or `alipay`. */
+            /** @description `epay` or `stripe`. */
             provider: components["schemas"]["ProviderName"];
         };
         /** @description A share as the public sees it. */
@@ -3049,6 +3336,14 @@ export interface components {
              * @description Bytes.
              */
             size: number;
+        };
+        /** @description How many documents were queued. */
+        Queued: {
+            /**
+             * Format: int64
+             * @description Documents queued to be indexed again.
+             */
+            queued: number;
         };
         /** @description A user's balance. */
         QuotaView: {
@@ -3115,11 +3410,6 @@ export interface components {
              * @description Per request (images, audio, or a flat fee).
              */
             per_call: number;
-        };
-        /** @description Recovery codes, shown once. */
-        RecoveryCodes: {
-            /** @description Each works once in place of a code. Stored hashed: this is the only time they are shown. */
-            recovery_codes: string[];
         };
         /** @description What a redemption added. */
         Redeemed: {
@@ -3201,13 +3491,6 @@ export interface components {
             /** @description The name (made safe: no folders, no control characters, at most 255 bytes). */
             name: string;
         };
-        /** @description A new password, with the token from the reset mail. */
-        ResetPasswordRequest: {
-            /** @description 8–128 characters. */
-            new_password: string;
-            /** @description The `token` parameter of the link. */
-            token: string;
-        };
         /** @description What the process holds now. */
         RuntimeReport: {
             allocator?: null | components["schemas"]["AllocatorStats"];
@@ -3241,14 +3524,40 @@ export interface components {
              */
             threads?: number | null;
         };
+        /** @description A search. */
+        SearchRequest: {
+            /** @description What to look for (1–2,000 characters). */
+            query: string;
+            /** @description The most hits (1–50, default 5). */
+            top_k?: number | null;
+        };
+        /** @description What a search found. */
+        SearchResponse: {
+            /** @description The best few that did not pass (for hit testing). */
+            below_threshold: components["schemas"]["HitView"][];
+            /** @description Hits that passed the relevance threshold, best first. */
+            hits: components["schemas"]["HitView"][];
+            /** @description `lexical` (the base has no embedding model) or `hybrid`. */
+            mode: components["schemas"]["Mode"];
+            /** @description Nothing passed: there is no relevant knowledge for this query. */
+            no_answer: boolean;
+            /** @description Whether the rerank model ordered the hits. */
+            reranked: boolean;
+            /**
+             * Format: int64
+             * @description Time taken, ms.
+             */
+            took_ms: number;
+            /** @description The base has a rerank model, but it failed or timed out: the fused order stands. */
+            unranked: boolean;
+            /** @description Why vectors were not used for this query (the embedding call failed), if so. */
+            vector_error?: string | null;
+        };
         /** @description A message to send. */
         SendRequest: {
             /** @description The text. */
             content: string;
-            /**
-             * @description Images: `file:<id>` of an uploaded image (`POST /files?purpose=chat`),
-             *     `data:image/...;base64,` URLs (stored as files on arrival) or `https://` URLs.
-             */
+            /** @description Images: `data:image/...;base64,` URLs or `https://` URLs. */
             images?: string[];
             /** @description Model for this answer (default: the conversation's). */
             model?: string | null;
@@ -3257,34 +3566,6 @@ export interface components {
              *     message). Editing a message = sending with that message's parent.
              */
             parent_id?: string | null;
-        };
-        /** @description Active sessions. */
-        SessionList: {
-            /** @description Most recently seen first. */
-            items: components["schemas"]["SessionView"][];
-        };
-        /** @description How many sessions ended. */
-        SessionsRevoked: {
-            /**
-             * Format: int64
-             * @description Count.
-             */
-            revoked_sessions: number;
-        };
-        /** @description One signed-in device. */
-        SessionView: {
-            /** @description RFC 3339: when it signed in. */
-            created_at: string;
-            /** @description Whether this is the session making the request. */
-            current: boolean;
-            /** @description Session id. */
-            id: string;
-            /** @description The address it signed in from. */
-            ip?: string | null;
-            /** @description RFC 3339: when it last renewed its tokens. */
-            last_seen_at: string;
-            /** @description The browser or program, as its user agent said at sign-in. */
-            user_agent?: string | null;
         };
         /** @description A group's new multiplier. */
         SetMultiplier: {
@@ -3304,6 +3585,13 @@ export interface components {
             /** @description Groups from `relay.groups`; `[]` grants none; `null` returns the user to the default. */
             groups?: string[] | null;
         };
+        /** @description A share of a base with a user. */
+        Share: {
+            /** @description `read` or `write`. */
+            permission: string;
+            /** @description The user's id. */
+            user_id: string;
+        };
         /** @description A new share link. */
         ShareInput: {
             /**
@@ -3318,6 +3606,11 @@ export interface components {
             max_downloads?: number | null;
             /** @description A password to ask for (4–128 characters); stored as an argon2id hash. */
             password?: string | null;
+        };
+        /** @description A base's shares. */
+        Shares: {
+            /** @description Who else may use the base, and how. */
+            shares: components["schemas"]["Share"][];
         };
         /** @description A share link as its owner sees it. */
         ShareView: {
@@ -3400,37 +3693,6 @@ export interface components {
             token_type: string;
             user?: null | components["schemas"]["Profile"];
         };
-        /** @description A set-up waiting for its first code. */
-        TotpSetup: {
-            /** @description `otpauth://totp/...`, for a QR code. */
-            otpauth_uri: string;
-            /** @description The shared secret, base32, for typing into an app. */
-            secret: string;
-        };
-        /** @description The answer to a right password when the account has two-factor sign-in on. */
-        TwoFactorChallenge: {
-            /** @description Works once, for `expires_in` seconds. */
-            challenge: string;
-            /**
-             * Format: int64
-             * @description Seconds.
-             */
-            expires_in: number;
-            /** @description Always true: send `challenge` and a code to `POST /auth/login/2fa`. */
-            two_factor_required: boolean;
-        };
-        /** @description Two-factor state of the signed-in account. */
-        TwoFactorStatus: {
-            /** @description Whether sign-in asks for a code. */
-            enabled: boolean;
-            /**
-             * Format: int64
-             * @description Unused recovery codes.
-             */
-            recovery_codes_left: number;
-            /** @description Whether this server requires it of this account (admins, when configured). */
-            required: boolean;
-        };
         /**
          * @description A model some channel serves that has no price: requests for it are refused as
          *     `model_not_priced` (or served free under `relay.allow_unpriced`), so the pricing page
@@ -3443,6 +3705,32 @@ export interface components {
             has_default: boolean;
             /** @description Model name as clients ask for it. */
             model: string;
+        };
+        /**
+         * @description Changes to a knowledge base (owner only). Changing the embedding model or the chunk sizes
+         *     re-indexes every document.
+         */
+        UpdateBase: {
+            /**
+             * Format: int64
+             * @description Largest chunk in tokens.
+             */
+            chunk_max_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Overlap in tokens.
+             */
+            chunk_overlap_tokens?: number | null;
+            /** @description Description. */
+            description?: string | null;
+            /** @description Embedding model; `""`: none. */
+            embedding_model?: string | null;
+            /** @description Name. */
+            name?: string | null;
+            /** @description Rerank model; `""`: none. */
+            rerank_model?: string | null;
+            /** @description `private` or `public`. */
+            visibility?: string | null;
         };
         /** @description Changes to a channel; omitted fields stay. `keys` and `headers`, when given, replace all. */
         UpdateChannel: {
@@ -3625,18 +3913,6 @@ export interface components {
             role?: string | null;
             /** @description `active` or `disabled`. Disabling signs the user out everywhere. */
             status?: string | null;
-        };
-        /** @description The answer to registering when the server verifies addresses before sign-in. */
-        VerificationPending: {
-            /** @description The new account. */
-            user: components["schemas"]["Profile"];
-            /** @description Always true: open the link mailed to the address, then sign in. */
-            verification_required: boolean;
-        };
-        /** @description A token from a link in a mail. */
-        VerifyEmailRequest: {
-            /** @description The `token` parameter of the link. */
-            token: string;
         };
     };
     responses: never;
@@ -4883,13 +5159,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Signed in (tokens), or, with two-factor sign-in on, the challenge for `POST /auth/login/2fa` */
+            /** @description Signed in */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LoginAnswer"];
+                    "application/json": components["schemas"]["TokenResponse"];
                 };
             };
             /** @description Wrong credentials */
@@ -4901,7 +5177,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Account disabled, or its email is not verified (`email_not_verified`) */
+            /** @description Account disabled */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4911,57 +5187,6 @@ export interface operations {
                 };
             };
             /** @description Too many failed attempts */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    login_second_factor: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["LoginSecondFactor"];
-            };
-        };
-        responses: {
-            /** @description Signed in */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TokenResponse"];
-                };
-            };
-            /** @description Unknown, used or expired challenge */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Wrong code */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Too many wrong codes */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5003,89 +5228,6 @@ export interface operations {
             };
             /** @description The cookie was used without the X-Skein-CSRF header */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    forgot_password: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ForgotPasswordRequest"];
-            };
-        };
-        responses: {
-            /** @description If an account has this address, a mail is on its way */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MailQueued"];
-                };
-            };
-            /** @description Not an email address */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description This server sends no mail */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    reset_password: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ResetPasswordRequest"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PasswordResetDone"];
-                };
-            };
-            /** @description Unknown, used or expired link */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description The new password is not acceptable */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5159,15 +5301,6 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
-            /** @description Account created; sign-in waits for the address to be verified (`auth.verified_email_for_login`) */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VerificationPending"];
-                };
-            };
             /** @description Registration is closed, or the first account lacks the setup token */
             403: {
                 headers: {
@@ -5222,47 +5355,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SetupState"];
-                };
-            };
-        };
-    };
-    verify_email: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["VerifyEmailRequest"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["EmailVerified"];
-                };
-            };
-            /** @description Unknown, used or expired link */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description The address was taken by another account meanwhile */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };
@@ -5472,7 +5564,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description `epay`, `stripe` or `alipay` */
+                /** @description `epay` or `stripe` */
                 provider: string;
             };
             cookie?: never;
@@ -6197,11 +6289,6 @@ export interface operations {
     export_conversation: {
         parameters: {
             query?: {
-                /**
-                 * @description Include the messages' images, embedded as `data:` URLs (default: yes for HTML and
-                 *     JSON, no for Markdown).
-                 */
-                attachments?: boolean;
                 /** @description `markdown`, `html` or `json` (default). */
                 format?: string;
             };
@@ -6382,13 +6469,7 @@ export interface operations {
     };
     export_all: {
         parameters: {
-            query?: {
-                /**
-                 * @description Include the messages' images, embedded as `data:` URLs (default: no; an archive
-                 *     with them can be large).
-                 */
-                attachments?: boolean;
-            };
+            query?: never;
             header?: never;
             path?: never;
             cookie?: never;
@@ -7369,6 +7450,762 @@ export interface operations {
             };
         };
     };
+    list_bases: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_BaseView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBase"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateBase"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_documents: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DocumentView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    add_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddDocument"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A format Skein cannot index */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_chunks: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ChunkView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reindex_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    upload_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["DocumentUpload"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reindex_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queued"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    search_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResponse"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Shares"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Shares"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Shares"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    base_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseStats"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_conversation_bases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Chat conversation id */
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationBases"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_conversation_bases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Chat conversation id */
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConversationBases"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationBases"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_prices: {
         parameters: {
             query?: never;
@@ -7583,381 +8420,6 @@ export interface operations {
             };
         };
     };
-    status: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TwoFactorStatus"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    disable: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["DisableTotp"];
-            };
-        };
-        responses: {
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Wrong password */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Not on */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Wrong code */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Too many wrong codes */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    enable: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CodeConfirm"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RecoveryCodes"];
-                };
-            };
-            /** @description No set-up started */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Already on */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Wrong code */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Too many wrong codes */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    setup: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PasswordConfirm"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TotpSetup"];
-                };
-            };
-            /** @description Wrong password */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Already on */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    upload_avatar: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "multipart/form-data": components["schemas"]["AvatarUpload"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Profile"];
-                };
-            };
-            /** @description Over 5 MiB */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Not an image this server reads */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description No file storage in this process */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    delete_avatar: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Profile"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    change_email: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ChangeEmailRequest"];
-            };
-        };
-        responses: {
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MailQueued"];
-                };
-            };
-            /** @description Wrong password */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Not an email address, or the current one */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Too many attempts */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description This server sends no mail */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    resend_verification: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MailQueued"];
-                };
-            };
-            /** @description Already verified */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description The account has no email */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Too many mails asked for */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description This server sends no mail */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
     list_own_codes: {
         parameters: {
             query?: never;
@@ -8163,127 +8625,6 @@ export interface operations {
                 };
             };
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    list_sessions: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionList"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    revoke_session: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Session id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    revoke_other_sessions: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionsRevoked"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    get_avatar: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description User id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description image/png or image/svg+xml */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "image/png": unknown;
-                };
-            };
-            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -41,6 +41,16 @@ export const qk = {
     shares: (id: string) => ['files', 'shares', id] as const,
   },
 
+  // Knowledge
+  knowledge: {
+    all: ['knowledge'] as const,
+    bases: ['knowledge', 'bases'] as const,
+    base: (id: string) => ['knowledge', 'base', id] as const,
+    documents: (id: string) => ['knowledge', 'documents', id] as const,
+    chunks: (base: string, doc: string) => ['knowledge', 'chunks', base, doc] as const,
+    attached: (conversation: string) => ['knowledge', 'attached', conversation] as const,
+  },
+
   // Admin
   adminUsers: {
     all: ['admin-users'] as const,

@@ -113,7 +113,19 @@ export interface ChatMessage {
   sibling_index: number;
   sibling_count: number;
   usage: MessageUsage | null;
+  /** What the answer drew on (knowledge-base passages), when anything. */
+  sources?: Citation[];
   created_at: string;
+}
+
+/** A passage an answer cites: `[label]` in its text. */
+export interface Citation {
+  source: string;
+  label: string;
+  title: string;
+  url?: string;
+  excerpt: string;
+  reference?: { file_id?: string; pages?: [number, number] | null; base_id?: string; document_id?: string; chunk_id?: string };
 }
 
 /** The active path of a conversation. */

@@ -20,6 +20,7 @@ mod holds;
 mod in_process;
 mod invites;
 mod keys;
+mod knowledge;
 mod limits;
 mod money;
 mod payments;

@@ -1,13 +1,17 @@
 import { useEffect, useState } from 'react';
+import { useQuery } from '@tanstack/react-query';
 import { api } from '../../lib/api';
-import type { Conversation } from '../../lib/types';
+import { qk } from '../../lib/queryKeys';
+import type { Conversation, Page } from '../../lib/types';
+import type { Base } from '../knowledge/types';
 import { useT } from '../../i18n';
 import { Button, ErrorText, Field, Input, Textarea } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 
 const numOrNull = (s: string) => (s.trim() === '' ? null : Number(s));
 
-/** Per-conversation settings: system prompt, sampling, answer length, history sent. */
+/** Per-conversation settings: system prompt, sampling, answer length, history sent, and the
+ * knowledge bases answers search. */
 export function ConversationSettings({
   open,
   onOpenChange,
@@ -22,6 +26,16 @@ export function ConversationSettings({
   const t = useT();
   const [form, setForm] = useState({ system_prompt: '', temperature: '', top_p: '', max_tokens: '', history_limit: '' });
   const [error, setError] = useState<unknown>(null);
+  const [attached, setAttached] = useState<string[]>([]);
+  const bases = useQuery({ queryKey: qk.knowledge.bases, queryFn: () => api<Page<Base>>('knowledge/bases?per_page=100'), enabled: open });
+  const current = useQuery({
+    queryKey: qk.knowledge.attached(conversation.id),
+    queryFn: () => api<{ base_ids: string[] }>(`knowledge/conversations/${conversation.id}/bases`),
+    enabled: open,
+  });
+  useEffect(() => {
+    if (open && current.data) setAttached(current.data.base_ids);
+  }, [open, current.data]);
   useEffect(() => {
     if (!open) return;
     const s = (v: number | null) => (v == null ? '' : String(v));
@@ -52,6 +66,8 @@ export function ConversationSettings({
                 history_limit: numOrNull(form.history_limit),
               },
             });
+            await api(`knowledge/conversations/${conversation.id}/bases`, { method: 'PUT', body: { base_ids: attached } });
+            void current.refetch();
             onSaved();
             onOpenChange(false);
           } catch (err) {
@@ -76,6 +92,21 @@ export function ConversationSettings({
             <Input type="number" min="0" value={form.history_limit} onChange={set('history_limit')} />
           </Field>
         </div>
+        <fieldset className="space-y-1" data-testid="knowledge-picker">
+          <legend className="text-sm font-medium">{t('knowledge.attach')}</legend>
+          <p className="text-xs text-muted-fg">{t('knowledge.attachHint')}</p>
+          {(bases.data?.items ?? []).length === 0 && <p className="text-xs text-muted-fg">{t('knowledge.noBases')}</p>}
+          {(bases.data?.items ?? []).map((b) => (
+            <label key={b.id} className="flex items-center gap-2 text-sm">
+              <input
+                type="checkbox"
+                checked={attached.includes(b.id)}
+                onChange={(e) => setAttached(e.target.checked ? [...attached, b.id] : attached.filter((id) => id !== b.id))}
+              />
+              <span className="truncate">{b.name}</span>
+            </label>
+          ))}
+        </fieldset>
         <ErrorText error={error} />
         <div className="flex justify-end gap-2">
           <Button variant="secondary" onClick={() => onOpenChange(false)}>

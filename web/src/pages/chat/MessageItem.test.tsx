@@ -73,3 +73,23 @@ describe('balance errors', () => {
     expect(screen.queryByTestId('balance-hint')).toBeNull();
   });
 });
+
+describe('citations', () => {
+  it('lists the passages an answer cites, numbered, with their pages', () => {
+    const sources = [
+      { source: 'knowledge', label: '1', title: 'handbook.pdf', excerpt: 'Annual leave is fifteen days.', reference: { file_id: 'f1', pages: [3, 3] as [number, number] } },
+      { source: 'knowledge', label: '2', title: 'notes.txt', excerpt: '退款五个工作日内到账。', reference: { file_id: 'f2', pages: null } },
+    ];
+    render(<MessageItem {...props(answer({ content: 'Fifteen days [1].', reasoning: null, status: 'done', sources }))} />);
+    const items = screen.getAllByTestId('source');
+    expect(items.map((i) => i.textContent)).toEqual([
+      '[1] handbook.pdf · page 3Annual leave is fifteen days.',
+      '[2] notes.txt退款五个工作日内到账。',
+    ]);
+  });
+
+  it('shows nothing while the answer streams or when nothing was cited', () => {
+    render(<MessageItem {...props(answer({ content: 'Hi', reasoning: null, status: 'done' }))} />);
+    expect(screen.queryByTestId('sources')).toBeNull();
+  });
+});

@@ -1,7 +1,7 @@
 import { lazy, Suspense } from 'react';
 import { siblingLabel, siblingTarget } from '../../lib/branch';
 import { money, num } from '../../lib/format';
-import type { ChatMessage } from '../../lib/types';
+import type { ChatMessage, Citation } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Badge, Button, CopyButton, cx, Textarea } from '../../components/ui';
 import { BalanceHint } from './BalanceHint';
@@ -20,6 +20,39 @@ export function errorText(m: ChatMessage, lang: string): string | null {
   if (typeof m.error === 'string') return m.error;
   const message = lang === 'zh-CN' && m.error.message_zh ? m.error.message_zh : m.error.message;
   return m.error.request_id ? `${message} (${m.error.request_id})` : message;
+}
+
+/** "page 3" or "pages 3–5" of a citation, when it has pages. */
+export function citedPages(c: Citation, page: (n: string) => string): string | null {
+  const pages = c.reference?.pages;
+  if (!pages) return null;
+  return page(pages[0] === pages[1] ? String(pages[0]) : `${pages[0]}–${pages[1]}`);
+}
+
+/** The passages an answer cites, numbered as the answer cites them. */
+export function Sources({ sources }: { sources: Citation[] }) {
+  const t = useT();
+  return (
+    <details className="rounded-md border border-border px-3 py-1 text-sm" data-testid="sources">
+      <summary className="cursor-pointer text-muted-fg">
+        {t('chat.sources')} ({sources.length})
+      </summary>
+      <ol className="mt-1 space-y-2 pb-1">
+        {sources.map((c) => {
+          const pages = citedPages(c, (n) => t('chat.sourcePage', { n }));
+          return (
+            <li key={`${c.source}-${c.label}`} data-testid="source">
+              <div className="text-xs font-medium">
+                [{c.label}] {c.title}
+                {pages && <span className="text-muted-fg"> · {pages}</span>}
+              </div>
+              <div className="line-clamp-3 whitespace-pre-wrap break-words text-xs text-muted-fg">{c.excerpt}</div>
+            </li>
+          );
+        })}
+      </ol>
+    </details>
+  );
 }
 
 /** The ‹ 2/3 › switcher between versions of a message. */
@@ -115,6 +148,7 @@ export function MessageItem(props: MessageItemProps) {
           '…'
         ) : null}
       </div>
+      {m.sources && m.sources.length > 0 && m.status !== 'streaming' && <Sources sources={m.sources} />}
       {error && (
         <div className="rounded-md bg-danger/10 px-3 py-2 text-sm text-danger" role="alert">
           {error}

@@ -1,0 +1,71 @@
+//! The `[knowledge]` section of the configuration.
+
+use serde::{Deserialize, Serialize};
+
+/// Knowledge bases: their defaults, the ingestion worker and search.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnowledgeConfig {
+    /// The embedding model a new base uses when its creator names none (any model the relay
+    /// serves); `None`: new bases search lexically (BM25) only unless one is named.
+    pub default_embedding_model: Option<String>,
+    /// Largest chunk, in tokens, of a new base.
+    pub chunk_max_tokens: u32,
+    /// Overlap between neighbouring chunks, in tokens, of a new base.
+    pub chunk_overlap_tokens: u32,
+    /// Chunks embedded per call to the embedding model.
+    pub embed_batch: u32,
+    /// How often an idle worker looks for due jobs, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// How long a claimed job stays claimed without a sign of life, in seconds; after that
+    /// another instance takes it over.
+    pub lease_secs: u64,
+    /// The wait before the first retry of a failed step, in seconds (doubled each attempt).
+    pub retry_base_secs: u64,
+    /// Attempts before a document is marked failed.
+    pub max_attempts: u32,
+    /// How long a search waits for the rerank model before answering unranked, in ms.
+    pub rerank_timeout_ms: u64,
+    /// Largest document read for indexing, in bytes.
+    pub max_document_bytes: u64,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        KnowledgeConfig {
+            default_embedding_model: None,
+            chunk_max_tokens: 512,
+            chunk_overlap_tokens: 64,
+            embed_batch: 32,
+            poll_interval_ms: 1000,
+            lease_secs: 120,
+            retry_base_secs: 10,
+            max_attempts: 8,
+            rerank_timeout_ms: 3000,
+            max_document_bytes: 100 << 20,
+        }
+    }
+}
+
+impl KnowledgeConfig {
+    /// Refuses settings that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(16..=8192).contains(&self.chunk_max_tokens) {
+            return Err("knowledge.chunk_max_tokens must be 16 to 8192".into());
+        }
+        if self.chunk_overlap_tokens > self.chunk_max_tokens / 2 {
+            return Err(
+                "knowledge.chunk_overlap_tokens must be at most half of chunk_max_tokens".into(),
+            );
+        }
+        if !(1..=2048).contains(&self.embed_batch) {
+            return Err("knowledge.embed_batch must be 1 to 2048".into());
+        }
+        if self.poll_interval_ms == 0 || self.lease_secs == 0 || self.max_attempts == 0 {
+            return Err(
+                "knowledge.poll_interval_ms, lease_secs and max_attempts must be positive".into(),
+            );
+        }
+        Ok(())
+    }
+}

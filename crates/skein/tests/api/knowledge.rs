@@ -1,0 +1,434 @@
+//! Knowledge bases end to end through the real server, on SQLite and PostgreSQL: documents
+//! uploaded (docx, pdf, txt) and indexed by the background worker with embeddings from the
+//! mock upstream, hybrid search in Chinese and English with each stage's ranks, permissions
+//! (another user's base is a 404; shares and public bases), an embedding upstream that fails
+//! halfway and a job that resumes without duplicating anything, deletes that take chunks with
+//! them, and chat answering from an attached base with citations.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use skein::config::Config;
+use skein_testkit::mock_vendor::Fault;
+use skein_testkit::{
+    Persona, Price, RelayWorld, Resp, TestApp, Upstream, WorldSpec, on_both_backends,
+};
+
+const BOUNDARY: &str = "skein-knowledge-test-boundary";
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../skein-knowledge/tests/data/fixtures"
+);
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
+}
+
+fn form(field: &str, name: &str, content: &[u8], extra: &str) -> Vec<u8> {
+    let mut body = format!(
+        "{extra}--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+async fn multipart(app: &TestApp, who: &Persona, path: &str, body: Vec<u8>) -> Resp {
+    app.send(
+        app.client
+            .post(app.url(path))
+            .bearer_auth(&who.access)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body),
+    )
+    .await
+}
+
+/// Uploads a document straight into a base; answers the document.
+async fn upload(app: &TestApp, who: &Persona, base: &str, name: &str, content: &[u8]) -> Value {
+    let r = multipart(
+        app,
+        who,
+        &format!("/api/v1/knowledge/bases/{base}/documents/upload"),
+        form("file", name, content, ""),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "upload {name}: {}", r.text);
+    assert_eq!(r.json["status"], "queued");
+    r.json
+}
+
+/// Uploads a file to the File service; answers its id.
+async fn file(app: &TestApp, who: &Persona, name: &str, content: &[u8]) -> String {
+    let purpose = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nknowledge\r\n"
+    );
+    let r = multipart(
+        app,
+        who,
+        "/api/v1/files",
+        form("file", name, content, &purpose),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.json["id"].as_str().unwrap().to_string()
+}
+
+async fn create_base(app: &TestApp, who: &Persona, body: Value) -> String {
+    let r = app
+        .post("/api/v1/knowledge/bases", Some(&who.access), body)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.json["id"].as_str().unwrap().to_string()
+}
+
+/// Polls a document until it is ready or failed; answers it.
+async fn settled(app: &TestApp, who: &Persona, base: &str, doc: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = app
+            .get(
+                &format!("/api/v1/knowledge/bases/{base}/documents/{doc}"),
+                Some(&who.access),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        if r.json["status"] == "ready" || r.json["status"] == "failed" {
+            return r.json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "document never settled: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn search(app: &TestApp, who: &Persona, base: &str, query: &str) -> Resp {
+    app.post(
+        &format!("/api/v1/knowledge/bases/{base}/search"),
+        Some(&who.access),
+        json!({"query": query, "top_k": 5}),
+    )
+    .await
+}
+
+fn quick(c: &mut Config) {
+    c.knowledge.poll_interval_ms = 50;
+    c.knowledge.retry_base_secs = 1;
+    c.chat.title_model = Some(String::new());
+}
+
+/// A relay serving a chat model and an embedding model, on a fast-polling server.
+async fn world(app: &TestApp) -> RelayWorld {
+    WorldSpec::new(Upstream::OpenAi)
+        .model("gpt-test", Some("gpt-upstream"))
+        .model("embed-test", None)
+        .price("gpt-test", Price::tokens(2_000_000, 6_000_000))
+        .price("embed-test", Price::tokens(1_000_000, 0))
+        .build(app)
+        .await
+}
+
+/// Rows of a knowledge table (the test checks what no API shows any more: deleted rows).
+async fn rows(app: &TestApp, table: &str) -> i64 {
+    let db = skein_db::Db::connect(&app.config.database_url(), 1)
+        .await
+        .unwrap();
+    let (n,): (i64,) = skein_db::sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    n
+}
+
+const NOTES: &str = "Refund policy\n\nThe refund window is thirty days from delivery, and refunds reach the card within five working days.\n\n退款政策\n\n退货须在签收后三十天内申请，退款五个工作日内到账。\n";
+
+on_both_backends! {
+    async fn documents_are_indexed_and_found_in_chinese_and_english(backend) {
+        let app = TestApp::spawn_with(backend, quick).await;
+        let RelayWorld { user: ada, upstream, root, .. } = world(&app).await;
+        let base = create_base(&app, &ada, json!({"name": "Policies", "embedding_model": "embed-test"})).await;
+
+        // docx and txt uploaded straight into the base, pdf added by its file id.
+        let docx = upload(&app, &ada, &base, "travel.docx", &fixture("sample.docx")).await;
+        let txt = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+        let pdf_file = file(&app, &ada, "handbook.pdf", &fixture("sample.pdf")).await;
+        let r = app.post(&format!("/api/v1/knowledge/bases/{base}/documents"), Some(&ada.access), json!({"file_id": pdf_file})).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        let pdf = r.json.clone();
+        for doc in [&docx, &txt, &pdf] {
+            let done = settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await;
+            assert_eq!(done["status"], "ready", "{done}");
+            assert!(done["chunk_count"].as_i64().unwrap() >= 1, "{done}");
+            assert_eq!(done["progress_done"], done["progress_total"], "{done}");
+        }
+
+        // English finds the docx's hotel limit, with every stage's rank.
+        let r = search(&app, &ada, &base, "what is the nightly hotel limit?").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["mode"], "hybrid");
+        assert_eq!(r.json["no_answer"], false);
+        let top = &r.json["hits"][0];
+        assert_eq!(top["document_name"], "travel.docx", "{}", r.json);
+        assert!(top["chunk"]["text"].as_str().unwrap().contains("150 euros"), "{top}");
+        assert_eq!(top["fused_rank"], 1);
+        assert!(top["bm25_rank"].is_u64(), "{top}");
+        assert!(r.json["hits"].as_array().unwrap().iter().all(|h| h["vector_rank"].is_u64() || h["bm25_rank"].is_u64()));
+        assert!(r.json["hits"].as_array().unwrap().iter().any(|h| h["vector_rank"].is_u64()), "vectors took part: {}", r.json);
+
+        // Chinese finds the Chinese passages (jieba-segmented on both backends).
+        let r = search(&app, &ada, &base, "上海住宿每晚多少钱").await;
+        assert!(r.json["hits"][0]["chunk"]["text"].as_str().unwrap().contains("六百元"), "{}", r.json);
+        let r = search(&app, &ada, &base, "退款几天到账").await;
+        let top = &r.json["hits"][0];
+        assert_eq!(top["document_name"], "refunds.txt", "{}", r.json);
+        assert!(top["chunk"]["text"].as_str().unwrap().contains("五个工作日"), "{top}");
+
+        // The pdf keeps its pages.
+        let r = search(&app, &ada, &base, "how often are laptops replaced").await;
+        let top = &r.json["hits"][0];
+        assert_eq!(top["document_name"], "handbook.pdf", "{}", r.json);
+        // One chunk holds the three short pages, and says so.
+        assert_eq!((top["chunk"]["page_start"].as_i64(), top["chunk"]["page_end"].as_i64()), (Some(1), Some(3)), "{top}");
+        assert!(top["chunk"]["text"].as_str().unwrap().contains("every three years"), "{top}");
+
+        // Embeddings went through the relay, in batches, billed to the owner.
+        let embeds: Vec<Value> = upstream.requests().into_iter().filter(|r| r["model"] == "embed-test").collect();
+        assert!(embeds.len() >= 4, "three documents and the queries: {}", embeds.len());
+        let ledger = app.get("/api/v1/billing/ledger", Some(&ada.access)).await;
+        assert!(ledger.text.contains("embed-test") || ledger.json["total"].as_i64().unwrap_or(0) > 1, "{}", ledger.text);
+
+        // Statistics, the list with status, and the chunk viewer.
+        let stats = app.get(&format!("/api/v1/knowledge/bases/{base}/stats"), Some(&ada.access)).await.json;
+        assert_eq!(stats["documents"], 3);
+        assert_eq!(stats["ready_documents"], 3);
+        assert_eq!(stats["chunks"], stats["embedded_chunks"], "{stats}");
+        let list = app.get(&format!("/api/v1/knowledge/bases/{base}/documents"), Some(&ada.access)).await.json;
+        assert_eq!(list["total"], 3);
+        let doc = txt["id"].as_str().unwrap();
+        let chunks = app.get(&format!("/api/v1/knowledge/bases/{base}/documents/{doc}/chunks"), Some(&ada.access)).await.json;
+        assert!(chunks["items"][0]["text"].as_str().unwrap().contains("thirty days"), "{chunks}");
+        assert_eq!(chunks["items"][0]["embedded"], true);
+
+        // Another user: every route of the base is a 404, and the list does not show it.
+        let bob = app.register("bob").await;
+        for path in [format!("/api/v1/knowledge/bases/{base}"), format!("/api/v1/knowledge/bases/{base}/documents"),
+                     format!("/api/v1/knowledge/bases/{base}/documents/{doc}/chunks"), format!("/api/v1/knowledge/bases/{base}/stats")] {
+            let r = app.get(&path, Some(&bob.access)).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text);
+        }
+        assert_eq!(search(&app, &bob, &base, "refund").await.status, StatusCode::NOT_FOUND);
+        let r = app.post(&format!("/api/v1/knowledge/bases/{base}/documents"), Some(&bob.access), json!({"file_id": pdf_file})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = app.send(app.client.delete(app.url(&format!("/api/v1/knowledge/bases/{base}"))).bearer_auth(&bob.access)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.get("/api/v1/knowledge/bases", Some(&bob.access)).await.json["total"], 0);
+        // Bob cannot add Ada's file to a base of his own either.
+        let bobs = create_base(&app, &bob, json!({"name": "Mine", "embedding_model": ""})).await;
+        let r = app.post(&format!("/api/v1/knowledge/bases/{bobs}/documents"), Some(&bob.access), json!({"file_id": pdf_file})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+        // Shared for reading: Bob searches but may not change it; public: everyone reads.
+        let r = app.put(&format!("/api/v1/knowledge/bases/{base}/shares"), Some(&ada.access), json!({"shares": [{"user_id": bob.id, "permission": "read"}]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(search(&app, &bob, &base, "refund window").await.status, StatusCode::OK);
+        let r = multipart(&app, &bob, &format!("/api/v1/knowledge/bases/{base}/documents/upload"), form("file", "x.txt", b"hello", "")).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::FORBIDDEN, "knowledge_read_only"), "{}", r.text);
+        let r = app.patch(&format!("/api/v1/knowledge/bases/{base}"), Some(&bob.access), json!({"name": "mine now"})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let carol = app.register("carol").await;
+        assert_eq!(app.get(&format!("/api/v1/knowledge/bases/{base}"), Some(&carol.access)).await.status, StatusCode::NOT_FOUND);
+        app.patch(&format!("/api/v1/knowledge/bases/{base}"), Some(&ada.access), json!({"visibility": "public"})).await;
+        let r = app.get(&format!("/api/v1/knowledge/bases/{base}"), Some(&carol.access)).await;
+        assert_eq!((r.status, r.json["permission"].as_str()), (StatusCode::OK, Some("read")), "{}", r.text);
+        let _ = root;
+
+        // Deleting a document takes its chunks; deleting the base takes everything.
+        let before = rows(&app, "knowledge_chunks").await;
+        let r = app.send(app.client.delete(app.url(&format!("/api/v1/knowledge/bases/{base}/documents/{doc}"))).bearer_auth(&ada.access)).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert!(rows(&app, "knowledge_chunks").await < before);
+        let r = search(&app, &ada, &base, "退款几天到账").await;
+        assert!(r.json["hits"].as_array().unwrap().iter().all(|h| h["document_name"] != "refunds.txt"), "{}", r.json);
+        let r = app.send(app.client.delete(app.url(&format!("/api/v1/knowledge/bases/{base}"))).bearer_auth(&ada.access)).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(app.get(&format!("/api/v1/knowledge/bases/{base}"), Some(&ada.access)).await.status, StatusCode::NOT_FOUND);
+        for table in ["knowledge_chunks", "knowledge_lexical_chunks", "knowledge_documents", "knowledge_jobs", "knowledge_shares"] {
+            assert_eq!(rows(&app, table).await, 0, "{table}");
+        }
+    }
+
+    async fn an_embedding_upstream_failing_halfway_resumes_without_duplicates(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            quick(c);
+            c.knowledge.embed_batch = 2;
+        }).await;
+        let RelayWorld { user: ada, upstream, .. } = world(&app).await;
+        let base = create_base(&app, &ada, json!({"name": "Long", "embedding_model": "embed-test", "chunk_max_tokens": 16, "chunk_overlap_tokens": 0})).await;
+        let text: String = (1..=8).map(|i| format!("Section {i}\n\nParagraph number {i} talks about topic{i} at some length so that it fills one chunk.\n\n")).collect();
+        // The first batch is embedded, the second fails upstream; the retry must resume there.
+        upstream.fail_next(Fault::Delay(Duration::from_millis(0)));
+        upstream.fail_next(Fault::Status(500));
+        let doc = upload(&app, &ada, &base, "long.md", text.as_bytes()).await;
+        let id = doc["id"].as_str().unwrap();
+
+        // Seen waiting for its retry: one batch in, an error in both languages, not searchable.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let waiting = loop {
+            let d = app.get(&format!("/api/v1/knowledge/bases/{base}/documents/{id}"), Some(&ada.access)).await.json;
+            if d["error"]["code"] == "embedding_failed" || d["status"] == "ready" {
+                break d;
+            }
+            assert!(Instant::now() < deadline, "{d}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(waiting["status"], "embedding", "{waiting}");
+        assert_eq!(waiting["progress_done"], 2, "{waiting}");
+        assert!(waiting["progress_total"].as_i64().unwrap() >= 6, "{waiting}");
+        assert!(!waiting["error"]["zh"].as_str().unwrap().is_empty());
+        let r = search(&app, &ada, &base, "topic1 paragraph").await;
+        assert_eq!(r.json["hits"], json!([]), "half-indexed documents are not searchable: {}", r.json);
+        assert_eq!(r.json["no_answer"], true);
+
+        let done = settled(&app, &ada, &base, id).await;
+        assert_eq!(done["status"], "ready", "{done}");
+        assert_eq!(done["error"], Value::Null);
+        let total = done["chunk_count"].as_i64().unwrap();
+        let chunks = app.get(&format!("/api/v1/knowledge/bases/{base}/documents/{id}/chunks?per_page=100"), Some(&ada.access)).await.json;
+        assert_eq!(chunks["total"], total);
+        let positions: Vec<i64> = chunks["items"].as_array().unwrap().iter().map(|c| c["position"].as_i64().unwrap()).collect();
+        assert_eq!(positions, (0..total).collect::<Vec<_>>(), "no chunk twice");
+        assert!(chunks["items"].as_array().unwrap().iter().all(|c| c["embedded"] == true));
+
+        // Every chunk was embedded by exactly one successful call: the first batch was not
+        // sent again after the failure.
+        let embeds: Vec<Value> = upstream.requests().into_iter().filter(|r| r["model"] == "embed-test" && r["input"].is_array()).collect();
+        let first = chunks["items"][0]["text"].as_str().unwrap();
+        let sent_first = embeds.iter().filter(|r| r["input"].as_array().unwrap().iter().any(|i| i == first)).count();
+        assert_eq!(sent_first, 1, "the first batch was embedded once: {embeds:?}");
+        let stats = app.get(&format!("/api/v1/knowledge/bases/{base}/stats"), Some(&ada.access)).await.json;
+        assert_eq!((stats["chunks"].as_i64(), stats["embedded_chunks"].as_i64()), (Some(total), Some(total)));
+        assert_eq!(rows(&app, "knowledge_lexical_chunks").await, total);
+        let r = search(&app, &ada, &base, "topic1 paragraph").await;
+        assert!(r.json["hits"][0]["chunk"]["text"].as_str().unwrap().contains("topic1"), "{}", r.json);
+    }
+
+    async fn bad_documents_fail_clearly_and_lexical_bases_say_no_answer(backend) {
+        let app = TestApp::spawn_with(backend, quick).await;
+        let ada = app.register("ada").await;
+        // No embedding model anywhere: lexical search only, and the base says so.
+        let r = app.post("/api/v1/knowledge/bases", Some(&ada.access), json!({"name": "Plain"})).await;
+        assert_eq!(r.json["retrieval"], "lexical", "{}", r.text);
+        assert_eq!(r.json["embedding_model"], Value::Null);
+        let base = r.json["id"].as_str().unwrap().to_string();
+        let good = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+        let bomb = upload(&app, &ada, &base, "bomb.docx", &fixture("bomb.docx")).await;
+        let empty = upload(&app, &ada, &base, "scan.pdf", &fixture("no-text.pdf")).await;
+        let good = settled(&app, &ada, &base, good["id"].as_str().unwrap()).await;
+        assert_eq!(good["status"], "ready");
+        for doc in [bomb, empty] {
+            let d = settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await;
+            assert_eq!(d["status"], "failed", "{d}");
+            assert_eq!(d["error"]["code"], "extract_failed", "{d}");
+            assert!(d["error"]["zh"].as_str().unwrap().contains("文件"), "{d}");
+        }
+        // An image is no document.
+        let r = multipart(&app, &ada, &format!("/api/v1/knowledge/bases/{base}/documents/upload"), form("file", "photo.png", b"\x89PNG", "")).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_document"), "{}", r.text);
+
+        // The base still answers, and says "no answer" for what it does not hold.
+        let r = search(&app, &ada, &base, "what is the refund window").await;
+        assert_eq!(r.json["mode"], "lexical");
+        assert_eq!(r.json["no_answer"], false, "{}", r.json);
+        assert_eq!(r.json["hits"][0]["vector_rank"], Value::Null);
+        let r = search(&app, &ada, &base, "quantum chromodynamics lattice gauge").await;
+        assert_eq!(r.json["no_answer"], true, "{}", r.json);
+        assert_eq!(r.json["hits"], json!([]));
+        let r = search(&app, &ada, &base, "  ").await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    async fn rerank_orders_hits_and_a_slow_reranker_answers_unranked(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            quick(c);
+            c.knowledge.rerank_timeout_ms = 500;
+        }).await;
+        let RelayWorld { user: ada, upstream, .. } = WorldSpec::new(Upstream::OpenAi)
+            .model("rerank-test", None)
+            .price("rerank-test", Price::tokens(1_000_000, 0))
+            .build(&app)
+            .await;
+        let base = create_base(&app, &ada, json!({"name": "Ranked", "embedding_model": "", "rerank_model": "rerank-test"})).await;
+        let doc = upload(&app, &ada, &base, "travel.docx", &fixture("sample.docx")).await;
+        assert_eq!(settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await["status"], "ready");
+
+        let r = search(&app, &ada, &base, "hotel limit Paris").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!((r.json["reranked"].as_bool(), r.json["unranked"].as_bool()), (Some(true), Some(false)), "{}", r.json);
+        assert_eq!(r.json["hits"][0]["reranked_rank"], 1, "{}", r.json);
+        assert!(upstream.requests().iter().any(|q| q["model"] == "rerank-test"));
+
+        // A reranker slower than the timeout: the fused order stands, and the answer says so.
+        upstream.fail_next(Fault::Delay(Duration::from_secs(3)));
+        let started = Instant::now();
+        let r = search(&app, &ada, &base, "hotel limit Paris").await;
+        assert!(started.elapsed() < Duration::from_secs(2), "did not wait for the reranker");
+        assert_eq!((r.json["reranked"].as_bool(), r.json["unranked"].as_bool()), (Some(false), Some(true)), "{}", r.json);
+        assert_eq!(r.json["hits"][0]["fused_rank"], 1);
+        assert_eq!(r.json["hits"][0]["reranked_rank"], Value::Null);
+    }
+
+    async fn chat_answers_from_an_attached_base_with_citations(backend) {
+        let app = TestApp::spawn_with(backend, quick).await;
+        let RelayWorld { user: ada, upstream, .. } = world(&app).await;
+        let base = create_base(&app, &ada, json!({"name": "Shop", "embedding_model": ""})).await;
+        let doc = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+        assert_eq!(settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await["status"], "ready");
+
+        let r = app.post("/api/v1/chat/conversations", Some(&ada.access), json!({"model": "gpt-test"})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let conversation = r.json["id"].as_str().unwrap().to_string();
+        let attach = format!("/api/v1/knowledge/conversations/{conversation}/bases");
+        let r = app.put(&attach, Some(&ada.access), json!({"base_ids": [base]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(app.get(&attach, Some(&ada.access)).await.json["base_ids"], json!([base]));
+        // Another user cannot attach a base they cannot read.
+        let bob = app.register("bob").await;
+        let r = app.put(&attach, Some(&bob.access), json!({"base_ids": [base]})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+        let path = format!("/api/v1/chat/conversations/{conversation}/messages");
+        let r = app.post(&path, Some(&ada.access), json!({"content": "What is the refund window?"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let sent = upstream.requests().into_iter().rfind(|r| r["model"] == "gpt-upstream").unwrap();
+        let system = sent["messages"][0]["content"].as_str().unwrap().to_string();
+        assert!(system.contains("[1] refunds.txt"), "{system}");
+        assert!(system.contains("thirty days from delivery"), "{system}");
+        let history = app.get(&path, Some(&ada.access)).await.json;
+        let answer = &history["messages"][1];
+        let source = &answer["sources"][0];
+        assert_eq!(source["source"], "knowledge", "{answer}");
+        assert_eq!(source["label"], "1");
+        assert_eq!(source["title"], "refunds.txt");
+        assert!(source["excerpt"].as_str().unwrap().contains("thirty days"));
+        assert_eq!(source["reference"]["file_id"], doc["file_id"]);
+        assert_eq!(source["reference"]["base_id"], json!(base));
+
+        // Nothing relevant: the model is told to say so, and nothing is cited.
+        let r = app.post(&path, Some(&ada.access), json!({"content": "What colour is the chairman's yacht?"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let sent = upstream.requests().into_iter().rfind(|r| r["model"] == "gpt-upstream").unwrap();
+        assert_eq!(sent["messages"][0]["content"], skein::rag::NO_KNOWLEDGE, "{sent}");
+        let history = app.get(&path, Some(&ada.access)).await.json;
+        assert!(history["messages"][3].get("sources").is_none(), "{}", history["messages"][3]);
+    }
+}

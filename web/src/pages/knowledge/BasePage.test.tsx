@@ -1,0 +1,99 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { MemoryRouter, Route, Routes } from 'react-router-dom';
+import BasePage from './BasePage';
+import KnowledgeList from './KnowledgeList';
+
+afterEach(() => {
+  cleanup();
+  vi.unstubAllGlobals();
+});
+
+const stats = { documents: 2, ready_documents: 1, failed_documents: 1, chunks: 3, embedded_chunks: 3, tokens: 120, bytes: 2048 };
+const base = {
+  id: 'b1', owner_id: 'u1', name: 'Policies', description: 'HR rules', embedding_model: 'embed', rerank_model: null,
+  retrieval: 'hybrid', chunk_max_tokens: 512, chunk_overlap_tokens: 64, visibility: 'private', permission: 'owner',
+  stats, created_at: '2026-12-04T10:00:00Z', updated_at: '2026-12-04T10:00:00Z',
+};
+const doc = (id: string, status: string, extra: object = {}) => ({
+  id, base_id: 'b1', file_id: `f-${id}`, name: `${id}.pdf`, content_type: 'application/pdf', size: 1024, status,
+  progress_done: 0, progress_total: 0, chunk_count: null, error: null, created_at: '2026-12-04T10:00:00Z', updated_at: '2026-12-04T10:00:00Z', ...extra,
+});
+const hit = {
+  chunk: { id: 'c1', document_id: 'd1', position: 0, text: 'Annual leave is fifteen days.', headings: [], page_start: 2, page_end: 2, tokens: 8, embedded: true },
+  document_name: 'handbook.pdf', file_id: 'f1', score: 0.032, bm25_rank: 1, vector_rank: null, fused_rank: 1, reranked_rank: null,
+  coverage: 0.9, similarity: null, rerank_score: null,
+};
+
+function mockServer(calls: Array<{ url: string; method: string; body: unknown }>) {
+  vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
+    const method = init.method ?? 'GET';
+    calls.push({ url, method, body: typeof init.body === 'string' ? JSON.parse(init.body) : init.body });
+    const json = (v: unknown) => new Response(JSON.stringify(v), { status: 200 });
+    if (url.endsWith('/knowledge/bases/b1')) return json(base);
+    if (url.includes('/knowledge/bases/b1/documents?')) {
+      return json({
+        items: [
+          doc('d1', 'embedding', { progress_done: 4, progress_total: 8, chunk_count: 8 }),
+          doc('d2', 'failed', { error: { code: 'extract_failed', en: 'the pdf file contains no text', zh: '该 pdf 文件中没有文字' } }),
+        ],
+        total: 2, page: 1, per_page: 100,
+      });
+    }
+    if (url.endsWith('/knowledge/bases/b1/search')) {
+      return json({ hits: [hit], below_threshold: [], no_answer: false, mode: 'hybrid', vector_error: null, reranked: false, unranked: true, took_ms: 7 });
+    }
+    if (url.includes('/knowledge/bases?')) return json({ items: [base], total: 1, page: 1, per_page: 100 });
+    return new Response('{}', { status: 404 });
+  });
+}
+
+function show(path: string) {
+  const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+  return render(
+    <QueryClientProvider client={client}>
+      <MemoryRouter initialEntries={[path]}>
+        <Routes>
+          <Route path="/knowledge" element={<KnowledgeList />} />
+          <Route path="/knowledge/:id" element={<BasePage />} />
+        </Routes>
+      </MemoryRouter>
+    </QueryClientProvider>,
+  );
+}
+
+describe('knowledge pages', () => {
+  it('lists bases with their search mode and counts', async () => {
+    mockServer([]);
+    show('/knowledge');
+    const list = await screen.findByTestId('base-list');
+    expect(await within(list).findByText('Policies')).toBeTruthy();
+    expect(within(list).getByText('Hybrid search')).toBeTruthy();
+    expect(within(list).getByText('2 documents · 3 chunks')).toBeTruthy();
+  });
+
+  it('shows documents with status, progress and errors', async () => {
+    mockServer([]);
+    show('/knowledge/b1');
+    const rows = await screen.findAllByTestId('document-row');
+    expect(rows.map((r) => r.getAttribute('data-status'))).toEqual(['embedding', 'failed']);
+    expect(within(rows[0]).getByText(/4\/8 embedded/)).toBeTruthy();
+    expect(within(rows[0]).getByRole('progressbar').getAttribute('aria-valuenow')).toBe('55');
+    expect(within(rows[1]).getByText('the pdf file contains no text')).toBeTruthy();
+  });
+
+  it('runs a hit test and shows each stage rank', async () => {
+    const calls: Array<{ url: string; method: string; body: unknown }> = [];
+    mockServer(calls);
+    show('/knowledge/b1');
+    fireEvent.click(await screen.findByRole('tab', { name: 'Hit testing' }));
+    fireEvent.change(screen.getByLabelText('Query'), { target: { value: 'annual leave' } });
+    fireEvent.click(screen.getByTestId('run-search'));
+    const ranks = await screen.findByTestId('hit-ranks');
+    expect(ranks.textContent).toBe('BM25#1Vector–Fused#1Reranked–');
+    expect(screen.getByText('Rerank unavailable: fused order')).toBeTruthy();
+    await waitFor(() => expect(calls.some((c) => c.method === 'POST' && c.url.endsWith('/search'))).toBe(true));
+    expect(calls.find((c) => c.method === 'POST')?.body).toEqual({ query: 'annual leave', top_k: 10 });
+  });
+});
