@@ -7,11 +7,13 @@
 mod audit;
 mod billing;
 mod file;
+mod plugin;
 mod relay;
 mod user;
 
 pub use audit::*;
 pub use billing::*;
 pub use file::*;
+pub use plugin::*;
 pub use relay::*;
 pub use user::*;
