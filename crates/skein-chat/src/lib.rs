@@ -22,6 +22,7 @@ pub mod generate;
 mod http;
 pub mod import;
 pub mod markdown;
+pub mod plugin_tools;
 mod service;
 pub mod sources;
 pub mod store;

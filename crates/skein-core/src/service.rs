@@ -42,7 +42,7 @@ pub enum ServiceName {
     File,
     /// Knowledge bases and retrieval (planned).
     Knowledge,
-    /// Plugins and tools (planned).
+    /// Plugins and the tools models call.
     Plugin,
     /// Agents (planned).
     Agent,
@@ -58,6 +58,7 @@ impl ServiceName {
         ServiceName::Billing,
         ServiceName::Relay,
         ServiceName::Chat,
+        ServiceName::Plugin,
     ];
 
     /// The wire name (`"billing"`).

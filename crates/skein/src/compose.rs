@@ -24,6 +24,7 @@ use skein_core::runtime::Gauges;
 use skein_core::service::{Service, ServiceName};
 use skein_db::{Db, ServiceMigrations};
 use skein_file::FileService;
+use skein_plugin::PluginService;
 use skein_relay::RelayService;
 use skein_user::{UserService, UserSettings};
 
@@ -68,6 +69,8 @@ pub static SERVICES: &[Plug] = &[
     Plug::new(ServiceName::Billing, &skein_billing::MIGRATIONS, billing),
     Plug::new(ServiceName::Relay, &skein_relay::MIGRATIONS, relay),
     Plug::new(ServiceName::Chat, &skein_chat::MIGRATIONS, chat),
+    // After Chat: it registers its tools on the chat service when that runs here.
+    Plug::new(ServiceName::Plugin, &skein_plugin::MIGRATIONS, plugin),
 ];
 
 /// What services are built from: the shared parts, and the API of every service built so far
@@ -109,6 +112,8 @@ pub struct Wiring {
     pub chat_service: Option<Arc<ChatService>>,
     /// The File service when it runs here.
     pub file_service: Option<Arc<FileService>>,
+    /// The Plugin service when it runs here.
+    pub plugin_service: Option<Arc<PluginService>>,
 }
 
 impl Wiring {
@@ -133,6 +138,7 @@ impl Wiring {
             relay_service: None,
             chat_service: None,
             file_service: None,
+            plugin_service: None,
         }
     }
 
@@ -291,5 +297,23 @@ fn file(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         w.files = Some(files.clone() as Arc<dyn FileApi>);
         w.file_service = Some(files.clone());
         Ok(files as Arc<dyn Service>)
+    })
+}
+
+fn plugin(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
+    Box::pin(async move {
+        // Plugin secrets are sealed with a key derived from the relay's, which every process
+        // of a deployment shares.
+        let vault = skein_plugin::Vault::derived(&crate::relay_secret(&w.config)?);
+        let plugins = PluginService::new(w.db.clone(), vault, w.relay.clone(), w.files.clone())
+            .map_err(|e| anyhow::anyhow!("cannot start the Plugin service: {e}"))?;
+        // Chat in this process offers the tools its users enabled.
+        if let Some(chat) = &w.chat_service {
+            chat.add_tool_runner(Arc::new(skein_chat::plugin_tools::PluginTools(
+                plugins.clone() as Arc<dyn skein_core::api::PluginApi>,
+            )));
+        }
+        w.plugin_service = Some(plugins.clone());
+        Ok(plugins as Arc<dyn Service>)
     })
 }

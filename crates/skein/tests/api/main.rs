@@ -22,6 +22,7 @@ mod keys;
 mod limits;
 mod money;
 mod payments;
+mod plugins;
 mod pricing;
 mod profile;
 mod providers;
