@@ -314,8 +314,9 @@ on_both_backends! {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         assert!(!r.text.contains("weather-secret"));
         let plugin = r.json["id"].as_str().unwrap().to_string();
-        let names: Vec<&str> = r.json["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["get_weather", "hang", "huge", "bad_json"]);
+        let mut names: Vec<&str> = r.json["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["bad_json", "get_weather", "hang", "huge"]);
         enable(&app, &world.user, &plugin, json!({})).await;
         let id = conversation(&app, &world.user).await;
 
@@ -455,5 +456,47 @@ on_both_backends! {
         let result = call_tool(&app, &world, &id, "slow", r#"{"seconds": 30}"#).await;
         assert_eq!(result["is_error"], true, "{result}");
         assert!(result["content"].as_str().unwrap().contains("2 seconds"), "{result}");
+    }
+
+    async fn a_drawn_image_is_billed_to_the_user_and_stored_as_their_file(backend) {
+        use skein_testkit::{Price, WorldSpec};
+        let app = TestApp::spawn_with(backend, |c| {
+            c.chat.title_model = Some(String::new());
+            c.chat.default_model = Some("gpt-test".into());
+        })
+        .await;
+        let world = WorldSpec::new(Upstream::OpenAi)
+            .model("gpt-test", Some("gpt-upstream"))
+            .price("gpt-test", Price::tokens(2_000_000, 6_000_000))
+            // gpt-image-1 upstream: answered in base64.
+            .model("img", Some("gpt-image-1"))
+            .price("img", Price { per_call: 1_000, ..Price::tokens(0, 0) })
+            .build(&app)
+            .await;
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "image_model": "img"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        enable(&app, &world.user, "builtin-image", json!({})).await;
+        let id = conversation(&app, &world.user).await;
+        let result = call_tool(&app, &world, &id, "generate_image", r#"{"prompt": "a red fox"}"#).await;
+        assert_eq!(result["is_error"], false, "{result}");
+        let file = result["citations"][0]["reference"]["file_id"].as_str().unwrap().to_string();
+
+        // The picture is the user's file, as the upstream drew it.
+        let meta = app.get(&format!("/api/v1/files/{file}"), Some(&world.user.access)).await;
+        assert_eq!(meta.status, StatusCode::OK, "{}", meta.text);
+        assert_eq!(meta.json["content_type"], "image/png");
+        let bytes = app.client.get(app.url(&format!("/api/v1/files/{file}/content"))).bearer_auth(&world.user.access)
+            .send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(&bytes[..], [b"\x89PNG\r\n\x1a\n".as_slice(), b"a red fox"].concat().as_slice());
+        let other = app.register("eve").await;
+        assert_eq!(app.get(&format!("/api/v1/files/{file}"), Some(&other.access)).await.status, StatusCode::NOT_FOUND);
+
+        // Two model calls and one image, each billed to the user with the conversation.
+        let records = settled_usage(&app, &world.user, 3).await;
+        let image: Vec<&Value> = records.iter().filter(|r| r["model"] == "img").collect();
+        assert_eq!(image.len(), 1, "{records:?}");
+        assert_eq!(image[0]["cost"].as_i64(), Some(1_000));
+        assert_eq!(image[0]["conversation_id"].as_str(), Some(id.as_str()));
     }
 }
