@@ -106,7 +106,10 @@ fn hit(title: &str, url: &str, snippet: &str) -> Hit {
 async fn searxng_uses_the_json_format_of_the_search_route() {
     let (hits, seen) = run(ProviderKind::Searxng, json!({"query": "天气 rust", "number_of_results": 0,
         "results": [{"url": "https://a.example/", "title": "A", "content": "about a", "engine": "duckduckgo"}]})).await;
-    assert_eq!((seen.method.clone(), seen.path.as_str()), (Method::GET, "/search"));
+    assert_eq!(
+        (seen.method.clone(), seen.path.as_str()),
+        (Method::GET, "/search")
+    );
     assert_eq!(query(&seen, "q").as_deref(), Some("天气 rust"));
     assert_eq!(query(&seen, "format").as_deref(), Some("json"));
     assert!(seen.headers.get("authorization").is_none());
@@ -121,7 +124,10 @@ async fn tavily_posts_the_query_with_a_bearer_key() {
         {"title": "T", "url": "https://t.example/", "content": "tavily says", "score": 0.5}]}),
     )
     .await;
-    assert_eq!((seen.method.clone(), seen.path.as_str()), (Method::POST, "/search"));
+    assert_eq!(
+        (seen.method.clone(), seen.path.as_str()),
+        (Method::POST, "/search")
+    );
     assert_eq!(seen.headers["authorization"], "Bearer the-key");
     assert_eq!(seen.body["query"], "天气 rust");
     assert_eq!(seen.body["max_results"], 3);
@@ -136,7 +142,10 @@ async fn serper_posts_q_with_its_key_header() {
         {"title": "S", "link": "https://s.example/", "snippet": "serper says", "position": 1}]}),
     )
     .await;
-    assert_eq!((seen.method.clone(), seen.path.as_str()), (Method::POST, "/search"));
+    assert_eq!(
+        (seen.method.clone(), seen.path.as_str()),
+        (Method::POST, "/search")
+    );
     assert_eq!(seen.headers["x-api-key"], "the-key");
     assert_eq!(seen.body, json!({"q": "天气 rust", "num": 3}));
     assert_eq!(hits, [hit("S", "https://s.example/", "serper says")]);

@@ -241,6 +241,62 @@ export interface paths {
         patch: operations["admin_update_code"];
         trace?: never;
     };
+    "/api/v1/admin/plugins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every plugin, published and private (an admin's view: no user's choices, no secrets). */
+        get: operations["admin_list_plugins"];
+        put?: never;
+        /**
+         * Publish an OpenAPI or MCP plugin for everyone. Its key, if given, is sealed and never
+         *     shown again.
+         */
+        post: operations["admin_create_plugin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/plugins/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a plugin (built-ins stay). */
+        delete: operations["admin_delete_plugin"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/plugins/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The built-ins' setup. */
+        get: operations["get_settings"];
+        /** Set up web search, image generation and private addresses. */
+        put: operations["put_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/pricing/{model}": {
         parameters: {
             query?: never;
@@ -1245,6 +1301,116 @@ export interface paths {
         patch: operations["update_key"];
         trace?: never;
     };
+    "/api/v1/plugins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The plugins you may use: every published one and your own, with your choices. */
+        get: operations["list_plugins"];
+        put?: never;
+        /**
+         * Register a private OpenAPI or MCP plugin, which only you see and use. Its calls reach only
+         *     public addresses unless an admin allowed private ones.
+         */
+        post: operations["create_private_plugin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One plugin you may use. */
+        get: operations["get_plugin"];
+        put?: never;
+        post?: never;
+        /** Delete one of your private plugins. */
+        delete: operations["delete_private_plugin"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/{id}/preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Enable, disable or configure a plugin for yourself. */
+        put: operations["set_preferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/conversations/{conversation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The plugins a conversation turns on or off. */
+        get: operations["conversation_toggles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/conversations/{conversation_id}/{plugin_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Turn a plugin on or off in one conversation (toggles are yours: another user's
+         *     conversation id only sets your own toggle, which no one else reads).
+         */
+        put: operations["set_conversation_toggle"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/tools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tools offered in your chats, as JSON Schema. */
+        get: operations["list_tools"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pricing": {
         parameters: {
             query?: never;
@@ -1568,6 +1734,18 @@ export interface components {
             /** @description Entry id. */
             id: string;
         };
+        /** @description How a plugin's calls authenticate. */
+        AuthInput: {
+            /** @description `none`, `api_key_header`, `api_key_query` or `bearer`. */
+            kind: string;
+            /** @description The header or query parameter an API key goes in. */
+            name?: string | null;
+            /**
+             * @description The key (sealed at rest, never shown again). Without it, each user supplies their own
+             *     `api_key` secret.
+             */
+            secret?: string | null;
+        };
         /** @description A channel as admins see it: never a key or header value. */
         Channel: {
             /** @description Upstream base URL. */
@@ -1696,6 +1874,18 @@ export interface components {
              * @description 0–1.
              */
             top_p?: number | null;
+        };
+        /** @description A plugin's toggle in a conversation. */
+        ConversationToggle: {
+            /** @description On or off in this conversation, over your choice. */
+            enabled: boolean;
+            /** @description The plugin. */
+            plugin_id: string;
+        };
+        /** @description A conversation's toggles. */
+        ConversationToggles: {
+            /** @description The plugins this conversation turns on or off; the rest follow your choices. */
+            items: components["schemas"]["ConversationToggle"][];
         };
         /** @description A new channel. */
         CreateChannel: {
@@ -2073,6 +2263,31 @@ export interface components {
             model: string;
             /** @description RFC 3339. */
             updated_at: string;
+        };
+        /** @description A new OpenAPI or MCP plugin. */
+        NewPlugin: {
+            auth?: null | components["schemas"]["AuthInput"];
+            /** @description Market category. */
+            category?: string | null;
+            /** @description What it does. */
+            description?: string;
+            /** @description Icon name or URL. */
+            icon?: string;
+            /** @description `openapi` or `mcp`. */
+            kind: string;
+            /** @description Display name. */
+            name: string;
+            /** @description The OpenAPI 3 document (JSON object, or its text), for `openapi`. */
+            openapi?: Record<string, never>;
+            /** @description Secrets each user must supply, by name. */
+            required_secrets?: string[];
+            /**
+             * @description The server calls go to: for `openapi`, instead of the document's first server; for
+             *     `mcp`, the server's Streamable HTTP endpoint.
+             */
+            server_url?: string | null;
+            /** @description JSON Schema of each user's settings. */
+            settings_schema?: Record<string, never>;
         };
         /**
          * @description An order's state.
@@ -2610,6 +2825,63 @@ export interface components {
              */
             quota_per_unit: number;
         };
+        /** @description The market page. */
+        PluginList: {
+            /** @description Published plugins first, then yours. */
+            items: components["schemas"]["PluginView"][];
+        };
+        /** @description A plugin as a user sees it. Secrets are never shown: only which are set. */
+        PluginView: {
+            /** @description Whether it can run now (a built-in needs the admin's setup). */
+            available: boolean;
+            /**
+             * Format: int64
+             * @description Calls by everyone.
+             */
+            calls: number;
+            /** @description Market category. */
+            category: string;
+            /** @description What it does. */
+            description: string;
+            /** @description Whether you enabled it. */
+            enabled: boolean;
+            /** @description Icon name or URL. */
+            icon: string;
+            /** @description Id. */
+            id: string;
+            /** @description `builtin`, `openapi` or `mcp`. */
+            kind: string;
+            /** @description Name. */
+            name: string;
+            /** @description Secrets you must supply, by name. */
+            required_secrets: string[];
+            /** @description `public` (an admin published it) or `private` (yours). */
+            scope: string;
+            /** @description Which of your secrets are set (names only). */
+            secrets_set: string[];
+            /** @description Your settings. */
+            settings: Record<string, never>;
+            /** @description JSON Schema of your settings. */
+            settings_schema: Record<string, never>;
+            /** @description Its tools. */
+            tools: components["schemas"]["ToolSummary"][];
+            /**
+             * Format: int64
+             * @description Your calls.
+             */
+            your_calls: number;
+        };
+        /** @description Your choices for a plugin. */
+        Preferences: {
+            /** @description Whether its tools are offered in your chats. */
+            enabled: boolean;
+            /** @description Your secrets by name (replace the stored ones when present; sealed, never shown). */
+            secrets?: {
+                [key: string]: string;
+            } | null;
+            /** @description Your settings (kept when absent). */
+            settings?: Record<string, never>;
+        };
         /** @description A preview of a file. */
         Preview: {
             /** @description The file's type. */
@@ -2666,6 +2938,11 @@ export interface components {
             /** @description `system`, `light` or `dark`. */
             theme?: string | null;
         };
+        /**
+         * @description Which search API.
+         * @enum {string}
+         */
+        ProviderKind: "searxng" | "tavily" | "serper" | "bing" | "google" | "bocha";
         /**
          * @description A payment provider's name, as in URLs and order rows.
          * @enum {string}
@@ -2880,6 +3157,38 @@ export interface components {
              */
             threads?: number | null;
         };
+        /** @description Web search as set. */
+        SearchInput: {
+            /** @description Its key; absent keeps the stored one. */
+            api_key?: string | null;
+            /** @description Its address, when not the vendor's own (required for SearXNG). */
+            base_url?: string | null;
+            /**
+             * Format: int32
+             * @description Results per search (1 to 20, default 5).
+             */
+            count?: number | null;
+            /** @description Google's search engine id. */
+            engine_id?: string | null;
+            /** @description Which API. */
+            provider: components["schemas"]["ProviderKind"];
+        };
+        /** @description The search provider as shown: whether a key is set, never the key. */
+        SearchView: {
+            /** @description Its address, when not the vendor's own. */
+            base_url?: string | null;
+            /**
+             * Format: int32
+             * @description Results per search.
+             */
+            count: number;
+            /** @description Google's search engine id. */
+            engine_id?: string | null;
+            /** @description Whether a key is stored. */
+            key_set: boolean;
+            /** @description Which API. */
+            provider: components["schemas"]["ProviderKind"];
+        };
         /** @description A message to send. */
         SendRequest: {
             /** @description The text. */
@@ -2901,6 +3210,32 @@ export interface components {
              * @description Per-mille: 1000 = ×1.0, 800 = ×0.8; 0 to 100,000.
              */
             multiplier_permille: number;
+        };
+        /** @description The built-ins' setup as set. */
+        SettingsInput: {
+            /** @description Whether tools may reach private, loopback and link-local addresses. */
+            allow_private_addresses?: boolean;
+            /** @description The image model, or `null` to turn image generation off. */
+            image_model?: string | null;
+            search?: null | components["schemas"]["SearchInput"];
+            /**
+             * Format: int64
+             * @description The longest one tool call may take, seconds (1 to 300; `null` for chat's own 60 s).
+             */
+            tool_timeout_secs?: number | null;
+        };
+        /** @description The built-ins' setup. */
+        SettingsView: {
+            /** @description Whether tools may reach private, loopback and link-local addresses. */
+            allow_private_addresses: boolean;
+            /** @description The image model, when image generation is set up. */
+            image_model?: string | null;
+            search?: null | components["schemas"]["SearchView"];
+            /**
+             * Format: int64
+             * @description The longest one tool call may take, seconds (`null`: chat's own deadline, 60 s).
+             */
+            tool_timeout_secs?: number | null;
         };
         /** @description Whether the server is waiting for its first account. */
         SetupState: {
@@ -2990,6 +3325,11 @@ export interface components {
             /** @description Whether the upstream answered a tiny request correctly. */
             ok: boolean;
         };
+        /** @description A conversation's toggle of one plugin. */
+        ToggleInput: {
+            /** @description On, off, or `null` to follow your choice again. */
+            enabled?: boolean | null;
+        };
         /** @description Tokens answered by register, login and refresh. */
         TokenResponse: {
             /** @description JWT for `Authorization: Bearer`. */
@@ -3007,6 +3347,29 @@ export interface components {
             /** @description Always `Bearer`. */
             token_type: string;
             user?: null | components["schemas"]["Profile"];
+        };
+        /** @description A tool as offered to a model. */
+        ToolDescriptor: {
+            /** @description What it does and when to use it, for the model. */
+            description: string;
+            /** @description The name the model calls it by (`^[a-zA-Z0-9_-]{1,64}$`). */
+            name: string;
+            /** @description JSON Schema of its arguments. */
+            parameters: Record<string, never>;
+            /** @description The plugin that provides it. */
+            plugin_id: string;
+        };
+        /** @description The tools you may use now (in a conversation, with its toggles), as offered to models. */
+        ToolList: {
+            /** @description The tools, with their JSON Schemas. */
+            items: components["schemas"]["ToolDescriptor"][];
+        };
+        /** @description A tool of a plugin, as the market shows it. */
+        ToolSummary: {
+            /** @description What it does. */
+            description: string;
+            /** @description The name the model calls it by. */
+            name: string;
         };
         /**
          * @description A model some channel serves that has no price: requests for it are refused as
@@ -3806,6 +4169,181 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_list_plugins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginList"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_create_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPlugin"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_delete_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    put_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6730,6 +7268,263 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_plugins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_private_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPlugin"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginView"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The MCP server could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_private_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Preferences"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    conversation_toggles: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationToggles"];
+                };
+            };
+        };
+    };
+    set_conversation_toggle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                plugin_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToggleInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationToggles"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_tools: {
+        parameters: {
+            query?: {
+                /** @description A conversation, for its own toggles. */
+                conversation_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolList"];
+                };
+            };
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
