@@ -437,6 +437,8 @@ export const en = {
   'plugins.allowPrivateHint': 'Loopback, private and link-local networks (127.0.0.1, 10.x, 169.254.x). Leave off unless every plugin author is trusted.',
   'plugins.publish': 'Publish a plugin',
   'plugins.publishNote': 'Published plugins appear in everyone’s market. Each user enables them for themselves.',
+  'plugins.webSearchAbout': 'Searches the web and cites what it finds.',
+  'plugins.imageAbout': 'Draws an image from a description.',
 } as const;
 
 /** A translation key. */

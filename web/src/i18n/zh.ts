@@ -439,4 +439,6 @@ export const zh: Record<MessageKey, string> = {
   'plugins.allowPrivateHint': '回环、私有和链路本地网络（127.0.0.1、10.x、169.254.x）。除非所有插件作者都可信，否则请保持关闭。',
   'plugins.publish': '发布插件',
   'plugins.publishNote': '已发布的插件出现在所有人的市场中，由每位用户自行启用。',
+  'plugins.webSearchAbout': '搜索网络并注明引用的来源。',
+  'plugins.imageAbout': '根据描述绘制图像。',
 };

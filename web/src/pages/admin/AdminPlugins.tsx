@@ -93,7 +93,7 @@ function BuiltIns() {
       <form className="space-y-3" onSubmit={save} data-testid="plugin-settings">
         <div className="grid gap-3 sm:grid-cols-2">
           <Field label={t('plugins.searchProvider')}>
-            <Select value={form.provider} onChange={(e) => set({ provider: e.target.value as ProviderId })}>
+            <Select className="w-full" value={form.provider} onChange={(e) => set({ provider: e.target.value as ProviderId })}>
               <option value="">{t('plugins.searchOff')}</option>
               {providers.map((p) => (
                 <option key={p.id} value={p.id}>

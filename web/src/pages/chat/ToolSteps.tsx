@@ -90,7 +90,7 @@ export function ToolSteps({ steps }: { steps: ToolStep[] }) {
           <div key={`${s.id}-${i}`} className="space-y-1">
             <details className="rounded-md border border-border text-sm" data-testid="tool-step" data-state={running ? 'running' : s.is_error ? 'error' : 'done'}>
               <summary className="flex cursor-pointer items-center gap-2 px-3 py-1.5 text-muted-fg">
-                <span aria-hidden>{running ? '⏳' : s.is_error ? '⚠️' : '🔧'}</span>
+                <span aria-hidden className={`h-2 w-2 shrink-0 rounded-full ${running ? 'animate-pulse bg-primary' : s.is_error ? 'bg-danger' : 'bg-ok'}`} />
                 <span className="min-w-0 flex-1 truncate font-medium text-fg">{toolLabel(s.name, t)}</span>
                 {running ? <Badge>{t('tools.running')}</Badge> : s.is_error ? <Badge tone="danger">{t('tools.failed')}</Badge> : <Badge tone="ok">{t('tools.done')}</Badge>}
               </summary>

@@ -69,7 +69,7 @@ export function ToolToggles({ conversationId, disabled }: { conversationId: stri
                 <li key={p.id} className="flex items-center gap-2">
                   <label className="flex min-w-0 flex-1 items-center gap-2 text-sm">
                     <input type="checkbox" checked={isOn(p, current)} onChange={(e) => set(p, e.target.checked)} data-testid={`toggle-${p.id}`} />
-                    <span className="truncate">{p.name}</span>
+                    <span className="truncate">{p.id === 'builtin-web-search' ? t('tools.webSearch') : p.id === 'builtin-image' ? t('tools.generateImage') : p.name}</span>
                   </label>
                   {own && (
                     <button type="button" className="text-xs text-muted-fg underline" onClick={() => set(p, null)}>

@@ -2,7 +2,7 @@
 // is sent, the admin's settings body, and a conversation's toggles over the user's choices.
 import { describe, expect, it } from 'vitest';
 import type { Plugin } from '../../lib/types';
-import { filterPlugins, pluginIcon } from './Plugins';
+import { filterPlugins, pluginInitial } from './Plugins';
 import { registration, type RegisterForm } from './RegisterPlugin';
 import { settingsBody } from '../admin/AdminPlugins';
 import { isOn } from '../chat/ToolToggles';
@@ -36,8 +36,9 @@ describe('plugin market', () => {
     expect(filterPlugins(all, 'web_search', '').map((p) => p.id)).toEqual(['p2']);
     expect(filterPlugins(all, '', 'search').map((p) => p.id)).toEqual(['p2']);
     expect(filterPlugins(all, '', '').length).toBe(2);
-    expect(pluginIcon({ icon: 'search', kind: 'builtin', category: 'search' })).toBe('🔎');
-    expect(pluginIcon({ icon: '<img src=x>', kind: 'mcp', category: 'x' })).toBe('🔌');
+    expect(pluginInitial({ name: 'weather' })).toBe('W');
+    expect(pluginInitial({ name: '天气预报' })).toBe('天');
+    expect(pluginInitial({ name: ' ' })).toBe('?');
   });
 
   it('checks a registration before sending it', () => {

@@ -10,13 +10,16 @@ import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
 import { RegisterPlugin } from './RegisterPlugin';
 
-/** An emoji for a plugin's icon name (icons are names, never markup). */
-export function pluginIcon(p: Pick<Plugin, 'icon' | 'kind' | 'category'>): string {
-  const byName: Record<string, string> = { search: '🔎', image: '🎨', weather: '⛅', code: '💻', map: '🗺️', mail: '✉️' };
-  if (byName[p.icon]) return byName[p.icon];
-  if (p.kind === 'mcp') return '🔌';
-  if (p.kind === 'openapi') return '🧩';
-  return '🛠️';
+/** A plugin's badge text: its first letter (icons are names, never markup or remote images). */
+export function pluginInitial(p: Pick<Plugin, 'name'>): string {
+  return Array.from(p.name.trim())[0]?.toUpperCase() ?? '?';
+}
+
+/** The badge colour by kind. */
+function kindTone(kind: string): string {
+  if (kind === 'builtin') return 'bg-primary/20 text-primary';
+  if (kind === 'mcp') return 'bg-ok/20 text-ok';
+  return 'bg-muted text-fg';
 }
 
 /** The plugins matching `query` (name, description, tool names) and `category` ('' for all). */
@@ -66,8 +69,20 @@ function Configure({ plugin, onClose }: { plugin: Plugin; onClose: () => void })
   );
 }
 
+/** The built-ins' names and descriptions in the UI language (the server stores English). */
+function useBuiltInText() {
+  const t = useT();
+  return (p: Plugin) =>
+    p.id === 'builtin-web-search'
+      ? { name: t('tools.webSearch'), description: t('plugins.webSearchAbout') }
+      : p.id === 'builtin-image'
+        ? { name: t('tools.generateImage'), description: t('plugins.imageAbout') }
+        : { name: p.name, description: p.description };
+}
+
 function PluginCard({ plugin, onConfigure }: { plugin: Plugin; onConfigure: () => void }) {
   const t = useT();
+  const text = useBuiltInText()(plugin);
   const queryClient = useQueryClient();
   const [error, setError] = useState<unknown>(null);
   const toggle = async () => {
@@ -90,16 +105,16 @@ function PluginCard({ plugin, onConfigure }: { plugin: Plugin; onConfigure: () =
   return (
     <Card className="flex flex-col gap-2 p-4" data-testid="plugin-card">
       <div className="flex items-start gap-3">
-        <span className="text-2xl" aria-hidden>
-          {pluginIcon(plugin)}
+        <span className={`flex h-10 w-10 shrink-0 items-center justify-center rounded-lg text-lg font-semibold ${kindTone(plugin.kind)}`} aria-hidden>
+          {pluginInitial(plugin)}
         </span>
         <div className="min-w-0 flex-1">
           <div className="flex flex-wrap items-center gap-1">
-            <h2 className="truncate font-semibold">{plugin.name}</h2>
+            <h2 className="truncate font-semibold">{text.name}</h2>
             {plugin.scope === 'private' && <Badge tone="primary">{t('plugins.private')}</Badge>}
             {plugin.enabled && <Badge tone="ok">{t('plugins.enabled')}</Badge>}
           </div>
-          <p className="text-sm text-muted-fg">{plugin.description}</p>
+          <p className="text-sm text-muted-fg">{text.description}</p>
         </div>
       </div>
       {plugin.tools.length > 0 && (

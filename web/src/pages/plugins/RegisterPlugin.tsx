@@ -76,7 +76,7 @@ export function RegisterPlugin({ endpoint, onDone }: { endpoint: 'plugins' | 'ad
     <form className="space-y-3" onSubmit={submit} data-testid="register-plugin">
       <div className="grid gap-3 sm:grid-cols-2">
         <Field label={t('plugins.kind')}>
-          <Select value={form.kind} onChange={(e) => set({ kind: e.target.value as RegisterForm['kind'] })}>
+          <Select className="w-full" value={form.kind} onChange={(e) => set({ kind: e.target.value as RegisterForm['kind'] })}>
             <option value="openapi">OpenAPI</option>
             <option value="mcp">MCP (Streamable HTTP)</option>
           </Select>
@@ -101,7 +101,7 @@ export function RegisterPlugin({ endpoint, onDone }: { endpoint: 'plugins' | 'ad
       </Field>
       <div className="grid gap-3 sm:grid-cols-3">
         <Field label={t('plugins.auth')}>
-          <Select value={form.authKind} onChange={(e) => set({ authKind: e.target.value as RegisterForm['authKind'] })}>
+          <Select className="w-full" value={form.authKind} onChange={(e) => set({ authKind: e.target.value as RegisterForm['authKind'] })}>
             <option value="none">{t('plugins.authNone')}</option>
             <option value="bearer">{t('plugins.authBearer')}</option>
             <option value="api_key_header">{t('plugins.authHeader')}</option>
