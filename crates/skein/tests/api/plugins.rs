@@ -364,6 +364,9 @@ on_both_backends! {
         let all = app.get("/api/v1/admin/plugins", Some(&world.root.access)).await;
         assert_eq!(all.status, StatusCode::OK);
         assert!(!all.text.contains("weather-secret"));
+        let audit = app.get("/api/v1/admin/audit", Some(&world.root.access)).await;
+        assert_eq!(audit.status, StatusCode::OK);
+        assert!(audit.text.contains("/api/v1/admin/plugins") && !audit.text.contains("weather-secret"), "{}", audit.text);
         let r = app.call(Method::DELETE, &format!("/api/v1/admin/plugins/{plugin}"), Some(&world.root.access), None).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
         let r = app.call(Method::DELETE, "/api/v1/admin/plugins/builtin-web-search", Some(&world.root.access), None).await;
