@@ -5,6 +5,7 @@ import { accountRoutes } from './pages/account/routes';
 import { adminRoutes } from './pages/admin/routes';
 import { fileRoutes } from './pages/files/routes';
 import { knowledgeRoutes } from './pages/knowledge/routes';
+import { pluginRoutes } from './pages/plugins/routes';
 
 /** One page of a feature inside the signed-in frame. */
 export interface PageRoute {
@@ -24,7 +25,7 @@ export interface PageRoute {
  * writes `pages/<feature>/routes.ts` and adds it here, once: the router and the navigation
  * both read this table.
  */
-export const routes: PageRoute[] = [...chatRoutes, ...fileRoutes, ...knowledgeRoutes, ...accountRoutes, ...adminRoutes];
+export const routes: PageRoute[] = [...chatRoutes, ...fileRoutes, ...knowledgeRoutes, ...pluginRoutes, ...accountRoutes, ...adminRoutes];
 
 /** The top navigation's links, in table order. */
 export const navLinks = routes.flatMap((r) => (r.nav ? [r.nav] : []));

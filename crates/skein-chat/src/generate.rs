@@ -521,7 +521,7 @@ async fn answer(
         for (call, result) in calls.iter().zip(&results) {
             generation.push(Event::ToolResult(json!({
                 "id": call.id, "name": call.name, "content": result.content,
-                "is_error": result.is_error,
+                "is_error": result.is_error, "citations": result.citations,
             })));
             outcome.tools.push(ToolRecord::new(call, result));
         }

@@ -23,6 +23,7 @@ mod http;
 pub mod images;
 pub mod import;
 pub mod markdown;
+pub mod plugin_tools;
 mod service;
 pub mod sources;
 pub mod store;

@@ -42,7 +42,7 @@ pub enum ServiceName {
     File,
     /// Knowledge bases and retrieval.
     Knowledge,
-    /// Plugins and tools (planned).
+    /// Plugins and the tools models call.
     Plugin,
     /// Agents (planned).
     Agent,
@@ -59,6 +59,7 @@ impl ServiceName {
         ServiceName::Relay,
         ServiceName::Chat,
         ServiceName::Knowledge,
+        ServiceName::Plugin,
     ];
 
     /// The wire name (`"billing"`).

@@ -313,8 +313,14 @@ fn tool_call(shared: &Shared, request: &Value, script: &Script) -> Option<Respon
         return None;
     }
     let id = format!("call_mock{}", rounds + 1);
-    let name = tool["function"]["name"].as_str().unwrap_or("");
-    let arguments = json!({"city": content_text(&messages[asked]["content"])}).to_string();
+    let name = script
+        .tool_name
+        .as_deref()
+        .unwrap_or_else(|| tool["function"]["name"].as_str().unwrap_or(""));
+    let arguments = script
+        .tool_arguments
+        .clone()
+        .unwrap_or_else(|| json!({"city": content_text(&messages[asked]["content"])}).to_string());
     let prompt = prompt_tokens(&request["messages"]) + cached;
     let completion = words(&arguments);
     let usage = usage_of(prompt, completion, cached, 0);

@@ -98,6 +98,11 @@ pub struct Script {
     pub usage_only_at_end: bool,
     /// Rounds of tool calls before answering in words, while tools are offered (OpenAI).
     pub tool_rounds: usize,
+    /// Call this tool (by name, offered or not) instead of the first one offered (OpenAI).
+    pub tool_name: Option<String>,
+    /// Call the tool with these arguments (JSON text) instead of `{"city": <question>}`
+    /// (OpenAI).
+    pub tool_arguments: Option<String>,
 }
 
 impl Default for Script {
@@ -112,6 +117,8 @@ impl Default for Script {
             rerank_usage: true,
             usage_only_at_end: false,
             tool_rounds: 1,
+            tool_name: None,
+            tool_arguments: None,
         }
     }
 }
@@ -397,6 +404,17 @@ impl<W> MockVendor<W> {
     /// default: the first tool result is answered).
     pub fn set_tool_rounds(&self, rounds: usize) {
         self.script(|s| s.tool_rounds = rounds);
+    }
+
+    /// Calls tool `name` (offered or not, to test a model that makes one up) with
+    /// `arguments` (JSON text, or any text) instead of the first offered tool with
+    /// `{"city": <question>}`; `None` returns to the default (OpenAI).
+    pub fn set_tool_call(&self, name: Option<&str>, arguments: Option<&str>) {
+        let (name, arguments) = (name.map(str::to_string), arguments.map(str::to_string));
+        self.script(|s| {
+            s.tool_name = name;
+            s.tool_arguments = arguments;
+        });
     }
 
     /// The requests received so far.

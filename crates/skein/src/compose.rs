@@ -25,6 +25,7 @@ use skein_core::service::{Service, ServiceName};
 use skein_db::{Db, ServiceMigrations};
 use skein_file::FileService;
 use skein_knowledge::KnowledgeService;
+use skein_plugin::PluginService;
 use skein_relay::RelayService;
 use skein_user::{UserService, UserSettings};
 
@@ -75,6 +76,8 @@ pub static SERVICES: &[Plug] = &[
         &skein_knowledge::MIGRATIONS,
         knowledge,
     ),
+    // After Chat: it registers its tools on the chat service when that runs here.
+    Plug::new(ServiceName::Plugin, &skein_plugin::MIGRATIONS, plugin),
 ];
 
 /// What services are built from: the shared parts, and the API of every service built so far
@@ -118,6 +121,8 @@ pub struct Wiring {
     pub file_service: Option<Arc<FileService>>,
     /// Knowledge-base search (Knowledge, in process only).
     pub knowledge: Option<Arc<dyn KnowledgeApi>>,
+    /// The Plugin service when it runs here.
+    pub plugin_service: Option<Arc<PluginService>>,
 }
 
 impl Wiring {
@@ -143,6 +148,7 @@ impl Wiring {
             chat_service: None,
             file_service: None,
             knowledge: None,
+            plugin_service: None,
         }
     }
 
@@ -314,6 +320,8 @@ pub async fn file_service(
     FileService::start(config.file.clone(), deps)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the File service: {e}"))
+}
+
 fn knowledge(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
     Box::pin(async move {
         let files = need(&w.files, ServiceName::Knowledge, ServiceName::File)?;
@@ -328,5 +336,20 @@ fn knowledge(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> 
             )));
         }
         Ok(knowledge as Arc<dyn Service>)
+fn plugin(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
+    Box::pin(async move {
+        // Plugin secrets are sealed with a key derived from the relay's, which every process
+        // of a deployment shares.
+        let vault = skein_plugin::Vault::derived(&crate::relay_secret(&w.config)?);
+        let plugins = PluginService::new(w.db.clone(), vault, w.relay.clone(), w.files.clone())
+            .map_err(|e| anyhow::anyhow!("cannot start the Plugin service: {e}"))?;
+        // Chat in this process offers the tools its users enabled.
+        if let Some(chat) = &w.chat_service {
+            chat.add_tool_runner(Arc::new(skein_chat::plugin_tools::PluginTools(
+                plugins.clone() as Arc<dyn skein_core::api::PluginApi>,
+            )));
+        }
+        w.plugin_service = Some(plugins.clone());
+        Ok(plugins as Arc<dyn Service>)
     })
 }

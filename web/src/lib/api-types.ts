@@ -241,6 +241,62 @@ export interface paths {
         patch: operations["admin_update_code"];
         trace?: never;
     };
+    "/api/v1/admin/plugins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every plugin, published and private (an admin's view: no user's choices, no secrets). */
+        get: operations["admin_list_plugins"];
+        put?: never;
+        /**
+         * Publish an OpenAPI or MCP plugin for everyone. Its key, if given, is sealed and never
+         *     shown again.
+         */
+        post: operations["admin_create_plugin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/plugins/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a plugin (built-ins stay). */
+        delete: operations["admin_delete_plugin"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/plugins/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The built-ins' setup. */
+        get: operations["get_settings"];
+        /** Set up web search, image generation and private addresses. */
+        put: operations["put_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/pricing/{model}": {
         parameters: {
             query?: never;
@@ -1245,103 +1301,46 @@ export interface paths {
         patch: operations["update_key"];
         trace?: never;
     };
-    "/api/v1/knowledge/bases": {
+    "/api/v1/plugins": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The knowledge bases the caller may read (own, shared, public), newest first. */
-        get: operations["list_bases"];
+        /** The plugins you may use: every published one and your own, with your choices. */
+        get: operations["list_plugins"];
         put?: never;
-        /** Create a knowledge base. */
-        post: operations["create_base"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/knowledge/bases/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A knowledge base the caller may read. */
-        get: operations["get_base"];
-        put?: never;
-        post?: never;
         /**
-         * Delete a knowledge base with its documents, chunks and vectors (owner only). The files
-         *     stay in the caller's files.
+         * Register a private OpenAPI or MCP plugin, which only you see and use. Its calls reach only
+         *     public addresses unless an admin allowed private ones.
          */
-        delete: operations["delete_base"];
-        options?: never;
-        head?: never;
-        /**
-         * Change a knowledge base (owner only). A new embedding model or new chunk sizes re-index
-         *     every document (each unsearchable until it is ready again).
-         */
-        patch: operations["update_base"];
-        trace?: never;
-    };
-    "/api/v1/knowledge/bases/{id}/documents": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A base's documents with their status and progress, newest first. */
-        get: operations["list_documents"];
-        put?: never;
-        /** Add one of the caller's files to a base (writers); it is indexed in the background. */
-        post: operations["add_document"];
+        post: operations["create_private_plugin"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/v1/knowledge/bases/{id}/documents/{doc_id}": {
+    "/api/v1/plugins/{id}": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** One document with its status and progress. */
-        get: operations["get_document"];
+        /** One plugin you may use. */
+        get: operations["get_plugin"];
         put?: never;
         post?: never;
-        /** Remove a document with its chunks and vectors (writers); its file stays. */
-        delete: operations["delete_document"];
+        /** Delete one of your private plugins. */
+        delete: operations["delete_private_plugin"];
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/v1/knowledge/bases/{id}/documents/{doc_id}/chunks": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A document's chunks, in order. */
-        get: operations["list_chunks"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/knowledge/bases/{id}/documents/{doc_id}/reindex": {
+    "/api/v1/plugins/{id}/preferences": {
         parameters: {
             query?: never;
             header?: never;
@@ -1349,83 +1348,8 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        put?: never;
-        /** Index a document again from its file (writers); unsearchable until it is ready again. */
-        post: operations["reindex_document"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/knowledge/bases/{id}/documents/upload": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Upload a document straight into a base (writers; multipart field `file`): it is stored
-         *     among the caller's files (purpose `knowledge`) and indexed in the background.
-         */
-        post: operations["upload_document"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/knowledge/bases/{id}/reindex": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Re-index every document of a base (writers): each is unsearchable until it is ready again. */
-        post: operations["reindex_base"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/knowledge/bases/{id}/search": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Search a base (hit testing): BM25, vectors, fusion and rerank, with each stage's ranks.
-         *     The query's embedding and rerank are billed to the caller.
-         */
-        post: operations["search_base"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/knowledge/bases/{id}/shares": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Who a base is shared with (owner only). */
-        get: operations["get_shares"];
-        /** Replace who a base is shared with (owner only; at most 100 users). */
-        put: operations["set_shares"];
+        /** Enable, disable or configure a plugin for yourself. */
+        put: operations["set_preferences"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1433,15 +1357,15 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/knowledge/bases/{id}/stats": {
+    "/api/v1/plugins/conversations/{conversation_id}": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** A knowledge base's statistics. */
-        get: operations["base_stats"];
+        /** The plugins a conversation turns on or off. */
+        get: operations["conversation_toggles"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1450,23 +1374,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/knowledge/conversations/{conversation_id}/bases": {
+    "/api/v1/plugins/conversations/{conversation_id}/{plugin_id}": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
+        get?: never;
         /**
-         * The knowledge bases the caller attached to one of their conversations (those they may
-         *     still read).
+         * Turn a plugin on or off in one conversation (toggles are yours: another user's
+         *     conversation id only sets your own toggle, which no one else reads).
          */
-        get: operations["get_conversation_bases"];
-        /**
-         * Attach knowledge bases to one of the caller's conversations (replacing those attached);
-         *     each answer then searches them. A base the caller may not read is a 404.
-         */
-        put: operations["set_conversation_bases"];
+        put: operations["set_conversation_toggle"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/tools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tools offered in your chats, as JSON Schema. */
+        get: operations["list_tools"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -1651,11 +1588,6 @@ export interface components {
             /** @description The password the owner set. */
             password: string;
         };
-        /** @description A file to add. */
-        AddDocument: {
-            /** @description The id of one of the caller's files. */
-            file_id: string;
-        };
         /** @description The balance after an adjustment. */
         Adjusted: {
             /**
@@ -1802,80 +1734,17 @@ export interface components {
             /** @description Entry id. */
             id: string;
         };
-        /** @description A base's statistics. */
-        BaseStats: {
+        /** @description How a plugin's calls authenticate. */
+        AuthInput: {
+            /** @description `none`, `api_key_header`, `api_key_query` or `bearer`. */
+            kind: string;
+            /** @description The header or query parameter an API key goes in. */
+            name?: string | null;
             /**
-             * Format: int64
-             * @description Bytes of the documents' files.
+             * @description The key (sealed at rest, never shown again). Without it, each user supplies their own
+             *     `api_key` secret.
              */
-            bytes: number;
-            /**
-             * Format: int64
-             * @description Searchable chunks.
-             */
-            chunks: number;
-            /**
-             * Format: int64
-             * @description Documents.
-             */
-            documents: number;
-            /**
-             * Format: int64
-             * @description Of those, with an embedding.
-             */
-            embedded_chunks: number;
-            /**
-             * Format: int64
-             * @description Documents that failed.
-             */
-            failed_documents: number;
-            /**
-             * Format: int64
-             * @description Documents ready to search.
-             */
-            ready_documents: number;
-            /**
-             * Format: int64
-             * @description Tokens in the searchable chunks.
-             */
-            tokens: number;
-        };
-        /** @description A knowledge base as the API shows it. */
-        BaseView: {
-            /**
-             * Format: int64
-             * @description Largest chunk, in tokens.
-             */
-            chunk_max_tokens: number;
-            /**
-             * Format: int64
-             * @description Overlap of neighbouring chunks, in tokens.
-             */
-            chunk_overlap_tokens: number;
-            /** @description Created, RFC 3339. */
-            created_at: string;
-            /** @description Description. */
-            description: string;
-            /** @description Embedding model; `null`: no vectors, lexical (BM25) search only. */
-            embedding_model?: string | null;
-            /** @description Id. */
-            id: string;
-            /** @description Name. */
-            name: string;
-            /** @description Owner's user id. */
-            owner_id: string;
-            /** @description What the caller may do: `owner`, `write` or `read`. */
-            permission: string;
-            /** @description Rerank model; `null`: no reranking. */
-            rerank_model?: string | null;
-            /** @description How it searches: `hybrid` (BM25 + vectors) or `lexical` (no embedding model). */
-            retrieval: components["schemas"]["Mode"];
-            /** @description Counts. */
-            stats: components["schemas"]["BaseStats"];
-            /** @description Changed, RFC 3339. */
-            updated_at: string;
-            /** @description `private` (owner and shares) or `public` (every user may read). */
-            visibility: string;
+            secret?: string | null;
         };
         /** @description A channel as admins see it: never a key or header value. */
         Channel: {
@@ -1973,44 +1842,6 @@ export interface components {
              */
             output_price: number;
         };
-        /** @description A chunk as the chunk viewer shows it. */
-        ChunkView: {
-            /** @description Its document. */
-            document_id: string;
-            /** @description Whether it has an embedding. */
-            embedded: boolean;
-            /** @description Headings above it, outermost first. */
-            headings: string[];
-            /** @description Id. */
-            id: string;
-            /**
-             * Format: int64
-             * @description Last page.
-             */
-            page_end?: number | null;
-            /**
-             * Format: int64
-             * @description First page.
-             */
-            page_start?: number | null;
-            /**
-             * Format: int64
-             * @description 0-based position in the document.
-             */
-            position: number;
-            /** @description The text (the heading path on its first line when it has one). */
-            text: string;
-            /**
-             * Format: int64
-             * @description Tokens.
-             */
-            tokens: number;
-        };
-        /** @description The bases attached to a conversation. */
-        ConversationBases: {
-            /** @description Base ids, each one the caller may read (at most 10). */
-            base_ids: string[];
-        };
         /** @description Settings of a conversation (`null` clears one in an update). */
         ConversationInput: {
             /** @description Archived conversations are listed only when asked for. */
@@ -2044,31 +1875,17 @@ export interface components {
              */
             top_p?: number | null;
         };
-        /** @description A new knowledge base. */
-        CreateBase: {
-            /**
-             * Format: int64
-             * @description Largest chunk in tokens, 16–8192 (default from the server).
-             */
-            chunk_max_tokens?: number | null;
-            /**
-             * Format: int64
-             * @description Overlap in tokens, at most half of `chunk_max_tokens`.
-             */
-            chunk_overlap_tokens?: number | null;
-            /** @description Description, up to 2,000 characters. */
-            description?: string;
-            /**
-             * @description Embedding model the relay serves; omitted: the server's default
-             *     (`knowledge.default_embedding_model`); `""`: none (lexical search only).
-             */
-            embedding_model?: string | null;
-            /** @description Name, 1–100 characters. */
-            name: string;
-            /** @description Rerank model the relay serves; omitted or `""`: none. */
-            rerank_model?: string | null;
-            /** @description `private` (default) or `public`. */
-            visibility?: string | null;
+        /** @description A plugin's toggle in a conversation. */
+        ConversationToggle: {
+            /** @description On or off in this conversation, over your choice. */
+            enabled: boolean;
+            /** @description The plugin. */
+            plugin_id: string;
+        };
+        /** @description A conversation's toggles. */
+        ConversationToggles: {
+            /** @description The plugins this conversation turns on or off; the rest follow your choices. */
+            items: components["schemas"]["ConversationToggle"][];
         };
         /** @description A new channel. */
         CreateChannel: {
@@ -2252,63 +2069,6 @@ export interface components {
             /** @description Models left as they were because they already had a price. */
             kept: string[];
         };
-        /** @description A message in both languages. */
-        DocumentError: {
-            /** @description A stable code (`extract_failed`, `embedding_failed`, `file_missing`, ...). */
-            code: string;
-            /** @description English. */
-            en: string;
-            /** @description Chinese. */
-            zh: string;
-        };
-        /** @description The form of an upload (for the OpenAPI document; the body is streamed to the File service). */
-        DocumentUpload: {
-            /**
-             * Format: binary
-             * @description The document.
-             */
-            file: string;
-        };
-        /** @description A document as the API shows it. */
-        DocumentView: {
-            /** @description Its base. */
-            base_id: string;
-            /**
-             * Format: int64
-             * @description Chunks, once chunked.
-             */
-            chunk_count?: number | null;
-            /** @description The file's type. */
-            content_type: string;
-            /** @description Added, RFC 3339. */
-            created_at: string;
-            error?: null | components["schemas"]["DocumentError"];
-            /** @description The file it is read from. */
-            file_id: string;
-            /** @description Id. */
-            id: string;
-            /** @description Name. */
-            name: string;
-            /**
-             * Format: int64
-             * @description Chunks embedded so far (while `embedding`), or chunks indexed once `ready`.
-             */
-            progress_done: number;
-            /**
-             * Format: int64
-             * @description Chunks in all (0 until chunked).
-             */
-            progress_total: number;
-            /**
-             * Format: int64
-             * @description Bytes.
-             */
-            size: number;
-            /** @description `queued`, `extracting`, `embedding`, `indexing`, `ready` (searchable) or `failed`. */
-            status: string;
-            /** @description Changed, RFC 3339. */
-            updated_at: string;
-        };
         /** @description The `error` member of [`ErrorEnvelope`]. */
         ErrorBody: {
             /** @description Stable machine-readable code. */
@@ -2416,43 +2176,6 @@ export interface components {
             /** @description RFC 3339; `None` for a group that has never been set (it bills at ×1.0). */
             updated_at?: string | null;
         };
-        /** @description One hit with what each stage said of it. */
-        HitView: {
-            /** @description 1-based rank by BM25, `null` when BM25 did not find it. */
-            bm25_rank?: number | null;
-            /** @description The chunk. */
-            chunk: components["schemas"]["ChunkView"];
-            /**
-             * Format: double
-             * @description Share of the query's information the chunk contains (0–1).
-             */
-            coverage?: number | null;
-            /** @description Its document's name. */
-            document_name: string;
-            /** @description Its document's file. */
-            file_id: string;
-            /** @description 1-based rank after fusion (0 for hits below the threshold). */
-            fused_rank: number;
-            /**
-             * Format: double
-             * @description The rerank model's score.
-             */
-            rerank_score?: number | null;
-            /** @description 1-based rank after reranking, `null` when not reranked. */
-            reranked_rank?: number | null;
-            /**
-             * Format: double
-             * @description The score it is ordered by (rerank score when reranked, else the fused RRF score).
-             */
-            score: number;
-            /**
-             * Format: float
-             * @description Cosine similarity to the query.
-             */
-            similarity?: number | null;
-            /** @description 1-based rank by vector similarity, `null` when not found that way. */
-            vector_rank?: number | null;
-        };
         /** @description An invite code as the API shows it. */
         InviteCode: {
             /** @description Whether an admin made it. */
@@ -2534,17 +2257,37 @@ export interface components {
             /** @description Ends this token's session (when no access token is sent). */
             refresh_token?: string | null;
         };
-        /**
-         * @description How a search was run.
-         * @enum {string}
-         */
-        Mode: "lexical" | "hybrid";
         /** @description A row of the pricing table. */
         ModelPrice: components["schemas"]["Rates"] & {
             /** @description Model name as clients ask for it. */
             model: string;
             /** @description RFC 3339. */
             updated_at: string;
+        };
+        /** @description A new OpenAPI or MCP plugin. */
+        NewPlugin: {
+            auth?: null | components["schemas"]["AuthInput"];
+            /** @description Market category. */
+            category?: string | null;
+            /** @description What it does. */
+            description?: string;
+            /** @description Icon name or URL. */
+            icon?: string;
+            /** @description `openapi` or `mcp`. */
+            kind: string;
+            /** @description Display name. */
+            name: string;
+            /** @description The OpenAPI 3 document (JSON object, or its text), for `openapi`. */
+            openapi?: Record<string, never>;
+            /** @description Secrets each user must supply, by name. */
+            required_secrets?: string[];
+            /**
+             * @description The server calls go to: for `openapi`, instead of the document's first server; for
+             *     `mcp`, the server's Streamable HTTP endpoint.
+             */
+            server_url?: string | null;
+            /** @description JSON Schema of each user's settings. */
+            settings_schema?: Record<string, never>;
         };
         /**
          * @description An order's state.
@@ -2653,170 +2396,6 @@ export interface components {
                 /** @description Entry id. */
                 id: string;
             })[];
-            /**
-             * Format: int32
-             * @description This page's number.
-             */
-            page: number;
-            /**
-             * Format: int32
-             * @description The page size used.
-             */
-            per_page: number;
-            /**
-             * Format: int64
-             * @description How many items match in all.
-             */
-            total: number;
-        };
-        /** @description One page of a list, with the total so a client can draw a pager. */
-        Page_BaseView: {
-            /** @description The items on this page. */
-            items: {
-                /**
-                 * Format: int64
-                 * @description Largest chunk, in tokens.
-                 */
-                chunk_max_tokens: number;
-                /**
-                 * Format: int64
-                 * @description Overlap of neighbouring chunks, in tokens.
-                 */
-                chunk_overlap_tokens: number;
-                /** @description Created, RFC 3339. */
-                created_at: string;
-                /** @description Description. */
-                description: string;
-                /** @description Embedding model; `null`: no vectors, lexical (BM25) search only. */
-                embedding_model?: string | null;
-                /** @description Id. */
-                id: string;
-                /** @description Name. */
-                name: string;
-                /** @description Owner's user id. */
-                owner_id: string;
-                /** @description What the caller may do: `owner`, `write` or `read`. */
-                permission: string;
-                /** @description Rerank model; `null`: no reranking. */
-                rerank_model?: string | null;
-                /** @description How it searches: `hybrid` (BM25 + vectors) or `lexical` (no embedding model). */
-                retrieval: components["schemas"]["Mode"];
-                /** @description Counts. */
-                stats: components["schemas"]["BaseStats"];
-                /** @description Changed, RFC 3339. */
-                updated_at: string;
-                /** @description `private` (owner and shares) or `public` (every user may read). */
-                visibility: string;
-            }[];
-            /**
-             * Format: int32
-             * @description This page's number.
-             */
-            page: number;
-            /**
-             * Format: int32
-             * @description The page size used.
-             */
-            per_page: number;
-            /**
-             * Format: int64
-             * @description How many items match in all.
-             */
-            total: number;
-        };
-        /** @description One page of a list, with the total so a client can draw a pager. */
-        Page_ChunkView: {
-            /** @description The items on this page. */
-            items: {
-                /** @description Its document. */
-                document_id: string;
-                /** @description Whether it has an embedding. */
-                embedded: boolean;
-                /** @description Headings above it, outermost first. */
-                headings: string[];
-                /** @description Id. */
-                id: string;
-                /**
-                 * Format: int64
-                 * @description Last page.
-                 */
-                page_end?: number | null;
-                /**
-                 * Format: int64
-                 * @description First page.
-                 */
-                page_start?: number | null;
-                /**
-                 * Format: int64
-                 * @description 0-based position in the document.
-                 */
-                position: number;
-                /** @description The text (the heading path on its first line when it has one). */
-                text: string;
-                /**
-                 * Format: int64
-                 * @description Tokens.
-                 */
-                tokens: number;
-            }[];
-            /**
-             * Format: int32
-             * @description This page's number.
-             */
-            page: number;
-            /**
-             * Format: int32
-             * @description The page size used.
-             */
-            per_page: number;
-            /**
-             * Format: int64
-             * @description How many items match in all.
-             */
-            total: number;
-        };
-        /** @description One page of a list, with the total so a client can draw a pager. */
-        Page_DocumentView: {
-            /** @description The items on this page. */
-            items: {
-                /** @description Its base. */
-                base_id: string;
-                /**
-                 * Format: int64
-                 * @description Chunks, once chunked.
-                 */
-                chunk_count?: number | null;
-                /** @description The file's type. */
-                content_type: string;
-                /** @description Added, RFC 3339. */
-                created_at: string;
-                error?: null | components["schemas"]["DocumentError"];
-                /** @description The file it is read from. */
-                file_id: string;
-                /** @description Id. */
-                id: string;
-                /** @description Name. */
-                name: string;
-                /**
-                 * Format: int64
-                 * @description Chunks embedded so far (while `embedding`), or chunks indexed once `ready`.
-                 */
-                progress_done: number;
-                /**
-                 * Format: int64
-                 * @description Chunks in all (0 until chunked).
-                 */
-                progress_total: number;
-                /**
-                 * Format: int64
-                 * @description Bytes.
-                 */
-                size: number;
-                /** @description `queued`, `extracting`, `embedding`, `indexing`, `ready` (searchable) or `failed`. */
-                status: string;
-                /** @description Changed, RFC 3339. */
-                updated_at: string;
-            }[];
             /**
              * Format: int32
              * @description This page's number.
@@ -3246,6 +2825,63 @@ export interface components {
              */
             quota_per_unit: number;
         };
+        /** @description The market page. */
+        PluginList: {
+            /** @description Published plugins first, then yours. */
+            items: components["schemas"]["PluginView"][];
+        };
+        /** @description A plugin as a user sees it. Secrets are never shown: only which are set. */
+        PluginView: {
+            /** @description Whether it can run now (a built-in needs the admin's setup). */
+            available: boolean;
+            /**
+             * Format: int64
+             * @description Calls by everyone.
+             */
+            calls: number;
+            /** @description Market category. */
+            category: string;
+            /** @description What it does. */
+            description: string;
+            /** @description Whether you enabled it. */
+            enabled: boolean;
+            /** @description Icon name or URL. */
+            icon: string;
+            /** @description Id. */
+            id: string;
+            /** @description `builtin`, `openapi` or `mcp`. */
+            kind: string;
+            /** @description Name. */
+            name: string;
+            /** @description Secrets you must supply, by name. */
+            required_secrets: string[];
+            /** @description `public` (an admin published it) or `private` (yours). */
+            scope: string;
+            /** @description Which of your secrets are set (names only). */
+            secrets_set: string[];
+            /** @description Your settings. */
+            settings: Record<string, never>;
+            /** @description JSON Schema of your settings. */
+            settings_schema: Record<string, never>;
+            /** @description Its tools. */
+            tools: components["schemas"]["ToolSummary"][];
+            /**
+             * Format: int64
+             * @description Your calls.
+             */
+            your_calls: number;
+        };
+        /** @description Your choices for a plugin. */
+        Preferences: {
+            /** @description Whether its tools are offered in your chats. */
+            enabled: boolean;
+            /** @description Your secrets by name (replace the stored ones when present; sealed, never shown). */
+            secrets?: {
+                [key: string]: string;
+            } | null;
+            /** @description Your settings (kept when absent). */
+            settings?: Record<string, never>;
+        };
         /** @description A preview of a file. */
         Preview: {
             /** @description The file's type. */
@@ -3303,6 +2939,11 @@ export interface components {
             theme?: string | null;
         };
         /**
+         * @description Which search API.
+         * @enum {string}
+         */
+        ProviderKind: "searxng" | "tavily" | "serper" | "bing" | "google" | "bocha";
+        /**
          * @description A payment provider's name, as in URLs and order rows.
          * @enum {string}
          */
@@ -3336,14 +2977,6 @@ export interface components {
              * @description Bytes.
              */
             size: number;
-        };
-        /** @description How many documents were queued. */
-        Queued: {
-            /**
-             * Format: int64
-             * @description Documents queued to be indexed again.
-             */
-            queued: number;
         };
         /** @description A user's balance. */
         QuotaView: {
@@ -3524,34 +3157,37 @@ export interface components {
              */
             threads?: number | null;
         };
-        /** @description A search. */
-        SearchRequest: {
-            /** @description What to look for (1–2,000 characters). */
-            query: string;
-            /** @description The most hits (1–50, default 5). */
-            top_k?: number | null;
-        };
-        /** @description What a search found. */
-        SearchResponse: {
-            /** @description The best few that did not pass (for hit testing). */
-            below_threshold: components["schemas"]["HitView"][];
-            /** @description Hits that passed the relevance threshold, best first. */
-            hits: components["schemas"]["HitView"][];
-            /** @description `lexical` (the base has no embedding model) or `hybrid`. */
-            mode: components["schemas"]["Mode"];
-            /** @description Nothing passed: there is no relevant knowledge for this query. */
-            no_answer: boolean;
-            /** @description Whether the rerank model ordered the hits. */
-            reranked: boolean;
+        /** @description Web search as set. */
+        SearchInput: {
+            /** @description Its key; absent keeps the stored one. */
+            api_key?: string | null;
+            /** @description Its address, when not the vendor's own (required for SearXNG). */
+            base_url?: string | null;
             /**
-             * Format: int64
-             * @description Time taken, ms.
+             * Format: int32
+             * @description Results per search (1 to 20, default 5).
              */
-            took_ms: number;
-            /** @description The base has a rerank model, but it failed or timed out: the fused order stands. */
-            unranked: boolean;
-            /** @description Why vectors were not used for this query (the embedding call failed), if so. */
-            vector_error?: string | null;
+            count?: number | null;
+            /** @description Google's search engine id. */
+            engine_id?: string | null;
+            /** @description Which API. */
+            provider: components["schemas"]["ProviderKind"];
+        };
+        /** @description The search provider as shown: whether a key is set, never the key. */
+        SearchView: {
+            /** @description Its address, when not the vendor's own. */
+            base_url?: string | null;
+            /**
+             * Format: int32
+             * @description Results per search.
+             */
+            count: number;
+            /** @description Google's search engine id. */
+            engine_id?: string | null;
+            /** @description Whether a key is stored. */
+            key_set: boolean;
+            /** @description Which API. */
+            provider: components["schemas"]["ProviderKind"];
         };
         /** @description A message to send. */
         SendRequest: {
@@ -3575,6 +3211,32 @@ export interface components {
              */
             multiplier_permille: number;
         };
+        /** @description The built-ins' setup as set. */
+        SettingsInput: {
+            /** @description Whether tools may reach private, loopback and link-local addresses. */
+            allow_private_addresses?: boolean;
+            /** @description The image model, or `null` to turn image generation off. */
+            image_model?: string | null;
+            search?: null | components["schemas"]["SearchInput"];
+            /**
+             * Format: int64
+             * @description The longest one tool call may take, seconds (1 to 300; `null` for chat's own 60 s).
+             */
+            tool_timeout_secs?: number | null;
+        };
+        /** @description The built-ins' setup. */
+        SettingsView: {
+            /** @description Whether tools may reach private, loopback and link-local addresses. */
+            allow_private_addresses: boolean;
+            /** @description The image model, when image generation is set up. */
+            image_model?: string | null;
+            search?: null | components["schemas"]["SearchView"];
+            /**
+             * Format: int64
+             * @description The longest one tool call may take, seconds (`null`: chat's own deadline, 60 s).
+             */
+            tool_timeout_secs?: number | null;
+        };
         /** @description Whether the server is waiting for its first account. */
         SetupState: {
             /** @description True while no account exists: registering then needs `setup_token`. */
@@ -3584,13 +3246,6 @@ export interface components {
         SetUserGroups: {
             /** @description Groups from `relay.groups`; `[]` grants none; `null` returns the user to the default. */
             groups?: string[] | null;
-        };
-        /** @description A share of a base with a user. */
-        Share: {
-            /** @description `read` or `write`. */
-            permission: string;
-            /** @description The user's id. */
-            user_id: string;
         };
         /** @description A new share link. */
         ShareInput: {
@@ -3606,11 +3261,6 @@ export interface components {
             max_downloads?: number | null;
             /** @description A password to ask for (4–128 characters); stored as an argon2id hash. */
             password?: string | null;
-        };
-        /** @description A base's shares. */
-        Shares: {
-            /** @description Who else may use the base, and how. */
-            shares: components["schemas"]["Share"][];
         };
         /** @description A share link as its owner sees it. */
         ShareView: {
@@ -3675,6 +3325,11 @@ export interface components {
             /** @description Whether the upstream answered a tiny request correctly. */
             ok: boolean;
         };
+        /** @description A conversation's toggle of one plugin. */
+        ToggleInput: {
+            /** @description On, off, or `null` to follow your choice again. */
+            enabled?: boolean | null;
+        };
         /** @description Tokens answered by register, login and refresh. */
         TokenResponse: {
             /** @description JWT for `Authorization: Bearer`. */
@@ -3693,6 +3348,29 @@ export interface components {
             token_type: string;
             user?: null | components["schemas"]["Profile"];
         };
+        /** @description A tool as offered to a model. */
+        ToolDescriptor: {
+            /** @description What it does and when to use it, for the model. */
+            description: string;
+            /** @description The name the model calls it by (`^[a-zA-Z0-9_-]{1,64}$`). */
+            name: string;
+            /** @description JSON Schema of its arguments. */
+            parameters: Record<string, never>;
+            /** @description The plugin that provides it. */
+            plugin_id: string;
+        };
+        /** @description The tools you may use now (in a conversation, with its toggles), as offered to models. */
+        ToolList: {
+            /** @description The tools, with their JSON Schemas. */
+            items: components["schemas"]["ToolDescriptor"][];
+        };
+        /** @description A tool of a plugin, as the market shows it. */
+        ToolSummary: {
+            /** @description What it does. */
+            description: string;
+            /** @description The name the model calls it by. */
+            name: string;
+        };
         /**
          * @description A model some channel serves that has no price: requests for it are refused as
          *     `model_not_priced` (or served free under `relay.allow_unpriced`), so the pricing page
@@ -3705,32 +3383,6 @@ export interface components {
             has_default: boolean;
             /** @description Model name as clients ask for it. */
             model: string;
-        };
-        /**
-         * @description Changes to a knowledge base (owner only). Changing the embedding model or the chunk sizes
-         *     re-indexes every document.
-         */
-        UpdateBase: {
-            /**
-             * Format: int64
-             * @description Largest chunk in tokens.
-             */
-            chunk_max_tokens?: number | null;
-            /**
-             * Format: int64
-             * @description Overlap in tokens.
-             */
-            chunk_overlap_tokens?: number | null;
-            /** @description Description. */
-            description?: string | null;
-            /** @description Embedding model; `""`: none. */
-            embedding_model?: string | null;
-            /** @description Name. */
-            name?: string | null;
-            /** @description Rerank model; `""`: none. */
-            rerank_model?: string | null;
-            /** @description `private` or `public`. */
-            visibility?: string | null;
         };
         /** @description Changes to a channel; omitted fields stay. `keys` and `headers`, when given, replace all. */
         UpdateChannel: {
@@ -4517,6 +4169,181 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_list_plugins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginList"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_create_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPlugin"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_delete_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    put_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7450,14 +7277,9 @@ export interface operations {
             };
         };
     };
-    list_bases: {
+    list_plugins: {
         parameters: {
-            query?: {
-                /** @description 1-based page number (default 1). */
-                page?: number;
-                /** @description Items per page, 1 to 100 (default 20). */
-                per_page?: number;
-            };
+            query?: never;
             header?: never;
             path?: never;
             cookie?: never;
@@ -7469,7 +7291,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_BaseView"];
+                    "application/json": components["schemas"]["PluginList"];
                 };
             };
             401: {
@@ -7482,7 +7304,7 @@ export interface operations {
             };
         };
     };
-    create_base: {
+    create_private_plugin: {
         parameters: {
             query?: never;
             header?: never;
@@ -7491,7 +7313,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["CreateBase"];
+                "application/json": components["schemas"]["NewPlugin"];
             };
         };
         responses: {
@@ -7500,414 +7322,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BaseView"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    get_base: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BaseView"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    delete_base: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    update_base: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UpdateBase"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BaseView"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    list_documents: {
-        parameters: {
-            query?: {
-                /** @description 1-based page number (default 1). */
-                page?: number;
-                /** @description Items per page, 1 to 100 (default 20). */
-                per_page?: number;
-            };
-            header?: never;
-            path: {
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Page_DocumentView"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    add_document: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["AddDocument"];
-            };
-        };
-        responses: {
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["DocumentView"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description A format Skein cannot index */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    get_document: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Document id */
-                doc_id: string;
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["DocumentView"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    delete_document: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Document id */
-                doc_id: string;
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    list_chunks: {
-        parameters: {
-            query?: {
-                /** @description 1-based page number (default 1). */
-                page?: number;
-                /** @description Items per page, 1 to 100 (default 20). */
-                per_page?: number;
-            };
-            header?: never;
-            path: {
-                /** @description Document id */
-                doc_id: string;
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Page_ChunkView"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    reindex_document: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Document id */
-                doc_id: string;
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["DocumentView"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    upload_document: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "multipart/form-data": components["schemas"]["DocumentUpload"];
-            };
-        };
-        responses: {
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["DocumentView"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["PluginView"];
                 };
             };
             413: {
@@ -7918,7 +7333,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            415: {
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7926,7 +7341,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            422: {
+            /** @description The MCP server could not be reached */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7936,32 +7352,23 @@ export interface operations {
             };
         };
     };
-    reindex_base: {
+    get_plugin: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description Base id */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            202: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Queued"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["PluginView"];
                 };
             };
             404: {
@@ -7974,19 +7381,45 @@ export interface operations {
             };
         };
     };
-    search_base: {
+    delete_private_plugin: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
                 id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["SearchRequest"];
+                "application/json": components["schemas"]["Preferences"];
             };
         };
         responses: {
@@ -7995,7 +7428,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SearchResponse"];
+                    "application/json": components["schemas"]["PluginView"];
                 };
             };
             404: {
@@ -8016,130 +7449,11 @@ export interface operations {
             };
         };
     };
-    get_shares: {
+    conversation_toggles: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Shares"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    set_shares: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["Shares"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Shares"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    base_stats: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Base id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BaseStats"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    get_conversation_bases: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Chat conversation id */
                 conversation_id: string;
             };
             cookie?: never;
@@ -8151,7 +7465,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConversationBases"];
+                    "application/json": components["schemas"]["ConversationToggles"];
+                };
+            };
+        };
+    };
+    set_conversation_toggle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                plugin_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToggleInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationToggles"];
                 };
             };
             404: {
@@ -8164,39 +7504,27 @@ export interface operations {
             };
         };
     };
-    set_conversation_bases: {
+    list_tools: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Chat conversation id */
-                conversation_id: string;
+            query?: {
+                /** @description A conversation, for its own toggles. */
+                conversation_id?: string;
             };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ConversationBases"];
-            };
-        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConversationBases"];
+                    "application/json": components["schemas"]["ToolList"];
                 };
             };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

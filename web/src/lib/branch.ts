@@ -1,4 +1,4 @@
-import type { ChatMessage, MessageUsage } from './types';
+import type { ChatMessage, MessageUsage, ToolCitation, ToolStep } from './types';
 
 /** The stream events of the Chat API, parsed. */
 export type StreamEvent =
@@ -8,6 +8,8 @@ export type StreamEvent =
   | { type: 'usage'; usage: MessageUsage }
   | { type: 'title'; title: string }
   | { type: 'replace'; content: string; reasoning: string | null }
+  | { type: 'tool_call'; id: string; name: string; arguments: string }
+  | { type: 'tool_result'; id: string; name: string; content: string; is_error: boolean; citations: ToolCitation[] }
   | { type: 'done'; message: ChatMessage }
   | { type: 'error'; code: string; message: string; message_zh?: string; request_id?: string };
 
@@ -31,6 +33,17 @@ export function parseStreamEvent(event: string, data: string): StreamEvent | nul
       return { type: 'title', title: String(body.title ?? '') };
     case 'replace':
       return { type: 'replace', content: String(body.content ?? ''), reasoning: (body.reasoning as string | null | undefined) ?? null };
+    case 'tool_call':
+      return { type: 'tool_call', id: String(body.id ?? ''), name: String(body.name ?? ''), arguments: String(body.arguments ?? '') };
+    case 'tool_result':
+      return {
+        type: 'tool_result',
+        id: String(body.id ?? ''),
+        name: String(body.name ?? ''),
+        content: String(body.content ?? ''),
+        is_error: body.is_error === true,
+        citations: Array.isArray(body.citations) ? (body.citations as ToolCitation[]) : [],
+      };
     case 'done':
       return { type: 'done', message: body.message as ChatMessage };
     case 'error':
@@ -145,6 +158,21 @@ export function applyEvent(messages: ChatMessage[], ids: StreamIds, event: Strea
       return { ids, messages: update((m) => ({ ...m, content: event.content, reasoning: event.reasoning })) };
     case 'usage':
       return { ids, messages: update((m) => ({ ...m, usage: event.usage })) };
+    case 'tool_call': {
+      const step: ToolStep = { id: event.id, name: event.name, arguments: event.arguments, result: null, is_error: false };
+      return { ids, messages: update((m) => ({ ...m, tool_calls: [...(m.tool_calls ?? []), step] })) };
+    }
+    case 'tool_result':
+      return {
+        ids,
+        messages: update((m) => ({
+          ...m,
+          tool_calls: (m.tool_calls ?? []).map((s) =>
+            // Ids repeat across rounds only if a model reuses them: the open call answers.
+            s.id === event.id && s.result === null ? { ...s, result: event.content, is_error: event.is_error, citations: event.citations } : s,
+          ),
+        })),
+      };
     case 'done':
       return {
         ids,

@@ -34,6 +34,13 @@ export const qk = {
   },
 
   // Files
+  plugins: {
+    all: ['plugins'] as const,
+    list: ['plugins', 'list'] as const,
+    admin: ['plugins', 'admin'] as const,
+    settings: ['plugins', 'settings'] as const,
+    conversation: (id: string) => ['plugins', 'conversation', id] as const,
+  },
   files: {
     all: ['files'] as const,
     list: (query: string) => ['files', 'list', query] as const,

@@ -116,6 +116,28 @@ export interface ChatMessage {
   /** What the answer drew on (knowledge-base passages), when anything. */
   sources?: Citation[];
   created_at: string;
+  /** The tools the model called while writing it, with their results (absent when none). */
+  tool_calls?: ToolStep[] | null;
+}
+
+/** A source a tool's result draws on; a file a tool made has `reference.file_id`. */
+export interface ToolCitation {
+  source?: string;
+  label?: string;
+  title: string;
+  url?: string | null;
+  excerpt?: string;
+  reference?: { file_id?: string; content_type?: string } | null;
+}
+
+/** One tool call of an answer: its arguments, and its result once it came (`result` null while it runs). */
+export interface ToolStep {
+  id: string;
+  name: string;
+  arguments: string;
+  result: string | null;
+  is_error: boolean;
+  citations?: ToolCitation[];
 }
 
 /** A passage an answer cites: `[label]` in its text. */
@@ -144,3 +166,12 @@ export type PaymentOptions = Schemas['PaymentOptions'];
 
 /** A new order and the provider's page to pay it on. */
 export type CreatedOrder = Schemas['CreatedOrder'];
+
+/** A plugin in the market, with the signed-in user's choices (secrets only as names). */
+export type Plugin = Schemas['PluginView'];
+
+/** A tool offered to models, with its JSON Schema. */
+export type ToolDescriptor = Schemas['ToolDescriptor'];
+
+/** The built-ins' setup, as an admin sees it (keys only as "set"). */
+export type PluginSettings = Schemas['SettingsView'];

@@ -8,6 +8,7 @@ mod audit;
 mod billing;
 mod file;
 mod knowledge;
+mod plugin;
 mod relay;
 mod user;
 
@@ -15,5 +16,6 @@ pub use audit::*;
 pub use billing::*;
 pub use file::*;
 pub use knowledge::*;
+pub use plugin::*;
 pub use relay::*;
 pub use user::*;

@@ -25,6 +25,7 @@ mod limits;
 mod money;
 mod payments;
 mod payments_alipay;
+mod plugins;
 mod pricing;
 mod profile;
 mod providers;

@@ -11,6 +11,7 @@ import { Pricing } from './Pricing';
 import { Codes } from './Codes';
 import { Orders } from './Orders';
 import { Audit } from './Audit';
+import { AdminPlugins } from './AdminPlugins';
 
 const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'dashboard', key: 'admin.dashboard' },
@@ -20,6 +21,7 @@ const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'codes', key: 'admin.codes' },
   { to: 'orders', key: 'admin.orders' },
   { to: 'audit', key: 'admin.audit' },
+  { to: 'plugins', key: 'admin.plugins' },
   { to: 'system', key: 'admin.system' },
 ];
 
@@ -63,6 +65,7 @@ export default function AdminPage() {
         <Route path="codes" element={<Codes />} />
         <Route path="orders" element={<Orders />} />
         <Route path="audit" element={<Audit />} />
+        <Route path="plugins" element={<AdminPlugins />} />
         <Route path="system" element={<System />} />
       </Routes>
     </div>

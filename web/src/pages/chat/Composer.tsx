@@ -1,3 +1,4 @@
+import type { ReactNode } from 'react';
 import { useLayoutEffect, useRef, useState } from 'react';
 import { useT, type MessageKey } from '../../i18n';
 import { Button, Textarea } from '../../components/ui';
@@ -40,10 +41,12 @@ export interface ComposerProps {
   disabled?: boolean;
   onSend: () => void;
   onStop: () => void;
+  /** Extra controls beside the attach and voice buttons (the conversation's tool toggles). */
+  tools?: ReactNode;
 }
 
 /** Where a message is written: text, pasted, dropped or picked images, and dictation. */
-export function Composer({ draft, onDraftChange, images, onImagesChange, error, onError, model, streaming, disabled = false, onSend, onStop }: ComposerProps) {
+export function Composer({ draft, onDraftChange, images, onImagesChange, error, onError, model, streaming, disabled = false, onSend, onStop, tools }: ComposerProps) {
   const t = useT();
   const [dragging, setDragging] = useState(false);
   const textarea = useRef<HTMLTextAreaElement>(null);
@@ -142,6 +145,7 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
           </svg>
         </button>
         <VoiceButton disabled={disabled} onText={insertTranscript} onError={onError} />
+        {tools}
         <Textarea
           ref={textarea}
           rows={2}

@@ -6,6 +6,7 @@ import { useT } from '../../i18n';
 import { Badge, Button, CopyButton, cx, Textarea } from '../../components/ui';
 import { BalanceHint } from './BalanceHint';
 import { MessageImages } from './Media';
+import { ToolSteps } from './ToolSteps';
 import { isTemp } from './useChatStream';
 
 const Markdown = lazy(() => import('../../components/markdown/Markdown'));
@@ -139,6 +140,7 @@ export function MessageItem(props: MessageItemProps) {
         </details>
       )}
       {m.images?.length > 0 && <MessageImages images={m.image_urls ?? m.images} />}
+      {m.tool_calls && m.tool_calls.length > 0 && <ToolSteps steps={m.tool_calls} />}
       <div className={cx(m.status === 'streaming' && !m.content && 'animate-pulse text-muted-fg')}>
         {m.content ? (
           <Suspense fallback={<Plain text={m.content} />}>

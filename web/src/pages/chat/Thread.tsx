@@ -14,6 +14,7 @@ import { Composer } from './Composer';
 import { MessageItem } from './MessageItem';
 import { MessageList, type MessageListHandle } from './MessageList';
 import { ThreadHeader, type ExportFormat } from './ThreadHeader';
+import { ToolToggles } from './ToolToggles';
 import { useChatStream } from './useChatStream';
 import type { ComposerError } from './Media';
 
@@ -140,6 +141,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         disabled={missing}
         onSend={() => chat.send({ content: draft, parentId: leafId(messages), explicitParent: false, images, model })}
         onStop={chat.stop}
+        tools={conversationId ? <ToolToggles conversationId={conversationId} disabled={missing} /> : undefined}
       />
       {conversation.data && (
         <ConversationSettings

@@ -1,0 +1,100 @@
+//! The Plugin service's API: which tools a caller may use (for a conversation), described as
+//! JSON Schema, and running one call of them within a deadline. Chat (its tool loop) and
+//! Agent reach plugins only through this trait; a tool always runs with the caller's rights.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// Who calls a tool, and where: the tools offered and run are the ones this user enabled (for
+/// this conversation), with this user's settings and secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCaller {
+    /// The user who asks, and whose rights the tool runs with.
+    pub user_id: String,
+    /// The conversation the call belongs to, when it belongs to one (per-conversation toggles).
+    pub conversation_id: Option<String>,
+    /// The request that asked, for logs and the ledger of paid tools.
+    pub request_id: String,
+}
+
+/// A tool as offered to a model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ToolDescriptor {
+    /// The name the model calls it by (`^[a-zA-Z0-9_-]{1,64}$`).
+    pub name: String,
+    /// What it does and when to use it, for the model.
+    pub description: String,
+    /// JSON Schema of its arguments.
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    /// The plugin that provides it.
+    pub plugin_id: String,
+}
+
+/// A source a tool's answer draws on (a search result), shown with the answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ToolCitation {
+    /// What it is called.
+    pub title: String,
+    /// Where to open it.
+    pub url: String,
+    /// The passage given to the model.
+    pub snippet: String,
+}
+
+/// A file a tool made (a generated image), stored for the caller through the File service.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ToolFile {
+    /// The file's id.
+    pub id: String,
+    /// Its type (`image/png`).
+    pub content_type: String,
+    /// Where the owner downloads it.
+    pub url: String,
+}
+
+/// What one call answered.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolOutput {
+    /// The text the model reads.
+    pub content: String,
+    /// The call failed; `content` says why (the model hears it, the answer goes on).
+    pub is_error: bool,
+    /// What the answer draws on.
+    pub citations: Vec<ToolCitation>,
+    /// Files the call made.
+    pub files: Vec<ToolFile>,
+}
+
+impl ToolOutput {
+    /// A failed call, with what the model should hear.
+    pub fn error(content: impl Into<String>) -> Self {
+        ToolOutput {
+            content: content.into(),
+            is_error: true,
+            ..ToolOutput::default()
+        }
+    }
+}
+
+/// Plugins: the tools a caller may use, and running them.
+#[async_trait]
+pub trait PluginApi: Send + Sync {
+    /// The tools `caller` enabled (for the conversation, when there is one), in a stable order.
+    async fn tools(&self, caller: &ToolCaller) -> Result<Vec<ToolDescriptor>, ApiError>;
+
+    /// Runs tool `name` with `arguments` (JSON text, as the model wrote it) for `caller`,
+    /// within `deadline`. A tool the caller may not use, bad arguments, a tool that hangs or
+    /// answers too much or nonsense are outputs with `is_error`, never a refused call.
+    async fn execute(
+        &self,
+        caller: &ToolCaller,
+        name: &str,
+        arguments: &str,
+        deadline: Duration,
+    ) -> ToolOutput;
+}

@@ -1,0 +1,233 @@
+//! Admins: publish plugins for everyone (OpenAPI, MCP), delete any plugin, and set up the
+//! built-ins (the web search provider and its key, the image model) and whether tools may
+//! reach private addresses.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use skein_core::auth::AdminUser;
+use skein_core::error::ErrorEnvelope;
+use skein_core::extract::ApiJson;
+use skein_core::{ApiError, ApiResult};
+use utoipa::ToSchema;
+
+use super::plugins::{NewPlugin, PluginList, PluginView};
+use crate::search::ProviderKind;
+use crate::{PluginService, StoredSearch, StoredSettings, store};
+
+/// Every plugin, published and private (an admin's view: no user's choices, no secrets).
+#[utoipa::path(get, path = "/admin/plugins", tag = "admin-plugins", security(("bearer" = [])),
+    responses((status = 200, body = PluginList), (status = 403, body = ErrorEnvelope)))]
+pub async fn admin_list_plugins(
+    State(svc): State<Arc<PluginService>>,
+    AdminUser(admin): AdminUser,
+) -> ApiResult<ApiJson<PluginList>> {
+    let settings = svc.settings().await?;
+    let items = store::all(&svc.db)
+        .await?
+        .iter()
+        .map(|row| svc.view(row, None, &settings, &admin.user_id))
+        .collect();
+    Ok(ApiJson(PluginList { items }))
+}
+
+/// Publish an OpenAPI or MCP plugin for everyone. Its key, if given, is sealed and never
+/// shown again.
+#[utoipa::path(post, path = "/admin/plugins", tag = "admin-plugins", security(("bearer" = [])), request_body = NewPlugin,
+    responses((status = 201, body = PluginView), (status = 403, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope), (status = 502, body = ErrorEnvelope)))]
+pub async fn admin_create_plugin(
+    State(svc): State<Arc<PluginService>>,
+    AdminUser(admin): AdminUser,
+    ApiJson(input): ApiJson<NewPlugin>,
+) -> ApiResult<(StatusCode, ApiJson<PluginView>)> {
+    let row = svc.register(None, input).await?;
+    let settings = svc.settings().await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(svc.view(&row, None, &settings, &admin.user_id)),
+    ))
+}
+
+/// Delete a plugin (built-ins stay).
+#[utoipa::path(delete, path = "/admin/plugins/{id}", tag = "admin-plugins", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorEnvelope)))]
+pub async fn admin_delete_plugin(
+    State(svc): State<Arc<PluginService>>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if store::delete(&svc.db, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("Plugin", "插件"))
+    }
+}
+
+/// The search provider as shown: whether a key is set, never the key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchView {
+    /// Which API.
+    pub provider: ProviderKind,
+    /// Its address, when not the vendor's own.
+    pub base_url: Option<String>,
+    /// Google's search engine id.
+    pub engine_id: Option<String>,
+    /// Results per search.
+    pub count: u32,
+    /// Whether a key is stored.
+    pub key_set: bool,
+}
+
+/// The built-ins' setup.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsView {
+    /// Web search, when set up.
+    pub search: Option<SearchView>,
+    /// The image model, when image generation is set up.
+    pub image_model: Option<String>,
+    /// Whether tools may reach private, loopback and link-local addresses.
+    pub allow_private_addresses: bool,
+    /// The longest one tool call may take, seconds (`null`: chat's own deadline, 60 s).
+    pub tool_timeout_secs: Option<u64>,
+}
+
+fn settings_view(s: &StoredSettings) -> SettingsView {
+    SettingsView {
+        search: s.search.as_ref().map(|x| SearchView {
+            provider: x.provider,
+            base_url: x.base_url.clone(),
+            engine_id: x.engine_id.clone(),
+            count: x.count,
+            key_set: x.api_key.is_some(),
+        }),
+        image_model: s.image_model.clone(),
+        allow_private_addresses: s.allow_private_addresses,
+        tool_timeout_secs: s.tool_timeout_secs,
+    }
+}
+
+/// The built-ins' setup.
+#[utoipa::path(get, path = "/admin/plugins/settings", tag = "admin-plugins", security(("bearer" = [])),
+    responses((status = 200, body = SettingsView), (status = 403, body = ErrorEnvelope)))]
+pub async fn get_settings(
+    State(svc): State<Arc<PluginService>>,
+    _admin: AdminUser,
+) -> ApiResult<ApiJson<SettingsView>> {
+    Ok(ApiJson(settings_view(&svc.settings().await?)))
+}
+
+/// Web search as set.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchInput {
+    /// Which API.
+    pub provider: ProviderKind,
+    /// Its address, when not the vendor's own (required for SearXNG).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Its key; absent keeps the stored one.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Google's search engine id.
+    #[serde(default)]
+    pub engine_id: Option<String>,
+    /// Results per search (1 to 20, default 5).
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// The built-ins' setup as set.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsInput {
+    /// Web search, or `null` to turn it off.
+    pub search: Option<SearchInput>,
+    /// The image model, or `null` to turn image generation off.
+    #[serde(default)]
+    pub image_model: Option<String>,
+    /// Whether tools may reach private, loopback and link-local addresses.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+    /// The longest one tool call may take, seconds (1 to 300; `null` for chat's own 60 s).
+    #[serde(default)]
+    pub tool_timeout_secs: Option<u64>,
+}
+
+/// Set up web search, image generation and private addresses.
+#[utoipa::path(put, path = "/admin/plugins/settings", tag = "admin-plugins", security(("bearer" = [])),
+    request_body = SettingsInput,
+    responses((status = 200, body = SettingsView), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+pub async fn put_settings(
+    State(svc): State<Arc<PluginService>>,
+    _admin: AdminUser,
+    ApiJson(input): ApiJson<SettingsInput>,
+) -> ApiResult<ApiJson<SettingsView>> {
+    let current = svc.settings().await?;
+    let search = match input.search {
+        None => None,
+        Some(s) => {
+            let count = s.count.unwrap_or(5);
+            if !(1..=20).contains(&count) {
+                return Err(ApiError::invalid_field(
+                    "search.count",
+                    "search.count is 1 to 20.",
+                    "search.count 须为 1 到 20。",
+                ));
+            }
+            if let Some(url) = s.base_url.as_deref().filter(|u| !u.is_empty())
+                && reqwest::Url::parse(url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .is_none()
+            {
+                return Err(ApiError::invalid_field(
+                    "search.base_url",
+                    "search.base_url must be an http or https URL.",
+                    "search.base_url 须为 http 或 https URL。",
+                ));
+            }
+            let api_key = match s.api_key.as_deref().filter(|k| !k.is_empty()) {
+                Some(key) => Some(svc.vault.seal(key.as_bytes(), "search")?),
+                None => current.search.as_ref().and_then(|c| c.api_key.clone()),
+            };
+            let stored = StoredSearch {
+                provider: s.provider,
+                base_url: s.base_url.filter(|u| !u.is_empty()),
+                api_key,
+                engine_id: s.engine_id.filter(|c| !c.is_empty()),
+                count,
+            };
+            // A provider that cannot work (no key, no SearXNG address) is refused now.
+            let open = svc.search_settings(&stored)?;
+            crate::search::provider(&open).map_err(|e| {
+                ApiError::invalid_field(
+                    "search",
+                    format!("Web search cannot work: {e}."),
+                    format!("网络搜索无法使用：{e}。"),
+                )
+            })?;
+            Some(stored)
+        }
+    };
+    if input
+        .tool_timeout_secs
+        .is_some_and(|t| !(1..=300).contains(&t))
+    {
+        return Err(ApiError::invalid_field(
+            "tool_timeout_secs",
+            "tool_timeout_secs is 1 to 300.",
+            "tool_timeout_secs 须为 1 到 300。",
+        ));
+    }
+    let settings = StoredSettings {
+        search,
+        tool_timeout_secs: input.tool_timeout_secs,
+        image_model: input.image_model.filter(|m| !m.trim().is_empty()),
+        allow_private_addresses: input.allow_private_addresses,
+    };
+    svc.save_settings(&settings).await?;
+    Ok(ApiJson(settings_view(&settings)))
+}

@@ -1,0 +1,518 @@
+//! Skein's Plugin service (`/api/v1/plugins`, `/api/v1/admin/plugins`): the tools a model may
+//! call during a chat. Built-in tools (web search through the admin's provider, image
+//! generation through the relay), OpenAPI operations and MCP servers' tools; a market where
+//! admins publish plugins and users enable them (per user, per conversation) with their own
+//! settings and secrets.
+//!
+//! Chat reaches it through [`PluginApi`] (the binary registers a chat tool runner over it).
+//!
+//! **Architecture Invariant:** a tool runs with its caller's rights only. [`PluginApi::execute`]
+//! works out again which tools the caller may use (their enabled plugins, published or their
+//! own) and runs only one of those, with the caller's secrets; a tool name the model makes up,
+//! or one of another user's private plugins, is "no such tool". Secrets are sealed at rest,
+//! bound to their row, and never returned by any route.
+
+mod http;
+pub mod image;
+pub mod mcp;
+pub mod net;
+pub mod openapi;
+pub mod search;
+mod service;
+pub mod store;
+pub mod vault;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use skein_core::api::{FileApi, PluginApi, RelayApi, ToolCaller, ToolDescriptor, ToolOutput};
+use skein_core::{ApiResult, ids};
+use skein_db::{Db, ServiceMigrations};
+
+use openapi::ToolDef;
+use store::{EnablementRow, PluginRow};
+pub use vault::Vault;
+
+/// The Plugin service's migrations.
+pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
+    service: skein_core::service::ServiceName::Plugin,
+    sqlite: || skein_db::sqlx::migrate!("migrations/sqlite"),
+    postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
+};
+
+/// The most bytes a tool's HTTP answer may have (OpenAPI operations, MCP calls).
+pub const MAX_TOOL_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// The built-in web search tool's name.
+pub const WEB_SEARCH: &str = "web_search";
+
+/// The built-in image tool's name.
+pub const GENERATE_IMAGE: &str = "generate_image";
+
+/// The Plugin service.
+pub struct PluginService {
+    db: Db,
+    vault: Vault,
+    relay: Option<Arc<dyn RelayApi>>,
+    files: Option<Arc<dyn FileApi>>,
+    http: reqwest::Client,
+}
+
+/// The admin's settings, as stored (`plugin_settings`, name `admin`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct StoredSettings {
+    #[serde(default)]
+    pub search: Option<StoredSearch>,
+    #[serde(default)]
+    pub image_model: Option<String>,
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+    /// The longest one tool call may take, seconds (within the caller's deadline).
+    #[serde(default)]
+    pub tool_timeout_secs: Option<u64>,
+}
+
+/// The search provider as stored: its key sealed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredSearch {
+    pub provider: search::ProviderKind,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub engine_id: Option<String>,
+    pub count: u32,
+}
+
+/// The owner a plugin's own secret is sealed for.
+fn plugin_owner(plugin_id: &str) -> String {
+    format!("plugin:{plugin_id}")
+}
+
+/// The owner a user's secrets for a plugin are sealed for.
+fn user_owner(user_id: &str, plugin_id: &str) -> String {
+    format!("user:{user_id}:plugin:{plugin_id}")
+}
+
+/// A tool offered to a caller, with the plugin it comes from.
+#[derive(Debug, Clone)]
+pub(crate) struct Offered {
+    pub plugin: PluginRow,
+    pub tool: ToolDef,
+}
+
+impl PluginService {
+    /// The service over `db`, sealing secrets with `vault`; `relay` and `files` (when they run
+    /// here or are reachable) for image generation.
+    pub fn new(
+        db: Db,
+        vault: Vault,
+        relay: Option<Arc<dyn RelayApi>>,
+        files: Option<Arc<dyn FileApi>>,
+    ) -> Result<Arc<Self>, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("cannot make the HTTP client: {e}"))?;
+        Ok(Arc::new(PluginService {
+            db,
+            vault,
+            relay,
+            files,
+            http,
+        }))
+    }
+
+    pub(crate) async fn settings(&self) -> ApiResult<StoredSettings> {
+        Ok(match store::setting(&self.db, "admin").await? {
+            Some(text) => serde_json::from_str(&text).unwrap_or_default(),
+            None => StoredSettings::default(),
+        })
+    }
+
+    pub(crate) async fn save_settings(&self, settings: &StoredSettings) -> ApiResult<()> {
+        let text = serde_json::to_string(settings).map_err(skein_core::ApiError::internal)?;
+        store::set_setting(&self.db, "admin", &text).await?;
+        Ok(())
+    }
+
+    /// The search provider's settings with its key opened.
+    fn search_settings(&self, stored: &StoredSearch) -> ApiResult<search::SearchSettings> {
+        let api_key = match &stored.api_key {
+            Some(sealed) => Some(
+                String::from_utf8(self.vault.open(sealed, "search")?)
+                    .map_err(skein_core::ApiError::internal)?,
+            ),
+            None => None,
+        };
+        Ok(search::SearchSettings {
+            provider: stored.provider,
+            base_url: stored.base_url.clone(),
+            api_key,
+            engine_id: stored.engine_id.clone(),
+            count: stored.count,
+        })
+    }
+
+    /// The tools a plugin offers given the admin's settings (built-ins need theirs).
+    pub(crate) fn tools_of(&self, row: &PluginRow, settings: &StoredSettings) -> Vec<ToolDef> {
+        match row.builtin.as_deref() {
+            Some("web_search") if settings.search.is_some() => vec![ToolDef {
+                name: WEB_SEARCH.into(),
+                description: "Search the web for current information. Returns numbered results to cite as [n].".into(),
+                parameters: json!({"type": "object",
+                    "properties": {"query": {"type": "string", "description": "What to search for."}},
+                    "required": ["query"]}),
+                method: String::new(),
+                path: String::new(),
+                params: Vec::new(),
+                body: false,
+            }],
+            Some("image_generation")
+                if settings.image_model.is_some() && self.relay.is_some() && self.files.is_some() =>
+            {
+                vec![ToolDef {
+                    name: GENERATE_IMAGE.into(),
+                    description: "Draw an image from a description; the user sees it with the answer.".into(),
+                    parameters: json!({"type": "object",
+                        "properties": {"prompt": {"type": "string", "description": "What to draw."},
+                            "size": {"type": "string", "description": "Optional size such as 1024x1024."}},
+                        "required": ["prompt"]}),
+                    method: String::new(),
+                    path: String::new(),
+                    params: Vec::new(),
+                    body: false,
+                }]
+            }
+            Some(_) => Vec::new(),
+            None => serde_json::from_str(&row.tools).unwrap_or_default(),
+        }
+    }
+
+    /// Whether `row` is on for `user_id` in the conversation (its toggle, else their choice).
+    fn is_on(
+        row: &PluginRow,
+        mine: &HashMap<String, EnablementRow>,
+        toggles: &HashMap<String, bool>,
+    ) -> bool {
+        toggles
+            .get(&row.id)
+            .copied()
+            .unwrap_or_else(|| mine.get(&row.id).is_some_and(|e| e.enabled != 0))
+    }
+
+    /// The tools `caller` may use now, each name once (the first plugin keeps a name).
+    pub(crate) async fn offered(&self, caller: &ToolCaller) -> ApiResult<Vec<Offered>> {
+        let rows = store::visible(&self.db, &caller.user_id).await?;
+        let mine: HashMap<String, EnablementRow> = store::enablements(&self.db, &caller.user_id)
+            .await?
+            .into_iter()
+            .map(|e| (e.plugin_id.clone(), e))
+            .collect();
+        let toggles: HashMap<String, bool> = match &caller.conversation_id {
+            Some(conversation) => {
+                store::conversation_toggles(&self.db, &caller.user_id, conversation)
+                    .await?
+                    .into_iter()
+                    .collect()
+            }
+            None => HashMap::new(),
+        };
+        let settings = self.settings().await?;
+        let mut offered: Vec<Offered> = Vec::new();
+        for row in rows {
+            if !Self::is_on(&row, &mine, &toggles) {
+                continue;
+            }
+            for tool in self.tools_of(&row, &settings) {
+                if offered.iter().any(|o| o.tool.name == tool.name) {
+                    continue;
+                }
+                offered.push(Offered {
+                    plugin: row.clone(),
+                    tool,
+                });
+            }
+        }
+        Ok(offered)
+    }
+
+    /// The caller's secret `name` for `plugin`, opened.
+    async fn user_secret(
+        &self,
+        user_id: &str,
+        plugin_id: &str,
+        name: &str,
+    ) -> ApiResult<Option<String>> {
+        let Some(row) = store::enablements(&self.db, user_id)
+            .await?
+            .into_iter()
+            .find(|e| e.plugin_id == plugin_id)
+        else {
+            return Ok(None);
+        };
+        let Some(sealed) = row.secrets else {
+            return Ok(None);
+        };
+        let plain = self.vault.open(&sealed, &user_owner(user_id, plugin_id))?;
+        let map: HashMap<String, String> = serde_json::from_slice(&plain).unwrap_or_default();
+        Ok(map.get(name).cloned())
+    }
+
+    /// The key a plugin's calls carry for `user_id`: their own `api_key`, else the plugin's.
+    async fn auth_key(&self, row: &PluginRow, user_id: &str) -> ApiResult<Option<String>> {
+        if let Some(key) = self.user_secret(user_id, &row.id, "api_key").await? {
+            return Ok(Some(key));
+        }
+        match &row.auth_secret {
+            Some(sealed) => Ok(Some(
+                String::from_utf8(self.vault.open(sealed, &plugin_owner(&row.id))?)
+                    .map_err(skein_core::ApiError::internal)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The headers and query a plugin's auth adds.
+    async fn auth_parts(
+        &self,
+        row: &PluginRow,
+        user_id: &str,
+    ) -> ApiResult<(Vec<(String, String)>, Vec<(String, String)>)> {
+        let key = self.auth_key(row, user_id).await?;
+        let Some(key) = key else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        Ok(match row.auth_kind.as_str() {
+            "bearer" => (
+                vec![("authorization".into(), format!("Bearer {key}"))],
+                Vec::new(),
+            ),
+            "api_key_header" => (vec![(row.auth_name.clone(), key)], Vec::new()),
+            "api_key_query" => (Vec::new(), vec![(row.auth_name.clone(), key)]),
+            _ => (Vec::new(), Vec::new()),
+        })
+    }
+
+    async fn run(
+        &self,
+        caller: &ToolCaller,
+        offered: &Offered,
+        arguments: &Value,
+        deadline: Duration,
+    ) -> ToolOutput {
+        let settings = match self.settings().await {
+            Ok(s) => s,
+            Err(e) => {
+                return ToolOutput::error(format!(
+                    "The tool could not start: {}",
+                    e.message(skein_core::i18n::Lang::En)
+                ));
+            }
+        };
+        match (
+            offered.plugin.builtin.as_deref(),
+            offered.plugin.kind.as_str(),
+        ) {
+            (Some("web_search"), _) => self.web_search(&settings, arguments).await,
+            (Some("image_generation"), _) => {
+                image::generate(self, caller, &settings, arguments).await
+            }
+            (_, "openapi") => {
+                self.call_openapi(caller, offered, &settings, arguments, deadline)
+                    .await
+            }
+            (_, "mcp") => {
+                self.call_mcp(caller, offered, &settings, arguments, deadline)
+                    .await
+            }
+            _ => ToolOutput::error("This tool cannot be run."),
+        }
+    }
+
+    async fn web_search(&self, settings: &StoredSettings, arguments: &Value) -> ToolOutput {
+        let Some(stored) = &settings.search else {
+            return ToolOutput::error("Web search is not set up.");
+        };
+        let query = arguments["query"].as_str().unwrap_or_default().trim();
+        if query.is_empty() {
+            return ToolOutput::error("The argument `query` is required.");
+        }
+        let provider = match self
+            .search_settings(stored)
+            .map_err(|e| e.message(skein_core::i18n::Lang::En).to_string())
+            .and_then(|s| search::provider(&s))
+        {
+            Ok(p) => p,
+            Err(e) => return ToolOutput::error(format!("Web search is not usable: {e}")),
+        };
+        match provider
+            .search(&self.http, query, stored.count.max(1))
+            .await
+        {
+            Ok(hits) => ToolOutput {
+                content: search::for_model(query, &hits),
+                citations: search::citations(&hits),
+                ..ToolOutput::default()
+            },
+            Err(e) => ToolOutput::error(format!("The web search failed: {e}")),
+        }
+    }
+
+    fn policy(settings: &StoredSettings, deadline: Duration) -> net::FetchPolicy {
+        net::FetchPolicy {
+            allow_private: settings.allow_private_addresses,
+            max_bytes: MAX_TOOL_ANSWER_BYTES,
+            timeout: deadline,
+        }
+    }
+
+    async fn call_openapi(
+        &self,
+        caller: &ToolCaller,
+        offered: &Offered,
+        settings: &StoredSettings,
+        arguments: &Value,
+        deadline: Duration,
+    ) -> ToolOutput {
+        let mut request =
+            match openapi::request_for(&offered.plugin.base_url, &offered.tool, arguments) {
+                Ok(r) => r,
+                Err(e) => {
+                    return ToolOutput::error(format!(
+                        "The call of {} is wrong: {e}.",
+                        offered.tool.name
+                    ));
+                }
+            };
+        match self.auth_parts(&offered.plugin, &caller.user_id).await {
+            Ok((headers, query)) => {
+                request.headers.extend(headers);
+                if !query.is_empty() {
+                    request.url.query_pairs_mut().extend_pairs(query);
+                }
+            }
+            Err(_) => {
+                return ToolOutput::error("The plugin's key cannot be read; ask an administrator.");
+            }
+        }
+        match net::send(request, Self::policy(settings, deadline)).await {
+            Ok(answer) => match openapi::result_text(&answer) {
+                Ok(text) => ToolOutput {
+                    content: text,
+                    ..ToolOutput::default()
+                },
+                Err(e) => {
+                    ToolOutput::error(format!("The call of {} failed: {e}.", offered.tool.name))
+                }
+            },
+            Err(e) => ToolOutput::error(format!("The call of {} failed: {e}.", offered.tool.name)),
+        }
+    }
+
+    async fn call_mcp(
+        &self,
+        caller: &ToolCaller,
+        offered: &Offered,
+        settings: &StoredSettings,
+        arguments: &Value,
+        deadline: Duration,
+    ) -> ToolOutput {
+        let headers = match self.auth_parts(&offered.plugin, &caller.user_id).await {
+            Ok((headers, _)) => headers,
+            Err(_) => {
+                return ToolOutput::error("The plugin's key cannot be read; ask an administrator.");
+            }
+        };
+        let client = mcp::McpClient::new(
+            &offered.plugin.base_url,
+            headers,
+            Self::policy(settings, deadline),
+        );
+        match client.call_tool(&offered.tool.name, arguments).await {
+            Ok(output) => output,
+            Err(e) => ToolOutput::error(format!("The MCP server failed: {e}.")),
+        }
+    }
+}
+
+#[async_trait]
+impl PluginApi for PluginService {
+    async fn tools(&self, caller: &ToolCaller) -> ApiResult<Vec<ToolDescriptor>> {
+        Ok(self
+            .offered(caller)
+            .await?
+            .into_iter()
+            .map(|o| ToolDescriptor {
+                name: o.tool.name,
+                description: o.tool.description,
+                parameters: o.tool.parameters,
+                plugin_id: o.plugin.id,
+            })
+            .collect())
+    }
+
+    async fn execute(
+        &self,
+        caller: &ToolCaller,
+        name: &str,
+        arguments: &str,
+        deadline: Duration,
+    ) -> ToolOutput {
+        // The caller's rights, worked out again: only a tool they may use now runs.
+        let offered = match self.offered(caller).await {
+            Ok(offered) => offered,
+            Err(e) => {
+                tracing::warn!(error = %e.message(skein_core::i18n::Lang::En), "plugin tools could not be listed");
+                return ToolOutput::error("The tools are unavailable right now.");
+            }
+        };
+        let Some(tool) = offered.into_iter().find(|o| o.tool.name == name) else {
+            return ToolOutput::error(format!("There is no tool called {name} you may use."));
+        };
+        let arguments: Value = if arguments.trim().is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_str(arguments) {
+                Ok(v) => v,
+                Err(_) => {
+                    return ToolOutput::error(format!(
+                        "The arguments of {name} are not valid JSON."
+                    ));
+                }
+            }
+        };
+        if let Err(e) = store::count_call(&self.db, &tool.plugin.id, &caller.user_id).await {
+            tracing::warn!(error = %e, "a plugin call was not counted");
+        }
+        let started = std::time::Instant::now();
+        // The admin's limit, when it is shorter than the caller's.
+        let deadline = match self.settings().await.ok().and_then(|s| s.tool_timeout_secs) {
+            Some(secs) => deadline.min(Duration::from_secs(secs.max(1))),
+            None => deadline,
+        };
+        let output =
+            match tokio::time::timeout(deadline, self.run(caller, &tool, &arguments, deadline))
+                .await
+            {
+                Ok(output) => output,
+                Err(_) => ToolOutput::error(format!(
+                    "The tool {name} did not answer within {} seconds.",
+                    deadline.as_secs()
+                )),
+            };
+        tracing::info!(tool = name, plugin = %tool.plugin.id, user = %caller.user_id,
+            is_error = output.is_error, duration_ms = started.elapsed().as_millis() as u64, "tool call");
+        output
+    }
+}
+
+/// Now, ms (for rows).
+pub(crate) fn now() -> i64 {
+    ids::now_ms()
+}

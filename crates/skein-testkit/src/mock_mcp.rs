@@ -1,0 +1,161 @@
+//! A small MCP server over Streamable HTTP (MCP 2025-06-18), for the Plugin service's tests:
+//! one endpoint (`POST /mcp`) that answers `initialize` with an `Mcp-Session-Id`, accepts
+//! `notifications/initialized` (202), lists its tools (`echo`, `slow` and one whose name no
+//! vendor accepts) over two pages, and answers `tools/call` as an SSE stream with a progress
+//! notification before the response. Every request after `initialize` must carry the session
+//! id and `MCP-Protocol-Version`, or it is refused (400), as the spec allows. A bearer token,
+//! when set, is required on every request (401).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// What the server received: `(method, headers)` of every message.
+pub type Received = Arc<Mutex<Vec<(String, HeaderMap)>>>;
+
+#[derive(Clone)]
+struct Shared {
+    token: Option<String>,
+    received: Received,
+}
+
+const SESSION: &str = "mcp-session-7f3a";
+
+/// A running mock MCP server.
+pub struct MockMcp {
+    /// Its endpoint (`http://127.0.0.1:PORT/mcp`).
+    pub url: String,
+    /// What it received.
+    pub received: Received,
+}
+
+impl MockMcp {
+    /// Starts a server; with `token`, every request must carry `Authorization: Bearer token`.
+    pub async fn start(token: Option<&str>) -> MockMcp {
+        let received: Received = Arc::default();
+        let shared = Shared {
+            token: token.map(str::to_string),
+            received: received.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the mock MCP server");
+        let address: SocketAddr = listener.local_addr().expect("its address");
+        let router = Router::new().route("/mcp", post(handle)).with_state(shared);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        MockMcp {
+            url: format!("http://{address}/mcp"),
+            received,
+        }
+    }
+
+    /// The methods received, in order.
+    pub fn methods(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+}
+
+fn rpc_error(id: &Value, code: i64, message: &str) -> Response {
+    axum::Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}))
+        .into_response()
+}
+
+async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let Ok(message) = serde_json::from_str::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    let method = message["method"].as_str().unwrap_or_default().to_string();
+    shared
+        .received
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((method.clone(), headers.clone()));
+    if let Some(token) = &shared.token {
+        let sent = headers.get("authorization").and_then(|v| v.to_str().ok());
+        if sent != Some(&format!("Bearer {token}")) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+    }
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(accept.contains("application/json") && accept.contains("text/event-stream")) {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            "accept both application/json and text/event-stream",
+        )
+            .into_response();
+    }
+    let id = message["id"].clone();
+    if method == "initialize" {
+        let answer = json!({"jsonrpc": "2.0", "id": id, "result": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"tools": {"listChanged": false}},
+            "serverInfo": {"name": "skein-mock-mcp", "version": "1.0.0"}}});
+        return ([("mcp-session-id", SESSION)], axum::Json(answer)).into_response();
+    }
+    let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
+    let version = headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok());
+    if session != Some(SESSION) || version != Some("2025-06-18") {
+        return (
+            StatusCode::BAD_REQUEST,
+            "missing session or protocol version",
+        )
+            .into_response();
+    }
+    match method.as_str() {
+        "notifications/initialized" => StatusCode::ACCEPTED.into_response(),
+        "tools/list" => {
+            let result = if message["params"]["cursor"] == "page-2" {
+                json!({"tools": [{"name": "slow", "description": "Takes its time.",
+                    "inputSchema": {"type": "object", "properties": {"seconds": {"type": "number"}}}}]})
+            } else {
+                json!({"tools": [
+                    {"name": "echo", "description": "Says the text back.",
+                        "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}},
+                    {"name": "no spaces allowed", "description": "A name vendors refuse.",
+                        "inputSchema": {"type": "object"}}],
+                    "nextCursor": "page-2"})
+            };
+            axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+        }
+        "tools/call" => {
+            let name = message["params"]["name"].as_str().unwrap_or_default();
+            let arguments = &message["params"]["arguments"];
+            let result = match name {
+                "echo" => {
+                    json!({"content": [{"type": "text", "text": format!("echo: {}", arguments["text"].as_str().unwrap_or_default())}], "isError": false})
+                }
+                "slow" => {
+                    let seconds = arguments["seconds"].as_f64().unwrap_or(0.0);
+                    tokio::time::sleep(std::time::Duration::from_secs_f64(
+                        seconds.clamp(0.0, 120.0),
+                    ))
+                    .await;
+                    json!({"content": [{"type": "text", "text": "done"}]})
+                }
+                _ => return rpc_error(&id, -32602, &format!("Unknown tool: {name}")),
+            };
+            let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1}});
+            let response = json!({"jsonrpc": "2.0", "id": id, "result": result});
+            let body =
+                format!("event: message\ndata: {progress}\n\nevent: message\ndata: {response}\n\n");
+            ([("content-type", "text/event-stream")], body).into_response()
+        }
+        _ => rpc_error(&id, -32601, "Method not found"),
+    }
+}

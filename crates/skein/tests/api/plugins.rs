@@ -1,0 +1,505 @@
+//! The Plugin service through the real server: a chat whose model calls the built-in web
+//! search (a fake provider) and gets its results back upstream, billed per model call; an
+//! OpenAPI plugin called against a local fake — refused on 127.0.0.1 until an admin allows
+//! private addresses, then called with its key, and a tool that hangs, answers 50 MB or
+//! invalid JSON, or does not exist is an error the model hears; a private plugin and its
+//! secrets are its owner's alone.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use skein_testkit::{Persona, RelayWorld, TestApp, Upstream, on_both_backends};
+
+/// What a fake service received: `(path, headers, query or body)`.
+type Seen = Arc<Mutex<Vec<(String, HeaderMap, Value)>>>;
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    address
+}
+
+/// A fake Tavily: `POST /search` with a bearer key, two results.
+async fn fake_tavily(seen: Seen) -> SocketAddr {
+    async fn search(
+        State(seen): State<Seen>,
+        headers: HeaderMap,
+        axum::Json(body): axum::Json<Value>,
+    ) -> impl IntoResponse {
+        seen.lock()
+            .unwrap()
+            .push(("/search".into(), headers, body.clone()));
+        axum::Json(
+            json!({"query": body["query"], "response_time": 0.1, "images": [], "results": [
+            {"title": "Rust 2024 edition", "url": "https://blog.rust-lang.org/2025/02/20/Rust-1.85.0.html",
+             "content": "Rust 1.85 stabilises the 2024 edition.", "score": 0.9},
+            {"title": "Edition guide", "url": "https://doc.rust-lang.org/edition-guide/",
+             "content": "The Rust Edition Guide.", "score": 0.8}]}),
+        )
+    }
+    serve(
+        Router::new()
+            .route("/search", post(search))
+            .with_state(seen),
+    )
+    .await
+}
+
+/// A fake weather API with an OpenAPI document: `/weather` answers, `/hang` never does,
+/// `/huge` streams 50 MB, `/bad` says JSON and sends none.
+async fn fake_weather(seen: Seen) -> SocketAddr {
+    async fn weather(
+        State(seen): State<Seen>,
+        headers: HeaderMap,
+        Query(q): Query<Value>,
+    ) -> impl IntoResponse {
+        seen.lock()
+            .unwrap()
+            .push(("/weather".into(), headers, q.clone()));
+        axum::Json(json!({"city": q["city"], "sky": "sunny", "celsius": 21}))
+    }
+    async fn hang() -> &'static str {
+        std::future::pending::<()>().await;
+        "never"
+    }
+    async fn huge() -> impl IntoResponse {
+        let chunk = axum::body::Bytes::from(vec![b'x'; 1024 * 1024]);
+        let stream =
+            futures::stream::iter((0..50).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+        (
+            [("content-type", "text/plain")],
+            axum::body::Body::from_stream(stream),
+        )
+    }
+    async fn bad() -> impl IntoResponse {
+        ([("content-type", "application/json")], "{\"sky\": sunny")
+    }
+    serve(
+        Router::new()
+            .route("/weather", get(weather))
+            .route("/hang", get(hang))
+            .route("/huge", get(huge))
+            .route("/bad", get(bad))
+            .with_state(seen),
+    )
+    .await
+}
+
+fn weather_document(address: SocketAddr) -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Weather", "version": "1"},
+        "servers": [{"url": format!("http://{address}")}],
+        "paths": {
+            "/weather": {"get": {"operationId": "get_weather", "summary": "Today's weather in a city",
+                "parameters": [{"name": "city", "in": "query", "required": true, "schema": {"type": "string"}}]}},
+            "/hang": {"get": {"operationId": "hang", "summary": "Never answers"}},
+            "/huge": {"get": {"operationId": "huge", "summary": "Answers 50 MB"}},
+            "/bad": {"get": {"operationId": "bad_json", "summary": "Answers broken JSON"}}
+        }
+    })
+}
+
+/// `(event, data)` of a finished SSE body.
+fn events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let name = frame.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name.to_string(), serde_json::from_str(data).ok()?))
+        })
+        .collect()
+}
+
+fn find<'a>(events: &'a [(String, Value)], name: &str) -> &'a Value {
+    &events
+        .iter()
+        .find(|(e, _)| e == name)
+        .unwrap_or_else(|| panic!("no {name} event in {events:?}"))
+        .1
+}
+
+async fn conversation(app: &TestApp, who: &Persona) -> String {
+    let r = app
+        .post("/api/v1/chat/conversations", Some(&who.access), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.json["id"].as_str().unwrap().to_string()
+}
+
+async fn send(
+    app: &TestApp,
+    who: &Persona,
+    conversation: &str,
+    content: &str,
+) -> Vec<(String, Value)> {
+    let r = app
+        .client
+        .post(app.url(&format!(
+            "/api/v1/chat/conversations/{conversation}/messages"
+        )))
+        .bearer_auth(&who.access)
+        .json(&json!({ "content": content }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    events(&r.text().await.unwrap())
+}
+
+/// The user's usage records once no hold is open.
+async fn settled_usage(app: &TestApp, who: &Persona, records: usize) -> Vec<Value> {
+    for _ in 0..500 {
+        let usage = app
+            .get("/api/v1/billing/usage", Some(&who.access))
+            .await
+            .json;
+        let quota = app
+            .get("/api/v1/billing/quota", Some(&who.access))
+            .await
+            .json;
+        let items = usage["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == records && quota["reserved"] == 0 {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{records} calls were never settled");
+}
+
+async fn enable(app: &TestApp, who: &Persona, plugin: &str, extra: Value) -> Value {
+    let mut body = json!({"enabled": true});
+    if let Value::Object(map) = extra {
+        for (k, v) in map {
+            body[k] = v;
+        }
+    }
+    let r = app
+        .put(
+            &format!("/api/v1/plugins/{plugin}/preferences"),
+            Some(&who.access),
+            body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json
+}
+
+/// The one tool result of an answer in which the model called `tool` with `arguments`.
+async fn call_tool(
+    app: &TestApp,
+    world: &RelayWorld,
+    conversation: &str,
+    tool: &str,
+    arguments: &str,
+) -> Value {
+    world.upstream.set_tool_call(Some(tool), Some(arguments));
+    let ev = send(app, &world.user, conversation, "use the tool").await;
+    let call = find(&ev, "tool_call");
+    assert_eq!(call["name"], tool, "{ev:?}");
+    let done = &find(&ev, "done")["message"];
+    assert_eq!(done["status"], "done", "{done}");
+    find(&ev, "tool_result").clone()
+}
+
+on_both_backends! {
+    async fn a_model_searches_the_web_and_the_results_go_back_upstream_as_citations(backend) {
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let seen: Seen = Arc::default();
+        let tavily = fake_tavily(seen.clone()).await;
+
+        // Nothing is offered until the admin sets a provider and the user enables the tool.
+        let tools = app.get("/api/v1/plugins/tools", Some(&world.user.access)).await;
+        assert_eq!(tools.json["items"], json!([]), "{}", tools.text);
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.user.access),
+            json!({"search": {"provider": "tavily"}})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": {"provider": "tavily"}})).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("search")), "{}", r.text);
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": {"provider": "tavily", "base_url": format!("http://{tavily}"), "api_key": "tvly-secret-key", "count": 2}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["search"]["key_set"], true);
+        assert!(!r.text.contains("tvly-secret-key"));
+        let market = app.get("/api/v1/plugins", Some(&world.user.access)).await;
+        let search = market.json["items"].as_array().unwrap().iter().find(|p| p["id"] == "builtin-web-search").unwrap().clone();
+        assert_eq!((search["available"].as_bool(), search["enabled"].as_bool()), (Some(true), Some(false)), "{search}");
+        enable(&app, &world.user, "builtin-web-search", json!({})).await;
+        let tools = app.get("/api/v1/plugins/tools", Some(&world.user.access)).await;
+        assert_eq!(tools.json["items"][0]["name"], "web_search", "{}", tools.text);
+        assert_eq!(tools.json["items"][0]["parameters"]["required"], json!(["query"]));
+
+        let id = conversation(&app, &world.user).await;
+        world.upstream.set_tool_call(Some("web_search"), Some(r#"{"query": "rust 2024 edition"}"#));
+        let ev = send(&app, &world.user, &id, "what is new in rust").await;
+
+        // The provider got Tavily's request: bearer key, query, result count.
+        let received = seen.lock().unwrap().clone();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].1["authorization"], "Bearer tvly-secret-key");
+        assert_eq!(received[0].2["query"], "rust 2024 edition");
+        assert_eq!(received[0].2["max_results"], 2);
+
+        // The clients saw the call and its result; the model read the numbered results.
+        let result = find(&ev, "tool_result");
+        assert_eq!(result["is_error"], false, "{result}");
+        let content = result["content"].as_str().unwrap();
+        assert!(content.contains("[1] Rust 2024 edition") && content.contains("[2] Edition guide"), "{content}");
+        let sent = world.upstream.requests();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[0]["tools"][0]["function"]["name"], "web_search");
+        let last = sent[1]["messages"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((last["role"].as_str(), last["tool_call_id"].as_str()), (Some("tool"), Some("call_mock1")));
+        assert_eq!(last["content"].as_str(), Some(content));
+
+        // Stored with the answer, citations included; two model calls, each billed.
+        let done = &find(&ev, "done")["message"];
+        let citations = &done["tool_calls"][0]["citations"];
+        assert_eq!(citations[0]["url"], "https://blog.rust-lang.org/2025/02/20/Rust-1.85.0.html", "{done}");
+        assert_eq!(citations[1]["title"], "Edition guide");
+        let records = settled_usage(&app, &world.user, 2).await;
+        let total: i64 = records.iter().map(|r| r["cost"].as_i64().unwrap()).sum();
+        for record in &records {
+            assert_eq!(record["cost"].as_i64().unwrap(),
+                record["prompt_tokens"].as_i64().unwrap() * 2 + record["completion_tokens"].as_i64().unwrap() * 6, "{record}");
+        }
+        assert_eq!(done["usage"]["cost"].as_i64(), Some(total), "{done}");
+
+        // The usage is counted; a conversation can turn the tool off.
+        let mine = app.get("/api/v1/plugins/builtin-web-search", Some(&world.user.access)).await;
+        assert_eq!((mine.json["calls"].as_i64(), mine.json["your_calls"].as_i64()), (Some(1), Some(1)), "{}", mine.text);
+        let r = app.put(&format!("/api/v1/plugins/conversations/{id}/builtin-web-search"), Some(&world.user.access), json!({"enabled": false})).await;
+        assert_eq!(r.json["items"][0]["enabled"], false, "{}", r.text);
+        let tools = app.get(&format!("/api/v1/plugins/tools?conversation_id={id}"), Some(&world.user.access)).await;
+        assert_eq!(tools.json["items"], json!([]));
+        let ev = send(&app, &world.user, &id, "and now").await;
+        assert!(ev.iter().all(|(e, _)| e != "tool_call"), "{ev:?}");
+        assert!(world.upstream.requests()[2].get("tools").is_none());
+    }
+
+    async fn openapi_tools_are_called_with_their_key_behind_the_ssrf_guard_and_limits(backend) {
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let seen: Seen = Arc::default();
+        let fake = fake_weather(seen.clone()).await;
+
+        // Malformed and oversized documents are refused clearly.
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access),
+            json!({"name": "Broken", "kind": "openapi", "openapi": {"swagger": "2.0"}})).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{}", r.text);
+        assert!(r.text.contains("OpenAPI 3"), "{}", r.text);
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access),
+            json!({"name": "Broken", "kind": "openapi", "openapi": "openapi: 3.0.0"})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let mut huge = weather_document(fake);
+        huge["info"]["description"] = json!("x".repeat(1_100_000));
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access),
+            json!({"name": "Huge", "kind": "openapi", "openapi": huge})).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), json!({
+            "name": "Weather", "kind": "openapi", "category": "tools", "openapi": weather_document(fake),
+            "auth": {"kind": "api_key_header", "name": "X-Api-Key", "secret": "weather-secret"}})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        assert!(!r.text.contains("weather-secret"));
+        let plugin = r.json["id"].as_str().unwrap().to_string();
+        let mut names: Vec<&str> = r.json["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["bad_json", "get_weather", "hang", "huge"]);
+        enable(&app, &world.user, &plugin, json!({})).await;
+        let id = conversation(&app, &world.user).await;
+
+        // 127.0.0.1 is refused while private addresses are not allowed; nothing is sent.
+        let result = call_tool(&app, &world, &id, "get_weather", r#"{"city": "Paris"}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("not allowed"), "{result}");
+        assert!(seen.lock().unwrap().is_empty());
+
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true, "tool_timeout_secs": 2})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+        // Called with the plugin's key; the JSON answer goes to the model.
+        let result = call_tool(&app, &world, &id, "get_weather", r#"{"city": "Paris"}"#).await;
+        assert_eq!(result["is_error"], false, "{result}");
+        let answer: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+        assert_eq!(answer, json!({"city": "Paris", "sky": "sunny", "celsius": 21}));
+        let received = seen.lock().unwrap().clone();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].1["x-api-key"], "weather-secret");
+        assert_eq!(received[0].2["city"], "Paris");
+
+        // A hang ends at the deadline, 50 MB at the size limit, broken JSON as broken.
+        let started = std::time::Instant::now();
+        let result = call_tool(&app, &world, &id, "hang", "{}").await;
+        assert_eq!(result["is_error"], true);
+        assert!(result["content"].as_str().unwrap().contains("2 seconds"), "{result}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+        let result = call_tool(&app, &world, &id, "huge", "{}").await;
+        assert_eq!(result["is_error"], true);
+        assert!(result["content"].as_str().unwrap().contains("more than 1048576 bytes"), "{result}");
+        let result = call_tool(&app, &world, &id, "bad_json", "{}").await;
+        assert_eq!(result["is_error"], true);
+        assert!(result["content"].as_str().unwrap().contains("invalid JSON"), "{result}");
+        // Arguments that are not JSON, and a tool the model made up.
+        let result = call_tool(&app, &world, &id, "get_weather", "{city: Paris").await;
+        assert_eq!(result["is_error"], true);
+        assert!(result["content"].as_str().unwrap().contains("not valid JSON"), "{result}");
+        let result = call_tool(&app, &world, &id, "rm_rf", "{}").await;
+        assert_eq!(result["is_error"], true);
+        assert!(result["content"].as_str().unwrap().contains("no tool called rm_rf"), "{result}");
+
+        // The key is never shown, to the admin either.
+        let all = app.get("/api/v1/admin/plugins", Some(&world.root.access)).await;
+        assert_eq!(all.status, StatusCode::OK);
+        assert!(!all.text.contains("weather-secret"));
+        let audit = app.get("/api/v1/admin/audit", Some(&world.root.access)).await;
+        assert_eq!(audit.status, StatusCode::OK);
+        assert!(audit.text.contains("/api/v1/admin/plugins") && !audit.text.contains("weather-secret"), "{}", audit.text);
+        let r = app.call(Method::DELETE, &format!("/api/v1/admin/plugins/{plugin}"), Some(&world.root.access), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let r = app.call(Method::DELETE, "/api/v1/admin/plugins/builtin-web-search", Some(&world.root.access), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "built-ins stay");
+    }
+
+    async fn a_private_plugin_and_its_secrets_are_its_owners_alone(backend) {
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let seen: Seen = Arc::default();
+        let fake = fake_weather(seen.clone()).await;
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let eve = app.register("eve").await;
+
+        // Ada registers her own plugin; her key is hers, sealed, shown only as "set".
+        let r = app.post("/api/v1/plugins", Some(&world.user.access), json!({
+            "name": "My weather", "kind": "openapi", "openapi": weather_document(fake),
+            "auth": {"kind": "bearer"}, "required_secrets": ["api_key"]})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        assert_eq!(r.json["scope"], "private");
+        let plugin = r.json["id"].as_str().unwrap().to_string();
+        let view = enable(&app, &world.user, &plugin, json!({"secrets": {"api_key": "ada-own-key"}})).await;
+        assert_eq!(view["secrets_set"], json!(["api_key"]));
+        assert!(!view.to_string().contains("ada-own-key"));
+
+        // Eve sees nothing of it and cannot enable, toggle or delete it.
+        let market = app.get("/api/v1/plugins", Some(&eve.access)).await;
+        assert!(market.json["items"].as_array().unwrap().iter().all(|p| p["id"] != plugin.as_str()), "{}", market.text);
+        assert_eq!(app.get(&format!("/api/v1/plugins/{plugin}"), Some(&eve.access)).await.status, StatusCode::NOT_FOUND);
+        let r = app.put(&format!("/api/v1/plugins/{plugin}/preferences"), Some(&eve.access), json!({"enabled": true})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = app.put(&format!("/api/v1/plugins/conversations/x/{plugin}"), Some(&eve.access), json!({"enabled": true})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = app.call(Method::DELETE, &format!("/api/v1/plugins/{plugin}"), Some(&eve.access), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let tools = app.get("/api/v1/plugins/tools", Some(&eve.access)).await;
+        assert_eq!(tools.json["items"], json!([]));
+
+        // Ada's tool runs with her key.
+        let id = conversation(&app, &world.user).await;
+        let result = call_tool(&app, &world, &id, "get_weather", r#"{"city": "Oslo"}"#).await;
+        assert_eq!(result["is_error"], false, "{result}");
+        assert_eq!(seen.lock().unwrap()[0].1["authorization"], "Bearer ada-own-key");
+        let r = app.call(Method::DELETE, &format!("/api/v1/plugins/{plugin}"), Some(&world.user.access), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(app.get("/api/v1/plugins/tools", Some(&world.user.access)).await.json["items"], json!([]));
+    }
+
+    async fn an_mcp_server_is_listed_and_called_over_streamable_http(backend) {
+        use skein_testkit::mock_mcp::MockMcp;
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let mcp = MockMcp::start(Some("mcp-token")).await;
+        let new = |secret: &str| json!({"name": "Echo", "kind": "mcp", "server_url": mcp.url,
+            "auth": {"kind": "bearer", "secret": secret}});
+
+        // On 127.0.0.1 it is refused until private addresses are allowed; a wrong key fails
+        // at registration, not in a chat.
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), new("mcp-token")).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::BAD_GATEWAY, "mcp_unreachable"), "{}", r.text);
+        assert!(r.text.contains("not allowed"), "{}", r.text);
+        assert!(mcp.methods().is_empty());
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true, "tool_timeout_secs": 2})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), new("wrong")).await;
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text);
+        assert!(r.text.contains("HTTP 401"), "{}", r.text);
+
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), new("mcp-token")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let names: Vec<&str> = r.json["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["echo", "slow"], "both pages; the unusable name left out");
+        let plugin = r.json["id"].as_str().unwrap().to_string();
+        enable(&app, &world.user, &plugin, json!({})).await;
+        let tools = app.get("/api/v1/plugins/tools", Some(&world.user.access)).await;
+        assert_eq!(tools.json["items"][0]["parameters"]["required"], json!(["text"]));
+
+        let id = conversation(&app, &world.user).await;
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "你好"}"#).await;
+        assert_eq!((result["content"].as_str(), result["is_error"].as_bool()), (Some("echo: 你好"), Some(false)), "{result}");
+        let methods = mcp.methods();
+        assert_eq!(&methods[methods.len() - 3..], ["initialize", "notifications/initialized", "tools/call"]);
+        let received = mcp.received.lock().unwrap().clone();
+        assert_eq!(received.last().unwrap().1["authorization"], "Bearer mcp-token");
+
+        // A call past the deadline is an error the model hears.
+        let result = call_tool(&app, &world, &id, "slow", r#"{"seconds": 30}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("2 seconds"), "{result}");
+    }
+
+    async fn a_drawn_image_is_billed_to_the_user_and_stored_as_their_file(backend) {
+        use skein_testkit::{Price, WorldSpec};
+        let app = TestApp::spawn_with(backend, |c| {
+            c.chat.title_model = Some(String::new());
+            c.chat.default_model = Some("gpt-test".into());
+        })
+        .await;
+        let world = WorldSpec::new(Upstream::OpenAi)
+            .model("gpt-test", Some("gpt-upstream"))
+            .price("gpt-test", Price::tokens(2_000_000, 6_000_000))
+            // gpt-image-1 upstream: answered in base64.
+            .model("img", Some("gpt-image-1"))
+            .price("img", Price { per_call: 1_000, ..Price::tokens(0, 0) })
+            .build(&app)
+            .await;
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "image_model": "img"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        enable(&app, &world.user, "builtin-image", json!({})).await;
+        let id = conversation(&app, &world.user).await;
+        let result = call_tool(&app, &world, &id, "generate_image", r#"{"prompt": "a red fox"}"#).await;
+        assert_eq!(result["is_error"], false, "{result}");
+        let file = result["citations"][0]["reference"]["file_id"].as_str().unwrap().to_string();
+
+        // The picture is the user's file, as the upstream drew it.
+        let meta = app.get(&format!("/api/v1/files/{file}"), Some(&world.user.access)).await;
+        assert_eq!(meta.status, StatusCode::OK, "{}", meta.text);
+        assert_eq!(meta.json["content_type"], "image/png");
+        let bytes = app.client.get(app.url(&format!("/api/v1/files/{file}/content"))).bearer_auth(&world.user.access)
+            .send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(&bytes[..], [b"\x89PNG\r\n\x1a\n".as_slice(), b"a red fox"].concat().as_slice());
+        let other = app.register("eve").await;
+        assert_eq!(app.get(&format!("/api/v1/files/{file}"), Some(&other.access)).await.status, StatusCode::NOT_FOUND);
+
+        // Two model calls and one image, each billed to the user with the conversation.
+        let records = settled_usage(&app, &world.user, 3).await;
+        let image: Vec<&Value> = records.iter().filter(|r| r["model"] == "img").collect();
+        assert_eq!(image.len(), 1, "{records:?}");
+        assert_eq!(image[0]["cost"].as_i64(), Some(1_000));
+        assert_eq!(image[0]["conversation_id"].as_str(), Some(id.as_str()));
+    }
+}

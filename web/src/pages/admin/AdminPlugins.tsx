@@ -1,0 +1,195 @@
+import type { FormEvent } from 'react';
+import { useEffect, useState } from 'react';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { api } from '../../lib/api';
+import { num } from '../../lib/format';
+import type { Plugin, PluginSettings } from '../../lib/types';
+import { useT } from '../../i18n';
+import { Badge, Button, Card, DataTable, ErrorText, Field, Input, Select } from '../../components/ui';
+import { qk } from '../../lib/queryKeys';
+import { RegisterPlugin } from '../plugins/RegisterPlugin';
+
+/** The search providers, with whether each needs a key, an address, an engine id. */
+export const providers = [
+  { id: 'searxng', label: 'SearXNG', key: false, url: true, cx: false },
+  { id: 'tavily', label: 'Tavily', key: true, url: false, cx: false },
+  { id: 'serper', label: 'Serper', key: true, url: false, cx: false },
+  { id: 'bing', label: 'Bing Web Search', key: true, url: false, cx: false },
+  { id: 'google', label: 'Google Programmable Search', key: true, url: false, cx: true },
+  { id: 'bocha', label: '博查 Bocha', key: true, url: false, cx: false },
+] as const;
+
+type ProviderId = (typeof providers)[number]['id'] | '';
+
+interface SettingsForm {
+  provider: ProviderId;
+  baseUrl: string;
+  apiKey: string;
+  engineId: string;
+  count: string;
+  imageModel: string;
+  allowPrivate: boolean;
+  timeout: string;
+}
+
+/** The request body for `PUT admin/plugins/settings`; an empty key keeps the stored one. */
+export function settingsBody(f: SettingsForm) {
+  return {
+    search: f.provider
+      ? {
+          provider: f.provider,
+          base_url: f.baseUrl.trim() || null,
+          api_key: f.apiKey || null,
+          engine_id: f.engineId.trim() || null,
+          count: Number(f.count) || 5,
+        }
+      : null,
+    image_model: f.imageModel.trim() || null,
+    allow_private_addresses: f.allowPrivate,
+    tool_timeout_secs: f.timeout.trim() ? Number(f.timeout) : null,
+  };
+}
+
+function BuiltIns() {
+  const t = useT();
+  const queryClient = useQueryClient();
+  const settings = useQuery({ queryKey: qk.plugins.settings, queryFn: () => api<PluginSettings>('admin/plugins/settings') });
+  const [form, setForm] = useState<SettingsForm>({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: '', allowPrivate: false, timeout: '' });
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState(false);
+  useEffect(() => {
+    const s = settings.data;
+    if (!s) return;
+    setForm({
+      provider: (s.search?.provider ?? '') as ProviderId,
+      baseUrl: s.search?.base_url ?? '',
+      apiKey: '',
+      engineId: s.search?.engine_id ?? '',
+      count: String(s.search?.count ?? 5),
+      imageModel: s.image_model ?? '',
+      allowPrivate: s.allow_private_addresses,
+      timeout: s.tool_timeout_secs ? String(s.tool_timeout_secs) : '',
+    });
+  }, [settings.data]);
+  const set = (patch: Partial<SettingsForm>) => {
+    setSaved(false);
+    setForm((f) => ({ ...f, ...patch }));
+  };
+  const provider = providers.find((p) => p.id === form.provider);
+  const save = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await api('admin/plugins/settings', { method: 'PUT', body: settingsBody(form) });
+      await queryClient.invalidateQueries({ queryKey: qk.plugins.all });
+      setSaved(true);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <Card className="p-4">
+      <h2 className="mb-3 font-semibold">{t('plugins.builtIns')}</h2>
+      <form className="space-y-3" onSubmit={save} data-testid="plugin-settings">
+        <div className="grid gap-3 sm:grid-cols-2">
+          <Field label={t('plugins.searchProvider')}>
+            <Select className="w-full" value={form.provider} onChange={(e) => set({ provider: e.target.value as ProviderId })}>
+              <option value="">{t('plugins.searchOff')}</option>
+              {providers.map((p) => (
+                <option key={p.id} value={p.id}>
+                  {p.label}
+                </option>
+              ))}
+            </Select>
+          </Field>
+          {provider && (
+            <Field label={t('plugins.searchCount')}>
+              <Input type="number" min={1} max={20} value={form.count} onChange={(e) => set({ count: e.target.value })} />
+            </Field>
+          )}
+          {provider && (
+            <Field label={t('plugins.searchUrl')} hint={provider.url ? undefined : t('plugins.searchUrlHint')}>
+              <Input type="url" value={form.baseUrl} onChange={(e) => set({ baseUrl: e.target.value })} required={provider.url} placeholder="https://" />
+            </Field>
+          )}
+          {provider?.key && (
+            <Field label={t('plugins.searchKey')} hint={settings.data?.search?.key_set ? t('plugins.secretSet') : undefined}>
+              <Input type="password" autoComplete="off" value={form.apiKey} onChange={(e) => set({ apiKey: e.target.value })} />
+            </Field>
+          )}
+          {provider?.cx && (
+            <Field label={t('plugins.engineId')}>
+              <Input value={form.engineId} onChange={(e) => set({ engineId: e.target.value })} required />
+            </Field>
+          )}
+          <Field label={t('plugins.imageModel')} hint={t('plugins.imageModelHint')}>
+            <Input value={form.imageModel} onChange={(e) => set({ imageModel: e.target.value })} placeholder="gpt-image-1" />
+          </Field>
+          <Field label={t('plugins.timeout')}>
+            <Input type="number" min={1} max={300} value={form.timeout} onChange={(e) => set({ timeout: e.target.value })} placeholder="60" />
+          </Field>
+        </div>
+        <label className="flex items-start gap-2 text-sm">
+          <input type="checkbox" className="mt-1" checked={form.allowPrivate} onChange={(e) => set({ allowPrivate: e.target.checked })} />
+          <span>
+            {t('plugins.allowPrivate')}
+            <span className="block text-xs text-muted-fg">{t('plugins.allowPrivateHint')}</span>
+          </span>
+        </label>
+        <ErrorText error={error ?? settings.error} />
+        <div className="flex items-center gap-2">
+          <Button type="submit">{t('common.save')}</Button>
+          {saved && <span className="text-sm text-ok">{t('common.saved')}</span>}
+        </div>
+      </form>
+    </Card>
+  );
+}
+
+/** Admin → Plugins: the built-ins' setup, publishing OpenAPI and MCP plugins, every plugin. */
+export function AdminPlugins() {
+  const t = useT();
+  const queryClient = useQueryClient();
+  const all = useQuery({ queryKey: qk.plugins.admin, queryFn: () => api<{ items: Plugin[] }>('admin/plugins') });
+  const [error, setError] = useState<unknown>(null);
+  const remove = async (p: Plugin) => {
+    setError(null);
+    try {
+      await api(`admin/plugins/${p.id}`, { method: 'DELETE' });
+      await queryClient.invalidateQueries({ queryKey: qk.plugins.all });
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <div className="space-y-4">
+      <BuiltIns />
+      <Card className="p-4">
+        <h2 className="mb-1 font-semibold">{t('plugins.publish')}</h2>
+        <p className="mb-3 text-sm text-muted-fg">{t('plugins.publishNote')}</p>
+        <RegisterPlugin endpoint="admin/plugins" onDone={() => void queryClient.invalidateQueries({ queryKey: qk.plugins.all })} />
+      </Card>
+      <ErrorText error={error ?? all.error} />
+      <DataTable
+        rows={all.data?.items ?? []}
+        rowKey={(p) => p.id}
+        columns={[
+          { header: t('common.name'), cell: (p) => <span className="font-medium">{p.name}</span> },
+          { header: t('plugins.kind'), cell: (p) => <Badge>{p.kind}</Badge> },
+          { header: t('plugins.scope'), cell: (p) => (p.scope === 'private' ? t('plugins.private') : t('plugins.public')) },
+          { header: t('plugins.tools'), cell: (p) => <span className="text-xs">{p.tools.map((x) => x.name).join(', ') || '—'}</span> },
+          { header: t('plugins.callsHeader'), cell: (p) => num(p.calls), className: 'text-right' },
+          {
+            header: t('common.actions'),
+            cell: (p) =>
+              p.kind !== 'builtin' && (
+                <Button size="sm" variant="danger" onClick={() => remove(p)}>
+                  {t('common.delete')}
+                </Button>
+              ),
+          },
+        ]}
+      />
+    </div>
+  );
+}

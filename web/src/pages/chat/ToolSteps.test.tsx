@@ -1,0 +1,75 @@
+// Tool steps in the thread: live from the stream (a call, then its result) and from stored
+// messages; inputs and outputs behind a collapsible step; only web links are links.
+import { describe, expect, it } from 'vitest';
+import { fireEvent, render, screen } from '@testing-library/react';
+import { applyEvent, parseStreamEvent } from '../../lib/branch';
+import type { ChatMessage, ToolStep } from '../../lib/types';
+import { isWebLink, prettyArguments, ToolSteps } from './ToolSteps';
+
+const answer: ChatMessage = {
+  id: 'a1',
+  parent_id: 'u1',
+  role: 'assistant',
+  content: '',
+  reasoning: null,
+  status: 'streaming',
+  model: 'gpt-test',
+  error: null,
+  images: [],
+  sibling_ids: ['a1'],
+  sibling_index: 0,
+  sibling_count: 1,
+  usage: null,
+  created_at: '2026-12-01T00:00:00Z',
+};
+
+describe('tool steps', () => {
+  it('a call streams in running, then its result completes it', () => {
+    const ids = { user: 'u1', assistant: 'a1' };
+    const call = parseStreamEvent('tool_call', JSON.stringify({ id: 'call_1', name: 'web_search', arguments: '{"query":"rust"}' }));
+    const result = parseStreamEvent(
+      'tool_result',
+      JSON.stringify({ id: 'call_1', name: 'web_search', content: '[1] Rust', is_error: false, citations: [{ title: 'Rust', url: 'https://rust-lang.org' }] }),
+    );
+    expect(call).not.toBeNull();
+    expect(result).not.toBeNull();
+    let state = applyEvent([answer], ids, call!);
+    expect(state.messages[0].tool_calls).toEqual([{ id: 'call_1', name: 'web_search', arguments: '{"query":"rust"}', result: null, is_error: false }]);
+    state = applyEvent(state.messages, state.ids, result!);
+    expect(state.messages[0].tool_calls?.[0]).toMatchObject({ result: '[1] Rust', is_error: false, citations: [{ url: 'https://rust-lang.org' }] });
+    // A result for a call never seen changes nothing.
+    const stray = parseStreamEvent('tool_result', JSON.stringify({ id: 'nope', name: 'x', content: 'y', is_error: true }));
+    expect(applyEvent(state.messages, state.ids, stray!).messages).toEqual(state.messages);
+  });
+
+  it('renders inputs, outputs, states and only http links', () => {
+    const steps: ToolStep[] = [
+      { id: 'c1', name: 'web_search', arguments: '{"query":"天气"}', result: 'sunny', is_error: false, citations: [
+        { title: 'Good', url: 'https://example.com/a' },
+        { title: 'Evil', url: 'javascript:alert(1)' },
+      ] },
+      { id: 'c2', name: 'get_weather', arguments: '{}', result: 'The address is not allowed', is_error: true },
+      { id: 'c3', name: 'slow', arguments: 'not json', result: null, is_error: false },
+    ];
+    render(<ToolSteps steps={steps} />);
+    const rendered = screen.getAllByTestId('tool-step');
+    expect(rendered.map((s) => s.getAttribute('data-state'))).toEqual(['done', 'error', 'running']);
+    expect(screen.getByText('Web search')).toBeTruthy();
+    fireEvent.click(screen.getByText('Web search'));
+    expect(screen.getByText(/"query": "天气"/)).toBeTruthy();
+    expect(screen.getByText('sunny')).toBeTruthy();
+    expect(screen.getByRole('link', { name: 'Good' }).getAttribute('href')).toBe('https://example.com/a');
+    expect(screen.queryByRole('link', { name: 'Evil' })).toBeNull();
+    expect(screen.getByText('Running')).toBeTruthy();
+    expect(screen.getByText('Failed')).toBeTruthy();
+  });
+
+  it('pretty-prints JSON arguments and keeps other text as written', () => {
+    expect(prettyArguments('{"a":1}')).toBe('{\n  "a": 1\n}');
+    expect(prettyArguments('{broken')).toBe('{broken');
+    expect(prettyArguments('')).toBe('{}');
+    expect(isWebLink('http://x')).toBe(true);
+    expect(isWebLink('data:text/html,x')).toBe(false);
+    expect(isWebLink(null)).toBe(false);
+  });
+});

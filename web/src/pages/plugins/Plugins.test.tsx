@@ -1,0 +1,74 @@
+// The market's pure parts: searching and filtering plugins, checking a registration before it
+// is sent, the admin's settings body, and a conversation's toggles over the user's choices.
+import { describe, expect, it } from 'vitest';
+import type { Plugin } from '../../lib/types';
+import { filterPlugins, pluginInitial } from './Plugins';
+import { registration, type RegisterForm } from './RegisterPlugin';
+import { settingsBody } from '../admin/AdminPlugins';
+import { isOn } from '../chat/ToolToggles';
+
+const plugin = (over: Partial<Plugin>): Plugin => ({
+  id: 'p1',
+  name: 'Weather',
+  description: 'Forecasts',
+  icon: '',
+  category: 'tools',
+  kind: 'openapi',
+  scope: 'public',
+  available: true,
+  tools: [{ name: 'get_weather', description: 'Today' }],
+  settings_schema: {},
+  required_secrets: [],
+  enabled: false,
+  settings: {},
+  secrets_set: [],
+  calls: 0,
+  your_calls: 0,
+  ...over,
+});
+
+const form: RegisterForm = { kind: 'openapi', name: 'Pets', description: '', category: '', document: '{"openapi":"3.0.0"}', serverUrl: '', authKind: 'bearer', authName: '', secret: 's3cret' };
+
+describe('plugin market', () => {
+  it('filters by text (names, descriptions, tools) and category', () => {
+    const all = [plugin({}), plugin({ id: 'p2', name: 'Web search', description: 'Search', category: 'search', tools: [{ name: 'web_search', description: '' }] })];
+    expect(filterPlugins(all, 'WEATHER', '').map((p) => p.id)).toEqual(['p1']);
+    expect(filterPlugins(all, 'web_search', '').map((p) => p.id)).toEqual(['p2']);
+    expect(filterPlugins(all, '', 'search').map((p) => p.id)).toEqual(['p2']);
+    expect(filterPlugins(all, '', '').length).toBe(2);
+    expect(pluginInitial({ name: 'weather' })).toBe('W');
+    expect(pluginInitial({ name: '天气预报' })).toBe('天');
+    expect(pluginInitial({ name: ' ' })).toBe('?');
+  });
+
+  it('checks a registration before sending it', () => {
+    expect(registration(form)).toEqual({ body: { name: 'Pets', description: '', kind: 'openapi', category: undefined, auth: { kind: 'bearer', secret: 's3cret' }, openapi: { openapi: '3.0.0' } } });
+    expect(registration({ ...form, document: 'openapi: 3' })).toEqual({ error: 'json' });
+    expect(registration({ ...form, name: ' ' })).toEqual({ error: 'name' });
+    expect(registration({ ...form, kind: 'mcp', serverUrl: 'ftp://x' })).toEqual({ error: 'url' });
+    const mcp = registration({ ...form, kind: 'mcp', serverUrl: 'https://mcp.example/mcp' });
+    expect('body' in mcp && mcp.body.server_url).toBe('https://mcp.example/mcp');
+  });
+
+  it('sends the admin settings with an empty key kept and search off as null', () => {
+    const body = settingsBody({ provider: 'tavily', baseUrl: '', apiKey: '', engineId: '', count: '3', imageModel: ' ', allowPrivate: true, timeout: '' });
+    expect(body).toEqual({
+      search: { provider: 'tavily', base_url: null, api_key: null, engine_id: null, count: 3 },
+      image_model: null,
+      allow_private_addresses: true,
+      tool_timeout_secs: null,
+    });
+    expect(settingsBody({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: 'gpt-image-1', allowPrivate: false, timeout: '30' })).toMatchObject({
+      search: null,
+      image_model: 'gpt-image-1',
+      tool_timeout_secs: 30,
+    });
+  });
+
+  it('a conversation toggle wins over the user choice', () => {
+    expect(isOn(plugin({ enabled: true }), [])).toBe(true);
+    expect(isOn(plugin({ enabled: true }), [{ plugin_id: 'p1', enabled: false }])).toBe(false);
+    expect(isOn(plugin({ enabled: false }), [{ plugin_id: 'p1', enabled: true }])).toBe(true);
+    expect(isOn(plugin({ enabled: false }), [{ plugin_id: 'other', enabled: true }])).toBe(false);
+  });
+});
