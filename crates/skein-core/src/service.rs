@@ -44,7 +44,7 @@ pub enum ServiceName {
     Knowledge,
     /// Plugins and tools (planned).
     Plugin,
-    /// Agents (planned).
+    /// Assistants: versions, the market.
     Agent,
 }
 
@@ -58,6 +58,7 @@ impl ServiceName {
         ServiceName::Billing,
         ServiceName::Relay,
         ServiceName::Chat,
+        ServiceName::Agent,
     ];
 
     /// The wire name (`"billing"`).

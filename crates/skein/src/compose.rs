@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
+use skein_agent::AgentService;
 use skein_billing::BillingService;
 use skein_chat::ChatService;
 use skein_core::api::{
-    AccountEvents, AuditLog, BillingApi, FileApi, KeyDirectory, RelayApi, SessionDirectory,
-    UserDirectory,
+    AccountEvents, AgentApi, AuditLog, BillingApi, ConversationOpener, FileApi, KeyDirectory,
+    RelayApi, SessionDirectory, UserDirectory,
 };
 use skein_core::auth::JwtKeys;
 use skein_core::internal::{InternalClient, RemoteAccountEvents};
@@ -68,6 +69,8 @@ pub static SERVICES: &[Plug] = &[
     Plug::new(ServiceName::Billing, &skein_billing::MIGRATIONS, billing),
     Plug::new(ServiceName::Relay, &skein_relay::MIGRATIONS, relay),
     Plug::new(ServiceName::Chat, &skein_chat::MIGRATIONS, chat),
+    // After Chat: it starts Chat's conversations and adds its persona to Chat's answers.
+    Plug::new(ServiceName::Agent, &skein_agent::MIGRATIONS, agent),
 ];
 
 /// What services are built from: the shared parts, and the API of every service built so far
@@ -109,6 +112,8 @@ pub struct Wiring {
     pub chat_service: Option<Arc<ChatService>>,
     /// The File service when it runs here.
     pub file_service: Option<Arc<FileService>>,
+    /// The Agent service when it runs here.
+    pub agent_service: Option<Arc<AgentService>>,
 }
 
 impl Wiring {
@@ -133,6 +138,7 @@ impl Wiring {
             relay_service: None,
             chat_service: None,
             file_service: None,
+            agent_service: None,
         }
     }
 
@@ -291,5 +297,24 @@ fn file(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         w.files = Some(files.clone() as Arc<dyn FileApi>);
         w.file_service = Some(files.clone());
         Ok(files as Arc<dyn Service>)
+    })
+}
+
+fn agent(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
+    Box::pin(async move {
+        // With Chat in this process, conversations start here and answers carry the pinned
+        // version; without it, starting a conversation answers 503 (there is no remote
+        // Chat API yet).
+        let opener = w.chat_service.clone().map(|chat| {
+            Arc::new(crate::agent_chat::ChatOpener(chat)) as Arc<dyn ConversationOpener>
+        });
+        let agents = AgentService::new(w.db.clone(), opener);
+        if let Some(chat) = &w.chat_service {
+            chat.add_context_source(Arc::new(crate::agent_chat::AgentPersona(
+                agents.clone() as Arc<dyn AgentApi>
+            )));
+        }
+        w.agent_service = Some(agents.clone());
+        Ok(agents as Arc<dyn Service>)
     })
 }

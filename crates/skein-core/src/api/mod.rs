@@ -4,12 +4,14 @@
 //! One module per service that owns the trait; everything is re-exported here so callers
 //! write `skein_core::api::BillingApi` whichever module it lives in.
 
+mod agent;
 mod audit;
 mod billing;
 mod file;
 mod relay;
 mod user;
 
+pub use agent::*;
 pub use audit::*;
 pub use billing::*;
 pub use file::*;
