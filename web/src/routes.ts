@@ -4,6 +4,7 @@ import { chatRoutes } from './pages/chat/routes';
 import { accountRoutes } from './pages/account/routes';
 import { adminRoutes } from './pages/admin/routes';
 import { fileRoutes } from './pages/files/routes';
+import { agentRoutes } from './pages/agents/routes';
 
 /** One page of a feature inside the signed-in frame. */
 export interface PageRoute {
@@ -23,7 +24,7 @@ export interface PageRoute {
  * writes `pages/<feature>/routes.ts` and adds it here, once: the router and the navigation
  * both read this table.
  */
-export const routes: PageRoute[] = [...chatRoutes, ...fileRoutes, ...accountRoutes, ...adminRoutes];
+export const routes: PageRoute[] = [...chatRoutes, ...agentRoutes, ...fileRoutes, ...accountRoutes, ...adminRoutes];
 
 /** The top navigation's links, in table order. */
 export const navLinks = routes.flatMap((r) => (r.nav ? [r.nav] : []));
