@@ -629,9 +629,10 @@ pub struct DayUsage {
 }
 
 /// Per-day usage since `from_day` (inclusive), oldest first, and all-time unique users.
+/// (PostgreSQL sums BIGINT to NUMERIC, hence the casts.)
 pub async fn usage(db: &Db, agent_id: &str, from_day: &str) -> DbResult<(Vec<DayUsage>, i64)> {
     let days = sqlx::query_as(
-        "SELECT day, SUM(conversations) AS conversations, SUM(messages) AS messages, COUNT(*) AS users \
+        "SELECT day, CAST(SUM(conversations) AS BIGINT) AS conversations, CAST(SUM(messages) AS BIGINT) AS messages, COUNT(*) AS users \
          FROM agent_usage WHERE agent_id = $1 AND day >= $2 GROUP BY day ORDER BY day",
     )
     .bind(agent_id)

@@ -256,7 +256,7 @@ on_both_backends! {
         let r = app.post("/api/v1/agents", Some(&alice.access), json!({"name": "T", "visibility": "everyone"})).await;
         assert_eq!(r.json["error"]["details"]["field"], "visibility");
         let id = create(&app, &alice, json!({"name": "Fine"})).await;
-        let r = app.patch(&format!("/api/v1/agents/{id}"), Some(&alice.access), json!({"tags": vec!["a"; 11]})).await;
+        let r = app.patch(&format!("/api/v1/agents/{id}"), Some(&alice.access), json!({"tags": (0..11).map(|i| format!("t{i}")).collect::<Vec<_>>()})).await;
         assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("tags")));
         let r = app.get(&format!("/api/v1/agents/{id}"), Some(&alice.access)).await;
         assert_eq!(r.json["draft"]["name"], "Fine", "a refused edit changes nothing");
