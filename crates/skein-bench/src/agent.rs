@@ -30,12 +30,26 @@ struct Args {
 }
 
 const EN: &[&str] = &[
-    "translator", "writer", "coder", "reviewer", "teacher", "analyst", "planner", "designer",
-    "marketing", "travel", "legal", "finance", "health", "poetry", "history", "science",
+    "translator",
+    "writer",
+    "coder",
+    "reviewer",
+    "teacher",
+    "analyst",
+    "planner",
+    "designer",
+    "marketing",
+    "travel",
+    "legal",
+    "finance",
+    "health",
+    "poetry",
+    "history",
+    "science",
 ];
 const ZH: &[&str] = &[
-    "翻译", "写作", "编程", "审稿", "老师", "分析", "规划", "设计", "营销", "旅行", "法律",
-    "财务", "健康", "诗歌", "历史", "科学",
+    "翻译", "写作", "编程", "审稿", "老师", "分析", "规划", "设计", "营销", "旅行", "法律", "财务",
+    "健康", "诗歌", "历史", "科学",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -65,7 +79,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await?;
         results.insert("postgres".into(), result?);
     }
-    let report = json!({"agents": args.agents, "runs": args.runs, "machine": machine(), "results": results});
+    let report =
+        json!({"agents": args.agents, "runs": args.runs, "machine": machine(), "results": results});
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -77,10 +92,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
 async fn backend(url: &str, args: &Args) -> anyhow::Result<serde_json::Value> {
     let db = Db::connect(url, 4).await?;
     db.migrate(&[&skein_agent::MIGRATIONS]).await?;
-    let label = if url.starts_with("sqlite") { "sqlite" } else { "postgres" };
+    let label = if url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
     let started = Instant::now();
     seed(&db, args.agents).await?;
-    println!("{label}: seeded {} assistants in {:.1} s", args.agents, started.elapsed().as_secs_f64());
+    println!(
+        "{label}: seeded {} assistants in {:.1} s",
+        args.agents,
+        started.elapsed().as_secs_f64()
+    );
     let ids: Vec<(String,)> = sqlx::query_as("SELECT id FROM agents ORDER BY id LIMIT 1000")
         .fetch_all(db.pool())
         .await?;
@@ -127,7 +150,10 @@ async fn backend(url: &str, args: &Args) -> anyhow::Result<serde_json::Value> {
         }
         times.push(t.elapsed());
     }
-    out.insert("assistant_page".into(), summary(label, "assistant_page", &mut times));
+    out.insert(
+        "assistant_page".into(),
+        summary(label, "assistant_page", &mut times),
+    );
     db.close().await;
     Ok(out.into())
 }
