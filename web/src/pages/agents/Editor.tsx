@@ -148,7 +148,7 @@ export default function EditorPage() {
               <Input value={tags} onChange={(e) => setTags(e.target.value)} />
             </Field>
             <Field label={t('agents.category')}>
-              <Select value={spec.category ?? ''} onChange={(e) => set('category', e.target.value || null)}>
+              <Select className="block w-full" value={spec.category ?? ''} onChange={(e) => set('category', e.target.value || null)}>
                 <option value="">—</option>
                 {(categories.data ?? []).map((c) => (
                   <option key={c.id} value={c.id}>{categoryName(c, lang)}</option>
@@ -156,7 +156,7 @@ export default function EditorPage() {
               </Select>
             </Field>
             <Field label={t('agents.visibilityLabel')}>
-              <Select value={visibility} onChange={(e) => setVisibility(e.target.value as Visibility)}>
+              <Select className="block w-full" value={visibility} onChange={(e) => setVisibility(e.target.value as Visibility)}>
                 {(['private', 'link', 'public'] as const).map((v) => (
                   <option key={v} value={v}>{t(`agents.visibility.${v}`)}</option>
                 ))}
