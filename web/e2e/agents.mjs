@@ -8,7 +8,7 @@
 // Environment: SKEIN_BIN, MOCK_BIN (default: the debug builds in CARGO_TARGET_DIR or target/),
 // CHROMIUM (default /usr/bin/chromium). Needs web/dist (npm run build).
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -62,6 +62,7 @@ async function main() {
   check(existsSync(join(repo, 'web', 'dist', 'index.html')), 'web/dist is built (npm run build)');
   mkdirSync(shots, { recursive: true });
   const data = mkdtempSync(join(tmpdir(), 'skein-e2e-agents-'));
+  process.on('exit', () => rmSync(data, { recursive: true, force: true }));
   const setup = 'e2e-agents-setup-token-0123456789';
   const env = { ...process.env, SKEIN_DATA_DIR: data, RUST_LOG: 'warn', SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE: '10000', SKEIN_SETUP_TOKEN: setup };
   const upstream = await startAndWait(mock, ['--key', 'sk-upstream', '--stream-pause-ms', '5'], { env }, /MOCK_BASE_URL=(\S+)/);
