@@ -19,7 +19,7 @@ describe('route table', () => {
       expect(en[r.title], r.path).toBeTruthy();
       expect(zh[r.title], r.path).toBeTruthy();
     }
-    expect(navLinks.map((l) => l.to)).toEqual(['/chat', '/files', '/plugins', '/keys', '/usage', '/settings', '/admin']);
+    expect(navLinks.map((l) => l.to)).toEqual(['/chat', '/agents', '/knowledge', '/files', '/plugins', '/keys', '/usage', '/settings', '/admin']);
     expect(new Set(routes.map((r) => r.path)).size).toBe(routes.length);
   });
 

@@ -6,6 +6,7 @@ import { adminRoutes } from './pages/admin/routes';
 import { fileRoutes } from './pages/files/routes';
 import { knowledgeRoutes } from './pages/knowledge/routes';
 import { pluginRoutes } from './pages/plugins/routes';
+import { agentRoutes } from './pages/agents/routes';
 
 /** One page of a feature inside the signed-in frame. */
 export interface PageRoute {
@@ -25,7 +26,7 @@ export interface PageRoute {
  * writes `pages/<feature>/routes.ts` and adds it here, once: the router and the navigation
  * both read this table.
  */
-export const routes: PageRoute[] = [...chatRoutes, ...fileRoutes, ...knowledgeRoutes, ...pluginRoutes, ...accountRoutes, ...adminRoutes];
+export const routes: PageRoute[] = [...chatRoutes, ...agentRoutes, ...knowledgeRoutes, ...fileRoutes, ...pluginRoutes, ...accountRoutes, ...adminRoutes];
 
 /** The top navigation's links, in table order. */
 export const navLinks = routes.flatMap((r) => (r.nav ? [r.nav] : []));

@@ -152,6 +152,34 @@ impl ChatService {
         }
     }
 
+    /// Creates an empty conversation of `user_id` titled `title` (at most 200 characters
+    /// kept) and returns its id: how another service (Agent) starts a conversation it then
+    /// configures through a context source.
+    pub async fn open_conversation(&self, user_id: &str, title: &str) -> Result<String, ApiError> {
+        let now = ids::now_ms();
+        let row = store::ConversationRow {
+            id: ids::new_id(),
+            user_id: user_id.to_string(),
+            title: title.chars().take(200).collect(),
+            pinned: 0,
+            archived: 0,
+            model: None,
+            system_prompt: None,
+            temperature: None,
+            top_p: None,
+            max_tokens: None,
+            history_limit: None,
+            active_leaf_id: None,
+            summary: None,
+            summary_upto: None,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        store::insert_conversation(self.db.pool(), &row).await?;
+        Ok(row.id)
+    }
+
     /// The service's `/api/v1` routes.
     pub fn routes(self: Arc<Self>) -> OpenApiRouter {
         http::routes(self)

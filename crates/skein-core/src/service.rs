@@ -44,7 +44,7 @@ pub enum ServiceName {
     Knowledge,
     /// Plugins and the tools models call.
     Plugin,
-    /// Agents (planned).
+    /// Assistants: versions, the market.
     Agent,
 }
 
@@ -60,6 +60,7 @@ impl ServiceName {
         ServiceName::Chat,
         ServiceName::Knowledge,
         ServiceName::Plugin,
+        ServiceName::Agent,
     ];
 
     /// The wire name (`"billing"`).

@@ -11,11 +11,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
+use skein_agent::AgentService;
 use skein_billing::BillingService;
 use skein_chat::ChatService;
 use skein_core::api::{
     AccountEvents, AuditLog, BillingApi, FileApi, KeyDirectory, KnowledgeApi, RelayApi,
     SessionDirectory, UserDirectory,
+    AccountEvents, AgentApi, AuditLog, BillingApi, ConversationOpener, FileApi, KeyDirectory,
+    RelayApi, SessionDirectory, UserDirectory,
 };
 use skein_core::auth::JwtKeys;
 use skein_core::internal::{InternalClient, RemoteAccountEvents};
@@ -78,6 +81,8 @@ pub static SERVICES: &[Plug] = &[
     ),
     // After Chat: it registers its tools on the chat service when that runs here.
     Plug::new(ServiceName::Plugin, &skein_plugin::MIGRATIONS, plugin),
+    // After Chat: it starts Chat's conversations and adds its persona to Chat's answers.
+    Plug::new(ServiceName::Agent, &skein_agent::MIGRATIONS, agent),
 ];
 
 /// What services are built from: the shared parts, and the API of every service built so far
@@ -123,6 +128,8 @@ pub struct Wiring {
     pub knowledge: Option<Arc<dyn KnowledgeApi>>,
     /// The Plugin service when it runs here.
     pub plugin_service: Option<Arc<PluginService>>,
+    /// The Agent service when it runs here.
+    pub agent_service: Option<Arc<AgentService>>,
 }
 
 impl Wiring {
@@ -149,6 +156,7 @@ impl Wiring {
             file_service: None,
             knowledge: None,
             plugin_service: None,
+            agent_service: None,
         }
     }
 
@@ -336,6 +344,9 @@ fn knowledge(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> 
             )));
         }
         Ok(knowledge as Arc<dyn Service>)
+    })
+}
+
 fn plugin(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
     Box::pin(async move {
         // Plugin secrets are sealed with a key derived from the relay's, which every process
@@ -351,5 +362,24 @@ fn plugin(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         }
         w.plugin_service = Some(plugins.clone());
         Ok(plugins as Arc<dyn Service>)
+    })
+}
+
+fn agent(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
+    Box::pin(async move {
+        // With Chat in this process, conversations start here and answers carry the pinned
+        // version; without it, starting a conversation answers 503 (there is no remote
+        // Chat API yet).
+        let opener = w.chat_service.clone().map(|chat| {
+            Arc::new(crate::agent_chat::ChatOpener(chat)) as Arc<dyn ConversationOpener>
+        });
+        let agents = AgentService::new(w.db.clone(), opener);
+        if let Some(chat) = &w.chat_service {
+            chat.add_context_source(Arc::new(crate::agent_chat::AgentPersona(
+                agents.clone() as Arc<dyn AgentApi>
+            )));
+        }
+        w.agent_service = Some(agents.clone());
+        Ok(agents as Arc<dyn Service>)
     })
 }

@@ -4,6 +4,7 @@
 //! real server (build the services, wrap them in the gateway, serve until told to stop)
 //! lives here, so the test harness runs exactly what users run.
 
+pub mod agent_chat;
 pub mod compose;
 pub mod config;
 pub mod memory;

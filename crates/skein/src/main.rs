@@ -88,7 +88,7 @@ struct ServeArgs {
     /// Address to listen on [env: SKEIN_LISTEN] [default: 0.0.0.0:3000].
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Services to run, comma-separated, or `all`. Available: gateway, file, user, billing, relay, chat, knowledge, plugin.
+    /// Services to run, comma-separated, or `all`. Available: gateway, file, user, billing, relay, chat, knowledge, plugin, agent.
     #[arg(
         long,
         env = "SKEIN_SERVICES",

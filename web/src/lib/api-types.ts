@@ -3,6 +3,91 @@
 // change the server's schemas, then regenerate. lib/types.ts names the schemas the app uses.
 
 export interface paths {
+    "/api/v1/admin/agent-categories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Add or rename a market category. */
+        put: operations["put_category"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/agent-categories/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a market category (assistants keep the id; it no longer lists them). */
+        delete: operations["delete_category"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/agent-reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Open reports, oldest first. */
+        get: operations["list_reports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/agent-reports/{id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resolve a report without other action. */
+        post: operations["resolve_report"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/agents/{id}/moderation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Unlist, relist or feature an assistant. */
+        put: operations["moderate"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/audit": {
         parameters: {
             query?: never;
@@ -241,62 +326,6 @@ export interface paths {
         patch: operations["admin_update_code"];
         trace?: never;
     };
-    "/api/v1/admin/plugins": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Every plugin, published and private (an admin's view: no user's choices, no secrets). */
-        get: operations["admin_list_plugins"];
-        put?: never;
-        /**
-         * Publish an OpenAPI or MCP plugin for everyone. Its key, if given, is sealed and never
-         *     shown again.
-         */
-        post: operations["admin_create_plugin"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/admin/plugins/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Delete a plugin (built-ins stay). */
-        delete: operations["admin_delete_plugin"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/admin/plugins/settings": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The built-ins' setup. */
-        get: operations["get_settings"];
-        /** Set up web search, image generation and private addresses. */
-        put: operations["put_settings"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/admin/pricing/{model}": {
         parameters: {
             query?: never;
@@ -493,6 +522,334 @@ export interface paths {
         put?: never;
         /** Set a new password for a user and sign them out everywhere (admin). */
         post: operations["reset_user_password"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create an assistant (a draft; publish it to chat with it or list it). */
+        post: operations["create_agent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An assistant's page: its owner sees it always; others when it is published and public
+         *     or shared by link. A private one of another user is 404.
+         */
+        get: operations["get_agent"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an assistant: it leaves lists and the market; conversations started with it go on
+         *     with their version.
+         */
+        delete: operations["delete_agent"];
+        options?: never;
+        head?: never;
+        /** Edit the draft (and the visibility); published versions never change. */
+        patch: operations["update_agent"];
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Compare two versions of an assistant of mine (`to=0` compares with the draft). */
+        get: operations["compare"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a conversation with an assistant, pinned to its current version. */
+        post: operations["start_conversation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Duplicate an assistant into a new private draft of the caller: an owner copies the draft,
+         *     anyone else the current version of one they may see.
+         */
+        post: operations["duplicate_agent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export an assistant of mine. */
+        get: operations["export_agent"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/favourite": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Add an assistant to my favourites. */
+        put: operations["favourite"];
+        post?: never;
+        /** Remove an assistant from my favourites. */
+        delete: operations["unfavourite"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/like": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Like an assistant (again is a no-op). */
+        put: operations["like"];
+        post?: never;
+        /** Take a like back. */
+        delete: operations["unlike"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/publish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish the draft as a new immutable version; new conversations use it, existing ones
+         *     keep theirs.
+         */
+        post: operations["publish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Report an assistant to the admins. */
+        post: operations["report"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Usage statistics of an assistant (its owner, or an admin). */
+        get: operations["stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The versions of an assistant of mine, newest first. */
+        get: operations["list_versions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One version of an assistant of mine. */
+        get: operations["get_version"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/versions/{version}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Roll back: publish an old version again under a new number (and make it the draft). */
+        post: operations["rollback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/conversations/{conversation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Which assistant and version a conversation of mine speaks with (404 when it was not
+         *     started from one).
+         */
+        get: operations["get_conversation_agent"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/favourites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My favourite assistants, most recent first. */
+        get: operations["list_favourites"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import an assistant from LobeChat's agent JSON (published once as version 1) or from
+         *     Skein's export (every version published again, oldest first). It arrives private.
+         */
+        post: operations["import_agent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/mine": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My assistants, most recently changed first. */
+        get: operations["list_mine"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1301,71 +1658,15 @@ export interface paths {
         patch: operations["update_key"];
         trace?: never;
     };
-    "/api/v1/plugins": {
+    "/api/v1/market/agents": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The plugins you may use: every published one and your own, with your choices. */
-        get: operations["list_plugins"];
-        put?: never;
-        /**
-         * Register a private OpenAPI or MCP plugin, which only you see and use. Its calls reach only
-         *     public addresses unless an admin allowed private ones.
-         */
-        post: operations["create_private_plugin"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/plugins/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One plugin you may use. */
-        get: operations["get_plugin"];
-        put?: never;
-        post?: never;
-        /** Delete one of your private plugins. */
-        delete: operations["delete_private_plugin"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/plugins/{id}/preferences": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /** Enable, disable or configure a plugin for yourself. */
-        put: operations["set_preferences"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/plugins/conversations/{conversation_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The plugins a conversation turns on or off. */
-        get: operations["conversation_toggles"];
+        /** Browse and search the market. */
+        get: operations["market"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1374,35 +1675,15 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/plugins/conversations/{conversation_id}/{plugin_id}": {
+    "/api/v1/market/categories": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get?: never;
-        /**
-         * Turn a plugin on or off in one conversation (toggles are yours: another user's
-         *     conversation id only sets your own toggle, which no one else reads).
-         */
-        put: operations["set_conversation_toggle"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/plugins/tools": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The tools offered in your chats, as JSON Schema. */
-        get: operations["list_tools"];
+        /** The market's categories, in order. */
+        get: operations["categories"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1607,6 +1888,151 @@ export interface components {
             memo: string;
         };
         /**
+         * @description An assistant as a list shows it: the current version's card (the draft's for its owner
+         *     before the first publish).
+         */
+        AgentCard: {
+            /** @description Emoji or URL. */
+            avatar: string;
+            /** @description Category id. */
+            category?: string | null;
+            /**
+             * Format: int64
+             * @description Conversations started.
+             */
+            conversations: number;
+            /**
+             * Format: int64
+             * @description The version new conversations use; none before the first publish.
+             */
+            current_version?: number | null;
+            /** @description Description. */
+            description: string;
+            /**
+             * Format: int64
+             * @description Favourites.
+             */
+            favourites: number;
+            /** @description Featured by an admin. */
+            featured: boolean;
+            /** @description Id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description Likes.
+             */
+            likes: number;
+            /** @description Name. */
+            name: string;
+            /** @description Published, RFC 3339. */
+            published_at?: string | null;
+            /** @description Tags. */
+            tags: string[];
+            /** @description Changed, RFC 3339. */
+            updated_at: string;
+            /** @description `private`, `link`, `public`. */
+            visibility: components["schemas"]["Visibility"];
+        };
+        /** @description An assistant's page: its card, the current version's content, and for its owner the draft. */
+        AgentDetail: components["schemas"]["AgentCard"] & {
+            draft?: null | components["schemas"]["AgentSpec"];
+            /** @description Whether the caller favourited it. */
+            favourited: boolean;
+            /** @description Whether the caller owns it. */
+            is_owner: boolean;
+            /** @description Whether the caller liked it. */
+            liked: boolean;
+            /** @description Unlisted by an admin. */
+            listed: boolean;
+            /**
+             * Format: int64
+             * @description Messages sent in its conversations.
+             */
+            messages: number;
+            published?: null | components["schemas"]["AgentSpec"];
+        };
+        /** @description An assistant's content: the draft, and each version (frozen at publish). */
+        AgentSpec: {
+            /**
+             * @description Whether users may pick another model for its conversations.
+             * @default false
+             */
+            allow_model_override: boolean;
+            /**
+             * @description An emoji or an `https:` image URL.
+             * @default
+             */
+            avatar: string;
+            /**
+             * @description A market category id.
+             * @default null
+             */
+            category: string | null;
+            /**
+             * @description What it does (up to 1,000 characters).
+             * @default
+             */
+            description: string;
+            /**
+             * @description Bound knowledge bases (checked by the Knowledge service when it runs).
+             * @default []
+             */
+            knowledge_base_ids: string[];
+            /**
+             * Format: int64
+             * @description Longest answer in tokens, 1–200,000.
+             * @default null
+             */
+            max_tokens: number | null;
+            /**
+             * @description The model; none for the user's default.
+             * @default null
+             */
+            model: string | null;
+            /**
+             * @description Its name (1–64 characters).
+             * @default
+             */
+            name: string;
+            /**
+             * @description The message it opens with (up to 2,000 characters).
+             * @default
+             */
+            opening_message: string;
+            /**
+             * @description Bound plugins (checked by the Plugin service when it runs).
+             * @default []
+             */
+            plugin_ids: string[];
+            /**
+             * @description Up to 8 questions offered to start with.
+             * @default []
+             */
+            suggested_questions: string[];
+            /**
+             * @description The system prompt (up to 20,000 characters).
+             * @default
+             */
+            system_prompt: string;
+            /**
+             * @description Up to 10 tags of up to 32 characters.
+             * @default []
+             */
+            tags: string[];
+            /**
+             * Format: double
+             * @description Sampling temperature, 0–2.
+             * @default null
+             */
+            temperature: number | null;
+            /**
+             * Format: double
+             * @description Nucleus sampling, 0–1.
+             * @default null
+             */
+            top_p: number | null;
+        };
+        /**
          * @description What the memory allocator holds, in bytes, for the runtime report: `allocated` is what the
          *     program asked for and still holds; `resident` what of the allocator sits in RAM (allocated,
          *     its metadata, and freed pages not yet given back); `retained` address space kept for reuse
@@ -1734,17 +2160,19 @@ export interface components {
             /** @description Entry id. */
             id: string;
         };
-        /** @description How a plugin's calls authenticate. */
-        AuthInput: {
-            /** @description `none`, `api_key_header`, `api_key_query` or `bearer`. */
-            kind: string;
-            /** @description The header or query parameter an API key goes in. */
-            name?: string | null;
+        /** @description A market category. */
+        Category: {
+            /** @description Id: lower-case letters, digits and `-` (1–32). */
+            id: string;
+            /** @description English name. */
+            name_en: string;
+            /** @description Chinese name. */
+            name_zh: string;
             /**
-             * @description The key (sealed at rest, never shown again). Without it, each user supplies their own
-             *     `api_key` secret.
+             * Format: int64
+             * @description Order in lists (smaller first).
              */
-            secret?: string | null;
+            sort?: number;
         };
         /** @description A channel as admins see it: never a key or header value. */
         Channel: {
@@ -1842,6 +2270,49 @@ export interface components {
              */
             output_price: number;
         };
+        /** @description How two versions differ. */
+        Comparison: {
+            /** @description Every field whose value differs. */
+            fields: components["schemas"]["FieldChange"][];
+            /**
+             * Format: int64
+             * @description The older version.
+             */
+            from: number;
+            /** @description The system prompt, line by line. */
+            prompt: components["schemas"]["DiffLine"][];
+            /**
+             * Format: int64
+             * @description The newer version (0: the draft).
+             */
+            to: number;
+        };
+        /** @description A conversation's assistant: which one, which version, and how it opens. */
+        ConversationAgent: {
+            /** @description Whether the assistant was deleted since (the conversation goes on with its version). */
+            agent_deleted: boolean;
+            /** @description The assistant. */
+            agent_id: string;
+            /** @description Whether the model may be changed. */
+            allow_model_override: boolean;
+            /** @description Its avatar in that version. */
+            avatar: string;
+            /** @description The chat conversation. */
+            conversation_id: string;
+            /** @description The model used: the one picked, where allowed, else the version's. */
+            model?: string | null;
+            /** @description The assistant's name in that version. */
+            name: string;
+            /** @description The opening message. */
+            opening_message: string;
+            /** @description Questions to start with. */
+            suggested_questions: string[];
+            /**
+             * Format: int64
+             * @description The version it is pinned to.
+             */
+            version: number;
+        };
         /** @description Settings of a conversation (`null` clears one in an update). */
         ConversationInput: {
             /** @description Archived conversations are listed only when asked for. */
@@ -1875,18 +2346,8 @@ export interface components {
              */
             top_p?: number | null;
         };
-        /** @description A plugin's toggle in a conversation. */
-        ConversationToggle: {
-            /** @description On or off in this conversation, over your choice. */
-            enabled: boolean;
-            /** @description The plugin. */
-            plugin_id: string;
-        };
-        /** @description A conversation's toggles. */
-        ConversationToggles: {
-            /** @description The plugins this conversation turns on or off; the rest follow your choices. */
-            items: components["schemas"]["ConversationToggle"][];
-        };
+        /** @description A new assistant: its draft, and who may see it (private by default). */
+        CreateAgent: components["schemas"]["SpecPatch"];
         /** @description A new channel. */
         CreateChannel: {
             /** @description Base URL; defaults to the vendor's. */
@@ -2053,6 +2514,26 @@ export interface components {
              */
             uncollected: number;
         };
+        /** @description One day of usage. */
+        DayStats: {
+            /**
+             * Format: int64
+             * @description Conversations started.
+             */
+            conversations: number;
+            /** @description `YYYY-MM-DD`, UTC. */
+            day: string;
+            /**
+             * Format: int64
+             * @description Messages sent.
+             */
+            messages: number;
+            /**
+             * Format: int64
+             * @description Distinct users.
+             */
+            users: number;
+        };
         /** @description A built-in price of a well-known model: what its vendor listed, in quota units, on a date. */
         DefaultPrice: components["schemas"]["Rates"] & {
             /** @description The date the price was read (YYYY-MM-DD); vendors change prices, so check before use. */
@@ -2069,6 +2550,13 @@ export interface components {
             /** @description Models left as they were because they already had a price. */
             kept: string[];
         };
+        /** @description One line of a prompt diff. */
+        DiffLine: {
+            /** @description `same`, `added` or `removed`. */
+            op: string;
+            /** @description The line's text. */
+            text: string;
+        };
         /** @description The `error` member of [`ErrorEnvelope`]. */
         ErrorBody: {
             /** @description Stable machine-readable code. */
@@ -2084,6 +2572,15 @@ export interface components {
             error: components["schemas"]["ErrorBody"];
             /** @description The id of the request, as in the `X-Request-Id` header and the server's logs. */
             request_id: string;
+        };
+        /** @description A setting that differs between two versions. */
+        FieldChange: {
+            /** @description The field's name. */
+            field: string;
+            /** @description Its value in the older version. */
+            from: unknown;
+            /** @description Its value in the newer version. */
+            to: unknown;
         };
         /** @description A stored file's metadata. */
         FileMeta: {
@@ -2257,6 +2754,16 @@ export interface components {
             /** @description Ends this token's session (when no access token is sent). */
             refresh_token?: string | null;
         };
+        /** @description A like or favourite, after the change. */
+        MarkState: {
+            /**
+             * Format: int64
+             * @description How many users have it.
+             */
+            count: number;
+            /** @description Whether the caller has it now. */
+            on: boolean;
+        };
         /** @description A row of the pricing table. */
         ModelPrice: components["schemas"]["Rates"] & {
             /** @description Model name as clients ask for it. */
@@ -2264,30 +2771,14 @@ export interface components {
             /** @description RFC 3339. */
             updated_at: string;
         };
-        /** @description A new OpenAPI or MCP plugin. */
-        NewPlugin: {
-            auth?: null | components["schemas"]["AuthInput"];
-            /** @description Market category. */
-            category?: string | null;
-            /** @description What it does. */
-            description?: string;
-            /** @description Icon name or URL. */
-            icon?: string;
-            /** @description `openapi` or `mcp`. */
-            kind: string;
-            /** @description Display name. */
-            name: string;
-            /** @description The OpenAPI 3 document (JSON object, or its text), for `openapi`. */
-            openapi?: Record<string, never>;
-            /** @description Secrets each user must supply, by name. */
-            required_secrets?: string[];
-            /**
-             * @description The server calls go to: for `openapi`, instead of the document's first server; for
-             *     `mcp`, the server's Streamable HTTP endpoint.
-             */
-            server_url?: string | null;
-            /** @description JSON Schema of each user's settings. */
-            settings_schema?: Record<string, never>;
+        /** @description A moderation decision. */
+        Moderation: {
+            /** @description Whether it is featured. */
+            featured?: boolean | null;
+            /** @description Whether it is in the market. */
+            listed?: boolean | null;
+            /** @description A report this resolves. */
+            resolves_report?: string | null;
         };
         /**
          * @description An order's state.
@@ -2328,6 +2819,67 @@ export interface components {
             status: components["schemas"]["OrderStatus"];
             /** @description Who pays. */
             user_id: string;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_AgentCard: {
+            /** @description The items on this page. */
+            items: {
+                /** @description Emoji or URL. */
+                avatar: string;
+                /** @description Category id. */
+                category?: string | null;
+                /**
+                 * Format: int64
+                 * @description Conversations started.
+                 */
+                conversations: number;
+                /**
+                 * Format: int64
+                 * @description The version new conversations use; none before the first publish.
+                 */
+                current_version?: number | null;
+                /** @description Description. */
+                description: string;
+                /**
+                 * Format: int64
+                 * @description Favourites.
+                 */
+                favourites: number;
+                /** @description Featured by an admin. */
+                featured: boolean;
+                /** @description Id. */
+                id: string;
+                /**
+                 * Format: int64
+                 * @description Likes.
+                 */
+                likes: number;
+                /** @description Name. */
+                name: string;
+                /** @description Published, RFC 3339. */
+                published_at?: string | null;
+                /** @description Tags. */
+                tags: string[];
+                /** @description Changed, RFC 3339. */
+                updated_at: string;
+                /** @description `private`, `link`, `public`. */
+                visibility: components["schemas"]["Visibility"];
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
         };
         /** @description One page of a list, with the total so a client can draw a pager. */
         Page_ApiKey: {
@@ -2682,6 +3234,37 @@ export interface components {
             total: number;
         };
         /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_ReportView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description The assistant. */
+                agent_id: string;
+                /** @description Filed, RFC 3339. */
+                created_at: string;
+                /** @description Id. */
+                id: string;
+                /** @description Why. */
+                reason: string;
+                /** @description Who reported it. */
+                user_id: string;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
         Page_UsageRecord: {
             /** @description The items on this page. */
             items: {
@@ -2825,63 +3408,6 @@ export interface components {
              */
             quota_per_unit: number;
         };
-        /** @description The market page. */
-        PluginList: {
-            /** @description Published plugins first, then yours. */
-            items: components["schemas"]["PluginView"][];
-        };
-        /** @description A plugin as a user sees it. Secrets are never shown: only which are set. */
-        PluginView: {
-            /** @description Whether it can run now (a built-in needs the admin's setup). */
-            available: boolean;
-            /**
-             * Format: int64
-             * @description Calls by everyone.
-             */
-            calls: number;
-            /** @description Market category. */
-            category: string;
-            /** @description What it does. */
-            description: string;
-            /** @description Whether you enabled it. */
-            enabled: boolean;
-            /** @description Icon name or URL. */
-            icon: string;
-            /** @description Id. */
-            id: string;
-            /** @description `builtin`, `openapi` or `mcp`. */
-            kind: string;
-            /** @description Name. */
-            name: string;
-            /** @description Secrets you must supply, by name. */
-            required_secrets: string[];
-            /** @description `public` (an admin published it) or `private` (yours). */
-            scope: string;
-            /** @description Which of your secrets are set (names only). */
-            secrets_set: string[];
-            /** @description Your settings. */
-            settings: Record<string, never>;
-            /** @description JSON Schema of your settings. */
-            settings_schema: Record<string, never>;
-            /** @description Its tools. */
-            tools: components["schemas"]["ToolSummary"][];
-            /**
-             * Format: int64
-             * @description Your calls.
-             */
-            your_calls: number;
-        };
-        /** @description Your choices for a plugin. */
-        Preferences: {
-            /** @description Whether its tools are offered in your chats. */
-            enabled: boolean;
-            /** @description Your secrets by name (replace the stored ones when present; sealed, never shown). */
-            secrets?: {
-                [key: string]: string;
-            } | null;
-            /** @description Your settings (kept when absent). */
-            settings?: Record<string, never>;
-        };
         /** @description A preview of a file. */
         Preview: {
             /** @description The file's type. */
@@ -2939,11 +3465,6 @@ export interface components {
             theme?: string | null;
         };
         /**
-         * @description Which search API.
-         * @enum {string}
-         */
-        ProviderKind: "searxng" | "tavily" | "serper" | "bing" | "google" | "bocha";
-        /**
          * @description A payment provider's name, as in URLs and order rows.
          * @enum {string}
          */
@@ -2977,6 +3498,11 @@ export interface components {
              * @description Bytes.
              */
             size: number;
+        };
+        /** @description What a publish says about itself. */
+        PublishInput: {
+            /** @description What changed (up to 2,000 characters). */
+            changelog?: string;
         };
         /** @description A user's balance. */
         QuotaView: {
@@ -3124,6 +3650,24 @@ export interface components {
             /** @description The name (made safe: no folders, no control characters, at most 255 bytes). */
             name: string;
         };
+        /** @description A report of an assistant. */
+        ReportInput: {
+            /** @description Why (1–1,000 characters). */
+            reason: string;
+        };
+        /** @description A filed report. */
+        ReportView: {
+            /** @description The assistant. */
+            agent_id: string;
+            /** @description Filed, RFC 3339. */
+            created_at: string;
+            /** @description Id. */
+            id: string;
+            /** @description Why. */
+            reason: string;
+            /** @description Who reported it. */
+            user_id: string;
+        };
         /** @description What the process holds now. */
         RuntimeReport: {
             allocator?: null | components["schemas"]["AllocatorStats"];
@@ -3157,38 +3701,6 @@ export interface components {
              */
             threads?: number | null;
         };
-        /** @description Web search as set. */
-        SearchInput: {
-            /** @description Its key; absent keeps the stored one. */
-            api_key?: string | null;
-            /** @description Its address, when not the vendor's own (required for SearXNG). */
-            base_url?: string | null;
-            /**
-             * Format: int32
-             * @description Results per search (1 to 20, default 5).
-             */
-            count?: number | null;
-            /** @description Google's search engine id. */
-            engine_id?: string | null;
-            /** @description Which API. */
-            provider: components["schemas"]["ProviderKind"];
-        };
-        /** @description The search provider as shown: whether a key is set, never the key. */
-        SearchView: {
-            /** @description Its address, when not the vendor's own. */
-            base_url?: string | null;
-            /**
-             * Format: int32
-             * @description Results per search.
-             */
-            count: number;
-            /** @description Google's search engine id. */
-            engine_id?: string | null;
-            /** @description Whether a key is stored. */
-            key_set: boolean;
-            /** @description Which API. */
-            provider: components["schemas"]["ProviderKind"];
-        };
         /** @description A message to send. */
         SendRequest: {
             /** @description The text. */
@@ -3210,32 +3722,6 @@ export interface components {
              * @description Per-mille: 1000 = ×1.0, 800 = ×0.8; 0 to 100,000.
              */
             multiplier_permille: number;
-        };
-        /** @description The built-ins' setup as set. */
-        SettingsInput: {
-            /** @description Whether tools may reach private, loopback and link-local addresses. */
-            allow_private_addresses?: boolean;
-            /** @description The image model, or `null` to turn image generation off. */
-            image_model?: string | null;
-            search?: null | components["schemas"]["SearchInput"];
-            /**
-             * Format: int64
-             * @description The longest one tool call may take, seconds (1 to 300; `null` for chat's own 60 s).
-             */
-            tool_timeout_secs?: number | null;
-        };
-        /** @description The built-ins' setup. */
-        SettingsView: {
-            /** @description Whether tools may reach private, loopback and link-local addresses. */
-            allow_private_addresses: boolean;
-            /** @description The image model, when image generation is set up. */
-            image_model?: string | null;
-            search?: null | components["schemas"]["SearchView"];
-            /**
-             * Format: int64
-             * @description The longest one tool call may take, seconds (`null`: chat's own deadline, 60 s).
-             */
-            tool_timeout_secs?: number | null;
         };
         /** @description Whether the server is waiting for its first account. */
         SetupState: {
@@ -3308,6 +3794,85 @@ export interface components {
             /** @description `thumb` or `web` for an image's variant; the original when absent. */
             variant?: string | null;
         };
+        /** @description A change to the draft: every field is optional; what is given replaces what was. */
+        SpecPatch: {
+            /** @description Allow model override. */
+            allow_model_override?: boolean | null;
+            /** @description Avatar. */
+            avatar?: string | null;
+            /** @description Category id; an empty string clears it. */
+            category?: string | null;
+            /** @description Description. */
+            description?: string | null;
+            /** @description Knowledge base ids. */
+            knowledge_base_ids?: string[] | null;
+            /**
+             * Format: int64
+             * @description Max tokens.
+             */
+            max_tokens?: number | null;
+            /** @description Model; an empty string clears it. */
+            model?: string | null;
+            /** @description Name. */
+            name?: string | null;
+            /** @description Opening message. */
+            opening_message?: string | null;
+            /** @description Plugin ids. */
+            plugin_ids?: string[] | null;
+            /** @description Suggested questions. */
+            suggested_questions?: string[] | null;
+            /** @description System prompt. */
+            system_prompt?: string | null;
+            /** @description Tags. */
+            tags?: string[] | null;
+            /**
+             * Format: double
+             * @description Temperature.
+             */
+            temperature?: number | null;
+            /**
+             * Format: double
+             * @description Top-p.
+             */
+            top_p?: number | null;
+            /** @description `private`, `link` or `public`. */
+            visibility?: string | null;
+        };
+        /** @description A new conversation with an assistant. */
+        StartInput: {
+            /** @description Another model, where the assistant allows it. */
+            model?: string | null;
+        };
+        /** @description An assistant's usage. */
+        Stats: {
+            /**
+             * Format: int64
+             * @description Conversations started, all time.
+             */
+            conversations: number;
+            /** @description Per day, oldest first (days without use are left out). */
+            days: components["schemas"]["DayStats"][];
+            /**
+             * Format: int64
+             * @description Favourites.
+             */
+            favourites: number;
+            /**
+             * Format: int64
+             * @description Likes.
+             */
+            likes: number;
+            /**
+             * Format: int64
+             * @description Messages sent, all time.
+             */
+            messages: number;
+            /**
+             * Format: int64
+             * @description Distinct users, all time.
+             */
+            unique_users: number;
+        };
         /** @description Which branch to show. */
         SwitchRequest: {
             /** @description A message of the branch; its newest leaf becomes active. */
@@ -3324,11 +3889,6 @@ export interface components {
             message: string;
             /** @description Whether the upstream answered a tiny request correctly. */
             ok: boolean;
-        };
-        /** @description A conversation's toggle of one plugin. */
-        ToggleInput: {
-            /** @description On, off, or `null` to follow your choice again. */
-            enabled?: boolean | null;
         };
         /** @description Tokens answered by register, login and refresh. */
         TokenResponse: {
@@ -3347,29 +3907,6 @@ export interface components {
             /** @description Always `Bearer`. */
             token_type: string;
             user?: null | components["schemas"]["Profile"];
-        };
-        /** @description A tool as offered to a model. */
-        ToolDescriptor: {
-            /** @description What it does and when to use it, for the model. */
-            description: string;
-            /** @description The name the model calls it by (`^[a-zA-Z0-9_-]{1,64}$`). */
-            name: string;
-            /** @description JSON Schema of its arguments. */
-            parameters: Record<string, never>;
-            /** @description The plugin that provides it. */
-            plugin_id: string;
-        };
-        /** @description The tools you may use now (in a conversation, with its toggles), as offered to models. */
-        ToolList: {
-            /** @description The tools, with their JSON Schemas. */
-            items: components["schemas"]["ToolDescriptor"][];
-        };
-        /** @description A tool of a plugin, as the market shows it. */
-        ToolSummary: {
-            /** @description What it does. */
-            description: string;
-            /** @description The name the model calls it by. */
-            name: string;
         };
         /**
          * @description A model some channel serves that has no price: requests for it are refused as
@@ -3566,6 +4103,34 @@ export interface components {
             /** @description `active` or `disabled`. Disabling signs the user out everywhere. */
             status?: string | null;
         };
+        /** @description A published version. */
+        VersionView: {
+            /** @description The assistant. */
+            agent_id: string;
+            /** @description Who published it. */
+            author_id: string;
+            /** @description What changed. */
+            changelog: string;
+            /** @description Published, RFC 3339. */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description The version it republished, for a rollback.
+             */
+            source_version?: number | null;
+            /** @description Its content. */
+            spec: components["schemas"]["AgentSpec"];
+            /**
+             * Format: int64
+             * @description Its number, from 1.
+             */
+            version: number;
+        };
+        /**
+         * @description Who may see an assistant.
+         * @enum {string}
+         */
+        Visibility: "private" | "link" | "public";
     };
     responses: never;
     parameters: never;
@@ -3575,6 +4140,172 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    put_category: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Category"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Category"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_category: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_reports: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ReportView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    resolve_report: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    moderate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Moderation"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentCard"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_audit: {
         parameters: {
             query?: {
@@ -4169,181 +4900,6 @@ export interface operations {
                 };
             };
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    admin_list_plugins: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PluginList"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    admin_create_plugin: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["NewPlugin"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PluginView"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    admin_delete_plugin: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    get_settings: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SettingsView"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    put_settings: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SettingsInput"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SettingsView"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4969,6 +5525,728 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAgent"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetail"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetail"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SpecPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetail"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    compare: {
+        parameters: {
+            query: {
+                /** @description The older version. */
+                from: number;
+                /** @description The newer version (or `0` for the draft). */
+                to: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Comparison"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    start_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StartInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationAgent"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    duplicate_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetail"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    export_agent: {
+        parameters: {
+            query?: {
+                /**
+                 * @description `skein` (default: the draft and every version) or `lobechat` (the current version, or
+                 *     the draft before the first publish).
+                 */
+                format?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    favourite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MarkState"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    unfavourite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MarkState"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    like: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MarkState"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    unlike: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MarkState"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    publish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PublishInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    report: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReportInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    stats: {
+        parameters: {
+            query?: {
+                /** @description 1–365 (default 30). */
+                days?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stats"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_versions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionView"][];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_version: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    rollback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PublishInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_conversation_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationAgent"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_favourites: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AgentCard"];
+                };
+            };
+        };
+    };
+    import_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetail"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_mine: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AgentCard"];
                 };
             };
         };
@@ -7277,238 +8555,21 @@ export interface operations {
             };
         };
     };
-    list_plugins: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PluginList"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    create_private_plugin: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["NewPlugin"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PluginView"];
-                };
-            };
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description The MCP server could not be reached */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    get_plugin: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PluginView"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    delete_private_plugin: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    set_preferences: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["Preferences"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PluginView"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    conversation_toggles: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                conversation_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ConversationToggles"];
-                };
-            };
-        };
-    };
-    set_conversation_toggle: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                conversation_id: string;
-                plugin_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ToggleInput"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ConversationToggles"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    list_tools: {
+    market: {
         parameters: {
             query?: {
-                /** @description A conversation, for its own toggles. */
-                conversation_id?: string;
+                /** @description A category id. */
+                category?: string;
+                /** @description Only featured assistants. */
+                featured?: boolean;
+                /** @description 1-based page. */
+                page?: number;
+                /** @description Page size, 1–100. */
+                per_page?: number;
+                /** @description Words to find in name, description or tags (each must occur; any language). */
+                q?: string;
+                /** @description `trending` (default), `newest`, `most_used`, `most_liked`. */
+                sort?: string;
             };
             header?: never;
             path?: never;
@@ -7521,15 +8582,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ToolList"];
+                    "application/json": components["schemas"]["Page_AgentCard"];
                 };
             };
-            401: {
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    categories: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Category"][];
                 };
             };
         };

@@ -58,6 +58,19 @@ export const qk = {
     attached: (conversation: string) => ['knowledge', 'attached', conversation] as const,
   },
 
+  // Agents
+  agents: {
+    all: ['agents'] as const,
+    market: (query: string) => ['agents', 'market', query] as const,
+    categories: ['agents', 'categories'] as const,
+    one: (id: string) => ['agents', 'one', id] as const,
+    mine: (page: number) => ['agents', 'mine', page] as const,
+    favourites: (page: number) => ['agents', 'favourites', page] as const,
+    versions: (id: string) => ['agents', 'versions', id] as const,
+    compare: (id: string, from: number, to: number) => ['agents', 'compare', id, from, to] as const,
+    conversation: (id: string | null) => ['agents', 'conversation', id] as const,
+  },
+
   // Admin
   adminUsers: {
     all: ['admin-users'] as const,

@@ -4,6 +4,7 @@
 //! One module per service that owns the trait; everything is re-exported here so callers
 //! write `skein_core::api::BillingApi` whichever module it lives in.
 
+mod agent;
 mod audit;
 mod billing;
 mod file;
@@ -12,6 +13,7 @@ mod plugin;
 mod relay;
 mod user;
 
+pub use agent::*;
 pub use audit::*;
 pub use billing::*;
 pub use file::*;

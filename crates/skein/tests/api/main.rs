@@ -5,6 +5,7 @@
 
 mod accounts;
 mod admin;
+mod agents;
 mod audit;
 mod auth;
 mod billing;

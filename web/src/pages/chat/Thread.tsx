@@ -15,6 +15,7 @@ import { MessageItem } from './MessageItem';
 import { MessageList, type MessageListHandle } from './MessageList';
 import { ThreadHeader, type ExportFormat } from './ThreadHeader';
 import { ToolToggles } from './ToolToggles';
+import { AgentStrip, useConversationAgent } from './AgentStrip';
 import { useChatStream } from './useChatStream';
 import type { ComposerError } from './Media';
 
@@ -64,7 +65,10 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
   });
   // The tab says which conversation is open (`Trip to Hangzhou · Chat · Skein`).
   useSubTitle(conversationId ? conversation.data?.title || null : null);
-  const model = conversation.data?.model || pickedModel || models[0]?.id || '';
+  const agent = useConversationAgent(conversationId).data ?? null;
+  // An assistant's model leads unless the conversation picked its own (the server decides
+  // whether the assistant lets another one be used).
+  const model = conversation.data?.model || agent?.model || pickedModel || models[0]?.id || '';
   // Deleted for good, or never there: nothing to set, export or send to.
   const missing = conversation.error instanceof ApiError && conversation.error.status === 404;
 
@@ -122,6 +126,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         onSettings={() => setSettingsOpen(true)}
         onExport={exportAs}
       />
+      {agent && <AgentStrip agent={agent} empty={messages.length === 0} onQuestion={saveDraft} />}
       <MessageList
         ref={list}
         messages={messages}

@@ -1,0 +1,243 @@
+// End-to-end steps for assistants in real headless Chromium: an admin sets up a channel, a
+// price and a market category through the API; a user creates an assistant in the editor,
+// publishes v1, edits and publishes v2, opens the diff; finds it in the market by a Chinese
+// word; starts a chat from its page and sees the assistant and version in the chat header
+// with the upstream receiving the version's prompt. Screenshots (1440 light, 390 dark, zh)
+// go to target/screenshots/agents-*.png.
+//
+// Environment: SKEIN_BIN, MOCK_BIN (default: the debug builds in CARGO_TARGET_DIR or target/),
+// CHROMIUM (default /usr/bin/chromium). Needs web/dist (npm run build).
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, existsSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const repo = resolve(new URL('../..', import.meta.url).pathname);
+const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target');
+const shots = join(repo, 'target', 'screenshots');
+const skein = process.env.SKEIN_BIN ?? join(targetDir, 'debug', 'skein');
+const mock = process.env.MOCK_BIN ?? join(targetDir, 'debug', 'mock-upstream');
+const PASSWORD = 'correct horse battery';
+const MODEL = 'mock-gpt';
+const children = [];
+process.on('exit', () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM')));
+
+const log = (...a) => console.log('[e2e agents]', ...a);
+function check(cond, message) {
+  if (!cond) throw new Error(`check failed: ${message}`);
+}
+async function step(name, fn) {
+  const t = Date.now();
+  await fn();
+  log(`ok   ${name} (${Date.now() - t} ms)`);
+}
+function freePort() {
+  return new Promise((res) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+function startAndWait(cmd, args, opts, pattern) {
+  return new Promise((res, rej) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    const onData = (c) => {
+      out += c;
+      const m = out.match(pattern);
+      if (m) res({ child, match: m });
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => rej(new Error(`${cmd} exited with ${code}:\n${out}`)));
+  });
+}
+
+async function main() {
+  check(existsSync(join(repo, 'web', 'dist', 'index.html')), 'web/dist is built (npm run build)');
+  mkdirSync(shots, { recursive: true });
+  const data = mkdtempSync(join(tmpdir(), 'skein-e2e-agents-'));
+  process.on('exit', () => rmSync(data, { recursive: true, force: true }));
+  const setup = 'e2e-agents-setup-token-0123456789';
+  const env = { ...process.env, SKEIN_DATA_DIR: data, RUST_LOG: 'warn', SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE: '10000', SKEIN_SETUP_TOKEN: setup };
+  const upstream = await startAndWait(mock, ['--key', 'sk-upstream', '--stream-pause-ms', '5'], { env }, /MOCK_BASE_URL=(\S+)/);
+  const mockUrl = upstream.match[1];
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  children.push(spawn(skein, ['serve', '--listen', `127.0.0.1:${port}`], { env, stdio: 'ignore' }));
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/readyz`)).ok) break;
+    } catch {
+      /* not yet */
+    }
+    if (i > 300) throw new Error('skein did not become ready');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const call = async (method, path, token, body) => {
+    const r = await fetch(`${base}/api/v1/${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', 'x-skein-csrf': '1', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const register = async (username) => {
+    const r = await call('POST', 'auth/register', null, { username, email: `${username}@example.com`, password: PASSWORD, setup_token: setup });
+    return r.access_token;
+  };
+  const root = await register('root');
+  const ada = await register('ada');
+  const me = await call('GET', 'user/profile', ada);
+  await call('POST', 'channels', root, { type: 'openai', name: 'mock', base_url: mockUrl, keys: ['sk-upstream'], models: [MODEL], priority: 10 });
+  await call('PUT', `admin/pricing/${MODEL}`, root, { input_per_mtok: 1000, output_per_mtok: 2000, cache_read_per_mtok: 0, cache_write_per_mtok: 0, per_call: 0 });
+  await call('POST', `admin/billing/users/${me.id}/adjust`, root, { amount: 10_000_000, memo: 'e2e' });
+  await call('PUT', 'admin/agent-categories', root, { id: 'writing', name_en: 'Writing', name_zh: '写作' });
+  await call('PUT', 'admin/agent-categories', root, { id: 'code', name_en: 'Code', name_zh: '编程', sort: 1 });
+  // Some neighbours in the market.
+  for (const [name, avatar, description, tags, category] of [
+    ['Code Reviewer', '🧐', 'Reviews your pull requests line by line and explains every finding.', ['code', 'review'], 'code'],
+    ['周报助手', '📝', '把零散的工作记录整理成清晰的周报。', ['写作', '效率'], 'writing'],
+    ['SQL Tutor', '🗄️', 'Teaches SQL with exercises on your own schema.', ['sql', 'learning'], 'code'],
+  ]) {
+    const a = await call('POST', 'agents', ada, { name, avatar, description, tags, category, visibility: 'public', system_prompt: `You are ${name}.`, model: MODEL });
+    await call('POST', `agents/${a.id}/publish`, ada, { changelog: 'first' });
+  }
+
+  const login = async (extra = []) => {
+    const r = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-skein-csrf': '1' }, body: JSON.stringify({ login: 'ada', password: PASSWORD }) });
+    const value = r.headers.getSetCookie().find((c) => c.startsWith('skein_refresh=')).split(';')[0].slice('skein_refresh='.length);
+    return {
+      cookies: [{ name: 'skein_refresh', value, domain: '127.0.0.1', path: '/api/v1/auth', expires: -1, httpOnly: true, secure: false, sameSite: 'Strict' }],
+      origins: [{ origin: base, localStorage: [{ name: 'skein.session', value: 'e2e' }, ...extra] }],
+    };
+  };
+
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US', colorScheme: 'light', storageState: await login() });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(20_000);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  let agentId = '';
+  let conversationUrl = '';
+  try {
+    await step('create an assistant in the editor and publish v1', async () => {
+      await page.goto(`${base}/agents/mine`);
+      await page.getByTestId('agent-new').click();
+      await page.waitForURL(/\/agents\/[^/]+\/edit$/);
+      agentId = page.url().split('/').slice(-2)[0];
+      await page.getByTestId('agent-edit-name').fill('翻译助手 Translator');
+      await page.getByLabel('Avatar', { exact: true }).fill('🌐');
+      await page.getByLabel('Description', { exact: true }).fill('中英文互译，地道自然。Translates between Chinese and English.');
+      await page.getByLabel('Tags', { exact: true }).fill('翻译, language');
+      await page.locator('select').nth(0).selectOption('writing');
+      await page.locator('select').nth(1).selectOption('public');
+      await page.getByTestId('agent-edit-prompt').fill('You translate between Chinese and English.\nKeep the tone of the original.');
+      await page.getByLabel('Model', { exact: true }).fill(MODEL);
+      await page.getByLabel('Opening message').fill('你好！Send me text in either language.');
+      await page.getByLabel('Suggested questions').fill('Translate 你好世界\n把 "good morning" 翻成中文');
+      await page.getByLabel('What changed (changelog)').fill('First version');
+      await page.getByTestId('agent-publish').click();
+      await page.getByTestId('agent-versions').getByText('v1').waitFor();
+    });
+
+    await step('edit and publish v2; the diff shows the prompt line that changed', async () => {
+      await page.getByTestId('agent-edit-prompt').fill('You translate between Chinese and English.\nKeep the tone of the original.\nExplain idioms briefly.');
+      await page.getByLabel('temperature').fill('0.4');
+      await page.getByLabel('What changed (changelog)').fill('Explain idioms');
+      await page.getByTestId('agent-publish').click();
+      await page.getByTestId('agent-versions').getByText('v2').waitFor();
+      await page.getByRole('button', { name: 'Diff with previous' }).first().click();
+      const diff = page.getByTestId('agent-diff');
+      await diff.getByText('+ Explain idioms briefly.').waitFor();
+      await diff.getByText('temperature').waitFor();
+      await page.screenshot({ path: join(shots, 'agents-editor-diff-1440-light.png') });
+      await page.keyboard.press('Escape');
+      await page.screenshot({ path: join(shots, 'agents-editor-1440-light.png'), fullPage: true });
+    });
+
+    await step('the market finds it by a Chinese word', async () => {
+      await page.goto(`${base}/agents`);
+      await page.getByTestId('agent-card').first().waitFor();
+      check((await page.getByTestId('agent-card').count()) === 4, 'four public assistants');
+      await page.screenshot({ path: join(shots, 'agents-market-1440-light.png') });
+      await page.getByTestId('market-search').fill('互译');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="agent-card"]').length === 1);
+      check((await page.getByTestId('agent-card').textContent()).includes('翻译助手'), 'the translator is found');
+    });
+
+    await step('start a chat from its page: the header shows the assistant and v2, the upstream gets v2\'s prompt', async () => {
+      await page.getByTestId('agent-card').click();
+      await page.getByTestId('agent-name').waitFor();
+      await page.screenshot({ path: join(shots, 'agents-page-1440-light.png') });
+      await page.getByTestId('agent-start').click();
+      await page.waitForURL(/\/chat\/[^/]+$/);
+      conversationUrl = page.url();
+      const strip = page.getByTestId('chat-agent');
+      await strip.getByText('翻译助手 Translator').waitFor();
+      await strip.getByText('v2').waitFor();
+      await strip.getByRole('button', { name: 'Translate 你好世界' }).click();
+      await page.getByRole('button', { name: 'Send', exact: true }).click();
+      // The opening message and questions give way to the thread once it has messages.
+      await strip.getByRole('button', { name: 'Translate 你好世界' }).waitFor({ state: 'detached' });
+      await page.waitForTimeout(1500);
+      await page.screenshot({ path: join(shots, 'agents-chat-1440-light.png') });
+      const convId = conversationUrl.split('/').pop();
+      const history = await call('GET', `chat/conversations/${convId}/messages`, ada);
+      const answer = history.messages.find((m) => m.role === 'assistant');
+      check(answer, `an answer was written: ${JSON.stringify(history.messages.map((m) => m.role))}`);
+      const ctxView = await call('GET', `chat/messages/${answer.id}/context`, ada);
+      check(ctxView.request.messages[0].content.includes('Explain idioms briefly.'), `v2's prompt went upstream: ${JSON.stringify(ctxView.request.messages[0])}`);
+    });
+
+    await step('390 px dark and Chinese: market, assistant page, editor, chat', async () => {
+      for (const [suffix, opts, lang] of [
+        ['390-dark', { viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true, hasTouch: true, locale: 'en-US' }, 'en'],
+        ['zh-390-dark', { viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true, hasTouch: true, locale: 'zh-CN' }, 'zh-CN'],
+      ]) {
+        const c = await browser.newContext({ ...opts, storageState: await login([{ name: 'skein.lang', value: lang }]) });
+        const p = await c.newPage();
+        p.setDefaultTimeout(20_000);
+        for (const [name, path, ready] of [
+          ['market', '/agents', 'agent-card'],
+          ['page', `/agents/${agentId}`, 'agent-name'],
+          ['editor', `/agents/${agentId}/edit`, 'agent-versions'],
+          ['chat', new URL(conversationUrl).pathname, 'chat-agent'],
+        ]) {
+          await p.goto(`${base}${path}`);
+          await p.getByTestId(ready).first().waitFor();
+          await p.waitForTimeout(300);
+          const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          check(overflow <= 0, `${name} at 390 px does not scroll sideways (${overflow} px)`);
+          await p.screenshot({ path: join(shots, `agents-${name}-${suffix}.png`) });
+        }
+        await c.close();
+      }
+    });
+    check(errors.length === 0, `no page errors: ${errors.join('\n')}`);
+    log('all agent steps passed');
+  } catch (e) {
+    await page.screenshot({ path: join(shots, 'agents-failure.png'), fullPage: true }).catch(() => undefined);
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
