@@ -15,10 +15,8 @@ use skein_agent::AgentService;
 use skein_billing::BillingService;
 use skein_chat::ChatService;
 use skein_core::api::{
-    AccountEvents, AuditLog, BillingApi, FileApi, KeyDirectory, KnowledgeApi, RelayApi,
-    SessionDirectory, UserDirectory,
     AccountEvents, AgentApi, AuditLog, BillingApi, ConversationOpener, FileApi, KeyDirectory,
-    RelayApi, SessionDirectory, UserDirectory,
+    KnowledgeApi, RelayApi, SessionDirectory, UserDirectory,
 };
 use skein_core::auth::JwtKeys;
 use skein_core::internal::{InternalClient, RemoteAccountEvents};

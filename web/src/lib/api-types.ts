@@ -326,6 +326,62 @@ export interface paths {
         patch: operations["admin_update_code"];
         trace?: never;
     };
+    "/api/v1/admin/plugins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every plugin, published and private (an admin's view: no user's choices, no secrets). */
+        get: operations["admin_list_plugins"];
+        put?: never;
+        /**
+         * Publish an OpenAPI or MCP plugin for everyone. Its key, if given, is sealed and never
+         *     shown again.
+         */
+        post: operations["admin_create_plugin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/plugins/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a plugin (built-ins stay). */
+        delete: operations["admin_delete_plugin"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/plugins/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The built-ins' setup. */
+        get: operations["get_settings"];
+        /** Set up web search, image generation and private addresses. */
+        put: operations["put_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/pricing/{model}": {
         parameters: {
             query?: never;
@@ -878,6 +934,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/login/2fa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The second sign-in step: the challenge from the login answer and a code (or a recovery
+         *     code). Wrong codes are limited per account (429) and per challenge (5, then it is void).
+         */
+        post: operations["login_second_factor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/logout": {
         parameters: {
             query?: never;
@@ -889,6 +965,46 @@ export interface paths {
         put?: never;
         /** End a session: the access token's, or the one the given refresh token belongs to. */
         post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password/forgot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password reset mail. The answer is the same whether or not an account has this
+         *     address, so it tells nobody who has an account here.
+         */
+        post: operations["forgot_password"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with the token from the reset mail. Every session of the account is
+         *     signed out; the token works once.
+         */
+        post: operations["reset_password"];
         delete?: never;
         options?: never;
         head?: never;
@@ -949,6 +1065,27 @@ export interface paths {
         get: operations["setup_state"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/verify-email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify an email address with the token from the verification mail. The token works once
+         *     and expires after `auth.email_verification_ttl_secs`; for an address change, the new address
+         *     becomes the account's now.
+         */
+        post: operations["verify_email"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1658,6 +1795,235 @@ export interface paths {
         patch: operations["update_key"];
         trace?: never;
     };
+    "/api/v1/knowledge/bases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The knowledge bases the caller may read (own, shared, public), newest first. */
+        get: operations["list_bases"];
+        put?: never;
+        /** Create a knowledge base. */
+        post: operations["create_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A knowledge base the caller may read. */
+        get: operations["get_base"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a knowledge base with its documents, chunks and vectors (owner only). The files
+         *     stay in the caller's files.
+         */
+        delete: operations["delete_base"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a knowledge base (owner only). A new embedding model or new chunk sizes re-index
+         *     every document (each unsearchable until it is ready again).
+         */
+        patch: operations["update_base"];
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A base's documents with their status and progress, newest first. */
+        get: operations["list_documents"];
+        put?: never;
+        /** Add one of the caller's files to a base (writers); it is indexed in the background. */
+        post: operations["add_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/{doc_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One document with its status and progress. */
+        get: operations["get_document"];
+        put?: never;
+        post?: never;
+        /** Remove a document with its chunks and vectors (writers); its file stays. */
+        delete: operations["delete_document"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/{doc_id}/chunks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A document's chunks, in order. */
+        get: operations["list_chunks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/{doc_id}/reindex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Index a document again from its file (writers); unsearchable until it is ready again. */
+        post: operations["reindex_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/documents/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a document straight into a base (writers; multipart field `file`): it is stored
+         *     among the caller's files (purpose `knowledge`) and indexed in the background.
+         */
+        post: operations["upload_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/reindex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-index every document of a base (writers): each is unsearchable until it is ready again. */
+        post: operations["reindex_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search a base (hit testing): BM25, vectors, fusion and rerank, with each stage's ranks.
+         *     The query's embedding and rerank are billed to the caller.
+         */
+        post: operations["search_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who a base is shared with (owner only). */
+        get: operations["get_shares"];
+        /** Replace who a base is shared with (owner only; at most 100 users). */
+        put: operations["set_shares"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A knowledge base's statistics. */
+        get: operations["base_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/conversations/{conversation_id}/bases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The knowledge bases the caller attached to one of their conversations (those they may
+         *     still read).
+         */
+        get: operations["get_conversation_bases"];
+        /**
+         * Attach knowledge bases to one of the caller's conversations (replacing those attached);
+         *     each answer then searches them. A base the caller may not read is a 404.
+         */
+        put: operations["set_conversation_bases"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/market/agents": {
         parameters: {
             query?: never;
@@ -1684,6 +2050,116 @@ export interface paths {
         };
         /** The market's categories, in order. */
         get: operations["categories"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The plugins you may use: every published one and your own, with your choices. */
+        get: operations["list_plugins"];
+        put?: never;
+        /**
+         * Register a private OpenAPI or MCP plugin, which only you see and use. Its calls reach only
+         *     public addresses unless an admin allowed private ones.
+         */
+        post: operations["create_private_plugin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One plugin you may use. */
+        get: operations["get_plugin"];
+        put?: never;
+        post?: never;
+        /** Delete one of your private plugins. */
+        delete: operations["delete_private_plugin"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/{id}/preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Enable, disable or configure a plugin for yourself. */
+        put: operations["set_preferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/conversations/{conversation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The plugins a conversation turns on or off. */
+        get: operations["conversation_toggles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/conversations/{conversation_id}/{plugin_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Turn a plugin on or off in one conversation (toggles are yours: another user's
+         *     conversation id only sets your own toggle, which no one else reads).
+         */
+        put: operations["set_conversation_toggle"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/tools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tools offered in your chats, as JSON Schema. */
+        get: operations["list_tools"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1783,6 +2259,136 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/user/2fa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Two-factor state of the signed-in account. */
+        get: operations["status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/2fa/totp/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turn two-factor sign-in off, with the password and a code (or a recovery code). */
+        post: operations["disable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/2fa/totp/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm the set-up with a first code: two-factor sign-in is on from now, and the answer
+         *     holds the recovery codes (shown this once).
+         */
+        post: operations["enable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/2fa/totp/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start setting up TOTP: answers a new secret and its `otpauth://` URI. Nothing changes at
+         *     sign-in until a first code confirms it (`POST /user/2fa/totp/enable`).
+         */
+        post: operations["setup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Upload an avatar: it is cropped to a square, stored at 256 px and becomes `avatar_url`. */
+        put: operations["upload_avatar"];
+        post?: never;
+        /** Remove the uploaded avatar; the generated one shows again. */
+        delete: operations["delete_avatar"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change the signed-in account's email. A link goes to the new address; the address changes
+         *     when it is opened. If another account has the address, that address is told so instead,
+         *     and this answer is the same, so it reveals nobody's account.
+         */
+        put: operations["change_email"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/email/verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send the verification mail again to the signed-in account's address. */
+        post: operations["resend_verification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/user/invite-codes": {
         parameters: {
             query?: never;
@@ -1853,6 +2459,77 @@ export interface paths {
         patch: operations["update_profile"];
         trace?: never;
     };
+    "/api/v1/user/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user's active sessions. */
+        get: operations["list_sessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Sign out one of the signed-in user's sessions (its tokens stop working). Another user's
+         *     session id is 404, exactly like an unknown one.
+         */
+        delete: operations["revoke_session"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/sessions/revoke-others": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sign out every other session of the signed-in user; this one stays. */
+        post: operations["revoke_other_sessions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A user's avatar: the uploaded picture (PNG, 256 px), or generated initials (SVG). */
+        get: operations["get_avatar"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1868,6 +2545,11 @@ export interface components {
         AccessInput: {
             /** @description The password the owner set. */
             password: string;
+        };
+        /** @description A file to add. */
+        AddDocument: {
+            /** @description The id of one of the caller's files. */
+            file_id: string;
         };
         /** @description The balance after an adjustment. */
         Adjusted: {
@@ -2160,6 +2842,101 @@ export interface components {
             /** @description Entry id. */
             id: string;
         };
+        /** @description How a plugin's calls authenticate. */
+        AuthInput: {
+            /** @description `none`, `api_key_header`, `api_key_query` or `bearer`. */
+            kind: string;
+            /** @description The header or query parameter an API key goes in. */
+            name?: string | null;
+            /**
+             * @description The key (sealed at rest, never shown again). Without it, each user supplies their own
+             *     `api_key` secret.
+             */
+            secret?: string | null;
+        };
+        /** @description An avatar upload: one multipart field `file` with a JPEG, PNG, WebP or GIF image. */
+        AvatarUpload: {
+            /**
+             * Format: binary
+             * @description The picture, at most 5 MiB.
+             */
+            file: string;
+        };
+        /** @description A base's statistics. */
+        BaseStats: {
+            /**
+             * Format: int64
+             * @description Bytes of the documents' files.
+             */
+            bytes: number;
+            /**
+             * Format: int64
+             * @description Searchable chunks.
+             */
+            chunks: number;
+            /**
+             * Format: int64
+             * @description Documents.
+             */
+            documents: number;
+            /**
+             * Format: int64
+             * @description Of those, with an embedding.
+             */
+            embedded_chunks: number;
+            /**
+             * Format: int64
+             * @description Documents that failed.
+             */
+            failed_documents: number;
+            /**
+             * Format: int64
+             * @description Documents ready to search.
+             */
+            ready_documents: number;
+            /**
+             * Format: int64
+             * @description Tokens in the searchable chunks.
+             */
+            tokens: number;
+        };
+        /** @description A knowledge base as the API shows it. */
+        BaseView: {
+            /**
+             * Format: int64
+             * @description Largest chunk, in tokens.
+             */
+            chunk_max_tokens: number;
+            /**
+             * Format: int64
+             * @description Overlap of neighbouring chunks, in tokens.
+             */
+            chunk_overlap_tokens: number;
+            /** @description Created, RFC 3339. */
+            created_at: string;
+            /** @description Description. */
+            description: string;
+            /** @description Embedding model; `null`: no vectors, lexical (BM25) search only. */
+            embedding_model?: string | null;
+            /** @description Id. */
+            id: string;
+            /** @description Name. */
+            name: string;
+            /** @description Owner's user id. */
+            owner_id: string;
+            /** @description What the caller may do: `owner`, `write` or `read`. */
+            permission: string;
+            /** @description Rerank model; `null`: no reranking. */
+            rerank_model?: string | null;
+            /** @description How it searches: `hybrid` (BM25 + vectors) or `lexical` (no embedding model). */
+            retrieval: components["schemas"]["Mode"];
+            /** @description Counts. */
+            stats: components["schemas"]["BaseStats"];
+            /** @description Changed, RFC 3339. */
+            updated_at: string;
+            /** @description `private` (owner and shares) or `public` (every user may read). */
+            visibility: string;
+        };
         /** @description A market category. */
         Category: {
             /** @description Id: lower-case letters, digits and `-` (1–32). */
@@ -2173,6 +2950,13 @@ export interface components {
              * @description Order in lists (smaller first).
              */
             sort?: number;
+        };
+        /** @description A new address for the signed-in account. */
+        ChangeEmailRequest: {
+            /** @description The account's password. */
+            current_password: string;
+            /** @description The new address; it replaces the current one when its link is opened. */
+            email: string;
         };
         /** @description A channel as admins see it: never a key or header value. */
         Channel: {
@@ -2270,6 +3054,44 @@ export interface components {
              */
             output_price: number;
         };
+        /** @description A chunk as the chunk viewer shows it. */
+        ChunkView: {
+            /** @description Its document. */
+            document_id: string;
+            /** @description Whether it has an embedding. */
+            embedded: boolean;
+            /** @description Headings above it, outermost first. */
+            headings: string[];
+            /** @description Id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description Last page.
+             */
+            page_end?: number | null;
+            /**
+             * Format: int64
+             * @description First page.
+             */
+            page_start?: number | null;
+            /**
+             * Format: int64
+             * @description 0-based position in the document.
+             */
+            position: number;
+            /** @description The text (the heading path on its first line when it has one). */
+            text: string;
+            /**
+             * Format: int64
+             * @description Tokens.
+             */
+            tokens: number;
+        };
+        /** @description A code from the authenticator app. */
+        CodeConfirm: {
+            /** @description 6 digits. */
+            code: string;
+        };
         /** @description How two versions differ. */
         Comparison: {
             /** @description Every field whose value differs. */
@@ -2313,6 +3135,11 @@ export interface components {
              */
             version: number;
         };
+        /** @description The bases attached to a conversation. */
+        ConversationBases: {
+            /** @description Base ids, each one the caller may read (at most 10). */
+            base_ids: string[];
+        };
         /** @description Settings of a conversation (`null` clears one in an update). */
         ConversationInput: {
             /** @description Archived conversations are listed only when asked for. */
@@ -2346,8 +3173,46 @@ export interface components {
              */
             top_p?: number | null;
         };
+        /** @description A plugin's toggle in a conversation. */
+        ConversationToggle: {
+            /** @description On or off in this conversation, over your choice. */
+            enabled: boolean;
+            /** @description The plugin. */
+            plugin_id: string;
+        };
+        /** @description A conversation's toggles. */
+        ConversationToggles: {
+            /** @description The plugins this conversation turns on or off; the rest follow your choices. */
+            items: components["schemas"]["ConversationToggle"][];
+        };
         /** @description A new assistant: its draft, and who may see it (private by default). */
         CreateAgent: components["schemas"]["SpecPatch"];
+        /** @description A new knowledge base. */
+        CreateBase: {
+            /**
+             * Format: int64
+             * @description Largest chunk in tokens, 16–8192 (default from the server).
+             */
+            chunk_max_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Overlap in tokens, at most half of `chunk_max_tokens`.
+             */
+            chunk_overlap_tokens?: number | null;
+            /** @description Description, up to 2,000 characters. */
+            description?: string;
+            /**
+             * @description Embedding model the relay serves; omitted: the server's default
+             *     (`knowledge.default_embedding_model`); `""`: none (lexical search only).
+             */
+            embedding_model?: string | null;
+            /** @description Name, 1–100 characters. */
+            name: string;
+            /** @description Rerank model the relay serves; omitted or `""`: none. */
+            rerank_model?: string | null;
+            /** @description `private` (default) or `public`. */
+            visibility?: string | null;
+        };
         /** @description A new channel. */
         CreateChannel: {
             /** @description Base URL; defaults to the vendor's. */
@@ -2464,7 +3329,7 @@ export interface components {
             amount: number;
             /** @description The provider's method (`alipay`, `wxpay`); the first offered when left out. */
             method?: string | null;
-            /** @description `epay` or `stripe`. */
+            /** @description `epay`, `stripe` or `alipay`. */
             provider: string;
         };
         /**
@@ -2556,6 +3421,75 @@ export interface components {
             op: string;
             /** @description The line's text. */
             text: string;
+        };
+        /** @description Password and a code (or a recovery code), to turn two-factor sign-in off. */
+        DisableTotp: {
+            /** @description A current code, or an unused recovery code. */
+            code: string;
+            /** @description The account's password. */
+            password: string;
+        };
+        /** @description A message in both languages. */
+        DocumentError: {
+            /** @description A stable code (`extract_failed`, `embedding_failed`, `file_missing`, ...). */
+            code: string;
+            /** @description English. */
+            en: string;
+            /** @description Chinese. */
+            zh: string;
+        };
+        /** @description The form of an upload (for the OpenAPI document; the body is streamed to the File service). */
+        DocumentUpload: {
+            /**
+             * Format: binary
+             * @description The document.
+             */
+            file: string;
+        };
+        /** @description A document as the API shows it. */
+        DocumentView: {
+            /** @description Its base. */
+            base_id: string;
+            /**
+             * Format: int64
+             * @description Chunks, once chunked.
+             */
+            chunk_count?: number | null;
+            /** @description The file's type. */
+            content_type: string;
+            /** @description Added, RFC 3339. */
+            created_at: string;
+            error?: null | components["schemas"]["DocumentError"];
+            /** @description The file it is read from. */
+            file_id: string;
+            /** @description Id. */
+            id: string;
+            /** @description Name. */
+            name: string;
+            /**
+             * Format: int64
+             * @description Chunks embedded so far (while `embedding`), or chunks indexed once `ready`.
+             */
+            progress_done: number;
+            /**
+             * Format: int64
+             * @description Chunks in all (0 until chunked).
+             */
+            progress_total: number;
+            /**
+             * Format: int64
+             * @description Bytes.
+             */
+            size: number;
+            /** @description `queued`, `extracting`, `embedding`, `indexing`, `ready` (searchable) or `failed`. */
+            status: string;
+            /** @description Changed, RFC 3339. */
+            updated_at: string;
+        };
+        /** @description The address that is now verified. */
+        EmailVerified: {
+            /** @description The account's email, now verified. */
+            email: string;
         };
         /** @description The `error` member of [`ErrorEnvelope`]. */
         ErrorBody: {
@@ -2661,6 +3595,11 @@ export interface components {
             /** @description Whether the thumbnail and web-sized copies are ready. */
             variants_ready: boolean;
         };
+        /** @description Who forgot a password. */
+        ForgotPasswordRequest: {
+            /** @description The account's email. */
+            email: string;
+        };
         /** @description One channel group's price multiplier. */
         GroupMultiplier: {
             /** @description The group, as named in `relay.groups`. */
@@ -2672,6 +3611,43 @@ export interface components {
             multiplier_permille: number;
             /** @description RFC 3339; `None` for a group that has never been set (it bills at ×1.0). */
             updated_at?: string | null;
+        };
+        /** @description One hit with what each stage said of it. */
+        HitView: {
+            /** @description 1-based rank by BM25, `null` when BM25 did not find it. */
+            bm25_rank?: number | null;
+            /** @description The chunk. */
+            chunk: components["schemas"]["ChunkView"];
+            /**
+             * Format: double
+             * @description Share of the query's information the chunk contains (0–1).
+             */
+            coverage?: number | null;
+            /** @description Its document's name. */
+            document_name: string;
+            /** @description Its document's file. */
+            file_id: string;
+            /** @description 1-based rank after fusion (0 for hits below the threshold). */
+            fused_rank: number;
+            /**
+             * Format: double
+             * @description The rerank model's score.
+             */
+            rerank_score?: number | null;
+            /** @description 1-based rank after reranking, `null` when not reranked. */
+            reranked_rank?: number | null;
+            /**
+             * Format: double
+             * @description The score it is ordered by (rerank score when reranked, else the fused RRF score).
+             */
+            score: number;
+            /**
+             * Format: float
+             * @description Cosine similarity to the query.
+             */
+            similarity?: number | null;
+            /** @description 1-based rank by vector similarity, `null` when not found that way. */
+            vector_rank?: number | null;
         };
         /** @description An invite code as the API shows it. */
         InviteCode: {
@@ -2742,6 +3718,11 @@ export interface components {
              */
             seq: number;
         };
+        /**
+         * @description What a right password answers. Only its schema is used (the handler answers either shape
+         *     itself), so the variants are never built.
+         */
+        LoginAnswer: components["schemas"]["TokenResponse"] | components["schemas"]["TwoFactorChallenge"];
         /** @description Credentials. */
         LoginRequest: {
             /** @description Username or email. */
@@ -2749,10 +3730,22 @@ export interface components {
             /** @description Password. */
             password: string;
         };
+        /** @description The second sign-in step. */
+        LoginSecondFactor: {
+            /** @description From the login answer. */
+            challenge: string;
+            /** @description A current code, or an unused recovery code. */
+            code: string;
+        };
         /** @description Which session to end: the bearer token's, or the one a refresh token belongs to. */
         LogoutRequest: {
             /** @description Ends this token's session (when no access token is sent). */
             refresh_token?: string | null;
+        };
+        /** @description A mail was queued (or, where saying so would reveal an account, might have been). */
+        MailQueued: {
+            /** @description Always true. */
+            accepted: boolean;
         };
         /** @description A like or favourite, after the change. */
         MarkState: {
@@ -2764,6 +3757,11 @@ export interface components {
             /** @description Whether the caller has it now. */
             on: boolean;
         };
+        /**
+         * @description How a search was run.
+         * @enum {string}
+         */
+        Mode: "lexical" | "hybrid";
         /** @description A row of the pricing table. */
         ModelPrice: components["schemas"]["Rates"] & {
             /** @description Model name as clients ask for it. */
@@ -2779,6 +3777,31 @@ export interface components {
             listed?: boolean | null;
             /** @description A report this resolves. */
             resolves_report?: string | null;
+        };
+        /** @description A new OpenAPI or MCP plugin. */
+        NewPlugin: {
+            auth?: null | components["schemas"]["AuthInput"];
+            /** @description Market category. */
+            category?: string | null;
+            /** @description What it does. */
+            description?: string;
+            /** @description Icon name or URL. */
+            icon?: string;
+            /** @description `openapi` or `mcp`. */
+            kind: string;
+            /** @description Display name. */
+            name: string;
+            /** @description The OpenAPI 3 document (JSON object, or its text), for `openapi`. */
+            openapi?: Record<string, never>;
+            /** @description Secrets each user must supply, by name. */
+            required_secrets?: string[];
+            /**
+             * @description The server calls go to: for `openapi`, instead of the document's first server; for
+             *     `mcp`, the server's Streamable HTTP endpoint.
+             */
+            server_url?: string | null;
+            /** @description JSON Schema of each user's settings. */
+            settings_schema?: Record<string, never>;
         };
         /**
          * @description An order's state.
@@ -2806,7 +3829,7 @@ export interface components {
             note?: string | null;
             /** @description When it was paid (RFC 3339). */
             paid_at?: string | null;
-            /** @description `epay` or `stripe`. */
+            /** @description `epay`, `stripe` or `alipay`. */
             provider: components["schemas"]["ProviderName"];
             /** @description The provider's reference, once known. */
             provider_ref?: string | null;
@@ -2948,6 +3971,170 @@ export interface components {
                 /** @description Entry id. */
                 id: string;
             })[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_BaseView: {
+            /** @description The items on this page. */
+            items: {
+                /**
+                 * Format: int64
+                 * @description Largest chunk, in tokens.
+                 */
+                chunk_max_tokens: number;
+                /**
+                 * Format: int64
+                 * @description Overlap of neighbouring chunks, in tokens.
+                 */
+                chunk_overlap_tokens: number;
+                /** @description Created, RFC 3339. */
+                created_at: string;
+                /** @description Description. */
+                description: string;
+                /** @description Embedding model; `null`: no vectors, lexical (BM25) search only. */
+                embedding_model?: string | null;
+                /** @description Id. */
+                id: string;
+                /** @description Name. */
+                name: string;
+                /** @description Owner's user id. */
+                owner_id: string;
+                /** @description What the caller may do: `owner`, `write` or `read`. */
+                permission: string;
+                /** @description Rerank model; `null`: no reranking. */
+                rerank_model?: string | null;
+                /** @description How it searches: `hybrid` (BM25 + vectors) or `lexical` (no embedding model). */
+                retrieval: components["schemas"]["Mode"];
+                /** @description Counts. */
+                stats: components["schemas"]["BaseStats"];
+                /** @description Changed, RFC 3339. */
+                updated_at: string;
+                /** @description `private` (owner and shares) or `public` (every user may read). */
+                visibility: string;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_ChunkView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description Its document. */
+                document_id: string;
+                /** @description Whether it has an embedding. */
+                embedded: boolean;
+                /** @description Headings above it, outermost first. */
+                headings: string[];
+                /** @description Id. */
+                id: string;
+                /**
+                 * Format: int64
+                 * @description Last page.
+                 */
+                page_end?: number | null;
+                /**
+                 * Format: int64
+                 * @description First page.
+                 */
+                page_start?: number | null;
+                /**
+                 * Format: int64
+                 * @description 0-based position in the document.
+                 */
+                position: number;
+                /** @description The text (the heading path on its first line when it has one). */
+                text: string;
+                /**
+                 * Format: int64
+                 * @description Tokens.
+                 */
+                tokens: number;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_DocumentView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description Its base. */
+                base_id: string;
+                /**
+                 * Format: int64
+                 * @description Chunks, once chunked.
+                 */
+                chunk_count?: number | null;
+                /** @description The file's type. */
+                content_type: string;
+                /** @description Added, RFC 3339. */
+                created_at: string;
+                error?: null | components["schemas"]["DocumentError"];
+                /** @description The file it is read from. */
+                file_id: string;
+                /** @description Id. */
+                id: string;
+                /** @description Name. */
+                name: string;
+                /**
+                 * Format: int64
+                 * @description Chunks embedded so far (while `embedding`), or chunks indexed once `ready`.
+                 */
+                progress_done: number;
+                /**
+                 * Format: int64
+                 * @description Chunks in all (0 until chunked).
+                 */
+                progress_total: number;
+                /**
+                 * Format: int64
+                 * @description Bytes.
+                 */
+                size: number;
+                /** @description `queued`, `extracting`, `embedding`, `indexing`, `ready` (searchable) or `failed`. */
+                status: string;
+                /** @description Changed, RFC 3339. */
+                updated_at: string;
+            }[];
             /**
              * Format: int32
              * @description This page's number.
@@ -3116,7 +4303,7 @@ export interface components {
                 note?: string | null;
                 /** @description When it was paid (RFC 3339). */
                 paid_at?: string | null;
-                /** @description `epay` or `stripe`. */
+                /** @description `epay`, `stripe` or `alipay`. */
                 provider: components["schemas"]["ProviderName"];
                 /** @description The provider's reference, once known. */
                 provider_ref?: string | null;
@@ -3158,6 +4345,8 @@ export interface components {
                 display_name: string;
                 /** @description Email, if the account has one. */
                 email?: string | null;
+                /** @description Whether the email (if any) was proved to be the user's. */
+                email_verified: boolean;
                 /** @description Id. */
                 id: string;
                 /** @description Who invited this user. */
@@ -3172,6 +4361,8 @@ export interface components {
                 status: string;
                 /** @description UI theme: `system`, `light` or `dark`. */
                 theme: string;
+                /** @description Whether sign-in asks for a TOTP code after the password. */
+                two_factor_enabled: boolean;
                 /** @description Username, if the account has one. */
                 username?: string | null;
             }[];
@@ -3370,6 +4561,11 @@ export interface components {
              */
             revoked_sessions: number;
         };
+        /** @description The password, to start or change two-factor settings. */
+        PasswordConfirm: {
+            /** @description The account's password. */
+            password: string;
+        };
         /** @description A new password set by an admin. */
         PasswordReset: {
             /** @description 8–128 characters. */
@@ -3408,6 +4604,63 @@ export interface components {
              */
             quota_per_unit: number;
         };
+        /** @description The market page. */
+        PluginList: {
+            /** @description Published plugins first, then yours. */
+            items: components["schemas"]["PluginView"][];
+        };
+        /** @description A plugin as a user sees it. Secrets are never shown: only which are set. */
+        PluginView: {
+            /** @description Whether it can run now (a built-in needs the admin's setup). */
+            available: boolean;
+            /**
+             * Format: int64
+             * @description Calls by everyone.
+             */
+            calls: number;
+            /** @description Market category. */
+            category: string;
+            /** @description What it does. */
+            description: string;
+            /** @description Whether you enabled it. */
+            enabled: boolean;
+            /** @description Icon name or URL. */
+            icon: string;
+            /** @description Id. */
+            id: string;
+            /** @description `builtin`, `openapi` or `mcp`. */
+            kind: string;
+            /** @description Name. */
+            name: string;
+            /** @description Secrets you must supply, by name. */
+            required_secrets: string[];
+            /** @description `public` (an admin published it) or `private` (yours). */
+            scope: string;
+            /** @description Which of your secrets are set (names only). */
+            secrets_set: string[];
+            /** @description Your settings. */
+            settings: Record<string, never>;
+            /** @description JSON Schema of your settings. */
+            settings_schema: Record<string, never>;
+            /** @description Its tools. */
+            tools: components["schemas"]["ToolSummary"][];
+            /**
+             * Format: int64
+             * @description Your calls.
+             */
+            your_calls: number;
+        };
+        /** @description Your choices for a plugin. */
+        Preferences: {
+            /** @description Whether its tools are offered in your chats. */
+            enabled: boolean;
+            /** @description Your secrets by name (replace the stored ones when present; sealed, never shown). */
+            secrets?: {
+                [key: string]: string;
+            } | null;
+            /** @description Your settings (kept when absent). */
+            settings?: Record<string, never>;
+        };
         /** @description A preview of a file. */
         Preview: {
             /** @description The file's type. */
@@ -3436,6 +4689,8 @@ export interface components {
             display_name: string;
             /** @description Email, if the account has one. */
             email?: string | null;
+            /** @description Whether the email (if any) was proved to be the user's. */
+            email_verified: boolean;
             /** @description Id. */
             id: string;
             /** @description Who invited this user. */
@@ -3450,6 +4705,8 @@ export interface components {
             status: string;
             /** @description UI theme: `system`, `light` or `dark`. */
             theme: string;
+            /** @description Whether sign-in asks for a TOTP code after the password. */
+            two_factor_enabled: boolean;
             /** @description Username, if the account has one. */
             username?: string | null;
         };
@@ -3465,15 +4722,20 @@ export interface components {
             theme?: string | null;
         };
         /**
+         * @description Which search API.
+         * @enum {string}
+         */
+        ProviderKind: "searxng" | "tavily" | "serper" | "bing" | "google" | "bocha";
+        /**
          * @description A payment provider's name, as in URLs and order rows.
          * @enum {string}
          */
-        ProviderName: "epay" | "stripe";
+        ProviderName: "epay" | "stripe" | "alipay";
         /** @description A provider users may pay through. */
         ProviderOption: {
             /** @description Its methods (`alipay`, `wxpay`, `card`). */
             methods: string[];
-            /** @description `epay` or `stripe`. */
+            /** @description `epay`, `stripe` or `alipay`. */
             provider: components["schemas"]["ProviderName"];
         };
         /** @description A share as the public sees it. */
@@ -3503,6 +4765,14 @@ export interface components {
         PublishInput: {
             /** @description What changed (up to 2,000 characters). */
             changelog?: string;
+        };
+        /** @description How many documents were queued. */
+        Queued: {
+            /**
+             * Format: int64
+             * @description Documents queued to be indexed again.
+             */
+            queued: number;
         };
         /** @description A user's balance. */
         QuotaView: {
@@ -3569,6 +4839,11 @@ export interface components {
              * @description Per request (images, audio, or a flat fee).
              */
             per_call: number;
+        };
+        /** @description Recovery codes, shown once. */
+        RecoveryCodes: {
+            /** @description Each works once in place of a code. Stored hashed: this is the only time they are shown. */
+            recovery_codes: string[];
         };
         /** @description What a redemption added. */
         Redeemed: {
@@ -3668,6 +4943,13 @@ export interface components {
             /** @description Who reported it. */
             user_id: string;
         };
+        /** @description A new password, with the token from the reset mail. */
+        ResetPasswordRequest: {
+            /** @description 8–128 characters. */
+            new_password: string;
+            /** @description The `token` parameter of the link. */
+            token: string;
+        };
         /** @description What the process holds now. */
         RuntimeReport: {
             allocator?: null | components["schemas"]["AllocatorStats"];
@@ -3701,11 +4983,75 @@ export interface components {
              */
             threads?: number | null;
         };
+        /** @description Web search as set. */
+        SearchInput: {
+            /** @description Its key; absent keeps the stored one. */
+            api_key?: string | null;
+            /** @description Its address, when not the vendor's own (required for SearXNG). */
+            base_url?: string | null;
+            /**
+             * Format: int32
+             * @description Results per search (1 to 20, default 5).
+             */
+            count?: number | null;
+            /** @description Google's search engine id. */
+            engine_id?: string | null;
+            /** @description Which API. */
+            provider: components["schemas"]["ProviderKind"];
+        };
+        /** @description A search. */
+        SearchRequest: {
+            /** @description What to look for (1–2,000 characters). */
+            query: string;
+            /** @description The most hits (1–50, default 5). */
+            top_k?: number | null;
+        };
+        /** @description What a search found. */
+        SearchResponse: {
+            /** @description The best few that did not pass (for hit testing). */
+            below_threshold: components["schemas"]["HitView"][];
+            /** @description Hits that passed the relevance threshold, best first. */
+            hits: components["schemas"]["HitView"][];
+            /** @description `lexical` (the base has no embedding model) or `hybrid`. */
+            mode: components["schemas"]["Mode"];
+            /** @description Nothing passed: there is no relevant knowledge for this query. */
+            no_answer: boolean;
+            /** @description Whether the rerank model ordered the hits. */
+            reranked: boolean;
+            /**
+             * Format: int64
+             * @description Time taken, ms.
+             */
+            took_ms: number;
+            /** @description The base has a rerank model, but it failed or timed out: the fused order stands. */
+            unranked: boolean;
+            /** @description Why vectors were not used for this query (the embedding call failed), if so. */
+            vector_error?: string | null;
+        };
+        /** @description The search provider as shown: whether a key is set, never the key. */
+        SearchView: {
+            /** @description Its address, when not the vendor's own. */
+            base_url?: string | null;
+            /**
+             * Format: int32
+             * @description Results per search.
+             */
+            count: number;
+            /** @description Google's search engine id. */
+            engine_id?: string | null;
+            /** @description Whether a key is stored. */
+            key_set: boolean;
+            /** @description Which API. */
+            provider: components["schemas"]["ProviderKind"];
+        };
         /** @description A message to send. */
         SendRequest: {
             /** @description The text. */
             content: string;
-            /** @description Images: `data:image/...;base64,` URLs or `https://` URLs. */
+            /**
+             * @description Images: `file:<id>` of an uploaded image (`POST /files?purpose=chat`),
+             *     `data:image/...;base64,` URLs (stored as files on arrival) or `https://` URLs.
+             */
             images?: string[];
             /** @description Model for this answer (default: the conversation's). */
             model?: string | null;
@@ -3715,6 +5061,34 @@ export interface components {
              */
             parent_id?: string | null;
         };
+        /** @description Active sessions. */
+        SessionList: {
+            /** @description Most recently seen first. */
+            items: components["schemas"]["SessionView"][];
+        };
+        /** @description How many sessions ended. */
+        SessionsRevoked: {
+            /**
+             * Format: int64
+             * @description Count.
+             */
+            revoked_sessions: number;
+        };
+        /** @description One signed-in device. */
+        SessionView: {
+            /** @description RFC 3339: when it signed in. */
+            created_at: string;
+            /** @description Whether this is the session making the request. */
+            current: boolean;
+            /** @description Session id. */
+            id: string;
+            /** @description The address it signed in from. */
+            ip?: string | null;
+            /** @description RFC 3339: when it last renewed its tokens. */
+            last_seen_at: string;
+            /** @description The browser or program, as its user agent said at sign-in. */
+            user_agent?: string | null;
+        };
         /** @description A group's new multiplier. */
         SetMultiplier: {
             /**
@@ -3722,6 +5096,32 @@ export interface components {
              * @description Per-mille: 1000 = ×1.0, 800 = ×0.8; 0 to 100,000.
              */
             multiplier_permille: number;
+        };
+        /** @description The built-ins' setup as set. */
+        SettingsInput: {
+            /** @description Whether tools may reach private, loopback and link-local addresses. */
+            allow_private_addresses?: boolean;
+            /** @description The image model, or `null` to turn image generation off. */
+            image_model?: string | null;
+            search?: null | components["schemas"]["SearchInput"];
+            /**
+             * Format: int64
+             * @description The longest one tool call may take, seconds (1 to 300; `null` for chat's own 60 s).
+             */
+            tool_timeout_secs?: number | null;
+        };
+        /** @description The built-ins' setup. */
+        SettingsView: {
+            /** @description Whether tools may reach private, loopback and link-local addresses. */
+            allow_private_addresses: boolean;
+            /** @description The image model, when image generation is set up. */
+            image_model?: string | null;
+            search?: null | components["schemas"]["SearchView"];
+            /**
+             * Format: int64
+             * @description The longest one tool call may take, seconds (`null`: chat's own deadline, 60 s).
+             */
+            tool_timeout_secs?: number | null;
         };
         /** @description Whether the server is waiting for its first account. */
         SetupState: {
@@ -3732,6 +5132,13 @@ export interface components {
         SetUserGroups: {
             /** @description Groups from `relay.groups`; `[]` grants none; `null` returns the user to the default. */
             groups?: string[] | null;
+        };
+        /** @description A share of a base with a user. */
+        Share: {
+            /** @description `read` or `write`. */
+            permission: string;
+            /** @description The user's id. */
+            user_id: string;
         };
         /** @description A new share link. */
         ShareInput: {
@@ -3747,6 +5154,11 @@ export interface components {
             max_downloads?: number | null;
             /** @description A password to ask for (4–128 characters); stored as an argon2id hash. */
             password?: string | null;
+        };
+        /** @description A base's shares. */
+        Shares: {
+            /** @description Who else may use the base, and how. */
+            shares: components["schemas"]["Share"][];
         };
         /** @description A share link as its owner sees it. */
         ShareView: {
@@ -3890,6 +5302,11 @@ export interface components {
             /** @description Whether the upstream answered a tiny request correctly. */
             ok: boolean;
         };
+        /** @description A conversation's toggle of one plugin. */
+        ToggleInput: {
+            /** @description On, off, or `null` to follow your choice again. */
+            enabled?: boolean | null;
+        };
         /** @description Tokens answered by register, login and refresh. */
         TokenResponse: {
             /** @description JWT for `Authorization: Bearer`. */
@@ -3908,6 +5325,60 @@ export interface components {
             token_type: string;
             user?: null | components["schemas"]["Profile"];
         };
+        /** @description A tool as offered to a model. */
+        ToolDescriptor: {
+            /** @description What it does and when to use it, for the model. */
+            description: string;
+            /** @description The name the model calls it by (`^[a-zA-Z0-9_-]{1,64}$`). */
+            name: string;
+            /** @description JSON Schema of its arguments. */
+            parameters: Record<string, never>;
+            /** @description The plugin that provides it. */
+            plugin_id: string;
+        };
+        /** @description The tools you may use now (in a conversation, with its toggles), as offered to models. */
+        ToolList: {
+            /** @description The tools, with their JSON Schemas. */
+            items: components["schemas"]["ToolDescriptor"][];
+        };
+        /** @description A tool of a plugin, as the market shows it. */
+        ToolSummary: {
+            /** @description What it does. */
+            description: string;
+            /** @description The name the model calls it by. */
+            name: string;
+        };
+        /** @description A set-up waiting for its first code. */
+        TotpSetup: {
+            /** @description `otpauth://totp/...`, for a QR code. */
+            otpauth_uri: string;
+            /** @description The shared secret, base32, for typing into an app. */
+            secret: string;
+        };
+        /** @description The answer to a right password when the account has two-factor sign-in on. */
+        TwoFactorChallenge: {
+            /** @description Works once, for `expires_in` seconds. */
+            challenge: string;
+            /**
+             * Format: int64
+             * @description Seconds.
+             */
+            expires_in: number;
+            /** @description Always true: send `challenge` and a code to `POST /auth/login/2fa`. */
+            two_factor_required: boolean;
+        };
+        /** @description Two-factor state of the signed-in account. */
+        TwoFactorStatus: {
+            /** @description Whether sign-in asks for a code. */
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description Unused recovery codes.
+             */
+            recovery_codes_left: number;
+            /** @description Whether this server requires it of this account (admins, when configured). */
+            required: boolean;
+        };
         /**
          * @description A model some channel serves that has no price: requests for it are refused as
          *     `model_not_priced` (or served free under `relay.allow_unpriced`), so the pricing page
@@ -3920,6 +5391,32 @@ export interface components {
             has_default: boolean;
             /** @description Model name as clients ask for it. */
             model: string;
+        };
+        /**
+         * @description Changes to a knowledge base (owner only). Changing the embedding model or the chunk sizes
+         *     re-indexes every document.
+         */
+        UpdateBase: {
+            /**
+             * Format: int64
+             * @description Largest chunk in tokens.
+             */
+            chunk_max_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Overlap in tokens.
+             */
+            chunk_overlap_tokens?: number | null;
+            /** @description Description. */
+            description?: string | null;
+            /** @description Embedding model; `""`: none. */
+            embedding_model?: string | null;
+            /** @description Name. */
+            name?: string | null;
+            /** @description Rerank model; `""`: none. */
+            rerank_model?: string | null;
+            /** @description `private` or `public`. */
+            visibility?: string | null;
         };
         /** @description Changes to a channel; omitted fields stay. `keys` and `headers`, when given, replace all. */
         UpdateChannel: {
@@ -4102,6 +5599,18 @@ export interface components {
             role?: string | null;
             /** @description `active` or `disabled`. Disabling signs the user out everywhere. */
             status?: string | null;
+        };
+        /** @description The answer to registering when the server verifies addresses before sign-in. */
+        VerificationPending: {
+            /** @description The new account. */
+            user: components["schemas"]["Profile"];
+            /** @description Always true: open the link mailed to the address, then sign in. */
+            verification_required: boolean;
+        };
+        /** @description A token from a link in a mail. */
+        VerifyEmailRequest: {
+            /** @description The `token` parameter of the link. */
+            token: string;
         };
         /** @description A published version. */
         VersionView: {
@@ -4900,6 +6409,181 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_list_plugins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginList"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_create_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPlugin"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_delete_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    put_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6264,13 +7948,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Signed in */
+            /** @description Signed in (tokens), or, with two-factor sign-in on, the challenge for `POST /auth/login/2fa` */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TokenResponse"];
+                    "application/json": components["schemas"]["LoginAnswer"];
                 };
             };
             /** @description Wrong credentials */
@@ -6282,7 +7966,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Account disabled */
+            /** @description Account disabled, or its email is not verified (`email_not_verified`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6292,6 +7976,57 @@ export interface operations {
                 };
             };
             /** @description Too many failed attempts */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    login_second_factor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginSecondFactor"];
+            };
+        };
+        responses: {
+            /** @description Signed in */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description Unknown, used or expired challenge */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong code */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many wrong codes */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6333,6 +8068,89 @@ export interface operations {
             };
             /** @description The cookie was used without the X-Skein-CSRF header */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    forgot_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForgotPasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description If an account has this address, a mail is on its way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailQueued"];
+                };
+            };
+            /** @description Not an email address */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description This server sends no mail */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reset_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResetPasswordRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasswordResetDone"];
+                };
+            };
+            /** @description Unknown, used or expired link */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The new password is not acceptable */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6406,6 +8224,15 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
+            /** @description Account created; sign-in waits for the address to be verified (`auth.verified_email_for_login`) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationPending"];
+                };
+            };
             /** @description Registration is closed, or the first account lacks the setup token */
             403: {
                 headers: {
@@ -6460,6 +8287,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SetupState"];
+                };
+            };
+        };
+    };
+    verify_email: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyEmailRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmailVerified"];
+                };
+            };
+            /** @description Unknown, used or expired link */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The address was taken by another account meanwhile */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };
@@ -6669,7 +8537,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description `epay` or `stripe` */
+                /** @description `epay`, `stripe` or `alipay` */
                 provider: string;
             };
             cookie?: never;
@@ -7394,6 +9262,11 @@ export interface operations {
     export_conversation: {
         parameters: {
             query?: {
+                /**
+                 * @description Include the messages' images, embedded as `data:` URLs (default: yes for HTML and
+                 *     JSON, no for Markdown).
+                 */
+                attachments?: boolean;
                 /** @description `markdown`, `html` or `json` (default). */
                 format?: string;
             };
@@ -7574,7 +9447,13 @@ export interface operations {
     };
     export_all: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Include the messages' images, embedded as `data:` URLs (default: no; an archive
+                 *     with them can be large).
+                 */
+                attachments?: boolean;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -8555,6 +10434,762 @@ export interface operations {
             };
         };
     };
+    list_bases: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_BaseView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBase"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateBase"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_documents: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DocumentView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    add_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddDocument"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A format Skein cannot index */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_chunks: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ChunkView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reindex_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    upload_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["DocumentUpload"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reindex_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queued"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    search_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResponse"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Shares"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Shares"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Shares"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    base_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseStats"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_conversation_bases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Chat conversation id */
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationBases"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_conversation_bases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Chat conversation id */
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConversationBases"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationBases"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     market: {
         parameters: {
             query?: {
@@ -8610,6 +11245,263 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Category"][];
+                };
+            };
+        };
+    };
+    list_plugins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_private_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPlugin"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginView"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The MCP server could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_private_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Preferences"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    conversation_toggles: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationToggles"];
+                };
+            };
+        };
+    };
+    set_conversation_toggle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                plugin_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToggleInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationToggles"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_tools: {
+        parameters: {
+            query?: {
+                /** @description A conversation, for its own toggles. */
+                conversation_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };
@@ -8828,6 +11720,381 @@ export interface operations {
             };
         };
     };
+    status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorStatus"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    disable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DisableTotp"];
+            };
+        };
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Wrong password */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not on */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong code */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many wrong codes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    enable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CodeConfirm"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description No set-up started */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Already on */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong code */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many wrong codes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    setup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordConfirm"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpSetup"];
+                };
+            };
+            /** @description Wrong password */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Already on */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    upload_avatar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["AvatarUpload"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Profile"];
+                };
+            };
+            /** @description Over 5 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an image this server reads */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No file storage in this process */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_avatar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Profile"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    change_email: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangeEmailRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailQueued"];
+                };
+            };
+            /** @description Wrong password */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an email address, or the current one */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many attempts */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description This server sends no mail */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    resend_verification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailQueued"];
+                };
+            };
+            /** @description Already verified */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The account has no email */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many mails asked for */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description This server sends no mail */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_own_codes: {
         parameters: {
             query?: never;
@@ -9033,6 +12300,127 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_sessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    revoke_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Session id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    revoke_other_sessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsRevoked"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_avatar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description image/png or image/svg+xml */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": unknown;
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
