@@ -60,8 +60,8 @@ mod tests {
             Ok(vec!["gateway", "relay", "chat"])
         );
         assert_eq!(
-            ServiceSet::parse("agent"),
-            Err("service `agent` is not part of this build yet".into())
+            ServiceSet::parse("knowledge,plugin,agent").map(|s| s.names()),
+            Ok(vec!["gateway", "knowledge", "plugin", "agent"])
         );
         assert!(
             ServiceSet::parse("usr")
