@@ -204,18 +204,22 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
     let config = wiring.config.clone();
 
     let pool_db = db.clone();
+    let sqlite = db.backend() == skein_db::Backend::Sqlite;
     gauges.push(Arc::new(skein_core::runtime::GaugesFn(move || {
         let pool = pool_db.pool();
-        vec![
+        let mut gauges = vec![
             ("db.pool.size", u64::from(pool.size())),
             ("db.pool.idle", skein_core::runtime::count(pool.num_idle())),
+        ];
+        if sqlite {
             // SQLite's own heap (C `malloc`, outside the allocator's statistics).
-            ("db.sqlite.memory_bytes", skein_db::sqlite_memory_used()),
-            (
+            gauges.push(("db.sqlite.memory_bytes", skein_db::sqlite_memory_used()));
+            gauges.push((
                 "db.sqlite.memory_highwater_bytes",
                 skein_db::sqlite_memory_highwater(),
-            ),
-        ]
+            ));
+        }
+        gauges
     })));
     gauges.extend(services.iter().map(|s| s.clone() as Arc<dyn Gauges>));
     gauges.extend(wiring.gauges.iter().cloned());
