@@ -261,7 +261,7 @@ pub fn breakdown_line(report: &serde_json::Value) -> String {
     let a = &report["allocator"];
     let g = &report["gauges"];
     format!(
-        "rss {:.1} MiB (anon {:.1}, file {:.1}); allocator allocated {:.1} active {:.1} resident {:.1} retained {:.1} metadata {:.1} MiB; threads {} tasks {} fds {} db pool {} (idle {})",
+        "rss {:.1} MiB (anon {:.1}, file {:.1}); allocator allocated {:.1} active {:.1} resident {:.1} retained {:.1} metadata {:.1} MiB; threads {} tasks {} fds {} db pool {} (idle {}); SQLite heap {:.1} MiB; billing ended holds {}",
         kib(&report["proc"]["rss_kib"]),
         kib(&report["proc"]["rss_anon_kib"]),
         kib(&report["proc"]["rss_file_kib"]),
@@ -275,6 +275,8 @@ pub fn breakdown_line(report: &serde_json::Value) -> String {
         report["open_fds"],
         g["db.pool.size"],
         g["db.pool.idle"],
+        mib(&g["db.sqlite.memory_bytes"]),
+        g["billing.ended_holds"],
     )
 }
 

@@ -10,14 +10,18 @@
 //!    `--max-slope-mib-per-min`.
 //!
 //! The mix, by request number: whole answers, streams read to the end, streams the client
-//! hangs up on after the first piece, requests with an unknown key, and an upstream 500 now and
-//! then (the mock's next answer fails). Requests use `--keys` distinct API keys and come from
-//! `--ips` distinct client addresses (`X-Forwarded-For`, trusted by this server), and a new key
-//! is made every second of the steady phase, so key caches and per-IP rate-limit windows see
-//! high cardinality throughout.
+//! hangs up on after the first piece, requests with an unknown key, an upstream 500 and an
+//! upstream 429 now and then (the primary mock's next answer fails, and the relay fails over
+//! to the backup channel on a second mock). Requests use `--keys` distinct API keys spread over
+//! `--users` users (a user may hold 100 keys) and come from `--ips` distinct client addresses
+//! (`X-Forwarded-For`, trusted by this server); in the steady phase a new key is made every
+//! second and a new user every 50 keys, so key caches, billing's books and per-IP rate-limit
+//! windows see new entries throughout.
 //!
-//! Writes `soak.json` (everything), `soak.csv` (the steady phase's samples) and `soak.svg` (RSS,
-//! anonymous RSS and the allocator's resident and allocated bytes over time) to `--out-dir`.
+//! Writes `soak.json` (everything), `soak.csv` (the steady phase's samples), `soak.svg` (RSS,
+//! anonymous RSS, the allocator's resident and allocated bytes, SQLite's heap) and, when
+//! `rsvg-convert` is installed (Debian: `librsvg2-bin`), `soak.png` to `--out-dir`. The steady
+//! phase fails when RSS, open descriptors or tasks trend upward over its second half.
 //!
 //! `cargo build --release -p skein -p skein-bench && ./target/release/bench-soak --runs 10
 //! --seconds 300 --keys 10000`
@@ -69,9 +73,16 @@ struct Args {
     /// Requests in flight at most in the steady phase (the load waits beyond it).
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
-    /// Distinct API keys the load uses (made before it starts).
+    /// Distinct API keys the load uses (made before it starts), spread over `--users`.
     #[arg(long, default_value_t = 1000)]
     keys: usize,
+    /// Users the keys belong to (each may hold at most 100 keys).
+    #[arg(long, default_value_t = 10)]
+    users: usize,
+    /// Fail when open descriptors or tasks grow faster than this over the second half (per
+    /// minute).
+    #[arg(long, default_value_t = 5.0)]
+    max_count_slope_per_min: f64,
     /// Distinct client addresses the load comes from.
     #[arg(long, default_value_t = 10_000)]
     ips: u64,
@@ -118,6 +129,8 @@ struct Sample {
     pool: f64,
     limiter_keys: f64,
     key_cache: f64,
+    sqlite_mib: f64,
+    ended_holds: f64,
     sent: u64,
 }
 
@@ -130,6 +143,14 @@ struct Load {
     ips: u64,
     tally: Arc<Tally>,
     mock: Arc<MockOpenAi>,
+}
+
+/// What a new user or key needs: the root's token (to credit new users) and the server.
+#[derive(Clone)]
+struct Accounts {
+    client: reqwest::Client,
+    base: String,
+    root: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -149,6 +170,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let binary = std::fs::canonicalize(args.binary.clone().unwrap_or_else(default_binary))?;
     let mock = MockOpenAi::start("sk-soak-upstream").await;
     mock.stop_recording();
+    // The backup the relay fails over to when the primary answers 500 or 429.
+    let backup = MockOpenAi::start("sk-soak-backup").await;
+    backup.stop_recording();
     let server = start(
         &binary,
         &[
@@ -181,7 +205,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .unwrap_or_default()
         .to_string();
     post(&client, format!("{base}/api/v1/channels"), &access, json!({
-        "type": "openai", "name": "mock", "base_url": mock.base_url, "keys": [mock.key], "models": ["soak-model"]})).await?;
+        "type": "openai", "name": "mock", "base_url": mock.base_url, "keys": [mock.key], "models": ["soak-model"], "priority": 10})).await?;
+    post(&client, format!("{base}/api/v1/channels"), &access, json!({
+        "type": "openai", "name": "backup", "base_url": backup.base_url, "keys": [backup.key], "models": ["soak-model"], "priority": 0})).await?;
     let price = json!({"input_per_mtok": 1_000_000, "output_per_mtok": 2_000_000, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0});
     let r = client
         .put(format!("{base}/api/v1/admin/pricing/soak-model"))
@@ -190,26 +216,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .send()
         .await?;
     anyhow::ensure!(r.status().is_success(), "pricing failed");
-    // The load runs as a second account: no one, root included, adjusts their own balance.
-    let user = post(
-        &client,
-        format!("{base}/api/v1/auth/register"),
-        "",
-        json!({"username": "soak-user", "password": "benchmark password"}),
-    )
-    .await?;
-    let user_id = user["user"]["id"].as_str().unwrap_or_default().to_string();
-    post(
-        &client,
-        format!("{base}/api/v1/admin/billing/users/{user_id}/adjust"),
-        &access,
-        json!({"amount": 900_000_000_000_i64, "memo": "soak"}),
-    )
-    .await?;
-    let user_access = user["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    // The load runs as other accounts: no one, root included, adjusts their own balance.
+    let accounts = Accounts {
+        client: client.clone(),
+        base: base.clone(),
+        root: access.clone(),
+    };
     // A fresh client reads the reports, so its one connection is all the sampler adds.
     let reader = reqwest::Client::new();
     let report = |label: &str| {
@@ -228,14 +240,27 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let at_start = report("after set-up").await?;
 
     let made = Instant::now();
-    let new_keys: Vec<String> = futures::stream::iter(0..args.keys.max(1))
-        .map(|n| create_key(client.clone(), base.clone(), user_access.clone(), n as u64))
+    let users = args.users.max(1);
+    let per_user = args.keys.max(1).div_ceil(users).min(100);
+    let tokens: Vec<String> = futures::stream::iter(0..users)
+        .map(|n| accounts.clone().new_user(format!("soak-user-{n}")))
+        .buffer_unordered(8)
+        .filter_map(|token| async move { token.ok() })
+        .collect()
+        .await;
+    anyhow::ensure!(!tokens.is_empty(), "no user could be made");
+    let wanted: Vec<(String, u64)> = (0..args.keys.max(1))
+        .map(|n| (tokens[(n / per_user) % tokens.len()].clone(), n as u64))
+        .collect();
+    let new_keys: Vec<String> = futures::stream::iter(wanted)
+        .map(|(token, n)| create_key(client.clone(), base.clone(), token, n))
         .buffer_unordered(16)
         .filter_map(|key| async move { key.ok() })
         .collect()
         .await;
     println!(
-        "made {} API keys in {:.1} s",
+        "made {} users and {} API keys in {:.1} s",
+        tokens.len(),
         new_keys.len(),
         made.elapsed().as_secs_f64()
     );
@@ -294,15 +319,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     // Phase 2: steady load.
     let mut samples = Vec::new();
     if args.seconds > 0 {
-        samples = steady(
-            &args,
-            &load,
-            &reader,
-            &access,
-            &user_access,
-            &mut next_request,
-        )
-        .await?;
+        samples = steady(&args, &load, &reader, &accounts, &mut next_request).await?;
     }
     let steady_idle = if args.seconds > 0 {
         tokio::time::sleep(Duration::from_secs(args.run_idle_secs)).await;
@@ -318,6 +335,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let fds_slope = per_min(|s| s.fds);
     let tasks_slope = per_min(|s| s.tasks);
     let allocated_slope = per_min(|s| s.allocated_mib);
+    let sqlite_slope = per_min(|s| s.sqlite_mib);
     println!("requests: {}", load.tally.json());
     if let Some(growth) = runs_growth {
         println!(
@@ -328,12 +346,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     if !samples.is_empty() {
         println!(
-            "steady, second half: RSS {rss_slope:+.2} MiB/min (limit {:.2}), allocated {allocated_slope:+.2} MiB/min, fds {fds_slope:+.1}/min, tasks {tasks_slope:+.1}/min",
-            args.max_slope_mib_per_min
+            "steady, second half: RSS {rss_slope:+.2} MiB/min (limit {:.2}), allocated {allocated_slope:+.2} MiB/min, SQLite {sqlite_slope:+.2} MiB/min, fds {fds_slope:+.1}/min, tasks {tasks_slope:+.1}/min (limit {:.1})",
+            args.max_slope_mib_per_min, args.max_count_slope_per_min
         );
     }
     let runs_pass = runs_growth.is_none_or(|g| g <= args.max_run_growth);
-    let steady_pass = samples.is_empty() || rss_slope <= args.max_slope_mib_per_min;
+    let steady_pass = samples.is_empty()
+        || (rss_slope <= args.max_slope_mib_per_min
+            && fds_slope <= args.max_count_slope_per_min
+            && tasks_slope <= args.max_count_slope_per_min);
     let failed = load.tally.failed.load(Ordering::Relaxed);
 
     std::fs::create_dir_all(&args.out_dir)?;
@@ -341,13 +362,23 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     std::fs::write(&csv_path, csv(&samples))?;
     let svg_path = args.out_dir.join("soak.svg");
     std::fs::write(&svg_path, svg(&samples, &runs))?;
+    let png_path = args.out_dir.join("soak.png");
+    let png = match std::process::Command::new("rsvg-convert")
+        .arg("-o")
+        .arg(&png_path)
+        .arg(&svg_path)
+        .status()
+    {
+        Ok(status) if status.success() => format!(", {}", png_path.display()),
+        _ => " (no PNG: rsvg-convert, from Debian's librsvg2-bin, is not installed)".to_string(),
+    };
     let results = json!({
         "benchmark": "soak",
         "machine": machine(),
         "binary": binary.display().to_string(),
         "malloc_conf_env": std::env::var("_RJEM_MALLOC_CONF").ok(),
         "args": {
-            "runs": args.runs, "run_requests": args.run_requests,
+            "runs": args.runs, "run_requests": args.run_requests, "users": args.users,
             "run_concurrency": args.run_concurrency, "run_idle_secs": args.run_idle_secs,
             "seconds": args.seconds, "rate": args.rate, "keys": args.keys, "ips": args.ips,
             "concurrency": args.concurrency,
@@ -359,7 +390,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "runs_idle_rss_growth": runs_growth,
         "steady_requests": load.tally.json(),
         "steady_second_half_slopes_per_min": {
-            "rss_mib": rss_slope, "allocated_mib": allocated_slope,
+            "rss_mib": rss_slope, "allocated_mib": allocated_slope, "sqlite_mib": sqlite_slope,
             "fds": fds_slope, "tasks": tasks_slope,
         },
         "steady_after_idle": steady_idle,
@@ -368,7 +399,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let json_path = args.out_dir.join("soak.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
     println!(
-        "wrote {}, {} and {} (no PNG: this program draws SVG only)",
+        "wrote {}, {}, {}{png}",
         json_path.display(),
         csv_path.display(),
         svg_path.display()
@@ -390,23 +421,33 @@ async fn steady(
     args: &Args,
     load: &Load,
     reader: &reqwest::Client,
-    access: &str,
-    user_access: &str,
+    accounts: &Accounts,
     next_request: &mut u64,
 ) -> anyhow::Result<Vec<Sample>> {
+    let access = accounts.root.as_str();
     let started = Instant::now();
     let duration = Duration::from_secs(args.seconds);
     let first = *next_request;
+    // A new key every second, and every 50 keys a new user to hold them.
     let key_maker = {
         let load = load.clone();
-        let access = user_access.to_string();
+        let accounts = accounts.clone();
         tokio::spawn(async move {
-            let mut n = 1_000_000;
+            let mut n: u64 = 1_000_000;
+            let mut owner = None;
             while started.elapsed() < duration {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                match create_key(load.client.clone(), load.base.clone(), access.clone(), n).await {
-                    Ok(key) => load.keys.write().await.push(key),
-                    Err(error) => eprintln!("could not create a key: {error}"),
+                if n.is_multiple_of(50) || owner.is_none() {
+                    match accounts.clone().new_user(format!("soak-new-{n}")).await {
+                        Ok(token) => owner = Some(token),
+                        Err(error) => eprintln!("could not create a user: {error}"),
+                    }
+                }
+                if let Some(token) = owner.clone() {
+                    match create_key(load.client.clone(), load.base.clone(), token, n).await {
+                        Ok(key) => load.keys.write().await.push(key),
+                        Err(error) => eprintln!("could not create a key: {error}"),
+                    }
                 }
                 n += 1;
             }
@@ -468,21 +509,25 @@ async fn steady(
                 pool: g("db.pool.size"),
                 limiter_keys: g("limiter.keys"),
                 key_cache: g("relay.key_cache"),
+                sqlite_mib: g("db.sqlite.memory_bytes") / (1024.0 * 1024.0),
+                ended_holds: g("billing.ended_holds"),
                 sent: load.tally.sent.load(Ordering::Relaxed),
             };
             println!(
-                "t {:>6.1} s  rss {:>6.1} MiB  anon {:>6.1}  resident {:>6.1}  allocated {:>6.1}  fds {:>4}  threads {:>3}  tasks {:>5}  pool {:>2}  limiter keys {:>6}  key cache {:>5}  sent {}",
+                "t {:>6.1} s  rss {:>6.1} MiB  anon {:>6.1}  resident {:>6.1}  allocated {:>6.1}  sqlite {:>5.1}  fds {:>4}  threads {:>3}  tasks {:>5}  pool {:>2}  limiter keys {:>6}  key cache {:>5}  ended holds {:>6}  sent {}",
                 s.t,
                 s.rss_mib,
                 s.anon_mib,
                 s.resident_mib,
                 s.allocated_mib,
+                s.sqlite_mib,
                 s.fds,
                 s.threads,
                 s.tasks,
                 s.pool,
                 s.limiter_keys,
                 s.key_cache,
+                s.ended_holds,
                 s.sent
             );
             samples.push(s);
@@ -501,8 +546,11 @@ impl Load {
         let tally = &self.tally;
         tally.sent.fetch_add(1, Ordering::Relaxed);
         let kind = i % 20;
+        // The primary fails the next request it gets; the relay fails over to the backup.
         if kind == 19 {
             self.mock.fail_next(Fault::Status(500));
+        } else if kind == 11 {
+            self.mock.fail_next(Fault::Status(429));
         }
         let stream = matches!(kind, 12..=17);
         // Spread over the keys and addresses so each is seen again only now and then.
@@ -552,6 +600,31 @@ impl Load {
     }
 }
 
+impl Accounts {
+    /// Registers a user and credits it (as root); answers the user's access token.
+    async fn new_user(self, name: String) -> anyhow::Result<String> {
+        let user = post(
+            &self.client,
+            format!("{}/api/v1/auth/register", self.base),
+            "",
+            json!({"username": name, "password": "benchmark password"}),
+        )
+        .await?;
+        let user_id = user["user"]["id"].as_str().unwrap_or_default().to_string();
+        post(
+            &self.client,
+            format!("{}/api/v1/admin/billing/users/{user_id}/adjust", self.base),
+            &self.root,
+            json!({"amount": 900_000_000_000_i64, "memo": "soak"}),
+        )
+        .await?;
+        Ok(user["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+}
+
 /// Creates an API key named after `n`; answers the key.
 async fn create_key(
     client: reqwest::Client,
@@ -588,23 +661,25 @@ fn slope(samples: &[Sample], f: fn(&Sample) -> f64) -> f64 {
 /// The steady phase's samples as CSV.
 fn csv(samples: &[Sample]) -> String {
     let mut csv = String::from(
-        "t_secs,rss_mib,rss_anon_mib,alloc_resident_mib,alloc_allocated_mib,open_fds,threads,tasks,db_pool,limiter_keys,key_cache,requests_sent\n",
+        "t_secs,rss_mib,rss_anon_mib,alloc_resident_mib,alloc_allocated_mib,sqlite_heap_mib,open_fds,threads,tasks,db_pool,limiter_keys,key_cache,billing_ended_holds,requests_sent\n",
     );
     for s in samples {
         let _ = writeln!(
             csv,
-            "{:.1},{:.2},{:.2},{:.2},{:.2},{},{},{},{},{},{},{}",
+            "{:.1},{:.2},{:.2},{:.2},{:.2},{:.2},{},{},{},{},{},{},{},{}",
             s.t,
             s.rss_mib,
             s.anon_mib,
             s.resident_mib,
             s.allocated_mib,
+            s.sqlite_mib,
             s.fds,
             s.threads,
             s.tasks,
             s.pool,
             s.limiter_keys,
             s.key_cache,
+            s.ended_holds,
             s.sent
         );
     }
@@ -643,6 +718,11 @@ fn svg(samples: &[Sample], runs: &[Value]) -> String {
             "#9467bd",
             run_series(&|r| bytes(&r["after_idle"]["allocator"]["allocated_bytes"])),
         ),
+        (
+            "SQLite heap after idle",
+            "#8c564b",
+            run_series(&|r| bytes(&r["after_idle"]["gauges"]["db.sqlite.memory_bytes"])),
+        ),
     ];
     let over = |f: fn(&Sample) -> f64| samples.iter().map(|s| (s.t, f(s))).collect::<Vec<_>>();
     let right = vec![
@@ -650,9 +730,10 @@ fn svg(samples: &[Sample], runs: &[Value]) -> String {
         ("anonymous RSS", "#ff7f0e", over(|s| s.anon_mib)),
         ("allocator resident", "#2ca02c", over(|s| s.resident_mib)),
         ("allocated", "#9467bd", over(|s| s.allocated_mib)),
+        ("SQLite heap", "#8c564b", over(|s| s.sqlite_mib)),
     ];
     let mut out = String::from(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1200\" height=\"420\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"1200\" height=\"420\" fill=\"white\"/>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1200\" height=\"440\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"1200\" height=\"440\" fill=\"white\"/>\n",
     );
     chart(&mut out, 0.0, "MiB per identical batch (run number)", &left);
     chart(

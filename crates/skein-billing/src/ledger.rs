@@ -93,6 +93,12 @@ impl Pending {
     /// so a multi-row insert of n named parameters costs O(n²) before it runs — at thousands
     /// of settles a second that was a quarter of the server's CPU. Each parameter is used
     /// once, in order, so plain `?` binds the same values.
+    ///
+    /// Only the one-row statements are kept prepared ([`persistent`]): every batch size is a
+    /// different statement, and each connection keeps up to 100 prepared statements, so
+    /// caching them all kept hundreds of multi-row inserts (tens of KiB each, the largest
+    /// hundreds) per SQLite connection in C memory for good (issue #22). A batch of more than
+    /// one row is prepared, run and finalised; the preparing is small beside its rows.
     pub(crate) async fn flush(&mut self, tx: &mut Tx, anonymous: bool) -> DbResult<()> {
         let values = |rows, cols, literal| {
             if anonymous {
@@ -106,7 +112,7 @@ impl Pending {
                 "INSERT INTO reservations (id, user_id, key_id, amount, status, reference, created_at, expires_at) VALUES {}",
                 values(chunk.len(), 7, Some((4, "'open'")))
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).persistent(persistent(chunk.len()));
             for r in chunk {
                 q = q
                     .bind(&r.id)
@@ -124,7 +130,7 @@ impl Pending {
                 "INSERT INTO ledger_entries (id, user_id, kind, amount, balance_after, reference, actor_id, memo, idempotency_key, created_at, seq) VALUES {}",
                 values(chunk.len(), 10, Some((2, "'consume'")))
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).persistent(persistent(chunk.len()));
             for e in chunk {
                 q = q
                     .bind(&e.id)
@@ -148,7 +154,7 @@ impl Pending {
                  cache_write_tokens, overrun, uncollected) VALUES ",
             );
             sql.push_str(&values(chunk.len(), 21, None));
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).persistent(persistent(chunk.len()));
             for p in chunk {
                 let u = &p.usage;
                 q = q
@@ -185,6 +191,12 @@ impl Pending {
         self.usage.clear();
         Ok(())
     }
+}
+
+/// Whether a multi-row insert of `rows` rows is kept prepared on its connection: only the
+/// one-row form, the common case under light load (see [`Pending::flush`]).
+fn persistent(rows: usize) -> bool {
+    rows == 1
 }
 
 /// `rows` tuples of `cols` numbered placeholders, numbered from `$first`, for multi-row
@@ -1021,7 +1033,10 @@ pub(crate) async fn settle_many(
     );
     sql.push_str(&tuples(items.len(), 2, 2, None));
     sql.push_str(") AS v WHERE reservations.id = v.column1 AND reservations.status = 'open' RETURNING reservations.id");
-    let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(now);
+    // Not kept prepared: one statement per batch size (see [`Pending::flush`]).
+    let mut q = sqlx::query_as::<_, (String,)>(&sql)
+        .persistent(persistent(items.len()))
+        .bind(now);
     for item in items {
         q = q.bind(item.id).bind(item.usage.cost);
     }
@@ -1061,7 +1076,9 @@ pub(crate) async fn settle_many(
     );
     sql.push_str(&tuples(users.len(), 4, 2, None));
     sql.push_str(") AS v WHERE billing_accounts.user_id = v.column1 RETURNING billing_accounts.user_id, billing_accounts.balance, billing_accounts.seq");
-    let mut q = sqlx::query_as::<_, (String, i64, i64)>(&sql).bind(now);
+    let mut q = sqlx::query_as::<_, (String, i64, i64)>(&sql)
+        .persistent(persistent(users.len()))
+        .bind(now);
     for (user, cost, held, entries) in &users {
         q = q.bind(*user).bind(*cost).bind(*held).bind(*entries);
     }
@@ -1301,5 +1318,81 @@ mod tests {
             "(?, 'open', ?),(?, 'open', ?)"
         );
         assert_eq!(anonymous_tuples(0, 3, None), "");
+    }
+}
+
+#[cfg(test)]
+mod sqlite_memory_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use skein_db::Db;
+
+    use super::*;
+
+    fn usage_row(n: usize) -> PendingUsage {
+        PendingUsage {
+            id: new_id(),
+            user_id: format!("u{}", n % 7),
+            key_id: None,
+            reservation_id: new_id(),
+            usage: Usage {
+                cost: 1,
+                model: "m".into(),
+                request_id: new_id(),
+                ..Usage::default()
+            },
+            charged: 1,
+            overrun: 0,
+            uncollected: 0,
+            created_at: 1,
+        }
+    }
+
+    /// Issue #22: every batch size is a different multi-row statement; kept prepared, each
+    /// connection held up to 100 of them in SQLite's C heap. Batches of every size from 1 to
+    /// 150 rows must leave SQLite's heap about where one batch leaves it.
+    #[tokio::test]
+    async fn batches_of_every_size_do_not_pile_up_prepared_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
+        let db = Db::connect_pooled(&url, 1, std::time::Duration::from_secs(600))
+            .await
+            .unwrap();
+        db.migrate(&[&crate::MIGRATIONS]).await.unwrap();
+        let mut pending = Pending::default();
+        let mut flush = |rows: usize| {
+            pending.usage.extend((0..rows).map(usage_row));
+            let db = db.clone();
+            let mut batch = std::mem::take(&mut pending);
+            async move {
+                let mut tx = db.begin_write().await.unwrap();
+                batch.flush(&mut tx, true).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+        };
+        // Warm: the schema, the page cache and the one-row statement.
+        for rows in [1, 150, 1, 150] {
+            flush(rows).await;
+        }
+        let before = skein_db::sqlite_memory_used();
+        for rows in 2..=150 {
+            flush(rows).await;
+        }
+        let after = skein_db::sqlite_memory_used();
+        let grown = after.saturating_sub(before);
+        // Kept prepared, the newest 100 of these statements (21 to 3,150 parameters) stayed
+        // on the connection: measured +21.3 MiB. Not kept: +1.8 MiB, the page cache filling
+        // (at most 2,000 KiB).
+        assert!(
+            grown < 4 << 20,
+            "SQLite's heap grew by {} KiB over 149 batch sizes",
+            grown >> 10
+        );
+        // Every row is there.
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_records")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 302 + (2..=150).sum::<i64>());
     }
 }

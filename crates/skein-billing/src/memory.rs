@@ -8,10 +8,16 @@
 //! A crash loses open holds, which is what releasing them means: nothing was charged.
 //!
 //! Bounds: open holds and holds being settled are bounded by running requests. What is
-//! remembered after a hold ends (expired, settled, released) is kept for one retention period
-//! (a hold's lifetime: a retried or late settle comes within it) and at most [`MEMORY`]
-//! entries each. A user's or key's book is dropped once it holds nothing and has not been used
-//! for a retention period (the next reserve reloads it). [`Holds::expire`] prunes all of these.
+//! remembered after a hold ends is kept for one retention period (a hold's lifetime) and at
+//! most a fixed number of entries, the oldest forgotten first: expired holds up to
+//! [`EXPIRED_MEMORY`] (a late settle still charges what was delivered; holds expire only when
+//! their caller vanished, so there are few), settled and released ones up to [`ENDED_MEMORY`]
+//! each (they answer a retried settle or release; at 3,000 settles a second that is the last
+//! seven seconds, and a retry comes within the caller's request). Forgetting a settled hold
+//! never charges it twice: the ledger's unique `settle:<id>` key refuses a second charge, and a
+//! settle of a hold this process does not know is refused as unknown. A user's or key's book
+//! is dropped once it holds nothing and has not been used for a retention period (the next
+//! reserve reloads it). [`Holds::expire`] prunes all of these.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -54,13 +60,43 @@ struct Inner {
     /// Holds that expired: a late settle still charges what was delivered.
     expired: HashMap<String, MemHold>,
     /// Settled holds (with when, ms), so a retried settle answers the first settlement.
-    settled: HashMap<String, (i64, Settlement)>,
+    settled: HashMap<String, (i64, Settled)>,
     /// Holds whose settle is being committed: still counted as held, so neither the balance
     /// view nor a concurrent reserve sees the money in neither place.
     settling: HashMap<String, Settling>,
     /// Released holds (with when, ms), so releasing again is a no-op and settling after it
     /// is refused.
     released: HashMap<String, i64>,
+}
+
+/// What a settle answered, without the id (the map's key): 40 bytes an entry.
+#[derive(Clone, Copy)]
+struct Settled {
+    charged: i64,
+    balance_after: i64,
+    overrun: i64,
+    uncollected: i64,
+}
+
+impl Settled {
+    fn of(s: &Settlement) -> Self {
+        Settled {
+            charged: s.charged,
+            balance_after: s.balance_after,
+            overrun: s.overrun,
+            uncollected: s.uncollected,
+        }
+    }
+
+    fn answer(self, id: &str) -> Settlement {
+        Settlement {
+            reservation_id: id.to_string(),
+            charged: self.charged,
+            balance_after: self.balance_after,
+            overrun: self.overrun,
+            uncollected: self.uncollected,
+        }
+    }
 }
 
 /// A hold being settled.
@@ -105,8 +141,14 @@ impl Default for Holds {
     }
 }
 
-/// Entries kept in each of the expired, settled and released memories at most, however young.
-const MEMORY: usize = 100_000;
+/// Expired holds remembered at most, however young (the oldest are forgotten first).
+const EXPIRED_MEMORY: usize = 100_000;
+
+/// Settled holds, and released holds, remembered at most each, however young (the oldest are
+/// forgotten first). About 100 bytes an entry with its table: 2 MiB each when full. Before
+/// issue #22's third round this was 100,000 each with a 900 s window, which a relay at 1,000
+/// requests a second filled in under two minutes (about 20 MiB of settled holds).
+pub(crate) const ENDED_MEMORY: usize = 20_000;
 
 /// Entry counts of the holds' maps, for the runtime report.
 pub(crate) struct Sizes {
@@ -269,7 +311,7 @@ impl Holds {
             return Ok(None);
         };
         if let Some((_, done)) = inner.settled.get(id) {
-            return Err(Some(done.clone()));
+            return Err(Some(done.answer(id)));
         }
         if inner.released.contains_key(id) {
             return Err(None);
@@ -340,13 +382,11 @@ impl Holds {
                 *used += settlement.charged;
             }
         }
-        if inner.settled.len() >= MEMORY {
-            inner.settled.clear();
-        }
+        trim_oldest(&mut inner.settled, ENDED_MEMORY, |(at, _)| *at);
         let now = skein_core::ids::now_ms();
         inner
             .settled
-            .insert(id.to_string(), (now, settlement.clone()));
+            .insert(id.to_string(), (now, Settled::of(settlement)));
     }
 
     /// Releases a hold; answers whether it was a hold of this process (open, expired or
@@ -409,8 +449,10 @@ impl Holds {
             .filter(|(_, h)| h.expires_at < now_ms)
             .map(|(id, _)| id.clone())
             .collect();
-        if inner.expired.len() + due.len() > MEMORY {
-            inner.expired.clear();
+        if inner.expired.len() + due.len() > EXPIRED_MEMORY {
+            // The oldest go first; `expires_at` orders them.
+            let keep = EXPIRED_MEMORY.saturating_sub(due.len());
+            trim_to(&mut inner.expired, keep, |h| h.expires_at);
         }
         for id in &due {
             if let Some(hold) = inner.holds.remove(id) {
@@ -439,10 +481,33 @@ impl Holds {
 }
 
 fn remember(set: &mut HashMap<String, i64>, id: &str) {
-    if set.len() >= MEMORY {
-        set.clear();
-    }
+    trim_oldest(set, ENDED_MEMORY, |at| *at);
     set.insert(id.to_string(), skein_core::ids::now_ms());
+}
+
+/// Makes room for one more entry in a map bounded to `bound`: when it is full, forgets its
+/// oldest quarter (by `at`), so the work is done once every `bound / 4` inserts, not on each.
+fn trim_oldest<V>(map: &mut HashMap<String, V>, bound: usize, at: impl Fn(&V) -> i64) {
+    if map.len() >= bound {
+        trim_to(map, bound - bound / 4 - 1, at);
+    }
+}
+
+/// Forgets the oldest entries (by `at`) until at most `keep` remain.
+fn trim_to<V>(map: &mut HashMap<String, V>, keep: usize, at: impl Fn(&V) -> i64) {
+    if map.len() <= keep {
+        return;
+    }
+    if keep == 0 {
+        map.clear();
+        return;
+    }
+    let mut times: Vec<i64> = map.values().map(&at).collect();
+    // The time of the newest entry that goes: everything at or before it is forgotten (ties
+    // may forget a few more, never keep more).
+    let cut = times.len() - keep - 1;
+    let (_, &mut oldest_kept_bound, _) = times.select_nth_unstable(cut);
+    map.retain(|_, v| at(v) > oldest_kept_bound);
 }
 
 /// Gives back the memory of a table left mostly empty by a passed burst (a cleared or pruned
@@ -624,6 +689,78 @@ mod tests {
             "the book table gave its memory back"
         );
         assert!(inner.settled.capacity() < 64);
+    }
+
+    #[test]
+    fn settled_and_released_holds_are_bounded_and_the_newest_are_kept() {
+        let holds = Holds::default();
+        holds.set_spendable("u", i64::MAX / 4);
+        let total = ENDED_MEMORY + ENDED_MEMORY / 2;
+        for i in 0..total {
+            let id = format!("s{i}");
+            granted(holds.reserve(&id, hold(10), 1, 0));
+            holds.take_for_settle(&id).unwrap();
+            let mut done = settlement(7);
+            done.reservation_id = id.clone();
+            holds.settled(&id, &done);
+            let id = format!("r{i}");
+            granted(holds.reserve(&id, hold(10), 1, 0));
+            assert_eq!(holds.release(&id), Ok(true));
+        }
+        let inner = holds.inner.lock().unwrap();
+        assert!(
+            inner.settled.len() <= ENDED_MEMORY,
+            "{}",
+            inner.settled.len()
+        );
+        assert!(
+            inner.released.len() <= ENDED_MEMORY,
+            "{}",
+            inner.released.len()
+        );
+        // A quarter goes at a time, not everything: most of the bound stays remembered.
+        assert!(
+            inner.settled.len() >= ENDED_MEMORY / 2,
+            "{}",
+            inner.settled.len()
+        );
+        drop(inner);
+        // Nothing is held any more: every hold ended, and the money is exact.
+        assert_eq!(holds.held("u"), 0);
+        // The newest are remembered: a retried settle answers the first settlement, a
+        // retried release is a no-op, a settle after release is refused.
+        let last = total - 1;
+        match holds.take_for_settle(&format!("s{last}")) {
+            Err(Some(previous)) => {
+                assert_eq!(previous.charged, 7);
+                assert_eq!(previous.reservation_id, format!("s{last}"));
+            }
+            _ => panic!("the newest settlement is forgotten"),
+        }
+        assert_eq!(holds.release(&format!("r{last}")), Ok(true));
+        assert!(matches!(
+            holds.take_for_settle(&format!("r{last}")),
+            Err(None)
+        ));
+        // The oldest are forgotten: the caller falls through to the ledger, whose unique
+        // `settle:<id>` key refuses a second charge.
+        assert!(matches!(holds.take_for_settle("s0"), Ok(None)));
+        assert!(matches!(holds.take_for_settle("r0"), Ok(None)));
+    }
+
+    #[test]
+    fn trimming_forgets_the_oldest_first() {
+        let mut map: HashMap<String, i64> = (0..100).map(|i| (format!("k{i}"), i)).collect();
+        trim_to(&mut map, 30, |at| *at);
+        assert_eq!(map.len(), 30);
+        assert!((70..100).all(|i| map.contains_key(&format!("k{i}"))));
+        trim_oldest(&mut map, 31, |at| *at);
+        assert_eq!(map.len(), 30, "below its bound nothing is forgotten");
+        trim_oldest(&mut map, 30, |at| *at);
+        assert_eq!(map.len(), 22, "a full map loses its oldest quarter");
+        assert!(map.contains_key("k99"));
+        trim_to(&mut map, 0, |at| *at);
+        assert!(map.is_empty());
     }
 
     fn hold_for(user: &str, expires_at: i64) -> MemHold {

@@ -46,6 +46,13 @@ pub struct DatabaseConfig {
     /// connection holds about 5 MiB of page and statement cache (measured, issue #22), so the
     /// pool a burst grew to 16 shrinks back instead of keeping ~80 MiB for ten minutes.
     pub idle_timeout_secs: u64,
+    /// SQLite's page cache per connection, in KiB (`PRAGMA cache_size = -N`; SQLite's own
+    /// default is 2,000). Every open connection keeps up to this much.
+    pub sqlite_cache_kib: u32,
+    /// A soft limit on all of SQLite's own heap (every connection together), in MiB
+    /// (`PRAGMA soft_heap_limit`): above it SQLite recycles page-cache pages instead of
+    /// allocating new ones. 0: no limit.
+    pub sqlite_heap_limit_mib: u64,
 }
 
 /// Redis.
@@ -158,6 +165,8 @@ impl Default for DatabaseConfig {
             url: None,
             max_connections: 16,
             idle_timeout_secs: 20,
+            sqlite_cache_kib: 2_000,
+            sqlite_heap_limit_mib: 0,
         }
     }
 }

@@ -106,13 +106,18 @@ async fn open_database_for(
         create_private_file(&path)
             .with_context(|| format!("cannot create the database file {}", path.display()))?;
     }
-    let db = Db::connect_pooled(
-        &config.database_url(),
-        config.database.max_connections,
-        Duration::from_secs(config.database.idle_timeout_secs.max(1)),
-    )
-    .await
-    .context("cannot open the database")?;
+    let settings = skein_db::PoolSettings {
+        max_connections: config.database.max_connections,
+        idle_timeout: Duration::from_secs(config.database.idle_timeout_secs.max(1)),
+        sqlite_cache_kib: config.database.sqlite_cache_kib,
+        sqlite_heap_limit_bytes: config
+            .database
+            .sqlite_heap_limit_mib
+            .saturating_mul(1 << 20),
+    };
+    let db = Db::connect_with(&config.database_url(), &settings)
+        .await
+        .context("cannot open the database")?;
     db.migrate(migrations)
         .await
         .context("cannot migrate the database")?;
@@ -219,12 +224,22 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
     let config = wiring.config.clone();
 
     let pool_db = db.clone();
+    let sqlite = db.backend() == skein_db::Backend::Sqlite;
     gauges.push(Arc::new(skein_core::runtime::GaugesFn(move || {
         let pool = pool_db.pool();
-        vec![
+        let mut gauges = vec![
             ("db.pool.size", u64::from(pool.size())),
             ("db.pool.idle", skein_core::runtime::count(pool.num_idle())),
-        ]
+        ];
+        if sqlite {
+            // SQLite's own heap (C `malloc`, outside the allocator's statistics).
+            gauges.push(("db.sqlite.memory_bytes", skein_db::sqlite_memory_used()));
+            gauges.push((
+                "db.sqlite.memory_highwater_bytes",
+                skein_db::sqlite_memory_highwater(),
+            ));
+        }
+        gauges
     })));
     gauges.extend(services.iter().map(|s| s.clone() as Arc<dyn Gauges>));
     gauges.extend(wiring.gauges.iter().cloned());

@@ -18,6 +18,15 @@ both_backends! {
             let gauges = &r.json["gauges"];
             assert!(gauges["db.pool.size"].as_u64().unwrap() >= 1, "{}", r.text);
             assert!(gauges["db.pool.idle"].as_u64().is_some());
+            // SQLite's own heap (schemas, page caches, statements) is counted on SQLite only.
+            let sqlite = gauges["db.sqlite.memory_bytes"].as_u64();
+            match app.backend {
+                skein_testkit::Backend::Sqlite => {
+                    assert!(sqlite.unwrap() > 10_000, "{}", r.text);
+                    assert!(gauges["db.sqlite.memory_highwater_bytes"].as_u64() >= sqlite);
+                }
+                skein_testkit::Backend::Postgres => assert!(sqlite.is_none(), "{}", r.text),
+            }
             // The sign-ins above went through the limiter and filled the session cache.
             assert!(gauges["limiter.keys"].as_u64().unwrap() >= 1, "{}", r.text);
             for name in ["user.session_cache", "relay.key_cache", "relay.owner_cache",
