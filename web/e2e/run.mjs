@@ -997,7 +997,11 @@ async function mediaSteps(page, base, browser) {
     const id = conversationUrl.split('/chat/')[1];
     const history = await (await fetch(`${base}/api/v1/chat/conversations/${id}/messages`, { headers: auth })).json();
     const user = history.messages.find((m) => m.role === 'user');
-    check(user?.images?.length === 1 && user.images[0].startsWith('data:image/png;base64,'), 'the server stored the image with the message');
+    // Stored in the File service: the message names the file, and its signed URL serves the
+    // picture without a session.
+    check(user?.images?.length === 1 && user.images[0].startsWith('file:'), `the message holds a file reference: ${user?.images?.[0]?.slice(0, 40)}`);
+    const shown = await fetch(`${base}${user.image_urls[0]}`);
+    check(shown.ok && shown.headers.get('content-type') === 'image/png', `the signed URL serves the image: ${shown.status}`);
     const answer = history.messages.find((m) => m.role === 'assistant');
     let context = null;
     for (let i = 0; i < 20 && !context; i++) {
@@ -1013,6 +1017,8 @@ async function mediaSteps(page, base, browser) {
     await page.reload();
     const thumbs = page.getByTestId('user-message').last().getByTestId('message-images');
     await thumbs.getByRole('img').waitFor();
+    const loaded = await thumbs.getByRole('img').evaluate((img) => img.decode().then(() => img.naturalWidth > 0, () => false));
+    check(loaded, 'the stored image loads in the thread');
     await thumbs.getByRole('button', { name: 'Open image 1' }).click();
     await page.getByRole('dialog').getByRole('img').waitFor();
     await page.keyboard.press('Escape');

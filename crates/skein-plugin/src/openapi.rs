@@ -285,10 +285,16 @@ pub fn request_for(
         let value = args.get(&param.name);
         match (param.location, value) {
             (Location::Path, Some(v)) => {
-                path = path.replace(
-                    &format!("{{{}}}", param.name),
-                    &encode_segment(&arg_text(v)),
-                );
+                let text = arg_text(v);
+                // URL parsing resolves `.` and `..` segments (encoded ones too), which would
+                // let a steered model reach other paths of the plugin's host with its key.
+                if text.is_empty() || text == "." || text == ".." {
+                    return Err(format!(
+                        "the argument `{}` is not a valid path segment",
+                        param.name
+                    ));
+                }
+                path = path.replace(&format!("{{{}}}", param.name), &encode_segment(&text));
             }
             (Location::Path, None) => {
                 return Err(format!("the argument `{}` is required", param.name));
@@ -413,6 +419,12 @@ mod tests {
         );
         assert!(request_for("https://x", &tools[2], &json!({})).is_err());
         assert!(request_for("https://x", &tools[2], &json!([1])).is_err());
+        // A dot segment would climb out of the operation's path (URL parsing resolves it).
+        for climb in ["..", ".", ""] {
+            assert!(request_for("https://x", &tools[2], &json!({"petId": climb})).is_err());
+        }
+        let call = request_for("https://x", &tools[2], &json!({"petId": "..%2e"})).unwrap();
+        assert_eq!(call.url.as_str(), "https://x/pets/..%252e");
     }
 
     #[test]

@@ -293,6 +293,7 @@ impl UserService {
         let now = now_ms();
         let mut tx = self.db.begin_write().await?;
         store::set_password(&mut *tx, user_id, &hash, now).await?;
+        store::accounts::void_reset_links(&mut *tx, user_id, None, now).await?;
         let revoked = store::revoke_user_sessions(&mut *tx, user_id, keep, reason, now).await?;
         tx.commit().await.map_err(skein_db::DbError::from)?;
         self.forget_user_sessions(user_id);

@@ -27,8 +27,13 @@ use crate::{UserService, store};
 pub const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
 /// The side of the stored square, pixels.
 const SIDE: u32 = 256;
-/// Pictures with more pixels than this are refused before they are decoded (pixel bombs).
-const MAX_PIXELS: u64 = 40_000_000;
+/// Pictures with more pixels than this are refused before they are decoded (pixel bombs):
+/// 4096 × 4096 is more than any avatar needs, and decodes to at most 64 MiB.
+const MAX_PIXELS: u64 = 16_777_216;
+/// Most memory one decode may take, whatever the header claimed.
+const MAX_DECODE_BYTES: u64 = 96 * 1024 * 1024;
+/// Pictures decoded at once: a burst of uploads waits rather than multiplying the memory.
+static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// An avatar upload: one multipart field `file` with a JPEG, PNG, WebP or GIF image.
 #[derive(ToSchema)]
@@ -73,9 +78,11 @@ pub async fn upload_avatar(
     if bytes.len() > MAX_AVATAR_BYTES {
         return Err(too_large());
     }
+    let permit = DECODES.acquire().await.map_err(ApiError::internal)?;
     let png = tokio::task::spawn_blocking(move || square_png(&bytes))
         .await
         .map_err(ApiError::internal)??;
+    drop(permit);
     let body = futures::stream::once(async move { Ok(bytes::Bytes::from(png)) }).boxed();
     let meta = files
         .store(
@@ -183,9 +190,12 @@ fn square_png(bytes: &[u8]) -> ApiResult<Vec<u8>> {
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
         return Err(not_an_image());
     }
-    let reader = image::ImageReader::new(Cursor::new(bytes))
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| not_an_image())?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
     let picture = reader.decode().map_err(|_| not_an_image())?;
     let square = picture.resize_to_fill(SIDE, SIDE, image::imageops::FilterType::Triangle);
     let mut out = Vec::new();

@@ -114,6 +114,7 @@ pub async fn verify_email(
                 e.into()
             }
         })?;
+    accounts::void_reset_links(&mut *tx, &user_id, Some(&email), now).await?;
     tx.commit().await.map_err(DbError::from)?;
     svc.forget_user_sessions(&user_id);
     // The relay may be holding this user's keys back until the address is verified.

@@ -24,7 +24,8 @@ use crate::store::{self, accounts};
 use crate::tokens::hash_token;
 use crate::{UserService, totp};
 
-/// Wrong codes per account per 15 minutes before codes are refused for a while.
+/// Code attempts per account per 15 minutes before codes are refused for a while (a right
+/// code forgives the earlier ones).
 const WRONG_CODES_PER_WINDOW: u32 = 5;
 /// How long the step between password and code may take.
 const CHALLENGE_TTL_SECS: i64 = 300;
@@ -172,13 +173,13 @@ pub async fn enable(
     if row.enabled_at.is_some() {
         return Err(already_on());
     }
-    svc.wrong_code_gate(&user.user_id).await?;
+    svc.charge_code_attempt(&user.user_id).await?;
     let now = now_ms();
     let step = totp::verify(&row.secret, &req.code, now / 1000, row.last_step);
     let Some(step) = step else {
-        svc.count_wrong_code(&user.user_id).await;
         return Err(wrong_code());
     };
+    svc.forgive_code_attempts(&user.user_id).await;
     let codes = totp::new_recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_hash(c)).collect();
     let mut tx = svc.db.begin_write().await?;
@@ -242,12 +243,14 @@ pub async fn login_second_factor(
 ) -> ApiResult<Response> {
     let challenge_hash = hash_token(req.challenge.trim());
     let now = now_ms();
-    let Some(user_id) = accounts::live_challenge(svc.db.pool(), &challenge_hash, now, 5).await?
+    // Each attempt is counted against the challenge before its code is looked at, in the
+    // same statement that checks the count: parallel guesses cannot all slip under it.
+    let Some(user_id) =
+        accounts::claim_challenge_attempt(svc.db.pool(), &challenge_hash, now, 5).await?
     else {
         return Err(invalid_challenge());
     };
     if !svc.second_factor(&user_id, &req.code).await? {
-        accounts::challenge_failed(svc.db.pool(), &challenge_hash).await?;
         return Err(wrong_code());
     }
     if !accounts::use_challenge(svc.db.pool(), &challenge_hash, now_ms()).await? {
@@ -282,7 +285,7 @@ impl UserService {
     /// Whether `code` is a right TOTP code (not used before) or an unused recovery code of
     /// the account; a wrong one counts against the account's budget.
     pub(crate) async fn second_factor(&self, user_id: &str, code: &str) -> ApiResult<bool> {
-        self.wrong_code_gate(user_id).await?;
+        self.charge_code_attempt(user_id).await?;
         let ok = if totp::looks_like_recovery(code) {
             accounts::use_recovery_code(
                 self.db.pool(),
@@ -304,8 +307,8 @@ impl UserService {
                 _ => false,
             }
         };
-        if !ok {
-            self.count_wrong_code(user_id).await;
+        if ok {
+            self.forgive_code_attempts(user_id).await;
         }
         Ok(ok)
     }
@@ -317,12 +320,15 @@ impl UserService {
         }
     }
 
-    /// 429 when the account used up its wrong codes (probed, not charged).
-    async fn wrong_code_gate(&self, user_id: &str) -> ApiResult<()> {
+    /// Counts one code attempt against the account, before the code is checked, or 429 when
+    /// its attempts are used up. Charging first (one atomic step in the limiter) is what
+    /// keeps parallel guesses from all passing a check made before any of them was counted;
+    /// a right code then forgives the account's attempts.
+    async fn charge_code_attempt(&self, user_id: &str) -> ApiResult<()> {
         let key = format!("totp:wrong:{user_id}");
-        match self.limiter.check(&key, Self::wrong_code_quota(), 0).await {
-            Ok(probe) if !probe.allowed => {
-                let wait = probe.retry_after.unwrap_or(Duration::from_secs(60));
+        match self.limiter.check(&key, Self::wrong_code_quota(), 1).await {
+            Ok(decision) if !decision.allowed => {
+                let wait = decision.retry_after.unwrap_or(Duration::from_secs(60));
                 let secs = wait.as_secs().max(1);
                 tracing::warn!(%user_id, "two-factor codes refused after repeated wrong codes");
                 Err(ApiError::new(
@@ -341,9 +347,9 @@ impl UserService {
         }
     }
 
-    async fn count_wrong_code(&self, user_id: &str) {
-        let key = format!("totp:wrong:{user_id}");
-        if let Err(error) = self.limiter.check(&key, Self::wrong_code_quota(), 1).await {
+    /// A right code: the account's earlier attempts no longer count.
+    async fn forgive_code_attempts(&self, user_id: &str) {
+        if let Err(error) = self.limiter.reset(&format!("totp:wrong:{user_id}")).await {
             tracing::warn!(%error, "two-factor limiter unavailable");
         }
     }

@@ -77,6 +77,31 @@ pub async fn consume_account_token<'c, E: Executor<'c, Database = Any>>(
     .await?)
 }
 
+/// Voids the account's unused password-reset links: all of them (the password changed), or
+/// those mailed to another address than `email` (the address changed), so a link in a
+/// mailbox the account no longer names stops working.
+pub async fn void_reset_links<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    user_id: &str,
+    email: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
+    let query = match email {
+        Some(_) => {
+            "UPDATE account_tokens SET used_at = $2 WHERE user_id = $1 AND purpose = 'reset_password' AND used_at IS NULL AND email <> $3"
+        }
+        None => {
+            "UPDATE account_tokens SET used_at = $2 WHERE user_id = $1 AND purpose = 'reset_password' AND used_at IS NULL"
+        }
+    };
+    let mut q = sqlx::query(query).bind(user_id).bind(now);
+    if let Some(email) = email {
+        q = q.bind(email);
+    }
+    q.execute(e).await?;
+    Ok(())
+}
+
 /// Sets the account's email to a proved address.
 pub async fn set_verified_email<'c, E: Executor<'c, Database = Any>>(
     e: E,
@@ -436,35 +461,26 @@ pub async fn insert_challenge<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
-/// A live challenge's user and failures so far: unused, unexpired, under `max_failures`.
-pub async fn live_challenge<'c, E: Executor<'c, Database = Any>>(
+/// Counts one attempt against a live challenge (unused, unexpired, under `max_attempts`)
+/// and answers its user; `None` when the challenge is gone or its attempts are used up. The
+/// check and the count are one statement, so parallel attempts cannot exceed the limit.
+pub async fn claim_challenge_attempt<'c, E: Executor<'c, Database = Any>>(
     e: E,
     token_hash: &str,
     now: i64,
-    max_failures: i64,
+    max_attempts: i64,
 ) -> DbResult<Option<String>> {
     let row: Option<(String,)> = sqlx::query_as(
-        "SELECT user_id FROM login_challenges \
-         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND failures < $3",
+        "UPDATE login_challenges SET failures = failures + 1 \
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND failures < $3 \
+         RETURNING user_id",
     )
     .bind(token_hash)
     .bind(now)
-    .bind(max_failures)
+    .bind(max_attempts)
     .fetch_optional(e)
     .await?;
     Ok(row.map(|(id,)| id))
-}
-
-/// Counts a wrong code against a challenge.
-pub async fn challenge_failed<'c, E: Executor<'c, Database = Any>>(
-    e: E,
-    token_hash: &str,
-) -> DbResult<()> {
-    sqlx::query("UPDATE login_challenges SET failures = failures + 1 WHERE token_hash = $1")
-        .bind(token_hash)
-        .execute(e)
-        .await?;
-    Ok(())
 }
 
 /// Uses a challenge once; false when it was used meanwhile.

@@ -230,6 +230,18 @@ on_both_backends! {
         let me = app.login(&name, "a brand new secret").await;
         let profile = app.get("/api/v1/user/profile", Some(&me.access)).await;
         assert_eq!(profile.json["email_verified"], true, "opening the reset mail proved the address");
+
+        // A reset link asked for before the password was changed by its owner stops working.
+        let asked = app.post("/api/v1/auth/password/forgot", None, json!({"email": email})).await;
+        assert_eq!(asked.status, StatusCode::ACCEPTED);
+        let mail = wait_for_mail(&maildir, &email, 3).await;
+        let stale = link_token(&mail, "reset-password");
+        assert_ne!(stale, token);
+        let changed = app.put("/api/v1/user/password", Some(&me.access), json!({"current_password": "a brand new secret", "new_password": "changed by its owner"})).await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+        let r = app.post("/api/v1/auth/password/reset", None, json!({"token": stale, "new_password": "taken over by a thief"})).await;
+        assert_eq!(r.error_code(), "invalid_link", "{}", r.text);
+        app.login(&name, "changed by its owner").await;
     }
 
     async fn verified_email_required_for_login(backend) {
@@ -440,6 +452,34 @@ both_backends! {
         let c4 = challenge(&app, "tess").await;
         let r = app.post("/api/v1/auth/login/2fa", None, json!({"challenge": c4, "code": recovery[1]})).await;
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "even a right code waits out the lock");
+    }
+
+    async fn parallel_guesses_cannot_outrun_the_code_limits(app) {
+        app.root().await;
+        let gus = app.register("gus").await;
+        let setup = app.post("/api/v1/user/2fa/totp/setup", Some(&gus.access), json!({"password": PASSWORD})).await;
+        let secret = setup.json["secret"].as_str().unwrap().to_string();
+        let step = skein_core::ids::now_ms() / 1000 / 30;
+        let code = |s: i64| skein_user::totp::code_at(&secret, s).unwrap();
+        let on = app.post("/api/v1/user/2fa/totp/enable", Some(&gus.access), json!({"code": code(step)})).await;
+        assert_eq!(on.status, StatusCode::OK, "{}", on.text);
+        // Twenty guesses at once on one challenge: each is counted before it is checked, so
+        // at most five are looked at; the rest are refused unread.
+        let c = challenge(&app, "gus").await;
+        let guesses = (0..20).map(|i| {
+            let c = c.clone();
+            let app = &app;
+            async move {
+                app.post("/api/v1/auth/login/2fa", None, json!({"challenge": c, "code": format!("{:06}", 100_000 + i)})).await.status
+            }
+        });
+        let answers = futures::future::join_all(guesses).await;
+        let checked = answers.iter().filter(|s| **s == StatusCode::UNPROCESSABLE_ENTITY || **s == StatusCode::OK).count();
+        assert!(checked <= 5, "{answers:?}");
+        assert!(answers.iter().all(|s| [StatusCode::UNPROCESSABLE_ENTITY, StatusCode::OK, StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(s)), "{answers:?}");
+        // The challenge is spent, whatever the right code.
+        let r = app.post("/api/v1/auth/login/2fa", None, json!({"challenge": c, "code": code(step + 1)})).await;
+        assert!(r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
     }
 
     async fn totp_disable_needs_password_and_code(app) {
