@@ -71,6 +71,9 @@ pub(crate) struct StoredSettings {
     pub image_model: Option<String>,
     #[serde(default)]
     pub allow_private_addresses: bool,
+    /// Whether users' own plugins may reach them too (off: only what admins publish may).
+    #[serde(default)]
+    pub allow_private_addresses_for_user_plugins: bool,
     /// The longest one tool call may take, seconds (within the caller's deadline).
     #[serde(default)]
     pub tool_timeout_secs: Option<u64>,
@@ -364,9 +367,17 @@ impl PluginService {
         }
     }
 
-    fn policy(settings: &StoredSettings, deadline: Duration) -> net::FetchPolicy {
+    /// How a tool of a plugin may fetch: a user's own plugin reaches private addresses only
+    /// when the admin allowed that for users' plugins too, so one admin's internal tool does
+    /// not open the internal network to every user who registers a plugin.
+    fn policy(
+        settings: &StoredSettings,
+        users_plugin: bool,
+        deadline: Duration,
+    ) -> net::FetchPolicy {
         net::FetchPolicy {
-            allow_private: settings.allow_private_addresses,
+            allow_private: settings.allow_private_addresses
+                && (!users_plugin || settings.allow_private_addresses_for_user_plugins),
             max_bytes: MAX_TOOL_ANSWER_BYTES,
             timeout: deadline,
         }
@@ -401,7 +412,8 @@ impl PluginService {
                 return ToolOutput::error("The plugin's key cannot be read; ask an administrator.");
             }
         }
-        match net::send(request, Self::policy(settings, deadline)).await {
+        let users_plugin = offered.plugin.owner_id.is_some();
+        match net::send(request, Self::policy(settings, users_plugin, deadline)).await {
             Ok(answer) => match openapi::result_text(&answer) {
                 Ok(text) => ToolOutput {
                     content: text,
@@ -432,7 +444,7 @@ impl PluginService {
         let client = mcp::McpClient::new(
             &offered.plugin.base_url,
             headers,
-            Self::policy(settings, deadline),
+            Self::policy(settings, offered.plugin.owner_id.is_some(), deadline),
         );
         match client.call_tool(&offered.tool.name, arguments).await {
             Ok(output) => output,

@@ -552,6 +552,8 @@ export const en = {
   'plugins.timeout': 'Longest tool call (seconds)',
   'plugins.allowPrivate': 'Allow tools to reach private addresses',
   'plugins.allowPrivateHint': 'Loopback, private and link-local networks (127.0.0.1, 10.x, 169.254.x). Leave off unless every plugin author is trusted.',
+  'plugins.allowPrivateUsers': "Also for users' own plugins",
+  'plugins.allowPrivateUsersHint': 'Off: only plugins an admin published may reach private addresses. On: any user who registers a plugin can read your internal network through it.',
   'plugins.publish': 'Publish a plugin',
   'plugins.publishNote': 'Published plugins appear in everyone’s market. Each user enables them for themselves.',
   'plugins.webSearchAbout': 'Searches the web and cites what it finds.',

@@ -554,6 +554,8 @@ export const zh: Record<MessageKey, string> = {
   'plugins.timeout': '单次工具调用最长时间（秒）',
   'plugins.allowPrivate': '允许工具访问内网地址',
   'plugins.allowPrivateHint': '回环、私有和链路本地网络（127.0.0.1、10.x、169.254.x）。除非所有插件作者都可信，否则请保持关闭。',
+  'plugins.allowPrivateUsers': '用户自己添加的插件也允许',
+  'plugins.allowPrivateUsersHint': '关闭时只有管理员发布的插件可以访问内网地址；开启后，任何添加插件的用户都能借此读取内网。',
   'plugins.publish': '发布插件',
   'plugins.publishNote': '已发布的插件出现在所有人的市场中，由每位用户自行启用。',
   'plugins.webSearchAbout': '搜索网络并注明引用的来源。',

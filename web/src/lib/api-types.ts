@@ -5099,8 +5099,16 @@ export interface components {
         };
         /** @description The built-ins' setup as set. */
         SettingsInput: {
-            /** @description Whether tools may reach private, loopback and link-local addresses. */
+            /**
+             * @description Whether the tools of plugins admins publish may reach private, loopback and
+             *     link-local addresses.
+             */
             allow_private_addresses?: boolean;
+            /**
+             * @description Whether the tools of users' own plugins may too (only with `allow_private_addresses`;
+             *     off by default: a user's plugin could otherwise read the internal network).
+             */
+            allow_private_addresses_for_user_plugins?: boolean;
             /** @description The image model, or `null` to turn image generation off. */
             image_model?: string | null;
             search?: null | components["schemas"]["SearchInput"];
@@ -5114,6 +5122,8 @@ export interface components {
         SettingsView: {
             /** @description Whether tools may reach private, loopback and link-local addresses. */
             allow_private_addresses: boolean;
+            /** @description Whether users' own plugins may too (only with `allow_private_addresses`). */
+            allow_private_addresses_for_user_plugins: boolean;
             /** @description The image model, when image generation is set up. */
             image_model?: string | null;
             search?: null | components["schemas"]["SearchView"];

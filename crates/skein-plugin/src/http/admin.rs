@@ -90,6 +90,8 @@ pub struct SettingsView {
     pub image_model: Option<String>,
     /// Whether tools may reach private, loopback and link-local addresses.
     pub allow_private_addresses: bool,
+    /// Whether users' own plugins may too (only with `allow_private_addresses`).
+    pub allow_private_addresses_for_user_plugins: bool,
     /// The longest one tool call may take, seconds (`null`: chat's own deadline, 60 s).
     pub tool_timeout_secs: Option<u64>,
 }
@@ -105,6 +107,7 @@ fn settings_view(s: &StoredSettings) -> SettingsView {
         }),
         image_model: s.image_model.clone(),
         allow_private_addresses: s.allow_private_addresses,
+        allow_private_addresses_for_user_plugins: s.allow_private_addresses_for_user_plugins,
         tool_timeout_secs: s.tool_timeout_secs,
     }
 }
@@ -148,9 +151,14 @@ pub struct SettingsInput {
     /// The image model, or `null` to turn image generation off.
     #[serde(default)]
     pub image_model: Option<String>,
-    /// Whether tools may reach private, loopback and link-local addresses.
+    /// Whether the tools of plugins admins publish may reach private, loopback and
+    /// link-local addresses.
     #[serde(default)]
     pub allow_private_addresses: bool,
+    /// Whether the tools of users' own plugins may too (only with `allow_private_addresses`;
+    /// off by default: a user's plugin could otherwise read the internal network).
+    #[serde(default)]
+    pub allow_private_addresses_for_user_plugins: bool,
     /// The longest one tool call may take, seconds (1 to 300; `null` for chat's own 60 s).
     #[serde(default)]
     pub tool_timeout_secs: Option<u64>,
@@ -227,6 +235,7 @@ pub async fn put_settings(
         tool_timeout_secs: input.tool_timeout_secs,
         image_model: input.image_model.filter(|m| !m.trim().is_empty()),
         allow_private_addresses: input.allow_private_addresses,
+        allow_private_addresses_for_user_plugins: input.allow_private_addresses_for_user_plugins,
     };
     svc.save_settings(&settings).await?;
     Ok(ApiJson(settings_view(&settings)))

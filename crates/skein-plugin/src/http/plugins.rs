@@ -375,7 +375,11 @@ impl PluginService {
                     _ => {}
                 }
             }
-            let policy = Self::policy(&settings, std::time::Duration::from_secs(20));
+            let policy = Self::policy(
+                &settings,
+                owner_id.is_some(),
+                std::time::Duration::from_secs(20),
+            );
             crate::mcp::McpClient::new(&base_url, headers, policy)
                 .list_tools()
                 .await

@@ -407,8 +407,18 @@ on_both_backends! {
         let tools = app.get("/api/v1/plugins/tools", Some(&eve.access)).await;
         assert_eq!(tools.json["items"], json!([]));
 
-        // Ada's tool runs with her key.
+        // Private addresses allowed for published plugins only (the setting above): a user's
+        // own plugin still cannot reach 127.0.0.1 until the admin allows that for users too.
         let id = conversation(&app, &world.user).await;
+        let result = call_tool(&app, &world, &id, "get_weather", r#"{"city": "Oslo"}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("not allowed"), "{result}");
+        assert!(seen.lock().unwrap().is_empty(), "nothing reached the private address");
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true, "allow_private_addresses_for_user_plugins": true})).await;
+        assert_eq!(r.json["allow_private_addresses_for_user_plugins"], true, "{}", r.text);
+
+        // Ada's tool runs with her key.
         let result = call_tool(&app, &world, &id, "get_weather", r#"{"city": "Oslo"}"#).await;
         assert_eq!(result["is_error"], false, "{result}");
         assert_eq!(seen.lock().unwrap()[0].1["authorization"], "Bearer ada-own-key");

@@ -29,6 +29,7 @@ interface SettingsForm {
   count: string;
   imageModel: string;
   allowPrivate: boolean;
+  allowPrivateUsers: boolean;
   timeout: string;
 }
 
@@ -46,6 +47,7 @@ export function settingsBody(f: SettingsForm) {
       : null,
     image_model: f.imageModel.trim() || null,
     allow_private_addresses: f.allowPrivate,
+    allow_private_addresses_for_user_plugins: f.allowPrivate && f.allowPrivateUsers,
     tool_timeout_secs: f.timeout.trim() ? Number(f.timeout) : null,
   };
 }
@@ -54,7 +56,7 @@ function BuiltIns() {
   const t = useT();
   const queryClient = useQueryClient();
   const settings = useQuery({ queryKey: qk.plugins.settings, queryFn: () => api<PluginSettings>('admin/plugins/settings') });
-  const [form, setForm] = useState<SettingsForm>({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: '', allowPrivate: false, timeout: '' });
+  const [form, setForm] = useState<SettingsForm>({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: '', allowPrivate: false, allowPrivateUsers: false, timeout: '' });
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
   useEffect(() => {
@@ -68,6 +70,7 @@ function BuiltIns() {
       count: String(s.search?.count ?? 5),
       imageModel: s.image_model ?? '',
       allowPrivate: s.allow_private_addresses,
+      allowPrivateUsers: s.allow_private_addresses_for_user_plugins,
       timeout: s.tool_timeout_secs ? String(s.tool_timeout_secs) : '',
     });
   }, [settings.data]);
@@ -136,6 +139,15 @@ function BuiltIns() {
             <span className="block text-xs text-muted-fg">{t('plugins.allowPrivateHint')}</span>
           </span>
         </label>
+        {form.allowPrivate && (
+          <label className="ml-6 flex items-start gap-2 text-sm">
+            <input type="checkbox" className="mt-1" checked={form.allowPrivateUsers} onChange={(e) => set({ allowPrivateUsers: e.target.checked })} />
+            <span>
+              {t('plugins.allowPrivateUsers')}
+              <span className="block text-xs text-muted-fg">{t('plugins.allowPrivateUsersHint')}</span>
+            </span>
+          </label>
+        )}
         <ErrorText error={error ?? settings.error} />
         <div className="flex items-center gap-2">
           <Button type="submit">{t('common.save')}</Button>

@@ -51,16 +51,19 @@ describe('plugin market', () => {
   });
 
   it('sends the admin settings with an empty key kept and search off as null', () => {
-    const body = settingsBody({ provider: 'tavily', baseUrl: '', apiKey: '', engineId: '', count: '3', imageModel: ' ', allowPrivate: true, timeout: '' });
+    const body = settingsBody({ provider: 'tavily', baseUrl: '', apiKey: '', engineId: '', count: '3', imageModel: ' ', allowPrivate: true, allowPrivateUsers: false, timeout: '' });
     expect(body).toEqual({
       search: { provider: 'tavily', base_url: null, api_key: null, engine_id: null, count: 3 },
       image_model: null,
       allow_private_addresses: true,
+      allow_private_addresses_for_user_plugins: false,
       tool_timeout_secs: null,
     });
-    expect(settingsBody({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: 'gpt-image-1', allowPrivate: false, timeout: '30' })).toMatchObject({
+    // Users' plugins are never let in without the switch above them.
+    expect(settingsBody({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: 'gpt-image-1', allowPrivate: false, allowPrivateUsers: true, timeout: '30' })).toMatchObject({
       search: null,
       image_model: 'gpt-image-1',
+      allow_private_addresses_for_user_plugins: false,
       tool_timeout_secs: 30,
     });
   });
