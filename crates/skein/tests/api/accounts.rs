@@ -294,12 +294,22 @@ on_both_backends! {
 
         let me = app.get("/api/v1/user/profile", Some(&alma.access)).await;
         assert_eq!(me.json["email"], a_mail.as_str(), "unchanged until the link is opened");
+        // A reset link mailed to the old address before the move...
+        let asked = app.post("/api/v1/auth/password/forgot", None, json!({"email": a_mail})).await;
+        assert_eq!(asked.status, StatusCode::ACCEPTED);
+        let reset = wait_for_mail(&maildir, &a_mail, 3).await;
+        let reset = [reset].into_iter().chain(messages_to(&maildir, &a_mail)).find(|m| m.contains("reset-password")).expect("the reset mail");
+        let old_link = link_token(&reset, "reset-password");
         let token = link_token(&wait_for_mail(&maildir, &new_addr, 1).await, "verify-email");
         let ok = app.post("/api/v1/auth/verify-email", None, json!({"token": token})).await;
         assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
         let me = app.get("/api/v1/user/profile", Some(&alma.access)).await;
         assert_eq!(me.json["email"], new_addr.as_str());
         assert_eq!(me.json["email_verified"], true);
+        // ...stops working once the account names another mailbox.
+        let r = app.post("/api/v1/auth/password/reset", None, json!({"token": old_link, "new_password": "taken over by a thief"})).await;
+        assert_eq!(r.error_code(), "invalid_link", "{}", r.text);
+        app.login(&a, PASSWORD).await;
     }
 
     async fn smtp_down_answers_at_once_and_retries(backend) {
