@@ -10,6 +10,7 @@ import { Toaster } from './components/ui/toast';
 import { Loading, RoutePage } from './components/RoutePage';
 import { AuthPage } from './pages/auth/Auth';
 import { ForgotPasswordPage, ResetPasswordPage, VerifyEmailPage } from './pages/auth/Recovery';
+import { OAuthCallbackPage } from './pages/auth/OAuth';
 import { routes } from './routes';
 import { useT } from './i18n';
 
@@ -79,6 +80,7 @@ export function App() {
         <Route path="/forgot-password" element={<ForgotPasswordPage />} />
         <Route path="/reset-password" element={<ResetPasswordPage />} />
         <Route path="/verify-email" element={<VerifyEmailPage />} />
+        <Route path="/oauth/callback/:slug" element={<OAuthCallbackPage />} />
         <Route
           path="/s/:token"
           element={

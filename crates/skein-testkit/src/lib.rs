@@ -19,6 +19,7 @@ pub mod fixtures;
 pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_mcp;
+pub mod mock_oauth;
 pub mod mock_openai;
 pub mod mock_vendor;
 

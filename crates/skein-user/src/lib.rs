@@ -10,6 +10,7 @@ pub mod config;
 mod http;
 pub mod mail;
 pub mod model;
+pub mod oauth;
 pub mod password;
 pub mod remote;
 mod service;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 pub use config::{MailConfig, RegistrationConfig};
+pub use oauth::OAuthConfig;
 use moka::sync::Cache;
 use skein_core::api::{AccountEvents, SessionDirectory, SessionInfo, UserDirectory};
 use skein_core::auth::{JwtKeys, Role};
@@ -58,6 +60,8 @@ pub struct UserSettings {
     pub limits: LimitsConfig,
     /// Outgoing mail.
     pub mail: MailConfig,
+    /// Sign-in with other services.
+    pub oauth: OAuthConfig,
 }
 
 /// The User service.
@@ -80,6 +84,8 @@ pub struct UserService {
     background: BackgroundTasks,
     /// Where uploaded avatars are stored (the File service, when it runs in this process).
     files: Option<Arc<dyn skein_core::api::FileApi>>,
+    /// Calls to sign-in providers (OIDC discovery and keys cached).
+    oauth: oauth::OAuthClient,
 }
 
 impl UserService {
@@ -96,6 +102,8 @@ impl UserService {
         )?;
         let mailer = mail::Mailer::from_config(&settings.mail)
             .map_err(|e| ApiError::internal(format!("cannot configure mail: {e}")))?;
+        let oauth = oauth::OAuthClient::new(Duration::from_secs(settings.oauth.http_timeout_secs))
+            .map_err(|e| ApiError::internal(format!("cannot configure OAuth: {e}")))?;
         let sessions = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(settings.auth.session_cache_secs.max(1)))
@@ -113,6 +121,7 @@ impl UserService {
             mailer,
             background: BackgroundTasks::new(),
             files: None,
+            oauth,
         })
     }
 

@@ -2,6 +2,7 @@
 //! touches these tables.
 
 pub mod accounts;
+pub mod oauth;
 
 pub use accounts::{avatar_file, set_avatar_file};
 
@@ -356,7 +357,7 @@ pub async fn session_row<'c, E: Executor<'c, Database = Any>>(
     .await?)
 }
 
-/// Sets a new password hash.
+/// Sets a new password hash (which also lets an account made by a provider sign-in use it).
 pub async fn set_password<'c, E: Executor<'c, Database = Any>>(
     e: E,
     user_id: &str,
@@ -364,7 +365,7 @@ pub async fn set_password<'c, E: Executor<'c, Database = Any>>(
     now: i64,
 ) -> DbResult<bool> {
     let done = sqlx::query(
-        "UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1",
+        "UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3, password_login = 1 WHERE id = $1",
     )
     .bind(user_id)
     .bind(hash)

@@ -223,6 +223,7 @@ fn user(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
             registration: w.config.registration.clone(),
             limits: w.config.limits.clone(),
             mail: w.config.mail.clone(),
+            oauth: w.config.oauth.clone(),
         };
         let users = Arc::new(
             UserService::new(w.db.clone(), w.jwt.clone(), settings, w.limiter.clone())

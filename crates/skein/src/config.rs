@@ -26,7 +26,7 @@ use skein_core::secret::{Secret, mask_url};
 pub use skein_file::FileConfig;
 pub use skein_knowledge::KnowledgeConfig;
 pub use skein_relay::RelayConfig;
-pub use skein_user::{MailConfig, RegistrationConfig};
+pub use skein_user::{MailConfig, OAuthConfig, RegistrationConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +46,8 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// Outgoing mail (the User service).
     pub mail: MailConfig,
+    /// Sign-in with other services: OIDC, GitHub, WeChat (the User service).
+    pub oauth: OAuthConfig,
     /// Rate limits and login protection.
     pub limits: LimitsConfig,
     /// Quota, grants and reservations.
@@ -129,6 +131,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             registration: RegistrationConfig::default(),
             mail: MailConfig::default(),
+            oauth: OAuthConfig::default(),
             limits: LimitsConfig::default(),
             billing: BillingConfig::default(),
             relay: RelayConfig::default(),
@@ -163,6 +166,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "registration",
     "mail",
+    "oauth",
     "limits",
     "billing",
     "relay",
@@ -253,6 +257,7 @@ impl Config {
         let sections = [
             self.registration.validate(),
             self.mail.validate(),
+            self.oauth.validate(),
             self.billing.validate(),
             self.relay.validate(),
             self.chat.validate(),

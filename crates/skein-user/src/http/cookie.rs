@@ -52,7 +52,7 @@ pub fn refresh_from_cookie(headers: &HeaderMap) -> Result<Option<String>, ApiErr
 
 /// Whether the client reached us over HTTPS (through a proxy that says so), so the cookie
 /// can be marked `Secure` without breaking plain-HTTP local use.
-fn is_https(headers: &HeaderMap) -> bool {
+pub(crate) fn is_https(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())

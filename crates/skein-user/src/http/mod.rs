@@ -8,6 +8,7 @@ pub mod cookie;
 mod email;
 pub(crate) mod internal;
 mod invites;
+mod oauth;
 mod profile;
 mod sessions;
 mod twofactor;
@@ -54,6 +55,9 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(email::forgot_password))
         .routes(routes!(email::reset_password))
         .routes(routes!(avatar::get_avatar))
+        .routes(routes!(oauth::list_public_providers))
+        .routes(routes!(oauth::start))
+        .routes(routes!(oauth::callback))
         // Signed-in users.
         .routes(routes!(profile::get_profile, profile::update_profile))
         .routes(routes!(profile::change_password))
@@ -75,6 +79,8 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(twofactor::disable))
         .routes(routes!(invites::list_own_codes, invites::create_own_code))
         .routes(routes!(invites::list_invitees))
+        .routes(routes!(oauth::list_identities))
+        .routes(routes!(oauth::unlink_identity))
         // Admins.
         .routes(routes!(admin::list_users))
         .routes(routes!(admin::get_user, admin::update_user))
@@ -85,5 +91,13 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
             invites::admin_create_codes
         ))
         .routes(routes!(invites::admin_update_code))
+        .routes(routes!(
+            oauth::admin_list_providers,
+            oauth::admin_create_provider
+        ))
+        .routes(routes!(
+            oauth::admin_update_provider,
+            oauth::admin_delete_provider
+        ))
         .with_state(service)
 }

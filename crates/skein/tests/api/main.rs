@@ -24,6 +24,7 @@ mod keys;
 mod knowledge;
 mod limits;
 mod money;
+mod oauth;
 mod payments;
 mod payments_alipay;
 mod plugins;

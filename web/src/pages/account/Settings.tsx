@@ -8,6 +8,7 @@ import { useT, useValueName } from '../../i18n';
 import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../../components/ui';
 import { toast } from '../../components/ui/toast';
 import { EmailCard, SessionsCard, TwoFactorCard } from './Security';
+import { LinkedProvidersCard } from './LinkedProviders';
 
 /** Profile, password, language and theme. */
 export default function SettingsPage() {
@@ -164,6 +165,7 @@ export default function SettingsPage() {
       </Card>
       <EmailCard />
       <TwoFactorCard />
+      <LinkedProvidersCard />
       <SessionsCard />
     </div>
   );

@@ -12,6 +12,7 @@ import { Codes } from './Codes';
 import { Orders } from './Orders';
 import { Audit } from './Audit';
 import { AdminPlugins } from './AdminPlugins';
+import { OAuthProviders } from './OAuthProviders';
 
 const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'dashboard', key: 'admin.dashboard' },
@@ -22,6 +23,7 @@ const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'orders', key: 'admin.orders' },
   { to: 'audit', key: 'admin.audit' },
   { to: 'plugins', key: 'admin.plugins' },
+  { to: 'sign-in', key: 'oauth.tab' },
   { to: 'system', key: 'admin.system' },
 ];
 
@@ -66,6 +68,7 @@ export default function AdminPage() {
         <Route path="orders" element={<Orders />} />
         <Route path="audit" element={<Audit />} />
         <Route path="plugins" element={<AdminPlugins />} />
+        <Route path="sign-in" element={<OAuthProviders />} />
         <Route path="system" element={<System />} />
       </Routes>
     </div>

@@ -9,6 +9,7 @@ import { useT } from '../../i18n';
 import { Button, Card, ErrorText, Field, Input, Select } from '../../components/ui';
 import { usePageTitle } from '../../lib/title';
 import { registrationProblems } from '../../lib/validate';
+import { OAuthButtons } from './OAuth';
 
 /** Language and theme pickers (also on the sign-in page, before any account exists). */
 export function LangThemePickers() {
@@ -230,6 +231,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
           )}
         </form>
         )}
+        {!challenge && !needsSetup && <OAuthButtons invite={mode === 'register' ? form.invite : undefined} />}
         <p className="mt-4 text-center text-sm text-muted-fg">
           {mode === 'login' ? t('auth.noAccount') : t('auth.haveAccount')}{' '}
           <Link className="text-primary hover:underline" to={`${mode === 'login' ? '/register' : '/login'}?next=${encodeURIComponent(next)}`}>
