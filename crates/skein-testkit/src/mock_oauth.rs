@@ -215,8 +215,7 @@ async fn github_token(
             "The client_id and/or client_secret passed are incorrect.",
         );
     }
-    let Some((redirect, challenge, person)) =
-        f.get("code").and_then(|c| inner.codes.remove(c))
+    let Some((redirect, challenge, person)) = f.get("code").and_then(|c| inner.codes.remove(c))
     else {
         return error(
             "bad_verification_code",
@@ -231,8 +230,8 @@ async fn github_token(
     }
     if let Some(challenge) = challenge {
         let verifier = f.get("code_verifier").cloned().unwrap_or_default();
-        let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(sha256(verifier.as_bytes()));
+        let computed =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()));
         if computed != challenge {
             return error("bad_verification_code", "The code_verifier does not match.");
         }
@@ -242,18 +241,40 @@ async fn github_token(
     answer(json!({"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"}))
 }
 
-fn github_person(s: &Shared, headers: &HeaderMap) -> Result<FakePerson, Response> {
+/// Why GitHub's API refused a request.
+enum GithubRefusal {
+    NoUserAgent,
+    BadCredentials,
+}
+
+impl IntoResponse for GithubRefusal {
+    fn into_response(self) -> Response {
+        match self {
+            GithubRefusal::NoUserAgent => (
+                StatusCode::FORBIDDEN,
+                "Request forbidden by administrative rules. Please make sure your request has a User-Agent header.",
+            )
+                .into_response(),
+            GithubRefusal::BadCredentials => (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"})),
+            )
+                .into_response(),
+        }
+    }
+}
+
+fn github_person(s: &Shared, headers: &HeaderMap) -> Result<FakePerson, GithubRefusal> {
     if !headers.contains_key(header::USER_AGENT) {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "Request forbidden by administrative rules. Please make sure your request has a User-Agent header.",
-        )
-            .into_response());
+        return Err(GithubRefusal::NoUserAgent);
     }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("token "))
+        })
         .unwrap_or_default();
     s.inner
         .lock()
@@ -261,13 +282,7 @@ fn github_person(s: &Shared, headers: &HeaderMap) -> Result<FakePerson, Response
         .tokens
         .get(token)
         .cloned()
-        .ok_or_else(|| {
-            (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"})),
-            )
-                .into_response()
-        })
+        .ok_or(GithubRefusal::BadCredentials)
 }
 
 async fn github_user(State(s): State<Shared>, headers: HeaderMap) -> Response {
@@ -282,7 +297,7 @@ async fn github_user(State(s): State<Shared>, headers: HeaderMap) -> Response {
             "email": null
         }))
         .into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -297,17 +312,13 @@ async fn github_emails(State(s): State<Shared>, headers: HeaderMap) -> Response 
                 .collect::<Vec<_>>(),
         )
         .into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
 /// WeChat answers JSON with `Content-Type: text/plain`.
 fn wechat_answer(body: Value) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain")],
-        body.to_string(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain")], body.to_string()).into_response()
 }
 
 async fn wechat_qrconnect(

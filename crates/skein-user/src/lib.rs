@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 pub use config::{MailConfig, RegistrationConfig};
-pub use oauth::OAuthConfig;
 use moka::sync::Cache;
+pub use oauth::OAuthConfig;
 use skein_core::api::{AccountEvents, SessionDirectory, SessionInfo, UserDirectory};
 use skein_core::auth::{JwtKeys, Role};
 use skein_core::config::{AuthConfig, LimitsConfig};

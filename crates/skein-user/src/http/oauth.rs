@@ -316,7 +316,11 @@ pub async fn start(
     .await?;
     tx.commit().await.map_err(DbError::from)?;
     let mut out = HeaderMap::new();
-    let secure = if super::cookie::is_https(&headers) { "; Secure" } else { "" };
+    let secure = if super::cookie::is_https(&headers) {
+        "; Secure"
+    } else {
+        ""
+    };
     // Lax, not Strict: the callback page is reached by a redirect from the provider's site.
     if let Ok(value) = HeaderValue::from_str(&format!(
         "{STATE_COOKIE}={browser}; HttpOnly; SameSite=Lax; Path={STATE_COOKIE_PATH}; Max-Age={}{secure}",
@@ -405,8 +409,13 @@ pub async fn callback(
         None => match svc.join_by_email(&provider, &identity).await? {
             Some(user) => user,
             None => {
-                svc.register_with_provider(&provider, &identity, started.invite_code.as_deref(), lang)
-                    .await?
+                svc.register_with_provider(
+                    &provider,
+                    &identity,
+                    started.invite_code.as_deref(),
+                    lang,
+                )
+                .await?
             }
         },
     };
@@ -441,7 +450,10 @@ pub async fn list_identities(
 ) -> ApiResult<ApiJson<IdentityList>> {
     let providers = svc.oauth_providers().await?;
     let rows = oauth_store::identities_of(svc.db.pool(), &user.user_id).await?;
-    let items = rows.into_iter().map(|r| identity_view(r, &providers)).collect();
+    let items = rows
+        .into_iter()
+        .map(|r| identity_view(r, &providers))
+        .collect();
     let password_login = oauth_store::password_login(svc.db.pool(), &user.user_id).await?;
     Ok(ApiJson(IdentityList {
         items,
@@ -513,7 +525,10 @@ pub async fn admin_create_provider(
     valid_slug(&req.slug)?;
     let config = ProviderConfig {
         kind: req.kind,
-        display_name: req.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+        display_name: req
+            .name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty()),
         client_id: req.client_id.trim().to_string(),
         client_secret: req.client_secret,
         issuer: trimmed(req.issuer),
@@ -527,7 +542,9 @@ pub async fn admin_create_provider(
     };
     check_provider(&config)?;
     let taken = svc.settings.oauth.providers.contains_key(&req.slug)
-        || oauth_store::provider(svc.db.pool(), &req.slug).await?.is_some();
+        || oauth_store::provider(svc.db.pool(), &req.slug)
+            .await?
+            .is_some();
     if taken {
         return Err(ApiError::conflict(
             "provider_exists",
@@ -718,7 +735,13 @@ impl UserService {
                 };
                 oauth_store::insert_identity(&mut *tx, &row)
                     .await
-                    .map_err(|e| if store::is_conflict(&e) { identity_taken() } else { e.into() })?;
+                    .map_err(|e| {
+                        if store::is_conflict(&e) {
+                            identity_taken()
+                        } else {
+                            e.into()
+                        }
+                    })?;
                 row
             }
         };
@@ -802,21 +825,31 @@ impl UserService {
             if taken {
                 return Err(ApiError::conflict(
                     "oauth_email_taken",
-                    format!("An account with this email address exists already. Sign in to it, then link {} in your personal centre.", provider.name()),
-                    format!("已有账号使用该邮箱。请先登录该账号，再在个人中心关联 {}。", provider.name()),
+                    format!(
+                        "An account with this email address exists already. Sign in to it, then link {} in your personal centre.",
+                        provider.name()
+                    ),
+                    format!(
+                        "已有账号使用该邮箱。请先登录该账号，再在个人中心关联 {}。",
+                        provider.name()
+                    ),
                 ));
             }
         }
         let invite = match invite_code {
-            Some(code) => Some(store::use_invite_code(&mut *tx, code, now).await?.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_invite_code",
-                    "The invite code is unknown, used up, expired or disabled.",
-                    "邀请码无效、已用完、已过期或已停用。",
-                )
-                .with_details(serde_json::json!({ "field": "invite_code" }))
-            })?),
+            Some(code) => Some(
+                store::use_invite_code(&mut *tx, code, now)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "invalid_invite_code",
+                            "The invite code is unknown, used up, expired or disabled.",
+                            "邀请码无效、已用完、已过期或已停用。",
+                        )
+                        .with_details(serde_json::json!({ "field": "invite_code" }))
+                    })?,
+            ),
             None if registration.invite_required => {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -865,7 +898,13 @@ impl UserService {
         };
         oauth_store::insert_identity(&mut *tx, &row)
             .await
-            .map_err(|e| if store::is_conflict(&e) { identity_taken() } else { e.into() })?;
+            .map_err(|e| {
+                if store::is_conflict(&e) {
+                    identity_taken()
+                } else {
+                    e.into()
+                }
+            })?;
         tx.commit().await.map_err(DbError::from)?;
         tracing::info!(user_id = %id, provider = %provider.slug, "account created by a provider sign-in");
         self.announce_registration(&id, invite.as_ref().map(|(_, inviter)| inviter.as_str()))
@@ -882,7 +921,11 @@ impl UserService {
         provider: &Provider,
         identity: &ExternalIdentity,
     ) -> ApiResult<String> {
-        if let Some(hint) = identity.username.as_deref().and_then(|u| validate::username(u).ok()) {
+        if let Some(hint) = identity
+            .username
+            .as_deref()
+            .and_then(|u| validate::username(u).ok())
+        {
             let (_, taken) = store::taken(&mut **tx, None, Some(&hint)).await?;
             if !taken {
                 return Ok(hint);
@@ -899,7 +942,9 @@ impl UserService {
 fn identity_view(row: IdentityRow, providers: &[Provider]) -> IdentityView {
     let provider = providers.iter().find(|p| p.slug == row.provider);
     IdentityView {
-        provider_name: provider.map(|p| p.name()).unwrap_or_else(|| row.provider.clone()),
+        provider_name: provider
+            .map(|p| p.name())
+            .unwrap_or_else(|| row.provider.clone()),
         kind: provider.map(|p| p.config.kind),
         id: row.id,
         provider: row.provider,
@@ -922,25 +967,26 @@ fn browser_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.trim().to_string())
         .filter(|v| {
             (32..=64).contains(&v.len())
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
 fn trimmed(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 fn check_provider(config: &ProviderConfig) -> ApiResult<()> {
-    config
-        .check()
-        .map_err(|reason| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_provider",
-                format!("The provider's settings cannot work: {reason}."),
-                format!("登录方式的设置无法使用：{reason}。"),
-            )
-        })
+    config.check().map_err(|reason| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_provider",
+            format!("The provider's settings cannot work: {reason}."),
+            format!("登录方式的设置无法使用：{reason}。"),
+        )
+    })
 }
 
 fn refuse_config_provider(svc: &UserService, slug: &str) -> ApiResult<()> {

@@ -47,8 +47,9 @@ impl OAuthConfig {
             );
         }
         for (slug, provider) in &self.providers {
-            super::valid_slug(slug)
-                .map_err(|_| format!("oauth.providers.{slug}: the slug must be 1-32 of a-z, 0-9, -"))?;
+            super::valid_slug(slug).map_err(|_| {
+                format!("oauth.providers.{slug}: the slug must be 1-32 of a-z, 0-9, -")
+            })?;
             provider
                 .check()
                 .map_err(|e| format!("oauth.providers.{slug}: {e}"))?;

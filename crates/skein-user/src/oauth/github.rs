@@ -43,7 +43,11 @@ pub(super) fn authorize_url(
     challenge: &str,
 ) -> Result<String, ApiError> {
     let scopes = provider.scopes("read:user user:email");
-    let base = provider.config.authorize_url.as_deref().unwrap_or(AUTHORIZE_URL);
+    let base = provider
+        .config
+        .authorize_url
+        .as_deref()
+        .unwrap_or(AUTHORIZE_URL);
     let url = with_query(
         base,
         &[
@@ -106,7 +110,10 @@ pub(super) async fn identify(
     };
     let user: GithubUser = client.json(get("/user"), "user").await?;
     // Without the user:email scope GitHub answers 404 here; the account then has no address.
-    let emails: Vec<GithubEmail> = client.json(get("/user/emails"), "emails").await.unwrap_or_default();
+    let emails: Vec<GithubEmail> = client
+        .json(get("/user/emails"), "emails")
+        .await
+        .unwrap_or_default();
     let primary = emails.into_iter().find(|e| e.primary && e.verified);
     Ok(ExternalIdentity {
         subject: user.id.to_string(),

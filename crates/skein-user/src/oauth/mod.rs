@@ -182,10 +182,15 @@ impl OAuthClient {
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from));
             return Err(provider_error(
                 what,
-                &format!("HTTP {}{}", status.as_u16(), code.map(|c| format!(" ({c})")).unwrap_or_default()),
+                &format!(
+                    "HTTP {}{}",
+                    status.as_u16(),
+                    code.map(|c| format!(" ({c})")).unwrap_or_default()
+                ),
             ));
         }
-        serde_json::from_slice(&body).map_err(|e| provider_error(what, &format!("unexpected answer: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| provider_error(what, &format!("unexpected answer: {e}")))
     }
 
     async fn fetch(

@@ -87,10 +87,7 @@ impl OAuthClient {
         if let Some(found) = self.discovery.get(&issuer) {
             return Ok(found);
         }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            trim_slash(&issuer)
-        );
+        let url = format!("{}/.well-known/openid-configuration", trim_slash(&issuer));
         let doc: Discovery = self.json(self.http.get(&url), "discovery").await?;
         let same_issuer = trim_slash(&doc.issuer) == trim_slash(&issuer)
             // Microsoft's multi-tenant documents name a template issuer.
@@ -101,9 +98,16 @@ impl OAuthClient {
                 "the discovery document names another issuer",
             ));
         }
-        for endpoint in [&doc.authorization_endpoint, &doc.token_endpoint, &doc.jwks_uri] {
+        for endpoint in [
+            &doc.authorization_endpoint,
+            &doc.token_endpoint,
+            &doc.jwks_uri,
+        ] {
             if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-                return Err(provider_error("discovery", "an endpoint is not an http(s) URL"));
+                return Err(provider_error(
+                    "discovery",
+                    "an endpoint is not an http(s) URL",
+                ));
             }
         }
         let doc = Arc::new(doc);
@@ -147,7 +151,9 @@ impl OAuthClient {
                     .map_err(|_| token_rejected("the issuer's key cannot be read"));
             }
         }
-        Err(token_rejected("the token's signing key is not in the issuer's key set"))
+        Err(token_rejected(
+            "the token's signing key is not in the issuer's key set",
+        ))
     }
 }
 
@@ -261,7 +267,9 @@ async fn validate_id_token(
     let header = jsonwebtoken::decode_header(id_token)
         .map_err(|_| token_rejected("the ID token is not a JWT"))?;
     if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
-        return Err(token_rejected("the ID token is signed with an algorithm we do not accept"));
+        return Err(token_rejected(
+            "the ID token is signed with an algorithm we do not accept",
+        ));
     }
     let key = client
         .key_for(&discovery.jwks_uri, header.kid.as_deref(), header.alg)
@@ -291,7 +299,8 @@ async fn validate_id_token(
         return Err(token_rejected("the ID token is from another issuer"));
     }
     // With several audiences, the token must say it was issued to us (OIDC Core 3.1.3.7).
-    if claims.aud.as_array().is_some_and(|a| a.len() > 1) && claims.azp.as_deref() != Some(provider.config.client_id.as_str())
+    if claims.aud.as_array().is_some_and(|a| a.len() > 1)
+        && claims.azp.as_deref() != Some(provider.config.client_id.as_str())
     {
         return Err(token_rejected("the ID token is for another audience"));
     }

@@ -37,9 +37,16 @@ struct WechatUser {
     errcode: Option<i64>,
 }
 
-pub(super) fn authorize_url(provider: &Provider, attempt: &Attempt<'_>) -> Result<String, ApiError> {
+pub(super) fn authorize_url(
+    provider: &Provider,
+    attempt: &Attempt<'_>,
+) -> Result<String, ApiError> {
     let scopes = provider.scopes("snsapi_login");
-    let base = provider.config.authorize_url.as_deref().unwrap_or(AUTHORIZE_URL);
+    let base = provider
+        .config
+        .authorize_url
+        .as_deref()
+        .unwrap_or(AUTHORIZE_URL);
     let mut url = with_query(
         base,
         &[
@@ -86,17 +93,27 @@ pub(super) async fn identify(
         (_, _, code) => {
             return Err(provider_error(
                 "token",
-                &format!("WeChat refused the code (errcode {})", code.unwrap_or_default()),
+                &format!(
+                    "WeChat refused the code (errcode {})",
+                    code.unwrap_or_default()
+                ),
             ));
         }
     };
     let url = with_query(
         &format!("{api}/sns/userinfo"),
-        &[("access_token", access.as_str()), ("openid", openid.as_str()), ("lang", "zh_CN")],
+        &[
+            ("access_token", access.as_str()),
+            ("openid", openid.as_str()),
+            ("lang", "zh_CN"),
+        ],
     )?;
     let user: WechatUser = client.json(client.http.get(url), "userinfo").await?;
     if user.errcode.is_some_and(|c| c != 0) || user.openid.as_deref() != Some(openid.as_str()) {
-        return Err(provider_error("userinfo", "WeChat did not describe the signed-in user"));
+        return Err(provider_error(
+            "userinfo",
+            "WeChat did not describe the signed-in user",
+        ));
     }
     // The unionid is the same across an organisation's apps, so it survives a move from one
     // AppID to another; the openid is per app, the fallback when no unionid is given.

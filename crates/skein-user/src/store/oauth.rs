@@ -118,7 +118,10 @@ pub async fn upsert_provider<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// Deletes an admin-defined provider; answers whether it existed.
-pub async fn delete_provider<'c, E: Executor<'c, Database = Any>>(e: E, slug: &str) -> DbResult<bool> {
+pub async fn delete_provider<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    slug: &str,
+) -> DbResult<bool> {
     let done = sqlx::query("DELETE FROM oauth_providers WHERE slug = $1")
         .bind(slug)
         .execute(e)

@@ -136,7 +136,13 @@ impl Browser {
     }
 
     /// Starts and answers what the provider was asked.
-    async fn begin(&mut self, app: &TestApp, slug: &str, body: Value, token: Option<&str>) -> Started {
+    async fn begin(
+        &mut self,
+        app: &TestApp,
+        slug: &str,
+        body: Value,
+        token: Option<&str>,
+    ) -> Started {
         let r = self.start(app, slug, body, token).await;
         assert_eq!(r.status, StatusCode::OK, "start: {}", r.text);
         assert_eq!(
@@ -152,7 +158,10 @@ impl Browser {
                 .map(|(_, v)| v.to_string())
                 .unwrap_or_default()
         };
-        assert_eq!(q("redirect_uri"), format!("{PUBLIC_URL}/oauth/callback/{slug}"));
+        assert_eq!(
+            q("redirect_uri"),
+            format!("{PUBLIC_URL}/oauth/callback/{slug}")
+        );
         Started {
             state: q("state"),
             nonce: q("nonce"),
@@ -167,9 +176,16 @@ impl Browser {
             url.query_pairs_mut().append_pair("login_hint", who);
         }
         let res = self.http.get(url).send().await.unwrap();
-        assert!(res.status().is_redirection(), "provider answered {}", res.status());
+        assert!(
+            res.status().is_redirection(),
+            "provider answered {}",
+            res.status()
+        );
         let location = res.headers()[LOCATION].to_str().unwrap().to_string();
-        assert!(location.starts_with(&format!("{PUBLIC_URL}/oauth/callback/")), "{location}");
+        assert!(
+            location.starts_with(&format!("{PUBLIC_URL}/oauth/callback/")),
+            "{location}"
+        );
         let back = reqwest::Url::parse(&location).unwrap();
         let q = |name: &str| {
             back.query_pairs()
@@ -200,7 +216,9 @@ impl Browser {
 }
 
 async fn user_count(app: &TestApp, admin: &str) -> u64 {
-    let r = app.get("/api/v1/admin/users?per_page=100", Some(admin)).await;
+    let r = app
+        .get("/api/v1/admin/users?per_page=100", Some(admin))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.json["total"].as_u64().unwrap()
 }
