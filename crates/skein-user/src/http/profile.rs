@@ -41,7 +41,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
-    /// The password in use now.
+    /// The password in use now (empty for an account made by a provider sign-in, which has none).
     pub current_password: String,
     /// The new password, 8–128 characters.
     pub new_password: String,
@@ -147,10 +147,14 @@ pub async fn change_password(
     let row = store::user_by_id(svc.db.pool(), &user.user_id)
         .await?
         .ok_or_else(ApiError::invalid_token)?;
-    if !svc
-        .passwords
-        .verify(req.current_password, Some(row.password_hash))
-        .await?
+    // An account made by a provider sign-in has no password anyone knows: its first one is set
+    // without it (the session proves who this is, as it does for linking a provider).
+    let has_password = store::oauth::password_login(svc.db.pool(), &user.user_id).await?;
+    if has_password
+        && !svc
+            .passwords
+            .verify(req.current_password, Some(row.password_hash))
+            .await?
     {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,

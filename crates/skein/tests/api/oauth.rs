@@ -434,6 +434,16 @@ on_both_backends! {
         assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
         assert_eq!(refused.error_code(), "last_sign_in_method");
         assert!(refused.text.contains("only way to sign in"), "{}", refused.text);
+
+        // Its first password needs no current one (there is none); then the provider can go.
+        let username = made.json["user"]["username"].as_str().unwrap().to_string();
+        let set = app.put("/api/v1/user/password", Some(jo), json!({"current_password": "", "new_password": "jo's new passphrase"})).await;
+        assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+        let jo = app.login(&username, "jo's new passphrase").await;
+        let again = app.put("/api/v1/user/password", Some(&jo.access), json!({"current_password": "", "new_password": "another passphrase"})).await;
+        assert_eq!(again.status, StatusCode::FORBIDDEN, "once set, the current password is asked: {}", again.text);
+        let dropped = app.call(reqwest::Method::DELETE, &format!("/api/v1/user/oauth/identities/{only_id}"), Some(&jo.access), None).await;
+        assert_eq!(dropped.status, StatusCode::NO_CONTENT, "{}", dropped.text);
     }
 
     async fn oidc_sign_in_still_asks_for_the_second_factor(backend) {
