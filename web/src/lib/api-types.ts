@@ -4782,7 +4782,7 @@ export interface components {
         };
         /** @description A password change. */
         PasswordChange: {
-            /** @description The password in use now. */
+            /** @description The password in use now (empty for an account made by a provider sign-in, which has none). */
             current_password: string;
             /** @description The new password, 8–128 characters. */
             new_password: string;
