@@ -10,6 +10,8 @@ import { Channels } from './Channels';
 import { Pricing } from './Pricing';
 import { Codes } from './Codes';
 import { Orders } from './Orders';
+import { Coupons } from './Coupons';
+import { AdminInvoices } from './Invoices';
 import { Audit } from './Audit';
 import { AdminPlugins } from './AdminPlugins';
 
@@ -20,6 +22,8 @@ const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'pricing', key: 'admin.pricing' },
   { to: 'codes', key: 'admin.codes' },
   { to: 'orders', key: 'admin.orders' },
+  { to: 'coupons', key: 'admin.coupons' },
+  { to: 'invoices', key: 'admin.invoices' },
   { to: 'audit', key: 'admin.audit' },
   { to: 'plugins', key: 'admin.plugins' },
   { to: 'system', key: 'admin.system' },
@@ -64,6 +68,8 @@ export default function AdminPage() {
         <Route path="pricing" element={<Pricing />} />
         <Route path="codes" element={<Codes />} />
         <Route path="orders" element={<Orders />} />
+        <Route path="coupons" element={<Coupons />} />
+        <Route path="invoices" element={<AdminInvoices />} />
         <Route path="audit" element={<Audit />} />
         <Route path="plugins" element={<AdminPlugins />} />
         <Route path="system" element={<System />} />
