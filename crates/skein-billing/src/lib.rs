@@ -1,21 +1,25 @@
 //! Skein's Billing service: integer quota balances kept equal to an immutable ledger,
 //! reservations (reserve before billable work, settle the exact cost after, release when
 //! nothing was delivered), one usage record per billable request, grants, admin adjustments
-//! and redemption codes.
+//! and redemption codes; top-up through payment providers with coupons, monthly
+//! statements, and invoices for paid orders.
 //!
 //! **Architecture Invariant:** only this crate touches `billing_accounts`, `ledger_entries`,
-//! `reservations`, `key_quotas`, `usage_records` and `redemption_codes`; every write goes
+//! `reservations`, `key_quotas`, `usage_records`, `redemption_codes`, `payment_orders`,
+//! `coupons`, `coupon_redemptions`, `invoices` and `invoice_orders`; every change of a balance (and every coupon claim) goes
 //! through the [`writer`] task, and every balance change inserts its ledger entry in the same
 //! transaction.
 
 pub mod config;
 mod http;
+pub mod invoice;
 pub mod ledger;
 mod memory;
 pub mod payment;
 pub mod query;
 pub mod remote;
 mod service;
+pub mod statement;
 mod writer;
 
 use std::sync::Arc;
@@ -53,6 +57,8 @@ pub struct BillingService {
     payments: Option<payment::Payments>,
     /// The sweeper and the payment reconciliation.
     tasks: BackgroundTasks,
+    /// The File service, for invoice PDFs (set once at composition, when files run).
+    files: std::sync::OnceLock<Arc<dyn skein_core::api::FileApi>>,
 }
 
 impl BillingService {
@@ -84,6 +90,7 @@ impl BillingService {
             config,
             users,
             tasks: BackgroundTasks::new(),
+            files: std::sync::OnceLock::new(),
         });
         // Holds of a crashed caller (or a previous process) are released at once, then
         // every quarter of their lifetime.
@@ -106,6 +113,14 @@ impl BillingService {
             );
         }
         service
+    }
+
+    /// Gives the service the File service, where issued invoices' PDFs are kept; without it
+    /// invoices are issued by number only.
+    pub fn set_files(&self, files: Option<Arc<dyn skein_core::api::FileApi>>) {
+        if let Some(files) = files {
+            let _ = self.files.set(files);
+        }
     }
 
     /// Releases expired holds (in memory and in the database); the sweeper's tick.

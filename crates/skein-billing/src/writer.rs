@@ -42,6 +42,11 @@ pub(crate) enum Op {
     Expire,
     /// Mark a top-up order paid and credit it, in one transaction.
     PayOrder(crate::payment::Paid),
+    /// Insert a top-up order that uses a coupon, claiming the coupon in the same transaction.
+    PlaceOrder {
+        order: crate::payment::Order,
+        coupon: String,
+    },
     /// Charge a hold that lived in memory: `amount` is what it held, `cap` the most the
     /// memory allows charging (the hold, and beyond it down to the overdraft).
     Charge {
@@ -71,6 +76,7 @@ pub(crate) enum Done {
         applied: crate::payment::Applied,
         user_id: Option<String>,
     },
+    Placed(Box<crate::payment::Order>),
 }
 
 pub(crate) struct Job {
@@ -385,6 +391,9 @@ async fn apply(
         Op::PayOrder(paid) => crate::payment::store::pay(tx, paid, rules, now)
             .await?
             .map(|(applied, user_id)| Done::Paid { applied, user_id }),
+        Op::PlaceOrder { order, coupon } => crate::payment::store::place(tx, order, coupon, now)
+            .await?
+            .map(|placed| Done::Placed(Box::new(placed))),
         Op::Charge {
             id,
             user_id,

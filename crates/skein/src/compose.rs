@@ -243,6 +243,7 @@ fn billing(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
     Box::pin(async move {
         let users = need(&w.users, ServiceName::Billing, ServiceName::User)?;
         let billing = BillingService::start(w.db.clone(), w.config.billing.clone(), users);
+        billing.set_files(w.files.clone());
         w.billing = Some(billing.clone());
         w.observers.push(billing.clone());
         w.billing_service = Some(billing.clone());

@@ -109,6 +109,95 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/billing/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every coupon, newest first, with the uses taken (admin). */
+        get: operations["list"];
+        put?: never;
+        /** Create a coupon (admin). Its amounts are in the payment currency. */
+        post: operations["create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/coupons/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Switch a coupon off or on, or move its end (admin). Orders that already hold it keep it. */
+        patch: operations["update"];
+        trace?: never;
+    };
+    "/api/v1/admin/billing/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Everyone's invoices, newest first, by status (admin). */
+        get: operations["list_all"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/invoices/{id}/issue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Issue a requested invoice (admin): its number, and optionally the PDF the admin uploaded
+         *     through the File service (it must be theirs, and a PDF).
+         */
+        post: operations["issue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/invoices/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a requested invoice with a reason (admin); its orders can be invoiced again. */
+        post: operations["reject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/billing/orders": {
         parameters: {
             query?: never;
@@ -251,6 +340,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/billing/users/{user_id}/statements/{month}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Any user's statement for a month (admin). */
+        get: operations["user"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/groups": {
         parameters: {
             query?: never;
@@ -324,45 +430,6 @@ export interface paths {
         head?: never;
         /** Enable or disable an invite code (admin). */
         patch: operations["admin_update_code"];
-        trace?: never;
-    };
-    "/api/v1/admin/oauth/providers": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Every provider, from the file and from this API (secrets are never shown). */
-        get: operations["admin_list_providers"];
-        put?: never;
-        /** Add a provider. Its client secret is stored and never answered again. */
-        post: operations["admin_create_provider"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/admin/oauth/providers/{slug}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /**
-         * Remove a provider added through this API. Identities linked to it stay (and come back to
-         *     life if a provider with the same slug is added again) but cannot be used meanwhile.
-         */
-        delete: operations["admin_delete_provider"];
-        options?: never;
-        head?: never;
-        /** Change a provider added through this API. */
-        patch: operations["admin_update_provider"];
         trace?: never;
     };
     "/api/v1/admin/plugins": {
@@ -1010,63 +1077,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/auth/oauth/{slug}/callback": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Finish a sign-in (or link) with what the provider sent back. Answers like `POST
-         *     /auth/login` (tokens, or the two-factor challenge), or `{"linked": ...}` for a link.
-         */
-        post: operations["callback"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/auth/oauth/{slug}/start": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Start signing in with a provider (or, with `link` and a bearer token, linking it). Sets the
-         *     `skein_oauth` cookie that the callback must come back with.
-         */
-        post: operations["start"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/auth/oauth/providers": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The providers whose buttons the sign-in page shows. */
-        get: operations["list_public_providers"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/auth/password/forgot": {
         parameters: {
             query?: never;
@@ -1182,6 +1192,65 @@ export interface paths {
          *     becomes the account's now.
          */
         post: operations["verify_email"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/coupons/quote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check a coupon against an amount before paying: what it takes off, or why it cannot be
+         *     used (422 `coupon_unavailable` with `details.reason`). Nothing is claimed until the order
+         *     is made.
+         */
+        post: operations["quote"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's invoices, newest first. */
+        get: operations["list_own"];
+        put?: never;
+        /**
+         * Ask for an invoice over some of the caller's paid orders. An order is on at most one
+         *     invoice (409 `order_already_invoiced`) until that invoice is rejected.
+         */
+        post: operations["request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/invoices/{id}/pdf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The PDF of one of the caller's issued invoices. */
+        get: operations["pdf"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1307,6 +1376,44 @@ export interface paths {
         put?: never;
         /** Redeem a code for quota. Each code works once, for one user. */
         post: operations["redeem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/statements/{month}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's statement for a month (`YYYY-MM`): opening and closing balance, every
+         *     ledger kind, consumption by model and by key, and the orders paid. Totals reconcile with
+         *     the ledger exactly.
+         */
+        get: operations["own"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/statements/{month}/csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's statement for a month as CSV (`section,name,count,amount`). */
+        get: operations["own_csv"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2520,43 +2627,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/user/oauth/identities": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The providers linked to the signed-in account. */
-        get: operations["list_identities"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/user/oauth/identities/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /**
-         * Unlink a provider. The last way to sign in cannot be unlinked (an account without a
-         *     password keeps at least one provider).
-         */
-        delete: operations["unlink_identity"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/user/password": {
         parameters: {
             query?: never;
@@ -2701,44 +2771,6 @@ export interface components {
             amount: number;
             /** @description Why (required; kept in the ledger). */
             memo: string;
-        };
-        /** @description The providers. */
-        AdminProviderList: {
-            /** @description In slug order. */
-            items: components["schemas"]["AdminProviderView"][];
-        };
-        /** @description A provider as the admin sees it: everything but the secret. */
-        AdminProviderView: {
-            /** @description API base override. */
-            api_url?: string | null;
-            /** @description Authorization page override. */
-            authorize_url?: string | null;
-            /** @description Client id (WeChat AppID). */
-            client_id: string;
-            /** @description Whether sign-in works. */
-            enabled: boolean;
-            /** @description Always true: a secret is set (it is never shown again). */
-            has_client_secret: boolean;
-            /** @description OIDC issuer (presets filled in by the server when empty). */
-            issuer?: string | null;
-            /** @description Kind. */
-            kind: components["schemas"]["ProviderKind"];
-            /** @description Whether a first sign-in may join an existing account with the same verified address. */
-            link_by_email: boolean;
-            /** @description Button name. */
-            name: string;
-            /** @description The redirect URI to register with the provider. */
-            redirect_uri: string;
-            /** @description Scopes (empty: the kind's defaults). */
-            scopes: string[];
-            /** @description Slug. */
-            slug: string;
-            /** @description `config` (the file; read-only here) or `admin`. */
-            source: string;
-            /** @description Microsoft tenant. */
-            tenant?: string | null;
-            /** @description Token endpoint override. */
-            token_url?: string | null;
         };
         /**
          * @description An assistant as a list shows it: the current version's card (the draft's for its owner
@@ -3108,15 +3140,6 @@ export interface components {
             /** @description `private` (owner and shares) or `public` (every user may read). */
             visibility: string;
         };
-        /** @description What the provider appended to the callback URL. */
-        CallbackRequest: {
-            /** @description The authorization code. */
-            code?: string | null;
-            /** @description The provider's error (the person declined, for example). */
-            error?: string | null;
-            /** @description `state`, as sent. */
-            state: string;
-        };
         /** @description A market category. */
         Category: {
             /** @description Id: lower-case letters, digits and `-` (1–32). */
@@ -3289,6 +3312,21 @@ export interface components {
              */
             to: number;
         };
+        /** @description Consumption of one model or key. */
+        ConsumptionLine: {
+            /**
+             * Format: int64
+             * @description Quota units charged.
+             */
+            amount: number;
+            /** @description The model name or key id (`null`: no key, or no model named). */
+            name?: string | null;
+            /**
+             * Format: int64
+             * @description Charged requests.
+             */
+            requests: number;
+        };
         /** @description A conversation's assistant: which one, which version, and how it opens. */
         ConversationAgent: {
             /** @description Whether the assistant was deleted since (the conversation goes on with its version). */
@@ -3364,6 +3402,91 @@ export interface components {
         ConversationToggles: {
             /** @description The plugins this conversation turns on or off; the rest follow your choices. */
             items: components["schemas"]["ConversationToggle"][];
+        };
+        /**
+         * @description How a coupon takes money off.
+         * @enum {string}
+         */
+        CouponKind: "percent" | "fixed";
+        /** @description What a coupon does to an amount. */
+        CouponQuote: {
+            /**
+             * Format: int64
+             * @description The amount before the discount, in minor units.
+             */
+            amount: number;
+            /** @description The code (upper case). */
+            code: string;
+            /**
+             * Format: int64
+             * @description What it takes off, in minor units.
+             */
+            discount: number;
+            /** @description `percent` or `fixed`. */
+            kind: components["schemas"]["CouponKind"];
+            /**
+             * Format: int64
+             * @description What is paid, in minor units.
+             */
+            pay_amount: number;
+            /**
+             * Format: int64
+             * @description Percent off, for `percent`.
+             */
+            percent_off: number;
+        };
+        /** @description A coupon as the admin API shows it. */
+        CouponView: {
+            /**
+             * Format: int64
+             * @description Minor units off, for `fixed`.
+             */
+            amount_off: number;
+            /** @description What users type (upper case). */
+            code: string;
+            /** @description When it was made (RFC 3339). */
+            created_at: string;
+            /** @description The currency of `amount_off` and `min_spend`. */
+            currency: string;
+            /** @description Switched off by an admin. */
+            disabled: boolean;
+            /** @description Valid until (RFC 3339); none = no end. */
+            ends_at?: string | null;
+            /** @description Only for users without a paid order. */
+            first_purchase_only: boolean;
+            /** @description Its id. */
+            id: string;
+            /** @description `percent` or `fixed`. */
+            kind: components["schemas"]["CouponKind"];
+            /**
+             * Format: int64
+             * @description Smallest order (before the discount) it applies to, in minor units.
+             */
+            min_spend: number;
+            /** @description The admin's name for it. */
+            name: string;
+            /**
+             * Format: int64
+             * @description Most uses per user; none = no limit.
+             */
+            per_user_limit?: number | null;
+            /**
+             * Format: int64
+             * @description Percent off (1–100), for `percent`.
+             */
+            percent_off: number;
+            /** @description Valid from (RFC 3339); none = at once. */
+            starts_at?: string | null;
+            /**
+             * Format: int64
+             * @description Uses held by pending orders or taken by paid ones.
+             */
+            taken: number;
+            /**
+             * Format: int64
+             * @description Most uses in all; none = no limit.
+             */
+            total_limit?: number | null;
         };
         /** @description A new assistant: its draft, and who may see it (private by default). */
         CreateAgent: components["schemas"]["SpecPatch"];
@@ -3460,6 +3583,44 @@ export interface components {
             /** @description Free text for the admin list (≤ 200 characters). */
             note?: string | null;
         };
+        /** @description A coupon to create. Exactly one of `percent_off` and `amount_off`. */
+        CreateCoupon: {
+            /**
+             * Format: int64
+             * @description Minor units off (fen, cents), > 0.
+             */
+            amount_off?: number | null;
+            /** @description What users type (4–32 letters, digits, `-` or `_`; stored upper case). */
+            code: string;
+            /** @description Valid until (RFC 3339); omitted = no end. */
+            ends_at?: string | null;
+            /** @description Only for users without a paid order. */
+            first_purchase_only?: boolean;
+            /**
+             * Format: int64
+             * @description Smallest order (before the discount) it applies to, in minor units.
+             */
+            min_spend?: number;
+            /** @description The admin's name for it (1–100 characters). */
+            name: string;
+            /**
+             * Format: int64
+             * @description Most uses per user, ≥ 1; omitted = no limit.
+             */
+            per_user_limit?: number | null;
+            /**
+             * Format: int64
+             * @description Percent off, 1–100.
+             */
+            percent_off?: number | null;
+            /** @description Valid from (RFC 3339); omitted = at once. */
+            starts_at?: string | null;
+            /**
+             * Format: int64
+             * @description Most uses in all, ≥ 1; omitted = no limit.
+             */
+            total_limit?: number | null;
+        };
         /** @description An order and where to pay it. */
         CreatedOrder: {
             /** @description The order. */
@@ -3507,9 +3668,11 @@ export interface components {
              * @description Amount in minor units (fen, cents).
              */
             amount: number;
+            /** @description A coupon code; the order then pays the discounted amount for the same quota. */
+            coupon?: string | null;
             /** @description The provider's method (`alipay`, `wxpay`); the first offered when left out. */
             method?: string | null;
-            /** @description `epay`, `stripe` or `alipay`. */
+            /** @description `epay`, `stripe`, `alipay` or `wechat`. */
             provider: string;
         };
         /**
@@ -3829,31 +3992,6 @@ export interface components {
             /** @description 1-based rank by vector similarity, `null` when not found that way. */
             vector_rank?: number | null;
         };
-        /** @description The account's linked identities. */
-        IdentityList: {
-            /** @description Oldest first. */
-            items: components["schemas"]["IdentityView"][];
-            /** @description Whether the account can also sign in with a password. */
-            password_login: boolean;
-        };
-        /** @description An identity linked to the account. */
-        IdentityView: {
-            /** @description RFC 3339. */
-            created_at: string;
-            /** @description The name the provider gave at linking. */
-            display_name?: string | null;
-            /** @description The address the provider gave at linking. */
-            email?: string | null;
-            /** @description Id (for unlinking). */
-            id: string;
-            kind?: null | components["schemas"]["ProviderKind"];
-            /** @description RFC 3339: last sign-in with it. */
-            last_used_at?: string | null;
-            /** @description Provider slug. */
-            provider: string;
-            /** @description The provider's name (the slug when the provider was removed). */
-            provider_name: string;
-        };
         /** @description An invite code as the API shows it. */
         InviteCode: {
             /** @description Whether an admin made it. */
@@ -3891,6 +4029,73 @@ export interface components {
             id: string;
             /** @description RFC 3339. */
             joined_at: string;
+        };
+        /**
+         * @description An invoice's kind.
+         * @enum {string}
+         */
+        InvoiceKind: "normal" | "special";
+        /** @description An invoice as the API shows it. */
+        InvoiceView: {
+            /** @description Registered address and telephone. */
+            address?: string | null;
+            /**
+             * Format: int64
+             * @description The orders' paid total, in minor units.
+             */
+            amount_minor: number;
+            /** @description Bank and account. */
+            bank_account?: string | null;
+            /** @description When it was asked for (RFC 3339). */
+            created_at: string;
+            /** @description `CNY` or `USD`. */
+            currency: string;
+            /** @description Where the invoice is sent. */
+            email: string;
+            /** @description Whether a PDF can be downloaded. */
+            has_pdf: boolean;
+            /** @description Its id. */
+            id: string;
+            /** @description `normal` or `special`. */
+            kind: string;
+            /** @description The invoice number, once issued. */
+            number?: string | null;
+            /** @description The orders it covers. */
+            order_ids: string[];
+            /** @description Why it was rejected. */
+            reason?: string | null;
+            /** @description When an admin decided (RFC 3339). */
+            reviewed_at?: string | null;
+            /** @description `requested`, `issued` or `rejected`. */
+            status: string;
+            /** @description The buyer's taxpayer id (统一社会信用代码). */
+            tax_id?: string | null;
+            /** @description The buyer's name (a company's or a person's). */
+            title: string;
+            /** @description Who asked. */
+            user_id: string;
+        };
+        /** @description Issuing an invoice. */
+        IssueInvoice: {
+            /** @description The PDF, uploaded first through `POST /api/v1/files` by the issuing admin. */
+            file_id?: string | null;
+            /** @description The invoice number (1–40 characters). */
+            number: string;
+        };
+        /** @description The entries of one ledger kind in a month. */
+        KindLine: {
+            /**
+             * Format: int64
+             * @description Their signed sum.
+             */
+            amount: number;
+            /**
+             * Format: int64
+             * @description How many entries.
+             */
+            entries: number;
+            /** @description `topup`, `consume`, `redeem`, `admin_adjust`, `signup_grant`, `invite_reward`, ... */
+            kind: string;
         };
         /** @description One ledger entry. */
         LedgerEntry: {
@@ -4008,35 +4213,6 @@ export interface components {
             /** @description JSON Schema of each user's settings. */
             settings_schema?: Record<string, never>;
         };
-        /** @description A new provider. */
-        NewProvider: {
-            /** @description API base override. */
-            api_url?: string | null;
-            /** @description Authorization page override. */
-            authorize_url?: string | null;
-            /** @description Client id. */
-            client_id: string;
-            /** @description Client secret; stored, never answered. */
-            client_secret: string;
-            /** @description Defaults to true. */
-            enabled?: boolean | null;
-            /** @description OIDC issuer (required for `oidc`). */
-            issuer?: string | null;
-            /** @description Kind. */
-            kind: components["schemas"]["ProviderKind"];
-            /** @description See [`AdminProviderView::link_by_email`]. */
-            link_by_email?: boolean;
-            /** @description Button name. */
-            name?: string | null;
-            /** @description Scopes. */
-            scopes?: string[] | null;
-            /** @description 1–32 of `a-z`, `0-9`, `-`. */
-            slug: string;
-            /** @description Microsoft tenant. */
-            tenant?: string | null;
-            /** @description Token endpoint override. */
-            token_url?: string | null;
-        };
         /**
          * @description An order's state.
          * @enum {string}
@@ -4051,10 +4227,18 @@ export interface components {
              * @description Amount in minor units (fen, cents).
              */
             amount_minor: number;
+            /** @description The coupon it used. */
+            coupon_id?: string | null;
             /** @description When it was made (RFC 3339). */
             created_at: string;
             /** @description `CNY` or `USD`. */
             currency: components["schemas"]["Currency"];
+            /**
+             * Format: int64
+             * @description What the coupon took off, in minor units; the amount before it is
+             *     `amount_minor + discount_minor`.
+             */
+            discount_minor: number;
             /** @description Order id. */
             id: string;
             /** @description The provider's method (`alipay`, `wxpay`, `card`). */
@@ -4063,7 +4247,7 @@ export interface components {
             note?: string | null;
             /** @description When it was paid (RFC 3339). */
             paid_at?: string | null;
-            /** @description `epay`, `stripe` or `alipay`. */
+            /** @description `epay`, `stripe`, `alipay` or `wechat`. */
             provider: components["schemas"]["ProviderName"];
             /** @description The provider's reference, once known. */
             provider_ref?: string | null;
@@ -4328,6 +4512,77 @@ export interface components {
             total: number;
         };
         /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_CouponView: {
+            /** @description The items on this page. */
+            items: {
+                /**
+                 * Format: int64
+                 * @description Minor units off, for `fixed`.
+                 */
+                amount_off: number;
+                /** @description What users type (upper case). */
+                code: string;
+                /** @description When it was made (RFC 3339). */
+                created_at: string;
+                /** @description The currency of `amount_off` and `min_spend`. */
+                currency: string;
+                /** @description Switched off by an admin. */
+                disabled: boolean;
+                /** @description Valid until (RFC 3339); none = no end. */
+                ends_at?: string | null;
+                /** @description Only for users without a paid order. */
+                first_purchase_only: boolean;
+                /** @description Its id. */
+                id: string;
+                /** @description `percent` or `fixed`. */
+                kind: components["schemas"]["CouponKind"];
+                /**
+                 * Format: int64
+                 * @description Smallest order (before the discount) it applies to, in minor units.
+                 */
+                min_spend: number;
+                /** @description The admin's name for it. */
+                name: string;
+                /**
+                 * Format: int64
+                 * @description Most uses per user; none = no limit.
+                 */
+                per_user_limit?: number | null;
+                /**
+                 * Format: int64
+                 * @description Percent off (1–100), for `percent`.
+                 */
+                percent_off: number;
+                /** @description Valid from (RFC 3339); none = at once. */
+                starts_at?: string | null;
+                /**
+                 * Format: int64
+                 * @description Uses held by pending orders or taken by paid ones.
+                 */
+                taken: number;
+                /**
+                 * Format: int64
+                 * @description Most uses in all; none = no limit.
+                 */
+                total_limit?: number | null;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
         Page_DocumentView: {
             /** @description The items on this page. */
             items: {
@@ -4466,6 +4721,64 @@ export interface components {
             total: number;
         };
         /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_InvoiceView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description Registered address and telephone. */
+                address?: string | null;
+                /**
+                 * Format: int64
+                 * @description The orders' paid total, in minor units.
+                 */
+                amount_minor: number;
+                /** @description Bank and account. */
+                bank_account?: string | null;
+                /** @description When it was asked for (RFC 3339). */
+                created_at: string;
+                /** @description `CNY` or `USD`. */
+                currency: string;
+                /** @description Where the invoice is sent. */
+                email: string;
+                /** @description Whether a PDF can be downloaded. */
+                has_pdf: boolean;
+                /** @description Its id. */
+                id: string;
+                /** @description `normal` or `special`. */
+                kind: string;
+                /** @description The invoice number, once issued. */
+                number?: string | null;
+                /** @description The orders it covers. */
+                order_ids: string[];
+                /** @description Why it was rejected. */
+                reason?: string | null;
+                /** @description When an admin decided (RFC 3339). */
+                reviewed_at?: string | null;
+                /** @description `requested`, `issued` or `rejected`. */
+                status: string;
+                /** @description The buyer's taxpayer id (统一社会信用代码). */
+                tax_id?: string | null;
+                /** @description The buyer's name (a company's or a person's). */
+                title: string;
+                /** @description Who asked. */
+                user_id: string;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
         Page_LedgerEntry: {
             /** @description The items on this page. */
             items: {
@@ -4525,10 +4838,18 @@ export interface components {
                  * @description Amount in minor units (fen, cents).
                  */
                 amount_minor: number;
+                /** @description The coupon it used. */
+                coupon_id?: string | null;
                 /** @description When it was made (RFC 3339). */
                 created_at: string;
                 /** @description `CNY` or `USD`. */
                 currency: components["schemas"]["Currency"];
+                /**
+                 * Format: int64
+                 * @description What the coupon took off, in minor units; the amount before it is
+                 *     `amount_minor + discount_minor`.
+                 */
+                discount_minor: number;
                 /** @description Order id. */
                 id: string;
                 /** @description The provider's method (`alipay`, `wxpay`, `card`). */
@@ -4537,7 +4858,7 @@ export interface components {
                 note?: string | null;
                 /** @description When it was paid (RFC 3339). */
                 paid_at?: string | null;
-                /** @description `epay`, `stripe` or `alipay`. */
+                /** @description `epay`, `stripe`, `alipay` or `wechat`. */
                 provider: components["schemas"]["ProviderName"];
                 /** @description The provider's reference, once known. */
                 provider_ref?: string | null;
@@ -4780,9 +5101,35 @@ export interface components {
              */
             total: number;
         };
+        /** @description A top-up order paid in the month. */
+        PaidOrder: {
+            /**
+             * Format: int64
+             * @description Paid, in minor units.
+             */
+            amount_minor: number;
+            /** @description `CNY` or `USD`. */
+            currency: string;
+            /**
+             * Format: int64
+             * @description Taken off by a coupon, in minor units.
+             */
+            discount_minor: number;
+            /** @description Order id. */
+            id: string;
+            /** @description When (RFC 3339). */
+            paid_at: string;
+            /** @description The provider. */
+            provider: string;
+            /**
+             * Format: int64
+             * @description Quota units credited.
+             */
+            quota: number;
+        };
         /** @description A password change. */
         PasswordChange: {
-            /** @description The password in use now (empty for an account made by a provider sign-in, which has none). */
+            /** @description The password in use now. */
             current_password: string;
             /** @description The new password, 8–128 characters. */
             new_password: string;
@@ -4956,60 +5303,21 @@ export interface components {
             theme?: string | null;
         };
         /**
-         * @description What kind of service a provider is.
+         * @description Which search API.
          * @enum {string}
          */
-        ProviderKind: "oidc" | "google" | "microsoft" | "github" | "wechat";
+        ProviderKind: "searxng" | "tavily" | "serper" | "bing" | "google" | "bocha";
         /**
          * @description A payment provider's name, as in URLs and order rows.
          * @enum {string}
          */
-        ProviderName: "epay" | "stripe" | "alipay";
+        ProviderName: "epay" | "stripe" | "alipay" | "wechat";
         /** @description A provider users may pay through. */
         ProviderOption: {
             /** @description Its methods (`alipay`, `wxpay`, `card`). */
             methods: string[];
-            /** @description `epay`, `stripe` or `alipay`. */
+            /** @description `epay`, `stripe`, `alipay` or `wechat`. */
             provider: components["schemas"]["ProviderName"];
-        };
-        /** @description Changes to a provider; absent fields stay. */
-        ProviderPatch: {
-            /** @description API base override. */
-            api_url?: string | null;
-            /** @description Authorization page override. */
-            authorize_url?: string | null;
-            /** @description Client id. */
-            client_id?: string | null;
-            /** @description A new client secret. */
-            client_secret?: string | null;
-            /** @description On or off. */
-            enabled?: boolean | null;
-            /** @description OIDC issuer. */
-            issuer?: string | null;
-            /** @description Link by verified address. */
-            link_by_email?: boolean | null;
-            /** @description Button name. */
-            name?: string | null;
-            /** @description Scopes. */
-            scopes?: string[] | null;
-            /** @description Microsoft tenant. */
-            tenant?: string | null;
-            /** @description Token endpoint override. */
-            token_url?: string | null;
-        };
-        /** @description A provider as the sign-in page shows it. */
-        PublicProvider: {
-            /** @description `oidc`, `google`, `microsoft`, `github` or `wechat`. */
-            kind: components["schemas"]["ProviderKind"];
-            /** @description The button's name. */
-            name: string;
-            /** @description Slug, for the start and callback URLs. */
-            slug: string;
-        };
-        /** @description The enabled providers. */
-        PublicProviderList: {
-            /** @description In slug order. */
-            items: components["schemas"]["PublicProvider"][];
         };
         /** @description A share as the public sees it. */
         PublicShare: {
@@ -5084,6 +5392,16 @@ export interface components {
              * @description Consumed in all.
              */
             used: number;
+        };
+        /** @description A coupon to check against an amount. */
+        QuoteCoupon: {
+            /**
+             * Format: int64
+             * @description The amount before the discount, in minor units.
+             */
+            amount: number;
+            /** @description The code as typed. */
+            code: string;
         };
         /** @description The price of one model, in quota units. */
         Rates: {
@@ -5193,6 +5511,11 @@ export interface components {
             /** @description 3–32 letters, digits, `_`, `.`, `-`. */
             username?: string | null;
         };
+        /** @description Rejecting an invoice. */
+        RejectInvoice: {
+            /** @description Why (1–500 characters; the user sees it). */
+            reason: string;
+        };
         /** @description A new name. */
         RenameInput: {
             /** @description The name (made safe: no folders, no control characters, at most 255 bytes). */
@@ -5215,6 +5538,23 @@ export interface components {
             reason: string;
             /** @description Who reported it. */
             user_id: string;
+        };
+        /** @description An invoice request. */
+        RequestInvoice: {
+            /** @description Registered address and telephone; required for `special`. */
+            address?: string | null;
+            /** @description Bank and account; required for `special`. */
+            bank_account?: string | null;
+            /** @description Where to send the invoice. */
+            email: string;
+            /** @description `normal` (增值税普通发票) or `special` (增值税专用发票). */
+            kind: components["schemas"]["InvoiceKind"];
+            /** @description Paid orders of the caller, 1–50, none on another invoice. */
+            order_ids: string[];
+            /** @description The taxpayer id (15–20 letters and digits); required for `special`. */
+            tax_id?: string | null;
+            /** @description The buyer's name (1–100 characters). */
+            title: string;
         };
         /** @description A new password, with the token from the reset mail. */
         ResetPasswordRequest: {
@@ -5533,29 +5873,72 @@ export interface components {
             /** @description `private`, `link` or `public`. */
             visibility?: string | null;
         };
-        /** @description Where to send the browser. */
-        StartAnswer: {
-            /** @description The provider's authorization page. */
-            authorize_url: string;
-            /**
-             * Format: int64
-             * @description Seconds the sign-in may take.
-             */
-            expires_in: number;
-            /** @description Where the provider sends the browser back (register it with the provider). */
-            redirect_uri: string;
-        };
         /** @description A new conversation with an assistant. */
         StartInput: {
             /** @description Another model, where the assistant allows it. */
             model?: string | null;
         };
-        /** @description Starting a sign-in (or, signed in, a link). */
-        StartRequest: {
-            /** @description An invite code, used if this sign-in creates an account on a server that requires one. */
-            invite_code?: string | null;
-            /** @description Link the provider to the signed-in account instead of signing in (needs a bearer token). */
-            link?: boolean;
+        /** @description A user's statement for one month. */
+        Statement: {
+            /**
+             * @description Consumption per API key (`null` for web chat and other use without a key); with
+             *     `unattributed`, sums to `consumption`.
+             */
+            by_key: components["schemas"]["ConsumptionLine"][];
+            /** @description Every ledger kind of the month, signed; they sum to `closing - opening`. */
+            by_kind: components["schemas"]["KindLine"][];
+            /** @description Consumption per model; sums to `consumption`. */
+            by_model: components["schemas"]["ConsumptionLine"][];
+            /**
+             * Format: int64
+             * @description Balance at the end of the month (or now, for the current month).
+             */
+            closing_balance: number;
+            /**
+             * Format: int64
+             * @description Consumption (a positive number).
+             */
+            consumption: number;
+            /**
+             * Format: int64
+             * @description Credits of the month (top-ups, redemptions, grants, positive adjustments).
+             */
+            credits: number;
+            /**
+             * Format: int64
+             * @description Debits of the month as a positive number (consumption, negative adjustments).
+             */
+            debits: number;
+            /** @description `YYYY-MM`. */
+            month: string;
+            /**
+             * Format: int64
+             * @description Balance before the month, in quota units.
+             */
+            opening_balance: number;
+            /** @description Top-up orders paid in the month. */
+            orders: components["schemas"]["PaidOrder"][];
+            /** @description First instant after the month (RFC 3339, UTC). */
+            period_end: string;
+            /** @description First instant of the month (RFC 3339, UTC). */
+            period_start: string;
+            /**
+             * Format: int64
+             * @description Top-ups paid through payment providers.
+             */
+            top_ups: number;
+            /**
+             * Format: int64
+             * @description Consumption whose usage record is missing (0 on a healthy ledger).
+             */
+            unattributed: number;
+            /** @description Whose. */
+            user_id: string;
+            /**
+             * Format: int32
+             * @description The UTC offset the month's bounds are in, in minutes (480 for China).
+             */
+            utc_offset_minutes: number;
         };
         /** @description An assistant's usage. */
         Stats: {
@@ -5765,6 +6148,13 @@ export interface components {
         UpdateCode: {
             /** @description Disabled codes cannot be used. */
             disabled: boolean;
+        };
+        /** @description A change to a coupon. */
+        UpdateCoupon: {
+            /** @description Switch it off (true) or on again (false). */
+            disabled?: boolean | null;
+            /** @description A new end (RFC 3339), or `""` for none. */
+            ends_at?: string | null;
         };
         /** @description Changes to a key; omitted fields stay, `null` clears a limit or list. */
         UpdateKey: {
@@ -6167,6 +6557,297 @@ export interface operations {
             };
         };
     };
+    list: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number (default 1). */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20). */
+                per_page?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CouponView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCoupon"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Top-up is not enabled */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The code is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Coupon id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateCoupon"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_all: {
+        parameters: {
+            query?: {
+                /** @description 1-based page. */
+                page?: number;
+                /** @description Page size, 1–100. */
+                per_page?: number;
+                /** @description Only this status (`requested`, `issued`, `rejected`). */
+                status?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_InvoiceView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    issue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Invoice id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IssueInvoice"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Already issued or rejected */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Invoice id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RejectInvoice"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Already issued or rejected */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     admin_orders: {
         parameters: {
             query?: {
@@ -6530,6 +7211,57 @@ export interface operations {
             };
         };
     };
+    user: {
+        parameters: {
+            query?: {
+                /** @description The UTC offset the month's bounds are in, in minutes (480 for China); default 0. */
+                utc_offset_minutes?: number;
+            };
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+                /** @description User id */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Statement"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_groups: {
         parameters: {
             query?: never;
@@ -6711,163 +7443,6 @@ export interface operations {
                 };
             };
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    admin_list_providers: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AdminProviderList"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    admin_create_provider: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["NewProvider"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AdminProviderView"];
-                };
-            };
-            /** @description The slug is taken */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description A field is invalid */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    admin_delete_provider: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Provider slug */
-                slug: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Removed */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Defined in the configuration file */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    admin_update_provider: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Provider slug */
-                slug: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ProviderPatch"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AdminProviderView"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Defined in the configuration file (`provider_in_config`) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8536,160 +9111,6 @@ export interface operations {
             };
         };
     };
-    callback: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Provider slug */
-                slug: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CallbackRequest"];
-            };
-        };
-        responses: {
-            /** @description Signed in, the two-factor challenge, or the linked identity */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LoginAnswer"];
-                };
-            };
-            /** @description Unknown, used, expired or other-browser `state` (`oauth_state_invalid`), or the person declined (`oauth_denied`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description The ID token failed validation (`oauth_token_invalid`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Registration closed, account disabled, or email not verified */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description The identity belongs to another account, or the address to an account it may not join */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description An invite code is required or invalid */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description The provider did not answer as expected */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    start: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Provider slug */
-                slug: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["StartRequest"];
-            };
-        };
-        responses: {
-            /** @description Send the browser to `authorize_url` */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["StartAnswer"];
-                };
-            };
-            /** @description `link` without a signed-in user */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description No such enabled provider */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description The provider's discovery document could not be read */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    list_public_providers: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PublicProviderList"];
-                };
-            };
-        };
-    };
     forgot_password: {
         parameters: {
             query?: never;
@@ -8945,6 +9366,175 @@ export interface operations {
             };
         };
     };
+    quote: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuoteCoupon"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponQuote"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Top-up is not enabled */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The coupon cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_own: {
+        parameters: {
+            query?: {
+                /** @description 1-based page. */
+                page?: number;
+                /** @description Page size, 1–100. */
+                per_page?: number;
+                /** @description Only this status (`requested`, `issued`, `rejected`). */
+                status?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_InvoiceView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RequestInvoice"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    pdf: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Invoice id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The PDF */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": unknown;
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     get_ledger: {
         parameters: {
             query?: {
@@ -9058,7 +9648,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Amount out of range, unknown provider or method */
+            /** @description Amount out of range, unknown provider or method, or a coupon that cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9150,7 +9740,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description `epay`, `stripe` or `alipay` */
+                /** @description `epay`, `stripe`, `alipay` or `wechat` */
                 provider: string;
             };
             cookie?: never;
@@ -9273,6 +9863,89 @@ export interface operations {
                 };
             };
             /** @description Unknown, used, expired or disabled code */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    own: {
+        parameters: {
+            query?: {
+                /** @description The UTC offset the month's bounds are in, in minutes (480 for China); default 0. */
+                utc_offset_minutes?: number;
+            };
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Statement"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    own_csv: {
+        parameters: {
+            query?: {
+                /** @description The UTC offset the month's bounds are in, in minutes (480 for China); default 0. */
+                utc_offset_minutes?: number;
+            };
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSV */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -12789,72 +13462,6 @@ export interface operations {
                 };
             };
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    list_identities: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["IdentityList"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    unlink_identity: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Identity id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Unlinked */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Not one of this account's identities */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description It is the account's last way to sign in (`last_sign_in_method`) */
-            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -31,6 +31,7 @@ export const qk = {
     all: ['orders'] as const,
     page: (page: number) => ['orders', page] as const,
     one: (id: string) => ['orders', 'one', id] as const,
+    paid: ['orders', 'paid'] as const,
   },
 
   // Files
@@ -89,5 +90,15 @@ export const qk = {
     page: (batch: string, page: number) => ['codes', batch, page] as const,
   },
   adminOrders: (status: string, page: number) => ['orders', 'admin', status, page] as const,
+  coupons: {
+    all: ['coupons'] as const,
+    page: (page: number) => ['coupons', page] as const,
+  },
+  statement: (month: string, offset: number) => ['statement', month, offset] as const,
+  invoices: {
+    all: ['invoices'] as const,
+    page: (page: number) => ['invoices', page] as const,
+    admin: (status: string, page: number) => ['invoices', 'admin', status, page] as const,
+  },
   audit: (action: string, actor: string, page: number) => ['audit', action, actor, page] as const,
 } as const;

@@ -167,6 +167,18 @@ export type PaymentOptions = Schemas['PaymentOptions'];
 /** A new order and the provider's page to pay it on. */
 export type CreatedOrder = Schemas['CreatedOrder'];
 
+/** A coupon, as admins see it. */
+export type Coupon = Schemas['CouponView'];
+
+/** What a coupon takes off an amount. */
+export type CouponQuote = Schemas['CouponQuote'];
+
+/** A monthly statement. */
+export type Statement = Schemas['Statement'];
+
+/** An invoice request and its review. */
+export type Invoice = Schemas['InvoiceView'];
+
 /** A plugin in the market, with the signed-in user's choices (secrets only as names). */
 export type Plugin = Schemas['PluginView'];
 

@@ -1,8 +1,11 @@
 //! The Billing service's HTTP routes.
 
 mod admin;
+mod coupons;
 pub(crate) mod internal;
+mod invoices;
 mod pay;
+mod statements;
 mod user;
 
 use std::sync::Arc;
@@ -26,6 +29,11 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(pay::options))
         .routes(routes!(pay::create_order, pay::list_orders))
         .routes(routes!(pay::get_order))
+        .routes(routes!(coupons::quote))
+        .routes(routes!(statements::own))
+        .routes(routes!(statements::own_csv))
+        .routes(routes!(invoices::request, invoices::list_own))
+        .routes(routes!(invoices::pdf))
         // Payment providers (public; signatures are checked).
         .routes(routes!(pay::notify, pay::notify_get))
         // Admins.
@@ -40,6 +48,12 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(admin::update_code))
         .routes(routes!(pay::admin_orders))
         .routes(routes!(pay::reconcile_order))
+        .routes(routes!(coupons::create, coupons::list))
+        .routes(routes!(coupons::update))
+        .routes(routes!(statements::user))
+        .routes(routes!(invoices::list_all))
+        .routes(routes!(invoices::issue))
+        .routes(routes!(invoices::reject))
         .with_state(service)
 }
 
@@ -62,7 +76,7 @@ pub(crate) const EXPORT_LIMIT: i64 = 100_000;
 
 /// A CSV download: the header line, then one line per row with each field quoted as needed.
 pub(crate) fn csv_response(
-    filename: &'static str,
+    filename: &str,
     header: &str,
     rows: impl IntoIterator<Item = Vec<String>>,
 ) -> axum::response::Response {

@@ -22,7 +22,7 @@ use crate::payment::{Currency, Notification, OrderView, ProviderName, store};
 /// A provider users may pay through.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderOption {
-    /// `epay`, `stripe` or `alipay`.
+    /// `epay`, `stripe`, `alipay` or `wechat`.
     pub provider: ProviderName,
     /// Its methods (`alipay`, `wxpay`, `card`).
     pub methods: Vec<String>,
@@ -53,10 +53,12 @@ pub struct PaymentOptions {
 pub struct CreateOrder {
     /// Amount in minor units (fen, cents).
     pub amount: i64,
-    /// `epay`, `stripe` or `alipay`.
+    /// `epay`, `stripe`, `alipay` or `wechat`.
     pub provider: String,
     /// The provider's method (`alipay`, `wxpay`); the first offered when left out.
     pub method: Option<String>,
+    /// A coupon code; the order then pays the discounted amount for the same quota.
+    pub coupon: Option<String>,
 }
 
 /// An order and where to pay it.
@@ -155,7 +157,7 @@ pub async fn options(
         (status = 201, body = CreatedOrder),
         (status = 401, body = ErrorEnvelope),
         (status = 404, description = "Top-up is not enabled", body = ErrorEnvelope),
-        (status = 422, description = "Amount out of range, unknown provider or method", body = ErrorEnvelope),
+        (status = 422, description = "Amount out of range, unknown provider or method, or a coupon that cannot be used", body = ErrorEnvelope),
         (status = 503, description = "The provider could not be reached", body = ErrorEnvelope),
     ))]
 pub async fn create_order(
@@ -169,6 +171,7 @@ pub async fn create_order(
             req.provider.trim(),
             req.method.as_deref().map(str::trim),
             req.amount,
+            req.coupon.as_deref(),
         )
         .await?;
     Ok((
@@ -218,7 +221,7 @@ pub async fn get_order(
 /// the notification is taken, duplicates included; 400 for a forged one.
 #[utoipa::path(post, path = "/billing/payment/{provider}/notify", tag = "payments",
     request_body(content = String, description = "The provider's notification as it sends it (EPay: a form; Stripe: an event)"),
-    params(("provider" = String, Path, description = "`epay`, `stripe` or `alipay`")),
+    params(("provider" = String, Path, description = "`epay`, `stripe`, `alipay` or `wechat`")),
     responses(
         (status = 200, description = "Taken (the provider's acknowledgement)"),
         (status = 400, description = "Bad signature", body = ErrorEnvelope),
@@ -238,6 +241,7 @@ pub async fn notify(
             .get("stripe-signature")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        headers,
         received_ms: now_ms(),
     };
     let (content_type, ack) = svc.take_notification(&provider, notification).await?;

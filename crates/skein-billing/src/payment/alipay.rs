@@ -155,14 +155,14 @@ fn der(text: &str) -> Result<Vec<u8>, String> {
         .map_err(|_| "not a PEM or Base64 key".to_string())
 }
 
-fn private_key(text: &str) -> Result<RsaPrivateKey, String> {
+pub(crate) fn private_key(text: &str) -> Result<RsaPrivateKey, String> {
     let der = der(text)?;
     RsaPrivateKey::from_pkcs8_der(&der)
         .or_else(|_| RsaPrivateKey::from_pkcs1_der(&der))
         .map_err(|_| "not an RSA private key (PKCS#8 or PKCS#1)".to_string())
 }
 
-fn public_key(text: &str) -> Result<RsaPublicKey, String> {
+pub(crate) fn public_key(text: &str) -> Result<RsaPublicKey, String> {
     let der = der(text)?;
     RsaPublicKey::from_public_key_der(&der)
         .or_else(|_| RsaPublicKey::from_pkcs1_der(&der))
@@ -218,7 +218,7 @@ impl Provider for Alipay {
         })
     }
 
-    fn verify(&self, notification: &Notification) -> Result<Option<Paid>, String> {
+    async fn verify(&self, notification: &Notification) -> Result<Option<Paid>, String> {
         let params: BTreeMap<String, String> = serde_urlencoded::from_bytes(&notification.body)
             .map_err(|e| format!("unreadable notification: {e}"))?;
         let given = params.get("sign").ok_or("no sign")?;

@@ -33,6 +33,8 @@ pub struct PaymentConfig {
     pub stripe: Option<StripeConfig>,
     /// Alipay (支付宝) through its Open Platform, when used.
     pub alipay: Option<AlipayConfig>,
+    /// WeChat Pay (微信支付) API v3 Native pay, when used.
+    pub wechat: Option<WechatConfig>,
 }
 
 impl Default for PaymentConfig {
@@ -49,6 +51,7 @@ impl Default for PaymentConfig {
             epay: None,
             stripe: None,
             alipay: None,
+            wechat: None,
         }
     }
 }
@@ -155,6 +158,41 @@ pub struct AlipayConfig {
     pub methods: Vec<String>,
 }
 
+/// A WeChat Pay (微信支付) merchant, paid through API v3 Native pay (a QR code).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatConfig {
+    /// The merchant id (`mchid`); a number is taken as its digits.
+    #[serde(deserialize_with = "text_or_number")]
+    pub mchid: String,
+    /// The app id bound to the merchant (`appid`, an official account's or an app's).
+    pub appid: String,
+    /// The merchant API private key (`apiclient_key.pem`, PKCS#8 PEM).
+    pub private_key: Secret,
+    /// The serial number of the merchant API certificate that key belongs to.
+    pub merchant_serial_no: String,
+    /// The APIv3 key (32 characters) that encrypts notifications and platform certificates.
+    pub apiv3_key: Secret,
+    /// The WeChat Pay public key (PEM, from the merchant console); without it the platform
+    /// certificates are downloaded from `/v3/certificates`.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// That public key's id (`PUB_KEY_ID_...`), which `Wechatpay-Serial` names.
+    #[serde(default)]
+    pub public_key_id: Option<String>,
+    /// The API's address; only tests change it.
+    #[serde(default = "default_wechat_api")]
+    pub api_base: String,
+    /// How far a signed notification's or answer's timestamp may be from now, in seconds
+    /// (the official SDKs use 300).
+    #[serde(default = "default_stripe_tolerance")]
+    pub tolerance_secs: i64,
+}
+
+fn default_wechat_api() -> String {
+    "https://api.mch.weixin.qq.com".into()
+}
+
 fn default_alipay_gateway() -> String {
     "https://openapi.alipay.com/gateway.do".into()
 }
@@ -174,7 +212,10 @@ fn default_stripe_tolerance() -> i64 {
 impl PaymentConfig {
     /// Whether any provider is configured.
     pub fn enabled(&self) -> bool {
-        self.epay.is_some() || self.stripe.is_some() || self.alipay.is_some()
+        self.epay.is_some()
+            || self.stripe.is_some()
+            || self.alipay.is_some()
+            || self.wechat.is_some()
     }
 
     /// Checks values that parse but cannot work.
@@ -244,6 +285,22 @@ impl PaymentConfig {
                 );
             }
             super::alipay::Alipay::new(alipay.clone(), reqwest::Client::new())?;
+        }
+        if let Some(wechat) = &self.wechat {
+            if self.currency != Currency::Cny {
+                return Err(
+                    "billing.payment.wechat settles in CNY: set billing.payment.currency = \"CNY\""
+                        .into(),
+                );
+            }
+            if wechat.mchid.is_empty()
+                || wechat.appid.is_empty()
+                || wechat.merchant_serial_no.is_empty()
+                || wechat.tolerance_secs < 1
+            {
+                return Err("billing.payment.wechat needs mchid, appid, merchant_serial_no and tolerance_secs >= 1".into());
+            }
+            super::wechat::Wechat::new(wechat.clone(), reqwest::Client::new())?;
         }
         Ok(())
     }

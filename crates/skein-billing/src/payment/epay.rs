@@ -86,7 +86,7 @@ impl Provider for Epay {
         })
     }
 
-    fn verify(&self, notification: &Notification) -> Result<Option<Paid>, String> {
+    async fn verify(&self, notification: &Notification) -> Result<Option<Paid>, String> {
         // The gateway sends the fields in the query string (GET) or as a form body (POST).
         let raw = if notification.query.is_empty() {
             String::from_utf8_lossy(&notification.body).into_owned()

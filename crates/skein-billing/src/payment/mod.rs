@@ -9,9 +9,11 @@
 
 mod alipay;
 pub mod config;
+pub mod coupon;
 mod epay;
 pub(crate) mod store;
 mod stripe;
+mod wechat;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +39,8 @@ pub enum ProviderName {
     Stripe,
     /// Alipay (支付宝).
     Alipay,
+    /// WeChat Pay (微信支付).
+    Wechat,
 }
 
 impl ProviderName {
@@ -46,6 +50,7 @@ impl ProviderName {
             ProviderName::Epay => "epay",
             ProviderName::Stripe => "stripe",
             ProviderName::Alipay => "alipay",
+            ProviderName::Wechat => "wechat",
         }
     }
 
@@ -55,6 +60,7 @@ impl ProviderName {
             "epay" => Some(ProviderName::Epay),
             "stripe" => Some(ProviderName::Stripe),
             "alipay" => Some(ProviderName::Alipay),
+            "wechat" => Some(ProviderName::Wechat),
             _ => None,
         }
     }
@@ -124,6 +130,10 @@ pub struct Order {
     pub created_at: i64,
     /// When it was paid (ms).
     pub paid_at: Option<i64>,
+    /// The coupon it used.
+    pub coupon_id: Option<String>,
+    /// What the coupon took off, in minor units (`amount_minor` is what is paid).
+    pub discount_minor: i64,
 }
 
 impl Order {
@@ -140,7 +150,7 @@ pub struct OrderView {
     pub id: String,
     /// Who pays.
     pub user_id: String,
-    /// `epay`, `stripe` or `alipay`.
+    /// `epay`, `stripe`, `alipay` or `wechat`.
     pub provider: ProviderName,
     /// The provider's method (`alipay`, `wxpay`, `card`).
     pub method: Option<String>,
@@ -162,6 +172,11 @@ pub struct OrderView {
     pub created_at: String,
     /// When it was paid (RFC 3339).
     pub paid_at: Option<String>,
+    /// The coupon it used.
+    pub coupon_id: Option<String>,
+    /// What the coupon took off, in minor units; the amount before it is
+    /// `amount_minor + discount_minor`.
+    pub discount_minor: i64,
 }
 
 impl From<Order> for OrderView {
@@ -180,6 +195,8 @@ impl From<Order> for OrderView {
             note: o.note,
             created_at: ms_to_rfc3339(o.created_at),
             paid_at: o.paid_at.map(ms_to_rfc3339),
+            coupon_id: o.coupon_id,
+            discount_minor: o.discount_minor,
         }
     }
 }
@@ -200,6 +217,8 @@ pub(crate) struct Notification {
     pub body: bytes::Bytes,
     /// The signature header, where the provider sends one (`Stripe-Signature`).
     pub signature: Option<String>,
+    /// Every header (WeChat Pay signs with four of them).
+    pub headers: axum::http::HeaderMap,
     /// When it arrived (ms).
     pub received_ms: i64,
 }
@@ -234,7 +253,7 @@ pub(crate) trait Provider: Send + Sync {
     /// Checks a notification's signature and reads it: `Ok(Some)` for a payment,
     /// `Ok(None)` for a genuine notification that pays nothing, `Err` for a forged or
     /// unreadable one.
-    fn verify(&self, notification: &Notification) -> Result<Option<Paid>, String>;
+    async fn verify(&self, notification: &Notification) -> Result<Option<Paid>, String>;
     /// The content type and body the provider expects when a notification was taken.
     fn acknowledge(&self) -> (&'static str, &'static str);
     /// Asks the provider whether an order was paid (reconciliation).
@@ -278,9 +297,15 @@ impl Payments {
         }
         if let Some(alipay) = &config.alipay {
             // The keys were read when the configuration was validated.
-            match alipay::Alipay::new(alipay.clone(), http) {
+            match alipay::Alipay::new(alipay.clone(), http.clone()) {
                 Ok(provider) => providers.push(Arc::new(provider)),
                 Err(e) => tracing::error!(error = %e, "Alipay is not offered"),
+            }
+        }
+        if let Some(wechat) = &config.wechat {
+            match wechat::Wechat::new(wechat.clone(), http) {
+                Ok(provider) => providers.push(Arc::new(provider)),
+                Err(e) => tracing::error!(error = %e, "WeChat Pay is not offered"),
             }
         }
         let quota_per_unit = if config.quota_per_unit > 0 {
@@ -392,6 +417,7 @@ impl BillingService {
         provider: &str,
         method: Option<&str>,
         amount_minor: i64,
+        coupon: Option<&str>,
     ) -> ApiResult<(Order, String)> {
         let payments = self.payments()?;
         let name = ProviderName::parse(provider).ok_or_else(no_provider)?;
@@ -449,20 +475,49 @@ impl BillingService {
             note: None,
             created_at: now,
             paid_at: None,
+            coupon_id: None,
+            discount_minor: 0,
         };
-        store::insert(&self.db, &order).await?;
-        let checkout = provider
+        match coupon.map(str::trim).filter(|c| !c.is_empty()) {
+            Some(code) => match self
+                .writer
+                .submit(Op::PlaceOrder {
+                    order: order.clone(),
+                    coupon: code.to_string(),
+                })
+                .await?
+            {
+                Done::Placed(placed) => order = *placed,
+                other => return Err(crate::unexpected(&other)),
+            },
+            None => store::insert(self.db.pool(), &order).await?,
+        }
+        let checkout = match provider
             .checkout(
                 &order,
                 &payments.notify_url(name),
                 &payments.return_url(&order.id),
             )
-            .await?;
+            .await
+        {
+            Ok(checkout) => checkout,
+            Err(error) => {
+                // Nothing can pay this order: it fails now and gives its coupon back.
+                store::abandon(
+                    &self.db,
+                    &order.id,
+                    "the provider could not start the payment",
+                    now_ms(),
+                )
+                .await?;
+                return Err(error);
+            }
+        };
         if let Some(reference) = &checkout.provider_ref {
             store::set_reference(&self.db, &order.id, reference).await?;
             order.provider_ref = Some(reference.clone());
         }
-        tracing::info!(order_id = %order.id, user_id, provider = name.as_str(), amount_minor, quota, "top-up order created");
+        tracing::info!(order_id = %order.id, user_id, provider = name.as_str(), amount_minor = order.amount_minor, discount_minor = order.discount_minor, quota, "top-up order created");
         Ok((order, checkout.pay_url))
     }
 
@@ -505,7 +560,7 @@ impl BillingService {
         let provider = payments
             .provider(name)
             .ok_or_else(|| ApiError::not_found("payment provider", "支付渠道"))?;
-        match provider.verify(&notification) {
+        match provider.verify(&notification).await {
             Err(why) => {
                 tracing::warn!(provider = name.as_str(), %why, "payment notification refused");
                 Err(ApiError::bad_request(

@@ -5,10 +5,10 @@ use skein_core::ApiResult;
 use skein_db::{Db, DbResult, sqlx};
 
 use super::config::Currency;
-use super::{Applied, Order, OrderStatus, Paid, ProviderName};
+use super::{Applied, Order, OrderStatus, Paid, ProviderName, coupon};
 use crate::ledger::{self, Credit, Rules, Tx};
 
-const COLUMNS: &str = "id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, note, created_at, paid_at";
+const COLUMNS: &str = "id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, note, created_at, paid_at, coupon_id, discount_minor";
 
 type Row = (
     String,
@@ -23,6 +23,8 @@ type Row = (
     Option<String>,
     i64,
     Option<i64>,
+    Option<String>,
+    i64,
 );
 
 fn order(row: Row) -> Option<Order> {
@@ -39,6 +41,8 @@ fn order(row: Row) -> Option<Order> {
         note,
         created_at,
         paid_at,
+        coupon_id,
+        discount_minor,
     ) = row;
     let Some((provider, currency, status)) = ProviderName::parse(&provider)
         .zip(Currency::parse(&currency))
@@ -61,14 +65,19 @@ fn order(row: Row) -> Option<Order> {
         note,
         created_at,
         paid_at,
+        coupon_id,
+        discount_minor,
     })
 }
 
-/// Records a new order.
-pub(crate) async fn insert(db: &Db, o: &Order) -> DbResult<()> {
+/// Records a new order (on the pool, or in a transaction).
+pub(crate) async fn insert<'e, E>(executor: E, o: &Order) -> DbResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     sqlx::query(
-        "INSERT INTO payment_orders (id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        "INSERT INTO payment_orders (id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, created_at, updated_at, coupon_id, discount_minor) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
     )
     .bind(&o.id)
     .bind(&o.user_id)
@@ -80,8 +89,66 @@ pub(crate) async fn insert(db: &Db, o: &Order) -> DbResult<()> {
     .bind(o.status.as_str())
     .bind(&o.provider_ref)
     .bind(o.created_at)
-    .execute(db.pool())
+    .bind(&o.coupon_id)
+    .bind(o.discount_minor)
+    .execute(executor)
     .await?;
+    Ok(())
+}
+
+/// Inserts an order that uses a coupon, in the writer's transaction: the coupon is locked,
+/// checked against its limits and claimed together with the order, so it is never taken
+/// more often than it allows. `order.amount_minor` comes in as the amount before the
+/// discount and leaves as what is paid.
+pub(crate) async fn place(
+    tx: &mut Tx,
+    order: &Order,
+    code: &str,
+    now: i64,
+) -> DbResult<ApiResult<Order>> {
+    let code = coupon::normalize(code);
+    if !coupon::lock(tx, &code).await? {
+        return Ok(Err(coupon::Refusal::Unknown.error()));
+    }
+    let Some(found) = coupon::by_code(tx, &code).await? else {
+        return Ok(Err(coupon::Refusal::Unknown.error()));
+    };
+    let discount = match coupon::check(
+        tx,
+        &found,
+        &order.user_id,
+        order.amount_minor,
+        order.currency,
+        now,
+    )
+    .await?
+    {
+        Ok(discount) => discount,
+        Err(refusal) => return Ok(Err(refusal.error())),
+    };
+    let mut placed = order.clone();
+    placed.amount_minor -= discount;
+    placed.discount_minor = discount;
+    placed.coupon_id = Some(found.id.clone());
+    insert(&mut **tx, &placed).await?;
+    coupon::claim(tx, &found.id, &order.user_id, &order.id, discount, now).await?;
+    Ok(Ok(placed))
+}
+
+/// Fails an order whose checkout could not start (the provider was unreachable) and gives
+/// back its coupon.
+pub(crate) async fn abandon(db: &Db, id: &str, note: &str, now: i64) -> DbResult<()> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "UPDATE payment_orders SET status = 'failed', note = $2, updated_at = $3 WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(note)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    coupon::release_dead(&mut tx, now).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -147,15 +214,19 @@ pub(crate) async fn pending_before(db: &Db, before: i64, limit: i64) -> DbResult
     Ok(rows.into_iter().filter_map(order).collect())
 }
 
-/// Expires pending orders made before `before`; how many.
+/// Expires pending orders made before `before`, and gives back the coupons of expired and
+/// failed orders; how many orders expired.
 pub(crate) async fn expire(db: &Db, before: i64, now: i64) -> DbResult<u64> {
+    let mut tx = db.begin_write().await?;
     let done = sqlx::query(
         "UPDATE payment_orders SET status = 'expired', updated_at = $2 WHERE status = 'pending' AND created_at < $1",
     )
     .bind(before)
     .bind(now)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    coupon::release_dead(&mut tx, now).await?;
+    tx.commit().await?;
     Ok(done.rows_affected())
 }
 
@@ -196,6 +267,7 @@ pub(crate) async fn pay(
         .bind(now)
         .execute(&mut **tx)
         .await?;
+        coupon::release_dead(tx, now).await?;
         return Ok(Ok((Applied::Mismatch, None)));
     }
     let moved = sqlx::query(
@@ -210,6 +282,9 @@ pub(crate) async fn pay(
     if moved.rows_affected() != 1 {
         return Ok(Ok((Applied::Already, None)));
     }
+    // A late payment for an expired order whose coupon was given back takes it again: the
+    // payer paid the discounted amount.
+    coupon::mark_used(tx, &paid.order_id, now).await?;
     let credit = Credit {
         user_id: user_id.clone(),
         kind: "topup",

@@ -150,7 +150,7 @@ impl Provider for Stripe {
         })
     }
 
-    fn verify(&self, notification: &Notification) -> Result<Option<Paid>, String> {
+    async fn verify(&self, notification: &Notification) -> Result<Option<Paid>, String> {
         let header = notification
             .signature
             .as_deref()

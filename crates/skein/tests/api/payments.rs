@@ -23,7 +23,7 @@ use skein_testkit::{Backend, Persona, TestApp, on_both_backends};
 
 use crate::billing::{quota, verify_clean};
 
-const EPAY_KEY: &str = "epay-merchant-key-123";
+pub(crate) const EPAY_KEY: &str = "epay-merchant-key-123";
 const STRIPE_SK: &str = "sk_test_skein";
 const STRIPE_WHSEC: &str = "whsec_skein_test";
 
@@ -156,6 +156,7 @@ pub(crate) fn payment_config(base: &str, currency: Currency) -> PaymentConfig {
             tolerance_secs: 300,
         }),
         alipay: None,
+        wechat: None,
     }
 }
 
@@ -174,7 +175,7 @@ fn epay_sign(params: &BTreeMap<String, String>, key: &str) -> String {
 }
 
 /// A notification as the EPay gateway sends it, signed with `key`.
-fn epay_notification(order_id: &str, money: &str, key: &str) -> String {
+pub(crate) fn epay_notification(order_id: &str, money: &str, key: &str) -> String {
     let mut p = BTreeMap::new();
     for (k, v) in [
         ("pid", "1001"),
@@ -193,7 +194,7 @@ fn epay_notification(order_id: &str, money: &str, key: &str) -> String {
     serde_urlencoded::to_string(&p).unwrap()
 }
 
-async fn epay_notify(app: &TestApp, query: &str) -> skein_testkit::Resp {
+pub(crate) async fn epay_notify(app: &TestApp, query: &str) -> skein_testkit::Resp {
     app.send(
         app.client
             .get(app.url(&format!("/api/v1/billing/payment/epay/notify?{query}"))),

@@ -3,10 +3,11 @@ import { Link, useSearchParams } from 'react-router-dom';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { money, when } from '../../lib/format';
-import type { CreatedOrder, Page, PaymentOptions, PaymentOrder, Quota } from '../../lib/types';
+import type { CouponQuote, CreatedOrder, Page, PaymentOptions, PaymentOrder, Quota } from '../../lib/types';
 import { useT, useValueName } from '../../i18n';
 import { Badge, Button, Card, DataTable, ErrorText, Field, Input, PageHeader, Pager, cx } from '../../components/ui';
 import { qk } from '../../lib/queryKeys';
+import { QrCode } from './QrCode';
 
 /** An amount in minor units (fen, cents) as the payer reads it: `¥10.00`, `$10.00`. */
 export function formatPrice(minor: number, currency: string | null | undefined): string {
@@ -22,6 +23,11 @@ export function parsePrice(typed: string): number | null {
 }
 
 const finalStatuses = new Set(['paid', 'failed', 'expired']);
+
+/** Whether the provider's answer is a code to scan (WeChat Pay Native) rather than a page to open. */
+export function isScanCode(payUrl: string): boolean {
+  return payUrl.startsWith('weixin://');
+}
 
 /** The order the payer came back with (`?order=`), polled until the provider's word arrives. */
 function ReturnedOrder({ id }: { id: string }) {
@@ -62,8 +68,12 @@ function ReturnedOrder({ id }: { id: string }) {
 export default function TopUpPage() {
   const t = useT();
   const v = useValueName();
-  const [params] = useSearchParams();
+  const [params, setParams] = useSearchParams();
   const returned = params.get('order');
+  const [scan, setScan] = useState<CreatedOrder | null>(null);
+  const [coupon, setCoupon] = useState('');
+  const [quote, setQuote] = useState<CouponQuote | null>(null);
+  const [couponError, setCouponError] = useState<unknown>(null);
   const [amount, setAmount] = useState('');
   const [choice, setChoice] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -79,12 +89,33 @@ export default function TopUpPage() {
   const outOfRange = minor !== null && o ? minor < o.min_amount || minor > o.max_amount : false;
   const buys = minor !== null && o ? Math.floor((minor * o.quota_per_unit) / 100) : null;
 
+  const applied = quote && quote.amount === minor ? quote : null;
+
+  async function applyCoupon() {
+    if (minor === null || !coupon.trim()) return;
+    setCouponError(null);
+    setQuote(null);
+    try {
+      setQuote(await api<CouponQuote>('billing/coupons/quote', { body: { code: coupon.trim(), amount: minor } }));
+    } catch (err) {
+      setCouponError(err);
+    }
+  }
+
   async function pay() {
     if (minor === null || !selected) return;
     setBusy(true);
     setError(null);
     try {
-      const created = await api<CreatedOrder>('billing/orders', { body: { amount: minor, provider: selected.provider, method: selected.method } });
+      const body = { amount: minor, provider: selected.provider, method: selected.method, coupon: coupon.trim() || undefined };
+      const created = await api<CreatedOrder>('billing/orders', { body });
+      if (isScanCode(created.pay_url)) {
+        // Nothing to open: the payer scans the code, and this page polls the order.
+        setScan(created);
+        setParams({ order: created.order.id });
+        setBusy(false);
+        return;
+      }
       window.location.assign(created.pay_url);
     } catch (err) {
       setError(err);
@@ -99,6 +130,13 @@ export default function TopUpPage() {
           {t('usage.balance')}: <span data-testid="topup-balance">{quota.data ? money(quota.data.balance, quota.data.quota_per_usd) : '…'}</span>
         </span>
       </PageHeader>
+      {scan && scan.order.id === returned && (
+        <Card className="flex flex-col items-center gap-2 p-4">
+          <QrCode text={scan.pay_url} label={t('topup.scan')} />
+          <p className="text-center text-sm">{t('topup.scan')}</p>
+          <p className="text-sm font-medium">{formatPrice(scan.order.amount_minor, scan.order.currency)}</p>
+        </Card>
+      )}
       {returned && <ReturnedOrder id={returned} />}
       <ErrorText error={options.error} />
       {o && !o.enabled && (
@@ -120,6 +158,18 @@ export default function TopUpPage() {
           </Field>
           {buys !== null && !outOfRange && <p className="text-sm text-muted-fg" data-testid="topup-buys">{t('topup.buys', { quota: money(buys) })}</p>}
           {outOfRange && <p className="text-sm text-danger">{t('topup.outOfRange')}</p>}
+          <Field label={`${t('topup.coupon')} (${t('common.optional')})`}>
+            <div className="flex gap-2">
+              <Input value={coupon} onChange={(e) => { setCoupon(e.target.value); setQuote(null); setCouponError(null); }} placeholder="SPRING20" autoCapitalize="characters" />
+              <Button variant="secondary" disabled={minor === null || !coupon.trim()} onClick={applyCoupon}>{t('topup.applyCoupon')}</Button>
+            </div>
+          </Field>
+          <ErrorText error={couponError} />
+          {applied && (
+            <p className="text-sm text-ok" data-testid="topup-discount">
+              {t('topup.discount', { discount: formatPrice(applied.discount, o.currency), pay: formatPrice(applied.pay_amount, o.currency) })}
+            </p>
+          )}
           <fieldset className="space-y-2">
             <legend className="mb-1 text-sm font-medium">{t('topup.method')}</legend>
             <div className="flex flex-wrap gap-2">
@@ -133,7 +183,7 @@ export default function TopUpPage() {
           </fieldset>
           <ErrorText error={error} />
           <Button disabled={busy || minor === null || outOfRange || !selected} onClick={pay} className="w-full sm:w-auto">
-            {busy ? t('topup.redirecting') : t('topup.pay', { amount: minor === null ? '' : formatPrice(minor, o.currency) })}
+            {busy ? t('topup.redirecting') : t('topup.pay', { amount: minor === null ? '' : formatPrice(applied ? applied.pay_amount : minor, o.currency) })}
           </Button>
         </Card>
       )}
@@ -146,7 +196,16 @@ export default function TopUpPage() {
           empty={t('topup.noOrders')}
           columns={[
             { header: t('common.time'), cell: (r) => when(r.created_at) },
-            { header: t('topup.amount'), cell: (r) => formatPrice(r.amount_minor, r.currency), className: 'text-right' },
+            {
+              header: t('topup.amount'),
+              cell: (r) => (
+                <>
+                  {formatPrice(r.amount_minor, r.currency)}
+                  {r.discount_minor > 0 && <span className="block text-xs text-muted-fg">−{formatPrice(r.discount_minor, r.currency)}</span>}
+                </>
+              ),
+              className: 'text-right',
+            },
             { header: t('topup.quota'), cell: (r) => money(r.quota), className: 'text-right' },
             { header: t('topup.method'), cell: (r) => v(`pay_${r.method ?? r.provider}`) },
             { header: t('common.status'), cell: (r) => <Badge tone={r.status === 'paid' ? 'ok' : r.status === 'failed' ? 'danger' : 'neutral'}>{v(r.status)}</Badge> },

@@ -7,5 +7,9 @@ export const accountRoutes: PageRoute[] = [
   { path: '/usage', page: lazy(() => import('./Usage')), title: 'nav.usage', nav: { to: '/usage', label: 'nav.usage' } },
   // Reached from the Usage page and as the payment providers' return address; no nav entry.
   { path: '/billing/topup', page: lazy(() => import('./TopUp')), title: 'topup.title' },
+  // Reached from the Usage page; no nav entry.
+  { path: '/billing/statements', page: lazy(() => import('./Bills')), title: 'bills.title' },
+  // Reached from the Bills page; no nav entry.
+  { path: '/billing/invoices', page: lazy(() => import('./Invoices')), title: 'invoices.title' },
   { path: '/settings', page: lazy(() => import('./Settings')), title: 'nav.settings', nav: { to: '/settings', label: 'nav.settings' } },
 ];

@@ -10,6 +10,8 @@ import { Channels } from './Channels';
 import { Pricing } from './Pricing';
 import { Codes } from './Codes';
 import { Orders } from './Orders';
+import { Coupons } from './Coupons';
+import { AdminInvoices } from './Invoices';
 import { Audit } from './Audit';
 import { AdminPlugins } from './AdminPlugins';
 import { OAuthProviders } from './OAuthProviders';
@@ -21,6 +23,8 @@ const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'pricing', key: 'admin.pricing' },
   { to: 'codes', key: 'admin.codes' },
   { to: 'orders', key: 'admin.orders' },
+  { to: 'coupons', key: 'admin.coupons' },
+  { to: 'invoices', key: 'admin.invoices' },
   { to: 'audit', key: 'admin.audit' },
   { to: 'plugins', key: 'admin.plugins' },
   { to: 'sign-in', key: 'oauth.tab' },
@@ -66,6 +70,8 @@ export default function AdminPage() {
         <Route path="pricing" element={<Pricing />} />
         <Route path="codes" element={<Codes />} />
         <Route path="orders" element={<Orders />} />
+        <Route path="coupons" element={<Coupons />} />
+        <Route path="invoices" element={<AdminInvoices />} />
         <Route path="audit" element={<Audit />} />
         <Route path="plugins" element={<AdminPlugins />} />
         <Route path="sign-in" element={<OAuthProviders />} />
