@@ -36,4 +36,5 @@ mod sdk;
 mod security;
 mod split;
 mod tokens;
+mod vendors;
 mod web;
