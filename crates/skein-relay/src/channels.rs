@@ -647,7 +647,7 @@ mod tests {
         let vault = Vault::new(&[1u8; 32]);
         let known = row("a", 0, 1, &vault);
         let mut newer = row("b", 0, 1, &vault);
-        newer.kind = StoredKind::from("deepseek".to_string());
+        newer.kind = StoredKind::from("baichuan".to_string());
         let table = ChannelTable::build(&[known, newer.clone()], &vault);
         let ids: Vec<String> = table
             .candidates("default", "m")
@@ -656,12 +656,12 @@ mod tests {
             .collect();
         assert_eq!(ids, vec!["a"], "b has no adapter in this version");
         let view = serde_json::to_value(Channel::from(newer)).unwrap_or_default();
-        assert_eq!(view["type"], "deepseek");
+        assert_eq!(view["type"], "baichuan");
         assert_eq!(view["status"], "disabled");
         assert!(
             view["status_reason"]
                 .as_str()
-                .is_some_and(|r| r.contains("unknown channel kind `deepseek`"))
+                .is_some_and(|r| r.contains("unknown channel kind `baichuan`"))
         );
     }
 }

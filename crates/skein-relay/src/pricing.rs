@@ -205,6 +205,15 @@ const OPENAI: &str = "https://openai.com/api/pricing/";
 const ANTHROPIC: &str = "https://docs.anthropic.com/en/docs/about-claude/pricing";
 const GEMINI: &str = "https://ai.google.dev/gemini-api/docs/pricing";
 const DEEPSEEK: &str = "https://api-docs.deepseek.com/quick_start/pricing";
+// The Chinese vendors' price pages (read 2025-12-01; shortest context tier, standard
+// mode; admins should check them before loading the defaults).
+const DASHSCOPE: &str = "https://help.aliyun.com/zh/model-studio/models (模型列表与价格)";
+const ZHIPU: &str = "https://open.bigmodel.cn/pricing (产品定价)";
+const MOONSHOT: &str = "https://platform.moonshot.cn/docs/pricing/chat (模型推理定价)";
+const VOLCENGINE: &str = "https://www.volcengine.com/docs/82379/1544106 (模型价格)";
+const MINIMAX: &str = "https://platform.minimaxi.com/docs/pricing/overview (价格)";
+const HUNYUAN: &str = "https://cloud.tencent.com/document/product/1729/97731 (购买指南/产品定价)";
+const QIANFAN: &str = "https://cloud.baidu.com/doc/qianfan/s/wmh4sv6ya (千帆 ModelBuilder 价格)";
 /// The date the built-in table was compiled.
 pub const DEFAULTS_AS_OF: &str = "2025-10-01";
 
@@ -222,6 +231,30 @@ const fn tokens(model: &'static str, rates: [i64; 4], source: &'static str) -> D
         },
         source,
         as_of: DEFAULTS_AS_OF,
+    }
+}
+
+/// The date the Chinese vendors' rows were read (their list prices in CNY, converted at
+/// [`CNY_PER_USD`]); defaults for admins to check against the vendor's page before use.
+pub const CN_DEFAULTS_AS_OF: &str = "2025-12-01";
+/// The exchange rate the CNY list prices were converted at (units are USD-based).
+pub const CNY_PER_USD: f64 = 7.2;
+
+/// A token-priced default listed in CNY per million tokens (input, output, cache read),
+/// converted to units at [`CNY_PER_USD`], dated [`CN_DEFAULTS_AS_OF`].
+const fn cny(model: &'static str, yuan_milli: [i64; 3], source: &'static str) -> DefaultPrice {
+    // 500,000 units per USD and 7.2 CNY per USD: milli-yuan × 500,000 / 7,200.
+    DefaultPrice {
+        model,
+        rates: Rates {
+            input_per_mtok: yuan_milli[0] * 500_000 / 7_200,
+            output_per_mtok: yuan_milli[1] * 500_000 / 7_200,
+            cache_read_per_mtok: yuan_milli[2] * 500_000 / 7_200,
+            cache_write_per_mtok: 0,
+            per_call: 0,
+        },
+        source,
+        as_of: CN_DEFAULTS_AS_OF,
     }
 }
 
@@ -277,6 +310,26 @@ pub const DEFAULTS: &[DefaultPrice] = &[
     tokens("gemini-2.5-pro", [625_000, 5_000_000, 62_500, 0], GEMINI),
     tokens("deepseek-chat", [140_000, 210_000, 14_000, 0], DEEPSEEK),
     tokens("deepseek-reasoner", [140_000, 210_000, 14_000, 0], DEEPSEEK),
+    // Chinese vendors, listed in CNY per million tokens (input, output, cache hit) ×1000,
+    // dated CN_DEFAULTS_AS_OF. Defaults for admins to check, not quotes.
+    cny("qwen-max", [2_400, 9_600, 0], DASHSCOPE),
+    cny("qwen-plus", [800, 2_000, 0], DASHSCOPE),
+    cny("qwen-turbo", [300, 600, 0], DASHSCOPE),
+    cny("qwen3-max", [6_000, 24_000, 0], DASHSCOPE),
+    cny("glm-4.6", [2_000, 8_000, 400], ZHIPU),
+    cny("glm-4.5-air", [800, 2_000, 160], ZHIPU),
+    cny("glm-4-flash", [0, 0, 0], ZHIPU),
+    cny("kimi-k2-0905-preview", [4_000, 16_000, 1_000], MOONSHOT),
+    cny("kimi-k2-thinking", [4_000, 16_000, 1_000], MOONSHOT),
+    cny("moonshot-v1-8k", [2_000, 10_000, 0], MOONSHOT),
+    cny("doubao-seed-1-6-250615", [800, 8_000, 160], VOLCENGINE),
+    cny("doubao-seed-1-6-flash-250615", [150, 1_500, 30], VOLCENGINE),
+    cny("doubao-1-5-pro-32k-250115", [800, 2_000, 160], VOLCENGINE),
+    cny("MiniMax-M2", [2_100, 8_400, 210], MINIMAX),
+    cny("hunyuan-turbos-latest", [800, 2_000, 0], HUNYUAN),
+    cny("hunyuan-t1-latest", [1_000, 4_000, 0], HUNYUAN),
+    cny("ernie-4.5-turbo-128k", [800, 3_200, 0], QIANFAN),
+    cny("ernie-x1-turbo-32k", [1_000, 4_000, 0], QIANFAN),
     tokens("text-embedding-3-small", [10_000, 0, 0, 0], OPENAI),
     tokens("text-embedding-3-large", [65_000, 0, 0, 0], OPENAI),
     per_call("whisper-1", 3_000, OPENAI),
@@ -404,6 +457,20 @@ pub async fn delete(db: &Db, model: &str) -> DbResult<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cny_defaults_convert_at_the_stated_rate_and_date() {
+        let qwen = DEFAULTS.iter().find(|d| d.model == "qwen-plus");
+        let qwen = qwen.map(|d| (d.rates.input_per_mtok, d.rates.output_per_mtok, d.as_of));
+        // ¥0.8 and ¥2 per million tokens at 7.2 CNY/USD, 500,000 units per USD.
+        assert_eq!(qwen, Some((55_555, 138_888, CN_DEFAULTS_AS_OF)));
+        assert!((CNY_PER_USD - 7.2).abs() < f64::EPSILON);
+        let mut models: Vec<&str> = DEFAULTS.iter().map(|d| d.model).collect();
+        let n = models.len();
+        models.sort_unstable();
+        models.dedup();
+        assert_eq!(models.len(), n, "one default per model");
+    }
 
     #[test]
     fn cost_follows_the_formula_and_rounds_up() {

@@ -71,19 +71,33 @@ pub fn estimate_tokens(text_len: usize) -> i64 {
     i64::try_from(text_len / 3 + 1).unwrap_or(i64::MAX)
 }
 
-/// Splits a byte stream into server-sent events, whatever the chunk boundaries.
+/// Splits a byte stream into server-sent events, whatever the chunk boundaries (or, made
+/// with [`SseSplitter::lines`], into the lines of newline-delimited JSON).
 #[derive(Default)]
 pub struct SseSplitter {
     buffer: BytesMut,
+    lines: bool,
 }
 
 impl SseSplitter {
+    /// A splitter at every line end (NDJSON streams, such as Ollama's).
+    pub fn lines() -> SseSplitter {
+        SseSplitter {
+            buffer: BytesMut::new(),
+            lines: true,
+        }
+    }
+
     /// Feeds bytes; answers the complete events now available (each without its blank line).
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
         self.buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
         loop {
-            let boundary = find_boundary(&self.buffer);
+            let boundary = if self.lines {
+                self.buffer.iter().position(|b| *b == b'\n').map(|i| (i, 1))
+            } else {
+                find_boundary(&self.buffer)
+            };
             let Some((end, skip)) = boundary else { break };
             let event = self.buffer.split_to(end).freeze();
             let _ = self.buffer.split_to(skip);
@@ -142,6 +156,22 @@ mod tests {
                 "cut at {cut}"
             );
             assert!(s.finish().is_none());
+        }
+    }
+
+    #[test]
+    fn splits_lines_cut_anywhere() {
+        let stream = b"{\"a\":1}\n{\"b\":2}\r\n\n{\"c\":3}\n";
+        for cut in 1..stream.len() {
+            let mut s = SseSplitter::lines();
+            let mut lines = s.push(&stream[..cut]);
+            lines.extend(s.push(&stream[cut..]));
+            let lines: Vec<&[u8]> = lines.iter().map(|l| l.trim_ascii()).collect();
+            assert_eq!(
+                lines,
+                vec![&b"{\"a\":1}"[..], b"{\"b\":2}", b"{\"c\":3}"],
+                "cut at {cut}"
+            );
         }
     }
 

@@ -111,7 +111,18 @@ pub(crate) async fn send_request(
         return Attempt::Retry("upstream timed out".into());
     };
     match sent {
-        Ok(resp) if resp.status().is_success() => Attempt::Ok(resp),
+        Ok(resp) if resp.status().is_success() => {
+            let streamed = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("text/event-stream"));
+            if adapter.errors_in_ok() && !streamed {
+                checked_ok(adapter, resp, idle).await
+            } else {
+                Attempt::Ok(resp)
+            }
+        }
         Ok(resp) => {
             let status = resp.status().as_u16();
             let retry_after = resp
@@ -127,6 +138,24 @@ pub(crate) async fn send_request(
         // reqwest's message names the URL, never a header, so no key reaches the log.
         Err(e) => Attempt::Retry(format!("upstream request failed: {e}")),
     }
+}
+
+/// A whole 2xx answer of a vendor that reports some errors with a 2xx: read, checked, and
+/// either classified as the error it is or handed on as the answer it is.
+async fn checked_ok(adapter: &dyn Upstream, resp: reqwest::Response, idle: Duration) -> Attempt {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = match read_body(resp, idle).await {
+        Ok(body) => body,
+        Err(reason) => return Attempt::Retry(format!("upstream answer broke off: {reason}")),
+    };
+    if adapter.error_in_ok(&body) {
+        return adapter.classify(status.as_u16(), None, body);
+    }
+    let mut rebuilt = axum::http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.headers_mut() = headers;
+    Attempt::Ok(reqwest::Response::from(rebuilt))
 }
 
 /// Whether the channel's own key still works: the vendor's model list answers it (a request

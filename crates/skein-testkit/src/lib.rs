@@ -17,9 +17,11 @@ use std::sync::Once;
 
 pub mod fixtures;
 pub mod mock_anthropic;
+pub mod mock_compat;
 pub mod mock_gemini;
 pub mod mock_mcp;
 pub mod mock_oauth;
+pub mod mock_ollama;
 pub mod mock_openai;
 pub mod mock_vendor;
 

@@ -39,6 +39,8 @@ pub enum Fault {
     Status(u16),
     /// Refuse as the vendor refuses an account without credit or quota left.
     NoCredit,
+    /// Refuse as the vendor's content review refuses a prompt.
+    ContentFilter,
     /// Stream this many content pieces, then break the connection (no usage, no end marker).
     DieAfter(usize),
     /// Stream this many content pieces, then the vendor's in-stream error event (only vendors
@@ -219,6 +221,10 @@ pub trait WireFormat: Send + Sync + 'static {
     fn status_error(status: u16) -> Response;
     /// The vendor's refusal of an account without credit.
     fn no_credit() -> Response;
+    /// The vendor's content-review refusal (a plain 400 for vendors without one).
+    fn content_filter() -> Response {
+        Self::status_error(400)
+    }
 }
 
 /// Applies a request's fault: `Err` is the answer to send instead (after any delay), `Ok`
@@ -228,6 +234,7 @@ pub async fn apply<W: WireFormat>(fault: Option<Fault>) -> Result<Cut, Response>
         None => Ok(Cut::default()),
         Some(Fault::Status(code)) => Err(W::status_error(code)),
         Some(Fault::NoCredit) => Err(W::no_credit()),
+        Some(Fault::ContentFilter) => Err(W::content_filter()),
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
             Ok(Cut::default())

@@ -1532,6 +1532,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/channels/{id}/pull": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pull a model onto an Ollama channel's server (admin). The answer waits until Ollama has
+         *     the model (a large one takes minutes); the channel's model list shows it afterwards.
+         */
+        post: operations["pull_model"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/channels/{id}/test": {
         parameters: {
             query?: never;
@@ -3236,7 +3256,7 @@ export interface components {
          * @description The upstream wire format a channel speaks, stored and sent as its lower-case name.
          * @enum {string}
          */
-        ChannelKind: "openai" | "azure" | "anthropic" | "gemini";
+        ChannelKind: "openai" | "azure" | "anthropic" | "gemini" | "deepseek" | "dashscope" | "zhipu" | "moonshot" | "siliconflow" | "volcengine" | "minimax" | "hunyuan" | "qianfan" | "spark" | "ollama";
         /** @description A model the caller may chat with. */
         ChatModel: {
             /**
@@ -3554,10 +3574,13 @@ export interface components {
              */
             timeout_secs?: number | null;
             /**
-             * @description `openai`: OpenAI or any OpenAI-compatible API (DeepSeek, Qwen, Moonshot, vLLM, Ollama,
-             *     ...); `azure`: Azure OpenAI (base URL is the resource, optionally with
-             *     `?api-version=`; mapped model names are deployments); `anthropic`: Anthropic Messages;
-             *     `gemini`: Google's Gemini API.
+             * @description `openai`: OpenAI or any OpenAI-compatible API (vLLM, ...); `azure`: Azure OpenAI
+             *     (base URL is the resource, optionally with `?api-version=`; mapped model names are
+             *     deployments); `anthropic`: Anthropic Messages; `gemini`: Google's Gemini API;
+             *     `deepseek`, `dashscope` (Qwen), `zhipu` (GLM), `moonshot` (Kimi), `siliconflow`,
+             *     `volcengine` (Doubao), `minimax`, `hunyuan`, `qianfan`, `spark`: those vendors'
+             *     OpenAI-compatible APIs with their own reasoning, usage and error conventions;
+             *     `ollama`: Ollama's native API (any key, e.g. `ollama`, unless a proxy wants one).
              */
             type: components["schemas"]["ChannelKind"];
             /**
@@ -5346,6 +5369,16 @@ export interface components {
         PublishInput: {
             /** @description What changed (up to 2,000 characters). */
             changelog?: string;
+        };
+        /** @description A model to pull onto an Ollama server. */
+        PullModel: {
+            /** @description The model as Ollama's library names it (`qwen3:8b`). */
+            model: string;
+        };
+        /** @description What Ollama said once the pull finished. */
+        PullResult: {
+            /** @description Ollama's final status (`success`). */
+            status: string;
         };
         /** @description How many documents were queued. */
         Queued: {
@@ -10316,6 +10349,64 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    pull_model: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Channel id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PullModel"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullResult"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -20,15 +20,52 @@ pub enum ChannelKind {
     Anthropic,
     /// Google's Gemini API (`generativelanguage`).
     Gemini,
+    /// DeepSeek (OpenAI-compatible; `reasoning_content`, 402 when the balance is spent).
+    #[serde(rename = "deepseek")]
+    DeepSeek,
+    /// Alibaba Cloud Model Studio / DashScope, Qwen models, in OpenAI-compatible mode.
+    #[serde(rename = "dashscope")]
+    DashScope,
+    /// Zhipu AI BigModel (GLM), API v4.
+    Zhipu,
+    /// Moonshot AI (Kimi).
+    Moonshot,
+    /// SiliconFlow (SiliconCloud).
+    #[serde(rename = "siliconflow")]
+    SiliconFlow,
+    /// ByteDance Volcengine Ark (Doubao).
+    Volcengine,
+    /// MiniMax.
+    #[serde(rename = "minimax")]
+    MiniMax,
+    /// Tencent Hunyuan, OpenAI-compatible endpoint.
+    Hunyuan,
+    /// Baidu Qianfan (ERNIE), API v2.
+    Qianfan,
+    /// iFlytek Spark, OpenAI-compatible HTTP API.
+    Spark,
+    /// Ollama's native API (`/api/chat`, `/api/tags`).
+    Ollama,
 }
 
 impl ChannelKind {
     /// Every kind, in the order error messages list them.
-    pub const ALL: [ChannelKind; 4] = [
+    pub const ALL: [ChannelKind; 15] = [
         ChannelKind::OpenAi,
         ChannelKind::Azure,
         ChannelKind::Anthropic,
         ChannelKind::Gemini,
+        ChannelKind::DeepSeek,
+        ChannelKind::DashScope,
+        ChannelKind::Zhipu,
+        ChannelKind::Moonshot,
+        ChannelKind::SiliconFlow,
+        ChannelKind::Volcengine,
+        ChannelKind::MiniMax,
+        ChannelKind::Hunyuan,
+        ChannelKind::Qianfan,
+        ChannelKind::Spark,
+        ChannelKind::Ollama,
     ];
 
     /// The name stored in `channels.kind` and shown in the API (`type`).
@@ -38,6 +75,17 @@ impl ChannelKind {
             ChannelKind::Azure => "azure",
             ChannelKind::Anthropic => "anthropic",
             ChannelKind::Gemini => "gemini",
+            ChannelKind::DeepSeek => "deepseek",
+            ChannelKind::DashScope => "dashscope",
+            ChannelKind::Zhipu => "zhipu",
+            ChannelKind::Moonshot => "moonshot",
+            ChannelKind::SiliconFlow => "siliconflow",
+            ChannelKind::Volcengine => "volcengine",
+            ChannelKind::MiniMax => "minimax",
+            ChannelKind::Hunyuan => "hunyuan",
+            ChannelKind::Qianfan => "qianfan",
+            ChannelKind::Spark => "spark",
+            ChannelKind::Ollama => "ollama",
         }
     }
 
@@ -179,11 +227,11 @@ mod tests {
             assert_eq!(serde_json::to_string(&stored).unwrap_or_default(), json);
         }
         assert!(serde_json::from_str::<ChannelKind>("\"open_ai\"").is_err());
-        let unknown = "deepseek".parse::<ChannelKind>().err();
+        let unknown = "baichuan".parse::<ChannelKind>().err();
         assert_eq!(
             unknown.map(|e| e.to_string()).as_deref(),
             Some(
-                "unknown channel kind `deepseek` (this version knows openai, azure, anthropic, gemini)"
+                "unknown channel kind `baichuan` (this version knows openai, azure, anthropic, gemini, deepseek, dashscope, zhipu, moonshot, siliconflow, volcengine, minimax, hunyuan, qianfan, spark, ollama)"
             )
         );
     }
@@ -202,14 +250,14 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!((text.as_str(), back), (kind.as_str(), kind));
         }
-        let unknown = sqlx::query_as::<_, (ChannelKind,)>("SELECT 'deepseek'")
+        let unknown = sqlx::query_as::<_, (ChannelKind,)>("SELECT 'baichuan'")
             .fetch_one(db.pool())
             .await
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
-            unknown.contains("unknown channel kind `deepseek`"),
+            unknown.contains("unknown channel kind `baichuan`"),
             "{unknown}"
         );
     }

@@ -24,10 +24,13 @@ use crate::channels::{self, Channel, ChannelKind, ChannelSecrets, ChannelSetting
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
-    /// `openai`: OpenAI or any OpenAI-compatible API (DeepSeek, Qwen, Moonshot, vLLM, Ollama,
-    /// ...); `azure`: Azure OpenAI (base URL is the resource, optionally with
-    /// `?api-version=`; mapped model names are deployments); `anthropic`: Anthropic Messages;
-    /// `gemini`: Google's Gemini API.
+    /// `openai`: OpenAI or any OpenAI-compatible API (vLLM, ...); `azure`: Azure OpenAI
+    /// (base URL is the resource, optionally with `?api-version=`; mapped model names are
+    /// deployments); `anthropic`: Anthropic Messages; `gemini`: Google's Gemini API;
+    /// `deepseek`, `dashscope` (Qwen), `zhipu` (GLM), `moonshot` (Kimi), `siliconflow`,
+    /// `volcengine` (Doubao), `minimax`, `hunyuan`, `qianfan`, `spark`: those vendors'
+    /// OpenAI-compatible APIs with their own reasoning, usage and error conventions;
+    /// `ollama`: Ollama's native API (any key, e.g. `ollama`, unless a proxy wants one).
     // Read as text and checked by the handler, so an unknown type gets the same 422 as every
     // other bad field rather than a JSON-decoding error.
     #[serde(rename = "type")]
@@ -351,6 +354,66 @@ pub async fn channel_models(
             "upstream_error",
             format!("The upstream did not list its models: {reason}"),
             format!("上游未能列出模型：{reason}"),
+        )),
+    }
+}
+
+/// A model to pull onto an Ollama server.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullModel {
+    /// The model as Ollama's library names it (`qwen3:8b`).
+    pub model: String,
+}
+
+/// What Ollama said once the pull finished.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PullResult {
+    /// Ollama's final status (`success`).
+    pub status: String,
+}
+
+/// Pull a model onto an Ollama channel's server (admin). The answer waits until Ollama has
+/// the model (a large one takes minutes); the channel's model list shows it afterwards.
+#[utoipa::path(post, path = "/channels/{id}/pull", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Channel id")), request_body = PullModel,
+    responses((status = 200, body = PullResult), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope), (status = 502, body = ErrorEnvelope)))]
+pub async fn pull_model(
+    State(svc): State<Arc<RelayService>>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PullModel>,
+) -> ApiResult<ApiJson<PullResult>> {
+    let row = load(&svc, &id).await?;
+    if row.kind.known().ok() != Some(ChannelKind::Ollama) {
+        return Err(ApiError::invalid_field(
+            "type",
+            "Only Ollama channels can pull models.",
+            "只有 Ollama 渠道可以拉取模型。",
+        ));
+    }
+    let model = req.model.trim();
+    let valid = (1..=200).contains(&model.len())
+        && model
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:/".contains(c));
+    if !valid {
+        return Err(ApiError::invalid_field(
+            "model",
+            "Name the model as Ollama's library does (letters, digits, `._-:/`).",
+            "请按 Ollama 模型库的写法填写模型名（字母、数字和 `._-:/`）。",
+        ));
+    }
+    let channel = live_channel(&svc, &row)?;
+    tracing::info!(actor = %admin.user_id, channel = %id, %model, "pulling a model onto Ollama");
+    match crate::vendor::ollama::pull(&svc.http, &channel, model).await {
+        Ok(status) => Ok(ApiJson(PullResult { status })),
+        Err(reason) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("Ollama did not pull {model}: {reason}"),
+            format!("Ollama 未能拉取 {model}：{reason}"),
         )),
     }
 }

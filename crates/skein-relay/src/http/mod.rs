@@ -38,6 +38,7 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
         ))
         .routes(routes!(channels::test_channel))
         .routes(routes!(channels::channel_models))
+        .routes(routes!(channels::pull_model))
         .routes(routes!(pricing::list_prices))
         .routes(routes!(pricing::set_price, pricing::delete_price))
         .routes(routes!(pricing::list_defaults, pricing::load_defaults))

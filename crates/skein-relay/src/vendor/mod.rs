@@ -10,7 +10,9 @@
 //! [`crate::upstream`], which depends on it, never the other way round.
 
 pub mod anthropic;
+pub mod compat;
 pub mod gemini;
+pub mod ollama;
 pub mod openai;
 pub mod pivot;
 
@@ -87,6 +89,19 @@ pub trait Upstream: Send + Sync {
         false
     }
 
+    /// Whether the vendor may report an error in a 2xx answer (a code in its body), so a
+    /// whole JSON answer is read and checked with [`Upstream::error_in_ok`] before it counts
+    /// as an answer.
+    fn errors_in_ok(&self) -> bool {
+        false
+    }
+
+    /// Whether a 2xx body is in fact the vendor's error (then [`Upstream::classify`] says
+    /// what it means).
+    fn error_in_ok(&self, _body: &[u8]) -> bool {
+        false
+    }
+
     /// A whole (non-streamed) answer as a pivot chat completion.
     fn response(&self, body: Value, model: &str) -> Value;
 
@@ -127,6 +142,12 @@ pub trait StreamDecoder: Send {
     /// The pivot events owed once the upstream stream ended cleanly.
     fn finish(&mut self) -> Vec<Bytes>;
 
+    /// Whether the upstream streams newline-delimited JSON (one object a line) instead of
+    /// server-sent events, so the stream is split at each line.
+    fn ndjson(&self) -> bool {
+        false
+    }
+
     /// The usage known so far when the stream broke off (vendors that report running totals),
     /// so a partial answer is billed from the vendor's count rather than an estimate.
     fn partial(&mut self) -> Vec<Bytes> {
@@ -141,6 +162,17 @@ pub fn adapter(kind: ChannelKind) -> &'static dyn Upstream {
         ChannelKind::Azure => &openai::AZURE,
         ChannelKind::Anthropic => &anthropic::Anthropic,
         ChannelKind::Gemini => &gemini::Gemini,
+        ChannelKind::DeepSeek => &compat::profiles::DEEPSEEK,
+        ChannelKind::DashScope => &compat::profiles::DASHSCOPE,
+        ChannelKind::Zhipu => &compat::profiles::ZHIPU,
+        ChannelKind::Moonshot => &compat::profiles::MOONSHOT,
+        ChannelKind::SiliconFlow => &compat::profiles::SILICONFLOW,
+        ChannelKind::Volcengine => &compat::profiles::VOLCENGINE,
+        ChannelKind::MiniMax => &compat::profiles::MINIMAX,
+        ChannelKind::Hunyuan => &compat::profiles::HUNYUAN,
+        ChannelKind::Qianfan => &compat::profiles::QIANFAN,
+        ChannelKind::Spark => &compat::profiles::SPARK,
+        ChannelKind::Ollama => &ollama::Ollama,
     }
 }
 

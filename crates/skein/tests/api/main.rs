@@ -41,4 +41,5 @@ mod security;
 mod split;
 mod statements;
 mod tokens;
+mod vendors;
 mod web;

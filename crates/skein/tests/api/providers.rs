@@ -13,7 +13,7 @@ use skein_testkit::{
 };
 
 /// The model clients ask for.
-const MODEL: &str = "m-test";
+pub(crate) const MODEL: &str = "m-test";
 /// The name the channel maps it to upstream.
 const UPSTREAM_MODEL: &str = "up-model";
 /// Starting balance.
@@ -30,7 +30,7 @@ const PNG_B64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAACklEQVR4nGMAAQAABQABDQottAAAAABJRU5ErkJggg==";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Client {
+pub(crate) enum Client {
     OpenAi,
     Anthropic,
     Gemini,
@@ -221,7 +221,7 @@ async fn call(w: &World, client: Client, body: &Value, stream: bool) -> Resp {
     app.send(req.json(body)).await
 }
 
-fn weather_tool(client: Client) -> Value {
+pub(crate) fn weather_tool(client: Client) -> Value {
     let schema =
         json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
     match client {
@@ -238,7 +238,7 @@ fn weather_tool(client: Client) -> Value {
 }
 
 /// A request with a system prompt and one user text, optionally offering the weather tool.
-fn text_body(client: Client, text: &str, stream: bool, tools: bool) -> Value {
+pub(crate) fn text_body(client: Client, text: &str, stream: bool, tools: bool) -> Value {
     let mut body = match client {
         Client::OpenAi => json!({"model": MODEL, "max_tokens": 50, "stream": stream,
             "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": text}]}),
@@ -256,7 +256,7 @@ fn text_body(client: Client, text: &str, stream: bool, tools: bool) -> Value {
 }
 
 /// A conversation that called the weather tool and now gives its result.
-fn tool_result_body(client: Client) -> Value {
+pub(crate) fn tool_result_body(client: Client) -> Value {
     match client {
         Client::OpenAi => json!({"model": MODEL, "tools": weather_tool(client), "messages": [
             {"role": "user", "content": "weather in Paris"},
@@ -296,7 +296,7 @@ fn image_body(client: Client, url: &str) -> Value {
 }
 
 /// The `data:` payloads of a client stream, parsed.
-fn stream_items(r: &Resp) -> Vec<Value> {
+pub(crate) fn stream_items(r: &Resp) -> Vec<Value> {
     r.text
         .split("\n\n")
         .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
@@ -306,7 +306,7 @@ fn stream_items(r: &Resp) -> Vec<Value> {
 }
 
 /// The answer's text as the client sees it.
-fn text_of(client: Client, r: &Resp, stream: bool) -> String {
+pub(crate) fn text_of(client: Client, r: &Resp, stream: bool) -> String {
     match (client, stream) {
         (Client::OpenAi, false) => r.json["choices"][0]["message"]["content"]
             .as_str()
@@ -336,7 +336,7 @@ fn text_of(client: Client, r: &Resp, stream: bool) -> String {
     }
 }
 
-fn gemini_text(item: &Value) -> String {
+pub(crate) fn gemini_text(item: &Value) -> String {
     item["candidates"][0]["content"]["parts"]
         .as_array()
         .into_iter()
@@ -347,7 +347,7 @@ fn gemini_text(item: &Value) -> String {
 }
 
 /// The reasoning as the client sees it.
-fn reasoning_of(client: Client, r: &Resp, stream: bool) -> String {
+pub(crate) fn reasoning_of(client: Client, r: &Resp, stream: bool) -> String {
     let thoughts = |item: &Value| -> String {
         item["candidates"][0]["content"]["parts"]
             .as_array()
@@ -388,7 +388,7 @@ fn reasoning_of(client: Client, r: &Resp, stream: bool) -> String {
 }
 
 /// The finish reason as the client sees it.
-fn finish_of(client: Client, r: &Resp, stream: bool) -> String {
+pub(crate) fn finish_of(client: Client, r: &Resp, stream: bool) -> String {
     let found = match (client, stream) {
         (Client::OpenAi, false) => r.json["choices"][0]["finish_reason"].clone(),
         (Client::OpenAi, true) => stream_items(r)
@@ -417,7 +417,7 @@ fn finish_of(client: Client, r: &Resp, stream: bool) -> String {
 }
 
 /// The tool call the client sees: name, arguments, and in how many pieces the arguments came.
-fn tool_of(client: Client, r: &Resp, stream: bool) -> (String, Value, usize) {
+pub(crate) fn tool_of(client: Client, r: &Resp, stream: bool) -> (String, Value, usize) {
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|e| panic!("{e}: {s}"));
     match (client, stream) {
         (Client::OpenAi, false) => {

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { render, screen, within } from '@testing-library/react';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { MemoryRouter } from 'react-router-dom';
-import { Channels } from './Channels';
+import { Channels, KINDS, baseUrlForKind } from './Channels';
+import { valueNames } from '../../i18n/values';
 import { setLang } from '../../lib/settings';
 
 afterEach(() => {
@@ -61,5 +62,24 @@ describe('admin channels', () => {
     const fine = await row('fine');
     expect(within(fine).queryByTestId('channel-test-failed')).toBeNull();
     expect(within(fine).getByTestId('channel-test').textContent).toContain('OK in 40 ms');
+  });
+});
+
+describe('the kind picker', () => {
+  it('fills each kind’s default base URL unless the admin typed one', () => {
+    expect(baseUrlForKind('openai', 'deepseek', 'https://api.openai.com')).toBe('https://api.deepseek.com');
+    expect(baseUrlForKind('deepseek', 'zhipu', '')).toBe('https://open.bigmodel.cn/api/paas/v4');
+    expect(baseUrlForKind('openai', 'dashscope', 'https://my.proxy/v1')).toBe('https://my.proxy/v1');
+    // Azure's default is a pattern: shown as a hint, never filled in.
+    expect(baseUrlForKind('openai', 'azure', 'https://api.openai.com')).toBe('');
+    expect(baseUrlForKind('azure', 'ollama', '')).toBe('http://localhost:11434');
+  });
+
+  it('names every kind in both languages', () => {
+    for (const { kind } of KINDS) {
+      expect(valueNames.en[`kind_${kind}`], kind).toBeTruthy();
+      expect(valueNames['zh-CN'][`kind_${kind}`], kind).toBeTruthy();
+    }
+    expect(valueNames['zh-CN'].kind_zhipu).toContain('智谱');
   });
 });

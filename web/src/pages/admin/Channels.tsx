@@ -9,15 +9,37 @@ import { Badge, Button, DataTable, ErrorText, Field, Input, Select, Textarea } f
 import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
 
-const blank = { type: 'openai', name: '', base_url: '', keys: '', models: '', mapping: '', groups: '', priority: '0', weight: '1' };
+const blank = { type: 'openai', name: '', base_url: 'https://api.openai.com', keys: '', models: '', mapping: '', groups: '', priority: '0', weight: '1' };
 
-/** The upstream kinds the relay has adapters for, with their default base URLs. */
-const KINDS: Array<[string, string]> = [
-  ['openai', 'https://api.openai.com'],
-  ['azure', 'https://RESOURCE.openai.azure.com'],
-  ['anthropic', 'https://api.anthropic.com'],
-  ['gemini', 'https://generativelanguage.googleapis.com'],
+/** The upstream kinds the relay has adapters for, with their default base URLs; a default that
+ * is only a pattern (Azure's, one per resource) is shown as a hint, never filled in. */
+export const KINDS: Array<{ kind: string; url: string; fill: boolean }> = [
+  { kind: 'openai', url: 'https://api.openai.com', fill: true },
+  { kind: 'azure', url: 'https://RESOURCE.openai.azure.com', fill: false },
+  { kind: 'anthropic', url: 'https://api.anthropic.com', fill: true },
+  { kind: 'gemini', url: 'https://generativelanguage.googleapis.com', fill: true },
+  { kind: 'deepseek', url: 'https://api.deepseek.com', fill: true },
+  { kind: 'dashscope', url: 'https://dashscope.aliyuncs.com/compatible-mode/v1', fill: true },
+  { kind: 'zhipu', url: 'https://open.bigmodel.cn/api/paas/v4', fill: true },
+  { kind: 'moonshot', url: 'https://api.moonshot.cn/v1', fill: true },
+  { kind: 'siliconflow', url: 'https://api.siliconflow.cn/v1', fill: true },
+  { kind: 'volcengine', url: 'https://ark.cn-beijing.volces.com/api/v3', fill: true },
+  { kind: 'minimax', url: 'https://api.minimaxi.com/v1', fill: true },
+  { kind: 'hunyuan', url: 'https://api.hunyuan.cloud.tencent.com/v1', fill: true },
+  { kind: 'qianfan', url: 'https://qianfan.baidubce.com/v2', fill: true },
+  { kind: 'spark', url: 'https://spark-api-open.xf-yun.com/v1', fill: true },
+  { kind: 'ollama', url: 'http://localhost:11434', fill: true },
 ];
+
+/** The base URL after the kind changes from `from` to `to`: the new kind's default replaces an
+ * empty field or the old kind's untouched default; an address the admin typed stays. */
+export function baseUrlForKind(from: string, to: string, current: string): string {
+  const before = KINDS.find((k) => k.kind === from);
+  const after = KINDS.find((k) => k.kind === to);
+  const untouched = current.trim() === '' || (before?.fill && current === before.url);
+  if (!untouched) return current;
+  return after?.fill ? after.url : '';
+}
 
 /** `a=b, c=d` as a map (model name → upstream model or Azure deployment). */
 function parseMapping(text: string): Record<string, string> {
@@ -191,10 +213,15 @@ export function Channels() {
         <form className="space-y-3" onSubmit={save}>
           <div className="grid gap-3 sm:grid-cols-2">
             <Field label={t('admin.type')}>
-              <Select className="w-full" value={form.type} onChange={set('type')}>
-                {KINDS.map(([kind]) => (
+              <Select
+                className="w-full"
+                name="type"
+                value={form.type}
+                onChange={(e) => setForm({ ...form, type: e.target.value, base_url: baseUrlForKind(form.type, e.target.value, form.base_url) })}
+              >
+                {KINDS.map(({ kind }) => (
                   <option key={kind} value={kind}>
-                    {kind}
+                    {v(`kind_${kind}`)}
                   </option>
                 ))}
               </Select>
@@ -204,7 +231,7 @@ export function Channels() {
             </Field>
           </div>
           <Field label={t('admin.baseUrl')}>
-            <Input name="base-url" placeholder={KINDS.find(([k]) => k === form.type)?.[1]} value={form.base_url} onChange={set('base_url')} />
+            <Input name="base-url" placeholder={KINDS.find((k) => k.kind === form.type)?.url} value={form.base_url} onChange={set('base_url')} />
           </Field>
           <Field label={t('admin.keysField')} hint={editing && editing !== 'new' ? t('admin.keysKeep', { n: editing.key_count }) : undefined}>
             <Textarea name="keys" rows={2} autoComplete="off" spellCheck={false} value={form.keys} onChange={set('keys')} />

@@ -436,7 +436,11 @@ pub(super) fn relay_stream(
     let tasks = bill.meter.svc.tasks.clone();
     tasks.spawn(async move {
         let mut upstream = resp.bytes_stream();
-        let mut splitter = SseSplitter::default();
+        let mut splitter = if decoder.ndjson() {
+            SseSplitter::lines()
+        } else {
+            SseSplitter::default()
+        };
         let mut broken = false;
         // The upstream said in its stream that it failed (a passed-through client heard it).
         let mut reported = false;
