@@ -23,6 +23,7 @@ mod invites;
 mod keys;
 mod knowledge;
 mod limits;
+mod metrics;
 mod money;
 mod payments;
 mod payments_alipay;
