@@ -21,6 +21,10 @@ pub struct BillingConfig {
     pub overdraft: i64,
     /// An unsettled reservation is released after this long (a crashed caller).
     pub reservation_ttl_secs: i64,
+    /// How often this process checks every balance against the ledger (what `skein billing
+    /// verify` does) and publishes the result as metrics, in seconds; 0 = never. The check
+    /// reads the whole ledger, so keep it rare on large installs.
+    pub verify_every_secs: u64,
     /// The internal token's older name, from when only Billing had internal routes: used when
     /// `services.internal_token` is not set.
     pub internal_token: Option<Secret>,
@@ -38,6 +42,7 @@ impl Default for BillingConfig {
             invite_reward_invitee: 0,
             overdraft: 0,
             reservation_ttl_secs: 900,
+            verify_every_secs: 0,
             internal_token: None,
             payment: crate::payment::PaymentConfig::default(),
         }

@@ -101,6 +101,15 @@ impl BillingService {
             &service,
             |service| async move { service.sweep().await },
         );
+        if service.config.verify_every_secs > 0 {
+            service.tasks.every(
+                "billing.verify",
+                Duration::from_secs(service.config.verify_every_secs),
+                FirstRun::AfterPeriod,
+                &service,
+                |service| async move { service.verify_and_publish().await },
+            );
+        }
         if let Some(payments) = &service.payments {
             // Notifications can be lost (a provider that gave up, a restart mid-request):
             // pending orders are asked about regularly.
@@ -120,6 +129,30 @@ impl BillingService {
     pub fn set_files(&self, files: Option<Arc<dyn skein_core::api::FileApi>>) {
         if let Some(files) = files {
             let _ = self.files.set(files);
+        }
+    }
+
+    /// The scheduled ledger check: runs [`BillingService::verify`] and publishes the outcome
+    /// (`skein_billing_ledger_verify_runs_total`, `skein_billing_ledger_drift_accounts`), so an
+    /// alert fires on drift without anyone running the command.
+    async fn verify_and_publish(&self) {
+        match self.verify().await {
+            Ok(drift) => {
+                let outcome = if drift.is_empty() { "clean" } else { "drift" };
+                if !drift.is_empty() {
+                    tracing::error!(
+                        accounts = drift.len(),
+                        "ledger check: balances disagree with the ledger (run `skein billing verify` for details)"
+                    );
+                }
+                VERIFY_RUNS.inc(&[outcome]);
+                DRIFT_ACCOUNTS.set(&[], drift.len() as f64);
+                VERIFY_LAST_RUN.set(&[], skein_core::ids::now_ms() as f64 / 1000.0);
+            }
+            Err(error) => {
+                tracing::error!(%error, "ledger check could not run");
+                VERIFY_RUNS.inc(&["error"]);
+            }
         }
     }
 
@@ -235,9 +268,109 @@ fn unexpected(done: &Done) -> ApiError {
     ))
 }
 
+/// Holds, settles and releases by outcome; labels are fixed words only.
+static HOLDS: skein_core::metrics::Counter = skein_core::metrics::Counter::new(
+    "skein_billing_holds_total",
+    "Holds asked of the ledger, by outcome (granted, refused: no quota or an error).",
+    &["outcome"],
+);
+/// Settles by outcome.
+static SETTLES: skein_core::metrics::Counter = skein_core::metrics::Counter::new(
+    "skein_billing_settles_total",
+    "Settles of holds, by outcome (ok, error).",
+    &["outcome"],
+);
+/// Settles whose cost went beyond the hold, and by how much.
+static OVERRUNS: skein_core::metrics::Counter = skein_core::metrics::Counter::new(
+    "skein_billing_overruns_total",
+    "Settles whose exact cost went beyond what was held (the estimate missed).",
+    &[],
+);
+/// Quota charged beyond holds.
+static OVERRUN_QUOTA: skein_core::metrics::Counter = skein_core::metrics::Counter::new(
+    "skein_billing_overrun_quota_total",
+    "Quota units charged beyond what was held.",
+    &[],
+);
+/// Quota that could not be charged (beyond the overdraft).
+static UNCOLLECTED_QUOTA: skein_core::metrics::Counter = skein_core::metrics::Counter::new(
+    "skein_billing_uncollected_quota_total",
+    "Quota units a settle could not charge because the balance would have passed the overdraft.",
+    &[],
+);
+/// Releases by outcome.
+static RELEASES: skein_core::metrics::Counter = skein_core::metrics::Counter::new(
+    "skein_billing_releases_total",
+    "Holds released without a charge, by outcome (ok, error).",
+    &["outcome"],
+);
+
+/// Scheduled ledger checks by outcome.
+static VERIFY_RUNS: skein_core::metrics::Counter = skein_core::metrics::Counter::new(
+    "skein_billing_ledger_verify_runs_total",
+    "Scheduled ledger checks (billing.verify_every_secs) by outcome: clean, drift, error.",
+    &["outcome"],
+);
+/// What the last check found.
+static DRIFT_ACCOUNTS: skein_core::metrics::Gauge = skein_core::metrics::Gauge::new(
+    "skein_billing_ledger_drift_accounts",
+    "Accounts whose balance disagreed with the ledger at the last scheduled check.",
+    &[],
+);
+/// When the last check finished.
+static VERIFY_LAST_RUN: skein_core::metrics::Gauge = skein_core::metrics::Gauge::new(
+    "skein_billing_ledger_verify_last_run_timestamp_seconds",
+    "When the last scheduled ledger check that ran to completion finished (Unix seconds).",
+    &[],
+);
+
+fn outcome<T>(result: &Result<T, ApiError>, ok: &'static str) -> &'static str {
+    if result.is_ok() { ok } else { "error" }
+}
+
+/// The ledger's API, counted: every call goes through here whether the caller is in this
+/// process or another (`/internal/billing`), so the Billing process's metrics see them all.
 #[async_trait]
 impl BillingApi for BillingService {
     async fn reserve(&self, request: ReserveRequest) -> Result<Reservation, ApiError> {
+        let result = self.reserve_uncounted(request).await;
+        HOLDS.inc(&[match &result {
+            Ok(_) => "granted",
+            Err(e) if e.status().is_client_error() => "refused",
+            Err(_) => "error",
+        }]);
+        result
+    }
+
+    async fn settle(&self, reservation_id: &str, usage: Usage) -> Result<Settlement, ApiError> {
+        let result = self.settle_uncounted(reservation_id, usage).await;
+        SETTLES.inc(&[outcome(&result, "ok")]);
+        if let Ok(s) = &result {
+            if s.overrun > 0 {
+                OVERRUNS.inc(&[]);
+                OVERRUN_QUOTA.add(&[], s.overrun as f64);
+            }
+            if s.uncollected > 0 {
+                UNCOLLECTED_QUOTA.add(&[], s.uncollected as f64);
+            }
+        }
+        result
+    }
+
+    async fn renew(&self, reservation_id: &str) -> Result<(), ApiError> {
+        self.renew_uncounted(reservation_id).await
+    }
+
+    async fn release(&self, reservation_id: &str) -> Result<(), ApiError> {
+        let result = self.release_uncounted(reservation_id).await;
+        RELEASES.inc(&[outcome(&result, "ok")]);
+        result
+    }
+}
+
+/// The ledger's API itself.
+impl BillingService {
+    async fn reserve_uncounted(&self, request: ReserveRequest) -> Result<Reservation, ApiError> {
         let Some(holds) = &self.holds else {
             return match self.writer.submit(Op::Reserve(request)).await? {
                 Done::Reservation(r) => Ok(r),
@@ -295,7 +428,11 @@ impl BillingApi for BillingService {
         Err(ApiError::internal("in-memory hold could not be decided"))
     }
 
-    async fn settle(&self, reservation_id: &str, usage: Usage) -> Result<Settlement, ApiError> {
+    async fn settle_uncounted(
+        &self,
+        reservation_id: &str,
+        usage: Usage,
+    ) -> Result<Settlement, ApiError> {
         if !(0..=ledger::MAX_AMOUNT).contains(&usage.cost) {
             return Err(ApiError::invalid_field(
                 "cost",
@@ -357,7 +494,7 @@ impl BillingApi for BillingService {
         }
     }
 
-    async fn renew(&self, reservation_id: &str) -> Result<(), ApiError> {
+    async fn renew_uncounted(&self, reservation_id: &str) -> Result<(), ApiError> {
         if let Some(holds) = &self.holds {
             let expires_at = skein_core::ids::now_ms() + self.config.reservation_ttl_secs * 1000;
             if holds.renew(reservation_id, expires_at).is_some() {
@@ -374,7 +511,7 @@ impl BillingApi for BillingService {
         }
     }
 
-    async fn release(&self, reservation_id: &str) -> Result<(), ApiError> {
+    async fn release_uncounted(&self, reservation_id: &str) -> Result<(), ApiError> {
         if let Some(holds) = &self.holds {
             match holds.release(reservation_id) {
                 Ok(true) => return Ok(()),

@@ -32,6 +32,9 @@ pub struct ServerConfig {
     /// The one-time token that registering the first (root) account needs. `None`: a random
     /// one is made at start while no account exists and printed to the log.
     pub setup_token: Option<Secret>,
+    /// The bearer token Prometheus scrapes `/metrics` with. `None`: `/metrics` does not exist
+    /// (answers 404), so nothing about the process is public by default.
+    pub metrics_token: Option<Secret>,
 }
 
 /// The relational database.
@@ -155,6 +158,7 @@ impl Default for ServerConfig {
             trust_forwarded_for: false,
             internal_listen: None,
             setup_token: None,
+            metrics_token: None,
         }
     }
 }

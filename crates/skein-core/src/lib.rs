@@ -14,6 +14,7 @@ pub mod i18n;
 pub mod ids;
 pub mod internal;
 pub mod limit;
+pub mod metrics;
 pub mod page;
 pub mod principal;
 pub mod request;

@@ -21,6 +21,20 @@ use tracing::Instrument;
 use crate::Gateway;
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// Requests answered, by route template (never the raw path), method and status code.
+static HTTP_REQUESTS: skein_core::metrics::Counter = skein_core::metrics::Counter::new(
+    "skein_http_requests_total",
+    "HTTP requests answered, by route template, method and status code.",
+    &["route", "method", "code"],
+);
+/// Time to the response head (a stream's body may run on long after it).
+static HTTP_DURATION: skein_core::metrics::Histogram = skein_core::metrics::Histogram::new(
+    "skein_http_request_duration_seconds",
+    "Time from a request's arrival to its response head, by route template and method.",
+    &["route", "method"],
+    skein_core::metrics::SECONDS_BUCKETS,
+);
 /// Longest client-supplied request id we keep; longer ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -65,7 +79,11 @@ pub(crate) async fn request_context(
     }
     security_headers(response.headers_mut(), https);
     let status = response.status().as_u16();
-    let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    let elapsed = started.elapsed();
+    let duration_ms = elapsed.as_micros() as f64 / 1000.0;
+    let method_label = method_label(&method);
+    HTTP_REQUESTS.inc(&[route.as_str(), method_label, response.status().as_str()]);
+    HTTP_DURATION.observe(&[route.as_str(), method_label], elapsed.as_secs_f64());
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!(status, duration_ms, client_ip = %ip, "request failed");
@@ -74,6 +92,22 @@ pub(crate) async fn request_context(
         }
     });
     response
+}
+
+/// The method as a metric label: the standard ones by name, anything else as `OTHER`, so a
+/// client inventing methods cannot add series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 /// Whether the proxy in front says the client spoke HTTPS (`X-Forwarded-Proto: https`).

@@ -442,6 +442,18 @@ struct Route {
 }
 
 impl ChannelTable {
+    /// Every channel in the table once, by id.
+    pub fn channels(&self) -> Vec<std::sync::Arc<LiveChannel>> {
+        let mut seen = std::collections::BTreeMap::new();
+        for route in self.routes.values().flat_map(|models| models.values()) {
+            for channel in &route.channels {
+                seen.entry(channel.id.clone())
+                    .or_insert_with(|| channel.clone());
+            }
+        }
+        seen.into_values().collect()
+    }
+
     /// Builds the table from stored channels; channels whose secrets cannot be opened are
     /// skipped with an error in the log.
     pub fn build(rows: &[ChannelRow], vault: &Vault) -> ChannelTable {

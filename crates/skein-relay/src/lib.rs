@@ -16,6 +16,7 @@ pub mod groups;
 mod http;
 mod in_process;
 pub mod keys;
+mod metrics;
 mod multipart;
 pub mod pipeline;
 pub mod pricing;
@@ -350,6 +351,20 @@ impl RelayService {
             breaker::Status::Open => "open",
             breaker::Status::HalfOpen => "half_open",
         }
+    }
+
+    /// Every enabled channel this instance routes to, as (id, name, circuit state), for the
+    /// metrics endpoint.
+    pub fn channel_circuits(&self) -> Vec<(String, String, &'static str)> {
+        let table = match self.table.read() {
+            Ok(table) => table.clone(),
+            Err(_) => return Vec::new(),
+        };
+        table
+            .channels()
+            .into_iter()
+            .map(|c| (c.id.clone(), c.name.clone(), self.circuit(&c.id)))
+            .collect()
     }
 
     /// Re-reads channels, prices and group multipliers into memory.

@@ -3,7 +3,7 @@
 //! Every key is documented in `skein.example.toml` at the repository root. The short
 //! variables users reach for first (`SKEIN_LISTEN`, `SKEIN_DATABASE_URL`, `SKEIN_REDIS_URL`,
 //! `SKEIN_DATA_DIR`, `SKEIN_LOG_FORMAT`, `SKEIN_LOG_LEVEL`, `SKEIN_JWT_SECRET`,
-//! `SKEIN_SETUP_TOKEN`) map to their
+//! `SKEIN_SETUP_TOKEN`, `SKEIN_METRICS_TOKEN`) map to their
 //! keys; any other key is reachable as `SKEIN_SECTION__KEY` (for example
 //! `SKEIN_LIMITS__API_PER_USER_PER_MINUTE=1200`).
 //!
@@ -154,6 +154,7 @@ const SHORT_ENV: &[(&str, &str)] = &[
     ("log_level", "log.level"),
     ("jwt_secret", "auth.jwt_secret"),
     ("setup_token", "server.setup_token"),
+    ("metrics_token", "server.metrics_token"),
 ];
 
 /// Sections reachable as `SKEIN_SECTION__KEY`. Other `SKEIN_*` variables (the CLI's
@@ -215,6 +216,11 @@ impl Config {
             && token.expose().len() < 16
         {
             return bad("server.setup_token must be at least 16 characters");
+        }
+        if let Some(token) = &self.server.metrics_token
+            && token.expose().len() < 16
+        {
+            return bad("server.metrics_token must be at least 16 characters");
         }
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes must be at least 1024");
@@ -385,6 +391,28 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(err.contains("lisen"), "typo not reported: {err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_metrics_token_comes_from_its_short_variable_and_must_be_long() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SKEIN_METRICS_TOKEN", "a-scrape-token-long-enough");
+            jail.set_env("SKEIN_BILLING__VERIFY_EVERY_SECS", "3600");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.server.metrics_token.as_ref().map(|t| t.expose()),
+                Some("a-scrape-token-long-enough")
+            );
+            assert_eq!(c.billing.verify_every_secs, 3600);
+            assert!(!c.to_masked_toml().contains("a-scrape-token"), "masked");
+            jail.set_env("SKEIN_METRICS_TOKEN", "short");
+            let err = Config::load(None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("metrics_token"), "{err}");
             Ok(())
         });
     }

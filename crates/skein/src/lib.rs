@@ -8,6 +8,7 @@ pub mod agent_chat;
 pub mod compose;
 pub mod config;
 pub mod memory;
+pub mod metrics;
 pub mod openapi;
 pub mod rag;
 pub mod services;
@@ -275,6 +276,7 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
     let sessions = wiring.sessions.clone().context(
         "the gateway checks every signed-in request's session: run the User service here (--services ...,user) or set services.user_url",
     )?;
+    let metrics_limiter = limiter.clone();
     let gateway = Arc::new(Gateway {
         server: config.server.clone(),
         limits: config.limits.clone(),
@@ -295,6 +297,22 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
         .route("/api/docs", get(openapi::docs_page))
         .route("/api/docs/viewer.js", get(openapi::docs_script))
         .fallback(web::serve);
+    // `/metrics` exists only with its own token (never the internal one).
+    let public = match &config.server.metrics_token {
+        Some(token) => public.merge(metrics::routes(
+            Arc::new(metrics::Sources {
+                db: db.clone(),
+                db_max_connections: config.database.max_connections,
+                limiter: metrics_limiter,
+                runtime: runtime.clone(),
+                relay: wiring.relay_service.clone(),
+                services: selected.names().join(","),
+                started: std::time::SystemTime::now(),
+            }),
+            token.clone(),
+        )),
+        None => public,
+    };
     let internal = internal.map(|routes| gateway.clone().wrap(routes));
     let router = gateway.wrap(public);
     Ok(Skein {

@@ -17,7 +17,15 @@ pub struct WebAssets;
 /// Path prefixes that belong to the APIs (public and service-to-service) and health checks:
 /// unknown paths under them answer 404 (rendered by the gateway in the API's error shape),
 /// never the web app.
-const RESERVED: [&str; 6] = ["/api", "/v1", "/v1beta", "/internal", "/healthz", "/readyz"];
+const RESERVED: [&str; 7] = [
+    "/api",
+    "/v1",
+    "/v1beta",
+    "/internal",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
 
 /// Content Security Policy for the app's HTML: scripts only from this origin, so model output
 /// rendered as Markdown cannot run code even if a renderer let markup through; images only

@@ -118,17 +118,21 @@ pub(crate) async fn attempt<D: Dispatch>(
                 });
             }
             Attempt::Retry(reason) => {
+                crate::metrics::UPSTREAM_ERRORS.inc(&[channel.id.as_str(), "retry"]);
                 if svc.breakers.failure(&channel.id, Instant::now()) {
+                    crate::metrics::BREAKER_OPENED.inc(&[channel.id.as_str()]);
                     tracing::warn!(channel = %channel.id, "circuit opened: the channel rests after repeated failures");
                 }
                 tracing::warn!(channel = %channel.id, %reason, "channel failed; trying the next");
                 tried.push(format!("{}: {reason}", channel.name));
             }
             Attempt::Dead(reason) => {
+                crate::metrics::UPSTREAM_ERRORS.inc(&[channel.id.as_str(), "dead"]);
                 svc.disable_if_confirmed(&channel, &model, &reason).await;
                 tried.push(format!("{}: {reason}", channel.name));
             }
             Attempt::Refused(status, body) => {
+                crate::metrics::UPSTREAM_ERRORS.inc(&[channel.id.as_str(), "refused"]);
                 meter.release().await;
                 tracing::info!(channel = %channel.id, status, "upstream refused the request");
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -154,6 +158,7 @@ pub(crate) async fn attempt<D: Dispatch>(
 /// errors are the operator's business).
 pub(crate) fn all_failed(model: &str, tried: &[String]) -> ApiError {
     tracing::warn!(tried = ?tried, %model, "every channel failed");
+    crate::metrics::UNAVAILABLE.inc(&[model]);
     ApiError::new(
         StatusCode::BAD_GATEWAY,
         "upstream_unavailable",

@@ -176,8 +176,23 @@ impl Meter {
             pricing: self.rates.record(),
         };
         count_tpm(&self.svc, &self.caller, charge.tpm_tokens).await;
+        let elapsed = self.started.elapsed();
         match self.svc.billing.settle(&self.reservation_id, usage).await {
             Ok(s) => {
+                crate::metrics::settled(
+                    &self.model,
+                    &self.channel_id,
+                    charge.status,
+                    elapsed,
+                    charge.ttft,
+                    [
+                        ("prompt", charge.prompt),
+                        ("completion", charge.completion),
+                        ("cached", charge.cached),
+                        ("cache_write", charge.cache_write),
+                    ],
+                    s.charged,
+                );
                 tracing::info!(key_id = %self.caller.label(), cost = s.charged, status = charge.status, "request settled");
                 Some(RelayCharge {
                     prompt_tokens: charge.prompt,

@@ -25,6 +25,7 @@ mod invoices;
 mod keys;
 mod knowledge;
 mod limits;
+mod metrics;
 mod money;
 mod oauth;
 mod payments;
