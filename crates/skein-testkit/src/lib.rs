@@ -21,6 +21,7 @@ pub mod mock_gemini;
 pub mod mock_mcp;
 pub mod mock_openai;
 pub mod mock_vendor;
+pub mod proxy;
 
 pub use fixtures::{Price, RelayWorld, Upstream, WorldSpec, relay_world};
 pub use mock_vendor::{Fault, MockVendor};
