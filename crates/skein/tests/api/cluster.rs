@@ -482,6 +482,8 @@ async fn three_instances_on_postgres_and_redis_are_one_deployment() {
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
+    // Enough for every hold the burst may take at once (a hold covers the longest answer).
+    a.fund(root, user, 100_000_000).await;
     let before = crate::billing::quota(&a, user).await;
     let requests = (0..30).map(|_| {
         client
