@@ -82,6 +82,9 @@ struct Progress {
     done: Option<Value>,
     /// `End` was sent.
     ended: bool,
+    /// Where events go for clients attached through other instances, once one asked (see
+    /// [`crate::live`]).
+    forward: Option<tokio::sync::mpsc::UnboundedSender<crate::live::Live>>,
 }
 
 /// An answer being written.
@@ -113,7 +116,41 @@ impl Generation {
             Event::End => progress.ended = true,
             _ => {}
         }
+        // Under the same lock as the text, so a remote client's snapshot plus what is
+        // forwarded after it is the whole text too.
+        if let Some(forward) = &progress.forward {
+            let _ = forward.send(crate::live::Live::from(&event));
+        }
+        if progress.ended {
+            progress.forward = None;
+        }
         let _ = self.events.send(event);
+    }
+
+    /// Starts (or keeps) forwarding this answer's events to clients attached through other
+    /// instances, and sends them a snapshot of the text so far, after which everything
+    /// forwarded is new. `start` makes the forwarder the first time one is needed. An answer
+    /// already done gets a snapshot that says so (the client reads the saved message).
+    pub(crate) fn forward(
+        &self,
+        start: impl FnOnce() -> tokio::sync::mpsc::UnboundedSender<crate::live::Live>,
+    ) {
+        let Ok(mut progress) = self.progress.lock() else {
+            return;
+        };
+        let finished = progress.ended || progress.done.is_some();
+        let snapshot = crate::live::Live::Snapshot {
+            content: progress.content.clone(),
+            reasoning: progress.reasoning.clone(),
+            finished,
+        };
+        if finished {
+            // Nothing more will be forwarded: the snapshot alone goes out.
+            let _ = start().send(snapshot);
+            return;
+        }
+        let forward = progress.forward.get_or_insert_with(start);
+        let _ = forward.send(snapshot);
     }
 
     /// What a client attaching now needs: the text so far (or the finished message) and a
@@ -171,6 +208,8 @@ pub struct Attached {
 pub struct Slot {
     svc: Arc<ChatService>,
     generation: Arc<Generation>,
+    /// Ends the renewal of the conversation's lock in the database.
+    lease: CancellationToken,
 }
 
 impl Slot {
@@ -179,17 +218,56 @@ impl Slot {
         &self.generation
     }
 
-    /// Frees the conversation for the next answer while this one's stream finishes.
-    fn release(&self) {
+    /// Frees the conversation for the next answer while this one's stream finishes: here and,
+    /// awaited, in the database, so a client that sends its next message on hearing `done`
+    /// finds the conversation free on every instance.
+    async fn release(&self) {
+        self.lease.cancel();
         self.svc.running.end(&self.generation);
+        if let Err(error) = store::unlock_answer(
+            &self.svc.db,
+            &self.generation.conversation_id,
+            &self.generation.message_id,
+        )
+        .await
+        {
+            tracing::warn!(%error, "could not free a conversation's answer lock; it lapses on its own");
+        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.release();
+        // Usually released already; a request or task that went away early frees it here.
+        if !self.lease.is_cancelled() {
+            self.lease.cancel();
+            self.svc.running.end(&self.generation);
+            let svc = self.svc.clone();
+            let generation = self.generation.clone();
+            if tokio::runtime::Handle::try_current().is_ok() {
+                self.svc.tasks.spawn(async move {
+                    let _ = store::unlock_answer(
+                        &svc.db,
+                        &generation.conversation_id,
+                        &generation.message_id,
+                    )
+                    .await;
+                });
+            }
+        }
         self.generation.push(Event::End);
     }
+}
+
+/// How long an answer's lock holds without renewal: a crashed instance's conversations are
+/// free again after this.
+pub const LOCK_LEASE: Duration = Duration::from_secs(30);
+
+/// How often a writing instance renews its lock.
+const LOCK_RENEW_EVERY: Duration = Duration::from_secs(10);
+
+fn lease_ms() -> i64 {
+    i64::try_from(LOCK_LEASE.as_millis()).unwrap_or(30_000)
 }
 
 /// The answers being written in this process, by conversation and by message.
@@ -209,17 +287,62 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Takes the conversation's answer slot; refuses while an answer is being written there.
-    pub fn begin(
+    /// Takes the conversation's answer slot; refuses while an answer is being written there,
+    /// on this instance or (the lock in the database) on any other.
+    pub async fn begin(
         svc: &Arc<ChatService>,
         conversation_id: &str,
         message_id: &str,
     ) -> Result<Slot, ApiError> {
         let generation = svc.running.insert(conversation_id, message_id)?;
-        Ok(Slot {
+        let lease = CancellationToken::new();
+        // From here the slot frees the memory entry (and the lock, once taken) when dropped.
+        let slot = Slot {
             svc: svc.clone(),
             generation,
-        })
+            lease: lease.clone(),
+        };
+        let now = ids::now_ms();
+        let taken = store::lock_answer(
+            &svc.db,
+            conversation_id,
+            message_id,
+            &svc.instance,
+            now + lease_ms(),
+            now,
+        )
+        .await;
+        match taken {
+            Ok(true) => {}
+            Ok(false) => {
+                // Held elsewhere: nothing of ours to unlock.
+                lease.cancel();
+                svc.running.end(&slot.generation);
+                return Err(busy());
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let db = svc.db.clone();
+        let (conversation, message) = (conversation_id.to_string(), message_id.to_string());
+        svc.tasks.spawn(async move {
+            let mut every = tokio::time::interval(LOCK_RENEW_EVERY);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    () = lease.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                match store::renew_answer_lock(&db, &conversation, &message, ids::now_ms() + lease_ms()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(conversation_id = %conversation, "an answer's lock was lost while it was being written");
+                        return;
+                    }
+                    Err(error) => tracing::warn!(%error, "could not renew an answer's lock"),
+                }
+            }
+        });
+        Ok(slot)
     }
 
     fn insert(&self, conversation_id: &str, message_id: &str) -> Result<Arc<Generation>, ApiError> {
@@ -228,11 +351,7 @@ impl Registry {
             .lock()
             .map_err(|_| ApiError::internal("chat registry poisoned"))?;
         if running.contains_key(conversation_id) {
-            return Err(ApiError::conflict(
-                "generation_in_progress",
-                "An answer is still being written in this conversation. Wait for it or stop it.",
-                "该对话仍在生成回答，请等待完成或先停止。",
-            ));
+            return Err(busy());
         }
         let (events, _) = broadcast::channel(4096);
         let generation = Arc::new(Generation {
@@ -280,6 +399,15 @@ impl Registry {
             }
         }
     }
+}
+
+/// The refusal of a second answer in a conversation.
+fn busy() -> ApiError {
+    ApiError::conflict(
+        "generation_in_progress",
+        "An answer is still being written in this conversation. Wait for it or stop it.",
+        "该对话仍在生成回答，请等待完成或先停止。",
+    )
 }
 
 /// Everything a run needs, prepared by the request that started it.
@@ -417,6 +545,10 @@ pub async fn run(slot: Slot, mut plan: Plan) {
     {
         tracing::error!(%error, message_id = %generation.message_id, "could not save a finished answer");
     }
+    // The conversation is free for the next message from here (before `done`, which a
+    // client may answer at once); the title only rides along on this stream for the
+    // clients still reading it.
+    slot.release().await;
     if let Some((prompt, completion, cost)) = usage {
         generation.push(Event::Usage(json!({
             "prompt_tokens": prompt, "completion_tokens": completion, "cost": cost,
@@ -438,9 +570,6 @@ pub async fn run(slot: Slot, mut plan: Plan) {
         Ok(None) => {}
         Err(error) => tracing::error!(%error, "could not read a finished answer back"),
     }
-    // The conversation is free for the next message from here; the title only rides along on
-    // this stream for the clients still reading it.
-    slot.release();
     if status == "done"
         && let Some(question) = plan.title_from.take()
     {

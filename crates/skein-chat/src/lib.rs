@@ -22,6 +22,7 @@ pub mod generate;
 mod http;
 pub mod images;
 pub mod import;
+pub mod live;
 pub mod markdown;
 pub mod plugin_tools;
 mod service;
@@ -81,8 +82,14 @@ pub struct ChatService {
     sources: RwLock<Vec<Arc<dyn ContextSource>>>,
     /// What runs the tools the model may call (none by default; see `tools.rs`).
     tool_runners: RwLock<Vec<Arc<dyn ToolRunner>>>,
-    /// The purge of abandoned answers and deleted conversations.
+    /// The purge of abandoned answers and deleted conversations, and the bus listeners.
     background: BackgroundTasks,
+    /// This instance's name in answer locks (random per process).
+    instance: String,
+    /// The deployment's bus, once joined (see [`live`]).
+    bus: std::sync::OnceLock<Arc<dyn skein_core::bus::Bus>>,
+    /// Clients here attached to answers written on other instances.
+    watches: live::Watches,
 }
 
 impl ChatService {
@@ -102,6 +109,11 @@ impl ChatService {
             skein_db::Backend::Postgres => now - STALE_AFTER_MS,
         };
         let interrupted = store::fail_interrupted(&db, before, now).await?;
+        if db.backend() == skein_db::Backend::Sqlite {
+            // The only writer: any lock left was a stopped process's. (On PostgreSQL locks
+            // of a crashed instance lapse with their lease.)
+            store::clear_answer_locks(&db).await?;
+        }
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,
@@ -122,6 +134,9 @@ impl ChatService {
             sources: RwLock::new(builtin),
             tool_runners: RwLock::new(Vec::new()),
             background: BackgroundTasks::new(),
+            instance: skein_core::bus::instance_id(),
+            bus: std::sync::OnceLock::new(),
+            watches: live::Watches::default(),
         });
         service.background.every(
             "chat.purge",

@@ -653,6 +653,84 @@ pub async fn fail_interrupted(db: &Db, before: i64, now: i64) -> DbResult<u64> {
     Ok(done.rows_affected())
 }
 
+/// Takes `conversation_id`'s answer lock for `message_id` until `expires_at`, unless another
+/// answer holds it unexpired; true when taken. One statement, so two instances racing for
+/// the same conversation cannot both win.
+pub async fn lock_answer(
+    db: &Db,
+    conversation_id: &str,
+    message_id: &str,
+    owner: &str,
+    expires_at: i64,
+    now: i64,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO chat_answer_locks (conversation_id, message_id, owner, expires_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (conversation_id) DO UPDATE SET message_id = excluded.message_id, \
+         owner = excluded.owner, expires_at = excluded.expires_at \
+         WHERE chat_answer_locks.expires_at < $5",
+    )
+    .bind(conversation_id)
+    .bind(message_id)
+    .bind(owner)
+    .bind(expires_at)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Extends the lock `message_id` holds; false when it no longer holds it.
+pub async fn renew_answer_lock(
+    db: &Db,
+    conversation_id: &str,
+    message_id: &str,
+    expires_at: i64,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE chat_answer_locks SET expires_at = $1 \
+         WHERE conversation_id = $2 AND message_id = $3",
+    )
+    .bind(expires_at)
+    .bind(conversation_id)
+    .bind(message_id)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Frees the lock `message_id` holds (a newer answer's lock is left alone).
+pub async fn unlock_answer(db: &Db, conversation_id: &str, message_id: &str) -> DbResult<()> {
+    sqlx::query("DELETE FROM chat_answer_locks WHERE conversation_id = $1 AND message_id = $2")
+        .bind(conversation_id)
+        .bind(message_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// The instance writing `message_id` now, if an unexpired lock says one is.
+pub async fn answer_writer(db: &Db, message_id: &str, now: i64) -> DbResult<Option<String>> {
+    let owner: Option<String> = sqlx::query_scalar(
+        "SELECT owner FROM chat_answer_locks WHERE message_id = $1 AND expires_at > $2",
+    )
+    .bind(message_id)
+    .bind(now)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(owner)
+}
+
+/// Drops every answer lock: at start-up on SQLite, where this process is the only writer,
+/// so whatever it finds was left by one that stopped.
+pub async fn clear_answer_locks(db: &Db) -> DbResult<u64> {
+    let done = sqlx::query("DELETE FROM chat_answer_locks")
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// An import left hidden this long is taken for dead (its process stopped half way).
 pub const ABANDONED_IMPORT_MS: i64 = 3600 * 1000;
 

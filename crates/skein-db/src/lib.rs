@@ -13,6 +13,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Transaction};
 
+pub mod bus;
+
 pub use sqlx;
 
 /// Which database a [`Db`] talks to.

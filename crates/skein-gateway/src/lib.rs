@@ -7,6 +7,7 @@
 //! **Architecture Invariant:** the gateway knows no service's tables. It reaches sessions
 //! through [`SessionDirectory`] and limits through [`RateLimiter`].
 
+pub mod bus;
 pub mod health;
 pub mod limit;
 mod middleware;

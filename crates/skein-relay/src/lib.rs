@@ -29,7 +29,8 @@ pub mod vault;
 pub mod vendor;
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,6 +41,7 @@ use std::sync::RwLock;
 
 pub use config::RelayConfig;
 use skein_core::api::{AccountEvents, BillingApi, KeyDirectory, KeyInfo, UserDirectory};
+use skein_core::bus::{Bus, Note};
 use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
@@ -112,6 +114,30 @@ pub struct RelayService {
     owner_cache: Cache<String, bool>,
     /// The groups a user may use, by user id; dropped at once when this instance changes them.
     group_cache: Cache<String, Arc<Vec<String>>>,
+    /// Bumped by every invalidation of the three caches above: a lookup that read the
+    /// database before an invalidation does not cache what it read (it may be the old row).
+    cache_epoch: AtomicU64,
+    /// One reload at a time, so a slow periodic reload that read the old tables cannot
+    /// overwrite the newer tables a note's reload just installed.
+    reload_lock: tokio::sync::Mutex<()>,
+    /// The other instances, told when channels, prices, groups or keys change (set once at
+    /// start-up; see [`RelayService::join_bus`]).
+    bus: OnceLock<Arc<dyn Bus>>,
+}
+
+/// The bus topic of relay changes.
+const BUS_TOPIC: &str = "relay";
+
+/// What changed, as told to the other instances on [`BUS_TOPIC`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "what", content = "id", rename_all = "snake_case")]
+enum Change {
+    /// Channels, prices or group multipliers: reload them.
+    Routing,
+    /// The key with this secret hash changed or was revoked.
+    Key(String),
+    /// The groups this user may use changed.
+    Groups(String),
 }
 
 /// Limits of one request: the output it may be held for, and how long its stream waits on a
@@ -222,6 +248,9 @@ impl RelayService {
             key_cache,
             owner_cache,
             group_cache,
+            cache_epoch: AtomicU64::new(0),
+            reload_lock: tokio::sync::Mutex::new(()),
+            bus: OnceLock::new(),
         });
         service.renewals.start(service.billing.clone());
         service.reload().await?;
@@ -245,6 +274,82 @@ impl RelayService {
             |service| async move { service.probe_disabled().await },
         );
         Ok(service)
+    }
+
+    /// Joins the deployment's bus: changes other instances make to channels, prices, groups,
+    /// keys and users reach this one's memory at once, and this one's reach them. After a lost
+    /// connection everything is reloaded and every cache dropped, since notes may have been
+    /// missed; the periodic reload stays as the safety net.
+    pub fn join_bus(self: &Arc<Self>, bus: Arc<dyn Bus>) {
+        self.background.on_notes(
+            "relay.bus",
+            &bus,
+            BUS_TOPIC,
+            self,
+            |service, note| async move {
+                match note {
+                    Note::Message(text) => match serde_json::from_str(&text) {
+                        Ok(Change::Routing) => {
+                            if let Err(error) = service.reload().await {
+                                tracing::warn!(%error, "relay reload failed");
+                            }
+                        }
+                        Ok(Change::Key(hash)) => service.forget_key_here(&hash),
+                        Ok(Change::Groups(user_id)) => service.forget_groups_here(&user_id),
+                        Err(error) => tracing::warn!(%error, "unreadable relay note"),
+                    },
+                    Note::Resync => service.resync().await,
+                }
+            },
+        );
+        self.background.on_notes(
+            "relay.bus.users",
+            &bus,
+            skein_core::bus::USER_TOPIC,
+            self,
+            |service, note| async move {
+                match note {
+                    Note::Message(text) => {
+                        if let Ok(skein_core::bus::UserChange::User(user_id)) =
+                            serde_json::from_str(&text)
+                        {
+                            service.bump_epoch();
+                            service.owner_cache.invalidate(&user_id);
+                        }
+                    }
+                    // The relay topic's listener resyncs everything.
+                    Note::Resync => {}
+                }
+            },
+        );
+        let _ = self.bus.set(bus);
+    }
+
+    /// Reloads the tables and drops every cached key, owner and grant.
+    async fn resync(&self) {
+        self.bump_epoch();
+        self.key_cache.invalidate_all();
+        self.owner_cache.invalidate_all();
+        self.group_cache.invalidate_all();
+        if let Err(error) = self.reload().await {
+            tracing::warn!(%error, "relay reload failed");
+        }
+    }
+
+    fn bump_epoch(&self) {
+        self.cache_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn tell(&self, change: Change) {
+        skein_core::bus::tell(self.bus.get(), &self.background, BUS_TOPIC, &change);
+    }
+
+    /// Reloads channels, prices and multipliers after this instance changed them, and tells
+    /// the other instances to do the same.
+    pub async fn routing_changed(&self) -> Result<(), ApiError> {
+        let reloaded = self.reload().await;
+        self.tell(Change::Routing);
+        reloaded
     }
 
     /// Takes a channel out of rotation after a request found it dead — once its own key
@@ -284,7 +389,7 @@ impl RelayService {
         {
             tracing::error!(%error, "could not disable the channel");
         }
-        if let Err(error) = self.reload().await {
+        if let Err(error) = self.routing_changed().await {
             tracing::warn!(%error, "relay reload failed");
         }
     }
@@ -324,7 +429,7 @@ impl RelayService {
                 }
             }
         }
-        if changed && let Err(error) = self.reload().await {
+        if changed && let Err(error) = self.routing_changed().await {
             tracing::warn!(%error, "relay reload failed");
         }
     }
@@ -369,6 +474,7 @@ impl RelayService {
 
     /// Re-reads channels, prices and group multipliers into memory.
     pub async fn reload(&self) -> Result<(), ApiError> {
+        let _one_at_a_time = self.reload_lock.lock().await;
         let mut rows = channels::all(&self.db).await?;
         // Rows sealed before keys were bound to their channel are re-sealed bound now, once:
         // a value that opens without its channel id could be copied to another channel.
@@ -410,19 +516,29 @@ impl RelayService {
         if let Some(allowed) = self.group_cache.get(user_id) {
             return Ok(allowed);
         }
+        let epoch = self.cache_epoch.load(Ordering::SeqCst);
         let stored = groups::stored(&self.db, user_id).await?;
         let allowed = Arc::new(groups::effective(
             &self.groups,
             stored.as_deref(),
             &self.policy.default_groups,
         ));
-        self.group_cache
-            .insert(user_id.to_string(), allowed.clone());
+        if self.cache_epoch.load(Ordering::SeqCst) == epoch {
+            self.group_cache
+                .insert(user_id.to_string(), allowed.clone());
+        }
         Ok(allowed)
     }
 
-    /// Drops this instance's cached grant of `user_id` (after an admin changed it).
+    /// Drops the cached grant of `user_id` here and on the other instances (after an admin
+    /// changed it).
     fn forget_groups(&self, user_id: &str) {
+        self.forget_groups_here(user_id);
+        self.tell(Change::Groups(user_id.to_string()));
+    }
+
+    fn forget_groups_here(&self, user_id: &str) {
+        self.bump_epoch();
         self.group_cache.invalidate(user_id);
     }
 
@@ -486,7 +602,14 @@ impl RelayService {
         http::vendor_routes(self)
     }
 
+    /// Drops a changed or revoked key here and on the other instances.
     fn forget_key(&self, key_hash: &str) {
+        self.forget_key_here(key_hash);
+        self.tell(Change::Key(key_hash.to_string()));
+    }
+
+    fn forget_key_here(&self, key_hash: &str) {
+        self.bump_epoch();
         self.key_cache.invalidate(key_hash);
     }
 }
@@ -498,11 +621,14 @@ impl KeyDirectory for RelayService {
         let row = match self.key_cache.get(&hash) {
             Some(row) => row,
             None => {
+                let epoch = self.cache_epoch.load(Ordering::SeqCst);
                 let row = keys::by_hash(&self.db, &hash)
                     .await?
                     .map(Arc::new)
                     .ok_or_else(keys::invalid_key)?;
-                self.key_cache.insert(hash, row.clone());
+                if self.cache_epoch.load(Ordering::SeqCst) == epoch {
+                    self.key_cache.insert(hash, row.clone());
+                }
                 row
             }
         };
@@ -510,8 +636,11 @@ impl KeyDirectory for RelayService {
         let active = match self.owner_cache.get(&row.user_id) {
             Some(active) => active,
             None => {
+                let epoch = self.cache_epoch.load(Ordering::SeqCst);
                 let active = self.users.user_active(&row.user_id).await?;
-                self.owner_cache.insert(row.user_id.clone(), active);
+                if self.cache_epoch.load(Ordering::SeqCst) == epoch {
+                    self.owner_cache.insert(row.user_id.clone(), active);
+                }
                 active
             }
         };
@@ -528,6 +657,7 @@ impl KeyDirectory for RelayService {
 #[async_trait]
 impl AccountEvents for RelayService {
     async fn user_status_changed(&self, user_id: &str) -> Result<(), ApiError> {
+        self.bump_epoch();
         self.owner_cache.invalidate(user_id);
         Ok(())
     }

@@ -24,6 +24,7 @@ pub mod mock_oauth;
 pub mod mock_ollama;
 pub mod mock_openai;
 pub mod mock_vendor;
+pub mod proxy;
 
 pub use fixtures::{Price, RelayWorld, Upstream, WorldSpec, relay_world};
 pub use mock_vendor::{Fault, MockVendor};

@@ -86,6 +86,8 @@ pub struct UserService {
     files: Option<Arc<dyn skein_core::api::FileApi>>,
     /// Calls to sign-in providers (OIDC discovery and keys cached).
     oauth: oauth::OAuthClient,
+    /// The other instances, told when a session or user changes (set once at start-up).
+    bus: std::sync::OnceLock<Arc<dyn skein_core::bus::Bus>>,
 }
 
 impl UserService {
@@ -122,6 +124,7 @@ impl UserService {
             background: BackgroundTasks::new(),
             files: None,
             oauth,
+            bus: std::sync::OnceLock::new(),
         })
     }
 
@@ -171,8 +174,44 @@ impl UserService {
         }
     }
 
+    /// Joins the deployment's bus: what other instances change about users and sessions is
+    /// dropped from this one's session cache at once, and what this one changes is told to
+    /// them. After a lost connection the whole cache is dropped (notes may have been missed).
+    pub fn join_bus(self: &Arc<Self>, bus: Arc<dyn skein_core::bus::Bus>) {
+        use skein_core::bus::{Note, USER_TOPIC, UserChange};
+        self.background
+            .on_notes("user.bus", &bus, USER_TOPIC, self, |svc, note| async move {
+                match note {
+                    Note::Message(text) => match serde_json::from_str(&text) {
+                        Ok(UserChange::User(user_id)) => svc.forget_user_sessions_here(&user_id),
+                        Ok(UserChange::Session(session_id)) => svc.sessions.invalidate(&session_id),
+                        Err(error) => tracing::warn!(%error, "unreadable user note"),
+                    },
+                    Note::Resync => svc.sessions.invalidate_all(),
+                }
+            });
+        let _ = self.bus.set(bus);
+    }
+
+    /// Tells the other instances about `change`.
+    fn tell(&self, change: skein_core::bus::UserChange) {
+        skein_core::bus::tell(
+            self.bus.get(),
+            &self.background,
+            skein_core::bus::USER_TOPIC,
+            &change,
+        );
+    }
+
+    /// Drops a revoked session from this instance's cache and from the others'.
+    pub(crate) fn forget_session(&self, session_id: &str) {
+        self.sessions.invalidate(session_id);
+        self.tell(skein_core::bus::UserChange::Session(session_id.to_string()));
+    }
+
     /// Tells every observer that a user was disabled or enabled.
     pub(crate) async fn announce_status_change(&self, user_id: &str) {
+        self.tell(skein_core::bus::UserChange::User(user_id.to_string()));
         let observers = self.observers.read().map(|o| o.clone()).unwrap_or_default();
         for observer in observers {
             if let Err(error) = observer.user_status_changed(user_id).await {
@@ -309,7 +348,14 @@ impl UserService {
         Ok(revoked)
     }
 
+    /// Drops what this instance and the others cached of `user_id`'s sessions (their role,
+    /// status and second factor changed, or they were revoked).
     pub(crate) fn forget_user_sessions(&self, user_id: &str) {
+        self.forget_user_sessions_here(user_id);
+        self.tell(skein_core::bus::UserChange::User(user_id.to_string()));
+    }
+
+    fn forget_user_sessions_here(&self, user_id: &str) {
         let user_id = user_id.to_string();
         if self
             .sessions

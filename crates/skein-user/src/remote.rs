@@ -19,6 +19,8 @@ use crate::http::internal::{SessionQuery, UserQuery, UserStatus};
 pub struct RemoteUsers {
     client: InternalClient,
     sessions: Cache<String, Option<SessionInfo>>,
+    /// The listener of the deployment's bus, once joined.
+    background: skein_core::service::BackgroundTasks,
 }
 
 impl RemoteUsers {
@@ -29,8 +31,41 @@ impl RemoteUsers {
             sessions: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(session_cache.max(Duration::from_secs(1)))
+                .support_invalidation_closures()
                 .build(),
+            background: skein_core::service::BackgroundTasks::new(),
         }
+    }
+
+    /// Joins the deployment's bus: a session revoked or a user changed on any instance is
+    /// dropped from this cache at once (all of it after a lost connection).
+    pub fn join_bus(self: &std::sync::Arc<Self>, bus: std::sync::Arc<dyn skein_core::bus::Bus>) {
+        use skein_core::bus::{Note, USER_TOPIC, UserChange};
+        self.background.on_notes(
+            "user.remote.bus",
+            &bus,
+            USER_TOPIC,
+            self,
+            |users, note| async move {
+                match note {
+                    Note::Message(text) => match serde_json::from_str(&text) {
+                        Ok(UserChange::Session(session_id)) => {
+                            users.sessions.invalidate(&session_id)
+                        }
+                        Ok(UserChange::User(user_id)) => {
+                            let dropped = users.sessions.invalidate_entries_if(move |_, info| {
+                                info.as_ref().is_some_and(|i| i.user_id == user_id)
+                            });
+                            if dropped.is_err() {
+                                users.sessions.invalidate_all();
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "unreadable user note"),
+                    },
+                    Note::Resync => users.sessions.invalidate_all(),
+                }
+            },
+        );
     }
 
     async fn status(&self, user_id: &str) -> Result<UserStatus, ApiError> {

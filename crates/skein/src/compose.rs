@@ -128,6 +128,8 @@ pub struct Wiring {
     pub plugin_service: Option<Arc<PluginService>>,
     /// The Agent service when it runs here.
     pub agent_service: Option<Arc<AgentService>>,
+    /// The User service's client, when it runs elsewhere (its session cache joins the bus).
+    pub remote_users: Option<Arc<skein_user::remote::RemoteUsers>>,
 }
 
 impl Wiring {
@@ -155,6 +157,7 @@ impl Wiring {
             knowledge: None,
             plugin_service: None,
             agent_service: None,
+            remote_users: None,
         }
     }
 
@@ -184,6 +187,7 @@ impl Wiring {
                     self.sessions = Some(users.clone());
                     self.users = Some(users.clone());
                     self.audit = Some(users.clone());
+                    self.remote_users = Some(users.clone());
                     self.gauges.push(users);
                 }
                 ServiceName::Billing => {

@@ -5,6 +5,7 @@
 //! lives here, so the test harness runs exactly what users run.
 
 pub mod agent_chat;
+pub mod cluster;
 pub mod compose;
 pub mod config;
 pub mod memory;
@@ -222,6 +223,8 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
             users.observe(observer.clone());
         }
     }
+    let bus = cluster::connect_bus(&wiring.config, &db).await?;
+    cluster::join(&wiring, &bus);
     let config = wiring.config.clone();
 
     let pool_db = db.clone();

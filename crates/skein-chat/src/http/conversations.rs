@@ -366,8 +366,13 @@ pub async fn delete_conversation(
     if !store::soft_delete(&svc.db, &user.user_id, &id, ids::now_ms()).await? {
         return Err(not_found());
     }
-    if let Some(running) = svc.running.by_conversation(&id) {
-        running.stop();
+    match svc.running.by_conversation(&id) {
+        Some(running) => running.stop(),
+        // Maybe written by another instance: it stops what it writes there.
+        None => {
+            svc.tell(&crate::live::Control::StopConversation(id.clone()))
+                .await;
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

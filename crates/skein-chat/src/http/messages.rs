@@ -163,7 +163,7 @@ pub async fn send(
     let images = crate::images::store_images(svc.files.as_ref(), &user.user_id, req.images).await?;
     let settings = svc.settings(&c, req.model.as_deref()).await?;
     let assistant_id = ids::new_id();
-    let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
+    let slot = Registry::begin(&svc, &c.id, &assistant_id).await?;
     // Read the conversation again now that no other answer can be written into it: an answer
     // that finished meanwhile moved the active leaf.
     let c = owned(&svc, &user, &id).await?;
@@ -291,7 +291,7 @@ pub async fn regenerate(
     let asked = optional_json::<RegenerateRequest>(&body)?.and_then(|b| b.model);
     let settings = svc.settings(&c, asked.as_deref()).await?;
     let assistant_id = ids::new_id();
-    let slot = Registry::begin(&svc, &c.id, &assistant_id)?;
+    let slot = Registry::begin(&svc, &c.id, &assistant_id).await?;
     let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
     let conversation_id = c.id.clone();
     let started = svc
@@ -323,6 +323,11 @@ pub async fn stop(
         Some(generation) => {
             generation.stop();
             true
+        }
+        // Written by another instance: the stop goes to it over the bus.
+        None if svc.written_elsewhere(&message.id).await? => {
+            svc.tell(&crate::live::Control::Stop(message.id.clone()))
+                .await
         }
         None => false,
     };
@@ -362,6 +367,10 @@ pub async fn attach(
             }
             return Ok(sse_response(first, attached.receiver, Some(generation)));
         }
+    } else if svc.written_elsewhere(&message.id).await?
+        && let Some(response) = svc.attach_remote(&message.id, start.clone()).await
+    {
+        return Ok(response);
     }
     let view = crate::message_view(
         &svc,

@@ -158,7 +158,7 @@ pub async fn create_channel(
     };
     let id = new_id();
     channels::save(&svc.db, &svc.vault, &id, &settings, now_ms(), true).await?;
-    svc.reload().await?;
+    svc.routing_changed().await?;
     tracing::info!(actor = %admin.user_id, channel = %id, kind = %settings.kind, "channel created");
     let row = channels::by_id(&svc.db, &id)
         .await?
@@ -274,7 +274,7 @@ pub async fn update_channel(
         },
     };
     channels::save(&svc.db, &svc.vault, &id, &settings, now_ms(), false).await?;
-    svc.reload().await?;
+    svc.routing_changed().await?;
     tracing::info!(actor = %admin.user_id, channel = %id, "channel updated");
     Ok((
         Extension(before),
@@ -294,7 +294,7 @@ pub async fn delete_channel(
     let row = load(&svc, &id).await?;
     let before = AuditBefore::of(&view(&svc, row.clone()));
     channels::delete(&svc.db, &row.id).await?;
-    svc.reload().await?;
+    svc.routing_changed().await?;
     tracing::info!(actor = %admin.user_id, channel = %id, "channel deleted");
     Ok((Extension(before), StatusCode::NO_CONTENT))
 }

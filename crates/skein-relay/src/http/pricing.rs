@@ -70,7 +70,7 @@ pub async fn set_price(
     }
     let before = AuditBefore::of(&price_of(&svc, &model).await?);
     pricing::upsert(&svc.db, &model, &rates, now_ms()).await?;
-    svc.reload().await?;
+    svc.routing_changed().await?;
     tracing::info!(actor = %admin.user_id, %model, ?rates, "price set");
     let price = price_of(&svc, &model)
         .await?
@@ -99,7 +99,7 @@ pub async fn delete_price(
     if !pricing::delete(&svc.db, &model).await? {
         return Err(ApiError::not_found("Price", "价格"));
     }
-    svc.reload().await?;
+    svc.routing_changed().await?;
     Ok((Extension(before), StatusCode::NO_CONTENT))
 }
 
@@ -139,7 +139,7 @@ pub async fn load_defaults(
             loaded.kept.push(default.model.to_string());
         }
     }
-    svc.reload().await?;
+    svc.routing_changed().await?;
     tracing::info!(actor = %admin.user_id, added = ?loaded.added, "default prices loaded");
     Ok(ApiJson(loaded))
 }
@@ -256,7 +256,7 @@ pub async fn set_group(
     let before = AuditBefore::of(&group_view(&group, stored.get(&group).copied()));
     let now = now_ms();
     pricing::set_group_multiplier(&svc.db, &group, body.multiplier_permille, now).await?;
-    svc.reload().await?;
+    svc.routing_changed().await?;
     tracing::info!(actor = %admin.user_id, %group, permille = body.multiplier_permille, "group multiplier set");
     Ok((
         Extension(before),

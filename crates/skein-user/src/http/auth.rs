@@ -435,7 +435,7 @@ pub async fn refresh(
     if reused {
         store::revoke_session(&mut *tx, &found.session_id, "refresh_token_reused", now).await?;
         tx.commit().await.map_err(DbError::from)?;
-        svc.sessions.invalidate(&found.session_id);
+        svc.forget_session(&found.session_id);
         tracing::warn!(user_id = %found.user_id, session_id = %found.session_id, "refresh token reused; session revoked");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -492,7 +492,7 @@ pub async fn logout(
     }
     if let Some(axum::Extension(AuthState::User(user))) = auth {
         store::revoke_session(svc.db.pool(), &user.session_id, "logout", now).await?;
-        svc.sessions.invalidate(&user.session_id);
+        svc.forget_session(&user.session_id);
         return Ok((StatusCode::NO_CONTENT, cleared));
     }
     let has_json = headers
@@ -518,7 +518,7 @@ pub async fn logout(
         return Err(invalid_refresh());
     };
     store::revoke_session(svc.db.pool(), &found.session_id, "logout", now).await?;
-    svc.sessions.invalidate(&found.session_id);
+    svc.forget_session(&found.session_id);
     Ok((StatusCode::NO_CONTENT, cleared))
 }
 

@@ -81,7 +81,7 @@ pub async fn revoke_session(
     if !accounts::revoke_own_session(svc.db.pool(), &user.user_id, &id, now_ms()).await? {
         return Err(ApiError::not_found("Session", "会话"));
     }
-    svc.sessions.invalidate(&id);
+    svc.forget_session(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
