@@ -98,17 +98,16 @@ impl StaticModel {
             message,
         };
         let config: ModelConfig = match read("config.json") {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| bad("config.json", e.to_string()))?,
-            Err(EmbedError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| bad("config.json", e.to_string()))?
+            }
+            Err(EmbedError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 ModelConfig { normalize: true }
             }
             Err(e) => return Err(e),
         };
-        let tokenizer = Unigram::from_json(&read("tokenizer.json")?)
-            .map_err(|m| bad("tokenizer.json", m))?;
+        let tokenizer =
+            Unigram::from_json(&read("tokenizer.json")?).map_err(|m| bad("tokenizer.json", m))?;
         let weights_file = read("model.safetensors")?;
         let tensors =
             safetensors::Tensors::parse(&weights_file).map_err(|m| bad("model.safetensors", m))?;
@@ -178,7 +177,10 @@ impl StaticModel {
     }
 
     fn token_ids(&self, text: &str) -> Vec<u32> {
-        let cut = match text.char_indices().nth(MAX_TOKENS * self.median_token_chars) {
+        let cut = match text
+            .char_indices()
+            .nth(MAX_TOKENS * self.median_token_chars)
+        {
             Some((at, _)) => &text[..at],
             None => text,
         };

@@ -23,9 +23,7 @@ impl<'a> Tensors<'a> {
     /// Reads the header; every tensor's range is checked to lie inside the file and to match
     /// its shape.
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Tensors<'a>, String> {
-        let head = bytes
-            .get(..8)
-            .ok_or("shorter than a safetensors header")?;
+        let head = bytes.get(..8).ok_or("shorter than a safetensors header")?;
         let mut len = [0u8; 8];
         len.copy_from_slice(head);
         let len = usize::try_from(u64::from_le_bytes(len)).map_err(|e| e.to_string())?;
@@ -54,10 +52,7 @@ impl<'a> Tensors<'a> {
                 .iter()
                 .try_fold(1usize, |n, d| n.checked_mul(*d))
                 .ok_or_else(|| format!("tensor '{name}': shape overflows"))?;
-            if start > stop
-                || stop > data.len()
-                || count.checked_mul(width) != Some(stop - start)
-            {
+            if start > stop || stop > data.len() || count.checked_mul(width) != Some(stop - start) {
                 return Err(format!(
                     "tensor '{name}': its byte range does not fit its shape or the file"
                 ));

@@ -120,8 +120,8 @@ fn broken_folders_say_what_is_wrong() {
     let missing = StaticModel::load(dir.path()).unwrap_err().to_string();
     assert!(missing.contains("tokenizer.json"), "{missing}");
 
-    let bpe = serde_json::to_vec(&serde_json::json!({"model": {"type": "BPE", "vocab": []}}))
-        .unwrap();
+    let bpe =
+        serde_json::to_vec(&serde_json::json!({"model": {"type": "BPE", "vocab": []}})).unwrap();
     write(dir.path(), &bpe, b"", "{}");
     let error = StaticModel::load(dir.path()).unwrap_err().to_string();
     assert!(error.contains("only Unigram"), "{error}");

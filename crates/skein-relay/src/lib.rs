@@ -111,6 +111,8 @@ pub struct RelayService {
     owner_cache: Cache<String, bool>,
     /// The groups a user may use, by user id; dropped at once when this instance changes them.
     group_cache: Cache<String, Arc<Vec<String>>>,
+    /// The built-in embedding model, served as [`skein_embed::MODEL_NAME`] when installed.
+    local_embed: std::sync::OnceLock<Arc<skein_embed::StaticModel>>,
 }
 
 /// Limits of one request: the output it may be held for, and how long its stream waits on a
@@ -158,6 +160,13 @@ impl Tuning {
 }
 
 impl RelayService {
+    /// Serves `model` at `/v1/embeddings` (and to other services' `embed`) as
+    /// [`skein_embed::MODEL_NAME`], computed here: no channel, no upstream, no charge. Set
+    /// once; later calls are ignored.
+    pub fn serve_local_embeddings(&self, model: Arc<skein_embed::StaticModel>) {
+        let _ = self.local_embed.set(model);
+    }
+
     /// Starts the service: loads channels and prices, and re-reads them periodically so
     /// changes made on other instances arrive. `groups` are the channel groups a key may name;
     /// `secret_key` seals upstream keys at rest; `images` says where remote images may be
@@ -221,6 +230,7 @@ impl RelayService {
             key_cache,
             owner_cache,
             group_cache,
+            local_embed: std::sync::OnceLock::new(),
         });
         service.renewals.start(service.billing.clone());
         service.reload().await?;
