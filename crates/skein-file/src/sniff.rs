@@ -138,7 +138,10 @@ pub fn accepts(purpose: FilePurpose, kind: Kind) -> bool {
         ),
         FilePurpose::Agent => matches!(kind, Kind::Image | Kind::Pdf | Kind::Text),
         FilePurpose::Knowledge => {
-            matches!(kind, Kind::Pdf | Kind::Text | Kind::Office | Kind::Ebook)
+            matches!(
+                kind,
+                Kind::Pdf | Kind::Text | Kind::Office | Kind::Ebook | Kind::Image
+            )
         }
         FilePurpose::Plugin => true,
     }

@@ -1,5 +1,7 @@
 //! The `[knowledge]` section of the configuration.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// Knowledge bases: their defaults, the ingestion worker and search.
@@ -9,6 +11,11 @@ pub struct KnowledgeConfig {
     /// The embedding model a new base uses when its creator names none (any model the relay
     /// serves); `None`: new bases search lexically (BM25) only unless one is named.
     pub default_embedding_model: Option<String>,
+    /// The folder of the built-in local embedding model (`skein-local-embed`: a model2vec
+    /// static model, `scripts/local-embed-model` installs it). Unset: `<data_dir>/models/
+    /// skein-local-embed` when that exists. When it loads, new bases without a
+    /// `default_embedding_model` use it, and `/v1/embeddings` serves it.
+    pub local_embed_dir: Option<PathBuf>,
     /// Largest chunk, in tokens, of a new base.
     pub chunk_max_tokens: u32,
     /// Overlap between neighbouring chunks, in tokens, of a new base.
@@ -28,12 +35,19 @@ pub struct KnowledgeConfig {
     pub rerank_timeout_ms: u64,
     /// Largest document read for indexing, in bytes.
     pub max_document_bytes: u64,
+    /// Memory for bases' vectors kept between searches, in MiB (0: read them from the
+    /// database on every search).
+    pub vector_cache_mb: u64,
+    /// Whether a web page added by URL may be on a private, loopback or link-local address
+    /// (an intranet wiki). Off: only public addresses are fetched.
+    pub allow_private_urls: bool,
 }
 
 impl Default for KnowledgeConfig {
     fn default() -> Self {
         KnowledgeConfig {
             default_embedding_model: None,
+            local_embed_dir: None,
             chunk_max_tokens: 512,
             chunk_overlap_tokens: 64,
             embed_batch: 32,
@@ -43,6 +57,8 @@ impl Default for KnowledgeConfig {
             max_attempts: 8,
             rerank_timeout_ms: 3000,
             max_document_bytes: 100 << 20,
+            vector_cache_mb: 512,
+            allow_private_urls: false,
         }
     }
 }

@@ -11,12 +11,16 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use skein_text::chunk::{self, Block, ChunkConfig};
 use skein_text::segment::Analyzer;
 
 use crate::extract::{self, ExtractError, Format};
+use crate::fusion::{self, FusionConfig, Threshold};
 use crate::lexical::{IndexedChunk, LexicalIndex};
+use crate::search::CANDIDATES;
+use crate::vector;
 
 /// How many results count for recall.
 pub const RECALL_AT: usize = 5;
@@ -91,6 +95,9 @@ pub enum EvalError {
     /// The index failed.
     #[error(transparent)]
     Db(#[from] skein_db::DbError),
+    /// The embedding or rerank model failed.
+    #[error("model: {0}")]
+    Model(String),
 }
 
 /// Loads the corpus in `dir`, checking that every answer is in its document.
@@ -196,6 +203,8 @@ pub struct NoAnswerScore {
 pub struct Report {
     /// Which analyzer.
     pub analyzer: String,
+    /// Which retrieval.
+    pub retrieval: Retrieval,
     /// Chunks indexed.
     pub chunks: usize,
     /// All answerable questions.
@@ -246,15 +255,81 @@ impl Report {
     }
 }
 
-/// Indexes the corpus into `base_id` of `index` and asks every question.
-pub async fn evaluate(
+/// How chunks are retrieved for a question: the stages of [`crate::search`], alone and
+/// together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retrieval {
+    /// BM25 over the segmented terms only.
+    Bm25,
+    /// Cosine similarity of embeddings only.
+    Vector,
+    /// Both, fused by reciprocal rank.
+    Hybrid,
+    /// Both fused, then the top [`MRR_AT`] reordered by a rerank model.
+    HybridRerank,
+}
+
+impl Retrieval {
+    /// Every kind, in the order the tables show them.
+    pub const ALL: [Retrieval; 4] = [
+        Retrieval::Bm25,
+        Retrieval::Vector,
+        Retrieval::Hybrid,
+        Retrieval::HybridRerank,
+    ];
+
+    /// Whether it needs embeddings.
+    pub fn needs_vectors(self) -> bool {
+        self != Retrieval::Bm25
+    }
+}
+
+/// Embeds texts for the vector stage: the built-in model, or an embedding upstream.
+#[async_trait]
+pub trait Embedder: Send + Sync {
+    /// One vector per text, in order.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String>;
+}
+
+/// Scores documents against a query, higher is better, as a rerank model does.
+#[async_trait]
+pub trait Reranker: Send + Sync {
+    /// One score per document, in order.
+    async fn scores(&self, query: &str, documents: &[String]) -> Result<Vec<f64>, String>;
+}
+
+/// A corpus indexed once into one base: its chunks in the lexical index and, when an
+/// [`Embedder`] was given, the chunks' and the questions' embeddings.
+pub struct Indexed {
+    base_id: String,
+    /// Chunk id → (document name, text without whitespace) for judging relevance.
+    judged: HashMap<String, (String, String)>,
+    /// Chunk id → text, for the rerank model.
+    texts: HashMap<String, String>,
+    /// The chunks' embeddings as stored.
+    vectors: Vec<(String, Vec<u8>)>,
+    /// Each question's embedding, by question id.
+    question_vectors: HashMap<String, Vec<f32>>,
+    chunks: usize,
+}
+
+/// Embeds in batches, as ingestion does.
+const EMBED_BATCH: usize = 64;
+
+/// Chunks the corpus into `base_id` of `index` (and embeds chunks and questions with
+/// `embedder`, if given).
+pub async fn index_corpus(
     index: &LexicalIndex,
     base_id: &str,
     corpus: &Corpus,
     config: EvalConfig,
-) -> Result<Report, EvalError> {
-    let mut texts: HashMap<String, (String, String)> = HashMap::new();
+    embedder: Option<&dyn Embedder>,
+) -> Result<Indexed, EvalError> {
+    let mut judged = HashMap::new();
+    let mut texts = HashMap::new();
     let mut indexed = Vec::new();
+    let mut order = Vec::new();
     for doc in &corpus.documents {
         for (i, c) in chunk::chunk(&doc.blocks, config.chunking)
             .iter()
@@ -267,11 +342,72 @@ pub async fn evaluate(
                 document_id: format!("{base_id}/{}", doc.name),
                 terms: config.analyzer.terms(&text),
             });
-            texts.insert(chunk_id, (doc.name.clone(), compact(&text)));
+            judged.insert(chunk_id.clone(), (doc.name.clone(), compact(&text)));
+            order.push(chunk_id.clone());
+            texts.insert(chunk_id, text);
         }
     }
     index.insert(base_id, &indexed).await?;
+    let mut vectors = Vec::new();
+    let mut question_vectors = HashMap::new();
+    if let Some(embedder) = embedder {
+        for ids in order.chunks(EMBED_BATCH) {
+            let batch: Vec<String> = ids.iter().map(|id| texts[id].clone()).collect();
+            let embedded = embedder.embed(&batch).await.map_err(EvalError::Model)?;
+            if embedded.len() != batch.len() {
+                return Err(EvalError::Model(
+                    "a vector per text was not answered".into(),
+                ));
+            }
+            for (id, v) in ids.iter().zip(embedded) {
+                vectors.push((id.clone(), vector::encode(&v)));
+            }
+        }
+        for questions in corpus.questions.chunks(EMBED_BATCH) {
+            let batch: Vec<String> = questions.iter().map(|q| q.question.clone()).collect();
+            let embedded = embedder.embed(&batch).await.map_err(EvalError::Model)?;
+            for (q, v) in questions.iter().zip(embedded) {
+                question_vectors.insert(q.id.clone(), v);
+            }
+        }
+    }
+    Ok(Indexed {
+        base_id: base_id.to_string(),
+        chunks: indexed.len(),
+        judged,
+        texts,
+        vectors,
+        question_vectors,
+    })
+}
 
+/// Indexes the corpus into `base_id` of `index` and asks every question by BM25.
+pub async fn evaluate(
+    index: &LexicalIndex,
+    base_id: &str,
+    corpus: &Corpus,
+    config: EvalConfig,
+) -> Result<Report, EvalError> {
+    let indexed = index_corpus(index, base_id, corpus, config, None).await?;
+    run(index, &indexed, corpus, config, Retrieval::Bm25, None).await
+}
+
+/// Asks every question of an indexed corpus with `retrieval` and scores the answers.
+/// [`Retrieval::HybridRerank`] needs `reranker`; the vector kinds need the corpus indexed
+/// with an embedder.
+pub async fn run(
+    index: &LexicalIndex,
+    indexed: &Indexed,
+    corpus: &Corpus,
+    config: EvalConfig,
+    retrieval: Retrieval,
+    reranker: Option<&dyn Reranker>,
+) -> Result<Report, EvalError> {
+    if retrieval.needs_vectors() && indexed.vectors.is_empty() {
+        return Err(EvalError::Model(format!(
+            "{retrieval:?} needs the corpus embedded"
+        )));
+    }
     let mut ranks: Vec<(Lang, Option<usize>)> = Vec::new();
     let mut no_answer = NoAnswerScore {
         min_coverage: config.min_coverage,
@@ -280,12 +416,75 @@ pub async fn evaluate(
     let mut unreachable = Vec::new();
     let mut misses = Vec::new();
     let mut results = Vec::new();
+    // Fusion for ranking: every candidate kept, so the ranks measure ordering alone; the
+    // "no answer" gate is judged separately with the service's threshold.
+    let rank_all = FusionConfig {
+        threshold: Threshold {
+            min_coverage: 0.0,
+            min_similarity: f32::NEG_INFINITY,
+        },
+        ..FusionConfig::default()
+    };
+    let gate = FusionConfig::default();
     for q in &corpus.questions {
-        let hits = index
-            .search(base_id, &config.analyzer.terms(&q.question), MRR_AT)
+        let terms = config.analyzer.terms(&q.question);
+        let lexical_depth = if retrieval == Retrieval::Bm25 {
+            MRR_AT
+        } else {
+            CANDIDATES
+        };
+        let lexical = index
+            .search(&indexed.base_id, &terms, lexical_depth)
             .await?;
-        let top_coverage = hits.first().map(|h| h.coverage).unwrap_or(0.0);
-        let answered = top_coverage >= config.min_coverage;
+        let top_coverage = lexical.first().map(|h| h.coverage).unwrap_or(0.0);
+        let nearest = match (
+            retrieval.needs_vectors(),
+            indexed.question_vectors.get(&q.id),
+        ) {
+            (true, Some(v)) => vector::nearest(v, &indexed.vectors, CANDIDATES),
+            _ => Vec::new(),
+        };
+        let (ranked, answered): (Vec<String>, bool) = match retrieval {
+            Retrieval::Bm25 => (
+                lexical.iter().map(|h| h.chunk_id.clone()).collect(),
+                top_coverage >= config.min_coverage,
+            ),
+            Retrieval::Vector => (
+                nearest
+                    .iter()
+                    .take(MRR_AT)
+                    .map(|h| h.chunk_id.clone())
+                    .collect(),
+                nearest
+                    .first()
+                    .is_some_and(|h| h.similarity >= gate.threshold.min_similarity),
+            ),
+            Retrieval::Hybrid | Retrieval::HybridRerank => {
+                let fused = fusion::fuse(&lexical, &nearest, &rank_all);
+                let mut ids: Vec<String> = fused
+                    .hits
+                    .iter()
+                    .take(MRR_AT)
+                    .map(|h| h.chunk_id.clone())
+                    .collect();
+                if retrieval == Retrieval::HybridRerank && !ids.is_empty() {
+                    let reranker = reranker.ok_or_else(|| {
+                        EvalError::Model("hybrid + rerank needs a rerank model".into())
+                    })?;
+                    let documents: Vec<String> =
+                        ids.iter().map(|id| indexed.texts[id].clone()).collect();
+                    let scores = reranker
+                        .scores(&q.question, &documents)
+                        .await
+                        .map_err(EvalError::Model)?;
+                    let mut order: Vec<(usize, f64)> = scores.into_iter().enumerate().collect();
+                    // Best first; ties keep the fused order (a stable sort).
+                    order.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    ids = order.into_iter().map(|(i, _)| ids[i].clone()).collect();
+                }
+                (ids, !fusion::fuse(&lexical, &nearest, &gate).no_answer())
+            }
+        };
         let (Some(doc), Some(answer)) = (&q.document, &q.answer) else {
             results.push(QuestionResult {
                 id: q.id.clone(),
@@ -304,16 +503,18 @@ pub async fn evaluate(
         }
         let answer = compact(answer);
         let relevant = |id: &str| {
-            texts
+            indexed
+                .judged
                 .get(id)
                 .is_some_and(|(name, text)| name == doc && text.contains(&answer))
         };
-        if !texts.keys().any(|id| relevant(id)) {
+        if !indexed.judged.keys().any(|id| relevant(id)) {
             unreachable.push(q.id.clone());
         }
-        let rank = hits
+        let rank = ranked
             .iter()
-            .position(|h| relevant(&h.chunk_id))
+            .take(MRR_AT)
+            .position(|id| relevant(id))
             .map(|r| r + 1);
         if rank.is_none_or(|r| r > RECALL_AT) {
             misses.push(q.id.clone());
@@ -352,7 +553,8 @@ pub async fn evaluate(
     };
     Ok(Report {
         analyzer: format!("{:?}", config.analyzer),
-        chunks: indexed.len(),
+        retrieval,
+        chunks: indexed.chunks,
         overall: score(None),
         chinese: score(Some(Lang::Zh)),
         english: score(Some(Lang::En)),

@@ -21,19 +21,21 @@ pub mod extract;
 pub mod fusion;
 mod http;
 pub mod lexical;
+pub mod net;
 pub mod search;
 mod service;
 pub mod store;
 pub mod vector;
+pub mod vector_cache;
 pub mod worker;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 pub use config::KnowledgeConfig;
 use skein_core::api::{
-    FileApi, KnowledgeApi, KnowledgeCaller, KnowledgePassage, KnowledgeQuery, KnowledgeResults,
-    RelayApi, RelayCaller,
+    EmbedRequest, FileApi, KnowledgeApi, KnowledgeCaller, KnowledgePassage, KnowledgeQuery,
+    KnowledgeResults, RelayApi, RelayCaller,
 };
 use skein_core::service::{BackgroundTasks, FirstRun, ServiceName};
 use skein_core::{ApiError, ids};
@@ -57,7 +59,14 @@ pub struct KnowledgeService {
     worker_id: String,
     /// The ingestion worker.
     background: BackgroundTasks,
+    /// The built-in embedding model, when installed ([`skein_embed::MODEL_NAME`]).
+    local_model: OnceLock<Arc<skein_embed::StaticModel>>,
+    /// Bases' vectors between searches.
+    vectors: vector_cache::VectorCache,
 }
+
+/// The most texts one call to the built-in model embeds before yielding the thread.
+const LOCAL_BATCH: usize = 64;
 
 impl KnowledgeService {
     /// The service, with its ingestion worker polling for due jobs.
@@ -72,9 +81,11 @@ impl KnowledgeService {
             db,
             worker_id: format!("knowledge-{}", ids::new_id()),
             background: BackgroundTasks::new(),
+            vectors: vector_cache::VectorCache::new(config.vector_cache_mb << 20),
             config,
             files,
             relay,
+            local_model: OnceLock::new(),
         });
         let period = std::time::Duration::from_millis(service.config.poll_interval_ms);
         service.background.every(
@@ -87,6 +98,47 @@ impl KnowledgeService {
             },
         );
         service
+    }
+
+    /// Uses `model` for bases whose embedding model is [`skein_embed::MODEL_NAME`], and makes
+    /// it the default of new bases when `knowledge.default_embedding_model` is unset. Set once;
+    /// later calls are ignored.
+    pub fn set_local_model(&self, model: Arc<skein_embed::StaticModel>) {
+        let _ = self.local_model.set(model);
+    }
+
+    /// The built-in embedding model, when installed.
+    pub fn local_model(&self) -> Option<&Arc<skein_embed::StaticModel>> {
+        self.local_model.get()
+    }
+
+    /// Embeds `inputs` with `model`: the built-in model here when that is the model and it is
+    /// installed (no relay call, nothing billed), else through the relay, billed to `caller`.
+    pub async fn embed(
+        &self,
+        caller: RelayCaller,
+        model: &str,
+        inputs: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, ApiError> {
+        if model == skein_embed::MODEL_NAME
+            && let Some(local) = self.local_model.get()
+        {
+            let mut vectors = Vec::with_capacity(inputs.len());
+            for batch in inputs.chunks(LOCAL_BATCH) {
+                let (local, batch) = (local.clone(), batch.to_vec());
+                let embedded = tokio::task::spawn_blocking(move || local.embed_all(&batch))
+                    .await
+                    .map_err(ApiError::internal)?;
+                vectors.extend(embedded);
+            }
+            return Ok(vectors);
+        }
+        let request = EmbedRequest {
+            model: model.to_string(),
+            inputs,
+            dimensions: None,
+        };
+        Ok(self.relay.embed(caller, request).await?.vectors)
     }
 
     /// The configuration in effect.

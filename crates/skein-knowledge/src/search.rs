@@ -4,15 +4,17 @@
 //! model fails or is slow. Each hit keeps its rank at every stage for hit testing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use skein_core::ApiResult;
 use skein_core::api::{KnowledgePassage, RelayCaller, RerankRequest};
 use skein_core::i18n::Lang;
+use skein_core::{ApiError, ApiResult};
 use skein_text::segment::Analyzer;
 
 use crate::fusion::{self, FusedHit, FusionConfig, VectorHit};
 use crate::store::{self, BaseRow, ChunkRow};
+use crate::vector_cache::VectorSet;
 use crate::{KnowledgeService, vector};
 
 /// Candidates each retriever contributes to fusion.
@@ -124,21 +126,12 @@ impl KnowledgeService {
             Mode::Lexical
         };
         if let Some(model) = &base.embedding_model {
-            let request = skein_core::api::EmbedRequest {
-                model: model.clone(),
-                inputs: vec![query.to_string()],
-                dimensions: None,
-            };
-            match self.relay.embed(caller.clone(), request).await {
-                Ok(embedded) => match embedded.vectors.into_iter().next() {
-                    Some(q) => {
-                        let stored = store::base_vectors(&self.db, &base.id).await?;
-                        vectors = tokio::task::spawn_blocking(move || {
-                            vector::nearest(&q, &stored, CANDIDATES)
-                        })
-                        .await
-                        .unwrap_or_default();
-                    }
+            match self
+                .embed(caller.clone(), model, vec![query.to_string()])
+                .await
+            {
+                Ok(embedded) => match embedded.into_iter().next() {
+                    Some(q) => vectors = self.nearest(&base.id, q).await?,
                     None => {
                         vector_error = Some("the embedding model answered no vector".to_string())
                     }
@@ -212,6 +205,36 @@ impl KnowledgeService {
             unranked,
             took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
+    }
+
+    /// The base's [`CANDIDATES`] vectors nearest to `query`: from the vector cache when it
+    /// is current (one indexed query checks), else read from the database (and cached).
+    async fn nearest(&self, base_id: &str, query: Vec<f32>) -> ApiResult<Vec<VectorHit>> {
+        if self.config.vector_cache_mb == 0 {
+            let stored = store::base_vectors(&self.db, base_id).await?;
+            return tokio::task::spawn_blocking(move || {
+                vector::nearest(&query, &stored, CANDIDATES)
+            })
+            .await
+            .map_err(ApiError::internal);
+        }
+        // The stamp is read before the vectors: a change between the two leaves a set newer
+        // than its stamp, which the next search rebuilds; never one older than its stamp.
+        let stamp = store::vector_stamp(&self.db, base_id).await?;
+        let set = match self.vectors.get(base_id, stamp) {
+            Some(set) => set,
+            None => {
+                let stored = store::base_vectors(&self.db, base_id).await?;
+                let set = tokio::task::spawn_blocking(move || Arc::new(VectorSet::build(stored)))
+                    .await
+                    .map_err(ApiError::internal)?;
+                self.vectors.put(base_id, stamp, set.clone());
+                set
+            }
+        };
+        tokio::task::spawn_blocking(move || set.nearest(&query, CANDIDATES))
+            .await
+            .map_err(ApiError::internal)
     }
 
     /// `(index into hits, score)` best first, or `None` when the rerank model failed or took

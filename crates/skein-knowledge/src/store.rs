@@ -660,6 +660,19 @@ pub async fn ready_chunks(db: &Db, base_id: &str, ids: &[String]) -> DbResult<Ve
     Ok(query.fetch_all(db.pool()).await?)
 }
 
+/// What the base's ready documents look like now — (documents, chunks, latest change) — so a
+/// copy of its vectors can tell whether it is still current.
+pub async fn vector_stamp(db: &Db, base_id: &str) -> DbResult<crate::vector_cache::Stamp> {
+    Ok(sqlx::query_as(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(chunk_count), 0) AS BIGINT), \
+         CAST(COALESCE(MAX(updated_at), 0) AS BIGINT) \
+         FROM knowledge_documents WHERE base_id = $1 AND status = 'ready'",
+    )
+    .bind(base_id)
+    .fetch_one(db.pool())
+    .await?)
+}
+
 /// The embeddings of a base's ready documents' chunks: `(chunk id, bytes)`.
 pub async fn base_vectors(db: &Db, base_id: &str) -> DbResult<Vec<(String, Vec<u8>)>> {
     Ok(sqlx::query_as(

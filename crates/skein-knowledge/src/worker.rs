@@ -18,7 +18,6 @@
 
 use futures::StreamExt;
 use serde_json::json;
-use skein_core::api::EmbedRequest;
 use skein_core::i18n::Lang;
 use skein_core::ids;
 use skein_db::DbError;
@@ -330,13 +329,9 @@ impl KnowledgeService {
             if pending.is_empty() {
                 return Ok(());
             }
-            let request = EmbedRequest {
-                model: model.to_string(),
-                inputs: pending.iter().map(|(_, text)| text.clone()).collect(),
-                dimensions: None,
-            };
+            let inputs = pending.iter().map(|(_, text)| text.clone()).collect();
             let caller = Self::caller(owner_id, &ids::new_id(), None);
-            let embeddings = self.relay.embed(caller, request).await.map_err(|e| {
+            let vectors = self.embed(caller, model, inputs).await.map_err(|e| {
                 JobError::Transient(Message::new(
                     "embedding_failed",
                     format!(
@@ -346,9 +341,8 @@ impl KnowledgeService {
                     format!("向量模型 {model} 调用失败：{}", e.message(Lang::Zh)),
                 ))
             })?;
-            if embeddings.vectors.len() != pending.len()
-                || embeddings
-                    .vectors
+            if vectors.len() != pending.len()
+                || vectors
                     .iter()
                     .any(|v| v.is_empty() || v.iter().any(|x| !x.is_finite()))
             {
@@ -360,7 +354,7 @@ impl KnowledgeService {
             }
             let vectors: Vec<(String, Vec<u8>)> = pending
                 .into_iter()
-                .zip(&embeddings.vectors)
+                .zip(&vectors)
                 .map(|((id, _), v)| (id, vector::encode(v)))
                 .collect();
             self.renew(&doc.id).await?;

@@ -123,6 +123,8 @@ pub struct RelayService {
     /// The other instances, told when channels, prices, groups or keys change (set once at
     /// start-up; see [`RelayService::join_bus`]).
     bus: OnceLock<Arc<dyn Bus>>,
+    /// The built-in embedding model, served as [`skein_embed::MODEL_NAME`] when installed.
+    local_embed: std::sync::OnceLock<Arc<skein_embed::StaticModel>>,
 }
 
 /// The bus topic of relay changes.
@@ -185,6 +187,13 @@ impl Tuning {
 }
 
 impl RelayService {
+    /// Serves `model` at `/v1/embeddings` (and to other services' `embed`) as
+    /// [`skein_embed::MODEL_NAME`], computed here: no channel, no upstream, no charge. Set
+    /// once; later calls are ignored.
+    pub fn serve_local_embeddings(&self, model: Arc<skein_embed::StaticModel>) {
+        let _ = self.local_embed.set(model);
+    }
+
     /// Starts the service: loads channels and prices, and re-reads them periodically so
     /// changes made on other instances arrive. `groups` are the channel groups a key may name;
     /// `secret_key` seals upstream keys at rest; `images` says where remote images may be
@@ -251,6 +260,7 @@ impl RelayService {
             cache_epoch: AtomicU64::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
             bus: OnceLock::new(),
+            local_embed: std::sync::OnceLock::new(),
         });
         service.renewals.start(service.billing.clone());
         service.reload().await?;

@@ -130,6 +130,8 @@ pub struct Wiring {
     pub agent_service: Option<Arc<AgentService>>,
     /// The User service's client, when it runs elsewhere (its session cache joins the bus).
     pub remote_users: Option<Arc<skein_user::remote::RemoteUsers>>,
+    /// The built-in embedding model: `None` until first asked for, then whether it loaded.
+    pub local_embed: Option<Option<Arc<skein_embed::StaticModel>>>,
 }
 
 impl Wiring {
@@ -158,7 +160,49 @@ impl Wiring {
             plugin_service: None,
             agent_service: None,
             remote_users: None,
+            local_embed: None,
         }
+    }
+
+    /// The built-in embedding model (`knowledge.local_embed_dir`, else
+    /// `<data_dir>/models/skein-local-embed` when present), loaded once for the relay and the
+    /// Knowledge service. The server runs without it: a folder that fails to load is logged.
+    pub async fn local_embed(&mut self) -> Option<Arc<skein_embed::StaticModel>> {
+        if let Some(loaded) = &self.local_embed {
+            return loaded.clone();
+        }
+        let configured = self.config.knowledge.local_embed_dir.clone();
+        let dir = configured.clone().unwrap_or_else(|| {
+            self.config
+                .data_dir
+                .join("models")
+                .join(skein_embed::MODEL_NAME)
+        });
+        let loaded = if configured.is_none() && !dir.exists() {
+            tracing::info!(
+                dir = %dir.display(),
+                "the built-in embedding model is not installed (scripts/local-embed-model installs it)"
+            );
+            None
+        } else {
+            let at = dir.clone();
+            match tokio::task::spawn_blocking(move || skein_embed::StaticModel::load(&at)).await {
+                Ok(Ok(model)) => {
+                    tracing::info!(dir = %dir.display(), dimensions = model.dimensions(), "loaded the built-in embedding model skein-local-embed");
+                    Some(Arc::new(model))
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the built-in embedding model could not be loaded; serving without it");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "loading the built-in embedding model failed");
+                    None
+                }
+            }
+        };
+        self.local_embed = Some(loaded.clone());
+        loaded
     }
 
     /// Connects to the services that run elsewhere (`services.<name>_url`): their APIs are
@@ -282,6 +326,9 @@ fn relay(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the Relay service: {e}"))?;
+        if let Some(model) = w.local_embed().await {
+            relay.serve_local_embeddings(model);
+        }
         w.keys = Some(relay.clone());
         w.observers.push(relay.clone());
         w.relay = Some(Arc::new(skein_relay::InProcessRelay(relay.clone())));
@@ -340,6 +387,9 @@ fn knowledge(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> 
         let relay = need(&w.relay, ServiceName::Knowledge, ServiceName::Relay)?;
         let knowledge =
             KnowledgeService::start(w.db.clone(), w.config.knowledge.clone(), files, relay);
+        if let Some(model) = w.local_embed().await {
+            knowledge.set_local_model(model);
+        }
         w.knowledge = Some(knowledge.clone() as Arc<dyn KnowledgeApi>);
         // Chat in this process answers from the bases a conversation attached.
         if let Some(chat) = &w.chat_service {

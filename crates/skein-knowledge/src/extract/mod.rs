@@ -11,16 +11,19 @@ mod epub;
 mod html;
 mod json;
 mod markdown;
+mod ocr;
 mod ooxml;
 mod pdf;
 mod text;
+mod xlsx;
 mod xml;
 
 use skein_text::chunk::Block;
 
+pub use ocr::{pdftoppm_available, tesseract_available};
 pub use pdf::pdftotext_available;
 
-/// The document formats Skein extracts without OCR.
+/// The document formats Skein extracts (images, and scanned PDF pages, by OCR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
@@ -42,6 +45,10 @@ pub enum Format {
     Epub,
     /// PDF's text layer, page by page.
     Pdf,
+    /// Excel (Office Open XML): each sheet a table, header first.
+    Xlsx,
+    /// An image (PNG, JPEG, TIFF, BMP, GIF, WebP), read by OCR.
+    Image,
 }
 
 impl Format {
@@ -58,6 +65,8 @@ impl Format {
             "pptx" => Format::Pptx,
             "epub" => Format::Epub,
             "pdf" => Format::Pdf,
+            "xlsx" => Format::Xlsx,
+            "png" | "jpg" | "jpeg" | "tif" | "tiff" | "bmp" | "gif" | "webp" => Format::Image,
             _ => return None,
         })
     }
@@ -79,6 +88,9 @@ impl Format {
             }
             "application/epub+zip" => Format::Epub,
             "application/pdf" => Format::Pdf,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => Format::Xlsx,
+            "image/png" | "image/jpeg" | "image/tiff" | "image/bmp" | "image/gif"
+            | "image/webp" => Format::Image,
             _ => return None,
         })
     }
@@ -95,6 +107,8 @@ impl Format {
             Format::Pptx => "pptx",
             Format::Epub => "epub",
             Format::Pdf => "pdf",
+            Format::Xlsx => "xlsx",
+            Format::Image => "image",
         }
     }
 }
@@ -130,6 +144,14 @@ pub enum ExtractError {
         /// The format.
         format: &'static str,
     },
+    /// The file needs OCR (an image, a scan) and this server has no OCR engine.
+    #[error(
+        "the {format} file needs OCR (it has no text layer) and OCR is not installed on this server: install tesseract-ocr and tesseract-ocr-chi-sim"
+    )]
+    OcrUnavailable {
+        /// The format.
+        format: &'static str,
+    },
 }
 
 impl ExtractError {
@@ -148,6 +170,9 @@ impl ExtractError {
                     limit_bytes,
                 } => format!("该 {format} 文件解压后超过 {limit_bytes} 字节的上限"),
                 ExtractError::NoText { format } => format!("该 {format} 文件中没有文字"),
+                ExtractError::OcrUnavailable { format } => format!(
+                    "该 {format} 文件需要 OCR 识别（没有文字层），但此服务器未安装 OCR：请安装 tesseract-ocr 和 tesseract-ocr-chi-sim"
+                ),
             },
         }
     }
@@ -203,6 +228,8 @@ pub fn extract_with(
         Format::Pptx => ooxml::pptx(bytes, limits)?,
         Format::Epub => epub::extract(bytes, limits)?,
         Format::Pdf => pdf::extract(bytes)?,
+        Format::Xlsx => xlsx::extract(bytes, limits)?,
+        Format::Image => ocr::image(bytes)?,
     };
     let blocks: Vec<Block> = blocks.into_iter().filter(|b| !b.is_empty()).collect();
     if blocks.is_empty() {

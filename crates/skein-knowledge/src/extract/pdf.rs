@@ -1,7 +1,8 @@
 //! PDF's text layer, page by page, with lopdf (pure Rust); poppler's `pdftotext` is used instead
 //! when it is installed and lopdf cannot read the file or finds no text in it. Lines repeated
 //! at the top or bottom of most pages (running headers, footers, page numbers) are removed.
-//! Pages without a text layer (scans) produce no blocks; OCR is a later step.
+//! Pages without a text layer (scans) are rendered and read by OCR ([`super::ocr`]) when
+//! Tesseract is installed; a PDF that is all scans fails with a clear error when it is not.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -37,7 +38,55 @@ pub(crate) fn extract(bytes: &[u8]) -> Result<Vec<Block>, ExtractError> {
             _ => return Err(error),
         },
     };
+    let mut pages = pages;
+    let scanned: Vec<u32> = pages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.trim().is_empty())
+        .filter_map(|(i, _)| u32::try_from(i + 1).ok())
+        .collect();
+    // Only a PDF that holds an image can have a scanned page: blank pages of a text PDF (and
+    // damaged files) are not worth a render and a recognition each.
+    if !scanned.is_empty() && has_images(bytes) {
+        match super::ocr::pdf_pages(bytes, &scanned) {
+            Ok(read) => {
+                for (page, text) in read {
+                    if let Some(slot) = pages.get_mut(page as usize - 1) {
+                        *slot = text;
+                    }
+                }
+            }
+            // Nothing readable without OCR: say what is missing. With some text, the text
+            // pages are indexed and the scans left out.
+            Err(e) if scanned.len() == pages.len() => return Err(e),
+            Err(e) => tracing::info!(error = %e, pages = scanned.len(), "scanned pages left out"),
+        }
+    }
     Ok(blocks(&pages))
+}
+
+/// Whether the PDF holds an image XObject: its objects as lopdf reads them (object streams
+/// unpacked), or, for a file lopdf cannot read, its raw bytes.
+fn has_images(bytes: &[u8]) -> bool {
+    let owned = bytes.to_vec();
+    let parsed = std::panic::catch_unwind(move || {
+        let doc = lopdf::Document::load_mem(&owned).ok()?;
+        Some(doc.objects.values().any(|o| {
+            match o {
+                lopdf::Object::Stream(s) => s
+                    .dict
+                    .get(b"Subtype")
+                    .ok()
+                    .and_then(|v| v.as_name().ok())
+                    .is_some_and(|n| n == b"Image"),
+                _ => false,
+            }
+        }))
+    });
+    match parsed {
+        Ok(Some(found)) => found,
+        _ => bytes.windows(6).any(|w| w == b"/Image"),
+    }
 }
 
 /// Whether poppler's `pdftotext` can be run (it is the fallback for PDFs lopdf cannot read).

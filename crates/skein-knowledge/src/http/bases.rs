@@ -189,6 +189,23 @@ fn model(field: &str, text: &str) -> ApiResult<Option<String>> {
     Ok(Some(text.to_string()).filter(|t| !t.is_empty()))
 }
 
+/// A base's embedding model as asked for: the built-in model only when this server has it,
+/// so a base is never created to fail every document.
+fn embedding_model(svc: &KnowledgeService, text: &str) -> ApiResult<Option<String>> {
+    let chosen = model("embedding_model", text)?;
+    if chosen.as_deref() == Some(skein_embed::MODEL_NAME) && svc.local_model().is_none() {
+        return Err(ApiError::invalid_field(
+            "embedding_model",
+            "The built-in embedding model skein-local-embed is not installed on this server \
+             (knowledge.local_embed_dir). Choose an embedding model the relay serves, or none \
+             for keyword (BM25) search only.",
+            "此服务器未安装内置向量模型 skein-local-embed（knowledge.local_embed_dir）。\
+             请选择中转服务提供的向量模型，或不选（仅关键词 BM25 检索）。",
+        ));
+    }
+    Ok(chosen)
+}
+
 fn visibility(text: &str) -> ApiResult<String> {
     match text {
         "private" | "public" => Ok(text.to_string()),
@@ -257,12 +274,18 @@ pub async fn create_base(
         .unwrap_or(i64::from(svc.config.chunk_overlap_tokens).min(max / 2));
     chunk_sizes(max, overlap)?;
     let embedding_model = match &body.embedding_model {
-        Some(text) => model("embedding_model", text)?,
+        Some(text) => embedding_model(&svc, text)?,
+        // The configured default, else the built-in model when it is installed, else none
+        // (BM25 only).
         None => svc
             .config
             .default_embedding_model
             .clone()
-            .filter(|m| !m.is_empty()),
+            .filter(|m| !m.is_empty())
+            .or_else(|| {
+                svc.local_model()
+                    .map(|_| skein_embed::MODEL_NAME.to_string())
+            }),
     };
     let now = ids::now_ms();
     let base = BaseRow {
@@ -340,7 +363,7 @@ pub async fn update_base(
         base.description = description(text)?;
     }
     if let Some(text) = &body.embedding_model {
-        base.embedding_model = model("embedding_model", text)?;
+        base.embedding_model = embedding_model(&svc, text)?;
     }
     if let Some(text) = &body.rerank_model {
         base.rerank_model = model("rerank_model", text)?;
@@ -411,6 +434,7 @@ pub async fn delete_base(
 ) -> ApiResult<StatusCode> {
     let (base, _) = svc.require(&user.user_id, &id, Access::Own).await?;
     store::delete_base(&svc.db, &base.id).await?;
+    svc.vectors.forget(&base.id);
     Ok(StatusCode::NO_CONTENT)
 }
 

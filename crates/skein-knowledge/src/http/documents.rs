@@ -93,10 +93,10 @@ fn unsupported(name: &str) -> ApiError {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_document",
         format!(
-            "{name} cannot be indexed: PDF, Word (.docx), PowerPoint (.pptx), EPUB, HTML, Markdown, text, CSV and JSON can."
+            "{name} cannot be indexed: PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), EPUB, HTML, Markdown, text, CSV, JSON and images (by OCR) can."
         ),
         format!(
-            "{name} 无法索引：支持 PDF、Word（.docx）、PowerPoint（.pptx）、EPUB、HTML、Markdown、文本、CSV 和 JSON。"
+            "{name} 无法索引：支持 PDF、Word（.docx）、PowerPoint（.pptx）、Excel（.xlsx）、EPUB、HTML、Markdown、文本、CSV、JSON 和图片（OCR 识别）。"
         ),
     )
 }
@@ -156,6 +156,119 @@ pub async fn add_document(
 ) -> ApiResult<(StatusCode, ApiJson<DocumentView>)> {
     let (base, _) = svc.require(&user.user_id, &id, Access::Write).await?;
     let meta = svc.files.authorise(&user.user_id, &body.file_id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(add(&svc, &user.user_id, &base.id, meta).await?),
+    ))
+}
+
+/// A web page to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddUrl {
+    /// An `http` or `https` URL on a public address (private ones only when the admin allows
+    /// them); a page or any document Skein indexes.
+    pub url: String,
+}
+
+/// How long fetching a page may take.
+const URL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The file name a fetched page is stored under: the URL's last path segment when it names a
+/// format Skein reads, else the host and path with the content type's extension.
+fn page_name(url: &reqwest::Url, content_type: &str) -> Option<String> {
+    let last = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or("")
+        .to_string();
+    if Format::from_file_name(&last).is_some() && last.len() <= 200 {
+        return Some(last);
+    }
+    let ext = match Format::from_mime(content_type)? {
+        Format::Text => "txt",
+        Format::Markdown => "md",
+        Format::Html => "html",
+        Format::Csv => "csv",
+        Format::Json => "json",
+        Format::Docx => "docx",
+        Format::Pptx => "pptx",
+        Format::Xlsx => "xlsx",
+        Format::Epub => "epub",
+        Format::Pdf => "pdf",
+        Format::Image => match content_type {
+            "image/png" => "png",
+            "image/jpeg" => "jpg",
+            "image/gif" => "gif",
+            "image/webp" => "webp",
+            "image/bmp" => "bmp",
+            _ => "tiff",
+        },
+    };
+    let stem: String = format!("{}{}", url.host_str().unwrap_or("page"), url.path())
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let stem: String = stem.trim_matches('-').chars().take(120).collect();
+    Some(format!("{stem}.{ext}"))
+}
+
+/// Add a web page (or a document on the web) to a base by URL (writers): fetched once, with
+/// the server-side request forgery guard, stored among the caller's files, and indexed in the
+/// background like an upload.
+#[utoipa::path(post, path = "/knowledge/bases/{id}/documents/url", tag = "knowledge", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Base id")), request_body = AddUrl,
+    responses((status = 202, body = DocumentView), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 415, body = ErrorEnvelope), (status = 422, description = "A URL that is invalid, not allowed or could not be fetched", body = ErrorEnvelope)))]
+pub async fn add_url(
+    State(svc): State<Arc<KnowledgeService>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AddUrl>,
+) -> ApiResult<(StatusCode, ApiJson<DocumentView>)> {
+    let (base, _) = svc.require(&user.user_id, &id, Access::Write).await?;
+    let url = reqwest::Url::parse(body.url.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && body.url.len() <= 2048)
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "url",
+                "Give an http or https URL of at most 2048 characters.",
+                "请提供不超过 2048 个字符的 http 或 https 网址。",
+            )
+        })?;
+    let max = usize::try_from(svc.config.max_document_bytes).unwrap_or(usize::MAX);
+    let page = crate::net::fetch(&url, svc.config.allow_private_urls, max, URL_TIMEOUT)
+        .await
+        .map_err(|e| {
+            let zh = match &e {
+                crate::net::FetchError::NotAllowed(_) => {
+                    "该网址不允许访问（私有、本机或链路本地地址，或非 http/https）。".to_string()
+                }
+                crate::net::FetchError::Unreachable(why) => format!("无法获取该网页：{why}"),
+                crate::net::FetchError::TooLarge(limit) => {
+                    format!("该网页超过 {limit} 字节的上限。")
+                }
+            };
+            ApiError::invalid_field("url", format!("The URL cannot be added: {e}."), zh)
+        })?;
+    let name = page_name(&url, &page.content_type)
+        .ok_or_else(|| unsupported(&format!("{url} ({})", page.content_type)))?;
+    let file = NewFile {
+        owner_id: user.user_id.clone(),
+        name,
+        purpose: FilePurpose::Knowledge,
+    };
+    let body: skein_core::api::ByteStream = Box::pin(futures::stream::once(async move {
+        Ok::<_, std::io::Error>(page.body)
+    }));
+    let meta = svc.files.store(file, body).await?;
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(add(&svc, &user.user_id, &base.id, meta).await?),

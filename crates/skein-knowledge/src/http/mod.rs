@@ -33,6 +33,7 @@ pub(crate) fn routes(service: Arc<KnowledgeService>) -> OpenApiRouter {
         .routes(routes!(get_shares, set_shares))
         .routes(routes!(reindex_base))
         .routes(routes!(list_documents, add_document))
+        .routes(routes!(add_url))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(upload_document))

@@ -182,6 +182,11 @@ pub(crate) async fn embeddings(
             "必须是正整数。",
         ));
     }
+    if request["model"].as_str() == Some(skein_embed::MODEL_NAME)
+        && let Some(local) = svc.local_embed.get()
+    {
+        return super::local::embeddings(local.clone(), &request).await;
+    }
     let plan = plan(&svc, &caller, request["model"].as_str()).await?;
     let estimate = plan.rates.cost(prompt_estimate, 0, 0);
     let dispatch = json_to("/v1/embeddings", request);

@@ -26,6 +26,7 @@ pub(crate) mod calls;
 pub(crate) mod chat;
 pub(crate) mod fields;
 pub(crate) mod input;
+pub(crate) mod local;
 pub(crate) mod plan;
 pub(crate) mod read;
 

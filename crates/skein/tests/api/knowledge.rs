@@ -341,8 +341,8 @@ on_both_backends! {
             assert_eq!(d["error"]["code"], "extract_failed", "{d}");
             assert!(d["error"]["zh"].as_str().unwrap().contains("文件"), "{d}");
         }
-        // An image is no document.
-        let r = multipart(&app, &ada, &format!("/api/v1/knowledge/bases/{base}/documents/upload"), form("file", "photo.png", b"\x89PNG", "")).await;
+        // A program is no document.
+        let r = multipart(&app, &ada, &format!("/api/v1/knowledge/bases/{base}/documents/upload"), form("file", "tool.exe", b"MZ\x90\x00", "")).await;
         assert_eq!((r.status, r.error_code()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_document"), "{}", r.text);
 
         // The base still answers, and says "no answer" for what it does not hold.
@@ -430,5 +430,227 @@ on_both_backends! {
         assert_eq!(sent["messages"][0]["content"], skein::rag::NO_KNOWLEDGE, "{sent}");
         let history = app.get(&path, Some(&ada.access)).await.json;
         assert!(history["messages"][3].get("sources").is_none(), "{}", history["messages"][3]);
+    }
+}
+
+/// The built-in model's folder: scripts/test installs it (scripts/local-embed-model) and sets
+/// `SKEIN_LOCAL_EMBED_DIR`; these tests need it.
+fn local_model_dir() -> std::path::PathBuf {
+    std::env::var("SKEIN_LOCAL_EMBED_DIR")
+        .map(std::path::PathBuf::from)
+        .expect("SKEIN_LOCAL_EMBED_DIR: run scripts/local-embed-model DIR and point it there (scripts/test does)")
+}
+
+fn with_local_model(c: &mut Config) {
+    quick(c);
+    c.knowledge.local_embed_dir = Some(local_model_dir());
+}
+
+const LEAVE: &str = "Annual leave\n\nFull-time staff receive twenty-five days of paid holiday each year.\n\n年假\n\n员工每年享有十五天带薪年假，可以分三次休完。\n\nParking\n\nThe garage under building B has forty spaces for visitors.\n";
+
+on_both_backends! {
+    async fn the_built_in_model_embeds_for_bases_and_api_users_with_no_vendor(backend) {
+        let app = TestApp::spawn_with(backend, with_local_model).await;
+        let RelayWorld { user: ada, key, upstream, .. } = world(&app).await;
+
+        // A base that names no model gets the built-in one: hybrid search, no upstream call.
+        let base = create_base(&app, &ada, json!({"name": "Handbook"})).await;
+        let view = app.get(&format!("/api/v1/knowledge/bases/{base}"), Some(&ada.access)).await.json;
+        assert_eq!(view["embedding_model"], "skein-local-embed", "{view}");
+        assert_eq!(view["retrieval"], "hybrid", "{view}");
+        let doc = upload(&app, &ada, &base, "leave.txt", LEAVE.as_bytes()).await;
+        let done = settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "ready", "{done}");
+        let stats = app.get(&format!("/api/v1/knowledge/bases/{base}/stats"), Some(&ada.access)).await.json;
+        assert_eq!(stats["chunks"], stats["embedded_chunks"], "{stats}");
+        let r = search(&app, &ada, &base, "how many days of paid holiday do full-time staff receive").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["mode"], "hybrid", "{}", r.json);
+        assert!(r.json["vector_error"].is_null(), "{}", r.json);
+        let top = &r.json["hits"][0];
+        assert!(top["chunk"]["text"].as_str().unwrap().contains("twenty-five days"), "{}", r.json);
+        assert!(top["vector_rank"].is_u64() && top["similarity"].as_f64().unwrap() > 0.0, "vectors took part: {top}");
+        let r = search(&app, &ada, &base, "员工每年有多少天带薪年假").await;
+        assert!(r.json["hits"][0]["chunk"]["text"].as_str().unwrap().contains("十五天"), "{}", r.json);
+        assert!(upstream.requests().iter().all(|r| r["model"] != "skein-local-embed"), "the built-in model never goes upstream");
+
+        // /v1/embeddings serves it to API keys, in OpenAI's shape, float and base64.
+        let r = app.send(app.client.post(app.url("/v1/embeddings")).bearer_auth(&key)
+            .json(&json!({"model": "skein-local-embed", "input": ["员工每年享有十五天带薪年假", "paid annual leave", ""]}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["model"], "skein-local-embed");
+        let data = r.json["data"].as_array().unwrap();
+        assert_eq!(data.len(), 3);
+        let vector = |i: usize| -> Vec<f64> { data[i]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+        assert_eq!(vector(0).len(), 64);
+        let norm: f64 = vector(0).iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "normalized: {norm}");
+        assert!(vector(2).iter().all(|x| *x == 0.0), "empty text embeds as zeros");
+        assert!(r.json["usage"]["prompt_tokens"].as_i64().unwrap() > 3, "{}", r.json);
+        let r = app.send(app.client.post(app.url("/v1/embeddings")).bearer_auth(&key)
+            .json(&json!({"model": "skein-local-embed", "input": "paid annual leave", "encoding_format": "base64"}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(r.json["data"][0]["embedding"].as_str().unwrap()).unwrap();
+        let decoded: Vec<f64> = bytes.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect();
+        assert_eq!(decoded.len(), 64);
+        assert!(decoded.iter().zip(vector(1)).all(|(a, b)| (a - b).abs() < 1e-6), "base64 and float agree");
+
+        // Bad input gets a clear error.
+        let r = app.send(app.client.post(app.url("/v1/embeddings")).bearer_auth(&key)
+            .json(&json!({"model": "skein-local-embed", "input": "x", "dimensions": 32}))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert!(r.text.contains("64"), "{}", r.text);
+        let r = app.send(app.client.post(app.url("/v1/embeddings")).bearer_auth(&key)
+            .json(&json!({"model": "skein-local-embed", "input": [[1, 2, 3]]}))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        // Without a key: refused as every relay route is.
+        let r = app.send(app.client.post(app.url("/v1/embeddings")).json(&json!({"model": "skein-local-embed", "input": "x"}))).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+
+    async fn without_the_built_in_model_bases_search_by_keywords_and_naming_it_is_refused(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            quick(c);
+            // A folder that holds no model: the server starts and runs without it.
+            c.knowledge.local_embed_dir = Some(std::env::temp_dir().join("skein-no-such-model"));
+        }).await;
+        let RelayWorld { user: ada, key, .. } = world(&app).await;
+        let base = create_base(&app, &ada, json!({"name": "Plain"})).await;
+        let view = app.get(&format!("/api/v1/knowledge/bases/{base}"), Some(&ada.access)).await.json;
+        assert!(view["embedding_model"].is_null(), "{view}");
+        assert_eq!(view["retrieval"], "lexical", "{view}");
+        let doc = upload(&app, &ada, &base, "leave.txt", LEAVE.as_bytes()).await;
+        assert_eq!(settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await["status"], "ready");
+        let r = search(&app, &ada, &base, "员工每年有多少天带薪年假").await;
+        assert_eq!(r.json["mode"], "lexical", "{}", r.json);
+        assert!(r.json["hits"][0]["chunk"]["text"].as_str().unwrap().contains("十五天"), "{}", r.json);
+
+        for lang in ["en", "zh-CN"] {
+            let r = app.send(app.client.post(app.url("/api/v1/knowledge/bases")).bearer_auth(&ada.access)
+                .header("accept-language", lang)
+                .json(&json!({"name": "Wants it", "embedding_model": "skein-local-embed"}))).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+            let wanted = if lang == "en" { "not installed" } else { "未安装" };
+            assert!(r.text.contains(wanted), "{lang}: {}", r.text);
+        }
+        let r = app.patch(&format!("/api/v1/knowledge/bases/{base}"), Some(&ada.access), json!({"embedding_model": "skein-local-embed"})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        // /v1/embeddings has no such model either.
+        let r = app.send(app.client.post(app.url("/v1/embeddings")).bearer_auth(&key)
+            .json(&json!({"model": "skein-local-embed", "input": "x"}))).await;
+        assert!(!r.status.is_success(), "{}", r.text);
+    }
+}
+
+const EVAL_DOCS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../skein-knowledge/tests/data/eval/docs"
+);
+
+/// A web server on loopback serving one page (and a 404), for adding pages by URL.
+async fn page_server() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/wiki/leave",
+        get(|| async {
+            (
+                [("content-type", "text/html; charset=utf-8")],
+                "<html><head><title>Leave</title></head><body><nav>Home | Wiki</nav>\
+                 <h1>Parental leave</h1><p>New parents may take sixteen weeks of paid parental leave.</p>\
+                 <h2>育儿假</h2><p>新生儿父母可享受十六周带薪育儿假。</p></body></html>",
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
+on_both_backends! {
+    async fn spreadsheets_images_scans_and_web_pages_are_indexed(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            quick(c);
+            // The page server below is on loopback: the admin allowed private addresses.
+            c.knowledge.allow_private_urls = true;
+        }).await;
+        let ada = app.register("ada").await;
+        let base = create_base(&app, &ada, json!({"name": "Office", "embedding_model": ""})).await;
+        let read = |name: &str| std::fs::read(format!("{EVAL_DOCS}/{name}")).unwrap();
+
+        let xlsx = upload(&app, &ada, &base, "supplies.xlsx", &read("en-office-supplies.xlsx")).await;
+        let image = upload(&app, &ada, &base, "notice.png", &fixture("notice.png")).await;
+        let scan = upload(&app, &ada, &base, "closure.pdf", &read("zh-library-closure-scan.pdf")).await;
+        let (site, server) = page_server().await;
+        let r = app.post(&format!("/api/v1/knowledge/bases/{base}/documents/url"), Some(&ada.access), json!({"url": format!("{site}/wiki/leave")})).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        let page = r.json.clone();
+        assert!(page["name"].as_str().unwrap().ends_with(".html"), "{page}");
+        for doc in [&xlsx, &image, &scan, &page] {
+            let done = settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await;
+            assert_eq!(done["status"], "ready", "{done}");
+        }
+        server.abort();
+
+        // The spreadsheet: rows under their header, each sheet named.
+        let r = search(&app, &ada, &base, "which shelf has the toner cartridge").await;
+        let text = r.json["hits"][0]["chunk"]["text"].as_str().unwrap().to_string();
+        assert!(text.contains("Black toner cartridge TN-420 | S3"), "{}", r.json);
+        assert!(text.contains("Item | Shelf | In stock"), "the header goes with the rows: {text}");
+        let r = search(&app, &ada, &base, "who approves orders above 300 dollars").await;
+        assert!(r.json["hits"][0]["chunk"]["text"].as_str().unwrap().contains("office manager"), "{}", r.json);
+
+        // The image and the scanned page, read by OCR (Chinese and English).
+        let r = search(&app, &ada, &base, "会议室预订提前几天").await;
+        assert_eq!(r.json["hits"][0]["document_name"], "notice.png", "{}", r.json);
+        assert!(r.json["hits"][0]["chunk"]["text"].as_str().unwrap().contains("提前两天"), "{}", r.json);
+        let r = search(&app, &ada, &base, "room bookings close").await;
+        assert_eq!(r.json["hits"][0]["document_name"], "notice.png", "{}", r.json);
+        let r = search(&app, &ada, &base, "闭馆期间怎么还书").await;
+        let top = &r.json["hits"][0];
+        assert_eq!(top["document_name"], "closure.pdf", "{}", r.json);
+        assert!(top["chunk"]["text"].as_str().unwrap().contains("自助还书箱"), "{top}");
+        assert_eq!(top["chunk"]["page_start"], 1, "{top}");
+
+        // The web page: readable text, navigation dropped.
+        let r = search(&app, &ada, &base, "how long is parental leave").await;
+        let top = &r.json["hits"][0];
+        assert!(top["chunk"]["text"].as_str().unwrap().contains("sixteen weeks"), "{}", r.json);
+        assert!(!top["chunk"]["text"].as_str().unwrap().contains("Home | Wiki"), "{top}");
+        let r = search(&app, &ada, &base, "育儿假多少周").await;
+        assert!(r.json["hits"][0]["chunk"]["text"].as_str().unwrap().contains("十六周"), "{}", r.json);
+        // A page that answers 404 is refused with the status, and nothing is added.
+        let (site, server) = page_server().await;
+        let r = app.post(&format!("/api/v1/knowledge/bases/{base}/documents/url"), Some(&ada.access), json!({"url": format!("{site}/missing")})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert!(r.text.contains("404"), "{}", r.text);
+        server.abort();
+        assert_eq!(app.get(&format!("/api/v1/knowledge/bases/{base}/documents"), Some(&ada.access)).await.json["total"], 4);
+    }
+
+    async fn urls_on_private_addresses_are_refused_unless_the_admin_allows_them(backend) {
+        let app = TestApp::spawn_with(backend, quick).await;
+        let ada = app.register("ada").await;
+        let base = create_base(&app, &ada, json!({"name": "Web", "embedding_model": ""})).await;
+        let (site, server) = page_server().await;
+        let metadata = "http://169.254.169.254/latest/meta-data/".to_string();
+        for url in [format!("{site}/wiki/leave"), metadata, "http://[::1]:9/x".to_string()] {
+            let r = app.post(&format!("/api/v1/knowledge/bases/{base}/documents/url"), Some(&ada.access), json!({"url": url})).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {}", r.text);
+            assert!(r.text.contains("not allowed"), "{url}: {}", r.text);
+        }
+        for url in ["ftp://example.com/a.txt", "not a url", "file:///etc/passwd"] {
+            let r = app.post(&format!("/api/v1/knowledge/bases/{base}/documents/url"), Some(&ada.access), json!({"url": url})).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {}", r.text);
+        }
+        server.abort();
+        assert_eq!(app.get(&format!("/api/v1/knowledge/bases/{base}/documents"), Some(&ada.access)).await.json["total"], 0);
+        // Another user's base: 404 before anything is fetched.
+        let bob = app.register("bob").await;
+        let r = app.post(&format!("/api/v1/knowledge/bases/{base}/documents/url"), Some(&bob.access), json!({"url": "https://example.com/"})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     }
 }

@@ -73,6 +73,8 @@ function Documents({ base, canWrite }: { base: Base; canWrite: boolean }) {
   const [uploading, setUploading] = useState<string[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [viewing, setViewing] = useState<KnowledgeDocument | null>(null);
+  const [url, setUrl] = useState('');
+  const [fetching, setFetching] = useState(false);
   const docs = useQuery({
     queryKey: qk.knowledge.documents(base.id),
     queryFn: () => api<Page<KnowledgeDocument>>(`knowledge/bases/${base.id}/documents?per_page=100`),
@@ -98,6 +100,21 @@ function Documents({ base, canWrite }: { base: Base; canWrite: boolean }) {
       setUploading((u) => u.filter((n) => n !== file.name));
       refresh();
     }
+  };
+  const addUrl = async () => {
+    const target = url.trim();
+    if (!target) return;
+    setError(null);
+    setFetching(true);
+    try {
+      const doc = await api<KnowledgeDocument>(`knowledge/bases/${base.id}/documents/url`, { body: { url: target } });
+      toast(t('knowledge.uploaded', { name: doc.name }));
+      setUrl('');
+    } catch (err) {
+      setError(err);
+    }
+    setFetching(false);
+    refresh();
   };
   const items = docs.data?.items ?? [];
   return (
@@ -126,12 +143,32 @@ function Documents({ base, canWrite }: { base: Base; canWrite: boolean }) {
             multiple
             hidden
             data-testid="document-input"
-            accept=".pdf,.docx,.pptx,.epub,.html,.htm,.md,.txt,.csv,.json"
+            accept=".pdf,.docx,.pptx,.xlsx,.epub,.html,.htm,.md,.txt,.csv,.json,.png,.jpg,.jpeg,.tif,.tiff,.bmp,.gif,.webp"
             onChange={(e) => {
               if (e.target.files?.length) void upload(e.target.files);
               e.target.value = '';
             }}
           />
+          <form
+            className="flex w-full min-w-0 gap-2"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void addUrl();
+            }}
+          >
+            <Input
+              type="url"
+              className="min-w-0 flex-1"
+              placeholder={t('knowledge.urlPlaceholder')}
+              aria-label={t('knowledge.urlPlaceholder')}
+              value={url}
+              onChange={(e) => setUrl(e.target.value)}
+              data-testid="document-url"
+            />
+            <Button type="submit" disabled={fetching || !url.trim()}>
+              {fetching ? t('knowledge.fetchingUrl') : t('knowledge.addUrl')}
+            </Button>
+          </form>
         </Card>
       )}
       {uploading.map((name) => (
