@@ -14,6 +14,7 @@ mod chat;
 mod chat_sources;
 mod chat_tools;
 mod cli;
+mod code_interpreter;
 mod endpoints;
 mod files;
 mod gateway;
