@@ -145,17 +145,19 @@ async fn the_network_is_unreachable() {
 async fn rm_rf_slash_removes_nothing_of_the_host() {
     let canary = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(canary.path(), b"still here").unwrap();
-    let code = "import subprocess, shutil\n\
+    // rm walks all of /usr (about 140,000 entries, each refused): seconds of CPU on a busy
+    // machine, so this run gets more time than the others.
+    let code = "import subprocess, os\n\
         r = subprocess.run(['rm', '-rf', '--no-preserve-root', '/'], capture_output=True, text=True)\n\
-        print('rm exit', r.returncode)\n\
-        shutil.rmtree('/', ignore_errors=True)\n\
-        import os; print(sorted(os.listdir('/usr'))[:3])\n";
-    let run = python(code, &small()).await;
-    assert!(run.stdout.contains("rm exit 1"), "{run:?}");
-    assert!(
-        run.stderr.is_empty() || run.stderr.contains("Read-only"),
-        "{run:?}"
-    );
+        print('rm exit', r.returncode, 'Read-only file system' in r.stderr)\n\
+        print(os.path.exists('/usr/bin/python3'))\n";
+    let limits = Limits {
+        cpu_secs: 60,
+        wall_secs: 120,
+        ..small()
+    };
+    let run = python(code, &limits).await;
+    assert_eq!(run.stdout, "rm exit 1 True\nTrue\n", "{run:?}");
     assert_eq!(std::fs::read(canary.path()).unwrap(), b"still here");
     assert!(std::path::Path::new("/usr/bin/python3").exists());
     host_is_healthy().await;
@@ -163,15 +165,15 @@ async fn rm_rf_slash_removes_nothing_of_the_host() {
 
 #[tokio::test]
 async fn an_endless_loop_stops_at_the_cpu_limit_and_a_sleeper_at_the_wall_limit() {
-    let started = Instant::now();
-    let run = python("while True:\n    pass\n", &small()).await;
+    // One CPU second, and a wall limit long enough for it on a machine shared with builds.
+    let limits = Limits {
+        cpu_secs: 1,
+        wall_secs: 60,
+        ..small()
+    };
+    let run = python("while True:\n    pass\n", &limits).await;
     assert_eq!(run.signal, Some(24), "SIGXCPU: {run:?}");
     assert!(!run.timed_out);
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "{:?}",
-        started.elapsed()
-    );
 
     let limits = Limits {
         wall_secs: 2,
