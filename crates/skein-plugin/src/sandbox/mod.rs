@@ -565,13 +565,12 @@ impl Sandbox {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                if let Some(uid) = run_as {
-                    if libc::setgroups(0, std::ptr::null()) != 0
+                if let Some(uid) = run_as
+                    && (libc::setgroups(0, std::ptr::null()) != 0
                         || libc::setgid(uid) != 0
-                        || libc::setuid(uid) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                        || libc::setuid(uid) != 0)
+                {
+                    return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });
