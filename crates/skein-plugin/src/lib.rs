@@ -12,11 +12,16 @@
 //! or one of another user's private plugins, is "no such tool". Secrets are sealed at rest,
 //! bound to their row, and never returned by any route.
 
+pub mod code;
 mod http;
 pub mod image;
 pub mod mcp;
 pub mod net;
 pub mod openapi;
+// The sandbox must set rlimits, move pipes onto fixed descriptors and drop to its own uid in
+// the child between fork and exec: `pre_exec` and a few libc calls, each with its SAFETY note.
+#[allow(unsafe_code)]
+pub mod sandbox;
 pub mod search;
 mod service;
 pub mod store;
@@ -50,6 +55,9 @@ pub const MAX_TOOL_ANSWER_BYTES: usize = 1024 * 1024;
 /// The built-in web search tool's name.
 pub const WEB_SEARCH: &str = "web_search";
 
+/// The built-in code tool's name.
+pub const RUN_CODE: &str = code::RUN_CODE;
+
 /// The built-in image tool's name.
 pub const GENERATE_IMAGE: &str = "generate_image";
 
@@ -60,6 +68,8 @@ pub struct PluginService {
     relay: Option<Arc<dyn RelayApi>>,
     files: Option<Arc<dyn FileApi>>,
     http: reqwest::Client,
+    /// The code sandbox, probed once on first need; the error is the reason admins see.
+    sandbox: tokio::sync::OnceCell<Result<sandbox::Sandbox, String>>,
 }
 
 /// The admin's settings, as stored (`plugin_settings`, name `admin`).
@@ -77,6 +87,9 @@ pub(crate) struct StoredSettings {
     /// The longest one tool call may take, seconds (within the caller's deadline).
     #[serde(default)]
     pub tool_timeout_secs: Option<u64>,
+    /// The code interpreter.
+    #[serde(default)]
+    pub code: code::StoredCode,
 }
 
 /// The search provider as stored: its key sealed.
@@ -128,14 +141,36 @@ impl PluginService {
             relay,
             files,
             http,
+            sandbox: tokio::sync::OnceCell::new(),
         }))
     }
 
+    /// The code sandbox, or why it cannot run on this server (probed on the first call).
+    pub(crate) async fn sandbox(&self) -> Result<&sandbox::Sandbox, String> {
+        self.sandbox
+            .get_or_init(|| async {
+                let probed = sandbox::Sandbox::probe().await;
+                match &probed {
+                    Ok(_) => tracing::info!("the code sandbox works"),
+                    Err(reason) => tracing::warn!(%reason, "the code sandbox cannot run here"),
+                }
+                probed
+            })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
     pub(crate) async fn settings(&self) -> ApiResult<StoredSettings> {
-        Ok(match store::setting(&self.db, "admin").await? {
+        let settings: StoredSettings = match store::setting(&self.db, "admin").await? {
             Some(text) => serde_json::from_str(&text).unwrap_or_default(),
             None => StoredSettings::default(),
-        })
+        };
+        // `tools_of` is synchronous: the sandbox is probed here, before it is asked.
+        if settings.code.enabled {
+            let _ = self.sandbox().await;
+        }
+        Ok(settings)
     }
 
     pub(crate) async fn save_settings(&self, settings: &StoredSettings) -> ApiResult<()> {
@@ -192,6 +227,10 @@ impl PluginService {
                     body: false,
                 }]
             }
+            Some("code_interpreter") if settings.code.enabled => match self.sandbox.get() {
+                Some(Ok(sandbox)) => vec![code::tool(sandbox, &settings.code.limits)],
+                _ => Vec::new(),
+            },
             Some(_) => Vec::new(),
             None => serde_json::from_str(&row.tools).unwrap_or_default(),
         }
@@ -325,6 +364,9 @@ impl PluginService {
             (Some("web_search"), _) => self.web_search(&settings, arguments).await,
             (Some("image_generation"), _) => {
                 image::generate(self, caller, &settings, arguments).await
+            }
+            (Some("code_interpreter"), _) => {
+                code::run(self, caller, &settings, arguments, deadline).await
             }
             (_, "openapi") => {
                 self.call_openapi(caller, offered, &settings, arguments, deadline)

@@ -3315,6 +3315,25 @@ export interface components {
             /** @description 6 digits. */
             code: string;
         };
+        /** @description The code interpreter as set. */
+        CodeInput: {
+            /** @description Offer it to users; refused while the sandbox cannot run here. */
+            enabled: boolean;
+            limits?: null | components["schemas"]["Limits"];
+        };
+        /** @description The code interpreter's settings as shown to admins. */
+        CodeView: {
+            /** @description The sandbox works on this server (`unavailable_reason` says why not). */
+            available: boolean;
+            /** @description The admin turned it on. */
+            enabled: boolean;
+            /** @description JavaScript can run too (Node.js is installed). */
+            javascript: boolean;
+            /** @description The limits of each run. */
+            limits: components["schemas"]["Limits"];
+            /** @description Why the sandbox cannot run here, when it cannot. */
+            unavailable_reason?: string | null;
+        };
         /** @description How two versions differ. */
         Comparison: {
             /** @description Every field whose value differs. */
@@ -4150,6 +4169,54 @@ export interface components {
              *     same on every instance); a pagination cursor.
              */
             seq: number;
+        };
+        /**
+         * @description The limits of one run; the admin sets them in the plugin's settings (a field left out
+         *     takes its default).
+         */
+        Limits: {
+            /**
+             * Format: int64
+             * @description CPU seconds each process may use (`RLIMIT_CPU`).
+             * @default 10
+             */
+            cpu_secs: number;
+            /**
+             * Format: int64
+             * @description MiB each of `/mnt/data` and `/tmp` may hold, and the largest file.
+             * @default 64
+             */
+            disk_mb: number;
+            /**
+             * Format: int64
+             * @description Output files returned (more are listed as skipped).
+             * @default 10
+             */
+            max_files: number;
+            /**
+             * Format: int64
+             * @description Processes (and threads) the program may have at once.
+             * @default 32
+             */
+            max_processes: number;
+            /**
+             * Format: int64
+             * @description Address space of each process, MiB (`RLIMIT_AS`).
+             * @default 512
+             */
+            memory_mb: number;
+            /**
+             * Format: int64
+             * @description Bytes of stdout and of stderr kept (the rest is dropped and marked).
+             * @default 32768
+             */
+            output_bytes: number;
+            /**
+             * Format: int64
+             * @description Seconds the whole run may take.
+             * @default 20
+             */
+            wall_secs: number;
         };
         /**
          * @description What a right password answers. Only its schema is used (the handler answers either shape
@@ -5755,6 +5822,7 @@ export interface components {
              *     off by default: a user's plugin could otherwise read the internal network).
              */
             allow_private_addresses_for_user_plugins?: boolean;
+            code?: null | components["schemas"]["CodeInput"];
             /** @description The image model, or `null` to turn image generation off. */
             image_model?: string | null;
             search?: null | components["schemas"]["SearchInput"];
@@ -5770,6 +5838,8 @@ export interface components {
             allow_private_addresses: boolean;
             /** @description Whether users' own plugins may too (only with `allow_private_addresses`). */
             allow_private_addresses_for_user_plugins: boolean;
+            /** @description The code interpreter: whether it is on, whether its sandbox works here, its limits. */
+            code: components["schemas"]["CodeView"];
             /** @description The image model, when image generation is set up. */
             image_model?: string | null;
             search?: null | components["schemas"]["SearchView"];

@@ -14,6 +14,7 @@ use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
 
 use super::plugins::{NewPlugin, PluginList, PluginView};
+use crate::code::{CodeInput, CodeView, StoredCode};
 use crate::search::ProviderKind;
 use crate::{PluginService, StoredSearch, StoredSettings, store};
 
@@ -94,10 +95,20 @@ pub struct SettingsView {
     pub allow_private_addresses_for_user_plugins: bool,
     /// The longest one tool call may take, seconds (`null`: chat's own deadline, 60 s).
     pub tool_timeout_secs: Option<u64>,
+    /// The code interpreter: whether it is on, whether its sandbox works here, its limits.
+    pub code: CodeView,
 }
 
-fn settings_view(s: &StoredSettings) -> SettingsView {
+async fn settings_view(svc: &PluginService, s: &StoredSettings) -> SettingsView {
+    let sandbox = svc.sandbox().await;
     SettingsView {
+        code: CodeView {
+            enabled: s.code.enabled,
+            available: sandbox.is_ok(),
+            unavailable_reason: sandbox.as_ref().err().cloned(),
+            javascript: sandbox.as_ref().is_ok_and(|s| s.has_javascript()),
+            limits: s.code.limits,
+        },
         search: s.search.as_ref().map(|x| SearchView {
             provider: x.provider,
             base_url: x.base_url.clone(),
@@ -119,7 +130,8 @@ pub async fn get_settings(
     State(svc): State<Arc<PluginService>>,
     _admin: AdminUser,
 ) -> ApiResult<ApiJson<SettingsView>> {
-    Ok(ApiJson(settings_view(&svc.settings().await?)))
+    let settings = svc.settings().await?;
+    Ok(ApiJson(settings_view(&svc, &settings).await))
 }
 
 /// Web search as set.
@@ -162,6 +174,9 @@ pub struct SettingsInput {
     /// The longest one tool call may take, seconds (1 to 300; `null` for chat's own 60 s).
     #[serde(default)]
     pub tool_timeout_secs: Option<u64>,
+    /// The code interpreter; absent keeps it as it is.
+    #[serde(default)]
+    pub code: Option<CodeInput>,
 }
 
 /// Set up web search, image generation and private addresses.
@@ -230,7 +245,35 @@ pub async fn put_settings(
             "tool_timeout_secs 须为 1 到 300。",
         ));
     }
+    let code = match input.code {
+        None => current.code,
+        Some(c) => {
+            let limits = c.limits.unwrap_or(current.code.limits);
+            if let Err((name, range)) = limits.check() {
+                return Err(ApiError::invalid_field(
+                    "code.limits",
+                    format!("code.limits.{name} is {range}."),
+                    format!("code.limits.{name} 须为 {range}。"),
+                ));
+            }
+            // Code never runs outside the sandbox: no sandbox, no code interpreter.
+            if c.enabled
+                && let Err(reason) = svc.sandbox().await
+            {
+                return Err(ApiError::invalid_field(
+                    "code.enabled",
+                    format!("The code interpreter cannot be turned on: {reason}."),
+                    format!("无法开启代码解释器：沙箱在此服务器上不可用（{reason}）。"),
+                ));
+            }
+            StoredCode {
+                enabled: c.enabled,
+                limits,
+            }
+        }
+    };
     let settings = StoredSettings {
+        code,
         search,
         tool_timeout_secs: input.tool_timeout_secs,
         image_model: input.image_model.filter(|m| !m.trim().is_empty()),
@@ -238,5 +281,5 @@ pub async fn put_settings(
         allow_private_addresses_for_user_plugins: input.allow_private_addresses_for_user_plugins,
     };
     svc.save_settings(&settings).await?;
-    Ok(ApiJson(settings_view(&settings)))
+    Ok(ApiJson(settings_view(&svc, &settings).await))
 }

@@ -16,6 +16,7 @@ mod chat_tools;
 mod cli;
 mod cluster;
 mod coupons;
+mod code_interpreter;
 mod endpoints;
 mod files;
 mod gateway;

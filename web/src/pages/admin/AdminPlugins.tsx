@@ -31,6 +31,40 @@ interface SettingsForm {
   allowPrivate: boolean;
   allowPrivateUsers: boolean;
   timeout: string;
+  /** The code interpreter; absent leaves it as stored. */
+  code?: CodeForm;
+}
+
+/** The code interpreter's switch and limits as typed (numbers as text). */
+export interface CodeForm {
+  enabled: boolean;
+  cpu_secs: string;
+  wall_secs: string;
+  memory_mb: string;
+  max_processes: string;
+  output_bytes: string;
+  disk_mb: string;
+  max_files: string;
+}
+
+const codeLimits = [
+  ['cpu_secs', 'plugins.codeCpu'],
+  ['wall_secs', 'plugins.codeWall'],
+  ['memory_mb', 'plugins.codeMemory'],
+  ['max_processes', 'plugins.codeProcesses'],
+  ['output_bytes', 'plugins.codeOutput'],
+  ['disk_mb', 'plugins.codeDisk'],
+  ['max_files', 'plugins.codeFiles'],
+] as const;
+
+/** The `code` part of the settings body: the limits as numbers (the server checks ranges). */
+export function codeBody(c: CodeForm) {
+  const limits: Record<string, number> = {};
+  for (const [key] of codeLimits) {
+    const n = Number(c[key]);
+    if (c[key].trim() && Number.isFinite(n)) limits[key] = n;
+  }
+  return { enabled: c.enabled, limits };
 }
 
 /** The request body for `PUT admin/plugins/settings`; an empty key keeps the stored one. */
@@ -49,6 +83,7 @@ export function settingsBody(f: SettingsForm) {
     allow_private_addresses: f.allowPrivate,
     allow_private_addresses_for_user_plugins: f.allowPrivate && f.allowPrivateUsers,
     tool_timeout_secs: f.timeout.trim() ? Number(f.timeout) : null,
+    ...(f.code ? { code: codeBody(f.code) } : {}),
   };
 }
 
@@ -72,6 +107,16 @@ function BuiltIns() {
       allowPrivate: s.allow_private_addresses,
       allowPrivateUsers: s.allow_private_addresses_for_user_plugins,
       timeout: s.tool_timeout_secs ? String(s.tool_timeout_secs) : '',
+      code: {
+        enabled: s.code.enabled,
+        cpu_secs: String(s.code.limits.cpu_secs),
+        wall_secs: String(s.code.limits.wall_secs),
+        memory_mb: String(s.code.limits.memory_mb),
+        max_processes: String(s.code.limits.max_processes),
+        output_bytes: String(s.code.limits.output_bytes),
+        disk_mb: String(s.code.limits.disk_mb),
+        max_files: String(s.code.limits.max_files),
+      },
     });
   }, [settings.data]);
   const set = (patch: Partial<SettingsForm>) => {
@@ -147,6 +192,39 @@ function BuiltIns() {
               <span className="block text-xs text-muted-fg">{t('plugins.allowPrivateUsersHint')}</span>
             </span>
           </label>
+        )}
+        {form.code && settings.data && (
+          <fieldset className="space-y-3 rounded-md border border-border p-3" data-testid="code-settings">
+            <legend className="px-1 text-sm font-medium">{t('plugins.codeTitle')}</legend>
+            <p className="text-xs text-muted-fg">{t('plugins.codeHint')}</p>
+            {!settings.data.code.available && (
+              <p className="text-sm text-danger" data-testid="code-unavailable">
+                {t('plugins.codeUnavailable', { reason: settings.data.code.unavailable_reason ?? '' })}
+              </p>
+            )}
+            {settings.data.code.available && settings.data.code.javascript && <p className="text-xs text-muted-fg">{t('plugins.codeJs')}</p>}
+            <label className="flex items-center gap-2 text-sm">
+              <input
+                type="checkbox"
+                checked={form.code.enabled}
+                disabled={!settings.data.code.available && !form.code.enabled}
+                onChange={(e) => form.code && set({ code: { ...form.code, enabled: e.target.checked } })}
+              />
+              {t('plugins.codeEnable')}
+            </label>
+            <div className="grid gap-3 sm:grid-cols-2">
+              {codeLimits.map(([key, label]) => (
+                <Field key={key} label={t(label)}>
+                  <Input
+                    type="number"
+                    min={0}
+                    value={form.code?.[key] ?? ''}
+                    onChange={(e) => form.code && set({ code: { ...form.code, [key]: e.target.value } })}
+                  />
+                </Field>
+              ))}
+            </div>
+          </fieldset>
         )}
         <ErrorText error={error ?? settings.error} />
         <div className="flex items-center gap-2">

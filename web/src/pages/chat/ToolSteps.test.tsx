@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { fireEvent, render, screen } from '@testing-library/react';
 import { applyEvent, parseStreamEvent } from '../../lib/branch';
 import type { ChatMessage, ToolStep } from '../../lib/types';
-import { isWebLink, prettyArguments, ToolSteps } from './ToolSteps';
+import { codeOf, isWebLink, parseCodeResult, prettyArguments, ToolSteps } from './ToolSteps';
 
 const answer: ChatMessage = {
   id: 'a1',
@@ -71,5 +71,57 @@ describe('tool steps', () => {
     expect(isWebLink('http://x')).toBe(true);
     expect(isWebLink('data:text/html,x')).toBe(false);
     expect(isWebLink(null)).toBe(false);
+  });
+
+  it('renders a code run: its program, stdout, stderr, the limit hit, images inline and other files listed', () => {
+    const result = JSON.stringify({
+      exit_code: 1,
+      signal: null,
+      timed_out: false,
+      stdout: 'total 42\n',
+      stderr: 'MemoryError\n',
+      files: [
+        { name: 'plot.png', file_id: 'f-img', content_type: 'image/png', size: 70 },
+        { name: 'summary.txt', file_id: 'f-txt', content_type: 'text/plain', size: 2 },
+      ],
+      limit: 'Memory is limited to 256 MiB per process.',
+      skipped_files: ['big.bin'],
+    });
+    const steps: ToolStep[] = [
+      {
+        id: 'c1',
+        name: 'run_code',
+        arguments: JSON.stringify({ code: 'print(6 * 7)' }),
+        result,
+        is_error: true,
+        citations: [
+          { title: 'f-img', url: '/api/v1/files/f-img/content', reference: { file_id: 'f-img', content_type: 'image/png' } },
+          { title: 'f-txt', url: '/api/v1/files/f-txt/content', reference: { file_id: 'f-txt', content_type: 'text/plain' } },
+        ],
+      },
+    ];
+    render(<ToolSteps steps={steps} />);
+    expect(screen.getByText('Code interpreter')).toBeTruthy();
+    expect(screen.getByTestId('code-input').textContent).toBe('print(6 * 7)');
+    expect(screen.getByTestId('code-stdout').textContent).toBe('total 42\n');
+    expect(screen.getByTestId('code-stderr').textContent).toBe('MemoryError\n');
+    expect(screen.getByText('Exit code 1')).toBeTruthy();
+    expect(screen.getByText('Memory is limited to 256 MiB per process.')).toBeTruthy();
+    expect(screen.getByText('Not returned (over the limits): big.bin')).toBeTruthy();
+    // The image is shown outside the step (one placeholder while it loads); the text file is a download.
+    expect(screen.getAllByTestId('tool-file').map((f) => f.textContent)).toEqual(['summary.txt']);
+    expect(screen.getByTestId('tool-steps').querySelectorAll('.animate-pulse.h-40').length).toBe(1);
+  });
+
+  it('parses only well-formed code results and programs', () => {
+    expect(parseCodeResult('The sandbox failed')).toBeNull();
+    expect(parseCodeResult(null)).toBeNull();
+    expect(parseCodeResult('{"stdout": 1, "stderr": ""}')).toBeNull();
+    const r = parseCodeResult('{"stdout": "a", "stderr": "", "exit_code": 0, "files": [{"name": "x"}, {"name": "y", "file_id": "f"}]}');
+    expect(r?.files).toEqual([{ name: 'y', file_id: 'f' }]);
+    expect(r?.timed_out).toBe(false);
+    expect(codeOf('{"code": "1+1", "language": "javascript"}')).toEqual({ code: '1+1', language: 'javascript' });
+    expect(codeOf('{"code": "1"}')?.language).toBe('python');
+    expect(codeOf('nope')).toBeNull();
   });
 });

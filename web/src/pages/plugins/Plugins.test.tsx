@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Plugin } from '../../lib/types';
 import { filterPlugins, pluginInitial } from './Plugins';
 import { registration, type RegisterForm } from './RegisterPlugin';
-import { settingsBody } from '../admin/AdminPlugins';
+import { codeBody, settingsBody } from '../admin/AdminPlugins';
 import { isOn } from '../chat/ToolToggles';
 
 const plugin = (over: Partial<Plugin>): Plugin => ({
@@ -66,6 +66,13 @@ describe('plugin market', () => {
       allow_private_addresses_for_user_plugins: false,
       tool_timeout_secs: 30,
     });
+  });
+
+  it('sends the code interpreter with its limits as numbers, blanks left to their defaults', () => {
+    const code = { enabled: true, cpu_secs: '5', wall_secs: ' ', memory_mb: '256', max_processes: '16', output_bytes: '', disk_mb: '64', max_files: '0' };
+    expect(codeBody(code)).toEqual({ enabled: true, limits: { cpu_secs: 5, memory_mb: 256, max_processes: 16, disk_mb: 64, max_files: 0 } });
+    const body = settingsBody({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: '', allowPrivate: false, allowPrivateUsers: false, timeout: '', code });
+    expect(body.code?.enabled).toBe(true);
   });
 
   it('a conversation toggle wins over the user choice', () => {

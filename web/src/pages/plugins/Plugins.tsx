@@ -77,7 +77,9 @@ function useBuiltInText() {
       ? { name: t('tools.webSearch'), description: t('plugins.webSearchAbout') }
       : p.id === 'builtin-image'
         ? { name: t('tools.generateImage'), description: t('plugins.imageAbout') }
-        : { name: p.name, description: p.description };
+        : p.id === 'builtin-code'
+          ? { name: t('tools.runCode'), description: t('plugins.codeAbout') }
+          : { name: p.name, description: p.description };
 }
 
 function PluginCard({ plugin, onConfigure }: { plugin: Plugin; onConfigure: () => void }) {
