@@ -15,14 +15,17 @@
 pub mod diff;
 mod http;
 pub mod lobe;
+pub mod search;
 mod service;
 pub mod spec;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use skein_core::api::{AgentApi, AgentPersona, ConversationOpener};
+use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_core::{ApiError, ApiResult, ids};
 use skein_db::{Db, ServiceMigrations};
 
@@ -41,12 +44,47 @@ pub struct AgentService {
     db: Db,
     /// Chat, to start conversations; `None` when Chat runs in no reachable process.
     opener: Option<Arc<dyn ConversationOpener>>,
+    /// The market's upkeep: search terms of cards indexed before an upgrade, trending scores.
+    background: BackgroundTasks,
 }
+
+/// How often every trending score is worked out again (its divisor counts whole days).
+const TREND_PERIOD: Duration = Duration::from_secs(3600);
 
 impl AgentService {
     /// The service over `db`, starting conversations through `opener` when there is one.
     pub fn new(db: Db, opener: Option<Arc<dyn ConversationOpener>>) -> Arc<Self> {
-        Arc::new(AgentService { db, opener })
+        let service = Arc::new(AgentService {
+            db,
+            opener,
+            background: BackgroundTasks::new(),
+        });
+        service.background.every(
+            "agent-market-upkeep",
+            TREND_PERIOD,
+            FirstRun::Now,
+            &service,
+            |svc| async move { svc.upkeep().await },
+        );
+        service
+    }
+
+    /// Indexes cards whose search terms are missing or stale (a batch at a time, so the
+    /// write lock is never held long), then refreshes the trending scores.
+    async fn upkeep(&self) {
+        loop {
+            match store::reindex_stale(&self.db, 500).await {
+                Ok(0) => break,
+                Ok(n) => tracing::info!(assistants = n, "indexed assistants for market search"),
+                Err(error) => {
+                    tracing::warn!(%error, "indexing assistants for market search failed");
+                    break;
+                }
+            }
+        }
+        if let Err(error) = store::refresh_trends(&self.db, ids::now_ms()).await {
+            tracing::warn!(%error, "refreshing the market's trending scores failed");
+        }
     }
 
     /// The assistant `id` as `user_id` may see it: the owner sees it always; others only

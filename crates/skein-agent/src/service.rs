@@ -18,6 +18,10 @@ impl Service for AgentService {
         crate::http::routes(self)
     }
 
+    fn background(&self) -> Option<&skein_core::service::BackgroundTasks> {
+        Some(&self.background)
+    }
+
     fn api_tags(&self) -> Vec<Tag> {
         vec![
             tag(

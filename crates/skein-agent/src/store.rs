@@ -295,8 +295,103 @@ pub async fn publish(db: &Db, p: &Publish<'_>) -> DbResult<Option<i64>> {
     .bind(p.agent_id)
     .execute(&mut *tx)
     .await?;
+    index_terms(&mut tx, p.agent_id, p.search_text).await?;
+    refresh_trend(&mut tx, p.agent_id, p.now).await?;
     tx.commit().await?;
     Ok(Some(number))
+}
+
+/// The trending score in SQL, with `now` as parameter `$now_param`: reactions and use, divided
+/// by the days since publish plus two, so new and active assistants rise and old ones sink.
+/// Integer arithmetic, the same on both databases.
+fn trend_expr(now_param: usize) -> String {
+    format!(
+        "((likes * 3 + favourites * 3 + conversations) * 1000) \
+         / ((${now_param} - COALESCE(published_at, ${now_param})) / 86400000 + 2)"
+    )
+}
+
+/// Works out one assistant's trending score again after its counters moved.
+async fn refresh_trend(conn: &mut sqlx::AnyConnection, agent_id: &str, now: i64) -> DbResult<()> {
+    sqlx::query(&format!(
+        "UPDATE agents SET trend_score = {} WHERE id = $2",
+        trend_expr(1)
+    ))
+    .bind(now)
+    .bind(agent_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Works out every listed assistant's trending score again, as days pass (hourly). How many.
+pub async fn refresh_trends(db: &Db, now: i64) -> DbResult<u64> {
+    Ok(sqlx::query(&format!(
+        "UPDATE agents SET trend_score = {} \
+         WHERE current_version IS NOT NULL AND deleted_at IS NULL AND trend_score <> {}",
+        trend_expr(1),
+        trend_expr(1)
+    ))
+    .bind(now)
+    .execute(db.pool())
+    .await?
+    .rows_affected())
+}
+
+/// Rows of `agent_terms` written per statement.
+const TERMS_PER_INSERT: usize = 200;
+
+/// Replaces an assistant's search terms with those of `search_text`.
+pub async fn index_terms(
+    conn: &mut sqlx::AnyConnection,
+    agent_id: &str,
+    search_text: &str,
+) -> DbResult<()> {
+    sqlx::query("DELETE FROM agent_terms WHERE agent_id = $1")
+        .bind(agent_id)
+        .execute(&mut *conn)
+        .await?;
+    let terms: Vec<String> = crate::search::terms_of(search_text).into_iter().collect();
+    for chunk in terms.chunks(TERMS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, $1)", i + 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO agent_terms (term, agent_id) VALUES {}",
+            values.join(", ")
+        );
+        // Each size of batch would be a statement of its own: not worth keeping prepared.
+        let mut q = sqlx::query(&sql).persistent(false).bind(agent_id);
+        for term in chunk {
+            q = q.bind(term);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    sqlx::query("UPDATE agents SET terms_version = $1 WHERE id = $2")
+        .bind(crate::search::TERMS_VERSION)
+        .bind(agent_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Indexes up to `limit` published assistants whose terms are missing or older than
+/// [`crate::search::TERMS_VERSION`] (after an upgrade); how many it did.
+pub async fn reindex_stale(db: &Db, limit: i64) -> DbResult<usize> {
+    let stale: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, search_text FROM agents \
+         WHERE current_version IS NOT NULL AND terms_version < $1 ORDER BY id LIMIT $2",
+    )
+    .bind(crate::search::TERMS_VERSION)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    for (id, text) in &stale {
+        let mut tx = db.begin_write().await?;
+        index_terms(&mut tx, id, text).await?;
+        tx.commit().await?;
+    }
+    Ok(stale.len())
 }
 
 /// Every version of an assistant, newest first.
@@ -341,6 +436,7 @@ pub async fn bind(db: &Db, b: &BindingRow, day: &str) -> DbResult<()> {
         .bind(&b.agent_id)
         .execute(&mut *tx)
         .await?;
+    refresh_trend(&mut tx, &b.agent_id, b.created_at).await?;
     sqlx::query(
         "INSERT INTO agent_usage (agent_id, day, user_id, conversations, messages) VALUES ($1, $2, $3, 1, 0) \
          ON CONFLICT (agent_id, day, user_id) DO UPDATE SET conversations = agent_usage.conversations + 1",
@@ -460,6 +556,9 @@ pub async fn set_mark(
     .bind(agent_id)
     .fetch_one(&mut *tx)
     .await?;
+    if delta != 0 {
+        refresh_trend(&mut tx, agent_id, now).await?;
+    }
     tx.commit().await?;
     Ok(count)
 }
@@ -528,8 +627,6 @@ pub struct MarketQuery<'a> {
     pub featured: bool,
     /// Order.
     pub sort: Sort,
-    /// Now, ms (for trending).
-    pub now: i64,
     /// Page size.
     pub limit: i64,
     /// Skip.
@@ -550,69 +647,164 @@ pub fn like_pattern(term: &str) -> String {
     out
 }
 
-/// Published, public, listed assistants matching `q`, and how many match.
-pub async fn market(db: &Db, q: &MarketQuery<'_>) -> DbResult<(Vec<AgentRow>, i64)> {
-    let mut filter = String::from(
-        "a.deleted_at IS NULL AND a.visibility = 'public' AND a.listed = 1 AND a.current_version IS NOT NULL",
-    );
-    let mut n = 0;
-    let mut next = || {
-        n += 1;
-        n
-    };
-    for _ in q.terms {
-        filter.push_str(&format!(" AND a.search_text LIKE ${} ESCAPE '\\'", next()));
+/// Above this many cards with its rarest word, a search walks the market in its order and
+/// checks each card's words, instead of starting from the cards with that word and sorting.
+const DENSE: i64 = 5_000;
+
+/// Positional parameters of a query being built, all text.
+#[derive(Default)]
+struct Params(Vec<String>);
+
+impl Params {
+    /// Adds `value`; its placeholder.
+    fn push(&mut self, value: String) -> String {
+        self.0.push(value);
+        format!("${}", self.0.len())
     }
-    if q.category.is_some() {
-        filter.push_str(&format!(" AND a.card_category = ${}", next()));
+}
+
+/// How many cards have a term `lookup` matches, counting no further than `cap`.
+async fn frequency(db: &Db, lookup: &crate::search::Lookup, cap: i64) -> DbResult<i64> {
+    let mut params = Params::default();
+    let condition = lookup.condition(|v| params.push(v));
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM agent_terms t WHERE {condition} LIMIT {cap}) f"
+    );
+    let mut q = sqlx::query_as::<_, (i64,)>(&sql);
+    for v in &params.0 {
+        q = q.bind(v);
+    }
+    Ok(q.fetch_one(db.pool()).await?.0)
+}
+
+/// Published, public, listed assistants matching `q`, and how many match.
+///
+/// Each search word is looked up in `agent_terms` (see [`crate::search`]). When the rarest
+/// is on few cards, those cards are the starting set (joined first, then sorted); when every
+/// word is common, the market is read in the order of the sort's index and each card's words
+/// are checked until the page is full. Either way each term's `LIKE` then checks the card's
+/// exact text, so punctuation and `%`/`_` match as typed.
+pub async fn market(db: &Db, q: &MarketQuery<'_>) -> DbResult<(Vec<AgentRow>, i64)> {
+    let mut lookups: Vec<crate::search::Lookup> = Vec::new();
+    for term in q.terms {
+        for lookup in crate::search::lookups(term) {
+            if !lookups.contains(&lookup) {
+                lookups.push(lookup);
+            }
+        }
+    }
+    let mut rarest: Option<(usize, i64)> = None;
+    for (i, lookup) in lookups.iter().enumerate() {
+        let n = frequency(db, lookup, DENSE + 1).await?;
+        if n == 0 {
+            return Ok((Vec::new(), 0));
+        }
+        if rarest.is_none_or(|(_, m)| n < m) {
+            rarest = Some((i, n));
+        }
+    }
+    let driver = rarest.filter(|(_, n)| *n <= DENSE).map(|(i, _)| i);
+
+    let mut params = Params::default();
+    let mut from = String::from("agents a");
+    let mut filter = String::from(
+        // The market indexes' own condition, word for word (migration 90002), so both
+        // databases use them. `published_at` is set by the first publish, never cleared.
+        "a.visibility = 'public' AND a.listed = 1 AND a.deleted_at IS NULL AND a.published_at IS NOT NULL",
+    );
+    for (i, lookup) in lookups.iter().enumerate() {
+        let condition = lookup.condition(|v| params.push(v));
+        if Some(i) == driver {
+            // CROSS JOIN keeps SQLite from reading the market's index first (PostgreSQL
+            // plans it as any join).
+            from = format!(
+                "(SELECT DISTINCT t.agent_id FROM agent_terms t WHERE {condition}) c CROSS JOIN agents a"
+            );
+            filter.push_str(" AND a.id = c.agent_id");
+        } else {
+            filter.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM agent_terms t WHERE t.agent_id = a.id AND {condition})"
+            ));
+        }
+    }
+    for term in q
+        .terms
+        .iter()
+        .filter(|t| !crate::search::lookups_suffice(t))
+    {
+        let p = params.push(like_pattern(term));
+        filter.push_str(&format!(" AND a.search_text LIKE {p} ESCAPE '\\'"));
+    }
+    if let Some(c) = q.category {
+        let p = params.push(c.to_string());
+        filter.push_str(&format!(" AND a.card_category = {p}"));
     }
     if q.featured {
         filter.push_str(" AND a.featured = 1");
     }
-    let trending = q.sort == Sort::Trending;
-    let now_param = if trending { next() } else { 0 };
     let order = match q.sort {
-        // Integer arithmetic, the same on both databases: reactions and use, divided by the
-        // days since publish plus two, so new and active assistants rise and old ones sink.
-        Sort::Trending => format!(
-            "a.featured DESC, ((a.likes * 3 + a.favourites * 3 + a.conversations) * 1000) \
-             / ((${now_param} - COALESCE(a.published_at, 0)) / 86400000 + 2) DESC, a.published_at DESC"
-        ),
-        Sort::Newest => "a.published_at DESC".to_string(),
-        Sort::MostUsed => "a.conversations DESC, a.published_at DESC".to_string(),
-        Sort::MostLiked => "a.likes DESC, a.published_at DESC".to_string(),
+        Sort::Trending => "a.featured DESC, a.trend_score DESC, a.published_at DESC",
+        Sort::Newest => "a.published_at DESC",
+        Sort::MostUsed => "a.conversations DESC, a.published_at DESC",
+        Sort::MostLiked => "a.likes DESC, a.published_at DESC",
     };
-    let (limit_param, offset_param) = (next(), next());
+    let n = params.0.len();
+    // The page's ids first, from the indexes alone; from a few candidates the total comes
+    // in the same pass, while reading the market in index order a count of its own lets
+    // the page stop once it is full.
+    let total_column = if driver.is_some() {
+        "COUNT(*) OVER ()"
+    } else {
+        "CAST(0 AS BIGINT)"
+    };
     let sql = format!(
-        "SELECT {AGENT_COLUMNS} FROM agents a WHERE {filter} \
-         ORDER BY {order}, a.id DESC LIMIT ${limit_param} OFFSET ${offset_param}"
+        "SELECT a.id, {total_column} AS total FROM {from} WHERE {filter} \
+         ORDER BY {order}, a.id DESC LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
     );
-    let patterns: Vec<String> = q.terms.iter().map(|t| like_pattern(t)).collect();
-    let mut rows = sqlx::query_as::<_, AgentRow>(&sql);
-    for p in &patterns {
-        rows = rows.bind(p);
+    let mut page = sqlx::query_as::<_, (String, i64)>(&sql);
+    for v in &params.0 {
+        page = page.bind(v);
     }
-    if let Some(c) = q.category {
-        rows = rows.bind(c);
-    }
-    if trending {
-        rows = rows.bind(q.now);
-    }
-    let rows = rows
+    let page = page
         .bind(q.limit)
         .bind(q.offset)
         .fetch_all(db.pool())
         .await?;
-    let count_sql = format!("SELECT COUNT(*) FROM agents a WHERE {filter}");
-    let mut count = sqlx::query_as::<_, (i64,)>(&count_sql);
-    for p in &patterns {
-        count = count.bind(p);
+    let total = match (driver, page.first()) {
+        (Some(_), Some((_, total))) => *total,
+        _ => {
+            let count_sql = format!("SELECT COUNT(*) FROM {from} WHERE {filter}");
+            let mut count = sqlx::query_as::<_, (i64,)>(&count_sql);
+            for v in &params.0 {
+                count = count.bind(v);
+            }
+            count.fetch_one(db.pool()).await?.0
+        }
+    };
+    let ids: Vec<String> = page.into_iter().map(|(id, _)| id).collect();
+    Ok((rows_in_order(db, &ids).await?, total))
+}
+
+/// The rows of `ids`, in that order (one missing since is left out).
+async fn rows_in_order(db: &Db, ids: &[String]) -> DbResult<Vec<AgentRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    if let Some(c) = q.category {
-        count = count.bind(c);
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id IN ({})",
+        placeholders.join(", ")
+    );
+    // One statement per page size, at most 100: not worth keeping prepared.
+    let mut q = sqlx::query_as::<_, AgentRow>(&sql).persistent(false);
+    for id in ids {
+        q = q.bind(id);
     }
-    let (total,) = count.fetch_one(db.pool()).await?;
-    Ok((rows, total))
+    let mut rows = q.fetch_all(db.pool()).await?;
+    rows.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
+    Ok(rows)
 }
 
 /// Usage of one day.

@@ -99,6 +99,11 @@ async fn backend(url: &str, args: &Args) -> anyhow::Result<serde_json::Value> {
     };
     let started = Instant::now();
     seed(&db, args.agents).await?;
+    if label == "postgres" {
+        // A live database has statistics (autovacuum gathers them); a fresh one needs them
+        // before its plans mean anything.
+        sqlx::query("ANALYZE").execute(db.pool()).await?;
+    }
     println!(
         "{label}: seeded {} assistants in {:.1} s",
         args.agents,
@@ -107,7 +112,6 @@ async fn backend(url: &str, args: &Args) -> anyhow::Result<serde_json::Value> {
     let ids: Vec<(String,)> = sqlx::query_as("SELECT id FROM agents ORDER BY id LIMIT 1000")
         .fetch_all(db.pool())
         .await?;
-    let now = skein_core::ids::now_ms();
     let mut out = serde_json::Map::new();
     let cases: &[(&str, &[&str], Sort)] = &[
         ("search_zh", &["翻译"], Sort::Trending),
@@ -129,7 +133,6 @@ async fn backend(url: &str, args: &Args) -> anyhow::Result<serde_json::Value> {
                     category: None,
                     featured: false,
                     sort: *sort,
-                    now,
                     limit: 24,
                     offset: 0,
                 },
@@ -206,7 +209,9 @@ async fn seed(db: &Db, n: usize) -> anyhow::Result<()> {
         .bind(published)
         .execute(&mut *tx)
         .await?;
+        store::index_terms(&mut tx, &id, &search).await?;
     }
     tx.commit().await?;
+    store::refresh_trends(db, now).await?;
     Ok(())
 }

@@ -22,6 +22,7 @@ fn caller(turn: &Turn) -> ToolCaller {
         user_id: turn.user_id.clone(),
         conversation_id: Some(turn.conversation.id.clone()),
         request_id: turn.request_id.clone(),
+        bound_plugin_ids: turn.settings.plugin_ids.clone(),
     }
 }
 

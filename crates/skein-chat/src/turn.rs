@@ -104,6 +104,12 @@ pub struct Settings {
     pub max_tokens: Option<i64>,
     /// Most earlier messages sent with a new one.
     pub history_limit: Option<i64>,
+    /// Knowledge bases a persona (an assistant's version) binds to the answer, besides the
+    /// ones the user attached; each is searched only if the user may read it.
+    pub knowledge_base_ids: Vec<String>,
+    /// Plugins a persona binds to the answer, offered besides the ones the user enabled; each
+    /// only if the user may use it, and not when the user switched it off here.
+    pub plugin_ids: Vec<String>,
 }
 
 impl Settings {
@@ -116,6 +122,8 @@ impl Settings {
             top_p: conversation.top_p,
             max_tokens: conversation.max_tokens,
             history_limit: conversation.history_limit,
+            knowledge_base_ids: Vec::new(),
+            plugin_ids: Vec::new(),
         }
     }
 }

@@ -236,16 +236,17 @@ impl PluginService {
         }
     }
 
-    /// Whether `row` is on for `user_id` in the conversation (its toggle, else their choice).
+    /// Whether `row` is on for `user_id` in the conversation: its toggle, else their choice,
+    /// else whether the conversation's assistant binds it.
     fn is_on(
         row: &PluginRow,
         mine: &HashMap<String, EnablementRow>,
         toggles: &HashMap<String, bool>,
+        bound: &[String],
     ) -> bool {
-        toggles
-            .get(&row.id)
-            .copied()
-            .unwrap_or_else(|| mine.get(&row.id).is_some_and(|e| e.enabled != 0))
+        toggles.get(&row.id).copied().unwrap_or_else(|| {
+            mine.get(&row.id).is_some_and(|e| e.enabled != 0) || bound.contains(&row.id)
+        })
     }
 
     /// The tools `caller` may use now, each name once (the first plugin keeps a name).
@@ -268,7 +269,7 @@ impl PluginService {
         let settings = self.settings().await?;
         let mut offered: Vec<Offered> = Vec::new();
         for row in rows {
-            if !Self::is_on(&row, &mine, &toggles) {
+            if !Self::is_on(&row, &mine, &toggles, &caller.bound_plugin_ids) {
                 continue;
             }
             for tool in self.tools_of(&row, &settings) {

@@ -28,7 +28,8 @@ impl ContextSource for AgentPersona {
 
     /// The version's prompt comes first (the conversation's own, if it has one, after it);
     /// its model replaces the one asked for unless the assistant allows another; its
-    /// parameters fill in what the conversation left open.
+    /// parameters fill in what the conversation left open; its knowledge bases and plugins
+    /// join the answer's.
     async fn configure(
         &self,
         conversation: &ConversationRow,
@@ -54,6 +55,9 @@ impl ContextSource for AgentPersona {
         settings.temperature = settings.temperature.or(persona.temperature);
         settings.top_p = settings.top_p.or(persona.top_p);
         settings.max_tokens = settings.max_tokens.or(persona.max_tokens);
+        // Bindings grant nothing: Knowledge and Plugin check each against the chatting user.
+        settings.knowledge_base_ids = persona.knowledge_base_ids;
+        settings.plugin_ids = persona.plugin_ids;
         Ok(())
     }
 

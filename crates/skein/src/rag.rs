@@ -1,5 +1,5 @@
 //! Knowledge in chat: a [`ContextSource`] that searches the knowledge bases a conversation
-//! attached for the question being answered and gives the model numbered passages to cite,
+//! attached (and those its assistant binds) for the question being answered and gives the model numbered passages to cite,
 //! or tells it that the bases hold nothing relevant.
 //!
 //! It lives in the binary because it joins two services: Chat's seam and Knowledge's API,
@@ -18,7 +18,7 @@ use skein_core::api::{KnowledgeApi, KnowledgeCaller, KnowledgeQuery};
 const TOP_K: usize = 5;
 
 /// What the model is told when the attached bases hold nothing relevant.
-pub const NO_KNOWLEDGE: &str = "The user attached knowledge bases to this conversation, and none of them holds anything relevant to this question. Say plainly that there is no relevant knowledge in their knowledge bases; do not make up an answer from them.";
+pub const NO_KNOWLEDGE: &str = "Knowledge bases are attached to this conversation, and none of them holds anything relevant to this question. Say plainly that there is no relevant knowledge in their knowledge bases; do not make up an answer from them.";
 
 /// Retrieval from the conversation's knowledge bases.
 pub struct KnowledgeRetrieval {
@@ -46,10 +46,17 @@ impl ContextSource for KnowledgeRetrieval {
         let Some(question) = turn.question() else {
             return Ok(());
         };
-        let base_ids = self
+        let mut base_ids = self
             .knowledge
             .conversation_bases(&turn.user_id, &turn.conversation.id)
             .await?;
+        // An assistant's bases count only where the user may read them: binding a base to a
+        // public assistant does not publish it.
+        for id in &turn.settings.knowledge_base_ids {
+            if !base_ids.contains(id) && self.knowledge.may_read(&turn.user_id, id).await? {
+                base_ids.push(id.clone());
+            }
+        }
         if base_ids.is_empty() || question.content.trim().is_empty() {
             return Ok(());
         }

@@ -27,7 +27,8 @@ const MAX_TERMS: usize = 8;
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MarketParams {
-    /// Words to find in name, description or tags (each must occur; any language).
+    /// Words to find in name, description or tags (each must occur; any language; a word
+    /// matches the words it begins, Chinese and Japanese text anywhere).
     pub q: Option<String>,
     /// A category id.
     pub category: Option<String>,
@@ -91,7 +92,6 @@ pub async fn market(
             category,
             featured: p.featured.unwrap_or(false),
             sort: sort(p.sort.as_deref())?,
-            now: ids::now_ms(),
             limit: page.limit(),
             offset: page.offset(),
         },

@@ -19,6 +19,9 @@ pub struct ToolCaller {
     pub conversation_id: Option<String>,
     /// The request that asked, for logs and the ledger of paid tools.
     pub request_id: String,
+    /// Plugins the conversation's assistant binds: on unless the caller switched them off for
+    /// the conversation, and only those the caller may use (an assistant grants no rights).
+    pub bound_plugin_ids: Vec<String>,
 }
 
 /// A tool as offered to a model.

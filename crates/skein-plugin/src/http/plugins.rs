@@ -592,6 +592,8 @@ pub async fn list_tools(
         user_id: user.user_id,
         conversation_id: q.conversation_id,
         request_id: String::new(),
+        // Chat knows the conversation's assistant; this listing shows the user's own choice.
+        bound_plugin_ids: Vec::new(),
     };
     Ok(ApiJson(ToolList {
         items: svc.tools(&caller).await?,

@@ -67,6 +67,56 @@ fn system(sent: &Value) -> &str {
     sent["messages"][0]["content"].as_str().unwrap_or("")
 }
 
+/// Sends a multipart upload of `text` as `name` into knowledge base `base`; the document's id.
+async fn upload_text(app: &TestApp, who: &Persona, base: &str, name: &str, text: &str) -> String {
+    const BOUNDARY: &str = "skein-agent-test-boundary";
+    let body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+         Content-Type: text/plain\r\n\r\n{text}\r\n--{BOUNDARY}--\r\n"
+    );
+    let r = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/knowledge/bases/{base}/documents/upload")))
+                .bearer_auth(&who.access)
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                )
+                .body(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let doc = r.json["id"].as_str().unwrap().to_string();
+    for _ in 0..1200 {
+        let r = app
+            .get(
+                &format!("/api/v1/knowledge/bases/{base}/documents/{doc}"),
+                Some(&who.access),
+            )
+            .await;
+        if r.json["status"] == "ready" {
+            return doc;
+        }
+        assert_ne!(r.json["status"], "failed", "{}", r.text);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the document was never indexed");
+}
+
+/// The names of the tools offered to the model in `sent`.
+fn offered_tools(sent: &Value) -> Vec<String> {
+    sent["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 on_both_backends! {
     async fn conversations_keep_the_version_they_started_with(backend) {
         let app = app(backend).await;
@@ -340,5 +390,74 @@ on_both_backends! {
         assert_eq!(likes, Some(25));
         let sorted = app.get("/api/v1/market/agents?sort=most_liked", None).await;
         assert_eq!(sorted.json["items"][0]["likes"].as_i64(), Some(25));
+    }
+    async fn an_assistants_knowledge_and_tools_serve_only_those_allowed_to_use_them(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.chat.title_model = Some(String::new());
+            c.knowledge.poll_interval_ms = 50;
+        })
+        .await;
+        let world = relay_world(&app, Upstream::OpenAi).await;
+        let (ada, root, upstream) = (&world.user, &world.root, &world.upstream);
+        let bob = app.register("bob").await;
+
+        // Ada's private base, and a public one; a published tool nobody enabled; Ada's own tool.
+        let private = app.post("/api/v1/knowledge/bases", Some(&ada.access),
+            json!({"name": "Ada's notes", "embedding_model": ""})).await;
+        assert_eq!(private.status, StatusCode::CREATED, "{}", private.text);
+        let private = private.json["id"].as_str().unwrap().to_string();
+        upload_text(&app, ada, &private, "salaries.txt", "The secret salary band for staff engineers is ninety-seven thousand.").await;
+        let public = app.post("/api/v1/knowledge/bases", Some(&ada.access),
+            json!({"name": "Handbook", "embedding_model": "", "visibility": "public"})).await;
+        assert_eq!(public.status, StatusCode::CREATED, "{}", public.text);
+        let public = public.json["id"].as_str().unwrap().to_string();
+        upload_text(&app, ada, &public, "leave.txt", "Annual leave for staff engineers is twenty-five days a year.").await;
+        let document = |name: &str, op: &str| json!({
+            "openapi": "3.0.0", "info": {"title": name, "version": "1"},
+            "servers": [{"url": "https://tools.example.com"}],
+            "paths": {format!("/{op}"): {"get": {"operationId": op, "summary": "Looks something up"}}}});
+        let r = app.post("/api/v1/admin/plugins", Some(&root.access),
+            json!({"name": "Directory", "kind": "openapi", "openapi": document("Directory", "find_person")})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let published = r.json["id"].as_str().unwrap().to_string();
+        let r = app.post("/api/v1/plugins", Some(&ada.access),
+            json!({"name": "Mine", "kind": "openapi", "openapi": document("Mine", "ada_only")})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let own = r.json["id"].as_str().unwrap().to_string();
+
+        let id = create(&app, ada, json!({
+            "name": "HR helper", "system_prompt": "You answer HR questions.", "model": "gpt-test",
+            "knowledge_base_ids": [private, public], "plugin_ids": [published, own],
+        })).await;
+        let r = app.patch(&format!("/api/v1/agents/{id}"), Some(&ada.access), json!({"visibility": "public"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        publish(&app, ada, &id, "first").await;
+        let question = "staff engineers annual leave salary band";
+
+        // Ada may read both bases and use both tools: all of it reaches the model.
+        let c = start(&app, ada, &id).await["conversation_id"].as_str().unwrap().to_string();
+        let sent = ask(&app, ada, upstream, &c, question).await;
+        let context = sent["messages"].to_string();
+        assert!(context.contains("twenty-five days"), "{sent}");
+        assert!(context.contains("ninety-seven thousand"), "{sent}");
+        let mut tools = offered_tools(&sent);
+        tools.sort();
+        assert_eq!(tools, ["ada_only", "find_person"], "{sent}");
+
+        // Bob gets the public base and the published tool, never Ada's private base or tool.
+        let c = start(&app, &bob, &id).await["conversation_id"].as_str().unwrap().to_string();
+        let sent = ask(&app, &bob, upstream, &c, question).await;
+        assert!(sent["messages"].to_string().contains("twenty-five days"), "{sent}");
+        assert!(!sent.to_string().contains("ninety-seven"), "{sent}");
+        assert_eq!(offered_tools(&sent), ["find_person"], "{sent}");
+        let history = app.get(&format!("/api/v1/chat/conversations/{c}/messages"), Some(&bob.access)).await;
+        assert!(!history.text.contains("ninety-seven") && !history.text.contains("salaries.txt"), "{}", history.text);
+
+        // Bob switches the bound tool off for his conversation: it is no longer offered.
+        let r = app.put(&format!("/api/v1/plugins/conversations/{c}/{published}"), Some(&bob.access),
+            json!({"enabled": false})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let sent = ask(&app, &bob, upstream, &c, "And sick leave?").await;
+        assert!(offered_tools(&sent).is_empty(), "{sent}");
     }
 }

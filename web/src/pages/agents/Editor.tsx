@@ -10,6 +10,7 @@ import { useT } from '../../i18n';
 import { Badge, Button, Card, ErrorText, Field, Input, PageHeader, Select, Textarea, cx } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
+import { Bindings } from './Bindings';
 import { categoryName, diffStats, draftPatch, numberOrNull, parseLines, parseTags, showValue } from './logic';
 import type { AgentDetail, AgentSpec, AgentVersion, Category, Comparison, Visibility } from './types';
 
@@ -190,6 +191,12 @@ export default function EditorPage() {
           <Field label={t('agents.questions')} hint={t('agents.questionsHint')}>
             <Textarea value={questions} onChange={(e) => setQuestions(e.target.value)} rows={3} />
           </Field>
+          <Bindings
+            knowledge={spec.knowledge_base_ids}
+            plugins={spec.plugin_ids}
+            onKnowledge={(ids) => set('knowledge_base_ids', ids)}
+            onPlugins={(ids) => set('plugin_ids', ids)}
+          />
           <ErrorText error={error} />
           <div className="flex flex-wrap items-end gap-2">
             <Button variant="secondary" onClick={save}>{t('agents.saveDraft')}</Button>

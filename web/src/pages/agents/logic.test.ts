@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { categoryName, diffStats, draftPatch, isImageAvatar, marketQuery, numberOrNull, parseLines, parseTags, showValue } from './logic';
+import { categoryName, diffStats, draftPatch, toggleId, isImageAvatar, marketQuery, numberOrNull, parseLines, parseTags, showValue } from './logic';
 import type { AgentSpec } from './types';
 
 describe('agent page logic', () => {
@@ -43,5 +43,17 @@ describe('agent page logic', () => {
     expect(patch.model).toBe('');
     expect(patch.category).toBe('');
     expect(patch.visibility).toBe('public');
+  });
+
+  it('saves the bound knowledge bases and plugins with the draft, each chosen once', () => {
+    const spec: AgentSpec = {
+      name: 'A', avatar: '', description: '', tags: [], category: null, system_prompt: 'p', model: null,
+      temperature: null, top_p: null, max_tokens: null, allow_model_override: false, opening_message: '',
+      suggested_questions: [], knowledge_base_ids: ['kb1'], plugin_ids: ['pl1'],
+    };
+    expect(draftPatch(spec, 'private')).toMatchObject({ knowledge_base_ids: ['kb1'], plugin_ids: ['pl1'] });
+    expect(toggleId(['a'], 'b', true)).toEqual(['a', 'b']);
+    expect(toggleId(['a', 'b'], 'a', true)).toEqual(['b', 'a']);
+    expect(toggleId(['a', 'b'], 'a', false)).toEqual(['b']);
   });
 });

@@ -82,6 +82,14 @@ export function draftPatch(spec: AgentSpec, visibility: string) {
     allow_model_override: spec.allow_model_override,
     opening_message: spec.opening_message,
     suggested_questions: spec.suggested_questions,
+    knowledge_base_ids: spec.knowledge_base_ids,
+    plugin_ids: spec.plugin_ids,
     visibility,
   };
+}
+
+/** `ids` with `id` added (once) or removed, keeping the order the user picked them in. */
+export function toggleId(ids: string[], id: string, on: boolean): string[] {
+  const rest = ids.filter((x) => x !== id);
+  return on ? [...rest, id] : rest;
 }
