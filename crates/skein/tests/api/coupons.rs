@@ -193,11 +193,25 @@ async fn an_expired_order_gives_its_coupon_back() {
 /// user's two checkouts at once, one per instance, still get one use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_limited_coupon_raced_across_two_instances_is_taken_exactly() {
-    let one = pay_app(Backend::Postgres, payment_config("http://127.0.0.1:9", Currency::Cny)).await;
+    let one = pay_app(
+        Backend::Postgres,
+        payment_config("http://127.0.0.1:9", Currency::Cny),
+    )
+    .await;
     let two = one.sibling().await;
     let root = one.root().await;
-    make(&one, &root, json!({"code": "TWOHOSTS", "name": "Across", "amount_off": 100, "total_limit": 4})).await;
-    make(&one, &root, json!({"code": "ONCEEACH", "name": "Once", "amount_off": 100, "per_user_limit": 1})).await;
+    make(
+        &one,
+        &root,
+        json!({"code": "TWOHOSTS", "name": "Across", "amount_off": 100, "total_limit": 4}),
+    )
+    .await;
+    make(
+        &one,
+        &root,
+        json!({"code": "ONCEEACH", "name": "Once", "amount_off": 100, "per_user_limit": 1}),
+    )
+    .await;
     let mut racers = Vec::new();
     for i in 0..12 {
         racers.push(one.register(&format!("host{i}")).await);
@@ -207,12 +221,37 @@ async fn a_limited_coupon_raced_across_two_instances_is_taken_exactly() {
         checkout(app, p, 1000, "TWOHOSTS")
     }))
     .await;
-    let won = all.iter().filter(|r| r.status == StatusCode::CREATED).count();
-    assert_eq!(won, 4, "{:?}", all.iter().map(|r| &r.text).collect::<Vec<_>>());
-    assert!(all.iter().filter(|r| r.status != StatusCode::CREATED).all(|r| reason(r) == "used_up"));
+    let won = all
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(
+        won,
+        4,
+        "{:?}",
+        all.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    assert!(
+        all.iter()
+            .filter(|r| r.status != StatusCode::CREATED)
+            .all(|r| reason(r) == "used_up")
+    );
 
     let ada = one.register("ada").await;
-    let both = futures::future::join(checkout(&one, &ada, 1000, "ONCEEACH"), checkout(&two, &ada, 1000, "ONCEEACH")).await;
+    let both = futures::future::join(
+        checkout(&one, &ada, 1000, "ONCEEACH"),
+        checkout(&two, &ada, 1000, "ONCEEACH"),
+    )
+    .await;
     let statuses = [both.0.status, both.1.status];
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 1, "{} / {}", both.0.text, both.1.text);
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{} / {}",
+        both.0.text,
+        both.1.text
+    );
 }
