@@ -2151,6 +2151,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/knowledge/bases/{id}/documents/url": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a web page (or a document on the web) to a base by URL (writers): fetched once, with
+         *     the server-side request forgery guard, stored among the caller's files, and indexed in the
+         *     background like an upload.
+         */
+        post: operations["add_url"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/knowledge/bases/{id}/reindex": {
         parameters: {
             query?: never;
@@ -2773,6 +2794,14 @@ export interface components {
         AddDocument: {
             /** @description The id of one of the caller's files. */
             file_id: string;
+        };
+        /** @description A web page to add. */
+        AddUrl: {
+            /**
+             * @description An `http` or `https` URL on a public address (private ones only when the admin allows
+             *     them); a page or any document Skein indexes.
+             */
+            url: string;
         };
         /** @description The balance after an adjustment. */
         Adjusted: {
@@ -12357,6 +12386,65 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    add_url: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddUrl"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A URL that is invalid, not allowed or could not be fetched */
             422: {
                 headers: {
                     [name: string]: unknown;
