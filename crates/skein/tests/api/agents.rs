@@ -406,12 +406,12 @@ on_both_backends! {
             json!({"name": "Ada's notes", "embedding_model": ""})).await;
         assert_eq!(private.status, StatusCode::CREATED, "{}", private.text);
         let private = private.json["id"].as_str().unwrap().to_string();
-        upload_text(&app, ada, &private, "salaries.txt", "The secret salary band for staff engineers is ninety-seven thousand.").await;
+        upload_text(&app, ada, &private, "salaries.txt", "Staff engineers handbook: the secret salary band is ninety-seven thousand.").await;
         let public = app.post("/api/v1/knowledge/bases", Some(&ada.access),
             json!({"name": "Handbook", "embedding_model": "", "visibility": "public"})).await;
         assert_eq!(public.status, StatusCode::CREATED, "{}", public.text);
         let public = public.json["id"].as_str().unwrap().to_string();
-        upload_text(&app, ada, &public, "leave.txt", "Annual leave for staff engineers is twenty-five days a year.").await;
+        upload_text(&app, ada, &public, "leave.txt", "Staff engineers handbook: annual leave is twenty-five days a year.").await;
         let document = |name: &str, op: &str| json!({
             "openapi": "3.0.0", "info": {"title": name, "version": "1"},
             "servers": [{"url": "https://tools.example.com"}],
@@ -432,7 +432,8 @@ on_both_backends! {
         let r = app.patch(&format!("/api/v1/agents/{id}"), Some(&ada.access), json!({"visibility": "public"})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         publish(&app, ada, &id, "first").await;
-        let question = "staff engineers annual leave salary band";
+        // Every word of the question is in both documents, so each passes the coverage bar.
+        let question = "staff engineers handbook";
 
         // Ada may read both bases and use both tools: all of it reaches the model.
         let c = start(&app, ada, &id).await["conversation_id"].as_str().unwrap().to_string();
