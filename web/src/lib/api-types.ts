@@ -432,6 +432,45 @@ export interface paths {
         patch: operations["admin_update_code"];
         trace?: never;
     };
+    "/api/v1/admin/oauth/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every provider, from the file and from this API (secrets are never shown). */
+        get: operations["admin_list_providers"];
+        put?: never;
+        /** Add a provider. Its client secret is stored and never answered again. */
+        post: operations["admin_create_provider"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/oauth/providers/{slug}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a provider added through this API. Identities linked to it stay (and come back to
+         *     life if a provider with the same slug is added again) but cannot be used meanwhile.
+         */
+        delete: operations["admin_delete_provider"];
+        options?: never;
+        head?: never;
+        /** Change a provider added through this API. */
+        patch: operations["admin_update_provider"];
+        trace?: never;
+    };
     "/api/v1/admin/plugins": {
         parameters: {
             query?: never;
@@ -1071,6 +1110,63 @@ export interface paths {
         put?: never;
         /** End a session: the access token's, or the one the given refresh token belongs to. */
         post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oauth/{slug}/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish a sign-in (or link) with what the provider sent back. Answers like `POST
+         *     /auth/login` (tokens, or the two-factor challenge), or `{"linked": ...}` for a link.
+         */
+        post: operations["callback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oauth/{slug}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start signing in with a provider (or, with `link` and a bearer token, linking it). Sets the
+         *     `skein_oauth` cookie that the callback must come back with.
+         */
+        post: operations["start"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oauth/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The providers whose buttons the sign-in page shows. */
+        get: operations["list_public_providers"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2668,6 +2764,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/user/oauth/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The providers linked to the signed-in account. */
+        get: operations["list_identities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/oauth/identities/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Unlink a provider. The last way to sign in cannot be unlinked (an account without a
+         *     password keeps at least one provider).
+         */
+        delete: operations["unlink_identity"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/user/password": {
         parameters: {
             query?: never;
@@ -2820,6 +2953,44 @@ export interface components {
             amount: number;
             /** @description Why (required; kept in the ledger). */
             memo: string;
+        };
+        /** @description The providers. */
+        AdminProviderList: {
+            /** @description In slug order. */
+            items: components["schemas"]["AdminProviderView"][];
+        };
+        /** @description A provider as the admin sees it: everything but the secret. */
+        AdminProviderView: {
+            /** @description API base override. */
+            api_url?: string | null;
+            /** @description Authorization page override. */
+            authorize_url?: string | null;
+            /** @description Client id (WeChat AppID). */
+            client_id: string;
+            /** @description Whether sign-in works. */
+            enabled: boolean;
+            /** @description Always true: a secret is set (it is never shown again). */
+            has_client_secret: boolean;
+            /** @description OIDC issuer (presets filled in by the server when empty). */
+            issuer?: string | null;
+            /** @description Kind. */
+            kind: components["schemas"]["ProviderKind"];
+            /** @description Whether a first sign-in may join an existing account with the same verified address. */
+            link_by_email: boolean;
+            /** @description Button name. */
+            name: string;
+            /** @description The redirect URI to register with the provider. */
+            redirect_uri: string;
+            /** @description Scopes (empty: the kind's defaults). */
+            scopes: string[];
+            /** @description Slug. */
+            slug: string;
+            /** @description `config` (the file; read-only here) or `admin`. */
+            source: string;
+            /** @description Microsoft tenant. */
+            tenant?: string | null;
+            /** @description Token endpoint override. */
+            token_url?: string | null;
         };
         /**
          * @description An assistant as a list shows it: the current version's card (the draft's for its owner
@@ -3188,6 +3359,15 @@ export interface components {
             updated_at: string;
             /** @description `private` (owner and shares) or `public` (every user may read). */
             visibility: string;
+        };
+        /** @description What the provider appended to the callback URL. */
+        CallbackRequest: {
+            /** @description The authorization code. */
+            code?: string | null;
+            /** @description The provider's error (the person declined, for example). */
+            error?: string | null;
+            /** @description `state`, as sent. */
+            state: string;
         };
         /** @description A market category. */
         Category: {
@@ -4063,6 +4243,31 @@ export interface components {
             /** @description 1-based rank by vector similarity, `null` when not found that way. */
             vector_rank?: number | null;
         };
+        /** @description The account's linked identities. */
+        IdentityList: {
+            /** @description Oldest first. */
+            items: components["schemas"]["IdentityView"][];
+            /** @description Whether the account can also sign in with a password. */
+            password_login: boolean;
+        };
+        /** @description An identity linked to the account. */
+        IdentityView: {
+            /** @description RFC 3339. */
+            created_at: string;
+            /** @description The name the provider gave at linking. */
+            display_name?: string | null;
+            /** @description The address the provider gave at linking. */
+            email?: string | null;
+            /** @description Id (for unlinking). */
+            id: string;
+            kind?: null | components["schemas"]["ProviderKind"];
+            /** @description RFC 3339: last sign-in with it. */
+            last_used_at?: string | null;
+            /** @description Provider slug. */
+            provider: string;
+            /** @description The provider's name (the slug when the provider was removed). */
+            provider_name: string;
+        };
         /** @description An invite code as the API shows it. */
         InviteCode: {
             /** @description Whether an admin made it. */
@@ -4331,6 +4536,35 @@ export interface components {
             server_url?: string | null;
             /** @description JSON Schema of each user's settings. */
             settings_schema?: Record<string, never>;
+        };
+        /** @description A new provider. */
+        NewProvider: {
+            /** @description API base override. */
+            api_url?: string | null;
+            /** @description Authorization page override. */
+            authorize_url?: string | null;
+            /** @description Client id. */
+            client_id: string;
+            /** @description Client secret; stored, never answered. */
+            client_secret: string;
+            /** @description Defaults to true. */
+            enabled?: boolean | null;
+            /** @description OIDC issuer (required for `oidc`). */
+            issuer?: string | null;
+            /** @description Kind. */
+            kind: components["schemas"]["ProviderKind"];
+            /** @description See [`AdminProviderView::link_by_email`]. */
+            link_by_email?: boolean;
+            /** @description Button name. */
+            name?: string | null;
+            /** @description Scopes. */
+            scopes?: string[] | null;
+            /** @description 1–32 of `a-z`, `0-9`, `-`. */
+            slug: string;
+            /** @description Microsoft tenant. */
+            tenant?: string | null;
+            /** @description Token endpoint override. */
+            token_url?: string | null;
         };
         /**
          * @description An order's state.
@@ -5248,7 +5482,7 @@ export interface components {
         };
         /** @description A password change. */
         PasswordChange: {
-            /** @description The password in use now. */
+            /** @description The password in use now (empty for an account made by a provider sign-in, which has none). */
             current_password: string;
             /** @description The new password, 8–128 characters. */
             new_password: string;
@@ -5422,10 +5656,10 @@ export interface components {
             theme?: string | null;
         };
         /**
-         * @description Which search API.
+         * @description What kind of service a provider is.
          * @enum {string}
          */
-        ProviderKind: "searxng" | "tavily" | "serper" | "bing" | "google" | "bocha";
+        ProviderKind: "oidc" | "google" | "microsoft" | "github" | "wechat";
         /**
          * @description A payment provider's name, as in URLs and order rows.
          * @enum {string}
@@ -5437,6 +5671,45 @@ export interface components {
             methods: string[];
             /** @description `epay`, `stripe`, `alipay` or `wechat`. */
             provider: components["schemas"]["ProviderName"];
+        };
+        /** @description Changes to a provider; absent fields stay. */
+        ProviderPatch: {
+            /** @description API base override. */
+            api_url?: string | null;
+            /** @description Authorization page override. */
+            authorize_url?: string | null;
+            /** @description Client id. */
+            client_id?: string | null;
+            /** @description A new client secret. */
+            client_secret?: string | null;
+            /** @description On or off. */
+            enabled?: boolean | null;
+            /** @description OIDC issuer. */
+            issuer?: string | null;
+            /** @description Link by verified address. */
+            link_by_email?: boolean | null;
+            /** @description Button name. */
+            name?: string | null;
+            /** @description Scopes. */
+            scopes?: string[] | null;
+            /** @description Microsoft tenant. */
+            tenant?: string | null;
+            /** @description Token endpoint override. */
+            token_url?: string | null;
+        };
+        /** @description A provider as the sign-in page shows it. */
+        PublicProvider: {
+            /** @description `oidc`, `google`, `microsoft`, `github` or `wechat`. */
+            kind: components["schemas"]["ProviderKind"];
+            /** @description The button's name. */
+            name: string;
+            /** @description Slug, for the start and callback URLs. */
+            slug: string;
+        };
+        /** @description The enabled providers. */
+        PublicProviderList: {
+            /** @description In slug order. */
+            items: components["schemas"]["PublicProvider"][];
         };
         /** @description A share as the public sees it. */
         PublicShare: {
@@ -6005,10 +6278,29 @@ export interface components {
             /** @description `private`, `link` or `public`. */
             visibility?: string | null;
         };
+        /** @description Where to send the browser. */
+        StartAnswer: {
+            /** @description The provider's authorization page. */
+            authorize_url: string;
+            /**
+             * Format: int64
+             * @description Seconds the sign-in may take.
+             */
+            expires_in: number;
+            /** @description Where the provider sends the browser back (register it with the provider). */
+            redirect_uri: string;
+        };
         /** @description A new conversation with an assistant. */
         StartInput: {
             /** @description Another model, where the assistant allows it. */
             model?: string | null;
+        };
+        /** @description Starting a sign-in (or, signed in, a link). */
+        StartRequest: {
+            /** @description An invite code, used if this sign-in creates an account on a server that requires one. */
+            invite_code?: string | null;
+            /** @description Link the provider to the signed-in account instead of signing in (needs a bearer token). */
+            link?: boolean;
         };
         /** @description A user's statement for one month. */
         Statement: {
@@ -7575,6 +7867,163 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_list_providers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminProviderList"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_create_provider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewProvider"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminProviderView"];
+                };
+            };
+            /** @description The slug is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A field is invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_delete_provider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Provider slug */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Defined in the configuration file */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_update_provider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Provider slug */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminProviderView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Defined in the configuration file (`provider_in_config`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9239,6 +9688,160 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    callback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Provider slug */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CallbackRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in, the two-factor challenge, or the linked identity */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginAnswer"];
+                };
+            };
+            /** @description Unknown, used, expired or other-browser `state` (`oauth_state_invalid`), or the person declined (`oauth_denied`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The ID token failed validation (`oauth_token_invalid`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Registration closed, account disabled, or email not verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The identity belongs to another account, or the address to an account it may not join */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An invite code is required or invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The provider did not answer as expected */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    start: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Provider slug */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StartRequest"];
+            };
+        };
+        responses: {
+            /** @description Send the browser to `authorize_url` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StartAnswer"];
+                };
+            };
+            /** @description `link` without a signed-in user */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such enabled provider */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The provider's discovery document could not be read */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_public_providers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicProviderList"];
                 };
             };
         };
@@ -12736,7 +13339,10 @@ export interface operations {
                 page?: number;
                 /** @description Page size, 1–100. */
                 per_page?: number;
-                /** @description Words to find in name, description or tags (each must occur; any language). */
+                /**
+                 * @description Words to find in name, description or tags (each must occur; any language; a word
+                 *     matches the words it begins, Chinese and Japanese text anywhere).
+                 */
                 q?: string;
                 /** @description `trending` (default), `newest`, `most_used`, `most_liked`. */
                 sort?: string;
@@ -13711,6 +14317,72 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_identities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    unlink_identity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Identity id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unlinked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not one of this account's identities */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description It is the account's last way to sign in (`last_sign_in_method`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
