@@ -6,7 +6,7 @@
 //! SQLite the writer holds the database), so the limit counts it reads cannot change before
 //! the claim commits: two checkouts racing for the last use get one order and one refusal,
 //! on one instance or many. A claim is `held` while its order is pending, `used` once paid,
-//! and `released` when the order expires or fails, which gives the use back.
+//! and `released` when the order fails, or 16 days after it expired, which gives the use back.
 
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -508,13 +508,22 @@ pub(crate) async fn mark_used(
     Ok(())
 }
 
-/// Gives back the uses held by orders that expired or failed.
+/// How long after its order expired a coupon use comes back. A provider's payment page can
+/// outlive the order (no expiry is sent to them; Alipay's default is 15 days), and a payment
+/// that still arrives is credited: a use given back sooner could be claimed by a second
+/// order and both paid, past the coupon's limits.
+const EXPIRED_RELEASE_GRACE_MS: i64 = 16 * 86_400_000;
+
+/// Gives back the uses held by orders that failed, or expired long enough ago that no
+/// payment page of theirs can still be paid.
 pub(crate) async fn release_dead(conn: &mut sqlx::AnyConnection, now: i64) -> DbResult<u64> {
     let done = sqlx::query(
         "UPDATE coupon_redemptions SET status = 'released', updated_at = $1 WHERE status = 'held' \
-         AND order_id IN (SELECT id FROM payment_orders WHERE status IN ('expired', 'failed'))",
+         AND order_id IN (SELECT id FROM payment_orders WHERE status = 'failed' \
+         OR (status = 'expired' AND updated_at < $2))",
     )
     .bind(now)
+    .bind(now - EXPIRED_RELEASE_GRACE_MS)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())

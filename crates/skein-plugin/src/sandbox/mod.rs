@@ -207,7 +207,16 @@ pub struct Sandbox {
     python: PathBuf,
     node: Option<PathBuf>,
     root: Vec<RootEntry>,
+    /// Runs at once in this process: each may use its memory limit per process, so the
+    /// number of runs bounds what the host lends out.
+    running: tokio::sync::Semaphore,
 }
+
+/// The size of a run's /dev/shm, bytes.
+const SHM_BYTES: &str = "16777216";
+
+/// Most runs at once per process; more wait their turn (within the tool's deadline).
+const MAX_CONCURRENT_RUNS: usize = 2;
 
 /// The first of `candidates` that is an executable file under `/usr` (only `/usr` is visible
 /// inside the sandbox, so a Python under `$HOME`, such as pyenv's, cannot be used).
@@ -298,6 +307,7 @@ impl Sandbox {
             python,
             node,
             root,
+            running: tokio::sync::Semaphore::new(MAX_CONCURRENT_RUNS),
         })
     }
 
@@ -391,6 +401,24 @@ impl Sandbox {
             .map(|s| s.to_string()),
         );
         args.extend([host_dir.display().to_string(), "/sandbox".into()]);
+        // The root and /dev are memory file systems with no size of their own: a program
+        // writing there would fill the host's memory. /dev/shm gets a small size; the rest
+        // is made read-only once every mount is in place (the sized /tmp and work dir stay
+        // writable).
+        args.extend(
+            [
+                "--size",
+                SHM_BYTES,
+                "--tmpfs",
+                "/dev/shm",
+                "--remount-ro",
+                "/dev",
+                "--remount-ro",
+                "/",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
         args.extend(["--chdir".into(), WORK_DIR.into()]);
         if let Some(fd) = seccomp_fd {
             args.extend(["--seccomp".into(), fd.to_string()]);
@@ -415,6 +443,11 @@ impl Sandbox {
         inputs: Vec<InputFile>,
         limits: &Limits,
     ) -> Result<RunOutcome, String> {
+        let _turn = self
+            .running
+            .acquire()
+            .await
+            .map_err(|_| "the sandbox is shutting down".to_string())?;
         let started = Instant::now();
         let (file, command, extra_memory_mb) = match language {
             Language::Python => (
@@ -633,14 +666,32 @@ impl Sandbox {
                 outcome.signal = report.signal;
                 outcome.timed_out |= report.timed_out;
                 outcome.skipped = report.skipped;
+                // The report is the runner's, but checked again: what reaches the user's
+                // files stays within the run's limits whatever wrote it.
+                let mut budget = limits.disk_mb * 1024 * 1024;
                 for file in report.files {
-                    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&file.data)
+                    let bytes = match base64::engine::general_purpose::STANDARD.decode(&file.data) {
+                        Ok(bytes) => bytes,
+                        Err(_) => continue,
+                    };
+                    let safe_name = !file.name.is_empty()
+                        && file.name.len() <= 255
+                        && !file
+                            .name
+                            .split('/')
+                            .any(|p| p.is_empty() || p == "." || p == "..");
+                    if outcome.files.len() as u64 >= limits.max_files
+                        || bytes.len() as u64 > budget
+                        || !safe_name
                     {
-                        outcome.files.push(OutputFile {
-                            name: file.name,
-                            bytes,
-                        });
+                        outcome.skipped.push(file.name);
+                        continue;
                     }
+                    budget -= bytes.len() as u64;
+                    outcome.files.push(OutputFile {
+                        name: file.name,
+                        bytes,
+                    });
                 }
             }
             Err(_) => outcome.no_report = true,

@@ -2,9 +2,11 @@
 # It copies the input files into the working directory, runs the user's program as a child
 # with the wall limit, kills whatever the program left behind (a fork bomb's children,
 # background processes), and reports the exit and the files the program wrote on fd 3, a pipe
-# the server reads. The user's program never gets fd 3 (close_fds), and whatever it could
-# forge there is only files it could have written anyway: the report carries no rights.
+# the server reads. The user's program never gets fd 3 (close_fds), and the runner makes
+# itself non-dumpable first, so the program (same uid) cannot reach it through
+# /proc/<runner>/fd either; the server checks the report's limits again all the same.
 import base64
+import ctypes
 import json
 import os
 import shutil
@@ -12,6 +14,9 @@ import signal
 import subprocess
 import sys
 import time
+
+# PR_SET_DUMPABLE = 4: /proc/<pid>/fd of a non-dumpable process is root's, not ours.
+ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
 
 job = json.load(open("/sandbox/job.json"))
 work = "/mnt/data"

@@ -768,7 +768,9 @@ impl UserService {
         let Some(user) = store::user_by_login(self.db.pool(), email).await? else {
             return Ok(None);
         };
-        if user.email_verified_at.is_none() {
+        // An administrator's account is never joined by address: whoever controls an
+        // address at a provider the admin trusts would hold the keys to the server.
+        if user.email_verified_at.is_none() || user.role != "user" {
             return Ok(None);
         }
         self.link_identity(provider, &user.id, identity).await?;

@@ -400,6 +400,7 @@ on_both_backends! {
         let world = relay_world(&app, Upstream::OpenAi).await;
         let (ada, root, upstream) = (&world.user, &world.root, &world.upstream);
         let bob = app.register("bob").await;
+        app.fund(root, &bob, 100_000_000).await;
 
         // Ada's private base, and a public one; a published tool nobody enabled; Ada's own tool.
         let private = app.post("/api/v1/knowledge/bases", Some(&ada.access),

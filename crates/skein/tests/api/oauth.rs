@@ -478,7 +478,8 @@ on_both_backends! {
             let mut joins = provider(ProviderKind::Oidc, "skein");
             joins.issuer = Some(issuer.clone());
             joins.link_by_email = true;
-            c.oauth.providers.insert("joins".into(), joins);
+            c.oauth.providers.insert("joins".into(), joins.clone());
+            c.oauth.providers.insert("joinstoo".into(), joins);
             let mut strict = provider(ProviderKind::Oidc, "skein");
             strict.issuer = Some(issuer.clone());
             c.oauth.providers.insert("strict".into(), strict);
@@ -505,6 +506,13 @@ on_both_backends! {
         assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
         assert_eq!(r.error_code(), "oauth_email_taken");
         assert_eq!(user_count(&app, &root.access).await, before);
+
+        // An administrator's account is never joined by address, verified or not.
+        let r = app.patch(&format!("/api/v1/admin/users/{}", lee.as_str().unwrap()), Some(&root.access), json!({"role": "admin"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = Browser::new().sign_in(&app, "joinstoo", Some("lee@corp.test"), json!({})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+        assert_eq!(r.error_code(), "oauth_email_taken");
     }
 
     async fn github_sign_in_against_a_faithful_fake(backend) {
