@@ -363,12 +363,12 @@ impl TestApp {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        Self::read(req.send().await.expect("send")).await
+        Self::read(send_once_more(req).await).await
     }
 
     /// Sends a prepared request.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
-        Self::read(req.send().await.expect("send")).await
+        Self::read(send_once_more(req).await).await
     }
 
     async fn read(res: reqwest::Response) -> Resp {
@@ -524,5 +524,18 @@ impl Drop for TestApp {
             })
             .join();
         }
+    }
+}
+
+/// Sends `req`, and once more when it could not be sent at all: a pooled keep-alive
+/// connection the server closed as idle just as the client reused it fails with a broken
+/// pipe before the server reads anything (a known race of HTTP/1.1 connection reuse). A
+/// second failure, or any failure after the request was sent, still fails the test.
+async fn send_once_more(req: reqwest::RequestBuilder) -> reqwest::Response {
+    let again = req.try_clone();
+    match (req.send().await, again) {
+        (Ok(res), _) => res,
+        (Err(e), Some(again)) if e.is_request() => again.send().await.expect("send (again)"),
+        (Err(e), _) => panic!("send: {e:?}"),
     }
 }

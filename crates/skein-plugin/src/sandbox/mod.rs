@@ -39,6 +39,7 @@ mod seccomp;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -209,7 +210,7 @@ pub struct Sandbox {
     root: Vec<RootEntry>,
     /// Runs at once in this process: each may use its memory limit per process, so the
     /// number of runs bounds what the host lends out.
-    running: tokio::sync::Semaphore,
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 /// The size of a run's /dev/shm, bytes.
@@ -307,7 +308,7 @@ impl Sandbox {
             python,
             node,
             root,
-            running: tokio::sync::Semaphore::new(MAX_CONCURRENT_RUNS),
+            running: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RUNS)),
         })
     }
 
