@@ -16,6 +16,7 @@ pub mod ids;
 pub mod internal;
 pub mod limit;
 pub mod metrics;
+pub mod net;
 pub mod page;
 pub mod principal;
 pub mod request;
