@@ -234,7 +234,7 @@ impl TestApp {
             ..Config::default()
         };
         config.server.listen = "127.0.0.1:0".into();
-        config.database.max_connections = 5;
+        config.database.max_connections = Some(5);
         config.limits.auth_per_ip_per_minute = 100_000;
         config.limits.api_per_user_per_minute = 100_000;
         config.limits.api_per_ip_per_minute = 100_000;

@@ -257,7 +257,7 @@ impl Config {
                 "auth.verified_email_for_login/relay need mail.smtp_host: no mail could verify an address",
             );
         }
-        if self.database.max_connections == 0 {
+        if self.database.max_connections == Some(0) {
             return bad("database.max_connections must be at least 1");
         }
         let sections = [

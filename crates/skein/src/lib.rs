@@ -109,7 +109,9 @@ async fn open_database_for(
             .with_context(|| format!("cannot create the database file {}", path.display()))?;
     }
     let settings = skein_db::PoolSettings {
-        max_connections: config.database.max_connections,
+        max_connections: config
+            .database
+            .pool_size(config.database_url().starts_with("sqlite:")),
         idle_timeout: Duration::from_secs(config.database.idle_timeout_secs.max(1)),
         sqlite_cache_kib: config.database.sqlite_cache_kib,
         sqlite_heap_limit_bytes: config
@@ -234,9 +236,14 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
         let mut gauges = vec![
             ("db.pool.size", u64::from(pool.size())),
             ("db.pool.idle", skein_core::runtime::count(pool.num_idle())),
+            // The o200k table, loaded at the first count (0 before).
+            (
+                "text.tokenizer_bytes",
+                skein_core::runtime::count(skein_text::tokens::tokenizer_heap_bytes()),
+            ),
         ];
         if sqlite {
-            // SQLite's own heap (C `malloc`, outside the allocator's statistics).
+            // SQLite's own heap (C `malloc` through jemalloc, counted by SQLite itself).
             gauges.push(("db.sqlite.memory_bytes", skein_db::sqlite_memory_used()));
             gauges.push((
                 "db.sqlite.memory_highwater_bytes",
@@ -291,7 +298,12 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
         audit: wiring.audit.clone(),
         vendor_errors: Some(Arc::new(skein_relay::vendor::ErrorShapes)),
     });
-    let openapi = Arc::new(openapi);
+    // Serialised once: the document's tree is several MiB of small allocations kept for the
+    // process's life (heap profile, issue #22); its JSON is a fraction of that, shared by every
+    // request instead of cloned and re-serialised per request.
+    let openapi = axum::body::Bytes::from(
+        serde_json::to_vec(&openapi).context("cannot serialise the OpenAPI document")?,
+    );
     let public = api
         .route(
             "/api/openapi.json",
@@ -305,7 +317,7 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
         Some(token) => public.merge(metrics::routes(
             Arc::new(metrics::Sources {
                 db: db.clone(),
-                db_max_connections: config.database.max_connections,
+                db_max_connections: config.database.pool_size(sqlite),
                 limiter: metrics_limiter,
                 runtime: runtime.clone(),
                 relay: wiring.relay_service.clone(),
@@ -333,8 +345,11 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
     })
 }
 
-async fn openapi_json(doc: Arc<utoipa::openapi::OpenApi>) -> impl IntoResponse {
-    axum::Json(doc.as_ref().clone())
+async fn openapi_json(doc: axum::body::Bytes) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc,
+    )
 }
 
 /// Serves `skein` on `listener` until `shutdown` resolves, then lets in-flight requests finish

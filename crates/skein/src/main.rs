@@ -24,13 +24,14 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's start-up options: a background thread purges unused pages, dirty pages are
 /// returned after one second and none are kept "muzzy", so an idle server shrinks back without
-/// waiting for the next allocation. `_RJEM_MALLOC_CONF` in the environment still overrides.
+/// waiting for the next allocation. `MALLOC_CONF` in the environment still overrides. jemalloc is
+/// built unprefixed (it is also C's `malloc`, for SQLite), so the symbol is the plain name.
 // SAFETY: jemalloc reads this symbol once, at its initialisation, as a NUL-terminated C string
 // (`const char *`): the value is a thin pointer to a static, NUL-terminated byte string that
 // lives for the whole program and is never written. No other symbol has this name.
 #[cfg(feature = "jemalloc")]
 #[allow(unsafe_code, non_upper_case_globals)]
-#[unsafe(export_name = "_rjem_malloc_conf")]
+#[unsafe(export_name = "malloc_conf")]
 pub static malloc_conf: &[u8; 60] =
     b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 

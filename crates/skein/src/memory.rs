@@ -65,9 +65,39 @@ pub fn log_on_sigusr1(runtime: Arc<Runtime>) {
     tokio::spawn(async move {
         while signals.recv().await.is_some() {
             log_report(&runtime.report());
+            dump_heap_profile();
         }
     });
 }
+
+/// With the `heap-profile` feature and profiling switched on (`MALLOC_CONF=prof:true`), writes
+/// jemalloc's heap profile (`<prof_prefix>.<pid>.<n>.m<n>.heap`, read with `jeprof`) next to the
+/// summary, so what holds the memory can be attributed on a running server without gdb.
+#[cfg(feature = "heap-profile")]
+fn dump_heap_profile() {
+    use tikv_jemalloc_ctl::raw;
+    // SAFETY: `opt.prof` is a `bool` option in jemalloc's mallctl namespace (read-only).
+    #[allow(unsafe_code)]
+    let active = unsafe { raw::read::<bool>(b"opt.prof\0") }.unwrap_or(false);
+    if !active {
+        tracing::warn!("heap profile not written: start the server with MALLOC_CONF=prof:true");
+        return;
+    }
+    // SAFETY: `prof.dump` takes a `const char *` file name; null asks for jemalloc's own
+    // `<prof_prefix>.<pid>.<seq>.m<seq>.heap` name, so no pointer outlives this call.
+    #[allow(unsafe_code)]
+    let written = unsafe { raw::write(b"prof.dump\0", std::ptr::null::<std::ffi::c_char>()) };
+    match written {
+        Ok(()) => tracing::warn!(
+            "heap profile written (jemalloc prof_prefix, default jeprof.<pid>.*.heap in the working directory)"
+        ),
+        Err(error) => tracing::warn!(%error, "heap profile not written"),
+    }
+}
+
+/// Heap profiles need jemalloc's profiler (`--features heap-profile`).
+#[cfg(not(feature = "heap-profile"))]
+fn dump_heap_profile() {}
 
 /// Nothing to listen for where there are no unix signals; the admin runtime report remains.
 #[cfg(not(unix))]

@@ -257,7 +257,7 @@ on_both_backends! {
 /// numbered 1..n in the order the balance moved, each balance_after the running sum.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_postgres_keep_one_ledger_order() {
-    let app = billing_app(Backend::Postgres, |c| c.database.max_connections = 10).await;
+    let app = billing_app(Backend::Postgres, |c| c.database.max_connections = Some(10)).await;
     let sibling = app.sibling().await;
     let root = app.root().await;
     let mut users = Vec::new();
