@@ -10,8 +10,9 @@
 //!    `--max-slope-mib-per-min`.
 //!
 //! The mix, by request number: whole answers, streams read to the end, streams the client
-//! hangs up on after the first piece, requests with an unknown key, an upstream 500 and an
-//! upstream 429 now and then (the primary mock's next answer fails, and the relay fails over
+//! hangs up on after the first piece, messages in Chat conversations whose history grows (one
+//! in twenty; every 400th request opens a new conversation), requests with an unknown key, an
+//! upstream 500 and an upstream 429 now and then (the primary mock's next answer fails, and the relay fails over
 //! to the backup channel on a second mock). Requests use `--keys` distinct API keys spread over
 //! `--users` users (a user may hold 100 keys) and come from `--ips` distinct client addresses
 //! (`X-Forwarded-For`, trusted by this server); in the steady phase a new key is made every
@@ -86,6 +87,9 @@ struct Args {
     /// Distinct client addresses the load comes from.
     #[arg(long, default_value_t = 10_000)]
     ips: u64,
+    /// Chat conversations opened per user before the load (more open during it).
+    #[arg(long, default_value_t = 10)]
+    conversations: usize,
     /// The server binary (default: the release build in the target directory).
     #[arg(long)]
     binary: Option<std::path::PathBuf>,
@@ -143,6 +147,10 @@ struct Load {
     ips: u64,
     tally: Arc<Tally>,
     mock: Arc<MockOpenAi>,
+    /// Users' access tokens, for Chat.
+    tokens: Arc<Vec<String>>,
+    /// Chat conversations: (index into `tokens`, conversation id).
+    conversations: Arc<RwLock<Vec<(usize, String)>>>,
 }
 
 /// What a new user or key needs: the root's token (to credit new users) and the server.
@@ -265,6 +273,23 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         made.elapsed().as_secs_f64()
     );
     anyhow::ensure!(!new_keys.is_empty(), "no API key could be made");
+    let wanted: Vec<usize> = (0..tokens.len() * args.conversations)
+        .map(|n| n % tokens.len())
+        .collect();
+    let opened: Vec<(usize, String)> = futures::stream::iter(wanted)
+        .map(|user| {
+            let (client, base, token) = (client.clone(), base.clone(), tokens[user].clone());
+            async move {
+                open_conversation(&client, &base, &token)
+                    .await
+                    .map(|id| (user, id))
+            }
+        })
+        .buffer_unordered(16)
+        .filter_map(|c| async move { c.ok() })
+        .collect()
+        .await;
+    println!("opened {} chat conversations", opened.len());
     let load = Load {
         client: client.clone(),
         base: base.clone(),
@@ -272,6 +297,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         ips: args.ips.max(1),
         tally: Arc::new(Tally::default()),
         mock: Arc::new(mock),
+        tokens: Arc::new(tokens),
+        conversations: Arc::new(RwLock::new(opened)),
     };
     let after_keys = report("after the keys").await?;
 
@@ -376,11 +403,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "benchmark": "soak",
         "machine": machine(),
         "binary": binary.display().to_string(),
-        "malloc_conf_env": std::env::var("_RJEM_MALLOC_CONF").ok(),
+        "malloc_conf_env": std::env::var("MALLOC_CONF").ok(),
         "args": {
             "runs": args.runs, "run_requests": args.run_requests, "users": args.users,
             "run_concurrency": args.run_concurrency, "run_idle_secs": args.run_idle_secs,
             "seconds": args.seconds, "rate": args.rate, "keys": args.keys, "ips": args.ips,
+            "conversations_per_user": args.conversations,
             "concurrency": args.concurrency,
         },
         "at_start": at_start,
@@ -555,6 +583,10 @@ impl Load {
         let stream = matches!(kind, 12..=17);
         // Spread over the keys and addresses so each is seen again only now and then.
         let spread = i.wrapping_mul(2_654_435_761);
+        if kind == 10 {
+            self.chat_message(i, spread).await;
+            return;
+        }
         let key = if kind == 18 {
             "sk-not-a-key-of-this-server".to_string()
         } else {
@@ -598,6 +630,76 @@ impl Load {
             Err(_) => tally.failed.fetch_add(1, Ordering::Relaxed),
         };
     }
+}
+
+impl Load {
+    /// A message in a Chat conversation (its history sent upstream each time), read to the end
+    /// of its event stream; every 400th request opens a new conversation first.
+    async fn chat_message(&self, i: u64, spread: u64) {
+        let tally = &self.tally;
+        let picked = if i % 400 == 10 {
+            let user = usize::try_from(spread % self.tokens.len() as u64).unwrap_or(0);
+            match open_conversation(&self.client, &self.base, &self.tokens[user]).await {
+                Ok(id) => {
+                    self.conversations.write().await.push((user, id.clone()));
+                    Some((user, id))
+                }
+                Err(_) => None,
+            }
+        } else {
+            let conversations = self.conversations.read().await;
+            if conversations.is_empty() {
+                None
+            } else {
+                let n = usize::try_from(spread % conversations.len() as u64).unwrap_or(0);
+                Some(conversations[n].clone())
+            }
+        };
+        let Some((user, conversation)) = picked else {
+            tally.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let sent = self
+            .client
+            .post(format!(
+                "{}/api/v1/chat/conversations/{conversation}/messages",
+                self.base
+            ))
+            .bearer_auth(&self.tokens[user])
+            .json(&json!({"content": format!("soak chat {i}")}))
+            .send()
+            .await;
+        let Ok(resp) = sent else {
+            tally.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // 409: the conversation is still answering an earlier message (one answer at a time).
+        let ok = resp.status().is_success();
+        match resp.bytes().await {
+            Ok(_) if ok => tally.ok.fetch_add(1, Ordering::Relaxed),
+            Ok(_) => tally.refused.fetch_add(1, Ordering::Relaxed),
+            Err(_) => tally.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// Opens a Chat conversation on the soak's model; answers its id.
+async fn open_conversation(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<String> {
+    let c = post(
+        client,
+        format!("{base}/api/v1/chat/conversations"),
+        token,
+        json!({"model": "soak-model"}),
+    )
+    .await?;
+    c["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no conversation id"))
 }
 
 impl Accounts {
