@@ -31,7 +31,7 @@ both_backends! {
             assert!(gauges["limiter.keys"].as_u64().unwrap() >= 1, "{}", r.text);
             for name in ["user.session_cache", "relay.key_cache", "relay.owner_cache",
                 "relay.group_cache", "relay.renewals", "relay.breakers", "relay.tasks",
-                "chat.running_answers", "file.jobs"] {
+                "chat.running_answers", "file.jobs", "text.tokenizer_bytes"] {
                 assert!(gauges[name].as_u64().is_some(), "{name} missing: {}", r.text);
             }
             // This test binary allocates with the system allocator, which keeps no statistics
