@@ -17,7 +17,7 @@ async function resolveUser(text: string): Promise<string | null> {
   if (!typed) return null;
   if (isId(typed)) return typed;
   const found = await api<Page<Profile>>(`admin/users?per_page=20&q=${encodeURIComponent(typed)}`);
-  const exact = found.items.find((u) => u.username.toLowerCase() === typed.toLowerCase());
+  const exact = found.items.find((u) => u.username?.toLowerCase() === typed.toLowerCase());
   if (!exact) throw new ApiError(404, 'user_not_found', typed, null);
   return exact.id;
 }
