@@ -150,7 +150,7 @@ async function main() {
     });
 
     await step('the error filter finds the failed request; its detail shows both attempts in order', async () => {
-      await page.getByLabel('Status', { exact: true }).selectOption('error');
+      await page.locator('select[name="status"]').selectOption('error');
       await page.getByRole('button', { name: 'Apply' }).click();
       await page.waitForFunction(() => document.querySelectorAll('table [data-testid="request-status"]').length === 1);
       await page.getByRole('button', { name: 'Details of the lonely-model request' }).click();
@@ -165,7 +165,7 @@ async function main() {
     });
 
     await step('the failed-over request shows the broken channel first, then the one that answered', async () => {
-      await page.getByLabel('Status', { exact: true }).selectOption('ok');
+      await page.locator('select[name="status"]').selectOption('ok');
       await page.getByRole('button', { name: 'Apply' }).click();
       await page.waitForFunction(() => document.querySelectorAll('table [data-testid="request-status"]').length === 1);
       await page.getByRole('button', { name: `Details of the ${MODEL} request` }).click();
@@ -204,7 +204,8 @@ async function main() {
           ['channels', '/admin/channels', 'channel-circuit'],
         ]) {
           await p.goto(`${base}${path}`);
-          await p.getByTestId(ready).first().waitFor();
+          // Phones get cards, wider screens the table: wait for whichever is shown.
+          await p.locator(`[data-testid="${ready}"]:visible`).first().waitFor();
           await p.waitForTimeout(300);
           const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
           check(overflow <= 0, `${name} at ${suffix} does not scroll sideways (${overflow} px)`);

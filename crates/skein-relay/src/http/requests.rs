@@ -444,7 +444,7 @@ fn aggregate(cells: Vec<StatCell>) -> Vec<ChannelStat> {
                 .collect(),
         })
         .collect();
-    out.sort_by(|a, b| b.totals.requests.cmp(&a.totals.requests));
+    out.sort_by_key(|c| std::cmp::Reverse(c.totals.requests));
     out
 }
 
