@@ -270,8 +270,8 @@ pub struct StatsQuery {
 }
 
 /// Numbers of one channel over a day or a range. Latency and time to first byte are over
-/// answered attempts; the median is read from latency buckets, so it is exact to the bucket
-/// and interpolated inside it.
+/// answered attempts; the median is the average latency inside the latency bucket that holds
+/// the middle attempt.
 #[derive(Debug, Default, Clone, Serialize, ToSchema)]
 pub struct ChannelNumbers {
     /// Attempts sent to the channel.
@@ -359,7 +359,8 @@ struct Acc {
     ttfb_sum: i64,
     ttfb_count: i64,
     cost: i64,
-    histogram: [i64; LATENCY_BUCKETS.len()],
+    /// Answered attempts per latency bucket, and the sum of their latencies.
+    histogram: [(i64, i64); LATENCY_BUCKETS.len()],
 }
 
 impl Acc {
@@ -375,7 +376,8 @@ impl Acc {
                 .ok()
                 .and_then(|i| self.histogram.get_mut(i))
             {
-                *slot += c.attempts;
+                slot.0 += c.attempts;
+                slot.1 += c.latency_sum;
             }
         } else {
             self.errors += c.attempts;
@@ -394,25 +396,19 @@ impl Acc {
     }
 }
 
-/// The median of a latency histogram, interpolated inside its bucket.
-fn median(histogram: &[i64; LATENCY_BUCKETS.len()]) -> Option<i64> {
-    let total: i64 = histogram.iter().sum();
+/// The median of a latency histogram: the bucket holding the middle attempt is found by
+/// count, and the average latency inside that bucket stands for it (always within the
+/// bucket's bounds, and exact when the bucket holds one latency).
+fn median(histogram: &[(i64, i64); LATENCY_BUCKETS.len()]) -> Option<i64> {
+    let total: i64 = histogram.iter().map(|(count, _)| count).sum();
     if total == 0 {
         return None;
     }
     let half = (total + 1) / 2;
     let mut seen = 0;
-    for (i, &count) in histogram.iter().enumerate() {
+    for &(count, sum) in histogram {
         if count > 0 && seen + count >= half {
-            let lower = if i == 0 { 0 } else { LATENCY_BUCKETS[i - 1] };
-            // The open last bucket has no upper bound: report its lower one.
-            let upper = if i + 1 == LATENCY_BUCKETS.len() {
-                lower
-            } else {
-                LATENCY_BUCKETS[i]
-            };
-            let within = half - seen;
-            return Some(lower + (upper - lower) * within / count);
+            return Some(sum / count);
         }
         seen += count;
     }
@@ -504,15 +500,13 @@ mod tests {
 
     #[test]
     fn the_median_is_read_from_buckets() {
-        let mut h = [0; LATENCY_BUCKETS.len()];
+        let mut h = [(0, 0); LATENCY_BUCKETS.len()];
         assert_eq!(median(&h), None);
-        h[2] = 1; // 100..200 ms
-        assert_eq!(median(&h), Some(200));
-        h[0] = 10; // ten under 50 ms
-        let m = median(&h).unwrap_or_default();
-        assert!((0..=50).contains(&m), "{m}");
-        let mut h = [0; LATENCY_BUCKETS.len()];
-        h[LATENCY_BUCKETS.len() - 1] = 3;
-        assert_eq!(median(&h), Some(120_000));
+        h[2] = (1, 150); // one at 150 ms
+        assert_eq!(median(&h), Some(150));
+        h[0] = (10, 300); // ten averaging 30 ms
+        assert_eq!(median(&h), Some(30));
+        h[9] = (30, 30 * 2_500); // thirty around 2.5 s: the middle is among them
+        assert_eq!(median(&h), Some(2_500));
     }
 }

@@ -58,7 +58,7 @@ export function Requests() {
 
   return (
     <div className="space-y-3">
-      <form className="grid gap-2 sm:grid-cols-2 lg:grid-cols-4" onSubmit={apply} aria-label={t('requests.filters')}>
+      <form className="grid grid-cols-2 gap-2 lg:grid-cols-4" onSubmit={apply} aria-label={t('requests.filters')}>
         <Field label={t('requests.user')}>
           <Input name="user" type="search" placeholder={t('requests.userHint')} value={form.user} onChange={set('user')} />
         </Field>
