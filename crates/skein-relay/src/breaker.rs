@@ -33,6 +33,22 @@ enum State {
 #[derive(Default)]
 pub struct Breakers {
     states: Mutex<HashMap<String, State>>,
+    /// When each breaker that is not closed last changed state (ms), for the admin view.
+    since: Mutex<HashMap<String, i64>>,
+    /// Each channel's last failure (ms, reason), kept after the breaker closes so an admin
+    /// sees what last went wrong. Bounded by the number of channels.
+    last_error: Mutex<HashMap<String, (i64, String)>>,
+}
+
+/// A channel's breaker and failure state, for the admin view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    /// Closed, open or half-open.
+    pub status: Status,
+    /// When it became open or half-open (ms); `None` when closed.
+    pub since_ms: Option<i64>,
+    /// The last failure on this instance: when (ms) and why.
+    pub last_error: Option<(i64, String)>,
 }
 
 /// What a breaker says about a channel, for the admin view.
@@ -67,6 +83,7 @@ impl Breakers {
             None | Some(State::Closed { .. }) => true,
             Some(State::Open { until }) if now >= until => {
                 states.insert(channel.to_string(), State::HalfOpen { since: now });
+                self.mark(channel, true);
                 true
             }
             Some(State::HalfOpen { since }) if now.duration_since(since) >= OPEN_FOR => {
@@ -81,6 +98,51 @@ impl Breakers {
     pub fn success(&self, channel: &str) {
         if let Ok(mut states) = self.states.lock() {
             states.remove(channel);
+        }
+        self.mark(channel, false);
+    }
+
+    /// Remembers why `channel` last failed (any failure, including a dead key).
+    pub fn note_error(&self, channel: &str, reason: &str) {
+        if let Ok(mut errors) = self.last_error.lock() {
+            errors.insert(
+                channel.to_string(),
+                (
+                    skein_core::ids::now_ms(),
+                    reason.chars().take(300).collect(),
+                ),
+            );
+        }
+    }
+
+    /// The breaker's state, since when, and the last failure.
+    pub fn detail(&self, channel: &str) -> Detail {
+        let status = self.status(channel);
+        let since_ms = if status == Status::Closed {
+            None
+        } else {
+            self.since.lock().ok().and_then(|s| s.get(channel).copied())
+        };
+        let last_error = self
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|e| e.get(channel).cloned());
+        Detail {
+            status,
+            since_ms,
+            last_error,
+        }
+    }
+
+    /// Records (or, once closed, forgets) when `channel`'s breaker changed state.
+    fn mark(&self, channel: &str, changed: bool) {
+        if let Ok(mut since) = self.since.lock() {
+            if changed {
+                since.insert(channel.to_string(), skein_core::ids::now_ms());
+            } else {
+                since.remove(channel);
+            }
         }
     }
 
@@ -115,6 +177,10 @@ impl Breakers {
         let opened = matches!(next, State::Open { .. })
             && !matches!(states.get(channel), Some(State::Open { .. }));
         states.insert(channel.to_string(), next);
+        drop(states);
+        if opened {
+            self.mark(channel, true);
+        }
         opened
     }
 

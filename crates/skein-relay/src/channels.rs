@@ -119,6 +119,13 @@ pub struct Channel {
     /// This instance's circuit breaker: `closed` (traffic flows), `open` (kept away after
     /// repeated failures) or `half_open` (one trial request decides).
     pub circuit: &'static str,
+    /// RFC 3339 of when the breaker opened or went half-open (absent when closed).
+    pub circuit_since: Option<String>,
+    /// The last upstream failure this instance saw on the channel (a status or transport
+    /// error, never a key), kept after the breaker closes.
+    pub last_error: Option<String>,
+    /// RFC 3339 of that failure.
+    pub last_error_at: Option<String>,
     /// RFC 3339 of the last test.
     pub last_test_at: Option<String>,
     /// Latency of the last test.
@@ -158,6 +165,9 @@ impl From<ChannelRow> for Channel {
             status,
             status_reason,
             circuit: "closed",
+            circuit_since: None,
+            last_error: None,
+            last_error_at: None,
             last_test_at: r.last_test_at.map(ms_to_rfc3339),
             last_test_latency_ms: r.last_test_latency_ms,
             last_test_result: r.last_test_result,

@@ -47,6 +47,11 @@ pub struct RelayConfig {
     pub upstream_idle_per_host: usize,
     /// How long an idle upstream connection is kept before it is closed.
     pub upstream_idle_secs: u64,
+    /// Days the admin request log keeps a request (its routing and upstream attempts; never a
+    /// prompt or a key). 0 keeps each only until the next prune.
+    pub request_log_retention_days: u32,
+    /// How often requests older than the retention are removed.
+    pub request_log_prune_every_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -64,6 +69,8 @@ impl Default for RelayConfig {
             extra_request_fields: Vec::new(),
             upstream_idle_per_host: 32,
             upstream_idle_secs: 90,
+            request_log_retention_days: 30,
+            request_log_prune_every_secs: 3600,
         }
     }
 }
@@ -87,6 +94,9 @@ impl RelayConfig {
             && (key.expose().len() != 64 || !key.expose().bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return Err("relay.secret_key must be 64 hex characters".into());
+        }
+        if self.request_log_retention_days > 3650 {
+            return Err("relay.request_log_retention_days may be at most 3650".into());
         }
         if self.probe_interval_secs == 0 {
             return Err("relay.probe_interval_secs must be at least 1".into());

@@ -3,7 +3,8 @@
 //! channel and bills it through [`BillingApi`].
 //!
 //! **Architecture Invariant:** only this crate touches `api_keys`, `channels`,
-//! `model_prices`, `group_multipliers` and `relay_user_groups`; a key's secret exists only in the creation
+//! `model_prices`, `group_multipliers`, `relay_user_groups` and the request log
+//! (`relay_requests`, `relay_request_attempts`, see [`journal`]); a key's secret exists only in the creation
 //! response (the table holds its SHA-256); upstream keys are stored sealed by
 //! [`vault::Vault`] and never leave the process. The hot path reads channels, prices and group
 //! multipliers from memory, never from the database.
@@ -15,6 +16,7 @@ pub mod estimate;
 pub mod groups;
 mod http;
 mod in_process;
+pub mod journal;
 pub mod keys;
 mod metrics;
 mod multipart;
@@ -125,6 +127,8 @@ pub struct RelayService {
     bus: OnceLock<Arc<dyn Bus>>,
     /// The built-in embedding model, served as [`skein_embed::MODEL_NAME`] when installed.
     local_embed: std::sync::OnceLock<Arc<skein_embed::StaticModel>>,
+    /// Finished requests waiting to be written to the request log.
+    request_log: journal::RequestLog,
 }
 
 /// The bus topic of relay changes.
@@ -156,6 +160,10 @@ pub struct Tuning {
     pub upstream_idle_per_host: usize,
     /// How long an idle upstream connection is kept.
     pub upstream_idle: Duration,
+    /// Days the request log keeps a request.
+    pub request_log_retention_days: u32,
+    /// How often the request log is pruned.
+    pub request_log_prune_every: Duration,
 }
 
 impl Default for Tuning {
@@ -166,6 +174,8 @@ impl Default for Tuning {
             extra_request_fields: Vec::new(),
             upstream_idle_per_host: 32,
             upstream_idle: Duration::from_secs(90),
+            request_log_retention_days: 30,
+            request_log_prune_every: Duration::from_secs(3600),
         }
     }
 }
@@ -182,6 +192,10 @@ impl Tuning {
             extra_request_fields: config.extra_request_fields.clone(),
             upstream_idle_per_host: config.upstream_idle_per_host,
             upstream_idle: Duration::from_secs(config.upstream_idle_secs.max(1)),
+            request_log_retention_days: config.request_log_retention_days,
+            request_log_prune_every: Duration::from_secs(
+                config.request_log_prune_every_secs.max(1),
+            ),
         }
     }
 }
@@ -252,7 +266,6 @@ impl RelayService {
             prices: RwLock::new(Arc::new(HashMap::new())),
             multipliers: RwLock::new(Arc::new(HashMap::new())),
             allow_unpriced,
-            tuning,
             renewals: renew::Renewals::default(),
             key_cache,
             owner_cache,
@@ -261,6 +274,8 @@ impl RelayService {
             reload_lock: tokio::sync::Mutex::new(()),
             bus: OnceLock::new(),
             local_embed: std::sync::OnceLock::new(),
+            request_log: journal::RequestLog::new(tuning.request_log_retention_days),
+            tuning,
         });
         service.renewals.start(service.billing.clone());
         service.reload().await?;
@@ -273,6 +288,27 @@ impl RelayService {
             |service| async move {
                 if let Err(error) = service.reload().await {
                     tracing::warn!(%error, "relay reload failed");
+                }
+            },
+        );
+        // The request log: written in batches off the request path, pruned to its retention.
+        service.background.every(
+            "relay.request_log.flush",
+            journal::FLUSH_EVERY,
+            FirstRun::AfterPeriod,
+            &service,
+            |service| async move { service.request_log.flush(&service.db).await },
+        );
+        service.background.every(
+            "relay.request_log.prune",
+            service.tuning.request_log_prune_every,
+            FirstRun::Now,
+            &service,
+            |service| async move {
+                match service.request_log.prune(&service.db).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "request log pruned"),
+                    Err(error) => tracing::warn!(%error, "could not prune the request log"),
                 }
             },
         );
@@ -457,6 +493,8 @@ impl RelayService {
                 "relay tasks still running at shutdown; their holds will expire"
             );
         }
+        // What the finished requests wrote to the buffer reaches the log before the exit.
+        self.request_log.flush(&self.db).await;
     }
 
     /// This instance's circuit state of a channel, for the admin view.
@@ -675,7 +713,7 @@ impl AccountEvents for RelayService {
 
 /// Sizes for the runtime report: the key, owner and group caches (each at most 100,000
 /// entries, [`KEY_CACHE_TTL`]), holds being renewed and background tasks (running requests),
-/// breakers (channels).
+/// breakers (channels), request-log rows waiting to be written.
 impl skein_core::runtime::Gauges for RelayService {
     fn gauges(&self) -> Vec<(&'static str, u64)> {
         use skein_core::runtime::count;
@@ -690,6 +728,11 @@ impl skein_core::runtime::Gauges for RelayService {
             ("relay.renewals", count(self.renewals.len())),
             ("relay.breakers", count(self.breakers.len())),
             ("relay.tasks", count(self.tasks.len())),
+            // At most journal::MAX_BUFFERED rows wait for the next write.
+            (
+                "relay.request_log_buffer",
+                count(self.request_log.buffered()),
+            ),
         ]
     }
 }

@@ -24,6 +24,10 @@ impl Service for RelayService {
             tag("channels", "Upstream channels (admin)"),
             tag("pricing", "The pricing table"),
             tag("keys", "The signed-in user's API keys for the /v1 routes"),
+            tag(
+                "admin-requests",
+                "The request log and channel statistics (admin)",
+            ),
         ]
     }
 

@@ -101,4 +101,9 @@ export const qk = {
     admin: (status: string, page: number) => ['invoices', 'admin', status, page] as const,
   },
   audit: (action: string, actor: string, page: number) => ['audit', action, actor, page] as const,
+  // The request log and channel statistics
+  requestLog: (filters: string, userId: string | null) => ['request-log', filters, userId] as const,
+  requestDetail: (id: string) => ['request-log', 'one', id] as const,
+  adminUser: (id: string) => ['admin-users', 'one', id] as const,
+  channelStats: (days: number) => ['channel-stats', days] as const,
 } as const;

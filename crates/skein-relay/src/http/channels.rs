@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use skein_core::api::AuditBefore;
 use skein_core::auth::AdminUser;
 use skein_core::error::ErrorEnvelope;
-use skein_core::extract::ApiJson;
+use skein_core::extract::{ApiJson, ApiQuery};
 use skein_core::ids::{looks_like_id, new_id, now_ms};
 use skein_core::{ApiError, ApiResult};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::RelayService;
 use crate::channels::{self, Channel, ChannelKind, ChannelSecrets, ChannelSettings};
@@ -299,18 +299,40 @@ pub async fn delete_channel(
     Ok((Extension(before), StatusCode::NO_CONTENT))
 }
 
+/// Which model a channel test asks.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TestQuery {
+    /// One of the channel's models (default: its first).
+    pub model: Option<String>,
+}
+
 /// Send a tiny real request through the channel and record latency and result (admin).
 #[utoipa::path(post, path = "/channels/{id}/test", tag = "channels", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Channel id")),
-    responses((status = 200, body = TestResult), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    params(("id" = String, Path, description = "Channel id"), TestQuery),
+    responses((status = 200, body = TestResult), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)))]
 pub async fn test_channel(
     State(svc): State<Arc<RelayService>>,
     _admin: AdminUser,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<TestQuery>,
 ) -> ApiResult<ApiJson<TestResult>> {
     let row = load(&svc, &id).await?;
     let models: Vec<String> = serde_json::from_str(&row.models).unwrap_or_default();
-    let Some(model) = models.first().cloned() else {
+    let chosen = match q.model.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        // Only a model the channel serves: a test must say something about its routing.
+        Some(m) if models.iter().any(|x| x == m) => Some(m.to_string()),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "model",
+                "Test with one of the channel's models.",
+                "请使用该渠道的模型进行测试。",
+            ));
+        }
+        None => models.first().cloned(),
+    };
+    let Some(model) = chosen else {
         return Err(ApiError::invalid_field(
             "models",
             "The channel lists no model to test with.",
@@ -346,6 +368,79 @@ pub async fn channel_models(
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<UpstreamModels>> {
     let row = load(&svc, &id).await?;
+    let channel = live_channel(&svc, &row)?;
+    match crate::upstream::fetch_models(&svc.http, &channel).await {
+        Ok(models) => Ok(ApiJson(UpstreamModels { models })),
+        Err(reason) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("The upstream did not list its models: {reason}"),
+            format!("上游未能列出模型：{reason}"),
+        )),
+    }
+}
+
+/// An upstream account not saved yet, whose models the channel form wants to list.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchModels {
+    /// Channel type, as for a new channel.
+    #[serde(rename = "type")]
+    #[schema(value_type = ChannelKind)]
+    pub kind: String,
+    /// Base URL; defaults to the vendor's.
+    pub base_url: Option<String>,
+    /// Upstream API keys (the first is used).
+    pub keys: Vec<String>,
+    /// Extra headers sent upstream.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The models an upstream account offers before it is saved as a channel (admin): the
+/// channel form's "fetch models". The key is used for this one request and kept nowhere.
+#[utoipa::path(post, path = "/channels/fetch-models", tag = "channels", security(("bearer" = [])), request_body = FetchModels,
+    responses((status = 200, body = UpstreamModels), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope),
+        (status = 502, body = ErrorEnvelope)))]
+pub async fn fetch_models(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+    ApiJson(req): ApiJson<FetchModels>,
+) -> ApiResult<ApiJson<UpstreamModels>> {
+    let kind = kind(&req.kind)?;
+    let secrets = ChannelSecrets {
+        keys: upstream_keys(req.keys)?,
+        headers: headers(req.headers)?,
+    };
+    let id = new_id();
+    let group = svc
+        .groups
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "default".into());
+    let row = channels::ChannelRow {
+        id: id.clone(),
+        kind: channels::StoredKind::from(kind),
+        name: "fetch-models".into(),
+        base_url: base_url(kind, req.base_url.as_deref())?,
+        secrets: channels::seal_secrets(&svc.vault, &id, &secrets)?,
+        key_count: 1,
+        models: "[\"models\"]".into(),
+        model_mapping: "{}".into(),
+        groups_list: serde_json::to_string(&[group]).unwrap_or_default(),
+        priority: 0,
+        weight: 1,
+        timeout_secs: 30,
+        header_names: "[]".into(),
+        param_overrides: "{}".into(),
+        status: "enabled".into(),
+        status_reason: None,
+        last_test_at: None,
+        last_test_latency_ms: None,
+        last_test_result: None,
+        created_at: 0,
+        updated_at: 0,
+    };
     let channel = live_channel(&svc, &row)?;
     match crate::upstream::fetch_models(&svc.http, &channel).await {
         Ok(models) => Ok(ApiJson(UpstreamModels { models })),
@@ -457,6 +552,12 @@ fn live_channel(
 fn view(svc: &RelayService, row: channels::ChannelRow) -> Channel {
     let mut channel = Channel::from(row);
     channel.circuit = svc.circuit(&channel.id);
+    let detail = svc.breakers.detail(&channel.id);
+    channel.circuit_since = detail.since_ms.map(skein_core::ids::ms_to_rfc3339);
+    if let Some((at, reason)) = detail.last_error {
+        channel.last_error = Some(reason);
+        channel.last_error_at = Some(skein_core::ids::ms_to_rfc3339(at));
+    }
     channel
 }
 

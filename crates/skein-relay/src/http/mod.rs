@@ -13,6 +13,7 @@ mod models;
 mod openai;
 mod pricing;
 mod reply;
+mod requests;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
         ))
         .routes(routes!(channels::test_channel))
         .routes(routes!(channels::channel_models))
+        .routes(routes!(channels::fetch_models))
         .routes(routes!(channels::pull_model))
         .routes(routes!(pricing::list_prices))
         .routes(routes!(pricing::set_price, pricing::delete_price))
@@ -45,6 +47,10 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
         .routes(routes!(pricing::list_unpriced))
         .routes(routes!(pricing::list_groups))
         .routes(routes!(pricing::set_group))
+        .routes(routes!(requests::list_requests))
+        .routes(routes!(requests::channel_stats))
+        .routes(routes!(requests::prune_requests))
+        .routes(routes!(requests::get_request))
         .with_state(service)
 }
 

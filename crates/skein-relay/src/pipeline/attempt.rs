@@ -95,10 +95,14 @@ pub(crate) async fn attempt<D: Dispatch>(
     let mut attempts = 0;
     for channel in candidates {
         let upstream_model = channel.upstream_model(&model).to_string();
+        let started = Instant::now();
         let attempt = match dispatch.send(&svc, &channel, &upstream_model).await {
             Ok(attempt) => attempt,
             Err(error) => {
                 tracing::info!(channel = %channel.id, code = error.code(), "the request cannot be carried to this channel");
+                meter
+                    .journal
+                    .attempt(&channel, started, "unsupported", None, Some(error.code()));
                 tried.push(format!("{}: {error}", channel.name));
                 cannot_carry.get_or_insert(error);
                 continue;
@@ -108,6 +112,8 @@ pub(crate) async fn attempt<D: Dispatch>(
         match attempt {
             Attempt::Ok(response) => {
                 svc.breakers.success(&channel.id);
+                let status = Some(i64::from(response.status().as_u16()));
+                meter.journal.attempt(&channel, started, "ok", status, None);
                 tracing::info!(channel = %channel.id, tried = ?tried, %model, stream = meter.stream, "upstream answered");
                 meter.channel_id = channel.id.clone();
                 meter.idle = crate::upstream::idle_timeout(&channel);
@@ -123,16 +129,35 @@ pub(crate) async fn attempt<D: Dispatch>(
                     crate::metrics::BREAKER_OPENED.inc(&[channel.id.as_str()]);
                     tracing::warn!(channel = %channel.id, "circuit opened: the channel rests after repeated failures");
                 }
+                svc.breakers.note_error(&channel.id, &reason);
+                let status = crate::journal::status_in(&reason);
+                meter
+                    .journal
+                    .attempt(&channel, started, "retry", status, Some(reason.as_str()));
                 tracing::warn!(channel = %channel.id, %reason, "channel failed; trying the next");
                 tried.push(format!("{}: {reason}", channel.name));
             }
             Attempt::Dead(reason) => {
                 crate::metrics::UPSTREAM_ERRORS.inc(&[channel.id.as_str(), "dead"]);
+                svc.breakers.note_error(&channel.id, &reason);
+                let status = crate::journal::status_in(&reason);
+                meter
+                    .journal
+                    .attempt(&channel, started, "dead", status, Some(reason.as_str()));
                 svc.disable_if_confirmed(&channel, &model, &reason).await;
                 tried.push(format!("{}: {reason}", channel.name));
             }
             Attempt::Refused(status, body) => {
                 crate::metrics::UPSTREAM_ERRORS.inc(&[channel.id.as_str(), "refused"]);
+                let summary = crate::journal::refusal_summary(&body);
+                meter.journal.attempt(
+                    &channel,
+                    started,
+                    "refused",
+                    Some(i64::from(status)),
+                    summary.as_deref(),
+                );
+                meter.journal.end("refused", "upstream_refused", status);
                 meter.release().await;
                 tracing::info!(channel = %channel.id, status, "upstream refused the request");
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -144,13 +169,21 @@ pub(crate) async fn attempt<D: Dispatch>(
             }
         }
     }
-    meter.release().await;
     if attempts == 0
         && let Some(error) = cannot_carry
     {
+        meter
+            .journal
+            .end("refused", error.code(), error.status().as_u16());
+        meter.release().await;
         return Err(error);
     }
-    Err(all_failed(&model, &tried))
+    let error = all_failed(&model, &tried);
+    meter
+        .journal
+        .end("error", error.code(), error.status().as_u16());
+    meter.release().await;
+    Err(error)
 }
 
 /// 502 `upstream_unavailable` once every channel failed. Which channels and why goes to the

@@ -11,6 +11,7 @@ use skein_core::{ApiError, ApiResult};
 use super::Caller;
 use super::plan::{Plan, count_tpm, record_status};
 use crate::RelayService;
+use crate::journal::{Journal, Settled, Subject};
 use crate::pricing::Price;
 
 /// How much to hold: `amount` if the balance allows, else as little as `min_amount` (the
@@ -63,12 +64,14 @@ where
     };
     let rates = plan.rates.clone();
     let model = plan.model.clone();
+    let journal = Journal::new(plan.routing.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task_svc = svc.clone();
     svc.tasks.spawn(async move {
         let answer = match task_svc.billing.reserve(reserve).await {
             Ok(reservation) => {
                 let meter = Meter {
+                    journal,
                     _keep_alive: task_svc.renewals.keep(&reservation),
                     svc: task_svc,
                     caller,
@@ -84,7 +87,20 @@ where
                 };
                 work(meter).await
             }
-            Err(refusal) => Err(refusal),
+            Err(refusal) => {
+                // A refused hold (no balance, the key's quota spent) is a row of its own, so
+                // an operator sees who is turned away and why.
+                let mut journal = journal;
+                journal.end("refused", refusal.code(), refusal.status().as_u16());
+                let subject = Subject {
+                    request_id: &request_id,
+                    caller: &caller,
+                    model: &model,
+                    stream,
+                };
+                task_svc.request_log.push(journal.unsettled(&subject));
+                Err(refusal)
+            }
         };
         // Nobody may be waiting any more; the bill is settled either way.
         let _ = tx.send(answer);
@@ -131,6 +147,8 @@ impl Charge {
 /// A granted hold and everything needed to settle it once the answer is known.
 pub(crate) struct Meter {
     pub(super) svc: Arc<RelayService>,
+    /// What the request log will say about this request.
+    pub(super) journal: Journal,
     pub(super) caller: Caller,
     /// Renews the hold until the meter is done with.
     _keep_alive: crate::renew::KeepAlive,
@@ -177,7 +195,25 @@ impl Meter {
         };
         count_tpm(&self.svc, &self.caller, charge.tpm_tokens).await;
         let elapsed = self.started.elapsed();
-        match self.svc.billing.settle(&self.reservation_id, usage).await {
+        let settled = self.svc.billing.settle(&self.reservation_id, usage).await;
+        let subject = Subject {
+            request_id: &self.request_id,
+            caller: &self.caller,
+            model: &self.model,
+            stream: self.stream,
+        };
+        let record = self.journal.settled(
+            &subject,
+            &Settled {
+                status: charge.status,
+                cost: settled.as_ref().map_or(charge.cost, |s| s.charged),
+                prompt: charge.prompt,
+                completion: charge.completion,
+                ttfb: charge.ttft,
+            },
+        );
+        self.svc.request_log.push(record);
+        match settled {
             Ok(s) => {
                 crate::metrics::settled(
                     &self.model,
@@ -222,5 +258,12 @@ impl Meter {
         if let Err(error) = self.svc.billing.release(&self.reservation_id).await {
             tracing::error!(%error, reservation_id = %self.reservation_id, "could not release a reservation; it will expire");
         }
+        let subject = Subject {
+            request_id: &self.request_id,
+            caller: &self.caller,
+            model: &self.model,
+            stream: self.stream,
+        };
+        self.svc.request_log.push(self.journal.unsettled(&subject));
     }
 }

@@ -22,6 +22,8 @@ pub(crate) struct Plan {
     pub rates: Price,
     /// The channels to try, in order.
     pub candidates: Vec<Arc<LiveChannel>>,
+    /// The routing decisions, for the request log.
+    pub routing: crate::journal::Routing,
 }
 
 /// [`plan_for`] over OpenAI-format channels: the routes besides chat go only to those.
@@ -72,11 +74,24 @@ pub(crate) async fn plan_for(
         .price_for(caller.group(), &model)
         .ok_or_else(|| not_priced(&model))?;
     let now = Instant::now();
-    let candidates: Vec<Arc<LiveChannel>> = routed
-        .into_iter()
-        .filter(|c| svc.breakers.allow(&c.id, now))
-        .take(MAX_ATTEMPTS)
-        .collect();
+    // Which channels were left out, and why, goes to the request log with the request.
+    let mut skipped = Vec::new();
+    let mut candidates: Vec<Arc<LiveChannel>> = Vec::new();
+    for c in routed {
+        let reason = if candidates.len() >= MAX_ATTEMPTS {
+            "attempt_limit"
+        } else if svc.breakers.allow(&c.id, now) {
+            candidates.push(c);
+            continue;
+        } else {
+            "circuit_open"
+        };
+        skipped.push(crate::journal::SkippedChannel {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            reason: reason.to_string(),
+        });
+    }
     if candidates.is_empty() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -92,6 +107,7 @@ pub(crate) async fn plan_for(
         check_tpm(svc, key).await?;
     }
     Ok(Plan {
+        routing: crate::journal::Routing::new(caller.group(), &candidates, skipped),
         model,
         rates,
         candidates,

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod admin;
+mod adminlog;
 mod agents;
 mod audit;
 mod auth;

@@ -7,6 +7,7 @@ import { cx } from '../../components/ui';
 import { Dashboard } from './Dashboard';
 import { Users } from './Users';
 import { Channels } from './Channels';
+import { Requests } from './Requests';
 import { Pricing } from './Pricing';
 import { Codes } from './Codes';
 import { Orders } from './Orders';
@@ -20,6 +21,7 @@ const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'dashboard', key: 'admin.dashboard' },
   { to: 'users', key: 'admin.users' },
   { to: 'channels', key: 'admin.channels' },
+  { to: 'requests', key: 'admin.requests' },
   { to: 'pricing', key: 'admin.pricing' },
   { to: 'codes', key: 'admin.codes' },
   { to: 'orders', key: 'admin.orders' },
@@ -67,6 +69,7 @@ export default function AdminPage() {
         <Route path="dashboard" element={<Dashboard />} />
         <Route path="users" element={<Users />} />
         <Route path="channels" element={<Channels />} />
+        <Route path="requests" element={<Requests />} />
         <Route path="pricing" element={<Pricing />} />
         <Route path="codes" element={<Codes />} />
         <Route path="orders" element={<Orders />} />

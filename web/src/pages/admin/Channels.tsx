@@ -8,6 +8,12 @@ import { useT, useValueName } from '../../i18n';
 import { Badge, Button, DataTable, ErrorText, Field, Input, Select, Textarea } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
+import { ChannelStatsPanel } from './ChannelStatsPanel';
+import { eachLimited } from './requestLog';
+
+/** How many channel tests run at once in "test all": enough to finish quickly, few enough not
+ * to look like a burst to any one upstream. */
+export const TEST_ALL_CONCURRENCY = 3;
 
 const blank = { type: 'openai', name: '', base_url: 'https://api.openai.com', keys: '', models: '', mapping: '', groups: '', priority: '0', weight: '1' };
 
@@ -66,6 +72,12 @@ export function Channels() {
   const [form, setForm] = useState(blank);
   const [error, setError] = useState<unknown>(null);
   const [tests, setTests] = useState<Record<string, string>>({});
+  // The model each row's test asks (default: the channel's first).
+  const [testModel, setTestModel] = useState<Record<string, string>>({});
+  const [testingAll, setTestingAll] = useState<{ done: number; total: number } | null>(null);
+  const [deleting, setDeleting] = useState<Channel | null>(null);
+  const [fetched, setFetched] = useState<string[] | null>(null);
+  const [fetching, setFetching] = useState(false);
   const channels = useQuery({ queryKey: qk.channels, queryFn: () => api<Channel[] | { items: Channel[] }>('channels') });
   const rows = Array.isArray(channels.data) ? channels.data : (channels.data?.items ?? []);
   // A channel's models change what chat offers and what the pricing page lists as unpriced.
@@ -89,6 +101,7 @@ export function Channels() {
 
   const open = (c: Channel | 'new') => {
     setError(null);
+    setFetched(null);
     setForm(
       c === 'new'
         ? blank
@@ -137,20 +150,67 @@ export function Channels() {
     }
   };
 
-  const test = async (c: Channel) => {
+  const runTest = async (c: Channel) => {
     setTests((s) => ({ ...s, [c.id]: '…' }));
+    const model = testModel[c.id];
     try {
-      const r = await api<{ ok: boolean; latency_ms: number; message: string }>(`channels/${c.id}/test`, { method: 'POST' });
+      const r = await api<{ ok: boolean; latency_ms: number; message: string }>(`channels/${c.id}/test${model ? `?model=${encodeURIComponent(model)}` : ''}`, { method: 'POST' });
       setTests((s) => ({ ...s, [c.id]: r.ok ? t('admin.testOk', { ms: r.latency_ms }) : t('admin.testFailed', { message: r.message }) }));
     } catch (err) {
       setTests((s) => ({ ...s, [c.id]: t('admin.testFailed', { message: (err as Error).message }) }));
     }
+  };
+  const test = async (c: Channel) => {
+    await runTest(c);
     refresh();
   };
+  // Every channel, a few at a time; each row shows its result as soon as it is known.
+  const testAll = async () => {
+    const targets = rows.filter((c) => c.models.length > 0);
+    setTestingAll({ done: 0, total: targets.length });
+    await eachLimited(targets, TEST_ALL_CONCURRENCY, async (c) => {
+      await runTest(c);
+      setTestingAll((p) => (p ? { ...p, done: p.done + 1 } : p));
+    });
+    setTestingAll(null);
+    refresh();
+  };
+  const remove = async (c: Channel) => {
+    try {
+      await api(`channels/${c.id}`, { method: 'DELETE' });
+      setDeleting(null);
+      refresh();
+    } catch (err) {
+      setError(err);
+      setDeleting(null);
+    }
+  };
+  // The upstream's own model list: a saved channel's stored key, or the key typed in the form.
+  const fetchModels = async () => {
+    setError(null);
+    setFetching(true);
+    try {
+      const keys = form.keys.split('\n').map((k) => k.trim()).filter(Boolean);
+      const r =
+        editing && editing !== 'new' && keys.length === 0 && form.type === editing.type && form.base_url.trim() === editing.base_url
+          ? await api<{ models: string[] }>(`channels/${editing.id}/models`)
+          : await api<{ models: string[] }>('channels/fetch-models', { body: { type: form.type, base_url: form.base_url.trim() || undefined, keys } });
+      setFetched(r.models);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setFetching(false);
+    }
+  };
+  const chosen = list(form.models);
+  const toggleModel = (m: string) =>
+    setForm({ ...form, models: (chosen.includes(m) ? chosen.filter((x) => x !== m) : [...chosen, m]).join(', ') });
 
   return (
     <div className="space-y-3">
-      <div className="flex justify-end">
+      <div className="flex flex-wrap items-center justify-end gap-2">
+        {testingAll && <span className="text-sm text-muted-fg" role="status">{t('admin.testingAll', { done: testingAll.done, total: testingAll.total })}</span>}
+        <Button variant="secondary" onClick={testAll} disabled={!!testingAll || rows.length === 0}>{t('admin.testAll')}</Button>
         <Button onClick={() => open('new')}>+ {t('admin.newChannel')}</Button>
       </div>
       <ErrorText error={channels.error ?? (editing ? null : error)} />
@@ -172,7 +232,22 @@ export function Channels() {
               </span>
             ),
           },
-          { header: t('admin.circuit'), cell: (c) => <Badge tone={circuitTone(c.circuit)}>{v(c.circuit)}</Badge> },
+          {
+            header: t('admin.circuit'),
+            // The breaker and the last failure at once: a channel failing right now is visible
+            // without opening the request log.
+            cell: (c) => (
+              <span className="block space-y-0.5" data-testid="channel-circuit">
+                <Badge tone={circuitTone(c.circuit)}>{v(c.circuit)}</Badge>
+                {c.circuit_since && <span className="block text-xs text-muted-fg">{t('admin.circuitSince', { when: when(c.circuit_since) })}</span>}
+                {c.last_error && (
+                  <span className="block max-w-xs break-words text-xs text-danger" title={c.last_error}>
+                    {t('admin.lastError', { error: c.last_error, when: when(c.last_error_at) })}
+                  </span>
+                )}
+              </span>
+            ),
+          },
           {
             header: t('admin.lastTest'),
             cell: (c) => (
@@ -192,6 +267,13 @@ export function Channels() {
             header: t('common.actions'),
             cell: (c) => (
               <span className="flex flex-wrap justify-end gap-1">
+                {c.models.length > 1 && (
+                  <Select aria-label={t('admin.testModel')} className="h-8 max-w-[9rem] text-xs" value={testModel[c.id] ?? c.models[0]} onChange={(e) => setTestModel((m) => ({ ...m, [c.id]: e.target.value }))}>
+                    {c.models.map((m) => (
+                      <option key={m} value={m}>{m}</option>
+                    ))}
+                  </Select>
+                )}
                 <Button variant="secondary" size="sm" onClick={() => test(c)}>{t('admin.test')}</Button>
                 <Button variant="secondary" size="sm" onClick={() => open(c)}>{t('common.edit')}</Button>
                 <Button
@@ -204,6 +286,7 @@ export function Channels() {
                 >
                   {c.status === 'enabled' ? t('common.disable') : t('common.enable')}
                 </Button>
+                <Button variant="secondary" size="sm" onClick={() => setDeleting(c)}>{t('common.delete')}</Button>
               </span>
             ),
           },
@@ -237,8 +320,34 @@ export function Channels() {
             <Textarea name="keys" rows={2} autoComplete="off" spellCheck={false} value={form.keys} onChange={set('keys')} />
           </Field>
           <Field label={t('admin.modelsField')}>
-            <Input name="models" required value={form.models} onChange={set('models')} />
+            <span className="flex gap-2">
+              <Input name="models" required value={form.models} onChange={set('models')} />
+              <Button variant="secondary" onClick={fetchModels} disabled={fetching}>{fetching ? t('common.loading') : t('admin.fetchModels')}</Button>
+            </span>
           </Field>
+          {fetched && (
+            <div className="space-y-1" data-testid="fetched-models">
+              <div className="flex items-center justify-between gap-2 text-xs text-muted-fg">
+                <span>{t('admin.fetchedModels', { n: fetched.length })}</span>
+                <button type="button" className="text-primary underline" onClick={() => setForm({ ...form, models: [...new Set([...chosen, ...fetched])].join(', ') })}>
+                  {t('admin.addAllModels')}
+                </button>
+              </div>
+              <div className="flex max-h-40 flex-wrap gap-1 overflow-y-auto">
+                {fetched.map((m) => (
+                  <button
+                    key={m}
+                    type="button"
+                    aria-pressed={chosen.includes(m)}
+                    onClick={() => toggleModel(m)}
+                    className={chosen.includes(m) ? 'rounded-full border border-primary bg-primary/10 px-2 py-1 text-xs text-primary' : 'rounded-full border border-border px-2 py-1 text-xs'}
+                  >
+                    {m}
+                  </button>
+                ))}
+              </div>
+            </div>
+          )}
           <Field label={t('admin.mapping')}>
             <Input name="mapping" placeholder="gpt-4o=my-deployment" value={form.mapping} onChange={set('mapping')} />
           </Field>
@@ -260,6 +369,18 @@ export function Channels() {
           </div>
         </form>
       </Dialog>
+      <Dialog open={deleting !== null} onOpenChange={(o) => !o && setDeleting(null)} title={t('admin.deleteChannelTitle')}>
+        {deleting && (
+          <div className="space-y-3">
+            <p className="text-sm">{t('admin.deleteChannelConfirm', { name: deleting.name })}</p>
+            <div className="flex justify-end gap-2">
+              <Button variant="secondary" onClick={() => setDeleting(null)}>{t('common.cancel')}</Button>
+              <Button variant="danger" onClick={() => remove(deleting)}>{t('common.delete')}</Button>
+            </div>
+          </div>
+        )}
+      </Dialog>
+      <ChannelStatsPanel />
     </div>
   );
 }

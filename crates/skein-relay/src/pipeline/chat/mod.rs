@@ -262,6 +262,7 @@ impl Plan {
             model: self.model.clone(),
             rates: self.rates.clone(),
             candidates: Vec::new(),
+            routing: self.routing.clone(),
         }
     }
 }
