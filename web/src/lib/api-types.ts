@@ -4268,6 +4268,38 @@ export interface components {
             /** @description The provider's name (the slug when the provider was removed). */
             provider_name: string;
         };
+        AdminSettings: {
+            defaults: components["schemas"]["SystemSettings"];
+            overridden: string[];
+            quota_per_usd: number;
+            values: components["schemas"]["SystemSettings"];
+        };
+        Announcement: { en: string; id: string; zh: string };
+        /** @enum {string} */
+        CurrencyDisplay: "units" | "usd" | "cny";
+        /** @enum {string} */
+        RegistrationMode: "open" | "invite_only" | "closed";
+        DisplayPreferences: { currency?: null | components["schemas"]["CurrencyDisplay"] };
+        PublicSettings: {
+            announcement?: null | components["schemas"]["Announcement"];
+            cny_per_usd: number;
+            currency: components["schemas"]["CurrencyDisplay"];
+            invite_reward_invitee: number;
+            invite_reward_inviter: number;
+            quota_per_usd: number;
+            registration_mode: components["schemas"]["RegistrationMode"];
+        };
+        SystemSettings: {
+            announcement?: null | components["schemas"]["Announcement"];
+            cny_per_usd: number;
+            currency: components["schemas"]["CurrencyDisplay"];
+            default_model?: string | null;
+            invite_reward_invitee: number;
+            invite_reward_inviter: number;
+            registration_mode: components["schemas"]["RegistrationMode"];
+            signup_grant: number;
+            title_model?: string | null;
+        };
         /** @description An invite code as the API shows it. */
         InviteCode: {
             /** @description Whether an admin made it. */

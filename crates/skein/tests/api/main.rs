@@ -41,6 +41,7 @@ mod relay;
 mod runtime;
 mod sdk;
 mod security;
+mod settings;
 mod split;
 mod statements;
 mod tokens;
