@@ -179,7 +179,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
               <Input name="code" inputMode="numeric" autoComplete="one-time-code" autoFocus required value={code} onChange={(e) => setCode(e.target.value)} />
             </Field>
             <ErrorText error={error} />
-            <Button type="submit" className="w-full" disabled={busy || (mode === 'register' && !needsSetup && registration === 'closed')}>
+            <Button type="submit" className="w-full" disabled={busy}>
               {t('auth.signIn')}
             </Button>
           </form>
@@ -237,7 +237,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
               </button>
             ))}
           <ErrorText error={error} />
-          <Button type="submit" className="w-full" disabled={busy}>
+          <Button type="submit" className="w-full" disabled={busy || (mode === 'register' && !needsSetup && registration === 'closed')}>
             {mode === 'login' ? t('auth.signIn') : t('auth.register')}
           </Button>
           {mode === 'login' && (
