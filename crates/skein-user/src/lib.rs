@@ -2,7 +2,7 @@
 //! codes, and admin user management, under `/api/v1`.
 //!
 //! **Architecture Invariant:** this crate alone reads and writes the `users`, `sessions`,
-//! `refresh_tokens`, `invite_codes` and `invitations` tables. Others ask through
+//! `refresh_tokens`, `invite_codes`, `invitations`, `system_settings` and `user_preferences` tables. Others ask through
 //! [`SessionDirectory`] (the gateway) or the methods of [`UserService`] (the CLI).
 
 pub mod audit;
