@@ -794,9 +794,9 @@ impl UserService {
                 "本服务器还没有账号。请先用安装令牌创建第一个（root）账号，再使用第三方登录。",
             ));
         }
-    // The mode an administrator set last, on any instance (see `settings.rs`).
-    let mode = svc.system.current().registration_mode;
-    if !first && mode == RegistrationMode::Closed {
+        // The mode an administrator set last, on any instance (see `settings.rs`).
+        let mode = self.system.current().registration_mode;
+        if mode == RegistrationMode::Closed {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "registration_closed",
@@ -854,7 +854,7 @@ impl UserService {
                         .with_details(serde_json::json!({ "field": "invite_code" }))
                     })?,
             ),
-        None if mode == RegistrationMode::InviteOnly && !first => {
+            None if mode == RegistrationMode::InviteOnly => {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invite_code_required",
