@@ -252,7 +252,9 @@ pub fn model(raw: &str, field: &str) -> ApiResult<String> {
     if name.chars().count() > MAX_MODEL_CHARS || name.chars().any(char::is_control) {
         return Err(ApiError::invalid_field(
             field,
-            format!("A model name has at most {MAX_MODEL_CHARS} characters and no control characters."),
+            format!(
+                "A model name has at most {MAX_MODEL_CHARS} characters and no control characters."
+            ),
             format!("模型名称最多 {MAX_MODEL_CHARS} 个字符，且不能包含控制字符。"),
         ));
     }

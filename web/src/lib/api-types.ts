@@ -660,6 +660,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The system settings: the values in effect, the file's, and which were changed. */
+        get: operations["admin_get_settings"];
+        /**
+         * Change system settings. They apply at once on every instance, without a restart; a setting
+         *     never changed (or reset) is the configuration file's. Every invalid field is reported at
+         *     once and nothing is stored then.
+         */
+        put: operations["admin_update_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/system/runtime": {
         parameters: {
             query?: never;
@@ -2542,6 +2564,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/settings/public": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the web app needs before sign-in: the registration mode, the announcement and how
+         *     money is shown.
+         */
+        get: operations["public_settings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/shares/{token}": {
         parameters: {
             query?: never;
@@ -2818,6 +2860,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/user/preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's own display choices. */
+        get: operations["get_preferences"];
+        /** Change one's display choices (the currency amounts are shown in). */
+        put: operations["update_preferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/user/profile": {
         parameters: {
             query?: never;
@@ -2991,6 +3051,20 @@ export interface components {
             tenant?: string | null;
             /** @description Token endpoint override. */
             token_url?: string | null;
+        };
+        /** @description The settings as an administrator sees them. */
+        AdminSettings: {
+            /** @description The configuration file's values (what a reset returns to). */
+            defaults: components["schemas"]["SystemSettings"];
+            /** @description The settings changed from the file's. */
+            overridden: string[];
+            /**
+             * Format: int64
+             * @description Quota units per US dollar (`billing.quota_per_usd`, fixed by the file).
+             */
+            quota_per_usd: number;
+            /** @description The values in effect. */
+            values: components["schemas"]["SystemSettings"];
         };
         /**
          * @description An assistant as a list shows it: the current version's card (the draft's for its owner
@@ -3187,6 +3261,22 @@ export interface components {
              * @description Price multiplier in per-mille: 1000 = ×1.0.
              */
             multiplier_permille: number;
+        };
+        /** @description The announcement banner, shown to everyone until each dismisses it. */
+        Announcement: {
+            /** @description English text (plain, no Markdown). */
+            en: string;
+            /** @description Changes whenever the text does, so a dismissed banner comes back when it is rewritten. */
+            id: string;
+            /** @description Chinese text (plain, no Markdown). */
+            zh: string;
+        };
+        /** @description An announcement's text in both languages. */
+        AnnouncementText: {
+            /** @description English, plain text, at most 500 characters. */
+            en: string;
+            /** @description Chinese, plain text, at most 500 characters. */
+            zh: string;
         };
         /** @description An API key as its owner sees it (never the secret, except once at creation). */
         ApiKey: {
@@ -3931,6 +4021,11 @@ export interface components {
          * @enum {string}
          */
         Currency: "CNY" | "USD";
+        /**
+         * @description How amounts of quota are shown in the web app.
+         * @enum {string}
+         */
+        CurrencyDisplay: "units" | "usd" | "cny";
         /** @description Totals of one day (UTC) for one model or one user. */
         DailyUsage: {
             /**
@@ -4022,6 +4117,14 @@ export interface components {
             code: string;
             /** @description The account's password. */
             password: string;
+        };
+        /** @description A user's own display choices. */
+        DisplayPreferences: {
+            currency?: null | components["schemas"]["CurrencyDisplay"];
+        };
+        /** @description A change of one's display choices. */
+        DisplayPreferencesUpdate: {
+            currency?: null | components["schemas"]["CurrencyDisplay"];
         };
         /** @description A message in both languages. */
         DocumentError: {
@@ -4267,38 +4370,6 @@ export interface components {
             provider: string;
             /** @description The provider's name (the slug when the provider was removed). */
             provider_name: string;
-        };
-        AdminSettings: {
-            defaults: components["schemas"]["SystemSettings"];
-            overridden: string[];
-            quota_per_usd: number;
-            values: components["schemas"]["SystemSettings"];
-        };
-        Announcement: { en: string; id: string; zh: string };
-        /** @enum {string} */
-        CurrencyDisplay: "units" | "usd" | "cny";
-        /** @enum {string} */
-        RegistrationMode: "open" | "invite_only" | "closed";
-        DisplayPreferences: { currency?: null | components["schemas"]["CurrencyDisplay"] };
-        PublicSettings: {
-            announcement?: null | components["schemas"]["Announcement"];
-            cny_per_usd: number;
-            currency: components["schemas"]["CurrencyDisplay"];
-            invite_reward_invitee: number;
-            invite_reward_inviter: number;
-            quota_per_usd: number;
-            registration_mode: components["schemas"]["RegistrationMode"];
-        };
-        SystemSettings: {
-            announcement?: null | components["schemas"]["Announcement"];
-            cny_per_usd: number;
-            currency: components["schemas"]["CurrencyDisplay"];
-            default_model?: string | null;
-            invite_reward_invitee: number;
-            invite_reward_inviter: number;
-            registration_mode: components["schemas"]["RegistrationMode"];
-            signup_grant: number;
-            title_model?: string | null;
         };
         /** @description An invite code as the API shows it. */
         InviteCode: {
@@ -5743,6 +5814,34 @@ export interface components {
             /** @description In slug order. */
             items: components["schemas"]["PublicProvider"][];
         };
+        /** @description What the web app needs before anyone signs in. */
+        PublicSettings: {
+            announcement?: null | components["schemas"]["Announcement"];
+            /**
+             * Format: double
+             * @description Yuan per US dollar.
+             */
+            cny_per_usd: number;
+            /** @description How amounts are shown unless a user chooses otherwise. */
+            currency: components["schemas"]["CurrencyDisplay"];
+            /**
+             * Format: int64
+             * @description What someone who registers with an invite code receives on top of the signup grant.
+             */
+            invite_reward_invitee: number;
+            /**
+             * Format: int64
+             * @description What the code's owner receives for each registration with it.
+             */
+            invite_reward_inviter: number;
+            /**
+             * Format: int64
+             * @description Quota units per US dollar.
+             */
+            quota_per_usd: number;
+            /** @description Who may register. */
+            registration_mode: components["schemas"]["RegistrationMode"];
+        };
         /** @description A share as the public sees it. */
         PublicShare: {
             /** @description Its type. */
@@ -5945,6 +6044,11 @@ export interface components {
             /** @description 3–32 letters, digits, `_`, `.`, `-`. */
             username?: string | null;
         };
+        /**
+         * @description Who may create an account (the very first account always may, and becomes root).
+         * @enum {string}
+         */
+        RegistrationMode: "open" | "invite_only" | "closed";
         /** @description Rejecting an invoice. */
         RejectInvoice: {
             /** @description Why (1–500 characters; the user sees it). */
@@ -6165,6 +6269,38 @@ export interface components {
              * @description The longest one tool call may take, seconds (1 to 300; `null` for chat's own 60 s).
              */
             tool_timeout_secs?: number | null;
+        };
+        /** @description Settings to change; omitted fields stay as they are. */
+        SettingsUpdate: {
+            announcement?: null | components["schemas"]["AnnouncementText"];
+            /**
+             * Format: double
+             * @description Yuan per US dollar, above 0 and at most 1000.
+             */
+            cny_per_usd?: number | null;
+            currency?: null | components["schemas"]["CurrencyDisplay"];
+            /** @description The default chat model; `null` or `""`: none (the first the user may use). */
+            default_model?: string | null;
+            /**
+             * Format: int64
+             * @description Quota the invitee receives (0 or more).
+             */
+            invite_reward_invitee?: number | null;
+            /**
+             * Format: int64
+             * @description Quota the inviter receives (0 or more).
+             */
+            invite_reward_inviter?: number | null;
+            registration_mode?: null | components["schemas"]["RegistrationMode"];
+            /** @description Settings to return to the configuration file's value (applied before the others). */
+            reset?: string[];
+            /**
+             * Format: int64
+             * @description Quota every new account starts with (0 or more).
+             */
+            signup_grant?: number | null;
+            /** @description The title model; `null`: the conversation's own; `""`: no generated titles. */
+            title_model?: string | null;
         };
         /** @description The built-ins' setup. */
         SettingsView: {
@@ -6430,6 +6566,41 @@ export interface components {
         SwitchRequest: {
             /** @description A message of the branch; its newest leaf becomes active. */
             message_id: string;
+        };
+        /** @description The settings in effect. */
+        SystemSettings: {
+            announcement?: null | components["schemas"]["Announcement"];
+            /**
+             * Format: double
+             * @description Yuan per US dollar, for showing amounts in CNY (display only).
+             */
+            cny_per_usd: number;
+            /** @description How amounts are shown unless a user chooses otherwise. */
+            currency: components["schemas"]["CurrencyDisplay"];
+            /** @description The model a new chat uses when none is chosen; `null`: the first the user may use. */
+            default_model?: string | null;
+            /**
+             * Format: int64
+             * @description Quota the invitee receives on top of the signup grant.
+             */
+            invite_reward_invitee: number;
+            /**
+             * Format: int64
+             * @description Quota the inviter receives when someone registers with their code.
+             */
+            invite_reward_inviter: number;
+            /** @description Who may register. */
+            registration_mode: components["schemas"]["RegistrationMode"];
+            /**
+             * Format: int64
+             * @description Quota every new account starts with.
+             */
+            signup_grant: number;
+            /**
+             * @description The model that writes conversation titles; `null`: the conversation's own model;
+             *     `""`: no generated titles.
+             */
+            title_model?: string | null;
         };
         /** @description The outcome of a channel test. */
         TestResult: {
@@ -8631,6 +8802,89 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_get_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminSettings"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_update_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminSettings"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An invalid value (each listed in details.errors) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -13733,6 +13987,25 @@ export interface operations {
             };
         };
     };
+    public_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicSettings"];
+                };
+            };
+        };
+    };
     share_info: {
         parameters: {
             query?: never;
@@ -14473,6 +14746,72 @@ export interface operations {
             };
             /** @description Too many password changes */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DisplayPreferences"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DisplayPreferencesUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DisplayPreferences"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

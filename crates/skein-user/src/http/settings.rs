@@ -287,7 +287,9 @@ fn parse_update(req: SettingsUpdate, lang: Lang) -> ApiResult<Vec<Write>> {
     if let Some(model) = &req.default_model {
         // Empty means none: stored as null so the chat falls back to the first model.
         let parsed = match model {
-            Some(m) => rules::model(m, "default_model").map(|m| json!((!m.is_empty()).then_some(m))),
+            Some(m) => {
+                rules::model(m, "default_model").map(|m| json!((!m.is_empty()).then_some(m)))
+            }
             None => Ok(serde_json::Value::Null),
         };
         set("default_model", parsed);

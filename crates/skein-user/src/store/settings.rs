@@ -5,7 +5,9 @@ use skein_db::DbResult;
 use skein_db::sqlx::{self, Any, Executor};
 
 /// Every stored setting: `(name, JSON value)`.
-pub async fn settings<'e>(db: impl Executor<'e, Database = Any>) -> DbResult<Vec<(String, String)>> {
+pub async fn settings<'e>(
+    db: impl Executor<'e, Database = Any>,
+) -> DbResult<Vec<(String, String)>> {
     Ok(
         sqlx::query_as("SELECT name, value FROM system_settings ORDER BY name")
             .fetch_all(db)

@@ -208,7 +208,13 @@ async fn a_change_on_one_instance_applies_on_the_other() {
     let b = a.sibling().await;
     let root = a.root().await;
     assert_eq!(register(&b, "ada", None).await.status, StatusCode::CREATED);
-    let r = a.put(SETTINGS, Some(&root.access), json!({"registration_mode": "closed"})).await;
+    let r = a
+        .put(
+            SETTINGS,
+            Some(&root.access),
+            json!({"registration_mode": "closed"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // The note travels asynchronously: wait for it, far less than the 30 s safety reload.
     let mut mode = Value::Null;
@@ -219,10 +225,21 @@ async fn a_change_on_one_instance_applies_on_the_other() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(mode, "closed", "the other instance never heard of the change");
-    assert_eq!(register(&b, "bob", None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        mode, "closed",
+        "the other instance never heard of the change"
+    );
+    assert_eq!(
+        register(&b, "bob", None).await.status,
+        StatusCode::FORBIDDEN
+    );
     // And a reset travels the same way.
-    a.put(SETTINGS, Some(&root.access), json!({"reset": ["registration_mode"]})).await;
+    a.put(
+        SETTINGS,
+        Some(&root.access),
+        json!({"reset": ["registration_mode"]}),
+    )
+    .await;
     for _ in 0..100 {
         if b.get(PUBLIC, None).await.json["registration_mode"] == "open" {
             break;
