@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { useT, type MessageKey } from '../../i18n';
-import { Card, CopyButton, Field, Select, cx } from '../../components/ui';
+import { Card, CopyButton, Select, cx } from '../../components/ui';
 import { sdkBase, snippet, snippetLangs, vendors, type SnippetLang, type Vendor } from './snippets';
 
 const vendorName: Record<Vendor, string> = { openai: 'OpenAI', anthropic: 'Anthropic', gemini: 'Gemini' };
@@ -51,18 +51,22 @@ export function ApiSnippets({ models, secret, className }: { models: string[]; s
         <Segments label={t('keys.sdk')} options={vendors} value={vendor} onChange={setVendor} name={(v) => vendorName[v]} />
         <Segments label={t('keys.language')} options={snippetLangs} value={lang} onChange={setLang} name={(l) => langName[l]} />
         {models.length > 0 && (
-          <Field label={t('keys.exampleModel')}>
-            <Select value={chosen} onChange={(e) => setModel(e.target.value)} name="snippet-model">
+          <label className="flex min-w-0 items-center gap-2 text-sm">
+            <span className="text-muted-fg">{t('keys.exampleModel')}</span>
+            <Select className="min-w-0 max-w-[16rem]" value={chosen} onChange={(e) => setModel(e.target.value)} name="snippet-model">
               {models.map((m) => (
                 <option key={m} value={m}>{m}</option>
               ))}
             </Select>
-          </Field>
+          </label>
         )}
       </div>
-      <div className="relative">
-        <pre className="max-h-80 overflow-auto rounded-md bg-muted p-3 pr-20 text-xs leading-relaxed" data-testid="snippet"><code>{code}</code></pre>
-        <CopyButton text={code} className="absolute right-2 top-2" />
+      <div className="overflow-hidden rounded-md border border-border">
+        <div className="flex items-center justify-between border-b border-border bg-muted px-3 py-1 text-xs text-muted-fg">
+          <span>{vendorName[vendor]} · {langName[lang]}</span>
+          <CopyButton text={code} />
+        </div>
+        <pre className="max-h-80 overflow-auto bg-muted/50 p-3 text-xs leading-relaxed" data-testid="snippet"><code>{code}</code></pre>
       </div>
       {!secret && <p className="text-xs text-muted-fg">{t('keys.snippetKeyHint')}</p>}
     </Card>
