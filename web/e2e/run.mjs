@@ -281,7 +281,9 @@ async function main() {
       await row.getByRole('button', { name: 'Limits' }).click();
       const dialog = page.getByRole('dialog');
       await dialog.getByLabel('Requests per minute').fill('60');
-      await dialog.getByLabel('Allowed models (comma separated)').fill(MODEL);
+      // Not priced yet, so not in the list: typed into the picker's filter and added by name.
+      await dialog.getByLabel('Filter models').fill(MODEL);
+      await dialog.getByRole('button', { name: `Add “${MODEL}”` }).click();
       await dialog.getByRole('button', { name: 'Save' }).click();
       await dialog.waitFor({ state: 'detached' });
       await row.getByText(`60 rpm · ${MODEL}`).waitFor();

@@ -842,6 +842,7 @@ export const en = {
   'keys.modelsPicked': '{n} picked',
   'keys.allModels': 'None picked: every model',
   'keys.clearModels': 'Clear',
+  'keys.addModel': 'Add “{name}”',
   'keys.noModels': 'No models match.',
 } as const;
 

@@ -844,5 +844,6 @@ export const zh: Record<MessageKey, string> = {
   'keys.modelsPicked': '已选 {n} 个',
   'keys.allModels': '未选择：可用全部模型',
   'keys.clearModels': '清空',
+  'keys.addModel': '添加“{name}”',
   'keys.noModels': '没有匹配的模型。',
 };

@@ -80,6 +80,7 @@ export function ModelMultiSelect({ models, value, onChange }: { models: string[]
   // Models named on the key that are no longer priced stay visible, so they can be removed.
   const all = [...new Set([...value, ...models])];
   const shown = all.filter((m) => m.toLowerCase().includes(filter.trim().toLowerCase()));
+  const typed = filter.trim() && !all.includes(filter.trim()) ? filter.trim() : '';
   const toggle = (m: string) => onChange(value.includes(m) ? value.filter((x) => x !== m) : [...value, m]);
   return (
     <div className="space-y-2" data-testid="model-multiselect">
@@ -100,7 +101,13 @@ export function ModelMultiSelect({ models, value, onChange }: { models: string[]
         )}
       </div>
       <div className="max-h-40 overflow-y-auto rounded-md border border-border p-1">
-        {shown.length === 0 && <p className="p-2 text-xs text-muted-fg">{t('keys.noModels')}</p>}
+        {shown.length === 0 && !typed && <p className="p-2 text-xs text-muted-fg">{t('keys.noModels')}</p>}
+        {typed && (
+          // A model not priced yet (or served later) can still be named.
+          <button type="button" className="flex min-h-8 w-full items-center rounded px-2 text-left text-sm text-primary hover:bg-muted" onClick={() => { onChange([...value, typed]); setFilter(''); }}>
+            {t('keys.addModel', { name: typed })}
+          </button>
+        )}
         {shown.map((m) => (
           <label key={m} className="flex min-h-8 cursor-pointer items-center gap-2 rounded px-2 text-sm hover:bg-muted">
             <input type="checkbox" checked={value.includes(m)} onChange={() => toggle(m)} />

@@ -110,9 +110,13 @@ describe('using a key', () => {
     expect(within(picker).getAllByRole('checkbox')).toHaveLength(1);
     fireEvent.click(within(picker).getByLabelText('gemini-2.0-flash'));
     expect(within(picker).getByText('1 picked')).toBeTruthy();
+    // A model not in the priced list can be named too.
+    fireEvent.change(within(picker).getByLabelText('Filter models'), { target: { value: 'my-local-model' } });
+    fireEvent.click(within(picker).getByRole('button', { name: 'Add “my-local-model”' }));
+    expect(within(picker).getByText('2 picked')).toBeTruthy();
     fireEvent.click(within(dialog).getByRole('button', { name: 'Create' }));
     await waitFor(() => expect(calls.some((c) => c.method === 'POST')).toBe(true));
-    expect(calls.find((c) => c.method === 'POST')?.body).toMatchObject({ name: 'bot', allowed_models: ['gemini-2.0-flash'] });
+    expect(calls.find((c) => c.method === 'POST')?.body).toMatchObject({ name: 'bot', allowed_models: ['gemini-2.0-flash', 'my-local-model'] });
     // The new key's dialog fills the key into the snippets.
     const created = await screen.findByTestId('new-key');
     const secretDialog = created.closest('[role="dialog"]') as HTMLElement;
