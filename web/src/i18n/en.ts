@@ -373,7 +373,7 @@ export const en = {
   'admin.batchName': 'Batch name',
   'admin.count': 'How many',
   'admin.codesCreated': '{n} codes created',
-  'admin.systemNote': 'Server settings are read from skein.toml and SKEIN_* variables; see skein.example.toml. Check them with “skein config check”. They cannot be changed from the browser yet.',
+  'admin.systemNote': 'Server settings are read from skein.toml and SKEIN_* variables; see skein.example.toml. Check them with “skein config check”. Settings other than the ones above are changed there, and take effect after a restart.',
   'admin.uses': 'Uses',
   'admin.maxUses': 'Max uses',
   'admin.forbidden': 'This page is for administrators.',

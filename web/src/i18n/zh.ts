@@ -375,7 +375,7 @@ export const zh: Record<MessageKey, string> = {
   'admin.batchName': '批次名称',
   'admin.count': '数量',
   'admin.codesCreated': '已创建 {n} 个兑换码',
-  'admin.systemNote': '服务器设置来自 skein.toml 与 SKEIN_* 环境变量，见 skein.example.toml，可用“skein config check”检查。目前不能在浏览器中修改。',
+  'admin.systemNote': '服务器设置来自 skein.toml 与 SKEIN_* 环境变量，见 skein.example.toml，可用“skein config check”检查。上面以外的设置需在那里修改，重启后生效。',
   'admin.uses': '已用次数',
   'admin.maxUses': '最多使用次数',
   'admin.forbidden': '此页面仅限管理员。',
