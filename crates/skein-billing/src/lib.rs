@@ -59,6 +59,8 @@ pub struct BillingService {
     tasks: BackgroundTasks,
     /// The File service, for invoice PDFs (set once at composition, when files run).
     files: std::sync::OnceLock<Arc<dyn skein_core::api::FileApi>>,
+    /// The system settings (grants, exchange rate), when the User service runs here.
+    settings: std::sync::OnceLock<Arc<dyn skein_core::api::SettingsSource>>,
 }
 
 impl BillingService {
@@ -91,6 +93,7 @@ impl BillingService {
             users,
             tasks: BackgroundTasks::new(),
             files: std::sync::OnceLock::new(),
+            settings: std::sync::OnceLock::new(),
         });
         // Holds of a crashed caller (or a previous process) are released at once, then
         // every quarter of their lifetime.
@@ -130,6 +133,38 @@ impl BillingService {
         if let Some(files) = files {
             let _ = self.files.set(files);
         }
+    }
+
+    /// Reads the grants and the exchange rate from the system settings (composition time,
+    /// when the User service runs in this process); without it, `[billing]` decides them.
+    pub fn set_settings(&self, settings: Arc<dyn skein_core::api::SettingsSource>) {
+        let _ = self.settings.set(settings);
+    }
+
+    /// The signup grant, the invitee's and the inviter's reward in effect.
+    fn grants(&self) -> (i64, i64, i64) {
+        match self.settings.get() {
+            Some(source) => {
+                let s = source.current();
+                (
+                    s.signup_grant,
+                    s.invite_reward_invitee,
+                    s.invite_reward_inviter,
+                )
+            }
+            None => (
+                self.config.signup_grant,
+                self.config.invite_reward_invitee,
+                self.config.invite_reward_inviter,
+            ),
+        }
+    }
+
+    /// Yuan per US dollar in effect (display only).
+    fn cny_per_usd(&self) -> f64 {
+        self.settings
+            .get()
+            .map_or(self.config.cny_per_usd, |s| s.current().cny_per_usd)
     }
 
     /// The scheduled ledger check: runs [`BillingService::verify`] and publishes the outcome
@@ -208,7 +243,7 @@ impl BillingService {
             &self.db,
             user_id,
             self.config.quota_per_usd,
-            self.config.cny_per_usd,
+            self.cny_per_usd(),
         )
         .await?;
         if let Some(held) = held {
@@ -406,7 +441,7 @@ impl BillingService {
                         Some(s) => s,
                         None => {
                             self.writer
-                                .submit(Op::Open(request.user_id.clone()))
+                                .submit(Op::Open(request.user_id.clone(), self.grants().0))
                                 .await?;
                             query::spendable(&self.db, &request.user_id)
                                 .await?
@@ -543,14 +578,18 @@ impl AccountEvents for BillingService {
         user_id: &str,
         inviter_id: Option<&str>,
     ) -> Result<(), ApiError> {
-        self.writer.submit(Op::Open(user_id.to_string())).await?;
+        // The grants in effect now (an administrator may have changed them at run time).
+        let (signup, invitee, inviter_reward) = self.grants();
+        self.writer
+            .submit(Op::Open(user_id.to_string(), signup))
+            .await?;
         self.forget_balance(user_id);
         let Some(inviter) = inviter_id else {
             return Ok(());
         };
         let rewards = [
-            (user_id, self.config.invite_reward_invitee, "invitee"),
-            (inviter, self.config.invite_reward_inviter, "inviter"),
+            (user_id, invitee, "invitee"),
+            (inviter, inviter_reward, "inviter"),
         ];
         for (who, amount, role) in rewards {
             if amount > 0 {

@@ -38,7 +38,8 @@ pub(crate) enum Op {
         user_id: String,
         code: String,
     },
-    Open(String),
+    /// With the signup grant in effect when the user registered (a system setting).
+    Open(String, i64),
     Expire,
     /// Mark a top-up order paid and credit it, in one transaction.
     PayOrder(crate::payment::Paid),
@@ -383,7 +384,11 @@ async fn apply(
         Op::Redeem { user_id, code } => ledger::redeem(tx, user_id, code, rules, now)
             .await?
             .map(|(amount, balance)| Done::Redeemed { amount, balance }),
-        Op::Open(user_id) => {
+        Op::Open(user_id, signup_grant) => {
+            let rules = Rules {
+                signup_grant: *signup_grant,
+                ..rules
+            };
             ledger::open_account(tx, user_id, rules, now).await?;
             Ok(Done::Balance(None))
         }

@@ -90,9 +90,33 @@ pub struct ChatService {
     bus: std::sync::OnceLock<Arc<dyn skein_core::bus::Bus>>,
     /// Clients here attached to answers written on other instances.
     watches: live::Watches,
+    /// The system settings (default and title model), when the User service runs here.
+    settings: std::sync::OnceLock<Arc<dyn skein_core::api::SettingsSource>>,
 }
 
 impl ChatService {
+    /// Reads the default and title model from the system settings (composition time, when
+    /// the User service runs in this process); without it, `[chat]` decides them.
+    pub fn set_settings(&self, settings: Arc<dyn skein_core::api::SettingsSource>) {
+        let _ = self.settings.set(settings);
+    }
+
+    /// The default model in effect.
+    pub(crate) fn default_model(&self) -> Option<String> {
+        match self.settings.get() {
+            Some(source) => source.current().default_model.clone(),
+            None => self.config.default_model.clone(),
+        }
+    }
+
+    /// The title model in effect (`""`: no generated titles).
+    pub(crate) fn title_model(&self) -> Option<String> {
+        match self.settings.get() {
+            Some(source) => source.current().title_model.clone(),
+            None => self.config.title_model.clone(),
+        }
+    }
+
     /// Starts the service: answers left half-written by a previous process are marked failed,
     /// and deleted conversations are purged once their restore window has passed.
     pub async fn start(
@@ -137,6 +161,7 @@ impl ChatService {
             instance: skein_core::bus::instance_id(),
             bus: std::sync::OnceLock::new(),
             watches: live::Watches::default(),
+            settings: std::sync::OnceLock::new(),
         });
         service.background.every(
             "chat.purge",
@@ -275,7 +300,8 @@ async fn make_title(
     question: &str,
     answer: &str,
 ) -> Option<String> {
-    let model = match svc.config.title_model.as_deref() {
+    let title_model = svc.title_model();
+    let model = match title_model.as_deref() {
         Some("") => return None,
         Some(model) => model.to_string(),
         None => conversation_model.to_string(),

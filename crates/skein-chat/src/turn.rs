@@ -199,7 +199,8 @@ impl ChatService {
             .into_iter()
             .filter(crate::is_chat_model)
             .collect();
-        let wanted = wanted.or(self.config.default_model.as_deref());
+        let default_model = self.default_model();
+        let wanted = wanted.or(default_model.as_deref());
         let chosen = match wanted {
             Some(name) => available
                 .into_iter()

@@ -137,6 +137,10 @@ impl Envelope {
 /// (one session was revoked). The User service and every cache of users listen to it.
 pub const USER_TOPIC: &str = "user";
 
+/// The topic of system settings: any note means "the settings changed, read them again"
+/// (the User service, which owns them, listens).
+pub const SETTINGS_TOPIC: &str = "settings";
+
 /// A change on [`USER_TOPIC`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "what", content = "id", rename_all = "snake_case")]

@@ -2,7 +2,7 @@
 //! codes, and admin user management, under `/api/v1`.
 //!
 //! **Architecture Invariant:** this crate alone reads and writes the `users`, `sessions`,
-//! `refresh_tokens`, `invite_codes` and `invitations` tables. Others ask through
+//! `refresh_tokens`, `invite_codes`, `invitations`, `system_settings` and `user_preferences` tables. Others ask through
 //! [`SessionDirectory`] (the gateway) or the methods of [`UserService`] (the CLI).
 
 pub mod audit;
@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod password;
 pub mod remote;
 mod service;
+pub mod settings;
 mod setup;
 pub mod store;
 pub mod throttle;
@@ -49,6 +50,10 @@ pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
     postgres: || skein_db::sqlx::migrate!("migrations/postgres"),
 };
 
+/// How often each instance reads the settings again without being told (bus notes are at
+/// most once).
+const SETTINGS_RELOAD: Duration = Duration::from_secs(30);
+
 /// What the User service is configured with.
 #[derive(Clone)]
 pub struct UserSettings {
@@ -62,6 +67,8 @@ pub struct UserSettings {
     pub mail: MailConfig,
     /// Sign-in with other services.
     pub oauth: OAuthConfig,
+    /// The system settings' values while none is stored (from the configuration file).
+    pub system: settings::SettingsDefaults,
 }
 
 /// The User service.
@@ -88,6 +95,8 @@ pub struct UserService {
     oauth: oauth::OAuthClient,
     /// The other instances, told when a session or user changes (set once at start-up).
     bus: std::sync::OnceLock<Arc<dyn skein_core::bus::Bus>>,
+    /// The system settings in effect (the file's, overlaid by the stored ones).
+    system: Arc<settings::LiveSettings>,
 }
 
 impl UserService {
@@ -111,6 +120,7 @@ impl UserService {
             .time_to_live(Duration::from_secs(settings.auth.session_cache_secs.max(1)))
             .support_invalidation_closures()
             .build();
+        let system = Arc::new(settings::LiveSettings::new(settings.system.clone()));
         Ok(UserService {
             db,
             jwt,
@@ -125,6 +135,7 @@ impl UserService {
             files: None,
             oauth,
             bus: std::sync::OnceLock::new(),
+            system,
         })
     }
 
@@ -138,6 +149,19 @@ impl UserService {
     /// Starts the mail queue's sender (when mail is configured). Call once, after the service
     /// is in its `Arc`.
     pub fn start(self: &Arc<Self>) {
+        // The bus tells of every settings change at once; this reload is the safety net for
+        // a note that was lost.
+        self.background.every(
+            "settings.reload",
+            SETTINGS_RELOAD,
+            FirstRun::AfterPeriod,
+            self,
+            |svc| async move {
+                if let Err(error) = svc.load_settings().await {
+                    tracing::warn!(%error, "could not reload the system settings");
+                }
+            },
+        );
         if self.mailer.is_none() {
             return;
         }
@@ -190,7 +214,42 @@ impl UserService {
                     Note::Resync => svc.sessions.invalidate_all(),
                 }
             });
+        // Any settings note, or a resync, means: read the settings again.
+        self.background.on_notes(
+            "user.settings_bus",
+            &bus,
+            skein_core::bus::SETTINGS_TOPIC,
+            self,
+            |svc, _note| async move {
+                if let Err(error) = svc.load_settings().await {
+                    tracing::warn!(%error, "could not reload the system settings");
+                }
+            },
+        );
         let _ = self.bus.set(bus);
+    }
+
+    /// Reads the stored settings and puts them in effect (at start-up, on a note from
+    /// another instance, and periodically).
+    pub async fn load_settings(&self) -> ApiResult<()> {
+        let rows = store::settings::settings(self.db.pool()).await?;
+        self.system.install(&rows);
+        Ok(())
+    }
+
+    /// The settings in effect, for the services built in this process.
+    pub fn settings_source(&self) -> Arc<dyn skein_core::api::SettingsSource> {
+        self.system.clone()
+    }
+
+    /// Tells the other instances that the settings changed.
+    pub(crate) fn tell_settings_changed(&self) {
+        skein_core::bus::tell(
+            self.bus.get(),
+            &self.background,
+            skein_core::bus::SETTINGS_TOPIC,
+            &"changed",
+        );
     }
 
     /// Tells the other instances about `change`.

@@ -23,6 +23,10 @@ impl Service for UserService {
             tag("user", "The signed-in user's profile"),
             tag("invites", "Invite codes"),
             tag(
+                "settings",
+                "System settings applied without a restart, and each user's display preferences",
+            ),
+            tag(
                 "account",
                 "Email verification, password reset, sessions and two-factor sign-in",
             ),

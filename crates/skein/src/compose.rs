@@ -16,7 +16,7 @@ use skein_billing::BillingService;
 use skein_chat::ChatService;
 use skein_core::api::{
     AccountEvents, AgentApi, AuditLog, BillingApi, ConversationOpener, FileApi, KeyDirectory,
-    KnowledgeApi, RelayApi, SessionDirectory, UserDirectory,
+    KnowledgeApi, RelayApi, SessionDirectory, SettingsSource, UserDirectory,
 };
 use skein_core::auth::JwtKeys;
 use skein_core::internal::{InternalClient, RemoteAccountEvents};
@@ -98,6 +98,8 @@ pub struct Wiring {
     pub sessions: Option<Arc<dyn SessionDirectory>>,
     /// Who exists (User).
     pub users: Option<Arc<dyn UserDirectory>>,
+    /// The system settings in effect (User, in process only: elsewhere the file's values).
+    pub settings: Option<Arc<dyn SettingsSource>>,
     /// The admin audit log, for the gateway (User).
     pub audit: Option<Arc<dyn AuditLog>>,
     /// Holds and charges (Billing).
@@ -144,6 +146,7 @@ impl Wiring {
             limiter,
             sessions: None,
             users: None,
+            settings: None,
             audit: None,
             billing: None,
             keys: None,
@@ -272,13 +275,31 @@ fn user(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
             limits: w.config.limits.clone(),
             mail: w.config.mail.clone(),
             oauth: w.config.oauth.clone(),
+            system: skein_user::settings::SettingsDefaults::from_config(
+                &w.config.registration,
+                skein_user::settings::Grants {
+                    signup: w.config.billing.signup_grant,
+                    inviter: w.config.billing.invite_reward_inviter,
+                    invitee: w.config.billing.invite_reward_invitee,
+                },
+                w.config.chat.default_model.clone(),
+                w.config.chat.title_model.clone(),
+                w.config.billing.quota_per_usd,
+                w.config.billing.cny_per_usd,
+            ),
         };
         let users = Arc::new(
             UserService::new(w.db.clone(), w.jwt.clone(), settings, w.limiter.clone())
                 .map_err(|e| anyhow::anyhow!("cannot start the User service: {e}"))?
                 .with_files(w.files.clone()),
         );
+        // Stored settings are in effect before the first request is served.
+        users
+            .load_settings()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the system settings: {e}"))?;
         users.start();
+        w.settings = Some(users.settings_source());
         w.sessions = Some(users.clone());
         w.users = Some(users.clone());
         w.audit = Some(users.clone());
@@ -292,6 +313,9 @@ fn billing(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         let users = need(&w.users, ServiceName::Billing, ServiceName::User)?;
         let billing = BillingService::start(w.db.clone(), w.config.billing.clone(), users);
         billing.set_files(w.files.clone());
+        if let Some(settings) = &w.settings {
+            billing.set_settings(settings.clone());
+        }
         w.billing = Some(billing.clone());
         w.observers.push(billing.clone());
         w.billing_service = Some(billing.clone());
@@ -346,6 +370,9 @@ fn chat(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         let chat = ChatService::start(w.db.clone(), relay, w.files.clone(), w.config.chat.clone())
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the Chat service: {e}"))?;
+        if let Some(settings) = &w.settings {
+            chat.set_settings(settings.clone());
+        }
         w.chat_service = Some(chat.clone());
         Ok(chat as Arc<dyn Service>)
     })

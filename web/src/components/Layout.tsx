@@ -9,6 +9,8 @@ import { navLinks } from '../routes';
 import { cx } from './ui';
 import { Drawer } from './ui/dialog';
 import { createStore } from '../lib/store';
+import { announcementDismissed, dismissAnnouncement, useCurrencySync, usePublicSettings } from '../lib/system';
+import { langStore } from '../lib/settings';
 
 /** Whether the phone navigation drawer is open (pages with their own sidebar open it too). */
 export const navOpenStore = createStore(false);
@@ -37,6 +39,38 @@ function NavItems({ onPick }: { onPick?: () => void }) {
   );
 }
 
+/**
+ * The administrator's announcement, in the UI language, until this user dismisses it (kept per
+ * user on this device; a new text has a new id and shows again). Plain text: line breaks only.
+ */
+export function AnnouncementBanner() {
+  const t = useT();
+  const lang = useStore(langStore);
+  const { user } = useStore(authStore);
+  const settings = usePublicSettings();
+  const [, rerender] = useState(0);
+  const a = settings.data?.announcement;
+  if (!a || !user || announcementDismissed(user.id, a.id)) return null;
+  return (
+    <div role="status" data-testid="announcement" className="flex items-start gap-3 border-b border-primary/30 bg-primary/10 px-4 py-2 text-sm">
+      <p className="min-w-0 flex-1 whitespace-pre-line break-words">{lang === 'zh-CN' ? a.zh : a.en}</p>
+      <button
+        type="button"
+        className="-my-1 flex h-8 w-8 shrink-0 items-center justify-center rounded-md text-muted-fg hover:bg-muted hover:text-fg"
+        aria-label={t('announcement.dismiss')}
+        onClick={() => {
+          dismissAnnouncement(user.id, a.id);
+          rerender((n) => n + 1);
+        }}
+      >
+        <svg viewBox="0 0 16 16" className="h-4 w-4" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden>
+          <path d="M4 4l8 8M12 4l-8 8" strokeLinecap="round" />
+        </svg>
+      </button>
+    </div>
+  );
+}
+
 /** The signed-in frame: a top bar with the sections (a drawer on phones) and the page. */
 export function Layout() {
   const t = useT();
@@ -45,6 +79,8 @@ export function Layout() {
   const { user } = useStore(authStore);
   const [open, setOpen] = [useStore(navOpenStore), navOpenStore.set];
   const [busy, setBusy] = useState(false);
+  // Money is shown in the currency the admin chose, or the user's own.
+  useCurrencySync();
 
   const signOut = async () => {
     setBusy(true);
@@ -88,6 +124,7 @@ export function Layout() {
           <NavItems onPick={() => setOpen(false)} />
         </nav>
       </Drawer>
+      <AnnouncementBanner />
       <main className="min-h-0 flex-1 overflow-y-auto">
         <Outlet />
       </main>

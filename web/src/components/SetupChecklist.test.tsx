@@ -35,7 +35,7 @@ const profile = (role: Profile['role']): Profile => ({
 });
 
 /** A server whose state the test changes as steps are done. */
-function server(initial: { channel?: boolean; tested?: boolean; priced?: boolean; key?: boolean }) {
+function server(initial: { channel?: boolean; tested?: boolean; priced?: boolean; registration?: boolean; key?: boolean }) {
   const state = { ...initial };
   const calls: string[] = [];
   vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
@@ -43,7 +43,18 @@ function server(initial: { channel?: boolean; tested?: boolean; priced?: boolean
     const path = url.split('?')[0];
     calls.push(`${method} ${path}`);
     const channel = { id: 'c1', name: 'openai', type: 'openai', models: ['gpt-4o'], last_test_result: state.tested ? 'ok' : null };
+    const settings = (mode: string, chosen: boolean) => ({
+      values: { registration_mode: mode },
+      defaults: { registration_mode: 'open' },
+      overridden: chosen ? ['registration_mode'] : [],
+      quota_per_usd: 500000,
+    });
+    if (method === 'PUT' && path === '/api/v1/admin/settings') {
+      state.registration = true;
+      return new Response(JSON.stringify(settings(JSON.parse(String(init.body)).registration_mode, true)), { status: 200 });
+    }
     const routes: Record<string, unknown> = {
+      'GET /api/v1/admin/settings': settings(state.registration ? 'invite_only' : 'open', !!state.registration),
       'GET /api/v1/channels': state.channel ? [channel] : [],
       'GET /api/v1/pricing': state.priced ? [{ model: 'gpt-4o' }] : [],
       'GET /api/v1/admin/pricing/unpriced': state.channel && !state.priced ? [{ model: 'gpt-4o', channels: ['openai'], has_default: true }] : [],
@@ -77,8 +88,8 @@ describe('setup checklist', () => {
     server({});
     show(<SetupChecklist />);
     await screen.findByTestId('setup-checklist');
-    expect(screen.getByText('0 of 4 done')).toBeTruthy();
-    expect(['provider', 'test', 'prices', 'key'].map(done)).toEqual(['false', 'false', 'false', 'false']);
+    expect(screen.getByText('0 of 5 done')).toBeTruthy();
+    expect(['provider', 'test', 'prices', 'registration', 'key'].map(done)).toEqual(['false', 'false', 'false', 'false', 'false']);
     expect(screen.getByRole('link', { name: 'Add a channel' }).getAttribute('href')).toBe('/admin/channels?new=1');
     expect(screen.getByRole('link', { name: 'Create a key' }).getAttribute('href')).toBe('/keys');
   });
@@ -87,7 +98,11 @@ describe('setup checklist', () => {
     setUser(profile('root'));
     const calls = server({ channel: true, key: true });
     show(<SetupChecklist />);
-    await screen.findByText('2 of 4 done');
+    await screen.findByText('2 of 5 done');
+    // Registration: chosen right from the list, stored through the settings API.
+    fireEvent.click(within(screen.getByTestId('setup-step-registration')).getByRole('button', { name: 'Invite only' }));
+    await waitFor(() => expect(done('registration')).toBe('true'));
+    expect(calls).toContain('PUT /api/v1/admin/settings');
     fireEvent.click(within(screen.getByTestId('setup-step-test')).getByRole('button', { name: 'Test now' }));
     await waitFor(() => expect(done('test')).toBe('true'));
     expect(calls).toContain('POST /api/v1/channels/c1/test');
@@ -98,7 +113,7 @@ describe('setup checklist', () => {
 
   it('is not shown once everything is set up', async () => {
     setUser(profile('root'));
-    const calls = server({ channel: true, tested: true, priced: true, key: true });
+    const calls = server({ channel: true, tested: true, priced: true, registration: true, key: true });
     const { container } = show(<SetupChecklist />);
     await waitFor(() => expect(calls).toContain('GET /api/v1/keys'));
     await new Promise((r) => setTimeout(r, 20));
@@ -120,7 +135,7 @@ describe('setup checklist', () => {
     server({});
     show(<ChatEmpty hasModels={false} />);
     await screen.findByText('设置本服务器');
-    expect(screen.getByText('已完成 0/4')).toBeTruthy();
+    expect(screen.getByText('已完成 0/5')).toBeTruthy();
     expect(screen.getByRole('link', { name: '添加渠道' }).getAttribute('href')).toBe('/admin/channels?new=1');
   });
 

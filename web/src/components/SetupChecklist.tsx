@@ -4,7 +4,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../lib/api';
 import { authStore } from '../lib/auth';
 import { useStore } from '../lib/store';
-import type { ApiKey, Channel, DefaultsLoaded, ModelPrice, Page, UnpricedModel } from '../lib/types';
+import type { AdminSettings, ApiKey, Channel, DefaultsLoaded, ModelPrice, Page, UnpricedModel } from '../lib/types';
 import { useT, type MessageKey } from '../i18n';
 import { qk } from '../lib/queryKeys';
 import { Button, Card, cx, ErrorText } from './ui';
@@ -18,6 +18,8 @@ export interface SetupState {
   provider: boolean;
   tested: boolean;
   priced: boolean;
+  /** The registration mode was chosen (stored by an admin, or set in skein.toml). */
+  registration: boolean;
   key: boolean;
 }
 
@@ -37,23 +39,26 @@ export function useSetupState(): SetupState | null {
   const prices = useQuery({ queryKey: qk.pricing, queryFn: () => api<ModelPrice[]>('pricing'), enabled });
   const unpriced = useQuery({ queryKey: qk.unpriced, queryFn: () => api<UnpricedModel[]>('admin/pricing/unpriced'), enabled });
   const keys = useQuery({ queryKey: qk.keys.page(1), queryFn: () => api<Page<ApiKey>>('keys?page=1&per_page=20'), enabled });
-  if (!enabled || !channels.data || !prices.data || !unpriced.data || !keys.data) return null;
+  const settings = useQuery({ queryKey: qk.adminSettings, queryFn: () => api<AdminSettings>('admin/settings'), enabled });
+  if (!enabled || !channels.data || !prices.data || !unpriced.data || !keys.data || !settings.data) return null;
   const rows = Array.isArray(channels.data) ? channels.data : channels.data.items;
   return {
     channels: rows,
     provider: rows.length > 0,
     tested: rows.some((c) => c.last_test_result === 'ok'),
     priced: prices.data.length > 0 && unpriced.data.length === 0,
+    // Open registration is the shipped default; a server is set up once someone chose.
+    registration: settings.data.overridden.includes('registration_mode') || settings.data.defaults.registration_mode !== 'open',
     key: keys.data.total > 0,
   };
 }
 
 /** Whether every step is done (the checklist then goes away). */
-export const setupDone = (s: SetupState) => s.provider && s.tested && s.priced && s.key;
+export const setupDone = (s: SetupState) => s.provider && s.tested && s.priced && s.registration && s.key;
 
 /**
- * The root account's first-run checklist: add a provider, test it, price its models, create
- * an API key. Each step's state comes from the API, so it ticks itself off wherever the step
+ * The root account's first-run checklist: add a provider, test it, price its models, choose
+ * who may register, create an API key. Each step's state comes from the API, so it ticks itself off wherever the step
  * was done, and the whole list disappears once all are.
  */
 export function SetupChecklist({ className }: { className?: string }) {
@@ -93,6 +98,13 @@ export function SetupChecklist({ className }: { className?: string }) {
       await queryClient.invalidateQueries({ queryKey: qk.chatModels });
     });
 
+  const chooseRegistration = (mode: AdminSettings['values']['registration_mode']) =>
+    run(async () => {
+      const next = await api<AdminSettings>('admin/settings', { method: 'PUT', body: { registration_mode: mode } });
+      queryClient.setQueryData(qk.adminSettings, next);
+      await queryClient.invalidateQueries({ queryKey: qk.publicSettings });
+    });
+
   const steps: Array<{ id: string; done: boolean; title: MessageKey; hint: MessageKey; action: React.ReactNode }> = [
     {
       id: 'provider',
@@ -119,6 +131,19 @@ export function SetupChecklist({ className }: { className?: string }) {
         <span className="flex flex-wrap gap-2">
           <Button size="sm" variant="secondary" disabled={busy} onClick={loadDefaults}>{t('admin.loadDefaults')}</Button>
           <Link className={linkClass} to="/admin/pricing">{t('setup.pricesAction')}</Link>
+        </span>
+      ),
+    },
+    {
+      id: 'registration',
+      done: state.registration,
+      title: 'setup.registration',
+      hint: 'setup.registrationHint',
+      action: (
+        <span className="flex flex-wrap gap-2">
+          <Button size="sm" variant="secondary" disabled={busy} onClick={() => chooseRegistration('open')}>{t('system.modeOpen')}</Button>
+          <Button size="sm" variant="secondary" disabled={busy} onClick={() => chooseRegistration('invite_only')}>{t('system.modeInvite')}</Button>
+          <Button size="sm" variant="secondary" disabled={busy} onClick={() => chooseRegistration('closed')}>{t('system.modeClosed')}</Button>
         </span>
       ),
     },

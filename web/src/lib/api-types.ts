@@ -660,74 +660,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/admin/requests": {
+    "/api/v1/admin/settings": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The request log across every user, newest first, with cursor pagination (admin). */
-        get: operations["list_requests"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/admin/requests/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One request with its routing decisions and upstream attempts (admin). */
-        get: operations["get_request"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/admin/requests/channel-stats": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
+        /** The system settings: the values in effect, the file's, and which were changed. */
+        get: operations["admin_get_settings"];
         /**
-         * Requests, errors, latency (average and median), time to first byte and cost per channel
-         *     and UTC day, from the request log (admin).
+         * Change system settings. They apply at once on every instance, without a restart; a setting
+         *     never changed (or reset) is the configuration file's. Every invalid field is reported at
+         *     once and nothing is stored then.
          */
-        get: operations["channel_stats"];
-        put?: never;
+        put: operations["admin_update_settings"];
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/admin/requests/prune": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Remove old requests from the log now (admin); the background task does the same every
-         *     `relay.request_log_prune_every_secs` with `relay.request_log_retention_days`.
-         */
-        post: operations["prune_requests"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1739,26 +1687,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/channels/fetch-models": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * The models an upstream account offers before it is saved as a channel (admin): the
-         *     channel form's "fetch models". The key is used for this one request and kept nowhere.
-         */
-        post: operations["fetch_models"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/chat/conversations": {
         parameters: {
             query?: never;
@@ -2636,6 +2564,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/settings/public": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the web app needs before sign-in: the registration mode, the announcement and how
+         *     money is shown.
+         */
+        get: operations["public_settings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/shares/{token}": {
         parameters: {
             query?: never;
@@ -2912,6 +2860,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/user/preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's own display choices. */
+        get: operations["get_preferences"];
+        /** Change one's display choices (the currency amounts are shown in). */
+        put: operations["update_preferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/user/profile": {
         parameters: {
             query?: never;
@@ -3085,6 +3051,20 @@ export interface components {
             tenant?: string | null;
             /** @description Token endpoint override. */
             token_url?: string | null;
+        };
+        /** @description The settings as an administrator sees them. */
+        AdminSettings: {
+            /** @description The configuration file's values (what a reset returns to). */
+            defaults: components["schemas"]["SystemSettings"];
+            /** @description The settings changed from the file's. */
+            overridden: string[];
+            /**
+             * Format: int64
+             * @description Quota units per US dollar (`billing.quota_per_usd`, fixed by the file).
+             */
+            quota_per_usd: number;
+            /** @description The values in effect. */
+            values: components["schemas"]["SystemSettings"];
         };
         /**
          * @description An assistant as a list shows it: the current version's card (the draft's for its owner
@@ -3281,6 +3261,22 @@ export interface components {
              * @description Price multiplier in per-mille: 1000 = ×1.0.
              */
             multiplier_permille: number;
+        };
+        /** @description The announcement banner, shown to everyone until each dismisses it. */
+        Announcement: {
+            /** @description English text (plain, no Markdown). */
+            en: string;
+            /** @description Changes whenever the text does, so a dismissed banner comes back when it is rewritten. */
+            id: string;
+            /** @description Chinese text (plain, no Markdown). */
+            zh: string;
+        };
+        /** @description An announcement's text in both languages. */
+        AnnouncementText: {
+            /** @description English, plain text, at most 500 characters. */
+            en: string;
+            /** @description Chinese, plain text, at most 500 characters. */
+            zh: string;
         };
         /** @description An API key as its owner sees it (never the secret, except once at creation). */
         ApiKey: {
@@ -3493,8 +3489,6 @@ export interface components {
              *     repeated failures) or `half_open` (one trial request decides).
              */
             circuit: string;
-            /** @description RFC 3339 of when the breaker opened or went half-open (absent when closed). */
-            circuit_since?: string | null;
             /** @description RFC 3339. */
             created_at: string;
             /** @description Groups that may use it. */
@@ -3508,13 +3502,6 @@ export interface components {
              * @description How many keys it holds (the keys are never shown again).
              */
             key_count: number;
-            /**
-             * @description The last upstream failure this instance saw on the channel (a status or transport
-             *     error, never a key), kept after the breaker closes.
-             */
-            last_error?: string | null;
-            /** @description RFC 3339 of that failure. */
-            last_error_at?: string | null;
             /** @description RFC 3339 of the last test. */
             last_test_at?: string | null;
             /**
@@ -3564,73 +3551,11 @@ export interface components {
              */
             weight: number;
         };
-        /** @description One UTC day of a channel. */
-        ChannelDayStat: components["schemas"]["ChannelNumbers"] & {
-            /** @description `YYYY-MM-DD`, UTC. */
-            day: string;
-        };
         /**
          * @description The upstream wire format a channel speaks, stored and sent as its lower-case name.
          * @enum {string}
          */
         ChannelKind: "openai" | "azure" | "anthropic" | "gemini" | "deepseek" | "dashscope" | "zhipu" | "moonshot" | "siliconflow" | "volcengine" | "minimax" | "hunyuan" | "qianfan" | "spark" | "ollama";
-        /**
-         * @description Numbers of one channel over a day or a range. Latency and time to first byte are over
-         *     answered attempts; the median is read from latency buckets, so it is exact to the bucket
-         *     and interpolated inside it.
-         */
-        ChannelNumbers: {
-            /**
-             * Format: int64
-             * @description Quota charged through the channel.
-             */
-            cost: number;
-            /**
-             * Format: int64
-             * @description Attempts that failed (failed over, dead, refused).
-             */
-            errors: number;
-            /**
-             * Format: int64
-             * @description Average latency of answered attempts, ms.
-             */
-            latency_avg_ms?: number | null;
-            /**
-             * Format: int64
-             * @description Median latency of answered attempts, ms.
-             */
-            latency_p50_ms?: number | null;
-            /**
-             * Format: int64
-             * @description Attempts sent to the channel.
-             */
-            requests: number;
-            /**
-             * Format: int64
-             * @description Average time to the answer's headers, ms.
-             */
-            ttfb_avg_ms?: number | null;
-        };
-        /** @description One channel's statistics. */
-        ChannelStat: {
-            /** @description Channel id (possibly deleted since). */
-            channel_id: string;
-            /** @description Its latest name in the range. */
-            channel_name: string;
-            /** @description Each day with traffic, oldest first. */
-            days: components["schemas"]["ChannelDayStat"][];
-            /** @description The whole range. */
-            totals: components["schemas"]["ChannelNumbers"];
-        };
-        /** @description Per-channel statistics over a range. */
-        ChannelStats: {
-            /** @description Channels with traffic in the range, busiest first. */
-            channels: components["schemas"]["ChannelStat"][];
-            /** @description RFC 3339. */
-            from: string;
-            /** @description RFC 3339. */
-            to: string;
-        };
         /** @description A model the caller may chat with. */
         ChatModel: {
             /**
@@ -4096,6 +4021,11 @@ export interface components {
          * @enum {string}
          */
         Currency: "CNY" | "USD";
+        /**
+         * @description How amounts of quota are shown in the web app.
+         * @enum {string}
+         */
+        CurrencyDisplay: "units" | "usd" | "cny";
         /** @description Totals of one day (UTC) for one model or one user. */
         DailyUsage: {
             /**
@@ -4188,6 +4118,14 @@ export interface components {
             /** @description The account's password. */
             password: string;
         };
+        /** @description A user's own display choices. */
+        DisplayPreferences: {
+            currency?: null | components["schemas"]["CurrencyDisplay"];
+        };
+        /** @description A change of one's display choices. */
+        DisplayPreferencesUpdate: {
+            currency?: null | components["schemas"]["CurrencyDisplay"];
+        };
         /** @description A message in both languages. */
         DocumentError: {
             /** @description A stable code (`extract_failed`, `embedding_failed`, `file_missing`, ...). */
@@ -4265,19 +4203,6 @@ export interface components {
             error: components["schemas"]["ErrorBody"];
             /** @description The id of the request, as in the `X-Request-Id` header and the server's logs. */
             request_id: string;
-        };
-        /** @description An upstream account not saved yet, whose models the channel form wants to list. */
-        FetchModels: {
-            /** @description Base URL; defaults to the vendor's. */
-            base_url?: string | null;
-            /** @description Extra headers sent upstream. */
-            headers?: {
-                [key: string]: string;
-            };
-            /** @description Upstream API keys (the first is used). */
-            keys: string[];
-            /** @description Channel type, as for a new channel. */
-            type: components["schemas"]["ChannelKind"];
         };
         /** @description A setting that differs between two versions. */
         FieldChange: {
@@ -4629,125 +4554,6 @@ export interface components {
              * @default 20
              */
             wall_secs: number;
-        };
-        /** @description One upstream attempt of a request. */
-        LoggedAttempt: {
-            /** @description Channel id (the channel may since have been deleted). */
-            channel_id: string;
-            /** @description Its name when the request ran. */
-            channel_name: string;
-            /**
-             * Format: int64
-             * @description Quota charged through this attempt.
-             */
-            cost: number;
-            /** @description What went wrong (an upstream refusal is kept as its error type and code only). */
-            error?: string | null;
-            /**
-             * Format: int64
-             * @description The upstream's HTTP status, when it answered.
-             */
-            http_status?: number | null;
-            /**
-             * Format: int64
-             * @description From sending to the end of the answer or the failure.
-             */
-            latency_ms: number;
-            /**
-             * @description `ok`, `retry` (failed over: timeout, unreachable, 429, 5xx), `dead` (the channel's key
-             *     was rejected or its account is out of quota), `refused` (the upstream's 4xx, passed to
-             *     the client) or `unsupported` (its format cannot carry the request; nothing was sent).
-             */
-            outcome: string;
-            /**
-             * Format: int64
-             * @description Order, from 0.
-             */
-            seq: number;
-            /**
-             * Format: int64
-             * @description From sending to the answer's headers.
-             */
-            ttfb_ms?: number | null;
-        };
-        /** @description One request in the log. */
-        LoggedRequest: {
-            /**
-             * Format: int64
-             * @description How many channels were tried.
-             */
-            attempt_count: number;
-            /** @description The channel that served it, or the last one tried. */
-            channel_id?: string | null;
-            /** @description That channel's name when the request ran. */
-            channel_name?: string | null;
-            /**
-             * Format: int64
-             * @description Completion tokens billed.
-             */
-            completion_tokens: number;
-            /**
-             * Format: int64
-             * @description Quota charged.
-             */
-            cost: number;
-            /** @description RFC 3339 of the start. */
-            created_at: string;
-            /**
-             * @description More about the outcome: the settle's status (`partial`, `client_closed`, ...) or the
-             *     error code the client got (`upstream_unavailable`, `upstream_refused`, ...).
-             */
-            detail?: string | null;
-            /**
-             * Format: int64
-             * @description From the hold to the end of the answer.
-             */
-            duration_ms: number;
-            /**
-             * Format: int64
-             * @description The HTTP status the client got.
-             */
-            http_status: number;
-            /** @description Log row id (for the detail). */
-            id: string;
-            /** @description The API key, absent for a request a service made for the user (chat). */
-            key_id?: string | null;
-            /** @description The model as the client named it. */
-            model: string;
-            /**
-             * Format: int64
-             * @description Prompt tokens billed.
-             */
-            prompt_tokens: number;
-            /** @description The request id the client got (`x-request-id`), to find it in the server's log. */
-            request_id: string;
-            /** @description `ok`, `error` or `refused`. */
-            status: string;
-            /** @description Whether it streamed. */
-            stream: boolean;
-            /**
-             * Format: int64
-             * @description From the hold to the answer's first byte.
-             */
-            ttfb_ms?: number | null;
-            /** @description Whose request. */
-            user_id: string;
-        };
-        /** @description A request with its routing decisions and every upstream attempt. */
-        LoggedRequestDetail: {
-            /** @description Every attempt, in order. */
-            attempts: components["schemas"]["LoggedAttempt"][];
-            /** @description The request. */
-            request: components["schemas"]["LoggedRequest"];
-            /** @description Which channels the plan chose, in order, and which it left out and why. */
-            routing: components["schemas"]["Routing"];
-        };
-        /** @description A page of the request log, newest first. */
-        LoggedRequestPage: {
-            /** @description The requests. */
-            items: components["schemas"]["LoggedRequest"][];
-            /** @description Pass as `cursor` for the next (older) page; absent on the last page. */
-            next_cursor?: string | null;
         };
         /**
          * @description What a right password answers. Only its schema is used (the handler answers either shape
@@ -5994,22 +5800,6 @@ export interface components {
             /** @description Token endpoint override. */
             token_url?: string | null;
         };
-        /** @description Which requests to remove now. */
-        PruneRequests: {
-            /**
-             * Format: int32
-             * @description Remove requests that started more than this many days ago (0: every request so far).
-             */
-            older_than_days: number;
-        };
-        /** @description How many requests were removed. */
-        PruneResult: {
-            /**
-             * Format: int64
-             * @description Requests removed, with their attempts.
-             */
-            removed: number;
-        };
         /** @description A provider as the sign-in page shows it. */
         PublicProvider: {
             /** @description `oidc`, `google`, `microsoft`, `github` or `wechat`. */
@@ -6023,6 +5813,34 @@ export interface components {
         PublicProviderList: {
             /** @description In slug order. */
             items: components["schemas"]["PublicProvider"][];
+        };
+        /** @description What the web app needs before anyone signs in. */
+        PublicSettings: {
+            announcement?: null | components["schemas"]["Announcement"];
+            /**
+             * Format: double
+             * @description Yuan per US dollar.
+             */
+            cny_per_usd: number;
+            /** @description How amounts are shown unless a user chooses otherwise. */
+            currency: components["schemas"]["CurrencyDisplay"];
+            /**
+             * Format: int64
+             * @description What someone who registers with an invite code receives on top of the signup grant.
+             */
+            invite_reward_invitee: number;
+            /**
+             * Format: int64
+             * @description What the code's owner receives for each registration with it.
+             */
+            invite_reward_inviter: number;
+            /**
+             * Format: int64
+             * @description Quota units per US dollar.
+             */
+            quota_per_usd: number;
+            /** @description Who may register. */
+            registration_mode: components["schemas"]["RegistrationMode"];
         };
         /** @description A share as the public sees it. */
         PublicShare: {
@@ -6226,6 +6044,11 @@ export interface components {
             /** @description 3–32 letters, digits, `_`, `.`, `-`. */
             username?: string | null;
         };
+        /**
+         * @description Who may create an account (the very first account always may, and becomes root).
+         * @enum {string}
+         */
+        RegistrationMode: "open" | "invite_only" | "closed";
         /** @description Rejecting an invoice. */
         RejectInvoice: {
             /** @description Why (1–500 characters; the user sees it). */
@@ -6277,27 +6100,6 @@ export interface components {
             new_password: string;
             /** @description The `token` parameter of the link. */
             token: string;
-        };
-        /** @description A channel the plan chose, in the order it would be tried. */
-        RoutedChannel: {
-            /** @description Channel id. */
-            id: string;
-            /** @description Its name when the request ran (kept after the channel is deleted). */
-            name: string;
-            /**
-             * Format: int64
-             * @description Its priority then.
-             */
-            priority: number;
-        };
-        /** @description The routing decisions of one request. */
-        Routing: {
-            /** @description The channels to try, best first. */
-            candidates: components["schemas"]["RoutedChannel"][];
-            /** @description The channel group the caller routes through. */
-            group: string;
-            /** @description The channels left out. */
-            skipped: components["schemas"]["SkippedChannel"][];
         };
         /** @description What the process holds now. */
         RuntimeReport: {
@@ -6468,6 +6270,38 @@ export interface components {
              */
             tool_timeout_secs?: number | null;
         };
+        /** @description Settings to change; omitted fields stay as they are. */
+        SettingsUpdate: {
+            announcement?: null | components["schemas"]["AnnouncementText"];
+            /**
+             * Format: double
+             * @description Yuan per US dollar, above 0 and at most 1000.
+             */
+            cny_per_usd?: number | null;
+            currency?: null | components["schemas"]["CurrencyDisplay"];
+            /** @description The default chat model; `null` or `""`: none (the first the user may use). */
+            default_model?: string | null;
+            /**
+             * Format: int64
+             * @description Quota the invitee receives (0 or more).
+             */
+            invite_reward_invitee?: number | null;
+            /**
+             * Format: int64
+             * @description Quota the inviter receives (0 or more).
+             */
+            invite_reward_inviter?: number | null;
+            registration_mode?: null | components["schemas"]["RegistrationMode"];
+            /** @description Settings to return to the configuration file's value (applied before the others). */
+            reset?: string[];
+            /**
+             * Format: int64
+             * @description Quota every new account starts with (0 or more).
+             */
+            signup_grant?: number | null;
+            /** @description The title model; `null`: the conversation's own; `""`: no generated titles. */
+            title_model?: string | null;
+        };
         /** @description The built-ins' setup. */
         SettingsView: {
             /** @description Whether tools may reach private, loopback and link-local addresses. */
@@ -6567,18 +6401,6 @@ export interface components {
             ttl_secs?: number | null;
             /** @description `thumb` or `web` for an image's variant; the original when absent. */
             variant?: string | null;
-        };
-        /** @description A channel that serves the model but was left out, and why. */
-        SkippedChannel: {
-            /** @description Channel id. */
-            id: string;
-            /** @description Its name when the request ran. */
-            name: string;
-            /**
-             * @description `circuit_open` (its breaker keeps traffic away) or `attempt_limit` (more channels
-             *     than one request tries).
-             */
-            reason: string;
         };
         /** @description A change to the draft: every field is optional; what is given replaces what was. */
         SpecPatch: {
@@ -6744,6 +6566,41 @@ export interface components {
         SwitchRequest: {
             /** @description A message of the branch; its newest leaf becomes active. */
             message_id: string;
+        };
+        /** @description The settings in effect. */
+        SystemSettings: {
+            announcement?: null | components["schemas"]["Announcement"];
+            /**
+             * Format: double
+             * @description Yuan per US dollar, for showing amounts in CNY (display only).
+             */
+            cny_per_usd: number;
+            /** @description How amounts are shown unless a user chooses otherwise. */
+            currency: components["schemas"]["CurrencyDisplay"];
+            /** @description The model a new chat uses when none is chosen; `null`: the first the user may use. */
+            default_model?: string | null;
+            /**
+             * Format: int64
+             * @description Quota the invitee receives on top of the signup grant.
+             */
+            invite_reward_invitee: number;
+            /**
+             * Format: int64
+             * @description Quota the inviter receives when someone registers with their code.
+             */
+            invite_reward_inviter: number;
+            /** @description Who may register. */
+            registration_mode: components["schemas"]["RegistrationMode"];
+            /**
+             * Format: int64
+             * @description Quota every new account starts with.
+             */
+            signup_grant: number;
+            /**
+             * @description The model that writes conversation titles; `null`: the conversation's own model;
+             *     `""`: no generated titles.
+             */
+            title_model?: string | null;
         };
         /** @description The outcome of a channel test. */
         TestResult: {
@@ -8955,110 +8812,10 @@ export interface operations {
             };
         };
     };
-    list_requests: {
-        parameters: {
-            query?: {
-                /** @description Only requests that tried this channel (served, failed or refused there). */
-                channel_id?: string;
-                /** @description `next_cursor` of the previous page. */
-                cursor?: string;
-                /** @description Started at or after (RFC 3339). */
-                from?: string;
-                /** @description Only requests made with this API key. */
-                key_id?: string;
-                /** @description Page size, 1–200 (default 50). */
-                limit?: number;
-                /** @description Only this model (as the client named it). */
-                model?: string;
-                /**
-                 * @description `ok`, `error` (every channel failed, or the answer broke off) or `refused` (the
-                 *     upstream's 4xx, or no balance for the hold).
-                 */
-                status?: string;
-                /** @description Started before (RFC 3339). */
-                to?: string;
-                /** @description Only this user's requests. */
-                user_id?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LoggedRequestPage"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    get_request: {
+    admin_get_settings: {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                /** @description Log row id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LoggedRequestDetail"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    channel_stats: {
-        parameters: {
-            query?: {
-                /** @description Start (RFC 3339; default seven days before `to`, at 00:00 UTC). */
-                from?: string;
-                /** @description End (RFC 3339; default now). At most 92 days after `from`. */
-                to?: string;
-            };
-            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -9069,7 +8826,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ChannelStats"];
+                    "application/json": components["schemas"]["AdminSettings"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             403: {
@@ -9080,17 +8845,9 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
         };
     };
-    prune_requests: {
+    admin_update_settings: {
         parameters: {
             query?: never;
             header?: never;
@@ -9099,7 +8856,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["PruneRequests"];
+                "application/json": components["schemas"]["SettingsUpdate"];
             };
         };
         responses: {
@@ -9108,7 +8865,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PruneResult"];
+                    "application/json": components["schemas"]["AdminSettings"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             403: {
@@ -9119,6 +8884,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description An invalid value (each listed in details.errors) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -11648,10 +11414,7 @@ export interface operations {
     };
     test_channel: {
         parameters: {
-            query?: {
-                /** @description One of the channel's models (default: its first). */
-                model?: string;
-            };
+            query?: never;
             header?: never;
             path: {
                 /** @description Channel id */
@@ -11678,61 +11441,6 @@ export interface operations {
                 };
             };
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    fetch_models: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["FetchModels"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["UpstreamModels"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14279,6 +13987,25 @@ export interface operations {
             };
         };
     };
+    public_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicSettings"];
+                };
+            };
+        };
+    };
     share_info: {
         parameters: {
             query?: never;
@@ -15019,6 +14746,72 @@ export interface operations {
             };
             /** @description Too many password changes */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DisplayPreferences"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DisplayPreferencesUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DisplayPreferences"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -72,6 +72,17 @@ export const qk = {
     conversation: (id: string | null) => ['agents', 'conversation', id] as const,
   },
 
+  // System settings and invites
+  publicSettings: ['settings', 'public'] as const,
+  preferences: ['settings', 'preferences'] as const,
+  adminSettings: ['settings', 'admin'] as const,
+  invites: {
+    all: ['invites'] as const,
+    own: ['invites', 'own'] as const,
+    invitees: ['invites', 'invitees'] as const,
+    admin: (page: number) => ['invites', 'admin', page] as const,
+  },
+
   // Admin
   adminUsers: {
     all: ['admin-users'] as const,

@@ -61,6 +61,24 @@ export type ChatModel = Schemas['ChatModel'];
 /** One administrator's action in the audit log. */
 export type AuditRecord = Schemas['AuditRecord'];
 
+/** What the web app reads before sign-in: registration mode, banner, currency. */
+export type PublicSettings = Schemas['PublicSettings'];
+
+/** The system settings as an admin sees them: in effect, the file's, and which were changed. */
+export type AdminSettings = Schemas['AdminSettings'];
+
+/** System settings (registration, grants, models, banner, currency). */
+export type SystemSettings = Schemas['SystemSettings'];
+
+/** The signed-in user's display choices. */
+export type Preferences = Schemas['DisplayPreferences'];
+
+/** An invite code (the user's own, or any as an admin sees it). */
+export type InviteCode = Schemas['InviteCode'];
+
+/** Someone the signed-in user invited. */
+export type Invitee = Schemas['Invitee'];
+
 /** A page of a list. */
 export interface Page<T> {
   items: T[];

@@ -11,6 +11,7 @@ mod file;
 mod knowledge;
 mod plugin;
 mod relay;
+mod settings;
 mod user;
 
 pub use agent::*;
@@ -20,4 +21,5 @@ pub use file::*;
 pub use knowledge::*;
 pub use plugin::*;
 pub use relay::*;
+pub use settings::*;
 pub use user::*;

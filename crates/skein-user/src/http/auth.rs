@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use skein_core::api::{RegistrationMode, SettingsSource};
 use skein_core::auth::{AuthState, Role};
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
@@ -181,8 +182,9 @@ pub async fn register(
         )
         .with_details(serde_json::json!({ "field": "setup_token" })));
     }
-    let registration = &svc.settings.registration;
-    if !first && !registration.enabled {
+    // The mode an administrator set last, on any instance (see `settings.rs`).
+    let mode = svc.system.current().registration_mode;
+    if !first && mode == RegistrationMode::Closed {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "registration_closed",
@@ -204,7 +206,7 @@ pub async fn register(
                     .with_details(serde_json::json!({ "field": "invite_code" }))
                 })?,
         ),
-        None if registration.invite_required && !first => {
+        None if mode == RegistrationMode::InviteOnly && !first => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invite_code_required",

@@ -11,6 +11,7 @@ mod invites;
 mod oauth;
 mod profile;
 mod sessions;
+mod settings;
 mod twofactor;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(oauth::list_public_providers))
         .routes(routes!(oauth::start))
         .routes(routes!(oauth::callback))
+        .routes(routes!(settings::public_settings))
         // Signed-in users.
         .routes(routes!(profile::get_profile, profile::update_profile))
         .routes(routes!(profile::change_password))
@@ -81,11 +83,19 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(invites::list_invitees))
         .routes(routes!(oauth::list_identities))
         .routes(routes!(oauth::unlink_identity))
+        .routes(routes!(
+            settings::get_preferences,
+            settings::update_preferences
+        ))
         // Admins.
         .routes(routes!(admin::list_users))
         .routes(routes!(admin::get_user, admin::update_user))
         .routes(routes!(admin::reset_user_password))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(
+            settings::admin_get_settings,
+            settings::admin_update_settings
+        ))
         .routes(routes!(
             invites::admin_list_codes,
             invites::admin_create_codes

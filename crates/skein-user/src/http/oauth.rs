@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use skein_core::api::{RegistrationMode, SettingsSource};
 use skein_core::auth::{AdminUser, AuthState, AuthUser, Role};
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
@@ -793,8 +794,9 @@ impl UserService {
                 "本服务器还没有账号。请先用安装令牌创建第一个（root）账号，再使用第三方登录。",
             ));
         }
-        let registration = &self.settings.registration;
-        if !registration.enabled {
+        // The mode an administrator set last, on any instance (see `settings.rs`).
+        let mode = self.system.current().registration_mode;
+        if mode == RegistrationMode::Closed {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "registration_closed",
@@ -852,7 +854,7 @@ impl UserService {
                         .with_details(serde_json::json!({ "field": "invite_code" }))
                     })?,
             ),
-            None if registration.invite_required => {
+            None if mode == RegistrationMode::InviteOnly => {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invite_code_required",

@@ -42,6 +42,7 @@ mod relay;
 mod runtime;
 mod sdk;
 mod security;
+mod settings;
 mod split;
 mod statements;
 mod tokens;

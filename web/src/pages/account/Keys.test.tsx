@@ -83,3 +83,43 @@ describe('key groups', () => {
     expect(calls.find((c) => c.method === 'PUT')?.body).toEqual({ groups: ['default', 'vip'] });
   });
 });
+
+describe('using a key', () => {
+  it('shows the base URL and snippets per SDK, and limits a new key to picked models', async () => {
+    const calls = stubFetch({
+      'GET /api/v1/keys': { items: [], total: 0, page: 1, per_page: 20 },
+      'GET /api/v1/relay/groups': [{ group: 'default', multiplier_permille: 1000 }],
+      'GET /api/v1/pricing': [{ model: 'gpt-4o' }, { model: 'claude-sonnet-4' }, { model: 'gemini-2.0-flash' }],
+      'POST /api/v1/keys': { id: 'k1', key: 'sk-fresh', name: 'bot', group: 'default' },
+    });
+    withQueries(<KeysPage />);
+    const card = await screen.findByTestId('api-snippets');
+    await waitFor(() => expect(within(card).getByTestId('snippet').textContent).toContain('"model": "claude-sonnet-4"'));
+    expect(within(card).getByTestId('base-url').textContent).toBe(`${location.origin}/v1`);
+    expect(within(card).getByTestId('snippet').textContent).toContain(`${location.origin}/v1/chat/completions`);
+    fireEvent.click(within(card).getByRole('button', { name: 'Anthropic' }));
+    fireEvent.click(within(card).getByRole('button', { name: 'Python' }));
+    expect(within(card).getByTestId('base-url').textContent).toBe(location.origin);
+    expect(within(card).getByTestId('snippet').textContent).toContain('anthropic.Anthropic(base_url=');
+
+    fireEvent.click(screen.getByRole('button', { name: '+ New key' }));
+    const dialog = await screen.findByRole('dialog');
+    fireEvent.change(within(dialog).getByLabelText('Name'), { target: { value: 'bot' } });
+    const picker = within(dialog).getByTestId('model-multiselect');
+    fireEvent.change(within(picker).getByLabelText('Filter models'), { target: { value: 'gem' } });
+    expect(within(picker).getAllByRole('checkbox')).toHaveLength(1);
+    fireEvent.click(within(picker).getByLabelText('gemini-2.0-flash'));
+    expect(within(picker).getByText('1 picked')).toBeTruthy();
+    // A model not in the priced list can be named too.
+    fireEvent.change(within(picker).getByLabelText('Filter models'), { target: { value: 'my-local-model' } });
+    fireEvent.click(within(picker).getByRole('button', { name: 'Add “my-local-model”' }));
+    expect(within(picker).getByText('2 picked')).toBeTruthy();
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Create' }));
+    await waitFor(() => expect(calls.some((c) => c.method === 'POST')).toBe(true));
+    expect(calls.find((c) => c.method === 'POST')?.body).toMatchObject({ name: 'bot', allowed_models: ['gemini-2.0-flash', 'my-local-model'] });
+    // The new key's dialog fills the key into the snippets.
+    const created = await screen.findByTestId('new-key');
+    const secretDialog = created.closest('[role="dialog"]') as HTMLElement;
+    expect(within(secretDialog).getByTestId('snippet').textContent).toContain('sk-fresh');
+  });
+});

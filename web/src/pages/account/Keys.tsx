@@ -2,7 +2,8 @@ import { useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { list, money, when } from '../../lib/format';
-import type { AllowedGroup, ApiKey, Page } from '../../lib/types';
+import type { AllowedGroup, ApiKey, ModelPrice, Page } from '../../lib/types';
+import { ApiSnippets, ModelMultiSelect } from './ApiSnippets';
 import { useT, useValueName } from '../../i18n';
 import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager, Select } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
@@ -26,6 +27,9 @@ export default function KeysPage() {
   // Only the groups an admin granted are offered: groups carry prices, so they are given, not chosen.
   const groups = useQuery({ queryKey: qk.keyGroups, queryFn: () => api<AllowedGroup[]>('relay/groups') });
   const allowed = groups.data ?? [];
+  // The priced models: what a key may be limited to, and what the examples call.
+  const prices = useQuery({ queryKey: qk.pricing, queryFn: () => api<ModelPrice[]>('pricing') });
+  const models = (prices.data ?? []).map((p) => p.model).sort();
   const refresh = () => queryClient.invalidateQueries({ queryKey: qk.keys.all });
   const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => setForm({ ...form, [k]: e.target.value });
   const n = (s: string) => (s.trim() ? Number(s) : undefined);
@@ -139,6 +143,7 @@ export default function KeysPage() {
         ]}
       />
       <Pager page={page} perPage={20} total={keys.data?.total ?? 0} onPage={setPage} />
+      <ApiSnippets models={models} className="mt-4" />
       <ErrorText error={error && !creating && !editing ? error : null} />
 
       <Dialog
@@ -188,7 +193,7 @@ export default function KeysPage() {
           </div>
           <p className="text-xs text-muted-fg">{t('keys.limitsClamped')}</p>
           <Field label={t('keys.models')}>
-            <Input value={form.allowed_models} onChange={set('allowed_models')} />
+            <ModelMultiSelect models={models} value={list(form.allowed_models)} onChange={(next) => setForm({ ...form, allowed_models: next.join(', ') })} />
           </Field>
           <Field label={t('keys.ips')}>
             <Input value={form.allowed_ips} onChange={set('allowed_ips')} />
@@ -203,7 +208,7 @@ export default function KeysPage() {
         </form>
       </Dialog>
 
-      <Dialog open={secret !== null} onOpenChange={(o) => !o && setSecret(null)} title={t('keys.created')}>
+      <Dialog wide open={secret !== null} onOpenChange={(o) => !o && setSecret(null)} title={t('keys.created')}>
         <p className="mb-3 text-sm">{t('keys.secretOnce')}</p>
         <div className="flex items-center gap-2 rounded-md border border-border bg-muted p-2">
           <code className="min-w-0 flex-1 break-all text-sm" data-testid="new-key">
@@ -211,6 +216,7 @@ export default function KeysPage() {
           </code>
           <CopyButton text={secret ?? ''} />
         </div>
+        <ApiSnippets models={models} secret={secret} className="mt-3 border-0 p-0 shadow-none" />
         <div className="mt-4 flex justify-end">
           <Button onClick={() => setSecret(null)}>{t('keys.done')}</Button>
         </div>

@@ -1,14 +1,54 @@
 import { useEffect, useState } from 'react';
+import { Link } from 'react-router-dom';
+import { useQueryClient } from '@tanstack/react-query';
+import { money, type CurrencyDisplay } from '../../lib/format';
+import { currencyFrom, usePreferences, usePublicSettings } from '../../lib/system';
+import { qk } from '../../lib/queryKeys';
 import { api } from '../../lib/api';
 import { authStore, setUser } from '../../lib/auth';
 import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../../lib/settings';
 import { useStore } from '../../lib/store';
-import type { Profile } from '../../lib/types';
-import { useT, useValueName } from '../../i18n';
+import type { Preferences, Profile } from '../../lib/types';
+import { useT, useValueName, type MessageKey } from '../../i18n';
 import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../../components/ui';
 import { toast } from '../../components/ui/toast';
 import { EmailCard, SessionsCard, TwoFactorCard } from './Security';
 import { LinkedProvidersCard } from './LinkedProviders';
+
+/** The currency amounts are shown in: the system's default, or the user's own choice. */
+function CurrencyField() {
+  const t = useT();
+  const queryClient = useQueryClient();
+  const settings = usePublicSettings();
+  const prefs = usePreferences();
+  const [error, setError] = useState<unknown>(null);
+  const value = prefs.data?.currency ?? '';
+  const system = settings.data?.currency;
+  const sample = settings.data ? money(settings.data.quota_per_usd, undefined, currencyFrom(settings.data, (value || null) as CurrencyDisplay | null)) : '';
+  return (
+    <Field label={t('settings.currency')} hint={error ? undefined : sample && t('system.currencyExample', { amount: sample })} error={error ? String((error as Error).message) : undefined}>
+      <Select
+        className="w-full"
+        name="currency"
+        value={value}
+        onChange={async (e) => {
+          setError(null);
+          try {
+            const next = await api<Preferences>('user/preferences', { method: 'PUT', body: { currency: e.target.value || null } });
+            queryClient.setQueryData(qk.preferences, next);
+          } catch (err) {
+            setError(err);
+          }
+        }}
+      >
+        <option value="">{t('settings.currencySystem', { name: system ? t(`currency.${system}` as MessageKey) : '…' })}</option>
+        <option value="usd">{t('currency.usd')}</option>
+        <option value="cny">{t('currency.cny')}</option>
+        <option value="units">{t('currency.units')}</option>
+      </Select>
+    </Field>
+  );
+}
 
 /** Profile, password, language and theme. */
 export default function SettingsPage() {
@@ -63,7 +103,17 @@ export default function SettingsPage() {
               <option value="dark">{t('theme.dark')}</option>
             </Select>
           </Field>
+          <CurrencyField />
         </div>
+      </Card>
+      <Card className="flex flex-wrap items-center justify-between gap-2">
+        <div>
+          <h2 className="font-semibold">{t('invites.title')}</h2>
+          <p className="text-sm text-muted-fg">{t('invites.settingsHint')}</p>
+        </div>
+        <Link className="inline-flex h-9 items-center rounded-md border border-border px-3 text-sm font-medium hover:bg-muted" to="/invites">
+          {t('invites.open')}
+        </Link>
       </Card>
       <Card>
         <h2 className="mb-3 font-semibold">{t('settings.profile')}</h2>

@@ -11,5 +11,7 @@ export const accountRoutes: PageRoute[] = [
   { path: '/billing/statements', page: lazy(() => import('./Bills')), title: 'bills.title' },
   // Reached from the Bills page; no nav entry.
   { path: '/billing/invoices', page: lazy(() => import('./Invoices')), title: 'invoices.title' },
+  // Reached from the Settings page; no nav entry.
+  { path: '/invites', page: lazy(() => import('./Invites')), title: 'invites.title' },
   { path: '/settings', page: lazy(() => import('./Settings')), title: 'nav.settings', nav: { to: '/settings', label: 'nav.settings' } },
 ];

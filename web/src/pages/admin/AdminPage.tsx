@@ -16,6 +16,8 @@ import { AdminInvoices } from './Invoices';
 import { Audit } from './Audit';
 import { AdminPlugins } from './AdminPlugins';
 import { OAuthProviders } from './OAuthProviders';
+import { SystemSettingsPage } from './SystemSettings';
+import { AdminInvites } from './Invites';
 
 const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'dashboard', key: 'admin.dashboard' },
@@ -24,6 +26,7 @@ const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'requests', key: 'admin.requests' },
   { to: 'pricing', key: 'admin.pricing' },
   { to: 'codes', key: 'admin.codes' },
+  { to: 'invites', key: 'invites.adminTab' },
   { to: 'orders', key: 'admin.orders' },
   { to: 'coupons', key: 'admin.coupons' },
   { to: 'invoices', key: 'admin.invoices' },
@@ -33,10 +36,6 @@ const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'system', key: 'admin.system' },
 ];
 
-function System() {
-  const t = useT();
-  return <p className="max-w-2xl text-sm text-muted-fg">{t('admin.systemNote')}</p>;
-}
 
 /** The admin console (loaded only when an admin opens it). */
 export default function AdminPage() {
@@ -78,7 +77,8 @@ export default function AdminPage() {
         <Route path="audit" element={<Audit />} />
         <Route path="plugins" element={<AdminPlugins />} />
         <Route path="sign-in" element={<OAuthProviders />} />
-        <Route path="system" element={<System />} />
+        <Route path="system" element={<SystemSettingsPage />} />
+        <Route path="invites" element={<AdminInvites />} />
       </Routes>
     </div>
   );

@@ -143,3 +143,34 @@ describe('first run', () => {
     expect(JSON.stringify({ ...localStorage })).not.toContain('sks_abc');
   });
 });
+
+describe('registration mode', () => {
+  it('says registration is closed and does not offer to submit', async () => {
+    vi.stubGlobal('fetch', async (url: string) => {
+      if (url === '/api/v1/auth/setup') return new Response('{"needs_setup":false}', { status: 200 });
+      if (url === '/api/v1/settings/public') return new Response('{"registration_mode":"closed","announcement":null,"currency":"usd","cny_per_usd":7.2,"quota_per_usd":500000,"invite_reward_inviter":0,"invite_reward_invitee":0}', { status: 200 });
+      return new Response('{}', { status: 500 });
+    });
+    renderRegister();
+    expect((await screen.findByTestId('registration-closed')).textContent).toContain('Registration is closed');
+    expect((screen.getByRole('button', { name: 'Create account' }) as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it('invite-only asks for the code up front; an invite link fills it in', async () => {
+    vi.stubGlobal('fetch', async (url: string) => {
+      if (url === '/api/v1/auth/setup') return new Response('{"needs_setup":false}', { status: 200 });
+      if (url === '/api/v1/settings/public') return new Response('{"registration_mode":"invite_only","announcement":null,"currency":"usd","cny_per_usd":7.2,"quota_per_usd":500000,"invite_reward_inviter":0,"invite_reward_invitee":0}', { status: 200 });
+      return new Response('{}', { status: 500 });
+    });
+    render(
+      <MemoryRouter initialEntries={['/register?invite=ABCD-1234']}>
+        <Routes>
+          <Route path="/register" element={<AuthPage mode="register" />} />
+        </Routes>
+      </MemoryRouter>,
+    );
+    const field = (await screen.findByLabelText('Invite code')) as HTMLInputElement;
+    expect(field.value).toBe('ABCD-1234');
+    await waitFor(() => expect(field.required).toBe(true));
+  });
+});

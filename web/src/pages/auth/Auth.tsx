@@ -4,7 +4,7 @@ import { api, ApiError, signIn, signInSecondFactor } from '../../lib/api';
 import { acceptTokens, authStore } from '../../lib/auth';
 import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from '../../lib/settings';
 import { useStore } from '../../lib/store';
-import type { TokenResponse } from '../../lib/types';
+import type { PublicSettings, TokenResponse } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Button, Card, ErrorText, Field, Input, Select } from '../../components/ui';
 import { usePageTitle } from '../../lib/title';
@@ -43,8 +43,21 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
   const [params] = useSearchParams();
   const { accessToken, reason } = useStore(authStore);
   usePageTitle(mode === 'login' ? t('auth.signIn') : t('auth.register'), t('app.name'));
-  const [form, setForm] = useState({ login: '', username: '', email: '', password: '', invite: '', setup: '' });
-  const [showInvite, setShowInvite] = useState(false);
+  // An invite link (`/register?invite=CODE`) fills the code in.
+  const [form, setForm] = useState({ login: '', username: '', email: '', password: '', invite: params.get('invite') ?? '', setup: '' });
+  const [showInvite, setShowInvite] = useState(() => !!params.get('invite'));
+  // The registration mode an admin set: invite-only asks for the code up front; closed says so.
+  // (A plain effect, as for the setup state: this page runs before the app's query cache matters.)
+  const [registration, setRegistration] = useState<PublicSettings['registration_mode'] | null>(null);
+  useEffect(() => {
+    let live = true;
+    api<PublicSettings>('settings/public', { auth: false })
+      .then((r) => live && setRegistration(r.registration_mode))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, []);
   // While the server has no account, the first registration needs the setup token it logged.
   const [needsSetup, setNeedsSetup] = useState(false);
   useEffect(() => {
@@ -207,11 +220,16 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
               </Field>
             </>
           )}
+          {mode === 'register' && !needsSetup && registration === 'closed' && (
+            <p className="rounded-md bg-muted px-3 py-2 text-sm" role="status" data-testid="registration-closed">
+              {t('auth.registrationClosed')}
+            </p>
+          )}
           {mode === 'register' &&
             !needsSetup &&
-            (showInvite ? (
+            (showInvite || registration === 'invite_only' ? (
               <Field label={t('auth.inviteCode')}>
-                <Input name="invite_code" value={form.invite} onChange={set('invite')} autoFocus />
+                <Input name="invite_code" value={form.invite} onChange={set('invite')} autoFocus required={registration === 'invite_only'} />
               </Field>
             ) : (
               <button type="button" className="text-sm text-primary hover:underline" onClick={() => setShowInvite(true)}>
@@ -219,7 +237,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
               </button>
             ))}
           <ErrorText error={error} />
-          <Button type="submit" className="w-full" disabled={busy}>
+          <Button type="submit" className="w-full" disabled={busy || (mode === 'register' && !needsSetup && registration === 'closed')}>
             {mode === 'login' ? t('auth.signIn') : t('auth.register')}
           </Button>
           {mode === 'login' && (
