@@ -17,6 +17,7 @@ mod http;
 mod in_process;
 pub mod keys;
 mod metrics;
+pub mod model_routes;
 mod multipart;
 pub mod pipeline;
 pub mod pricing;
@@ -94,6 +95,8 @@ pub struct RelayService {
     table: RwLock<Arc<channels::ChannelTable>>,
     /// Prices by model, swapped whole on every change.
     prices: RwLock<Arc<HashMap<String, pricing::Rates>>>,
+    /// Model aliases and fallbacks, swapped whole on every change.
+    model_routes: RwLock<Arc<model_routes::RouteTable>>,
     /// Price multipliers (per-mille) by group, swapped whole on every change.
     multipliers: RwLock<Arc<HashMap<String, i64>>>,
     /// Whether a model without a price is served free instead of refused.
@@ -251,6 +254,7 @@ impl RelayService {
             background: BackgroundTasks::new(),
             prices: RwLock::new(Arc::new(HashMap::new())),
             multipliers: RwLock::new(Arc::new(HashMap::new())),
+            model_routes: RwLock::new(Arc::new(model_routes::RouteTable::default())),
             allow_unpriced,
             tuning,
             renewals: renew::Renewals::default(),
@@ -513,6 +517,12 @@ impl RelayService {
         if let Ok(mut slot) = self.multipliers.write() {
             *slot = multipliers;
         }
+        let routes = Arc::new(model_routes::RouteTable::build(
+            &model_routes::all(&self.db).await?,
+        ));
+        if let Ok(mut slot) = self.model_routes.write() {
+            *slot = routes;
+        }
         Ok(())
     }
 
@@ -595,6 +605,11 @@ impl RelayService {
     /// The routing table now.
     pub fn table(&self) -> Arc<channels::ChannelTable> {
         self.table.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// The model aliases and fallbacks now.
+    pub fn model_routes(&self) -> Arc<model_routes::RouteTable> {
+        self.model_routes.read().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// The prices now.

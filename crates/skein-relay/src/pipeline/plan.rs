@@ -16,11 +16,25 @@ use crate::pricing::Price;
 
 /// A request's model, its price, and the channels that may serve it, best first.
 pub(crate) struct Plan {
-    /// The model as the client named it (usage records and prices use this name).
+    /// The model that serves the request: the client's name, or the model its alias names
+    /// (usage records and prices use this name).
     pub model: String,
     /// Its price for the caller's group (rates and multiplier).
     pub rates: Price,
     /// The channels to try, in order.
+    pub candidates: Vec<Arc<LiveChannel>>,
+    /// The model's fallbacks that can serve now, in order: tried, each at its own price, once
+    /// every candidate failed.
+    pub fallbacks: Vec<Stage>,
+}
+
+/// One model to try: its name, its price and its channels.
+pub(crate) struct Stage {
+    /// The model (prices and usage records use this name).
+    pub model: String,
+    /// Its price for the caller's group.
+    pub rates: Price,
+    /// Its channels to try, in order.
     pub candidates: Vec<Arc<LiveChannel>>,
 }
 
@@ -59,42 +73,71 @@ pub(crate) async fn plan_for(
     if !caller.allows_model(&model) {
         return Err(not_allowed(&model));
     }
-    let routed: Vec<Arc<LiveChannel>> = svc
-        .table()
-        .candidates(caller.group(), &model)
-        .into_iter()
-        .filter(|c| serves(c))
-        .collect();
-    if routed.is_empty() {
-        return Err(not_found(&model));
-    }
-    let rates = svc
-        .price_for(caller.group(), &model)
-        .ok_or_else(|| not_priced(&model))?;
+    let routes = svc.model_routes();
+    let served = routes.resolve(&model);
+    let table = svc.table();
     let now = Instant::now();
-    let candidates: Vec<Arc<LiveChannel>> = routed
-        .into_iter()
-        .filter(|c| svc.breakers.allow(&c.id, now))
-        .take(MAX_ATTEMPTS)
+    // A model's stage: its channels for the caller's group (of those `serves` accepts, not
+    // resting), its price; the refusal when it has none.
+    let stage = |name: &str, shown: &str| -> ApiResult<Stage> {
+        let routed: Vec<Arc<LiveChannel>> = table
+            .candidates(caller.group(), name)
+            .into_iter()
+            .filter(|c| serves(c))
+            .collect();
+        if routed.is_empty() {
+            return Err(not_found(shown));
+        }
+        let rates = svc
+            .price_for(caller.group(), name)
+            .ok_or_else(|| not_priced(name))?;
+        let candidates: Vec<Arc<LiveChannel>> = routed
+            .into_iter()
+            .filter(|c| svc.breakers.allow(&c.id, now))
+            .take(MAX_ATTEMPTS)
+            .collect();
+        if candidates.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "channels_cooling_down",
+                format!(
+                    "Every channel for {shown} failed repeatedly and is resting. Try again shortly."
+                ),
+                format!("{shown} 的所有渠道都连续失败，正在冷却，请稍后重试。"),
+            )
+            .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
+        }
+        Ok(Stage {
+            model: name.to_string(),
+            rates,
+            candidates,
+        })
+    };
+    // Fallbacks the key may use and that can serve now; one that cannot is skipped.
+    let mut fallbacks: Vec<Stage> = routes
+        .fallbacks(&model, served)
+        .iter()
+        .filter(|m| caller.allows_model(m))
+        .filter_map(|m| stage(m, m).ok())
         .collect();
-    if candidates.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "channels_cooling_down",
-            format!(
-                "Every channel for {model} failed repeatedly and is resting. Try again shortly."
-            ),
-            format!("{model} 的所有渠道都连续失败，正在冷却，请稍后重试。"),
-        )
-        .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
-    }
+    let first = match stage(served, &model) {
+        Ok(first) => first,
+        // A model with nothing to serve it now (no channel here, or all resting) goes
+        // straight to its first fallback; an unpriced one is a setup error and says so.
+        Err(error) if error.code() != "model_not_priced" && !fallbacks.is_empty() => {
+            tracing::info!(%model, fallback = %fallbacks[0].model, "no channel can serve the model; using its fallback");
+            fallbacks.remove(0)
+        }
+        Err(error) => return Err(error),
+    };
     if let Some(key) = caller.key() {
         check_tpm(svc, key).await?;
     }
     Ok(Plan {
-        model,
-        rates,
-        candidates,
+        model: first.model,
+        rates: first.rates,
+        candidates: first.candidates,
+        fallbacks,
     })
 }
 

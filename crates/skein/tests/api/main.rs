@@ -38,6 +38,7 @@ mod pricing;
 mod profile;
 mod providers;
 mod relay;
+mod responses;
 mod runtime;
 mod sdk;
 mod security;
