@@ -609,7 +609,10 @@ impl RelayService {
 
     /// The model aliases and fallbacks now.
     pub fn model_routes(&self) -> Arc<model_routes::RouteTable> {
-        self.model_routes.read().map(|t| t.clone()).unwrap_or_default()
+        self.model_routes
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// The prices now.

@@ -85,7 +85,10 @@ pub async fn set_route(
                         "{} is an alias of {model}, so {model} cannot be an alias itself.",
                         other.model
                     ),
-                    format!("{} 是 {model} 的别名，因此 {model} 本身不能再作为别名。", other.model),
+                    format!(
+                        "{} 是 {model} 的别名，因此 {model} 本身不能再作为别名。",
+                        other.model
+                    ),
                 ));
             }
             Some(target)

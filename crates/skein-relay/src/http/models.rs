@@ -31,12 +31,7 @@ pub(crate) async fn list_models(
     models.sort();
     let data: Vec<Value> = models
         .into_iter()
-        .filter(|m| {
-            key.allows_model(m)
-                && svc
-                    .price_for(&key.group, routes.resolve(m))
-                    .is_some()
-        })
+        .filter(|m| key.allows_model(m) && svc.price_for(&key.group, routes.resolve(m)).is_some())
         .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "skein" }))
         .collect();
     Ok(ApiJson(json!({ "object": "list", "data": data })))

@@ -56,7 +56,9 @@ fn expected_tokens(w: &RelayWorld) -> (i64, i64) {
     match w.kind {
         Upstream::OpenAi | Upstream::Azure => (int("prompt_tokens"), int("completion_tokens")),
         Upstream::Anthropic => (
-            int("input_tokens") + int("cache_read_input_tokens") + int("cache_creation_input_tokens"),
+            int("input_tokens")
+                + int("cache_read_input_tokens")
+                + int("cache_creation_input_tokens"),
             int("output_tokens"),
         ),
         Upstream::Gemini => (
@@ -154,7 +156,12 @@ fn weather_tool() -> Value {
 
 /// The text the upstream was sent as the system prompt and as the last user turn.
 fn sent_text(w: &RelayWorld) -> (String, String) {
-    let sent = w.upstream.requests().last().cloned().expect("the upstream was called");
+    let sent = w
+        .upstream
+        .requests()
+        .last()
+        .cloned()
+        .expect("the upstream was called");
     assert_eq!(sent["model"], UPSTREAM_MODEL, "{sent}");
     let messages = sent["messages"].as_array().cloned().unwrap_or_default();
     let last = messages.last().cloned().unwrap_or_default();
@@ -219,7 +226,10 @@ async fn case_text(backend: Backend, kind: Upstream) {
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
     let events = events(&r);
     let kinds = names(&events);
-    let deltas = kinds.iter().filter(|k| **k == "response.output_text.delta").count();
+    let deltas = kinds
+        .iter()
+        .filter(|k| **k == "response.output_text.delta")
+        .count();
     assert!(deltas >= 2, "the text came in pieces: {}", r.text);
     let mut expected = vec![
         "response.created",
@@ -295,7 +305,11 @@ async fn case_tools(backend: Backend, kind: Upstream) {
                 .iter()
                 .position(|k| *k == "response.output_item.added")
                 .unwrap();
-            assert_eq!(events[added].1["item"]["type"], "function_call", "{}", r.text);
+            assert_eq!(
+                events[added].1["item"]["type"], "function_call",
+                "{}",
+                r.text
+            );
             assert_eq!(events[added].1["item"]["name"], "weather");
             // The mocks stream the arguments in two pieces: both arrive as deltas.
             let pieces = kinds
@@ -368,7 +382,11 @@ async fn case_tools(backend: Backend, kind: Upstream) {
         }
     }
     assert_eq!(r.json["status"], "completed", "{}", r.text);
-    assert!(r.json["output"][0]["content"][0]["text"].is_string(), "{}", r.text);
+    assert!(
+        r.json["output"][0]["content"][0]["text"].is_string(),
+        "{}",
+        r.text
+    );
     assert_billed(&app, &w, spent, 3, &r).await;
 }
 
@@ -665,11 +683,18 @@ async fn the_official_sdk_speaks_the_responses_api() {
         assert_eq!(seen["id_prefix"], "resp_");
         // The mocks count words: "be brief" + "hello from responses" = 5, "echo: ..." = 4.
         assert_eq!(
-            (seen["input_tokens"].as_i64(), seen["output_tokens"].as_i64(), seen["total_tokens"].as_i64()),
+            (
+                seen["input_tokens"].as_i64(),
+                seen["output_tokens"].as_i64(),
+                seen["total_tokens"].as_i64()
+            ),
             (Some(5), Some(4), Some(9)),
             "{kind:?}"
         );
-        assert_eq!(seen["stream_text"], "echo: hello from responses", "{kind:?}");
+        assert_eq!(
+            seen["stream_text"], "echo: hello from responses",
+            "{kind:?}"
+        );
         assert_eq!(seen["stream_first"], "response.created");
         assert_eq!(seen["stream_last"], "response.completed");
         assert!(seen["stream_deltas"].as_i64().unwrap() >= 2, "{seen}");
@@ -685,9 +710,54 @@ async fn the_official_sdk_speaks_the_responses_api() {
             _ => assert_eq!(after, "echo: weather in Paris", "{seen}"),
         }
         assert_eq!(seen["after_tool_status"], "completed");
-        assert_eq!(seen["stream_call_args"], json!({"city": "weather in Paris"}));
+        assert_eq!(
+            seen["stream_call_args"],
+            json!({"city": "weather in Paris"})
+        );
         assert!(seen["stream_arg_deltas"].as_i64().unwrap() >= 2, "{seen}");
-        assert_eq!(seen["previous"], json!({"status": 400, "code": "responses_not_stored"}));
-        assert_eq!(seen["web_search"], json!({"status": 400, "code": "unsupported_tool"}));
+        assert_eq!(
+            seen["previous"],
+            json!({"status": 400, "code": "responses_not_stored"})
+        );
+        assert_eq!(
+            seen["web_search"],
+            json!({"status": 400, "code": "unsupported_tool"})
+        );
     }
+}
+
+/// An alias and a fallback set through one instance are applied by another instance of the
+/// same deployment (PostgreSQL's bus), well before the periodic reload would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn routes_set_on_one_instance_apply_on_another() {
+    let a = TestApp::spawn(Backend::Postgres).await;
+    let b = a.sibling().await;
+    let w = WorldSpec::new(Upstream::OpenAi)
+        .model(MODEL, Some(UPSTREAM_MODEL))
+        .price(MODEL, Price::tokens(2_000_000, 6_000_000))
+        .build(&a)
+        .await;
+    let since = std::time::Instant::now();
+    let r = a
+        .put(
+            "/api/v1/admin/model-routes/gpt-4o",
+            Some(&w.root.access),
+            json!({"alias_of": MODEL}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    loop {
+        let r = respond(&b, &w.key, &json!({"model": "gpt-4o", "input": "across"})).await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.json["output"][0]["content"][0]["text"], "echo: across");
+            break;
+        }
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(5),
+            "the alias never reached the other instance"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    eprintln!("an alias set on A served on B after {:?}", since.elapsed());
 }

@@ -284,7 +284,10 @@ impl Plan {
         self.fallbacks
             .iter()
             .map(|s| &s.rates)
-            .fold(&self.rates, |best, r| if cost(r) > cost(best) { r } else { best })
+            .fold(
+                &self.rates,
+                |best, r| if cost(r) > cost(best) { r } else { best },
+            )
     }
 
     /// The plan without its channels (what the hold needs to know).

@@ -63,7 +63,9 @@ fn not_stored(field: &str) -> ApiError {
 fn unsupported_tool(kind: &str) -> ApiError {
     ApiError::bad_request(
         "unsupported_tool",
-        format!("The built-in tool {kind} is not available here; only function tools are supported."),
+        format!(
+            "The built-in tool {kind} is not available here; only function tools are supported."
+        ),
         format!("此处不支持内置工具 {kind}，只支持 function 类型的工具。"),
     )
     .with_details(json!({ "tool": kind }))
@@ -149,9 +151,9 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
     }
     out.insert("messages".into(), Value::Array(messages));
     if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
-        let tools = tools.as_array().ok_or_else(|| {
-            invalid("tools", "must be an array.", "必须是数组。")
-        })?;
+        let tools = tools
+            .as_array()
+            .ok_or_else(|| invalid("tools", "must be an array.", "必须是数组。"))?;
         let converted = tools.iter().map(tool).collect::<ApiResult<Vec<_>>>()?;
         if !converted.is_empty() {
             out.insert("tools".into(), Value::Array(converted));
@@ -181,7 +183,10 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
         // The field the model's chat endpoint takes (reasoning models refuse `max_tokens`).
         let name = obj.get("model").and_then(Value::as_str).unwrap_or("");
         let name = name.rsplit('/').next().unwrap_or(name);
-        let field = if ["o1", "o3", "o4", "gpt-5"].iter().any(|p| name.starts_with(p)) {
+        let field = if ["o1", "o3", "o4", "gpt-5"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
             "max_completion_tokens"
         } else {
             "max_tokens"
@@ -214,23 +219,30 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
         out.insert("reasoning_effort".into(), json!(effort));
     }
     if let Some(text) = obj.get("text").filter(|t| !t.is_null()) {
-        if let Some(format) = text.get("format").filter(|f| !f.is_null()) {
-            if let Some(format) = response_format(format)? {
-                out.insert("response_format".into(), format);
-            }
+        if let Some(format) = text.get("format").filter(|f| !f.is_null())
+            && let Some(format) = response_format(format)?
+        {
+            out.insert("response_format".into(), format);
         }
         if let Some(verbosity) = text.get("verbosity").filter(|v| !v.is_null()) {
             out.insert("verbosity".into(), verbosity.clone());
         }
     }
-    for field in ["user", "safety_identifier", "prompt_cache_key", "service_tier"] {
+    // `prompt_cache_key` and `safety_identifier` are OpenAI's hints, which other vendors'
+    // conversions refuse: they are read and dropped, so a client that sends them (Codex does)
+    // works on every upstream; OpenAI then caches by prefix alone.
+    for field in ["user", "service_tier"] {
         if let Some(v) = obj.get(field).filter(|t| !t.is_null()) {
             out.insert(field.into(), v.clone());
         }
     }
     if let Some(stream) = obj.get("stream").filter(|t| !t.is_null()) {
         if !stream.is_boolean() {
-            return Err(invalid("stream", "must be true or false.", "必须是 true 或 false。"));
+            return Err(invalid(
+                "stream",
+                "must be true or false.",
+                "必须是 true 或 false。",
+            ));
         }
         out.insert("stream".into(), stream.clone());
     }
@@ -243,7 +255,11 @@ fn input_item(item: &Value, i: usize, messages: &mut Vec<Value>) -> ApiResult<()
     let field = format!("input[{i}]");
     let kind = item["type"]
         .as_str()
-        .unwrap_or(if item.get("role").is_some() { "message" } else { "" });
+        .unwrap_or(if item.get("role").is_some() {
+            "message"
+        } else {
+            ""
+        });
     match kind {
         "message" => {
             let role = match item["role"].as_str() {
@@ -340,10 +356,14 @@ fn message_content(content: &Value, role: &str, field: &str) -> ApiResult<Value>
             for part in parts {
                 match part["type"].as_str() {
                     Some("input_text" | "output_text" | "text") => {
-                        out.push(json!({"type": "text", "text": part["text"].as_str().unwrap_or("")}));
+                        out.push(
+                            json!({"type": "text", "text": part["text"].as_str().unwrap_or("")}),
+                        );
                     }
                     Some("refusal") => {
-                        out.push(json!({"type": "text", "text": part["refusal"].as_str().unwrap_or("")}));
+                        out.push(
+                            json!({"type": "text", "text": part["refusal"].as_str().unwrap_or("")}),
+                        );
                     }
                     Some("input_image") if role == "user" => {
                         let Some(url) = part["image_url"].as_str() else {
@@ -369,7 +389,9 @@ fn message_content(content: &Value, role: &str, field: &str) -> ApiResult<Value>
             // Assistant history and system prompts travel as plain text, which every upstream
             // takes.
             if role != "user" {
-                return Ok(json!(pivot::plain_text(&Value::Array(out)).unwrap_or_default()));
+                return Ok(json!(
+                    pivot::plain_text(&Value::Array(out)).unwrap_or_default()
+                ));
             }
             Ok(Value::Array(out))
         }
@@ -385,9 +407,16 @@ fn message_content(content: &Value, role: &str, field: &str) -> ApiResult<Value>
 fn tool(tool: &Value) -> ApiResult<Value> {
     match tool["type"].as_str() {
         Some("function") => {
-            let name = tool["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| {
-                invalid("tools", "a function tool needs a name.", "function 工具需要 name。")
-            })?;
+            let name = tool["name"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| {
+                    invalid(
+                        "tools",
+                        "a function tool needs a name.",
+                        "function 工具需要 name。",
+                    )
+                })?;
             let mut function = json!({"name": name});
             for field in ["description", "parameters", "strict"] {
                 if let Some(v) = tool.get(field).filter(|v| !v.is_null()) {
@@ -397,21 +426,33 @@ fn tool(tool: &Value) -> ApiResult<Value> {
             Ok(json!({"type": "function", "function": function}))
         }
         Some(other) => Err(unsupported_tool(other)),
-        None => Err(invalid("tools", "every tool needs a type.", "每个工具都需要 type。")),
+        None => Err(invalid(
+            "tools",
+            "every tool needs a type.",
+            "每个工具都需要 type。",
+        )),
     }
 }
 
 /// A Responses `tool_choice` as the pivot's.
 fn tool_choice(choice: &Value) -> ApiResult<Value> {
     match choice {
-        Value::String(s) if matches!(s.as_str(), "auto" | "none" | "required") => Ok(choice.clone()),
+        Value::String(s) if matches!(s.as_str(), "auto" | "none" | "required") => {
+            Ok(choice.clone())
+        }
         Value::Object(_) if choice["type"] == "function" => {
             let name = choice["name"].as_str().ok_or_else(|| {
-                invalid("tool_choice", "a function choice needs a name.", "function 选择需要 name。")
+                invalid(
+                    "tool_choice",
+                    "a function choice needs a name.",
+                    "function 选择需要 name。",
+                )
             })?;
             Ok(json!({"type": "function", "function": {"name": name}}))
         }
-        Value::Object(_) => Err(unsupported_tool(choice["type"].as_str().unwrap_or("unknown"))),
+        Value::Object(_) => Err(unsupported_tool(
+            choice["type"].as_str().unwrap_or("unknown"),
+        )),
         _ => Err(invalid(
             "tool_choice",
             "must be auto, none, required or a function.",
@@ -532,7 +573,10 @@ pub fn response_from_openai(chat: &Value, request: &Value, model: &str) -> Value
     let choice = &chat["choices"][0];
     let message = &choice["message"];
     let mut output = Vec::new();
-    if let Some(reasoning) = message["reasoning_content"].as_str().filter(|t| !t.is_empty()) {
+    if let Some(reasoning) = message["reasoning_content"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+    {
         output.push(reasoning_item(&new_id("rs"), reasoning));
     }
     let text = pivot::plain_text(&message["content"]).unwrap_or_default();
@@ -560,8 +604,16 @@ pub fn response_from_openai(chat: &Value, request: &Value, model: &str) -> Value
 /// What is being written into the stream's current output item.
 enum Open {
     None,
-    Reasoning { index: usize, id: String, text: String },
-    Text { index: usize, id: String, text: String },
+    Reasoning {
+        index: usize,
+        id: String,
+        text: String,
+    },
+    Text {
+        index: usize,
+        id: String,
+        text: String,
+    },
 }
 
 /// A function call being streamed.
@@ -626,33 +678,47 @@ impl StreamConverter {
         }
         self.started = true;
         let response = self.response.clone();
-        self.event(json!({"type": "response.created", "response": response}), out);
+        self.event(
+            json!({"type": "response.created", "response": response}),
+            out,
+        );
         let response = self.response.clone();
-        self.event(json!({"type": "response.in_progress", "response": response}), out);
+        self.event(
+            json!({"type": "response.in_progress", "response": response}),
+            out,
+        );
     }
 
     fn next_index(&self) -> usize {
-        self.output.len()
-            + self.calls.len()
-            + usize::from(!matches!(self.open, Open::None))
+        self.output.len() + self.calls.len() + usize::from(!matches!(self.open, Open::None))
     }
 
     fn close_open(&mut self, out: &mut String) {
         match std::mem::replace(&mut self.open, Open::None) {
             Open::None => {}
             Open::Reasoning { index, id, text } => {
-                self.event(json!({"type": "response.reasoning_text.done", "item_id": id,
-                    "output_index": index, "content_index": 0, "text": text}), out);
+                self.event(
+                    json!({"type": "response.reasoning_text.done", "item_id": id,
+                    "output_index": index, "content_index": 0, "text": text}),
+                    out,
+                );
                 let item = reasoning_item(&id, &text);
                 self.event(json!({"type": "response.output_item.done", "output_index": index, "item": item}), out);
                 self.output.push((index, item));
             }
             Open::Text { index, id, text } => {
-                let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
-                self.event(json!({"type": "response.output_text.done", "item_id": id,
-                    "output_index": index, "content_index": 0, "text": text, "logprobs": []}), out);
-                self.event(json!({"type": "response.content_part.done", "item_id": id,
-                    "output_index": index, "content_index": 0, "part": part}), out);
+                let part =
+                    json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+                self.event(
+                    json!({"type": "response.output_text.done", "item_id": id,
+                    "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                    out,
+                );
+                self.event(
+                    json!({"type": "response.content_part.done", "item_id": id,
+                    "output_index": index, "content_index": 0, "part": part}),
+                    out,
+                );
                 let item = message_item(&id, &text, "completed");
                 self.event(json!({"type": "response.output_item.done", "output_index": index, "item": item}), out);
                 self.output.push((index, item));
@@ -669,9 +735,18 @@ impl StreamConverter {
 
     fn close_calls(&mut self, out: &mut String) {
         for call in std::mem::take(&mut self.calls) {
-            self.event(json!({"type": "response.function_call_arguments.done", "item_id": call.id,
-                "output_index": call.output_index, "name": call.name, "arguments": call.arguments}), out);
-            let item = call_item(&call.id, &call.call_id, &call.name, &call.arguments, "completed");
+            self.event(
+                json!({"type": "response.function_call_arguments.done", "item_id": call.id,
+                "output_index": call.output_index, "name": call.name, "arguments": call.arguments}),
+                out,
+            );
+            let item = call_item(
+                &call.id,
+                &call.call_id,
+                &call.name,
+                &call.arguments,
+                "completed",
+            );
             self.event(json!({"type": "response.output_item.done", "output_index": call.output_index, "item": item}), out);
             self.output.push((call.output_index, item));
         }
@@ -692,16 +767,31 @@ impl StreamConverter {
             return out;
         };
         let delta = &choice["delta"];
-        if let Some(text) = delta["reasoning_content"].as_str().filter(|t| !t.is_empty()) {
+        if let Some(text) = delta["reasoning_content"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+        {
             if !matches!(self.open, Open::Reasoning { .. }) {
                 self.close_open(&mut out);
                 let index = self.next_index();
                 let id = new_id("rs");
-                self.event(json!({"type": "response.output_item.added", "output_index": index,
-                    "item": {"type": "reasoning", "id": id, "summary": [], "content": []}}), &mut out);
-                self.open = Open::Reasoning { index, id, text: String::new() };
+                self.event(
+                    json!({"type": "response.output_item.added", "output_index": index,
+                    "item": {"type": "reasoning", "id": id, "summary": [], "content": []}}),
+                    &mut out,
+                );
+                self.open = Open::Reasoning {
+                    index,
+                    id,
+                    text: String::new(),
+                };
             }
-            if let Open::Reasoning { index, id, text: all } = &mut self.open {
+            if let Open::Reasoning {
+                index,
+                id,
+                text: all,
+            } = &mut self.open
+            {
                 all.push_str(text);
                 let event = json!({"type": "response.reasoning_text.delta", "item_id": id,
                     "output_index": index, "content_index": 0, "delta": text});
@@ -717,9 +807,18 @@ impl StreamConverter {
                     "item": {"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []}}), &mut out);
                 self.event(json!({"type": "response.content_part.added", "item_id": id, "output_index": index,
                     "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}), &mut out);
-                self.open = Open::Text { index, id, text: String::new() };
+                self.open = Open::Text {
+                    index,
+                    id,
+                    text: String::new(),
+                };
             }
-            if let Open::Text { index, id, text: all } = &mut self.open {
+            if let Open::Text {
+                index,
+                id,
+                text: all,
+            } = &mut self.open
+            {
                 all.push_str(text);
                 let event = json!({"type": "response.output_text.delta", "item_id": id,
                     "output_index": index, "content_index": 0, "delta": text, "logprobs": []});
@@ -732,10 +831,15 @@ impl StreamConverter {
                 self.close_open(&mut out);
                 let output_index = self.next_index();
                 let id = new_id("fc");
-                let call_id = call["id"].as_str().map_or_else(|| new_id("call"), str::to_string);
+                let call_id = call["id"]
+                    .as_str()
+                    .map_or_else(|| new_id("call"), str::to_string);
                 let name = call["function"]["name"].as_str().unwrap_or("").to_string();
-                self.event(json!({"type": "response.output_item.added", "output_index": output_index,
-                    "item": call_item(&id, &call_id, &name, "", "in_progress")}), &mut out);
+                self.event(
+                    json!({"type": "response.output_item.added", "output_index": output_index,
+                    "item": call_item(&id, &call_id, &name, "", "in_progress")}),
+                    &mut out,
+                );
                 self.calls.push(Call {
                     pivot_index,
                     output_index,
@@ -745,7 +849,9 @@ impl StreamConverter {
                     arguments: String::new(),
                 });
             }
-            if let Some(args) = call["function"]["arguments"].as_str().filter(|a| !a.is_empty())
+            if let Some(args) = call["function"]["arguments"]
+                .as_str()
+                .filter(|a| !a.is_empty())
                 && let Some(open) = self.calls.iter_mut().find(|c| c.pivot_index == pivot_index)
             {
                 open.arguments.push_str(args);
@@ -791,7 +897,10 @@ impl StreamConverter {
         self.response["error"] = json!({"code": "server_error", "message": message});
         self.response["usage"] = self.usage.clone().unwrap_or(Value::Null);
         let response = self.response.clone();
-        self.event(json!({"type": "response.failed", "response": response}), &mut out);
+        self.event(
+            json!({"type": "response.failed", "response": response}),
+            &mut out,
+        );
         out
     }
 }
@@ -817,7 +926,10 @@ mod tests {
         let pivot = request_to_openai(&req).unwrap_or_default();
         let messages = pivot["messages"].as_array().cloned().unwrap_or_default();
         assert_eq!(messages.len(), 5);
-        assert_eq!(messages[0], json!({"role": "system", "content": "be brief"}));
+        assert_eq!(
+            messages[0],
+            json!({"role": "system", "content": "be brief"})
+        );
         assert_eq!(messages[2]["tool_calls"].as_array().map(Vec::len), Some(2));
         assert_eq!(messages[3]["role"], "tool");
         assert_eq!(messages[3]["tool_call_id"], "c1");
@@ -831,13 +943,28 @@ mod tests {
     #[test]
     fn what_cannot_be_carried_is_refused_by_name() {
         for (req, code) in [
-            (json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}), "responses_not_stored"),
-            (json!({"model": "m", "input": "x", "store": true}), "responses_not_stored"),
-            (json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}), "unsupported_tool"),
+            (
+                json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}),
+                "responses_not_stored",
+            ),
+            (
+                json!({"model": "m", "input": "x", "store": true}),
+                "responses_not_stored",
+            ),
+            (
+                json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),
+                "unsupported_tool",
+            ),
             (json!({"model": "m", "input": 3}), "invalid_request"),
             (json!({"model": "m", "input": []}), "invalid_request"),
-            (json!({"model": "m", "input": "x", "prompt": {"id": "p"}}), "unsupported_field"),
-            (json!({"model": "m", "input": [{"type": "input_file", "file_id": "f"}]}), "unsupported_content"),
+            (
+                json!({"model": "m", "input": "x", "prompt": {"id": "p"}}),
+                "unsupported_field",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "input_file", "file_id": "f"}]}),
+                "unsupported_content",
+            ),
         ] {
             let error = request_to_openai(&req).err().map(|e| e.code().to_string());
             assert_eq!(error.as_deref(), Some(code), "{req}");
@@ -849,10 +976,14 @@ mod tests {
         let mut c = StreamConverter::new(&json!({"model": "m"}), "m");
         let mut all = String::new();
         all.push_str(&c.chunk(&json!({"choices": [{"index": 0, "delta": {"content": "Hi"}}]})));
-        all.push_str(&c.chunk(&json!({"choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{\"a\""}}]}}]})));
-        all.push_str(&c.chunk(&json!({"choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": 0, "function": {"arguments": ":1}"}}]}, "finish_reason": "tool_calls"}]})));
+        all.push_str(
+            &c.chunk(&json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{\"a\""}}]}}]})),
+        );
+        all.push_str(
+            &c.chunk(&json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": ":1}"}}]}, "finish_reason": "tool_calls"}]})),
+        );
         all.push_str(&c.chunk(&json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}})));
         all.push_str(&c.finish());
         let kinds: Vec<&str> = all
