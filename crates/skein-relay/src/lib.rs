@@ -19,6 +19,7 @@ mod in_process;
 pub mod journal;
 pub mod keys;
 mod metrics;
+pub mod model_routes;
 mod multipart;
 pub mod pipeline;
 pub mod pricing;
@@ -96,6 +97,8 @@ pub struct RelayService {
     table: RwLock<Arc<channels::ChannelTable>>,
     /// Prices by model, swapped whole on every change.
     prices: RwLock<Arc<HashMap<String, pricing::Rates>>>,
+    /// Model aliases and fallbacks, swapped whole on every change.
+    model_routes: RwLock<Arc<model_routes::RouteTable>>,
     /// Price multipliers (per-mille) by group, swapped whole on every change.
     multipliers: RwLock<Arc<HashMap<String, i64>>>,
     /// Whether a model without a price is served free instead of refused.
@@ -265,6 +268,7 @@ impl RelayService {
             background: BackgroundTasks::new(),
             prices: RwLock::new(Arc::new(HashMap::new())),
             multipliers: RwLock::new(Arc::new(HashMap::new())),
+            model_routes: RwLock::new(Arc::new(model_routes::RouteTable::default())),
             allow_unpriced,
             renewals: renew::Renewals::default(),
             key_cache,
@@ -551,6 +555,12 @@ impl RelayService {
         if let Ok(mut slot) = self.multipliers.write() {
             *slot = multipliers;
         }
+        let routes = Arc::new(model_routes::RouteTable::build(
+            &model_routes::all(&self.db).await?,
+        ));
+        if let Ok(mut slot) = self.model_routes.write() {
+            *slot = routes;
+        }
         Ok(())
     }
 
@@ -633,6 +643,14 @@ impl RelayService {
     /// The routing table now.
     pub fn table(&self) -> Arc<channels::ChannelTable> {
         self.table.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// The model aliases and fallbacks now.
+    pub fn model_routes(&self) -> Arc<model_routes::RouteTable> {
+        self.model_routes
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// The prices now.

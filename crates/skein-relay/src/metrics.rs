@@ -56,6 +56,12 @@ pub(crate) static UNAVAILABLE: Counter = Counter::new(
     "Requests answered 502 because every channel behind their model failed.",
     &["model"],
 );
+/// Requests a fallback model took over.
+pub(crate) static FALLBACKS: Counter = Counter::new(
+    "skein_relay_fallbacks_total",
+    "Requests served by a fallback model because every channel of the model asked for failed.",
+    &["from", "to"],
+);
 
 /// Records one settled request.
 pub(crate) fn settled(

@@ -432,6 +432,45 @@ export interface paths {
         patch: operations["admin_update_code"];
         trace?: never;
     };
+    "/api/v1/admin/model-routes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every model's alias and fallbacks (admin). */
+        get: operations["list_routes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/model-routes/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a model's alias (`alias_of`: serve it as that model, at that model's price) and its
+         *     fallbacks (models tried in order, each at its own price, when every channel of the model
+         *     failed) (admin).
+         */
+        put: operations["set_route"];
+        post?: never;
+        /** Remove a model's alias and fallbacks (admin). */
+        delete: operations["delete_route"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/oauth/providers": {
         parameters: {
             query?: never;
@@ -4606,6 +4645,24 @@ export interface components {
             /** @description RFC 3339. */
             updated_at: string;
         };
+        /** @description A model's alias and fallbacks, as admins see and set them. */
+        ModelRoute: {
+            /** @description The model it is served as (its channels and price), or `null` when it is not an alias. */
+            alias_of?: string | null;
+            /** @description Models tried in order, each at its own price, when every channel failed. */
+            fallbacks: string[];
+            /** @description The public model name clients ask for. */
+            model: string;
+            /** @description When it was last changed (RFC 3339). */
+            updated_at: string;
+        };
+        /** @description What an admin sets for a model. */
+        ModelRouteInput: {
+            /** @description Serve the model as this one (`null` or absent: not an alias). */
+            alias_of?: string | null;
+            /** @description Models to try in order when every channel failed (at most five). */
+            fallbacks?: string[];
+        };
         /** @description A moderation decision. */
         Moderation: {
             /** @description Whether it is featured. */
@@ -8060,6 +8117,112 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["InviteCode"];
                 };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_routes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelRoute"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_route: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The public model name */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelRouteInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelRoute"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_route: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The public model name */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             403: {
                 headers: {

@@ -96,6 +96,7 @@ export const qk = {
   pricing: ['pricing'] as const,
   unpriced: ['pricing', 'unpriced'] as const,
   defaultPrices: ['pricing', 'defaults'] as const,
+  modelRoutes: ['pricing', 'routes'] as const,
   codes: {
     all: ['codes'] as const,
     page: (batch: string, page: number) => ['codes', batch, page] as const,

@@ -39,6 +39,7 @@ export type UnpricedModel = Schemas['UnpricedModel'];
 
 /** What loading the default prices did. */
 export type DefaultsLoaded = Schemas['DefaultsLoaded'];
+export type ModelRoute = Schemas['ModelRoute'];
 
 /** A balance. */
 export type Quota = Schemas['QuotaView'];

@@ -78,6 +78,30 @@ pub(crate) async fn messages(
     Ok(render(reply))
 }
 
+/// Relays an OpenAI Responses API request (`POST /v1/responses`): converted to the pivot
+/// for any kind of channel, and the answer (a `response` object, or the Responses stream's
+/// events) converted back. Nothing is stored: `previous_response_id` and `store: true` are
+/// refused with a 400.
+pub(crate) async fn responses(
+    State(svc): State<Arc<RelayService>>,
+    ApiKeyCaller(key): ApiKeyCaller,
+    id: RequestId,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let request = parse_json(&body)?;
+    let pivot = crate::vendor::openai::responses::request_to_openai(&request)?;
+    let reply = chat::for_client(
+        svc,
+        Caller::Key(key),
+        id.into_string(),
+        pivot,
+        Format::Responses,
+        Some(chat::Native::responses(request)),
+    )
+    .await?;
+    Ok(render(reply))
+}
+
 /// Relays a Gemini `generateContent` or `streamGenerateContent` call (`?alt=sse` for server-sent
 /// events; otherwise the stream is one JSON array whose items arrive as they are made).
 pub(crate) async fn gemini(

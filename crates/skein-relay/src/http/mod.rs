@@ -9,6 +9,7 @@ mod groups;
 pub(crate) mod internal;
 mod keys;
 mod media;
+mod model_routes;
 mod models;
 mod openai;
 mod pricing;
@@ -51,6 +52,9 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
         .routes(routes!(requests::channel_stats))
         .routes(routes!(requests::prune_requests))
         .routes(routes!(requests::get_request))
+
+        .routes(routes!(model_routes::list_routes))
+        .routes(routes!(model_routes::set_route, model_routes::delete_route))
         .with_state(service)
 }
 
@@ -73,6 +77,7 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
         )
         .route("/v1/rerank", post(openai::rerank))
         .route("/v1/messages", post(chat::messages))
+        .route("/v1/responses", post(chat::responses))
         .route(
             "/v1/messages/count_tokens",
             post(count_tokens::count_tokens),

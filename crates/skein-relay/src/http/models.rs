@@ -16,11 +16,22 @@ pub(crate) async fn list_models(
     State(svc): State<Arc<RelayService>>,
     ApiKeyCaller(key): ApiKeyCaller,
 ) -> ApiResult<ApiJson<Value>> {
-    let data: Vec<Value> = svc
-        .table()
-        .models(&key.group)
+    let table = svc.table();
+    let mut models = table.models(&key.group);
+    // An alias is listed where the model it is served as is.
+    let routes = svc.model_routes();
+    let served: Vec<String> = routes
+        .aliases()
+        .filter(|(alias, target)| {
+            models.iter().any(|m| m == target) && !models.iter().any(|m| m == alias)
+        })
+        .map(|(alias, _)| alias.to_string())
+        .collect();
+    models.extend(served);
+    models.sort();
+    let data: Vec<Value> = models
         .into_iter()
-        .filter(|m| key.allows_model(m) && svc.price_for(&key.group, m).is_some())
+        .filter(|m| key.allows_model(m) && svc.price_for(&key.group, routes.resolve(m)).is_some())
         .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "skein" }))
         .collect();
     Ok(ApiJson(json!({ "object": "list", "data": data })))

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use skein_core::{ApiError, ApiResult};
 
 use super::bill::Meter;
+use super::plan::Stage;
 use crate::RelayService;
 use crate::channels::LiveChannel;
 use crate::vendor::Attempt;
@@ -78,22 +79,41 @@ pub(crate) enum Attempted {
     },
 }
 
-/// Tries `candidates` in order with `dispatch`; see the module documentation. Every channel
+/// Tries `candidates` in order with `dispatch`, then each fallback model's channels (the
+/// meter switched to that model and its price); see the module documentation. Every channel
 /// failing is 502 `upstream_unavailable`, or — when no channel could even carry the request —
 /// the reason the first one gave.
 pub(crate) async fn attempt<D: Dispatch>(
     mut meter: Meter,
     candidates: Vec<Arc<LiveChannel>>,
+    fallbacks: Vec<Stage>,
     dispatch: &mut D,
 ) -> ApiResult<Attempted> {
     let svc = meter.svc.clone();
-    let model = meter.model.clone();
+    let asked = meter.model.clone();
     let mut tried = Vec::new();
     // A request one kind of upstream cannot carry may still suit another kind of channel;
     // if none can carry it, the caller hears why.
     let mut cannot_carry: Option<ApiError> = None;
     let mut attempts = 0;
-    for channel in candidates {
+    let first = std::iter::once((None, candidates));
+    let rest = fallbacks
+        .into_iter()
+        .map(|stage| (Some((stage.model, stage.rates)), stage.candidates));
+    let tries = first.chain(rest).flat_map(|(switch, channels)| {
+        let mut switch = switch;
+        channels
+            .into_iter()
+            .map(move |channel| (switch.take(), channel))
+    });
+    for (switch, channel) in tries {
+        if let Some((model, rates)) = switch {
+            // Every channel of the model before failed: its fallback serves, at its price.
+            tracing::warn!(from = %meter.model, to = %model, "every channel failed; falling back");
+            crate::metrics::FALLBACKS.inc(&[meter.model.as_str(), model.as_str()]);
+            meter.serve_as(model, rates);
+        }
+        let model = meter.model.clone();
         let upstream_model = channel.upstream_model(&model).to_string();
         let started = Instant::now();
         let attempt = match dispatch.send(&svc, &channel, &upstream_model).await {
@@ -178,7 +198,7 @@ pub(crate) async fn attempt<D: Dispatch>(
         meter.release().await;
         return Err(error);
     }
-    let error = all_failed(&model, &tried);
+    let error = all_failed(&asked, &tried);
     meter
         .journal
         .end("error", error.code(), error.status().as_u16());

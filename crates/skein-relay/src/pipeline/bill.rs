@@ -171,6 +171,12 @@ impl Meter {
         &self.rates
     }
 
+    /// Serves the request as `model` at `rates` from here on: a fallback model took over.
+    pub(super) fn serve_as(&mut self, model: String, rates: Price) {
+        self.model = model;
+        self.rates = rates;
+    }
+
     /// Charges exactly `charge.cost`, writes the usage record, and counts tokens against the
     /// key's tokens per minute. Answers the charge as the ledger took it, or `None` if
     /// settling failed (the hold then expires).

@@ -110,7 +110,7 @@ where
         stream,
         move |meter| async move {
             let mut dispatch = dispatch;
-            match attempt(meter, candidates, &mut dispatch).await? {
+            match attempt(meter, candidates, Vec::new(), &mut dispatch).await? {
                 Attempted::Answered {
                     response, meter, ..
                 } => finish(response, meter).await.map(Answer::Replied),

@@ -89,7 +89,7 @@ pub(crate) fn refuse_unpriced(
     extra: &[String],
 ) -> ApiResult<()> {
     match (format, native) {
-        (Format::OpenAi | Format::Events, _) => openai(pivot, extra),
+        (Format::OpenAi | Format::Events | Format::Responses, _) => openai(pivot, extra),
         (Format::Anthropic, Some((body, headers))) => anthropic(body, headers),
         (Format::Gemini { .. }, Some((body, _))) => gemini(body),
         _ => Ok(()),

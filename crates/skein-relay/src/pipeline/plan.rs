@@ -16,7 +16,8 @@ use crate::pricing::Price;
 
 /// A request's model, its price, and the channels that may serve it, best first.
 pub(crate) struct Plan {
-    /// The model as the client named it (usage records and prices use this name).
+    /// The model that serves the request: the client's name, or the model its alias names
+    /// (usage records and prices use this name).
     pub model: String,
     /// Its price for the caller's group (rates and multiplier).
     pub rates: Price,
@@ -24,6 +25,19 @@ pub(crate) struct Plan {
     pub candidates: Vec<Arc<LiveChannel>>,
     /// The routing decisions, for the request log.
     pub routing: crate::journal::Routing,
+    /// The model's fallbacks that can serve now, in order: tried, each at its own price, once
+    /// every candidate failed.
+    pub fallbacks: Vec<Stage>,
+}
+
+/// One model to try: its name, its price and its channels.
+pub(crate) struct Stage {
+    /// The model (prices and usage records use this name).
+    pub model: String,
+    /// Its price for the caller's group.
+    pub rates: Price,
+    /// Its channels to try, in order.
+    pub candidates: Vec<Arc<LiveChannel>>,
 }
 
 /// [`plan_for`] over OpenAI-format channels: the routes besides chat go only to those.
@@ -61,56 +75,90 @@ pub(crate) async fn plan_for(
     if !caller.allows_model(&model) {
         return Err(not_allowed(&model));
     }
-    let routed: Vec<Arc<LiveChannel>> = svc
-        .table()
-        .candidates(caller.group(), &model)
-        .into_iter()
-        .filter(|c| serves(c))
-        .collect();
-    if routed.is_empty() {
-        return Err(not_found(&model));
-    }
-    let rates = svc
-        .price_for(caller.group(), &model)
-        .ok_or_else(|| not_priced(&model))?;
+    let routes = svc.model_routes();
+    let served = routes.resolve(&model);
+    let table = svc.table();
     let now = Instant::now();
-    // Which channels were left out, and why, goes to the request log with the request.
-    let mut skipped = Vec::new();
-    let mut candidates: Vec<Arc<LiveChannel>> = Vec::new();
-    for c in routed {
-        let reason = if candidates.len() >= MAX_ATTEMPTS {
-            "attempt_limit"
-        } else if svc.breakers.allow(&c.id, now) {
-            candidates.push(c);
-            continue;
-        } else {
-            "circuit_open"
-        };
-        skipped.push(crate::journal::SkippedChannel {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            reason: reason.to_string(),
-        });
-    }
-    if candidates.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "channels_cooling_down",
-            format!(
-                "Every channel for {model} failed repeatedly and is resting. Try again shortly."
-            ),
-            format!("{model} 的所有渠道都连续失败，正在冷却，请稍后重试。"),
-        )
-        .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
-    }
+    // A model's stage: its channels for the caller's group (of those `serves` accepts, not
+    // resting), its price, and which channels were left out and why (for the request log);
+    // the refusal when it has none.
+    let stage = |name: &str,
+                 shown: &str|
+     -> ApiResult<(Stage, Vec<crate::journal::SkippedChannel>)> {
+        let routed: Vec<Arc<LiveChannel>> = table
+            .candidates(caller.group(), name)
+            .into_iter()
+            .filter(|c| serves(c))
+            .collect();
+        if routed.is_empty() {
+            return Err(not_found(shown));
+        }
+        let rates = svc
+            .price_for(caller.group(), name)
+            .ok_or_else(|| not_priced(name))?;
+        let mut skipped = Vec::new();
+        let mut candidates: Vec<Arc<LiveChannel>> = Vec::new();
+        for c in routed {
+            let reason = if candidates.len() >= MAX_ATTEMPTS {
+                "attempt_limit"
+            } else if svc.breakers.allow(&c.id, now) {
+                candidates.push(c);
+                continue;
+            } else {
+                "circuit_open"
+            };
+            skipped.push(crate::journal::SkippedChannel {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                reason: reason.to_string(),
+            });
+        }
+        if candidates.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "channels_cooling_down",
+                format!(
+                    "Every channel for {shown} failed repeatedly and is resting. Try again shortly."
+                ),
+                format!("{shown} 的所有渠道都连续失败，正在冷却，请稍后重试。"),
+            )
+            .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
+        }
+        Ok((
+            Stage {
+                model: name.to_string(),
+                rates,
+                candidates,
+            },
+            skipped,
+        ))
+    };
+    // Fallbacks the key may use and that can serve now; one that cannot is skipped.
+    let mut fallbacks: Vec<Stage> = routes
+        .fallbacks(&model, served)
+        .iter()
+        .filter(|m| caller.allows_model(m))
+        .filter_map(|m| stage(m, m).ok().map(|(stage, _)| stage))
+        .collect();
+    let (first, skipped) = match stage(served, &model) {
+        Ok(first) => first,
+        // A model with nothing to serve it now (no channel here, or all resting) goes
+        // straight to its first fallback; an unpriced one is a setup error and says so.
+        Err(error) if error.code() != "model_not_priced" && !fallbacks.is_empty() => {
+            tracing::info!(%model, fallback = %fallbacks[0].model, "no channel can serve the model; using its fallback");
+            (fallbacks.remove(0), Vec::new())
+        }
+        Err(error) => return Err(error),
+    };
     if let Some(key) = caller.key() {
         check_tpm(svc, key).await?;
     }
     Ok(Plan {
-        routing: crate::journal::Routing::new(caller.group(), &candidates, skipped),
-        model,
-        rates,
-        candidates,
+        routing: crate::journal::Routing::new(caller.group(), &first.candidates, skipped),
+        model: first.model,
+        rates: first.rates,
+        candidates: first.candidates,
+        fallbacks,
     })
 }
 

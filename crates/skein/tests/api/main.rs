@@ -39,6 +39,7 @@ mod pricing;
 mod profile;
 mod providers;
 mod relay;
+mod responses;
 mod runtime;
 mod sdk;
 mod security;

@@ -36,6 +36,7 @@ function stubFetch() {
       ],
       'POST /api/v1/admin/pricing/defaults': { added: ['gpt-4o'], kept: [] },
       'PUT /api/v1/admin/pricing/house-model': { model: 'house-model' },
+      'GET /api/v1/admin/model-routes': [],
     };
     if (method === 'POST' && path === '/api/v1/admin/pricing/defaults') loaded = true;
     const answer = routes[`${method} ${path}`];

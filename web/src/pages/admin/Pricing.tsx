@@ -8,6 +8,7 @@ import { Button, Card, DataTable, ErrorText, Field, Input } from '../../componen
 import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
 import { qk } from '../../lib/queryKeys';
+import { ModelRoutes } from './ModelRoutes';
 
 const fields = ['input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'per_call'] as const;
 const blank = { model: '', input_per_mtok: '0', output_per_mtok: '0', cache_read_per_mtok: '0', cache_write_per_mtok: '0', per_call: '0' };
@@ -127,6 +128,7 @@ export function Pricing() {
           },
         ]}
       />
+      <ModelRoutes />
       <Dialog open={editing} onOpenChange={setEditing} title={t('admin.setPrice')}>
         <form
           className="space-y-3"

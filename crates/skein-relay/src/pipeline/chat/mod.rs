@@ -46,6 +46,10 @@ pub(crate) enum Format {
         /// `?alt=sse` was asked for.
         sse: bool,
     },
+    /// OpenAI's Responses API (`POST /v1/responses`), converted both ways; the client's
+    /// request rides in [`Native::body`] (no channel takes it as written) so the answer can
+    /// echo it.
+    Responses,
     /// Typed events for an in-process caller ([`skein_core::api::ChatEvent`]); always
     /// streamed.
     Events,
@@ -60,6 +64,18 @@ pub(crate) struct Native {
     pub(crate) headers: Vec<(String, String)>,
     /// Why the pivot cannot carry this request: channels of other kinds refuse it with this.
     pivot_error: Option<ApiError>,
+}
+
+impl Native {
+    /// A Responses client's request: no channel takes it as written, it is kept so the
+    /// answer can echo what was asked (tools, instructions, options).
+    pub(crate) fn responses(body: Value) -> Native {
+        Native {
+            body,
+            headers: Vec::new(),
+            pivot_error: None,
+        }
+    }
 }
 
 /// The output limit an Anthropic body sets.
@@ -215,7 +231,12 @@ async fn relay(
     let client_wants_usage = request["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
-    let kinds: Vec<ChannelKind> = plan.candidates.iter().map(|c| c.kind).collect();
+    let kinds: Vec<ChannelKind> = plan
+        .candidates
+        .iter()
+        .chain(plan.fallbacks.iter().flat_map(|s| s.candidates.iter()))
+        .map(|c| c.kind)
+        .collect();
     let max_output = svc.tuning.output.max_output(&plan.model);
     let (request, prompt) = count_prompt(request).await?;
     let mut hold = estimate::hold(&request, prompt, &kinds, max_output);
@@ -226,9 +247,11 @@ async fn relay(
             .unwrap_or(1);
         hold.choices = hold.choices.max(candidates.clamp(1, 128));
     }
+    // A fallback may serve at its own price: the hold covers the dearest model that may.
+    let rates = plan.dearest(|rates| hold.amount(rates));
     let amount = HoldAmount {
-        amount: hold.amount(&plan.rates),
-        min_amount: hold.min_amount(&plan.rates),
+        amount: hold.amount(rates),
+        min_amount: hold.min_amount(rates),
     };
     held(
         &svc,
@@ -256,6 +279,17 @@ async fn relay(
 }
 
 impl Plan {
+    /// The price, of the model's and its fallbacks', for which `cost` is the highest.
+    fn dearest(&self, cost: impl Fn(&crate::pricing::Price) -> i64) -> &crate::pricing::Price {
+        self.fallbacks
+            .iter()
+            .map(|s| &s.rates)
+            .fold(
+                &self.rates,
+                |best, r| if cost(r) > cost(best) { r } else { best },
+            )
+    }
+
     /// The plan without its channels (what the hold needs to know).
     fn clone_head(&self) -> Plan {
         Plan {
@@ -263,6 +297,7 @@ impl Plan {
             rates: self.rates.clone(),
             candidates: Vec::new(),
             routing: self.routing.clone(),
+            fallbacks: Vec::new(),
         }
     }
 }
@@ -299,7 +334,7 @@ impl Job {
         client_wants_usage: bool,
         cancel: Option<tokio_util::sync::CancellationToken>,
     ) -> Job {
-        let output = hold.output_for(&plan.rates, meter.granted);
+        let output = hold.output_for(plan.dearest(|rates| hold.amount(rates)), meter.granted);
         estimate::write_limit(&mut request, &plan.model, output);
         if let Some(native) = native.as_mut() {
             match format {
@@ -309,7 +344,7 @@ impl Job {
                     &["generationConfig", "maxOutputTokens"],
                     output,
                 ),
-                Format::OpenAi | Format::Events => {}
+                Format::OpenAi | Format::Events | Format::Responses => {}
             }
         }
         if stream {
@@ -342,13 +377,14 @@ impl Job {
         let format = self.format;
         let stream = self.stream;
         let candidates = std::mem::take(&mut self.plan.candidates);
+        let fallbacks = std::mem::take(&mut self.plan.fallbacks);
         let mut dispatch = ChatDispatch {
             request: &mut self.request,
             native: self.native.as_ref(),
             format,
             stream,
         };
-        let attempted = attempt(self.meter, candidates, &mut dispatch).await?;
+        let attempted = attempt(self.meter, candidates, fallbacks, &mut dispatch).await?;
         let (channel, response, meter) = match attempted {
             Attempted::Answered {
                 channel,
@@ -384,7 +420,8 @@ impl Job {
             .as_ref()
             .is_some_and(|_| native_on(format, &channel));
         let adapter = vendor::adapter(channel.kind);
-        let upstream_model = channel.upstream_model(&self.plan.model).to_string();
+        // The model that served (a fallback may have taken over), as its channel names it.
+        let upstream_model = channel.upstream_model(&meter.model).to_string();
         let bill = stream::Bill {
             meter,
             prompt_estimate: self.prompt_estimate,
@@ -398,10 +435,24 @@ impl Job {
             output_cap: self.output_cap,
             choices: self.choices,
         };
+        // A Responses client's own request, which its answer echoes.
+        let responses_request = self
+            .native
+            .as_ref()
+            .filter(|_| format == Format::Responses)
+            .map(|n| &n.body);
         if !stream {
-            return whole::relay_whole(response, bill, format, adapter, &upstream_model, native)
-                .await
-                .map(Output::Reply);
+            return whole::relay_whole(
+                response,
+                bill,
+                format,
+                adapter,
+                &upstream_model,
+                native,
+                responses_request,
+            )
+            .await
+            .map(Output::Reply);
         }
         let decoder = adapter.decoder(&upstream_model);
         Ok(
@@ -412,6 +463,7 @@ impl Job {
                 format,
                 decoder,
                 native,
+                responses_request,
             ) {
                 stream::Streamed::Bytes(reply) => Output::Reply(reply),
                 stream::Streamed::Events(events) => Output::Events(events),

@@ -74,6 +74,8 @@ struct StreamState {
     /// Where an in-process caller's typed events go.
     events: Option<tokio::sync::mpsc::Sender<ChatEvent>>,
     anthropic: Option<crate::vendor::anthropic::StreamConverter>,
+    /// The Responses API's events, for a Responses client.
+    responses: Option<crate::vendor::openai::responses::StreamConverter>,
     gemini_sse: Option<bool>,
     model: String,
     pending_calls: Vec<(String, String)>,
@@ -249,7 +251,11 @@ impl StreamState {
                 }
                 return;
             }
-            if let Some(converter) = self.anthropic.as_mut() {
+            if let Some(converter) = self.responses.as_mut() {
+                let events = converter.chunk(&value);
+                forward = !events.is_empty();
+                event = Bytes::from(events.trim_end_matches('\n').to_string());
+            } else if let Some(converter) = self.anthropic.as_mut() {
                 let events = converter.chunk(&value);
                 forward = !events.is_empty();
                 event = Bytes::from(events.trim_end_matches('\n').to_string());
@@ -278,9 +284,11 @@ impl StreamState {
             }
         }
         let done = event_data(&event).as_deref() == Some("[DONE]");
-        if done && (self.anthropic.is_some() || self.gemini_sse.is_some()) {
-            // Anthropic streams end with message_stop, sent once usage is known; Gemini's
-            // simply end.
+        if done
+            && (self.anthropic.is_some() || self.gemini_sse.is_some() || self.responses.is_some())
+        {
+            // Anthropic streams end with message_stop and Responses streams with
+            // response.completed, sent once usage is known; Gemini's simply end.
             forward = false;
         }
         if self.native {
@@ -400,6 +408,7 @@ pub(super) fn relay_stream(
     format: Format,
     mut decoder: Box<dyn StreamDecoder>,
     native: bool,
+    responses_request: Option<&Value>,
 ) -> Streamed {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let (events_tx, events_rx) = tokio::sync::mpsc::channel::<ChatEvent>(64);
@@ -409,6 +418,12 @@ pub(super) fn relay_stream(
         events: typed.then_some(events_tx),
         anthropic: (format == Format::Anthropic)
             .then(|| crate::vendor::anthropic::StreamConverter::new(&bill.meter.model)),
+        responses: (format == Format::Responses).then(|| {
+            crate::vendor::openai::responses::StreamConverter::new(
+                responses_request.unwrap_or(&Value::Null),
+                &bill.meter.model,
+            )
+        }),
         gemini_sse: match format {
             Format::Gemini { sse } => Some(sse),
             _ => None,
@@ -556,7 +571,18 @@ pub(super) fn relay_stream(
         }
         // A passed-through client already has the vendor's own error event.
         let told = state.native && reported && state.gemini_sse != Some(false);
-        if !state.client_gone && !told && !cut {
+        if let Some(converter) = state.responses.as_mut()
+            && !state.client_gone
+        {
+            // Cut or not, a Responses stream ends with its response: completed (incomplete
+            // when cut at the held output) or failed.
+            let closing = if broken {
+                converter.error("The upstream stream broke off.")
+            } else {
+                converter.finish()
+            };
+            state.tail.push(Bytes::from(closing));
+        } else if !state.client_gone && !told && !cut {
             let first_item = state.first_item;
             let gemini_sse = state.gemini_sse;
             let tail = match (state.anthropic.as_mut(), broken) {

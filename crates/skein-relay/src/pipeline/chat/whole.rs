@@ -28,7 +28,7 @@ pub(super) fn refused(
     }
     let body = adapter.error_to_openai(body);
     let body = match format {
-        Format::OpenAi | Format::Events => body,
+        Format::OpenAi | Format::Events | Format::Responses => body,
         Format::Anthropic => vendor::anthropic::errors::refusal_from_openai(&body),
         Format::Gemini { .. } => {
             vendor::gemini::errors::refusal_from_openai(status.as_u16(), &body)
@@ -46,6 +46,7 @@ pub(super) async fn relay_whole(
     adapter: &dyn Upstream,
     upstream_model: &str,
     native: bool,
+    responses_request: Option<&Value>,
 ) -> ApiResult<Reply> {
     let status = resp.status();
     let bytes = match upstream::read_body(resp, bill.meter.idle).await {
@@ -115,6 +116,14 @@ pub(super) async fn relay_whole(
         (Format::Gemini { .. }, Some(value)) => {
             Bytes::from(crate::vendor::gemini::response_from_openai(&value, &model).to_string())
         }
+        (Format::Responses, Some(value)) => Bytes::from(
+            crate::vendor::openai::responses::response_from_openai(
+                &value,
+                responses_request.unwrap_or(&Value::Null),
+                &model,
+            )
+            .to_string(),
+        ),
         (Format::OpenAi | Format::Events, Some(value)) if !adapter.speaks_pivot() => {
             Bytes::from(value.to_string())
         }

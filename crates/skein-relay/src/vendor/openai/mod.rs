@@ -6,6 +6,7 @@
 
 pub mod azure;
 pub mod errors;
+pub mod responses;
 
 use bytes::Bytes;
 use serde_json::Value;
