@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod oauth;
+pub mod phone;
 
 pub use accounts::{avatar_file, set_avatar_file};
 

@@ -9,6 +9,7 @@ mod email;
 pub(crate) mod internal;
 mod invites;
 mod oauth;
+mod phone;
 mod profile;
 mod sessions;
 mod twofactor;
@@ -58,6 +59,9 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(oauth::list_public_providers))
         .routes(routes!(oauth::start))
         .routes(routes!(oauth::callback))
+        .routes(routes!(phone::phone_state))
+        .routes(routes!(phone::send_sign_in_code))
+        .routes(routes!(phone::phone_login))
         // Signed-in users.
         .routes(routes!(profile::get_profile, profile::update_profile))
         .routes(routes!(profile::change_password))
@@ -81,6 +85,8 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(invites::list_invitees))
         .routes(routes!(oauth::list_identities))
         .routes(routes!(oauth::unlink_identity))
+        .routes(routes!(phone::send_bind_code))
+        .routes(routes!(phone::bind_phone, phone::unbind_phone))
         // Admins.
         .routes(routes!(admin::list_users))
         .routes(routes!(admin::get_user, admin::update_user))
