@@ -9,6 +9,7 @@ import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../..
 import { toast } from '../../components/ui/toast';
 import { EmailCard, SessionsCard, TwoFactorCard } from './Security';
 import { LinkedProvidersCard } from './LinkedProviders';
+import { PhoneCard } from './PhoneCard';
 
 /** Profile, password, language and theme. */
 export default function SettingsPage() {
@@ -164,6 +165,7 @@ export default function SettingsPage() {
         </form>
       </Card>
       <EmailCard />
+      <PhoneCard />
       <TwoFactorCard />
       <LinkedProvidersCard />
       <SessionsCard />
