@@ -172,6 +172,7 @@ const SECTIONS: &[&str] = &[
     "registration",
     "mail",
     "oauth",
+    "sms",
     "limits",
     "billing",
     "relay",

@@ -1213,6 +1213,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/phone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether sign-in by SMS code is available. */
+        get: operations["phone_state"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/phone/code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a sign-in code by SMS. The same code signs up a number that has no account yet (under
+         *     the registration policy). The answer does not say whether an account has the number.
+         */
+        post: operations["send_sign_in_code"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/phone/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with a code sent to a phone number. A number without an account gets one (201),
+         *     when registration is open (with `invite_code` when invitations are required). With
+         *     two-factor sign-in on, the answer is the challenge for `POST /auth/login/2fa`.
+         */
+        post: operations["phone_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/refresh": {
         parameters: {
             query?: never;
@@ -2818,6 +2876,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/user/phone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Bind a number to the signed-in account with the code sent to it (replacing the account's
+         *     number, if it had one). From then on the account may sign in with codes sent there.
+         */
+        put: operations["bind_phone"];
+        post?: never;
+        /**
+         * Remove the signed-in account's number. Refused when it is the account's only way to sign
+         *     in (no password and no linked provider).
+         */
+        delete: operations["unbind_phone"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/phone/code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a code to bind a number to the signed-in account. */
+        post: operations["send_bind_code"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/user/profile": {
         parameters: {
             query?: never;
@@ -3360,6 +3459,13 @@ export interface components {
             /** @description `private` (owner and shares) or `public` (every user may read). */
             visibility: string;
         };
+        /** @description A code typed back, to bind the number to the signed-in account. */
+        BindPhoneRequest: {
+            /** @description The 6-digit code. */
+            code: string;
+            /** @description The number the code went to. */
+            phone: string;
+        };
         /** @description What the provider appended to the callback URL. */
         CallbackRequest: {
             /** @description The authorization code. */
@@ -3529,6 +3635,23 @@ export interface components {
             /** @description Offer it to users; refused while the sandbox cannot run here. */
             enabled: boolean;
             limits?: null | components["schemas"]["Limits"];
+        };
+        /** @description A code is on its way. */
+        CodeSent: {
+            /**
+             * Format: int64
+             * @description Seconds the code works.
+             */
+            expires_in: number;
+            /** @description The number as understood, masked (`+86*******8000`). */
+            phone: string;
+            /**
+             * Format: int64
+             * @description Seconds before another code may be asked for this number.
+             */
+            resend_after: number;
+            /** @description Always true. */
+            sent: boolean;
         };
         /** @description The code interpreter's settings as shown to admins. */
         CodeView: {
@@ -5263,6 +5386,8 @@ export interface components {
                 language: string;
                 /** @description RFC 3339. */
                 last_login_at?: string | null;
+                /** @description The phone number (E.164) proved by an SMS code, if the account has one. */
+                phone?: string | null;
                 /** @description `user`, `admin` or `root`. */
                 role: string;
                 /** @description `active` or `disabled`. */
@@ -5538,6 +5663,34 @@ export interface components {
              */
             quota_per_unit: number;
         };
+        /** @description A code typed back, to sign in (or sign up). */
+        PhoneLoginRequest: {
+            /** @description The 6-digit code. */
+            code: string;
+            /** @description Shown name for a new account (defaults to "User" and the number's last 4 digits). */
+            display_name?: string | null;
+            /** @description Needed when the number has no account yet and the server requires invitations. */
+            invite_code?: string | null;
+            /** @description UI language of a new account, `en` or `zh-CN` (defaults from `Accept-Language`). */
+            language?: string | null;
+            /** @description The number the code went to. */
+            phone: string;
+        };
+        /** @description Whether this server signs people in by SMS code (public: the sign-in page asks). */
+        PhoneSignInState: {
+            /**
+             * Format: int64
+             * @description Seconds a code works.
+             */
+            code_ttl: number;
+            /** @description True when `[sms]` names a provider. */
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description Seconds before another code may be asked for the same number.
+             */
+            resend_after: number;
+        };
         /** @description The market page. */
         PluginList: {
             /** @description Published plugins first, then yours. */
@@ -5633,6 +5786,8 @@ export interface components {
             language: string;
             /** @description RFC 3339. */
             last_login_at?: string | null;
+            /** @description The phone number (E.164) proved by an SMS code, if the account has one. */
+            phone?: string | null;
             /** @description `user`, `admin` or `root`. */
             role: string;
             /** @description `active` or `disabled`. */
@@ -6058,6 +6213,11 @@ export interface components {
             key_set: boolean;
             /** @description Which API. */
             provider: components["schemas"]["ProviderKind"];
+        };
+        /** @description A number to send a code to. */
+        SendCodeRequest: {
+            /** @description With its country code: `+8613800138000` (spaces and dashes are ignored). */
+            phone: string;
         };
         /** @description A message to send. */
         SendRequest: {
@@ -9816,6 +9976,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many sign-ins started from this address (`limits.oauth_starts_per_ip_per_hour`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description The provider's discovery document could not be read */
             502: {
                 headers: {
@@ -9877,6 +10046,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many resets asked for from this address (`limits.password_resets_per_ip_per_hour`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description This server sends no mail */
             503: {
                 headers: {
@@ -9920,6 +10098,154 @@ export interface operations {
             };
             /** @description The new password is not acceptable */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many links from this address (`limits.account_links_per_ip_per_hour`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    phone_state: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhoneSignInState"];
+                };
+            };
+        };
+    };
+    send_sign_in_code: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SendCodeRequest"];
+            };
+        };
+        responses: {
+            /** @description A code is on its way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CodeSent"];
+                };
+            };
+            /** @description Not an E.164 phone number */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A code was sent to this number moments ago, or too many codes for this number or from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The SMS vendor refused or could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured (`[sms]`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    phone_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PhoneLoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in (tokens), or the two-factor challenge */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginAnswer"];
+                };
+            };
+            /** @description Account created and signed in */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description Account disabled, registration closed, or the server has no account yet */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong, used or expired code (`invalid_code`), a bad number, or an invite code required or invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10092,6 +10418,15 @@ export interface operations {
             };
             /** @description The address was taken by another account meanwhile */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many links from this address (`limits.account_links_per_ip_per_hour`) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14441,6 +14776,161 @@ export interface operations {
             };
             /** @description Too many password changes */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    bind_phone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BindPhoneRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Profile"];
+                };
+            };
+            /** @description Another account has this number (`phone_taken`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong, used or expired code */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    unbind_phone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The account has no number */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description It is the account's last way to sign in (`last_sign_in_method`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    send_bind_code: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SendCodeRequest"];
+            };
+        };
+        responses: {
+            /** @description A code is on its way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CodeSent"];
+                };
+            };
+            /** @description This is the account's number already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an E.164 phone number */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many codes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The SMS vendor refused or could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -19,7 +19,7 @@ export function PhoneCard() {
   const [left, setLeft] = useCountdown();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const current = (user as (Profile & { phone?: string | null }) | null)?.phone ?? null;
+  const current = user?.phone ?? null;
   if (!state?.enabled && !current) return null;
 
   const run = async (step: () => Promise<void>) => {
