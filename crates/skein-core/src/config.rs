@@ -128,6 +128,19 @@ pub struct LimitsConfig {
     /// Requests with an unknown, revoked or malformed API key per client IP per minute; past
     /// it, keys from that address are refused before they are looked up.
     pub invalid_keys_per_ip_per_minute: u32,
+    /// Started sign-ins with another service (`POST /auth/oauth/{slug}/start`) per client IP
+    /// per hour: each stores a pending state and may fetch the provider's discovery document.
+    pub oauth_starts_per_ip_per_hour: u32,
+    /// Password-reset mails asked for (`POST /auth/password/forgot`) per client IP per hour,
+    /// whatever the addresses: the per-account limit alone lets one client mail everyone.
+    pub password_resets_per_ip_per_hour: u32,
+    /// One-time links presented (`POST /auth/verify-email`, `POST /auth/password/reset`) per
+    /// client IP per hour.
+    pub account_links_per_ip_per_hour: u32,
+    /// SMS codes sent per client IP per hour (sign-in and binding together).
+    pub sms_codes_per_ip_per_hour: u32,
+    /// SMS codes sent per phone number per hour.
+    pub sms_codes_per_phone_per_hour: u32,
 }
 
 /// Logging.
@@ -232,6 +245,11 @@ impl Default for LimitsConfig {
             login_lockout_secs: 15 * 60,
             password_changes_per_user_per_hour: 5,
             invalid_keys_per_ip_per_minute: 30,
+            oauth_starts_per_ip_per_hour: 60,
+            password_resets_per_ip_per_hour: 20,
+            account_links_per_ip_per_hour: 60,
+            sms_codes_per_ip_per_hour: 10,
+            sms_codes_per_phone_per_hour: 5,
         }
     }
 }

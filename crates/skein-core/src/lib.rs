@@ -21,6 +21,7 @@ pub mod page;
 pub mod principal;
 pub mod request;
 pub mod runtime;
+pub mod seal;
 pub mod secret;
 pub mod service;
 

@@ -7,14 +7,14 @@
 //! key), so every process that shares the relay key opens plugin secrets, and a plugin secret
 //! never opens with the raw relay key.
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+use aes_gcm::Aes256Gcm;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sha2::{Digest, Sha256};
+use skein_core::seal::{cipher, derive_key, open_bytes, seal_bytes};
 use skein_core::{ApiError, ApiResult};
 
-/// Seals and opens plugin secrets.
+/// Seals and opens plugin secrets (the AES-GCM steps are [`skein_core::seal`]'s; this type
+/// keeps the plugin service's stored format).
 #[derive(Clone)]
 pub struct Vault {
     cipher: Aes256Gcm,
@@ -23,31 +23,14 @@ pub struct Vault {
 impl Vault {
     /// A vault whose key is derived from the deployment's 32-byte secret.
     pub fn derived(secret: &[u8; 32]) -> Self {
-        let mut hash = Sha256::new();
-        hash.update(b"skein plugin secrets v1\0");
-        hash.update(secret);
-        let key = hash.finalize();
         Vault {
-            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
+            cipher: cipher(&derive_key("skein plugin secrets v1", secret)),
         }
     }
 
     /// Encrypts `plain` for `owner`.
     pub fn seal(&self, plain: &[u8], owner: &str) -> ApiResult<String> {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plain,
-                    aad: owner.as_bytes(),
-                },
-            )
-            .map_err(|_| ApiError::internal("encryption failed"))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        Ok(STANDARD.encode(out))
+        Ok(STANDARD.encode(seal_bytes(&self.cipher, plain, owner.as_bytes())?))
     }
 
     /// Decrypts what [`seal`](Self::seal) made for `owner`.
@@ -55,23 +38,11 @@ impl Vault {
         let bytes = STANDARD
             .decode(sealed)
             .map_err(|_| ApiError::internal("a stored plugin secret is not base64"))?;
-        if bytes.len() < 12 {
-            return Err(ApiError::internal("a stored plugin secret is too short"));
-        }
-        let (nonce, data) = bytes.split_at(12);
-        self.cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: data,
-                    aad: owner.as_bytes(),
-                },
+        open_bytes(&self.cipher, &bytes, owner.as_bytes()).ok_or_else(|| {
+            ApiError::internal(
+                "a stored plugin secret cannot be decrypted: wrong relay secret key?",
             )
-            .map_err(|_| {
-                ApiError::internal(
-                    "a stored plugin secret cannot be decrypted: wrong relay secret key?",
-                )
-            })
+        })
     }
 }
 

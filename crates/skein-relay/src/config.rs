@@ -18,6 +18,11 @@ pub struct RelayConfig {
     /// 64 hex characters (32 bytes) that seal upstream keys at rest; when empty one is
     /// generated into `data_dir/relay_secret_key`. Every instance must share it.
     pub secret_key: Option<Secret>,
+    /// Earlier values of `secret_key` (64 hex characters each), kept after a rotation so
+    /// secrets sealed under them still open: the User service's stored secrets (sign-in
+    /// providers' client secrets, TOTP secrets) are sealed again under the current key at
+    /// start-up. Channel keys and plugin secrets do not rotate this way yet.
+    pub previous_secret_keys: Vec<Secret>,
     /// How often channels that were disabled automatically (bad key, no upstream quota) are
     /// probed, and re-enabled when they answer.
     pub probe_interval_secs: u64,
@@ -60,6 +65,7 @@ impl Default for RelayConfig {
             groups: vec!["default".into()],
             default_user_groups: vec!["default".into()],
             secret_key: None,
+            previous_secret_keys: Vec::new(),
             probe_interval_secs: 60,
             allow_private_image_urls: false,
             allow_unpriced: false,
@@ -97,6 +103,12 @@ impl RelayConfig {
         }
         if self.request_log_retention_days > 3650 {
             return Err("relay.request_log_retention_days may be at most 3650".into());
+        }
+
+        if self.previous_secret_keys.iter().any(|key| {
+            key.expose().len() != 64 || !key.expose().bytes().all(|b| b.is_ascii_hexdigit())
+        }) {
+            return Err("relay.previous_secret_keys must each be 64 hex characters".into());
         }
         if self.probe_interval_secs == 0 {
             return Err("relay.probe_interval_secs must be at least 1".into());

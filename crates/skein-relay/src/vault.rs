@@ -7,13 +7,14 @@
 //! Values without the prefix are from before binding and open without associated data; the
 //! relay re-seals them bound at load, so they do not stay movable.
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+use aes_gcm::Aes256Gcm;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use skein_core::seal::{cipher, open_bytes, seal_bytes};
 use skein_core::{ApiError, ApiResult};
 
-/// Seals and opens secrets with the deployment's key.
+/// Seals and opens secrets with the deployment's key (the AES-GCM steps are
+/// [`skein_core::seal`]'s; this type keeps the relay's stored format).
 #[derive(Clone)]
 pub struct Vault {
     cipher: Aes256Gcm,
@@ -23,39 +24,20 @@ impl Vault {
     /// A vault over a 32-byte key.
     pub fn new(key: &[u8; 32]) -> Self {
         Vault {
-            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)),
+            cipher: cipher(key),
         }
     }
 
     /// Encrypts `plain`.
     pub fn seal(&self, plain: &[u8]) -> ApiResult<String> {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
-            .encrypt(&nonce, plain)
-            .map_err(|_| ApiError::internal("encryption failed"))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        Ok(STANDARD.encode(out))
+        Ok(STANDARD.encode(seal_bytes(&self.cipher, plain, &[])?))
     }
 
     /// Encrypts `plain` bound to `owner` (associated data): only [`open_bound`](Self::open_bound)
     /// with the same owner opens it.
     pub fn seal_bound(&self, plain: &[u8], owner: &[u8]) -> ApiResult<String> {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plain,
-                    aad: owner,
-                },
-            )
-            .map_err(|_| ApiError::internal("encryption failed"))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        Ok(format!("{BOUND_PREFIX}{}", STANDARD.encode(out)))
+        let sealed = seal_bytes(&self.cipher, plain, owner)?;
+        Ok(format!("{BOUND_PREFIX}{}", STANDARD.encode(sealed)))
     }
 
     /// Whether `sealed` is bound to an owner (made by [`seal_bound`](Self::seal_bound)).
@@ -70,47 +52,30 @@ impl Vault {
         let Some(body) = sealed.strip_prefix(BOUND_PREFIX) else {
             return self.open(sealed);
         };
-        let (nonce, data) = split(body)?;
-        self.cipher
-            .decrypt(Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &data,
-                    aad: owner,
-                },)
-            .map_err(|_| {
-                ApiError::internal(
-                    "stored secret cannot be decrypted: wrong relay secret key, or sealed for another owner?",
-                )
-            })
+        open_bytes(&self.cipher, &decode(body)?, owner).ok_or_else(|| {
+            ApiError::internal(
+                "stored secret cannot be decrypted: wrong relay secret key, or sealed for another owner?",
+            )
+        })
     }
 
     /// Decrypts what [`seal`](Self::seal) made; fails if it was made with another key or
     /// tampered with.
     pub fn open(&self, sealed: &str) -> ApiResult<Vec<u8>> {
-        let (nonce, data) = split(sealed)?;
-        self.cipher
-            .decrypt(Nonce::from_slice(&nonce), data.as_slice())
-            .map_err(|_| {
-                ApiError::internal("stored secret cannot be decrypted: wrong relay secret key?")
-            })
+        open_bytes(&self.cipher, &decode(sealed)?, &[]).ok_or_else(|| {
+            ApiError::internal("stored secret cannot be decrypted: wrong relay secret key?")
+        })
     }
 }
 
 /// Marks a value sealed with its owner as associated data.
 const BOUND_PREFIX: &str = "v2:";
 
-/// Decodes base64 into (nonce, ciphertext).
-fn split(sealed: &str) -> ApiResult<([u8; 12], Vec<u8>)> {
-    let bytes = STANDARD
+/// Decodes the stored base64.
+fn decode(sealed: &str) -> ApiResult<Vec<u8>> {
+    STANDARD
         .decode(sealed)
-        .map_err(|_| ApiError::internal("stored secret is not base64"))?;
-    if bytes.len() < 12 {
-        return Err(ApiError::internal("stored secret is truncated"));
-    }
-    let (nonce, data) = bytes.split_at(12);
-    let mut n = [0u8; 12];
-    n.copy_from_slice(nonce);
-    Ok((n, data.to_vec()))
+        .map_err(|_| ApiError::internal("stored secret is not base64"))
 }
 
 #[cfg(test)]

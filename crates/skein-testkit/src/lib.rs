@@ -23,6 +23,7 @@ pub mod mock_mcp;
 pub mod mock_oauth;
 pub mod mock_ollama;
 pub mod mock_openai;
+pub mod mock_sms;
 pub mod mock_vendor;
 pub mod proxy;
 
@@ -241,6 +242,10 @@ impl TestApp {
         config.limits.login_failures_per_ip = 100_000;
         config.limits.password_changes_per_user_per_hour = 100_000;
         config.limits.invalid_keys_per_ip_per_minute = 100_000;
+        config.limits.oauth_starts_per_ip_per_hour = 100_000;
+        config.limits.password_resets_per_ip_per_hour = 100_000;
+        config.limits.account_links_per_ip_per_hour = 100_000;
+        config.limits.sms_codes_per_ip_per_hour = 100_000;
         config.server.setup_token = Some(skein_core::secret::Secret::new(SETUP_TOKEN));
         let pg_database = match backend {
             Backend::Sqlite => None,

@@ -13,9 +13,11 @@ pub mod model;
 pub mod oauth;
 pub mod password;
 pub mod remote;
+pub mod secrets;
 mod service;
 pub mod settings;
 mod setup;
+pub mod sms;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
@@ -69,6 +71,9 @@ pub struct UserSettings {
     pub oauth: OAuthConfig,
     /// The system settings' values while none is stored (from the configuration file).
     pub system: settings::SettingsDefaults,
+
+    /// Sign-in by SMS code.
+    pub sms: sms::SmsConfig,
 }
 
 /// The User service.
@@ -97,15 +102,22 @@ pub struct UserService {
     bus: std::sync::OnceLock<Arc<dyn skein_core::bus::Bus>>,
     /// The system settings in effect (the file's, overlaid by the stored ones).
     system: Arc<settings::LiveSettings>,
+
+    /// Seals the secrets this service stores (providers' client secrets, TOTP secrets).
+    sealer: skein_core::seal::Sealer,
+    /// Sends SMS codes, when `[sms]` names a provider.
+    sms: Option<Arc<dyn sms::SmsProvider>>,
 }
 
 impl UserService {
-    /// Builds the service over a migrated database.
+    /// Builds the service over a migrated database; `sealer` seals the secrets it stores
+    /// (derive it with [`secrets::SEAL_LABEL`]).
     pub fn new(
         db: Db,
         jwt: JwtKeys,
         settings: UserSettings,
         limiter: Arc<dyn RateLimiter>,
+        sealer: skein_core::seal::Sealer,
     ) -> ApiResult<Self> {
         let passwords = password::Passwords::new(
             settings.auth.argon2_memory_kib,
@@ -115,6 +127,15 @@ impl UserService {
             .map_err(|e| ApiError::internal(format!("cannot configure mail: {e}")))?;
         let oauth = oauth::OAuthClient::new(Duration::from_secs(settings.oauth.http_timeout_secs))
             .map_err(|e| ApiError::internal(format!("cannot configure OAuth: {e}")))?;
+        let sms = settings
+            .sms
+            .build()
+            .map_err(|e| ApiError::internal(format!("cannot configure SMS: {e}")))?;
+        if sms.as_ref().is_some_and(|p| p.name() == "log") {
+            tracing::warn!(
+                "sms.provider = \"log\": SMS codes are written to the log, not sent; never use this in production"
+            );
+        }
         let sessions = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(settings.auth.session_cache_secs.max(1)))
@@ -136,6 +157,9 @@ impl UserService {
             oauth,
             bus: std::sync::OnceLock::new(),
             system,
+
+            sealer,
+            sms,
         })
     }
 
@@ -405,6 +429,25 @@ impl UserService {
         tx.commit().await.map_err(skein_db::DbError::from)?;
         self.forget_user_sessions(user_id);
         Ok(revoked)
+    }
+
+    /// Counts one request of kind `what` (`oauth_start`, `password_forgot`, ...) from the
+    /// address bucket of `ip` (an IPv6 /64) against `per_hour`; 429 with `Retry-After` when
+    /// the address used its hour's budget. For unauthenticated routes that cost a row, a mail,
+    /// an SMS or a call to another service, on top of the gateway's per-minute auth limit.
+    pub(crate) async fn limit_ip(
+        &self,
+        what: &str,
+        ip: std::net::IpAddr,
+        per_hour: u32,
+    ) -> ApiResult<()> {
+        let key = format!("{what}:ip:{}", skein_core::request::ip_bucket(ip));
+        throttle::charge(self.limiter.as_ref(), &key, throttle::per_hour(per_hour))
+            .await
+            .map_err(|wait| {
+                tracing::warn!(client_ip = %ip, what, "per-address limit reached");
+                ApiError::too_many_requests(wait.as_secs_f64().ceil().max(1.0) as u64)
+            })
     }
 
     /// Drops what this instance and the others cached of `user_id`'s sessions (their role,

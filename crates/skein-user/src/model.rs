@@ -39,11 +39,13 @@ pub struct UserRow {
     pub email_verified_at: Option<i64>,
     /// 1 when two-factor sign-in is on.
     pub totp_enabled: i64,
+    /// The verified phone number (E.164), if any.
+    pub phone: Option<String>,
 }
 
 /// Columns of [`UserRow`], for `SELECT`s.
 pub const USER_COLUMNS: &str = "id, username, email, password_hash, display_name, avatar_url, \
-     language, theme, role, status, invited_by, created_at, updated_at, last_login_at, email_verified_at, \
+     language, theme, role, status, invited_by, created_at, updated_at, last_login_at, email_verified_at, phone, \
      (SELECT COUNT(*) FROM user_totp t WHERE t.user_id = users.id AND t.enabled_at IS NOT NULL) AS totp_enabled";
 
 /// A user as the API shows it (never the password hash).
@@ -77,6 +79,8 @@ pub struct Profile {
     pub email_verified: bool,
     /// Whether sign-in asks for a TOTP code after the password.
     pub two_factor_enabled: bool,
+    /// The phone number (E.164) proved by an SMS code, if the account has one.
+    pub phone: Option<String>,
 }
 
 impl From<UserRow> for Profile {
@@ -96,6 +100,7 @@ impl From<UserRow> for Profile {
             last_login_at: row.last_login_at.map(ms_to_rfc3339),
             email_verified: row.email_verified_at.is_some(),
             two_factor_enabled: row.totp_enabled > 0,
+            phone: row.phone,
         }
     }
 }

@@ -5,6 +5,8 @@ pub mod accounts;
 pub mod oauth;
 pub mod settings;
 
+pub mod phone;
+
 pub use accounts::{avatar_file, set_avatar_file};
 
 use skein_db::sqlx::{self, Any, Executor};

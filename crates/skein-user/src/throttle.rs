@@ -116,6 +116,27 @@ impl<'a> LoginThrottle<'a> {
     }
 }
 
+/// Charges one event to `key` under `quota`; `Err` with the wait when the quota is used up.
+/// A limiter that cannot be reached allows the event (and logs), like every other limit.
+pub async fn charge(limiter: &dyn RateLimiter, key: &str, quota: Quota) -> Result<(), Duration> {
+    match limiter.check(key, quota, 1).await {
+        Ok(d) if !d.allowed => Err(d.retry_after.unwrap_or(Duration::from_secs(1))),
+        Ok(_) => Ok(()),
+        Err(error) => {
+            tracing::warn!(%error, key, "limiter unavailable");
+            Ok(())
+        }
+    }
+}
+
+/// `limit` events per hour.
+pub fn per_hour(limit: u32) -> Quota {
+    Quota {
+        limit: limit.max(1),
+        period: Duration::from_secs(3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

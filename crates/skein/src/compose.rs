@@ -287,12 +287,32 @@ fn user(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
                 w.config.billing.quota_per_usd,
                 w.config.billing.cny_per_usd,
             ),
+            sms: w.config.sms.clone(),
         };
-        let users = Arc::new(
-            UserService::new(w.db.clone(), w.jwt.clone(), settings, w.limiter.clone())
-                .map_err(|e| anyhow::anyhow!("cannot start the User service: {e}"))?
-                .with_files(w.files.clone()),
+        // Its stored secrets are sealed with a key derived from the relay's, which every
+        // process of a deployment shares; older keys still open until everything is re-sealed.
+        let sealer = skein_core::seal::Sealer::derived(
+            skein_user::secrets::SEAL_LABEL,
+            &crate::relay_secret(&w.config)?,
+            &crate::previous_relay_secrets(&w.config)?,
         );
+        let users = Arc::new(
+            UserService::new(
+                w.db.clone(),
+                w.jwt.clone(),
+                settings,
+                w.limiter.clone(),
+                sealer,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot start the User service: {e}"))?
+            .with_files(w.files.clone()),
+        );
+        // Plain rows from before sealing, and rows under a rotated-out key, are sealed under
+        // the current key before the service answers.
+        users
+            .seal_stored_secrets()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot seal the User service's stored secrets: {e}"))?;
         // Stored settings are in effect before the first request is served.
         users
             .load_settings()

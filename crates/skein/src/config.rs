@@ -26,6 +26,7 @@ use skein_core::secret::{Secret, mask_url};
 pub use skein_file::FileConfig;
 pub use skein_knowledge::KnowledgeConfig;
 pub use skein_relay::RelayConfig;
+pub use skein_user::sms::SmsConfig;
 pub use skein_user::{MailConfig, OAuthConfig, RegistrationConfig};
 
 /// The whole configuration.
@@ -48,6 +49,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// Sign-in with other services: OIDC, GitHub, WeChat (the User service).
     pub oauth: OAuthConfig,
+    /// Sign-in by SMS code: Aliyun, Tencent Cloud, or the log (the User service).
+    pub sms: SmsConfig,
     /// Rate limits and login protection.
     pub limits: LimitsConfig,
     /// Quota, grants and reservations.
@@ -132,6 +135,7 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             mail: MailConfig::default(),
             oauth: OAuthConfig::default(),
+            sms: SmsConfig::default(),
             limits: LimitsConfig::default(),
             billing: BillingConfig::default(),
             relay: RelayConfig::default(),
@@ -168,6 +172,7 @@ const SECTIONS: &[&str] = &[
     "registration",
     "mail",
     "oauth",
+    "sms",
     "limits",
     "billing",
     "relay",
@@ -264,6 +269,7 @@ impl Config {
             self.registration.validate(),
             self.mail.validate(),
             self.oauth.validate(),
+            self.sms.validate(),
             self.billing.validate(),
             self.relay.validate(),
             self.chat.validate(),

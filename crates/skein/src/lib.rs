@@ -494,6 +494,25 @@ pub(crate) fn relay_secret(config: &Config) -> anyhow::Result<[u8; 32]> {
         .map_err(|_| anyhow::anyhow!("the relay secret key must be 32 bytes (64 hex characters)"))
 }
 
+/// The earlier relay secret keys (`relay.previous_secret_keys`), which still open what they
+/// sealed while everything is sealed again under the current one.
+pub(crate) fn previous_relay_secrets(config: &Config) -> anyhow::Result<Vec<[u8; 32]>> {
+    config
+        .relay
+        .previous_secret_keys
+        .iter()
+        .map(|key| {
+            let bytes = hex::decode(key.expose().trim())
+                .context("a previous relay secret key is not hex")?;
+            bytes.try_into().map_err(|_| {
+                anyhow::anyhow!(
+                    "relay.previous_secret_keys must be 32 bytes (64 hex characters) each"
+                )
+            })
+        })
+        .collect()
+}
+
 fn random_secret() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 32];

@@ -432,45 +432,6 @@ export interface paths {
         patch: operations["admin_update_code"];
         trace?: never;
     };
-    "/api/v1/admin/model-routes": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Every model's alias and fallbacks (admin). */
-        get: operations["list_routes"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/admin/model-routes/{model}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /**
-         * Set a model's alias (`alias_of`: serve it as that model, at that model's price) and its
-         *     fallbacks (models tried in order, each at its own price, when every channel of the model
-         *     failed) (admin).
-         */
-        put: operations["set_route"];
-        post?: never;
-        /** Remove a model's alias and fallbacks (admin). */
-        delete: operations["delete_route"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/admin/oauth/providers": {
         parameters: {
             query?: never;
@@ -692,28 +653,6 @@ export interface paths {
          *     back; on other instances within 10 s.
          */
         put: operations["set_user_groups"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/admin/settings": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The system settings: the values in effect, the file's, and which were changed. */
-        get: operations["admin_get_settings"];
-        /**
-         * Change system settings. They apply at once on every instance, without a restart; a setting
-         *     never changed (or reset) is the configuration file's. Every invalid field is reported at
-         *     once and nothing is stored then.
-         */
-        put: operations["admin_update_settings"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1268,6 +1207,64 @@ export interface paths {
          *     signed out; the token works once.
          */
         post: operations["reset_password"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/phone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether sign-in by SMS code is available. */
+        get: operations["phone_state"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/phone/code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a sign-in code by SMS. The same code signs up a number that has no account yet (under
+         *     the registration policy). The answer does not say whether an account has the number.
+         */
+        post: operations["send_sign_in_code"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/phone/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with a code sent to a phone number. A number without an account gets one (201),
+         *     when registration is open (with `invite_code` when invitations are required). With
+         *     two-factor sign-in on, the answer is the challenge for `POST /auth/login/2fa`.
+         */
+        post: operations["phone_login"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2603,26 +2600,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/settings/public": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * What the web app needs before sign-in: the registration mode, the announcement and how
-         *     money is shown.
-         */
-        get: operations["public_settings"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/shares/{token}": {
         parameters: {
             query?: never;
@@ -2899,18 +2876,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/user/preferences": {
+    "/api/v1/user/phone": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The caller's own display choices. */
-        get: operations["get_preferences"];
-        /** Change one's display choices (the currency amounts are shown in). */
-        put: operations["update_preferences"];
+        get?: never;
+        /**
+         * Bind a number to the signed-in account with the code sent to it (replacing the account's
+         *     number, if it had one). From then on the account may sign in with codes sent there.
+         */
+        put: operations["bind_phone"];
         post?: never;
+        /**
+         * Remove the signed-in account's number. Refused when it is the account's only way to sign
+         *     in (no password and no linked provider).
+         */
+        delete: operations["unbind_phone"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/phone/code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a code to bind a number to the signed-in account. */
+        post: operations["send_bind_code"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3090,20 +3090,6 @@ export interface components {
             tenant?: string | null;
             /** @description Token endpoint override. */
             token_url?: string | null;
-        };
-        /** @description The settings as an administrator sees them. */
-        AdminSettings: {
-            /** @description The configuration file's values (what a reset returns to). */
-            defaults: components["schemas"]["SystemSettings"];
-            /** @description The settings changed from the file's. */
-            overridden: string[];
-            /**
-             * Format: int64
-             * @description Quota units per US dollar (`billing.quota_per_usd`, fixed by the file).
-             */
-            quota_per_usd: number;
-            /** @description The values in effect. */
-            values: components["schemas"]["SystemSettings"];
         };
         /**
          * @description An assistant as a list shows it: the current version's card (the draft's for its owner
@@ -3301,22 +3287,6 @@ export interface components {
              */
             multiplier_permille: number;
         };
-        /** @description The announcement banner, shown to everyone until each dismisses it. */
-        Announcement: {
-            /** @description English text (plain, no Markdown). */
-            en: string;
-            /** @description Changes whenever the text does, so a dismissed banner comes back when it is rewritten. */
-            id: string;
-            /** @description Chinese text (plain, no Markdown). */
-            zh: string;
-        };
-        /** @description An announcement's text in both languages. */
-        AnnouncementText: {
-            /** @description English, plain text, at most 500 characters. */
-            en: string;
-            /** @description Chinese, plain text, at most 500 characters. */
-            zh: string;
-        };
         /** @description An API key as its owner sees it (never the secret, except once at creation). */
         ApiKey: {
             /** @description Client addresses or CIDR ranges the key works from; `null` for any. */
@@ -3489,6 +3459,13 @@ export interface components {
             /** @description `private` (owner and shares) or `public` (every user may read). */
             visibility: string;
         };
+        /** @description A code typed back, to bind the number to the signed-in account. */
+        BindPhoneRequest: {
+            /** @description The 6-digit code. */
+            code: string;
+            /** @description The number the code went to. */
+            phone: string;
+        };
         /** @description What the provider appended to the callback URL. */
         CallbackRequest: {
             /** @description The authorization code. */
@@ -3658,6 +3635,23 @@ export interface components {
             /** @description Offer it to users; refused while the sandbox cannot run here. */
             enabled: boolean;
             limits?: null | components["schemas"]["Limits"];
+        };
+        /** @description A code is on its way. */
+        CodeSent: {
+            /**
+             * Format: int64
+             * @description Seconds the code works.
+             */
+            expires_in: number;
+            /** @description The number as understood, masked (`+86*******8000`). */
+            phone: string;
+            /**
+             * Format: int64
+             * @description Seconds before another code may be asked for this number.
+             */
+            resend_after: number;
+            /** @description Always true. */
+            sent: boolean;
         };
         /** @description The code interpreter's settings as shown to admins. */
         CodeView: {
@@ -4060,11 +4054,6 @@ export interface components {
          * @enum {string}
          */
         Currency: "CNY" | "USD";
-        /**
-         * @description How amounts of quota are shown in the web app.
-         * @enum {string}
-         */
-        CurrencyDisplay: "units" | "usd" | "cny";
         /** @description Totals of one day (UTC) for one model or one user. */
         DailyUsage: {
             /**
@@ -4156,14 +4145,6 @@ export interface components {
             code: string;
             /** @description The account's password. */
             password: string;
-        };
-        /** @description A user's own display choices. */
-        DisplayPreferences: {
-            currency?: null | components["schemas"]["CurrencyDisplay"];
-        };
-        /** @description A change of one's display choices. */
-        DisplayPreferencesUpdate: {
-            currency?: null | components["schemas"]["CurrencyDisplay"];
         };
         /** @description A message in both languages. */
         DocumentError: {
@@ -4644,24 +4625,6 @@ export interface components {
             model: string;
             /** @description RFC 3339. */
             updated_at: string;
-        };
-        /** @description A model's alias and fallbacks, as admins see and set them. */
-        ModelRoute: {
-            /** @description The model it is served as (its channels and price), or `null` when it is not an alias. */
-            alias_of?: string | null;
-            /** @description Models tried in order, each at its own price, when every channel failed. */
-            fallbacks: string[];
-            /** @description The public model name clients ask for. */
-            model: string;
-            /** @description When it was last changed (RFC 3339). */
-            updated_at: string;
-        };
-        /** @description What an admin sets for a model. */
-        ModelRouteInput: {
-            /** @description Serve the model as this one (`null` or absent: not an alias). */
-            alias_of?: string | null;
-            /** @description Models to try in order when every channel failed (at most five). */
-            fallbacks?: string[];
         };
         /** @description A moderation decision. */
         Moderation: {
@@ -5423,6 +5386,8 @@ export interface components {
                 language: string;
                 /** @description RFC 3339. */
                 last_login_at?: string | null;
+                /** @description The phone number (E.164) proved by an SMS code, if the account has one. */
+                phone?: string | null;
                 /** @description `user`, `admin` or `root`. */
                 role: string;
                 /** @description `active` or `disabled`. */
@@ -5698,6 +5663,34 @@ export interface components {
              */
             quota_per_unit: number;
         };
+        /** @description A code typed back, to sign in (or sign up). */
+        PhoneLoginRequest: {
+            /** @description The 6-digit code. */
+            code: string;
+            /** @description Shown name for a new account (defaults to "User" and the number's last 4 digits). */
+            display_name?: string | null;
+            /** @description Needed when the number has no account yet and the server requires invitations. */
+            invite_code?: string | null;
+            /** @description UI language of a new account, `en` or `zh-CN` (defaults from `Accept-Language`). */
+            language?: string | null;
+            /** @description The number the code went to. */
+            phone: string;
+        };
+        /** @description Whether this server signs people in by SMS code (public: the sign-in page asks). */
+        PhoneSignInState: {
+            /**
+             * Format: int64
+             * @description Seconds a code works.
+             */
+            code_ttl: number;
+            /** @description True when `[sms]` names a provider. */
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description Seconds before another code may be asked for the same number.
+             */
+            resend_after: number;
+        };
         /** @description The market page. */
         PluginList: {
             /** @description Published plugins first, then yours. */
@@ -5793,6 +5786,8 @@ export interface components {
             language: string;
             /** @description RFC 3339. */
             last_login_at?: string | null;
+            /** @description The phone number (E.164) proved by an SMS code, if the account has one. */
+            phone?: string | null;
             /** @description `user`, `admin` or `root`. */
             role: string;
             /** @description `active` or `disabled`. */
@@ -5870,34 +5865,6 @@ export interface components {
         PublicProviderList: {
             /** @description In slug order. */
             items: components["schemas"]["PublicProvider"][];
-        };
-        /** @description What the web app needs before anyone signs in. */
-        PublicSettings: {
-            announcement?: null | components["schemas"]["Announcement"];
-            /**
-             * Format: double
-             * @description Yuan per US dollar.
-             */
-            cny_per_usd: number;
-            /** @description How amounts are shown unless a user chooses otherwise. */
-            currency: components["schemas"]["CurrencyDisplay"];
-            /**
-             * Format: int64
-             * @description What someone who registers with an invite code receives on top of the signup grant.
-             */
-            invite_reward_invitee: number;
-            /**
-             * Format: int64
-             * @description What the code's owner receives for each registration with it.
-             */
-            invite_reward_inviter: number;
-            /**
-             * Format: int64
-             * @description Quota units per US dollar.
-             */
-            quota_per_usd: number;
-            /** @description Who may register. */
-            registration_mode: components["schemas"]["RegistrationMode"];
         };
         /** @description A share as the public sees it. */
         PublicShare: {
@@ -6101,11 +6068,6 @@ export interface components {
             /** @description 3–32 letters, digits, `_`, `.`, `-`. */
             username?: string | null;
         };
-        /**
-         * @description Who may create an account (the very first account always may, and becomes root).
-         * @enum {string}
-         */
-        RegistrationMode: "open" | "invite_only" | "closed";
         /** @description Rejecting an invoice. */
         RejectInvoice: {
             /** @description Why (1–500 characters; the user sees it). */
@@ -6252,6 +6214,11 @@ export interface components {
             /** @description Which API. */
             provider: components["schemas"]["ProviderKind"];
         };
+        /** @description A number to send a code to. */
+        SendCodeRequest: {
+            /** @description With its country code: `+8613800138000` (spaces and dashes are ignored). */
+            phone: string;
+        };
         /** @description A message to send. */
         SendRequest: {
             /** @description The text. */
@@ -6326,38 +6293,6 @@ export interface components {
              * @description The longest one tool call may take, seconds (1 to 300; `null` for chat's own 60 s).
              */
             tool_timeout_secs?: number | null;
-        };
-        /** @description Settings to change; omitted fields stay as they are. */
-        SettingsUpdate: {
-            announcement?: null | components["schemas"]["AnnouncementText"];
-            /**
-             * Format: double
-             * @description Yuan per US dollar, above 0 and at most 1000.
-             */
-            cny_per_usd?: number | null;
-            currency?: null | components["schemas"]["CurrencyDisplay"];
-            /** @description The default chat model; `null` or `""`: none (the first the user may use). */
-            default_model?: string | null;
-            /**
-             * Format: int64
-             * @description Quota the invitee receives (0 or more).
-             */
-            invite_reward_invitee?: number | null;
-            /**
-             * Format: int64
-             * @description Quota the inviter receives (0 or more).
-             */
-            invite_reward_inviter?: number | null;
-            registration_mode?: null | components["schemas"]["RegistrationMode"];
-            /** @description Settings to return to the configuration file's value (applied before the others). */
-            reset?: string[];
-            /**
-             * Format: int64
-             * @description Quota every new account starts with (0 or more).
-             */
-            signup_grant?: number | null;
-            /** @description The title model; `null`: the conversation's own; `""`: no generated titles. */
-            title_model?: string | null;
         };
         /** @description The built-ins' setup. */
         SettingsView: {
@@ -6623,41 +6558,6 @@ export interface components {
         SwitchRequest: {
             /** @description A message of the branch; its newest leaf becomes active. */
             message_id: string;
-        };
-        /** @description The settings in effect. */
-        SystemSettings: {
-            announcement?: null | components["schemas"]["Announcement"];
-            /**
-             * Format: double
-             * @description Yuan per US dollar, for showing amounts in CNY (display only).
-             */
-            cny_per_usd: number;
-            /** @description How amounts are shown unless a user chooses otherwise. */
-            currency: components["schemas"]["CurrencyDisplay"];
-            /** @description The model a new chat uses when none is chosen; `null`: the first the user may use. */
-            default_model?: string | null;
-            /**
-             * Format: int64
-             * @description Quota the invitee receives on top of the signup grant.
-             */
-            invite_reward_invitee: number;
-            /**
-             * Format: int64
-             * @description Quota the inviter receives when someone registers with their code.
-             */
-            invite_reward_inviter: number;
-            /** @description Who may register. */
-            registration_mode: components["schemas"]["RegistrationMode"];
-            /**
-             * Format: int64
-             * @description Quota every new account starts with.
-             */
-            signup_grant: number;
-            /**
-             * @description The model that writes conversation titles; `null`: the conversation's own model;
-             *     `""`: no generated titles.
-             */
-            title_model?: string | null;
         };
         /** @description The outcome of a channel test. */
         TestResult: {
@@ -8136,112 +8036,6 @@ export interface operations {
             };
         };
     };
-    list_routes: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelRoute"][];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    set_route: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The public model name */
-                model: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ModelRouteInput"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelRoute"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    delete_route: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The public model name */
-                model: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Removed */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
     admin_list_providers: {
         parameters: {
             query?: never;
@@ -8965,89 +8759,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    admin_get_settings: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AdminSettings"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    admin_update_settings: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SettingsUpdate"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AdminSettings"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description An invalid value (each listed in details.errors) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10265,6 +9976,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many sign-ins started from this address (`limits.oauth_starts_per_ip_per_hour`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description The provider's discovery document could not be read */
             502: {
                 headers: {
@@ -10326,6 +10046,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many resets asked for from this address (`limits.password_resets_per_ip_per_hour`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description This server sends no mail */
             503: {
                 headers: {
@@ -10369,6 +10098,154 @@ export interface operations {
             };
             /** @description The new password is not acceptable */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many links from this address (`limits.account_links_per_ip_per_hour`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    phone_state: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhoneSignInState"];
+                };
+            };
+        };
+    };
+    send_sign_in_code: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SendCodeRequest"];
+            };
+        };
+        responses: {
+            /** @description A code is on its way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CodeSent"];
+                };
+            };
+            /** @description Not an E.164 phone number */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A code was sent to this number moments ago, or too many codes for this number or from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The SMS vendor refused or could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured (`[sms]`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    phone_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PhoneLoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in (tokens), or the two-factor challenge */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginAnswer"];
+                };
+            };
+            /** @description Account created and signed in */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description Account disabled, registration closed, or the server has no account yet */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong, used or expired code (`invalid_code`), a bad number, or an invite code required or invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10541,6 +10418,15 @@ export interface operations {
             };
             /** @description The address was taken by another account meanwhile */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many links from this address (`limits.account_links_per_ip_per_hour`) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14150,25 +14036,6 @@ export interface operations {
             };
         };
     };
-    public_settings: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PublicSettings"];
-                };
-            };
-        };
-    };
     share_info: {
         parameters: {
             query?: never;
@@ -14918,24 +14785,47 @@ export interface operations {
             };
         };
     };
-    get_preferences: {
+    bind_phone: {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BindPhoneRequest"];
+            };
+        };
         responses: {
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["DisplayPreferences"];
+                    "application/json": components["schemas"]["Profile"];
                 };
             };
-            401: {
+            /** @description Another account has this number (`phone_taken`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong, used or expired code */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14945,7 +14835,43 @@ export interface operations {
             };
         };
     };
-    update_preferences: {
+    unbind_phone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The account has no number */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description It is the account's last way to sign in (`last_sign_in_method`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    send_bind_code: {
         parameters: {
             query?: never;
             header?: never;
@@ -14954,19 +14880,21 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["DisplayPreferencesUpdate"];
+                "application/json": components["schemas"]["SendCodeRequest"];
             };
         };
         responses: {
-            200: {
+            /** @description A code is on its way */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["DisplayPreferences"];
+                    "application/json": components["schemas"]["CodeSent"];
                 };
             };
-            401: {
+            /** @description This is the account's number already */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14974,7 +14902,35 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Not an E.164 phone number */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many codes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The SMS vendor refused or could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -603,7 +603,7 @@ fn invalid_refresh() -> ApiError {
     )
 }
 
-fn email_not_verified() -> ApiError {
+pub(crate) fn email_not_verified() -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
         "email_not_verified",

@@ -13,6 +13,7 @@ use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
 use skein_core::ids::now_ms;
 use skein_core::limit::Quota;
+use skein_core::request::ClientIp;
 use skein_core::{ApiError, ApiResult};
 use skein_db::DbError;
 use utoipa::ToSchema;
@@ -88,11 +89,19 @@ pub struct MailQueued {
         (status = 200, body = EmailVerified),
         (status = 400, description = "Unknown, used or expired link", body = ErrorEnvelope),
         (status = 409, description = "The address was taken by another account meanwhile", body = ErrorEnvelope),
+        (status = 429, description = "Too many links from this address (`limits.account_links_per_ip_per_hour`)", body = ErrorEnvelope),
     ))]
 pub async fn verify_email(
     State(svc): State<Arc<UserService>>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<VerifyEmailRequest>,
 ) -> ApiResult<ApiJson<EmailVerified>> {
+    svc.limit_ip(
+        "account_link",
+        ip,
+        svc.settings.limits.account_links_per_ip_per_hour,
+    )
+    .await?;
     let now = now_ms();
     let mut tx = svc.db.begin_write().await?;
     let Some((user_id, email)) = accounts::consume_account_token(
@@ -129,13 +138,22 @@ pub async fn verify_email(
     responses(
         (status = 202, description = "If an account has this address, a mail is on its way", body = MailQueued),
         (status = 422, description = "Not an email address", body = ErrorEnvelope),
+        (status = 429, description = "Too many resets asked for from this address (`limits.password_resets_per_ip_per_hour`)", body = ErrorEnvelope),
         (status = 503, description = "This server sends no mail", body = ErrorEnvelope),
     ))]
 pub async fn forgot_password(
     State(svc): State<Arc<UserService>>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ForgotPasswordRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<MailQueued>)> {
     svc.require_mail()?;
+    // Counted whether or not an account has the address, so the answer stays the same.
+    svc.limit_ip(
+        "password_forgot",
+        ip,
+        svc.settings.limits.password_resets_per_ip_per_hour,
+    )
+    .await?;
     let email = validate::email(&req.email)?;
     if let Some(user) = store::user_by_login(svc.db.pool(), &email).await?
         && user.status == "active"
@@ -173,11 +191,19 @@ pub async fn forgot_password(
         (status = 200, body = PasswordResetDone),
         (status = 400, description = "Unknown, used or expired link", body = ErrorEnvelope),
         (status = 422, description = "The new password is not acceptable", body = ErrorEnvelope),
+        (status = 429, description = "Too many links from this address (`limits.account_links_per_ip_per_hour`)", body = ErrorEnvelope),
     ))]
 pub async fn reset_password(
     State(svc): State<Arc<UserService>>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ResetPasswordRequest>,
 ) -> ApiResult<ApiJson<PasswordResetDone>> {
+    svc.limit_ip(
+        "account_link",
+        ip,
+        svc.settings.limits.account_links_per_ip_per_hour,
+    )
+    .await?;
     // The password is checked first, so a too-short one does not use up the link.
     validate::password(&req.new_password, "new_password")?;
     let hash = svc.passwords.hash(req.new_password).await?;

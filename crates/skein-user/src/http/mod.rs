@@ -9,6 +9,7 @@ mod email;
 pub(crate) mod internal;
 mod invites;
 mod oauth;
+mod phone;
 mod profile;
 mod sessions;
 mod settings;
@@ -60,6 +61,10 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(oauth::start))
         .routes(routes!(oauth::callback))
         .routes(routes!(settings::public_settings))
+
+        .routes(routes!(phone::phone_state))
+        .routes(routes!(phone::send_sign_in_code))
+        .routes(routes!(phone::phone_login))
         // Signed-in users.
         .routes(routes!(profile::get_profile, profile::update_profile))
         .routes(routes!(profile::change_password))
@@ -87,6 +92,9 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
             settings::get_preferences,
             settings::update_preferences
         ))
+
+        .routes(routes!(phone::send_bind_code))
+        .routes(routes!(phone::bind_phone, phone::unbind_phone))
         // Admins.
         .routes(routes!(admin::list_users))
         .routes(routes!(admin::get_user, admin::update_user))

@@ -261,15 +261,24 @@ pub async fn list_public_providers(
         (status = 200, description = "Send the browser to `authorize_url`", body = StartAnswer),
         (status = 401, description = "`link` without a signed-in user", body = ErrorEnvelope),
         (status = 404, description = "No such enabled provider", body = ErrorEnvelope),
+        (status = 429, description = "Too many sign-ins started from this address (`limits.oauth_starts_per_ip_per_hour`)", body = ErrorEnvelope),
         (status = 502, description = "The provider's discovery document could not be read", body = ErrorEnvelope),
     ))]
 pub async fn start(
     State(svc): State<Arc<UserService>>,
     Path(slug): Path<String>,
     auth: Option<axum::Extension<AuthState>>,
+    skein_core::request::ClientIp(ip): skein_core::request::ClientIp,
     headers: HeaderMap,
     ApiJson(req): ApiJson<StartRequest>,
 ) -> ApiResult<(HeaderMap, ApiJson<StartAnswer>)> {
+    // Each start stores a state row and may fetch discovery: counted per address first.
+    svc.limit_ip(
+        "oauth_start",
+        ip,
+        svc.settings.limits.oauth_starts_per_ip_per_hour,
+    )
+    .await?;
     let provider = svc.enabled_provider(&slug).await?;
     let link_user = if req.link {
         match auth {
@@ -482,7 +491,10 @@ pub async fn unlink_identity(
         return Err(ApiError::not_found("Linked provider", "已关联的登录方式"));
     }
     let has_password = oauth_store::password_login(&mut *tx, &user.user_id).await?;
-    if !has_password && mine.len() <= 1 {
+    let has_phone = store::user_by_id(&mut *tx, &user.user_id)
+        .await?
+        .is_some_and(|u| u.phone.is_some());
+    if !has_password && !has_phone && mine.len() <= 1 {
         return Err(ApiError::conflict(
             "last_sign_in_method",
             "This is the only way to sign in to this account. Set a password (\"Forgot password\" mails a link) or link another provider first.",
@@ -553,7 +565,8 @@ pub async fn admin_create_provider(
             "该标识的登录方式已存在。",
         ));
     }
-    oauth_store::upsert_provider(svc.db.pool(), &req.slug, &config, now_ms()).await?;
+    let sealed = svc.seal_provider_secret(&req.slug, config.client_secret.expose())?;
+    oauth_store::upsert_provider(svc.db.pool(), &req.slug, &config, &sealed, now_ms()).await?;
     let view = svc.admin_view(Provider {
         slug: req.slug,
         source: "admin",
@@ -579,9 +592,11 @@ pub async fn admin_update_provider(
     ApiJson(req): ApiJson<ProviderPatch>,
 ) -> ApiResult<ApiJson<AdminProviderView>> {
     refuse_config_provider(&svc, &slug)?;
-    let (_, mut config) = oauth_store::provider(svc.db.pool(), &slug)
+    let row = oauth_store::provider(svc.db.pool(), &slug)
         .await?
-        .and_then(|row| row.into_config())
+        .ok_or_else(|| ApiError::not_found("Provider", "登录方式"))?;
+    let (_, mut config) = svc
+        .open_provider(row)?
         .ok_or_else(|| ApiError::not_found("Provider", "登录方式"))?;
     if let Some(name) = req.name {
         config.display_name = Some(name.trim().to_string()).filter(|n| !n.is_empty());
@@ -613,7 +628,8 @@ pub async fn admin_update_provider(
         config.enabled = enabled;
     }
     check_provider(&config)?;
-    oauth_store::upsert_provider(svc.db.pool(), &slug, &config, now_ms()).await?;
+    let sealed = svc.seal_provider_secret(&slug, config.client_secret.expose())?;
+    oauth_store::upsert_provider(svc.db.pool(), &slug, &config, &sealed, now_ms()).await?;
     Ok(ApiJson(svc.admin_view(Provider {
         slug,
         source: "admin",
@@ -658,7 +674,14 @@ impl UserService {
             })
             .collect();
         for row in oauth_store::providers(self.db.pool()).await? {
-            if let Some((slug, config)) = row.into_config()
+            let slug = row.slug.clone();
+            // One provider whose secret cannot be opened (a lost key) is left out, logged,
+            // rather than taking every other sign-in button down with it.
+            let opened = self.open_provider(row).unwrap_or_else(|error| {
+                tracing::error!(%slug, %error, "sign-in provider left out: its client secret cannot be opened");
+                None
+            });
+            if let Some((slug, config)) = opened
                 && !self.settings.oauth.providers.contains_key(&slug)
             {
                 all.push(Provider {

@@ -136,8 +136,9 @@ pub async fn setup(
     let row = svc.user_row(&user.user_id).await?;
     svc.check_password(&row, req.password).await?;
     let secret = totp::new_secret();
+    let sealed = svc.seal_totp_secret(&row.id, &secret)?;
     let mut tx = svc.db.begin_write().await?;
-    if !accounts::begin_totp(&mut tx, &row.id, &secret, now_ms()).await? {
+    if !accounts::begin_totp(&mut tx, &row.id, &sealed, now_ms()).await? {
         return Err(already_on());
     }
     tx.commit().await.map_err(DbError::from)?;
@@ -167,7 +168,7 @@ pub async fn enable(
     user: AuthUser,
     ApiJson(req): ApiJson<CodeConfirm>,
 ) -> ApiResult<ApiJson<RecoveryCodes>> {
-    let Some(row) = accounts::totp_of(svc.db.pool(), &user.user_id).await? else {
+    let Some(row) = svc.totp_row(&user.user_id).await? else {
         return Err(ApiError::not_found("Two-factor set-up", "两步验证设置"));
     };
     if row.enabled_at.is_some() {
@@ -295,7 +296,7 @@ impl UserService {
             )
             .await?
         } else {
-            match accounts::totp_of(self.db.pool(), user_id).await? {
+            match self.totp_row(user_id).await? {
                 Some(row) if row.enabled_at.is_some() => {
                     match totp::verify(&row.secret, code, now_ms() / 1000, row.last_step) {
                         Some(step) => {

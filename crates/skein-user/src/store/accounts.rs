@@ -312,7 +312,7 @@ pub async fn revoke_own_session<'c, E: Executor<'c, Database = Any>>(
 /// A user's TOTP row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TotpRow {
-    /// Base32 secret.
+    /// Base32 secret: sealed as stored, plain once the service opened it.
     pub secret: String,
     /// Set once confirmed with a first code.
     pub enabled_at: Option<i64>,
@@ -373,6 +373,33 @@ pub async fn accept_totp_step<'c, E: Executor<'c, Database = Any>>(
     .bind(enable_at)
     .execute(e)
     .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Every stored TOTP secret as stored, by user.
+pub async fn totp_secrets<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+) -> DbResult<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT user_id, secret FROM user_totp ORDER BY user_id")
+            .fetch_all(e)
+            .await?,
+    )
+}
+
+/// Replaces a user's stored TOTP secret if it is still `old`; answers whether it was.
+pub async fn replace_totp_secret<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    user_id: &str,
+    old: &str,
+    new: &str,
+) -> DbResult<bool> {
+    let done = sqlx::query("UPDATE user_totp SET secret = $3 WHERE user_id = $1 AND secret = $2")
+        .bind(user_id)
+        .bind(old)
+        .bind(new)
+        .execute(e)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -88,6 +88,7 @@ pub async fn upsert_provider<'c, E: Executor<'c, Database = Any>>(
     e: E,
     slug: &str,
     p: &ProviderConfig,
+    sealed_secret: &str,
     now: i64,
 ) -> DbResult<()> {
     sqlx::query(
@@ -102,7 +103,7 @@ pub async fn upsert_provider<'c, E: Executor<'c, Database = Any>>(
     .bind(p.kind.as_str())
     .bind(p.display_name.clone().unwrap_or_else(|| p.kind.default_name().to_string()))
     .bind(&p.client_id)
-    .bind(p.client_secret.expose())
+    .bind(sealed_secret)
     .bind(p.issuer.as_deref())
     .bind(p.tenant.as_deref())
     .bind(p.scopes.as_ref().map(|s| s.join(" ")))
@@ -115,6 +116,35 @@ pub async fn upsert_provider<'c, E: Executor<'c, Database = Any>>(
     .execute(e)
     .await?;
     Ok(())
+}
+
+/// Every admin-defined provider's client secret as stored, by slug.
+pub async fn provider_secrets<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+) -> DbResult<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT slug, client_secret FROM oauth_providers ORDER BY slug")
+            .fetch_all(e)
+            .await?,
+    )
+}
+
+/// Replaces a provider's stored client secret if it is still `old`; answers whether it was.
+pub async fn replace_provider_secret<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    slug: &str,
+    old: &str,
+    new: &str,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE oauth_providers SET client_secret = $3 WHERE slug = $1 AND client_secret = $2",
+    )
+    .bind(slug)
+    .bind(old)
+    .bind(new)
+    .execute(e)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Deletes an admin-defined provider; answers whether it existed.

@@ -14,6 +14,7 @@ import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../..
 import { toast } from '../../components/ui/toast';
 import { EmailCard, SessionsCard, TwoFactorCard } from './Security';
 import { LinkedProvidersCard } from './LinkedProviders';
+import { PhoneCard } from './PhoneCard';
 
 /** The currency amounts are shown in: the system's default, or the user's own choice. */
 function CurrencyField() {
@@ -214,6 +215,7 @@ export default function SettingsPage() {
         </form>
       </Card>
       <EmailCard />
+      <PhoneCard />
       <TwoFactorCard />
       <LinkedProvidersCard />
       <SessionsCard />

@@ -10,6 +10,7 @@ import { Button, Card, ErrorText, Field, Input, Select } from '../../components/
 import { usePageTitle } from '../../lib/title';
 import { registrationProblems } from '../../lib/validate';
 import { OAuthButtons } from './OAuth';
+import { PhoneSignInForm, usePhoneSignIn } from './Phone';
 
 /** Language and theme pickers (also on the sign-in page, before any account exists). */
 export function LangThemePickers() {
@@ -80,6 +81,9 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
   const [code, setCode] = useState('');
   // Registration on a server that verifies addresses first: the mail is on its way.
   const [pendingEmail, setPendingEmail] = useState<string | null>(null);
+  // Password or SMS code, when the server sends SMS codes.
+  const phoneState = usePhoneSignIn();
+  const [method, setMethod] = useState<'password' | 'phone'>('password');
   const next = safeNext(params.get('next'));
   if (accessToken) return <Navigate to={next} replace />;
 
@@ -172,6 +176,22 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
             {t('auth.verifyFirst', { email: pendingEmail })}
           </p>
         )}
+        {!challenge && !needsSetup && phoneState?.enabled && (
+          <div className="mb-3 grid grid-cols-2 gap-1 rounded-md bg-muted p-1 text-sm" role="tablist" data-testid="method-tabs">
+            {(['password', 'phone'] as const).map((m) => (
+              <button
+                key={m}
+                type="button"
+                role="tab"
+                aria-selected={method === m}
+                className={`rounded px-3 py-1.5 ${method === m ? 'bg-card font-medium shadow-sm' : 'text-muted-fg'}`}
+                onClick={() => setMethod(m)}
+              >
+                {m === 'password' ? t('auth.withPassword') : t('auth.withPhone')}
+              </button>
+            ))}
+          </div>
+        )}
         {challenge ? (
           <form className="space-y-3" onSubmit={submit}>
             <p className="text-sm text-muted-fg">{t('auth.twoFactorHint')}</p>
@@ -183,6 +203,13 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
               {t('auth.signIn')}
             </Button>
           </form>
+        ) : method === 'phone' && phoneState?.enabled && !needsSetup ? (
+          <PhoneSignInForm
+            mode={mode}
+            resendAfter={phoneState.resend_after}
+            onChallenge={setChallenge}
+            onDone={() => navigate(next, { replace: true })}
+          />
         ) : (
         <form className="space-y-3" onSubmit={submit} noValidate={mode === 'register'}>
           {mode === 'login' ? (
