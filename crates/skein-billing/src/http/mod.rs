@@ -5,6 +5,8 @@ mod coupons;
 pub(crate) mod internal;
 mod invoices;
 mod pay;
+mod plans;
+mod refunds;
 mod statements;
 mod user;
 
@@ -54,6 +56,18 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(invoices::list_all))
         .routes(routes!(invoices::issue))
         .routes(routes!(invoices::reject))
+        // Refunds and subscription plans.
+        .routes(routes!(refunds::create))
+        .routes(routes!(refunds::list))
+        .routes(routes!(refunds::reconcile))
+        .routes(routes!(plans::offered))
+        .routes(routes!(plans::buy))
+        .routes(routes!(plans::mine))
+        .routes(routes!(plans::update_mine))
+        .routes(routes!(plans::admin_list, plans::create))
+        .routes(routes!(plans::update))
+        .routes(routes!(plans::admin_subscriptions))
+        .routes(routes!(plans::run))
         .with_state(service)
 }
 
