@@ -405,6 +405,7 @@ pub(crate) async fn set_cancel(
 
 /// Grants the periods of one subscription that have begun and are paid; the balance after
 /// the last grant, if any.
+#[allow(clippy::too_many_arguments)]
 async fn grant_started(
     tx: &mut Tx,
     id: &str,
