@@ -615,3 +615,105 @@ on_both_backends! {
         verify_clean(&app, &root, &ada).await;
     }
 }
+
+/// What the Alipay fake holds.
+#[derive(Default)]
+struct AlipayFake {
+    /// `out_request_no` → (out_trade_no, refund_amount) of refunds made.
+    refunds: BTreeMap<String, (String, String)>,
+    /// Answer `ACQ.SYSTEM_ERROR` (retry later), as the gateway does when it is busy.
+    busy: bool,
+    /// Refund requests received, repeats included.
+    requests: usize,
+    refused: usize,
+}
+
+type SharedAlipay = Arc<Mutex<AlipayFake>>;
+
+/// `alipay.trade.refund` as documented: the app's signature checked, one refund per
+/// `out_request_no` (a repeat answers success with `fund_change` `N`), a refund beyond the
+/// trade refused with `ACQ.REFUND_AMT_NOT_EQUAL_TOTAL`, the response object signed.
+async fn alipay_gateway(State(fake): State<SharedAlipay>, Form(params): Form<BTreeMap<String, String>>) -> String {
+    use crate::payments_alipay::{APP_ID, app_signed, platform_signer, sign_with};
+    let mut fake = fake.lock().unwrap();
+    if !app_signed(&params) || params.get("app_id").map(String::as_str) != Some(APP_ID) {
+        fake.refused += 1;
+        return json!({"error_response": {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature"}}).to_string();
+    }
+    assert_eq!(params["method"], "alipay.trade.refund");
+    fake.requests += 1;
+    let biz: Value = serde_json::from_str(&params["biz_content"]).unwrap();
+    let trade = biz["out_trade_no"].as_str().unwrap().to_string();
+    let request = biz["out_request_no"].as_str().unwrap().to_string();
+    let amount = biz["refund_amount"].as_str().unwrap().to_string();
+    let cents = |a: &str| (a.parse::<f64>().unwrap() * 100.0).round() as i64;
+    let response = if fake.busy {
+        r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.SYSTEM_ERROR","sub_msg":"系统错误"}"#.to_string()
+    } else {
+        let repeat = fake.refunds.contains_key(&request);
+        let refunded: i64 = fake.refunds.values().filter(|(t, _)| *t == trade).map(|(_, a)| cents(a)).sum();
+        if !repeat && refunded + cents(&amount) > 1000 {
+            r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.REFUND_AMT_NOT_EQUAL_TOTAL","sub_msg":"退款金额超限"}"#.to_string()
+        } else {
+            if !repeat {
+                fake.refunds.insert(request, (trade.clone(), amount.clone()));
+            }
+            let total: i64 = fake.refunds.values().filter(|(t, _)| *t == trade).map(|(_, a)| cents(a)).sum();
+            format!(
+                r#"{{"code":"10000","msg":"Success","trade_no":"2026120422001446880500011111","out_trade_no":"{trade}","buyer_logon_id":"159****5620","fund_change":"{}","refund_fee":"{}.{:02}","send_back_fee":"{amount}"}}"#,
+                if repeat { "N" } else { "Y" },
+                total / 100,
+                total % 100
+            )
+        }
+    };
+    let signature = sign_with(&platform_signer(), &response);
+    format!(r#"{{"alipay_trade_refund_response":{response},"sign":"{signature}"}}"#)
+}
+
+on_both_backends! {
+    async fn alipay_refunds_are_signed_and_a_busy_gateway_is_asked_again(backend) {
+        use crate::payments_alipay::{APP_ID, alipay_app, notification, notify, platform_signer};
+        let fake = SharedAlipay::default();
+        let router = Router::new().route("/gateway.do", post(alipay_gateway)).with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let app = alipay_app(backend, &base).await;
+        let (root, _) = app.root_and_admin().await;
+        let ada = app.register("ada").await;
+        let created = order(&app, &ada, json!({"amount": 1000, "provider": "alipay", "method": "page"})).await;
+        let id = created["order"]["id"].as_str().unwrap().to_string();
+        let r = notify(&app, &notification(&id.replace('-', ""), "10.00", "TRADE_SUCCESS", APP_ID, &platform_signer())).await;
+        assert_eq!(r.text, "success");
+        let before = balance(&app, &ada).await;
+
+        // 4.00 back: Alipay answers at once.
+        let r = refund(&app, &root, &id, json!({"reason": "partial", "amount": 400})).await;
+        assert_eq!((r.status, r.json["status"].as_str(), r.json["quota"].as_i64()), (StatusCode::CREATED, Some("succeeded"), Some(200_000)), "{}", r.text);
+        assert_eq!(balance(&app, &ada).await, before - 200_000);
+
+        // The gateway is busy: the refund stays pending (its quota already taken), and asking
+        // again with the same out_request_no once it recovers refunds it once.
+        fake.lock().unwrap().busy = true;
+        let r = refund(&app, &root, &id, json!({"reason": "the rest"})).await;
+        assert_eq!((r.status, r.json["status"].as_str(), r.json["amount_minor"].as_i64()), (StatusCode::CREATED, Some("pending"), Some(600)), "{}", r.text);
+        let rest = r.json["id"].as_str().unwrap().to_string();
+        assert_eq!(balance(&app, &ada).await, before - 500_000);
+        fake.lock().unwrap().busy = false;
+        for _ in 0..2 {
+            let r = app.post(&format!("/api/v1/admin/billing/refunds/{rest}/reconcile"), Some(&root.access), json!({})).await;
+            assert_eq!((r.status, r.json["status"].as_str()), (StatusCode::OK, Some("succeeded")), "{}", r.text);
+        }
+        {
+            let fake = fake.lock().unwrap();
+            assert_eq!(fake.refunds.len(), 2, "refunded twice at Alipay: {:?}", fake.refunds);
+            assert_eq!(fake.refunds[&rest.replace('-', "")].1, "6.00");
+            assert_eq!(fake.refused, 0);
+        }
+        let r = refund(&app, &root, &id, json!({"reason": "again"})).await;
+        assert_eq!(r.error_code(), "already_refunded", "{}", r.text);
+        assert_eq!(balance(&app, &ada).await, before - 500_000);
+        verify_clean(&app, &root, &ada).await;
+    }
+}
