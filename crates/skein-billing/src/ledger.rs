@@ -979,12 +979,11 @@ pub(crate) async fn debit_refund(
     .fetch_optional(&mut **tx)
     .await?;
     let Some((balance, seq)) = after else {
-        let (available,): (i64,) = sqlx::query_as(
-            "SELECT balance - reserved FROM billing_accounts WHERE user_id = $1",
-        )
-        .bind(user_id)
-        .fetch_one(&mut **tx)
-        .await?;
+        let (available,): (i64,) =
+            sqlx::query_as("SELECT balance - reserved FROM billing_accounts WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(&mut **tx)
+                .await?;
         return Ok(Err(ApiError::conflict(
             "refund_exceeds_balance",
             format!(

@@ -211,10 +211,7 @@ fn plan(row: PlanRow) -> Option<Plan> {
 }
 
 /// One plan.
-pub(crate) async fn get_plan(
-    conn: &mut sqlx::AnyConnection,
-    id: &str,
-) -> DbResult<Option<Plan>> {
+pub(crate) async fn get_plan(conn: &mut sqlx::AnyConnection, id: &str) -> DbResult<Option<Plan>> {
     let row: Option<PlanRow> = sqlx::query_as(&format!(
         "SELECT {PLAN_COLUMNS} FROM subscription_plans WHERE id = $1"
     ))
@@ -237,8 +234,8 @@ pub(crate) async fn list_plans(db: &Db, active_only: bool) -> DbResult<Vec<Plan>
 
 /// Stores a new plan (already checked).
 pub(crate) async fn insert_plan(db: &Db, p: &Plan, created_by: &str) -> DbResult<()> {
-    let models = (!p.models.is_empty())
-        .then(|| serde_json::to_string(&p.models).unwrap_or_default());
+    let models =
+        (!p.models.is_empty()).then(|| serde_json::to_string(&p.models).unwrap_or_default());
     sqlx::query(
         "INSERT INTO subscription_plans (id, name_en, name_zh, currency, price_minor, period, quota_per_period, group_name, models, active, created_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
@@ -349,10 +346,7 @@ async fn view(conn: &mut sqlx::AnyConnection, row: SubRow) -> DbResult<Option<Su
 }
 
 /// Subscriptions, newest first: of one user, or everyone's for `""`.
-pub(crate) async fn list_subscriptions(
-    db: &Db,
-    user_id: &str,
-) -> DbResult<Vec<SubscriptionView>> {
+pub(crate) async fn list_subscriptions(db: &Db, user_id: &str) -> DbResult<Vec<SubscriptionView>> {
     let mut conn = db.pool().acquire().await?;
     let rows: Vec<SubRow> = sqlx::query_as(&format!(
         "SELECT {SUB_COLUMNS} FROM subscriptions s WHERE ($1 = '' OR s.user_id = $1) ORDER BY s.created_at DESC LIMIT 500"
@@ -532,7 +526,11 @@ pub(crate) async fn activate(
 /// The scheduler's tick, in the writer's transaction: grants every paid period that has
 /// begun, and ends subscriptions whose paid periods ran out. Answers the users whose
 /// balance changed.
-pub(crate) async fn grant_due(tx: &mut Tx, rules: Rules, now: i64) -> DbResult<ApiResult<Vec<String>>> {
+pub(crate) async fn grant_due(
+    tx: &mut Tx,
+    rules: Rules,
+    now: i64,
+) -> DbResult<ApiResult<Vec<String>>> {
     let rows: Vec<(String, String, String, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT id, user_id, plan_id, started_at, paid_periods, granted_periods, cancel_at_period_end FROM subscriptions WHERE status = 'active'",
     )

@@ -205,10 +205,9 @@ fn refund(row: Row) -> Option<Refund> {
         created_at,
         finished_at,
     ) = row;
-    let (Some(provider), Some(status)) = (
-        ProviderName::parse(&provider),
-        RefundStatus::parse(&status),
-    ) else {
+    let (Some(provider), Some(status)) =
+        (ProviderName::parse(&provider), RefundStatus::parse(&status))
+    else {
         tracing::warn!(refund_id = %id, "a refund row with an unknown provider or status is skipped");
         return None;
     };
@@ -366,7 +365,9 @@ pub(crate) async fn start(
             ),
             format!("该订单最多还可退款 {}。", format_minor(remaining)),
         )
-        .with_details(serde_json::json!({"field": "amount", "remaining": remaining}))));
+        .with_details(
+            serde_json::json!({"field": "amount", "remaining": remaining}),
+        )));
     }
     // The quota goes back in proportion, rounded down; the refund that empties the order
     // takes the rest, so the refunds of an order always sum to exactly its quota.

@@ -173,7 +173,9 @@ fn too_many_pending(max: i64) -> skein_core::ApiError {
     skein_core::ApiError::new(
         axum::http::StatusCode::TOO_MANY_REQUESTS,
         "too_many_pending_orders",
-        format!("You have {max} unpaid orders; pay one or wait until they expire before making another."),
+        format!(
+            "You have {max} unpaid orders; pay one or wait until they expire before making another."
+        ),
         format!("你有 {max} 笔未支付的订单；请先支付或等待其过期后再下单。"),
     )
     .with_details(serde_json::json!({"max_pending_orders": max}))
@@ -333,9 +335,7 @@ pub(crate) async fn pay(
     // keys instead of the order's.
     if let Some(plan_id) = plan_id {
         return Ok(
-            match super::plan::activate(tx, &paid.order_id, &user_id, &plan_id, rules, now)
-                .await?
-            {
+            match super::plan::activate(tx, &paid.order_id, &user_id, &plan_id, rules, now).await? {
                 Ok((_, balance)) => Ok((Applied::Credited(balance), Some(user_id))),
                 Err(e) => Err(e),
             },

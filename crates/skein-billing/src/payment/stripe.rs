@@ -103,7 +103,9 @@ fn refund_outcome(refund: &serde_json::Value) -> RefundOutcome {
         Some(status @ ("failed" | "canceled")) => RefundOutcome::Failed {
             reason: format!(
                 "Stripe: refund {status} ({})",
-                refund["failure_reason"].as_str().unwrap_or("no reason given")
+                refund["failure_reason"]
+                    .as_str()
+                    .unwrap_or("no reason given")
             ),
         },
         _ => RefundOutcome::Pending { provider_ref },

@@ -644,9 +644,7 @@ impl Provider for Wechat {
         if refund["mchid"].as_str() != Some(self.config.mchid.as_str()) {
             return Err("a refund of another merchant".into());
         }
-        let no = refund["out_refund_no"]
-            .as_str()
-            .ok_or("no out_refund_no")?;
+        let no = refund["out_refund_no"].as_str().ok_or("no out_refund_no")?;
         let refund_id = order_id(no).ok_or("out_refund_no is not a refund of ours")?;
         Ok(Some(RefundUpdate {
             refund_id,

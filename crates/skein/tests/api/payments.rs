@@ -210,7 +210,11 @@ pub(crate) fn stripe_signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-pub(crate) async fn stripe_webhook(app: &TestApp, body: &str, signature: &str) -> skein_testkit::Resp {
+pub(crate) async fn stripe_webhook(
+    app: &TestApp,
+    body: &str,
+    signature: &str,
+) -> skein_testkit::Resp {
     app.send(
         app.client
             .post(app.url("/api/v1/billing/payment/stripe/notify"))

@@ -81,7 +81,12 @@ fn now_secs() -> i64 {
 /// Checks an Authorization header the way WeChat Pay does: the scheme, the merchant, its
 /// certificate serial, a fresh timestamp, and the signature over
 /// `METHOD\nPATH?QUERY\nTIMESTAMP\nNONCE\nBODY\n` with the merchant's public key.
-pub(crate) fn authorized(headers: &HeaderMap, method: &str, path_and_query: &str, body: &str) -> bool {
+pub(crate) fn authorized(
+    headers: &HeaderMap,
+    method: &str,
+    path_and_query: &str,
+    body: &str,
+) -> bool {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return false;
     };

@@ -22,12 +22,12 @@ use skein_testkit::{Persona, TestApp, on_both_backends};
 
 use crate::billing::{adjust, quota, verify_clean};
 use crate::payments::{
-    EPAY_KEY, STRIPE_SK, STRIPE_WHSEC, epay_notification, epay_notify, now_secs, order,
-    pay_app, payment_config, stripe_signature, stripe_webhook,
+    EPAY_KEY, STRIPE_SK, STRIPE_WHSEC, epay_notification, epay_notify, now_secs, order, pay_app,
+    payment_config, stripe_signature, stripe_webhook,
 };
 use crate::payments_wechat::{
-    APIV3_KEY, MCHID, Notice, PUBLIC_KEY_ID, authorized, encrypt, merchant_signer,
-    platform_signer, signed_headers, wechat_config,
+    APIV3_KEY, MCHID, Notice, PUBLIC_KEY_ID, authorized, encrypt, merchant_signer, platform_signer,
+    signed_headers, wechat_config,
 };
 
 /// What the Stripe fake holds.
@@ -75,7 +75,9 @@ async fn stripe_session_create(
     let n = fake.sessions.len() + 1;
     let id = format!("cs_test_{n}");
     let intent = format!("pi_test_{n}");
-    let amount: i64 = form["line_items[0][price_data][unit_amount]"].parse().unwrap();
+    let amount: i64 = form["line_items[0][price_data][unit_amount]"]
+        .parse()
+        .unwrap();
     fake.intents.insert(intent.clone(), amount);
     fake.sessions.insert(id.clone(), (form, intent));
     Json(json!({"id": id, "object": "checkout.session", "url": format!("https://checkout.stripe.test/c/pay/{id}")}))
@@ -101,7 +103,11 @@ async fn stripe_session_get(
     Path(id): Path<String>,
 ) -> Response {
     let fake = fake.lock().unwrap();
-    match fake.sessions.get(&id).filter(|_| stripe_authorized(&headers)) {
+    match fake
+        .sessions
+        .get(&id)
+        .filter(|_| stripe_authorized(&headers))
+    {
         Some((form, intent)) => Json(session_object(&id, form, intent)).into_response(),
         None => stripe_error(AxumStatus::NOT_FOUND, "No such checkout.session"),
     }
@@ -130,7 +136,10 @@ async fn stripe_refund_create(
     let Some(paid) = fake.intents.get(&intent).copied() else {
         return stripe_error(AxumStatus::BAD_REQUEST, "No such payment_intent");
     };
-    let amount: i64 = form.get("amount").and_then(|a| a.parse().ok()).unwrap_or(paid);
+    let amount: i64 = form
+        .get("amount")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(paid);
     let refunded: i64 = fake
         .refunds
         .values()
@@ -140,7 +149,10 @@ async fn stripe_refund_create(
     if amount > paid - refunded {
         return stripe_error(
             AxumStatus::BAD_REQUEST,
-            &format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({})", paid - refunded),
+            &format!(
+                "Refund amount ({amount}) is greater than unrefunded amount on charge ({})",
+                paid - refunded
+            ),
         );
     }
     fake.made += 1;
@@ -161,7 +173,11 @@ async fn stripe_refund_get(
     Path(id): Path<String>,
 ) -> Response {
     let fake = fake.lock().unwrap();
-    match fake.refunds.get(&id).filter(|_| stripe_authorized(&headers)) {
+    match fake
+        .refunds
+        .get(&id)
+        .filter(|_| stripe_authorized(&headers))
+    {
         Some(object) => Json(object.clone()).into_response(),
         None => stripe_error(AxumStatus::NOT_FOUND, "No such refund"),
     }
@@ -185,14 +201,22 @@ async fn stripe_fake() -> (String, SharedStripe) {
 async fn stripe_paid(app: &TestApp, fake: &SharedStripe, who: &Persona, amount: i64) -> String {
     let created = order(app, who, json!({"amount": amount, "provider": "stripe"})).await;
     let id = created["order"]["id"].as_str().unwrap().to_string();
-    let session = created["order"]["provider_ref"].as_str().unwrap().to_string();
+    let session = created["order"]["provider_ref"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let object = {
         let fake = fake.lock().unwrap();
         let (form, intent) = &fake.sessions[&session];
         session_object(&session, form, intent)
     };
     let event = json!({"id": format!("evt_{session}"), "object": "event", "type": "checkout.session.completed", "data": {"object": object}}).to_string();
-    let r = stripe_webhook(app, &event, &stripe_signature(STRIPE_WHSEC, now_secs(), &event)).await;
+    let r = stripe_webhook(
+        app,
+        &event,
+        &stripe_signature(STRIPE_WHSEC, now_secs(), &event),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     id
 }
@@ -212,7 +236,12 @@ async fn stripe_refund_event(
     stripe_webhook(app, &event, &stripe_signature(secret, now_secs(), &event)).await
 }
 
-async fn refund(app: &TestApp, admin: &Persona, order_id: &str, body: Value) -> skein_testkit::Resp {
+async fn refund(
+    app: &TestApp,
+    admin: &Persona,
+    order_id: &str,
+    body: Value,
+) -> skein_testkit::Resp {
     app.post(
         &format!("/api/v1/admin/billing/orders/{order_id}/refunds"),
         Some(&admin.access),
@@ -465,21 +494,36 @@ fn wechat_refund_object(sent: &Value, status: &str) -> Value {
     })
 }
 
-async fn wechat_native(State(fake): State<SharedWechat>, headers: HeaderMap, body: String) -> Response {
+async fn wechat_native(
+    State(fake): State<SharedWechat>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     if !authorized(&headers, "POST", "/v3/pay/transactions/native", &body) {
         fake.lock().unwrap().refused += 1;
         return (AxumStatus::UNAUTHORIZED, "{}").into_response();
     }
-    signed_answer(AxumStatus::OK, json!({"code_url": "weixin://wxpay/bizpayurl?pr=test"}))
+    signed_answer(
+        AxumStatus::OK,
+        json!({"code_url": "weixin://wxpay/bizpayurl?pr=test"}),
+    )
 }
 
 /// `POST /v3/refund/domestic/refunds`: the merchant's signature checked, one refund per
 /// out_refund_no (a repeat answers the same), more than the payment refused with 400.
-async fn wechat_refund_create(State(fake): State<SharedWechat>, headers: HeaderMap, body: String) -> Response {
+async fn wechat_refund_create(
+    State(fake): State<SharedWechat>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let mut fake = fake.lock().unwrap();
     if !authorized(&headers, "POST", "/v3/refund/domestic/refunds", &body) {
         fake.refused += 1;
-        return (AxumStatus::UNAUTHORIZED, Json(json!({"code": "SIGN_ERROR", "message": "签名错误"}))).into_response();
+        return (
+            AxumStatus::UNAUTHORIZED,
+            Json(json!({"code": "SIGN_ERROR", "message": "签名错误"})),
+        )
+            .into_response();
     }
     let sent: Value = serde_json::from_str(&body).unwrap();
     let no = sent["out_refund_no"].as_str().unwrap().to_string();
@@ -492,22 +536,42 @@ async fn wechat_refund_create(State(fake): State<SharedWechat>, headers: HeaderM
         .filter(|r| r["out_trade_no"] == sent["out_trade_no"])
         .map(|r| r["amount"]["refund"].as_i64().unwrap())
         .sum();
-    if refunded + sent["amount"]["refund"].as_i64().unwrap() > sent["amount"]["total"].as_i64().unwrap() {
-        return signed_answer(AxumStatus::BAD_REQUEST, json!({"code": "INVALID_REQUEST", "message": "申请退款金额超过订单可退金额"}));
+    if refunded + sent["amount"]["refund"].as_i64().unwrap()
+        > sent["amount"]["total"].as_i64().unwrap()
+    {
+        return signed_answer(
+            AxumStatus::BAD_REQUEST,
+            json!({"code": "INVALID_REQUEST", "message": "申请退款金额超过订单可退金额"}),
+        );
     }
     fake.refunds.insert(no, sent.clone());
     signed_answer(AxumStatus::OK, wechat_refund_object(&sent, "PROCESSING"))
 }
 
-async fn wechat_refund_get(State(fake): State<SharedWechat>, headers: HeaderMap, Path(no): Path<String>) -> Response {
+async fn wechat_refund_get(
+    State(fake): State<SharedWechat>,
+    headers: HeaderMap,
+    Path(no): Path<String>,
+) -> Response {
     let mut fake = fake.lock().unwrap();
-    if !authorized(&headers, "GET", &format!("/v3/refund/domestic/refunds/{no}"), "") {
+    if !authorized(
+        &headers,
+        "GET",
+        &format!("/v3/refund/domestic/refunds/{no}"),
+        "",
+    ) {
         fake.refused += 1;
         return (AxumStatus::UNAUTHORIZED, "{}").into_response();
     }
     match fake.refunds.get(&no) {
-        Some(sent) => signed_answer(AxumStatus::OK, wechat_refund_object(sent, &fake.query_status)),
-        None => signed_answer(AxumStatus::NOT_FOUND, json!({"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"})),
+        Some(sent) => signed_answer(
+            AxumStatus::OK,
+            wechat_refund_object(sent, &fake.query_status),
+        ),
+        None => signed_answer(
+            AxumStatus::NOT_FOUND,
+            json!({"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"}),
+        ),
     }
 }
 
@@ -633,7 +697,10 @@ type SharedAlipay = Arc<Mutex<AlipayFake>>;
 /// `alipay.trade.refund` as documented: the app's signature checked, one refund per
 /// `out_request_no` (a repeat answers success with `fund_change` `N`), a refund beyond the
 /// trade refused with `ACQ.REFUND_AMT_NOT_EQUAL_TOTAL`, the response object signed.
-async fn alipay_gateway(State(fake): State<SharedAlipay>, Form(params): Form<BTreeMap<String, String>>) -> String {
+async fn alipay_gateway(
+    State(fake): State<SharedAlipay>,
+    Form(params): Form<BTreeMap<String, String>>,
+) -> String {
     use crate::payments_alipay::{APP_ID, app_signed, platform_signer, sign_with};
     let mut fake = fake.lock().unwrap();
     if !app_signed(&params) || params.get("app_id").map(String::as_str) != Some(APP_ID) {
@@ -651,14 +718,25 @@ async fn alipay_gateway(State(fake): State<SharedAlipay>, Form(params): Form<BTr
         r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.SYSTEM_ERROR","sub_msg":"系统错误"}"#.to_string()
     } else {
         let repeat = fake.refunds.contains_key(&request);
-        let refunded: i64 = fake.refunds.values().filter(|(t, _)| *t == trade).map(|(_, a)| cents(a)).sum();
+        let refunded: i64 = fake
+            .refunds
+            .values()
+            .filter(|(t, _)| *t == trade)
+            .map(|(_, a)| cents(a))
+            .sum();
         if !repeat && refunded + cents(&amount) > 1000 {
             r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.REFUND_AMT_NOT_EQUAL_TOTAL","sub_msg":"退款金额超限"}"#.to_string()
         } else {
             if !repeat {
-                fake.refunds.insert(request, (trade.clone(), amount.clone()));
+                fake.refunds
+                    .insert(request, (trade.clone(), amount.clone()));
             }
-            let total: i64 = fake.refunds.values().filter(|(t, _)| *t == trade).map(|(_, a)| cents(a)).sum();
+            let total: i64 = fake
+                .refunds
+                .values()
+                .filter(|(t, _)| *t == trade)
+                .map(|(_, a)| cents(a))
+                .sum();
             format!(
                 r#"{{"code":"10000","msg":"Success","trade_no":"2026120422001446880500011111","out_trade_no":"{trade}","buyer_logon_id":"159****5620","fund_change":"{}","refund_fee":"{}.{:02}","send_back_fee":"{amount}"}}"#,
                 if repeat { "N" } else { "Y" },

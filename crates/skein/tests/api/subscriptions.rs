@@ -38,23 +38,33 @@ async fn buy_and_pay(app: &TestApp, who: &Persona, plan: &str) -> String {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let id = r.json["order"]["id"].as_str().unwrap().to_string();
-    let money = format!("{}.00", r.json["order"]["amount_minor"].as_i64().unwrap() / 100);
+    let money = format!(
+        "{}.00",
+        r.json["order"]["amount_minor"].as_i64().unwrap() / 100
+    );
     assert_eq!(
-        epay_notify(app, &epay_notification(&id, &money, EPAY_KEY)).await.text,
+        epay_notify(app, &epay_notification(&id, &money, EPAY_KEY))
+            .await
+            .text,
         "success"
     );
     id
 }
 
 async fn subscriptions(app: &TestApp, who: &Persona) -> Vec<Value> {
-    let r = app.get("/api/v1/billing/subscriptions", Some(&who.access)).await;
+    let r = app
+        .get("/api/v1/billing/subscriptions", Some(&who.access))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.json.as_array().unwrap().clone()
 }
 
 async fn grants(app: &TestApp, who: &Persona) -> Vec<Value> {
     let r = app
-        .get("/api/v1/billing/ledger?kind=subscription&per_page=100", Some(&who.access))
+        .get(
+            "/api/v1/billing/ledger?kind=subscription&per_page=100",
+            Some(&who.access),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.json["items"].as_array().unwrap().clone()
@@ -62,7 +72,11 @@ async fn grants(app: &TestApp, who: &Persona) -> Vec<Value> {
 
 async fn run(app: &TestApp, admin: &Persona) -> i64 {
     let r = app
-        .post("/api/v1/admin/billing/subscriptions/run", Some(&admin.access), json!({}))
+        .post(
+            "/api/v1/admin/billing/subscriptions/run",
+            Some(&admin.access),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.json["granted_users"].as_i64().unwrap()
@@ -70,13 +84,17 @@ async fn run(app: &TestApp, admin: &Persona) -> i64 {
 
 /// Moves a subscription's start `days` into the past, as if that time had gone by.
 async fn backdate(app: &TestApp, id: &str, days: i64) {
-    let db = skein_db::Db::connect(&app.config.database_url(), 1).await.unwrap();
-    let done = skein_db::sqlx::query("UPDATE subscriptions SET started_at = started_at - $1 WHERE id = $2")
-        .bind(days * DAY_MS)
-        .bind(id)
-        .execute(db.pool())
+    let db = skein_db::Db::connect(&app.config.database_url(), 1)
         .await
         .unwrap();
+    let done = skein_db::sqlx::query(
+        "UPDATE subscriptions SET started_at = started_at - $1 WHERE id = $2",
+    )
+    .bind(days * DAY_MS)
+    .bind(id)
+    .execute(db.pool())
+    .await
+    .unwrap();
     assert_eq!(done.rows_affected(), 1);
     db.close().await;
 }
@@ -277,13 +295,25 @@ async fn a_period_is_granted_once_across_two_instances() {
     buy_and_pay(&a, &ada, &plan_id).await;
     // The renewal is paid through the other instance.
     let r = b
-        .post(&format!("/api/v1/billing/plans/{plan_id}/orders"), Some(&ada.access), json!({"provider": "epay"}))
+        .post(
+            &format!("/api/v1/billing/plans/{plan_id}/orders"),
+            Some(&ada.access),
+            json!({"provider": "epay"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let id = r.json["order"]["id"].as_str().unwrap().to_string();
-    assert_eq!(epay_notify(&b, &epay_notification(&id, "29.00", EPAY_KEY)).await.text, "success");
+    assert_eq!(
+        epay_notify(&b, &epay_notification(&id, "29.00", EPAY_KEY))
+            .await
+            .text,
+        "success"
+    );
     let before = balance(&a, &ada).await;
-    let sub = subscriptions(&a, &ada).await[0]["id"].as_str().unwrap().to_string();
+    let sub = subscriptions(&a, &ada).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(grants(&a, &ada).await.len(), 1);
 
     backdate(&a, &sub, 32).await;
@@ -300,6 +330,12 @@ async fn a_period_is_granted_once_across_two_instances() {
     assert_eq!(grants(&b, &ada).await.len(), 2);
     assert_eq!(balance(&a, &ada).await, before + 1_000_000);
     let subs = subscriptions(&b, &ada).await;
-    assert_eq!((subs[0]["paid_periods"].as_i64(), subs[0]["granted_periods"].as_i64()), (Some(2), Some(2)));
+    assert_eq!(
+        (
+            subs[0]["paid_periods"].as_i64(),
+            subs[0]["granted_periods"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
     verify_clean(&a, &root, &ada).await;
 }
