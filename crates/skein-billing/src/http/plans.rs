@@ -117,7 +117,7 @@ fn check_positive(field: &str, value: i64) -> ApiResult<i64> {
 /// The plans on offer, cheapest first.
 #[utoipa::path(get, path = "/billing/plans", tag = "subscriptions", security(("bearer" = [])),
     responses((status = 200, body = Vec<PlanView>), (status = 401, body = ErrorEnvelope)))]
-pub async fn offered(
+pub async fn offered_plans(
     State(svc): State<Arc<BillingService>>,
     _user: AuthUser,
 ) -> ApiResult<ApiJson<Vec<PlanView>>> {
@@ -138,7 +138,7 @@ pub async fn offered(
         (status = 422, description = "Unknown provider or method", body = ErrorEnvelope),
         (status = 429, description = "Too many unpaid orders", body = ErrorEnvelope),
     ))]
-pub async fn buy(
+pub async fn buy_plan(
     State(svc): State<Arc<BillingService>>,
     user: AuthUser,
     Path(id): Path<String>,
@@ -167,7 +167,7 @@ pub async fn buy(
 /// The caller's subscriptions, newest first.
 #[utoipa::path(get, path = "/billing/subscriptions", tag = "subscriptions", security(("bearer" = [])),
     responses((status = 200, body = Vec<SubscriptionView>), (status = 401, body = ErrorEnvelope)))]
-pub async fn mine(
+pub async fn my_subscriptions(
     State(svc): State<Arc<BillingService>>,
     user: AuthUser,
 ) -> ApiResult<ApiJson<Vec<SubscriptionView>>> {
@@ -181,7 +181,7 @@ pub async fn mine(
     params(("id" = String, Path, description = "Subscription id")), request_body = UpdateSubscription,
     responses((status = 200, body = SubscriptionView), (status = 401, body = ErrorEnvelope),
         (status = 404, description = "No such active subscription of the caller's", body = ErrorEnvelope)))]
-pub async fn update_mine(
+pub async fn update_subscription(
     State(svc): State<Arc<BillingService>>,
     user: AuthUser,
     Path(id): Path<String>,
@@ -206,7 +206,7 @@ pub async fn update_mine(
 /// Every plan, offered or not (admin).
 #[utoipa::path(get, path = "/admin/billing/plans", tag = "admin-billing", security(("bearer" = [])),
     responses((status = 200, body = Vec<PlanView>), (status = 403, body = ErrorEnvelope)))]
-pub async fn admin_list(
+pub async fn list_plans(
     State(svc): State<Arc<BillingService>>,
     _admin: AdminUser,
 ) -> ApiResult<ApiJson<Vec<PlanView>>> {
@@ -218,7 +218,7 @@ pub async fn admin_list(
 #[utoipa::path(post, path = "/admin/billing/plans", tag = "admin-billing", security(("bearer" = [])), request_body = CreatePlan,
     responses((status = 201, body = PlanView), (status = 403, body = ErrorEnvelope), (status = 404, description = "Top-up is off", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope)))]
-pub async fn create(
+pub async fn create_plan(
     State(svc): State<Arc<BillingService>>,
     AdminUser(admin): AdminUser,
     ApiJson(req): ApiJson<CreatePlan>,
@@ -272,7 +272,7 @@ pub async fn create(
     params(("id" = String, Path, description = "Plan id")), request_body = UpdatePlan,
     responses((status = 200, body = PlanView), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope)))]
-pub async fn update(
+pub async fn update_plan(
     State(svc): State<Arc<BillingService>>,
     _admin: AdminUser,
     Path(id): Path<String>,
@@ -313,7 +313,7 @@ pub async fn update(
 /// Subscriptions, newest first (admin), optionally of one user.
 #[utoipa::path(get, path = "/admin/billing/subscriptions", tag = "admin-billing", security(("bearer" = [])), params(SubscriptionQuery),
     responses((status = 200, body = Vec<SubscriptionView>), (status = 403, body = ErrorEnvelope)))]
-pub async fn admin_subscriptions(
+pub async fn list_subscriptions(
     State(svc): State<Arc<BillingService>>,
     _admin: AdminUser,
     ApiQuery(q): ApiQuery<SubscriptionQuery>,
@@ -328,7 +328,7 @@ pub async fn admin_subscriptions(
 /// is granted once.
 #[utoipa::path(post, path = "/admin/billing/subscriptions/run", tag = "admin-billing", security(("bearer" = [])),
     responses((status = 200, body = SubscriptionRun), (status = 403, body = ErrorEnvelope)))]
-pub async fn run(
+pub async fn run_subscriptions(
     State(svc): State<Arc<BillingService>>,
     _admin: AdminUser,
 ) -> ApiResult<ApiJson<SubscriptionRun>> {

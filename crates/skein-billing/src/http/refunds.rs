@@ -68,7 +68,7 @@ fn no_refund() -> ApiError {
         (status = 409, description = "Not paid, refunded in full already, or the balance is smaller than the quota to take back (`refund_exceeds_balance`; use `force`)", body = ErrorEnvelope),
         (status = 422, description = "Amount beyond what is left, bad reason, or a provider without a refund API (`refund_manual_only`)", body = ErrorEnvelope),
     ))]
-pub async fn create(
+pub async fn create_refund(
     State(svc): State<Arc<BillingService>>,
     AdminUser(admin): AdminUser,
     Path(id): Path<String>,
@@ -127,7 +127,7 @@ pub async fn create(
 /// Refunds, newest first (admin), optionally of one order or status.
 #[utoipa::path(get, path = "/admin/billing/refunds", tag = "admin-billing", security(("bearer" = [])), params(RefundQuery),
     responses((status = 200, body = Page<RefundView>), (status = 403, body = ErrorEnvelope)))]
-pub async fn list(
+pub async fn list_refunds(
     State(svc): State<Arc<BillingService>>,
     _admin: AdminUser,
     ApiQuery(q): ApiQuery<RefundQuery>,
@@ -156,7 +156,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Refund id")),
     responses((status = 200, body = RefundView), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 503, description = "The provider could not be reached", body = ErrorEnvelope)))]
-pub async fn reconcile(
+pub async fn reconcile_refund(
     State(svc): State<Arc<BillingService>>,
     _admin: AdminUser,
     Path(id): Path<String>,

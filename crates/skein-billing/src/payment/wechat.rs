@@ -644,8 +644,14 @@ impl Provider for Wechat {
         if refund["mchid"].as_str() != Some(self.config.mchid.as_str()) {
             return Err("a refund of another merchant".into());
         }
-        let no = refund["out_refund_no"].as_str().ok_or("no out_refund_no")?;
-        let refund_id = order_id(no).ok_or("out_refund_no is not a refund of ours")?;
+        // A signed refund event that names no refund of ours (one made in the merchant
+        // console) is taken and changes nothing, so WeChat Pay stops sending it.
+        let Some(refund_id) = refund["out_refund_no"].as_str().and_then(order_id) else {
+            tracing::info!(
+                "a WeChat Pay refund notification for a refund Skein did not make is ignored"
+            );
+            return Ok(None);
+        };
         Ok(Some(RefundUpdate {
             refund_id,
             outcome: refund_outcome(&refund),
