@@ -232,6 +232,135 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/billing/orders/{id}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund a paid order, in full or in part (admin). The quota it bought (in proportion, for a
+         *     part) is taken off the user's balance at once, as one ledger entry; the provider is then
+         *     asked to return the money (Stripe, Alipay, WeChat Pay) unless `manual`. An
+         *     `Idempotency-Key` header makes a repeat answer the first refund (200) instead of a new one.
+         */
+        post: operations["create_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every plan, offered or not (admin). */
+        get: operations["list_plans"];
+        put?: never;
+        /** Define a plan (admin), priced in the payment currency. */
+        post: operations["create_plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/plans/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change a plan (admin). */
+        patch: operations["update_plan"];
+        trace?: never;
+    };
+    "/api/v1/admin/billing/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Refunds, newest first (admin), optionally of one order or status. */
+        get: operations["list_refunds"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/refunds/{id}/reconcile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Ask the provider about a pending refund now (admin); the refund after. */
+        post: operations["reconcile_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Subscriptions, newest first (admin), optionally of one user. */
+        get: operations["list_subscriptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/subscriptions/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Grant the subscription periods that have begun and end the finished ones now, instead of
+         *     at the scheduler's next tick (admin). Safe to run any time, on any instance: each period
+         *     is granted once.
+         */
+        post: operations["run_subscriptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/billing/usage": {
         parameters: {
             query?: never;
@@ -1444,6 +1573,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/billing/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The plans on offer, cheapest first. */
+        get: operations["offered_plans"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/plans/{id}/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Buy a plan, or renew the caller's active subscription of it by one period: makes an order
+         *     and answers where to pay it. The first period's quota is granted when it is paid; a
+         *     renewal's when its period begins.
+         */
+        post: operations["buy_plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/billing/quota": {
         parameters: {
             query?: never;
@@ -1514,6 +1681,40 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's subscriptions, newest first. */
+        get: operations["my_subscriptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/subscriptions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Cancel one of the caller's active subscriptions at period end, or keep it after all. */
+        patch: operations["update_subscription"];
         trace?: never;
     };
     "/api/v1/billing/usage": {
@@ -3360,6 +3561,13 @@ export interface components {
             /** @description `private` (owner and shares) or `public` (every user may read). */
             visibility: string;
         };
+        /** @description Buying (or renewing) a plan. */
+        BuyPlan: {
+            /** @description The provider's method; the first offered when left out. */
+            method?: string | null;
+            /** @description `epay`, `stripe`, `alipay` or `wechat`. */
+            provider: string;
+        };
         /** @description What the provider appended to the callback URL. */
         CallbackRequest: {
             /** @description The authorization code. */
@@ -3700,7 +3908,7 @@ export interface components {
             disabled: boolean;
             /** @description Valid until (RFC 3339); none = no end. */
             ends_at?: string | null;
-            /** @description Only for users without a paid order. */
+            /** @description Only for users without a paid or pending order. */
             first_purchase_only: boolean;
             /** @description Its id. */
             id: string;
@@ -3925,6 +4133,49 @@ export interface components {
             method?: string | null;
             /** @description `epay`, `stripe`, `alipay` or `wechat`. */
             provider: string;
+        };
+        /** @description A plan to define. */
+        CreatePlan: {
+            /** @description A user group the plan is for (recorded and shown). */
+            group_name?: string | null;
+            /** @description Models the plan is meant for (recorded and shown); empty = all. */
+            models?: string[];
+            /** @description English name (1–100 characters). */
+            name_en: string;
+            /** @description Chinese name (1–100 characters). */
+            name_zh: string;
+            /** @description `month` or `year`. */
+            period: string;
+            /**
+             * Format: int64
+             * @description Price of one period, in minor units of the payment currency, > 0.
+             */
+            price: number;
+            /**
+             * Format: int64
+             * @description Quota units granted at the start of each period, > 0.
+             */
+            quota_per_period: number;
+        };
+        /** @description A refund to make. */
+        CreateRefund: {
+            /**
+             * Format: int64
+             * @description Money to give back, in minor units; omitted = everything not refunded yet.
+             */
+            amount?: number | null;
+            /**
+             * @description Take the balance below zero when it is smaller than the quota the refund takes back
+             *     (the user keeps a debt); without it such a refund is refused.
+             */
+            force?: boolean;
+            /**
+             * @description The money was (or will be) returned outside Skein, e.g. in an EPay merchant panel:
+             *     record it and debit the balance without calling the provider.
+             */
+            manual?: boolean;
+            /** @description Why (1–200 characters); shown to the provider where it takes one, and in the ledger. */
+            reason: string;
         };
         /**
          * @description A currency users pay in.
@@ -4600,6 +4851,8 @@ export interface components {
             note?: string | null;
             /** @description When it was paid (RFC 3339). */
             paid_at?: string | null;
+            /** @description The subscription plan it buys; none for a top-up. */
+            plan_id?: string | null;
             /** @description `epay`, `stripe`, `alipay` or `wechat`. */
             provider: components["schemas"]["ProviderName"];
             /** @description The provider's reference, once known. */
@@ -4609,6 +4862,11 @@ export interface components {
              * @description Quota units credited when paid.
              */
             quota: number;
+            /**
+             * Format: int64
+             * @description Refunded so far (refunds pending or succeeded), in minor units.
+             */
+            refunded_minor: number;
             /** @description State. */
             status: components["schemas"]["OrderStatus"];
             /** @description Who pays. */
@@ -4883,7 +5141,7 @@ export interface components {
                 disabled: boolean;
                 /** @description Valid until (RFC 3339); none = no end. */
                 ends_at?: string | null;
-                /** @description Only for users without a paid order. */
+                /** @description Only for users without a paid or pending order. */
                 first_purchase_only: boolean;
                 /** @description Its id. */
                 id: string;
@@ -5211,6 +5469,8 @@ export interface components {
                 note?: string | null;
                 /** @description When it was paid (RFC 3339). */
                 paid_at?: string | null;
+                /** @description The subscription plan it buys; none for a top-up. */
+                plan_id?: string | null;
                 /** @description `epay`, `stripe`, `alipay` or `wechat`. */
                 provider: components["schemas"]["ProviderName"];
                 /** @description The provider's reference, once known. */
@@ -5220,6 +5480,11 @@ export interface components {
                  * @description Quota units credited when paid.
                  */
                 quota: number;
+                /**
+                 * Format: int64
+                 * @description Refunded so far (refunds pending or succeeded), in minor units.
+                 */
+                refunded_minor: number;
                 /** @description State. */
                 status: components["schemas"]["OrderStatus"];
                 /** @description Who pays. */
@@ -5315,6 +5580,65 @@ export interface components {
                 redeemed_by?: string | null;
                 /** @description `active`, `disabled` or `redeemed`. */
                 status: string;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_RefundView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description The admin who made it. */
+                actor_id: string;
+                /** @description The same as text (`"3.00"`). */
+                amount: string;
+                /**
+                 * Format: int64
+                 * @description Money going back, in minor units.
+                 */
+                amount_minor: number;
+                /** @description When it was made (RFC 3339). */
+                created_at: string;
+                /** @description When it succeeded or failed (RFC 3339). */
+                finished_at?: string | null;
+                /** @description The admin let the debit take the balance below zero. */
+                forced: boolean;
+                /** @description Its id (the provider's `out_refund_no` / `out_request_no`, without dashes there). */
+                id: string;
+                /** @description Recorded by an admin who returned the money outside Skein (no provider call). */
+                manual: boolean;
+                /** @description Why it failed, or what the provider said. */
+                note?: string | null;
+                /** @description The order refunded. */
+                order_id: string;
+                /** @description The order's provider. */
+                provider: components["schemas"]["ProviderName"];
+                /** @description The provider's refund id, once known. */
+                provider_ref?: string | null;
+                /**
+                 * Format: int64
+                 * @description Quota units taken off the balance for it.
+                 */
+                quota: number;
+                /** @description The admin's reason. */
+                reason: string;
+                /** @description `pending`, `succeeded` or `failed`. */
+                status: components["schemas"]["RefundStatus"];
+                /** @description Whose order. */
+                user_id: string;
             }[];
             /**
              * Format: int32
@@ -5537,6 +5861,44 @@ export interface components {
              * @description Quota units one yuan or dollar buys.
              */
             quota_per_unit: number;
+        };
+        /**
+         * @description How long a plan's period is.
+         * @enum {string}
+         */
+        Period: "month" | "year";
+        /** @description A plan as the API shows it. */
+        PlanView: {
+            /** @description Offered to users (an inactive plan keeps its subscribers until they end). */
+            active: boolean;
+            /** @description When it was made (RFC 3339). */
+            created_at: string;
+            /** @description `CNY` or `USD` (the payment currency). */
+            currency: components["schemas"]["Currency"];
+            /** @description The user group the plan is for, if any (recorded; see the docs). */
+            group_name?: string | null;
+            /** @description Its id. */
+            id: string;
+            /** @description The models the plan is meant for; empty = all (recorded; see the docs). */
+            models: string[];
+            /** @description English name. */
+            name_en: string;
+            /** @description Chinese name. */
+            name_zh: string;
+            /** @description `month` or `year`. */
+            period: components["schemas"]["Period"];
+            /** @description The same as text (`"29.00"`). */
+            price: string;
+            /**
+             * Format: int64
+             * @description Price of one period, in minor units.
+             */
+            price_minor: number;
+            /**
+             * Format: int64
+             * @description Quota units granted at the start of each period.
+             */
+            quota_per_period: number;
         };
         /** @description The market page. */
         PluginList: {
@@ -5887,6 +6249,52 @@ export interface components {
              *     `skein_refresh` cookie (then the header `X-Skein-CSRF: 1` is required).
              */
             refresh_token?: string | null;
+        };
+        /**
+         * @description A refund's state.
+         * @enum {string}
+         */
+        RefundStatus: "pending" | "succeeded" | "failed";
+        /** @description A refund as the API shows it. */
+        RefundView: {
+            /** @description The admin who made it. */
+            actor_id: string;
+            /** @description The same as text (`"3.00"`). */
+            amount: string;
+            /**
+             * Format: int64
+             * @description Money going back, in minor units.
+             */
+            amount_minor: number;
+            /** @description When it was made (RFC 3339). */
+            created_at: string;
+            /** @description When it succeeded or failed (RFC 3339). */
+            finished_at?: string | null;
+            /** @description The admin let the debit take the balance below zero. */
+            forced: boolean;
+            /** @description Its id (the provider's `out_refund_no` / `out_request_no`, without dashes there). */
+            id: string;
+            /** @description Recorded by an admin who returned the money outside Skein (no provider call). */
+            manual: boolean;
+            /** @description Why it failed, or what the provider said. */
+            note?: string | null;
+            /** @description The order refunded. */
+            order_id: string;
+            /** @description The order's provider. */
+            provider: components["schemas"]["ProviderName"];
+            /** @description The provider's refund id, once known. */
+            provider_ref?: string | null;
+            /**
+             * Format: int64
+             * @description Quota units taken off the balance for it.
+             */
+            quota: number;
+            /** @description The admin's reason. */
+            reason: string;
+            /** @description `pending`, `succeeded` or `failed`. */
+            status: components["schemas"]["RefundStatus"];
+            /** @description Whose order. */
+            user_id: string;
         };
         /** @description Options of a regeneration. */
         RegenerateRequest: {
@@ -6394,6 +6802,45 @@ export interface components {
              */
             unique_users: number;
         };
+        /** @description What a subscription run did. */
+        SubscriptionRun: {
+            /** @description Users granted a period's quota now. */
+            granted_users: number;
+        };
+        /**
+         * @description A subscription's state.
+         * @enum {string}
+         */
+        SubscriptionStatus: "active" | "expired" | "canceled";
+        /** @description A subscription as the API shows it. */
+        SubscriptionView: {
+            /** @description The user chose to let it end at `paid_until`. */
+            cancel_at_period_end: boolean;
+            /** @description The start of the current (or last) period (RFC 3339). */
+            current_period_start: string;
+            /**
+             * Format: int64
+             * @description Periods whose quota was granted.
+             */
+            granted_periods: number;
+            /** @description Its id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description Periods paid for (the first purchase and each renewal).
+             */
+            paid_periods: number;
+            /** @description When the paid periods end (RFC 3339): renew before then to keep it. */
+            paid_until: string;
+            /** @description The plan. */
+            plan: components["schemas"]["PlanView"];
+            /** @description When it started (RFC 3339). */
+            started_at: string;
+            /** @description `active`, `expired` or `canceled`. */
+            status: components["schemas"]["SubscriptionStatus"];
+            /** @description Whose. */
+            user_id: string;
+        };
         /** @description Which branch to show. */
         SwitchRequest: {
             /** @description A message of the branch; its newest leaf becomes active. */
@@ -6609,6 +7056,30 @@ export interface components {
              * @description Tokens per minute (clamped to the server's ceiling), or `null` for none.
              */
             tpm_limit?: number | null;
+        };
+        /** @description A change to a plan; what is left out stays. */
+        UpdatePlan: {
+            /** @description Offer it (true) or stop offering it (false; subscribers keep what they paid for). */
+            active?: boolean | null;
+            /** @description English name. */
+            name_en?: string | null;
+            /** @description Chinese name. */
+            name_zh?: string | null;
+            /**
+             * Format: int64
+             * @description Price of one period (for orders made from now on).
+             */
+            price?: number | null;
+            /**
+             * Format: int64
+             * @description Quota per period (for periods bought from now on).
+             */
+            quota_per_period?: number | null;
+        };
+        /** @description Cancel at period end, or take that back. */
+        UpdateSubscription: {
+            /** @description true: end when the paid periods run out; false: keep it (renew by paying again). */
+            cancel_at_period_end: boolean;
         };
         /** @description The form of an upload (for the OpenAPI document; the body is streamed, never buffered). */
         UploadForm: {
@@ -7346,6 +7817,344 @@ export interface operations {
             };
             /** @description The provider could not be reached */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_refund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1–128 characters; the same key is the same refund */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Order id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRefund"];
+            };
+        };
+        responses: {
+            /** @description The refund this Idempotency-Key made before */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundView"];
+                };
+            };
+            /** @description Made (status `pending` until the provider confirms, `succeeded` for manual ones) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not paid, refunded in full already, or the balance is smaller than the quota to take back (`refund_exceeds_balance`; use `force`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Amount beyond what is left, bad reason, or a provider without a refund API (`refund_manual_only`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_plans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePlan"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Top-up is off */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plan id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdatePlan"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_refunds: {
+        parameters: {
+            query?: {
+                /** @description Only refunds of this order. */
+                order_id?: string;
+                /** @description 1-based page. */
+                page?: number;
+                /** @description Page size, 1–100. */
+                per_page?: number;
+                /** @description Only this status (`pending`, `succeeded`, `failed`). */
+                status?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RefundView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reconcile_refund: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Refund id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The provider could not be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_subscriptions: {
+        parameters: {
+            query?: {
+                /** @description Only this user's. */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionView"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    run_subscriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionRun"];
+                };
+            };
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10541,6 +11350,103 @@ export interface operations {
             };
         };
     };
+    offered_plans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    buy_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plan id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BuyPlan"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedOrder"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such plan on offer, or top-up is off */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The plan's currency is not the payment currency */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unknown provider or method */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many unpaid orders */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     get_quota: {
         parameters: {
             query?: never;
@@ -10682,6 +11588,76 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    my_subscriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionView"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_subscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateSubscription"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such active subscription of the caller's */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
