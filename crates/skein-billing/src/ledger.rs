@@ -941,6 +941,79 @@ pub(crate) async fn credit(
     Ok(Ok(Some(balance)))
 }
 
+/// Takes a refund's quota off a balance as one entry (kind `refund`, the given idempotency
+/// key); `Ok(None)` when the key was applied already. Unless `force`, it is refused when the
+/// available balance (balance less holds) is smaller than `amount`: the user would otherwise
+/// keep spending quota whose money went back. Forced, the balance may go below zero (the
+/// admin accepts the debt), which the overdraft does not limit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn debit_refund(
+    tx: &mut Tx,
+    user_id: &str,
+    amount: i64,
+    reference: &str,
+    actor_id: Option<&str>,
+    memo: Option<&str>,
+    idempotency_key: &str,
+    force: bool,
+    rules: Rules,
+    now: i64,
+) -> DbResult<ApiResult<Option<i64>>> {
+    let done: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM ledger_entries WHERE idempotency_key = $1")
+            .bind(idempotency_key)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if done.is_some() {
+        return Ok(Ok(None));
+    }
+    open_account(tx, user_id, rules, now).await?;
+    let after: Option<(i64, i64)> = sqlx::query_as(
+        "UPDATE billing_accounts SET balance = balance - $2, seq = seq + 1, updated_at = $4 \
+         WHERE user_id = $1 AND ($3 = 1 OR balance - reserved >= $2) RETURNING balance, seq",
+    )
+    .bind(user_id)
+    .bind(amount)
+    .bind(i64::from(force))
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((balance, seq)) = after else {
+        let (available,): (i64,) =
+            sqlx::query_as("SELECT balance - reserved FROM billing_accounts WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(&mut **tx)
+                .await?;
+        return Ok(Err(ApiError::conflict(
+            "refund_exceeds_balance",
+            format!(
+                "The user's available balance ({available}) is smaller than the quota this refund takes back ({amount}); refund less, or force it to let the balance go below zero."
+            ),
+            format!(
+                "该用户的可用余额（{available}）少于本次退款需扣回的额度（{amount}）；请少退一些，或强制退款让余额变为负数。"
+            ),
+        )
+        .with_details(serde_json::json!({"available": available, "needed": amount}))));
+    };
+    insert_entry(
+        tx,
+        &Entry {
+            user_id,
+            kind: "refund",
+            amount: -amount,
+            balance_after: balance,
+            reference: Some(reference),
+            actor_id,
+            memo,
+            idempotency_key: Some(idempotency_key),
+            seq,
+        },
+        now,
+    )
+    .await?;
+    Ok(Ok(Some(balance)))
+}
+
 /// Redeems a code for a user: exactly one user can ever redeem a code.
 pub(crate) async fn redeem(
     tx: &mut Tx,

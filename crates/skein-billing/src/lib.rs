@@ -123,6 +123,19 @@ impl BillingService {
                 &service,
                 |service| async move { service.reconcile().await },
             );
+            // Subscription periods begin on their own: each instance grants the due ones,
+            // and the conditional move of granted_periods lets only one of them do each.
+            service.tasks.every(
+                "billing.subscriptions",
+                Duration::from_secs(payments.config.subscription_every_secs),
+                FirstRun::Now,
+                &service,
+                |service| async move {
+                    if let Err(error) = service.run_subscriptions().await {
+                        tracing::warn!(%error, "subscription grants failed; tried again next tick");
+                    }
+                },
+            );
         }
         service
     }

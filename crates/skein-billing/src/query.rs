@@ -559,6 +559,44 @@ pub async fn verify(db: &Db) -> DbResult<Vec<Drift>> {
             problem: "ledger entries without an account".into(),
         });
     }
+    // Every refund that took quota has exactly its debit, and a failed one its credit back.
+    let refunds: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT r.id, r.user_id, r.status, r.quota, \
+           COALESCE((SELECT CAST(SUM(l.amount) AS BIGINT) FROM ledger_entries l WHERE l.idempotency_key = 'refund:' || r.id), 0), \
+           COALESCE((SELECT CAST(SUM(l.amount) AS BIGINT) FROM ledger_entries l WHERE l.idempotency_key = 'refund_reversal:' || r.id), 0) \
+         FROM payment_refunds r WHERE r.quota > 0",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (id, user_id, status, quota, debit, reversal) in refunds {
+        let expected_reversal = if status == "failed" { quota } else { 0 };
+        if debit != -quota || reversal != expected_reversal {
+            drift.push(Drift {
+                user_id,
+                problem: format!(
+                    "refund {id} ({status}) took {quota} but its entries say {debit} and {reversal} back"
+                ),
+            });
+        }
+    }
+    // Every granted subscription period has exactly one entry.
+    let subscriptions: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT s.id, s.user_id, s.granted_periods, \
+           (SELECT COUNT(*) FROM ledger_entries l WHERE l.kind = 'subscription' AND l.reference = s.id) \
+         FROM subscriptions s",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (id, user_id, granted, entries) in subscriptions {
+        if granted != entries {
+            drift.push(Drift {
+                user_id,
+                problem: format!(
+                    "subscription {id} granted {granted} periods but has {entries} entries"
+                ),
+            });
+        }
+    }
     Ok(drift)
 }
 

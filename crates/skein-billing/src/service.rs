@@ -28,6 +28,10 @@ impl Service for BillingService {
                 "Top-up orders paid through EPay or Stripe, and the providers' notifications",
             ),
             tag(
+                "subscriptions",
+                "Subscription plans on offer, buying or renewing one, and the caller's subscriptions",
+            ),
+            tag(
                 "admin-billing",
                 "Balances, usage and redemption codes of everyone (admin)",
             ),

@@ -43,11 +43,22 @@ pub(crate) enum Op {
     Expire,
     /// Mark a top-up order paid and credit it, in one transaction.
     PayOrder(crate::payment::Paid),
-    /// Insert a top-up order that uses a coupon, claiming the coupon in the same transaction.
+    /// Insert an order (under the user's cap of pending orders), claiming its coupon, if
+    /// any, in the same transaction.
     PlaceOrder {
         order: crate::payment::Order,
-        coupon: String,
+        coupon: Option<String>,
+        max_pending: i64,
     },
+    /// Record a refund and debit its quota, with the order locked.
+    StartRefund(crate::payment::refund::NewRefund),
+    /// Apply a provider's word about a refund (a failure credits the quota back).
+    FinishRefund {
+        id: String,
+        outcome: crate::payment::refund::RefundOutcome,
+    },
+    /// Grant the subscription periods that have begun, and expire the ones that ended.
+    GrantSubscriptions,
     /// Charge a hold that lived in memory: `amount` is what it held, `cap` the most the
     /// memory allows charging (the hold, and beyond it down to the overdraft).
     Charge {
@@ -78,6 +89,10 @@ pub(crate) enum Done {
         user_id: Option<String>,
     },
     Placed(Box<crate::payment::Order>),
+    RefundStarted(Box<crate::payment::refund::Refund>, bool),
+    RefundFinished(Box<Option<crate::payment::refund::Refund>>),
+    /// The users a subscription tick granted quota to.
+    Granted(Vec<String>),
 }
 
 pub(crate) struct Job {
@@ -396,9 +411,24 @@ async fn apply(
         Op::PayOrder(paid) => crate::payment::store::pay(tx, paid, rules, now)
             .await?
             .map(|(applied, user_id)| Done::Paid { applied, user_id }),
-        Op::PlaceOrder { order, coupon } => crate::payment::store::place(tx, order, coupon, now)
+        Op::PlaceOrder {
+            order,
+            coupon,
+            max_pending,
+        } => crate::payment::store::place(tx, order, coupon.as_deref(), *max_pending, rules, now)
             .await?
             .map(|placed| Done::Placed(Box::new(placed))),
+        Op::StartRefund(new) => crate::payment::refund::start(tx, new, rules, now)
+            .await?
+            .map(|(refund, created)| Done::RefundStarted(Box::new(refund), created)),
+        Op::FinishRefund { id, outcome } => {
+            crate::payment::refund::finish(tx, id, outcome, rules, now)
+                .await?
+                .map(|after| Done::RefundFinished(Box::new(after)))
+        }
+        Op::GrantSubscriptions => crate::payment::plan::grant_due(tx, rules, now)
+            .await?
+            .map(Done::Granted),
         Op::Charge {
             id,
             user_id,

@@ -232,6 +232,135 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/billing/orders/{id}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund a paid order, in full or in part (admin). The quota it bought (in proportion, for a
+         *     part) is taken off the user's balance at once, as one ledger entry; the provider is then
+         *     asked to return the money (Stripe, Alipay, WeChat Pay) unless `manual`. An
+         *     `Idempotency-Key` header makes a repeat answer the first refund (200) instead of a new one.
+         */
+        post: operations["create_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every plan, offered or not (admin). */
+        get: operations["list_plans"];
+        put?: never;
+        /** Define a plan (admin), priced in the payment currency. */
+        post: operations["create_plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/plans/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change a plan (admin). */
+        patch: operations["update_plan"];
+        trace?: never;
+    };
+    "/api/v1/admin/billing/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Refunds, newest first (admin), optionally of one order or status. */
+        get: operations["list_refunds"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/refunds/{id}/reconcile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Ask the provider about a pending refund now (admin); the refund after. */
+        post: operations["reconcile_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Subscriptions, newest first (admin), optionally of one user. */
+        get: operations["list_subscriptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/billing/subscriptions/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Grant the subscription periods that have begun and end the finished ones now, instead of
+         *     at the scheduler's next tick (admin). Safe to run any time, on any instance: each period
+         *     is granted once.
+         */
+        post: operations["run_subscriptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/billing/usage": {
         parameters: {
             query?: never;
@@ -1213,64 +1342,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/auth/phone": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Whether sign-in by SMS code is available. */
-        get: operations["phone_state"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/auth/phone/code": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Send a sign-in code by SMS. The same code signs up a number that has no account yet (under
-         *     the registration policy). The answer does not say whether an account has the number.
-         */
-        post: operations["send_sign_in_code"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/auth/phone/login": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Sign in with a code sent to a phone number. A number without an account gets one (201),
-         *     when registration is open (with `invite_code` when invitations are required). With
-         *     two-factor sign-in on, the answer is the challenge for `POST /auth/login/2fa`.
-         */
-        post: operations["phone_login"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/auth/refresh": {
         parameters: {
             query?: never;
@@ -1502,6 +1573,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/billing/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The plans on offer, cheapest first. */
+        get: operations["offered_plans"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/plans/{id}/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Buy a plan, or renew the caller's active subscription of it by one period: makes an order
+         *     and answers where to pay it. The first period's quota is granted when it is paid; a
+         *     renewal's when its period begins.
+         */
+        post: operations["buy_plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/billing/quota": {
         parameters: {
             query?: never;
@@ -1572,6 +1681,40 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's subscriptions, newest first. */
+        get: operations["my_subscriptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/subscriptions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Cancel one of the caller's active subscriptions at period end, or keep it after all. */
+        patch: operations["update_subscription"];
         trace?: never;
     };
     "/api/v1/billing/usage": {
@@ -2876,47 +3019,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/user/phone": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /**
-         * Bind a number to the signed-in account with the code sent to it (replacing the account's
-         *     number, if it had one). From then on the account may sign in with codes sent there.
-         */
-        put: operations["bind_phone"];
-        post?: never;
-        /**
-         * Remove the signed-in account's number. Refused when it is the account's only way to sign
-         *     in (no password and no linked provider).
-         */
-        delete: operations["unbind_phone"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/user/phone/code": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Send a code to bind a number to the signed-in account. */
-        post: operations["send_bind_code"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/user/profile": {
         parameters: {
             query?: never;
@@ -3459,12 +3561,12 @@ export interface components {
             /** @description `private` (owner and shares) or `public` (every user may read). */
             visibility: string;
         };
-        /** @description A code typed back, to bind the number to the signed-in account. */
-        BindPhoneRequest: {
-            /** @description The 6-digit code. */
-            code: string;
-            /** @description The number the code went to. */
-            phone: string;
+        /** @description Buying (or renewing) a plan. */
+        BuyPlan: {
+            /** @description The provider's method; the first offered when left out. */
+            method?: string | null;
+            /** @description `epay`, `stripe`, `alipay` or `wechat`. */
+            provider: string;
         };
         /** @description What the provider appended to the callback URL. */
         CallbackRequest: {
@@ -3636,23 +3738,6 @@ export interface components {
             enabled: boolean;
             limits?: null | components["schemas"]["Limits"];
         };
-        /** @description A code is on its way. */
-        CodeSent: {
-            /**
-             * Format: int64
-             * @description Seconds the code works.
-             */
-            expires_in: number;
-            /** @description The number as understood, masked (`+86*******8000`). */
-            phone: string;
-            /**
-             * Format: int64
-             * @description Seconds before another code may be asked for this number.
-             */
-            resend_after: number;
-            /** @description Always true. */
-            sent: boolean;
-        };
         /** @description The code interpreter's settings as shown to admins. */
         CodeView: {
             /** @description The sandbox works on this server (`unavailable_reason` says why not). */
@@ -3823,7 +3908,7 @@ export interface components {
             disabled: boolean;
             /** @description Valid until (RFC 3339); none = no end. */
             ends_at?: string | null;
-            /** @description Only for users without a paid order. */
+            /** @description Only for users without a paid or pending order. */
             first_purchase_only: boolean;
             /** @description Its id. */
             id: string;
@@ -4048,6 +4133,49 @@ export interface components {
             method?: string | null;
             /** @description `epay`, `stripe`, `alipay` or `wechat`. */
             provider: string;
+        };
+        /** @description A plan to define. */
+        CreatePlan: {
+            /** @description A user group the plan is for (recorded and shown). */
+            group_name?: string | null;
+            /** @description Models the plan is meant for (recorded and shown); empty = all. */
+            models?: string[];
+            /** @description English name (1–100 characters). */
+            name_en: string;
+            /** @description Chinese name (1–100 characters). */
+            name_zh: string;
+            /** @description `month` or `year`. */
+            period: string;
+            /**
+             * Format: int64
+             * @description Price of one period, in minor units of the payment currency, > 0.
+             */
+            price: number;
+            /**
+             * Format: int64
+             * @description Quota units granted at the start of each period, > 0.
+             */
+            quota_per_period: number;
+        };
+        /** @description A refund to make. */
+        CreateRefund: {
+            /**
+             * Format: int64
+             * @description Money to give back, in minor units; omitted = everything not refunded yet.
+             */
+            amount?: number | null;
+            /**
+             * @description Take the balance below zero when it is smaller than the quota the refund takes back
+             *     (the user keeps a debt); without it such a refund is refused.
+             */
+            force?: boolean;
+            /**
+             * @description The money was (or will be) returned outside Skein, e.g. in an EPay merchant panel:
+             *     record it and debit the balance without calling the provider.
+             */
+            manual?: boolean;
+            /** @description Why (1–200 characters); shown to the provider where it takes one, and in the ledger. */
+            reason: string;
         };
         /**
          * @description A currency users pay in.
@@ -4723,6 +4851,8 @@ export interface components {
             note?: string | null;
             /** @description When it was paid (RFC 3339). */
             paid_at?: string | null;
+            /** @description The subscription plan it buys; none for a top-up. */
+            plan_id?: string | null;
             /** @description `epay`, `stripe`, `alipay` or `wechat`. */
             provider: components["schemas"]["ProviderName"];
             /** @description The provider's reference, once known. */
@@ -4732,6 +4862,11 @@ export interface components {
              * @description Quota units credited when paid.
              */
             quota: number;
+            /**
+             * Format: int64
+             * @description Refunded so far (refunds pending or succeeded), in minor units.
+             */
+            refunded_minor: number;
             /** @description State. */
             status: components["schemas"]["OrderStatus"];
             /** @description Who pays. */
@@ -5006,7 +5141,7 @@ export interface components {
                 disabled: boolean;
                 /** @description Valid until (RFC 3339); none = no end. */
                 ends_at?: string | null;
-                /** @description Only for users without a paid order. */
+                /** @description Only for users without a paid or pending order. */
                 first_purchase_only: boolean;
                 /** @description Its id. */
                 id: string;
@@ -5334,6 +5469,8 @@ export interface components {
                 note?: string | null;
                 /** @description When it was paid (RFC 3339). */
                 paid_at?: string | null;
+                /** @description The subscription plan it buys; none for a top-up. */
+                plan_id?: string | null;
                 /** @description `epay`, `stripe`, `alipay` or `wechat`. */
                 provider: components["schemas"]["ProviderName"];
                 /** @description The provider's reference, once known. */
@@ -5343,6 +5480,11 @@ export interface components {
                  * @description Quota units credited when paid.
                  */
                 quota: number;
+                /**
+                 * Format: int64
+                 * @description Refunded so far (refunds pending or succeeded), in minor units.
+                 */
+                refunded_minor: number;
                 /** @description State. */
                 status: components["schemas"]["OrderStatus"];
                 /** @description Who pays. */
@@ -5386,8 +5528,6 @@ export interface components {
                 language: string;
                 /** @description RFC 3339. */
                 last_login_at?: string | null;
-                /** @description The phone number (E.164) proved by an SMS code, if the account has one. */
-                phone?: string | null;
                 /** @description `user`, `admin` or `root`. */
                 role: string;
                 /** @description `active` or `disabled`. */
@@ -5440,6 +5580,65 @@ export interface components {
                 redeemed_by?: string | null;
                 /** @description `active`, `disabled` or `redeemed`. */
                 status: string;
+            }[];
+            /**
+             * Format: int32
+             * @description This page's number.
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The page size used.
+             */
+            per_page: number;
+            /**
+             * Format: int64
+             * @description How many items match in all.
+             */
+            total: number;
+        };
+        /** @description One page of a list, with the total so a client can draw a pager. */
+        Page_RefundView: {
+            /** @description The items on this page. */
+            items: {
+                /** @description The admin who made it. */
+                actor_id: string;
+                /** @description The same as text (`"3.00"`). */
+                amount: string;
+                /**
+                 * Format: int64
+                 * @description Money going back, in minor units.
+                 */
+                amount_minor: number;
+                /** @description When it was made (RFC 3339). */
+                created_at: string;
+                /** @description When it succeeded or failed (RFC 3339). */
+                finished_at?: string | null;
+                /** @description The admin let the debit take the balance below zero. */
+                forced: boolean;
+                /** @description Its id (the provider's `out_refund_no` / `out_request_no`, without dashes there). */
+                id: string;
+                /** @description Recorded by an admin who returned the money outside Skein (no provider call). */
+                manual: boolean;
+                /** @description Why it failed, or what the provider said. */
+                note?: string | null;
+                /** @description The order refunded. */
+                order_id: string;
+                /** @description The order's provider. */
+                provider: components["schemas"]["ProviderName"];
+                /** @description The provider's refund id, once known. */
+                provider_ref?: string | null;
+                /**
+                 * Format: int64
+                 * @description Quota units taken off the balance for it.
+                 */
+                quota: number;
+                /** @description The admin's reason. */
+                reason: string;
+                /** @description `pending`, `succeeded` or `failed`. */
+                status: components["schemas"]["RefundStatus"];
+                /** @description Whose order. */
+                user_id: string;
             }[];
             /**
              * Format: int32
@@ -5663,33 +5862,43 @@ export interface components {
              */
             quota_per_unit: number;
         };
-        /** @description A code typed back, to sign in (or sign up). */
-        PhoneLoginRequest: {
-            /** @description The 6-digit code. */
-            code: string;
-            /** @description Shown name for a new account (defaults to "User" and the number's last 4 digits). */
-            display_name?: string | null;
-            /** @description Needed when the number has no account yet and the server requires invitations. */
-            invite_code?: string | null;
-            /** @description UI language of a new account, `en` or `zh-CN` (defaults from `Accept-Language`). */
-            language?: string | null;
-            /** @description The number the code went to. */
-            phone: string;
-        };
-        /** @description Whether this server signs people in by SMS code (public: the sign-in page asks). */
-        PhoneSignInState: {
+        /**
+         * @description How long a plan's period is.
+         * @enum {string}
+         */
+        Period: "month" | "year";
+        /** @description A plan as the API shows it. */
+        PlanView: {
+            /** @description Offered to users (an inactive plan keeps its subscribers until they end). */
+            active: boolean;
+            /** @description When it was made (RFC 3339). */
+            created_at: string;
+            /** @description `CNY` or `USD` (the payment currency). */
+            currency: components["schemas"]["Currency"];
+            /** @description The user group the plan is for, if any (recorded; see the docs). */
+            group_name?: string | null;
+            /** @description Its id. */
+            id: string;
+            /** @description The models the plan is meant for; empty = all (recorded; see the docs). */
+            models: string[];
+            /** @description English name. */
+            name_en: string;
+            /** @description Chinese name. */
+            name_zh: string;
+            /** @description `month` or `year`. */
+            period: components["schemas"]["Period"];
+            /** @description The same as text (`"29.00"`). */
+            price: string;
             /**
              * Format: int64
-             * @description Seconds a code works.
+             * @description Price of one period, in minor units.
              */
-            code_ttl: number;
-            /** @description True when `[sms]` names a provider. */
-            enabled: boolean;
+            price_minor: number;
             /**
              * Format: int64
-             * @description Seconds before another code may be asked for the same number.
+             * @description Quota units granted at the start of each period.
              */
-            resend_after: number;
+            quota_per_period: number;
         };
         /** @description The market page. */
         PluginList: {
@@ -5786,8 +5995,6 @@ export interface components {
             language: string;
             /** @description RFC 3339. */
             last_login_at?: string | null;
-            /** @description The phone number (E.164) proved by an SMS code, if the account has one. */
-            phone?: string | null;
             /** @description `user`, `admin` or `root`. */
             role: string;
             /** @description `active` or `disabled`. */
@@ -6043,6 +6250,52 @@ export interface components {
              */
             refresh_token?: string | null;
         };
+        /**
+         * @description A refund's state.
+         * @enum {string}
+         */
+        RefundStatus: "pending" | "succeeded" | "failed";
+        /** @description A refund as the API shows it. */
+        RefundView: {
+            /** @description The admin who made it. */
+            actor_id: string;
+            /** @description The same as text (`"3.00"`). */
+            amount: string;
+            /**
+             * Format: int64
+             * @description Money going back, in minor units.
+             */
+            amount_minor: number;
+            /** @description When it was made (RFC 3339). */
+            created_at: string;
+            /** @description When it succeeded or failed (RFC 3339). */
+            finished_at?: string | null;
+            /** @description The admin let the debit take the balance below zero. */
+            forced: boolean;
+            /** @description Its id (the provider's `out_refund_no` / `out_request_no`, without dashes there). */
+            id: string;
+            /** @description Recorded by an admin who returned the money outside Skein (no provider call). */
+            manual: boolean;
+            /** @description Why it failed, or what the provider said. */
+            note?: string | null;
+            /** @description The order refunded. */
+            order_id: string;
+            /** @description The order's provider. */
+            provider: components["schemas"]["ProviderName"];
+            /** @description The provider's refund id, once known. */
+            provider_ref?: string | null;
+            /**
+             * Format: int64
+             * @description Quota units taken off the balance for it.
+             */
+            quota: number;
+            /** @description The admin's reason. */
+            reason: string;
+            /** @description `pending`, `succeeded` or `failed`. */
+            status: components["schemas"]["RefundStatus"];
+            /** @description Whose order. */
+            user_id: string;
+        };
         /** @description Options of a regeneration. */
         RegenerateRequest: {
             /** @description Model for the new answer (default: the conversation's). */
@@ -6213,11 +6466,6 @@ export interface components {
             key_set: boolean;
             /** @description Which API. */
             provider: components["schemas"]["ProviderKind"];
-        };
-        /** @description A number to send a code to. */
-        SendCodeRequest: {
-            /** @description With its country code: `+8613800138000` (spaces and dashes are ignored). */
-            phone: string;
         };
         /** @description A message to send. */
         SendRequest: {
@@ -6554,6 +6802,45 @@ export interface components {
              */
             unique_users: number;
         };
+        /** @description What a subscription run did. */
+        SubscriptionRun: {
+            /** @description Users granted a period's quota now. */
+            granted_users: number;
+        };
+        /**
+         * @description A subscription's state.
+         * @enum {string}
+         */
+        SubscriptionStatus: "active" | "expired" | "canceled";
+        /** @description A subscription as the API shows it. */
+        SubscriptionView: {
+            /** @description The user chose to let it end at `paid_until`. */
+            cancel_at_period_end: boolean;
+            /** @description The start of the current (or last) period (RFC 3339). */
+            current_period_start: string;
+            /**
+             * Format: int64
+             * @description Periods whose quota was granted.
+             */
+            granted_periods: number;
+            /** @description Its id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description Periods paid for (the first purchase and each renewal).
+             */
+            paid_periods: number;
+            /** @description When the paid periods end (RFC 3339): renew before then to keep it. */
+            paid_until: string;
+            /** @description The plan. */
+            plan: components["schemas"]["PlanView"];
+            /** @description When it started (RFC 3339). */
+            started_at: string;
+            /** @description `active`, `expired` or `canceled`. */
+            status: components["schemas"]["SubscriptionStatus"];
+            /** @description Whose. */
+            user_id: string;
+        };
         /** @description Which branch to show. */
         SwitchRequest: {
             /** @description A message of the branch; its newest leaf becomes active. */
@@ -6769,6 +7056,30 @@ export interface components {
              * @description Tokens per minute (clamped to the server's ceiling), or `null` for none.
              */
             tpm_limit?: number | null;
+        };
+        /** @description A change to a plan; what is left out stays. */
+        UpdatePlan: {
+            /** @description Offer it (true) or stop offering it (false; subscribers keep what they paid for). */
+            active?: boolean | null;
+            /** @description English name. */
+            name_en?: string | null;
+            /** @description Chinese name. */
+            name_zh?: string | null;
+            /**
+             * Format: int64
+             * @description Price of one period (for orders made from now on).
+             */
+            price?: number | null;
+            /**
+             * Format: int64
+             * @description Quota per period (for periods bought from now on).
+             */
+            quota_per_period?: number | null;
+        };
+        /** @description Cancel at period end, or take that back. */
+        UpdateSubscription: {
+            /** @description true: end when the paid periods run out; false: keep it (renew by paying again). */
+            cancel_at_period_end: boolean;
         };
         /** @description The form of an upload (for the OpenAPI document; the body is streamed, never buffered). */
         UploadForm: {
@@ -7506,6 +7817,344 @@ export interface operations {
             };
             /** @description The provider could not be reached */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_refund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1–128 characters; the same key is the same refund */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Order id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRefund"];
+            };
+        };
+        responses: {
+            /** @description The refund this Idempotency-Key made before */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundView"];
+                };
+            };
+            /** @description Made (status `pending` until the provider confirms, `succeeded` for manual ones) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not paid, refunded in full already, or the balance is smaller than the quota to take back (`refund_exceeds_balance`; use `force`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Amount beyond what is left, bad reason, or a provider without a refund API (`refund_manual_only`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_plans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePlan"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Top-up is off */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plan id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdatePlan"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_refunds: {
+        parameters: {
+            query?: {
+                /** @description Only refunds of this order. */
+                order_id?: string;
+                /** @description 1-based page. */
+                page?: number;
+                /** @description Page size, 1–100. */
+                per_page?: number;
+                /** @description Only this status (`pending`, `succeeded`, `failed`). */
+                status?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RefundView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reconcile_refund: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Refund id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The provider could not be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_subscriptions: {
+        parameters: {
+            query?: {
+                /** @description Only this user's. */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionView"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    run_subscriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionRun"];
+                };
+            };
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9976,15 +10625,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Too many sign-ins started from this address (`limits.oauth_starts_per_ip_per_hour`) */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description The provider's discovery document could not be read */
             502: {
                 headers: {
@@ -10046,15 +10686,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Too many resets asked for from this address (`limits.password_resets_per_ip_per_hour`) */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description This server sends no mail */
             503: {
                 headers: {
@@ -10098,154 +10729,6 @@ export interface operations {
             };
             /** @description The new password is not acceptable */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Too many links from this address (`limits.account_links_per_ip_per_hour`) */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    phone_state: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PhoneSignInState"];
-                };
-            };
-        };
-    };
-    send_sign_in_code: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SendCodeRequest"];
-            };
-        };
-        responses: {
-            /** @description A code is on its way */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CodeSent"];
-                };
-            };
-            /** @description Not an E.164 phone number */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description A code was sent to this number moments ago, or too many codes for this number or from this address */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description The SMS vendor refused or could not be reached */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Phone sign-in is not configured (`[sms]`) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    phone_login: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PhoneLoginRequest"];
-            };
-        };
-        responses: {
-            /** @description Signed in (tokens), or the two-factor challenge */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LoginAnswer"];
-                };
-            };
-            /** @description Account created and signed in */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TokenResponse"];
-                };
-            };
-            /** @description Account disabled, registration closed, or the server has no account yet */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Wrong, used or expired code (`invalid_code`), a bad number, or an invite code required or invalid */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Phone sign-in is not configured */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10418,15 +10901,6 @@ export interface operations {
             };
             /** @description The address was taken by another account meanwhile */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Too many links from this address (`limits.account_links_per_ip_per_hour`) */
-            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10876,6 +11350,103 @@ export interface operations {
             };
         };
     };
+    offered_plans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    buy_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plan id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BuyPlan"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedOrder"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such plan on offer, or top-up is off */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The plan's currency is not the payment currency */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unknown provider or method */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many unpaid orders */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     get_quota: {
         parameters: {
             query?: never;
@@ -11017,6 +11588,76 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    my_subscriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionView"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_subscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateSubscription"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such active subscription of the caller's */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14776,161 +15417,6 @@ export interface operations {
             };
             /** @description Too many password changes */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    bind_phone: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["BindPhoneRequest"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Profile"];
-                };
-            };
-            /** @description Another account has this number (`phone_taken`) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Wrong, used or expired code */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Phone sign-in is not configured */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    unbind_phone: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Removed */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The account has no number */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description It is the account's last way to sign in (`last_sign_in_method`) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    send_bind_code: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SendCodeRequest"];
-            };
-        };
-        responses: {
-            /** @description A code is on its way */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CodeSent"];
-                };
-            };
-            /** @description This is the account's number already */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Not an E.164 phone number */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Too many codes */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description The SMS vendor refused or could not be reached */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Phone sign-in is not configured */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };

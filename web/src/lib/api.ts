@@ -32,6 +32,8 @@ export interface ApiOptions {
   signal?: AbortSignal;
   /** Return the raw Response instead of parsed JSON (streams, downloads). */
   raw?: boolean;
+  /** Extra request headers (an `Idempotency-Key`). */
+  headers?: Record<string, string>;
 }
 
 /** Turns a non-2xx response into an [`ApiError`], reading the error envelope. */
@@ -75,7 +77,7 @@ export function refreshSession(): Promise<boolean> {
 }
 
 async function send(path: string, opts: ApiOptions): Promise<Response> {
-  const headers: Record<string, string> = { 'accept-language': langStore.get(), ...CSRF };
+  const headers: Record<string, string> = { ...opts.headers, 'accept-language': langStore.get(), ...CSRF };
   const form = typeof FormData !== 'undefined' && opts.body instanceof FormData;
   if (opts.body !== undefined && !form) headers['content-type'] = 'application/json';
   const token = authStore.get().accessToken;

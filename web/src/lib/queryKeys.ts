@@ -102,6 +102,19 @@ export const qk = {
     page: (batch: string, page: number) => ['codes', batch, page] as const,
   },
   adminOrders: (status: string, page: number) => ['orders', 'admin', status, page] as const,
+  plans: {
+    all: ['plans'] as const,
+    offered: ['plans', 'offered'] as const,
+    admin: ['plans', 'admin'] as const,
+  },
+  subscriptions: {
+    all: ['subscriptions'] as const,
+    mine: ['subscriptions', 'mine'] as const,
+  },
+  refunds: {
+    all: ['refunds'] as const,
+    order: (id: string) => ['refunds', 'order', id] as const,
+  },
   coupons: {
     all: ['coupons'] as const,
     page: (page: number) => ['coupons', page] as const,

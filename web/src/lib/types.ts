@@ -186,6 +186,15 @@ export type PaymentOptions = Schemas['PaymentOptions'];
 /** A new order and the provider's page to pay it on. */
 export type CreatedOrder = Schemas['CreatedOrder'];
 
+/** A refund of a paid order. */
+export type Refund = Schemas['RefundView'];
+
+/** A subscription plan. */
+export type Plan = Schemas['PlanView'];
+
+/** A user's subscription to a plan. */
+export type Subscription = Schemas['SubscriptionView'];
+
 /** A coupon, as admins see it. */
 export type Coupon = Schemas['CouponView'];
 

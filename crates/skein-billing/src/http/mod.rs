@@ -5,6 +5,8 @@ mod coupons;
 pub(crate) mod internal;
 mod invoices;
 mod pay;
+mod plans;
+mod refunds;
 mod statements;
 mod user;
 
@@ -54,6 +56,18 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(invoices::list_all))
         .routes(routes!(invoices::issue))
         .routes(routes!(invoices::reject))
+        // Refunds and subscription plans.
+        .routes(routes!(refunds::create_refund))
+        .routes(routes!(refunds::list_refunds))
+        .routes(routes!(refunds::reconcile_refund))
+        .routes(routes!(plans::offered_plans))
+        .routes(routes!(plans::buy_plan))
+        .routes(routes!(plans::my_subscriptions))
+        .routes(routes!(plans::update_subscription))
+        .routes(routes!(plans::list_plans, plans::create_plan))
+        .routes(routes!(plans::update_plan))
+        .routes(routes!(plans::list_subscriptions))
+        .routes(routes!(plans::run_subscriptions))
         .with_state(service)
 }
 

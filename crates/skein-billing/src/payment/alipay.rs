@@ -13,6 +13,13 @@
 //! - query: `alipay.trade.query` answers `{"alipay_trade_query_response": {...}, "sign":
 //!   "..."}`, where the signature covers the exact text of the response object.
 //!
+//! - refund: `alipay.trade.refund` (`out_trade_no`, `refund_amount` in yuan, `out_request_no`
+//!   naming the refund, `refund_reason`) answers `alipay_trade_refund_response`, signed like
+//!   the query; `code` `10000` means refunded (`fund_change` `N` on a repeat of the same
+//!   `out_request_no`, which Alipay refunds only once, so asking again is safe), `40004`
+//!   with a business `sub_code` is a refusal, and `ACQ.SYSTEM_ERROR` or `20000` is to be
+//!   retried with the same `out_request_no`.
+//!
 //! `out_trade_no` allows letters, digits and underscores only, so an order id travels
 //! without its dashes.
 
@@ -31,6 +38,7 @@ use sha2::Sha256;
 use skein_core::{ApiError, ApiResult};
 
 use super::config::{AlipayConfig, Currency};
+use super::refund::{Refund, RefundOutcome};
 use super::{
     Checkout, Notification, Order, Paid, Provider, ProviderName, format_minor, parse_minor,
 };
@@ -92,6 +100,29 @@ impl Alipay {
         );
         params.insert("sign".to_string(), signature);
         params
+    }
+
+    /// Calls the gateway with `params` and answers the signed object under `key`.
+    async fn call(&self, params: &BTreeMap<String, String>, key: &str) -> ApiResult<Value> {
+        let unavailable = |what: String| ApiError::unavailable(&format!("Alipay: {what}"));
+        let body = self
+            .http
+            .post(&self.config.gateway_url)
+            .form(params)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.without_url().to_string()))?
+            .text()
+            .await
+            .map_err(|e| unavailable(e.without_url().to_string()))?;
+        let raw = raw_member(&body, key).ok_or_else(|| unavailable(format!("no {key}")))?;
+        let whole: Value =
+            serde_json::from_str(&body).map_err(|e| unavailable(format!("not JSON: {e}")))?;
+        let signature = whole["sign"]
+            .as_str()
+            .ok_or_else(|| unavailable("unsigned answer".into()))?;
+        self.verify_text(raw, signature).map_err(unavailable)?;
+        serde_json::from_str(raw).map_err(ApiError::internal)
     }
 
     fn verify_text(&self, text: &str, signature: &str) -> Result<(), String> {
@@ -298,6 +329,48 @@ impl Provider for Alipay {
             amount_minor,
             currency: Currency::Cny,
         }))
+    }
+
+    fn refunds(&self) -> bool {
+        true
+    }
+
+    async fn refund(
+        &self,
+        order: &Order,
+        refund: &Refund,
+        _notify_url: &str,
+    ) -> ApiResult<RefundOutcome> {
+        let biz = json!({
+            "out_trade_no": trade_no(&order.id),
+            "refund_amount": format_minor(refund.amount_minor),
+            "out_request_no": trade_no(&refund.id),
+            "refund_reason": refund.reason,
+        });
+        let params = self.request("alipay.trade.refund", &biz, &[]);
+        let response = self.call(&params, "alipay_trade_refund_response").await?;
+        let code = response["code"].as_str().unwrap_or_default();
+        let sub_code = response["sub_code"].as_str().unwrap_or_default();
+        if code == "10000" {
+            if response["out_trade_no"].as_str() != Some(trade_no(&order.id).as_str()) {
+                return Err(ApiError::unavailable(
+                    "Alipay (a refund answer for another order)",
+                ));
+            }
+            return Ok(RefundOutcome::Succeeded {
+                provider_ref: response["trade_no"].as_str().map(str::to_string),
+            });
+        }
+        if code == "40004" && sub_code != "ACQ.SYSTEM_ERROR" {
+            return Ok(RefundOutcome::Failed {
+                reason: format!(
+                    "Alipay: {sub_code} {}",
+                    response["sub_msg"].as_str().unwrap_or_default()
+                ),
+            });
+        }
+        tracing::warn!(code, sub_code, refund_id = %refund.id, "Alipay could not refund now; it is asked again");
+        Err(ApiError::unavailable("Alipay"))
     }
 }
 

@@ -27,6 +27,11 @@ pub struct PaymentConfig {
     pub order_ttl_secs: i64,
     /// How often pending orders are checked with their provider (a lost notification).
     pub reconcile_every_secs: u64,
+    /// Most unpaid (pending) orders one user may hold at once; 0 = no cap. Without a cap a
+    /// user could hold a limited coupon's uses in orders they never pay.
+    pub max_pending_orders: i64,
+    /// How often subscription periods that have begun are granted and ended ones expired.
+    pub subscription_every_secs: u64,
     /// The EPay (易支付) gateway, when used.
     pub epay: Option<EpayConfig>,
     /// Stripe Checkout, when used.
@@ -48,6 +53,8 @@ impl Default for PaymentConfig {
             max_amount: 10_000_000,
             order_ttl_secs: 2 * 3600,
             reconcile_every_secs: 60,
+            max_pending_orders: 5,
+            subscription_every_secs: 60,
             epay: None,
             stripe: None,
             alipay: None,
@@ -239,6 +246,9 @@ impl PaymentConfig {
             || self.reconcile_every_secs < 1
         {
             return Err("billing.payment: quota_per_unit >= 0, 1 <= min_amount <= max_amount, order_ttl_secs and reconcile_every_secs >= 1".into());
+        }
+        if self.max_pending_orders < 0 || self.subscription_every_secs < 1 {
+            return Err("billing.payment: max_pending_orders >= 0 (0 = no cap) and subscription_every_secs >= 1".into());
         }
         if self
             .amounts

@@ -87,7 +87,7 @@ pub struct CouponView {
     pub total_limit: Option<i64>,
     /// Most uses per user; none = no limit.
     pub per_user_limit: Option<i64>,
-    /// Only for users without a paid order.
+    /// Only for users without a paid or pending order.
     pub first_purchase_only: bool,
     /// Switched off by an admin.
     pub disabled: bool,
@@ -194,8 +194,8 @@ impl Refusal {
             ),
             Refusal::FirstPurchase => (
                 "first_purchase_only",
-                "This coupon is only for a first purchase.".to_string(),
-                "该优惠券仅限首次充值使用。".to_string(),
+                "This coupon is only for a first purchase; an unpaid order counts as one until it expires.".to_string(),
+                "该优惠券仅限首次充值使用；未支付的订单在过期前也算作一次购买。".to_string(),
             ),
         };
         ApiError::new(
@@ -444,9 +444,11 @@ pub(crate) async fn check(
             return Ok(Err(Refusal::UsedByYou));
         }
     }
+    // A pending order counts as a purchase: otherwise a user could open several orders with
+    // "first purchase" coupons before paying any, and pay them all.
     if coupon.first_purchase_only {
         let (paid,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM payment_orders WHERE user_id = $1 AND status = 'paid'",
+            "SELECT COUNT(*) FROM payment_orders WHERE user_id = $1 AND status IN ('paid', 'pending')",
         )
         .bind(user_id)
         .fetch_one(&mut *conn)

@@ -11,6 +11,8 @@ mod alipay;
 pub mod config;
 pub mod coupon;
 mod epay;
+pub mod plan;
+pub mod refund;
 pub(crate) mod store;
 mod stripe;
 mod wechat;
@@ -25,6 +27,7 @@ use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
 
 pub use config::{Currency, PaymentConfig};
+use refund::{Refund, RefundOutcome, RefundUpdate};
 
 use crate::BillingService;
 use crate::writer::{Done, Op};
@@ -134,11 +137,18 @@ pub struct Order {
     pub coupon_id: Option<String>,
     /// What the coupon took off, in minor units (`amount_minor` is what is paid).
     pub discount_minor: i64,
+    /// The subscription plan it buys (`None` for a top-up).
+    pub plan_id: Option<String>,
+    /// What was refunded so far (refunds not failed), in minor units.
+    pub refunded_minor: i64,
 }
 
 impl Order {
     /// What the payer sees on the provider's page.
     fn title(&self) -> String {
+        if self.plan_id.is_some() {
+            return format!("Skein subscription {}", self.id);
+        }
         format!("Skein top-up {}", self.id)
     }
 }
@@ -177,6 +187,10 @@ pub struct OrderView {
     /// What the coupon took off, in minor units; the amount before it is
     /// `amount_minor + discount_minor`.
     pub discount_minor: i64,
+    /// The subscription plan it buys; none for a top-up.
+    pub plan_id: Option<String>,
+    /// Refunded so far (refunds pending or succeeded), in minor units.
+    pub refunded_minor: i64,
 }
 
 impl From<Order> for OrderView {
@@ -197,6 +211,8 @@ impl From<Order> for OrderView {
             paid_at: o.paid_at.map(ms_to_rfc3339),
             coupon_id: o.coupon_id,
             discount_minor: o.discount_minor,
+            plan_id: o.plan_id,
+            refunded_minor: o.refunded_minor,
         }
     }
 }
@@ -258,6 +274,46 @@ pub(crate) trait Provider: Send + Sync {
     fn acknowledge(&self) -> (&'static str, &'static str);
     /// Asks the provider whether an order was paid (reconciliation).
     async fn query(&self, order: &Order) -> ApiResult<Option<Paid>>;
+    /// Whether it has a refund API; without one, refunds are recorded by an admin who
+    /// returned the money outside Skein.
+    fn refunds(&self) -> bool {
+        false
+    }
+    /// Asks the provider to refund; idempotent by the refund's id, so asking again after a
+    /// lost answer refunds nothing twice. `Err` when the provider could not be reached (the
+    /// refund stays pending and is asked about again).
+    async fn refund(
+        &self,
+        _order: &Order,
+        _refund: &Refund,
+        _notify_url: &str,
+    ) -> ApiResult<RefundOutcome> {
+        Err(manual_only())
+    }
+    /// Asks the provider where a refund stands (reconciliation).
+    async fn query_refund(
+        &self,
+        order: &Order,
+        refund: &Refund,
+        notify_url: &str,
+    ) -> ApiResult<RefundOutcome> {
+        self.refund(order, refund, notify_url).await
+    }
+    /// Reads a refund notification whose signature [`Provider::verify`] has just checked.
+    fn refund_event(&self, _notification: &Notification) -> Result<Option<RefundUpdate>, String> {
+        Ok(None)
+    }
+}
+
+/// The refusal of a provider refund where the provider has no refund API.
+pub(crate) fn manual_only() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "refund_manual_only",
+        "This provider has no refund API: return the money in its merchant console, then record the refund with \"manual\": true.",
+        "该支付渠道没有退款接口：请在其商户后台退款，然后以 \"manual\": true 记录退款。",
+    )
+    .with_details(serde_json::json!({"field": "manual"}))
 }
 
 /// What applying a payment did.
@@ -341,7 +397,7 @@ impl Payments {
         i64::try_from(quota).unwrap_or(i64::MAX)
     }
 
-    fn notify_url(&self, provider: ProviderName) -> String {
+    pub(crate) fn notify_url(&self, provider: ProviderName) -> String {
         format!(
             "{}/api/v1/billing/payment/{}/notify",
             self.public_url(),
@@ -462,7 +518,7 @@ impl BillingService {
             ));
         }
         let now = now_ms();
-        let mut order = Order {
+        let order = Order {
             id: new_id(),
             user_id: user_id.to_string(),
             provider: name,
@@ -477,21 +533,38 @@ impl BillingService {
             paid_at: None,
             coupon_id: None,
             discount_minor: 0,
+            plan_id: None,
+            refunded_minor: 0,
         };
-        match coupon.map(str::trim).filter(|c| !c.is_empty()) {
-            Some(code) => match self
-                .writer
-                .submit(Op::PlaceOrder {
-                    order: order.clone(),
-                    coupon: code.to_string(),
-                })
-                .await?
-            {
-                Done::Placed(placed) => order = *placed,
-                other => return Err(crate::unexpected(&other)),
-            },
-            None => store::insert(self.db.pool(), &order).await?,
-        }
+        let (order, pay_url) = self
+            .place_and_checkout(order, coupon.map(str::trim).filter(|c| !c.is_empty()))
+            .await?;
+        tracing::info!(order_id = %order.id, user_id, provider = name.as_str(), amount_minor = order.amount_minor, discount_minor = order.discount_minor, quota, "top-up order created");
+        Ok((order, pay_url))
+    }
+
+    /// Stores a new order (under the pending cap, claiming its coupon) and asks its provider
+    /// where the payer goes; an order whose checkout could not start fails at once.
+    pub(crate) async fn place_and_checkout(
+        &self,
+        order: Order,
+        coupon: Option<&str>,
+    ) -> ApiResult<(Order, String)> {
+        let payments = self.payments()?;
+        let name = order.provider;
+        let provider = payments.provider(name).ok_or_else(no_provider)?;
+        let mut order = match self
+            .writer
+            .submit(Op::PlaceOrder {
+                order,
+                coupon: coupon.map(str::to_string),
+                max_pending: payments.config.max_pending_orders,
+            })
+            .await?
+        {
+            Done::Placed(placed) => *placed,
+            other => return Err(crate::unexpected(&other)),
+        };
         let checkout = match provider
             .checkout(
                 &order,
@@ -517,7 +590,6 @@ impl BillingService {
             store::set_reference(&self.db, &order.id, reference).await?;
             order.provider_ref = Some(reference.clone());
         }
-        tracing::info!(order_id = %order.id, user_id, provider = name.as_str(), amount_minor = order.amount_minor, discount_minor = order.discount_minor, quota, "top-up order created");
         Ok((order, checkout.pay_url))
     }
 
@@ -569,7 +641,24 @@ impl BillingService {
                     "通知签名无效。",
                 ))
             }
-            Ok(None) => Ok(provider.acknowledge()),
+            Ok(None) => {
+                // Not a payment: a refund's outcome, or an event that changes nothing.
+                match provider.refund_event(&notification) {
+                    Ok(Some(update)) => {
+                        self.apply_refund(&update.refund_id, update.outcome).await?;
+                    }
+                    Ok(None) => {}
+                    Err(why) => {
+                        tracing::warn!(provider = name.as_str(), %why, "refund notification refused");
+                        return Err(ApiError::bad_request(
+                            "invalid_notification",
+                            "The notification could not be read.",
+                            "无法读取该通知。",
+                        ));
+                    }
+                }
+                Ok(provider.acknowledge())
+            }
             Ok(Some(paid)) => {
                 self.apply_payment(paid).await?;
                 Ok(provider.acknowledge())
@@ -611,6 +700,7 @@ impl BillingService {
                 tracing::warn!(order_id = %order.id, %error, "reconciliation query failed");
             }
         }
+        self.reconcile_refunds(now - tick_ms).await;
         let ttl_ms = payments.config.order_ttl_secs.saturating_mul(1000);
         match store::expire(&self.db, now - ttl_ms, now).await {
             Ok(n) if n > 0 => tracing::info!(expired = n, "unpaid top-up orders expired"),

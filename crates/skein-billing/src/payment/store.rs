@@ -8,7 +8,8 @@ use super::config::Currency;
 use super::{Applied, Order, OrderStatus, Paid, ProviderName, coupon};
 use crate::ledger::{self, Credit, Rules, Tx};
 
-const COLUMNS: &str = "id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, note, created_at, paid_at, coupon_id, discount_minor";
+const COLUMNS: &str = "id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, note, created_at, paid_at, coupon_id, discount_minor, plan_id, \
+     (SELECT CAST(COALESCE(SUM(r.amount_minor), 0) AS BIGINT) FROM payment_refunds r WHERE r.order_id = payment_orders.id AND r.status <> 'failed')";
 
 type Row = (
     String,
@@ -23,6 +24,8 @@ type Row = (
     Option<String>,
     i64,
     Option<i64>,
+    Option<String>,
+    i64,
     Option<String>,
     i64,
 );
@@ -43,6 +46,8 @@ fn order(row: Row) -> Option<Order> {
         paid_at,
         coupon_id,
         discount_minor,
+        plan_id,
+        refunded_minor,
     ) = row;
     let Some((provider, currency, status)) = ProviderName::parse(&provider)
         .zip(Currency::parse(&currency))
@@ -67,6 +72,8 @@ fn order(row: Row) -> Option<Order> {
         paid_at,
         coupon_id,
         discount_minor,
+        plan_id,
+        refunded_minor,
     })
 }
 
@@ -76,8 +83,8 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query(
-        "INSERT INTO payment_orders (id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, created_at, updated_at, coupon_id, discount_minor) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
+        "INSERT INTO payment_orders (id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, created_at, updated_at, coupon_id, discount_minor, plan_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
     )
     .bind(&o.id)
     .bind(&o.user_id)
@@ -91,21 +98,47 @@ where
     .bind(o.created_at)
     .bind(&o.coupon_id)
     .bind(o.discount_minor)
+    .bind(&o.plan_id)
     .execute(executor)
     .await?;
     Ok(())
 }
 
-/// Inserts an order that uses a coupon, in the writer's transaction: the coupon is locked,
-/// checked against its limits and claimed together with the order, so it is never taken
-/// more often than it allows. `order.amount_minor` comes in as the amount before the
-/// discount and leaves as what is paid.
+/// Inserts an order in the writer's transaction. The user's account row is locked first
+/// (PostgreSQL's row lock until commit; the writer holds SQLite), so the count of their
+/// pending orders cannot change before the insert commits: nobody holds more than
+/// `max_pending` unpaid orders (0: no cap), and so nobody can park a limited coupon's uses
+/// in orders they never pay. With a coupon, the coupon is locked, checked against its limits
+/// and claimed together with the order, so it is never taken more often than it allows.
+/// `order.amount_minor` comes in as the amount before the discount and leaves as what is paid.
 pub(crate) async fn place(
     tx: &mut Tx,
     order: &Order,
-    code: &str,
+    code: Option<&str>,
+    max_pending: i64,
+    rules: Rules,
     now: i64,
 ) -> DbResult<ApiResult<Order>> {
+    ledger::open_account(tx, &order.user_id, rules, now).await?;
+    sqlx::query("UPDATE billing_accounts SET updated_at = updated_at WHERE user_id = $1")
+        .bind(&order.user_id)
+        .execute(&mut **tx)
+        .await?;
+    if max_pending > 0 {
+        let (pending,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM payment_orders WHERE user_id = $1 AND status = 'pending'",
+        )
+        .bind(&order.user_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if pending >= max_pending {
+            return Ok(Err(too_many_pending(max_pending)));
+        }
+    }
+    let Some(code) = code else {
+        insert(&mut **tx, order).await?;
+        return Ok(Ok(order.clone()));
+    };
     let code = coupon::normalize(code);
     if !coupon::lock(tx, &code).await? {
         return Ok(Err(coupon::Refusal::Unknown.error()));
@@ -133,6 +166,19 @@ pub(crate) async fn place(
     insert(&mut **tx, &placed).await?;
     coupon::claim(tx, &found.id, &order.user_id, &order.id, discount, now).await?;
     Ok(Ok(placed))
+}
+
+/// The refusal of an order past the cap of unpaid ones.
+fn too_many_pending(max: i64) -> skein_core::ApiError {
+    skein_core::ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "too_many_pending_orders",
+        format!(
+            "You have {max} unpaid orders; pay one or wait until they expire before making another."
+        ),
+        format!("你有 {max} 笔未支付的订单；请先支付或等待其过期后再下单。"),
+    )
+    .with_details(serde_json::json!({"max_pending_orders": max}))
 }
 
 /// Fails an order whose checkout could not start (the provider was unreachable) and gives
@@ -239,13 +285,13 @@ pub(crate) async fn pay(
     rules: Rules,
     now: i64,
 ) -> DbResult<ApiResult<(Applied, Option<String>)>> {
-    let found: Option<(String, String, i64, i64, String)> = sqlx::query_as(
-        "SELECT user_id, currency, amount_minor, quota, status FROM payment_orders WHERE id = $1",
+    let found: Option<(String, String, i64, i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT user_id, currency, amount_minor, quota, status, plan_id FROM payment_orders WHERE id = $1",
     )
     .bind(&paid.order_id)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((user_id, currency, amount_minor, quota, status)) = found else {
+    let Some((user_id, currency, amount_minor, quota, status, plan_id)) = found else {
         return Ok(Ok((Applied::Unknown, None)));
     };
     if status == OrderStatus::Paid.as_str() || status == OrderStatus::Failed.as_str() {
@@ -285,6 +331,16 @@ pub(crate) async fn pay(
     // A late payment for an expired order whose coupon was given back takes it again: the
     // payer paid the discounted amount.
     coupon::mark_used(tx, &paid.order_id, now).await?;
+    // A plan order starts or renews a subscription, whose periods are granted by their own
+    // keys instead of the order's.
+    if let Some(plan_id) = plan_id {
+        return Ok(
+            match super::plan::activate(tx, &paid.order_id, &user_id, &plan_id, rules, now).await? {
+                Ok((_, balance)) => Ok((Applied::Credited(balance), Some(user_id))),
+                Err(e) => Err(e),
+            },
+        );
+    }
     let credit = Credit {
         user_id: user_id.clone(),
         kind: "topup",

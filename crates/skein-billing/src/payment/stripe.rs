@@ -3,6 +3,12 @@
 //! pays on Stripe's page, and Stripe calls the webhook with a `checkout.session.completed`
 //! event signed in the `Stripe-Signature` header (`t=<unix>,v1=<hex HMAC-SHA256 of
 //! "<t>.<body>">`).
+//!
+//! Refunds: the session's `payment_intent` is refunded with `POST /v1/refunds` (`amount`,
+//! `reason=requested_by_customer`, `metadata[refund_id]`, our refund id as the
+//! `Idempotency-Key`); a refund object's `status` is `pending`, `requires_action`,
+//! `succeeded`, `failed` or `canceled`, and later changes arrive as `refund.updated` /
+//! `refund.failed` / `charge.refund.updated` events, or from `GET /v1/refunds/{id}`.
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -10,7 +16,12 @@ use sha2::Sha256;
 use skein_core::{ApiError, ApiResult};
 
 use super::config::{Currency, StripeConfig};
+use super::refund::{Refund, RefundOutcome, RefundUpdate};
 use super::{Checkout, Notification, Order, Paid, Provider, ProviderName};
+
+/// Stripe keeps an idempotency key for 24 hours: past that, sending a refund again could
+/// refund twice, so an unanswered refund older than this is only looked up, never resent.
+const IDEMPOTENCY_WINDOW_MS: i64 = 23 * 3600 * 1000;
 
 /// The Stripe provider.
 pub(crate) struct Stripe {
@@ -82,6 +93,58 @@ fn paid_session(session: &serde_json::Value) -> Option<Paid> {
         amount_minor: session["amount_total"].as_i64()?,
         currency: Currency::parse(session["currency"].as_str()?)?,
     })
+}
+
+/// What a refund object says.
+fn refund_outcome(refund: &serde_json::Value) -> RefundOutcome {
+    let provider_ref = refund["id"].as_str().map(str::to_string);
+    match refund["status"].as_str() {
+        Some("succeeded") => RefundOutcome::Succeeded { provider_ref },
+        Some(status @ ("failed" | "canceled")) => RefundOutcome::Failed {
+            reason: format!(
+                "Stripe: refund {status} ({})",
+                refund["failure_reason"]
+                    .as_str()
+                    .unwrap_or("no reason given")
+            ),
+        },
+        _ => RefundOutcome::Pending { provider_ref },
+    }
+}
+
+impl Stripe {
+    /// Sends a request; a 400 or 402 is Stripe's final word (`Ok(Err(message))`), anything
+    /// else unsuccessful is "try again later" (`Err`).
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> ApiResult<Result<serde_json::Value, String>> {
+        let response = request
+            .bearer_auth(self.config.secret_key.expose())
+            .send()
+            .await
+            .map_err(|e| ApiError::unavailable(&format!("Stripe: {}", e.without_url())))?;
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| ApiError::unavailable(&format!("Stripe answer: {}", e.without_url())))?;
+        if status.is_success() {
+            return Ok(Ok(body));
+        }
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("unknown error")
+            .to_string();
+        tracing::warn!(%status, message, "Stripe refused a refund request");
+        if status == reqwest::StatusCode::BAD_REQUEST
+            || status == reqwest::StatusCode::PAYMENT_REQUIRED
+        {
+            Ok(Err(message))
+        } else {
+            Err(ApiError::unavailable("Stripe"))
+        }
+    }
 }
 
 #[async_trait]
@@ -196,6 +259,108 @@ impl Provider for Stripe {
             .await
             .map_err(|e| ApiError::unavailable(&format!("Stripe answer: {}", e.without_url())))?;
         Ok(paid_session(&body).filter(|p| p.order_id == order.id))
+    }
+
+    fn refunds(&self) -> bool {
+        true
+    }
+
+    async fn refund(
+        &self,
+        order: &Order,
+        refund: &Refund,
+        _notify_url: &str,
+    ) -> ApiResult<RefundOutcome> {
+        let Some(session) = &order.provider_ref else {
+            return Ok(RefundOutcome::Failed {
+                reason: "Stripe: the order has no checkout session".into(),
+            });
+        };
+        let session = match self
+            .send(
+                self.http
+                    .get(self.api(&format!("/v1/checkout/sessions/{session}"))),
+            )
+            .await?
+        {
+            Ok(session) => session,
+            Err(message) => return Ok(RefundOutcome::Failed { reason: message }),
+        };
+        // `payment_intent` is an id, or the object when expanded.
+        let intent = session["payment_intent"]
+            .as_str()
+            .or_else(|| session["payment_intent"]["id"].as_str());
+        let Some(intent) = intent else {
+            return Ok(RefundOutcome::Failed {
+                reason: "Stripe: the checkout session has no payment intent".into(),
+            });
+        };
+        let form = [
+            ("payment_intent", intent.to_string()),
+            ("amount", refund.amount_minor.to_string()),
+            ("reason", "requested_by_customer".to_string()),
+            ("metadata[refund_id]", refund.id.clone()),
+            ("metadata[order_id]", order.id.clone()),
+        ];
+        match self
+            .send(
+                self.http
+                    .post(self.api("/v1/refunds"))
+                    .header("Idempotency-Key", format!("skein-refund-{}", refund.id))
+                    .form(&form),
+            )
+            .await?
+        {
+            Ok(object) => Ok(refund_outcome(&object)),
+            Err(message) => Ok(RefundOutcome::Failed {
+                reason: format!("Stripe: {message}"),
+            }),
+        }
+    }
+
+    async fn query_refund(
+        &self,
+        order: &Order,
+        refund: &Refund,
+        notify_url: &str,
+    ) -> ApiResult<RefundOutcome> {
+        let Some(id) = &refund.provider_ref else {
+            if skein_core::ids::now_ms() - refund.created_at < IDEMPOTENCY_WINDOW_MS {
+                return self.refund(order, refund, notify_url).await;
+            }
+            tracing::warn!(refund_id = %refund.id, "a Stripe refund without an answer is past the idempotency window; look it up in the Stripe dashboard");
+            return Ok(RefundOutcome::Pending { provider_ref: None });
+        };
+        match self
+            .send(self.http.get(self.api(&format!("/v1/refunds/{id}"))))
+            .await?
+        {
+            Ok(object) => Ok(refund_outcome(&object)),
+            Err(_) => Ok(RefundOutcome::Pending { provider_ref: None }),
+        }
+    }
+
+    fn refund_event(&self, notification: &Notification) -> Result<Option<RefundUpdate>, String> {
+        let event: serde_json::Value = serde_json::from_slice(&notification.body)
+            .map_err(|e| format!("unreadable event: {e}"))?;
+        if !matches!(
+            event["type"].as_str(),
+            Some("refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated")
+        ) {
+            return Ok(None);
+        }
+        let object = &event["data"]["object"];
+        if object["object"].as_str() != Some("refund") {
+            return Ok(None);
+        }
+        // Refunds made in the dashboard carry no id of ours and change nothing here.
+        let Some(refund_id) = object["metadata"]["refund_id"].as_str() else {
+            return Ok(None);
+        };
+        Ok(Some(RefundUpdate {
+            refund_id: refund_id.to_string(),
+            outcome: refund_outcome(object),
+        }))
     }
 }
 

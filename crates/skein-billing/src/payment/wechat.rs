@@ -22,6 +22,14 @@
 //! - query: `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=...` answers the same
 //!   transaction in the clear (404 `ORDER_NOT_EXIST` before the payer scanned).
 //!
+//! - refund: `POST /v3/refund/domestic/refunds` with `out_trade_no`, `out_refund_no` (our
+//!   refund id; the same number twice is one refund), `reason`, `notify_url` and `amount:
+//!   {refund, total, currency}` answers the refund with `status` `SUCCESS`, `PROCESSING`,
+//!   `CLOSED` or `ABNORMAL`; `GET /v3/refund/domestic/refunds/{out_refund_no}` answers the
+//!   same (404 `RESOURCE_NOT_EXISTS` when it never arrived), and the outcome is notified as a
+//!   `REFUND.SUCCESS`, `REFUND.ABNORMAL` or `REFUND.CLOSED` event whose resource
+//!   (associated data `refund`) holds `out_refund_no` and `refund_status`.
+//!
 //! `out_trade_no` allows 6–32 letters, digits and `_-|*`; an order id travels without its
 //! dashes, as for Alipay.
 
@@ -44,6 +52,7 @@ use skein_core::{ApiError, ApiResult};
 
 use super::alipay::{order_id, private_key, public_key, trade_no};
 use super::config::{Currency, WechatConfig};
+use super::refund::{Refund, RefundOutcome, RefundUpdate};
 use super::{Checkout, Notification, Order, Paid, Provider, ProviderName};
 
 /// The acknowledgement WeChat Pay expects for a notification it may stop sending.
@@ -290,6 +299,22 @@ impl Wechat {
     }
 }
 
+/// What a refund (an answer, or a notification's resource) says; `refund_status` in
+/// notifications, `status` in answers.
+fn refund_outcome(refund: &Value) -> RefundOutcome {
+    let provider_ref = refund["refund_id"].as_str().map(str::to_string);
+    let status = refund["status"]
+        .as_str()
+        .or_else(|| refund["refund_status"].as_str());
+    match status {
+        Some("SUCCESS") => RefundOutcome::Succeeded { provider_ref },
+        Some(status @ ("CLOSED" | "ABNORMAL")) => RefundOutcome::Failed {
+            reason: format!("WeChat Pay: refund {status}"),
+        },
+        _ => RefundOutcome::Pending { provider_ref },
+    }
+}
+
 /// WeChat Pay's signature headers of an answer or notification.
 struct Signed {
     timestamp: String,
@@ -531,6 +556,106 @@ impl Provider for Wechat {
             Ok(_) => Ok(None),
             Err(why) => Err(ApiError::unavailable(&format!("WeChat Pay answer: {why}"))),
         }
+    }
+
+    fn refunds(&self) -> bool {
+        true
+    }
+
+    async fn refund(
+        &self,
+        order: &Order,
+        refund: &Refund,
+        notify_url: &str,
+    ) -> ApiResult<RefundOutcome> {
+        let body = json!({
+            "out_trade_no": trade_no(&order.id),
+            "out_refund_no": trade_no(&refund.id),
+            "reason": refund.reason.chars().take(80).collect::<String>(),
+            "notify_url": notify_url,
+            "amount": {
+                "refund": refund.amount_minor,
+                "total": order.amount_minor,
+                "currency": order.currency.code(),
+            },
+        })
+        .to_string();
+        let answer = self
+            .call(
+                reqwest::Method::POST,
+                "/v3/refund/domestic/refunds",
+                Some(body),
+            )
+            .await?;
+        let parsed: Value = serde_json::from_str(&answer.body).unwrap_or_default();
+        if answer.status.is_success() {
+            if parsed["out_refund_no"].as_str() != Some(trade_no(&refund.id).as_str()) {
+                return Err(ApiError::unavailable(
+                    "WeChat Pay (a refund answer for another refund)",
+                ));
+            }
+            return Ok(refund_outcome(&parsed));
+        }
+        let code = parsed["code"].as_str().unwrap_or_default();
+        let message = parsed["message"].as_str().unwrap_or_default();
+        tracing::warn!(status = %answer.status, code, message, refund_id = %refund.id, "WeChat Pay refused a refund");
+        // 400 (PARAM_ERROR, INVALID_REQUEST: more than was paid, a closed order) is final;
+        // 403 NOT_ENOUGH, 429 and 5xx are "try again with the same out_refund_no".
+        if answer.status == reqwest::StatusCode::BAD_REQUEST {
+            return Ok(RefundOutcome::Failed {
+                reason: format!("WeChat Pay: {code} {message}"),
+            });
+        }
+        Err(ApiError::unavailable("WeChat Pay"))
+    }
+
+    async fn query_refund(
+        &self,
+        order: &Order,
+        refund: &Refund,
+        notify_url: &str,
+    ) -> ApiResult<RefundOutcome> {
+        let path = format!("/v3/refund/domestic/refunds/{}", trade_no(&refund.id));
+        let answer = self.call(reqwest::Method::GET, &path, None).await?;
+        if answer.status == reqwest::StatusCode::NOT_FOUND {
+            // It never reached WeChat Pay: ask again (the same out_refund_no).
+            return self.refund(order, refund, notify_url).await;
+        }
+        if !answer.status.is_success() {
+            return Err(ApiError::unavailable("WeChat Pay"));
+        }
+        let parsed: Value = serde_json::from_str(&answer.body)
+            .map_err(|e| ApiError::unavailable(&format!("WeChat Pay answer: {e}")))?;
+        Ok(refund_outcome(&parsed))
+    }
+
+    fn refund_event(&self, notification: &Notification) -> Result<Option<RefundUpdate>, String> {
+        let event: Value = serde_json::from_slice(&notification.body)
+            .map_err(|e| format!("unreadable notification: {e}"))?;
+        if !matches!(
+            event["event_type"].as_str(),
+            Some("REFUND.SUCCESS" | "REFUND.ABNORMAL" | "REFUND.CLOSED")
+        ) {
+            return Ok(None);
+        }
+        let clear = decrypt(&self.apiv3_key, &event["resource"])?;
+        let refund: Value =
+            serde_json::from_str(&clear).map_err(|e| format!("unreadable refund: {e}"))?;
+        if refund["mchid"].as_str() != Some(self.config.mchid.as_str()) {
+            return Err("a refund of another merchant".into());
+        }
+        // A signed refund event that names no refund of ours (one made in the merchant
+        // console) is taken and changes nothing, so WeChat Pay stops sending it.
+        let Some(refund_id) = refund["out_refund_no"].as_str().and_then(order_id) else {
+            tracing::info!(
+                "a WeChat Pay refund notification for a refund Skein did not make is ignored"
+            );
+            return Ok(None);
+        };
+        Ok(Some(RefundUpdate {
+            refund_id,
+            outcome: refund_outcome(&refund),
+        }))
     }
 }
 

@@ -24,8 +24,8 @@ use skein_testkit::{Backend, Persona, TestApp, on_both_backends};
 use crate::billing::{quota, verify_clean};
 
 pub(crate) const EPAY_KEY: &str = "epay-merchant-key-123";
-const STRIPE_SK: &str = "sk_test_skein";
-const STRIPE_WHSEC: &str = "whsec_skein_test";
+pub(crate) const STRIPE_SK: &str = "sk_test_skein";
+pub(crate) const STRIPE_WHSEC: &str = "whsec_skein_test";
 
 /// What the fake providers saw and what they say was paid.
 #[derive(Default)]
@@ -143,6 +143,8 @@ pub(crate) fn payment_config(base: &str, currency: Currency) -> PaymentConfig {
         max_amount: 100_000,
         order_ttl_secs: 3600,
         reconcile_every_secs: 3600,
+        max_pending_orders: 5,
+        subscription_every_secs: 3600,
         epay: (currency == Currency::Cny).then(|| EpayConfig {
             url: format!("{base}/epay/"),
             pid: "1001".into(),
@@ -202,13 +204,17 @@ pub(crate) async fn epay_notify(app: &TestApp, query: &str) -> skein_testkit::Re
     .await
 }
 
-fn stripe_signature(secret: &str, t: i64, body: &str) -> String {
+pub(crate) fn stripe_signature(secret: &str, t: i64, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{t}.{body}").as_bytes());
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn stripe_webhook(app: &TestApp, body: &str, signature: &str) -> skein_testkit::Resp {
+pub(crate) async fn stripe_webhook(
+    app: &TestApp,
+    body: &str,
+    signature: &str,
+) -> skein_testkit::Resp {
     app.send(
         app.client
             .post(app.url("/api/v1/billing/payment/stripe/notify"))
@@ -219,7 +225,7 @@ async fn stripe_webhook(app: &TestApp, body: &str, signature: &str) -> skein_tes
     .await
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -28,7 +28,7 @@ use skein_testkit::{Backend, TestApp, on_both_backends};
 use crate::billing::{quota, verify_clean};
 use crate::payments::{order, order_status, pay_app, payment_config, topups};
 
-const APP_ID: &str = "2021000000000001";
+pub(crate) const APP_ID: &str = "2021000000000001";
 const APP_PRIVATE: &str = include_str!("fixtures/alipay-app-private.pem");
 const APP_PUBLIC: &str = include_str!("fixtures/alipay-app-public.pem");
 const PLATFORM_PRIVATE: &str = include_str!("fixtures/alipay-platform-private.pem");
@@ -49,7 +49,7 @@ struct Fake {
 
 type Shared = Arc<Mutex<Fake>>;
 
-fn platform_signer() -> SigningKey<Sha256> {
+pub(crate) fn platform_signer() -> SigningKey<Sha256> {
     SigningKey::new(RsaPrivateKey::from_pkcs1_pem(PLATFORM_PRIVATE).unwrap())
 }
 
@@ -67,11 +67,11 @@ fn signed_text(params: &BTreeMap<String, String>, skip: &[&str]) -> String {
         .join("&")
 }
 
-fn sign_with(key: &SigningKey<Sha256>, text: &str) -> String {
+pub(crate) fn sign_with(key: &SigningKey<Sha256>, text: &str) -> String {
     STANDARD.encode(key.sign(text.as_bytes()).to_bytes())
 }
 
-fn app_signed(params: &BTreeMap<String, String>) -> bool {
+pub(crate) fn app_signed(params: &BTreeMap<String, String>) -> bool {
     let Ok(bytes) = STANDARD.decode(&params["sign"]) else {
         return false;
     };
@@ -130,7 +130,7 @@ fn bare(pem: &str) -> String {
 }
 
 /// An asynchronous notification as Alipay posts it, signed with `key`.
-fn notification(
+pub(crate) fn notification(
     trade_no: &str,
     amount: &str,
     status: &str,
@@ -172,7 +172,7 @@ fn notification(
     serde_urlencoded::to_string(&p).unwrap()
 }
 
-async fn notify(app: &TestApp, form: &str) -> skein_testkit::Resp {
+pub(crate) async fn notify(app: &TestApp, form: &str) -> skein_testkit::Resp {
     app.send(
         app.client
             .post(app.url("/api/v1/billing/payment/alipay/notify"))
@@ -185,7 +185,7 @@ async fn notify(app: &TestApp, form: &str) -> skein_testkit::Resp {
     .await
 }
 
-async fn alipay_app(backend: Backend, base: &str) -> TestApp {
+pub(crate) async fn alipay_app(backend: Backend, base: &str) -> TestApp {
     let mut payment = payment_config(base, Currency::Cny);
     payment.alipay = Some(AlipayConfig {
         app_id: APP_ID.into(),

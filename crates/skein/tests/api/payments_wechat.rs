@@ -33,12 +33,12 @@ use skein_testkit::{Backend, TestApp, on_both_backends};
 use crate::billing::{quota, verify_clean};
 use crate::payments::{order, order_status, pay_app, payment_config, topups};
 
-const MCHID: &str = "1900009191";
-const APPID: &str = "wxd678efh567hg6787";
+pub(crate) const MCHID: &str = "1900009191";
+pub(crate) const APPID: &str = "wxd678efh567hg6787";
 const MERCHANT_SERIAL: &str = "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB";
-const APIV3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzoGfmLmvHN";
+pub(crate) const APIV3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzoGfmLmvHN";
 const PLATFORM_SERIAL: &str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1";
-const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0119000091912024120400000000000001";
+pub(crate) const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0119000091912024120400000000000001";
 const MERCHANT_PRIVATE: &str = include_str!("fixtures/wechat-merchant-private.pem");
 const MERCHANT_PUBLIC: &str = include_str!("fixtures/wechat-merchant-public.pem");
 const PLATFORM_PRIVATE: &str = include_str!("fixtures/wechat-platform-private.pem");
@@ -63,11 +63,11 @@ struct Fake {
 
 type Shared = Arc<Mutex<Fake>>;
 
-fn platform_signer() -> SigningKey<Sha256> {
+pub(crate) fn platform_signer() -> SigningKey<Sha256> {
     SigningKey::new(RsaPrivateKey::from_pkcs8_pem(PLATFORM_PRIVATE).unwrap())
 }
 
-fn merchant_signer() -> SigningKey<Sha256> {
+pub(crate) fn merchant_signer() -> SigningKey<Sha256> {
     SigningKey::new(RsaPrivateKey::from_pkcs8_pem(MERCHANT_PRIVATE).unwrap())
 }
 
@@ -81,7 +81,12 @@ fn now_secs() -> i64 {
 /// Checks an Authorization header the way WeChat Pay does: the scheme, the merchant, its
 /// certificate serial, a fresh timestamp, and the signature over
 /// `METHOD\nPATH?QUERY\nTIMESTAMP\nNONCE\nBODY\n` with the merchant's public key.
-fn authorized(headers: &HeaderMap, method: &str, path_and_query: &str, body: &str) -> bool {
+pub(crate) fn authorized(
+    headers: &HeaderMap,
+    method: &str,
+    path_and_query: &str,
+    body: &str,
+) -> bool {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -121,7 +126,7 @@ fn authorized(headers: &HeaderMap, method: &str, path_and_query: &str, body: &st
 }
 
 /// The four `Wechatpay-*` headers over `body`, signed with `key` at `timestamp`.
-fn signed_headers(
+pub(crate) fn signed_headers(
     key: &SigningKey<Sha256>,
     serial: &str,
     timestamp: i64,
@@ -164,7 +169,7 @@ fn unauthorized() -> Response {
 }
 
 /// AES-256-GCM under `key`, as WeChat Pay wraps a resource.
-fn encrypt(key: &str, associated_data: &str, clear: &str) -> Value {
+pub(crate) fn encrypt(key: &str, associated_data: &str, clear: &str) -> Value {
     let nonce = &uuid::Uuid::now_v7().simple().to_string()[..12];
     let sealed = Aes256Gcm::new_from_slice(key.as_bytes())
         .unwrap()
@@ -244,7 +249,7 @@ async fn query(
     }
 }
 
-fn transaction(no: &str, total: i64, currency: &str, state: &str, mchid: &str) -> Value {
+pub(crate) fn transaction(no: &str, total: i64, currency: &str, state: &str, mchid: &str) -> Value {
     json!({
         "appid": APPID, "mchid": mchid, "out_trade_no": no,
         "transaction_id": format!("42000019{}", &no[..20]),
@@ -271,17 +276,17 @@ async fn fake_api(serial: &str) -> (String, Shared) {
 
 /// A notification event as WeChat Pay posts it: the transaction encrypted with `apiv3_key`,
 /// the body signed with `key` under `serial` at `timestamp`.
-struct Notice {
-    transaction: Value,
-    event_type: &'static str,
-    apiv3_key: &'static str,
-    key: SigningKey<Sha256>,
-    serial: String,
-    timestamp: i64,
+pub(crate) struct Notice {
+    pub(crate) transaction: Value,
+    pub(crate) event_type: &'static str,
+    pub(crate) apiv3_key: &'static str,
+    pub(crate) key: SigningKey<Sha256>,
+    pub(crate) serial: String,
+    pub(crate) timestamp: i64,
 }
 
 impl Notice {
-    fn paid(no: &str, total: i64, serial: &str) -> Notice {
+    pub(crate) fn paid(no: &str, total: i64, serial: &str) -> Notice {
         Notice {
             transaction: transaction(no, total, "CNY", "SUCCESS", MCHID),
             event_type: "TRANSACTION.SUCCESS",
@@ -293,7 +298,7 @@ impl Notice {
     }
 }
 
-async fn notify(app: &TestApp, n: &Notice) -> skein_testkit::Resp {
+pub(crate) async fn notify(app: &TestApp, n: &Notice) -> skein_testkit::Resp {
     let mut resource = encrypt(n.apiv3_key, "transaction", &n.transaction.to_string());
     resource["original_type"] = json!("transaction");
     let body = json!({
@@ -316,7 +321,7 @@ async fn notify(app: &TestApp, n: &Notice) -> skein_testkit::Resp {
     app.send(request).await
 }
 
-fn wechat_config(base: &str, public_key: bool) -> WechatConfig {
+pub(crate) fn wechat_config(base: &str, public_key: bool) -> WechatConfig {
     WechatConfig {
         mchid: MCHID.into(),
         appid: APPID.into(),

@@ -55,6 +55,9 @@ export default function UsagePage() {
         <Link to="/billing/statements" className="inline-flex h-9 items-center rounded-md border border-border px-3.5 text-sm font-medium hover:bg-muted">
           {t('nav.bills')}
         </Link>
+        {payOptions.data?.enabled && <Link to="/billing/plans" className="inline-flex h-9 items-center rounded-md border border-border px-3.5 text-sm font-medium hover:bg-muted">
+          {t('plans.action')}
+        </Link>}
         {payOptions.data?.enabled && <Link to="/billing/topup" className="inline-flex h-9 items-center rounded-md bg-primary px-3.5 text-sm font-medium text-primary-fg hover:bg-primary/90">
           {t('topup.action')}
         </Link>}

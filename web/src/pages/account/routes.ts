@@ -8,6 +8,8 @@ export const accountRoutes: PageRoute[] = [
   // Reached from the Usage page and as the payment providers' return address; no nav entry.
   { path: '/billing/topup', page: lazy(() => import('./TopUp')), title: 'topup.title' },
   // Reached from the Usage page; no nav entry.
+  { path: '/billing/plans', page: lazy(() => import('./Plans')), title: 'plans.title' },
+  // Reached from the Usage page; no nav entry.
   { path: '/billing/statements', page: lazy(() => import('./Bills')), title: 'bills.title' },
   // Reached from the Bills page; no nav entry.
   { path: '/billing/invoices', page: lazy(() => import('./Invoices')), title: 'invoices.title' },

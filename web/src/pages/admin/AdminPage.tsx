@@ -12,6 +12,7 @@ import { Pricing } from './Pricing';
 import { Codes } from './Codes';
 import { Orders } from './Orders';
 import { Coupons } from './Coupons';
+import { Plans } from './Plans';
 import { AdminInvoices } from './Invoices';
 import { Audit } from './Audit';
 import { AdminPlugins } from './AdminPlugins';
@@ -29,6 +30,7 @@ const tabs: Array<{ to: string; key: MessageKey }> = [
   { to: 'invites', key: 'invites.adminTab' },
   { to: 'orders', key: 'admin.orders' },
   { to: 'coupons', key: 'admin.coupons' },
+  { to: 'plans', key: 'admin.plans' },
   { to: 'invoices', key: 'admin.invoices' },
   { to: 'audit', key: 'admin.audit' },
   { to: 'plugins', key: 'admin.plugins' },
@@ -73,6 +75,7 @@ export default function AdminPage() {
         <Route path="codes" element={<Codes />} />
         <Route path="orders" element={<Orders />} />
         <Route path="coupons" element={<Coupons />} />
+        <Route path="plans" element={<Plans />} />
         <Route path="invoices" element={<AdminInvoices />} />
         <Route path="audit" element={<Audit />} />
         <Route path="plugins" element={<AdminPlugins />} />
