@@ -561,6 +561,45 @@ export interface paths {
         patch: operations["admin_update_code"];
         trace?: never;
     };
+    "/api/v1/admin/model-routes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every model's alias and fallbacks (admin). */
+        get: operations["list_routes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/model-routes/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a model's alias (`alias_of`: serve it as that model, at that model's price) and its
+         *     fallbacks (models tried in order, each at its own price, when every channel of the model
+         *     failed) (admin).
+         */
+        put: operations["set_route"];
+        post?: never;
+        /** Remove a model's alias and fallbacks (admin). */
+        delete: operations["delete_route"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/oauth/providers": {
         parameters: {
             query?: never;
@@ -782,6 +821,102 @@ export interface paths {
          *     back; on other instances within 10 s.
          */
         put: operations["set_user_groups"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The request log across every user, newest first, with cursor pagination (admin). */
+        get: operations["list_requests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/requests/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One request with its routing decisions and upstream attempts (admin). */
+        get: operations["get_request"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/requests/channel-stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Requests, errors, latency (average and median), time to first byte and cost per channel
+         *     and UTC day, from the request log (admin).
+         */
+        get: operations["channel_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/requests/prune": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove old requests from the log now (admin); the background task does the same every
+         *     `relay.request_log_prune_every_secs` with `relay.request_log_retention_days`.
+         */
+        post: operations["prune_requests"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The system settings: the values in effect, the file's, and which were changed. */
+        get: operations["admin_get_settings"];
+        /**
+         * Change system settings. They apply at once on every instance, without a restart; a setting
+         *     never changed (or reset) is the configuration file's. Every invalid field is reported at
+         *     once and nothing is stored then.
+         */
+        put: operations["admin_update_settings"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1342,6 +1477,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/phone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether sign-in by SMS code is available. */
+        get: operations["phone_state"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/phone/code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a sign-in code by SMS. The same code signs up a number that has no account yet (under
+         *     the registration policy). The answer does not say whether an account has the number.
+         */
+        post: operations["send_sign_in_code"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/phone/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with a code sent to a phone number. A number without an account gets one (201),
+         *     when registration is open (with `invite_code` when invitations are required). With
+         *     two-factor sign-in on, the answer is the challenge for `POST /auth/login/2fa`.
+         */
+        post: operations["phone_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/refresh": {
         parameters: {
             query?: never;
@@ -1860,6 +2053,26 @@ export interface paths {
         put?: never;
         /** Send a tiny real request through the channel and record latency and result (admin). */
         post: operations["test_channel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/fetch-models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The models an upstream account offers before it is saved as a channel (admin): the
+         *     channel form's "fetch models". The key is used for this one request and kept nowhere.
+         */
+        post: operations["fetch_models"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2743,6 +2956,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/settings/public": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the web app needs before sign-in: the registration mode, the announcement and how
+         *     money is shown.
+         */
+        get: operations["public_settings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/shares/{token}": {
         parameters: {
             query?: never;
@@ -3019,6 +3252,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/user/phone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Bind a number to the signed-in account with the code sent to it (replacing the account's
+         *     number, if it had one). From then on the account may sign in with codes sent there.
+         */
+        put: operations["bind_phone"];
+        post?: never;
+        /**
+         * Remove the signed-in account's number. Refused when it is the account's only way to sign
+         *     in (no password and no linked provider).
+         */
+        delete: operations["unbind_phone"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/phone/code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a code to bind a number to the signed-in account. */
+        post: operations["send_bind_code"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's own display choices. */
+        get: operations["get_preferences"];
+        /** Change one's display choices (the currency amounts are shown in). */
+        put: operations["update_preferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/user/profile": {
         parameters: {
             query?: never;
@@ -3192,6 +3484,20 @@ export interface components {
             tenant?: string | null;
             /** @description Token endpoint override. */
             token_url?: string | null;
+        };
+        /** @description The settings as an administrator sees them. */
+        AdminSettings: {
+            /** @description The configuration file's values (what a reset returns to). */
+            defaults: components["schemas"]["SystemSettings"];
+            /** @description The settings changed from the file's. */
+            overridden: string[];
+            /**
+             * Format: int64
+             * @description Quota units per US dollar (`billing.quota_per_usd`, fixed by the file).
+             */
+            quota_per_usd: number;
+            /** @description The values in effect. */
+            values: components["schemas"]["SystemSettings"];
         };
         /**
          * @description An assistant as a list shows it: the current version's card (the draft's for its owner
@@ -3389,6 +3695,22 @@ export interface components {
              */
             multiplier_permille: number;
         };
+        /** @description The announcement banner, shown to everyone until each dismisses it. */
+        Announcement: {
+            /** @description English text (plain, no Markdown). */
+            en: string;
+            /** @description Changes whenever the text does, so a dismissed banner comes back when it is rewritten. */
+            id: string;
+            /** @description Chinese text (plain, no Markdown). */
+            zh: string;
+        };
+        /** @description An announcement's text in both languages. */
+        AnnouncementText: {
+            /** @description English, plain text, at most 500 characters. */
+            en: string;
+            /** @description Chinese, plain text, at most 500 characters. */
+            zh: string;
+        };
         /** @description An API key as its owner sees it (never the secret, except once at creation). */
         ApiKey: {
             /** @description Client addresses or CIDR ranges the key works from; `null` for any. */
@@ -3561,6 +3883,13 @@ export interface components {
             /** @description `private` (owner and shares) or `public` (every user may read). */
             visibility: string;
         };
+        /** @description A code typed back, to bind the number to the signed-in account. */
+        BindPhoneRequest: {
+            /** @description The 6-digit code. */
+            code: string;
+            /** @description The number the code went to. */
+            phone: string;
+        };
         /** @description Buying (or renewing) a plan. */
         BuyPlan: {
             /** @description The provider's method; the first offered when left out. */
@@ -3607,6 +3936,8 @@ export interface components {
              *     repeated failures) or `half_open` (one trial request decides).
              */
             circuit: string;
+            /** @description RFC 3339 of when the breaker opened or went half-open (absent when closed). */
+            circuit_since?: string | null;
             /** @description RFC 3339. */
             created_at: string;
             /** @description Groups that may use it. */
@@ -3620,6 +3951,13 @@ export interface components {
              * @description How many keys it holds (the keys are never shown again).
              */
             key_count: number;
+            /**
+             * @description The last upstream failure this instance saw on the channel (a status or transport
+             *     error, never a key), kept after the breaker closes.
+             */
+            last_error?: string | null;
+            /** @description RFC 3339 of that failure. */
+            last_error_at?: string | null;
             /** @description RFC 3339 of the last test. */
             last_test_at?: string | null;
             /**
@@ -3669,11 +4007,73 @@ export interface components {
              */
             weight: number;
         };
+        /** @description One UTC day of a channel. */
+        ChannelDayStat: components["schemas"]["ChannelNumbers"] & {
+            /** @description `YYYY-MM-DD`, UTC. */
+            day: string;
+        };
         /**
          * @description The upstream wire format a channel speaks, stored and sent as its lower-case name.
          * @enum {string}
          */
         ChannelKind: "openai" | "azure" | "anthropic" | "gemini" | "deepseek" | "dashscope" | "zhipu" | "moonshot" | "siliconflow" | "volcengine" | "minimax" | "hunyuan" | "qianfan" | "spark" | "ollama";
+        /**
+         * @description Numbers of one channel over a day or a range. Latency and time to first byte are over
+         *     answered attempts; the median is the average latency inside the latency bucket that holds
+         *     the middle attempt.
+         */
+        ChannelNumbers: {
+            /**
+             * Format: int64
+             * @description Quota charged through the channel.
+             */
+            cost: number;
+            /**
+             * Format: int64
+             * @description Attempts that failed (failed over, dead, refused).
+             */
+            errors: number;
+            /**
+             * Format: int64
+             * @description Average latency of answered attempts, ms.
+             */
+            latency_avg_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Median latency of answered attempts, ms.
+             */
+            latency_p50_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Attempts sent to the channel.
+             */
+            requests: number;
+            /**
+             * Format: int64
+             * @description Average time to the answer's headers, ms.
+             */
+            ttfb_avg_ms?: number | null;
+        };
+        /** @description One channel's statistics. */
+        ChannelStat: {
+            /** @description Channel id (possibly deleted since). */
+            channel_id: string;
+            /** @description Its latest name in the range. */
+            channel_name: string;
+            /** @description Each day with traffic, oldest first. */
+            days: components["schemas"]["ChannelDayStat"][];
+            /** @description The whole range. */
+            totals: components["schemas"]["ChannelNumbers"];
+        };
+        /** @description Per-channel statistics over a range. */
+        ChannelStats: {
+            /** @description Channels with traffic in the range, busiest first. */
+            channels: components["schemas"]["ChannelStat"][];
+            /** @description RFC 3339. */
+            from: string;
+            /** @description RFC 3339. */
+            to: string;
+        };
         /** @description A model the caller may chat with. */
         ChatModel: {
             /**
@@ -3737,6 +4137,23 @@ export interface components {
             /** @description Offer it to users; refused while the sandbox cannot run here. */
             enabled: boolean;
             limits?: null | components["schemas"]["Limits"];
+        };
+        /** @description A code is on its way. */
+        CodeSent: {
+            /**
+             * Format: int64
+             * @description Seconds the code works.
+             */
+            expires_in: number;
+            /** @description The number as understood, masked (`+86*******8000`). */
+            phone: string;
+            /**
+             * Format: int64
+             * @description Seconds before another code may be asked for this number.
+             */
+            resend_after: number;
+            /** @description Always true. */
+            sent: boolean;
         };
         /** @description The code interpreter's settings as shown to admins. */
         CodeView: {
@@ -4182,6 +4599,11 @@ export interface components {
          * @enum {string}
          */
         Currency: "CNY" | "USD";
+        /**
+         * @description How amounts of quota are shown in the web app.
+         * @enum {string}
+         */
+        CurrencyDisplay: "units" | "usd" | "cny";
         /** @description Totals of one day (UTC) for one model or one user. */
         DailyUsage: {
             /**
@@ -4274,6 +4696,14 @@ export interface components {
             /** @description The account's password. */
             password: string;
         };
+        /** @description A user's own display choices. */
+        DisplayPreferences: {
+            currency?: null | components["schemas"]["CurrencyDisplay"];
+        };
+        /** @description A change of one's display choices. */
+        DisplayPreferencesUpdate: {
+            currency?: null | components["schemas"]["CurrencyDisplay"];
+        };
         /** @description A message in both languages. */
         DocumentError: {
             /** @description A stable code (`extract_failed`, `embedding_failed`, `file_missing`, ...). */
@@ -4351,6 +4781,19 @@ export interface components {
             error: components["schemas"]["ErrorBody"];
             /** @description The id of the request, as in the `X-Request-Id` header and the server's logs. */
             request_id: string;
+        };
+        /** @description An upstream account not saved yet, whose models the channel form wants to list. */
+        FetchModels: {
+            /** @description Base URL; defaults to the vendor's. */
+            base_url?: string | null;
+            /** @description Extra headers sent upstream. */
+            headers?: {
+                [key: string]: string;
+            };
+            /** @description Upstream API keys (the first is used). */
+            keys: string[];
+            /** @description Channel type, as for a new channel. */
+            type: components["schemas"]["ChannelKind"];
         };
         /** @description A setting that differs between two versions. */
         FieldChange: {
@@ -4703,6 +5146,125 @@ export interface components {
              */
             wall_secs: number;
         };
+        /** @description One upstream attempt of a request. */
+        LoggedAttempt: {
+            /** @description Channel id (the channel may since have been deleted). */
+            channel_id: string;
+            /** @description Its name when the request ran. */
+            channel_name: string;
+            /**
+             * Format: int64
+             * @description Quota charged through this attempt.
+             */
+            cost: number;
+            /** @description What went wrong (an upstream refusal is kept as its error type and code only). */
+            error?: string | null;
+            /**
+             * Format: int64
+             * @description The upstream's HTTP status, when it answered.
+             */
+            http_status?: number | null;
+            /**
+             * Format: int64
+             * @description From sending to the end of the answer or the failure.
+             */
+            latency_ms: number;
+            /**
+             * @description `ok`, `retry` (failed over: timeout, unreachable, 429, 5xx), `dead` (the channel's key
+             *     was rejected or its account is out of quota), `refused` (the upstream's 4xx, passed to
+             *     the client) or `unsupported` (its format cannot carry the request; nothing was sent).
+             */
+            outcome: string;
+            /**
+             * Format: int64
+             * @description Order, from 0.
+             */
+            seq: number;
+            /**
+             * Format: int64
+             * @description From sending to the answer's headers.
+             */
+            ttfb_ms?: number | null;
+        };
+        /** @description One request in the log. */
+        LoggedRequest: {
+            /**
+             * Format: int64
+             * @description How many channels were tried.
+             */
+            attempt_count: number;
+            /** @description The channel that served it, or the last one tried. */
+            channel_id?: string | null;
+            /** @description That channel's name when the request ran. */
+            channel_name?: string | null;
+            /**
+             * Format: int64
+             * @description Completion tokens billed.
+             */
+            completion_tokens: number;
+            /**
+             * Format: int64
+             * @description Quota charged.
+             */
+            cost: number;
+            /** @description RFC 3339 of the start. */
+            created_at: string;
+            /**
+             * @description More about the outcome: the settle's status (`partial`, `client_closed`, ...) or the
+             *     error code the client got (`upstream_unavailable`, `upstream_refused`, ...).
+             */
+            detail?: string | null;
+            /**
+             * Format: int64
+             * @description From the hold to the end of the answer.
+             */
+            duration_ms: number;
+            /**
+             * Format: int64
+             * @description The HTTP status the client got.
+             */
+            http_status: number;
+            /** @description Log row id (for the detail). */
+            id: string;
+            /** @description The API key, absent for a request a service made for the user (chat). */
+            key_id?: string | null;
+            /** @description The model as the client named it. */
+            model: string;
+            /**
+             * Format: int64
+             * @description Prompt tokens billed.
+             */
+            prompt_tokens: number;
+            /** @description The request id the client got (`x-request-id`), to find it in the server's log. */
+            request_id: string;
+            /** @description `ok`, `error` or `refused`. */
+            status: string;
+            /** @description Whether it streamed. */
+            stream: boolean;
+            /**
+             * Format: int64
+             * @description From the hold to the answer's first byte.
+             */
+            ttfb_ms?: number | null;
+            /** @description Whose request. */
+            user_id: string;
+        };
+        /** @description A request with its routing decisions and every upstream attempt. */
+        LoggedRequestDetail: {
+            /** @description Every attempt, in order. */
+            attempts: components["schemas"]["LoggedAttempt"][];
+            /** @description The request. */
+            request: components["schemas"]["LoggedRequest"];
+            /** @description Which channels the plan chose, in order, and which it left out and why. */
+            routing: components["schemas"]["Routing"];
+        };
+        /** @description A page of the request log, newest first. */
+        LoggedRequestPage: {
+            /** @description The requests. */
+            items: components["schemas"]["LoggedRequest"][];
+            /** @description Pass as `cursor` for the next (older) page; absent on the last page. */
+            next_cursor?: string | null;
+        };
         /**
          * @description What a right password answers. Only its schema is used (the handler answers either shape
          *     itself), so the variants are never built.
@@ -4753,6 +5315,24 @@ export interface components {
             model: string;
             /** @description RFC 3339. */
             updated_at: string;
+        };
+        /** @description A model's alias and fallbacks, as admins see and set them. */
+        ModelRoute: {
+            /** @description The model it is served as (its channels and price), or `null` when it is not an alias. */
+            alias_of?: string | null;
+            /** @description Models tried in order, each at its own price, when every channel failed. */
+            fallbacks: string[];
+            /** @description The public model name clients ask for. */
+            model: string;
+            /** @description When it was last changed (RFC 3339). */
+            updated_at: string;
+        };
+        /** @description What an admin sets for a model. */
+        ModelRouteInput: {
+            /** @description Serve the model as this one (`null` or absent: not an alias). */
+            alias_of?: string | null;
+            /** @description Models to try in order when every channel failed (at most five). */
+            fallbacks?: string[];
         };
         /** @description A moderation decision. */
         Moderation: {
@@ -5528,6 +6108,8 @@ export interface components {
                 language: string;
                 /** @description RFC 3339. */
                 last_login_at?: string | null;
+                /** @description The phone number (E.164) proved by an SMS code, if the account has one. */
+                phone?: string | null;
                 /** @description `user`, `admin` or `root`. */
                 role: string;
                 /** @description `active` or `disabled`. */
@@ -5867,6 +6449,34 @@ export interface components {
          * @enum {string}
          */
         Period: "month" | "year";
+        /** @description A code typed back, to sign in (or sign up). */
+        PhoneLoginRequest: {
+            /** @description The 6-digit code. */
+            code: string;
+            /** @description Shown name for a new account (defaults to "User" and the number's last 4 digits). */
+            display_name?: string | null;
+            /** @description Needed when the number has no account yet and the server requires invitations. */
+            invite_code?: string | null;
+            /** @description UI language of a new account, `en` or `zh-CN` (defaults from `Accept-Language`). */
+            language?: string | null;
+            /** @description The number the code went to. */
+            phone: string;
+        };
+        /** @description Whether this server signs people in by SMS code (public: the sign-in page asks). */
+        PhoneSignInState: {
+            /**
+             * Format: int64
+             * @description Seconds a code works.
+             */
+            code_ttl: number;
+            /** @description True when `[sms]` names a provider. */
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description Seconds before another code may be asked for the same number.
+             */
+            resend_after: number;
+        };
         /** @description A plan as the API shows it. */
         PlanView: {
             /** @description Offered to users (an inactive plan keeps its subscribers until they end). */
@@ -5995,6 +6605,8 @@ export interface components {
             language: string;
             /** @description RFC 3339. */
             last_login_at?: string | null;
+            /** @description The phone number (E.164) proved by an SMS code, if the account has one. */
+            phone?: string | null;
             /** @description `user`, `admin` or `root`. */
             role: string;
             /** @description `active` or `disabled`. */
@@ -6059,6 +6671,22 @@ export interface components {
             /** @description Token endpoint override. */
             token_url?: string | null;
         };
+        /** @description Which requests to remove now. */
+        PruneRequests: {
+            /**
+             * Format: int32
+             * @description Remove requests that started more than this many days ago (0: every request so far).
+             */
+            older_than_days: number;
+        };
+        /** @description How many requests were removed. */
+        PruneResult: {
+            /**
+             * Format: int64
+             * @description Requests removed, with their attempts.
+             */
+            removed: number;
+        };
         /** @description A provider as the sign-in page shows it. */
         PublicProvider: {
             /** @description `oidc`, `google`, `microsoft`, `github` or `wechat`. */
@@ -6072,6 +6700,34 @@ export interface components {
         PublicProviderList: {
             /** @description In slug order. */
             items: components["schemas"]["PublicProvider"][];
+        };
+        /** @description What the web app needs before anyone signs in. */
+        PublicSettings: {
+            announcement?: null | components["schemas"]["Announcement"];
+            /**
+             * Format: double
+             * @description Yuan per US dollar.
+             */
+            cny_per_usd: number;
+            /** @description How amounts are shown unless a user chooses otherwise. */
+            currency: components["schemas"]["CurrencyDisplay"];
+            /**
+             * Format: int64
+             * @description What someone who registers with an invite code receives on top of the signup grant.
+             */
+            invite_reward_invitee: number;
+            /**
+             * Format: int64
+             * @description What the code's owner receives for each registration with it.
+             */
+            invite_reward_inviter: number;
+            /**
+             * Format: int64
+             * @description Quota units per US dollar.
+             */
+            quota_per_usd: number;
+            /** @description Who may register. */
+            registration_mode: components["schemas"]["RegistrationMode"];
         };
         /** @description A share as the public sees it. */
         PublicShare: {
@@ -6321,6 +6977,11 @@ export interface components {
             /** @description 3–32 letters, digits, `_`, `.`, `-`. */
             username?: string | null;
         };
+        /**
+         * @description Who may create an account (the very first account always may, and becomes root).
+         * @enum {string}
+         */
+        RegistrationMode: "open" | "invite_only" | "closed";
         /** @description Rejecting an invoice. */
         RejectInvoice: {
             /** @description Why (1–500 characters; the user sees it). */
@@ -6372,6 +7033,27 @@ export interface components {
             new_password: string;
             /** @description The `token` parameter of the link. */
             token: string;
+        };
+        /** @description A channel the plan chose, in the order it would be tried. */
+        RoutedChannel: {
+            /** @description Channel id. */
+            id: string;
+            /** @description Its name when the request ran (kept after the channel is deleted). */
+            name: string;
+            /**
+             * Format: int64
+             * @description Its priority then.
+             */
+            priority: number;
+        };
+        /** @description The routing decisions of one request. */
+        Routing: {
+            /** @description The channels to try, best first. */
+            candidates: components["schemas"]["RoutedChannel"][];
+            /** @description The channel group the caller routes through. */
+            group: string;
+            /** @description The channels left out. */
+            skipped: components["schemas"]["SkippedChannel"][];
         };
         /** @description What the process holds now. */
         RuntimeReport: {
@@ -6467,6 +7149,11 @@ export interface components {
             /** @description Which API. */
             provider: components["schemas"]["ProviderKind"];
         };
+        /** @description A number to send a code to. */
+        SendCodeRequest: {
+            /** @description With its country code: `+8613800138000` (spaces and dashes are ignored). */
+            phone: string;
+        };
         /** @description A message to send. */
         SendRequest: {
             /** @description The text. */
@@ -6541,6 +7228,38 @@ export interface components {
              * @description The longest one tool call may take, seconds (1 to 300; `null` for chat's own 60 s).
              */
             tool_timeout_secs?: number | null;
+        };
+        /** @description Settings to change; omitted fields stay as they are. */
+        SettingsUpdate: {
+            announcement?: null | components["schemas"]["AnnouncementText"];
+            /**
+             * Format: double
+             * @description Yuan per US dollar, above 0 and at most 1000.
+             */
+            cny_per_usd?: number | null;
+            currency?: null | components["schemas"]["CurrencyDisplay"];
+            /** @description The default chat model; `null` or `""`: none (the first the user may use). */
+            default_model?: string | null;
+            /**
+             * Format: int64
+             * @description Quota the invitee receives (0 or more).
+             */
+            invite_reward_invitee?: number | null;
+            /**
+             * Format: int64
+             * @description Quota the inviter receives (0 or more).
+             */
+            invite_reward_inviter?: number | null;
+            registration_mode?: null | components["schemas"]["RegistrationMode"];
+            /** @description Settings to return to the configuration file's value (applied before the others). */
+            reset?: string[];
+            /**
+             * Format: int64
+             * @description Quota every new account starts with (0 or more).
+             */
+            signup_grant?: number | null;
+            /** @description The title model; `null`: the conversation's own; `""`: no generated titles. */
+            title_model?: string | null;
         };
         /** @description The built-ins' setup. */
         SettingsView: {
@@ -6641,6 +7360,18 @@ export interface components {
             ttl_secs?: number | null;
             /** @description `thumb` or `web` for an image's variant; the original when absent. */
             variant?: string | null;
+        };
+        /** @description A channel that serves the model but was left out, and why. */
+        SkippedChannel: {
+            /** @description Channel id. */
+            id: string;
+            /** @description Its name when the request ran. */
+            name: string;
+            /**
+             * @description `circuit_open` (its breaker keeps traffic away) or `attempt_limit` (more channels
+             *     than one request tries).
+             */
+            reason: string;
         };
         /** @description A change to the draft: every field is optional; what is given replaces what was. */
         SpecPatch: {
@@ -6845,6 +7576,41 @@ export interface components {
         SwitchRequest: {
             /** @description A message of the branch; its newest leaf becomes active. */
             message_id: string;
+        };
+        /** @description The settings in effect. */
+        SystemSettings: {
+            announcement?: null | components["schemas"]["Announcement"];
+            /**
+             * Format: double
+             * @description Yuan per US dollar, for showing amounts in CNY (display only).
+             */
+            cny_per_usd: number;
+            /** @description How amounts are shown unless a user chooses otherwise. */
+            currency: components["schemas"]["CurrencyDisplay"];
+            /** @description The model a new chat uses when none is chosen; `null`: the first the user may use. */
+            default_model?: string | null;
+            /**
+             * Format: int64
+             * @description Quota the invitee receives on top of the signup grant.
+             */
+            invite_reward_invitee: number;
+            /**
+             * Format: int64
+             * @description Quota the inviter receives when someone registers with their code.
+             */
+            invite_reward_inviter: number;
+            /** @description Who may register. */
+            registration_mode: components["schemas"]["RegistrationMode"];
+            /**
+             * Format: int64
+             * @description Quota every new account starts with.
+             */
+            signup_grant: number;
+            /**
+             * @description The model that writes conversation titles; `null`: the conversation's own model;
+             *     `""`: no generated titles.
+             */
+            title_model?: string | null;
         };
         /** @description The outcome of a channel test. */
         TestResult: {
@@ -8685,6 +9451,112 @@ export interface operations {
             };
         };
     };
+    list_routes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelRoute"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_route: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The public model name */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelRouteInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelRoute"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_route: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The public model name */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     admin_list_providers: {
         parameters: {
             query?: never;
@@ -9408,6 +10280,263 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_requests: {
+        parameters: {
+            query?: {
+                /** @description Only requests that tried this channel (served, failed or refused there). */
+                channel_id?: string;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+                /** @description Started at or after (RFC 3339). */
+                from?: string;
+                /** @description Only requests made with this API key. */
+                key_id?: string;
+                /** @description Page size, 1–200 (default 50). */
+                limit?: number;
+                /** @description Only this model (as the client named it). */
+                model?: string;
+                /**
+                 * @description `ok`, `error` (every channel failed, or the answer broke off) or `refused` (the
+                 *     upstream's 4xx, or no balance for the hold).
+                 */
+                status?: string;
+                /** @description Started before (RFC 3339). */
+                to?: string;
+                /** @description Only this user's requests. */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoggedRequestPage"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Log row id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoggedRequestDetail"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    channel_stats: {
+        parameters: {
+            query?: {
+                /** @description Start (RFC 3339; default seven days before `to`, at 00:00 UTC). */
+                from?: string;
+                /** @description End (RFC 3339; default now). At most 92 days after `from`. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelStats"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    prune_requests: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PruneRequests"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PruneResult"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_get_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminSettings"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_update_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminSettings"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An invalid value (each listed in details.errors) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10625,6 +11754,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many sign-ins started from this address (`limits.oauth_starts_per_ip_per_hour`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description The provider's discovery document could not be read */
             502: {
                 headers: {
@@ -10686,6 +11824,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many resets asked for from this address (`limits.password_resets_per_ip_per_hour`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description This server sends no mail */
             503: {
                 headers: {
@@ -10729,6 +11876,154 @@ export interface operations {
             };
             /** @description The new password is not acceptable */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many links from this address (`limits.account_links_per_ip_per_hour`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    phone_state: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhoneSignInState"];
+                };
+            };
+        };
+    };
+    send_sign_in_code: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SendCodeRequest"];
+            };
+        };
+        responses: {
+            /** @description A code is on its way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CodeSent"];
+                };
+            };
+            /** @description Not an E.164 phone number */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A code was sent to this number moments ago, or too many codes for this number or from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The SMS vendor refused or could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured (`[sms]`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    phone_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PhoneLoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in (tokens), or the two-factor challenge */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginAnswer"];
+                };
+            };
+            /** @description Account created and signed in */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description Account disabled, registration closed, or the server has no account yet */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong, used or expired code (`invalid_code`), a bad number, or an invite code required or invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10901,6 +12196,15 @@ export interface operations {
             };
             /** @description The address was taken by another account meanwhile */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many links from this address (`limits.account_links_per_ip_per_hour`) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12104,7 +13408,10 @@ export interface operations {
     };
     test_channel: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description One of the channel's models (default: its first). */
+                model?: string;
+            };
             header?: never;
             path: {
                 /** @description Channel id */
@@ -12131,6 +13438,61 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    fetch_models: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FetchModels"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpstreamModels"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14677,6 +16039,25 @@ export interface operations {
             };
         };
     };
+    public_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicSettings"];
+                };
+            };
+        };
+    };
     share_info: {
         parameters: {
             query?: never;
@@ -15417,6 +16798,227 @@ export interface operations {
             };
             /** @description Too many password changes */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    bind_phone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BindPhoneRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Profile"];
+                };
+            };
+            /** @description Another account has this number (`phone_taken`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong, used or expired code */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    unbind_phone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The account has no number */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description It is the account's last way to sign in (`last_sign_in_method`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    send_bind_code: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SendCodeRequest"];
+            };
+        };
+        responses: {
+            /** @description A code is on its way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CodeSent"];
+                };
+            };
+            /** @description This is the account's number already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an E.164 phone number */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many codes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The SMS vendor refused or could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Phone sign-in is not configured */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DisplayPreferences"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DisplayPreferencesUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DisplayPreferences"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
