@@ -52,7 +52,6 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
         .routes(routes!(requests::channel_stats))
         .routes(routes!(requests::prune_requests))
         .routes(routes!(requests::get_request))
-
         .routes(routes!(model_routes::list_routes))
         .routes(routes!(model_routes::set_route, model_routes::delete_route))
         .with_state(service)

@@ -82,39 +82,38 @@ pub(crate) async fn plan_for(
     // A model's stage: its channels for the caller's group (of those `serves` accepts, not
     // resting), its price, and which channels were left out and why (for the request log);
     // the refusal when it has none.
-    let stage = |name: &str,
-                 shown: &str|
-     -> ApiResult<(Stage, Vec<crate::journal::SkippedChannel>)> {
-        let routed: Vec<Arc<LiveChannel>> = table
-            .candidates(caller.group(), name)
-            .into_iter()
-            .filter(|c| serves(c))
-            .collect();
-        if routed.is_empty() {
-            return Err(not_found(shown));
-        }
-        let rates = svc
-            .price_for(caller.group(), name)
-            .ok_or_else(|| not_priced(name))?;
-        let mut skipped = Vec::new();
-        let mut candidates: Vec<Arc<LiveChannel>> = Vec::new();
-        for c in routed {
-            let reason = if candidates.len() >= MAX_ATTEMPTS {
-                "attempt_limit"
-            } else if svc.breakers.allow(&c.id, now) {
-                candidates.push(c);
-                continue;
-            } else {
-                "circuit_open"
-            };
-            skipped.push(crate::journal::SkippedChannel {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                reason: reason.to_string(),
-            });
-        }
-        if candidates.is_empty() {
-            return Err(ApiError::new(
+    let stage =
+        |name: &str, shown: &str| -> ApiResult<(Stage, Vec<crate::journal::SkippedChannel>)> {
+            let routed: Vec<Arc<LiveChannel>> = table
+                .candidates(caller.group(), name)
+                .into_iter()
+                .filter(|c| serves(c))
+                .collect();
+            if routed.is_empty() {
+                return Err(not_found(shown));
+            }
+            let rates = svc
+                .price_for(caller.group(), name)
+                .ok_or_else(|| not_priced(name))?;
+            let mut skipped = Vec::new();
+            let mut candidates: Vec<Arc<LiveChannel>> = Vec::new();
+            for c in routed {
+                let reason = if candidates.len() >= MAX_ATTEMPTS {
+                    "attempt_limit"
+                } else if svc.breakers.allow(&c.id, now) {
+                    candidates.push(c);
+                    continue;
+                } else {
+                    "circuit_open"
+                };
+                skipped.push(crate::journal::SkippedChannel {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    reason: reason.to_string(),
+                });
+            }
+            if candidates.is_empty() {
+                return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "channels_cooling_down",
                 format!(
@@ -123,16 +122,16 @@ pub(crate) async fn plan_for(
                 format!("{shown} 的所有渠道都连续失败，正在冷却，请稍后重试。"),
             )
             .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
-        }
-        Ok((
-            Stage {
-                model: name.to_string(),
-                rates,
-                candidates,
-            },
-            skipped,
-        ))
-    };
+            }
+            Ok((
+                Stage {
+                    model: name.to_string(),
+                    rates,
+                    candidates,
+                },
+                skipped,
+            ))
+        };
     // Fallbacks the key may use and that can serve now; one that cannot is skipped.
     let mut fallbacks: Vec<Stage> = routes
         .fallbacks(&model, served)

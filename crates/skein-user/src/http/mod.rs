@@ -61,7 +61,6 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(oauth::start))
         .routes(routes!(oauth::callback))
         .routes(routes!(settings::public_settings))
-
         .routes(routes!(phone::phone_state))
         .routes(routes!(phone::send_sign_in_code))
         .routes(routes!(phone::phone_login))
@@ -92,7 +91,6 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
             settings::get_preferences,
             settings::update_preferences
         ))
-
         .routes(routes!(phone::send_bind_code))
         .routes(routes!(phone::bind_phone, phone::unbind_phone))
         // Admins.
