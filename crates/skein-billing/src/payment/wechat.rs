@@ -308,9 +308,17 @@ fn refund_outcome(refund: &Value) -> RefundOutcome {
         .or_else(|| refund["refund_status"].as_str());
     match status {
         Some("SUCCESS") => RefundOutcome::Succeeded { provider_ref },
-        Some(status @ ("CLOSED" | "ABNORMAL")) => RefundOutcome::Failed {
-            reason: format!("WeChat Pay: refund {status}"),
+        Some("CLOSED") => RefundOutcome::Failed {
+            reason: "WeChat Pay: refund CLOSED".to_string(),
         },
+        // ABNORMAL is not final: the merchant can still complete the refund in WeChat Pay's
+        // console (a later SUCCESS), so treating it as failed and giving the quota back could
+        // leave the user with both the money and the quota. It stays pending (and in the
+        // reconciliation's view) until SUCCESS or CLOSED.
+        Some("ABNORMAL") => {
+            tracing::warn!(?provider_ref, "WeChat Pay refund ABNORMAL: complete or close it in the merchant console");
+            RefundOutcome::Pending { provider_ref }
+        }
         _ => RefundOutcome::Pending { provider_ref },
     }
 }

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use skein_core::api::{RegistrationMode, SettingsSource};
 use skein_core::auth::{AuthUser, Role};
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
@@ -447,8 +448,9 @@ impl UserService {
                 "本服务器还没有账号。请先用安装令牌创建第一个（root）账号，再使用手机号注册。",
             ));
         }
-        let registration = &self.settings.registration;
-        if !registration.enabled {
+        // The live registration mode (Admin → System), as for password and provider sign-up.
+        let mode = self.system.current().registration_mode;
+        if mode == RegistrationMode::Closed {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "registration_closed",
@@ -469,7 +471,7 @@ impl UserService {
             .as_deref()
             .map(str::trim)
             .filter(|c| !c.is_empty());
-        if invite_code.is_none() && registration.invite_required {
+        if invite_code.is_none() && mode == RegistrationMode::InviteOnly {
             return Err(invite_required());
         }
         let tail = &phone.e164()[phone.e164().len().saturating_sub(4)..];

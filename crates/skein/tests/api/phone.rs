@@ -273,6 +273,15 @@ on_both_backends! {
         assert_eq!(joined.json["user"]["display_name"], "Pat");
         assert_eq!(joined.json["user"]["invited_by"], root.id.as_str());
 
+        // The mode an admin sets at run time (Admin → System) rules phone sign-up too.
+        let closed = app.put("/api/v1/admin/settings", Some(&root.access), json!({"registration_mode": "closed"})).await;
+        assert!(closed.status.is_success(), "{}", closed.text);
+        assert_eq!(ask_code(&app, "+447700900124").await.status, StatusCode::ACCEPTED);
+        let late = fake.last_code_to("+447700900124").unwrap();
+        let refused = app.post("/api/v1/auth/phone/login", None, json!({"phone": "+447700900124", "code": late, "invite_code": invite})).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        assert_eq!(refused.error_code(), "registration_closed");
+
         // Without [sms], the routes say so.
         assert_eq!(app.get("/api/v1/auth/phone", None).await.json["enabled"], true);
         let off = TestApp::spawn(backend).await;
