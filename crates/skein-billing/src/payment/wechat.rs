@@ -316,7 +316,10 @@ fn refund_outcome(refund: &Value) -> RefundOutcome {
         // leave the user with both the money and the quota. It stays pending (and in the
         // reconciliation's view) until SUCCESS or CLOSED.
         Some("ABNORMAL") => {
-            tracing::warn!(?provider_ref, "WeChat Pay refund ABNORMAL: complete or close it in the merchant console");
+            tracing::warn!(
+                ?provider_ref,
+                "WeChat Pay refund ABNORMAL: complete or close it in the merchant console"
+            );
             RefundOutcome::Pending { provider_ref }
         }
         _ => RefundOutcome::Pending { provider_ref },
