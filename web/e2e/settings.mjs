@@ -112,12 +112,16 @@ async function main() {
     await page.locator('textarea[name="announcement_en"]').fill('Scheduled maintenance on Saturday 22:00–23:00 UTC. Chats in progress are kept.');
     await page.locator('textarea[name="announcement_zh"]').fill('周六 22:00–23:00（UTC）例行维护，进行中的对话会保留。');
     await page.locator('select[name="currency"]').selectOption('cny');
+    // Wait for the save itself: "Changed" can show before the server has answered.
+    const saved = page.waitForResponse((r) => r.url().endsWith('/api/v1/admin/settings') && r.request().method() === 'PUT');
     await page.getByRole('button', { name: 'Save' }).click();
+    check((await saved).ok(), 'the save is accepted');
     await page.getByText('Changed').first().waitFor();
     const settings = await call(base, '/api/v1/settings/public');
     check(settings.json.registration_mode === 'invite_only', `saved mode: ${JSON.stringify(settings.json)}`);
     check(settings.json.currency === 'cny', 'saved currency');
-    check(await page.getByTestId('announcement').isVisible(), 'the banner shows at once');
+    const banner = await page.getByTestId('announcement').waitFor({ timeout: 10_000 }).then(() => true, () => false);
+    check(banner, 'the banner shows at once');
     await ctx.close();
   }
 
