@@ -12,6 +12,7 @@
 //! A version row is never updated or deleted, and deleting an assistant only marks it, so a
 //! conversation keeps the exact prompt and settings it started with for its whole life.
 
+pub mod checks;
 pub mod diff;
 mod http;
 pub mod lobe;
@@ -24,7 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use skein_core::api::{AgentApi, AgentPersona, ConversationOpener};
+use skein_core::api::{
+    AgentApi, AgentPersona, ConversationOpener, FileApi, KnowledgeApi, PluginApi, RelayApi,
+};
 use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_core::{ApiError, ApiResult, ids};
 use skein_db::{Db, ServiceMigrations};
@@ -42,21 +45,36 @@ pub static MIGRATIONS: ServiceMigrations = ServiceMigrations {
 /// The Agent service.
 pub struct AgentService {
     db: Db,
-    /// Chat, to start conversations; `None` when Chat runs in no reachable process.
-    opener: Option<Arc<dyn ConversationOpener>>,
+    /// The services it asks.
+    peers: Peers,
     /// The market's upkeep: search terms of cards indexed before an upgrade, trending scores.
     background: BackgroundTasks,
+}
+
+/// The services the Agent service asks, each `None` when it runs in no reachable process.
+#[derive(Clone, Default)]
+pub struct Peers {
+    /// Chat, to start conversations.
+    pub opener: Option<Arc<dyn ConversationOpener>>,
+    /// Whether an owner may read a knowledge base the assistant binds.
+    pub knowledge: Option<Arc<dyn KnowledgeApi>>,
+    /// Whether an owner may use a plugin the assistant binds.
+    pub plugins: Option<Arc<dyn PluginApi>>,
+    /// The models an owner is served.
+    pub relay: Option<Arc<dyn RelayApi>>,
+    /// Avatars uploaded as files.
+    pub files: Option<Arc<dyn FileApi>>,
 }
 
 /// How often every trending score is worked out again (its divisor counts whole days).
 const TREND_PERIOD: Duration = Duration::from_secs(3600);
 
 impl AgentService {
-    /// The service over `db`, starting conversations through `opener` when there is one.
-    pub fn new(db: Db, opener: Option<Arc<dyn ConversationOpener>>) -> Arc<Self> {
+    /// The service over `db`, asking `peers` where they run.
+    pub fn new(db: Db, peers: Peers) -> Arc<Self> {
         let service = Arc::new(AgentService {
             db,
-            opener,
+            peers,
             background: BackgroundTasks::new(),
         });
         service.background.every(

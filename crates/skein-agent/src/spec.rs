@@ -28,6 +28,8 @@ pub const MAX_BINDINGS: usize = 20;
 pub const MAX_AVATAR: usize = 512;
 /// Longest model name.
 pub const MAX_MODEL: usize = 128;
+/// How an avatar names an uploaded image: `file:<id>` (the owner's file, checked on save).
+pub const AVATAR_FILE: &str = "file:";
 /// Longest changelog.
 pub const MAX_CHANGELOG: usize = 2_000;
 
@@ -255,11 +257,16 @@ impl AgentSpec {
         }
         check_len(&self.name, "name", MAX_NAME, "name", "名称")?;
         check_len(&self.avatar, "avatar", MAX_AVATAR, "avatar", "头像")?;
-        if self.avatar.contains("://") && !self.avatar.starts_with("https://") {
+        let file_id = self.avatar.strip_prefix(AVATAR_FILE);
+        if (self.avatar.contains("://") && !self.avatar.starts_with("https://"))
+            || file_id.is_some_and(|id| {
+                id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+        {
             return Err(ApiError::invalid_field(
                 "avatar",
-                "An avatar is an emoji or an https:// image URL.",
-                "头像须为表情符号或 https:// 图片地址。",
+                "An avatar is an emoji, an https:// image URL or an uploaded image (file:<id>).",
+                "头像须为表情符号、https:// 图片地址或已上传的图片（file:<id>）。",
             ));
         }
         check_len(

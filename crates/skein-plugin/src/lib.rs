@@ -512,6 +512,12 @@ impl PluginApi for PluginService {
             .collect())
     }
 
+    async fn may_use(&self, user_id: &str, plugin_id: &str) -> ApiResult<bool> {
+        Ok(store::visible_one(&self.db, user_id, plugin_id)
+            .await?
+            .is_some())
+    }
+
     async fn execute(
         &self,
         caller: &ToolCaller,

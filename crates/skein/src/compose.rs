@@ -471,10 +471,19 @@ fn agent(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         // With Chat in this process, conversations start here and answers carry the pinned
         // version; without it, starting a conversation answers 503 (there is no remote
         // Chat API yet).
-        let opener = w.chat_service.clone().map(|chat| {
-            Arc::new(crate::agent_chat::ChatOpener(chat)) as Arc<dyn ConversationOpener>
-        });
-        let agents = AgentService::new(w.db.clone(), opener);
+        let peers = skein_agent::Peers {
+            opener: w.chat_service.clone().map(|chat| {
+                Arc::new(crate::agent_chat::ChatOpener(chat)) as Arc<dyn ConversationOpener>
+            }),
+            knowledge: w.knowledge.clone(),
+            plugins: w
+                .plugin_service
+                .clone()
+                .map(|p| p as Arc<dyn skein_core::api::PluginApi>),
+            relay: w.relay.clone(),
+            files: w.files.clone(),
+        };
+        let agents = AgentService::new(w.db.clone(), peers);
         if let Some(chat) = &w.chat_service {
             chat.add_context_source(Arc::new(crate::agent_chat::AgentPersona(
                 agents.clone() as Arc<dyn AgentApi>

@@ -107,7 +107,7 @@ pub async fn moderate(
     let row = store::agent(&svc.db, &id)
         .await?
         .ok_or_else(crate::not_found)?;
-    Ok(ApiJson(card(&row)))
+    Ok(ApiJson(card(&svc, &row)))
 }
 
 /// Open reports, oldest first.

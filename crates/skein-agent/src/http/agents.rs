@@ -28,8 +28,10 @@ pub struct AgentCard {
     pub id: String,
     /// Name.
     pub name: String,
-    /// Emoji or URL.
+    /// Emoji, URL or `file:<id>` (an uploaded image).
     pub avatar: String,
+    /// Where a browser loads an uploaded avatar (a signed URL); none for an emoji or a URL.
+    pub avatar_url: Option<String>,
     /// Description.
     pub description: String,
     /// Tags.
@@ -55,7 +57,7 @@ pub struct AgentCard {
 }
 
 /// Builds a card; an owner's unpublished assistant shows its draft.
-pub(crate) fn card(row: &AgentRow) -> AgentCard {
+pub(crate) fn card(svc: &AgentService, row: &AgentRow) -> AgentCard {
     let (name, avatar, description, tags, category) = if row.current_version.is_some() {
         (
             row.card_name.clone(),
@@ -81,6 +83,7 @@ pub(crate) fn card(row: &AgentRow) -> AgentCard {
     AgentCard {
         id: row.id.clone(),
         name,
+        avatar_url: svc.peers.avatar_url(&avatar),
         avatar,
         description,
         tags,
@@ -147,7 +150,7 @@ async fn detail_of(
         None => (false, false),
     };
     Ok(AgentDetail {
-        card: card(&row),
+        card: card(svc, &row),
         is_owner,
         published,
         draft,
@@ -167,6 +170,7 @@ async fn create_from(
 ) -> ApiResult<AgentRow> {
     spec.normalise();
     spec.validate()?;
+    svc.peers.check_avatar(owner, &spec).await?;
     let id = ids::new_id();
     let draft = serde_json::to_string(&spec).map_err(ApiError::internal)?;
     store::insert_agent(
@@ -210,7 +214,7 @@ pub async fn list_mine(
 ) -> ApiResult<ApiJson<Page<AgentCard>>> {
     let (rows, total) = store::owned(&svc.db, &user.user_id, page.limit(), page.offset()).await?;
     Ok(ApiJson(Page::new(
-        rows.iter().map(card).collect(),
+        rows.iter().map(|r| card(&svc, r)).collect(),
         total,
         page,
     )))
@@ -248,6 +252,7 @@ pub async fn update_agent(
     patch.apply(&mut spec);
     spec.normalise();
     spec.validate()?;
+    svc.peers.check_avatar(&user.user_id, &spec).await?;
     let draft = serde_json::to_string(&spec).map_err(ApiError::internal)?;
     if !store::update_draft(
         &svc.db,
@@ -299,6 +304,10 @@ pub async fn duplicate_agent(
         // Bindings name the owner's knowledge and plugins, which the copier may not use.
         spec.knowledge_base_ids.clear();
         spec.plugin_ids.clear();
+        // So does an uploaded avatar: the copy starts with none rather than a file of theirs.
+        if spec.avatar.starts_with(crate::spec::AVATAR_FILE) {
+            spec.avatar.clear();
+        }
         spec
     };
     let suffix = " (copy)";
@@ -321,6 +330,9 @@ pub async fn import_agent(
     let owner = user.user_id.as_str();
     let row = match lobe::parse(&body)? {
         Imported::Lobe(spec) => {
+            // A market entry names a model this deployment may not serve: the user picks
+            // another in the draft; bindings and the avatar are checked as on any publish.
+            svc.peers.check_publish(owner, &spec, false).await?;
             let row = create_from(&svc, owner, spec.clone(), Visibility::Private).await?;
             super::versions::publish_spec(
                 &svc,
@@ -349,6 +361,7 @@ pub async fn import_agent(
                 v.spec.normalise();
                 v.spec.validate()?;
                 crate::spec::check_changelog(&v.changelog)?;
+                svc.peers.check_publish(owner, &v.spec, false).await?;
             }
             let visibility = Visibility::parse(&export.visibility)?;
             let row = create_from(&svc, owner, export.draft, visibility).await?;

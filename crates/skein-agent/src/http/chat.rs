@@ -37,6 +37,8 @@ pub struct ConversationAgent {
     pub name: String,
     /// Its avatar in that version.
     pub avatar: String,
+    /// Where a browser loads an uploaded avatar (a signed URL).
+    pub avatar_url: Option<String>,
     /// The model used: the one picked, where allowed, else the version's.
     pub model: Option<String>,
     /// Whether the model may be changed.
@@ -45,6 +47,9 @@ pub struct ConversationAgent {
     pub opening_message: String,
     /// Questions to start with.
     pub suggested_questions: Vec<String>,
+    /// Plugins the version binds: on in the conversation unless the user switches them off
+    /// (and only those the user may use are ever offered).
+    pub plugin_ids: Vec<String>,
     /// Whether the assistant was deleted since (the conversation goes on with its version).
     pub agent_deleted: bool,
 }
@@ -57,7 +62,9 @@ async fn conversation_agent(svc: &AgentService, pin: BindingRow) -> ApiResult<Co
         agent_id: pin.agent_id,
         version: pin.version,
         name: spec.name,
+        avatar_url: svc.peers.avatar_url(&spec.avatar),
         avatar: spec.avatar,
+        plugin_ids: spec.plugin_ids,
         model: pin
             .model
             .filter(|_| spec.allow_model_override)
@@ -110,6 +117,7 @@ pub async fn start_conversation(
         ));
     }
     let opener = svc
+        .peers
         .opener
         .as_ref()
         .ok_or_else(|| ApiError::unavailable("chat"))?;

@@ -98,7 +98,7 @@ pub async fn market(
     )
     .await?;
     Ok(ApiJson(Page::new(
-        rows.iter().map(card).collect(),
+        rows.iter().map(|r| card(&svc, r)).collect(),
         total,
         page,
     )))
@@ -219,7 +219,7 @@ pub async fn list_favourites(
     let (rows, total) =
         store::favourites(&svc.db, &user.user_id, page.limit(), page.offset()).await?;
     Ok(ApiJson(Page::new(
-        rows.iter().map(card).collect(),
+        rows.iter().map(|r| card(&svc, r)).collect(),
         total,
         page,
     )))

@@ -58,7 +58,7 @@ pub struct PublishInput {
     pub changelog: String,
 }
 
-/// Publishes `spec` as the next version of `owner`'s assistant; its number.
+/// Publishes `spec` (checked by the caller: [`crate::Peers::check_publish`]) as the next version of `owner`'s assistant; its number.
 pub(crate) async fn publish_spec(
     svc: &AgentService,
     agent_id: &str,
@@ -107,6 +107,7 @@ pub async fn publish(
 ) -> ApiResult<(StatusCode, ApiJson<VersionView>)> {
     let row = svc.owned(&id, &user.user_id).await?;
     let spec = parse_spec(&row.draft)?;
+    svc.peers.check_publish(&user.user_id, &spec, true).await?;
     let n = publish_spec(
         &svc,
         &id,
@@ -166,6 +167,7 @@ pub async fn rollback(
 ) -> ApiResult<(StatusCode, ApiJson<VersionView>)> {
     svc.owned(&id, &user.user_id).await?;
     let spec = svc.version_spec(&id, version).await?;
+    svc.peers.check_publish(&user.user_id, &spec, true).await?;
     let changelog = if input.changelog.trim().is_empty() {
         format!("Rollback to v{version}")
     } else {

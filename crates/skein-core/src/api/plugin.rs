@@ -90,6 +90,10 @@ pub trait PluginApi: Send + Sync {
     /// The tools `caller` enabled (for the conversation, when there is one), in a stable order.
     async fn tools(&self, caller: &ToolCaller) -> Result<Vec<ToolDescriptor>, ApiError>;
 
+    /// Whether `user_id` may use plugin `plugin_id` (published by an admin, or their own):
+    /// what an assistant may bind.
+    async fn may_use(&self, user_id: &str, plugin_id: &str) -> Result<bool, ApiError>;
+
     /// Runs tool `name` with `arguments` (JSON text, as the model wrote it) for `caller`,
     /// within `deadline`. A tool the caller may not use, bad arguments, a tool that hangs or
     /// answers too much or nonsense are outputs with `is_error`, never a refused call.

@@ -132,6 +132,12 @@ on_both_backends! {
         let r = app.post(&format!("/api/v1/agents/{id}/conversations"), Some(&user.access), json!({})).await;
         assert_eq!((r.status, r.error_code()), (StatusCode::CONFLICT, "agent_unpublished"), "{}", r.text);
 
+        // A base that does not exist (or that the owner may not read) is refused at publish.
+        let r = app.post(&format!("/api/v1/agents/{id}/publish"), Some(&user.access), json!({})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.json["error"]["details"]["field"], "knowledge_base_ids", "{}", r.text);
+        let r = app.patch(&format!("/api/v1/agents/{id}"), Some(&user.access), json!({"knowledge_base_ids": []})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(publish(&app, user, &id, "first").await, 1);
         let c1 = start(&app, user, &id).await;
         assert_eq!((c1["version"].as_i64(), c1["opening_message"].as_str()), (Some(1), Some("Hello from v1")));
@@ -461,5 +467,88 @@ on_both_backends! {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let sent = ask(&app, &bob, upstream, &c, "And sick leave?").await;
         assert!(offered_tools(&sent).is_empty(), "{sent}");
+    }
+
+    async fn publishing_checks_bindings_the_model_and_an_uploaded_avatar(backend) {
+        let app = app(backend).await;
+        let world = relay_world(&app, Upstream::OpenAi).await;
+        let (ada, root) = (&world.user, &world.root);
+        let bob = app.register("bob").await;
+        app.fund(root, &bob, 100_000_000).await;
+        let base = app.post("/api/v1/knowledge/bases", Some(&ada.access),
+            json!({"name": "Ada's notes", "embedding_model": ""})).await;
+        assert_eq!(base.status, StatusCode::CREATED, "{}", base.text);
+        let base = base.json["id"].as_str().unwrap().to_string();
+        let r = app.post("/api/v1/plugins", Some(&ada.access), json!({"name": "Mine", "kind": "openapi", "openapi": {
+            "openapi": "3.0.0", "info": {"title": "Mine", "version": "1"},
+            "servers": [{"url": "https://tools.example.com"}],
+            "paths": {"/x": {"get": {"operationId": "ada_only", "summary": "Looks something up"}}}}})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let plugin = r.json["id"].as_str().unwrap().to_string();
+
+        // Bob may neither read Ada's base nor use her plugin, nor chat with an unserved model:
+        // each is refused at publish, naming the field, and nothing is published.
+        let id = create(&app, &bob, json!({"name": "Copycat", "model": "gpt-test"})).await;
+        for (patch, field) in [
+            (json!({"knowledge_base_ids": [base.clone()]}), "knowledge_base_ids"),
+            (json!({"knowledge_base_ids": [], "plugin_ids": [plugin.clone()]}), "plugin_ids"),
+            (json!({"plugin_ids": [], "model": "gpt-nobody-serves"}), "model"),
+        ] {
+            let r = app.patch(&format!("/api/v1/agents/{id}"), Some(&bob.access), patch).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            let r = app.post(&format!("/api/v1/agents/{id}/publish"), Some(&bob.access), json!({})).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {}", r.text);
+            assert_eq!(r.json["error"]["details"]["field"], field, "{}", r.text);
+        }
+        let versions = app.get(&format!("/api/v1/agents/{id}/versions"), Some(&bob.access)).await;
+        assert_eq!(versions.json.as_array().map(Vec::len), Some(0), "{}", versions.text);
+        // Ada may use all three.
+        let own = create(&app, ada, json!({"name": "Mine", "model": "gpt-test",
+            "knowledge_base_ids": [base], "plugin_ids": [plugin]})).await;
+        assert_eq!(publish(&app, ada, &own, "first").await, 1);
+
+        // An avatar uploaded as a file: Ada's own image is accepted and shown to anyone who
+        // sees the card through a signed URL; Bob cannot use her file, nor anyone a text file.
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(64, 64, image::Rgb([200, 30, 90])))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let upload = |who: &Persona, name: &'static str, content: Vec<u8>| {
+            let (app, token) = (&app, who.access.clone());
+            async move {
+                const B: &str = "skein-agent-avatar-boundary";
+                let mut body = format!("--{B}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nagent\r\n\
+                    --{B}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n").into_bytes();
+                body.extend_from_slice(&content);
+                body.extend_from_slice(format!("\r\n--{B}--\r\n").as_bytes());
+                let r = app.send(app.client.post(app.url("/api/v1/files")).bearer_auth(&token)
+                    .header("content-type", format!("multipart/form-data; boundary={B}")).body(body)).await;
+                assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+                r.json["id"].as_str().unwrap().to_string()
+            }
+        };
+        let picture = upload(ada, "face.png", png.clone()).await;
+        let text = upload(ada, "notes.txt", b"just some words".to_vec()).await;
+        let r = app.patch(&format!("/api/v1/agents/{own}"), Some(&ada.access),
+            json!({"avatar": format!("file:{text}")})).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("avatar")), "{}", r.text);
+        let r = app.patch(&format!("/api/v1/agents/{id}"), Some(&bob.access),
+            json!({"avatar": format!("file:{picture}")})).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("avatar")), "{}", r.text);
+        let r = app.patch(&format!("/api/v1/agents/{own}"), Some(&ada.access),
+            json!({"avatar": format!("file:{picture}"), "visibility": "public"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(publish(&app, ada, &own, "a face").await, 2);
+        let page = app.get(&format!("/api/v1/agents/{own}"), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let url = page.json["avatar_url"].as_str().expect("a signed avatar URL").to_string();
+        let path = url.find("/api/").map(|i| &url[i..]).unwrap_or(&url);
+        let served = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(served.status(), StatusCode::OK, "{url}");
+        assert_eq!(served.bytes().await.unwrap().to_vec(), png, "the avatar's bytes");
+        // Bob's copy of the public assistant starts without Ada's file.
+        let copy = app.post(&format!("/api/v1/agents/{own}/duplicate"), Some(&bob.access), json!({})).await;
+        assert_eq!(copy.status, StatusCode::CREATED, "{}", copy.text);
+        assert_eq!((copy.json["avatar"].as_str(), copy.json["avatar_url"].as_str()), (Some(""), None), "{}", copy.text);
     }
 }

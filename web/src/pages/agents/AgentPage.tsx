@@ -71,7 +71,7 @@ export default function AgentPage() {
   return (
     <div className="mx-auto max-w-3xl space-y-4 p-4">
       <div className="flex items-start gap-4">
-        <AgentAvatar avatar={a.avatar} name={a.name} size="lg" />
+        <AgentAvatar avatar={a.avatar} name={a.name} url={a.avatar_url} size="lg" />
         <div className="min-w-0 flex-1">
           <h1 className="break-words text-xl font-semibold" data-testid="agent-name">{a.name}</h1>
           <div className="mt-1 flex flex-wrap items-center gap-2 text-xs text-muted-fg">

@@ -10,6 +10,7 @@ import { useT } from '../../i18n';
 import { Badge, Button, Card, ErrorText, Field, Input, PageHeader, Select, Textarea, cx } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
+import { AvatarField } from './AvatarField';
 import { Bindings } from './Bindings';
 import { categoryName, diffStats, draftPatch, numberOrNull, parseLines, parseTags, showValue } from './logic';
 import type { AgentDetail, AgentSpec, AgentVersion, Category, Comparison, Visibility } from './types';
@@ -133,9 +134,14 @@ export default function EditorPage() {
       </PageHeader>
       <div className="grid gap-4 lg:grid-cols-[1fr_22rem]">
         <Card className="space-y-3">
-          <div className="grid gap-3 sm:grid-cols-[6rem_1fr]">
+          <div className="grid gap-3 sm:grid-cols-[14rem_1fr]">
             <Field label={t('agents.avatar')} hint={t('agents.avatarHint')}>
-              <Input value={spec.avatar} onChange={(e) => set('avatar', e.target.value)} maxLength={512} />
+              <AvatarField
+                value={spec.avatar}
+                name={spec.name}
+                savedUrl={agent.data.avatar === spec.avatar ? agent.data.avatar_url : null}
+                onChange={(avatar) => set('avatar', avatar)}
+              />
             </Field>
             <Field label={t('common.name')}>
               <Input value={spec.name} onChange={(e) => set('name', e.target.value)} maxLength={64} data-testid="agent-edit-name" />

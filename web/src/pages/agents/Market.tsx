@@ -24,7 +24,7 @@ export function AgentCardView({ agent }: { agent: AgentCard }) {
       className="flex min-w-0 flex-col gap-2 rounded-xl border border-border bg-card p-4 transition-colors hover:border-primary/60"
     >
       <div className="flex items-center gap-3">
-        <AgentAvatar avatar={agent.avatar} name={agent.name} />
+        <AgentAvatar avatar={agent.avatar} name={agent.name} url={agent.avatar_url} />
         <div className="min-w-0 flex-1">
           <div className="truncate font-medium">{agent.name}</div>
           <div className="text-xs text-muted-fg">

@@ -39,6 +39,11 @@ export function isImageAvatar(avatar: string): boolean {
   return /^https:\/\//.test(avatar);
 }
 
+/** Whether an avatar names an uploaded image (`file:<id>`), shown through its signed URL. */
+export function isFileAvatar(avatar: string): boolean {
+  return avatar.startsWith('file:');
+}
+
 /** How many lines a prompt diff adds and removes. */
 export function diffStats(lines: DiffLine[]): { added: number; removed: number } {
   return {

@@ -26,6 +26,8 @@ export interface AgentCard {
   id: string;
   name: string;
   avatar: string;
+  /** A signed URL of an uploaded avatar (`avatar` is then `file:<id>`). */
+  avatar_url?: string | null;
   description: string;
   tags: string[];
   category: string | null;
@@ -86,6 +88,9 @@ export interface ConversationAgent {
   version: number;
   name: string;
   avatar: string;
+  avatar_url?: string | null;
+  /** Plugins the version binds: on in the conversation unless switched off. */
+  plugin_ids?: string[];
   model: string | null;
   allow_model_override: boolean;
   opening_message: string;

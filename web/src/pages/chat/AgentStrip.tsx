@@ -33,7 +33,7 @@ export function AgentStrip({ agent, empty, onQuestion }: { agent: ConversationAg
   return (
     <div className="border-b border-border px-3 py-2 text-sm" data-testid="chat-agent">
       <div className="flex items-center gap-2">
-        <AgentAvatar avatar={agent.avatar} name={agent.name} size="sm" />
+        <AgentAvatar avatar={agent.avatar} name={agent.name} url={agent.avatar_url} size="sm" />
         <Link to={`/agents/${agent.agent_id}`} className="min-w-0 truncate font-medium hover:underline">
           {agent.name}
         </Link>

@@ -146,7 +146,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         disabled={missing}
         onSend={() => chat.send({ content: draft, parentId: leafId(messages), explicitParent: false, images, model })}
         onStop={chat.stop}
-        tools={conversationId ? <ToolToggles conversationId={conversationId} disabled={missing} /> : undefined}
+        tools={conversationId ? <ToolToggles conversationId={conversationId} disabled={missing} bound={agent?.plugin_ids} /> : undefined}
       />
       {conversation.data && (
         <ConversationSettings

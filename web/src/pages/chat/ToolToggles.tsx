@@ -13,13 +13,14 @@ interface Toggle {
   enabled: boolean;
 }
 
-/** Whether `plugin` is on in the conversation: its toggle there, else the user's choice. */
-export function isOn(plugin: Pick<Plugin, 'id' | 'enabled'>, toggles: Toggle[]): boolean {
-  return toggles.find((x) => x.plugin_id === plugin.id)?.enabled ?? plugin.enabled;
+/** Whether `plugin` is on in the conversation: its toggle there, else the user's choice, else
+ * whether the conversation's assistant binds it (as the server decides). */
+export function isOn(plugin: Pick<Plugin, 'id' | 'enabled'>, toggles: Toggle[], bound: string[] = []): boolean {
+  return toggles.find((x) => x.plugin_id === plugin.id)?.enabled ?? (plugin.enabled || bound.includes(plugin.id));
 }
 
 /** The composer's tools button: which plugins this conversation uses, switched per conversation. */
-export function ToolToggles({ conversationId, disabled }: { conversationId: string; disabled?: boolean }) {
+export function ToolToggles({ conversationId, disabled, bound = [] }: { conversationId: string; disabled?: boolean; bound?: string[] }) {
   const t = useT();
   const queryClient = useQueryClient();
   const [open, setOpen] = useState(false);
@@ -31,7 +32,7 @@ export function ToolToggles({ conversationId, disabled }: { conversationId: stri
   });
   const usable = (plugins.data?.items ?? []).filter((p) => p.available);
   const current = toggles.data?.items ?? [];
-  const active = usable.filter((p) => isOn(p, current)).length;
+  const active = usable.filter((p) => isOn(p, current, bound)).length;
   const set = async (plugin: Plugin, enabled: boolean | null) => {
     setError(null);
     try {
@@ -68,8 +69,13 @@ export function ToolToggles({ conversationId, disabled }: { conversationId: stri
               return (
                 <li key={p.id} className="flex items-center gap-2">
                   <label className="flex min-w-0 flex-1 items-center gap-2 text-sm">
-                    <input type="checkbox" checked={isOn(p, current)} onChange={(e) => set(p, e.target.checked)} data-testid={`toggle-${p.id}`} />
+                    <input type="checkbox" checked={isOn(p, current, bound)} onChange={(e) => set(p, e.target.checked)} data-testid={`toggle-${p.id}`} />
                     <span className="truncate">{p.id === 'builtin-web-search' ? t('tools.webSearch') : p.id === 'builtin-image' ? t('tools.generateImage') : p.name}</span>
+                    {bound.includes(p.id) && (
+                      <span className="shrink-0 rounded bg-primary/10 px-1.5 text-xs text-primary" data-testid={`bound-${p.id}`}>
+                        {t('tools.fromAssistant')}
+                      </span>
+                    )}
                   </label>
                   {own && (
                     <button type="button" className="text-xs text-muted-fg underline" onClick={() => set(p, null)}>
