@@ -165,6 +165,30 @@ async function main() {
       await page.screenshot({ path: join(shots, 'agents-editor-1440-light.png'), fullPage: true });
     });
 
+    await step('the editor previews the draft: the answer uses the unpublished prompt', async () => {
+      await page.getByTestId('agent-edit-prompt').fill('You translate between Chinese and English.\nDraft only: answer in haiku.');
+      await page.getByTestId('agent-preview-start').click();
+      const preview = page.getByTestId('agent-preview');
+      await preview.getByTestId('chat-agent').getByText('Draft preview').waitFor();
+      await preview.getByRole('textbox', { name: 'Send' }).fill('Translate 早上好');
+      await preview.getByRole('button', { name: 'Send', exact: true }).click();
+      let sent = null;
+      for (let i = 0; i < 100 && !sent; i++) {
+        const list = await call('GET', 'chat/conversations?limit=50', ada);
+        const conv = list.items.find((c) => (c.title ?? '').includes('preview'));
+        if (conv) {
+          const history = await call('GET', `chat/conversations/${conv.id}/messages`, ada);
+          const answer = history.messages.find((m) => m.role === 'assistant' && m.status !== 'streaming');
+          if (answer) sent = (await call('GET', `chat/messages/${answer.id}/context`, ada)).request.messages[0].content;
+        }
+        if (!sent) await page.waitForTimeout(100);
+      }
+      check(sent && sent.includes('Draft only: answer in haiku.'), `the draft's prompt went upstream: ${sent}`);
+      await page.screenshot({ path: join(shots, 'agents-editor-preview-1440-light.png'), fullPage: true });
+      const v = await call('GET', `agents/${agentId}/versions`, ada);
+      check(v.length === 2, `a preview publishes nothing: ${v.length} versions`);
+    });
+
     await step('the market finds it by a Chinese word', async () => {
       await page.goto(`${base}/agents`);
       await page.getByTestId('agent-card').first().waitFor();

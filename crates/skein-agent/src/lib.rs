@@ -16,6 +16,7 @@ pub mod checks;
 pub mod diff;
 mod http;
 pub mod lobe;
+pub mod market_index;
 pub mod search;
 mod service;
 pub mod spec;
@@ -47,6 +48,8 @@ pub struct AgentService {
     db: Db,
     /// The services it asks.
     peers: Peers,
+    /// The market in memory, for searches.
+    market: market_index::MarketIndex,
     /// The market's upkeep: search terms of cards indexed before an upgrade, trending scores.
     background: BackgroundTasks,
 }
@@ -75,6 +78,7 @@ impl AgentService {
         let service = Arc::new(AgentService {
             db,
             peers,
+            market: market_index::MarketIndex::default(),
             background: BackgroundTasks::new(),
         });
         service.background.every(
@@ -84,7 +88,26 @@ impl AgentService {
             &service,
             |svc| async move { svc.upkeep().await },
         );
+        service.background.every(
+            "agent-market-index",
+            market_index::RELOAD_EVERY,
+            FirstRun::Now,
+            &service,
+            |svc| async move {
+                if let Err(error) = svc.market.reload(&svc.db).await {
+                    tracing::warn!(%error, "reading the market into memory failed");
+                }
+            },
+        );
         service
+    }
+
+    /// Puts assistant `id` in the market in memory as the tables have it now, after this
+    /// process changed it (the next reload would, but a user expects their change at once).
+    pub(crate) async fn market_changed(&self, id: &str) {
+        if let Err(error) = self.market.refresh(&self.db, id).await {
+            tracing::warn!(%error, agent = id, "updating the market in memory failed");
+        }
     }
 
     /// Indexes cards whose search terms are missing or stale (a batch at a time, so the
@@ -102,6 +125,8 @@ impl AgentService {
         }
         if let Err(error) = store::refresh_trends(&self.db, ids::now_ms()).await {
             tracing::warn!(%error, "refreshing the market's trending scores failed");
+        } else if let Err(error) = self.market.reload(&self.db).await {
+            tracing::warn!(%error, "reading the market into memory failed");
         }
     }
 
@@ -124,6 +149,19 @@ impl AgentService {
             Ok(row)
         } else {
             Err(not_found())
+        }
+    }
+
+    /// The spec `pin` speaks with: its version's, or for a preview the owner's draft as it
+    /// is now (`None` once the assistant is deleted, so the preview goes on as a plain
+    /// conversation).
+    pub(crate) async fn pinned_spec(&self, pin: &store::BindingRow) -> ApiResult<Option<AgentSpec>> {
+        if pin.version != store::DRAFT {
+            return self.version_spec(&pin.agent_id, pin.version).await.map(Some);
+        }
+        match store::agent(&self.db, &pin.agent_id).await? {
+            Some(row) if row.owner_id == pin.user_id => parse_spec(&row.draft).map(Some),
+            _ => Ok(None),
         }
     }
 
@@ -166,7 +204,9 @@ impl AgentApi for AgentService {
         let Some(pin) = store::binding(&self.db, conversation_id, user_id).await? else {
             return Ok(None);
         };
-        let spec = self.version_spec(&pin.agent_id, pin.version).await?;
+        let Some(spec) = self.pinned_spec(&pin).await? else {
+            return Ok(None);
+        };
         Ok(Some(AgentPersona {
             agent_id: pin.agent_id,
             agent_name: spec.name,
@@ -188,7 +228,10 @@ impl AgentApi for AgentService {
     }
 
     async fn record_message(&self, conversation_id: &str, user_id: &str) -> ApiResult<()> {
-        if let Some(pin) = store::binding(&self.db, conversation_id, user_id).await? {
+        if let Some(pin) = store::binding(&self.db, conversation_id, user_id)
+            .await?
+            .filter(|pin| pin.version != store::DRAFT)
+        {
             store::count_message(&self.db, &pin.agent_id, user_id, &day_of(ids::now_ms())).await?;
         }
         Ok(())

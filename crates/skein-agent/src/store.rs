@@ -450,6 +450,27 @@ pub async fn bind(db: &Db, b: &BindingRow, day: &str) -> DbResult<()> {
     Ok(())
 }
 
+/// Pins a preview conversation to the draft ([`DRAFT`]): counted nowhere, since the owner
+/// trying their own draft is not use of the assistant.
+pub async fn bind_preview(db: &Db, b: &BindingRow) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO agent_conversations (conversation_id, agent_id, version, user_id, model, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&b.conversation_id)
+    .bind(&b.agent_id)
+    .bind(DRAFT)
+    .bind(&b.user_id)
+    .bind(&b.model)
+    .bind(b.created_at)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The version number of a preview pin: the draft as it is at each answer, not a version.
+pub const DRAFT: i64 = 0;
+
 /// The pin of `user_id`'s conversation.
 pub async fn binding(
     db: &Db,
@@ -784,17 +805,29 @@ pub async fn market(db: &Db, q: &MarketQuery<'_>) -> DbResult<(Vec<AgentRow>, i6
         }
     };
     let ids: Vec<String> = page.into_iter().map(|(id, _)| id).collect();
-    Ok((rows_in_order(db, &ids).await?, total))
+    Ok((rows_in_order(db, &ids, "").await?, total))
 }
 
-/// The rows of `ids`, in that order (one missing since is left out).
-async fn rows_in_order(db: &Db, ids: &[String]) -> DbResult<Vec<AgentRow>> {
+/// The rows of `ids` still in the market, in that order: a page found in memory, where a
+/// card another instance took out since is left out.
+pub async fn market_rows(db: &Db, ids: &[String]) -> DbResult<Vec<AgentRow>> {
+    rows_in_order(
+        db,
+        ids,
+        " AND a.visibility = 'public' AND a.listed = 1 AND a.deleted_at IS NULL",
+    )
+    .await
+}
+
+/// The rows of `ids` that meet `condition` (an `AND …` on `a`), in that order (one missing
+/// since is left out).
+async fn rows_in_order(db: &Db, ids: &[String], condition: &str) -> DbResult<Vec<AgentRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id IN ({})",
+        "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id IN ({}){condition}",
         placeholders.join(", ")
     );
     // One statement per page size, at most 100: not worth keeping prepared.

@@ -1,5 +1,6 @@
 //! Agent benchmark: market search and assistant-page reads over 50,000 published public
-//! assistants, timed at the store (the SQL the handlers run, without HTTP), on SQLite and,
+//! assistants, timed at the store (what the handlers run, without HTTP: the market in memory
+//! and the page's rows, beside the SQL-only path used before it is loaded), on SQLite and,
 //! with `--postgres-url`, on PostgreSQL. Prints p50/p99 per query and writes
 //! `target/bench/agent.json`. Run `cargo run --release -p skein-bench --bin bench-agent`
 //! (a debug build times the same SQL; the database engine does the work).
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::json;
+use skein_agent::market_index::MarketIndex;
 use skein_agent::store::{self, MarketQuery, Sort};
 use skein_bench::{machine, ms};
 use skein_db::Db;
@@ -121,27 +123,49 @@ async fn backend(url: &str, args: &Args) -> anyhow::Result<serde_json::Value> {
         ("browse_trending", &[], Sort::Trending),
         ("browse_newest", &[], Sort::Newest),
     ];
+    // What the service serves: the market read into memory once (and every 30 s), each
+    // search answered from it, then the page's rows read by id.
+    let index = MarketIndex::default();
+    let t = Instant::now();
+    let cards = index.reload(&db).await?;
+    let load_ms = ms(t.elapsed());
+    println!("{label}: read {cards} cards into memory in {load_ms:.1} ms");
+    out.insert("memory_load_ms".into(), json!(load_ms));
     for (name, terms, sort) in cases {
         let terms: Vec<String> = terms.iter().map(|t| t.to_string()).collect();
+        let query = MarketQuery {
+            terms: &terms,
+            category: None,
+            featured: false,
+            sort: *sort,
+            limit: 24,
+            offset: 0,
+        };
         let mut times = Vec::with_capacity(args.runs);
+        let mut sql_times = Vec::with_capacity(args.runs);
         for _ in 0..args.runs {
             let t = Instant::now();
-            store::market(
-                &db,
-                &MarketQuery {
-                    terms: &terms,
-                    category: None,
-                    featured: false,
-                    sort: *sort,
-                    limit: 24,
-                    offset: 0,
-                },
-            )
-            .await?;
+            let (ids, _) = index
+                .search(&query)
+                .ok_or_else(|| anyhow::anyhow!("the market was not loaded"))?;
+            store::market_rows(&db, &ids).await?;
             times.push(t.elapsed());
+            let t = Instant::now();
+            store::market(&db, &query).await?;
+            sql_times.push(t.elapsed());
         }
         out.insert((*name).into(), summary(label, name, &mut times));
+        let sql = format!("{name}_sql");
+        out.insert(sql.clone(), summary(label, &sql, &mut sql_times));
     }
+    // A like: the card read back into memory.
+    let mut times = Vec::with_capacity(args.runs);
+    for i in 0..args.runs {
+        let t = Instant::now();
+        index.refresh(&db, &ids[i % ids.len()].0).await?;
+        times.push(t.elapsed());
+    }
+    out.insert("card_refresh".into(), summary(label, "card_refresh", &mut times));
     // The assistant page: the row, then its current version's spec.
     let mut times = Vec::with_capacity(args.runs);
     for i in 0..args.runs {

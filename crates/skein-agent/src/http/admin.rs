@@ -98,7 +98,9 @@ pub async fn moderate(
     Path(id): Path<String>,
     ApiJson(m): ApiJson<Moderation>,
 ) -> ApiResult<ApiJson<AgentCard>> {
-    if !store::moderate(&svc.db, &id, m.listed, m.featured).await? {
+    let moderated = store::moderate(&svc.db, &id, m.listed, m.featured).await?;
+    svc.market_changed(&id).await;
+    if !moderated {
         return Err(crate::not_found());
     }
     if let Some(report) = &m.resolves_report {

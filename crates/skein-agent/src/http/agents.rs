@@ -266,6 +266,8 @@ pub async fn update_agent(
     {
         return Err(crate::not_found());
     }
+    // The visibility may have taken it into or out of the market.
+    svc.market_changed(&id).await;
     let row = svc.owned(&id, &user.user_id).await?;
     Ok(ApiJson(detail_of(&svc, row, Some(&user.user_id)).await?))
 }
@@ -280,6 +282,7 @@ pub async fn delete_agent(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     if store::delete_agent(&svc.db, &id, &user.user_id, ids::now_ms()).await? {
+        svc.market_changed(&id).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(crate::not_found())

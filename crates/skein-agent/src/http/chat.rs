@@ -31,8 +31,10 @@ pub struct ConversationAgent {
     pub conversation_id: String,
     /// The assistant.
     pub agent_id: String,
-    /// The version it is pinned to.
+    /// The version it is pinned to; 0 for a preview of the draft (the owner's).
     pub version: i64,
+    /// A preview: each answer uses the draft as it is saved then.
+    pub preview: bool,
     /// The assistant's name in that version.
     pub name: String,
     /// Its avatar in that version.
@@ -55,12 +57,16 @@ pub struct ConversationAgent {
 }
 
 async fn conversation_agent(svc: &AgentService, pin: BindingRow) -> ApiResult<ConversationAgent> {
-    let spec = svc.version_spec(&pin.agent_id, pin.version).await?;
+    let spec = svc
+        .pinned_spec(&pin)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Assistant conversation", "助手对话"))?;
     let deleted = store::agent(&svc.db, &pin.agent_id).await?.is_none();
     Ok(ConversationAgent {
         conversation_id: pin.conversation_id,
         agent_id: pin.agent_id,
         version: pin.version,
+        preview: pin.version == store::DRAFT,
         name: spec.name,
         avatar_url: svc.peers.avatar_url(&spec.avatar),
         avatar: spec.avatar,
@@ -133,6 +139,7 @@ pub async fn start_conversation(
         created_at: now,
     };
     store::bind(&svc.db, &pin, &day_of(now)).await?;
+    svc.market_changed(&pin.agent_id).await;
     Ok((
         StatusCode::CREATED,
         ApiJson(conversation_agent(&svc, pin).await?),
@@ -152,4 +159,38 @@ pub async fn get_conversation_agent(
         .await?
         .ok_or_else(|| ApiError::not_found("Assistant conversation", "助手对话"))?;
     Ok(ApiJson(conversation_agent(&svc, pin).await?))
+}
+
+/// Try the draft: a conversation of the owner's that answers with the draft as it is saved at
+/// each message (prompt, model, parameters, bindings), so an edit shows in the next answer.
+/// Nothing is published and no statistics are counted.
+#[utoipa::path(post, path = "/agents/{id}/preview", tag = "agents", security(("bearer" = [])),
+    responses((status = 201, body = ConversationAgent), (status = 404, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope)))]
+pub async fn start_preview(
+    State(svc): State<Arc<AgentService>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, ApiJson<ConversationAgent>)> {
+    let row = svc.owned(&id, &user.user_id).await?;
+    let spec = crate::parse_spec(&row.draft)?;
+    let opener = svc
+        .peers
+        .opener
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("chat"))?;
+    let title = format!("{} · preview", spec.name);
+    let conversation_id = opener.open(&user.user_id, &title).await?;
+    let pin = BindingRow {
+        conversation_id,
+        agent_id: id,
+        version: store::DRAFT,
+        user_id: user.user_id.clone(),
+        model: None,
+        created_at: ids::now_ms(),
+    };
+    store::bind_preview(&svc.db, &pin).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(conversation_agent(&svc, pin).await?),
+    ))
 }

@@ -85,18 +85,19 @@ pub async fn market(
         per_page: p.per_page,
     };
     let category = p.category.as_deref().filter(|c| !c.is_empty());
-    let (rows, total) = store::market(
-        &svc.db,
-        &MarketQuery {
-            terms: &terms,
-            category,
-            featured: p.featured.unwrap_or(false),
-            sort: sort(p.sort.as_deref())?,
-            limit: page.limit(),
-            offset: page.offset(),
-        },
-    )
-    .await?;
+    let query = MarketQuery {
+        terms: &terms,
+        category,
+        featured: p.featured.unwrap_or(false),
+        sort: sort(p.sort.as_deref())?,
+        limit: page.limit(),
+        offset: page.offset(),
+    };
+    // From memory once it is loaded; from the tables before that.
+    let (rows, total) = match svc.market.search(&query) {
+        Some((ids, total)) => (store::market_rows(&svc.db, &ids).await?, total),
+        None => store::market(&svc.db, &query).await?,
+    };
     Ok(ApiJson(Page::new(
         rows.iter().map(|r| card(&svc, r)).collect(),
         total,
@@ -161,6 +162,7 @@ async fn set(
         return Err(crate::not_found());
     }
     let count = store::set_mark(&svc.db, mark, id, &user.user_id, on, ids::now_ms()).await?;
+    svc.market_changed(id).await;
     Ok(ApiJson(MarkState { on, count }))
 }
 

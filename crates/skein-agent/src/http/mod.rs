@@ -43,6 +43,7 @@ pub(crate) fn routes(service: Arc<AgentService>) -> OpenApiRouter {
         .routes(routes!(stats))
         // Anyone signed in who may see the assistant.
         .routes(routes!(start_conversation))
+        .routes(routes!(start_preview))
         .routes(routes!(get_conversation_agent))
         .routes(routes!(like, unlike))
         .routes(routes!(favourite, unfavourite))

@@ -92,7 +92,9 @@ pub(crate) async fn publish_spec(
         },
     )
     .await?;
-    number.ok_or_else(crate::not_found)
+    let number = number.ok_or_else(crate::not_found)?;
+    svc.market_changed(agent_id).await;
+    Ok(number)
 }
 
 /// Publish the draft as a new immutable version; new conversations use it, existing ones

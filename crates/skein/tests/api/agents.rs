@@ -213,8 +213,29 @@ on_both_backends! {
         assert_eq!((s.json["conversations"].as_i64(), s.json["messages"].as_i64(), s.json["unique_users"].as_i64()), (Some(2), Some(3), Some(1)), "{}", s.text);
         let day = &s.json["days"][0];
         assert_eq!((day["conversations"].as_i64(), day["messages"].as_i64(), day["users"].as_i64()), (Some(2), Some(3), Some(1)), "{}", s.text);
+
+        // The owner tries the draft: each answer uses the draft as saved then, nothing is
+        // published, and nothing is counted. Nobody else may preview it.
+        let r = app.patch(&format!("/api/v1/agents/{id}"), Some(&user.access), json!({"system_prompt": "draft one"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let p = app.post(&format!("/api/v1/agents/{id}/preview"), Some(&user.access), json!({})).await;
+        assert_eq!(p.status, StatusCode::CREATED, "{}", p.text);
+        assert_eq!((p.json["version"].as_i64(), p.json["preview"].as_bool()), (Some(0), Some(true)), "{}", p.text);
+        let preview = p.json["conversation_id"].as_str().unwrap().to_string();
+        assert_eq!(system(&ask(&app, user, upstream, &preview, "try").await), "draft one");
+        let r = app.patch(&format!("/api/v1/agents/{id}"), Some(&user.access), json!({"system_prompt": "draft two"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(system(&ask(&app, user, upstream, &preview, "again").await), "draft two");
+        // Published conversations still answer with v1.
+        assert_eq!(system(&ask(&app, user, upstream, &b, "four").await), "count");
+        let s = app.get(&format!("/api/v1/agents/{id}/stats"), Some(&user.access)).await;
+        assert_eq!((s.json["conversations"].as_i64(), s.json["messages"].as_i64()), (Some(2), Some(4)), "{}", s.text);
+        let versions = app.get(&format!("/api/v1/agents/{id}/versions"), Some(&user.access)).await;
+        assert_eq!(versions.json.as_array().map(Vec::len), Some(1), "{}", versions.text);
+
         // Another user sees neither the statistics nor the versions.
         let bob = app.register("bob").await;
+        assert_eq!(app.post(&format!("/api/v1/agents/{id}/preview"), Some(&bob.access), json!({})).await.status, StatusCode::NOT_FOUND);
         assert_eq!(app.get(&format!("/api/v1/agents/{id}/stats"), Some(&bob.access)).await.status, StatusCode::NOT_FOUND);
         assert_eq!(app.get(&format!("/api/v1/agents/{id}/versions"), Some(&bob.access)).await.status, StatusCode::NOT_FOUND);
     }

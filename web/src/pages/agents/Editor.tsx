@@ -12,6 +12,8 @@ import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
 import { AvatarField } from './AvatarField';
 import { Bindings } from './Bindings';
+import { PreviewChat } from './PreviewChat';
+import { useChatModels } from '../chat/ChatPage';
 import { categoryName, diffStats, draftPatch, numberOrNull, parseLines, parseTags, showValue } from './logic';
 import type { AgentDetail, AgentSpec, AgentVersion, Category, Comparison, Visibility } from './types';
 
@@ -66,6 +68,7 @@ export default function EditorPage() {
   const agent = useQuery({ queryKey: qk.agents.one(id), queryFn: () => api<AgentDetail>(`agents/${id}`) });
   const versions = useQuery({ queryKey: qk.agents.versions(id), queryFn: () => api<AgentVersion[]>(`agents/${id}/versions`) });
   const categories = useQuery({ queryKey: qk.agents.categories, queryFn: () => api<Category[]>('market/categories') });
+  const models = useChatModels();
   const [spec, setSpec] = useState<AgentSpec | null>(null);
   const [visibility, setVisibility] = useState<Visibility>('private');
   const [tags, setTags] = useState('');
@@ -132,17 +135,20 @@ export default function EditorPage() {
           <Button variant="secondary">{t('agents.viewPage')}</Button>
         </Link>
       </PageHeader>
-      <div className="grid gap-4 lg:grid-cols-[1fr_22rem]">
+      <div className="grid gap-4 lg:grid-cols-[1fr_26rem]">
         <Card className="space-y-3">
           <div className="grid gap-3 sm:grid-cols-[14rem_1fr]">
-            <Field label={t('agents.avatar')} hint={t('agents.avatarHint')}>
+            {/* Not a <Field>: its <label> would send every click to the upload button. */}
+            <div className="space-y-1">
+              <span className="block text-sm font-medium">{t('agents.avatar')}</span>
               <AvatarField
                 value={spec.avatar}
                 name={spec.name}
                 savedUrl={agent.data.avatar === spec.avatar ? agent.data.avatar_url : null}
                 onChange={(avatar) => set('avatar', avatar)}
               />
-            </Field>
+              <span className="block text-xs text-muted-fg">{t('agents.avatarHint')}</span>
+            </div>
             <Field label={t('common.name')}>
               <Input value={spec.name} onChange={(e) => set('name', e.target.value)} maxLength={64} data-testid="agent-edit-name" />
             </Field>
@@ -175,7 +181,12 @@ export default function EditorPage() {
           </Field>
           <div className="grid gap-3 sm:grid-cols-4">
             <Field label={t('common.model')}>
-              <Input value={spec.model ?? ''} onChange={(e) => set('model', e.target.value || null)} maxLength={128} />
+              <Input value={spec.model ?? ''} onChange={(e) => set('model', e.target.value || null)} maxLength={128} list="agent-models" data-testid="agent-edit-model" />
+              <datalist id="agent-models">
+                {(models.data?.models ?? []).map((m) => (
+                  <option key={m.id} value={m.id} />
+                ))}
+              </datalist>
             </Field>
             <Field label="temperature">
               <Input type="number" step="0.1" min={0} max={2} value={spec.temperature ?? ''} onChange={(e) => set('temperature', numberOrNull(e.target.value))} />
@@ -210,7 +221,9 @@ export default function EditorPage() {
             <Button onClick={publish} data-testid="agent-publish">{t('agents.publish')}</Button>
           </div>
         </Card>
-        <Card className="space-y-2 self-start">
+        <div className="space-y-4 self-start">
+        <PreviewChat agentId={id} save={save} />
+        <Card className="space-y-2">
           <h2 className="font-medium">{t('agents.history')}</h2>
           <ErrorText error={versions.error} />
           {versions.data?.length === 0 && <p className="text-sm text-muted-fg">{t('agents.noVersions')}</p>}
@@ -240,6 +253,7 @@ export default function EditorPage() {
             ))}
           </ul>
         </Card>
+        </div>
       </div>
       <Dialog
         open={compare !== null}

@@ -89,6 +89,8 @@ export interface ConversationAgent {
   name: string;
   avatar: string;
   avatar_url?: string | null;
+  /** A preview of the draft (version 0): answers use the draft as saved at each message. */
+  preview?: boolean;
   /** Plugins the version binds: on in the conversation unless switched off. */
   plugin_ids?: string[];
   model: string | null;

@@ -37,7 +37,11 @@ export function AgentStrip({ agent, empty, onQuestion }: { agent: ConversationAg
         <Link to={`/agents/${agent.agent_id}`} className="min-w-0 truncate font-medium hover:underline">
           {agent.name}
         </Link>
-        <Badge tone="primary">{t('agents.versionN', { version: agent.version })}</Badge>
+        {agent.preview ? (
+          <Badge tone="neutral">{t('agents.previewBadge')}</Badge>
+        ) : (
+          <Badge tone="primary">{t('agents.versionN', { version: agent.version })}</Badge>
+        )}
         {agent.agent_deleted && <Badge tone="danger">{t('agents.deleted')}</Badge>}
       </div>
       {empty && (agent.opening_message || agent.suggested_questions.length > 0) && (

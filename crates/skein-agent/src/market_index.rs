@@ -1,0 +1,343 @@
+//! The market in memory: every listed public card's sort keys and words, so a search
+//! intersects a few posting lists and orders its matches without asking the database, and
+//! only the page's rows are read. The tables stay the truth: this process updates a card here
+//! after each change it makes (one row read back), and reads the whole market again every
+//! [`RELOAD_EVERY`] for changes other instances made and the hourly trending scores.
+//!
+//! A search that a common word matches thousands of cards for is a merge of sorted lists and
+//! a sort of integers, microseconds where the SQL path read and sorted thousands of rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use skein_db::{Db, DbResult};
+use sqlx::FromRow;
+
+use crate::search::{self, Lookup};
+use crate::store::{MarketQuery, Sort};
+
+/// How often the whole market is read again (changes made by other instances, trending).
+pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
+
+/// What a search needs of a card.
+#[derive(Debug, Clone, FromRow)]
+struct CardRow {
+    id: String,
+    card_category: Option<String>,
+    featured: i64,
+    trend_score: i64,
+    likes: i64,
+    conversations: i64,
+    published_at: Option<i64>,
+    search_text: String,
+}
+
+/// The condition of a card in the market, as the market query and its indexes state it.
+const LISTED: &str = "visibility = 'public' AND listed = 1 AND deleted_at IS NULL AND published_at IS NOT NULL";
+
+const CARD_COLUMNS: &str =
+    "id, card_category, featured, trend_score, likes, conversations, published_at, search_text";
+
+/// A listed card.
+#[derive(Debug)]
+struct Card {
+    id: Box<str>,
+    category: Option<Box<str>>,
+    featured: bool,
+    trend: i64,
+    likes: i64,
+    conversations: i64,
+    published_at: i64,
+    /// Lower-cased name, description and tags: the exact-substring check of terms whose
+    /// lookups do not imply it.
+    text: Box<str>,
+}
+
+impl From<CardRow> for Card {
+    fn from(r: CardRow) -> Self {
+        Card {
+            id: r.id.into(),
+            category: r.card_category.map(Into::into),
+            featured: r.featured == 1,
+            trend: r.trend_score,
+            likes: r.likes,
+            conversations: r.conversations,
+            published_at: r.published_at.unwrap_or(0),
+            text: r.search_text.into(),
+        }
+    }
+}
+
+/// The market at one moment: cards by slot (a removed card leaves an empty slot until the
+/// next reload) and, per term, the slots of the cards that have it, ascending.
+#[derive(Debug, Default)]
+struct Market {
+    cards: Vec<Option<Card>>,
+    slots: HashMap<Box<str>, u32>,
+    postings: BTreeMap<Box<str>, Vec<u32>>,
+}
+
+impl Market {
+    fn build(rows: Vec<CardRow>) -> Self {
+        let mut market = Market::default();
+        for row in rows {
+            market.insert(Card::from(row));
+        }
+        market
+    }
+
+    /// Adds `card` at a new slot (the highest, so every posting list stays sorted by pushing).
+    fn insert(&mut self, card: Card) {
+        let Ok(slot) = u32::try_from(self.cards.len()) else {
+            return;
+        };
+        for term in search::terms_of(&card.text) {
+            self.postings.entry(term.into()).or_default().push(slot);
+        }
+        self.slots.insert(card.id.clone(), slot);
+        self.cards.push(Some(card));
+    }
+
+    /// Takes card `id` out of the market.
+    fn remove(&mut self, id: &str) {
+        let Some(slot) = self.slots.remove(id) else {
+            return;
+        };
+        if let Some(card) = self.cards.get_mut(slot as usize).and_then(Option::take) {
+            for term in search::terms_of(&card.text) {
+                if let Some(list) = self.postings.get_mut(term.as_str()) {
+                    if let Ok(i) = list.binary_search(&slot) {
+                        list.remove(i);
+                    }
+                    if list.is_empty() {
+                        self.postings.remove(term.as_str());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replaces card `id` with `card` (a changed text moves it to a new slot).
+    fn upsert(&mut self, card: Card) {
+        if let Some(&slot) = self.slots.get(&card.id)
+            && let Some(Some(old)) = self.cards.get_mut(slot as usize)
+            && old.text == card.text
+        {
+            *old = card;
+            return;
+        }
+        self.remove(&card.id);
+        self.insert(card);
+    }
+
+    /// The slots with a term `lookup` matches, ascending.
+    fn matching(&self, lookup: &Lookup) -> Vec<u32> {
+        match lookup {
+            Lookup::Exact(term) => self.postings.get(term.as_str()).cloned().unwrap_or_default(),
+            Lookup::Prefix(prefix) => {
+                let mut out: Vec<u32> = Vec::new();
+                for (term, list) in self
+                    .postings
+                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                {
+                    if !term.starts_with(prefix.as_str()) {
+                        break;
+                    }
+                    out.extend_from_slice(list);
+                }
+                out.sort_unstable();
+                out.dedup();
+                out
+            }
+        }
+    }
+
+    /// The page of ids `q` asks for, and how many cards match.
+    fn search(&self, q: &MarketQuery<'_>) -> (Vec<String>, i64) {
+        let mut lookups: Vec<Lookup> = Vec::new();
+        for term in q.terms {
+            for lookup in search::lookups(term) {
+                if !lookups.contains(&lookup) {
+                    lookups.push(lookup);
+                }
+            }
+        }
+        let texts: Vec<&String> = q
+            .terms
+            .iter()
+            .filter(|t| !search::lookups_suffice(t))
+            .collect();
+        let keep = |card: &Card| {
+            q.category.is_none_or(|c| card.category.as_deref() == Some(c))
+                && (!q.featured || card.featured)
+                && texts.iter().all(|t| card.text.contains(t.as_str()))
+        };
+        let mut matched: Vec<&Card> = if lookups.is_empty() {
+            self.cards.iter().flatten().filter(|c| keep(c)).collect()
+        } else {
+            let mut lists: Vec<Vec<u32>> = lookups.iter().map(|l| self.matching(l)).collect();
+            lists.sort_by_key(Vec::len);
+            let mut slots = lists.first().cloned().unwrap_or_default();
+            for list in lists.iter().skip(1) {
+                slots.retain(|s| list.binary_search(s).is_ok());
+                if slots.is_empty() {
+                    break;
+                }
+            }
+            slots
+                .iter()
+                .filter_map(|&s| self.cards.get(s as usize).and_then(Option::as_ref))
+                .filter(|c| keep(c))
+                .collect()
+        };
+        let total = i64::try_from(matched.len()).unwrap_or(i64::MAX);
+        let offset = usize::try_from(q.offset.max(0)).unwrap_or(usize::MAX);
+        let limit = usize::try_from(q.limit.max(0)).unwrap_or(0);
+        let end = offset.saturating_add(limit).min(matched.len());
+        if offset >= end {
+            return (Vec::new(), total);
+        }
+        // The SQL order, word for word: the sort's keys descending, then the id descending.
+        let key = |c: &Card| -> (bool, i64, i64) {
+            match q.sort {
+                Sort::Trending => (c.featured, c.trend, c.published_at),
+                Sort::Newest => (false, c.published_at, 0),
+                Sort::MostUsed => (false, c.conversations, c.published_at),
+                Sort::MostLiked => (false, c.likes, c.published_at),
+            }
+        };
+        let order = |a: &&Card, b: &&Card| key(b).cmp(&key(a)).then_with(|| b.id.cmp(&a.id));
+        // Only the first `end` need ordering: select them, then sort those.
+        if end < matched.len() {
+            matched.select_nth_unstable_by(end - 1, order);
+            matched.truncate(end);
+        }
+        matched.sort_unstable_by(order);
+        let page = matched[offset..end]
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect();
+        (page, total)
+    }
+}
+
+/// The market in memory, once loaded.
+#[derive(Debug, Default)]
+pub struct MarketIndex {
+    market: RwLock<Market>,
+    loaded: AtomicBool,
+}
+
+impl MarketIndex {
+    /// Reads the whole market again and swaps it in; how many cards it holds.
+    pub async fn reload(&self, db: &Db) -> DbResult<usize> {
+        let rows: Vec<CardRow> = sqlx::query_as(&format!(
+            "SELECT {CARD_COLUMNS} FROM agents WHERE {LISTED}"
+        ))
+        .fetch_all(db.pool())
+        .await?;
+        let n = rows.len();
+        // Built outside the lock: searches go on with the old market meanwhile.
+        let fresh = Market::build(rows);
+        if let Ok(mut market) = self.market.write() {
+            *market = fresh;
+            self.loaded.store(true, Ordering::Release);
+        }
+        Ok(n)
+    }
+
+    /// Reads card `id` back after this process changed it: in the market or out of it.
+    pub async fn refresh(&self, db: &Db, id: &str) -> DbResult<()> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let row: Option<CardRow> = sqlx::query_as(&format!(
+            "SELECT {CARD_COLUMNS} FROM agents WHERE id = $1 AND {LISTED}"
+        ))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+        if let Ok(mut market) = self.market.write() {
+            match row {
+                Some(row) => market.upsert(Card::from(row)),
+                None => market.remove(id),
+            }
+        }
+        Ok(())
+    }
+
+    /// The page of ids `q` asks for and the total, or `None` before the first load (the
+    /// caller asks the database instead).
+    pub fn search(&self, q: &MarketQuery<'_>) -> Option<(Vec<String>, i64)> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return None;
+        }
+        self.market.read().ok().map(|market| market.search(q))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, text: &str, likes: i64, published_at: i64) -> CardRow {
+        CardRow {
+            id: id.into(),
+            card_category: (likes % 2 == 0).then(|| "even".to_string()),
+            featured: 0,
+            trend_score: likes,
+            likes,
+            conversations: 0,
+            published_at: Some(published_at),
+            search_text: text.to_lowercase(),
+        }
+    }
+
+    fn query<'a>(terms: &'a [String], sort: Sort) -> MarketQuery<'a> {
+        MarketQuery {
+            terms,
+            category: None,
+            featured: false,
+            sort,
+            limit: 2,
+            offset: 0,
+        }
+    }
+
+    #[test]
+    fn searches_match_words_as_prefixes_and_cjk_pairs_in_the_sorts_order() {
+        let mut market = Market::build(vec![
+            row("a", "翻译助手 translator", 5, 1),
+            row("b", "English translation coach", 9, 2),
+            row("c", "诗歌 poetry", 7, 3),
+            row("d", "中英翻译 transit", 1, 4),
+        ]);
+        let terms = vec!["transl".to_string()];
+        assert_eq!(market.search(&query(&terms, Sort::MostLiked)), (vec!["b".into(), "a".into()], 2));
+        let terms = vec!["翻译".to_string()];
+        assert_eq!(market.search(&query(&terms, Sort::Newest)), (vec!["d".into(), "a".into()], 2));
+        // Two words: both must match; a page past the end is empty but keeps the total.
+        let terms = vec!["翻译".to_string(), "transit".to_string()];
+        assert_eq!(market.search(&query(&terms, Sort::Newest)).0, vec!["d".to_string()]);
+        let mut past = query(&terms, Sort::Newest);
+        past.offset = 4;
+        assert_eq!(market.search(&past), (Vec::new(), 1));
+        // Browsing with a category; then a card leaves and another's text changes.
+        let none: Vec<String> = Vec::new();
+        let mut even = query(&none, Sort::MostLiked);
+        even.category = Some("even");
+        assert_eq!(market.search(&even).1, 0);
+        market.remove("b");
+        market.upsert(Card::from(row("c", "poetry translator", 7, 3)));
+        let terms = vec!["translator".to_string()];
+        assert_eq!(market.search(&query(&terms, Sort::MostLiked)), (vec!["c".into(), "a".into()], 2));
+        let terms = vec!["诗歌".to_string()];
+        assert_eq!(market.search(&query(&terms, Sort::MostLiked)).1, 0);
+        // Punctuation is checked against the text itself.
+        let terms = vec!["translator)".to_string()];
+        assert_eq!(market.search(&query(&terms, Sort::MostLiked)).1, 0);
+    }
+}
