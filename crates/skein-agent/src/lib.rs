@@ -155,9 +155,15 @@ impl AgentService {
     /// The spec `pin` speaks with: its version's, or for a preview the owner's draft as it
     /// is now (`None` once the assistant is deleted, so the preview goes on as a plain
     /// conversation).
-    pub(crate) async fn pinned_spec(&self, pin: &store::BindingRow) -> ApiResult<Option<AgentSpec>> {
+    pub(crate) async fn pinned_spec(
+        &self,
+        pin: &store::BindingRow,
+    ) -> ApiResult<Option<AgentSpec>> {
         if pin.version != store::DRAFT {
-            return self.version_spec(&pin.agent_id, pin.version).await.map(Some);
+            return self
+                .version_spec(&pin.agent_id, pin.version)
+                .await
+                .map(Some);
         }
         match store::agent(&self.db, &pin.agent_id).await? {
             Some(row) if row.owner_id == pin.user_id => parse_spec(&row.draft).map(Some),

@@ -36,7 +36,8 @@ struct CardRow {
 }
 
 /// The condition of a card in the market, as the market query and its indexes state it.
-const LISTED: &str = "visibility = 'public' AND listed = 1 AND deleted_at IS NULL AND published_at IS NOT NULL";
+const LISTED: &str =
+    "visibility = 'public' AND listed = 1 AND deleted_at IS NULL AND published_at IS NOT NULL";
 
 const CARD_COLUMNS: &str =
     "id, card_category, featured, trend_score, likes, conversations, published_at, search_text";
@@ -136,7 +137,11 @@ impl Market {
     /// The slots with a term `lookup` matches, ascending.
     fn matching(&self, lookup: &Lookup) -> Vec<u32> {
         match lookup {
-            Lookup::Exact(term) => self.postings.get(term.as_str()).cloned().unwrap_or_default(),
+            Lookup::Exact(term) => self
+                .postings
+                .get(term.as_str())
+                .cloned()
+                .unwrap_or_default(),
             Lookup::Prefix(prefix) => {
                 let mut out: Vec<u32> = Vec::new();
                 for (term, list) in self
@@ -171,7 +176,8 @@ impl Market {
             .filter(|t| !search::lookups_suffice(t))
             .collect();
         let keep = |card: &Card| {
-            q.category.is_none_or(|c| card.category.as_deref() == Some(c))
+            q.category
+                .is_none_or(|c| card.category.as_deref() == Some(c))
                 && (!q.featured || card.featured)
                 && texts.iter().all(|t| card.text.contains(t.as_str()))
         };
@@ -234,11 +240,10 @@ pub struct MarketIndex {
 impl MarketIndex {
     /// Reads the whole market again and swaps it in; how many cards it holds.
     pub async fn reload(&self, db: &Db) -> DbResult<usize> {
-        let rows: Vec<CardRow> = sqlx::query_as(&format!(
-            "SELECT {CARD_COLUMNS} FROM agents WHERE {LISTED}"
-        ))
-        .fetch_all(db.pool())
-        .await?;
+        let rows: Vec<CardRow> =
+            sqlx::query_as(&format!("SELECT {CARD_COLUMNS} FROM agents WHERE {LISTED}"))
+                .fetch_all(db.pool())
+                .await?;
         let n = rows.len();
         // Built outside the lock: searches go on with the old market meanwhile.
         let fresh = Market::build(rows);
@@ -316,12 +321,21 @@ mod tests {
             row("d", "中英翻译 transit", 1, 4),
         ]);
         let terms = vec!["transl".to_string()];
-        assert_eq!(market.search(&query(&terms, Sort::MostLiked)), (vec!["b".into(), "a".into()], 2));
+        assert_eq!(
+            market.search(&query(&terms, Sort::MostLiked)),
+            (vec!["b".into(), "a".into()], 2)
+        );
         let terms = vec!["翻译".to_string()];
-        assert_eq!(market.search(&query(&terms, Sort::Newest)), (vec!["d".into(), "a".into()], 2));
+        assert_eq!(
+            market.search(&query(&terms, Sort::Newest)),
+            (vec!["d".into(), "a".into()], 2)
+        );
         // Two words: both must match; a page past the end is empty but keeps the total.
         let terms = vec!["翻译".to_string(), "transit".to_string()];
-        assert_eq!(market.search(&query(&terms, Sort::Newest)).0, vec!["d".to_string()]);
+        assert_eq!(
+            market.search(&query(&terms, Sort::Newest)).0,
+            vec!["d".to_string()]
+        );
         let mut past = query(&terms, Sort::Newest);
         past.offset = 4;
         assert_eq!(market.search(&past), (Vec::new(), 1));
@@ -333,7 +347,10 @@ mod tests {
         market.remove("b");
         market.upsert(Card::from(row("c", "poetry translator", 7, 3)));
         let terms = vec!["translator".to_string()];
-        assert_eq!(market.search(&query(&terms, Sort::MostLiked)), (vec!["c".into(), "a".into()], 2));
+        assert_eq!(
+            market.search(&query(&terms, Sort::MostLiked)),
+            (vec!["c".into(), "a".into()], 2)
+        );
         let terms = vec!["诗歌".to_string()];
         assert_eq!(market.search(&query(&terms, Sort::MostLiked)).1, 0);
         // Punctuation is checked against the text itself.

@@ -165,7 +165,10 @@ async fn backend(url: &str, args: &Args) -> anyhow::Result<serde_json::Value> {
         index.refresh(&db, &ids[i % ids.len()].0).await?;
         times.push(t.elapsed());
     }
-    out.insert("card_refresh".into(), summary(label, "card_refresh", &mut times));
+    out.insert(
+        "card_refresh".into(),
+        summary(label, "card_refresh", &mut times),
+    );
     // The assistant page: the row, then its current version's spec.
     let mut times = Vec::with_capacity(args.runs);
     for i in 0..args.runs {
