@@ -1,6 +1,6 @@
 // End-to-end steps for assistants in real headless Chromium: an admin sets up a channel, a
 // price and a market category through the API; a user creates an assistant in the editor,
-// publishes v1, edits and publishes v2, opens the diff; finds it in the market by a Chinese
+// publishes v1, edits and publishes v2, opens the diff; previews the draft; uploads an avatar (v3); finds it in the market by a Chinese
 // word; starts a chat from its page and sees the assistant and version in the chat header
 // with the upstream receiving the version's prompt. Screenshots (1440 light, 390 dark, zh)
 // go to target/screenshots/agents-*.png.
@@ -189,6 +189,22 @@ async function main() {
       check(v.length === 2, `a preview publishes nothing: ${v.length} versions`);
     });
 
+    await step('an uploaded avatar is stored as a file and shown on the published card', async () => {
+      // A 2×2 red PNG.
+      const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMAAAA0VAQDgZ8J3AAAAAElFTkSuQmCC', 'base64');
+      // Back to v2's prompt: only the avatar changes in v3.
+      await page.getByTestId('agent-edit-prompt').fill('You translate between Chinese and English.\nKeep the tone of the original.\nExplain idioms briefly.');
+      await page.getByTestId('agent-avatar-file').setInputFiles({ name: 'face.png', mimeType: 'image/png', buffer: png });
+      await page.getByTestId('agent-avatar-img').waitFor();
+      await page.getByLabel('What changed (changelog)').fill('A face');
+      await page.getByTestId('agent-publish').click();
+      await page.getByTestId('agent-versions').getByText('v3').waitFor();
+      const detail = await call('GET', `agents/${agentId}`, ada);
+      check(detail.avatar.startsWith('file:') && detail.avatar_url, `the avatar is a file with a signed URL: ${detail.avatar}`);
+      const img = await fetch(`${base}${detail.avatar_url.slice(detail.avatar_url.indexOf('/api/'))}`);
+      check(img.status === 200 && img.headers.get('content-type') === 'image/png', `the signed URL serves the image: ${img.status}`);
+    });
+
     await step('the market finds it by a Chinese word', async () => {
       await page.goto(`${base}/agents`);
       await page.getByTestId('agent-card').first().waitFor();
@@ -198,9 +214,10 @@ async function main() {
       await page.getByRole('button', { name: 'Search' }).click();
       await page.waitForFunction(() => document.querySelectorAll('[data-testid="agent-card"]').length === 1);
       check((await page.getByTestId('agent-card').textContent()).includes('翻译助手'), 'the translator is found');
+      check((await page.getByTestId('agent-card').getByTestId('agent-avatar-img').count()) === 1, 'its card shows the uploaded avatar');
     });
 
-    await step('start a chat from its page: the header shows the assistant and v2, the upstream gets v2\'s prompt', async () => {
+    await step('start a chat from its page: the header shows the assistant and v3, the upstream gets v2\'s prompt kept in v3', async () => {
       await page.getByTestId('agent-card').click();
       await page.getByTestId('agent-name').waitFor();
       await page.screenshot({ path: join(shots, 'agents-page-1440-light.png') });
@@ -209,7 +226,7 @@ async function main() {
       conversationUrl = page.url();
       const strip = page.getByTestId('chat-agent');
       await strip.getByText('翻译助手 Translator').waitFor();
-      await strip.getByText('v2').waitFor();
+      await strip.getByText('v3').waitFor();
       await strip.getByRole('button', { name: 'Translate 你好世界' }).click();
       await page.getByRole('button', { name: 'Send', exact: true }).click();
       // The opening message and questions give way to the thread once it has messages.
