@@ -94,7 +94,7 @@ impl AgentService {
             FirstRun::Now,
             &service,
             |svc| async move {
-                if let Err(error) = svc.market.reload(&svc.db).await {
+                if let Err(error) = svc.market.sync(&svc.db).await {
                     tracing::warn!(%error, "reading the market into memory failed");
                 }
             },
@@ -125,7 +125,7 @@ impl AgentService {
         }
         if let Err(error) = store::refresh_trends(&self.db, ids::now_ms()).await {
             tracing::warn!(%error, "refreshing the market's trending scores failed");
-        } else if let Err(error) = self.market.reload(&self.db).await {
+        } else if let Err(error) = self.market.sync(&self.db).await {
             tracing::warn!(%error, "reading the market into memory failed");
         }
     }

@@ -1,11 +1,13 @@
 //! The market in memory: every listed public card's sort keys and words, so a search
 //! intersects a few posting lists and orders its matches without asking the database, and
 //! only the page's rows are read. The tables stay the truth: this process updates a card here
-//! after each change it makes (one row read back), and reads the whole market again every
-//! [`RELOAD_EVERY`] for changes other instances made and the hourly trending scores.
+//! after each change it makes (one row read back), and every [`RELOAD_EVERY`] it compares the
+//! market's stamps (id, change time, counters) with what it holds, for changes other
+//! instances made and the hourly trending scores, reading again only the cards that changed.
 //!
 //! A search that a common word matches thousands of cards for is a merge of sorted lists and
-//! a sort of integers, microseconds where the SQL path read and sorted thousands of rows.
+//! an ordering of those cards, where the SQL path read and sorted thousands of rows. Browsing
+//! without words stays in SQL: the market's per-order indexes already read only the page.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -26,6 +28,7 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, FromRow)]
 struct CardRow {
     id: String,
+    updated_at: i64,
     card_category: Option<String>,
     featured: i64,
     trend_score: i64,
@@ -39,13 +42,28 @@ struct CardRow {
 const LISTED: &str =
     "visibility = 'public' AND listed = 1 AND deleted_at IS NULL AND published_at IS NOT NULL";
 
-const CARD_COLUMNS: &str =
-    "id, card_category, featured, trend_score, likes, conversations, published_at, search_text";
+const CARD_COLUMNS: &str = "id, updated_at, card_category, featured, trend_score, likes, conversations, published_at, search_text";
+
+/// What changes without a new text: the periodic comparison reads only these.
+#[derive(Debug, Clone, FromRow)]
+struct Stamp {
+    id: String,
+    updated_at: i64,
+    featured: i64,
+    trend_score: i64,
+    likes: i64,
+    conversations: i64,
+}
+
+/// Cards read back per statement when many changed.
+const CHANGED_PER_READ: usize = 200;
 
 /// A listed card.
 #[derive(Debug)]
 struct Card {
     id: Box<str>,
+    /// When its row last changed (a publish changes the text).
+    updated_at: i64,
     category: Option<Box<str>>,
     featured: bool,
     trend: i64,
@@ -61,6 +79,7 @@ impl From<CardRow> for Card {
     fn from(r: CardRow) -> Self {
         Card {
             id: r.id.into(),
+            updated_at: r.updated_at,
             category: r.card_category.map(Into::into),
             featured: r.featured == 1,
             trend: r.trend_score,
@@ -254,6 +273,100 @@ impl MarketIndex {
         Ok(n)
     }
 
+    /// Brings the market in memory up to the tables: counters from the stamps, cards whose
+    /// row changed (or that are new) read again, cards no longer listed taken out. The first
+    /// call reads everything. How many cards were read again.
+    pub async fn sync(&self, db: &Db) -> DbResult<usize> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return self.reload(db).await;
+        }
+        let stamps: Vec<Stamp> = sqlx::query_as(&format!(
+            "SELECT id, updated_at, featured, trend_score, likes, conversations FROM agents WHERE {LISTED}"
+        ))
+        .fetch_all(db.pool())
+        .await?;
+        let changed: Vec<String> = match self.market.read() {
+            Ok(market) => stamps
+                .iter()
+                .filter(|st| {
+                    market
+                        .slots
+                        .get(st.id.as_str())
+                        .and_then(|&slot| market.cards.get(slot as usize))
+                        .and_then(Option::as_ref)
+                        .is_none_or(|card| card.updated_at != st.updated_at)
+                })
+                .map(|st| st.id.clone())
+                .collect(),
+            Err(_) => return Ok(0),
+        };
+        let mut rows: Vec<CardRow> = Vec::with_capacity(changed.len());
+        for ids in changed.chunks(CHANGED_PER_READ) {
+            let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {CARD_COLUMNS} FROM agents WHERE id IN ({}) AND {LISTED}",
+                placeholders.join(", ")
+            );
+            // One statement per batch size: not worth keeping prepared.
+            let mut q = sqlx::query_as::<_, CardRow>(&sql).persistent(false);
+            for id in ids {
+                q = q.bind(id);
+            }
+            rows.extend(q.fetch_all(db.pool()).await?);
+        }
+        let read = rows.len();
+        if let Ok(mut market) = self.market.write() {
+            let listed: std::collections::HashSet<&str> =
+                stamps.iter().map(|st| st.id.as_str()).collect();
+            let gone: Vec<Box<str>> = market
+                .slots
+                .keys()
+                .filter(|id| {
+                    let id: &str = id;
+                    !listed.contains(id)
+                })
+                .cloned()
+                .collect();
+            for id in gone {
+                market.remove(&id);
+            }
+            for st in &stamps {
+                if let Some(&slot) = market.slots.get(st.id.as_str())
+                    && let Some(Some(card)) = market.cards.get_mut(slot as usize)
+                {
+                    card.featured = st.featured == 1;
+                    card.trend = st.trend_score;
+                    card.likes = st.likes;
+                    card.conversations = st.conversations;
+                }
+            }
+            for row in rows {
+                market.upsert(Card::from(row));
+            }
+        }
+        Ok(read)
+    }
+
+    /// How many cards browsing without words finds (category and featured filters), or
+    /// `None` before the first load.
+    pub fn browse_total(&self, q: &MarketQuery<'_>) -> Option<i64> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return None;
+        }
+        let market = self.market.read().ok()?;
+        let n = market
+            .cards
+            .iter()
+            .flatten()
+            .filter(|c| {
+                q.category
+                    .is_none_or(|cat| c.category.as_deref() == Some(cat))
+                    && (!q.featured || c.featured)
+            })
+            .count();
+        i64::try_from(n).ok()
+    }
+
     /// Reads card `id` back after this process changed it: in the market or out of it.
     pub async fn refresh(&self, db: &Db, id: &str) -> DbResult<()> {
         if !self.loaded.load(Ordering::Acquire) {
@@ -274,10 +387,11 @@ impl MarketIndex {
         Ok(())
     }
 
-    /// The page of ids `q` asks for and the total, or `None` before the first load (the
-    /// caller asks the database instead).
+    /// The page of ids the search `q` asks for and the total, or `None` before the first
+    /// load and for browsing without words (the caller asks the database: its per-order
+    /// indexes read only the page).
     pub fn search(&self, q: &MarketQuery<'_>) -> Option<(Vec<String>, i64)> {
-        if !self.loaded.load(Ordering::Acquire) {
+        if !self.loaded.load(Ordering::Acquire) || q.terms.iter().all(|t| t.trim().is_empty()) {
             return None;
         }
         self.market.read().ok().map(|market| market.search(q))
@@ -291,6 +405,7 @@ mod tests {
     fn row(id: &str, text: &str, likes: i64, published_at: i64) -> CardRow {
         CardRow {
             id: id.into(),
+            updated_at: published_at,
             card_category: (likes % 2 == 0).then(|| "even".to_string()),
             featured: 0,
             trend_score: likes,

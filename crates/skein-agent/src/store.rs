@@ -706,6 +706,16 @@ async fn frequency(db: &Db, lookup: &crate::search::Lookup, cap: i64) -> DbResul
 /// are checked until the page is full. Either way each term's `LIKE` then checks the card's
 /// exact text, so punctuation and `%`/`_` match as typed.
 pub async fn market(db: &Db, q: &MarketQuery<'_>) -> DbResult<(Vec<AgentRow>, i64)> {
+    market_counted(db, q, None).await
+}
+
+/// [`market`], with the total already known (counted in memory), so a page read in index
+/// order does not count the whole market again.
+pub async fn market_counted(
+    db: &Db,
+    q: &MarketQuery<'_>,
+    known_total: Option<i64>,
+) -> DbResult<(Vec<AgentRow>, i64)> {
     let mut lookups: Vec<crate::search::Lookup> = Vec::new();
     for term in q.terms {
         for lookup in crate::search::lookups(term) {
@@ -793,8 +803,9 @@ pub async fn market(db: &Db, q: &MarketQuery<'_>) -> DbResult<(Vec<AgentRow>, i6
         .bind(q.offset)
         .fetch_all(db.pool())
         .await?;
-    let total = match (driver, page.first()) {
-        (Some(_), Some((_, total))) => *total,
+    let total = match (driver, page.first(), known_total) {
+        (_, _, Some(total)) => total,
+        (Some(_), Some((_, total)), None) => *total,
         _ => {
             let count_sql = format!("SELECT COUNT(*) FROM {from} WHERE {filter}");
             let mut count = sqlx::query_as::<_, (i64,)>(&count_sql);

@@ -93,10 +93,18 @@ pub async fn market(
         limit: page.limit(),
         offset: page.offset(),
     };
-    // From memory once it is loaded; from the tables before that.
+    // Searches from memory once it is loaded; browsing reads the page in an index's order
+    // and takes the total from memory; the tables answer everything before the first load.
     let (rows, total) = match svc.market.search(&query) {
         Some((ids, total)) => (store::market_rows(&svc.db, &ids).await?, total),
-        None => store::market(&svc.db, &query).await?,
+        None => {
+            let known = if terms.is_empty() {
+                svc.market.browse_total(&query)
+            } else {
+                None
+            };
+            store::market_counted(&svc.db, &query, known).await?
+        }
     };
     Ok(ApiJson(Page::new(
         rows.iter().map(|r| card(&svc, r)).collect(),
