@@ -41,6 +41,10 @@ pub const MAX_MESSAGES: usize = 20_000;
 pub const MAX_TEXT_BYTES: usize = 48 * 1024 * 1024;
 /// Longest message text an import keeps, in characters.
 const MAX_CHARS: usize = 1_000_000;
+/// Most images one imported message takes (what a message may carry).
+const MAX_IMAGES_PER_MESSAGE: usize = 4;
+/// Longest `data:` URL of an imported image (a 5 MiB image in base64, with room).
+const MAX_IMAGE_URL_BYTES: usize = 7 * 1024 * 1024;
 /// Most rows (conversations and messages) written in one transaction.
 pub const BATCH_ROWS: usize = 500;
 /// Most message rows in one `INSERT` statement (18 parameters each).
@@ -281,6 +285,8 @@ struct SkeinMessage {
     content: Text,
     model: Text,
     created_at: Time,
+    /// The export's images: `data:` URLs (stored images read back) or `https:` URLs.
+    images: Option<Bounded<Text, MAX_IMAGES_PER_MESSAGE>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -384,6 +390,8 @@ struct ImportedMessage {
     content: String,
     model: Option<String>,
     created_at: i64,
+    /// `data:image/` and `https:` URLs; `data:` ones become files when stored.
+    images: Vec<String>,
 }
 
 /// A conversation read from an import, before it gets new ids.
@@ -481,6 +489,19 @@ fn skein_conversation(doc: Doc) -> ApiResult<Imported> {
         if !matches!(role.as_str(), "user" | "assistant") {
             continue;
         }
+        let images = m
+            .images
+            .map(|list| {
+                list.0
+                    .into_iter()
+                    .filter_map(|t| t.0)
+                    .filter(|url| {
+                        (url.starts_with("data:image/") && url.len() <= MAX_IMAGE_URL_BYTES)
+                            || (url.starts_with("https://") && url.len() <= 2048)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         messages.push(ImportedMessage {
             id,
             parent: m.parent_id.0,
@@ -488,6 +509,7 @@ fn skein_conversation(doc: Doc) -> ApiResult<Imported> {
             content,
             model: m.model.0,
             created_at: m.created_at.0.unwrap_or_else(ids::now_ms),
+            images,
         });
     }
     Ok(Imported {
@@ -607,6 +629,8 @@ fn chatgpt_conversation(doc: Doc) -> ApiResult<Imported> {
                 .and_then(|m| m.create_time.0)
                 .or(conversation_time)
                 .unwrap_or_else(ids::now_ms),
+            // ChatGPT's export names its images by file ids of its own, not their bytes.
+            images: Vec::new(),
         });
     }
     // Siblings in the order they were written.
@@ -710,7 +734,8 @@ fn rows_of(
                 .take(MAX_CHARS)
                 .collect(),
             reasoning: None,
-            images: None,
+            images: (!m.images.is_empty())
+                .then(|| serde_json::to_string(&m.images).unwrap_or_else(|_| "[]".into())),
             status: "done".into(),
             model: m
                 .model
@@ -787,14 +812,56 @@ fn nonce() -> u16 {
     u16::from_str_radix(tail, 16).unwrap_or(0) % 1024
 }
 
-/// Stores imported conversations under new ids and answers their ids. Written in batches
+/// What an import made.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// The new conversations' ids.
+    pub ids: Vec<String>,
+    /// Images stored (as files when the File service runs here).
+    pub images: usize,
+    /// Images left out: not images after all, too large, or over the storage quota.
+    pub images_skipped: usize,
+}
+
+/// Stores the images of imported messages the way sent messages' are (`data:` URLs become
+/// the user's files, `https:` URLs stay), one at a time; an image the File service refuses is
+/// left out of its message and counted, never failing the import.
+async fn store_imported_images(
+    files: Option<&std::sync::Arc<dyn skein_core::api::FileApi>>,
+    user_id: &str,
+    imported: &mut [Imported],
+    report: &mut ImportReport,
+) {
+    for message in imported.iter_mut().flat_map(|c| c.messages.iter_mut()) {
+        let mut kept = Vec::with_capacity(message.images.len());
+        for image in std::mem::take(&mut message.images) {
+            match crate::images::store_images(files, user_id, vec![image]).await {
+                Ok(mut stored) => {
+                    report.images += stored.len();
+                    kept.append(&mut stored);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "an imported image was left out");
+                    report.images_skipped += 1;
+                }
+            }
+        }
+        message.images = kept;
+    }
+}
+
+/// Stores imported conversations under new ids (their images first, as files) and answers
+/// what was made. Written in batches
 /// of at most [`BATCH_ROWS`] rows per transaction, yielding between them, and shown all
 /// at once at the end.
 pub async fn store_import(
     db: &Db,
+    files: Option<&std::sync::Arc<dyn skein_core::api::FileApi>>,
     user_id: &str,
-    imported: Vec<Imported>,
-) -> ApiResult<Vec<String>> {
+    mut imported: Vec<Imported>,
+) -> ApiResult<ImportReport> {
+    let mut report = ImportReport::default();
+    store_imported_images(files, user_id, &mut imported, &mut report).await;
     let now = ids::now_ms();
     let marker = store::import_marker(now, nonce());
     let mut made = Vec::with_capacity(imported.len());
@@ -832,7 +899,8 @@ pub async fn store_import(
     .await
     .map_err(skein_db::DbError::from)?;
     tx.commit().await.map_err(skein_db::DbError::from)?;
-    Ok(made)
+    report.ids = made;
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -1060,6 +1128,7 @@ mod tests {
             content: String::new(),
             model: None,
             created_at: 0,
+            images: Vec::new(),
         };
         let ordered = order_parents_first(vec![
             m("c", Some("b")),

@@ -18,7 +18,7 @@ pub enum StorageKind {
 }
 
 /// An S3-compatible store.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Config {
     /// The endpoint (`https://s3.us-east-1.amazonaws.com`, `http://minio:9000`,
@@ -37,6 +37,67 @@ pub struct S3Config {
     pub virtual_host_style: bool,
     /// A prefix inside the bucket under which every key is written (`skein/`).
     pub root: String,
+    /// The endpoint clients reach for presigned URLs, when it differs from `endpoint` (the
+    /// server talks to `http://minio:9000` inside a private network, browsers to
+    /// `https://files.example.com`); `None`: `endpoint`.
+    pub public_endpoint: Option<String>,
+    /// Downloads answer `302` to a presigned URL of the store, so the bytes go from the store
+    /// to the client and not through this server.
+    pub presign_downloads: bool,
+    /// Upload sessions hand out presigned part URLs, so parts go from the client straight to
+    /// the store (the bucket needs a CORS rule allowing `PUT` from the web app's origin).
+    pub presign_uploads: bool,
+    /// How long a presigned URL is valid, in seconds.
+    pub presign_ttl_secs: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: String::new(),
+            region: String::new(),
+            bucket: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: None,
+            virtual_host_style: false,
+            root: String::new(),
+            public_endpoint: None,
+            presign_downloads: false,
+            presign_uploads: false,
+            presign_ttl_secs: 900,
+        }
+    }
+}
+
+/// The format of image variants (thumbnails and web-sized copies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// JPEG at `file.image_quality` (the default: small for photos, no transparency).
+    #[default]
+    Jpeg,
+    /// WebP. The encoder Skein carries (the `image` crate's) writes lossless WebP only, so
+    /// `file.image_quality` does not apply: larger than JPEG for photos, smaller for
+    /// screenshots and drawings, and transparency is kept.
+    Webp,
+}
+
+impl ImageFormat {
+    /// The MIME type of variants in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Webp => "image/webp",
+        }
+    }
+
+    /// The file extension of variants in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "jpg",
+            ImageFormat::Webp => "webp",
+        }
+    }
 }
 
 /// Files: where they are kept, how big they may be, and how they are handed out.
@@ -82,6 +143,20 @@ pub struct FileConfig {
     /// An upload that sends nothing for this long is ended (408), in seconds. Uploads have no
     /// overall time limit (the server's request timeout does not apply to them).
     pub upload_idle_secs: u64,
+    /// How long an upload session (a file sent in parts) stays open, in seconds; its parts are
+    /// swept after that.
+    pub upload_session_ttl_secs: u64,
+    /// The part size an upload session gets when the client names none, in bytes (1–64 MiB).
+    pub upload_part_bytes: u64,
+    /// Upload sessions one user may have open at once.
+    pub max_open_uploads: u32,
+    /// The format of image variants: `jpeg` (default) or `webp` (lossless).
+    pub image_format: ImageFormat,
+    /// JPEG quality of image variants, 1–100.
+    pub image_quality: u8,
+    /// Animated images (GIF, WebP, APNG) with more frames than this get no variants: a
+    /// decompression bomb can hide in frames as well as in pixels.
+    pub image_max_frames: u32,
 }
 
 impl Default for FileConfig {
@@ -106,6 +181,12 @@ impl Default for FileConfig {
             share_password_attempts_per_minute: 5,
             sweep_interval_secs: 60,
             upload_idle_secs: 30,
+            upload_session_ttl_secs: 24 * 3600,
+            upload_part_bytes: 8 * MIB,
+            max_open_uploads: 10,
+            image_format: ImageFormat::Jpeg,
+            image_quality: 82,
+            image_max_frames: 500,
         }
     }
 }
@@ -137,6 +218,30 @@ impl FileConfig {
                 "file.signed_url_ttl_secs must be at least 10, and file.share_password_attempts_per_minute, file.sweep_interval_secs and file.upload_idle_secs at least 1"
                     .into(),
             );
+        }
+        if !(crate::session::MIN_PART..=crate::session::MAX_PART).contains(&self.upload_part_bytes)
+        {
+            return Err("file.upload_part_bytes must be between 1 MiB and 64 MiB".into());
+        }
+        if self.upload_session_ttl_secs < 60 || self.max_open_uploads == 0 {
+            return Err(
+                "file.upload_session_ttl_secs must be at least 60 and file.max_open_uploads at least 1"
+                    .into(),
+            );
+        }
+        if !(1..=100).contains(&self.image_quality) || self.image_max_frames == 0 {
+            return Err(
+                "file.image_quality must be between 1 and 100, and file.image_max_frames at least 1"
+                    .into(),
+            );
+        }
+        if !(10..=7 * 24 * 3600).contains(&self.s3.presign_ttl_secs) {
+            return Err("file.s3.presign_ttl_secs must be between 10 seconds and 7 days".into());
+        }
+        if let Some(url) = &self.s3.public_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err("file.s3.public_endpoint must start with http:// or https://".into());
         }
         if let Some(key) = &self.signing_key
             && key.expose().len() < 32

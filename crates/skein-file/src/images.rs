@@ -7,8 +7,10 @@
 use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
+use image::codecs::webp::WebPEncoder;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
+use crate::config::{FileConfig, ImageFormat};
 use crate::sniff::Kind;
 use crate::storage::{object_key, variant_key};
 use crate::{FileService, store};
@@ -17,8 +19,6 @@ use crate::{FileService, store};
 pub const THUMB_SIDE: u32 = 320;
 /// Longest side of the web-sized copy, in pixels.
 pub const WEB_SIDE: u32 = 1600;
-/// JPEG quality of the variants.
-const QUALITY: u8 = 82;
 /// Largest original decoded, in bytes (its pixels are limited separately).
 const MAX_DECODE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -26,18 +26,18 @@ const MAX_DECODE_BYTES: u64 = 64 * 1024 * 1024;
 pub(crate) fn after_upload(svc: &FileService, object_id: String, kind: Kind, _content_type: &str) {
     let db = svc.db.clone();
     let storage = svc.storage.clone();
-    let max_pixels = svc.config.image_max_pixels;
+    let options = VariantOptions::from(&svc.config);
     match kind {
         Kind::Image => {
             svc.jobs.spawn(async move {
-                if let Err(error) = make_variants(&db, &storage, &object_id, max_pixels).await {
+                if let Err(error) = make_variants(&db, &storage, &object_id, options).await {
                     tracing::info!(%error, object_id, "no image variants for this upload");
                 }
             });
         }
         Kind::Pdf if svc.pdftoppm => {
             svc.jobs.spawn(async move {
-                if let Err(error) = inspect_pdf(&db, &storage, &object_id, max_pixels).await {
+                if let Err(error) = inspect_pdf(&db, &storage, &object_id, options).await {
                     tracing::info!(%error, object_id, "no page count or preview for this PDF");
                 }
             });
@@ -62,16 +62,40 @@ async fn read_original(
     Ok(bytes)
 }
 
-/// Decodes the original (within the pixel limit), applies its EXIF orientation and stores a
-/// thumbnail and a web-sized JPEG; then records the size and the ready variants.
+/// How variants are made: the limits of what is decoded, and what is written.
+#[derive(Debug, Clone, Copy)]
+pub struct VariantOptions {
+    /// Most pixels of one frame.
+    pub max_pixels: u64,
+    /// Most frames of an animation.
+    pub max_frames: u32,
+    /// The variants' format.
+    pub format: ImageFormat,
+    /// JPEG quality, 1–100.
+    pub quality: u8,
+}
+
+impl From<&FileConfig> for VariantOptions {
+    fn from(c: &FileConfig) -> Self {
+        VariantOptions {
+            max_pixels: c.image_max_pixels,
+            max_frames: c.image_max_frames,
+            format: c.image_format,
+            quality: c.image_quality,
+        }
+    }
+}
+
+/// Decodes the original (within the pixel and frame limits), applies its EXIF orientation and
+/// stores a thumbnail and a web-sized copy; then records the size and the ready variants.
 async fn make_variants(
     db: &skein_db::Db,
     storage: &crate::storage::Storage,
     object_id: &str,
-    max_pixels: u64,
+    options: VariantOptions,
 ) -> Result<(), String> {
     let bytes = read_original(storage, object_id, "image too large to decode").await?;
-    let made = tokio::task::spawn_blocking(move || render(&bytes, max_pixels))
+    let made = tokio::task::spawn_blocking(move || render(&bytes, options))
         .await
         .map_err(|e| e.to_string())??;
     for (variant, jpeg) in [("thumb", made.thumb), ("web", made.web)] {
@@ -86,6 +110,7 @@ async fn make_variants(
         i64::from(made.width),
         i64::from(made.height),
         "thumb,web",
+        made.content_type,
     )
     .await
     .map_err(|e| e.to_string())
@@ -97,15 +122,26 @@ pub struct Rendered {
     pub width: u32,
     /// Height of the original as shown.
     pub height: u32,
-    /// The thumbnail (JPEG).
+    /// The thumbnail.
     pub thumb: Vec<u8>,
-    /// The web-sized copy (JPEG).
+    /// The web-sized copy.
     pub web: Vec<u8>,
+    /// The variants' MIME type.
+    pub content_type: &'static str,
 }
 
-/// Decodes `bytes` with a pixel-count limit (a decompression bomb fails before any pixel is
-/// allocated), applies the EXIF orientation, and encodes the two variants.
-pub fn render(bytes: &[u8], max_pixels: u64) -> Result<Rendered, String> {
+/// Decodes `bytes` with a pixel-count and a frame-count limit (a decompression bomb fails
+/// before any pixel is allocated), applies the EXIF orientation, and encodes the two variants.
+pub fn render(bytes: &[u8], options: VariantOptions) -> Result<Rendered, String> {
+    let max_pixels = options.max_pixels;
+    if let Some(frames) = frame_count(bytes)
+        && frames > u64::from(options.max_frames)
+    {
+        return Err(format!(
+            "{frames} frames is over the limit of {}",
+            options.max_frames
+        ));
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
@@ -127,13 +163,14 @@ pub fn render(bytes: &[u8], max_pixels: u64) -> Result<Rendered, String> {
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
     img.apply_orientation(orientation);
     let (width, height) = (img.width(), img.height());
-    let thumb = encode(&shrink(&img, THUMB_SIDE))?;
-    let web = encode(&shrink(&img, WEB_SIDE))?;
+    let thumb = encode(&shrink(&img, THUMB_SIDE), options)?;
+    let web = encode(&shrink(&img, WEB_SIDE), options)?;
     Ok(Rendered {
         width,
         height,
         thumb,
         web,
+        content_type: options.format.content_type(),
     })
 }
 
@@ -146,14 +183,130 @@ fn shrink(img: &DynamicImage, side: u32) -> DynamicImage {
     }
 }
 
-/// JPEG, from RGB (an alpha channel is dropped: JPEG has none).
-fn encode(img: &DynamicImage) -> Result<Vec<u8>, String> {
-    let rgb = img.to_rgb8();
+/// JPEG from RGB (an alpha channel is dropped: JPEG has none) at the configured quality, or
+/// lossless WebP keeping the alpha channel when the image has one.
+fn encode(img: &DynamicImage, options: VariantOptions) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, QUALITY)
-        .encode_image(&rgb)
-        .map_err(|e| e.to_string())?;
+    match options.format {
+        ImageFormat::Jpeg => {
+            JpegEncoder::new_with_quality(&mut out, options.quality)
+                .encode_image(&img.to_rgb8())
+                .map_err(|e| e.to_string())?;
+        }
+        ImageFormat::Webp => {
+            let encoder = WebPEncoder::new_lossless(&mut out);
+            // 8 bits per channel, the alpha channel only when there is one.
+            let pixels = if img.color().has_alpha() {
+                DynamicImage::ImageRgba8(img.to_rgba8())
+            } else {
+                DynamicImage::ImageRgb8(img.to_rgb8())
+            };
+            pixels
+                .write_with_encoder(encoder)
+                .map_err(|e| e.to_string())?;
+        }
+    }
     Ok(out)
+}
+
+/// How many frames an animated GIF, WebP or PNG (APNG) says it has, read from its chunk
+/// structure without decoding a pixel; `None` for other formats (one frame).
+pub fn frame_count(bytes: &[u8]) -> Option<u64> {
+    if bytes.starts_with(b"GIF8") {
+        return Some(gif_frames(bytes));
+    }
+    if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        return Some(webp_frames(bytes));
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Some(png_frames(bytes));
+    }
+    None
+}
+
+/// Counts a GIF's image descriptors, skipping colour tables, extensions and the LZW data by
+/// their length bytes; a truncated file counts what was whole.
+fn gif_frames(b: &[u8]) -> u64 {
+    /// Skips data sub-blocks (a length byte, that many bytes, until a zero length).
+    fn skip_blocks(b: &[u8], mut at: usize) -> Option<usize> {
+        loop {
+            let len = usize::from(*b.get(at)?);
+            at += 1;
+            if len == 0 {
+                return Some(at);
+            }
+            at += len;
+        }
+    }
+    let table = |packed: u8| {
+        if packed & 0x80 != 0 {
+            3usize << ((packed & 7) + 1)
+        } else {
+            0
+        }
+    };
+    let Some(&packed) = b.get(10) else { return 0 };
+    let mut at = 13 + table(packed);
+    let mut frames = 0;
+    while let Some(&tag) = b.get(at) {
+        match tag {
+            0x21 => match skip_blocks(b, at + 2) {
+                Some(next) => at = next,
+                None => break,
+            },
+            0x2C => {
+                let Some(&packed) = b.get(at + 9) else { break };
+                frames += 1;
+                // Descriptor, local colour table, LZW minimum code size, then the data.
+                match skip_blocks(b, at + 10 + table(packed) + 1) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+            _ => break,
+        }
+    }
+    frames
+}
+
+/// Counts a WebP's `ANMF` (animation frame) chunks; a still WebP is one frame.
+fn webp_frames(b: &[u8]) -> u64 {
+    let mut at = 12;
+    let mut frames = 0;
+    while at + 8 <= b.len() {
+        let len = u32::from_le_bytes([b[at + 4], b[at + 5], b[at + 6], b[at + 7]]) as usize;
+        if &b[at..at + 4] == b"ANMF" {
+            frames += 1;
+        }
+        // Chunks are padded to an even length.
+        at = at
+            .saturating_add(8)
+            .saturating_add(len)
+            .saturating_add(len & 1);
+    }
+    frames.max(1)
+}
+
+/// An APNG's frame count from its `acTL` chunk (before the image data); a still PNG is one.
+fn png_frames(b: &[u8]) -> u64 {
+    let mut at = 8;
+    while at + 8 <= b.len() {
+        let len = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
+        let kind = &b[at + 4..at + 8];
+        if kind == b"acTL" && at + 12 <= b.len() {
+            return u64::from(u32::from_be_bytes([
+                b[at + 8],
+                b[at + 9],
+                b[at + 10],
+                b[at + 11],
+            ]));
+        }
+        if kind == b"IDAT" {
+            break;
+        }
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    1
 }
 
 /// Whether poppler's tools (`pdfinfo`, `pdftoppm`) are installed.
@@ -177,14 +330,14 @@ async fn inspect_pdf(
     db: &skein_db::Db,
     storage: &crate::storage::Storage,
     object_id: &str,
-    max_pixels: u64,
+    options: VariantOptions,
 ) -> Result<(), String> {
     let bytes = read_original(storage, object_id, "PDF too large to inspect").await?;
     let dir = std::env::temp_dir().join(format!("skein-pdf-{object_id}"));
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| e.to_string())?;
-    let result = inspect_in(db, storage, object_id, max_pixels, &dir, &bytes).await;
+    let result = inspect_in(db, storage, object_id, options, &dir, &bytes).await;
     let _ = tokio::fs::remove_dir_all(&dir).await;
     result
 }
@@ -193,7 +346,7 @@ async fn inspect_in(
     db: &skein_db::Db,
     storage: &crate::storage::Storage,
     object_id: &str,
-    max_pixels: u64,
+    options: VariantOptions,
     dir: &std::path::Path,
     bytes: &[u8],
 ) -> Result<(), String> {
@@ -222,7 +375,7 @@ async fn inspect_in(
     let png = tokio::fs::read(dir.join("page.png"))
         .await
         .map_err(|e| e.to_string())?;
-    let made = tokio::task::spawn_blocking(move || render(&png, max_pixels))
+    let made = tokio::task::spawn_blocking(move || render(&png, options))
         .await
         .map_err(|e| e.to_string())??;
     for (variant, jpeg) in [("thumb", made.thumb), ("web", made.web)] {
@@ -231,7 +384,7 @@ async fn inspect_in(
             .await
             .map_err(|e| e.to_string())?;
     }
-    store::set_variants(db, object_id, "thumb,web")
+    store::set_variants(db, object_id, "thumb,web", made.content_type)
         .await
         .map_err(|e| e.to_string())
 }
@@ -252,4 +405,100 @@ async fn run_tool(command: &mut tokio::process::Command) -> Result<Vec<u8>, Stri
         ));
     }
     Ok(output.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(format: ImageFormat, quality: u8) -> VariantOptions {
+        VariantOptions {
+            max_pixels: 50_000_000,
+            max_frames: 10,
+            format,
+            quality,
+        }
+    }
+
+    fn gif(frames: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut encoder = image::codecs::gif::GifEncoder::new(&mut out);
+            encoder
+                .encode_frames((0..frames).map(|i| {
+                    image::Frame::new(image::RgbaImage::from_pixel(
+                        30,
+                        20,
+                        image::Rgba([i as u8 * 20, 1, 2, 255]),
+                    ))
+                }))
+                .unwrap();
+        }
+        out
+    }
+
+    fn photo() -> Vec<u8> {
+        let img = image::RgbImage::from_fn(1200, 800, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 3 % 256) as u8,
+                ((x ^ y) % 256) as u8,
+            ])
+        });
+        let mut out = Vec::new();
+        DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn frames_are_counted_without_decoding() {
+        assert_eq!(frame_count(&gif(1)), Some(1));
+        assert_eq!(frame_count(&gif(7)), Some(7));
+        // A truncated GIF counts what was whole, and a broken header counts nothing.
+        let g = gif(7);
+        assert!(frame_count(&g[..g.len() / 2]).unwrap() < 7);
+        assert_eq!(frame_count(b"GIF89a"), Some(0));
+        assert_eq!(frame_count(&photo()), Some(1), "a still PNG");
+        assert_eq!(frame_count(b"\xff\xd8\xff\xe0"), None, "JPEG has no frames");
+        let mut webp = b"RIFF\0\0\0\0WEBPVP8X\x0a\0\0\0".to_vec();
+        webp.extend_from_slice(&[0u8; 10]);
+        for _ in 0..4 {
+            webp.extend_from_slice(b"ANMF\x03\0\0\0abc\0");
+        }
+        assert_eq!(frame_count(&webp), Some(4));
+        let mut apng = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        apng.extend_from_slice(&[0u8; 13 + 4]);
+        apng.extend_from_slice(b"\0\0\0\x08acTL\0\0\x03\xe8\0\0\0\0");
+        assert_eq!(frame_count(&apng), Some(1000));
+    }
+
+    #[test]
+    fn too_many_frames_are_refused_before_decoding() {
+        let err = render(&gif(11), options(ImageFormat::Jpeg, 82))
+            .err()
+            .unwrap();
+        assert!(err.contains("11 frames"), "{err}");
+        assert!(render(&gif(10), options(ImageFormat::Jpeg, 82)).is_ok());
+    }
+
+    #[test]
+    fn quality_and_format_shape_the_variants() {
+        let bytes = photo();
+        let low = render(&bytes, options(ImageFormat::Jpeg, 30)).unwrap();
+        let high = render(&bytes, options(ImageFormat::Jpeg, 95)).unwrap();
+        assert!(
+            low.web.len() < high.web.len(),
+            "{} vs {}",
+            low.web.len(),
+            high.web.len()
+        );
+        assert_eq!(high.content_type, "image/jpeg");
+        let webp = render(&bytes, options(ImageFormat::Webp, 82)).unwrap();
+        assert_eq!(webp.content_type, "image/webp");
+        let decoded =
+            image::load_from_memory_with_format(&webp.thumb, image::ImageFormat::WebP).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (320, 213));
+    }
 }

@@ -17,6 +17,7 @@ pub mod config;
 mod http;
 pub mod images;
 mod service;
+pub mod session;
 pub mod sign;
 pub mod sniff;
 pub mod storage;
@@ -28,8 +29,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use config::{FileConfig, S3Config, StorageKind};
-use skein_core::api::{ByteStream, FileApi, FileContent, FileMeta, FilePurpose, NewFile};
+pub use config::{FileConfig, ImageFormat, S3Config, StorageKind};
+use skein_core::api::{
+    ByteStream, DocumentText, FileApi, FileContent, FileMeta, FilePurpose, NewFile,
+};
 use skein_core::limit::RateLimiter;
 use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_core::{ApiError, ApiResult, ids};
@@ -76,6 +79,9 @@ pub struct FileDeps {
     pub limiter: Arc<dyn RateLimiter>,
     /// How often the sweeper runs.
     pub sweep_every: Duration,
+    /// Reads Office documents and EPUBs for previews (Knowledge's extractors, handed over
+    /// by the binary); `None`: those types have no preview.
+    pub documents: Option<Arc<dyn DocumentText>>,
 }
 
 /// The File service.
@@ -89,6 +95,8 @@ pub struct FileService {
     jobs: TaskTracker,
     /// Whether `pdftoppm` (poppler) is installed, for PDF page counts and first-page previews.
     pdftoppm: bool,
+    /// Reads Office documents and EPUBs for previews.
+    documents: Option<Arc<dyn DocumentText>>,
     /// The sweeper.
     background: BackgroundTasks,
 }
@@ -119,6 +127,7 @@ impl FileService {
             limiter: deps.limiter,
             jobs: TaskTracker::new(),
             pdftoppm,
+            documents: deps.documents,
             background: BackgroundTasks::new(),
         });
         service.background.every(
@@ -157,6 +166,9 @@ impl FileService {
         if swept > 0 {
             tracing::info!(keys = swept, "swept stored objects");
         }
+        if let Err(error) = session::forget_expired(&self.db, ids::now_ms()).await {
+            tracing::warn!(%error, "forgetting expired upload sessions failed");
+        }
         swept
     }
 
@@ -179,6 +191,12 @@ impl FileService {
         store::file(&self.db, user_id, id)
             .await?
             .ok_or_else(not_found)
+    }
+
+    /// Whether upload sessions send parts straight to the store (S3 with
+    /// `file.s3.presign_uploads`).
+    pub fn direct_uploads(&self) -> bool {
+        self.storage.kind() == StorageKind::S3 && self.config.s3.presign_uploads
     }
 
     /// Where a path of this server is reached from outside (`file.public_base_url`).

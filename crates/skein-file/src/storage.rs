@@ -30,11 +30,50 @@ pub fn variant_key(object_id: &str, variant: &str) -> String {
     format!("variants/{object_id}/{variant}")
 }
 
+/// Where part `number` of upload session `upload_id` is kept until the session completes.
+pub fn part_key(upload_id: &str, number: u32) -> String {
+    format!("uploads/{upload_id}/{number:05}")
+}
+
+/// The folder of an upload session's parts (a key ending in `/`: the sweeper removes it
+/// with everything under it).
+pub fn upload_prefix(upload_id: &str) -> String {
+    format!("uploads/{upload_id}/")
+}
+
+/// A request a client makes to the store itself, signed for it (a presigned URL).
+#[derive(Debug, Clone)]
+pub struct Presigned {
+    /// `GET` or `PUT`.
+    pub method: String,
+    /// The URL, signature in its query.
+    pub url: String,
+    /// Headers the client must send as they are (signed too).
+    pub headers: Vec<(String, String)>,
+}
+
+impl From<opendal::raw::PresignedRequest> for Presigned {
+    fn from(p: opendal::raw::PresignedRequest) -> Self {
+        Presigned {
+            method: p.method().to_string(),
+            url: p.uri().to_string(),
+            headers: p
+                .header()
+                .iter()
+                .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+                .collect(),
+        }
+    }
+}
+
 /// The store.
 #[derive(Clone, Debug)]
 pub struct Storage {
     op: Operator,
     kind: StorageKind,
+    /// Signs URLs for clients (S3 only): the same bucket and key, addressed through
+    /// `file.s3.public_endpoint` when one is set, since the host is part of the signature.
+    presigner: Option<Operator>,
 }
 
 /// A storage failure, with the store's own words for the log (never for the client).
@@ -69,35 +108,19 @@ impl Storage {
                 let root = root.to_string_lossy().into_owned();
                 Operator::new(services::Fs::default().root(&root))?.finish()
             }
-            StorageKind::S3 => {
-                let s3 = &config.s3;
-                let mut builder = services::S3::default()
-                    .endpoint(&s3.endpoint)
-                    .region(if s3.region.is_empty() {
-                        "us-east-1"
-                    } else {
-                        &s3.region
-                    })
-                    .bucket(&s3.bucket)
-                    .root(&format!("/{}", s3.root.trim_matches('/')))
-                    .access_key_id(&s3.access_key_id)
-                    .secret_access_key(
-                        s3.secret_access_key
-                            .as_ref()
-                            .map(|k| k.expose())
-                            .unwrap_or(""),
-                    )
-                    .disable_config_load()
-                    .disable_ec2_metadata();
-                if s3.virtual_host_style {
-                    builder = builder.enable_virtual_host_style();
-                }
-                Operator::new(builder)?.finish()
-            }
+            StorageKind::S3 => s3_operator(config, &config.s3.endpoint)?,
+        };
+        let presigner = match config.storage {
+            StorageKind::S3 => Some(match &config.s3.public_endpoint {
+                Some(public) => s3_operator(config, public)?,
+                None => op.clone(),
+            }),
+            StorageKind::Fs => None,
         };
         Ok(Storage {
             op,
             kind: config.storage,
+            presigner,
         })
     }
 
@@ -159,9 +182,15 @@ impl Storage {
         Ok(self.op.read_with(key).range(0..end).await?.to_vec())
     }
 
-    /// Deletes `key`; a key already gone is not an error (deletes are retried after crashes).
+    /// Deletes `key`, or everything under it when it ends in `/` (an upload session's parts);
+    /// a key already gone is not an error (deletes are retried after crashes).
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match self.op.delete(key).await {
+        let done = if key.ends_with('/') {
+            self.op.remove_all(key).await
+        } else {
+            self.op.delete(key).await
+        };
+        match done {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
@@ -172,8 +201,95 @@ impl Storage {
         Ok(self.op.stat(key).await?.content_length())
     }
 
+    /// The files directly under `prefix` (a folder key ending in `/`) with their sizes, by
+    /// name; none when the folder does not exist.
+    pub async fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        let entries = match self.op.list(prefix).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            if !entry.metadata().is_file() {
+                continue;
+            }
+            // S3's listing carries sizes; the disk's does not, and a stat there is cheap.
+            let size = match self.kind {
+                StorageKind::S3 => entry.metadata().content_length(),
+                StorageKind::Fs => match self.op.stat(entry.path()).await {
+                    Ok(meta) => meta.content_length(),
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            out.push((entry.name().to_string(), size));
+        }
+        Ok(out)
+    }
+
+    /// A presigned `PUT` of `key` valid for `ttl`, when the store is S3 (`None` on the disk,
+    /// where clients send parts through this server).
+    pub async fn presign_write(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Presigned>, StorageError> {
+        let Some(presigner) = &self.presigner else {
+            return Ok(None);
+        };
+        Ok(Some(presigner.presign_write(key, ttl).await?.into()))
+    }
+
+    /// A presigned `GET` of `key` valid for `ttl`, answering with `content_type` and
+    /// `disposition` whatever the object was stored with (S3 only).
+    pub async fn presign_read(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+        content_type: &str,
+        disposition: &str,
+    ) -> Result<Option<Presigned>, StorageError> {
+        let Some(presigner) = &self.presigner else {
+            return Ok(None);
+        };
+        let signed = presigner
+            .presign_read_with(key, ttl)
+            .override_content_type(content_type)
+            .override_content_disposition(disposition)
+            .await?;
+        Ok(Some(signed.into()))
+    }
+
     /// Whether `key` exists.
     pub async fn exists(&self, key: &str) -> Result<bool, StorageError> {
         Ok(self.op.exists(key).await?)
     }
+}
+
+/// An S3 operator of the configured bucket, through `endpoint`.
+fn s3_operator(config: &FileConfig, endpoint: &str) -> Result<Operator, StorageError> {
+    let s3 = &config.s3;
+    let mut builder = services::S3::default()
+        .endpoint(endpoint)
+        .region(if s3.region.is_empty() {
+            "us-east-1"
+        } else {
+            &s3.region
+        })
+        .bucket(&s3.bucket)
+        .root(&format!("/{}", s3.root.trim_matches('/')))
+        .access_key_id(&s3.access_key_id)
+        .secret_access_key(
+            s3.secret_access_key
+                .as_ref()
+                .map(|k| k.expose())
+                .unwrap_or(""),
+        )
+        .disable_config_load()
+        .disable_ec2_metadata();
+    if s3.virtual_host_style {
+        builder = builder.enable_virtual_host_style();
+    }
+    Ok(Operator::new(builder)?.finish())
 }

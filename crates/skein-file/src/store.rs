@@ -36,9 +36,16 @@ pub struct FileRow {
     pub page_count: Option<i64>,
     /// Ready variants, comma-separated.
     pub variants: String,
+    /// The variants' type (`None`: `image/jpeg`, as every variant was before WebP).
+    pub variant_type: Option<String>,
 }
 
 impl FileRow {
+    /// The MIME type of the variants.
+    pub fn variant_content_type(&self) -> &str {
+        self.variant_type.as_deref().unwrap_or("image/jpeg")
+    }
+
     /// Whether `variant` is ready.
     pub fn has_variant(&self, variant: &str) -> bool {
         self.variants.split(',').any(|v| v == variant)
@@ -46,7 +53,7 @@ impl FileRow {
 }
 
 const FILE_COLUMNS: &str = "f.id, f.user_id, f.object_id, f.name, f.purpose, f.created_at, f.updated_at, \
-     o.sha256, o.size, o.content_type, o.width, o.height, o.page_count, o.variants";
+     o.sha256, o.size, o.content_type, o.width, o.height, o.page_count, o.variants, o.variant_type";
 
 /// A new object's facts.
 #[derive(Debug, Clone)]
@@ -319,21 +326,31 @@ pub async fn set_image_facts(
     width: i64,
     height: i64,
     variants: &str,
+    variant_type: &str,
 ) -> DbResult<()> {
-    sqlx::query("UPDATE file_objects SET width = $1, height = $2, variants = $3 WHERE id = $4")
-        .bind(width)
-        .bind(height)
-        .bind(variants)
-        .bind(object_id)
+    sqlx::query(
+        "UPDATE file_objects SET width = $1, height = $2, variants = $3, variant_type = $4 WHERE id = $5",
+    )
+    .bind(width)
+    .bind(height)
+    .bind(variants)
+    .bind(variant_type)
+    .bind(object_id)
         .execute(db.pool())
         .await?;
     Ok(())
 }
 
 /// Records the variants ready for an object (a PDF's first page).
-pub async fn set_variants(db: &Db, object_id: &str, variants: &str) -> DbResult<()> {
-    sqlx::query("UPDATE file_objects SET variants = $1 WHERE id = $2")
+pub async fn set_variants(
+    db: &Db,
+    object_id: &str,
+    variants: &str,
+    variant_type: &str,
+) -> DbResult<()> {
+    sqlx::query("UPDATE file_objects SET variants = $1, variant_type = $2 WHERE id = $3")
         .bind(variants)
+        .bind(variant_type)
         .bind(object_id)
         .execute(db.pool())
         .await?;

@@ -26,7 +26,7 @@ pub(crate) fn too_large(limit: u64) -> ApiError {
 }
 
 /// 413 for an upload that would pass the owner's quota.
-fn over_quota(quota: u64, used: u64) -> ApiError {
+pub(crate) fn over_quota(quota: u64, used: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "quota_exceeded",
@@ -37,7 +37,7 @@ fn over_quota(quota: u64, used: u64) -> ApiError {
 }
 
 /// 408 for an upload that stopped sending.
-fn stalled(secs: u64) -> ApiError {
+pub(crate) fn stalled(secs: u64) -> ApiError {
     ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
         "upload_stalled",

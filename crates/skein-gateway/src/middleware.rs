@@ -168,7 +168,7 @@ fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
 /// `/internal/relay`): a relayed
 /// request has its upstream's own idle timeouts, and cutting it here would only hang up on an
 /// answer the vendor is still writing (and charging for). File uploads (`POST /api/v1/files`)
-/// are not cut either: a large file takes as long as the client's link needs, and the File
+/// and upload-session parts and completions are not cut either: a large file takes as long as the client's link needs, and the File
 /// service ends an upload that stops sending instead (an idle timeout). Answers 408 when it
 /// runs out.
 pub(crate) async fn timeout_unless_relayed(
@@ -179,10 +179,16 @@ pub(crate) async fn timeout_unless_relayed(
     let path = req.uri().path();
     // The Relay's typed calls from other processes (`/internal/relay/*`) are relayed too.
     let upload = req.method() == axum::http::Method::POST && path == "/api/v1/files";
+    // An upload session's parts and its completion (which assembles the whole file) run as
+    // long as their bytes need, with the File service's idle timeout instead.
+    let session = path.starts_with("/api/v1/files/uploads/")
+        && ((req.method() == axum::http::Method::PUT && path.contains("/parts/"))
+            || (req.method() == axum::http::Method::POST && path.ends_with("/complete")));
     if path.starts_with("/v1/")
         || path.starts_with("/v1beta/")
         || path.starts_with("/internal/relay/")
         || upload
+        || session
     {
         return next.run(req).await;
     }

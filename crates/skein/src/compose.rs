@@ -422,6 +422,8 @@ pub async fn file_service(
         signing_key,
         limiter,
         sweep_every: Duration::from_secs(config.file.sweep_interval_secs),
+        // Knowledge's extractors preview Office documents and EPUBs.
+        documents: Some(Arc::new(skein_knowledge::extract::DocumentPreviews)),
     };
     FileService::start(config.file.clone(), deps)
         .await

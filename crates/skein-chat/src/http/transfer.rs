@@ -139,6 +139,8 @@ pub async fn export_all(
 }
 
 /// Import Skein's JSON (one conversation or an archive) or ChatGPT's `conversations.json`.
+/// Images in a Skein export (`data:` URLs) become the user's files, as sent images do;
+/// one the File service refuses is left out and counted in `images_skipped`.
 /// Limits: 64 MB of body, 10,000 conversations, 20,000 messages per conversation, 200,000 in
 /// all, 48 MB of text (413 `import_too_large`); a loop of messages is 422 `import_cycle`.
 /// Rows are written in batches of at most 500 per transaction, shown all at once at the end.
@@ -154,8 +156,12 @@ pub async fn import(
     let parsed = tokio::task::spawn_blocking(move || crate::import::parse(&body))
         .await
         .map_err(ApiError::internal)??;
-    let ids_made = crate::import::store_import(&svc.db, &user.user_id, parsed).await?;
-    Ok(ApiJson(
-        json!({ "imported": ids_made.len(), "ids": ids_made }),
-    ))
+    let report =
+        crate::import::store_import(&svc.db, svc.files.as_ref(), &user.user_id, parsed).await?;
+    Ok(ApiJson(json!({
+        "imported": report.ids.len(),
+        "ids": report.ids,
+        "images": report.images,
+        "images_skipped": report.images_skipped,
+    })))
 }

@@ -147,3 +147,15 @@ pub trait FileApi: Send + Sync {
     /// stays the same for an hour and caches keep working.
     fn content_url(&self, id: &str, ttl: std::time::Duration) -> String;
 }
+
+/// Reads the text of documents the File service has no reader for (Word, Excel, PowerPoint,
+/// EPUB), for previews. The extractors live with Knowledge; the binary hands them to the File
+/// service through this trait, so neither service depends on the other.
+pub trait DocumentText: Send + Sync {
+    /// Whether documents of `content_type` are read.
+    fn reads(&self, content_type: &str) -> bool;
+
+    /// The document's text, or why it has none. Blocking CPU work (and bounded: archives are
+    /// read with inflation limits): call it off the async threads.
+    fn text(&self, content_type: &str, bytes: &[u8]) -> Result<String, String>;
+}

@@ -38,7 +38,7 @@ pub(crate) enum Caching {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ContentQuery {
-    /// `thumb` or `web` for an image's variant (JPEG); the original when absent.
+    /// `thumb` or `web` for an image's variant (JPEG or WebP, `file.image_format`); the original when absent.
     pub variant: Option<String>,
     /// Expiry of a signed URL (unix seconds).
     pub exp: Option<i64>,
@@ -222,7 +222,7 @@ pub(crate) async fn serve(
     let (key, content_type, etag) = if use_variant {
         (
             variant_key(&row.object_id, variant),
-            "image/jpeg".to_string(),
+            row.variant_content_type().to_string(),
             format!("\"{}-{variant}\"", row.sha256),
         )
     } else {
@@ -265,7 +265,12 @@ pub(crate) async fn serve(
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
     let name = if use_variant {
-        format!("{}.{variant}.jpg", row.name)
+        let ext = if row.variant_content_type() == "image/webp" {
+            "webp"
+        } else {
+            "jpg"
+        };
+        format!("{}.{variant}.{ext}", row.name)
     } else {
         row.name.clone()
     };
@@ -275,6 +280,36 @@ pub(crate) async fn serve(
         &disposition(!force_download && shows_inline(&content_type), &name),
     );
     put(&mut common, header::CONTENT_TYPE, &content_type);
+    // Share downloads are counted one by one, so they never hand out a URL that could be
+    // fetched again; a signed URL's redirect lives no longer than the signed URL.
+    let presign_ttl = match caching {
+        Caching::Private => Some(svc.presign_ttl()),
+        Caching::Public { max_age } => Some(
+            svc.presign_ttl()
+                .min(std::time::Duration::from_secs(max_age.max(1) as u64)),
+        ),
+        Caching::NoStore => None,
+    };
+    if svc.config.s3.presign_downloads
+        && let Some(ttl) = presign_ttl
+        && let Some(signed) = svc
+            .storage
+            .presign_read(
+                &key,
+                ttl,
+                &content_type,
+                &disposition(!force_download && shows_inline(&content_type), &name),
+            )
+            .await?
+    {
+        // The store sends the bytes (ranges included: the client repeats its `Range` there).
+        // The redirect itself is not cached: the URL it names expires.
+        let mut headers = HeaderMap::new();
+        put(&mut headers, header::LOCATION, &signed.url);
+        put(&mut headers, header::CACHE_CONTROL, "private, no-store");
+        put(&mut headers, header::ETAG, &etag);
+        return Ok((StatusCode::FOUND, headers).into_response());
+    }
     // `If-Range` with another validator means the client's copy is stale: send it whole.
     let range_allowed = headers
         .get(header::IF_RANGE)

@@ -56,7 +56,7 @@ pub(crate) fn view(svc: &FileService, row: &FileRow) -> FileView {
     }
 }
 
-fn parse_purpose(text: &str) -> ApiResult<FilePurpose> {
+pub(crate) fn parse_purpose(text: &str) -> ApiResult<FilePurpose> {
     FilePurpose::parse(text.trim()).ok_or_else(|| {
         ApiError::invalid_field(
             "purpose",
@@ -354,11 +354,11 @@ pub async fn signed_url(
 /// A preview of a file.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Preview {
-    /// `text`, `image` or `pdf`.
+    /// `text`, `image`, `pdf` or `document` (an Office document's or EPUB's extracted text).
     pub kind: String,
     /// The file's type.
     pub content_type: String,
-    /// The text, up to `file.preview_max_bytes` (text files).
+    /// The text, up to `file.preview_max_bytes` (text files, documents).
     pub text: Option<String>,
     /// Whether the text was cut.
     pub truncated: bool,
@@ -368,7 +368,68 @@ pub struct Preview {
     pub page_count: Option<u32>,
 }
 
-/// A preview: text (capped), an image's web-sized copy, or a PDF's page count.
+/// Largest Office document or EPUB read for a preview (the whole archive is needed: its
+/// directory is at its end).
+const DOCUMENT_PREVIEW_MAX: u64 = 32 * 1024 * 1024;
+
+/// The extracted text of an Office document or EPUB, capped like a text preview.
+async fn document_preview(
+    svc: &FileService,
+    row: &FileRow,
+    documents: Arc<dyn skein_core::api::DocumentText>,
+    base: Preview,
+) -> ApiResult<Preview> {
+    if row.size as u64 > DOCUMENT_PREVIEW_MAX {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "preview_too_large",
+            format!(
+                "Documents over {DOCUMENT_PREVIEW_MAX} bytes have no preview; download it instead."
+            ),
+            format!("超过 {DOCUMENT_PREVIEW_MAX} 字节的文档无法预览，请下载查看。"),
+        ));
+    }
+    let bytes = svc
+        .storage
+        .read_head(
+            &crate::storage::object_key(&row.object_id),
+            DOCUMENT_PREVIEW_MAX,
+        )
+        .await?;
+    let content_type = row.content_type.clone();
+    let text = tokio::task::spawn_blocking(move || documents.text(&content_type, &bytes))
+        .await
+        .map_err(|e| ApiError::internal(format!("document preview: {e}")))?
+        .map_err(|reason| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_preview",
+                format!("This document could not be read for a preview: {reason}"),
+                format!("无法读取此文档以生成预览：{reason}"),
+            )
+        })?;
+    let cap = usize::try_from(svc.config.preview_max_bytes).unwrap_or(usize::MAX);
+    let truncated = text.len() > cap;
+    let text = if truncated {
+        // Cut on a character boundary.
+        let mut end = cap;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_string()
+    } else {
+        text
+    };
+    Ok(Preview {
+        kind: "document".into(),
+        text: Some(text),
+        truncated,
+        ..base
+    })
+}
+
+/// A preview: text (capped), an image's web-sized copy, a PDF's page count, or an Office
+/// document's or EPUB's extracted text.
 #[utoipa::path(get, path = "/files/{id}/preview", tag = "files", security(("bearer" = [])),
     responses((status = 200, body = Preview), (status = 404, body = ErrorEnvelope),
         (status = 422, description = "No preview for this type", body = ErrorEnvelope)))]
@@ -422,6 +483,13 @@ pub async fn preview(
                 .then(|| format!("/api/v1/files/{}/content?variant=web", row.id)),
             ..base
         }));
+    }
+    if let Some(documents) = svc.documents.clone()
+        && documents.reads(ct)
+    {
+        return document_preview(&svc, &row, documents, base)
+            .await
+            .map(ApiJson);
     }
     Err(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -4,6 +4,7 @@
 mod content;
 mod files;
 mod shares;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::FileService;
 use content::*;
 use files::*;
 use shares::*;
+use uploads::*;
 
 /// Every File route. Uploads take bodies up to the largest upload (each purpose's own limit
 /// is enforced while streaming); everything else keeps the server's body limit.
@@ -39,6 +41,12 @@ pub(crate) fn routes(service: Arc<FileService>) -> OpenApiRouter {
         .routes(routes!(preview))
         .routes(routes!(list_shares, create_share))
         .routes(routes!(revoke_share))
+        // Upload sessions (parts are streamed, never buffered, and checked for their size).
+        .routes(routes!(create_upload, list_uploads))
+        .routes(routes!(get_upload, abort_upload))
+        .routes(routes!(part_urls))
+        .routes(routes!(put_part))
+        .routes(routes!(complete_upload))
         // Owners, or anyone with a signed URL.
         .routes(routes!(download))
         // Anyone with a share link.

@@ -292,3 +292,34 @@ mod tests {
         }
     }
 }
+
+/// Knowledge's extractors as the File service's previews of Office documents and EPUBs
+/// (wired by the binary; the File service does not depend on Knowledge).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DocumentPreviews;
+
+impl DocumentPreviews {
+    /// What a preview may inflate to: far less than ingestion, since only the start is shown.
+    const LIMITS: Limits = Limits {
+        total_bytes: 64 << 20,
+        member_bytes: 32 << 20,
+        members: 5_000,
+    };
+
+    fn format(content_type: &str) -> Option<Format> {
+        Format::from_mime(content_type)
+            .filter(|f| matches!(f, Format::Docx | Format::Pptx | Format::Xlsx | Format::Epub))
+    }
+}
+
+impl skein_core::api::DocumentText for DocumentPreviews {
+    fn reads(&self, content_type: &str) -> bool {
+        Self::format(content_type).is_some()
+    }
+
+    fn text(&self, content_type: &str, bytes: &[u8]) -> Result<String, String> {
+        let format = Self::format(content_type).ok_or("not a document Skein previews")?;
+        let blocks = extract_with(format, bytes, Self::LIMITS).map_err(|e| e.to_string())?;
+        Ok(skein_text::chunk::render(&blocks))
+    }
+}

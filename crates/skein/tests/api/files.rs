@@ -589,6 +589,7 @@ fn s3_config(c: &mut Config, endpoint: &str, secret: &str) {
         virtual_host_style: false,
         // Each test its own prefix: tests share the bucket.
         root: format!("t-{}", uuid::Uuid::now_v7().simple()),
+        ..skein_file::S3Config::default()
     };
 }
 

@@ -20,6 +20,7 @@ mod code_interpreter;
 mod coupons;
 mod endpoints;
 mod files;
+mod files_uploads;
 mod gateway;
 mod holds;
 mod in_process;

@@ -15,6 +15,7 @@ import { toast } from '../../components/ui/toast';
 import { EmailCard, SessionsCard, TwoFactorCard } from './Security';
 import { LinkedProvidersCard } from './LinkedProviders';
 import { PhoneCard } from './PhoneCard';
+import { AvatarCropDialog } from './AvatarCrop';
 
 /** The currency amounts are shown in: the system's default, or the user's own choice. */
 function CurrencyField() {
@@ -59,6 +60,7 @@ export default function SettingsPage() {
   const lang = useStore(langStore);
   const theme = useStore(themeStore);
   const [profile, setProfile] = useState({ display_name: '', avatar_url: '' });
+  const [cropFile, setCropFile] = useState<File | null>(null);
   const [profileError, setProfileError] = useState<unknown>(null);
   const [pw, setPw] = useState({ current: '', next: '' });
   const [pwError, setPwError] = useState<unknown>(null);
@@ -160,22 +162,18 @@ export default function SettingsPage() {
                   type="file"
                   accept="image/png,image/jpeg,image/webp,image/gif"
                   className="sr-only"
-                  onChange={async (e) => {
+                  data-testid="avatar-file"
+                  onChange={(e) => {
                     const file = e.target.files?.[0];
                     e.target.value = '';
                     if (!file) return;
                     setProfileError(null);
-                    const form = new FormData();
-                    form.append('file', file);
-                    try {
-                      setUser(await api<Profile>('user/avatar', { method: 'PUT', body: form }));
-                      toast(t('common.saved'));
-                    } catch (err) {
-                      setProfileError(err);
-                    }
+                    // Framed in the crop dialog, which sends the square it shows.
+                    setCropFile(file);
                   }}
                 />
               </label>
+              <AvatarCropDialog file={cropFile} onClose={() => setCropFile(null)} />
             </div>
           </div>
           <Field label={t('auth.displayName')}>
