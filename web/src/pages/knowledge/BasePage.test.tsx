@@ -26,18 +26,17 @@ const hit = {
   coverage: 0.9, similarity: null, rerank_score: null,
 };
 
-function mockServer(calls: Array<{ url: string; method: string; body: unknown }>, events?: string) {
+function mockServer(
+  calls: Array<{ url: string; method: string; body: unknown }>,
+  events?: (c: ReadableStreamDefaultController<Uint8Array>) => void,
+) {
   vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
     const method = init.method ?? 'GET';
     calls.push({ url, method, body: typeof init.body === 'string' ? JSON.parse(init.body) : init.body });
     const json = (v: unknown) => new Response(JSON.stringify(v), { status: 200 });
     if (url.endsWith('/knowledge/bases/b1/events') && events !== undefined) {
       // The frames, then a stream that stays open (as the server's does).
-      const body = new ReadableStream<Uint8Array>({
-        start(c) {
-          c.enqueue(new TextEncoder().encode(events));
-        },
-      });
+      const body = new ReadableStream<Uint8Array>({ start: events });
       return new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } });
     }
     if (url.endsWith('/knowledge/bases/b1')) return json(base);
@@ -95,13 +94,21 @@ describe('knowledge pages', () => {
   it('shows progress pushed by the server and stops polling while the stream is live', async () => {
     const calls: Array<{ url: string; method: string; body: unknown }> = [];
     const frame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    mockServer(
-      calls,
-      frame('document', doc('d1', 'embedding', { progress_done: 6, progress_total: 8, chunk_count: 8 })) +
-        frame('removed', { id: 'd2' }) +
-        frame('synced', {}),
-    );
+    let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+    mockServer(calls, (c) => {
+      stream = c;
+    });
     show('/knowledge/b1');
+    // The list as first read, then what the server pushes.
+    expect((await screen.findAllByTestId('document-row')).length).toBe(2);
+    await waitFor(() => expect(stream).toBeDefined());
+    stream?.enqueue(
+      new TextEncoder().encode(
+        frame('synced', {}) +
+          frame('document', doc('d1', 'embedding', { progress_done: 6, progress_total: 8, chunk_count: 8 })) +
+          frame('removed', { id: 'd2' }),
+      ),
+    );
     await waitFor(async () => {
       const rows = await screen.findAllByTestId('document-row');
       expect(rows.map((r) => r.getAttribute('data-status'))).toEqual(['embedding']);
