@@ -619,12 +619,40 @@ async fn search_latency(
     let sample = args.db_questions.min(corpus.questions.len());
     let all = corpus.questions.len();
     let mut runs = vec![
-        ("lexical", None, args.lexical_cache_mb, args.vector_cache_mb, all, args.rounds),
-        ("hybrid", Some(model_name.clone()), args.lexical_cache_mb, args.vector_cache_mb, all, args.rounds),
+        (
+            "lexical",
+            None,
+            args.lexical_cache_mb,
+            args.vector_cache_mb,
+            all,
+            args.rounds,
+        ),
+        (
+            "hybrid",
+            Some(model_name.clone()),
+            args.lexical_cache_mb,
+            args.vector_cache_mb,
+            all,
+            args.rounds,
+        ),
     ];
     if sample > 0 {
-        runs.push(("lexical, database index", None, 0, args.vector_cache_mb, sample, 1));
-        runs.push(("hybrid, database index and vectors", Some(model_name.clone()), 0, 0, sample, 1));
+        runs.push((
+            "lexical, database index",
+            None,
+            0,
+            args.vector_cache_mb,
+            sample,
+            1,
+        ));
+        runs.push((
+            "hybrid, database index and vectors",
+            Some(model_name.clone()),
+            0,
+            0,
+            sample,
+            1,
+        ));
     }
     for (mode, embedding_model, lexical_mb, vector_mb, questions, rounds) in runs {
         let service = if lexical_mb == args.lexical_cache_mb && vector_mb == args.vector_cache_mb {
@@ -733,7 +761,10 @@ fn synthetic_pdf(lines: &[String], pages: usize) -> Vec<u8> {
     let mut kids = Vec::new();
     for p in 0..pages {
         let mut ops = String::from("BT /F1 10 Tf 50 760 Td 18 TL\n");
-        ops.push_str(&format!("(Page {} of the ingestion benchmark) Tj T*\n", p + 1));
+        ops.push_str(&format!(
+            "(Page {} of the ingestion benchmark) Tj T*\n",
+            p + 1
+        ));
         for l in 0..40 {
             let line = &lines[(p * 40 + l) % lines.len()];
             ops.push_str(&format!("({}) Tj T*\n", escape(line)));
@@ -796,7 +827,10 @@ fn synthetic_docx(lines: &[String], pages: usize) -> anyhow::Result<Vec<u8>> {
         ));
         for l in 0..40 {
             let line = &lines[(p * 40 + l) % lines.len()];
-            body.push_str(&format!("<w:p><w:r><w:t>{}</w:t></w:r></w:p>", escape(line)));
+            body.push_str(&format!(
+                "<w:p><w:r><w:t>{}</w:t></w:r></w:p>",
+                escape(line)
+            ));
         }
         body.push_str("<w:p><w:r><w:br w:type=\"page\"/></w:r></w:p>");
     }
@@ -853,9 +887,11 @@ fn ingestion(
             pages as f64 / secs,
             text_bytes as f64 / secs / 1e6
         );
-        stages.push(json!({"stage": "extract", "format": format.as_str(), "pages": pages,
+        stages.push(
+            json!({"stage": "extract", "format": format.as_str(), "pages": pages,
             "file_bytes": bytes.len(), "text_bytes": text_bytes, "secs": secs,
-            "pages_per_sec": pages as f64 / secs}));
+            "pages_per_sec": pages as f64 / secs}),
+        );
         let t = Instant::now();
         let chunks = skein_text::chunk::chunk(&blocks, config);
         let chunk_secs = t.elapsed().as_secs_f64();
@@ -872,8 +908,10 @@ fn ingestion(
             segment_secs,
             chunks.len() as f64 / segment_secs
         );
-        stages.push(json!({"stage": "chunk", "format": format.as_str(), "chunks": chunks.len(),
-            "secs": chunk_secs, "chunks_per_sec": chunks.len() as f64 / chunk_secs}));
+        stages.push(
+            json!({"stage": "chunk", "format": format.as_str(), "chunks": chunks.len(),
+            "secs": chunk_secs, "chunks_per_sec": chunks.len() as f64 / chunk_secs}),
+        );
         stages.push(json!({"stage": "segment", "format": format.as_str(), "chunks": chunks.len(),
             "terms": terms, "secs": segment_secs, "chunks_per_sec": chunks.len() as f64 / segment_secs}));
         if format == Format::Pdf {

@@ -502,7 +502,9 @@ async fn change_stats(
 
 /// A blocking task that died (it panicked) as a storage error, so the search fails cleanly.
 fn join_error(e: tokio::task::JoinError) -> DbError {
-    DbError::Sqlx(sqlx::Error::Protocol(format!("lexical index task failed: {e}")))
+    DbError::Sqlx(sqlx::Error::Protocol(format!(
+        "lexical index task failed: {e}"
+    )))
 }
 
 /// FTS5's inverse document frequency: ln((N − n + 0.5) / (n + 0.5)), floored just above 0 so a

@@ -347,7 +347,11 @@ mod tests {
         let avg = 6.0 / 3.0;
         let idf = ((3.0 - 1.0 + 0.5) / (1.0 + 0.5f64)).ln();
         let expected = idf * 2.0 * (K1 + 1.0) / (2.0 + K1 * (1.0 - B + B * 3.0 / avg));
-        assert!((hit.score - expected).abs() < 1e-12, "{} {expected}", hit.score);
+        assert!(
+            (hit.score - expected).abs() < 1e-12,
+            "{} {expected}",
+            hit.score
+        );
     }
 
     #[test]

@@ -310,9 +310,11 @@ impl KnowledgeService {
                 set
             }
         };
-        tokio::task::spawn_blocking(move || set.nearest_among(&query, CANDIDATES, allowed.as_deref()))
-            .await
-            .map_err(ApiError::internal)
+        tokio::task::spawn_blocking(move || {
+            set.nearest_among(&query, CANDIDATES, allowed.as_deref())
+        })
+        .await
+        .map_err(ApiError::internal)
     }
 
     /// `(index into hits, score)` best first, or `None` when the rerank model failed or took

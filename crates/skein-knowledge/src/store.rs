@@ -674,7 +674,13 @@ pub async fn chunk_ids_of(
         for id in batch {
             query = query.bind(id);
         }
-        ids.extend(query.fetch_all(db.pool()).await?.into_iter().map(|(id,)| id));
+        ids.extend(
+            query
+                .fetch_all(db.pool())
+                .await?
+                .into_iter()
+                .map(|(id,)| id),
+        );
     }
     Ok(ids)
 }

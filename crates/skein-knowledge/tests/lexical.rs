@@ -154,7 +154,11 @@ async fn instances_see_each_others_changes(backend: Backend) {
         .insert(
             "b",
             &[
-                chunk("c1", "d1", "The lighthouse keeper climbs the stairs at dusk."),
+                chunk(
+                    "c1",
+                    "d1",
+                    "The lighthouse keeper climbs the stairs at dusk.",
+                ),
                 chunk("c2", "d1", "Ferries leave the harbor every hour in summer."),
                 chunk("c3", "d2", "The harbor master keeps the ferry timetable."),
             ],
@@ -173,7 +177,10 @@ async fn instances_see_each_others_changes(backend: Backend) {
     }
     // Added on the other instance: found here at once.
     writer
-        .insert("b", &[chunk("c4", "d3", "A new ferry pier opens at the harbor.")])
+        .insert(
+            "b",
+            &[chunk("c4", "d3", "A new ferry pier opens at the harbor.")],
+        )
         .await
         .unwrap();
     let hits = reader.search("b", &q("ferry pier"), 10).await.unwrap();
@@ -181,10 +188,19 @@ async fn instances_see_each_others_changes(backend: Backend) {
     // Removed there: gone here.
     writer.remove_document("d2").await.unwrap();
     writer.remove_document("d3").await.unwrap();
-    let hits = reader.search("b", &q("harbor ferry pier"), 10).await.unwrap();
+    let hits = reader
+        .search("b", &q("harbor ferry pier"), 10)
+        .await
+        .unwrap();
     assert_eq!(ids(&hits), ["c2"], "{hits:?}");
     writer.remove_base("b").await.unwrap();
-    assert!(reader.search("b", &q("harbor"), 10).await.unwrap().is_empty());
+    assert!(
+        reader
+            .search("b", &q("harbor"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     t.close().await;
 }
 

@@ -63,7 +63,9 @@ impl Watch {
             self.svc.access(&self.user_id, &self.base_id).await.ok()?;
             self.checked = Instant::now();
         }
-        let rows = store::document_rows(&self.svc.db, &self.base_id).await.ok()?;
+        let rows = store::document_rows(&self.svc.db, &self.base_id)
+            .await
+            .ok()?;
         let mut out = String::new();
         let mut now_seen = HashMap::with_capacity(rows.len());
         for row in rows {
