@@ -59,6 +59,17 @@ struct Args {
     /// every search, as before the cache).
     #[arg(long, default_value_t = 512)]
     vector_cache_mb: u64,
+    /// `knowledge.lexical_cache_mb` for the latency run (0: BM25 through the database's
+    /// full-text index on every search, as before the in-memory index).
+    #[arg(long, default_value_t = 256)]
+    lexical_cache_mb: u64,
+    /// Questions asked once through the database's indexes alone (the code before the
+    /// in-memory indexes, for comparison; 0: skip).
+    #[arg(long, default_value_t = 20)]
+    db_questions: usize,
+    /// Pages of the PDF (and of the DOCX with the same text) in the ingestion run (0: skip).
+    #[arg(long, default_value_t = 400)]
+    ingest_pages: usize,
     /// Skip the evaluation (latency only).
     #[arg(long)]
     no_eval: bool,
@@ -191,6 +202,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    let ingestion = if args.ingest_pages > 0 {
+        ingestion(&corpus, local.clone(), args.ingest_pages)?
+    } else {
+        Value::Null
+    };
+
     let mut latency = Vec::new();
     if !args.no_latency {
         for (backend, url) in &backends {
@@ -226,6 +243,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "chunking": {"max_tokens": CHUNKING.max_tokens, "overlap_tokens": CHUNKING.overlap_tokens},
         "rerank": "the mock upstream's /v1/rerank (share of the query's whitespace-separated words found in the chunk): a stand-in, not a rerank model",
         "evaluation": evaluation,
+        "ingestion": ingestion,
         "latency": latency,
     });
     std::fs::write(&args.out, serde_json::to_vec_pretty(&document)?)?;
@@ -449,6 +467,7 @@ async fn search_latency(
         // No job is ever queued for the worker: the chunks are written straight in.
         poll_interval_ms: 86_400_000,
         vector_cache_mb: args.vector_cache_mb,
+        lexical_cache_mb: args.lexical_cache_mb,
         ..KnowledgeConfig::default()
     };
     let service =
@@ -477,7 +496,10 @@ async fn search_latency(
     store::insert_base(&db, &base).await?;
 
     let analyzer = Analyzer::default();
-    let pool: Vec<String> = corpus
+    // Each sentence of the corpus with its terms, segmented once: a chunk is a run of
+    // sentences, its terms theirs (segmenting the joined text again per chunk made filling
+    // 100,000 chunks take over ten minutes).
+    let pool: Vec<(String, Vec<String>)> = corpus
         .documents
         .iter()
         .flat_map(|d| {
@@ -487,6 +509,11 @@ async fn search_latency(
                 .filter(|s| !s.trim().is_empty())
                 .collect::<Vec<_>>()
         })
+        .map(|s| {
+            let terms = analyzer.terms(&s);
+            (s, terms)
+        })
+        .filter(|(_, terms)| !terms.is_empty())
         .collect();
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
@@ -517,16 +544,18 @@ async fn search_latency(
         };
         store::insert_document(&db, &doc).await?;
         let count = CHUNKS_PER_DOCUMENT.min(args.chunks - d * CHUNKS_PER_DOCUMENT);
-        let texts: Vec<String> = (0..count)
+        let (texts, chunk_terms): (Vec<String>, Vec<Vec<String>>) = (0..count)
             .map(|_| {
-                let mut text = String::new();
-                while analyzer.terms(&text).len() < 60 {
-                    text.push_str(&pool[next() % pool.len()]);
+                let (mut text, mut terms) = (String::new(), Vec::new());
+                while terms.len() < 60 {
+                    let (sentence, its) = &pool[next() % pool.len()];
+                    text.push_str(sentence);
                     text.push(' ');
+                    terms.extend(its.iter().cloned());
                 }
-                text
+                (text, terms)
             })
-            .collect();
+            .unzip();
         let chunks: Vec<NewChunk> = texts
             .iter()
             .enumerate()
@@ -552,11 +581,11 @@ async fn search_latency(
         store::store_embeddings(&db, &doc.id, &stored, now).await?;
         let indexed: Vec<IndexedChunk> = chunks
             .iter()
-            .zip(&texts)
-            .map(|(c, t)| IndexedChunk {
+            .zip(chunk_terms)
+            .map(|(c, terms)| IndexedChunk {
                 chunk_id: c.id.clone(),
                 document_id: doc.id.clone(),
-                terms: analyzer.terms(t),
+                terms,
             })
             .collect();
         lexical.insert(&base.id, &indexed).await?;
@@ -584,22 +613,57 @@ async fn search_latency(
     }
     let fill_secs = started.elapsed().as_secs_f64();
     let mut results = Vec::new();
-    // Lexical; hybrid with vectors read from the database per search (the code before the
-    // vector cache); hybrid with the cache.
-    let runs = [
-        ("lexical", None, args.vector_cache_mb),
-        ("hybrid, no vector cache", Some(model_name.clone()), 0),
-        ("hybrid", Some(model_name.clone()), args.vector_cache_mb),
+    // Each run: (name, the base's embedding model, lexical cache MiB, vector cache MiB,
+    // questions asked, rounds). The "database" runs are the code before the in-memory
+    // indexes (over a second a search at this size), so they ask a sample once.
+    let sample = args.db_questions.min(corpus.questions.len());
+    let all = corpus.questions.len();
+    let mut runs = vec![
+        (
+            "lexical",
+            None,
+            args.lexical_cache_mb,
+            args.vector_cache_mb,
+            all,
+            args.rounds,
+        ),
+        (
+            "hybrid",
+            Some(model_name.clone()),
+            args.lexical_cache_mb,
+            args.vector_cache_mb,
+            all,
+            args.rounds,
+        ),
     ];
-    for (mode, embedding_model, cache_mb) in runs {
-        let service = if cache_mb == args.vector_cache_mb {
+    if sample > 0 {
+        runs.push((
+            "lexical, database index",
+            None,
+            0,
+            args.vector_cache_mb,
+            sample,
+            1,
+        ));
+        runs.push((
+            "hybrid, database index and vectors",
+            Some(model_name.clone()),
+            0,
+            0,
+            sample,
+            1,
+        ));
+    }
+    for (mode, embedding_model, lexical_mb, vector_mb, questions, rounds) in runs {
+        let service = if lexical_mb == args.lexical_cache_mb && vector_mb == args.vector_cache_mb {
             service.clone()
         } else {
             let other = KnowledgeService::start(
                 db.clone(),
                 KnowledgeConfig {
                     poll_interval_ms: 86_400_000,
-                    vector_cache_mb: cache_mb,
+                    vector_cache_mb: vector_mb,
+                    lexical_cache_mb: lexical_mb,
                     ..KnowledgeConfig::default()
                 },
                 Arc::new(NoFiles),
@@ -621,16 +685,15 @@ async fn search_latency(
             conversation_id: None,
             cancel: None,
         };
-        // One warm-up search (connections, the base's vectors into the cache), not timed.
+        // The first search reads the base into the in-memory indexes: timed apart.
         let warm = Instant::now();
         service
             .search_base(&searched, caller.clone(), &corpus.questions[0].question, 10)
             .await?;
         let first_ms = ms(warm.elapsed());
         let mut times = Vec::new();
-        let rounds = if cache_mb == 0 { 1 } else { args.rounds };
         for _ in 0..rounds {
-            for q in &corpus.questions {
+            for q in corpus.questions.iter().take(questions) {
                 let t = Instant::now();
                 let outcome = service
                     .search_base(&searched, caller.clone(), &q.question, 10)
@@ -646,7 +709,7 @@ async fn search_latency(
         times.sort_by(f64::total_cmp);
         let at = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
         println!(
-            "{backend:<9} {mode:<24} {} chunks: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} searches (first {:.1} ms)",
+            "{backend:<9} {mode:<36} {} chunks: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} searches (first {:.1} ms)",
             args.chunks,
             at(0.5),
             at(0.99),
@@ -656,11 +719,218 @@ async fn search_latency(
         );
         results.push(json!({
             "database": backend, "mode": mode, "chunks": args.chunks,
-            "embedding": if mode == "lexical" { "-" } else { model_name.as_str() },
+            "embedding": if mode.starts_with("lexical") { "-" } else { model_name.as_str() },
             "p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": at(1.0), "searches": times.len(),
-            "first_search_ms": first_ms, "fill_secs": fill_secs, "vector_cache_mb": cache_mb,
+            "first_search_ms": first_ms, "fill_secs": fill_secs,
+            "lexical_cache_mb": lexical_mb, "vector_cache_mb": vector_mb,
         }));
     }
     db.close().await;
     Ok(results)
+}
+
+/// Lines of English text from the corpus, for the synthetic documents of the ingestion run
+/// (Latin only: the PDF's font is Helvetica with WinAnsi encoding).
+fn latin_lines(corpus: &eval::Corpus) -> Vec<String> {
+    corpus
+        .documents
+        .iter()
+        .flat_map(|d| {
+            sentences(&render(&d.blocks))
+                .into_iter()
+                .map(|(_, s)| s.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| s.len() > 20 && s.len() < 110 && s.is_ascii())
+        .collect()
+}
+
+/// A text PDF of `pages` pages of 40 lines each, built as `make_docs.py` builds the evaluation's.
+fn synthetic_pdf(lines: &[String], pages: usize) -> Vec<u8> {
+    let escape = |t: &str| {
+        t.replace('\\', "\\\\")
+            .replace('(', "\\(")
+            .replace(')', "\\)")
+    };
+    let mut objects: Vec<Vec<u8>> = vec![Vec::new(), Vec::new()];
+    objects.push(
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_vec(),
+    );
+    let font = objects.len();
+    let mut kids = Vec::new();
+    for p in 0..pages {
+        let mut ops = String::from("BT /F1 10 Tf 50 760 Td 18 TL\n");
+        ops.push_str(&format!(
+            "(Page {} of the ingestion benchmark) Tj T*\n",
+            p + 1
+        ));
+        for l in 0..40 {
+            let line = &lines[(p * 40 + l) % lines.len()];
+            ops.push_str(&format!("({}) Tj T*\n", escape(line)));
+        }
+        ops.push_str("ET");
+        let mut stream = format!("<< /Length {} >>\nstream\n", ops.len()).into_bytes();
+        stream.extend_from_slice(ops.as_bytes());
+        stream.extend_from_slice(b"\nendstream");
+        objects.push(stream);
+        let content = objects.len();
+        objects.push(format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 {font} 0 R >> >> /Contents {content} 0 R >>").into_bytes());
+        kids.push(format!("{} 0 R", objects.len()));
+    }
+    objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>".to_vec();
+    objects[1] = format!(
+        "<< /Type /Pages /Kids [{}] /Count {} >>",
+        kids.join(" "),
+        kids.len()
+    )
+    .into_bytes();
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for off in offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// A DOCX with the same text as [`synthetic_pdf`]: a heading and 40 paragraphs per page, a
+/// page break between pages.
+fn synthetic_docx(lines: &[String], pages: usize) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    let escape = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut body = String::new();
+    for p in 0..pages {
+        body.push_str(&format!(
+            "<w:p><w:pPr><w:pStyle w:val=\"Heading1\"/></w:pPr><w:r><w:t>Page {} of the ingestion benchmark</w:t></w:r></w:p>",
+            p + 1
+        ));
+        for l in 0..40 {
+            let line = &lines[(p * 40 + l) % lines.len()];
+            body.push_str(&format!(
+                "<w:p><w:r><w:t>{}</w:t></w:r></w:p>",
+                escape(line)
+            ));
+        }
+        body.push_str("<w:p><w:r><w:br w:type=\"page\"/></w:r></w:p>");
+    }
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
+    );
+    let members = [
+        ("[Content_Types].xml", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/><Default Extension=\"xml\" ContentType=\"application/xml\"/><Override PartName=\"/word/document.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml\"/></Types>".to_string()),
+        ("_rels/.rels", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"word/document.xml\"/></Relationships>".to_string()),
+        ("word/document.xml", document),
+    ];
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, content) in members {
+        zip.start_file(name, options)?;
+        zip.write_all(content.as_bytes())?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
+/// Ingestion throughput without the database: extraction (pages/s) of a text PDF and of a
+/// DOCX with the same text, then chunking with jieba segmentation for the lexical index
+/// (chunks/s), then embedding with the built-in model (chunks/s) — the CPU stages of the
+/// worker, one thread, each timed alone.
+fn ingestion(
+    corpus: &eval::Corpus,
+    local: Option<Arc<StaticModel>>,
+    pages: usize,
+) -> anyhow::Result<Value> {
+    use skein_knowledge::extract::{Format, extract};
+    let lines = latin_lines(corpus);
+    anyhow::ensure!(!lines.is_empty(), "no Latin lines in the corpus");
+    let config = ChunkConfig {
+        max_tokens: 512,
+        overlap_tokens: 64,
+    };
+    let mut stages = Vec::new();
+    let mut chunks_of_pdf = Vec::new();
+    println!("\ningestion ({pages} pages of 41 lines, one thread):");
+    for (format, bytes) in [
+        (Format::Pdf, synthetic_pdf(&lines, pages)),
+        (Format::Docx, synthetic_docx(&lines, pages)?),
+    ] {
+        let t = Instant::now();
+        let blocks = extract(format, &bytes).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let secs = t.elapsed().as_secs_f64();
+        let text_bytes: usize = render(&blocks).len();
+        println!(
+            "  extract {:<5} {:>8} bytes: {:.2} s, {:.0} pages/s ({:.1} MB of text/s)",
+            format.as_str(),
+            bytes.len(),
+            secs,
+            pages as f64 / secs,
+            text_bytes as f64 / secs / 1e6
+        );
+        stages.push(
+            json!({"stage": "extract", "format": format.as_str(), "pages": pages,
+            "file_bytes": bytes.len(), "text_bytes": text_bytes, "secs": secs,
+            "pages_per_sec": pages as f64 / secs}),
+        );
+        let t = Instant::now();
+        let chunks = skein_text::chunk::chunk(&blocks, config);
+        let chunk_secs = t.elapsed().as_secs_f64();
+        let analyzer = Analyzer::default();
+        let t = Instant::now();
+        let terms: usize = chunks.iter().map(|c| analyzer.terms(&c.text).len()).sum();
+        let segment_secs = t.elapsed().as_secs_f64();
+        println!(
+            "  chunk   {:<5} {} chunks of ≤512 tokens: {:.2} s ({:.0} chunks/s); segment for BM25: {:.2} s ({:.0} chunks/s, {terms} terms)",
+            format.as_str(),
+            chunks.len(),
+            chunk_secs,
+            chunks.len() as f64 / chunk_secs,
+            segment_secs,
+            chunks.len() as f64 / segment_secs
+        );
+        stages.push(
+            json!({"stage": "chunk", "format": format.as_str(), "chunks": chunks.len(),
+            "secs": chunk_secs, "chunks_per_sec": chunks.len() as f64 / chunk_secs}),
+        );
+        stages.push(json!({"stage": "segment", "format": format.as_str(), "chunks": chunks.len(),
+            "terms": terms, "secs": segment_secs, "chunks_per_sec": chunks.len() as f64 / segment_secs}));
+        if format == Format::Pdf {
+            chunks_of_pdf = chunks.into_iter().map(|c| c.text).collect();
+        }
+    }
+    if let Some(model) = local {
+        let t = Instant::now();
+        let vectors = model.embed_all(&chunks_of_pdf);
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "  embed   {} chunks with {}: {:.2} s ({:.0} chunks/s)",
+            vectors.len(),
+            skein_embed::MODEL_NAME,
+            secs,
+            vectors.len() as f64 / secs
+        );
+        stages.push(json!({"stage": "embed", "model": skein_embed::MODEL_NAME,
+            "chunks": vectors.len(), "secs": secs, "chunks_per_sec": vectors.len() as f64 / secs}));
+    }
+    Ok(json!({"pages": pages, "lines_per_page": 41, "stages": stages}))
 }

@@ -38,6 +38,9 @@ pub struct KnowledgeConfig {
     /// Memory for bases' vectors kept between searches, in MiB (0: read them from the
     /// database on every search).
     pub vector_cache_mb: u64,
+    /// Memory for bases' lexical (BM25) indexes kept between searches, in MiB (0: every
+    /// search asks the database's full-text index, slow past tens of thousands of chunks).
+    pub lexical_cache_mb: u64,
     /// Whether a web page added by URL may be on a private, loopback or link-local address
     /// (an intranet wiki). Off: only public addresses are fetched.
     pub allow_private_urls: bool,
@@ -58,6 +61,7 @@ impl Default for KnowledgeConfig {
             rerank_timeout_ms: 3000,
             max_document_bytes: 100 << 20,
             vector_cache_mb: 512,
+            lexical_cache_mb: 256,
             allow_private_urls: false,
         }
     }

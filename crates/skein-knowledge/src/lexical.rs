@@ -15,19 +15,38 @@
 //! between the backends: FTS5's statistics cover all bases in the table, PostgreSQL's the
 //! searched base, so scores (not the evaluation's rankings, in practice) differ slightly.
 //!
+//! **Searches are answered from memory** ([`crate::lexical_cache`]) when the base fits the
+//! cache's budget: the rows above are the durable copy, read once per change of the base
+//! (`knowledge_lexical_bases.generation`) into compact postings scored like the PostgreSQL
+//! path. The database's own index answers bases over the budget, or every search when the
+//! budget is 0.
+//!
 //! Every hit also carries its **coverage**: the share of the query's information (inverse
 //! document frequency, within the base) whose terms the chunk contains. Unlike a BM25 score,
 //! it is comparable between queries, which is what a "no answer" threshold needs.
 
 use std::collections::{HashMap, HashSet};
 
+use std::sync::Arc;
+
 use skein_db::sqlx::{self, Row};
-use skein_db::{Backend, Db, DbResult};
+use skein_db::{Backend, Db, DbError, DbResult};
+
+use crate::lexical_cache::{LexicalCache, LexicalSet};
 
 /// FTS5's default BM25 parameters, used on both backends.
-const K1: f64 = 1.2;
+pub(crate) const K1: f64 = 1.2;
 /// See [`K1`].
-const B: f64 = 0.75;
+pub(crate) const B: f64 = 0.75;
+/// The fewest chunks a base counts as when weighing coverage (see [`coverage`]).
+const MIN_COVERAGE_CHUNKS: i64 = 16;
+/// The in-memory budget of [`LexicalIndex::new`] (the service sets its own from the config).
+const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+/// Bytes a base's in-memory index takes per chunk and per term occurrence, roughly (ids and
+/// norms; a posting): bases whose estimate is over budget are not read into memory at all.
+const EST_BYTES_PER_CHUNK: u64 = 70;
+/// See [`EST_BYTES_PER_CHUNK`].
+const EST_BYTES_PER_TERM: u64 = 4;
 /// The most distinct query terms a search uses (a pasted page as a query stays cheap).
 const MAX_QUERY_TERMS: usize = 64;
 /// PostgreSQL keeps at most 256 positions per lexeme; term frequency saturates long before.
@@ -56,15 +75,39 @@ pub struct LexicalHit {
 }
 
 /// The lexical index over a database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LexicalIndex {
     db: Db,
+    /// Bases' indexes in memory.
+    cache: Arc<LexicalCache>,
+    /// One base read into memory at a time: concurrent searches of a stale base wait for the
+    /// one read instead of each reading the whole base.
+    building: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for LexicalIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LexicalIndex")
+            .field("cache_bytes", &self.cache.max_bytes())
+            .finish_non_exhaustive()
+    }
 }
 
 impl LexicalIndex {
-    /// The index in `db` (migrated with [`crate::MIGRATIONS`]).
+    /// The index in `db` (migrated with [`crate::MIGRATIONS`]), with 256 MiB for bases'
+    /// indexes in memory.
     pub fn new(db: Db) -> LexicalIndex {
-        LexicalIndex { db }
+        LexicalIndex::with_cache(db, DEFAULT_CACHE_BYTES)
+    }
+
+    /// The index in `db` with at most `cache_bytes` of bases' indexes in memory (0: every
+    /// search asks the database's full-text index).
+    pub fn with_cache(db: Db, cache_bytes: u64) -> LexicalIndex {
+        LexicalIndex {
+            db,
+            cache: Arc::new(LexicalCache::new(cache_bytes)),
+            building: Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
     /// Adds chunks of one base in one transaction. A chunk already indexed is left as it is,
@@ -78,20 +121,24 @@ impl LexicalIndex {
 
     /// Removes a document's chunks; answers how many.
     pub async fn remove_document(&self, document_id: &str) -> DbResult<u64> {
-        let done = sqlx::query("DELETE FROM knowledge_lexical_chunks WHERE document_id = $1")
-            .bind(document_id)
-            .execute(self.db.pool())
-            .await?;
-        Ok(done.rows_affected())
+        let mut tx = self.db.begin_write().await?;
+        let removed = remove_document_in(&mut tx, document_id).await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 
     /// Removes every chunk of a base; answers how many.
     pub async fn remove_base(&self, base_id: &str) -> DbResult<u64> {
-        let done = sqlx::query("DELETE FROM knowledge_lexical_chunks WHERE base_id = $1")
-            .bind(base_id)
-            .execute(self.db.pool())
-            .await?;
-        Ok(done.rows_affected())
+        let mut tx = self.db.begin_write().await?;
+        let removed = remove_base_in(&mut tx, base_id).await?;
+        tx.commit().await?;
+        self.cache.forget(base_id);
+        Ok(removed)
+    }
+
+    /// Drops a base's in-memory index (the base was deleted).
+    pub fn forget(&self, base_id: &str) {
+        self.cache.forget(base_id);
     }
 
     /// The best `limit` chunks of `base_id` for the query's terms, best first.
@@ -100,6 +147,20 @@ impl LexicalIndex {
         base_id: &str,
         query_terms: &[String],
         limit: usize,
+    ) -> DbResult<Vec<LexicalHit>> {
+        self.search_filtered(base_id, query_terms, limit, None)
+            .await
+    }
+
+    /// [`search`](Self::search) among the chunks in `allowed` only, when given. A base
+    /// searched in the database (over the memory budget) is filtered after ranking, so it may
+    /// answer fewer than `limit`.
+    pub async fn search_filtered(
+        &self,
+        base_id: &str,
+        query_terms: &[String],
+        limit: usize,
+        allowed: Option<Arc<HashSet<String>>>,
     ) -> DbResult<Vec<LexicalHit>> {
         let mut seen = HashSet::new();
         let terms: Vec<&str> = query_terms
@@ -111,23 +172,79 @@ impl LexicalIndex {
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let (chunks, avg_len): (i64, f64) = sqlx::query_as(
-            "SELECT COUNT(*), CAST(COALESCE(AVG(term_count), 0) AS DOUBLE PRECISION) \
+        let stats: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT generation, chunks, total_terms FROM knowledge_lexical_bases \
+             WHERE base_id = $1",
+        )
+        .bind(base_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some((generation, chunks, total_terms)) = stats else {
+            return Ok(Vec::new());
+        };
+        if chunks <= 0 {
+            return Ok(Vec::new());
+        }
+        let estimate = u64::try_from(chunks)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(EST_BYTES_PER_CHUNK)
+            .saturating_add(
+                u64::try_from(total_terms)
+                    .unwrap_or(u64::MAX)
+                    .saturating_mul(EST_BYTES_PER_TERM),
+            );
+        if estimate <= self.cache.max_bytes() as u64
+            && let Some(set) = self.in_memory(base_id, generation).await?
+        {
+            let terms: Vec<String> = terms.iter().map(|t| (*t).to_string()).collect();
+            return tokio::task::spawn_blocking(move || {
+                let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
+                set.search(&terms, limit, allowed.as_deref())
+            })
+            .await
+            .map_err(join_error);
+        }
+        let avg_len = total_terms as f64 / chunks as f64;
+        let mut hits = match self.db.backend() {
+            Backend::Sqlite => self.search_sqlite(base_id, &terms, chunks, limit).await?,
+            Backend::Postgres => {
+                self.search_postgres(base_id, &terms, (chunks, avg_len), limit)
+                    .await?
+            }
+        };
+        if let Some(allowed) = allowed {
+            hits.retain(|h| allowed.contains(&h.chunk_id));
+        }
+        Ok(hits)
+    }
+
+    /// The base's index in memory at `generation`: cached, or read now (and cached when it
+    /// fits). `None` when it turned out larger than the whole budget.
+    async fn in_memory(&self, base_id: &str, generation: i64) -> DbResult<Option<Arc<LexicalSet>>> {
+        if let Some(set) = self.cache.get(base_id, generation) {
+            return Ok(Some(set));
+        }
+        let _one_at_a_time = self.building.lock().await;
+        if let Some(set) = self.cache.get(base_id, generation) {
+            return Ok(Some(set));
+        }
+        // The generation was read before the rows: a change between the two leaves a set
+        // newer than its stamp, which the next search reads again; never one older.
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT chunk_id, terms, CAST(term_count AS BIGINT) \
              FROM knowledge_lexical_chunks WHERE base_id = $1",
         )
         .bind(base_id)
-        .fetch_one(self.db.pool())
+        .fetch_all(self.db.pool())
         .await?;
-        if chunks == 0 {
-            return Ok(Vec::new());
+        let set = tokio::task::spawn_blocking(move || Arc::new(LexicalSet::build(rows)))
+            .await
+            .map_err(join_error)?;
+        if set.bytes() > self.cache.max_bytes() {
+            return Ok(None);
         }
-        match self.db.backend() {
-            Backend::Sqlite => self.search_sqlite(base_id, &terms, chunks, limit).await,
-            Backend::Postgres => {
-                self.search_postgres(base_id, &terms, (chunks, avg_len), limit)
-                    .await
-            }
-        }
+        self.cache.put(base_id, generation, set.clone());
+        Ok(Some(set))
     }
 
     async fn search_sqlite(
@@ -272,10 +389,11 @@ pub async fn insert_in(
     base_id: &str,
     chunks: &[IndexedChunk],
 ) -> DbResult<()> {
+    let (mut added, mut added_terms) = (0i64, 0i64);
     for chunk in chunks {
         let terms = chunk.terms.join(" ");
         let count = i64::try_from(chunk.terms.len()).unwrap_or(i64::MAX);
-        match backend {
+        let done = match backend {
             Backend::Sqlite => {
                 sqlx::query(
                     "INSERT INTO knowledge_lexical_chunks \
@@ -288,7 +406,7 @@ pub async fn insert_in(
                 .bind(&terms)
                 .bind(count)
                 .execute(&mut **tx)
-                .await?;
+                .await?
             }
             Backend::Postgres => {
                 sqlx::query(
@@ -304,16 +422,94 @@ pub async fn insert_in(
                 .bind(count)
                 .bind(tsvector_literal(&chunk.terms))
                 .execute(&mut **tx)
-                .await?;
+                .await?
             }
+        };
+        // A chunk already indexed (a resumed job) changes nothing, statistics included.
+        if done.rows_affected() == 1 {
+            added += 1;
+            added_terms = added_terms.saturating_add(count);
         }
+    }
+    if added > 0 {
+        change_stats(tx, base_id, added, added_terms).await?;
     }
     Ok(())
 }
 
+/// Removes a document's chunks from the index within the caller's transaction, keeping the
+/// base's statistics; answers how many.
+pub async fn remove_document_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    document_id: &str,
+) -> DbResult<u64> {
+    let per_base: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT base_id, COUNT(*), CAST(COALESCE(SUM(term_count), 0) AS BIGINT) \
+         FROM knowledge_lexical_chunks WHERE document_id = $1 GROUP BY base_id",
+    )
+    .bind(document_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let done = sqlx::query("DELETE FROM knowledge_lexical_chunks WHERE document_id = $1")
+        .bind(document_id)
+        .execute(&mut **tx)
+        .await?;
+    for (base_id, chunks, terms) in per_base {
+        change_stats(tx, &base_id, -chunks, -terms).await?;
+    }
+    Ok(done.rows_affected())
+}
+
+/// Removes a base's chunks and statistics from the index within the caller's transaction;
+/// answers how many chunks.
+pub async fn remove_base_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    base_id: &str,
+) -> DbResult<u64> {
+    let done = sqlx::query("DELETE FROM knowledge_lexical_chunks WHERE base_id = $1")
+        .bind(base_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM knowledge_lexical_bases WHERE base_id = $1")
+        .bind(base_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Adds `chunks` and `terms` (negative: removes) to a base's statistics and moves its
+/// generation, so every instance's in-memory copy of the base is stale from this commit on.
+async fn change_stats(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    base_id: &str,
+    chunks: i64,
+    terms: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO knowledge_lexical_bases (base_id, generation, chunks, total_terms) \
+         VALUES ($1, 1, $2, $3) ON CONFLICT (base_id) DO UPDATE SET \
+         generation = knowledge_lexical_bases.generation + 1, \
+         chunks = knowledge_lexical_bases.chunks + excluded.chunks, \
+         total_terms = knowledge_lexical_bases.total_terms + excluded.total_terms",
+    )
+    .bind(base_id)
+    .bind(chunks)
+    .bind(terms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A blocking task that died (it panicked) as a storage error, so the search fails cleanly.
+fn join_error(e: tokio::task::JoinError) -> DbError {
+    DbError::Sqlx(sqlx::Error::Protocol(format!(
+        "lexical index task failed: {e}"
+    )))
+}
+
 /// FTS5's inverse document frequency: ln((N − n + 0.5) / (n + 0.5)), floored just above 0 so a
 /// term in most chunks still counts a little.
-fn fts5_idf(chunks: i64, with_term: i64) -> f64 {
+pub(crate) fn fts5_idf(chunks: i64, with_term: i64) -> f64 {
     let n = chunks as f64;
     let t = with_term as f64;
     ((n - t + 0.5) / (t + 0.5)).ln().max(1e-6)
@@ -323,12 +519,18 @@ fn fts5_idf(chunks: i64, with_term: i64) -> f64 {
 /// inverse document frequencies of the query terms it contains over that of all query terms.
 /// A term no chunk of the base contains weighs the most, so a question about something the
 /// base never mentions covers little however many common words match.
-fn coverage(
+///
+/// The base counts as at least [`MIN_COVERAGE_CHUNKS`] chunks here: in a base of one or two
+/// chunks every word it holds is "in every chunk" and would weigh almost nothing against one
+/// word of the question it never uses (in a one-chunk base, 0.29 against 1.39), so a plainly
+/// answered question fell under the "no answer" gate. Larger bases are unchanged.
+pub(crate) fn coverage(
     terms: &[&str],
     df: &HashMap<&str, i64>,
     chunks: i64,
     contains: impl Fn(&str) -> bool,
 ) -> f64 {
+    let chunks = chunks.max(MIN_COVERAGE_CHUNKS);
     let idf = |t: &str| {
         let n = df.get(t).copied().unwrap_or(0) as f64;
         (1.0 + (chunks as f64 - n + 0.5) / (n + 0.5)).ln()
@@ -409,5 +611,21 @@ mod tests {
         assert!((all - 1.0).abs() < 1e-9);
         let common_only = coverage(&["leave", "annual", "unicorn"], &df, 100, |t| t == "annual");
         assert!(common_only < 0.2, "{common_only}");
+    }
+
+    #[test]
+    fn a_one_chunk_base_still_covers_a_question_with_one_foreign_word() {
+        // "How many days of annual leave do employees get" against a one-chunk base that
+        // holds every term but "get": the gate (0.4) must let it through.
+        let held = ["days", "annual", "leave", "employees"];
+        let df: HashMap<&str, i64> = held.iter().map(|t| (*t, 1)).collect();
+        let question = ["days", "annual", "leave", "employees", "get"];
+        let c = coverage(&question, &df, 1, |t| held.contains(&t));
+        assert!(c >= 0.6, "{c}");
+        // A question it holds nothing of still covers nothing.
+        assert_eq!(coverage(&["quantum", "gauge"], &df, 1, |_| false), 0.0);
+        // One common word among foreign ones stays under the gate.
+        let c = coverage(&["leave", "quantum", "gauge"], &df, 1, |t| t == "leave");
+        assert!(c < 0.4, "{c}");
     }
 }

@@ -21,6 +21,7 @@ pub mod extract;
 pub mod fusion;
 mod http;
 pub mod lexical;
+pub mod lexical_cache;
 pub mod net;
 pub mod search;
 mod service;
@@ -77,7 +78,7 @@ impl KnowledgeService {
         relay: Arc<dyn RelayApi>,
     ) -> Arc<Self> {
         let service = Arc::new(KnowledgeService {
-            lexical: lexical::LexicalIndex::new(db.clone()),
+            lexical: lexical::LexicalIndex::with_cache(db.clone(), config.lexical_cache_mb << 20),
             db,
             worker_id: format!("knowledge-{}", ids::new_id()),
             background: BackgroundTasks::new(),

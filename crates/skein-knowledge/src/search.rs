@@ -3,7 +3,7 @@
 //! threshold, then an optional rerank that falls back to the fused order when the rerank
 //! model fails or is slow. Each hit keeps its rank at every stage for hit testing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,23 @@ impl Hit {
     }
 }
 
+/// Which documents a search looks in (metadata filters); the default: all of the base's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only these documents.
+    pub document_ids: Option<Vec<String>>,
+    /// Only documents of these formats (`pdf`, `docx`, ... as [`crate::extract::Format`]
+    /// names them).
+    pub formats: Option<Vec<String>>,
+}
+
+impl Filter {
+    /// Whether it filters anything.
+    pub fn is_empty(&self) -> bool {
+        self.document_ids.is_none() && self.formats.is_none()
+    }
+}
+
 /// How a search was run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -112,12 +129,29 @@ impl KnowledgeService {
         query: &str,
         top_k: usize,
     ) -> ApiResult<Outcome> {
+        self.search_base_filtered(base, caller, query, top_k, &Filter::default())
+            .await
+    }
+
+    /// [`search_base`](Self::search_base) within the documents `filter` keeps.
+    pub async fn search_base_filtered(
+        &self,
+        base: &BaseRow,
+        caller: RelayCaller,
+        query: &str,
+        top_k: usize,
+        filter: &Filter,
+    ) -> ApiResult<Outcome> {
         let started = Instant::now();
+        let allowed = self.allowed_chunks(&base.id, filter).await?;
         let text = query.to_string();
         let terms = tokio::task::spawn_blocking(move || Analyzer::default().terms(&text))
             .await
             .unwrap_or_default();
-        let lexical = self.lexical.search(&base.id, &terms, CANDIDATES).await?;
+        let lexical = self
+            .lexical
+            .search_filtered(&base.id, &terms, CANDIDATES, allowed.clone())
+            .await?;
         let mut vector_error = None;
         let mut vectors: Vec<VectorHit> = Vec::new();
         let mode = if base.embedding_model.is_some() {
@@ -131,7 +165,7 @@ impl KnowledgeService {
                 .await
             {
                 Ok(embedded) => match embedded.into_iter().next() {
-                    Some(q) => vectors = self.nearest(&base.id, q).await?,
+                    Some(q) => vectors = self.nearest(&base.id, q, allowed.clone()).await?,
                     None => {
                         vector_error = Some("the embedding model answered no vector".to_string())
                     }
@@ -207,11 +241,55 @@ impl KnowledgeService {
         })
     }
 
-    /// The base's [`CANDIDATES`] vectors nearest to `query`: from the vector cache when it
-    /// is current (one indexed query checks), else read from the database (and cached).
-    async fn nearest(&self, base_id: &str, query: Vec<f32>) -> ApiResult<Vec<VectorHit>> {
+    /// The chunks a filtered search may answer (`None`: every chunk of the base).
+    async fn allowed_chunks(
+        &self,
+        base_id: &str,
+        filter: &Filter,
+    ) -> ApiResult<Option<Arc<HashSet<String>>>> {
+        if filter.is_empty() {
+            return Ok(None);
+        }
+        let documents = store::document_rows(&self.db, base_id).await?;
+        let formats: Option<HashSet<&str>> = filter
+            .formats
+            .as_ref()
+            .map(|f| f.iter().map(String::as_str).collect());
+        let wanted: Option<HashSet<&str>> = filter
+            .document_ids
+            .as_ref()
+            .map(|d| d.iter().map(String::as_str).collect());
+        let kept: Vec<String> = documents
+            .into_iter()
+            .filter(|d| wanted.as_ref().is_none_or(|w| w.contains(d.id.as_str())))
+            .filter(|d| {
+                formats.as_ref().is_none_or(|f| {
+                    // As the worker reads it: by name first, then by type.
+                    crate::extract::Format::from_file_name(&d.name)
+                        .or_else(|| crate::extract::Format::from_mime(&d.content_type))
+                        .is_some_and(|format| f.contains(format.as_str()))
+                })
+            })
+            .map(|d| d.id)
+            .collect();
+        let ids = store::chunk_ids_of(&self.db, base_id, &kept).await?;
+        Ok(Some(Arc::new(ids.into_iter().collect())))
+    }
+
+    /// The base's [`CANDIDATES`] vectors nearest to `query` (among `allowed` when given):
+    /// from the vector cache when it is current (one indexed query checks), else read from
+    /// the database (and cached).
+    async fn nearest(
+        &self,
+        base_id: &str,
+        query: Vec<f32>,
+        allowed: Option<Arc<HashSet<String>>>,
+    ) -> ApiResult<Vec<VectorHit>> {
         if self.config.vector_cache_mb == 0 {
-            let stored = store::base_vectors(&self.db, base_id).await?;
+            let mut stored = store::base_vectors(&self.db, base_id).await?;
+            if let Some(allowed) = &allowed {
+                stored.retain(|(id, _)| allowed.contains(id));
+            }
             return tokio::task::spawn_blocking(move || {
                 vector::nearest(&query, &stored, CANDIDATES)
             })
@@ -232,9 +310,11 @@ impl KnowledgeService {
                 set
             }
         };
-        tokio::task::spawn_blocking(move || set.nearest(&query, CANDIDATES))
-            .await
-            .map_err(ApiError::internal)
+        tokio::task::spawn_blocking(move || {
+            set.nearest_among(&query, CANDIDATES, allowed.as_deref())
+        })
+        .await
+        .map_err(ApiError::internal)
     }
 
     /// `(index into hits, score)` best first, or `None` when the rerank model failed or took

@@ -274,13 +274,13 @@ pub async fn delete_base(db: &Db, base_id: &str) -> DbResult<()> {
         "DELETE FROM knowledge_bases WHERE id = $1",
         "DELETE FROM knowledge_documents WHERE base_id = $1",
         "DELETE FROM knowledge_chunks WHERE base_id = $1",
-        "DELETE FROM knowledge_lexical_chunks WHERE base_id = $1",
         "DELETE FROM knowledge_jobs WHERE base_id = $1",
         "DELETE FROM knowledge_shares WHERE base_id = $1",
         "DELETE FROM knowledge_conversation_bases WHERE base_id = $1",
     ] {
         sqlx::query(table).bind(base_id).execute(&mut *tx).await?;
     }
+    crate::lexical::remove_base_in(&mut tx, base_id).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -432,11 +432,11 @@ pub async fn delete_document(db: &Db, id: &str) -> DbResult<()> {
     for statement in [
         "DELETE FROM knowledge_documents WHERE id = $1",
         "DELETE FROM knowledge_chunks WHERE document_id = $1",
-        "DELETE FROM knowledge_lexical_chunks WHERE document_id = $1",
         "DELETE FROM knowledge_jobs WHERE document_id = $1",
     ] {
         sqlx::query(statement).bind(id).execute(&mut *tx).await?;
     }
+    crate::lexical::remove_document_in(&mut tx, id).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -453,15 +453,11 @@ pub async fn reset_document(db: &Db, doc: &DocumentRow, now: i64) -> DbResult<()
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    for statement in [
-        "DELETE FROM knowledge_chunks WHERE document_id = $1",
-        "DELETE FROM knowledge_lexical_chunks WHERE document_id = $1",
-    ] {
-        sqlx::query(statement)
-            .bind(&doc.id)
-            .execute(&mut *tx)
-            .await?;
-    }
+    sqlx::query("DELETE FROM knowledge_chunks WHERE document_id = $1")
+        .bind(&doc.id)
+        .execute(&mut *tx)
+        .await?;
+    crate::lexical::remove_document_in(&mut tx, &doc.id).await?;
     enqueue(&mut tx, &doc.id, &doc.base_id, now).await?;
     tx.commit().await?;
     Ok(())
@@ -658,6 +654,35 @@ pub async fn ready_chunks(db: &Db, base_id: &str, ids: &[String]) -> DbResult<Ve
         query = query.bind(id);
     }
     Ok(query.fetch_all(db.pool()).await?)
+}
+
+/// Ids of the chunks of `document_ids` (documents of `base_id`), for a filtered search.
+pub async fn chunk_ids_of(
+    db: &Db,
+    base_id: &str,
+    document_ids: &[String],
+) -> DbResult<Vec<String>> {
+    let mut ids = Vec::new();
+    // Bound in batches: SQLite allows 32,766 parameters, PostgreSQL 65,535.
+    for batch in document_ids.chunks(500) {
+        let placeholders: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT id FROM knowledge_chunks WHERE base_id = $1 AND document_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (String,)>(&sql).bind(base_id);
+        for id in batch {
+            query = query.bind(id);
+        }
+        ids.extend(
+            query
+                .fetch_all(db.pool())
+                .await?
+                .into_iter()
+                .map(|(id,)| id),
+        );
+    }
+    Ok(ids)
 }
 
 /// What the base's ready documents look like now — (documents, chunks, latest change) — so a

@@ -11,7 +11,7 @@
 //! first, and a base larger than the whole budget is scanned from the database as before.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -61,6 +61,16 @@ impl VectorSet {
     /// The `limit` vectors most similar to `query` by cosine, best first (ties by id), as
     /// [`vector::nearest`] answers them.
     pub fn nearest(&self, query: &[f32], limit: usize) -> Vec<VectorHit> {
+        self.nearest_among(query, limit, None)
+    }
+
+    /// [`nearest`](Self::nearest) among the chunks in `allowed` only, when given.
+    pub fn nearest_among(
+        &self,
+        query: &[f32],
+        limit: usize,
+        allowed: Option<&HashSet<String>>,
+    ) -> Vec<VectorHit> {
         let Some(rows) = self.by_dimensions.get(&query.len()) else {
             return Vec::new();
         };
@@ -73,6 +83,11 @@ impl VectorSet {
         type Key<'a> = (Similarity, Reverse<&'a str>);
         let mut best: BinaryHeap<Reverse<Key<'_>>> = BinaryHeap::with_capacity(limit + 1);
         for (row, id) in rows.data.chunks_exact(query.len()).zip(&rows.ids) {
+            if let Some(allowed) = allowed
+                && !allowed.contains(id)
+            {
+                continue;
+            }
             let s: f32 = row.iter().zip(&query).map(|(a, b)| a * b).sum();
             let entry = Reverse((Similarity(s), Reverse(id.as_str())));
             if best.len() < limit {

@@ -1,6 +1,7 @@
 //! The lexical index on SQLite (FTS5) and PostgreSQL (tsvector): Chinese and English terms
 //! match, results are ranked by BM25 and confined to their base, re-indexing a chunk never
-//! duplicates it, and documents and bases are removed whole.
+//! duplicates it, and documents and bases are removed whole — answered from memory and from
+//! the database's index alike, and an in-memory copy follows changes another instance makes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -23,9 +24,14 @@ fn ids(hits: &[skein_knowledge::lexical::LexicalHit]) -> Vec<&str> {
     hits.iter().map(|h| h.chunk_id.as_str()).collect()
 }
 
-async fn ranks_and_filters(backend: Backend) {
+/// Bases searched from memory (the default), or in the database's full-text index (0 bytes).
+const IN_MEMORY: u64 = 64 << 20;
+/// See [`IN_MEMORY`].
+const IN_DATABASE: u64 = 0;
+
+async fn ranks_and_filters(backend: Backend, cache_bytes: u64) {
     let t = TestDb::new(backend).await;
-    let index = LexicalIndex::new(t.db.clone());
+    let index = LexicalIndex::with_cache(t.db.clone(), cache_bytes);
     let chunks = [
         chunk(
             "a1",
@@ -125,12 +131,87 @@ async fn ranks_and_filters(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_ranks_and_filters() {
-    ranks_and_filters(Backend::Sqlite).await;
+    ranks_and_filters(Backend::Sqlite, IN_MEMORY).await;
+    ranks_and_filters(Backend::Sqlite, IN_DATABASE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_ranks_and_filters() {
-    ranks_and_filters(Backend::Postgres).await;
+    ranks_and_filters(Backend::Postgres, IN_MEMORY).await;
+    ranks_and_filters(Backend::Postgres, IN_DATABASE).await;
+}
+
+/// Two instances over one database: what one indexes or removes, the other's in-memory copy
+/// of the base sees at its next search (the base's generation moved), and on PostgreSQL the
+/// memory answers with the database path's scores exactly.
+async fn instances_see_each_others_changes(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let reader = LexicalIndex::new(t.db.clone());
+    let writer = LexicalIndex::new(t.db.clone());
+    let database = LexicalIndex::with_cache(t.db.clone(), IN_DATABASE);
+    let q = |text: &str| Analyzer::default().terms(text);
+    writer
+        .insert(
+            "b",
+            &[
+                chunk(
+                    "c1",
+                    "d1",
+                    "The lighthouse keeper climbs the stairs at dusk.",
+                ),
+                chunk("c2", "d1", "Ferries leave the harbor every hour in summer."),
+                chunk("c3", "d2", "The harbor master keeps the ferry timetable."),
+            ],
+        )
+        .await
+        .unwrap();
+    let first = reader.search("b", &q("harbor ferry"), 10).await.unwrap();
+    assert_eq!(ids(&first)[0], "c3", "{first:?}");
+    if backend == Backend::Postgres {
+        let exact = database.search("b", &q("harbor ferry"), 10).await.unwrap();
+        assert_eq!(ids(&first), ids(&exact));
+        for (m, d) in first.iter().zip(&exact) {
+            assert!((m.score - d.score).abs() < 1e-9, "{m:?} {d:?}");
+            assert!((m.coverage - d.coverage).abs() < 1e-9, "{m:?} {d:?}");
+        }
+    }
+    // Added on the other instance: found here at once.
+    writer
+        .insert(
+            "b",
+            &[chunk("c4", "d3", "A new ferry pier opens at the harbor.")],
+        )
+        .await
+        .unwrap();
+    let hits = reader.search("b", &q("ferry pier"), 10).await.unwrap();
+    assert_eq!(ids(&hits)[0], "c4", "{hits:?}");
+    // Removed there: gone here.
+    writer.remove_document("d2").await.unwrap();
+    writer.remove_document("d3").await.unwrap();
+    let hits = reader
+        .search("b", &q("harbor ferry pier"), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&hits), ["c2"], "{hits:?}");
+    writer.remove_base("b").await.unwrap();
+    assert!(
+        reader
+            .search("b", &q("harbor"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_instances_see_each_others_changes() {
+    instances_see_each_others_changes(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_instances_see_each_others_changes() {
+    instances_see_each_others_changes(Backend::Postgres).await;
 }
 
 async fn odd_terms_are_safe(backend: Backend) {

@@ -435,6 +435,7 @@ pub async fn delete_base(
     let (base, _) = svc.require(&user.user_id, &id, Access::Own).await?;
     store::delete_base(&svc.db, &base.id).await?;
     svc.vectors.forget(&base.id);
+    svc.lexical.forget(&base.id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -63,7 +63,7 @@ pub struct DocumentView {
     pub updated_at: String,
 }
 
-fn view(row: DocumentRow) -> DocumentView {
+pub(super) fn view(row: DocumentRow) -> DocumentView {
     DocumentView {
         error: row
             .error
@@ -410,6 +410,51 @@ pub async fn get_document(
 ) -> ApiResult<ApiJson<DocumentView>> {
     let (base, _) = svc.access(&user.user_id, &id).await?;
     Ok(ApiJson(view(document_of(&svc, &base.id, &doc_id).await?)))
+}
+
+/// Where a reader opens a document's file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentFileView {
+    /// A signed URL of the file's content, fetched without a session (valid about an hour).
+    pub url: String,
+    /// The file's name.
+    pub name: String,
+    /// Its MIME type.
+    pub content_type: String,
+}
+
+/// Open a document's file (everyone who may read the base, not only the file's owner): a
+/// citation's "open the source". Answers a signed content URL once read access is checked;
+/// a user who may not read the base gets the same 404 as for a base that does not exist.
+#[utoipa::path(get, path = "/knowledge/bases/{id}/documents/{doc_id}/file", tag = "knowledge", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Base id"), ("doc_id" = String, Path, description = "Document id")),
+    responses((status = 200, body = DocumentFileView), (status = 404, body = ErrorEnvelope)))]
+pub async fn document_file(
+    State(svc): State<Arc<KnowledgeService>>,
+    user: AuthUser,
+    Path((id, doc_id)): Path<(String, String)>,
+) -> ApiResult<ApiJson<DocumentFileView>> {
+    let (base, _) = svc.access(&user.user_id, &id).await?;
+    let doc = document_of(&svc, &base.id, &doc_id).await?;
+    // The file is read as its owner's (who added it); a file deleted since is a 404.
+    let meta = svc
+        .files
+        .metadata(&doc.file_owner_id, &doc.file_id)
+        .await
+        .map_err(|e| {
+            if e.status().is_client_error() {
+                ApiError::not_found("The document's file", "该文档的文件")
+            } else {
+                e
+            }
+        })?;
+    Ok(ApiJson(DocumentFileView {
+        url: svc
+            .files
+            .content_url(&meta.id, std::time::Duration::from_secs(600)),
+        name: meta.name,
+        content_type: meta.content_type,
+    }))
 }
 
 /// Remove a document with its chunks and vectors (writers); its file stays.

@@ -5,6 +5,7 @@
 mod bases;
 mod conversations;
 mod documents;
+mod events;
 mod search;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::KnowledgeService;
 use bases::*;
 use conversations::*;
 use documents::*;
+use events::*;
 use search::*;
 
 /// Every Knowledge route. Direct uploads take bodies up to the largest indexed document
@@ -44,5 +46,7 @@ pub(crate) fn routes(service: Arc<KnowledgeService>) -> OpenApiRouter {
         .routes(routes!(list_chunks))
         .routes(routes!(search_base))
         .routes(routes!(get_conversation_bases, set_conversation_bases))
+        .routes(routes!(document_file))
+        .routes(routes!(base_events))
         .with_state(service)
 }

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::documents::{ChunkView, chunk_view};
 use crate::KnowledgeService;
-use crate::search::{Hit, MAX_TOP_K, Mode};
+use crate::search::{Filter, Hit, MAX_TOP_K, Mode};
 
 /// A search.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -23,7 +23,17 @@ pub struct SearchRequest {
     pub query: String,
     /// The most hits (1–50, default 5).
     pub top_k: Option<usize>,
+    /// Only chunks of these documents of the base (1–100 ids).
+    pub document_ids: Option<Vec<String>>,
+    /// Only documents of these formats: `text`, `markdown`, `html`, `csv`, `json`, `docx`,
+    /// `pptx`, `epub`, `pdf`, `xlsx`, `image`.
+    pub file_types: Option<Vec<String>>,
 }
+
+/// The format names a search may filter by (as `extract::Format::as_str` names them).
+const FILE_TYPES: [&str; 11] = [
+    "text", "markdown", "html", "csv", "json", "docx", "pptx", "epub", "pdf", "xlsx", "image",
+];
 
 /// One hit with what each stage said of it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,8 +128,32 @@ pub async fn search_base(
             "top_k 须在 1 到 50 之间。",
         ));
     }
+    if let Some(ids) = &body.document_ids
+        && !(1..=100).contains(&ids.len())
+    {
+        return Err(ApiError::invalid_field(
+            "document_ids",
+            "document_ids lists 1 to 100 documents.",
+            "document_ids 须列出 1 到 100 个文档。",
+        ));
+    }
+    if let Some(types) = &body.file_types
+        && (types.is_empty() || types.iter().any(|t| !FILE_TYPES.contains(&t.as_str())))
+    {
+        return Err(ApiError::invalid_field(
+            "file_types",
+            "file_types lists formats among text, markdown, html, csv, json, docx, pptx, epub, pdf, xlsx and image.",
+            "file_types 须为以下格式之一或多个：text、markdown、html、csv、json、docx、pptx、epub、pdf、xlsx、image。",
+        ));
+    }
+    let filter = Filter {
+        document_ids: body.document_ids,
+        formats: body.file_types,
+    };
     let caller = KnowledgeService::caller(&user.user_id, &request_id.into_string(), None);
-    let outcome = svc.search_base(&base, caller, query, top_k).await?;
+    let outcome = svc
+        .search_base_filtered(&base, caller, query, top_k, &filter)
+        .await?;
     Ok(ApiJson(SearchResponse {
         hits: outcome.hits.iter().map(hit_view).collect(),
         below_threshold: outcome.below_threshold.iter().map(hit_view).collect(),

@@ -654,3 +654,250 @@ on_both_backends! {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     }
 }
+
+/// The base's lexical statistics row: (generation, chunks, total terms).
+async fn lexical_stats(app: &TestApp, base: &str) -> Option<(i64, i64, i64)> {
+    let db = skein_db::Db::connect(&app.config.database_url(), 1)
+        .await
+        .unwrap();
+    let row = skein_db::sqlx::query_as(
+        "SELECT generation, chunks, total_terms FROM knowledge_lexical_bases WHERE base_id = $1",
+    )
+    .bind(base)
+    .fetch_optional(db.pool())
+    .await
+    .unwrap();
+    db.close().await;
+    row
+}
+
+/// The ids of a search's hits' documents.
+fn hit_documents(r: &Resp) -> Vec<String> {
+    r.json["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["chunk"]["document_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+on_both_backends! {
+    async fn the_in_memory_lexical_index_follows_documents_added_and_removed(backend) {
+        let app = TestApp::spawn_with(backend, quick).await;
+        let ada = app.register("ada").await;
+        let base = create_base(&app, &ada, json!({"name": "Moving"})).await;
+        let first = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+        let first = first["id"].as_str().unwrap().to_string();
+        assert_eq!(settled(&app, &ada, &base, &first).await["status"], "ready");
+        // This search reads the base into memory.
+        let r = search(&app, &ada, &base, "refund window").await;
+        assert_eq!(hit_documents(&r), [first.clone()], "{}", r.json);
+        let (generation, chunks, terms) = lexical_stats(&app, &base).await.unwrap();
+        assert!(chunks >= 1 && terms > chunks, "{chunks} {terms}");
+
+        // A document added later is found at once: the publish moved the base's generation.
+        let second = upload(&app, &ada, &base, "lighthouse.txt",
+            "The lighthouse keeper climbs 212 steps to light the lamp at dusk.\n".as_bytes()).await;
+        let second = second["id"].as_str().unwrap().to_string();
+        assert_eq!(settled(&app, &ada, &base, &second).await["status"], "ready");
+        let (moved, more, _) = lexical_stats(&app, &base).await.unwrap();
+        assert!(moved > generation && more > chunks, "{moved} {more}");
+        let r = search(&app, &ada, &base, "lighthouse keeper steps").await;
+        assert_eq!(hit_documents(&r), [second.clone()], "{}", r.json);
+        let r = search(&app, &ada, &base, "refund window").await;
+        assert_eq!(hit_documents(&r), [first.clone()], "{}", r.json);
+
+        // A deleted document is gone from the next search, and its counts from the statistics.
+        let r = app.send(app.client.delete(app.url(&format!("/api/v1/knowledge/bases/{base}/documents/{first}"))).bearer_auth(&ada.access)).await;
+        assert!(r.status.is_success(), "{}", r.text);
+        let r = search(&app, &ada, &base, "refund window").await;
+        assert_eq!(r.json["hits"], json!([]), "{}", r.json);
+        assert_eq!(r.json["no_answer"], true);
+        let (_, left, _) = lexical_stats(&app, &base).await.unwrap();
+        assert_eq!(left, more - chunks);
+        assert_eq!(rows(&app, "knowledge_lexical_chunks").await, left);
+
+        // Deleting the base takes its statistics with it.
+        let r = app.send(app.client.delete(app.url(&format!("/api/v1/knowledge/bases/{base}"))).bearer_auth(&ada.access)).await;
+        assert!(r.status.is_success(), "{}", r.text);
+        assert_eq!(lexical_stats(&app, &base).await, None);
+    }
+
+    async fn a_one_chunk_base_answers_a_question_worded_with_a_word_it_never_uses(backend) {
+        let app = TestApp::spawn_with(backend, quick).await;
+        let ada = app.register("ada").await;
+        let base = create_base(&app, &ada, json!({"name": "Leave"})).await;
+        let doc = upload(&app, &ada, &base, "leave.txt",
+            "Annual leave\n\nEmployees receive fifteen days of annual leave each year.\n".as_bytes()).await;
+        let doc = doc["id"].as_str().unwrap().to_string();
+        assert_eq!(settled(&app, &ada, &base, &doc).await["chunk_count"], 1);
+        // "new" and "get" are nowhere in the base: they used to outweigh every word it holds.
+        let r = search(&app, &ada, &base, "How many days of annual leave do new employees get?").await;
+        assert_eq!(r.json["no_answer"], false, "{}", r.json);
+        assert_eq!(hit_documents(&r), [doc.clone()]);
+        // A question about something else still gets "no answer", one shared word or none.
+        for unrelated in ["quantum chromodynamics lattice gauge", "leave the quantum lattice gauge alone"] {
+            let r = search(&app, &ada, &base, unrelated).await;
+            assert_eq!(r.json["no_answer"], true, "{unrelated}: {}", r.json);
+        }
+    }
+
+    async fn searches_filter_by_document_and_file_type(backend) {
+        let app = TestApp::spawn_with(backend, quick).await;
+        let ada = app.register("ada").await;
+        let base = create_base(&app, &ada, json!({"name": "Filtered"})).await;
+        let txt = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+        let md = upload(&app, &ada, &base, "refunds-2025.md",
+            "# Refunds in 2025\n\nThe refund window was fourteen days in 2025.\n".as_bytes()).await;
+        let (txt, md) = (txt["id"].as_str().unwrap().to_string(), md["id"].as_str().unwrap().to_string());
+        for doc in [&txt, &md] {
+            assert_eq!(settled(&app, &ada, &base, doc).await["status"], "ready");
+        }
+        let path = format!("/api/v1/knowledge/bases/{base}/search");
+        let find = |body: Value| {
+            let (app, ada, path) = (&app, &ada, &path);
+            async move { app.post(path, Some(&ada.access), body).await }
+        };
+        let mut both = hit_documents(&find(json!({"query": "refund window"})).await);
+        both.sort();
+        let mut expected = vec![txt.clone(), md.clone()];
+        expected.sort();
+        assert_eq!(both, expected);
+        let r = find(json!({"query": "refund window", "document_ids": [md]})).await;
+        assert_eq!(hit_documents(&r), [md.clone()], "{}", r.json);
+        let r = find(json!({"query": "refund window", "file_types": ["text"]})).await;
+        assert_eq!(hit_documents(&r), [txt.clone()], "{}", r.json);
+        let r = find(json!({"query": "refund window", "file_types": ["pdf", "docx"]})).await;
+        assert_eq!(r.json["hits"], json!([]), "{}", r.json);
+        assert_eq!(r.json["no_answer"], true);
+
+        // Another base's document is no way into it: the filter keeps only this base's.
+        let other = create_base(&app, &ada, json!({"name": "Other"})).await;
+        let foreign = upload(&app, &ada, &other, "refunds.txt", NOTES.as_bytes()).await;
+        let foreign = foreign["id"].as_str().unwrap().to_string();
+        assert_eq!(settled(&app, &ada, &other, &foreign).await["status"], "ready");
+        let r = find(json!({"query": "refund window", "document_ids": [foreign]})).await;
+        assert_eq!(r.json["hits"], json!([]), "{}", r.json);
+
+        // Bad filters are refused, in both languages.
+        for (body, field) in [
+            (json!({"query": "refund", "file_types": ["exe"]}), "file_types"),
+            (json!({"query": "refund", "file_types": []}), "file_types"),
+            (json!({"query": "refund", "document_ids": []}), "document_ids"),
+        ] {
+            let r = find(body).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+            assert_eq!(r.json["error"]["details"]["field"], field, "{}", r.text);
+        }
+    }
+
+    async fn a_reader_of_a_shared_base_opens_a_cited_file_and_no_one_else_does(backend) {
+        let app = TestApp::spawn_with(backend, quick).await;
+        let ada = app.register("ada").await;
+        let bob = app.register("bob").await;
+        let eve = app.register("eve").await;
+        let base = create_base(&app, &ada, json!({"name": "Shared"})).await;
+        let doc = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+        let doc = doc["id"].as_str().unwrap().to_string();
+        assert_eq!(settled(&app, &ada, &base, &doc).await["status"], "ready");
+        let path = format!("/api/v1/knowledge/bases/{base}/documents/{doc}/file");
+
+        // Before the share bob is a stranger: the same 404 as for a base that is not there.
+        let r = app.get(&path, Some(&bob.access)).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::NOT_FOUND, "not_found"), "{}", r.text);
+        let r = app.put(&format!("/api/v1/knowledge/bases/{base}/shares"), Some(&ada.access), json!({"shares": [{"user_id": bob.id, "permission": "read"}]})).await;
+        assert!(r.status.is_success(), "{}", r.text);
+
+        // A reader finds the chunk, and opens its file by the citation's document: the URL
+        // answers the file's bytes without a session.
+        let r = search(&app, &bob, &base, "refund window").await;
+        assert_eq!(hit_documents(&r), [doc.clone()], "{}", r.json);
+        let r = app.get(&path, Some(&bob.access)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["name"], "refunds.txt");
+        let url = r.json["url"].as_str().unwrap();
+        let url = if url.starts_with("http") { url.to_string() } else { app.url(url) };
+        let file = reqwest::get(&url).await.unwrap();
+        assert_eq!(file.status(), StatusCode::OK);
+        assert_eq!(file.bytes().await.unwrap().as_ref(), NOTES.as_bytes());
+
+        // Others: not the base's reader, no way in, whatever they name.
+        let r = app.get(&path, Some(&eve.access)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+        assert!(!r.text.contains("refunds.txt"), "{}", r.text);
+        let r = app.get(&path, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+        // A document of another base named under this one is not found.
+        let eves = create_base(&app, &eve, json!({"name": "Eve's"})).await;
+        let r = app.get(&format!("/api/v1/knowledge/bases/{eves}/documents/{doc}/file"), Some(&eve.access)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+        // Once the share is withdrawn, bob is a stranger again.
+        let r = app.put(&format!("/api/v1/knowledge/bases/{base}/shares"), Some(&ada.access), json!({"shares": []})).await;
+        assert!(r.status.is_success(), "{}", r.text);
+        let r = app.get(&path, Some(&bob.access)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    }
+
+    async fn a_bases_progress_is_pushed_as_server_sent_events(backend) {
+        let app = TestApp::spawn_with(backend, quick).await;
+        let ada = app.register("ada").await;
+        let eve = app.register("eve").await;
+        let base = create_base(&app, &ada, json!({"name": "Pushed"})).await;
+        let events = format!("/api/v1/knowledge/bases/{base}/events");
+        // A stranger gets the same 404 as for no base.
+        let r = app.get(&events, Some(&eve.access)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+        let response = app.client.get(app.url(&events)).bearer_auth(&ada.access).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let mut body = response.bytes_stream();
+        let mut buffer = String::new();
+        // The next complete frame as (event, data), within 30 s.
+        let mut next = async || -> (String, Value) {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(end) = buffer.find("\n\n") {
+                    let frame: String = buffer.drain(..end + 2).collect();
+                    if frame.starts_with(':') {
+                        continue;
+                    }
+                    let event = frame.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("message").to_string();
+                    let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
+                    return (event, serde_json::from_str(data).unwrap());
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                let chunk = tokio::time::timeout(left, futures::StreamExt::next(&mut body)).await
+                    .expect("no event within 30 s").expect("stream ended").unwrap();
+                buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+            }
+        };
+        // An empty base: synced at once.
+        assert_eq!(next().await.0, "synced");
+
+        // A document is pushed from queued through to ready, with its progress.
+        let doc = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+        let doc = doc["id"].as_str().unwrap().to_string();
+        let mut statuses = Vec::new();
+        loop {
+            let (event, data) = next().await;
+            assert_eq!(event, "document", "{data}");
+            assert_eq!(data["id"], doc.as_str());
+            statuses.push(data["status"].as_str().unwrap().to_string());
+            if data["status"] == "ready" {
+                assert!(data["chunk_count"].as_i64().unwrap() >= 1, "{data}");
+                break;
+            }
+            assert_ne!(data["status"], "failed", "{data}");
+        }
+        // The watcher may miss a short step, never the end; the start is seen unless the worker
+        // was faster than one look.
+        assert_eq!(statuses.last().map(String::as_str), Some("ready"), "{statuses:?}");
+
+        // Its removal is pushed too.
+        let r = app.send(app.client.delete(app.url(&format!("/api/v1/knowledge/bases/{base}/documents/{doc}"))).bearer_auth(&ada.access)).await;
+        assert!(r.status.is_success(), "{}", r.text);
+        let (event, data) = next().await;
+        assert_eq!((event.as_str(), &data), ("removed", &json!({"id": doc})));
+    }
+}

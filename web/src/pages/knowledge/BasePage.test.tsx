@@ -26,11 +26,19 @@ const hit = {
   coverage: 0.9, similarity: null, rerank_score: null,
 };
 
-function mockServer(calls: Array<{ url: string; method: string; body: unknown }>) {
+function mockServer(
+  calls: Array<{ url: string; method: string; body: unknown }>,
+  events?: (c: ReadableStreamDefaultController<Uint8Array>) => void,
+) {
   vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
     const method = init.method ?? 'GET';
     calls.push({ url, method, body: typeof init.body === 'string' ? JSON.parse(init.body) : init.body });
     const json = (v: unknown) => new Response(JSON.stringify(v), { status: 200 });
+    if (url.endsWith('/knowledge/bases/b1/events') && events !== undefined) {
+      // The frames, then a stream that stays open (as the server's does).
+      const body = new ReadableStream<Uint8Array>({ start: events });
+      return new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } });
+    }
     if (url.endsWith('/knowledge/bases/b1')) return json(base);
     if (url.includes('/knowledge/bases/b1/documents?')) {
       return json({
@@ -81,6 +89,37 @@ describe('knowledge pages', () => {
     expect(within(rows[0]).getByText(/4\/8 embedded/)).toBeTruthy();
     expect(within(rows[0]).getByRole('progressbar').getAttribute('aria-valuenow')).toBe('55');
     expect(within(rows[1]).getByText('the pdf file contains no text')).toBeTruthy();
+  });
+
+  it('shows progress pushed by the server and stops polling while the stream is live', async () => {
+    const calls: Array<{ url: string; method: string; body: unknown }> = [];
+    const frame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+    mockServer(calls, (c) => {
+      stream = c;
+    });
+    show('/knowledge/b1');
+    // The list as first read, then what the server pushes.
+    expect((await screen.findAllByTestId('document-row')).length).toBe(2);
+    await waitFor(() => expect(stream).toBeDefined());
+    stream?.enqueue(
+      new TextEncoder().encode(
+        frame('synced', {}) +
+          frame('document', doc('d1', 'embedding', { progress_done: 6, progress_total: 8, chunk_count: 8 })) +
+          frame('removed', { id: 'd2' }),
+      ),
+    );
+    await waitFor(async () => {
+      const rows = await screen.findAllByTestId('document-row');
+      expect(rows.map((r) => r.getAttribute('data-status'))).toEqual(['embedding']);
+      expect(within(rows[0]).getByText(/6\/8 embedded/)).toBeTruthy();
+    });
+    const lists = () => calls.filter((c) => c.url.includes('/documents?')).length;
+    const before = lists();
+    // Polling (every 1.5 s while a document works) would have asked again by now.
+    await new Promise((r) => setTimeout(r, 1700));
+    expect(lists()).toBe(before);
+    expect(calls.filter((c) => c.url.endsWith('/events')).length).toBe(1);
   });
 
   it('runs a hit test and shows each stage rank', async () => {

@@ -13,6 +13,7 @@ import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
 import { formatBytes } from '../files/upload';
 import { documentError, isWorking, progressPercent, rank, statusTone } from './status';
+import { useDocumentEvents } from './events';
 import type { Base, Chunk, KnowledgeDocument, SearchResponse } from './types';
 
 type Tab = 'documents' | 'search' | 'settings';
@@ -75,11 +76,12 @@ function Documents({ base, canWrite }: { base: Base; canWrite: boolean }) {
   const [viewing, setViewing] = useState<KnowledgeDocument | null>(null);
   const [url, setUrl] = useState('');
   const [fetching, setFetching] = useState(false);
+  // Progress is pushed by the server (server-sent events); while the stream is down, polled.
+  const live = useDocumentEvents(base.id);
   const docs = useQuery({
     queryKey: qk.knowledge.documents(base.id),
     queryFn: () => api<Page<KnowledgeDocument>>(`knowledge/bases/${base.id}/documents?per_page=100`),
-    // Progress is pushed by polling while anything is being indexed.
-    refetchInterval: (q) => ((q.state.data?.items ?? []).some(isWorking) ? 1500 : false),
+    refetchInterval: (q) => (!live && (q.state.data?.items ?? []).some(isWorking) ? 1500 : false),
   });
   const refresh = () => {
     void queryClient.invalidateQueries({ queryKey: qk.knowledge.documents(base.id) });
