@@ -92,7 +92,10 @@ fn percentiles(mut times: Vec<Duration>) -> serde_json::Value {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
     let db = Db::connect(&url, 8).await?;
     db.migrate(&[&skein_billing::MIGRATIONS, &skein_plugin::MIGRATIONS])
         .await?;
@@ -164,7 +167,12 @@ async fn main() -> anyhow::Result<()> {
     // Warm-up: the first calls open connections and fill caches.
     for i in 0..20 {
         let out = plugins
-            .execute(&caller(format!("warm-{i}")), "get_weather", arguments, deadline)
+            .execute(
+                &caller(format!("warm-{i}")),
+                "get_weather",
+                arguments,
+                deadline,
+            )
             .await;
         anyhow::ensure!(!out.is_error, "the tool failed: {}", out.content);
     }
@@ -187,7 +195,12 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.calls {
         let started = Instant::now();
         let out = plugins
-            .execute(&caller(format!("free-{i}")), "get_weather", arguments, deadline)
+            .execute(
+                &caller(format!("free-{i}")),
+                "get_weather",
+                arguments,
+                deadline,
+            )
             .await;
         free.push(started.elapsed());
         anyhow::ensure!(!out.is_error, "the tool failed: {}", out.content);
@@ -207,7 +220,12 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.calls {
         let started = Instant::now();
         let out = plugins
-            .execute(&caller(format!("paid-{i}")), "get_weather", arguments, deadline)
+            .execute(
+                &caller(format!("paid-{i}")),
+                "get_weather",
+                arguments,
+                deadline,
+            )
             .await;
         paid.push(started.elapsed());
         anyhow::ensure!(!out.is_error, "the tool failed: {}", out.content);

@@ -31,10 +31,9 @@ impl PluginConfig {
         for (i, c) in self.mcp_commands.iter().enumerate() {
             if c.name.is_empty()
                 || c.name.len() > 40
-                || !c
-                    .name
-                    .chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
+                || !c.name.chars().all(|ch| {
+                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_'
+                })
             {
                 return Err(format!(
                     "plugin.mcp_commands[{i}].name must be 1 to 40 of a-z, 0-9, - and _"

@@ -46,9 +46,9 @@ use skein_core::api::{
 use skein_core::{ApiResult, ids};
 use skein_db::{Db, ServiceMigrations};
 
+pub use config::PluginConfig;
 use openapi::ToolDef;
 use store::{EnablementRow, PluginRow};
-pub use config::PluginConfig;
 pub use vault::Vault;
 
 /// The Plugin service's migrations.
@@ -545,8 +545,14 @@ impl PluginService {
                     "The local MCP server {name} is no longer allowed on this server."
                 ));
             };
-            return match mcp_stdio::call_tool(command, &offered.tool.name, arguments, deadline, progress)
-                .await
+            return match mcp_stdio::call_tool(
+                command,
+                &offered.tool.name,
+                arguments,
+                deadline,
+                progress,
+            )
+            .await
             {
                 Ok(output) => output,
                 Err(e) => ToolOutput::error(format!("The MCP server failed: {e}.")),
@@ -654,19 +660,18 @@ impl PluginApi for PluginService {
             Some(secs) => deadline.min(Duration::from_secs(secs.max(1))),
             None => deadline,
         };
-        let output =
-            match tokio::time::timeout(
-                deadline,
-                self.run(caller, &tool, &arguments, deadline, &progress),
-            )
-            .await
-            {
-                Ok(output) => output,
-                Err(_) => ToolOutput::error(format!(
-                    "The tool {name} did not answer within {} seconds.",
-                    deadline.as_secs()
-                )),
-            };
+        let output = match tokio::time::timeout(
+            deadline,
+            self.run(caller, &tool, &arguments, deadline, &progress),
+        )
+        .await
+        {
+            Ok(output) => output,
+            Err(_) => ToolOutput::error(format!(
+                "The tool {name} did not answer within {} seconds.",
+                deadline.as_secs()
+            )),
+        };
         tracing::info!(tool = name, plugin = %tool.plugin.id, user = %caller.user_id,
             is_error = output.is_error, duration_ms = started.elapsed().as_millis() as u64, "tool call");
         if let Some(hold) = hold {

@@ -69,7 +69,11 @@ impl Session {
 
     /// Reads messages until the response to `id`; notifications of progress go to
     /// `progress`, anything else is skipped.
-    async fn response(&mut self, id: u64, progress: Option<&ToolProgress>) -> Result<Value, String> {
+    async fn response(
+        &mut self,
+        id: u64,
+        progress: Option<&ToolProgress>,
+    ) -> Result<Value, String> {
         loop {
             let mut line = String::new();
             let n = self
@@ -170,7 +174,9 @@ pub async fn list_tools(command: &McpCommand, deadline: Duration) -> Result<Vec<
                 Some(c) => json!({"cursor": c}),
                 None => json!({}),
             };
-            let result = session.request(2 + page, "tools/list", params, None).await?;
+            let result = session
+                .request(2 + page, "tools/list", params, None)
+                .await?;
             tools.extend(crate::mcp::tools_of(&result));
             cursor = result["nextCursor"].as_str().map(str::to_string);
             if cursor.is_none() {

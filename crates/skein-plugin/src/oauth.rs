@@ -62,7 +62,10 @@ impl TokenCache {
         let (token, lifetime) = fetch(client, secret, policy).await?;
         if let Ok(mut tokens) = self.tokens.lock() {
             let until = Instant::now() + lifetime.saturating_sub(MARGIN);
-            tokens.insert(plugin_id.to_string(), (client.clone(), token.clone(), until));
+            tokens.insert(
+                plugin_id.to_string(),
+                (client.clone(), token.clone(), until),
+            );
         }
         Ok(token)
     }
@@ -104,7 +107,10 @@ async fn fetch(
             url,
             headers: vec![
                 ("authorization".into(), format!("Basic {basic}")),
-                ("content-type".into(), "application/x-www-form-urlencoded".into()),
+                (
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ),
                 ("accept".into(), "application/json".into()),
             ],
             body: Some(Value::String(body)),

@@ -27,7 +27,9 @@ const MAX_REDIRECTS: usize = 5;
 pub(crate) fn tool() -> crate::openapi::ToolDef {
     crate::openapi::ToolDef {
         name: FETCH_PAGE.into(),
-        description: "Read a web page (such as a search result) as plain text. Give its full http(s) URL.".into(),
+        description:
+            "Read a web page (such as a search result) as plain text. Give its full http(s) URL."
+                .into(),
         parameters: json!({"type": "object",
             "properties": {"url": {"type": "string", "description": "The page's http or https URL."}},
             "required": ["url"]}),
@@ -45,7 +47,11 @@ pub(crate) async fn fetch(
     deadline: Duration,
     progress: &ToolProgress,
 ) -> ToolOutput {
-    let Some(raw) = arguments["url"].as_str().map(str::trim).filter(|u| !u.is_empty()) else {
+    let Some(raw) = arguments["url"]
+        .as_str()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    else {
         return ToolOutput::error("The argument `url` is required.");
     };
     let Ok(mut url) = reqwest::Url::parse(raw) else {
@@ -66,8 +72,14 @@ pub(crate) async fn fetch(
             method: reqwest::Method::GET,
             url: url.clone(),
             headers: vec![
-                ("accept".into(), "text/html, text/plain;q=0.9, */*;q=0.1".into()),
-                ("user-agent".into(), concat!("Skein/", env!("CARGO_PKG_VERSION")).into()),
+                (
+                    "accept".into(),
+                    "text/html, text/plain;q=0.9, */*;q=0.1".into(),
+                ),
+                (
+                    "user-agent".into(),
+                    concat!("Skein/", env!("CARGO_PKG_VERSION")).into(),
+                ),
             ],
             body: None,
         };
@@ -97,22 +109,21 @@ pub(crate) async fn fetch(
     }
     let content_type = answer.content_type.to_ascii_lowercase();
     let body = String::from_utf8_lossy(&answer.body);
-    let (title, text) = if content_type.starts_with("text/html")
-        || content_type.starts_with("application/xhtml")
-    {
-        html_text(&body)
-    } else if content_type.starts_with("text/") || content_type.contains("json") {
-        (String::new(), body.trim().to_string())
-    } else {
-        return ToolOutput::error(format!(
-            "The page is not text (it is {}).",
-            if content_type.is_empty() {
-                "of no stated type"
-            } else {
-                content_type.as_str()
-            }
-        ));
-    };
+    let (title, text) =
+        if content_type.starts_with("text/html") || content_type.starts_with("application/xhtml") {
+            html_text(&body)
+        } else if content_type.starts_with("text/") || content_type.contains("json") {
+            (String::new(), body.trim().to_string())
+        } else {
+            return ToolOutput::error(format!(
+                "The page is not text (it is {}).",
+                if content_type.is_empty() {
+                    "of no stated type"
+                } else {
+                    content_type.as_str()
+                }
+            ));
+        };
     let cut = text.chars().count() > MAX_PAGE_CHARS;
     let text: String = text.chars().take(MAX_PAGE_CHARS).collect();
     progress(json!({"stage": "read", "text": format!("{} characters", text.chars().count())}));
@@ -127,7 +138,11 @@ pub(crate) async fn fetch(
     ToolOutput {
         content,
         citations: vec![ToolCitation {
-            title: if title.is_empty() { url.to_string() } else { title },
+            title: if title.is_empty() {
+                url.to_string()
+            } else {
+                title
+            },
             url: url.to_string(),
             snippet: text.chars().take(300).collect(),
         }],
@@ -136,12 +151,37 @@ pub(crate) async fn fetch(
 }
 
 /// Elements whose content is never text a reader sees.
-const HIDDEN: &[&str] = &["script", "style", "noscript", "template", "svg", "head", "iframe"];
+const HIDDEN: &[&str] = &[
+    "script", "style", "noscript", "template", "svg", "head", "iframe",
+];
 
 /// Elements that end a line.
 const BLOCKS: &[&str] = &[
-    "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
-    "header", "footer", "blockquote", "pre", "table", "ul", "ol", "hr", "dd", "dt", "main", "nav",
+    "p",
+    "div",
+    "br",
+    "li",
+    "tr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "blockquote",
+    "pre",
+    "table",
+    "ul",
+    "ol",
+    "hr",
+    "dd",
+    "dt",
+    "main",
+    "nav",
 ];
 
 /// The title and readable text of an HTML page.

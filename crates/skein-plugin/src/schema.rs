@@ -86,7 +86,10 @@ fn validate_at(schema: &Value, value: &Value, at: &str, depth: usize) -> Result<
     if let Some(choices) = map.get("enum").and_then(Value::as_array)
         && !choices.contains(value)
     {
-        return Err(format!("{at} must be one of {}", Value::Array(choices.clone())));
+        return Err(format!(
+            "{at} must be one of {}",
+            Value::Array(choices.clone())
+        ));
     }
     if let Some(n) = value.as_f64() {
         if let Some(min) = map.get("minimum").and_then(Value::as_f64)
@@ -100,10 +103,8 @@ fn validate_at(schema: &Value, value: &Value, at: &str, depth: usize) -> Result<
             return Err(format!("{at} must be at most {max}"));
         }
     }
-    if let (Some(text), Some(max)) = (
-        value.as_str(),
-        map.get("maxLength").and_then(Value::as_u64),
-    ) && text.chars().count() as u64 > max
+    if let (Some(text), Some(max)) = (value.as_str(), map.get("maxLength").and_then(Value::as_u64))
+        && text.chars().count() as u64 > max
     {
         return Err(format!("{at} must be at most {max} characters"));
     }
@@ -150,13 +151,32 @@ mod tests {
                 "days": {"type": "integer", "minimum": 1, "maximum": 7}}});
         check_schema(&schema).unwrap();
         assert!(validate(&schema, &json!({"units": "metric", "days": 3})).is_ok());
-        assert_eq!(validate(&schema, &json!({"days": 3})).unwrap_err(), "settings.units is required");
-        assert!(validate(&schema, &json!({"units": "kelvin"})).unwrap_err().contains("one of"));
-        assert_eq!(validate(&schema, &json!({"units": "metric", "days": 9})).unwrap_err(), "settings.days must be at most 7");
-        assert_eq!(validate(&schema, &json!({"units": "metric", "days": "3"})).unwrap_err(), "settings.days must be of type integer");
-        assert_eq!(validate(&schema, &json!({"units": "metric", "x": 1})).unwrap_err(), "settings.x is not a known setting");
+        assert_eq!(
+            validate(&schema, &json!({"days": 3})).unwrap_err(),
+            "settings.units is required"
+        );
+        assert!(
+            validate(&schema, &json!({"units": "kelvin"}))
+                .unwrap_err()
+                .contains("one of")
+        );
+        assert_eq!(
+            validate(&schema, &json!({"units": "metric", "days": 9})).unwrap_err(),
+            "settings.days must be at most 7"
+        );
+        assert_eq!(
+            validate(&schema, &json!({"units": "metric", "days": "3"})).unwrap_err(),
+            "settings.days must be of type integer"
+        );
+        assert_eq!(
+            validate(&schema, &json!({"units": "metric", "x": 1})).unwrap_err(),
+            "settings.x is not a known setting"
+        );
         assert!(check_schema(&json!({"type": "string"})).is_err());
-        assert!(check_schema(&json!({"type": "object", "properties": {"a": {"type": "date"}}})).is_err());
+        assert!(
+            check_schema(&json!({"type": "object", "properties": {"a": {"type": "date"}}}))
+                .is_err()
+        );
         assert!(check_schema(&json!({})).is_ok());
     }
 }

@@ -230,6 +230,7 @@ for line in sys.stdin:
 /// Writes [`STDIO_SERVER_PY`] into `dir`; answers its path.
 pub fn stdio_server(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("mcp_stdio_server.py");
-    std::fs::write(&path, STDIO_SERVER_PY).unwrap_or_else(|e| panic!("cannot write the stdio MCP server: {e}"));
+    std::fs::write(&path, STDIO_SERVER_PY)
+        .unwrap_or_else(|e| panic!("cannot write the stdio MCP server: {e}"));
     path
 }

@@ -359,7 +359,10 @@ async fn decide_tool_call(
         None => false,
     };
     if !decided {
-        return Err(ApiError::not_found("Tool call waiting for approval", "待批准的工具调用"));
+        return Err(ApiError::not_found(
+            "Tool call waiting for approval",
+            "待批准的工具调用",
+        ));
     }
     Ok((
         StatusCode::ACCEPTED,

@@ -305,13 +305,13 @@ impl PluginService {
                 .token_url
                 .clone()
                 .filter(|u| {
-                    reqwest::Url::parse(u)
-                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                    reqwest::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
                 })
                 .ok_or_else(|| {
                     field(
                         "auth.token_url",
-                        "OAuth client credentials need the token endpoint (an http or https URL).".into(),
+                        "OAuth client credentials need the token endpoint (an http or https URL)."
+                            .into(),
                         "OAuth 客户端凭据需要令牌端点（http 或 https URL）。".into(),
                     )
                 })?;
@@ -406,20 +406,25 @@ impl PluginService {
                 let Some(command) = self.config.command(&name) else {
                     return Err(field(
                         "command",
-                        format!("No local MCP server is called {name}; the server's configuration lists the allowed ones ([[plugin.mcp_commands]])."),
-                        format!("没有名为 {name} 的本地 MCP 服务器；允许的服务器在服务器配置中列出（[[plugin.mcp_commands]]）。"),
+                        format!(
+                            "No local MCP server is called {name}; the server's configuration lists the allowed ones ([[plugin.mcp_commands]])."
+                        ),
+                        format!(
+                            "没有名为 {name} 的本地 MCP 服务器；允许的服务器在服务器配置中列出（[[plugin.mcp_commands]]）。"
+                        ),
                     ));
                 };
-                let tools = crate::mcp_stdio::list_tools(command, std::time::Duration::from_secs(20))
-                    .await
-                    .map_err(|e| {
-                        ApiError::new(
-                            StatusCode::BAD_GATEWAY,
-                            "mcp_unreachable",
-                            format!("The MCP server's tools could not be listed: {e}."),
-                            format!("无法获取 MCP 服务器的工具列表：{e}。"),
-                        )
-                    })?;
+                let tools =
+                    crate::mcp_stdio::list_tools(command, std::time::Duration::from_secs(20))
+                        .await
+                        .map_err(|e| {
+                            ApiError::new(
+                                StatusCode::BAD_GATEWAY,
+                                "mcp_unreachable",
+                                format!("The MCP server's tools could not be listed: {e}."),
+                                format!("无法获取 MCP 服务器的工具列表：{e}。"),
+                            )
+                        })?;
                 (tools, format!("{}{name}", crate::mcp_stdio::SCHEME))
             }
             "mcp" => {

@@ -573,7 +573,9 @@ where
     while let Some(chunk) = r.chunk().await.unwrap() {
         text.push_str(&String::from_utf8_lossy(&chunk));
         if decide.is_some()
-            && let Some((_, approval)) = events(&text).into_iter().find(|(e, _)| e == "tool_approval")
+            && let Some((_, approval)) = events(&text)
+                .into_iter()
+                .find(|(e, _)| e == "tool_approval")
         {
             (decide.take().unwrap())(approval).await;
         }
@@ -911,5 +913,13 @@ on_both_backends! {
 /// The first published Weather plugin's id.
 async fn received_plugin(app: &TestApp, world: &RelayWorld) -> String {
     let all = app.get("/api/v1/plugins", Some(&world.user.access)).await;
-    all.json["items"].as_array().unwrap().iter().find(|p| p["name"] == "Weather").unwrap()["id"].as_str().unwrap().to_string()
+    all.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Weather")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
