@@ -25,6 +25,9 @@ pub struct ChatConfig {
     pub context_windows: std::collections::BTreeMap<String, u32>,
     /// Window assumed for a model neither table knows.
     pub default_context_window: u32,
+    /// Longest a tool call that needs the user's approval waits for it, seconds; then it
+    /// does not run and the model hears so.
+    pub tool_approval_timeout_secs: u64,
 }
 
 impl Default for ChatConfig {
@@ -38,6 +41,7 @@ impl Default for ChatConfig {
             transcription_model: "whisper-1".into(),
             context_windows: Default::default(),
             default_context_window: 16_384,
+            tool_approval_timeout_secs: 120,
         }
     }
 }
@@ -45,6 +49,10 @@ impl Default for ChatConfig {
 impl ChatConfig {
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), String> {
+        // An answer unsaved for 5 minutes counts as abandoned; a wait stays well inside that.
+        if !(1..=240).contains(&self.tool_approval_timeout_secs) {
+            return Err("chat.tool_approval_timeout_secs must be 1 to 240".into());
+        }
         if self.max_message_chars == 0 || self.default_context_window < 512 {
             return Err(
                 "chat.max_message_chars must be at least 1 and chat.default_context_window at least 512"

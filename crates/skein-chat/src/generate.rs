@@ -47,6 +47,12 @@ pub enum Event {
     ToolCall(Value),
     /// What a tool answered (`id`, `name`, `content`, `is_error`).
     ToolResult(Value),
+    /// A tool call waits for the user's approval (`id`, `name`, `arguments`, `message_id`,
+    /// `timeout_secs`); it runs once approved through `POST /chat/messages/{message_id}/
+    /// tool-calls/{id}/approve`.
+    ToolApproval(Value),
+    /// How a running tool call goes (`id`, `name`, `stage` or `text`).
+    ToolProgress(Value),
     /// Nothing more will come.
     End,
 }
@@ -63,6 +69,8 @@ impl Event {
             Event::Title(title) => ("title", json!({ "title": title })),
             Event::ToolCall(call) => ("tool_call", call.clone()),
             Event::ToolResult(result) => ("tool_result", result.clone()),
+            Event::ToolApproval(approval) => ("tool_approval", approval.clone()),
+            Event::ToolProgress(progress) => ("tool_progress", progress.clone()),
             Event::End => return None,
         };
         Some(sse(name, &data))
@@ -97,9 +105,51 @@ pub struct Generation {
     progress: Mutex<Progress>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
+    /// Tool calls waiting for the user's approval: call id → where the decision goes.
+    approvals: Mutex<HashMap<String, tokio::sync::oneshot::Sender<bool>>>,
+}
+
+/// How a wait for the user's approval of a tool call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// The user approved: the call runs.
+    Approved,
+    /// The user denied: it does not.
+    Denied,
+    /// No decision in time: it does not.
+    TimedOut,
 }
 
 impl Generation {
+    /// Hands the user's decision to tool call `call_id` waiting for approval; false when no
+    /// such call waits (already decided, timed out, or never asked).
+    pub fn decide(&self, call_id: &str, approve: bool) -> bool {
+        let waiting = self
+            .approvals
+            .lock()
+            .ok()
+            .and_then(|mut waiting| waiting.remove(call_id));
+        waiting.is_some_and(|sender| sender.send(approve).is_ok())
+    }
+
+    /// Waits up to `timeout` for the user's decision on `call_id` (asked for through a
+    /// `tool_approval` event sent before this is awaited).
+    async fn approval(&self, call_id: &str, timeout: Duration) -> Approval {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        if let Ok(mut waiting) = self.approvals.lock() {
+            waiting.insert(call_id.to_string(), sender);
+        }
+        let decided = tokio::time::timeout(timeout, receiver).await;
+        if let Ok(mut waiting) = self.approvals.lock() {
+            waiting.remove(call_id);
+        }
+        match decided {
+            Ok(Ok(true)) => Approval::Approved,
+            Ok(Ok(false)) | Ok(Err(_)) => Approval::Denied,
+            Err(_) => Approval::TimedOut,
+        }
+    }
+
     fn push(&self, event: Event) {
         // Text is appended and sent under one lock, so an attaching client's snapshot plus
         // what it receives afterwards is exactly the whole text.
@@ -360,6 +410,7 @@ impl Registry {
             progress: Mutex::new(Progress::default()),
             events,
             cancel: CancellationToken::new(),
+            approvals: Mutex::new(HashMap::new()),
         });
         running.insert(conversation_id.to_string(), generation.clone());
         Ok(generation)
@@ -596,7 +647,7 @@ pub async fn run(slot: Slot, mut plan: Plan) {
 /// Each call is billed on its own; the outcome carries their sum.
 async fn answer(
     svc: &ChatService,
-    generation: &Generation,
+    generation: &Arc<Generation>,
     caller: &RelayCaller,
     plan: &mut Plan,
 ) -> Outcome {
@@ -624,25 +675,75 @@ async fn answer(
         if outcome.stopped || outcome.error.is_some() || !wants_tools {
             return outcome;
         }
-        let calls = round.calls.finish();
-        for call in &calls {
+        let mut calls = round.calls.finish();
+        for call in &mut calls {
+            // The answer's message id is made by the server, so this key is unique to this
+            // call and cannot be replayed by a client (a paid tool is charged once per key).
+            call.key = format!("{}:{rounds}:{}", generation.message_id, call.id);
             generation.push(Event::ToolCall(json!({
                 "id": call.id, "name": call.name, "arguments": call.arguments,
+                "requires_approval": tools.toolbox.requires_approval(&call.name),
             })));
         }
-        let running = futures::future::join_all(
-            calls
-                .iter()
-                .map(|call| tools.toolbox.run(&tools.turn, call)),
-        );
-        let results = tokio::select! {
-            biased;
-            _ = generation.cancel.cancelled() => {
-                // Stopped while the tools ran: what was written is kept, nothing is called.
-                outcome.stopped = true;
-                return outcome;
+        let wait = Duration::from_secs(svc.config.tool_approval_timeout_secs);
+        let running = futures::future::join_all(calls.iter().map(|call| async move {
+            if tools.toolbox.requires_approval(&call.name) {
+                generation.push(Event::ToolApproval(json!({
+                    "id": call.id, "name": call.name, "arguments": call.arguments,
+                    "message_id": generation.message_id, "timeout_secs": wait.as_secs(),
+                })));
+                match generation.approval(&call.id, wait).await {
+                    Approval::Approved => {}
+                    Approval::Denied => {
+                        return ToolResult::error(format!(
+                            "The user denied this call of {}; it did not run.",
+                            call.name
+                        ));
+                    }
+                    Approval::TimedOut => {
+                        return ToolResult::error(format!(
+                            "The user did not approve this call of {} within {} seconds; it did not run.",
+                            call.name,
+                            wait.as_secs()
+                        ));
+                    }
+                }
             }
-            results = running => results,
+            // Reports go to the clients with the call's id and name.
+            let progress: crate::tools::Progress = {
+                let (id, name) = (call.id.clone(), call.name.clone());
+                let generation = generation.clone();
+                Arc::new(move |mut report: Value| {
+                    if let Some(map) = report.as_object_mut() {
+                        map.insert("id".into(), json!(id));
+                        map.insert("name".into(), json!(name));
+                    }
+                    generation.push(Event::ToolProgress(report));
+                })
+            };
+            tools.toolbox.run(&tools.turn, call, &progress).await
+        }));
+        // While the tools run (or wait for approval) the answer is saved now and then, so
+        // other instances do not take a long wait for a server that went away.
+        let mut running = std::pin::pin!(running);
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        beat.tick().await;
+        let results = loop {
+            tokio::select! {
+                biased;
+                _ = generation.cancel.cancelled() => {
+                    // Stopped while the tools ran: what was written is kept, nothing is called.
+                    outcome.stopped = true;
+                    return outcome;
+                }
+                results = &mut running => break results,
+                _ = beat.tick() => {
+                    let (content, reasoning) = generation.text();
+                    if let Err(error) = store::save_progress(&svc.db, &generation.message_id, &content, &reasoning, ids::now_ms()).await {
+                        tracing::warn!(%error, "could not save an answer in progress");
+                    }
+                }
+            }
         };
         let (content, _) = generation.text();
         let said = content.get(before..).unwrap_or_default();

@@ -51,6 +51,10 @@ pub enum Control {
     StopConversation(String),
     /// Forward this message's events (a client attached elsewhere).
     Watch(String),
+    /// Approve tool call `<message id>/<call id>` waiting in that answer.
+    Approve(String),
+    /// Deny tool call `<message id>/<call id>` waiting in that answer.
+    Deny(String),
 }
 
 /// An answer's event as forwarded between instances.
@@ -74,6 +78,15 @@ pub enum Live {
     },
 }
 
+/// Hands a decision that came over the bus (`<message id>/<call id>`) to the answer here.
+fn decide(svc: &ChatService, both: &str, approve: bool) {
+    if let Some((message_id, call_id)) = both.split_once('/')
+        && let Some(generation) = svc.running.by_message(message_id)
+    {
+        generation.decide(call_id, approve);
+    }
+}
+
 impl From<&Event> for Live {
     fn from(event: &Event) -> Live {
         let frame = match event {
@@ -85,6 +98,8 @@ impl From<&Event> for Live {
             Event::Title(title) => Some(("title", json!({ "title": title }))),
             Event::ToolCall(call) => Some(("tool_call", call.clone())),
             Event::ToolResult(result) => Some(("tool_result", result.clone())),
+            Event::ToolApproval(approval) => Some(("tool_approval", approval.clone())),
+            Event::ToolProgress(progress) => Some(("tool_progress", progress.clone())),
             Event::End => None,
         };
         Live::Event {
@@ -179,6 +194,8 @@ impl ChatService {
                         }
                     }
                     Ok(Control::Watch(message_id)) => svc.forward(&message_id),
+                    Ok(Control::Approve(both)) => decide(&svc, &both, true),
+                    Ok(Control::Deny(both)) => decide(&svc, &both, false),
                     Err(error) => tracing::warn!(%error, "unreadable chat note"),
                 }
             },

@@ -11,14 +11,15 @@ use skein_core::ApiResult;
 use skein_core::api::{PluginApi, ToolCaller};
 
 use crate::sources::Citation;
-use crate::tools::{TOOL_DEADLINE, ToolCall, ToolResult, ToolRunner, ToolSpec};
+use crate::tools::{Progress, TOOL_DEADLINE, ToolCall, ToolResult, ToolRunner, ToolSpec};
 use crate::turn::Turn;
 
 /// Runs the Plugin service's tools in chat.
 pub struct PluginTools(pub Arc<dyn PluginApi>);
 
-fn caller(turn: &Turn) -> ToolCaller {
+fn caller(turn: &Turn, call_key: &str) -> ToolCaller {
     ToolCaller {
+        call_key: call_key.to_string(),
         user_id: turn.user_id.clone(),
         conversation_id: Some(turn.conversation.id.clone()),
         request_id: turn.request_id.clone(),
@@ -35,23 +36,30 @@ impl ToolRunner for PluginTools {
     async fn tools(&self, turn: &Turn) -> ApiResult<Vec<ToolSpec>> {
         Ok(self
             .0
-            .tools(&caller(turn))
+            .tools(&caller(turn, ""))
             .await?
             .into_iter()
             .map(|t| ToolSpec {
                 name: t.name,
                 description: t.description,
                 parameters: t.parameters,
+                requires_approval: t.requires_approval,
             })
             .collect())
     }
 
-    async fn run(&self, turn: &Turn, call: &ToolCall) -> ToolResult {
+    async fn run(&self, turn: &Turn, call: &ToolCall, progress: &Progress) -> ToolResult {
         // A second less than chat's own deadline, so the plugin's clearer message wins.
         let deadline = TOOL_DEADLINE.saturating_sub(std::time::Duration::from_secs(1));
         let output = self
             .0
-            .execute(&caller(turn), &call.name, &call.arguments, deadline)
+            .execute_reporting(
+                &caller(turn, &call.key),
+                &call.name,
+                &call.arguments,
+                deadline,
+                progress.clone(),
+            )
             .await;
         let mut citations: Vec<Citation> = output
             .citations

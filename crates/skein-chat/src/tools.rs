@@ -50,14 +50,24 @@ pub trait ToolRunner: Send + Sync {
     /// The tools offered for `turn` (none, for a user or agent that did not enable them).
     async fn tools(&self, turn: &Turn) -> ApiResult<Vec<ToolSpec>>;
 
-    /// Runs one call of a tool this runner offered. A failure the model should hear about
-    /// (bad arguments, a site that did not answer) is a result with `is_error` set, never a
-    /// refused answer.
-    async fn run(&self, turn: &Turn, call: &ToolCall) -> ToolResult;
+    /// Runs one call of a tool this runner offered, telling `progress` how it goes (each
+    /// report reaches the clients as a `tool_progress` event). A failure the model should
+    /// hear about (bad arguments, a site that did not answer) is a result with `is_error`
+    /// set, never a refused answer.
+    async fn run(&self, turn: &Turn, call: &ToolCall, progress: &Progress) -> ToolResult;
+}
+
+/// Where a running tool call reports how it goes: a JSON object (`stage`, `text`), sent to
+/// the clients with the call's id and name.
+pub type Progress = Arc<dyn Fn(Value) + Send + Sync>;
+
+/// A progress sink that drops every report (callers that show none).
+pub fn no_progress() -> Progress {
+    Arc::new(|_| {})
 }
 
 /// A tool as offered to the model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ToolSpec {
     /// The name the model calls it by (`^[a-zA-Z0-9_-]{1,64}$`, as vendors require).
     pub name: String,
@@ -65,6 +75,8 @@ pub struct ToolSpec {
     pub description: String,
     /// JSON Schema of its arguments.
     pub parameters: Value,
+    /// Whether a call waits for the user's approval before it runs.
+    pub requires_approval: bool,
 }
 
 impl ToolSpec {
@@ -90,6 +102,9 @@ pub struct ToolCall {
     pub name: String,
     /// Its arguments as the model wrote them (JSON text, not yet checked).
     pub arguments: String,
+    /// The server's key for this call (answer, round, call id), unique in the deployment;
+    /// paid tools are charged once per key. Empty until the generation loop sets it.
+    pub key: String,
 }
 
 /// What a tool answered.
@@ -226,6 +241,13 @@ impl Toolbox {
         self.offered.is_empty()
     }
 
+    /// Whether calls of tool `name` wait for the user's approval.
+    pub fn requires_approval(&self, name: &str) -> bool {
+        self.offered
+            .iter()
+            .any(|(s, _)| s.name == name && s.requires_approval)
+    }
+
     /// Adds the offered tools to an OpenAI request; an empty toolbox changes nothing.
     pub fn offer(&self, request: &mut Value) {
         if self.offered.is_empty() {
@@ -237,11 +259,11 @@ impl Toolbox {
 
     /// Runs `call` with the runner that offered its tool, within [`TOOL_DEADLINE`]; a tool
     /// not offered, or one that does not answer in time, is an error the model hears about.
-    pub async fn run(&self, turn: &Turn, call: &ToolCall) -> ToolResult {
+    pub async fn run(&self, turn: &Turn, call: &ToolCall, progress: &Progress) -> ToolResult {
         let Some((_, runner)) = self.offered.iter().find(|(s, _)| s.name == call.name) else {
             return ToolResult::error(format!("There is no tool called {}.", call.name));
         };
-        match tokio::time::timeout(TOOL_DEADLINE, runner.run(turn, call)).await {
+        match tokio::time::timeout(TOOL_DEADLINE, runner.run(turn, call, progress)).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(tool = %call.name, runner = runner.name(), "a tool call ran past its deadline");
@@ -272,9 +294,10 @@ mod tests {
                 name: "now".into(),
                 description: "The time.".into(),
                 parameters: json!({"type": "object", "properties": {}}),
+                requires_approval: false,
             }])
         }
-        async fn run(&self, _turn: &Turn, call: &ToolCall) -> ToolResult {
+        async fn run(&self, _turn: &Turn, call: &ToolCall, _progress: &Progress) -> ToolResult {
             ToolResult {
                 content: format!("noon ({})", call.arguments),
                 ..ToolResult::default()
@@ -317,13 +340,15 @@ mod tests {
                 ToolCall {
                     id: "call_a".into(),
                     name: "now".into(),
-                    arguments: "{\"a\": 1}".into()
+                    arguments: "{\"a\": 1}".into(),
+                    key: String::new(),
                 },
                 // No id from the model: one is made so the result can answer to it.
                 ToolCall {
                     id: "call_1".into(),
                     name: "later".into(),
-                    arguments: "{}".into()
+                    arguments: "{}".into(),
+                    key: String::new(),
                 },
             ]
         );
@@ -341,9 +366,10 @@ mod tests {
                 name: "sleep".into(),
                 description: "Never answers.".into(),
                 parameters: json!({"type": "object"}),
+                requires_approval: false,
             }])
         }
-        async fn run(&self, _turn: &Turn, _call: &ToolCall) -> ToolResult {
+        async fn run(&self, _turn: &Turn, _call: &ToolCall, _progress: &Progress) -> ToolResult {
             std::future::pending().await
         }
     }
@@ -357,8 +383,9 @@ mod tests {
             id: "c".into(),
             name: "sleep".into(),
             arguments: "{}".into(),
+            key: String::new(),
         };
-        let result = toolbox.run(&turn, &call).await;
+        let result = toolbox.run(&turn, &call, &no_progress()).await;
         assert!(result.is_error, "{result:?}");
         assert!(result.content.contains("did not answer"), "{result:?}");
     }
@@ -387,8 +414,9 @@ mod tests {
             id: "call_1".into(),
             name: "now".into(),
             arguments: "{}".into(),
+            key: String::new(),
         };
-        let result = toolbox.run(&turn, &call).await;
+        let result = toolbox.run(&turn, &call, &no_progress()).await;
         assert_eq!(
             (result.content.as_str(), result.is_error),
             ("noon ({})", false)
@@ -401,6 +429,6 @@ mod tests {
             name: "rm".into(),
             ..call
         };
-        assert!(toolbox.run(&turn, &unknown).await.is_error);
+        assert!(toolbox.run(&turn, &unknown, &no_progress()).await.is_error);
     }
 }

@@ -113,6 +113,7 @@ pub(crate) async fn run(
     settings: &StoredSettings,
     arguments: &Value,
     deadline: Duration,
+    progress: &skein_core::api::ToolProgress,
 ) -> ToolOutput {
     let sandbox = match service.sandbox().await {
         Ok(s) => s,
@@ -187,7 +188,18 @@ pub(crate) async fn run(
         }
     }
 
-    let outcome = match sandbox.run(language, code, inputs, &limits).await {
+    // Each line the program prints reaches the user while it runs.
+    let lines: crate::sandbox::LineSink = {
+        let progress = progress.clone();
+        std::sync::Arc::new(move |line: String| {
+            progress(serde_json::json!({"stage": "output", "text": line}))
+        })
+    };
+    progress(serde_json::json!({"stage": "running", "text": "Running the code"}));
+    let outcome = match sandbox
+        .run_reporting(language, code, inputs, &limits, Some(lines))
+        .await
+    {
         Ok(o) => o,
         Err(e) => {
             tracing::warn!(error = %e, "the code sandbox failed");

@@ -13,15 +13,20 @@
 //! bound to their row, and never returned by any route.
 
 pub mod code;
+pub mod config;
 mod http;
 pub mod image;
 pub mod mcp;
+pub mod mcp_stdio;
 pub mod net;
+pub mod oauth;
 pub mod openapi;
+pub mod page;
 // The sandbox must set rlimits, move pipes onto fixed descriptors and drop to its own uid in
 // the child between fork and exec: `pre_exec` and a few libc calls, each with its SAFETY note.
 #[allow(unsafe_code)]
 pub mod sandbox;
+pub mod schema;
 pub mod search;
 mod service;
 pub mod store;
@@ -34,10 +39,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use skein_core::api::{FileApi, PluginApi, RelayApi, ToolCaller, ToolDescriptor, ToolOutput};
+use skein_core::api::{
+    BillingApi, FileApi, PluginApi, RelayApi, ReserveRequest, ToolCaller, ToolDescriptor,
+    ToolOutput, ToolProgress, Usage,
+};
 use skein_core::{ApiResult, ids};
 use skein_db::{Db, ServiceMigrations};
 
+pub use config::PluginConfig;
 use openapi::ToolDef;
 use store::{EnablementRow, PluginRow};
 pub use vault::Vault;
@@ -67,7 +76,13 @@ pub struct PluginService {
     vault: Vault,
     relay: Option<Arc<dyn RelayApi>>,
     files: Option<Arc<dyn FileApi>>,
+    /// Holds and charges for paid tools; without it a paid tool does not run.
+    billing: Option<Arc<dyn BillingApi>>,
     http: reqwest::Client,
+    /// OAuth access tokens of plugins that sign in with client credentials.
+    tokens: oauth::TokenCache,
+    /// The operator's settings (the local MCP servers allowed).
+    config: PluginConfig,
     /// The code sandbox, probed once on first need; the error is the reason admins see.
     sandbox: tokio::sync::OnceCell<Result<sandbox::Sandbox, String>>,
 }
@@ -124,12 +139,15 @@ pub(crate) struct Offered {
 
 impl PluginService {
     /// The service over `db`, sealing secrets with `vault`; `relay` and `files` (when they run
-    /// here or are reachable) for image generation.
+    /// here or are reachable) for image generation, `billing` for tools with a price,
+    /// `config` for the local MCP servers allowed.
     pub fn new(
         db: Db,
         vault: Vault,
         relay: Option<Arc<dyn RelayApi>>,
         files: Option<Arc<dyn FileApi>>,
+        billing: Option<Arc<dyn BillingApi>>,
+        config: PluginConfig,
     ) -> Result<Arc<Self>, String> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -140,7 +158,10 @@ impl PluginService {
             vault,
             relay,
             files,
+            billing,
             http,
+            tokens: oauth::TokenCache::default(),
+            config,
             sandbox: tokio::sync::OnceCell::new(),
         }))
     }
@@ -210,7 +231,7 @@ impl PluginService {
                 path: String::new(),
                 params: Vec::new(),
                 body: false,
-            }],
+            }, page::tool()],
             Some("image_generation")
                 if settings.image_model.is_some() && self.relay.is_some() && self.files.is_some() =>
             {
@@ -321,13 +342,19 @@ impl PluginService {
         }
     }
 
-    /// The headers and query a plugin's auth adds.
+    /// The headers and query a plugin's auth adds; an OAuth client's token is fetched (or
+    /// the kept one used) under `policy`. The error is what the model hears.
     async fn auth_parts(
         &self,
         row: &PluginRow,
         user_id: &str,
-    ) -> ApiResult<(Vec<(String, String)>, Vec<(String, String)>)> {
-        let key = self.auth_key(row, user_id).await?;
+        policy: net::FetchPolicy,
+    ) -> Result<(Vec<(String, String)>, Vec<(String, String)>), String> {
+        let unreadable = || "The plugin's key cannot be read; ask an administrator.".to_string();
+        let key = self
+            .auth_key(row, user_id)
+            .await
+            .map_err(|_| unreadable())?;
         let Some(key) = key else {
             return Ok((Vec::new(), Vec::new()));
         };
@@ -338,6 +365,19 @@ impl PluginService {
             ),
             "api_key_header" => (vec![(row.auth_name.clone(), key)], Vec::new()),
             "api_key_query" => (Vec::new(), vec![(row.auth_name.clone(), key)]),
+            oauth::KIND => {
+                let client: oauth::Client =
+                    serde_json::from_str(&row.auth_name).map_err(|_| unreadable())?;
+                let token = self
+                    .tokens
+                    .token(&row.id, &client, &key, policy)
+                    .await
+                    .map_err(|e| format!("The plugin could not sign in: {e}."))?;
+                (
+                    vec![("authorization".into(), format!("Bearer {token}"))],
+                    Vec::new(),
+                )
+            }
             _ => (Vec::new(), Vec::new()),
         })
     }
@@ -348,6 +388,7 @@ impl PluginService {
         offered: &Offered,
         arguments: &Value,
         deadline: Duration,
+        progress: &ToolProgress,
     ) -> ToolOutput {
         let settings = match self.settings().await {
             Ok(s) => s,
@@ -362,26 +403,36 @@ impl PluginService {
             offered.plugin.builtin.as_deref(),
             offered.plugin.kind.as_str(),
         ) {
-            (Some("web_search"), _) => self.web_search(&settings, arguments).await,
+            // A page's address comes from the model: untrusted, like a user's own plugin.
+            (Some("web_search"), _) if offered.tool.name == page::FETCH_PAGE => {
+                let policy = Self::policy(&settings, true, deadline);
+                page::fetch(arguments, policy.allow_private, deadline, progress).await
+            }
+            (Some("web_search"), _) => self.web_search(&settings, arguments, progress).await,
             (Some("image_generation"), _) => {
                 image::generate(self, caller, &settings, arguments).await
             }
             (Some("code_interpreter"), _) => {
-                code::run(self, caller, &settings, arguments, deadline).await
+                code::run(self, caller, &settings, arguments, deadline, progress).await
             }
             (_, "openapi") => {
                 self.call_openapi(caller, offered, &settings, arguments, deadline)
                     .await
             }
             (_, "mcp") => {
-                self.call_mcp(caller, offered, &settings, arguments, deadline)
+                self.call_mcp(caller, offered, &settings, arguments, deadline, progress)
                     .await
             }
             _ => ToolOutput::error("This tool cannot be run."),
         }
     }
 
-    async fn web_search(&self, settings: &StoredSettings, arguments: &Value) -> ToolOutput {
+    async fn web_search(
+        &self,
+        settings: &StoredSettings,
+        arguments: &Value,
+        progress: &ToolProgress,
+    ) -> ToolOutput {
         let Some(stored) = &settings.search else {
             return ToolOutput::error("Web search is not set up.");
         };
@@ -397,15 +448,19 @@ impl PluginService {
             Ok(p) => p,
             Err(e) => return ToolOutput::error(format!("Web search is not usable: {e}")),
         };
+        progress(json!({"stage": "searching", "text": format!("Searching for {query}")}));
         match provider
             .search(&self.http, query, stored.count.max(1))
             .await
         {
-            Ok(hits) => ToolOutput {
-                content: search::for_model(query, &hits),
-                citations: search::citations(&hits),
-                ..ToolOutput::default()
-            },
+            Ok(hits) => {
+                progress(json!({"stage": "found", "text": format!("{} results", hits.len())}));
+                ToolOutput {
+                    content: search::for_model(query, &hits),
+                    citations: search::citations(&hits),
+                    ..ToolOutput::default()
+                }
+            }
             Err(e) => ToolOutput::error(format!("The web search failed: {e}")),
         }
     }
@@ -444,18 +499,23 @@ impl PluginService {
                     ));
                 }
             };
-        match self.auth_parts(&offered.plugin, &caller.user_id).await {
+        let users_plugin = offered.plugin.owner_id.is_some();
+        match self
+            .auth_parts(
+                &offered.plugin,
+                &caller.user_id,
+                Self::policy(settings, users_plugin, deadline),
+            )
+            .await
+        {
             Ok((headers, query)) => {
                 request.headers.extend(headers);
                 if !query.is_empty() {
                     request.url.query_pairs_mut().extend_pairs(query);
                 }
             }
-            Err(_) => {
-                return ToolOutput::error("The plugin's key cannot be read; ask an administrator.");
-            }
+            Err(e) => return ToolOutput::error(e),
         }
-        let users_plugin = offered.plugin.owner_id.is_some();
         match net::send(request, Self::policy(settings, users_plugin, deadline)).await {
             Ok(answer) => match openapi::result_text(&answer) {
                 Ok(text) => ToolOutput {
@@ -477,19 +537,44 @@ impl PluginService {
         settings: &StoredSettings,
         arguments: &Value,
         deadline: Duration,
+        progress: &ToolProgress,
     ) -> ToolOutput {
-        let headers = match self.auth_parts(&offered.plugin, &caller.user_id).await {
+        if let Some(name) = offered.plugin.base_url.strip_prefix(mcp_stdio::SCHEME) {
+            let Some(command) = self.config.command(name) else {
+                return ToolOutput::error(format!(
+                    "The local MCP server {name} is no longer allowed on this server."
+                ));
+            };
+            return match mcp_stdio::call_tool(
+                command,
+                &offered.tool.name,
+                arguments,
+                deadline,
+                progress,
+            )
+            .await
+            {
+                Ok(output) => output,
+                Err(e) => ToolOutput::error(format!("The MCP server failed: {e}.")),
+            };
+        }
+        let policy = Self::policy(settings, offered.plugin.owner_id.is_some(), deadline);
+        let headers = match self
+            .auth_parts(&offered.plugin, &caller.user_id, policy)
+            .await
+        {
             Ok((headers, _)) => headers,
-            Err(_) => {
-                return ToolOutput::error("The plugin's key cannot be read; ask an administrator.");
-            }
+            Err(e) => return ToolOutput::error(e),
         };
         let client = mcp::McpClient::new(
             &offered.plugin.base_url,
             headers,
             Self::policy(settings, offered.plugin.owner_id.is_some(), deadline),
         );
-        match client.call_tool(&offered.tool.name, arguments).await {
+        match client
+            .call_tool(&offered.tool.name, arguments, progress)
+            .await
+        {
             Ok(output) => output,
             Err(e) => ToolOutput::error(format!("The MCP server failed: {e}.")),
         }
@@ -504,6 +589,8 @@ impl PluginApi for PluginService {
             .await?
             .into_iter()
             .map(|o| ToolDescriptor {
+                price: price_of(&o.plugin, &o.tool.name),
+                requires_approval: o.plugin.requires_approval != 0,
                 name: o.tool.name,
                 description: o.tool.description,
                 parameters: o.tool.parameters,
@@ -524,6 +611,18 @@ impl PluginApi for PluginService {
         name: &str,
         arguments: &str,
         deadline: Duration,
+    ) -> ToolOutput {
+        self.execute_reporting(caller, name, arguments, deadline, Arc::new(|_: Value| {}))
+            .await
+    }
+
+    async fn execute_reporting(
+        &self,
+        caller: &ToolCaller,
+        name: &str,
+        arguments: &str,
+        deadline: Duration,
+        progress: ToolProgress,
     ) -> ToolOutput {
         // The caller's rights, worked out again: only a tool they may use now runs.
         let offered = match self.offered(caller).await {
@@ -548,6 +647,16 @@ impl PluginApi for PluginService {
                 }
             }
         };
+        // A paid tool is held for before it runs: a balance that cannot pay runs nothing.
+        let price = price_of(&tool.plugin, name);
+        let hold = if price > 0 {
+            match self.hold(caller, &tool, price).await {
+                Ok(hold) => hold,
+                Err(refused) => return refused,
+            }
+        } else {
+            None
+        };
         if let Err(e) = store::count_call(&self.db, &tool.plugin.id, &caller.user_id).await {
             tracing::warn!(error = %e, "a plugin call was not counted");
         }
@@ -557,19 +666,165 @@ impl PluginApi for PluginService {
             Some(secs) => deadline.min(Duration::from_secs(secs.max(1))),
             None => deadline,
         };
-        let output =
-            match tokio::time::timeout(deadline, self.run(caller, &tool, &arguments, deadline))
-                .await
-            {
-                Ok(output) => output,
-                Err(_) => ToolOutput::error(format!(
-                    "The tool {name} did not answer within {} seconds.",
-                    deadline.as_secs()
-                )),
-            };
+        let output = match tokio::time::timeout(
+            deadline,
+            self.run(caller, &tool, &arguments, deadline, &progress),
+        )
+        .await
+        {
+            Ok(output) => output,
+            Err(_) => ToolOutput::error(format!(
+                "The tool {name} did not answer within {} seconds.",
+                deadline.as_secs()
+            )),
+        };
         tracing::info!(tool = name, plugin = %tool.plugin.id, user = %caller.user_id,
             is_error = output.is_error, duration_ms = started.elapsed().as_millis() as u64, "tool call");
+        if let Some(hold) = hold {
+            self.settle(caller, hold, name, &output, started.elapsed())
+                .await;
+        }
         output
+    }
+}
+
+/// The quota one call of `tool` costs: its own price, else its plugin's (never below 0).
+pub(crate) fn price_of(plugin: &PluginRow, tool: &str) -> i64 {
+    serde_json::from_str::<HashMap<String, i64>>(&plugin.tool_prices)
+        .ok()
+        .and_then(|prices| prices.get(tool).copied())
+        .unwrap_or(plugin.price_per_call)
+        .max(0)
+}
+
+/// A paid call's hold, settled once the tool answered.
+struct Hold {
+    call_key: String,
+    reservation_id: String,
+    price: i64,
+}
+
+impl PluginService {
+    /// Holds `price` for one call of `offered`: `Ok(None)` when the call's key was charged
+    /// before (it runs, uncharged again), `Err` with what the model hears when the balance
+    /// cannot pay or billing is unreachable (the tool does not run).
+    async fn hold(
+        &self,
+        caller: &ToolCaller,
+        offered: &Offered,
+        price: i64,
+    ) -> Result<Option<Hold>, ToolOutput> {
+        let name = &offered.tool.name;
+        let Some(billing) = &self.billing else {
+            return Err(ToolOutput::error(format!(
+                "The tool {name} costs {price} quota per call and billing is unavailable here; it did not run."
+            )));
+        };
+        // Without a key from the caller the call gets its own, so it is still charged once.
+        let call_key = if caller.call_key.is_empty() {
+            format!("tool:{}", ids::new_id())
+        } else {
+            format!("tool:{}", caller.call_key)
+        };
+        match store::claim_charge(
+            &self.db,
+            &call_key,
+            &caller.user_id,
+            &offered.plugin.id,
+            name,
+            price,
+            now(),
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(%call_key, "a paid tool call ran again under its key; not charged twice");
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a paid tool call could not be recorded");
+                return Err(ToolOutput::error(format!(
+                    "The tool {name} could not be paid for right now; it did not run."
+                )));
+            }
+        }
+        let request = ReserveRequest {
+            user_id: caller.user_id.clone(),
+            key: None,
+            amount: price,
+            min_amount: price,
+            reference: call_key.clone(),
+        };
+        match billing.reserve(request).await {
+            Ok(reservation) => {
+                if let Err(e) =
+                    store::finish_charge(&self.db, &call_key, Some(&reservation.id), "held").await
+                {
+                    tracing::warn!(error = %e, "a paid tool call's hold was not recorded");
+                }
+                Ok(Some(Hold {
+                    call_key,
+                    reservation_id: reservation.id,
+                    price,
+                }))
+            }
+            Err(e) => {
+                if let Err(e) = store::drop_charge(&self.db, &call_key).await {
+                    tracing::warn!(error = %e, "a refused tool charge was not forgotten");
+                }
+                if matches!(e.code(), "insufficient_quota" | "key_quota_exceeded") {
+                    Err(ToolOutput::error(format!(
+                        "The tool {name} costs {price} quota per call and the balance cannot pay for it; it did not run."
+                    )))
+                } else {
+                    tracing::warn!(error = %e.message(skein_core::i18n::Lang::En), "a paid tool call could not be held");
+                    Err(ToolOutput::error(format!(
+                        "The tool {name} could not be paid for right now; it did not run."
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Charges a call that answered, or frees the hold of one that failed (a failed call
+    /// is not paid for); the charge shows in usage as model `tool:<name>`.
+    async fn settle(
+        &self,
+        caller: &ToolCaller,
+        hold: Hold,
+        name: &str,
+        output: &ToolOutput,
+        took: Duration,
+    ) {
+        let Some(billing) = &self.billing else {
+            return;
+        };
+        let status = if output.is_error {
+            if let Err(e) = billing.release(&hold.reservation_id).await {
+                tracing::warn!(error = %e.message(skein_core::i18n::Lang::En), "a failed tool call's hold was not freed; it expires");
+            }
+            "released"
+        } else {
+            let usage = Usage {
+                cost: hold.price,
+                model: format!("tool:{name}"),
+                duration_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+                status: "ok".into(),
+                request_id: caller.request_id.clone(),
+                conversation_id: caller.conversation_id.clone(),
+                pricing: Some(json!({"per_call": hold.price}).to_string()),
+                ..Usage::default()
+            };
+            if let Err(e) = billing.settle(&hold.reservation_id, usage).await {
+                tracing::warn!(error = %e.message(skein_core::i18n::Lang::En), call_key = %hold.call_key, "a tool call was not charged");
+                return;
+            }
+            "charged"
+        };
+        if let Err(e) = store::finish_charge(&self.db, &hold.call_key, None, status).await {
+            tracing::warn!(error = %e, "a paid tool call's end was not recorded");
+        }
     }
 }
 

@@ -9,11 +9,15 @@
 //! few dozen lines over the HTTP client already in the tree, where `rmcp` with its HTTP
 //! transport adds its own dependency tree to a 2-core build shared by six builds; and every
 //! request goes through [`crate::net`], so the SSRF guard, size limit and timeout hold for
-//! MCP as for OpenAPI tools. Not here yet: the older HTTP+SSE transport, stdio servers,
-//! server-initiated requests, progress notifications.
+//! MCP as for OpenAPI tools. Local servers an operator allowed speak MCP over stdio instead
+//! ([`crate::mcp_stdio`]). A call asks for progress (`_meta.progressToken`); the server's
+//! `notifications/progress` in the call's event stream are reported as they arrive. Not here
+//! yet: the older HTTP+SSE transport, server-initiated requests.
+
+use std::sync::Mutex;
 
 use serde_json::{Value, json};
-use skein_core::api::ToolOutput;
+use skein_core::api::{ToolOutput, ToolProgress};
 
 use crate::net::{self, FetchPolicy, Outgoing};
 use crate::openapi::{ToolDef, is_valid_name};
@@ -48,6 +52,15 @@ impl McpClient {
     }
 
     async fn post(&self, session: Option<&Session>, message: Value) -> Result<net::Answer, String> {
+        self.post_observed(session, message, None).await
+    }
+
+    async fn post_observed(
+        &self,
+        session: Option<&Session>,
+        message: Value,
+        observer: Option<net::Observer<'_>>,
+    ) -> Result<net::Answer, String> {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|_| "the server address is not a URL".to_string())?;
         let mut headers = self.headers.clone();
@@ -61,7 +74,7 @@ impl McpClient {
                 headers.push(("mcp-session-id".into(), id.clone()));
             }
         }
-        net::send(
+        net::send_observed(
             Outgoing {
                 method: reqwest::Method::POST,
                 url,
@@ -69,6 +82,7 @@ impl McpClient {
                 body: Some(message),
             },
             self.policy,
+            observer,
         )
         .await
         .map_err(|e| e.to_string())
@@ -82,10 +96,23 @@ impl McpClient {
         method: &str,
         params: Value,
     ) -> Result<(Value, net::Answer), String> {
+        self.request_observed(session, id, method, params, None)
+            .await
+    }
+
+    async fn request_observed(
+        &self,
+        session: Option<&Session>,
+        id: u64,
+        method: &str,
+        params: Value,
+        observer: Option<net::Observer<'_>>,
+    ) -> Result<(Value, net::Answer), String> {
         let answer = self
-            .post(
+            .post_observed(
                 session,
                 json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+                observer,
             )
             .await?;
         if answer.status == 404 && session.is_some_and(|s| s.id.is_some()) {
@@ -157,25 +184,7 @@ impl McpClient {
             let (result, _) = self
                 .request(Some(&session), 2 + page as u64, "tools/list", params)
                 .await?;
-            for tool in result["tools"].as_array().into_iter().flatten() {
-                let Some(name) = tool["name"].as_str().filter(|n| is_valid_name(n)) else {
-                    tracing::warn!(tool = %tool["name"], "an MCP tool's name is not one models accept; left out");
-                    continue;
-                };
-                let mut parameters = tool["inputSchema"].clone();
-                if !parameters.is_object() {
-                    parameters = json!({"type": "object", "properties": {}});
-                }
-                tools.push(ToolDef {
-                    name: name.to_string(),
-                    description: tool["description"].as_str().unwrap_or_default().to_string(),
-                    parameters,
-                    method: String::new(),
-                    path: String::new(),
-                    params: Vec::new(),
-                    body: false,
-                });
-            }
+            tools.extend(tools_of(&result));
             cursor = result["nextCursor"].as_str().map(str::to_string);
             if cursor.is_none() {
                 break;
@@ -184,33 +193,125 @@ impl McpClient {
         Ok(tools)
     }
 
-    /// Calls tool `name` with `arguments`.
-    pub async fn call_tool(&self, name: &str, arguments: &Value) -> Result<ToolOutput, String> {
+    /// Calls tool `name` with `arguments`, telling `progress` of the server's progress
+    /// notifications as they arrive.
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: &Value,
+        progress: &ToolProgress,
+    ) -> Result<ToolOutput, String> {
         let session = self.initialize().await?;
+        let events = ProgressReader::new(progress.clone());
+        let observer = |chunk: &[u8]| events.push(chunk);
         let (result, _) = self
-            .request(
+            .request_observed(
                 Some(&session),
                 2,
                 "tools/call",
-                json!({"name": name, "arguments": arguments}),
+                json!({"name": name, "arguments": arguments,
+                    "_meta": {"progressToken": "skein-call"}}),
+                Some(&observer),
             )
             .await?;
-        let mut parts = Vec::new();
-        for block in result["content"].as_array().into_iter().flatten() {
-            match block["type"].as_str() {
-                Some("text") => parts.push(block["text"].as_str().unwrap_or_default().to_string()),
-                Some(other) => parts.push(format!("[{other} content]")),
-                None => {}
+        Ok(output_of(&result))
+    }
+}
+
+/// The tools of a `tools/list` result, as plugin tools (names vendors cannot take are left
+/// out).
+pub(crate) fn tools_of(result: &Value) -> Vec<ToolDef> {
+    let mut tools = Vec::new();
+    for tool in result["tools"].as_array().into_iter().flatten() {
+        let Some(name) = tool["name"].as_str().filter(|n| is_valid_name(n)) else {
+            tracing::warn!(tool = %tool["name"], "an MCP tool's name is not one models accept; left out");
+            continue;
+        };
+        let mut parameters = tool["inputSchema"].clone();
+        if !parameters.is_object() {
+            parameters = json!({"type": "object", "properties": {}});
+        }
+        tools.push(ToolDef {
+            name: name.to_string(),
+            description: tool["description"].as_str().unwrap_or_default().to_string(),
+            parameters,
+            method: String::new(),
+            path: String::new(),
+            params: Vec::new(),
+            body: false,
+        });
+    }
+    tools
+}
+
+/// What a `tools/call` result says, for the model: its text blocks (others named), else its
+/// structured content.
+pub(crate) fn output_of(result: &Value) -> ToolOutput {
+    let mut parts = Vec::new();
+    for block in result["content"].as_array().into_iter().flatten() {
+        match block["type"].as_str() {
+            Some("text") => parts.push(block["text"].as_str().unwrap_or_default().to_string()),
+            Some(other) => parts.push(format!("[{other} content]")),
+            None => {}
+        }
+    }
+    if parts.is_empty() && !result["structuredContent"].is_null() {
+        parts.push(result["structuredContent"].to_string());
+    }
+    ToolOutput {
+        content: parts.join("\n"),
+        is_error: result["isError"].as_bool().unwrap_or(false),
+        ..ToolOutput::default()
+    }
+}
+
+/// Reads an event stream as it arrives and reports its `notifications/progress`.
+struct ProgressReader {
+    progress: ToolProgress,
+    /// What arrived after the last complete event.
+    pending: Mutex<String>,
+}
+
+/// Most bytes of an unfinished event kept (a server that never ends one is not followed).
+const MAX_PENDING_EVENT: usize = 64 * 1024;
+
+impl ProgressReader {
+    fn new(progress: ToolProgress) -> Self {
+        ProgressReader {
+            progress,
+            pending: Mutex::new(String::new()),
+        }
+    }
+
+    fn push(&self, chunk: &[u8]) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        pending.push_str(&String::from_utf8_lossy(chunk).replace('\r', ""));
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            let data: String = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let Ok(message) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            if message["method"] == "notifications/progress" {
+                let params = &message["params"];
+                (self.progress)(json!({
+                    "stage": "progress",
+                    "progress": params["progress"],
+                    "total": params["total"],
+                    "text": params["message"].as_str().unwrap_or_default(),
+                }));
             }
         }
-        if parts.is_empty() && !result["structuredContent"].is_null() {
-            parts.push(result["structuredContent"].to_string());
+        if pending.len() > MAX_PENDING_EVENT {
+            pending.clear();
         }
-        Ok(ToolOutput {
-            content: parts.join("\n"),
-            is_error: result["isError"].as_bool().unwrap_or(false),
-            ..ToolOutput::default()
-        })
     }
 }
 

@@ -32,7 +32,8 @@ pub struct Outgoing {
     pub url: reqwest::Url,
     /// Headers to send.
     pub headers: Vec<(String, String)>,
-    /// A JSON body.
+    /// A JSON body; with a `content-type: application/x-www-form-urlencoded` header, a
+    /// string sent as the encoded form it is.
     pub body: Option<serde_json::Value>,
 }
 
@@ -51,6 +52,19 @@ pub struct Answer {
 
 /// Sends `request` under `policy`: checked address, no redirects, no proxy, limited body.
 pub async fn send(request: Outgoing, policy: FetchPolicy) -> Result<Answer, FetchError> {
+    send_observed(request, policy, None).await
+}
+
+/// Sees each piece of an answer's body as it arrives (an MCP server's event stream, whose
+/// progress notifications come before its answer).
+pub type Observer<'a> = &'a (dyn Fn(&[u8]) + Send + Sync);
+
+/// [`send`], showing `observer` each piece of the body as it arrives.
+pub async fn send_observed(
+    request: Outgoing,
+    policy: FetchPolicy,
+    observer: Option<Observer<'_>>,
+) -> Result<Answer, FetchError> {
     let address = checked_address(&request.url, policy.allow_private).await?;
     let host = request.url.host_str().unwrap_or("").to_string();
     let client = reqwest::Client::builder()
@@ -65,8 +79,15 @@ pub async fn send(request: Outgoing, policy: FetchPolicy) -> Result<Answer, Fetc
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
-        if let Some(body) = &request.body {
-            builder = builder.json(body);
+        let form = request.headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("content-type")
+                && value.starts_with("application/x-www-form-urlencoded")
+        });
+        match &request.body {
+            // A form (an OAuth token request) goes as the text it was encoded to.
+            Some(serde_json::Value::String(text)) if form => builder = builder.body(text.clone()),
+            Some(body) => builder = builder.json(body),
+            None => {}
         }
         let response = builder
             .send()
@@ -86,7 +107,23 @@ pub async fn send(request: Outgoing, policy: FetchPolicy) -> Result<Answer, Fetc
         {
             return Err(FetchError::TooLarge(policy.max_bytes));
         }
-        let body = read_limited(response, policy.max_bytes).await?;
+        let body = match observer {
+            None => read_limited(response, policy.max_bytes).await?,
+            Some(observer) => {
+                use futures::StreamExt;
+                let mut body = bytes::BytesMut::new();
+                let mut stream = response.bytes_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| FetchError::Unreachable(without_url(&e)))?;
+                    if body.len() + chunk.len() > policy.max_bytes {
+                        return Err(FetchError::TooLarge(policy.max_bytes));
+                    }
+                    observer(&chunk);
+                    body.extend_from_slice(&chunk);
+                }
+                body.freeze()
+            }
+        };
         Ok(Answer {
             status,
             content_type,

@@ -40,6 +40,12 @@ pub struct PluginRow {
     pub required_secrets: String,
     /// Calls made, by everyone.
     pub calls: i64,
+    /// Quota one call costs (0: free), unless `tool_prices` names the tool.
+    pub price_per_call: i64,
+    /// Prices of single tools over `price_per_call`, JSON object of name → quota.
+    pub tool_prices: String,
+    /// 1 when every call waits for the user's approval before it runs.
+    pub requires_approval: i64,
     /// Created, ms.
     pub created_at: i64,
     /// Changed, ms.
@@ -47,7 +53,8 @@ pub struct PluginRow {
 }
 
 const COLUMNS: &str = "id, owner_id, name, description, icon, category, kind, builtin, base_url, tools, \
-     auth_kind, auth_name, auth_secret, settings_schema, required_secrets, calls, created_at, updated_at";
+     auth_kind, auth_name, auth_secret, settings_schema, required_secrets, calls, price_per_call, tool_prices, \
+     requires_approval, created_at, updated_at";
 
 /// A user's choice for a plugin.
 #[derive(Debug, Clone, FromRow)]
@@ -130,6 +137,104 @@ pub async fn insert(db: &Db, row: &PluginRow) -> DbResult<()> {
     .bind(row.created_at)
     .execute(db.pool())
     .await?;
+    Ok(())
+}
+
+/// What an admin changes of a plugin; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct PluginPatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// What it does.
+    pub description: Option<String>,
+    /// Icon.
+    pub icon: Option<String>,
+    /// Market category.
+    pub category: Option<String>,
+    /// JSON Schema of users' settings.
+    pub settings_schema: Option<String>,
+    /// Quota per call.
+    pub price_per_call: Option<i64>,
+    /// Per-tool prices, JSON.
+    pub tool_prices: Option<String>,
+    /// Whether calls wait for approval.
+    pub requires_approval: Option<bool>,
+}
+
+/// Changes plugin `id` (any owner: admins); whether it existed.
+pub async fn update(db: &Db, id: &str, patch: &PluginPatch, now: i64) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE plugins SET name = COALESCE($2, name), description = COALESCE($3, description), \
+         icon = COALESCE($4, icon), category = COALESCE($5, category), \
+         settings_schema = COALESCE($6, settings_schema), price_per_call = COALESCE($7, price_per_call), \
+         tool_prices = COALESCE($8, tool_prices), requires_approval = COALESCE($9, requires_approval), \
+         updated_at = $10 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&patch.name)
+    .bind(&patch.description)
+    .bind(&patch.icon)
+    .bind(&patch.category)
+    .bind(&patch.settings_schema)
+    .bind(patch.price_per_call)
+    .bind(&patch.tool_prices)
+    .bind(patch.requires_approval.map(i64::from))
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Claims `call_key` for a paid call; false when it was claimed before (the call was
+/// already charged, or is being, under that key).
+pub async fn claim_charge(
+    db: &Db,
+    call_key: &str,
+    user_id: &str,
+    plugin_id: &str,
+    tool: &str,
+    price: i64,
+    now: i64,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO plugin_tool_charges (call_key, user_id, plugin_id, tool, price, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'held', $6) ON CONFLICT (call_key) DO NOTHING",
+    )
+    .bind(call_key)
+    .bind(user_id)
+    .bind(plugin_id)
+    .bind(tool)
+    .bind(price)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records how a claimed paid call ended (`charged`, `released`), with its hold.
+pub async fn finish_charge(
+    db: &Db,
+    call_key: &str,
+    reservation_id: Option<&str>,
+    status: &str,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE plugin_tool_charges SET reservation_id = COALESCE($2, reservation_id), status = $3 WHERE call_key = $1",
+    )
+    .bind(call_key)
+    .bind(reservation_id)
+    .bind(status)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Forgets a claim whose hold was refused, so nothing says it was paid.
+pub async fn drop_charge(db: &Db, call_key: &str) -> DbResult<()> {
+    sqlx::query("DELETE FROM plugin_tool_charges WHERE call_key = $1 AND status = 'held'")
+        .bind(call_key)
+        .execute(db.pool())
+        .await?;
     Ok(())
 }
 

@@ -136,21 +136,47 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
         "tools/call" => {
             let name = message["params"]["name"].as_str().unwrap_or_default();
             let arguments = &message["params"]["arguments"];
+            let token = message["params"]["_meta"]["progressToken"].clone();
+            let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                "params": {"progressToken": token, "progress": 1, "total": 2, "message": "started"}});
             let result = match name {
                 "echo" => {
                     json!({"content": [{"type": "text", "text": format!("echo: {}", arguments["text"].as_str().unwrap_or_default())}], "isError": false})
                 }
                 "slow" => {
+                    // Streamed: the progress notification goes out at once, the answer after
+                    // the wait, as a real server that reports progress would.
                     let seconds = arguments["seconds"].as_f64().unwrap_or(0.0);
-                    tokio::time::sleep(std::time::Duration::from_secs_f64(
-                        seconds.clamp(0.0, 120.0),
-                    ))
-                    .await;
-                    json!({"content": [{"type": "text", "text": "done"}]})
+                    let (sender, receiver) = tokio::sync::mpsc::channel::<String>(4);
+                    let id = id.clone();
+                    tokio::spawn(async move {
+                        let _ = sender
+                            .send(format!("event: message\ndata: {progress}\n\n"))
+                            .await;
+                        tokio::time::sleep(std::time::Duration::from_secs_f64(
+                            seconds.clamp(0.0, 120.0),
+                        ))
+                        .await;
+                        let response = json!({"jsonrpc": "2.0", "id": id,
+                            "result": {"content": [{"type": "text", "text": "done"}]}});
+                        let _ = sender
+                            .send(format!("event: message\ndata: {response}\n\n"))
+                            .await;
+                    });
+                    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+                        receiver
+                            .recv()
+                            .await
+                            .map(|text| (Ok::<_, std::convert::Infallible>(text), receiver))
+                    });
+                    return (
+                        [("content-type", "text/event-stream")],
+                        axum::body::Body::from_stream(stream),
+                    )
+                        .into_response();
                 }
                 _ => return rpc_error(&id, -32602, &format!("Unknown tool: {name}")),
             };
-            let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1}});
             let response = json!({"jsonrpc": "2.0", "id": id, "result": result});
             let body =
                 format!("event: message\ndata: {progress}\n\nevent: message\ndata: {response}\n\n");
@@ -158,4 +184,53 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
         }
         _ => rpc_error(&id, -32601, "Method not found"),
     }
+}
+
+/// A small MCP server over stdio, in Python (the machine's `python3`): newline-delimited
+/// JSON-RPC; `initialize`, `tools/list` (one page: `echo`, `slow`), `tools/call` (`echo`
+/// answers `echo: <text>` after a progress notification; `slow` sleeps `seconds`).
+pub const STDIO_SERVER_PY: &str = r#"
+import json, sys, time
+
+def send(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+for line in sys.stdin:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        continue
+    method, mid = message.get("method"), message.get("id")
+    if method == "initialize":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"protocolVersion": "2025-06-18",
+              "capabilities": {"tools": {}}, "serverInfo": {"name": "stdio-echo", "version": "1"}}})
+    elif method == "tools/list":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"tools": [
+            {"name": "echo", "description": "Echoes its text.", "inputSchema": {"type": "object",
+             "properties": {"text": {"type": "string"}}, "required": ["text"]}},
+            {"name": "slow", "description": "Takes its time.", "inputSchema": {"type": "object"}}]}})
+    elif method == "tools/call":
+        params = message.get("params", {})
+        token = params.get("_meta", {}).get("progressToken")
+        args = params.get("arguments", {})
+        print("not json, skipped", flush=True)
+        send({"jsonrpc": "2.0", "method": "notifications/progress",
+              "params": {"progressToken": token, "progress": 1, "total": 1, "message": "echoing"}})
+        if params.get("name") == "slow":
+            time.sleep(float(args.get("seconds", 0)))
+            send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "done"}]}})
+        else:
+            send({"jsonrpc": "2.0", "id": mid, "result": {"content": [
+                {"type": "text", "text": "echo: " + str(args.get("text", ""))}], "isError": False}})
+    elif mid is not None:
+        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "Method not found"}})
+"#;
+
+/// Writes [`STDIO_SERVER_PY`] into `dir`; answers its path.
+pub fn stdio_server(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("mcp_stdio_server.py");
+    std::fs::write(&path, STDIO_SERVER_PY)
+        .unwrap_or_else(|e| panic!("cannot write the stdio MCP server: {e}"));
+    path
 }

@@ -455,8 +455,15 @@ fn plugin(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         // Plugin secrets are sealed with a key derived from the relay's, which every process
         // of a deployment shares.
         let vault = skein_plugin::Vault::derived(&crate::relay_secret(&w.config)?);
-        let plugins = PluginService::new(w.db.clone(), vault, w.relay.clone(), w.files.clone())
-            .map_err(|e| anyhow::anyhow!("cannot start the Plugin service: {e}"))?;
+        let plugins = PluginService::new(
+            w.db.clone(),
+            vault,
+            w.relay.clone(),
+            w.files.clone(),
+            w.billing.clone(),
+            w.config.plugin.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot start the Plugin service: {e}"))?;
         // Chat in this process offers the tools its users enabled.
         if let Some(chat) = &w.chat_service {
             chat.add_tool_runner(Arc::new(skein_chat::plugin_tools::PluginTools(

@@ -25,6 +25,7 @@ pub use skein_core::config::{
 use skein_core::secret::{Secret, mask_url};
 pub use skein_file::FileConfig;
 pub use skein_knowledge::KnowledgeConfig;
+pub use skein_plugin::PluginConfig;
 pub use skein_relay::RelayConfig;
 pub use skein_user::sms::SmsConfig;
 pub use skein_user::{MailConfig, OAuthConfig, RegistrationConfig};
@@ -67,6 +68,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Where services this process does not run are, and the token between processes.
     pub services: ServicesConfig,
+    /// Plugins: the local MCP servers admins may register.
+    pub plugin: PluginConfig,
 }
 
 /// Where the services a process does not run are (their internal listeners), and the token
@@ -144,6 +147,7 @@ impl Default for Config {
             knowledge: KnowledgeConfig::default(),
             log: LogConfig::default(),
             services: ServicesConfig::default(),
+            plugin: PluginConfig::default(),
         }
     }
 }
@@ -276,6 +280,7 @@ impl Config {
             self.file.validate(),
             self.knowledge.validate(),
             self.services.validate(),
+            self.plugin.validate(),
         ];
         if let Some(problem) = sections.into_iter().find_map(Result::err) {
             return Err(ConfigError::Invalid(problem));

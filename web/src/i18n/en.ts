@@ -978,6 +978,17 @@ export const en = {
   'refunds.refunded': 'Refunded {amount}',
   'refunds.list': 'Refunds of this order',
   'refunds.check': 'Check',
+  'tools.approvalAsk': 'This tool waits for your approval before it runs.',
+  'tools.approve': 'Approve',
+  'tools.deny': 'Deny',
+  'tools.approvalSent': 'Sent',
+  'tools.approvalFailed': 'The decision could not be sent: {error}',
+  'tools.waiting': 'Waiting',
+  'tools.progress': 'Progress',
+  'tools.price': '{price} per call',
+  'plugins.price': 'Price per call',
+  'plugins.requiresApproval': 'Ask before each call',
+  'plugins.edit': 'Edit',
 } as const;
 
 /** A translation key. */

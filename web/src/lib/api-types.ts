@@ -674,7 +674,12 @@ export interface paths {
         delete: operations["admin_delete_plugin"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change a plugin: its market entry, its price per call (and per tool), whether its calls
+         *     need the user's approval, and its settings schema. Built-ins too (a price for web search
+         *     or code runs).
+         */
+        patch: operations["admin_patch_plugin"];
         trace?: never;
     };
     "/api/v1/admin/plugins/settings": {
@@ -2298,6 +2303,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/chat/messages/{id}/tool-calls/{call_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a tool call that waits for you in an answer being written: it runs, and the
+         *     answer goes on.
+         */
+        post: operations["approve_tool_call"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/messages/{id}/tool-calls/{call_id}/deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deny a tool call that waits for you: it does not run, and the model hears so. */
+        post: operations["deny_tool_call"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/chat/models": {
         parameters: {
             query?: never;
@@ -3790,15 +3832,21 @@ export interface components {
         };
         /** @description How a plugin's calls authenticate. */
         AuthInput: {
-            /** @description `none`, `api_key_header`, `api_key_query` or `bearer`. */
+            /** @description OAuth 2 client credentials: the client id (`secret` is the client secret). */
+            client_id?: string | null;
+            /** @description `none`, `api_key_header`, `api_key_query`, `bearer` or `oauth2_client_credentials`. */
             kind: string;
             /** @description The header or query parameter an API key goes in. */
             name?: string | null;
+            /** @description OAuth 2 client credentials: the scope asked for. */
+            scope?: string | null;
             /**
              * @description The key (sealed at rest, never shown again). Without it, each user supplies their own
              *     `api_key` secret.
              */
             secret?: string | null;
+            /** @description OAuth 2 client credentials: the token endpoint. */
+            token_url?: string | null;
         };
         /** @description An avatar upload: one multipart field `file` with a JPEG, PNG, WebP or GIF image. */
         AvatarUpload: {
@@ -5348,6 +5396,11 @@ export interface components {
             auth?: null | components["schemas"]["AuthInput"];
             /** @description Market category. */
             category?: string | null;
+            /**
+             * @description For `mcp`: a local server the operator allowed (`[[plugin.mcp_commands]]`), by name,
+             *     instead of `server_url` (administrators only).
+             */
+            command?: string | null;
             /** @description What it does. */
             description?: string;
             /** @description Icon name or URL. */
@@ -6515,6 +6568,30 @@ export interface components {
             /** @description Published plugins first, then yours. */
             items: components["schemas"]["PluginView"][];
         };
+        /** @description What an admin changes of a plugin; absent fields stay as they are. */
+        PluginPatchInput: {
+            /** @description Market category. */
+            category?: string | null;
+            /** @description What it does. */
+            description?: string | null;
+            /** @description Icon name or URL. */
+            icon?: string | null;
+            /** @description Display name (1 to 80 characters). */
+            name?: string | null;
+            /**
+             * Format: int64
+             * @description Quota one call of its tools costs (0: free).
+             */
+            price_per_call?: number | null;
+            /** @description Whether each call waits for the user's approval in the chat. */
+            requires_approval?: boolean | null;
+            /** @description JSON Schema of users' settings (an object schema). */
+            settings_schema?: Record<string, never> | null;
+            /** @description Prices of single tools over `price_per_call`, tool name → quota (`{}` clears them). */
+            tool_prices?: {
+                [key: string]: number;
+            } | null;
+        };
         /** @description A plugin as a user sees it. Secrets are never shown: only which are set. */
         PluginView: {
             /** @description Whether it can run now (a built-in needs the admin's setup). */
@@ -6538,8 +6615,15 @@ export interface components {
             kind: string;
             /** @description Name. */
             name: string;
+            /**
+             * Format: int64
+             * @description Quota one call of its tools costs (0: free), unless `tool_prices` names the tool.
+             */
+            price_per_call: number;
             /** @description Secrets you must supply, by name. */
             required_secrets: string[];
+            /** @description Whether each call waits for your approval in the chat before it runs. */
+            requires_approval: boolean;
             /** @description `public` (an admin published it) or `private` (yours). */
             scope: string;
             /** @description Which of your secrets are set (names only). */
@@ -6548,6 +6632,8 @@ export interface components {
             settings: Record<string, never>;
             /** @description JSON Schema of your settings. */
             settings_schema: Record<string, never>;
+            /** @description Prices of single tools, over `price_per_call`. */
+            tool_prices: Record<string, never>;
             /** @description Its tools. */
             tools: components["schemas"]["ToolSummary"][];
             /**
@@ -7657,6 +7743,13 @@ export interface components {
             parameters: Record<string, never>;
             /** @description The plugin that provides it. */
             plugin_id: string;
+            /**
+             * Format: int64
+             * @description Quota one call costs (0: free).
+             */
+            price?: number;
+            /** @description Whether a call waits for the user's approval before it runs. */
+            requires_approval?: boolean;
         };
         /** @description The tools you may use now (in a conversation, with its toggles), as offered to models. */
         ToolList: {
@@ -9814,6 +9907,55 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_patch_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PluginPatchInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14058,6 +14200,66 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    approve_tool_call: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    deny_tool_call: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
             404: {

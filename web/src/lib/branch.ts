@@ -10,6 +10,8 @@ export type StreamEvent =
   | { type: 'replace'; content: string; reasoning: string | null }
   | { type: 'tool_call'; id: string; name: string; arguments: string }
   | { type: 'tool_result'; id: string; name: string; content: string; is_error: boolean; citations: ToolCitation[] }
+  | { type: 'tool_approval'; id: string; name: string; message_id: string; timeout_secs: number }
+  | { type: 'tool_progress'; id: string; name: string; text: string }
   | { type: 'done'; message: ChatMessage }
   | { type: 'error'; code: string; message: string; message_zh?: string; request_id?: string };
 
@@ -44,6 +46,20 @@ export function parseStreamEvent(event: string, data: string): StreamEvent | nul
         is_error: body.is_error === true,
         citations: Array.isArray(body.citations) ? (body.citations as ToolCitation[]) : [],
       };
+    case 'tool_approval':
+      return {
+        type: 'tool_approval',
+        id: String(body.id ?? ''),
+        name: String(body.name ?? ''),
+        message_id: String(body.message_id ?? ''),
+        timeout_secs: Number(body.timeout_secs ?? 0),
+      };
+    case 'tool_progress': {
+      // A stage with a count reads "started (1/2)"; an output line is shown as printed.
+      const text = String(body.text ?? body.stage ?? '');
+      const count = typeof body.progress === 'number' ? ` (${body.progress}${typeof body.total === 'number' ? `/${body.total}` : ''})` : '';
+      return { type: 'tool_progress', id: String(body.id ?? ''), name: String(body.name ?? ''), text: text + count };
+    }
     case 'done':
       return { type: 'done', message: body.message as ChatMessage };
     case 'error':
@@ -169,7 +185,30 @@ export function applyEvent(messages: ChatMessage[], ids: StreamIds, event: Strea
           ...m,
           tool_calls: (m.tool_calls ?? []).map((s) =>
             // Ids repeat across rounds only if a model reuses them: the open call answers.
-            s.id === event.id && s.result === null ? { ...s, result: event.content, is_error: event.is_error, citations: event.citations } : s,
+            s.id === event.id && s.result === null
+              ? { ...s, result: event.content, is_error: event.is_error, citations: event.citations, approval: null }
+              : s,
+          ),
+        })),
+      };
+    case 'tool_approval':
+      return {
+        ids,
+        messages: update((m) => ({
+          ...m,
+          tool_calls: (m.tool_calls ?? []).map((s) =>
+            s.id === event.id && s.result === null ? { ...s, approval: { message_id: event.message_id, timeout_secs: event.timeout_secs } } : s,
+          ),
+        })),
+      };
+    case 'tool_progress':
+      return {
+        ids,
+        messages: update((m) => ({
+          ...m,
+          tool_calls: (m.tool_calls ?? []).map((s) =>
+            // The last 50 reports are kept: the whole output comes with the result.
+            s.id === event.id && s.result === null ? { ...s, progress: [...(s.progress ?? []), event.text].slice(-50) } : s,
           ),
         })),
       };

@@ -157,6 +157,10 @@ export interface ToolStep {
   result: string | null;
   is_error: boolean;
   citations?: ToolCitation[];
+  /** Set while the call waits for the user's approval: the answer's message id, to approve it with. */
+  approval?: { message_id: string; timeout_secs: number } | null;
+  /** What the running call reported so far (output lines, stages), newest last. */
+  progress?: string[];
 }
 
 /** A passage an answer cites: `[label]` in its text. */

@@ -310,6 +310,66 @@ pub async fn regenerate(
     Ok(answer_stream(&conversation_id, started))
 }
 
+/// Approve a tool call that waits for you in an answer being written: it runs, and the
+/// answer goes on.
+#[utoipa::path(post, path = "/chat/messages/{id}/tool-calls/{call_id}/approve", tag = "chat", security(("bearer" = [])),
+    params(("id" = String, Path), ("call_id" = String, Path)),
+    responses((status = 202, body = Object), (status = 404, body = ErrorEnvelope)))]
+pub async fn approve_tool_call(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    Path((id, call_id)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    decide_tool_call(&svc, &user, &id, &call_id, true).await
+}
+
+/// Deny a tool call that waits for you: it does not run, and the model hears so.
+#[utoipa::path(post, path = "/chat/messages/{id}/tool-calls/{call_id}/deny", tag = "chat", security(("bearer" = [])),
+    params(("id" = String, Path), ("call_id" = String, Path)),
+    responses((status = 202, body = Object), (status = 404, body = ErrorEnvelope)))]
+pub async fn deny_tool_call(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    Path((id, call_id)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    decide_tool_call(&svc, &user, &id, &call_id, false).await
+}
+
+/// Hands your decision to the answer writing message `id` (here, or over the bus to the
+/// instance writing it); a call that does not wait (any more) is not found.
+async fn decide_tool_call(
+    svc: &Arc<ChatService>,
+    user: &AuthUser,
+    id: &str,
+    call_id: &str,
+    approve: bool,
+) -> ApiResult<(StatusCode, ApiJson<Value>)> {
+    let message = owned_message(svc, user, id).await?;
+    let decided = match svc.running.by_message(&message.id) {
+        Some(generation) => generation.decide(call_id, approve),
+        None if !call_id.contains('/') && svc.written_elsewhere(&message.id).await? => {
+            let both = format!("{}/{call_id}", message.id);
+            svc.tell(&if approve {
+                crate::live::Control::Approve(both)
+            } else {
+                crate::live::Control::Deny(both)
+            })
+            .await
+        }
+        None => false,
+    };
+    if !decided {
+        return Err(ApiError::not_found(
+            "Tool call waiting for approval",
+            "待批准的工具调用",
+        ));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(json!({ "message_id": message.id, "call_id": call_id, "approved": approve })),
+    ))
+}
+
 /// Stop an answer being written; what was written is kept.
 #[utoipa::path(post, path = "/chat/messages/{id}/stop", tag = "chat", security(("bearer" = [])),
     responses((status = 202, body = Object), (status = 404, body = ErrorEnvelope)))]

@@ -45,6 +45,8 @@ pub(crate) fn routes(service: Arc<ChatService>) -> OpenApiRouter {
         .routes(routes!(switch_branch))
         .routes(routes!(regenerate))
         .routes(routes!(stop))
+        .routes(routes!(approve_tool_call))
+        .routes(routes!(deny_tool_call))
         .routes(routes!(attach))
         .routes(routes!(inspect_context))
         .routes(routes!(export_conversation))

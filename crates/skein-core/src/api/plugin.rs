@@ -22,6 +22,9 @@ pub struct ToolCaller {
     /// Plugins the conversation's assistant binds: on unless the caller switched them off for
     /// the conversation, and only those the caller may use (an assistant grants no rights).
     pub bound_plugin_ids: Vec<String>,
+    /// This call's own key, unique in the deployment (request, round, the model's call id):
+    /// a paid tool is charged at most once per key. Empty when listing tools.
+    pub call_key: String,
 }
 
 /// A tool as offered to a model.
@@ -36,6 +39,12 @@ pub struct ToolDescriptor {
     pub parameters: Value,
     /// The plugin that provides it.
     pub plugin_id: String,
+    /// Whether a call waits for the user's approval before it runs.
+    #[serde(default)]
+    pub requires_approval: bool,
+    /// Quota one call costs (0: free).
+    #[serde(default)]
+    pub price: i64,
 }
 
 /// A source a tool's answer draws on (a search result), shown with the answer.
@@ -104,4 +113,22 @@ pub trait PluginApi: Send + Sync {
         arguments: &str,
         deadline: Duration,
     ) -> ToolOutput;
+
+    /// [`PluginApi::execute`], telling `progress` how the call goes (a stage, a line of
+    /// output); the default reports nothing.
+    async fn execute_reporting(
+        &self,
+        caller: &ToolCaller,
+        name: &str,
+        arguments: &str,
+        deadline: Duration,
+        progress: ToolProgress,
+    ) -> ToolOutput {
+        let _ = progress;
+        self.execute(caller, name, arguments, deadline).await
+    }
 }
+
+/// Where a running tool reports how it goes: a JSON object (`{"stage": ...}` or
+/// `{"text": ...}`), shown to the user while the call runs.
+pub type ToolProgress = std::sync::Arc<dyn Fn(Value) + Send + Sync>;

@@ -283,3 +283,114 @@ pub async fn put_settings(
     svc.save_settings(&settings).await?;
     Ok(ApiJson(settings_view(&svc, &settings).await))
 }
+
+/// What an admin changes of a plugin; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginPatchInput {
+    /// Display name (1 to 80 characters).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What it does.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Icon name or URL.
+    #[serde(default)]
+    pub icon: Option<String>,
+    /// Market category.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// JSON Schema of users' settings (an object schema).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub settings_schema: Option<serde_json::Value>,
+    /// Quota one call of its tools costs (0: free).
+    #[serde(default)]
+    pub price_per_call: Option<i64>,
+    /// Prices of single tools over `price_per_call`, tool name → quota (`{}` clears them).
+    #[serde(default)]
+    pub tool_prices: Option<std::collections::BTreeMap<String, i64>>,
+    /// Whether each call waits for the user's approval in the chat.
+    #[serde(default)]
+    pub requires_approval: Option<bool>,
+}
+
+/// The most quota one tool call may be priced at.
+const MAX_PRICE: i64 = 1_000_000_000_000;
+
+/// Change a plugin: its market entry, its price per call (and per tool), whether its calls
+/// need the user's approval, and its settings schema. Built-ins too (a price for web search
+/// or code runs).
+#[utoipa::path(patch, path = "/admin/plugins/{id}", tag = "admin-plugins", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = PluginPatchInput,
+    responses((status = 200, body = PluginView), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)))]
+pub async fn admin_patch_plugin(
+    State(svc): State<Arc<PluginService>>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<PluginPatchInput>,
+) -> ApiResult<ApiJson<PluginView>> {
+    if store::one(&svc.db, &id).await?.is_none() {
+        return Err(ApiError::not_found("Plugin", "插件"));
+    }
+    let name = match input.name.as_deref().map(str::trim) {
+        Some(name) if name.is_empty() || name.chars().count() > 80 => {
+            return Err(ApiError::invalid_field(
+                "name",
+                "name is 1 to 80 characters.",
+                "name 须为 1 到 80 个字符。",
+            ));
+        }
+        other => other.map(str::to_string),
+    };
+    let price_ok = |p: i64| (0..=MAX_PRICE).contains(&p);
+    if input.price_per_call.is_some_and(|p| !price_ok(p)) {
+        return Err(ApiError::invalid_field(
+            "price_per_call",
+            format!("price_per_call is 0 to {MAX_PRICE}."),
+            format!("price_per_call 须为 0 到 {MAX_PRICE}。"),
+        ));
+    }
+    if let Some(prices) = &input.tool_prices
+        && let Some((tool, _)) = prices.iter().find(|(_, p)| !price_ok(**p))
+    {
+        return Err(ApiError::invalid_field(
+            "tool_prices",
+            format!("The price of {tool} is 0 to {MAX_PRICE}."),
+            format!("{tool} 的价格须为 0 到 {MAX_PRICE}。"),
+        ));
+    }
+    let settings_schema = match &input.settings_schema {
+        Some(schema) => {
+            crate::schema::check_schema(schema).map_err(|e| {
+                ApiError::invalid_field(
+                    "settings_schema",
+                    format!("settings_schema is not usable: {e}."),
+                    format!("settings_schema 无法使用：{e}。"),
+                )
+            })?;
+            Some(schema.to_string())
+        }
+        None => None,
+    };
+    let patch = store::PluginPatch {
+        name,
+        description: input.description.map(|d| d.trim().to_string()),
+        icon: input.icon.map(|i| i.chars().take(500).collect()),
+        category: input.category.map(|c| c.chars().take(40).collect()),
+        settings_schema,
+        price_per_call: input.price_per_call,
+        tool_prices: match &input.tool_prices {
+            Some(prices) => Some(serde_json::to_string(prices).map_err(ApiError::internal)?),
+            None => None,
+        },
+        requires_approval: input.requires_approval,
+    };
+    store::update(&svc.db, &id, &patch, crate::now()).await?;
+    let row = store::one(&svc.db, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Plugin", "插件"))?;
+    let settings = svc.settings().await?;
+    Ok(ApiJson(svc.view(&row, None, &settings, &admin.user_id)))
+}

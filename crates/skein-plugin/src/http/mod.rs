@@ -26,7 +26,7 @@ pub(crate) fn routes(service: Arc<PluginService>) -> OpenApiRouter {
         .routes(routes!(set_conversation_toggle))
         // Admins.
         .routes(routes!(admin_list_plugins, admin_create_plugin))
-        .routes(routes!(admin_delete_plugin))
+        .routes(routes!(admin_delete_plugin, admin_patch_plugin))
         .routes(routes!(get_settings, put_settings))
         .with_state(service)
 }

@@ -65,6 +65,13 @@ pub struct PluginView {
     pub calls: i64,
     /// Your calls.
     pub your_calls: i64,
+    /// Quota one call of its tools costs (0: free), unless `tool_prices` names the tool.
+    pub price_per_call: i64,
+    /// Prices of single tools, over `price_per_call`.
+    #[schema(value_type = Object)]
+    pub tool_prices: Value,
+    /// Whether each call waits for your approval in the chat before it runs.
+    pub requires_approval: bool,
 }
 
 impl PluginService {
@@ -118,6 +125,9 @@ impl PluginService {
             secrets_set,
             calls: row.calls,
             your_calls: mine.map_or(0, |m| m.calls),
+            price_per_call: row.price_per_call,
+            tool_prices: serde_json::from_str(&row.tool_prices).unwrap_or_else(|_| json!({})),
+            requires_approval: row.requires_approval != 0,
         }
     }
 }
@@ -183,7 +193,7 @@ pub async fn get_plugin(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthInput {
-    /// `none`, `api_key_header`, `api_key_query` or `bearer`.
+    /// `none`, `api_key_header`, `api_key_query`, `bearer` or `oauth2_client_credentials`.
     pub kind: String,
     /// The header or query parameter an API key goes in.
     #[serde(default)]
@@ -192,6 +202,15 @@ pub struct AuthInput {
     /// `api_key` secret.
     #[serde(default)]
     pub secret: Option<String>,
+    /// OAuth 2 client credentials: the token endpoint.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// OAuth 2 client credentials: the client id (`secret` is the client secret).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// OAuth 2 client credentials: the scope asked for.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 /// A new OpenAPI or MCP plugin.
@@ -229,6 +248,10 @@ pub struct NewPlugin {
     /// Secrets each user must supply, by name.
     #[serde(default)]
     pub required_secrets: Vec<String>,
+    /// For `mcp`: a local server the operator allowed (`[[plugin.mcp_commands]]`), by name,
+    /// instead of `server_url` (administrators only).
+    #[serde(default)]
+    pub command: Option<String>,
 }
 
 fn field(name: &str, en: String, zh: String) -> ApiError {
@@ -261,18 +284,62 @@ impl PluginService {
             kind: "none".into(),
             name: None,
             secret: None,
+            token_url: None,
+            client_id: None,
+            scope: None,
         });
         if !matches!(
             auth.kind.as_str(),
-            "none" | "api_key_header" | "api_key_query" | "bearer"
+            "none" | "api_key_header" | "api_key_query" | "bearer" | crate::oauth::KIND
         ) {
             return Err(field(
                 "auth.kind",
-                "auth.kind is one of none, api_key_header, api_key_query, bearer.".into(),
-                "auth.kind 须为 none、api_key_header、api_key_query、bearer 之一。".into(),
+                "auth.kind is one of none, api_key_header, api_key_query, bearer, oauth2_client_credentials.".into(),
+                "auth.kind 须为 none、api_key_header、api_key_query、bearer、oauth2_client_credentials 之一。".into(),
             ));
         }
-        let auth_name = auth.name.clone().unwrap_or_default();
+        let mut auth_name = auth.name.clone().unwrap_or_default();
+        if auth.kind == crate::oauth::KIND {
+            // The client is stored in `auth_name` (JSON); its secret is sealed like a key.
+            let token_url = auth
+                .token_url
+                .clone()
+                .filter(|u| {
+                    reqwest::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                })
+                .ok_or_else(|| {
+                    field(
+                        "auth.token_url",
+                        "OAuth client credentials need the token endpoint (an http or https URL)."
+                            .into(),
+                        "OAuth 客户端凭据需要令牌端点（http 或 https URL）。".into(),
+                    )
+                })?;
+            let client_id = auth
+                .client_id
+                .clone()
+                .filter(|c| !c.trim().is_empty() && c.len() <= 512)
+                .ok_or_else(|| {
+                    field(
+                        "auth.client_id",
+                        "OAuth client credentials need the client id.".into(),
+                        "OAuth 客户端凭据需要客户端 ID。".into(),
+                    )
+                })?;
+            if auth.secret.as_deref().is_none_or(str::is_empty) {
+                return Err(field(
+                    "auth.secret",
+                    "OAuth client credentials need the client secret.".into(),
+                    "OAuth 客户端凭据需要客户端密钥。".into(),
+                ));
+            }
+            let client = crate::oauth::Client {
+                token_url,
+                client_id,
+                scope: auth.scope.clone().filter(|s| !s.trim().is_empty()),
+            };
+            auth_name = serde_json::to_string(&client).map_err(ApiError::internal)?;
+        }
         if auth.kind.starts_with("api_key")
             && (auth_name.is_empty()
                 || !auth_name
@@ -325,6 +392,41 @@ impl PluginService {
                     })?;
                 (tools, base)
             }
+            "mcp" if input.command.is_some() => {
+                // A local program: only one the operator allowed, and only for admins.
+                if owner_id.is_some() {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        "Only administrators may register local MCP servers.",
+                        "只有管理员可以注册本地 MCP 服务器。",
+                    ));
+                }
+                let name = input.command.clone().unwrap_or_default();
+                let Some(command) = self.config.command(&name) else {
+                    return Err(field(
+                        "command",
+                        format!(
+                            "No local MCP server is called {name}; the server's configuration lists the allowed ones ([[plugin.mcp_commands]])."
+                        ),
+                        format!(
+                            "没有名为 {name} 的本地 MCP 服务器；允许的服务器在服务器配置中列出（[[plugin.mcp_commands]]）。"
+                        ),
+                    ));
+                };
+                let tools =
+                    crate::mcp_stdio::list_tools(command, std::time::Duration::from_secs(20))
+                        .await
+                        .map_err(|e| {
+                            ApiError::new(
+                                StatusCode::BAD_GATEWAY,
+                                "mcp_unreachable",
+                                format!("The MCP server's tools could not be listed: {e}."),
+                                format!("无法获取 MCP 服务器的工具列表：{e}。"),
+                            )
+                        })?;
+                (tools, format!("{}{name}", crate::mcp_stdio::SCHEME))
+            }
             "mcp" => {
                 let base = input.server_url.clone().ok_or_else(|| {
                     field(
@@ -343,10 +445,11 @@ impl PluginService {
                 ));
             }
         };
+        let local = base_url.starts_with(crate::mcp_stdio::SCHEME) && input.command.is_some();
         let url = reqwest::Url::parse(&base_url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"));
-        if url.is_none() {
+        if url.is_none() && !local {
             return Err(field(
                 "server_url",
                 "The server address must be an http or https URL.".into(),
@@ -363,8 +466,13 @@ impl PluginService {
         };
         // An MCP server's tools are listed now, as the caller would reach it, so a wrong
         // address or key fails here rather than in a chat.
-        let tools = if input.kind == "mcp" {
+        let tools = if input.kind == "mcp" && !local {
             let settings = self.settings().await?;
+            let policy = Self::policy(
+                &settings,
+                owner_id.is_some(),
+                std::time::Duration::from_secs(20),
+            );
             let mut headers = Vec::new();
             if let Some(secret) = auth.secret.as_deref().filter(|s| !s.is_empty()) {
                 match auth.kind.as_str() {
@@ -372,14 +480,26 @@ impl PluginService {
                         headers.push(("authorization".to_string(), format!("Bearer {secret}")))
                     }
                     "api_key_header" => headers.push((auth_name.clone(), secret.to_string())),
+                    crate::oauth::KIND => {
+                        let client: crate::oauth::Client =
+                            serde_json::from_str(&auth_name).map_err(ApiError::internal)?;
+                        let token = self
+                            .tokens
+                            .token(&id, &client, secret, policy)
+                            .await
+                            .map_err(|e| {
+                                ApiError::new(
+                                    StatusCode::BAD_GATEWAY,
+                                    "mcp_unreachable",
+                                    format!("The MCP server could not be signed in to: {e}."),
+                                    format!("无法登录 MCP 服务器：{e}。"),
+                                )
+                            })?;
+                        headers.push(("authorization".to_string(), format!("Bearer {token}")));
+                    }
                     _ => {}
                 }
             }
-            let policy = Self::policy(
-                &settings,
-                owner_id.is_some(),
-                std::time::Duration::from_secs(20),
-            );
             crate::mcp::McpClient::new(&base_url, headers, policy)
                 .list_tools()
                 .await
@@ -422,6 +542,9 @@ impl PluginService {
                 .to_string(),
             required_secrets: json!(input.required_secrets).to_string(),
             calls: 0,
+            price_per_call: 0,
+            tool_prices: "{}".into(),
+            requires_approval: 0,
             created_at: now,
             updated_at: now,
         };
@@ -509,7 +632,18 @@ pub async fn set_preferences(
         .into_iter()
         .find(|e| e.plugin_id == id);
     let settings = match input.settings {
-        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(v @ Value::Object(_)) => {
+            // Checked against the plugin's schema, so its tools read settings they understand.
+            let schema: Value = serde_json::from_str(&row.settings_schema).unwrap_or(Value::Null);
+            crate::schema::validate(&schema, &v).map_err(|e| {
+                field(
+                    "settings",
+                    format!("The settings do not fit the plugin: {e}."),
+                    format!("设置不符合插件的要求：{e}。"),
+                )
+            })?;
+            v.to_string()
+        }
         Some(_) => {
             return Err(field(
                 "settings",
@@ -594,6 +728,7 @@ pub async fn list_tools(
         request_id: String::new(),
         // Chat knows the conversation's assistant; this listing shows the user's own choice.
         bound_plugin_ids: Vec::new(),
+        call_key: String::new(),
     };
     Ok(ApiJson(ToolList {
         items: svc.tools(&caller).await?,

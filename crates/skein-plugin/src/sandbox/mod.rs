@@ -256,12 +256,28 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Where a run's output lines go while it runs (each line once, as it is completed).
+pub type LineSink = std::sync::Arc<dyn Fn(String) + Send + Sync>;
+
+/// Most output lines a run reports while it runs (its whole output still comes at the end).
+const MAX_REPORTED_LINES: usize = 200;
+
+/// Longest line reported while a run runs, characters.
+const MAX_REPORTED_LINE: usize = 500;
+
 /// Reads `reader` to its end, keeping the first `cap` bytes (the rest is read and dropped so
-/// the writer never blocks); whether anything was dropped.
-async fn read_capped<R: AsyncRead + Unpin>(mut reader: R, cap: usize) -> (Vec<u8>, bool) {
+/// the writer never blocks); whether anything was dropped. Lines kept are told to `lines`
+/// as they complete.
+async fn read_capped<R: AsyncRead + Unpin>(
+    mut reader: R,
+    cap: usize,
+    lines: Option<LineSink>,
+) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
     let mut cut = false;
     let mut buf = vec![0u8; 16 * 1024];
+    // Where the next line to report starts in `kept`, and how many were reported.
+    let (mut line_start, mut reported) = (0usize, 0usize);
     loop {
         match reader.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -270,6 +286,16 @@ async fn read_capped<R: AsyncRead + Unpin>(mut reader: R, cap: usize) -> (Vec<u8
                 kept.extend_from_slice(&buf[..n.min(room)]);
                 if n > room {
                     cut = true;
+                }
+                if let Some(sink) = &lines {
+                    while reported < MAX_REPORTED_LINES
+                        && let Some(end) = kept[line_start..].iter().position(|b| *b == b'\n')
+                    {
+                        let line = String::from_utf8_lossy(&kept[line_start..line_start + end]);
+                        sink(line.chars().take(MAX_REPORTED_LINE).collect());
+                        line_start += end + 1;
+                        reported += 1;
+                    }
                 }
             }
         }
@@ -443,6 +469,19 @@ impl Sandbox {
         code: &str,
         inputs: Vec<InputFile>,
         limits: &Limits,
+    ) -> Result<RunOutcome, String> {
+        self.run_reporting(language, code, inputs, limits, None)
+            .await
+    }
+
+    /// [`Sandbox::run`], telling `lines` each line of standard output as it is written.
+    pub async fn run_reporting(
+        &self,
+        language: Language,
+        code: &str,
+        inputs: Vec<InputFile>,
+        limits: &Limits,
+        lines: Option<LineSink>,
     ) -> Result<RunOutcome, String> {
         let _turn = self
             .running
@@ -619,19 +658,19 @@ impl Sandbox {
         let stderr = child.stderr.take();
         let out_task = tokio::spawn(async move {
             match stdout {
-                Some(s) => read_capped(s, cap).await,
+                Some(s) => read_capped(s, cap, lines).await,
                 None => (Vec::new(), false),
             }
         });
         let err_task = tokio::spawn(async move {
             match stderr {
-                Some(s) => read_capped(s, cap).await,
+                Some(s) => read_capped(s, cap, None).await,
                 None => (Vec::new(), false),
             }
         });
         let report_task = tokio::spawn(async move {
             let file = tokio::fs::File::from_std(std::fs::File::from(report_read));
-            read_capped(file, MAX_REPORT_BYTES).await
+            read_capped(file, MAX_REPORT_BYTES, None).await
         });
 
         let hard_limit = Duration::from_secs(limits.wall_secs + GRACE_SECS);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use skein_chat::tools::{ToolCall, ToolResult, ToolRunner, ToolSpec};
+use skein_chat::tools::{Progress, ToolCall, ToolResult, ToolRunner, ToolSpec};
 use skein_chat::turn::Turn;
 use skein_core::ApiResult;
 use skein_testkit::mock_openai::{prompt_tokens, reply_to};
@@ -37,13 +37,14 @@ impl ToolRunner for Weather {
                 description: "Today's weather in a city.".into(),
                 parameters: json!({"type": "object",
                     "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+                requires_approval: false,
             }]
         } else {
             Vec::new()
         })
     }
 
-    async fn run(&self, _turn: &Turn, call: &ToolCall) -> ToolResult {
+    async fn run(&self, _turn: &Turn, call: &ToolCall, _progress: &Progress) -> ToolResult {
         let Ok(arguments) = serde_json::from_str::<Value>(&call.arguments) else {
             return ToolResult::error("The arguments are not JSON.");
         };

@@ -513,3 +513,413 @@ on_both_backends! {
         assert_eq!(image[0]["conversation_id"].as_str(), Some(id.as_str()));
     }
 }
+
+/// Publishes the weather plugin (private addresses allowed) and enables it for the user;
+/// answers its id.
+async fn weather_plugin(app: &TestApp, world: &RelayWorld, fake: SocketAddr) -> String {
+    let r = app
+        .put(
+            "/api/v1/admin/plugins/settings",
+            Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true, "tool_timeout_secs": 5}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/admin/plugins",
+            Some(&world.root.access),
+            json!({"name": "Weather", "kind": "openapi", "openapi": weather_document(fake)}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let plugin = r.json["id"].as_str().unwrap().to_string();
+    enable(app, &world.user, &plugin, json!({})).await;
+    plugin
+}
+
+async fn balance(app: &TestApp, who: &Persona) -> i64 {
+    let r = app.get("/api/v1/billing/quota", Some(&who.access)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json["balance"].as_i64().unwrap()
+}
+
+/// Sends a message and reads its stream as it comes; at the first `tool_approval` event,
+/// `decide` is called with it. Answers every event.
+async fn send_deciding<F, Fut>(
+    app: &TestApp,
+    who: &Persona,
+    conversation: &str,
+    content: &str,
+    decide: F,
+) -> Vec<(String, Value)>
+where
+    F: FnOnce(Value) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut r = app
+        .client
+        .post(app.url(&format!(
+            "/api/v1/chat/conversations/{conversation}/messages"
+        )))
+        .bearer_auth(&who.access)
+        .json(&json!({ "content": content }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut text = String::new();
+    let mut decide = Some(decide);
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if decide.is_some()
+            && let Some((_, approval)) = events(&text)
+                .into_iter()
+                .find(|(e, _)| e == "tool_approval")
+        {
+            (decide.take().unwrap())(approval).await;
+        }
+    }
+    events(&text)
+}
+
+on_both_backends! {
+    async fn paid_tools_are_charged_once_per_call_and_refused_when_the_balance_cannot_pay(backend) {
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let seen: Seen = Arc::default();
+        let fake = fake_weather(seen.clone()).await;
+        let plugin = weather_plugin(&app, &world, fake).await;
+        let path = format!("/api/v1/admin/plugins/{plugin}");
+
+        // Only admins price tools; a price must be a whole quota amount from 0.
+        let r = app.call(Method::PATCH, &path, Some(&world.user.access), Some(json!({"price_per_call": 0}))).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = app.call(Method::PATCH, &path, Some(&world.root.access), Some(json!({"price_per_call": -1}))).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("price_per_call")), "{}", r.text);
+        let r = app.call(Method::PATCH, &path, Some(&world.root.access), Some(json!({"tool_prices": {"huge": -5}}))).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert!(r.text.contains("huge"), "{}", r.text);
+        let r = app.call(Method::PATCH, "/api/v1/admin/plugins/nope", Some(&world.root.access), Some(json!({"price_per_call": 1}))).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = app.call(Method::PATCH, &path, Some(&world.root.access),
+            Some(json!({"price_per_call": 30, "tool_prices": {"hang": 0}}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!((r.json["price_per_call"].as_i64(), r.json["tool_prices"]["hang"].as_i64()), (Some(30), Some(0)), "{}", r.text);
+        let tools = app.get("/api/v1/plugins/tools", Some(&world.user.access)).await;
+        let price = |name: &str| tools.json["items"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["price"].as_i64();
+        assert_eq!((price("get_weather"), price("hang")), (Some(30), Some(0)), "{}", tools.text);
+
+        // One paid call: charged 30 exactly once, shown in usage with the conversation.
+        let start = balance(&app, &world.user).await;
+        let id = conversation(&app, &world.user).await;
+        let result = call_tool(&app, &world, &id, "get_weather", r#"{"city": "Paris"}"#).await;
+        assert_eq!(result["is_error"], false, "{result}");
+        let records = settled_usage(&app, &world.user, 3).await;
+        let tool: Vec<&Value> = records.iter().filter(|r| r["model"] == "tool:get_weather").collect();
+        assert_eq!(tool.len(), 1, "{records:?}");
+        assert_eq!(tool[0]["cost"].as_i64(), Some(30));
+        assert_eq!(tool[0]["conversation_id"].as_str(), Some(id.as_str()));
+        let models: i64 = records.iter().filter(|r| r["model"] == "gpt-test").map(|r| r["cost"].as_i64().unwrap()).sum();
+        assert!(models > 0);
+        assert_eq!(balance(&app, &world.user).await, start - models - 30);
+
+        // A call that fails is not paid for; a free tool (its own price 0) neither.
+        let result = call_tool(&app, &world, &id, "bad_json", "{}").await;
+        assert_eq!(result["is_error"], true, "{result}");
+        let records = settled_usage(&app, &world.user, 5).await;
+        assert_eq!(records.iter().filter(|r| r["model"].as_str().unwrap().starts_with("tool:")).count(), 1, "{records:?}");
+        let models: i64 = records.iter().filter(|r| r["model"] == "gpt-test").map(|r| r["cost"].as_i64().unwrap()).sum();
+        assert_eq!(balance(&app, &world.user).await, start - models - 30);
+
+        // A price the balance cannot pay: refused before the tool runs, nothing charged.
+        let r = app.call(Method::PATCH, &path, Some(&world.root.access), Some(json!({"price_per_call": 5_000_000}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let before = seen.lock().unwrap().len();
+        let result = call_tool(&app, &world, &id, "get_weather", r#"{"city": "Rome"}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("cannot pay"), "{result}");
+        assert_eq!(seen.lock().unwrap().len(), before, "the tool did not run");
+        let records = settled_usage(&app, &world.user, 7).await;
+        assert_eq!(records.iter().filter(|r| r["model"].as_str().unwrap().starts_with("tool:")).count(), 1, "{records:?}");
+        let models: i64 = records.iter().filter(|r| r["model"] == "gpt-test").map(|r| r["cost"].as_i64().unwrap()).sum();
+        assert_eq!(balance(&app, &world.user).await, start - models - 30);
+    }
+
+    async fn a_tool_that_needs_approval_waits_for_the_user(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.chat.title_model = Some(String::new());
+            c.chat.tool_approval_timeout_secs = 4;
+        })
+        .await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let seen: Seen = Arc::default();
+        let fake = fake_weather(seen.clone()).await;
+        let plugin = weather_plugin(&app, &world, fake).await;
+        let r = app.call(Method::PATCH, &format!("/api/v1/admin/plugins/{plugin}"), Some(&world.root.access),
+            Some(json!({"requires_approval": true}))).await;
+        assert_eq!((r.status, r.json["requires_approval"].as_bool()), (StatusCode::OK, Some(true)), "{}", r.text);
+        let eve = app.register("eve").await;
+        let id = conversation(&app, &world.user).await;
+        world.upstream.set_tool_call(Some("get_weather"), Some(r#"{"city": "Paris"}"#));
+
+        // Approved: the stream asked, another user cannot answer for the owner, the owner can.
+        let ev = send_deciding(&app, &world.user, &id, "weather?", |approval| {
+            let (app, user, eve) = (&app, &world.user, &eve);
+            async move {
+                assert_eq!((approval["name"].as_str(), approval["arguments"].as_str()), (Some("get_weather"), Some(r#"{"city": "Paris"}"#)), "{approval}");
+                assert_eq!(approval["timeout_secs"], 4);
+                let message = approval["message_id"].as_str().unwrap();
+                let call = approval["id"].as_str().unwrap();
+                let path = format!("/api/v1/chat/messages/{message}/tool-calls/{call}/approve");
+                assert_eq!(app.post(&path, Some(&eve.access), json!({})).await.status, StatusCode::NOT_FOUND);
+                let r = app.post(&format!("/api/v1/chat/messages/{message}/tool-calls/nope/approve"), Some(&user.access), json!({})).await;
+                assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+                let r = app.post(&path, Some(&user.access), json!({})).await;
+                assert_eq!((r.status, r.json["approved"].as_bool()), (StatusCode::ACCEPTED, Some(true)), "{}", r.text);
+                // Decided once: a second answer finds nothing waiting.
+                assert_eq!(app.post(&path, Some(&user.access), json!({})).await.status, StatusCode::NOT_FOUND);
+            }
+        }).await;
+        assert_eq!(find(&ev, "tool_call")["requires_approval"], true, "{ev:?}");
+        let result = find(&ev, "tool_result");
+        assert_eq!(result["is_error"], false, "{result}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        // Denied: the tool does not run, and the model hears why.
+        let ev = send_deciding(&app, &world.user, &id, "weather again?", |approval| {
+            let (app, user) = (&app, &world.user);
+            async move {
+                let path = format!("/api/v1/chat/messages/{}/tool-calls/{}/deny", approval["message_id"].as_str().unwrap(), approval["id"].as_str().unwrap());
+                let r = app.post(&path, Some(&user.access), json!({})).await;
+                assert_eq!((r.status, r.json["approved"].as_bool()), (StatusCode::ACCEPTED, Some(false)), "{}", r.text);
+            }
+        }).await;
+        let result = find(&ev, "tool_result");
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("denied"), "{result}");
+        assert_eq!(seen.lock().unwrap().len(), 1, "a denied call does not run");
+        let sent = world.upstream.requests();
+        let last = sent.last().unwrap()["messages"].as_array().unwrap().last().unwrap().clone();
+        assert!(last["content"].as_str().unwrap().contains("denied"), "{last}");
+
+        // Nobody answers: after the timeout it does not run either; the answer still ends.
+        let started = std::time::Instant::now();
+        let ev = send(&app, &world.user, &id, "and once more").await;
+        let result = find(&ev, "tool_result");
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("within 4 seconds"), "{result}");
+        assert!(started.elapsed() >= Duration::from_secs(4));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!(find(&ev, "done")["message"]["status"], "done");
+    }
+
+    async fn a_running_mcp_call_streams_its_progress(backend) {
+        use skein_testkit::mock_mcp::MockMcp;
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let mcp = MockMcp::start(None).await;
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access),
+            json!({"name": "Echo", "kind": "mcp", "server_url": mcp.url})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        enable(&app, &world.user, r.json["id"].as_str().unwrap(), json!({})).await;
+        let id = conversation(&app, &world.user).await;
+        world.upstream.set_tool_call(Some("slow"), Some(r#"{"seconds": 1}"#));
+        let ev = send(&app, &world.user, &id, "take your time").await;
+        let names: Vec<&str> = ev.iter().map(|(e, _)| e.as_str()).collect();
+        let progress = names.iter().position(|e| *e == "tool_progress").unwrap_or_else(|| panic!("no progress in {names:?}"));
+        let result = names.iter().position(|e| *e == "tool_result").unwrap();
+        assert!(progress < result, "{names:?}");
+        let report = find(&ev, "tool_progress");
+        assert_eq!((report["name"].as_str(), report["id"].as_str()), (Some("slow"), Some("call_mock1")), "{report}");
+        assert_eq!((report["stage"].as_str(), report["text"].as_str(), report["progress"].as_i64(), report["total"].as_i64()),
+            (Some("progress"), Some("started"), Some(1), Some(2)), "{report}");
+        assert_eq!(find(&ev, "tool_result")["content"], "done");
+    }
+
+    async fn fetch_page_reads_a_page_as_text_behind_the_ssrf_guard(backend) {
+        async fn article() -> impl IntoResponse {
+            ([("content-type", "text/html; charset=utf-8")],
+             "<html><head><title>Edition &amp; guide</title><script>steal()</script></head>\
+              <body><h1>Rust 2024</h1><p>Stabilised in 1.85.</p></body></html>")
+        }
+        async fn moved() -> impl IntoResponse {
+            (StatusCode::FOUND, [("location", "/article")], "")
+        }
+        async fn binary() -> impl IntoResponse {
+            ([("content-type", "image/png")], vec![0x89u8, b'P', b'N', b'G'])
+        }
+        async fn big() -> impl IntoResponse {
+            ([("content-type", "text/plain")], "x".repeat(3 * 1024 * 1024))
+        }
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let tavily = fake_tavily(Seen::default()).await;
+        let site = serve(Router::new().route("/article", get(article)).route("/moved", get(moved))
+            .route("/bin", get(binary)).route("/big", get(big))).await;
+        let settings = |private: bool| json!({"search": {"provider": "tavily", "base_url": format!("http://{tavily}"), "api_key": "k"},
+            "allow_private_addresses": private, "allow_private_addresses_for_user_plugins": private});
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access), settings(false)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        enable(&app, &world.user, "builtin-web-search", json!({})).await;
+        let tools = app.get("/api/v1/plugins/tools", Some(&world.user.access)).await;
+        let names: Vec<&str> = tools.json["items"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["web_search", "fetch_page"]);
+        let id = conversation(&app, &world.user).await;
+
+        // The model's address is untrusted: a private one is refused until allowed for all.
+        let url = format!("http://{site}/moved");
+        let result = call_tool(&app, &world, &id, "fetch_page", &json!({"url": url}).to_string()).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("not allowed"), "{result}");
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access), settings(true)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+        // Redirect followed; HTML reduced to its text, the script dropped; cited.
+        let result = call_tool(&app, &world, &id, "fetch_page", &json!({"url": url}).to_string()).await;
+        assert_eq!(result["is_error"], false, "{result}");
+        assert_eq!(result["content"].as_str().unwrap(),
+            format!("Title: Edition & guide\nURL: http://{site}/article\n\nRust 2024\nStabilised in 1.85."));
+        assert_eq!(result["citations"][0]["url"].as_str(), Some(format!("http://{site}/article").as_str()));
+
+        // Not text, too big, not http, not a URL: clear errors the model hears.
+        let result = call_tool(&app, &world, &id, "fetch_page", &json!({"url": format!("http://{site}/bin")}).to_string()).await;
+        assert!(result["content"].as_str().unwrap().contains("not text (it is image/png)"), "{result}");
+        let result = call_tool(&app, &world, &id, "fetch_page", &json!({"url": format!("http://{site}/big")}).to_string()).await;
+        assert!(result["content"].as_str().unwrap().contains("more than 2097152 bytes"), "{result}");
+        let result = call_tool(&app, &world, &id, "fetch_page", r#"{"url": "file:///etc/passwd"}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(!result["content"].as_str().unwrap().contains("root:"), "{result}");
+        let result = call_tool(&app, &world, &id, "fetch_page", r#"{"url": "nope"}"#).await;
+        assert!(result["content"].as_str().unwrap().contains("not a URL"), "{result}");
+    }
+
+    async fn an_openapi_plugin_signs_in_with_oauth_client_credentials_once_per_token(backend) {
+        /// A token endpoint: client `skein` with secret `s3cret` gets `tok-1` for an hour.
+        async fn token(State(asked): State<Seen>, headers: HeaderMap, body: String) -> axum::response::Response {
+            let form: Value = serde_json::to_value(serde_urlencoded::from_str::<Vec<(String, String)>>(&body).unwrap()).unwrap();
+            asked.lock().unwrap().push(("/token".into(), headers.clone(), form));
+            let basic = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "skein:s3cret"));
+            if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
+                return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client", "error_description": "secret s3cret expected"}))).into_response();
+            }
+            axum::Json(json!({"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600})).into_response()
+        }
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let seen: Seen = Arc::default();
+        let fake = fake_weather(seen.clone()).await;
+        let asked: Seen = Arc::default();
+        let issuer = serve(Router::new().route("/token", post(token)).with_state(asked.clone())).await;
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let new = |secret: &str| json!({"name": "Weather", "kind": "openapi", "openapi": weather_document(fake),
+            "auth": {"kind": "oauth2_client_credentials", "token_url": format!("http://{issuer}/token"),
+                "client_id": "skein", "secret": secret, "scope": "weather.read"}});
+
+        // The client needs its endpoint, id and secret.
+        let mut bad = new("s3cret");
+        bad["auth"]["token_url"] = json!("ftp://x");
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), bad).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("auth.token_url")), "{}", r.text);
+        let mut bad = new("");
+        bad["auth"]["secret"] = Value::Null;
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), bad).await;
+        assert_eq!(r.json["error"]["details"]["field"].as_str(), Some("auth.secret"), "{}", r.text);
+
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), new("s3cret")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        assert!(!r.text.contains("s3cret"));
+        enable(&app, &world.user, r.json["id"].as_str().unwrap(), json!({})).await;
+        let id = conversation(&app, &world.user).await;
+        for city in ["Paris", "Oslo"] {
+            let result = call_tool(&app, &world, &id, "get_weather", &json!({"city": city}).to_string()).await;
+            assert_eq!(result["is_error"], false, "{result}");
+        }
+        // Both calls carried the token; it was asked for once, with the scope.
+        let received = seen.lock().unwrap().clone();
+        assert_eq!(received.len(), 2);
+        assert!(received.iter().all(|r| r.1["authorization"] == "Bearer tok-1"), "{received:?}");
+        let asked_now = asked.lock().unwrap().clone();
+        assert_eq!(asked_now.len(), 1, "the token is kept until it expires");
+        assert_eq!(asked_now[0].2, json!([["grant_type", "client_credentials"], ["scope", "weather.read"]]));
+
+        // A wrong secret: the call fails with the endpoint's error code, the secret unsaid.
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), {
+            let mut p = new("wrong");
+            p["name"] = json!("Weather 2");
+            p
+        }).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let second = r.json["id"].as_str().unwrap().to_string();
+        enable(&app, &world.user, &second, json!({})).await;
+        let r = app.put(&format!("/api/v1/plugins/conversations/{id}/{}", received_plugin(&app, &world).await), Some(&world.user.access), json!({"enabled": false})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let result = call_tool(&app, &world, &id, "get_weather", r#"{"city": "Rome"}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        let content = result["content"].as_str().unwrap();
+        assert!(content.contains("could not sign in") && content.contains("invalid_client"), "{content}");
+        assert!(!content.contains("s3cret") && !content.contains("wrong"), "{content}");
+        assert_eq!(seen.lock().unwrap().len(), 2, "nothing was called without a token");
+    }
+
+    async fn a_local_mcp_server_the_operator_allowed_runs_over_stdio_for_admins_only(backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let script = skein_testkit::mock_mcp::stdio_server(dir.path());
+        let app = TestApp::spawn_with(backend, |c| {
+            c.chat.title_model = Some(String::new());
+            c.plugin.mcp_commands = vec![skein_plugin::config::McpCommand {
+                name: "echo".into(),
+                command: "/usr/bin/python3".into(),
+                args: vec![script.display().to_string()],
+            }];
+        })
+        .await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access), json!({"search": null, "tool_timeout_secs": 3})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+        // Only a command the operator listed, and only for admins.
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), json!({"name": "Shell", "kind": "mcp", "command": "sh"})).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("command")), "{}", r.text);
+        let r = app.post("/api/v1/plugins", Some(&world.user.access), json!({"name": "Mine", "kind": "mcp", "command": "echo"})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), json!({"name": "Local echo", "kind": "mcp", "command": "echo"})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let names: Vec<&str> = r.json["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["echo", "slow"]);
+        enable(&app, &world.user, r.json["id"].as_str().unwrap(), json!({})).await;
+        let id = conversation(&app, &world.user).await;
+
+        // Called over stdio; its progress notification streamed; a line that is not JSON skipped.
+        world.upstream.set_tool_call(Some("echo"), Some(r#"{"text": "你好"}"#));
+        let ev = send(&app, &world.user, &id, "echo this").await;
+        let result = find(&ev, "tool_result");
+        assert_eq!((result["content"].as_str(), result["is_error"].as_bool()), (Some("echo: 你好"), Some(false)), "{result}");
+        assert_eq!(find(&ev, "tool_progress")["text"], "echoing");
+
+        // A call past the deadline: the program is ended, the model hears why.
+        let result = call_tool(&app, &world, &id, "slow", r#"{"seconds": 30}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("3 seconds"), "{result}");
+    }
+}
+
+/// The first published Weather plugin's id.
+async fn received_plugin(app: &TestApp, world: &RelayWorld) -> String {
+    let all = app.get("/api/v1/plugins", Some(&world.user.access)).await;
+    all.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Weather")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

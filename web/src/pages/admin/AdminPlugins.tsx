@@ -236,12 +236,59 @@ function BuiltIns() {
   );
 }
 
+/** The PATCH body of a plugin's price and approval, from the editor's fields. */
+export function pluginPatchBody(price: string, approval: boolean) {
+  return { price_per_call: Math.max(0, Math.trunc(Number(price) || 0)), requires_approval: approval };
+}
+
+/** Edits one plugin's price per call and whether its calls need the user's approval. */
+function PluginEditor({ plugin, onDone }: { plugin: Plugin; onDone: () => void }) {
+  const t = useT();
+  const [price, setPrice] = useState(String(plugin.price_per_call));
+  const [approval, setApproval] = useState(plugin.requires_approval);
+  const [error, setError] = useState<unknown>(null);
+  const save = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await api(`admin/plugins/${encodeURIComponent(plugin.id)}`, { method: 'PATCH', body: pluginPatchBody(price, approval) });
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <Card className="p-4">
+      <form onSubmit={save} className="space-y-3" data-testid="plugin-editor">
+        <h2 className="font-semibold">
+          {t('plugins.edit')} · {plugin.name}
+        </h2>
+        <Field label={t('plugins.price')}>
+          <Input type="number" min={0} step={1} value={price} onChange={(e) => setPrice(e.target.value)} data-testid="plugin-price" />
+        </Field>
+        <label className="flex items-center gap-2 text-sm">
+          <input type="checkbox" checked={approval} onChange={(e) => setApproval(e.target.checked)} data-testid="plugin-approval" />
+          {t('plugins.requiresApproval')}
+        </label>
+        <ErrorText error={error} />
+        <div className="flex gap-2">
+          <Button type="submit">{t('common.save')}</Button>
+          <Button type="button" variant="secondary" onClick={onDone}>
+            {t('common.cancel')}
+          </Button>
+        </div>
+      </form>
+    </Card>
+  );
+}
+
 /** Admin → Plugins: the built-ins' setup, publishing OpenAPI and MCP plugins, every plugin. */
 export function AdminPlugins() {
   const t = useT();
   const queryClient = useQueryClient();
   const all = useQuery({ queryKey: qk.plugins.admin, queryFn: () => api<{ items: Plugin[] }>('admin/plugins') });
   const [error, setError] = useState<unknown>(null);
+  const [editing, setEditing] = useState<Plugin | null>(null);
   const remove = async (p: Plugin) => {
     setError(null);
     try {
@@ -270,16 +317,42 @@ export function AdminPlugins() {
           { header: t('plugins.tools'), cell: (p) => <span className="text-xs">{p.tools.map((x) => x.name).join(', ') || '—'}</span> },
           { header: t('plugins.callsHeader'), cell: (p) => num(p.calls), className: 'text-right' },
           {
+            header: t('plugins.price'),
+            cell: (p) => (
+              <span className="text-xs">
+                {num(p.price_per_call)}
+                {p.requires_approval && <> <Badge tone="primary">{t('tools.approve')}</Badge></>}
+              </span>
+            ),
+            className: 'text-right',
+          },
+          {
             header: t('common.actions'),
-            cell: (p) =>
-              p.kind !== 'builtin' && (
-                <Button size="sm" variant="danger" onClick={() => remove(p)}>
-                  {t('common.delete')}
+            cell: (p) => (
+              <div className="flex gap-1">
+                <Button size="sm" variant="secondary" onClick={() => setEditing(p)} data-testid={`edit-${p.id}`}>
+                  {t('plugins.edit')}
                 </Button>
-              ),
+                {p.kind !== 'builtin' && (
+                  <Button size="sm" variant="danger" onClick={() => remove(p)}>
+                    {t('common.delete')}
+                  </Button>
+                )}
+              </div>
+            ),
           },
         ]}
       />
+      {editing && (
+        <PluginEditor
+          key={editing.id}
+          plugin={editing}
+          onDone={() => {
+            setEditing(null);
+            void queryClient.invalidateQueries({ queryKey: qk.plugins.all });
+          }}
+        />
+      )}
     </div>
   );
 }

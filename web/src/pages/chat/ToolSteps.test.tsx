@@ -1,7 +1,7 @@
 // Tool steps in the thread: live from the stream (a call, then its result) and from stored
 // messages; inputs and outputs behind a collapsible step; only web links are links.
-import { describe, expect, it } from 'vitest';
-import { fireEvent, render, screen } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { applyEvent, parseStreamEvent } from '../../lib/branch';
 import type { ChatMessage, ToolStep } from '../../lib/types';
 import { codeOf, isWebLink, parseCodeResult, prettyArguments, ToolSteps } from './ToolSteps';
@@ -124,4 +124,39 @@ describe('tool steps', () => {
     expect(codeOf('{"code": "1"}')?.language).toBe('python');
     expect(codeOf('nope')).toBeNull();
   });
+
+  it('a call that waits for approval shows Approve and Deny, and posts the decision', async () => {
+    const ids = { user: 'u1', assistant: 'a1' };
+    let state = applyEvent([answer], ids, parseStreamEvent('tool_call', JSON.stringify({ id: 'call_1', name: 'get_weather', arguments: '{}', requires_approval: true }))!);
+    state = applyEvent(state.messages, state.ids, parseStreamEvent('tool_approval', JSON.stringify({ id: 'call_1', name: 'get_weather', arguments: '{}', message_id: 'a1', timeout_secs: 300 }))!);
+    expect(state.messages[0].tool_calls?.[0].approval).toEqual({ message_id: 'a1', timeout_secs: 300 });
+    const posted: string[] = [];
+    vi.stubGlobal('fetch', async (url: string, init: RequestInit) => {
+      posted.push(`${init.method} ${url}`);
+      return new Response(JSON.stringify({ approved: true }), { status: 202 });
+    });
+    render(<ToolSteps steps={state.messages[0].tool_calls!} />);
+    expect(screen.getByTestId('tool-approval')).toBeTruthy();
+    expect(screen.getByText('Waiting')).toBeTruthy();
+    fireEvent.click(screen.getByTestId('tool-approve'));
+    await waitFor(() => expect(posted).toEqual(['POST /api/v1/chat/messages/a1/tool-calls/call_1/approve']));
+    expect((screen.getByTestId('tool-deny') as HTMLButtonElement).disabled).toBe(true);
+    // Its result ends the wait: no prompt any more.
+    state = applyEvent(state.messages, state.ids, parseStreamEvent('tool_result', JSON.stringify({ id: 'call_1', name: 'get_weather', content: 'sunny', is_error: false }))!);
+    expect(state.messages[0].tool_calls?.[0].approval).toBeNull();
+  });
+
+  it('progress reports of a running call are shown in its step', () => {
+    const ids = { user: 'u1', assistant: 'a1' };
+    let state = applyEvent([answer], ids, parseStreamEvent('tool_call', JSON.stringify({ id: 'c', name: 'slow', arguments: '{}' }))!);
+    state = applyEvent(state.messages, state.ids, parseStreamEvent('tool_progress', JSON.stringify({ id: 'c', name: 'slow', stage: 'progress', text: 'started', progress: 1, total: 2 }))!);
+    state = applyEvent(state.messages, state.ids, parseStreamEvent('tool_progress', JSON.stringify({ id: 'c', name: 'slow', stage: 'output', text: 'line 2' }))!);
+    expect(state.messages[0].tool_calls?.[0].progress).toEqual(['started (1/2)', 'line 2']);
+    render(<ToolSteps steps={state.messages[0].tool_calls!} />);
+    expect(screen.getByTestId('tool-progress').textContent).toBe('started (1/2)\nline 2');
+  });
+});
+
+afterEach(() => {
+  vi.unstubAllGlobals();
 });

@@ -189,6 +189,54 @@ function Citations({ citations, alt }: { citations: ToolCitation[]; alt?: string
   );
 }
 
+/** Approve / Deny for a call that waits for the user; the stream goes on once decided. */
+function ApprovalPrompt({ step }: { step: ToolStep }) {
+  const t = useT();
+  const [sent, setSent] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  if (!step.approval) return null;
+  const decide = async (verdict: 'approve' | 'deny') => {
+    setError(null);
+    setSent(true);
+    try {
+      await api(
+        `chat/messages/${encodeURIComponent(step.approval?.message_id ?? '')}/tool-calls/${encodeURIComponent(step.id)}/${verdict}`,
+        { method: 'POST', body: {} },
+      );
+    } catch (e) {
+      setSent(false);
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  };
+  return (
+    <div className="space-y-2 rounded-md border border-primary/40 bg-primary/5 px-3 py-2 text-sm" data-testid="tool-approval">
+      <div className="text-fg">{t('tools.approvalAsk')}</div>
+      <div className="flex flex-wrap gap-2">
+        <button
+          type="button"
+          disabled={sent}
+          onClick={() => void decide('approve')}
+          className="min-h-9 rounded-md bg-primary px-3 text-primary-fg disabled:opacity-50"
+          data-testid="tool-approve"
+        >
+          {t('tools.approve')}
+        </button>
+        <button
+          type="button"
+          disabled={sent}
+          onClick={() => void decide('deny')}
+          className="min-h-9 rounded-md border border-border px-3 text-fg disabled:opacity-50"
+          data-testid="tool-deny"
+        >
+          {t('tools.deny')}
+        </button>
+        {sent && <span className="self-center text-xs text-muted-fg">{t('tools.approvalSent')}</span>}
+      </div>
+      {error && <div className="text-xs text-danger">{t('tools.approvalFailed', { error })}</div>}
+    </div>
+  );
+}
+
 /** Friendly names of the built-in tools; others show as named. */
 function toolLabel(name: string, t: ReturnType<typeof useT>): string {
   if (name === 'web_search') return t('tools.webSearch');
@@ -217,7 +265,7 @@ export function ToolSteps({ steps }: { steps: ToolStep[] }) {
               <summary className="flex cursor-pointer items-center gap-2 px-3 py-1.5 text-muted-fg">
                 <span aria-hidden className={`h-2 w-2 shrink-0 rounded-full ${running ? 'animate-pulse bg-primary' : s.is_error ? 'bg-danger' : 'bg-ok'}`} />
                 <span className="min-w-0 flex-1 truncate font-medium text-fg">{toolLabel(s.name, t)}</span>
-                {running ? <Badge>{t('tools.running')}</Badge> : s.is_error ? <Badge tone="danger">{t('tools.failed')}</Badge> : <Badge tone="ok">{t('tools.done')}</Badge>}
+                {running && s.approval ? <Badge>{t('tools.waiting')}</Badge> : running ? <Badge>{t('tools.running')}</Badge> : s.is_error ? <Badge tone="danger">{t('tools.failed')}</Badge> : <Badge tone="ok">{t('tools.done')}</Badge>}
               </summary>
               <div className="space-y-2 border-t border-border px-3 py-2">
                 <div>
@@ -226,6 +274,14 @@ export function ToolSteps({ steps }: { steps: ToolStep[] }) {
                     {program ? program.code : prettyArguments(s.arguments)}
                   </pre>
                 </div>
+                {running && (s.progress?.length ?? 0) > 0 && (
+                  <div>
+                    <div className="text-xs font-medium text-muted-fg">{t('tools.progress')}</div>
+                    <pre className="max-h-48 overflow-auto whitespace-pre-wrap break-words rounded bg-muted p-2 text-xs" data-testid="tool-progress">
+                      {(s.progress ?? []).join('\n')}
+                    </pre>
+                  </div>
+                )}
                 {!running && code && <CodeOutput result={code} />}
                 {!running && !code && (
                   <div>
@@ -236,6 +292,7 @@ export function ToolSteps({ steps }: { steps: ToolStep[] }) {
                 {!running && !code && (s.citations?.length ?? 0) > images.length && <Citations citations={(s.citations ?? []).filter((c) => !c.reference?.file_id)} />}
               </div>
             </details>
+            {running && <ApprovalPrompt step={s} />}
             {/* A drawn image is the answer's content: shown outside the collapsed step. */}
             {images.length > 0 && <Citations citations={images} alt={code ? t('tools.codeImage') : undefined} />}
           </div>

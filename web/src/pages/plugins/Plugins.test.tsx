@@ -24,6 +24,9 @@ const plugin = (over: Partial<Plugin>): Plugin => ({
   secrets_set: [],
   calls: 0,
   your_calls: 0,
+  price_per_call: 0,
+  tool_prices: {},
+  requires_approval: false,
   ...over,
 });
 

@@ -144,6 +144,8 @@ function PluginCard({ plugin, onConfigure }: { plugin: Plugin; onConfigure: () =
             {t('common.delete')}
           </Button>
         )}
+        {plugin.price_per_call > 0 && <Badge>{t('tools.price', { price: num(plugin.price_per_call) })}</Badge>}
+        {plugin.requires_approval && <Badge tone="primary">{t('plugins.requiresApproval')}</Badge>}
         <span className="ml-auto text-xs text-muted-fg">{t('plugins.calls', { n: num(plugin.your_calls), total: num(plugin.calls) })}</span>
       </div>
     </Card>
