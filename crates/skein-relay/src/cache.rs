@@ -184,7 +184,8 @@ pub fn usage_of(body: &Value) -> (i64, i64, i64) {
 
 /// Every group's stored policy.
 pub async fn all(db: &Db) -> DbResult<std::collections::HashMap<String, (CachePolicy, i64)>> {
-    let rows: Vec<(String, bool, i64, bool, i64, i64)> = sqlx::query_as(
+    // Flags are stored as 0/1: the database layer decodes no booleans on SQLite.
+    let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT group_name, enabled, ttl_secs, share_across_users, price_percent, updated_at FROM relay_cache_policies",
     )
     .fetch_all(db.pool())
@@ -213,9 +214,9 @@ pub async fn set(db: &Db, group: &str, p: &CachePolicy, now: i64) -> DbResult<()
          share_across_users = $4, price_percent = $5, updated_at = $6",
     )
     .bind(group)
-    .bind(p.enabled)
+    .bind(i64::from(p.enabled))
     .bind(p.ttl_secs)
-    .bind(p.share_across_users)
+    .bind(i64::from(p.share_across_users))
     .bind(p.price_percent)
     .bind(now)
     .execute(db.pool())
