@@ -195,9 +195,9 @@ pub async fn all(db: &Db) -> DbResult<std::collections::HashMap<String, (CachePo
         .map(
             |(group, enabled, ttl_secs, share_across_users, price_percent, at)| {
                 let policy = CachePolicy {
-                    enabled,
+                    enabled: enabled != 0,
                     ttl_secs,
-                    share_across_users,
+                    share_across_users: share_across_users != 0,
                     price_percent,
                 };
                 (group, (policy, at))
