@@ -120,7 +120,7 @@ pub struct RelayService {
     /// Kept answers of the groups that cache.
     response_cache: cache::ResponseCache,
     /// The same with names and currencies, for the metrics endpoint.
-    balance_view: RwLock<Arc<Vec<(String, String, f64, String, bool)>>>,
+    balance_view: RwLock<Arc<Vec<BalanceRow>>>,
     /// Settles and stream readers still running after their response; shutdown waits for them.
     tasks: tokio_util::task::TaskTracker,
     /// The reload and the probe of disabled channels.
@@ -149,6 +149,9 @@ pub struct RelayService {
     /// Finished requests waiting to be written to the request log.
     request_log: journal::RequestLog,
 }
+
+/// A channel's known balance for the metrics endpoint: id, name, amount, currency, low.
+pub type BalanceRow = (String, String, f64, String, bool);
 
 /// The bus topic of relay changes.
 const BUS_TOPIC: &str = "relay";
@@ -587,7 +590,7 @@ impl RelayService {
                 ))
             })
             .collect();
-        let balance_view: Vec<(String, String, f64, String, bool)> = known
+        let balance_view: Vec<BalanceRow> = known
             .iter()
             .filter_map(|r| {
                 let amount = r.balance?;
@@ -758,7 +761,7 @@ impl RelayService {
 
     /// Every enabled channel's known balance as (id, name, amount, currency, low), for the
     /// metrics endpoint.
-    pub fn channel_balances(&self) -> Vec<(String, String, f64, String, bool)> {
+    pub fn channel_balances(&self) -> Vec<BalanceRow> {
         self.balance_view
             .read()
             .map(|b| b.as_ref().clone())

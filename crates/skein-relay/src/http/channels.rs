@@ -646,7 +646,7 @@ async fn load(svc: &RelayService, id: &str) -> ApiResult<channels::ChannelRow> {
 pub(crate) fn threshold(raw: Option<f64>) -> ApiResult<Option<f64>> {
     match raw {
         None => Ok(None),
-        Some(t) if t == 0.0 => Ok(None),
+        Some(0.0) => Ok(None),
         Some(t) if t.is_finite() && t > 0.0 && t <= 1e9 => Ok(Some(t)),
         Some(_) => Err(ApiError::invalid_field(
             "low_balance_threshold",
