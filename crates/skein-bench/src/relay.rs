@@ -36,6 +36,21 @@ struct Args {
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench/relay.json")]
     out: std::path::PathBuf,
+    /// The default group's routing strategy during the runs (`priority`, `latency`, `errors`,
+    /// `cost`, `balance`), so the learning strategies' cost is measured too.
+    #[arg(long, default_value = "priority")]
+    strategy: String,
+    /// After the fixed-rate runs, raise the rate through Skein step by step (by this many
+    /// req/s, from `--rate`) until p99 passes `--p99-limit-ms`, errors pass 1 % or the rate is
+    /// not reached (0 to skip).
+    #[arg(long, default_value_t = 0)]
+    saturate_step: u32,
+    /// Seconds per saturation step.
+    #[arg(long, default_value_t = 5)]
+    saturate_secs: u64,
+    /// The p99 (ms) that ends the saturation search.
+    #[arg(long, default_value_t = 50.0)]
+    p99_limit_ms: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -119,6 +134,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_string();
 
+    let r = client
+        .put(format!("{base}/api/v1/admin/routing/default"))
+        .bearer_auth(&root_access)
+        .json(&json!({"strategy": args.strategy}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "setting the routing strategy failed"
+    );
     let body = json!({"model": "bench-model", "messages": [{"role": "user", "content": "hello relay benchmark"}], "max_tokens": 16});
     let stream_body = json!({"model": "bench-model", "messages": [{"role": "user", "content": "hello relay benchmark"}], "max_tokens": 16, "stream": true});
     let make = |url: String, token: String, body: Value| -> Arc<MakeRequest> {
@@ -175,6 +200,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await;
     let rss = rss_kib(server.child.id())? as f64 / 1024.0;
+
+    // Saturation: rising rates through Skein until the p99, the errors or the rate itself
+    // break; the last step that held is the sustainable rate on this machine.
+    let mut steps = Vec::new();
+    let mut sustained = None;
+    if args.saturate_step > 0 {
+        let mut rate = args.rate;
+        loop {
+            let r = fixed_rate(
+                &client,
+                make(relay_url.clone(), key.clone(), body.clone()),
+                rate,
+                Duration::from_secs(args.saturate_secs),
+            )
+            .await;
+            let sent = f64::from(rate) * args.saturate_secs as f64;
+            let held = r.p99 <= args.p99_limit_ms
+                && (r.errors as f64) <= sent * 0.01
+                && r.achieved >= f64::from(rate) * 0.95;
+            println!(
+                "saturation {rate:>6} req/s: achieved {:>6.0}  p50 {:.3} ms  p99 {:.3} ms  errors {}  {}",
+                r.achieved,
+                r.p50,
+                r.p99,
+                r.errors,
+                if held { "held" } else { "broke" }
+            );
+            steps.push(json!({"rate": rate, "achieved": r.achieved, "p50_ms": r.p50, "p99_ms": r.p99, "errors": r.errors, "held": held}));
+            if !held || rate >= 100_000 {
+                break;
+            }
+            sustained = Some(rate);
+            rate += args.saturate_step;
+        }
+    }
 
     // Memory with many streams open at once: the mock pauses between pieces, so each stream
     // stays open for about ten seconds while they are all in flight.
@@ -258,6 +318,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(idle) = idle_rss {
         println!("after {} s idle: Skein RSS {idle:.1} MiB", args.idle_secs);
     }
+    if let Some(rate) = sustained {
+        println!(
+            "saturation: {rate} req/s held (p99 ≤ {} ms, errors ≤ 1 %), routing strategy {}",
+            args.p99_limit_ms, args.strategy
+        );
+    }
     let row = |r: &FixedRate| json!({"achieved": r.achieved, "p50_ms": r.p50, "p90_ms": r.p90, "p99_ms": r.p99, "max_ms": r.max, "errors": r.errors});
     let results = json!({
         "benchmark": "relay",
@@ -277,6 +343,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "idle_secs": args.idle_secs,
         "idle_rss_mib": idle_rss,
         "idle_report": idle_report,
+        "strategy": args.strategy,
+        "saturation_steps": steps,
+        "saturation_sustained_rate": sustained,
+        "saturation_p99_limit_ms": args.p99_limit_ms,
     });
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;

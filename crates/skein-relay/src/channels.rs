@@ -63,6 +63,16 @@ pub struct ChannelRow {
     pub status: String,
     /// Why it is not enabled.
     pub status_reason: Option<String>,
+    /// What the channel costs upstream relative to the model's price list, per-mille.
+    pub cost_ratio_permille: i64,
+    /// The upstream balance the vendor last reported.
+    pub balance: Option<f64>,
+    /// Its currency.
+    pub balance_currency: Option<String>,
+    /// When it was read, ms.
+    pub balance_at: Option<i64>,
+    /// Under this balance the channel is tried last and shown as low.
+    pub low_balance_threshold: Option<f64>,
     /// Last test, ms.
     pub last_test_at: Option<i64>,
     /// Last test latency.
@@ -76,7 +86,7 @@ pub struct ChannelRow {
 }
 
 const CHANNEL_COLUMNS: &str = "id, kind, name, base_url, secrets, key_count, models, model_mapping, groups_list, priority, \
-     weight, timeout_secs, header_names, param_overrides, status, status_reason, last_test_at, last_test_latency_ms, last_test_result, created_at, updated_at";
+     weight, timeout_secs, header_names, param_overrides, cost_ratio_permille, balance, balance_currency, balance_at, low_balance_threshold, status, status_reason, last_test_at, last_test_latency_ms, last_test_result, created_at, updated_at";
 
 /// A channel as admins see it: never a key or header value.
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,6 +122,22 @@ pub struct Channel {
     /// client's).
     #[schema(value_type = Object)]
     pub param_overrides: serde_json::Map<String, serde_json::Value>,
+    /// What the channel costs upstream relative to the model's price list, per-mille (1000 =
+    /// list price); the `cost` routing strategy prefers the lowest.
+    pub cost_ratio_permille: i64,
+    /// This instance's measurements of the channel (absent before its first request here).
+    pub health: Option<crate::routing::ChannelHealth>,
+    /// The upstream balance the vendor last reported (vendors with a balance endpoint:
+    /// `deepseek`, `moonshot`, `siliconflow`).
+    pub balance: Option<f64>,
+    /// Its currency (`CNY`, `USD`).
+    pub balance_currency: Option<String>,
+    /// RFC 3339 of when it was read.
+    pub balance_at: Option<String>,
+    /// Under this balance the channel is tried last, whatever the routing strategy.
+    pub low_balance_threshold: Option<f64>,
+    /// Whether the balance is under the threshold.
+    pub balance_low: bool,
     /// `enabled`, `disabled` or `auto_disabled`.
     pub status: String,
     /// Why it is not enabled.
@@ -162,6 +188,15 @@ impl From<ChannelRow> for Channel {
             priority: r.priority,
             weight: r.weight,
             timeout_secs: r.timeout_secs,
+            cost_ratio_permille: r.cost_ratio_permille,
+            health: None,
+            balance_low: r
+                .balance
+                .is_some_and(|b| crate::balance::is_low(b, r.low_balance_threshold)),
+            balance: r.balance,
+            balance_currency: r.balance_currency,
+            balance_at: r.balance_at.map(ms_to_rfc3339),
+            low_balance_threshold: r.low_balance_threshold,
             status,
             status_reason,
             circuit: "closed",
@@ -202,6 +237,10 @@ pub struct ChannelSettings {
     pub timeout_secs: i64,
     /// Fields merged into the upstream body.
     pub param_overrides: serde_json::Map<String, serde_json::Value>,
+    /// Upstream cost relative to the price list, per-mille.
+    pub cost_ratio_permille: i64,
+    /// The low-balance threshold (`None`: no alert).
+    pub low_balance_threshold: Option<f64>,
     /// `enabled` or `disabled`.
     pub status: String,
 }
@@ -271,12 +310,12 @@ pub async fn save(
     let header_names: Vec<&String> = s.secrets.headers.keys().collect();
     let sql = if insert {
         "INSERT INTO channels (id, kind, name, base_url, secrets, key_count, models, model_mapping, groups_list, priority, \
-         weight, timeout_secs, header_names, status, created_at, updated_at, param_overrides) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)"
+         weight, timeout_secs, header_names, status, created_at, updated_at, param_overrides, cost_ratio_permille, low_balance_threshold) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18)"
     } else {
         "UPDATE channels SET kind = $2, name = $3, base_url = $4, secrets = $5, key_count = $6, models = $7, \
          model_mapping = $8, groups_list = $9, priority = $10, weight = $11, timeout_secs = $12, header_names = $13, \
-         status = $14, status_reason = NULL, updated_at = $15, param_overrides = $16 WHERE id = $1"
+         status = $14, status_reason = NULL, updated_at = $15, param_overrides = $16, cost_ratio_permille = $17, low_balance_threshold = $18 WHERE id = $1"
     };
     sqlx::query(sql)
         .bind(id)
@@ -295,6 +334,8 @@ pub async fn save(
         .bind(&s.status)
         .bind(now)
         .bind(json(&s.param_overrides))
+        .bind(s.cost_ratio_permille)
+        .bind(s.low_balance_threshold)
         .execute(db.pool())
         .await
         .map_err(skein_db::DbError::from)?;
@@ -393,6 +434,8 @@ pub struct LiveChannel {
     pub timeout_secs: i64,
     /// Fields merged into the upstream body (`None` when there are none).
     pub param_overrides: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Upstream cost relative to the price list, per-mille.
+    pub cost_ratio_permille: i64,
     next_key: std::sync::atomic::AtomicUsize,
 }
 
@@ -449,6 +492,8 @@ struct Route {
     channels: Vec<std::sync::Arc<LiveChannel>>,
     /// Current weights of smooth weighted round-robin (nginx's algorithm), one per channel.
     current: Mutex<Vec<i64>>,
+    /// Requests routed so far (which ones explore, under a measured strategy).
+    served: std::sync::atomic::AtomicU64,
 }
 
 impl ChannelTable {
@@ -499,6 +544,7 @@ impl ChannelTable {
                     &row.param_overrides,
                 ))
                 .filter(|o| !o.is_empty()),
+                cost_ratio_permille: row.cost_ratio_permille,
                 next_key: Default::default(),
             });
             let models: Vec<String> = json_or(&row.models);
@@ -516,10 +562,14 @@ impl ChannelTable {
         for ((group, model), mut channels) in routes {
             channels.sort_by_key(|c| std::cmp::Reverse(c.priority));
             let current = Mutex::new(vec![0; channels.len()]);
-            by_group
-                .entry(group)
-                .or_default()
-                .insert(model, Route { channels, current });
+            by_group.entry(group).or_default().insert(
+                model,
+                Route {
+                    channels,
+                    current,
+                    served: Default::default(),
+                },
+            );
         }
         ChannelTable { routes: by_group }
     }
@@ -539,9 +589,21 @@ impl ChannelTable {
     /// a level, smooth weighted round-robin picks the first (so over any short window each
     /// channel gets its share, without clustering) and the rest follow as fallbacks.
     pub fn candidates(&self, group: &str, model: &str) -> Vec<std::sync::Arc<LiveChannel>> {
+        self.numbered(group, model).0
+    }
+
+    /// [`ChannelTable::candidates`], with the request's number on its route (from 0).
+    pub fn numbered(&self, group: &str, model: &str) -> (Vec<std::sync::Arc<LiveChannel>>, u64) {
         let Some(route) = self.routes.get(group).and_then(|m| m.get(model)) else {
-            return Vec::new();
+            return (Vec::new(), 0);
         };
+        let n = route
+            .served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (Self::ordered(route), n)
+    }
+
+    fn ordered(route: &Route) -> Vec<std::sync::Arc<LiveChannel>> {
         let mut order: Vec<usize> = Vec::with_capacity(route.channels.len());
         let Ok(mut current) = route.current.lock() else {
             return route.channels.clone();
@@ -575,10 +637,11 @@ impl ChannelTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn row(id: &str, priority: i64, weight: i64, vault: &Vault) -> ChannelRow {
+    /// A stored channel for unit tests.
+    pub(crate) fn row(id: &str, priority: i64, weight: i64, vault: &Vault) -> ChannelRow {
         let secrets = ChannelSecrets {
             keys: vec![format!("key-{id}")],
             headers: BTreeMap::new(),
@@ -598,6 +661,11 @@ mod tests {
             timeout_secs: 60,
             header_names: "[]".into(),
             param_overrides: "{}".into(),
+            cost_ratio_permille: 1000,
+            balance: None,
+            balance_currency: None,
+            balance_at: None,
+            low_balance_threshold: None,
             status: "enabled".into(),
             status_reason: None,
             last_test_at: None,

@@ -9,9 +9,12 @@
 //! [`vault::Vault`] and never leave the process. The hot path reads channels, prices and group
 //! multipliers from memory, never from the database.
 
+pub mod balance;
 pub mod breaker;
+pub mod cache;
 pub mod channels;
 pub mod config;
+pub mod declared;
 pub mod estimate;
 pub mod groups;
 mod http;
@@ -26,6 +29,7 @@ pub mod pricing;
 pub mod proxy;
 pub mod remote;
 pub mod renew;
+pub mod routing;
 mod service;
 pub mod upstream;
 pub mod vault;
@@ -105,6 +109,18 @@ pub struct RelayService {
     allow_unpriced: bool,
     /// Circuit breakers by channel id.
     breakers: breaker::Breakers,
+    /// What this instance measured of each channel (latency, errors), for routing.
+    routing_stats: routing::Stats,
+    /// Routing policies by group, swapped whole on every change.
+    policies: RwLock<Arc<HashMap<String, routing::Policy>>>,
+    /// Remaining upstream balances by channel id, where the vendor reports one.
+    balances: RwLock<Arc<HashMap<String, balance::Known>>>,
+    /// Cache policies by group, swapped whole on every change.
+    cache_policies: RwLock<Arc<HashMap<String, cache::CachePolicy>>>,
+    /// Kept answers of the groups that cache.
+    response_cache: cache::ResponseCache,
+    /// The same with names and currencies, for the metrics endpoint.
+    balance_view: RwLock<Arc<Vec<BalanceRow>>>,
     /// Settles and stream readers still running after their response; shutdown waits for them.
     tasks: tokio_util::task::TaskTracker,
     /// The reload and the probe of disabled channels.
@@ -133,6 +149,9 @@ pub struct RelayService {
     /// Finished requests waiting to be written to the request log.
     request_log: journal::RequestLog,
 }
+
+/// A channel's known balance for the metrics endpoint: id, name, amount, currency, low.
+pub type BalanceRow = (String, String, f64, String, bool);
 
 /// The bus topic of relay changes.
 const BUS_TOPIC: &str = "relay";
@@ -264,6 +283,12 @@ impl RelayService {
             policy,
             table: RwLock::new(Arc::new(channels::ChannelTable::default())),
             breakers: breaker::Breakers::default(),
+            routing_stats: routing::Stats::default(),
+            policies: RwLock::new(Arc::new(HashMap::new())),
+            balances: RwLock::new(Arc::new(HashMap::new())),
+            balance_view: RwLock::new(Arc::new(Vec::new())),
+            cache_policies: RwLock::new(Arc::new(HashMap::new())),
+            response_cache: cache::ResponseCache::default(),
             tasks: tokio_util::task::TaskTracker::new(),
             background: BackgroundTasks::new(),
             prices: RwLock::new(Arc::new(HashMap::new())),
@@ -315,6 +340,15 @@ impl RelayService {
                     Err(error) => tracing::warn!(%error, "could not prune the request log"),
                 }
             },
+        );
+        service.background.every(
+            "relay.balances",
+            balance::REFRESH_EVERY,
+            // Stored balances load with the channels; the first read waits a period, so a
+            // command-line run of the service calls no vendor.
+            FirstRun::AfterPeriod,
+            &service,
+            |service| async move { service.refresh_balances().await },
         );
         service.background.every(
             "relay.probe",
@@ -538,6 +572,43 @@ impl RelayService {
             );
         }
         let table = Arc::new(channels::ChannelTable::build(&rows, &self.vault));
+        // Balances as last stored (by any instance), for enabled channels only.
+        let known: Vec<&channels::ChannelRow> = rows
+            .iter()
+            .filter(|r| r.status == "enabled" && r.balance.is_some())
+            .collect();
+        let balances: HashMap<String, balance::Known> = known
+            .iter()
+            .filter_map(|r| {
+                let amount = r.balance?;
+                Some((
+                    r.id.clone(),
+                    balance::Known {
+                        amount,
+                        low: balance::is_low(amount, r.low_balance_threshold),
+                    },
+                ))
+            })
+            .collect();
+        let balance_view: Vec<BalanceRow> = known
+            .iter()
+            .filter_map(|r| {
+                let amount = r.balance?;
+                Some((
+                    r.id.clone(),
+                    r.name.clone(),
+                    amount,
+                    r.balance_currency.clone().unwrap_or_default(),
+                    balance::is_low(amount, r.low_balance_threshold),
+                ))
+            })
+            .collect();
+        if let Ok(mut slot) = self.balances.write() {
+            *slot = Arc::new(balances);
+        }
+        if let Ok(mut slot) = self.balance_view.write() {
+            *slot = Arc::new(balance_view);
+        }
         let prices = Arc::new(pricing::map(&self.db).await?);
         let multipliers = Arc::new(
             pricing::group_multipliers(&self.db)
@@ -560,6 +631,26 @@ impl RelayService {
         ));
         if let Ok(mut slot) = self.model_routes.write() {
             *slot = routes;
+        }
+        let policies = Arc::new(
+            routing::all(&self.db)
+                .await?
+                .into_iter()
+                .map(|(group, (policy, _))| (group, policy))
+                .collect(),
+        );
+        if let Ok(mut slot) = self.policies.write() {
+            *slot = policies;
+        }
+        let caching = Arc::new(
+            cache::all(&self.db)
+                .await?
+                .into_iter()
+                .map(|(group, (policy, _))| (group, policy))
+                .collect(),
+        );
+        if let Ok(mut slot) = self.cache_policies.write() {
+            *slot = caching;
         }
         Ok(())
     }
@@ -643,6 +734,113 @@ impl RelayService {
     /// The routing table now.
     pub fn table(&self) -> Arc<channels::ChannelTable> {
         self.table.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// A group's routing policy now (priority when none was set).
+    pub fn policy(&self, group: &str) -> routing::Policy {
+        self.policies
+            .read()
+            .ok()
+            .and_then(|p| p.get(group).copied())
+            .unwrap_or_default()
+    }
+
+    /// A group's response-cache policy now (off when none was set).
+    pub fn cache_policy(&self, group: &str) -> cache::CachePolicy {
+        self.cache_policies
+            .read()
+            .ok()
+            .and_then(|p| p.get(group).copied())
+            .unwrap_or_default()
+    }
+
+    /// The remaining upstream balances now, by channel id.
+    pub fn balances(&self) -> Arc<HashMap<String, balance::Known>> {
+        self.balances.read().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// Every enabled channel's known balance as (id, name, amount, currency, low), for the
+    /// metrics endpoint.
+    pub fn channel_balances(&self) -> Vec<BalanceRow> {
+        self.balance_view
+            .read()
+            .map(|b| b.as_ref().clone())
+            .unwrap_or_default()
+    }
+
+    /// Stores a balance just read for `row` and routes by it at once; a balance that just
+    /// went under the channel's threshold is logged as an alert.
+    pub async fn balance_read(
+        &self,
+        row: &channels::ChannelRow,
+        reported: &balance::Reported,
+    ) -> Result<(), ApiError> {
+        balance::record(&self.db, &row.id, reported, skein_core::ids::now_ms()).await?;
+        let low = balance::is_low(reported.amount, row.low_balance_threshold);
+        let was_low = row
+            .balance
+            .is_some_and(|b| balance::is_low(b, row.low_balance_threshold));
+        if low && !was_low {
+            tracing::warn!(channel = %row.id, name = %row.name, amount = reported.amount, currency = %reported.currency,
+                threshold = ?row.low_balance_threshold, "upstream balance is low: the channel is tried last until it is topped up");
+        }
+        if let Ok(mut slot) = self.balances.write() {
+            let mut next = slot.as_ref().clone();
+            next.insert(
+                row.id.clone(),
+                balance::Known {
+                    amount: reported.amount,
+                    low,
+                },
+            );
+            *slot = Arc::new(next);
+        }
+        if let Ok(mut slot) = self.balance_view.write() {
+            let mut next = slot.as_ref().clone();
+            next.retain(|(id, ..)| *id != row.id);
+            next.push((
+                row.id.clone(),
+                row.name.clone(),
+                reported.amount,
+                reported.currency.clone(),
+                low,
+            ));
+            *slot = Arc::new(next);
+        }
+        Ok(())
+    }
+
+    /// Reads the balance of every enabled channel whose vendor reports one.
+    pub async fn refresh_balances(&self) {
+        let Ok(rows) = channels::all(&self.db).await else {
+            return;
+        };
+        let table = self.table();
+        for channel in table.channels() {
+            if balance::path(channel.kind).is_none() {
+                continue;
+            }
+            let Some(row) = rows.iter().find(|r| r.id == channel.id) else {
+                continue;
+            };
+            match balance::fetch(&self.http, &channel).await {
+                Ok(Some(reported)) => {
+                    if let Err(error) = self.balance_read(row, &reported).await {
+                        tracing::warn!(channel = %channel.id, %error, "could not store a balance");
+                    }
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::warn!(channel = %channel.id, %reason, "could not read the upstream balance");
+                }
+            }
+        }
+    }
+
+    /// This instance's measurements of a channel, for the admin view.
+    pub fn channel_health(&self, channel_id: &str) -> Option<routing::ChannelHealth> {
+        self.routing_stats
+            .health(channel_id, std::time::Instant::now())
     }
 
     /// The model aliases and fallbacks now.
@@ -745,6 +943,8 @@ impl skein_core::runtime::Gauges for RelayService {
             ("relay.group_cache", self.group_cache.entry_count()),
             ("relay.renewals", count(self.renewals.len())),
             ("relay.breakers", count(self.breakers.len())),
+            // At most cache::MAX_BYTES of answers.
+            ("relay.response_cache", self.response_cache.len()),
             ("relay.tasks", count(self.tasks.len())),
             // At most journal::MAX_BUFFERED rows wait for the next write.
             (

@@ -63,6 +63,13 @@ pub(crate) static FALLBACKS: Counter = Counter::new(
     &["from", "to"],
 );
 
+/// Response-cache lookups that found a kept answer or stored a new one.
+pub(crate) static CACHE: Counter = Counter::new(
+    "skein_relay_response_cache_total",
+    "Cacheable chat completions by result: hit (answered from the response cache) or miss (answered upstream and kept).",
+    &["result"],
+);
+
 /// Records one settled request.
 pub(crate) fn settled(
     model: &str,

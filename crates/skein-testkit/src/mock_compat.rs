@@ -65,6 +65,11 @@ pub trait Dialect: Send + Sync + 'static {
     const TOOL_STREAM: ToolStream = ToolStream::Pieces;
     /// Whether it has a model list.
     const MODELS: bool = true;
+    /// The vendor's documented balance endpoint (its path under [`Dialect::PREFIX`]) and
+    /// its answer for an account holding `amount` (in the account's currency), if it has one.
+    fn balance(_amount: f64) -> Option<(&'static str, Value)> {
+        None
+    }
     /// The status and body of an account without balance.
     fn no_credit() -> (u16, Value);
     /// The status and body of a content-review refusal.
@@ -141,6 +146,18 @@ dialect!(
 impl Dialect for DeepSeek {
     const VENDOR: &'static str = "DeepSeek";
     const PREFIX: &'static str = "";
+    /// `GET /user/balance` (DeepSeek API docs, "Get User Balance"): amounts as strings, one
+    /// entry per currency; granted (free) plus topped-up make the total.
+    fn balance(amount: f64) -> Option<(&'static str, Value)> {
+        Some((
+            "/user/balance",
+            json!({"is_available": amount > 0.0, "balance_infos": [{
+                "currency": "CNY",
+                "total_balance": format!("{amount:.2}"),
+                "granted_balance": "0.00",
+                "topped_up_balance": format!("{amount:.2}")}]}),
+        ))
+    }
     fn no_credit() -> (u16, Value) {
         (
             402,
@@ -203,6 +220,15 @@ impl Dialect for Zhipu {
 impl Dialect for Moonshot {
     const VENDOR: &'static str = "Moonshot";
     const PREFIX: &'static str = "/v1";
+    /// `GET /v1/users/me/balance` (Moonshot docs, "查询余额"): numbers in CNY, the available
+    /// balance being cash plus vouchers.
+    fn balance(amount: f64) -> Option<(&'static str, Value)> {
+        Some((
+            "/users/me/balance",
+            json!({"code": 0, "data": {"available_balance": amount, "voucher_balance": 0.0,
+                "cash_balance": amount}, "scode": "0x0", "status": true}),
+        ))
+    }
     const STREAM_USAGE: StreamUsage = StreamUsage::InChoice;
     const CACHED_AT_TOP: bool = true;
     fn no_credit() -> (u16, Value) {
@@ -230,6 +256,17 @@ impl Dialect for Moonshot {
 impl Dialect for SiliconFlow {
     const VENDOR: &'static str = "SiliconFlow";
     const PREFIX: &'static str = "/v1";
+    /// `GET /v1/user/info` (SiliconFlow docs, "获取用户账户信息"): amounts as strings in CNY;
+    /// `totalBalance` is the gift `balance` plus the topped-up `chargeBalance`.
+    fn balance(amount: f64) -> Option<(&'static str, Value)> {
+        Some((
+            "/user/info",
+            json!({"code": 20000, "message": "OK", "status": true, "data": {
+                "id": "mock-user", "name": "mock", "image": "", "email": "", "isAdmin": false,
+                "balance": "0.00", "status": "normal", "introduction": "", "role": "",
+                "chargeBalance": format!("{amount:.2}"), "totalBalance": format!("{amount:.2}")}}),
+        ))
+    }
     fn no_credit() -> (u16, Value) {
         (
             403,
@@ -356,7 +393,10 @@ impl<D: Dialect> WireFormat for Compat<D> {
 
     fn routes() -> Router<Shared> {
         let chat = format!("{}/chat/completions", D::PREFIX);
-        let router = Router::new().route(&chat, post(chat_handler::<D>));
+        let mut router = Router::new().route(&chat, post(chat_handler::<D>));
+        if let Some((path, _)) = D::balance(0.0) {
+            router = router.route(&format!("{}{path}", D::PREFIX), get(balance::<D>));
+        }
         if D::MODELS {
             router.route(&format!("{}/models", D::PREFIX), get(models::<D>))
         } else {
@@ -384,6 +424,16 @@ fn unauthorized() -> Response {
         401,
         json!({"error": {"message": "Authentication Fails (no such user)", "type": "authentication_error", "param": null, "code": "invalid_api_key"}}),
     )
+}
+
+async fn balance<D: Dialect>(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if !shared.authorized(&headers, "authorization", "Bearer ") {
+        return unauthorized();
+    }
+    match D::balance(shared.script().balance) {
+        Some((_, body)) => axum::Json(body).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn models<D: Dialect>(State(shared): State<Shared>, headers: HeaderMap) -> Response {

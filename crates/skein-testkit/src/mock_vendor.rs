@@ -105,6 +105,10 @@ pub struct Script {
     /// Call the tool with these arguments (JSON text) instead of `{"city": <question>}`
     /// (OpenAI).
     pub tool_arguments: Option<String>,
+    /// Wait this long before every answer that has no fault queued (a slow upstream).
+    pub delay: Duration,
+    /// The account's balance, where the vendor reports one (in its currency).
+    pub balance: f64,
 }
 
 impl Default for Script {
@@ -121,6 +125,8 @@ impl Default for Script {
             tool_rounds: 1,
             tool_name: None,
             tool_arguments: None,
+            delay: Duration::ZERO,
+            balance: 110.0,
         }
     }
 }
@@ -187,8 +193,13 @@ impl Shared {
                 body,
             });
         }
+        let delay = state.script.delay;
+        let fault = state
+            .faults
+            .pop_front()
+            .or_else(|| (!delay.is_zero()).then_some(Fault::Delay(delay)));
         Admission {
-            fault: state.faults.pop_front(),
+            fault,
             script: state.script.clone(),
         }
     }
@@ -358,6 +369,18 @@ impl<W> MockVendor<W> {
         let mut state = self.shared.lock();
         state.record = false;
         state.requests.clear();
+    }
+
+    /// Waits this long before every answer from now on (a slow upstream; a queued fault
+    /// replaces the wait for its request).
+    pub fn set_delay(&self, delay: Duration) {
+        self.script(|s| s.delay = delay);
+    }
+
+    /// Reports `amount` as the account's balance from now on (vendors with a balance
+    /// endpoint; 110 by default).
+    pub fn set_balance(&self, amount: f64) {
+        self.script(|s| s.balance = amount);
     }
 
     /// Pauses this long between the pieces of every stream from now on.

@@ -76,6 +76,33 @@ enum Command {
     /// Billing maintenance.
     #[command(subcommand)]
     Billing(BillingCommand),
+    /// Relay channels as code: export them to a TOML file, apply a file back.
+    #[command(subcommand)]
+    Channels(ChannelsCommand),
+}
+
+#[derive(Subcommand)]
+enum ChannelsCommand {
+    /// Write channels, prices, model routes and routing strategies as TOML. Upstream keys are
+    /// never written: each channel names the environment variables that hold them.
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Apply a TOML file: channels matched by name are created or updated, prices, routes and
+    /// strategies set. Prints the plan; applying the same file again changes nothing. Keys are
+    /// read from the environment variables the file names.
+    Apply {
+        /// The file (as `skein channels export` writes it).
+        file: PathBuf,
+        /// Print the plan and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove channels, prices and routes the file leaves out (default: kept).
+        #[arg(long)]
+        prune: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -242,6 +269,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 anyhow::bail!("{} problem(s) found", drift.len())
             }
         }
+        Command::Channels(command) => channels(config, command).await,
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.to_masked_toml());
             if config
@@ -345,6 +373,58 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
             println!("password of {login} replaced; {revoked} session(s) signed out");
             if generated {
                 println!("password: {password}");
+            }
+            Ok(())
+        }
+    };
+    skein.db.close().await;
+    outcome
+}
+
+async fn channels(config: Config, command: ChannelsCommand) -> anyhow::Result<()> {
+    let skein = skein::build(config, &ServiceSet::all()).await?;
+    let relay = skein
+        .relay
+        .clone()
+        .context("this build has no Relay service")?;
+    let message =
+        |e: skein_core::ApiError| anyhow::anyhow!("{}", e.message(skein_core::i18n::Lang::En));
+    let outcome = match command {
+        ChannelsCommand::Export { output } => {
+            let declared = skein_relay::declared::export(&relay)
+                .await
+                .map_err(message)?;
+            let text = skein_relay::declared::to_toml(&declared).map_err(message)?;
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display())),
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+            }
+        }
+        ChannelsCommand::Apply {
+            file,
+            dry_run,
+            prune,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let declared = skein_relay::declared::from_toml(&text).map_err(message)?;
+            let env = |name: &str| std::env::var(name).ok();
+            let plan = skein_relay::declared::apply(&relay, &declared, &env, dry_run, prune)
+                .await
+                .map_err(message)?;
+            let lines = plan.lines();
+            for line in &lines {
+                println!("{line}");
+            }
+            let changed = plan.changes.iter().filter(|c| c.action != "keep").count();
+            if dry_run {
+                println!("dry run: {changed} change(s) planned, nothing written");
+            } else {
+                println!("{changed} change(s) applied");
             }
             Ok(())
         }

@@ -58,6 +58,7 @@ async fn scrape(State(sources): State<Arc<Sources>>) -> impl IntoResponse {
     redis(&mut out, sources.limiter.as_ref()).await;
     if let Some(relay) = &sources.relay {
         circuits(&mut out, relay);
+        balances(&mut out, relay);
     }
     skein_core::metrics::registry().render(&mut out);
     (
@@ -215,6 +216,38 @@ fn circuits(out: &mut Text, relay: &skein_relay::RelayService) {
             "skein_relay_channel_circuit_state",
             &[("channel", id.as_str()), ("name", name.as_str())],
             value,
+        );
+    }
+}
+
+fn balances(out: &mut Text, relay: &skein_relay::RelayService) {
+    let known = relay.channel_balances();
+    out.family(
+        "skein_relay_channel_balance",
+        "Upstream balance of each enabled channel whose vendor reports one, as last read, in the currency labelled.",
+        "gauge",
+    );
+    for (id, name, amount, currency, _) in &known {
+        out.sample(
+            "skein_relay_channel_balance",
+            &[
+                ("channel", id.as_str()),
+                ("name", name.as_str()),
+                ("currency", currency.as_str()),
+            ],
+            *amount,
+        );
+    }
+    out.family(
+        "skein_relay_channel_balance_low",
+        "1 when a channel's upstream balance is under its low_balance_threshold (it is tried last), else 0.",
+        "gauge",
+    );
+    for (id, name, _, _, low) in &known {
+        out.sample(
+            "skein_relay_channel_balance_low",
+            &[("channel", id.as_str()), ("name", name.as_str())],
+            if *low { 1.0 } else { 0.0 },
         );
     }
 }

@@ -486,6 +486,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/cache": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every group's response-cache settings (admin). */
+        get: operations["list_cache"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/cache/{group}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a group's response cache (admin): whole chat completions with `temperature: 0` or a
+         *     `seed` are answered from the cache for `ttl_secs`, per user unless `share_across_users`,
+         *     billed at `price_percent` of their price (0: free). Turning it off or changing it drops
+         *     every kept answer.
+         */
+        put: operations["set_cache"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/channels/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply a channels document (admin): channels matched by name are created or updated
+         *     field by field, prices, routes and routing strategies set; what already matches is left
+         *     alone, so applying twice changes nothing the second time. Answers the plan.
+         */
+        post: operations["apply_channels"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/channels/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The relay's channels, prices, model routes and routing strategies as a TOML document
+         *     (admin). Keys and header values are never in it: each channel names the environment
+         *     variables (`keys_env`, `headers_env`) that hold them where the file is applied.
+         */
+        get: operations["export_channels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/groups": {
         parameters: {
             query?: never;
@@ -901,6 +982,44 @@ export interface paths {
          *     `relay.request_log_prune_every_secs` with `relay.request_log_retention_days`.
          */
         post: operations["prune_requests"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/routing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every configured group's routing strategy (admin). */
+        get: operations["list_routing"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/routing/{group}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set how a group's requests choose among a model's channels (admin). Strategies other
+         *     than `priority` order every channel of a model by their score; channels that tie keep
+         *     the priority and weight order; open circuit breakers still keep a channel out.
+         */
+        put: operations["set_routing"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2005,6 +2124,27 @@ export interface paths {
          *     has extra headers (422 `headers_required`): they may carry credentials as well.
          */
         patch: operations["update_channel"];
+        trace?: never;
+    };
+    "/api/v1/channels/{id}/balance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Read the channel's upstream balance from its vendor now and store it (admin); vendors
+         *     with a balance endpoint: `deepseek`, `moonshot`, `siliconflow` (others: 422
+         *     `no_balance_endpoint`). Balances are also read every 15 minutes.
+         */
+        post: operations["refresh_balance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/channels/{id}/models": {
@@ -3793,6 +3933,18 @@ export interface components {
              */
             tpm_limit?: number | null;
         };
+        /** @description A channels document to apply. */
+        ApplyChannels: {
+            /**
+             * @description The TOML document (as `GET /admin/channels/export` writes it). Environment variables
+             *     it names are read from the server's environment.
+             */
+            document: string;
+            /** @description Only answer the plan; write nothing (default false). */
+            dry_run?: boolean;
+            /** @description Remove channels, prices and routes the document leaves out (default false: kept). */
+            prune?: boolean;
+        };
         /** @description One action an administrator took, as the audit log keeps it. */
         AuditEntry: {
             /** @description The method and route, e.g. `PATCH /api/v1/channels/{id}`. */
@@ -3945,6 +4097,36 @@ export interface components {
             /** @description `epay`, `stripe`, `alipay` or `wechat`. */
             provider: string;
         };
+        /** @description A group's cache settings. */
+        CachePolicy: {
+            /** @description Whether the group's deterministic chat completions are cached. */
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description What a hit costs, as a percentage of what the answer cost (0: free, 100: full price).
+             */
+            price_percent: number;
+            /**
+             * @description Whether users of the group share answers (an identical request by another user of the
+             *     group is a hit); off by default, so answers stay with their user.
+             */
+            share_across_users: boolean;
+            /**
+             * Format: int64
+             * @description How long an answer is kept, seconds (1–86,400).
+             */
+            ttl_secs: number;
+        };
+        /** @description The response cache: each group's settings and how many answers are kept (admin). */
+        CacheView: {
+            /**
+             * Format: int64
+             * @description Answers kept now, all groups together, on this instance.
+             */
+            entries: number;
+            /** @description Each configured group's settings. */
+            groups: components["schemas"]["GroupCache"][];
+        };
         /** @description What the provider appended to the callback URL. */
         CallbackRequest: {
             /** @description The authorization code. */
@@ -3968,6 +4150,17 @@ export interface components {
              */
             sort?: number;
         };
+        /** @description One change the plan makes. */
+        Change: {
+            /** @description `create`, `update`, `delete` or `keep` (not in the file, left as it is). */
+            action: string;
+            /** @description The fields that differ (for an update), never a secret's value. */
+            fields: string[];
+            /** @description `channel`, `price`, `route` or `routing`. */
+            kind: string;
+            /** @description The channel name, model or group. */
+            name: string;
+        };
         /** @description A new address for the signed-in account. */
         ChangeEmailRequest: {
             /** @description The account's password. */
@@ -3977,6 +4170,18 @@ export interface components {
         };
         /** @description A channel as admins see it: never a key or header value. */
         Channel: {
+            /**
+             * Format: double
+             * @description The upstream balance the vendor last reported (vendors with a balance endpoint:
+             *     `deepseek`, `moonshot`, `siliconflow`).
+             */
+            balance?: number | null;
+            /** @description RFC 3339 of when it was read. */
+            balance_at?: string | null;
+            /** @description Its currency (`CNY`, `USD`). */
+            balance_currency?: string | null;
+            /** @description Whether the balance is under the threshold. */
+            balance_low: boolean;
             /** @description Upstream base URL. */
             base_url: string;
             /**
@@ -3986,12 +4191,19 @@ export interface components {
             circuit: string;
             /** @description RFC 3339 of when the breaker opened or went half-open (absent when closed). */
             circuit_since?: string | null;
+            /**
+             * Format: int64
+             * @description What the channel costs upstream relative to the model's price list, per-mille (1000 =
+             *     list price); the `cost` routing strategy prefers the lowest.
+             */
+            cost_ratio_permille: number;
             /** @description RFC 3339. */
             created_at: string;
             /** @description Groups that may use it. */
             groups: string[];
             /** @description Names of the extra headers sent upstream (values are secret). */
             header_names: string[];
+            health?: null | components["schemas"]["ChannelHealth"];
             /** @description Id. */
             id: string;
             /**
@@ -4015,6 +4227,11 @@ export interface components {
             last_test_latency_ms?: number | null;
             /** @description Outcome of the last test. */
             last_test_result?: string | null;
+            /**
+             * Format: double
+             * @description Under this balance the channel is tried last, whatever the routing strategy.
+             */
+            low_balance_threshold?: number | null;
             /** @description Client model name → upstream model name. */
             model_mapping: {
                 [key: string]: string;
@@ -4059,6 +4276,26 @@ export interface components {
         ChannelDayStat: components["schemas"]["ChannelNumbers"] & {
             /** @description `YYYY-MM-DD`, UTC. */
             day: string;
+        };
+        /** @description A channel's measurements for the admin view. */
+        ChannelHealth: {
+            /**
+             * Format: double
+             * @description Average error rate (0–1) over recent attempts on this instance.
+             */
+            error_rate: number;
+            /**
+             * Format: double
+             * @description Average latency to the answer's first byte (ms), over recent requests on this instance.
+             */
+            latency_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Attempts measured since this instance started.
+             */
+            samples: number;
+            /** @description Whether the measurements are too old to route by (the channel is tried again). */
+            stale: boolean;
         };
         /**
          * @description The upstream wire format a channel speaks, stored and sent as its lower-case name.
@@ -4441,6 +4678,13 @@ export interface components {
         CreateChannel: {
             /** @description Base URL; defaults to the vendor's. */
             base_url?: string | null;
+            /**
+             * Format: int64
+             * @description What the channel costs upstream relative to the model's price list, per-mille (1000,
+             *     the default, is list price; 700 a 30 % discount), 1–100,000. The `cost` routing
+             *     strategy prefers the lowest.
+             */
+            cost_ratio_permille?: number | null;
             /** @description Groups that may use it (default `["default"]`). */
             groups?: string[] | null;
             /** @description Extra headers sent upstream (stored sealed). */
@@ -4449,6 +4693,12 @@ export interface components {
             };
             /** @description Upstream API keys (round-robin). */
             keys: string[];
+            /**
+             * Format: double
+             * @description Under this upstream balance (in the vendor's currency) the channel is tried last and
+             *     shown as low; 0 or absent: never.
+             */
+            low_balance_threshold?: number | null;
             /** @description Client model name → upstream model name. */
             model_mapping?: {
                 [key: string]: string;
@@ -4936,6 +5186,13 @@ export interface components {
             /** @description The account's email. */
             email: string;
         };
+        /** @description A group's response-cache settings, as admins see them. */
+        GroupCache: components["schemas"]["CachePolicy"] & {
+            /** @description The group, as named in `relay.groups`. */
+            group: string;
+            /** @description RFC 3339; `None` for a group never set. */
+            updated_at?: string | null;
+        };
         /** @description One channel group's price multiplier. */
         GroupMultiplier: {
             /** @description The group, as named in `relay.groups`. */
@@ -4946,6 +5203,21 @@ export interface components {
              */
             multiplier_permille: number;
             /** @description RFC 3339; `None` for a group that has never been set (it bills at ×1.0). */
+            updated_at?: string | null;
+        };
+        /** @description A group's routing, as admins see it. */
+        GroupRouting: {
+            /**
+             * Format: int64
+             * @description The percentage of a route's requests that try another channel first (measured
+             *     strategies only), so a channel that recovered is measured again.
+             */
+            explore_percent: number;
+            /** @description The group, as named in `relay.groups`. */
+            group: string;
+            /** @description How its requests choose among a model's channels. */
+            strategy: components["schemas"]["Strategy"];
+            /** @description RFC 3339; `None` for a group never set (it routes by priority). */
             updated_at?: string | null;
         };
         /** @description One hit with what each stage said of it. */
@@ -6530,6 +6802,13 @@ export interface components {
              */
             resend_after: number;
         };
+        /** @description What applying did (or, in a dry run, would do). */
+        Plan: {
+            /** @description The changes, in the order they apply. */
+            changes: components["schemas"]["Change"][];
+            /** @description Whether nothing was written. */
+            dry_run: boolean;
+        };
         /** @description A plan as the API shows it. */
         PlanView: {
             /** @description Offered to users (an inactive plan keeps its subscribers until they end). */
@@ -7131,15 +7410,28 @@ export interface components {
              * @description Its priority then.
              */
             priority: number;
+            /**
+             * Format: double
+             * @description Its score under the group's routing strategy (lower is better; absent under
+             *     `priority`).
+             */
+            score?: number | null;
         };
         /** @description The routing decisions of one request. */
         Routing: {
             /** @description The channels to try, best first. */
             candidates: components["schemas"]["RoutedChannel"][];
+            /**
+             * @description Whether this request explored: another channel than the best went first, so its
+             *     measurements stay fresh.
+             */
+            explored?: boolean;
             /** @description The channel group the caller routes through. */
             group: string;
             /** @description The channels left out. */
             skipped: components["schemas"]["SkippedChannel"][];
+            /** @description The group's routing strategy (`priority` for requests logged before strategies). */
+            strategy?: components["schemas"]["Strategy"];
         };
         /** @description What the process holds now. */
         RuntimeReport: {
@@ -7292,6 +7584,20 @@ export interface components {
              * @description Per-mille: 1000 = ×1.0, 800 = ×0.8; 0 to 100,000.
              */
             multiplier_permille: number;
+        };
+        /** @description A group's new routing. */
+        SetRouting: {
+            /**
+             * Format: int64
+             * @description 0–50 (default 5): the percentage of requests that explore another channel.
+             */
+            explore_percent?: number | null;
+            /**
+             * @description `priority` (highest priority, weighted round-robin inside it), `latency` (lowest
+             *     measured latency to the first byte), `errors` (lowest measured error rate), `cost`
+             *     (lowest `cost_ratio_permille`) or `balance` (most remaining upstream balance).
+             */
+            strategy: components["schemas"]["Strategy"];
         };
         /** @description The built-ins' setup as set. */
         SettingsInput: {
@@ -7619,6 +7925,11 @@ export interface components {
              */
             unique_users: number;
         };
+        /**
+         * @description How a group's requests choose among a model's channels.
+         * @enum {string}
+         */
+        Strategy: "priority" | "latency" | "errors" | "cost" | "balance";
         /** @description What a subscription run did. */
         SubscriptionRun: {
             /** @description Users granted a period's quota now. */
@@ -7837,6 +8148,11 @@ export interface components {
         UpdateChannel: {
             /** @description Base URL (changing it, or `type`, needs `keys` too). */
             base_url?: string | null;
+            /**
+             * Format: int64
+             * @description Upstream cost relative to the price list, per-mille.
+             */
+            cost_ratio_permille?: number | null;
             /** @description Groups. */
             groups?: string[] | null;
             /** @description Extra headers (replace the old ones). */
@@ -7845,6 +8161,11 @@ export interface components {
             } | null;
             /** @description New keys (replace the old ones). */
             keys?: string[] | null;
+            /**
+             * Format: double
+             * @description Low-balance threshold (0 turns it off).
+             */
+            low_balance_threshold?: number | null;
             /** @description Mapping. */
             model_mapping?: {
                 [key: string]: string;
@@ -9354,6 +9675,149 @@ export interface operations {
             };
         };
     };
+    list_cache: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CacheView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_cache: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A group from relay.groups */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CachePolicy"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupCache"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    apply_channels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApplyChannels"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    export_channels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/toml": string;
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_groups: {
         parameters: {
             query?: never;
@@ -10589,6 +11053,83 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_routing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupRouting"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    set_routing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A group from relay.groups */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetRouting"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupRouting"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13435,6 +13976,60 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    refresh_balance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Channel id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

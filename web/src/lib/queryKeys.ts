@@ -97,6 +97,7 @@ export const qk = {
   unpriced: ['pricing', 'unpriced'] as const,
   defaultPrices: ['pricing', 'defaults'] as const,
   modelRoutes: ['pricing', 'routes'] as const,
+  routing: ['channels', 'routing'] as const,
   codes: {
     all: ['codes'] as const,
     page: (batch: string, page: number) => ['codes', batch, page] as const,

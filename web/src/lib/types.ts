@@ -28,6 +28,9 @@ export type UserGroups = Schemas['UserGroups'];
 /** An upstream channel. */
 export type Channel = Schemas['Channel'];
 
+/** A key group's routing strategy and exploration share. */
+export type GroupRouting = Schemas['GroupRouting'];
+
 /** A model's prices (quota units per million tokens, and per call). */
 export type ModelPrice = Schemas['ModelPrice'];
 

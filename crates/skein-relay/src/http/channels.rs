@@ -64,6 +64,13 @@ pub struct CreateChannel {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub param_overrides: serde_json::Map<String, serde_json::Value>,
+    /// What the channel costs upstream relative to the model's price list, per-mille (1000,
+    /// the default, is list price; 700 a 30 % discount), 1–100,000. The `cost` routing
+    /// strategy prefers the lowest.
+    pub cost_ratio_permille: Option<i64>,
+    /// Under this upstream balance (in the vendor's currency) the channel is tried last and
+    /// shown as low; 0 or absent: never.
+    pub low_balance_threshold: Option<f64>,
     /// `enabled` (default) or `disabled`.
     pub status: Option<String>,
 }
@@ -99,6 +106,10 @@ pub struct UpdateChannel {
     /// Parameter overrides (replace the old ones; `{}` clears).
     #[schema(value_type = Option<Object>)]
     pub param_overrides: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Upstream cost relative to the price list, per-mille.
+    pub cost_ratio_permille: Option<i64>,
+    /// Low-balance threshold (0 turns it off).
+    pub low_balance_threshold: Option<f64>,
     /// `enabled` or `disabled`.
     pub status: Option<String>,
 }
@@ -154,6 +165,13 @@ pub async fn create_channel(
         weight: bounded("weight", req.weight.unwrap_or(1), 1, 1000)?,
         timeout_secs: bounded("timeout_secs", req.timeout_secs.unwrap_or(120), 1, 3600)?,
         param_overrides: overrides(req.param_overrides)?,
+        cost_ratio_permille: bounded(
+            "cost_ratio_permille",
+            req.cost_ratio_permille.unwrap_or(1000),
+            1,
+            100_000,
+        )?,
+        low_balance_threshold: threshold(req.low_balance_threshold)?,
         status: status(req.status.as_deref().unwrap_or("enabled"))?,
     };
     let id = new_id();
@@ -267,6 +285,17 @@ pub async fn update_channel(
             Some(o) => overrides(o)?,
             None => current.param_overrides.clone(),
         },
+        cost_ratio_permille: bounded(
+            "cost_ratio_permille",
+            req.cost_ratio_permille
+                .unwrap_or(current.cost_ratio_permille),
+            1,
+            100_000,
+        )?,
+        low_balance_threshold: match req.low_balance_threshold {
+            Some(t) => threshold(Some(t))?,
+            None => current.low_balance_threshold,
+        },
         status: match req.status.as_deref() {
             Some(s) => status(s)?,
             None if current.status == "auto_disabled" => "enabled".into(),
@@ -305,6 +334,44 @@ pub async fn delete_channel(
 pub struct TestQuery {
     /// One of the channel's models (default: its first).
     pub model: Option<String>,
+}
+
+/// Read the channel's upstream balance from its vendor now and store it (admin); vendors
+/// with a balance endpoint: `deepseek`, `moonshot`, `siliconflow` (others: 422
+/// `no_balance_endpoint`). Balances are also read every 15 minutes.
+#[utoipa::path(post, path = "/channels/{id}/balance", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Channel id")),
+    responses((status = 200, body = Channel), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope), (status = 502, body = ErrorEnvelope)))]
+pub async fn refresh_balance(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<Channel>> {
+    let row = load(&svc, &id).await?;
+    let channel = live_channel(&svc, &row)?;
+    match crate::balance::fetch(&svc.http, &channel).await {
+        Ok(Some(reported)) => {
+            svc.balance_read(&row, &reported).await?;
+        }
+        Ok(None) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_balance_endpoint",
+                "This channel's vendor has no balance endpoint Skein can read.",
+                "该渠道的服务商没有可供 Skein 读取的余额接口。",
+            ));
+        }
+        Err(reason) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                format!("The upstream did not report its balance: {reason}"),
+                format!("上游未能返回余额：{reason}"),
+            ));
+        }
+    }
+    Ok(ApiJson(view(&svc, load(&svc, &id).await?)))
 }
 
 /// Send a tiny real request through the channel and record latency and result (admin).
@@ -433,6 +500,11 @@ pub async fn fetch_models(
         timeout_secs: 30,
         header_names: "[]".into(),
         param_overrides: "{}".into(),
+        cost_ratio_permille: 1000,
+        balance: None,
+        balance_currency: None,
+        balance_at: None,
+        low_balance_threshold: None,
         status: "enabled".into(),
         status_reason: None,
         last_test_at: None,
@@ -552,6 +624,7 @@ fn live_channel(
 fn view(svc: &RelayService, row: channels::ChannelRow) -> Channel {
     let mut channel = Channel::from(row);
     channel.circuit = svc.circuit(&channel.id);
+    channel.health = svc.channel_health(&channel.id);
     let detail = svc.breakers.detail(&channel.id);
     channel.circuit_since = detail.since_ms.map(skein_core::ids::ms_to_rfc3339);
     if let Some((at, reason)) = detail.last_error {
@@ -569,7 +642,21 @@ async fn load(svc: &RelayService, id: &str) -> ApiResult<channels::ChannelRow> {
     channels::by_id(&svc.db, id).await?.ok_or_else(not_found)
 }
 
-fn kind(raw: &str) -> ApiResult<ChannelKind> {
+/// A low-balance threshold: 0 (or none) is no threshold.
+pub(crate) fn threshold(raw: Option<f64>) -> ApiResult<Option<f64>> {
+    match raw {
+        None => Ok(None),
+        Some(0.0) => Ok(None),
+        Some(t) if t.is_finite() && t > 0.0 && t <= 1e9 => Ok(Some(t)),
+        Some(_) => Err(ApiError::invalid_field(
+            "low_balance_threshold",
+            "The low-balance threshold must be a positive amount (0 turns it off).",
+            "低余额阈值必须是正数（0 表示关闭）。",
+        )),
+    }
+}
+
+pub(crate) fn kind(raw: &str) -> ApiResult<ChannelKind> {
     raw.parse().map_err(|_| {
         let names = ChannelKind::names();
         ApiError::invalid_field(
@@ -580,7 +667,7 @@ fn kind(raw: &str) -> ApiResult<ChannelKind> {
     })
 }
 
-fn name(raw: &str) -> ApiResult<String> {
+pub(crate) fn name(raw: &str) -> ApiResult<String> {
     let name = raw.trim();
     if (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control) {
         Ok(name.to_string())
@@ -593,7 +680,7 @@ fn name(raw: &str) -> ApiResult<String> {
     }
 }
 
-fn base_url(kind: ChannelKind, raw: Option<&str>) -> ApiResult<String> {
+pub(crate) fn base_url(kind: ChannelKind, raw: Option<&str>) -> ApiResult<String> {
     let url = match raw.map(str::trim).filter(|u| !u.is_empty()) {
         Some(url) => url,
         None => crate::vendor::adapter(kind)
@@ -619,7 +706,7 @@ fn base_url(kind: ChannelKind, raw: Option<&str>) -> ApiResult<String> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
-fn upstream_keys(keys: Vec<String>) -> ApiResult<Vec<String>> {
+pub(crate) fn upstream_keys(keys: Vec<String>) -> ApiResult<Vec<String>> {
     let keys: Vec<String> = keys
         .into_iter()
         .map(|k| k.trim().to_string())
@@ -640,7 +727,7 @@ fn upstream_keys(keys: Vec<String>) -> ApiResult<Vec<String>> {
     Ok(keys)
 }
 
-fn headers(h: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+pub(crate) fn headers(h: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
     let valid = h.len() <= 32
         && h.iter().all(|(k, v)| {
             axum::http::HeaderName::from_bytes(k.as_bytes()).is_ok()
@@ -657,7 +744,7 @@ fn headers(h: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
     }
 }
 
-fn models(list: Vec<String>) -> ApiResult<Vec<String>> {
+pub(crate) fn models(list: Vec<String>) -> ApiResult<Vec<String>> {
     let mut list: Vec<String> = list.into_iter().map(|m| m.trim().to_string()).collect();
     if list.is_empty() || list.len() > 500 || list.iter().any(|m| m.is_empty() || m.len() > 128) {
         return Err(ApiError::invalid_field(
@@ -672,7 +759,7 @@ fn models(list: Vec<String>) -> ApiResult<Vec<String>> {
 }
 
 /// Checks parameter overrides: a few plain fields, never the ones the relay itself manages.
-fn overrides(
+pub(crate) fn overrides(
     o: serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
     const MANAGED: &[&str] = &["model", "messages", "stream", "stream_options"];
@@ -693,7 +780,7 @@ fn overrides(
     Ok(o)
 }
 
-fn mapping(m: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+pub(crate) fn mapping(m: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
     if m.len() > 500
         || m.iter()
             .any(|(k, v)| k.is_empty() || v.is_empty() || k.len() > 128 || v.len() > 128)
@@ -707,7 +794,7 @@ fn mapping(m: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
     Ok(m)
 }
 
-fn groups(svc: &RelayService, list: Vec<String>) -> ApiResult<Vec<String>> {
+pub(crate) fn groups(svc: &RelayService, list: Vec<String>) -> ApiResult<Vec<String>> {
     if list.is_empty() || list.iter().any(|g| !svc.groups.contains(g)) {
         return Err(ApiError::invalid_field(
             "groups",
@@ -718,7 +805,7 @@ fn groups(svc: &RelayService, list: Vec<String>) -> ApiResult<Vec<String>> {
     Ok(list)
 }
 
-fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
+pub(crate) fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
@@ -730,7 +817,7 @@ fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
     }
 }
 
-fn status(raw: &str) -> ApiResult<String> {
+pub(crate) fn status(raw: &str) -> ApiResult<String> {
     match raw {
         "enabled" | "disabled" => Ok(raw.to_string()),
         _ => Err(ApiError::invalid_field(

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use skein_core::auth::ApiKeyCaller;
 use skein_core::request::RequestId;
@@ -27,8 +27,18 @@ pub(crate) async fn chat_completions(
     body: Bytes,
 ) -> ApiResult<Response> {
     let request = parse_json(&body)?;
+    // The group's response cache, for a request that asks for a deterministic whole answer.
+    let policy = svc.cache_policy(&key.group);
+    let cache_key = (policy.enabled && crate::cache::cacheable(&request))
+        .then(|| crate::cache::key(&policy, &key.group, &key.user_id, &request));
+    if let Some(k) = &cache_key
+        && let Some(entry) = svc.response_cache.get(k, std::time::Instant::now())
+    {
+        let asked = request["model"].as_str().unwrap_or_default();
+        return cache_hit(&svc, &key, asked, &policy, &entry, id.into_string()).await;
+    }
     let reply = chat::for_client(
-        svc,
+        svc.clone(),
         Caller::Key(key),
         id.into_string(),
         request,
@@ -36,7 +46,103 @@ pub(crate) async fn chat_completions(
         None,
     )
     .await?;
-    Ok(render(reply))
+    let mut stored = false;
+    if let (Some(k), StatusCode::OK, Some(bytes)) = (cache_key, reply.status, reply.bytes()) {
+        let answer: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+        // Only a finished answer is kept: one cut at its output limit or refused by a
+        // content filter is not what the next identical request should get forever.
+        let finished = answer["choices"].as_array().is_some_and(|c| {
+            !c.is_empty()
+                && c.iter()
+                    .all(|c| c["finish_reason"] == "stop" || c["finish_reason"] == "tool_calls")
+        });
+        if finished {
+            svc.response_cache.put(
+                k,
+                crate::cache::Entry {
+                    body: bytes.clone(),
+                    model: answer["model"].as_str().unwrap_or_default().to_string(),
+                    tokens: crate::cache::usage_of(&answer),
+                    expires: std::time::Instant::now()
+                        + std::time::Duration::from_secs(policy.ttl_secs.max(1) as u64),
+                },
+            );
+            crate::metrics::CACHE.inc(&["miss"]);
+            stored = true;
+        }
+    }
+    let mut response = render(reply);
+    if stored {
+        response
+            .headers_mut()
+            .insert("x-skein-cache", HeaderValue::from_static("miss"));
+    }
+    Ok(response)
+}
+
+/// Answers a cache hit: the kept answer, billed at the group's share of its price (a hit
+/// that costs nothing writes no usage record), with `x-skein-cache: hit`.
+async fn cache_hit(
+    svc: &RelayService,
+    key: &skein_core::api::KeyInfo,
+    asked: &str,
+    policy: &crate::cache::CachePolicy,
+    entry: &crate::cache::Entry,
+    request_id: String,
+) -> ApiResult<Response> {
+    // The key's own model list still applies, as it changes after an answer was kept.
+    if !key.allows_model(asked) {
+        return Err(crate::pipeline::plan::not_allowed(asked));
+    }
+    // An alias is priced as the model it serves as.
+    let routes = svc.model_routes();
+    let served = routes.resolve(asked);
+    let price = svc
+        .price_for(&key.group, served)
+        .ok_or_else(|| crate::pipeline::plan::not_priced(served))?;
+    let (prompt, completion, cached) = entry.tokens;
+    let full = price.cost(prompt, completion, cached);
+    // Rounded up, so a discounted hit never costs nothing by rounding alone.
+    let cost = (full.saturating_mul(policy.price_percent) + 99) / 100;
+    if cost > 0 {
+        let hold = svc
+            .billing
+            .reserve(skein_core::api::ReserveRequest {
+                user_id: key.user_id.clone(),
+                key: Some(skein_core::api::KeyLimit {
+                    key_id: key.key_id.clone(),
+                    limit: key.quota_limit,
+                }),
+                amount: cost,
+                min_amount: cost,
+                reference: request_id.clone(),
+            })
+            .await?;
+        let usage = skein_core::api::Usage {
+            cost,
+            model: served.to_string(),
+            channel_id: None,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cached_tokens: cached,
+            status: "cache_hit".into(),
+            request_id,
+            pricing: price.record(),
+            ..Default::default()
+        };
+        svc.billing.settle(&hold.id, usage).await?;
+    }
+    crate::metrics::CACHE.inc(&["hit"]);
+    let mut response = (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        entry.body.clone(),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert("x-skein-cache", HeaderValue::from_static("hit"));
+    Ok(response)
 }
 
 /// Relays an Anthropic Messages request: converted to the OpenAI format for the upstream, and

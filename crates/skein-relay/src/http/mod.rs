@@ -2,7 +2,7 @@
 //! The vendor-compatible handlers only read the client's format, call the
 //! [`crate::pipeline`] and render its reply.
 
-mod channels;
+pub(crate) mod channels;
 mod chat;
 mod count_tokens;
 mod groups;
@@ -15,6 +15,7 @@ mod openai;
 mod pricing;
 mod reply;
 mod requests;
+mod routing;
 
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
             channels::delete_channel
         ))
         .routes(routes!(channels::test_channel))
+        .routes(routes!(channels::refresh_balance))
         .routes(routes!(channels::channel_models))
         .routes(routes!(channels::fetch_models))
         .routes(routes!(channels::pull_model))
@@ -54,6 +56,12 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
         .routes(routes!(requests::get_request))
         .routes(routes!(model_routes::list_routes))
         .routes(routes!(model_routes::set_route, model_routes::delete_route))
+        .routes(routes!(routing::list_routing))
+        .routes(routes!(routing::set_routing))
+        .routes(routes!(routing::export_channels))
+        .routes(routes!(routing::apply_channels))
+        .routes(routes!(routing::list_cache))
+        .routes(routes!(routing::set_cache))
         .with_state(service)
 }
 

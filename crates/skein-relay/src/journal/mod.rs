@@ -41,6 +41,10 @@ pub struct RoutedChannel {
     pub name: String,
     /// Its priority then.
     pub priority: i64,
+    /// Its score under the group's routing strategy (lower is better; absent under
+    /// `priority`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 /// A channel that serves the model but was left out, and why.
@@ -64,6 +68,17 @@ pub struct Routing {
     pub candidates: Vec<RoutedChannel>,
     /// The channels left out.
     pub skipped: Vec<SkippedChannel>,
+    /// The group's routing strategy (`priority` for requests logged before strategies).
+    #[serde(default = "priority")]
+    pub strategy: crate::routing::Strategy,
+    /// Whether this request explored: another channel than the best went first, so its
+    /// measurements stay fresh.
+    #[serde(default)]
+    pub explored: bool,
+}
+
+fn priority() -> crate::routing::Strategy {
+    crate::routing::Strategy::Priority
 }
 
 impl Routing {
@@ -81,10 +96,28 @@ impl Routing {
                     id: c.id.clone(),
                     name: c.name.clone(),
                     priority: c.priority,
+                    score: None,
                 })
                 .collect(),
             skipped,
+            strategy: crate::routing::Strategy::Priority,
+            explored: false,
         }
+    }
+
+    /// The same routing, decided by `strategy` with these `scores` (one per candidate).
+    pub(crate) fn decided(
+        mut self,
+        strategy: crate::routing::Strategy,
+        scores: &[Option<f64>],
+        explored: bool,
+    ) -> Routing {
+        for (candidate, score) in self.candidates.iter_mut().zip(scores) {
+            candidate.score = *score;
+        }
+        self.strategy = strategy;
+        self.explored = explored;
+        self
     }
 }
 

@@ -132,6 +132,9 @@ pub(crate) async fn attempt<D: Dispatch>(
         match attempt {
             Attempt::Ok(response) => {
                 svc.breakers.success(&channel.id);
+                // The time to the answer's first byte: what a client waits before anything.
+                svc.routing_stats
+                    .success(&channel.id, started.elapsed(), Instant::now());
                 let status = Some(i64::from(response.status().as_u16()));
                 meter.journal.attempt(&channel, started, "ok", status, None);
                 tracing::info!(channel = %channel.id, tried = ?tried, %model, stream = meter.stream, "upstream answered");
@@ -145,6 +148,7 @@ pub(crate) async fn attempt<D: Dispatch>(
             }
             Attempt::Retry(reason) => {
                 crate::metrics::UPSTREAM_ERRORS.inc(&[channel.id.as_str(), "retry"]);
+                svc.routing_stats.failure(&channel.id, Instant::now());
                 if svc.breakers.failure(&channel.id, Instant::now()) {
                     crate::metrics::BREAKER_OPENED.inc(&[channel.id.as_str()]);
                     tracing::warn!(channel = %channel.id, "circuit opened: the channel rests after repeated failures");
@@ -159,6 +163,7 @@ pub(crate) async fn attempt<D: Dispatch>(
             }
             Attempt::Dead(reason) => {
                 crate::metrics::UPSTREAM_ERRORS.inc(&[channel.id.as_str(), "dead"]);
+                svc.routing_stats.failure(&channel.id, Instant::now());
                 svc.breakers.note_error(&channel.id, &reason);
                 let status = crate::journal::status_in(&reason);
                 meter

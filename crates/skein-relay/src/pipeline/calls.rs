@@ -76,6 +76,9 @@ struct Call<F> {
     estimate: i64,
     /// Whether the answer is streamed (kept on the usage record).
     stream: bool,
+    /// Whether the model's fallbacks serve when every channel failed (routes whose charge
+    /// is read from the meter's price at the end, so a fallback bills at its own).
+    fallbacks: bool,
     dispatch: OpenAiPath<F>,
 }
 
@@ -97,9 +100,15 @@ where
         mut plan,
         estimate,
         stream,
+        fallbacks,
         dispatch,
     } = call;
     let candidates = std::mem::take(&mut plan.candidates);
+    let fallbacks = if fallbacks {
+        std::mem::take(&mut plan.fallbacks)
+    } else {
+        Vec::new()
+    };
     let hold = HoldAmount::exactly(estimate);
     held(
         svc,
@@ -110,7 +119,7 @@ where
         stream,
         move |meter| async move {
             let mut dispatch = dispatch;
-            match attempt(meter, candidates, Vec::new(), &mut dispatch).await? {
+            match attempt(meter, candidates, fallbacks, &mut dispatch).await? {
                 Attempted::Answered {
                     response, meter, ..
                 } => finish(response, meter).await.map(Answer::Replied),
@@ -188,7 +197,7 @@ pub(crate) async fn embeddings(
         return super::local::embeddings(local.clone(), &request).await;
     }
     let plan = plan(&svc, &caller, request["model"].as_str()).await?;
-    let estimate = plan.rates.cost(prompt_estimate, 0, 0);
+    let estimate = plan.most(|r| r.cost(prompt_estimate, 0, 0));
     let dispatch = json_to("/v1/embeddings", request);
     run_whole(
         &svc,
@@ -198,6 +207,7 @@ pub(crate) async fn embeddings(
             plan,
             estimate,
             stream: false,
+            fallbacks: true,
             dispatch,
         },
         move |meter, bytes| {
@@ -268,7 +278,7 @@ pub(crate) async fn rerank(
         ));
     }
     let plan = plan(&svc, &caller, request["model"].as_str()).await?;
-    let estimate = plan.rates.cost(tokens_estimate, 0, 0);
+    let estimate = plan.most(|r| r.cost(tokens_estimate, 0, 0));
     let dispatch = json_to("/v1/rerank", request);
     run_whole(
         &svc,
@@ -278,6 +288,7 @@ pub(crate) async fn rerank(
             plan,
             estimate,
             stream: false,
+            fallbacks: true,
             dispatch,
         },
         move |meter, bytes| {
@@ -335,9 +346,7 @@ pub(crate) async fn completions(
         .unwrap_or(1)
         .clamp(1, 128);
     let plan = plan(&svc, &caller, request["model"].as_str()).await?;
-    let estimate = plan
-        .rates
-        .cost(prompt_estimate, max_tokens.saturating_mul(choices), 0);
+    let estimate = plan.most(|r| r.cost(prompt_estimate, max_tokens.saturating_mul(choices), 0));
     if stream && let Some(obj) = request.as_object_mut() {
         let options = obj
             .entry("stream_options")
@@ -355,6 +364,7 @@ pub(crate) async fn completions(
             plan,
             estimate,
             stream,
+            fallbacks: true,
             dispatch,
         },
         move |resp, meter| async move {
@@ -466,7 +476,7 @@ pub(crate) async fn images(
     };
     let prompt_estimate = estimate_tokens(prompt.len());
     let plan = plan(&svc, &caller, request["model"].as_str()).await?;
-    let estimate = plan.rates.cost_calls(prompt_estimate, 0, 0, n);
+    let estimate = plan.most(|r| r.cost_calls(prompt_estimate, 0, 0, n));
     let dispatch = json_to("/v1/images/generations", request);
     run_whole(
         &svc,
@@ -476,6 +486,7 @@ pub(crate) async fn images(
             plan,
             estimate,
             stream: false,
+            fallbacks: true,
             dispatch,
         },
         move |meter, bytes| {
@@ -535,6 +546,7 @@ pub(crate) async fn speech(
             plan,
             estimate: cost,
             stream: true,
+            fallbacks: false,
             dispatch,
         },
         move |resp, meter| async move { Ok(read::bytes(resp, meter, charge)) },
@@ -583,6 +595,7 @@ pub(crate) async fn audio(
             plan,
             estimate,
             stream: false,
+            fallbacks: false,
             dispatch,
         },
         move |meter, bytes| {

@@ -40,6 +40,10 @@ pub(crate) struct Stage {
     pub candidates: Vec<Arc<LiveChannel>>,
 }
 
+/// What the request log says about a stage's routing: the channels left out, the scores of
+/// those kept, and whether the request explored.
+type StageLog = (Vec<crate::journal::SkippedChannel>, Vec<Option<f64>>, bool);
+
 /// [`plan_for`] over OpenAI-format channels: the routes besides chat go only to those.
 pub(crate) async fn plan(
     svc: &RelayService,
@@ -79,41 +83,50 @@ pub(crate) async fn plan_for(
     let served = routes.resolve(&model);
     let table = svc.table();
     let now = Instant::now();
+    let policy = svc.policy(caller.group());
+    // Balances order the `balance` strategy, and a low one puts a channel last in any.
+    let balances = svc.balances();
     // A model's stage: its channels for the caller's group (of those `serves` accepts, not
     // resting), its price, and which channels were left out and why (for the request log);
     // the refusal when it has none.
-    let stage =
-        |name: &str, shown: &str| -> ApiResult<(Stage, Vec<crate::journal::SkippedChannel>)> {
-            let routed: Vec<Arc<LiveChannel>> = table
-                .candidates(caller.group(), name)
-                .into_iter()
-                .filter(|c| serves(c))
-                .collect();
-            if routed.is_empty() {
-                return Err(not_found(shown));
-            }
-            let rates = svc
-                .price_for(caller.group(), name)
-                .ok_or_else(|| not_priced(name))?;
-            let mut skipped = Vec::new();
-            let mut candidates: Vec<Arc<LiveChannel>> = Vec::new();
-            for c in routed {
-                let reason = if candidates.len() >= MAX_ATTEMPTS {
-                    "attempt_limit"
-                } else if svc.breakers.allow(&c.id, now) {
-                    candidates.push(c);
-                    continue;
-                } else {
-                    "circuit_open"
-                };
-                skipped.push(crate::journal::SkippedChannel {
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-            if candidates.is_empty() {
-                return Err(ApiError::new(
+    let stage = |name: &str, shown: &str| -> ApiResult<(Stage, StageLog)> {
+        let (ordered, n) = table.numbered(caller.group(), name);
+        let ordered: Vec<Arc<LiveChannel>> = ordered.into_iter().filter(|c| serves(c)).collect();
+        let (routed, decision) =
+            crate::routing::order(policy, ordered, n, &svc.routing_stats, &balances, now);
+        if routed.is_empty() {
+            return Err(not_found(shown));
+        }
+        let rates = svc
+            .price_for(caller.group(), name)
+            .ok_or_else(|| not_priced(name))?;
+        let mut skipped = Vec::new();
+        let mut candidates: Vec<Arc<LiveChannel>> = Vec::new();
+        let mut scores = Vec::new();
+        for (c, score) in routed.into_iter().zip(
+            decision
+                .scores
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(None)),
+        ) {
+            let reason = if candidates.len() >= MAX_ATTEMPTS {
+                "attempt_limit"
+            } else if svc.breakers.allow(&c.id, now) {
+                candidates.push(c);
+                scores.push(score);
+                continue;
+            } else {
+                "circuit_open"
+            };
+            skipped.push(crate::journal::SkippedChannel {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                reason: reason.to_string(),
+            });
+        }
+        if candidates.is_empty() {
+            return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "channels_cooling_down",
                 format!(
@@ -122,16 +135,16 @@ pub(crate) async fn plan_for(
                 format!("{shown} 的所有渠道都连续失败，正在冷却，请稍后重试。"),
             )
             .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
-            }
-            Ok((
-                Stage {
-                    model: name.to_string(),
-                    rates,
-                    candidates,
-                },
-                skipped,
-            ))
-        };
+        }
+        Ok((
+            Stage {
+                model: name.to_string(),
+                rates,
+                candidates,
+            },
+            (skipped, scores, decision.explored),
+        ))
+    };
     // Fallbacks the key may use and that can serve now; one that cannot is skipped.
     let mut fallbacks: Vec<Stage> = routes
         .fallbacks(&model, served)
@@ -139,13 +152,13 @@ pub(crate) async fn plan_for(
         .filter(|m| caller.allows_model(m))
         .filter_map(|m| stage(m, m).ok().map(|(stage, _)| stage))
         .collect();
-    let (first, skipped) = match stage(served, &model) {
+    let (first, (skipped, scores, explored)) = match stage(served, &model) {
         Ok(first) => first,
         // A model with nothing to serve it now (no channel here, or all resting) goes
         // straight to its first fallback; an unpriced one is a setup error and says so.
         Err(error) if error.code() != "model_not_priced" && !fallbacks.is_empty() => {
             tracing::info!(%model, fallback = %fallbacks[0].model, "no channel can serve the model; using its fallback");
-            (fallbacks.remove(0), Vec::new())
+            (fallbacks.remove(0), (Vec::new(), Vec::new(), false))
         }
         Err(error) => return Err(error),
     };
@@ -153,7 +166,11 @@ pub(crate) async fn plan_for(
         check_tpm(svc, key).await?;
     }
     Ok(Plan {
-        routing: crate::journal::Routing::new(caller.group(), &first.candidates, skipped),
+        routing: crate::journal::Routing::new(caller.group(), &first.candidates, skipped).decided(
+            policy.strategy,
+            &scores,
+            explored,
+        ),
         model: first.model,
         rates: first.rates,
         candidates: first.candidates,

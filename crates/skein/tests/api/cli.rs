@@ -526,3 +526,49 @@ fn the_binary_reports_its_allocator_and_logs_memory_on_sigusr1() {
     });
     assert!(ready, "the server still answers after SIGUSR1");
 }
+
+#[test]
+fn channels_apply_prints_a_plan_then_applies_once_and_export_names_variables_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("channels.toml");
+    std::fs::write(
+        &file,
+        "[[channel]]\nname = \"deepseek\"\ntype = \"deepseek\"\nkeys_env = [\"DS_KEY\"]\nmodels = [\"deepseek-chat\"]\n\n[prices.deepseek-chat]\ninput_per_mtok = 2000000\noutput_per_mtok = 3000000\ncache_read_per_mtok = 0\ncache_write_per_mtok = 0\nper_call = 0\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = skein(dir.path())
+            .env("DS_KEY", "sk-secret-deepseek-key")
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!stdout.contains("sk-secret-deepseek-key"), "{stdout}");
+        stdout
+    };
+    let path = file.to_str().unwrap();
+    let plan = run(&["channels", "apply", path, "--dry-run"]);
+    assert!(plan.contains("+ channel deepseek"), "{plan}");
+    assert!(plan.contains("+ price deepseek-chat"), "{plan}");
+    assert!(plan.contains("dry run: 2 change(s) planned"), "{plan}");
+    let applied = run(&["channels", "apply", path]);
+    assert!(applied.contains("2 change(s) applied"), "{applied}");
+    let again = run(&["channels", "apply", path]);
+    assert!(again.contains("0 change(s) applied"), "{again}");
+    let exported = run(&["channels", "export"]);
+    assert!(exported.contains("name = \"deepseek\""), "{exported}");
+    assert!(
+        exported.contains("keys_env = [\"SKEIN_CHANNEL_DEEPSEEK_KEY\"]"),
+        "{exported}"
+    );
+    let help = run(&["channels", "apply", "--help"]);
+    assert!(
+        help.contains("--dry-run") && help.contains("--prune"),
+        "{help}"
+    );
+}

@@ -43,6 +43,7 @@ mod providers;
 mod refunds;
 mod relay;
 mod responses;
+mod routing;
 mod runtime;
 mod sdk;
 mod secrets_at_rest;

@@ -48,7 +48,8 @@ function show() {
 }
 
 const row = async (name: string) => {
-  const table = await screen.findByRole('table');
+  // The channels' table comes first (the routing panel's follows).
+  const table = (await screen.findAllByRole('table'))[0];
   return within(table).getAllByRole('row').find((r) => r.querySelector('td')?.textContent?.startsWith(name))!;
 };
 

@@ -9,13 +9,17 @@ import { Badge, Button, DataTable, ErrorText, Field, Input, Select, Textarea } f
 import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
 import { ChannelStatsPanel } from './ChannelStatsPanel';
+import { RoutingPanel } from './RoutingPanel';
 import { eachLimited } from './requestLog';
 
 /** How many channel tests run at once in "test all": enough to finish quickly, few enough not
  * to look like a burst to any one upstream. */
 export const TEST_ALL_CONCURRENCY = 3;
 
-const blank = { type: 'openai', name: '', base_url: 'https://api.openai.com', keys: '', models: '', mapping: '', groups: '', priority: '0', weight: '1' };
+const blank = { type: 'openai', name: '', base_url: 'https://api.openai.com', keys: '', models: '', mapping: '', groups: '', priority: '0', weight: '1', cost: '1000', lowBalance: '' };
+
+/** Kinds whose vendor reports the account's balance (the relay reads it). */
+export const BALANCE_KINDS = ['deepseek', 'moonshot', 'siliconflow'];
 
 /** The upstream kinds the relay has adapters for, with their default base URLs; a default that
  * is only a pattern (Azure's, one per resource) is shown as a hint, never filled in. */
@@ -115,6 +119,8 @@ export function Channels() {
             groups: c.groups.join(', '),
             priority: String(c.priority),
             weight: String(c.weight),
+            cost: String(c.cost_ratio_permille ?? 1000),
+            lowBalance: c.low_balance_threshold != null ? String(c.low_balance_threshold) : '',
           },
     );
     setEditing(c);
@@ -131,6 +137,9 @@ export function Channels() {
       model_mapping: parseMapping(form.mapping),
       priority: Number(form.priority) || 0,
       weight: Number(form.weight) || 1,
+      cost_ratio_permille: Number(form.cost) || 1000,
+      // An empty field is no threshold (0 turns a set one off).
+      low_balance_threshold: form.lowBalance.trim() ? Number(form.lowBalance) : 0,
     };
     if (form.groups.trim()) body.groups = list(form.groups);
     // Stored keys are never sent back; an empty field keeps them.
@@ -173,6 +182,11 @@ export function Channels() {
       setTestingAll((p) => (p ? { ...p, done: p.done + 1 } : p));
     });
     setTestingAll(null);
+    refresh();
+  };
+  const refreshBalance = async (c: Channel) => {
+    setError(null);
+    await api(`channels/${c.id}/balance`, { method: 'POST' }).catch(setError);
     refresh();
   };
   const remove = async (c: Channel) => {
@@ -244,6 +258,33 @@ export function Channels() {
                   <span className="block max-w-xs break-words text-xs text-danger" title={c.last_error}>
                     {t('admin.lastError', { error: c.last_error, when: when(c.last_error_at) })}
                   </span>
+                )}
+              </span>
+            ),
+          },
+          {
+            header: t('admin.health'),
+            // What this instance measured: the latency and error rate the routing strategies use.
+            cell: (c) => (
+              <span className="text-xs" data-testid="channel-health">
+                {c.health
+                  ? `${t('admin.healthValue', { ms: Math.round(c.health.latency_ms ?? 0), errors: Math.round(c.health.error_rate * 100) })}${c.health.stale ? ` · ${t('admin.healthStale')}` : ''}`
+                  : t('admin.healthNone')}
+              </span>
+            ),
+          },
+          {
+            header: t('admin.balance'),
+            cell: (c) => (
+              <span className="flex flex-wrap items-center gap-1 text-xs" data-testid="channel-balance">
+                {c.balance != null ? (
+                  <span title={c.balance_at ? when(c.balance_at) : ''}>{`${c.balance.toFixed(2)} ${c.balance_currency ?? ''}`}</span>
+                ) : (
+                  '—'
+                )}
+                {c.balance_low && <Badge tone="danger">{t('admin.balanceLow')}</Badge>}
+                {BALANCE_KINDS.includes(c.type) && (
+                  <Button variant="secondary" size="sm" onClick={() => refreshBalance(c)}>{t('admin.balanceRefresh')}</Button>
                 )}
               </span>
             ),
@@ -362,6 +403,14 @@ export function Channels() {
               <Input type="number" min="1" value={form.weight} onChange={set('weight')} />
             </Field>
           </div>
+          <div className="grid gap-3 sm:grid-cols-2">
+            <Field label={t('admin.costRatio')}>
+              <Input name="cost-ratio" type="number" min="1" value={form.cost} onChange={set('cost')} />
+            </Field>
+            <Field label={t('admin.lowBalance')} hint={t('admin.lowBalanceHint')}>
+              <Input name="low-balance" type="number" min="0" step="any" value={form.lowBalance} onChange={set('lowBalance')} />
+            </Field>
+          </div>
           <ErrorText error={error} />
           <div className="flex justify-end gap-2">
             <Button variant="secondary" onClick={() => setEditing(null)}>{t('common.cancel')}</Button>
@@ -380,6 +429,7 @@ export function Channels() {
           </div>
         )}
       </Dialog>
+      <RoutingPanel />
       <ChannelStatsPanel />
     </div>
   );

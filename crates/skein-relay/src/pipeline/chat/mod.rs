@@ -279,6 +279,12 @@ async fn relay(
 }
 
 impl Plan {
+    /// The highest `cost` of the model's and its fallbacks' prices: what a hold must cover
+    /// when any of them may serve.
+    pub(crate) fn most(&self, cost: impl Fn(&crate::pricing::Price) -> i64) -> i64 {
+        cost(self.dearest(&cost))
+    }
+
     /// The price, of the model's and its fallbacks', for which `cost` is the highest.
     fn dearest(&self, cost: impl Fn(&crate::pricing::Price) -> i64) -> &crate::pricing::Price {
         self.fallbacks
