@@ -20,7 +20,7 @@ pub use skein_billing::BillingConfig;
 pub use skein_chat::ChatConfig;
 pub use skein_core::config::{
     AuthConfig, ConfigError, DatabaseConfig, LimitsConfig, LogConfig, LogFormat, RedisConfig,
-    ServerConfig, render_toml,
+    ServerConfig, TelemetryConfig, render_toml,
 };
 use skein_core::secret::{Secret, mask_url};
 pub use skein_file::FileConfig;
@@ -67,6 +67,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Where services this process does not run are, and the token between processes.
     pub services: ServicesConfig,
+    /// Distributed traces over OTLP (off by default).
+    pub telemetry: TelemetryConfig,
 }
 
 /// Where the services a process does not run are (their internal listeners), and the token
@@ -144,6 +146,7 @@ impl Default for Config {
             knowledge: KnowledgeConfig::default(),
             log: LogConfig::default(),
             services: ServicesConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -181,6 +184,7 @@ const SECTIONS: &[&str] = &[
     "knowledge",
     "log",
     "services",
+    "telemetry",
 ];
 
 impl Config {
@@ -221,6 +225,14 @@ impl Config {
             && token.expose().len() < 16
         {
             return bad("server.setup_token must be at least 16 characters");
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return bad("telemetry.otlp_endpoint must start with http:// or https://");
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return bad("telemetry.sample_ratio must be between 0 and 1");
         }
         if let Some(token) = &self.server.metrics_token
             && token.expose().len() < 16

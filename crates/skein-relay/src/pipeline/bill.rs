@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use skein_core::api::{RelayCharge, ReserveRequest, Usage};
 use skein_core::{ApiError, ApiResult};
@@ -67,44 +68,47 @@ where
     let journal = Journal::new(plan.routing.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task_svc = svc.clone();
-    svc.tasks.spawn(async move {
-        let answer = match task_svc.billing.reserve(reserve).await {
-            Ok(reservation) => {
-                let meter = Meter {
-                    journal,
-                    _keep_alive: task_svc.renewals.keep(&reservation),
-                    svc: task_svc,
-                    caller,
-                    reservation_id: reservation.id,
-                    granted: reservation.amount,
-                    rates,
-                    model,
-                    channel_id: String::new(),
-                    request_id,
-                    started: Instant::now(),
-                    stream,
-                    idle: Duration::from_secs(120),
-                };
-                work(meter).await
-            }
-            Err(refusal) => {
-                // A refused hold (no balance, the key's quota spent) is a row of its own, so
-                // an operator sees who is turned away and why.
-                let mut journal = journal;
-                journal.end("refused", refusal.code(), refusal.status().as_u16());
-                let subject = Subject {
-                    request_id: &request_id,
-                    caller: &caller,
-                    model: &model,
-                    stream,
-                };
-                task_svc.request_log.push(journal.unsettled(&subject));
-                Err(refusal)
-            }
-        };
-        // Nobody may be waiting any more; the bill is settled either way.
-        let _ = tx.send(answer);
-    });
+    svc.tasks.spawn(
+        async move {
+            let answer = match task_svc.billing.reserve(reserve).await {
+                Ok(reservation) => {
+                    let meter = Meter {
+                        journal,
+                        _keep_alive: task_svc.renewals.keep(&reservation),
+                        svc: task_svc,
+                        caller,
+                        reservation_id: reservation.id,
+                        granted: reservation.amount,
+                        rates,
+                        model,
+                        channel_id: String::new(),
+                        request_id,
+                        started: Instant::now(),
+                        stream,
+                        idle: Duration::from_secs(120),
+                    };
+                    work(meter).await
+                }
+                Err(refusal) => {
+                    // A refused hold (no balance, the key's quota spent) is a row of its own, so
+                    // an operator sees who is turned away and why.
+                    let mut journal = journal;
+                    journal.end("refused", refusal.code(), refusal.status().as_u16());
+                    let subject = Subject {
+                        request_id: &request_id,
+                        caller: &caller,
+                        model: &model,
+                        stream,
+                    };
+                    task_svc.request_log.push(journal.unsettled(&subject));
+                    Err(refusal)
+                }
+            };
+            // Nobody may be waiting any more; the bill is settled either way.
+            let _ = tx.send(answer);
+        }
+        .in_current_span(),
+    );
     rx.await
         .unwrap_or_else(|_| Err(ApiError::internal("the relay task ended without an answer")))
 }

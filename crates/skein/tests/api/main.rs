@@ -51,5 +51,6 @@ mod split;
 mod statements;
 mod subscriptions;
 mod tokens;
+mod traces;
 mod vendors;
 mod web;
