@@ -58,6 +58,17 @@ struct Args {
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench/scale.json")]
     out: std::path::PathBuf,
+    /// A deployment already running elsewhere (a cluster): its instances' or its load
+    /// balancer's base URLs, loaded round-robin instead of starting instances here. Needs
+    /// `--key` (an API key of a funded user) and `--model`.
+    #[arg(long, value_delimiter = ',')]
+    urls: Vec<String>,
+    /// The API key for `--urls`.
+    #[arg(long, env = "SKEIN_BENCH_KEY")]
+    key: Option<String>,
+    /// The model for `--urls` (priced, served by a channel of the deployment).
+    #[arg(long, default_value = "bench-model")]
+    model: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,12 +91,53 @@ fn load_average() -> Vec<f64> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let binary = std::fs::canonicalize(args.binary.clone().unwrap_or_else(default_binary))?;
+    let mut rows = Vec::new();
+    if !args.urls.is_empty() {
+        let key = args.key.clone().context("--urls needs --key")?;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(args.concurrency * 2)
+            .build()?;
+        let urls: Vec<String> = args
+            .urls
+            .iter()
+            .map(|base| format!("{}/v1/chat/completions", base.trim_end_matches('/')))
+            .collect();
+        let body = json!({"model": args.model, "messages": [{"role": "user", "content": "hello scale benchmark"}], "max_tokens": 16}).to_string();
+        let load_before = load_average();
+        let run = closed_loop(
+            &client,
+            &urls,
+            &key,
+            &body,
+            args.concurrency,
+            Duration::from_secs(args.seconds),
+        )
+        .await;
+        println!(
+            "{} URL(s): {:>7.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+            urls.len(),
+            run.ok as f64 / run.elapsed.as_secs_f64(),
+            run.p50,
+            run.p99,
+            run.errors
+        );
+        rows.push(json!({"urls": args.urls, "requests": run.ok, "errors": run.errors,
+            "requests_per_second": run.ok as f64 / run.elapsed.as_secs_f64(), "p50_ms": run.p50, "p99_ms": run.p99,
+            "load_before": load_before, "load_after": load_average()}));
+    }
+    let binary = std::fs::canonicalize(args.binary.clone().unwrap_or_else(default_binary));
     let mock = MockOpenAi::start("sk-bench-upstream").await;
     mock.stop_recording();
-    let mut rows = Vec::new();
-    for &count in &args.instances {
-        let row = measure(&args, &binary, &mock, count).await?;
+    let counts = if args.urls.is_empty() {
+        args.instances.clone()
+    } else {
+        Vec::new()
+    };
+    for count in counts {
+        let binary = binary
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("the server binary: {e}"))?;
+        let row = measure(&args, binary, &mock, count).await?;
         println!(
             "{count} instance(s): {:>7.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  load average before {:?} after {:?}",
             row["requests_per_second"].as_f64().unwrap_or(0.0),

@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::Instrument;
 
 use skein_core::api::{RelayCharge, ReserveRequest, Usage};
 use skein_core::{ApiError, ApiResult};
 
-use super::Caller;
 use super::plan::{Plan, count_tpm, record_status};
+use super::{Caller, SpawnInSpan};
 use crate::RelayService;
 use crate::journal::{Journal, Settled, Subject};
 use crate::pricing::Price;
@@ -68,47 +67,44 @@ where
     let journal = Journal::new(plan.routing.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task_svc = svc.clone();
-    svc.tasks.spawn(
-        async move {
-            let answer = match task_svc.billing.reserve(reserve).await {
-                Ok(reservation) => {
-                    let meter = Meter {
-                        journal,
-                        _keep_alive: task_svc.renewals.keep(&reservation),
-                        svc: task_svc,
-                        caller,
-                        reservation_id: reservation.id,
-                        granted: reservation.amount,
-                        rates,
-                        model,
-                        channel_id: String::new(),
-                        request_id,
-                        started: Instant::now(),
-                        stream,
-                        idle: Duration::from_secs(120),
-                    };
-                    work(meter).await
-                }
-                Err(refusal) => {
-                    // A refused hold (no balance, the key's quota spent) is a row of its own, so
-                    // an operator sees who is turned away and why.
-                    let mut journal = journal;
-                    journal.end("refused", refusal.code(), refusal.status().as_u16());
-                    let subject = Subject {
-                        request_id: &request_id,
-                        caller: &caller,
-                        model: &model,
-                        stream,
-                    };
-                    task_svc.request_log.push(journal.unsettled(&subject));
-                    Err(refusal)
-                }
-            };
-            // Nobody may be waiting any more; the bill is settled either way.
-            let _ = tx.send(answer);
-        }
-        .in_current_span(),
-    );
+    svc.tasks.spawn_in_current_span(async move {
+        let answer = match task_svc.billing.reserve(reserve).await {
+            Ok(reservation) => {
+                let meter = Meter {
+                    journal,
+                    _keep_alive: task_svc.renewals.keep(&reservation),
+                    svc: task_svc,
+                    caller,
+                    reservation_id: reservation.id,
+                    granted: reservation.amount,
+                    rates,
+                    model,
+                    channel_id: String::new(),
+                    request_id,
+                    started: Instant::now(),
+                    stream,
+                    idle: Duration::from_secs(120),
+                };
+                work(meter).await
+            }
+            Err(refusal) => {
+                // A refused hold (no balance, the key's quota spent) is a row of its own, so
+                // an operator sees who is turned away and why.
+                let mut journal = journal;
+                journal.end("refused", refusal.code(), refusal.status().as_u16());
+                let subject = Subject {
+                    request_id: &request_id,
+                    caller: &caller,
+                    model: &model,
+                    stream,
+                };
+                task_svc.request_log.push(journal.unsettled(&subject));
+                Err(refusal)
+            }
+        };
+        // Nobody may be waiting any more; the bill is settled either way.
+        let _ = tx.send(answer);
+    });
     rx.await
         .unwrap_or_else(|_| Err(ApiError::internal("the relay task ended without an answer")))
 }
@@ -258,7 +254,7 @@ impl Meter {
     /// already bounds what the request can cost); shutdown waits for it.
     pub fn settle_later(self, charge: Charge) {
         let tasks = self.svc.tasks.clone();
-        tasks.spawn(async move {
+        tasks.spawn_in_current_span(async move {
             self.settle(charge).await;
         });
     }
