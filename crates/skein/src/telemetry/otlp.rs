@@ -545,7 +545,7 @@ fn encode(resource: &Value, spans: &[Finished]) -> Vec<u8> {
                 "startTimeUnixNano": span.start.to_string(),
                 "endTimeUnixNano": span.end.max(span.start).to_string(),
                 "attributes": span.attributes.iter().map(|(k, v)| attribute(k, v)).collect::<Vec<_>>(),
-                "flags": 0x100 | u32::from(span.context.sampled),
+                "flags": u32::from(span.context.sampled),
                 "status": {"code": if span.error { 2 } else { 0 }},
             });
             if let Some(parent) = span.parent {
