@@ -6,7 +6,8 @@
 //! build that runs on two shared cores, for the one thing needed here — spans with ids,
 //! parents, times and attributes, batched to `/v1/traces`. OTLP/HTTP JSON is a stable part of
 //! the OTLP specification, every collector (the OpenTelemetry Collector, Tempo, Jaeger,
-//! Honeycomb) accepts it, and this is one file (about 600 lines with its tests) on crates already in the tree.
+//! Honeycomb) accepts it, and this is one file (about 600 lines with its tests) on crates
+//! already in the tree.
 //!
 //! What becomes a span: every span from Skein's own crates (targets `skein*`) at INFO or
 //! above, whatever the log level; and every SQL statement, from the event sqlx writes when a
