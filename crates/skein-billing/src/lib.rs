@@ -24,6 +24,7 @@ mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use async_trait::async_trait;
 pub use config::BillingConfig;
@@ -381,7 +382,26 @@ fn outcome<T>(result: &Result<T, ApiError>, ok: &'static str) -> &'static str {
 #[async_trait]
 impl BillingApi for BillingService {
     async fn reserve(&self, request: ReserveRequest) -> Result<Reservation, ApiError> {
-        let result = self.reserve_uncounted(request).await;
+        let span = tracing::info_span!(
+            "billing.hold",
+            amount = request.amount,
+            min_amount = request.min_amount,
+            reservation_id = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self
+            .reserve_uncounted(request)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(reservation) => {
+                span.record("reservation_id", reservation.id.as_str());
+            }
+            Err(error) if error.status().is_server_error() => {
+                span.record("otel.status_code", "ERROR");
+            }
+            Err(_) => {}
+        }
         HOLDS.inc(&[match &result {
             Ok(_) => "granted",
             Err(e) if e.status().is_client_error() => "refused",
@@ -391,7 +411,19 @@ impl BillingApi for BillingService {
     }
 
     async fn settle(&self, reservation_id: &str, usage: Usage) -> Result<Settlement, ApiError> {
-        let result = self.settle_uncounted(reservation_id, usage).await;
+        let span = tracing::info_span!(
+            "billing.settle",
+            reservation_id,
+            cost = usage.cost,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self
+            .settle_uncounted(reservation_id, usage)
+            .instrument(span.clone())
+            .await;
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
         SETTLES.inc(&[outcome(&result, "ok")]);
         if let Ok(s) = &result {
             if s.overrun > 0 {
@@ -410,7 +442,10 @@ impl BillingApi for BillingService {
     }
 
     async fn release(&self, reservation_id: &str) -> Result<(), ApiError> {
-        let result = self.release_uncounted(reservation_id).await;
+        let result = self
+            .release_uncounted(reservation_id)
+            .instrument(tracing::info_span!("billing.release", reservation_id))
+            .await;
         RELEASES.inc(&[outcome(&result, "ok")]);
         result
     }

@@ -153,6 +153,33 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// Distributed traces: OpenTelemetry spans sent over OTLP/HTTP (JSON). Off unless an endpoint
+/// is set here or in the standard `OTEL_EXPORTER_OTLP_ENDPOINT` environment variable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL (`http://otel-collector:4318`); spans go to
+    /// `<endpoint>/v1/traces`. `None`: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the full URL) or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (the base) when set, else no traces.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` spans are reported under; `OTEL_SERVICE_NAME` overrides it. Give each
+    /// process of a split deployment its own (`skein-relay`, `skein-billing`).
+    pub service_name: String,
+    /// The share of new traces recorded, from 0 to 1. A request arriving with a `traceparent`
+    /// follows its caller's decision (the `sampled` flag) instead.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: "skein".into(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -204,7 +204,8 @@ impl InternalClient {
         path: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ApiError> {
-        let response = request
+        // The called service's spans join the caller's trace.
+        let response = crate::trace::inject(request)
             .bearer_auth(self.token.expose())
             .send()
             .await

@@ -24,5 +24,6 @@ pub mod runtime;
 pub mod seal;
 pub mod secret;
 pub mod service;
+pub mod trace;
 
 pub use error::{ApiError, ApiResult};

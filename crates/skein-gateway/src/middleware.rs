@@ -65,13 +65,31 @@ pub(crate) async fn request_context(
     req.extensions_mut().insert(RequestId(request_id.clone()));
     req.extensions_mut().insert(ClientIp(ip));
 
+    // The root of the request's trace (when traces are on): a server span named by its route
+    // template, continuing the caller's trace when it sent a valid `traceparent`.
+    let traceparent = req
+        .headers()
+        .get(skein_core::trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| skein_core::trace::TraceParent::parse(v).is_some())
+        .map(str::to_string);
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
         method = %method,
         route = %route,
         user_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        traceparent = traceparent.as_deref(),
+        otel.kind = "server",
+        otel.name = %format!("{method} {route}"),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    // The trace id in every log line of the request, to go from a log line to its trace.
+    if let Some(context) = skein_core::trace::of(&span) {
+        span.record("trace_id", context.trace_id_hex());
+    }
     let https = forwarded_https(req.headers());
     let mut response = next.run(req).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -79,6 +97,10 @@ pub(crate) async fn request_context(
     }
     security_headers(response.headers_mut(), https);
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
     let elapsed = started.elapsed();
     let duration_ms = elapsed.as_micros() as f64 / 1000.0;
     let method_label = method_label(&method);

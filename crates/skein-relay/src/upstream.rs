@@ -106,6 +106,8 @@ pub(crate) async fn send_request(
     for (name, value) in &channel.headers {
         req = req.header(name, value);
     }
+    // The vendor sees the attempt's span as the parent of whatever it traces.
+    req = skein_core::trace::inject(req);
     let idle = idle_timeout(channel);
     let Ok(sent) = tokio::time::timeout(idle, req.send()).await else {
         return Attempt::Retry("upstream timed out".into());

@@ -168,11 +168,20 @@ pub const PASSWORD: &str = "correct horse battery";
 /// it on registration, where it is ignored once an account exists.
 pub const SETUP_TOKEN: &str = "setup-token-for-tests-0123456789";
 
-fn init_logs() {
+/// Installs the process's subscriber once, as `main` does: log lines with `TEST_LOG`, and the
+/// trace exporter when the first server of the test sets `telemetry.otlp_endpoint` (the
+/// subscriber is global, so a test process exports to one collector: nextest runs each test
+/// in a process of its own).
+fn init_logs(telemetry: &skein_core::config::TelemetryConfig) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            skein::telemetry::init(&skein_core::config::LogConfig::default());
+        let logs = std::env::var_os("TEST_LOG").is_some();
+        if logs || telemetry.otlp_endpoint.is_some() {
+            let mut log = skein_core::config::LogConfig::default();
+            if !logs {
+                log.level = "off".into();
+            }
+            skein::telemetry::init(&log, telemetry);
         }
     });
 }
@@ -227,7 +236,6 @@ impl TestApp {
         configure: impl FnOnce(&mut Config),
         extend: impl FnOnce(&skein::Skein),
     ) -> TestApp {
-        init_logs();
         let services = ServiceSet::parse(services).expect("service names");
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
@@ -294,6 +302,7 @@ impl TestApp {
         services: &ServiceSet,
         extend: impl FnOnce(&skein::Skein),
     ) -> TestApp {
+        init_logs(&config.telemetry);
         let skein = skein::build(config.clone(), services)
             .await
             .expect("build skein");

@@ -20,7 +20,7 @@ pub use skein_billing::BillingConfig;
 pub use skein_chat::ChatConfig;
 pub use skein_core::config::{
     AuthConfig, ConfigError, DatabaseConfig, LimitsConfig, LogConfig, LogFormat, RedisConfig,
-    ServerConfig, render_toml,
+    ServerConfig, TelemetryConfig, render_toml,
 };
 use skein_core::secret::{Secret, mask_url};
 pub use skein_file::FileConfig;
@@ -70,6 +70,8 @@ pub struct Config {
     pub services: ServicesConfig,
     /// Plugins: the local MCP servers admins may register.
     pub plugin: PluginConfig,
+    /// Distributed traces over OTLP (off by default).
+    pub telemetry: TelemetryConfig,
 }
 
 /// Where the services a process does not run are (their internal listeners), and the token
@@ -148,6 +150,7 @@ impl Default for Config {
             log: LogConfig::default(),
             services: ServicesConfig::default(),
             plugin: PluginConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -185,6 +188,7 @@ const SECTIONS: &[&str] = &[
     "knowledge",
     "log",
     "services",
+    "telemetry",
 ];
 
 impl Config {
@@ -225,6 +229,14 @@ impl Config {
             && token.expose().len() < 16
         {
             return bad("server.setup_token must be at least 16 characters");
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return bad("telemetry.otlp_endpoint must start with http:// or https://");
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return bad("telemetry.sample_ratio must be between 0 and 1");
         }
         if let Some(token) = &self.server.metrics_token
             && token.expose().len() < 16

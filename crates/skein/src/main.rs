@@ -188,7 +188,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    skein::telemetry::init(&config.log);
+    skein::telemetry::init(&config.log, &config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -199,7 +199,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, config)) {
+    let outcome = runtime.block_on(run(cli, config));
+    // The last requests' spans, before the process takes them with it.
+    skein::telemetry::flush(std::time::Duration::from_secs(3));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");

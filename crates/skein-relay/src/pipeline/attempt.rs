@@ -11,6 +11,7 @@ use std::time::Instant;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use skein_core::{ApiError, ApiResult};
+use tracing::Instrument;
 
 use super::bill::Meter;
 use super::plan::Stage;
@@ -116,7 +117,45 @@ pub(crate) async fn attempt<D: Dispatch>(
         let model = meter.model.clone();
         let upstream_model = channel.upstream_model(&model).to_string();
         let started = Instant::now();
-        let attempt = match dispatch.send(&svc, &channel, &upstream_model).await {
+        // One client span per upstream attempt: its traceparent goes to the vendor.
+        let span = tracing::info_span!(
+            "relay.attempt",
+            otel.kind = "client",
+            channel.id = %channel.id,
+            channel.kind = channel.kind.as_str(),
+            gen_ai.request.model = %model,
+            upstream_model = %upstream_model,
+            attempt = attempts + 1,
+            outcome = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let sent = dispatch
+            .send(&svc, &channel, &upstream_model)
+            .instrument(span.clone())
+            .await;
+        let (outcome, status) = match &sent {
+            Ok(Attempt::Ok(response)) => ("ok", Some(response.status().as_u16())),
+            Ok(Attempt::Retry(reason)) => (
+                "retry",
+                crate::journal::status_in(reason).and_then(|s| u16::try_from(s).ok()),
+            ),
+            Ok(Attempt::Dead(reason)) => (
+                "dead",
+                crate::journal::status_in(reason).and_then(|s| u16::try_from(s).ok()),
+            ),
+            Ok(Attempt::Refused(status, _)) => ("refused", Some(*status)),
+            Err(_) => ("unsupported", None),
+        };
+        span.record("outcome", outcome);
+        if let Some(status) = status {
+            span.record("http.response.status_code", status);
+        }
+        if matches!(outcome, "retry" | "dead") {
+            span.record("otel.status_code", "ERROR");
+        }
+        drop(span);
+        let attempt = match sent {
             Ok(attempt) => attempt,
             Err(error) => {
                 tracing::info!(channel = %channel.id, code = error.code(), "the request cannot be carried to this channel");

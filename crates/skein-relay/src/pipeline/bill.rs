@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use skein_core::api::{RelayCharge, ReserveRequest, Usage};
 use skein_core::{ApiError, ApiResult};
 
-use super::Caller;
 use super::plan::{Plan, count_tpm, record_status};
+use super::{Caller, SpawnInSpan};
 use crate::RelayService;
 use crate::journal::{Journal, Settled, Subject};
 use crate::pricing::Price;
@@ -67,7 +67,7 @@ where
     let journal = Journal::new(plan.routing.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task_svc = svc.clone();
-    svc.tasks.spawn(async move {
+    svc.tasks.spawn_in_current_span(async move {
         let answer = match task_svc.billing.reserve(reserve).await {
             Ok(reservation) => {
                 let meter = Meter {
@@ -254,7 +254,7 @@ impl Meter {
     /// already bounds what the request can cost); shutdown waits for it.
     pub fn settle_later(self, charge: Charge) {
         let tasks = self.svc.tasks.clone();
-        tasks.spawn(async move {
+        tasks.spawn_in_current_span(async move {
             self.settle(charge).await;
         });
     }

@@ -34,6 +34,25 @@ use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
 use skein_core::api::{KeyInfo, KeyLimit, RelayCharge};
 
+/// Spawning a request's hand-off work (the relay task, a stream's reader, a settle) inside the
+/// request's span, so it stays in the request's trace and log context.
+pub(crate) trait SpawnInSpan {
+    /// [`tokio_util::task::TaskTracker::spawn`] inside the caller's span.
+    fn spawn_in_current_span<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static;
+}
+
+impl SpawnInSpan for tokio_util::task::TaskTracker {
+    fn spawn_in_current_span<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        // Tracked, as `spawn` is: shutdown waits for it; nobody joins the handle.
+        drop(self.spawn(tracing::Instrument::in_current_span(task)));
+    }
+}
+
 /// Most channels tried for one request.
 pub(crate) const MAX_ATTEMPTS: usize = 3;
 

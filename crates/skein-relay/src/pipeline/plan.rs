@@ -64,6 +64,7 @@ pub(crate) async fn plan(
 /// model no channel serves for the caller's group is 404 `model_not_found`, checked before
 /// the price, so a name nobody configured is "not found" rather than "not priced"; a served
 /// but unpriced model is 400 `model_not_priced`, since it could not be billed.
+#[tracing::instrument(name = "relay.route", level = "info", skip_all, fields(model = model.unwrap_or_default(), group = caller.group()))]
 pub(crate) async fn plan_for(
     svc: &RelayService,
     caller: &Caller,

@@ -8,8 +8,8 @@ use futures::StreamExt;
 use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
 
-use super::Reply;
 use super::bill::{Charge, Meter};
+use super::{Reply, SpawnInSpan};
 use crate::proxy::{SseSplitter, Tokens, event_data, usage_of};
 
 /// Reads a whole answer, bills it with `bill` (given the bytes, so each route parses only
@@ -70,7 +70,7 @@ pub(crate) fn sse(
 ) -> Reply {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let tasks = meter.svc.tasks.clone();
-    tasks.spawn(async move {
+    tasks.spawn_in_current_span(async move {
         let mut upstream = resp.bytes_stream();
         let mut splitter = SseSplitter::default();
         let mut tokens = None;
@@ -186,7 +186,7 @@ pub(crate) fn bytes(resp: reqwest::Response, meter: Meter, charge: Charge) -> Re
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let tasks = meter.svc.tasks.clone();
-    tasks.spawn(async move {
+    tasks.spawn_in_current_span(async move {
         let mut upstream = resp.bytes_stream();
         let mut first = None;
         let mut broken = false;

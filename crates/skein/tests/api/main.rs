@@ -53,5 +53,6 @@ mod split;
 mod statements;
 mod subscriptions;
 mod tokens;
+mod traces;
 mod vendors;
 mod web;

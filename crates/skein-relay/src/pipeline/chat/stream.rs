@@ -12,6 +12,7 @@ use skein_core::api::{ChatEvent, ChatStream, RelayCharge, StreamError};
 
 use super::Format;
 use crate::pipeline::Reply;
+use crate::pipeline::SpawnInSpan;
 use crate::pipeline::bill::{Charge, Meter};
 use crate::pipeline::read::{Unasked, hide_usage};
 use crate::proxy::{SseSplitter, Tokens, estimate_tokens, event_data, usage_of};
@@ -449,7 +450,7 @@ pub(super) fn relay_stream(
         cut: false,
     };
     let tasks = bill.meter.svc.tasks.clone();
-    tasks.spawn(async move {
+    tasks.spawn_in_current_span(async move {
         let mut upstream = resp.bytes_stream();
         let mut splitter = if decoder.ndjson() {
             SseSplitter::lines()

@@ -8,6 +8,7 @@ use skein_core::{ApiError, ApiResult};
 use super::Format;
 use super::stream::Bill;
 use crate::pipeline::Reply;
+use crate::pipeline::SpawnInSpan;
 use crate::pipeline::input::usage_in;
 use crate::proxy::{Tokens, estimate_tokens, usage_of};
 use crate::upstream;
@@ -104,7 +105,7 @@ pub(super) async fn relay_whole(
     // The answer does not wait for the ledger: the charge is settled right after, by a task of
     // its own (the reservation already bounds what the request can cost).
     let tasks = bill.meter.svc.tasks.clone();
-    tasks.spawn(async move {
+    tasks.spawn_in_current_span(async move {
         bill.settle(tokens, outcome, Some(ttft)).await;
     });
     let bytes = match (format, parsed) {
