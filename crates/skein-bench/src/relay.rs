@@ -194,7 +194,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await;
     let relayed_stream = fixed_rate(
         &client,
-        make(relay_url, key.clone(), stream_body),
+        make(relay_url.clone(), key.clone(), stream_body),
         args.rate,
         duration,
     )
