@@ -1266,6 +1266,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/agents/{id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Try the draft: a conversation of the owner's that answers with the draft as it is saved at
+         *     each message (prompt, model, parameters, bindings), so an edit shows in the next answer.
+         *     Nothing is published and no statistics are counted.
+         */
+        post: operations["start_preview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents/{id}/publish": {
         parameters: {
             query?: never;
@@ -2361,6 +2382,8 @@ export interface paths {
         put?: never;
         /**
          * Import Skein's JSON (one conversation or an archive) or ChatGPT's `conversations.json`.
+         *     Images in a Skein export (`data:` URLs) become the user's files, as sent images do;
+         *     one the File service refuses is left out and counted in `images_skipped`.
          *     Limits: 64 MB of body, 10,000 conversations, 20,000 messages per conversation, 200,000 in
          *     all, 48 MB of text (413 `import_too_large`); a loop of messages is 422 `import_cycle`.
          *     Rows are written in batches of at most 500 per transaction, shown all at once at the end.
@@ -2584,7 +2607,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A preview: text (capped), an image's web-sized copy, or a PDF's page count. */
+        /**
+         * A preview: text (capped), an image's web-sized copy, a PDF's page count, or an Office
+         *     document's or EPUB's extracted text.
+         */
         get: operations["preview"];
         put?: never;
         post?: never;
@@ -2643,6 +2669,109 @@ export interface paths {
          *     session (`Cache-Control: public`).
          */
         post: operations["signed_url"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's open upload sessions (to resume one after a reload), newest first. */
+        get: operations["list_uploads"];
+        put?: never;
+        /**
+         * Open an upload session for a large file sent in parts. Refused at once (413) when the
+         *     purpose's limit or the quota would refuse the file.
+         */
+        post: operations["create_upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/uploads/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One upload session with the parts the store has: resume by sending the parts missing or
+         *     not `complete`.
+         */
+        get: operations["get_upload"];
+        put?: never;
+        post?: never;
+        /** Abort an upload session; its parts are removed. */
+        delete: operations["abort_upload"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/uploads/{id}/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete an upload session: the parts become one file, checked like any upload (size and
+         *     type limits, sniffed type, quota, the same content stored once). The session and its
+         *     parts are then gone.
+         */
+        post: operations["complete_upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/uploads/{id}/part-urls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Where to send parts: presigned `PUT` URLs straight to the store when it is S3 and
+         *     `file.s3.presign_uploads` is on, else this server's `PUT .../parts/{number}`.
+         */
+        post: operations["part_urls"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/uploads/{id}/parts/{number}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Send one part through this server (the raw bytes as the body, exactly the part's size).
+         *     Sending a part again replaces it.
+         */
+        put: operations["put_part"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2806,6 +2935,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/knowledge/bases/{id}/documents/{doc_id}/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Open a document's file (everyone who may read the base, not only the file's owner): a
+         *     citation's "open the source". Answers a signed content URL once read access is checked;
+         *     a user who may not read the base gets the same 404 as for a base that does not exist.
+         */
+        get: operations["document_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/knowledge/bases/{id}/documents/{doc_id}/reindex": {
         parameters: {
             query?: never;
@@ -2858,6 +3008,27 @@ export interface paths {
          *     background like an upload.
          */
         post: operations["add_url"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge/bases/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow a base's documents: server-sent events `document` (a document as
+         *     `GET .../documents/{doc_id}` shows it, sent when it appears and whenever its status or
+         *     progress changes), `removed` (`{"id"}`) and, after the first full round, `synced`.
+         */
+        get: operations["base_events"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3686,8 +3857,10 @@ export interface components {
          *     before the first publish).
          */
         AgentCard: {
-            /** @description Emoji or URL. */
+            /** @description Emoji, URL or `file:<id>` (an uploaded image). */
             avatar: string;
+            /** @description Where a browser loads an uploaded avatar (a signed URL); none for an emoji or a URL. */
+            avatar_url?: string | null;
             /** @description Category id. */
             category?: string | null;
             /**
@@ -4495,6 +4668,8 @@ export interface components {
             allow_model_override: boolean;
             /** @description Its avatar in that version. */
             avatar: string;
+            /** @description Where a browser loads an uploaded avatar (a signed URL). */
+            avatar_url?: string | null;
             /** @description The chat conversation. */
             conversation_id: string;
             /** @description The model used: the one picked, where allowed, else the version's. */
@@ -4503,11 +4678,18 @@ export interface components {
             name: string;
             /** @description The opening message. */
             opening_message: string;
+            /**
+             * @description Plugins the version binds: on in the conversation unless the user switches them off
+             *     (and only those the user may use are ever offered).
+             */
+            plugin_ids: string[];
+            /** @description A preview: each answer uses the draft as it is saved then. */
+            preview: boolean;
             /** @description Questions to start with. */
             suggested_questions: string[];
             /**
              * Format: int64
-             * @description The version it is pinned to.
+             * @description The version it is pinned to; 0 for a preview of the draft (the owner's).
              */
             version: number;
         };
@@ -4892,6 +5074,24 @@ export interface components {
             /** @description Why (1–200 characters); shown to the provider where it takes one, and in the ledger. */
             reason: string;
         };
+        /** @description What a new upload session is for. */
+        CreateUploadInput: {
+            /** @description The file's name (made safe: no folders, no control characters). */
+            name: string;
+            /**
+             * Format: int64
+             * @description Bytes per part, 1–64 MiB (default `file.upload_part_bytes`); every part but the last
+             *     is exactly this long.
+             */
+            part_size?: number | null;
+            /** @description `chat`, `knowledge`, `avatar`, `agent` or `plugin`. */
+            purpose: string;
+            /**
+             * Format: int64
+             * @description The file's exact size in bytes.
+             */
+            size: number;
+        };
         /**
          * @description A currency users pay in.
          * @enum {string}
@@ -5010,6 +5210,15 @@ export interface components {
             en: string;
             /** @description Chinese. */
             zh: string;
+        };
+        /** @description Where a reader opens a document's file. */
+        DocumentFileView: {
+            /** @description Its MIME type. */
+            content_type: string;
+            /** @description The file's name. */
+            name: string;
+            /** @description A signed URL of the file's content, fetched without a session (valid about an hour). */
+            url: string;
         };
         /** @description The form of an upload (for the OpenAPI document; the body is streamed to the File service). */
         DocumentUpload: {
@@ -5781,8 +5990,10 @@ export interface components {
         Page_AgentCard: {
             /** @description The items on this page. */
             items: {
-                /** @description Emoji or URL. */
+                /** @description Emoji, URL or `file:<id>` (an uploaded image). */
                 avatar: string;
+                /** @description Where a browser loads an uploaded avatar (a signed URL); none for an emoji or a URL. */
+                avatar_url?: string | null;
                 /** @description Category id. */
                 category?: string | null;
                 /**
@@ -6711,6 +6922,49 @@ export interface components {
              */
             quota: number;
         };
+        /** @description Where one part is sent. */
+        PartTarget: {
+            /** @description Whether `url` is the store's own (presigned). */
+            direct: boolean;
+            /** @description When a presigned URL stops working (RFC 3339); ask again after. */
+            expires_at?: string | null;
+            /** @description Headers to send as they are. */
+            headers: {
+                [key: string]: string;
+            };
+            /** @description `PUT`. */
+            method: string;
+            /**
+             * Format: int32
+             * @description The part.
+             */
+            number: number;
+            /**
+             * @description A presigned URL of the store (send no `Authorization`), or this server's part route
+             *     (send the bearer token).
+             */
+            url: string;
+        };
+        /** @description Which parts to send. */
+        PartUrlsInput: {
+            /** @description Part numbers (at most 1000 per call). */
+            parts: number[];
+        };
+        /** @description A part that is in the store. */
+        PartView: {
+            /** @description Whether it has the size it must have (send it again when not). */
+            complete: boolean;
+            /**
+             * Format: int32
+             * @description 1-based.
+             */
+            number: number;
+            /**
+             * Format: int64
+             * @description Bytes stored.
+             */
+            size: number;
+        };
         /** @description A password change. */
         PasswordChange: {
             /** @description The password in use now (empty for an account made by a provider sign-in, which has none). */
@@ -6938,14 +7192,14 @@ export interface components {
             content_type: string;
             /** @description The web-sized copy (images; a PDF's first page when poppler is installed). */
             image_url?: string | null;
-            /** @description `text`, `image` or `pdf`. */
+            /** @description `text`, `image`, `pdf` or `document` (an Office document's or EPUB's extracted text). */
             kind: string;
             /**
              * Format: int32
              * @description Pages (PDFs, when poppler is installed).
              */
             page_count?: number | null;
-            /** @description The text, up to `file.preview_max_bytes` (text files). */
+            /** @description The text, up to `file.preview_max_bytes` (text files, documents). */
             text?: string | null;
             /** @description Whether the text was cut. */
             truncated: boolean;
@@ -7484,6 +7738,13 @@ export interface components {
         };
         /** @description A search. */
         SearchRequest: {
+            /** @description Only chunks of these documents of the base (1–100 ids). */
+            document_ids?: string[] | null;
+            /**
+             * @description Only documents of these formats: `text`, `markdown`, `html`, `csv`, `json`, `docx`,
+             *     `pptx`, `epub`, `pdf`, `xlsx`, `image`.
+             */
+            file_types?: string[] | null;
             /** @description What to look for (1–2,000 characters). */
             query: string;
             /** @description The most hits (1–50, default 5). */
@@ -8270,6 +8531,43 @@ export interface components {
             file: string;
             /** @description `chat`, `knowledge`, `avatar`, `agent` or `plugin`; before `file`. */
             purpose: string;
+        };
+        /** @description An upload session. */
+        UploadView: {
+            /** @description RFC 3339. */
+            created_at: string;
+            /**
+             * @description Whether parts go straight to the store through presigned URLs (`POST .../part-urls`
+             *     says where); otherwise they are sent to this server.
+             */
+            direct: boolean;
+            /** @description RFC 3339; the parts are removed after this. */
+            expires_at: string;
+            /** @description Id. */
+            id: string;
+            /** @description The file's name. */
+            name: string;
+            /**
+             * Format: int64
+             * @description Parts, numbered from 1.
+             */
+            part_count: number;
+            /**
+             * Format: int64
+             * @description Bytes per part (the last part is the rest).
+             */
+            part_size: number;
+            /** @description The parts in the store (one session's view; absent in the list). */
+            parts?: components["schemas"]["PartView"][] | null;
+            /** @description Its purpose. */
+            purpose: string;
+            /**
+             * Format: int64
+             * @description Its size in bytes.
+             */
+            size: number;
+            /** @description `open`, or `completing` while a completion runs. */
+            state: string;
         };
         /** @description The models an upstream account offers. */
         UpstreamModels: {
@@ -11856,6 +12154,43 @@ export interface operations {
             };
         };
     };
+    start_preview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationAgent"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     publish: {
         parameters: {
             query?: never;
@@ -15154,7 +15489,7 @@ export interface operations {
                 exp?: number;
                 /** @description Signature of a signed URL. */
                 sig?: string;
-                /** @description `thumb` or `web` for an image's variant (JPEG); the original when absent. */
+                /** @description `thumb` or `web` for an image's variant (JPEG or WebP, `file.image_format`); the original when absent. */
                 variant?: string;
             };
             header?: never;
@@ -15388,6 +15723,311 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_uploads: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadView"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUploadInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Over the purpose's size limit or the quota */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many sessions open */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    abort_upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Being completed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    complete_upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Parts missing, or already being completed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    part_urls: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PartUrlsInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PartTarget"][];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    put_part: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": number[];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PartView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The part stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Being completed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Wrong part number or size */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -16028,6 +16668,38 @@ export interface operations {
             };
         };
     };
+    document_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                doc_id: string;
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentFileView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     reindex_document: {
         parameters: {
             query?: never;
@@ -16184,6 +16856,37 @@ export interface operations {
             };
             /** @description A URL that is invalid, not allowed or could not be fetched */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    base_events: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Base id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `event: document` frames of documents, `removed` and `synced` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["DocumentView"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
