@@ -574,6 +574,8 @@ export const en = {
   'knowledge.noBases': 'No knowledge bases yet.',
   'chat.sources': 'Sources',
   'chat.sourcePage': 'page {n}',
+  'chat.sourceOpen': 'Open',
+  'chat.sourceUnavailable': 'Not available',
   'nav.plugins': 'Plugins',
   'admin.plugins': 'Plugins',
   'tools.webSearch': 'Web search',

@@ -576,6 +576,8 @@ export const zh: Record<MessageKey, string> = {
   'knowledge.noBases': '还没有知识库。',
   'chat.sources': '来源',
   'chat.sourcePage': '第 {n} 页',
+  'chat.sourceOpen': '打开',
+  'chat.sourceUnavailable': '无法打开',
   'nav.plugins': '插件',
   'admin.plugins': '插件',
   'tools.webSearch': '网络搜索',

@@ -1,4 +1,5 @@
-import { lazy, Suspense } from 'react';
+import { lazy, Suspense, useState } from 'react';
+import { api } from '../../lib/api';
 import { siblingLabel, siblingTarget } from '../../lib/branch';
 import { money, num } from '../../lib/format';
 import type { ChatMessage, Citation } from '../../lib/types';
@@ -30,6 +31,35 @@ export function citedPages(c: Citation, page: (n: string) => string): string | n
   return page(pages[0] === pages[1] ? String(pages[0]) : `${pages[0]}–${pages[1]}`);
 }
 
+/** Opens the document a knowledge citation comes from: the server checks that the reader may
+ * read its base and answers a signed link (a reader of a shared base is not the file's owner). */
+function OpenCited({ base, document }: { base: string; document: string }) {
+  const t = useT();
+  const [failed, setFailed] = useState(false);
+  const open = async () => {
+    setFailed(false);
+    // Opened before the request so the browser does not block it as a pop-up.
+    const tab = window.open('', '_blank');
+    try {
+      const link = await api<{ url: string }>(`knowledge/bases/${encodeURIComponent(base)}/documents/${encodeURIComponent(document)}/file`);
+      if (tab) {
+        tab.opener = null;
+        tab.location.href = link.url;
+      } else {
+        window.location.assign(link.url);
+      }
+    } catch {
+      tab?.close();
+      setFailed(true);
+    }
+  };
+  return (
+    <button type="button" className="ml-1 text-primary underline" onClick={open} data-testid="source-open">
+      {failed ? t('chat.sourceUnavailable') : t('chat.sourceOpen')}
+    </button>
+  );
+}
+
 /** The passages an answer cites, numbered as the answer cites them. */
 export function Sources({ sources }: { sources: Citation[] }) {
   const t = useT();
@@ -46,6 +76,7 @@ export function Sources({ sources }: { sources: Citation[] }) {
               <div className="text-xs font-medium">
                 [{c.label}] {c.title}
                 {pages && <span className="text-muted-fg"> · {pages}</span>}
+                {c.reference?.base_id && c.reference.document_id && <OpenCited base={c.reference.base_id} document={c.reference.document_id} />}
               </div>
               <div className="line-clamp-3 whitespace-pre-wrap break-words text-xs text-muted-fg">{c.excerpt}</div>
             </li>
