@@ -121,6 +121,24 @@ impl Market {
         self.cards.push(Some(card));
     }
 
+    /// Builds the market again from its live cards once removed ones leave more empty slots
+    /// than there are cards, so a process that runs for months does not keep every card's
+    /// old text position.
+    fn compact_if_sparse(&mut self) {
+        let live = self.slots.len();
+        if self.cards.len() - live <= live.max(1024) {
+            return;
+        }
+        let cards: Vec<Card> = std::mem::take(&mut self.cards)
+            .into_iter()
+            .flatten()
+            .collect();
+        *self = Market::default();
+        for card in cards {
+            self.insert(card);
+        }
+    }
+
     /// Takes card `id` out of the market.
     fn remove(&mut self, id: &str) {
         let Some(slot) = self.slots.remove(id) else {
@@ -343,6 +361,7 @@ impl MarketIndex {
             for row in rows {
                 market.upsert(Card::from(row));
             }
+            market.compact_if_sparse();
         }
         Ok(read)
     }
@@ -383,6 +402,7 @@ impl MarketIndex {
                 Some(row) => market.upsert(Card::from(row)),
                 None => market.remove(id),
             }
+            market.compact_if_sparse();
         }
         Ok(())
     }
@@ -468,6 +488,26 @@ mod tests {
         );
         let terms = vec!["诗歌".to_string()];
         assert_eq!(market.search(&query(&terms, Sort::MostLiked)).1, 0);
+        // Republishing a card many times leaves no trail of empty slots.
+        for i in 0..3000 {
+            market.upsert(Card::from(row(
+                "a",
+                &format!("翻译助手 translator v{i}"),
+                5,
+                1,
+            )));
+            market.compact_if_sparse();
+        }
+        assert!(
+            market.cards.len() <= market.slots.len() + 1024 + 1,
+            "{} slots",
+            market.cards.len()
+        );
+        let terms = vec!["translator".to_string()];
+        assert_eq!(
+            market.search(&query(&terms, Sort::MostLiked)),
+            (vec!["c".into(), "a".into()], 2)
+        );
         // Punctuation is checked against the text itself.
         let terms = vec!["translator)".to_string()];
         assert_eq!(market.search(&query(&terms, Sort::MostLiked)).1, 0);

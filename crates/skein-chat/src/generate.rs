@@ -676,10 +676,11 @@ async fn answer(
             return outcome;
         }
         let mut calls = round.calls.finish();
-        for call in &mut calls {
-            // The answer's message id is made by the server, so this key is unique to this
+        for (position, call) in calls.iter_mut().enumerate() {
+            // The answer's message id is made by the server and the position is the call's
+            // place in the round (a model may repeat an id), so this key is unique to this
             // call and cannot be replayed by a client (a paid tool is charged once per key).
-            call.key = format!("{}:{rounds}:{}", generation.message_id, call.id);
+            call.key = format!("{}:{rounds}:{position}", generation.message_id);
             generation.push(Event::ToolCall(json!({
                 "id": call.id, "name": call.name, "arguments": call.arguments,
                 "requires_approval": tools.toolbox.requires_approval(&call.name),

@@ -275,9 +275,16 @@ impl FileService {
         if !self.config.s3.presign_uploads {
             return Ok(None);
         }
+        // A URL never outlives its session: the sweep at expiry must find every part a
+        // client could still PUT.
+        let left_ms = row.expires_at.saturating_sub(ids::now_ms());
+        let left = std::time::Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+        if left < std::time::Duration::from_secs(1) {
+            return Err(ApiError::not_found("Upload", "上传"));
+        }
         Ok(self
             .storage
-            .presign_write(&part_key(&row.id, number), self.presign_ttl())
+            .presign_write(&part_key(&row.id, number), self.presign_ttl().min(left))
             .await?)
     }
 
@@ -434,7 +441,9 @@ impl FileService {
     }
 
     /// Deletes the session row and queues its parts for the sweeper now, in one transaction,
-    /// then removes them at once (the queue row finishes the job if that fails).
+    /// then removes them at once (the queue row finishes the job if that fails). The queue row
+    /// stays until every presigned URL the session gave out has expired, so a part PUT
+    /// straight to the store after the session ended is swept too.
     async fn drop_session(&self, id: &str) -> ApiResult<()> {
         let prefix = upload_prefix(id);
         let mut tx = self.db.begin_write().await?;
@@ -446,6 +455,15 @@ impl FileService {
         store::queue_sweep(&mut *tx, &prefix, ids::now_ms()).await?;
         tx.commit().await.map_err(skein_db::DbError::from)?;
         match self.storage.delete(&prefix).await {
+            Ok(()) if self.config.s3.presign_uploads => {
+                let ttl_ms = i64::try_from(self.presign_ttl().as_millis()).unwrap_or(i64::MAX);
+                store::queue_sweep(
+                    self.db.pool(),
+                    &prefix,
+                    ids::now_ms().saturating_add(ttl_ms),
+                )
+                .await?
+            }
             Ok(()) => store::unqueue_sweep(self.db.pool(), &prefix).await?,
             Err(error) => {
                 tracing::warn!(%error, "removing an upload's parts failed; the sweeper will")

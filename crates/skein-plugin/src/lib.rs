@@ -651,7 +651,13 @@ impl PluginApi for PluginService {
         let price = price_of(&tool.plugin, name);
         let hold = if price > 0 {
             match self.hold(caller, &tool, price).await {
-                Ok(hold) => hold,
+                Ok(hold) => hold
+                    .zip(self.billing.clone())
+                    .map(|(hold, billing)| HoldGuard {
+                        hold: Some(hold),
+                        billing,
+                        db: self.db.clone(),
+                    }),
                 Err(refused) => return refused,
             }
         } else {
@@ -680,11 +686,47 @@ impl PluginApi for PluginService {
         };
         tracing::info!(tool = name, plugin = %tool.plugin.id, user = %caller.user_id,
             is_error = output.is_error, duration_ms = started.elapsed().as_millis() as u64, "tool call");
-        if let Some(hold) = hold {
+        if let Some(hold) = hold.and_then(|mut guard| guard.take()) {
             self.settle(caller, hold, name, &output, started.elapsed())
                 .await;
         }
         output
+    }
+}
+
+/// A hold that is freed if the call is dropped before it settles (the user stopped the
+/// answer while the tool ran): the call is then not charged, and no hold is left to expire.
+struct HoldGuard {
+    hold: Option<Hold>,
+    billing: Arc<dyn BillingApi>,
+    db: Db,
+}
+
+impl HoldGuard {
+    /// The hold, to settle; the guard then frees nothing.
+    fn take(&mut self) -> Option<Hold> {
+        self.hold.take()
+    }
+}
+
+impl Drop for HoldGuard {
+    fn drop(&mut self) {
+        let Some(hold) = self.hold.take() else {
+            return;
+        };
+        let (billing, db) = (self.billing.clone(), self.db.clone());
+        // Drop cannot wait: the release runs on its own (a runtime is always there, since
+        // the call that owned the guard ran on it).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = billing.release(&hold.reservation_id).await {
+                    tracing::warn!(error = %e.message(skein_core::i18n::Lang::En), "a stopped tool call's hold was not freed; it expires");
+                }
+                if let Err(e) = store::finish_charge(&db, &hold.call_key, None, "released").await {
+                    tracing::warn!(error = %e, "a stopped tool call's end was not recorded");
+                }
+            });
+        }
     }
 }
 
@@ -705,9 +747,9 @@ struct Hold {
 }
 
 impl PluginService {
-    /// Holds `price` for one call of `offered`: `Ok(None)` when the call's key was charged
-    /// before (it runs, uncharged again), `Err` with what the model hears when the balance
-    /// cannot pay or billing is unreachable (the tool does not run).
+    /// Holds `price` for one call of `offered`: `Err` with what the model hears when the
+    /// call's key was claimed before (a paid call never runs twice under one key, nor free),
+    /// when the balance cannot pay, or when billing is unreachable (the tool does not run).
     async fn hold(
         &self,
         caller: &ToolCaller,
@@ -739,8 +781,10 @@ impl PluginService {
         {
             Ok(true) => {}
             Ok(false) => {
-                tracing::info!(%call_key, "a paid tool call ran again under its key; not charged twice");
-                return Ok(None);
+                tracing::warn!(%call_key, "a paid tool call came again under its key; refused");
+                return Err(ToolOutput::error(format!(
+                    "The tool {name} was already called under this call's key; it did not run again."
+                )));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "a paid tool call could not be recorded");

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use skein_core::api::{ToolOutput, ToolProgress};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::config::McpCommand;
 use crate::mcp::PROTOCOL_VERSION;
@@ -76,8 +76,10 @@ impl Session {
     ) -> Result<Value, String> {
         loop {
             let mut line = String::new();
-            let n = self
-                .stdout
+            // Never more than what is left of the answer's budget, even within one line.
+            let left = (crate::MAX_TOOL_ANSWER_BYTES + 1).saturating_sub(self.read);
+            let n = (&mut self.stdout)
+                .take(u64::try_from(left).unwrap_or(u64::MAX))
                 .read_line(&mut line)
                 .await
                 .map_err(|_| "the local server's output is not text".to_string())?;

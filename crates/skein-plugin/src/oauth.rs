@@ -23,6 +23,10 @@ const MARGIN: Duration = Duration::from_secs(30);
 /// How long a token without `expires_in` is kept.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 
+/// The longest a token is kept, whatever the endpoint says (a user's own plugin names its
+/// token endpoint, and a rotated secret must stop working within this).
+const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// What a plugin stores of its OAuth client (in `auth_name`, JSON); the secret is sealed apart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Client {
@@ -35,8 +39,8 @@ pub struct Client {
     pub scope: Option<String>,
 }
 
-/// Tokens kept per plugin, each with the client it was issued for (a changed client is not
-/// answered with an old token).
+/// Tokens kept per plugin and secret, each with the client it was issued for (a changed
+/// client, or a caller with another secret, is not answered with an old token).
 #[derive(Default)]
 pub struct TokenCache {
     tokens: Mutex<HashMap<String, (Client, String, Instant)>>,
@@ -52,8 +56,9 @@ impl TokenCache {
         secret: &str,
         policy: FetchPolicy,
     ) -> Result<String, String> {
+        let key = cache_key(plugin_id, secret);
         if let Ok(tokens) = self.tokens.lock()
-            && let Some((kept_for, token, until)) = tokens.get(plugin_id)
+            && let Some((kept_for, token, until)) = tokens.get(&key)
             && kept_for == client
             && Instant::now() < *until
         {
@@ -61,21 +66,27 @@ impl TokenCache {
         }
         let (token, lifetime) = fetch(client, secret, policy).await?;
         if let Ok(mut tokens) = self.tokens.lock() {
-            let until = Instant::now() + lifetime.saturating_sub(MARGIN);
-            tokens.insert(
-                plugin_id.to_string(),
-                (client.clone(), token.clone(), until),
-            );
+            let until = Instant::now() + lifetime.min(MAX_LIFETIME).saturating_sub(MARGIN);
+            tokens.insert(key, (client.clone(), token.clone(), until));
         }
         Ok(token)
     }
 
-    /// Forgets `plugin_id`'s token (its client changed, or the plugin is gone).
+    /// Forgets `plugin_id`'s tokens (its client changed, or the plugin is gone).
     pub fn forget(&self, plugin_id: &str) {
+        let prefix = format!("{plugin_id}:");
         if let Ok(mut tokens) = self.tokens.lock() {
-            tokens.remove(plugin_id);
+            tokens.retain(|key, _| !key.starts_with(&prefix));
         }
     }
+}
+
+/// Where a token is kept: the plugin and a digest of the secret it was got with.
+fn cache_key(plugin_id: &str, secret: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{plugin_id}:{hex}")
 }
 
 /// Asks the token endpoint; the token and how long it lives.

@@ -57,6 +57,11 @@ pub struct RelayConfig {
     pub request_log_retention_days: u32,
     /// How often requests older than the retention are removed.
     pub request_log_prune_every_secs: u64,
+    /// The only environment variables a channels document applied through the admin API may
+    /// name for keys and headers: an admin must not be able to send the server's own secrets
+    /// (database URL, relay key) to an upstream URL they choose. `skein channels apply`, run
+    /// by the operator, reads any variable.
+    pub channels_env_prefix: String,
 }
 
 impl Default for RelayConfig {
@@ -77,6 +82,7 @@ impl Default for RelayConfig {
             upstream_idle_secs: 90,
             request_log_retention_days: 30,
             request_log_prune_every_secs: 3600,
+            channels_env_prefix: "SKEIN_CHANNEL_".into(),
         }
     }
 }

@@ -267,6 +267,31 @@ pub fn to_toml(declared: &Declared) -> ApiResult<String> {
     toml::to_string_pretty(declared).map_err(ApiError::internal)
 }
 
+impl Declared {
+    /// Refuses (422) a document that names, for a key or a header, an environment variable
+    /// not starting with `prefix`: through the admin API an admin may read the channel
+    /// variables the operator set for them, never the server's other secrets.
+    pub fn only_variables_named(&self, prefix: &str) -> ApiResult<()> {
+        for c in &self.channels {
+            let named = c.keys_env.iter().chain(c.headers_env.values());
+            if let Some(var) = named.into_iter().find(|v| !v.starts_with(prefix)) {
+                return Err(ApiError::invalid_field(
+                    "keys_env",
+                    format!(
+                        "Channel {}: through the API, keys and headers come only from environment variables starting with {prefix} (not {var}); `skein channels apply` on the server reads any.",
+                        c.name
+                    ),
+                    format!(
+                        "渠道 {}：通过 API 应用时，密钥与请求头只能来自以 {prefix} 开头的环境变量（{var} 不可用）；在服务器上运行 `skein channels apply` 可读取任意变量。",
+                        c.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A document read from TOML text (422 with the parser's message when it is not one).
 pub fn from_toml(text: &str) -> ApiResult<Declared> {
     toml::from_str(text).map_err(|e| {

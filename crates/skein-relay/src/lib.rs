@@ -186,6 +186,8 @@ pub struct Tuning {
     pub request_log_retention_days: u32,
     /// How often the request log is pruned.
     pub request_log_prune_every: Duration,
+    /// The prefix of the environment variables the admin API's channels apply may read.
+    pub channels_env_prefix: String,
 }
 
 impl Default for Tuning {
@@ -198,6 +200,7 @@ impl Default for Tuning {
             upstream_idle: Duration::from_secs(90),
             request_log_retention_days: 30,
             request_log_prune_every: Duration::from_secs(3600),
+            channels_env_prefix: "SKEIN_CHANNEL_".into(),
         }
     }
 }
@@ -218,6 +221,7 @@ impl Tuning {
             request_log_prune_every: Duration::from_secs(
                 config.request_log_prune_every_secs.max(1),
             ),
+            channels_env_prefix: config.channels_env_prefix.clone(),
         }
     }
 }

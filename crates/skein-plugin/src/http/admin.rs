@@ -61,6 +61,7 @@ pub async fn admin_delete_plugin(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     if store::delete(&svc.db, &id).await? {
+        svc.tokens.forget(&id);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("Plugin", "插件"))
@@ -388,6 +389,7 @@ pub async fn admin_patch_plugin(
         requires_approval: input.requires_approval,
     };
     store::update(&svc.db, &id, &patch, crate::now()).await?;
+    svc.tokens.forget(&id);
     let row = store::one(&svc.db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Plugin", "插件"))?;

@@ -596,6 +596,7 @@ pub async fn delete_private_plugin(
         .filter(|r| r.owner_id.as_deref() == Some(user.user_id.as_str()))
         .ok_or_else(plugin_not_found)?;
     store::delete(&svc.db, &row.id).await?;
+    svc.tokens.forget(&row.id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -162,6 +162,7 @@ pub async fn apply_channels(
     ApiJson(body): ApiJson<ApplyChannels>,
 ) -> ApiResult<ApiJson<crate::declared::Plan>> {
     let declared = crate::declared::from_toml(&body.document)?;
+    declared.only_variables_named(&svc.tuning.channels_env_prefix)?;
     let env = |name: &str| std::env::var(name).ok();
     let plan = crate::declared::apply(&svc, &declared, &env, body.dry_run, body.prune).await?;
     tracing::info!(actor = %admin.user_id, dry_run = body.dry_run, changes = plan.changes.len(), "channels document applied");

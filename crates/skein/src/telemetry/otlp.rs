@@ -284,8 +284,19 @@ where
         let (trace_id, parent, sampled) = match parent {
             Some(parent) => (parent.trace_id, Some(parent.span_id), parent.sampled),
             None => match fields.traceparent.as_deref().and_then(TraceParent::parse) {
-                // The caller's trace goes on, and its decision to record it stands.
-                Some(remote) => (remote.trace_id, Some(remote.span_id), remote.sampled),
+                // The caller's trace goes on. Its decision to record it stands for Skein's own
+                // processes (`/internal/*`, behind the internal token); an outside client's
+                // "sampled" is one vote more, so it cannot have every request it sends
+                // recorded past `sample_ratio`.
+                Some(remote) => {
+                    let internal = fields.attributes.iter().any(|(name, value)| {
+                        name == "route"
+                            && matches!(value, Attr::Str(r) if r.starts_with("/internal/"))
+                    });
+                    let sampled = remote.sampled
+                        && (internal || self.ratio >= 1.0 || rand::random::<f64>() < self.ratio);
+                    (remote.trace_id, Some(remote.span_id), sampled)
+                }
                 None => (
                     random_id::<16>(),
                     None,

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use skein_testkit::mock_compat::{self, MockCompat};
 use skein_testkit::mock_openai::Fault;
 use skein_testkit::{
-    Persona, Price, RelayWorld, TestApp, Upstream, WorldSpec, both_backends, relay_world,
+    Persona, Price, RelayWorld, TestApp, Upstream, WorldSpec, both_backends, on_both_backends,
+    relay_world,
 };
 
 use crate::relay::chat;
@@ -199,62 +200,6 @@ both_backends! {
         assert_eq!(s.upstream.requests().len(), 9);
     }
 
-    async fn channels_as_code_export_and_apply_idempotently_with_a_plan_first(app) {
-        let s = relay_world(&app, Upstream::OpenAi).await;
-        set_strategy(&app, &s.root, "latency", 10).await;
-        let export = app.get("/api/v1/admin/channels/export", Some(&s.root.access)).await;
-        assert_eq!(export.status, StatusCode::OK, "{}", export.text);
-        assert!(!export.text.contains("sk-upstream-primary"), "a key was exported: {}", export.text);
-        assert!(export.text.contains("keys_env = [\"SKEIN_CHANNEL_PRIMARY_KEY\"]"), "{}", export.text);
-        assert!(export.text.contains("[prices.gpt-test]"), "{}", export.text);
-        assert!(export.text.contains("strategy = \"latency\""), "{}", export.text);
-
-        // The exported file with one more channel (its key from an environment variable of
-        // the server's process) and a changed priority. The primary's key variable is not
-        // set where the server runs, so the test points it at one that is.
-        let document = export
-            .text
-            .replace("SKEIN_CHANNEL_PRIMARY_KEY", "CARGO_PKG_NAME")
-            .replace("priority = 10", "priority = 7")
-            + &format!("\n[[channel]]\nname = \"second\"\ntype = \"openai\"\nbase_url = \"{}\"\nkeys_env = [\"CARGO_PKG_NAME\"]\nmodels = [\"gpt-test\"]\n", s.upstream.base_url);
-        let apply = |document: String, dry_run: bool| {
-            let (app, access) = (&app, s.root.access.clone());
-            async move {
-                app.post("/api/v1/admin/channels/apply", Some(&access),
-                    json!({"document": document, "dry_run": dry_run})).await
-            }
-        };
-        let plan = apply(document.clone(), true).await;
-        assert_eq!(plan.status, StatusCode::OK, "{}", plan.text);
-        let changes = plan.json["changes"].as_array().unwrap().clone();
-        let find = |name: &str| changes.iter().find(|c| c["name"] == name).cloned().unwrap_or_default();
-        assert_eq!(find("second")["action"], "create", "{}", plan.text);
-        assert_eq!(find("primary")["action"], "update");
-        assert_eq!(find("primary")["fields"], json!(["keys", "priority"]), "only the field names: {}", plan.text);
-        let list = app.get("/api/v1/channels", Some(&s.root.access)).await;
-        assert_eq!(list.json.as_array().unwrap().len(), 1, "a dry run writes nothing");
-
-        let applied = apply(document.clone(), false).await;
-        assert_eq!(applied.status, StatusCode::OK, "{}", applied.text);
-        let list = app.get("/api/v1/channels", Some(&s.root.access)).await;
-        let channels = list.json.as_array().unwrap();
-        assert_eq!(channels.len(), 2);
-        assert!(channels.iter().any(|c| c["name"] == "primary" && c["priority"] == 7));
-        // The second time, nothing differs.
-        let again = apply(document.clone(), false).await;
-        assert_eq!(again.json["changes"], json!([]), "{}", again.text);
-        // A variable the server's environment lacks is named in the error, with no value.
-        let missing = document.replace("CARGO_PKG_NAME", "SKEIN_TEST_SURELY_UNSET_VAR");
-        let r = apply(missing, true).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
-        assert!(r.text.contains("SKEIN_TEST_SURELY_UNSET_VAR"), "{}", r.text);
-        let r = apply("[[channel]]\nname = 3".into(), true).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        let user = app.post("/api/v1/admin/channels/apply", Some(&s.user.access),
-            json!({"document": "", "dry_run": true})).await;
-        assert_eq!(user.status, StatusCode::FORBIDDEN);
-    }
-
     async fn the_response_cache_answers_repeats_per_user_and_bills_as_set(app) {
         let s = relay_world(&app, Upstream::OpenAi).await;
         let set = |body: Value| {
@@ -384,5 +329,71 @@ both_backends! {
         assert_eq!(list.json[0]["strategy"], "balance");
         assert_eq!(list.json[0]["explore_percent"], 0);
         assert!(list.json[0]["updated_at"].is_string());
+    }
+}
+
+on_both_backends! {
+    async fn channels_as_code_export_and_apply_idempotently_with_a_plan_first(backend) {
+        // The test points keys at a variable cargo sets for every test process.
+        let app = TestApp::spawn_with(backend, |c| c.relay.channels_env_prefix = "CARGO_PKG_".into()).await;
+        let s = relay_world(&app, Upstream::OpenAi).await;
+        set_strategy(&app, &s.root, "latency", 10).await;
+        let export = app.get("/api/v1/admin/channels/export", Some(&s.root.access)).await;
+        assert_eq!(export.status, StatusCode::OK, "{}", export.text);
+        assert!(!export.text.contains("sk-upstream-primary"), "a key was exported: {}", export.text);
+        assert!(export.text.contains("keys_env = [\"SKEIN_CHANNEL_PRIMARY_KEY\"]"), "{}", export.text);
+        assert!(export.text.contains("[prices.gpt-test]"), "{}", export.text);
+        assert!(export.text.contains("strategy = \"latency\""), "{}", export.text);
+
+        // The exported file with one more channel (its key from an environment variable of
+        // the server's process) and a changed priority. The primary's key variable is not
+        // set where the server runs, so the test points it at one that is.
+        let document = export
+            .text
+            .replace("SKEIN_CHANNEL_PRIMARY_KEY", "CARGO_PKG_NAME")
+            .replace("priority = 10", "priority = 7")
+            + &format!("\n[[channel]]\nname = \"second\"\ntype = \"openai\"\nbase_url = \"{}\"\nkeys_env = [\"CARGO_PKG_NAME\"]\nmodels = [\"gpt-test\"]\n", s.upstream.base_url);
+        let apply = |document: String, dry_run: bool| {
+            let (app, access) = (&app, s.root.access.clone());
+            async move {
+                app.post("/api/v1/admin/channels/apply", Some(&access),
+                    json!({"document": document, "dry_run": dry_run})).await
+            }
+        };
+        // A variable outside the allowed prefix (the server's own secrets) is refused, even
+        // in a dry run, and nothing is read or written.
+        let leak = document.replacen("keys_env = [\"CARGO_PKG_NAME\"]", "keys_env = [\"SKEIN_DATABASE_URL\"]", 1);
+        let refused = apply(leak, true).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
+        assert!(refused.text.contains("CARGO_PKG_"), "the error names the allowed prefix: {}", refused.text);
+        let plan = apply(document.clone(), true).await;
+        assert_eq!(plan.status, StatusCode::OK, "{}", plan.text);
+        let changes = plan.json["changes"].as_array().unwrap().clone();
+        let find = |name: &str| changes.iter().find(|c| c["name"] == name).cloned().unwrap_or_default();
+        assert_eq!(find("second")["action"], "create", "{}", plan.text);
+        assert_eq!(find("primary")["action"], "update");
+        assert_eq!(find("primary")["fields"], json!(["keys", "priority"]), "only the field names: {}", plan.text);
+        let list = app.get("/api/v1/channels", Some(&s.root.access)).await;
+        assert_eq!(list.json.as_array().unwrap().len(), 1, "a dry run writes nothing");
+
+        let applied = apply(document.clone(), false).await;
+        assert_eq!(applied.status, StatusCode::OK, "{}", applied.text);
+        let list = app.get("/api/v1/channels", Some(&s.root.access)).await;
+        let channels = list.json.as_array().unwrap();
+        assert_eq!(channels.len(), 2);
+        assert!(channels.iter().any(|c| c["name"] == "primary" && c["priority"] == 7));
+        // The second time, nothing differs.
+        let again = apply(document.clone(), false).await;
+        assert_eq!(again.json["changes"], json!([]), "{}", again.text);
+        // A variable the server's environment lacks is named in the error, with no value.
+        let missing = document.replace("CARGO_PKG_NAME", "SKEIN_TEST_SURELY_UNSET_VAR");
+        let r = apply(missing, true).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert!(r.text.contains("SKEIN_TEST_SURELY_UNSET_VAR"), "{}", r.text);
+        let r = apply("[[channel]]\nname = 3".into(), true).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let user = app.post("/api/v1/admin/channels/apply", Some(&s.user.access),
+            json!({"document": "", "dry_run": true})).await;
+        assert_eq!(user.status, StatusCode::FORBIDDEN);
     }
 }
