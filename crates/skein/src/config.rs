@@ -189,6 +189,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "services",
     "telemetry",
+    "plugin",
 ];
 
 impl Config {
