@@ -1,3 +1,5 @@
+import plugin from 'tailwindcss/plugin';
+
 /** @type {import('tailwindcss').Config} */
 export default {
   content: ['./index.html', './src/**/*.{ts,tsx}'],
@@ -14,9 +16,14 @@ export default {
         primary: 'rgb(var(--primary) / <alpha-value>)',
         'primary-fg': 'rgb(var(--primary-fg) / <alpha-value>)',
         danger: 'rgb(var(--danger) / <alpha-value>)',
+        'danger-fg': 'rgb(var(--danger-fg) / <alpha-value>)',
         ok: 'rgb(var(--ok) / <alpha-value>)',
       },
     },
   },
-  plugins: [],
+  plugins: [
+    // `coarse:` applies on touch screens (a finger, not a mouse): message actions and the version
+    // switcher grow to 44 px targets there.
+    plugin(({ addVariant }) => addVariant('coarse', '@media (pointer: coarse)')),
+  ],
 };

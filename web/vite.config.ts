@@ -9,7 +9,8 @@ export default defineConfig({
   plugins: [react()],
   server: {
     proxy: {
-      '/api': { target, changeOrigin: true },
+      // `ws`: the chat socket (`/api/v1/chat/socket`) goes through too.
+      '/api': { target, changeOrigin: true, ws: true },
       '/v1': { target, changeOrigin: true },
     },
   },

@@ -7,96 +7,14 @@
 //
 // Environment: SKEIN_BIN, MOCK_BIN (default: the debug builds in CARGO_TARGET_DIR or target/),
 // CHROMIUM (default /usr/bin/chromium). Needs web/dist (npm run build).
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, existsSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { MODEL, apiScenario, check, launchBrowser, loginState, logger, requireBuilt, run, screenshot, sidewaysOverflow, stepper } from './harness.mjs';
 
-const repo = resolve(new URL('../..', import.meta.url).pathname);
-const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target');
-const shots = join(repo, 'target', 'screenshots');
-const skein = process.env.SKEIN_BIN ?? join(targetDir, 'debug', 'skein');
-const mock = process.env.MOCK_BIN ?? join(targetDir, 'debug', 'mock-upstream');
-const PASSWORD = 'correct horse battery';
-const MODEL = 'mock-gpt';
-const children = [];
-process.on('exit', () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM')));
-
-const log = (...a) => console.log('[e2e adminlog]', ...a);
-function check(cond, message) {
-  if (!cond) throw new Error(`check failed: ${message}`);
-}
-async function step(name, fn) {
-  const t = Date.now();
-  await fn();
-  log(`ok   ${name} (${Date.now() - t} ms)`);
-}
-function freePort() {
-  return new Promise((res) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
-function startAndWait(cmd, args, opts, pattern) {
-  return new Promise((res, rej) => {
-    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    const onData = (c) => {
-      out += c;
-      const m = out.match(pattern);
-      if (m) res({ child, match: m });
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => rej(new Error(`${cmd} exited with ${code}:\n${out}`)));
-  });
-}
+const log = logger('e2e adminlog');
+const step = stepper(log);
 
 async function main() {
-  check(existsSync(join(repo, 'web', 'dist', 'index.html')), 'web/dist is built (npm run build)');
-  mkdirSync(shots, { recursive: true });
-  const data = mkdtempSync(join(tmpdir(), 'skein-e2e-adminlog-'));
-  process.on('exit', () => rmSync(data, { recursive: true, force: true }));
-  const setup = 'e2e-adminlog-setup-token-0123456789';
-  const env = { ...process.env, SKEIN_DATA_DIR: data, RUST_LOG: 'warn', SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE: '10000', SKEIN_SETUP_TOKEN: setup };
-  const upstream = await startAndWait(mock, ['--key', 'sk-upstream', '--stream-pause-ms', '5'], { env }, /MOCK_BASE_URL=(\S+)/);
-  const mockUrl = upstream.match[1];
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  children.push(spawn(skein, ['serve', '--listen', `127.0.0.1:${port}`], { env, stdio: 'ignore' }));
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) break;
-    } catch {
-      /* not yet */
-    }
-    if (i > 300) throw new Error('skein did not become ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-
-  const call = async (method, path, token, body) => {
-    const r = await fetch(`${base}/api/v1/${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', 'x-skein-csrf': '1', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  const register = async (username) => {
-    const r = await call('POST', 'auth/register', null, { username, email: `${username}@example.com`, password: PASSWORD, setup_token: setup });
-    return r.access_token;
-  };
-  const root = await register('root');
-  const ada = await register('ada');
-  const me = await call('GET', 'user/profile', ada);
+  requireBuilt({ mock: true });
+  const { base, mockUrl, call, root, ada, adaProfile: me } = await apiScenario('adminlog');
   // Port 1 on loopback refuses connections: "upstream unreachable", tried first (priority 20).
   await call('POST', 'channels', root, { type: 'openai', name: 'broken-east', base_url: 'http://127.0.0.1:1', keys: ['sk-nowhere'], models: [MODEL, 'lonely-model'], priority: 20 });
   await call('POST', 'channels', root, { type: 'openai', name: 'mock-west', base_url: mockUrl, keys: ['sk-upstream'], models: [MODEL], priority: 10 });
@@ -124,16 +42,9 @@ async function main() {
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  const login = async (username, extra = []) => {
-    const r = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-skein-csrf': '1' }, body: JSON.stringify({ login: username, password: PASSWORD }) });
-    const value = r.headers.getSetCookie().find((c) => c.startsWith('skein_refresh=')).split(';')[0].slice('skein_refresh='.length);
-    return {
-      cookies: [{ name: 'skein_refresh', value, domain: '127.0.0.1', path: '/api/v1/auth', expires: -1, httpOnly: true, secure: false, sameSite: 'Strict' }],
-      origins: [{ origin: base, localStorage: [{ name: 'skein.session', value: 'e2e' }, ...extra] }],
-    };
-  };
+  const login = (username, extra = []) => loginState(base, username, { extra });
 
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const browser = await launchBrowser();
   const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US', colorScheme: 'light', storageState: await login('root') });
   const page = await ctx.newPage();
   page.setDefaultTimeout(20_000);
@@ -146,7 +57,7 @@ async function main() {
       const table = page.locator('table');
       await table.getByText('lonely-model').waitFor();
       await table.getByText('every channel failed').waitFor();
-      await page.screenshot({ path: join(shots, 'adminlog-requests-1440-light.png') });
+      await screenshot(page, 'adminlog-requests-1440-light');
     });
 
     await step('the error filter finds the failed request; its detail shows both attempts in order', async () => {
@@ -160,7 +71,7 @@ async function main() {
       const first = await attempts.nth(0).textContent();
       check(first.includes('broken-east') && first.includes('upstream unreachable'), `the attempt names the channel and its error: ${first}`);
       check(!(await page.getByRole('dialog').textContent()).includes('a private question'), 'no prompt in the detail');
-      await page.screenshot({ path: join(shots, 'adminlog-detail-error-1440-light.png') });
+      await screenshot(page, 'adminlog-detail-error-1440-light');
       await page.keyboard.press('Escape');
     });
 
@@ -176,7 +87,7 @@ async function main() {
       check(b.includes('mock-west') && b.includes('Answered'), `second attempt: ${b}`);
       const routing = await page.getByTestId('routing').textContent();
       check(routing.indexOf('broken-east') < routing.indexOf('mock-west'), `routing order: ${routing}`);
-      await page.screenshot({ path: join(shots, 'adminlog-detail-failover-1440-light.png') });
+      await screenshot(page, 'adminlog-detail-failover-1440-light');
       await page.keyboard.press('Escape');
     });
 
@@ -187,7 +98,7 @@ async function main() {
       await page.locator('table').getByText('Last error: upstream unreachable').first().waitFor();
       await page.getByText('Channel statistics').waitFor();
       await page.getByTestId('stat-errors').first().waitFor();
-      await page.screenshot({ path: join(shots, 'adminlog-channels-1440-light.png'), fullPage: true });
+      await screenshot(page, 'adminlog-channels-1440-light', { fullPage: true });
     });
 
     await step('390 px dark and Chinese: the request log and the channels page', async () => {
@@ -207,9 +118,9 @@ async function main() {
           // Phones get cards, wider screens the table: wait for whichever is shown.
           await p.locator(`[data-testid="${ready}"]:visible`).first().waitFor();
           await p.waitForTimeout(300);
-          const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          const overflow = await sidewaysOverflow(p);
           check(overflow <= 0, `${name} at ${suffix} does not scroll sideways (${overflow} px)`);
-          await p.screenshot({ path: join(shots, `adminlog-${name}-${suffix}.png`), fullPage: true });
+          await screenshot(p, `adminlog-${name}-${suffix}`, { fullPage: true });
         }
         await c.close();
       }
@@ -217,17 +128,11 @@ async function main() {
     check(errors.length === 0, `no page errors: ${errors.join('\n')}`);
     log('all admin-log steps passed');
   } catch (e) {
-    await page.screenshot({ path: join(shots, 'adminlog-failure.png'), fullPage: true }).catch(() => undefined);
+    await screenshot(page, 'adminlog-failure', { fullPage: true }).catch(() => undefined);
     throw e;
   } finally {
     await browser.close();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+run(main, log);

@@ -7,96 +7,14 @@
 //
 // Environment: SKEIN_BIN, MOCK_BIN (default: the debug builds in CARGO_TARGET_DIR or target/),
 // CHROMIUM (default /usr/bin/chromium). Needs web/dist (npm run build).
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, existsSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { MODEL, apiScenario, check, launchBrowser, loginState, logger, requireBuilt, run, screenshot, sidewaysOverflow, stepper } from './harness.mjs';
 
-const repo = resolve(new URL('../..', import.meta.url).pathname);
-const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target');
-const shots = join(repo, 'target', 'screenshots');
-const skein = process.env.SKEIN_BIN ?? join(targetDir, 'debug', 'skein');
-const mock = process.env.MOCK_BIN ?? join(targetDir, 'debug', 'mock-upstream');
-const PASSWORD = 'correct horse battery';
-const MODEL = 'mock-gpt';
-const children = [];
-process.on('exit', () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM')));
-
-const log = (...a) => console.log('[e2e agents]', ...a);
-function check(cond, message) {
-  if (!cond) throw new Error(`check failed: ${message}`);
-}
-async function step(name, fn) {
-  const t = Date.now();
-  await fn();
-  log(`ok   ${name} (${Date.now() - t} ms)`);
-}
-function freePort() {
-  return new Promise((res) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
-function startAndWait(cmd, args, opts, pattern) {
-  return new Promise((res, rej) => {
-    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    const onData = (c) => {
-      out += c;
-      const m = out.match(pattern);
-      if (m) res({ child, match: m });
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => rej(new Error(`${cmd} exited with ${code}:\n${out}`)));
-  });
-}
+const log = logger('e2e agents');
+const step = stepper(log);
 
 async function main() {
-  check(existsSync(join(repo, 'web', 'dist', 'index.html')), 'web/dist is built (npm run build)');
-  mkdirSync(shots, { recursive: true });
-  const data = mkdtempSync(join(tmpdir(), 'skein-e2e-agents-'));
-  process.on('exit', () => rmSync(data, { recursive: true, force: true }));
-  const setup = 'e2e-agents-setup-token-0123456789';
-  const env = { ...process.env, SKEIN_DATA_DIR: data, RUST_LOG: 'warn', SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE: '10000', SKEIN_SETUP_TOKEN: setup };
-  const upstream = await startAndWait(mock, ['--key', 'sk-upstream', '--stream-pause-ms', '5'], { env }, /MOCK_BASE_URL=(\S+)/);
-  const mockUrl = upstream.match[1];
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  children.push(spawn(skein, ['serve', '--listen', `127.0.0.1:${port}`], { env, stdio: 'ignore' }));
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) break;
-    } catch {
-      /* not yet */
-    }
-    if (i > 300) throw new Error('skein did not become ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-
-  const call = async (method, path, token, body) => {
-    const r = await fetch(`${base}/api/v1/${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', 'x-skein-csrf': '1', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  const register = async (username) => {
-    const r = await call('POST', 'auth/register', null, { username, email: `${username}@example.com`, password: PASSWORD, setup_token: setup });
-    return r.access_token;
-  };
-  const root = await register('root');
-  const ada = await register('ada');
-  const me = await call('GET', 'user/profile', ada);
+  requireBuilt({ mock: true });
+  const { base, mockUrl, call, root, ada, adaProfile: me } = await apiScenario('agents');
   await call('POST', 'channels', root, { type: 'openai', name: 'mock', base_url: mockUrl, keys: ['sk-upstream'], models: [MODEL], priority: 10 });
   await call('PUT', `admin/pricing/${MODEL}`, root, { input_per_mtok: 1000, output_per_mtok: 2000, cache_read_per_mtok: 0, cache_write_per_mtok: 0, per_call: 0 });
   await call('POST', `admin/billing/users/${me.id}/adjust`, root, { amount: 10_000_000, memo: 'e2e' });
@@ -112,16 +30,9 @@ async function main() {
     await call('POST', `agents/${a.id}/publish`, ada, { changelog: 'first' });
   }
 
-  const login = async (extra = []) => {
-    const r = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-skein-csrf': '1' }, body: JSON.stringify({ login: 'ada', password: PASSWORD }) });
-    const value = r.headers.getSetCookie().find((c) => c.startsWith('skein_refresh=')).split(';')[0].slice('skein_refresh='.length);
-    return {
-      cookies: [{ name: 'skein_refresh', value, domain: '127.0.0.1', path: '/api/v1/auth', expires: -1, httpOnly: true, secure: false, sameSite: 'Strict' }],
-      origins: [{ origin: base, localStorage: [{ name: 'skein.session', value: 'e2e' }, ...extra] }],
-    };
-  };
+  const login = (extra = []) => loginState(base, 'ada', { extra });
 
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const browser = await launchBrowser();
   const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US', colorScheme: 'light', storageState: await login() });
   const page = await ctx.newPage();
   page.setDefaultTimeout(20_000);
@@ -160,9 +71,9 @@ async function main() {
       const diff = page.getByTestId('agent-diff');
       await diff.getByText('+ Explain idioms briefly.').waitFor();
       await diff.getByText('temperature').waitFor();
-      await page.screenshot({ path: join(shots, 'agents-editor-diff-1440-light.png') });
+      await screenshot(page, 'agents-editor-diff-1440-light');
       await page.keyboard.press('Escape');
-      await page.screenshot({ path: join(shots, 'agents-editor-1440-light.png'), fullPage: true });
+      await screenshot(page, 'agents-editor-1440-light', { fullPage: true });
     });
 
     await step('the editor previews the draft: the answer uses the unpublished prompt', async () => {
@@ -184,7 +95,7 @@ async function main() {
         if (!sent) await page.waitForTimeout(100);
       }
       check(sent && sent.includes('Draft only: answer in haiku.'), `the draft's prompt went upstream: ${sent}`);
-      await page.screenshot({ path: join(shots, 'agents-editor-preview-1440-light.png'), fullPage: true });
+      await screenshot(page, 'agents-editor-preview-1440-light', { fullPage: true });
       const v = await call('GET', `agents/${agentId}/versions`, ada);
       check(v.length === 2, `a preview publishes nothing: ${v.length} versions`);
     });
@@ -209,7 +120,7 @@ async function main() {
       await page.goto(`${base}/agents`);
       await page.getByTestId('agent-card').first().waitFor();
       check((await page.getByTestId('agent-card').count()) === 4, 'four public assistants');
-      await page.screenshot({ path: join(shots, 'agents-market-1440-light.png') });
+      await screenshot(page, 'agents-market-1440-light');
       await page.getByTestId('market-search').fill('互译');
       await page.getByRole('button', { name: 'Search' }).click();
       await page.waitForFunction(() => document.querySelectorAll('[data-testid="agent-card"]').length === 1);
@@ -220,7 +131,7 @@ async function main() {
     await step('start a chat from its page: the header shows the assistant and v3, the upstream gets v2\'s prompt kept in v3', async () => {
       await page.getByTestId('agent-card').click();
       await page.getByTestId('agent-name').waitFor();
-      await page.screenshot({ path: join(shots, 'agents-page-1440-light.png') });
+      await screenshot(page, 'agents-page-1440-light');
       await page.getByTestId('agent-start').click();
       await page.waitForURL(/\/chat\/[^/]+$/);
       conversationUrl = page.url();
@@ -232,7 +143,7 @@ async function main() {
       // The opening message and questions give way to the thread once it has messages.
       await strip.getByRole('button', { name: 'Translate 你好世界' }).waitFor({ state: 'detached' });
       await page.waitForTimeout(1500);
-      await page.screenshot({ path: join(shots, 'agents-chat-1440-light.png') });
+      await screenshot(page, 'agents-chat-1440-light');
       const convId = conversationUrl.split('/').pop();
       const history = await call('GET', `chat/conversations/${convId}/messages`, ada);
       const answer = history.messages.find((m) => m.role === 'assistant');
@@ -258,9 +169,9 @@ async function main() {
           await p.goto(`${base}${path}`);
           await p.getByTestId(ready).first().waitFor();
           await p.waitForTimeout(300);
-          const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          const overflow = await sidewaysOverflow(p);
           check(overflow <= 0, `${name} at 390 px does not scroll sideways (${overflow} px)`);
-          await p.screenshot({ path: join(shots, `agents-${name}-${suffix}.png`) });
+          await screenshot(p, `agents-${name}-${suffix}`);
         }
         await c.close();
       }
@@ -268,17 +179,11 @@ async function main() {
     check(errors.length === 0, `no page errors: ${errors.join('\n')}`);
     log('all agent steps passed');
   } catch (e) {
-    await page.screenshot({ path: join(shots, 'agents-failure.png'), fullPage: true }).catch(() => undefined);
+    await screenshot(page, 'agents-failure', { fullPage: true }).catch(() => undefined);
     throw e;
   } finally {
     await browser.close();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+run(main, log);

@@ -6,131 +6,70 @@
 //
 // Environment: SKEIN_BIN / MOCK_BIN (default: built with cargo into CARGO_TARGET_DIR or
 // target/), CHROMIUM (default /usr/bin/chromium), E2E_SCREENSHOTS=0 to skip screenshots.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, existsSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { deflateSync, crc32 } from 'node:zlib';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import {
+  MODEL,
+  PASSWORD,
+  binaries as builtBinaries,
+  check,
+  cleanup,
+  freePort,
+  launchBrowser,
+  loginState as signedIn,
+  logger,
+  repo,
+  shots,
+  startMock,
+  startSkein,
+  stepper,
+} from './harness.mjs';
 
-const repo = resolve(new URL('../..', import.meta.url).pathname);
-const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target');
-const shots = join(repo, 'target', 'screenshots');
 const takeShots = process.env.E2E_SCREENSHOTS !== '0';
-const PASSWORD = 'correct horse battery';
 const ADMIN_PASSWORD = 'admin horse battery staple';
-const MODEL = 'mock-gpt';
 const TRANSCRIPTION_MODEL = 'whisper-1';
-const children = [];
 let failures = 0;
 
-function log(...args) {
-  console.log('[e2e]', ...args);
-}
+const log = logger('e2e');
 
-function cleanup() {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
-}
-process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-    srv.on('error', rej);
-  });
-}
-
+/** The binaries, built with cargo first unless SKEIN_BIN and MOCK_BIN name them. */
 function binaries() {
-  if (process.env.SKEIN_BIN && process.env.MOCK_BIN) return { skein: process.env.SKEIN_BIN, mock: process.env.MOCK_BIN };
+  if (process.env.SKEIN_BIN && process.env.MOCK_BIN) return builtBinaries();
   log('cargo build -p skein -p skein-testkit --bins');
   const built = spawnSync('cargo', ['build', '--locked', '-p', 'skein', '-p', 'skein-testkit', '--bins'], { cwd: repo, stdio: 'inherit' });
   if (built.status !== 0) throw new Error('cargo build failed');
-  return { skein: join(targetDir, 'debug', 'skein'), mock: join(targetDir, 'debug', 'mock-upstream') };
-}
-
-/** Starts a process and resolves with the first stdout line matching `pattern`. */
-function startAndWait(cmd, args, opts, pattern, name) {
-  return new Promise((res, rej) => {
-    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    const timer = setTimeout(() => rej(new Error(`${name} did not start:\n${out}`)), 30_000);
-    const onData = (chunk) => {
-      out += chunk;
-      const m = out.match(pattern);
-      if (m) {
-        clearTimeout(timer);
-        res({ child, match: m });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (c) => {
-      out += c;
-      if (process.env.E2E_VERBOSE) process.stderr.write(c);
-    });
-    child.on('exit', (code) => rej(new Error(`${name} exited with ${code}:\n${out}`)));
-  });
-}
-
-async function waitReady(base) {
-  for (let i = 0; i < 100; i++) {
-    try {
-      const r = await fetch(`${base}/readyz`);
-      if (r.ok) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('skein did not become ready');
+  return builtBinaries();
 }
 
 /**
- * A browser storage state signed in as `login` through its own new session: the HttpOnly
- * refresh cookie the server set, and the app's (non-secret) session marker. Contexts never
- * share a refresh token: it rotates on use, and reusing a rotated one ends the session.
+ * A browser storage state signed in as `login` through its own new session; it also checks
+ * that the web login keeps the refresh token out of the body and in a strict HttpOnly cookie.
  */
-async function loginState(base, login, password, extra = []) {
-  const r = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-skein-csrf': '1' },
-    body: JSON.stringify({ login, password }),
+function loginState(base, login, password, extra = []) {
+  return signedIn(base, login, {
+    password,
+    extra,
+    onLogin: async (r) => {
+      const body = await r.json();
+      check(body.refresh_token === undefined, 'the web login answers no refresh token in its body');
+      const setCookie = r.headers.getSetCookie().find((c) => c.startsWith('skein_refresh='));
+      check(setCookie && /HttpOnly/.test(setCookie) && /SameSite=Strict/.test(setCookie), `refresh cookie flags: ${setCookie}`);
+    },
   });
-  if (!r.ok) throw new Error(`login ${login}: ${r.status}`);
-  const body = await r.json();
-  check(body.refresh_token === undefined, 'the web login answers no refresh token in its body');
-  const setCookie = r.headers.getSetCookie().find((c) => c.startsWith('skein_refresh='));
-  check(setCookie && /HttpOnly/.test(setCookie) && /SameSite=Strict/.test(setCookie), `refresh cookie flags: ${setCookie}`);
-  const value = setCookie.split(';')[0].slice('skein_refresh='.length);
-  const { hostname } = new URL(base);
-  return {
-    cookies: [{ name: 'skein_refresh', value, domain: hostname, path: '/api/v1/auth', expires: -1, httpOnly: true, secure: false, sameSite: 'Strict' }],
-    origins: [{ origin: base, localStorage: [{ name: 'skein.session', value: 'e2e' }, ...extra] }],
-  };
 }
 
+const logStep = stepper(log);
 async function step(name, fn) {
-  const started = Date.now();
   try {
-    await fn();
-    log(`ok   ${name} (${Date.now() - started} ms)`);
+    await logStep(name, fn);
   } catch (e) {
     failures++;
-    log(`FAIL ${name}: ${e.stack ?? e}`);
     throw e;
   }
-}
-
-function check(cond, message) {
-  if (!cond) throw new Error(`check failed: ${message}`);
 }
 
 const EPAY_KEY = 'e2e-epay-merchant-key';
@@ -175,39 +114,23 @@ function fakeEpay(port) {
 }
 
 async function main() {
-  const { skein, mock } = binaries();
+  binaries();
   check(existsSync(join(repo, 'web', 'dist', 'index.html')), 'web/dist is built (npm run build)');
-  const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-  check(existsSync(executablePath), `${executablePath} exists (apt-get install -y chromium)`);
 
-  const data = mkdtempSync(join(tmpdir(), 'skein-e2e-'));
-  // Every page load signs in silently (a refresh); many contexts from one IP exceed the default
-  // per-IP limit on /auth routes, which is not what this test is about.
-  const env = { ...process.env, SKEIN_DATA_DIR: data, RUST_LOG: 'warn', SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE: '10000' };
-
-  // The admin, made the way an operator does.
-  const admin = spawnSync(skein, ['admin', 'create-user', '--username', 'root', '--role', 'root', '--password-stdin'], {
-    env,
-    input: `${ADMIN_PASSWORD}\n`,
-    encoding: 'utf8',
-  });
-  check(admin.status === 0, `create-user: ${admin.stderr}`);
-
-  const upstream = await startAndWait(mock, ['--key', 'sk-upstream', '--stream-pause-ms', '25'], { env }, /MOCK_BASE_URL=(\S+)/, 'mock-upstream');
-  const mockUrl = upstream.match[1];
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
+  const mockUrl = await startMock({ pauseMs: 25 });
   const epayPort = await freePort();
   const epay = fakeEpay(epayPort);
-  Object.assign(env, {
-    SKEIN_BILLING__PAYMENT__PUBLIC_URL: base,
-    SKEIN_BILLING__PAYMENT__EPAY__URL: `http://127.0.0.1:${epayPort}/`,
-    SKEIN_BILLING__PAYMENT__EPAY__PID: '1001',
-    SKEIN_BILLING__PAYMENT__EPAY__KEY: EPAY_KEY,
+  // The admin is made the way an operator does (skein admin create-user).
+  const { base, data } = await startSkein({
+    name: 'run',
+    root: ADMIN_PASSWORD,
+    env: (base) => ({
+      SKEIN_BILLING__PAYMENT__PUBLIC_URL: base,
+      SKEIN_BILLING__PAYMENT__EPAY__URL: `http://127.0.0.1:${epayPort}/`,
+      SKEIN_BILLING__PAYMENT__EPAY__PID: '1001',
+      SKEIN_BILLING__PAYMENT__EPAY__KEY: EPAY_KEY,
+    }),
   });
-  const server = spawn(skein, ['serve', '--listen', `127.0.0.1:${port}`], { env, stdio: ['ignore', 'ignore', process.env.E2E_VERBOSE ? 'inherit' : 'ignore'] });
-  children.push(server);
-  await waitReady(base);
   log(`skein on ${base}, mock upstream on ${mockUrl}, data in ${data}`);
 
   const modelsProbe = await fetch(`${base}/api/v1/chat/models`);
@@ -222,10 +145,7 @@ async function main() {
   }
 
   // The fake media flags give voice input a microphone (a tone) without a permission prompt.
-  const browser = await chromium.launch({
-    executablePath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
-  });
+  const browser = await launchBrowser(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']);
   const desktop = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US', colorScheme: 'light', acceptDownloads: true });
   const page = await desktop.newPage();
   page.setDefaultTimeout(15_000);
@@ -238,14 +158,14 @@ async function main() {
     await step('register a user and land in chat', async () => {
       await page.goto(`${base}/register`);
       await page.getByLabel('Username').fill('ada');
-      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
       await page.getByRole('button', { name: 'Create account' }).click();
       await page.waitForURL(/\/chat$/);
       await page.getByTestId('whoami').getByText('ada').waitFor();
     });
 
     await step('first run: a fresh server asks the first visitor for the setup token it logged', async () => {
-      await firstRun(browser, skein, mockUrl);
+      await firstRun(browser, mockUrl);
     });
 
     await step('sign-in errors are shown in the chosen language, without a request id (not a server failure)', async () => {
@@ -254,8 +174,8 @@ async function main() {
       await p.goto(`${base}/login`);
       await p.getByRole('heading', { name: '登录' }).waitFor();
       await p.getByLabel('用户名或邮箱').fill('ada');
-      await p.getByLabel('密码').fill('wrong password!');
-      await p.getByRole('button', { name: '登录' }).click();
+      await p.getByLabel('密码', { exact: true }).fill('wrong password!');
+      await p.getByRole('button', { name: '登录', exact: true }).click();
       const alert = p.getByRole('alert');
       await alert.waitFor();
       const text = await alert.textContent();
@@ -293,8 +213,8 @@ async function main() {
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.waitForURL(/\/login/);
       await page.getByLabel('Username or email').fill('root');
-      await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByLabel('Password', { exact: true }).fill(ADMIN_PASSWORD);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await page.waitForURL(/\/chat/);
       await page.getByRole('link', { name: 'Admin' }).click();
       await page.getByRole('heading', { name: 'Admin console' }).waitFor();
@@ -399,8 +319,8 @@ async function main() {
     await step('sign back in as the user', async () => {
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByLabel('Username or email').fill('ada');
-      await page.getByLabel('Password').fill(PASSWORD);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await page.waitForURL(/\/chat/);
     });
 
@@ -562,13 +482,21 @@ async function main() {
   } finally {
     await browser.close();
     cleanup();
-    rmSync(data, { recursive: true, force: true });
   }
   log(chatAvailable ? 'all steps passed' : 'all steps passed (CHAT STEPS SKIPPED: no Chat service)');
 }
 
 async function chatSteps(page) {
   const lastAnswer = () => page.getByTestId('assistant-message').last();
+  // Which transport carries the answers: frames on the chat socket, or SSE requests.
+  const socketFrames = [];
+  const ssePosts = [];
+  page.on('websocket', (ws) => {
+    if (ws.url().includes('/api/v1/chat/socket')) ws.on('framereceived', (frame) => socketFrames.push(String(frame.payload)));
+  });
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && /\/api\/v1\/chat\/conversations\/[^/]+\/messages$/.test(request.url())) ssePosts.push(request.url());
+  });
 
   await step('chat: new conversation streams an answer with its price', async () => {
     await page.getByRole('link', { name: 'Chat' }).click();
@@ -584,6 +512,12 @@ async function chatSteps(page) {
     await page.locator('[data-testid="assistant-message"][data-status="done"]').last().waitFor();
     await lastAnswer().getByTestId('message-cost').waitFor();
     await page.getByTestId('conversation').first().waitFor();
+  });
+
+  await step('chat: the answer arrived over the chat WebSocket, not SSE', async () => {
+    check(socketFrames.some((f) => f.includes('"event":"delta"')), `delta frames on the socket: ${socketFrames.length} frames`);
+    check(socketFrames.some((f) => f.includes('"event":"done"') && f.includes('echo: hello there')), 'the done frame with the answer on the socket');
+    check(ssePosts.length === 0, `no SSE send: ${ssePosts.join(', ')}`);
   });
 
   await step('chat: stop keeps the partial answer', async () => {
@@ -659,8 +593,8 @@ async function chatSteps(page) {
     await page.waitForURL(/\/login\?next=/);
     await page.getByText('Your session ended').waitFor();
     await page.getByLabel('Username or email').fill('ada');
-    await page.getByLabel('Password').fill(`${PASSWORD} 2`);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByLabel('Password', { exact: true }).fill(`${PASSWORD} 2`);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL(chatUrl);
     const draft = await page.getByLabel('Send', { exact: true }).inputValue();
     check(draft === 'a draft I do not want to lose', `the draft survived: ${draft}`);
@@ -675,8 +609,8 @@ async function chatSteps(page) {
     // That ended this page's session too: sign in again.
     await page.reload();
     await page.getByLabel('Username or email').fill('ada');
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL(chatUrl);
   });
 
@@ -810,14 +744,9 @@ async function chatSteps(page) {
  * registration asks for the setup token, a wrong one is refused, and the token from the
  * server's log makes the first account, root.
  */
-async function firstRun(browser, skein, mockUrl) {
-  const data = mkdtempSync(join(tmpdir(), 'skein-e2e-first-'));
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, SKEIN_DATA_DIR: data, RUST_LOG: 'warn', SKEIN_LOG_FORMAT: 'text', NO_COLOR: '1' };
-  const started = await startAndWait(skein, ['serve', '--listen', `127.0.0.1:${port}`], { env }, /setup token: ([A-Za-z0-9_-]+)/, 'first-run skein');
-  const token = started.match[1];
-  await waitReady(base);
+async function firstRun(browser, mockUrl) {
+  const { base, match } = await startSkein({ name: 'first', env: { SKEIN_LOG_FORMAT: 'text', NO_COLOR: '1' }, waitPattern: /setup token: ([A-Za-z0-9_-]+)/ });
+  const token = match[1];
   const ctx = await browser.newContext({ locale: 'en-US' });
   const p = await ctx.newPage();
   await p.goto(`${base}/chat`);
@@ -826,7 +755,7 @@ async function firstRun(browser, skein, mockUrl) {
   await hint.getByRole('link', { name: 'Create account' }).click();
   await p.getByTestId('setup-hint').getByText('setup token').waitFor();
   await p.getByLabel('Username').fill('owner');
-  await p.getByLabel('Password').fill(PASSWORD);
+  await p.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await p.getByLabel('Setup token').fill('not-the-token');
   await p.getByRole('button', { name: 'Create account' }).click();
   await p.getByRole('alert').waitFor();

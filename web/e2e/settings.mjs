@@ -6,73 +6,10 @@
 //
 // Environment: SKEIN_BIN (default: CARGO_TARGET_DIR or target/debug/skein, built beforehand),
 // CHROMIUM (default /usr/bin/chromium).
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { PASSWORD, check, launchBrowser, loginState as signedIn, logger, rawApi, requireBuilt, run, screenshot, startSkein } from './harness.mjs';
 
-const repo = resolve(new URL('../..', import.meta.url).pathname);
-const skein = process.env.SKEIN_BIN ?? join(resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target'), 'debug', 'skein');
-const shots = join(repo, 'target', 'screenshots');
-const PASSWORD = 'correct horse battery';
-let failures = 0;
-const children = [];
-process.on('exit', () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM')));
-
-const log = (...a) => console.log('[settings]', ...a);
-function check(ok, what) {
-  if (!ok) {
-    failures += 1;
-    log(`FAIL ${what}`);
-  }
-}
-
-const freePort = () =>
-  new Promise((res) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-
-async function waitReady(base) {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('skein did not become ready');
-}
-
-async function call(base, path, { token, method = 'GET', body } = {}) {
-  const r = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  return { status: r.status, json: text ? JSON.parse(text) : null };
-}
-
-/** A signed-in browser state (the HttpOnly refresh cookie and the app's session marker). */
-async function loginState(base, login, extra = []) {
-  const r = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-skein-csrf': '1' },
-    body: JSON.stringify({ login, password: PASSWORD }),
-  });
-  const value = r.headers.getSetCookie().find((c) => c.startsWith('skein_refresh=')).split(';')[0].slice('skein_refresh='.length);
-  return {
-    cookies: [{ name: 'skein_refresh', value, domain: '127.0.0.1', path: '/api/v1/auth', expires: -1, httpOnly: true, secure: false, sameSite: 'Strict' }],
-    origins: [{ origin: base, localStorage: [{ name: 'skein.session', value: 'e2e' }, ...extra] }],
-  };
-}
+const log = logger('settings');
+const loginState = (base, login, extra = []) => signedIn(base, login, { extra });
 
 const looks = [
   { name: 'desktop-light-en', viewport: { width: 1440, height: 900 }, lang: 'en', theme: 'light', locale: 'en-US' },
@@ -80,16 +17,10 @@ const looks = [
 ];
 
 async function main() {
-  check(existsSync(skein), `${skein} exists (cargo build -p skein)`);
-  mkdirSync(shots, { recursive: true });
-  const data = mkdtempSync(join(tmpdir(), 'skein-settings-'));
-  const env = { ...process.env, SKEIN_DATA_DIR: data, RUST_LOG: 'warn', SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE: '10000' };
-  const made = spawnSync(skein, ['admin', 'create-user', '--username', 'root', '--role', 'root', '--password-stdin'], { env, input: `${PASSWORD}\n`, encoding: 'utf8' });
-  check(made.status === 0, `create-user: ${made.stderr}`);
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  children.push(spawn(skein, ['serve', '--listen', `127.0.0.1:${port}`], { env, stdio: 'ignore' }));
-  await waitReady(base);
+  requireBuilt();
+  const { base } = await startSkein({ name: 'settings', root: PASSWORD });
+  const api = rawApi(base);
+  const call = (_base, path, opts) => api(path, opts);
   const root = (await call(base, '/api/v1/auth/login', { method: 'POST', body: { login: 'root', password: PASSWORD } })).json.access_token;
   const ada = await call(base, '/api/v1/auth/register', { method: 'POST', body: { username: 'ada', password: PASSWORD } });
   check(ada.status === 201, `register ada: ${ada.status}`);
@@ -98,7 +29,7 @@ async function main() {
   await call(base, '/api/v1/user/invite-codes', { token: ada.json.access_token, method: 'POST', body: {} });
   await call(base, '/api/v1/admin/invite-codes', { token: root, method: 'POST', body: { count: 3, max_uses: 5, note: 'launch week' } });
 
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const browser = await launchBrowser();
 
   // The admin changes settings in the browser: invite-only, rewards, a banner, yuan.
   {
@@ -127,7 +58,7 @@ async function main() {
 
   for (const look of looks) {
     const extra = [{ name: 'skein.lang', value: look.lang }, { name: 'skein.theme', value: look.theme }];
-    const shot = async (page, name) => page.screenshot({ path: join(shots, `settings-${name}-${look.name}.png`), fullPage: !look.isMobile });
+    const shot = async (page, name) => screenshot(page, `settings-${name}-${look.name}`, { fullPage: !look.isMobile });
     const adminCtx = await browser.newContext({ viewport: look.viewport, locale: look.locale, isMobile: look.isMobile, hasTouch: look.isMobile, storageState: await loginState(base, 'root', extra) });
     const admin = await adminCtx.newPage();
     for (const [path, name, ready] of [
@@ -180,11 +111,7 @@ async function main() {
     await ctx.close();
   }
   await browser.close();
-  log(failures ? `${failures} check(s) failed` : `all checks passed; screenshots in ${shots}`);
-  process.exit(failures ? 1 : 0);
+  log('all checks passed');
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+run(main, log);

@@ -13,9 +13,12 @@ import { ForgotPasswordPage, ResetPasswordPage, VerifyEmailPage } from './pages/
 import { OAuthCallbackPage } from './pages/auth/OAuth';
 import { routes } from './routes';
 import { useT } from './i18n';
+import { usePageTitle } from './lib/title';
 
 /** The public page of a share link: no sign-in, loaded only when opened. */
 const SharePage = lazy(() => import('./pages/files/SharePage'));
+/** The public page of a shared conversation: no sign-in, loaded only when opened. */
+const SharedConversationPage = lazy(() => import('./pages/chat/SharedConversation'));
 
 /** Restores a session from the refresh cookie before the first render of a page. */
 function useBoot() {
@@ -49,6 +52,7 @@ function RequireAuth({ children }: { children: React.ReactNode }) {
 
 function NotFound() {
   const t = useT();
+  usePageTitle(t('notFound.title'), t('app.name'));
   return (
     <div className="p-8 text-center">
       <h1 className="mb-2 text-xl font-semibold">{t('notFound.title')}</h1>
@@ -86,6 +90,14 @@ export function App() {
           element={
             <Suspense fallback={<Loading />}>
               <SharePage />
+            </Suspense>
+          }
+        />
+        <Route
+          path="/share/:token"
+          element={
+            <Suspense fallback={<Loading />}>
+              <SharedConversationPage />
             </Suspense>
           }
         />

@@ -17,6 +17,7 @@ pub mod diff;
 mod http;
 pub mod lobe;
 pub mod market_index;
+pub mod remote;
 pub mod search;
 mod service;
 pub mod spec;

@@ -18,6 +18,10 @@ impl Service for AgentService {
         crate::http::routes(self)
     }
 
+    fn internal_routes(self: Arc<Self>) -> axum::Router {
+        crate::http::internal::routes(self)
+    }
+
     fn background(&self) -> Option<&skein_core::service::BackgroundTasks> {
         Some(&self.background)
     }

@@ -1,5 +1,5 @@
 //! Shared pieces of Skein's benchmark programs: starting the release binary, an open-loop
-//! fixed-rate load generator, and reading memory.
+//! fixed-rate load generator, a closed-loop one, and reading memory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -166,6 +166,62 @@ pub async fn fixed_rate(
         p99: pick(0.99),
         max: all.last().map(|d| ms(*d)).unwrap_or(0.0),
         errors: errors.load(std::sync::atomic::Ordering::Relaxed),
+    }
+}
+
+/// Keeps `connections` requests in flight for `duration` (closed loop: each connection sends
+/// its next request when the last answer is read), made by `make`: the throughput a server
+/// sustains when clients wait for it, and each request's latency from its send.
+pub async fn closed_loop(
+    client: &reqwest::Client,
+    make: Arc<MakeRequest>,
+    connections: usize,
+    duration: Duration,
+) -> FixedRate {
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let (client, make) = (client.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            while start.elapsed() < duration {
+                let sent = Instant::now();
+                let ok = match make(&client).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    latencies.push(sent.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        if let Ok((latencies, failed)) = task.await {
+            all.extend(latencies);
+            errors += failed;
+        }
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .map(|d| ms(*d))
+            .unwrap_or(0.0)
+    };
+    FixedRate {
+        achieved: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: pick(0.50),
+        p90: pick(0.90),
+        p99: pick(0.99),
+        max: all.last().map(|d| ms(*d)).unwrap_or(0.0),
+        errors,
     }
 }
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::{Value, json};
 use skein_bench::{
-    FixedRate, MakeRequest, default_binary, fixed_rate, machine, post, rss_kib, start, wait_ready,
+    FixedRate, MakeRequest, closed_loop, default_binary, fixed_rate, machine, post, rss_kib, start,
+    wait_ready,
 };
 use skein_testkit::mock_openai::MockOpenAi;
 
@@ -51,6 +52,17 @@ struct Args {
     /// The p99 (ms) that ends the saturation search.
     #[arg(long, default_value_t = 50.0)]
     p99_limit_ms: f64,
+    /// Saturation throughput, closed loop: this many connections each send a request as soon
+    /// as the last answer is read, to the mock alone and then through Skein (0 to skip). The
+    /// issue's measure is 64.
+    #[arg(long, default_value_t = 0)]
+    closed_loop_connections: usize,
+    /// Seconds of each closed-loop run.
+    #[arg(long, default_value_t = 10)]
+    closed_loop_secs: u64,
+    /// Skip the fixed-rate runs (whole and streamed) before the saturation runs.
+    #[arg(long)]
+    skip_fixed_rate: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -170,7 +182,44 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .bytes()
             .await?;
     }
-    let duration = Duration::from_secs(args.seconds);
+    // Closed loop first, on a fresh server: requests per second the mock alone answers and
+    // Skein answers (auth, routing, hold, settle, usage record and request log on) when every
+    // connection waits for its answer.
+    let mut closed = Value::Null;
+    if args.closed_loop_connections > 0 {
+        let secs = Duration::from_secs(args.closed_loop_secs);
+        let n = args.closed_loop_connections;
+        let alone = closed_loop(
+            &client,
+            make(direct_url.clone(), mock.key.clone(), body.clone()),
+            n,
+            secs,
+        )
+        .await;
+        let through = closed_loop(
+            &client,
+            make(relay_url.clone(), key.clone(), body.clone()),
+            n,
+            secs,
+        )
+        .await;
+        for (name, r) in [
+            ("closed loop, mock alone", &alone),
+            ("closed loop, through Skein", &through),
+        ] {
+            println!(
+                "{name:<28} {n} connections: {:>7.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+                r.achieved, r.p50, r.p99, r.errors
+            );
+        }
+        let row = |r: &FixedRate| json!({"requests_per_sec": r.achieved, "p50_ms": r.p50, "p90_ms": r.p90, "p99_ms": r.p99, "max_ms": r.max, "errors": r.errors});
+        closed = json!({"connections": n, "seconds": args.closed_loop_secs, "mock_alone": row(&alone), "through_skein": row(&through)});
+    }
+    let duration = Duration::from_secs(if args.skip_fixed_rate {
+        0
+    } else {
+        args.seconds
+    });
     let direct = fixed_rate(
         &client,
         make(direct_url.clone(), mock.key.clone(), body.clone()),
@@ -347,6 +396,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "saturation_steps": steps,
         "saturation_sustained_rate": sustained,
         "saturation_p99_limit_ms": args.p99_limit_ms,
+        "closed_loop": closed,
     });
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;

@@ -30,6 +30,11 @@ pub struct BillingConfig {
     pub internal_token: Option<Secret>,
     /// Self-service top-up through payment providers.
     pub payment: crate::payment::PaymentConfig,
+    /// Mail each user last month's statement early in a month (to their verified address,
+    /// when mail is configured); off by default. Users can always mail one to themselves.
+    pub statement_mail: bool,
+    /// The UTC offset, in minutes, of the months scheduled statements cover (480 for China).
+    pub statement_utc_offset_minutes: i32,
 }
 
 impl Default for BillingConfig {
@@ -45,6 +50,8 @@ impl Default for BillingConfig {
             verify_every_secs: 0,
             internal_token: None,
             payment: crate::payment::PaymentConfig::default(),
+            statement_mail: false,
+            statement_utc_offset_minutes: 0,
         }
     }
 }
@@ -73,6 +80,9 @@ impl BillingConfig {
             && token.expose().len() < 32
         {
             return Err("billing.internal_token must be at least 32 characters".into());
+        }
+        if !(-720..=840).contains(&self.statement_utc_offset_minutes) {
+            return Err("billing.statement_utc_offset_minutes must be between -720 and 840".into());
         }
         self.payment.validate()
     }

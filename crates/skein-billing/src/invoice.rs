@@ -169,6 +169,13 @@ pub(crate) async fn request(db: &Db, new: &NewInvoice, now: i64) -> ApiResult<In
                 format!("订单 {order_id} 不是你的订单。"),
             ));
         };
+        if status == "refunded" || status == "partially_refunded" {
+            return Err(ApiError::invalid_field(
+                "order_ids",
+                format!("Order {order_id} was refunded; a refunded order cannot be invoiced."),
+                format!("订单 {order_id} 已退款；已退款的订单不能开票。"),
+            ));
+        }
         if status != "paid" {
             return Err(ApiError::invalid_field(
                 "order_ids",

@@ -20,6 +20,8 @@ pub mod query;
 pub mod remote;
 mod service;
 pub mod statement;
+pub mod statement_mail;
+pub mod statement_pdf;
 mod writer;
 
 use std::sync::Arc;
@@ -29,7 +31,8 @@ use tracing::Instrument;
 use async_trait::async_trait;
 pub use config::BillingConfig;
 use skein_core::api::{
-    AccountEvents, BillingApi, Reservation, ReserveRequest, Settlement, Usage, UserDirectory,
+    AccountEvents, BillingApi, EntitlementWatcher, Entitlements, Reservation, ReserveRequest,
+    Settlement, Usage, UserDirectory,
 };
 use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_core::{ApiError, ApiResult};
@@ -62,6 +65,8 @@ pub struct BillingService {
     files: std::sync::OnceLock<Arc<dyn skein_core::api::FileApi>>,
     /// The system settings (grants, exchange rate), when the User service runs here.
     settings: std::sync::OnceLock<Arc<dyn skein_core::api::SettingsSource>>,
+    /// Who caches entitlements in this process (the Relay), told when a user's change.
+    watchers: std::sync::RwLock<Vec<Arc<dyn EntitlementWatcher>>>,
 }
 
 impl BillingService {
@@ -95,6 +100,7 @@ impl BillingService {
             tasks: BackgroundTasks::new(),
             files: std::sync::OnceLock::new(),
             settings: std::sync::OnceLock::new(),
+            watchers: std::sync::RwLock::new(Vec::new()),
         });
         // Holds of a crashed caller (or a previous process) are released at once, then
         // every quarter of their lifetime.
@@ -112,6 +118,17 @@ impl BillingService {
                 FirstRun::AfterPeriod,
                 &service,
                 |service| async move { service.verify_and_publish().await },
+            );
+        }
+        if service.config.statement_mail {
+            // Last month's statements, once per user and month (see statement_mail.rs);
+            // hourly, so a month's mail goes out within an hour of its end.
+            service.tasks.every(
+                "billing.statement_mail",
+                Duration::from_secs(3600),
+                FirstRun::AfterPeriod,
+                &service,
+                |service| async move { service.mail_last_month().await },
             );
         }
         if let Some(payments) = &service.payments {
@@ -146,6 +163,23 @@ impl BillingService {
     pub fn set_files(&self, files: Option<Arc<dyn skein_core::api::FileApi>>) {
         if let Some(files) = files {
             let _ = self.files.set(files);
+        }
+    }
+
+    /// Tells `watcher` (the Relay in this process) whenever a user's plan entitlements may
+    /// have changed, so it never serves a stale copy here.
+    pub fn watch_entitlements(&self, watcher: Arc<dyn EntitlementWatcher>) {
+        if let Ok(mut watchers) = self.watchers.write() {
+            watchers.push(watcher);
+        }
+    }
+
+    /// Tells the watchers that `user_id`'s entitlements may have changed.
+    pub(crate) fn entitlements_changed(&self, user_id: &str) {
+        if let Ok(watchers) = self.watchers.read() {
+            for watcher in watchers.iter() {
+                watcher.entitlements_changed(user_id);
+            }
         }
     }
 
@@ -448,6 +482,10 @@ impl BillingApi for BillingService {
             .await;
         RELEASES.inc(&[outcome(&result, "ok")]);
         result
+    }
+
+    async fn entitlements(&self, user_id: &str) -> Result<Entitlements, ApiError> {
+        Ok(payment::plan::entitlements(&self.db, user_id, skein_core::ids::now_ms()).await?)
     }
 }
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 use skein_core::ApiError;
-use skein_core::api::{BillingApi, Reservation, ReserveRequest, Settlement, Usage};
+use skein_core::api::{BillingApi, Entitlements, Reservation, ReserveRequest, Settlement, Usage};
 use skein_core::internal::InternalClient;
 
 /// The `BillingApi` of a Billing service in another process.
@@ -30,6 +30,11 @@ struct SettleBody<'a> {
 #[derive(Serialize)]
 struct HoldBody<'a> {
     reservation_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct UserBody<'a> {
+    user_id: &'a str,
 }
 
 #[async_trait]
@@ -63,6 +68,12 @@ impl BillingApi for RemoteBilling {
     async fn release(&self, reservation_id: &str) -> Result<(), ApiError> {
         self.0
             .notify("/internal/billing/release", &HoldBody { reservation_id })
+            .await
+    }
+
+    async fn entitlements(&self, user_id: &str) -> Result<Entitlements, ApiError> {
+        self.0
+            .call("/internal/billing/entitlements", &UserBody { user_id })
             .await
     }
 }

@@ -44,6 +44,9 @@ pub struct Statement {
     pub top_ups: i64,
     /// Consumption (a positive number).
     pub consumption: i64,
+    /// Quota refunds took back, less what refunds turned down gave back (a positive
+    /// number when refunds took quota).
+    pub refunds: i64,
     /// Every ledger kind of the month, signed; they sum to `closing - opening`.
     pub by_kind: Vec<KindLine>,
     /// Consumption per model; sums to `consumption`.
@@ -221,7 +224,7 @@ async fn read(
     .await?;
     let orders: Vec<(String, String, String, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT id, provider, currency, amount_minor, discount_minor, quota, paid_at FROM payment_orders \
-         WHERE user_id = $1 AND status = 'paid' AND paid_at >= $2 AND paid_at < $3 ORDER BY paid_at, id",
+         WHERE user_id = $1 AND status IN ('paid', 'partially_refunded', 'refunded') AND paid_at >= $2 AND paid_at < $3 ORDER BY paid_at, id",
     )
     .bind(user_id)
     .bind(start)
@@ -267,6 +270,7 @@ async fn read(
         debits,
         top_ups: of_kind("topup"),
         consumption,
+        refunds: -(of_kind("refund") + of_kind("refund_reversal")),
         by_kind,
         by_model: models.into_iter().map(line).collect(),
         by_key,
@@ -340,6 +344,12 @@ pub fn csv_rows(s: &Statement) -> Vec<Vec<String>> {
             "consumption".into(),
             String::new(),
             s.consumption.to_string(),
+        ],
+        vec![
+            "summary".into(),
+            "refunds".into(),
+            String::new(),
+            s.refunds.to_string(),
         ],
         vec![
             "summary".into(),

@@ -91,8 +91,8 @@ pub(crate) enum Done {
     Placed(Box<crate::payment::Order>),
     RefundStarted(Box<crate::payment::refund::Refund>, bool),
     RefundFinished(Box<Option<crate::payment::refund::Refund>>),
-    /// The users a subscription tick granted quota to.
-    Granted(Vec<String>),
+    /// The users a subscription tick granted quota to, and those whose subscription ended.
+    Granted(Vec<String>, Vec<String>),
 }
 
 pub(crate) struct Job {
@@ -428,7 +428,7 @@ async fn apply(
         }
         Op::GrantSubscriptions => crate::payment::plan::grant_due(tx, rules, now)
             .await?
-            .map(Done::Granted),
+            .map(|(granted, ended)| Done::Granted(granted, ended)),
         Op::Charge {
             id,
             user_id,

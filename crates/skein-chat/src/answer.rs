@@ -4,15 +4,17 @@
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
+use skein_core::api::PricedModel;
 use skein_core::{ApiError, ApiResult, ids};
 use tokio::sync::broadcast;
 
 use crate::generate::{self, Event, Generation, Plan, Slot, ToolUse};
-use crate::store::{self, ConversationRow, MessageRow};
+use crate::store::{self, ConversationRow, MessageRow, MessageStatus};
 use crate::tools::Toolbox;
 use crate::tree::Tree;
-use crate::turn::{PathMessage, Settings, Turn};
-use crate::{ChatService, sources};
+use crate::turn::{Budget, PathMessage, Settings, Turn};
+use crate::{ChatService, context, sources};
 
 /// An answer a request asked for.
 pub(crate) struct NewAnswer {
@@ -81,7 +83,7 @@ impl ChatService {
             reasoning: None,
             images: (!q.images.is_empty())
                 .then(|| serde_json::to_string(&q.images).unwrap_or_default()),
-            status: "done".into(),
+            status: MessageStatus::Done,
             model: None,
             error: None,
             prompt_tokens: None,
@@ -143,7 +145,7 @@ impl ChatService {
             content: String::new(),
             reasoning: None,
             images: None,
-            status: "streaming".into(),
+            status: MessageStatus::Streaming,
             model: Some(turn.model.clone()),
             error: None,
             prompt_tokens: None,
@@ -184,5 +186,71 @@ impl ChatService {
             generation,
             receiver,
         })
+    }
+}
+
+impl ChatService {
+    /// The model and settings of the next answer in `conversation`: the conversation's
+    /// settings with the model `asked` for, adjusted by the context sources, with a model
+    /// that is priced and routed for the user (422 `model_not_available` otherwise).
+    pub(crate) async fn settings(
+        &self,
+        conversation: &ConversationRow,
+        asked: Option<&str>,
+    ) -> ApiResult<(String, Settings)> {
+        let mut settings = Settings::of(conversation, asked);
+        sources::configure(&self.context_sources(), conversation, &mut settings).await?;
+        let model = self
+            .choose_model(&conversation.user_id, settings.model.as_deref())
+            .await?;
+        Ok((model, settings))
+    }
+
+    /// The model an answer uses: `wanted`, else the configured default, else the first the
+    /// caller may use. It must be priced and routed in the user's group.
+    async fn choose_model(&self, user_id: &str, wanted: Option<&str>) -> ApiResult<String> {
+        let available: Vec<PricedModel> = self
+            .relay
+            .priced_models(user_id, None)
+            .await?
+            .into_iter()
+            .filter(crate::is_chat_model)
+            .collect();
+        let default_model = self.default_model();
+        let wanted = wanted.or(default_model.as_deref());
+        let chosen = match wanted {
+            Some(name) => available
+                .into_iter()
+                .find(|m| m.id == name)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "model_not_available",
+                        format!("{name} is not available for chat (no channel or no price)."),
+                        format!("{name} 不可用于对话（没有渠道或未定价）。"),
+                    )
+                })?,
+            None => available.into_iter().next().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "model_not_available",
+                    "No model is available yet: an administrator must add a channel and a price.",
+                    "暂无可用模型：需要管理员添加渠道并设置价格。",
+                )
+            })?,
+        };
+        Ok(chosen.id)
+    }
+
+    /// The room `model`'s window leaves for the prompt of an answer with `settings`: the
+    /// window less the answer's `max_tokens`, else less `chat.output_reserve`.
+    pub(crate) fn budget(&self, model: &str, settings: &Settings) -> Budget {
+        Budget {
+            window: context::window(&self.config, model) as usize,
+            reserve: settings
+                .max_tokens
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(self.config.output_reserve as usize),
+        }
     }
 }

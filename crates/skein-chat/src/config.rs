@@ -28,6 +28,9 @@ pub struct ChatConfig {
     /// Longest a tool call that needs the user's approval waits for it, seconds; then it
     /// does not run and the model hears so.
     pub tool_approval_timeout_secs: u64,
+    /// Most chat WebSockets (`/chat/socket`) one user may keep open on one instance; a
+    /// browser tab needs one.
+    pub max_sockets_per_user: usize,
 }
 
 impl Default for ChatConfig {
@@ -42,6 +45,7 @@ impl Default for ChatConfig {
             context_windows: Default::default(),
             default_context_window: 16_384,
             tool_approval_timeout_secs: 120,
+            max_sockets_per_user: 8,
         }
     }
 }
@@ -52,6 +56,9 @@ impl ChatConfig {
         // An answer unsaved for 5 minutes counts as abandoned; a wait stays well inside that.
         if !(1..=240).contains(&self.tool_approval_timeout_secs) {
             return Err("chat.tool_approval_timeout_secs must be 1 to 240".into());
+        }
+        if self.max_sockets_per_user == 0 {
+            return Err("chat.max_sockets_per_user must be at least 1".into());
         }
         if self.max_message_chars == 0 || self.default_context_window < 512 {
             return Err(

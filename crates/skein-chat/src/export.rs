@@ -192,23 +192,8 @@ mod tests {
     #[test]
     fn html_export_escapes_what_the_model_wrote() {
         let c = ConversationRow {
-            id: "c".into(),
-            user_id: "u".into(),
-            title: "<b>t</b>".into(),
-            pinned: 0,
-            archived: 0,
-            model: None,
-            system_prompt: None,
-            temperature: None,
-            top_p: None,
-            max_tokens: None,
-            history_limit: None,
             active_leaf_id: Some("m".into()),
-            summary: None,
-            summary_upto: None,
-            created_at: 0,
-            updated_at: 0,
-            deleted_at: None,
+            ..ConversationRow::new("c", "u", "<b>t</b>", 0)
         };
         let m = MessageRow {
             id: "m".into(),
@@ -219,7 +204,7 @@ mod tests {
             content: "<script>alert(1)</script><img src=x onerror=alert(1)>".into(),
             reasoning: None,
             images: None,
-            status: "done".into(),
+            status: crate::store::MessageStatus::Done,
             model: None,
             error: None,
             prompt_tokens: None,

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use skein_core::api::{ChatEvent, ChatStream, RelayCaller, TokenUsage};
@@ -17,7 +16,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::ChatService;
-use crate::store::{self, Finish};
+use crate::store::{self, Finish, MessageStatus};
 use crate::tools::{MAX_TOOL_ROUNDS, PendingCalls, ToolCall, ToolRecord, ToolResult, Toolbox};
 use crate::turn::Turn;
 
@@ -28,59 +27,7 @@ const SAVE_EVERY: Duration = Duration::from_millis(1500);
 /// from one whose server died.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 
-/// Events a stream of one answer carries, in order.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// More answer text.
-    Delta(String),
-    /// More reasoning text.
-    Reasoning(String),
-    /// What the answer used and cost.
-    Usage(Value),
-    /// The saved message, finished.
-    Done(Value),
-    /// Why the answer failed.
-    Error(Value),
-    /// The conversation's new title.
-    Title(String),
-    /// The model called a tool (`id`, `name`, `arguments`); its result follows.
-    ToolCall(Value),
-    /// What a tool answered (`id`, `name`, `content`, `is_error`).
-    ToolResult(Value),
-    /// A tool call waits for the user's approval (`id`, `name`, `arguments`, `message_id`,
-    /// `timeout_secs`); it runs once approved through `POST /chat/messages/{message_id}/
-    /// tool-calls/{id}/approve`.
-    ToolApproval(Value),
-    /// How a running tool call goes (`id`, `name`, `stage` or `text`).
-    ToolProgress(Value),
-    /// Nothing more will come.
-    End,
-}
-
-impl Event {
-    /// The event as an SSE frame; `None` for the end marker.
-    pub fn frame(&self) -> Option<Bytes> {
-        let (name, data) = match self {
-            Event::Delta(text) => ("delta", json!({ "content": text })),
-            Event::Reasoning(text) => ("reasoning", json!({ "content": text })),
-            Event::Usage(usage) => ("usage", usage.clone()),
-            Event::Done(message) => ("done", json!({ "message": message })),
-            Event::Error(error) => ("error", error.clone()),
-            Event::Title(title) => ("title", json!({ "title": title })),
-            Event::ToolCall(call) => ("tool_call", call.clone()),
-            Event::ToolResult(result) => ("tool_result", result.clone()),
-            Event::ToolApproval(approval) => ("tool_approval", approval.clone()),
-            Event::ToolProgress(progress) => ("tool_progress", progress.clone()),
-            Event::End => return None,
-        };
-        Some(sse(name, &data))
-    }
-}
-
-/// One SSE frame.
-pub fn sse(event: &str, data: &Value) -> Bytes {
-    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
-}
+pub use crate::event::{Event, sse};
 
 #[derive(Debug, Default)]
 struct Progress {
@@ -92,7 +39,7 @@ struct Progress {
     ended: bool,
     /// Where events go for clients attached through other instances, once one asked (see
     /// [`crate::live`]).
-    forward: Option<tokio::sync::mpsc::UnboundedSender<crate::live::Live>>,
+    forward: Option<tokio::sync::mpsc::UnboundedSender<crate::event::Live>>,
 }
 
 /// An answer being written.
@@ -169,7 +116,7 @@ impl Generation {
         // Under the same lock as the text, so a remote client's snapshot plus what is
         // forwarded after it is the whole text too.
         if let Some(forward) = &progress.forward {
-            let _ = forward.send(crate::live::Live::from(&event));
+            let _ = forward.send(crate::event::Live::from(&event));
         }
         if progress.ended {
             progress.forward = None;
@@ -183,13 +130,13 @@ impl Generation {
     /// already done gets a snapshot that says so (the client reads the saved message).
     pub(crate) fn forward(
         &self,
-        start: impl FnOnce() -> tokio::sync::mpsc::UnboundedSender<crate::live::Live>,
+        start: impl FnOnce() -> tokio::sync::mpsc::UnboundedSender<crate::event::Live>,
     ) {
         let Ok(mut progress) = self.progress.lock() else {
             return;
         };
         let finished = progress.ended || progress.done.is_some();
-        let snapshot = crate::live::Live::Snapshot {
+        let snapshot = crate::event::Live::Snapshot {
             content: progress.content.clone(),
             reasoning: progress.reasoning.clone(),
             finished,
@@ -573,9 +520,9 @@ pub async fn run(slot: Slot, mut plan: Plan) {
     let stopped = outcome.stopped;
     let (content, reasoning) = generation.text();
     let status = match (&outcome.error, stopped) {
-        (Some(_), _) => "failed",
-        (None, true) => "stopped",
-        (None, false) => "done",
+        (Some(_), _) => MessageStatus::Failed,
+        (None, true) => MessageStatus::Stopped,
+        (None, false) => MessageStatus::Done,
     };
     let usage = outcome
         .charge
@@ -621,7 +568,7 @@ pub async fn run(slot: Slot, mut plan: Plan) {
         Ok(None) => {}
         Err(error) => tracing::error!(%error, "could not read a finished answer back"),
     }
-    if status == "done"
+    if status == MessageStatus::Done
         && let Some(question) = plan.title_from.take()
     {
         let title = tokio::time::timeout(

@@ -736,7 +736,7 @@ fn rows_of(
             reasoning: None,
             images: (!m.images.is_empty())
                 .then(|| serde_json::to_string(&m.images).unwrap_or_else(|_| "[]".into())),
-            status: "done".into(),
+            status: crate::store::MessageStatus::Done,
             model: m
                 .model
                 .filter(|m| !m.is_empty() && m.len() <= 128 && !m.contains('\0')),
@@ -761,11 +761,6 @@ fn rows_of(
             .map(str::to_string)
     };
     let conversation = ConversationRow {
-        id: conversation_id,
-        user_id: user_id.to_string(),
-        title: imported.title.replace('\0', "").chars().take(200).collect(),
-        pinned: 0,
-        archived: 0,
         model: text(&settings["model"], 128),
         system_prompt: text(&settings["system_prompt"], MAX_CHARS),
         temperature: settings["temperature"]
@@ -781,11 +776,19 @@ fn rows_of(
             .as_i64()
             .filter(|n| (1..=10_000).contains(n)),
         active_leaf_id: active,
-        summary: None,
-        summary_upto: None,
         created_at: clamp(imported.created_at),
-        updated_at: now,
         deleted_at: hidden,
+        ..ConversationRow::new(
+            conversation_id,
+            user_id,
+            imported
+                .title
+                .replace('\0', "")
+                .chars()
+                .take(200)
+                .collect::<String>(),
+            now,
+        )
     };
     (conversation, rows)
 }

@@ -17,6 +17,7 @@
 mod answer;
 pub mod config;
 pub mod context;
+pub mod event;
 pub mod export;
 pub mod generate;
 mod http;
@@ -25,6 +26,7 @@ pub mod import;
 pub mod live;
 pub mod markdown;
 pub mod plugin_tools;
+pub mod remote;
 mod service;
 pub mod sources;
 pub mod store;
@@ -92,13 +94,24 @@ pub struct ChatService {
     watches: live::Watches,
     /// The system settings (default and title model), when the User service runs here.
     settings: std::sync::OnceLock<Arc<dyn skein_core::api::SettingsSource>>,
+    /// The chat WebSockets open here, by user (see `http/socket.rs`).
+    sockets: http::socket::Sockets,
+    /// Whether a session still stands, for requests on a socket opened earlier.
+    sessions: std::sync::OnceLock<Arc<dyn skein_core::api::SessionDirectory>>,
 }
 
 impl ChatService {
-    /// Reads the default and title model from the system settings (composition time, when
-    /// the User service runs in this process); without it, `[chat]` decides them.
+    /// Reads the default and title model from the system settings (composition time: the
+    /// User service's own, or those read from it in another process); without them, `[chat]`
+    /// decides them.
     pub fn set_settings(&self, settings: Arc<dyn skein_core::api::SettingsSource>) {
         let _ = self.settings.set(settings);
+    }
+
+    /// Checks each request on a chat socket against the sessions (composition time): a
+    /// session that ended stops its sockets as it stops its HTTP requests.
+    pub fn set_sessions(&self, sessions: Arc<dyn skein_core::api::SessionDirectory>) {
+        let _ = self.sessions.set(sessions);
     }
 
     /// The default model in effect.
@@ -162,6 +175,8 @@ impl ChatService {
             bus: std::sync::OnceLock::new(),
             watches: live::Watches::default(),
             settings: std::sync::OnceLock::new(),
+            sockets: http::socket::Sockets::default(),
+            sessions: std::sync::OnceLock::new(),
         });
         service.background.every(
             "chat.purge",
@@ -197,25 +212,8 @@ impl ChatService {
     /// configures through a context source.
     pub async fn open_conversation(&self, user_id: &str, title: &str) -> Result<String, ApiError> {
         let now = ids::now_ms();
-        let row = store::ConversationRow {
-            id: ids::new_id(),
-            user_id: user_id.to_string(),
-            title: title.chars().take(200).collect(),
-            pinned: 0,
-            archived: 0,
-            model: None,
-            system_prompt: None,
-            temperature: None,
-            top_p: None,
-            max_tokens: None,
-            history_limit: None,
-            active_leaf_id: None,
-            summary: None,
-            summary_upto: None,
-            created_at: now,
-            updated_at: now,
-            deleted_at: None,
-        };
+        let title: String = title.chars().take(200).collect();
+        let row = store::ConversationRow::new(ids::new_id(), user_id, title, now);
         store::insert_conversation(self.db.pool(), &row).await?;
         Ok(row.id)
     }
@@ -268,6 +266,8 @@ impl ChatService {
             self.running.stop_all();
             let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
         }
+        // After the answers: a socket still carries the last of them until they end.
+        self.sockets.close_all();
     }
 }
 
@@ -365,7 +365,7 @@ pub(crate) struct MessageView<'a> {
     role: &'a str,
     content: &'a str,
     reasoning: Option<&'a str>,
-    status: &'a str,
+    status: store::MessageStatus,
     model: Option<&'a str>,
     error: Value,
     images: Value,
@@ -382,6 +382,10 @@ pub(crate) struct MessageView<'a> {
     sibling_count: usize,
     usage: Option<UsageView>,
     created_at: String,
+    /// The reader's verdict on an answer (`up` or `down`), left out when none; only the
+    /// history sets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) feedback: Option<String>,
 }
 
 /// What an answer used and cost.
@@ -411,7 +415,7 @@ pub(crate) fn view<'a>(
         role: &row.role,
         content: &row.content,
         reasoning: row.reasoning.as_deref(),
-        status: &row.status,
+        status: row.status,
         model: row.model.as_deref(),
         error: parse(&row.error, Value::Null),
         image_urls: images::shown_urls(files, &parse(&row.images, json!([]))),
@@ -430,6 +434,7 @@ pub(crate) fn view<'a>(
             _ => None,
         },
         created_at: ids::ms_to_rfc3339(row.created_at),
+        feedback: None,
     }
 }
 

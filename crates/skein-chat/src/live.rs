@@ -20,13 +20,14 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use skein_core::bus::{Bus, Note};
 use skein_core::ids;
 use tokio::sync::broadcast;
 
 use crate::ChatService;
-use crate::generate::{Event, sse};
+pub use crate::event::Live;
+use crate::event::sse;
 
 /// Stops and watch requests.
 pub const CONTROL_TOPIC: &str = "chat";
@@ -57,54 +58,12 @@ pub enum Control {
     Deny(String),
 }
 
-/// An answer's event as forwarded between instances.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Live {
-    /// The text so far; everything forwarded after it is new. `finished`: the answer is done,
-    /// read the saved message.
-    Snapshot {
-        /// Answer text so far.
-        content: String,
-        /// Reasoning so far.
-        reasoning: String,
-        /// The answer is finished.
-        finished: bool,
-    },
-    /// Any other event of the answer, as its SSE event name and data; `None` for the end.
-    Event {
-        /// The SSE event name and data, `None` for the end of the answer.
-        frame: Option<(String, Value)>,
-    },
-}
-
 /// Hands a decision that came over the bus (`<message id>/<call id>`) to the answer here.
 fn decide(svc: &ChatService, both: &str, approve: bool) {
     if let Some((message_id, call_id)) = both.split_once('/')
         && let Some(generation) = svc.running.by_message(message_id)
     {
         generation.decide(call_id, approve);
-    }
-}
-
-impl From<&Event> for Live {
-    fn from(event: &Event) -> Live {
-        let frame = match event {
-            Event::Delta(text) => Some(("delta", json!({ "content": text }))),
-            Event::Reasoning(text) => Some(("reasoning", json!({ "content": text }))),
-            Event::Usage(usage) => Some(("usage", usage.clone())),
-            Event::Done(message) => Some(("done", json!({ "message": message }))),
-            Event::Error(error) => Some(("error", error.clone())),
-            Event::Title(title) => Some(("title", json!({ "title": title }))),
-            Event::ToolCall(call) => Some(("tool_call", call.clone())),
-            Event::ToolResult(result) => Some(("tool_result", result.clone())),
-            Event::ToolApproval(approval) => Some(("tool_approval", approval.clone())),
-            Event::ToolProgress(progress) => Some(("tool_progress", progress.clone())),
-            Event::End => None,
-        };
-        Live::Event {
-            frame: frame.map(|(name, data)| (name.to_string(), data)),
-        }
     }
 }
 
@@ -371,6 +330,7 @@ impl ChatService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Event;
 
     #[test]
     fn controls_and_events_travel_as_json() {

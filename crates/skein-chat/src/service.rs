@@ -26,6 +26,10 @@ impl Service for ChatService {
         )]
     }
 
+    fn internal_routes(self: Arc<Self>) -> axum::Router {
+        crate::http::internal::routes(self)
+    }
+
     fn background(&self) -> Option<&BackgroundTasks> {
         Some(&self.background)
     }

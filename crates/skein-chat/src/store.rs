@@ -47,6 +47,84 @@ pub struct ConversationRow {
     pub deleted_at: Option<i64>,
 }
 
+impl ConversationRow {
+    /// A new conversation of `user_id` titled `title`, created at `now`: no settings of its
+    /// own, not pinned, archived or deleted, no message yet. Callers set what differs with
+    /// struct update syntax (`ConversationRow { model, ..ConversationRow::new(..) }`).
+    pub fn new(
+        id: impl Into<String>,
+        user_id: impl Into<String>,
+        title: impl Into<String>,
+        now: i64,
+    ) -> ConversationRow {
+        ConversationRow {
+            id: id.into(),
+            user_id: user_id.into(),
+            title: title.into(),
+            pinned: 0,
+            archived: 0,
+            model: None,
+            system_prompt: None,
+            temperature: None,
+            top_p: None,
+            max_tokens: None,
+            history_limit: None,
+            active_leaf_id: None,
+            summary: None,
+            summary_upto: None,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        }
+    }
+}
+
+/// Where a message is: user messages are `Done` at once; an answer is `Streaming` while it is
+/// written and ends `Done`, `Stopped` (by the user, keeping what was written) or `Failed`.
+/// Stored and sent as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    /// Being written.
+    Streaming,
+    /// Finished.
+    Done,
+    /// Stopped by the user; what was written is kept.
+    Stopped,
+    /// Ended by an error (see the message's `error`).
+    Failed,
+}
+
+impl MessageStatus {
+    /// The stored and sent name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Streaming => "streaming",
+            MessageStatus::Done => "done",
+            MessageStatus::Stopped => "stopped",
+            MessageStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Decoding a stored status (`#[sqlx(try_from = "String")]`). Only this service writes
+/// messages, so a name it does not know is a damaged row: an error, not a guess.
+impl TryFrom<String> for MessageStatus {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        [
+            MessageStatus::Streaming,
+            MessageStatus::Done,
+            MessageStatus::Stopped,
+            MessageStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .ok_or_else(|| format!("unknown message status {name:?}"))
+    }
+}
+
 /// A row of `chat_messages` (without the stored context, which only the inspector reads).
 #[derive(Debug, Clone, FromRow)]
 pub struct MessageRow {
@@ -66,8 +144,9 @@ pub struct MessageRow {
     pub reasoning: Option<String>,
     /// JSON array of image URLs (user).
     pub images: Option<String>,
-    /// `done`, `streaming`, `stopped`, `failed`.
-    pub status: String,
+    /// Where the message is.
+    #[sqlx(try_from = "String")]
+    pub status: MessageStatus,
     /// Model that answered (assistant).
     pub model: Option<String>,
     /// Error code and message of a failed answer (JSON).
@@ -111,7 +190,7 @@ where
 {
     sqlx::query(&format!(
         "INSERT INTO chat_conversations ({CONVERSATION_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, -1.0), NULLIF($9, -1.0), $10, $11, $12, $13, $14, $15, $16, $17)"
     ))
     .bind(&c.id)
     .bind(&c.user_id)
@@ -120,8 +199,8 @@ where
     .bind(c.archived)
     .bind(&c.model)
     .bind(&c.system_prompt)
-    .bind(c.temperature)
-    .bind(c.top_p)
+    .bind(skein_db::float_or_null(c.temperature))
+    .bind(skein_db::float_or_null(c.top_p))
     .bind(c.max_tokens)
     .bind(c.history_limit)
     .bind(&c.active_leaf_id)
@@ -322,7 +401,11 @@ pub async fn update_fields(
     let sets: Vec<String> = fields
         .iter()
         .enumerate()
-        .map(|(i, (column, _))| format!("{column} = ${}", i + 1))
+        .map(|(i, (column, value))| match value {
+            // See skein_db::NULL_FLOAT: a NULL float is bound as a value and made NULL here.
+            Field::Float(_) => format!("{column} = NULLIF(${}, -1.0)", i + 1),
+            _ => format!("{column} = ${}", i + 1),
+        })
         .collect();
     let n = fields.len();
     let sql = format!(
@@ -335,7 +418,7 @@ pub async fn update_fields(
     for (_, value) in fields {
         query = match value {
             Field::Text(v) => query.bind(v.clone()),
-            Field::Float(v) => query.bind(*v),
+            Field::Float(v) => query.bind(skein_db::float_or_null(*v)),
             Field::Int(v) => query.bind(*v),
         };
     }
@@ -494,7 +577,7 @@ where
     .bind(&m.content)
     .bind(&m.reasoning)
     .bind(&m.images)
-    .bind(&m.status)
+    .bind(m.status.as_str())
     .bind(&m.model)
     .bind(&m.error)
     .bind(m.prompt_tokens)
@@ -550,7 +633,7 @@ where
             .bind(&m.content)
             .bind(&m.reasoning)
             .bind(&m.images)
-            .bind(&m.status)
+            .bind(m.status.as_str())
             .bind(&m.model)
             .bind(&m.error)
             .bind(m.prompt_tokens)
@@ -601,8 +684,8 @@ pub struct Finish<'a> {
     pub content: &'a str,
     /// The whole reasoning.
     pub reasoning: &'a str,
-    /// `done`, `stopped` or `failed`.
-    pub status: &'a str,
+    /// `Done`, `Stopped` or `Failed`.
+    pub status: MessageStatus,
     /// Error (JSON) when failed.
     pub error: Option<String>,
     /// Prompt tokens, completion tokens and cost, when the upstream reported usage.
@@ -624,7 +707,7 @@ pub async fn finish(db: &Db, id: &str, f: &Finish<'_>, now: i64) -> DbResult<()>
     )
     .bind(f.content)
     .bind((!f.reasoning.is_empty()).then_some(f.reasoning))
-    .bind(f.status)
+    .bind(f.status.as_str())
     .bind(&f.error)
     .bind(prompt)
     .bind(completion)
@@ -750,14 +833,16 @@ pub async fn purge_deleted(db: &Db, now: i64) -> DbResult<u64> {
     let abandoned = import_marker(now - ABANDONED_IMPORT_MS, 0);
     let doomed = "(deleted_at > 0 AND deleted_at < $1) OR (deleted_at < 0 AND deleted_at >= $2)";
     let mut tx = db.begin_write().await?;
-    sqlx::query(&format!(
-        "DELETE FROM chat_messages WHERE conversation_id IN \
-         (SELECT id FROM chat_conversations WHERE {doomed})"
-    ))
-    .bind(before)
-    .bind(abandoned)
-    .execute(&mut *tx)
-    .await?;
+    for table in ["chat_messages", "chat_feedback", "chat_shares"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE conversation_id IN \
+             (SELECT id FROM chat_conversations WHERE {doomed})"
+        ))
+        .bind(before)
+        .bind(abandoned)
+        .execute(&mut *tx)
+        .await?;
+    }
     let done = sqlx::query(&format!("DELETE FROM chat_conversations WHERE {doomed}"))
         .bind(before)
         .bind(abandoned)
@@ -767,9 +852,333 @@ pub async fn purge_deleted(db: &Db, now: i64) -> DbResult<u64> {
     Ok(done.rows_affected())
 }
 
+/// Deletes the caller's messages `ids` (a branch: a message and everything under it) and
+/// their feedback, and points the conversation at `active_leaf`, in one transaction.
+pub async fn delete_branch(
+    db: &Db,
+    user_id: &str,
+    conversation_id: &str,
+    ids: &[&str],
+    active_leaf: Option<&str>,
+    now: i64,
+) -> DbResult<u64> {
+    let mut tx = db.begin_write().await?;
+    let mut deleted = 0;
+    for id in ids {
+        deleted += sqlx::query(
+            "DELETE FROM chat_messages WHERE id = $1 AND user_id = $2 AND conversation_id = $3",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM chat_feedback WHERE message_id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("UPDATE chat_conversations SET active_leaf_id = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
+        .bind(active_leaf)
+        .bind(now)
+        .bind(conversation_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    // A summary of turns that are gone would still carry their words into new answers.
+    sqlx::query(
+        "UPDATE chat_conversations SET summary = NULL, summary_upto = NULL \
+         WHERE id = $1 AND summary_upto IS NOT NULL \
+         AND summary_upto NOT IN (SELECT id FROM chat_messages WHERE conversation_id = $1)",
+    )
+    .bind(conversation_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// Records (or replaces) the caller's verdict on an answer.
+pub async fn set_feedback(
+    db: &Db,
+    user_id: &str,
+    conversation_id: &str,
+    message_id: &str,
+    rating: &str,
+    comment: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO chat_feedback (message_id, conversation_id, user_id, rating, comment, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (message_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment, created_at = excluded.created_at",
+    )
+    .bind(message_id)
+    .bind(conversation_id)
+    .bind(user_id)
+    .bind(rating)
+    .bind(comment)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Takes back the caller's verdict on an answer.
+pub async fn clear_feedback(db: &Db, user_id: &str, message_id: &str) -> DbResult<()> {
+    sqlx::query("DELETE FROM chat_feedback WHERE message_id = $1 AND user_id = $2")
+        .bind(message_id)
+        .bind(user_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// The caller's verdicts in a conversation, as `(message_id, rating)`.
+pub async fn feedback_of(
+    db: &Db,
+    user_id: &str,
+    conversation_id: &str,
+) -> DbResult<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT message_id, rating FROM chat_feedback WHERE conversation_id = $1 AND user_id = $2",
+    )
+    .bind(conversation_id)
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// A row of `chat_shares`.
+#[derive(Debug, Clone, FromRow)]
+pub struct ShareRow {
+    /// Id.
+    pub id: String,
+    /// The link's secret.
+    pub token: String,
+    /// The conversation shared.
+    pub conversation_id: String,
+    /// Its owner.
+    pub user_id: String,
+    /// The last message shown.
+    pub leaf_id: String,
+    /// Created, ms.
+    pub created_at: i64,
+    /// Revoked, ms.
+    pub revoked_at: Option<i64>,
+}
+
+const SHARE_COLUMNS: &str = "id, token, conversation_id, user_id, leaf_id, created_at, revoked_at";
+
+/// Inserts a share link.
+pub async fn insert_share(db: &Db, s: &ShareRow) -> DbResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO chat_shares ({SHARE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(&s.id)
+    .bind(&s.token)
+    .bind(&s.conversation_id)
+    .bind(&s.user_id)
+    .bind(&s.leaf_id)
+    .bind(s.created_at)
+    .bind(s.revoked_at)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The caller's live (unrevoked) links to a conversation, newest first.
+pub async fn shares_of(db: &Db, user_id: &str, conversation_id: &str) -> DbResult<Vec<ShareRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {SHARE_COLUMNS} FROM chat_shares WHERE conversation_id = $1 AND user_id = $2 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC"
+    ))
+    .bind(conversation_id)
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Revokes the caller's link; false when it is not theirs or already revoked.
+pub async fn revoke_share(db: &Db, user_id: &str, id: &str, now: i64) -> DbResult<bool> {
+    let done = sqlx::query("UPDATE chat_shares SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .bind(user_id)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The live link with this token.
+pub async fn share_by_token(db: &Db, token: &str) -> DbResult<Option<ShareRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {SHARE_COLUMNS} FROM chat_shares WHERE token = $1 AND revoked_at IS NULL"
+    ))
+    .bind(token)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// A user's chat preferences (see the `chat_preferences` table).
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct PreferencesRow {
+    /// The model a new chat starts with (`None`: the server's default).
+    pub default_model: Option<String>,
+    /// `enter` or `mod_enter`.
+    pub send_key: String,
+    /// `small`, `medium` or `large`.
+    pub font_size: String,
+}
+
+impl Default for PreferencesRow {
+    fn default() -> Self {
+        PreferencesRow {
+            default_model: None,
+            send_key: "enter".into(),
+            font_size: "medium".into(),
+        }
+    }
+}
+
+/// The caller's chat preferences, if they ever set any.
+pub async fn preferences(db: &Db, user_id: &str) -> DbResult<Option<PreferencesRow>> {
+    Ok(sqlx::query_as(
+        "SELECT default_model, send_key, font_size FROM chat_preferences WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// Stores the caller's chat preferences (all of them, replacing what was there).
+pub async fn put_preferences(db: &Db, user_id: &str, p: &PreferencesRow, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO chat_preferences (user_id, default_model, send_key, font_size, updated_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (user_id) DO UPDATE SET default_model = excluded.default_model, send_key = excluded.send_key, \
+         font_size = excluded.font_size, updated_at = excluded.updated_at",
+    )
+    .bind(user_id)
+    .bind(&p.default_model)
+    .bind(&p.send_key)
+    .bind(&p.font_size)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// A row of `chat_prompts`.
+#[derive(Debug, Clone, FromRow)]
+pub struct PromptRow {
+    /// Id.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// What follows `/` in the composer.
+    pub command: String,
+    /// A short name.
+    pub title: String,
+    /// The text inserted.
+    pub content: String,
+    /// 1 when every user sees it.
+    pub shared: i64,
+    /// Created, ms.
+    pub created_at: i64,
+    /// Last changed, ms.
+    pub updated_at: i64,
+}
+
+const PROMPT_COLUMNS: &str = "id, user_id, command, title, content, shared, created_at, updated_at";
+
+/// The caller's prompts and every shared one, by command.
+pub async fn prompts(db: &Db, user_id: &str) -> DbResult<Vec<PromptRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PROMPT_COLUMNS} FROM chat_prompts WHERE user_id = $1 OR shared = 1 ORDER BY command, id"
+    ))
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// The caller's own prompt.
+pub async fn own_prompt(db: &Db, user_id: &str, id: &str) -> DbResult<Option<PromptRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PROMPT_COLUMNS} FROM chat_prompts WHERE id = $1 AND user_id = $2"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// Whether the caller already has a prompt with this command (other than `except`).
+pub async fn command_taken(db: &Db, user_id: &str, command: &str, except: &str) -> DbResult<bool> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM chat_prompts WHERE user_id = $1 AND command = $2 AND id <> $3",
+    )
+    .bind(user_id)
+    .bind(command)
+    .bind(except)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Inserts or replaces a prompt (by id).
+pub async fn put_prompt(db: &Db, p: &PromptRow) -> DbResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO chat_prompts ({PROMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (id) DO UPDATE SET command = excluded.command, title = excluded.title, content = excluded.content, \
+         shared = excluded.shared, updated_at = excluded.updated_at"
+    ))
+    .bind(&p.id)
+    .bind(&p.user_id)
+    .bind(&p.command)
+    .bind(&p.title)
+    .bind(&p.content)
+    .bind(p.shared)
+    .bind(p.created_at)
+    .bind(p.updated_at)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Deletes the caller's prompt; false when it is not theirs.
+pub async fn delete_prompt(db: &Db, user_id: &str, id: &str) -> DbResult<bool> {
+    let done = sqlx::query("DELETE FROM chat_prompts WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_statuses_keep_their_names_and_an_unknown_one_is_refused() {
+        for status in [
+            MessageStatus::Streaming,
+            MessageStatus::Done,
+            MessageStatus::Stopped,
+            MessageStatus::Failed,
+        ] {
+            assert_eq!(
+                MessageStatus::try_from(status.as_str().to_string()),
+                Ok(status)
+            );
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+        assert!(MessageStatus::try_from("queued".to_string()).is_err());
+    }
 
     #[test]
     fn import_markers_are_negative_unique_and_ordered_by_start() {
@@ -788,23 +1197,8 @@ mod tests {
         db.migrate(&[&crate::MIGRATIONS]).await.unwrap();
         let now = 10 * RESTORE_WINDOW_MS;
         let conversation = |id: &str, deleted_at: Option<i64>| ConversationRow {
-            id: id.into(),
-            user_id: "u".into(),
-            title: String::new(),
-            pinned: 0,
-            archived: 0,
-            model: None,
-            system_prompt: None,
-            temperature: None,
-            top_p: None,
-            max_tokens: None,
-            history_limit: None,
-            active_leaf_id: None,
-            summary: None,
-            summary_upto: None,
-            created_at: 0,
-            updated_at: 0,
             deleted_at,
+            ..ConversationRow::new(id, "u", "", 0)
         };
         for (id, deleted_at) in [
             ("running", Some(import_marker(now - 60_000, 7))),

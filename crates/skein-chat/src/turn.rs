@@ -4,14 +4,9 @@
 //! [`ContextSource`](crate::sources::ContextSource)s and turned into the request sent to the
 //! relay ([`Turn::request`]).
 
-use axum::http::StatusCode;
-use serde_json::{Value, json};
-use skein_core::api::{PricedModel, RelayCaller};
-use skein_core::{ApiError, ApiResult};
+use skein_core::api::RelayCaller;
 
-use crate::sources::Context;
 use crate::store::{ConversationRow, MessageRow};
-use crate::{ChatService, context, sources};
 
 /// What one answer needs.
 #[derive(Debug, Clone)]
@@ -50,40 +45,6 @@ impl Turn {
     /// The newest message of the path when it is the user's: what this answer answers.
     pub fn question(&self) -> Option<&PathMessage> {
         self.path.last().filter(|m| m.role == "user")
-    }
-
-    /// The OpenAI chat-completion request for `context`: the system sections, then the
-    /// messages, then the parameters that are set.
-    pub fn request(&self, context: &Context) -> Value {
-        let mut messages = Vec::with_capacity(context.sections.len() + context.messages.len());
-        for section in &context.sections {
-            messages.push(json!({"role": "system", "content": section.text}));
-        }
-        for m in &context.messages {
-            let content = if m.images.is_empty() {
-                json!(m.content)
-            } else {
-                let mut parts = vec![json!({"type": "text", "text": m.content})];
-                parts.extend(
-                    m.images
-                        .iter()
-                        .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
-                );
-                Value::Array(parts)
-            };
-            messages.push(json!({"role": m.role.as_str(), "content": content}));
-        }
-        let mut request = json!({ "model": self.model, "messages": messages, "stream": true });
-        if let Some(t) = self.settings.temperature {
-            request["temperature"] = json!(t);
-        }
-        if let Some(p) = self.settings.top_p {
-            request["top_p"] = json!(p);
-        }
-        if let Some(n) = self.settings.max_tokens {
-            request["max_tokens"] = json!(n);
-        }
-        request
     }
 }
 
@@ -169,71 +130,5 @@ impl Budget {
     /// Tokens the prompt may take.
     pub fn prompt(&self) -> usize {
         self.window.saturating_sub(self.reserve)
-    }
-}
-
-impl ChatService {
-    /// The model and settings of the next answer in `conversation`: the conversation's
-    /// settings with the model `asked` for, adjusted by the context sources, with a model
-    /// that is priced and routed for the user (422 `model_not_available` otherwise).
-    pub(crate) async fn settings(
-        &self,
-        conversation: &ConversationRow,
-        asked: Option<&str>,
-    ) -> ApiResult<(String, Settings)> {
-        let mut settings = Settings::of(conversation, asked);
-        sources::configure(&self.context_sources(), conversation, &mut settings).await?;
-        let model = self
-            .choose_model(&conversation.user_id, settings.model.as_deref())
-            .await?;
-        Ok((model, settings))
-    }
-
-    /// The model an answer uses: `wanted`, else the configured default, else the first the
-    /// caller may use. It must be priced and routed in the user's group.
-    async fn choose_model(&self, user_id: &str, wanted: Option<&str>) -> ApiResult<String> {
-        let available: Vec<PricedModel> = self
-            .relay
-            .priced_models(user_id, None)
-            .await?
-            .into_iter()
-            .filter(crate::is_chat_model)
-            .collect();
-        let default_model = self.default_model();
-        let wanted = wanted.or(default_model.as_deref());
-        let chosen = match wanted {
-            Some(name) => available
-                .into_iter()
-                .find(|m| m.id == name)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "model_not_available",
-                        format!("{name} is not available for chat (no channel or no price)."),
-                        format!("{name} 不可用于对话（没有渠道或未定价）。"),
-                    )
-                })?,
-            None => available.into_iter().next().ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "model_not_available",
-                    "No model is available yet: an administrator must add a channel and a price.",
-                    "暂无可用模型：需要管理员添加渠道并设置价格。",
-                )
-            })?,
-        };
-        Ok(chosen.id)
-    }
-
-    /// The room `model`'s window leaves for the prompt of an answer with `settings`: the
-    /// window less the answer's `max_tokens`, else less `chat.output_reserve`.
-    pub(crate) fn budget(&self, model: &str, settings: &Settings) -> Budget {
-        Budget {
-            window: context::window(&self.config, model) as usize,
-            reserve: settings
-                .max_tokens
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(self.config.output_reserve as usize),
-        }
     }
 }

@@ -81,6 +81,20 @@ impl JwtKeys {
     }
 }
 
+/// The WebSocket subprotocol prefix that carries an access token (`skein.bearer.<token>`):
+/// browsers cannot set `Authorization` on a WebSocket, and a token in the URL would land in
+/// access logs and history. The server never echoes it back (it picks [`CHAT_SOCKET_PROTOCOL`]).
+pub const WS_TOKEN_PROTOCOL: &str = "skein.bearer.";
+
+/// The chat socket's own subprotocol, offered beside the token and answered by the server.
+pub const CHAT_SOCKET_PROTOCOL: &str = "skein.chat.v1";
+
+/// When a request's access token expires, seconds since the epoch; the gateway leaves it in
+/// the extensions beside [`AuthState::User`], so a connection that outlives the request (the
+/// chat socket) ends when its token does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenExpiry(pub i64);
+
 /// The signed-in caller of a request.
 #[derive(Debug, Clone)]
 pub struct AuthUser {

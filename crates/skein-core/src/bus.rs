@@ -12,11 +12,14 @@
 //! binary picks one (see `ARCHITECTURE.md`, "Many instances").
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+use crate::service::BackgroundTasks;
 
 /// What a subscriber of a topic receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,11 +154,51 @@ pub enum UserChange {
     Session(String),
 }
 
+// A subscriber loop is a background task like the periodic ones; it is written here, beside
+// the bus it reads, so that `service` does not depend on `bus` (which uses `service`'s tasks).
+impl BackgroundTasks {
+    /// Runs `on_note(service, note)` for every note of `topic` on `bus`, until the service is
+    /// dropped or [`BackgroundTasks::stop`] is called. A subscriber that fell behind and missed notes is
+    /// handed [`Note::Resync`], as after a reconnection.
+    pub fn on_notes<S, F, Fut>(
+        &self,
+        name: &'static str,
+        bus: &Arc<dyn Bus>,
+        topic: &str,
+        service: &Arc<S>,
+        on_note: F,
+    ) where
+        S: Send + Sync + 'static,
+        F: Fn(Arc<S>, Note) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        use tokio::sync::broadcast::error::RecvError;
+        let weak: Weak<S> = Arc::downgrade(service);
+        let stop = self.stop.clone();
+        let mut receiver = bus.subscribe(topic);
+        self.tracker.spawn(async move {
+            loop {
+                let note = tokio::select! {
+                    () = stop.cancelled() => break,
+                    note = receiver.recv() => match note {
+                        Ok(note) => note,
+                        Err(RecvError::Lagged(_)) => Note::Resync,
+                        Err(RecvError::Closed) => break,
+                    },
+                };
+                let Some(service) = weak.upgrade() else { break };
+                tracing::trace!(task = name, "bus note");
+                on_note(service, note).await;
+            }
+        });
+    }
+}
+
 /// Publishes `note` on `topic` from a tracked task, logging a failure: the publisher already
 /// acted on its own memory, and the others' periodic reloads and expiries are the safety net.
 pub fn tell(
     bus: Option<&std::sync::Arc<dyn Bus>>,
-    tasks: &crate::service::BackgroundTasks,
+    tasks: &BackgroundTasks,
     topic: &'static str,
     note: &impl Serialize,
 ) {

@@ -185,6 +185,33 @@ impl InternalClient {
         })
     }
 
+    /// POSTs a streamed `body` of `content_type` to `path` with `query` (an upload passed
+    /// on as it arrives, never whole in memory) and reads the JSON answer. No overall
+    /// deadline: the upload takes as long as its sender does, and the service bounds it.
+    pub async fn call_stream<Q, T>(
+        &self,
+        path: &str,
+        query: &Q,
+        content_type: &str,
+        body: crate::api::ByteStream,
+    ) -> Result<T, ApiError>
+    where
+        Q: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let request = self
+            .streaming
+            .post(self.url(path))
+            .query(query)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(reqwest::Body::wrap_stream(body));
+        let response = self.exchange(path, request).await?;
+        response.json::<T>().await.map_err(|error| {
+            tracing::error!(service = %self.service, path, %error, "unreadable internal answer");
+            ApiError::unavailable(self.service.as_str())
+        })
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

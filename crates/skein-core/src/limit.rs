@@ -1,6 +1,7 @@
 //! Rate limiting as one trait with one algorithm (GCRA), so the in-memory limiter and the
 //! Redis limiter make identical decisions; only where the state lives differs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -66,6 +67,47 @@ pub trait RateLimiter: Send + Sync {
     async fn ping(&self) -> Result<(), LimitError>;
     /// A short name for logs and `/readyz`.
     fn backend(&self) -> &'static str;
+}
+
+/// The caller's rate limit as the gateway applied it to a request, handed to the handler (a
+/// request extension) so a connection that carries many requests (a WebSocket) counts each
+/// one against the same limit an HTTP request would, instead of only its opening.
+#[derive(Clone)]
+pub struct RequestQuota {
+    limiter: Arc<dyn RateLimiter>,
+    key: String,
+    quota: Quota,
+}
+
+impl RequestQuota {
+    /// The limit counted under `key` in `limiter`.
+    pub fn new(limiter: Arc<dyn RateLimiter>, key: impl Into<String>, quota: Quota) -> Self {
+        RequestQuota {
+            limiter,
+            key: key.into(),
+            quota,
+        }
+    }
+
+    /// Counts one more request: a 429 `rate_limited` (with the seconds to wait) when over the
+    /// limit. A limiter that cannot be reached lets it through, as the gateway does.
+    pub async fn admit(&self) -> Result<(), crate::ApiError> {
+        match self.limiter.check(&self.key, self.quota, 1).await {
+            Ok(decision) if !decision.allowed => {
+                let wait = decision
+                    .retry_after
+                    .map(|d| d.as_secs_f64().ceil() as u64)
+                    .unwrap_or(1)
+                    .max(1);
+                Err(crate::ApiError::too_many_requests(wait))
+            }
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, "rate limiter unavailable; request allowed");
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The GCRA step shared by every store. `tat_us` is the stored theoretical arrival time

@@ -200,8 +200,10 @@ pub fn tag(name: &str, description: &str) -> Tag {
 /// many) ends its tasks too.
 #[derive(Debug, Clone, Default)]
 pub struct BackgroundTasks {
-    tracker: TaskTracker,
-    stop: CancellationToken,
+    // Crate-visible so `bus` can add its subscriber loop (`on_notes`) without `service`
+    // depending on `bus`.
+    pub(crate) tracker: TaskTracker,
+    pub(crate) stop: CancellationToken,
 }
 
 /// When a periodic task first runs.
@@ -251,42 +253,6 @@ impl BackgroundTasks {
                 let Some(service) = weak.upgrade() else { break };
                 tracing::trace!(task = name, "background tick");
                 tick(service).await;
-            }
-        });
-    }
-
-    /// Runs `on_note(service, note)` for every note of `topic` on `bus`, until the service is
-    /// dropped or [`Self::stop`] is called. A subscriber that fell behind and missed notes is
-    /// handed [`Note::Resync`](crate::bus::Note::Resync), as after a reconnection.
-    pub fn on_notes<S, F, Fut>(
-        &self,
-        name: &'static str,
-        bus: &Arc<dyn crate::bus::Bus>,
-        topic: &str,
-        service: &Arc<S>,
-        on_note: F,
-    ) where
-        S: Send + Sync + 'static,
-        F: Fn(Arc<S>, crate::bus::Note) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send,
-    {
-        use tokio::sync::broadcast::error::RecvError;
-        let weak: Weak<S> = Arc::downgrade(service);
-        let stop = self.stop.clone();
-        let mut receiver = bus.subscribe(topic);
-        self.tracker.spawn(async move {
-            loop {
-                let note = tokio::select! {
-                    () = stop.cancelled() => break,
-                    note = receiver.recv() => match note {
-                        Ok(note) => note,
-                        Err(RecvError::Lagged(_)) => crate::bus::Note::Resync,
-                        Err(RecvError::Closed) => break,
-                    },
-                };
-                let Some(service) = weak.upgrade() else { break };
-                tracing::trace!(task = name, "bus note");
-                on_note(service, note).await;
             }
         });
     }

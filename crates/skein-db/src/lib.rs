@@ -274,10 +274,72 @@ impl Db {
     }
 }
 
+/// What a float that may be NULL is bound as; SQL turns it back into NULL with
+/// `NULLIF($n, -1.0)`. sqlx 0.8.6's Any driver binds a NULL `f64` as a PostgreSQL `real`
+/// (its Real/Double NULL mapping is swapped), so one statement run first with NULL and then
+/// with a value on the same pooled connection fails ("incorrect binary data format in bind
+/// parameter"): an intermittent 500. Bound as a value, the parameter is always `float8`. Every
+/// nullable float column this is used for (thresholds, temperature, top_p) is never negative.
+pub const NULL_FLOAT: f64 = -1.0;
+
+/// `value`, or [`NULL_FLOAT`] for NULL (see there).
+pub fn float_or_null(value: Option<f64>) -> f64 {
+    value.unwrap_or(NULL_FLOAT)
+}
+
 /// Whether a storage error is a unique-constraint violation (a taken name, a used token).
 pub fn is_unique_violation(e: &DbError) -> bool {
     match e {
         DbError::Sqlx(sqlx::Error::Database(db)) => db.is_unique_violation(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod null_float_tests {
+    use super::*;
+
+    /// Why [`NULL_FLOAT`] exists, on a real PostgreSQL: one connection, one statement, a NULL
+    /// float and then a value.
+    #[tokio::test]
+    async fn a_null_float_then_a_value_bind_on_one_postgres_connection() {
+        let url = std::env::var("SKEIN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let db = Db::connect(&url, 1).await.unwrap();
+        let mut conn = db.pool().acquire().await.unwrap();
+        sqlx::query("CREATE TEMPORARY TABLE null_float (n INTEGER, v DOUBLE PRECISION)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let insert = "INSERT INTO null_float (n, v) VALUES ($1, NULLIF($2, -1.0))";
+        let values = [None, Some(2.5), None, Some(0.0)];
+        for (n, v) in values.iter().enumerate() {
+            sqlx::query(insert)
+                .bind(n as i32)
+                .bind(float_or_null(*v))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        let stored: Vec<Option<f64>> = sqlx::query_scalar("SELECT v FROM null_float ORDER BY n")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(stored, values);
+        // What it works around: bound as `Option<f64>`, the value after a NULL is refused.
+        let plain = "INSERT INTO null_float (n, v) VALUES (9, $1)";
+        sqlx::query(plain)
+            .bind(None::<f64>)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let after_null = sqlx::query(plain)
+            .bind(Some(2.5f64))
+            .execute(&mut *conn)
+            .await;
+        assert!(
+            after_null.is_err(),
+            "sqlx now binds a NULL f64 as float8: NULL_FLOAT and its NULLIFs can go"
+        );
     }
 }

@@ -16,6 +16,7 @@
 pub mod config;
 mod http;
 pub mod images;
+pub mod remote;
 mod service;
 pub mod session;
 pub mod sign;
@@ -326,10 +327,32 @@ impl FileApi for FileService {
     }
 
     fn content_url(&self, id: &str, ttl: std::time::Duration) -> String {
-        const HOUR: i64 = 3600;
-        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(HOUR);
-        let exp = (ids::now_ms() / 1000 + ttl) / HOUR * HOUR + HOUR;
-        let sig = self.signer.sign(sign::Scope::File, id, "", exp);
-        self.public_url(&format!("/api/v1/files/{id}/content?exp={exp}&sig={sig}"))
+        signed_content_url(
+            &self.signer,
+            self.config.public_base_url.as_deref(),
+            id,
+            ttl,
+        )
+    }
+}
+
+/// A signed URL of file `id`'s content valid for at least `ttl` (rounded up to the hour, so
+/// it stays the same for an hour and caches keep working), under `public_base_url` when set.
+/// Made wherever it is needed, in the File service's process or another's, with the
+/// deployment's signing key.
+pub(crate) fn signed_content_url(
+    signer: &sign::Signer,
+    public_base_url: Option<&str>,
+    id: &str,
+    ttl: std::time::Duration,
+) -> String {
+    const HOUR: i64 = 3600;
+    let ttl = i64::try_from(ttl.as_secs()).unwrap_or(HOUR);
+    let exp = (ids::now_ms() / 1000 + ttl) / HOUR * HOUR + HOUR;
+    let sig = signer.sign(sign::Scope::File, id, "", exp);
+    let path = format!("/api/v1/files/{id}/content?exp={exp}&sig={sig}");
+    match public_base_url {
+        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+        None => path,
     }
 }

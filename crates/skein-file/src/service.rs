@@ -29,6 +29,10 @@ impl Service for FileService {
         ]
     }
 
+    fn internal_routes(self: Arc<Self>) -> axum::Router {
+        crate::http::internal::routes(self)
+    }
+
     fn background(&self) -> Option<&BackgroundTasks> {
         Some(&self.background)
     }

@@ -366,7 +366,10 @@ pub(crate) async fn authenticate_and_limit(
     }
     let is_auth_route =
         req.method() == axum::http::Method::POST && path.starts_with("/api/v1/auth/");
-    let state = authenticate(&gateway, req.headers()).await;
+    let (state, expiry) = authenticate(&gateway, req.headers()).await;
+    if let Some(expiry) = expiry {
+        req.extensions_mut().insert(expiry);
+    }
     if let AuthState::User(user) = &state {
         tracing::Span::current().record("user_id", user.user_id.as_str());
     }
@@ -517,9 +520,23 @@ async fn run_limited(
     gateway: &Gateway,
     key: &str,
     quota: Quota,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
+    // A socket carries many requests after this one: its handler counts each. Only upgrades
+    // get the handle, so plain requests allocate nothing more.
+    let upgrade = req
+        .headers()
+        .get(axum::http::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if upgrade {
+        req.extensions_mut()
+            .insert(skein_core::limit::RequestQuota::new(
+                gateway.limiter.clone(),
+                key,
+                quota,
+            ));
+    }
     match gateway.limiter.check(key, quota, 1).await {
         Ok(decision) if !decision.allowed => {
             let wait = decision
@@ -615,7 +632,8 @@ async fn authenticate_key_and_limit(
 }
 
 /// The key where each vendor's SDK sends it: `Authorization: Bearer` (OpenAI, and Anthropic's
-/// SDK too), `x-api-key` (Anthropic), `x-goog-api-key` or `?key=` (Gemini).
+/// SDK too), the `openai-insecure-api-key.<key>` WebSocket subprotocol (OpenAI's Realtime in a
+/// browser), `x-api-key` (Anthropic), `x-goog-api-key` or `?key=` (Gemini).
 fn api_key(req: &Request) -> Option<String> {
     let headers = req.headers();
     let bearer = headers
@@ -631,7 +649,18 @@ fn api_key(req: &Request) -> Option<String> {
             .find_map(|pair| pair.strip_prefix("key="))
             .map(|v| v.to_string())
     });
+    // Browsers cannot set headers on a WebSocket: OpenAI's Realtime clients offer the key as
+    // an `openai-insecure-api-key.<key>` subprotocol instead (never echoed back).
+    let subprotocol = || {
+        headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|p| p.trim().strip_prefix("openai-insecure-api-key."))
+    };
     bearer
+        .or_else(subprotocol)
         .or_else(|| named("x-api-key"))
         .or_else(|| named("x-goog-api-key"))
         .map(|v| v.trim().to_string())
@@ -649,34 +678,62 @@ fn set_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
     headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
 }
 
-async fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> AuthState {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return AuthState::Anonymous;
+/// Who sent a request, and when its access token expires. The token comes from
+/// `Authorization: Bearer`, or on a WebSocket upgrade without that header from the
+/// `skein.bearer.<token>` subprotocol (browsers cannot set headers on a WebSocket).
+async fn authenticate(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+) -> (AuthState, Option<skein_core::auth::TokenExpiry>) {
+    let token = match headers.get(header::AUTHORIZATION) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim),
+        None => match socket_token(headers) {
+            Some(token) => Some(token),
+            None => return (AuthState::Anonymous, None),
+        },
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
     let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return AuthState::Rejected(ApiError::invalid_token());
+        return (AuthState::Rejected(ApiError::invalid_token()), None);
     };
     let claims = match gateway.jwt.verify(token) {
         Ok(claims) => claims,
-        Err(error) => return AuthState::Rejected(error),
+        Err(error) => return (AuthState::Rejected(error), None),
     };
+    let expiry = skein_core::auth::TokenExpiry(claims.exp);
     match gateway.sessions.session(&claims.sid).await {
-        Ok(Some(session)) if session.active && session.user_id == claims.sub => {
+        Ok(Some(session)) if session.active && session.user_id == claims.sub => (
             AuthState::User(AuthUser {
                 user_id: claims.sub,
                 session_id: claims.sid,
                 role: session.role,
-            })
-        }
-        Ok(_) => AuthState::Rejected(ApiError::invalid_token()),
-        Err(error) => AuthState::Rejected(error),
+            }),
+            Some(expiry),
+        ),
+        Ok(_) => (AuthState::Rejected(ApiError::invalid_token()), None),
+        Err(error) => (AuthState::Rejected(error), None),
     }
+}
+
+/// The access token offered as a `skein.bearer.<token>` subprotocol of a WebSocket upgrade.
+fn socket_token(headers: &HeaderMap) -> Option<&str> {
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return None;
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(skein_core::auth::WS_TOKEN_PROTOCOL))
 }

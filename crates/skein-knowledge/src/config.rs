@@ -44,6 +44,13 @@ pub struct KnowledgeConfig {
     /// Whether a web page added by URL may be on a private, loopback or link-local address
     /// (an intranet wiki). Off: only public addresses are fetched.
     pub allow_private_urls: bool,
+    /// On PostgreSQL, search vectors through pgvector's HNSW index when the `vector`
+    /// extension is installed (created at first use when the database role may). Off, or
+    /// without it: vectors are scanned in memory as on SQLite.
+    pub pgvector: bool,
+    /// Progress streams (`/knowledge/bases/{id}/events`) one user may hold open at once on
+    /// this instance; each reads the database every half second for up to ten minutes.
+    pub event_streams_per_user: u32,
 }
 
 impl Default for KnowledgeConfig {
@@ -63,6 +70,8 @@ impl Default for KnowledgeConfig {
             vector_cache_mb: 512,
             lexical_cache_mb: 256,
             allow_private_urls: false,
+            pgvector: true,
+            event_streams_per_user: 8,
         }
     }
 }
@@ -80,6 +89,9 @@ impl KnowledgeConfig {
         }
         if !(1..=2048).contains(&self.embed_batch) {
             return Err("knowledge.embed_batch must be 1 to 2048".into());
+        }
+        if self.event_streams_per_user == 0 {
+            return Err("knowledge.event_streams_per_user must be positive".into());
         }
         if self.poll_interval_ms == 0 || self.lease_secs == 0 || self.max_attempts == 0 {
             return Err(

@@ -348,6 +348,9 @@ pub async fn index_corpus(
         }
     }
     index.insert(base_id, &indexed).await?;
+    // Every question is then answered from the same copy in memory, as the service's searches
+    // are once a base is warm (instead of the first few from the database while it is read).
+    index.warm(base_id).await?;
     let mut vectors = Vec::new();
     let mut question_vectors = HashMap::new();
     if let Some(embedder) = embedder {

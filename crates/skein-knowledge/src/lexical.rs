@@ -18,8 +18,9 @@
 //! **Searches are answered from memory** ([`crate::lexical_cache`]) when the base fits the
 //! cache's budget: the rows above are the durable copy, read once per change of the base
 //! (`knowledge_lexical_bases.generation`) into compact postings scored like the PostgreSQL
-//! path. The database's own index answers bases over the budget, or every search when the
-//! budget is 0.
+//! path — in a background task ([`crate::rebuild`]), never inside a search: until the copy is
+//! in place, searches of the changed base ask the database's own index, which also answers
+//! bases over the budget (remembered per generation), or every search when the budget is 0.
 //!
 //! Every hit also carries its **coverage**: the share of the query's information (inverse
 //! document frequency, within the base) whose terms the chunk contains. Unlike a BM25 score,
@@ -32,7 +33,11 @@ use std::sync::Arc;
 use skein_db::sqlx::{self, Row};
 use skein_db::{Backend, Db, DbError, DbResult};
 
+use skein_core::service::BackgroundTasks;
+
 use crate::lexical_cache::{LexicalCache, LexicalSet};
+use crate::rebuild::{Built, Rebuilds};
+use crate::search::Source;
 
 /// FTS5's default BM25 parameters, used on both backends.
 pub(crate) const K1: f64 = 1.2;
@@ -80,9 +85,9 @@ pub struct LexicalIndex {
     db: Db,
     /// Bases' indexes in memory.
     cache: Arc<LexicalCache>,
-    /// One base read into memory at a time: concurrent searches of a stale base wait for the
-    /// one read instead of each reading the whole base.
-    building: Arc<tokio::sync::Mutex<()>>,
+    /// Bases being read into memory, in the background (never on a search), and those found
+    /// too large at their generation.
+    rebuilds: Rebuilds<i64>,
 }
 
 impl std::fmt::Debug for LexicalIndex {
@@ -103,11 +108,43 @@ impl LexicalIndex {
     /// The index in `db` with at most `cache_bytes` of bases' indexes in memory (0: every
     /// search asks the database's full-text index).
     pub fn with_cache(db: Db, cache_bytes: u64) -> LexicalIndex {
+        LexicalIndex::with_tasks(db, cache_bytes, BackgroundTasks::new())
+    }
+
+    /// [`with_cache`](Self::with_cache), its rebuilds run as `tasks` (the service's, so
+    /// shutdown waits for them).
+    pub fn with_tasks(db: Db, cache_bytes: u64, tasks: BackgroundTasks) -> LexicalIndex {
         LexicalIndex {
             db,
             cache: Arc::new(LexicalCache::new(cache_bytes)),
-            building: Arc::new(tokio::sync::Mutex::new(())),
+            rebuilds: Rebuilds::new(tasks),
         }
+    }
+
+    /// Rebuilds of bases' in-memory indexes so far (started, kept, refused, failed).
+    pub fn rebuilds(&self) -> &crate::rebuild::Counts {
+        self.rebuilds.counts()
+    }
+
+    /// Bases held in memory, and their bytes.
+    pub fn cached(&self) -> (usize, usize) {
+        self.cache.usage()
+    }
+
+    /// Reads the base into memory now, on the caller's task (a benchmark or an evaluation
+    /// before it measures; searches never wait for this). Answers whether it is held.
+    pub async fn warm(&self, base_id: &str) -> DbResult<bool> {
+        if self.cache.max_bytes() == 0 {
+            return Ok(false);
+        }
+        let built = self
+            .rebuilds
+            .run_now(
+                base_id,
+                build(self.db.clone(), self.cache.clone(), base_id.to_string()),
+            )
+            .await?;
+        Ok(built == Built::Kept)
     }
 
     /// Adds chunks of one base in one transaction. A chunk already indexed is left as it is,
@@ -139,6 +176,7 @@ impl LexicalIndex {
     /// Drops a base's in-memory index (the base was deleted).
     pub fn forget(&self, base_id: &str) {
         self.cache.forget(base_id);
+        self.rebuilds.forget(base_id);
     }
 
     /// The best `limit` chunks of `base_id` for the query's terms, best first.
@@ -162,6 +200,22 @@ impl LexicalIndex {
         limit: usize,
         allowed: Option<Arc<HashSet<String>>>,
     ) -> DbResult<Vec<LexicalHit>> {
+        Ok(self
+            .search_traced(base_id, query_terms, limit, allowed)
+            .await?
+            .0)
+    }
+
+    /// [`search_filtered`](Self::search_filtered), with where the answer came from: the
+    /// base's current copy in memory, or the database's index while that copy is being read
+    /// in the background (or when the base is over the memory budget).
+    pub async fn search_traced(
+        &self,
+        base_id: &str,
+        query_terms: &[String],
+        limit: usize,
+        allowed: Option<Arc<HashSet<String>>>,
+    ) -> DbResult<(Vec<LexicalHit>, Source)> {
         let mut seen = HashSet::new();
         let terms: Vec<&str> = query_terms
             .iter()
@@ -170,7 +224,7 @@ impl LexicalIndex {
             .take(MAX_QUERY_TERMS)
             .collect();
         if terms.is_empty() || limit == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Source::Database));
         }
         let stats: Option<(i64, i64, i64)> = sqlx::query_as(
             "SELECT generation, chunks, total_terms FROM knowledge_lexical_bases \
@@ -180,10 +234,10 @@ impl LexicalIndex {
         .fetch_optional(self.db.pool())
         .await?;
         let Some((generation, chunks, total_terms)) = stats else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Source::Database));
         };
         if chunks <= 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Source::Database));
         }
         let estimate = u64::try_from(chunks)
             .unwrap_or(u64::MAX)
@@ -193,16 +247,22 @@ impl LexicalIndex {
                     .unwrap_or(u64::MAX)
                     .saturating_mul(EST_BYTES_PER_TERM),
             );
-        if estimate <= self.cache.max_bytes() as u64
-            && let Some(set) = self.in_memory(base_id, generation).await?
+        if estimate <= self.cache.max_bytes() as u64 && !self.rebuilds.refused(base_id, &generation)
         {
-            let terms: Vec<String> = terms.iter().map(|t| (*t).to_string()).collect();
-            return tokio::task::spawn_blocking(move || {
-                let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
-                set.search(&terms, limit, allowed.as_deref())
-            })
-            .await
-            .map_err(join_error);
+            if let Some(set) = self.cache.get(base_id, generation) {
+                let terms: Vec<String> = terms.iter().map(|t| (*t).to_string()).collect();
+                let hits = tokio::task::spawn_blocking(move || {
+                    let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
+                    set.search(&terms, limit, allowed.as_deref())
+                })
+                .await
+                .map_err(join_error)?;
+                return Ok((hits, Source::Memory));
+            }
+            // Stale or absent: read it in the background; this search asks the database.
+            let (db, cache) = (self.db.clone(), self.cache.clone());
+            let id = base_id.to_string();
+            self.rebuilds.start(base_id, move || build(db, cache, id));
         }
         let avg_len = total_terms as f64 / chunks as f64;
         let mut hits = match self.db.backend() {
@@ -215,36 +275,7 @@ impl LexicalIndex {
         if let Some(allowed) = allowed {
             hits.retain(|h| allowed.contains(&h.chunk_id));
         }
-        Ok(hits)
-    }
-
-    /// The base's index in memory at `generation`: cached, or read now (and cached when it
-    /// fits). `None` when it turned out larger than the whole budget.
-    async fn in_memory(&self, base_id: &str, generation: i64) -> DbResult<Option<Arc<LexicalSet>>> {
-        if let Some(set) = self.cache.get(base_id, generation) {
-            return Ok(Some(set));
-        }
-        let _one_at_a_time = self.building.lock().await;
-        if let Some(set) = self.cache.get(base_id, generation) {
-            return Ok(Some(set));
-        }
-        // The generation was read before the rows: a change between the two leaves a set
-        // newer than its stamp, which the next search reads again; never one older.
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT chunk_id, terms, CAST(term_count AS BIGINT) \
-             FROM knowledge_lexical_chunks WHERE base_id = $1",
-        )
-        .bind(base_id)
-        .fetch_all(self.db.pool())
-        .await?;
-        let set = tokio::task::spawn_blocking(move || Arc::new(LexicalSet::build(rows)))
-            .await
-            .map_err(join_error)?;
-        if set.bytes() > self.cache.max_bytes() {
-            return Ok(None);
-        }
-        self.cache.put(base_id, generation, set.clone());
-        Ok(Some(set))
+        Ok((hits, Source::Database))
     }
 
     async fn search_sqlite(
@@ -379,6 +410,44 @@ impl LexicalIndex {
         hits.truncate(limit);
         Ok(hits)
     }
+}
+
+/// Reads a base's index into `cache` at its current generation.
+async fn build(db: Db, cache: Arc<LexicalCache>, base_id: String) -> DbResult<Built<i64>> {
+    // The generation is read before the rows: a change between the two leaves a set newer
+    // than its stamp, which the next search reads again; never one older.
+    let Some(generation) = generation(&db, &base_id).await? else {
+        // No chunk indexed (or the base is gone): nothing to hold.
+        return Ok(Built::Kept);
+    };
+    if cache.get(&base_id, generation).is_some() {
+        return Ok(Built::Kept);
+    }
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT chunk_id, terms, CAST(term_count AS BIGINT) \
+         FROM knowledge_lexical_chunks WHERE base_id = $1",
+    )
+    .bind(&base_id)
+    .fetch_all(db.pool())
+    .await?;
+    let set = tokio::task::spawn_blocking(move || Arc::new(LexicalSet::build(rows)))
+        .await
+        .map_err(join_error)?;
+    if set.bytes() > cache.max_bytes() {
+        return Ok(Built::TooLarge(generation));
+    }
+    cache.put(&base_id, generation, set);
+    Ok(Built::Kept)
+}
+
+/// A base's generation, `None` when it has no indexed chunk.
+async fn generation(db: &Db, base_id: &str) -> DbResult<Option<i64>> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT generation FROM knowledge_lexical_bases WHERE base_id = $1")
+            .bind(base_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row.map(|(g,)| g))
 }
 
 /// Adds chunks of one base within the caller's transaction (see [`LexicalIndex::insert`]), so

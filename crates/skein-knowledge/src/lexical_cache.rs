@@ -11,7 +11,8 @@
 //!
 //! The copy is stamped with the base's generation (`knowledge_lexical_bases`, bumped in the
 //! transaction of every change to the base's index, on any instance); a search reads the
-//! generation by primary key and rebuilds the copy when it moved. The memory is bounded
+//! generation by primary key and, when it moved, answers from the database while the copy is
+//! rebuilt in the background ([`crate::rebuild`]). The memory is bounded
 //! (`knowledge.lexical_cache_mb`): the least recently used base goes first, and a base larger
 //! than the budget is searched in the database as before.
 //!
@@ -241,6 +242,14 @@ impl LexicalCache {
     /// The most bytes it holds (0: off).
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
+    }
+
+    /// Bases held, and their bytes.
+    pub fn usage(&self) -> (usize, usize) {
+        self.entries
+            .lock()
+            .map(|e| (e.len(), e.values().map(|x| x.bytes).sum()))
+            .unwrap_or((0, 0))
     }
 
     /// The base's set if it was built at `generation`.

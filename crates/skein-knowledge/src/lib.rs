@@ -23,6 +23,9 @@ mod http;
 pub mod lexical;
 pub mod lexical_cache;
 pub mod net;
+pub mod pgvector;
+pub mod rebuild;
+pub mod remote;
 pub mod search;
 mod service;
 pub mod store;
@@ -63,7 +66,13 @@ pub struct KnowledgeService {
     /// The built-in embedding model, when installed ([`skein_embed::MODEL_NAME`]).
     local_model: OnceLock<Arc<skein_embed::StaticModel>>,
     /// Bases' vectors between searches.
-    vectors: vector_cache::VectorCache,
+    vectors: Arc<vector_cache::VectorCache>,
+    /// Bases' vectors being read into memory in the background.
+    vector_rebuilds: rebuild::Rebuilds<vector_cache::Stamp>,
+    /// Vector search through pgvector (PostgreSQL with the extension).
+    pgvector: Arc<pgvector::Pgvector>,
+    /// Progress streams open, by user.
+    event_streams: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 /// The most texts one call to the built-in model embeds before yielding the thread.
@@ -77,16 +86,39 @@ impl KnowledgeService {
         files: Arc<dyn FileApi>,
         relay: Arc<dyn RelayApi>,
     ) -> Arc<Self> {
+        let background = BackgroundTasks::new();
         let service = Arc::new(KnowledgeService {
-            lexical: lexical::LexicalIndex::with_cache(db.clone(), config.lexical_cache_mb << 20),
+            lexical: lexical::LexicalIndex::with_tasks(
+                db.clone(),
+                config.lexical_cache_mb << 20,
+                background.clone(),
+            ),
+            pgvector: Arc::new(pgvector::Pgvector::new(
+                db.clone(),
+                config.pgvector,
+                background.clone(),
+            )),
             db,
             worker_id: format!("knowledge-{}", ids::new_id()),
-            background: BackgroundTasks::new(),
-            vectors: vector_cache::VectorCache::new(config.vector_cache_mb << 20),
+            vector_rebuilds: rebuild::Rebuilds::new(background.clone()),
+            background,
+            vectors: Arc::new(vector_cache::VectorCache::new(config.vector_cache_mb << 20)),
             config,
             files,
             relay,
             local_model: OnceLock::new(),
+            event_streams: Default::default(),
+        });
+        let pgvector = service.pgvector.clone();
+        service.background.spawn(async move {
+            if !pgvector.available().await {
+                return;
+            }
+            match pgvector.backfill().await {
+                Ok(0) => {}
+                Ok(copied) => tracing::info!(copied, "knowledge: vectors copied for pgvector"),
+                Err(e) => tracing::warn!(error = %e, "knowledge: vectors could not be copied for pgvector; vectors are scanned in memory"),
+            }
         });
         let period = std::time::Duration::from_millis(service.config.poll_interval_ms);
         service.background.every(
@@ -185,7 +217,14 @@ impl KnowledgeApi for KnowledgeService {
             let outcome = self
                 .search_base(&base, relay_caller.clone(), &query.query, top_k)
                 .await?;
-            for (rank, hit) in outcome.hits.into_iter().enumerate() {
+            // Parent-child chunks: several matched chunks of one section give the section once.
+            let mut seen_parents = std::collections::HashSet::new();
+            let hits = outcome.hits.into_iter().filter(|h| {
+                h.parent
+                    .as_ref()
+                    .is_none_or(|p| seen_parents.insert(p.id.clone()))
+            });
+            for (rank, hit) in hits.enumerate() {
                 ranked.push((rank, hit.passage()));
             }
         }

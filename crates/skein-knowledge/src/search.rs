@@ -13,8 +13,9 @@ use skein_core::{ApiError, ApiResult};
 use skein_text::segment::Analyzer;
 
 use crate::fusion::{self, FusedHit, FusionConfig, VectorHit};
+use crate::rebuild::Built;
 use crate::store::{self, BaseRow, ChunkRow};
-use crate::vector_cache::VectorSet;
+use crate::vector_cache::{Stamp, VectorCache, VectorSet};
 use crate::{KnowledgeService, vector};
 
 /// Candidates each retriever contributes to fusion.
@@ -45,13 +46,20 @@ pub struct Hit {
     pub similarity: Option<f32>,
     /// The rerank model's score.
     pub rerank_score: Option<f64>,
+    /// The section around the chunk, when the base uses parent-child chunks.
+    pub parent: Option<store::ParentRow>,
 }
 
 impl Hit {
-    /// The hit as other services see it.
+    /// The hit as other services see it: with parent-child chunks, the parent section's text
+    /// and pages (the context), under the matched chunk's id.
     pub fn passage(&self) -> KnowledgePassage {
         let c = &self.chunk;
-        let pages = match (c.page_start, c.page_end) {
+        let (text, headings, page_start, page_end) = match &self.parent {
+            Some(p) => (&p.text, &p.headings, p.page_start, p.page_end),
+            None => (&c.text, &c.headings, c.page_start, c.page_end),
+        };
+        let pages = match (page_start, page_end) {
             (Some(a), Some(b)) => {
                 Some((u32::try_from(a).unwrap_or(0), u32::try_from(b).unwrap_or(0)))
             }
@@ -63,8 +71,8 @@ impl Hit {
             document_name: c.document_name.clone(),
             file_id: c.file_id.clone(),
             chunk_id: c.id.clone(),
-            text: c.text.clone(),
-            headings: serde_json::from_str(&c.headings).unwrap_or_default(),
+            text: text.clone(),
+            headings: serde_json::from_str(headings).unwrap_or_default(),
             pages,
             score: self.score,
         }
@@ -98,6 +106,22 @@ pub enum Mode {
     Hybrid,
 }
 
+/// Where a stage's candidates came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The base's current copy in memory.
+    Memory,
+    /// The base's previous copy in memory, while the current one is read in the background
+    /// (vectors only; hits are still checked against the base's ready chunks).
+    MemoryStale,
+    /// The database: its full-text index, or every stored vector scanned (no current copy in
+    /// memory yet, the base is over the memory budget, or the cache is off).
+    Database,
+    /// PostgreSQL's pgvector HNSW index.
+    Pgvector,
+}
+
 /// What a search found, and how.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -117,6 +141,10 @@ pub struct Outcome {
     pub unranked: bool,
     /// Time taken, ms.
     pub took_ms: u64,
+    /// Where the BM25 candidates came from.
+    pub lexical_source: Source,
+    /// Where the vector candidates came from (`None`: no vector stage ran).
+    pub vector_source: Option<Source>,
 }
 
 impl KnowledgeService {
@@ -148,11 +176,12 @@ impl KnowledgeService {
         let terms = tokio::task::spawn_blocking(move || Analyzer::default().terms(&text))
             .await
             .unwrap_or_default();
-        let lexical = self
+        let (lexical, lexical_source) = self
             .lexical
-            .search_filtered(&base.id, &terms, CANDIDATES, allowed.clone())
+            .search_traced(&base.id, &terms, CANDIDATES, allowed.clone())
             .await?;
         let mut vector_error = None;
+        let mut vector_source = None;
         let mut vectors: Vec<VectorHit> = Vec::new();
         let mode = if base.embedding_model.is_some() {
             Mode::Hybrid
@@ -165,7 +194,11 @@ impl KnowledgeService {
                 .await
             {
                 Ok(embedded) => match embedded.into_iter().next() {
-                    Some(q) => vectors = self.nearest(&base.id, q, allowed.clone()).await?,
+                    Some(q) => {
+                        let (found, source) = self.nearest(&base.id, q, allowed.clone()).await?;
+                        vectors = found;
+                        vector_source = Some(source);
+                    }
                     None => {
                         vector_error = Some("the embedding model answered no vector".to_string())
                     }
@@ -203,6 +236,7 @@ impl KnowledgeService {
                         coverage: h.coverage,
                         similarity: h.similarity,
                         rerank_score: None,
+                        parent: None,
                     })
                 })
                 .collect()
@@ -211,7 +245,9 @@ impl KnowledgeService {
         for (i, hit) in hits.iter_mut().enumerate() {
             hit.fused_rank = i + 1;
         }
-        let below_threshold = to_hits(&below, &rows);
+        let mut below_threshold = to_hits(&below, &rows);
+        self.attach_parents(&base.id, hits.iter_mut().chain(below_threshold.iter_mut()))
+            .await?;
         let (mut reranked, mut unranked) = (false, false);
         if let (Some(model), false) = (&base.rerank_model, hits.is_empty()) {
             match self.rerank(model, caller, query, &hits).await {
@@ -238,7 +274,41 @@ impl KnowledgeService {
             reranked,
             unranked,
             took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            lexical_source,
+            vector_source,
         })
+    }
+
+    /// Gives each hit whose chunk has a parent section that section (parent-child chunks).
+    async fn attach_parents<'a>(
+        &self,
+        base_id: &str,
+        hits: impl Iterator<Item = &'a mut Hit>,
+    ) -> ApiResult<()> {
+        let mut hits: Vec<&mut Hit> = hits.filter(|h| h.chunk.parent_id.is_some()).collect();
+        if hits.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<String> = hits
+            .iter()
+            .filter_map(|h| h.chunk.parent_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let parents: HashMap<String, store::ParentRow> = store::parents(&self.db, base_id, &ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        for hit in hits.iter_mut() {
+            hit.parent = hit
+                .chunk
+                .parent_id
+                .as_ref()
+                .and_then(|id| parents.get(id))
+                .cloned();
+        }
+        Ok(())
     }
 
     /// The chunks a filtered search may answer (`None`: every chunk of the base).
@@ -276,45 +346,98 @@ impl KnowledgeService {
         Ok(Some(Arc::new(ids.into_iter().collect())))
     }
 
-    /// The base's [`CANDIDATES`] vectors nearest to `query` (among `allowed` when given):
-    /// from the vector cache when it is current (one indexed query checks), else read from
-    /// the database (and cached).
+    /// The base's [`CANDIDATES`] vectors nearest to `query` (among `allowed` when given), and
+    /// where they came from: the vector cache when it is current (one indexed query checks);
+    /// else the previous copy, or the database with none, while the current copy is read in
+    /// the background — a search never waits for a base to be read into memory.
     async fn nearest(
         &self,
         base_id: &str,
         query: Vec<f32>,
         allowed: Option<Arc<HashSet<String>>>,
-    ) -> ApiResult<Vec<VectorHit>> {
-        if self.config.vector_cache_mb == 0 {
-            let mut stored = store::base_vectors(&self.db, base_id).await?;
-            if let Some(allowed) = &allowed {
-                stored.retain(|(id, _)| allowed.contains(id));
+    ) -> ApiResult<(Vec<VectorHit>, Source)> {
+        // pgvector answers unfiltered searches (a filter is a set of chunk ids the index
+        // cannot take); a failure there falls back to the scan.
+        if allowed.is_none() {
+            match self.pgvector.nearest(base_id, &query, CANDIDATES).await {
+                Ok(Some(hits)) => return Ok((hits, Source::Pgvector)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(base_id = %base_id, error = %e, "pgvector search failed; scanning vectors instead");
+                }
             }
-            return tokio::task::spawn_blocking(move || {
-                vector::nearest(&query, &stored, CANDIDATES)
-            })
-            .await
-            .map_err(ApiError::internal);
+        }
+        if self.config.vector_cache_mb == 0 {
+            return Ok((
+                self.scan_database(base_id, query, allowed).await?,
+                Source::Database,
+            ));
         }
         // The stamp is read before the vectors: a change between the two leaves a set newer
-        // than its stamp, which the next search rebuilds; never one older than its stamp.
+        // than its stamp, which is rebuilt again; never one older than its stamp.
         let stamp = store::vector_stamp(&self.db, base_id).await?;
-        let set = match self.vectors.get(base_id, stamp) {
-            Some(set) => set,
+        let cached = self.vectors.lookup(base_id, stamp);
+        if !matches!(cached, Some((_, true))) && !self.vector_rebuilds.refused(base_id, &stamp) {
+            let (db, cache, id) = (self.db.clone(), self.vectors.clone(), base_id.to_string());
+            self.vector_rebuilds
+                .start(base_id, move || build_vectors(db, cache, id));
+        }
+        let (set, source) = match cached {
+            Some((set, true)) => (set, Source::Memory),
+            Some((set, false)) => (set, Source::MemoryStale),
             None => {
-                let stored = store::base_vectors(&self.db, base_id).await?;
-                let set = tokio::task::spawn_blocking(move || Arc::new(VectorSet::build(stored)))
-                    .await
-                    .map_err(ApiError::internal)?;
-                self.vectors.put(base_id, stamp, set.clone());
-                set
+                return Ok((
+                    self.scan_database(base_id, query, allowed).await?,
+                    Source::Database,
+                ));
             }
         };
-        tokio::task::spawn_blocking(move || {
+        let hits = tokio::task::spawn_blocking(move || {
             set.nearest_among(&query, CANDIDATES, allowed.as_deref())
         })
         .await
-        .map_err(ApiError::internal)
+        .map_err(ApiError::internal)?;
+        Ok((hits, source))
+    }
+
+    /// Reads the base's vectors into the cache now, on the caller's task (a benchmark before
+    /// it measures; searches never wait for this). Answers whether they are held.
+    pub async fn warm_vectors(&self, base_id: &str) -> ApiResult<bool> {
+        if self.config.vector_cache_mb == 0 {
+            return Ok(false);
+        }
+        let built = self
+            .vector_rebuilds
+            .run_now(
+                base_id,
+                build_vectors(self.db.clone(), self.vectors.clone(), base_id.to_string()),
+            )
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(built == Built::Kept)
+    }
+
+    /// Reads a base into both in-memory copies now (see [`Self::warm_vectors`]).
+    pub async fn warm(&self, base_id: &str) -> ApiResult<()> {
+        self.lexical.warm(base_id).await?;
+        self.warm_vectors(base_id).await?;
+        Ok(())
+    }
+
+    /// Every stored vector of the base compared with `query` (no copy in memory).
+    async fn scan_database(
+        &self,
+        base_id: &str,
+        query: Vec<f32>,
+        allowed: Option<Arc<HashSet<String>>>,
+    ) -> ApiResult<Vec<VectorHit>> {
+        let mut stored = store::base_vectors(&self.db, base_id).await?;
+        if let Some(allowed) = &allowed {
+            stored.retain(|(id, _)| allowed.contains(id));
+        }
+        tokio::task::spawn_blocking(move || vector::nearest(&query, &stored, CANDIDATES))
+            .await
+            .map_err(ApiError::internal)
     }
 
     /// `(index into hits, score)` best first, or `None` when the rerank model failed or took
@@ -366,4 +489,30 @@ impl KnowledgeService {
             }
         }
     }
+}
+
+/// Reads a base's vectors into `cache` at its current stamp.
+async fn build_vectors(
+    db: skein_db::Db,
+    cache: Arc<VectorCache>,
+    base_id: String,
+) -> Result<Built<Stamp>, String> {
+    let stamp = store::vector_stamp(&db, &base_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if matches!(cache.lookup(&base_id, stamp), Some((_, true))) {
+        return Ok(Built::Kept);
+    }
+    let stored = store::base_vectors(&db, &base_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let set = tokio::task::spawn_blocking(move || Arc::new(VectorSet::build(stored)))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !cache.fits(set.floats()) {
+        cache.forget(&base_id);
+        return Ok(Built::TooLarge(stamp));
+    }
+    cache.put(&base_id, stamp, set);
+    Ok(Built::Kept)
 }

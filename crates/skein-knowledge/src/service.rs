@@ -26,6 +26,10 @@ impl Service for KnowledgeService {
         )]
     }
 
+    fn internal_routes(self: Arc<Self>) -> axum::Router {
+        crate::http::internal::routes(self)
+    }
+
     fn background(&self) -> Option<&BackgroundTasks> {
         Some(&self.background)
     }
@@ -38,9 +42,26 @@ impl Service for KnowledgeService {
 
 impl skein_core::runtime::Gauges for KnowledgeService {
     fn gauges(&self) -> Vec<(&'static str, u64)> {
-        vec![(
-            "knowledge.workers",
-            skein_core::runtime::count(self.background.len()),
-        )]
+        use skein_core::runtime::count;
+        use std::sync::atomic::Ordering::Relaxed;
+        let (lexical_bases, lexical_bytes) = self.lexical.cached();
+        let (vector_bases, vector_floats) = self.vectors.usage();
+        let (l, v) = (self.lexical.rebuilds(), self.vector_rebuilds.counts());
+        vec![
+            ("knowledge.workers", count(self.background.len())),
+            ("knowledge.lexical_cache.bases", count(lexical_bases)),
+            ("knowledge.lexical_cache.bytes", count(lexical_bytes)),
+            ("knowledge.lexical_cache.rebuilds", l.kept.load(Relaxed)),
+            ("knowledge.lexical_cache.refused", l.refused.load(Relaxed)),
+            ("knowledge.lexical_cache.failed", l.failed.load(Relaxed)),
+            ("knowledge.vector_cache.bases", count(vector_bases)),
+            (
+                "knowledge.vector_cache.bytes",
+                count(vector_floats.saturating_mul(4)),
+            ),
+            ("knowledge.vector_cache.rebuilds", v.kept.load(Relaxed)),
+            ("knowledge.vector_cache.refused", v.refused.load(Relaxed)),
+            ("knowledge.vector_cache.failed", v.failed.load(Relaxed)),
+        ]
     }
 }

@@ -24,6 +24,8 @@ pub struct BaseRow {
     pub chunk_max_tokens: i64,
     /// Chunk overlap in tokens.
     pub chunk_overlap_tokens: i64,
+    /// Parent sections' size in tokens (parent-child chunks); `None`: off.
+    pub parent_chunk_tokens: Option<i64>,
     /// `private` or `public`.
     pub visibility: String,
     /// Created, ms.
@@ -33,7 +35,8 @@ pub struct BaseRow {
 }
 
 const BASE_COLUMNS: &str = "b.id, b.owner_id, b.name, b.description, b.embedding_model, b.rerank_model, \
-     b.chunk_max_tokens, b.chunk_overlap_tokens, b.visibility, b.created_at, b.updated_at";
+     b.chunk_max_tokens, b.chunk_overlap_tokens, b.parent_chunk_tokens, b.visibility, b.created_at, \
+     b.updated_at";
 
 /// A document of a base.
 #[derive(Debug, Clone, FromRow)]
@@ -98,15 +101,57 @@ pub struct ChunkRow {
     pub document_name: String,
     /// Its document's file.
     pub file_id: String,
+    /// The parent section it belongs to (parent-child chunks).
+    pub parent_id: Option<String>,
 }
 
 const CHUNK_COLUMNS: &str = "c.id, c.base_id, c.document_id, c.position, c.text, c.headings, c.page_start, \
      c.page_end, c.tokens, CASE WHEN c.embedding IS NULL THEN 0 ELSE 1 END AS embedded, \
-     d.name AS document_name, d.file_id";
+     d.name AS document_name, d.file_id, c.parent_id";
+
+/// A parent section: the context a search hands back for its small chunks.
+#[derive(Debug, Clone, FromRow)]
+pub struct ParentRow {
+    /// Id.
+    pub id: String,
+    /// Document.
+    pub document_id: String,
+    /// 0-based position among the document's parents.
+    pub position: i64,
+    /// Text (as the chunks': heading path, then the text).
+    pub text: String,
+    /// Headings as a JSON array.
+    pub headings: String,
+    /// First page.
+    pub page_start: Option<i64>,
+    /// Last page.
+    pub page_end: Option<i64>,
+    /// Tokens.
+    pub tokens: i64,
+}
 
 /// A chunk to store.
 #[derive(Debug, Clone)]
 pub struct NewChunk {
+    /// Id.
+    pub id: String,
+    /// Position.
+    pub position: i64,
+    /// Text (as indexed: heading path, then the text).
+    pub text: String,
+    /// Headings JSON.
+    pub headings: String,
+    /// Pages.
+    pub pages: Option<(i64, i64)>,
+    /// Tokens.
+    pub tokens: i64,
+    /// Its parent section's id, when the base uses parents.
+    pub parent_id: Option<String>,
+}
+
+/// A parent section to store (its id is what its chunks' `parent_id` names).
+#[derive(Debug, Clone)]
+pub struct NewParent {
     /// Id.
     pub id: String,
     /// Position.
@@ -147,8 +192,8 @@ pub struct JobRow {
 pub async fn insert_base(db: &Db, base: &BaseRow) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO knowledge_bases (id, owner_id, name, description, embedding_model, rerank_model, \
-         chunk_max_tokens, chunk_overlap_tokens, visibility, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         chunk_max_tokens, chunk_overlap_tokens, visibility, created_at, updated_at, parent_chunk_tokens) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&base.id)
     .bind(&base.owner_id)
@@ -161,6 +206,7 @@ pub async fn insert_base(db: &Db, base: &BaseRow) -> DbResult<()> {
     .bind(&base.visibility)
     .bind(base.created_at)
     .bind(base.updated_at)
+    .bind(base.parent_chunk_tokens)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -171,7 +217,7 @@ pub async fn update_base(db: &Db, base: &BaseRow) -> DbResult<()> {
     sqlx::query(
         "UPDATE knowledge_bases SET name = $2, description = $3, embedding_model = $4, \
          rerank_model = $5, chunk_max_tokens = $6, chunk_overlap_tokens = $7, visibility = $8, \
-         updated_at = $9 WHERE id = $1",
+         updated_at = $9, parent_chunk_tokens = $10 WHERE id = $1",
     )
     .bind(&base.id)
     .bind(&base.name)
@@ -182,6 +228,7 @@ pub async fn update_base(db: &Db, base: &BaseRow) -> DbResult<()> {
     .bind(base.chunk_overlap_tokens)
     .bind(&base.visibility)
     .bind(base.updated_at)
+    .bind(base.parent_chunk_tokens)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -274,6 +321,7 @@ pub async fn delete_base(db: &Db, base_id: &str) -> DbResult<()> {
         "DELETE FROM knowledge_bases WHERE id = $1",
         "DELETE FROM knowledge_documents WHERE base_id = $1",
         "DELETE FROM knowledge_chunks WHERE base_id = $1",
+        "DELETE FROM knowledge_chunk_parents WHERE base_id = $1",
         "DELETE FROM knowledge_jobs WHERE base_id = $1",
         "DELETE FROM knowledge_shares WHERE base_id = $1",
         "DELETE FROM knowledge_conversation_bases WHERE base_id = $1",
@@ -281,6 +329,13 @@ pub async fn delete_base(db: &Db, base_id: &str) -> DbResult<()> {
         sqlx::query(table).bind(base_id).execute(&mut *tx).await?;
     }
     crate::lexical::remove_base_in(&mut tx, base_id).await?;
+    crate::pgvector::delete_in(
+        db.backend(),
+        &mut tx,
+        crate::pgvector::Column::Base,
+        base_id,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -432,11 +487,14 @@ pub async fn delete_document(db: &Db, id: &str) -> DbResult<()> {
     for statement in [
         "DELETE FROM knowledge_documents WHERE id = $1",
         "DELETE FROM knowledge_chunks WHERE document_id = $1",
+        "DELETE FROM knowledge_chunk_parents WHERE document_id = $1",
         "DELETE FROM knowledge_jobs WHERE document_id = $1",
     ] {
         sqlx::query(statement).bind(id).execute(&mut *tx).await?;
     }
     crate::lexical::remove_document_in(&mut tx, id).await?;
+    crate::pgvector::delete_in(db.backend(), &mut tx, crate::pgvector::Column::Document, id)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -453,11 +511,23 @@ pub async fn reset_document(db: &Db, doc: &DocumentRow, now: i64) -> DbResult<()
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM knowledge_chunks WHERE document_id = $1")
-        .bind(&doc.id)
-        .execute(&mut *tx)
-        .await?;
+    for statement in [
+        "DELETE FROM knowledge_chunks WHERE document_id = $1",
+        "DELETE FROM knowledge_chunk_parents WHERE document_id = $1",
+    ] {
+        sqlx::query(statement)
+            .bind(&doc.id)
+            .execute(&mut *tx)
+            .await?;
+    }
     crate::lexical::remove_document_in(&mut tx, &doc.id).await?;
+    crate::pgvector::delete_in(
+        db.backend(),
+        &mut tx,
+        crate::pgvector::Column::Document,
+        &doc.id,
+    )
+    .await?;
     enqueue(&mut tx, &doc.id, &doc.base_id, now).await?;
     tx.commit().await?;
     Ok(())
@@ -518,6 +588,19 @@ pub async fn store_chunks(
     status: &str,
     now: i64,
 ) -> DbResult<bool> {
+    store_chunks_with_parents(db, doc, chunks, &[], status, now).await
+}
+
+/// [`store_chunks`] with the parent sections the chunks name (parent-child chunks), in the
+/// same transaction.
+pub async fn store_chunks_with_parents(
+    db: &Db,
+    doc: &DocumentRow,
+    chunks: &[NewChunk],
+    parents: &[NewParent],
+    status: &str,
+    now: i64,
+) -> DbResult<bool> {
     let mut tx = db.begin_write().await?;
     let count = i64::try_from(chunks.len()).unwrap_or(i64::MAX);
     let marked = sqlx::query(
@@ -536,7 +619,8 @@ pub async fn store_chunks(
     for chunk in chunks {
         sqlx::query(
             "INSERT INTO knowledge_chunks (id, base_id, document_id, position, text, headings, \
-             page_start, page_end, tokens, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             page_start, page_end, tokens, created_at, parent_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&chunk.id)
         .bind(&doc.base_id)
@@ -548,11 +632,62 @@ pub async fn store_chunks(
         .bind(chunk.pages.map(|p| p.1))
         .bind(chunk.tokens)
         .bind(now)
+        .bind(&chunk.parent_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for parent in parents {
+        sqlx::query(
+            "INSERT INTO knowledge_chunk_parents (id, base_id, document_id, position, text, headings, \
+             page_start, page_end, tokens, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&parent.id)
+        .bind(&doc.base_id)
+        .bind(&doc.id)
+        .bind(parent.position)
+        .bind(&parent.text)
+        .bind(&parent.headings)
+        .bind(parent.pages.map(|p| p.0))
+        .bind(parent.pages.map(|p| p.1))
+        .bind(parent.tokens)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// Parent sections of `base_id` by id (a search's hits' parents).
+pub async fn parents(db: &Db, base_id: &str, ids: &[String]) -> DbResult<Vec<ParentRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // By primary key, the base checked here (see `ready_chunks` for why not in SQL).
+    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 1)).collect();
+    let sql = format!(
+        "SELECT base_id, id, document_id, position, text, headings, page_start, page_end, tokens \
+         FROM knowledge_chunk_parents WHERE id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, ParentInBase>(&sql);
+    for id in ids {
+        query = query.bind(id);
+    }
+    Ok(query
+        .fetch_all(db.pool())
+        .await?
+        .into_iter()
+        .filter(|p| p.base_id == base_id)
+        .map(|p| p.parent)
+        .collect())
+}
+
+#[derive(FromRow)]
+struct ParentInBase {
+    base_id: String,
+    #[sqlx(flatten)]
+    parent: ParentRow,
 }
 
 /// The next chunks of a document still without an embedding, in order: `(id, text)`.
@@ -603,6 +738,17 @@ pub async fn store_embeddings(
     Ok(done)
 }
 
+/// The embeddings of a document's chunks: `(chunk id, bytes)`.
+pub async fn chunk_embeddings(db: &Db, document_id: &str) -> DbResult<Vec<(String, Vec<u8>)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, embedding FROM knowledge_chunks WHERE document_id = $1 \
+         AND embedding IS NOT NULL",
+    )
+    .bind(document_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
 /// Every chunk of a document, in order: `(id, text)`.
 pub async fn chunk_texts(db: &Db, document_id: &str) -> DbResult<Vec<(String, String)>> {
     Ok(sqlx::query_as(
@@ -642,18 +788,23 @@ pub async fn ready_chunks(db: &Db, base_id: &str, ids: &[String]) -> DbResult<Ve
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // Ids are bound one by one; searches hydrate at most a few dozen.
-    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+    // Ids are bound one by one; searches hydrate at most a few dozen. The base is checked
+    // here, not in SQL: with `c.base_id = $1` in the query SQLite's planner (no statistics)
+    // preferred the base's index over the primary key and read every chunk of the base — at
+    // 100,000 chunks most of a search's time (docs/benchmarks.md).
+    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 1)).collect();
     let sql = format!(
         "SELECT {CHUNK_COLUMNS} FROM knowledge_chunks c JOIN knowledge_documents d \
-         ON d.id = c.document_id WHERE c.base_id = $1 AND d.status = 'ready' AND c.id IN ({})",
+         ON d.id = c.document_id WHERE c.id IN ({}) AND d.status = 'ready'",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as(&sql).bind(base_id);
+    let mut query = sqlx::query_as::<_, ChunkRow>(&sql);
     for id in ids {
         query = query.bind(id);
     }
-    Ok(query.fetch_all(db.pool()).await?)
+    let mut rows = query.fetch_all(db.pool()).await?;
+    rows.retain(|c| c.base_id == base_id);
+    Ok(rows)
 }
 
 /// Ids of the chunks of `document_ids` (documents of `base_id`), for a filtered search.
@@ -665,12 +816,14 @@ pub async fn chunk_ids_of(
     let mut ids = Vec::new();
     // Bound in batches: SQLite allows 32,766 parameters, PostgreSQL 65,535.
     for batch in document_ids.chunks(500) {
-        let placeholders: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
+        // The base is checked here rather than in SQL, for the reason `ready_chunks` gives:
+        // the (document_id, position) index reads only these documents' chunks.
+        let placeholders: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 1)).collect();
         let sql = format!(
-            "SELECT id FROM knowledge_chunks WHERE base_id = $1 AND document_id IN ({})",
+            "SELECT id, base_id FROM knowledge_chunks WHERE document_id IN ({})",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query_as::<_, (String,)>(&sql).bind(base_id);
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
         for id in batch {
             query = query.bind(id);
         }
@@ -679,7 +832,8 @@ pub async fn chunk_ids_of(
                 .fetch_all(db.pool())
                 .await?
                 .into_iter()
-                .map(|(id,)| id),
+                .filter(|(_, base)| base == base_id)
+                .map(|(id, _)| id),
         );
     }
     Ok(ids)

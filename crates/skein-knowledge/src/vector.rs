@@ -1,9 +1,12 @@
 //! Embeddings as stored (little-endian `f32` bytes) and a brute-force cosine search over one
 //! base's vectors.
 //!
-//! **Decision for now: a flat scan in Rust.** A base's vectors are read from the database
-//! and compared one by one; at tens of thousands of chunks this is milliseconds. sqlite-vec
-//! and pgvector (an index in the database) are the next step for bases far larger than that.
+//! **Decision: a flat scan in Rust** over each base's vectors held in memory
+//! ([`crate::vector_cache`]), and pgvector's HNSW index on PostgreSQL when the extension is
+//! installed ([`crate::pgvector`]). sqlite-vec was not added: its `vec0` table is a flat scan
+//! too (no approximate index in its 0.1 releases), in C behind SQLite's virtual-table calls,
+//! so it cannot beat the in-memory scan, and it would be the build's second C extension
+//! (docs/benchmarks.md has the numbers at 100,000 chunks).
 
 use crate::fusion::VectorHit;
 

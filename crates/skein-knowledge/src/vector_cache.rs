@@ -6,7 +6,10 @@
 //! docs/benchmarks.md). The cache keeps each base's vectors normalized in one contiguous
 //! array, and checks with one indexed query per search (the base's ready documents: how
 //! many, how many chunks, the latest change) that nothing was added, removed or re-indexed
-//! since — on this instance or any other — before trusting it. A stale stamp rebuilds it.
+//! since — on this instance or any other — before trusting it. A stale stamp starts a rebuild
+//! in the background ([`crate::rebuild`]); meanwhile searches scan the previous copy (every hit
+//! is then checked against the base's ready chunks, so nothing removed is found) or, with
+//! none, the database.
 //! Its size is bounded (`knowledge.vector_cache_mb`); the least recently used base goes
 //! first, and a base larger than the whole budget is scanned from the database as before.
 
@@ -150,6 +153,29 @@ impl VectorCache {
             entries: Mutex::new(HashMap::new()),
             max_floats: usize::try_from(max_bytes / 4).unwrap_or(usize::MAX),
         }
+    }
+
+    /// The base's set, and whether it was built at `stamp` (current) or before (stale: the
+    /// base changed since; a search may use it while it is rebuilt, since every hit is checked
+    /// against the base's ready chunks).
+    pub fn lookup(&self, base_id: &str, stamp: Stamp) -> Option<(Arc<VectorSet>, bool)> {
+        let mut entries = self.entries.lock().ok()?;
+        let entry = entries.get_mut(base_id)?;
+        entry.used = Instant::now();
+        Some((entry.set.clone(), entry.stamp == stamp))
+    }
+
+    /// Whether a set of `floats` fits the budget at all.
+    pub fn fits(&self, floats: usize) -> bool {
+        floats <= self.max_floats
+    }
+
+    /// Bases held, and their floats.
+    pub fn usage(&self) -> (usize, usize) {
+        self.entries
+            .lock()
+            .map(|e| (e.len(), e.values().map(|x| x.set.floats()).sum()))
+            .unwrap_or((0, 0))
     }
 
     /// The base's set if it was built at `stamp`.

@@ -9,8 +9,9 @@
 //! 2. **embed** — chunks still without a vector, in batches, through the relay, billed to the
 //!    base's owner; each batch is committed with the document's progress, so a failing
 //!    upstream costs only the batch in flight and the retry embeds only what is missing;
-//! 3. **publish** — the chunks enter the lexical index in the same transaction that marks the
-//!    document `ready`: before it, nothing of the document is searchable.
+//! 3. **publish** — the chunks enter the lexical index (and, on PostgreSQL, their vectors the
+//!    pgvector table) in the same transaction that marks the document `ready`: before it,
+//!    nothing of the document is searchable.
 //!
 //! A step that fails for a reason that may pass (the upstream, the file store) is retried
 //! later with a growing wait; one that cannot pass (a damaged file, an unreadable format)
@@ -26,7 +27,7 @@ use skein_text::segment::Analyzer;
 
 use crate::extract::{self, Format};
 use crate::lexical::{self, IndexedChunk};
-use crate::store::{self, DocumentRow, JobRow, NewChunk};
+use crate::store::{self, DocumentRow, JobRow, NewChunk, NewParent};
 use crate::{KnowledgeService, vector};
 
 /// Why a job stopped.
@@ -234,8 +235,28 @@ impl KnowledgeService {
             max_tokens: usize::try_from(base.chunk_max_tokens).unwrap_or(512),
             overlap_tokens: usize::try_from(base.chunk_overlap_tokens).unwrap_or(0),
         };
+        // Parent-child chunks: the parents are cut from the same blocks, larger and without
+        // overlap; each small chunk belongs to the parent its text overlaps most.
+        let parent_tokens = base
+            .parent_chunk_tokens
+            .and_then(|p| usize::try_from(p).ok())
+            .filter(|p| *p > 0);
         let chunks = tokio::task::spawn_blocking(move || {
-            extract::extract(format, &bytes).map(|blocks| chunker::chunk(&blocks, config))
+            extract::extract(format, &bytes).map(|blocks| {
+                let children = chunker::chunk(&blocks, config);
+                let parents = parent_tokens
+                    .map(|max_tokens| {
+                        chunker::chunk(
+                            &blocks,
+                            ChunkConfig {
+                                max_tokens,
+                                overlap_tokens: 0,
+                            },
+                        )
+                    })
+                    .unwrap_or_default();
+                (children, parents)
+            })
         })
         .await
         .map_err(|e| {
@@ -252,6 +273,19 @@ impl KnowledgeService {
                 e.message(Lang::Zh),
             ))
         })?;
+        let (chunks, parent_chunks) = chunks;
+        let parents: Vec<NewParent> = parent_chunks
+            .iter()
+            .enumerate()
+            .map(|(i, parent)| NewParent {
+                id: ids::new_id(),
+                position: i64::try_from(i).unwrap_or(i64::MAX),
+                text: parent.indexed_text(),
+                headings: serde_json::to_string(&parent.headings).unwrap_or_else(|_| "[]".into()),
+                pages: parent.pages.map(|(a, b)| (i64::from(a), i64::from(b))),
+                tokens: i64::try_from(parent.tokens).unwrap_or(i64::MAX),
+            })
+            .collect();
         let rows: Vec<NewChunk> = chunks
             .iter()
             .enumerate()
@@ -262,6 +296,9 @@ impl KnowledgeService {
                 headings: serde_json::to_string(&chunk.headings).unwrap_or_else(|_| "[]".into()),
                 pages: chunk.pages.map(|(a, b)| (i64::from(a), i64::from(b))),
                 tokens: i64::try_from(chunk.tokens).unwrap_or(i64::MAX),
+                parent_id: parent_of(chunk, &parent_chunks)
+                    .and_then(|p| parents.get(p))
+                    .map(|p| p.id.clone()),
             })
             .collect();
         let status = if base.embedding_model.is_some() {
@@ -270,7 +307,8 @@ impl KnowledgeService {
             "indexing"
         };
         // False when the document was deleted meanwhile, or another worker chunked it first.
-        store::store_chunks(&self.db, doc, &rows, status, ids::now_ms()).await?;
+        store::store_chunks_with_parents(&self.db, doc, &rows, &parents, status, ids::now_ms())
+            .await?;
         Ok(())
     }
 
@@ -386,6 +424,12 @@ impl KnowledgeService {
                 format!("索引中断：{e}"),
             ))
         })?;
+        // Read before the transaction: the document's vectors for pgvector (PostgreSQL).
+        let vectors = if self.db.backend() == skein_db::Backend::Postgres {
+            store::chunk_embeddings(&self.db, &doc.id).await?
+        } else {
+            Vec::new()
+        };
         self.renew(&doc.id).await?;
         let mut tx = self.db.begin_write().await.map_err(JobError::from)?;
         let marked = skein_db::sqlx::query(
@@ -402,9 +446,79 @@ impl KnowledgeService {
             return Err(JobError::Gone);
         }
         lexical::insert_in(self.db.backend(), &mut tx, &doc.base_id, &indexed).await?;
+        crate::pgvector::insert_in(self.db.backend(), &mut tx, &doc.base_id, &doc.id, &vectors)
+            .await?;
         tx.commit()
             .await
             .map_err(|e| JobError::from(DbError::from(e)))?;
         Ok(())
+    }
+}
+
+/// The index of the parent whose byte range overlaps `chunk`'s most (parents are in document
+/// order and do not overlap one another); `None` without parents.
+fn parent_of(chunk: &chunker::Chunk, parents: &[chunker::Chunk]) -> Option<usize> {
+    if parents.is_empty() {
+        return None;
+    }
+    // The last parent starting at or before the chunk, and the ones after it that it reaches.
+    let first = parents
+        .partition_point(|p| p.start <= chunk.start)
+        .saturating_sub(1);
+    let overlap = |p: &chunker::Chunk| {
+        chunk
+            .end
+            .min(p.end)
+            .saturating_sub(chunk.start.max(p.start))
+    };
+    let mut best = first;
+    for (i, parent) in parents.iter().enumerate().skip(first) {
+        if parent.start >= chunk.end && i > first {
+            break;
+        }
+        if overlap(parent) > overlap(&parents[best]) {
+            best = i;
+        }
+    }
+    Some(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skein_text::chunk::Block;
+
+    #[test]
+    fn each_small_chunk_belongs_to_the_parent_it_overlaps_most() {
+        let sentence =
+            |i: usize| format!("Sentence number {i} says something about harbors and ferries.");
+        let mut blocks = vec![Block::heading(1, "First")];
+        blocks.extend((0..12).map(|i| Block::paragraph(sentence(i))));
+        blocks.push(Block::heading(1, "Second"));
+        blocks.extend((12..24).map(|i| Block::paragraph(sentence(i))));
+        let small = chunker::chunk(
+            &blocks,
+            ChunkConfig {
+                max_tokens: 32,
+                overlap_tokens: 8,
+            },
+        );
+        let large = chunker::chunk(
+            &blocks,
+            ChunkConfig {
+                max_tokens: 400,
+                overlap_tokens: 0,
+            },
+        );
+        assert_eq!(large.len(), 2, "{large:?}");
+        assert!(small.len() > 4);
+        for chunk in &small {
+            let parent = &large[parent_of(chunk, &large).unwrap()];
+            assert_eq!(parent.headings, chunk.headings);
+            // The small chunk's last sentence is in its parent.
+            let last = chunk.text.lines().last().unwrap();
+            assert!(parent.text.contains(last), "{last} / {}", parent.text);
+        }
+        assert_eq!(parent_of(&small[0], &[]), None);
     }
 }

@@ -10,6 +10,7 @@ mod common;
 use common::TestDb;
 use skein_db::Backend;
 use skein_knowledge::lexical::{IndexedChunk, LexicalIndex};
+use skein_knowledge::search::Source;
 use skein_text::segment::Analyzer;
 
 fn chunk(id: &str, document: &str, text: &str) -> IndexedChunk {
@@ -58,6 +59,8 @@ async fn ranks_and_filters(backend: Backend, cache_bytes: u64) {
     index.insert("base-1", &chunks).await.unwrap();
     // The same chunks again (a resumed job): nothing is duplicated.
     index.insert("base-1", &chunks).await.unwrap();
+    // In memory: read now (searches never wait for it; they ask the database meanwhile).
+    assert_eq!(index.warm("base-1").await.unwrap(), cache_bytes > 0);
     // Another base with a chunk that would match: never returned for base-1.
     index
         .insert(
@@ -165,7 +168,12 @@ async fn instances_see_each_others_changes(backend: Backend) {
         )
         .await
         .unwrap();
-    let first = reader.search("b", &q("harbor ferry"), 10).await.unwrap();
+    assert!(reader.warm("b").await.unwrap());
+    let (first, source) = reader
+        .search_traced("b", &q("harbor ferry"), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(source, Source::Memory);
     assert_eq!(ids(&first)[0], "c3", "{first:?}");
     if backend == Backend::Postgres {
         let exact = database.search("b", &q("harbor ferry"), 10).await.unwrap();
@@ -183,8 +191,19 @@ async fn instances_see_each_others_changes(backend: Backend) {
         )
         .await
         .unwrap();
-    let hits = reader.search("b", &q("ferry pier"), 10).await.unwrap();
+    let (hits, source) = reader
+        .search_traced("b", &q("ferry pier"), 10, None)
+        .await
+        .unwrap();
     assert_eq!(ids(&hits)[0], "c4", "{hits:?}");
+    // The copy is stale: this search asked the database and left a rebuild running.
+    assert_eq!(source, Source::Database);
+    assert!(reader.warm("b").await.unwrap());
+    let (hits, source) = reader
+        .search_traced("b", &q("ferry pier"), 10, None)
+        .await
+        .unwrap();
+    assert_eq!((ids(&hits)[0], source), ("c4", Source::Memory), "{hits:?}");
     // Removed there: gone here.
     writer.remove_document("d2").await.unwrap();
     writer.remove_document("d3").await.unwrap();
@@ -256,4 +275,59 @@ async fn sqlite_odd_terms_are_safe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_odd_terms_are_safe() {
     odd_terms_are_safe(Backend::Postgres).await;
+}
+
+/// A base whose size estimate fits the budget but whose built copy does not is read once per
+/// generation, not on every search: the refusal is remembered until the base changes. Every
+/// search meanwhile answers from the database.
+async fn a_copy_over_budget_is_refused_once_per_generation(backend: Backend) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let t = TestDb::new(backend).await;
+    // 78 bytes by the estimate (one chunk, two terms; 156 with the second chunk); the long id
+    // makes the copy over 400.
+    let index = LexicalIndex::with_cache(t.db.clone(), 200);
+    let long_id = "c".repeat(300);
+    index
+        .insert("b", &[chunk(&long_id, "d1", "harbor ferry")])
+        .await
+        .unwrap();
+    let q = Analyzer::default().terms("harbor ferry");
+    let refused = |index: &LexicalIndex| index.rebuilds().refused.load(Relaxed);
+    let (hits, source) = index.search_traced("b", &q, 5, None).await.unwrap();
+    assert_eq!(
+        (ids(&hits), source),
+        (vec![long_id.as_str()], Source::Database)
+    );
+    for _ in 0..500 {
+        if refused(&index) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(refused(&index), 1);
+    for _ in 0..3 {
+        let (hits, source) = index.search_traced("b", &q, 5, None).await.unwrap();
+        assert_eq!((hits.len(), source), (1, Source::Database));
+    }
+    // Not read again at the same generation.
+    assert_eq!(index.rebuilds().started.load(Relaxed), 1);
+    // The base changed: it is tried again (and refused again).
+    index
+        .insert("b", &[chunk("c2", "d2", "harbor master")])
+        .await
+        .unwrap();
+    let (hits, _) = index.search_traced("b", &q, 5, None).await.unwrap();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(index.rebuilds().started.load(Relaxed), 2);
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_copy_over_budget_is_refused_once_per_generation() {
+    a_copy_over_budget_is_refused_once_per_generation(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_copy_over_budget_is_refused_once_per_generation() {
+    a_copy_over_budget_is_refused_once_per_generation(Backend::Postgres).await;
 }

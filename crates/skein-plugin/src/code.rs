@@ -17,7 +17,7 @@ use skein_core::api::{FilePurpose, NewFile, ToolCaller, ToolFile, ToolOutput};
 use utoipa::ToSchema;
 
 use crate::sandbox::{InputFile, Language, Limits, RunOutcome, Sandbox};
-use crate::{PluginService, StoredSettings};
+use crate::{Outcome, PluginService, StoredSettings};
 
 /// The code tool's name.
 pub const RUN_CODE: &str = "run_code";
@@ -114,22 +114,22 @@ pub(crate) async fn run(
     arguments: &Value,
     deadline: Duration,
     progress: &skein_core::api::ToolProgress,
-) -> ToolOutput {
+) -> Outcome {
     let sandbox = match service.sandbox().await {
         Ok(s) => s,
         Err(reason) => {
-            return ToolOutput::error(format!("Code cannot run on this server: {reason}."));
+            return Outcome::failed(format!("Code cannot run on this server: {reason}."));
         }
     };
     let code = arguments["code"].as_str().unwrap_or_default();
     if code.trim().is_empty() {
-        return ToolOutput::error("The argument `code` is required.");
+        return Outcome::failed("The argument `code` is required.");
     }
     let language = match arguments["language"].as_str().unwrap_or("python") {
         "python" | "py" | "python3" => Language::Python,
         "javascript" | "js" | "node" if sandbox.has_javascript() => Language::Javascript,
         other => {
-            return ToolOutput::error(format!(
+            return Outcome::failed(format!(
                 "The language `{other}` cannot run here; use python{}.",
                 if sandbox.has_javascript() {
                     " or javascript"
@@ -151,11 +151,11 @@ pub(crate) async fn run(
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     if ids.len() > MAX_INPUT_FILES {
-        return ToolOutput::error(format!("At most {MAX_INPUT_FILES} files can be given."));
+        return Outcome::failed(format!("At most {MAX_INPUT_FILES} files can be given."));
     }
     if !ids.is_empty() {
         let Some(files) = &service.files else {
-            return ToolOutput::error("Files cannot be given to code on this server.");
+            return Outcome::failed("Files cannot be given to code on this server.");
         };
         let cap = (limits.disk_mb * 1024 * 1024) as usize;
         let mut total = 0usize;
@@ -163,17 +163,17 @@ pub(crate) async fn run(
             // The caller's own files only: another user's id reads as missing.
             let content = match files.open(&caller.user_id, id, None).await {
                 Ok(c) => c,
-                Err(_) => return ToolOutput::error(format!("There is no file {id} you may use.")),
+                Err(_) => return Outcome::failed(format!("There is no file {id} you may use.")),
             };
             let mut bytes = Vec::new();
             let mut body = content.body;
             while let Some(chunk) = body.next().await {
                 let Ok(chunk) = chunk else {
-                    return ToolOutput::error(format!("The file {id} could not be read."));
+                    return Outcome::failed(format!("The file {id} could not be read."));
                 };
                 total += chunk.len();
                 if total > cap {
-                    return ToolOutput::error(format!(
+                    return Outcome::failed(format!(
                         "The files given are over the sandbox's {} MiB.",
                         limits.disk_mb
                     ));
@@ -182,7 +182,7 @@ pub(crate) async fn run(
             }
             let name = input_name(&content.meta.name, id);
             if inputs.iter().any(|i: &InputFile| i.name == name) {
-                return ToolOutput::error(format!("Two files are called {name}."));
+                return Outcome::failed(format!("Two files are called {name}."));
             }
             inputs.push(InputFile { name, bytes });
         }
@@ -203,13 +203,15 @@ pub(crate) async fn run(
         Ok(o) => o,
         Err(e) => {
             tracing::warn!(error = %e, "the code sandbox failed");
-            return ToolOutput::error(format!("The sandbox failed: {e}."));
+            return Outcome::failed(format!("The sandbox failed: {e}."));
         }
     };
     tracing::info!(user = %caller.user_id, exit_code = ?outcome.exit_code, signal = ?outcome.signal,
         timed_out = outcome.timed_out, files = outcome.files.len(),
         duration_ms = outcome.elapsed.as_millis() as u64, "code run");
-    report(service, caller, &limits, outcome).await
+    // The program ran: its answer is the tool's, even when it exited with an error or hit
+    // a limit, so a paid call is charged for it.
+    Outcome::worked(report(service, caller, &limits, outcome).await)
 }
 
 /// What stopped the program, in words for the model, when a limit did.

@@ -1,15 +1,34 @@
 //! The `[plugin]` section of the configuration: the local MCP servers (stdio) admins may
-//! register. Only commands named here ever run; a plugin names one by its `name`, so nothing
-//! an admin types in the web app, a user or the network supplies becomes a command line.
+//! register, and how long paid tool calls' records are kept. Only commands named here ever
+//! run; a plugin names one by its `name`, so nothing an admin types in the web app, a user or
+//! the network supplies becomes a command line.
 
 use serde::{Deserialize, Serialize};
 
 /// The Plugin service's settings that only the server's operator may change.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginConfig {
     /// Local MCP servers admins may register (`[[plugin.mcp_commands]]`).
     pub mcp_commands: Vec<McpCommand>,
+    /// Days the record of a paid tool call (`plugin_tool_charges`) is kept once it was
+    /// charged or released (1 to 3650). The record keeps a call's key from being charged
+    /// twice; a key comes again only while its answer is being written, minutes at most, so
+    /// the retention is for looking back, not for safety. Records of calls whose end was
+    /// never written (the process stopped mid-call) are kept.
+    pub charge_retention_days: u32,
+    /// How often records past the retention are removed, seconds (at least 1).
+    pub charge_prune_every_secs: u64,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            mcp_commands: Vec::new(),
+            charge_retention_days: 30,
+            charge_prune_every_secs: 3600,
+        }
+    }
 }
 
 /// A local MCP server: a program that speaks MCP over its standard input and output.
@@ -28,6 +47,12 @@ pub struct McpCommand {
 impl PluginConfig {
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), String> {
+        if !(1..=3650).contains(&self.charge_retention_days) {
+            return Err("plugin.charge_retention_days must be 1 to 3650".into());
+        }
+        if self.charge_prune_every_secs == 0 {
+            return Err("plugin.charge_prune_every_secs must be at least 1".into());
+        }
         for (i, c) in self.mcp_commands.iter().enumerate() {
             if c.name.is_empty()
                 || c.name.len() > 40

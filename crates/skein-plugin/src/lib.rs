@@ -22,6 +22,7 @@ pub mod net;
 pub mod oauth;
 pub mod openapi;
 pub mod page;
+pub mod remote;
 // The sandbox must set rlimits, move pipes onto fixed descriptors and drop to its own uid in
 // the child between fork and exec: `pre_exec` and a few libc calls, each with its SAFETY note.
 #[allow(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod search;
 mod service;
 pub mod store;
 pub mod vault;
+pub mod yaml;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +45,7 @@ use skein_core::api::{
     BillingApi, FileApi, PluginApi, RelayApi, ReserveRequest, ToolCaller, ToolDescriptor,
     ToolOutput, ToolProgress, Usage,
 };
+use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_core::{ApiResult, ids};
 use skein_db::{Db, ServiceMigrations};
 
@@ -85,6 +88,8 @@ pub struct PluginService {
     config: PluginConfig,
     /// The code sandbox, probed once on first need; the error is the reason admins see.
     sandbox: tokio::sync::OnceCell<Result<sandbox::Sandbox, String>>,
+    /// The prune of paid calls' records.
+    background: BackgroundTasks,
 }
 
 /// The admin's settings, as stored (`plugin_settings`, name `admin`).
@@ -137,10 +142,51 @@ pub(crate) struct Offered {
     pub tool: ToolDef,
 }
 
+/// How one call ended, for its charge: what the model reads, and whether the tool did its
+/// work. A paid call is charged when the tool ran and answered in its own words, even when
+/// that answer reports a failure (a program that exited with an error or hit a limit, an MCP
+/// result marked `isError`): the work was done. It is not charged when the tool did not run
+/// or no answer of its own came back (refused, unreachable, timed out, too large, unreadable,
+/// an HTTP error status, a JSON-RPC error).
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub output: ToolOutput,
+    pub worked: bool,
+}
+
+impl Outcome {
+    /// The tool ran and `output` is its own answer (charged when paid).
+    pub(crate) fn worked(output: ToolOutput) -> Self {
+        Outcome {
+            output,
+            worked: true,
+        }
+    }
+
+    /// The call did not run or failed on the way; the model hears `content`.
+    pub(crate) fn failed(content: impl Into<String>) -> Self {
+        Outcome {
+            output: ToolOutput::error(content),
+            worked: false,
+        }
+    }
+}
+
+impl From<ToolOutput> for Outcome {
+    /// An answer whose error flag says it all: a success worked, an error did not.
+    fn from(output: ToolOutput) -> Self {
+        Outcome {
+            worked: !output.is_error,
+            output,
+        }
+    }
+}
+
 impl PluginService {
     /// The service over `db`, sealing secrets with `vault`; `relay` and `files` (when they run
     /// here or are reachable) for image generation, `billing` for tools with a price,
-    /// `config` for the local MCP servers allowed.
+    /// `config` for the local MCP servers allowed and the records' retention. Starts the
+    /// prune of paid calls' records (so it must be called within a Tokio runtime).
     pub fn new(
         db: Db,
         vault: Vault,
@@ -153,7 +199,7 @@ impl PluginService {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| format!("cannot make the HTTP client: {e}"))?;
-        Ok(Arc::new(PluginService {
+        let service = Arc::new(PluginService {
             db,
             vault,
             relay,
@@ -163,7 +209,34 @@ impl PluginService {
             tokens: oauth::TokenCache::default(),
             config,
             sandbox: tokio::sync::OnceCell::new(),
-        }))
+            background: BackgroundTasks::new(),
+        });
+        service.background.every(
+            "plugin.charges.prune",
+            Duration::from_secs(service.config.charge_prune_every_secs.max(1)),
+            FirstRun::Now,
+            &service,
+            |service| async move {
+                service.prune_charges().await;
+            },
+        );
+        Ok(service)
+    }
+
+    /// Removes the records of paid calls charged or released longer ago than the retention.
+    pub async fn prune_charges(&self) -> u64 {
+        let retention_ms = i64::from(self.config.charge_retention_days) * 24 * 3600 * 1000;
+        match store::prune_charges(&self.db, now() - retention_ms).await {
+            Ok(0) => 0,
+            Ok(removed) => {
+                tracing::info!(removed, "paid tool call records pruned");
+                removed
+            }
+            Err(error) => {
+                tracing::warn!(%error, "paid tool call records could not be pruned");
+                0
+            }
+        }
     }
 
     /// The code sandbox, or why it cannot run on this server (probed on the first call).
@@ -389,11 +462,11 @@ impl PluginService {
         arguments: &Value,
         deadline: Duration,
         progress: &ToolProgress,
-    ) -> ToolOutput {
+    ) -> Outcome {
         let settings = match self.settings().await {
             Ok(s) => s,
             Err(e) => {
-                return ToolOutput::error(format!(
+                return Outcome::failed(format!(
                     "The tool could not start: {}",
                     e.message(skein_core::i18n::Lang::En)
                 ));
@@ -406,24 +479,27 @@ impl PluginService {
             // A page's address comes from the model: untrusted, like a user's own plugin.
             (Some("web_search"), _) if offered.tool.name == page::FETCH_PAGE => {
                 let policy = Self::policy(&settings, true, deadline);
-                page::fetch(arguments, policy.allow_private, deadline, progress).await
+                page::fetch(arguments, policy.allow_private, deadline, progress)
+                    .await
+                    .into()
             }
-            (Some("web_search"), _) => self.web_search(&settings, arguments, progress).await,
-            (Some("image_generation"), _) => {
-                image::generate(self, caller, &settings, arguments).await
-            }
+            (Some("web_search"), _) => self.web_search(&settings, arguments, progress).await.into(),
+            (Some("image_generation"), _) => image::generate(self, caller, &settings, arguments)
+                .await
+                .into(),
             (Some("code_interpreter"), _) => {
                 code::run(self, caller, &settings, arguments, deadline, progress).await
             }
-            (_, "openapi") => {
-                self.call_openapi(caller, offered, &settings, arguments, deadline)
-                    .await
-            }
+            // An HTTP error status is the service saying the operation was not done.
+            (_, "openapi") => self
+                .call_openapi(caller, offered, &settings, arguments, deadline)
+                .await
+                .into(),
             (_, "mcp") => {
                 self.call_mcp(caller, offered, &settings, arguments, deadline, progress)
                     .await
             }
-            _ => ToolOutput::error("This tool cannot be run."),
+            _ => Outcome::failed("This tool cannot be run."),
         }
     }
 
@@ -538,10 +614,10 @@ impl PluginService {
         arguments: &Value,
         deadline: Duration,
         progress: &ToolProgress,
-    ) -> ToolOutput {
+    ) -> Outcome {
         if let Some(name) = offered.plugin.base_url.strip_prefix(mcp_stdio::SCHEME) {
             let Some(command) = self.config.command(name) else {
-                return ToolOutput::error(format!(
+                return Outcome::failed(format!(
                     "The local MCP server {name} is no longer allowed on this server."
                 ));
             };
@@ -554,8 +630,9 @@ impl PluginService {
             )
             .await
             {
-                Ok(output) => output,
-                Err(e) => ToolOutput::error(format!("The MCP server failed: {e}.")),
+                // A `tools/call` result is the tool's own answer, `isError` or not.
+                Ok(output) => Outcome::worked(output),
+                Err(e) => Outcome::failed(format!("The MCP server failed: {e}.")),
             };
         }
         let policy = Self::policy(settings, offered.plugin.owner_id.is_some(), deadline);
@@ -564,7 +641,7 @@ impl PluginService {
             .await
         {
             Ok((headers, _)) => headers,
-            Err(e) => return ToolOutput::error(e),
+            Err(e) => return Outcome::failed(e),
         };
         let client = mcp::McpClient::new(
             &offered.plugin.base_url,
@@ -575,8 +652,8 @@ impl PluginService {
             .call_tool(&offered.tool.name, arguments, progress)
             .await
         {
-            Ok(output) => output,
-            Err(e) => ToolOutput::error(format!("The MCP server failed: {e}.")),
+            Ok(output) => Outcome::worked(output),
+            Err(e) => Outcome::failed(format!("The MCP server failed: {e}.")),
         }
     }
 }
@@ -672,25 +749,26 @@ impl PluginApi for PluginService {
             Some(secs) => deadline.min(Duration::from_secs(secs.max(1))),
             None => deadline,
         };
-        let output = match tokio::time::timeout(
+        let outcome = match tokio::time::timeout(
             deadline,
             self.run(caller, &tool, &arguments, deadline, &progress),
         )
         .await
         {
-            Ok(output) => output,
-            Err(_) => ToolOutput::error(format!(
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::failed(format!(
                 "The tool {name} did not answer within {} seconds.",
                 deadline.as_secs()
             )),
         };
         tracing::info!(tool = name, plugin = %tool.plugin.id, user = %caller.user_id,
-            is_error = output.is_error, duration_ms = started.elapsed().as_millis() as u64, "tool call");
+            is_error = outcome.output.is_error, worked = outcome.worked,
+            duration_ms = started.elapsed().as_millis() as u64, "tool call");
         if let Some(hold) = hold.and_then(|mut guard| guard.take()) {
-            self.settle(caller, hold, name, &output, started.elapsed())
+            self.settle(caller, hold, name, outcome.worked, started.elapsed())
                 .await;
         }
-        output
+        outcome.output
     }
 }
 
@@ -831,20 +909,21 @@ impl PluginService {
         }
     }
 
-    /// Charges a call that answered, or frees the hold of one that failed (a failed call
-    /// is not paid for); the charge shows in usage as model `tool:<name>`.
+    /// Charges a call whose tool did its work (see [`Outcome`]), or frees the hold of one
+    /// that did not run or got no answer of its own; the charge shows in usage as model
+    /// `tool:<name>`.
     async fn settle(
         &self,
         caller: &ToolCaller,
         hold: Hold,
         name: &str,
-        output: &ToolOutput,
+        worked: bool,
         took: Duration,
     ) {
         let Some(billing) = &self.billing else {
             return;
         };
-        let status = if output.is_error {
+        let status = if !worked {
             if let Err(e) = billing.release(&hold.reservation_id).await {
                 tracing::warn!(error = %e.message(skein_core::i18n::Lang::En), "a failed tool call's hold was not freed; it expires");
             }

@@ -1,9 +1,24 @@
-//! MCP servers over Streamable HTTP (MCP 2025-03-26 and 2025-06-18): JSON-RPC 2.0 messages
-//! POSTed to the server's one endpoint with `Accept: application/json, text/event-stream`;
-//! the answer is either one JSON message or an SSE stream carrying it. A session starts with
-//! `initialize` (the server may hand out `Mcp-Session-Id`, sent back on every later request,
-//! with `MCP-Protocol-Version` set to the version agreed), then `notifications/initialized`;
-//! then `tools/list` (following `nextCursor`) or `tools/call`.
+//! MCP servers over HTTP, in both of the protocol's transports.
+//!
+//! **Streamable HTTP** (MCP 2025-03-26 and 2025-06-18): JSON-RPC 2.0 messages POSTed to the
+//! server's one endpoint with `Accept: application/json, text/event-stream`; the answer is
+//! either one JSON message or an SSE stream carrying it. A session starts with `initialize`
+//! (the server may hand out `Mcp-Session-Id`, sent back on every later request, with
+//! `MCP-Protocol-Version` set to the version agreed), then `notifications/initialized`; then
+//! `tools/list` (following `nextCursor`) or `tools/call`.
+//!
+//! **HTTP+SSE** (MCP 2024-11-05, the older transport many servers still speak): a GET opens an
+//! event stream whose first event, `endpoint`, names where to POST messages; each POST is
+//! accepted (202) and its response arrives on the stream as a `message` event. The endpoint
+//! must be on the stream's own origin (scheme, host and port), so a server cannot send the
+//! plugin's key elsewhere. The stream lives for one listing or call, bounded by the call's
+//! deadline and the size limit like any answer.
+//!
+//! Which one a server speaks is found out when it is registered, as the specification's
+//! compatibility section says: `initialize` is POSTed to the address given; a 4xx answer
+//! (other than 401 and 403, which are about the key) means an older server, and a GET there
+//! must then give an `endpoint` event. An SSE server's address is stored as
+//! `sse+http(s)://...` ([`SSE_PREFIX`]).
 //!
 //! Written here rather than with the official `rmcp` SDK: the two calls Skein makes need a
 //! few dozen lines over the HTTP client already in the tree, where `rmcp` with its HTTP
@@ -12,7 +27,7 @@
 //! MCP as for OpenAPI tools. Local servers an operator allowed speak MCP over stdio instead
 //! ([`crate::mcp_stdio`]). A call asks for progress (`_meta.progressToken`); the server's
 //! `notifications/progress` in the call's event stream are reported as they arrive. Not here
-//! yet: the older HTTP+SSE transport, server-initiated requests.
+//! yet: server-initiated requests (sampling, roots, pings).
 
 use std::sync::Mutex;
 
@@ -25,14 +40,76 @@ use crate::openapi::{ToolDef, is_valid_name};
 /// The protocol version asked for.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
 
+/// The protocol version asked for over the older HTTP+SSE transport, which it belongs to.
+pub const SSE_PROTOCOL_VERSION: &str = "2024-11-05";
+
+/// What an MCP plugin's stored address starts with when its server speaks HTTP+SSE.
+pub const SSE_PREFIX: &str = "sse+";
+
 /// The most pages of `tools/list` followed.
 const MAX_PAGES: usize = 10;
 
 /// A client of one MCP server.
 pub struct McpClient {
     url: String,
+    /// The server speaks the older HTTP+SSE transport.
+    sse: bool,
     headers: Vec<(String, String)>,
     policy: FetchPolicy,
+}
+
+/// Why a request failed: the HTTP status (which tells an older server) or anything else.
+#[derive(Debug)]
+enum McpError {
+    Status(u16),
+    Other(String),
+}
+
+impl std::fmt::Display for McpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            McpError::Status(status) => write!(f, "the server answered HTTP {status}"),
+            McpError::Other(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl From<String> for McpError {
+    fn from(reason: String) -> Self {
+        McpError::Other(reason)
+    }
+}
+
+impl From<&str> for McpError {
+    fn from(reason: &str) -> Self {
+        McpError::Other(reason.to_string())
+    }
+}
+
+/// Lists the tools of the server at `url`, finding out which transport it speaks: answers
+/// the address to store (with [`SSE_PREFIX`] for an HTTP+SSE server) and its tools.
+pub async fn discover(
+    url: &str,
+    headers: Vec<(String, String)>,
+    policy: FetchPolicy,
+) -> Result<(String, Vec<ToolDef>), String> {
+    let streamable = McpClient::new(url, headers.clone(), policy);
+    match streamable.list_tools_inner().await {
+        Ok(tools) => Ok((url.to_string(), tools)),
+        Err(McpError::Status(status))
+            if (400..500).contains(&status) && status != 401 && status != 403 =>
+        {
+            let stored = format!("{SSE_PREFIX}{url}");
+            let tools = McpClient::new(&stored, headers, policy)
+                .list_tools_inner()
+                .await
+                .map_err(|e| {
+                    format!("{e} (as an HTTP+SSE server; as a Streamable HTTP one it answered HTTP {status})")
+                })?;
+            Ok((stored, tools))
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// An open session: its id and agreed version.
@@ -43,9 +120,15 @@ struct Session {
 
 impl McpClient {
     /// A client of the server at `url`, sending `headers` (its auth) on every request.
+    /// An address with [`SSE_PREFIX`] is an HTTP+SSE server's.
     pub fn new(url: &str, headers: Vec<(String, String)>, policy: FetchPolicy) -> Self {
+        let (url, sse) = match url.strip_prefix(SSE_PREFIX) {
+            Some(rest) => (rest, true),
+            None => (url, false),
+        };
         McpClient {
             url: url.to_string(),
+            sse,
             headers,
             policy,
         }
@@ -95,7 +178,7 @@ impl McpClient {
         id: u64,
         method: &str,
         params: Value,
-    ) -> Result<(Value, net::Answer), String> {
+    ) -> Result<(Value, net::Answer), McpError> {
         self.request_observed(session, id, method, params, None)
             .await
     }
@@ -107,7 +190,7 @@ impl McpClient {
         method: &str,
         params: Value,
         observer: Option<net::Observer<'_>>,
-    ) -> Result<(Value, net::Answer), String> {
+    ) -> Result<(Value, net::Answer), McpError> {
         let answer = self
             .post_observed(
                 session,
@@ -119,15 +202,10 @@ impl McpClient {
             return Err("the server ended the session".into());
         }
         if !(200..300).contains(&answer.status) {
-            return Err(format!("the server answered HTTP {}", answer.status));
+            return Err(McpError::Status(answer.status));
         }
         let message = response_message(&answer, id)?;
-        if let Some(error) = message.get("error") {
-            return Err(format!(
-                "the server refused {method}: {}",
-                error["message"].as_str().unwrap_or("no reason given")
-            ));
-        }
+        refused(method, &message)?;
         Ok((
             message.get("result").cloned().unwrap_or(Value::Null),
             answer,
@@ -135,7 +213,7 @@ impl McpClient {
     }
 
     /// Opens a session.
-    async fn initialize(&self) -> Result<Session, String> {
+    async fn initialize(&self) -> Result<Session, McpError> {
         let (result, answer) = self
             .request(
                 None,
@@ -166,13 +244,24 @@ impl McpClient {
             return Err(format!(
                 "the server refused the initialized notification (HTTP {})",
                 note.status
-            ));
+            )
+            .into());
         }
         Ok(session)
     }
 
     /// The server's tools, as plugin tools (names vendors cannot take are left out).
     pub async fn list_tools(&self) -> Result<Vec<ToolDef>, String> {
+        self.list_tools_inner().await.map_err(|e| e.to_string())
+    }
+
+    async fn list_tools_inner(&self) -> Result<Vec<ToolDef>, McpError> {
+        if self.sse {
+            return match self.over_sse(SseWork::List, None).await? {
+                SseDone::Tools(tools) => Ok(tools),
+                SseDone::Output(_) => Err("the server answered a listing with a call".into()),
+            };
+        }
         let session = self.initialize().await?;
         let mut tools = Vec::new();
         let mut cursor: Option<String> = None;
@@ -201,6 +290,26 @@ impl McpClient {
         arguments: &Value,
         progress: &ToolProgress,
     ) -> Result<ToolOutput, String> {
+        self.call_tool_inner(name, arguments, progress)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn call_tool_inner(
+        &self,
+        name: &str,
+        arguments: &Value,
+        progress: &ToolProgress,
+    ) -> Result<ToolOutput, McpError> {
+        if self.sse {
+            return match self
+                .over_sse(SseWork::Call { name, arguments }, Some(progress))
+                .await?
+            {
+                SseDone::Output(output) => Ok(output),
+                SseDone::Tools(_) => Err("the server answered a call with a listing".into()),
+            };
+        }
         let session = self.initialize().await?;
         let events = ProgressReader::new(progress.clone());
         let observer = |chunk: &[u8]| events.push(chunk);
@@ -215,6 +324,277 @@ impl McpClient {
             )
             .await?;
         Ok(output_of(&result))
+    }
+}
+
+/// What one HTTP+SSE session is for.
+enum SseWork<'a> {
+    /// `tools/list`, every page.
+    List,
+    /// `tools/call` of `name`.
+    Call { name: &'a str, arguments: &'a Value },
+}
+
+/// What an HTTP+SSE session gave.
+enum SseDone {
+    Tools(Vec<ToolDef>),
+    Output(ToolOutput),
+}
+
+/// One server-sent event: its name (`message` when unnamed) and data.
+type SseEvent = (String, String);
+
+/// Splits an event stream as it arrives into events, sent to the session waiting for them.
+struct SseReader {
+    sender: Mutex<Option<tokio::sync::mpsc::UnboundedSender<SseEvent>>>,
+    /// What arrived after the last complete event.
+    pending: Mutex<String>,
+}
+
+impl SseReader {
+    fn push(&self, chunk: &[u8]) {
+        let (Ok(mut pending), Ok(sender)) = (self.pending.lock(), self.sender.lock()) else {
+            return;
+        };
+        pending.push_str(&String::from_utf8_lossy(chunk).replace('\r', ""));
+        while let Some(end) = pending.find("\n\n") {
+            let block: String = pending.drain(..end + 2).collect();
+            let mut name = String::from("message");
+            let mut data: Vec<&str> = Vec::new();
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("event:") {
+                    name = value.trim().to_string();
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data.push(value.strip_prefix(' ').unwrap_or(value));
+                }
+            }
+            if data.is_empty() {
+                continue; // a comment or keep-alive
+            }
+            if let Some(sender) = sender.as_ref() {
+                let _ = sender.send((name, data.join("\n")));
+            }
+        }
+        if pending.len() > MAX_PENDING_EVENT {
+            pending.clear();
+        }
+    }
+
+    /// No more events come: the session reads what arrived, then learns the stream ended.
+    fn close(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+    }
+}
+
+/// Where an HTTP+SSE server says to POST, from its `endpoint` event: resolved against the
+/// stream's address, and only on the stream's own origin.
+fn endpoint_of(stream: &reqwest::Url, data: &str) -> Result<reqwest::Url, String> {
+    let endpoint = stream
+        .join(data.trim())
+        .map_err(|_| "the server's endpoint is not a URL".to_string())?;
+    if endpoint.scheme() != stream.scheme()
+        || endpoint.host_str() != stream.host_str()
+        || endpoint.port_or_known_default() != stream.port_or_known_default()
+    {
+        return Err("the server's endpoint is on another origin; refused".into());
+    }
+    Ok(endpoint)
+}
+
+impl McpClient {
+    /// Runs `work` over an HTTP+SSE session: the event stream is read while the messages
+    /// are POSTed, and closed when the work is done.
+    async fn over_sse(
+        &self,
+        work: SseWork<'_>,
+        progress: Option<&ToolProgress>,
+    ) -> Result<SseDone, McpError> {
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|_| "the server address is not a URL".to_string())?;
+        let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let reader = SseReader {
+            sender: Mutex::new(Some(sender)),
+            pending: Mutex::new(String::new()),
+        };
+        let observer = |chunk: &[u8]| reader.push(chunk);
+        let mut headers = self.headers.clone();
+        headers.push(("accept".into(), "text/event-stream".into()));
+        let stream = net::send_observed(
+            Outgoing {
+                method: reqwest::Method::GET,
+                url: url.clone(),
+                headers,
+                body: None,
+            },
+            self.policy,
+            Some(&observer),
+        );
+        let session = self.sse_session(&url, &mut events, work, progress);
+        tokio::pin!(stream, session);
+        let ended = tokio::select! {
+            done = &mut session => return done,
+            ended = &mut stream => ended,
+        };
+        // The stream ended first: what it carried is still read, then the end is the error.
+        reader.close();
+        match ended {
+            Ok(answer) if !(200..300).contains(&answer.status) => {
+                Err(McpError::Status(answer.status))
+            }
+            Ok(_) => session.await,
+            Err(e) => Err(e.to_string().into()),
+        }
+    }
+
+    async fn sse_session(
+        &self,
+        url: &reqwest::Url,
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<SseEvent>,
+        work: SseWork<'_>,
+        progress: Option<&ToolProgress>,
+    ) -> Result<SseDone, McpError> {
+        let endpoint = loop {
+            let Some((name, data)) = events.recv().await else {
+                return Err("the server's event stream ended before it named its endpoint".into());
+            };
+            if name == "endpoint" {
+                break endpoint_of(url, &data)?;
+            }
+        };
+        let result = self
+            .sse_request(
+                &endpoint,
+                events,
+                1,
+                "initialize",
+                json!({"protocolVersion": SSE_PROTOCOL_VERSION, "capabilities": {},
+                    "clientInfo": {"name": "skein", "version": env!("CARGO_PKG_VERSION")}}),
+                None,
+            )
+            .await?;
+        tracing::debug!(version = %result["protocolVersion"], "MCP session over HTTP+SSE");
+        self.sse_post(
+            &endpoint,
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        )
+        .await?;
+        match work {
+            SseWork::List => {
+                let mut tools = Vec::new();
+                let mut cursor: Option<String> = None;
+                for page in 0..MAX_PAGES as u64 {
+                    let params = match &cursor {
+                        Some(c) => json!({"cursor": c}),
+                        None => json!({}),
+                    };
+                    let result = self
+                        .sse_request(&endpoint, events, 2 + page, "tools/list", params, None)
+                        .await?;
+                    tools.extend(tools_of(&result));
+                    cursor = result["nextCursor"].as_str().map(str::to_string);
+                    if cursor.is_none() {
+                        break;
+                    }
+                }
+                Ok(SseDone::Tools(tools))
+            }
+            SseWork::Call { name, arguments } => {
+                let result = self
+                    .sse_request(
+                        &endpoint,
+                        events,
+                        2,
+                        "tools/call",
+                        json!({"name": name, "arguments": arguments,
+                            "_meta": {"progressToken": "skein-call"}}),
+                        progress,
+                    )
+                    .await?;
+                Ok(SseDone::Output(output_of(&result)))
+            }
+        }
+    }
+
+    /// POSTs one message to the session's endpoint; the server accepts it (202, or any 2xx).
+    async fn sse_post(&self, endpoint: &reqwest::Url, message: Value) -> Result<(), McpError> {
+        let mut headers = self.headers.clone();
+        headers.push(("accept".into(), "application/json".into()));
+        let answer = net::send(
+            Outgoing {
+                method: reqwest::Method::POST,
+                url: endpoint.clone(),
+                headers,
+                body: Some(message),
+            },
+            self.policy,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if !(200..300).contains(&answer.status) {
+            return Err(McpError::Status(answer.status));
+        }
+        Ok(())
+    }
+
+    /// Sends request `method` and waits for its response on the stream, reporting progress
+    /// notifications that come first; answers its `result`.
+    async fn sse_request(
+        &self,
+        endpoint: &reqwest::Url,
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<SseEvent>,
+        id: u64,
+        method: &str,
+        params: Value,
+        progress: Option<&ToolProgress>,
+    ) -> Result<Value, McpError> {
+        self.sse_post(
+            endpoint,
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        )
+        .await?;
+        loop {
+            let Some((name, data)) = events.recv().await else {
+                return Err(
+                    format!("the server's event stream ended before it answered {method}").into(),
+                );
+            };
+            if name != "message" {
+                continue;
+            }
+            let Ok(message) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            if message["method"] == "notifications/progress" {
+                if let Some(progress) = progress {
+                    let params = &message["params"];
+                    progress(json!({
+                        "stage": "progress",
+                        "progress": params["progress"],
+                        "total": params["total"],
+                        "text": params["message"].as_str().unwrap_or_default(),
+                    }));
+                }
+                continue;
+            }
+            if message["id"].as_u64() == Some(id) {
+                refused(method, &message)?;
+                return Ok(message.get("result").cloned().unwrap_or(Value::Null));
+            }
+        }
+    }
+}
+
+/// `Err` with the server's reason when `message` is a JSON-RPC error.
+fn refused(method: &str, message: &Value) -> Result<(), McpError> {
+    match message.get("error") {
+        Some(error) => Err(format!(
+            "the server refused {method}: {}",
+            error["message"].as_str().unwrap_or("no reason given")
+        )
+        .into()),
+        None => Ok(()),
     }
 }
 
@@ -360,6 +740,56 @@ mod tests {
             headers: reqwest::header::HeaderMap::new(),
             body: bytes::Bytes::from(body.to_string()),
         }
+    }
+
+    #[test]
+    fn an_sse_endpoint_must_be_on_the_streams_origin() {
+        let stream = reqwest::Url::parse("http://127.0.0.1:9000/mcp/sse").unwrap();
+        assert_eq!(
+            endpoint_of(&stream, " /messages?sessionId=1\n")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9000/messages?sessionId=1"
+        );
+        assert_eq!(
+            endpoint_of(&stream, "messages?s=2").unwrap().as_str(),
+            "http://127.0.0.1:9000/mcp/messages?s=2"
+        );
+        assert!(endpoint_of(&stream, "http://127.0.0.1:9000/m").is_ok());
+        for elsewhere in [
+            "http://169.254.169.254/latest",
+            "https://127.0.0.1:9000/m",
+            "http://127.0.0.1:9001/m",
+            "//evil.example/m",
+        ] {
+            assert!(endpoint_of(&stream, elsewhere).is_err(), "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn event_streams_are_split_into_events_across_chunks() {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let reader = SseReader {
+            sender: Mutex::new(Some(sender)),
+            pending: Mutex::new(String::new()),
+        };
+        reader.push(b"event: endpoint\r\ndata: /messages?s=1\r\n\r\n: keep-alive\n\nda");
+        reader.push(b"ta: {\"id\":1,\ndata: \"result\":{}}\n\n");
+        assert_eq!(
+            receiver.try_recv().unwrap(),
+            ("endpoint".to_string(), "/messages?s=1".to_string())
+        );
+        assert_eq!(
+            receiver.try_recv().unwrap(),
+            (
+                "message".to_string(),
+                "{\"id\":1,\n\"result\":{}}".to_string()
+            )
+        );
+        assert!(receiver.try_recv().is_err());
+        reader.close();
+        reader.push(b"data: late\n\n");
+        assert!(receiver.try_recv().is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! OpenAPI tools: an OpenAPI 3 document (JSON) becomes one tool per operation, named after
+//! OpenAPI tools: an OpenAPI 3 document (JSON or YAML) becomes one tool per operation, named after
 //! its `operationId` (or method and path) made safe for vendors (`^[a-zA-Z0-9_-]{1,64}$`),
 //! its parameters and JSON body turned into one JSON Schema object; a call is made by the
 //! server ([`crate::net`], with its SSRF guard), with the plugin's auth.
@@ -135,9 +135,28 @@ pub fn server_url(doc: &Value) -> Option<String> {
         .map(|s| s.trim_end_matches('/').to_string())
 }
 
+/// Reads an OpenAPI document given as text: JSON when it opens with `{`, else YAML (1.2,
+/// bounded against alias bombs: [`crate::yaml`]). The error says what is wrong and where.
+pub fn parse_document(text: &str) -> Result<Value, String> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if trimmed.starts_with('{') {
+        return serde_json::from_str(trimmed).map_err(|e| format!("it is not valid JSON: {e}"));
+    }
+    let document = crate::yaml::to_json(trimmed)?;
+    if !document.is_object() {
+        return Err("it is not a mapping of OpenAPI fields".into());
+    }
+    Ok(document)
+}
+
 /// The tools of an OpenAPI 3 document, or what is wrong with it.
 pub fn tools_of(doc: &Value) -> Result<Vec<ToolDef>, String> {
-    let version = doc["openapi"].as_str().unwrap_or_default();
+    // `openapi: 3.1` unquoted in YAML is a number; its text is what counts.
+    let version = match &doc["openapi"] {
+        Value::String(v) => v.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
     if !version.starts_with("3.") {
         return Err("the document is not OpenAPI 3 (its `openapi` field must be 3.x)".into());
     }

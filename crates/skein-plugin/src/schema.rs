@@ -56,12 +56,37 @@ fn check_node(schema: &Value, depth: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Where and how a value does not fit its schema, in English and Chinese.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Misfit {
+    /// The path of the value that does not fit (`settings.units`, `settings.tags[2]`).
+    pub at: String,
+    /// What is wrong, in English, naming `at`.
+    pub en: String,
+    /// What is wrong, in Chinese, naming `at`.
+    pub zh: String,
+}
+
+impl std::fmt::Display for Misfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.en)
+    }
+}
+
+fn misfit(at: &str, en: String, zh: String) -> Misfit {
+    Misfit {
+        at: at.to_string(),
+        en,
+        zh,
+    }
+}
+
 /// Whether `value` fits `schema`; the error names where it does not (`settings.units`).
-pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
+pub fn validate(schema: &Value, value: &Value) -> Result<(), Misfit> {
     validate_at(schema, value, "settings", 0)
 }
 
-fn validate_at(schema: &Value, value: &Value, at: &str, depth: usize) -> Result<(), String> {
+fn validate_at(schema: &Value, value: &Value, at: &str, depth: usize) -> Result<(), Misfit> {
     let Some(map) = schema.as_object() else {
         return Ok(());
     };
@@ -80,33 +105,51 @@ fn validate_at(schema: &Value, value: &Value, at: &str, depth: usize) -> Result<
             _ => true,
         };
         if !fits {
-            return Err(format!("{at} must be of type {kind}"));
+            return Err(misfit(
+                at,
+                format!("{at} must be of type {kind}"),
+                format!("{at} 的类型须为 {kind}"),
+            ));
         }
     }
     if let Some(choices) = map.get("enum").and_then(Value::as_array)
         && !choices.contains(value)
     {
-        return Err(format!(
-            "{at} must be one of {}",
-            Value::Array(choices.clone())
+        let choices = Value::Array(choices.clone());
+        return Err(misfit(
+            at,
+            format!("{at} must be one of {choices}"),
+            format!("{at} 须为 {choices} 之一"),
         ));
     }
     if let Some(n) = value.as_f64() {
         if let Some(min) = map.get("minimum").and_then(Value::as_f64)
             && n < min
         {
-            return Err(format!("{at} must be at least {min}"));
+            return Err(misfit(
+                at,
+                format!("{at} must be at least {min}"),
+                format!("{at} 不能小于 {min}"),
+            ));
         }
         if let Some(max) = map.get("maximum").and_then(Value::as_f64)
             && n > max
         {
-            return Err(format!("{at} must be at most {max}"));
+            return Err(misfit(
+                at,
+                format!("{at} must be at most {max}"),
+                format!("{at} 不能大于 {max}"),
+            ));
         }
     }
     if let (Some(text), Some(max)) = (value.as_str(), map.get("maxLength").and_then(Value::as_u64))
         && text.chars().count() as u64 > max
     {
-        return Err(format!("{at} must be at most {max} characters"));
+        return Err(misfit(
+            at,
+            format!("{at} must be at most {max} characters"),
+            format!("{at} 不能超过 {max} 个字符"),
+        ));
     }
     if let Some(object) = value.as_object() {
         let properties = map.get("properties").and_then(Value::as_object);
@@ -118,14 +161,24 @@ fn validate_at(schema: &Value, value: &Value, at: &str, depth: usize) -> Result<
             .filter_map(Value::as_str)
         {
             if !object.contains_key(name) {
-                return Err(format!("{at}.{name} is required"));
+                let path = format!("{at}.{name}");
+                return Err(misfit(
+                    &path,
+                    format!("{path} is required"),
+                    format!("{path} 为必填项"),
+                ));
             }
         }
         for (name, item) in object {
+            let path = format!("{at}.{name}");
             match properties.and_then(|p| p.get(name)) {
-                Some(node) => validate_at(node, item, &format!("{at}.{name}"), depth + 1)?,
+                Some(node) => validate_at(node, item, &path, depth + 1)?,
                 None if map.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    return Err(format!("{at}.{name} is not a known setting"));
+                    return Err(misfit(
+                        &path,
+                        format!("{path} is not a known setting"),
+                        format!("{path} 不是已知的设置项"),
+                    ));
                 }
                 None => {}
             }
@@ -152,25 +205,34 @@ mod tests {
         check_schema(&schema).unwrap();
         assert!(validate(&schema, &json!({"units": "metric", "days": 3})).is_ok());
         assert_eq!(
-            validate(&schema, &json!({"days": 3})).unwrap_err(),
+            validate(&schema, &json!({"days": 3}))
+                .unwrap_err()
+                .to_string(),
             "settings.units is required"
         );
         assert!(
             validate(&schema, &json!({"units": "kelvin"}))
                 .unwrap_err()
+                .en
                 .contains("one of")
         );
         assert_eq!(
-            validate(&schema, &json!({"units": "metric", "days": 9})).unwrap_err(),
+            validate(&schema, &json!({"units": "metric", "days": 9}))
+                .unwrap_err()
+                .en,
             "settings.days must be at most 7"
         );
         assert_eq!(
-            validate(&schema, &json!({"units": "metric", "days": "3"})).unwrap_err(),
+            validate(&schema, &json!({"units": "metric", "days": "3"}))
+                .unwrap_err()
+                .en,
             "settings.days must be of type integer"
         );
         assert_eq!(
-            validate(&schema, &json!({"units": "metric", "x": 1})).unwrap_err(),
-            "settings.x is not a known setting"
+            validate(&schema, &json!({"units": "metric", "x": 1}))
+                .unwrap_err()
+                .at,
+            "settings.x"
         );
         assert!(check_schema(&json!({"type": "string"})).is_err());
         assert!(

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use skein_core::service::{Service, ServiceName, tag};
+use skein_core::service::{BackgroundTasks, Service, ServiceName, tag};
 use utoipa::openapi::tag::Tag;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -16,6 +16,14 @@ impl Service for PluginService {
 
     fn api_routes(self: Arc<Self>) -> OpenApiRouter {
         crate::http::routes(self)
+    }
+
+    fn internal_routes(self: Arc<Self>) -> axum::Router {
+        crate::http::internal::routes(self)
+    }
+
+    fn background(&self) -> Option<&BackgroundTasks> {
+        Some(&self.background)
     }
 
     fn api_tags(&self) -> Vec<Tag> {

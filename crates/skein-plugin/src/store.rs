@@ -1,6 +1,6 @@
-//! The Plugin service's tables: `plugins`, `plugin_enablements`, `plugin_conversation_tools`
-//! and `plugin_settings`. Every query that reads a plugin for a user also takes the user's
-//! id, so another user's private plugin reads as missing.
+//! The Plugin service's tables: `plugins`, `plugin_enablements`, `plugin_conversation_tools`,
+//! `plugin_settings` and `plugin_tool_charges`. Every query that reads a plugin for a user
+//! also takes the user's id, so another user's private plugin reads as missing.
 
 use skein_db::{Db, DbResult};
 use sqlx::FromRow;
@@ -236,6 +236,30 @@ pub async fn drop_charge(db: &Db, call_key: &str) -> DbResult<()> {
         .execute(db.pool())
         .await?;
     Ok(())
+}
+
+/// Rows removed per statement when pruning, so one prune never holds the table for long.
+const PRUNE_BATCH: i64 = 1000;
+
+/// Removes the records of paid calls that were charged or released before `before` (ms);
+/// answers how many. Records still `held` stay: their call's end was never written.
+pub async fn prune_charges(db: &Db, before: i64) -> DbResult<u64> {
+    let mut removed = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM plugin_tool_charges WHERE call_key IN (SELECT call_key FROM plugin_tool_charges \
+             WHERE created_at < $1 AND status IN ('charged', 'released') LIMIT $2)",
+        )
+        .bind(before)
+        .bind(PRUNE_BATCH)
+        .execute(db.pool())
+        .await?
+        .rows_affected();
+        removed += done;
+        if done < PRUNE_BATCH as u64 {
+            return Ok(removed);
+        }
+    }
 }
 
 /// Deletes plugin `id` with everyone's choices for it; whether it existed.

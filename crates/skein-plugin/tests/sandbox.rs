@@ -2,7 +2,7 @@
 //! network, `rm -rf /`, an endless loop, a 4 GB allocation, reading the server's files, a
 //! flood of output — each fails inside the sandbox with a clear outcome, and the host (this
 //! test process, its files, its ability to start processes) is untouched. The same attacks
-//! go through the real server and the chat tool loop in `crates/skein/tests/api/code_interpreter.rs`.
+//! go through the real server and the chat tool loop in `crates/skein/tests/api/plugins/code_interpreter.rs`.
 //!
 //! These need bubblewrap and a system Python (`scripts/test` installs both); without them
 //! they fail rather than pass vacuously.

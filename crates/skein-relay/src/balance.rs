@@ -16,6 +16,10 @@ use crate::channels::{ChannelKind, LiveChannel};
 /// How often every channel's balance is read.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(900);
 
+/// The most bytes of a balance answer read: each vendor's is a few hundred bytes, and a base
+/// URL pointing somewhere else must not make the server hold an unbounded body.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 /// A balance as the vendor reported it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reported {
@@ -89,7 +93,10 @@ pub fn parse(kind: ChannelKind, base_url: &str, body: &Value) -> Option<Reported
 }
 
 /// Reads `channel`'s balance from its vendor: `Ok(None)` when the vendor has no balance
-/// endpoint, `Err` (for the admin, never a key) when it could not be read.
+/// endpoint, `Err` (for the admin, never a key) when it could not be read. `http` is the
+/// relay's client, which follows no redirect: a balance endpoint answering 3xx is an error
+/// here, so the channel's key and headers never travel to the host it points at. At most
+/// [`MAX_ANSWER_BYTES`] of the answer are read.
 pub async fn fetch(
     http: &reqwest::Client,
     channel: &LiveChannel,
@@ -118,10 +125,9 @@ pub async fn fetch(
             status.as_u16()
         ));
     }
-    let body: Value = resp
-        .json()
-        .await
-        .map_err(|_| "the balance answer is not JSON".to_string())?;
+    let bytes = crate::upstream::read_limited(resp, MAX_ANSWER_BYTES).await?;
+    let body: Value =
+        serde_json::from_slice(&bytes).map_err(|_| "the balance answer is not JSON".to_string())?;
     parse(channel.kind, &channel.base_url, &body)
         .map(Some)
         .ok_or_else(|| "the balance answer has no amount".to_string())
@@ -139,11 +145,6 @@ pub async fn record(db: &Db, id: &str, reported: &Reported, now: i64) -> DbResul
     .execute(db.pool())
     .await?;
     Ok(())
-}
-
-/// Whether `amount` is under `threshold` (a threshold of 0 or none never is).
-pub fn is_low(amount: f64, threshold: Option<f64>) -> bool {
-    threshold.is_some_and(|t| t > 0.0 && amount < t)
 }
 
 #[cfg(test)]
@@ -190,6 +191,5 @@ mod tests {
             None
         );
         assert_eq!(path(ChannelKind::OpenAi), None);
-        assert!(is_low(4.0, Some(5.0)) && !is_low(6.0, Some(5.0)) && !is_low(0.0, Some(0.0)));
     }
 }

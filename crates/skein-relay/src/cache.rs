@@ -5,7 +5,10 @@
 //! the group's TTL, and the whole cache is bounded in bytes (moka evicts the least useful).
 //! A hit is billed at the group's `price_percent` of what the answer cost (0: free) and
 //! answered with `x-skein-cache: hit`; a miss that was stored says `x-skein-cache: miss`.
-//! Streamed requests are not cached.
+//! Only whole answers are stored, but `stream` is not part of the key: a streamed request
+//! whose answer is kept gets it replayed as server-sent chunks ([`replay_as_stream`]), the
+//! usage last when `stream_options.include_usage` asks, as OpenAI streams it. A streamed miss
+//! is relayed as usual and not stored.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,13 +122,97 @@ impl ResponseCache {
     }
 }
 
-/// Whether a chat request asks for a deterministic whole answer.
+/// Whether a chat request asks for a deterministic answer (whole or streamed).
 pub fn cacheable(request: &Value) -> bool {
-    let whole = request["stream"].as_bool() != Some(true);
     let deterministic = request["temperature"].as_f64() == Some(0.0)
         || request["seed"].is_i64()
         || request["seed"].is_u64();
-    whole && deterministic && request.get("model").is_some()
+    deterministic && request.get("model").is_some()
+}
+
+/// Whether a chat request asks for a stream.
+pub fn streamed(request: &Value) -> bool {
+    request["stream"].as_bool() == Some(true)
+}
+
+/// Fields that change how an answer is delivered, not what it says: left out of the key, so
+/// a streamed request finds the answer a whole one stored.
+const DELIVERY_FIELDS: &[&str] = &["stream", "stream_options"];
+
+/// A kept whole chat completion replayed as OpenAI's stream: a first chunk with the role,
+/// then each choice's reasoning, text and tool calls (each call whole, with its index), its
+/// finish reason, the usage when `include_usage`, and `[DONE]`. The text goes in one chunk:
+/// the answer is already whole, and splitting it would only cost the client more parsing.
+pub fn replay_as_stream(answer: &Value, include_usage: bool) -> String {
+    let id = answer["id"].as_str().unwrap_or("chatcmpl-cached");
+    let created = answer["created"].as_i64().unwrap_or(0);
+    let model = answer["model"].as_str().unwrap_or("");
+    let chunk = |index: usize, delta: Value, finish: Value| {
+        serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": created,
+            "model": model, "choices": [{"index": index, "delta": delta, "logprobs": null,
+            "finish_reason": finish}]})
+    };
+    let mut out = String::new();
+    let mut push = |value: Value| {
+        out.push_str("data: ");
+        out.push_str(&value.to_string());
+        out.push_str("\n\n");
+    };
+    for (i, choice) in answer["choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let message = &choice["message"];
+        push(chunk(
+            i,
+            serde_json::json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        ));
+        if let Some(reasoning) = message["reasoning_content"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+        {
+            push(chunk(
+                i,
+                serde_json::json!({"reasoning_content": reasoning}),
+                Value::Null,
+            ));
+        }
+        if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
+            push(chunk(i, serde_json::json!({"content": text}), Value::Null));
+        }
+        if let Some(calls) = message["tool_calls"].as_array().filter(|c| !c.is_empty()) {
+            let calls: Vec<Value> = calls
+                .iter()
+                .enumerate()
+                .map(|(n, call)| {
+                    let mut call = call.clone();
+                    call["index"] = serde_json::json!(n);
+                    call
+                })
+                .collect();
+            push(chunk(
+                i,
+                serde_json::json!({"tool_calls": calls}),
+                Value::Null,
+            ));
+        }
+        push(chunk(
+            i,
+            serde_json::json!({}),
+            choice["finish_reason"].clone(),
+        ));
+    }
+    if include_usage && answer["usage"].is_object() {
+        push(
+            serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": created,
+            "model": model, "choices": [], "usage": answer["usage"]}),
+        );
+    }
+    out.push_str("data: [DONE]\n\n");
+    out
 }
 
 /// The key of `request` by `user` in `group`: the user is left out when the group shares.
@@ -138,7 +225,16 @@ pub fn key(policy: &CachePolicy, group: &str, user: &str, request: &Value) -> [u
         hash.update(user.as_bytes());
     }
     hash.update(b"\0");
-    canonical(request, &mut hash);
+    match request.as_object() {
+        Some(fields) if DELIVERY_FIELDS.iter().any(|f| fields.contains_key(*f)) => {
+            let mut kept = fields.clone();
+            for field in DELIVERY_FIELDS {
+                kept.remove(*field);
+            }
+            canonical(&Value::Object(kept), &mut hash);
+        }
+        _ => canonical(request, &mut hash),
+    }
     hash.finalize().into()
 }
 
@@ -238,7 +334,7 @@ mod tests {
         assert!(!cacheable(
             &json!({"model": "m", "temperature": 0.7, "messages": []})
         ));
-        assert!(!cacheable(
+        assert!(cacheable(
             &json!({"model": "m", "temperature": 0, "stream": true})
         ));
         let private = CachePolicy::default();
@@ -262,5 +358,48 @@ mod tests {
             ..private
         };
         assert_eq!(key(&shared, "g", "u1", &a), key(&shared, "g", "u2", &a));
+        // Delivery is not content: a streamed ask finds the whole answer.
+        let mut streamed_a = a.clone();
+        streamed_a["stream"] = json!(true);
+        streamed_a["stream_options"] = json!({"include_usage": true});
+        assert_eq!(
+            key(&private, "g", "u1", &a),
+            key(&private, "g", "u1", &streamed_a)
+        );
+    }
+
+    #[test]
+    fn a_kept_answer_replays_as_openai_chunks() {
+        let answer = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant",
+                "content": "hi", "reasoning_content": "think",
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}});
+        let text = replay_as_stream(&answer, true);
+        let events: Vec<Value> = text
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap_or_default())
+            .collect();
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(
+            events[1]["choices"][0]["delta"]["reasoning_content"],
+            "think"
+        );
+        assert_eq!(events[2]["choices"][0]["delta"]["content"], "hi");
+        assert_eq!(
+            events[3]["choices"][0]["delta"]["tool_calls"][0]["index"],
+            0
+        );
+        assert_eq!(events[4]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(events[5]["usage"]["total_tokens"], 5);
+        assert!(
+            events
+                .iter()
+                .all(|e| e["object"] == "chat.completion.chunk" && e["id"] == "chatcmpl-1")
+        );
+        assert!(!replay_as_stream(&answer, false).contains("total_tokens"));
     }
 }

@@ -14,9 +14,13 @@ use utoipa::ToSchema;
 
 use crate::vault::Vault;
 
+pub mod health;
 pub mod kind;
+pub mod status;
 
+pub use health::{ChannelHealth, balance_is_low};
 pub use kind::{ChannelKind, StoredKind, UnknownKind};
+pub use status::ChannelStatus;
 
 /// What is encrypted: upstream keys and extra headers (either may carry credentials).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -59,8 +63,9 @@ pub struct ChannelRow {
     pub header_names: String,
     /// JSON object merged into the body sent upstream.
     pub param_overrides: String,
-    /// `enabled`, `disabled`, `auto_disabled`.
-    pub status: String,
+    /// In rotation or not, and why.
+    #[sqlx(try_from = "String")]
+    pub status: ChannelStatus,
     /// Why it is not enabled.
     pub status_reason: Option<String>,
     /// What the channel costs upstream relative to the model's price list, per-mille.
@@ -126,7 +131,7 @@ pub struct Channel {
     /// list price); the `cost` routing strategy prefers the lowest.
     pub cost_ratio_permille: i64,
     /// This instance's measurements of the channel (absent before its first request here).
-    pub health: Option<crate::routing::ChannelHealth>,
+    pub health: Option<ChannelHealth>,
     /// The upstream balance the vendor last reported (vendors with a balance endpoint:
     /// `deepseek`, `moonshot`, `siliconflow`).
     pub balance: Option<f64>,
@@ -139,7 +144,7 @@ pub struct Channel {
     /// Whether the balance is under the threshold.
     pub balance_low: bool,
     /// `enabled`, `disabled` or `auto_disabled`.
-    pub status: String,
+    pub status: ChannelStatus,
     /// Why it is not enabled.
     pub status_reason: Option<String>,
     /// This instance's circuit breaker: `closed` (traffic flows), `open` (kept away after
@@ -172,7 +177,7 @@ impl From<ChannelRow> for Channel {
     fn from(r: ChannelRow) -> Self {
         let (status, status_reason) = match r.kind.known() {
             Ok(_) => (r.status, r.status_reason),
-            Err(unknown) => ("disabled".to_string(), Some(unknown.to_string())),
+            Err(unknown) => (ChannelStatus::Disabled, Some(unknown.to_string())),
         };
         Channel {
             models: json_or(&r.models),
@@ -192,7 +197,7 @@ impl From<ChannelRow> for Channel {
             health: None,
             balance_low: r
                 .balance
-                .is_some_and(|b| crate::balance::is_low(b, r.low_balance_threshold)),
+                .is_some_and(|b| balance_is_low(b, r.low_balance_threshold)),
             balance: r.balance,
             balance_currency: r.balance_currency,
             balance_at: r.balance_at.map(ms_to_rfc3339),
@@ -242,7 +247,7 @@ pub struct ChannelSettings {
     /// The low-balance threshold (`None`: no alert).
     pub low_balance_threshold: Option<f64>,
     /// `enabled` or `disabled`.
-    pub status: String,
+    pub status: ChannelStatus,
 }
 
 /// The associated data a channel's secrets are sealed with: its id, so a sealed value copied
@@ -311,11 +316,11 @@ pub async fn save(
     let sql = if insert {
         "INSERT INTO channels (id, kind, name, base_url, secrets, key_count, models, model_mapping, groups_list, priority, \
          weight, timeout_secs, header_names, status, created_at, updated_at, param_overrides, cost_ratio_permille, low_balance_threshold) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, NULLIF($18, -1.0))"
     } else {
         "UPDATE channels SET kind = $2, name = $3, base_url = $4, secrets = $5, key_count = $6, models = $7, \
          model_mapping = $8, groups_list = $9, priority = $10, weight = $11, timeout_secs = $12, header_names = $13, \
-         status = $14, status_reason = NULL, updated_at = $15, param_overrides = $16, cost_ratio_permille = $17, low_balance_threshold = $18 WHERE id = $1"
+         status = $14, status_reason = NULL, updated_at = $15, param_overrides = $16, cost_ratio_permille = $17, low_balance_threshold = NULLIF($18, -1.0) WHERE id = $1"
     };
     sqlx::query(sql)
         .bind(id)
@@ -331,11 +336,11 @@ pub async fn save(
         .bind(s.weight)
         .bind(s.timeout_secs)
         .bind(json(&header_names))
-        .bind(&s.status)
+        .bind(s.status.as_str())
         .bind(now)
         .bind(json(&s.param_overrides))
         .bind(s.cost_ratio_permille)
-        .bind(s.low_balance_threshold)
+        .bind(skein_db::float_or_null(s.low_balance_threshold))
         .execute(db.pool())
         .await
         .map_err(skein_db::DbError::from)?;
@@ -375,7 +380,7 @@ pub async fn delete(db: &Db, id: &str) -> DbResult<bool> {
 pub async fn set_status(
     db: &Db,
     id: &str,
-    status: &str,
+    status: ChannelStatus,
     reason: Option<&str>,
     now: i64,
 ) -> DbResult<()> {
@@ -383,7 +388,7 @@ pub async fn set_status(
         "UPDATE channels SET status = $2, status_reason = $3, updated_at = $4 WHERE id = $1",
     )
     .bind(id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(reason)
     .bind(now)
     .execute(db.pool())
@@ -514,7 +519,7 @@ impl ChannelTable {
     pub fn build(rows: &[ChannelRow], vault: &Vault) -> ChannelTable {
         let mut routes: HashMap<(String, String), Vec<std::sync::Arc<LiveChannel>>> =
             HashMap::new();
-        for row in rows.iter().filter(|r| r.status == "enabled") {
+        for row in rows.iter().filter(|r| r.status == ChannelStatus::Enabled) {
             let kind = match row.kind.known() {
                 Ok(kind) => kind,
                 Err(unknown) => {
@@ -666,7 +671,7 @@ pub(crate) mod tests {
             balance_currency: None,
             balance_at: None,
             low_balance_threshold: None,
-            status: "enabled".into(),
+            status: ChannelStatus::Enabled,
             status_reason: None,
             last_test_at: None,
             last_test_latency_ms: None,

@@ -17,8 +17,8 @@ use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
 
 use crate::RelayService;
-use crate::channels::{self, ChannelSecrets, ChannelSettings};
-use crate::http::channels as check;
+use crate::channel_fields as check;
+use crate::channels::{self, ChannelSecrets, ChannelSettings, ChannelStatus};
 use crate::pricing::{self, Rates};
 use crate::routing::{self, Policy, Strategy};
 
@@ -115,6 +115,9 @@ pub struct DeclaredRoute {
     /// Models tried in order when every channel failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<String>,
+    /// Per group, the fallbacks of its keys in place of `fallbacks`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub group_fallbacks: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A group's routing in the file.
@@ -235,7 +238,7 @@ pub async fn export(svc: &RelayService) -> ApiResult<Declared> {
             cost_ratio_permille: c.cost_ratio_permille,
             low_balance_threshold: c.low_balance_threshold,
             param_overrides: c.param_overrides,
-            enabled: c.status != "disabled",
+            enabled: c.status != ChannelStatus::Disabled,
         });
     }
     for price in pricing::all(&svc.db).await? {
@@ -247,6 +250,7 @@ pub async fn export(svc: &RelayService) -> ApiResult<Declared> {
             DeclaredRoute {
                 alias_of: route.alias_of,
                 fallbacks: route.fallbacks,
+                group_fallbacks: route.group_fallbacks,
             },
         );
     }
@@ -390,7 +394,11 @@ pub async fn apply(
                 100_000,
             )?,
             low_balance_threshold: check::threshold(c.low_balance_threshold)?,
-            status: if c.enabled { "enabled" } else { "disabled" }.into(),
+            status: if c.enabled {
+                ChannelStatus::Enabled
+            } else {
+                ChannelStatus::Disabled
+            },
         };
         match stored.iter().find(|r| r.name == settings.name) {
             None => {
@@ -446,16 +454,34 @@ pub async fn apply(
     }
     let routes = crate::model_routes::all(&svc.db).await?;
     for (model, route) in &declared.routes {
-        if route.alias_of.is_none() && route.fallbacks.is_empty() {
+        if route.alias_of.is_none()
+            && route.fallbacks.is_empty()
+            && route.group_fallbacks.is_empty()
+        {
             return Err(ApiError::invalid_field(
                 "routes",
                 format!("The route of {model} sets neither alias_of nor fallbacks."),
                 format!("{model} 的路由既没有 alias_of 也没有 fallbacks。"),
             ));
         }
+        if let Some(group) = route
+            .group_fallbacks
+            .keys()
+            .find(|g| !svc.groups().contains(*g))
+        {
+            return Err(ApiError::invalid_field(
+                "routes",
+                format!("The route of {model} names group {group}, which is not a group."),
+                format!("{model} 的路由使用了不存在的分组 {group}。"),
+            ));
+        }
         match routes.iter().find(|r| &r.model == model) {
             None => changes.push(change("create", "route", model, Vec::new())),
-            Some(r) if r.alias_of != route.alias_of || r.fallbacks != route.fallbacks => {
+            Some(r)
+                if r.alias_of != route.alias_of
+                    || r.fallbacks != route.fallbacks
+                    || r.group_fallbacks != route.group_fallbacks =>
+            {
                 changes.push(change("update", "route", model, Vec::new()))
             }
             Some(_) => {}
@@ -527,14 +553,12 @@ pub async fn apply(
             }
             ("route", _) => {
                 if let Some(r) = declared.routes.get(&c.name) {
-                    crate::model_routes::upsert(
-                        &svc.db,
-                        &c.name,
-                        r.alias_of.as_deref(),
-                        &r.fallbacks,
-                        now,
-                    )
-                    .await?;
+                    let fields = crate::model_routes::RouteFields {
+                        alias_of: r.alias_of.as_deref(),
+                        fallbacks: &r.fallbacks,
+                        group_fallbacks: &r.group_fallbacks,
+                    };
+                    crate::model_routes::upsert(&svc.db, &c.name, fields, now).await?;
                 }
             }
             ("routing", _) => {
@@ -579,10 +603,28 @@ fn rate_fields(a: &Rates, b: &Rates) -> Vec<String> {
         ),
         ("per_call", a.per_call, b.per_call),
     ];
+    let audio = [
+        (
+            "audio_input_per_mtok",
+            a.audio_input_per_mtok,
+            b.audio_input_per_mtok,
+        ),
+        (
+            "audio_output_per_mtok",
+            a.audio_output_per_mtok,
+            b.audio_output_per_mtok,
+        ),
+    ];
     pairs
         .into_iter()
         .filter(|(_, x, y)| x != y)
         .map(|(n, _, _)| n.to_string())
+        .chain(
+            audio
+                .into_iter()
+                .filter(|(_, x, y)| x != y)
+                .map(|(n, _, _)| n.to_string()),
+        )
         .collect()
 }
 
@@ -624,8 +666,8 @@ fn differences(
         have.low_balance_threshold == want.low_balance_threshold,
     );
     // An automatically disabled channel declared enabled stays as the prober left it.
-    let status_same =
-        have.status == want.status || (have.status == "auto_disabled" && want.status == "enabled");
+    let status_same = have.status == want.status
+        || (have.status == ChannelStatus::AutoDisabled && want.status == ChannelStatus::Enabled);
     differ("enabled", status_same);
     Ok(fields)
 }

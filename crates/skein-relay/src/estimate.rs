@@ -68,7 +68,15 @@ fn content_tokens(content: &Value) -> i64 {
         Value::Array(parts) => parts.iter().fold(0i64, |sum, part| {
             let add = match part["type"].as_str() {
                 Some("image_url") if part["image_url"]["detail"] == "low" => IMAGE_TOKENS_LOW,
-                Some("image_url" | "image" | "file" | "input_audio") => IMAGE_TOKENS,
+                // Audio input runs ~10 tokens a second, and a second of even 32 kbit/s MP3
+                // is ~5,300 base64 characters: one token per 500 covers any clip (WAV is held
+                // several times over, and released at the bill); a short clip holds what an
+                // image does.
+                Some("input_audio") => {
+                    let data = part["input_audio"]["data"].as_str().map_or(0, str::len);
+                    IMAGE_TOKENS.max(i64::try_from(data / 500).unwrap_or(i64::MAX))
+                }
+                Some("image_url" | "image" | "file") => IMAGE_TOKENS,
                 _ => match part["text"].as_str() {
                     Some(text) => tokens(text),
                     None => json_tokens(part),
@@ -204,7 +212,7 @@ impl Hold {
 
     fn cost_with(&self, price: &Price, output: i64) -> i64 {
         price
-            .cost(self.prompt, output.saturating_mul(self.choices), 0)
+            .cost_at_most(self.prompt, output.saturating_mul(self.choices))
             .max(1)
     }
 
@@ -295,6 +303,8 @@ mod tests {
                 cache_read_per_mtok: 0,
                 cache_write_per_mtok: 0,
                 per_call: 0,
+                audio_input_per_mtok: None,
+                audio_output_per_mtok: None,
             },
             group: "default".into(),
             multiplier_permille: 1000,

@@ -59,6 +59,22 @@ pub fn effective(
         .collect()
 }
 
+/// The groups in effect with a user's plans: the plans' groups that are configured, first,
+/// then `granted` without repeats.
+pub fn with_plans(configured: &[String], plans: &[String], granted: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = plans
+        .iter()
+        .filter(|g| configured.contains(g))
+        .cloned()
+        .collect();
+    for g in granted {
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    out
+}
+
 /// 403 for a group the key's owner was not granted.
 pub fn not_allowed(group: &str, allowed: &[String]) -> ApiError {
     let (en, zh) = if allowed.is_empty() {
@@ -116,6 +132,19 @@ mod tests {
         assert_eq!(
             effective(&configured, Some(&[]), &default),
             Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn plan_groups_come_first_and_only_when_configured() {
+        let configured = v(&["default", "vip", "pro"]);
+        assert_eq!(
+            with_plans(&configured, &v(&["pro", "gone"]), v(&["default", "pro"])),
+            v(&["pro", "default"])
+        );
+        assert_eq!(
+            with_plans(&configured, &[], v(&["default"])),
+            v(&["default"])
         );
     }
 

@@ -60,6 +60,41 @@ pub fn invalid_key() -> ApiError {
     )
 }
 
+/// Whether an API key works; stored and sent as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    /// The key works (within its expiry, addresses and limits).
+    Active,
+    /// Switched off by its owner (or revoked).
+    Disabled,
+}
+
+impl KeyStatus {
+    /// The stored and sent name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Disabled => "disabled",
+        }
+    }
+
+    /// The status named `name`, if this build knows it.
+    pub fn parse(name: &str) -> Option<KeyStatus> {
+        [KeyStatus::Active, KeyStatus::Disabled]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// Decoding a stored status (`#[sqlx(try_from = "String")]`): a name this build does not
+/// know reads as `Disabled`, so such a key does not work rather than every key failing to load.
+impl From<String> for KeyStatus {
+    fn from(name: String) -> Self {
+        KeyStatus::parse(&name).unwrap_or(KeyStatus::Disabled)
+    }
+}
+
 /// An `api_keys` row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRow {
@@ -71,8 +106,9 @@ pub struct KeyRow {
     pub name: String,
     /// `sk-abcd...wxyz`.
     pub key_hint: String,
-    /// `active` or `disabled`.
-    pub status: String,
+    /// Whether it works.
+    #[sqlx(try_from = "String")]
+    pub status: KeyStatus,
     /// Expiry, ms.
     pub expires_at: Option<i64>,
     /// Own quota limit.
@@ -111,7 +147,7 @@ impl KeyRow {
 
     /// Whether the key may be used now from `ip`.
     pub fn usable(&self, now: i64, ip: IpAddr) -> ApiResult<()> {
-        if self.status != "active" {
+        if self.status != KeyStatus::Active {
             return Err(invalid_key());
         }
         if self.expires_at.is_some_and(|at| at <= now) {
@@ -168,7 +204,7 @@ pub struct ApiKey {
     /// `sk-abcd...wxyz`, to recognise the key.
     pub key_hint: String,
     /// `active` or `disabled`.
-    pub status: String,
+    pub status: KeyStatus,
     /// RFC 3339, if it expires.
     pub expires_at: Option<String>,
     /// Quota the key may spend in all; `null` for unlimited.
@@ -268,8 +304,8 @@ pub async fn list(db: &Db, user_id: &str, limit: i64, offset: i64) -> DbResult<(
 pub struct KeySettings {
     /// Label.
     pub name: String,
-    /// `active` or `disabled`.
-    pub status: String,
+    /// Whether it works.
+    pub status: KeyStatus,
     /// Expiry, ms.
     pub expires_at: Option<i64>,
     /// Own quota limit.
@@ -291,7 +327,7 @@ impl KeySettings {
     pub fn of(row: &KeyRow) -> Self {
         KeySettings {
             name: row.name.clone(),
-            status: row.status.clone(),
+            status: row.status,
             expires_at: row.expires_at,
             quota_limit: row.quota_limit,
             allowed_models: row.models(),
@@ -334,7 +370,7 @@ pub async fn insert(
     .bind(&s.name)
     .bind(hash_secret(secret))
     .bind(hint(secret))
-    .bind(&s.status)
+    .bind(s.status.as_str())
     .bind(s.expires_at)
     .bind(s.quota_limit)
     .bind(s.models_json())
@@ -358,7 +394,7 @@ pub async fn update(db: &Db, id: &str, user_id: &str, s: &KeySettings, now: i64)
     .bind(id)
     .bind(user_id)
     .bind(&s.name)
-    .bind(&s.status)
+    .bind(s.status.as_str())
     .bind(s.expires_at)
     .bind(s.quota_limit)
     .bind(s.models_json())

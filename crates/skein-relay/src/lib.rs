@@ -12,6 +12,8 @@
 pub mod balance;
 pub mod breaker;
 pub mod cache;
+pub mod caller;
+mod channel_fields;
 pub mod channels;
 pub mod config;
 pub mod declared;
@@ -47,7 +49,10 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 pub use config::RelayConfig;
-use skein_core::api::{AccountEvents, BillingApi, KeyDirectory, KeyInfo, UserDirectory};
+use skein_core::api::{
+    AccountEvents, BillingApi, EntitlementWatcher, Entitlements, KeyDirectory, KeyInfo,
+    UserDirectory,
+};
 use skein_core::bus::{Bus, Note};
 use skein_core::service::{BackgroundTasks, FirstRun};
 use skein_db::{Db, ServiceMigrations};
@@ -133,8 +138,12 @@ pub struct RelayService {
     key_cache: Cache<String, Arc<KeyRow>>,
     /// Whether an owner is active, by user id.
     owner_cache: Cache<String, bool>,
-    /// The groups a user may use, by user id; dropped at once when this instance changes them.
+    /// The groups a user may use (their plans' first, then an admin's grant), by user id;
+    /// dropped at once when this instance changes them or Billing here says a plan changed.
     group_cache: Cache<String, Arc<Vec<String>>>,
+    /// What each user's active subscription plans entitle them to (Billing's answer), by
+    /// user id; dropped with the groups.
+    plan_cache: Cache<String, Arc<Entitlements>>,
     /// Bumped by every invalidation of the three caches above: a lookup that read the
     /// database before an invalidation does not cache what it read (it may be the old row).
     cache_epoch: AtomicU64,
@@ -266,6 +275,10 @@ impl RelayService {
             .max_capacity(100_000)
             .time_to_live(KEY_CACHE_TTL)
             .build();
+        let plan_cache = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(KEY_CACHE_TTL)
+            .build();
         // Redirects are not followed: a channel's key goes to the host it was entered for and
         // to no other, whatever that host answers.
         let http = reqwest::Client::builder()
@@ -303,6 +316,7 @@ impl RelayService {
             key_cache,
             owner_cache,
             group_cache,
+            plan_cache,
             cache_epoch: AtomicU64::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
             bus: OnceLock::new(),
@@ -310,8 +324,15 @@ impl RelayService {
             request_log: journal::RequestLog::new(tuning.request_log_retention_days),
             tuning,
         });
-        service.renewals.start(service.billing.clone());
         service.reload().await?;
+        // Holds of running requests kept alive; stopped only after the requests are drained.
+        service.background.every(
+            "relay.renewals",
+            renew::TICK,
+            FirstRun::AfterPeriod,
+            &service,
+            |service| async move { service.renewals.renew_due(service.billing.as_ref()).await },
+        );
         // What another instance changed arrives within one period.
         service.background.every(
             "relay.reload",
@@ -419,6 +440,7 @@ impl RelayService {
         self.key_cache.invalidate_all();
         self.owner_cache.invalidate_all();
         self.group_cache.invalidate_all();
+        self.plan_cache.invalidate_all();
         if let Err(error) = self.reload().await {
             tracing::warn!(%error, "relay reload failed");
         }
@@ -472,8 +494,14 @@ impl RelayService {
     pub async fn auto_disable(&self, channel_id: &str, reason: &str) {
         tracing::error!(channel = %channel_id, %reason, "channel disabled automatically");
         let now = skein_core::ids::now_ms();
-        if let Err(error) =
-            channels::set_status(&self.db, channel_id, "auto_disabled", Some(reason), now).await
+        if let Err(error) = channels::set_status(
+            &self.db,
+            channel_id,
+            channels::ChannelStatus::AutoDisabled,
+            Some(reason),
+            now,
+        )
+        .await
         {
             tracing::error!(%error, "could not disable the channel");
         }
@@ -488,7 +516,10 @@ impl RelayService {
             return;
         };
         let mut changed = false;
-        for row in rows.into_iter().filter(|r| r.status == "auto_disabled") {
+        for row in rows
+            .into_iter()
+            .filter(|r| r.status == channels::ChannelStatus::AutoDisabled)
+        {
             let models: Vec<String> = serde_json::from_str(&row.models).unwrap_or_default();
             let groups: Vec<String> = serde_json::from_str(&row.groups_list).unwrap_or_default();
             let (Some(model), Some(group)) = (models.first().cloned(), groups.first().cloned())
@@ -498,7 +529,7 @@ impl RelayService {
             let id = row.id.clone();
             let table = channels::ChannelTable::build(
                 &[channels::ChannelRow {
-                    status: "enabled".into(),
+                    status: channels::ChannelStatus::Enabled,
                     ..row
                 }],
                 &self.vault,
@@ -508,7 +539,7 @@ impl RelayService {
             };
             if upstream::probe(&self.http, &channel, &model).await.is_ok() {
                 let now = skein_core::ids::now_ms();
-                if channels::set_status(&self.db, &id, "enabled", None, now)
+                if channels::set_status(&self.db, &id, channels::ChannelStatus::Enabled, None, now)
                     .await
                     .is_ok()
                 {
@@ -579,7 +610,7 @@ impl RelayService {
         // Balances as last stored (by any instance), for enabled channels only.
         let known: Vec<&channels::ChannelRow> = rows
             .iter()
-            .filter(|r| r.status == "enabled" && r.balance.is_some())
+            .filter(|r| r.status == channels::ChannelStatus::Enabled && r.balance.is_some())
             .collect();
         let balances: HashMap<String, balance::Known> = known
             .iter()
@@ -589,7 +620,7 @@ impl RelayService {
                     r.id.clone(),
                     balance::Known {
                         amount,
-                        low: balance::is_low(amount, r.low_balance_threshold),
+                        low: channels::balance_is_low(amount, r.low_balance_threshold),
                     },
                 ))
             })
@@ -603,7 +634,7 @@ impl RelayService {
                     r.name.clone(),
                     amount,
                     r.balance_currency.clone().unwrap_or_default(),
-                    balance::is_low(amount, r.low_balance_threshold),
+                    channels::balance_is_low(amount, r.low_balance_threshold),
                 ))
             })
             .collect();
@@ -653,8 +684,19 @@ impl RelayService {
                 .map(|(group, (policy, _))| (group, policy))
                 .collect(),
         );
-        if let Ok(mut slot) = self.cache_policies.write() {
-            *slot = caching;
+        let cache_changed = match self.cache_policies.write() {
+            Ok(mut slot) => {
+                let changed = **slot != *caching;
+                *slot = caching;
+                changed
+            }
+            Err(_) => false,
+        };
+        // Settings changed here or on another instance (its routing note, or this periodic
+        // reload when a note was missed): answers kept under the old settings go, so a group
+        // that stopped sharing never serves one user's answer to another on any instance.
+        if cache_changed {
+            self.response_cache.clear();
         }
         Ok(())
     }
@@ -664,23 +706,40 @@ impl RelayService {
         &self.groups
     }
 
-    /// The groups `user_id` may put keys in now (cached like keys, for the hot path).
+    /// The groups `user_id` may put keys in now (cached like keys, for the hot path): the
+    /// groups of their active plans first (so chat and a new key route in the plan's group),
+    /// then those an admin granted.
     pub async fn allowed_groups(&self, user_id: &str) -> Result<Arc<Vec<String>>, ApiError> {
         if let Some(allowed) = self.group_cache.get(user_id) {
             return Ok(allowed);
         }
         let epoch = self.cache_epoch.load(Ordering::SeqCst);
         let stored = groups::stored(&self.db, user_id).await?;
-        let allowed = Arc::new(groups::effective(
+        let plans = self.entitlements(user_id).await?;
+        let allowed = Arc::new(groups::with_plans(
             &self.groups,
-            stored.as_deref(),
-            &self.policy.default_groups,
+            &plans.groups,
+            groups::effective(&self.groups, stored.as_deref(), &self.policy.default_groups),
         ));
         if self.cache_epoch.load(Ordering::SeqCst) == epoch {
             self.group_cache
                 .insert(user_id.to_string(), allowed.clone());
         }
         Ok(allowed)
+    }
+
+    /// What `user_id`'s active plans entitle them to (cached like keys; Billing tells this
+    /// instance when they change, other instances' copies expire).
+    pub async fn entitlements(&self, user_id: &str) -> Result<Arc<Entitlements>, ApiError> {
+        if let Some(found) = self.plan_cache.get(user_id) {
+            return Ok(found);
+        }
+        let epoch = self.cache_epoch.load(Ordering::SeqCst);
+        let found = Arc::new(self.billing.entitlements(user_id).await?);
+        if self.cache_epoch.load(Ordering::SeqCst) == epoch {
+            self.plan_cache.insert(user_id.to_string(), found.clone());
+        }
+        Ok(found)
     }
 
     /// Drops the cached grant of `user_id` here and on the other instances (after an admin
@@ -780,10 +839,10 @@ impl RelayService {
         reported: &balance::Reported,
     ) -> Result<(), ApiError> {
         balance::record(&self.db, &row.id, reported, skein_core::ids::now_ms()).await?;
-        let low = balance::is_low(reported.amount, row.low_balance_threshold);
+        let low = channels::balance_is_low(reported.amount, row.low_balance_threshold);
         let was_low = row
             .balance
-            .is_some_and(|b| balance::is_low(b, row.low_balance_threshold));
+            .is_some_and(|b| channels::balance_is_low(b, row.low_balance_threshold));
         if low && !was_low {
             tracing::warn!(channel = %row.id, name = %row.name, amount = reported.amount, currency = %reported.currency,
                 threshold = ?row.low_balance_threshold, "upstream balance is low: the channel is tried last until it is topped up");
@@ -842,7 +901,7 @@ impl RelayService {
     }
 
     /// This instance's measurements of a channel, for the admin view.
-    pub fn channel_health(&self, channel_id: &str) -> Option<routing::ChannelHealth> {
+    pub fn channel_health(&self, channel_id: &str) -> Option<channels::ChannelHealth> {
         self.routing_stats
             .health(channel_id, std::time::Instant::now())
     }
@@ -922,6 +981,16 @@ impl KeyDirectory for RelayService {
     }
 }
 
+/// Billing in this process tells the relay when a user's plans changed: their groups and
+/// model list are read again on the next request.
+impl EntitlementWatcher for RelayService {
+    fn entitlements_changed(&self, user_id: &str) {
+        self.bump_epoch();
+        self.plan_cache.invalidate(user_id);
+        self.group_cache.invalidate(user_id);
+    }
+}
+
 #[async_trait]
 impl AccountEvents for RelayService {
     async fn user_status_changed(&self, user_id: &str) -> Result<(), ApiError> {
@@ -941,10 +1010,12 @@ impl skein_core::runtime::Gauges for RelayService {
         self.key_cache.run_pending_tasks();
         self.owner_cache.run_pending_tasks();
         self.group_cache.run_pending_tasks();
+        self.plan_cache.run_pending_tasks();
         vec![
             ("relay.key_cache", self.key_cache.entry_count()),
             ("relay.owner_cache", self.owner_cache.entry_count()),
             ("relay.group_cache", self.group_cache.entry_count()),
+            ("relay.plan_cache", self.plan_cache.entry_count()),
             ("relay.renewals", count(self.renewals.len())),
             ("relay.breakers", count(self.breakers.len())),
             // At most cache::MAX_BYTES of answers.

@@ -4,9 +4,11 @@
 //! An alias serves one public name as another model: its channels, its price, and its name
 //! on usage records (the record says which model served). A fallback list names the models
 //! tried, in order, each at its own price, once every channel of a model failed; a refusal
-//! of the request itself (the upstream's 4xx) never falls back.
+//! of the request itself (the upstream's 4xx) never falls back. A group may have a list of
+//! its own for a model (`group_fallbacks`), which its keys get in place of the model's list:
+//! a paying group can fall back to a better model than the free one, or not at all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use skein_core::ids::ms_to_rfc3339;
@@ -25,6 +27,8 @@ pub struct ModelRoute {
     pub alias_of: Option<String>,
     /// Models tried in order, each at its own price, when every channel failed.
     pub fallbacks: Vec<String>,
+    /// Per group: the list its keys get instead of `fallbacks` (an empty list: none).
+    pub group_fallbacks: BTreeMap<String, Vec<String>>,
     /// When it was last changed (RFC 3339).
     pub updated_at: String,
 }
@@ -39,6 +43,10 @@ pub struct ModelRouteInput {
     /// Models to try in order when every channel failed (at most five).
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    /// Per group (one of `relay.groups`): the fallbacks of that group's keys, in place of
+    /// `fallbacks` (at most five each; an empty list turns fallbacks off for the group).
+    #[serde(default)]
+    pub group_fallbacks: BTreeMap<String, Vec<String>>,
 }
 
 /// The aliases and fallbacks in memory.
@@ -46,6 +54,8 @@ pub struct ModelRouteInput {
 pub struct RouteTable {
     aliases: HashMap<String, String>,
     fallbacks: HashMap<String, Vec<String>>,
+    /// By model, then group.
+    group_fallbacks: HashMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 impl RouteTable {
@@ -61,6 +71,11 @@ impl RouteTable {
                     .fallbacks
                     .insert(route.model.clone(), route.fallbacks.clone());
             }
+            if !route.group_fallbacks.is_empty() {
+                table
+                    .group_fallbacks
+                    .insert(route.model.clone(), route.group_fallbacks.clone());
+            }
         }
         table
     }
@@ -71,14 +86,18 @@ impl RouteTable {
         self.aliases.get(model).map_or(model, String::as_str)
     }
 
-    /// The fallbacks of a request for `asked` (served as `served`): the asked name's own list,
-    /// else the served model's; each resolved through its alias, without `served` itself or
+    /// The fallbacks of a request for `asked` (served as `served`) by a key of `group`: the
+    /// asked name's route first (the group's own list, else the model's list), then the served
+    /// model's the same way; each resolved through its alias, without `served` itself or
     /// repeats.
-    pub fn fallbacks(&self, asked: &str, served: &str) -> Vec<String> {
-        let list = self
-            .fallbacks
-            .get(asked)
-            .or_else(|| self.fallbacks.get(served));
+    pub fn fallbacks(&self, asked: &str, served: &str, group: &str) -> Vec<String> {
+        let of = |model: &str| {
+            self.group_fallbacks
+                .get(model)
+                .and_then(|groups| groups.get(group))
+                .or_else(|| self.fallbacks.get(model))
+        };
+        let list = of(asked).or_else(|| of(served));
         let mut out: Vec<String> = Vec::new();
         for model in list.into_iter().flatten() {
             let model = self.resolve(model);
@@ -94,9 +113,15 @@ impl RouteTable {
         self.aliases.iter().map(|(a, t)| (a.as_str(), t.as_str()))
     }
 
-    /// How many models have an alias or fallbacks.
+    /// How many models have an alias or fallbacks (any group's counted once).
     pub fn len(&self) -> usize {
-        self.aliases.len() + self.fallbacks.len()
+        self.aliases.len()
+            + self.fallbacks.len()
+            + self
+                .group_fallbacks
+                .keys()
+                .filter(|m| !self.fallbacks.contains_key(*m))
+                .count()
     }
 
     /// Whether no model has an alias or fallbacks.
@@ -107,39 +132,47 @@ impl RouteTable {
 
 /// Every stored route, by model name.
 pub async fn all(db: &Db) -> DbResult<Vec<ModelRoute>> {
-    let rows: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(
-        "SELECT model, alias_of, fallbacks, updated_at FROM relay_model_routes ORDER BY model",
+    let rows: Vec<(String, Option<String>, String, String, i64)> = sqlx::query_as(
+        "SELECT model, alias_of, fallbacks, group_fallbacks, updated_at FROM relay_model_routes ORDER BY model",
     )
     .fetch_all(db.pool())
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(model, alias_of, fallbacks, at)| ModelRoute {
+        .map(|(model, alias_of, fallbacks, groups, at)| ModelRoute {
             model,
             alias_of,
-            // Written only by `upsert` as a JSON array; an unreadable one lists nothing.
+            // Written only by `upsert` as JSON; an unreadable value lists nothing.
             fallbacks: serde_json::from_str(&fallbacks).unwrap_or_default(),
+            group_fallbacks: serde_json::from_str(&groups).unwrap_or_default(),
             updated_at: ms_to_rfc3339(at),
         })
         .collect())
 }
 
+/// What a model's route sets, as [`upsert`] stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteFields<'a> {
+    /// Serve the model as this one.
+    pub alias_of: Option<&'a str>,
+    /// The model's fallbacks.
+    pub fallbacks: &'a [String],
+    /// Per group, the fallbacks in place of `fallbacks`.
+    pub group_fallbacks: &'a BTreeMap<String, Vec<String>>,
+}
+
 /// Sets `model`'s alias and fallbacks.
-pub async fn upsert(
-    db: &Db,
-    model: &str,
-    alias_of: Option<&str>,
-    fallbacks: &[String],
-    now: i64,
-) -> DbResult<()> {
-    let fallbacks = serde_json::to_string(fallbacks).unwrap_or_else(|_| "[]".into());
+pub async fn upsert(db: &Db, model: &str, route: RouteFields<'_>, now: i64) -> DbResult<()> {
+    let fallbacks = serde_json::to_string(route.fallbacks).unwrap_or_else(|_| "[]".into());
+    let groups = serde_json::to_string(route.group_fallbacks).unwrap_or_else(|_| "{}".into());
     sqlx::query(
-        "INSERT INTO relay_model_routes (model, alias_of, fallbacks, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (model) DO UPDATE SET alias_of = $2, fallbacks = $3, updated_at = $4",
+        "INSERT INTO relay_model_routes (model, alias_of, fallbacks, group_fallbacks, updated_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (model) DO UPDATE SET alias_of = $2, fallbacks = $3, group_fallbacks = $4, updated_at = $5",
     )
     .bind(model)
-    .bind(alias_of)
+    .bind(route.alias_of)
     .bind(fallbacks)
+    .bind(groups)
     .bind(now)
     .execute(db.pool())
     .await?;
@@ -167,6 +200,7 @@ mod tests {
             model: model.into(),
             alias_of: alias.map(str::to_string),
             fallbacks: fallbacks.iter().map(|f| f.to_string()).collect(),
+            group_fallbacks: BTreeMap::new(),
             updated_at: String::new(),
         }
     }
@@ -181,9 +215,39 @@ mod tests {
         assert_eq!(table.resolve("gpt-4o"), "up-4o");
         assert_eq!(table.resolve("plain"), "plain");
         // The served model's list, its alias back to itself and the repeat dropped.
-        assert_eq!(table.fallbacks("gpt-4o", "up-4o"), ["cheap"]);
+        assert_eq!(table.fallbacks("gpt-4o", "up-4o", "default"), ["cheap"]);
         // The asked name's own list comes first.
-        assert_eq!(table.fallbacks("fast", "up-4o"), ["other"]);
-        assert!(table.fallbacks("plain", "plain").is_empty());
+        assert_eq!(table.fallbacks("fast", "up-4o", "default"), ["other"]);
+        assert!(table.fallbacks("plain", "plain", "default").is_empty());
+    }
+
+    #[test]
+    fn a_groups_own_list_replaces_the_models_for_its_keys_only() {
+        let mut paid = route("m", None, &["cheap"]);
+        paid.group_fallbacks
+            .insert("vip".into(), vec!["better".into(), "m".into()]);
+        paid.group_fallbacks.insert("free".into(), Vec::new());
+        let only_groups = {
+            let mut r = route("n", None, &[]);
+            r.group_fallbacks
+                .insert("vip".into(), vec!["better".into()]);
+            r
+        };
+        let table = RouteTable::build(&[paid, only_groups, route("alias", Some("m"), &[])]);
+        assert_eq!(table.fallbacks("m", "m", "default"), ["cheap"]);
+        assert_eq!(
+            table.fallbacks("m", "m", "vip"),
+            ["better"],
+            "itself dropped"
+        );
+        assert!(
+            table.fallbacks("m", "m", "free").is_empty(),
+            "turned off for free"
+        );
+        // An alias without a route of its own takes the served model's, by group.
+        assert_eq!(table.fallbacks("alias", "m", "vip"), ["better"]);
+        assert_eq!(table.fallbacks("n", "n", "vip"), ["better"]);
+        assert!(table.fallbacks("n", "n", "default").is_empty());
+        assert_eq!(table.len(), 3);
     }
 }

@@ -37,6 +37,13 @@ pub struct Rates {
     pub cache_write_per_mtok: i64,
     /// Per request (images, audio, or a flat fee).
     pub per_call: i64,
+    /// Per million uncached prompt tokens of audio, where the vendor prices audio apart (its
+    /// audio input costs several times its text input); unset, audio is billed as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_input_per_mtok: Option<i64>,
+    /// Per million completion tokens of audio; unset, billed as text output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_output_per_mtok: Option<i64>,
 }
 
 /// A row of the pricing table.
@@ -84,6 +91,10 @@ pub struct Counts {
     pub cache_write: i64,
     /// Prompt tokens written to the vendor's cache for an hour.
     pub cache_write_1h: i64,
+    /// Uncached prompt tokens that are audio (part of `prompt`).
+    pub audio_prompt: i64,
+    /// Completion tokens that are audio (part of `completion`).
+    pub audio_completion: i64,
 }
 
 /// The formula of this module, in `i128` so no product overflows; saturates at `i64::MAX`.
@@ -93,14 +104,26 @@ fn exact_cost(rates: &Rates, permille: i64, counts: &Counts, calls: i64) -> i64 
     let write = counts.cache_write.clamp(0, prompt - cached);
     let write_1h = counts.cache_write_1h.clamp(0, prompt - cached - write);
     let uncached = prompt - cached - write - write_1h;
+    // Audio is billed at its own rate only where one is set; otherwise it is text.
+    let audio_in = match rates.audio_input_per_mtok {
+        Some(_) => counts.audio_prompt.clamp(0, uncached),
+        None => 0,
+    };
+    let completion = counts.completion.max(0);
+    let audio_out = match rates.audio_output_per_mtok {
+        Some(_) => counts.audio_completion.clamp(0, completion),
+        None => 0,
+    };
     let rate_1h = rates
         .cache_write_per_mtok
         .max(rates.input_per_mtok.saturating_mul(2));
-    let micro = i128::from(uncached) * i128::from(rates.input_per_mtok)
+    let micro = i128::from(uncached - audio_in) * i128::from(rates.input_per_mtok)
+        + i128::from(audio_in) * i128::from(rates.audio_input_per_mtok.unwrap_or(0))
         + i128::from(cached) * i128::from(rates.cache_read_per_mtok)
         + i128::from(write) * i128::from(rates.cache_write_per_mtok)
         + i128::from(write_1h) * i128::from(rate_1h)
-        + i128::from(counts.completion.max(0)) * i128::from(rates.output_per_mtok)
+        + i128::from(completion - audio_out) * i128::from(rates.output_per_mtok)
+        + i128::from(audio_out) * i128::from(rates.audio_output_per_mtok.unwrap_or(0))
         + i128::from(calls.max(0)) * i128::from(rates.per_call) * 1_000_000;
     let scaled = micro.saturating_mul(i128::from(permille.max(0)));
     let divisor: i128 = 1_000_000 * 1000;
@@ -133,6 +156,8 @@ impl Price {
                 cache_read_per_mtok: 0,
                 cache_write_per_mtok: 0,
                 per_call: 0,
+                audio_input_per_mtok: None,
+                audio_output_per_mtok: None,
             },
             group: group.to_string(),
             multiplier_permille: NEUTRAL_PERMILLE,
@@ -167,6 +192,34 @@ impl Price {
     /// The cost of `calls` per-call units plus `counts` (cache writes included), rounded up once.
     pub fn cost_counts(&self, counts: &Counts, calls: i64) -> i64 {
         exact_cost(&self.rates, self.multiplier_permille, counts, calls)
+    }
+
+    /// The most `prompt` and `completion` tokens can cost whatever they turn out to be (text
+    /// or audio), for holds: a request's audio is known only from the vendor's usage.
+    pub fn cost_at_most(&self, prompt: i64, completion: i64) -> i64 {
+        let dearer = |audio: Option<i64>, text: i64| audio.is_some_and(|a| a > text);
+        self.cost_counts(
+            &Counts {
+                prompt,
+                completion,
+                audio_prompt: if dearer(self.rates.audio_input_per_mtok, self.rates.input_per_mtok)
+                {
+                    prompt
+                } else {
+                    0
+                },
+                audio_completion: if dearer(
+                    self.rates.audio_output_per_mtok,
+                    self.rates.output_per_mtok,
+                ) {
+                    completion
+                } else {
+                    0
+                },
+                ..Counts::default()
+            },
+            1,
+        )
     }
 
     /// One rate as this group pays it, for showing (rounded up; bills use [`Price::cost`],
@@ -228,6 +281,8 @@ const fn tokens(model: &'static str, rates: [i64; 4], source: &'static str) -> D
             cache_read_per_mtok: rates[2],
             cache_write_per_mtok: rates[3],
             per_call: 0,
+            audio_input_per_mtok: None,
+            audio_output_per_mtok: None,
         },
         source,
         as_of: DEFAULTS_AS_OF,
@@ -252,9 +307,35 @@ const fn cny(model: &'static str, yuan_milli: [i64; 3], source: &'static str) ->
             cache_read_per_mtok: yuan_milli[2] * 500_000 / 7_200,
             cache_write_per_mtok: 0,
             per_call: 0,
+            audio_input_per_mtok: None,
+            audio_output_per_mtok: None,
         },
         source,
         as_of: CN_DEFAULTS_AS_OF,
+    }
+}
+
+/// A token-priced default with audio priced apart: text `[input, output, cache read]` and
+/// audio `[input, output]`, USD per million tokens times 500,000.
+const fn audio(
+    model: &'static str,
+    text: [i64; 3],
+    audio: [i64; 2],
+    source: &'static str,
+) -> DefaultPrice {
+    DefaultPrice {
+        model,
+        rates: Rates {
+            input_per_mtok: text[0],
+            output_per_mtok: text[1],
+            cache_read_per_mtok: text[2],
+            cache_write_per_mtok: 0,
+            per_call: 0,
+            audio_input_per_mtok: Some(audio[0]),
+            audio_output_per_mtok: Some(audio[1]),
+        },
+        source,
+        as_of: DEFAULTS_AS_OF,
     }
 }
 
@@ -268,6 +349,8 @@ const fn per_call(model: &'static str, units: i64, source: &'static str) -> Defa
             cache_read_per_mtok: 0,
             cache_write_per_mtok: 0,
             per_call: units,
+            audio_input_per_mtok: None,
+            audio_output_per_mtok: None,
         },
         source,
         as_of: DEFAULTS_AS_OF,
@@ -280,6 +363,37 @@ const fn per_call(model: &'static str, units: i64, source: &'static str) -> Defa
 pub const DEFAULTS: &[DefaultPrice] = &[
     tokens("gpt-4o", [1_250_000, 5_000_000, 625_000, 0], OPENAI),
     tokens("gpt-4o-mini", [75_000, 300_000, 37_500, 0], OPENAI),
+    // Realtime and audio models: audio in and out cost several times their text.
+    audio(
+        "gpt-realtime",
+        [2_000_000, 8_000_000, 200_000],
+        [16_000_000, 32_000_000],
+        OPENAI,
+    ),
+    audio(
+        "gpt-4o-realtime-preview",
+        [2_500_000, 10_000_000, 1_250_000],
+        [20_000_000, 40_000_000],
+        OPENAI,
+    ),
+    audio(
+        "gpt-4o-mini-realtime-preview",
+        [300_000, 1_200_000, 150_000],
+        [5_000_000, 10_000_000],
+        OPENAI,
+    ),
+    audio(
+        "gpt-4o-audio-preview",
+        [1_250_000, 5_000_000, 0],
+        [20_000_000, 40_000_000],
+        OPENAI,
+    ),
+    audio(
+        "gpt-4o-mini-audio-preview",
+        [75_000, 300_000, 0],
+        [5_000_000, 10_000_000],
+        OPENAI,
+    ),
     tokens("gpt-4.1", [1_000_000, 4_000_000, 250_000, 0], OPENAI),
     tokens("gpt-4.1-mini", [200_000, 800_000, 50_000, 0], OPENAI),
     tokens("gpt-4.1-nano", [50_000, 200_000, 12_500, 0], OPENAI),
@@ -375,15 +489,26 @@ pub async fn set_group_multiplier(db: &Db, group: &str, permille: i64, now: i64)
 
 /// The whole table.
 pub async fn all(db: &Db) -> DbResult<Vec<ModelPrice>> {
-    let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT model, input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, per_call, updated_at \
-         FROM model_prices ORDER BY model",
+    type Row = (
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT model, input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, per_call, updated_at, \
+         audio_input_per_mtok, audio_output_per_mtok FROM model_prices ORDER BY model",
     )
     .fetch_all(db.pool())
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(model, i, o, cr, cw, pc, at)| ModelPrice {
+        .map(|(model, i, o, cr, cw, pc, at, ai, ao)| ModelPrice {
             model,
             rates: Rates {
                 input_per_mtok: i,
@@ -391,6 +516,8 @@ pub async fn all(db: &Db) -> DbResult<Vec<ModelPrice>> {
                 cache_read_per_mtok: cr,
                 cache_write_per_mtok: cw,
                 per_call: pc,
+                audio_input_per_mtok: ai,
+                audio_output_per_mtok: ao,
             },
             updated_at: ms_to_rfc3339(at),
         })
@@ -409,9 +536,11 @@ pub async fn map(db: &Db) -> DbResult<HashMap<String, Rates>> {
 /// Sets one model's price.
 pub async fn upsert(db: &Db, model: &str, r: &Rates, now: i64) -> DbResult<()> {
     sqlx::query(
-        "INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, per_call, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (model) DO UPDATE SET input_per_mtok = $2, output_per_mtok = $3, \
-         cache_read_per_mtok = $4, cache_write_per_mtok = $5, per_call = $6, updated_at = $7",
+        "INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, per_call, updated_at, \
+         audio_input_per_mtok, audio_output_per_mtok) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (model) DO UPDATE SET input_per_mtok = $2, output_per_mtok = $3, \
+         cache_read_per_mtok = $4, cache_write_per_mtok = $5, per_call = $6, updated_at = $7, \
+         audio_input_per_mtok = $8, audio_output_per_mtok = $9",
     )
     .bind(model)
     .bind(r.input_per_mtok)
@@ -420,6 +549,8 @@ pub async fn upsert(db: &Db, model: &str, r: &Rates, now: i64) -> DbResult<()> {
     .bind(r.cache_write_per_mtok)
     .bind(r.per_call)
     .bind(now)
+    .bind(r.audio_input_per_mtok)
+    .bind(r.audio_output_per_mtok)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -428,8 +559,9 @@ pub async fn upsert(db: &Db, model: &str, r: &Rates, now: i64) -> DbResult<()> {
 /// Inserts `rates` for `model` only if it has no price yet; answers whether it did.
 pub async fn insert_missing(db: &Db, model: &str, r: &Rates, now: i64) -> DbResult<bool> {
     Ok(sqlx::query(
-        "INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, per_call, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (model) DO NOTHING",
+        "INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, per_call, updated_at, \
+         audio_input_per_mtok, audio_output_per_mtok) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (model) DO NOTHING",
     )
     .bind(model)
     .bind(r.input_per_mtok)
@@ -438,6 +570,8 @@ pub async fn insert_missing(db: &Db, model: &str, r: &Rates, now: i64) -> DbResu
     .bind(r.cache_write_per_mtok)
     .bind(r.per_call)
     .bind(now)
+    .bind(r.audio_input_per_mtok)
+    .bind(r.audio_output_per_mtok)
     .execute(db.pool())
     .await?
     .rows_affected()
@@ -480,6 +614,8 @@ mod tests {
             cache_read_per_mtok: 125_000,
             cache_write_per_mtok: 0,
             per_call: 0,
+            audio_input_per_mtok: None,
+            audio_output_per_mtok: None,
         };
         // 1000 prompt (200 cached) and 500 completion tokens:
         // 800 × 1.25 + 200 × 0.125 + 500 × 5 = 1000 + 25 + 2500 = 3525 units.
@@ -516,6 +652,8 @@ mod tests {
                 cache_read_per_mtok: 150_000,
                 cache_write_per_mtok: 1_875_000,
                 per_call: 0,
+                audio_input_per_mtok: None,
+                audio_output_per_mtok: None,
             },
             group: "default".into(),
             multiplier_permille: 1000,
@@ -527,6 +665,7 @@ mod tests {
             cached: 0,
             cache_write: write,
             cache_write_1h: write_1h,
+            ..Counts::default()
         };
         assert_eq!(price.cost_counts(&counts(0, 0), 1), 1_500_000);
         // Half the prompt written to the 5-minute cache: 0.5 × 3 + 0.5 × 3.75.
@@ -548,6 +687,8 @@ mod tests {
             cache_read_per_mtok: 0,
             cache_write_per_mtok: 0,
             per_call: 5,
+            audio_input_per_mtok: None,
+            audio_output_per_mtok: None,
         };
         let price = |m| Price {
             rates,
@@ -573,5 +714,58 @@ mod tests {
         assert_eq!(record["multiplier_permille"], 800);
         assert_eq!(record["input_per_mtok"], 3);
         assert_eq!(record["group"], "vip");
+    }
+
+    #[test]
+    fn audio_goes_at_its_own_rates_only_where_set_and_holds_take_the_dearer() {
+        let text = Rates {
+            input_per_mtok: 2_000_000,
+            output_per_mtok: 8_000_000,
+            cache_read_per_mtok: 200_000,
+            cache_write_per_mtok: 0,
+            per_call: 0,
+            audio_input_per_mtok: None,
+            audio_output_per_mtok: None,
+        };
+        let counts = Counts {
+            prompt: 1_000_000,
+            completion: 1_000_000,
+            cached: 250_000,
+            audio_prompt: 500_000,
+            audio_completion: 400_000,
+            ..Counts::default()
+        };
+        // No audio rates: all of it is text. 750k × 2 + 250k × 0.2 + 1M × 8 = 9.55M units.
+        assert_eq!(exact_cost(&text, 1000, &counts, 1), 9_550_000);
+        let audio = Rates {
+            audio_input_per_mtok: Some(16_000_000),
+            audio_output_per_mtok: Some(32_000_000),
+            ..text
+        };
+        // 250k text × 2 + 500k audio × 16 + 250k cached × 0.2 + 600k × 8 + 400k × 32
+        // = 0.5M + 8M + 0.05M + 4.8M + 12.8M.
+        assert_eq!(exact_cost(&audio, 1000, &counts, 1), 26_150_000);
+        // Audio counts beyond what is uncached or completed are clamped, never billed twice.
+        let over = Counts {
+            audio_prompt: 5_000_000,
+            audio_completion: 5_000_000,
+            ..counts
+        };
+        // 750k audio × 16 + 250k cached × 0.2 + 1M audio × 32 = 12M + 0.05M + 32M.
+        assert_eq!(exact_cost(&audio, 1000, &over, 1), 44_050_000);
+        // A hold prices every token at the dearer rate.
+        let price = |rates| Price {
+            rates,
+            group: "default".into(),
+            multiplier_permille: 1000,
+            priced: true,
+        };
+        assert_eq!(price(audio).cost_at_most(1_000_000, 1_000_000), 48_000_000);
+        assert_eq!(price(text).cost_at_most(1_000_000, 1_000_000), 10_000_000);
+        // Stored and shown only when set.
+        let shown = serde_json::to_value(text).unwrap_or_default();
+        assert!(shown.get("audio_input_per_mtok").is_none(), "{shown}");
+        let shown = serde_json::to_value(audio).unwrap_or_default();
+        assert_eq!(shown["audio_output_per_mtok"], 32_000_000);
     }
 }

@@ -19,6 +19,11 @@ pub struct Tokens {
     pub cache_write: i64,
     /// Prompt tokens written to the vendor's cache for an hour (Anthropic prices them higher).
     pub cache_write_1h: i64,
+    /// Prompt tokens that are audio (OpenAI's `prompt_tokens_details.audio_tokens`), billed at
+    /// the model's audio input rate where it has one.
+    pub audio_prompt: i64,
+    /// Completion tokens that are audio (`completion_tokens_details.audio_tokens`).
+    pub audio_completion: i64,
 }
 
 /// Reads OpenAI's `usage` object, if the value has a non-null one.
@@ -36,6 +41,8 @@ pub fn usage_tokens(usage: &Value) -> Option<Tokens> {
         cached: int(&usage["prompt_tokens_details"]["cached_tokens"]),
         cache_write: int(&usage["prompt_tokens_details"][CACHE_WRITE]),
         cache_write_1h: int(&usage["prompt_tokens_details"][CACHE_WRITE_1H]),
+        audio_prompt: int(&usage["prompt_tokens_details"]["audio_tokens"]),
+        audio_completion: int(&usage["completion_tokens_details"]["audio_tokens"]),
     })
 }
 

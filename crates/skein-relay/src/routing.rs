@@ -22,7 +22,7 @@ use skein_db::{Db, DbResult};
 use utoipa::ToSchema;
 
 use crate::balance::Known;
-use crate::channels::LiveChannel;
+use crate::channels::{ChannelHealth, LiveChannel};
 
 /// How much one new sample moves an average (exponentially weighted).
 const ALPHA: f64 = 0.3;
@@ -113,19 +113,6 @@ struct Measured {
     samples: u64,
     /// When the last one was.
     at: Instant,
-}
-
-/// A channel's measurements for the admin view.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
-pub struct ChannelHealth {
-    /// Average latency to the answer's first byte (ms), over recent requests on this instance.
-    pub latency_ms: Option<f64>,
-    /// Average error rate (0–1) over recent attempts on this instance.
-    pub error_rate: f64,
-    /// Attempts measured since this instance started.
-    pub samples: u64,
-    /// Whether the measurements are too old to route by (the channel is tried again).
-    pub stale: bool,
 }
 
 /// Measurements of every channel, kept in memory per instance (each instance routes by what

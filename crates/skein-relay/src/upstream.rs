@@ -96,6 +96,36 @@ pub(crate) async fn read_body(resp: reqwest::Response, idle: Duration) -> Result
     }
 }
 
+/// The most bytes an admin call reads of a vendor's model list: the longest lists (hundreds
+/// of models with descriptions) stay well under it.
+pub const MAX_MODEL_LIST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads at most `limit` bytes of an upstream answer that only an admin action asked for (a
+/// model list, a balance): a vendor, or whatever a base URL points at, must not be able to
+/// make the server hold an unbounded body. A longer answer is refused, not cut, since a cut
+/// JSON document would not parse anyway; a declared length over the limit is refused before
+/// anything is read.
+pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, String> {
+    use futures::StreamExt;
+    let too_long = || format!("the upstream answer is longer than {} KiB", limit / 1024);
+    if resp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+    {
+        return Err(too_long());
+    }
+    let mut body = resp.bytes_stream();
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| "the upstream answer broke off".to_string())?;
+        if out.len() + chunk.len() > limit {
+            return Err(too_long());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
 /// Sends a prepared upstream request with the channel's extra headers, waiting at most its
 /// idle timeout for the answer to begin, and classifies the answer with `adapter`'s rules.
 pub(crate) async fn send_request(
@@ -235,10 +265,7 @@ pub async fn fetch_models(
         }
     })?;
     let status = resp.status();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|_| "the upstream answer broke off".to_string())?;
+    let bytes = read_limited(resp, MAX_MODEL_LIST_BYTES).await?;
     if !status.is_success() {
         return Err(format!(
             "upstream {}: {}",

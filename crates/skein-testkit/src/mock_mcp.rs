@@ -2,9 +2,10 @@
 //! one endpoint (`POST /mcp`) that answers `initialize` with an `Mcp-Session-Id`, accepts
 //! `notifications/initialized` (202), lists its tools (`echo`, `slow` and one whose name no
 //! vendor accepts) over two pages, and answers `tools/call` as an SSE stream with a progress
-//! notification before the response. Every request after `initialize` must carry the session
-//! id and `MCP-Protocol-Version`, or it is refused (400), as the spec allows. A bearer token,
-//! when set, is required on every request (401).
+//! notification before the response (`echo` without text answers a result with `isError`).
+//! Every request after `initialize` must carry the session id and `MCP-Protocol-Version`, or
+//! it is refused (400), as the spec allows. A bearer token, when set, is required on every
+//! request (401).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -140,6 +141,10 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
             let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
                 "params": {"progressToken": token, "progress": 1, "total": 2, "message": "started"}});
             let result = match name {
+                // Nothing to echo: the tool ran and reports its failure in its result.
+                "echo" if arguments["text"].as_str().is_none_or(str::is_empty) => {
+                    json!({"content": [{"type": "text", "text": "nothing to echo"}], "isError": true})
+                }
                 "echo" => {
                     json!({"content": [{"type": "text", "text": format!("echo: {}", arguments["text"].as_str().unwrap_or_default())}], "isError": false})
                 }
@@ -233,4 +238,204 @@ pub fn stdio_server(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(&path, STDIO_SERVER_PY)
         .unwrap_or_else(|e| panic!("cannot write the stdio MCP server: {e}"));
     path
+}
+
+/// A small MCP server over the older HTTP+SSE transport (MCP 2024-11-05), for the Plugin
+/// service's tests: `GET /sse` opens a session's event stream, whose first event,
+/// `endpoint`, names `/messages?sessionId=...`; messages POSTed there are accepted (202) and
+/// answered on the stream as `message` events. It serves the same tools as [`MockMcp`]
+/// (`echo`, `slow`, and one no vendor accepts, over two pages; `tools/call` sends a progress
+/// notification first). `POST /sse` is not allowed (405), as on such servers, so a client
+/// that tries Streamable HTTP first learns to fall back. A bearer token, when set, is required
+/// on the stream and on every message (401).
+pub struct MockMcpSse {
+    /// Its event stream's address (`http://127.0.0.1:PORT/sse`).
+    pub url: String,
+    /// What it received: `("GET /sse", headers)` for each stream opened, then
+    /// `(method, headers)` for each message.
+    pub received: Received,
+}
+
+/// The open sessions: id → the sender of its stream's events.
+type Sessions =
+    Arc<Mutex<std::collections::HashMap<String, tokio::sync::mpsc::UnboundedSender<String>>>>;
+
+#[derive(Clone)]
+struct SseShared {
+    token: Option<String>,
+    received: Received,
+    sessions: Sessions,
+}
+
+impl MockMcpSse {
+    /// Starts a server; with `token`, every request must carry `Authorization: Bearer token`.
+    pub async fn start(token: Option<&str>) -> MockMcpSse {
+        let received: Received = Arc::default();
+        let shared = SseShared {
+            token: token.map(str::to_string),
+            received: received.clone(),
+            sessions: Arc::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the mock MCP SSE server");
+        let address: SocketAddr = listener.local_addr().expect("its address");
+        let router = Router::new()
+            .route("/sse", axum::routing::get(sse_stream))
+            .route("/messages", post(sse_message))
+            .with_state(shared);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        MockMcpSse {
+            url: format!("http://{address}/sse"),
+            received,
+        }
+    }
+
+    /// The methods received, in order (`GET /sse` for each stream opened).
+    pub fn methods(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+}
+
+fn sse_authorised(shared: &SseShared, headers: &HeaderMap) -> bool {
+    match &shared.token {
+        Some(token) => {
+            headers.get("authorization").and_then(|v| v.to_str().ok())
+                == Some(&format!("Bearer {token}"))
+        }
+        None => true,
+    }
+}
+
+async fn sse_stream(State(shared): State<SseShared>, headers: HeaderMap) -> Response {
+    shared
+        .received
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(("GET /sse".into(), headers.clone()));
+    if !sse_authorised(&shared, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let session = format!(
+        "s{}",
+        shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+            + 1
+    );
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let _ = sender.send(format!(
+        "event: endpoint\ndata: /messages?sessionId={session}\n\n"
+    ));
+    shared
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(session, sender);
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|text| (Ok::<_, std::convert::Infallible>(text), receiver))
+    });
+    (
+        [
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache"),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+async fn sse_message(
+    State(shared): State<SseShared>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let Ok(message) = serde_json::from_str::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    let method = message["method"].as_str().unwrap_or_default().to_string();
+    shared
+        .received
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((method.clone(), headers.clone()));
+    if !sse_authorised(&shared, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Some(sender) = query.get("sessionId").and_then(|id| {
+        shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }) else {
+        return (StatusCode::NOT_FOUND, "no such session").into_response();
+    };
+    let send = move |message: Value| {
+        let _ = sender.send(format!("event: message\ndata: {message}\n\n"));
+    };
+    let id = message["id"].clone();
+    let result = |result: Value| json!({"jsonrpc": "2.0", "id": id, "result": result});
+    match method.as_str() {
+        "initialize" => send(result(json!({"protocolVersion": "2024-11-05",
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "skein-mock-mcp-sse", "version": "1.0.0"}}))),
+        "notifications/initialized" => {}
+        "tools/list" => send(result(if message["params"]["cursor"] == "page-2" {
+            json!({"tools": [{"name": "slow", "description": "Takes its time.",
+                "inputSchema": {"type": "object", "properties": {"seconds": {"type": "number"}}}}]})
+        } else {
+            json!({"tools": [
+                {"name": "echo", "description": "Says the text back.",
+                    "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}},
+                {"name": "no spaces allowed", "description": "A name vendors refuse.",
+                    "inputSchema": {"type": "object"}}],
+                "nextCursor": "page-2"})
+        })),
+        "tools/call" => {
+            let name = message["params"]["name"].as_str().unwrap_or_default();
+            let arguments = &message["params"]["arguments"];
+            let token = message["params"]["_meta"]["progressToken"].clone();
+            send(json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                "params": {"progressToken": token, "progress": 1, "total": 2, "message": "started"}}));
+            match name {
+                "echo" => {
+                    let text = arguments["text"].as_str().unwrap_or_default();
+                    send(result(if text.is_empty() {
+                        json!({"content": [{"type": "text", "text": "nothing to echo"}], "isError": true})
+                    } else {
+                        json!({"content": [{"type": "text", "text": format!("echo: {text}")}], "isError": false})
+                    }));
+                }
+                "slow" => {
+                    let seconds = arguments["seconds"]
+                        .as_f64()
+                        .unwrap_or(0.0)
+                        .clamp(0.0, 120.0);
+                    let response = result(json!({"content": [{"type": "text", "text": "done"}]}));
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+                        send(response);
+                    });
+                }
+                _ => send(json!({"jsonrpc": "2.0", "id": message["id"],
+                    "error": {"code": -32602, "message": format!("Unknown tool: {name}")}})),
+            }
+        }
+        _ => send(json!({"jsonrpc": "2.0", "id": message["id"],
+            "error": {"code": -32601, "message": "Method not found"}})),
+    }
+    StatusCode::ACCEPTED.into_response()
 }

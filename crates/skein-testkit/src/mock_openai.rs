@@ -1,5 +1,5 @@
 //! A mock OpenAI server (chat completions here; embeddings, completions, images, audio and
-//! rerank in [`endpoints`]), faithful to the documented wire format where the relay depends
+//! rerank in [`endpoints`]; Realtime sessions in `realtime`), faithful to the documented wire format where the relay depends
 //! on it. The harness ([`crate::mock_vendor`]) makes it scriptable per test: failures with
 //! status and `Retry-After`, streams that die half way or end in an error chunk, events cut at
 //! odd byte boundaries, and a record of every request it received.
@@ -20,6 +20,7 @@ pub use crate::mock_vendor::Fault;
 use crate::mock_vendor::{self, MockVendor, Script, Shared, WireFormat, words};
 
 pub mod endpoints;
+mod realtime;
 
 /// OpenAI's wire format (and Azure OpenAI's deployment route).
 #[derive(Debug)]
@@ -45,6 +46,8 @@ impl WireFormat for OpenAi {
             .route("/v1/audio/transcriptions", post(endpoints::transcriptions))
             .route("/v1/audio/translations", post(endpoints::translations))
             .route("/v1/rerank", post(endpoints::rerank))
+            .route("/v1/realtime", get(realtime::session))
+            .route("/openai/realtime", get(realtime::session))
             .route(
                 "/openai/deployments/{deployment}/chat/completions",
                 post(azure),
@@ -144,6 +147,25 @@ fn error(status: StatusCode, message: &str, kind: &str) -> Response {
     response
 }
 
+/// Audio tokens the mock says each spoken word of an answer takes.
+pub const AUDIO_TOKENS_PER_WORD: i64 = 5;
+
+/// Audio tokens of the `input_audio` parts of `messages`: one per 100 base64 characters.
+pub fn input_audio_tokens(messages: &Value) -> i64 {
+    messages
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .filter(|p| p["type"] == "input_audio")
+        .map(|p| {
+            let chars = p["input_audio"]["data"].as_str().map_or(0, str::len);
+            i64::try_from(chars.div_ceil(100)).unwrap_or(i64::MAX)
+        })
+        .sum()
+}
+
 /// OpenAI's `usage`: `cached` is part of `prompt`, `reasoning` part of `completion`.
 fn usage_of(prompt: i64, completion: i64, cached: i64, reasoning: i64) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
@@ -213,13 +235,38 @@ async fn answer_chat(
         finish = "length";
     }
     let reasoning = script.reasoning.as_deref().map(words).unwrap_or(0);
-    let completion = words(&reply) + reasoning;
-    let usage = usage_of(prompt, completion, script.cached_tokens, reasoning);
+    // Audio, as OpenAI's audio models count it: input audio parts in the prompt, and spoken
+    // output when `modalities` asks for it (whole answers only).
+    let audio_in = input_audio_tokens(&request["messages"]);
+    let speaks = request["stream"].as_bool() != Some(true)
+        && request["modalities"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|v| v == "audio"));
+    let audio_out = if speaks {
+        words(&reply) * AUDIO_TOKENS_PER_WORD
+    } else {
+        0
+    };
+    let prompt = prompt + audio_in;
+    let completion = words(&reply) + reasoning + audio_out;
+    let mut usage = usage_of(prompt, completion, script.cached_tokens, reasoning);
+    if audio_in > 0 || speaks {
+        usage["prompt_tokens_details"]["audio_tokens"] = json!(audio_in);
+        usage["completion_tokens_details"]["audio_tokens"] = json!(audio_out);
+    }
     shared.record_usage(usage.clone());
     if request["stream"].as_bool() != Some(true) {
+        let message = if speaks {
+            use base64::Engine;
+            let data = base64::engine::general_purpose::STANDARD.encode(reply.as_bytes());
+            json!({"role": "assistant", "content": null, "refusal": null, "audio": {
+                "id": "audio_mock", "expires_at": 1_764_003_600, "data": data, "transcript": reply}})
+        } else {
+            json!({"role": "assistant", "content": reply})
+        };
         return axum::Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_764_000_000, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "logprobs": null, "finish_reason": finish}],
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
             "usage": usage,
         }))
         .into_response();

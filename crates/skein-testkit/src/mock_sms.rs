@@ -12,6 +12,16 @@
 //! in `SignedHeaders`, keys and values lower-cased; the credential's date must be the UTC day of
 //! `X-TC-Timestamp`, which must be within 5 minutes. Errors are HTTP 200 with
 //! `{"Response":{"Error":{"Code","Message"},"RequestId"}}`.
+//!
+//! Twilio (REST 2010-04-01, `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`): HTTP Basic
+//! with the Account SID and Auth Token (or an API key's SID and secret), a form body with `To`
+//! in E.164, `From` or `MessagingServiceSid`, and `Body`. Errors are Twilio's JSON
+//! `{"code","message","more_info","status"}` with the HTTP status (401 code 20003 for bad
+//! credentials, 400 21211 / 21603 / 21602 for a bad number, no sender, no body).
+//!
+//! Every fake can also hold requests until released ([`MockSms::hold`]) and answer a number
+//! of requests with the vendor's "try later" ([`MockSms::fail_transiently`]), for the send
+//! queue's tests.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -41,13 +51,19 @@ struct Inner {
     nonces: HashSet<String>,
     refused: Vec<String>,
     fail_next: Option<String>,
+    transient_failures: u32,
+    requests: usize,
 }
 
 #[derive(Clone)]
 struct Shared {
     key_id: String,
     secret: String,
+    /// Twilio: the Account SID the URL must name.
+    account: String,
     inner: Arc<Mutex<Inner>>,
+    /// Requests wait while this is false.
+    open: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// A running fake SMS vendor.
@@ -55,31 +71,50 @@ pub struct MockSms {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     inner: Arc<Mutex<Inner>>,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl MockSms {
     /// A fake Aliyun SMS for this AccessKey.
     pub async fn aliyun(access_key_id: &str, access_key_secret: &str) -> MockSms {
-        Self::serve(access_key_id, access_key_secret, post(aliyun_send)).await
+        Self::serve(access_key_id, access_key_secret, "", "/", post(aliyun_send)).await
     }
 
     /// A fake Tencent Cloud SMS for this API key.
     pub async fn tencent(secret_id: &str, secret_key: &str) -> MockSms {
-        Self::serve(secret_id, secret_key, post(tencent_send)).await
+        Self::serve(secret_id, secret_key, "", "/", post(tencent_send)).await
+    }
+
+    /// A fake Twilio for `account_sid`, accepting HTTP Basic `user:secret` (the Account SID
+    /// and Auth Token, or an API key's SID and secret).
+    pub async fn twilio(account_sid: &str, user: &str, secret: &str) -> MockSms {
+        Self::serve(
+            user,
+            secret,
+            account_sid,
+            "/2010-04-01/Accounts/{sid}/Messages.json",
+            post(twilio_send),
+        )
+        .await
     }
 
     async fn serve(
         key_id: &str,
         secret: &str,
+        account: &str,
+        path: &str,
         route: axum::routing::MethodRouter<Shared>,
     ) -> MockSms {
         let inner = Arc::new(Mutex::new(Inner::default()));
+        let open = Arc::new(tokio::sync::watch::Sender::new(true));
         let shared = Shared {
             key_id: key_id.into(),
             secret: secret.into(),
+            account: account.into(),
             inner: inner.clone(),
+            open: open.clone(),
         };
-        let router = Router::new().route("/", route).with_state(shared);
+        let router = Router::new().route(path, route).with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake SMS vendor");
@@ -88,7 +123,70 @@ impl MockSms {
         MockSms {
             base: format!("http://{address}"),
             inner,
+            open,
         }
+    }
+
+    /// From now on requests wait (unanswered) until [`MockSms::release`]: a vendor that is
+    /// slower than anyone would wait for.
+    pub fn hold(&self) {
+        self.open.send_replace(false);
+    }
+
+    /// Answers the held requests and stops holding.
+    pub fn release(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Requests that reached the fake so far (answered, refused or held).
+    pub fn requests(&self) -> usize {
+        self.inner.lock().expect("lock").requests
+    }
+
+    /// Answers the next `n` well-formed requests with the vendor's "try later" (HTTP 503).
+    pub fn fail_transiently(&self, n: u32) {
+        self.inner.lock().expect("lock").transient_failures = n;
+    }
+
+    /// Waits until `phone` received a message, polling (a test's safety limit, not a timing
+    /// assertion: a healthy run answers in milliseconds).
+    pub async fn wait_for_code_to(&self, phone: &str) -> String {
+        for _ in 0..600 {
+            if let Some(code) = self.last_code_to(phone) {
+                return code;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no SMS reached {phone} within 30 s; refused: {:?}",
+            self.refused()
+        );
+    }
+
+    /// Waits until the fake accepted at least `n` messages in all (see
+    /// [`MockSms::wait_for_code_to`]).
+    pub async fn wait_for_messages(&self, n: usize) {
+        for _ in 0..600 {
+            if self.sent().len() >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "fewer than {n} messages reached the fake SMS vendor within 30 s; refused: {:?}",
+            self.refused()
+        );
+    }
+
+    /// Waits until at least `n` requests reached the fake (see [`MockSms::wait_for_code_to`]).
+    pub async fn wait_for_requests(&self, n: usize) {
+        for _ in 0..600 {
+            if self.requests() >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("fewer than {n} requests reached the fake SMS vendor within 30 s");
     }
 
     /// Every message accepted so far.
@@ -204,6 +302,24 @@ fn parse_acs_date(s: &str) -> Option<i64> {
     Some(day * 86_400 + h * 3600 + mi * 60 + se)
 }
 
+/// Counts the request, then waits while the fake holds requests.
+async fn arrive(s: &Shared) {
+    s.inner.lock().expect("lock").requests += 1;
+    let mut open = s.open.subscribe();
+    let _ = open.wait_for(|open| *open).await;
+}
+
+/// Takes one of the "try later" answers still owed, if any.
+fn take_transient(s: &Shared) -> bool {
+    let mut inner = s.inner.lock().expect("lock");
+    if inner.transient_failures > 0 {
+        inner.transient_failures -= 1;
+        true
+    } else {
+        false
+    }
+}
+
 fn refuse(s: &Shared, why: String) {
     s.inner.lock().expect("lock").refused.push(why);
 }
@@ -214,6 +330,7 @@ async fn aliyun_send(
     headers: HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
+    arrive(&s).await;
     let error = |status: StatusCode, code: &str, message: String| {
         refuse(&s, format!("{code}: {message}"));
         (
@@ -356,6 +473,13 @@ async fn aliyun_send(
         );
     }
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if take_transient(&s) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "Code": "ServiceUnavailable", "Message": "try later (the fake)", "RequestId": "fake" })),
+        )
+            .into_response();
+    }
     if let Some(code) = s.inner.lock().expect("lock").fail_next.take() {
         return (
             StatusCode::OK,
@@ -390,6 +514,7 @@ async fn aliyun_send(
 }
 
 async fn tencent_send(State(s): State<Shared>, headers: HeaderMap, body: bytes::Bytes) -> Response {
+    arrive(&s).await;
     let error = |code: &str, message: String| {
         refuse(&s, format!("{code}: {message}"));
         axum::Json(json!({ "Response": { "Error": { "Code": code, "Message": message }, "RequestId": "fake" } })).into_response()
@@ -473,6 +598,9 @@ async fn tencent_send(State(s): State<Shared>, headers: HeaderMap, body: bytes::
     {
         return error("InvalidAction", "not SendSms 2021-01-11".into());
     }
+    if take_transient(&s) {
+        return axum::Json(json!({ "Response": { "Error": { "Code": "InternalError.Timeout", "Message": "try later (the fake)" }, "RequestId": "fake" } })).into_response();
+    }
     if let Some(code) = s.inner.lock().expect("lock").fail_next.take() {
         return axum::Json(json!({ "Response": { "SendStatusSet": [{ "Code": code, "Message": "refused by the fake" }], "RequestId": "fake" } })).into_response();
     }
@@ -501,6 +629,130 @@ async fn tencent_send(State(s): State<Shared>, headers: HeaderMap, body: bytes::
         code,
     });
     axum::Json(json!({ "Response": { "SendStatusSet": [{ "SerialNo": "fake", "PhoneNumber": phone, "Fee": 1, "SessionContext": "", "Code": "Ok", "Message": "send success", "IsoCode": "CN" }], "RequestId": "fake" } })).into_response()
+}
+
+async fn twilio_send(
+    State(s): State<Shared>,
+    axum::extract::Path(sid): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    arrive(&s).await;
+    let error = |status: StatusCode, code: u32, message: String| {
+        refuse(&s, format!("{code}: {message}"));
+        (
+            status,
+            axum::Json(json!({
+                "code": code,
+                "message": message,
+                "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+                "status": status.as_u16(),
+            })),
+        )
+            .into_response()
+    };
+    use base64::Engine as _;
+    let auth = header(&headers, "authorization");
+    let credentials = auth
+        .strip_prefix("Basic ")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+    if credentials != format!("{}:{}", s.key_id, s.secret) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            20003,
+            format!(
+                "Authenticate (got {:?})",
+                auth.split(' ').next().unwrap_or("")
+            ),
+        );
+    }
+    if sid != s.account {
+        return error(
+            StatusCode::NOT_FOUND,
+            20404,
+            format!(
+                "The requested resource /2010-04-01/Accounts/{sid}/Messages.json was not found"
+            ),
+        );
+    }
+    if !header(&headers, "content-type").starts_with("application/x-www-form-urlencoded") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            21602,
+            "the body must be form-encoded".into(),
+        );
+    }
+    let form: Vec<(String, String)> = String::from_utf8_lossy(&body)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let to = get("To").unwrap_or_default();
+    let e164 = to.len() > 8 && to.starts_with('+') && to[1..].bytes().all(|b| b.is_ascii_digit());
+    if !e164 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            21211,
+            format!("The 'To' number {to} is not a valid phone number."),
+        );
+    }
+    if get("From").is_none() && get("MessagingServiceSid").is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            21603,
+            "A 'From' or 'MessagingServiceSid' parameter is required to send a message".into(),
+        );
+    }
+    let Some(text) = get("Body").filter(|b| !b.is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            21602,
+            "Message body is required.".into(),
+        );
+    };
+    if take_transient(&s) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "code": 20503, "message": "Service unavailable (the fake)", "status": 503 })),
+        )
+            .into_response();
+    }
+    if let Some(code) = s.inner.lock().expect("lock").fail_next.take() {
+        let code: u32 = code.parse().unwrap_or(21610);
+        return error(StatusCode::BAD_REQUEST, code, "refused by the fake".into());
+    }
+    // The code is the body's first run of 6 digits.
+    let digits: Vec<char> = text.chars().collect();
+    let code = digits
+        .windows(6)
+        .find(|w| w.iter().all(char::is_ascii_digit))
+        .map(|w| w.iter().collect::<String>())
+        .unwrap_or_default();
+    s.inner.lock().expect("lock").sent.push(SentSms {
+        phone: to.clone(),
+        code,
+    });
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "sid": "SM00000000000000000000000000000000",
+            "account_sid": s.account,
+            "to": to,
+            "from": get("From"),
+            "messaging_service_sid": get("MessagingServiceSid"),
+            "body": text,
+            "status": "queued",
+            "num_segments": "1",
+            "api_version": "2010-04-01",
+        })),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -6,17 +6,21 @@
 //! [`SessionDirectory`] (the gateway) or the methods of [`UserService`] (the CLI).
 
 pub mod audit;
+pub mod avatars;
 pub mod config;
 mod http;
+pub mod ldap;
 pub mod mail;
 pub mod model;
 pub mod oauth;
+pub mod passkey;
 pub mod password;
 pub mod remote;
 pub mod secrets;
 mod service;
 pub mod settings;
 mod setup;
+pub mod signin;
 pub mod sms;
 pub mod store;
 pub mod throttle;
@@ -74,6 +78,8 @@ pub struct UserSettings {
 
     /// Sign-in by SMS code.
     pub sms: sms::SmsConfig,
+    /// Sign-in with a company directory.
+    pub ldap: ldap::LdapConfig,
 }
 
 /// The User service.
@@ -105,8 +111,13 @@ pub struct UserService {
 
     /// Seals the secrets this service stores (providers' client secrets, TOTP secrets).
     sealer: skein_core::seal::Sealer,
-    /// Sends SMS codes, when `[sms]` names a provider.
-    sms: Option<Arc<dyn sms::SmsProvider>>,
+    /// The sign-in methods in effect and the SMS vendor (the file's, overlaid by what an
+    /// admin stored); swapped whole when the settings are read again.
+    sign_in: std::sync::RwLock<Arc<signin::SignInEffective>>,
+    /// Messages on their way to the SMS vendor.
+    sms_queue: sms::SmsQueue,
+    /// Uploaded avatars resized to the sizes pages ask for (bounded by bytes).
+    avatar_cache: avatars::AvatarCache,
 }
 
 impl UserService {
@@ -131,17 +142,24 @@ impl UserService {
             .sms
             .build()
             .map_err(|e| ApiError::internal(format!("cannot configure SMS: {e}")))?;
-        if sms.as_ref().is_some_and(|p| p.name() == "log") {
-            tracing::warn!(
-                "sms.provider = \"log\": SMS codes are written to the log, not sent; never use this in production"
-            );
-        }
+        warn_if_log(sms.as_deref());
+        let sign_in = Arc::new(signin::SignInEffective {
+            methods: default_methods(&settings),
+            overridden: Vec::new(),
+            sms: settings.sms.clone(),
+            sms_source: signin::SmsSource::Config,
+            sms_provider: sms,
+            ldap: Arc::new(settings.ldap.clone()),
+            ldap_source: signin::SmsSource::Config,
+        });
         let sessions = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(settings.auth.session_cache_secs.max(1)))
             .support_invalidation_closures()
             .build();
         let system = Arc::new(settings::LiveSettings::new(settings.system.clone()));
+        let background = BackgroundTasks::new();
+        let sms_queue = sms::SmsQueue::new(&settings.sms, db.clone(), background.clone());
         Ok(UserService {
             db,
             jwt,
@@ -152,14 +170,16 @@ impl UserService {
             observers: Default::default(),
             setup: Default::default(),
             mailer,
-            background: BackgroundTasks::new(),
+            background,
             files: None,
             oauth,
             bus: std::sync::OnceLock::new(),
             system,
 
             sealer,
-            sms,
+            sign_in: std::sync::RwLock::new(sign_in),
+            sms_queue,
+            avatar_cache: avatars::AvatarCache::default(),
         })
     }
 
@@ -203,6 +223,95 @@ impl UserService {
                 }
             },
         );
+    }
+
+    /// The sign-in methods and SMS vendor in effect.
+    pub(crate) fn sign_in(&self) -> Arc<signin::SignInEffective> {
+        match self.sign_in.read() {
+            Ok(s) => s.clone(),
+            // A writer panicked mid-swap, which cannot leave half a value (one assignment).
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The sign-in methods as the configuration file sets them.
+    pub(crate) fn sign_in_defaults(&self) -> signin::SignInMethods {
+        default_methods(&self.settings)
+    }
+
+    /// The SMS vendor in effect, if any.
+    pub(crate) fn sms_provider(&self) -> Option<Arc<dyn sms::SmsProvider>> {
+        self.sign_in().sms_provider.clone()
+    }
+
+    /// Puts the stored sign-in settings (`sign_in.*` rows) in effect over the file's. A row
+    /// that no longer parses or opens is skipped and logged: the file's value stands for it.
+    fn install_sign_in(&self, rows: &[(String, String)]) {
+        let mut methods = self.sign_in_defaults();
+        let mut overridden = Vec::new();
+        let mut sms = self.settings.sms.clone();
+        let mut sms_source = signin::SmsSource::Config;
+        let mut ldap = Arc::new(self.settings.ldap.clone());
+        let mut ldap_source = signin::SmsSource::Config;
+        for (name, json) in rows {
+            let applied = (|| -> Result<(), String> {
+                let value: serde_json::Value =
+                    serde_json::from_str(json).map_err(|e| e.to_string())?;
+                let flag = || value.as_bool().ok_or_else(|| "not a boolean".to_string());
+                match name.as_str() {
+                    signin::PASSWORD => methods.password = flag()?,
+                    signin::VERIFIED_EMAIL_FOR_LOGIN => methods.verified_email_for_login = flag()?,
+                    signin::VERIFIED_EMAIL_FOR_RELAY => methods.verified_email_for_relay = flag()?,
+                    signin::PASSKEYS => methods.passkeys = flag()?,
+                    signin::SMS => {
+                        let mut stored: signin::StoredSms =
+                            serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+                        self.open_sms_secret(&mut stored)?;
+                        sms = signin::overlay_sms(&self.settings.sms, &stored)?;
+                        sms_source = signin::SmsSource::Admin;
+                    }
+                    signin::LDAP => {
+                        let config = signin::ldap_from_row(value.clone(), |sealed| {
+                            self.open_ldap_password(sealed)
+                        })?;
+                        ldap = Arc::new(config);
+                        ldap_source = signin::SmsSource::Admin;
+                    }
+                    other => return Err(format!("unknown setting {other}")),
+                }
+                Ok(())
+            })();
+            match applied {
+                Ok(()) => overridden.push(name.clone()),
+                Err(error) => {
+                    tracing::warn!(setting = %name, %error, "ignoring a stored sign-in setting")
+                }
+            }
+        }
+        let sms_provider = match sms.build() {
+            Ok(provider) => provider,
+            Err(error) => {
+                tracing::error!(%error, "the stored SMS settings do not work; phone sign-in is off");
+                None
+            }
+        };
+        let previous = self.sms_provider();
+        if sms_provider.as_ref().map(|p| p.name()) != previous.as_ref().map(|p| p.name()) {
+            warn_if_log(sms_provider.as_deref());
+        }
+        let next = Arc::new(signin::SignInEffective {
+            methods,
+            overridden,
+            sms,
+            sms_source,
+            sms_provider,
+            ldap,
+            ldap_source,
+        });
+        match self.sign_in.write() {
+            Ok(mut s) => *s = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
     }
 
     /// Whether mail can be sent.
@@ -257,7 +366,11 @@ impl UserService {
     /// another instance, and periodically).
     pub async fn load_settings(&self) -> ApiResult<()> {
         let rows = store::settings::settings(self.db.pool()).await?;
-        self.system.install(&rows);
+        let (sign_in, system): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .partition(|(name, _)| name.starts_with("sign_in."));
+        self.system.install(&system);
+        self.install_sign_in(&sign_in);
         Ok(())
     }
 
@@ -518,13 +631,70 @@ impl UserDirectory for UserService {
         }
         // With `auth.verified_email_for_relay`, a plain user's keys work only once their
         // address is proved (the relay asks here, and again when told of a status change).
-        let needs_verified = self.settings.auth.verified_email_for_relay;
+        let needs_verified = self.sign_in().methods.verified_email_for_relay;
         Ok(store::user_by_id(self.db.pool(), user_id)
             .await?
             .is_some_and(|u| {
                 u.status == "active"
                     && !(needs_verified && u.role == "user" && u.email_verified_at.is_none())
             }))
+    }
+
+    async fn mail_user(
+        &self,
+        user_id: &str,
+        mail: &skein_core::api::UserMail,
+    ) -> Result<bool, ApiError> {
+        if !self.mail_enabled() || !skein_core::ids::looks_like_id(user_id) {
+            return Ok(false);
+        }
+        let Some(user) = store::user_by_id(self.db.pool(), user_id).await? else {
+            return Ok(false);
+        };
+        // Only a proved address: a typo'd one would send the user's figures to a stranger.
+        let Some(email) = user
+            .email
+            .as_deref()
+            .filter(|_| user.email_verified_at.is_some() && user.status == "active")
+        else {
+            return Ok(false);
+        };
+        let template = mail::Template::Notice {
+            name: user.display_name.clone(),
+            mail: Box::new(mail.clone()),
+            base_url: self.settings.mail.public_url.clone(),
+        };
+        let mut tx = self.db.begin_write().await?;
+        mail::enqueue(
+            &mut tx,
+            email,
+            &template,
+            mail::Lang::from_profile(&user.language),
+        )
+        .await?;
+        tx.commit().await.map_err(skein_db::DbError::from)?;
+        tracing::info!(user_id, kind = %mail.kind, "mail queued for a service");
+        Ok(true)
+    }
+}
+
+/// The sign-in methods the configuration file sets.
+fn default_methods(settings: &UserSettings) -> signin::SignInMethods {
+    signin::SignInMethods {
+        password: true,
+        verified_email_for_login: settings.auth.verified_email_for_login,
+        verified_email_for_relay: settings.auth.verified_email_for_relay,
+        passkeys: true,
+    }
+}
+
+/// Start-up and every change to the log provider say it loudly: anyone who reads the log
+/// signs in as anyone.
+fn warn_if_log(provider: Option<&dyn sms::SmsProvider>) {
+    if provider.is_some_and(|p| p.name() == "log") {
+        tracing::warn!(
+            "sms.provider = \"log\": SMS codes are written to the log, not sent; never use this in production"
+        );
     }
 }
 
@@ -571,6 +741,9 @@ fn conflict_or_internal(e: skein_db::DbError) -> ApiError {
 impl skein_core::runtime::Gauges for UserService {
     fn gauges(&self) -> Vec<(&'static str, u64)> {
         self.sessions.run_pending_tasks();
-        vec![("user.session_cache", self.sessions.entry_count())]
+        vec![
+            ("user.session_cache", self.sessions.entry_count()),
+            ("user.sms_queue", self.sms_queue.len() as u64),
+        ]
     }
 }

@@ -41,12 +41,23 @@ pub struct UserRow {
     pub totp_enabled: i64,
     /// The verified phone number (E.164), if any.
     pub phone: Option<String>,
+    /// How many passkeys the account has.
+    pub passkeys: i64,
+}
+
+impl UserRow {
+    /// Whether a password (or code, or provider) sign-in needs a second step: the account has
+    /// TOTP on or a passkey (either answers the step).
+    pub fn has_second_factor(&self) -> bool {
+        self.totp_enabled > 0 || self.passkeys > 0
+    }
 }
 
 /// Columns of [`UserRow`], for `SELECT`s.
 pub const USER_COLUMNS: &str = "id, username, email, password_hash, display_name, avatar_url, \
      language, theme, role, status, invited_by, created_at, updated_at, last_login_at, email_verified_at, phone, \
-     (SELECT COUNT(*) FROM user_totp t WHERE t.user_id = users.id AND t.enabled_at IS NOT NULL) AS totp_enabled";
+     (SELECT COUNT(*) FROM user_totp t WHERE t.user_id = users.id AND t.enabled_at IS NOT NULL) AS totp_enabled, \
+     (SELECT COUNT(*) FROM passkeys p WHERE p.user_id = users.id) AS passkeys";
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -6,7 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::sync::Cache;
 use skein_core::ApiError;
-use skein_core::api::{AuditEntry, AuditLog, SessionDirectory, SessionInfo, UserDirectory};
+use skein_core::api::{
+    AuditEntry, AuditLog, SessionDirectory, SessionInfo, SettingsSource, SystemSettings,
+    UserDirectory,
+};
 use skein_core::internal::InternalClient;
 
 use crate::http::internal::{SessionQuery, UserQuery, UserStatus};
@@ -100,6 +103,18 @@ impl UserDirectory for RemoteUsers {
     async fn user_active(&self, user_id: &str) -> Result<bool, ApiError> {
         Ok(self.status(user_id).await?.active)
     }
+
+    async fn mail_user(
+        &self,
+        user_id: &str,
+        mail: &skein_core::api::UserMail,
+    ) -> Result<bool, ApiError> {
+        let body = crate::http::internal::MailBody {
+            user_id: user_id.to_string(),
+            mail: mail.clone(),
+        };
+        self.client.call("/internal/user/mail", &body).await
+    }
 }
 
 #[async_trait]
@@ -116,5 +131,83 @@ impl skein_core::runtime::Gauges for RemoteUsers {
     fn gauges(&self) -> Vec<(&'static str, u64)> {
         self.sessions.run_pending_tasks();
         vec![("user.remote_session_cache", self.sessions.entry_count())]
+    }
+}
+
+/// How often a process without the User service reads the settings again, besides at once on
+/// a settings note from the bus.
+const SETTINGS_REFRESH: Duration = Duration::from_secs(30);
+
+/// The system settings as a process without the User service sees them: the configuration
+/// file's values until the User service first answers, then its values, read again every
+/// 30 s and at once when any instance says they changed. Reading is a lock and a clone of an
+/// `Arc`, as in the User service's own process.
+pub struct RemoteSettings {
+    client: InternalClient,
+    current: std::sync::RwLock<std::sync::Arc<SystemSettings>>,
+    background: skein_core::service::BackgroundTasks,
+}
+
+impl RemoteSettings {
+    /// Settings read from the User service behind `client`, `defaults` until it answers.
+    pub fn new(client: InternalClient, defaults: SystemSettings) -> Self {
+        RemoteSettings {
+            client,
+            current: std::sync::RwLock::new(std::sync::Arc::new(defaults)),
+            background: skein_core::service::BackgroundTasks::new(),
+        }
+    }
+
+    /// Reads the settings in effect from the User service.
+    pub async fn refresh(&self) -> Result<(), ApiError> {
+        let settings: SystemSettings = self
+            .client
+            .call("/internal/user/settings", &serde_json::json!({}))
+            .await?;
+        let settings = std::sync::Arc::new(settings);
+        match self.current.write() {
+            Ok(mut current) => *current = settings,
+            Err(poisoned) => *poisoned.into_inner() = settings,
+        }
+        Ok(())
+    }
+
+    /// Reads the settings now and every 30 s after.
+    pub fn start(self: &std::sync::Arc<Self>) {
+        self.background.every(
+            "user.remote.settings",
+            SETTINGS_REFRESH,
+            skein_core::service::FirstRun::Now,
+            self,
+            |settings| async move {
+                if let Err(error) = settings.refresh().await {
+                    tracing::warn!(error = %error.message(skein_core::i18n::Lang::En), "could not read the system settings from the User service");
+                }
+            },
+        );
+    }
+
+    /// Joins the deployment's bus: a settings change on any instance is read at once.
+    pub fn join_bus(self: &std::sync::Arc<Self>, bus: std::sync::Arc<dyn skein_core::bus::Bus>) {
+        self.background.on_notes(
+            "user.remote.settings_bus",
+            &bus,
+            skein_core::bus::SETTINGS_TOPIC,
+            self,
+            |settings, _note| async move {
+                if let Err(error) = settings.refresh().await {
+                    tracing::warn!(error = %error.message(skein_core::i18n::Lang::En), "could not read the system settings from the User service");
+                }
+            },
+        );
+    }
+}
+
+impl SettingsSource for RemoteSettings {
+    fn current(&self) -> std::sync::Arc<SystemSettings> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 }

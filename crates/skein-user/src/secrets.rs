@@ -1,5 +1,6 @@
 //! The User service's secrets at rest: sign-in providers' client secrets (added through the
-//! admin API) and TOTP secrets are stored sealed ([`skein_core::seal::Sealer`], AES-256-GCM
+//! admin API), TOTP secrets, and the SMS vendor secret and LDAP service password an admin
+//! stored are sealed ([`skein_core::seal::Sealer`], AES-256-GCM
 //! under a key derived from `relay.secret_key`), each bound to its row, so a copy of the
 //! database alone neither signs in as Skein at a provider nor makes anyone's second factor.
 //!
@@ -8,8 +9,8 @@
 //! again under the current key at start-up, each with a compare-and-set so two instances
 //! starting together cannot lose a value changed meanwhile.
 
-use skein_core::ApiResult;
 use skein_core::seal::Sealer;
+use skein_core::{ApiError, ApiResult};
 
 use crate::UserService;
 use crate::oauth::ProviderConfig;
@@ -36,6 +37,10 @@ pub struct Resealed {
     pub provider_secrets: u64,
     /// TOTP secrets.
     pub totp_secrets: u64,
+    /// The SMS vendor's secret an admin stored.
+    pub sms_secrets: u64,
+    /// The LDAP service account's password an admin stored.
+    pub ldap_secrets: u64,
 }
 
 impl UserService {
@@ -60,6 +65,145 @@ impl UserService {
             .open(&row.client_secret, &provider_owner(&row.slug))?
             .plain;
         Ok(row.into_config())
+    }
+
+    /// `stored` with its vendor secret sealed (for the `sign_in.sms` row).
+    pub(crate) fn seal_sms_secret(&self, stored: &mut crate::signin::StoredSms) -> ApiResult<()> {
+        self.map_sms_secret(stored, |sealer, plain, owner| sealer.seal(plain, owner))
+    }
+
+    /// The LDAP service account's password as stored.
+    pub(crate) fn seal_ldap_password(&self, plain: &str) -> Result<String, String> {
+        self.sealer
+            .seal(plain, crate::signin::LDAP_SECRET_OWNER)
+            .map_err(|e| e.message(skein_core::i18n::Lang::En).to_string())
+    }
+
+    /// The LDAP service account's password as read from its row, opened.
+    pub(crate) fn open_ldap_password(&self, sealed: &str) -> Result<String, String> {
+        self.sealer
+            .open(sealed, crate::signin::LDAP_SECRET_OWNER)
+            .map(|o| o.plain)
+            .map_err(|e| {
+                format!(
+                    "the LDAP password does not open: {}",
+                    e.message(skein_core::i18n::Lang::En)
+                )
+            })
+    }
+
+    /// `stored` (as read from its row) with its vendor secret opened.
+    pub(crate) fn open_sms_secret(
+        &self,
+        stored: &mut crate::signin::StoredSms,
+    ) -> Result<(), String> {
+        self.map_sms_secret(stored, |sealer, sealed, owner| {
+            sealer.open(sealed, owner).map(|o| o.plain)
+        })
+        .map_err(|e| {
+            format!(
+                "the SMS secret does not open: {}",
+                e.message(skein_core::i18n::Lang::En)
+            )
+        })
+    }
+
+    fn map_sms_secret(
+        &self,
+        stored: &mut crate::signin::StoredSms,
+        f: impl Fn(&Sealer, &str, &str) -> ApiResult<String>,
+    ) -> ApiResult<()> {
+        let Some(kind) = stored.provider else {
+            return Ok(());
+        };
+        let Some(field) = crate::signin::secret_field(kind) else {
+            return Ok(());
+        };
+        let owner = crate::signin::sms_owner(kind);
+        let Some(text) = stored.settings.get(field).and_then(|v| v.as_str()) else {
+            return Ok(());
+        };
+        let next = f(&self.sealer, text, &owner)?;
+        if let Some(map) = stored.settings.as_object_mut() {
+            map.insert(field.into(), serde_json::Value::String(next));
+        }
+        Ok(())
+    }
+
+    /// Seals the stored SMS vendor secret again under the current key, if it is under an
+    /// older one (compare-and-set on the row).
+    async fn reseal_sms_secret(&self) -> ApiResult<u64> {
+        let rows = crate::store::settings::settings(self.db.pool()).await?;
+        let Some((_, json)) = rows.iter().find(|(n, _)| n == crate::signin::SMS) else {
+            return Ok(0);
+        };
+        let Ok(mut stored) = serde_json::from_str::<crate::signin::StoredSms>(json) else {
+            return Ok(0);
+        };
+        let current = stored
+            .provider
+            .and_then(crate::signin::secret_field)
+            .and_then(|f| stored.settings.get(f))
+            .and_then(|v| v.as_str())
+            .is_none_or(|sealed| self.sealer.is_current(sealed));
+        if current {
+            return Ok(0);
+        }
+        if let Err(error) = self.open_sms_secret(&mut stored) {
+            tracing::error!(%error, "the stored SMS secret cannot be opened; left as it is");
+            return Ok(0);
+        }
+        self.seal_sms_secret(&mut stored)?;
+        let next = serde_json::to_string(&stored).map_err(ApiError::internal)?;
+        Ok(u64::from(
+            crate::store::settings::replace_setting(
+                self.db.pool(),
+                crate::signin::SMS,
+                json,
+                &next,
+            )
+            .await?,
+        ))
+    }
+
+    /// Seals the stored LDAP service password again under the current key, if it is under an
+    /// older one (compare-and-set on the row).
+    async fn reseal_ldap_password(&self) -> ApiResult<u64> {
+        let rows = crate::store::settings::settings(self.db.pool()).await?;
+        let Some((_, json)) = rows.iter().find(|(n, _)| n == crate::signin::LDAP) else {
+            return Ok(0);
+        };
+        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(json) else {
+            return Ok(0);
+        };
+        let Some(sealed) = value.get("bind_password").and_then(|v| v.as_str()) else {
+            return Ok(0);
+        };
+        if self.sealer.is_current(sealed) {
+            return Ok(0);
+        }
+        let resealed = match self
+            .open_ldap_password(sealed)
+            .and_then(|plain| self.seal_ldap_password(&plain))
+        {
+            Ok(resealed) => resealed,
+            Err(error) => {
+                tracing::error!(%error, "the stored LDAP password cannot be opened; left as it is");
+                return Ok(0);
+            }
+        };
+        if let Some(map) = value.as_object_mut() {
+            map.insert("bind_password".into(), serde_json::Value::String(resealed));
+        }
+        Ok(u64::from(
+            crate::store::settings::replace_setting(
+                self.db.pool(),
+                crate::signin::LDAP,
+                json,
+                &value.to_string(),
+            )
+            .await?,
+        ))
     }
 
     /// A TOTP secret as stored.
@@ -119,10 +263,14 @@ impl UserService {
                 }
             }
         }
+        done.sms_secrets += self.reseal_sms_secret().await?;
+        done.ldap_secrets += self.reseal_ldap_password().await?;
         if done != Resealed::default() {
             tracing::info!(
                 provider_secrets = done.provider_secrets,
                 totp_secrets = done.totp_secrets,
+                sms_secrets = done.sms_secrets,
+                ldap_secrets = done.ldap_secrets,
                 key_id = self.sealer.key_id(),
                 "stored secrets sealed under the current key"
             );

@@ -3,9 +3,9 @@
 
 pub mod accounts;
 pub mod oauth;
-pub mod settings;
-
+pub mod passkeys;
 pub mod phone;
+pub mod settings;
 
 pub use accounts::{avatar_file, set_avatar_file};
 
@@ -341,7 +341,7 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
     /// Expiry, ms.
     pub expires_at: i64,
-    /// 1 when the user has two-factor sign-in on.
+    /// Non-zero when the user has a second factor (TOTP on, or a passkey).
     pub totp_enabled: i64,
 }
 
@@ -352,7 +352,8 @@ pub async fn session_row<'c, E: Executor<'c, Database = Any>>(
 ) -> DbResult<Option<SessionRow>> {
     Ok(sqlx::query_as(
         "SELECT s.user_id, u.role, u.status, s.revoked_at, s.expires_at, \
-           (SELECT COUNT(*) FROM user_totp t WHERE t.user_id = s.user_id AND t.enabled_at IS NOT NULL) AS totp_enabled \
+           ((SELECT COUNT(*) FROM user_totp t WHERE t.user_id = s.user_id AND t.enabled_at IS NOT NULL) \
+            + (SELECT COUNT(*) FROM passkeys p WHERE p.user_id = s.user_id)) AS totp_enabled \
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
     )
     .bind(id)

@@ -1,17 +1,16 @@
-//! Where Chat and Agent meet when both run in this process: a context source that applies the
-//! version a conversation is pinned to (prompt, model, parameters, opening message), and the
-//! opener through which the Agent service starts conversations. Neither crate knows the other;
-//! they meet here, through `AgentApi` and `ConversationOpener`.
+//! Where Chat meets the Agent service: a context source that applies the version a
+//! conversation is pinned to (prompt, model, parameters, opening message), through
+//! `AgentApi` (the service in this process, or its client when it runs in another). Neither
+//! crate knows the other; they meet here.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use skein_chat::ChatService;
 use skein_chat::sources::{Context, ContextMessage, ContextSource, Role, Stage};
 use skein_chat::store::ConversationRow;
 use skein_chat::turn::{Settings, Turn};
 use skein_core::ApiResult;
-use skein_core::api::{AgentApi, ConversationOpener};
+use skein_core::api::AgentApi;
 
 /// Applies a conversation's assistant version to each of its answers.
 pub struct AgentPersona(pub Arc<dyn AgentApi>);
@@ -87,15 +86,5 @@ impl ContextSource for AgentPersona {
             tracing::warn!(%error, "counting an assistant's message failed");
         }
         Ok(())
-    }
-}
-
-/// Starts conversations for the Agent service in this process's Chat service.
-pub struct ChatOpener(pub Arc<ChatService>);
-
-#[async_trait]
-impl ConversationOpener for ChatOpener {
-    async fn open(&self, user_id: &str, title: &str) -> ApiResult<String> {
-        self.0.open_conversation(user_id, title).await
     }
 }

@@ -38,6 +38,9 @@ pub fn join(wiring: &Wiring, bus: &Arc<dyn Bus>) {
     if let Some(users) = &wiring.remote_users {
         users.join_bus(bus.clone());
     }
+    if let Some(settings) = &wiring.remote_settings {
+        settings.join_bus(bus.clone());
+    }
     if let Some(relay) = &wiring.relay_service {
         relay.join_bus(bus.clone());
     }

@@ -16,7 +16,7 @@ use skein_billing::BillingService;
 use skein_chat::ChatService;
 use skein_core::api::{
     AccountEvents, AgentApi, AuditLog, BillingApi, ConversationOpener, FileApi, KeyDirectory,
-    KnowledgeApi, RelayApi, SessionDirectory, SettingsSource, UserDirectory,
+    KnowledgeApi, PluginApi, RelayApi, SessionDirectory, SettingsSource, UserDirectory,
 };
 use skein_core::auth::JwtKeys;
 use skein_core::internal::{InternalClient, RemoteAccountEvents};
@@ -98,7 +98,7 @@ pub struct Wiring {
     pub sessions: Option<Arc<dyn SessionDirectory>>,
     /// Who exists (User).
     pub users: Option<Arc<dyn UserDirectory>>,
-    /// The system settings in effect (User, in process only: elsewhere the file's values).
+    /// The system settings in effect (User, or read from it when it runs elsewhere).
     pub settings: Option<Arc<dyn SettingsSource>>,
     /// The admin audit log, for the gateway (User).
     pub audit: Option<Arc<dyn AuditLog>>,
@@ -108,7 +108,7 @@ pub struct Wiring {
     pub keys: Option<Arc<dyn KeyDirectory>>,
     /// Billed model calls (Relay).
     pub relay: Option<Arc<dyn RelayApi>>,
-    /// Stored files (File, in process only).
+    /// Stored files (File).
     pub files: Option<Arc<dyn FileApi>>,
     /// Who hears of account events; the User service is told about them once built.
     pub observers: Vec<Arc<dyn AccountEvents>>,
@@ -124,14 +124,23 @@ pub struct Wiring {
     pub chat_service: Option<Arc<ChatService>>,
     /// The File service when it runs here.
     pub file_service: Option<Arc<FileService>>,
-    /// Knowledge-base search (Knowledge, in process only).
+    /// Knowledge-base search (Knowledge).
     pub knowledge: Option<Arc<dyn KnowledgeApi>>,
+    /// Tools (Plugin).
+    pub plugins: Option<Arc<dyn PluginApi>>,
+    /// The assistant version a conversation is pinned to (Agent).
+    pub agents: Option<Arc<dyn AgentApi>>,
+    /// Where the Agent service starts conversations (Chat).
+    pub opener: Option<Arc<dyn ConversationOpener>>,
     /// The Plugin service when it runs here.
     pub plugin_service: Option<Arc<PluginService>>,
     /// The Agent service when it runs here.
     pub agent_service: Option<Arc<AgentService>>,
     /// The User service's client, when it runs elsewhere (its session cache joins the bus).
     pub remote_users: Option<Arc<skein_user::remote::RemoteUsers>>,
+    /// The system settings read from the User service, when it runs elsewhere (they follow
+    /// the bus's settings notes).
+    pub remote_settings: Option<Arc<skein_user::remote::RemoteSettings>>,
     /// The built-in embedding model: `None` until first asked for, then whether it loaded.
     pub local_embed: Option<Option<Arc<skein_embed::StaticModel>>>,
 }
@@ -160,9 +169,13 @@ impl Wiring {
             chat_service: None,
             file_service: None,
             knowledge: None,
+            plugins: None,
+            agents: None,
+            opener: None,
             plugin_service: None,
             agent_service: None,
             remote_users: None,
+            remote_settings: None,
             local_embed: None,
         }
     }
@@ -211,7 +224,16 @@ impl Wiring {
     /// Connects to the services that run elsewhere (`services.<name>_url`): their APIs are
     /// HTTP clients of their internal routes, with the internal token.
     pub fn connect_remote(&mut self, selected: &crate::ServiceSet) -> anyhow::Result<()> {
-        for name in [ServiceName::User, ServiceName::Billing, ServiceName::Relay] {
+        for name in [
+            ServiceName::User,
+            ServiceName::Billing,
+            ServiceName::Relay,
+            ServiceName::Chat,
+            ServiceName::File,
+            ServiceName::Knowledge,
+            ServiceName::Plugin,
+            ServiceName::Agent,
+        ] {
             if selected.contains(name) {
                 continue;
             }
@@ -228,7 +250,7 @@ impl Wiring {
             match name {
                 ServiceName::User => {
                     let users = Arc::new(skein_user::remote::RemoteUsers::new(
-                        client,
+                        client.clone(),
                         Duration::from_secs(self.config.auth.session_cache_secs),
                     ));
                     self.sessions = Some(users.clone());
@@ -236,6 +258,13 @@ impl Wiring {
                     self.audit = Some(users.clone());
                     self.remote_users = Some(users.clone());
                     self.gauges.push(users);
+                    let settings = Arc::new(skein_user::remote::RemoteSettings::new(
+                        client,
+                        settings_defaults(&self.config).system,
+                    ));
+                    settings.start();
+                    self.settings = Some(settings.clone());
+                    self.remote_settings = Some(settings);
                 }
                 ServiceName::Billing => {
                     self.billing = Some(Arc::new(skein_billing::remote::RemoteBilling(
@@ -247,7 +276,35 @@ impl Wiring {
                     self.relay = Some(Arc::new(skein_relay::RemoteRelay(client.clone())));
                     self.observers.push(Arc::new(RemoteAccountEvents(client)));
                 }
-                _ => self.observers.push(Arc::new(RemoteAccountEvents(client))),
+                ServiceName::Chat => {
+                    self.opener = Some(Arc::new(skein_chat::remote::RemoteChat(client)));
+                }
+                ServiceName::File => {
+                    // Signed URLs are made where they are needed, so every process must sign
+                    // with the same key; one generated into this process's data dir would not
+                    // be the File service's.
+                    let key = self.config.file.signing_key.as_ref().context(
+                        "services.file_url needs file.signing_key (the same in every process)",
+                    )?;
+                    let files = skein_file::remote::RemoteFiles::new(
+                        client,
+                        key.expose().as_bytes(),
+                        self.config.file.public_base_url.clone(),
+                    )
+                    .map_err(|e| anyhow::anyhow!("cannot make a client of file: {e}"))?;
+                    self.files = Some(Arc::new(files));
+                }
+                ServiceName::Knowledge => {
+                    self.knowledge =
+                        Some(Arc::new(skein_knowledge::remote::RemoteKnowledge(client)));
+                }
+                ServiceName::Plugin => {
+                    self.plugins = Some(Arc::new(skein_plugin::remote::RemotePlugins(client)));
+                }
+                ServiceName::Agent => {
+                    self.agents = Some(Arc::new(skein_agent::remote::RemoteAgents(client)));
+                }
+                ServiceName::Gateway => {}
             }
         }
         Ok(())
@@ -267,6 +324,22 @@ fn need<T: ?Sized>(
     })
 }
 
+/// The system settings the configuration file gives, before any stored change.
+fn settings_defaults(config: &Config) -> skein_user::settings::SettingsDefaults {
+    skein_user::settings::SettingsDefaults::from_config(
+        &config.registration,
+        skein_user::settings::Grants {
+            signup: config.billing.signup_grant,
+            inviter: config.billing.invite_reward_inviter,
+            invitee: config.billing.invite_reward_invitee,
+        },
+        config.chat.default_model.clone(),
+        config.chat.title_model.clone(),
+        config.billing.quota_per_usd,
+        config.billing.cny_per_usd,
+    )
+}
+
 fn user(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
     Box::pin(async move {
         let settings = UserSettings {
@@ -275,19 +348,9 @@ fn user(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
             limits: w.config.limits.clone(),
             mail: w.config.mail.clone(),
             oauth: w.config.oauth.clone(),
-            system: skein_user::settings::SettingsDefaults::from_config(
-                &w.config.registration,
-                skein_user::settings::Grants {
-                    signup: w.config.billing.signup_grant,
-                    inviter: w.config.billing.invite_reward_inviter,
-                    invitee: w.config.billing.invite_reward_invitee,
-                },
-                w.config.chat.default_model.clone(),
-                w.config.chat.title_model.clone(),
-                w.config.billing.quota_per_usd,
-                w.config.billing.cny_per_usd,
-            ),
+            system: settings_defaults(&w.config),
             sms: w.config.sms.clone(),
+            ldap: w.config.ldap.clone(),
         };
         // Its stored secrets are sealed with a key derived from the relay's, which every
         // process of a deployment shares; older keys still open until everything is re-sealed.
@@ -375,6 +438,10 @@ fn relay(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         }
         w.keys = Some(relay.clone());
         w.observers.push(relay.clone());
+        // Billing here tells the relay at once when a user's plans change.
+        if let Some(billing) = &w.billing_service {
+            billing.watch_entitlements(relay.clone());
+        }
         w.relay = Some(Arc::new(skein_relay::InProcessRelay(relay.clone())));
         w.relay_service = Some(relay.clone());
         Ok(relay as Arc<dyn Service>)
@@ -392,6 +459,21 @@ fn chat(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
             .map_err(|e| anyhow::anyhow!("cannot start the Chat service: {e}"))?;
         if let Some(settings) = &w.settings {
             chat.set_settings(settings.clone());
+        }
+        // Knowledge, Plugin and Agent built later in this process join Chat as they are
+        // built; those that run elsewhere (known already) join it here.
+        if let Some(knowledge) = &w.knowledge {
+            chat.add_context_source(Arc::new(crate::rag::KnowledgeRetrieval::new(
+                knowledge.clone(),
+            )));
+        }
+        if let Some(plugins) = &w.plugins {
+            chat.add_tool_runner(Arc::new(skein_chat::plugin_tools::PluginTools(
+                plugins.clone(),
+            )));
+        }
+        if let Some(agents) = &w.agents {
+            chat.add_context_source(Arc::new(crate::agent_chat::AgentPersona(agents.clone())));
         }
         w.chat_service = Some(chat.clone());
         Ok(chat as Arc<dyn Service>)
@@ -467,9 +549,10 @@ fn plugin(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
         // Chat in this process offers the tools its users enabled.
         if let Some(chat) = &w.chat_service {
             chat.add_tool_runner(Arc::new(skein_chat::plugin_tools::PluginTools(
-                plugins.clone() as Arc<dyn skein_core::api::PluginApi>,
+                plugins.clone() as Arc<dyn PluginApi>,
             )));
         }
+        w.plugins = Some(plugins.clone() as Arc<dyn PluginApi>);
         w.plugin_service = Some(plugins.clone());
         Ok(plugins as Arc<dyn Service>)
     })
@@ -477,18 +560,16 @@ fn plugin(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
 
 fn agent(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
     Box::pin(async move {
-        // With Chat in this process, conversations start here and answers carry the pinned
-        // version; without it, starting a conversation answers 503 (there is no remote
-        // Chat API yet).
+        // Conversations start in this process's Chat, or in the one at services.chat_url;
+        // with neither, starting a conversation answers 503.
         let peers = skein_agent::Peers {
-            opener: w.chat_service.clone().map(|chat| {
-                Arc::new(crate::agent_chat::ChatOpener(chat)) as Arc<dyn ConversationOpener>
-            }),
-            knowledge: w.knowledge.clone(),
-            plugins: w
-                .plugin_service
+            opener: w
+                .chat_service
                 .clone()
-                .map(|p| p as Arc<dyn skein_core::api::PluginApi>),
+                .map(|chat| chat as Arc<dyn ConversationOpener>)
+                .or_else(|| w.opener.clone()),
+            knowledge: w.knowledge.clone(),
+            plugins: w.plugins.clone(),
             relay: w.relay.clone(),
             files: w.files.clone(),
         };
@@ -498,6 +579,7 @@ fn agent(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
                 agents.clone() as Arc<dyn AgentApi>
             )));
         }
+        w.agents = Some(agents.clone() as Arc<dyn AgentApi>);
         w.agent_service = Some(agents.clone());
         Ok(agents as Arc<dyn Service>)
     })

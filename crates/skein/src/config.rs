@@ -27,6 +27,7 @@ pub use skein_file::FileConfig;
 pub use skein_knowledge::KnowledgeConfig;
 pub use skein_plugin::PluginConfig;
 pub use skein_relay::RelayConfig;
+pub use skein_user::ldap::LdapConfig;
 pub use skein_user::sms::SmsConfig;
 pub use skein_user::{MailConfig, OAuthConfig, RegistrationConfig};
 
@@ -50,8 +51,10 @@ pub struct Config {
     pub mail: MailConfig,
     /// Sign-in with other services: OIDC, GitHub, WeChat (the User service).
     pub oauth: OAuthConfig,
-    /// Sign-in by SMS code: Aliyun, Tencent Cloud, or the log (the User service).
+    /// Sign-in by SMS code: Aliyun, Tencent Cloud, Twilio, or the log (the User service).
     pub sms: SmsConfig,
+    /// Sign-in with a company directory over LDAP (the User service).
+    pub ldap: LdapConfig,
     /// Rate limits and login protection.
     pub limits: LimitsConfig,
     /// Quota, grants and reservations.
@@ -92,6 +95,22 @@ pub struct ServicesConfig {
     /// The Relay service's internal listener, when this process does not run it: account
     /// events (a disabled user's keys stop).
     pub relay_url: Option<String>,
+    /// The Chat service's internal listener, when this process does not run it: the Agent
+    /// service starts conversations with assistants there.
+    pub chat_url: Option<String>,
+    /// The File service's internal listener, when this process does not run it: uploads,
+    /// reads and checks of file ids for Chat, Knowledge, Agent, User and Plugin. Signed file
+    /// URLs are made here too, so `file.signing_key` must be the same in every process.
+    pub file_url: Option<String>,
+    /// The Knowledge service's internal listener, when this process does not run it: search
+    /// for Chat's answers and checks of bound bases for the Agent service.
+    pub knowledge_url: Option<String>,
+    /// The Plugin service's internal listener, when this process does not run it: the tools
+    /// Chat offers and runs, and checks of bound plugins for the Agent service.
+    pub plugin_url: Option<String>,
+    /// The Agent service's internal listener, when this process does not run it: the
+    /// assistant version a conversation is pinned to.
+    pub agent_url: Option<String>,
 }
 
 impl ServicesConfig {
@@ -102,7 +121,12 @@ impl ServicesConfig {
             ServiceName::User => self.user_url.as_deref(),
             ServiceName::Billing => self.billing_url.as_deref(),
             ServiceName::Relay => self.relay_url.as_deref(),
-            _ => None,
+            ServiceName::Chat => self.chat_url.as_deref(),
+            ServiceName::File => self.file_url.as_deref(),
+            ServiceName::Knowledge => self.knowledge_url.as_deref(),
+            ServiceName::Plugin => self.plugin_url.as_deref(),
+            ServiceName::Agent => self.agent_url.as_deref(),
+            ServiceName::Gateway => None,
         }
     }
 
@@ -116,6 +140,11 @@ impl ServicesConfig {
             ("user_url", &self.user_url),
             ("billing_url", &self.billing_url),
             ("relay_url", &self.relay_url),
+            ("chat_url", &self.chat_url),
+            ("file_url", &self.file_url),
+            ("knowledge_url", &self.knowledge_url),
+            ("plugin_url", &self.plugin_url),
+            ("agent_url", &self.agent_url),
         ] {
             if let Some(url) = url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -141,6 +170,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             oauth: OAuthConfig::default(),
             sms: SmsConfig::default(),
+            ldap: LdapConfig::default(),
             limits: LimitsConfig::default(),
             billing: BillingConfig::default(),
             relay: RelayConfig::default(),
@@ -180,6 +210,7 @@ const SECTIONS: &[&str] = &[
     "mail",
     "oauth",
     "sms",
+    "ldap",
     "limits",
     "billing",
     "relay",
@@ -287,6 +318,7 @@ impl Config {
             self.mail.validate(),
             self.oauth.validate(),
             self.sms.validate(),
+            self.ldap.validate(),
             self.billing.validate(),
             self.relay.validate(),
             self.chat.validate(),

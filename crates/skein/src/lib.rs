@@ -286,6 +286,11 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
     let sessions = wiring.sessions.clone().context(
         "the gateway checks every signed-in request's session: run the User service here (--services ...,user) or set services.user_url",
     )?;
+    // The chat socket checks the session again on each request it carries, as the gateway
+    // checks every HTTP request, so signing out (or a password change) ends its use at once.
+    if let Some(chat) = &wiring.chat_service {
+        chat.set_sessions(sessions.clone());
+    }
     let metrics_limiter = limiter.clone();
     let gateway = Arc::new(Gateway {
         server: config.server.clone(),
@@ -311,7 +316,15 @@ pub async fn build(config: Config, selected: &ServiceSet) -> anyhow::Result<Skei
         )
         .route("/api/docs", get(openapi::docs_page))
         .route("/api/docs/viewer.js", get(openapi::docs_script))
-        .fallback(web::serve);
+        .fallback({
+            let csp: Arc<str> = web::csp_for(&config.file).into();
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: axum::http::HeaderMap| {
+                let csp = csp.clone();
+                async move { web::serve(&csp, method, uri, headers).await }
+            }
+        });
     // `/metrics` exists only with its own token (never the internal one).
     let public = match &config.server.metrics_token {
         Some(token) => public.merge(metrics::routes(

@@ -3,7 +3,8 @@
 //! or tells it that the bases hold nothing relevant.
 //!
 //! It lives in the binary because it joins two services: Chat's seam and Knowledge's API,
-//! neither of which may import the other. It runs only where both run in one process.
+//! neither of which may import the other. Knowledge may run in Chat's process or in another
+//! (`services.knowledge_url`): the API is the same.
 
 use std::sync::Arc;
 

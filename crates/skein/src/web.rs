@@ -35,6 +35,75 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' '
 img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; \
 object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
 
+/// The app's CSP for this deployment: [`CSP`], with the origins the File service sends the
+/// browser to added where they are needed — a CDN in front of signed URLs
+/// (`file.public_base_url`: thumbnails are `<img>` from there), and the S3 store when its
+/// presigned URLs reach the browser (`file.s3.presign_downloads`: downloads and thumbnails
+/// redirect there; `file.s3.presign_uploads`: the Files page `PUT`s parts there). Without
+/// them the app would be refused by its own policy.
+pub fn csp_for(file: &skein_file::FileConfig) -> String {
+    let mut images: Vec<String> = Vec::new();
+    let mut connect: Vec<String> = Vec::new();
+    if let Some(cdn) = file.public_base_url.as_deref().and_then(origin) {
+        images.push(cdn.clone());
+        connect.push(cdn);
+    }
+    if file.storage == skein_file::StorageKind::S3 {
+        let s3 = &file.s3;
+        let endpoint = s3.public_endpoint.as_deref().unwrap_or(&s3.endpoint);
+        // Virtual-host style puts the bucket in the host name of every URL.
+        let store = origin(endpoint).and_then(|o| {
+            if !s3.virtual_host_style {
+                return Some(o);
+            }
+            let (scheme, host) = o.split_once("://")?;
+            origin(&format!("{scheme}://{}.{host}", s3.bucket))
+        });
+        if let Some(store) = store {
+            if s3.presign_downloads {
+                images.push(store.clone());
+                connect.push(store.clone());
+            }
+            if s3.presign_uploads {
+                connect.push(store);
+            }
+        }
+    }
+    images.dedup();
+    connect.dedup();
+    let with = |directive: &str, extra: &[String]| {
+        if extra.is_empty() {
+            directive.to_string()
+        } else {
+            format!("{directive} {}", extra.join(" "))
+        }
+    };
+    CSP.replace(
+        "img-src 'self' data: blob:;",
+        &format!("{};", with("img-src 'self' data: blob:", &images)),
+    )
+    .replace(
+        "connect-src 'self';",
+        &format!("{};", with("connect-src 'self'", &connect)),
+    )
+}
+
+/// `scheme://host[:port]` of an http(s) URL, or `None` when it is not one a CSP can name
+/// (anything but letters, digits, dots, hyphens and a port in the host).
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let clean = !host.is_empty()
+        && !host.contains('@')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    clean.then(|| format!("{scheme}://{}", host.to_ascii_lowercase()))
+}
+
 /// Whether `path` is under one of the [`RESERVED`] prefixes.
 pub fn is_reserved(path: &str) -> bool {
     RESERVED.iter().any(|prefix| {
@@ -51,7 +120,8 @@ pub fn is_built() -> bool {
 }
 
 /// The router's fallback: a file of the web app, `index.html` for the app's routes, or 404.
-pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+/// HTML carries `csp` ([`csp_for`] this deployment).
+pub async fn serve(csp: &str, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
     // The app answers only reads; any other method on an unknown path is no route at all.
     if is_reserved(path) || (method != Method::GET && method != Method::HEAD) {
@@ -59,7 +129,7 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     }
     let name = path.trim_start_matches('/');
     if !name.is_empty()
-        && let Some(response) = file(name, &headers)
+        && let Some(response) = file(name, &headers, csp)
     {
         return response;
     }
@@ -69,13 +139,13 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if last.contains('.') {
         return StatusCode::NOT_FOUND.into_response();
     }
-    match file("index.html", &headers) {
+    match file("index.html", &headers, csp) {
         Some(response) => response,
         None => not_built(),
     }
 }
 
-fn file(name: &str, headers: &HeaderMap) -> Option<Response> {
+fn file(name: &str, headers: &HeaderMap, csp: &str) -> Option<Response> {
     let asset = WebAssets::get(name)?;
     let etag = format!("\"{}\"", hex::encode(asset.metadata.sha256_hash()));
     let cache = if name.starts_with("assets/") {
@@ -105,11 +175,10 @@ fn file(name: &str, headers: &HeaderMap) -> Option<Response> {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if name.ends_with(".html") {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        );
+    if name.ends_with(".html")
+        && let Ok(value) = HeaderValue::from_str(csp)
+    {
+        h.insert(header::CONTENT_SECURITY_POLICY, value);
     }
     Some(response)
 }
@@ -138,7 +207,61 @@ health: <a href=\"/readyz\">/readyz</a></p>\
 
 #[cfg(test)]
 mod tests {
-    use super::is_reserved;
+    use super::{CSP, csp_for, is_reserved};
+    use skein_file::{FileConfig, S3Config, StorageKind};
+
+    #[test]
+    fn the_csp_names_the_cdn_and_the_store_only_when_the_browser_goes_there() {
+        let mut file = FileConfig::default();
+        assert_eq!(csp_for(&file), CSP);
+        file.public_base_url = Some("https://CDN.example.com/files/".into());
+        let csp = csp_for(&file);
+        assert!(
+            csp.contains("img-src 'self' data: blob: https://cdn.example.com;"),
+            "{csp}"
+        );
+        assert!(
+            csp.contains("connect-src 'self' https://cdn.example.com;"),
+            "{csp}"
+        );
+
+        // S3 without presigned URLs: the browser never talks to the store.
+        file.public_base_url = None;
+        file.storage = StorageKind::S3;
+        file.s3 = S3Config {
+            endpoint: "http://minio:9000".into(),
+            public_endpoint: Some("https://files.example.com:8443".into()),
+            bucket: "skein".into(),
+            ..S3Config::default()
+        };
+        assert_eq!(csp_for(&file), CSP);
+        // Presigned uploads: parts are PUT there, so it may be connected to; no images.
+        file.s3.presign_uploads = true;
+        let csp = csp_for(&file);
+        assert!(
+            csp.contains("connect-src 'self' https://files.example.com:8443;"),
+            "{csp}"
+        );
+        assert!(csp.contains("img-src 'self' data: blob:;"), "{csp}");
+        // Presigned downloads: thumbnails and downloads are redirected there.
+        file.s3.presign_downloads = true;
+        file.s3.virtual_host_style = true;
+        file.s3.public_endpoint = None;
+        file.s3.endpoint = "https://oss-cn-hangzhou.aliyuncs.com".into();
+        let csp = csp_for(&file);
+        assert!(
+            csp.contains("img-src 'self' data: blob: https://skein.oss-cn-hangzhou.aliyuncs.com;"),
+            "{csp}"
+        );
+        assert!(
+            csp.contains("connect-src 'self' https://skein.oss-cn-hangzhou.aliyuncs.com;"),
+            "{csp}"
+        );
+        // Nothing that could break out of the directive gets in.
+        file.s3.virtual_host_style = false;
+        file.s3.endpoint = "https://evil.example.com; script-src *".into();
+        assert_eq!(csp_for(&file), CSP);
+    }
 
     #[test]
     fn reserved_prefixes_are_whole_segments() {

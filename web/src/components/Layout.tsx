@@ -11,6 +11,7 @@ import { Drawer } from './ui/dialog';
 import { createStore } from '../lib/store';
 import { announcementDismissed, dismissAnnouncement, useCurrencySync, usePublicSettings } from '../lib/system';
 import { langStore } from '../lib/settings';
+import { CloseIcon, MenuIcon } from './icons';
 
 /** Whether the phone navigation drawer is open (pages with their own sidebar open it too). */
 export const navOpenStore = createStore(false);
@@ -63,9 +64,7 @@ export function AnnouncementBanner() {
           rerender((n) => n + 1);
         }}
       >
-        <svg viewBox="0 0 16 16" className="h-4 w-4" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden>
-          <path d="M4 4l8 8M12 4l-8 8" strokeLinecap="round" />
-        </svg>
+        <CloseIcon />
       </button>
     </div>
   );
@@ -94,8 +93,8 @@ export function Layout() {
   return (
     <div className="flex h-full flex-col">
       <header className="flex h-12 shrink-0 items-center gap-2 border-b border-border px-3">
-        <button className="rounded-md px-2 py-1 text-lg md:hidden" aria-label={t('nav.menu')} onClick={() => setOpen(true)}>
-          ☰
+        <button className="flex h-10 w-10 items-center justify-center rounded-md hover:bg-muted md:hidden" aria-label={t('nav.menu')} onClick={() => setOpen(true)}>
+          <MenuIcon size={20} />
         </button>
         <NavLink to="/chat" className="mr-3 flex items-center gap-2 font-semibold">
           <img src="/favicon.svg" alt="" className="h-6 w-6" />
@@ -116,8 +115,8 @@ export function Layout() {
       <Drawer open={open} onOpenChange={setOpen} title={t('nav.menu')}>
         <div className="flex items-center justify-between border-b border-border p-3 font-semibold">
           {t('app.name')}
-          <button aria-label={t('nav.close')} onClick={() => setOpen(false)}>
-            ✕
+          <button className="flex h-10 w-10 items-center justify-center rounded-md hover:bg-muted" aria-label={t('nav.close')} onClick={() => setOpen(false)}>
+            <CloseIcon size={18} />
           </button>
         </div>
         <nav className="flex flex-col gap-1 p-2">

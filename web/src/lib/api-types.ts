@@ -323,6 +323,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/billing/statements/mail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mail every user their statement of a month that is over, now (admin); each user gets
+         *     each month's statement once, however often this or the monthly schedule runs.
+         */
+        post: operations["mail_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/billing/subscriptions": {
         parameters: {
             query?: never;
@@ -350,9 +370,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Grant the subscription periods that have begun and end the finished ones now, instead of
-         *     at the scheduler's next tick (admin). Safe to run any time, on any instance: each period
-         *     is granted once.
+         * Grant the subscription periods that have begun, end the finished ones and mail the expiry
+         *     reminders that are due now, instead of at the scheduler's next tick (admin). Safe to run
+         *     any time, on any instance: each period is granted once, each reminder sent once.
          */
         post: operations["run_subscriptions"];
         delete?: never;
@@ -515,7 +535,7 @@ export interface paths {
          * Set a group's response cache (admin): whole chat completions with `temperature: 0` or a
          *     `seed` are answered from the cache for `ttl_secs`, per user unless `share_across_users`,
          *     billed at `price_percent` of their price (0: free). Turning it off or changing it drops
-         *     every kept answer.
+         *     every kept answer, on every instance (they hear of the change over the bus).
          */
         put: operations["set_cache"];
         post?: never;
@@ -670,7 +690,8 @@ export interface paths {
         /**
          * Set a model's alias (`alias_of`: serve it as that model, at that model's price) and its
          *     fallbacks (models tried in order, each at its own price, when every channel of the model
-         *     failed) (admin).
+         *     failed), for every group or per group (`group_fallbacks`: a group's list replaces
+         *     `fallbacks` for its keys; an empty list turns fallbacks off for it) (admin).
          */
         put: operations["set_route"];
         post?: never;
@@ -1042,6 +1063,52 @@ export interface paths {
          */
         put: operations["admin_update_settings"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/sign-in": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What sign-in looks like: the methods in effect, the file's, and the SMS vendor (without its
+         *     secret).
+         */
+        get: operations["admin_get_sign_in"];
+        /**
+         * Change the sign-in settings. They apply at once on every instance; the SMS vendor's secret
+         *     and the LDAP service account's password are stored sealed and never answered. Every invalid field is reported at once and nothing is
+         *     stored then.
+         */
+        put: operations["admin_update_sign_in"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/sign-in/ldap/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test the company directory: connect (with TLS as set), bind as the service account and
+         *     search for `login`, with the settings in effect or those given. Answers what was found, or
+         *     the directory's exact error; never the password, and nothing is stored or signed in.
+         */
+        post: operations["admin_test_ldap"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1466,6 +1533,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/ldap": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether sign-in with the company directory is available. */
+        get: operations["ldap_state"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/ldap/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with the company directory. The first sign-in creates the account; members of
+         *     `ldap.admin_groups` are admins. With two-factor sign-in on, the answer is the challenge.
+         */
+        post: operations["ldap_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -1502,6 +1606,40 @@ export interface paths {
          *     code). Wrong codes are limited per account (429) and per challenge (5, then it is void).
          */
         post: operations["login_second_factor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/login/2fa/passkey": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Answer the second sign-in step with one of the account's passkeys. */
+        post: operations["second_factor_passkey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/login/2fa/passkey/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The options for answering the second sign-in step with a passkey (the account's). */
+        post: operations["second_factor_options"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1582,6 +1720,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/passkey/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with a passkey (no password). A passkey that verified its user (PIN, biometrics)
+         *     is both factors; one that did not is followed by the TOTP step when the account has TOTP.
+         */
+        post: operations["passkey_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/passkey/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a passwordless sign-in: the options for `navigator.credentials.get()` (any of this
+         *     site's passkeys).
+         */
+        post: operations["sign_in_options"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/password/forgot": {
         parameters: {
             query?: never;
@@ -1650,7 +1828,9 @@ export interface paths {
         put?: never;
         /**
          * Send a sign-in code by SMS. The same code signs up a number that has no account yet (under
-         *     the registration policy). The answer does not say whether an account has the number.
+         *     the registration policy). The answer does not say whether an account has the number. The
+         *     code is queued and the answer comes before the vendor's: a vendor that is slow or down is
+         *     retried in the background, and a code that cannot be delivered is void.
          */
         post: operations["send_sign_in_code"];
         delete?: never;
@@ -1771,9 +1951,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Check a coupon against an amount before paying: what it takes off, or why it cannot be
-         *     used (422 `coupon_unavailable` with `details.reason`). Nothing is claimed until the order
-         *     is made.
+         * Check a coupon against an amount before paying (a top-up, or with `plan_id` a plan):
+         *     what it takes off, or why it cannot be used (422 `coupon_unavailable` with
+         *     `details.reason`). Nothing is claimed until the order is made.
          */
         post: operations["quote"];
         delete?: never;
@@ -2021,6 +2201,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/billing/statements/{month}/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mail the caller their statement for a month, to their verified address, in their
+         *     language (through the User service's mail queue).
+         */
+        post: operations["email_own"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/statements/{month}/pdf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's statement for a month as a PDF, in English or Chinese. */
+        get: operations["own_pdf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/billing/subscriptions": {
         parameters: {
             query?: never;
@@ -2053,6 +2270,49 @@ export interface paths {
         head?: never;
         /** Cancel one of the caller's active subscriptions at period end, or keep it after all. */
         patch: operations["update_subscription"];
+        trace?: never;
+    };
+    "/api/v1/billing/subscriptions/{id}/change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move one of the caller's active subscriptions to another plan. An upgrade answers an
+         *     order to pay (the prorated price, less a coupon): once paid, the old subscription ends as
+         *     `upgraded` and the new one starts. A downgrade is scheduled for the end of the paid
+         *     periods; renewing then buys the new plan.
+         */
+        post: operations["apply_change"];
+        /** Cancel the downgrade scheduled on one of the caller's subscriptions: it keeps its plan. */
+        delete: operations["cancel_change"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/subscriptions/{id}/change/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview moving one of the caller's active subscriptions to another plan: an upgrade's
+         *     prorated price now, or when a downgrade would take effect. Nothing changes.
+         */
+        post: operations["preview_change"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/billing/usage": {
@@ -2337,6 +2597,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/chat/conversations/{id}/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The conversation's live share links, newest first. */
+        get: operations["chat_list_shares"];
+        put?: never;
+        /**
+         * Share the branch on screen as a read-only link. Messages added later are not shown by it;
+         *     share again to show them.
+         */
+        post: operations["chat_create_share"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/chat/conversations/{id}/switch": {
         parameters: {
             query?: never;
@@ -2395,6 +2676,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/chat/messages/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a message and every message under it (one version of an edit or a regeneration,
+         *     with its follow-ups). The branch on screen moves to the version beside it. Refused while an
+         *     answer in that branch is being written. Answers the branch now on screen.
+         */
+        delete: operations["delete_branch"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/chat/messages/{id}/context": {
         parameters: {
             query?: never;
@@ -2405,6 +2707,26 @@ export interface paths {
         /** What was sent upstream for an answer: the trimmed history, the summary, the settings. */
         get: operations["inspect_context"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/messages/{id}/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Give an answer a thumbs up or down (or take it back with `rating: null`). The history
+         *     shows it as the message's `feedback`.
+         */
+        put: operations["feedback"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2512,6 +2834,120 @@ export interface paths {
         };
         /** The models the caller may chat with, and their prices. */
         get: operations["models"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's chat preferences (the defaults until they change one). */
+        get: operations["chat_get_preferences"];
+        /** Change chat preferences; every invalid field is refused and nothing is stored then. */
+        put: operations["chat_update_preferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/prompts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's prompts and the shared ones, by command. */
+        get: operations["list_prompts"];
+        put?: never;
+        /** Add a prompt to the caller's library. */
+        post: operations["create_prompt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/prompts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete one of the caller's prompts. */
+        delete: operations["delete_prompt"];
+        options?: never;
+        head?: never;
+        /** Change one of the caller's prompts. */
+        patch: operations["update_prompt"];
+        trace?: never;
+    };
+    "/api/v1/chat/shared/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A shared conversation, read without signing in: its title and the shared branch's
+         *     messages (text, reasoning, images and the answering model; no costs, sources or settings).
+         *     A revoked link, a deleted conversation or a deleted branch is 404.
+         */
+        get: operations["read_share"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/shares/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a share link: it shows nothing from now on. */
+        delete: operations["chat_revoke_share"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/socket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Open the chat socket: requests `send`, `regenerate`, `attach`, `stop` and `cancel` as
+         *     JSON text frames; the answers' events come back tagged with each request's `id` (see
+         *     docs/CHAT-API.md). Offer the subprotocols `skein.chat.v1` and `skein.bearer.<access
+         *     token>`; the server answers `skein.chat.v1`.
+         */
+        get: operations["socket"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2628,10 +3064,10 @@ export interface paths {
             cookie?: never;
         };
         /** The share links of a file, newest first (revoked ones included). */
-        get: operations["list_shares"];
+        get: operations["files_list_shares"];
         put?: never;
         /** Share a file: a link anyone can open, with an optional expiry, password and download limit. */
-        post: operations["create_share"];
+        post: operations["files_create_share"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2649,7 +3085,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Revoke a share link: it stops working at once. */
-        delete: operations["revoke_share"];
+        delete: operations["files_revoke_share"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3024,7 +3460,8 @@ export interface paths {
         /**
          * Follow a base's documents: server-sent events `document` (a document as
          *     `GET .../documents/{doc_id}` shows it, sent when it appears and whenever its status or
-         *     progress changes), `removed` (`{"id"}`) and, after the first full round, `synced`.
+         *     progress changes), `removed` (`{"id"}`) and, after the first full round, `synced`. A user
+         *     holds at most `knowledge.event_streams_per_user` streams at once (429 beyond).
          */
         get: operations["base_events"];
         put?: never;
@@ -3588,6 +4025,61 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/user/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The account's passkeys. */
+        get: operations["list_passkeys"];
+        put?: never;
+        /**
+         * Add a passkey: what `navigator.credentials.create()` answered to the options. From then on
+         *     the account signs in with it, and a password sign-in asks for it (or a TOTP code) next.
+         */
+        post: operations["add_passkey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/passkeys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove one of the account's passkeys. */
+        delete: operations["delete_passkey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/passkeys/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start adding a passkey: the options for `navigator.credentials.create()`. */
+        post: operations["registration_options"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/user/password": {
         parameters: {
             query?: never;
@@ -3654,9 +4146,9 @@ export interface paths {
             cookie?: never;
         };
         /** The caller's own display choices. */
-        get: operations["get_preferences"];
+        get: operations["user_get_preferences"];
         /** Change one's display choices (the currency amounts are shown in). */
-        put: operations["update_preferences"];
+        put: operations["user_update_preferences"];
         post?: never;
         delete?: never;
         options?: never;
@@ -3743,7 +4235,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A user's avatar: the uploaded picture (PNG, 256 px), or generated initials (SVG). */
+        /**
+         * A user's avatar at a size: the uploaded picture (PNG, or lossless WebP when `Accept` lists
+         *     it), or generated initials (SVG). Anyone may fetch any user's (an `<img>` sends no bearer
+         *     token); it shows nothing but the picture or the initials. A strong ETag answers a matching
+         *     `If-None-Match` with 304.
+         */
         get: operations["get_avatar"];
         put?: never;
         post?: never;
@@ -3773,6 +4270,13 @@ export interface components {
         AddDocument: {
             /** @description The id of one of the caller's files. */
             file_id: string;
+        };
+        /** @description Adding a passkey. */
+        AddPasskey: {
+            /** @description What `navigator.credentials.create()` answered. */
+            credential: components["schemas"]["RegistrationCredential"];
+            /** @description A name to recognise it by (1–64 characters; default "Passkey"). */
+            name?: string | null;
         };
         /** @description A web page to add. */
         AddUrl: {
@@ -3851,6 +4355,21 @@ export interface components {
             quota_per_usd: number;
             /** @description The values in effect. */
             values: components["schemas"]["SystemSettings"];
+        };
+        /** @description The sign-in settings. */
+        AdminSignIn: {
+            /** @description The configuration file's (what a reset returns to). */
+            defaults: components["schemas"]["SignInMethods"];
+            /** @description The company directory (LDAP) in effect, without the service account's password. */
+            ldap: components["schemas"]["LdapView"];
+            /** @description Whether mail can be sent (verification needs it). */
+            mail_enabled: boolean;
+            /** @description The settings an admin changed (`sign_in.password`, ..., `sign_in.sms`). */
+            overridden: string[];
+            /** @description The SMS vendor in effect. */
+            sms: components["schemas"]["SmsView"];
+            /** @description The methods in effect. */
+            values: components["schemas"]["SignInMethods"];
         };
         /**
          * @description An assistant as a list shows it: the current version's card (the draft's for its owner
@@ -4099,12 +4618,23 @@ export interface components {
              */
             rpm_limit?: number | null;
             /** @description `active` or `disabled`. */
-            status: string;
+            status: components["schemas"]["KeyStatus"];
             /**
              * Format: int64
              * @description Tokens per minute; `null` for none.
              */
             tpm_limit?: number | null;
+        };
+        /** @description A change of plan to make. */
+        ApplyChange: {
+            /** @description For an upgrade: a coupon code, applied to what is left to pay after the credit. */
+            coupon?: string | null;
+            /** @description The provider's method; the first offered when left out. */
+            method?: string | null;
+            /** @description The plan to move to. */
+            plan_id: string;
+            /** @description For an upgrade (paid now): `epay`, `stripe`, `alipay` or `wechat`. */
+            provider?: string | null;
         };
         /** @description A channels document to apply. */
         ApplyChannels: {
@@ -4117,6 +4647,35 @@ export interface components {
             dry_run?: boolean;
             /** @description Remove channels, prices and routes the document leaves out (default false: kept). */
             prune?: boolean;
+        };
+        /** @description `PublicKeyCredential.toJSON()` of a `get()`. */
+        AssertionCredential: {
+            /** @description Credential id, base64url. */
+            id: string;
+            /** @description The same, base64url. */
+            rawId: string;
+            /** @description The authenticator's answer. */
+            response: components["schemas"]["AssertionResponse"];
+            /** @description `public-key`. */
+            type: string;
+        };
+        /** @description `AuthenticatorAssertionResponse` (JSON form). */
+        AssertionResponse: {
+            /** @description base64url. */
+            authenticatorData: string;
+            /** @description base64url. */
+            clientDataJSON: string;
+            /** @description base64url (DER for ES256). */
+            signature: string;
+            /** @description The account id's bytes, base64url, when the authenticator sends it. */
+            userHandle?: string | null;
+        };
+        /** @description `AuthenticatorAttestationResponse` (JSON form). */
+        AttestationResponse: {
+            /** @description base64url CBOR. */
+            attestationObject: string;
+            /** @description base64url. */
+            clientDataJSON: string;
         };
         /** @description One action an administrator took, as the audit log keeps it. */
         AuditEntry: {
@@ -4154,6 +4713,15 @@ export interface components {
             created_at: string;
             /** @description Entry id. */
             id: string;
+        };
+        /** @description `AuthenticatorSelectionCriteria`. */
+        AuthenticatorSelection: {
+            /** @description True (older browsers read this). */
+            requireResidentKey: boolean;
+            /** @description `required`. */
+            residentKey: string;
+            /** @description `preferred`. */
+            userVerification: string;
         };
         /** @description How a plugin's calls authenticate. */
         AuthInput: {
@@ -4243,6 +4811,12 @@ export interface components {
             name: string;
             /** @description Owner's user id. */
             owner_id: string;
+            /**
+             * Format: int64
+             * @description Parent-child chunks: the size in tokens of the parent sections a search hands back
+             *     around the small chunks it matched; `null`: off.
+             */
+            parent_chunk_tokens?: number | null;
             /** @description What the caller may do: `owner`, `write` or `read`. */
             permission: string;
             /** @description Rerank model; `null`: no reranking. */
@@ -4265,6 +4839,11 @@ export interface components {
         };
         /** @description Buying (or renewing) a plan. */
         BuyPlan: {
+            /**
+             * @description A coupon code (scoped to plans, or to all purchases); the order then pays the
+             *     discounted price for the same period.
+             */
+            coupon?: string | null;
             /** @description The provider's method; the first offered when left out. */
             method?: string | null;
             /** @description `epay`, `stripe`, `alipay` or `wechat`. */
@@ -4340,6 +4919,73 @@ export interface components {
             current_password: string;
             /** @description The new address; it replaces the current one when its link is opened. */
             email: string;
+        };
+        /**
+         * @description Up or down.
+         * @enum {string}
+         */
+        ChangeKind: "upgrade" | "downgrade";
+        /** @description What a change of plan would do, before it is made. */
+        ChangePreview: {
+            /**
+             * Format: int64
+             * @description The credit for the unused part of the current period, in minor units (0 for a
+             *     downgrade).
+             */
+            credit_minor: number;
+            /**
+             * @description When the new plan takes effect (RFC 3339): now for an upgrade, the end of the paid
+             *     periods for a downgrade.
+             */
+            effective_at: string;
+            /**
+             * Format: int64
+             * @description The quota the new subscription's first period grants.
+             */
+            first_grant: number;
+            /**
+             * Format: int64
+             * @description Credit beyond the new price less one minor unit, which is not used.
+             */
+            forfeited_minor: number;
+            /** @description Its plan now. */
+            from_plan_id: string;
+            /** @description `upgrade` or `downgrade`. */
+            kind: components["schemas"]["ChangeKind"];
+            /** @description The same as text (`"12.34"`). */
+            pay: string;
+            /**
+             * Format: int64
+             * @description What is paid now, before a coupon, in minor units (0 for a downgrade: the new plan's
+             *     price is paid when renewing).
+             */
+            pay_minor: number;
+            /**
+             * Format: int64
+             * @description The new plan's price of one period, in minor units.
+             */
+            price_minor: number;
+            /**
+             * Format: int64
+             * @description The unused quota of the current period, which stays and is taken off the new
+             *     subscription's first grant.
+             */
+            quota_offset: number;
+            /** @description The subscription changed. */
+            subscription_id: string;
+            /** @description The plan it changes to. */
+            to_plan_id: string;
+        };
+        /** @description What applying a change did. */
+        ChangeResult: {
+            /** @description `upgrade` or `downgrade`. */
+            kind: components["schemas"]["ChangeKind"];
+            order?: null | components["schemas"]["OrderView"];
+            /** @description Where to pay the upgrade. */
+            pay_url?: string | null;
+            /** @description The terms, as the preview showed them. */
+            preview: components["schemas"]["ChangePreview"];
+            subscription?: null | components["schemas"]["SubscriptionView"];
         };
         /** @description A channel as admins see it: never a key or header value. */
         Channel: {
@@ -4424,7 +5070,7 @@ export interface components {
              */
             priority: number;
             /** @description `enabled`, `disabled` or `auto_disabled`. */
-            status: string;
+            status: components["schemas"]["ChannelStatus"];
             /** @description Why it is not enabled. */
             status_reason?: string | null;
             /**
@@ -4474,7 +5120,7 @@ export interface components {
          * @description The upstream wire format a channel speaks, stored and sent as its lower-case name.
          * @enum {string}
          */
-        ChannelKind: "openai" | "azure" | "anthropic" | "gemini" | "deepseek" | "dashscope" | "zhipu" | "moonshot" | "siliconflow" | "volcengine" | "minimax" | "hunyuan" | "qianfan" | "spark" | "ollama";
+        ChannelKind: "openai" | "azure" | "anthropic" | "gemini" | "deepseek" | "dashscope" | "zhipu" | "moonshot" | "siliconflow" | "volcengine" | "minimax" | "hunyuan" | "qianfan" | "spark" | "ollama" | "dashscope_native";
         /**
          * @description Numbers of one channel over a day or a range. Latency and time to first byte are over
          *     answered attempts; the median is the average latency inside the latency bucket that holds
@@ -4532,6 +5178,11 @@ export interface components {
             /** @description RFC 3339. */
             to: string;
         };
+        /**
+         * @description Whether a channel is routed to; stored and sent as its lower-case name.
+         * @enum {string}
+         */
+        ChannelStatus: "enabled" | "disabled" | "auto_disabled";
         /** @description A model the caller may chat with. */
         ChatModel: {
             /**
@@ -4551,6 +5202,37 @@ export interface components {
              * @description Quota units per million completion tokens.
              */
             output_price: number;
+        };
+        /** @description A user's chat preferences. */
+        ChatPreferences: {
+            /** @description The model a new chat starts with; `null`: the server's default. */
+            default_model?: string | null;
+            /** @description The thread's text size: `small`, `medium` or `large`. */
+            font_size: string;
+            /** @description `enter` (Shift+Enter adds a line) or `mod_enter` (Ctrl/⌘+Enter sends, Enter adds a line). */
+            send_key: string;
+        };
+        /** @description A change of chat preferences: fields left out stay as they are. */
+        ChatPreferencesUpdate: {
+            /** @description A model name, or `null` for the server's default. */
+            default_model?: string | null;
+            /** @description `small`, `medium` or `large`. */
+            font_size?: string | null;
+            /** @description `enter` or `mod_enter`. */
+            send_key?: string | null;
+        };
+        /** @description A share link as its owner sees it. */
+        ChatShareView: {
+            /** @description When it was made (RFC 3339). */
+            created_at: string;
+            /** @description Id (to revoke it). */
+            id: string;
+            /** @description The last message it shows. */
+            leaf_id: string;
+            /** @description The web page that shows it, e.g. `/share/abc…` (on this server). */
+            path: string;
+            /** @description The link's secret. */
+            token: string;
         };
         /** @description A chunk as the chunk viewer shows it. */
         ChunkView: {
@@ -4775,6 +5457,11 @@ export interface components {
              */
             percent_off: number;
         };
+        /**
+         * @description What a coupon may be used on.
+         * @enum {string}
+         */
+        CouponScope: "topup" | "plan" | "all";
         /** @description A coupon as the admin API shows it. */
         CouponView: {
             /**
@@ -4815,6 +5502,10 @@ export interface components {
              * @description Percent off (1–100), for `percent`.
              */
             percent_off: number;
+            /** @description The only plans it applies to (for `plan` and `all`); empty = every plan. */
+            plan_ids: string[];
+            /** @description `topup`, `plan` or `all`. */
+            scope: components["schemas"]["CouponScope"];
             /** @description Valid from (RFC 3339); none = at once. */
             starts_at?: string | null;
             /**
@@ -4851,6 +5542,13 @@ export interface components {
             embedding_model?: string | null;
             /** @description Name, 1–100 characters. */
             name: string;
+            /**
+             * Format: int64
+             * @description Parent-child chunks: match small chunks (`chunk_max_tokens`) and hand back the larger
+             *     section around each, of up to this many tokens (more than `chunk_max_tokens`, at most
+             *     8192); omitted or 0: off.
+             */
+            parent_chunk_tokens?: number | null;
             /** @description Rerank model the relay serves; omitted or `""`: none. */
             rerank_model?: string | null;
             /** @description `private` (default) or `public`. */
@@ -4969,6 +5667,13 @@ export interface components {
              * @description Percent off, 1–100.
              */
             percent_off?: number | null;
+            /**
+             * @description With `plan` or `all`: only these plans (ids of existing plans); omitted or empty =
+             *     every plan.
+             */
+            plan_ids?: string[];
+            /** @description What it may be used on: `topup`, `plan` or `all` (the default). */
+            scope?: string | null;
             /** @description Valid from (RFC 3339); omitted = at once. */
             starts_at?: string | null;
             /**
@@ -5091,6 +5796,50 @@ export interface components {
              * @description The file's exact size in bytes.
              */
             size: number;
+        };
+        /** @description `navigator.credentials.create()`'s options (WebAuthn's JSON form: binary as base64url). */
+        CreationOptions: {
+            /** @description `PublicKeyCredentialCreationOptions`. */
+            publicKey: components["schemas"]["CreationPublicKey"];
+        };
+        /** @description `PublicKeyCredentialCreationOptions`. */
+        CreationPublicKey: {
+            /** @description Always `none`: no authenticator model is asked for or kept. */
+            attestation: string;
+            /** @description Discoverable credential required (passwordless sign-in), user verification preferred. */
+            authenticatorSelection: components["schemas"]["AuthenticatorSelection"];
+            /** @description 32 random bytes, base64url; works once, for `timeout` ms. */
+            challenge: string;
+            /** @description The account's passkeys, so the same authenticator is not added twice. */
+            excludeCredentials: components["schemas"]["CredentialDescriptor"][];
+            /** @description ES256, then RS256. */
+            pubKeyCredParams: components["schemas"]["CredParam"][];
+            /** @description This server. */
+            rp: components["schemas"]["RpEntity"];
+            /**
+             * Format: int64
+             * @description Milliseconds.
+             */
+            timeout: number;
+            /** @description The account. */
+            user: components["schemas"]["UserEntity"];
+        };
+        /** @description A credential named in options. */
+        CredentialDescriptor: {
+            /** @description Credential id, base64url. */
+            id: string;
+            /** @description `public-key`. */
+            type: string;
+        };
+        /** @description An algorithm the server accepts. */
+        CredParam: {
+            /**
+             * Format: int64
+             * @description COSE algorithm: -7 (ES256), -257 (RS256).
+             */
+            alg: number;
+            /** @description `public-key`. */
+            type: string;
         };
         /**
          * @description A currency users pay in.
@@ -5217,7 +5966,10 @@ export interface components {
             content_type: string;
             /** @description The file's name. */
             name: string;
-            /** @description A signed URL of the file's content, fetched without a session (valid about an hour). */
+            /**
+             * @description A signed URL of the file's content, fetched without a session (valid for 10 minutes:
+             *     a citation asks again when it is opened).
+             */
             url: string;
         };
         /** @description The form of an upload (for the OpenAPI document; the body is streamed to the File service). */
@@ -5288,6 +6040,13 @@ export interface components {
             error: components["schemas"]["ErrorBody"];
             /** @description The id of the request, as in the `X-Request-Id` header and the server's logs. */
             request_id: string;
+        };
+        /** @description A verdict on an answer. */
+        FeedbackInput: {
+            /** @description Why, up to 2,000 characters (optional). */
+            comment?: string | null;
+            /** @description `up`, `down`, or `null` to take the verdict back. */
+            rating?: string | null;
         };
         /** @description An upstream account not saved yet, whose models the channel form wants to list. */
         FetchModels: {
@@ -5446,6 +6205,7 @@ export interface components {
             file_id: string;
             /** @description 1-based rank after fusion (0 for hits below the threshold). */
             fused_rank: number;
+            parent?: null | components["schemas"]["ParentView"];
             /**
              * Format: double
              * @description The rerank model's score.
@@ -5581,6 +6341,11 @@ export interface components {
             /** @description The invoice number (1–40 characters). */
             number: string;
         };
+        /**
+         * @description Whether an API key works; stored and sent as its lower-case name.
+         * @enum {string}
+         */
+        KeyStatus: "active" | "disabled";
         /** @description The entries of one ledger kind in a month. */
         KindLine: {
             /**
@@ -5595,6 +6360,141 @@ export interface components {
             entries: number;
             /** @description `topup`, `consume`, `redeem`, `admin_adjust`, `signup_grant`, `invite_reward`, ... */
             kind: string;
+        };
+        /** @description The person a test found (nothing is created). */
+        LdapFoundPerson: {
+            /** @description False when they are in none of the allowed groups (sign-in would refuse them). */
+            allowed: boolean;
+            /** @description The shown-name attribute's value. */
+            display_name?: string | null;
+            /** @description Their DN. */
+            dn: string;
+            /** @description The address attribute's value. */
+            email?: string | null;
+            /** @description Their groups (DNs, lower-cased). */
+            groups: string[];
+            /** @description `admin` or `user`: the role their groups give. */
+            role: string;
+            /** @description The username attribute's value. */
+            username?: string | null;
+        };
+        /** @description A directory login. */
+        LdapLoginRequest: {
+            /** @description What the person types at work: their uid or address (per `ldap.user_filter`). */
+            login: string;
+            /** @description Their directory password. */
+            password: string;
+        };
+        /** @description Whether directory sign-in is on (public: the sign-in page asks). */
+        LdapState: {
+            /** @description True when `[ldap]` names a server. */
+            enabled: boolean;
+        };
+        /** @description The answer of a connection test. */
+        LdapTestAnswer: {
+            /**
+             * @description The directory's or the TLS library's own words (`tls_error`, `error`); never the
+             *     password.
+             */
+            error?: string | null;
+            /** @description How many people the search found (`ambiguous` only). */
+            matches?: number | null;
+            person?: null | components["schemas"]["LdapFoundPerson"];
+            /** @description What happened. */
+            result: components["schemas"]["LdapTestResult"];
+        };
+        /** @description A connection test. */
+        LdapTestRequest: {
+            /** @description The login to look up, as a person would type it. */
+            login: string;
+            settings?: null | components["schemas"]["LdapUpdate"];
+        };
+        /**
+         * @description What a connection test found.
+         * @enum {string}
+         */
+        LdapTestResult: "found" | "not_found" | "ambiguous" | "tls_error" | "error";
+        /**
+         * @description Directory settings to use from now on (all of them; fields left out take the usual
+         *     defaults). An empty `url` turns directory sign-in off.
+         */
+        LdapUpdate: {
+            /** @description Group DNs whose members are admins. */
+            admin_groups?: string[];
+            /** @description Group DNs whose members may sign in (empty: everyone the search finds). */
+            allowed_groups?: string[];
+            /** @description Where people are searched (subtree). */
+            base_dn?: string;
+            /** @description The service account's DN; empty or `null`: search anonymously. */
+            bind_dn?: string | null;
+            /** @description Its password. Left out or empty: the one in effect is kept. */
+            bind_password?: string | null;
+            /** @description The CA certificate(s) in PEM; empty or `null`: the system's roots. */
+            ca_pem?: string | null;
+            /** @description The address attribute; default `mail`. */
+            email_attribute?: string | null;
+            /** @description Where groups are searched; empty or `null`: only `memberOf` is read. */
+            group_base_dn?: string | null;
+            /** @description The group filter with `{dn}`; default `(&(objectClass=groupOfNames)(member={dn}))`. */
+            group_filter?: string | null;
+            /** @description The shown-name attribute; default `cn`. */
+            name_attribute?: string | null;
+            /** @description StartTLS on an `ldap://` URL (required, never a fall back to plain text). */
+            starttls?: boolean;
+            /**
+             * Format: int64
+             * @description Seconds each step may take (1 to 60); default 10.
+             */
+            timeout_secs?: number | null;
+            /** @description `ldap://host:389` or `ldaps://host:636`; empty: off. */
+            url?: string;
+            /**
+             * @description The search filter with `{login}`; default
+             *     `(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))`.
+             */
+            user_filter?: string | null;
+            /** @description The username attribute; default `uid`. */
+            username_attribute?: string | null;
+        };
+        /** @description The directory settings as an admin sees them. */
+        LdapView: {
+            /** @description Members of these groups are admins. */
+            admin_groups: string[];
+            /** @description When not empty, only members of these groups may sign in. */
+            allowed_groups: string[];
+            /** @description Where people are searched. */
+            base_dn: string;
+            /** @description The service account that searches; `null`: anonymous. */
+            bind_dn?: string | null;
+            /** @description Whether the service account's password is set (it is never shown). */
+            bind_password_set: boolean;
+            /** @description The CA certificate(s) the server's must chain to (PEM); `null`: the system's roots. */
+            ca_pem?: string | null;
+            /** @description The attribute holding the address. */
+            email_attribute: string;
+            /** @description Whether directory sign-in is on (a URL is set). */
+            enabled: boolean;
+            /** @description Where groups are searched; `null`: only `memberOf`. */
+            group_base_dn?: string | null;
+            /** @description The group filter, with `{dn}`. */
+            group_filter: string;
+            /** @description The attribute holding the shown name. */
+            name_attribute: string;
+            /** @description `config` (skein.toml's `[ldap]`) or `admin` (stored here). */
+            source: components["schemas"]["SmsSource"];
+            /** @description StartTLS on an `ldap://` URL. */
+            starttls: boolean;
+            /**
+             * Format: int64
+             * @description Seconds each step may take.
+             */
+            timeout_secs: number;
+            /** @description `ldap://host:389` or `ldaps://host:636`; empty: off. */
+            url: string;
+            /** @description The search filter, with `{login}`. */
+            user_filter: string;
+            /** @description The attribute holding the username (the login). */
+            username_attribute: string;
         };
         /** @description One ledger entry. */
         LedgerEntry: {
@@ -5818,10 +6718,39 @@ export interface components {
             /** @description Ends this token's session (when no access token is sent). */
             refresh_token?: string | null;
         };
+        /** @description Whether a statement mail was queued. */
+        MailedStatement: {
+            /**
+             * @description Handed to the mail queue; `false` when the account has no verified email address
+             *     (or this server sends no mail).
+             */
+            queued: boolean;
+        };
         /** @description A mail was queued (or, where saying so would reveal an account, might have been). */
         MailQueued: {
             /** @description Always true. */
             accepted: boolean;
+        };
+        /** @description What a scheduled run did. */
+        MailRun: {
+            /** @description Users mailed for this month before (by this run's predecessors). */
+            already: number;
+            /** @description `YYYY-MM`. */
+            month: string;
+            /** @description Users without a verified address (or mail is off): nothing sent, not tried again. */
+            no_address: number;
+            /** @description Statements handed to the mail queue. */
+            queued: number;
+        };
+        /** @description The month to mail, for the monthly run. */
+        MailRunRequest: {
+            /** @description `YYYY-MM`, a month that is over; default: last month. */
+            month?: string | null;
+            /**
+             * Format: int32
+             * @description The UTC offset of the month, in minutes; default `billing.statement_utc_offset_minutes`.
+             */
+            utc_offset_minutes?: number | null;
         };
         /** @description A like or favourite, after the change. */
         MarkState: {
@@ -5851,6 +6780,10 @@ export interface components {
             alias_of?: string | null;
             /** @description Models tried in order, each at its own price, when every channel failed. */
             fallbacks: string[];
+            /** @description Per group: the list its keys get instead of `fallbacks` (an empty list: none). */
+            group_fallbacks: {
+                [key: string]: string[];
+            };
             /** @description The public model name clients ask for. */
             model: string;
             /** @description When it was last changed (RFC 3339). */
@@ -5862,6 +6795,13 @@ export interface components {
             alias_of?: string | null;
             /** @description Models to try in order when every channel failed (at most five). */
             fallbacks?: string[];
+            /**
+             * @description Per group (one of `relay.groups`): the fallbacks of that group's keys, in place of
+             *     `fallbacks` (at most five each; an empty list turns fallbacks off for the group).
+             */
+            group_fallbacks?: {
+                [key: string]: string[];
+            };
         };
         /** @description A moderation decision. */
         Moderation: {
@@ -5890,13 +6830,14 @@ export interface components {
             kind: string;
             /** @description Display name. */
             name: string;
-            /** @description The OpenAPI 3 document (JSON object, or its text), for `openapi`. */
+            /** @description The OpenAPI 3 document, for `openapi`: a JSON object, or its text in JSON or YAML. */
             openapi?: Record<string, never>;
             /** @description Secrets each user must supply, by name. */
             required_secrets?: string[];
             /**
              * @description The server calls go to: for `openapi`, instead of the document's first server; for
-             *     `mcp`, the server's Streamable HTTP endpoint.
+             *     `mcp`, the server's endpoint, Streamable HTTP or the older HTTP+SSE (found out when it
+             *     is registered).
              */
             server_url?: string | null;
             /** @description JSON Schema of each user's settings. */
@@ -5932,10 +6873,12 @@ export interface components {
             token_url?: string | null;
         };
         /**
-         * @description An order's state.
+         * @description An order's state: `pending` → `paid` (or `expired` → `paid` for a late payment, or
+         *     `failed`); a paid order's refunds move it to `partially_refunded` and `refunded`, and a
+         *     refund the provider turns down moves it back.
          * @enum {string}
          */
-        OrderStatus: "pending" | "paid" | "expired" | "failed";
+        OrderStatus: "pending" | "paid" | "expired" | "failed" | "partially_refunded" | "refunded";
         /** @description An order as the API shows it. */
         OrderView: {
             /** @description Amount as text (`"10.00"`). */
@@ -5945,10 +6888,18 @@ export interface components {
              * @description Amount in minor units (fen, cents).
              */
             amount_minor: number;
+            /** @description For a plan upgrade: the subscription it replaces. */
+            change_from?: string | null;
             /** @description The coupon it used. */
             coupon_id?: string | null;
             /** @description When it was made (RFC 3339). */
             created_at: string;
+            /**
+             * Format: int64
+             * @description For a plan upgrade: the credit for the unused part of the replaced subscription's
+             *     period, taken off the plan's price before any coupon, in minor units.
+             */
+            credit_minor: number;
             /** @description `CNY` or `USD`. */
             currency: components["schemas"]["Currency"];
             /**
@@ -6084,7 +7035,7 @@ export interface components {
                  */
                 rpm_limit?: number | null;
                 /** @description `active` or `disabled`. */
-                status: string;
+                status: components["schemas"]["KeyStatus"];
                 /**
                  * Format: int64
                  * @description Tokens per minute; `null` for none.
@@ -6158,6 +7109,12 @@ export interface components {
                 name: string;
                 /** @description Owner's user id. */
                 owner_id: string;
+                /**
+                 * Format: int64
+                 * @description Parent-child chunks: the size in tokens of the parent sections a search hands back
+                 *     around the small chunks it matched; `null`: off.
+                 */
+                parent_chunk_tokens?: number | null;
                 /** @description What the caller may do: `owner`, `write` or `read`. */
                 permission: string;
                 /** @description Rerank model; `null`: no reranking. */
@@ -6280,6 +7237,10 @@ export interface components {
                  * @description Percent off (1–100), for `percent`.
                  */
                 percent_off: number;
+                /** @description The only plans it applies to (for `plan` and `all`); empty = every plan. */
+                plan_ids: string[];
+                /** @description `topup`, `plan` or `all`. */
+                scope: components["schemas"]["CouponScope"];
                 /** @description Valid from (RFC 3339); none = at once. */
                 starts_at?: string | null;
                 /**
@@ -6565,10 +7526,18 @@ export interface components {
                  * @description Amount in minor units (fen, cents).
                  */
                 amount_minor: number;
+                /** @description For a plan upgrade: the subscription it replaces. */
+                change_from?: string | null;
                 /** @description The coupon it used. */
                 coupon_id?: string | null;
                 /** @description When it was made (RFC 3339). */
                 created_at: string;
+                /**
+                 * Format: int64
+                 * @description For a plan upgrade: the credit for the unused part of the replaced subscription's
+                 *     period, taken off the plan's price before any coupon, in minor units.
+                 */
+                credit_minor: number;
                 /** @description `CNY` or `USD`. */
                 currency: components["schemas"]["Currency"];
                 /**
@@ -6730,6 +7699,8 @@ export interface components {
                 amount_minor: number;
                 /** @description When it was made (RFC 3339). */
                 created_at: string;
+                /** @description The refund took back the period in progress and ended the subscription. */
+                ended_subscription: boolean;
                 /** @description When it succeeded or failed (RFC 3339). */
                 finished_at?: string | null;
                 /** @description The admin let the debit take the balance below zero. */
@@ -6742,6 +7713,11 @@ export interface components {
                 note?: string | null;
                 /** @description The order refunded. */
                 order_id: string;
+                /**
+                 * Format: int64
+                 * @description Paid periods the refund took off that subscription (0 or 1).
+                 */
+                periods: number;
                 /** @description The order's provider. */
                 provider: components["schemas"]["ProviderName"];
                 /** @description The provider's refund id, once known. */
@@ -6755,6 +7731,8 @@ export interface components {
                 reason: string;
                 /** @description `pending`, `succeeded` or `failed`. */
                 status: components["schemas"]["RefundStatus"];
+                /** @description For a plan order: the subscription it paid for. */
+                subscription_id?: string | null;
                 /** @description Whose order. */
                 user_id: string;
             }[];
@@ -6922,6 +7900,35 @@ export interface components {
              */
             quota: number;
         };
+        /** @description A parent section (parent-child chunks). */
+        ParentView: {
+            /** @description Headings above it, outermost first. */
+            headings: string[];
+            /** @description Id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description Last page.
+             */
+            page_end?: number | null;
+            /**
+             * Format: int64
+             * @description First page.
+             */
+            page_start?: number | null;
+            /**
+             * Format: int64
+             * @description 0-based position among its document's parents.
+             */
+            position: number;
+            /** @description The text (the heading path on its first line when it has one). */
+            text: string;
+            /**
+             * Format: int64
+             * @description Tokens.
+             */
+            tokens: number;
+        };
         /** @description Where one part is sent. */
         PartTarget: {
             /** @description Whether `url` is the store's own (presigned). */
@@ -6964,6 +7971,31 @@ export interface components {
              * @description Bytes stored.
              */
             size: number;
+        };
+        /** @description The account's passkeys. */
+        PasskeyList: {
+            /** @description Whether this server lets people sign in with passkeys (Admin → Sign-in). */
+            enabled: boolean;
+            /** @description Oldest first. */
+            items: components["schemas"]["PasskeyView"][];
+        };
+        /** @description A passwordless sign-in. */
+        PasskeyLogin: {
+            /** @description What `navigator.credentials.get()` answered. */
+            credential: components["schemas"]["AssertionCredential"];
+        };
+        /** @description A passkey as its owner sees it. */
+        PasskeyView: {
+            /** @description `ES256` or `RS256`. */
+            algorithm: string;
+            /** @description RFC 3339. */
+            created_at: string;
+            /** @description Id (for removing). */
+            id: string;
+            /** @description RFC 3339: last sign-in with it. */
+            last_used_at?: string | null;
+            /** @description Its name. */
+            name: string;
         };
         /** @description A password change. */
         PasswordChange: {
@@ -7071,11 +8103,18 @@ export interface components {
             created_at: string;
             /** @description `CNY` or `USD` (the payment currency). */
             currency: components["schemas"]["Currency"];
-            /** @description The user group the plan is for, if any (recorded; see the docs). */
+            /**
+             * @description A key group the plan grants while it is active (one of `relay.groups`; another name
+             *     grants nothing): keys may be put in it, and the subscriber's chat and new keys
+             *     route in it.
+             */
             group_name?: string | null;
             /** @description Its id. */
             id: string;
-            /** @description The models the plan is meant for; empty = all (recorded; see the docs). */
+            /**
+             * @description The only models a subscriber may use while the plan is active (403
+             *     `model_not_in_plan` for others, on every relay route); empty = all.
+             */
             models: string[];
             /** @description English name. */
             name_en: string;
@@ -7204,6 +8243,11 @@ export interface components {
             /** @description Whether the text was cut. */
             truncated: boolean;
         };
+        /** @description The plan to preview a change to. */
+        PreviewChange: {
+            /** @description The plan to move to. */
+            plan_id: string;
+        };
         /** @description A user as the API shows it (never the password hash). */
         Profile: {
             /** @description Avatar image URL. */
@@ -7247,6 +8291,34 @@ export interface components {
             language?: string | null;
             /** @description `system`, `light` or `dark`. */
             theme?: string | null;
+        };
+        /** @description A new prompt, or a change of one (fields left out stay as they are). */
+        PromptInput: {
+            /** @description 1–32 letters, digits, `-` or `_` (no spaces); unique among the caller's prompts. */
+            command?: string | null;
+            /** @description 1–20,000 characters. */
+            content?: string | null;
+            /** @description Share with every user (administrators only). */
+            shared?: boolean | null;
+            /** @description 1–100 characters. */
+            title?: string | null;
+        };
+        /** @description A prompt as its reader sees it. */
+        PromptView: {
+            /** @description What follows `/` in the composer. */
+            command: string;
+            /** @description The text inserted. */
+            content: string;
+            /** @description Id. */
+            id: string;
+            /** @description The reader's own (they may change or delete it). */
+            mine: boolean;
+            /** @description Every user sees it. */
+            shared: boolean;
+            /** @description A short name. */
+            title: string;
+            /** @description Last changed (RFC 3339). */
+            updated_at: string;
         };
         /**
          * @description What kind of service a provider is.
@@ -7347,6 +8419,8 @@ export interface components {
             quota_per_usd: number;
             /** @description Who may register. */
             registration_mode: components["schemas"]["RegistrationMode"];
+            /** @description Which sign-in methods the sign-in page offers. */
+            sign_in: components["schemas"]["PublicSignIn"];
         };
         /** @description A share as the public sees it. */
         PublicShare: {
@@ -7370,6 +8444,17 @@ export interface components {
              * @description Bytes.
              */
             size: number;
+        };
+        /** @description The sign-in methods on, for the sign-in page. */
+        PublicSignIn: {
+            /** @description Sign-in with a passkey. */
+            passkeys: boolean;
+            /** @description Password sign-in and registration (off: administrators only). */
+            password: boolean;
+            /** @description Sign-in by SMS code. */
+            phone: boolean;
+            /** @description New accounts must verify their address before signing in. */
+            verified_email_for_login: boolean;
         };
         /** @description What a publish says about itself. */
         PublishInput: {
@@ -7441,9 +8526,22 @@ export interface components {
             amount: number;
             /** @description The code as typed. */
             code: string;
+            /** @description The plan being bought; omitted for a top-up. */
+            plan_id?: string | null;
         };
         /** @description The price of one model, in quota units. */
         Rates: {
+            /**
+             * Format: int64
+             * @description Per million uncached prompt tokens of audio, where the vendor prices audio apart (its
+             *     audio input costs several times its text input); unset, audio is billed as text.
+             */
+            audio_input_per_mtok?: number | null;
+            /**
+             * Format: int64
+             * @description Per million completion tokens of audio; unset, billed as text output.
+             */
+            audio_output_per_mtok?: number | null;
             /**
              * Format: int64
              * @description Per million prompt tokens read from the upstream's cache.
@@ -7543,6 +8641,8 @@ export interface components {
             amount_minor: number;
             /** @description When it was made (RFC 3339). */
             created_at: string;
+            /** @description The refund took back the period in progress and ended the subscription. */
+            ended_subscription: boolean;
             /** @description When it succeeded or failed (RFC 3339). */
             finished_at?: string | null;
             /** @description The admin let the debit take the balance below zero. */
@@ -7555,6 +8655,11 @@ export interface components {
             note?: string | null;
             /** @description The order refunded. */
             order_id: string;
+            /**
+             * Format: int64
+             * @description Paid periods the refund took off that subscription (0 or 1).
+             */
+            periods: number;
             /** @description The order's provider. */
             provider: components["schemas"]["ProviderName"];
             /** @description The provider's refund id, once known. */
@@ -7568,6 +8673,8 @@ export interface components {
             reason: string;
             /** @description `pending`, `succeeded` or `failed`. */
             status: components["schemas"]["RefundStatus"];
+            /** @description For a plan order: the subscription it paid for. */
+            subscription_id?: string | null;
             /** @description Whose order. */
             user_id: string;
         };
@@ -7596,6 +8703,17 @@ export interface components {
             /** @description 3–32 letters, digits, `_`, `.`, `-`. */
             username?: string | null;
         };
+        /** @description `PublicKeyCredential.toJSON()` of a `create()`. */
+        RegistrationCredential: {
+            /** @description Credential id, base64url. */
+            id: string;
+            /** @description The same, base64url. */
+            rawId: string;
+            /** @description The authenticator's answer. */
+            response: components["schemas"]["AttestationResponse"];
+            /** @description `public-key`. */
+            type: string;
+        };
         /**
          * @description Who may create an account (the very first account always may, and becomes root).
          * @enum {string}
@@ -7605,6 +8723,13 @@ export interface components {
         RejectInvoice: {
             /** @description Why (1–500 characters; the user sees it). */
             reason: string;
+        };
+        /** @description What one reminder run did. */
+        ReminderRun: {
+            /** @description Reminders for users without a verified address (or mail is off): not tried again. */
+            no_address: number;
+            /** @description Reminders handed to the mail queue. */
+            queued: number;
         };
         /** @description A new name. */
         RenameInput: {
@@ -7646,6 +8771,30 @@ export interface components {
             /** @description The buyer's name (1–100 characters). */
             title: string;
         };
+        /** @description `navigator.credentials.get()`'s options. */
+        RequestOptions: {
+            /** @description `PublicKeyCredentialRequestOptions`. */
+            publicKey: components["schemas"]["RequestPublicKey"];
+        };
+        /** @description `PublicKeyCredentialRequestOptions`. */
+        RequestPublicKey: {
+            /**
+             * @description Empty for a passwordless sign-in (any of this site's passkeys); the account's for the
+             *     second step.
+             */
+            allowCredentials: components["schemas"]["CredentialDescriptor"][];
+            /** @description 32 random bytes, base64url; works once, for `timeout` ms. */
+            challenge: string;
+            /** @description The RP ID. */
+            rpId: string;
+            /**
+             * Format: int64
+             * @description Milliseconds.
+             */
+            timeout: number;
+            /** @description `preferred`. */
+            userVerification: string;
+        };
         /** @description A new password, with the token from the reset mail. */
         ResetPasswordRequest: {
             /** @description 8–128 characters. */
@@ -7686,6 +8835,13 @@ export interface components {
             skipped: components["schemas"]["SkippedChannel"][];
             /** @description The group's routing strategy (`priority` for requests logged before strategies). */
             strategy?: components["schemas"]["Strategy"];
+        };
+        /** @description The relying party. */
+        RpEntity: {
+            /** @description The RP ID: the public URL's host. */
+            id: string;
+            /** @description Shown by the authenticator. */
+            name: string;
         };
         /** @description What the process holds now. */
         RuntimeReport: {
@@ -7762,6 +8918,8 @@ export interface components {
             no_answer: boolean;
             /** @description Whether the rerank model ordered the hits. */
             reranked: boolean;
+            /** @description Where each stage's candidates came from. */
+            sources: components["schemas"]["SearchSources"];
             /**
              * Format: int64
              * @description Time taken, ms.
@@ -7771,6 +8929,16 @@ export interface components {
             unranked: boolean;
             /** @description Why vectors were not used for this query (the embedding call failed), if so. */
             vector_error?: string | null;
+        };
+        /**
+         * @description Where each stage's candidates came from: `memory` (the base's copy in memory),
+         *     `memory_stale` (the previous copy, while the current one is read in the background),
+         *     `database` (the database's index or stored vectors) or `pgvector` (PostgreSQL's HNSW index).
+         */
+        SearchSources: {
+            /** @description BM25. */
+            lexical: components["schemas"]["Source"];
+            vector?: null | components["schemas"]["Source"];
         };
         /** @description The search provider as shown: whether a key is set, never the key. */
         SearchView: {
@@ -7787,6 +8955,18 @@ export interface components {
             key_set: boolean;
             /** @description Which API. */
             provider: components["schemas"]["ProviderKind"];
+        };
+        /** @description The second sign-in step's challenge (from the login answer). */
+        SecondFactorOptionsRequest: {
+            /** @description From the login answer. */
+            challenge: string;
+        };
+        /** @description The second sign-in step, answered with a passkey. */
+        SecondFactorPasskey: {
+            /** @description From the login answer. */
+            challenge: string;
+            /** @description What `navigator.credentials.get()` answered. */
+            credential: components["schemas"]["AssertionCredential"];
         };
         /** @description A number to send a code to. */
         SendCodeRequest: {
@@ -8004,6 +9184,27 @@ export interface components {
             /** @description Fetch it without signing in (behind `file.public_base_url` when configured). */
             url: string;
         };
+        /** @description Which sign-in methods are on. */
+        SignInMethods: {
+            /**
+             * @description People sign in with passkeys (WebAuthn) and add them in the personal centre. Off: no
+             *     passwordless sign-in and no new passkeys; those already added still answer the second
+             *     sign-in step (so turning this off never makes a password alone enough).
+             */
+            passkeys: boolean;
+            /**
+             * @description Plain users sign in and register with a password. Off, only admins and root still
+             *     may (so nobody locks the server), everyone else uses a code, a provider or a passkey.
+             */
+            password: boolean;
+            /** @description Plain users sign in only once their address is verified (needs mail). */
+            verified_email_for_login: boolean;
+            /**
+             * @description Plain users' API keys work only once their address is verified (needs mail). The
+             *     relay may keep a key's previous answer for its cache's lifetime (seconds).
+             */
+            verified_email_for_relay: boolean;
+        };
         /** @description What a signed URL should grant. */
         SignInput: {
             /**
@@ -8013,6 +9214,24 @@ export interface components {
             ttl_secs?: number | null;
             /** @description `thumb` or `web` for an image's variant; the original when absent. */
             variant?: string | null;
+        };
+        /** @description Sign-in settings to change; omitted fields stay as they are. */
+        SignInUpdate: {
+            ldap?: null | components["schemas"]["LdapUpdate"];
+            /** @description Passkey sign-in. */
+            passkeys?: boolean | null;
+            /** @description Password sign-in and registration for plain users. */
+            password?: boolean | null;
+            /**
+             * @description Settings to return to the configuration file's (`sign_in.password`, ...,
+             *     `sign_in.ldap`), applied first.
+             */
+            reset?: string[];
+            sms?: null | components["schemas"]["SmsUpdate"];
+            /** @description A verified address before signing in (needs mail). */
+            verified_email_for_login?: boolean | null;
+            /** @description A verified address before API keys work (needs mail). */
+            verified_email_for_relay?: boolean | null;
         };
         /** @description A channel that serves the model but was left out, and why. */
         SkippedChannel: {
@@ -8026,6 +9245,45 @@ export interface components {
              */
             reason: string;
         };
+        /**
+         * @description Which vendor sends codes.
+         * @enum {string}
+         */
+        SmsProviderKind: "log" | "aliyun" | "tencent" | "twilio";
+        /**
+         * @description Where the SMS or LDAP settings in effect come from.
+         * @enum {string}
+         */
+        SmsSource: "config" | "admin";
+        /** @description An SMS vendor to use from now on. */
+        SmsUpdate: {
+            provider?: null | components["schemas"]["SmsProviderKind"];
+            /**
+             * @description The vendor's settings as `[sms.<vendor>]` spells them. The secret (`access_key_secret`,
+             *     `secret_key`, `auth_token`) may be left out to keep the one in effect for this vendor.
+             */
+            settings?: Record<string, never>;
+        };
+        /** @description The SMS vendor in effect, as an admin sees it: never its secret. */
+        SmsView: {
+            provider?: null | components["schemas"]["SmsProviderKind"];
+            /**
+             * @description The name of the vendor's secret field (`access_key_secret`, `secret_key`,
+             *     `auth_token`), `null` for `log`.
+             */
+            secret_field?: string | null;
+            /** @description Whether the vendor's secret is set (it is never shown). */
+            secret_set: boolean;
+            /** @description The vendor's settings as `[sms.<vendor>]` spells them, without the secret. */
+            settings: Record<string, never>;
+            /** @description `config` (skein.toml's `[sms]`) or `admin` (stored here). */
+            source: components["schemas"]["SmsSource"];
+        };
+        /**
+         * @description Where a stage's candidates came from.
+         * @enum {string}
+         */
+        Source: "memory" | "memory_stale" | "database" | "pgvector";
         /** @description A change to the draft: every field is optional; what is given replaces what was. */
         SpecPatch: {
             /** @description Allow model override. */
@@ -8140,6 +9398,12 @@ export interface components {
             period_start: string;
             /**
              * Format: int64
+             * @description Quota refunds took back, less what refunds turned down gave back (a positive
+             *     number when refunds took quota).
+             */
+            refunds: number;
+            /**
+             * Format: int64
              * @description Top-ups paid through payment providers.
              */
             top_ups: number;
@@ -8195,12 +9459,14 @@ export interface components {
         SubscriptionRun: {
             /** @description Users granted a period's quota now. */
             granted_users: number;
+            /** @description Expiry reminders mailed now (each is sent once per subscription period). */
+            reminders: components["schemas"]["ReminderRun"];
         };
         /**
          * @description A subscription's state.
          * @enum {string}
          */
-        SubscriptionStatus: "active" | "expired" | "canceled";
+        SubscriptionStatus: "active" | "expired" | "canceled" | "refunded" | "upgraded";
         /** @description A subscription as the API shows it. */
         SubscriptionView: {
             /** @description The user chose to let it end at `paid_until`. */
@@ -8216,17 +9482,20 @@ export interface components {
             id: string;
             /**
              * Format: int64
-             * @description Periods paid for (the first purchase and each renewal).
+             * @description Periods paid for (the first purchase and each renewal), less those refunded.
              */
             paid_periods: number;
             /** @description When the paid periods end (RFC 3339): renew before then to keep it. */
             paid_until: string;
             /** @description The plan. */
             plan: components["schemas"]["PlanView"];
+            scheduled_plan?: null | components["schemas"]["PlanView"];
             /** @description When it started (RFC 3339). */
             started_at: string;
-            /** @description `active`, `expired` or `canceled`. */
+            /** @description `active`, `expired`, `canceled` or `refunded`. */
             status: components["schemas"]["SubscriptionStatus"];
+            /** @description It was bought ahead (a scheduled downgrade) and starts at `started_at`. */
+            upcoming: boolean;
             /** @description Whose. */
             user_id: string;
         };
@@ -8351,7 +9620,12 @@ export interface components {
              * @description Seconds.
              */
             expires_in: number;
-            /** @description Always true: send `challenge` and a code to `POST /auth/login/2fa`. */
+            /** @description What answers the step: `totp` (a code or a recovery code), `passkey`. */
+            methods: string[];
+            /**
+             * @description Always true: send `challenge` and a code to `POST /auth/login/2fa`, or a passkey's
+             *     answer to `POST /auth/login/2fa/passkey`.
+             */
             two_factor_required: boolean;
         };
         /** @description Two-factor state of the signed-in account. */
@@ -8380,8 +9654,8 @@ export interface components {
             model: string;
         };
         /**
-         * @description Changes to a knowledge base (owner only). Changing the embedding model or the chunk sizes
-         *     re-indexes every document.
+         * @description Changes to a knowledge base (owner only). Changing the embedding model, the chunk sizes or
+         *     the parent size re-indexes every document.
          */
         UpdateBase: {
             /**
@@ -8400,6 +9674,11 @@ export interface components {
             embedding_model?: string | null;
             /** @description Name. */
             name?: string | null;
+            /**
+             * Format: int64
+             * @description Parent sections' size in tokens; 0: off (parent-child chunks).
+             */
+            parent_chunk_tokens?: number | null;
             /** @description Rerank model; `""`: none. */
             rerank_model?: string | null;
             /** @description `private` or `public`. */
@@ -8646,6 +9925,15 @@ export interface components {
             uncollected: number;
             /** @description Who paid. */
             user_id: string;
+        };
+        /** @description The account as the authenticator stores it. */
+        UserEntity: {
+            /** @description Shown name. */
+            displayName: string;
+            /** @description The account id's bytes, base64url (the `userHandle` of later sign-ins). */
+            id: string;
+            /** @description Username, email or phone. */
+            name: string;
         };
         /** @description A user's granted groups, as an admin sees them. */
         UserGroups: {
@@ -9576,6 +10864,45 @@ export interface operations {
             };
             /** @description The provider could not be reached */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    mail_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MailRunRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailRun"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11528,6 +12855,138 @@ export interface operations {
             };
         };
     };
+    admin_get_sign_in: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminSignIn"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_update_sign_in: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignInUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminSignIn"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An invalid value (each listed in details.errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_test_ldap: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LdapTestRequest"];
+            };
+        };
+        responses: {
+            /** @description The test ran: what it found or where it failed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LdapTestAnswer"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Settings that cannot work, no URL, or no login */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     runtime_report: {
         parameters: {
             query?: never;
@@ -12506,6 +13965,94 @@ export interface operations {
             };
         };
     };
+    ldap_state: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LdapState"];
+                };
+            };
+        };
+    };
+    ldap_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LdapLoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in (tokens), or the two-factor challenge */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginAnswer"];
+                };
+            };
+            /** @description Wrong login or password (`invalid_credentials`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not in an allowed group (`ldap_not_allowed`), or the account is disabled */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The directory could not be reached (`ldap_unreachable`), or its TLS certificate is not trusted (`ldap_tls`) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Directory sign-in is not configured (`[ldap]`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -12537,7 +14084,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Account disabled, or its email is not verified (`email_not_verified`) */
+            /** @description Account disabled, its email is not verified (`email_not_verified`), or password sign-in is off for plain users (`password_sign_in_disabled`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12599,6 +14146,80 @@ export interface operations {
             };
             /** @description Too many wrong codes */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    second_factor_passkey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecondFactorPasskey"];
+            };
+        };
+        responses: {
+            /** @description Signed in */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description Unknown, used or expired challenge, or a passkey answer that does not check out (`passkey_invalid`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    second_factor_options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecondFactorOptionsRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestOptions"];
+                };
+            };
+            /** @description Unknown, used or expired challenge */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The account has no passkey (`no_passkey`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12811,6 +14432,85 @@ export interface operations {
             };
         };
     };
+    passkey_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasskeyLogin"];
+            };
+        };
+        responses: {
+            /** @description Signed in (tokens), or the two-factor challenge */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginAnswer"];
+                };
+            };
+            /** @description Unknown passkey, wrong signature or site, unknown, used or expired challenge, or a counter that went back (`passkey_invalid`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Passkeys are off, the account is disabled, or its address is not verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    sign_in_options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestOptions"];
+                };
+            };
+            /** @description Passkeys are off on this server */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many sign-ins started from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     forgot_password: {
         parameters: {
             query?: never;
@@ -12971,16 +14671,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description The SMS vendor refused or could not be reached */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Phone sign-in is not configured (`[sms]`) */
+            /** @description Phone sign-in is not configured (`sms_unavailable`), or too many codes wait for the vendor (`sms_busy`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -13124,7 +14815,7 @@ export interface operations {
                     "application/json": components["schemas"]["VerificationPending"];
                 };
             };
-            /** @description Registration is closed, or the first account lacks the setup token */
+            /** @description Registration is closed, password registration is off (`password_sign_in_disabled`), or the first account lacks the setup token */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -13740,7 +15431,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description The plan's currency is not the payment currency */
+            /** @description The plan's currency is not the payment currency, or a downgrade from it is scheduled */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -13749,7 +15440,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Unknown provider or method */
+            /** @description Unknown provider or method, or a coupon that cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -13919,6 +15610,91 @@ export interface operations {
             };
         };
     };
+    email_own: {
+        parameters: {
+            query?: {
+                /** @description The UTC offset the month's bounds are in, in minutes (480 for China); default 0. */
+                utc_offset_minutes?: number;
+            };
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailedStatement"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    own_pdf: {
+        parameters: {
+            query?: {
+                /** @description `en` or `zh-CN`; default: the `Accept-Language` header's. */
+                lang?: string;
+                /** @description The UTC offset the month's bounds are in, in minutes (480 for China); default 0. */
+                utc_offset_minutes?: number;
+            };
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description PDF */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": unknown;
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     my_subscriptions: {
         parameters: {
             query?: never;
@@ -13980,6 +15756,176 @@ export interface operations {
             };
             /** @description No such active subscription of the caller's */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    apply_change: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApplyChange"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeResult"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such active subscription of the caller's, no such plan on offer, or top-up is off */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Already on that plan, or renewed ahead */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An upgrade without a provider, an unknown provider or method, or a coupon that cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many unpaid orders */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    cancel_change: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No downgrade scheduled on an active subscription of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The cheaper plan is paid for already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    preview_change: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PreviewChange"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangePreview"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such active subscription of the caller's, or no such plan on offer */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Already on that plan, or renewed ahead (no upgrade) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14901,6 +16847,72 @@ export interface operations {
             };
         };
     };
+    chat_list_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatShareView"][];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    chat_create_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatShareView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     switch_branch: {
         parameters: {
             query?: never;
@@ -15014,6 +17026,43 @@ export interface operations {
             };
         };
     };
+    delete_branch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     inspect_context: {
         parameters: {
             query?: never;
@@ -15034,6 +17083,45 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    feedback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeedbackInput"];
+            };
+        };
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15220,6 +17308,320 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    chat_get_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatPreferences"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    chat_update_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatPreferencesUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatPreferences"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_prompts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptView"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PromptInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PromptInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    read_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    chat_revoke_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    socket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol `skein.chat.v1` */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15594,7 +17996,7 @@ export interface operations {
             };
         };
     };
-    list_shares: {
+    files_list_shares: {
         parameters: {
             query?: never;
             header?: never;
@@ -15623,7 +18025,7 @@ export interface operations {
             };
         };
     };
-    create_share: {
+    files_create_share: {
         parameters: {
             query?: never;
             header?: never;
@@ -15664,7 +18066,7 @@ export interface operations {
             };
         };
     };
-    revoke_share: {
+    files_revoke_share: {
         parameters: {
             query?: never;
             header?: never;
@@ -16887,6 +19289,14 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -18249,6 +20659,174 @@ export interface operations {
             };
         };
     };
+    list_passkeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    add_passkey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddPasskey"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Passkeys are off on this server */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description This passkey is registered already (`passkey_exists`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The answer does not check out: wrong origin or site, unknown, used or expired challenge, attestation other than none, unsupported key (`passkey_invalid`, reason in details) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_passkey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The passkey's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The account has no passkey with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    registration_options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreationOptions"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Passkeys are off on this server (`passkeys_disabled`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The account has the most passkeys allowed (20) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     change_password: {
         parameters: {
             query?: never;
@@ -18442,16 +21020,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description The SMS vendor refused or could not be reached */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Phone sign-in is not configured */
+            /** @description Phone sign-in is not configured (`sms_unavailable`), or too many codes wait for the vendor (`sms_busy`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -18462,7 +21031,7 @@ export interface operations {
             };
         };
     };
-    get_preferences: {
+    user_get_preferences: {
         parameters: {
             query?: never;
             header?: never;
@@ -18489,7 +21058,7 @@ export interface operations {
             };
         };
     };
-    update_preferences: {
+    user_update_preferences: {
         parameters: {
             query?: never;
             header?: never;
@@ -18686,7 +21255,10 @@ export interface operations {
     };
     get_avatar: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Side in pixels, 16 to 512; snapped to the nearest of 32, 64, 128 and 256. Default 256. */
+                size?: string;
+            };
             header?: never;
             path: {
                 /** @description User id */
@@ -18696,7 +21268,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description image/png or image/svg+xml */
+            /** @description image/png, image/webp or image/svg+xml */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -18705,7 +21277,23 @@ export interface operations {
                     "image/png": unknown;
                 };
             };
+            /** @description The browser's copy (its If-None-Match) is current */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A size that is not a number from 16 to 512 (`avatar_size`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

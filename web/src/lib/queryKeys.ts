@@ -12,6 +12,10 @@ export const qk = {
   },
   conversation: (id: string | null | undefined) => ['conversation', id ?? null] as const,
   chatModels: ['chat-models'] as const,
+  chatPreferences: ['chat-preferences'] as const,
+  chatPrompts: ['chat-prompts'] as const,
+  chatShares: (conversation: string) => ['chat-shares', conversation] as const,
+  sharedConversation: (token: string) => ['shared-conversation', token] as const,
 
   // Account
   keys: {
@@ -46,8 +50,12 @@ export const qk = {
     all: ['files'] as const,
     list: (query: string) => ['files', 'list', query] as const,
     usage: ['files', 'usage'] as const,
+    uploads: ['files', 'uploads'] as const,
     shares: (id: string) => ['files', 'shares', id] as const,
+    preview: (id: string) => ['files', 'preview', id] as const,
   },
+  /** A file share link as anyone with its token sees it (`/share/:token`). */
+  publicFileShare: (token: string) => ['share', token] as const,
 
   // Knowledge
   knowledge: {
@@ -76,6 +84,8 @@ export const qk = {
   publicSettings: ['settings', 'public'] as const,
   preferences: ['settings', 'preferences'] as const,
   adminSettings: ['settings', 'admin'] as const,
+  adminSignIn: ['settings', 'sign-in'] as const,
+  oauthProviders: ['admin', 'oauth-providers'] as const,
   invites: {
     all: ['invites'] as const,
     own: ['invites', 'own'] as const,
@@ -97,6 +107,7 @@ export const qk = {
   unpriced: ['pricing', 'unpriced'] as const,
   defaultPrices: ['pricing', 'defaults'] as const,
   modelRoutes: ['pricing', 'routes'] as const,
+  responseCache: ['pricing', 'cache'] as const,
   routing: ['channels', 'routing'] as const,
   codes: {
     all: ['codes'] as const,
@@ -111,6 +122,7 @@ export const qk = {
   subscriptions: {
     all: ['subscriptions'] as const,
     mine: ['subscriptions', 'mine'] as const,
+    change: (sub: string, plan: string) => ['subscriptions', 'change', sub, plan] as const,
   },
   refunds: {
     all: ['refunds'] as const,
@@ -130,6 +142,8 @@ export const qk = {
   // The request log and channel statistics
   requestLog: (filters: string, userId: string | null) => ['request-log', filters, userId] as const,
   requestDetail: (id: string) => ['request-log', 'one', id] as const,
+  /** The user id a request-log filter's user text (a name or an address) stands for. */
+  requestLogUser: (query: string) => ['request-log-user', query] as const,
   adminUser: (id: string) => ['admin-users', 'one', id] as const,
   channelStats: (days: number) => ['channel-stats', days] as const,
 } as const;

@@ -1,8 +1,9 @@
 // The shapes the app reads and sends. Where the server's OpenAPI document describes one, the
 // type comes from the generated `api-types.ts` (regenerate with `npm run api-types`), narrowed
 // only where the document is looser than the server (a role is one of three strings). The Chat
-// API's conversations, messages and stream events are not in the document yet (docs/CHAT-API.md),
-// so they are written here.
+// API's routes are in the document, but most of its answers are described there only as JSON
+// objects (no schema for a conversation, a message or a stream event), so those shapes are
+// written here (docs/CHAT-API.md describes them).
 import type { components } from './api-types';
 
 type Schemas = components['schemas'];
@@ -30,6 +31,12 @@ export type Channel = Schemas['Channel'];
 
 /** A key group's routing strategy and exploration share. */
 export type GroupRouting = Schemas['GroupRouting'];
+
+/** A group's response-cache settings. */
+export type GroupCache = Schemas['GroupCache'];
+
+/** Every group's response-cache settings and the answers this instance keeps. */
+export type CacheView = Schemas['CacheView'];
 
 /** A model's prices (quota units per million tokens, and per call). */
 export type ModelPrice = Schemas['ModelPrice'];
@@ -82,6 +89,27 @@ export type InviteCode = Schemas['InviteCode'];
 
 /** Someone the signed-in user invited. */
 export type Invitee = Schemas['Invitee'];
+
+/** One signed-in device, as `GET /user/sessions` lists it. */
+export type SessionView = Schemas['SessionView'];
+
+/** A passkey as `GET /user/passkeys` lists it; the server writes only these two algorithms. */
+export type PasskeyView = Schemas['PasskeyView'] & { algorithm: 'ES256' | 'RS256' };
+
+/** Which sign-in methods plain users have (`GET /admin/sign-in`). */
+/** A chat share link as its owner sees it. */
+export type ChatShareView = Schemas['ChatShareView'];
+
+export type SignInMethods = Schemas['SignInMethods'];
+
+/** A sign-in provider as an admin sees it (never its secret); `source` is one of two strings. */
+export type AdminProvider = Schemas['AdminProviderView'] & { source: 'config' | 'admin' };
+
+/** A provider account linked to the signed-in user. */
+export type LinkedIdentity = Schemas['IdentityView'];
+
+/** An enabled sign-in provider, as the sign-in page offers it. */
+export type OAuthProvider = Schemas['PublicProvider'];
 
 /** A page of a list. */
 export interface Page<T> {
@@ -140,6 +168,8 @@ export interface ChatMessage {
   created_at: string;
   /** The tools the model called while writing it, with their results (absent when none). */
   tool_calls?: ToolStep[] | null;
+  /** The reader's thumbs up or down on an answer (absent when none). */
+  feedback?: 'up' | 'down';
 }
 
 /** A source a tool's result draws on; a file a tool made has `reference.file_id`. */
@@ -201,6 +231,12 @@ export type Plan = Schemas['PlanView'];
 
 /** A user's subscription to a plan. */
 export type Subscription = Schemas['SubscriptionView'];
+
+/** What moving a subscription to another plan would do (an upgrade's prorated price). */
+export type ChangePreview = Schemas['ChangePreview'];
+
+/** What moving a subscription to another plan did. */
+export type ChangeResult = Schemas['ChangeResult'];
 
 /** A coupon, as admins see it. */
 export type Coupon = Schemas['CouponView'];

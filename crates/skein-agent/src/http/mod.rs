@@ -5,6 +5,7 @@
 mod admin;
 mod agents;
 mod chat;
+pub(crate) mod internal;
 mod market;
 mod versions;
 

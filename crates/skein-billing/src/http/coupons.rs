@@ -15,7 +15,7 @@ use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
 
 use crate::BillingService;
-use crate::payment::coupon::{self, CouponKind, CouponView, NewCoupon};
+use crate::payment::coupon::{self, CouponKind, CouponScope, CouponView, NewCoupon};
 
 /// A coupon to create. Exactly one of `percent_off` and `amount_off`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -43,6 +43,12 @@ pub struct CreateCoupon {
     /// Only for users without a paid order.
     #[serde(default)]
     pub first_purchase_only: bool,
+    /// What it may be used on: `topup`, `plan` or `all` (the default).
+    pub scope: Option<String>,
+    /// With `plan` or `all`: only these plans (ids of existing plans); omitted or empty =
+    /// every plan.
+    #[serde(default)]
+    pub plan_ids: Vec<String>,
 }
 
 /// A change to a coupon.
@@ -63,6 +69,8 @@ pub struct QuoteCoupon {
     pub code: String,
     /// The amount before the discount, in minor units.
     pub amount: i64,
+    /// The plan being bought; omitted for a top-up.
+    pub plan_id: Option<String>,
 }
 
 /// What a coupon does to an amount.
@@ -166,7 +174,40 @@ fn parse(
             ));
         }
     }
+    let scope = match req.scope.as_deref().map(str::trim) {
+        None | Some("") => CouponScope::All,
+        Some(text) => CouponScope::parse(text).ok_or_else(|| {
+            field_error(
+                "scope",
+                "The scope is topup, plan or all.",
+                "适用范围须为 topup（充值）、plan（套餐）或 all（全部）。",
+            )
+        })?,
+    };
+    let mut plan_ids: Vec<String> = Vec::new();
+    for id in &req.plan_ids {
+        let id = id.trim();
+        if !skein_core::ids::looks_like_id(id) {
+            return Err(field_error(
+                "plan_ids",
+                "plan_ids holds plan ids.",
+                "plan_ids 须为套餐 ID。",
+            ));
+        }
+        if !plan_ids.iter().any(|p| p == id) {
+            plan_ids.push(id.to_string());
+        }
+    }
+    if scope == CouponScope::Topup && !plan_ids.is_empty() {
+        return Err(field_error(
+            "plan_ids",
+            "A top-up coupon cannot name plans.",
+            "仅限充值的优惠券不能指定套餐。",
+        ));
+    }
     Ok(NewCoupon {
+        scope,
+        plan_ids,
         id: new_id(),
         code,
         name: name.to_string(),
@@ -195,6 +236,26 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, ApiJson<CouponView>)> {
     let currency = svc.payments()?.config.currency;
     let new = parse(&req, currency, &admin.user_id)?;
+    if !new.plan_ids.is_empty() {
+        let mut conn = svc
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(skein_db::DbError::from)?;
+        for id in &new.plan_ids {
+            if crate::payment::plan::get_plan(&mut conn, id)
+                .await?
+                .is_none()
+            {
+                return Err(field_error(
+                    "plan_ids",
+                    "One of plan_ids is not a plan.",
+                    "plan_ids 中有不存在的套餐。",
+                ));
+            }
+        }
+    }
     if !coupon::insert(&svc.db, &new, now_ms()).await? {
         return Err(ApiError::conflict(
             "coupon_code_taken",
@@ -254,9 +315,9 @@ pub async fn update(
     Ok(ApiJson(found.into_view()))
 }
 
-/// Check a coupon against an amount before paying: what it takes off, or why it cannot be
-/// used (422 `coupon_unavailable` with `details.reason`). Nothing is claimed until the order
-/// is made.
+/// Check a coupon against an amount before paying (a top-up, or with `plan_id` a plan):
+/// what it takes off, or why it cannot be used (422 `coupon_unavailable` with
+/// `details.reason`). Nothing is claimed until the order is made.
 #[utoipa::path(post, path = "/billing/coupons/quote", tag = "payments", security(("bearer" = [])), request_body = QuoteCoupon,
     responses((status = 200, body = CouponQuote), (status = 401, body = ErrorEnvelope), (status = 404, description = "Top-up is not enabled", body = ErrorEnvelope),
         (status = 422, description = "The coupon cannot be used", body = ErrorEnvelope)))]
@@ -272,6 +333,10 @@ pub async fn quote(
         &user.user_id,
         req.amount,
         currency,
+        req.plan_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty()),
         now_ms(),
     )
     .await?;

@@ -9,7 +9,9 @@ use axum::extract::State;
 use axum::routing::post;
 use serde::Deserialize;
 use skein_core::ApiResult;
-use skein_core::api::{BillingApi, KeyLimit, Reservation, ReserveRequest, Settlement, Usage};
+use skein_core::api::{
+    BillingApi, Entitlements, KeyLimit, Reservation, ReserveRequest, Settlement, Usage,
+};
 use skein_core::extract::ApiJson;
 
 use crate::BillingService;
@@ -47,6 +49,7 @@ pub(crate) fn routes(service: Arc<BillingService>) -> Router {
         .route("/internal/billing/settle", post(settle))
         .route("/internal/billing/release", post(release))
         .route("/internal/billing/renew", post(renew))
+        .route("/internal/billing/entitlements", post(entitlements))
         .with_state(service)
 }
 
@@ -90,4 +93,18 @@ async fn renew(
 ) -> ApiResult<axum::http::StatusCode> {
     svc.renew(&body.reservation_id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// The body of entitlements: whose.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    user_id: String,
+}
+
+async fn entitlements(
+    State(svc): State<Arc<BillingService>>,
+    ApiJson(body): ApiJson<UserBody>,
+) -> ApiResult<ApiJson<Entitlements>> {
+    Ok(ApiJson(svc.entitlements(&body.user_id).await?))
 }

@@ -5,6 +5,7 @@ mod coupons;
 pub(crate) mod internal;
 mod invoices;
 mod pay;
+mod plan_changes;
 mod plans;
 mod refunds;
 mod statements;
@@ -34,6 +35,8 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(coupons::quote))
         .routes(routes!(statements::own))
         .routes(routes!(statements::own_csv))
+        .routes(routes!(statements::own_pdf))
+        .routes(routes!(statements::email_own))
         .routes(routes!(invoices::request, invoices::list_own))
         .routes(routes!(invoices::pdf))
         // Payment providers (public; signatures are checked).
@@ -53,6 +56,7 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(coupons::create, coupons::list))
         .routes(routes!(coupons::update))
         .routes(routes!(statements::user))
+        .routes(routes!(statements::mail_run))
         .routes(routes!(invoices::list_all))
         .routes(routes!(invoices::issue))
         .routes(routes!(invoices::reject))
@@ -64,6 +68,11 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(plans::buy_plan))
         .routes(routes!(plans::my_subscriptions))
         .routes(routes!(plans::update_subscription))
+        .routes(routes!(plan_changes::preview_change))
+        .routes(routes!(
+            plan_changes::apply_change,
+            plan_changes::cancel_change
+        ))
         .routes(routes!(plans::list_plans, plans::create_plan))
         .routes(routes!(plans::update_plan))
         .routes(routes!(plans::list_subscriptions))

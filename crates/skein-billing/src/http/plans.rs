@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::pay::CreatedOrder;
 use crate::BillingService;
 use crate::payment::plan::{self, Period, Plan, PlanView, SubscriptionView};
+use crate::payment::plan_reminder::ReminderRun;
 
 /// A plan to define.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -62,6 +63,9 @@ pub struct BuyPlan {
     pub provider: String,
     /// The provider's method; the first offered when left out.
     pub method: Option<String>,
+    /// A coupon code (scoped to plans, or to all purchases); the order then pays the
+    /// discounted price for the same period.
+    pub coupon: Option<String>,
 }
 
 /// Cancel at period end, or take that back.
@@ -85,6 +89,8 @@ pub struct SubscriptionQuery {
 pub struct SubscriptionRun {
     /// Users granted a period's quota now.
     pub granted_users: usize,
+    /// Expiry reminders mailed now (each is sent once per subscription period).
+    pub reminders: ReminderRun,
 }
 
 fn no_plan() -> ApiError {
@@ -134,8 +140,8 @@ pub async fn offered_plans(
         (status = 201, body = CreatedOrder),
         (status = 401, body = ErrorEnvelope),
         (status = 404, description = "No such plan on offer, or top-up is off", body = ErrorEnvelope),
-        (status = 409, description = "The plan's currency is not the payment currency", body = ErrorEnvelope),
-        (status = 422, description = "Unknown provider or method", body = ErrorEnvelope),
+        (status = 409, description = "The plan's currency is not the payment currency, or a downgrade from it is scheduled", body = ErrorEnvelope),
+        (status = 422, description = "Unknown provider or method, or a coupon that cannot be used", body = ErrorEnvelope),
         (status = 429, description = "Too many unpaid orders", body = ErrorEnvelope),
     ))]
 pub async fn buy_plan(
@@ -153,6 +159,8 @@ pub async fn buy_plan(
             &id,
             req.provider.trim(),
             req.method.as_deref().map(str::trim),
+            req.coupon.as_deref(),
+            None,
         )
         .await?;
     Ok((
@@ -323,15 +331,18 @@ pub async fn list_subscriptions(
     ))
 }
 
-/// Grant the subscription periods that have begun and end the finished ones now, instead of
-/// at the scheduler's next tick (admin). Safe to run any time, on any instance: each period
-/// is granted once.
+/// Grant the subscription periods that have begun, end the finished ones and mail the expiry
+/// reminders that are due now, instead of at the scheduler's next tick (admin). Safe to run
+/// any time, on any instance: each period is granted once, each reminder sent once.
 #[utoipa::path(post, path = "/admin/billing/subscriptions/run", tag = "admin-billing", security(("bearer" = [])),
     responses((status = 200, body = SubscriptionRun), (status = 403, body = ErrorEnvelope)))]
 pub async fn run_subscriptions(
     State(svc): State<Arc<BillingService>>,
     _admin: AdminUser,
 ) -> ApiResult<ApiJson<SubscriptionRun>> {
-    let granted_users = svc.run_subscriptions().await?;
-    Ok(ApiJson(SubscriptionRun { granted_users }))
+    let (granted_users, reminders) = svc.run_subscriptions().await?;
+    Ok(ApiJson(SubscriptionRun {
+        granted_users,
+        reminders,
+    }))
 }

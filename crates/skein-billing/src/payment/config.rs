@@ -32,6 +32,9 @@ pub struct PaymentConfig {
     pub max_pending_orders: i64,
     /// How often subscription periods that have begun are granted and ended ones expired.
     pub subscription_every_secs: u64,
+    /// How many days before a subscription's paid time ends its owner is reminded by mail
+    /// (and again once it has ended); 0 = no reminders.
+    pub plan_reminder_days: i64,
     /// The EPay (易支付) gateway, when used.
     pub epay: Option<EpayConfig>,
     /// Stripe Checkout, when used.
@@ -55,6 +58,7 @@ impl Default for PaymentConfig {
             reconcile_every_secs: 60,
             max_pending_orders: 5,
             subscription_every_secs: 60,
+            plan_reminder_days: 3,
             epay: None,
             stripe: None,
             alipay: None,
@@ -246,6 +250,9 @@ impl PaymentConfig {
             || self.reconcile_every_secs < 1
         {
             return Err("billing.payment: quota_per_unit >= 0, 1 <= min_amount <= max_amount, order_ttl_secs and reconcile_every_secs >= 1".into());
+        }
+        if !(0..=60).contains(&self.plan_reminder_days) {
+            return Err("billing.payment.plan_reminder_days must be between 0 and 60".into());
         }
         if self.max_pending_orders < 0 || self.subscription_every_secs < 1 {
             return Err("billing.payment: max_pending_orders >= 0 (0 = no cap) and subscription_every_secs >= 1".into());

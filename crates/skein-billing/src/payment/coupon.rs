@@ -1,5 +1,6 @@
-//! Coupons: a percentage or a fixed amount off a top-up at checkout, with a minimum spend, a
-//! validity window, total and per-user limits and a first-purchase-only option.
+//! Coupons: a percentage or a fixed amount off a top-up or a plan at checkout, with a
+//! minimum spend, a validity window, total and per-user limits, a first-purchase-only option
+//! and a scope (top-ups, plans or both; optionally only some plans).
 //!
 //! Exactness: a coupon is claimed in the writer's transaction that inserts its order, after
 //! the coupon row is locked (a no-op `UPDATE` takes PostgreSQL's row lock until commit; on
@@ -38,6 +39,39 @@ impl CouponKind {
     }
 }
 
+/// What a coupon may be used on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CouponScope {
+    /// Top-ups only.
+    Topup,
+    /// Plan purchases (renewals and upgrades included) only.
+    Plan,
+    /// Both.
+    All,
+}
+
+impl CouponScope {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CouponScope::Topup => "topup",
+            CouponScope::Plan => "plan",
+            CouponScope::All => "all",
+        }
+    }
+
+    /// Parses a stored or requested name.
+    pub fn parse(text: &str) -> Option<CouponScope> {
+        match text {
+            "topup" => Some(CouponScope::Topup),
+            "plan" => Some(CouponScope::Plan),
+            "all" => Some(CouponScope::All),
+            _ => None,
+        }
+    }
+}
+
 /// A coupon as stored, with how many uses are taken.
 #[derive(Debug, Clone)]
 pub(crate) struct Coupon {
@@ -58,6 +92,9 @@ pub(crate) struct Coupon {
     pub created_at: i64,
     /// Uses held by pending orders or taken by paid ones.
     pub taken: i64,
+    pub scope: CouponScope,
+    /// The plans it is limited to (empty = every plan), for `plan` and `all`.
+    pub plan_ids: Vec<String>,
 }
 
 /// A coupon as the admin API shows it.
@@ -93,6 +130,10 @@ pub struct CouponView {
     pub disabled: bool,
     /// Uses held by pending orders or taken by paid ones.
     pub taken: i64,
+    /// `topup`, `plan` or `all`.
+    pub scope: CouponScope,
+    /// The only plans it applies to (for `plan` and `all`); empty = every plan.
+    pub plan_ids: Vec<String>,
     /// When it was made (RFC 3339).
     pub created_at: String,
 }
@@ -117,6 +158,8 @@ impl Coupon {
             first_purchase_only: c.first_purchase_only,
             disabled: c.disabled,
             taken: c.taken,
+            scope: c.scope,
+            plan_ids: c.plan_ids,
             created_at: ms_to_rfc3339(c.created_at),
         }
     }
@@ -148,6 +191,8 @@ pub(crate) enum Refusal {
     UsedUp,
     UsedByYou,
     FirstPurchase,
+    /// Not for this kind of purchase (or not for this plan).
+    Scope,
 }
 
 impl Refusal {
@@ -197,6 +242,11 @@ impl Refusal {
                 "This coupon is only for a first purchase; an unpaid order counts as one until it expires.".to_string(),
                 "该优惠券仅限首次充值使用；未支付的订单在过期前也算作一次购买。".to_string(),
             ),
+            Refusal::Scope => (
+                "scope",
+                "This coupon cannot be used on this purchase.".to_string(),
+                "该优惠券不适用于此次购买。".to_string(),
+            ),
         };
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -215,68 +265,41 @@ pub(crate) fn normalize(code: &str) -> String {
 
 const COLUMNS: &str = "c.id, c.code, c.name, c.kind, c.percent_off, c.amount_off, c.currency, c.min_spend, c.starts_at, c.ends_at, \
      c.total_limit, c.per_user_limit, c.first_purchase_only, c.disabled, c.created_at, \
-     (SELECT COUNT(*) FROM coupon_redemptions r WHERE r.coupon_id = c.id AND r.status IN ('held', 'used'))";
+     (SELECT COUNT(*) FROM coupon_redemptions r WHERE r.coupon_id = c.id AND r.status IN ('held', 'used')), c.applies_to, c.plan_ids";
 
-type FlatRow = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    i64,
-    i64,
-    i64,
-);
-
-fn coupon(r: FlatRow) -> Coupon {
-    let (
-        id,
-        code,
-        name,
-        kind,
-        percent_off,
-        amount_off,
-        currency,
-        min_spend,
-        starts_at,
-        ends_at,
-        total_limit,
-        per_user_limit,
-        first_purchase_only,
-        disabled,
-        created_at,
-        taken,
-    ) = r;
-    Coupon {
-        id,
-        code,
-        name,
+/// One row of [`COLUMNS`], read by position (past the 16 columns a tuple reads).
+fn coupon(r: &sqlx::any::AnyRow) -> Result<Coupon, sqlx::Error> {
+    use sqlx::Row;
+    let kind: String = r.try_get(3)?;
+    let scope: String = r.try_get(16)?;
+    let plan_ids: Option<String> = r.try_get(17)?;
+    Ok(Coupon {
+        id: r.try_get(0)?,
+        code: r.try_get(1)?,
+        name: r.try_get(2)?,
         kind: if kind == "fixed" {
             CouponKind::Fixed
         } else {
             CouponKind::Percent
         },
-        percent_off,
-        amount_off,
-        currency,
-        min_spend,
-        starts_at,
-        ends_at,
-        total_limit,
-        per_user_limit,
-        first_purchase_only: first_purchase_only != 0,
-        disabled: disabled != 0,
-        created_at,
-        taken,
-    }
+        percent_off: r.try_get(4)?,
+        amount_off: r.try_get(5)?,
+        currency: r.try_get(6)?,
+        min_spend: r.try_get(7)?,
+        starts_at: r.try_get(8)?,
+        ends_at: r.try_get(9)?,
+        total_limit: r.try_get(10)?,
+        per_user_limit: r.try_get(11)?,
+        first_purchase_only: r.try_get::<i64, _>(12)? != 0,
+        disabled: r.try_get::<i64, _>(13)? != 0,
+        created_at: r.try_get(14)?,
+        taken: r.try_get(15)?,
+        // An unknown scope is read as the narrowest (rows before scopes were top-up only).
+        scope: CouponScope::parse(&scope).unwrap_or(CouponScope::Topup),
+        plan_ids: plan_ids
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default(),
+    })
 }
 
 /// The coupon with this (normalized) code.
@@ -284,23 +307,22 @@ pub(crate) async fn by_code(
     conn: &mut sqlx::AnyConnection,
     code: &str,
 ) -> DbResult<Option<Coupon>> {
-    let row: Option<FlatRow> = sqlx::query_as(&format!(
+    let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM coupons c WHERE c.code = $1"
     ))
     .bind(code)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(coupon))
+    Ok(row.as_ref().map(coupon).transpose()?)
 }
 
 /// The coupon with this id.
 pub(crate) async fn by_id(db: &skein_db::Db, id: &str) -> DbResult<Option<Coupon>> {
-    let row: Option<FlatRow> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM coupons c WHERE c.id = $1"))
-            .bind(id)
-            .fetch_optional(db.pool())
-            .await?;
-    Ok(row.map(coupon))
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM coupons c WHERE c.id = $1"))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.as_ref().map(coupon).transpose()?)
 }
 
 /// A page of coupons, newest first, and the total.
@@ -309,7 +331,7 @@ pub(crate) async fn list(
     limit: i64,
     offset: i64,
 ) -> DbResult<(Vec<Coupon>, i64)> {
-    let rows: Vec<FlatRow> = sqlx::query_as(&format!(
+    let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM coupons c ORDER BY c.created_at DESC, c.id DESC LIMIT $1 OFFSET $2"
     ))
     .bind(limit)
@@ -319,7 +341,8 @@ pub(crate) async fn list(
     let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM coupons")
         .fetch_one(db.pool())
         .await?;
-    Ok((rows.into_iter().map(coupon).collect(), total))
+    let coupons = rows.iter().map(coupon).collect::<Result<Vec<_>, _>>()?;
+    Ok((coupons, total))
 }
 
 /// A new coupon, as an admin asked for it (already checked).
@@ -337,6 +360,8 @@ pub(crate) struct NewCoupon {
     pub total_limit: Option<i64>,
     pub per_user_limit: Option<i64>,
     pub first_purchase_only: bool,
+    pub scope: CouponScope,
+    pub plan_ids: Vec<String>,
     pub created_by: String,
 }
 
@@ -351,8 +376,8 @@ pub(crate) async fn insert(db: &skein_db::Db, c: &NewCoupon, now: i64) -> DbResu
     }
     let done = sqlx::query(
         "INSERT INTO coupons (id, code, name, kind, percent_off, amount_off, currency, min_spend, applies_to, starts_at, ends_at, \
-         total_limit, per_user_limit, first_purchase_only, disabled, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'topup', $9, $10, $11, $12, $13, 0, $14, $15, $15)",
+         total_limit, per_user_limit, first_purchase_only, disabled, created_by, created_at, updated_at, plan_ids) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $16, $9, $10, $11, $12, $13, 0, $14, $15, $15, $17)",
     )
     .bind(&c.id)
     .bind(&c.code)
@@ -369,6 +394,8 @@ pub(crate) async fn insert(db: &skein_db::Db, c: &NewCoupon, now: i64) -> DbResu
     .bind(i64::from(c.first_purchase_only))
     .bind(&c.created_by)
     .bind(now)
+    .bind(c.scope.as_str())
+    .bind((!c.plan_ids.is_empty()).then(|| serde_json::to_string(&c.plan_ids).unwrap_or_default()))
     .execute(db.pool())
     .await;
     match done {
@@ -401,18 +428,36 @@ pub(crate) async fn update(
     Ok(done.rows_affected() == 1)
 }
 
-/// What a coupon takes off an order of `amount` for `user_id` now, or why it cannot be used.
-/// Exact only inside the claiming transaction, after [`lock`].
+/// Whether a coupon may be used on a purchase: a top-up (`plan` = `None`) or the plan
+/// with this id.
+pub(crate) fn covers(coupon: &Coupon, plan: Option<&str>) -> bool {
+    match (coupon.scope, plan) {
+        (CouponScope::Topup, None) | (CouponScope::All, None) => true,
+        (CouponScope::Plan, None) | (CouponScope::Topup, Some(_)) => false,
+        (CouponScope::Plan | CouponScope::All, Some(plan)) => {
+            coupon.plan_ids.is_empty() || coupon.plan_ids.iter().any(|p| p == plan)
+        }
+    }
+}
+
+/// What a coupon takes off an order of `amount` (for the plan `plan`, or a top-up) for
+/// `user_id` now, or why it cannot be used. Exact only inside the claiming transaction,
+/// after [`lock`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn check(
     conn: &mut sqlx::AnyConnection,
     coupon: &Coupon,
     user_id: &str,
     amount: i64,
     currency: Currency,
+    plan: Option<&str>,
     now: i64,
 ) -> DbResult<Result<i64, Refusal>> {
     if coupon.disabled {
         return Ok(Err(Refusal::Unknown));
+    }
+    if !covers(coupon, plan) {
+        return Ok(Err(Refusal::Scope));
     }
     if coupon.starts_at.is_some_and(|at| now < at) {
         return Ok(Err(Refusal::NotStarted));
@@ -448,7 +493,7 @@ pub(crate) async fn check(
     // "first purchase" coupons before paying any, and pay them all.
     if coupon.first_purchase_only {
         let (paid,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM payment_orders WHERE user_id = $1 AND status IN ('paid', 'pending')",
+            "SELECT COUNT(*) FROM payment_orders WHERE user_id = $1 AND status IN ('paid', 'pending', 'partially_refunded', 'refunded')",
         )
         .bind(user_id)
         .fetch_one(&mut *conn)
@@ -538,13 +583,14 @@ pub(crate) async fn quote(
     user_id: &str,
     amount: i64,
     currency: Currency,
+    plan: Option<&str>,
     now: i64,
 ) -> ApiResult<(Coupon, i64)> {
     let mut conn = db.pool().acquire().await.map_err(skein_db::DbError::from)?;
     let Some(coupon) = by_code(&mut conn, &normalize(code)).await? else {
         return Err(Refusal::Unknown.error());
     };
-    match check(&mut conn, &coupon, user_id, amount, currency, now).await? {
+    match check(&mut conn, &coupon, user_id, amount, currency, plan, now).await? {
         Ok(discount) => Ok((coupon, discount)),
         Err(refusal) => Err(refusal.error()),
     }
@@ -572,6 +618,8 @@ mod tests {
             disabled: false,
             created_at: 0,
             taken: 0,
+            scope: CouponScope::All,
+            plan_ids: Vec::new(),
         }
     }
 
@@ -583,5 +631,17 @@ mod tests {
         assert_eq!(coupon(CouponKind::Fixed, 0, 5000).discount(1000), 999);
         assert_eq!(coupon(CouponKind::Fixed, 0, 5).discount(1), 0);
         assert_eq!(normalize("  welcome10 "), "WELCOME10");
+    }
+
+    #[test]
+    fn scopes_decide_top_ups_plans_and_listed_plans() {
+        let mut c = coupon(CouponKind::Percent, 10, 0);
+        assert!(covers(&c, None) && covers(&c, Some("p1")));
+        c.scope = CouponScope::Topup;
+        assert!(covers(&c, None) && !covers(&c, Some("p1")));
+        c.scope = CouponScope::Plan;
+        assert!(!covers(&c, None) && covers(&c, Some("p1")));
+        c.plan_ids = vec!["p2".into()];
+        assert!(!covers(&c, Some("p1")) && covers(&c, Some("p2")));
     }
 }

@@ -12,6 +12,9 @@ pub mod config;
 pub mod coupon;
 mod epay;
 pub mod plan;
+pub mod plan_change;
+mod plan_orders;
+pub mod plan_reminder;
 pub mod refund;
 pub(crate) mod store;
 mod stripe;
@@ -69,7 +72,9 @@ impl ProviderName {
     }
 }
 
-/// An order's state.
+/// An order's state: `pending` → `paid` (or `expired` → `paid` for a late payment, or
+/// `failed`); a paid order's refunds move it to `partially_refunded` and `refunded`, and a
+/// refund the provider turns down moves it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -81,9 +86,21 @@ pub enum OrderStatus {
     Expired,
     /// A notification did not match the order (amount or currency); nothing was credited.
     Failed,
+    /// Paid, and refunds (pending or succeeded) cover part of it.
+    PartiallyRefunded,
+    /// Paid, and refunds (pending or succeeded) cover all of it.
+    Refunded,
 }
 
 impl OrderStatus {
+    /// Whether the order was paid (refunded in part or in full included).
+    pub fn was_paid(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Paid | OrderStatus::PartiallyRefunded | OrderStatus::Refunded
+        )
+    }
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -91,6 +108,8 @@ impl OrderStatus {
             OrderStatus::Paid => "paid",
             OrderStatus::Expired => "expired",
             OrderStatus::Failed => "failed",
+            OrderStatus::PartiallyRefunded => "partially_refunded",
+            OrderStatus::Refunded => "refunded",
         }
     }
 
@@ -101,6 +120,8 @@ impl OrderStatus {
             "paid" => Some(OrderStatus::Paid),
             "expired" => Some(OrderStatus::Expired),
             "failed" => Some(OrderStatus::Failed),
+            "partially_refunded" => Some(OrderStatus::PartiallyRefunded),
+            "refunded" => Some(OrderStatus::Refunded),
             _ => None,
         }
     }
@@ -141,6 +162,9 @@ pub struct Order {
     pub plan_id: Option<String>,
     /// What was refunded so far (refunds not failed), in minor units.
     pub refunded_minor: i64,
+    /// For a plan upgrade: the subscription it replaces, and the proration (see
+    /// `plan_change`).
+    pub change: Option<plan_change::Proration>,
 }
 
 impl Order {
@@ -191,6 +215,11 @@ pub struct OrderView {
     pub plan_id: Option<String>,
     /// Refunded so far (refunds pending or succeeded), in minor units.
     pub refunded_minor: i64,
+    /// For a plan upgrade: the subscription it replaces.
+    pub change_from: Option<String>,
+    /// For a plan upgrade: the credit for the unused part of the replaced subscription's
+    /// period, taken off the plan's price before any coupon, in minor units.
+    pub credit_minor: i64,
 }
 
 impl From<Order> for OrderView {
@@ -213,6 +242,8 @@ impl From<Order> for OrderView {
             discount_minor: o.discount_minor,
             plan_id: o.plan_id,
             refunded_minor: o.refunded_minor,
+            change_from: o.change.as_ref().map(|c| c.from.clone()),
+            credit_minor: o.change.as_ref().map_or(0, |c| c.credit_minor),
         }
     }
 }
@@ -535,6 +566,7 @@ impl BillingService {
             discount_minor: 0,
             plan_id: None,
             refunded_minor: 0,
+            change: None,
         };
         let (order, pay_url) = self
             .place_and_checkout(order, coupon.map(str::trim).filter(|c| !c.is_empty()))
@@ -601,6 +633,8 @@ impl BillingService {
             Done::Paid { applied, user_id } => {
                 if let Some(user_id) = user_id {
                     self.forget_balance(&user_id);
+                    // A plan order starts or extends a subscription.
+                    self.entitlements_changed(&user_id);
                 }
                 match applied {
                     Applied::Credited(balance) => {

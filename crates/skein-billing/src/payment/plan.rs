@@ -1,7 +1,13 @@
 //! Subscription plans: an admin defines a plan (names in English and Chinese, a price, a
-//! period of a month or a year, the quota granted each period, optionally a user group and
-//! the models it is meant for); a user buys it through the same order and payment path as a
-//! top-up, and renews it by paying again (no stored cards).
+//! period of a month or a year, the quota granted each period, optionally a key group and
+//! the models it is limited to); a user buys it through the same order and payment path as
+//! a top-up, and renews it by paying again (no stored cards).
+//!
+//! Entitlements: while a subscription's paid time runs, its plan's group is granted to the
+//! user (first among their groups) and, when the plan names models, the user may use only
+//! those (the union over their active plans; one plan for all models lifts the limit). The
+//! Relay reads them through `BillingApi::entitlements` and caches them; this service tells
+//! a Relay in its process when they change (`EntitlementWatcher`).
 //!
 //! Exactness: period `n` of a subscription starts `n` months (or years) after it started,
 //! on the same day of the month (the last day in shorter months). Its quota is granted by one
@@ -49,7 +55,8 @@ impl Period {
         }
     }
 
-    fn months(self) -> i64 {
+    /// Months in one period.
+    pub(crate) fn months(self) -> i64 {
         match self {
             Period::Month => 1,
             Period::Year => 12,
@@ -61,7 +68,7 @@ const DAY_MS: i64 = 86_400_000;
 
 /// The date (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -129,9 +136,12 @@ pub struct PlanView {
     pub period: Period,
     /// Quota units granted at the start of each period.
     pub quota_per_period: i64,
-    /// The user group the plan is for, if any (recorded; see the docs).
+    /// A key group the plan grants while it is active (one of `relay.groups`; another name
+    /// grants nothing): keys may be put in it, and the subscriber's chat and new keys
+    /// route in it.
     pub group_name: Option<String>,
-    /// The models the plan is meant for; empty = all (recorded; see the docs).
+    /// The only models a subscriber may use while the plan is active (403
+    /// `model_not_in_plan` for others, on every relay route); empty = all.
     pub models: Vec<String>,
     /// Offered to users (an inactive plan keeps its subscribers until they end).
     pub active: bool,
@@ -285,6 +295,10 @@ pub enum SubscriptionStatus {
     Expired,
     /// Its paid periods ran out after the user canceled it.
     Canceled,
+    /// A refund took back the period in progress and ended it.
+    Refunded,
+    /// An upgrade replaced it with a subscription of a dearer plan.
+    Upgraded,
 }
 
 /// A subscription as the API shows it.
@@ -296,11 +310,11 @@ pub struct SubscriptionView {
     pub user_id: String,
     /// The plan.
     pub plan: PlanView,
-    /// `active`, `expired` or `canceled`.
+    /// `active`, `expired`, `canceled` or `refunded`.
     pub status: SubscriptionStatus,
     /// When it started (RFC 3339).
     pub started_at: String,
-    /// Periods paid for (the first purchase and each renewal).
+    /// Periods paid for (the first purchase and each renewal), less those refunded.
     pub paid_periods: i64,
     /// Periods whose quota was granted.
     pub granted_periods: i64,
@@ -310,20 +324,41 @@ pub struct SubscriptionView {
     pub paid_until: String,
     /// The user chose to let it end at `paid_until`.
     pub cancel_at_period_end: bool,
+    /// A downgrade the user scheduled: renewing buys this plan, whose subscription starts
+    /// at `paid_until`.
+    pub scheduled_plan: Option<PlanView>,
+    /// It was bought ahead (a scheduled downgrade) and starts at `started_at`.
+    pub upcoming: bool,
 }
 
-const SUB_COLUMNS: &str = "s.id, s.user_id, s.plan_id, s.status, s.started_at, s.paid_periods, s.granted_periods, s.cancel_at_period_end";
+const SUB_COLUMNS: &str = "s.id, s.user_id, s.plan_id, s.status, s.started_at, s.paid_periods, s.granted_periods, s.cancel_at_period_end, s.scheduled_plan_id";
 
-type SubRow = (String, String, String, String, i64, i64, i64, i64);
+type SubRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+);
 
 async fn view(conn: &mut sqlx::AnyConnection, row: SubRow) -> DbResult<Option<SubscriptionView>> {
-    let (id, user_id, plan_id, status, started_at, paid, granted, cancel) = row;
+    let (id, user_id, plan_id, status, started_at, paid, granted, cancel, scheduled) = row;
     let Some(plan) = get_plan(conn, &plan_id).await? else {
         return Ok(None);
+    };
+    let scheduled_plan = match scheduled {
+        Some(next) => get_plan(conn, &next).await?.map(PlanView::from),
+        None => None,
     };
     let status = match status.as_str() {
         "active" => SubscriptionStatus::Active,
         "canceled" => SubscriptionStatus::Canceled,
+        "refunded" => SubscriptionStatus::Refunded,
+        "upgraded" => SubscriptionStatus::Upgraded,
         _ => SubscriptionStatus::Expired,
     };
     let now = skein_core::ids::now_ms();
@@ -341,6 +376,8 @@ async fn view(conn: &mut sqlx::AnyConnection, row: SubRow) -> DbResult<Option<Su
         current_period_start: ms_to_rfc3339(period_start(started_at, plan.period, current)),
         paid_until: ms_to_rfc3339(period_start(started_at, plan.period, paid)),
         cancel_at_period_end: cancel != 0,
+        scheduled_plan,
+        upcoming: started_at > now,
         plan: plan.into(),
     }))
 }
@@ -384,6 +421,11 @@ pub(crate) async fn set_cancel(
     if done.rows_affected() != 1 {
         return Ok(None);
     }
+    one_subscription(db, id).await
+}
+
+/// One subscription as the API shows it.
+pub(crate) async fn one_subscription(db: &Db, id: &str) -> DbResult<Option<SubscriptionView>> {
     let mut conn = db.pool().acquire().await?;
     let row: Option<SubRow> = sqlx::query_as(&format!(
         "SELECT {SUB_COLUMNS} FROM subscriptions s WHERE s.id = $1"
@@ -397,6 +439,56 @@ pub(crate) async fn set_cancel(
     }
 }
 
+/// What `user_id`'s active subscriptions entitle them to at `now`: the groups of their
+/// plans, and the union of their model lists (`None` when none is active, or one of them is
+/// for every model). A subscription counts while its paid time runs, even before the
+/// scheduler's tick marks it ended.
+pub(crate) async fn entitlements(
+    db: &Db,
+    user_id: &str,
+    now: i64,
+) -> DbResult<skein_core::api::Entitlements> {
+    let mut conn = db.pool().acquire().await?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT plan_id, started_at, paid_periods FROM subscriptions WHERE user_id = $1 AND status = 'active' ORDER BY created_at",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = skein_core::api::Entitlements::default();
+    let mut models: Option<Vec<String>> = None;
+    let mut any = false;
+    let mut unrestricted = false;
+    for (plan_id, started_at, paid) in rows {
+        let Some(plan) = get_plan(&mut conn, &plan_id).await? else {
+            continue;
+        };
+        // Ended, or bought ahead of a scheduled downgrade and not begun.
+        if period_start(started_at, plan.period, paid) <= now || started_at > now {
+            continue;
+        }
+        any = true;
+        if let Some(group) = plan.group_name.as_ref().filter(|g| !g.is_empty())
+            && !out.groups.contains(group)
+        {
+            out.groups.push(group.clone());
+        }
+        if plan.models.is_empty() {
+            unrestricted = true;
+        } else {
+            let list = models.get_or_insert_with(Vec::new);
+            for m in &plan.models {
+                if !list.contains(m) {
+                    list.push(m.clone());
+                }
+            }
+        }
+        out.plans.push((plan.name_en, plan.name_zh));
+    }
+    out.models = if any && !unrestricted { models } else { None };
+    Ok(out)
+}
+
 /// Grants the periods of one subscription that have begun and are paid; the balance after
 /// the last grant, if any.
 #[allow(clippy::too_many_arguments)]
@@ -408,15 +500,19 @@ async fn grant_started(
     started_at: i64,
     paid: i64,
     mut granted: i64,
+    first_grant_offset: i64,
     rules: Rules,
     now: i64,
 ) -> DbResult<ApiResult<Option<i64>>> {
     let mut balance = None;
     while granted < paid && period_start(started_at, plan.period, granted) <= now {
         // The conditional move decides who grants period `granted`: another instance that
-        // got here first leaves no row to move (on PostgreSQL this waits for its commit).
+        // got here first leaves no row to move (on PostgreSQL this waits for its commit),
+        // and so does a refund that took the period off (or ended the subscription) since
+        // this tick read the row: the condition is checked again on the row as it is now.
         let moved = sqlx::query(
-            "UPDATE subscriptions SET granted_periods = $2 + 1, updated_at = $3 WHERE id = $1 AND granted_periods = $2",
+            "UPDATE subscriptions SET granted_periods = $2 + 1, updated_at = $3 \
+             WHERE id = $1 AND granted_periods = $2 AND paid_periods > $2 AND status = 'active'",
         )
         .bind(id)
         .bind(granted)
@@ -426,11 +522,18 @@ async fn grant_started(
         if moved.rows_affected() != 1 {
             return Ok(Ok(balance));
         }
-        if plan.quota_per_period > 0 {
+        // An upgrade's first period is short by the unused quota of the period it replaced,
+        // which stays in the balance (see `plan_change`).
+        let amount = if granted == 0 {
+            (plan.quota_per_period - first_grant_offset).max(0)
+        } else {
+            plan.quota_per_period
+        };
+        if amount > 0 {
             let credit = Credit {
                 user_id: user_id.to_string(),
                 kind: "subscription",
-                amount: plan.quota_per_period,
+                amount,
                 reference: Some(id.to_string()),
                 actor_id: None,
                 memo: Some(format!("{} #{}", plan.name_en, granted + 1)),
@@ -448,13 +551,17 @@ async fn grant_started(
 }
 
 /// A paid plan order starts a subscription, or renews the user's active one of the same plan
-/// by one period; the period that has begun is granted at once. Runs in the transaction that
-/// marks the order paid. Answers the subscription's id and the balance after.
+/// by one period; the period that has begun is granted at once. An upgrade order (`change`:
+/// the subscription it replaces and the quota offset) ends the replaced one and starts a new
+/// one now; buying the plan of a scheduled downgrade starts its subscription when the
+/// current one's paid periods end. Runs in the transaction that marks the order paid.
+/// Answers the subscription's id and the balance after.
 pub(crate) async fn activate(
     tx: &mut Tx,
     order_id: &str,
     user_id: &str,
     plan_id: &str,
+    change: Option<(&str, i64)>,
     rules: Rules,
     now: i64,
 ) -> DbResult<ApiResult<(String, i64)>> {
@@ -475,6 +582,18 @@ pub(crate) async fn activate(
     .bind(plan_id)
     .fetch_optional(&mut **tx)
     .await?;
+    let current = if change.is_some() { None } else { current };
+    let mut first_grant_offset = 0;
+    let mut start = now;
+    if let Some((from, offset)) = change {
+        super::plan_change::end_replaced(tx, from, user_id, now).await?;
+        first_grant_offset = offset;
+    } else if current.is_none() {
+        // The plan of a scheduled downgrade begins when the current paid periods end.
+        if let Some(end) = super::plan_change::downgrade_start(tx, user_id, plan_id, now).await? {
+            start = end;
+        }
+    }
     let (id, started_at, paid, granted) = match current
         .filter(|(_, started, paid, _)| period_start(*started, plan.period, *paid) > now)
     {
@@ -491,16 +610,18 @@ pub(crate) async fn activate(
         None => {
             let id = new_id();
             sqlx::query(
-                "INSERT INTO subscriptions (id, user_id, plan_id, status, started_at, paid_periods, granted_periods, cancel_at_period_end, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'active', $4, 1, 0, 0, $4, $4)",
+                "INSERT INTO subscriptions (id, user_id, plan_id, status, started_at, paid_periods, granted_periods, cancel_at_period_end, created_at, updated_at, first_grant_offset) \
+                 VALUES ($1, $2, $3, 'active', $4, 1, 0, 0, $5, $5, $6)",
             )
             .bind(&id)
             .bind(user_id)
             .bind(plan_id)
+            .bind(start)
             .bind(now)
+            .bind(first_grant_offset)
             .execute(&mut **tx)
             .await?;
-            (id, now, 1, 0)
+            (id, start, 1, 0)
         }
     };
     sqlx::query("UPDATE payment_orders SET subscription_id = $2 WHERE id = $1")
@@ -508,8 +629,13 @@ pub(crate) async fn activate(
         .bind(&id)
         .execute(&mut **tx)
         .await?;
+    let (offset,): (i64,) =
+        sqlx::query_as("SELECT first_grant_offset FROM subscriptions WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&mut **tx)
+            .await?;
     if let Err(e) = grant_started(
-        tx, &id, user_id, &plan, started_at, paid, granted, rules, now,
+        tx, &id, user_id, &plan, started_at, paid, granted, offset, rules, now,
     )
     .await?
     {
@@ -525,20 +651,22 @@ pub(crate) async fn activate(
 
 /// The scheduler's tick, in the writer's transaction: grants every paid period that has
 /// begun, and ends subscriptions whose paid periods ran out. Answers the users whose
-/// balance changed.
+/// balance changed, and those whose subscription ended.
 pub(crate) async fn grant_due(
     tx: &mut Tx,
     rules: Rules,
     now: i64,
-) -> DbResult<ApiResult<Vec<String>>> {
-    let rows: Vec<(String, String, String, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT id, user_id, plan_id, started_at, paid_periods, granted_periods, cancel_at_period_end FROM subscriptions WHERE status = 'active'",
+) -> DbResult<ApiResult<(Vec<String>, Vec<String>)>> {
+    type Row = (String, String, String, i64, i64, i64, i64, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, user_id, plan_id, started_at, paid_periods, granted_periods, cancel_at_period_end, first_grant_offset FROM subscriptions WHERE status = 'active'",
     )
     .fetch_all(&mut **tx)
     .await?;
     let mut plans: std::collections::HashMap<String, Option<Plan>> = Default::default();
     let mut changed = Vec::new();
-    for (id, user_id, plan_id, started_at, paid, granted, cancel) in rows {
+    let mut ended = Vec::new();
+    for (id, user_id, plan_id, started_at, paid, granted, cancel, offset) in rows {
         if !plans.contains_key(&plan_id) {
             let found = get_plan(tx, &plan_id).await?;
             plans.insert(plan_id.clone(), found);
@@ -548,7 +676,7 @@ pub(crate) async fn grant_due(
         };
         if granted < paid {
             match grant_started(
-                tx, &id, &user_id, plan, started_at, paid, granted, rules, now,
+                tx, &id, &user_id, plan, started_at, paid, granted, offset, rules, now,
             )
             .await?
             {
@@ -558,7 +686,7 @@ pub(crate) async fn grant_due(
             }
         }
         if period_start(started_at, plan.period, paid) <= now {
-            sqlx::query(
+            let done = sqlx::query(
                 "UPDATE subscriptions SET status = $2, updated_at = $3 WHERE id = $1 AND status = 'active' AND paid_periods = $4",
             )
             .bind(&id)
@@ -567,96 +695,12 @@ pub(crate) async fn grant_due(
             .bind(paid)
             .execute(&mut **tx)
             .await?;
-        }
-    }
-    Ok(Ok(changed))
-}
-
-impl crate::BillingService {
-    /// Runs the subscription tick now (the scheduler, or an admin); how many users were
-    /// granted quota.
-    pub(crate) async fn run_subscriptions(&self) -> ApiResult<usize> {
-        match self
-            .writer
-            .submit(crate::writer::Op::GrantSubscriptions)
-            .await?
-        {
-            crate::writer::Done::Granted(users) => {
-                for user in &users {
-                    self.forget_balance(user);
-                }
-                if !users.is_empty() {
-                    tracing::info!(users = users.len(), "subscription periods granted");
-                }
-                Ok(users.len())
+            if done.rows_affected() == 1 {
+                ended.push(user_id);
             }
-            other => Err(crate::unexpected(&other)),
         }
     }
-
-    /// Makes an order that buys (or renews) a plan, and where to pay it.
-    pub(crate) async fn create_plan_order(
-        &self,
-        user_id: &str,
-        plan_id: &str,
-        provider: &str,
-        method: Option<&str>,
-    ) -> ApiResult<(super::Order, String)> {
-        let payments = self.payments()?;
-        let mut conn = self
-            .db
-            .pool()
-            .acquire()
-            .await
-            .map_err(skein_db::DbError::from)?;
-        let plan = get_plan(&mut conn, plan_id)
-            .await?
-            .filter(|p| p.active)
-            .ok_or_else(|| ApiError::not_found("plan", "套餐"))?;
-        drop(conn);
-        if plan.currency != payments.config.currency {
-            return Err(ApiError::conflict(
-                "plan_currency",
-                "This plan is priced in another currency than this server takes payments in.",
-                "该套餐的币种与本站收款币种不同。",
-            ));
-        }
-        let name = super::ProviderName::parse(provider).ok_or_else(super::no_provider)?;
-        let provider = payments.provider(name).ok_or_else(super::no_provider)?;
-        let methods = provider.methods();
-        let method = match method {
-            Some(m) if methods.iter().any(|x| x == m) => m.to_string(),
-            Some(_) => {
-                return Err(ApiError::invalid_field(
-                    "method",
-                    "This payment method is not offered.",
-                    "不支持该付款方式。",
-                ));
-            }
-            None => methods.first().cloned().unwrap_or_default(),
-        };
-        let order = super::Order {
-            id: new_id(),
-            user_id: user_id.to_string(),
-            provider: name,
-            method: Some(method),
-            currency: plan.currency,
-            amount_minor: plan.price_minor,
-            quota: plan.quota_per_period,
-            status: super::OrderStatus::Pending,
-            provider_ref: None,
-            note: None,
-            created_at: skein_core::ids::now_ms(),
-            paid_at: None,
-            coupon_id: None,
-            discount_minor: 0,
-            plan_id: Some(plan.id.clone()),
-            refunded_minor: 0,
-        };
-        let (order, pay_url) = self.place_and_checkout(order, None).await?;
-        tracing::info!(order_id = %order.id, user_id, plan_id, "subscription order created");
-        Ok((order, pay_url))
-    }
+    Ok(Ok((changed, ended)))
 }
 
 #[cfg(test)]

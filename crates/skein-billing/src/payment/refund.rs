@@ -11,6 +11,28 @@
 //! `out_request_no`, WeChat Pay's `out_refund_no`), so asking again after a lost answer
 //! refunds nothing twice. A refund the provider turns down is credited back once
 //! (`refund_reversal:<id>`).
+//!
+//! The order's state follows its refunds that did not fail (pending or succeeded):
+//! `partially_refunded` while they cover part of it, `refunded` once they cover all of it,
+//! and back (to `paid` when none is left) when the provider turns one down.
+//!
+//! A plan order pays for one period of its subscription, so refunding it takes that period
+//! off, in whole periods: only the refund that completes the order's refund does; parts
+//! before it give money back and change neither the subscription nor the balance (a
+//! goodwill refund). The period taken off is, in this order:
+//! 1. a paid period that has not begun (renewed ahead): `paid_periods` drops by one and
+//!    nothing is debited, since its quota was never granted — so it never will be;
+//! 2. else, while the subscription is active, the period in progress: its grant is debited
+//!    (the amount of its ledger entry) and the subscription ends now as `refunded`;
+//! 3. else (the subscription already ended, the period was used): the order's quota is
+//!    debited, as for a top-up.
+//!
+//! The subscription's row is locked before it is read, and the scheduler's grant moves a
+//! period only while `paid_periods` is still above it, so a refund racing a period grant on
+//! another instance either removes the period before it is granted, or finds it granted and
+//! takes the grant back: never both, never neither. A refund the provider turns down puts
+//! the period back (and the subscription back to `active`; the scheduler grants what is
+//! due and ends it if its time ran out).
 
 use serde::Serialize;
 use skein_core::ids::ms_to_rfc3339;
@@ -18,7 +40,7 @@ use skein_core::{ApiError, ApiResult};
 use skein_db::{Db, DbResult, sqlx};
 use utoipa::ToSchema;
 
-use super::{ProviderName, format_minor};
+use super::{OrderStatus, ProviderName, format_minor};
 use crate::ledger::{self, Credit, Rules, Tx};
 
 /// A refund's state.
@@ -71,6 +93,9 @@ pub(crate) struct Refund {
     pub actor_id: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    pub subscription_id: Option<String>,
+    pub periods: i64,
+    pub ended_subscription: bool,
 }
 
 /// A refund as the API shows it.
@@ -108,6 +133,12 @@ pub struct RefundView {
     pub created_at: String,
     /// When it succeeded or failed (RFC 3339).
     pub finished_at: Option<String>,
+    /// For a plan order: the subscription it paid for.
+    pub subscription_id: Option<String>,
+    /// Paid periods the refund took off that subscription (0 or 1).
+    pub periods: i64,
+    /// The refund took back the period in progress and ended the subscription.
+    pub ended_subscription: bool,
 }
 
 impl From<Refund> for RefundView {
@@ -129,6 +160,9 @@ impl From<Refund> for RefundView {
             actor_id: r.actor_id,
             created_at: ms_to_rfc3339(r.created_at),
             finished_at: r.finished_at.map(ms_to_rfc3339),
+            subscription_id: r.subscription_id,
+            periods: r.periods,
+            ended_subscription: r.ended_subscription,
         }
     }
 }
@@ -167,66 +201,58 @@ pub(crate) struct NewRefund {
     pub request_key: Option<String>,
 }
 
-const COLUMNS: &str = "id, order_id, user_id, provider, amount_minor, quota, status, manual, forced, provider_ref, reason, note, actor_id, created_at, finished_at";
+const COLUMNS: &str = "id, order_id, user_id, provider, amount_minor, quota, status, manual, forced, provider_ref, reason, note, actor_id, created_at, finished_at, subscription_id, periods, ended_subscription";
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    Option<String>,
-    String,
-    Option<String>,
-    String,
-    i64,
-    Option<i64>,
-);
+/// A row of `payment_refunds` as [`COLUMNS`] reads it.
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    order_id: String,
+    user_id: String,
+    provider: String,
+    amount_minor: i64,
+    quota: i64,
+    status: String,
+    manual: i64,
+    forced: i64,
+    provider_ref: Option<String>,
+    reason: String,
+    note: Option<String>,
+    actor_id: String,
+    created_at: i64,
+    finished_at: Option<i64>,
+    subscription_id: Option<String>,
+    periods: i64,
+    ended_subscription: i64,
+}
 
 fn refund(row: Row) -> Option<Refund> {
-    let (
-        id,
-        order_id,
-        user_id,
-        provider,
-        amount_minor,
-        quota,
-        status,
-        manual,
-        forced,
-        provider_ref,
-        reason,
-        note,
-        actor_id,
-        created_at,
-        finished_at,
-    ) = row;
-    let (Some(provider), Some(status)) =
-        (ProviderName::parse(&provider), RefundStatus::parse(&status))
-    else {
-        tracing::warn!(refund_id = %id, "a refund row with an unknown provider or status is skipped");
+    let (Some(provider), Some(status)) = (
+        ProviderName::parse(&row.provider),
+        RefundStatus::parse(&row.status),
+    ) else {
+        tracing::warn!(refund_id = %row.id, "a refund row with an unknown provider or status is skipped");
         return None;
     };
     Some(Refund {
-        id,
-        order_id,
-        user_id,
+        id: row.id,
+        order_id: row.order_id,
+        user_id: row.user_id,
         provider,
-        amount_minor,
-        quota,
+        amount_minor: row.amount_minor,
+        quota: row.quota,
         status,
-        manual: manual != 0,
-        forced: forced != 0,
-        provider_ref,
-        reason,
-        note,
-        actor_id,
-        created_at,
-        finished_at,
+        manual: row.manual != 0,
+        forced: row.forced != 0,
+        provider_ref: row.provider_ref,
+        reason: row.reason,
+        note: row.note,
+        actor_id: row.actor_id,
+        created_at: row.created_at,
+        finished_at: row.finished_at,
+        subscription_id: row.subscription_id,
+        periods: row.periods,
+        ended_subscription: row.ended_subscription != 0,
     })
 }
 
@@ -295,6 +321,107 @@ fn not_refundable(status: &str) -> ApiError {
     )
 }
 
+fn fully_refunded() -> ApiError {
+    ApiError::conflict(
+        "already_refunded",
+        "This order has been refunded in full already.",
+        "该订单已全额退款。",
+    )
+}
+
+/// What refunding a plan order did to its subscription.
+#[derive(Debug, Default)]
+struct PlanEffect {
+    /// Quota to debit.
+    quota: i64,
+    /// Paid periods taken off.
+    periods: i64,
+    /// The subscription ended now (`refunded`).
+    ended: bool,
+}
+
+/// Which period refunding a plan order whose quota was `order_quota` takes off subscription
+/// `id`, and what it debits (the cases are in the module's note), with the subscription's
+/// row locked until commit. Writes nothing: [`take_period`] does, once the debit is in (a
+/// refused debit must leave the subscription as it was, and the writer commits its batch
+/// with the refusal in it).
+async fn plan_effect(tx: &mut Tx, id: &str, order_quota: i64) -> DbResult<PlanEffect> {
+    sqlx::query("UPDATE subscriptions SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    let found: Option<(String, i64, i64)> = sqlx::query_as(
+        "SELECT status, paid_periods, granted_periods FROM subscriptions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((_, paid, granted)) =
+        found.filter(|(status, paid, _)| status == "active" && *paid > 0)
+    else {
+        // Ended already: the period was had in full, so the quota goes as for a top-up.
+        return Ok(PlanEffect {
+            quota: order_quota,
+            ..PlanEffect::default()
+        });
+    };
+    if paid > granted {
+        // A period paid ahead and not begun: it goes, and its quota was never granted.
+        return Ok(PlanEffect {
+            quota: 0,
+            periods: 1,
+            ended: false,
+        });
+    }
+    // Every paid period was granted: the one in progress goes, with its grant.
+    let (grant,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries WHERE idempotency_key = $1",
+    )
+    .bind(format!("subscription:{id}:{}", granted - 1))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(PlanEffect {
+        quota: grant.max(0),
+        periods: 1,
+        ended: true,
+    })
+}
+
+/// Takes the period [`plan_effect`] chose off subscription `id`.
+async fn take_period(tx: &mut Tx, id: &str, effect: &PlanEffect, now: i64) -> DbResult<()> {
+    if effect.periods == 0 {
+        return Ok(());
+    }
+    let status = if effect.ended { "refunded" } else { "active" };
+    sqlx::query(
+        "UPDATE subscriptions SET paid_periods = paid_periods - $2, status = $3, updated_at = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(effect.periods)
+    .bind(status)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets an order's state from its refunds that did not fail: `paid`, `partially_refunded`
+/// or `refunded`. Only a paid order moves.
+async fn set_order_state(tx: &mut Tx, order_id: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE payment_orders SET status = CASE \
+           WHEN (SELECT COALESCE(SUM(r.amount_minor), 0) FROM payment_refunds r WHERE r.order_id = payment_orders.id AND r.status <> 'failed') >= amount_minor THEN 'refunded' \
+           WHEN (SELECT COUNT(*) FROM payment_refunds r WHERE r.order_id = payment_orders.id AND r.status <> 'failed') > 0 THEN 'partially_refunded' \
+           ELSE 'paid' END, updated_at = $2 \
+         WHERE id = $1 AND status IN ('paid', 'partially_refunded', 'refunded')",
+    )
+    .bind(order_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Records a refund and takes its quota off the balance, in the writer's transaction (see
 /// the module's note); answers the refund and whether it was made now (`false`: the admin's
 /// Idempotency-Key named an earlier one).
@@ -329,14 +456,24 @@ pub(crate) async fn start(
     if locked.rows_affected() != 1 {
         return Ok(Err(ApiError::not_found("order", "订单")));
     }
-    let (user_id, provider, status, amount_minor, quota): (String, String, String, i64, i64) =
-        sqlx::query_as(
-            "SELECT user_id, provider, status, amount_minor, quota FROM payment_orders WHERE id = $1",
-        )
-        .bind(&new.order_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    if status != "paid" {
+    let (user_id, provider, status, amount_minor, quota, plan_id, subscription_id): (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT user_id, provider, status, amount_minor, quota, plan_id, subscription_id FROM payment_orders WHERE id = $1",
+    )
+    .bind(&new.order_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if status != OrderStatus::Paid.as_str() && status != OrderStatus::PartiallyRefunded.as_str() {
+        if status == OrderStatus::Refunded.as_str() {
+            return Ok(Err(fully_refunded()));
+        }
         return Ok(Err(not_refundable(&status)));
     }
     let (refunded, refunded_quota): (i64, i64) = sqlx::query_as(
@@ -348,11 +485,7 @@ pub(crate) async fn start(
     .await?;
     let remaining = amount_minor - refunded;
     if remaining <= 0 {
-        return Ok(Err(ApiError::conflict(
-            "already_refunded",
-            "This order has been refunded in full already.",
-            "该订单已全额退款。",
-        )));
+        return Ok(Err(fully_refunded()));
     }
     let amount = new.amount_minor.unwrap_or(remaining);
     if amount > remaining {
@@ -369,13 +502,23 @@ pub(crate) async fn start(
             serde_json::json!({"field": "amount", "remaining": remaining}),
         )));
     }
-    // The quota goes back in proportion, rounded down; the refund that empties the order
-    // takes the rest, so the refunds of an order always sum to exactly its quota.
-    let refund_quota = if amount == remaining {
-        quota - refunded_quota
-    } else {
-        let share = i128::from(quota) * i128::from(amount) / i128::from(amount_minor.max(1));
-        i64::try_from(share).unwrap_or(0)
+    let completes = amount == remaining;
+    let mut effect = PlanEffect::default();
+    let refund_quota = match (&plan_id, &subscription_id) {
+        // A plan order: whole periods only (see the module's note).
+        (Some(_), Some(sub)) if completes => {
+            effect = plan_effect(tx, sub, quota).await?;
+            effect.quota
+        }
+        (Some(_), _) => 0,
+        // A top-up: the quota goes back in proportion, rounded down; the refund that
+        // empties the order takes the rest, so the refunds of an order always sum to
+        // exactly its quota.
+        (None, _) if completes => quota - refunded_quota,
+        (None, _) => {
+            let share = i128::from(quota) * i128::from(amount) / i128::from(amount_minor.max(1));
+            i64::try_from(share).unwrap_or(0)
+        }
     };
     let Some(provider) = ProviderName::parse(&provider) else {
         return Ok(Err(ApiError::internal("an order of an unknown provider")));
@@ -397,8 +540,12 @@ pub(crate) async fn start(
         .await?
         {
             Ok(_) => {}
+            // The transaction is rolled back with the refusal, the period change included.
             Err(refused) => return Ok(Err(refused)),
         }
+    }
+    if let Some(sub) = subscription_id.as_deref().filter(|_| plan_id.is_some()) {
+        take_period(tx, sub, &effect, now).await?;
     }
     let status = if new.manual {
         RefundStatus::Succeeded
@@ -406,8 +553,8 @@ pub(crate) async fn start(
         RefundStatus::Pending
     };
     sqlx::query(
-        "INSERT INTO payment_refunds (id, order_id, user_id, provider, amount_minor, quota, status, manual, forced, reason, actor_id, request_key, created_at, updated_at, finished_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
+        "INSERT INTO payment_refunds (id, order_id, user_id, provider, amount_minor, quota, status, manual, forced, reason, actor_id, request_key, created_at, updated_at, finished_at, subscription_id, periods, ended_subscription) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17)",
     )
     .bind(&new.id)
     .bind(&new.order_id)
@@ -423,8 +570,12 @@ pub(crate) async fn start(
     .bind(&new.request_key)
     .bind(now)
     .bind(new.manual.then_some(now))
+    .bind(plan_id.as_ref().and(subscription_id.as_ref()))
+    .bind(effect.periods)
+    .bind(i64::from(effect.ended))
     .execute(&mut **tx)
     .await?;
+    set_order_state(tx, &new.order_id, now).await?;
     Ok(match by_id(tx, &new.id).await? {
         Some(made) => Ok((made, true)),
         None => Err(ApiError::internal("a refund just inserted is missing")),
@@ -465,16 +616,32 @@ pub(crate) async fn finish(
             .await?;
         }
         RefundOutcome::Failed { reason } => {
-            let moved: Option<(String, i64)> = sqlx::query_as(
+            let moved: Option<(String, i64, String, Option<String>, i64)> = sqlx::query_as(
                 "UPDATE payment_refunds SET status = 'failed', note = $2, finished_at = $3, updated_at = $3 \
-                 WHERE id = $1 AND status IN ('pending', 'succeeded') AND manual = 0 RETURNING user_id, quota",
+                 WHERE id = $1 AND status IN ('pending', 'succeeded') AND manual = 0 \
+                 RETURNING user_id, quota, order_id, subscription_id, periods",
             )
             .bind(id)
             .bind(reason)
             .bind(now)
             .fetch_optional(&mut **tx)
             .await?;
-            if let Some((user_id, quota)) = moved.filter(|(_, quota)| *quota > 0) {
+            let Some((user_id, quota, order_id, subscription_id, periods)) = moved else {
+                return Ok(Ok(by_id(tx, id).await?));
+            };
+            set_order_state(tx, &order_id, now).await?;
+            // The money stayed with us, so the period it paid for comes back.
+            if let Some(sub) = subscription_id.filter(|_| periods > 0) {
+                sqlx::query(
+                    "UPDATE subscriptions SET paid_periods = paid_periods + $2, status = 'active', updated_at = $3 WHERE id = $1",
+                )
+                .bind(&sub)
+                .bind(periods)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            }
+            if quota > 0 {
                 let credit = Credit {
                     user_id,
                     kind: "refund_reversal",
@@ -514,6 +681,9 @@ impl crate::BillingService {
             other => return Err(crate::unexpected(&other)),
         };
         self.forget_balance(&made.user_id);
+        if made.ended_subscription {
+            self.entitlements_changed(&made.user_id);
+        }
         if !created || made.manual || made.status != RefundStatus::Pending {
             return Ok((made, created));
         }
@@ -553,6 +723,8 @@ impl crate::BillingService {
             crate::writer::Done::RefundFinished(after) => {
                 if let Some(refund) = after.as_ref() {
                     self.forget_balance(&refund.user_id);
+                    // A failed refund may have given a subscription back.
+                    self.entitlements_changed(&refund.user_id);
                     tracing::info!(refund_id = %id, status = refund.status.as_str(), "refund updated");
                 }
                 Ok(*after)

@@ -5,76 +5,68 @@ use skein_core::ApiResult;
 use skein_db::{Db, DbResult, sqlx};
 
 use super::config::Currency;
+use super::plan_change::Proration;
 use super::{Applied, Order, OrderStatus, Paid, ProviderName, coupon};
 use crate::ledger::{self, Credit, Rules, Tx};
 
 const COLUMNS: &str = "id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, note, created_at, paid_at, coupon_id, discount_minor, plan_id, \
-     (SELECT CAST(COALESCE(SUM(r.amount_minor), 0) AS BIGINT) FROM payment_refunds r WHERE r.order_id = payment_orders.id AND r.status <> 'failed')";
+     (SELECT CAST(COALESCE(SUM(r.amount_minor), 0) AS BIGINT) FROM payment_refunds r WHERE r.order_id = payment_orders.id AND r.status <> 'failed'), \
+     change_from, credit_minor, quota_offset";
 
-type Row = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    Option<i64>,
-    Option<String>,
-    i64,
-    Option<String>,
-    i64,
-);
-
-fn order(row: Row) -> Option<Order> {
-    let (
-        id,
-        user_id,
-        provider,
-        method,
-        currency,
-        amount_minor,
-        quota,
-        status,
-        provider_ref,
-        note,
-        created_at,
-        paid_at,
-        coupon_id,
-        discount_minor,
-        plan_id,
-        refunded_minor,
-    ) = row;
+/// One row of [`COLUMNS`], read by position (past the 16 columns a tuple reads); `None`
+/// (logged) for a row with an unknown provider, currency or status.
+fn order(row: &sqlx::any::AnyRow) -> Result<Option<Order>, sqlx::Error> {
+    use sqlx::Row;
+    let id: String = row.try_get(0)?;
+    let provider: String = row.try_get(2)?;
+    let currency: String = row.try_get(4)?;
+    let status: String = row.try_get(7)?;
     let Some((provider, currency, status)) = ProviderName::parse(&provider)
         .zip(Currency::parse(&currency))
         .zip(OrderStatus::parse(&status))
         .map(|((p, c), s)| (p, c, s))
     else {
         tracing::warn!(order_id = %id, "an order row with an unknown provider, currency or status is skipped");
-        return None;
+        return Ok(None);
     };
-    Some(Order {
+    let change_from: Option<String> = row.try_get(16)?;
+    let change = match change_from {
+        Some(from) => Some(Proration {
+            from,
+            credit_minor: row.try_get(17)?,
+            quota_offset: row.try_get(18)?,
+        }),
+        None => None,
+    };
+    Ok(Some(Order {
         id,
-        user_id,
+        user_id: row.try_get(1)?,
         provider,
-        method,
+        method: row.try_get(3)?,
         currency,
-        amount_minor,
-        quota,
+        amount_minor: row.try_get(5)?,
+        quota: row.try_get(6)?,
         status,
-        provider_ref,
-        note,
-        created_at,
-        paid_at,
-        coupon_id,
-        discount_minor,
-        plan_id,
-        refunded_minor,
-    })
+        provider_ref: row.try_get(8)?,
+        note: row.try_get(9)?,
+        created_at: row.try_get(10)?,
+        paid_at: row.try_get(11)?,
+        coupon_id: row.try_get(12)?,
+        discount_minor: row.try_get(13)?,
+        plan_id: row.try_get(14)?,
+        refunded_minor: row.try_get(15)?,
+        change,
+    }))
+}
+
+fn orders(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Order>, sqlx::Error> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(o) = order(row)? {
+            out.push(o);
+        }
+    }
+    Ok(out)
 }
 
 /// Records a new order (on the pool, or in a transaction).
@@ -83,8 +75,8 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query(
-        "INSERT INTO payment_orders (id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, created_at, updated_at, coupon_id, discount_minor, plan_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
+        "INSERT INTO payment_orders (id, user_id, provider, method, currency, amount_minor, quota, status, provider_ref, created_at, updated_at, coupon_id, discount_minor, plan_id, change_from, credit_minor, quota_offset) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&o.id)
     .bind(&o.user_id)
@@ -99,6 +91,9 @@ where
     .bind(&o.coupon_id)
     .bind(o.discount_minor)
     .bind(&o.plan_id)
+    .bind(o.change.as_ref().map(|c| c.from.clone()))
+    .bind(o.change.as_ref().map_or(0, |c| c.credit_minor))
+    .bind(o.change.as_ref().map_or(0, |c| c.quota_offset))
     .execute(executor)
     .await?;
     Ok(())
@@ -152,6 +147,7 @@ pub(crate) async fn place(
         &order.user_id,
         order.amount_minor,
         order.currency,
+        order.plan_id.as_deref(),
         now,
     )
     .await?
@@ -210,14 +206,17 @@ pub(crate) async fn set_reference(db: &Db, id: &str, reference: &str) -> DbResul
 
 /// One order; with `user_id`, only if it is theirs.
 pub(crate) async fn get(db: &Db, id: &str, user_id: Option<&str>) -> DbResult<Option<Order>> {
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM payment_orders WHERE id = $1 AND ($2 = '' OR user_id = $2)"
     ))
     .bind(id)
     .bind(user_id.unwrap_or(""))
     .fetch_optional(db.pool())
     .await?;
-    Ok(row.and_then(order))
+    Ok(match row {
+        Some(row) => order(&row)?,
+        None => None,
+    })
 }
 
 /// A page of orders, newest first, optionally of one user and one status; and the total.
@@ -229,7 +228,7 @@ pub(crate) async fn list(
     offset: i64,
 ) -> DbResult<(Vec<Order>, i64)> {
     let filter = "($1 = '' OR user_id = $1) AND ($2 = '' OR status = $2)";
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM payment_orders WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
     ))
     .bind(user_id)
@@ -245,19 +244,19 @@ pub(crate) async fn list(
     .bind(status)
     .fetch_one(db.pool())
     .await?;
-    Ok((rows.into_iter().filter_map(order).collect(), total))
+    Ok((orders(&rows)?, total))
 }
 
 /// Pending orders made before `before` (ms), oldest first.
 pub(crate) async fn pending_before(db: &Db, before: i64, limit: i64) -> DbResult<Vec<Order>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM payment_orders WHERE status = 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2"
     ))
     .bind(before)
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    Ok(rows.into_iter().filter_map(order).collect())
+    Ok(orders(&rows)?)
 }
 
 /// Expires pending orders made before `before`, and gives back the coupons of expired and
@@ -285,16 +284,30 @@ pub(crate) async fn pay(
     rules: Rules,
     now: i64,
 ) -> DbResult<ApiResult<(Applied, Option<String>)>> {
-    let found: Option<(String, String, i64, i64, String, Option<String>)> = sqlx::query_as(
-        "SELECT user_id, currency, amount_minor, quota, status, plan_id FROM payment_orders WHERE id = $1",
+    type Found = (
+        String,
+        String,
+        i64,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        i64,
+    );
+    let found: Option<Found> = sqlx::query_as(
+        "SELECT user_id, currency, amount_minor, quota, status, plan_id, change_from, quota_offset FROM payment_orders WHERE id = $1",
     )
     .bind(&paid.order_id)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((user_id, currency, amount_minor, quota, status, plan_id)) = found else {
+    let Some((user_id, currency, amount_minor, quota, status, plan_id, change_from, quota_offset)) =
+        found
+    else {
         return Ok(Ok((Applied::Unknown, None)));
     };
-    if status == OrderStatus::Paid.as_str() || status == OrderStatus::Failed.as_str() {
+    // Only a pending or expired order can still be paid: a paid (or refunded) one was
+    // credited before, and a failed one never will be.
+    if status != OrderStatus::Pending.as_str() && status != OrderStatus::Expired.as_str() {
         return Ok(Ok((Applied::Already, None)));
     }
     if currency != paid.currency.code() || amount_minor != paid.amount_minor {
@@ -335,7 +348,17 @@ pub(crate) async fn pay(
     // keys instead of the order's.
     if let Some(plan_id) = plan_id {
         return Ok(
-            match super::plan::activate(tx, &paid.order_id, &user_id, &plan_id, rules, now).await? {
+            match super::plan::activate(
+                tx,
+                &paid.order_id,
+                &user_id,
+                &plan_id,
+                change_from.as_deref().map(|from| (from, quota_offset)),
+                rules,
+                now,
+            )
+            .await?
+            {
                 Ok((_, balance)) => Ok((Applied::Credited(balance), Some(user_id))),
                 Err(e) => Err(e),
             },

@@ -171,25 +171,7 @@ pub async fn create_conversation(
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let now = ids::now_ms();
-    let mut row = ConversationRow {
-        id: ids::new_id(),
-        user_id: user.user_id.clone(),
-        title: String::new(),
-        pinned: 0,
-        archived: 0,
-        model: None,
-        system_prompt: None,
-        temperature: None,
-        top_p: None,
-        max_tokens: None,
-        history_limit: None,
-        active_leaf_id: None,
-        summary: None,
-        summary_upto: None,
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
-    };
+    let mut row = ConversationRow::new(ids::new_id(), user.user_id.clone(), "", now);
     if let Some(input) = optional_json::<ConversationInput>(&body)? {
         input.apply(&mut row, svc.config.max_message_chars)?;
     }

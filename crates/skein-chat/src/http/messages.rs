@@ -42,20 +42,29 @@ struct HistoryView<'a> {
     messages: Vec<crate::MessageView<'a>>,
 }
 
-/// The history as JSON bytes, serialized straight from the rows.
-fn history_view(
+/// The history as JSON bytes, serialized straight from the rows, with the reader's verdicts.
+pub(super) async fn history_view(
     svc: &ChatService,
     c: &ConversationRow,
     rows: &[MessageRow],
 ) -> ApiResult<Response> {
     let tree = Tree::new(rows);
     let path = active_path(&tree, c.active_leaf_id.as_deref());
+    let mut verdicts: std::collections::HashMap<String, String> =
+        store::feedback_of(&svc.db, &c.user_id, &c.id)
+            .await?
+            .into_iter()
+            .collect();
     let history = HistoryView {
         conversation_id: &c.id,
         active_leaf_id: path.last().map(|m| m.id.as_str()),
         messages: path
             .iter()
-            .map(|m| view(m, &tree, svc.files.as_ref()))
+            .map(|m| {
+                let mut v = view(m, &tree, svc.files.as_ref());
+                v.feedback = verdicts.remove(&m.id);
+                v
+            })
             .collect(),
     };
     let body = serde_json::to_vec(&history).map_err(ApiError::internal)?;
@@ -77,7 +86,7 @@ pub async fn history(
 ) -> ApiResult<Response> {
     let c = owned(&svc, &user, &id).await?;
     let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
-    history_view(&svc, &c, &rows)
+    history_view(&svc, &c, &rows).await
 }
 
 /// Which branch to show.
@@ -107,7 +116,7 @@ pub async fn switch_branch(
     let leaf = tree.newest_leaf(start).to_string();
     store::set_active_leaf(svc.db.pool(), &c.id, &leaf, ids::now_ms()).await?;
     c.active_leaf_id = Some(leaf);
-    history_view(&svc, &c, &rows)
+    history_view(&svc, &c, &rows).await
 }
 
 /// A message to send.

@@ -1,9 +1,15 @@
 //! The Chat service's HTTP routes (`/api/v1/chat/...`), one file per area; every route is
 //! listed here. See `docs/CHAT-API.md`.
 
+mod actions;
 mod conversations;
+pub(crate) mod internal;
 mod messages;
 mod models;
+mod preferences;
+mod prompts;
+mod shares;
+pub(crate) mod socket;
 mod sse;
 mod transfer;
 mod voice;
@@ -21,9 +27,14 @@ use utoipa_axum::routes;
 use crate::ChatService;
 use crate::store::{self, ConversationRow, MessageRow};
 
+use actions::*;
 use conversations::*;
 use messages::*;
 use models::*;
+use preferences::*;
+use prompts::*;
+use shares::*;
+use socket::{__path_socket, socket};
 use transfer::*;
 use voice::*;
 
@@ -43,11 +54,20 @@ pub(crate) fn routes(service: Arc<ChatService>) -> OpenApiRouter {
                 .layer(DefaultBodyLimit::max(SEND_LIMIT)),
         )
         .routes(routes!(switch_branch))
+        .routes(routes!(delete_branch))
+        .routes(routes!(feedback))
+        .routes(routes!(create_share, list_shares))
+        .routes(routes!(revoke_share))
+        .routes(routes!(read_share))
+        .routes(routes!(get_preferences, update_preferences))
+        .routes(routes!(list_prompts, create_prompt))
+        .routes(routes!(update_prompt, delete_prompt))
         .routes(routes!(regenerate))
         .routes(routes!(stop))
         .routes(routes!(approve_tool_call))
         .routes(routes!(deny_tool_call))
         .routes(routes!(attach))
+        .routes(routes!(socket))
         .routes(routes!(inspect_context))
         .routes(routes!(export_conversation))
         .routes(routes!(export_all))

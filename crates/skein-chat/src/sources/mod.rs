@@ -15,6 +15,7 @@ mod system_prompt;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use skein_core::ApiResult;
 
 use crate::context::count_tokens;
@@ -128,6 +129,44 @@ impl Context {
     }
 }
 
+// The request is built here, beside the `Context` it reads, so that `turn` (which sources
+// read) does not depend on `sources`.
+impl Turn {
+    /// The OpenAI chat-completion request for `context`: the system sections, then the
+    /// messages, then the parameters that are set.
+    pub fn request(&self, context: &Context) -> Value {
+        let mut messages = Vec::with_capacity(context.sections.len() + context.messages.len());
+        for section in &context.sections {
+            messages.push(json!({"role": "system", "content": section.text}));
+        }
+        for m in &context.messages {
+            let content = if m.images.is_empty() {
+                json!(m.content)
+            } else {
+                let mut parts = vec![json!({"type": "text", "text": m.content})];
+                parts.extend(
+                    m.images
+                        .iter()
+                        .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
+                );
+                Value::Array(parts)
+            };
+            messages.push(json!({"role": m.role.as_str(), "content": content}));
+        }
+        let mut request = json!({ "model": self.model, "messages": messages, "stream": true });
+        if let Some(t) = self.settings.temperature {
+            request["temperature"] = json!(t);
+        }
+        if let Some(p) = self.settings.top_p {
+            request["top_p"] = json!(p);
+        }
+        if let Some(n) = self.settings.max_tokens {
+            request["max_tokens"] = json!(n);
+        }
+        request
+    }
+}
+
 /// A part of the system text, with the source that added it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
@@ -230,25 +269,7 @@ pub(crate) mod tests {
 
     /// An empty conversation.
     pub(crate) fn conversation() -> ConversationRow {
-        ConversationRow {
-            id: "c".into(),
-            user_id: "u".into(),
-            title: String::new(),
-            pinned: 0,
-            archived: 0,
-            model: None,
-            system_prompt: None,
-            temperature: None,
-            top_p: None,
-            max_tokens: None,
-            history_limit: None,
-            active_leaf_id: None,
-            summary: None,
-            summary_upto: None,
-            created_at: 0,
-            updated_at: 0,
-            deleted_at: None,
-        }
+        ConversationRow::new("c", "u", "", 0)
     }
 
     fn message(id: &str, role: &str, content: &str) -> PathMessage {

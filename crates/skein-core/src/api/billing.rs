@@ -102,6 +102,37 @@ pub struct Settlement {
     pub uncollected: i64,
 }
 
+/// What a user's active subscription plans entitle them to, for the Relay to enforce.
+/// The default (no active plan) adds no group and restricts no model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Entitlements {
+    /// Key groups the plans grant, besides those an admin granted (first in the list, so a
+    /// subscriber's chat and new keys route in the plan's group).
+    pub groups: Vec<String>,
+    /// The models the plans allow (their union); `None` when no active plan restricts
+    /// models (none active, or one for all models).
+    pub models: Option<Vec<String>>,
+    /// The active plans' names (English, Chinese), for messages.
+    pub plans: Vec<(String, String)>,
+}
+
+impl Entitlements {
+    /// Whether the plans allow `model`.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.models
+            .as_ref()
+            .is_none_or(|models| models.iter().any(|m| m == model))
+    }
+}
+
+/// Told when a user's [`Entitlements`] may have changed (a plan bought, ended or refunded),
+/// so a cache of them drops its copy. Implemented by the Relay; in one process the Billing
+/// service calls it directly, other instances find out when their copy expires.
+pub trait EntitlementWatcher: Send + Sync {
+    /// Forget what is cached of `user_id`'s entitlements.
+    fn entitlements_changed(&self, user_id: &str);
+}
+
 /// Reserve before billable work, settle after with the exact cost, release if nothing was
 /// delivered. Implemented by the Billing service.
 #[async_trait]
@@ -122,4 +153,6 @@ pub trait BillingApi: Send + Sync {
     async fn renew(&self, reservation_id: &str) -> Result<(), ApiError>;
     /// Frees the whole hold (nothing was delivered). Idempotent.
     async fn release(&self, reservation_id: &str) -> Result<(), ApiError>;
+    /// What the user's active subscription plans entitle them to (groups, models).
+    async fn entitlements(&self, user_id: &str) -> Result<Entitlements, ApiError>;
 }

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 
 /// Who calls a tool, and where: the tools offered and run are the ones this user enabled (for
 /// this conversation), with this user's settings and secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ToolCaller {
     /// The user who asks, and whose rights the tool runs with.
     pub user_id: String,

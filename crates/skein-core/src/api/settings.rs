@@ -65,8 +65,9 @@ pub struct SystemSettings {
     pub cny_per_usd: f64,
 }
 
-/// Where a service reads the settings in effect (the User service in this process). Reading
-/// is cheap: the owner keeps the current values in memory and follows every change.
+/// Where a service reads the settings in effect (the User service in this process, or a copy
+/// read from it in another). Reading is cheap: the values are kept in memory and follow every
+/// change.
 pub trait SettingsSource: Send + Sync {
     /// The settings in effect now.
     fn current(&self) -> std::sync::Arc<SystemSettings>;

@@ -45,6 +45,29 @@ pub trait AccountEvents: Send + Sync {
     }
 }
 
+/// One language's version of a [`UserMail`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MailText {
+    /// Subject line.
+    pub subject: String,
+    /// Paragraphs, plain text (escaped in the HTML part).
+    pub lines: Vec<String>,
+    /// A button: its label and the page it opens, a path of the web app (`/billing/bills`).
+    pub link: Option<(String, String)>,
+}
+
+/// A message another service asks the User service to send to one of its users; the User
+/// service picks the address and the language (the user's own).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UserMail {
+    /// A short name for the mail queue and logs (`statement`).
+    pub kind: String,
+    /// In English.
+    pub en: MailText,
+    /// In Chinese.
+    pub zh: MailText,
+}
+
 /// Who exists (owned by the User service); lets other services refuse unknown user ids.
 #[async_trait]
 pub trait UserDirectory: Send + Sync {
@@ -52,4 +75,10 @@ pub trait UserDirectory: Send + Sync {
     async fn user_exists(&self, user_id: &str) -> Result<bool, ApiError>;
     /// Whether the user exists and is not disabled.
     async fn user_active(&self, user_id: &str) -> Result<bool, ApiError>;
+    /// Queues `mail` to the user's verified address, in their language, through the mail
+    /// queue; answers whether it was queued (`false`: no verified address, or mail is off).
+    async fn mail_user(&self, user_id: &str, mail: &UserMail) -> Result<bool, ApiError> {
+        let _ = (user_id, mail);
+        Ok(false)
+    }
 }

@@ -3,6 +3,7 @@
 
 mod content;
 mod files;
+pub(crate) mod internal;
 mod shares;
 mod uploads;
 

@@ -38,6 +38,9 @@ pub struct BaseView {
     pub chunk_max_tokens: i64,
     /// Overlap of neighbouring chunks, in tokens.
     pub chunk_overlap_tokens: i64,
+    /// Parent-child chunks: the size in tokens of the parent sections a search hands back
+    /// around the small chunks it matched; `null`: off.
+    pub parent_chunk_tokens: Option<i64>,
     /// `private` (owner and shares) or `public` (every user may read).
     pub visibility: String,
     /// What the caller may do: `owner`, `write` or `read`.
@@ -103,6 +106,7 @@ pub(crate) async fn view(
         rerank_model: base.rerank_model,
         chunk_max_tokens: base.chunk_max_tokens,
         chunk_overlap_tokens: base.chunk_overlap_tokens,
+        parent_chunk_tokens: base.parent_chunk_tokens,
         visibility: base.visibility,
         permission: access.as_str().to_string(),
         stats,
@@ -129,12 +133,16 @@ pub struct CreateBase {
     pub chunk_max_tokens: Option<i64>,
     /// Overlap in tokens, at most half of `chunk_max_tokens`.
     pub chunk_overlap_tokens: Option<i64>,
+    /// Parent-child chunks: match small chunks (`chunk_max_tokens`) and hand back the larger
+    /// section around each, of up to this many tokens (more than `chunk_max_tokens`, at most
+    /// 8192); omitted or 0: off.
+    pub parent_chunk_tokens: Option<i64>,
     /// `private` (default) or `public`.
     pub visibility: Option<String>,
 }
 
-/// Changes to a knowledge base (owner only). Changing the embedding model or the chunk sizes
-/// re-indexes every document.
+/// Changes to a knowledge base (owner only). Changing the embedding model, the chunk sizes or
+/// the parent size re-indexes every document.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBase {
@@ -150,6 +158,8 @@ pub struct UpdateBase {
     pub chunk_max_tokens: Option<i64>,
     /// Overlap in tokens.
     pub chunk_overlap_tokens: Option<i64>,
+    /// Parent sections' size in tokens; 0: off (parent-child chunks).
+    pub parent_chunk_tokens: Option<i64>,
     /// `private` or `public`.
     pub visibility: Option<String>,
 }
@@ -217,6 +227,19 @@ fn visibility(text: &str) -> ApiResult<String> {
     }
 }
 
+/// The parent size asked for: 0 or `None` is off; else larger than the chunks, at most 8192.
+fn parent_size(parent: Option<i64>, max: i64) -> ApiResult<Option<i64>> {
+    match parent {
+        None | Some(0) => Ok(None),
+        Some(p) if p > max && p <= 8192 => Ok(Some(p)),
+        Some(_) => Err(ApiError::invalid_field(
+            "parent_chunk_tokens",
+            "parent_chunk_tokens is 0 (off) or more than chunk_max_tokens, at most 8192.",
+            "parent_chunk_tokens 须为 0（关闭），或大于 chunk_max_tokens 且不超过 8192。",
+        )),
+    }
+}
+
 fn chunk_sizes(max: i64, overlap: i64) -> ApiResult<()> {
     if !(16..=8192).contains(&max) {
         return Err(ApiError::invalid_field(
@@ -273,6 +296,7 @@ pub async fn create_base(
         .chunk_overlap_tokens
         .unwrap_or(i64::from(svc.config.chunk_overlap_tokens).min(max / 2));
     chunk_sizes(max, overlap)?;
+    let parent_chunk_tokens = parent_size(body.parent_chunk_tokens, max)?;
     let embedding_model = match &body.embedding_model {
         Some(text) => embedding_model(&svc, text)?,
         // The configured default, else the built-in model when it is installed, else none
@@ -302,6 +326,7 @@ pub async fn create_base(
             .flatten(),
         chunk_max_tokens: max,
         chunk_overlap_tokens: overlap,
+        parent_chunk_tokens,
         visibility: visibility(body.visibility.as_deref().unwrap_or("private"))?,
         created_at: now,
         updated_at: now,
@@ -355,6 +380,7 @@ pub async fn update_base(
         base.embedding_model.clone(),
         base.chunk_max_tokens,
         base.chunk_overlap_tokens,
+        base.parent_chunk_tokens,
     );
     if let Some(text) = &body.name {
         base.name = name(text)?;
@@ -375,6 +401,10 @@ pub async fn update_base(
         base.chunk_overlap_tokens = overlap;
     }
     chunk_sizes(base.chunk_max_tokens, base.chunk_overlap_tokens)?;
+    base.parent_chunk_tokens = parent_size(
+        body.parent_chunk_tokens.or(base.parent_chunk_tokens),
+        base.chunk_max_tokens,
+    )?;
     if let Some(text) = &body.visibility {
         base.visibility = visibility(text)?;
     }
@@ -385,6 +415,7 @@ pub async fn update_base(
             base.embedding_model.clone(),
             base.chunk_max_tokens,
             base.chunk_overlap_tokens,
+            base.parent_chunk_tokens,
         )
     {
         reindex_all(&svc, &base.id).await?;
@@ -435,6 +466,7 @@ pub async fn delete_base(
     let (base, _) = svc.require(&user.user_id, &id, Access::Own).await?;
     store::delete_base(&svc.db, &base.id).await?;
     svc.vectors.forget(&base.id);
+    svc.vector_rebuilds.forget(&base.id);
     svc.lexical.forget(&base.id);
     Ok(StatusCode::NO_CONTENT)
 }

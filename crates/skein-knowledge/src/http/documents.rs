@@ -412,10 +412,14 @@ pub async fn get_document(
     Ok(ApiJson(view(document_of(&svc, &base.id, &doc_id).await?)))
 }
 
+/// How long a document's signed file link stays valid.
+const FILE_LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Where a reader opens a document's file.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DocumentFileView {
-    /// A signed URL of the file's content, fetched without a session (valid about an hour).
+    /// A signed URL of the file's content, fetched without a session (valid for 10 minutes:
+    /// a citation asks again when it is opened).
     pub url: String,
     /// The file's name.
     pub name: String,
@@ -449,9 +453,7 @@ pub async fn document_file(
             }
         })?;
     Ok(ApiJson(DocumentFileView {
-        url: svc
-            .files
-            .content_url(&meta.id, std::time::Duration::from_secs(600)),
+        url: svc.files.content_url(&meta.id, FILE_LINK_LIFETIME),
         name: meta.name,
         content_type: meta.content_type,
     }))

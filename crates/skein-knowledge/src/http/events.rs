@@ -6,6 +6,8 @@
 //! about it in memory. It reads the base's documents every half second, one indexed query,
 //! and sends only what changed; the browser stops polling. The stream rechecks the reader's
 //! access every 30 s and ends after 10 minutes so the client reconnects with a fresh check.
+//! Because each stream costs a query every half second, one user holds at most
+//! `knowledge.event_streams_per_user` (default 8) at once on an instance; one more is a 429.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -14,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
-use skein_core::ApiResult;
 use skein_core::auth::AuthUser;
 use skein_core::error::ErrorEnvelope;
+use skein_core::{ApiError, ApiResult};
 
 use super::documents::{DocumentView, view};
 use crate::KnowledgeService;
@@ -37,7 +40,56 @@ const LIFETIME: Duration = Duration::from_secs(600);
 /// What of a document the stream last sent: status, progress, change time.
 type Seen = (String, i64, i64, i64);
 
+/// One of a user's open streams; the slot is given back when the stream is dropped (it ended,
+/// or the client went away).
+struct Slot {
+    svc: Arc<KnowledgeService>,
+    user_id: String,
+}
+
+impl Slot {
+    /// A slot for `user_id`, or a 429 when they hold the most streams already.
+    fn take(svc: &Arc<KnowledgeService>, user_id: &str) -> ApiResult<Slot> {
+        let max = svc.config.event_streams_per_user;
+        let mut open = svc
+            .event_streams
+            .lock()
+            .map_err(|_| ApiError::internal("the event stream count is poisoned"))?;
+        let held = open.entry(user_id.to_string()).or_insert(0);
+        if *held >= max {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!("You have {max} progress streams open already; close one (another tab) and try again."),
+                format!("你已打开 {max} 个进度推送连接，请关闭一个（例如其他标签页）后重试。"),
+            )
+            .with_details(serde_json::json!({ "limit": max }))
+            .with_retry_after(5));
+        }
+        *held += 1;
+        Ok(Slot {
+            svc: svc.clone(),
+            user_id: user_id.to_string(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.svc.event_streams.lock()
+            && let Some(held) = open.get_mut(&self.user_id)
+        {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                open.remove(&self.user_id);
+            }
+        }
+    }
+}
+
 struct Watch {
+    /// Held for as long as the stream lives.
+    _slot: Slot,
     svc: Arc<KnowledgeService>,
     user_id: String,
     base_id: String,
@@ -97,20 +149,23 @@ impl Watch {
 
 /// Follow a base's documents: server-sent events `document` (a document as
 /// `GET .../documents/{doc_id}` shows it, sent when it appears and whenever its status or
-/// progress changes), `removed` (`{"id"}`) and, after the first full round, `synced`.
+/// progress changes), `removed` (`{"id"}`) and, after the first full round, `synced`. A user
+/// holds at most `knowledge.event_streams_per_user` streams at once (429 beyond).
 #[utoipa::path(get, path = "/knowledge/bases/{id}/events", tag = "knowledge", security(("bearer" = [])),
     params(("id" = String, Path, description = "Base id")),
     responses((status = 200, content_type = "text/event-stream", body = DocumentView,
         description = "`event: document` frames of documents, `removed` and `synced`"),
-        (status = 404, body = ErrorEnvelope)))]
+        (status = 404, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
 pub async fn base_events(
     State(svc): State<Arc<KnowledgeService>>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let (base, _) = svc.access(&user.user_id, &id).await?;
+    let slot = Slot::take(&svc, &user.user_id)?;
     let now = Instant::now();
     let watch = Watch {
+        _slot: slot,
         svc,
         user_id: user.user_id,
         base_id: base.id,

@@ -6,6 +6,7 @@ mod bases;
 mod conversations;
 mod documents;
 mod events;
+pub(crate) mod internal;
 mod search;
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::documents::{ChunkView, chunk_view};
 use crate::KnowledgeService;
-use crate::search::{Filter, Hit, MAX_TOP_K, Mode};
+use crate::search::{Filter, Hit, MAX_TOP_K, Mode, Source};
 
 /// A search.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -60,6 +60,28 @@ pub struct HitView {
     pub similarity: Option<f32>,
     /// The rerank model's score.
     pub rerank_score: Option<f64>,
+    /// The section around the chunk, handed to chat as the passage's context, when the base
+    /// uses parent-child chunks (`parent_chunk_tokens`).
+    pub parent: Option<ParentView>,
+}
+
+/// A parent section (parent-child chunks).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParentView {
+    /// Id.
+    pub id: String,
+    /// 0-based position among its document's parents.
+    pub position: i64,
+    /// The text (the heading path on its first line when it has one).
+    pub text: String,
+    /// Headings above it, outermost first.
+    pub headings: Vec<String>,
+    /// First page.
+    pub page_start: Option<i64>,
+    /// Last page.
+    pub page_end: Option<i64>,
+    /// Tokens.
+    pub tokens: i64,
 }
 
 fn hit_view(hit: &Hit) -> HitView {
@@ -75,6 +97,15 @@ fn hit_view(hit: &Hit) -> HitView {
         coverage: hit.coverage,
         similarity: hit.similarity,
         rerank_score: hit.rerank_score,
+        parent: hit.parent.as_ref().map(|p| ParentView {
+            id: p.id.clone(),
+            position: p.position,
+            text: p.text.clone(),
+            headings: serde_json::from_str(&p.headings).unwrap_or_default(),
+            page_start: p.page_start,
+            page_end: p.page_end,
+            tokens: p.tokens,
+        }),
     }
 }
 
@@ -97,6 +128,19 @@ pub struct SearchResponse {
     pub unranked: bool,
     /// Time taken, ms.
     pub took_ms: u64,
+    /// Where each stage's candidates came from.
+    pub sources: SearchSources,
+}
+
+/// Where each stage's candidates came from: `memory` (the base's copy in memory),
+/// `memory_stale` (the previous copy, while the current one is read in the background),
+/// `database` (the database's index or stored vectors) or `pgvector` (PostgreSQL's HNSW index).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchSources {
+    /// BM25.
+    pub lexical: Source,
+    /// Vectors; `null` when no vector stage ran.
+    pub vector: Option<Source>,
 }
 
 /// Search a base (hit testing): BM25, vectors, fusion and rerank, with each stage's ranks.
@@ -163,5 +207,9 @@ pub async fn search_base(
         reranked: outcome.reranked,
         unranked: outcome.unranked,
         took_ms: outcome.took_ms,
+        sources: SearchSources {
+            lexical: outcome.lexical_source,
+            vector: outcome.vector_source,
+        },
     }))
 }

@@ -2,6 +2,7 @@
 //! one file per audience; every route is listed here.
 
 mod admin;
+pub(crate) mod internal;
 mod plugins;
 
 use std::sync::Arc;

@@ -230,12 +230,13 @@ pub struct NewPlugin {
     pub category: Option<String>,
     /// `openapi` or `mcp`.
     pub kind: String,
-    /// The OpenAPI 3 document (JSON object, or its text), for `openapi`.
+    /// The OpenAPI 3 document, for `openapi`: a JSON object, or its text in JSON or YAML.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub openapi: Option<Value>,
     /// The server calls go to: for `openapi`, instead of the document's first server; for
-    /// `mcp`, the server's Streamable HTTP endpoint.
+    /// `mcp`, the server's endpoint, Streamable HTTP or the older HTTP+SSE (found out when it
+    /// is registered).
     #[serde(default)]
     pub server_url: Option<String>,
     /// How calls authenticate.
@@ -279,6 +280,16 @@ impl PluginService {
                 "The description is longer than 2,000 characters.".into(),
                 "描述超过 2000 个字符。".into(),
             ));
+        }
+        // The settings schema is checked now, so every user's settings can be checked by it.
+        if let Some(schema) = &input.settings_schema {
+            crate::schema::check_schema(schema).map_err(|e| {
+                field(
+                    "settings_schema",
+                    format!("settings_schema is not usable: {e}."),
+                    format!("settings_schema 无法使用：{e}。"),
+                )
+            })?;
         }
         let auth = input.auth.clone().unwrap_or(AuthInput {
             kind: "none".into(),
@@ -356,9 +367,13 @@ impl PluginService {
                         if text.len() > openapi::MAX_DOCUMENT_BYTES {
                             return Err(too_large());
                         }
-                        serde_json::from_str(&text).map_err(|e| field("openapi",
-                            format!("The OpenAPI document is not valid JSON: {e}. YAML is not accepted yet."),
-                            format!("OpenAPI 文档不是有效的 JSON：{e}。暂不支持 YAML。")))?
+                        openapi::parse_document(&text).map_err(|e| {
+                            field(
+                                "openapi",
+                                format!("The OpenAPI document cannot be read: {e}."),
+                                format!("无法读取 OpenAPI 文档：{e}。"),
+                            )
+                        })?
                     }
                     Some(doc @ Value::Object(_)) => doc,
                     _ => {
@@ -465,8 +480,9 @@ impl PluginService {
             None => None,
         };
         // An MCP server's tools are listed now, as the caller would reach it, so a wrong
-        // address or key fails here rather than in a chat.
-        let tools = if input.kind == "mcp" && !local {
+        // address or key fails here rather than in a chat; which transport it speaks is found
+        // out here too, and kept in the stored address.
+        let (tools, base_url) = if input.kind == "mcp" && !local {
             let settings = self.settings().await?;
             let policy = Self::policy(
                 &settings,
@@ -500,8 +516,7 @@ impl PluginService {
                     _ => {}
                 }
             }
-            crate::mcp::McpClient::new(&base_url, headers, policy)
-                .list_tools()
+            let (stored, tools) = crate::mcp::discover(&base_url, headers, policy)
                 .await
                 .map_err(|e| {
                     ApiError::new(
@@ -510,9 +525,10 @@ impl PluginService {
                         format!("The MCP server's tools could not be listed: {e}."),
                         format!("无法获取 MCP 服务器的工具列表：{e}。"),
                     )
-                })?
+                })?;
+            (tools, stored)
         } else {
-            tools
+            (tools, base_url)
         };
         let now = crate::now();
         let row = PluginRow {
@@ -636,11 +652,12 @@ pub async fn set_preferences(
         Some(v @ Value::Object(_)) => {
             // Checked against the plugin's schema, so its tools read settings they understand.
             let schema: Value = serde_json::from_str(&row.settings_schema).unwrap_or(Value::Null);
+            // The error names the setting itself (`settings.units`), so a form can mark it.
             crate::schema::validate(&schema, &v).map_err(|e| {
                 field(
-                    "settings",
-                    format!("The settings do not fit the plugin: {e}."),
-                    format!("设置不符合插件的要求：{e}。"),
+                    &e.at,
+                    format!("The settings do not fit the plugin: {}.", e.en),
+                    format!("设置不符合插件的要求：{}。", e.zh),
                 )
             })?;
             v.to_string()

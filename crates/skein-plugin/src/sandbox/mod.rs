@@ -9,7 +9,7 @@
 //! slower, lacks most C extensions and needs a build we cannot install from a registry here;
 //! Pyodide in the browser would leave the server unable to return files to the model.
 //!
-//! The walls, each of which the escape suite in `tests/api/code_interpreter.rs` attacks:
+//! The walls, each of which the escape suite in `tests/api/plugins/code_interpreter.rs` attacks:
 //! - **Namespaces** (bubblewrap): a new user namespace (the program is uid 65534 with no
 //!   capabilities, and may not create more user namespaces), PID (it sees only itself; its
 //!   init kills everything when the sandbox ends), network (only a downed loopback: no

@@ -46,11 +46,15 @@ pub enum ChannelKind {
     Spark,
     /// Ollama's native API (`/api/chat`, `/api/tags`).
     Ollama,
+    /// Alibaba Cloud Model Studio's native DashScope API for Qwen text generation
+    /// (`/api/v1/services/aigc/text-generation/generation`).
+    #[serde(rename = "dashscope_native")]
+    DashScopeNative,
 }
 
 impl ChannelKind {
     /// Every kind, in the order error messages list them.
-    pub const ALL: [ChannelKind; 15] = [
+    pub const ALL: [ChannelKind; 16] = [
         ChannelKind::OpenAi,
         ChannelKind::Azure,
         ChannelKind::Anthropic,
@@ -66,6 +70,7 @@ impl ChannelKind {
         ChannelKind::Qianfan,
         ChannelKind::Spark,
         ChannelKind::Ollama,
+        ChannelKind::DashScopeNative,
     ];
 
     /// The name stored in `channels.kind` and shown in the API (`type`).
@@ -86,6 +91,7 @@ impl ChannelKind {
             ChannelKind::Qianfan => "qianfan",
             ChannelKind::Spark => "spark",
             ChannelKind::Ollama => "ollama",
+            ChannelKind::DashScopeNative => "dashscope_native",
         }
     }
 
@@ -231,7 +237,7 @@ mod tests {
         assert_eq!(
             unknown.map(|e| e.to_string()).as_deref(),
             Some(
-                "unknown channel kind `baichuan` (this version knows openai, azure, anthropic, gemini, deepseek, dashscope, zhipu, moonshot, siliconflow, volcengine, minimax, hunyuan, qianfan, spark, ollama)"
+                "unknown channel kind `baichuan` (this version knows openai, azure, anthropic, gemini, deepseek, dashscope, zhipu, moonshot, siliconflow, volcengine, minimax, hunyuan, qianfan, spark, ollama, dashscope_native)"
             )
         );
     }

@@ -35,8 +35,22 @@ pub(crate) async fn chat_completions(
         && let Some(entry) = svc.response_cache.get(k, std::time::Instant::now())
     {
         let asked = request["model"].as_str().unwrap_or_default();
-        return cache_hit(&svc, &key, asked, &policy, &entry, id.into_string()).await;
+        // A streamed ask gets the kept answer as chunks, the usage last when it asked for it.
+        let delivery = crate::cache::streamed(&request)
+            .then(|| request["stream_options"]["include_usage"].as_bool() == Some(true));
+        return cache_hit(
+            &svc,
+            &key,
+            asked,
+            &policy,
+            &entry,
+            id.into_string(),
+            delivery,
+        )
+        .await;
     }
+    // Only a whole answer is kept; a streamed miss is relayed as usual.
+    let cache_key = cache_key.filter(|_| !crate::cache::streamed(&request));
     let reply = chat::for_client(
         svc.clone(),
         Caller::Key(key),
@@ -81,7 +95,8 @@ pub(crate) async fn chat_completions(
 }
 
 /// Answers a cache hit: the kept answer, billed at the group's share of its price (a hit
-/// that costs nothing writes no usage record), with `x-skein-cache: hit`.
+/// that costs nothing writes no usage record), with `x-skein-cache: hit`. `stream` is
+/// `Some(include_usage)` for a streamed ask, which gets the answer as server-sent chunks.
 async fn cache_hit(
     svc: &RelayService,
     key: &skein_core::api::KeyInfo,
@@ -89,10 +104,20 @@ async fn cache_hit(
     policy: &crate::cache::CachePolicy,
     entry: &crate::cache::Entry,
     request_id: String,
+    stream: Option<bool>,
 ) -> ApiResult<Response> {
     // The key's own model list still applies, as it changes after an answer was kept.
     if !key.allows_model(asked) {
         return Err(crate::pipeline::plan::not_allowed(asked));
+    }
+    // A hit is a request like any other for the key's limits: the gateway counted it against
+    // the key's requests per minute before it got here, and its tokens count against the
+    // key's tokens per minute (a spent budget refuses it), so a cache never lifts a limit.
+    crate::pipeline::plan::check_tpm(svc, key).await?;
+    // And so do the owner's plans.
+    let plans = svc.entitlements(&key.user_id).await?;
+    if !plans.allows_model(asked) {
+        return Err(crate::pipeline::plan::not_in_plan(asked, &plans));
     }
     // An alias is priced as the model it serves as.
     let routes = svc.model_routes();
@@ -132,13 +157,34 @@ async fn cache_hit(
         };
         svc.billing.settle(&hold.id, usage).await?;
     }
-    crate::metrics::CACHE.inc(&["hit"]);
-    let mut response = (
-        StatusCode::OK,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        entry.body.clone(),
+    crate::pipeline::plan::count_tpm(
+        svc,
+        &Caller::Key(key.clone()),
+        prompt.saturating_add(completion),
     )
-        .into_response();
+    .await;
+    crate::metrics::CACHE.inc(&["hit"]);
+    let mut response = match stream {
+        None => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            entry.body.clone(),
+        )
+            .into_response(),
+        Some(include_usage) => {
+            let answer: serde_json::Value =
+                serde_json::from_slice(&entry.body).map_err(ApiError::internal)?;
+            (
+                StatusCode::OK,
+                [
+                    (axum::http::header::CONTENT_TYPE, "text/event-stream"),
+                    (axum::http::header::CACHE_CONTROL, "no-cache"),
+                ],
+                crate::cache::replay_as_stream(&answer, include_usage),
+            )
+                .into_response()
+        }
+    };
     response
         .headers_mut()
         .insert("x-skein-cache", HeaderValue::from_static("hit"));

@@ -14,7 +14,7 @@ use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
 
 use crate::RelayService;
-use crate::keys::{self, ApiKey, KeySettings, MAX_LIST};
+use crate::keys::{self, ApiKey, KeySettings, KeyStatus, MAX_LIST};
 
 /// Most live keys one user may hold.
 const MAX_KEYS: i64 = 100;
@@ -131,7 +131,7 @@ pub async fn create_key(
     };
     let settings = KeySettings {
         name: name(&req.name)?,
-        status: "active".into(),
+        status: KeyStatus::Active,
         expires_at: expiry(req.expires_at.as_deref(), now)?,
         quota_limit: non_negative("quota_limit", req.quota_limit)?,
         allowed_models: models(req.allowed_models)?,
@@ -195,8 +195,8 @@ pub async fn update_key(
         s.name = name(n)?;
     }
     if let Some(status) = &req.status {
-        s.status = match status.as_str() {
-            "active" | "disabled" => status.clone(),
+        s.status = match KeyStatus::parse(status) {
+            Some(status) => status,
             _ => {
                 return Err(ApiError::invalid_field(
                     "status",

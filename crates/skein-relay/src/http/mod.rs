@@ -13,6 +13,7 @@ mod model_routes;
 mod models;
 mod openai;
 mod pricing;
+mod realtime;
 mod reply;
 mod requests;
 mod routing;
@@ -83,6 +84,7 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
             post(media::translations).layer(DefaultBodyLimit::max(media::AUDIO_BODY_LIMIT)),
         )
         .route("/v1/rerank", post(openai::rerank))
+        .route("/v1/realtime", get(realtime::realtime))
         .route("/v1/messages", post(chat::messages))
         .route("/v1/responses", post(chat::responses))
         .route(

@@ -1,6 +1,7 @@
 //! Model aliases and fallbacks (admin): list, set and remove a model's route. Every change
 //! reloads the routing table here and on the other instances.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -29,6 +30,36 @@ fn model_name(field: &str, name: &str) -> ApiResult<String> {
     Ok(name.to_string())
 }
 
+/// A fallback list as admins wrote it, checked: at most [`MAX_FALLBACKS`] names, none twice,
+/// neither the model nor its alias target.
+fn fallback_list(
+    field: &str,
+    names: &[String],
+    model: &str,
+    alias_of: Option<&str>,
+) -> ApiResult<Vec<String>> {
+    if names.len() > MAX_FALLBACKS {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("List at most {MAX_FALLBACKS} fallback models."),
+            format!("最多只能列出 {MAX_FALLBACKS} 个备用模型。"),
+        ));
+    }
+    let mut list: Vec<String> = Vec::new();
+    for name in names {
+        let name = model_name(field, name)?;
+        if name == model || Some(name.as_str()) == alias_of || list.contains(&name) {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("{name} is listed twice or is the model itself."),
+                format!("{name} 重复出现，或就是该模型本身。"),
+            ));
+        }
+        list.push(name);
+    }
+    Ok(list)
+}
+
 /// Every model's alias and fallbacks (admin).
 #[utoipa::path(get, path = "/admin/model-routes", tag = "pricing", security(("bearer" = [])),
     responses((status = 200, body = Vec<ModelRoute>), (status = 403, body = ErrorEnvelope)))]
@@ -41,7 +72,8 @@ pub async fn list_routes(
 
 /// Set a model's alias (`alias_of`: serve it as that model, at that model's price) and its
 /// fallbacks (models tried in order, each at its own price, when every channel of the model
-/// failed) (admin).
+/// failed), for every group or per group (`group_fallbacks`: a group's list replaces
+/// `fallbacks` for its keys; an empty list turns fallbacks off for it) (admin).
 #[utoipa::path(put, path = "/admin/model-routes/{model}", tag = "pricing", security(("bearer" = [])),
     params(("model" = String, Path, description = "The public model name")), request_body = ModelRouteInput,
     responses((status = 200, body = ModelRoute), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
@@ -94,36 +126,38 @@ pub async fn set_route(
             Some(target)
         }
     };
-    if input.fallbacks.len() > MAX_FALLBACKS {
-        return Err(ApiError::invalid_field(
-            "fallbacks",
-            format!("List at most {MAX_FALLBACKS} fallback models."),
-            format!("最多只能列出 {MAX_FALLBACKS} 个备用模型。"),
-        ));
-    }
-    let mut fallbacks: Vec<String> = Vec::new();
-    for name in &input.fallbacks {
-        let name = model_name("fallbacks", name)?;
-        if name == model || Some(&name) == alias_of.as_ref() || fallbacks.contains(&name) {
+    let fallbacks = fallback_list("fallbacks", &input.fallbacks, &model, alias_of.as_deref())?;
+    let mut group_fallbacks = BTreeMap::new();
+    for (group, list) in &input.group_fallbacks {
+        if !svc.groups().contains(group) {
             return Err(ApiError::invalid_field(
-                "fallbacks",
-                format!("{name} is listed twice or is the model itself."),
-                format!("{name} 重复出现，或就是该模型本身。"),
+                "group_fallbacks",
+                format!(
+                    "{group} is not a group; groups are: {}.",
+                    svc.groups().join(", ")
+                ),
+                format!("{group} 不是分组；可用分组：{}。", svc.groups().join("、")),
             ));
         }
-        fallbacks.push(name);
+        let list = fallback_list("group_fallbacks", list, &model, alias_of.as_deref())?;
+        group_fallbacks.insert(group.clone(), list);
     }
-    if alias_of.is_none() && fallbacks.is_empty() {
+    if alias_of.is_none() && fallbacks.is_empty() && group_fallbacks.is_empty() {
         return Err(ApiError::invalid_field(
             "alias_of",
-            "Set alias_of, fallbacks or both (to remove the route, delete it).",
-            "请设置 alias_of、fallbacks 或两者（要移除路由请删除它）。",
+            "Set alias_of, fallbacks (for all or per group) or both (to remove the route, delete it).",
+            "请设置 alias_of、fallbacks（全部分组或按分组）或两者（要移除路由请删除它）。",
         ));
     }
     let before = AuditBefore::of(&stored.iter().find(|r| r.model == model));
-    model_routes::upsert(&svc.db, &model, alias_of.as_deref(), &fallbacks, now_ms()).await?;
+    let fields = model_routes::RouteFields {
+        alias_of: alias_of.as_deref(),
+        fallbacks: &fallbacks,
+        group_fallbacks: &group_fallbacks,
+    };
+    model_routes::upsert(&svc.db, &model, fields, now_ms()).await?;
     svc.routing_changed().await?;
-    tracing::info!(actor = %admin.user_id, %model, ?alias_of, ?fallbacks, "model route set");
+    tracing::info!(actor = %admin.user_id, %model, ?alias_of, ?fallbacks, ?group_fallbacks, "model route set");
     let route = model_routes::all(&svc.db)
         .await?
         .into_iter()

@@ -29,9 +29,14 @@ pub(crate) async fn list_models(
         .collect();
     models.extend(served);
     models.sort();
+    let plans = svc.entitlements(&key.user_id).await?;
     let data: Vec<Value> = models
         .into_iter()
-        .filter(|m| key.allows_model(m) && svc.price_for(&key.group, routes.resolve(m)).is_some())
+        .filter(|m| {
+            key.allows_model(m)
+                && plans.allows_model(m)
+                && svc.price_for(&key.group, routes.resolve(m)).is_some()
+        })
         .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "skein" }))
         .collect();
     Ok(ApiJson(json!({ "object": "list", "data": data })))

@@ -61,7 +61,12 @@ pub async fn set_price(
         rates.cache_write_per_mtok,
         rates.per_call,
     ];
-    if all.iter().any(|r| !(0..=MAX_RATE).contains(r)) {
+    let audio = [rates.audio_input_per_mtok, rates.audio_output_per_mtok];
+    if all
+        .iter()
+        .chain(audio.iter().flatten())
+        .any(|r| !(0..=MAX_RATE).contains(r))
+    {
         return Err(ApiError::invalid_field(
             "rates",
             format!("Rates must be 0 to {MAX_RATE}."),
@@ -172,7 +177,7 @@ pub async fn list_unpriced(
         .collect();
     let mut unpriced: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for channel in crate::channels::all(&svc.db).await? {
-        if channel.status == "disabled" {
+        if channel.status == crate::channels::ChannelStatus::Disabled {
             continue;
         }
         let models: Vec<String> = serde_json::from_str(&channel.models).unwrap_or_default();

@@ -215,7 +215,7 @@ pub async fn list_cache(
 /// Set a group's response cache (admin): whole chat completions with `temperature: 0` or a
 /// `seed` are answered from the cache for `ttl_secs`, per user unless `share_across_users`,
 /// billed at `price_percent` of their price (0: free). Turning it off or changing it drops
-/// every kept answer.
+/// every kept answer, on every instance (they hear of the change over the bus).
 #[utoipa::path(put, path = "/admin/cache/{group}", tag = "channels", security(("bearer" = [])),
     params(("group" = String, Path, description = "A group from relay.groups")), request_body = crate::cache::CachePolicy,
     responses((status = 200, body = GroupCache), (status = 403, body = ErrorEnvelope),

@@ -321,7 +321,7 @@ pub(crate) struct Subject<'a> {
     /// The request id.
     pub request_id: &'a str,
     /// The caller.
-    pub caller: &'a crate::pipeline::Caller,
+    pub caller: &'a crate::caller::Caller,
     /// The model.
     pub model: &'a str,
     /// Whether it streamed.

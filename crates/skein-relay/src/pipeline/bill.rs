@@ -109,6 +109,56 @@ where
         .unwrap_or_else(|_| Err(ApiError::internal("the relay task ended without an answer")))
 }
 
+/// Reserves `hold` for `caller` and answers the [`Meter`] that settles or releases it, for
+/// work that holds again and again on one connection (a Realtime session takes a fresh hold
+/// after each response it settles). The caller keeps the meter until it settles or releases
+/// it; a refusal is logged as [`held`] logs it and costs nothing.
+pub(crate) async fn reserve(
+    svc: &Arc<RelayService>,
+    caller: &Caller,
+    request_id: String,
+    plan: &Plan,
+    hold: HoldAmount,
+) -> ApiResult<Meter> {
+    let reserve = ReserveRequest {
+        user_id: caller.user_id().to_string(),
+        key: caller.key_limit(),
+        amount: hold.amount,
+        min_amount: hold.min_amount,
+        reference: request_id.clone(),
+    };
+    let journal = Journal::new(plan.routing.clone());
+    match svc.billing.reserve(reserve).await {
+        Ok(reservation) => Ok(Meter {
+            journal,
+            _keep_alive: svc.renewals.keep(&reservation),
+            svc: svc.clone(),
+            caller: caller.clone(),
+            reservation_id: reservation.id,
+            granted: reservation.amount,
+            rates: plan.rates.clone(),
+            model: plan.model.clone(),
+            channel_id: String::new(),
+            request_id,
+            started: Instant::now(),
+            stream: true,
+            idle: Duration::from_secs(120),
+        }),
+        Err(refusal) => {
+            let mut journal = journal;
+            journal.end("refused", refusal.code(), refusal.status().as_u16());
+            let subject = Subject {
+                request_id: &request_id,
+                caller,
+                model: &plan.model,
+                stream: true,
+            };
+            svc.request_log.push(journal.unsettled(&subject));
+            Err(refusal)
+        }
+    }
+}
+
 /// What a finished request is charged and recorded as.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Charge {

@@ -1,7 +1,8 @@
 //! Which request fields may reach a vendor: an allowlist of the ones that do not change what
 //! the vendor charges beyond the tokens it reports. A field that would (a priority tier, web
-//! search, audio output, long-context betas) is refused with `unsupported_field`, because the
-//! relay could not bill what the operator pays for it.
+//! search, long-context betas) is refused with `unsupported_field`, because the relay could
+//! not bill what the operator pays for it. Audio output is allowed only for models whose price
+//! has an audio output rate: its tokens are then billed at that rate.
 
 use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
@@ -82,23 +83,31 @@ fn unsupported(field: &str) -> ApiError {
 /// `native` is the client's own body and headers when it spoke Anthropic's or Gemini's format.
 /// `extra` are top-level fields the operator allowed besides the built-in list
 /// (`relay.extra_request_fields`), for a vendor's own options they know to be priced by tokens.
+/// `audio_priced`: the model has an audio output rate, so audio output may be asked for.
 pub(crate) fn refuse_unpriced(
     pivot: &Value,
     format: Format,
     native: Option<(&Value, &Vec<(String, String)>)>,
     extra: &[String],
+    audio_priced: bool,
 ) -> ApiResult<()> {
     match (format, native) {
-        (Format::OpenAi | Format::Events | Format::Responses, _) => openai(pivot, extra),
+        (Format::OpenAi | Format::Events | Format::Responses, _) => {
+            openai(pivot, extra, audio_priced)
+        }
         (Format::Anthropic, Some((body, headers))) => anthropic(body, headers),
         (Format::Gemini { .. }, Some((body, _))) => gemini(body),
         _ => Ok(()),
     }
 }
 
-fn openai(request: &Value, extra: &[String]) -> ApiResult<()> {
+fn openai(request: &Value, extra: &[String], audio_priced: bool) -> ApiResult<()> {
     for (field, value) in request.as_object().into_iter().flatten() {
-        if !OPENAI_FIELDS.contains(&field.as_str()) && !extra.iter().any(|e| e == field) {
+        let audio_field = audio_priced && field == "audio";
+        if !OPENAI_FIELDS.contains(&field.as_str())
+            && !audio_field
+            && !extra.iter().any(|e| e == field)
+        {
             return Err(unsupported(field));
         }
         let priced = match field.as_str() {
@@ -106,10 +115,13 @@ fn openai(request: &Value, extra: &[String]) -> ApiResult<()> {
             "service_tier" => {
                 value.is_null() || matches!(value.as_str(), Some("auto" | "default" | "flex"))
             }
-            // Audio output is billed at audio rates the pricing table does not have.
-            "modalities" => value
-                .as_array()
-                .is_none_or(|m| m.iter().all(|v| v == "text")),
+            // Audio output is billed at the model's audio rate, when it has one.
+            "modalities" => {
+                audio_priced
+                    || value
+                        .as_array()
+                        .is_none_or(|m| m.iter().all(|v| v == "text"))
+            }
             // Only function (and free-form custom) tools: hosted tools are billed per call.
             "tools" => value.as_array().is_none_or(|tools| {
                 tools
@@ -193,10 +205,15 @@ mod tests {
     fn openai_fields_are_an_allowlist() {
         let ok = json!({"model": "m", "messages": [], "temperature": 0.2, "service_tier": "auto",
             "tools": [{"type": "function", "function": {"name": "f"}}], "modalities": ["text"]});
-        assert!(openai(&ok, &[]).is_ok());
+        assert!(openai(&ok, &[], false).is_ok());
         let vendor = json!({"model": "m", "x_vendor": 1});
-        assert_eq!(code(openai(&vendor, &[])), "unsupported_field");
-        assert!(openai(&vendor, &["x_vendor".to_string()]).is_ok());
+        assert_eq!(code(openai(&vendor, &[], false)), "unsupported_field");
+        assert!(openai(&vendor, &["x_vendor".to_string()], false).is_ok());
+        // Audio output only for a model priced for it.
+        let audio = json!({"model": "m", "modalities": ["text", "audio"],
+            "audio": {"voice": "alloy", "format": "wav"}});
+        assert_eq!(code(openai(&audio, &[], false)), "unsupported_field");
+        assert!(openai(&audio, &[], true).is_ok());
         for bad in [
             json!({"model": "m", "service_tier": "priority"}),
             json!({"model": "m", "web_search_options": {}}),
@@ -204,7 +221,7 @@ mod tests {
             json!({"model": "m", "tools": [{"type": "web_search"}]}),
             json!({"model": "m", "enable_search": true}),
         ] {
-            assert_eq!(code(openai(&bad, &[])), "unsupported_field", "{bad}");
+            assert_eq!(code(openai(&bad, &[], false)), "unsupported_field", "{bad}");
         }
     }
 

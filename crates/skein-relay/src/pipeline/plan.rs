@@ -80,6 +80,11 @@ pub(crate) async fn plan_for(
     if !caller.allows_model(&model) {
         return Err(not_allowed(&model));
     }
+    // A subscriber's plans may limit the models (every route, keys and Chat alike).
+    let plans = svc.entitlements(caller.user_id()).await?;
+    if !plans.allows_model(&model) {
+        return Err(not_in_plan(&model, &plans));
+    }
     let routes = svc.model_routes();
     let served = routes.resolve(&model);
     let table = svc.table();
@@ -148,9 +153,9 @@ pub(crate) async fn plan_for(
     };
     // Fallbacks the key may use and that can serve now; one that cannot is skipped.
     let mut fallbacks: Vec<Stage> = routes
-        .fallbacks(&model, served)
+        .fallbacks(&model, served, caller.group())
         .iter()
-        .filter(|m| caller.allows_model(m))
+        .filter(|m| caller.allows_model(m) && plans.allows_model(m))
         .filter_map(|m| stage(m, m).ok().map(|(stage, _)| stage))
         .collect();
     let (first, (skipped, scores, explored)) = match stage(served, &model) {
@@ -187,6 +192,29 @@ pub(crate) fn not_allowed(model: &str) -> ApiError {
         format!("This API key may not use {model}."),
         format!("该 API 密钥不允许使用 {model}。"),
     )
+}
+
+/// 403 `model_not_in_plan`: the caller's active subscription plans name their models and
+/// `model` is not one of them.
+pub(crate) fn not_in_plan(model: &str, plans: &skein_core::api::Entitlements) -> ApiError {
+    let allowed = plans.models.clone().unwrap_or_default();
+    let en_names: Vec<&str> = plans.plans.iter().map(|(en, _)| en.as_str()).collect();
+    let zh_names: Vec<&str> = plans.plans.iter().map(|(_, zh)| zh.as_str()).collect();
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "model_not_in_plan",
+        format!(
+            "Your plan ({}) does not include {model}. Models in your plan: {}.",
+            en_names.join(", "),
+            allowed.join(", ")
+        ),
+        format!(
+            "你的套餐（{}）不包含 {model}。套餐内的模型：{}。",
+            zh_names.join("、"),
+            allowed.join("、")
+        ),
+    )
+    .with_details(serde_json::json!({ "model": model, "allowed": allowed }))
 }
 
 /// 404 `model_not_found`: no channel serves `model` for the caller's group.
@@ -226,7 +254,7 @@ fn tpm_key(key: &skein_core::api::KeyInfo) -> String {
 }
 
 /// Refuses a key that has used its tokens per minute (a probe that spends nothing).
-async fn check_tpm(svc: &RelayService, key: &skein_core::api::KeyInfo) -> ApiResult<()> {
+pub(crate) async fn check_tpm(svc: &RelayService, key: &skein_core::api::KeyInfo) -> ApiResult<()> {
     let Some(tpm) = key.tpm_limit else {
         return Ok(());
     };

@@ -11,6 +11,7 @@
 
 pub mod anthropic;
 pub mod compat;
+pub mod dashscope;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
@@ -173,6 +174,7 @@ pub fn adapter(kind: ChannelKind) -> &'static dyn Upstream {
         ChannelKind::Qianfan => &compat::profiles::QIANFAN,
         ChannelKind::Spark => &compat::profiles::SPARK,
         ChannelKind::Ollama => &ollama::Ollama,
+        ChannelKind::DashScopeNative => &dashscope::DashScopeNative,
     }
 }
 

@@ -96,7 +96,7 @@ pub async fn setup_state(State(svc): State<Arc<UserService>>) -> ApiResult<ApiJs
     responses(
         (status = 201, description = "Account created and signed in", body = TokenResponse),
         (status = 202, description = "Account created; sign-in waits for the address to be verified (`auth.verified_email_for_login`)", body = VerificationPending),
-        (status = 403, description = "Registration is closed, or the first account lacks the setup token", body = ErrorEnvelope),
+        (status = 403, description = "Registration is closed, password registration is off (`password_sign_in_disabled`), or the first account lacks the setup token", body = ErrorEnvelope),
         (status = 409, description = "Email or username taken", body = ErrorEnvelope),
         (status = 422, description = "Invalid field or invite code", body = ErrorEnvelope),
         (status = 429, description = "Too many attempts from this address", body = ErrorEnvelope),
@@ -171,6 +171,9 @@ pub async fn register(
         return Err(taken_error(email_taken));
     }
     let first = store::claim_flag(&mut *tx, "root_claimed", &id, now).await?;
+    if !first && !svc.sign_in().methods.password {
+        return Err(password_sign_in_off());
+    }
     if first && !svc.setup.accepts(req.setup_token.as_deref()) {
         // Dropping the transaction un-claims the flag: set-up stays open for the real owner.
         tracing::warn!(client_ip = %ip, "first registration refused: missing or wrong setup token");
@@ -221,7 +224,7 @@ pub async fn register(
     // With verification required for sign-in, a plain account signs in only after its
     // address is proved, so it must have one. The first (root) account is vouched for by the
     // setup token.
-    let must_verify = svc.settings.auth.verified_email_for_login && !first;
+    let must_verify = svc.sign_in().methods.verified_email_for_login && !first;
     if must_verify && email.is_none() {
         return Err(ApiError::invalid_field(
             "email",
@@ -320,7 +323,7 @@ pub enum LoginAnswer {
     responses(
         (status = 200, description = "Signed in (tokens), or, with two-factor sign-in on, the challenge for `POST /auth/login/2fa`", body = LoginAnswer),
         (status = 401, description = "Wrong credentials", body = ErrorEnvelope),
-        (status = 403, description = "Account disabled, or its email is not verified (`email_not_verified`)", body = ErrorEnvelope),
+        (status = 403, description = "Account disabled, its email is not verified (`email_not_verified`), or password sign-in is off for plain users (`password_sign_in_disabled`)", body = ErrorEnvelope),
         (status = 429, description = "Too many failed attempts", body = ErrorEnvelope),
     ))]
 pub async fn login(
@@ -397,13 +400,18 @@ pub async fn login(
     if user.status != "active" {
         return Err(account_disabled());
     }
-    if svc.settings.auth.verified_email_for_login
+    // Admin → Sign-in may turn passwords off for plain users; admins keep them, so no change
+    // of settings locks everyone out.
+    if !svc.sign_in().methods.password && user.role == "user" {
+        return Err(password_sign_in_off());
+    }
+    if svc.sign_in().methods.verified_email_for_login
         && user.role == "user"
         && user.email_verified_at.is_none()
     {
         return Err(email_not_verified());
     }
-    if user.totp_enabled > 0 {
+    if user.has_second_factor() {
         return svc.open_challenge(&user.id).await;
     }
     svc.finish_login(user, &headers, ip).await
@@ -618,5 +626,15 @@ pub(crate) fn account_disabled() -> ApiError {
         "account_disabled",
         "This account has been disabled. Contact an administrator.",
         "该账号已被停用，请联系管理员。",
+    )
+}
+
+/// Password sign-in is off for plain users (Admin → Sign-in).
+pub(crate) fn password_sign_in_off() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "password_sign_in_disabled",
+        "Signing in with a password is turned off on this server. Use an SMS code, a passkey or a sign-in provider.",
+        "本服务器已关闭密码登录，请使用短信验证码、通行密钥或第三方账号登录。",
     )
 }

@@ -3,23 +3,26 @@
 //! the user id, so it is the same on every page and every instance.
 //!
 //! Avatars are served without sign-in (an `<img>` sends no bearer token) at
-//! `/api/v1/users/{id}/avatar`; they show nothing but the picture or the initials.
+//! `/api/v1/users/{id}/avatar?size=N`, at the sizes of `crate::avatars` (resized once, kept,
+//! revalidated by ETag); they show nothing but the picture or the initials.
 
 use std::io::Cursor;
 use std::sync::Arc;
 
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use serde::Deserialize;
 use skein_core::api::{FilePurpose, NewFile};
 use skein_core::auth::AuthUser;
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
 use skein_core::ids::now_ms;
 use skein_core::{ApiError, ApiResult};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
+use crate::avatars::{self, Format};
 use crate::model::Profile;
 use crate::{UserService, store};
 
@@ -122,28 +125,51 @@ pub async fn delete_avatar(
     Ok(ApiJson(svc.profile_of(&user.user_id).await?))
 }
 
-/// A user's avatar: the uploaded picture (PNG, 256 px), or generated initials (SVG).
+/// Which size of avatar to serve.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AvatarQuery {
+    /// Side in pixels, 16 to 512; snapped to the nearest of 32, 64, 128 and 256. Default 256.
+    pub size: Option<String>,
+}
+
+/// A user's avatar at a size: the uploaded picture (PNG, or lossless WebP when `Accept` lists
+/// it), or generated initials (SVG). Anyone may fetch any user's (an `<img>` sends no bearer
+/// token); it shows nothing but the picture or the initials. A strong ETag answers a matching
+/// `If-None-Match` with 304.
 #[utoipa::path(get, path = "/users/{id}/avatar", tag = "user",
-    params(("id" = String, Path, description = "User id")),
+    params(("id" = String, Path, description = "User id"), AvatarQuery),
     responses(
-        (status = 200, description = "image/png or image/svg+xml", content_type = "image/png"),
+        (status = 200, description = "image/png, image/webp or image/svg+xml", content_type = "image/png"),
+        (status = 304, description = "The browser's copy (its If-None-Match) is current"),
         (status = 404, body = ErrorEnvelope),
+        (status = 422, description = "A size that is not a number from 16 to 512 (`avatar_size`)", body = ErrorEnvelope),
     ))]
 pub async fn get_avatar(
     State(svc): State<Arc<UserService>>,
     Path(id): Path<String>,
+    Query(query): Query<AvatarQuery>,
+    request: HeaderMap,
 ) -> ApiResult<Response> {
+    let size = parse_size(query.size.as_deref())?;
     if !skein_core::ids::looks_like_id(&id) {
         return Err(ApiError::not_found("User", "用户"));
     }
     let Some(user) = store::user_by_id(svc.db.pool(), &id).await? else {
         return Err(ApiError::not_found("User", "用户"));
     };
+    let if_none_match = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let accept = request.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let mut headers = HeaderMap::new();
+    // Kept by browsers and shared caches, but checked every time: the address of a generated
+    // avatar stays the same when the name (its initials) changes.
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
+        HeaderValue::from_static("public, no-cache"),
     );
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -152,16 +178,30 @@ pub async fn get_avatar(
         store::avatar_file(svc.db.pool(), &id).await?,
         svc.files.as_ref(),
     ) {
-        match files.open(&id, &file_id, None).await {
-            Ok(content) => {
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
-                let body = axum::body::Body::from_stream(content.body);
-                return Ok((StatusCode::OK, headers, body).into_response());
+        let format = Format::from_accept(accept);
+        let etag = avatars::uploaded_etag(&file_id, size, format);
+        set_etag(&mut headers, &etag)?;
+        if avatars::matches(if_none_match, &etag) {
+            return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+        }
+        match sized(&svc, files.as_ref(), &id, &file_id, size, format).await {
+            Ok(bytes) => {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                );
+                return Ok((StatusCode::OK, headers, bytes).into_response());
             }
             Err(error) => {
-                tracing::warn!(%error, user_id = %id, "avatar file missing; showing initials")
+                tracing::warn!(%error, user_id = %id, "avatar file unusable; showing initials");
+                headers.remove(header::ETAG);
             }
         }
+    }
+    let etag = avatars::generated_etag(&user.id, &user.display_name, size);
+    set_etag(&mut headers, &etag)?;
+    if avatars::matches(if_none_match, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     headers.insert(
         header::CONTENT_TYPE,
@@ -175,9 +215,84 @@ pub async fn get_avatar(
     Ok((
         StatusCode::OK,
         headers,
-        initials_svg(&user.id, &user.display_name),
+        initials_svg(&user.id, &user.display_name, size),
     )
         .into_response())
+}
+
+/// The `size` query as a served size, or a 422 that says which sizes there are.
+fn parse_size(raw: Option<&str>) -> ApiResult<u32> {
+    let asked = match raw.map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(text.parse::<u32>().map_err(|_| size_refused())?),
+    };
+    avatars::snap(asked).map_err(|_| size_refused())
+}
+
+fn size_refused() -> ApiError {
+    let (low, high) = (avatars::ASKABLE.start(), avatars::ASKABLE.end());
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "avatar_size",
+        format!(
+            "The avatar size must be a whole number of pixels from {low} to {high}; it is served at 32, 64, 128 or 256."
+        ),
+        format!(
+            "头像尺寸必须是 {low} 到 {high} 之间的整数像素；实际提供 32、64、128 或 256 像素。"
+        ),
+    )
+}
+
+fn set_etag(headers: &mut HeaderMap, etag: &str) -> ApiResult<()> {
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(etag).map_err(ApiError::internal)?,
+    );
+    Ok(())
+}
+
+/// The uploaded avatar `file_id` at `size` in `format`: from the cache, or read from the File
+/// service, resized and kept.
+async fn sized(
+    svc: &UserService,
+    files: &dyn skein_core::api::FileApi,
+    owner: &str,
+    file_id: &str,
+    size: u32,
+    format: Format,
+) -> Result<bytes::Bytes, String> {
+    if let Some(kept) = svc.avatar_cache.get(file_id, size, format) {
+        return Ok(kept);
+    }
+    let content = files
+        .open(owner, file_id, None)
+        .await
+        .map_err(|e| e.message(skein_core::i18n::Lang::En).to_string())?;
+    let mut original = Vec::new();
+    let mut body = content.body;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        // A stored avatar is a 256 px PNG; anything far larger is not one of ours.
+        if original.len() + chunk.len() > MAX_AVATAR_BYTES {
+            return Err("the stored avatar is too large".into());
+        }
+        original.extend_from_slice(&chunk);
+    }
+    // The stored PNG is exactly what a default-size PNG request wants: no work to do.
+    let rendered = if size == SIDE && format == Format::Png {
+        original
+    } else {
+        let permit = DECODES.acquire().await.map_err(|e| e.to_string())?;
+        let out = tokio::task::spawn_blocking(move || avatars::render(&original, size, format))
+            .await
+            .map_err(|e| e.to_string())??;
+        drop(permit);
+        out
+    };
+    let rendered = bytes::Bytes::from(rendered);
+    svc.avatar_cache
+        .insert(file_id, size, format, rendered.clone());
+    Ok(rendered)
 }
 
 /// Decodes an upload, crops its centre square and encodes it as a 256 px PNG (EXIF and any
@@ -206,8 +321,10 @@ fn square_png(bytes: &[u8]) -> ApiResult<Vec<u8>> {
     Ok(out)
 }
 
-/// A generated avatar: up to two initials on a colour picked from the user id.
-pub fn initials_svg(user_id: &str, name: &str) -> String {
+/// A generated avatar: up to two initials on a colour picked from the user id, declared `size`
+/// px (the drawing is vector; only the size it declares changes, so it lays out like the
+/// uploaded picture at that size).
+pub fn initials_svg(user_id: &str, name: &str, size: u32) -> String {
     let initials: String = name
         .split_whitespace()
         .filter_map(|w| w.chars().next())
@@ -219,17 +336,14 @@ pub fn initials_svg(user_id: &str, name: &str) -> String {
     } else {
         initials
     };
-    // FNV-1a over the id: stable across processes and releases, unlike the std hasher.
-    let hash = user_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let hash = crate::avatars::fnv1a(user_id);
     let hue = hash % 360;
     let escaped = initials
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;");
     format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"256\" height=\"256\" viewBox=\"0 0 256 256\">\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{size}\" height=\"{size}\" viewBox=\"0 0 256 256\">\
          <rect width=\"256\" height=\"256\" fill=\"hsl({hue},55%,45%)\"/>\
          <text x=\"50%\" y=\"50%\" dy=\".35em\" text-anchor=\"middle\" fill=\"#fff\" \
          font-family=\"system-ui,sans-serif\" font-size=\"104\">{escaped}</text></svg>"
@@ -271,16 +385,16 @@ mod tests {
 
     #[test]
     fn initials_are_stable_escaped_and_coloured_by_id() {
-        let a = initials_svg("0190-a", "Ada Lovelace");
+        let a = initials_svg("0190-a", "Ada Lovelace", SIDE);
         assert!(a.contains(">AL<"));
-        assert_eq!(a, initials_svg("0190-a", "Ada Lovelace"));
+        assert_eq!(a, initials_svg("0190-a", "Ada Lovelace", SIDE));
         assert_ne!(
             a,
-            initials_svg("0190-b", "Ada Lovelace"),
+            initials_svg("0190-b", "Ada Lovelace", SIDE),
             "another id, another colour"
         );
-        assert!(initials_svg("x", "<b> &").contains("&lt;&amp;"));
-        assert!(initials_svg("x", "  ").contains(">?<"));
-        assert!(initials_svg("x", "张 三").contains(">张三<"));
+        assert!(initials_svg("x", "<b> &", SIDE).contains("&lt;&amp;"));
+        assert!(initials_svg("x", "  ", SIDE).contains(">?<"));
+        assert!(initials_svg("x", "张 三", SIDE).contains(">张三<"));
     }
 }

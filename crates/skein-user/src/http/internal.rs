@@ -10,7 +10,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use skein_core::ApiResult;
-use skein_core::api::{AuditEntry, AuditLog, SessionDirectory, SessionInfo, UserDirectory};
+use skein_core::api::{
+    AuditEntry, AuditLog, SessionDirectory, SessionInfo, SystemSettings, UserDirectory,
+};
 use skein_core::extract::ApiJson;
 
 use crate::UserService;
@@ -40,11 +42,23 @@ pub struct UserStatus {
     pub active: bool,
 }
 
+/// A service's mail to one user.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailBody {
+    /// The user.
+    pub user_id: String,
+    /// What to send.
+    pub mail: skein_core::api::UserMail,
+}
+
 pub(crate) fn routes(service: Arc<UserService>) -> Router {
     Router::new()
         .route("/internal/user/session", post(session))
         .route("/internal/user/status", post(status))
         .route("/internal/user/audit", post(audit))
+        .route("/internal/user/settings", post(settings))
+        .route("/internal/user/mail", post(mail_user))
         .with_state(service)
 }
 
@@ -70,4 +84,16 @@ async fn audit(
 ) -> StatusCode {
     svc.record(entry).await;
     StatusCode::NO_CONTENT
+}
+
+/// The system settings in effect, for services in processes without the User service.
+async fn settings(State(svc): State<Arc<UserService>>) -> ApiJson<SystemSettings> {
+    ApiJson((*svc.settings_source().current()).clone())
+}
+
+async fn mail_user(
+    State(svc): State<Arc<UserService>>,
+    ApiJson(body): ApiJson<MailBody>,
+) -> ApiResult<ApiJson<bool>> {
+    Ok(ApiJson(svc.mail_user(&body.user_id, &body.mail).await?))
 }

@@ -8,11 +8,15 @@ pub mod cookie;
 mod email;
 pub(crate) mod internal;
 mod invites;
+mod ldap;
+mod ldap_admin;
 mod oauth;
+mod passkeys;
 mod phone;
 mod profile;
 mod sessions;
 mod settings;
+mod signin;
 mod twofactor;
 
 use std::sync::Arc;
@@ -64,6 +68,12 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         .routes(routes!(phone::phone_state))
         .routes(routes!(phone::send_sign_in_code))
         .routes(routes!(phone::phone_login))
+        .routes(routes!(ldap::ldap_state))
+        .routes(routes!(ldap::ldap_login))
+        .routes(routes!(passkeys::sign_in_options))
+        .routes(routes!(passkeys::passkey_login))
+        .routes(routes!(passkeys::second_factor_options))
+        .routes(routes!(passkeys::second_factor_passkey))
         // Signed-in users.
         .routes(routes!(profile::get_profile, profile::update_profile))
         .routes(routes!(profile::change_password))
@@ -93,6 +103,9 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
         ))
         .routes(routes!(phone::send_bind_code))
         .routes(routes!(phone::bind_phone, phone::unbind_phone))
+        .routes(routes!(passkeys::list_passkeys, passkeys::add_passkey))
+        .routes(routes!(passkeys::registration_options))
+        .routes(routes!(passkeys::delete_passkey))
         // Admins.
         .routes(routes!(admin::list_users))
         .routes(routes!(admin::get_user, admin::update_user))
@@ -102,6 +115,11 @@ pub(crate) fn routes(service: Arc<UserService>) -> OpenApiRouter {
             settings::admin_get_settings,
             settings::admin_update_settings
         ))
+        .routes(routes!(
+            signin::admin_get_sign_in,
+            signin::admin_update_sign_in
+        ))
+        .routes(routes!(ldap_admin::admin_test_ldap))
         .routes(routes!(
             invites::admin_list_codes,
             invites::admin_create_codes

@@ -432,7 +432,7 @@ pub async fn callback(
     if user.status != "active" {
         return Err(super::auth::account_disabled());
     }
-    if svc.settings.auth.verified_email_for_login
+    if svc.sign_in().methods.verified_email_for_login
         && user.role == "user"
         && user.email_verified_at.is_none()
     {
@@ -445,7 +445,7 @@ pub async fn callback(
     }
     tracing::info!(user_id = %user.id, provider = %slug, "signed in with a provider");
     // The provider proves who the person is there; a second factor set up here still applies.
-    if user.totp_enabled > 0 {
+    if user.has_second_factor() {
         return svc.open_challenge(&user.id).await;
     }
     svc.finish_login(user, &headers, ip).await
@@ -833,7 +833,7 @@ impl UserService {
             .as_deref()
             .filter(|_| identity.email_verified)
             .and_then(|e| validate::email(e).ok());
-        if self.settings.auth.verified_email_for_login && email.is_none() {
+        if self.sign_in().methods.verified_email_for_login && email.is_none() {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "email_not_verified",

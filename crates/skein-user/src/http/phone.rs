@@ -112,21 +112,22 @@ pub struct PhoneSignInState {
     responses((status = 200, body = PhoneSignInState)))]
 pub async fn phone_state(State(svc): State<Arc<UserService>>) -> ApiJson<PhoneSignInState> {
     ApiJson(PhoneSignInState {
-        enabled: svc.sms.is_some(),
+        enabled: svc.sms_provider().is_some(),
         resend_after: svc.settings.sms.resend_after_secs,
         code_ttl: svc.settings.sms.code_ttl_secs,
     })
 }
 
 /// Send a sign-in code by SMS. The same code signs up a number that has no account yet (under
-/// the registration policy). The answer does not say whether an account has the number.
+/// the registration policy). The answer does not say whether an account has the number. The
+/// code is queued and the answer comes before the vendor's: a vendor that is slow or down is
+/// retried in the background, and a code that cannot be delivered is void.
 #[utoipa::path(post, path = "/auth/phone/code", tag = "auth", request_body = SendCodeRequest,
     responses(
         (status = 202, description = "A code is on its way", body = CodeSent),
         (status = 422, description = "Not an E.164 phone number", body = ErrorEnvelope),
         (status = 429, description = "A code was sent to this number moments ago, or too many codes for this number or from this address", body = ErrorEnvelope),
-        (status = 502, description = "The SMS vendor refused or could not be reached", body = ErrorEnvelope),
-        (status = 503, description = "Phone sign-in is not configured (`[sms]`)", body = ErrorEnvelope),
+        (status = 503, description = "Phone sign-in is not configured (`sms_unavailable`), or too many codes wait for the vendor (`sms_busy`)", body = ErrorEnvelope),
     ))]
 pub async fn send_sign_in_code(
     State(svc): State<Arc<UserService>>,
@@ -177,14 +178,14 @@ pub async fn phone_login(
         return Err(super::auth::account_disabled());
     }
     // The same rule as a password sign-in: a code proves the number, not the address.
-    if svc.settings.auth.verified_email_for_login
+    if svc.sign_in().methods.verified_email_for_login
         && user.role == "user"
         && user.email_verified_at.is_none()
     {
         return Err(super::auth::email_not_verified());
     }
     tracing::info!(user_id = %user.id, "signed in with an SMS code");
-    if user.totp_enabled > 0 {
+    if user.has_second_factor() {
         return svc.open_challenge(&user.id).await;
     }
     svc.finish_login(user, &headers, ip).await
@@ -197,8 +198,7 @@ pub async fn phone_login(
         (status = 409, description = "This is the account's number already", body = ErrorEnvelope),
         (status = 422, description = "Not an E.164 phone number", body = ErrorEnvelope),
         (status = 429, description = "Too many codes", body = ErrorEnvelope),
-        (status = 502, description = "The SMS vendor refused or could not be reached", body = ErrorEnvelope),
-        (status = 503, description = "Phone sign-in is not configured", body = ErrorEnvelope),
+        (status = 503, description = "Phone sign-in is not configured (`sms_unavailable`), or too many codes wait for the vendor (`sms_busy`)", body = ErrorEnvelope),
     ))]
 pub async fn send_bind_code(
     State(svc): State<Arc<UserService>>,
@@ -305,8 +305,8 @@ pub async fn unbind_phone(
 
 impl UserService {
     /// 503 when no SMS provider is configured.
-    fn require_sms(&self) -> ApiResult<&dyn crate::sms::SmsProvider> {
-        self.sms.as_deref().ok_or_else(|| {
+    fn require_sms(&self) -> ApiResult<Arc<dyn crate::sms::SmsProvider>> {
+        self.sms_provider().ok_or_else(|| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "sms_unavailable",
@@ -374,17 +374,27 @@ impl UserService {
         )
         .await?;
         tx.commit().await.map_err(DbError::from)?;
-        if let Err(error) = provider.send_code(phone, &code, lang).await {
+        let expires_at = now + i64::try_from(config.code_ttl_secs).unwrap_or(300) * 1000;
+        let queued = self.sms_queue.push(crate::sms::queue::Outgoing {
+            code_id: id.clone(),
+            phone: phone.clone(),
+            code,
+            lang,
+            expires_at,
+            provider: provider.clone(),
+        });
+        if queued.is_err() {
             phone_store::void_code(self.db.pool(), &id, now_ms()).await?;
-            tracing::error!(provider = provider.name(), phone = %phone.masked(), %error, "SMS code not sent");
+            tracing::error!(provider = provider.name(), phone = %phone.masked(), "SMS queue full; code not queued");
             return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "sms_failed",
-                "The code could not be sent by SMS. Try again in a minute, or sign in another way.",
-                "短信验证码发送失败，请稍后重试或使用其他方式登录。",
-            ));
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sms_busy",
+                "Too many codes are waiting to be sent. Try again in a minute, or sign in another way.",
+                "待发送的短信验证码过多，请稍后重试或使用其他方式登录。",
+            )
+            .with_retry_after(60));
         }
-        tracing::info!(provider = provider.name(), phone = %phone.masked(), purpose = purpose.as_str(), "SMS code sent");
+        tracing::info!(provider = provider.name(), phone = %phone.masked(), purpose = purpose.as_str(), "SMS code queued");
         Ok(CodeSent {
             sent: true,
             phone: phone.masked(),
@@ -458,7 +468,7 @@ impl UserService {
                 "本站已关闭注册，且没有账号绑定该手机号。请联系管理员开通账号，再在个人中心绑定手机号。",
             ));
         }
-        if self.settings.auth.verified_email_for_login {
+        if self.sign_in().methods.verified_email_for_login {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "email_not_verified",

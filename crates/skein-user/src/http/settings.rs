@@ -99,6 +99,21 @@ pub struct PublicSettings {
     pub invite_reward_invitee: i64,
     /// What the code's owner receives for each registration with it.
     pub invite_reward_inviter: i64,
+    /// Which sign-in methods the sign-in page offers.
+    pub sign_in: PublicSignIn,
+}
+
+/// The sign-in methods on, for the sign-in page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicSignIn {
+    /// Password sign-in and registration (off: administrators only).
+    pub password: bool,
+    /// Sign-in by SMS code.
+    pub phone: bool,
+    /// Sign-in with a passkey.
+    pub passkeys: bool,
+    /// New accounts must verify their address before signing in.
+    pub verified_email_for_login: bool,
 }
 
 /// A user's own display choices.
@@ -174,7 +189,14 @@ pub async fn public_settings(
     State(svc): State<Arc<UserService>>,
 ) -> ApiResult<ApiJson<PublicSettings>> {
     let s = svc.system.effective().values;
+    let sign_in = svc.sign_in();
     Ok(ApiJson(PublicSettings {
+        sign_in: PublicSignIn {
+            password: sign_in.methods.password,
+            phone: sign_in.sms_provider.is_some(),
+            passkeys: sign_in.methods.passkeys,
+            verified_email_for_login: sign_in.methods.verified_email_for_login,
+        },
         registration_mode: s.registration_mode,
         announcement: s.announcement.clone(),
         currency: s.currency,

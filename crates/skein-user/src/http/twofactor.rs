@@ -86,12 +86,15 @@ pub struct TwoFactorStatus {
 /// The answer to a right password when the account has two-factor sign-in on.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TwoFactorChallenge {
-    /// Always true: send `challenge` and a code to `POST /auth/login/2fa`.
+    /// Always true: send `challenge` and a code to `POST /auth/login/2fa`, or a passkey's
+    /// answer to `POST /auth/login/2fa/passkey`.
     pub two_factor_required: bool,
     /// Works once, for `expires_in` seconds.
     pub challenge: String,
     /// Seconds.
     pub expires_in: i64,
+    /// What answers the step: `totp` (a code or a recovery code), `passkey`.
+    pub methods: Vec<&'static str>,
 }
 
 /// The second sign-in step.
@@ -395,10 +398,19 @@ impl UserService {
             now + CHALLENGE_TTL_SECS * 1000,
         )
         .await?;
+        let user = self.user_row(user_id).await?;
+        let mut methods = Vec::new();
+        if user.totp_enabled > 0 {
+            methods.push("totp");
+        }
+        if user.passkeys > 0 {
+            methods.push("passkey");
+        }
         Ok(ApiJson(TwoFactorChallenge {
             two_factor_required: true,
             challenge: token,
             expires_in: CHALLENGE_TTL_SECS,
+            methods,
         })
         .into_response())
     }
@@ -422,7 +434,7 @@ fn wrong_code() -> ApiError {
     .with_details(serde_json::json!({ "field": "code" }))
 }
 
-fn invalid_challenge() -> ApiError {
+pub(crate) fn invalid_challenge() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
         "invalid_challenge",

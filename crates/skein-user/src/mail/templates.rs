@@ -48,6 +48,15 @@ pub enum Template {
         /// Where this address can sign in, or reset its password.
         sign_in_link: String,
     },
+    /// A message another service wrote (a monthly statement), in both languages.
+    Notice {
+        /// The recipient's shown name.
+        name: String,
+        /// What to say (boxed: it is much larger than the other messages).
+        mail: Box<skein_core::api::UserMail>,
+        /// The web app's address, that the button's page is joined to.
+        base_url: String,
+    },
 }
 
 /// A rendered message.
@@ -68,12 +77,21 @@ impl Template {
             Template::VerifyEmail { .. } => "verify_email",
             Template::PasswordReset { .. } => "password_reset",
             Template::AddressInUse { .. } => "address_in_use",
+            Template::Notice { .. } => "notice",
         }
     }
 
     /// The message in `lang`.
     pub fn render(&self, lang: Lang) -> Rendered {
         let (subject, greeting, lines, button, link, footer) = match (self, lang) {
+            (
+                Template::Notice {
+                    name,
+                    mail,
+                    base_url,
+                },
+                lang,
+            ) => return notice(name, mail, base_url, lang),
             (Template::VerifyEmail { name, link, hours }, Lang::En) => (
                 "Confirm your email address".to_string(),
                 format!("Hello {name},"),
@@ -154,6 +172,54 @@ impl Template {
             text,
             html,
         }
+    }
+}
+
+/// A [`Template::Notice`] in `lang`: the greeting, the service's paragraphs, and its button.
+fn notice(name: &str, mail: &skein_core::api::UserMail, base_url: &str, lang: Lang) -> Rendered {
+    let (text, greeting) = match lang {
+        Lang::En => (&mail.en, format!("Hello {name},")),
+        Lang::Zh => (&mail.zh, format!("{name}，您好：")),
+    };
+    let link = text.link.as_ref().map(|(label, path)| {
+        (
+            label.clone(),
+            format!(
+                "{}/{}",
+                base_url.trim_end_matches('/'),
+                path.trim_start_matches('/')
+            ),
+        )
+    });
+    let mut plain = format!("{greeting}\n\n{}\n\n", text.lines.join("\n"));
+    if let Some((_, url)) = &link {
+        plain.push_str(url);
+        plain.push_str("\n\n");
+    }
+    plain.push_str("-- Skein\n");
+    let paragraphs: String = text
+        .lines
+        .iter()
+        .map(|l| format!("<p style=\"margin:4px 0\">{}</p>", escape(l)))
+        .collect();
+    let button = link
+        .map(|(label, url)| {
+            format!(
+                "<p><a href=\"{}\" style=\"display:inline-block;background:#2563eb;color:#fff;padding:10px 18px;border-radius:6px;text-decoration:none\">{}</a></p>",
+                escape(&url),
+                escape(&label)
+            )
+        })
+        .unwrap_or_default();
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:system-ui,sans-serif;color:#222;max-width:560px;margin:0 auto;padding:24px\">\
+         <p>{}</p>{paragraphs}{button}<p style=\"font-size:13px;color:#888\">Skein</p></body></html>",
+        escape(&greeting)
+    );
+    Rendered {
+        subject: text.subject.clone(),
+        text: plain,
+        html,
     }
 }
 

@@ -164,13 +164,28 @@ impl SmsProvider for AliyunSms {
             .json()
             .await
             .map_err(|e| SmsError::Transport(format!("HTTP {status}: {e}")))?;
+        let text = |code: Option<&str>| {
+            format!(
+                "HTTP {}: {}: {}",
+                status.as_u16(),
+                code.unwrap_or("?"),
+                answer.message.as_deref().unwrap_or_default()
+            )
+        };
         match answer.code.as_deref() {
             Some("OK") => Ok(()),
-            code => Err(SmsError::Refused(format!(
-                "{}: {}",
-                code.unwrap_or("?"),
-                answer.message.unwrap_or_default()
-            ))),
+            // Aliyun's "try later" answers: throttling, its own outages.
+            code if status.is_server_error()
+                || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                || code.is_some_and(|c| {
+                    c.starts_with("Throttling")
+                        || c == "ServiceUnavailable"
+                        || c.starts_with("InternalError")
+                }) =>
+            {
+                Err(SmsError::Unavailable(text(code)))
+            }
+            code => Err(SmsError::Refused(text(code))),
         }
     }
 }

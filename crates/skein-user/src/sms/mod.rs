@@ -1,13 +1,16 @@
 //! Sign-in by SMS code: the [`SmsProvider`] trait, one module per vendor (Aliyun SMS, Tencent
-//! Cloud SMS, and a log-only provider for development), the `[sms]` configuration, and
-//! [`Phone`], a number parsed once into E.164.
+//! Cloud SMS, Twilio, and a log-only provider for development), the `[sms]` configuration, the
+//! send queue, and [`Phone`], a number parsed once into E.164.
 //!
 //! Each vendor signs its requests exactly as its documentation says (Aliyun: ACS3-HMAC-SHA256,
-//! Tencent: TC3-HMAC-SHA256); the test kit's fakes check those signatures independently.
+//! Tencent: TC3-HMAC-SHA256, Twilio: HTTP Basic); the test kit's fakes check them
+//! independently.
 
 mod aliyun;
 mod log;
+pub mod queue;
 mod tencent;
+mod twilio;
 
 use std::time::Duration;
 
@@ -21,12 +24,14 @@ use skein_core::{ApiError, ApiResult};
 
 pub use aliyun::AliyunSms;
 pub use log::LogSms;
+pub use queue::SmsQueue;
 pub use tencent::TencentSms;
+pub use twilio::TwilioSms;
 
 /// Sends one-time codes by SMS.
 #[async_trait]
 pub trait SmsProvider: Send + Sync {
-    /// The vendor, for logs (`aliyun`, `tencent`, `log`).
+    /// The vendor, for logs (`aliyun`, `tencent`, `twilio`, `log`).
     fn name(&self) -> &'static str;
 
     /// Sends `code` to `phone` with the configured template; `lang` picks the template where
@@ -40,13 +45,24 @@ pub enum SmsError {
     /// The vendor could not be reached or answered something unreadable.
     #[error("SMS vendor unreachable: {0}")]
     Transport(String),
+    /// The vendor is there but said "later" (HTTP 429 or 5xx, throttling, an internal error).
+    #[error("SMS vendor unavailable: {0}")]
+    Unavailable(String),
     /// The vendor refused the message (bad signature, template, number, quota...).
     #[error("SMS vendor refused: {0}")]
     Refused(String),
 }
 
+impl SmsError {
+    /// Whether the same message may go through if sent again a little later (the queue
+    /// retries these, and gives up at once on a refusal).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SmsError::Transport(_) | SmsError::Unavailable(_))
+    }
+}
+
 /// Which vendor sends codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SmsProviderKind {
     /// Writes codes to the log: development only.
@@ -55,6 +71,20 @@ pub enum SmsProviderKind {
     Aliyun,
     /// Tencent Cloud SMS (2021-01-11 `SendSms`).
     Tencent,
+    /// Twilio Programmable Messaging (2010-04-01 `Messages`).
+    Twilio,
+}
+
+impl SmsProviderKind {
+    /// The name in the configuration and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsProviderKind::Log => "log",
+            SmsProviderKind::Aliyun => "aliyun",
+            SmsProviderKind::Tencent => "tencent",
+            SmsProviderKind::Twilio => "twilio",
+        }
+    }
 }
 
 /// `[sms.aliyun]`.
@@ -100,6 +130,68 @@ pub struct TencentSmsConfig {
     pub endpoint: String,
 }
 
+/// `[sms.twilio]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSmsConfig {
+    /// The Account SID (`AC` and 32 hex digits), part of every URL.
+    pub account_sid: String,
+    /// An API key's SID (`SK...`), to authenticate with an API key instead of the Auth Token.
+    #[serde(default)]
+    pub api_key_sid: Option<String>,
+    /// The Auth Token, or the API key's secret when `api_key_sid` is set.
+    pub auth_token: Secret,
+    /// The sending number (E.164) or alphanumeric sender id; or use `messaging_service_sid`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A Messaging Service (`MG...`) that picks the sender; wins over `from`.
+    #[serde(default)]
+    pub messaging_service_sid: Option<String>,
+    /// The name the message starts with.
+    #[serde(default = "twilio_brand")]
+    pub brand: String,
+    /// The API base.
+    #[serde(default = "twilio_endpoint")]
+    pub endpoint: String,
+}
+
+fn twilio_brand() -> String {
+    "Skein".into()
+}
+
+fn twilio_endpoint() -> String {
+    "https://api.twilio.com".into()
+}
+
+impl TwilioSmsConfig {
+    /// Checks the SIDs and that a sender is named.
+    pub fn check(&self) -> Result<(), String> {
+        if !twilio::valid_sid(&self.account_sid, "AC") {
+            return Err(
+                "sms.twilio.account_sid must be an Account SID (AC and 32 hex digits)".into(),
+            );
+        }
+        if let Some(key) = &self.api_key_sid
+            && !twilio::valid_sid(key, "SK")
+        {
+            return Err(
+                "sms.twilio.api_key_sid must be an API key SID (SK and 32 hex digits)".into(),
+            );
+        }
+        if self.auth_token.expose().trim().is_empty() {
+            return Err("sms.twilio.auth_token is required".into());
+        }
+        match (&self.messaging_service_sid, &self.from) {
+            (Some(sid), _) if !twilio::valid_sid(sid, "MG") => Err(
+                "sms.twilio.messaging_service_sid must be a Messaging Service SID (MG and 32 hex digits)".into(),
+            ),
+            (Some(_), _) => Ok(()),
+            (None, Some(from)) if !from.trim().is_empty() => Ok(()),
+            (None, _) => Err("sms.twilio needs `from` or `messaging_service_sid`".into()),
+        }
+    }
+}
+
 fn tencent_region() -> String {
     "ap-guangzhou".into()
 }
@@ -109,11 +201,12 @@ fn tencent_endpoint() -> String {
 }
 
 /// The `[sms]` section: who sends codes, and how codes live. Without `provider`, phone
-/// sign-in is off (its routes answer 503).
+/// sign-in is off (its routes answer 503). An admin may choose another provider at run time
+/// (Admin → Sign-in); that choice then wins over this section's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmsConfig {
-    /// `log`, `aliyun` or `tencent`.
+    /// `log`, `aliyun`, `tencent` or `twilio`.
     pub provider: Option<SmsProviderKind>,
     /// Seconds a code works.
     pub code_ttl_secs: u64,
@@ -123,10 +216,20 @@ pub struct SmsConfig {
     pub resend_after_secs: u64,
     /// Seconds a call to the vendor may take.
     pub timeout_secs: u64,
+    /// Messages waiting for the vendor at most; past it, asking for a code answers 503 at
+    /// once instead of queueing without end.
+    pub queue_capacity: usize,
+    /// Tries per message (the first included) when the vendor is unreachable or busy.
+    pub max_attempts: u32,
+    /// The wait after the first failed try, ms; each further one doubles it (never past the
+    /// code's expiry: a code nobody can use any more is not sent).
+    pub first_retry_ms: u64,
     /// Aliyun's settings, when `provider = "aliyun"`.
     pub aliyun: Option<AliyunSmsConfig>,
     /// Tencent's settings, when `provider = "tencent"`.
     pub tencent: Option<TencentSmsConfig>,
+    /// Twilio's settings, when `provider = "twilio"`.
+    pub twilio: Option<TwilioSmsConfig>,
 }
 
 impl Default for SmsConfig {
@@ -137,8 +240,12 @@ impl Default for SmsConfig {
             code_attempts: 5,
             resend_after_secs: 60,
             timeout_secs: 10,
+            queue_capacity: 1000,
+            max_attempts: 5,
+            first_retry_ms: 2000,
             aliyun: None,
             tencent: None,
+            twilio: None,
         }
     }
 }
@@ -153,16 +260,29 @@ impl SmsConfig {
             Some(SmsProviderKind::Tencent) if self.tencent.is_none() => {
                 return Err("sms.provider = \"tencent\" needs an [sms.tencent] section".into());
             }
+            Some(SmsProviderKind::Twilio) if self.twilio.is_none() => {
+                return Err("sms.provider = \"twilio\" needs an [sms.twilio] section".into());
+            }
             _ => {}
         }
-        if self.code_ttl_secs == 0 || self.code_attempts == 0 || self.timeout_secs == 0 {
+        if let Some(twilio) = &self.twilio {
+            twilio.check()?;
+        }
+        if self.code_ttl_secs == 0
+            || self.code_attempts == 0
+            || self.timeout_secs == 0
+            || self.queue_capacity == 0
+            || self.max_attempts == 0
+            || self.first_retry_ms == 0
+        {
             return Err(
-                "sms.code_ttl_secs, code_attempts and timeout_secs must be at least 1".into(),
+                "sms.code_ttl_secs, code_attempts, timeout_secs, queue_capacity, max_attempts and first_retry_ms must be at least 1".into(),
             );
         }
         for endpoint in [
             self.aliyun.as_ref().map(|a| &a.endpoint),
             self.tencent.as_ref().map(|t| &t.endpoint),
+            self.twilio.as_ref().map(|t| &t.endpoint),
         ]
         .into_iter()
         .flatten()
@@ -183,19 +303,22 @@ impl SmsConfig {
                 .build()
                 .map_err(|e| format!("cannot build the SMS HTTP client: {e}"))
         };
-        let provider: std::sync::Arc<dyn SmsProvider> =
-            match (self.provider, &self.aliyun, &self.tencent) {
-                (None, _, _) => return Ok(None),
-                (Some(SmsProviderKind::Log), _, _) => std::sync::Arc::new(LogSms),
-                (Some(SmsProviderKind::Aliyun), Some(config), _) => {
-                    std::sync::Arc::new(AliyunSms::new(config.clone(), http()?)?)
-                }
-                (Some(SmsProviderKind::Tencent), _, Some(config)) => {
-                    std::sync::Arc::new(TencentSms::new(config.clone(), http()?)?)
-                }
-                // `validate` refused a provider without its section.
-                _ => return Ok(None),
-            };
+        let provider: std::sync::Arc<dyn SmsProvider> = match self.provider {
+            None => return Ok(None),
+            Some(SmsProviderKind::Log) => std::sync::Arc::new(LogSms),
+            Some(SmsProviderKind::Aliyun) => match &self.aliyun {
+                Some(config) => std::sync::Arc::new(AliyunSms::new(config.clone(), http()?)?),
+                None => return Ok(None),
+            },
+            Some(SmsProviderKind::Tencent) => match &self.tencent {
+                Some(config) => std::sync::Arc::new(TencentSms::new(config.clone(), http()?)?),
+                None => return Ok(None),
+            },
+            Some(SmsProviderKind::Twilio) => match &self.twilio {
+                Some(config) => std::sync::Arc::new(TwilioSms::new(config.clone(), http()?)?),
+                None => return Ok(None),
+            },
+        };
         Ok(Some(provider))
     }
 }

@@ -162,10 +162,17 @@ impl SmsProvider for TencentSms {
             .map_err(|e| SmsError::Transport(format!("HTTP {status}: {e}")))?;
         let answer = envelope.response;
         if let Some(error) = answer.error {
-            return Err(SmsError::Refused(format!(
-                "{}: {}",
-                error.code, error.message
-            )));
+            let text = format!("{}: {}", error.code, error.message);
+            // Tencent's "try later" answers: its own failures and API throttling.
+            return Err(
+                if error.code.starts_with("InternalError")
+                    || error.code.starts_with("RequestLimitExceeded")
+                {
+                    SmsError::Unavailable(text)
+                } else {
+                    SmsError::Refused(text)
+                },
+            );
         }
         // One number per request, so one status: "Ok" means accepted.
         match answer.send_status_set.first() {

@@ -37,6 +37,23 @@ pub async fn put_setting<'e>(
     Ok(())
 }
 
+/// Replaces one setting's value only if it is still `old` (start-up re-sealing, which two
+/// instances may run at once); answers whether it did.
+pub async fn replace_setting<'e>(
+    db: impl Executor<'e, Database = Any>,
+    name: &str,
+    old: &str,
+    new: &str,
+) -> DbResult<bool> {
+    let done = sqlx::query("UPDATE system_settings SET value = $3 WHERE name = $1 AND value = $2")
+        .bind(name)
+        .bind(old)
+        .bind(new)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Forgets one setting: the configuration file's value applies again.
 pub async fn delete_setting<'e>(db: impl Executor<'e, Database = Any>, name: &str) -> DbResult<()> {
     sqlx::query("DELETE FROM system_settings WHERE name = $1")

@@ -1,6 +1,22 @@
 //! Billing through HTTP: grants, the ledger invariant, reservations under concurrency,
 //! redemption races, admin adjustments, usage records, exports, and bad input.
 
+pub(crate) mod alipay;
+pub(crate) mod coupons;
+pub(crate) mod faults;
+pub(crate) mod holds;
+pub(crate) mod invoices;
+pub(crate) mod money;
+pub(crate) mod payments;
+pub(crate) mod refunds;
+pub(crate) mod statements;
+pub(crate) mod subscriptions;
+pub(crate) mod subscriptions_changes;
+pub(crate) mod subscriptions_entitlements;
+pub(crate) mod subscriptions_refunds;
+pub(crate) mod subscriptions_reminders;
+pub(crate) mod wechat;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use skein_testkit::{Backend, PASSWORD, Persona, TestApp, on_both_backends};

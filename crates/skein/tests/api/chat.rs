@@ -2,6 +2,10 @@
 //! answers billed to the user, the message tree (edit, regenerate, switch), stop, answers that
 //! outlive their client, re-attaching, export and import, and refusals.
 
+pub(crate) mod socket;
+pub(crate) mod sources;
+pub(crate) mod tools;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -560,7 +564,7 @@ on_both_backends! {
                 .header("content-type", "multipart/form-data; boundary=b0und").body(body)
         };
 
-        let recording = crate::endpoints::audio(5000);
+        let recording = crate::relay::endpoints::audio(5000);
         let r = app.send(upload(("voice.webm", "audio/webm;codecs=opus", recording.clone()))).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json["text"], skein_testkit::mock_openai::endpoints::transcript_of("recording.webm", &recording));
@@ -695,7 +699,7 @@ on_both_backends! {
 /// A 26 MB recording as a multipart form: `(content type, body)`.
 fn big_recording() -> (&'static str, Vec<u8>) {
     let mut body = b"--b0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.mp3\"\r\nContent-Type: audio/mpeg\r\n\r\n".to_vec();
-    body.extend_from_slice(&crate::endpoints::audio(26 * 1024 * 1024));
+    body.extend_from_slice(&crate::relay::endpoints::audio(26 * 1024 * 1024));
     body.extend_from_slice(b"\r\n--b0und--\r\n");
     ("multipart/form-data; boundary=b0und", body)
 }
@@ -888,4 +892,251 @@ fn tiny_png() -> Vec<u8> {
         .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
         .unwrap();
     out
+}
+
+on_both_backends! {
+    async fn a_branch_is_deleted_with_what_is_under_it(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let RelayWorld { user, upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
+        let other = app.register("mallory").await;
+        let id = new_conversation(&app, &user, json!({})).await;
+        send(&app, &user, &id, json!({"content": "first question"})).await;
+        send(&app, &user, &id, json!({"content": "second question"})).await;
+        let h = history(&app, &user, &id).await;
+        let first_answer = h["messages"][1]["id"].as_str().unwrap().to_string();
+        let second_question = h["messages"][2]["id"].as_str().unwrap().to_string();
+        // A second version of the first answer (the regenerated one is on screen).
+        let r = app.client.post(app.url(&format!("/api/v1/chat/messages/{first_answer}/regenerate")))
+            .bearer_auth(&user.access).send().await.unwrap();
+        r.text().await.unwrap();
+        let h = history(&app, &user, &id).await;
+        assert_eq!(h["messages"][1]["sibling_count"], 2);
+        let regenerated = h["messages"][1]["id"].as_str().unwrap().to_string();
+        assert_ne!(regenerated, first_answer);
+
+        // Another user's delete finds nothing, and changes nothing.
+        let r = app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/messages/{first_answer}"), Some(&other.access), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+        // Deleting the version on screen shows the one beside it, with what followed it.
+        let r = app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/messages/{regenerated}"), Some(&user.access), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let m = r.json["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 4, "{}", r.text);
+        assert_eq!((m[1]["id"].as_str(), m[1]["sibling_count"].as_u64()), (Some(first_answer.as_str()), Some(1)));
+        assert_eq!(m[3]["content"], "echo: second question");
+        assert_eq!(history(&app, &user, &id).await, r.json, "stored, not only answered");
+
+        // Deleting the first answer takes the follow-up turn under it too.
+        let r = app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/messages/{first_answer}"), Some(&user.access), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let m = r.json["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 1, "the question stays, now a leaf: {}", r.text);
+        assert_eq!(m[0]["content"], "first question");
+        let r = app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/messages/{second_question}"), Some(&user.access), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "gone with its branch: {}", r.text);
+        // The next message follows the question that is left, and the deleted turns are not
+        // sent upstream.
+        let (status, ev, _) = send(&app, &user, &id, json!({"content": "third question"})).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(text_of(&ev), "echo: third question");
+        let sent = upstream.requests().last().unwrap().clone();
+        assert!(!sent.to_string().contains("second question"), "{sent}");
+
+        // An answer being written cannot be deleted.
+        upstream.set_stream_pause(Duration::from_millis(40));
+        let words = "one two three four five six seven eight nine ten eleven twelve";
+        let r = app.client.post(app.url(&format!("/api/v1/chat/conversations/{id}/messages")))
+            .bearer_auth(&user.access).json(&json!({"content": words})).send().await.unwrap();
+        let mut body = r.bytes_stream();
+        let mut seen = String::new();
+        let mut refused = false;
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if !refused && seen.contains("event: delta") {
+                let start = find(&events(&seen), "start").clone();
+                let question = start["user_message_id"].as_str().unwrap().to_string();
+                let r = app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/messages/{question}"), Some(&user.access), None).await;
+                assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("generation_in_progress")), "{}", r.text);
+                refused = true;
+            }
+        }
+        assert!(refused, "the answer streamed: {seen}");
+    }
+
+    async fn answers_take_a_thumbs_up_or_down(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let RelayWorld { user, upstream: _upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
+        let other = app.register("mallory").await;
+        let id = new_conversation(&app, &user, json!({})).await;
+        send(&app, &user, &id, json!({"content": "rate me"})).await;
+        let h = history(&app, &user, &id).await;
+        let question = h["messages"][0]["id"].as_str().unwrap().to_string();
+        let answer = h["messages"][1]["id"].as_str().unwrap().to_string();
+        assert!(h["messages"][1].get("feedback").is_none());
+        let feedback = |who: &Persona, message: &str, body: Value| {
+            let path = format!("/api/v1/chat/messages/{message}/feedback");
+            let token = who.access.clone();
+            let app = &app;
+            async move { app.put(&path, Some(&token), body).await }
+        };
+
+        let r = feedback(&user, &answer, json!({"rating": "up"})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        assert_eq!(history(&app, &user, &id).await["messages"][1]["feedback"], "up");
+        let r = feedback(&user, &answer, json!({"rating": "down", "comment": "made up a source"})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        assert_eq!(history(&app, &user, &id).await["messages"][1]["feedback"], "down");
+
+        // Refusals: another user's answer, a question, an unknown rating, a long comment.
+        let r = feedback(&other, &answer, json!({"rating": "up"})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+        let r = feedback(&user, &question, json!({"rating": "up"})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let r = feedback(&user, &answer, json!({"rating": "meh"})).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("rating")), "{}", r.text);
+        let r = feedback(&user, &answer, json!({"rating": "up", "comment": "x".repeat(2001)})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(history(&app, &user, &id).await["messages"][1]["feedback"], "down", "a refused change changes nothing");
+
+        // Taken back.
+        let r = feedback(&user, &answer, json!({"rating": null})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        assert!(history(&app, &user, &id).await["messages"][1].get("feedback").is_none());
+    }
+
+    async fn a_shared_link_shows_the_branch_read_only_until_revoked(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let RelayWorld { user, upstream: _upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
+        let other = app.register("mallory").await;
+        let empty = new_conversation(&app, &user, json!({})).await;
+        let r = app.post(&format!("/api/v1/chat/conversations/{empty}/shares"), Some(&user.access), json!({})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "an empty conversation: {}", r.text);
+
+        let id = new_conversation(&app, &user, json!({"title": "Trip plans", "system_prompt": "secret instructions"})).await;
+        send(&app, &user, &id, json!({"content": "where to in May"})).await;
+        let r = app.post(&format!("/api/v1/chat/conversations/{id}/shares"), Some(&user.access), json!({})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let share_id = r.json["id"].as_str().unwrap().to_string();
+        let token = r.json["token"].as_str().unwrap().to_string();
+        assert_eq!(r.json["path"], format!("/share/{token}"));
+        assert!(token.len() >= 22, "a long secret: {token}");
+        // Another user cannot share, list or revoke it.
+        let r = app.post(&format!("/api/v1/chat/conversations/{id}/shares"), Some(&other.access), json!({})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.get(&format!("/api/v1/chat/conversations/{id}/shares"), Some(&other.access)).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/shares/{share_id}"), Some(&other.access), None).await.status, StatusCode::NOT_FOUND);
+
+        // Anyone with the link reads it without signing in: the messages, nothing private.
+        send(&app, &user, &id, json!({"content": "said after sharing"})).await;
+        let shared = app.get(&format!("/api/v1/chat/shared/{token}"), None).await;
+        assert_eq!(shared.status, StatusCode::OK, "{}", shared.text);
+        assert_eq!(shared.json["title"], "Trip plans");
+        let m = shared.json["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 2, "only what was shared: {}", shared.text);
+        assert_eq!((m[0]["content"].as_str(), m[1]["content"].as_str()), (Some("where to in May"), Some("echo: where to in May")));
+        for private in ["secret instructions", "said after sharing", "cost", "usage", "user_id"] {
+            assert!(!shared.text.contains(private), "{private} in {}", shared.text);
+        }
+        let listed = app.get(&format!("/api/v1/chat/conversations/{id}/shares"), Some(&user.access)).await;
+        assert_eq!(listed.json.as_array().unwrap().len(), 1, "{}", listed.text);
+
+        // Revoked: gone, and listed no more; an unknown token is the same 404.
+        let r = app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/shares/{share_id}"), Some(&user.access), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        assert_eq!(app.get(&format!("/api/v1/chat/shared/{token}"), None).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.get("/api/v1/chat/shared/not-a-real-token", None).await.status, StatusCode::NOT_FOUND);
+        assert!(app.get(&format!("/api/v1/chat/conversations/{id}/shares"), Some(&user.access)).await.json.as_array().unwrap().is_empty());
+
+        // A new link shows the whole branch now; deleting the conversation ends it.
+        let r = app.post(&format!("/api/v1/chat/conversations/{id}/shares"), Some(&user.access), json!({})).await;
+        let token = r.json["token"].as_str().unwrap().to_string();
+        assert_eq!(app.get(&format!("/api/v1/chat/shared/{token}"), None).await.json["messages"].as_array().unwrap().len(), 4);
+        app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/conversations/{id}"), Some(&user.access), None).await;
+        assert_eq!(app.get(&format!("/api/v1/chat/shared/{token}"), None).await.status, StatusCode::NOT_FOUND);
+    }
+}
+
+on_both_backends! {
+    async fn chat_preferences_follow_the_user_and_refuse_bad_values(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let RelayWorld { user, upstream: _upstream, .. } = relay_world(&app, Upstream::OpenAi).await;
+        let other = app.register("mallory").await;
+        let r = app.get("/api/v1/chat/preferences", Some(&user.access)).await;
+        assert_eq!((r.status, r.json.clone()), (StatusCode::OK, json!({"default_model": null, "send_key": "enter", "font_size": "medium"})));
+        assert_eq!(app.get("/api/v1/chat/preferences", None).await.status, StatusCode::UNAUTHORIZED);
+
+        let r = app.put("/api/v1/chat/preferences", Some(&user.access), json!({"default_model": "gpt-test", "send_key": "mod_enter"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json, json!({"default_model": "gpt-test", "send_key": "mod_enter", "font_size": "medium"}));
+        // A field left out stays; another session (another device) reads the same.
+        let r = app.put("/api/v1/chat/preferences", Some(&user.access), json!({"font_size": "large"})).await;
+        assert_eq!(r.json, json!({"default_model": "gpt-test", "send_key": "mod_enter", "font_size": "large"}));
+        let again = app.login("ada", skein_testkit::PASSWORD).await;
+        assert_eq!(app.get("/api/v1/chat/preferences", Some(&again.access)).await.json["font_size"], "large");
+        // Another user's are their own.
+        assert_eq!(app.get("/api/v1/chat/preferences", Some(&other.access)).await.json["send_key"], "enter");
+
+        // Refused, each naming its field, and nothing stored.
+        for (body, field) in [
+            (json!({"send_key": "space"}), "send_key"),
+            (json!({"font_size": "huge"}), "font_size"),
+            (json!({"default_model": "m".repeat(201)}), "default_model"),
+        ] {
+            let r = app.put("/api/v1/chat/preferences", Some(&user.access), body).await;
+            assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some(field)), "{}", r.text);
+        }
+        let r = app.put("/api/v1/chat/preferences", Some(&user.access), json!({"colour": "red"})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "unknown fields are refused: {}", r.text);
+        // null clears the model.
+        let r = app.put("/api/v1/chat/preferences", Some(&user.access), json!({"default_model": null})).await;
+        assert_eq!(r.json, json!({"default_model": null, "send_key": "mod_enter", "font_size": "large"}));
+    }
+}
+
+on_both_backends! {
+    async fn the_prompt_library_keeps_personal_prompts_and_admins_share(backend) {
+        let app = chat_app(backend, |_| {}).await;
+        let RelayWorld { root, user, .. } = relay_world(&app, Upstream::OpenAi).await;
+        let other = app.register("mallory").await;
+        let r = app.post("/api/v1/chat/prompts", Some(&user.access), json!({"command": "/translate", "title": "Translate", "content": "Translate into English:\n"})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        assert_eq!((r.json["command"].as_str(), r.json["mine"].as_bool(), r.json["shared"].as_bool()), (Some("translate"), Some(true), Some(false)));
+        let mine = r.json["id"].as_str().unwrap().to_string();
+
+        // A user cannot share with everyone; an admin can.
+        let r = app.post("/api/v1/chat/prompts", Some(&user.access), json!({"command": "all", "title": "All", "content": "x", "shared": true})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        let r = app.post("/api/v1/chat/prompts", Some(&root.access), json!({"command": "周报", "title": "Weekly report", "content": "把以下记录整理成周报：", "shared": true})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let shared = r.json["id"].as_str().unwrap().to_string();
+
+        // The user sees theirs and the shared one; another user only the shared one.
+        let listed = app.get("/api/v1/chat/prompts", Some(&user.access)).await.json;
+        let commands: Vec<(&str, bool)> = listed.as_array().unwrap().iter().map(|p| (p["command"].as_str().unwrap(), p["mine"].as_bool().unwrap())).collect();
+        assert_eq!(commands, vec![("translate", true), ("周报", false)]);
+        let theirs = app.get("/api/v1/chat/prompts", Some(&other.access)).await.json;
+        assert_eq!(theirs.as_array().unwrap().len(), 1, "{theirs}");
+
+        // Only the owner changes or deletes: another user's and the shared prompt are 404.
+        let r = app.patch(&format!("/api/v1/chat/prompts/{mine}"), Some(&other.access), json!({"title": "Mine now"})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/prompts/{shared}"), Some(&user.access), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = app.patch(&format!("/api/v1/chat/prompts/{mine}"), Some(&user.access), json!({"title": "Translate to English"})).await;
+        assert_eq!((r.status, r.json["title"].as_str(), r.json["command"].as_str()), (StatusCode::OK, Some("Translate to English"), Some("translate")), "{}", r.text);
+
+        // Refusals: a taken command, a command with spaces, an empty text; nothing stored.
+        let r = app.post("/api/v1/chat/prompts", Some(&user.access), json!({"command": "translate", "title": "Again", "content": "y"})).await;
+        assert_eq!((r.status, r.json["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("command_taken")), "{}", r.text);
+        let r = app.post("/api/v1/chat/prompts", Some(&user.access), json!({"command": "two words", "title": "T", "content": "y"})).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("command")), "{}", r.text);
+        let r = app.post("/api/v1/chat/prompts", Some(&user.access), json!({"command": "empty", "title": "T", "content": "  "})).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("content")), "{}", r.text);
+        assert_eq!(app.get("/api/v1/chat/prompts", Some(&user.access)).await.json.as_array().unwrap().len(), 2);
+
+        let r = app.call(reqwest::Method::DELETE, &format!("/api/v1/chat/prompts/{mine}"), Some(&user.access), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(app.get("/api/v1/chat/prompts", Some(&user.access)).await.json.as_array().unwrap().len(), 1);
+    }
 }

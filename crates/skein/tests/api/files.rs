@@ -3,6 +3,9 @@
 //! sweeper, on SQLite and PostgreSQL over the local disk, and over a real S3 server with
 //! signatures checked (`SKEIN_TEST_S3_URL`, started by `scripts/test`).
 
+pub(crate) mod previews;
+pub(crate) mod uploads;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -406,16 +409,18 @@ on_both_backends! {
         assert_eq!(app.get(&format!("/api/v1/shares/{token3}/content"), None).await.status, StatusCode::GONE);
     }
 
-    async fn images_get_a_thumbnail_and_a_web_copy(backend) {
+    async fn images_get_a_thumbnail_and_a_web_copy_turned_upright_without_exif(backend) {
         let app = files_app(backend, |_| {}).await;
         let alice = app.register("alice").await;
+        // 2000×1000, red on the left and blue on the right, stored sideways: its EXIF says
+        // "turn 90° clockwise to show" and carries a GPS entry.
         let big = {
-            let img = image::RgbImage::from_fn(2000, 1000, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+            let img = image::RgbImage::from_fn(2000, 1000, |x, _| if x < 1000 { image::Rgb([220, 20, 20]) } else { image::Rgb([20, 20, 220]) });
             let mut out = Vec::new();
             image::DynamicImage::ImageRgb8(img)
                 .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg)
                 .unwrap();
-            out
+            with_exif(&out, 6)
         };
         let id = uploaded(&app, &alice, "chat", "photo.jpg", &big).await;
         let mut meta = serde_json::Value::Null;
@@ -427,17 +432,65 @@ on_both_backends! {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(meta["variants_ready"], true, "{meta}");
-        assert_eq!((meta["width"].as_u64(), meta["height"].as_u64()), (Some(2000), Some(1000)));
+        // The size as shown: upright.
+        assert_eq!((meta["width"].as_u64(), meta["height"].as_u64()), (Some(1000), Some(2000)));
         let thumb = app.client.get(app.url(&format!("/api/v1/files/{id}/content?variant=thumb"))).bearer_auth(&alice.access).send().await.unwrap();
         assert_eq!(thumb.headers()["content-type"], "image/jpeg");
         let bytes = thumb.bytes().await.unwrap();
-        let decoded = image::load_from_memory(&bytes).unwrap();
-        assert_eq!((decoded.width(), decoded.height()), (320, 160));
+        let decoded = image::load_from_memory(&bytes).unwrap().to_rgb8();
+        assert_eq!((decoded.width(), decoded.height()), (160, 320));
+        // Turned clockwise: the left (red) half is now on top, the blue half below.
+        let (top, bottom) = (decoded.get_pixel(80, 60).0, decoded.get_pixel(80, 260).0);
+        assert!(top[0] > 180 && top[2] < 70, "red on top: {top:?}");
+        assert!(bottom[2] > 180 && bottom[0] < 70, "blue below: {bottom:?}");
         let web = app.client.get(app.url(&format!("/api/v1/files/{id}/content?variant=web"))).bearer_auth(&alice.access).send().await.unwrap();
-        let decoded = image::load_from_memory(&web.bytes().await.unwrap()).unwrap();
-        assert_eq!(decoded.width(), 1600);
+        let web = web.bytes().await.unwrap();
+        let decoded = image::load_from_memory(&web).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (800, 1600));
+        // The variants carry no EXIF, so no location; the original is kept as it was.
+        for variant in [&bytes[..], &web[..]] {
+            assert!(!contains(variant, b"Exif\0\0") && !contains(variant, GPS_SECRET), "a variant leaks EXIF");
+        }
+        let original = app.client.get(app.url(&format!("/api/v1/files/{id}/content"))).bearer_auth(&alice.access).send().await.unwrap();
+        assert_eq!(original.bytes().await.unwrap(), big);
         assert_eq!(stored(&app, "variants"), 2);
     }
+}
+
+/// What the GPS entry of [`with_exif`] says (a map datum: any ASCII GPS tag will do).
+const GPS_SECRET: &[u8] = b"SKEIN-SECRET-PLACE";
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `jpeg` with an EXIF segment (APP1, right after SOI) holding an orientation and a GPS IFD.
+fn with_exif(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"II\x2a\0\x08\0\0\0".to_vec();
+    // IFD0: two entries (orientation, the GPS IFD's offset), then no next IFD.
+    tiff.extend_from_slice(&2u16.to_le_bytes());
+    tiff.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0]);
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    let gps_ifd = 8 + 2 + 2 * 12 + 4;
+    tiff.extend_from_slice(&[0x25, 0x88, 4, 0, 1, 0, 0, 0]);
+    tiff.extend_from_slice(&(gps_ifd as u32).to_le_bytes());
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    // The GPS IFD: GPSMapDatum (ASCII), its text after the IFD.
+    let text = [GPS_SECRET, b"\0"].concat();
+    tiff.extend_from_slice(&1u16.to_le_bytes());
+    tiff.extend_from_slice(&[0x12, 0x00, 2, 0]);
+    tiff.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    tiff.extend_from_slice(&((gps_ifd + 2 + 12 + 4) as u32).to_le_bytes());
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    tiff.extend_from_slice(&text);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&jpeg[2..]);
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,9 @@
 //! The edge: request ids, the error envelope and its languages, routing errors, body limits,
 //! CORS, health checks, the OpenAPI document, graceful shutdown.
 
+pub(crate) mod limits;
+pub(crate) mod security;
+
 use reqwest::StatusCode;
 use serde_json::json;
 use skein_testkit::{Backend, PASSWORD, TestApp, both_backends};

@@ -901,3 +901,262 @@ on_both_backends! {
         assert_eq!((event.as_str(), &data), ("removed", &json!({"id": doc})));
     }
 }
+
+/// Searches until the search's stages came from `sources` (read into memory in the
+/// background); answers that search.
+async fn search_until_sources(
+    app: &TestApp,
+    who: &Persona,
+    base: &str,
+    query: &str,
+    sources: Value,
+) -> Resp {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = search(app, who, base, query).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        if r.json["sources"] == sources {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never served from {sources}: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+on_both_backends! {
+    async fn a_changed_base_is_read_into_memory_in_the_background_not_on_a_search(backend) {
+        // The in-memory copies are what this is about: pgvector (PostgreSQL) stays out of it.
+        let app = TestApp::spawn_with(backend, |c| {
+            quick(c);
+            c.knowledge.pgvector = false;
+        }).await;
+        let RelayWorld { user: ada, upstream: _upstream, .. } = world(&app).await;
+        let base = create_base(&app, &ada, json!({"name": "Warm", "embedding_model": "embed-test"})).await;
+        let first = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+        let first = first["id"].as_str().unwrap().to_string();
+        assert_eq!(settled(&app, &ada, &base, &first).await["status"], "ready");
+
+        // The first search answers from the database: no copy of the base is in memory, and
+        // the search did not wait for one to be read (it would then say "memory").
+        let r = search(&app, &ada, &base, "refund window").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["sources"], json!({"lexical": "database", "vector": "database"}), "{}", r.json);
+        assert_eq!(r.json["hits"][0]["chunk"]["document_id"], first.as_str(), "{}", r.json);
+        // The copies are read in the background; later searches use them, with the same answer.
+        let r = search_until_sources(&app, &ada, &base, "refund window", json!({"lexical": "memory", "vector": "memory"})).await;
+        assert_eq!(r.json["hits"][0]["chunk"]["document_id"], first.as_str(), "{}", r.json);
+
+        // A document added later is found by the very next search: BM25 from the database
+        // (the copy is a generation behind), vectors from the previous copy meanwhile.
+        let second = upload(&app, &ada, &base, "lighthouse.txt",
+            "The lighthouse keeper climbs 212 steps to light the lamp at dusk.\n".as_bytes()).await;
+        let second = second["id"].as_str().unwrap().to_string();
+        assert_eq!(settled(&app, &ada, &base, &second).await["status"], "ready");
+        let r = search(&app, &ada, &base, "lighthouse keeper steps").await;
+        assert_eq!(r.json["sources"], json!({"lexical": "database", "vector": "memory_stale"}), "{}", r.json);
+        assert!(hit_documents(&r).contains(&second), "{}", r.json);
+        let r = search_until_sources(&app, &ada, &base, "lighthouse keeper steps", json!({"lexical": "memory", "vector": "memory"})).await;
+        assert!(hit_documents(&r).contains(&second), "{}", r.json);
+        assert_eq!(r.json["hits"][0]["bm25_rank"], 1, "{}", r.json);
+
+        // A deleted document is gone from the next search, whatever copy answers it.
+        let r = app.send(app.client.delete(app.url(&format!("/api/v1/knowledge/bases/{base}/documents/{second}"))).bearer_auth(&ada.access)).await;
+        assert!(r.status.is_success(), "{}", r.text);
+        let r = search(&app, &ada, &base, "lighthouse keeper steps").await;
+        assert!(!hit_documents(&r).contains(&second), "{}", r.json);
+    }
+
+    async fn parent_chunks_hand_back_the_section_around_the_small_chunk_that_matched(backend) {
+        let app = TestApp::spawn_with(backend, quick).await;
+        let ada = app.register("ada").await;
+        // A parent no larger than the chunks is refused, in both languages.
+        let r = app.post("/api/v1/knowledge/bases", Some(&ada.access),
+            json!({"name": "P", "chunk_max_tokens": 64, "parent_chunk_tokens": 64})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.json["error"]["details"]["field"], "parent_chunk_tokens", "{}", r.text);
+
+        let base = create_base(&app, &ada, json!({"name": "Sections", "embedding_model": "", "chunk_max_tokens": 32,
+            "chunk_overlap_tokens": 0, "parent_chunk_tokens": 400})).await;
+        let r = app.get(&format!("/api/v1/knowledge/bases/{base}"), Some(&ada.access)).await;
+        assert_eq!(r.json["parent_chunk_tokens"], 400, "{}", r.json);
+        let section = "# Harbor rules\n\n\
+            Visitors sign the logbook at the gate before they walk onto the quay.\n\n\
+            Dogs stay on a short leash near the fishing boats at all times.\n\n\
+            Bicycles are parked in the racks beside the old customs house.\n\n\
+            Swimming inside the breakwater is forbidden during daylight hours.\n\n\
+            The ferry to Lantau leaves at a quarter past seven from pier four.\n\n\
+            # Opening hours\n\nThe museum opens at nine and closes at five.\n";
+        let doc = upload(&app, &ada, &base, "harbor.md", section.as_bytes()).await;
+        let doc = doc["id"].as_str().unwrap().to_string();
+        let done = settled(&app, &ada, &base, &doc).await;
+        assert_eq!(done["status"], "ready", "{done}");
+        assert!(done["chunk_count"].as_i64().unwrap() >= 3, "small chunks: {done}");
+
+        let r = search(&app, &ada, &base, "ferry Lantau pier").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let top = &r.json["hits"][0];
+        // The small chunk matched: it holds the ferry, not the logbook at the section's start.
+        let chunk = top["chunk"]["text"].as_str().unwrap();
+        assert!(chunk.contains("Lantau") && !chunk.contains("logbook"), "{top}");
+        // Its parent is the whole section around it, and only that section.
+        let parent = top["parent"]["text"].as_str().unwrap();
+        assert!(parent.contains("Lantau") && parent.contains("logbook") && parent.contains("Bicycles"), "{top}");
+        assert!(!parent.contains("museum"), "{top}");
+        assert_eq!(top["parent"]["headings"], json!(["Harbor rules"]), "{top}");
+        assert!(top["parent"]["tokens"].as_i64().unwrap() > top["chunk"]["tokens"].as_i64().unwrap(), "{top}");
+
+        // Turning parents off re-indexes the base: no parent any more.
+        let r = app.send(app.client.patch(app.url(&format!("/api/v1/knowledge/bases/{base}")))
+            .bearer_auth(&ada.access).json(&json!({"parent_chunk_tokens": 0}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["parent_chunk_tokens"], Value::Null, "{}", r.json);
+        assert_eq!(settled(&app, &ada, &base, &doc).await["status"], "ready");
+        let r = search(&app, &ada, &base, "ferry Lantau pier").await;
+        assert_eq!(r.json["hits"][0]["parent"], Value::Null, "{}", r.json);
+        assert_eq!(rows(&app, "knowledge_chunk_parents").await, 0);
+    }
+
+    async fn progress_streams_are_capped_per_user(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            quick(c);
+            c.knowledge.event_streams_per_user = 2;
+        }).await;
+        let ada = app.register("ada").await;
+        let bob = app.register("bob").await;
+        let base = create_base(&app, &ada, json!({"name": "Watched", "visibility": "public"})).await;
+        let events = format!("/api/v1/knowledge/bases/{base}/events");
+        let open = |who: &Persona| app.client.get(app.url(&events)).bearer_auth(who.access.clone()).send();
+        let one = open(&ada).await.unwrap();
+        let two = open(&ada).await.unwrap();
+        assert_eq!((one.status(), two.status()), (StatusCode::OK, StatusCode::OK));
+
+        // A third at once is refused, clearly, in both languages.
+        let r = app.get(&events, Some(&ada.access)).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"), "{}", r.text);
+        assert!(r.text.contains("2 progress streams"), "{}", r.text);
+        assert_eq!(r.json["error"]["details"]["limit"], 2, "{}", r.text);
+        let r = app.send(app.client.get(app.url(&events)).bearer_auth(&ada.access).header("accept-language", "zh-CN")).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.text.contains("进度推送连接"), "{}", r.text);
+
+        // The cap is per user: bob, a reader of the public base, opens his own.
+        let bobs = open(&bob).await.unwrap();
+        assert_eq!(bobs.status(), StatusCode::OK);
+
+        // A stream the client closes gives its slot back.
+        drop(one);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let three = loop {
+            let r = open(&ada).await.unwrap();
+            if r.status() == StatusCode::OK {
+                break r;
+            }
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert!(Instant::now() < deadline, "the closed stream's slot never came back");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        drop((two, three, bobs));
+    }
+}
+
+/// Whether this PostgreSQL has the pgvector extension (scripts/test builds it).
+async fn pgvector_installed(app: &TestApp) -> bool {
+    let db = skein_db::Db::connect(&app.config.database_url(), 1)
+        .await
+        .unwrap();
+    let row: Option<(String,)> = skein_db::sqlx::query_as(
+        "SELECT CAST(name AS TEXT) FROM pg_available_extensions WHERE name = 'vector'",
+    )
+    .fetch_optional(db.pool())
+    .await
+    .unwrap();
+    db.close().await;
+    row.is_some()
+}
+
+/// On PostgreSQL with pgvector, vectors are searched through its HNSW index: the search says
+/// so once the index is built (in the background; the in-memory scan answers meanwhile), finds
+/// what the scan finds, and a deleted document's vectors leave the index's table with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_searches_vectors_through_pgvector() {
+    let app = TestApp::spawn_with(skein_testkit::Backend::Postgres, quick).await;
+    assert!(
+        pgvector_installed(&app).await,
+        "pgvector is not installed on this PostgreSQL: scripts/test builds it"
+    );
+    let RelayWorld {
+        user: ada,
+        upstream: _upstream,
+        ..
+    } = world(&app).await;
+    let base = create_base(
+        &app,
+        &ada,
+        json!({"name": "Indexed", "embedding_model": "embed-test"}),
+    )
+    .await;
+    let doc = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+    let doc = doc["id"].as_str().unwrap().to_string();
+    assert_eq!(settled(&app, &ada, &base, &doc).await["status"], "ready");
+    let chunks = rows(&app, "knowledge_chunks").await;
+    assert!(chunks >= 1);
+    assert_eq!(rows(&app, "knowledge_pgvectors").await, chunks);
+
+    let before = search(&app, &ada, &base, "refund window").await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.text);
+    let r = search_until_sources(
+        &app,
+        &ada,
+        &base,
+        "refund window",
+        json!({"lexical": "memory", "vector": "pgvector"}),
+    )
+    .await;
+    // The same hits as the exact scan gave (a base this small is all in HNSW's candidates).
+    let ranks = |r: &Resp| -> Vec<(Value, Value)> {
+        r.json["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["chunk"]["id"].clone(), h["vector_rank"].clone()))
+            .collect()
+    };
+    assert_eq!(ranks(&r), ranks(&before), "{}\n{}", r.json, before.json);
+    assert!(
+        r.json["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["vector_rank"].is_u64()),
+        "{}",
+        r.json
+    );
+    assert_eq!(r.json["hits"][0]["chunk"]["document_id"], doc.as_str());
+
+    // A filtered search is not pgvector's: the scan answers it.
+    let r = app
+        .post(
+            &format!("/api/v1/knowledge/bases/{base}/search"),
+            Some(&ada.access),
+            json!({"query": "refund window", "document_ids": [doc]}),
+        )
+        .await;
+    assert_ne!(r.json["sources"]["vector"], "pgvector", "{}", r.json);
+
+    // Deleted with its document.
+    let r = app
+        .send(
+            app.client
+                .delete(app.url(&format!("/api/v1/knowledge/bases/{base}/documents/{doc}")))
+                .bearer_auth(&ada.access),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    assert_eq!(rows(&app, "knowledge_pgvectors").await, 0);
+    let r = search(&app, &ada, &base, "refund window").await;
+    assert_eq!(r.json["hits"], json!([]), "{}", r.json);
+}

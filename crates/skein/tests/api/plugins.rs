@@ -5,6 +5,8 @@
 //! invalid JSON, or does not exist is an error the model hears; a private plugin and its
 //! secrets are its owner's alone.
 
+pub(crate) mod code_interpreter;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -471,6 +473,60 @@ on_both_backends! {
         assert!(result["content"].as_str().unwrap().contains("2 seconds"), "{result}");
     }
 
+    async fn an_mcp_server_is_listed_and_called_over_the_older_sse_transport(backend) {
+        use skein_testkit::mock_mcp::MockMcpSse;
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let mcp = MockMcpSse::start(Some("sse-token")).await;
+        let new = |secret: &str| json!({"name": "Echo (SSE)", "kind": "mcp", "server_url": mcp.url,
+            "auth": {"kind": "bearer", "secret": secret}});
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true, "tool_timeout_secs": 2})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+        // A wrong key fails at registration with the server's own answer.
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), new("wrong")).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::BAD_GATEWAY, "mcp_unreachable"), "{}", r.text);
+        assert!(r.text.contains("HTTP 401"), "{}", r.text);
+        assert_eq!(mcp.methods(), ["GET /sse"], "the POST was refused before it was read");
+        mcp.received.lock().unwrap().clear();
+
+        // The Streamable HTTP POST is refused (405), so the event stream is opened: its
+        // endpoint takes the messages, and both pages of tools are listed.
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), new("sse-token")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let names: Vec<&str> = r.json["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["echo", "slow"], "both pages; the unusable name left out");
+        assert_eq!(mcp.methods(), ["GET /sse", "initialize", "notifications/initialized", "tools/list", "tools/list"]);
+        let plugin = r.json["id"].as_str().unwrap().to_string();
+        enable(&app, &world.user, &plugin, json!({})).await;
+        let tools = app.get("/api/v1/plugins/tools", Some(&world.user.access)).await;
+        assert_eq!(tools.json["items"][0]["parameters"]["required"], json!(["text"]), "{}", tools.text);
+
+        // A call: a new stream, the call POSTed to its endpoint, the progress and the answer
+        // read from the stream; the key went with every request.
+        let id = conversation(&app, &world.user).await;
+        world.upstream.set_tool_call(Some("echo"), Some(r#"{"text": "你好"}"#));
+        let ev = send(&app, &world.user, &id, "echo this").await;
+        let result = find(&ev, "tool_result");
+        assert_eq!((result["content"].as_str(), result["is_error"].as_bool()), (Some("echo: 你好"), Some(false)), "{result}");
+        assert_eq!(find(&ev, "tool_progress")["text"], "started", "{ev:?}");
+        let methods = mcp.methods();
+        assert_eq!(&methods[methods.len() - 4..], ["GET /sse", "initialize", "notifications/initialized", "tools/call"]);
+        let received = mcp.received.lock().unwrap().clone();
+        assert!(received.iter().all(|(_, h)| h["authorization"] == "Bearer sse-token"), "{received:?}");
+        let sent = world.upstream.requests();
+        let last = sent.last().unwrap()["messages"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["content"], "echo: 你好", "the model read the answer: {last}");
+
+        // A result with isError is the tool's own answer; a call past the deadline ends.
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": ""}"#).await;
+        assert_eq!((result["content"].as_str(), result["is_error"].as_bool()), (Some("nothing to echo"), Some(true)), "{result}");
+        let result = call_tool(&app, &world, &id, "slow", r#"{"seconds": 30}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("2 seconds"), "{result}");
+    }
+
     async fn a_drawn_image_is_billed_to_the_user_and_stored_as_their_file(backend) {
         use skein_testkit::{Price, WorldSpec};
         let app = TestApp::spawn_with(backend, |c| {
@@ -536,6 +592,58 @@ async fn weather_plugin(app: &TestApp, world: &RelayWorld, fake: SocketAddr) -> 
     let plugin = r.json["id"].as_str().unwrap().to_string();
     enable(app, &world.user, &plugin, json!({})).await;
     plugin
+}
+
+/// Publishes the mock MCP server's tools at `price` per call (private addresses allowed, a
+/// 2 s deadline) and enables them for the user; answers the server and the plugin's id.
+async fn paid_echo(
+    app: &TestApp,
+    world: &RelayWorld,
+    price: i64,
+) -> (skein_testkit::mock_mcp::MockMcp, String) {
+    let mcp = skein_testkit::mock_mcp::MockMcp::start(None).await;
+    let r = app
+        .put(
+            "/api/v1/admin/plugins/settings",
+            Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true, "tool_timeout_secs": 2}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/admin/plugins",
+            Some(&world.root.access),
+            json!({"name": "Echo", "kind": "mcp", "server_url": mcp.url}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let plugin = r.json["id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/admin/plugins/{plugin}"),
+            Some(&world.root.access),
+            Some(json!({"price_per_call": price})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    enable(app, &world.user, &plugin, json!({})).await;
+    (mcp, plugin)
+}
+
+/// The paid calls' records, `(call_key, tool, status, created_at)`, read from the database
+/// (no route shows them).
+async fn charge_rows(app: &TestApp) -> Vec<(String, String, String, i64)> {
+    let db = skein_db::Db::connect(&app.config.database_url(), 1)
+        .await
+        .unwrap();
+    skein_db::sqlx::query_as(
+        "SELECT call_key, tool, status, created_at FROM plugin_tool_charges ORDER BY created_at, call_key",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
 }
 
 async fn balance(app: &TestApp, who: &Persona) -> i64 {
@@ -644,6 +752,231 @@ on_both_backends! {
         assert_eq!(records.iter().filter(|r| r["model"].as_str().unwrap().starts_with("tool:")).count(), 1, "{records:?}");
         let models: i64 = records.iter().filter(|r| r["model"] == "gpt-test").map(|r| r["cost"].as_i64().unwrap()).sum();
         assert_eq!(balance(&app, &world.user).await, start - models - 30);
+    }
+
+    async fn user_settings_are_checked_against_the_plugins_schema(backend) {
+        let app = TestApp::spawn(backend).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let fake = fake_weather(Seen::default()).await;
+        let schema = json!({"type": "object", "additionalProperties": false, "required": ["units"],
+            "properties": {"units": {"type": "string", "enum": ["metric", "imperial"]},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7},
+                "label": {"type": "string", "maxLength": 8}}});
+
+        // A schema that cannot check settings is refused when the plugin is registered.
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), json!({"name": "Weather",
+            "kind": "openapi", "openapi": weather_document(fake), "settings_schema": {"type": "string"}})).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("settings_schema")), "{}", r.text);
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), json!({"name": "Weather",
+            "kind": "openapi", "openapi": weather_document(fake), "settings_schema": schema})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let plugin = r.json["id"].as_str().unwrap().to_string();
+        assert_eq!(r.json["settings_schema"], schema);
+        let path = format!("/api/v1/plugins/{plugin}/preferences");
+
+        // Each misfit is a 422 naming the setting, in English and in Chinese; nothing is stored.
+        for (settings, field, en) in [
+            (json!({"days": 3}), "settings.units", "settings.units is required"),
+            (json!({"units": "kelvin"}), "settings.units", "settings.units must be one of [\"metric\",\"imperial\"]"),
+            (json!({"units": "metric", "days": 9}), "settings.days", "settings.days must be at most 7"),
+            (json!({"units": "metric", "days": "3"}), "settings.days", "settings.days must be of type integer"),
+            (json!({"units": "metric", "label": "much too long"}), "settings.label", "settings.label must be at most 8 characters"),
+            (json!({"units": "metric", "colour": "red"}), "settings.colour", "settings.colour is not a known setting"),
+        ] {
+            let r = app.put(&path, Some(&world.user.access), json!({"enabled": true, "settings": settings})).await;
+            assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{}", r.text);
+            assert_eq!(r.json["error"]["details"]["field"], field, "{}", r.text);
+            assert_eq!(r.json["error"]["message"], format!("The settings do not fit the plugin: {en}."), "{}", r.text);
+        }
+        let zh = app.send(app.client.put(app.url(&path)).bearer_auth(&world.user.access)
+            .header("accept-language", "zh-CN").json(&json!({"enabled": true, "settings": {"units": "metric", "days": 0}}))).await;
+        assert_eq!((zh.status, zh.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("settings.days")), "{}", zh.text);
+        assert_eq!(zh.json["error"]["message"], "设置不符合插件的要求：settings.days 不能小于 1。", "{}", zh.text);
+        let zh = app.send(app.client.put(app.url(&path)).bearer_auth(&world.user.access)
+            .header("accept-language", "zh-CN").json(&json!({"enabled": true, "settings": {}}))).await;
+        assert_eq!(zh.json["error"]["message"], "设置不符合插件的要求：settings.units 为必填项。", "{}", zh.text);
+        let r = app.put(&path, Some(&world.user.access), json!({"enabled": true, "settings": ["metric"]})).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("settings")), "{}", r.text);
+        let view = app.get(&format!("/api/v1/plugins/{plugin}"), Some(&world.user.access)).await;
+        assert_eq!((view.json["enabled"].as_bool(), &view.json["settings"]), (Some(false), &json!({})), "{}", view.text);
+
+        // Settings that fit are stored and shown back; a later misfit leaves them as they were.
+        let good = json!({"units": "imperial", "days": 7, "label": "home"});
+        let r = app.put(&path, Some(&world.user.access), json!({"enabled": true, "settings": good})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!((r.json["enabled"].as_bool(), &r.json["settings"]), (Some(true), &good), "{}", r.text);
+        let r = app.put(&path, Some(&world.user.access), json!({"enabled": true, "settings": {"units": "metric", "days": 8}})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let view = app.get(&format!("/api/v1/plugins/{plugin}"), Some(&world.user.access)).await;
+        assert_eq!(view.json["settings"], good, "{}", view.text);
+        // Switching the plugin off without settings keeps them.
+        let r = app.put(&path, Some(&world.user.access), json!({"enabled": false})).await;
+        assert_eq!((r.json["enabled"].as_bool(), &r.json["settings"]), (Some(false), &good), "{}", r.text);
+
+        // An admin's new schema is checked the same way.
+        let r = app.call(Method::PATCH, &format!("/api/v1/admin/plugins/{plugin}"), Some(&world.root.access),
+            Some(json!({"settings_schema": {"type": "object", "properties": {"days": {"type": "date"}}}}))).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("settings_schema")), "{}", r.text);
+    }
+
+    async fn an_openapi_document_in_yaml_becomes_tools_that_are_called(backend) {
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let seen: Seen = Arc::default();
+        let fake = fake_weather(seen.clone()).await;
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        // As people write them: comments, an anchor reused, a folded summary, `on` as a name.
+        let yaml = format!(r#"# The weather service
+openapi: 3.0.3
+info:
+  title: Weather
+  version: "1"
+servers:
+  - url: http://{fake}
+x-city: &city
+  name: city
+  in: query
+  required: true
+  schema: {{type: string}}
+paths:
+  /weather:
+    get:
+      operationId: get_weather
+      summary: >-
+        Today's weather
+        in a city
+      parameters: [*city]
+      responses:
+        200: {{description: The weather}}
+  /bad:
+    get:
+      operationId: bad_json
+      parameters:
+        - {{name: on, in: query, schema: {{type: boolean}}}}
+"#);
+
+        // Broken and hostile YAML is refused by name, with where it broke.
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access),
+            json!({"name": "Broken", "kind": "openapi", "openapi": "openapi: 3.0.3\npaths:\n  /x: [\n"})).await;
+        assert_eq!((r.status, r.json["error"]["details"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("openapi")), "{}", r.text);
+        assert!(r.text.contains("not valid YAML") && r.text.contains("line"), "{}", r.text);
+        let mut bomb = String::from("openapi: 3.0.3\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
+        }
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access),
+            json!({"name": "Bomb", "kind": "openapi", "openapi": bomb})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert!(r.text.contains("aliases counted"), "{}", r.text);
+        let zh = app.send(app.client.post(app.url("/api/v1/admin/plugins")).bearer_auth(&world.root.access)
+            .header("accept-language", "zh-CN").json(&json!({"name": "Bomb", "kind": "openapi", "openapi": bomb}))).await;
+        assert!(zh.json["error"]["message"].as_str().unwrap().starts_with("无法读取 OpenAPI 文档"), "{}", zh.text);
+
+        // The YAML document's operations are the tools, parameters as the document says.
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access),
+            json!({"name": "Weather (YAML)", "kind": "openapi", "openapi": yaml})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let plugin = r.json["id"].as_str().unwrap().to_string();
+        enable(&app, &world.user, &plugin, json!({})).await;
+        let tools = app.get("/api/v1/plugins/tools", Some(&world.user.access)).await;
+        let items = tools.json["items"].as_array().unwrap();
+        let mut names: Vec<&str> = items.iter().map(|t| t["name"].as_str().unwrap()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["bad_json", "get_weather"], "{}", tools.text);
+        let tool = |name: &str| items.iter().find(|t| t["name"] == name).unwrap().clone();
+        let weather = tool("get_weather");
+        assert_eq!(weather["description"], "Today's weather in a city", "{weather}");
+        assert_eq!(weather["parameters"]["required"], json!(["city"]), "{weather}");
+        assert_eq!(weather["parameters"]["properties"]["city"]["type"], "string", "{weather}");
+        assert!(tool("bad_json")["parameters"]["properties"].get("on").is_some(), "YAML 1.2: `on` is a name: {}", tools.text);
+
+        // A call goes through to the service.
+        let id = conversation(&app, &world.user).await;
+        let result = call_tool(&app, &world, &id, "get_weather", r#"{"city": "Lyon"}"#).await;
+        assert_eq!(result["is_error"], false, "{result}");
+        let answer: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+        assert_eq!(answer, json!({"city": "Lyon", "sky": "sunny", "celsius": 21}));
+        let received = seen.lock().unwrap().clone();
+        assert_eq!((received.len(), received[0].2["city"].as_str()), (1, Some("Lyon")));
+    }
+
+    async fn a_paid_tool_that_ran_is_charged_even_when_it_reports_an_error(backend) {
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let (_mcp, _plugin) = paid_echo(&app, &world, 25).await;
+        let start = balance(&app, &world.user).await;
+        let id = conversation(&app, &world.user).await;
+
+        // Answered: charged.
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "hi"}"#).await;
+        assert_eq!((result["content"].as_str(), result["is_error"].as_bool()), (Some("echo: hi"), Some(false)), "{result}");
+        // Ran and answered that it failed (an MCP result with isError): the work was done,
+        // so it is charged too; the model hears the tool's own words.
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": ""}"#).await;
+        assert_eq!((result["content"].as_str(), result["is_error"].as_bool()), (Some("nothing to echo"), Some(true)), "{result}");
+        // No answer within the deadline: released, not charged.
+        let result = call_tool(&app, &world, &id, "slow", r#"{"seconds": 30}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("2 seconds"), "{result}");
+
+        // Six model calls and two tool charges of 25; nothing else.
+        let records = settled_usage(&app, &world.user, 8).await;
+        let tools: Vec<i64> = records.iter().filter(|r| r["model"] == "tool:echo").map(|r| r["cost"].as_i64().unwrap()).collect();
+        assert_eq!(tools, [25, 25], "{records:?}");
+        assert!(records.iter().all(|r| r["model"] == "tool:echo" || r["model"] == "gpt-test"), "{records:?}");
+        let models: i64 = records.iter().filter(|r| r["model"] == "gpt-test").map(|r| r["cost"].as_i64().unwrap()).sum();
+        assert_eq!(balance(&app, &world.user).await, start - models - 50);
+        let mut statuses = charge_rows(&app).await.into_iter().map(|(_, tool, status, _)| format!("{tool} {status}")).collect::<Vec<_>>();
+        statuses.sort();
+        assert_eq!(statuses, ["echo charged", "echo charged", "slow released"]);
+    }
+
+    async fn paid_call_records_are_pruned_after_their_retention(backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.chat.title_model = Some(String::new());
+            c.plugin.charge_retention_days = 2;
+            c.plugin.charge_prune_every_secs = 1;
+        })
+        .await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let (_mcp, plugin) = paid_echo(&app, &world, 3).await;
+        let id = conversation(&app, &world.user).await;
+        for text in ["one", "two"] {
+            let result = call_tool(&app, &world, &id, "echo", &json!({"text": text}).to_string()).await;
+            assert_eq!(result["is_error"], false, "{result}");
+        }
+        settled_usage(&app, &world.user, 6).await;
+        let rows = charge_rows(&app).await;
+        assert_eq!(rows.len(), 2, "{rows:?}");
+
+        // One call three days old; an old released one and an old one whose end was never
+        // written (the process stopped mid-call), as a previous process would leave them.
+        let db = skein_db::Db::connect(&app.config.database_url(), 1).await.unwrap();
+        let three_days_ago = skein_core::ids::now_ms() - 3 * 24 * 3600 * 1000;
+        skein_db::sqlx::query("UPDATE plugin_tool_charges SET created_at = $1 WHERE call_key = $2")
+            .bind(three_days_ago).bind(&rows[0].0).execute(db.pool()).await.unwrap();
+        for (key, status) in [("tool:old-released", "released"), ("tool:old-held", "held")] {
+            skein_db::sqlx::query("INSERT INTO plugin_tool_charges (call_key, user_id, plugin_id, tool, price, status, created_at) \
+                 VALUES ($1, 'u', $2, 'echo', 3, $3, $4)")
+                .bind(key).bind(&plugin).bind(status).bind(three_days_ago).execute(db.pool()).await.unwrap();
+        }
+
+        // The periodic prune removes the settled records past two days, and only those.
+        for _ in 0..200 {
+            let mut keys: Vec<String> = charge_rows(&app).await.into_iter().map(|r| r.0).collect();
+            if keys.len() == 2 {
+                keys.sort();
+                let mut expected = vec![rows[1].0.clone(), "tool:old-held".to_string()];
+                expected.sort();
+                assert_eq!(keys, expected);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the records were never pruned: {:?}", charge_rows(&app).await);
     }
 
     async fn a_tool_that_needs_approval_waits_for_the_user(backend) {

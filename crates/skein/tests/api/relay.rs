@@ -1,6 +1,19 @@
 //! The relay end to end: channels and prices set by an admin, a user's key, chat completions
 //! (whole and streamed) through a mock OpenAI upstream, failover, refusals, and exact billing.
 
+pub(crate) mod adminlog;
+pub(crate) mod audio;
+pub(crate) mod endpoints;
+pub(crate) mod in_process;
+pub(crate) mod keys;
+pub(crate) mod pricing;
+pub(crate) mod providers;
+pub(crate) mod realtime;
+pub(crate) mod responses;
+pub(crate) mod routing;
+pub(crate) mod sdk;
+pub(crate) mod vendors;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use skein_testkit::mock_openai::{Fault, MockOpenAi, prompt_tokens, reply_to};

@@ -80,16 +80,20 @@ describe('images in model output', () => {
 });
 
 describe('code blocks', () => {
-  it('on a phone the Copy button sits above the code, not over its first line; from sm up it floats in the corner', () => {
+  it('label the language a fence names above the code, and "text" when it names none', () => {
+    const { getAllByTestId } = render(<Markdown text={'```python\nprint(1)\n```\n\n```\nplain\n```'} />);
+    const labels = getAllByTestId('code-language').map((el) => el.textContent);
+    expect(labels).toEqual(['python', 'text']);
+    // The bar with the label and the copy button comes before the code, not over it.
+    const block = getAllByTestId('code-block')[0];
+    expect(block.firstElementChild?.getAttribute('data-testid')).toBe('copy-code');
+    expect(block.querySelector('pre')?.textContent).toContain('print(1)');
+  });
+
+  it('never float the Copy button over the code, on any width', () => {
     const { getByTestId } = render(<Markdown text={'```js\nconst answer = 42;\n```'} />);
-    const block = getByTestId('code-block');
     const copy = getByTestId('copy-code');
-    // In the flow before the <pre> (no unprefixed absolute positioning), floated only at sm+.
-    expect(block.firstElementChild).toBe(copy);
     expect(copy.nextElementSibling?.tagName).toBe('PRE');
-    const classes = copy.className.split(/\s+/);
-    expect(classes).not.toContain('absolute');
-    expect(classes).toContain('sm:absolute');
-    expect(copy.querySelector('button')?.className.split(/\s+/)).not.toContain('absolute');
+    for (const el of [copy, copy.querySelector('button')]) expect(el?.className).not.toMatch(/(^|\s)(sm:)?absolute/);
   });
 });

@@ -15,17 +15,34 @@ function textOf(node: ReactNode): string {
   return '';
 }
 
+/** The language a fenced block names (```python → "python"), from its code element's class. */
+export function codeLanguage(children: ReactNode): string | null {
+  for (const child of Children.toArray(children)) {
+    if (!isValidElement<{ className?: string }>(child)) continue;
+    const m = /(?:^|\s)language-([\w+#.-]+)/.exec(child.props.className ?? '');
+    if (m) return m[1];
+  }
+  return null;
+}
+
 function CodeBlock({ children }: { children?: ReactNode }) {
   const t = useT();
   const code = textOf(Children.toArray(children));
+  const language = codeLanguage(children);
   return (
-    // On a phone the button sits above the block (over it, it hid the code's first line); from
-    // `sm` up it floats in the block's corner.
-    <div className="group relative" data-testid="code-block">
-      <div className="flex justify-end sm:absolute sm:right-1 sm:top-1" data-testid="copy-code">
-        <CopyButton text={code.replace(/\n$/, '')} label={t('chat.copyCode')} className="h-7 bg-card/80 text-xs opacity-80 group-hover:opacity-100" />
+    // A bar above the code with its language and the copy button: nothing covers the code on
+    // any width.
+    <div className="my-3 overflow-hidden rounded-lg border border-border bg-muted" data-testid="code-block">
+      <div className="flex items-center justify-between gap-2 border-b border-border px-3 py-1 text-xs text-muted-fg" data-testid="copy-code">
+        <span className="font-mono lowercase" data-testid="code-language">
+          {language ?? t('chat.codeText')}
+        </span>
+        <CopyButton text={code.replace(/\n$/, '')} label={t('chat.copyCode')} className="-mr-2 h-7 text-xs coarse:h-11" />
       </div>
-      <pre>{children}</pre>
+      {/* Focusable: a long line scrolls sideways, and the keyboard must reach it. */}
+      <pre className="!my-0 !rounded-none" tabIndex={0}>
+        {children}
+      </pre>
     </div>
   );
 }

@@ -2,6 +2,7 @@ import * as React from 'react';
 import * as D from '@radix-ui/react-dialog';
 import { useT } from '../../i18n';
 import { cx } from '.';
+import { CloseIcon } from '../icons';
 
 /** A modal dialog on Radix: focus trapped, Escape closes, labelled by its title. */
 export function Dialog({
@@ -32,8 +33,8 @@ export function Dialog({
         >
           <div className="mb-4 flex items-start justify-between gap-4">
             <D.Title className="text-lg font-semibold">{title}</D.Title>
-            <D.Close className="rounded p-1 text-muted-fg hover:bg-muted" aria-label={t('common.close')}>
-              ✕
+            <D.Close className="-mr-1 -mt-1 flex h-9 w-9 shrink-0 items-center justify-center rounded-md text-muted-fg hover:bg-muted focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-primary/60" aria-label={t('common.close')}>
+              <CloseIcon size={18} />
             </D.Close>
           </div>
           {children}

@@ -1,6 +1,7 @@
 import * as React from 'react';
 import { ApiError } from '../../lib/api';
 import { useT } from '../../i18n';
+import { EyeIcon, EyeOffIcon } from '../icons';
 
 /** Joins class names, skipping falsy ones. */
 export function cx(...parts: Array<string | false | null | undefined>) {
@@ -30,7 +31,7 @@ export const Button = React.forwardRef<HTMLButtonElement, ButtonProps>(function 
         variant === 'primary' && 'bg-primary text-primary-fg hover:bg-primary/90',
         variant === 'secondary' && 'border border-border bg-card hover:bg-muted',
         variant === 'ghost' && 'hover:bg-muted',
-        variant === 'danger' && 'bg-danger text-white hover:bg-danger/90',
+        variant === 'danger' && 'bg-danger text-danger-fg hover:bg-danger/90',
         className,
       )}
       {...props}
@@ -53,6 +54,55 @@ export const Input = React.forwardRef<HTMLInputElement, React.InputHTMLAttribute
         )}
         {...props}
       />
+    );
+  },
+);
+
+/**
+ * A password (or secret) input with a button that shows what was typed, for checking a long
+ * password on a phone keyboard. It goes back to hidden on submit, so a browser never offers to
+ * remember the shown text as a plain field.
+ */
+export const PasswordInput = React.forwardRef<HTMLInputElement, Omit<React.InputHTMLAttributes<HTMLInputElement>, 'type'>>(
+  function PasswordInput({ className, ...props }, ref) {
+    const t = useT();
+    const [shown, setShown] = React.useState(false);
+    const local = React.useRef<HTMLInputElement | null>(null);
+    React.useEffect(() => {
+      const form = local.current?.form;
+      if (!form) return;
+      const hide = () => setShown(false);
+      form.addEventListener('submit', hide);
+      return () => form.removeEventListener('submit', hide);
+    }, []);
+    return (
+      <span className="relative block">
+        <Input
+          ref={(el) => {
+            local.current = el;
+            if (typeof ref === 'function') ref(el);
+            else if (ref) ref.current = el;
+          }}
+          type={shown ? 'text' : 'password'}
+          className={cx('pr-11', className)}
+          {...props}
+        />
+        <button
+          type="button"
+          className="absolute inset-y-0 right-0 flex w-10 items-center justify-center rounded-r-md text-muted-fg hover:text-fg focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-primary/60"
+          aria-label={shown ? t('common.hidePassword') : t('common.showPassword')}
+          aria-pressed={shown}
+          title={shown ? t('common.hidePassword') : t('common.showPassword')}
+          onClick={(e) => {
+            // Inside a <label>: keep the click from also focusing the input's label target.
+            e.preventDefault();
+            setShown((v) => !v);
+          }}
+          data-testid="password-toggle"
+        >
+          {shown ? <EyeOffIcon /> : <EyeIcon />}
+        </button>
+      </span>
     );
   },
 );

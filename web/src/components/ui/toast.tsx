@@ -1,5 +1,6 @@
 import { createStore, useStore } from '../../lib/store';
 import { useT } from '../../i18n';
+import { CloseIcon } from '../icons';
 
 /** A short notice, optionally with an action (Undo). */
 export interface Toast {
@@ -45,8 +46,8 @@ export function Toaster() {
               {item.action.label}
             </button>
           )}
-          <button className="text-muted-fg" aria-label={t('common.close')} onClick={() => dismiss(item.id)}>
-            ✕
+          <button className="-mr-2 flex h-8 w-8 items-center justify-center rounded-md text-muted-fg hover:bg-muted" aria-label={t('common.close')} onClick={() => dismiss(item.id)}>
+            <CloseIcon />
           </button>
         </div>
       ))}

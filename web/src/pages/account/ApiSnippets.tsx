@@ -66,7 +66,7 @@ export function ApiSnippets({ models, secret, className }: { models: string[]; s
           <span>{vendorName[vendor]} · {langName[lang]}</span>
           <CopyButton text={code} />
         </div>
-        <pre className="max-h-80 overflow-auto bg-muted/50 p-3 text-xs leading-relaxed" data-testid="snippet"><code>{code}</code></pre>
+        <pre className="max-h-80 overflow-auto bg-muted/50 p-3 text-xs leading-relaxed" data-testid="snippet" tabIndex={0}><code>{code}</code></pre>
       </div>
       {!secret && <p className="text-xs text-muted-fg">{t('keys.snippetKeyHint')}</p>}
     </Card>

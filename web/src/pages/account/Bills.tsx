@@ -1,10 +1,12 @@
 import { useState } from 'react';
-import { Link } from 'react-router-dom';
+import { Link, useSearchParams } from 'react-router-dom';
 import { useQuery } from '@tanstack/react-query';
 import { api, download } from '../../lib/api';
 import { money, when } from '../../lib/format';
 import type { ApiKey, Page, Statement } from '../../lib/types';
 import { useT, useValueName } from '../../i18n';
+import { langStore } from '../../lib/settings';
+import { useStore } from '../../lib/store';
 import { Button, Card, DataTable, ErrorText, Field, Input, PageHeader } from '../../components/ui';
 import { qk } from '../../lib/queryKeys';
 import { formatPrice } from './TopUp';
@@ -32,8 +34,15 @@ function Line({ label, value, strong, testId }: { label: string; value: string; 
 export default function BillsPage() {
   const t = useT();
   const v = useValueName();
-  const [month, setMonth] = useState(monthOf(new Date()));
+  const lang = useStore(langStore);
+  const [params] = useSearchParams();
+  // The statement mail links here with its month.
+  const [month, setMonth] = useState(() => {
+    const asked = params.get('month');
+    return asked && /^\d{4}-\d{2}$/.test(asked) ? asked : monthOf(new Date());
+  });
   const [error, setError] = useState<unknown>(null);
+  const [mailed, setMailed] = useState<boolean | null>(null);
   const offset = localOffset();
   const valid = /^\d{4}-\d{2}$/.test(month);
   const statement = useQuery({
@@ -51,7 +60,31 @@ export default function BillsPage() {
         <Button variant="secondary" disabled={!s} onClick={() => download(`billing/statements/${month}/csv?utc_offset_minutes=${offset}`, `statement-${month}.csv`).catch(setError)}>
           {t('bills.csv')}
         </Button>
+        <Button variant="secondary" disabled={!s} onClick={() => download(`billing/statements/${month}/pdf?utc_offset_minutes=${offset}&lang=${lang}`, `statement-${month}.pdf`).catch(setError)}>
+          {t('bills.pdf')}
+        </Button>
+        <Button
+          variant="secondary"
+          disabled={!s}
+          onClick={async () => {
+            setError(null);
+            setMailed(null);
+            try {
+              const r = await api<{ queued: boolean }>(`billing/statements/${month}/email?utc_offset_minutes=${offset}`, { method: 'POST', body: {} });
+              setMailed(r.queued);
+            } catch (err) {
+              setError(err);
+            }
+          }}
+        >
+          {t('bills.email')}
+        </Button>
       </PageHeader>
+      {mailed !== null && (
+        <p className={mailed ? 'text-sm text-ok' : 'text-sm text-danger'} role="status" data-testid="bill-mailed">
+          {mailed ? t('bills.mailed') : t('bills.noAddress')}
+        </p>
+      )}
       <Field label={t('bills.month')}>
         <Input type="month" className="max-w-xs" value={month} onChange={(e) => setMonth(e.target.value)} />
       </Field>
@@ -64,6 +97,7 @@ export default function BillsPage() {
             <Line label={t('bills.topUps')} value={money(s.top_ups)} />
             <Line label={t('bills.consumption')} value={`−${money(s.consumption)}`} />
             <Line label={t('bills.debits')} value={`−${money(s.debits)}`} />
+            <Line label={t('bills.refunds')} value={`−${money(s.refunds)}`} />
             <Line label={t('bills.closing')} value={money(s.closing_balance)} strong testId="bill-closing" />
             <p className="mt-2 text-xs text-muted-fg">{t('bills.period', { start: when(s.period_start), end: when(s.period_end) })}</p>
           </Card>

@@ -4,17 +4,7 @@ import { api } from '../../lib/api';
 import { useT } from '../../i18n';
 import { Badge, Button, Card, ErrorText } from '../../components/ui';
 import { startOAuth, useOAuthProviders } from '../auth/OAuth';
-
-/** One provider identity linked to the account, as `GET /user/oauth/identities` lists it. */
-export interface LinkedIdentity {
-  id: string;
-  provider: string;
-  provider_name: string;
-  email?: string | null;
-  display_name?: string | null;
-  created_at: string;
-  last_used_at?: string | null;
-}
+import type { LinkedIdentity } from '../../lib/types';
 
 /** Whether unlinking `identity` would leave the account without a way to sign in (the server
  * refuses it too; the button is disabled so nobody has to try). */

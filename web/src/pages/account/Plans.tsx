@@ -1,13 +1,13 @@
 import { useState } from 'react';
 import { Link } from 'react-router-dom';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { money, when } from '../../lib/format';
-import type { CreatedOrder, PaymentOptions, Plan, Subscription } from '../../lib/types';
+import type { ChangePreview, ChangeResult, CouponQuote, CreatedOrder, PaymentOptions, Plan, Subscription } from '../../lib/types';
 import { useT, useValueName } from '../../i18n';
 import { langStore } from '../../lib/settings';
 import { useStore } from '../../lib/store';
-import { Badge, Button, Card, DataTable, ErrorText, PageHeader, cx } from '../../components/ui';
+import { Badge, Button, Card, DataTable, ErrorText, Field, Input, PageHeader, cx } from '../../components/ui';
 import { qk } from '../../lib/queryKeys';
 import { formatPrice, isScanCode } from './TopUp';
 import { QrCode } from './QrCode';
@@ -17,8 +17,32 @@ export function planName(plan: Pick<Plan, 'name_en' | 'name_zh'>, lang: string):
   return lang === 'zh-CN' ? plan.name_zh : plan.name_en;
 }
 
-/** Subscription plans: buy or renew one through the same payment providers as a top-up, and
- * see (and cancel at period end) your subscriptions. */
+/** The subscription a change of plan starts from: the newest active one that has begun. */
+export function changeable(subs: Subscription[]): Subscription | undefined {
+  return subs.find((s) => s.status === 'active' && !s.upcoming);
+}
+
+/** What a plan's card offers, and what it costs now (before a coupon). */
+export type PlanAction =
+  | { kind: 'subscribe' | 'renew'; pay: number }
+  | { kind: 'upgrade'; pay: number; credit: number }
+  | { kind: 'downgrade'; pay: 0; from: string }
+  | { kind: 'scheduled'; pay: 0; from: string };
+
+/** The card's action: subscribe without a current plan (or when no change can be made), renew
+ * the current plan, upgrade at the previewed price, or downgrade (or show the scheduled one). */
+export function planAction(plan: Plan, current: Subscription | undefined, preview: ChangePreview | undefined): PlanAction {
+  if (!current) return { kind: 'subscribe', pay: plan.price_minor };
+  if (current.plan.id === plan.id) return { kind: 'renew', pay: plan.price_minor };
+  if (current.scheduled_plan?.id === plan.id) return { kind: 'scheduled', pay: 0, from: current.paid_until };
+  if (preview?.kind === 'upgrade') return { kind: 'upgrade', pay: preview.pay_minor, credit: preview.credit_minor };
+  if (preview?.kind === 'downgrade') return { kind: 'downgrade', pay: 0, from: preview.effective_at };
+  return { kind: 'subscribe', pay: plan.price_minor };
+}
+
+/** Subscription plans: buy or renew one through the same payment providers as a top-up (with a
+ * coupon), move to a dearer plan now or a cheaper one at period end, and see (and cancel at
+ * period end) your subscriptions. */
 export default function PlansPage() {
   const t = useT();
   const v = useValueName();
@@ -33,24 +57,81 @@ export default function PlansPage() {
   const subs = useQuery({ queryKey: qk.subscriptions.mine, queryFn: () => api<Subscription[]>('billing/subscriptions') });
   const methods = (options.data?.providers ?? []).flatMap((p) => p.methods.map((m) => ({ key: `${p.provider}:${m}`, provider: p.provider, method: m })));
   const selected = methods.find((m) => m.key === choice) ?? methods[0];
-  const active = new Set((subs.data ?? []).filter((s) => s.status === 'active').map((s) => s.plan.id));
+  const current = changeable(subs.data ?? []);
+  const [coupon, setCoupon] = useState('');
+  const [quotes, setQuotes] = useState<Record<string, CouponQuote>>({});
+  const [couponError, setCouponError] = useState<unknown>(null);
+  const others = (plans.data ?? []).filter((p) => current && p.id !== current.plan.id);
+  const previews = useQueries({
+    queries: others.map((p) => ({
+      queryKey: qk.subscriptions.change(current?.id ?? '', p.id),
+      queryFn: () => api<ChangePreview>(`billing/subscriptions/${current?.id}/change/preview`, { body: { plan_id: p.id } }),
+      enabled: !!current,
+      retry: false,
+    })),
+  });
+  const previewOf = (plan: Plan) => previews[others.findIndex((p) => p.id === plan.id)]?.data;
+  const actionOf = (plan: Plan) => planAction(plan, current, previewOf(plan));
+
+  async function applyCoupon() {
+    const code = coupon.trim();
+    if (!code) return;
+    setCouponError(null);
+    setQuotes({});
+    const found: Record<string, CouponQuote> = {};
+    let refusal: unknown = null;
+    for (const plan of plans.data ?? []) {
+      const action = actionOf(plan);
+      if (action.pay <= 0) continue;
+      try {
+        found[plan.id] = await api<CouponQuote>('billing/coupons/quote', { body: { code, amount: action.pay, plan_id: plan.id } });
+      } catch (err) {
+        refusal = refusal ?? err;
+      }
+    }
+    setQuotes(found);
+    // Shown only when the coupon fits none of the plans; otherwise the cards say where it applies.
+    if (Object.keys(found).length === 0) setCouponError(refusal);
+  }
+
+  /** Where to pay: the provider's page, or a QR code to scan here. */
+  function go(created: CreatedOrder) {
+    if (isScanCode(created.pay_url)) {
+      setScan(created);
+      setBusy(null);
+      return;
+    }
+    window.location.assign(created.pay_url);
+  }
 
   async function buy(plan: Plan) {
     if (!selected) return;
+    const action = actionOf(plan);
     setBusy(plan.id);
     setError(null);
+    const code = quotes[plan.id] ? coupon.trim() : undefined;
     try {
-      const created = await api<CreatedOrder>(`billing/plans/${plan.id}/orders`, { body: { provider: selected.provider, method: selected.method } });
-      if (isScanCode(created.pay_url)) {
-        setScan(created);
+      if (current && (action.kind === 'upgrade' || action.kind === 'downgrade')) {
+        const done = await api<ChangeResult>(`billing/subscriptions/${current.id}/change`, { body: { plan_id: plan.id, provider: selected.provider, method: selected.method, coupon: code } });
+        if (done.order && done.pay_url) {
+          go({ order: done.order, pay_url: done.pay_url });
+          return;
+        }
         setBusy(null);
+        queryClient.invalidateQueries({ queryKey: qk.subscriptions.all });
         return;
       }
-      window.location.assign(created.pay_url);
+      go(await api<CreatedOrder>(`billing/plans/${plan.id}/orders`, { body: { provider: selected.provider, method: selected.method, coupon: code } }));
     } catch (err) {
       setError(err);
       setBusy(null);
     }
+  }
+
+  async function cancelDowngrade(sub: Subscription) {
+    setError(null);
+    await api(`billing/subscriptions/${sub.id}/change`, { method: 'DELETE' }).catch(setError);
+    queryClient.invalidateQueries({ queryKey: qk.subscriptions.all });
   }
 
   async function setCancel(sub: Subscription, cancel: boolean) {
@@ -88,10 +169,30 @@ export default function PlansPage() {
           </div>
         </fieldset>
       )}
+      {options.data?.enabled && (plans.data?.length ?? 0) > 0 && (
+        <div className="space-y-1">
+          <Field label={`${t('topup.coupon')} (${t('common.optional')})`}>
+            <div className="flex gap-2">
+              <Input value={coupon} onChange={(e) => { setCoupon(e.target.value); setQuotes({}); setCouponError(null); }} placeholder="PLAN20" autoCapitalize="characters" />
+              <Button variant="secondary" disabled={!coupon.trim()} onClick={applyCoupon}>{t('topup.applyCoupon')}</Button>
+            </div>
+          </Field>
+          <ErrorText error={couponError} />
+        </div>
+      )}
       {plans.data && plans.data.length === 0 && <p className="text-sm text-muted-fg">{t('plans.none')}</p>}
       <div className="grid gap-3 sm:grid-cols-2">
         {(plans.data ?? []).map((plan) => {
           const price = formatPrice(plan.price_minor, plan.currency);
+          const action = actionOf(plan);
+          const quote = quotes[plan.id];
+          const applied = quote && quote.amount === action.pay ? quote : undefined;
+          const pay = formatPrice(applied ? applied.pay_amount : action.pay, plan.currency);
+          const label =
+            action.kind === 'upgrade' ? t('plans.upgrade', { price: pay })
+            : action.kind === 'downgrade' ? t('plans.downgrade')
+            : action.kind === 'renew' ? t('plans.renew', { price: pay })
+            : t('plans.subscribe', { price: pay });
           return (
             <Card key={plan.id} className="flex flex-col gap-2 p-4" data-testid="plan-card">
               <h2 className="text-lg font-semibold">{planName(plan, lang)}</h2>
@@ -99,9 +200,24 @@ export default function PlansPage() {
               <p className="text-sm">{t('plans.quotaPerPeriod', { quota: money(plan.quota_per_period) })}</p>
               {plan.models.length > 0 && <p className="text-xs text-muted-fg">{t('plans.models', { models: plan.models.join(', ') })}</p>}
               {plan.group_name && <p className="text-xs text-muted-fg">{t('plans.group', { group: plan.group_name })}</p>}
-              <Button className="mt-auto" disabled={!options.data?.enabled || !selected || busy !== null} onClick={() => buy(plan)}>
-                {busy === plan.id ? t('topup.redirecting') : t(active.has(plan.id) ? 'plans.renew' : 'plans.subscribe', { price })}
-              </Button>
+              {action.kind === 'upgrade' && (
+                <p className="text-sm" data-testid="plan-proration">{t('plans.credit', { credit: formatPrice(action.credit, plan.currency) })}</p>
+              )}
+              {action.kind === 'downgrade' && <p className="text-sm text-muted-fg">{t('plans.downgradeNote', { date: when(action.from), price })}</p>}
+              {applied && (
+                <p className="text-sm" data-testid="plan-discount">
+                  <span className="text-muted-fg line-through">{formatPrice(applied.amount, plan.currency)}</span>{' '}
+                  <span className="font-semibold">{pay}</span> · {t('plans.couponOff', { off: formatPrice(applied.discount, plan.currency) })}
+                </p>
+              )}
+              {action.kind === 'renew' && current?.scheduled_plan && <p className="text-sm text-muted-fg">{t('plans.cancelToRenew')}</p>}
+              {action.kind === 'scheduled' ? (
+                <p className="mt-auto text-sm"><Badge tone="primary">{t('plans.scheduled', { date: when(action.from) })}</Badge></p>
+              ) : (
+                <Button className="mt-auto" data-testid={`plan-${action.kind}`} disabled={!options.data?.enabled || !selected || busy !== null || (action.kind === 'renew' && !!current?.scheduled_plan)} onClick={() => buy(plan)}>
+                  {busy === plan.id ? t('topup.redirecting') : label}
+                </Button>
+              )}
             </Card>
           );
         })}
@@ -116,17 +232,35 @@ export default function PlansPage() {
           empty={t('plans.noSubscriptions')}
           columns={[
             { header: t('common.name'), cell: (s) => planName(s.plan, lang) },
-            { header: t('common.status'), cell: (s) => <>{<Badge tone={s.status === 'active' ? 'ok' : 'neutral'}>{v(s.status)}</Badge>} {s.status === 'active' && s.cancel_at_period_end && <span className="text-xs text-muted-fg">{t('plans.endsAtEnd')}</span>}</> },
+            {
+              header: t('common.status'),
+              cell: (s) => (
+                <>
+                  <Badge tone={s.status === 'active' ? 'ok' : 'neutral'}>{v(s.status)}</Badge>{' '}
+                  {s.status === 'active' && s.cancel_at_period_end && <span className="text-xs text-muted-fg">{t('plans.endsAtEnd')}</span>}
+                  {s.status === 'active' && s.upcoming && <span className="text-xs text-muted-fg">{t('plans.startsOn', { date: when(s.started_at) })}</span>}
+                  {s.status === 'active' && s.scheduled_plan && (
+                    <span className="text-xs text-muted-fg" data-testid="scheduled-downgrade">{t('plans.switchesTo', { plan: planName(s.scheduled_plan, lang), date: when(s.paid_until) })}</span>
+                  )}
+                </>
+              ),
+            },
             { header: t('plans.paidUntil'), cell: (s) => when(s.paid_until) },
-            { header: t('plans.periods'), cell: (s) => `${s.granted_periods} / ${s.paid_periods}`, className: 'text-right' },
+            // A refund that ended a subscription took back its last grant: granted then exceeds paid, so only what is paid is shown.
+            { header: t('plans.periods'), cell: (s) => (s.status === 'refunded' ? String(s.paid_periods) : `${s.granted_periods} / ${s.paid_periods}`), className: 'text-right' },
             {
               header: t('common.actions'),
               cell: (s) =>
-                s.status === 'active' && (
+                s.status === 'active' &&
+                (s.scheduled_plan ? (
+                  <Button variant="secondary" size="sm" onClick={() => cancelDowngrade(s)}>
+                    {t('plans.cancelDowngrade')}
+                  </Button>
+                ) : (
                   <Button variant="secondary" size="sm" onClick={() => setCancel(s, !s.cancel_at_period_end)}>
                     {s.cancel_at_period_end ? t('plans.keep') : t('plans.cancelAtEnd')}
                   </Button>
-                ),
+                )),
             },
           ]}
         />

@@ -2,20 +2,10 @@ import { useCallback, useEffect, useState } from 'react';
 import { api } from '../../lib/api';
 import { authStore, setUser } from '../../lib/auth';
 import { useStore } from '../../lib/store';
-import type { Profile } from '../../lib/types';
+import type { Profile, SessionView } from '../../lib/types';
 import { useT } from '../../i18n';
-import { Badge, Button, Card, CopyButton, ErrorText, Field, Input } from '../../components/ui';
+import { Badge, Button, Card, CopyButton, ErrorText, Field, Input, PasswordInput } from '../../components/ui';
 import { toast } from '../../components/ui/toast';
-
-/** One signed-in device, as `GET /user/sessions` lists it. */
-export interface SessionView {
-  id: string;
-  user_agent?: string | null;
-  ip?: string | null;
-  created_at: string;
-  last_seen_at: string;
-  current: boolean;
-}
 
 /** A short, readable name for a user agent ("Chrome on Android"), or the raw text. */
 export function deviceName(ua: string | null | undefined): string {
@@ -105,7 +95,7 @@ export function EmailCard() {
             <Input type="email" autoComplete="email" required value={form.email} onChange={(e) => setForm({ ...form, email: e.target.value })} />
           </Field>
           <Field label={t('settings.currentPassword')}>
-            <Input type="password" autoComplete="current-password" required value={form.password} onChange={(e) => setForm({ ...form, password: e.target.value })} />
+            <PasswordInput autoComplete="current-password" required value={form.password} onChange={(e) => setForm({ ...form, password: e.target.value })} />
           </Field>
           <div className="flex gap-2">
             <Button type="submit">{t('security.sendLink')}</Button>
@@ -182,7 +172,7 @@ export function TwoFactorCard() {
         >
           <div className="min-w-0 flex-1">
             <Field label={t('auth.password')}>
-              <Input type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+              <PasswordInput autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
             </Field>
           </div>
           <Button type="submit">{t('security.setUp')}</Button>
@@ -240,7 +230,7 @@ export function TwoFactorCard() {
           <p className="text-sm text-muted-fg">{t('security.codesLeft', { n: status?.recovery_codes_left ?? 0 })}</p>
           <div className="grid gap-2 sm:grid-cols-2">
             <Field label={t('auth.password')}>
-              <Input type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+              <PasswordInput autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
             </Field>
             <Field label={t('security.codeOrRecovery')}>
               <Input autoComplete="one-time-code" required value={code} onChange={(e) => setCode(e.target.value)} />

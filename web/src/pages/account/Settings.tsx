@@ -10,12 +10,16 @@ import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from 
 import { useStore } from '../../lib/store';
 import type { Preferences, Profile } from '../../lib/types';
 import { useT, useValueName, type MessageKey } from '../../i18n';
-import { Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../../components/ui';
+import { Button, Card, ErrorText, Field, Input, PageHeader, Select, PasswordInput } from '../../components/ui';
 import { toast } from '../../components/ui/toast';
 import { EmailCard, SessionsCard, TwoFactorCard } from './Security';
+import { PasskeysCard } from './Passkeys';
 import { LinkedProvidersCard } from './LinkedProviders';
 import { PhoneCard } from './PhoneCard';
+import { avatarSources } from '../../lib/avatar';
 import { AvatarCropDialog } from './AvatarCrop';
+import { ChatPreferencesCard } from '../chat/preferences';
+import { PromptLibraryCard } from '../chat/prompts';
 
 /** The currency amounts are shown in: the system's default, or the user's own choice. */
 function CurrencyField() {
@@ -109,6 +113,8 @@ export default function SettingsPage() {
           <CurrencyField />
         </div>
       </Card>
+      <ChatPreferencesCard />
+      <PromptLibraryCard />
       <Card className="flex flex-wrap items-center justify-between gap-2">
         <div>
           <h2 className="font-semibold">{t('invites.title')}</h2>
@@ -146,7 +152,7 @@ export default function SettingsPage() {
           <div className="flex items-center gap-3">
             {user && (
               <img
-                src={user.avatar_url?.startsWith('/api/') ? user.avatar_url : `/api/v1/users/${user.id}/avatar`}
+                {...avatarSources(user, 56)}
                 alt=""
                 className="h-14 w-14 shrink-0 rounded-full border border-border object-cover"
                 data-testid="avatar"
@@ -203,10 +209,10 @@ export default function SettingsPage() {
           }}
         >
           <Field label={t('settings.currentPassword')}>
-            <Input type="password" autoComplete="current-password" value={pw.current} onChange={(e) => setPw({ ...pw, current: e.target.value })} required />
+            <PasswordInput autoComplete="current-password" value={pw.current} onChange={(e) => setPw({ ...pw, current: e.target.value })} required />
           </Field>
           <Field label={t('settings.newPassword')} hint={t('auth.passwordHint')}>
-            <Input type="password" autoComplete="new-password" value={pw.next} onChange={(e) => setPw({ ...pw, next: e.target.value })} required />
+            <PasswordInput autoComplete="new-password" value={pw.next} onChange={(e) => setPw({ ...pw, next: e.target.value })} required />
           </Field>
           <ErrorText error={pwError} />
           <Button type="submit">{t('settings.changePassword')}</Button>
@@ -215,6 +221,7 @@ export default function SettingsPage() {
       <EmailCard />
       <PhoneCard />
       <TwoFactorCard />
+      <PasskeysCard />
       <LinkedProvidersCard />
       <SessionsCard />
     </div>

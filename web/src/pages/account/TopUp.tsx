@@ -22,7 +22,7 @@ export function parsePrice(typed: string): number | null {
   return Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
 }
 
-const finalStatuses = new Set(['paid', 'failed', 'expired']);
+const finalStatuses = new Set(['paid', 'failed', 'expired', 'partially_refunded', 'refunded']);
 
 /** Whether the provider's answer is a code to scan (WeChat Pay Native) rather than a page to open. */
 export function isScanCode(payUrl: string): boolean {
@@ -208,7 +208,7 @@ export default function TopUpPage() {
             },
             { header: t('topup.quota'), cell: (r) => money(r.quota), className: 'text-right' },
             { header: t('topup.method'), cell: (r) => v(`pay_${r.method ?? r.provider}`) },
-            { header: t('common.status'), cell: (r) => <Badge tone={r.status === 'paid' ? 'ok' : r.status === 'failed' ? 'danger' : 'neutral'}>{v(r.status)}</Badge> },
+            { header: t('common.status'), cell: (r) => <Badge tone={r.status === 'paid' ? 'ok' : r.status === 'failed' ? 'danger' : r.status === 'partially_refunded' ? 'primary' : 'neutral'}>{v(r.status)}</Badge> },
           ]}
         />
         <Pager page={page} perPage={10} total={orders.data?.total ?? 0} onPage={setPage} />

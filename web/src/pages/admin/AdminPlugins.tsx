@@ -5,7 +5,7 @@ import { api } from '../../lib/api';
 import { num } from '../../lib/format';
 import type { Plugin, PluginSettings } from '../../lib/types';
 import { useT } from '../../i18n';
-import { Badge, Button, Card, DataTable, ErrorText, Field, Input, Select } from '../../components/ui';
+import { Badge, Button, Card, DataTable, ErrorText, Field, Input, Select, PasswordInput } from '../../components/ui';
 import { qk } from '../../lib/queryKeys';
 import { RegisterPlugin } from '../plugins/RegisterPlugin';
 
@@ -162,7 +162,7 @@ function BuiltIns() {
           )}
           {provider?.key && (
             <Field label={t('plugins.searchKey')} hint={settings.data?.search?.key_set ? t('plugins.secretSet') : undefined}>
-              <Input type="password" autoComplete="off" value={form.apiKey} onChange={(e) => set({ apiKey: e.target.value })} />
+              <PasswordInput autoComplete="off" value={form.apiKey} onChange={(e) => set({ apiKey: e.target.value })} />
             </Field>
           )}
           {provider?.cx && (

@@ -39,6 +39,7 @@ export const KINDS: Array<{ kind: string; url: string; fill: boolean }> = [
   { kind: 'qianfan', url: 'https://qianfan.baidubce.com/v2', fill: true },
   { kind: 'spark', url: 'https://spark-api-open.xf-yun.com/v1', fill: true },
   { kind: 'ollama', url: 'http://localhost:11434', fill: true },
+  { kind: 'dashscope_native', url: 'https://dashscope.aliyuncs.com/api/v1', fill: true },
 ];
 
 /** The base URL after the kind changes from `from` to `to`: the new kind's default replaces an

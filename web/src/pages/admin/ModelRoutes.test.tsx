@@ -21,7 +21,15 @@ function stubFetch() {
     calls.push({ method, path, body: init.body ? JSON.parse(String(init.body)) : undefined });
     if (method === 'GET' && path === '/api/v1/admin/model-routes') {
       return new Response(
-        JSON.stringify([{ model: 'gpt-4o', alias_of: 'gpt-4o-2024-08-06', fallbacks: ['qwen-plus', 'deepseek-chat'], updated_at: '2026-12-01T00:00:00Z' }]),
+        JSON.stringify([
+          {
+            model: 'gpt-4o',
+            alias_of: 'gpt-4o-2024-08-06',
+            fallbacks: ['qwen-plus', 'deepseek-chat'],
+            group_fallbacks: { free: [], vip: ['claude-sonnet'] },
+            updated_at: '2026-12-01T00:00:00Z',
+          },
+        ]),
         { status: 200 },
       );
     }
@@ -55,7 +63,27 @@ describe('admin model routes', () => {
     await waitFor(() => expect(calls.some((c) => c.method === 'PUT')).toBe(true));
     const put = calls.find((c) => c.method === 'PUT')!;
     expect(put.path).toBe('/api/v1/admin/model-routes/claude-fast');
-    expect(put.body).toEqual({ alias_of: null, fallbacks: ['qwen-plus', 'deepseek-chat'] });
+    expect(put.body).toEqual({ alias_of: null, fallbacks: ['qwen-plus', 'deepseek-chat'], group_fallbacks: {} });
+  });
+
+  it('shows and keeps each group’s own fallbacks when a route is edited', async () => {
+    const calls = stubFetch();
+    show();
+    const card = await screen.findByTestId('model-routes');
+    expect((await within(card).findAllByText('free: — · vip: claude-sonnet')).length).toBeGreaterThan(0);
+    fireEvent.click(within(card).getAllByRole('button', { name: 'Edit' })[0]);
+    const dialog = await screen.findByRole('dialog');
+    const groups = dialog.querySelector('input[name="route-groups"]') as HTMLInputElement;
+    expect(groups.value).toBe('free:; vip: claude-sonnet');
+    fireEvent.change(groups, { target: { value: 'vip: claude-sonnet, qwen-max; free:' } });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(calls.some((c) => c.method === 'PUT')).toBe(true));
+    const put = calls.find((c) => c.method === 'PUT')!;
+    expect(put.body).toEqual({
+      alias_of: 'gpt-4o-2024-08-06',
+      fallbacks: ['qwen-plus', 'deepseek-chat'],
+      group_fallbacks: { vip: ['claude-sonnet', 'qwen-max'], free: [] },
+    });
   });
 
   it('in Chinese too', async () => {

@@ -7,11 +7,29 @@ import { Button, Card, DataTable, ErrorText, Field, Input } from '../../componen
 import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
 
-const blank = { model: '', alias_of: '', fallbacks: '' };
+const blank = { model: '', alias_of: '', fallbacks: '', groups: '' };
 
 /** Model names typed comma- or space-separated, in order, without blanks. */
 function names(text: string): string[] {
   return text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
+}
+
+/** Per-group fallbacks as typed, `vip: a, b; free:` (a group with nothing after its colon
+ * gets no fallbacks), as the API's object. */
+export function groupLists(text: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const part of text.split(';')) {
+    const [group, ...rest] = part.split(':');
+    if (group.trim()) out[group.trim()] = names(rest.join(':'));
+  }
+  return out;
+}
+
+/** The API's per-group fallbacks as the form shows them (the inverse of {@link groupLists}). */
+export function groupText(groups: Record<string, string[]> | undefined): string {
+  return Object.entries(groups ?? {})
+    .map(([group, list]) => `${group}: ${list.join(', ')}`.trimEnd())
+    .join('; ');
 }
 
 /**
@@ -31,7 +49,9 @@ export function ModelRoutes() {
     queryClient.invalidateQueries({ queryKey: qk.chatModels });
   };
   const edit = (r?: ModelRoute) => {
-    setForm(r ? { model: r.model, alias_of: r.alias_of ?? '', fallbacks: r.fallbacks.join(', ') } : blank);
+    setForm(
+      r ? { model: r.model, alias_of: r.alias_of ?? '', fallbacks: r.fallbacks.join(', '), groups: groupText(r.group_fallbacks) } : blank,
+    );
     setError(null);
     setEditing(true);
   };
@@ -53,6 +73,15 @@ export function ModelRoutes() {
           { header: t('common.model'), cell: (r) => <span className="font-medium">{r.model}</span> },
           { header: t('admin.routeAlias'), cell: (r) => r.alias_of ?? '—' },
           { header: t('admin.routeFallbacks'), cell: (r) => (r.fallbacks.length ? r.fallbacks.join(' → ') : '—') },
+          {
+            header: t('admin.routeGroups'),
+            cell: (r) =>
+              Object.keys(r.group_fallbacks ?? {}).length
+                ? Object.entries(r.group_fallbacks ?? {})
+                    .map(([group, list]) => `${group}: ${list.length ? list.join(' → ') : '—'}`)
+                    .join(' · ')
+                : '—',
+          },
           {
             header: t('common.actions'),
             cell: (r: ModelRoute) => (
@@ -82,7 +111,7 @@ export function ModelRoutes() {
             try {
               await api(`admin/model-routes/${encodeURIComponent(form.model.trim())}`, {
                 method: 'PUT',
-                body: { alias_of: form.alias_of.trim() || null, fallbacks: names(form.fallbacks) },
+                body: { alias_of: form.alias_of.trim() || null, fallbacks: names(form.fallbacks), group_fallbacks: groupLists(form.groups) },
               });
               setEditing(false);
               refresh();
@@ -99,6 +128,9 @@ export function ModelRoutes() {
           </Field>
           <Field label={t('admin.routeFallbacks')} hint={t('admin.routeFallbacksHint')}>
             <Input name="route-fallbacks" value={form.fallbacks} onChange={(e) => setForm({ ...form, fallbacks: e.target.value })} />
+          </Field>
+          <Field label={t('admin.routeGroups')} hint={t('admin.routeGroupsHint')}>
+            <Input name="route-groups" value={form.groups} onChange={(e) => setForm({ ...form, groups: e.target.value })} />
           </Field>
           <ErrorText error={error} />
           <div className="flex justify-end gap-2">

@@ -2,27 +2,10 @@ import { useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { useT, type MessageKey } from '../../i18n';
-import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, Select } from '../../components/ui';
+import { Badge, Button, CopyButton, DataTable, ErrorText, Field, Input, Select, PasswordInput } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
-
-/** A provider as `GET /admin/oauth/providers` shows it (never its secret). */
-export interface AdminProvider {
-  slug: string;
-  kind: 'oidc' | 'google' | 'microsoft' | 'github' | 'wechat';
-  name: string;
-  source: 'config' | 'admin';
-  client_id: string;
-  has_client_secret: boolean;
-  issuer?: string | null;
-  tenant?: string | null;
-  scopes: string[];
-  authorize_url?: string | null;
-  token_url?: string | null;
-  api_url?: string | null;
-  link_by_email: boolean;
-  enabled: boolean;
-  redirect_uri: string;
-}
+import type { AdminProvider } from '../../lib/types';
+import { qk } from '../../lib/queryKeys';
 
 const kinds: Array<[AdminProvider['kind'], MessageKey]> = [
   ['oidc', 'oauth.kindOidc'],
@@ -52,8 +35,8 @@ export function providerBody(form: typeof empty) {
 export function OAuthProviders() {
   const t = useT();
   const queryClient = useQueryClient();
-  const list = useQuery({ queryKey: ['admin', 'oauth-providers'], queryFn: () => api<{ items: AdminProvider[] }>('admin/oauth/providers') });
-  const refresh = () => queryClient.invalidateQueries({ queryKey: ['admin', 'oauth-providers'] });
+  const list = useQuery({ queryKey: qk.oauthProviders, queryFn: () => api<{ items: AdminProvider[] }>('admin/oauth/providers') });
+  const refresh = () => queryClient.invalidateQueries({ queryKey: qk.oauthProviders });
   const [creating, setCreating] = useState(false);
   const [form, setForm] = useState(empty);
   const [error, setError] = useState<unknown>(null);
@@ -158,7 +141,7 @@ export function OAuthProviders() {
             <Input required value={form.client_id} onChange={set('client_id')} />
           </Field>
           <Field label={form.kind === 'wechat' ? 'AppSecret' : t('oauth.clientSecret')} hint={t('oauth.secretHint')}>
-            <Input required type="password" autoComplete="off" value={form.client_secret} onChange={set('client_secret')} />
+            <PasswordInput required autoComplete="off" value={form.client_secret} onChange={set('client_secret')} />
           </Field>
           {form.kind === 'oidc' && (
             <Field label={t('oauth.issuer')}>

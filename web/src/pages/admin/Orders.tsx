@@ -9,7 +9,10 @@ import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
 import { formatPrice, parsePrice } from '../account/TopUp';
 
-const statuses = ['', 'pending', 'paid', 'expired', 'failed'];
+const statuses = ['', 'pending', 'paid', 'partially_refunded', 'refunded', 'expired', 'failed'];
+
+/** Whether an order can take another refund. */
+export const refundable = (status: string) => status === 'paid' || status === 'partially_refunded';
 
 /** The refund dialog of a paid order: its refunds so far, and a new full or partial one. */
 function RefundDialog({ order, onClose }: { order: PaymentOrder; onClose: () => void }) {
@@ -34,6 +37,7 @@ function RefundDialog({ order, onClose }: { order: PaymentOrder; onClose: () => 
     <Dialog open onOpenChange={(open) => !open && onClose()} title={t('refunds.title', { id: order.id.slice(0, 8) })}>
       <div className="space-y-3">
         <p className="text-sm">{t('refunds.left', { amount: formatPrice(left, order.currency) })}</p>
+        {order.plan_id && <p className="text-sm text-muted-fg" data-testid="plan-refund-rule">{t('refunds.planRule')}</p>}
         {(refunds.data?.items.length ?? 0) > 0 && (
           <DataTable
             rows={refunds.data?.items ?? []}
@@ -42,6 +46,7 @@ function RefundDialog({ order, onClose }: { order: PaymentOrder; onClose: () => 
               { header: t('common.time'), cell: (r) => when(r.created_at) },
               { header: t('topup.amount'), cell: (r) => formatPrice(r.amount_minor, order.currency), className: 'text-right' },
               { header: t('topup.quota'), cell: (r) => money(r.quota), className: 'text-right' },
+              ...(order.plan_id ? [{ header: t('refunds.periods'), cell: (r: Refund) => (r.ended_subscription ? t('refunds.ended') : String(r.periods)), className: 'text-right' }] : []),
               { header: t('common.status'), cell: (r) => <span title={r.note ?? undefined}><Badge tone={r.status === 'succeeded' ? 'ok' : r.status === 'failed' ? 'danger' : 'neutral'}>{v(r.status)}</Badge></span> },
               {
                 header: t('common.actions'),
@@ -140,11 +145,11 @@ export function Orders() {
           },
           { header: t('topup.quota'), cell: (o) => money(o.quota), className: 'text-right' },
           { header: t('topup.method'), cell: (o) => v(`pay_${o.method ?? o.provider}`) },
-          { header: t('common.status'), cell: (o) => <span title={o.note ?? undefined}><Badge tone={o.status === 'paid' ? 'ok' : o.status === 'failed' ? 'danger' : 'neutral'}>{v(o.status)}</Badge></span> },
+          { header: t('common.status'), cell: (o) => <span title={o.note ?? undefined}><Badge tone={o.status === 'paid' ? 'ok' : o.status === 'failed' ? 'danger' : o.status === 'partially_refunded' ? 'primary' : 'neutral'}>{v(o.status)}</Badge></span> },
           {
             header: t('common.actions'),
             cell: (o) =>
-              o.status === 'paid' ? (
+              refundable(o.status) ? (
                 <Button variant="secondary" size="sm" onClick={() => setRefunding(o)}>
                   {t('refunds.action')}
                 </Button>

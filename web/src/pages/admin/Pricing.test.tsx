@@ -87,6 +87,24 @@ describe('admin pricing', () => {
     expect(options).toEqual(['gpt-4o', 'house-model']);
   });
 
+  it('sends audio rates only when given: empty means audio is billed as text', async () => {
+    const calls = stubFetch();
+    show();
+    const list = await screen.findByTestId('unpriced');
+    fireEvent.click(within(list).getByRole('button', { name: /house-model/ }));
+    const dialog = await screen.findByRole('dialog');
+    const audioIn = dialog.querySelector('input[name="audio_input_per_mtok"]') as HTMLInputElement;
+    expect(audioIn.value).toBe('');
+    expect(within(dialog).getAllByText('Empty: audio is billed at the text rates')).toHaveLength(2);
+    fireEvent.change(dialog.querySelector('input[name="input_per_mtok"]') as HTMLInputElement, { target: { value: '2000000' } });
+    fireEvent.change(audioIn, { target: { value: '16000000' } });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(calls.some((c) => c.method === 'PUT')).toBe(true));
+    const put = calls.find((c) => c.method === 'PUT')!;
+    expect(put.path).toBe('/api/v1/admin/pricing/house-model');
+    expect(put.body).toMatchObject({ input_per_mtok: 2000000, audio_input_per_mtok: 16000000, audio_output_per_mtok: null });
+  });
+
   it('in Chinese too', async () => {
     setLang('zh-CN');
     stubFetch();

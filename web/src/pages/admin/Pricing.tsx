@@ -9,14 +9,35 @@ import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
 import { qk } from '../../lib/queryKeys';
 import { ModelRoutes } from './ModelRoutes';
+import { CachePanel } from './CachePanel';
 
 const fields = ['input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'per_call'] as const;
-const blank = { model: '', input_per_mtok: '0', output_per_mtok: '0', cache_read_per_mtok: '0', cache_write_per_mtok: '0', per_call: '0' };
+/** Audio rates are optional: left empty, a model's audio tokens are billed as text. */
+const audioFields = ['audio_input_per_mtok', 'audio_output_per_mtok'] as const;
+const blank = {
+  model: '',
+  input_per_mtok: '0',
+  output_per_mtok: '0',
+  cache_read_per_mtok: '0',
+  cache_write_per_mtok: '0',
+  per_call: '0',
+  audio_input_per_mtok: '',
+  audio_output_per_mtok: '',
+};
+
+/** The form's values of a stored or default price. */
+function formOf(model: string, p: ModelPrice | DefaultPrice): typeof blank {
+  return {
+    model,
+    ...Object.fromEntries(fields.map((f) => [f, String(p[f])])),
+    ...Object.fromEntries(audioFields.map((f) => [f, p[f] == null ? '' : String(p[f])])),
+  } as typeof blank;
+}
 
 /** The form for `model`: its built-in default rates when there are some, else zeros. */
 function formFor(model: string, defaults: DefaultPrice[] | undefined) {
   const d = defaults?.find((p) => p.model === model);
-  return d ? { model, ...Object.fromEntries(fields.map((f) => [f, String(d[f])])) } as typeof blank : { ...blank, model };
+  return d ? formOf(model, d) : { ...blank, model };
 }
 
 /**
@@ -59,6 +80,7 @@ export function Pricing() {
     }
   };
   const labels = [t('admin.input'), t('admin.output'), t('admin.cacheRead'), t('admin.cacheWrite'), t('admin.perCall')];
+  const audioLabels = [t('admin.audioInput'), t('admin.audioOutput')];
   return (
     <div className="space-y-3">
       <div className="flex flex-wrap items-center justify-between gap-2">
@@ -99,6 +121,18 @@ export function Pricing() {
           { header: t('common.model'), cell: (p) => <span className="font-medium">{p.model}</span> },
           ...fields.map((f, i) => ({ header: labels[i], cell: (p: ModelPrice) => <span title={String(p[f])}>{money(p[f])}</span>, className: 'text-right' })),
           {
+            header: t('admin.audioRates'),
+            className: 'text-right',
+            cell: (p: ModelPrice) =>
+              p.audio_input_per_mtok == null && p.audio_output_per_mtok == null ? (
+                <span className="text-muted-fg" title={t('admin.audioAsText')}>—</span>
+              ) : (
+                <span data-testid="audio-rates">
+                  {audioFields.map((f) => (p[f] == null ? '—' : money(p[f] as number))).join(' / ')}
+                </span>
+              ),
+          },
+          {
             header: t('common.actions'),
             cell: (p: ModelPrice) => (
               <span className="flex justify-end gap-1">
@@ -106,7 +140,7 @@ export function Pricing() {
                   variant="secondary"
                   size="sm"
                   onClick={() => {
-                    setForm({ model: p.model, ...Object.fromEntries(fields.map((f) => [f, String(p[f])])) } as typeof blank);
+                    setForm(formOf(p.model, p));
                     setError(null);
                     setEditing(true);
                   }}
@@ -129,6 +163,7 @@ export function Pricing() {
         ]}
       />
       <ModelRoutes />
+      <CachePanel />
       <Dialog open={editing} onOpenChange={setEditing} title={t('admin.setPrice')}>
         <form
           className="space-y-3"
@@ -138,7 +173,10 @@ export function Pricing() {
             try {
               await api(`admin/pricing/${encodeURIComponent(form.model.trim())}`, {
                 method: 'PUT',
-                body: Object.fromEntries(fields.map((f) => [f, Number(form[f]) || 0])),
+                body: {
+                  ...Object.fromEntries(fields.map((f) => [f, Number(form[f]) || 0])),
+                  ...Object.fromEntries(audioFields.map((f) => [f, form[f].trim() === '' ? null : Number(form[f])])),
+                },
               });
               setEditing(false);
               refresh();
@@ -167,6 +205,11 @@ export function Pricing() {
           <div className="grid grid-cols-2 gap-3">
             {fields.map((f, i) => (
               <Field key={f} label={labels[i]} hint={money(Number(form[f]) || 0)}>
+                <Input name={f} type="number" min="0" value={form[f]} onChange={(e) => setForm({ ...form, [f]: e.target.value })} />
+              </Field>
+            ))}
+            {audioFields.map((f, i) => (
+              <Field key={f} label={audioLabels[i]} hint={form[f].trim() === '' ? t('admin.audioAsText') : money(Number(form[f]) || 0)}>
                 <Input name={f} type="number" min="0" value={form[f]} onChange={(e) => setForm({ ...form, [f]: e.target.value })} />
               </Field>
             ))}

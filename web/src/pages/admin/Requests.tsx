@@ -34,7 +34,7 @@ export function Requests() {
   const [applied, setApplied] = useState<LogFilters>(initial);
   const [open, setOpen] = useState<string | null>(null);
   const channels = useQuery({ queryKey: qk.channels, queryFn: () => api<Channel[]>('channels') });
-  const userId = useQuery({ queryKey: ['request-log-user', applied.user], queryFn: () => resolveUser(applied.user) });
+  const userId = useQuery({ queryKey: qk.requestLogUser(applied.user), queryFn: () => resolveUser(applied.user) });
   const log = useInfiniteQuery({
     queryKey: qk.requestLog(JSON.stringify(applied), userId.data ?? null),
     enabled: userId.isSuccess,

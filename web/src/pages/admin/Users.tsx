@@ -6,7 +6,7 @@ import { authStore } from '../../lib/auth';
 import { useStore } from '../../lib/store';
 import type { Page, Profile, Quota, UserGroups } from '../../lib/types';
 import { useT, useValueName } from '../../i18n';
-import { Badge, Button, DataTable, ErrorText, Field, Input, Pager, Select } from '../../components/ui';
+import { Badge, Button, DataTable, ErrorText, Field, Input, Pager, Select, PasswordInput } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
 import { qk } from '../../lib/queryKeys';
@@ -170,7 +170,7 @@ export function Users() {
         >
           <p className="text-sm">{resetting?.display_name}</p>
           <Field label={t('settings.newPassword')} hint={t('auth.passwordHint')}>
-            <Input type="password" autoComplete="new-password" required value={form.password} onChange={(e) => setForm({ ...form, password: e.target.value })} />
+            <PasswordInput autoComplete="new-password" required value={form.password} onChange={(e) => setForm({ ...form, password: e.target.value })} />
           </Field>
           <ErrorText error={error} />
           <div className="flex justify-end gap-2">

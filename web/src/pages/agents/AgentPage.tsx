@@ -10,6 +10,7 @@ import { Dialog } from '../../components/ui/dialog';
 import { toast } from '../../components/ui/toast';
 import { AgentAvatar } from './AgentAvatar';
 import type { AgentDetail, ConversationAgent, MarkState } from './types';
+import { HeartIcon, StarIcon } from '../../components/icons';
 
 /** An assistant's page: who it is, how it opens, and starting a chat; like, favourite,
  * duplicate, report; its owner edits it from here. */
@@ -94,10 +95,10 @@ export default function AgentPage() {
           {t('agents.startChat')}
         </Button>
         <Button variant="secondary" onClick={() => mark('like', !a.liked)} aria-pressed={a.liked} disabled={!a.current_version}>
-          {a.liked ? '♥' : '♡'} {t('agents.like')} · {a.likes}
+          <HeartIcon fill={a.liked ? 'currentColor' : 'none'} className={a.liked ? 'text-danger' : undefined} /> {t('agents.like')} · {a.likes}
         </Button>
         <Button variant="secondary" onClick={() => mark('favourite', !a.favourited)} aria-pressed={a.favourited} disabled={!a.current_version}>
-          {a.favourited ? '★' : '☆'} {t('agents.favourite')}
+          <StarIcon fill={a.favourited ? 'currentColor' : 'none'} className={a.favourited ? 'text-amber-500' : undefined} /> {t('agents.favourite')}
         </Button>
         <Button variant="ghost" onClick={duplicate}>{t('agents.duplicate')}</Button>
         {a.is_owner ? (

@@ -174,3 +174,37 @@ describe('registration mode', () => {
     await waitFor(() => expect(field.required).toBe(true));
   });
 });
+
+describe('company directory', () => {
+  it('offers the directory tab when the server has LDAP, and signs in through it', async () => {
+    const bodies: Array<{ url: string; body: unknown }> = [];
+    vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
+      if (url === '/api/v1/auth/setup') return new Response('{"needs_setup":false}');
+      if (url === '/api/v1/auth/ldap') return new Response('{"enabled":true}');
+      if (url === '/api/v1/auth/phone') return new Response('{"enabled":false,"resend_after":60,"code_ttl":300}');
+      if (url === '/api/v1/auth/ldap/login') {
+        bodies.push({ url, body: JSON.parse(String(init.body)) });
+        return new Response(JSON.stringify({ access_token: 'ldap-access', token_type: 'Bearer', expires_in: 900 }));
+      }
+      return new Response('{}', { status: 404 });
+    });
+    setLang('zh-CN');
+    render(
+      <MemoryRouter initialEntries={['/login?next=/keys']}>
+        <Routes>
+          <Route path="/login" element={<AuthPage mode="login" />} />
+          <Route path="/keys" element={<p>keys page</p>} />
+        </Routes>
+      </MemoryRouter>,
+    );
+    fireEvent.click(await screen.findByRole('tab', { name: '企业账号' }));
+    // A directory password is reset in the directory, not here.
+    expect(screen.queryByText('忘记密码？')).toBeNull();
+    fireEvent.change(screen.getByLabelText('用户名或邮箱'), { target: { value: 'ada' } });
+    fireEvent.change(screen.getByLabelText('密码'), { target: { value: 'correct horse battery' } });
+    fireEvent.click(screen.getByRole('button', { name: '登录' }));
+    await screen.findByText('keys page');
+    expect(bodies).toEqual([{ url: '/api/v1/auth/ldap/login', body: { login: 'ada', password: 'correct horse battery' } }]);
+    expect(authStore.get().accessToken).toBe('ldap-access');
+  });
+});

@@ -6,11 +6,12 @@ import { langStore, setLang, setTheme, themeStore, type Lang, type Theme } from 
 import { useStore } from '../../lib/store';
 import type { PublicSettings, TokenResponse } from '../../lib/types';
 import { useT } from '../../i18n';
-import { Button, Card, ErrorText, Field, Input, Select } from '../../components/ui';
+import { Button, Card, ErrorText, Field, Input, PasswordInput, Select } from '../../components/ui';
 import { usePageTitle } from '../../lib/title';
 import { registrationProblems } from '../../lib/validate';
 import { OAuthButtons } from './OAuth';
 import { PhoneSignInForm, usePhoneSignIn } from './Phone';
+import { PasskeySecondFactorButton, PasskeySignInButton } from './Passkey';
 
 /** Language and theme pickers (also on the sign-in page, before any account exists). */
 export function LangThemePickers() {
@@ -50,10 +51,16 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
   // The registration mode an admin set: invite-only asks for the code up front; closed says so.
   // (A plain effect, as for the setup state: this page runs before the app's query cache matters.)
   const [registration, setRegistration] = useState<PublicSettings['registration_mode'] | null>(null);
+  // The sign-in methods an admin turned on (Admin → Sign-in); unknown until the server says.
+  const [methods, setMethods] = useState<PublicSettings['sign_in'] | null>(null);
   useEffect(() => {
     let live = true;
     api<PublicSettings>('settings/public', { auth: false })
-      .then((r) => live && setRegistration(r.registration_mode))
+      .then((r) => {
+        if (!live) return;
+        setRegistration(r.registration_mode);
+        setMethods(r.sign_in ?? null);
+      })
       .catch(() => undefined);
     return () => {
       live = false;
@@ -78,12 +85,29 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
   const [busy, setBusy] = useState(false);
   // After a right password on an account with two-factor sign-in: the code step.
   const [challenge, setChallenge] = useState<string | null>(null);
+  // What answers that step (`totp`, `passkey`), when the answer said; unknown: both offered.
+  const [stepMethods, setStepMethods] = useState<string[] | null>(null);
   const [code, setCode] = useState('');
   // Registration on a server that verifies addresses first: the mail is on its way.
   const [pendingEmail, setPendingEmail] = useState<string | null>(null);
   // Password or SMS code, when the server sends SMS codes.
   const phoneState = usePhoneSignIn();
-  const [method, setMethod] = useState<'password' | 'phone'>('password');
+  const [chosen, setMethod] = useState<'password' | 'phone' | 'ldap' | null>(null);
+  // Sign-in with the company directory, when the server has one.
+  const [ldapEnabled, setLdapEnabled] = useState(false);
+  useEffect(() => {
+    let live = true;
+    if (mode !== 'login') return;
+    api<{ enabled: boolean }>('auth/ldap', { auth: false })
+      .then((r) => live && setLdapEnabled(r.enabled))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [mode]);
+  // With passwords off for plain users, the phone tab comes first (admins still have theirs).
+  const passwordOff = methods?.password === false;
+  const method = chosen ?? (passwordOff && phoneState?.enabled ? 'phone' : 'password');
   const next = safeNext(params.get('next'));
   if (accessToken) return <Navigate to={next} replace />;
 
@@ -109,9 +133,21 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
     try {
       if (mode === 'login' && challenge) {
         await signInSecondFactor(challenge, code);
+      } else if (mode === 'login' && method === 'ldap') {
+        const answer = await api<TokenResponse | { two_factor_required: true; challenge: string; methods?: string[] }>('auth/ldap/login', {
+          auth: false,
+          body: { login: form.login.trim(), password: form.password },
+        });
+        if ('two_factor_required' in answer) {
+          setStepMethods(answer.methods ?? null);
+          setChallenge(answer.challenge);
+          return;
+        }
+        acceptTokens(answer);
       } else if (mode === 'login') {
         const answer = await signIn(form.login.trim(), form.password);
         if ('two_factor_required' in answer) {
+          setStepMethods((answer as { methods?: string[] }).methods ?? null);
           setChallenge(answer.challenge);
           return;
         }
@@ -152,7 +188,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
   };
 
   return (
-    <div className="flex min-h-full flex-col items-center justify-center gap-6 p-4">
+    <main className="flex min-h-full flex-col items-center justify-center gap-6 p-4">
       <div className="text-center">
         <img src="/favicon.svg" alt="" className="mx-auto mb-2 h-10 w-10" />
         <h1 className="text-2xl font-semibold">{t('app.name')}</h1>
@@ -166,7 +202,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
         {needsSetup && mode === 'login' && (
           <p className="mb-3 rounded-md bg-muted px-3 py-2 text-sm" data-testid="setup-hint">
             {t('auth.noAccountYet')}{' '}
-            <Link className="text-primary hover:underline" to={`/register?next=${encodeURIComponent(next)}`}>
+            <Link className="text-primary underline underline-offset-2" to={`/register?next=${encodeURIComponent(next)}`}>
               {t('auth.register')}
             </Link>
           </p>
@@ -176,9 +212,11 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
             {t('auth.verifyFirst', { email: pendingEmail })}
           </p>
         )}
-        {!challenge && !needsSetup && phoneState?.enabled && (
-          <div className="mb-3 grid grid-cols-2 gap-1 rounded-md bg-muted p-1 text-sm" role="tablist" data-testid="method-tabs">
-            {(['password', 'phone'] as const).map((m) => (
+        {!challenge && !needsSetup && (phoneState?.enabled || (ldapEnabled && mode === 'login')) && (
+          <div className={`mb-3 grid gap-1 rounded-md bg-muted p-1 text-sm ${phoneState?.enabled && ldapEnabled && mode === 'login' ? 'grid-cols-3' : 'grid-cols-2'}`} role="tablist" data-testid="method-tabs">
+            {(['password', 'phone', 'ldap'] as const)
+              .filter((m) => m === 'password' || (m === 'phone' ? !!phoneState?.enabled : ldapEnabled && mode === 'login'))
+              .map((m) => (
               <button
                 key={m}
                 type="button"
@@ -187,22 +225,32 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
                 className={`rounded px-3 py-1.5 ${method === m ? 'bg-card font-medium shadow-sm' : 'text-muted-fg'}`}
                 onClick={() => setMethod(m)}
               >
-                {m === 'password' ? t('auth.withPassword') : t('auth.withPhone')}
+                {m === 'password' ? t(passwordOff ? 'auth.withPasswordAdmins' : 'auth.withPassword') : m === 'phone' ? t('auth.withPhone') : t('auth.withDirectory')}
               </button>
             ))}
           </div>
         )}
         {challenge ? (
-          <form className="space-y-3" onSubmit={submit}>
-            <p className="text-sm text-muted-fg">{t('auth.twoFactorHint')}</p>
-            <Field label={t('auth.twoFactorTitle')}>
-              <Input name="code" inputMode="numeric" autoComplete="one-time-code" autoFocus required value={code} onChange={(e) => setCode(e.target.value)} />
-            </Field>
-            <ErrorText error={error} />
-            <Button type="submit" className="w-full" disabled={busy}>
-              {t('auth.signIn')}
-            </Button>
-          </form>
+          <div className="space-y-3">
+            {(!stepMethods || stepMethods.includes('totp')) && (
+              <form className="space-y-3" onSubmit={submit}>
+                <p className="text-sm text-muted-fg">{t('auth.twoFactorHint')}</p>
+                <Field label={t('auth.twoFactorTitle')}>
+                  <Input name="code" inputMode="numeric" autoComplete="one-time-code" autoFocus required value={code} onChange={(e) => setCode(e.target.value)} />
+                </Field>
+                <ErrorText error={error} />
+                <Button type="submit" className="w-full" disabled={busy}>
+                  {t('auth.signIn')}
+                </Button>
+              </form>
+            )}
+            {(!stepMethods || stepMethods.includes('passkey')) && (
+              <>
+                {stepMethods && !stepMethods.includes('totp') && <p className="text-sm text-muted-fg">{t('passkeys.stepHint')}</p>}
+                <PasskeySecondFactorButton challenge={challenge} onDone={() => navigate(next, { replace: true })} />
+              </>
+            )}
+          </div>
         ) : method === 'phone' && phoneState?.enabled && !needsSetup ? (
           <PhoneSignInForm
             mode={mode}
@@ -210,7 +258,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
             onChallenge={setChallenge}
             onDone={() => navigate(next, { replace: true })}
           />
-        ) : (
+        ) : mode === 'register' && passwordOff && !needsSetup ? null : (
         <form className="space-y-3" onSubmit={submit} noValidate={mode === 'register'}>
           {mode === 'login' ? (
             <Field label={t('auth.login')}>
@@ -227,9 +275,8 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
             </>
           )}
           <Field label={t('auth.password')} hint={mode === 'register' ? t('auth.passwordHint') : undefined} error={mode === 'register' ? fieldError('password') : undefined}>
-            <Input
+            <PasswordInput
               name="password"
-              type="password"
               aria-invalid={mode === 'register' && !!fieldError('password')}
               autoComplete={mode === 'login' ? 'current-password' : 'new-password'}
               required
@@ -267,7 +314,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
           <Button type="submit" className="w-full" disabled={busy || (mode === 'register' && !needsSetup && registration === 'closed')}>
             {mode === 'login' ? t('auth.signIn') : t('auth.register')}
           </Button>
-          {mode === 'login' && (
+          {mode === 'login' && method !== 'ldap' && (
             <p className="text-right text-sm">
               <Link className="text-primary hover:underline" to="/forgot-password">
                 {t('auth.forgot')}
@@ -276,15 +323,29 @@ export function AuthPage({ mode }: { mode: 'login' | 'register' }) {
           )}
         </form>
         )}
+        {mode === 'login' && !challenge && !needsSetup && methods?.passkeys && (
+          <PasskeySignInButton
+            onChallenge={(c) => {
+              setStepMethods(['totp']);
+              setChallenge(c);
+            }}
+            onDone={() => navigate(next, { replace: true })}
+          />
+        )}
+        {mode === 'register' && passwordOff && !needsSetup && (
+          <p className="mt-3 rounded-md bg-muted px-3 py-2 text-sm" data-testid="password-off">
+            {t('auth.passwordRegistrationOff')}
+          </p>
+        )}
         {!challenge && !needsSetup && <OAuthButtons invite={mode === 'register' ? form.invite : undefined} />}
         <p className="mt-4 text-center text-sm text-muted-fg">
           {mode === 'login' ? t('auth.noAccount') : t('auth.haveAccount')}{' '}
-          <Link className="text-primary hover:underline" to={`${mode === 'login' ? '/register' : '/login'}?next=${encodeURIComponent(next)}`}>
+          <Link className="text-primary underline underline-offset-2" to={`${mode === 'login' ? '/register' : '/login'}?next=${encodeURIComponent(next)}`}>
             {mode === 'login' ? t('auth.register') : t('auth.signIn')}
           </Link>
         </p>
       </Card>
       <LangThemePickers />
-    </div>
+    </main>
   );
 }

@@ -2,17 +2,10 @@ import { useEffect, useRef, useState } from 'react';
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router-dom';
 import { api, ApiError, signInSecondFactor, type TwoFactorChallenge } from '../../lib/api';
 import { acceptTokens } from '../../lib/auth';
-import type { TokenResponse } from '../../lib/types';
+import type { OAuthProvider, TokenResponse } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Button, Card, ErrorText, Field, Input } from '../../components/ui';
 import { usePageTitle } from '../../lib/title';
-
-/** A sign-in provider as `GET /auth/oauth/providers` lists it. */
-export interface OAuthProvider {
-  slug: string;
-  kind: 'oidc' | 'google' | 'microsoft' | 'github' | 'wechat';
-  name: string;
-}
 
 /** The enabled providers (an empty list when the server has none or cannot be reached). */
 export function useOAuthProviders(): OAuthProvider[] {
@@ -124,7 +117,7 @@ export function OAuthCallbackPage() {
   }, [slug, params, navigate]);
   const needsInvite = error instanceof ApiError && (error.code === 'invite_code_required' || error.code === 'invalid_invite_code');
   return (
-    <div className="flex min-h-full flex-col items-center justify-center gap-6 p-4">
+    <main className="flex min-h-full flex-col items-center justify-center gap-6 p-4">
       <Card className="w-full max-w-sm space-y-3 p-6" data-testid="oauth-callback">
         <h1 className="text-lg font-semibold">{t('oauth.finishing')}</h1>
         {challenge ? (
@@ -166,6 +159,6 @@ export function OAuthCallbackPage() {
           <p className="text-sm text-muted-fg">{t('common.loading')}</p>
         )}
       </Card>
-    </div>
+    </main>
   );
 }

@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'react';
 import { Link, useSearchParams } from 'react-router-dom';
 import { api } from '../../lib/api';
 import { useT } from '../../i18n';
-import { Button, Card, ErrorText, Field, Input } from '../../components/ui';
+import { Button, Card, ErrorText, Field, Input, PasswordInput } from '../../components/ui';
 import { usePageTitle } from '../../lib/title';
 import { LangThemePickers } from './Auth';
 
@@ -11,7 +11,7 @@ function PublicCard({ title, children }: { title: string; children: React.ReactN
   const t = useT();
   usePageTitle(title, t('app.name'));
   return (
-    <div className="flex min-h-full flex-col items-center justify-center gap-6 p-4">
+    <main className="flex min-h-full flex-col items-center justify-center gap-6 p-4">
       <div className="text-center">
         <img src="/favicon.svg" alt="" className="mx-auto mb-2 h-10 w-10" />
         <h1 className="text-2xl font-semibold">{t('app.name')}</h1>
@@ -26,7 +26,7 @@ function PublicCard({ title, children }: { title: string; children: React.ReactN
         </p>
       </Card>
       <LangThemePickers />
-    </div>
+    </main>
   );
 }
 
@@ -107,7 +107,7 @@ export function ResetPasswordPage() {
           }}
         >
           <Field label={t('settings.newPassword')} hint={t('auth.passwordHint')}>
-            <Input name="new_password" type="password" autoComplete="new-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+            <PasswordInput name="new_password" autoComplete="new-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
           </Field>
           <p className="text-sm text-muted-fg">{t('recovery.resetHint')}</p>
           <ErrorText error={error} />

@@ -1,9 +1,10 @@
 // The empty chat without models: an administrator is led to where models come from.
-import { afterEach, describe, expect, it } from 'vitest';
-import { render, screen } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { fireEvent, render, screen } from '@testing-library/react';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { MemoryRouter } from 'react-router-dom';
 import { ChatEmpty } from './ChatEmpty';
+import { ChatBalance } from './ThreadHeader';
 import { clearSession, setUser } from '../../lib/auth';
 import { setLang } from '../../lib/settings';
 import type { Profile } from '../../lib/types';
@@ -69,5 +70,40 @@ describe('empty chat', () => {
     show(true);
     expect(screen.getByText(/ask anything/)).toBeTruthy();
     expect(screen.queryByRole('link')).toBeNull();
+  });
+});
+
+describe('suggestions and balance', () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it('offers starting points in an empty chat; a click hands the text to the composer', () => {
+    setUser(profile('user'));
+    const picked: string[] = [];
+    render(
+      <QueryClientProvider client={new QueryClient()}>
+        <MemoryRouter>
+          <ChatEmpty hasModels onSuggest={(text) => picked.push(text)} />
+        </MemoryRouter>
+      </QueryClientProvider>,
+    );
+    const chips = screen.getByRole('list', { name: 'Suggestions' }).querySelectorAll('button');
+    expect(chips).toHaveLength(4);
+    fireEvent.click(chips[2]);
+    expect(picked).toEqual(['Write a Python function that removes duplicates from a list']);
+  });
+
+  it('shows what is left to spend in the chat header, red when nothing is, linking to Usage', async () => {
+    vi.stubGlobal('fetch', async () => new Response(JSON.stringify({ available: 0, balance: 0, reserved: 0, balance_usd: 0, balance_cny: 0, quota_per_usd: 500000 })));
+    render(
+      <QueryClientProvider client={new QueryClient()}>
+        <MemoryRouter>
+          <ChatBalance />
+        </MemoryRouter>
+      </QueryClientProvider>,
+    );
+    const link = await screen.findByTestId('chat-balance');
+    expect(link.getAttribute('href')).toBe('/usage');
+    expect(link.textContent).toBe('Balance $0.00');
+    expect(link.className).toContain('text-danger');
   });
 });

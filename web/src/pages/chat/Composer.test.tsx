@@ -2,10 +2,20 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fireEvent, render, screen } from '@testing-library/react';
 import { useState } from 'react';
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { Composer, COMPOSER_MAX_PX, type ComposerProps } from './Composer';
 
 /** A composer whose draft lives in state, as in the thread. */
 function Harness(props: Partial<ComposerProps>) {
+  const [client] = useState(() => new QueryClient({ defaultOptions: { queries: { retry: false } } }));
+  return (
+    <QueryClientProvider client={client}>
+      <Inner {...props} />
+    </QueryClientProvider>
+  );
+}
+
+function Inner(props: Partial<ComposerProps>) {
   const [draft, setDraft] = useState(props.draft ?? '');
   const [images, setImages] = useState<string[]>(props.images ?? []);
   return (
@@ -128,5 +138,43 @@ describe('composer', () => {
     expect(fireEvent.keyDown(box(), { key: 'Enter' })).toBe(false);
     expect(box().getAttribute('enterkeyhint')).toBe('send');
     expect(box().getAttribute('placeholder')).toContain('Shift+Enter');
+  });
+});
+
+describe('slash commands', () => {
+  const prompts = [
+    { id: 'p1', command: 'translate', title: 'Translate', content: 'Translate into English:', shared: false, mine: true, updated_at: '' },
+    { id: 'p2', command: '周报', title: 'Weekly report', content: '整理成周报：', shared: true, mine: false, updated_at: '' },
+    { id: 'p3', command: 'tldr', title: 'Summarise', content: 'Summarise in three bullets:', shared: false, mine: true, updated_at: '' },
+  ];
+
+  it('typing / lists the library; arrows and Enter insert a prompt instead of sending', async () => {
+    vi.stubGlobal('fetch', async () => new Response(JSON.stringify(prompts)));
+    const onSend = vi.fn();
+    render(<Harness onSend={onSend} />);
+    fireEvent.change(box(), { target: { value: '/t' } });
+    const list = await screen.findByRole('listbox', { name: 'Prompt library' });
+    const options = () => [...list.querySelectorAll('[role="option"]')].map((o) => o.textContent ?? '');
+    // Commands that start with it first, then a title that contains it.
+    expect(options().map((o) => o.split(' ')[0])).toEqual(['/translate', '/tldr', '/周报']);
+    expect(box().getAttribute('aria-activedescendant')).toBe(list.querySelector('[aria-selected="true"]')?.id);
+    fireEvent.keyDown(box(), { key: 'ArrowDown' });
+    fireEvent.keyDown(box(), { key: 'Enter' });
+    expect((box() as HTMLTextAreaElement).value).toBe('Summarise in three bullets:');
+    expect(onSend).not.toHaveBeenCalled();
+    expect(screen.queryByTestId('slash-menu')).toBeNull();
+  });
+
+  it('finds a prompt by title too, and Esc closes the list so Enter sends the text as typed', async () => {
+    vi.stubGlobal('fetch', async () => new Response(JSON.stringify(prompts)));
+    const onSend = vi.fn();
+    render(<Harness onSend={onSend} />);
+    fireEvent.change(box(), { target: { value: '/weekly' } });
+    const list = await screen.findByRole('listbox');
+    expect(list.textContent).toContain('/周报');
+    fireEvent.keyDown(box(), { key: 'Escape' });
+    expect(screen.queryByTestId('slash-menu')).toBeNull();
+    fireEvent.keyDown(box(), { key: 'Enter' });
+    expect(onSend).toHaveBeenCalledTimes(1);
   });
 });

@@ -1,11 +1,13 @@
 import type { ReactNode } from 'react';
-import { useLayoutEffect, useRef, useState } from 'react';
+import { useId, useLayoutEffect, useRef, useState } from 'react';
 import { useT, type MessageKey } from '../../i18n';
 import { Button, Textarea } from '../../components/ui';
 import { attachImages, IMAGE_TYPES, MAX_IMAGES, startImageUpload, type ImageProblem } from '../../lib/images';
 import { uploadChatImage } from './useChatStream';
 import { insertAtCursor } from '../../lib/voice';
 import { AttachedImages, VoiceButton, type ComposerError } from './Media';
+import { sendsOnKey, type ChatPreferences } from './preferences';
+import { matchPrompts, slashQuery, SlashMenu, usePrompts, type Prompt } from './prompts';
 
 const imageProblemKey: Record<ImageProblem, MessageKey> = {
   notImage: 'chat.imageNotImage',
@@ -43,15 +45,34 @@ export interface ComposerProps {
   onStop: () => void;
   /** Extra controls beside the attach and voice buttons (the conversation's tool toggles). */
   tools?: ReactNode;
+  /** Which key sends (the user's chat preference). */
+  sendKey?: ChatPreferences['send_key'];
 }
 
 /** Where a message is written: text, pasted, dropped or picked images, and dictation. */
-export function Composer({ draft, onDraftChange, images, onImagesChange, error, onError, model, streaming, disabled = false, onSend, onStop, tools }: ComposerProps) {
+export function Composer({ draft, onDraftChange, images, onImagesChange, error, onError, model, streaming, disabled = false, onSend, onStop, tools, sendKey = 'enter' }: ComposerProps) {
   const t = useT();
   const [dragging, setDragging] = useState(false);
   const textarea = useRef<HTMLTextAreaElement>(null);
   const fileInput = useRef<HTMLInputElement>(null);
   const [touch] = useState(touchKeyboard);
+  // `/command`: the prompt library's matches, chosen with the arrows and Enter or Tab.
+  const slash = slashQuery(draft);
+  const prompts = usePrompts(slash !== null);
+  const [slashClosed, setSlashClosed] = useState<string | null>(null);
+  const [active, setActive] = useState(0);
+  const slashOpen = slash !== null && slashClosed !== draft && prompts.isSuccess;
+  const matches = slashOpen ? matchPrompts(prompts.data ?? [], slash ?? '') : [];
+  const listId = useId();
+  const pick = (p: Prompt) => {
+    onDraftChange(p.content);
+    setActive(0);
+    requestAnimationFrame(() => {
+      const el = textarea.current;
+      el?.focus();
+      el?.setSelectionRange(p.content.length, p.content.length);
+    });
+  };
 
   // Grow with the text (pasted or dictated too), from its two rows up to the maximum.
   useLayoutEffect(() => {
@@ -115,7 +136,8 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
       )}
       {dragging && <div className="mx-auto mb-2 max-w-3xl rounded-md border-2 border-dashed border-primary/60 py-3 text-center text-sm text-muted-fg">{t('chat.dropImages')}</div>}
       <AttachedImages images={images} onRemove={(i) => onImagesChange((now) => now.filter((_, j) => j !== i))} />
-      <div className="mx-auto flex max-w-3xl items-end gap-1 sm:gap-2">
+      <div className="relative mx-auto flex max-w-3xl items-end gap-1 sm:gap-2">
+        {slashOpen && <SlashMenu id={listId} items={matches} active={Math.min(active, Math.max(0, matches.length - 1))} onPick={pick} />}
         <input
           ref={fileInput}
           type="file"
@@ -151,9 +173,13 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
           rows={2}
           className="min-h-[2.75rem] resize-none"
           style={{ maxHeight: COMPOSER_MAX_PX }}
-          placeholder={model ? t(touch ? 'chat.placeholderTouch' : 'chat.placeholder', { model }) : t('chat.placeholderNoModel')}
+          placeholder={model ? t(touch ? 'chat.placeholderTouch' : sendKey === 'mod_enter' ? 'chat.placeholderModEnter' : 'chat.placeholder', { model }) : t('chat.placeholderNoModel')}
           enterKeyHint={touch ? 'enter' : 'send'}
           aria-label={t('chat.send')}
+          data-shortcut="composer"
+          aria-autocomplete="list"
+          aria-controls={slashOpen && matches.length ? listId : undefined}
+          aria-activedescendant={slashOpen && matches.length ? `${listId}-${Math.min(active, matches.length - 1)}` : undefined}
           value={draft}
           disabled={disabled}
           onChange={(e) => onDraftChange(e.target.value)}
@@ -164,7 +190,26 @@ export function Composer({ draft, onDraftChange, images, onImagesChange, error, 
             addImages(files);
           }}
           onKeyDown={(e) => {
-            if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing && !touch) {
+            if (slashOpen && matches.length) {
+              const n = matches.length;
+              if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+                e.preventDefault();
+                setActive((a) => (Math.min(a, n - 1) + (e.key === 'ArrowDown' ? 1 : n - 1)) % n);
+                return;
+              }
+              if ((e.key === 'Enter' || e.key === 'Tab') && !e.shiftKey && !e.nativeEvent.isComposing) {
+                e.preventDefault();
+                pick(matches[Math.min(active, n - 1)]);
+                return;
+              }
+            }
+            if (slashOpen && e.key === 'Escape') {
+              e.preventDefault();
+              e.stopPropagation();
+              setSlashClosed(draft);
+              return;
+            }
+            if (sendsOnKey({ key: e.key, shiftKey: e.shiftKey, ctrlKey: e.ctrlKey, metaKey: e.metaKey, isComposing: e.nativeEvent.isComposing }, sendKey, touch)) {
               e.preventDefault();
               if (!disabled) onSend();
             }

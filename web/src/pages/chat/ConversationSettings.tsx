@@ -5,10 +5,55 @@ import { qk } from '../../lib/queryKeys';
 import type { Conversation, Page } from '../../lib/types';
 import type { Base } from '../knowledge/types';
 import { useT } from '../../i18n';
-import { Button, ErrorText, Field, Input, Textarea } from '../../components/ui';
+import { Button, cx, ErrorText, Field, Input, Textarea } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 
 const numOrNull = (s: string) => (s.trim() === '' ? null : Number(s));
+
+/**
+ * A labelled slider for a sampling setting that may be left to the model's default: the value
+ * (or "Model default") beside the label, the range under it, and a Reset back to the default.
+ */
+export function SliderField({ label, hint, value, onChange, min, max, step, fallback }: { label: string; hint: string; value: string; onChange: (v: string) => void; min: number; max: number; step: number; fallback: number }) {
+  const t = useT();
+  const id = `slider-${label.replace(/\W+/g, '-').toLowerCase()}`;
+  const isDefault = value.trim() === '';
+  return (
+    <div className="space-y-1" data-testid="slider-field">
+      <div className="flex items-center justify-between gap-2">
+        <label htmlFor={id} className="text-sm font-medium">
+          {label}
+        </label>
+        <span className="flex items-center gap-2 text-sm tabular-nums">
+          <span className={isDefault ? 'text-muted-fg' : undefined} data-testid="slider-value">
+            {isDefault ? t('chat.modelDefault') : value}
+          </span>
+          {!isDefault && (
+            <button type="button" className="text-xs text-primary hover:underline" onClick={() => onChange('')}>
+              {t('chat.reset')}
+            </button>
+          )}
+        </span>
+      </div>
+      <input
+        id={id}
+        type="range"
+        min={min}
+        max={max}
+        step={step}
+        value={isDefault ? fallback : Number(value)}
+        onChange={(e) => onChange(e.target.value)}
+        aria-valuetext={isDefault ? t('chat.modelDefault') : value}
+        className={cx('h-2 w-full cursor-pointer accent-[rgb(var(--primary))]', isDefault && 'opacity-50')}
+      />
+      <div className="flex justify-between gap-2 text-xs text-muted-fg">
+        <span>{min}</span>
+        <span className="text-center">{hint}</span>
+        <span>{max}</span>
+      </div>
+    </div>
+  );
+}
 
 /** Per-conversation settings: system prompt, sampling, answer length, history sent, and the
  * knowledge bases answers search. */
@@ -78,18 +123,14 @@ export function ConversationSettings({
         <Field label={t('chat.systemPrompt')}>
           <Textarea rows={4} value={form.system_prompt} onChange={set('system_prompt')} />
         </Field>
-        <div className="grid grid-cols-2 gap-3">
-          <Field label={t('chat.temperature')}>
-            <Input type="number" step="0.1" min="0" max="2" value={form.temperature} onChange={set('temperature')} />
+        <SliderField label={t('chat.temperature')} hint={t('chat.temperatureHint')} min={0} max={2} step={0.1} fallback={1} value={form.temperature} onChange={(v) => setForm({ ...form, temperature: v })} />
+        <SliderField label={t('chat.topP')} hint={t('chat.topPHint')} min={0} max={1} step={0.05} fallback={1} value={form.top_p} onChange={(v) => setForm({ ...form, top_p: v })} />
+        <div className="grid gap-3 sm:grid-cols-2">
+          <Field label={t('chat.maxTokens')} hint={t('chat.maxTokensHint')}>
+            <Input type="number" min="1" placeholder={t('chat.modelDefault')} value={form.max_tokens} onChange={set('max_tokens')} />
           </Field>
-          <Field label={t('chat.topP')}>
-            <Input type="number" step="0.05" min="0" max="1" value={form.top_p} onChange={set('top_p')} />
-          </Field>
-          <Field label={t('chat.maxTokens')}>
-            <Input type="number" min="1" value={form.max_tokens} onChange={set('max_tokens')} />
-          </Field>
-          <Field label={t('chat.historyLimit')}>
-            <Input type="number" min="0" value={form.history_limit} onChange={set('history_limit')} />
+          <Field label={t('chat.historyLimit')} hint={t('chat.historyLimitHint')}>
+            <Input type="number" min="0" placeholder={t('chat.allHistory')} value={form.history_limit} onChange={set('history_limit')} />
           </Field>
         </div>
         <fieldset className="space-y-1" data-testid="knowledge-picker">

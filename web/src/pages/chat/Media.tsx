@@ -6,6 +6,7 @@ import { langStore } from '../../lib/settings';
 import { useT } from '../../i18n';
 import { Dialog } from '../../components/ui/dialog';
 import { cx } from '../../components/ui';
+import { CloseIcon, StopIcon } from '../../components/icons';
 
 /** An error shown above the composer, already in the user's language. */
 export interface ComposerError {
@@ -30,7 +31,7 @@ export function AttachedImages({ images, onRemove }: { images: string[]; onRemov
               title={t('chat.removeImage', { n: i + 1 })}
               onClick={() => onRemove(i)}
             >
-              ✕
+              <CloseIcon size={12} />
             </button>
           </div>
         ) : null,
@@ -184,7 +185,7 @@ export function VoiceButton({ disabled, onText, onError }: { disabled?: boolean;
           {clock(elapsed)}
         </span>
         <span className="hidden sm:inline">{t('voice.stop')}</span>
-        <span className="sm:hidden" aria-hidden>■</span>
+        <StopIcon className="sm:hidden" size={12} />
       </button>
     );
   return (

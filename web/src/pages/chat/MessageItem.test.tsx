@@ -1,8 +1,9 @@
 // One message on its own: the reasoning is visible while the model thinks.
-import { describe, expect, it } from 'vitest';
-import { render, screen } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { act, fireEvent, render, screen } from '@testing-library/react';
 import { MemoryRouter } from 'react-router-dom';
-import { MessageItem, type MessageItemProps } from './MessageItem';
+import { MessageItem, speakable, type MessageItemProps } from './MessageItem';
+import { setLang } from '../../lib/settings';
 import type { ChatMessage } from '../../lib/types';
 
 const answer = (over: Partial<ChatMessage>): ChatMessage => ({
@@ -91,5 +92,90 @@ describe('citations', () => {
   it('shows nothing while the answer streams or when nothing was cited', () => {
     render(<MessageItem {...props(answer({ content: 'Hi', reasoning: null, status: 'done' }))} />);
     expect(screen.queryByTestId('sources')).toBeNull();
+  });
+});
+
+describe('message actions', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+    setLang('en');
+  });
+  const done = (over: Partial<ChatMessage> = {}) => answer({ id: 'a9', content: 'Paris is the capital.', reasoning: null, status: 'done', ...over });
+
+  it('an answer offers copy, regenerate, thumbs and delete as named icon buttons, 44 px on touch', () => {
+    render(<MessageItem {...props(done())} onRate={noop} onDelete={noop} />);
+    for (const name of ['Copy', 'Regenerate', 'Good answer', 'Bad answer', 'Delete this version']) {
+      const button = screen.getByRole('button', { name });
+      expect(button.querySelector('svg'), name).not.toBeNull();
+      expect(button.className.split(/\s+/)).toEqual(expect.arrayContaining(['h-8', 'w-8', 'coarse:h-11', 'coarse:w-11']));
+    }
+  });
+
+  it('thumbs show the verdict given and report a new one', () => {
+    const onRate = vi.fn();
+    render(<MessageItem {...props(done({ feedback: 'up' }))} onRate={onRate} />);
+    expect(screen.getByRole('button', { name: 'Good answer' }).getAttribute('aria-pressed')).toBe('true');
+    expect(screen.getByRole('button', { name: 'Bad answer' }).getAttribute('aria-pressed')).toBe('false');
+    fireEvent.click(screen.getByRole('button', { name: 'Bad answer' }));
+    expect(onRate).toHaveBeenCalledWith('down');
+  });
+
+  it('a failed answer takes no thumbs; a question offers edit, copy and delete', () => {
+    const { unmount } = render(<MessageItem {...props(done({ status: 'failed', error: 'boom' }))} onRate={noop} />);
+    expect(screen.queryByRole('button', { name: 'Good answer' })).toBeNull();
+    unmount();
+    render(<MessageItem {...props({ ...done(), id: 'u9', role: 'user', content: 'What is the capital?' })} canEdit onDelete={noop} />);
+    for (const name of ['Edit', 'Copy', 'Delete this version']) expect(screen.getByRole('button', { name })).toBeTruthy();
+  });
+
+  it('delete asks once more, and only the explicit Delete deletes', () => {
+    const onDelete = vi.fn();
+    render(<MessageItem {...props(done())} onDelete={onDelete} />);
+    fireEvent.click(screen.getByRole('button', { name: 'Delete this version' }));
+    expect(onDelete).not.toHaveBeenCalled();
+    fireEvent.click(screen.getByRole('button', { name: 'Cancel' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Delete this version' }));
+    fireEvent.click(screen.getByTestId('delete-branch-confirm'));
+    expect(onDelete).toHaveBeenCalledTimes(1);
+  });
+
+  it('reads an answer aloud in its language, without code or markup, and stops on a second click', () => {
+    const spoken: Array<{ text: string; lang: string }> = [];
+    const cancel = vi.fn();
+    vi.stubGlobal('SpeechSynthesisUtterance', class {
+      lang = '';
+      onend: (() => void) | null = null;
+      onerror: (() => void) | null = null;
+      constructor(public text: string) {}
+    });
+    vi.stubGlobal('speechSynthesis', { speak: (u: { text: string; lang: string }) => spoken.push({ text: u.text, lang: u.lang }), cancel });
+    render(<MessageItem {...props(done({ content: '**巴黎**是首都。\n\n```js\nx()\n```' }))} />);
+    fireEvent.click(screen.getByRole('button', { name: 'Read aloud' }));
+    expect(spoken).toEqual([{ text: '巴黎是首都。', lang: 'zh-CN' }]);
+    fireEvent.click(screen.getByRole('button', { name: 'Stop reading' }));
+    expect(cancel).toHaveBeenCalled();
+    expect(speakable('See [the docs](https://x.y) and `code`.')).toBe('See the docs and code.');
+  });
+
+  it('counts the seconds the model thinks, then says how long it thought', () => {
+    vi.useFakeTimers();
+    const thinking = answer({ id: 'think-1', content: '', reasoning: 'Hmm', status: 'streaming' });
+    const { rerender } = render(<MessageItem {...props(thinking)} />);
+    expect(screen.getByTestId('thinking-time').textContent).toBe('Thinking for 0 s');
+    act(() => void vi.advanceTimersByTime(3000));
+    expect(screen.getByTestId('thinking-time').textContent).toBe('Thinking for 3 s');
+    rerender(<MessageItem {...props({ ...thinking, content: 'Answer', status: 'done' })} />);
+    act(() => void vi.advanceTimersByTime(5000));
+    expect(screen.getByTestId('thinking-time').textContent).toBe('Thought for 3 s');
+    // Loaded already finished: no time is made up.
+    rerender(<MessageItem {...props(answer({ id: 'old-1', content: 'Done', reasoning: 'x', status: 'done' }))} />);
+    expect(screen.getByTestId('thinking-time').textContent).toBe('Reasoning');
+  });
+
+  it('reads in Chinese', () => {
+    setLang('zh-CN');
+    render(<MessageItem {...props(done())} onRate={noop} onDelete={noop} />);
+    for (const name of ['复制', '重新生成', '好回答', '差回答', '删除此版本']) expect(screen.getByRole('button', { name })).toBeTruthy();
   });
 });

@@ -1,10 +1,11 @@
-import { lazy, Suspense, useState } from 'react';
+import { lazy, Suspense, useEffect, useState, type ReactNode } from 'react';
 import { api } from '../../lib/api';
 import { siblingLabel, siblingTarget } from '../../lib/branch';
 import { money, num } from '../../lib/format';
 import type { ChatMessage, Citation } from '../../lib/types';
 import { useT } from '../../i18n';
-import { Badge, Button, CopyButton, cx, Textarea } from '../../components/ui';
+import { Badge, Button, cx, Textarea } from '../../components/ui';
+import { CheckIcon, ChevronLeftIcon, ChevronRightIcon, CopyIcon, EditIcon, RefreshIcon, SpeakerIcon, StopIcon, ThumbDownIcon, ThumbUpIcon, TrashIcon } from '../../components/icons';
 import { BalanceHint } from './BalanceHint';
 import { MessageImages } from './Media';
 import { ToolSteps } from './ToolSteps';
@@ -87,19 +88,148 @@ export function Sources({ sources }: { sources: Citation[] }) {
   );
 }
 
-/** The ‹ 2/3 › switcher between versions of a message. */
+/** The class of a message action: a 32 px icon button, 44 px on a touch screen. */
+const actionClass =
+  'inline-flex h-8 w-8 shrink-0 items-center justify-center rounded-md text-muted-fg hover:bg-muted hover:text-fg disabled:opacity-30 disabled:pointer-events-none coarse:h-11 coarse:w-11';
+
+/** One icon action under a message, named for screen readers and on hover. */
+function Action({ label, onClick, pressed, disabled, children, testId }: { label: string; onClick: () => void; pressed?: boolean; disabled?: boolean; children: ReactNode; testId?: string }) {
+  return (
+    <button type="button" className={cx(actionClass, pressed && 'text-primary')} aria-label={label} title={label} aria-pressed={pressed} disabled={disabled} onClick={onClick} data-testid={testId}>
+      {children}
+    </button>
+  );
+}
+
+/** Copies the message's text; the icon ticks for a moment. */
+function CopyAction({ text }: { text: string }) {
+  const t = useT();
+  const [done, setDone] = useState(false);
+  return (
+    <Action
+      label={done ? t('common.copied') : t('common.copy')}
+      onClick={async () => {
+        try {
+          await navigator.clipboard.writeText(text);
+        } catch {
+          /* clipboard blocked: the text stays selectable */
+        }
+        setDone(true);
+        setTimeout(() => setDone(false), 1500);
+      }}
+    >
+      {done ? <CheckIcon /> : <CopyIcon />}
+    </Action>
+  );
+}
+
+/** Whether the browser can read text aloud. */
+const canSpeak = () => typeof window !== 'undefined' && 'speechSynthesis' in window && typeof SpeechSynthesisUtterance !== 'undefined';
+
+/** Reads an answer aloud with the browser's voice (Chinese text in a Chinese voice); again stops. */
+function ReadAloud({ text }: { text: string }) {
+  const t = useT();
+  const [speaking, setSpeaking] = useState(false);
+  useEffect(() => () => void (speaking && window.speechSynthesis.cancel()), [speaking]);
+  if (!canSpeak() || !text.trim()) return null;
+  return (
+    <Action
+      label={speaking ? t('chat.stopReading') : t('chat.readAloud')}
+      pressed={speaking}
+      onClick={() => {
+        const synth = window.speechSynthesis;
+        synth.cancel();
+        if (speaking) {
+          setSpeaking(false);
+          return;
+        }
+        const u = new SpeechSynthesisUtterance(speakable(text));
+        u.lang = /[\u4e00-\u9fff]/.test(text) ? 'zh-CN' : 'en-US';
+        u.onend = () => setSpeaking(false);
+        u.onerror = () => setSpeaking(false);
+        setSpeaking(true);
+        synth.speak(u);
+      }}
+      testId="read-aloud"
+    >
+      {speaking ? <StopIcon /> : <SpeakerIcon />}
+    </Action>
+  );
+}
+
+/** What is worth hearing of Markdown: the words, without code blocks, markup or link targets. */
+export function speakable(markdown: string): string {
+  return markdown
+    .replace(/```[\s\S]*?```/g, ' ')
+    .replace(/!\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .replace(/[*_`#>|~]+/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** When each answer's thinking started and ended, as seen in this tab (kept across re-mounts). */
+const thinking = new Map<string, { start: number; end: number | null }>();
+
+/**
+ * Seconds the model has been thinking (counting while it streams reasoning with no answer yet),
+ * or thought for; null for an answer whose thinking was not watched here (loaded finished).
+ */
+export function useThinkingSeconds(m: ChatMessage, now: () => number = Date.now): number | null {
+  const active = m.status === 'streaming' && !!m.reasoning && !m.content;
+  let seen = thinking.get(m.id);
+  if (active && !seen) {
+    seen = { start: now(), end: null };
+    thinking.set(m.id, seen);
+  }
+  if (seen && !active && seen.end === null) seen.end = now();
+  const [, tick] = useState(0);
+  useEffect(() => {
+    if (!active) return;
+    const timer = setInterval(() => tick((n) => n + 1), 1000);
+    return () => clearInterval(timer);
+  }, [active]);
+  if (!seen) return null;
+  return Math.max(0, Math.round(((seen.end ?? now()) - seen.start) / 1000));
+}
+
+/** The ‹ 2/3 › switcher between versions of a message (44 px targets on touch). */
 function Versions({ m, disabled, onSwitch }: { m: ChatMessage; disabled: boolean; onSwitch: (id: string | null) => void }) {
   const t = useT();
   if (m.sibling_count <= 1) return null;
   return (
     <span className="inline-flex items-center text-xs text-muted-fg" data-testid="versions">
-      <button className="px-1 disabled:opacity-30" aria-label={t('chat.previous')} disabled={disabled || !siblingTarget(m, -1)} onClick={() => onSwitch(siblingTarget(m, -1))}>
-        ‹
+      <button type="button" className={actionClass} aria-label={t('chat.previous')} disabled={disabled || !siblingTarget(m, -1)} onClick={() => onSwitch(siblingTarget(m, -1))}>
+        <ChevronLeftIcon />
       </button>
-      <span>{siblingLabel(m)}</span>
-      <button className="px-1 disabled:opacity-30" aria-label={t('chat.nextVersion')} disabled={disabled || !siblingTarget(m, 1)} onClick={() => onSwitch(siblingTarget(m, 1))}>
-        ›
+      <span className="tabular-nums">{siblingLabel(m)}</span>
+      <button type="button" className={actionClass} aria-label={t('chat.nextVersion')} disabled={disabled || !siblingTarget(m, 1)} onClick={() => onSwitch(siblingTarget(m, 1))}>
+        <ChevronRightIcon />
       </button>
+    </span>
+  );
+}
+
+/** Delete with a second, explicit click: a branch goes with everything under it. */
+function DeleteAction({ onDelete, disabled }: { onDelete: () => void; disabled: boolean }) {
+  const t = useT();
+  const [asking, setAsking] = useState(false);
+  if (!asking) {
+    return (
+      <Action label={t('chat.deleteBranch')} onClick={() => setAsking(true)} disabled={disabled} testId="delete-branch">
+        <TrashIcon />
+      </Action>
+    );
+  }
+  return (
+    <span className="inline-flex items-center gap-1 rounded-md bg-danger/10 px-2 text-xs text-danger" role="group" aria-label={t('chat.deleteBranch')}>
+      {t('chat.deleteBranchAsk')}
+      <Button variant="danger" size="sm" className="h-7 coarse:h-11" onClick={() => { setAsking(false); onDelete(); }} data-testid="delete-branch-confirm">
+        {t('common.delete')}
+      </Button>
+      <Button variant="ghost" size="sm" className="h-7 coarse:h-11" onClick={() => setAsking(false)}>
+        {t('common.cancel')}
+      </Button>
     </span>
   );
 }
@@ -120,11 +250,15 @@ export interface MessageItemProps {
   onEditSubmit: (text: string) => void;
   onRegenerate: () => void;
   onSwitch: (messageId: string | null) => void;
+  /** Deletes this message and what is under it (absent: not offered). */
+  onDelete?: () => void;
+  /** A thumbs up or down on an answer (absent: not offered). */
+  onRate?: (rating: 'up' | 'down') => void;
 }
 
-/** One message with its actions (edit, copy, regenerate, versions). */
+/** One message with its actions (versions, edit, copy, regenerate, read aloud, feedback, delete). */
 export function MessageItem(props: MessageItemProps) {
-  const { message: m, lang, streaming } = props;
+  const { message: m, streaming } = props;
   const t = useT();
   if (m.role === 'user') {
     return (
@@ -147,26 +281,38 @@ export function MessageItem(props: MessageItemProps) {
             {m.content && <div className="max-w-[85%] whitespace-pre-wrap break-words rounded-2xl bg-primary/10 px-4 py-2">{m.content}</div>}
           </>
         )}
-        <div className="flex items-center gap-1">
+        <div className="flex flex-wrap items-center justify-end gap-0.5" data-testid="message-actions">
           <Versions m={m} disabled={streaming} onSwitch={props.onSwitch} />
           {props.canEdit && (
-            <Button variant="ghost" size="sm" className="h-7 text-xs text-muted-fg" onClick={props.onEditStart}>
-              {t('chat.editMessage')}
-            </Button>
+            <Action label={t('chat.editMessage')} onClick={props.onEditStart}>
+              <EditIcon />
+            </Action>
           )}
-          <CopyButton text={m.content} className="h-7 text-xs text-muted-fg" />
+          <CopyAction text={m.content} />
+          {props.onDelete && !isTemp(m.id) && <DeleteAction onDelete={props.onDelete} disabled={streaming} />}
         </div>
       </div>
     );
   }
+  return <Answer {...props} />;
+}
+
+/** An answer: its reasoning (with the thinking time), tools, text, sources and actions. */
+function Answer(props: MessageItemProps) {
+  const { message: m, lang, streaming } = props;
+  const t = useT();
+  const seconds = useThinkingSeconds(m);
   const error = errorText(m, lang);
+  const thinkingNow = m.status === 'streaming' && !m.content;
   return (
     <div className="space-y-1" data-testid="assistant-message" data-status={m.status}>
       {m.reasoning && (
         // Open while the model is still thinking (nothing else to read yet), so the reasoning
         // is seen as it streams; closed once the answer itself starts, unless opened again.
         <details className="rounded-md border border-border px-3 py-1 text-sm text-muted-fg" open={(m.status === 'streaming' && !m.content) || undefined} data-testid="reasoning">
-          <summary className="cursor-pointer">{t('chat.thinking')}</summary>
+          <summary className="cursor-pointer" data-testid="thinking-time">
+            {seconds === null ? t('chat.thinking') : thinkingNow ? t('chat.thinkingFor', { n: seconds }) : t('chat.thoughtFor', { n: seconds })}
+          </summary>
           <Plain text={m.reasoning} />
         </details>
       )}
@@ -188,18 +334,30 @@ export function MessageItem(props: MessageItemProps) {
         </div>
       )}
       <BalanceHint error={m.error} />
-      <div className="flex flex-wrap items-center gap-1 text-xs text-muted-fg">
+      <div className="flex flex-wrap items-center gap-0.5 text-xs text-muted-fg" data-testid="message-actions">
         <Versions m={m} disabled={streaming} onSwitch={props.onSwitch} />
         {m.status === 'stopped' && <Badge>{t('chat.stopped')}</Badge>}
         {m.status === 'failed' && <Badge tone="danger">{t('chat.failed')}</Badge>}
         {m.status !== 'streaming' && (
           <>
-            <CopyButton text={m.content} className="h-7 text-xs text-muted-fg" />
+            <CopyAction text={m.content} />
             {!streaming && !isTemp(m.id) && (
-              <Button variant="ghost" size="sm" className="h-7 text-xs text-muted-fg" onClick={props.onRegenerate}>
-                {t('chat.regenerate')}
-              </Button>
+              <Action label={t('chat.regenerate')} onClick={props.onRegenerate}>
+                <RefreshIcon />
+              </Action>
             )}
+            <ReadAloud text={m.content} />
+            {props.onRate && !isTemp(m.id) && m.status !== 'failed' && (
+              <>
+                <Action label={t('chat.goodAnswer')} pressed={m.feedback === 'up'} onClick={() => props.onRate?.('up')} testId="feedback-up">
+                  <ThumbUpIcon fill={m.feedback === 'up' ? 'currentColor' : 'none'} />
+                </Action>
+                <Action label={t('chat.badAnswer')} pressed={m.feedback === 'down'} onClick={() => props.onRate?.('down')} testId="feedback-down">
+                  <ThumbDownIcon fill={m.feedback === 'down' ? 'currentColor' : 'none'} />
+                </Action>
+              </>
+            )}
+            {props.onDelete && !isTemp(m.id) && <DeleteAction onDelete={props.onDelete} disabled={streaming} />}
           </>
         )}
         {m.model && <span className="px-1">{m.model}</span>}

@@ -2,6 +2,8 @@ import { forwardRef, Fragment, useEffect, useImperativeHandle, useLayoutEffect, 
 import { useVirtualizer } from '@tanstack/react-virtual';
 import type { ChatMessage } from '../../lib/types';
 import { ErrorText } from '../../components/ui';
+import { ArrowDownIcon } from '../../components/icons';
+import { useT } from '../../i18n';
 import { BalanceHint } from './BalanceHint';
 
 /** Longer branches mount only the messages near the viewport; shorter ones render whole. */
@@ -19,10 +21,13 @@ export interface MessageListHandle {
  */
 export const MessageList = forwardRef<
   MessageListHandle,
-  { messages: ChatMessage[]; error: unknown; empty: ReactNode; renderMessage: (m: ChatMessage) => ReactNode }
->(function MessageList({ messages, error, empty, renderMessage }, ref) {
+  { messages: ChatMessage[]; error: unknown; empty: ReactNode; renderMessage: (m: ChatMessage) => ReactNode; className?: string }
+>(function MessageList({ messages, error, empty, renderMessage, className }, ref) {
+  const t = useT();
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
+  // Scrolled up from the latest message: a button brings it back.
+  const [away, setAway] = useState(false);
   useImperativeHandle(ref, () => ({ stickToBottom: () => void (stick.current = true) }), []);
 
   // Windowed rendering: heights are estimated, then measured as rows mount (Markdown, code
@@ -51,16 +56,28 @@ export const MessageList = forwardRef<
     if (el && stick.current) el.scrollTop = el.scrollHeight;
   }, [messages, totalSize]);
 
+  const toBottom = () => {
+    const el = scroller.current;
+    if (!el) return;
+    stick.current = true;
+    el.scrollTo({ top: el.scrollHeight, behavior: 'smooth' });
+    setAway(false);
+  };
+
   return (
+    <div className="relative flex min-h-0 flex-1 flex-col">
     <div
       ref={scroller}
       className="relative min-h-0 flex-1 overflow-y-auto"
       onScroll={(e) => {
         const el = e.currentTarget;
-        stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+        const from = el.scrollHeight - el.scrollTop - el.clientHeight;
+        stick.current = from < 80;
+        setAway(from > 240);
       }}
+      data-testid="message-scroller"
     >
-      <div className="mx-auto max-w-3xl space-y-5 px-3 py-4 sm:px-4">
+      <div className={`mx-auto max-w-3xl space-y-5 px-3 py-4 sm:px-4 ${className ?? ''}`}>
         <ErrorText error={error} />
         <BalanceHint error={error} />
         {messages.length === 0 && !error && empty}
@@ -78,6 +95,19 @@ export const MessageList = forwardRef<
           messages.map((m) => <Fragment key={m.id}>{renderMessage(m)}</Fragment>)
         )}
       </div>
+    </div>
+      {away && messages.length > 0 && (
+        <button
+          type="button"
+          onClick={toBottom}
+          className="absolute bottom-3 left-1/2 flex h-10 w-10 -translate-x-1/2 items-center justify-center rounded-full border border-border bg-card text-muted-fg shadow-md hover:text-fg coarse:h-11 coarse:w-11"
+          aria-label={t('chat.toLatest')}
+          title={t('chat.toLatest')}
+          data-testid="scroll-to-bottom"
+        >
+          <ArrowDownIcon />
+        </button>
+      )}
     </div>
   );
 });

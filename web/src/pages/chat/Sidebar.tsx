@@ -9,6 +9,7 @@ import { Dialog } from '../../components/ui/dialog';
 import { Menu } from '../../components/ui/menu';
 import { toast } from '../../components/ui/toast';
 import { qk } from '../../lib/queryKeys';
+import { ArrowUpDownIcon, MoreIcon } from '../../components/icons';
 
 function useDebounced<T>(value: T, ms: number) {
   const [v, setV] = useState(value);
@@ -113,7 +114,7 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
         label={t('common.actions')}
         trigger={
           <button className="mr-1 rounded px-1.5 text-muted-fg opacity-70 hover:bg-card group-hover:opacity-100" aria-label={t('common.actions')}>
-            ⋯
+            <MoreIcon />
           </button>
         }
         items={[
@@ -132,7 +133,7 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
         <Button className="w-full" onClick={() => { navigate('/chat'); onPick?.(); }}>
           + {t('chat.new')}
         </Button>
-        <Input type="search" placeholder={t('chat.search')} aria-label={t('chat.search')} value={q} onChange={(e) => setQ(e.target.value)} />
+        <Input type="search" placeholder={t('chat.search')} aria-label={t('chat.search')} value={q} onChange={(e) => setQ(e.target.value)} data-shortcut="search" />
       </div>
       <div className="min-h-0 flex-1 overflow-y-auto px-2 pb-2">
         <ErrorText error={list.error} />
@@ -167,7 +168,7 @@ export function Sidebar({ activeId, onPick }: { activeId: string | null; onPick?
           label={t('chat.backup')}
           trigger={
             <button className="px-3 py-2.5 hover:bg-muted" aria-label={t('chat.backup')} title={t('chat.backup')}>
-              ⇅
+              <ArrowUpDownIcon />
             </button>
           }
           items={[

@@ -1,4 +1,4 @@
-import { useRef, useState } from 'react';
+import { useCallback, useRef, useState } from 'react';
 import { useNavigate } from 'react-router-dom';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, ApiError, download } from '../../lib/api';
@@ -10,6 +10,9 @@ import { useSubTitle } from '../../lib/title';
 import type { ChatMessage, ChatModel, Conversation } from '../../lib/types';
 import { ChatEmpty } from './ChatEmpty';
 import { ConversationSettings } from './ConversationSettings';
+import { ShareDialog } from './ShareDialog';
+import { ShortcutHelp, useChatShortcuts, type ShortcutAction } from './shortcuts';
+import { fontClass, useChatPreferences } from './preferences';
 import { Composer } from './Composer';
 import { MessageItem } from './MessageItem';
 import { MessageList, type MessageListHandle } from './MessageList';
@@ -32,8 +35,10 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
   const [composerError, setComposerError] = useState<ComposerError | null>(null);
   const [editing, setEditing] = useState<{ id: string; text: string } | null>(null);
   const [settingsOpen, setSettingsOpen] = useState(false);
+  const [shareOpen, setShareOpen] = useState(false);
   const [pickedModel, setPickedModel] = useState<string>(() => storage.get(MODEL_KEY) ?? '');
   const list = useRef<MessageListHandle>(null);
+  const prefs = useChatPreferences();
 
   const chat = useChatStream(conversationId, {
     onCreated: (id) => navigate(`/chat/${id}`),
@@ -57,6 +62,32 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
   });
   const { messages, streaming } = chat;
   const activeId = chat.activeId();
+  const [helpOpen, setHelpOpen] = useState(false);
+
+  // Keyboard shortcuts (see shortcuts.tsx): new chat, focus the composer, search, stop, help.
+  const stopAnswer = chat.stop;
+  const onShortcut = useCallback(
+    (action: ShortcutAction) => {
+      const focus = (name: string) => {
+        const el = [...document.querySelectorAll<HTMLElement>(`[data-shortcut="${name}"]`)].find((e) => e.offsetParent !== null || e.getClientRects().length > 0);
+        el?.focus();
+        return !!el;
+      };
+      if (action === 'newChat') {
+        navigate('/chat');
+        setTimeout(() => focus('composer'), 50);
+      } else if (action === 'focusComposer') focus('composer');
+      else if (action === 'stop') stopAnswer();
+      else if (action === 'help') setHelpOpen(true);
+      else if (action === 'search' && !focus('search')) {
+        // On a phone the list is in a drawer: open it, then focus its search.
+        onOpenList();
+        setTimeout(() => focus('search'), 100);
+      }
+    },
+    [navigate, onOpenList, stopAnswer],
+  );
+  useChatShortcuts(streaming, onShortcut);
 
   const conversation = useQuery({
     queryKey: qk.conversation(conversationId),
@@ -68,7 +99,10 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
   const agent = useConversationAgent(conversationId).data ?? null;
   // An assistant's model leads unless the conversation picked its own (the server decides
   // whether the assistant lets another one be used).
-  const model = conversation.data?.model || agent?.model || pickedModel || models[0]?.id || '';
+  // An assistant's model leads, then the one picked on this device, then the user's default
+  // (their chat preference), then the first served.
+  const preferred = prefs.default_model && models.some((m) => m.id === prefs.default_model) ? prefs.default_model : '';
+  const model = conversation.data?.model || agent?.model || pickedModel || preferred || models[0]?.id || '';
   // Deleted for good, or never there: nothing to set, export or send to.
   const missing = conversation.error instanceof ApiError && conversation.error.status === 404;
 
@@ -111,6 +145,8 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
       }}
       onRegenerate={() => chat.regenerate(m)}
       onSwitch={chat.switchTo}
+      onDelete={() => chat.removeBranch(m)}
+      onRate={(rating) => chat.rate(m, rating)}
     />
   );
 
@@ -125,6 +161,8 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         canManage={activeId !== null && !missing}
         onSettings={() => setSettingsOpen(true)}
         onExport={exportAs}
+        onShare={() => setShareOpen(true)}
+        onHelp={() => setHelpOpen(true)}
       />
       {agent && <AgentStrip agent={agent} empty={messages.length === 0} onQuestion={saveDraft} />}
       <MessageList
@@ -132,7 +170,16 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         messages={messages}
         error={chat.error}
         renderMessage={renderMessage}
-        empty={<ChatEmpty hasModels={models.length > 0} />}
+        className={fontClass(prefs.font_size)}
+        empty={
+          <ChatEmpty
+            hasModels={models.length > 0}
+            onSuggest={(text) => {
+              saveDraft(text);
+              requestAnimationFrame(() => document.querySelector<HTMLTextAreaElement>('[data-shortcut="composer"]')?.focus());
+            }}
+          />
+        }
       />
       <Composer
         draft={draft}
@@ -146,8 +193,11 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         disabled={missing}
         onSend={() => chat.send({ content: draft, parentId: leafId(messages), explicitParent: false, images, model })}
         onStop={chat.stop}
+        sendKey={prefs.send_key}
         tools={conversationId ? <ToolToggles conversationId={conversationId} disabled={missing} bound={agent?.plugin_ids} /> : undefined}
       />
+      <ShortcutHelp open={helpOpen} onOpenChange={setHelpOpen} />
+      {conversation.data && <ShareDialog open={shareOpen} onOpenChange={setShareOpen} conversationId={conversation.data.id} />}
       {conversation.data && (
         <ConversationSettings
           open={settingsOpen}

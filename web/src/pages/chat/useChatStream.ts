@@ -218,6 +218,32 @@ export function useChatStream(conversationId: string | null, events: ChatStreamE
     }
   };
 
+  /** Deletes a message and everything under it; the version beside it takes the screen. */
+  const removeBranch = async (m: ChatMessage) => {
+    if (streaming || isTemp(m.id)) return;
+    try {
+      const history = await api<History>(`chat/messages/${m.id}`, { method: 'DELETE' });
+      setMessages(history.messages);
+      queryClient.invalidateQueries({ queryKey: qk.conversations.all });
+    } catch (e) {
+      setError(e);
+    }
+  };
+
+  /** A thumbs up or down on an answer (the same one again takes it back); shown at once. */
+  const rate = async (m: ChatMessage, rating: 'up' | 'down') => {
+    if (isTemp(m.id)) return;
+    const next = m.feedback === rating ? undefined : rating;
+    const apply = (value: 'up' | 'down' | undefined) => setMessages((list) => list.map((x) => (x.id === m.id ? { ...x, feedback: value } : x)));
+    apply(next);
+    try {
+      await api(`chat/messages/${m.id}/feedback`, { method: 'PUT', body: { rating: next ?? null } });
+    } catch (e) {
+      apply(m.feedback);
+      setError(e);
+    }
+  };
+
   return {
     messages,
     streaming,
@@ -229,5 +255,7 @@ export function useChatStream(conversationId: string | null, events: ChatStreamE
     regenerate,
     stop,
     switchTo,
+    removeBranch,
+    rate,
   };
 }

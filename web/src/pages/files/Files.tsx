@@ -5,22 +5,16 @@ import { when } from '../../lib/format';
 import type { Page } from '../../lib/types';
 import { qk } from '../../lib/queryKeys';
 import { useT } from '../../i18n';
-import { Button, Card, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager, Select, cx } from '../../components/ui';
+import { Button, Card, CopyButton, DataTable, ErrorText, Field, Input, PageHeader, Pager, Select, cx, PasswordInput } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
-import { toast } from '../../components/ui/toast';
-import { formatBytes, uploadFile, usedPercent } from './upload';
+import { formatBytes, usedPercent } from './upload';
+import { UnfinishedUploads, UploadList, useUploadQueue } from './Uploads';
+import { PreviewDialog } from './PreviewDialog';
 import type { FileItem, FilePurpose, FileUsage, Share } from './types';
 
 const PER_PAGE = 24;
 const PURPOSES: FilePurpose[] = ['chat', 'knowledge', 'avatar', 'agent', 'plugin'];
 const TYPES = ['', 'image/', 'application/pdf', 'text/'] as const;
-
-interface Progress {
-  key: string;
-  name: string;
-  fraction: number;
-  error?: unknown;
-}
 
 /** An absolute link for a path the server answered (it may already be absolute, behind a CDN). */
 function absolute(url: string): string {
@@ -35,8 +29,8 @@ function Thumb({ file }: { file: FileItem }) {
   return <span className="text-sm font-semibold text-muted-fg">{ext}</span>;
 }
 
-/** The user's files: upload (button or drag and drop, with progress), grid or list, rename,
- * delete, share links, and storage used against the quota. */
+/** The user's files: upload (button or drag and drop, with progress; large files in resumable
+ * parts), grid or list, rename, delete, share links, and storage used against the quota. */
 export default function FilesPage() {
   const t = useT();
   const queryClient = useQueryClient();
@@ -46,11 +40,12 @@ export default function FilesPage() {
   const [filter, setFilter] = useState<{ purpose: string; type: string }>({ purpose: '', type: '' });
   const [grid, setGrid] = useState(true);
   const [dragging, setDragging] = useState(false);
-  const [uploads, setUploads] = useState<Progress[]>([]);
+  const uploads = useUploadQueue();
   const [renaming, setRenaming] = useState<FileItem | null>(null);
   const [newName, setNewName] = useState('');
   const [deleting, setDeleting] = useState<FileItem | null>(null);
   const [sharing, setSharing] = useState<FileItem | null>(null);
+  const [previewing, setPreviewing] = useState<FileItem | null>(null);
   const [error, setError] = useState<unknown>(null);
 
   const query = new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) });
@@ -60,20 +55,7 @@ export default function FilesPage() {
   const usage = useQuery({ queryKey: qk.files.usage, queryFn: () => api<FileUsage>('files/usage') });
   const refresh = () => queryClient.invalidateQueries({ queryKey: qk.files.all });
 
-  const start = async (list: FileList | File[]) => {
-    for (const file of Array.from(list)) {
-      const key = `${file.name}-${Date.now()}-${Math.random()}`;
-      setUploads((u) => [...u, { key, name: file.name, fraction: 0 }]);
-      try {
-        await uploadFile(file, purpose, (fraction) => setUploads((u) => u.map((p) => (p.key === key ? { ...p, fraction } : p))));
-        setUploads((u) => u.filter((p) => p.key !== key));
-        toast(t('files.uploaded', { name: file.name }));
-      } catch (err) {
-        setUploads((u) => u.map((p) => (p.key === key ? { ...p, error: err } : p)));
-      }
-      refresh();
-    }
-  };
+  const start = (list: FileList | File[]) => uploads.start(list, purpose);
 
   const used = usage.data?.used_bytes ?? 0;
   const quota = usage.data?.quota_bytes ?? 0;
@@ -148,30 +130,13 @@ export default function FilesPage() {
             {formatBytes(used)} / {formatBytes(quota)}
           </span>
         </div>
-        <div className="h-2 overflow-hidden rounded bg-muted" role="progressbar" aria-valuenow={percent} aria-valuemin={0} aria-valuemax={100}>
+        <div className="h-2 overflow-hidden rounded bg-muted" role="progressbar" aria-label={t('files.usage')} aria-valuenow={percent} aria-valuemin={0} aria-valuemax={100}>
           <div className={cx('h-full', percent > 90 ? 'bg-danger' : 'bg-primary')} style={{ width: `${percent}%` }} />
         </div>
       </Card>
 
-      {uploads.map((u) => (
-        <Card key={u.key} className="mb-2 p-3 text-sm">
-          <div className="flex justify-between gap-2">
-            <span className="truncate">{u.name}</span>
-            {u.error ? (
-              <Button size="sm" variant="ghost" onClick={() => setUploads((all) => all.filter((p) => p.key !== u.key))}>
-                {t('common.close')}
-              </Button>
-            ) : (
-              <span>{Math.round(u.fraction * 100)}%</span>
-            )}
-          </div>
-          {u.error ? <ErrorText error={u.error} /> : (
-            <div className="mt-1 h-1.5 overflow-hidden rounded bg-muted">
-              <div className="h-full bg-primary" style={{ width: `${u.fraction * 100}%` }} />
-            </div>
-          )}
-        </Card>
-      ))}
+      <UploadList queue={uploads} />
+      <UnfinishedUploads queue={uploads} />
 
       <div className="mb-3 flex flex-wrap items-center gap-2">
         <Select aria-label={t('files.filterPurpose')} value={filter.purpose} onChange={(e) => { setPage(1); setFilter({ ...filter, purpose: e.target.value }); }}>
@@ -206,9 +171,15 @@ export default function FilesPage() {
         <div className="grid grid-cols-2 gap-3 sm:grid-cols-3 lg:grid-cols-4" data-testid="files-grid">
           {items.map((f) => (
             <Card key={f.id} className="flex flex-col overflow-hidden">
-              <div className="flex h-32 items-center justify-center bg-muted">
+              <button
+                type="button"
+                className="flex h-32 items-center justify-center overflow-hidden bg-muted"
+                onClick={() => setPreviewing(f)}
+                aria-label={t('files.previewOf', { name: f.name })}
+                data-testid="preview-file"
+              >
                 <Thumb file={f} />
-              </div>
+              </button>
               <div className="flex-1 p-2 text-sm">
                 <div className="truncate font-medium" title={f.name}>
                   {f.name}
@@ -227,7 +198,14 @@ export default function FilesPage() {
             rows={items}
             rowKey={(f) => f.id}
             columns={[
-              { header: t('common.name'), cell: (f) => <span className="font-medium">{f.name}</span> },
+              {
+                header: t('common.name'),
+                cell: (f) => (
+                  <button type="button" className="text-left font-medium hover:underline" onClick={() => setPreviewing(f)}>
+                    {f.name}
+                  </button>
+                ),
+              },
               { header: t('files.size'), cell: (f) => formatBytes(f.size) },
               { header: t('files.type'), cell: (f) => <code className="text-xs">{f.content_type}</code> },
               { header: t('files.purpose'), cell: (f) => t(`files.purpose.${f.purpose}`) },
@@ -288,6 +266,13 @@ export default function FilesPage() {
       </Dialog>
 
       {sharing && <ShareDialog file={sharing} onClose={() => setSharing(null)} />}
+      {previewing && (
+        <PreviewDialog
+          file={previewing}
+          onClose={() => setPreviewing(null)}
+          onDownload={() => download(previewing.content_url, previewing.name).catch(setError)}
+        />
+      )}
     </div>
   );
 }
@@ -342,7 +327,7 @@ function ShareDialog({ file, onClose }: { file: FileItem; onClose: () => void })
           </Select>
         </Field>
         <Field label={t('files.sharePassword')} hint={t('common.optional')}>
-          <Input type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="new-password" />
+          <PasswordInput value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="new-password" />
         </Field>
         <Field label={t('files.maxDownloads')} hint={t('common.optional')}>
           <Input type="number" min={1} value={maxDownloads} onChange={(e) => setMaxDownloads(e.target.value)} />

@@ -2,9 +2,11 @@ import { useState } from 'react';
 import { useParams } from 'react-router-dom';
 import { useQuery } from '@tanstack/react-query';
 import { api } from '../../lib/api';
+import { qk } from '../../lib/queryKeys';
 import { when } from '../../lib/format';
 import { useT } from '../../i18n';
-import { Button, Card, ErrorText, Field, Input } from '../../components/ui';
+import { usePageTitle } from '../../lib/title';
+import { Button, Card, ErrorText, Field, PasswordInput } from '../../components/ui';
 import { formatBytes } from './upload';
 import type { PublicShare } from './types';
 
@@ -16,7 +18,7 @@ export default function SharePage() {
   const [password, setPassword] = useState('');
   const [error, setError] = useState<unknown>(null);
   const share = useQuery({
-    queryKey: ['share', token],
+    queryKey: qk.publicFileShare(token),
     queryFn: () => api<PublicShare>(`shares/${encodeURIComponent(token)}`, { auth: false }),
     retry: false,
   });
@@ -33,8 +35,9 @@ export default function SharePage() {
   };
 
   const s = share.data;
+  usePageTitle(s?.name ?? t('share.heading'), t('app.name'));
   return (
-    <div className="flex min-h-screen items-center justify-center bg-bg p-4">
+    <main className="flex min-h-screen items-center justify-center bg-bg p-4">
       <Card className="w-full max-w-md p-6">
         <div className="mb-1 text-sm text-muted-fg">{t('share.heading')}</div>
         <ErrorText error={share.error} />
@@ -52,7 +55,7 @@ export default function SharePage() {
             {s.password_required ? (
               <form onSubmit={unlock}>
                 <Field label={t('files.sharePassword')}>
-                  <Input type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoFocus />
+                  <PasswordInput value={password} onChange={(e) => setPassword(e.target.value)} autoFocus />
                 </Field>
                 <ErrorText error={error} />
                 <Button type="submit" className="mt-3 w-full" disabled={!password}>
@@ -69,6 +72,6 @@ export default function SharePage() {
           </>
         )}
       </Card>
-    </div>
+    </main>
   );
 }

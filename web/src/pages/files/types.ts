@@ -16,3 +16,12 @@ export type Share = Schemas['ShareView'];
 
 /** A share link as anyone with it sees it. */
 export type PublicShare = Schemas['PublicShare'];
+
+/** An upload session (a large file sent in parts). */
+export type UploadSession = Schemas['UploadView'];
+
+/** Where one part of an upload session is sent. */
+export type PartTarget = Schemas['PartTarget'];
+
+/** What a file's preview shows. */
+export type FilePreview = Schemas['Preview'];

@@ -24,6 +24,7 @@ const hit = {
   chunk: { id: 'c1', document_id: 'd1', position: 0, text: 'Annual leave is fifteen days.', headings: [], page_start: 2, page_end: 2, tokens: 8, embedded: true },
   document_name: 'handbook.pdf', file_id: 'f1', score: 0.032, bm25_rank: 1, vector_rank: null, fused_rank: 1, reranked_rank: null,
   coverage: 0.9, similarity: null, rerank_score: null,
+  parent: { id: 'p1', position: 0, text: 'Leave\nAnnual leave is fifteen days. Carry-over needs approval.', headings: ['Handbook', 'Leave'], page_start: 2, page_end: 3, tokens: 40 },
 };
 
 function mockServer(
@@ -50,7 +51,10 @@ function mockServer(
       });
     }
     if (url.endsWith('/knowledge/bases/b1/search')) {
-      return json({ hits: [hit], below_threshold: [], no_answer: false, mode: 'hybrid', vector_error: null, reranked: false, unranked: true, took_ms: 7 });
+      return json({
+        hits: [hit], below_threshold: [], no_answer: false, mode: 'hybrid', vector_error: null, reranked: false, unranked: true, took_ms: 7,
+        sources: { lexical: 'memory', vector: 'pgvector' },
+      });
     }
     if (url.includes('/knowledge/bases?')) return json({ items: [base], total: 1, page: 1, per_page: 100 });
     return new Response('{}', { status: 404 });
@@ -134,5 +138,27 @@ describe('knowledge pages', () => {
     expect(screen.getByText('Rerank unavailable: fused order')).toBeTruthy();
     await waitFor(() => expect(calls.some((c) => c.method === 'POST' && c.url.endsWith('/search'))).toBe(true));
     expect(calls.find((c) => c.method === 'POST')?.body).toEqual({ query: 'annual leave', top_k: 10 });
+    // Where each stage read from, and the parent section handed to chat.
+    expect(screen.getByTestId('search-sources').textContent).toBe('BM25 from memory · vectors from pgvector');
+    const parent = screen.getByTestId('hit-parent');
+    expect(within(parent).getByText('Section around this chunk (40 tokens) · Handbook › Leave')).toBeTruthy();
+    expect(parent.textContent).toContain('Carry-over needs approval.');
+  });
+
+  it('changes chunking, warns that it re-indexes, and sends only what changed', async () => {
+    const calls: Array<{ url: string; method: string; body: unknown }> = [];
+    mockServer(calls);
+    show('/knowledge/b1');
+    fireEvent.click(await screen.findByRole('tab', { name: 'Settings' }));
+    const chunking = await screen.findByTestId('chunking');
+    expect(screen.queryByTestId('reindex-warning')).toBeNull();
+    fireEvent.change(chunking.querySelector('input[name="parent_chunk_tokens"]') as HTMLInputElement, { target: { value: '1024' } });
+    expect(screen.getByTestId('reindex-warning').textContent).toBe('Saving re-indexes all 2 documents of this base.');
+    fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(calls.some((c) => c.method === 'PATCH')).toBe(true));
+    const body = calls.find((c) => c.method === 'PATCH')?.body as Record<string, unknown>;
+    expect(body.parent_chunk_tokens).toBe(1024);
+    expect('chunk_max_tokens' in body).toBe(false);
+    expect(body.name).toBe('Policies');
   });
 });

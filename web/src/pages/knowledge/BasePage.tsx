@@ -15,6 +15,7 @@ import { formatBytes } from '../files/upload';
 import { documentError, isWorking, progressPercent, rank, statusTone } from './status';
 import { useDocumentEvents } from './events';
 import type { Base, Chunk, KnowledgeDocument, SearchResponse } from './types';
+import { ArrowLeftIcon } from '../../components/icons';
 
 type Tab = 'documents' | 'search' | 'settings';
 
@@ -29,8 +30,8 @@ export default function BasePage() {
   const canWrite = b?.permission === 'owner' || b?.permission === 'write';
   return (
     <div className="mx-auto max-w-5xl p-4">
-      <Link to="/knowledge" className="text-sm text-muted-fg hover:underline">
-        ← {t('knowledge.title')}
+      <Link to="/knowledge" className="inline-flex items-center gap-1 text-sm text-muted-fg hover:underline">
+        <ArrowLeftIcon size={14} /> {t('knowledge.title')}
       </Link>
       <ErrorText error={base.error} />
       {b && (
@@ -197,7 +198,7 @@ function Documents({ base, canWrite }: { base: Base; canWrite: boolean }) {
                 {d.status === 'embedding' && ` · ${t('knowledge.embedded', { done: d.progress_done, total: d.progress_total })}`}
               </div>
               {isWorking(d) && (
-                <div className="mt-2 h-1.5 overflow-hidden rounded bg-muted" role="progressbar" aria-valuenow={progressPercent(d)} aria-valuemin={0} aria-valuemax={100}>
+                <div className="mt-2 h-1.5 overflow-hidden rounded bg-muted" role="progressbar" aria-label={d.name} aria-valuenow={progressPercent(d)} aria-valuemin={0} aria-valuemax={100}>
                   <div className="h-full bg-primary transition-all" style={{ width: `${progressPercent(d)}%` }} />
                 </div>
               )}
@@ -288,6 +289,12 @@ function HitTest({ base }: { base: Base }) {
             {result.reranked && <Badge tone="primary">{t('knowledge.reranked')}</Badge>}
             {result.unranked && <Badge tone="danger">{t('knowledge.unranked')}</Badge>}
             <span>{t('knowledge.took', { ms: result.took_ms })}</span>
+            <span data-testid="search-sources" title={t('knowledge.sourcesHint')}>
+              {t('knowledge.sources', {
+                lexical: t(`knowledge.source.${result.sources.lexical}`),
+                vector: result.sources.vector ? t(`knowledge.source.${result.sources.vector}`) : '—',
+              })}
+            </span>
           </p>
           {result.vector_error && <p className="mb-2 text-xs text-danger">{t('knowledge.vectorError', { reason: result.vector_error })}</p>}
           {result.no_answer && (
@@ -334,6 +341,15 @@ function HitList({ hits }: { hits: SearchResponse['hits'] }) {
             ))}
           </div>
           <div className="line-clamp-4 whitespace-pre-wrap break-words">{h.chunk.text}</div>
+          {h.parent && (
+            <details className="mt-2 rounded-md bg-muted/60 px-2 py-1 text-xs" data-testid="hit-parent">
+              <summary className="cursor-pointer text-muted-fg">
+                {t('knowledge.parentSection', { tokens: h.parent.tokens })}
+                {h.parent.headings.length > 0 && ` · ${h.parent.headings.join(' › ')}`}
+              </summary>
+              <div className="mt-1 max-h-64 overflow-y-auto whitespace-pre-wrap break-words">{h.parent.text}</div>
+            </details>
+          )}
           <div className="mt-1 text-xs text-muted-fg">
             {t('knowledge.score', { score: h.score.toFixed(4) })}
             {h.coverage != null && ` · ${t('knowledge.coverage', { n: Math.round(h.coverage * 100) })}`}
@@ -357,13 +373,29 @@ function Settings({ base }: { base: Base }) {
     rerank_model: base.rerank_model ?? '',
     visibility: base.visibility,
   });
+  const [chunking, setChunking] = useState({
+    chunk_max_tokens: String(base.chunk_max_tokens),
+    chunk_overlap_tokens: String(base.chunk_overlap_tokens),
+    parent_chunk_tokens: String(base.parent_chunk_tokens ?? 0),
+  });
+  // Only what changed is sent: a chunking change re-indexes every document.
+  const chunkingChanges = () => {
+    const now = {
+      chunk_max_tokens: Number(chunking.chunk_max_tokens),
+      chunk_overlap_tokens: Number(chunking.chunk_overlap_tokens),
+      parent_chunk_tokens: Number(chunking.parent_chunk_tokens),
+    };
+    const was = { chunk_max_tokens: base.chunk_max_tokens, chunk_overlap_tokens: base.chunk_overlap_tokens, parent_chunk_tokens: base.parent_chunk_tokens ?? 0 };
+    return Object.fromEntries(Object.entries(now).filter(([k, v]) => v !== was[k as keyof typeof was]));
+  };
+  const reindexes = Object.keys(chunkingChanges()).length > 0;
   const [error, setError] = useState<unknown>(null);
   const [deleting, setDeleting] = useState(false);
   const save = async (e: React.FormEvent) => {
     e.preventDefault();
     setError(null);
     try {
-      await api(`knowledge/bases/${base.id}`, { method: 'PATCH', body: form });
+      await api(`knowledge/bases/${base.id}`, { method: 'PATCH', body: { ...form, ...chunkingChanges() } });
       await queryClient.invalidateQueries({ queryKey: qk.knowledge.all });
       toast(t('knowledge.saved'));
     } catch (err) {
@@ -390,7 +422,22 @@ function Settings({ base }: { base: Base }) {
           <option value="public">{t('knowledge.public')}</option>
         </Select>
       </Field>
-      <p className="text-xs text-muted-fg">{t('knowledge.chunking', { max: base.chunk_max_tokens, overlap: base.chunk_overlap_tokens })}</p>
+      <fieldset className="space-y-2 rounded-md border border-border p-3" data-testid="chunking">
+        <legend className="px-1 text-sm font-medium">{t('knowledge.chunkingTitle')}</legend>
+        <p className="text-xs text-muted-fg">{t('knowledge.chunking', { max: base.chunk_max_tokens, overlap: base.chunk_overlap_tokens })}</p>
+        <div className="grid grid-cols-1 gap-3 sm:grid-cols-3">
+          <Field label={t('knowledge.chunkMax')}>
+            <Input name="chunk_max_tokens" type="number" min="16" max="8192" value={chunking.chunk_max_tokens} disabled={!owner} onChange={(e) => setChunking({ ...chunking, chunk_max_tokens: e.target.value })} />
+          </Field>
+          <Field label={t('knowledge.chunkOverlap')}>
+            <Input name="chunk_overlap_tokens" type="number" min="0" value={chunking.chunk_overlap_tokens} disabled={!owner} onChange={(e) => setChunking({ ...chunking, chunk_overlap_tokens: e.target.value })} />
+          </Field>
+          <Field label={t('knowledge.parentTokens')} hint={t('knowledge.parentHint')}>
+            <Input name="parent_chunk_tokens" type="number" min="0" max="8192" value={chunking.parent_chunk_tokens} disabled={!owner} onChange={(e) => setChunking({ ...chunking, parent_chunk_tokens: e.target.value })} />
+          </Field>
+        </div>
+        {reindexes && <p className="text-xs text-danger" data-testid="reindex-warning">{t('knowledge.reindexWarning', { n: base.stats.documents })}</p>}
+      </fieldset>
       <ErrorText error={error} />
       {owner && (
         <div className="flex justify-between gap-2">

@@ -46,7 +46,10 @@ describe('plugin market', () => {
 
   it('checks a registration before sending it', () => {
     expect(registration(form)).toEqual({ body: { name: 'Pets', description: '', kind: 'openapi', category: undefined, auth: { kind: 'bearer', secret: 's3cret' }, openapi: { openapi: '3.0.0' } } });
-    expect(registration({ ...form, document: 'openapi: 3' })).toEqual({ error: 'json' });
+    expect(registration({ ...form, document: '{"openapi": 3' })).toEqual({ error: 'json' });
+    // YAML goes as its text: the server reads it.
+    const yaml = registration({ ...form, document: 'openapi: 3.0.0\npaths: {}\n' });
+    expect('body' in yaml && yaml.body.openapi).toBe('openapi: 3.0.0\npaths: {}\n');
     expect(registration({ ...form, name: ' ' })).toEqual({ error: 'name' });
     expect(registration({ ...form, kind: 'mcp', serverUrl: 'ftp://x' })).toEqual({ error: 'url' });
     const mcp = registration({ ...form, kind: 'mcp', serverUrl: 'https://mcp.example/mcp' });

@@ -5,10 +5,11 @@ import { api } from '../../lib/api';
 import { num } from '../../lib/format';
 import type { Plugin } from '../../lib/types';
 import { useT } from '../../i18n';
-import { Badge, Button, Card, ErrorText, Field, Input, PageHeader, Select } from '../../components/ui';
+import { Badge, Button, Card, ErrorText, Field, Input, PageHeader, Select, PasswordInput } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
 import { RegisterPlugin } from './RegisterPlugin';
+import { initialValues, schemaFields, settingsValue, type FieldProblem, type SettingField } from './settingsForm';
 
 /** A plugin's badge text: its first letter (icons are names, never markup or remote images). */
 export function pluginInitial(p: Pick<Plugin, 'name'>): string {
@@ -32,30 +33,86 @@ export function filterPlugins(plugins: Plugin[], query: string, category: string
   );
 }
 
-/** A plugin's secrets form: each required secret, written only (stored ones show as set). */
+/** A plugin's settings (a form drawn from its settings schema) and secrets (each required
+ * secret, written only: stored ones show as set). */
 function Configure({ plugin, onClose }: { plugin: Plugin; onClose: () => void }) {
   const t = useT();
   const queryClient = useQueryClient();
   const names = plugin.required_secrets.length ? plugin.required_secrets : ['api_key'];
+  const fields = useMemo(() => schemaFields(plugin.settings_schema), [plugin.settings_schema]);
+  const [settings, setSettings] = useState<Record<string, string>>(() => initialValues(fields, plugin.settings));
   const [values, setValues] = useState<Record<string, string>>({});
+  const [problem, setProblem] = useState<FieldProblem | null>(null);
   const [error, setError] = useState<unknown>(null);
   const save = async (e: FormEvent) => {
     e.preventDefault();
+    setError(null);
+    const checked = settingsValue(fields, settings, plugin.settings);
+    if ('problem' in checked) {
+      setProblem(checked.problem);
+      return;
+    }
+    setProblem(null);
     const secrets = Object.fromEntries(Object.entries(values).filter(([, v]) => v));
     try {
-      await api(`plugins/${plugin.id}/preferences`, { method: 'PUT', body: { enabled: plugin.enabled, secrets: Object.keys(secrets).length ? secrets : undefined } });
+      await api(`plugins/${plugin.id}/preferences`, {
+        method: 'PUT',
+        body: {
+          enabled: plugin.enabled,
+          settings: fields.length ? checked.value : undefined,
+          secrets: Object.keys(secrets).length ? secrets : undefined,
+        },
+      });
       await queryClient.invalidateQueries({ queryKey: qk.plugins.all });
       onClose();
     } catch (err) {
       setError(err);
     }
   };
+  const problemText = (f: SettingField) =>
+    problem?.field === f.name ? t(`plugins.settingProblem.${problem.reason}`, { limit: problem.limit ?? '' }) : undefined;
   return (
-    <form className="space-y-3" onSubmit={save}>
+    <form className="space-y-3" onSubmit={save} noValidate>
+      {fields.length > 0 && (
+        <fieldset className="space-y-3" data-testid="plugin-settings">
+          <legend className="text-sm font-medium">{t('plugins.settings')}</legend>
+          {fields.map((f) => (
+            <Field key={f.name} label={f.required ? `${f.title} *` : f.title} hint={problemText(f) ?? f.description}>
+              {f.kind === 'boolean' ? (
+                <input
+                  type="checkbox"
+                  name={`setting-${f.name}`}
+                  aria-label={f.title}
+                  className="h-4 w-4"
+                  checked={settings[f.name] === 'true'}
+                  onChange={(e) => setSettings((v) => ({ ...v, [f.name]: String(e.target.checked) }))}
+                />
+              ) : f.kind === 'enum' ? (
+                <Select name={`setting-${f.name}`} value={settings[f.name] ?? ''} onChange={(e) => setSettings((v) => ({ ...v, [f.name]: e.target.value }))}>
+                  {!f.required && <option value="">—</option>}
+                  {(f.choices ?? []).map((c) => (
+                    <option key={c} value={c}>
+                      {c}
+                    </option>
+                  ))}
+                </Select>
+              ) : (
+                <Input
+                  name={`setting-${f.name}`}
+                  type={f.kind === 'string' ? 'text' : 'number'}
+                  aria-invalid={problem?.field === f.name || undefined}
+                  value={settings[f.name] ?? ''}
+                  onChange={(e) => setSettings((v) => ({ ...v, [f.name]: e.target.value }))}
+                />
+              )}
+            </Field>
+          ))}
+        </fieldset>
+      )}
       <p className="text-sm text-muted-fg">{t('plugins.secretsNote')}</p>
       {names.map((name) => (
         <Field key={name} label={name} hint={plugin.secrets_set.includes(name) ? t('plugins.secretSet') : undefined}>
-          <Input type="password" autoComplete="off" value={values[name] ?? ''} onChange={(e) => setValues((v) => ({ ...v, [name]: e.target.value }))} />
+          <PasswordInput autoComplete="off" value={values[name] ?? ''} onChange={(e) => setValues((v) => ({ ...v, [name]: e.target.value }))} />
         </Field>
       ))}
       <ErrorText error={error} />

@@ -3,9 +3,12 @@ import { useState } from 'react';
 import { api } from '../../lib/api';
 import type { Plugin } from '../../lib/types';
 import { useT } from '../../i18n';
-import { Button, ErrorText, Field, Input, Select, Textarea } from '../../components/ui';
+import { Button, ErrorText, Field, Input, Select, Textarea, PasswordInput } from '../../components/ui';
 
-/** What the form sends: checked here first so a pasted document's JSON error shows at once. */
+/**
+ * What the form sends: checked here first so a pasted JSON document's error shows at once. A
+ * document that does not open with `{` is YAML and goes as its text (the server reads it).
+ */
 export function registration(form: RegisterForm): { body: Record<string, unknown> } | { error: 'json' | 'url' | 'name' } {
   if (!form.name.trim()) return { error: 'name' };
   const auth: Record<string, string> = { kind: form.authKind };
@@ -13,10 +16,15 @@ export function registration(form: RegisterForm): { body: Record<string, unknown
   if (form.secret) auth.secret = form.secret;
   const body: Record<string, unknown> = { name: form.name.trim(), description: form.description.trim(), kind: form.kind, category: form.category.trim() || undefined, auth };
   if (form.kind === 'openapi') {
-    try {
-      body.openapi = JSON.parse(form.document);
-    } catch {
-      return { error: 'json' };
+    const text = form.document.trim();
+    if (text.startsWith('{')) {
+      try {
+        body.openapi = JSON.parse(text);
+      } catch {
+        return { error: 'json' };
+      }
+    } else {
+      body.openapi = form.document;
     }
     if (form.serverUrl.trim()) body.server_url = form.serverUrl.trim();
   } else {
@@ -78,7 +86,7 @@ export function RegisterPlugin({ endpoint, onDone }: { endpoint: 'plugins' | 'ad
         <Field label={t('plugins.kind')}>
           <Select className="w-full" value={form.kind} onChange={(e) => set({ kind: e.target.value as RegisterForm['kind'] })}>
             <option value="openapi">OpenAPI</option>
-            <option value="mcp">MCP (Streamable HTTP)</option>
+            <option value="mcp">MCP (Streamable HTTP, SSE)</option>
           </Select>
         </Field>
         <Field label={t('common.name')}>
@@ -115,7 +123,7 @@ export function RegisterPlugin({ endpoint, onDone }: { endpoint: 'plugins' | 'ad
         )}
         {form.authKind !== 'none' && (
           <Field label={t('plugins.secret')} hint={t('plugins.secretHint')}>
-            <Input type="password" autoComplete="off" value={form.secret} onChange={(e) => set({ secret: e.target.value })} />
+            <PasswordInput autoComplete="off" value={form.secret} onChange={(e) => set({ secret: e.target.value })} />
           </Field>
         )}
       </div>

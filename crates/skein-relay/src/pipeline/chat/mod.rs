@@ -216,11 +216,16 @@ async fn relay(
             "messages 必须是数组。",
         ));
     }
+    // Audio output may be asked for only of models (and fallbacks) priced for it.
+    let audio_priced = std::iter::once(&plan.rates)
+        .chain(plan.fallbacks.iter().map(|s| &s.rates))
+        .all(|p| p.rates.audio_output_per_mtok.is_some());
     super::fields::refuse_unpriced(
         &request,
         format,
         native.as_ref().map(|n| (&n.body, &n.headers)),
         &svc.tuning.extra_request_fields,
+        audio_priced,
     )?;
 
     let stream = format == Format::Events

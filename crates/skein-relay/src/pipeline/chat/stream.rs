@@ -50,6 +50,8 @@ impl Bill {
                 cached: tokens.cached,
                 cache_write: tokens.cache_write,
                 cache_write_1h: tokens.cache_write_1h,
+                audio_prompt: tokens.audio_prompt,
+                audio_completion: tokens.audio_completion,
             },
             1,
         );

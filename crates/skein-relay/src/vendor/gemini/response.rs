@@ -88,12 +88,34 @@ pub fn finish_to_openai(reason: &str, called: bool) -> &'static str {
 pub fn usage_to_openai(meta: &Value) -> Value {
     let int = |k: &str| meta[k].as_i64().unwrap_or(0);
     let thoughts = int("thoughtsTokenCount");
-    pivot::openai_usage(
+    let mut usage = pivot::openai_usage(
         int("promptTokenCount") + int("toolUsePromptTokenCount"),
         int("candidatesTokenCount") + thoughts,
         int("cachedContentTokenCount"),
         thoughts,
-    )
+    );
+    // Gemini prices audio input apart from text: its per-modality counts say how much of
+    // the prompt was audio, and go where OpenAI puts that count.
+    let audio = |field: &str| -> i64 {
+        meta[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["modality"] == "AUDIO")
+            .filter_map(|d| d["tokenCount"].as_i64())
+            .sum()
+    };
+    let (audio_in, audio_out) = (
+        audio("promptTokensDetails"),
+        audio("candidatesTokensDetails"),
+    );
+    if audio_in > 0 {
+        usage["prompt_tokens_details"]["audio_tokens"] = audio_in.into();
+    }
+    if audio_out > 0 {
+        usage["completion_tokens_details"]["audio_tokens"] = audio_out.into();
+    }
+    usage
 }
 
 /// A prefix for the ids of one answer's function calls: Gemini gives calls no ids (or only

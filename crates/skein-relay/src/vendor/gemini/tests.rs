@@ -362,3 +362,21 @@ fn model_urls() {
         "https://g.example/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     );
 }
+
+#[test]
+fn audio_in_gemini_usage_is_counted_where_openai_puts_it() {
+    let usage = super::response::usage_to_openai(&json!({
+        "promptTokenCount": 300, "candidatesTokenCount": 40, "totalTokenCount": 340,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 50}, {"modality": "AUDIO", "tokenCount": 250}],
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 40}]
+    }));
+    assert_eq!(usage["prompt_tokens"], 300);
+    assert_eq!(usage["prompt_tokens_details"]["audio_tokens"], 250);
+    assert!(
+        usage["completion_tokens_details"]
+            .get("audio_tokens")
+            .is_none()
+    );
+    let tokens = crate::proxy::usage_tokens(&usage).unwrap_or_default();
+    assert_eq!((tokens.audio_prompt, tokens.audio_completion), (250, 0));
+}

@@ -39,6 +39,31 @@ pub fn chat_url(base_url: &str, deployment: &str) -> ApiResult<reqwest::Url> {
     )
 }
 
+/// The API version of Realtime sessions when the base URL names none (Realtime is in
+/// Azure's preview versions).
+pub const REALTIME_API_VERSION: &str = "2025-04-01-preview";
+
+/// The Realtime URL of a deployment (`https`; the caller makes it `wss`), with the base URL's
+/// API version when it names one, else [`REALTIME_API_VERSION`].
+pub fn realtime_url(base_url: &str, deployment: &str) -> ApiResult<reqwest::Url> {
+    let named = base_url.contains("api-version=");
+    let (base, version) = resource(base_url);
+    let version = if named {
+        version
+    } else {
+        REALTIME_API_VERSION.to_string()
+    };
+    let mut url = reqwest::Url::parse(base).map_err(ApiError::internal)?;
+    url.path_segments_mut()
+        .map_err(|()| ApiError::internal("the Azure base URL cannot take a path"))?
+        .pop_if_empty()
+        .extend(["openai", "realtime"]);
+    url.query_pairs_mut()
+        .append_pair("api-version", &version)
+        .append_pair("deployment", deployment);
+    Ok(url)
+}
+
 /// The URL of the resource's model list.
 pub fn models_url(base_url: &str) -> ApiResult<reqwest::Url> {
     url(base_url, &["openai", "models"])

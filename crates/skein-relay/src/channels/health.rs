@@ -1,0 +1,37 @@
+//! What the relay knows of a channel beyond its row: this instance's measurements of it and
+//! whether its upstream balance is low. Kept here, under `channels`, so the channel view can
+//! show both without `channels` reaching up into `routing` or `balance`, which use channels.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A channel's measurements for the admin view.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct ChannelHealth {
+    /// Average latency to the answer's first byte (ms), over recent requests on this instance.
+    pub latency_ms: Option<f64>,
+    /// Average error rate (0–1) over recent attempts on this instance.
+    pub error_rate: f64,
+    /// Attempts measured since this instance started.
+    pub samples: u64,
+    /// Whether the measurements are too old to route by (the channel is tried again).
+    pub stale: bool,
+}
+
+/// Whether a balance of `amount` is under `threshold` (a threshold of 0 or none never is).
+pub fn balance_is_low(amount: f64, threshold: Option<f64>) -> bool {
+    threshold.is_some_and(|t| t > 0.0 && amount < t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_balance_is_low_only_under_a_positive_threshold() {
+        assert!(balance_is_low(4.0, Some(5.0)));
+        assert!(!balance_is_low(6.0, Some(5.0)));
+        assert!(!balance_is_low(0.0, Some(0.0)));
+        assert!(!balance_is_low(0.0, None));
+    }
+}
