@@ -188,6 +188,35 @@ fn init_logs(telemetry: &skein_core::config::TelemetryConfig) {
     });
 }
 
+/// Listeners bound by [`reserve_internal_address`], held until a server configured with that
+/// address starts: between a probe's drop and a later bind another test could take the port.
+static RESERVED: std::sync::Mutex<Vec<std::net::TcpListener>> = std::sync::Mutex::new(Vec::new());
+
+/// A loopback address, already bound and kept, for `server.internal_listen`: processes of a
+/// split deployment must know each other's address before either starts.
+pub fn reserve_internal_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a reserved port");
+    let address = listener.local_addr().expect("addr").to_string();
+    RESERVED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(listener);
+    address
+}
+
+/// The reserved listener for `address`, if [`reserve_internal_address`] made it.
+fn take_reserved(address: &str) -> Option<tokio::net::TcpListener> {
+    let mut reserved = RESERVED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let at = reserved
+        .iter()
+        .position(|l| l.local_addr().is_ok_and(|a| a.to_string() == address))?;
+    let listener = reserved.swap_remove(at);
+    listener.set_nonblocking(true).expect("nonblocking");
+    Some(tokio::net::TcpListener::from_std(listener).expect("reserved listener"))
+}
+
 /// The PostgreSQL server tests use.
 pub fn postgres_admin_url() -> String {
     std::env::var("SKEIN_TEST_POSTGRES_URL")
@@ -315,11 +344,12 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let internal = match &config.server.internal_listen {
             // The configured address: processes of a split deployment must know each other's.
-            Some(address) => Some(
-                tokio::net::TcpListener::bind(address.as_str())
+            Some(address) => Some(match take_reserved(address) {
+                Some(listener) => listener,
+                None => tokio::net::TcpListener::bind(address.as_str())
                     .await
                     .expect("bind internal"),
-            ),
+            }),
             None => None,
         };
         let internal_base = internal

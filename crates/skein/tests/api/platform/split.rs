@@ -14,18 +14,11 @@ use skein_testkit::{Backend, Persona, TestApp, redis_url};
 
 const TOKEN: &str = "internal-token-for-split-tests-0123456789";
 
-/// A free local port for an internal listener: each process must know the other's address
-/// before either starts.
-fn free_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 /// Two processes on one PostgreSQL and Redis: `first` (with User and Billing, whose internal
 /// listener the second calls) and `second` (with the Relay, which the first calls).
 async fn two_processes(first: &str, second: &str) -> (TestApp, TestApp) {
-    let first_internal = free_port();
-    let second_internal = free_port();
+    let first_internal = skein_testkit::reserve_internal_address();
+    let second_internal = skein_testkit::reserve_internal_address();
     let prefix = format!("split-{}:", uuid::Uuid::now_v7());
     let one = TestApp::spawn_services(Backend::Postgres, first, |c| {
         c.redis.url = Some(redis_url());
@@ -457,8 +450,8 @@ const SIGNING_KEY: &str = "file-signing-key-for-split-tests-0123456789";
 /// Plugin, Agent); `chat` runs Chat alone and reaches every other service over HTTP, and the
 /// Agent service in `content` starts conversations in `chat`.
 async fn chat_alone() -> (TestApp, TestApp) {
-    let content_internal = free_port();
-    let chat_internal = free_port();
+    let content_internal = skein_testkit::reserve_internal_address();
+    let chat_internal = skein_testkit::reserve_internal_address();
     let prefix = format!("split-{}:", uuid::Uuid::now_v7());
     let content = TestApp::spawn_services(
         Backend::Postgres,

@@ -314,11 +314,10 @@ async fn an_unsampled_trace_is_propagated_but_not_exported() {
 async fn the_trace_crosses_to_the_billing_process_when_split() {
     const TOKEN: &str = "internal-token-for-trace-tests-0123456789";
     let collector = Collector::start().await;
-    let free_port = || {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().to_string()
-    };
-    let (first_internal, second_internal) = (free_port(), free_port());
+    let (first_internal, second_internal) = (
+        skein_testkit::reserve_internal_address(),
+        skein_testkit::reserve_internal_address(),
+    );
     let prefix = format!("trace-{}:", uuid::Uuid::now_v7());
     let users = TestApp::spawn_services(Backend::Postgres, "user,billing", |c| {
         c.redis.url = Some(redis_url());
