@@ -531,6 +531,18 @@ async function chatSteps(page) {
     check(!text.includes('w299'), 'the answer was cut short');
   });
 
+  await step('chat: continue writes the stopped answer on in place', async () => {
+    const answers = await page.getByTestId('assistant-message').count();
+    await lastAnswer().getByRole('button', { name: 'Continue writing' }).click();
+    const done = page.locator('[data-testid="assistant-message"][data-status="done"]').last();
+    await done.getByText(/w298 w299/).waitFor({ timeout: 30_000 });
+    const text = await done.textContent();
+    check((text.match(/echo:/g) ?? []).length === 1, `one answer, written on: ${text.slice(0, 80)}`);
+    check((text.match(/w150 /g) ?? []).length === 1, 'nothing repeated where it was continued');
+    check((await page.getByTestId('assistant-message').count()) === answers, 'no new answer was added');
+    await done.getByRole('button', { name: 'Continue writing' }).waitFor({ state: 'detached' });
+  });
+
   await step('chat: edit a message makes a new version (‹ 2 / 2 ›) and switching goes back', async () => {
     const firstUser = page.getByTestId('user-message').first();
     await firstUser.getByRole('button', { name: 'Edit' }).click();

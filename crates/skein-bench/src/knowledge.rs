@@ -21,7 +21,7 @@ use skein_core::ApiError;
 use skein_core::api::{
     AudioUpload, ByteStream, ChatStream, EmbedRequest, Embeddings, FileApi, FileContent, FileMeta,
     ImageRequest, Images, NewFile, PricedModel, RelayApi, RelayCaller, RerankRequest, Reranking,
-    Transcript,
+    Speech, SpeechRequest, Transcript,
 };
 use skein_db::Db;
 use skein_db::sqlx::{Connection, Executor, PgConnection};
@@ -416,6 +416,9 @@ impl RelayApi for HashRelay {
         Err(refused())
     }
     async fn image(&self, _: RelayCaller, _: ImageRequest) -> Result<Images, ApiError> {
+        Err(refused())
+    }
+    async fn speak(&self, _: RelayCaller, _: SpeechRequest) -> Result<Speech, ApiError> {
         Err(refused())
     }
 }

@@ -32,8 +32,11 @@ pub(crate) struct NewAnswer {
     pub rows: Vec<MessageRow>,
     /// The message the new one follows (`None`: a new first message).
     pub parent: Option<String>,
-    /// The user's new message; `None` answers `parent` again (regenerate).
+    /// The user's new message; `None` answers `parent` again (regenerate, continue).
     pub question: Option<Question>,
+    /// The finished answer to write more of (continue): then `assistant_id` is its id,
+    /// `parent` its parent, and no message is added.
+    pub continues: Option<MessageRow>,
     /// The model and settings ([`ChatService::settings`]).
     pub settings: (String, Settings),
 }
@@ -70,6 +73,7 @@ impl ChatService {
             mut rows,
             parent,
             question,
+            continues,
             settings: (model, settings),
         } = answer;
         let now = ids::now_ms();
@@ -91,6 +95,7 @@ impl ChatService {
             cost: None,
             sources: None,
             tool_calls: None,
+            finish_reason: None,
             created_at: now,
             updated_at: now,
         });
@@ -111,10 +116,15 @@ impl ChatService {
         let title_from = (c.title.is_empty() && first_answer)
             .then(|| question.map(|q| q.content))
             .flatten();
+        let mut budget = self.budget(&model, &settings);
+        // The answer so far goes with the context, so its tokens come off the history's room.
+        if let Some(answer) = &continues {
+            budget.reserve += crate::context::count_tokens(&answer.content);
+        }
         let turn = Turn {
             user_id,
             request_id,
-            budget: self.budget(&model, &settings),
+            budget,
             conversation: c,
             model,
             settings,
@@ -123,6 +133,13 @@ impl ChatService {
         let mut context = sources::assemble(&self.context_sources(), &turn).await?;
         crate::images::inline_for_upstream(self.files.as_ref(), &turn.user_id, &mut context).await;
         let mut request = turn.request(&context);
+        if let Some(answer) = &continues {
+            // The model writes on from the end of its own text (an Anthropic prefill; the
+            // OpenAI-format vendors continue a trailing assistant message the same way).
+            if let Some(messages) = request["messages"].as_array_mut() {
+                messages.push(serde_json::json!({"role": "assistant", "content": answer.content}));
+            }
+        }
         // Like a source, a runner that cannot say what it offers refuses the answer before
         // anything is stored. No runner (the default): the request is left as it was.
         let toolbox = Toolbox::for_turn(&self.tool_runners(), &turn).await?;
@@ -153,6 +170,7 @@ impl ChatService {
             cost: None,
             sources: citations,
             tool_calls: None,
+            finish_reason: None,
             created_at: now,
             updated_at: now,
         };
@@ -161,15 +179,43 @@ impl ChatService {
             if let Some(row) = &user_row {
                 store::insert_message(&mut *tx, row).await?;
             }
-            store::insert_message(&mut *tx, &assistant_row).await?;
-            store::set_active_leaf(&mut *tx, &turn.conversation.id, &assistant_id, now).await?;
-            tx.commit().await?;
-            Ok::<_, skein_db::DbError>(())
+            let written = match &continues {
+                Some(_) => store::reopen_answer(&mut *tx, &assistant_id, now).await?,
+                None => {
+                    store::insert_message(&mut *tx, &assistant_row).await?;
+                    true
+                }
+            };
+            if written {
+                store::set_active_leaf(&mut *tx, &turn.conversation.id, &assistant_id, now).await?;
+                tx.commit().await?;
+            }
+            Ok::<_, skein_db::DbError>(written)
         }
         .await;
         // On failure the slot is dropped with this request, which frees the conversation.
-        saved?;
+        if !saved? {
+            return Err(not_finished());
+        }
         let generation = slot.generation().clone();
+        let earlier = continues.map(|answer| {
+            generation.seed(
+                &answer.content,
+                answer.reasoning.as_deref().unwrap_or_default(),
+            );
+            generate::Earlier {
+                usage: answer
+                    .prompt_tokens
+                    .zip(answer.completion_tokens)
+                    .zip(answer.cost)
+                    .map(|((p, c), cost)| (p, c, cost)),
+                tools: answer
+                    .tool_calls
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default(),
+            }
+        });
         let receiver = generation.attach().receiver;
         let plan = Plan {
             user_id: turn.user_id,
@@ -179,6 +225,7 @@ impl ChatService {
             summarize: context.summarize.take(),
             trimmed: context.trimmed_turns,
             tools,
+            earlier,
         };
         self.tasks.spawn(generate::run(slot, plan));
         Ok(Started {
@@ -187,6 +234,15 @@ impl ChatService {
             receiver,
         })
     }
+}
+
+/// The refusal of a continue whose answer is being written again meanwhile.
+fn not_finished() -> ApiError {
+    ApiError::conflict(
+        "generation_in_progress",
+        "This answer is being written. Wait for it or stop it.",
+        "该回答正在生成，请等待完成或先停止。",
+    )
 }
 
 impl ChatService {

@@ -21,6 +21,11 @@ pub struct ChatConfig {
     pub max_message_chars: usize,
     /// Speech-to-text model for voice input.
     pub transcription_model: String,
+    /// Text-to-speech model that reads answers aloud (it needs a channel and a price; without
+    /// them the web app reads with the browser's own voice).
+    pub speech_model: String,
+    /// The voice it reads with, as the model names its voices.
+    pub speech_voice: String,
     /// Context windows (tokens) by model name, over the built-in table.
     pub context_windows: std::collections::BTreeMap<String, u32>,
     /// Window assumed for a model neither table knows.
@@ -42,6 +47,8 @@ impl Default for ChatConfig {
             output_reserve: 4096,
             max_message_chars: 100_000,
             transcription_model: "whisper-1".into(),
+            speech_model: "tts-1".into(),
+            speech_voice: "alloy".into(),
             context_windows: Default::default(),
             default_context_window: 16_384,
             tool_approval_timeout_secs: 120,

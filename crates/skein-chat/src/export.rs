@@ -212,6 +212,7 @@ mod tests {
             cost: None,
             sources: None,
             tool_calls: None,
+            finish_reason: None,
             created_at: 0,
             updated_at: 0,
         };

@@ -176,6 +176,15 @@ impl Generation {
         self.cancel.cancel();
     }
 
+    /// Starts the text with what a continued answer already says, before anything is sent:
+    /// deltas append to it and a client attaching later gets the whole answer.
+    pub(crate) fn seed(&self, content: &str, reasoning: &str) {
+        if let Ok(mut progress) = self.progress.lock() {
+            progress.content = content.to_string();
+            progress.reasoning = reasoning.to_string();
+        }
+    }
+
     /// The text so far.
     pub fn text(&self) -> (String, String) {
         self.progress
@@ -425,6 +434,19 @@ pub struct Plan {
     /// The tools offered to the model (already in `request`); `None` when none are, and the
     /// answer is one relay call.
     pub tools: Option<ToolUse>,
+    /// What the answer held before, when this continues it (its text is in `request`'s last
+    /// message and already in the generation).
+    pub earlier: Option<Earlier>,
+}
+
+/// What a continued answer had before it was continued: its charge and its tool calls stay
+/// on the message beside the continuation's.
+#[derive(Debug, Default)]
+pub struct Earlier {
+    /// Prompt tokens, completion tokens and cost already charged for the message.
+    pub usage: Option<(i64, i64, i64)>,
+    /// The tools it called.
+    pub tools: Vec<ToolRecord>,
 }
 
 /// The tools an answer offers, and the turn their runners are given.
@@ -498,7 +520,7 @@ pub async fn run(slot: Slot, mut plan: Plan) {
             _ = crate::summarize(&svc, &caller, summarize, &mut plan.request) => {}
         }
     }
-    let outcome = if generation.cancel.is_cancelled() {
+    let mut outcome = if generation.cancel.is_cancelled() {
         // Stopped before the model was called: nothing to call, nothing to pay.
         Outcome {
             stopped: true,
@@ -528,8 +550,16 @@ pub async fn run(slot: Slot, mut plan: Plan) {
         .charge
         .as_ref()
         .map(|c| (c.prompt_tokens, c.completion_tokens, c.cost));
-    let tool_calls = (!outcome.tools.is_empty())
-        .then(|| serde_json::to_string(&outcome.tools).ok())
+    // A continued answer shows what it cost in all, and every tool it called.
+    let earlier = plan.earlier.take().unwrap_or_default();
+    let usage = match (earlier.usage, usage) {
+        (Some((p, c, cost)), Some((p2, c2, cost2))) => Some((p + p2, c + c2, cost + cost2)),
+        (before, now) => now.or(before),
+    };
+    let mut tools = earlier.tools;
+    tools.append(&mut outcome.tools);
+    let tool_calls = (!tools.is_empty())
+        .then(|| serde_json::to_string(&tools).ok())
         .flatten();
     let finish = Finish {
         content: &content,
@@ -538,6 +568,7 @@ pub async fn run(slot: Slot, mut plan: Plan) {
         error: outcome.error.clone(),
         usage,
         tool_calls,
+        finish_reason: outcome.finish.clone(),
     };
     if let Err(error) = store::finish(&svc.db, &generation.message_id, &finish, ids::now_ms()).await
     {
@@ -615,6 +646,7 @@ async fn answer(
         outcome.usage = round.usage.or(outcome.usage);
         outcome.stopped = round.stopped;
         outcome.error = round.error;
+        outcome.finish.clone_from(&round.finish);
         let Some(tools) = plan.tools.as_ref() else {
             return outcome;
         };

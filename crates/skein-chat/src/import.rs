@@ -746,6 +746,7 @@ fn rows_of(
             cost: None,
             sources: None,
             tool_calls: None,
+            finish_reason: None,
             created_at: clamp(m.created_at),
             updated_at: now,
         });

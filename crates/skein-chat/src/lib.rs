@@ -366,6 +366,8 @@ pub(crate) struct MessageView<'a> {
     content: &'a str,
     reasoning: Option<&'a str>,
     status: store::MessageStatus,
+    /// Why the model stopped (`length`: cut at its limit, and can be continued).
+    finish_reason: Option<&'a str>,
     model: Option<&'a str>,
     error: Value,
     images: Value,
@@ -416,6 +418,7 @@ pub(crate) fn view<'a>(
         content: &row.content,
         reasoning: row.reasoning.as_deref(),
         status: row.status,
+        finish_reason: row.finish_reason.as_deref(),
         model: row.model.as_deref(),
         error: parse(&row.error, Value::Null),
         image_urls: images::shown_urls(files, &parse(&row.images, json!([]))),

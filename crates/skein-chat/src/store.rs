@@ -162,6 +162,9 @@ pub struct MessageRow {
     /// JSON array of the tools the answer called and their results (see
     /// [`crate::tools::ToolRecord`]); written when the answer ends.
     pub tool_calls: Option<String>,
+    /// Why the model stopped (`stop`, `length`, `tool_calls`, ...); written when the answer
+    /// ends, `None` for user messages and answers that ended without a reason.
+    pub finish_reason: Option<String>,
     /// Created, ms.
     pub created_at: i64,
     /// Last written, ms.
@@ -181,7 +184,7 @@ const CONVERSATION_COLUMNS: &str = "id, user_id, title, pinned, archived, model,
      max_tokens, history_limit, active_leaf_id, summary, summary_upto, created_at, updated_at, deleted_at";
 
 const MESSAGE_COLUMNS: &str = "id, conversation_id, user_id, parent_id, role, content, reasoning, images, status, \
-     model, error, prompt_tokens, completion_tokens, cost, sources, tool_calls, created_at, updated_at";
+     model, error, prompt_tokens, completion_tokens, cost, sources, tool_calls, created_at, updated_at, finish_reason";
 
 /// Inserts a conversation.
 pub async fn insert_conversation<'e, E>(db: E, c: &ConversationRow) -> DbResult<()>
@@ -567,7 +570,7 @@ where
 {
     sqlx::query(&format!(
         "INSERT INTO chat_messages ({MESSAGE_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     ))
     .bind(&m.id)
     .bind(&m.conversation_id)
@@ -587,6 +590,7 @@ where
     .bind(&m.tool_calls)
     .bind(m.created_at)
     .bind(m.updated_at)
+    .bind(&m.finish_reason)
     .execute(db)
     .await?;
     Ok(())
@@ -602,7 +606,7 @@ where
     if rows.is_empty() {
         return Ok(());
     }
-    const COLS: usize = 18;
+    const COLS: usize = 19;
     let mut values = String::with_capacity(rows.len() * COLS * 5);
     for r in 0..rows.len() {
         if r > 0 {
@@ -642,10 +646,28 @@ where
             .bind(&m.sources)
             .bind(&m.tool_calls)
             .bind(m.created_at)
-            .bind(m.updated_at);
+            .bind(m.updated_at)
+            .bind(&m.finish_reason);
     }
     query.execute(db).await?;
     Ok(())
+}
+
+/// Opens a finished answer again to continue writing it (its status back to `streaming`,
+/// its error cleared): false when it is no longer finished (another request got there).
+pub async fn reopen_answer<'e, E>(db: E, id: &str, now: i64) -> DbResult<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let done = sqlx::query(
+        "UPDATE chat_messages SET status = 'streaming', error = NULL, finish_reason = NULL, \
+         updated_at = $1 WHERE id = $2 AND role = 'assistant' AND status IN ('done', 'stopped', 'failed')",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Saves the text of an answer still being written, so a crash loses little.
@@ -692,6 +714,8 @@ pub struct Finish<'a> {
     pub usage: Option<(i64, i64, i64)>,
     /// The tools called and their results (JSON), when any were.
     pub tool_calls: Option<String>,
+    /// Why the model stopped, when the upstream said.
+    pub finish_reason: Option<String>,
 }
 
 /// Writes the end of an answer.
@@ -702,8 +726,8 @@ pub async fn finish(db: &Db, id: &str, f: &Finish<'_>, now: i64) -> DbResult<()>
     };
     sqlx::query(
         "UPDATE chat_messages SET content = $1, reasoning = $2, status = $3, error = $4, \
-         prompt_tokens = $5, completion_tokens = $6, cost = $7, updated_at = $8, tool_calls = $10 \
-         WHERE id = $9",
+         prompt_tokens = $5, completion_tokens = $6, cost = $7, updated_at = $8, tool_calls = $10, \
+         finish_reason = $11 WHERE id = $9",
     )
     .bind(f.content)
     .bind((!f.reasoning.is_empty()).then_some(f.reasoning))
@@ -715,6 +739,7 @@ pub async fn finish(db: &Db, id: &str, f: &Finish<'_>, now: i64) -> DbResult<()>
     .bind(now)
     .bind(id)
     .bind(&f.tool_calls)
+    .bind(&f.finish_reason)
     .execute(db.pool())
     .await?;
     Ok(())

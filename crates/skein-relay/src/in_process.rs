@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use skein_core::ApiError;
 use skein_core::api::{
     AudioUpload, ChatStream, EmbedRequest, Embeddings, GeneratedImage, ImageRequest, Images,
-    PricedModel, RelayApi, RelayCaller, RerankRequest, RerankScore, Reranking, Transcript,
+    PricedModel, RelayApi, RelayCaller, RerankRequest, RerankScore, Reranking, Speech,
+    SpeechRequest, Transcript,
 };
 
 use crate::pipeline::calls::{self, AudioForm};
@@ -283,6 +284,35 @@ impl RelayApi for InProcessRelay {
             .collect();
         Ok(Images {
             images,
+            charge: reply.charge.unwrap_or_default(),
+        })
+    }
+
+    async fn speak(&self, caller: RelayCaller, request: SpeechRequest) -> Result<Speech, ApiError> {
+        let (caller, request_id) = self.caller_of(caller).await?;
+        let body = json!({
+            "model": request.model, "input": request.input, "voice": request.voice,
+            "response_format": request.format,
+        });
+        let reply = calls::speech_whole(self.0.clone(), caller, request_id, body)
+            .await?
+            .or_refusal(
+                "The text-to-speech provider refused the request",
+                "语音合成服务商拒绝了请求",
+            )?;
+        let audio = reply.bytes().cloned().ok_or_else(unreadable)?;
+        let content_type = reply
+            .content_type
+            .to_str()
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        // A 2xx that is JSON is an error some vendors send instead of audio.
+        if audio.is_empty() || content_type.starts_with("application/json") {
+            return Err(unreadable());
+        }
+        Ok(Speech {
+            audio,
+            content_type,
             charge: reply.charge.unwrap_or_default(),
         })
     }

@@ -21,7 +21,8 @@ use serde_json::Value;
 use skein_core::ApiError;
 use skein_core::api::{
     AudioUpload, ChatEvent, ChatStream, EmbedRequest, Embeddings, ImageRequest, Images,
-    PricedModel, RelayApi, RelayCaller, RerankRequest, Reranking, StreamError, Transcript,
+    PricedModel, RelayApi, RelayCaller, RerankRequest, Reranking, Speech, SpeechRequest,
+    StreamError, Transcript,
 };
 use skein_core::internal::InternalClient;
 use skein_core::service::ServiceName;
@@ -322,6 +323,14 @@ impl RelayApi for RemoteRelay {
             request,
         };
         self.call("/internal/relay/image", &call).await
+    }
+
+    async fn speak(&self, caller: RelayCaller, request: SpeechRequest) -> Result<Speech, ApiError> {
+        let call = Call {
+            caller: WireCaller::of(&caller),
+            request,
+        };
+        self.call("/internal/relay/speak", &call).await
     }
 }
 

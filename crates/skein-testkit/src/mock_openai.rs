@@ -120,14 +120,25 @@ pub fn prompt_tokens(messages: &Value) -> i64 {
         .sum()
 }
 
-/// The mock's reply to a request.
+/// The mock's reply to a request. When the messages end with the assistant's own text (a
+/// client asking it to continue an answer) and that text begins the reply, only the rest is
+/// written, as a model continues its own words.
 pub fn reply_to(messages: &Value) -> String {
-    let last = messages
-        .as_array()
+    let list = messages.as_array();
+    let last = list
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
         .map(|m| content_text(&m["content"]))
         .unwrap_or_default();
-    format!("echo: {last}")
+    let reply = format!("echo: {last}");
+    let written = list
+        .and_then(|m| m.last())
+        .filter(|m| m["role"] == "assistant")
+        .map(|m| content_text(&m["content"]))
+        .unwrap_or_default();
+    match reply.strip_prefix(written.as_str()) {
+        Some(rest) if !written.is_empty() => rest.to_string(),
+        _ => reply,
+    }
 }
 
 /// OpenAI's error body (`Retry-After: 1` on 429).

@@ -328,6 +328,8 @@ export const en = {
   'prompts.shareAll': 'Share with every user',
   'prompts.add': 'Add prompt',
   'chat.regenerate': 'Regenerate',
+  'chat.continue': 'Continue writing',
+  'chat.cutAtLimit': 'Cut at the length limit',
   'chat.editMessage': 'Edit',
   'chat.saveAndSend': 'Save and send',
   'chat.previous': 'Previous version',

@@ -330,6 +330,8 @@ export const zh: Record<MessageKey, string> = {
   'prompts.shareAll': '共享给所有用户',
   'prompts.add': '添加提示词',
   'chat.regenerate': '重新生成',
+  'chat.continue': '继续生成',
+  'chat.cutAtLimit': '已达长度上限',
   'chat.editMessage': '编辑',
   'chat.saveAndSend': '保存并发送',
   'chat.previous': '上一个版本',

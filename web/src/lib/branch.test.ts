@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ChatMessage } from './types';
-import { applyEvent, beginRegenerate, beginSend, leafId, parseStreamEvent, siblingLabel, siblingTarget, type StreamEvent } from './branch';
+import { applyEvent, beginContinue, beginRegenerate, beginSend, leafId, parseStreamEvent, siblingLabel, siblingTarget, type StreamEvent } from './branch';
 
 function msg(id: string, parent: string | null, role: ChatMessage['role'], content: string, siblings: string[] = [id]): ChatMessage {
   return {
@@ -91,6 +91,18 @@ describe('branch logic', () => {
     ]);
     expect(end.messages.map((m) => m.id)).toEqual(['u1', 'a1', 'u2', 'A2']);
     expect(end.messages[3]).toMatchObject({ sibling_ids: ['a2', 'A2'], content: 'x', parent_id: 'u2' });
+  });
+
+  it('continue writes on at the end of the same answer, which streams again', () => {
+    const cut = path.map((m) => (m.id === 'a2' ? { ...m, content: 'Once upon ', finish_reason: 'length' } : m));
+    const start = beginContinue(cut, 'a2');
+    expect(start[3]).toMatchObject({ id: 'a2', status: 'streaming', finish_reason: null, content: 'Once upon ' });
+    const end = run(start, { user: 'u2', assistant: 'a2' }, [
+      { type: 'start', user_message_id: 'u2', assistant_message_id: 'a2', conversation_id: 'c' },
+      { type: 'delta', content: 'a time' },
+    ]);
+    expect(end.messages.map((m) => m.id)).toEqual(['u1', 'a1', 'u2', 'a2']);
+    expect(end.messages[3]).toMatchObject({ content: 'Once upon a time', sibling_ids: cut[3].sibling_ids });
   });
 
   it('replace swaps in the whole text so far (for a reader that fell behind)', () => {

@@ -141,6 +141,14 @@ export function beginRegenerate(messages: ChatMessage[], assistantId: string, te
   return [...messages.slice(0, at), fresh];
 }
 
+/** The path shown while the finished answer `assistantId` is written on (continued in place). */
+export function beginContinue(messages: ChatMessage[], assistantId: string): ChatMessage[] {
+  const at = messages.findIndex((m) => m.id === assistantId);
+  if (at === -1) return messages;
+  const m = messages[at];
+  return [...messages.slice(0, at), { ...m, status: 'streaming', error: null, finish_reason: null }];
+}
+
 function renameId(m: ChatMessage, from: string | null, to: string): ChatMessage {
   if (from === null || from === to) return m;
   return {

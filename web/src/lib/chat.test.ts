@@ -96,6 +96,7 @@ describe('socketRequest', () => {
   it('maps the stream routes and nothing else', () => {
     expect(socketRequest('chat/conversations/c1/messages', 'POST', { content: 'hi' })).toEqual({ type: 'send', conversation_id: 'c1', content: 'hi' });
     expect(socketRequest('chat/messages/m1/regenerate', 'POST', undefined)).toEqual({ type: 'regenerate', message_id: 'm1' });
+    expect(socketRequest('chat/messages/m1/continue', 'POST', undefined)).toEqual({ type: 'continue', message_id: 'm1' });
     expect(socketRequest('chat/messages/m1/stream', 'GET', undefined)).toEqual({ type: 'attach', message_id: 'm1' });
     expect(socketRequest('chat/messages/m1/stop', 'POST', undefined)).toBeNull();
     expect(socketRequest('chat/conversations/c1/messages', 'GET', undefined)).toBeNull();

@@ -10,8 +10,8 @@ export function socketRequest(path: string, method: 'GET' | 'POST', body: unknow
   const extra = body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
   let m = /^chat\/conversations\/([^/]+)\/messages$/.exec(path);
   if (m && method === 'POST') return { ...extra, type: 'send', conversation_id: decodeURIComponent(m[1]) };
-  m = /^chat\/messages\/([^/]+)\/regenerate$/.exec(path);
-  if (m && method === 'POST') return { ...extra, type: 'regenerate', message_id: decodeURIComponent(m[1]) };
+  m = /^chat\/messages\/([^/]+)\/(regenerate|continue)$/.exec(path);
+  if (m && method === 'POST') return { ...extra, type: m[2], message_id: decodeURIComponent(m[1]) };
   m = /^chat\/messages\/([^/]+)\/stream$/.exec(path);
   if (m && method === 'GET') return { type: 'attach', message_id: decodeURIComponent(m[1]) };
   return null;

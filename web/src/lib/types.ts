@@ -154,6 +154,8 @@ export interface ChatMessage {
   content: string;
   reasoning: string | null;
   status: 'done' | 'streaming' | 'stopped' | 'failed';
+  /** Why the model stopped (`length`: cut at its limit, so it can be continued); absent or null when unknown. */
+  finish_reason?: string | null;
   model: string | null;
   error: { code: string; message: string; message_zh?: string; request_id?: string } | string | null;
   images: string[];

@@ -214,6 +214,7 @@ pub async fn send(
             rows,
             parent,
             question: Some(Question { content, images }),
+            continues: None,
             settings,
         })
         .await?;
@@ -313,6 +314,79 @@ pub async fn regenerate(
             rows,
             parent: answer.parent_id,
             question: None,
+            continues: None,
+            settings,
+        })
+        .await?;
+    Ok(answer_stream(&conversation_id, started))
+}
+
+/// Write more of a finished answer — one cut at its length limit (`finish_reason: length`),
+/// or stopped — from where it ends: the model is sent the conversation up to the question
+/// with the answer so far as its last message, and what it writes is appended to the same
+/// message. Only the newest answer of its branch can be continued. The continuation is billed
+/// on its own; the message then shows what the whole answer cost. Streams back as SSE.
+#[utoipa::path(post, path = "/chat/messages/{id}/continue", tag = "chat", security(("bearer" = [])), request_body = RegenerateRequest,
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+pub async fn continue_answer(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    request_id: RequestId,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let answer = owned_message(&svc, &user, &id).await?;
+    if answer.role != "assistant" {
+        return Err(ApiError::invalid_field(
+            "id",
+            "Only an answer can be continued.",
+            "只能继续生成回答。",
+        ));
+    }
+    if answer.content.trim().is_empty() {
+        return Err(ApiError::invalid_field(
+            "id",
+            "This answer has no text to continue; regenerate it instead.",
+            "该回答没有可继续的内容，请重新生成。",
+        ));
+    }
+    let c = owned(&svc, &user, &answer.conversation_id).await?;
+    // The model that wrote the answer writes on, unless another is asked for.
+    let asked = optional_json::<RegenerateRequest>(&body)?
+        .and_then(|b| b.model)
+        .or_else(|| answer.model.clone());
+    let settings = svc.settings(&c, asked.as_deref()).await?;
+    let slot = Registry::begin(&svc, &c.id, &answer.id).await?;
+    // Read again under the conversation's slot: the answer may have changed meanwhile.
+    let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
+    let answer = rows
+        .iter()
+        .find(|m| m.id == id)
+        .cloned()
+        .ok_or_else(message_not_found)?;
+    if rows
+        .iter()
+        .any(|m| m.parent_id.as_deref() == Some(answer.id.as_str()))
+    {
+        return Err(ApiError::invalid_field(
+            "id",
+            "Only the newest answer of a branch can be continued: messages follow this one.",
+            "只能继续分支中最新的回答：此回答之后已有消息。",
+        ));
+    }
+    let conversation_id = c.id.clone();
+    let started = svc
+        .start_answer(NewAnswer {
+            slot,
+            assistant_id: answer.id.clone(),
+            user_id: user.user_id,
+            request_id: request_id.into_string(),
+            conversation: c,
+            rows,
+            parent: answer.parent_id.clone(),
+            question: None,
+            continues: Some(answer),
             settings,
         })
         .await?;

@@ -63,6 +63,7 @@ pub(crate) fn routes(service: Arc<ChatService>) -> OpenApiRouter {
         .routes(routes!(list_prompts, create_prompt))
         .routes(routes!(update_prompt, delete_prompt))
         .routes(routes!(regenerate))
+        .routes(routes!(continue_answer))
         .routes(routes!(stop))
         .routes(routes!(approve_tool_call))
         .routes(routes!(deny_tool_call))
@@ -77,6 +78,7 @@ pub(crate) fn routes(service: Arc<ChatService>) -> OpenApiRouter {
                 .layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
         )
         .routes(routes!(models))
+        .routes(routes!(speak))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(transcribe))

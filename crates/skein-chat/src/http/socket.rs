@@ -47,7 +47,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::messages::{RegenerateRequest, SendRequest, attach, regenerate, send, stop};
+use super::messages::{
+    RegenerateRequest, SendRequest, attach, continue_answer, regenerate, send, stop,
+};
 use crate::ChatService;
 
 /// Most requests running at once on one socket.
@@ -115,7 +117,7 @@ impl Drop for Claim {
     }
 }
 
-/// Open the chat socket: requests `send`, `regenerate`, `attach`, `stop` and `cancel` as
+/// Open the chat socket: requests `send`, `regenerate`, `continue`, `attach`, `stop` and `cancel` as
 /// JSON text frames; the answers' events come back tagged with each request's `id` (see
 /// docs/CHAT-API.md). Offer the subprotocols `skein.chat.v1` and `skein.bearer.<access
 /// token>`; the server answers `skein.chat.v1`.
@@ -336,12 +338,15 @@ impl Connection {
                 ),
             ));
         }
-        if !matches!(kind.as_str(), "send" | "regenerate" | "attach" | "stop") {
+        if !matches!(
+            kind.as_str(),
+            "send" | "regenerate" | "continue" | "attach" | "stop"
+        ) {
             return Some(self.rejected(
                 &id,
                 &bad_request(
-                    "`type` is send, regenerate, attach, stop or cancel.",
-                    "`type` 须为 send、regenerate、attach、stop 或 cancel。",
+                    "`type` is send, regenerate, continue, attach, stop or cancel.",
+                    "`type` 须为 send、regenerate、continue、attach、stop 或 cancel。",
                 ),
             ));
         }
@@ -422,19 +427,19 @@ async fn dispatch(
             )
             .await
         }
-        "regenerate" => {
+        "regenerate" | "continue" => {
             let message = take_id(&mut body, "message_id")?;
             let request: RegenerateRequest = parse(body)?;
-            let body = serde_json::to_vec(&json!({ "model": request.model }))
-                .map_err(ApiError::internal)?;
-            regenerate(
-                State(svc),
-                user,
-                request_id,
-                Path(message),
-                Bytes::from(body),
-            )
-            .await
+            let body = Bytes::from(
+                serde_json::to_vec(&json!({ "model": request.model }))
+                    .map_err(ApiError::internal)?,
+            );
+            let (state, path) = (State(svc), Path(message));
+            if kind == "continue" {
+                continue_answer(state, user, request_id, path, body).await
+            } else {
+                regenerate(state, user, request_id, path, body).await
+            }
         }
         "attach" => {
             let message = take_id(&mut body, "message_id")?;

@@ -1,9 +1,12 @@
-//! Voice input: a recording transcribed through the relay's speech-to-text route.
+//! Voice: a recording transcribed through the relay's speech-to-text route, and an answer
+//! read aloud through its text-to-speech route.
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
 use serde_json::{Value, json};
 use skein_core::auth::AuthUser;
 use skein_core::error::ErrorEnvelope;
@@ -155,4 +158,84 @@ pub async fn transcribe(
     };
     let text = svc.relay.transcribe(caller, upload).await?.text;
     Ok(ApiJson(json!({ "text": text })))
+}
+
+/// Most characters one read-aloud sends to the speech model (OpenAI's limit per request).
+const SPEECH_CHARS: usize = 4096;
+
+/// Read an answer aloud: its text without Markdown (at most the first 4,096 characters) spoken
+/// by `chat.speech_model` in `chat.speech_voice`, answered as the audio itself and billed
+/// through the relay per character. 422 `speech_not_available` when that model has no channel
+/// or price for the caller (the web app then reads with the browser's own voice).
+#[utoipa::path(post, path = "/chat/messages/{id}/speech", tag = "chat", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The spoken answer (audio/mpeg)", content_type = "audio/mpeg", body = Vec<u8>),
+        (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+pub async fn speak(
+    State(svc): State<Arc<ChatService>>,
+    user: AuthUser,
+    request_id: RequestId,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let message = super::owned_message(&svc, &user, &id).await?;
+    if message.role != "assistant" {
+        return Err(ApiError::invalid_field(
+            "id",
+            "Only an answer is read aloud.",
+            "只能朗读回答。",
+        ));
+    }
+    let text: String = crate::markdown::plain_text(&message.content)
+        .trim()
+        .chars()
+        .take(SPEECH_CHARS)
+        .collect();
+    if text.is_empty() {
+        return Err(ApiError::invalid_field(
+            "id",
+            "This answer has no text to read.",
+            "该回答没有可朗读的文字。",
+        ));
+    }
+    let model = svc.config.speech_model.clone();
+    let served = svc
+        .relay
+        .priced_models(&user.user_id, None)
+        .await?
+        .iter()
+        .any(|m| m.id == model);
+    if !served {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "speech_not_available",
+            format!("{model} has no channel or price: answers cannot be read aloud by the server."),
+            format!("{model} 没有渠道或价格：服务器无法朗读回答。"),
+        ));
+    }
+    let caller = skein_core::api::RelayCaller {
+        user_id: user.user_id.clone(),
+        group: None,
+        request_id: request_id.into_string(),
+        conversation_id: Some(message.conversation_id.clone()),
+        cancel: None,
+    };
+    let speech = svc
+        .relay
+        .speak(
+            caller,
+            skein_core::api::SpeechRequest {
+                model,
+                input: text,
+                voice: svc.config.speech_voice.clone(),
+                format: "mp3".into(),
+            },
+        )
+        .await?;
+    let content_type = HeaderValue::from_str(&speech.content_type)
+        .unwrap_or(HeaderValue::from_static("audio/mpeg"));
+    let mut response = Response::new(Body::from(speech.audio));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }

@@ -21,7 +21,7 @@ use axum::routing::post;
 use futures::StreamExt;
 use skein_core::api::{
     AudioUpload, ChatStream, EmbedRequest, Embeddings, ImageRequest, Images, PricedModel, RelayApi,
-    RerankRequest, Reranking, Transcript,
+    RerankRequest, Reranking, Speech, SpeechRequest, Transcript,
 };
 use skein_core::extract::{ApiJson, ApiQuery};
 use skein_core::{ApiError, ApiResult};
@@ -77,6 +77,7 @@ pub(crate) fn routes(service: Arc<RelayService>) -> Router {
             post(transcribe).layer(DefaultBodyLimit::max(super::media::AUDIO_BODY_LIMIT)),
         )
         .route("/internal/relay/image", post(image))
+        .route("/internal/relay/speak", post(speak))
         .with_state(internal)
 }
 
@@ -217,6 +218,17 @@ async fn transcribe(
         language: query.language,
     };
     Ok(ApiJson(internal.relay.transcribe(caller, upload).await?))
+}
+
+async fn speak(
+    State(internal): State<Arc<Internal>>,
+    ApiJson(call): ApiJson<Call<SpeechRequest>>,
+) -> ApiResult<ApiJson<Speech>> {
+    let answer = internal
+        .relay
+        .speak(call.caller.caller(None), call.request)
+        .await?;
+    Ok(ApiJson(answer))
 }
 
 async fn image(

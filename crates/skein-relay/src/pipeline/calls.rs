@@ -524,34 +524,57 @@ pub(crate) async fn speech(
     request_id: String,
     request: Value,
 ) -> ApiResult<Answer> {
+    let (call, charge) = speech_call(&svc, &caller, request).await?;
+    run(
+        &svc,
+        caller,
+        request_id,
+        call,
+        move |resp, meter| async move { Ok(read::bytes(resp, meter, charge)) },
+    )
+    .await
+}
+
+/// [`speech`] read whole, for a service that hands the audio on in one piece (the charge is
+/// then known with the answer).
+pub(crate) async fn speech_whole(
+    svc: Arc<RelayService>,
+    caller: Caller,
+    request_id: String,
+    request: Value,
+) -> ApiResult<Answer> {
+    let (mut call, charge) = speech_call(&svc, &caller, request).await?;
+    call.stream = false;
+    run_whole(&svc, caller, request_id, call, move |_, _| charge).await
+}
+
+/// The call a speech request makes, and its charge (known before the call: characters at the
+/// input price, plus the call).
+async fn speech_call(
+    svc: &Arc<RelayService>,
+    caller: &Caller,
+    request: Value,
+) -> ApiResult<(Call<impl Fn(&str) -> Bytes + Send + Sync + 'static>, Charge)> {
     let characters = request["input"]
         .as_str()
         .filter(|i| !i.is_empty())
         .map(|i| i64::try_from(i.chars().count()).unwrap_or(i64::MAX))
         .ok_or_else(|| invalid("input", "must be a non-empty string.", "必须是非空字符串。"))?;
-    let plan = plan(&svc, &caller, request["model"].as_str()).await?;
-    // The cost is known before the call: characters at the input price, plus the call.
+    let plan = plan(svc, caller, request["model"].as_str()).await?;
     let cost = plan.rates.cost(characters, 0, 0);
     // Characters are not tokens: nothing counts against the key's tokens per minute.
     let charge = Charge {
         tpm_tokens: 0,
         ..Charge::new(cost, characters, 0, "ok")
     };
-    let dispatch = json_to("/v1/audio/speech", request);
-    run(
-        &svc,
-        caller,
-        request_id,
-        Call {
-            plan,
-            estimate: cost,
-            stream: true,
-            fallbacks: false,
-            dispatch,
-        },
-        move |resp, meter| async move { Ok(read::bytes(resp, meter, charge)) },
-    )
-    .await
+    let call = Call {
+        plan,
+        estimate: cost,
+        stream: true,
+        fallbacks: false,
+        dispatch: json_to("/v1/audio/speech", request),
+    };
+    Ok((call, charge))
 }
 
 /// An audio form to relay (a transcription or translation): its model, the file's size for

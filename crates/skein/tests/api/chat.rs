@@ -2,9 +2,11 @@
 //! answers billed to the user, the message tree (edit, regenerate, switch), stop, answers that
 //! outlive their client, re-attaching, export and import, and refusals.
 
+pub(crate) mod continuation;
 pub(crate) mod socket;
 pub(crate) mod sources;
 pub(crate) mod tools;
+pub(crate) mod voice;
 
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
 // One message on its own: the reasoning is visible while the model thinks.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { act, fireEvent, render, screen } from '@testing-library/react';
+import { act, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { MemoryRouter } from 'react-router-dom';
-import { MessageItem, speakable, type MessageItemProps } from './MessageItem';
+import { MessageItem, serverVoice, speakable, type MessageItemProps } from './MessageItem';
 import { setLang } from '../../lib/settings';
 import type { ChatMessage } from '../../lib/types';
 
@@ -112,6 +112,21 @@ describe('message actions', () => {
     }
   });
 
+  it('an answer cut at its length limit says so and offers to continue; a whole one does not', () => {
+    const onContinue = vi.fn();
+    const { unmount } = render(<MessageItem {...props(done({ finish_reason: 'length' }))} onContinue={onContinue} />);
+    expect(screen.getByText('Cut at the length limit')).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Continue writing' }));
+    expect(onContinue).toHaveBeenCalledTimes(1);
+    unmount();
+    const again = render(<MessageItem {...props(done({ finish_reason: 'stop' }))} onContinue={onContinue} />);
+    expect(screen.queryByRole('button', { name: 'Continue writing' })).toBeNull();
+    again.unmount();
+    // Not the end of its branch: the thread passes no onContinue.
+    render(<MessageItem {...props(done({ finish_reason: 'length' }))} />);
+    expect(screen.queryByRole('button', { name: 'Continue writing' })).toBeNull();
+  });
+
   it('thumbs show the verdict given and report a new one', () => {
     const onRate = vi.fn();
     render(<MessageItem {...props(done({ feedback: 'up' }))} onRate={onRate} />);
@@ -140,7 +155,37 @@ describe('message actions', () => {
     expect(onDelete).toHaveBeenCalledTimes(1);
   });
 
-  it('reads an answer aloud in its language, without code or markup, and stops on a second click', () => {
+  it('reads an answer aloud with the server\'s speech model when there is one, and stops on a second click', async () => {
+    serverVoice.available = null;
+    const played = vi.fn(async () => undefined);
+    const paused = vi.fn();
+    vi.stubGlobal('Audio', class {
+      onended: (() => void) | null = null;
+      onerror: (() => void) | null = null;
+      constructor(public src: string) {}
+      play = played;
+      pause = paused;
+    });
+    vi.stubGlobal('URL', Object.assign(URL, { createObjectURL: () => 'blob:spoken', revokeObjectURL: () => undefined }));
+    const asked: string[] = [];
+    vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
+      asked.push(`${init.method} ${url}`);
+      return new Response(new Blob(['ID3audio'], { type: 'audio/mpeg' }), { status: 200, headers: { 'content-type': 'audio/mpeg' } });
+    });
+    render(<MessageItem {...props(done({ id: 'a-spoken' }))} />);
+    fireEvent.click(screen.getByRole('button', { name: 'Read aloud' }));
+    await waitFor(() => expect(played).toHaveBeenCalledTimes(1));
+    expect(asked).toEqual(['POST /api/v1/chat/messages/a-spoken/speech']);
+    expect(serverVoice.available).toBe(true);
+    fireEvent.click(screen.getByRole('button', { name: 'Stop reading' }));
+    expect(paused).toHaveBeenCalled();
+  });
+
+  it('reads an answer aloud in its language, without code or markup, when the server has no speech model', async () => {
+    serverVoice.available = null;
+    vi.stubGlobal('fetch', async () =>
+      new Response(JSON.stringify({ error: { code: 'speech_not_available', message: 'tts-1 has no channel or price.' } }), { status: 422, headers: { 'content-type': 'application/json' } }),
+    );
     const spoken: Array<{ text: string; lang: string }> = [];
     const cancel = vi.fn();
     vi.stubGlobal('SpeechSynthesisUtterance', class {
@@ -152,7 +197,8 @@ describe('message actions', () => {
     vi.stubGlobal('speechSynthesis', { speak: (u: { text: string; lang: string }) => spoken.push({ text: u.text, lang: u.lang }), cancel });
     render(<MessageItem {...props(done({ content: '**巴黎**是首都。\n\n```js\nx()\n```' }))} />);
     fireEvent.click(screen.getByRole('button', { name: 'Read aloud' }));
-    expect(spoken).toEqual([{ text: '巴黎是首都。', lang: 'zh-CN' }]);
+    await waitFor(() => expect(spoken).toEqual([{ text: '巴黎是首都。', lang: 'zh-CN' }]));
+    expect(serverVoice.available).toBe(false);
     fireEvent.click(screen.getByRole('button', { name: 'Stop reading' }));
     expect(cancel).toHaveBeenCalled();
     expect(speakable('See [the docs](https://x.y) and `code`.')).toBe('See the docs and code.');

@@ -1,11 +1,11 @@
-import { lazy, Suspense, useEffect, useState, type ReactNode } from 'react';
-import { api } from '../../lib/api';
+import { lazy, Suspense, useEffect, useRef, useState, type ReactNode } from 'react';
+import { api, ApiError } from '../../lib/api';
 import { siblingLabel, siblingTarget } from '../../lib/branch';
 import { money, num } from '../../lib/format';
 import type { ChatMessage, Citation } from '../../lib/types';
 import { useT } from '../../i18n';
 import { Badge, Button, cx, Textarea } from '../../components/ui';
-import { CheckIcon, ChevronLeftIcon, ChevronRightIcon, CopyIcon, EditIcon, RefreshIcon, SpeakerIcon, StopIcon, ThumbDownIcon, ThumbUpIcon, TrashIcon } from '../../components/icons';
+import { CheckIcon, ChevronLeftIcon, ChevronRightIcon, ContinueIcon, CopyIcon, EditIcon, RefreshIcon, SpeakerIcon, StopIcon, ThumbDownIcon, ThumbUpIcon, TrashIcon } from '../../components/icons';
 import { BalanceHint } from './BalanceHint';
 import { MessageImages } from './Media';
 import { ToolSteps } from './ToolSteps';
@@ -126,29 +126,68 @@ function CopyAction({ text }: { text: string }) {
 /** Whether the browser can read text aloud. */
 const canSpeak = () => typeof window !== 'undefined' && 'speechSynthesis' in window && typeof SpeechSynthesisUtterance !== 'undefined';
 
-/** Reads an answer aloud with the browser's voice (Chinese text in a Chinese voice); again stops. */
-function ReadAloud({ text }: { text: string }) {
+/** Whether the server reads answers aloud (a speech model is set up): unknown (null) until it
+ * was first asked; once it says no, this tab uses the browser's voice. */
+export const serverVoice: { available: boolean | null } = { available: null };
+
+/**
+ * Reads an answer aloud — with the server's speech model when one is set up (the relay's
+ * text-to-speech route, billed like any call), else with the browser's voice (Chinese text in a
+ * Chinese voice); a second click stops.
+ */
+function ReadAloud({ text, messageId }: { text: string; messageId: string }) {
   const t = useT();
   const [speaking, setSpeaking] = useState(false);
-  useEffect(() => () => void (speaking && window.speechSynthesis.cancel()), [speaking]);
-  if (!canSpeak() || !text.trim()) return null;
+  const player = useRef<HTMLAudioElement | null>(null);
+  const stop = () => {
+    player.current?.pause();
+    player.current = null;
+    if (canSpeak()) window.speechSynthesis.cancel();
+  };
+  useEffect(() => () => void (speaking && stop()), [speaking]);
+  const browser = canSpeak();
+  if ((!browser && serverVoice.available === false) || !text.trim()) return null;
+  const withBrowser = () => {
+    const u = new SpeechSynthesisUtterance(speakable(text));
+    u.lang = /[\u4e00-\u9fff]/.test(text) ? 'zh-CN' : 'en-US';
+    u.onend = () => setSpeaking(false);
+    u.onerror = () => setSpeaking(false);
+    window.speechSynthesis.speak(u);
+  };
+  const withServer = async (): Promise<boolean> => {
+    try {
+      const res = await api<Response>(`chat/messages/${messageId}/speech`, { method: 'POST', raw: true });
+      const url = URL.createObjectURL(await res.blob());
+      const audio = new Audio(url);
+      const ended = () => {
+        URL.revokeObjectURL(url);
+        setSpeaking(false);
+      };
+      audio.onended = ended;
+      audio.onerror = ended;
+      player.current = audio;
+      serverVoice.available = true;
+      await audio.play();
+      return true;
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'speech_not_available') serverVoice.available = false;
+      return false;
+    }
+  };
   return (
     <Action
       label={speaking ? t('chat.stopReading') : t('chat.readAloud')}
       pressed={speaking}
-      onClick={() => {
-        const synth = window.speechSynthesis;
-        synth.cancel();
+      onClick={async () => {
+        stop();
         if (speaking) {
           setSpeaking(false);
           return;
         }
-        const u = new SpeechSynthesisUtterance(speakable(text));
-        u.lang = /[\u4e00-\u9fff]/.test(text) ? 'zh-CN' : 'en-US';
-        u.onend = () => setSpeaking(false);
-        u.onerror = () => setSpeaking(false);
         setSpeaking(true);
-        synth.speak(u);
+        if (serverVoice.available !== false && !isTemp(messageId) && (await withServer())) return;
+        if (browser) withBrowser();
+        else setSpeaking(false);
       }}
       testId="read-aloud"
     >
@@ -254,6 +293,8 @@ export interface MessageItemProps {
   onDelete?: () => void;
   /** A thumbs up or down on an answer (absent: not offered). */
   onRate?: (rating: 'up' | 'down') => void;
+  /** Writes more of this answer (absent: not the end of its branch, so not offered). */
+  onContinue?: () => void;
 }
 
 /** One message with its actions (versions, edit, copy, regenerate, read aloud, feedback, delete). */
@@ -337,6 +378,7 @@ function Answer(props: MessageItemProps) {
       <div className="flex flex-wrap items-center gap-0.5 text-xs text-muted-fg" data-testid="message-actions">
         <Versions m={m} disabled={streaming} onSwitch={props.onSwitch} />
         {m.status === 'stopped' && <Badge>{t('chat.stopped')}</Badge>}
+        {m.status === 'done' && m.finish_reason === 'length' && <Badge>{t('chat.cutAtLimit')}</Badge>}
         {m.status === 'failed' && <Badge tone="danger">{t('chat.failed')}</Badge>}
         {m.status !== 'streaming' && (
           <>
@@ -346,7 +388,12 @@ function Answer(props: MessageItemProps) {
                 <RefreshIcon />
               </Action>
             )}
-            <ReadAloud text={m.content} />
+            {props.onContinue && !streaming && !isTemp(m.id) && m.content && (m.finish_reason === 'length' || m.status === 'stopped') && (
+              <Action label={t('chat.continue')} onClick={props.onContinue} testId="continue-answer">
+                <ContinueIcon />
+              </Action>
+            )}
+            <ReadAloud text={m.content} messageId={m.id} />
             {props.onRate && !isTemp(m.id) && m.status !== 'failed' && (
               <>
                 <Action label={t('chat.goodAnswer')} pressed={m.feedback === 'up'} onClick={() => props.onRate?.('up')} testId="feedback-up">

@@ -144,6 +144,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         chat.send({ content: text, parentId: m.parent_id, explicitParent: true, images: m.images, model });
       }}
       onRegenerate={() => chat.regenerate(m)}
+      onContinue={m.id === chat.messages[chat.messages.length - 1]?.id ? () => chat.continueAnswer(m) : undefined}
       onSwitch={chat.switchTo}
       onDelete={() => chat.removeBranch(m)}
       onRate={(rating) => chat.rate(m, rating)}

@@ -162,6 +162,25 @@ describe('useChatStream', () => {
     await act(async () => stream.close());
   });
 
+  it('continues a cut answer in place: the same message streams on and ends whole', async () => {
+    const stream = sseResponse();
+    const cut = { ...message('a1', 'u1', 'assistant', 'Once upon '), finish_reason: 'length' };
+    routes['GET /api/v1/chat/conversations/c1/messages'] = () =>
+      json({ conversation_id: 'c1', active_leaf_id: 'a1', messages: [message('u1', null, 'user', 'Tell a story'), cut] });
+    routes['POST /api/v1/chat/messages/a1/continue'] = () => stream.response;
+    const { result } = mount('c1');
+    await waitFor(() => expect(result.current.messages).toHaveLength(2));
+    act(() => void result.current.continueAnswer(result.current.messages[1]));
+    await waitFor(() => expect(result.current.streaming).toBe(true));
+    expect(calls.some((c) => c.path === '/api/v1/chat/messages/a1/continue')).toBe(true);
+    await act(async () => stream.push('start', { user_message_id: 'u1', assistant_message_id: 'a1', conversation_id: 'c1' }));
+    await act(async () => stream.push('delta', { content: 'a time' }));
+    await waitFor(() => expect(result.current.messages[1]).toMatchObject({ id: 'a1', content: 'Once upon a time', status: 'streaming' }));
+    expect(result.current.messages).toHaveLength(2);
+    await act(async () => stream.close());
+    await waitFor(() => expect(result.current.streaming).toBe(false));
+  });
+
   it('regenerates an answer as a new version, and switching the conversation resets the page', async () => {
     const stream = sseResponse();
     routes['GET /api/v1/chat/conversations/c1/messages'] = () =>

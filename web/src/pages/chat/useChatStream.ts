@@ -3,7 +3,7 @@ import { useQueryClient } from '@tanstack/react-query';
 import { api, ApiError } from '../../lib/api';
 import { imagesToSend } from '../../lib/images';
 import { openStream } from '../../lib/chat';
-import { applyEvent, beginRegenerate, beginSend, type StreamEvent, type StreamIds } from '../../lib/branch';
+import { applyEvent, beginContinue, beginRegenerate, beginSend, type StreamEvent, type StreamIds } from '../../lib/branch';
 import { qk } from '../../lib/queryKeys';
 import type { ChatMessage, Conversation, History } from '../../lib/types';
 import { useT } from '../../i18n';
@@ -196,6 +196,15 @@ export function useChatStream(conversationId: string | null, events: ChatStreamE
     await run(`chat/messages/${m.id}/regenerate`, 'POST', undefined, { user: m.parent_id, assistant: temp }, before, null);
   };
 
+  /** Writes more of a finished answer (one cut at its length limit) onto the same message. */
+  const continueAnswer = async (m: ChatMessage) => {
+    if (streaming || isTemp(m.id)) return;
+    setError(null);
+    const before = messages;
+    setMessages(beginContinue(messages, m.id));
+    await run(`chat/messages/${m.id}/continue`, 'POST', undefined, { user: m.parent_id, assistant: m.id }, before, null);
+  };
+
   /** Stops the answer being written (once the server has named it, or as soon as it does). */
   const stop = () => {
     const id = ids.current.assistant;
@@ -253,6 +262,7 @@ export function useChatStream(conversationId: string | null, events: ChatStreamE
     activeId: () => localId.current,
     send,
     regenerate,
+    continueAnswer,
     stop,
     switchTo,
     removeBranch,
