@@ -534,8 +534,9 @@ async function chatSteps(page) {
   await step('chat: continue writes the stopped answer on in place', async () => {
     const answers = await page.getByTestId('assistant-message').count();
     await lastAnswer().getByRole('button', { name: 'Continue writing' }).click();
+    // The e2e mock streams slowly (so that stop has something to stop): ~6 words a second.
     const done = page.locator('[data-testid="assistant-message"][data-status="done"]').last();
-    await done.getByText(/w298 w299/).waitFor({ timeout: 30_000 });
+    await done.getByText(/w298 w299/).waitFor({ timeout: 120_000 });
     const text = await done.textContent();
     check((text.match(/echo:/g) ?? []).length === 1, `one answer, written on: ${text.slice(0, 80)}`);
     check((text.match(/w150 /g) ?? []).length === 1, 'nothing repeated where it was continued');

@@ -194,6 +194,9 @@ fn uuid_like() -> String {
     format!("{nanos:x}{:x}", std::process::id())
 }
 
+/// The deployment's relay secret key (64 hex characters), the same for every instance.
+const RELAY_SECRET_KEY: &str = "5e1f0b9a7c3d2e4f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7";
+
 /// Starts `count` instances of one deployment, sets up a key, loads them and stops them.
 async fn measure(
     args: &Args,
@@ -209,6 +212,9 @@ async fn measure(
         ("SKEIN_REDIS_URL", args.redis.as_str()),
         ("SKEIN_REDIS__KEY_PREFIX", prefix.as_str()),
         ("SKEIN_JWT_SECRET", jwt.as_str()),
+        // Channel keys are sealed with this key: every instance must share it, or the others
+        // cannot read the channel the first one stored (they skip it: 404 model_not_found).
+        ("SKEIN_RELAY__SECRET_KEY", RELAY_SECRET_KEY),
         ("SKEIN_LIMITS__API_PER_KEY_PER_MINUTE", "100000000"),
     ];
     let client = reqwest::Client::builder()
@@ -227,9 +233,37 @@ async fn measure(
         .iter()
         .map(|s| format!("{}/v1/chat/completions", s.base))
         .collect();
-    // Every instance must know the key and channel before the clock starts (the bus carries
-    // them at once; the warm-up proves it).
+    // Every instance must know the key and channel before the clock starts. The bus carries
+    // them to the other instances within milliseconds, not before the set-up's answer: each
+    // instance is asked until it serves (at most 10 s, the periodic reload's period), and how
+    // long that took is printed.
     let body = json!({"model": "bench-model", "messages": [{"role": "user", "content": "hello scale benchmark"}], "max_tokens": 16}).to_string();
+    let asked = std::time::Instant::now();
+    for url in &urls {
+        loop {
+            let r = client
+                .post(url)
+                .bearer_auth(&key)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await?;
+            let status = r.status();
+            r.bytes().await?;
+            if status.is_success() {
+                break;
+            }
+            anyhow::ensure!(
+                asked.elapsed() < Duration::from_secs(10),
+                "{url} still answers {status} 10 s after the set-up"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    println!(
+        "  every instance served the new channel, price and key {:.0} ms after the set-up",
+        asked.elapsed().as_secs_f64() * 1000.0
+    );
     for _ in 0..50 {
         for url in &urls {
             let r = client
