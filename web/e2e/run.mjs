@@ -360,7 +360,16 @@ async function main() {
       check(costText === '$0.000022', `the API call cost 11 units ($0.000022): ${costText}`);
       const used = await page.getByTestId('used').textContent();
       check(used !== '$0.00' && used.startsWith('$0.0'), `usage counted: ${used}`);
-      await page.getByRole('cell', { name: 'e2e top-up' }).waitFor();
+      // The ledger shows ten entries a page, newest first: the top-up is the oldest, so it may
+      // sit on a later page once the chat steps have been charged.
+      const topUp = page.getByRole('cell', { name: 'e2e top-up' });
+      const ledgerNext = page.getByRole('button', { name: 'Next', exact: true }).last();
+      await page.waitForTimeout(1000);
+      for (let i = 0; i < 5 && !(await topUp.isVisible()) && (await ledgerNext.isEnabled()); i++) {
+        await ledgerNext.click();
+        await page.waitForTimeout(500);
+      }
+      await topUp.waitFor();
     });
 
     await step('the user tops up ¥10 with Alipay through the (fake) EPay gateway and comes back credited', async () => {
