@@ -2714,6 +2714,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/chat/messages/{id}/continue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Write more of a finished answer — one cut at its length limit (`finish_reason: length`),
+         *     or stopped — from where it ends: the model is sent the conversation up to the question
+         *     with the answer so far as its last message, and what it writes is appended to the same
+         *     message. Only the newest answer of its branch can be continued. The continuation is billed
+         *     on its own; the message then shows what the whole answer cost. Streams back as SSE.
+         */
+        post: operations["continue_answer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/chat/messages/{id}/feedback": {
         parameters: {
             query?: never;
@@ -2745,6 +2768,28 @@ export interface paths {
         put?: never;
         /** Write a new answer beside an answer (a sibling); the answer streams back as SSE. */
         post: operations["regenerate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/messages/{id}/speech": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Read an answer aloud: its text without Markdown (at most the first 4,096 characters) spoken
+         *     by `chat.speech_model` in `chat.speech_voice`, answered as the audio itself and billed
+         *     through the relay per character. 422 `speech_not_available` when that model has no channel
+         *     or price for the caller (the web app then reads with the browser's own voice).
+         */
+        post: operations["speak"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2942,7 +2987,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Open the chat socket: requests `send`, `regenerate`, `attach`, `stop` and `cancel` as
+         * Open the chat socket: requests `send`, `regenerate`, `continue`, `attach`, `stop` and `cancel` as
          *     JSON text frames; the answers' events come back tagged with each request's `id` (see
          *     docs/CHAT-API.md). Offer the subprotocols `skein.chat.v1` and `skein.bearer.<access
          *     token>`; the server answers `skein.chat.v1`.
@@ -17092,6 +17137,55 @@ export interface operations {
             };
         };
     };
+    continue_answer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegenerateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     feedback: {
         parameters: {
             query?: never;
@@ -17163,6 +17257,44 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    speak: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The spoken answer (audio/mpeg) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "audio/mpeg": number[];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
