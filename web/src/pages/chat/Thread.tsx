@@ -4,7 +4,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, ApiError, download } from '../../lib/api';
 import { leafId } from '../../lib/branch';
 import { qk } from '../../lib/queryKeys';
-import { storage, useStore } from '../../lib/store';
+import { createStore, storage, useStore, type Store } from '../../lib/store';
 import { langStore } from '../../lib/settings';
 import { useSubTitle } from '../../lib/title';
 import type { ChatMessage, ChatModel, Conversation } from '../../lib/types';
@@ -13,7 +13,7 @@ import { ConversationSettings } from './ConversationSettings';
 import { ShareDialog } from './ShareDialog';
 import { ShortcutHelp, useChatShortcuts, type ShortcutAction } from './shortcuts';
 import { fontClass, useChatPreferences } from './preferences';
-import { Composer } from './Composer';
+import { Composer, type ComposerProps } from './Composer';
 import { MessageItem } from './MessageItem';
 import { MessageList, type MessageListHandle } from './MessageList';
 import { ThreadHeader, type ExportFormat } from './ThreadHeader';
@@ -30,7 +30,9 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
   const lang = useStore(langStore);
   const navigate = useNavigate();
   const queryClient = useQueryClient();
-  const [draft, setDraft] = useState(() => storage.get(draftKey(conversationId)) ?? '');
+  // The draft lives in a store the composer alone subscribes to: a keystroke re-renders the
+  // composer, not the thread and every message in it.
+  const [draft] = useState(() => createStore(storage.get(draftKey(conversationId)) ?? ''));
   const [images, setImages] = useState<string[]>([]);
   const [composerError, setComposerError] = useState<ComposerError | null>(null);
   const [editing, setEditing] = useState<{ id: string; text: string } | null>(null);
@@ -46,17 +48,17 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
       setEditing(null);
       setImages([]);
       setComposerError(null);
-      setDraft(storage.get(draftKey(id)) ?? '');
+      draft.set(storage.get(draftKey(id)) ?? '');
     },
     onSending: (id, created) => {
       storage.set(draftKey(created ? null : id), null);
-      setDraft('');
+      draft.set('');
       setImages([]);
       setComposerError(null);
       list.current?.stickToBottom();
     },
     onSendFailed: (content, back) => {
-      setDraft((d) => d || content);
+      draft.set((d) => d || content);
       if (back.length) setImages((now) => (now.length ? now : back));
     },
   });
@@ -107,7 +109,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
   const missing = conversation.error instanceof ApiError && conversation.error.status === 404;
 
   const saveDraft = (text: string) => {
-    setDraft(text);
+    draft.set(text);
     storage.set(draftKey(chat.activeId()), text || null);
   };
 
@@ -182,7 +184,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
           />
         }
       />
-      <Composer
+      <DraftComposer
         draft={draft}
         onDraftChange={saveDraft}
         images={images}
@@ -192,7 +194,7 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
         model={model}
         streaming={streaming}
         disabled={missing}
-        onSend={() => chat.send({ content: draft, parentId: leafId(messages), explicitParent: false, images, model })}
+        onSend={() => chat.send({ content: draft.get(), parentId: leafId(messages), explicitParent: false, images, model })}
         onStop={chat.stop}
         sendKey={prefs.send_key}
         tools={conversationId ? <ToolToggles conversationId={conversationId} disabled={missing} bound={agent?.plugin_ids} /> : undefined}
@@ -209,4 +211,9 @@ export function Thread({ conversationId, models, onOpenList }: { conversationId:
       )}
     </div>
   );
+}
+
+/** The composer bound to the thread's draft store, so that typing re-renders only it. */
+function DraftComposer({ draft, ...props }: Omit<ComposerProps, 'draft'> & { draft: Store<string> }) {
+  return <Composer draft={useStore(draft)} {...props} />;
 }
