@@ -13,6 +13,8 @@ use skein_core::{ApiError, ApiResult};
 use skein_db::{Db, DbResult, sqlx};
 use utoipa::ToSchema;
 
+use crate::payment::OrderStatus;
+
 /// An invoice's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -169,14 +171,18 @@ pub(crate) async fn request(db: &Db, new: &NewInvoice, now: i64) -> ApiResult<In
                 format!("订单 {order_id} 不是你的订单。"),
             ));
         };
-        if status == "refunded" || status == "partially_refunded" {
+        let status = OrderStatus::parse(&status);
+        if matches!(
+            status,
+            Some(OrderStatus::Refunded | OrderStatus::PartiallyRefunded)
+        ) {
             return Err(ApiError::invalid_field(
                 "order_ids",
                 format!("Order {order_id} was refunded; a refunded order cannot be invoiced."),
                 format!("订单 {order_id} 已退款；已退款的订单不能开票。"),
             ));
         }
-        if status != "paid" {
+        if status != Some(OrderStatus::Paid) {
             return Err(ApiError::invalid_field(
                 "order_ids",
                 format!("Order {order_id} is not paid; only paid orders can be invoiced."),

@@ -539,12 +539,54 @@ async fn add_user_hold(tx: &mut Tx, user_id: &str, amount: i64, now: i64) -> DbR
     Ok(())
 }
 
+/// Where a hold (a `reservations` row) stands; stored as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HoldStatus {
+    /// Counted against the balance until settled, released or expired.
+    Open,
+    /// Charged; the ledger entry `settle:{id}` says how much.
+    Settled,
+    /// Given back by its caller.
+    Released,
+    /// Given back by the sweeper after its deadline; a late settle may still charge it.
+    Expired,
+}
+
+impl HoldStatus {
+    /// The stored name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Open => "open",
+            HoldStatus::Settled => "settled",
+            HoldStatus::Released => "released",
+            HoldStatus::Expired => "expired",
+        }
+    }
+}
+
+/// Decoding a stored status. A name this build does not know (written by a newer version)
+/// reads as `Released`: closed, so nothing is held or charged against it here.
+impl From<String> for HoldStatus {
+    fn from(name: String) -> Self {
+        [
+            HoldStatus::Open,
+            HoldStatus::Settled,
+            HoldStatus::Released,
+            HoldStatus::Expired,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .unwrap_or(HoldStatus::Released)
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct HoldRow {
     user_id: String,
     key_id: Option<String>,
     amount: i64,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: HoldStatus,
     settled_amount: Option<i64>,
     overrun: i64,
     uncollected: i64,
@@ -626,8 +668,8 @@ pub(crate) async fn settle(
     let Some(row) = hold(tx, id).await? else {
         return Ok(Err(unknown_reservation()));
     };
-    match row.status.as_str() {
-        "settled" => {
+    match row.status {
+        HoldStatus::Settled => {
             // A retried settle: answer what the first one did, charge nothing more.
             let after: Option<(i64,)> = sqlx::query_as(
                 "SELECT balance_after FROM ledger_entries WHERE idempotency_key = $1",
@@ -647,14 +689,14 @@ pub(crate) async fn settle(
                 uncollected: row.uncollected,
             }));
         }
-        "released" => {
+        HoldStatus::Released => {
             return Ok(Err(ApiError::conflict(
                 "reservation_released",
                 "This reservation was released; nothing can be charged against it.",
                 "该预留额度已释放，无法再扣费。",
             )));
         }
-        _ => {}
+        HoldStatus::Open | HoldStatus::Expired => {}
     }
     let claimed = sqlx::query(
         "UPDATE reservations SET status = 'settled', settled_amount = $2, closed_at = $3 WHERE id = $1 AND status = $4",
@@ -662,7 +704,7 @@ pub(crate) async fn settle(
     .bind(id)
     .bind(usage.cost)
     .bind(now)
-    .bind(&row.status)
+    .bind(row.status.as_str())
     .execute(&mut **tx)
     .await?;
     if claimed.rows_affected() == 0 {
@@ -675,7 +717,11 @@ pub(crate) async fn settle(
         user_id: &row.user_id,
         key_id: row.key_id.as_deref(),
         amount: row.amount,
-        held_db: if row.status == "open" { row.amount } else { 0 },
+        held_db: if row.status == HoldStatus::Open {
+            row.amount
+        } else {
+            0
+        },
         cap: None,
     };
     charge(tx, pending, id, &against, usage, rules, true, now)
@@ -816,27 +862,27 @@ async fn current_balance(tx: &mut Tx, user_id: &str) -> DbResult<i64> {
 pub(crate) async fn release(
     tx: &mut Tx,
     id: &str,
-    status: &str,
+    status: HoldStatus,
     now: i64,
 ) -> DbResult<ApiResult<bool>> {
     let Some(row) = hold(tx, id).await? else {
         return Ok(Err(unknown_reservation()));
     };
-    if row.status == "settled" {
+    if row.status == HoldStatus::Settled {
         return Ok(Err(ApiError::conflict(
             "reservation_settled",
             "This reservation was already settled; there is nothing left to release.",
             "该预留额度已结算，无可释放。",
         )));
     }
-    if row.status != "open" {
+    if row.status != HoldStatus::Open {
         return Ok(Ok(false));
     }
     let closed = sqlx::query(
         "UPDATE reservations SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'open'",
     )
     .bind(id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -873,7 +919,7 @@ pub(crate) async fn expire(tx: &mut Tx, now: i64) -> DbResult<u64> {
             .await?;
     let mut count = 0;
     for (id,) in ids {
-        if let Ok(true) = release(tx, &id, "expired", now).await? {
+        if let Ok(true) = release(tx, &id, HoldStatus::Expired, now).await? {
             count += 1;
         }
     }
@@ -1356,6 +1402,19 @@ pub(crate) async fn renew(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hold_statuses_round_trip_and_an_unknown_one_holds_nothing() {
+        for status in [
+            HoldStatus::Open,
+            HoldStatus::Settled,
+            HoldStatus::Released,
+            HoldStatus::Expired,
+        ] {
+            assert_eq!(HoldStatus::from(status.as_str().to_string()), status);
+        }
+        assert_eq!(HoldStatus::from("frozen".to_string()), HoldStatus::Released);
+    }
 
     #[test]
     fn a_charge_takes_the_hold_and_beyond_it_only_down_to_the_overdraft() {

@@ -390,7 +390,7 @@ async fn apply(
         Op::Renew(id) => ledger::renew(tx, id, rules, now)
             .await?
             .map(|()| Done::Renewed),
-        Op::Release(id) => ledger::release(tx, id, "released", now)
+        Op::Release(id) => ledger::release(tx, id, ledger::HoldStatus::Released, now)
             .await?
             .map(|_| Done::Released),
         Op::Credit(credit) => ledger::credit(tx, credit, rules, now)

@@ -33,6 +33,20 @@ impl Role {
     }
 }
 
+/// Decoding a stored role (`#[sqlx(try_from = "String")]` on rows). A name this build does
+/// not know (written by a newer version) reads as the least privilege, never as more.
+impl From<String> for Role {
+    fn from(name: String) -> Self {
+        name.parse().unwrap_or(Role::User)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for Role {
     type Err = ();
 
@@ -43,5 +57,24 @@ impl FromStr for Role {
             "root" => Ok(Role::Root),
             _ => Err(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_round_trip_and_an_unknown_one_is_the_least_privilege() {
+        for role in [Role::User, Role::Admin, Role::Root] {
+            assert_eq!(Role::from(role.as_str().to_string()), role);
+            assert_eq!(role.to_string(), role.as_str());
+            assert_eq!(
+                serde_json::to_value(role).unwrap(),
+                serde_json::json!(role.as_str())
+            );
+        }
+        assert_eq!(Role::from("superuser".to_string()), Role::User);
+        assert_eq!(Role::from("Root".to_string()), Role::User);
     }
 }

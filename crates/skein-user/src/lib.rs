@@ -45,6 +45,8 @@ use skein_core::{ApiError, ApiResult};
 use skein_db::{Db, ServiceMigrations};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::model::UserStatus;
+
 pub use http::TokenResponse;
 use model::UserRow;
 use store::SessionRow;
@@ -473,7 +475,7 @@ impl UserService {
             password_hash: &hash,
             display_name: &display,
             language: "en",
-            role: role.as_str(),
+            role,
             invited_by: None,
             now,
         };
@@ -490,15 +492,7 @@ impl UserService {
     pub async fn set_role(&self, login: &str, role: Role) -> ApiResult<model::Profile> {
         let user = self.user_by_login(login).await?;
         store::claim_flag(self.db.pool(), "root_claimed", &user.id, now_ms()).await?;
-        store::set_role_status(
-            self.db.pool(),
-            &user.id,
-            Some(role.as_str()),
-            None,
-            None,
-            now_ms(),
-        )
-        .await?;
+        store::set_role_status(self.db.pool(), &user.id, Some(role), None, None, now_ms()).await?;
         self.forget_user_sessions(&user.id);
         self.profile_of(&user.id).await
     }
@@ -597,7 +591,7 @@ impl SessionDirectory for UserService {
                 row
             }
         };
-        let mut role = row.role.parse::<Role>().unwrap_or(Role::User);
+        let mut role = row.role;
         // `auth.two_factor_required_for_admins`: an admin without a second factor acts as a
         // plain user (enough to turn it on) until they set it up.
         if self.settings.auth.two_factor_required_for_admins
@@ -606,8 +600,9 @@ impl SessionDirectory for UserService {
         {
             role = Role::User;
         }
-        let active =
-            row.revoked_at.is_none() && row.expires_at > now_ms() && row.status == "active";
+        let active = row.revoked_at.is_none()
+            && row.expires_at > now_ms()
+            && row.status == UserStatus::Active;
         Ok(Some(SessionInfo {
             user_id: row.user_id,
             role,
@@ -635,8 +630,8 @@ impl UserDirectory for UserService {
         Ok(store::user_by_id(self.db.pool(), user_id)
             .await?
             .is_some_and(|u| {
-                u.status == "active"
-                    && !(needs_verified && u.role == "user" && u.email_verified_at.is_none())
+                u.status == UserStatus::Active
+                    && !(needs_verified && u.role == Role::User && u.email_verified_at.is_none())
             }))
     }
 
@@ -655,7 +650,7 @@ impl UserDirectory for UserService {
         let Some(email) = user
             .email
             .as_deref()
-            .filter(|_| user.email_verified_at.is_some() && user.status == "active")
+            .filter(|_| user.email_verified_at.is_some() && user.status == UserStatus::Active)
         else {
             return Ok(false);
         };

@@ -1,8 +1,53 @@
 //! Rows as stored and the shapes the API answers with.
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use skein_core::auth::Role;
 use skein_core::ids::ms_to_rfc3339;
 use utoipa::ToSchema;
+
+/// Whether an account may sign in and be used; stored and sent as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    /// Signs in, holds sessions and keys.
+    Active,
+    /// Switched off by an administrator: no sign-in, its sessions and keys refused.
+    Disabled,
+}
+
+impl UserStatus {
+    /// The stored and sent name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Disabled => "disabled",
+        }
+    }
+
+    /// The status named `name`, if this build knows it.
+    pub fn parse(name: &str) -> Option<UserStatus> {
+        [UserStatus::Active, UserStatus::Disabled]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for UserStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Decoding a stored status (`#[sqlx(try_from = "String")]`). A name this build does not know
+/// (written by a newer version) reads as `Disabled`: such an account is refused rather than
+/// let in on a state this build cannot check.
+impl From<String> for UserStatus {
+    fn from(name: String) -> Self {
+        UserStatus::parse(&name).unwrap_or(UserStatus::Disabled)
+    }
+}
 
 /// A `users` row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -23,10 +68,12 @@ pub struct UserRow {
     pub language: String,
     /// `system`, `light` or `dark`.
     pub theme: String,
-    /// `user`, `admin` or `root`.
-    pub role: String,
-    /// `active` or `disabled`.
-    pub status: String,
+    /// What the account may do.
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    /// Whether it may sign in.
+    #[sqlx(try_from = "String")]
+    pub status: UserStatus,
     /// The inviter, when registered with a code.
     pub invited_by: Option<String>,
     /// Created, ms.
@@ -46,6 +93,11 @@ pub struct UserRow {
 }
 
 impl UserRow {
+    /// Whether the account may sign in and be used.
+    pub fn is_active(&self) -> bool {
+        self.status == UserStatus::Active
+    }
+
     /// Whether a password (or code, or provider) sign-in needs a second step: the account has
     /// TOTP on or a passkey (either answers the step).
     pub fn has_second_factor(&self) -> bool {
@@ -76,10 +128,10 @@ pub struct Profile {
     pub language: String,
     /// UI theme: `system`, `light` or `dark`.
     pub theme: String,
-    /// `user`, `admin` or `root`.
-    pub role: String,
-    /// `active` or `disabled`.
-    pub status: String,
+    /// What the account may do.
+    pub role: Role,
+    /// Whether it may sign in.
+    pub status: UserStatus,
     /// Who invited this user.
     pub invited_by: Option<String>,
     /// RFC 3339.
@@ -184,5 +236,25 @@ impl From<InviteRow> for InviteCode {
             note: row.note,
             created_at: ms_to_rfc3339(row.created_at),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_an_unknown_one_reads_as_disabled() {
+        for status in [UserStatus::Active, UserStatus::Disabled] {
+            assert_eq!(UserStatus::from(status.as_str().to_string()), status);
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+        assert_eq!(
+            UserStatus::from("suspended".to_string()),
+            UserStatus::Disabled
+        );
     }
 }

@@ -9,10 +9,11 @@ pub mod settings;
 
 pub use accounts::{avatar_file, set_avatar_file};
 
+use skein_core::auth::Role;
 use skein_db::sqlx::{self, Any, Executor};
 use skein_db::{DbError, DbResult};
 
-use crate::model::{INVITE_COLUMNS, InviteRow, USER_COLUMNS, UserRow};
+use crate::model::{INVITE_COLUMNS, InviteRow, USER_COLUMNS, UserRow, UserStatus};
 
 /// Fields of a new account.
 pub struct NewUser<'a> {
@@ -29,7 +30,7 @@ pub struct NewUser<'a> {
     /// UI language.
     pub language: &'a str,
     /// Role.
-    pub role: &'a str,
+    pub role: Role,
     /// Inviter.
     pub invited_by: Option<&'a str>,
     /// Now, ms.
@@ -52,7 +53,7 @@ pub async fn insert_user<'c, E: Executor<'c, Database = Any>>(
     .bind(u.password_hash)
     .bind(u.display_name)
     .bind(u.language)
-    .bind(u.role)
+    .bind(u.role.as_str())
     .bind(u.invited_by)
     .bind(u.now)
     .bind(u.username.map(str::to_lowercase))
@@ -237,9 +238,11 @@ pub struct RefreshLookup {
     /// Session expiry, ms.
     pub expires_at: i64,
     /// The user's role.
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     /// The user's status.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: UserStatus,
 }
 
 /// Looks up a refresh token by hash.
@@ -334,9 +337,11 @@ pub struct SessionRow {
     /// The user.
     pub user_id: String,
     /// The user's role.
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     /// The user's status.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: UserStatus,
     /// Set when revoked.
     pub revoked_at: Option<i64>,
     /// Expiry, ms.
@@ -442,9 +447,9 @@ pub async fn update_profile<'c, E: Executor<'c, Database = Any>>(
 pub async fn set_role_status<'c, E: Executor<'c, Database = Any>>(
     e: E,
     user_id: &str,
-    role: Option<&str>,
-    status: Option<&str>,
-    expected_role: Option<&str>,
+    role: Option<Role>,
+    status: Option<UserStatus>,
+    expected_role: Option<Role>,
     now: i64,
 ) -> DbResult<bool> {
     // `expected_role` makes the permission check and the write one step: if someone changed
@@ -454,10 +459,10 @@ pub async fn set_role_status<'c, E: Executor<'c, Database = Any>>(
          WHERE id = $1 AND ($5 = '' OR role = $5)",
     )
     .bind(user_id)
-    .bind(role)
-    .bind(status)
+    .bind(role.map(Role::as_str))
+    .bind(status.map(UserStatus::as_str))
     .bind(now)
-    .bind(expected_role.unwrap_or(""))
+    .bind(expected_role.map_or("", Role::as_str))
     .execute(e)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -467,10 +472,10 @@ pub async fn set_role_status<'c, E: Executor<'c, Database = Any>>(
 pub struct UserFilter<'a> {
     /// Substring of username, email or display name.
     pub q: &'a str,
-    /// Exact role, or empty.
-    pub role: &'a str,
-    /// Exact status, or empty.
-    pub status: &'a str,
+    /// Exact role, if filtered.
+    pub role: Option<Role>,
+    /// Exact status, if filtered.
+    pub status: Option<UserStatus>,
 }
 
 const USER_FILTER: &str = "($1 = '' OR COALESCE(username_key, '') LIKE $2 ESCAPE '\\' \
@@ -491,8 +496,8 @@ pub async fn list_users(
     let rows = sqlx::query_as(&sql)
         .bind(f.q)
         .bind(&pattern)
-        .bind(f.role)
-        .bind(f.status)
+        .bind(f.role.map_or("", Role::as_str))
+        .bind(f.status.map_or("", UserStatus::as_str))
         .bind(limit)
         .bind(offset)
         .fetch_all(pool)
@@ -501,8 +506,8 @@ pub async fn list_users(
         sqlx::query_as(&format!("SELECT COUNT(*) FROM users WHERE {USER_FILTER}"))
             .bind(f.q)
             .bind(&pattern)
-            .bind(f.role)
-            .bind(f.status)
+            .bind(f.role.map_or("", Role::as_str))
+            .bind(f.status.map_or("", UserStatus::as_str))
             .fetch_one(pool)
             .await?;
     Ok((rows, total))

@@ -301,6 +301,36 @@ pub enum SubscriptionStatus {
     Upgraded,
 }
 
+impl SubscriptionStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::Expired => "expired",
+            SubscriptionStatus::Canceled => "canceled",
+            SubscriptionStatus::Refunded => "refunded",
+            SubscriptionStatus::Upgraded => "upgraded",
+        }
+    }
+}
+
+/// Decoding a stored status. A name this build does not know (written by a newer version)
+/// reads as `Expired`: no quota is granted on a state this build cannot follow.
+impl From<String> for SubscriptionStatus {
+    fn from(name: String) -> Self {
+        [
+            SubscriptionStatus::Active,
+            SubscriptionStatus::Expired,
+            SubscriptionStatus::Canceled,
+            SubscriptionStatus::Refunded,
+            SubscriptionStatus::Upgraded,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .unwrap_or(SubscriptionStatus::Expired)
+    }
+}
+
 /// A subscription as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionView {
@@ -354,13 +384,7 @@ async fn view(conn: &mut sqlx::AnyConnection, row: SubRow) -> DbResult<Option<Su
         Some(next) => get_plan(conn, &next).await?.map(PlanView::from),
         None => None,
     };
-    let status = match status.as_str() {
-        "active" => SubscriptionStatus::Active,
-        "canceled" => SubscriptionStatus::Canceled,
-        "refunded" => SubscriptionStatus::Refunded,
-        "upgraded" => SubscriptionStatus::Upgraded,
-        _ => SubscriptionStatus::Expired,
-    };
+    let status = SubscriptionStatus::from(status);
     let now = skein_core::ids::now_ms();
     let mut current = 0;
     while current + 1 < paid && period_start(started_at, plan.period, current + 1) <= now {
@@ -706,6 +730,30 @@ pub(crate) async fn grant_due(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscription_statuses_round_trip_and_an_unknown_one_grants_nothing() {
+        for status in [
+            SubscriptionStatus::Active,
+            SubscriptionStatus::Expired,
+            SubscriptionStatus::Canceled,
+            SubscriptionStatus::Refunded,
+            SubscriptionStatus::Upgraded,
+        ] {
+            assert_eq!(
+                SubscriptionStatus::from(status.as_str().to_string()),
+                status
+            );
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+        assert_eq!(
+            SubscriptionStatus::from("paused".to_string()),
+            SubscriptionStatus::Expired
+        );
+    }
 
     #[test]
     fn periods_keep_the_day_and_clamp_to_short_months() {

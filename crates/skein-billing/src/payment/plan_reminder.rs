@@ -16,7 +16,7 @@ use skein_core::{ApiError, ApiResult};
 use skein_db::sqlx;
 use utoipa::ToSchema;
 
-use super::plan::{Plan, get_plan, period_start};
+use super::plan::{Plan, SubscriptionStatus, get_plan, period_start};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -137,7 +137,7 @@ impl crate::BillingService {
                 continue;
             };
             let ends_at = period_start(started_at, plan.period, paid);
-            let kind = if status == "active" {
+            let kind = if SubscriptionStatus::from(status) == SubscriptionStatus::Active {
                 // Canceled by its owner: they know it ends.
                 if cancel != 0 || ends_at <= now || ends_at > now + days * DAY_MS {
                     continue;

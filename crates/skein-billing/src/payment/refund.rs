@@ -40,6 +40,7 @@ use skein_core::{ApiError, ApiResult};
 use skein_db::{Db, DbResult, sqlx};
 use utoipa::ToSchema;
 
+use super::plan::SubscriptionStatus;
 use super::{OrderStatus, ProviderName, format_minor};
 use crate::ledger::{self, Credit, Rules, Tx};
 
@@ -356,9 +357,9 @@ async fn plan_effect(tx: &mut Tx, id: &str, order_quota: i64) -> DbResult<PlanEf
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((_, paid, granted)) =
-        found.filter(|(status, paid, _)| status == "active" && *paid > 0)
-    else {
+    let Some((_, paid, granted)) = found.filter(|(status, paid, _)| {
+        SubscriptionStatus::from(status.clone()) == SubscriptionStatus::Active && *paid > 0
+    }) else {
         // Ended already: the period was had in full, so the quota goes as for a top-up.
         return Ok(PlanEffect {
             quota: order_quota,
@@ -392,13 +393,17 @@ async fn take_period(tx: &mut Tx, id: &str, effect: &PlanEffect, now: i64) -> Db
     if effect.periods == 0 {
         return Ok(());
     }
-    let status = if effect.ended { "refunded" } else { "active" };
+    let status = if effect.ended {
+        SubscriptionStatus::Refunded
+    } else {
+        SubscriptionStatus::Active
+    };
     sqlx::query(
         "UPDATE subscriptions SET paid_periods = paid_periods - $2, status = $3, updated_at = $4 WHERE id = $1",
     )
     .bind(id)
     .bind(effect.periods)
-    .bind(status)
+    .bind(status.as_str())
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -470,11 +475,10 @@ pub(crate) async fn start(
     .bind(&new.order_id)
     .fetch_one(&mut **tx)
     .await?;
-    if status != OrderStatus::Paid.as_str() && status != OrderStatus::PartiallyRefunded.as_str() {
-        if status == OrderStatus::Refunded.as_str() {
-            return Ok(Err(fully_refunded()));
-        }
-        return Ok(Err(not_refundable(&status)));
+    match OrderStatus::parse(&status) {
+        Some(OrderStatus::Paid | OrderStatus::PartiallyRefunded) => {}
+        Some(OrderStatus::Refunded) => return Ok(Err(fully_refunded())),
+        _ => return Ok(Err(not_refundable(&status))),
     }
     let (refunded, refunded_quota): (i64, i64) = sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT), CAST(COALESCE(SUM(quota), 0) AS BIGINT) \

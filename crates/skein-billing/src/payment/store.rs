@@ -307,7 +307,10 @@ pub(crate) async fn pay(
     };
     // Only a pending or expired order can still be paid: a paid (or refunded) one was
     // credited before, and a failed one never will be.
-    if status != OrderStatus::Pending.as_str() && status != OrderStatus::Expired.as_str() {
+    if !matches!(
+        OrderStatus::parse(&status),
+        Some(OrderStatus::Pending | OrderStatus::Expired)
+    ) {
         return Ok(Ok((Applied::Already, None)));
     }
     if currency != paid.currency.code() || amount_minor != paid.amount_minor {

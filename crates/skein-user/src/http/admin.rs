@@ -17,7 +17,7 @@ use skein_core::page::{Page, PageQuery};
 use skein_core::{ApiError, ApiResult};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::model::{Profile, UserRow};
+use crate::model::{Profile, UserRow, UserStatus};
 use crate::{UserService, store};
 
 /// Filters of the user list.
@@ -81,22 +81,20 @@ pub async fn list_users(
             "搜索内容过长。",
         ));
     }
-    let role = query.role.as_deref().unwrap_or("");
-    if !role.is_empty() && role.parse::<Role>().is_err() {
-        return Err(ApiError::invalid_field(
-            "role",
-            "Unknown role.",
-            "未知角色。",
-        ));
-    }
-    let status = query.status.as_deref().unwrap_or("");
-    if !matches!(status, "" | "active" | "disabled") {
-        return Err(ApiError::invalid_field(
-            "status",
-            "Unknown status.",
-            "未知状态。",
-        ));
-    }
+    let role = match query.role.as_deref().filter(|r| !r.is_empty()) {
+        None => None,
+        Some(r) => Some(
+            r.parse::<Role>()
+                .map_err(|()| ApiError::invalid_field("role", "Unknown role.", "未知角色。"))?,
+        ),
+    };
+    let status =
+        match query.status.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(UserStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid_field("status", "Unknown status.", "未知状态。")
+            })?),
+        };
     let filter = store::UserFilter { q, role, status };
     let (rows, total) =
         store::list_users(svc.db.pool(), &filter, page.limit(), page.offset()).await?;
@@ -139,14 +137,13 @@ pub async fn update_user(
     let before = AuditBefore::of(&svc.profile_of(&target.id).await?);
     let status = match req.status.as_deref() {
         None => None,
-        Some(s @ ("active" | "disabled")) => Some(s),
-        Some(_) => {
-            return Err(ApiError::invalid_field(
+        Some(s) => Some(UserStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid_field(
                 "status",
                 "status must be active or disabled.",
                 "状态必须是 active 或 disabled。",
-            ));
-        }
+            )
+        })?),
     };
     let role = match req.role.as_deref() {
         None => None,
@@ -161,19 +158,19 @@ pub async fn update_user(
             if actor.role != Role::Root {
                 return Err(ApiError::forbidden());
             }
-            Some(role.as_str())
+            Some(role)
         }
     };
     let now = now_ms();
     let mut tx = svc.db.begin_write().await?;
-    if !store::set_role_status(&mut *tx, &target.id, role, status, Some(&target.role), now).await? {
+    if !store::set_role_status(&mut *tx, &target.id, role, status, Some(target.role), now).await? {
         return Err(ApiError::conflict(
             "user_changed",
             "This user's role changed meanwhile. Reload and try again.",
             "该用户的角色已被他人修改，请刷新后重试。",
         ));
     }
-    if status == Some("disabled") {
+    if status == Some(UserStatus::Disabled) {
         store::revoke_user_sessions(&mut *tx, &target.id, None, "disabled", now).await?;
     }
     tx.commit().await.map_err(skein_db::DbError::from)?;
@@ -233,7 +230,7 @@ fn may_manage(actor: &AuthUser, target: &UserRow) -> ApiResult<()> {
             "管理员不能修改自己的角色或状态，请在个人设置中修改。",
         ));
     }
-    let target_role = target.role.parse::<Role>().unwrap_or(Role::User);
+    let target_role = target.role;
     if actor.role == Role::Root || actor.role > target_role {
         Ok(())
     } else {

@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 use super::{TokenResponse, cookie};
 use crate::model::Profile;
+use crate::model::UserStatus;
 use crate::throttle::LoginThrottle;
 use crate::tokens::{hash_token, new_refresh_token};
 use crate::{UserService, conflict_or_internal, email_name, store, taken_error, validate};
@@ -239,7 +240,7 @@ pub async fn register(
         password_hash: &hash,
         display_name: &display_name,
         language: &language,
-        role: role.as_str(),
+        role,
         invited_by: invite.as_ref().map(|(_, owner)| owner.as_str()),
         now,
     };
@@ -397,16 +398,16 @@ pub async fn login(
         ));
     };
     throttle.clear().await;
-    if user.status != "active" {
+    if user.status != UserStatus::Active {
         return Err(account_disabled());
     }
     // Admin → Sign-in may turn passwords off for plain users; admins keep them, so no change
     // of settings locks everyone out.
-    if !svc.sign_in().methods.password && user.role == "user" {
+    if !svc.sign_in().methods.password && user.role == Role::User {
         return Err(password_sign_in_off());
     }
     if svc.sign_in().methods.verified_email_for_login
-        && user.role == "user"
+        && user.role == Role::User
         && user.email_verified_at.is_none()
     {
         return Err(email_not_verified());
@@ -457,7 +458,7 @@ pub async fn refresh(
     if found.revoked_at.is_some() || found.expires_at <= now {
         return Err(invalid_refresh());
     }
-    if found.status != "active" {
+    if found.status != UserStatus::Active {
         return Err(account_disabled());
     }
     let refresh_token = new_refresh_token();
@@ -466,7 +467,7 @@ pub async fn refresh(
     let expires_at = now + svc.settings.auth.refresh_token_ttl_secs * 1000;
     store::touch_session(&mut *tx, &found.session_id, now, expires_at).await?;
     tx.commit().await.map_err(DbError::from)?;
-    let role = found.role.parse::<Role>().unwrap_or(Role::User);
+    let role = found.role;
     let access_token = svc.jwt.issue(&found.user_id, &found.session_id, role)?;
     let (cookie, tokens) = svc.hand_out(
         &headers,

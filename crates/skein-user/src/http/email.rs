@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 use crate::mail::{self, Lang, Template};
 use crate::model::UserRow;
+use crate::model::UserStatus;
 use crate::store::accounts::{self as accounts, TokenPurpose};
 use crate::tokens::hash_token;
 use crate::{UserService, store, validate};
@@ -156,7 +157,7 @@ pub async fn forgot_password(
     .await?;
     let email = validate::email(&req.email)?;
     if let Some(user) = store::user_by_login(svc.db.pool(), &email).await?
-        && user.status == "active"
+        && user.status == UserStatus::Active
         && user.email.as_deref() == Some(email.as_str())
         // At most a few mails an hour per account, however many strangers ask: over that,
         // nothing is sent and the answer stays the same.

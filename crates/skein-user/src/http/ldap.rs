@@ -20,6 +20,7 @@ use skein_db::DbError;
 use utoipa::ToSchema;
 
 use crate::ldap::{self, DirectoryPerson, LdapError};
+use crate::model::UserStatus;
 use crate::store::oauth::{self as oauth_store, IdentityRow};
 use crate::{UserService, conflict_or_internal, store};
 
@@ -136,7 +137,7 @@ pub async fn ldap_login(
         }
     };
     let user = svc.directory_account(&person).await?;
-    if user.status != "active" {
+    if user.status != UserStatus::Active {
         return Err(super::auth::account_disabled());
     }
     tracing::info!(user_id = %user.id, role = %user.role, "signed in with the company directory");
@@ -157,20 +158,20 @@ impl UserService {
         if let Some(identity) = oauth_store::identity(self.db.pool(), PROVIDER, &person.dn).await? {
             oauth_store::touch_identity(self.db.pool(), &identity.id, now).await?;
             let row = self.user_row(&identity.user_id).await?;
-            let wanted = person.role.as_str();
+            let wanted = person.role;
             // Root is the operator's; the directory never demotes it.
-            if row.role != "root" && row.role != wanted {
+            if row.role != Role::Root && row.role != wanted {
                 store::set_role_status(
                     self.db.pool(),
                     &row.id,
                     Some(wanted),
                     None,
-                    Some(&row.role),
+                    Some(row.role),
                     now,
                 )
                 .await?;
                 self.forget_user_sessions(&row.id);
-                tracing::info!(user_id = %row.id, from = %row.role, to = wanted, "role follows the directory's groups");
+                tracing::info!(user_id = %row.id, from = %row.role, to = %wanted, "role follows the directory's groups");
                 return self.user_row(&row.id).await;
             }
             return Ok(row);
@@ -212,7 +213,7 @@ impl UserService {
                 password_hash: &hash,
                 display_name: &display_name,
                 language: "en",
-                role: role.as_str(),
+                role,
                 invited_by: None,
                 now,
             },

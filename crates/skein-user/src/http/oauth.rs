@@ -27,6 +27,7 @@ use skein_db::DbError;
 use utoipa::ToSchema;
 
 use crate::model::UserRow;
+use crate::model::UserStatus;
 use crate::oauth::{
     Attempt, ExternalIdentity, Provider, ProviderConfig, ProviderKind, random_token, valid_slug,
 };
@@ -429,11 +430,11 @@ pub async fn callback(
             }
         },
     };
-    if user.status != "active" {
+    if user.status != UserStatus::Active {
         return Err(super::auth::account_disabled());
     }
     if svc.sign_in().methods.verified_email_for_login
-        && user.role == "user"
+        && user.role == Role::User
         && user.email_verified_at.is_none()
     {
         return Err(ApiError::new(
@@ -794,7 +795,7 @@ impl UserService {
         };
         // An administrator's account is never joined by address: whoever controls an
         // address at a provider the admin trusts would hold the keys to the server.
-        if user.email_verified_at.is_none() || user.role != "user" {
+        if user.email_verified_at.is_none() || user.role != Role::User {
             return Ok(None);
         }
         self.link_identity(provider, &user.id, identity).await?;
@@ -902,7 +903,7 @@ impl UserService {
             password_hash: &hash,
             display_name: &display_name,
             language,
-            role: Role::User.as_str(),
+            role: Role::User,
             invited_by: invite.as_ref().map(|(_, owner)| owner.as_str()),
             now,
         };

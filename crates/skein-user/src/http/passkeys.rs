@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use skein_core::auth::AuthUser;
+use skein_core::auth::{AuthUser, Role};
 use skein_core::error::ErrorEnvelope;
 use skein_core::extract::ApiJson;
 use skein_core::ids::{ms_to_rfc3339, new_id, now_ms};
@@ -22,6 +22,7 @@ use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
 
 use crate::UserService;
+use crate::model::UserStatus;
 use crate::passkey::{self, PasskeyError, RelyingParty, b64, unb64};
 use crate::store::accounts;
 use crate::store::passkeys::{self as passkey_store, NewPasskey, PasskeyRow};
@@ -495,11 +496,11 @@ pub async fn passkey_login(
         .check_assertion(&req.credential, "sign_in", None)
         .await?;
     let user = svc.user_row(&row.user_id).await?;
-    if user.status != "active" {
+    if user.status != UserStatus::Active {
         return Err(super::auth::account_disabled());
     }
     if svc.sign_in().methods.verified_email_for_login
-        && user.role == "user"
+        && user.role == Role::User
         && user.email_verified_at.is_none()
     {
         return Err(super::auth::email_not_verified());
@@ -568,7 +569,7 @@ pub async fn second_factor_passkey(
         return Err(super::twofactor::invalid_challenge());
     }
     let user = svc.user_row(&row.user_id).await?;
-    if user.status != "active" {
+    if user.status != UserStatus::Active {
         return Err(super::auth::account_disabled());
     }
     svc.finish_login(user, &headers, ip).await

@@ -28,6 +28,7 @@ use utoipa::ToSchema;
 
 use super::TokenResponse;
 use crate::model::Profile;
+use crate::model::UserStatus;
 use crate::sms::Phone;
 use crate::store::phone::{self as phone_store, CodeRow, NewCode};
 use crate::store::{self, oauth as oauth_store};
@@ -174,12 +175,12 @@ pub async fn phone_login(
     if !phone_store::use_code(svc.db.pool(), &code.id, now_ms()).await? {
         return Err(invalid_code());
     }
-    if user.status != "active" {
+    if user.status != UserStatus::Active {
         return Err(super::auth::account_disabled());
     }
     // The same rule as a password sign-in: a code proves the number, not the address.
     if svc.sign_in().methods.verified_email_for_login
-        && user.role == "user"
+        && user.role == Role::User
         && user.email_verified_at.is_none()
     {
         return Err(super::auth::email_not_verified());
@@ -524,7 +525,7 @@ impl UserService {
             password_hash: &hash,
             display_name: &display_name,
             language: &language,
-            role: Role::User.as_str(),
+            role: Role::User,
             invited_by: invite.as_ref().map(|(_, owner)| owner.as_str()),
             now,
         };

@@ -19,6 +19,7 @@ use skein_db::DbError;
 use utoipa::ToSchema;
 
 use super::TokenResponse;
+use crate::model::UserStatus;
 use crate::model::{Profile, UserRow};
 use crate::store::{self, accounts};
 use crate::tokens::hash_token;
@@ -119,7 +120,7 @@ pub async fn status(
     Ok(ApiJson(TwoFactorStatus {
         enabled: row.totp_enabled > 0,
         recovery_codes_left: left,
-        required: svc.settings.auth.two_factor_required_for_admins && row.role != "user",
+        required: svc.settings.auth.two_factor_required_for_admins && row.role != Role::User,
     }))
 }
 
@@ -261,7 +262,7 @@ pub async fn login_second_factor(
         return Err(invalid_challenge());
     }
     let user = svc.user_row(&user_id).await?;
-    if user.status != "active" {
+    if user.status != UserStatus::Active {
         return Err(super::auth::account_disabled());
     }
     svc.finish_login(user, &headers, ip).await
@@ -366,7 +367,7 @@ impl UserService {
         ip: std::net::IpAddr,
     ) -> ApiResult<Response> {
         let now = now_ms();
-        let role = user.role.parse::<Role>().unwrap_or(Role::User);
+        let role = user.role;
         let mut tx = self.db.begin_write().await?;
         store::set_last_login(&mut *tx, &user.id, now).await?;
         let tokens = self
