@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use skein_core::secret::Secret;
 use skein_testkit::mock_openai::{MockOpenAi, prompt_tokens, reply_to};
-use skein_testkit::{Backend, Persona, TestApp, redis_url};
+use skein_testkit::{Backend, Persona, Price, TestApp, redis_url};
 
 const TOKEN: &str = "internal-token-for-split-tests-0123456789";
 
@@ -76,14 +76,7 @@ async fn user_and_billing_apart_from_relay_and_chat_work_as_one() {
     // Accounts live in the user process; the registration grant comes from its Billing.
     let root = users.root().await;
     let ada = users.register("ada").await;
-    let r = users
-        .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", ada.id),
-            Some(&root.access),
-            json!({"amount": 1_000_000, "memo": "test balance"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    users.fund(&root, &ada, 1_000_000).await;
     // Each process serves its own services' API only.
     assert_eq!(
         relay
@@ -100,24 +93,16 @@ async fn user_and_billing_apart_from_relay_and_chat_work_as_one() {
     // Channels, prices and keys live in the relay process; its gateway accepts the user
     // process's tokens by asking it for the session.
     let upstream = MockOpenAi::start("sk-upstream-split").await;
-    let r = relay
-        .post("/api/v1/channels", Some(&root.access), json!({
+    relay
+        .add_channel(&root, json!({
             "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
             "models": ["gpt-test"], "model_mapping": {"gpt-test": "gpt-upstream"}, "priority": 10
         }))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = relay
-        .put("/api/v1/admin/pricing/gpt-test", Some(&root.access), json!({
-            "input_per_mtok": 2_000_000, "output_per_mtok": 6_000_000, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0
-        }))
+    relay
+        .set_price(&root, "gpt-test", Price::tokens(2_000_000, 6_000_000))
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let key = relay
-        .post("/api/v1/keys", Some(&ada.access), json!({"name": "split"}))
-        .await;
-    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
-    let key = key.json["key"].as_str().unwrap().to_string();
+    let key = relay.api_key(&ada, "split").await;
 
     // The relay process's admin actions are in the user process's audit log.
     let mut audited = false;
@@ -175,14 +160,7 @@ async fn user_and_billing_apart_from_relay_and_chat_work_as_one() {
     assert_eq!(after_whole - after_stream, cost(&messages));
 
     // Not enough quota is refused by the remote Billing with its own code and details.
-    let r = users
-        .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", ada.id),
-            Some(&root.access),
-            json!({"amount": -after_stream, "memo": "empty it"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    users.fund(&root, &ada, -after_stream).await;
     let r = relay
         .send(
             relay
@@ -194,14 +172,7 @@ async fn user_and_billing_apart_from_relay_and_chat_work_as_one() {
         .await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.text);
     assert_eq!(r.json["error"]["code"], "insufficient_quota", "{}", r.text);
-    let r = users
-        .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", ada.id),
-            Some(&root.access),
-            json!({"amount": 1_000_000, "memo": "refill"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    users.fund(&root, &ada, 1_000_000).await;
 
     // A chat conversation in the relay process, answered and billed by the billing process.
     let before_chat = settled_balance(&users, &ada, 2).await;
@@ -302,29 +273,18 @@ async fn chat_apart_from_the_relay_streams_bills_once_and_stops() {
     let (chat, relay) = chat_apart().await;
     let root = chat.root().await;
     let ada = chat.register("ada").await;
-    let r = chat
-        .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", ada.id),
-            Some(&root.access),
-            json!({"amount": 1_000_000, "memo": "test balance"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    chat.fund(&root, &ada, 1_000_000).await;
     // Channels and prices are the relay process's.
     let upstream = MockOpenAi::start("sk-upstream-split").await;
-    let r = relay
-        .post("/api/v1/channels", Some(&root.access), json!({
+    relay
+        .add_channel(&root, json!({
             "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
             "models": ["gpt-test"], "model_mapping": {"gpt-test": "gpt-upstream"}, "priority": 10
         }))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = relay
-        .put("/api/v1/admin/pricing/gpt-test", Some(&root.access), json!({
-            "input_per_mtok": 2_000_000, "output_per_mtok": 6_000_000, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0
-        }))
+    relay
+        .set_price(&root, "gpt-test", Price::tokens(2_000_000, 6_000_000))
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(
         chat.get("/api/v1/channels", Some(&root.access))
             .await
@@ -511,7 +471,7 @@ fn event<'a>(events: &'a [(String, Value)], name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn chat_alone_reaches_files_knowledge_plugins_and_assistants_over_the_wire() {
-    use skein_testkit::{Price, Upstream, WorldSpec};
+    use skein_testkit::{Upstream, WorldSpec};
     let (content, chat) = chat_alone().await;
     let world = WorldSpec::new(Upstream::OpenAi)
         .model("gpt-test", Some("gpt-upstream"))

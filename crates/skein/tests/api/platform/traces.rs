@@ -18,7 +18,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use skein_core::secret::Secret;
 use skein_testkit::mock_openai::MockOpenAi;
-use skein_testkit::{Backend, TestApp, Upstream, on_both_backends, redis_url, relay_world};
+use skein_testkit::{Backend, Price, TestApp, Upstream, on_both_backends, redis_url, relay_world};
 
 /// The trace a test client starts (W3C's own example ids).
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -340,33 +340,18 @@ async fn the_trace_crosses_to_the_billing_process_when_split() {
 
     let root = users.root().await;
     let ada = users.register("ada").await;
-    let r = users
-        .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", ada.id),
-            Some(&root.access),
-            json!({"amount": 1_000_000, "memo": "test balance"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    users.fund(&root, &ada, 1_000_000).await;
     let upstream = MockOpenAi::start("sk-upstream-trace").await;
-    let r = relay
-        .post("/api/v1/channels", Some(&root.access), json!({
+    relay
+        .add_channel(&root, json!({
             "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
             "models": ["gpt-test"], "model_mapping": {"gpt-test": "gpt-upstream"}, "priority": 10
         }))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = relay
-        .put("/api/v1/admin/pricing/gpt-test", Some(&root.access), json!({
-            "input_per_mtok": 2_000_000, "output_per_mtok": 6_000_000, "cache_read_per_mtok": 0, "cache_write_per_mtok": 0, "per_call": 0
-        }))
+    relay
+        .set_price(&root, "gpt-test", Price::tokens(2_000_000, 6_000_000))
         .await;
-    assert!(r.status.is_success(), "{}", r.text);
-    let r = relay
-        .post("/api/v1/keys", Some(&ada.access), json!({"name": "k"}))
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let key = r.json["key"].as_str().unwrap().to_string();
+    let key = relay.api_key(&ada, "k").await;
 
     let r = relay
         .send(

@@ -21,7 +21,7 @@ use skein_core::service::ServiceName;
 use skein_relay::{InProcessRelay, RemoteRelay};
 use skein_testkit::mock_openai::endpoints::{embedding_of, rerank_tokens, transcript_of};
 use skein_testkit::mock_openai::{Fault, MockOpenAi, prompt_tokens, reply_to};
-use skein_testkit::{Backend, Persona, TestApp};
+use skein_testkit::{Backend, Persona, Price, TestApp};
 
 const TOKEN: &str = "internal-token-for-relay-tests-0123456789";
 
@@ -89,33 +89,19 @@ async fn setup(app: &TestApp, via: Via) -> Setup {
     let user = app.register("ada").await;
     let upstream = MockOpenAi::start("sk-upstream").await;
     let models: Vec<&str> = PRICES.iter().map(|p| p.0).collect();
-    let r = app
-        .post("/api/v1/channels", Some(&root.access), json!({
-            "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
-            "models": models, "model_mapping": {"emb-test": "text-embedding-upstream", "whisper-test": "whisper-upstream"},
-        }))
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    for (model, input, output, per_call) in PRICES {
-        let r = app
-            .put(
-                &format!("/api/v1/admin/pricing/{model}"),
-                Some(&root.access),
-                json!({
-                "input_per_mtok": input, "output_per_mtok": output, "cache_read_per_mtok": 0,
-                "cache_write_per_mtok": 0, "per_call": per_call}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.add_channel(&root, json!({
+        "type": "openai", "name": "primary", "base_url": upstream.base_url, "keys": [upstream.key],
+        "models": models, "model_mapping": {"emb-test": "text-embedding-upstream", "whisper-test": "whisper-upstream"},
+    }))
+    .await;
+    for &(model, input, output, per_call) in PRICES {
+        let price = Price {
+            per_call,
+            ..Price::tokens(input, output)
+        };
+        app.set_price(&root, model, price).await;
     }
-    let r = app
-        .post(
-            &format!("/api/v1/admin/billing/users/{}/adjust", user.id),
-            Some(&root.access),
-            json!({"amount": START, "memo": "test balance"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.fund(&root, &user, START).await;
     let relay: Arc<dyn RelayApi> = match via {
         Via::InProcess => {
             let mut config = app.config.clone();
