@@ -159,8 +159,8 @@ pub trait StreamDecoder: Send {
 /// The adapter of a channel kind: the one place a new kind is wired to its module.
 pub fn adapter(kind: ChannelKind) -> &'static dyn Upstream {
     match kind {
-        ChannelKind::OpenAi => &openai::OPENAI,
-        ChannelKind::Azure => &openai::AZURE,
+        ChannelKind::OpenAi => &compat::profiles::OPENAI,
+        ChannelKind::Azure => &compat::profiles::AZURE,
         ChannelKind::Anthropic => &anthropic::Anthropic,
         ChannelKind::Gemini => &gemini::Gemini,
         ChannelKind::DeepSeek => &compat::profiles::DEEPSEEK,

@@ -1,8 +1,11 @@
-//! OpenAI-compatible vendors with quirks (DeepSeek, DashScope/Qwen, Zhipu GLM, Moonshot Kimi,
-//! SiliconFlow, Volcengine Ark, MiniMax, Tencent Hunyuan, Baidu Qianfan, iFlytek Spark) on
-//! one adapter driven by data: a [`Profile`] per vendor ([`profiles`]) says where it lives,
-//! how its reasoning is switched on and reported, which tool choices it takes and what its
-//! error codes mean. The code here applies a profile; it never names a vendor.
+//! Every OpenAI-compatible upstream on one adapter driven by data: OpenAI itself and Azure
+//! OpenAI, and the vendors with quirks (DeepSeek, DashScope/Qwen, Zhipu GLM, Moonshot Kimi,
+//! SiliconFlow, Volcengine Ark, MiniMax, Tencent Hunyuan, Baidu Qianfan, iFlytek Spark). A
+//! [`Profile`] per vendor ([`profiles`]) says where it lives and how it takes the key, how its
+//! reasoning is switched on and reported, which tool choices it takes and what its error codes
+//! mean. The code here applies a profile; it never names a vendor. A profile with no quirks
+//! ([`Profile::pass_through`]) sends the pivot as the client wrote it and hands answers on
+//! untouched, byte for byte.
 //!
 //! Every direction of reasoning meets in the pivot's `reasoning_content`: the client's effort
 //! (OpenAI's `reasoning_effort`, Anthropic's `thinking`, Gemini's `thinkingConfig`, all made an
@@ -16,7 +19,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use skein_core::ApiResult;
 
-use super::openai::ids;
+use super::openai::{PassThrough, azure, ids};
 use super::{Attempt, KEY_REJECTED, StreamDecoder, Upstream, classify, pivot};
 use crate::channels::{ChannelKind, LiveChannel};
 
@@ -27,12 +30,17 @@ pub struct Profile {
     pub kind: ChannelKind,
     /// The vendor's name, for messages.
     pub vendor: &'static str,
-    /// The base URL its documentation gives OpenAI SDKs (the API version included).
-    pub default_base_url: &'static str,
-    /// The chat path under the base URL.
-    pub chat_path: &'static str,
-    /// The model-list path under the base URL, if the vendor has one.
-    pub models_path: Option<&'static str>,
+    /// The base URL its documentation gives OpenAI SDKs (the API version included); none
+    /// when every account has its own (Azure's resources).
+    pub default_base_url: Option<&'static str>,
+    /// Where requests go and how the key is sent.
+    pub endpoints: Endpoints,
+    /// Whether the base URL answers OpenAI's own paths with OpenAI's bodies, so the
+    /// embeddings, completions, images, audio and rerank routes may go there too.
+    pub openai_paths: bool,
+    /// Answers, whole and streamed, are already the pivot's and go on untouched (no parse
+    /// per chunk); with no request quirks either, the pivot is sent as the client wrote it.
+    pub pass_through: bool,
     /// How reasoning is switched on.
     pub thinking: Thinking,
     /// Where answers carry reasoning.
@@ -55,9 +63,26 @@ pub struct Profile {
     pub safety_permille: i64,
 }
 
+/// Where an OpenAI-compatible vendor takes requests and how it wants the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoints {
+    /// Fixed paths under the base URL, the key as a bearer token.
+    Paths {
+        /// The chat path.
+        chat: &'static str,
+        /// The model-list path, if the vendor has one.
+        models: Option<&'static str>,
+    },
+    /// Azure's per-resource paths (the mapped model is the deployment, the API version in
+    /// the query; see [`azure`]), the key in an `api-key` header.
+    Azure,
+}
+
 /// How a vendor takes the pivot's `reasoning_effort`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Thinking {
+    /// `reasoning_effort` as the client wrote it (OpenAI's own field).
+    AsSent,
     /// `thinking: {"type": "enabled" | "disabled"}`.
     TypeObject,
     /// `enable_thinking: bool`, with `thinking_budget` in tokens when `budget`.
@@ -190,6 +215,9 @@ impl Profile {
     }
 
     fn thinking_fields(&self, fields: &mut Map<String, Value>) -> ApiResult<()> {
+        if self.thinking == Thinking::AsSent {
+            return Ok(());
+        }
         let effort = match fields.get("reasoning_effort") {
             Some(Value::String(effort)) => Some(effort.clone()),
             Some(Value::Null) | None => None,
@@ -224,7 +252,7 @@ impl Profile {
                     }
                 }
             }
-            Thinking::ReasoningSplit | Thinking::ModelSelected => {}
+            Thinking::AsSent | Thinking::ReasoningSplit | Thinking::ModelSelected => {}
         }
         Ok(())
     }
@@ -285,7 +313,28 @@ impl Profile {
     /// Whether answers need rewriting to be the pivot (else they go to OpenAI clients as the
     /// vendor wrote them).
     fn rewrites_answers(&self) -> bool {
-        self.reasoning != Reasoning::Content || self.usage_in_choice || self.cached_at_top
+        !self.pass_through
+            && (self.reasoning != Reasoning::Content || self.usage_in_choice || self.cached_at_top)
+    }
+
+    /// Whether a request needs changing for this vendor; without, the pivot goes as written
+    /// (no copy of a body that may carry megabytes of images).
+    fn rewrites_requests(&self) -> bool {
+        self.thinking != Thinking::AsSent
+            || self.tool_choice != ToolChoice::Any
+            || self.history != History::Keep
+    }
+
+    /// A request to `builder` with the channel's key where this vendor wants it.
+    fn authorized(
+        &self,
+        builder: reqwest::RequestBuilder,
+        channel: &LiveChannel,
+    ) -> reqwest::RequestBuilder {
+        match self.endpoints {
+            Endpoints::Paths { .. } => builder.bearer_auth(channel.key()),
+            Endpoints::Azure => builder.header("api-key", channel.key()),
+        }
     }
 
     /// Makes a usage object the pivot's: cached tokens where the pivot reads them.
@@ -369,7 +418,7 @@ impl Upstream for Profile {
     }
 
     fn default_base_url(&self) -> Option<&'static str> {
-        Some(self.default_base_url)
+        self.default_base_url
     }
 
     fn tokenizer_safety_permille(&self) -> i64 {
@@ -382,12 +431,26 @@ impl Upstream for Profile {
         channel: &LiveChannel,
         pivot: &Value,
     ) -> ApiResult<reqwest::RequestBuilder> {
-        let body = self.body(pivot)?;
-        Ok(http
-            .post(format!("{}{}", channel.base_url, self.chat_path))
-            .bearer_auth(channel.key())
+        let body = if self.rewrites_requests() {
+            self.body(pivot)?.to_string()
+        } else {
+            pivot.to_string()
+        };
+        let builder = match self.endpoints {
+            Endpoints::Paths { chat, .. } => http.post(format!("{}{chat}", channel.base_url)),
+            Endpoints::Azure => {
+                let deployment = pivot["model"].as_str().unwrap_or("");
+                http.post(azure::chat_url(&channel.base_url, deployment)?)
+            }
+        };
+        Ok(self
+            .authorized(builder, channel)
             .header("content-type", "application/json")
-            .body(body.to_string()))
+            .body(body))
+    }
+
+    fn serves_openai_paths(&self) -> bool {
+        self.openai_paths
     }
 
     fn speaks_pivot(&self) -> bool {
@@ -395,6 +458,9 @@ impl Upstream for Profile {
     }
 
     fn response(&self, mut body: Value, _model: &str) -> Value {
+        if self.pass_through {
+            return body;
+        }
         if let Some(Value::Array(choices)) = body.get_mut("choices") {
             for choice in choices.iter_mut() {
                 self.fix_message(&mut choice["message"]);
@@ -407,6 +473,9 @@ impl Upstream for Profile {
     }
 
     fn decoder(&self, _model: &str) -> Box<dyn StreamDecoder> {
+        if self.pass_through {
+            return Box::new(PassThrough);
+        }
         Box::new(Decoder { profile: *self })
     }
 
@@ -451,6 +520,9 @@ impl Upstream for Profile {
     }
 
     fn error_to_openai(&self, body: Bytes) -> Bytes {
+        if self.pass_through {
+            return body;
+        }
         let filtered = self.class_of_body(&body) == Some(Class::ContentFilter);
         let v: Value = serde_json::from_slice(&body).unwrap_or_default();
         if !filtered && v["error"]["message"].is_string() {
@@ -476,19 +548,23 @@ impl Upstream for Profile {
         http: &reqwest::Client,
         channel: &LiveChannel,
     ) -> ApiResult<reqwest::RequestBuilder> {
-        let path = self.models_path.ok_or_else(|| {
-            skein_core::ApiError::bad_request(
-                "no_model_list",
-                format!(
-                    "{} offers no model list; name the models by hand.",
-                    self.vendor
-                ),
-                format!("{} 不提供模型列表，请手动填写模型。", self.vendor),
-            )
-        })?;
-        Ok(http
-            .get(format!("{}{path}", channel.base_url))
-            .bearer_auth(channel.key()))
+        let builder = match self.endpoints {
+            Endpoints::Paths {
+                models: Some(path), ..
+            } => http.get(format!("{}{path}", channel.base_url)),
+            Endpoints::Paths { models: None, .. } => {
+                return Err(skein_core::ApiError::bad_request(
+                    "no_model_list",
+                    format!(
+                        "{} offers no model list; name the models by hand.",
+                        self.vendor
+                    ),
+                    format!("{} 不提供模型列表，请手动填写模型。", self.vendor),
+                ));
+            }
+            Endpoints::Azure => http.get(azure::models_url(&channel.base_url)?),
+        };
+        Ok(self.authorized(builder, channel))
     }
 
     fn models(&self, body: &Value) -> Vec<String> {

@@ -1,5 +1,5 @@
-//! The profile table: one row of data per OpenAI-compatible vendor with quirks. Everything a
-//! vendor does differently from OpenAI that the relay must know — where it lives, how it
+//! The profile table: one row of data per OpenAI-compatible vendor, OpenAI and Azure first.
+//! Everything a vendor does differently from OpenAI that the relay must know — where it lives, how it
 //! switches reasoning on, where it reports reasoning and cached tokens, which tool choices it
 //! takes, and what its error codes mean — is a field here, so a new vendor of this family is a
 //! new row, not new code.
@@ -8,8 +8,52 @@
 //! its row. Where a vendor documents an error by HTTP status only, the shared status rules of
 //! [`crate::vendor::classify`] apply and the row lists no code for it.
 
-use super::{Class, History, Profile, Reasoning, Thinking, ToolChoice};
+use super::{Class, Endpoints, History, Profile, Reasoning, Thinking, ToolChoice};
 use crate::channels::ChannelKind;
+
+/// OpenAI, and any OpenAI-compatible API behind OpenAI's paths (vLLM, LiteLLM, one-api, ...):
+/// the pivot is its own format, so nothing is rewritten either way. Compatible servers'
+/// tokenizers (DeepSeek, Qwen, GLM, ...) differ from o200k by up to about a tenth.
+pub static OPENAI: Profile = Profile {
+    kind: ChannelKind::OpenAi,
+    vendor: "OpenAI",
+    default_base_url: Some("https://api.openai.com"),
+    endpoints: Endpoints::Paths {
+        chat: "/v1/chat/completions",
+        models: Some("/v1/models"),
+    },
+    openai_paths: true,
+    pass_through: true,
+    thinking: Thinking::AsSent,
+    reasoning: Reasoning::Content,
+    history: History::Keep,
+    tool_choice: ToolChoice::Any,
+    usage_in_choice: false,
+    cached_at_top: false,
+    errors_in_ok: false,
+    codes: &[],
+    safety_permille: 1_100,
+};
+
+/// Azure OpenAI: OpenAI's formats at each resource's own URL (so no default), the key in an
+/// `api-key` header; its models are OpenAI's own, counted by o200k exactly.
+pub static AZURE: Profile = Profile {
+    kind: ChannelKind::Azure,
+    vendor: "Azure OpenAI",
+    default_base_url: None,
+    endpoints: Endpoints::Azure,
+    openai_paths: false,
+    pass_through: true,
+    thinking: Thinking::AsSent,
+    reasoning: Reasoning::Content,
+    history: History::Keep,
+    tool_choice: ToolChoice::Any,
+    usage_in_choice: false,
+    cached_at_top: false,
+    errors_in_ok: false,
+    codes: &[],
+    safety_permille: 1_000,
+};
 
 /// DeepSeek ("Error Codes", "Reasoning Model", "Thinking Mode" pages of api-docs.deepseek.com):
 /// 402 is an empty balance (the shared rules read it), reasoning arrives as
@@ -17,9 +61,13 @@ use crate::channels::ChannelKind;
 pub static DEEPSEEK: Profile = Profile {
     kind: ChannelKind::DeepSeek,
     vendor: "DeepSeek",
-    default_base_url: "https://api.deepseek.com",
-    chat_path: "/chat/completions",
-    models_path: Some("/models"),
+    default_base_url: Some("https://api.deepseek.com"),
+    endpoints: Endpoints::Paths {
+        chat: "/chat/completions",
+        models: Some("/models"),
+    },
+    openai_paths: false,
+    pass_through: false,
     thinking: Thinking::TypeObject,
     reasoning: Reasoning::Content,
     history: History::StripBeforeLastUser,
@@ -37,9 +85,13 @@ pub static DEEPSEEK: Profile = Profile {
 pub static DASHSCOPE: Profile = Profile {
     kind: ChannelKind::DashScope,
     vendor: "Alibaba DashScope",
-    default_base_url: "https://dashscope.aliyuncs.com/compatible-mode/v1",
-    chat_path: "/chat/completions",
-    models_path: Some("/models"),
+    default_base_url: Some("https://dashscope.aliyuncs.com/compatible-mode/v1"),
+    endpoints: Endpoints::Paths {
+        chat: "/chat/completions",
+        models: Some("/models"),
+    },
+    openai_paths: false,
+    pass_through: false,
     thinking: Thinking::EnableFlag { budget: true },
     reasoning: Reasoning::Content,
     history: History::Keep,
@@ -68,9 +120,13 @@ pub static DASHSCOPE: Profile = Profile {
 pub static ZHIPU: Profile = Profile {
     kind: ChannelKind::Zhipu,
     vendor: "Zhipu BigModel",
-    default_base_url: "https://open.bigmodel.cn/api/paas/v4",
-    chat_path: "/chat/completions",
-    models_path: Some("/models"),
+    default_base_url: Some("https://open.bigmodel.cn/api/paas/v4"),
+    endpoints: Endpoints::Paths {
+        chat: "/chat/completions",
+        models: Some("/models"),
+    },
+    openai_paths: false,
+    pass_through: false,
     thinking: Thinking::TypeObject,
     reasoning: Reasoning::Content,
     history: History::Keep,
@@ -104,9 +160,13 @@ pub static ZHIPU: Profile = Profile {
 pub static MOONSHOT: Profile = Profile {
     kind: ChannelKind::Moonshot,
     vendor: "Moonshot",
-    default_base_url: "https://api.moonshot.cn/v1",
-    chat_path: "/chat/completions",
-    models_path: Some("/models"),
+    default_base_url: Some("https://api.moonshot.cn/v1"),
+    endpoints: Endpoints::Paths {
+        chat: "/chat/completions",
+        models: Some("/models"),
+    },
+    openai_paths: false,
+    pass_through: false,
     thinking: Thinking::ModelSelected,
     reasoning: Reasoning::Content,
     history: History::Keep,
@@ -130,9 +190,13 @@ pub static MOONSHOT: Profile = Profile {
 pub static SILICONFLOW: Profile = Profile {
     kind: ChannelKind::SiliconFlow,
     vendor: "SiliconFlow",
-    default_base_url: "https://api.siliconflow.cn/v1",
-    chat_path: "/chat/completions",
-    models_path: Some("/models"),
+    default_base_url: Some("https://api.siliconflow.cn/v1"),
+    endpoints: Endpoints::Paths {
+        chat: "/chat/completions",
+        models: Some("/models"),
+    },
+    openai_paths: false,
+    pass_through: false,
     thinking: Thinking::EnableFlag { budget: true },
     reasoning: Reasoning::Content,
     history: History::Keep,
@@ -154,9 +218,13 @@ pub static SILICONFLOW: Profile = Profile {
 pub static VOLCENGINE: Profile = Profile {
     kind: ChannelKind::Volcengine,
     vendor: "Volcengine Ark",
-    default_base_url: "https://ark.cn-beijing.volces.com/api/v3",
-    chat_path: "/chat/completions",
-    models_path: Some("/models"),
+    default_base_url: Some("https://ark.cn-beijing.volces.com/api/v3"),
+    endpoints: Endpoints::Paths {
+        chat: "/chat/completions",
+        models: Some("/models"),
+    },
+    openai_paths: false,
+    pass_through: false,
     thinking: Thinking::TypeObject,
     reasoning: Reasoning::Content,
     history: History::Keep,
@@ -185,9 +253,13 @@ pub static VOLCENGINE: Profile = Profile {
 pub static MINIMAX: Profile = Profile {
     kind: ChannelKind::MiniMax,
     vendor: "MiniMax",
-    default_base_url: "https://api.minimaxi.com/v1",
-    chat_path: "/chat/completions",
-    models_path: Some("/models"),
+    default_base_url: Some("https://api.minimaxi.com/v1"),
+    endpoints: Endpoints::Paths {
+        chat: "/chat/completions",
+        models: Some("/models"),
+    },
+    openai_paths: false,
+    pass_through: false,
     thinking: Thinking::ReasoningSplit,
     reasoning: Reasoning::Details,
     history: History::Details,
@@ -216,9 +288,13 @@ pub static MINIMAX: Profile = Profile {
 pub static HUNYUAN: Profile = Profile {
     kind: ChannelKind::Hunyuan,
     vendor: "Tencent Hunyuan",
-    default_base_url: "https://api.hunyuan.cloud.tencent.com/v1",
-    chat_path: "/chat/completions",
-    models_path: Some("/models"),
+    default_base_url: Some("https://api.hunyuan.cloud.tencent.com/v1"),
+    endpoints: Endpoints::Paths {
+        chat: "/chat/completions",
+        models: Some("/models"),
+    },
+    openai_paths: false,
+    pass_through: false,
     thinking: Thinking::ModelSelected,
     reasoning: Reasoning::Content,
     history: History::Strip,
@@ -246,9 +322,13 @@ pub static HUNYUAN: Profile = Profile {
 pub static QIANFAN: Profile = Profile {
     kind: ChannelKind::Qianfan,
     vendor: "Baidu Qianfan",
-    default_base_url: "https://qianfan.baidubce.com/v2",
-    chat_path: "/chat/completions",
-    models_path: Some("/models"),
+    default_base_url: Some("https://qianfan.baidubce.com/v2"),
+    endpoints: Endpoints::Paths {
+        chat: "/chat/completions",
+        models: Some("/models"),
+    },
+    openai_paths: false,
+    pass_through: false,
     thinking: Thinking::ModelSelected,
     reasoning: Reasoning::Content,
     history: History::Strip,
@@ -276,9 +356,13 @@ pub static QIANFAN: Profile = Profile {
 pub static SPARK: Profile = Profile {
     kind: ChannelKind::Spark,
     vendor: "iFlytek Spark",
-    default_base_url: "https://spark-api-open.xf-yun.com/v1",
-    chat_path: "/chat/completions",
-    models_path: None,
+    default_base_url: Some("https://spark-api-open.xf-yun.com/v1"),
+    endpoints: Endpoints::Paths {
+        chat: "/chat/completions",
+        models: None,
+    },
+    openai_paths: false,
+    pass_through: false,
     thinking: Thinking::ModelSelected,
     reasoning: Reasoning::Content,
     history: History::Strip,
@@ -300,7 +384,9 @@ pub static SPARK: Profile = Profile {
 };
 
 /// Every profile, for tests and listings.
-pub static ALL: [&Profile; 10] = [
+pub static ALL: [&Profile; 12] = [
+    &OPENAI,
+    &AZURE,
     &DEEPSEEK,
     &DASHSCOPE,
     &ZHIPU,

@@ -317,6 +317,34 @@ fn content_filter_refusals_reach_clients_with_one_code() {
 fn every_profile_is_wired_to_its_kind() {
     for profile in ALL {
         assert_eq!(crate::vendor::adapter(profile.kind).kind(), profile.kind);
-        assert!(profile.default_base_url.starts_with("https://"));
+        // Only Azure has no address for everybody (each resource has its own).
+        assert!(
+            profile
+                .default_base_url
+                .is_some_and(|url| url.starts_with("https://"))
+                || profile.endpoints == Endpoints::Azure,
+            "{}",
+            profile.vendor
+        );
     }
+}
+
+#[test]
+fn openai_and_azure_send_the_pivot_as_written_and_answer_untouched() {
+    for profile in [&OPENAI, &AZURE] {
+        assert!(!profile.rewrites_requests(), "{}", profile.vendor);
+        assert!(profile.speaks_pivot(), "{}", profile.vendor);
+        let pivot = json!({"model": "m", "reasoning_effort": "high", "unknown_field": 1,
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "messages": [{"role": "assistant", "content": "x", "reasoning_content": "kept"}]});
+        assert_eq!(body(profile, pivot.clone()), pivot, "{}", profile.vendor);
+        // Streamed events go on as they came, without a parse: even one that is not JSON.
+        let mut decoder = profile.decoder("m");
+        let odd = Bytes::from_static(b"data: {not json\n\n");
+        assert_eq!(decoder.event(odd.clone()), Ok(vec![odd]));
+        let error = Bytes::from_static(br#"{"detail":"not OpenAI's shape"}"#);
+        assert_eq!(profile.error_to_openai(error.clone()), error);
+    }
+    assert!(OPENAI.serves_openai_paths());
+    assert!(!AZURE.serves_openai_paths() && !DEEPSEEK.serves_openai_paths());
 }
