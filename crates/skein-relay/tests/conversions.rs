@@ -1,6 +1,7 @@
 //! Snapshot tests of the format conversions (`skein_relay::vendor`): OpenAI (the pivot) ↔
-//! Anthropic Messages ↔ Gemini generateContent, for requests, whole responses and stream
-//! events. Each snapshot in `crates/skein-relay/snapshots/` documents what one conversion
+//! Anthropic Messages ↔ Gemini generateContent ↔ OpenAI Responses, for requests, whole
+//! responses and stream events; and what each OpenAI-compatible vendor profile, Ollama and
+//! DashScope's native API make of the pivot. Each snapshot in `crates/skein-relay/snapshots/` documents what one conversion
 //! makes of a representative input: text, multi-turn, system prompts, images, tool
 //! definitions, tool calls and results, reasoning, usage with cache tokens, and refusals.
 //!
@@ -12,7 +13,8 @@
 use serde_json::{Value, json};
 use skein_core::ApiResult;
 use skein_core::i18n::Lang;
-use skein_relay::vendor::{anthropic, gemini};
+use skein_relay::vendor::openai::responses;
+use skein_relay::vendor::{Upstream, anthropic, compat, dashscope, gemini, ollama};
 
 /// A 1×1 PNG in base64.
 const PNG: &str =
@@ -38,8 +40,9 @@ macro_rules! snap_text {
     };
 }
 
-/// What changes from run to run: `created` (the clock) and the random part of the ids made
-/// for Gemini's function calls (`call_<12 hex>_<n>`).
+/// What changes from run to run: `created` (the clock), the random part of the ids made
+/// for Gemini's function calls (`call_<12 hex>_<n>`) and the clock in the ids made for Ollama's
+/// answers.
 fn scrub(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
@@ -61,6 +64,12 @@ fn scrub(value: Value) -> Value {
 }
 
 fn scrub_call_id(s: &str) -> String {
+    // Ollama's answers have no id: the relay makes one from the clock.
+    if let Some(secs) = s.strip_prefix("chatcmpl-ollama-")
+        && secs.bytes().all(|b| b.is_ascii_digit())
+    {
+        return "chatcmpl-ollama-[created]".to_string();
+    }
     if let Some(rest) = s.strip_prefix("call_")
         && let Some((random, n)) = rest.split_once('_')
         && random.len() == 12
@@ -520,5 +529,245 @@ fn gemini_upstream_usage() {
                 "cachedContentTokenCount": 100, "toolUsePromptTokenCount": 4, "totalTokenCount": 154})
             ),
         ])
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// OpenAI Responses clients (their request to the pivot, the pivot's answer back).
+
+/// The Responses ids made per answer (`resp_`, `rs_`, `msg_`, `fc_` and 32 hex digits) and
+/// `created_at`, numbered by first appearance so a stream's events still show which item
+/// each one belongs to.
+fn scrub_responses(value: Value) -> Value {
+    fn walk(value: Value, seen: &mut Vec<String>) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| {
+                        let v = if k == "created_at" && v.is_i64() {
+                            json!("[created_at]")
+                        } else {
+                            walk(v, seen)
+                        };
+                        (k, v)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| walk(v, seen)).collect()),
+            Value::String(s) => {
+                let made = s.split_once('_').is_some_and(|(prefix, rest)| {
+                    ["resp", "rs", "msg", "fc"].contains(&prefix)
+                        && rest.len() == 32
+                        && rest.bytes().all(|b| b.is_ascii_hexdigit())
+                });
+                if !made {
+                    return Value::String(s);
+                }
+                let n = seen.iter().position(|x| *x == s).unwrap_or_else(|| {
+                    seen.push(s.clone());
+                    seen.len() - 1
+                });
+                let prefix = s.split_once('_').map_or("", |(p, _)| p);
+                Value::String(format!("{prefix}_[{n}]"))
+            }
+            other => other,
+        }
+    }
+    walk(value, &mut Vec::new())
+}
+
+/// A Responses request with instructions, an image, a function tool, an earlier call and its
+/// output, and a reasoning effort.
+fn responses_request() -> Value {
+    json!({
+        "model": "m", "instructions": "Be brief.", "max_output_tokens": 10_000, "temperature": 0.5,
+        "reasoning": {"effort": "medium"}, "tool_choice": "auto",
+        "tools": [{"type": "function", "name": "weather", "description": "Weather now",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}],
+        "input": [
+            {"role": "user", "content": [
+                {"type": "input_text", "text": "What is in this picture, and the weather in Paris?"},
+                {"type": "input_image", "image_url": format!("data:image/png;base64,{PNG}")}]},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "A dot. Checking the weather."}]},
+            {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": "{\"city\":\"Paris\"}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny, 21 C"},
+            {"role": "user", "content": "Thanks. And tomorrow?"}
+        ]
+    })
+}
+
+#[test]
+fn responses_client_request() {
+    snap!(
+        "responses_client_request",
+        outcome(responses::request_to_openai(&responses_request()))
+    );
+}
+
+#[test]
+fn responses_client_request_refusals() {
+    let with = |field: &str, value: Value| {
+        let mut r = json!({"model": "m", "input": "Hi"});
+        r[field] = value;
+        r
+    };
+    let refusals: Vec<Value> = [
+        with("previous_response_id", json!("resp_1")),
+        with("store", json!(true)),
+        with("background", json!(true)),
+        with("tools", json!([{"type": "web_search"}])),
+        with("input", json!([{"type": "item_reference", "id": "msg_1"}])),
+        with("input", json!([])),
+        with("modalities", json!(["audio"])),
+    ]
+    .iter()
+    .map(|r| outcome(responses::request_to_openai(r)))
+    .collect();
+    snap!("responses_client_request_refusals", json!(refusals));
+}
+
+#[test]
+fn responses_client_response() {
+    settings().bind(|| {
+        insta::assert_json_snapshot!(
+            "responses_client_response",
+            scrub_responses(responses::response_from_openai(
+                &pivot_response(),
+                &responses_request(),
+                "m"
+            ))
+        )
+    });
+}
+
+#[test]
+fn responses_client_stream() {
+    let mut converter = responses::StreamConverter::new(&responses_request(), "m");
+    let mut sse: String = pivot_chunks().iter().map(|c| converter.chunk(c)).collect();
+    sse.push_str(&converter.finish());
+    // Each event as `{"event": name, "data": {...}}`, in order.
+    let events: Vec<Value> = sse
+        .split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let mut event = Value::Null;
+            let mut data = Value::Null;
+            for line in frame.lines() {
+                if let Some(name) = line.strip_prefix("event: ") {
+                    event = json!(name);
+                } else if let Some(json) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(json).expect("JSON data");
+                }
+            }
+            json!({"event": event, "data": data})
+        })
+        .collect();
+    settings().bind(|| {
+        insta::assert_json_snapshot!("responses_client_stream", scrub_responses(json!(events)))
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// OpenAI-compatible vendors: what each profile sends for the same pivot request.
+
+#[test]
+fn compat_upstream_requests() {
+    // The pivot request as a client sends it back mid tool loop: earlier reasoning on the
+    // assistant turn, so each profile's history rule shows.
+    let mut pivot = pivot_request();
+    pivot["messages"][2]["reasoning_content"] = json!("The user wants the weather.");
+    let bodies: serde_json::Map<String, Value> = compat::profiles::ALL
+        .iter()
+        .map(|profile| (profile.vendor.to_string(), outcome(profile.body(&pivot))))
+        .collect();
+    snap!("compat_upstream_requests", Value::Object(bodies));
+}
+
+#[test]
+fn compat_upstream_tool_choice_refusals() {
+    let mut pivot = pivot_request();
+    pivot["tool_choice"] = json!({"type": "function", "function": {"name": "weather"}});
+    let answers: serde_json::Map<String, Value> = compat::profiles::ALL
+        .iter()
+        .map(|profile| {
+            let body = outcome(profile.body(&pivot));
+            // Only what became of the choice: the rest is in `compat_upstream_requests`.
+            let choice = body.get("refused").cloned().unwrap_or_else(|| {
+                json!({"tool_choice": body["tool_choice"], "tools": body.get("tools").is_some()})
+            });
+            (profile.vendor.to_string(), choice)
+        })
+        .collect();
+    snap!("compat_upstream_tool_choice", Value::Object(answers));
+}
+
+#[test]
+fn compat_upstream_response_reasoning_details() {
+    // MiniMax reports reasoning as `reasoning_details`; the pivot carries it as
+    // `reasoning_content`.
+    snap!(
+        "compat_upstream_response_reasoning_details",
+        compat::profiles::MINIMAX.response(
+            json!({"id": "c1", "object": "chat.completion", "created": 1_764_000_000, "model": "MiniMax-M2",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Sunny.",
+                    "reasoning_details": [{"type": "reasoning.text", "id": "r1", "format": "MiniMax-response-v1", "index": 0, "text": "Look it up."}]}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}),
+            "m"
+        )
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Ollama and DashScope's native API.
+
+#[test]
+fn ollama_upstream_request() {
+    snap!(
+        "ollama_upstream_request",
+        outcome(ollama::request_body(&pivot_request()))
+    );
+}
+
+#[test]
+fn ollama_upstream_response() {
+    snap!(
+        "ollama_upstream_response",
+        ollama::Ollama.response(
+            json!({"model": "qwen3", "created_at": "2026-11-01T00:00:00Z", "done": true, "done_reason": "stop",
+                "message": {"role": "assistant", "content": "Let me check.", "thinking": "The user wants weather.",
+                    "tool_calls": [{"function": {"name": "weather", "arguments": {"city": "Paris"}}}]},
+                "prompt_eval_count": 120, "eval_count": 30}),
+            "m"
+        )
+    );
+}
+
+#[test]
+fn dashscope_native_upstream_request() {
+    // Text and tools go native; an image part is refused by name (the native text API takes
+    // none).
+    let mut text_only = pivot_request();
+    text_only["messages"][1]["content"] = json!("What is the weather in Paris?");
+    snap!(
+        "dashscope_native_upstream_request",
+        json!([
+            outcome(dashscope::request_body(&text_only)),
+            outcome(dashscope::request_body(&pivot_request()))
+        ])
+    );
+}
+
+#[test]
+fn dashscope_native_upstream_response() {
+    snap!(
+        "dashscope_native_upstream_response",
+        dashscope::DashScopeNative.response(
+            json!({"request_id": "req-1", "output": {"choices": [{"finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": "Let me check.", "reasoning_content": "The user wants weather.",
+                    "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]}}]},
+                "usage": {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150,
+                    "prompt_tokens_details": {"cached_tokens": 100}}}),
+            "m"
+        )
     );
 }
