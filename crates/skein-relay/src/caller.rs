@@ -70,6 +70,19 @@ impl Caller {
         }
     }
 
+    /// What a sticky group keeps on one channel: a service's conversation (else its user), or
+    /// the API key, whose client usually is one application with one prompt prefix.
+    pub fn sticky_key(&self) -> Option<&str> {
+        match self {
+            Caller::Key(key) => Some(&key.key_id),
+            Caller::User {
+                conversation_id,
+                user_id,
+                ..
+            } => Some(conversation_id.as_deref().unwrap_or(user_id)),
+        }
+    }
+
     /// Whether an answer waits for its settle. A service acting for a user shows that user
     /// the exact charge, so it waits for it; an API-key client gets its answer as soon as it
     /// is read (the hold already bounds what it can cost) and the settle follows.

@@ -129,6 +129,9 @@ pub struct DeclaredRouting {
     /// The share of requests that explore.
     #[serde(default = "explore")]
     pub explore_percent: i64,
+    /// Whether a conversation or key keeps its channel.
+    #[serde(default)]
+    pub sticky: bool,
 }
 
 fn explore() -> i64 {
@@ -260,6 +263,7 @@ pub async fn export(svc: &RelayService) -> ApiResult<Declared> {
             DeclaredRouting {
                 strategy: policy.strategy,
                 explore_percent: policy.explore_percent,
+                sticky: policy.sticky,
             },
         );
     }
@@ -517,6 +521,7 @@ pub async fn apply(
         let policy = Policy {
             strategy: want.strategy,
             explore_percent: want.explore_percent,
+            sticky: want.sticky,
         };
         match policies.get(group) {
             Some((have, _)) if *have == policy => {}
@@ -566,6 +571,7 @@ pub async fn apply(
                     let policy = Policy {
                         strategy: r.strategy,
                         explore_percent: r.explore_percent,
+                        sticky: r.sticky,
                     };
                     routing::set(&svc.db, &c.name, policy, now).await?;
                 }

@@ -1,6 +1,9 @@
 //! Routing that learns: per-group strategies that order a model's channels by what this
-//! instance measured (latency, errors), by what the channel costs upstream, or by its
-//! remaining upstream balance, on top of priority and weight.
+//! instance measured (latency, errors), by what the channel costs upstream, by its remaining
+//! upstream balance, or by all of measured latency, errors and cost at once (`balanced`, two
+//! random choices so that load spreads), on top of priority and weight. A group may be
+//! sticky: the same conversation (or API key) goes to the same channel among the equals while
+//! that channel is healthy, so vendors' prompt caches keep hitting.
 //!
 //! Every strategy but `priority` orders all of a route's channels by a score (lower first);
 //! channels whose scores are within the strategy's tolerance of each other are ties and keep
@@ -53,6 +56,11 @@ pub enum Strategy {
     Cost,
     /// Most remaining upstream balance (where the vendor reports it; unknown balances last).
     Balance,
+    /// Measured latency, errors and upstream cost in one score, with the power of two
+    /// choices: two channels of the best priority drawn at random, the better one first, so
+    /// traffic spreads over the good channels instead of piling onto the single best; the
+    /// rest by priority, then score.
+    Balanced,
 }
 
 impl Strategy {
@@ -64,6 +72,7 @@ impl Strategy {
             Strategy::Errors => "errors",
             Strategy::Cost => "cost",
             Strategy::Balance => "balance",
+            Strategy::Balanced => "balanced",
         }
     }
 
@@ -74,13 +83,17 @@ impl Strategy {
             "errors" => Strategy::Errors,
             "cost" => Strategy::Cost,
             "balance" => Strategy::Balance,
+            "balanced" => Strategy::Balanced,
             _ => Strategy::Priority,
         }
     }
 
     /// Whether the strategy reads measurements (and so explores to keep them fresh).
     fn measured(self) -> bool {
-        matches!(self, Strategy::Latency | Strategy::Errors)
+        matches!(
+            self,
+            Strategy::Latency | Strategy::Errors | Strategy::Balanced
+        )
     }
 }
 
@@ -91,6 +104,9 @@ pub struct Policy {
     pub strategy: Strategy,
     /// The percentage (0–50) of a route's requests that try another channel first.
     pub explore_percent: i64,
+    /// The same conversation or key goes to the same channel among the equals (see
+    /// [`sticky_first`]).
+    pub sticky: bool,
 }
 
 impl Default for Policy {
@@ -98,6 +114,7 @@ impl Default for Policy {
         Policy {
             strategy: Strategy::Priority,
             explore_percent: DEFAULT_EXPLORE_PERCENT,
+            sticky: false,
         }
     }
 }
@@ -191,11 +208,14 @@ pub struct Decision {
     pub scores: Vec<Option<f64>>,
     /// Whether this request explored (another channel than the best went first).
     pub explored: bool,
+    /// Whether the group's stickiness chose the first channel.
+    pub sticky: bool,
 }
 
 /// Orders `channels` (given in priority + weighted round-robin order) for request number `n`
 /// of their route under `policy`; `balances` gives the remaining upstream balance of
-/// channels that report one. A channel whose balance is low goes last under every strategy
+/// channels that report one; `sticky_key` names the conversation or key the request belongs
+/// to (stickiness needs one). A channel whose balance is low goes last under every strategy
 /// (it is still tried before the request fails). Answers the order and the scores behind it.
 pub fn order(
     policy: Policy,
@@ -204,8 +224,15 @@ pub fn order(
     stats: &Stats,
     balances: &HashMap<String, Known>,
     now: Instant,
+    sticky_key: Option<&str>,
 ) -> (Vec<Arc<LiveChannel>>, Decision) {
-    let (mut order, decision) = score(policy, channels, n, stats, balances, now);
+    let (mut order, mut decision, equals) = score(policy, channels, n, stats, balances, now);
+    if policy.sticky
+        && let Some(key) = sticky_key
+        && equals > 1
+    {
+        decision.sticky = sticky_first(&mut order, &mut decision.scores, equals, key);
+    }
     let low = |c: &Arc<LiveChannel>| balances.get(&c.id).is_some_and(|b| b.low);
     if order.iter().any(low) {
         // Stable: the strategy's order holds among the healthy and among the low.
@@ -226,13 +253,63 @@ pub fn order(
             channels,
             Decision {
                 scores: if scored { scores } else { Vec::new() },
-                explored: decision.explored,
+                ..decision
             },
         );
     }
     (order, decision)
 }
 
+/// Puts first, among the leading `equals` channels, the one `key` belongs to: weighted
+/// rendezvous hashing, so each key keeps its channel while the set of equals is the same, keys
+/// spread over the equals by weight, and a channel that leaves (its breaker opens, an admin
+/// disables it) moves only its own keys. Answers whether the order changed.
+fn sticky_first(
+    order: &mut Vec<Arc<LiveChannel>>,
+    scores: &mut Vec<Option<f64>>,
+    equals: usize,
+    key: &str,
+) -> bool {
+    let rank = |c: &LiveChannel| {
+        // A uniform draw in (0, 1] from the key and the channel, then -ln(u) / weight: the
+        // smallest wins, each channel with a probability proportional to its weight.
+        let u =
+            (mix(fnv(key.as_bytes()) ^ fnv(c.id.as_bytes())) >> 11) as f64 / (1u64 << 53) as f64;
+        -(u.max(f64::MIN_POSITIVE)).ln() / c.weight.max(1) as f64
+    };
+    let Some(winner) =
+        (0..equals.min(order.len())).min_by(|&a, &b| rank(&order[a]).total_cmp(&rank(&order[b])))
+    else {
+        return false;
+    };
+    if winner == 0 {
+        return false;
+    }
+    let channel = order.remove(winner);
+    order.insert(0, channel);
+    if winner < scores.len() {
+        let score = scores.remove(winner);
+        scores.insert(0, score);
+    }
+    true
+}
+
+/// FNV-1a: a stable hash of a key (the same on every instance and every release).
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// SplitMix64's finaliser: spreads a hash or a counter over all 64 bits.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The strategy's order, its scores, and how many leading channels are equals (stickiness
+/// chooses among them; 0 when the request explores).
 fn score(
     policy: Policy,
     channels: Vec<Arc<LiveChannel>>,
@@ -240,14 +317,27 @@ fn score(
     stats: &Stats,
     balances: &HashMap<String, Known>,
     now: Instant,
-) -> (Vec<Arc<LiveChannel>>, Decision) {
+) -> (Vec<Arc<LiveChannel>>, Decision, usize) {
+    // The leading channels of the best priority: the equals of the priority order.
+    let best_priority = |channels: &[Arc<LiveChannel>]| {
+        channels.first().map_or(0, |f| {
+            channels
+                .iter()
+                .take_while(|c| c.priority == f.priority)
+                .count()
+        })
+    };
     if policy.strategy == Strategy::Priority || channels.len() < 2 {
-        return (channels, Decision::default());
+        let equals = best_priority(&channels);
+        return (channels, Decision::default(), equals);
     }
     let scores: Vec<f64> = {
         let map = match stats.by_channel.lock() {
             Ok(map) => map,
-            Err(_) => return (channels, Decision::default()),
+            Err(_) => {
+                let equals = best_priority(&channels);
+                return (channels, Decision::default(), equals);
+            }
         };
         channels
             .iter()
@@ -263,6 +353,18 @@ fn score(
                     Strategy::Cost => c.cost_ratio_permille as f64,
                     // Most balance first; a channel whose vendor reports none goes after them.
                     Strategy::Balance => balances.get(&c.id).map_or(f64::INFINITY, |b| -b.amount),
+                    // Latency made worse by errors, then by what the channel costs upstream;
+                    // unknown scores best (it gets measured).
+                    Strategy::Balanced => measured.map_or(0.0, |m| {
+                        let cost = if c.cost_ratio_permille > 0 {
+                            c.cost_ratio_permille as f64 / 1000.0
+                        } else {
+                            1.0
+                        };
+                        (m.latency_ms.unwrap_or(0.0).max(1.0) + 1000.0 * m.error_rate)
+                            * (1.0 + 3.0 * m.error_rate)
+                            * cost
+                    }),
                     Strategy::Priority => 0.0,
                 }
             })
@@ -270,20 +372,51 @@ fn score(
     };
     let best = scores.iter().copied().fold(f64::INFINITY, f64::min);
     let tolerance = match policy.strategy {
-        Strategy::Latency => (best * LATENCY_TOLERANCE).max(LATENCY_TOLERANCE_MS),
+        Strategy::Latency | Strategy::Balanced => {
+            (best * LATENCY_TOLERANCE).max(LATENCY_TOLERANCE_MS)
+        }
         Strategy::Errors => ERROR_TOLERANCE,
         _ => 0.0,
     };
+    let tied = |s: f64| s <= best + tolerance;
     // Ties (within the tolerance of the best) keep the priority and weight order.
-    let tier = |s: f64| {
-        if s <= best + tolerance {
-            f64::NEG_INFINITY
-        } else {
-            s
-        }
-    };
+    let tier = |s: f64| if tied(s) { f64::NEG_INFINITY } else { s };
     let mut ranked: Vec<(Arc<LiveChannel>, f64)> = channels.into_iter().zip(scores).collect();
-    ranked.sort_by(|a, b| tier(a.1).total_cmp(&tier(b.1)));
+    let mut equals;
+    if policy.strategy == Strategy::Balanced {
+        // Two choices among the best priority: the one round-robin by weight put first, and
+        // one drawn from the others by the request's number; the better goes first, the
+        // rest by score.
+        let pool = ranked.first().map_or(0, |f| {
+            ranked
+                .iter()
+                .take_while(|c| c.0.priority == f.0.priority)
+                .count()
+        });
+        let first = if pool >= 2 {
+            let other = 1 + (mix(n) % (pool as u64 - 1)) as usize;
+            if ranked[other].1 < ranked[0].1 {
+                other
+            } else {
+                0
+            }
+        } else {
+            0
+        };
+        let chosen = ranked.remove(first);
+        // Failover keeps to priority: a backup tier is tried after the best one, each tier
+        // by score.
+        ranked.sort_by(|a, b| b.0.priority.cmp(&a.0.priority).then(a.1.total_cmp(&b.1)));
+        ranked.insert(0, chosen);
+        // The equals, for stickiness: the best priority's channels within the tolerance.
+        equals = ranked
+            .iter()
+            .take_while(|c| c.0.priority == ranked[0].0.priority && tied(c.1))
+            .count();
+    } else {
+        ranked.sort_by(|a, b| tier(a.1).total_cmp(&tier(b.1)));
+        equals = ranked.iter().take_while(|c| tied(c.1)).count();
+    }
     let mut explored = false;
     if policy.strategy.measured() && policy.explore_percent > 0 {
         let every = (100 / policy.explore_percent.clamp(1, 50)) as u64;
@@ -294,28 +427,39 @@ fn score(
             let chosen = ranked.remove(pick);
             ranked.insert(0, chosen);
             explored = true;
+            // An exploring request goes where it was sent, not where its key sticks.
+            equals = 0;
         }
     }
     let (order, scores): (Vec<_>, Vec<_>) = ranked
         .into_iter()
         .map(|(c, s)| (c, s.is_finite().then_some((s * 1000.0).round() / 1000.0)))
         .unzip();
-    (order, Decision { scores, explored })
+    (
+        order,
+        Decision {
+            scores,
+            explored,
+            sticky: false,
+        },
+        equals,
+    )
 }
 
 /// Every group's stored policy.
 pub async fn all(db: &Db) -> DbResult<HashMap<String, (Policy, i64)>> {
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT group_name, strategy, explore_percent, updated_at FROM relay_routing_policies",
+    let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT group_name, strategy, explore_percent, sticky, updated_at FROM relay_routing_policies",
     )
     .fetch_all(db.pool())
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(group, strategy, explore_percent, at)| {
+        .map(|(group, strategy, explore_percent, sticky, at)| {
             let policy = Policy {
                 strategy: Strategy::parse(&strategy),
                 explore_percent,
+                sticky: sticky != 0,
             };
             (group, (policy, at))
         })
@@ -325,12 +469,13 @@ pub async fn all(db: &Db) -> DbResult<HashMap<String, (Policy, i64)>> {
 /// Sets a group's policy.
 pub async fn set(db: &Db, group: &str, policy: Policy, now: i64) -> DbResult<()> {
     sqlx::query(
-        "INSERT INTO relay_routing_policies (group_name, strategy, explore_percent, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (group_name) DO UPDATE SET strategy = $2, explore_percent = $3, updated_at = $4",
+        "INSERT INTO relay_routing_policies (group_name, strategy, explore_percent, sticky, updated_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (group_name) DO UPDATE SET strategy = $2, explore_percent = $3, sticky = $4, updated_at = $5",
     )
     .bind(group)
     .bind(policy.strategy.as_str())
     .bind(policy.explore_percent)
+    .bind(i64::from(policy.sticky))
     .bind(now)
     .execute(db.pool())
     .await?;
@@ -369,6 +514,7 @@ mod tests {
         let policy = Policy {
             strategy: Strategy::Latency,
             explore_percent: 10,
+            sticky: false,
         };
         let mut firsts = Vec::new();
         for n in 0..20 {
@@ -379,6 +525,7 @@ mod tests {
                 &stats,
                 &HashMap::new(),
                 now,
+                None,
             );
             firsts.push(got[0].id.clone());
         }
@@ -393,6 +540,7 @@ mod tests {
             &stats,
             &HashMap::new(),
             later,
+            None,
         );
         assert_eq!(ids(&got)[0], "a");
     }
@@ -405,6 +553,7 @@ mod tests {
         let policy = Policy {
             strategy: Strategy::Errors,
             explore_percent: 0,
+            sticky: false,
         };
         for n in 0..4 {
             let (got, _) = order(
@@ -414,6 +563,7 @@ mod tests {
                 &stats,
                 &HashMap::new(),
                 now,
+                None,
             );
             assert_eq!(ids(&got)[0], "b");
         }
@@ -429,6 +579,7 @@ mod tests {
                     &stats,
                     &HashMap::new(),
                     now,
+                    None,
                 )
                 .0[0]
                     .id
@@ -445,6 +596,7 @@ mod tests {
         let cost = Policy {
             strategy: Strategy::Cost,
             explore_percent: 50,
+            sticky: false,
         };
         for n in 0..6 {
             let (got, _) = order(
@@ -454,12 +606,14 @@ mod tests {
                 &stats,
                 &HashMap::new(),
                 now,
+                None,
             );
             assert_eq!(ids(&got), ["b", "a"], "no exploration for a static score");
         }
         let balance = Policy {
             strategy: Strategy::Balance,
             explore_percent: 0,
+            sticky: false,
         };
         let known = |amount, low| Known { amount, low };
         let balances = HashMap::from([
@@ -473,6 +627,7 @@ mod tests {
             &stats,
             &balances,
             now,
+            None,
         );
         assert_eq!(ids(&got), ["b", "a", "c"]);
         assert_eq!(decision.scores, [Some(-50.0), Some(-5.0), None]);
@@ -485,7 +640,192 @@ mod tests {
             &stats,
             &low,
             now,
+            None,
         );
         assert_eq!(ids(&got), ["b", "a"]);
+    }
+
+    /// One route's table: `(id, priority, weight)` rows, as the relay builds it.
+    fn route(rows: &[(&str, i64, i64)]) -> ChannelTable {
+        let vault = Vault::new(&[1u8; 32]);
+        let rows: Vec<ChannelRow> = rows
+            .iter()
+            .map(|(id, priority, weight)| {
+                crate::channels::tests::row(id, *priority, *weight, &vault)
+            })
+            .collect();
+        ChannelTable::build(&rows, &vault)
+    }
+
+    #[test]
+    fn balanced_spreads_over_the_good_channels_and_never_leads_with_the_worst() {
+        let stats = Stats::default();
+        let now = Instant::now();
+        for (id, ms) in [("a", 50), ("b", 60), ("c", 70), ("d", 400)] {
+            stats.success(id, Duration::from_millis(ms), now);
+        }
+        let policy = Policy {
+            strategy: Strategy::Balanced,
+            explore_percent: 0,
+            sticky: false,
+        };
+        let table = route(&[
+            ("a", 0, 1),
+            ("b", 0, 1),
+            ("c", 0, 1),
+            ("d", 0, 1),
+            ("z", -1, 1),
+        ]);
+        let mut firsts: HashMap<String, usize> = HashMap::new();
+        for _ in 0..400 {
+            let (channels, n) = table.numbered("default", "m");
+            let (got, decision) = order(policy, channels, n, &stats, &HashMap::new(), now, None);
+            *firsts.entry(got[0].id.clone()).or_default() += 1;
+            // After the first, the rest by score: the slow one and the lower priority last.
+            assert_eq!(ids(&got)[3..], ["d", "z"], "{:?}", ids(&got));
+            assert_eq!(decision.scores.len(), 5);
+        }
+        // The slowest of the best priority is never first: any other drawn beside it wins.
+        assert_eq!(firsts.get("d"), None, "{firsts:?}");
+        assert_eq!(firsts.get("z"), None, "{firsts:?}");
+        // The good ones share the load, the best the most (unlike `latency`, where the
+        // tolerance makes a, b and c ties and c would get its round-robin share).
+        for id in ["a", "b", "c"] {
+            assert!(firsts.get(id).copied().unwrap_or(0) >= 40, "{firsts:?}");
+        }
+        assert!(
+            firsts["a"] > firsts["b"] && firsts["b"] > firsts["c"],
+            "{firsts:?}"
+        );
+    }
+
+    #[test]
+    fn a_sticky_group_keeps_each_key_on_one_channel_and_spreads_keys_by_weight() {
+        let stats = Stats::default();
+        let now = Instant::now();
+        let sticky = Policy {
+            sticky: true,
+            ..Policy::default()
+        };
+        let table = route(&[("a", 0, 1), ("b", 0, 1), ("c", 0, 2), ("z", -1, 5)]);
+        let mut owner: HashMap<String, String> = HashMap::new();
+        for k in 0..400 {
+            let key = format!("conversation-{k}");
+            // Whatever the round-robin says, the key's channel leads, every time.
+            for _ in 0..4 {
+                let (channels, n) = table.numbered("default", "m");
+                let (got, _) = order(
+                    sticky,
+                    channels,
+                    n,
+                    &stats,
+                    &HashMap::new(),
+                    now,
+                    Some(&key),
+                );
+                let first = got[0].id.clone();
+                assert_ne!(first, "z", "a lower priority never takes a sticky key");
+                assert_eq!(ids(&got)[3], "z");
+                let was = owner.entry(key.clone()).or_insert_with(|| first.clone());
+                assert_eq!(*was, first, "{key} moved");
+            }
+        }
+        let share = |id: &str| owner.values().filter(|o| *o == id).count();
+        // Weights 1 : 1 : 2 over 400 keys: about 100, 100, 200.
+        assert!((60..=140).contains(&share("a")), "a {}", share("a"));
+        assert!((60..=140).contains(&share("b")), "b {}", share("b"));
+        assert!((150..=250).contains(&share("c")), "c {}", share("c"));
+
+        // A channel that leaves (breaker open, disabled) moves only its own keys.
+        let without_c = route(&[("a", 0, 1), ("b", 0, 1), ("z", -1, 5)]);
+        for (key, was) in &owner {
+            let (channels, n) = without_c.numbered("default", "m");
+            let (got, _) = order(sticky, channels, n, &stats, &HashMap::new(), now, Some(key));
+            if was != "c" {
+                assert_eq!(&got[0].id, was, "{key} moved though its channel stayed");
+            }
+        }
+
+        // Without stickiness the round-robin decides, and a key's requests spread.
+        let (mut firsts, plain) = (Vec::new(), Policy::default());
+        for _ in 0..4 {
+            let (channels, n) = table.numbered("default", "m");
+            let (got, decision) =
+                order(plain, channels, n, &stats, &HashMap::new(), now, Some("k"));
+            assert!(!decision.sticky);
+            firsts.push(got[0].id.clone());
+        }
+        firsts.dedup();
+        assert!(firsts.len() > 1, "{firsts:?}");
+    }
+
+    #[test]
+    fn stickiness_is_said_when_it_chose_and_yields_to_exploring() {
+        let stats = Stats::default();
+        let now = Instant::now();
+        let table = route(&[("a", 0, 1), ("b", 0, 1)]);
+        // A key whose channel is b: with a first in round-robin order, stickiness moves b up.
+        let key = (0..100)
+            .map(|k| format!("k{k}"))
+            .find(|k| {
+                let (channels, n) = table.numbered("default", "m");
+                let sticky = Policy {
+                    sticky: true,
+                    ..Policy::default()
+                };
+                let (got, _) = order(sticky, channels, n, &stats, &HashMap::new(), now, Some(k));
+                got[0].id == "b"
+            })
+            .expect("some key belongs to b");
+        let sticky = Policy {
+            sticky: true,
+            ..Policy::default()
+        };
+        let mut said = 0;
+        for _ in 0..4 {
+            let (channels, n) = table.numbered("default", "m");
+            let led_by_a = channels[0].id == "a";
+            let (got, decision) = order(
+                sticky,
+                channels,
+                n,
+                &stats,
+                &HashMap::new(),
+                now,
+                Some(&key),
+            );
+            assert_eq!(got[0].id, "b");
+            assert_eq!(decision.sticky, led_by_a);
+            said += usize::from(decision.sticky);
+        }
+        assert!(said > 0);
+        // Measured strategies still explore: every second request here goes to the other.
+        stats.success("a", Duration::from_millis(10), now);
+        stats.success("b", Duration::from_millis(10), now);
+        let exploring = Policy {
+            strategy: Strategy::Latency,
+            explore_percent: 50,
+            sticky: true,
+        };
+        let mut explored = 0;
+        for _ in 0..4 {
+            let (channels, n) = table.numbered("default", "m");
+            let (got, decision) = order(
+                exploring,
+                channels,
+                n,
+                &stats,
+                &HashMap::new(),
+                now,
+                Some(&key),
+            );
+            if decision.explored {
+                explored += 1;
+                assert!(!decision.sticky);
+            } else {
+                assert_eq!(got[0].id, "b");
+            }
+        }
+        assert_eq!(explored, 2);
     }
 }

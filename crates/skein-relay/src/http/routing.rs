@@ -1,6 +1,7 @@
 //! Routing strategies per group (admin): how a group's requests choose among a model's
-//! channels — by priority and weight, lowest latency, fewest errors, lowest upstream cost or
-//! most upstream balance — and how often they explore. Every change reloads the routing
+//! channels — by priority and weight, lowest latency, fewest errors, lowest upstream cost,
+//! most upstream balance or all of them balanced — how often they explore, and whether a
+//! conversation or key keeps its channel. Every change reloads the routing
 //! table here and on the other instances.
 
 use std::sync::Arc;
@@ -32,6 +33,9 @@ pub struct GroupRouting {
     /// The percentage of a route's requests that try another channel first (measured
     /// strategies only), so a channel that recovered is measured again.
     pub explore_percent: i64,
+    /// The same conversation (Chat) or API key goes to the same channel among those the
+    /// strategy finds equal, while it is healthy, so the vendor's prompt cache keeps hitting.
+    pub sticky: bool,
     /// RFC 3339; `None` for a group never set (it routes by priority).
     pub updated_at: Option<String>,
 }
@@ -42,10 +46,13 @@ pub struct GroupRouting {
 pub struct SetRouting {
     /// `priority` (highest priority, weighted round-robin inside it), `latency` (lowest
     /// measured latency to the first byte), `errors` (lowest measured error rate), `cost`
-    /// (lowest `cost_ratio_permille`) or `balance` (most remaining upstream balance).
+    /// (lowest `cost_ratio_permille`), `balance` (most remaining upstream balance) or
+    /// `balanced` (latency, errors and cost in one score, the better of two random picks).
     pub strategy: Strategy,
     /// 0–50 (default 5): the percentage of requests that explore another channel.
     pub explore_percent: Option<i64>,
+    /// Keep each conversation or key on one channel (default false).
+    pub sticky: Option<bool>,
 }
 
 fn view(group: &str, stored: Option<&(Policy, i64)>) -> GroupRouting {
@@ -57,6 +64,7 @@ fn view(group: &str, stored: Option<&(Policy, i64)>) -> GroupRouting {
         group: group.to_string(),
         strategy: policy.strategy,
         explore_percent: policy.explore_percent,
+        sticky: policy.sticky,
         updated_at: at,
     }
 }
@@ -108,11 +116,12 @@ pub async fn set_routing(
     let policy = Policy {
         strategy: body.strategy,
         explore_percent,
+        sticky: body.sticky.unwrap_or(false),
     };
     let now = now_ms();
     routing::set(&svc.db, &group, policy, now).await?;
     svc.routing_changed().await?;
-    tracing::info!(actor = %admin.user_id, %group, strategy = policy.strategy.as_str(), explore_percent, "routing strategy set");
+    tracing::info!(actor = %admin.user_id, %group, strategy = policy.strategy.as_str(), explore_percent, sticky = policy.sticky, "routing strategy set");
     Ok((
         Extension(before),
         ApiJson(view(&group, Some(&(policy, now)))),

@@ -75,6 +75,10 @@ pub struct Routing {
     /// measurements stay fresh.
     #[serde(default)]
     pub explored: bool,
+    /// Whether the group's stickiness put the first channel first (the conversation or key
+    /// went to the channel it went to before).
+    #[serde(default)]
+    pub sticky: bool,
 }
 
 fn priority() -> crate::routing::Strategy {
@@ -102,6 +106,7 @@ impl Routing {
             skipped,
             strategy: crate::routing::Strategy::Priority,
             explored: false,
+            sticky: false,
         }
     }
 
@@ -111,12 +116,14 @@ impl Routing {
         strategy: crate::routing::Strategy,
         scores: &[Option<f64>],
         explored: bool,
+        sticky: bool,
     ) -> Routing {
         for (candidate, score) in self.candidates.iter_mut().zip(scores) {
             candidate.score = *score;
         }
         self.strategy = strategy;
         self.explored = explored;
+        self.sticky = sticky;
         self
     }
 }

@@ -41,8 +41,12 @@ pub(crate) struct Stage {
 }
 
 /// What the request log says about a stage's routing: the channels left out, the scores of
-/// those kept, and whether the request explored.
-type StageLog = (Vec<crate::journal::SkippedChannel>, Vec<Option<f64>>, bool);
+/// those kept, and whether the request explored and whether stickiness chose.
+type StageLog = (
+    Vec<crate::journal::SkippedChannel>,
+    Vec<Option<f64>>,
+    (bool, bool),
+);
 
 /// [`plan_for`] over OpenAI-format channels: the routes besides chat go only to those.
 pub(crate) async fn plan(
@@ -98,8 +102,15 @@ pub(crate) async fn plan_for(
     let stage = |name: &str, shown: &str| -> ApiResult<(Stage, StageLog)> {
         let (ordered, n) = table.numbered(caller.group(), name);
         let ordered: Vec<Arc<LiveChannel>> = ordered.into_iter().filter(|c| serves(c)).collect();
-        let (routed, decision) =
-            crate::routing::order(policy, ordered, n, &svc.routing_stats, &balances, now);
+        let (routed, decision) = crate::routing::order(
+            policy,
+            ordered,
+            n,
+            &svc.routing_stats,
+            &balances,
+            now,
+            caller.sticky_key(),
+        );
         if routed.is_empty() {
             return Err(not_found(shown));
         }
@@ -148,7 +159,7 @@ pub(crate) async fn plan_for(
                 rates,
                 candidates,
             },
-            (skipped, scores, decision.explored),
+            (skipped, scores, (decision.explored, decision.sticky)),
         ))
     };
     // Fallbacks the key may use and that can serve now; one that cannot is skipped.
@@ -158,13 +169,16 @@ pub(crate) async fn plan_for(
         .filter(|m| caller.allows_model(m) && plans.allows_model(m))
         .filter_map(|m| stage(m, m).ok().map(|(stage, _)| stage))
         .collect();
-    let (first, (skipped, scores, explored)) = match stage(served, &model) {
+    let (first, (skipped, scores, (explored, sticky))) = match stage(served, &model) {
         Ok(first) => first,
         // A model with nothing to serve it now (no channel here, or all resting) goes
         // straight to its first fallback; an unpriced one is a setup error and says so.
         Err(error) if error.code() != "model_not_priced" && !fallbacks.is_empty() => {
             tracing::info!(%model, fallback = %fallbacks[0].model, "no channel can serve the model; using its fallback");
-            (fallbacks.remove(0), (Vec::new(), Vec::new(), false))
+            (
+                fallbacks.remove(0),
+                (Vec::new(), Vec::new(), (false, false)),
+            )
         }
         Err(error) => return Err(error),
     };
@@ -176,6 +190,7 @@ pub(crate) async fn plan_for(
             policy.strategy,
             &scores,
             explored,
+            sticky,
         ),
         model: first.model,
         rates: first.rates,

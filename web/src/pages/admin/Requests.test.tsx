@@ -41,7 +41,14 @@ const failed = {
 };
 const detail = {
   request: ok,
-  routing: { group: 'default', candidates: [{ id: 'c1', name: 'east', priority: 20 }, { id: 'c2', name: 'west', priority: 10 }], skipped: [{ id: 'c3', name: 'north', reason: 'circuit_open' }] },
+  routing: {
+    group: 'default',
+    strategy: 'balanced',
+    explored: false,
+    sticky: true,
+    candidates: [{ id: 'c1', name: 'east', priority: 20, score: 61.5 }, { id: 'c2', name: 'west', priority: 10, score: null }],
+    skipped: [{ id: 'c3', name: 'north', reason: 'circuit_open' }],
+  },
   attempts: [
     { seq: 0, channel_id: 'c1', channel_name: 'east', outcome: 'retry', http_status: 503, error: 'upstream 503', latency_ms: 40, ttfb_ms: 40, cost: 0 },
     { seq: 1, channel_id: 'c2', channel_name: 'west', outcome: 'ok', http_status: 200, error: null, latency_ms: 1100, ttfb_ms: 250, cost: 1500 },
@@ -120,6 +127,12 @@ describe('admin request log', () => {
     const routing = screen.getByTestId('routing').textContent ?? '';
     expect(routing.indexOf('east')).toBeLessThan(routing.indexOf('west'));
     expect(screen.getByRole('dialog').textContent).toContain('north left out: circuit open');
+    // Why this order: the strategy, the scores, and that stickiness chose the first.
+    const why = screen.getByTestId('routing-why').textContent ?? '';
+    expect(why).toContain('Balanced (latency, errors, cost)');
+    expect(why).toContain('the conversation or key kept its channel');
+    expect(why).not.toContain('explored');
+    expect(routing).toContain('score 61.5');
   });
 
   it('speaks Chinese', async () => {

@@ -4,7 +4,7 @@ import { useInfiniteQuery, useQueries, useQuery } from '@tanstack/react-query';
 import { api, ApiError } from '../../lib/api';
 import { money, num, when } from '../../lib/format';
 import type { Channel, Page, Profile } from '../../lib/types';
-import { useT, useValueName } from '../../i18n';
+import { useT, useValueName, type MessageKey } from '../../i18n';
 import { Badge, Button, DataTable, ErrorText, Field, Input, Select } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
@@ -183,10 +183,16 @@ function RequestDetailDialog({ id, onClose, row, userName }: { id: string | null
         <div className="mt-4 space-y-4">
           <section>
             <h3 className="mb-1 text-sm font-semibold">{t('requests.routing', { group: d.routing.group })}</h3>
+            <p className="mb-1 text-xs text-muted-fg" data-testid="routing-why">
+              {t('requests.strategy', { strategy: t(`routing.s_${d.routing.strategy ?? 'priority'}` as MessageKey) })}
+              {d.routing.explored && ` · ${t('requests.explored')}`}
+              {d.routing.sticky && ` · ${t('requests.sticky')}`}
+            </p>
             <ol className="list-decimal space-y-0.5 pl-5 text-sm" data-testid="routing">
               {d.routing.candidates.map((c) => (
                 <li key={c.id}>
                   {c.name} <span className="text-xs text-muted-fg">{t('requests.priority', { n: c.priority })}</span>
+                  {c.score != null && <span className="text-xs text-muted-fg"> · {t('requests.score', { score: c.score })}</span>}
                 </li>
               ))}
             </ol>

@@ -52,10 +52,10 @@ function stubFetch() {
     const path = url.split('?')[0];
     calls.push({ method, path, body: init.body ? JSON.parse(String(init.body)) : undefined });
     if (path === '/api/v1/admin/routing') {
-      return new Response(JSON.stringify([{ group: 'default', strategy: 'priority', explore_percent: 5, updated_at: null }]), { status: 200 });
+      return new Response(JSON.stringify([{ group: 'default', strategy: 'priority', explore_percent: 5, sticky: false, updated_at: null }]), { status: 200 });
     }
     if (path === '/api/v1/channels') return new Response(JSON.stringify([channel]), { status: 200 });
-    if (method === 'PUT') return new Response(JSON.stringify({ group: 'default', strategy: 'latency', explore_percent: 10, updated_at: '' }), { status: 200 });
+    if (method === 'PUT') return new Response(JSON.stringify({ group: 'default', strategy: 'latency', explore_percent: 10, sticky: false, updated_at: '' }), { status: 200 });
     if (method === 'POST') return new Response(JSON.stringify(channel), { status: 200 });
     return new Response('[]', { status: 200 });
   });
@@ -84,7 +84,22 @@ describe('routing strategies', () => {
     await waitFor(() => expect(calls.some((c) => c.method === 'PUT')).toBe(true));
     const put = calls.find((c) => c.method === 'PUT')!;
     expect(put.path).toBe('/api/v1/admin/routing/default');
-    expect(put.body).toEqual({ strategy: 'latency', explore_percent: 10 });
+    expect(put.body).toEqual({ strategy: 'latency', explore_percent: 10, sticky: false });
+  });
+
+  it('makes a group sticky and balanced', async () => {
+    const calls = stubFetch();
+    show(<RoutingPanel />);
+    const panel = await screen.findByTestId('routing-panel');
+    const save = () => within(panel).getAllByRole('button', { name: 'Save' })[0] as HTMLButtonElement;
+    await within(panel).findAllByLabelText('Sticky default');
+    expect(save().disabled).toBe(true);
+    fireEvent.click(within(panel).getAllByLabelText('Sticky default')[0]);
+    fireEvent.change(within(panel).getAllByLabelText('Strategy default')[0], { target: { value: 'balanced' } });
+    expect(save().disabled).toBe(false);
+    fireEvent.click(save());
+    await waitFor(() => expect(calls.some((c) => c.method === 'PUT')).toBe(true));
+    expect(calls.find((c) => c.method === 'PUT')!.body).toEqual({ strategy: 'balanced', explore_percent: 5, sticky: true });
   });
 
   it('names the strategies in Chinese', async () => {

@@ -8,21 +8,22 @@ import { Button, Card, DataTable, ErrorText, Input, Select } from '../../compone
 import { qk } from '../../lib/queryKeys';
 
 /** The routing strategies the relay knows, in the order an admin reads them. */
-export const STRATEGIES = ['priority', 'latency', 'errors', 'cost', 'balance'] as const;
+export const STRATEGIES = ['priority', 'latency', 'errors', 'cost', 'balance', 'balanced'] as const;
 
-/** One group's row: its strategy and exploration share, saved together. */
+/** One group's row: its strategy, exploration share and stickiness, saved together. */
 function GroupRow({ row, onSaved }: { row: GroupRouting; onSaved: () => void }) {
   const t = useT();
   const [strategy, setStrategy] = useState<string>(row.strategy);
   const [explore, setExplore] = useState(String(row.explore_percent));
+  const [sticky, setSticky] = useState(row.sticky);
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
-  const dirty = strategy !== row.strategy || explore !== String(row.explore_percent);
+  const dirty = strategy !== row.strategy || explore !== String(row.explore_percent) || sticky !== row.sticky;
   const save = async () => {
     setError(null);
     setSaved(false);
     try {
-      await api(`admin/routing/${encodeURIComponent(row.group)}`, { method: 'PUT', body: { strategy, explore_percent: Number(explore) } });
+      await api(`admin/routing/${encodeURIComponent(row.group)}`, { method: 'PUT', body: { strategy, explore_percent: Number(explore), sticky } });
       setSaved(true);
       onSaved();
     } catch (err) {
@@ -37,6 +38,10 @@ function GroupRow({ row, onSaved }: { row: GroupRouting; onSaved: () => void }) 
         ))}
       </Select>
       <Input aria-label={`${t('routing.explore')} ${row.group}`} className="h-8 w-20 text-xs" type="number" min="0" max="50" value={explore} onChange={(e) => setExplore(e.target.value)} />
+      <label className="flex items-center gap-1 text-xs" title={t('routing.stickyHint')}>
+        <input type="checkbox" className="h-4 w-4" checked={sticky} onChange={(e) => setSticky(e.target.checked)} aria-label={`${t('routing.sticky')} ${row.group}`} />
+        {t('routing.sticky')}
+      </label>
       <Button size="sm" onClick={save} disabled={!dirty}>{t('common.save')}</Button>
       {saved && !dirty && <span className="text-xs text-muted-fg" role="status">{t('routing.saved')}</span>}
       <ErrorText error={error} />
@@ -44,7 +49,7 @@ function GroupRow({ row, onSaved }: { row: GroupRouting; onSaved: () => void }) 
   );
 }
 
-/** Admin → Channels: each group's routing strategy (priority, latency, errors, cost, balance). */
+/** Admin → Channels: each group's routing strategy (priority, latency, errors, cost, balance, balanced) and stickiness. */
 export function RoutingPanel() {
   const t = useT();
   const queryClient = useQueryClient();
@@ -63,7 +68,7 @@ export function RoutingPanel() {
           { header: t('routing.group'), cell: (r) => <span className="font-medium">{r.group}</span> },
           {
             header: t('routing.strategy'),
-            cell: (r) => <GroupRow key={`${r.strategy}-${r.explore_percent}`} row={r} onSaved={() => queryClient.invalidateQueries({ queryKey: qk.routing })} />,
+            cell: (r) => <GroupRow key={`${r.strategy}-${r.explore_percent}-${r.sticky}`} row={r} onSaved={() => queryClient.invalidateQueries({ queryKey: qk.routing })} />,
           },
         ]}
       />

@@ -381,7 +381,77 @@ both_backends! {
         let list = app.get("/api/v1/admin/routing", Some(&admin.access)).await;
         assert_eq!(list.json[0]["strategy"], "balance");
         assert_eq!(list.json[0]["explore_percent"], 0);
+        assert_eq!(list.json[0]["sticky"], false);
         assert!(list.json[0]["updated_at"].is_string());
+        let r = put(json!({"strategy": "balanced", "sticky": "yes"}), &admin, "default").await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let r = put(json!({"strategy": "balanced", "sticky": true}), &admin, "default").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let list = app.get("/api/v1/admin/routing", Some(&admin.access)).await;
+        assert_eq!(list.json[0]["strategy"], "balanced");
+        assert_eq!(list.json[0]["sticky"], true);
+    }
+
+    async fn a_sticky_group_keeps_each_key_on_its_channel(app) {
+        let s = relay_world(&app, Upstream::OpenAi).await;
+        let (backup, _) = s.add_backup(&app, "sk-upstream-backup", &["gpt-test"], 10).await;
+        let r = app
+            .put(
+                "/api/v1/admin/routing/default",
+                Some(&s.root.access),
+                json!({"strategy": "priority", "sticky": true}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["sticky"], true);
+        // Which channel answered each request of each key.
+        let answered = |before: (usize, usize)| {
+            let now = (s.upstream.requests().len(), backup.requests().len());
+            assert_eq!(now.0 + now.1, before.0 + before.1 + 1, "one upstream call a request");
+            (if now.0 > before.0 { "primary" } else { "backup" }, now)
+        };
+        let mut owners = Vec::new();
+        for k in 0..16 {
+            let key = app.api_key(&s.user, &format!("sticky-{k}")).await;
+            let mut at = (s.upstream.requests().len(), backup.requests().len());
+            let mut seen = Vec::new();
+            for i in 0..4 {
+                let r = chat(&app, &key, ask()).await;
+                assert_eq!(r.status, StatusCode::OK, "key {k} request {i}: {}", r.text);
+                let (who, now) = answered(at);
+                at = now;
+                seen.push(who);
+            }
+            // Round-robin alone would alternate; a sticky key stays where it went first.
+            assert!(seen.iter().all(|w| *w == seen[0]), "key {k} moved: {seen:?}");
+            owners.push(seen[0]);
+        }
+        // Keys spread over the two equal channels (all 16 on one: 2 in 65,536).
+        assert!(owners.contains(&"primary") && owners.contains(&"backup"), "{owners:?}");
+        // The request log says when stickiness, not the round-robin, chose the channel.
+        let log = app.get("/api/v1/admin/requests?limit=8", Some(&s.root.access)).await;
+        let mut said = 0;
+        for item in log.json["items"].as_array().unwrap() {
+            let id = item["id"].as_str().unwrap();
+            let detail = app.get(&format!("/api/v1/admin/requests/{id}"), Some(&s.root.access)).await;
+            said += usize::from(detail.json["routing"]["sticky"] == true);
+        }
+        assert!(said > 0, "no logged request was chosen by stickiness");
+
+        // Not sticky: the same key's requests alternate again.
+        let r = app
+            .put("/api/v1/admin/routing/default", Some(&s.root.access), json!({"strategy": "priority"}))
+            .await;
+        assert_eq!(r.json["sticky"], false, "{}", r.text);
+        let mut at = (s.upstream.requests().len(), backup.requests().len());
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            assert_eq!(chat(&app, &s.key, ask()).await.status, StatusCode::OK);
+            let (who, now) = answered(at);
+            at = now;
+            seen.push(who);
+        }
+        assert!(seen.contains(&"primary") && seen.contains(&"backup"), "{seen:?}");
     }
 }
 
