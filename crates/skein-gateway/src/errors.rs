@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use skein_core::ApiError;
-use skein_core::extract::body_too_large;
+use skein_core::error::body_too_large;
 
 /// The `/api` error for a bodiless status from a router or layer, so it has the one shape.
 pub(crate) fn plain_status_error(status: StatusCode) -> ApiError {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use skein_core::ApiError;
 use skein_core::auth::{AuthState, AuthUser};
 use skein_core::error::VendorErrorShape;
-use skein_core::extract::body_too_large;
+use skein_core::error::body_too_large;
 use skein_core::i18n::Lang;
 use skein_core::ids::new_id;
 use skein_core::limit::{Decision, Quota};
