@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use skein_core::api::PricedModel;
 use skein_core::{ApiError, ApiResult, ids};
 use tokio::sync::broadcast;
 
+use crate::errors;
 use crate::generate::{self, Event, Generation, Plan, Slot, ToolUse};
 use crate::store::{self, ConversationRow, MessageRow, MessageStatus};
 use crate::tools::Toolbox;
@@ -195,7 +195,7 @@ impl ChatService {
         .await;
         // On failure the slot is dropped with this request, which frees the conversation.
         if !saved? {
-            return Err(not_finished());
+            return Err(errors::not_finished());
         }
         let generation = slot.generation().clone();
         let earlier = continues.map(|answer| {
@@ -236,15 +236,6 @@ impl ChatService {
     }
 }
 
-/// The refusal of a continue whose answer is being written again meanwhile.
-fn not_finished() -> ApiError {
-    ApiError::conflict(
-        "generation_in_progress",
-        "This answer is being written. Wait for it or stop it.",
-        "该回答正在生成，请等待完成或先停止。",
-    )
-}
-
 impl ChatService {
     /// The model and settings of the next answer in `conversation`: the conversation's
     /// settings with the model `asked` for, adjusted by the context sources, with a model
@@ -278,22 +269,11 @@ impl ChatService {
             Some(name) => available
                 .into_iter()
                 .find(|m| m.id == name)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "model_not_available",
-                        format!("{name} is not available for chat (no channel or no price)."),
-                        format!("{name} 不可用于对话（没有渠道或未定价）。"),
-                    )
-                })?,
-            None => available.into_iter().next().ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "model_not_available",
-                    "No model is available yet: an administrator must add a channel and a price.",
-                    "暂无可用模型：需要管理员添加渠道并设置价格。",
-                )
-            })?,
+                .ok_or_else(|| errors::model_not_available(name))?,
+            None => available
+                .into_iter()
+                .next()
+                .ok_or_else(errors::no_model_available)?,
         };
         Ok(chosen.id)
     }

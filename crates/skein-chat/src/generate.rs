@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::ChatService;
+use crate::errors;
 use crate::store::{self, Finish, MessageStatus};
 use crate::tools::{MAX_TOOL_ROUNDS, PendingCalls, ToolCall, ToolRecord, ToolResult, Toolbox};
 use crate::turn::Turn;
@@ -324,7 +325,7 @@ impl Registry {
                 // Held elsewhere: nothing of ours to unlock.
                 lease.cancel();
                 svc.running.end(&slot.generation);
-                return Err(busy());
+                return Err(errors::busy());
             }
             Err(error) => return Err(error.into()),
         }
@@ -357,7 +358,7 @@ impl Registry {
             .lock()
             .map_err(|_| ApiError::internal("chat registry poisoned"))?;
         if running.contains_key(conversation_id) {
-            return Err(busy());
+            return Err(errors::busy());
         }
         let (events, _) = broadcast::channel(4096);
         let generation = Arc::new(Generation {
@@ -406,15 +407,6 @@ impl Registry {
             }
         }
     }
-}
-
-/// The refusal of a second answer in a conversation.
-fn busy() -> ApiError {
-    ApiError::conflict(
-        "generation_in_progress",
-        "An answer is still being written in this conversation. Wait for it or stop it.",
-        "该对话仍在生成回答，请等待完成或先停止。",
-    )
 }
 
 /// Everything a run needs, prepared by the request that started it.

@@ -25,6 +25,7 @@ use skein_core::api::{FileApi, FilePurpose, NewFile};
 use skein_core::{ApiError, ApiResult, ids};
 use skein_db::Db;
 
+use crate::errors;
 use crate::sources::Context;
 
 /// How a stored image is named in a message.
@@ -42,10 +43,6 @@ pub fn file_id(image: &str) -> Option<&str> {
     image
         .strip_prefix(FILE_PREFIX)
         .filter(|id| ids::looks_like_id(id))
-}
-
-fn not_an_image() -> ApiError {
-    ApiError::invalid_field("images", "That file is not an image.", "该文件不是图片。")
 }
 
 /// The images of a message about to be stored: `data:` URLs become files of `user_id`,
@@ -71,7 +68,7 @@ pub(crate) async fn store_images(
         if let Some(id) = file_id(&image) {
             let meta = files.authorise(user_id, id).await?;
             if !meta.content_type.starts_with("image/") {
-                return Err(not_an_image());
+                return Err(errors::not_an_image());
             }
             stored.push(image);
         } else if let Some((mime, data)) = parse_data_url(&image) {
@@ -86,7 +83,7 @@ pub(crate) async fn store_images(
             if !meta.content_type.starts_with("image/") {
                 // The content was not an image, whatever the URL said.
                 let _ = files.delete(user_id, &meta.id).await;
-                return Err(not_an_image());
+                return Err(errors::not_an_image());
             }
             stored.push(format!("{FILE_PREFIX}{}", meta.id));
         } else {

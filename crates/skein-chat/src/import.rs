@@ -21,13 +21,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use skein_core::{ApiError, ApiResult, ids};
 use skein_db::{Db, sqlx};
 
+use crate::errors;
 use crate::export::{ARCHIVE_FORMAT, CONVERSATION_FORMAT};
 use crate::store::{self, ConversationRow, MessageRow};
 
@@ -53,44 +53,8 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// What a serde error says when a list passed its limit; the limit follows.
 const LIMIT_MARKER: &str = "skein-import-limit:";
 
-/// 413 for an import over one of its limits.
-fn too_large(what_en: &str, what_zh: &str, max: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "import_too_large",
-        format!("This import is too large: at most {max} {what_en}. Split the file."),
-        format!("导入内容过大：最多 {max} {what_zh}，请拆分文件。"),
-    )
-    .with_details(serde_json::json!({ "limit": what_en, "max": max }))
-}
-
-fn too_many_conversations() -> ApiError {
-    too_large(
-        "conversations per import",
-        "个对话（每次导入）",
-        MAX_CONVERSATIONS,
-    )
-}
-
-fn too_many_messages() -> ApiError {
-    too_large(
-        "messages per conversation",
-        "条消息（每个对话）",
-        MAX_MESSAGES,
-    )
-}
-
 fn invalid(en: &str, zh: &str) -> ApiError {
     ApiError::invalid_field("body", en.to_string(), zh.to_string())
-}
-
-fn cycle() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "import_cycle",
-        "The file's messages form a loop (a message is its own ancestor); it cannot be imported.",
-        "文件中的消息形成了循环（某条消息是它自己的祖先），无法导入。",
-    )
 }
 
 // ---- Reading: typed, lenient, bounded ----
@@ -360,8 +324,8 @@ fn read_error(error: serde_json::Error) -> ApiError {
         let rest = &text[at + LIMIT_MARKER.len()..];
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         return match digits.parse::<usize>() {
-            Ok(MAX_CONVERSATIONS) => too_many_conversations(),
-            _ => too_many_messages(),
+            Ok(MAX_CONVERSATIONS) => errors::too_many_conversations(),
+            _ => errors::too_many_messages(),
         };
     }
     match error.classify() {
@@ -440,7 +404,7 @@ pub fn parse(body: &[u8]) -> ApiResult<Vec<Imported>> {
         })
         .sum();
     if total > MAX_TOTAL_MESSAGES {
-        return Err(too_large(
+        return Err(errors::too_large(
             "messages per import",
             "条消息（每次导入）",
             MAX_TOTAL_MESSAGES,
@@ -462,7 +426,7 @@ pub fn parse(body: &[u8]) -> ApiResult<Vec<Imported>> {
         .map(|m| m.content.len())
         .sum();
     if text > MAX_TEXT_BYTES {
-        return Err(too_large(
+        return Err(errors::too_large(
             "bytes of message text per import",
             "字节的消息文本（每次导入）",
             MAX_TEXT_BYTES,
@@ -572,7 +536,7 @@ fn nearest_kept(parents: &[Option<usize>], kept: &[bool]) -> ApiResult<Vec<Optio
                     above = nearest[at];
                     break;
                 }
-                State::OnPath => return Err(cycle()),
+                State::OnPath => return Err(errors::cycle()),
                 State::New => {}
             }
             state[at] = State::OnPath;
@@ -686,7 +650,7 @@ fn order_parents_first(messages: Vec<ImportedMessage>) -> ApiResult<Vec<Imported
         stack.extend(children[i].iter().rev());
     }
     if order.len() != messages.len() {
-        return Err(cycle());
+        return Err(errors::cycle());
     }
     let mut slots: Vec<Option<ImportedMessage>> = messages.into_iter().map(Some).collect();
     Ok(order
@@ -910,6 +874,7 @@ pub async fn store_import(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
     use serde_json::json;
 
     fn parse_value(v: &Value) -> ApiResult<Vec<Imported>> {

@@ -17,6 +17,7 @@
 mod answer;
 pub mod config;
 pub mod context;
+pub(crate) mod errors;
 pub mod event;
 pub mod export;
 pub mod generate;

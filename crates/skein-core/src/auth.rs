@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{self, ApiError};
 pub use crate::principal::Role;
 
 /// Issuer written into and required of every access token.
@@ -142,12 +142,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKeyCaller {
         match parts.extensions.get::<AuthState>() {
             Some(AuthState::Key(key)) => Ok(ApiKeyCaller(key.clone())),
             Some(AuthState::Rejected(error)) => Err(error.clone()),
-            _ => Err(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "invalid_api_key",
-                "Send an API key: Authorization: Bearer sk-...",
-                "请提供 API 密钥：Authorization: Bearer sk-...",
-            )),
+            _ => Err(error::api_key_required()),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use axum::extract::rejection::{JsonDataError, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -281,6 +282,72 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(self);
         response
     }
+}
+
+// ---- core's own codes ----------------------------------------------------------------------
+// The refusals of core's extractors, one constructor each like every service's `errors.rs`;
+// they live here because they are answered before any service sees the request.
+
+/// 401 for a `/v1` route reached without an API key (the gateway found none to check).
+pub(crate) fn api_key_required() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+        "Send an API key: Authorization: Bearer sk-...",
+        "请提供 API 密钥：Authorization: Bearer sk-...",
+    )
+}
+
+/// 422 for a NUL in a body or query: no field of ours has a use for it.
+pub(crate) fn nul_error() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+        "Text may not contain NUL characters.",
+        "文本中不能包含 NUL 字符。",
+    )
+}
+
+/// 422 for a JSON body with a missing field or a value of the wrong type, with serde's reason.
+pub(crate) fn json_data_error(e: &JsonDataError) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+        "The request body has a missing field or a value of the wrong type.",
+        "请求体缺少字段或字段类型错误。",
+    )
+    .with_details(json!({ "reason": e.body_text() }))
+}
+
+/// 415 for a JSON route called without `Content-Type: application/json`.
+pub(crate) fn json_content_type_missing() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "Send the body as JSON with Content-Type: application/json.",
+        "请以 JSON 格式发送请求体，并设置 Content-Type: application/json。",
+    )
+}
+
+/// 413 for a body over the configured limit.
+pub fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "The request body is larger than this server accepts.",
+        "请求体超过了服务器允许的大小。",
+    )
+}
+
+/// 422 for query parameters that do not fit the route's type, with serde's reason.
+pub(crate) fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_query",
+        "A query parameter is missing or has the wrong type.",
+        "查询参数缺失或类型错误。",
+    )
+    .with_details(json!({ "reason": rejection.body_text() }))
 }
 
 #[cfg(test)]

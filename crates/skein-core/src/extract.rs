@@ -1,7 +1,7 @@
 //! Extractors that turn axum's rejections into the one error shape: malformed JSON is 400,
 //! a wrong type or missing field is 422, an oversized body is 413.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{self, ApiError};
 
 /// A JSON body (in) or JSON answer (out) whose errors use the API envelope.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,7 +58,7 @@ where
         let bytes = match axum::body::Bytes::from_request(req, state).await {
             Ok(bytes) => bytes,
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(body_too_large());
+                return Err(error::body_too_large());
             }
             Err(rejection) => {
                 return Err(ApiError::bad_request(
@@ -70,7 +70,7 @@ where
             }
         };
         if has_nul(&bytes) {
-            return Err(nul_error());
+            return Err(error::nul_error());
         }
         Ok(JsonBytes(bytes))
     }
@@ -85,15 +85,6 @@ fn has_nul(bytes: &[u8]) -> bool {
             .any(|w| w[0] == b'\\' && (w[1] == b'u' || w[1] == b'U') && &w[2..] == b"0000")
 }
 
-fn nul_error() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_body",
-        "Text may not contain NUL characters.",
-        "文本中不能包含 NUL 字符。",
-    )
-}
-
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
@@ -102,26 +93,15 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            "The request body has a missing field or a value of the wrong type.",
-            "请求体缺少字段或字段类型错误。",
-        )
-        .with_details(json!({ "reason": e.body_text() })),
+        JsonRejection::JsonDataError(e) => error::json_data_error(&e),
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
             "malformed_json",
             "The request body is not valid JSON.",
             "请求体不是合法的 JSON。",
         )
         .with_details(json!({ "reason": e.body_text() })),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send the body as JSON with Content-Type: application/json.",
-            "请以 JSON 格式发送请求体，并设置 Content-Type: application/json。",
-        ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => body_too_large(),
+        JsonRejection::MissingJsonContentType(_) => error::json_content_type_missing(),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => error::body_too_large(),
         other => ApiError::bad_request(
             "unreadable_body",
             "The request body could not be read.",
@@ -129,16 +109,6 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         )
         .with_details(json!({ "reason": other.body_text() })),
     }
-}
-
-/// 413 for a body over the configured limit.
-pub fn body_too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        "The request body is larger than this server accepts.",
-        "请求体超过了服务器允许的大小。",
-    )
 }
 
 /// Query parameters whose errors use the API envelope (422).
@@ -158,23 +128,13 @@ where
             .query()
             .is_some_and(|q| q.contains("%00") || q.contains('\0'))
         {
-            return Err(nul_error());
+            return Err(error::nul_error());
         }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => Err(query_rejection(rejection)),
+            Err(rejection) => Err(error::query_rejection(rejection)),
         }
     }
-}
-
-fn query_rejection(rejection: QueryRejection) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_query",
-        "A query parameter is missing or has the wrong type.",
-        "查询参数缺失或类型错误。",
-    )
-    .with_details(json!({ "reason": rejection.body_text() }))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! object or a queued key, never lost bytes or a half-written file anyone can see.
 
 pub mod config;
+pub(crate) mod errors;
 mod http;
 pub mod images;
 pub mod remote;
@@ -187,11 +188,11 @@ impl FileService {
     /// The owner's file or a 404.
     pub(crate) async fn owned(&self, user_id: &str, id: &str) -> ApiResult<FileRow> {
         if !ids::looks_like_id(id) {
-            return Err(not_found());
+            return Err(errors::not_found());
         }
         store::file(&self.db, user_id, id)
             .await?
-            .ok_or_else(not_found)
+            .ok_or_else(errors::not_found)
     }
 
     /// Whether upload sessions send parts straight to the store (S3 with
@@ -207,11 +208,6 @@ impl FileService {
             None => path.to_string(),
         }
     }
-}
-
-/// 404 for a file that does not exist or is not the caller's.
-pub(crate) fn not_found() -> ApiError {
-    ApiError::not_found("File", "文件")
 }
 
 /// A row as the API's metadata.
@@ -291,12 +287,7 @@ impl FileApi for FileService {
         let size = u64::try_from(row.size).unwrap_or(0);
         let range = range.unwrap_or(0..size);
         if range.start > range.end || range.end > size {
-            return Err(ApiError::new(
-                axum::http::StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                "The range is outside the file.",
-                "请求的范围超出文件大小。",
-            ));
+            return Err(errors::range_outside_file());
         }
         let body = self
             .storage
@@ -317,7 +308,7 @@ impl FileApi for FileService {
         if !ids::looks_like_id(id)
             || !store::delete_file(&self.db, owner_id, id, ids::now_ms()).await?
         {
-            return Err(not_found());
+            return Err(errors::not_found());
         }
         Ok(())
     }

@@ -12,13 +12,13 @@
 //! **Invariant:** a session's part folder is queued in `file_sweep` for the session's expiry
 //! in the transaction that creates it, so parts nobody completes or aborts are swept.
 
-use axum::http::StatusCode;
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use skein_core::api::{FileMeta, FilePurpose, NewFile};
 use skein_core::{ApiError, ApiResult, ids};
 use sqlx::FromRow;
 
+use crate::errors;
 use crate::storage::{Presigned, part_key, upload_prefix};
 use crate::{FileService, store, upload};
 
@@ -71,34 +71,6 @@ impl UploadRow {
 const COLUMNS: &str =
     "id, user_id, name, purpose, size, part_size, part_count, state, created_at, expires_at";
 
-/// 404 for a session that does not exist, is another user's, or has expired.
-pub(crate) fn session_not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "upload_not_found",
-        "This upload session does not exist or has expired; start a new one.",
-        "此上传会话不存在或已过期，请重新开始上传。",
-    )
-}
-
-fn busy() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "upload_busy",
-        "This upload is being completed; wait for that answer.",
-        "此上传正在完成中，请等待其结果。",
-    )
-}
-
-fn no_such_part(count: i64) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_part_number",
-        format!("Part numbers run from 1 to {count} in this upload."),
-        format!("此上传的分片编号为 1 到 {count}。"),
-    )
-}
-
 /// What a new session is for.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -137,12 +109,12 @@ impl FileService {
             ));
         }
         if new.size > limit {
-            return Err(upload::too_large(limit));
+            return Err(errors::too_large(limit));
         }
         let (used, _) = store::usage(&self.db, &new.owner_id).await?;
         let used = u64::try_from(used).unwrap_or(0);
         if used + new.size > self.config.quota_bytes {
-            return Err(upload::over_quota(self.config.quota_bytes, used));
+            return Err(errors::over_quota(self.config.quota_bytes, used));
         }
         let part_size = new.part_size.unwrap_or(self.config.upload_part_bytes);
         if !(MIN_PART..=MAX_PART).contains(&part_size) {
@@ -171,12 +143,7 @@ impl FileService {
         .map_err(skein_db::DbError::from)?;
         let max_open = i64::from(self.config.max_open_uploads);
         if open.0 >= max_open {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_uploads",
-                format!("You have {max_open} uploads open; complete or abort one first."),
-                format!("您已有 {max_open} 个未完成的上传，请先完成或取消其中一个。"),
-            ));
+            return Err(errors::too_many_uploads(max_open));
         }
         let ttl_ms = i64::try_from(self.config.upload_session_ttl_secs)
             .unwrap_or(86_400)
@@ -218,7 +185,7 @@ impl FileService {
     /// The owner's unexpired session, or a 404.
     pub async fn upload_session(&self, user_id: &str, id: &str) -> ApiResult<UploadRow> {
         if !ids::looks_like_id(id) {
-            return Err(session_not_found());
+            return Err(errors::session_not_found());
         }
         let row: Option<UploadRow> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM file_uploads WHERE id = $1 AND user_id = $2 AND expires_at > $3"
@@ -229,7 +196,7 @@ impl FileService {
         .fetch_optional(self.db.pool())
         .await
         .map_err(skein_db::DbError::from)?;
-        row.ok_or_else(session_not_found)
+        row.ok_or_else(errors::session_not_found)
     }
 
     /// The owner's unexpired sessions, newest first.
@@ -270,7 +237,7 @@ impl FileService {
     /// `file.s3.presign_uploads`), or `None` for this server's own part route.
     pub async fn part_target(&self, row: &UploadRow, number: u32) -> ApiResult<Option<Presigned>> {
         if !row.has_part(number) {
-            return Err(no_such_part(row.part_count));
+            return Err(errors::no_such_part(row.part_count));
         }
         if !self.config.s3.presign_uploads {
             return Ok(None);
@@ -301,10 +268,10 @@ impl FileService {
         E: std::fmt::Display,
     {
         if !row.has_part(number) {
-            return Err(no_such_part(row.part_count));
+            return Err(errors::no_such_part(row.part_count));
         }
         if row.state != "open" {
-            return Err(busy());
+            return Err(errors::busy());
         }
         let expected = row.part_len(number);
         let key = part_key(&row.id, number);
@@ -315,7 +282,7 @@ impl FileService {
             loop {
                 let next = tokio::time::timeout(idle, body.next())
                     .await
-                    .map_err(|_| upload::stalled(self.config.upload_idle_secs))?;
+                    .map_err(|_| errors::stalled(self.config.upload_idle_secs))?;
                 let Some(chunk) = next else { break };
                 let chunk = chunk.map_err(|e| {
                     ApiError::bad_request(
@@ -326,7 +293,7 @@ impl FileService {
                 })?;
                 size += chunk.len() as u64;
                 if size > expected {
-                    return Err(part_size_wrong(number, expected));
+                    return Err(errors::part_size_wrong(number, expected));
                 }
                 writer
                     .write(chunk)
@@ -334,7 +301,7 @@ impl FileService {
                     .map_err(crate::storage::StorageError)?;
             }
             if size != expected {
-                return Err(part_size_wrong(number, expected));
+                return Err(errors::part_size_wrong(number, expected));
             }
             Ok(())
         }
@@ -363,7 +330,7 @@ impl FileService {
         .await
         .map_err(skein_db::DbError::from)?;
         if claimed.rows_affected() == 0 {
-            return Err(busy());
+            return Err(errors::busy());
         }
         let result = self.assemble(&row).await;
         match result {
@@ -393,24 +360,7 @@ impl FileService {
             .filter(|n| !complete.contains(n))
             .collect();
         if !missing.is_empty() {
-            let shown: Vec<String> = missing.iter().take(20).map(u32::to_string).collect();
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "upload_incomplete",
-                format!(
-                    "{} of {} parts are missing or the wrong size: {}.",
-                    missing.len(),
-                    row.part_count,
-                    shown.join(", ")
-                ),
-                format!(
-                    "{} 个分片（共 {} 个）缺失或大小不对：{}。",
-                    missing.len(),
-                    row.part_count,
-                    shown.join("、")
-                ),
-            )
-            .with_details(serde_json::json!({ "missing_parts": missing })));
+            return Err(errors::upload_incomplete(row, &missing));
         }
         let storage = self.storage.clone();
         let id = row.id.clone();
@@ -435,7 +385,7 @@ impl FileService {
     pub async fn abort_upload(&self, user_id: &str, id: &str) -> ApiResult<()> {
         let row = self.upload_session(user_id, id).await?;
         if row.state != "open" {
-            return Err(busy());
+            return Err(errors::busy());
         }
         self.drop_session(&row.id).await
     }
@@ -483,16 +433,6 @@ async fn open_part(
     Ok(stream
         .map_err(|e| ApiError::internal(format!("reading a part: {e}")))
         .boxed())
-}
-
-fn part_size_wrong(number: u32, expected: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "part_size_mismatch",
-        format!("Part {number} must be exactly {expected} bytes; nothing of it was kept."),
-        format!("第 {number} 个分片必须正好为 {expected} 字节，已丢弃。"),
-    )
-    .with_details(serde_json::json!({ "part": number, "expected_bytes": expected }))
 }
 
 /// Deletes the rows of sessions past their expiry (their parts are swept by their queue row).

@@ -1,7 +1,6 @@
 //! What an upload is, decided from its first bytes (magic numbers), never from its name or
 //! the client's `Content-Type`; which kinds each purpose accepts; and names made safe.
 
-use skein_core::ApiError;
 use skein_core::api::FilePurpose;
 
 /// Bytes of an upload's head that the sniffer looks at.
@@ -145,25 +144,6 @@ pub fn accepts(purpose: FilePurpose, kind: Kind) -> bool {
         }
         FilePurpose::Plugin => true,
     }
-}
-
-/// The 415 for content a purpose does not take, naming what was found.
-pub fn refused(purpose: FilePurpose, sniffed: &Sniffed) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_file_type",
-        format!(
-            "A {} file cannot hold this content ({}); the type is read from the content, not the name.",
-            purpose.as_str(),
-            sniffed.content_type
-        ),
-        format!(
-            "用途为 {} 的文件不接受此内容（{}）；类型按文件内容判断，而非文件名。",
-            purpose.as_str(),
-            sniffed.content_type
-        ),
-    )
-    .with_details(serde_json::json!({ "content_type": sniffed.content_type, "purpose": purpose.as_str() }))
 }
 
 /// Longest name kept, in bytes.

@@ -3,58 +3,16 @@
 //! owner's quota, then committed (moved to its object key, or dropped for the owner's
 //! existing object with the same content) and recorded in one transaction.
 
-use axum::http::StatusCode;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use skein_core::api::{FileMeta, NewFile};
 use skein_core::{ApiError, ApiResult, ids};
 
+use crate::errors;
 use crate::sniff::{self, HEAD_BYTES, Kind, Sniffed};
 use crate::storage::{object_key, tmp_key};
 use crate::{FileService, TMP_GRACE_MS, images, store};
-
-/// 413 for a file over its purpose's limit.
-pub(crate) fn too_large(limit: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "file_too_large",
-        format!("The file is larger than the {limit} bytes allowed for its purpose."),
-        format!("文件超过了该用途允许的 {limit} 字节。"),
-    )
-    .with_details(serde_json::json!({ "limit_bytes": limit }))
-}
-
-/// 413 for an upload that would pass the owner's quota.
-pub(crate) fn over_quota(quota: u64, used: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "quota_exceeded",
-        format!("This upload would exceed your storage quota ({used} of {quota} bytes used). Delete files to make room."),
-        format!("上传后将超出存储配额（已用 {used} / {quota} 字节），请先删除一些文件。"),
-    )
-    .with_details(serde_json::json!({ "quota_bytes": quota, "used_bytes": used }))
-}
-
-/// 408 for an upload that stopped sending.
-pub(crate) fn stalled(secs: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "upload_stalled",
-        format!("The upload sent nothing for {secs} s and was ended; nothing was kept."),
-        format!("上传已 {secs} 秒没有数据，已中止，未保留任何内容。"),
-    )
-}
-
-/// 422 for an empty upload.
-fn empty() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "empty_file",
-        "The file is empty.",
-        "文件为空。",
-    )
-}
 
 /// What the bytes turned out to be.
 struct Received {
@@ -121,15 +79,15 @@ where
         loop {
             let next = tokio::time::timeout(idle, body.next())
                 .await
-                .map_err(|_| stalled(svc.config.upload_idle_secs))?;
+                .map_err(|_| errors::stalled(svc.config.upload_idle_secs))?;
             let Some(chunk) = next else { break };
             let chunk = chunk.map_err(Into::into)?;
             size += chunk.len() as u64;
             if size > limit {
-                return Err(too_large(limit));
+                return Err(errors::too_large(limit));
             }
             if used + size > quota {
-                return Err(over_quota(quota, used));
+                return Err(errors::over_quota(quota, used));
             }
             if sniffed.is_none() {
                 let take = (HEAD_BYTES - head.len()).min(chunk.len());
@@ -153,7 +111,7 @@ where
     }
     if size == 0 {
         let _ = writer.abort().await;
-        return Err(empty());
+        return Err(errors::empty());
     }
     let sniffed = match sniffed {
         Some(s) => s,
@@ -176,7 +134,7 @@ where
 fn check_kind(file: &NewFile, head: &[u8], name: &str) -> ApiResult<Sniffed> {
     let sniffed = sniff::sniff(head, name);
     if !sniff::accepts(file.purpose, sniffed.kind) {
-        return Err(sniff::refused(file.purpose, &sniffed));
+        return Err(errors::refused(file.purpose, &sniffed));
     }
     Ok(sniffed)
 }
@@ -228,7 +186,7 @@ async fn commit(
         let (used, _) = store::usage(&svc.db, &file.owner_id).await?;
         let used = u64::try_from(used).unwrap_or(0);
         if used + got.size > quota {
-            return Err(over_quota(quota, used));
+            return Err(errors::over_quota(quota, used));
         }
         let object_id = ids::new_id();
         let key = object_key(&object_id);

@@ -8,6 +8,7 @@
 //! through [`SessionDirectory`] and limits through [`RateLimiter`].
 
 pub mod bus;
+pub(crate) mod errors;
 pub mod health;
 pub mod limit;
 mod middleware;

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use skein_core::ApiError;
 use skein_core::auth::{AuthState, AuthUser};
 use skein_core::error::VendorErrorShape;
-use skein_core::extract::body_too_large;
+use skein_core::error::body_too_large;
 use skein_core::i18n::Lang;
 use skein_core::ids::new_id;
 use skein_core::limit::{Decision, Quota};
@@ -19,6 +19,7 @@ use skein_core::request::{ClientIp, RequestId};
 use tracing::Instrument;
 
 use crate::Gateway;
+use crate::errors;
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -261,12 +262,12 @@ pub(crate) async fn error_envelope(
         && failed
         && !is_json(response.headers())
     {
-        let error = plain_status_error(response.status());
+        let error = errors::plain_status_error(response.status());
         return rerender_as(vendor, &error, lang, &request_id, response.headers());
     }
     let status = response.status();
     if is_api && failed && !is_json(response.headers()) {
-        let error = plain_status_error(status);
+        let error = errors::plain_status_error(status);
         return rerender(&error, lang, &request_id, response.headers());
     }
     response
@@ -319,36 +320,6 @@ fn rerender(error: &ApiError, lang: Lang, request_id: &str, old: &HeaderMap) -> 
         }
     }
     response
-}
-
-fn plain_status_error(status: StatusCode) -> ApiError {
-    match status {
-        StatusCode::NOT_FOUND => ApiError::new(
-            status,
-            "route_not_found",
-            "No such API route.",
-            "没有这个 API 路由。",
-        ),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            status,
-            "method_not_allowed",
-            "This route does not accept that HTTP method.",
-            "该路由不支持此 HTTP 方法。",
-        ),
-        StatusCode::REQUEST_TIMEOUT => ApiError::new(
-            status,
-            "timeout",
-            "The request took too long and was stopped.",
-            "请求处理超时，已被终止。",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => body_too_large(),
-        other => ApiError::new(
-            other,
-            "http_error",
-            format!("The request failed with HTTP status {}.", other.as_u16()),
-            format!("请求失败，HTTP 状态码 {}。", other.as_u16()),
-        ),
-    }
 }
 
 /// Establishes who the caller is and counts the request against the caller's rate limit.
@@ -587,14 +558,7 @@ async fn authenticate_key_and_limit(
                         .map_or(1, |d| d.as_secs_f64().ceil() as u64)
                         .max(1);
                     tracing::warn!(client_ip = %ip, "invalid API keys from this address; refused before lookup");
-                    return ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "invalid_key_rate_limited",
-                        format!("Too many requests with invalid API keys from this address. Try again in {wait} s."),
-                        format!("该地址使用无效 API 密钥的请求过多，请在 {wait} 秒后重试。"),
-                    )
-                    .with_retry_after(wait)
-                    .into_response();
+                    return errors::invalid_key_rate_limited(wait).into_response();
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "rate limiter unavailable; key check allowed"),

@@ -3,10 +3,10 @@
 //! user, when it is public) searches and reads. A base a user may not read is "not found"
 //! (404), never "forbidden", so ids leak nothing.
 
-use axum::http::StatusCode;
-use skein_core::{ApiError, ApiResult, ids};
+use skein_core::{ApiResult, ids};
 
 use crate::KnowledgeService;
+use crate::errors;
 use crate::store::{self, BaseRow};
 
 /// What a user may do with a base, weakest first.
@@ -31,40 +31,15 @@ impl Access {
     }
 }
 
-/// 404 for a base that does not exist or that the caller may not read.
-pub fn base_not_found() -> ApiError {
-    ApiError::not_found("Knowledge base", "知识库")
-}
-
-/// 403 for a readable base the caller may not change.
-pub fn read_only() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "knowledge_read_only",
-        "You may read this knowledge base but not change it.",
-        "你可以查看这个知识库，但不能修改它。",
-    )
-}
-
-/// 403 for what only the owner may do.
-pub fn owner_only() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "knowledge_owner_only",
-        "Only the owner of this knowledge base may do this.",
-        "只有知识库的所有者可以执行此操作。",
-    )
-}
-
 impl KnowledgeService {
     /// The base and what `user_id` may do with it; 404 when they may not read it.
     pub async fn access(&self, user_id: &str, base_id: &str) -> ApiResult<(BaseRow, Access)> {
         if !ids::looks_like_id(base_id) {
-            return Err(base_not_found());
+            return Err(errors::base_not_found());
         }
         let base = store::base(&self.db, base_id)
             .await?
-            .ok_or_else(base_not_found)?;
+            .ok_or_else(errors::base_not_found)?;
         if base.owner_id == user_id {
             return Ok((base, Access::Own));
         }
@@ -77,7 +52,7 @@ impl KnowledgeService {
             None if base.visibility == "public" => Some(Access::Read),
             None => None,
         };
-        access.map(|a| (base, a)).ok_or_else(base_not_found)
+        access.map(|a| (base, a)).ok_or_else(errors::base_not_found)
     }
 
     /// The base when `user_id` may at least `need` it: 404 when they may not read it, 403
@@ -93,8 +68,8 @@ impl KnowledgeService {
             return Ok((base, access));
         }
         Err(match need {
-            Access::Own => owner_only(),
-            _ => read_only(),
+            Access::Own => errors::owner_only(),
+            _ => errors::read_only(),
         })
     }
 }

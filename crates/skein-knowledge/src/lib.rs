@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod config;
+pub(crate) mod errors;
 pub mod eval;
 pub mod extract;
 pub mod fusion;

@@ -14,6 +14,7 @@
 
 pub mod code;
 pub mod config;
+pub(crate) mod errors;
 mod http;
 pub mod image;
 pub mod mcp;

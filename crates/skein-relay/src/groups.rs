@@ -2,8 +2,6 @@
 //! admin grants them (per user, or `relay.default_user_groups` for anyone not set); key create,
 //! update and every authenticated request check the grant.
 
-use axum::http::StatusCode;
-use skein_core::ApiError;
 use skein_db::sqlx;
 use skein_db::{Db, DbResult};
 
@@ -73,29 +71,6 @@ pub fn with_plans(configured: &[String], plans: &[String], granted: Vec<String>)
         }
     }
     out
-}
-
-/// 403 for a group the key's owner was not granted.
-pub fn not_allowed(group: &str, allowed: &[String]) -> ApiError {
-    let (en, zh) = if allowed.is_empty() {
-        (
-            "No key group has been granted to you yet; ask an administrator.".to_string(),
-            "你尚未被授予任何密钥分组，请联系管理员。".to_string(),
-        )
-    } else {
-        (
-            format!(
-                "You may not use the group {group:?}. Your groups: {}.",
-                allowed.join(", ")
-            ),
-            format!(
-                "你无权使用分组 {group:?}。你可用的分组：{}。",
-                allowed.join("、")
-            ),
-        )
-    };
-    ApiError::new(StatusCode::FORBIDDEN, "group_not_allowed", en, zh)
-        .with_details(serde_json::json!({ "group": group, "allowed": allowed }))
 }
 
 /// A requested per-minute limit, clamped to the server's ceiling (`None` when there is none).

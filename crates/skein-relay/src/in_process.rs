@@ -15,6 +15,7 @@ use skein_core::api::{
     SpeechRequest, Transcript,
 };
 
+use crate::errors;
 use crate::pipeline::calls::{self, AudioForm};
 use crate::pipeline::{Caller, Reply, chat};
 use crate::{RelayService, multipart};
@@ -40,7 +41,7 @@ impl InProcessRelay {
                 .await?
                 .first()
                 .cloned()
-                .ok_or_else(|| crate::groups::not_allowed("", &[])),
+                .ok_or_else(|| errors::group_not_allowed("", &[])),
         }
     }
 
@@ -65,18 +66,7 @@ fn reply_json(reply: &Reply) -> Result<Value, ApiError> {
     reply
         .bytes()
         .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
-        .ok_or_else(unreadable)
-}
-
-/// 502 `upstream_error`: the upstream answered 2xx with something that is not its API's
-/// answer. The call was still billed (the upstream did the work).
-fn unreadable() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::BAD_GATEWAY,
-        "upstream_error",
-        "The provider's answer could not be read.",
-        "无法读取服务商的响应。",
-    )
+        .ok_or_else(errors::unreadable)
 }
 
 #[async_trait]
@@ -133,7 +123,7 @@ impl RelayApi for InProcessRelay {
         let answer = reply_json(&reply)?;
         let mut rows: Vec<(u64, Vec<f32>)> = answer["data"]
             .as_array()
-            .ok_or_else(unreadable)?
+            .ok_or_else(errors::unreadable)?
             .iter()
             .enumerate()
             .map(|(position, item)| {
@@ -144,14 +134,14 @@ impl RelayApi for InProcessRelay {
                         .collect()
                 });
                 let index = item["index"].as_u64().unwrap_or(position as u64);
-                vector.map(|v| (index, v)).ok_or_else(unreadable)
+                vector.map(|v| (index, v)).ok_or_else(errors::unreadable)
             })
             .collect::<Result<_, _>>()?;
         // OpenAI answers in input order with an index on each; an upstream that shuffled
         // them is put back in order.
         rows.sort_by_key(|(index, _)| *index);
         if rows.len() != request.inputs.len() {
-            return Err(unreadable());
+            return Err(errors::unreadable());
         }
         Ok(Embeddings {
             vectors: rows.into_iter().map(|(_, v)| v).collect(),
@@ -180,7 +170,7 @@ impl RelayApi for InProcessRelay {
         let answer = reply_json(&reply)?;
         let mut results: Vec<RerankScore> = answer["results"]
             .as_array()
-            .ok_or_else(unreadable)?
+            .ok_or_else(errors::unreadable)?
             .iter()
             .map(|item| {
                 let index = item["index"]
@@ -189,7 +179,7 @@ impl RelayApi for InProcessRelay {
                     .filter(|i| *i < count);
                 match (index, item["relevance_score"].as_f64()) {
                     (Some(index), Some(score)) => Ok(RerankScore { index, score }),
-                    _ => Err(unreadable()),
+                    _ => Err(errors::unreadable()),
                 }
             })
             .collect::<Result<_, _>>()?;
@@ -274,7 +264,7 @@ impl RelayApi for InProcessRelay {
         let text = |v: &Value| v.as_str().map(str::to_string);
         let images = answer["data"]
             .as_array()
-            .ok_or_else(unreadable)?
+            .ok_or_else(errors::unreadable)?
             .iter()
             .map(|item| GeneratedImage {
                 url: text(&item["url"]),
@@ -300,7 +290,7 @@ impl RelayApi for InProcessRelay {
                 "The text-to-speech provider refused the request",
                 "语音合成服务商拒绝了请求",
             )?;
-        let audio = reply.bytes().cloned().ok_or_else(unreadable)?;
+        let audio = reply.bytes().cloned().ok_or_else(errors::unreadable)?;
         let content_type = reply
             .content_type
             .to_str()
@@ -308,7 +298,7 @@ impl RelayApi for InProcessRelay {
             .to_string();
         // A 2xx that is JSON is an error some vendors send instead of audio.
         if audio.is_empty() || content_type.starts_with("application/json") {
-            return Err(unreadable());
+            return Err(errors::unreadable());
         }
         Ok(Speech {
             audio,

@@ -3,17 +3,18 @@
 
 use std::net::IpAddr;
 
-use axum::http::StatusCode;
 use ipnet::IpNet;
 use rand::Rng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use skein_core::ApiResult;
 use skein_core::api::KeyInfo;
 use skein_core::ids::ms_to_rfc3339;
-use skein_core::{ApiError, ApiResult};
 use skein_db::sqlx;
 use skein_db::{Db, DbResult};
 use utoipa::ToSchema;
+
+use crate::errors;
 
 /// Length of the random part of a key.
 const SECRET_LEN: usize = 48;
@@ -47,17 +48,6 @@ pub fn hint(secret: &str) -> String {
         .rev()
         .collect();
     format!("{head}...{tail}")
-}
-
-/// 401 for any key that cannot be used; the message never says which check failed for an
-/// unknown key, so keys cannot be probed.
-pub fn invalid_key() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "invalid_api_key",
-        "The API key is invalid, revoked or disabled.",
-        "API 密钥无效、已撤销或已停用。",
-    )
 }
 
 /// Whether an API key works; stored and sent as its lower-case name.
@@ -148,25 +138,15 @@ impl KeyRow {
     /// Whether the key may be used now from `ip`.
     pub fn usable(&self, now: i64, ip: IpAddr) -> ApiResult<()> {
         if self.status != KeyStatus::Active {
-            return Err(invalid_key());
+            return Err(errors::invalid_key());
         }
         if self.expires_at.is_some_and(|at| at <= now) {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "api_key_expired",
-                "The API key has expired.",
-                "API 密钥已过期。",
-            ));
+            return Err(errors::api_key_expired());
         }
         if let Some(nets) = self.ips()
             && !nets.iter().any(|net| net.contains(&ip))
         {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "ip_not_allowed",
-                format!("This API key may not be used from {ip}."),
-                format!("该 API 密钥不允许从 {ip} 使用。"),
-            ));
+            return Err(errors::ip_not_allowed(ip));
         }
         Ok(())
     }

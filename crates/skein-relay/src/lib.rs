@@ -17,6 +17,7 @@ mod channel_fields;
 pub mod channels;
 pub mod config;
 pub mod declared;
+pub(crate) mod errors;
 pub mod estimate;
 pub mod groups;
 mod http;
@@ -60,6 +61,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use in_process::InProcessRelay;
 use keys::KeyRow;
+
 pub use remote::RemoteRelay;
 
 /// The Relay service's migrations.
@@ -769,7 +771,7 @@ impl RelayService {
         if allowed.iter().any(|g| g == group) {
             Ok(())
         } else {
-            Err(groups::not_allowed(group, &allowed))
+            Err(errors::group_not_allowed(group, &allowed))
         }
     }
 
@@ -952,7 +954,7 @@ impl KeyDirectory for RelayService {
                 let row = keys::by_hash(&self.db, &hash)
                     .await?
                     .map(Arc::new)
-                    .ok_or_else(keys::invalid_key)?;
+                    .ok_or_else(errors::invalid_key)?;
                 if self.cache_epoch.load(Ordering::SeqCst) == epoch {
                     self.key_cache.insert(hash, row.clone());
                 }
@@ -972,7 +974,7 @@ impl KeyDirectory for RelayService {
             }
         };
         if !active {
-            return Err(keys::invalid_key());
+            return Err(errors::invalid_key());
         }
         // A group taken away from the owner stops its keys too, or a key made before the
         // change would keep the cheaper group's prices.

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod avatars;
 pub mod config;
+pub(crate) mod errors;
 mod http;
 pub mod ldap;
 pub mod mail;

@@ -14,7 +14,8 @@ use skein_core::{ApiError, ApiResult, ids};
 use utoipa::ToSchema;
 
 use super::messages::history_view;
-use super::{message_not_found, owned, owned_message};
+use super::{owned, owned_message};
+use crate::errors;
 use crate::store::{self, MessageRow};
 use crate::tree::Tree;
 use crate::{ChatService, active_path};
@@ -65,7 +66,7 @@ pub async fn delete_branch(
     let mut c = owned(&svc, &user, &message.conversation_id).await?;
     let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
     let tree = Tree::new(&rows);
-    let root = tree.get(&id).ok_or_else(message_not_found)?;
+    let root = tree.get(&id).ok_or_else(errors::message_not_found)?;
     let doomed = subtree(&tree, &root.id);
     if doomed
         .iter()

@@ -14,8 +14,9 @@ use skein_core::extract::{ApiJson, ApiQuery};
 use skein_core::{ApiError, ApiResult, ids};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{not_found, nullable, optional_json, owned};
+use super::{nullable, optional_json, owned};
 use crate::ChatService;
+use crate::errors;
 use crate::store::{self, ConversationRow, Field, ListFilter};
 
 /// Settings of a conversation (`null` clears one in an update).
@@ -276,7 +277,7 @@ pub async fn update_conversation(
     let mut after = before.clone();
     input.apply(&mut after, svc.config.max_message_chars)?;
     if !store::update_fields(&svc.db, &user.user_id, &id, &changes(&before, &after)).await? {
-        return Err(not_found());
+        return Err(errors::not_found());
     }
     Ok(ApiJson(conversation_view(&owned(&svc, &user, &id).await?)))
 }
@@ -346,7 +347,7 @@ pub async fn delete_conversation(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     if !store::soft_delete(&svc.db, &user.user_id, &id, ids::now_ms()).await? {
-        return Err(not_found());
+        return Err(errors::not_found());
     }
     match svc.running.by_conversation(&id) {
         Some(running) => running.stop(),
@@ -369,10 +370,8 @@ pub async fn restore_conversation(
 ) -> ApiResult<ApiJson<Value>> {
     let restored = store::restore(&svc.db, &user.user_id, &id, ids::now_ms()).await?;
     // Restoring one that is not deleted answers it as it is; past the window it is gone.
-    let row = owned(&svc, &user, &id).await.map_err(
-        |error| {
-            if restored { error } else { not_found() }
-        },
-    )?;
+    let row = owned(&svc, &user, &id)
+        .await
+        .map_err(|error| if restored { error } else { errors::not_found() })?;
     Ok(ApiJson(conversation_view(&row)))
 }

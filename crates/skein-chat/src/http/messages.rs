@@ -19,9 +19,10 @@ use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
 use super::sse::sse_response;
-use super::{message_not_found, nullable, optional_json, owned, owned_message};
+use super::{nullable, optional_json, owned, owned_message};
 use crate::answer::{NewAnswer, Question, Started};
 use crate::context;
+use crate::errors;
 use crate::generate::{Event, Registry, sse};
 use crate::store::{self, ConversationRow, MessageRow};
 use crate::tree::Tree;
@@ -112,7 +113,7 @@ pub async fn switch_branch(
     let start = tree
         .get(&req.message_id)
         .map(|m| m.id.as_str())
-        .ok_or_else(message_not_found)?;
+        .ok_or_else(errors::message_not_found)?;
     let leaf = tree.newest_leaf(start).to_string();
     store::set_active_leaf(svc.db.pool(), &c.id, &leaf, ids::now_ms()).await?;
     c.active_leaf_id = Some(leaf);
@@ -364,7 +365,7 @@ pub async fn continue_answer(
         .iter()
         .find(|m| m.id == id)
         .cloned()
-        .ok_or_else(message_not_found)?;
+        .ok_or_else(errors::message_not_found)?;
     if rows
         .iter()
         .any(|m| m.parent_id.as_deref() == Some(answer.id.as_str()))
@@ -522,7 +523,7 @@ pub async fn attach(
         &message.id,
     )
     .await?
-    .ok_or_else(message_not_found)?;
+    .ok_or_else(errors::message_not_found)?;
     let (sender, receiver) = broadcast::channel(2);
     let _ = sender.send(Event::Done(view));
     let _ = sender.send(Event::End);
@@ -539,7 +540,7 @@ pub async fn inspect_context(
 ) -> ApiResult<ApiJson<Value>> {
     let stored = store::context(&svc.db, &user.user_id, &id)
         .await?
-        .ok_or_else(message_not_found)?;
+        .ok_or_else(errors::message_not_found)?;
     let record: Value = stored
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok())

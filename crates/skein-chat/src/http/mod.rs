@@ -17,14 +17,14 @@ mod voice;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
+use skein_core::ApiResult;
 use skein_core::auth::AuthUser;
-use skein_core::{ApiError, ApiResult};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::ChatService;
+use crate::errors;
 use crate::store::{self, ConversationRow, MessageRow};
 
 use actions::*;
@@ -92,22 +92,9 @@ pub(super) fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiR
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(body).map(Some).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            format!("The body does not fit: {e}"),
-            format!("请求体格式不符：{e}"),
-        )
-    })
-}
-
-pub(super) fn not_found() -> ApiError {
-    ApiError::not_found("Conversation", "对话")
-}
-
-pub(super) fn message_not_found() -> ApiError {
-    ApiError::not_found("Message", "消息")
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(errors::body_does_not_fit)
 }
 
 /// Deserializes a field that may be `null` (to clear it) as `Some(None)`.
@@ -128,7 +115,7 @@ pub(super) async fn owned(
     store::conversation(&svc.db, &user.user_id, id)
         .await?
         .filter(|c| c.deleted_at.is_none())
-        .ok_or_else(not_found)
+        .ok_or_else(errors::not_found)
 }
 
 /// The caller's message.
@@ -139,5 +126,5 @@ pub(super) async fn owned_message(
 ) -> ApiResult<MessageRow> {
     store::message(&svc.db, &user.user_id, id)
         .await?
-        .ok_or_else(message_not_found)
+        .ok_or_else(errors::message_not_found)
 }

@@ -14,6 +14,7 @@ use skein_core::{ApiError, ApiResult, ids};
 use utoipa::ToSchema;
 
 use crate::ChatService;
+use crate::errors;
 use crate::store::{self, PromptRow};
 
 /// A prompt as its reader sees it.
@@ -61,10 +62,6 @@ fn view(p: PromptRow, reader: &str) -> PromptView {
     }
 }
 
-fn prompt_not_found() -> ApiError {
-    ApiError::not_found("Prompt", "提示词")
-}
-
 /// Checks and applies `input` to `p` (every rule, in the caller's terms).
 async fn apply(
     svc: &ChatService,
@@ -110,12 +107,7 @@ async fn apply(
     }
     if let Some(shared) = input.shared {
         if shared && !matches!(user.role, Role::Admin | Role::Root) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Only an administrator shares a prompt with everyone.",
-                "只有管理员可以把提示词共享给所有人。",
-            ));
+            return Err(errors::shared_prompt_admin_only());
         }
         p.shared = i64::from(shared);
     }
@@ -184,7 +176,7 @@ pub async fn update_prompt(
 ) -> ApiResult<ApiJson<PromptView>> {
     let mut p = store::own_prompt(&svc.db, &user.user_id, &id)
         .await?
-        .ok_or_else(prompt_not_found)?;
+        .ok_or_else(errors::prompt_not_found)?;
     apply(&svc, &user, &mut p, input).await?;
     p.updated_at = ids::now_ms();
     store::put_prompt(&svc.db, &p).await?;
@@ -202,6 +194,6 @@ pub async fn delete_prompt(
     if store::delete_prompt(&svc.db, &user.user_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(prompt_not_found())
+        Err(errors::prompt_not_found())
     }
 }

@@ -17,6 +17,7 @@ use skein_core::{ApiError, ApiResult, ids};
 use utoipa::ToSchema;
 
 use super::owned;
+use crate::errors;
 use crate::store::{self, ShareRow};
 use crate::tree::Tree;
 use crate::{ChatService, active_path, images};
@@ -44,10 +45,6 @@ fn share_view(s: &ShareRow) -> ChatShareView {
         leaf_id: s.leaf_id.clone(),
         created_at: ids::ms_to_rfc3339(s.created_at),
     }
-}
-
-fn share_not_found() -> ApiError {
-    ApiError::not_found("Shared conversation", "分享的对话")
 }
 
 /// Share the branch on screen as a read-only link. Messages added later are not shown by it;
@@ -119,7 +116,7 @@ pub async fn revoke_share(
     if store::revoke_share(&svc.db, &user.user_id, &id, ids::now_ms()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(share_not_found())
+        Err(errors::share_not_found())
     }
 }
 
@@ -133,20 +130,20 @@ pub async fn read_share(
     Path(token): Path<String>,
 ) -> ApiResult<ApiJson<Value>> {
     if token.is_empty() || token.len() > 64 {
-        return Err(share_not_found());
+        return Err(errors::share_not_found());
     }
     let share = store::share_by_token(&svc.db, &token)
         .await?
-        .ok_or_else(share_not_found)?;
+        .ok_or_else(errors::share_not_found)?;
     let c = store::conversation(&svc.db, &share.user_id, &share.conversation_id)
         .await?
         .filter(|c| c.deleted_at.is_none())
-        .ok_or_else(share_not_found)?;
+        .ok_or_else(errors::share_not_found)?;
     let rows = store::messages(&svc.db, &c.user_id, &c.id).await?;
     let tree = Tree::new(&rows);
     let path = tree.path_to(&share.leaf_id);
     if path.is_empty() {
-        return Err(share_not_found());
+        return Err(errors::share_not_found());
     }
     let messages: Vec<Value> = path
         .iter()

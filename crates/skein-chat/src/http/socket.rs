@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, body::Body};
 use bytes::Bytes;
@@ -51,9 +51,10 @@ use super::messages::{
     RegenerateRequest, SendRequest, attach, continue_answer, regenerate, send, stop,
 };
 use crate::ChatService;
+use crate::errors;
 
 /// Most requests running at once on one socket.
-pub(super) const MAX_STREAMS: usize = 16;
+pub(crate) const MAX_STREAMS: usize = 16;
 /// Frames waiting for a slow client, per socket, before its streams are held back.
 const OUTBOX: usize = 64;
 /// Longest a client may take to accept one frame before the socket is closed.
@@ -134,14 +135,10 @@ pub async fn socket(
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let max = svc.config.max_sockets_per_user;
-    let claim = svc.sockets.claim(&user.user_id, max).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_sockets",
-            format!("At most {max} chat sockets per user are open at once; close one first."),
-            format!("每个用户最多同时打开 {max} 个聊天连接，请先关闭一个。"),
-        )
-    })?;
+    let claim = svc
+        .sockets
+        .claim(&user.user_id, max)
+        .ok_or_else(|| errors::too_many_sockets(max))?;
     let lang = Lang::from_accept_language(
         headers
             .get(header::ACCEPT_LANGUAGE)
@@ -217,7 +214,7 @@ impl Connection {
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
-                            let reply = self.rejected("", &bad_request(
+                            let reply = self.rejected("", &errors::invalid_request(
                                 "Send requests as JSON text frames.",
                                 "请以 JSON 文本帧发送请求。",
                             ));
@@ -283,7 +280,7 @@ impl Connection {
             _ => {
                 return Some(self.rejected(
                     "",
-                    &bad_request(
+                    &errors::invalid_request(
                         "A request is a JSON object with `type` and `id`.",
                         "请求须为带有 `type` 和 `id` 的 JSON 对象。",
                     ),
@@ -295,7 +292,7 @@ impl Connection {
             _ => {
                 return Some(self.rejected(
                     "",
-                    &bad_request(
+                    &errors::invalid_request(
                         format!("`id` is a string of 1 to {MAX_ID} characters."),
                         format!("`id` 须为 1 到 {MAX_ID} 个字符的字符串。"),
                     ),
@@ -328,15 +325,7 @@ impl Connection {
             ));
         }
         if self.streams.len() >= MAX_STREAMS {
-            return Some(self.rejected(
-                &id,
-                &ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_streams",
-                    format!("At most {MAX_STREAMS} requests run at once on one socket."),
-                    format!("每个连接最多同时进行 {MAX_STREAMS} 个请求。"),
-                ),
-            ));
+            return Some(self.rejected(&id, &errors::too_many_streams()));
         }
         if !matches!(
             kind.as_str(),
@@ -344,7 +333,7 @@ impl Connection {
         ) {
             return Some(self.rejected(
                 &id,
-                &bad_request(
+                &errors::invalid_request(
                     "`type` is send, regenerate, continue, attach, stop or cancel.",
                     "`type` 须为 send、regenerate、continue、attach、stop 或 cancel。",
                 ),
@@ -546,15 +535,6 @@ async fn deliver(
     )
 }
 
-fn bad_request(en: impl Into<String>, zh: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        en.into(),
-        zh.into(),
-    )
-}
-
 fn take_id(body: &mut Map<String, Value>, field: &'static str) -> ApiResult<String> {
     match body.remove(field) {
         Some(Value::String(id)) if !id.is_empty() => Ok(id),
@@ -567,25 +547,13 @@ fn take_id(body: &mut Map<String, Value>, field: &'static str) -> ApiResult<Stri
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: Map<String, Value>) -> ApiResult<T> {
-    serde_json::from_value(Value::Object(body)).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            format!("The request does not fit: {e}"),
-            format!("请求格式不符：{e}"),
-        )
-    })
+    serde_json::from_value(Value::Object(body)).map_err(errors::request_does_not_fit)
 }
 
 fn no_more(body: &Map<String, Value>) -> ApiResult<()> {
     match body.keys().next() {
         None => Ok(()),
-        Some(field) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            format!("Unknown field `{field}`."),
-            format!("未知字段 `{field}`。"),
-        )),
+        Some(field) => Err(errors::unknown_field(field)),
     }
 }
 

@@ -15,6 +15,7 @@ use skein_core::request::RequestId;
 use skein_core::{ApiError, ApiResult};
 
 use crate::ChatService;
+use crate::errors;
 
 /// Largest recording voice input takes.
 pub(super) const AUDIO_LIMIT: usize = 25 * 1024 * 1024;
@@ -32,15 +33,6 @@ const AUDIO_TYPES: &[(&str, &str)] = &[
     ("video/webm", "webm"),
 ];
 
-fn audio_too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "audio_too_large",
-        "A recording may be at most 25 MB.",
-        "录音最大 25 MB。",
-    )
-}
-
 /// Transcribe a recording (multipart `file`: webm, ogg, wav or mp3, at most 25 MB; optional
 /// `language`) through the relay's speech-to-text route, billed like any call.
 #[utoipa::path(post, path = "/chat/transcriptions", tag = "chat", security(("bearer" = [])),
@@ -52,14 +44,7 @@ pub async fn transcribe(
     request_id: RequestId,
     form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<ApiJson<Value>> {
-    let mut form = form.map_err(|_| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send the recording as multipart/form-data with a file field.",
-            "请以 multipart/form-data 上传录音（file 字段）。",
-        )
-    })?;
+    let mut form = form.map_err(|_| errors::recording_not_multipart())?;
     let mut file = None;
     let mut language = None;
     loop {
@@ -67,7 +52,7 @@ pub async fn transcribe(
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(audio_too_large());
+                return Err(errors::audio_too_large());
             }
             Err(error) => {
                 return Err(ApiError::bad_request(
@@ -83,7 +68,7 @@ pub async fn transcribe(
                 let mime = field.content_type().unwrap_or("").to_ascii_lowercase();
                 let bytes = field.bytes().await.map_err(|error| {
                     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        audio_too_large()
+                        errors::audio_too_large()
                     } else {
                         ApiError::bad_request(
                             "invalid_form",
@@ -127,7 +112,7 @@ pub async fn transcribe(
         ));
     }
     if bytes.len() > AUDIO_LIMIT {
-        return Err(audio_too_large());
+        return Err(errors::audio_too_large());
     }
     let base_mime = mime.split(';').next().unwrap_or("").trim().to_string();
     let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
@@ -135,12 +120,7 @@ pub async fn transcribe(
         .iter()
         .find(|(m, e)| *m == base_mime || extension.as_deref() == Some(*e));
     let Some((known_mime, known_extension)) = known else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_audio",
-            "Record as webm, ogg, wav or mp3.",
-            "请使用 webm、ogg、wav 或 mp3 格式的录音。",
-        ));
+        return Err(errors::unsupported_audio());
     };
     let upload = skein_core::api::AudioUpload {
         model: svc.config.transcription_model.clone(),
@@ -205,12 +185,7 @@ pub async fn speak(
         .iter()
         .any(|m| m.id == model);
     if !served {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "speech_not_available",
-            format!("{model} has no channel or price: answers cannot be read aloud by the server."),
-            format!("{model} 没有渠道或价格：服务器无法朗读回答。"),
-        ));
+        return Err(errors::speech_not_available(&model));
     }
     let caller = skein_core::api::RelayCaller {
         user_id: user.user_id.clone(),

@@ -15,10 +15,11 @@ use skein_core::{ApiError, ApiResult, ids};
 use utoipa::IntoParams;
 
 use super::MaybeUser;
+use crate::FileService;
+use crate::errors;
 use crate::sign::{Scope, SignatureError};
 use crate::storage::{object_key, variant_key};
 use crate::store::{self, FileRow};
-use crate::{FileService, not_found};
 
 /// How a download may be cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,18 +65,8 @@ pub(crate) fn parse_variant(text: Option<&str>) -> ApiResult<&'static str> {
 
 fn signature_error(e: SignatureError) -> ApiError {
     match e {
-        SignatureError::Expired => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "url_expired",
-            "This link has expired; ask for a new one.",
-            "此链接已过期，请重新获取。",
-        ),
-        SignatureError::Forged => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "invalid_signature",
-            "This link's signature is not valid.",
-            "此链接的签名无效。",
-        ),
+        SignatureError::Expired => errors::url_expired(),
+        SignatureError::Forged => errors::invalid_signature(),
     }
 }
 
@@ -102,7 +93,7 @@ pub async fn download(
                 .map_err(signature_error)?;
             let row = store::file_any_owner(&svc.db, &id)
                 .await?
-                .ok_or_else(not_found)?;
+                .ok_or_else(errors::not_found)?;
             (row, Caching::Public { max_age: exp - now })
         }
         (None, None) => {
@@ -330,13 +321,7 @@ pub(crate) async fn serve(
             (StatusCode::PARTIAL_CONTENT, range)
         }
         RangeAsk::Unsatisfiable => {
-            let mut response = ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                format!("The range is outside the file ({size} bytes)."),
-                format!("请求的范围超出文件大小（{size} 字节）。"),
-            )
-            .into_response();
+            let mut response = errors::range_not_satisfiable(size).into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 response.headers_mut().insert(header::CONTENT_RANGE, v);
             }

@@ -15,9 +15,10 @@ use skein_core::page::{Page, PageQuery};
 use skein_core::{ApiError, ApiResult, ids};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::errors;
 use crate::sign::Scope;
 use crate::store::{self, FileRow};
-use crate::{FileService, meta, not_found, sniff, upload};
+use crate::{FileService, meta, sniff, upload};
 
 /// A file as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,12 +69,7 @@ pub(crate) fn parse_purpose(text: &str) -> ApiResult<FilePurpose> {
 
 fn multipart_error(e: MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
-            "The upload is larger than any file may be.",
-            "上传内容超过了文件大小上限。",
-        );
+        return errors::upload_too_large();
     }
     ApiError::bad_request(
         "invalid_multipart",
@@ -116,14 +112,7 @@ pub async fn upload(
     ApiQuery(q): ApiQuery<UploadQuery>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, ApiJson<FileView>)> {
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_multipart",
-            format!("Send the file as multipart/form-data: {}", e.body_text()),
-            format!("请以 multipart/form-data 上传文件：{}", e.body_text()),
-        )
-    })?;
+    let mut multipart = multipart.map_err(|e| errors::invalid_multipart(&e))?;
     let mut purpose = q.purpose.as_deref().map(parse_purpose).transpose()?;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
@@ -283,7 +272,7 @@ pub async fn rename_file(
     svc.owned(&user.user_id, &id).await?;
     let name = sniff::safe_name(&input.name);
     if !store::rename(&svc.db, &user.user_id, &id, &name, ids::now_ms()).await? {
-        return Err(not_found());
+        return Err(errors::not_found());
     }
     Ok(ApiJson(view(&svc, &svc.owned(&user.user_id, &id).await?)))
 }
@@ -370,7 +359,7 @@ pub struct Preview {
 
 /// Largest Office document or EPUB read for a preview (the whole archive is needed: its
 /// directory is at its end).
-const DOCUMENT_PREVIEW_MAX: u64 = 32 * 1024 * 1024;
+pub(crate) const DOCUMENT_PREVIEW_MAX: u64 = 32 * 1024 * 1024;
 
 /// The extracted text of an Office document or EPUB, capped like a text preview.
 async fn document_preview(
@@ -380,14 +369,7 @@ async fn document_preview(
     base: Preview,
 ) -> ApiResult<Preview> {
     if row.size as u64 > DOCUMENT_PREVIEW_MAX {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "preview_too_large",
-            format!(
-                "Documents over {DOCUMENT_PREVIEW_MAX} bytes have no preview; download it instead."
-            ),
-            format!("超过 {DOCUMENT_PREVIEW_MAX} 字节的文档无法预览，请下载查看。"),
-        ));
+        return Err(errors::preview_too_large());
     }
     let bytes = svc
         .storage
@@ -400,14 +382,7 @@ async fn document_preview(
     let text = tokio::task::spawn_blocking(move || documents.text(&content_type, &bytes))
         .await
         .map_err(|e| ApiError::internal(format!("document preview: {e}")))?
-        .map_err(|reason| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "no_preview",
-                format!("This document could not be read for a preview: {reason}"),
-                format!("无法读取此文档以生成预览：{reason}"),
-            )
-        })?;
+        .map_err(errors::document_unreadable)?;
     let cap = usize::try_from(svc.config.preview_max_bytes).unwrap_or(usize::MAX);
     let truncated = text.len() > cap;
     let text = if truncated {
@@ -491,10 +466,5 @@ pub async fn preview(
             .await
             .map(ApiJson);
     }
-    Err(ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "no_preview",
-        "This type of file has no preview; download it instead.",
-        "此类文件无法预览，请下载查看。",
-    ))
+    Err(errors::no_preview())
 }

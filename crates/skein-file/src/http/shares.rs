@@ -21,9 +21,10 @@ use skein_core::{ApiError, ApiResult, ids};
 use utoipa::{IntoParams, ToSchema};
 
 use super::content::{Caching, RangeAsk, parse_range, serve};
+use crate::FileService;
+use crate::errors;
 use crate::sign::{Scope, SignatureError};
 use crate::store::{self, ShareRow};
-use crate::{FileService, not_found};
 
 /// How long a download link handed out after the password stays valid.
 const ACCESS_TTL_SECS: i64 = 600;
@@ -202,26 +203,12 @@ async fn live_share(svc: &FileService, token: &str) -> ApiResult<ShareRow> {
         .filter(|s| s.revoked_at.is_none())
         .ok_or_else(gone)?;
     if share.expires_at.is_some_and(|e| e <= ids::now_ms()) {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "share_expired",
-            "This share link has expired.",
-            "此分享链接已过期。",
-        ));
+        return Err(errors::share_expired());
     }
     if share.max_downloads.is_some_and(|m| share.downloads >= m) {
-        return Err(exhausted());
+        return Err(errors::exhausted());
     }
     Ok(share)
-}
-
-fn exhausted() -> ApiError {
-    ApiError::new(
-        StatusCode::GONE,
-        "share_exhausted",
-        "This share link has reached its download limit.",
-        "此分享链接的下载次数已用完。",
-    )
 }
 
 /// What a share link points to (no sign-in).
@@ -234,7 +221,7 @@ pub async fn share_info(
     let share = live_share(&svc, &token).await?;
     let file = store::file_any_owner(&svc.db, &share.file_id)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(errors::not_found)?;
     Ok(ApiJson(PublicShare {
         name: file.name,
         size: u64::try_from(file.size).unwrap_or(0),
@@ -291,12 +278,7 @@ pub async fn share_access(
         }
         if !verify_password(input.password, hash.clone()).await? {
             let _ = svc.limiter.check(&key, quota, 1).await;
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "wrong_share_password",
-                "The password is not right.",
-                "密码不正确。",
-            ));
+            return Err(errors::wrong_share_password());
         }
     }
     let exp = ids::now_ms() / 1000 + ACCESS_TTL_SECS;
@@ -335,12 +317,7 @@ pub async fn share_download(
     let share = live_share(&svc, &token).await?;
     if share.password_hash.is_some() {
         let (Some(exp), Some(sig)) = (q.exp, q.sig.as_deref()) else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "share_password_required",
-                "This share asks for a password.",
-                "此分享需要密码。",
-            ));
+            return Err(errors::share_password_required());
         };
         svc.signer
             .verify(
@@ -352,23 +329,13 @@ pub async fn share_download(
                 ids::now_ms() / 1000,
             )
             .map_err(|e| match e {
-                SignatureError::Expired => ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "url_expired",
-                    "This download link has expired; enter the password again.",
-                    "下载链接已过期，请重新输入密码。",
-                ),
-                SignatureError::Forged => ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "invalid_signature",
-                    "This download link's signature is not valid.",
-                    "下载链接的签名无效。",
-                ),
+                SignatureError::Expired => errors::share_url_expired(),
+                SignatureError::Forged => errors::share_invalid_signature(),
             })?;
     }
     let file = store::file_any_owner(&svc.db, &share.file_id)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(errors::not_found)?;
     let size = u64::try_from(file.size).unwrap_or(0);
     // A resumed download (a range past the first byte) is the same download, not another.
     let starts_fresh = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
@@ -379,7 +346,7 @@ pub async fn share_download(
         None => true,
     };
     if starts_fresh && !store::count_download(&svc.db, &share.id, ids::now_ms()).await? {
-        return Err(exhausted());
+        return Err(errors::exhausted());
     }
     serve(&svc, &file, "", Caching::NoStore, true, &headers).await
 }

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use crate::KnowledgeService;
 use crate::access::Access;
+use crate::errors;
 use crate::extract::Format;
 use crate::store::{self, ChunkRow, DocumentRow};
 
@@ -84,23 +85,6 @@ pub(super) fn view(row: DocumentRow) -> DocumentView {
     }
 }
 
-fn document_not_found() -> ApiError {
-    ApiError::not_found("Document", "文档")
-}
-
-fn unsupported(name: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_document",
-        format!(
-            "{name} cannot be indexed: PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), EPUB, HTML, Markdown, text, CSV, JSON and images (by OCR) can."
-        ),
-        format!(
-            "{name} 无法索引：支持 PDF、Word（.docx）、PowerPoint（.pptx）、Excel（.xlsx）、EPUB、HTML、Markdown、文本、CSV、JSON 和图片（OCR 识别）。"
-        ),
-    )
-}
-
 /// Adds the caller's file `meta` to `base_id` and queues it.
 async fn add(
     svc: &KnowledgeService,
@@ -112,7 +96,7 @@ async fn add(
         .or_else(|| Format::from_mime(&meta.content_type))
         .is_none()
     {
-        return Err(unsupported(&meta.name));
+        return Err(errors::unsupported(&meta.name));
     }
     let now = ids::now_ms();
     let doc = DocumentRow {
@@ -259,7 +243,7 @@ pub async fn add_url(
             ApiError::invalid_field("url", format!("The URL cannot be added: {e}."), zh)
         })?;
     let name = page_name(&url, &page.content_type)
-        .ok_or_else(|| unsupported(&format!("{url} ({})", page.content_type)))?;
+        .ok_or_else(|| errors::unsupported(&format!("{url} ({})", page.content_type)))?;
     let file = NewFile {
         owner_id: user.user_id.clone(),
         name,
@@ -286,12 +270,7 @@ pub struct DocumentUpload {
 
 fn multipart_error(e: MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
-            "The document is larger than a knowledge document may be.",
-            "文档超过了知识库文档的大小上限。",
-        );
+        return errors::document_too_large();
     }
     ApiError::bad_request(
         "invalid_multipart",
@@ -314,24 +293,14 @@ pub async fn upload_document(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, ApiJson<DocumentView>)> {
     let (base, _) = svc.require(&user.user_id, &id, Access::Write).await?;
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_multipart",
-            format!(
-                "Send the document as multipart/form-data: {}",
-                e.body_text()
-            ),
-            format!("请以 multipart/form-data 上传文档：{}", e.body_text()),
-        )
-    })?;
+    let mut multipart = multipart.map_err(|e| errors::invalid_multipart(&e))?;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         if field.name() != Some("file") {
             continue;
         }
         let name = field.file_name().unwrap_or("document").to_string();
         if Format::from_file_name(&name).is_none() {
-            return Err(unsupported(&name));
+            return Err(errors::unsupported(&name));
         }
         let file = NewFile {
             owner_id: user.user_id.clone(),
@@ -392,11 +361,11 @@ async fn document_of(
     doc_id: &str,
 ) -> ApiResult<DocumentRow> {
     if !ids::looks_like_id(doc_id) {
-        return Err(document_not_found());
+        return Err(errors::document_not_found());
     }
     store::document(&svc.db, base_id, doc_id)
         .await?
-        .ok_or_else(document_not_found)
+        .ok_or_else(errors::document_not_found)
 }
 
 /// One document with its status and progress.

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
@@ -26,6 +25,7 @@ use skein_core::{ApiError, ApiResult};
 
 use super::documents::{DocumentView, view};
 use crate::KnowledgeService;
+use crate::errors;
 use crate::store;
 
 /// How often the stream reads the base's documents.
@@ -57,14 +57,7 @@ impl Slot {
             .map_err(|_| ApiError::internal("the event stream count is poisoned"))?;
         let held = open.entry(user_id.to_string()).or_insert(0);
         if *held >= max {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_streams",
-                format!("You have {max} progress streams open already; close one (another tab) and try again."),
-                format!("你已打开 {max} 个进度推送连接，请关闭一个（例如其他标签页）后重试。"),
-            )
-            .with_details(serde_json::json!({ "limit": max }))
-            .with_retry_after(5));
+            return Err(errors::too_many_streams(max));
         }
         *held += 1;
         Ok(Slot {

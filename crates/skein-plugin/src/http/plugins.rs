@@ -16,6 +16,7 @@ use skein_core::extract::{ApiJson, ApiQuery};
 use skein_core::{ApiError, ApiResult};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::errors;
 use crate::store::{self, EnablementRow, PluginRow};
 use crate::{PluginService, StoredSettings, openapi, user_owner};
 
@@ -132,10 +133,6 @@ impl PluginService {
     }
 }
 
-fn plugin_not_found() -> ApiError {
-    ApiError::not_found("Plugin", "插件")
-}
-
 /// The market page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PluginList {
@@ -175,7 +172,7 @@ pub async fn get_plugin(
 ) -> ApiResult<ApiJson<PluginView>> {
     let row = store::visible_one(&svc.db, &user.user_id, &id)
         .await?
-        .ok_or_else(plugin_not_found)?;
+        .ok_or_else(errors::plugin_not_found)?;
     let mine = store::enablements(&svc.db, &user.user_id)
         .await?
         .into_iter()
@@ -365,7 +362,7 @@ impl PluginService {
                 let document = match input.openapi.clone() {
                     Some(Value::String(text)) => {
                         if text.len() > openapi::MAX_DOCUMENT_BYTES {
-                            return Err(too_large());
+                            return Err(errors::too_large());
                         }
                         openapi::parse_document(&text).map_err(|e| {
                             field(
@@ -385,7 +382,7 @@ impl PluginService {
                     }
                 };
                 if document.to_string().len() > openapi::MAX_DOCUMENT_BYTES {
-                    return Err(too_large());
+                    return Err(errors::too_large());
                 }
                 let tools = openapi::tools_of(&document).map_err(|e| {
                     field(
@@ -410,12 +407,7 @@ impl PluginService {
             "mcp" if input.command.is_some() => {
                 // A local program: only one the operator allowed, and only for admins.
                 if owner_id.is_some() {
-                    return Err(ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "forbidden",
-                        "Only administrators may register local MCP servers.",
-                        "只有管理员可以注册本地 MCP 服务器。",
-                    ));
+                    return Err(errors::local_mcp_admin_only());
                 }
                 let name = input.command.clone().unwrap_or_default();
                 let Some(command) = self.config.command(&name) else {
@@ -432,14 +424,7 @@ impl PluginService {
                 let tools =
                     crate::mcp_stdio::list_tools(command, std::time::Duration::from_secs(20))
                         .await
-                        .map_err(|e| {
-                            ApiError::new(
-                                StatusCode::BAD_GATEWAY,
-                                "mcp_unreachable",
-                                format!("The MCP server's tools could not be listed: {e}."),
-                                format!("无法获取 MCP 服务器的工具列表：{e}。"),
-                            )
-                        })?;
+                        .map_err(errors::mcp_tools_unlisted)?;
                 (tools, format!("{}{name}", crate::mcp_stdio::SCHEME))
             }
             "mcp" => {
@@ -503,14 +488,7 @@ impl PluginService {
                             .tokens
                             .token(&id, &client, secret, policy)
                             .await
-                            .map_err(|e| {
-                                ApiError::new(
-                                    StatusCode::BAD_GATEWAY,
-                                    "mcp_unreachable",
-                                    format!("The MCP server could not be signed in to: {e}."),
-                                    format!("无法登录 MCP 服务器：{e}。"),
-                                )
-                            })?;
+                            .map_err(errors::mcp_sign_in_failed)?;
                         headers.push(("authorization".to_string(), format!("Bearer {token}")));
                     }
                     _ => {}
@@ -518,14 +496,7 @@ impl PluginService {
             }
             let (stored, tools) = crate::mcp::discover(&base_url, headers, policy)
                 .await
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "mcp_unreachable",
-                        format!("The MCP server's tools could not be listed: {e}."),
-                        format!("无法获取 MCP 服务器的工具列表：{e}。"),
-                    )
-                })?;
+                .map_err(errors::mcp_tools_unlisted)?;
             (tools, stored)
         } else {
             (tools, base_url)
@@ -569,18 +540,6 @@ impl PluginService {
     }
 }
 
-fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "document_too_large",
-        format!(
-            "The OpenAPI document is larger than {} bytes.",
-            openapi::MAX_DOCUMENT_BYTES
-        ),
-        format!("OpenAPI 文档超过 {} 字节。", openapi::MAX_DOCUMENT_BYTES),
-    )
-}
-
 /// Register a private OpenAPI or MCP plugin, which only you see and use. Its calls reach only
 /// public addresses unless an admin allowed private ones.
 #[utoipa::path(post, path = "/plugins", tag = "plugins", security(("bearer" = [])), request_body = NewPlugin,
@@ -610,7 +569,7 @@ pub async fn delete_private_plugin(
     let row = store::visible_one(&svc.db, &user.user_id, &id)
         .await?
         .filter(|r| r.owner_id.as_deref() == Some(user.user_id.as_str()))
-        .ok_or_else(plugin_not_found)?;
+        .ok_or_else(errors::plugin_not_found)?;
     store::delete(&svc.db, &row.id).await?;
     svc.tokens.forget(&row.id);
     Ok(StatusCode::NO_CONTENT)
@@ -643,7 +602,7 @@ pub async fn set_preferences(
 ) -> ApiResult<ApiJson<PluginView>> {
     let row = store::visible_one(&svc.db, &user.user_id, &id)
         .await?
-        .ok_or_else(plugin_not_found)?;
+        .ok_or_else(errors::plugin_not_found)?;
     let current = store::enablements(&svc.db, &user.user_id)
         .await?
         .into_iter()
@@ -805,11 +764,11 @@ pub async fn set_conversation_toggle(
     ApiJson(input): ApiJson<ToggleInput>,
 ) -> ApiResult<ApiJson<ConversationToggles>> {
     if conversation_id.is_empty() || conversation_id.len() > 64 {
-        return Err(plugin_not_found());
+        return Err(errors::plugin_not_found());
     }
     store::visible_one(&svc.db, &user.user_id, &plugin_id)
         .await?
-        .ok_or_else(plugin_not_found)?;
+        .ok_or_else(errors::plugin_not_found)?;
     store::set_conversation_toggle(
         &svc.db,
         &user.user_id,

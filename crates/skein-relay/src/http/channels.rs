@@ -23,6 +23,7 @@ use crate::channel_fields::{
     upstream_keys,
 };
 use crate::channels::{self, Channel, ChannelKind, ChannelSecrets, ChannelSettings, ChannelStatus};
+use crate::errors;
 
 /// A new channel.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -229,22 +230,12 @@ pub async fn update_channel(
     // theirs and collect the keys someone else entered).
     let moved = current.kind.known().ok() != Some(kind) || new_base_url != current.base_url;
     if moved && req.keys.is_none() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "keys_required",
-            "Changing a channel's type or base_url needs its keys again in the same request.",
-            "修改渠道的类型或 base_url 时，需要在同一请求中重新填写密钥。",
-        ));
+        return Err(errors::keys_required());
     }
     // Extra headers are sealed with the keys because vendors take credentials in them too
     // (`api-key`, `X-Api-Key`, gateway tokens): the same rule holds.
     if moved && req.headers.is_none() && !secrets.headers.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "headers_required",
-            "This channel sends extra headers: changing its type or base_url needs them again in the same request (send {} to drop them).",
-            "该渠道带有额外请求头：修改类型或 base_url 时，需要在同一请求中重新填写（发送 {} 表示删除）。",
-        ));
+        return Err(errors::headers_required());
     }
     if let Some(keys) = req.keys {
         secrets.keys = upstream_keys(keys)?;
@@ -359,20 +350,10 @@ pub async fn refresh_balance(
             svc.balance_read(&row, &reported).await?;
         }
         Ok(None) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "no_balance_endpoint",
-                "This channel's vendor has no balance endpoint Skein can read.",
-                "该渠道的服务商没有可供 Skein 读取的余额接口。",
-            ));
+            return Err(errors::no_balance_endpoint());
         }
         Err(reason) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                format!("The upstream did not report its balance: {reason}"),
-                format!("上游未能返回余额：{reason}"),
-            ));
+            return Err(errors::balance_unread(reason));
         }
     }
     Ok(ApiJson(view(&svc, load(&svc, &id).await?)))
@@ -442,12 +423,7 @@ pub async fn channel_models(
     let channel = live_channel(&svc, &row)?;
     match crate::upstream::fetch_models(&svc.http, &channel).await {
         Ok(models) => Ok(ApiJson(UpstreamModels { models })),
-        Err(reason) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream_error",
-            format!("The upstream did not list its models: {reason}"),
-            format!("上游未能列出模型：{reason}"),
-        )),
+        Err(reason) => Err(errors::models_unlisted(reason)),
     }
 }
 
@@ -520,12 +496,7 @@ pub async fn fetch_models(
     let channel = live_channel(&svc, &row)?;
     match crate::upstream::fetch_models(&svc.http, &channel).await {
         Ok(models) => Ok(ApiJson(UpstreamModels { models })),
-        Err(reason) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream_error",
-            format!("The upstream did not list its models: {reason}"),
-            format!("上游未能列出模型：{reason}"),
-        )),
+        Err(reason) => Err(errors::models_unlisted(reason)),
     }
 }
 
@@ -580,12 +551,7 @@ pub async fn pull_model(
     tracing::info!(actor = %admin.user_id, channel = %id, %model, "pulling a model onto Ollama");
     match crate::vendor::ollama::pull(&svc.http, &channel, model).await {
         Ok(status) => Ok(ApiJson(PullResult { status })),
-        Err(reason) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream_error",
-            format!("Ollama did not pull {model}: {reason}"),
-            format!("Ollama 未能拉取 {model}：{reason}"),
-        )),
+        Err(reason) => Err(errors::pull_failed(model, reason)),
     }
 }
 

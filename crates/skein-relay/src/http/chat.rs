@@ -15,6 +15,7 @@ use skein_core::{ApiError, ApiResult};
 
 use super::reply::render;
 use crate::RelayService;
+use crate::errors;
 use crate::pipeline::Caller;
 use crate::pipeline::chat::{self, Format};
 use crate::pipeline::input::parse_json;
@@ -108,7 +109,7 @@ async fn cache_hit(
 ) -> ApiResult<Response> {
     // The key's own model list still applies, as it changes after an answer was kept.
     if !key.allows_model(asked) {
-        return Err(crate::pipeline::plan::not_allowed(asked));
+        return Err(errors::model_not_allowed(asked));
     }
     // A hit is a request like any other for the key's limits: the gateway counted it against
     // the key's requests per minute before it got here, and its tokens count against the
@@ -117,14 +118,14 @@ async fn cache_hit(
     // And so do the owner's plans.
     let plans = svc.entitlements(&key.user_id).await?;
     if !plans.allows_model(asked) {
-        return Err(crate::pipeline::plan::not_in_plan(asked, &plans));
+        return Err(errors::not_in_plan(asked, &plans));
     }
     // An alias is priced as the model it serves as.
     let routes = svc.model_routes();
     let served = routes.resolve(asked);
     let price = svc
         .price_for(&key.group, served)
-        .ok_or_else(|| crate::pipeline::plan::not_priced(served))?;
+        .ok_or_else(|| errors::not_priced(served))?;
     let (prompt, completion, cached) = entry.tokens;
     let full = price.cost(prompt, completion, cached);
     // Rounded up, so a discounted hit never costs nothing by rounding alone.
@@ -264,24 +265,14 @@ pub(crate) async fn gemini(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (model, action) = model_action.rsplit_once(':').ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "route_not_found",
-            "Use models/{model}:generateContent.",
-            "请使用 models/{model}:generateContent。",
-        )
-    })?;
+    let (model, action) = model_action
+        .rsplit_once(':')
+        .ok_or_else(errors::gemini_route_not_found)?;
     let stream = match action {
         "generateContent" => false,
         "streamGenerateContent" => true,
         _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "route_not_found",
-                format!("The method {action} is not supported."),
-                format!("不支持方法 {action}。"),
-            ));
+            return Err(errors::gemini_method_not_supported(action));
         }
     };
     let sse = query

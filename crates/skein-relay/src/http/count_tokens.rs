@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use skein_core::auth::ApiKeyCaller;
@@ -16,6 +15,7 @@ use skein_core::extract::ApiJson;
 use skein_core::{ApiError, ApiResult};
 
 use crate::RelayService;
+use crate::errors;
 use crate::pipeline::{input, plan};
 
 /// What one image or document block is counted as (Anthropic's ~1,600 tokens for an image of
@@ -48,21 +48,15 @@ pub(crate) async fn count_tokens(
     }
     // The same model rules as the relayed routes, without a price: counting is free.
     if !key.allows_model(model) {
-        return Err(plan::not_allowed(model));
+        return Err(errors::model_not_allowed(model));
     }
     if svc.table().candidates(&key.group, model).is_empty() {
-        return Err(plan::not_found(model));
+        return Err(errors::model_not_found(model));
     }
     let bucket = format!("count_tokens:key:{}", key.key_id);
     let quota = skein_core::limit::Quota::per_minute(PER_MINUTE);
     if let Some(wait) = plan::limited(&svc, &bucket, quota, 1).await {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("This API key has counted tokens {PER_MINUTE} times this minute. Try again in {wait} s."),
-            format!("该 API 密钥本分钟已计数 {PER_MINUTE} 次，请在 {wait} 秒后重试。"),
-        )
-        .with_retry_after(wait));
+        return Err(errors::count_tokens_limited(wait));
     }
     let tokens = if body.len() > crate::estimate::BLOCKING_ABOVE {
         tokio::task::spawn_blocking(move || input_tokens(&request))

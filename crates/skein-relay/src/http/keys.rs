@@ -14,6 +14,7 @@ use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
 
 use crate::RelayService;
+use crate::errors;
 use crate::keys::{self, ApiKey, KeySettings, KeyStatus, MAX_LIST};
 
 /// Most live keys one user may hold.
@@ -127,7 +128,7 @@ pub async fn create_key(
             .await?
             .first()
             .cloned()
-            .ok_or_else(|| crate::groups::not_allowed("", &[]))?,
+            .ok_or_else(|| errors::group_not_allowed("", &[]))?,
     };
     let settings = KeySettings {
         name: name(&req.name)?,

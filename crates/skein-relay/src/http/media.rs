@@ -17,10 +17,10 @@ use skein_core::{ApiError, ApiResult};
 
 use super::reply::answer;
 use crate::RelayService;
+use crate::errors;
 use crate::multipart;
 use crate::pipeline::Caller;
 use crate::pipeline::calls::{self, AudioForm};
-use crate::pipeline::input::invalid;
 
 /// Largest audio upload, as OpenAI documents it: 25 MB.
 pub(crate) const AUDIO_FILE_LIMIT: usize = 25 * 1024 * 1024;
@@ -77,7 +77,7 @@ async fn audio_form(
 ) -> ApiResult<Response> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            audio_too_large()
+            errors::audio_too_large()
         } else {
             ApiError::bad_request(
                 "unreadable_body",
@@ -90,14 +90,7 @@ async fn audio_form(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let boundary = multipart::boundary(content_type).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send the audio as multipart/form-data with a file and a model field.",
-            "请以 multipart/form-data 格式上传音频，包含 file 与 model 字段。",
-        )
-    })?;
+    let boundary = multipart::boundary(content_type).ok_or_else(errors::audio_not_multipart)?;
     let parts = multipart::parse(&body, &boundary).map_err(|reason| {
         ApiError::bad_request(
             "invalid_form",
@@ -124,14 +117,14 @@ async fn audio_form(
         .iter()
         .find(|p| p.name == "file" && p.filename.is_some())
         .ok_or_else(|| {
-            invalid(
+            errors::invalid_input(
                 "file",
                 "must be an uploaded audio file.",
                 "必须是上传的音频文件。",
             )
         })?;
     if file.content.len() > AUDIO_FILE_LIMIT {
-        return Err(audio_too_large());
+        return Err(errors::audio_too_large());
     }
     if multipart::text_field(&body, &parts, "stream") == Some("true") {
         // A streamed transcription reports its token usage in its last event; until that is
@@ -177,13 +170,3 @@ const TRANSCRIPTION_FIELDS: &[&str] = &[
 
 /// The fields OpenAI's translation endpoint reads.
 const TRANSLATION_FIELDS: &[&str] = &["file", "model", "prompt", "response_format", "temperature"];
-
-fn audio_too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "file_too_large",
-        "Audio files may be at most 25 MB.",
-        "音频文件不能超过 25 MB。",
-    )
-    .with_details(json!({ "limit": AUDIO_FILE_LIMIT }))
-}

@@ -4,11 +4,11 @@
 
 pub(crate) mod channels;
 mod chat;
-mod count_tokens;
+pub(crate) mod count_tokens;
 mod groups;
 pub(crate) mod internal;
 mod keys;
-mod media;
+pub(crate) mod media;
 mod model_routes;
 mod models;
 mod openai;

@@ -17,6 +17,7 @@ use super::bill::Meter;
 use super::plan::Stage;
 use crate::RelayService;
 use crate::channels::LiveChannel;
+use crate::errors;
 use crate::vendor::Attempt;
 
 /// Sends one request to a channel, in whatever wire format that channel's kind speaks.
@@ -242,48 +243,10 @@ pub(crate) async fn attempt<D: Dispatch>(
         meter.release().await;
         return Err(error);
     }
-    let error = all_failed(&asked, &tried);
+    let error = errors::all_failed(&asked, &tried);
     meter
         .journal
         .end("error", error.code(), error.status().as_u16());
     meter.release().await;
     Err(error)
-}
-
-/// 502 `upstream_unavailable` once every channel failed. Which channels and why goes to the
-/// log under the request id; the caller hears neither (channel names, hosts and transport
-/// errors are the operator's business).
-pub(crate) fn all_failed(model: &str, tried: &[String]) -> ApiError {
-    tracing::warn!(tried = ?tried, %model, "every channel failed");
-    crate::metrics::UNAVAILABLE.inc(&[model]);
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "upstream_unavailable",
-        format!(
-            "{model} is unavailable right now: every provider behind it failed. Try again shortly."
-        ),
-        format!("{model} 暂时不可用：其后的所有服务商都失败了，请稍后重试。"),
-    )
-}
-
-/// The upstream's own refusal as an error for an in-process caller: its status, and its
-/// message (from an OpenAI-shaped error body) after `prefix` ("The model's provider refused
-/// the request", and the Chinese `prefix_zh`).
-pub(crate) fn refused_error(
-    status: StatusCode,
-    body: &[u8],
-    prefix: &str,
-    prefix_zh: &str,
-) -> ApiError {
-    let upstream: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let message = upstream["error"]["message"]
-        .as_str()
-        .unwrap_or("The upstream refused the request.")
-        .to_string();
-    ApiError::new(
-        status,
-        "upstream_refused",
-        format!("{prefix}: {message}"),
-        format!("{prefix_zh}：{message}"),
-    )
 }

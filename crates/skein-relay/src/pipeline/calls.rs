@@ -11,12 +11,13 @@ use bytes::Bytes;
 use serde_json::Value;
 use skein_core::ApiResult;
 
-use super::attempt::{Attempted, OpenAiPath, attempt, refused_error};
+use super::attempt::{Attempted, OpenAiPath, attempt};
 use super::bill::{Charge, HoldAmount, Meter, held};
-use super::input::{input_tokens, invalid, usage_in, with_model};
+use super::input::{input_tokens, usage_in, with_model};
 use super::plan::{Plan, plan};
 use super::{Caller, Reply, read};
 use crate::RelayService;
+use crate::errors;
 use crate::proxy::{Tokens, estimate_tokens, usage_of};
 
 /// What a call came to: the upstream's answer, or its own refusal (a 4xx).
@@ -63,7 +64,7 @@ impl Answer {
         match self {
             Answer::Replied(reply) => Ok(reply),
             Answer::Refused { status, body } => {
-                Err(refused_error(status, &body, prefix, prefix_zh))
+                Err(errors::refused_error(status, &body, prefix, prefix_zh))
             }
         }
     }
@@ -167,7 +168,7 @@ pub(crate) async fn embeddings(
     request: Value,
 ) -> ApiResult<Answer> {
     let prompt_estimate = input_tokens(&request["input"]).ok_or_else(|| {
-        invalid(
+        errors::invalid_input(
             "input",
             "must be a string, an array of strings, or an array of token arrays.",
             "必须是字符串、字符串数组或 token 数组的数组。",
@@ -176,7 +177,7 @@ pub(crate) async fn embeddings(
     if let Some(format) = request.get("encoding_format")
         && !matches!(format.as_str(), Some("float" | "base64"))
     {
-        return Err(invalid(
+        return Err(errors::invalid_input(
             "encoding_format",
             "must be \"float\" or \"base64\".",
             "必须是 \"float\" 或 \"base64\"。",
@@ -185,7 +186,7 @@ pub(crate) async fn embeddings(
     if let Some(dimensions) = request.get("dimensions")
         && dimensions.as_i64().is_none_or(|d| d <= 0)
     {
-        return Err(invalid(
+        return Err(errors::invalid_input(
             "dimensions",
             "must be a positive integer.",
             "必须是正整数。",
@@ -241,12 +242,14 @@ pub(crate) async fn rerank(
     let query = request["query"]
         .as_str()
         .filter(|q| !q.is_empty())
-        .ok_or_else(|| invalid("query", "must be a non-empty string.", "必须是非空字符串。"))?;
+        .ok_or_else(|| {
+            errors::invalid_input("query", "must be a non-empty string.", "必须是非空字符串。")
+        })?;
     let documents = request["documents"]
         .as_array()
         .filter(|d| !d.is_empty())
         .ok_or_else(|| {
-            invalid(
+            errors::invalid_input(
                 "documents",
                 "must be a non-empty array.",
                 "必须是非空数组。",
@@ -259,7 +262,7 @@ pub(crate) async fn rerank(
             Value::String(text) => text.len(),
             Value::Object(_) => document.to_string().len(),
             _ => {
-                return Err(invalid(
+                return Err(errors::invalid_input(
                     "documents",
                     "must hold strings or objects.",
                     "只能包含字符串或对象。",
@@ -271,7 +274,7 @@ pub(crate) async fn rerank(
     if let Some(top_n) = request.get("top_n")
         && top_n.as_i64().is_none_or(|n| n <= 0)
     {
-        return Err(invalid(
+        return Err(errors::invalid_input(
             "top_n",
             "must be a positive integer.",
             "必须是正整数。",
@@ -321,7 +324,7 @@ pub(crate) async fn completions(
     mut request: Value,
 ) -> ApiResult<Answer> {
     let prompt_estimate = input_tokens(&request["prompt"]).ok_or_else(|| {
-        invalid(
+        errors::invalid_input(
             "prompt",
             "must be a string, an array of strings, or an array of token arrays.",
             "必须是字符串、字符串数组或 token 数组的数组。",
@@ -455,7 +458,7 @@ pub(crate) async fn images(
         .as_str()
         .filter(|p| !p.is_empty())
         .ok_or_else(|| {
-            invalid(
+            errors::invalid_input(
                 "prompt",
                 "must be a non-empty string.",
                 "必须是非空字符串。",
@@ -467,7 +470,7 @@ pub(crate) async fn images(
             .as_i64()
             .filter(|n| (1..=MAX_IMAGES).contains(n))
             .ok_or_else(|| {
-                invalid(
+                errors::invalid_input(
                     "n",
                     &format!("must be an integer from 1 to {MAX_IMAGES}."),
                     &format!("必须是 1 到 {MAX_IMAGES} 之间的整数。"),
@@ -559,7 +562,9 @@ async fn speech_call(
         .as_str()
         .filter(|i| !i.is_empty())
         .map(|i| i64::try_from(i.chars().count()).unwrap_or(i64::MAX))
-        .ok_or_else(|| invalid("input", "must be a non-empty string.", "必须是非空字符串。"))?;
+        .ok_or_else(|| {
+            errors::invalid_input("input", "must be a non-empty string.", "必须是非空字符串。")
+        })?;
     let plan = plan(svc, caller, request["model"].as_str()).await?;
     let cost = plan.rates.cost(characters, 0, 0);
     // Characters are not tokens: nothing counts against the key's tokens per minute.

@@ -5,9 +5,10 @@
 //! has an audio output rate: its tokens are then billed at that rate.
 
 use serde_json::Value;
-use skein_core::{ApiError, ApiResult};
+use skein_core::ApiResult;
 
 use super::chat::Format;
+use crate::errors;
 
 /// OpenAI chat-completion fields billed only through the token counts in `usage`, and the
 /// sampling fields of OpenAI-compatible servers (vLLM, DeepSeek, Qwen, GLM) that are too.
@@ -68,17 +69,6 @@ const ANTHROPIC_BETAS: &[&str] = &[
     "files-api-",
 ];
 
-fn unsupported(field: &str) -> ApiError {
-    ApiError::bad_request(
-        "unsupported_field",
-        format!(
-            "{field} changes what the model's provider charges, and that price is not set here, so the request cannot be relayed. Leave it out."
-        ),
-        format!("{field} 会改变模型服务商的收费，而此处未设置对应价格，因此无法转发该请求，请去掉该字段。"),
-    )
-    .with_details(serde_json::json!({ "field": field }))
-}
-
 /// Refuses a request whose fields would make the vendor charge more than its reported tokens.
 /// `native` is the client's own body and headers when it spoke Anthropic's or Gemini's format.
 /// `extra` are top-level fields the operator allowed besides the built-in list
@@ -108,7 +98,7 @@ fn openai(request: &Value, extra: &[String], audio_priced: bool) -> ApiResult<()
             && !audio_field
             && !extra.iter().any(|e| e == field)
         {
-            return Err(unsupported(field));
+            return Err(errors::unpriced_field(field));
         }
         let priced = match field.as_str() {
             // Priority and scale tiers cost more than the listed price; flex costs less.
@@ -131,7 +121,7 @@ fn openai(request: &Value, extra: &[String], audio_priced: bool) -> ApiResult<()
             _ => true,
         };
         if !priced {
-            return Err(unsupported(field));
+            return Err(errors::unpriced_field(field));
         }
     }
     Ok(())
@@ -145,21 +135,21 @@ fn anthropic(body: &Value, headers: &[(String, String)]) -> ApiResult<()> {
                 .iter()
                 .any(|p| kind.starts_with(p))
         {
-            return Err(unsupported(&format!("tools[type={kind}]")));
+            return Err(errors::unpriced_field(&format!("tools[type={kind}]")));
         }
     }
     if body.get("mcp_servers").is_some_and(|v| !v.is_null()) {
-        return Err(unsupported("mcp_servers"));
+        return Err(errors::unpriced_field("mcp_servers"));
     }
     if let Some(tier) = body.get("service_tier").filter(|v| !v.is_null())
         && !matches!(tier.as_str(), Some("auto" | "standard_only"))
     {
-        return Err(unsupported("service_tier"));
+        return Err(errors::unpriced_field("service_tier"));
     }
     for (_, value) in headers {
         for beta in value.split(',').map(str::trim).filter(|b| !b.is_empty()) {
             if !ANTHROPIC_BETAS.iter().any(|p| beta.starts_with(p)) {
-                return Err(unsupported(&format!("anthropic-beta: {beta}")));
+                return Err(errors::unpriced_field(&format!("anthropic-beta: {beta}")));
             }
         }
     }
@@ -182,7 +172,7 @@ fn gemini(body: &Value) -> ApiResult<()> {
                     | "url_context"
                     | "enterpriseWebSearch"
             ) {
-                return Err(unsupported(&format!("tools.{name}")));
+                return Err(errors::unpriced_field(&format!("tools.{name}")));
             }
         }
     }

@@ -3,7 +3,7 @@
 //! callers, so each rule is written once.
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
 
 use crate::proxy;
@@ -25,16 +25,6 @@ pub(crate) fn parse_json(body: &[u8]) -> ApiResult<Value> {
         ));
     }
     Ok(value)
-}
-
-/// 400 `invalid_<field>` for a missing or wrong-typed field.
-pub(crate) fn invalid(field: &str, what_en: &str, what_zh: &str) -> ApiError {
-    ApiError::bad_request(
-        format!("invalid_{field}"),
-        format!("{field} {what_en}"),
-        format!("{field} {what_zh}"),
-    )
-    .with_details(json!({ "field": field }))
 }
 
 /// The `usage` object of a JSON answer, if it has one. Only that field is built; the rest is

@@ -13,7 +13,7 @@ use skein_embed::StaticModel;
 
 use super::Reply;
 use super::calls::Answer;
-use super::input::invalid;
+use crate::errors;
 
 /// The most inputs one request may carry (OpenAI's own limit).
 const MAX_INPUTS: usize = 2048;
@@ -27,14 +27,14 @@ pub(crate) async fn embeddings(model: Arc<StaticModel>, request: &Value) -> ApiR
             .map(|i| i.as_str().map(str::to_string))
             .collect::<Option<_>>()
             .ok_or_else(|| {
-                invalid(
+                errors::invalid_input(
                     "input",
                     "must be text for the built-in model skein-local-embed (token arrays are not accepted).",
                     "对内置模型 skein-local-embed 必须是文本（不接受 token 数组）。",
                 )
             })?,
         _ => {
-            return Err(invalid(
+            return Err(errors::invalid_input(
                 "input",
                 "must be a string or an array of 1 to 2048 strings.",
                 "必须是字符串，或 1 到 2048 个字符串的数组。",
@@ -44,7 +44,7 @@ pub(crate) async fn embeddings(model: Arc<StaticModel>, request: &Value) -> ApiR
     if let Some(d) = request.get("dimensions").and_then(Value::as_u64)
         && usize::try_from(d).ok() != Some(model.dimensions())
     {
-        return Err(invalid(
+        return Err(errors::invalid_input(
             "dimensions",
             &format!(
                 "must be {} for the built-in model skein-local-embed (or left out).",

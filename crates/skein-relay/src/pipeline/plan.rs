@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::http::StatusCode;
 use skein_core::limit::Quota;
 use skein_core::{ApiError, ApiResult};
 
 use super::{Caller, MAX_ATTEMPTS};
 use crate::RelayService;
 use crate::channels::LiveChannel;
+use crate::errors;
 use crate::pricing::Price;
 
 /// A request's model, its price, and the channels that may serve it, best first.
@@ -82,12 +82,12 @@ pub(crate) async fn plan_for(
         })?
         .to_string();
     if !caller.allows_model(&model) {
-        return Err(not_allowed(&model));
+        return Err(errors::model_not_allowed(&model));
     }
     // A subscriber's plans may limit the models (every route, keys and Chat alike).
     let plans = svc.entitlements(caller.user_id()).await?;
     if !plans.allows_model(&model) {
-        return Err(not_in_plan(&model, &plans));
+        return Err(errors::not_in_plan(&model, &plans));
     }
     let routes = svc.model_routes();
     let served = routes.resolve(&model);
@@ -112,11 +112,11 @@ pub(crate) async fn plan_for(
             caller.sticky_key(),
         );
         if routed.is_empty() {
-            return Err(not_found(shown));
+            return Err(errors::model_not_found(shown));
         }
         let rates = svc
             .price_for(caller.group(), name)
-            .ok_or_else(|| not_priced(name))?;
+            .ok_or_else(|| errors::not_priced(name))?;
         let mut skipped = Vec::new();
         let mut candidates: Vec<Arc<LiveChannel>> = Vec::new();
         let mut scores = Vec::new();
@@ -143,15 +143,7 @@ pub(crate) async fn plan_for(
             });
         }
         if candidates.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "channels_cooling_down",
-                format!(
-                    "Every channel for {shown} failed repeatedly and is resting. Try again shortly."
-                ),
-                format!("{shown} 的所有渠道都连续失败，正在冷却，请稍后重试。"),
-            )
-            .with_retry_after(crate::breaker::OPEN_FOR.as_secs()));
+            return Err(errors::channels_cooling_down(shown));
         }
         Ok((
             Stage {
@@ -199,60 +191,6 @@ pub(crate) async fn plan_for(
     })
 }
 
-/// 403 `model_not_allowed`: the key's own model list leaves `model` out.
-pub(crate) fn not_allowed(model: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "model_not_allowed",
-        format!("This API key may not use {model}."),
-        format!("该 API 密钥不允许使用 {model}。"),
-    )
-}
-
-/// 403 `model_not_in_plan`: the caller's active subscription plans name their models and
-/// `model` is not one of them.
-pub(crate) fn not_in_plan(model: &str, plans: &skein_core::api::Entitlements) -> ApiError {
-    let allowed = plans.models.clone().unwrap_or_default();
-    let en_names: Vec<&str> = plans.plans.iter().map(|(en, _)| en.as_str()).collect();
-    let zh_names: Vec<&str> = plans.plans.iter().map(|(_, zh)| zh.as_str()).collect();
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "model_not_in_plan",
-        format!(
-            "Your plan ({}) does not include {model}. Models in your plan: {}.",
-            en_names.join(", "),
-            allowed.join(", ")
-        ),
-        format!(
-            "你的套餐（{}）不包含 {model}。套餐内的模型：{}。",
-            zh_names.join("、"),
-            allowed.join("、")
-        ),
-    )
-    .with_details(serde_json::json!({ "model": model, "allowed": allowed }))
-}
-
-/// 404 `model_not_found`: no channel serves `model` for the caller's group.
-pub(crate) fn not_found(model: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "model_not_found",
-        format!("No channel serves {model} for this key."),
-        format!("没有可为该密钥提供 {model} 的渠道。"),
-    )
-}
-
-/// 400 `model_not_priced`: a model nobody set a price for cannot be billed.
-pub(crate) fn not_priced(model: &str) -> ApiError {
-    ApiError::bad_request(
-        "model_not_priced",
-        format!(
-            "{model} has no price yet, so it cannot be billed. Ask an administrator to price it."
-        ),
-        format!("{model} 尚未定价，无法计费，请联系管理员设置价格。"),
-    )
-}
-
 /// The status a usage record gets: the charge's own, marked when the model was served free
 /// because it has no price (`relay.allow_unpriced`).
 pub(crate) fn record_status(status: &str, price: &Price) -> String {
@@ -274,13 +212,7 @@ pub(crate) async fn check_tpm(svc: &RelayService, key: &skein_core::api::KeyInfo
         return Ok(());
     };
     if let Some(wait) = limited(svc, &tpm_key(key), Quota::per_minute(tpm), 0).await {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "tokens_per_minute_exceeded",
-            format!("This API key has used its {tpm} tokens per minute. Try again in {wait} s."),
-            format!("该 API 密钥已用完每分钟 {tpm} 个 token 的额度，请在 {wait} 秒后重试。"),
-        )
-        .with_retry_after(wait));
+        return Err(errors::tokens_per_minute_exceeded(tpm, wait));
     }
     Ok(())
 }

@@ -2,14 +2,15 @@
 //! events, or as raw bytes. The readers of streams are tasks of the service's own: a client
 //! that leaves does not stop them from reading on to the upstream's usage and billing that.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
-use skein_core::{ApiError, ApiResult};
+use skein_core::ApiResult;
 
 use super::bill::{Charge, Meter};
 use super::{Reply, SpawnInSpan};
+use crate::errors;
 use crate::proxy::{SseSplitter, Tokens, event_data, usage_of};
 
 /// Reads a whole answer, bills it with `bill` (given the bytes, so each route parses only
@@ -33,7 +34,7 @@ pub(crate) async fn whole(
         Err(error) => {
             tracing::warn!(%error, "upstream body broke off");
             meter.release().await;
-            return Err(broken_off());
+            return Err(errors::broken_off());
         }
     };
     let mut charge = bill(&meter, &bytes);
@@ -45,16 +46,6 @@ pub(crate) async fn whole(
         meter.settle_later(charge);
     }
     Ok(reply)
-}
-
-/// 502 for an answer that broke off.
-pub(crate) fn broken_off() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "upstream_error",
-        "The upstream answer broke off.",
-        "上游响应中断。",
-    )
 }
 
 /// Relays a server-sent-events answer event by event. `text_len` measures what an event

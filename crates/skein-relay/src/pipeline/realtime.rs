@@ -24,6 +24,7 @@ use super::bill::{self, Charge, HoldAmount, Meter};
 use super::plan::Plan;
 use crate::RelayService;
 use crate::channels::{ChannelKind, LiveChannel};
+use crate::errors;
 use crate::pricing::{Counts, Price};
 
 /// The upstream end of a session.
@@ -126,7 +127,7 @@ impl Session {
                 }
             }
         }
-        Err(super::attempt::all_failed(&self.plan.model, &tried))
+        Err(errors::all_failed(&self.plan.model, &tried))
     }
 
     /// Reads one text frame from the upstream: a `response.done` settles its response and

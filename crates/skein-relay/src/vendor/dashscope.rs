@@ -27,9 +27,10 @@ use serde_json::{Map, Value, json};
 use skein_core::ApiResult;
 
 use super::compat::profiles::DASHSCOPE;
-use super::pivot::{self, cannot_carry};
+use super::pivot;
 use super::{Attempt, StreamDecoder, Upstream};
 use crate::channels::{ChannelKind, LiveChannel};
+use crate::errors;
 
 const VENDOR: &str = "DashScope (native)";
 
@@ -63,7 +64,7 @@ const NATIVE_PARAMETERS: &[&str] = &[
 
 /// The native body for a pivot request.
 pub fn request_body(req: &Value) -> ApiResult<Value> {
-    let carry = |field: &str| cannot_carry(field, VENDOR);
+    let carry = |field: &str| errors::cannot_carry(field, VENDOR);
     let mut parameters = Map::new();
     parameters.insert("result_format".into(), json!("message"));
     let stream = req["stream"].as_bool() == Some(true);
@@ -190,8 +191,8 @@ fn text(content: &Value) -> ApiResult<String> {
     for part in parts {
         match part["type"].as_str() {
             Some("text") => out.push(part["text"].as_str().unwrap_or("").to_string()),
-            Some("image_url") => return Err(cannot_carry("image_url", VENDOR)),
-            _ => return Err(cannot_carry("messages[].content", VENDOR)),
+            Some("image_url") => return Err(errors::cannot_carry("image_url", VENDOR)),
+            _ => return Err(errors::cannot_carry("messages[].content", VENDOR)),
         }
     }
     Ok(out.join("\n"))

@@ -9,9 +9,10 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use skein_core::ApiResult;
 
-use super::pivot::{self, cannot_carry};
+use super::pivot;
 use super::{StreamDecoder, Upstream};
 use crate::channels::{ChannelKind, LiveChannel};
+use crate::errors;
 
 const VENDOR: &str = "Ollama";
 
@@ -35,7 +36,7 @@ const OPTIONS: &[(&str, &str)] = &[
 
 /// Ollama's `/api/chat` body for a pivot request.
 pub fn request_body(req: &Value) -> ApiResult<Value> {
-    let carry = |field: &str| cannot_carry(field, VENDOR);
+    let carry = |field: &str| errors::cannot_carry(field, VENDOR);
     let mut body = Map::new();
     let mut options = Map::new();
     for (field, value) in req.as_object().into_iter().flatten() {
@@ -157,11 +158,11 @@ fn content(content: &Value) -> ApiResult<(String, Vec<String>)> {
             Some("text") => text.push(part["text"].as_str().unwrap_or("").to_string()),
             Some("image_url") => {
                 let url = part["image_url"]["url"].as_str().unwrap_or("");
-                let (_, data) =
-                    pivot::parse_data_url(url).ok_or_else(|| cannot_carry("image_url", VENDOR))?;
+                let (_, data) = pivot::parse_data_url(url)
+                    .ok_or_else(|| errors::cannot_carry("image_url", VENDOR))?;
                 images.push(data.to_string());
             }
-            _ => return Err(cannot_carry("messages[].content", VENDOR)),
+            _ => return Err(errors::cannot_carry("messages[].content", VENDOR)),
         }
     }
     Ok((text.join("\n"), images))

@@ -8,30 +8,6 @@
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use skein_core::ApiError;
-
-/// A 400 naming a field of the request that `upstream` cannot express, so the client learns
-/// what to remove instead of getting an answer to a different question.
-pub fn cannot_carry(field: &str, upstream: &str) -> ApiError {
-    ApiError::bad_request(
-        "unsupported_field",
-        format!("{field} cannot be carried to this model's upstream ({upstream})."),
-        format!("{field} 无法转发到该模型的上游（{upstream}）。"),
-    )
-    .with_details(json!({ "field": field }))
-}
-
-/// A 400 naming a field of a client's request that only an upstream of the client's own
-/// vendor understands (it is passed through to such a channel as written), when the model's
-/// channels are of other kinds.
-pub fn only_native(field: &str, vendor: &str) -> ApiError {
-    ApiError::bad_request(
-        "unsupported_field",
-        format!("{field} can be sent only to {vendor} upstreams, and this model's channels are of another kind."),
-        format!("{field} 只能发送到 {vendor} 上游，而该模型的渠道属于其他类型。"),
-    )
-    .with_details(json!({ "field": field }))
-}
 
 /// OpenAI's `reasoning_effort` for a thinking budget in tokens (Anthropic's `budget_tokens`,
 /// Gemini's `thinkingBudget`): the pivot speaks in efforts, the vendors in budgets.

@@ -17,6 +17,7 @@ use skein_core::page::{Page, PageQuery};
 use skein_core::{ApiError, ApiResult};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::errors;
 use crate::model::{Profile, UserRow, UserStatus};
 use crate::{UserService, store};
 
@@ -223,12 +224,7 @@ async fn load(svc: &UserService, id: &str) -> ApiResult<UserRow> {
 
 fn may_manage(actor: &AuthUser, target: &UserRow) -> ApiResult<()> {
     if actor.user_id == target.id {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "cannot_manage_self",
-            "Use your own profile settings; admins cannot change their own role or status.",
-            "管理员不能修改自己的角色或状态，请在个人设置中修改。",
-        ));
+        return Err(errors::cannot_manage_self());
     }
     let target_role = target.role;
     if actor.role == Role::Root || actor.role > target_role {

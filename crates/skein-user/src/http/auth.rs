@@ -19,6 +19,7 @@ use skein_db::DbError;
 use utoipa::ToSchema;
 
 use super::{TokenResponse, cookie};
+use crate::errors;
 use crate::model::Profile;
 use crate::model::UserStatus;
 use crate::throttle::LoginThrottle;
@@ -173,51 +174,26 @@ pub async fn register(
     }
     let first = store::claim_flag(&mut *tx, "root_claimed", &id, now).await?;
     if !first && !svc.sign_in().methods.password {
-        return Err(password_sign_in_off());
+        return Err(errors::password_sign_in_off());
     }
     if first && !svc.setup.accepts(req.setup_token.as_deref()) {
         // Dropping the transaction un-claims the flag: set-up stays open for the real owner.
         tracing::warn!(client_ip = %ip, "first registration refused: missing or wrong setup token");
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "setup_token_required",
-            "This server has no account yet. The first account needs the setup token that `skein serve` printed to its log (line `setup token: ...`).",
-            "本服务器还没有账号。创建第一个账号需要 `skein serve` 打印在日志中的安装令牌（`setup token: ...` 那一行）。",
-        )
-        .with_details(serde_json::json!({ "field": "setup_token" })));
+        return Err(errors::setup_token_required());
     }
     // The mode an administrator set last, on any instance (see `settings.rs`).
     let mode = svc.system.current().registration_mode;
     if !first && mode == RegistrationMode::Closed {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "registration_closed",
-            "Registration is closed on this server. Ask an administrator for an account.",
-            "本站已关闭注册，请联系管理员开通账号。",
-        ));
+        return Err(errors::registration_closed());
     }
     let invite = match invite_code {
         Some(code) => Some(
             store::use_invite_code(&mut *tx, code, now)
                 .await?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_invite_code",
-                        "The invite code is unknown, used up, expired or disabled.",
-                        "邀请码无效、已用完、已过期或已停用。",
-                    )
-                    .with_details(serde_json::json!({ "field": "invite_code" }))
-                })?,
+                .ok_or_else(errors::invalid_invite_code)?,
         ),
         None if mode == RegistrationMode::InviteOnly && !first => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invite_code_required",
-                "An invite code is required to register.",
-                "注册需要邀请码。",
-            )
-            .with_details(serde_json::json!({ "field": "invite_code" })));
+            return Err(errors::invite_code_required());
         }
         None => None,
     };
@@ -364,14 +340,14 @@ pub async fn login(
     };
     if let Some(wait) = throttle.wait_left().await {
         tracing::warn!(client_ip = %ip, "login delayed after repeated failures");
-        return Err(login_locked(wait));
+        return Err(errors::login_locked(wait));
     }
     // The address is only probed here and charged on failure, so busy offices behind one NAT
     // are not locked out by their own successful logins.
     match svc.limiter.check(&ip_key, ip_quota, 0).await {
         Ok(probe) if !probe.allowed => {
             tracing::warn!(client_ip = %ip, "login locked after repeated failures from one address");
-            return Err(login_locked(
+            return Err(errors::login_locked(
                 probe
                     .retry_after
                     .unwrap_or(std::time::Duration::from_secs(1)),
@@ -390,27 +366,22 @@ pub async fn login(
         if let Err(error) = svc.limiter.check(&ip_key, ip_quota, 1).await {
             tracing::warn!(%error, "login limiter unavailable");
         }
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "The username/email or password is wrong.",
-            "用户名/邮箱或密码错误。",
-        ));
+        return Err(errors::invalid_credentials());
     };
     throttle.clear().await;
     if user.status != UserStatus::Active {
-        return Err(account_disabled());
+        return Err(errors::account_disabled());
     }
     // Admin → Sign-in may turn passwords off for plain users; admins keep them, so no change
     // of settings locks everyone out.
     if !svc.sign_in().methods.password && user.role == Role::User {
-        return Err(password_sign_in_off());
+        return Err(errors::password_sign_in_off());
     }
     if svc.sign_in().methods.verified_email_for_login
         && user.role == Role::User
         && user.email_verified_at.is_none()
     {
-        return Err(email_not_verified());
+        return Err(errors::email_not_verified());
     }
     if user.has_second_factor() {
         return svc.open_challenge(&user.id).await;
@@ -433,13 +404,13 @@ pub async fn refresh(
 ) -> ApiResult<(HeaderMap, ApiJson<TokenResponse>)> {
     let presented = match req.refresh_token {
         Some(token) => token,
-        None => cookie::refresh_from_cookie(&headers)?.ok_or_else(invalid_refresh)?,
+        None => cookie::refresh_from_cookie(&headers)?.ok_or_else(errors::invalid_refresh)?,
     };
     let token_hash = hash_token(presented.trim());
     let now = now_ms();
     let mut tx = svc.db.begin_write().await?;
     let Some(found) = store::refresh_lookup(&mut *tx, &token_hash).await? else {
-        return Err(invalid_refresh());
+        return Err(errors::invalid_refresh());
     };
     let reused =
         found.used_at.is_some() || !store::mark_token_used(&mut *tx, &token_hash, now).await?;
@@ -448,18 +419,13 @@ pub async fn refresh(
         tx.commit().await.map_err(DbError::from)?;
         svc.forget_session(&found.session_id);
         tracing::warn!(user_id = %found.user_id, session_id = %found.session_id, "refresh token reused; session revoked");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "refresh_token_reused",
-            "This refresh token was already used, so the session has been ended for safety. Sign in again.",
-            "该刷新令牌已被使用过，为安全起见会话已被终止，请重新登录。",
-        ));
+        return Err(errors::refresh_token_reused());
     }
     if found.revoked_at.is_some() || found.expires_at <= now {
-        return Err(invalid_refresh());
+        return Err(errors::invalid_refresh());
     }
     if found.status != UserStatus::Active {
-        return Err(account_disabled());
+        return Err(errors::account_disabled());
     }
     let refresh_token = new_refresh_token();
     store::insert_refresh_token(&mut tx, &hash_token(&refresh_token), &found.session_id, now)
@@ -526,7 +492,7 @@ pub async fn logout(
         None => cookie::refresh_from_cookie(&headers)?.ok_or_else(ApiError::unauthorized)?,
     };
     let Some(found) = store::refresh_lookup(svc.db.pool(), &hash_token(token.trim())).await? else {
-        return Err(invalid_refresh());
+        return Err(errors::invalid_refresh());
     };
     store::revoke_session(svc.db.pool(), &found.session_id, "logout", now).await?;
     svc.forget_session(&found.session_id);
@@ -589,53 +555,4 @@ impl UserService {
             user: None,
         })
     }
-}
-
-/// 429 for an attempt that came before its wait was over.
-fn login_locked(wait: std::time::Duration) -> ApiError {
-    let wait = wait.as_secs_f64().ceil().max(1.0) as u64;
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "login_locked",
-        format!("Too many failed sign-in attempts. Try again in {wait} s."),
-        format!("登录失败次数过多，请在 {wait} 秒后重试。"),
-    )
-    .with_retry_after(wait)
-}
-
-fn invalid_refresh() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "invalid_refresh_token",
-        "The refresh token is invalid, expired or revoked. Sign in again.",
-        "刷新令牌无效、已过期或已被撤销，请重新登录。",
-    )
-}
-
-pub(crate) fn email_not_verified() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "email_not_verified",
-        "Verify your email address first: open the link we mailed you, or ask for a new one.",
-        "请先验证邮箱：打开我们发送给您的邮件中的链接，或重新申请验证邮件。",
-    )
-}
-
-pub(crate) fn account_disabled() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "account_disabled",
-        "This account has been disabled. Contact an administrator.",
-        "该账号已被停用，请联系管理员。",
-    )
-}
-
-/// Password sign-in is off for plain users (Admin → Sign-in).
-pub(crate) fn password_sign_in_off() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "password_sign_in_disabled",
-        "Signing in with a password is turned off on this server. Use an SMS code, a passkey or a sign-in provider.",
-        "本服务器已关闭密码登录，请使用短信验证码、通行密钥或第三方账号登录。",
-    )
 }

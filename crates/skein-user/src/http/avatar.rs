@@ -23,6 +23,7 @@ use skein_core::{ApiError, ApiResult};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::avatars::{self, Format};
+use crate::errors;
 use crate::model::Profile;
 use crate::{UserService, store};
 
@@ -79,7 +80,7 @@ pub async fn upload_avatar(
         ));
     };
     if bytes.len() > MAX_AVATAR_BYTES {
-        return Err(too_large());
+        return Err(errors::too_large());
     }
     let permit = DECODES.acquire().await.map_err(ApiError::internal)?;
     let png = tokio::task::spawn_blocking(move || square_png(&bytes))
@@ -224,23 +225,9 @@ pub async fn get_avatar(
 fn parse_size(raw: Option<&str>) -> ApiResult<u32> {
     let asked = match raw.map(str::trim) {
         None | Some("") => None,
-        Some(text) => Some(text.parse::<u32>().map_err(|_| size_refused())?),
+        Some(text) => Some(text.parse::<u32>().map_err(|_| errors::size_refused())?),
     };
-    avatars::snap(asked).map_err(|_| size_refused())
-}
-
-fn size_refused() -> ApiError {
-    let (low, high) = (avatars::ASKABLE.start(), avatars::ASKABLE.end());
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "avatar_size",
-        format!(
-            "The avatar size must be a whole number of pixels from {low} to {high}; it is served at 32, 64, 128 or 256."
-        ),
-        format!(
-            "头像尺寸必须是 {low} 到 {high} 之间的整数像素；实际提供 32、64、128 或 256 像素。"
-        ),
-    )
+    avatars::snap(asked).map_err(|_| errors::size_refused())
 }
 
 fn set_etag(headers: &mut HeaderMap, etag: &str) -> ApiResult<()> {
@@ -300,18 +287,20 @@ async fn sized(
 fn square_png(bytes: &[u8]) -> ApiResult<Vec<u8>> {
     let reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|_| not_an_image())?;
-    let (w, h) = reader.into_dimensions().map_err(|_| not_an_image())?;
+        .map_err(|_| errors::not_an_image())?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|_| errors::not_an_image())?;
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(not_an_image());
+        return Err(errors::not_an_image());
     }
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|_| not_an_image())?;
+        .map_err(|_| errors::not_an_image())?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let picture = reader.decode().map_err(|_| not_an_image())?;
+    let picture = reader.decode().map_err(|_| errors::not_an_image())?;
     let square = picture.resize_to_fill(SIDE, SIDE, image::imageops::FilterType::Triangle);
     let mut out = Vec::new();
     square
@@ -352,7 +341,7 @@ pub fn initials_svg(user_id: &str, name: &str, size: u32) -> String {
 
 fn bad_form(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        too_large()
+        errors::too_large()
     } else {
         ApiError::bad_request(
             "malformed_multipart",
@@ -360,23 +349,6 @@ fn bad_form(e: axum::extract::multipart::MultipartError) -> ApiError {
             "上传内容不是合法的 multipart 数据。",
         )
     }
-}
-
-fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "avatar_too_large",
-        "The picture is over 5 MiB.",
-        "图片超过 5 MiB。",
-    )
-}
-
-fn not_an_image() -> ApiError {
-    ApiError::invalid_field(
-        "file",
-        "This is not a JPEG, PNG, WebP or GIF picture this server can read.",
-        "这不是本服务器可读取的 JPEG、PNG、WebP 或 GIF 图片。",
-    )
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@
 //! header on sign-in gets its refresh token only in the cookie, never in the JSON body.
 //! API clients that keep the token themselves send it in the body, as before.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use skein_core::ApiError;
+
+use crate::errors;
 
 /// The cookie's name.
 pub const REFRESH_COOKIE: &str = "skein_refresh";
@@ -40,12 +42,7 @@ pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
 /// The refresh token of a request that relies on its cookie: refused without the CSRF header.
 pub fn refresh_from_cookie(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match refresh_cookie(headers) {
-        Some(_) if !has_csrf_header(headers) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "csrf_header_required",
-            "Requests that use the session cookie must send the header X-Skein-CSRF: 1.",
-            "使用会话 Cookie 的请求必须带有请求头 X-Skein-CSRF: 1。",
-        )),
+        Some(_) if !has_csrf_header(headers) => Err(errors::csrf_header_required()),
         found => Ok(found),
     }
 }

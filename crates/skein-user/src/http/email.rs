@@ -18,6 +18,7 @@ use skein_core::{ApiError, ApiResult};
 use skein_db::DbError;
 use utoipa::ToSchema;
 
+use crate::errors;
 use crate::mail::{self, Lang, Template};
 use crate::model::UserRow;
 use crate::model::UserStatus;
@@ -113,7 +114,7 @@ pub async fn verify_email(
     )
     .await?
     else {
-        return Err(invalid_link());
+        return Err(errors::invalid_link());
     };
     accounts::set_verified_email(&mut *tx, &user_id, &email, now)
         .await
@@ -218,7 +219,7 @@ pub async fn reset_password(
     )
     .await?
     else {
-        return Err(invalid_link());
+        return Err(errors::invalid_link());
     };
     store::set_password(&mut *tx, &user_id, &hash, now).await?;
     let revoked =
@@ -255,12 +256,7 @@ pub async fn resend_verification(
     svc.require_mail()?;
     let row = svc.user_row(&user.user_id).await?;
     let Some(email) = row.email.clone() else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "no_email",
-            "This account has no email address. Add one first.",
-            "该账号没有邮箱地址，请先添加。",
-        ));
+        return Err(errors::no_email());
     };
     if row.email_verified_at.is_some() {
         return Err(ApiError::conflict(
@@ -270,7 +266,7 @@ pub async fn resend_verification(
         ));
     }
     if !svc.mail_allowed(&format!("mail:verify:{}", row.id)).await {
-        return Err(too_many_mails());
+        return Err(errors::too_many_mails());
     }
     svc.send_verification(&row, &email).await?;
     Ok((StatusCode::ACCEPTED, ApiJson(MailQueued { accepted: true })))
@@ -303,19 +299,14 @@ pub async fn change_email(
         ));
     }
     if !svc.mail_allowed(&format!("mail:change:{}", row.id)).await {
-        return Err(too_many_mails());
+        return Err(errors::too_many_mails());
     }
     let ok = svc
         .passwords
         .verify(req.current_password, Some(row.password_hash.clone()))
         .await?;
     if !ok {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong_password",
-            "The current password is wrong.",
-            "当前密码错误。",
-        ));
+        return Err(errors::wrong_current_password());
     }
     let (taken, _) = store::taken(svc.db.pool(), Some(&email), None).await?;
     if taken {
@@ -343,12 +334,7 @@ impl UserService {
         if self.mail_enabled() {
             Ok(())
         } else {
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "mail_unavailable",
-                "This server does not send mail. Ask an administrator.",
-                "本服务器未配置邮件发送，请联系管理员。",
-            ))
+            Err(errors::mail_unavailable())
         }
     }
 
@@ -450,22 +436,4 @@ impl UserService {
             format!("{base}/{page}?token={token}")
         }
     }
-}
-
-fn invalid_link() -> ApiError {
-    ApiError::bad_request(
-        "invalid_link",
-        "This link is unknown, already used or expired. Ask for a new one.",
-        "该链接无效、已被使用或已过期，请重新申请。",
-    )
-}
-
-fn too_many_mails() -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_mails",
-        "Too many mails were asked for this account. Try again in an hour.",
-        "该账号申请的邮件过多，请一小时后再试。",
-    )
-    .with_retry_after(3600)
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use skein_core::auth::Role;
@@ -19,6 +19,7 @@ use skein_core::{ApiError, ApiResult};
 use skein_db::DbError;
 use utoipa::ToSchema;
 
+use crate::errors;
 use crate::ldap::{self, DirectoryPerson, LdapError};
 use crate::model::UserStatus;
 use crate::store::oauth::{self as oauth_store, IdentityRow};
@@ -71,12 +72,7 @@ pub async fn ldap_login(
 ) -> ApiResult<Response> {
     let config = svc.sign_in().ldap.clone();
     if !config.enabled() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ldap_unavailable",
-            "This server does not sign in with a company directory.",
-            "本服务器未配置企业目录（LDAP）登录。",
-        ));
+        return Err(errors::ldap_unavailable());
     }
     // Failures count against the address like password sign-ins (the same budget), so the
     // directory is not a way around the lockout.
@@ -101,44 +97,24 @@ pub async fn ldap_login(
         Err(LdapError::InvalidCredentials) => {
             let _ = svc.limiter.check(&key, quota, 1).await;
             tracing::warn!(client_ip = %ip, "LDAP sign-in refused: invalid credentials");
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "The username/email or password is wrong.",
-                "用户名/邮箱或密码错误。",
-            ));
+            return Err(errors::invalid_credentials());
         }
         Err(LdapError::NotAllowed) => {
             tracing::warn!(client_ip = %ip, "LDAP sign-in refused: not in an allowed group");
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "ldap_not_allowed",
-                "Your directory account is not in a group allowed to use this server. Ask an administrator.",
-                "您的目录账号不在允许使用本服务器的组中，请联系管理员。",
-            ));
+            return Err(errors::ldap_not_allowed());
         }
         Err(LdapError::Tls(error)) => {
             tracing::error!(%error, "TLS with the LDAP directory failed");
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "ldap_tls",
-                "The TLS connection to the company directory failed (most often: its certificate is not trusted). An administrator can set its CA certificate in Admin → Sign-in.",
-                "与企业目录的 TLS 连接失败（通常是其证书不受信任）。管理员可在“管理 → 登录设置”中配置其 CA 证书。",
-            ));
+            return Err(errors::ldap_tls());
         }
         Err(LdapError::Unavailable(error)) => {
             tracing::error!(%error, "the LDAP directory is unavailable");
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "ldap_unreachable",
-                "The company directory could not be reached. Try again in a minute.",
-                "无法连接企业目录，请稍后重试。",
-            ));
+            return Err(errors::ldap_unreachable());
         }
     };
     let user = svc.directory_account(&person).await?;
     if user.status != UserStatus::Active {
-        return Err(super::auth::account_disabled());
+        return Err(errors::account_disabled());
     }
     tracing::info!(user_id = %user.id, role = %user.role, "signed in with the company directory");
     if user.has_second_factor() {

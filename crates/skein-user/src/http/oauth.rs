@@ -26,6 +26,7 @@ use skein_core::{ApiError, ApiResult};
 use skein_db::DbError;
 use utoipa::ToSchema;
 
+use crate::errors;
 use crate::model::UserRow;
 use crate::model::UserStatus;
 use crate::oauth::{
@@ -372,7 +373,7 @@ pub async fn callback(
 ) -> ApiResult<Response> {
     let provider = svc.enabled_provider(&slug).await?;
     let Some(browser) = browser_cookie(&headers) else {
-        return Err(state_invalid());
+        return Err(errors::state_invalid());
     };
     let now = now_ms();
     let Some(started) = oauth_store::claim_state(
@@ -385,7 +386,7 @@ pub async fn callback(
     .await?
     else {
         tracing::warn!(provider = %slug, client_ip = %ip, "OAuth callback with an unknown, used, expired or other-browser state");
-        return Err(state_invalid());
+        return Err(errors::state_invalid());
     };
     if req.error.is_some() || req.code.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::bad_request(
@@ -404,7 +405,7 @@ pub async fn callback(
     };
     let identity = svc.oauth.identify(&provider, &attempt, &code).await?;
     if identity.subject.is_empty() {
-        return Err(crate::oauth::token_rejected("no subject"));
+        return Err(errors::token_rejected("no subject"));
     }
     if let Some(user_id) = started.link_user_id {
         let linked = svc.link_identity(&provider, &user_id, &identity).await?;
@@ -431,18 +432,13 @@ pub async fn callback(
         },
     };
     if user.status != UserStatus::Active {
-        return Err(super::auth::account_disabled());
+        return Err(errors::account_disabled());
     }
     if svc.sign_in().methods.verified_email_for_login
         && user.role == Role::User
         && user.email_verified_at.is_none()
     {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "email_not_verified",
-            "Verify your email address first: open the link we mailed you, or ask for a new one.",
-            "请先验证邮箱：打开我们发送给您的邮件中的链接，或重新申请验证邮件。",
-        ));
+        return Err(errors::email_not_verified());
     }
     tracing::info!(user_id = %user.id, provider = %slug, "signed in with a provider");
     // The provider proves who the person is there; a second factor set up here still applies.
@@ -746,7 +742,7 @@ impl UserService {
         let mut tx = self.db.begin_write().await?;
         let row = match oauth_store::identity(&mut *tx, &provider.slug, &identity.subject).await? {
             Some(found) if found.user_id == user_id => found,
-            Some(_) => return Err(identity_taken()),
+            Some(_) => return Err(errors::identity_taken()),
             None => {
                 let row = IdentityRow {
                     id: new_id(),
@@ -762,7 +758,7 @@ impl UserService {
                     .await
                     .map_err(|e| {
                         if store::is_conflict(&e) {
-                            identity_taken()
+                            errors::identity_taken()
                         } else {
                             e.into()
                         }
@@ -811,22 +807,12 @@ impl UserService {
         lang: Lang,
     ) -> ApiResult<UserRow> {
         if self.needs_setup().await? {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "setup_required",
-                "This server has no account yet. Create the first (root) account with the setup token before signing in with a provider.",
-                "本服务器还没有账号。请先用安装令牌创建第一个（root）账号，再使用第三方登录。",
-            ));
+            return Err(errors::setup_required_for_provider());
         }
         // The mode an administrator set last, on any instance (see `settings.rs`).
         let mode = self.system.current().registration_mode;
         if mode == RegistrationMode::Closed {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "registration_closed",
-                "Registration is closed on this server, and this sign-in is not linked to an account. Ask an administrator for an account, then link the provider in your personal centre.",
-                "本站已关闭注册，且该第三方账号未关联任何本站账号。请联系管理员开通账号，再在个人中心关联。",
-            ));
+            return Err(errors::registration_closed_for_provider());
         }
         // Only an address the provider verified is taken over into the new account.
         let email = identity
@@ -835,12 +821,7 @@ impl UserService {
             .filter(|_| identity.email_verified)
             .and_then(|e| validate::email(e).ok());
         if self.sign_in().methods.verified_email_for_login && email.is_none() {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "email_not_verified",
-                "This server needs a verified email address, and the provider gave none. Register with an email address instead.",
-                "本服务器要求已验证的邮箱地址，但第三方登录服务未提供。请改用邮箱注册。",
-            ));
+            return Err(errors::email_not_verified_for_provider());
         }
         // A password nobody knows: the hash keeps every password path uniform, and
         // `password_login = 0` tells the account has no usable password.
@@ -868,24 +849,10 @@ impl UserService {
             Some(code) => Some(
                 store::use_invite_code(&mut *tx, code, now)
                     .await?
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            "invalid_invite_code",
-                            "The invite code is unknown, used up, expired or disabled.",
-                            "邀请码无效、已用完、已过期或已停用。",
-                        )
-                        .with_details(serde_json::json!({ "field": "invite_code" }))
-                    })?,
+                    .ok_or_else(errors::invalid_invite_code)?,
             ),
             None if mode == RegistrationMode::InviteOnly => {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invite_code_required",
-                    "An invite code is required to register. Enter it on the sign-in page, then choose the provider again.",
-                    "注册需要邀请码。请在登录页填写邀请码后，再次选择第三方登录。",
-                )
-                .with_details(serde_json::json!({ "field": "invite_code" })));
+                return Err(errors::invite_code_required_for_provider());
             }
             None => None,
         };
@@ -928,7 +895,7 @@ impl UserService {
             .await
             .map_err(|e| {
                 if store::is_conflict(&e) {
-                    identity_taken()
+                    errors::identity_taken()
                 } else {
                     e.into()
                 }
@@ -1007,14 +974,7 @@ fn trimmed(value: Option<String>) -> Option<String> {
 }
 
 fn check_provider(config: &ProviderConfig) -> ApiResult<()> {
-    config.check().map_err(|reason| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_provider",
-            format!("The provider's settings cannot work: {reason}."),
-            format!("登录方式的设置无法使用：{reason}。"),
-        )
-    })
+    config.check().map_err(errors::invalid_provider)
 }
 
 fn refuse_config_provider(svc: &UserService, slug: &str) -> ApiResult<()> {
@@ -1026,20 +986,4 @@ fn refuse_config_provider(svc: &UserService, slug: &str) -> ApiResult<()> {
         ));
     }
     Ok(())
-}
-
-fn state_invalid() -> ApiError {
-    ApiError::bad_request(
-        "oauth_state_invalid",
-        "This sign-in is unknown, was used already, has expired, or was started in another browser. Start again.",
-        "该登录请求无效、已被使用、已过期，或是在其他浏览器中发起的。请重新开始。",
-    )
-}
-
-fn identity_taken() -> ApiError {
-    ApiError::conflict(
-        "oauth_identity_taken",
-        "This provider account is already linked to another account here.",
-        "该第三方账号已关联到本站的其他账号。",
-    )
 }

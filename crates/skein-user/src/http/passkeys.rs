@@ -22,6 +22,7 @@ use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
 
 use crate::UserService;
+use crate::errors;
 use crate::model::UserStatus;
 use crate::passkey::{self, PasskeyError, RelyingParty, b64, unb64};
 use crate::store::accounts;
@@ -356,7 +357,7 @@ pub async fn add_passkey(
     let rp = svc.relying_party()?;
     let invalid = |e: PasskeyError| {
         tracing::warn!(user_id = %user.user_id, reason = e.0, "passkey registration refused");
-        passkey_invalid(StatusCode::UNPROCESSABLE_ENTITY, e)
+        errors::passkey_invalid(StatusCode::UNPROCESSABLE_ENTITY, e)
     };
     let name = match req.name.as_deref().map(str::trim) {
         None | Some("") => "Passkey".to_string(),
@@ -497,13 +498,13 @@ pub async fn passkey_login(
         .await?;
     let user = svc.user_row(&row.user_id).await?;
     if user.status != UserStatus::Active {
-        return Err(super::auth::account_disabled());
+        return Err(errors::account_disabled());
     }
     if svc.sign_in().methods.verified_email_for_login
         && user.role == Role::User
         && user.email_verified_at.is_none()
     {
-        return Err(super::auth::email_not_verified());
+        return Err(errors::email_not_verified());
     }
     tracing::info!(user_id = %user.id, passkey_id = %row.id, user_verified = assertion.user_verified, client_ip = %ip, "signed in with a passkey");
     if !assertion.user_verified && user.totp_enabled > 0 {
@@ -529,7 +530,7 @@ pub async fn second_factor_options(
     let Some(user_id) =
         accounts::claim_challenge_attempt(svc.db.pool(), &login_hash, now_ms(), 5).await?
     else {
-        return Err(super::twofactor::invalid_challenge());
+        return Err(errors::invalid_challenge());
     };
     let keys = passkey_store::of_user(svc.db.pool(), &user_id).await?;
     if keys.is_empty() {
@@ -566,11 +567,11 @@ pub async fn second_factor_passkey(
         .check_assertion(&req.credential, "second_factor", Some(&login_hash))
         .await?;
     if !accounts::use_challenge(svc.db.pool(), &login_hash, now_ms()).await? {
-        return Err(super::twofactor::invalid_challenge());
+        return Err(errors::invalid_challenge());
     }
     let user = svc.user_row(&row.user_id).await?;
     if user.status != UserStatus::Active {
-        return Err(super::auth::account_disabled());
+        return Err(errors::account_disabled());
     }
     svc.finish_login(user, &headers, ip).await
 }
@@ -581,12 +582,7 @@ impl UserService {
         if self.sign_in().methods.passkeys {
             Ok(())
         } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "passkeys_disabled",
-                "Passkeys are turned off on this server.",
-                "本服务器已关闭通行密钥。",
-            ))
+            Err(errors::passkeys_disabled())
         }
     }
 
@@ -640,7 +636,7 @@ impl UserService {
         let rp = self.relying_party()?;
         let invalid = |e: PasskeyError| {
             tracing::warn!(reason = e.0, purpose, "passkey sign-in refused");
-            passkey_invalid(StatusCode::UNAUTHORIZED, e)
+            errors::passkey_invalid(StatusCode::UNAUTHORIZED, e)
         };
         if cred.kind != "public-key" {
             return Err(invalid(PasskeyError("not a public-key credential")));
@@ -688,7 +684,7 @@ impl UserService {
             passkey::check_assertion(&auth_data, &client_data, &signature, &key, stored, &rp)
                 .map_err(|e| {
                     tracing::warn!(passkey_id = %row.id, user_id = %row.user_id, reason = e.0, "passkey assertion refused");
-                    passkey_invalid(StatusCode::UNAUTHORIZED, e)
+                    errors::passkey_invalid(StatusCode::UNAUTHORIZED, e)
                 })?;
         if let Some(handle) = &cred.response.user_handle
             && !handle.is_empty()
@@ -750,14 +746,4 @@ fn request_options(
             allow_credentials: allow,
         },
     }
-}
-
-fn passkey_invalid(status: StatusCode, e: PasskeyError) -> ApiError {
-    ApiError::new(
-        status,
-        "passkey_invalid",
-        "The passkey could not be verified. Try again, or sign in another way.",
-        "通行密钥验证失败，请重试或使用其他方式登录。",
-    )
-    .with_details(serde_json::json!({ "reason": e.0 }))
 }

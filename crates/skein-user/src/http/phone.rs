@@ -27,6 +27,7 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use super::TokenResponse;
+use crate::errors;
 use crate::model::Profile;
 use crate::model::UserStatus;
 use crate::sms::Phone;
@@ -173,17 +174,17 @@ pub async fn phone_login(
             .await;
     };
     if !phone_store::use_code(svc.db.pool(), &code.id, now_ms()).await? {
-        return Err(invalid_code());
+        return Err(errors::invalid_code());
     }
     if user.status != UserStatus::Active {
-        return Err(super::auth::account_disabled());
+        return Err(errors::account_disabled());
     }
     // The same rule as a password sign-in: a code proves the number, not the address.
     if svc.sign_in().methods.verified_email_for_login
         && user.role == Role::User
         && user.email_verified_at.is_none()
     {
-        return Err(super::auth::email_not_verified());
+        return Err(errors::email_not_verified());
     }
     tracing::info!(user_id = %user.id, "signed in with an SMS code");
     if user.has_second_factor() {
@@ -244,24 +245,24 @@ pub async fn bind_phone(
         .await?;
     // A code asked for by another account binds nothing here.
     if code.user_id.as_deref() != Some(user.user_id.as_str()) {
-        return Err(invalid_code());
+        return Err(errors::invalid_code());
     }
     let now = now_ms();
     let mut tx = svc.db.begin_write().await?;
     if !phone_store::use_code(&mut *tx, &code.id, now).await? {
-        return Err(invalid_code());
+        return Err(errors::invalid_code());
     }
     // The person proved they hold the number, so saying it is taken reveals nothing new.
     if let Some(other) = phone_store::user_by_phone(&mut *tx, phone.e164()).await?
         && other.id != user.user_id
     {
-        return Err(phone_taken());
+        return Err(errors::phone_taken());
     }
     phone_store::set_phone(&mut *tx, &user.user_id, Some(phone.e164()), now)
         .await
         .map_err(|e| {
             if store::is_conflict(&e) {
-                phone_taken()
+                errors::phone_taken()
             } else {
                 e.into()
             }
@@ -307,14 +308,7 @@ pub async fn unbind_phone(
 impl UserService {
     /// 503 when no SMS provider is configured.
     fn require_sms(&self) -> ApiResult<Arc<dyn crate::sms::SmsProvider>> {
-        self.sms_provider().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "sms_unavailable",
-                "This server does not send SMS codes. Sign in another way, or ask an administrator.",
-                "本服务器未配置短信验证码，请使用其他方式登录或联系管理员。",
-            )
-        })
+        self.sms_provider().ok_or_else(errors::sms_unavailable)
     }
 
     /// Checks the limits, stores a new code and sends it.
@@ -340,7 +334,7 @@ impl UserService {
             && !probe.allowed
         {
             let wait = probe.retry_after.unwrap_or(Duration::from_secs(1));
-            return Err(code_sent_recently(wait));
+            return Err(errors::code_sent_recently(wait));
         }
         self.limit_ip("sms", ip, limits.sms_codes_per_ip_per_hour)
             .await?;
@@ -352,7 +346,7 @@ impl UserService {
         .await
         .map_err(|wait| {
             tracing::warn!(phone = %phone.masked(), client_ip = %ip, "SMS codes per number used up");
-            too_many_codes(wait)
+            errors::too_many_codes(wait)
         })?;
         let _ = throttle::charge(self.limiter.as_ref(), &gap_key, gap).await;
 
@@ -387,13 +381,7 @@ impl UserService {
         if queued.is_err() {
             phone_store::void_code(self.db.pool(), &id, now_ms()).await?;
             tracing::error!(provider = provider.name(), phone = %phone.masked(), "SMS queue full; code not queued");
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "sms_busy",
-                "Too many codes are waiting to be sent. Try again in a minute, or sign in another way.",
-                "待发送的短信验证码过多，请稍后重试或使用其他方式登录。",
-            )
-            .with_retry_after(60));
+            return Err(errors::sms_busy());
         }
         tracing::info!(provider = provider.name(), phone = %phone.masked(), purpose = purpose.as_str(), "SMS code queued");
         Ok(CodeSent {
@@ -415,21 +403,21 @@ impl UserService {
     ) -> ApiResult<CodeRow> {
         let typed = typed.trim();
         if typed.len() != 6 || !typed.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid_code());
+            return Err(errors::invalid_code());
         }
         let now = now_ms();
         let Some(code) =
             phone_store::live_code(self.db.pool(), phone.e164(), purpose.as_str(), now).await?
         else {
-            return Err(invalid_code());
+            return Err(errors::invalid_code());
         };
         if !phone_store::take_attempt(self.db.pool(), &code.id, now).await? {
-            return Err(invalid_code());
+            return Err(errors::invalid_code());
         }
         let digest = self.code_digest(&code.id, phone, typed);
         if !bool::from(digest.as_bytes().ct_eq(code.code_hash.as_bytes())) {
             tracing::warn!(phone = %phone.masked(), "wrong SMS code");
-            return Err(invalid_code());
+            return Err(errors::invalid_code());
         }
         Ok(code)
     }
@@ -452,30 +440,15 @@ impl UserService {
         ip: std::net::IpAddr,
     ) -> ApiResult<Response> {
         if self.needs_setup().await? {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "setup_required",
-                "This server has no account yet. Create the first (root) account with the setup token before signing up by phone.",
-                "本服务器还没有账号。请先用安装令牌创建第一个（root）账号，再使用手机号注册。",
-            ));
+            return Err(errors::setup_required_for_phone());
         }
         // The live registration mode (Admin → System), as for password and provider sign-up.
         let mode = self.system.current().registration_mode;
         if mode == RegistrationMode::Closed {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "registration_closed",
-                "Registration is closed on this server, and no account has this number. Ask an administrator for an account, then bind the number in your personal centre.",
-                "本站已关闭注册，且没有账号绑定该手机号。请联系管理员开通账号，再在个人中心绑定手机号。",
-            ));
+            return Err(errors::registration_closed_for_phone());
         }
         if self.sign_in().methods.verified_email_for_login {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "email_not_verified",
-                "This server needs a verified email address to sign in. Register with an email address, then bind your number.",
-                "本服务器要求已验证的邮箱才能登录。请先用邮箱注册，再绑定手机号。",
-            ));
+            return Err(errors::email_not_verified_for_phone());
         }
         let invite_code = req
             .invite_code
@@ -483,7 +456,7 @@ impl UserService {
             .map(str::trim)
             .filter(|c| !c.is_empty());
         if invite_code.is_none() && mode == RegistrationMode::InviteOnly {
-            return Err(invite_required());
+            return Err(errors::invite_code_required());
         }
         let tail = &phone.e164()[phone.e164().len().saturating_sub(4)..];
         let display_name = match req.display_name.as_deref().filter(|n| !n.trim().is_empty()) {
@@ -500,21 +473,13 @@ impl UserService {
         let id = new_id();
         let mut tx = self.db.begin_write().await?;
         if !phone_store::use_code(&mut *tx, &code.id, now).await? {
-            return Err(invalid_code());
+            return Err(errors::invalid_code());
         }
         let invite = match invite_code {
             Some(code) => Some(
                 store::use_invite_code(&mut *tx, code, now)
                     .await?
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            "invalid_invite_code",
-                            "The invite code is unknown, used up, expired or disabled.",
-                            "邀请码无效、已用完、已过期或已停用。",
-                        )
-                        .with_details(serde_json::json!({ "field": "invite_code" }))
-                    })?,
+                    .ok_or_else(errors::invalid_invite_code)?,
             ),
             None => None,
         };
@@ -537,7 +502,7 @@ impl UserService {
             .await
             .map_err(|e| {
                 if store::is_conflict(&e) {
-                    phone_taken()
+                    errors::phone_taken()
                 } else {
                     e.into()
                 }
@@ -570,58 +535,4 @@ impl UserService {
 fn new_code() -> String {
     use rand::Rng;
     format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
-}
-
-fn invalid_code() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_code",
-        "The code is wrong, used or expired. Check it, or ask for a new one.",
-        "验证码错误、已使用或已过期，请核对或重新获取。",
-    )
-    .with_details(serde_json::json!({ "field": "code" }))
-}
-
-fn phone_taken() -> ApiError {
-    ApiError::conflict(
-        "phone_taken",
-        "Another account has this phone number. Sign in to it with a code, or remove the number there first.",
-        "该手机号已绑定其他账号。请用验证码登录该账号，或先在该账号中解绑。",
-    )
-}
-
-fn invite_required() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invite_code_required",
-        "An invite code is required to register.",
-        "注册需要邀请码。",
-    )
-    .with_details(serde_json::json!({ "field": "invite_code" }))
-}
-
-fn secs(wait: Duration) -> u64 {
-    wait.as_secs_f64().ceil().max(1.0) as u64
-}
-
-fn code_sent_recently(wait: Duration) -> ApiError {
-    let wait = secs(wait);
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "code_sent_recently",
-        format!("A code was just sent to this number. Ask for another in {wait} s."),
-        format!("验证码刚刚已发送到该号码，请在 {wait} 秒后再试。"),
-    )
-    .with_retry_after(wait)
-}
-
-fn too_many_codes(wait: Duration) -> ApiError {
-    let wait = secs(wait);
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_codes",
-        format!("Too many codes were sent to this number. Try again in {wait} s."),
-        format!("该号码获取验证码次数过多，请在 {wait} 秒后再试。"),
-    )
-    .with_retry_after(wait)
 }

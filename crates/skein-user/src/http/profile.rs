@@ -11,6 +11,7 @@ use skein_core::ids::now_ms;
 use skein_core::{ApiError, ApiResult};
 use utoipa::ToSchema;
 
+use crate::errors;
 use crate::model::Profile;
 use crate::{UserService, store, validate};
 
@@ -133,13 +134,7 @@ pub async fn change_password(
                 .retry_after
                 .map_or(1, |d| d.as_secs_f64().ceil() as u64)
                 .max(1);
-            return Err(ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "password_change_limited",
-                format!("Too many password changes. Try again in {wait} s."),
-                format!("修改密码过于频繁，请在 {wait} 秒后重试。"),
-            )
-            .with_retry_after(wait));
+            return Err(errors::password_change_limited(wait));
         }
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "password limiter unavailable"),
@@ -156,13 +151,7 @@ pub async fn change_password(
             .verify(req.current_password, Some(row.password_hash))
             .await?
     {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "wrong_password",
-            "The current password is wrong.",
-            "当前密码错误。",
-        )
-        .with_details(serde_json::json!({ "field": "current_password" })));
+        return Err(errors::password_change_wrong_current());
     }
     let revoked = svc
         .replace_password(

@@ -19,6 +19,7 @@ use skein_db::DbError;
 use utoipa::ToSchema;
 
 use super::TokenResponse;
+use crate::errors;
 use crate::model::UserStatus;
 use crate::model::{Profile, UserRow};
 use crate::store::{self, accounts};
@@ -143,7 +144,7 @@ pub async fn setup(
     let sealed = svc.seal_totp_secret(&row.id, &secret)?;
     let mut tx = svc.db.begin_write().await?;
     if !accounts::begin_totp(&mut tx, &row.id, &sealed, now_ms()).await? {
-        return Err(already_on());
+        return Err(errors::already_on());
     }
     tx.commit().await.map_err(DbError::from)?;
     let account = row
@@ -176,20 +177,20 @@ pub async fn enable(
         return Err(ApiError::not_found("Two-factor set-up", "两步验证设置"));
     };
     if row.enabled_at.is_some() {
-        return Err(already_on());
+        return Err(errors::already_on());
     }
     svc.charge_code_attempt(&user.user_id).await?;
     let now = now_ms();
     let step = totp::verify(&row.secret, &req.code, now / 1000, row.last_step);
     let Some(step) = step else {
-        return Err(wrong_code());
+        return Err(errors::wrong_code());
     };
     svc.forgive_code_attempts(&user.user_id).await;
     let codes = totp::new_recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_hash(c)).collect();
     let mut tx = svc.db.begin_write().await?;
     if !accounts::accept_totp_step(&mut *tx, &user.user_id, step, Some(now)).await? {
-        return Err(wrong_code());
+        return Err(errors::wrong_code());
     }
     accounts::replace_recovery_codes(&mut tx, &user.user_id, &hashes).await?;
     tx.commit().await.map_err(DbError::from)?;
@@ -221,7 +222,7 @@ pub async fn disable(
     }
     svc.check_password(&row, req.password).await?;
     if !svc.second_factor(&row.id, &req.code).await? {
-        return Err(wrong_code());
+        return Err(errors::wrong_code());
     }
     let mut tx = svc.db.begin_write().await?;
     accounts::delete_totp(&mut tx, &row.id).await?;
@@ -253,17 +254,17 @@ pub async fn login_second_factor(
     let Some(user_id) =
         accounts::claim_challenge_attempt(svc.db.pool(), &challenge_hash, now, 5).await?
     else {
-        return Err(invalid_challenge());
+        return Err(errors::invalid_challenge());
     };
     if !svc.second_factor(&user_id, &req.code).await? {
-        return Err(wrong_code());
+        return Err(errors::wrong_code());
     }
     if !accounts::use_challenge(svc.db.pool(), &challenge_hash, now_ms()).await? {
-        return Err(invalid_challenge());
+        return Err(errors::invalid_challenge());
     }
     let user = svc.user_row(&user_id).await?;
     if user.status != UserStatus::Active {
-        return Err(super::auth::account_disabled());
+        return Err(errors::account_disabled());
     }
     svc.finish_login(user, &headers, ip).await
 }
@@ -278,12 +279,7 @@ impl UserService {
         if ok {
             Ok(())
         } else {
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "wrong_password",
-                "The password is wrong.",
-                "密码错误。",
-            ))
+            Err(errors::wrong_password())
         }
     }
 
@@ -336,13 +332,7 @@ impl UserService {
                 let wait = decision.retry_after.unwrap_or(Duration::from_secs(60));
                 let secs = wait.as_secs().max(1);
                 tracing::warn!(%user_id, "two-factor codes refused after repeated wrong codes");
-                Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_wrong_codes",
-                    format!("Too many wrong codes. Try again in {secs} s."),
-                    format!("验证码错误次数过多，请在 {secs} 秒后重试。"),
-                )
-                .with_retry_after(secs))
+                Err(errors::too_many_wrong_codes(secs))
             }
             Ok(_) => Ok(()),
             Err(error) => {
@@ -415,31 +405,4 @@ impl UserService {
         })
         .into_response())
     }
-}
-
-fn already_on() -> ApiError {
-    ApiError::conflict(
-        "two_factor_already_enabled",
-        "Two-factor sign-in is on already. Turn it off first to set it up again.",
-        "两步验证已开启。如需重新设置，请先关闭。",
-    )
-}
-
-fn wrong_code() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "wrong_code",
-        "The code is wrong or was used already.",
-        "验证码错误或已被使用。",
-    )
-    .with_details(serde_json::json!({ "field": "code" }))
-}
-
-pub(crate) fn invalid_challenge() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "invalid_challenge",
-        "This sign-in step is unknown, used or expired. Sign in again.",
-        "登录步骤无效、已被使用或已过期，请重新登录。",
-    )
 }

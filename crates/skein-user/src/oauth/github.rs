@@ -5,7 +5,8 @@
 use serde::Deserialize;
 use skein_core::ApiError;
 
-use super::{Attempt, ExternalIdentity, OAuthClient, Provider, provider_error, with_query};
+use super::{Attempt, ExternalIdentity, OAuthClient, Provider, with_query};
+use crate::errors;
 
 const AUTHORIZE_URL: &str = "https://github.com/login/oauth/authorize";
 const TOKEN_URL: &str = "https://github.com/login/oauth/access_token";
@@ -88,7 +89,7 @@ pub(super) async fn identify(
     let access = match (token.access_token, token.error) {
         (Some(access), None) => access,
         (_, error) => {
-            return Err(provider_error(
+            return Err(errors::provider_error(
                 "token",
                 &format!("GitHub refused the code ({})", error.unwrap_or_default()),
             ));

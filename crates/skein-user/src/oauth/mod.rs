@@ -15,7 +15,6 @@ mod wechat;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
@@ -24,6 +23,8 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use skein_core::ApiError;
 use skein_core::secret::Secret;
+
+use crate::errors;
 
 pub use config::{OAuthConfig, ProviderConfig, ProviderKind};
 
@@ -180,7 +181,7 @@ impl OAuthClient {
             let code = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from));
-            return Err(provider_error(
+            return Err(errors::provider_error(
                 what,
                 &format!(
                     "HTTP {}{}",
@@ -190,7 +191,7 @@ impl OAuthClient {
             ));
         }
         serde_json::from_slice(&body)
-            .map_err(|e| provider_error(what, &format!("unexpected answer: {e}")))
+            .map_err(|e| errors::provider_error(what, &format!("unexpected answer: {e}")))
     }
 
     async fn fetch(
@@ -201,20 +202,20 @@ impl OAuthClient {
         let response = request
             .send()
             .await
-            .map_err(|e| provider_error(what, &describe(&e)))?;
+            .map_err(|e| errors::provider_error(what, &describe(&e)))?;
         let status = response.status();
         if response
             .content_length()
             .is_some_and(|len| len > MAX_BODY_BYTES as u64)
         {
-            return Err(provider_error(what, "answer too large"));
+            return Err(errors::provider_error(what, "answer too large"));
         }
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| provider_error(what, &describe(&e)))?;
+            let chunk = chunk.map_err(|e| errors::provider_error(what, &describe(&e)))?;
             if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(provider_error(what, "answer too large"));
+                return Err(errors::provider_error(what, "answer too large"));
             }
             body.extend_from_slice(&chunk);
         }
@@ -266,34 +267,10 @@ pub fn valid_slug(slug: &str) -> Result<(), ApiError> {
     }
 }
 
-/// 502: the provider could not be reached or answered something unusable.
-pub(crate) fn provider_error(what: &str, reason: &str) -> ApiError {
-    tracing::warn!(step = what, %reason, "OAuth provider call failed");
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "oauth_provider_error",
-        "The sign-in service did not answer as expected. Try again later.",
-        "第三方登录服务未按预期响应，请稍后重试。",
-    )
-    .with_details(serde_json::json!({ "step": what, "reason": reason }))
-}
-
-/// 401: what the provider handed back does not prove who signed in (a bad ID token).
-pub(crate) fn token_rejected(reason: &str) -> ApiError {
-    tracing::warn!(%reason, "OAuth sign-in refused");
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "oauth_token_invalid",
-        "The sign-in service's answer could not be verified. Start again.",
-        "无法验证第三方登录服务的应答，请重新开始。",
-    )
-    .with_details(serde_json::json!({ "reason": reason }))
-}
-
 /// Adds query parameters to a configured URL.
 fn with_query(base: &str, params: &[(&str, &str)]) -> Result<reqwest::Url, ApiError> {
     let mut url = reqwest::Url::parse(base)
-        .map_err(|_| provider_error("configuration", "an endpoint is not a valid URL"))?;
+        .map_err(|_| errors::provider_error("configuration", "an endpoint is not a valid URL"))?;
     url.query_pairs_mut().extend_pairs(params);
     Ok(url)
 }

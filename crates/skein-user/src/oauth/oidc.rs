@@ -12,10 +12,8 @@ use serde::Deserialize;
 use skein_core::ApiError;
 use subtle::ConstantTimeEq;
 
-use super::{
-    Attempt, ExternalIdentity, OAuthClient, Provider, ProviderKind, provider_error, token_rejected,
-    with_query,
-};
+use super::{Attempt, ExternalIdentity, OAuthClient, Provider, ProviderKind, with_query};
+use crate::errors;
 
 /// The parts of `/.well-known/openid-configuration` we use.
 #[derive(Debug, Deserialize)]
@@ -83,7 +81,7 @@ impl OAuthClient {
     pub(super) async fn discover(&self, provider: &Provider) -> Result<Arc<Discovery>, ApiError> {
         let issuer = provider
             .issuer()
-            .ok_or_else(|| provider_error("discovery", "no issuer configured"))?;
+            .ok_or_else(|| errors::provider_error("discovery", "no issuer configured"))?;
         if let Some(found) = self.discovery.get(&issuer) {
             return Ok(found);
         }
@@ -93,7 +91,7 @@ impl OAuthClient {
             // Microsoft's multi-tenant documents name a template issuer.
             || (provider.config.kind == ProviderKind::Microsoft && doc.issuer.contains("{tenantid}"));
         if !same_issuer {
-            return Err(provider_error(
+            return Err(errors::provider_error(
                 "discovery",
                 "the discovery document names another issuer",
             ));
@@ -104,7 +102,7 @@ impl OAuthClient {
             &doc.jwks_uri,
         ] {
             if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-                return Err(provider_error(
+                return Err(errors::provider_error(
                     "discovery",
                     "an endpoint is not an http(s) URL",
                 ));
@@ -145,13 +143,13 @@ impl OAuthClient {
                     .key_algorithm
                     .is_none_or(|a| format!("{a:?}") == format!("{alg:?}"));
                 if !key_alg_ok {
-                    return Err(token_rejected("the key is for another algorithm"));
+                    return Err(errors::token_rejected("the key is for another algorithm"));
                 }
                 return DecodingKey::from_jwk(jwk)
-                    .map_err(|_| token_rejected("the issuer's key cannot be read"));
+                    .map_err(|_| errors::token_rejected("the issuer's key cannot be read"));
             }
         }
-        Err(token_rejected(
+        Err(errors::token_rejected(
             "the token's signing key is not in the issuer's key set",
         ))
     }
@@ -219,7 +217,7 @@ pub(super) async fn identify(
     let answer: TokenAnswer = client.json(request, "token").await?;
     let id_token = answer
         .id_token
-        .ok_or_else(|| token_rejected("the token endpoint gave no ID token"))?;
+        .ok_or_else(|| errors::token_rejected("the token endpoint gave no ID token"))?;
     let claims = validate_id_token(client, provider, &discovery, &id_token, attempt.nonce).await?;
     let verified = |v: &Option<serde_json::Value>| match v {
         Some(serde_json::Value::Bool(b)) => *b,
@@ -265,9 +263,9 @@ async fn validate_id_token(
     nonce: &str,
 ) -> Result<IdClaims, ApiError> {
     let header = jsonwebtoken::decode_header(id_token)
-        .map_err(|_| token_rejected("the ID token is not a JWT"))?;
+        .map_err(|_| errors::token_rejected("the ID token is not a JWT"))?;
     if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
-        return Err(token_rejected(
+        return Err(errors::token_rejected(
             "the ID token is signed with an algorithm we do not accept",
         ));
     }
@@ -280,7 +278,7 @@ async fn validate_id_token(
     validation.leeway = 60;
     let data = jsonwebtoken::decode::<IdClaims>(id_token, &key, &validation).map_err(|e| {
         use jsonwebtoken::errors::ErrorKind;
-        token_rejected(match e.kind() {
+        errors::token_rejected(match e.kind() {
             ErrorKind::InvalidAudience => "the ID token is for another audience",
             ErrorKind::ExpiredSignature => "the ID token has expired",
             ErrorKind::InvalidSignature => "the ID token's signature is wrong",
@@ -296,20 +294,26 @@ async fn validate_id_token(
         _ => discovery.issuer.clone(),
     };
     if trim_slash(&claims.iss) != trim_slash(&expected_issuer) {
-        return Err(token_rejected("the ID token is from another issuer"));
+        return Err(errors::token_rejected(
+            "the ID token is from another issuer",
+        ));
     }
     // With several audiences, the token must say it was issued to us (OIDC Core 3.1.3.7).
     if claims.aud.as_array().is_some_and(|a| a.len() > 1)
         && claims.azp.as_deref() != Some(provider.config.client_id.as_str())
     {
-        return Err(token_rejected("the ID token is for another audience"));
+        return Err(errors::token_rejected(
+            "the ID token is for another audience",
+        ));
     }
     let nonce_ok = claims
         .nonce
         .as_deref()
         .is_some_and(|n| bool::from(n.as_bytes().ct_eq(nonce.as_bytes())));
     if !nonce_ok {
-        return Err(token_rejected("the ID token's nonce is not this sign-in's"));
+        return Err(errors::token_rejected(
+            "the ID token's nonce is not this sign-in's",
+        ));
     }
     Ok(claims)
 }

@@ -7,7 +7,8 @@
 use serde::Deserialize;
 use skein_core::ApiError;
 
-use super::{Attempt, ExternalIdentity, OAuthClient, Provider, provider_error, with_query};
+use super::{Attempt, ExternalIdentity, OAuthClient, Provider, with_query};
+use crate::errors;
 
 const AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/qrconnect";
 const API_URL: &str = "https://api.weixin.qq.com";
@@ -91,7 +92,7 @@ pub(super) async fn identify(
     let (access, openid) = match (token.access_token, token.openid, token.errcode) {
         (Some(access), Some(openid), None | Some(0)) => (access, openid),
         (_, _, code) => {
-            return Err(provider_error(
+            return Err(errors::provider_error(
                 "token",
                 &format!(
                     "WeChat refused the code (errcode {})",
@@ -110,7 +111,7 @@ pub(super) async fn identify(
     )?;
     let user: WechatUser = client.json(client.http.get(url), "userinfo").await?;
     if user.errcode.is_some_and(|c| c != 0) || user.openid.as_deref() != Some(openid.as_str()) {
-        return Err(provider_error(
+        return Err(errors::provider_error(
             "userinfo",
             "WeChat did not describe the signed-in user",
         ));

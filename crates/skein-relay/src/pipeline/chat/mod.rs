@@ -25,11 +25,12 @@ use skein_core::{ApiError, ApiResult};
 
 use super::Caller;
 use super::Reply;
-use super::attempt::{Attempted, Dispatch, attempt, refused_error};
+use super::attempt::{Attempted, Dispatch, attempt};
 use super::bill::{HoldAmount, Meter, held};
 use super::plan::{Plan, plan_for};
 use crate::RelayService;
 use crate::channels::{ChannelKind, LiveChannel};
+use crate::errors;
 use crate::estimate;
 use crate::upstream;
 use crate::vendor::{self, Attempt};
@@ -414,7 +415,7 @@ impl Job {
                 let adapter = vendor::adapter(channel.kind);
                 if format == Format::Events {
                     let body = adapter.error_to_openai(body);
-                    return Err(refused_error(
+                    return Err(errors::refused_error(
                         status,
                         &body,
                         "The model's provider refused the request",

@@ -3,10 +3,11 @@
 use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
 use serde_json::Value;
-use skein_core::{ApiError, ApiResult};
+use skein_core::ApiResult;
 
 use super::Format;
 use super::stream::Bill;
+use crate::errors;
 use crate::pipeline::Reply;
 use crate::pipeline::SpawnInSpan;
 use crate::pipeline::input::usage_in;
@@ -59,12 +60,7 @@ pub(super) async fn relay_whole(
             };
             tracing::warn!(%error, "upstream body broke off");
             bill.settle(tokens, "error", None).await;
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "The upstream answer broke off.",
-                "上游响应中断。",
-            ));
+            return Err(errors::broken_off());
         }
     };
     // An OpenAI answer for an OpenAI client goes out as the upstream wrote it: only its usage

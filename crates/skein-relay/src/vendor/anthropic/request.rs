@@ -4,15 +4,8 @@
 use serde_json::{Map, Value, json};
 use skein_core::{ApiError, ApiResult};
 
+use crate::errors;
 use crate::vendor::pivot;
-
-fn unsupported(what: &str) -> ApiError {
-    ApiError::bad_request(
-        "unsupported_content",
-        format!("{what} cannot be carried to this model's upstream."),
-        format!("{what} 无法转发到该模型的上游。"),
-    )
-}
 
 /// An Anthropic `/v1/messages` request as an OpenAI chat-completions request.
 pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
@@ -42,7 +35,7 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
                 );
             }
             "service_tier" if value == "auto" => {}
-            _ => return Err(pivot::only_native(field, "Anthropic")),
+            _ => return Err(errors::only_native(field, "Anthropic")),
         }
     }
     out.insert("model".into(), req["model"].clone());
@@ -70,7 +63,7 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
         out.insert("stop".into(), stop.clone());
     }
     if req.get("top_k").is_some_and(|v| !v.is_null()) {
-        return Err(unsupported("top_k"));
+        return Err(errors::unsupported_content("top_k"));
     }
 
     let mut messages = Vec::new();
@@ -120,7 +113,7 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
             .iter()
             .map(|t| {
                 if t.get("type").and_then(Value::as_str).is_some_and(|k| k != "custom") {
-                    return Err(unsupported(&format!("The server tool {}", t["type"])));
+                    return Err(errors::unsupported_content(&format!("The server tool {}", t["type"])));
                 }
                 Ok(json!({"type": "function", "function": {
                     "name": t["name"], "description": t.get("description").cloned().unwrap_or(Value::Null),
@@ -135,7 +128,7 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
             Some("any") => json!("required"),
             Some("none") => json!("none"),
             Some("tool") => json!({"type": "function", "function": {"name": choice["name"]}}),
-            _ => return Err(unsupported("This tool_choice")),
+            _ => return Err(errors::unsupported_content("This tool_choice")),
         };
         out.insert("tool_choice".into(), mapped);
         if choice["disable_parallel_tool_use"].as_bool() == Some(true) {
@@ -154,7 +147,7 @@ fn image_url(block: &Value) -> ApiResult<Value> {
             source["data"].as_str().unwrap_or("")
         ),
         Some("url") => source["url"].as_str().unwrap_or("").to_string(),
-        _ => return Err(unsupported("This image source")),
+        _ => return Err(errors::unsupported_content("This image source")),
     };
     Ok(json!({"type": "image_url", "image_url": {"url": url}}))
 }
@@ -182,8 +175,8 @@ fn user_blocks(blocks: &[Value], messages: &mut Vec<Value>) -> ApiResult<()> {
                 };
                 messages.push(json!({"role": "tool", "tool_call_id": block["tool_use_id"], "content": content}));
             }
-            Some(other) => return Err(unsupported(&format!("A {other} block"))),
-            None => return Err(unsupported("A block without a type")),
+            Some(other) => return Err(errors::unsupported_content(&format!("A {other} block"))),
+            None => return Err(errors::unsupported_content("A block without a type")),
         }
     }
     if !parts.is_empty() {
@@ -203,8 +196,8 @@ fn assistant_blocks(blocks: &[Value]) -> ApiResult<Value> {
             // Earlier turns' reasoning belongs to the vendor that produced it; no other
             // upstream accepts it back, and it does not change what the next turn means.
             Some("thinking" | "redacted_thinking") => {}
-            Some(other) => return Err(unsupported(&format!("A {other} block"))),
-            None => return Err(unsupported("A block without a type")),
+            Some(other) => return Err(errors::unsupported_content(&format!("A {other} block"))),
+            None => return Err(errors::unsupported_content("A block without a type")),
         }
     }
     let mut message = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
@@ -224,7 +217,7 @@ pub const DEFAULT_MAX_TOKENS: i64 = 4096;
 const UPSTREAM: &str = "anthropic";
 
 fn carry(field: &str) -> ApiError {
-    pivot::cannot_carry(field, UPSTREAM)
+    errors::cannot_carry(field, UPSTREAM)
 }
 
 /// An OpenAI image part as an Anthropic image block (base64 from a `data:` URL, else by URL).

@@ -22,6 +22,7 @@ use skein_core::ApiResult;
 use super::openai::{PassThrough, azure, ids};
 use super::{Attempt, KEY_REJECTED, StreamDecoder, Upstream, classify, pivot};
 use crate::channels::{ChannelKind, LiveChannel};
+use crate::errors;
 
 /// One OpenAI-compatible vendor's differences from OpenAI.
 #[derive(Debug, Clone, Copy)]
@@ -221,7 +222,7 @@ impl Profile {
         let effort = match fields.get("reasoning_effort") {
             Some(Value::String(effort)) => Some(effort.clone()),
             Some(Value::Null) | None => None,
-            Some(_) => return Err(pivot::cannot_carry("reasoning_effort", self.vendor)),
+            Some(_) => return Err(errors::cannot_carry("reasoning_effort", self.vendor)),
         };
         if self.thinking == Thinking::ReasoningSplit {
             fields.entry("reasoning_split").or_insert(Value::Bool(true));
@@ -231,7 +232,7 @@ impl Profile {
         };
         fields.remove("reasoning_effort");
         let budget = pivot::budget_for_effort(&effort)
-            .ok_or_else(|| pivot::cannot_carry("reasoning_effort", self.vendor))?;
+            .ok_or_else(|| errors::cannot_carry("reasoning_effort", self.vendor))?;
         let on = budget > 0;
         // A switch the client set in the vendor's own terms wins over the effort.
         match self.thinking {
@@ -275,7 +276,7 @@ impl Profile {
         if allowed {
             Ok(())
         } else {
-            Err(pivot::cannot_carry("tool_choice", self.vendor))
+            Err(errors::cannot_carry("tool_choice", self.vendor))
         }
     }
 

@@ -13,6 +13,8 @@ use futures::StreamExt;
 use serde_json::Value;
 use skein_core::{ApiError, ApiResult};
 
+use crate::errors;
+
 /// How remote images may be fetched for upstreams that need them inline.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImagePolicy {
@@ -26,24 +28,6 @@ pub const MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_IMAGES: usize = 16;
 /// Redirects followed per image.
 const MAX_REDIRECTS: usize = 3;
-
-fn not_allowed(url: &str, why: &str) -> ApiError {
-    ApiError::bad_request(
-        "image_url_not_allowed",
-        format!("The image URL {url} cannot be fetched: {why}."),
-        format!("无法获取图片地址 {url}：{why}。"),
-    )
-    .with_details(serde_json::json!({ "field": "image_url" }))
-}
-
-fn unreachable(url: &str, why: &str) -> ApiError {
-    ApiError::bad_request(
-        "image_url_unreachable",
-        format!("The image at {url} could not be fetched: {why}."),
-        format!("无法获取图片 {url}：{why}。"),
-    )
-    .with_details(serde_json::json!({ "field": "image_url" }))
-}
 
 /// Whether an address is on the public internet (the only kind a client may make us fetch).
 pub fn is_public(ip: IpAddr) -> bool {
@@ -90,11 +74,14 @@ pub fn is_public(ip: IpAddr) -> bool {
 async fn checked_address(url: &reqwest::Url, policy: ImagePolicy) -> ApiResult<SocketAddr> {
     let raw = url.as_str();
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(not_allowed(raw, "only http and https URLs can be fetched"));
+        return Err(errors::image_url_not_allowed(
+            raw,
+            "only http and https URLs can be fetched",
+        ));
     }
     let host = url
         .host_str()
-        .ok_or_else(|| not_allowed(raw, "it has no host"))?;
+        .ok_or_else(|| errors::image_url_not_allowed(raw, "it has no host"))?;
     let port = url.port_or_known_default().unwrap_or(443);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
@@ -104,15 +91,15 @@ async fn checked_address(url: &reqwest::Url, policy: ImagePolicy) -> ApiResult<S
             tokio::net::lookup_host((host, port)),
         )
         .await
-        .map_err(|_| unreachable(raw, "its host did not resolve in time"))?
-        .map_err(|_| unreachable(raw, "its host does not resolve"))?
+        .map_err(|_| errors::image_url_unreachable(raw, "its host did not resolve in time"))?
+        .map_err(|_| errors::image_url_unreachable(raw, "its host does not resolve"))?
         .collect(),
     };
     let first = *addresses
         .first()
-        .ok_or_else(|| unreachable(raw, "its host does not resolve"))?;
+        .ok_or_else(|| errors::image_url_unreachable(raw, "its host does not resolve"))?;
     if !policy.allow_private && addresses.iter().any(|a| !is_public(a.ip())) {
-        return Err(not_allowed(
+        return Err(errors::image_url_not_allowed(
             raw,
             "its host is a private, loopback or link-local address",
         ));
@@ -122,7 +109,8 @@ async fn checked_address(url: &reqwest::Url, policy: ImagePolicy) -> ApiResult<S
 
 /// Fetches one image as a `data:` URL.
 pub async fn fetch_data_url(raw: &str, policy: ImagePolicy) -> ApiResult<String> {
-    let mut url = reqwest::Url::parse(raw).map_err(|_| not_allowed(raw, "it is not a URL"))?;
+    let mut url = reqwest::Url::parse(raw)
+        .map_err(|_| errors::image_url_not_allowed(raw, "it is not a URL"))?;
     for _ in 0..=MAX_REDIRECTS {
         let address = checked_address(&url, policy).await?;
         let host = url.host_str().unwrap_or("").to_string();
@@ -139,19 +127,19 @@ pub async fn fetch_data_url(raw: &str, policy: ImagePolicy) -> ApiResult<String>
             .get(url.clone())
             .send()
             .await
-            .map_err(|_| unreachable(raw, "the connection failed"))?;
+            .map_err(|_| errors::image_url_unreachable(raw, "the connection failed"))?;
         if resp.status().is_redirection() {
             let next = resp
                 .headers()
                 .get("location")
                 .and_then(|l| l.to_str().ok())
                 .and_then(|l| url.join(l).ok())
-                .ok_or_else(|| unreachable(raw, "it redirects nowhere"))?;
+                .ok_or_else(|| errors::image_url_unreachable(raw, "it redirects nowhere"))?;
             url = next;
             continue;
         }
         if !resp.status().is_success() {
-            return Err(unreachable(
+            return Err(errors::image_url_unreachable(
                 raw,
                 &format!("it answered {}", resp.status().as_u16()),
             ));
@@ -164,27 +152,37 @@ pub async fn fetch_data_url(raw: &str, policy: ImagePolicy) -> ApiResult<String>
             .map(|v| v.trim().to_ascii_lowercase())
             .unwrap_or_default();
         if !mime.starts_with("image/") {
-            return Err(unreachable(raw, "it is not an image"));
+            return Err(errors::image_url_unreachable(raw, "it is not an image"));
         }
         if resp
             .content_length()
             .is_some_and(|n| n > MAX_IMAGE_BYTES as u64)
         {
-            return Err(unreachable(raw, "it is larger than 10 MB"));
+            return Err(errors::image_url_unreachable(
+                raw,
+                "it is larger than 10 MB",
+            ));
         }
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|_| unreachable(raw, "the download broke off"))?;
+            let chunk =
+                chunk.map_err(|_| errors::image_url_unreachable(raw, "the download broke off"))?;
             if body.len() + chunk.len() > MAX_IMAGE_BYTES {
-                return Err(unreachable(raw, "it is larger than 10 MB"));
+                return Err(errors::image_url_unreachable(
+                    raw,
+                    "it is larger than 10 MB",
+                ));
             }
             body.extend_from_slice(&chunk);
         }
         let data = base64::engine::general_purpose::STANDARD.encode(&body);
         return Ok(format!("data:{mime};base64,{data}"));
     }
-    Err(unreachable(raw, "it redirects too many times"))
+    Err(errors::image_url_unreachable(
+        raw,
+        "it redirects too many times",
+    ))
 }
 
 /// The request with every remote `image_url` replaced by the fetched image as a `data:` URL.

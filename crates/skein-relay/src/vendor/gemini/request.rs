@@ -7,15 +7,8 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 use skein_core::{ApiError, ApiResult};
 
+use crate::errors;
 use crate::vendor::pivot;
-
-fn unsupported(what: &str) -> ApiError {
-    ApiError::bad_request(
-        "unsupported_content",
-        format!("{what} cannot be carried to this model's upstream."),
-        format!("{what} 无法转发到该模型的上游。"),
-    )
-}
 
 /// A Gemini request for `model` as an OpenAI chat-completions request.
 pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Value> {
@@ -39,11 +32,11 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
                     (Some("ANY"), Some([name])) => {
                         json!({"type": "function", "function": {"name": name}})
                     }
-                    _ => return Err(pivot::only_native("toolConfig", "Gemini")),
+                    _ => return Err(errors::only_native("toolConfig", "Gemini")),
                 };
                 out.insert("tool_choice".into(), choice);
             }
-            _ => return Err(pivot::only_native(field, "Gemini")),
+            _ => return Err(errors::only_native(field, "Gemini")),
         }
     }
     let config = &req["generationConfig"];
@@ -85,7 +78,7 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
                 );
             }
             _ => {
-                return Err(pivot::only_native(
+                return Err(errors::only_native(
                     &format!("generationConfig.{field}"),
                     "Gemini",
                 ));
@@ -107,7 +100,7 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
         .and_then(Value::as_i64)
         .is_some_and(|n| n > 1)
     {
-        return Err(unsupported("More than one candidate"));
+        return Err(errors::unsupported_content("More than one candidate"));
     }
     if stream {
         out.insert("stream".into(), json!(true));
@@ -148,7 +141,9 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
                         calls.push(json!({"id": id, "type": "function",
                             "function": {"name": name, "arguments": call.get("args").cloned().unwrap_or(json!({})).to_string()}}));
                     } else {
-                        return Err(unsupported("A model part other than text or functionCall"));
+                        return Err(errors::unsupported_content(
+                            "A model part other than text or functionCall",
+                        ));
                     }
                 }
                 let mut message = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
@@ -170,7 +165,9 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
                             .or_else(|| inline["mime_type"].as_str())
                             .unwrap_or("image/png");
                         if !mime.starts_with("image/") {
-                            return Err(unsupported(&format!("Inline data of type {mime}")));
+                            return Err(errors::unsupported_content(&format!(
+                                "Inline data of type {mime}"
+                            )));
                         }
                         let url = format!(
                             "data:{mime};base64,{}",
@@ -185,7 +182,7 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
                         let id = id.unwrap_or_else(|| format!("call_{name}"));
                         messages.push(json!({"role": "tool", "tool_call_id": id, "content": resp["response"].to_string()}));
                     } else {
-                        return Err(unsupported(
+                        return Err(errors::unsupported_content(
                             "A part other than text, inlineData or functionResponse",
                         ));
                     }
@@ -194,7 +191,7 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
                     messages.push(json!({"role": "user", "content": user_parts}));
                 }
             }
-            other => return Err(unsupported(&format!("The role {other}"))),
+            other => return Err(errors::unsupported_content(&format!("The role {other}"))),
         }
     }
     out.insert("messages".into(), Value::Array(messages));
@@ -205,7 +202,9 @@ pub fn request_to_openai(req: &Value, model: &str, stream: bool) -> ApiResult<Va
             .as_array()
             .or_else(|| tool["function_declarations"].as_array())
         else {
-            return Err(unsupported("A tool other than function declarations"));
+            return Err(errors::unsupported_content(
+                "A tool other than function declarations",
+            ));
         };
         for f in declarations {
             // `parametersJsonSchema` is JSON Schema already; `parameters` is Gemini's OpenAPI
@@ -274,7 +273,7 @@ fn json_schema_of(schema: &Value) -> Value {
 const UPSTREAM: &str = "gemini";
 
 fn carry(field: &str) -> ApiError {
-    pivot::cannot_carry(field, UPSTREAM)
+    errors::cannot_carry(field, UPSTREAM)
 }
 
 /// The Gemini parts of an OpenAI user or system content. Image URLs must already be `data:`

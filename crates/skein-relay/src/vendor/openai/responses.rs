@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 use skein_core::{ApiError, ApiResult};
 
+use crate::errors;
 use crate::vendor::pivot;
 
 /// Top-level request fields this conversion reads; any other is refused by name, so a client
@@ -39,52 +40,10 @@ const KNOWN: &[&str] = &[
     "service_tier",
 ];
 
-/// A 400 `invalid_request` about one field of a Responses request.
-fn invalid(field: &str, en: &str, zh: &str) -> ApiError {
-    ApiError::bad_request(
-        "invalid_request",
-        format!("{field}: {en}"),
-        format!("{field}：{zh}"),
-    )
-    .with_details(json!({ "field": field }))
-}
-
-/// A 400 for what needs responses kept on the server, which this relay does not keep.
-fn not_stored(field: &str) -> ApiError {
-    ApiError::bad_request(
-        "responses_not_stored",
-        format!("{field} needs responses stored on the server, and this server does not store them. Send the whole conversation in input instead (and leave store unset or false)."),
-        format!("{field} 需要服务器保存响应，而本服务器不保存响应。请在 input 中发送完整对话（store 不设置或设为 false）。"),
-    )
-    .with_details(json!({ "field": field }))
-}
-
-/// A 400 naming a built-in tool type the relay cannot run.
-fn unsupported_tool(kind: &str) -> ApiError {
-    ApiError::bad_request(
-        "unsupported_tool",
-        format!(
-            "The built-in tool {kind} is not available here; only function tools are supported."
-        ),
-        format!("此处不支持内置工具 {kind}，只支持 function 类型的工具。"),
-    )
-    .with_details(json!({ "tool": kind }))
-}
-
-/// A 400 naming an input item or content part type that cannot be carried.
-fn unsupported_item(what: &str) -> ApiError {
-    ApiError::bad_request(
-        "unsupported_content",
-        format!("Input of type {what} is not supported here."),
-        format!("此处不支持类型为 {what} 的输入。"),
-    )
-    .with_details(json!({ "type": what }))
-}
-
 /// Converts a Responses request to the pivot (an OpenAI chat-completions request).
 pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
     let obj = req.as_object().ok_or_else(|| {
-        invalid(
+        errors::invalid_responses_field(
             "body",
             "the request must be a JSON object.",
             "请求必须是 JSON 对象。",
@@ -102,16 +61,16 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
         .get("previous_response_id")
         .is_some_and(|v| !v.is_null())
     {
-        return Err(not_stored("previous_response_id"));
+        return Err(errors::not_stored("previous_response_id"));
     }
     if obj.get("conversation").is_some_and(|v| !v.is_null()) {
-        return Err(not_stored("conversation"));
+        return Err(errors::not_stored("conversation"));
     }
     if obj.get("store").and_then(Value::as_bool) == Some(true) {
-        return Err(not_stored("store"));
+        return Err(errors::not_stored("store"));
     }
     if obj.get("background").and_then(Value::as_bool) == Some(true) {
-        return Err(not_stored("background"));
+        return Err(errors::not_stored("background"));
     }
     let mut out = Map::new();
     if let Some(model) = obj.get("model") {
@@ -124,7 +83,7 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
             messages.push(json!({"role": "system", "content": text}));
         }
         Some(_) => {
-            return Err(invalid(
+            return Err(errors::invalid_responses_field(
                 "instructions",
                 "must be a string.",
                 "必须是字符串。",
@@ -139,7 +98,7 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
             }
         }
         _ => {
-            return Err(invalid(
+            return Err(errors::invalid_responses_field(
                 "input",
                 "must be a string or an array of input items.",
                 "必须是字符串或输入项数组。",
@@ -147,13 +106,17 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
         }
     }
     if messages.is_empty() {
-        return Err(invalid("input", "must not be empty.", "不能为空。"));
+        return Err(errors::invalid_responses_field(
+            "input",
+            "must not be empty.",
+            "不能为空。",
+        ));
     }
     out.insert("messages".into(), Value::Array(messages));
     if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
-        let tools = tools
-            .as_array()
-            .ok_or_else(|| invalid("tools", "must be an array.", "必须是数组。"))?;
+        let tools = tools.as_array().ok_or_else(|| {
+            errors::invalid_responses_field("tools", "must be an array.", "必须是数组。")
+        })?;
         let converted = tools.iter().map(tool).collect::<ApiResult<Vec<_>>>()?;
         if !converted.is_empty() {
             out.insert("tools".into(), Value::Array(converted));
@@ -164,7 +127,7 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
     }
     if let Some(parallel) = obj.get("parallel_tool_calls").filter(|t| !t.is_null()) {
         if !parallel.is_boolean() {
-            return Err(invalid(
+            return Err(errors::invalid_responses_field(
                 "parallel_tool_calls",
                 "must be true or false.",
                 "必须是 true 或 false。",
@@ -174,7 +137,7 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
     }
     if let Some(max) = obj.get("max_output_tokens").filter(|t| !t.is_null()) {
         let n = max.as_i64().filter(|n| *n > 0).ok_or_else(|| {
-            invalid(
+            errors::invalid_responses_field(
                 "max_output_tokens",
                 "must be a positive integer.",
                 "必须是正整数。",
@@ -196,7 +159,11 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
     for field in ["temperature", "top_p"] {
         if let Some(v) = obj.get(field).filter(|t| !t.is_null()) {
             if !v.is_number() {
-                return Err(invalid(field, "must be a number.", "必须是数字。"));
+                return Err(errors::invalid_responses_field(
+                    field,
+                    "must be a number.",
+                    "必须是数字。",
+                ));
             }
             out.insert(field.into(), v.clone());
         }
@@ -210,7 +177,7 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
             .as_str()
             .filter(|e| pivot::budget_for_effort(e).is_some())
             .ok_or_else(|| {
-                invalid(
+                errors::invalid_responses_field(
                     "reasoning.effort",
                     "must be one of none, minimal, low, medium, high.",
                     "必须是 none、minimal、low、medium、high 之一。",
@@ -238,7 +205,7 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
     }
     if let Some(stream) = obj.get("stream").filter(|t| !t.is_null()) {
         if !stream.is_boolean() {
-            return Err(invalid(
+            return Err(errors::invalid_responses_field(
                 "stream",
                 "must be true or false.",
                 "必须是 true 或 false。",
@@ -266,7 +233,7 @@ fn input_item(item: &Value, i: usize, messages: &mut Vec<Value>) -> ApiResult<()
                 Some(r @ ("user" | "assistant" | "system")) => r,
                 Some("developer") => "system",
                 _ => {
-                    return Err(invalid(
+                    return Err(errors::invalid_responses_field(
                         &format!("{field}.role"),
                         "must be user, assistant, system or developer.",
                         "必须是 user、assistant、system 或 developer。",
@@ -279,7 +246,7 @@ fn input_item(item: &Value, i: usize, messages: &mut Vec<Value>) -> ApiResult<()
         "function_call" => {
             let (Some(call_id), Some(name)) = (item["call_id"].as_str(), item["name"].as_str())
             else {
-                return Err(invalid(
+                return Err(errors::invalid_responses_field(
                     &field,
                     "a function_call needs call_id and name.",
                     "function_call 需要 call_id 和 name。",
@@ -303,7 +270,7 @@ fn input_item(item: &Value, i: usize, messages: &mut Vec<Value>) -> ApiResult<()
         }
         "function_call_output" => {
             let Some(call_id) = item["call_id"].as_str() else {
-                return Err(invalid(
+                return Err(errors::invalid_responses_field(
                     &field,
                     "a function_call_output needs call_id.",
                     "function_call_output 需要 call_id。",
@@ -317,12 +284,12 @@ fn input_item(item: &Value, i: usize, messages: &mut Vec<Value>) -> ApiResult<()
                         Some("input_text" | "output_text") => {
                             Ok(p["text"].as_str().unwrap_or("").to_string())
                         }
-                        other => Err(unsupported_item(other.unwrap_or("unknown"))),
+                        other => Err(errors::unsupported_item(other.unwrap_or("unknown"))),
                     })
                     .collect::<ApiResult<Vec<_>>>()?
                     .join("\n"),
                 _ => {
-                    return Err(invalid(
+                    return Err(errors::invalid_responses_field(
                         &format!("{field}.output"),
                         "must be a string.",
                         "必须是字符串。",
@@ -334,15 +301,15 @@ fn input_item(item: &Value, i: usize, messages: &mut Vec<Value>) -> ApiResult<()
         // Reasoning a model wrote earlier: chat completions has no place to send it back, and
         // its encrypted form only means something to the model that wrote it.
         "reasoning" => {}
-        "item_reference" => return Err(not_stored("item_reference")),
+        "item_reference" => return Err(errors::not_stored("item_reference")),
         "" => {
-            return Err(invalid(
+            return Err(errors::invalid_responses_field(
                 &field,
                 "every input item needs a type (or a role for a message).",
                 "每个输入项都需要 type（消息需要 role）。",
             ));
         }
-        other => return Err(unsupported_item(other)),
+        other => return Err(errors::unsupported_item(other)),
     }
     Ok(())
 }
@@ -368,7 +335,7 @@ fn message_content(content: &Value, role: &str, field: &str) -> ApiResult<Value>
                     Some("input_image") if role == "user" => {
                         let Some(url) = part["image_url"].as_str() else {
                             // A file id needs the OpenAI Files API behind it.
-                            return Err(unsupported_item("input_image with file_id"));
+                            return Err(errors::unsupported_item("input_image with file_id"));
                         };
                         let mut image = json!({"url": url});
                         if let Some(detail) = part["detail"].as_str() {
@@ -376,9 +343,9 @@ fn message_content(content: &Value, role: &str, field: &str) -> ApiResult<Value>
                         }
                         out.push(json!({"type": "image_url", "image_url": image}));
                     }
-                    Some(other) => return Err(unsupported_item(other)),
+                    Some(other) => return Err(errors::unsupported_item(other)),
                     None => {
-                        return Err(invalid(
+                        return Err(errors::invalid_responses_field(
                             &format!("{field}.content"),
                             "every content part needs a type.",
                             "每个内容部分都需要 type。",
@@ -395,7 +362,7 @@ fn message_content(content: &Value, role: &str, field: &str) -> ApiResult<Value>
             }
             Ok(Value::Array(out))
         }
-        _ => Err(invalid(
+        _ => Err(errors::invalid_responses_field(
             &format!("{field}.content"),
             "must be a string or an array of content parts.",
             "必须是字符串或内容部分数组。",
@@ -411,7 +378,7 @@ fn tool(tool: &Value) -> ApiResult<Value> {
                 .as_str()
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| {
-                    invalid(
+                    errors::invalid_responses_field(
                         "tools",
                         "a function tool needs a name.",
                         "function 工具需要 name。",
@@ -425,8 +392,8 @@ fn tool(tool: &Value) -> ApiResult<Value> {
             }
             Ok(json!({"type": "function", "function": function}))
         }
-        Some(other) => Err(unsupported_tool(other)),
-        None => Err(invalid(
+        Some(other) => Err(errors::unsupported_tool(other)),
+        None => Err(errors::invalid_responses_field(
             "tools",
             "every tool needs a type.",
             "每个工具都需要 type。",
@@ -442,7 +409,7 @@ fn tool_choice(choice: &Value) -> ApiResult<Value> {
         }
         Value::Object(_) if choice["type"] == "function" => {
             let name = choice["name"].as_str().ok_or_else(|| {
-                invalid(
+                errors::invalid_responses_field(
                     "tool_choice",
                     "a function choice needs a name.",
                     "function 选择需要 name。",
@@ -450,10 +417,10 @@ fn tool_choice(choice: &Value) -> ApiResult<Value> {
             })?;
             Ok(json!({"type": "function", "function": {"name": name}}))
         }
-        Value::Object(_) => Err(unsupported_tool(
+        Value::Object(_) => Err(errors::unsupported_tool(
             choice["type"].as_str().unwrap_or("unknown"),
         )),
-        _ => Err(invalid(
+        _ => Err(errors::invalid_responses_field(
             "tool_choice",
             "must be auto, none, required or a function.",
             "必须是 auto、none、required 或指定的 function。",
@@ -469,7 +436,7 @@ fn response_format(format: &Value) -> ApiResult<Option<Value>> {
         Some("json_schema") => {
             let name = format["name"].as_str().unwrap_or("response");
             let Some(schema) = format.get("schema").filter(|s| s.is_object()) else {
-                return Err(invalid(
+                return Err(errors::invalid_responses_field(
                     "text.format.schema",
                     "a json_schema format needs a schema object.",
                     "json_schema 格式需要 schema 对象。",
@@ -483,7 +450,7 @@ fn response_format(format: &Value) -> ApiResult<Option<Value>> {
             }
             Ok(Some(json!({"type": "json_schema", "json_schema": inner})))
         }
-        _ => Err(invalid(
+        _ => Err(errors::invalid_responses_field(
             "text.format.type",
             "must be text, json_object or json_schema.",
             "必须是 text、json_object 或 json_schema。",
