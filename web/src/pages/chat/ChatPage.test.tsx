@@ -9,6 +9,7 @@ import { ChatPage } from './ChatPage';
 import { acceptTokens, clearSession } from '../../lib/auth';
 import { setLang } from '../../lib/settings';
 import type { ChatMessage } from '../../lib/types';
+import { chatMessage } from '../../test/chat';
 
 interface Call {
   method: string;
@@ -19,24 +20,8 @@ interface Call {
 
 const cursorOf = (c: Call) => new URLSearchParams(c.query).get('cursor');
 
-function message(id: string, parent: string | null, role: 'user' | 'assistant', content: string, siblings = [id], status: ChatMessage['status'] = 'done'): ChatMessage {
-  return {
-    id,
-    parent_id: parent,
-    role,
-    content,
-    reasoning: null,
-    status,
-    model: role === 'assistant' ? 'gpt-test' : null,
-    error: null,
-    images: [],
-    sibling_ids: siblings,
-    sibling_index: siblings.indexOf(id),
-    sibling_count: siblings.length,
-    usage: null,
-    created_at: '2026-11-26T00:00:00Z',
-  };
-}
+const message = (id: string, parent: string | null, role: 'user' | 'assistant', content: string, siblings = [id], status: ChatMessage['status'] = 'done') =>
+  chatMessage(id, parent, role, content, { siblings, status });
 
 const conversation = (id: string) => ({
   id,

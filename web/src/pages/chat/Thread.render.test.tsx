@@ -6,6 +6,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { MemoryRouter, Route, Routes } from 'react-router-dom';
 import { ChatPage } from './ChatPage';
 import { acceptTokens, clearSession } from '../../lib/auth';
+import { chatMessage } from '../../test/chat';
 
 const renders = vi.hoisted(() => ({ count: 0 }));
 
@@ -22,22 +23,7 @@ vi.mock('./MessageItem', async (importOriginal) => {
 
 const json = (data: unknown) => new Response(JSON.stringify(data), { headers: { 'content-type': 'application/json' } });
 
-const message = (id: string, parent: string | null, role: 'user' | 'assistant', content: string) => ({
-  id,
-  parent_id: parent,
-  role,
-  content,
-  reasoning: null,
-  status: 'done',
-  model: role === 'assistant' ? 'gpt-test' : null,
-  error: null,
-  images: [],
-  sibling_ids: [id],
-  sibling_index: 0,
-  sibling_count: 1,
-  usage: null,
-  created_at: '2026-11-26T00:00:00Z',
-});
+const message = (id: string, parent: string | null, role: 'user' | 'assistant', content: string) => chatMessage(id, parent, role, content);
 
 beforeEach(() => {
   renders.count = 0;

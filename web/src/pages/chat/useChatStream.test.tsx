@@ -7,6 +7,7 @@ import type { ReactNode } from 'react';
 import { useChatStream, type ChatStreamEvents } from './useChatStream';
 import { acceptTokens, clearSession } from '../../lib/auth';
 import type { ChatMessage } from '../../lib/types';
+import { chatMessage } from '../../test/chat';
 
 interface Call {
   method: string;
@@ -14,24 +15,8 @@ interface Call {
   body: unknown;
 }
 
-function message(id: string, parent: string | null, role: 'user' | 'assistant', content: string, status: ChatMessage['status'] = 'done'): ChatMessage {
-  return {
-    id,
-    parent_id: parent,
-    role,
-    content,
-    reasoning: null,
-    status,
-    model: role === 'assistant' ? 'gpt-test' : null,
-    error: null,
-    images: [],
-    sibling_ids: [id],
-    sibling_index: 0,
-    sibling_count: 1,
-    usage: null,
-    created_at: '2026-12-01T00:00:00Z',
-  };
-}
+const message = (id: string, parent: string | null, role: 'user' | 'assistant', content: string, status: ChatMessage['status'] = 'done') =>
+  chatMessage(id, parent, role, content, { status });
 
 /** An SSE response whose frames the test pushes one at a time. */
 function sseResponse() {
