@@ -64,7 +64,7 @@ export const tabGroups: Array<{ key: MessageKey; tabs: Array<{ to: string; key: 
 
 const tabs = tabGroups.flatMap((g) => g.tabs);
 
-/** The sections as a grouped list beside the page on wide screens (fifteen tabs do not fit
+/** The sections as a grouped list beside the page on wide screens (sixteen tabs do not fit
  * in one row). */
 function AdminNav() {
   const t = useT();
