@@ -215,6 +215,31 @@ fn parse<T: DeserializeOwned>(name: &str, value: Value) -> Result<T, String> {
     serde_json::from_value(value).map_err(|e| format!("the stored {name} is unreadable: {e}"))
 }
 
+/// Each configured provider's whole section (secrets included, so a rotated key counts as
+/// a change) as comparable text; kept in memory only, never logged.
+fn fingerprints(c: &PaymentConfig) -> std::collections::BTreeMap<&'static str, String> {
+    fn one<T: serde::Serialize>(section: &T, secrets: Vec<(&'static str, &str)>) -> String {
+        format!(
+            "{}{secrets:?}",
+            serde_json::to_string(section).unwrap_or_default()
+        )
+    }
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(s) = &c.epay {
+        out.insert("epay", one(s, epay_secrets(s)));
+    }
+    if let Some(s) = &c.stripe {
+        out.insert("stripe", one(s, stripe_secrets(s)));
+    }
+    if let Some(s) = &c.alipay {
+        out.insert("alipay", one(s, alipay_secrets(s)));
+    }
+    if let Some(s) = &c.wechat {
+        out.insert("wechat", one(s, wechat_secrets(s)));
+    }
+    out
+}
+
 /// `file` with the stored `rows` over it; `stale` is set when a secret should be sealed
 /// again. Unknown names (a newer build's) are skipped.
 pub(crate) fn overlay(
@@ -316,9 +341,14 @@ impl BillingService {
             self.config.cny_per_usd,
         );
         let previous = self.any_payments();
+        // Only a provider whose section changed is retired: one left as it was answers for
+        // its orders as the provider in effect, and asking it twice would double every query.
+        let before = fingerprints(&self.payment_settings.effective().config);
+        let after = fingerprints(&effective.config);
         next.retired = previous
             .providers()
             .iter()
+            .filter(|p| before.get(&p.name().as_str()) != after.get(&p.name().as_str()))
             .chain(previous.retired.iter())
             .take(RETIRED_KEPT)
             .cloned()
@@ -486,6 +516,21 @@ mod tests {
         );
         assert_eq!(stored.len(), 2);
         assert!(!stale);
+    }
+
+    #[test]
+    fn a_rotated_secret_changes_the_fingerprint_and_nothing_else_does() {
+        let with = |key: &str| PaymentConfig {
+            epay: Some(epay(key)),
+            ..PaymentConfig::default()
+        };
+        assert_eq!(fingerprints(&with("a")), fingerprints(&with("a")));
+        assert_ne!(fingerprints(&with("a")), fingerprints(&with("b")));
+        let other = PaymentConfig {
+            min_amount: 500,
+            ..with("a")
+        };
+        assert_eq!(fingerprints(&other), fingerprints(&with("a")));
     }
 
     #[test]
