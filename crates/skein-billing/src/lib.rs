@@ -6,7 +6,7 @@
 //!
 //! **Architecture Invariant:** only this crate touches `billing_accounts`, `ledger_entries`,
 //! `reservations`, `key_quotas`, `usage_records`, `redemption_codes`, `payment_orders`,
-//! `coupons`, `coupon_redemptions`, `invoices` and `invoice_orders`; every change of a balance (and every coupon claim) goes
+//! `coupons`, `coupon_redemptions`, `invoices`, `invoice_orders` and `payment_settings`; every change of a balance (and every coupon claim) goes
 //! through the [`writer`] task, and every balance change inserts its ledger entry in the same
 //! transaction.
 
@@ -57,8 +57,11 @@ pub struct BillingService {
     users: Arc<dyn UserDirectory>,
     /// In-memory holds on SQLite (one writer process); `None` on PostgreSQL.
     holds: Option<memory::Holds>,
-    /// Top-up through payment providers, when configured.
-    payments: Option<payment::Payments>,
+    /// Top-up through payment providers: the set in effect, replaced whole when an admin
+    /// changes the payment settings (off while no provider is configured).
+    payments: std::sync::RwLock<Arc<payment::Payments>>,
+    /// The payment settings: the file's with an admin's stored values over them.
+    payment_settings: payment::settings::Live,
     /// The sweeper and the payment reconciliation.
     tasks: BackgroundTasks,
     /// The File service, for invoice PDFs (set once at composition, when files run).
@@ -86,13 +89,12 @@ impl BillingService {
         let service = Arc::new(BillingService {
             holds: (db.backend() == skein_db::Backend::Sqlite)
                 .then(|| memory::Holds::new(config.reservation_ttl_secs.saturating_mul(1000))),
-            payments: config.payment.enabled().then(|| {
-                payment::Payments::new(
-                    config.payment.clone(),
-                    config.quota_per_usd,
-                    config.cny_per_usd,
-                )
-            }),
+            payments: std::sync::RwLock::new(Arc::new(payment::Payments::new(
+                config.payment.clone(),
+                config.quota_per_usd,
+                config.cny_per_usd,
+            ))),
+            payment_settings: payment::settings::Live::new(&config.payment),
             db,
             writer,
             config,
@@ -131,30 +133,44 @@ impl BillingService {
                 |service| async move { service.mail_last_month().await },
             );
         }
-        if let Some(payments) = &service.payments {
-            // Notifications can be lost (a provider that gave up, a restart mid-request):
-            // pending orders are asked about regularly.
-            service.tasks.every(
-                "billing.reconcile_payments",
-                Duration::from_secs(payments.config.reconcile_every_secs),
-                FirstRun::AfterPeriod,
-                &service,
-                |service| async move { service.reconcile().await },
-            );
-            // Subscription periods begin on their own: each instance grants the due ones,
-            // and the conditional move of granted_periods lets only one of them do each.
-            service.tasks.every(
-                "billing.subscriptions",
-                Duration::from_secs(payments.config.subscription_every_secs),
-                FirstRun::Now,
-                &service,
-                |service| async move {
-                    if let Err(error) = service.run_subscriptions().await {
-                        tracing::warn!(%error, "subscription grants failed; tried again next tick");
-                    }
-                },
-            );
-        }
+        // These run whether top-up is on or not: an admin may turn it on (or off) at run time,
+        // and orders and subscriptions made before it was turned off still need them.
+        let payment = &service.config.payment;
+        // Notifications can be lost (a provider that gave up, a restart mid-request):
+        // pending orders are asked about regularly.
+        service.tasks.every(
+            "billing.reconcile_payments",
+            Duration::from_secs(payment.reconcile_every_secs),
+            FirstRun::AfterPeriod,
+            &service,
+            |service| async move { service.reconcile().await },
+        );
+        // Subscription periods begin on their own: each instance grants the due ones,
+        // and the conditional move of granted_periods lets only one of them do each.
+        service.tasks.every(
+            "billing.subscriptions",
+            Duration::from_secs(payment.subscription_every_secs),
+            FirstRun::Now,
+            &service,
+            |service| async move {
+                if let Err(error) = service.run_subscriptions().await {
+                    tracing::warn!(%error, "subscription grants failed; tried again next tick");
+                }
+            },
+        );
+        // The safety net under the bus's notes: stored payment settings are read again
+        // (rebuilt only when a row changed).
+        service.tasks.every(
+            "billing.payment_settings",
+            Duration::from_secs(30),
+            FirstRun::AfterPeriod,
+            &service,
+            |service| async move {
+                if let Err(error) = service.load_payment_settings().await {
+                    tracing::warn!(%error, "could not reload the payment settings");
+                }
+            },
+        );
         service
     }
 

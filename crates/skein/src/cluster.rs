@@ -41,6 +41,9 @@ pub fn join(wiring: &Wiring, bus: &Arc<dyn Bus>) {
     if let Some(settings) = &wiring.remote_settings {
         settings.join_bus(bus.clone());
     }
+    if let Some(billing) = &wiring.billing_service {
+        billing.join_bus(bus.clone());
+    }
     if let Some(relay) = &wiring.relay_service {
         relay.join_bus(bus.clone());
     }

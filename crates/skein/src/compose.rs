@@ -395,6 +395,22 @@ fn billing(w: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Arc<dyn Service>>> {
     Box::pin(async move {
         let users = need(&w.users, ServiceName::Billing, ServiceName::User)?;
         let billing = BillingService::start(w.db.clone(), w.config.billing.clone(), users);
+        // Its stored provider secrets are sealed like the User service's: a key derived from
+        // the relay's, older keys opening until start-up has sealed everything again.
+        billing.use_sealer(skein_core::seal::Sealer::derived(
+            skein_billing::payment::settings::SEAL_LABEL,
+            &crate::relay_secret(&w.config)?,
+            &crate::previous_relay_secrets(&w.config)?,
+        ));
+        billing
+            .seal_stored_payment_secrets()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot seal the stored payment secrets: {e}"))?;
+        // Stored payment settings are in effect before the first order is taken.
+        billing
+            .load_payment_settings()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the payment settings: {e}"))?;
         billing.set_files(w.files.clone());
         if let Some(settings) = &w.settings {
             billing.set_settings(settings.clone());

@@ -84,6 +84,7 @@ export const qk = {
   publicSettings: ['settings', 'public'] as const,
   preferences: ['settings', 'preferences'] as const,
   adminSettings: ['settings', 'admin'] as const,
+  adminPaymentSettings: ['settings', 'payments'] as const,
   adminSignIn: ['settings', 'sign-in'] as const,
   oauthProviders: ['admin', 'oauth-providers'] as const,
   invites: {

@@ -5,6 +5,7 @@ mod coupons;
 pub(crate) mod internal;
 mod invoices;
 mod pay;
+mod payment_settings;
 mod plan_changes;
 mod plans;
 mod refunds;
@@ -53,6 +54,11 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(admin::update_code))
         .routes(routes!(pay::admin_orders))
         .routes(routes!(pay::reconcile_order))
+        .routes(routes!(
+            payment_settings::get_settings,
+            payment_settings::update_settings,
+            payment_settings::reset_settings
+        ))
         .routes(routes!(coupons::create, coupons::list))
         .routes(routes!(coupons::update))
         .routes(routes!(statements::user))

@@ -229,96 +229,257 @@ impl PaymentConfig {
             || self.wechat.is_some()
     }
 
-    /// Checks values that parse but cannot work.
+    /// Checks values that parse but cannot work (the configuration file's check: nothing is
+    /// checked while no provider is configured, as before settings could be stored).
     pub fn validate(&self) -> Result<(), String> {
         if !self.enabled() {
             return Ok(());
         }
-        let Some(url) = &self.public_url else {
-            return Err(
-                "billing.payment.public_url is required when a payment provider is configured"
-                    .into(),
-            );
-        };
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err("billing.payment.public_url must start with http:// or https://".into());
+        match self.problems().into_iter().next() {
+            None => Ok(()),
+            Some(p) => Err(format!("billing.payment.{}: {}", p.field, p.en)),
         }
-        if self.quota_per_unit < 0
-            || self.min_amount < 1
-            || self.max_amount < self.min_amount
-            || self.order_ttl_secs < 1
-            || self.reconcile_every_secs < 1
-        {
-            return Err("billing.payment: quota_per_unit >= 0, 1 <= min_amount <= max_amount, order_ttl_secs and reconcile_every_secs >= 1".into());
+    }
+
+    /// Every value that cannot work, each naming its field (`min_amount`, `epay.key`) in
+    /// English and Chinese: the admin API reports them all at once, the file check the first.
+    /// Unlike [`PaymentConfig::validate`], the amounts and limits are checked with no provider
+    /// too, so a stored value is never one that fails the day a provider is added.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |field: &'static str, en: String, zh: String| {
+            out.push(Problem { field, en, zh });
+        };
+        match &self.public_url {
+            None if self.enabled() => bad(
+                "public_url",
+                "The public address is required when a payment provider is on.".into(),
+                "开启支付渠道时必须填写站点公网地址。".into(),
+            ),
+            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => bad(
+                "public_url",
+                "The public address must start with http:// or https://.".into(),
+                "站点公网地址必须以 http:// 或 https:// 开头。".into(),
+            ),
+            _ => {}
+        }
+        if self.quota_per_unit < 0 {
+            bad(
+                "quota_per_unit",
+                "Quota per unit must be 0 (derived from the exchange rate) or more.".into(),
+                "每单位额度必须为 0（按汇率推算）或更大。".into(),
+            );
+        }
+        if self.min_amount < 1 {
+            bad(
+                "min_amount",
+                "The smallest amount must be at least 1 minor unit.".into(),
+                "最小金额至少为 1 分。".into(),
+            );
+        }
+        if self.max_amount < self.min_amount {
+            bad(
+                "max_amount",
+                "The largest amount must not be below the smallest.".into(),
+                "最大金额不能小于最小金额。".into(),
+            );
+        }
+        if self.order_ttl_secs < 1 {
+            bad(
+                "order_ttl_secs",
+                "An order must live at least 1 second.".into(),
+                "订单有效期至少为 1 秒。".into(),
+            );
+        }
+        if self.reconcile_every_secs < 1 {
+            bad(
+                "reconcile_every_secs",
+                "Reconciliation must run at least every second.".into(),
+                "对账间隔至少为 1 秒。".into(),
+            );
         }
         if !(0..=60).contains(&self.plan_reminder_days) {
-            return Err("billing.payment.plan_reminder_days must be between 0 and 60".into());
+            bad(
+                "plan_reminder_days",
+                "Reminder days must be between 0 and 60.".into(),
+                "到期提醒天数必须在 0 到 60 之间。".into(),
+            );
         }
-        if self.max_pending_orders < 0 || self.subscription_every_secs < 1 {
-            return Err("billing.payment: max_pending_orders >= 0 (0 = no cap) and subscription_every_secs >= 1".into());
+        if self.max_pending_orders < 0 {
+            bad(
+                "max_pending_orders",
+                "The pending-order cap must be 0 (no cap) or more.".into(),
+                "待支付订单上限必须为 0（不限）或更大。".into(),
+            );
+        }
+        if self.subscription_every_secs < 1 {
+            bad(
+                "subscription_every_secs",
+                "Subscriptions must be checked at least every second.".into(),
+                "订阅检查间隔至少为 1 秒。".into(),
+            );
         }
         if self
             .amounts
             .iter()
             .any(|a| *a < self.min_amount || *a > self.max_amount)
         {
-            return Err(
-                "billing.payment.amounts must lie between min_amount and max_amount".into(),
+            bad(
+                "amounts",
+                "Every offered amount must lie between the smallest and the largest amount.".into(),
+                "每个预设金额都必须在最小金额与最大金额之间。".into(),
             );
         }
-        if let Some(epay) = &self.epay
-            && (epay.pid.is_empty() || epay.key.expose().is_empty() || epay.methods.is_empty())
-        {
-            return Err("billing.payment.epay needs url, pid, key and at least one method".into());
+        let cny_only = |name: &str| {
+            (
+                format!("{name} settles in CNY: set the currency to CNY."),
+                format!("{name} 仅以人民币结算：请将币种设为 CNY。"),
+            )
+        };
+        if let Some(epay) = &self.epay {
+            if epay.url.trim().is_empty() {
+                bad(
+                    "epay.url",
+                    "Enter the EPay gateway's address.".into(),
+                    "请填写易支付网关地址。".into(),
+                );
+            }
+            if epay.pid.is_empty() {
+                bad(
+                    "epay.pid",
+                    "Enter the EPay merchant id.".into(),
+                    "请填写易支付商户号。".into(),
+                );
+            }
+            if epay.key.expose().is_empty() {
+                bad(
+                    "epay.key",
+                    "Enter the EPay merchant key.".into(),
+                    "请填写易支付商户密钥。".into(),
+                );
+            }
+            if epay.methods.is_empty() {
+                bad(
+                    "epay.methods",
+                    "Offer at least one EPay method.".into(),
+                    "请至少提供一种易支付付款方式。".into(),
+                );
+            }
+            if self.currency != Currency::Cny {
+                let (en, zh) = cny_only("EPay");
+                bad("currency", en, zh);
+            }
         }
-        if self.epay.is_some() && self.currency != Currency::Cny {
-            return Err(
-                "billing.payment.epay settles in CNY: set billing.payment.currency = \"CNY\""
-                    .into(),
-            );
-        }
-        if let Some(stripe) = &self.stripe
-            && (stripe.secret_key.expose().is_empty() || stripe.webhook_secret.expose().is_empty())
-        {
-            return Err("billing.payment.stripe needs secret_key and webhook_secret".into());
+        if let Some(stripe) = &self.stripe {
+            if stripe.secret_key.expose().is_empty() {
+                bad(
+                    "stripe.secret_key",
+                    "Enter the Stripe secret key.".into(),
+                    "请填写 Stripe 私钥。".into(),
+                );
+            }
+            if stripe.webhook_secret.expose().is_empty() {
+                bad(
+                    "stripe.webhook_secret",
+                    "Enter the Stripe webhook signing secret.".into(),
+                    "请填写 Stripe Webhook 签名密钥。".into(),
+                );
+            }
+            if stripe.tolerance_secs < 1 {
+                bad(
+                    "stripe.tolerance_secs",
+                    "The tolerance must be at least 1 second.".into(),
+                    "时间容差至少为 1 秒。".into(),
+                );
+            }
         }
         if let Some(alipay) = &self.alipay {
             if self.currency != Currency::Cny {
-                return Err(
-                    "billing.payment.alipay settles in CNY: set billing.payment.currency = \"CNY\""
-                        .into(),
+                let (en, zh) = cny_only("Alipay");
+                bad("currency", en, zh);
+            }
+            if alipay.app_id.is_empty() {
+                bad(
+                    "alipay.app_id",
+                    "Enter the Alipay app id.".into(),
+                    "请填写支付宝应用 ID。".into(),
                 );
             }
-            if alipay.app_id.is_empty()
-                || alipay.methods.is_empty()
+            if alipay.methods.is_empty()
                 || alipay
                     .methods
                     .iter()
                     .any(|m| m.as_str() != "page" && m.as_str() != "wap")
             {
-                return Err(
-                    "billing.payment.alipay needs app_id and methods among \"page\" and \"wap\""
-                        .into(),
+                bad(
+                    "alipay.methods",
+                    "Alipay methods must be among \"page\" and \"wap\".".into(),
+                    "支付宝付款方式只能是 \"page\" 和 \"wap\"。".into(),
                 );
             }
-            super::alipay::Alipay::new(alipay.clone(), reqwest::Client::new())?;
+            if let Err(why) = super::alipay::Alipay::new(alipay.clone(), reqwest::Client::new()) {
+                bad(
+                    "alipay.private_key",
+                    format!("The Alipay keys cannot be used: {why}"),
+                    format!("支付宝密钥无法使用：{why}"),
+                );
+            }
         }
         if let Some(wechat) = &self.wechat {
             if self.currency != Currency::Cny {
-                return Err(
-                    "billing.payment.wechat settles in CNY: set billing.payment.currency = \"CNY\""
-                        .into(),
+                let (en, zh) = cny_only("WeChat Pay");
+                bad("currency", en, zh);
+            }
+            for (field, value, en, zh) in [
+                (
+                    "wechat.mchid",
+                    &wechat.mchid,
+                    "Enter the merchant id.",
+                    "请填写商户号。",
+                ),
+                (
+                    "wechat.appid",
+                    &wechat.appid,
+                    "Enter the app id.",
+                    "请填写 AppID。",
+                ),
+                (
+                    "wechat.merchant_serial_no",
+                    &wechat.merchant_serial_no,
+                    "Enter the merchant certificate's serial number.",
+                    "请填写商户证书序列号。",
+                ),
+            ] {
+                if value.is_empty() {
+                    bad(field, en.into(), zh.into());
+                }
+            }
+            if wechat.tolerance_secs < 1 {
+                bad(
+                    "wechat.tolerance_secs",
+                    "The tolerance must be at least 1 second.".into(),
+                    "时间容差至少为 1 秒。".into(),
                 );
             }
-            if wechat.mchid.is_empty()
-                || wechat.appid.is_empty()
-                || wechat.merchant_serial_no.is_empty()
-                || wechat.tolerance_secs < 1
-            {
-                return Err("billing.payment.wechat needs mchid, appid, merchant_serial_no and tolerance_secs >= 1".into());
+            if let Err(why) = super::wechat::Wechat::new(wechat.clone(), reqwest::Client::new()) {
+                bad(
+                    "wechat.private_key",
+                    format!("The WeChat Pay keys cannot be used: {why}"),
+                    format!("微信支付密钥无法使用：{why}"),
+                );
             }
-            super::wechat::Wechat::new(wechat.clone(), reqwest::Client::new())?;
         }
-        Ok(())
+        out
     }
+}
+
+/// A value of [`PaymentConfig`] that cannot work: its field and why, in both languages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The field, as the admin API names it (`min_amount`, `epay.key`).
+    pub field: &'static str,
+    /// Why, in English.
+    pub en: String,
+    /// Why, in Chinese.
+    pub zh: String,
 }

@@ -16,6 +16,8 @@ pub mod plan_change;
 mod plan_orders;
 pub mod plan_reminder;
 pub mod refund;
+pub mod settings;
+mod settings_store;
 pub(crate) mod store;
 mod stripe;
 mod wechat;
@@ -366,6 +368,9 @@ pub(crate) struct Payments {
     /// Quota units per yuan/dollar.
     pub quota_per_unit: i64,
     providers: Vec<Arc<dyn Provider>>,
+    /// Providers of settings since replaced (newest first, a few): asked about orders made
+    /// under them by reconciliation, never used to verify a notification.
+    pub(crate) retired: Vec<Arc<dyn Provider>>,
 }
 
 impl Payments {
@@ -409,6 +414,7 @@ impl Payments {
             config,
             quota_per_unit,
             providers,
+            retired: Vec::new(),
         }
     }
 
@@ -485,16 +491,28 @@ fn no_provider() -> ApiError {
 }
 
 impl BillingService {
-    /// The payment rules, or a clear error when top-up is off.
-    pub(crate) fn payments(&self) -> ApiResult<&Payments> {
-        self.payments.as_ref().ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "payments_disabled",
-                "Online top-up is not enabled on this server; ask an administrator for a redemption code.",
-                "本站未开启在线充值；请向管理员索取兑换码。",
-            )
-        })
+    /// The payment rules in effect, or a clear error when top-up is off. A clone of the
+    /// current set: an admin's change applies to the next call, never midway through one.
+    pub(crate) fn payments(&self) -> ApiResult<Arc<Payments>> {
+        let payments = self.any_payments();
+        if payments.config.enabled() {
+            return Ok(payments);
+        }
+        Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "payments_disabled",
+            "Online top-up is not enabled on this server; ask an administrator for a redemption code.",
+            "本站未开启在线充值；请向管理员索取兑换码。",
+        ))
+    }
+
+    /// The payment rules in effect, top-up on or off (reconciliation still asks retired
+    /// providers about their orders and expires them after top-up was turned off).
+    pub(crate) fn any_payments(&self) -> Arc<Payments> {
+        match self.payments.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Makes an order and asks its provider where the payer goes.
@@ -700,24 +718,39 @@ impl BillingService {
         }
     }
 
-    /// Asks the provider about one order now and applies what it says; the order after.
+    /// Asks the provider about one order now and applies what it says: the provider in
+    /// effect first, then those replaced by an admin's change (the order may have been made
+    /// under one). `Err` only when none of them could answer.
     pub(crate) async fn reconcile_order(&self, order: &Order) -> ApiResult<()> {
-        let payments = self.payments()?;
-        let Some(provider) = payments.provider(order.provider) else {
-            return Ok(());
-        };
-        if let Some(paid) = provider.query(order).await? {
-            self.apply_payment(paid).await?;
+        let payments = self.any_payments();
+        let mut answered = false;
+        let mut failure = None;
+        let candidates = payments.provider(order.provider).into_iter().chain(
+            payments
+                .retired
+                .iter()
+                .filter(|p| p.name() == order.provider),
+        );
+        for provider in candidates {
+            match provider.query(order).await {
+                Ok(Some(paid)) => {
+                    self.apply_payment(paid).await?;
+                    return Ok(());
+                }
+                Ok(None) => answered = true,
+                Err(error) => failure = Some(error),
+            }
         }
-        Ok(())
+        match failure {
+            Some(error) if !answered => Err(error),
+            _ => Ok(()),
+        }
     }
 
     /// The reconciliation tick: pending orders older than one tick are checked with their
     /// provider (younger ones are still being paid), and those past their lifetime expire.
     pub(crate) async fn reconcile(&self) {
-        let Ok(payments) = self.payments() else {
-            return;
-        };
+        let payments = self.any_payments();
         let now = now_ms();
         let tick_ms = i64::try_from(payments.config.reconcile_every_secs)
             .unwrap_or(i64::MAX / 2)

@@ -7,6 +7,7 @@ pub(crate) mod faults;
 pub(crate) mod holds;
 pub(crate) mod invoices;
 pub(crate) mod money;
+pub(crate) mod payment_settings;
 pub(crate) mod payments;
 pub(crate) mod refunds;
 pub(crate) mod statements;

@@ -13,6 +13,7 @@ import { Codes } from './Codes';
 import { Orders } from './Orders';
 import { Coupons } from './Coupons';
 import { Plans } from './Plans';
+import { PaymentSettingsPage } from './PaymentSettings';
 import { AdminInvoices } from './Invoices';
 import { Audit } from './Audit';
 import { AdminPlugins } from './AdminPlugins';
@@ -55,6 +56,7 @@ export const tabGroups: Array<{ key: MessageKey; tabs: Array<{ to: string; key: 
       { to: 'coupons', key: 'admin.coupons' },
       { to: 'plans', key: 'admin.plans' },
       { to: 'invoices', key: 'admin.invoices' },
+      { to: 'payments', key: 'admin.payments' },
     ],
   },
   { key: 'admin.groupServer', tabs: [{ to: 'system', key: 'admin.system' }] },
@@ -62,7 +64,7 @@ export const tabGroups: Array<{ key: MessageKey; tabs: Array<{ to: string; key: 
 
 const tabs = tabGroups.flatMap((g) => g.tabs);
 
-/** The sections as a grouped list beside the page on wide screens (fifteen tabs do not fit
+/** The sections as a grouped list beside the page on wide screens (sixteen tabs do not fit
  * in one row). */
 function AdminNav() {
   const t = useT();
@@ -149,6 +151,7 @@ export default function AdminPage() {
           <Route path="coupons" element={<Coupons />} />
           <Route path="plans" element={<Plans />} />
           <Route path="invoices" element={<AdminInvoices />} />
+          <Route path="payments" element={<PaymentSettingsPage />} />
           <Route path="audit" element={<Audit />} />
           <Route path="plugins" element={<AdminPlugins />} />
           <Route path="sign-in" element={<SignInSettingsPage />} />

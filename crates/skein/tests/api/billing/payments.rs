@@ -29,18 +29,18 @@ pub(crate) const STRIPE_WHSEC: &str = "whsec_skein_test";
 
 /// What the fake providers saw and what they say was paid.
 #[derive(Default)]
-struct Fake {
+pub(crate) struct Fake {
     /// EPay orders the fake says are paid: out_trade_no → money.
-    epay_paid: HashMap<String, String>,
+    pub(crate) epay_paid: HashMap<String, String>,
     /// Stripe sessions made: id → the form Skein sent.
     sessions: HashMap<String, HashMap<String, String>>,
     /// Sessions the fake says are paid.
     stripe_paid: Vec<String>,
     /// Requests with a wrong key or without idempotency.
-    refused: usize,
+    pub(crate) refused: usize,
 }
 
-type Shared = Arc<Mutex<Fake>>;
+pub(crate) type Shared = Arc<Mutex<Fake>>;
 
 async fn epay_query(
     State(fake): State<Shared>,
@@ -120,7 +120,7 @@ fn session_object(id: &str, form: &HashMap<String, String>, paid: bool) -> Value
 }
 
 /// Starts the fakes on one loopback port: EPay under `/epay/`, Stripe's API at the root.
-async fn fakes() -> (String, Shared) {
+pub(crate) async fn fakes() -> (String, Shared) {
     let fake = Shared::default();
     let app = Router::new()
         .route("/epay/api.php", get(epay_query))
@@ -167,7 +167,7 @@ pub(crate) async fn pay_app(backend: Backend, payment: PaymentConfig) -> TestApp
     TestApp::spawn_with(backend, |c| c.billing.payment = payment).await
 }
 
-fn epay_sign(params: &BTreeMap<String, String>, key: &str) -> String {
+pub(crate) fn epay_sign(params: &BTreeMap<String, String>, key: &str) -> String {
     let text = params
         .iter()
         .filter(|(k, v)| !v.is_empty() && *k != "sign" && *k != "sign_type")
