@@ -47,7 +47,7 @@ const userPages = ({ conversation, agent, base }) => [
 ];
 
 /** Every admin tab. */
-const adminPages = ['dashboard', 'users', 'channels', 'requests', 'pricing', 'codes', 'invites', 'orders', 'coupons', 'plans', 'invoices', 'audit', 'plugins', 'sign-in', 'system'].map((t) => [`admin-${t}`, `/admin/${t}`]);
+const adminPages = ['dashboard', 'users', 'channels', 'requests', 'pricing', 'codes', 'invites', 'orders', 'coupons', 'plans', 'invoices', 'payments', 'audit', 'plugins', 'sign-in', 'system'].map((t) => [`admin-${t}`, `/admin/${t}`]);
 
 const LOOKS = [
   ['1440-light', { ...VIEWPORTS.desktop, colorScheme: 'light' }, 'light'],

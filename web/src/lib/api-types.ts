@@ -254,6 +254,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/billing/payment-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The payment settings: the values in effect, the file's, and where each comes from. */
+        get: operations["get_payment_settings"];
+        /**
+         * Change the payment settings. They apply to new orders at once, on every instance, without
+         *     a restart; a setting never changed (or reset) is the file's. Secrets are write-only: left
+         *     out keeps the one in effect, `""` clears it. Every invalid field is reported at once
+         *     (`details.errors`) and nothing is stored then.
+         */
+        put: operations["update_payment_settings"];
+        post?: never;
+        /** Return every payment setting to the file's (`PUT` with `reset` returns some). */
+        delete: operations["reset_payment_settings"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/billing/plans": {
         parameters: {
             query?: never;
@@ -4563,6 +4587,32 @@ export interface components {
              */
             top_p: number | null;
         };
+        /** @description An Alipay app to use. A secret left out keeps the one in effect; `""` clears it. */
+        AlipayUpdate: {
+            /** @description Alipay's public key for the app. */
+            alipay_public_key: string;
+            /** @description The app's id. */
+            app_id: string;
+            /** @description The gateway; default Alipay's production gateway. */
+            gateway_url?: string | null;
+            /** @description `page` and/or `wap`; default both. */
+            methods?: string[] | null;
+            /** @description The app's RSA private key (write-only). */
+            private_key?: string | null;
+        };
+        /** @description An Alipay app as an admin sees it. */
+        AlipayView: {
+            /** @description Alipay's public key (not a secret). */
+            alipay_public_key: string;
+            /** @description The app's id. */
+            app_id: string;
+            /** @description The gateway. */
+            gateway_url: string;
+            /** @description `page` and/or `wap`. */
+            methods: string[];
+            /** @description Whether the app's private key is set (never shown). */
+            private_key_set: boolean;
+        };
         /**
          * @description What the memory allocator holds, in bytes, for the runtime report: `allocated` is what the
          *     program asked for and still holds; `resident` what of the allocator sits in RAM (allocated,
@@ -6070,6 +6120,28 @@ export interface components {
             /** @description The account's email, now verified. */
             email: string;
         };
+        /** @description An EPay merchant to use. A secret left out keeps the one in effect; `""` clears it. */
+        EpayUpdate: {
+            /** @description The merchant key (write-only). */
+            key?: string | null;
+            /** @description Methods offered; default `alipay`, `wxpay`. */
+            methods?: string[] | null;
+            /** @description The merchant id. */
+            pid: string;
+            /** @description The gateway's base address (`https://pay.example.com/`). */
+            url: string;
+        };
+        /** @description An EPay merchant as an admin sees it. */
+        EpayView: {
+            /** @description Whether the merchant key is set (it is never shown). */
+            key_set: boolean;
+            /** @description Methods offered. */
+            methods: string[];
+            /** @description The merchant id. */
+            pid: string;
+            /** @description The gateway's base address. */
+            url: string;
+        };
         /** @description The `error` member of [`ErrorEnvelope`]. */
         ErrorBody: {
             /** @description Stable machine-readable code. */
@@ -6228,6 +6300,11 @@ export interface components {
             explore_percent: number;
             /** @description The group, as named in `relay.groups`. */
             group: string;
+            /**
+             * @description The same conversation (Chat) or API key goes to the same channel among those the
+             *     strategy finds equal, while it is healthy, so the vendor's prompt cache keeps hitting.
+             */
+            sticky: boolean;
             /** @description How its requests choose among a model's channels. */
             strategy: components["schemas"]["Strategy"];
             /** @description RFC 3339; `None` for a group never set (it routes by priority). */
@@ -7660,10 +7737,10 @@ export interface components {
                 last_login_at?: string | null;
                 /** @description The phone number (E.164) proved by an SMS code, if the account has one. */
                 phone?: string | null;
-                /** @description `user`, `admin` or `root`. */
-                role: string;
-                /** @description `active` or `disabled`. */
-                status: string;
+                /** @description What the account may do. */
+                role: components["schemas"]["Role"];
+                /** @description Whether it may sign in. */
+                status: components["schemas"]["UserStatus"];
                 /** @description UI theme: `system`, `light` or `dark`. */
                 theme: string;
                 /** @description Whether sign-in asks for a TOTP code after the password. */
@@ -8100,6 +8177,116 @@ export interface components {
              */
             quota_per_unit: number;
         };
+        /** @description The payment settings as an admin sees them. */
+        PaymentSettings: {
+            /** @description The configuration file's values (what a reset returns to). */
+            defaults: components["schemas"]["PaymentValues"];
+            /**
+             * Format: int64
+             * @description Quota units one yuan or dollar buys now (`quota_per_unit`, or derived when 0).
+             */
+            effective_quota_per_unit: number;
+            /** @description Why the stored settings are not in effect (the file's are), if they are not. */
+            load_error?: string | null;
+            /** @description Where each setting in effect comes from, by name. */
+            sources: {
+                [key: string]: components["schemas"]["SettingSource"];
+            };
+            /** @description The values in effect. */
+            values: components["schemas"]["PaymentValues"];
+        };
+        /**
+         * @description Payment settings to change; fields left out stay as they are. A provider set to `null`
+         *     is turned off (even when the file configures it).
+         */
+        PaymentSettingsUpdate: {
+            alipay?: null | components["schemas"]["AlipayUpdate"];
+            /** @description Amounts offered as buttons, in minor units. */
+            amounts?: number[] | null;
+            currency?: null | components["schemas"]["Currency"];
+            epay?: null | components["schemas"]["EpayUpdate"];
+            /**
+             * Format: int64
+             * @description Largest amount, in minor units.
+             */
+            max_amount?: number | null;
+            /**
+             * Format: int64
+             * @description Most unpaid orders per user; 0 = no cap.
+             */
+            max_pending_orders?: number | null;
+            /**
+             * Format: int64
+             * @description Smallest amount, in minor units (1 or more).
+             */
+            min_amount?: number | null;
+            /**
+             * Format: int64
+             * @description Seconds an unpaid order lives (1 or more).
+             */
+            order_ttl_secs?: number | null;
+            /**
+             * Format: int64
+             * @description Reminder days before a subscription ends, 0 to 60.
+             */
+            plan_reminder_days?: number | null;
+            /** @description The public address (`https://ai.example.com`); `null` or `""`: none. */
+            public_url?: string | null;
+            /**
+             * Format: int64
+             * @description Quota units per yuan or dollar; 0 derives it from the exchange rate.
+             */
+            quota_per_unit?: number | null;
+            /** @description Settings to return to the file's value (applied before the others). */
+            reset?: string[];
+            stripe?: null | components["schemas"]["StripeUpdate"];
+            wechat?: null | components["schemas"]["WechatUpdate"];
+        };
+        /** @description One set of payment settings (those in effect, or the file's), secrets as "set or not". */
+        PaymentValues: {
+            alipay?: null | components["schemas"]["AlipayView"];
+            /** @description Amounts offered as buttons, in minor units. */
+            amounts: number[];
+            /** @description `CNY` or `USD`. */
+            currency: components["schemas"]["Currency"];
+            /** @description Whether online top-up is on (a provider is configured). */
+            enabled: boolean;
+            epay?: null | components["schemas"]["EpayView"];
+            /**
+             * Format: int64
+             * @description Largest amount, in minor units.
+             */
+            max_amount: number;
+            /**
+             * Format: int64
+             * @description Most unpaid orders one user may hold; 0 = no cap.
+             */
+            max_pending_orders: number;
+            /**
+             * Format: int64
+             * @description Smallest amount, in minor units.
+             */
+            min_amount: number;
+            /**
+             * Format: int64
+             * @description An unpaid order expires after this many seconds.
+             */
+            order_ttl_secs: number;
+            /**
+             * Format: int64
+             * @description Days before a subscription ends its owner is reminded; 0 = off.
+             */
+            plan_reminder_days: number;
+            /** @description The address users and providers reach this server at. */
+            public_url?: string | null;
+            /**
+             * Format: int64
+             * @description Quota units per yuan or dollar; 0 derives it from the exchange rate.
+             */
+            quota_per_unit: number;
+            stripe?: null | components["schemas"]["StripeView"];
+            wechat?: null | components["schemas"]["WechatView"];
+        };
         /**
          * @description How long a plan's period is.
          * @enum {string}
@@ -8315,10 +8502,10 @@ export interface components {
             last_login_at?: string | null;
             /** @description The phone number (E.164) proved by an SMS code, if the account has one. */
             phone?: string | null;
-            /** @description `user`, `admin` or `root`. */
-            role: string;
-            /** @description `active` or `disabled`. */
-            status: string;
+            /** @description What the account may do. */
+            role: components["schemas"]["Role"];
+            /** @description Whether it may sign in. */
+            status: components["schemas"]["UserStatus"];
             /** @description UI theme: `system`, `light` or `dark`. */
             theme: string;
             /** @description Whether sign-in asks for a TOTP code after the password. */
@@ -8847,6 +9034,11 @@ export interface components {
             /** @description The `token` parameter of the link. */
             token: string;
         };
+        /**
+         * @description What an account may do. Ordered: `User < Admin < Root`.
+         * @enum {string}
+         */
+        Role: "user" | "admin" | "root";
         /** @description A channel the plan chose, in the order it would be tried. */
         RoutedChannel: {
             /** @description Channel id. */
@@ -8878,6 +9070,11 @@ export interface components {
             group: string;
             /** @description The channels left out. */
             skipped: components["schemas"]["SkippedChannel"][];
+            /**
+             * @description Whether the group's stickiness put the first channel first (the conversation or key
+             *     went to the channel it went to before).
+             */
+            sticky?: boolean;
             /** @description The group's routing strategy (`priority` for requests logged before strategies). */
             strategy?: components["schemas"]["Strategy"];
         };
@@ -9078,10 +9275,13 @@ export interface components {
              * @description 0–50 (default 5): the percentage of requests that explore another channel.
              */
             explore_percent?: number | null;
+            /** @description Keep each conversation or key on one channel (default false). */
+            sticky?: boolean | null;
             /**
              * @description `priority` (highest priority, weighted round-robin inside it), `latency` (lowest
              *     measured latency to the first byte), `errors` (lowest measured error rate), `cost`
-             *     (lowest `cost_ratio_permille`) or `balance` (most remaining upstream balance).
+             *     (lowest `cost_ratio_permille`), `balance` (most remaining upstream balance) or
+             *     `balanced` (latency, errors and cost in one score, the better of two random picks).
              */
             strategy: components["schemas"]["Strategy"];
         };
@@ -9107,6 +9307,11 @@ export interface components {
              */
             tool_timeout_secs?: number | null;
         };
+        /**
+         * @description Where a setting in effect comes from.
+         * @enum {string}
+         */
+        SettingSource: "file" | "stored";
         /** @description Settings to change; omitted fields stay as they are. */
         SettingsUpdate: {
             announcement?: null | components["schemas"]["AnnouncementText"];
@@ -9499,7 +9704,35 @@ export interface components {
          * @description How a group's requests choose among a model's channels.
          * @enum {string}
          */
-        Strategy: "priority" | "latency" | "errors" | "cost" | "balance";
+        Strategy: "priority" | "latency" | "errors" | "cost" | "balance" | "balanced";
+        /** @description A Stripe account to use. A secret left out keeps the one in effect; `""` clears it. */
+        StripeUpdate: {
+            /** @description The API's address; default `https://api.stripe.com`. */
+            api_base?: string | null;
+            /** @description The secret API key (write-only). */
+            secret_key?: string | null;
+            /**
+             * Format: int64
+             * @description Webhook tolerance in seconds; default 300.
+             */
+            tolerance_secs?: number | null;
+            /** @description The webhook signing secret (write-only). */
+            webhook_secret?: string | null;
+        };
+        /** @description A Stripe account as an admin sees it. */
+        StripeView: {
+            /** @description The API's address. */
+            api_base: string;
+            /** @description Whether the secret API key is set (never shown). */
+            secret_key_set: boolean;
+            /**
+             * Format: int64
+             * @description How old a signed webhook may be, in seconds.
+             */
+            tolerance_secs: number;
+            /** @description Whether the webhook signing secret is set (never shown). */
+            webhook_secret_set: boolean;
+        };
         /** @description What a subscription run did. */
         SubscriptionRun: {
             /** @description Users granted a period's quota now. */
@@ -9991,6 +10224,11 @@ export interface components {
             /** @description The user. */
             user_id: string;
         };
+        /**
+         * @description Whether an account may sign in and be used; stored and sent as its lower-case name.
+         * @enum {string}
+         */
+        UserStatus: "active" | "disabled";
         /** @description Changes to an account. */
         UserUpdate: {
             /** @description `user`, `admin` or `root` (root only). */
@@ -10038,6 +10276,54 @@ export interface components {
          * @enum {string}
          */
         Visibility: "private" | "link" | "public";
+        /** @description A WeChat Pay merchant to use. A secret left out keeps the one in effect; `""` clears it. */
+        WechatUpdate: {
+            /** @description The API's address; default WeChat Pay's. */
+            api_base?: string | null;
+            /** @description The APIv3 key (write-only). */
+            apiv3_key?: string | null;
+            /** @description The app id. */
+            appid: string;
+            /** @description The merchant id. */
+            mchid: string;
+            /** @description The merchant certificate's serial number. */
+            merchant_serial_no: string;
+            /** @description The merchant API private key, PKCS#8 PEM (write-only). */
+            private_key?: string | null;
+            /** @description The WeChat Pay public key (PEM); empty or `null`: download platform certificates. */
+            public_key?: string | null;
+            /** @description That key's id. */
+            public_key_id?: string | null;
+            /**
+             * Format: int64
+             * @description Timestamp tolerance in seconds; default 300.
+             */
+            tolerance_secs?: number | null;
+        };
+        /** @description A WeChat Pay merchant as an admin sees it. */
+        WechatView: {
+            /** @description The API's address. */
+            api_base: string;
+            /** @description Whether the APIv3 key is set (never shown). */
+            apiv3_key_set: boolean;
+            /** @description The app id. */
+            appid: string;
+            /** @description The merchant id. */
+            mchid: string;
+            /** @description The merchant certificate's serial number. */
+            merchant_serial_no: string;
+            /** @description Whether the merchant API private key is set (never shown). */
+            private_key_set: boolean;
+            /** @description The WeChat Pay public key (PEM), if used. */
+            public_key?: string | null;
+            /** @description Its id. */
+            public_key_id?: string | null;
+            /**
+             * Format: int64
+             * @description Timestamp tolerance, in seconds.
+             */
+            tolerance_secs: number;
+        };
     };
     responses: never;
     parameters: never;
@@ -10700,6 +10986,133 @@ export interface operations {
                 };
             };
             /** @description Amount beyond what is left, bad reason, or a provider without a refund API (`refund_manual_only`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_payment_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentSettings"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_payment_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PaymentSettingsUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentSettings"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A value that cannot work (each listed in details.errors, with its field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reset_payment_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentSettings"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The file's settings cannot work */
             422: {
                 headers: {
                     [name: string]: unknown;

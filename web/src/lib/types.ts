@@ -261,44 +261,11 @@ export type ToolDescriptor = Schemas['ToolDescriptor'];
 /** The built-ins' setup, as an admin sees it (keys only as "set"). */
 export type PluginSettings = Schemas['SettingsView'];
 
-// Admin → Payments (`/admin/billing/payment-settings`). Written by hand: the schema in
-// api-types.ts is generated from a built server and was not regenerated with this page.
 /** Where a payment setting in effect comes from. */
-export type SettingSource = 'file' | 'stored';
+export type SettingSource = Schemas['SettingSource'];
 
 /** One set of payment settings; a provider's secrets only as "set or not". */
-export interface PaymentValues {
-  enabled: boolean;
-  public_url: string | null;
-  currency: 'CNY' | 'USD';
-  quota_per_unit: number;
-  amounts: number[];
-  min_amount: number;
-  max_amount: number;
-  order_ttl_secs: number;
-  max_pending_orders: number;
-  plan_reminder_days: number;
-  epay: { url: string; pid: string; key_set: boolean; methods: string[] } | null;
-  stripe: { secret_key_set: boolean; webhook_secret_set: boolean; api_base: string; tolerance_secs: number } | null;
-  alipay: { app_id: string; private_key_set: boolean; alipay_public_key: string; gateway_url: string; methods: string[] } | null;
-  wechat: {
-    mchid: string;
-    appid: string;
-    private_key_set: boolean;
-    merchant_serial_no: string;
-    apiv3_key_set: boolean;
-    public_key: string | null;
-    public_key_id: string | null;
-    api_base: string;
-    tolerance_secs: number;
-  } | null;
-}
+export type PaymentValues = Schemas['PaymentValues'];
 
-/** The payment settings as an admin sees them: in effect, the file's, and where each is from. */
-export interface PaymentSettings {
-  values: PaymentValues;
-  defaults: PaymentValues;
-  sources: Record<string, SettingSource>;
-  effective_quota_per_unit: number;
-  load_error: string | null;
-}
+/** The payment settings as an admin sees them (Admin → Payments): in effect, the file's, and where each is from. */
+export type PaymentSettings = Schemas['PaymentSettings'];

@@ -55,9 +55,9 @@ pub(crate) fn routes(service: Arc<BillingService>) -> OpenApiRouter {
         .routes(routes!(pay::admin_orders))
         .routes(routes!(pay::reconcile_order))
         .routes(routes!(
-            payment_settings::get_settings,
-            payment_settings::update_settings,
-            payment_settings::reset_settings
+            payment_settings::get_payment_settings,
+            payment_settings::update_payment_settings,
+            payment_settings::reset_payment_settings
         ))
         .routes(routes!(coupons::create, coupons::list))
         .routes(routes!(coupons::update))

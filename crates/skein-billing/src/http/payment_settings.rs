@@ -274,7 +274,7 @@ fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         (status = 401, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope),
     ))]
-pub async fn get_settings(
+pub async fn get_payment_settings(
     State(svc): State<Arc<BillingService>>,
     _admin: AdminUser,
 ) -> ApiJson<PaymentSettings> {
@@ -293,7 +293,7 @@ pub async fn get_settings(
         (status = 403, body = ErrorEnvelope),
         (status = 422, description = "A value that cannot work (each listed in details.errors, with its field)", body = ErrorEnvelope),
     ))]
-pub async fn update_settings(
+pub async fn update_payment_settings(
     State(svc): State<Arc<BillingService>>,
     admin: AdminUser,
     lang: Lang,
@@ -314,7 +314,7 @@ pub async fn update_settings(
         (status = 403, body = ErrorEnvelope),
         (status = 422, description = "The file's settings cannot work", body = ErrorEnvelope),
     ))]
-pub async fn reset_settings(
+pub async fn reset_payment_settings(
     State(svc): State<Arc<BillingService>>,
     admin: AdminUser,
     lang: Lang,
