@@ -3,9 +3,6 @@
 use axum::http::StatusCode;
 use skein_core::ApiError;
 
-use crate::http::socket::MAX_STREAMS;
-use crate::import::{MAX_CONVERSATIONS, MAX_MESSAGES};
-
 // ---- conversations, messages, prompts, shares ---------------------------------------------
 
 /// 404 for a conversation that does not exist or is not the caller's.
@@ -105,13 +102,13 @@ pub(crate) fn too_many_sockets(max: usize) -> ApiError {
     )
 }
 
-/// 429 for a request on a socket already running [`MAX_STREAMS`] of them.
-pub(crate) fn too_many_streams() -> ApiError {
+/// 429 for a request on a socket already running `max` of them.
+pub(crate) fn too_many_streams(max: usize) -> ApiError {
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_streams",
-        format!("At most {MAX_STREAMS} requests run at once on one socket."),
-        format!("每个连接最多同时进行 {MAX_STREAMS} 个请求。"),
+        format!("At most {max} requests run at once on one socket."),
+        format!("每个连接最多同时进行 {max} 个请求。"),
     )
 }
 
@@ -200,22 +197,14 @@ pub(crate) fn too_large(what_en: &str, what_zh: &str, max: usize) -> ApiError {
     .with_details(serde_json::json!({ "limit": what_en, "max": max }))
 }
 
-/// 413 for an import with more conversations than one import takes.
-pub(crate) fn too_many_conversations() -> ApiError {
-    too_large(
-        "conversations per import",
-        "个对话（每次导入）",
-        MAX_CONVERSATIONS,
-    )
+/// 413 for an import with more than `max` conversations.
+pub(crate) fn too_many_conversations(max: usize) -> ApiError {
+    too_large("conversations per import", "个对话（每次导入）", max)
 }
 
-/// 413 for an imported conversation with more messages than one conversation takes.
-pub(crate) fn too_many_messages() -> ApiError {
-    too_large(
-        "messages per conversation",
-        "条消息（每个对话）",
-        MAX_MESSAGES,
-    )
+/// 413 for an imported conversation with more than `max` messages.
+pub(crate) fn too_many_messages(max: usize) -> ApiError {
+    too_large("messages per conversation", "条消息（每个对话）", max)
 }
 
 /// 422 for an import whose message tree has a loop: it has no root to store from.

@@ -324,8 +324,8 @@ fn read_error(error: serde_json::Error) -> ApiError {
         let rest = &text[at + LIMIT_MARKER.len()..];
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         return match digits.parse::<usize>() {
-            Ok(MAX_CONVERSATIONS) => errors::too_many_conversations(),
-            _ => errors::too_many_messages(),
+            Ok(MAX_CONVERSATIONS) => errors::too_many_conversations(MAX_CONVERSATIONS),
+            _ => errors::too_many_messages(MAX_MESSAGES),
         };
     }
     match error.classify() {

@@ -6,7 +6,6 @@ use skein_core::api::FilePurpose;
 
 use axum::extract::multipart::MultipartRejection;
 
-use crate::http::files::DOCUMENT_PREVIEW_MAX;
 use crate::session::UploadRow;
 use crate::sniff::Sniffed;
 
@@ -120,15 +119,13 @@ pub(crate) fn range_outside_file() -> ApiError {
 
 // ---- previews -----------------------------------------------------------------------------
 
-/// 422 for a document too large to extract its text for a preview.
-pub(crate) fn preview_too_large() -> ApiError {
+/// 422 for a document over `max` bytes, too large to extract its text for a preview.
+pub(crate) fn preview_too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "preview_too_large",
-        format!(
-            "Documents over {DOCUMENT_PREVIEW_MAX} bytes have no preview; download it instead."
-        ),
-        format!("超过 {DOCUMENT_PREVIEW_MAX} 字节的文档无法预览，请下载查看。"),
+        format!("Documents over {max} bytes have no preview; download it instead."),
+        format!("超过 {max} 字节的文档无法预览，请下载查看。"),
     )
 }
 

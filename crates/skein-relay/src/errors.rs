@@ -6,9 +6,6 @@ use axum::http::StatusCode;
 use serde_json::json;
 use skein_core::ApiError;
 
-use crate::http::count_tokens::PER_MINUTE;
-use crate::http::media::AUDIO_FILE_LIMIT;
-
 // ---- API keys and what they may use -------------------------------------------------------
 
 /// 401 for any key that cannot be used; the message never says which check failed for an
@@ -130,15 +127,15 @@ pub(crate) fn tokens_per_minute_exceeded(tpm: u32, wait: u64) -> ApiError {
     .with_retry_after(wait)
 }
 
-/// 429 past [`PER_MINUTE`] token counts a minute: counting is free, so it has its own limit.
-pub(crate) fn count_tokens_limited(wait: u64) -> ApiError {
+/// 429 past `per_minute` token counts a minute: counting is free, so it has its own limit.
+pub(crate) fn count_tokens_limited(per_minute: u32, wait: u64) -> ApiError {
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
         format!(
-            "This API key has counted tokens {PER_MINUTE} times this minute. Try again in {wait} s."
+            "This API key has counted tokens {per_minute} times this minute. Try again in {wait} s."
         ),
-        format!("该 API 密钥本分钟已计数 {PER_MINUTE} 次，请在 {wait} 秒后重试。"),
+        format!("该 API 密钥本分钟已计数 {per_minute} 次，请在 {wait} 秒后重试。"),
     )
     .with_retry_after(wait)
 }
@@ -309,15 +306,15 @@ pub(crate) fn audio_not_multipart() -> ApiError {
     )
 }
 
-/// 413 for an audio file over [`AUDIO_FILE_LIMIT`], OpenAI's own limit.
-pub(crate) fn audio_too_large() -> ApiError {
+/// 413 for an audio file over `limit` bytes (OpenAI's own limit, 25 MB).
+pub(crate) fn audio_too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "file_too_large",
         "Audio files may be at most 25 MB.",
         "音频文件不能超过 25 MB。",
     )
-    .with_details(json!({ "limit": AUDIO_FILE_LIMIT }))
+    .with_details(json!({ "limit": limit }))
 }
 
 // ---- request fields -----------------------------------------------------------------------

@@ -325,7 +325,7 @@ impl Connection {
             ));
         }
         if self.streams.len() >= MAX_STREAMS {
-            return Some(self.rejected(&id, &errors::too_many_streams()));
+            return Some(self.rejected(&id, &errors::too_many_streams(MAX_STREAMS)));
         }
         if !matches!(
             kind.as_str(),

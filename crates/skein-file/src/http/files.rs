@@ -369,7 +369,7 @@ async fn document_preview(
     base: Preview,
 ) -> ApiResult<Preview> {
     if row.size as u64 > DOCUMENT_PREVIEW_MAX {
-        return Err(errors::preview_too_large());
+        return Err(errors::preview_too_large(DOCUMENT_PREVIEW_MAX));
     }
     let bytes = svc
         .storage

@@ -56,7 +56,7 @@ pub(crate) async fn count_tokens(
     let bucket = format!("count_tokens:key:{}", key.key_id);
     let quota = skein_core::limit::Quota::per_minute(PER_MINUTE);
     if let Some(wait) = plan::limited(&svc, &bucket, quota, 1).await {
-        return Err(errors::count_tokens_limited(wait));
+        return Err(errors::count_tokens_limited(PER_MINUTE, wait));
     }
     let tokens = if body.len() > crate::estimate::BLOCKING_ABOVE {
         tokio::task::spawn_blocking(move || input_tokens(&request))

@@ -77,7 +77,7 @@ async fn audio_form(
 ) -> ApiResult<Response> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            errors::audio_too_large()
+            errors::audio_too_large(AUDIO_FILE_LIMIT)
         } else {
             ApiError::bad_request(
                 "unreadable_body",
@@ -124,7 +124,7 @@ async fn audio_form(
             )
         })?;
     if file.content.len() > AUDIO_FILE_LIMIT {
-        return Err(errors::audio_too_large());
+        return Err(errors::audio_too_large(AUDIO_FILE_LIMIT));
     }
     if multipart::text_field(&body, &parts, "stream") == Some("true") {
         // A streamed transcription reports its token usage in its last event; until that is
