@@ -37,7 +37,12 @@ function GroupRow({ row, onSaved }: { row: GroupRouting; onSaved: () => void }) 
           <option key={s} value={s}>{t(`routing.s_${s}` as MessageKey)}</option>
         ))}
       </Select>
-      <Input aria-label={`${t('routing.explore')} ${row.group}`} className="h-8 w-20 text-xs" type="number" min="0" max="50" value={explore} onChange={(e) => setExplore(e.target.value)} />
+      <span className="flex items-center gap-1 text-xs text-muted-fg">
+        <span aria-hidden>{t('routing.explore')}</span>
+        <span className="w-20">
+          <Input aria-label={`${t('routing.explore')} ${row.group}`} className="h-8 text-xs" type="number" min="0" max="50" value={explore} onChange={(e) => setExplore(e.target.value)} />
+        </span>
+      </span>
       <label className="flex items-center gap-1 text-xs" title={t('routing.stickyHint')}>
         <input type="checkbox" className="h-4 w-4" checked={sticky} onChange={(e) => setSticky(e.target.checked)} aria-label={`${t('routing.sticky')} ${row.group}`} />
         {t('routing.sticky')}
