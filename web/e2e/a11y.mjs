@@ -82,6 +82,9 @@ async function audit(page) {
 /** Waits until the page has settled: the app has rendered and nothing is loading. */
 async function settle(page) {
   await page.waitForLoadState('networkidle').catch(() => undefined);
+  // The app itself has rendered into its root (once, under load, the audit ran on a document
+  // that was not yet the app's: no lang, no landmarks).
+  await page.waitForFunction(() => document.documentElement.lang !== '' && (document.getElementById('root')?.childElementCount ?? 0) > 0).catch(() => undefined);
   await page.waitForFunction(() => !document.body.innerText.includes('Loading…')).catch(() => undefined);
   await page.waitForTimeout(250);
 }
