@@ -54,7 +54,7 @@ use crate::ChatService;
 use crate::errors;
 
 /// Most requests running at once on one socket.
-pub(crate) const MAX_STREAMS: usize = 16;
+pub(super) const MAX_STREAMS: usize = 16;
 /// Frames waiting for a slow client, per socket, before its streams are held back.
 const OUTBOX: usize = 64;
 /// Longest a client may take to accept one frame before the socket is closed.

@@ -359,7 +359,7 @@ pub struct Preview {
 
 /// Largest Office document or EPUB read for a preview (the whole archive is needed: its
 /// directory is at its end).
-pub(crate) const DOCUMENT_PREVIEW_MAX: u64 = 32 * 1024 * 1024;
+const DOCUMENT_PREVIEW_MAX: u64 = 32 * 1024 * 1024;
 
 /// The extracted text of an Office document or EPUB, capped like a text preview.
 async fn document_preview(

@@ -2,7 +2,7 @@
 //! area; every route is listed here, grouped by who calls it.
 
 mod content;
-pub(crate) mod files;
+mod files;
 pub(crate) mod internal;
 mod shares;
 mod uploads;

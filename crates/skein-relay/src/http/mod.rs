@@ -4,11 +4,11 @@
 
 pub(crate) mod channels;
 mod chat;
-pub(crate) mod count_tokens;
+mod count_tokens;
 mod groups;
 pub(crate) mod internal;
 mod keys;
-pub(crate) mod media;
+mod media;
 mod model_routes;
 mod models;
 mod openai;
