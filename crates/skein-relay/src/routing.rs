@@ -124,6 +124,8 @@ impl Default for Policy {
 struct Measured {
     /// Average latency to the answer's first byte, ms (`None` before the first success).
     latency_ms: Option<f64>,
+    /// Average time to a streamed answer's first token, ms (`None` before the first stream).
+    ttft_ms: Option<f64>,
     /// Average of failures (1) and successes (0).
     error_rate: f64,
     /// Attempts measured.
@@ -146,6 +148,7 @@ impl Stats {
         };
         let entry = map.entry(channel.to_string()).or_insert(Measured {
             latency_ms: None,
+            ttft_ms: None,
             error_rate: 0.0,
             samples: 0,
             at: now,
@@ -153,6 +156,7 @@ impl Stats {
         // Old measurements say nothing about the channel now: start again from this one.
         if now.duration_since(entry.at) > STALE_AFTER {
             entry.latency_ms = None;
+            entry.ttft_ms = None;
             entry.error_rate = 0.0;
         }
         change(entry);
@@ -169,6 +173,18 @@ impl Stats {
         });
     }
 
+    /// A stream from `channel` brought its first token after `ttft` (the attempt itself was
+    /// counted by [`Stats::success`] when the answer began).
+    pub fn first_token(&self, channel: &str, ttft: Duration) {
+        let ms = ttft.as_secs_f64() * 1000.0;
+        let Ok(mut map) = self.by_channel.lock() else {
+            return;
+        };
+        if let Some(m) = map.get_mut(channel) {
+            m.ttft_ms = Some(m.ttft_ms.map_or(ms, |t| t + ALPHA * (ms - t)));
+        }
+    }
+
     /// `channel` failed (an attempt failed over or found the key dead).
     pub fn failure(&self, channel: &str, now: Instant) {
         self.update(channel, now, |m| {
@@ -182,6 +198,7 @@ impl Stats {
         let m = map.get(channel)?;
         Some(ChannelHealth {
             latency_ms: m.latency_ms.map(|l| (l * 10.0).round() / 10.0),
+            ttft_ms: m.ttft_ms.map(|t| (t * 10.0).round() / 10.0),
             error_rate: (m.error_rate * 1000.0).round() / 1000.0,
             samples: m.samples,
             stale: now.duration_since(m.at) > STALE_AFTER,
@@ -655,6 +672,24 @@ mod tests {
             })
             .collect();
         ChannelTable::build(&rows, &vault)
+    }
+
+    #[test]
+    fn time_to_first_token_is_averaged_apart_from_latency() {
+        let stats = Stats::default();
+        let now = Instant::now();
+        // No attempt measured yet: a first token alone records nothing.
+        stats.first_token("a", Duration::from_millis(500));
+        assert!(stats.health("a", now).is_none());
+        stats.success("a", Duration::from_millis(100), now);
+        assert_eq!(stats.health("a", now).and_then(|h| h.ttft_ms), None);
+        stats.first_token("a", Duration::from_millis(500));
+        stats.first_token("a", Duration::from_millis(1_500));
+        let health = stats.health("a", now).expect("measured");
+        // 500 + 0.3 × (1500 − 500); latency and samples untouched.
+        assert_eq!(health.ttft_ms, Some(800.0));
+        assert_eq!(health.latency_ms, Some(100.0));
+        assert_eq!(health.samples, 1);
     }
 
     #[test]

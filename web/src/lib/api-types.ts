@@ -5210,6 +5210,12 @@ export interface components {
             samples: number;
             /** @description Whether the measurements are too old to route by (the channel is tried again). */
             stale: boolean;
+            /**
+             * Format: double
+             * @description Average time to a streamed answer's first token (ms), over recent streams on this
+             *     instance that the first channel tried answered.
+             */
+            ttft_ms?: number | null;
         };
         /**
          * @description The upstream wire format a channel speaks, stored and sent as its lower-case name.

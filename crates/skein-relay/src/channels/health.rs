@@ -10,6 +10,9 @@ use utoipa::ToSchema;
 pub struct ChannelHealth {
     /// Average latency to the answer's first byte (ms), over recent requests on this instance.
     pub latency_ms: Option<f64>,
+    /// Average time to a streamed answer's first token (ms), over recent streams on this
+    /// instance that the first channel tried answered.
+    pub ttft_ms: Option<f64>,
     /// Average error rate (0–1) over recent attempts on this instance.
     pub error_rate: f64,
     /// Attempts measured since this instance started.

@@ -249,6 +249,14 @@ impl Meter {
             conversation_id: self.caller.conversation_id().map(str::to_string),
             pricing: self.rates.record(),
         };
+        // A stream's first token, for the channel's average: only when the first channel
+        // answered, so a failover's wait is not counted against the channel that took over.
+        if self.stream
+            && self.journal.attempts.len() == 1
+            && let Some(ttft) = charge.ttft
+        {
+            self.svc.routing_stats.first_token(&self.channel_id, ttft);
+        }
         count_tpm(&self.svc, &self.caller, charge.tpm_tokens).await;
         let elapsed = self.started.elapsed();
         let settled = self.svc.billing.settle(&self.reservation_id, usage).await;

@@ -269,7 +269,7 @@ export function Channels() {
             cell: (c) => (
               <span className="text-xs" data-testid="channel-health">
                 {c.health
-                  ? `${t('admin.healthValue', { ms: Math.round(c.health.latency_ms ?? 0), errors: Math.round(c.health.error_rate * 100) })}${c.health.stale ? ` · ${t('admin.healthStale')}` : ''}`
+                  ? `${t('admin.healthValue', { ms: Math.round(c.health.latency_ms ?? 0), errors: Math.round(c.health.error_rate * 100) })}${c.health.ttft_ms != null ? ` · ${t('admin.healthTtft', { ms: Math.round(c.health.ttft_ms) })}` : ''}${c.health.stale ? ` · ${t('admin.healthStale')}` : ''}`
                   : t('admin.healthNone')}
               </span>
             ),

@@ -29,7 +29,7 @@ const channel = {
   priority: 0,
   weight: 1,
   cost_ratio_permille: 800,
-  health: { latency_ms: 412.4, error_rate: 0.25, samples: 12, stale: false },
+  health: { latency_ms: 412.4, ttft_ms: 655.6, error_rate: 0.25, samples: 12, stale: false },
   balance: 3.5,
   balance_currency: 'CNY',
   balance_at: '2026-12-01T00:00:00Z',
@@ -116,7 +116,7 @@ describe('channel health and balance', () => {
     const calls = stubFetch();
     show(<Channels />);
     const health = (await screen.findAllByTestId('channel-health'))[0];
-    expect(health.textContent).toBe('412 ms · 25% errors');
+    expect(health.textContent).toBe('412 ms · 25% errors · first token 656 ms');
     const balance = screen.getAllByTestId('channel-balance')[0];
     expect(balance.textContent).toContain('3.50 CNY');
     expect(within(balance).getByText('Low')).toBeTruthy();

@@ -86,6 +86,27 @@ both_backends! {
             .map(|c| c["score"].as_f64().unwrap()).collect();
         assert_eq!(scores.len(), 2, "{routing}");
         assert!(scores[0] < scores[1], "the fast channel scores best: {routing}");
+
+        // A streamed answer also gives the channel an average time to its first token.
+        assert!(fast["health"]["ttft_ms"].is_null(), "no stream yet: {fast}");
+        let mut streamed = ask();
+        streamed["stream"] = json!(true);
+        let r = chat(&app, &s.key, streamed).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        // The first token is counted when the request settles, just after the answer.
+        let mut ttft = None;
+        for _ in 0..100 {
+            let (primary, fast) = (
+                channel(&app, &s.root, &s.channel_id).await,
+                channel(&app, &s.root, &backup_id).await,
+            );
+            ttft = fast["health"]["ttft_ms"].as_f64().or(primary["health"]["ttft_ms"].as_f64());
+            if ttft.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ttft.is_some_and(|t| t > 0.0), "no time to first token measured");
     }
 
     async fn the_errors_strategy_avoids_a_failing_channel_and_returns_to_it(app) {
