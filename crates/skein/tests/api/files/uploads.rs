@@ -319,7 +319,13 @@ async fn s3_session_parts_go_straight_to_the_store_through_presigned_urls() {
         )
         .await;
     assert_eq!(urls.status, StatusCode::OK, "{}", urls.text);
-    let plain = reqwest::Client::new();
+    // A fresh connection per request: the store answers the forged PUT below before reading
+    // its body and then drops the connection, which a pooled client would reuse for the next
+    // PUT (seen once as `IncompleteMessage`).
+    let plain = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let pieces = [&content[..MIB], &content[MIB..]];
     for (i, piece) in pieces.iter().enumerate() {
         let target = &urls.json[i];
