@@ -14,6 +14,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Transaction};
 
 pub mod bus;
+pub mod settings;
 
 pub use sqlx;
 
