@@ -62,6 +62,11 @@ pub struct RelayConfig {
     /// (database URL, relay key) to an upstream URL they choose. `skein channels apply`, run
     /// by the operator, reads any variable.
     pub channels_env_prefix: String,
+    /// Whether `POST /v1/responses` keeps a response when the request leaves `store` unset
+    /// (OpenAI's default is to keep it, which `previous_response_id` relies on).
+    pub responses_store_default: bool,
+    /// Days a kept Responses API response (its input and output) is kept, as OpenAI's 30.
+    pub responses_retention_days: u32,
 }
 
 impl Default for RelayConfig {
@@ -83,6 +88,8 @@ impl Default for RelayConfig {
             request_log_retention_days: 30,
             request_log_prune_every_secs: 3600,
             channels_env_prefix: "SKEIN_CHANNEL_".into(),
+            responses_store_default: true,
+            responses_retention_days: 30,
         }
     }
 }
@@ -106,6 +113,9 @@ impl RelayConfig {
             && (key.expose().len() != 64 || !key.expose().bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return Err("relay.secret_key must be 64 hex characters".into());
+        }
+        if self.responses_retention_days == 0 || self.responses_retention_days > 3650 {
+            return Err("relay.responses_retention_days must be between 1 and 3650".into());
         }
         if self.request_log_retention_days > 3650 {
             return Err("relay.request_log_retention_days may be at most 3650".into());

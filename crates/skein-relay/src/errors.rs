@@ -405,14 +405,28 @@ pub(crate) fn invalid_responses_field(field: &str, en: &str, zh: &str) -> ApiErr
     .with_details(json!({ "field": field }))
 }
 
-/// A 400 for what needs responses kept on the server, which this relay does not keep.
-pub(crate) fn not_stored(field: &str) -> ApiError {
+/// A 400 for OpenAI's Conversations API, which this relay does not have.
+pub(crate) fn no_conversations() -> ApiError {
     ApiError::bad_request(
-        "responses_not_stored",
-        format!("{field} needs responses stored on the server, and this server does not store them. Send the whole conversation in input instead (and leave store unset or false)."),
-        format!("{field} 需要服务器保存响应，而本服务器不保存响应。请在 input 中发送完整对话（store 不设置或设为 false）。"),
+        "unsupported_field",
+        "conversation needs OpenAI's Conversations API, which this server does not have. Continue a conversation with previous_response_id, or send it whole in input.",
+        "conversation 需要 OpenAI 的 Conversations API，本服务器没有该接口。请用 previous_response_id 继续对话，或在 input 中发送完整对话。",
     )
-    .with_details(json!({ "field": field }))
+    .with_details(json!({ "field": "conversation" }))
+}
+
+/// A 404 for a stored response this caller does not have (unknown, deleted, expired or
+/// another user's: the same answer, so ids reveal nothing).
+pub(crate) fn response_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "response_not_found",
+        format!(
+            "No response with id {id} is stored for you (it may have expired or been deleted)."
+        ),
+        format!("没有为你保存 id 为 {id} 的响应（可能已过期或被删除）。"),
+    )
+    .with_details(json!({ "id": id }))
 }
 
 /// A 400 naming a built-in tool type the relay cannot run.

@@ -32,6 +32,7 @@ pub mod pricing;
 pub mod proxy;
 pub mod remote;
 pub mod renew;
+pub(crate) mod responses;
 pub mod routing;
 mod service;
 pub mod upstream;
@@ -199,6 +200,10 @@ pub struct Tuning {
     pub request_log_prune_every: Duration,
     /// The prefix of the environment variables the admin API's channels apply may read.
     pub channels_env_prefix: String,
+    /// Whether a Responses API request that leaves `store` unset is kept.
+    pub responses_store_default: bool,
+    /// Days a kept Responses API response is kept.
+    pub responses_retention_days: u32,
 }
 
 impl Default for Tuning {
@@ -212,6 +217,8 @@ impl Default for Tuning {
             request_log_retention_days: 30,
             request_log_prune_every: Duration::from_secs(3600),
             channels_env_prefix: "SKEIN_CHANNEL_".into(),
+            responses_store_default: true,
+            responses_retention_days: 30,
         }
     }
 }
@@ -233,6 +240,8 @@ impl Tuning {
                 config.request_log_prune_every_secs.max(1),
             ),
             channels_env_prefix: config.channels_env_prefix.clone(),
+            responses_store_default: config.responses_store_default,
+            responses_retention_days: config.responses_retention_days.max(1),
         }
     }
 }
@@ -365,6 +374,24 @@ impl RelayService {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "request log pruned"),
                     Err(error) => tracing::warn!(%error, "could not prune the request log"),
+                }
+            },
+        );
+        // Kept Responses API responses: removed after their retention, and background ones
+        // left by an instance that stopped are failed.
+        service.background.every(
+            "relay.responses.prune",
+            service
+                .tuning
+                .request_log_prune_every
+                .min(Duration::from_secs(60)),
+            FirstRun::AfterPeriod,
+            &service,
+            |service| async move {
+                match responses::prune(&service.db, service.tuning.responses_retention_days).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "kept responses pruned"),
+                    Err(error) => tracing::warn!(%error, "could not prune kept responses"),
                 }
             },
         );

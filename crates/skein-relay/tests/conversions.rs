@@ -612,9 +612,7 @@ fn responses_client_request_refusals() {
         r
     };
     let refusals: Vec<Value> = [
-        with("previous_response_id", json!("resp_1")),
-        with("store", json!(true)),
-        with("background", json!(true)),
+        with("conversation", json!("conv_1")),
         with("tools", json!([{"type": "web_search"}])),
         with("input", json!([{"type": "item_reference", "id": "msg_1"}])),
         with("input", json!([])),

@@ -1,5 +1,5 @@
-//! `POST /v1/chat/completions`, `POST /v1/messages` and Gemini's `generateContent`: each
-//! client format is read here and relayed through the chat pipeline
+//! `POST /v1/chat/completions`, `POST /v1/messages` and Gemini's `generateContent` (the
+//! Responses API is in [`super::responses`]): each client format is read here and relayed through the chat pipeline
 //! ([`crate::pipeline::chat`]), which converts, routes, bills and answers in the client's
 //! format.
 
@@ -226,30 +226,6 @@ pub(crate) async fn messages(
         request?,
         Format::Anthropic,
         Some(native),
-    )
-    .await?;
-    Ok(render(reply))
-}
-
-/// Relays an OpenAI Responses API request (`POST /v1/responses`): converted to the pivot
-/// for any kind of channel, and the answer (a `response` object, or the Responses stream's
-/// events) converted back. Nothing is stored: `previous_response_id` and `store: true` are
-/// refused with a 400.
-pub(crate) async fn responses(
-    State(svc): State<Arc<RelayService>>,
-    ApiKeyCaller(key): ApiKeyCaller,
-    id: RequestId,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let request = parse_json(&body)?;
-    let pivot = crate::vendor::openai::responses::request_to_openai(&request)?;
-    let reply = chat::for_client(
-        svc,
-        Caller::Key(key),
-        id.into_string(),
-        pivot,
-        Format::Responses,
-        Some(chat::Native::responses(request)),
     )
     .await?;
     Ok(render(reply))

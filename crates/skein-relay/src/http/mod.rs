@@ -16,6 +16,7 @@ mod pricing;
 mod realtime;
 mod reply;
 mod requests;
+mod responses;
 mod routing;
 
 use std::sync::Arc;
@@ -86,7 +87,16 @@ pub(crate) fn vendor_routes(service: Arc<RelayService>) -> Router {
         .route("/v1/rerank", post(openai::rerank))
         .route("/v1/realtime", get(realtime::realtime))
         .route("/v1/messages", post(chat::messages))
-        .route("/v1/responses", post(chat::responses))
+        .route("/v1/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
+        .route("/v1/responses/{id}/cancel", post(responses::cancel))
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(responses::input_items),
+        )
         .route(
             "/v1/messages/count_tokens",
             post(count_tokens::count_tokens),

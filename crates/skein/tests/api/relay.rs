@@ -10,6 +10,7 @@ pub(crate) mod pricing;
 pub(crate) mod providers;
 pub(crate) mod realtime;
 pub(crate) mod responses;
+pub(crate) mod responses_kept;
 pub(crate) mod routing;
 pub(crate) mod sdk;
 pub(crate) mod vendors;

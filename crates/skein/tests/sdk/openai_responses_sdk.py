@@ -1,13 +1,15 @@
 """Drives Skein's POST /v1/responses with the official OpenAI Python SDK and prints what it
 parsed: a whole response, a stream through the SDK's own stream helper (which checks the
 event sequence as it rebuilds the response), and a function tool round trip, whole and
-streamed.
+streamed; and the kept state (previous_response_id, retrieve, input items, delete, background
+mode).
 
 Run by the Rust test `responses::the_official_sdk_speaks_the_responses_api`, which starts Skein
 and a mock upstream and passes BASE and KEY in the environment.
 """
 import json
 import os
+import time
 
 import openai
 
@@ -65,10 +67,33 @@ call = next(item for item in final.output if item.type == "function_call")
 out["stream_call_args"] = json.loads(call.arguments)
 out["stream_arg_deltas"] = arg_deltas
 
+# Kept state: a conversation continued by previous_response_id, read back, listed, deleted.
+first = client.responses.create(model="gpt-test", input="my name is Ada")
+second = client.responses.create(model="gpt-test", input="what is my name", previous_response_id=first.id)
+out["continued"] = second.output_text
+out["continued_previous"] = second.previous_response_id
+out["retrieved"] = client.responses.retrieve(second.id).output_text
+out["input_items"] = [item.content[0].text for item in client.responses.input_items.list(second.id)]
+out["deleted"] = client.responses.delete(first.id) is None
+try:
+    client.responses.retrieve(first.id)
+except openai.NotFoundError as e:
+    out["after_delete"] = {"status": e.status_code, "code": e.code}
 try:
     client.responses.create(model="gpt-test", input="x", previous_response_id="resp_1")
-except openai.BadRequestError as e:
+except openai.NotFoundError as e:
     out["previous"] = {"status": e.status_code, "code": e.code}
+# Background mode: queued at once, then polled until it ends.
+queued = client.responses.create(model="gpt-test", input="in the background", background=True)
+out["background_first"] = queued.status
+polled = queued
+for _ in range(200):
+    if polled.status not in ("queued", "in_progress"):
+        break
+    time.sleep(0.05)
+    polled = client.responses.retrieve(queued.id)
+out["background_status"] = polled.status
+out["background_text"] = polled.output_text
 try:
     client.responses.create(model="gpt-test", input="x", tools=[{"type": "web_search"}])
 except openai.BadRequestError as e:

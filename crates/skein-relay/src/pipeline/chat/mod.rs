@@ -65,16 +65,33 @@ pub(crate) struct Native {
     pub(crate) headers: Vec<(String, String)>,
     /// Why the pivot cannot carry this request: channels of other kinds refuse it with this.
     pivot_error: Option<ApiError>,
+    /// For a Responses client whose response is kept: called with the final `response`.
+    pub(crate) keep: Option<KeepResponse>,
+}
+
+/// Called with a Responses answer's final `response` object, and awaited before the client
+/// gets the answer's end, so a client that continues from it at once finds it kept.
+pub(crate) type KeepResponse =
+    Box<dyn FnOnce(Value) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// What a Responses answer needs besides the upstream's: the client's request it echoes, and
+/// where its final `response` goes when it is kept.
+pub(crate) struct ResponsesEcho<'a> {
+    /// The client's request (with the id and the stored-state fields the handler resolved).
+    pub(crate) request: &'a Value,
+    /// Called with the final `response`.
+    pub(crate) keep: Option<KeepResponse>,
 }
 
 impl Native {
     /// A Responses client's request: no channel takes it as written, it is kept so the
     /// answer can echo what was asked (tools, instructions, options).
-    pub(crate) fn responses(body: Value) -> Native {
+    pub(crate) fn responses(body: Value, keep: Option<KeepResponse>) -> Native {
         Native {
             body,
             headers: Vec::new(),
             pivot_error: None,
+            keep,
         }
     }
 }
@@ -108,6 +125,7 @@ pub(crate) fn with_native(
                 body,
                 headers: Vec::new(),
                 pivot_error: None,
+                keep: None,
             },
         ),
         Err(error) => {
@@ -128,6 +146,7 @@ pub(crate) fn with_native(
                     body,
                     headers: Vec::new(),
                     pivot_error: Some(error),
+                    keep: None,
                 },
             )
         }
@@ -152,7 +171,21 @@ pub(crate) async fn for_client(
     format: Format,
     native: Option<Native>,
 ) -> ApiResult<Reply> {
-    match relay(svc, caller, request_id, request, format, native, None).await? {
+    for_client_until(svc, caller, request_id, request, format, native, None).await
+}
+
+/// As [`for_client`], for a caller that may stop the answer: cancelling `cancel` ends a
+/// stream (the upstream connection is closed and what was delivered is billed).
+pub(crate) async fn for_client_until(
+    svc: Arc<RelayService>,
+    caller: Caller,
+    request_id: String,
+    request: Value,
+    format: Format,
+    native: Option<Native>,
+    cancel: Option<tokio_util::sync::CancellationToken>,
+) -> ApiResult<Reply> {
+    match relay(svc, caller, request_id, request, format, native, cancel).await? {
         Output::Reply(reply) => Ok(reply),
         Output::Events(_) => Err(ApiError::internal("a client format answered with events")),
     }
@@ -390,6 +423,7 @@ impl Job {
         let stream = self.stream;
         let candidates = std::mem::take(&mut self.plan.candidates);
         let fallbacks = std::mem::take(&mut self.plan.fallbacks);
+        let keep = self.native.as_mut().and_then(|n| n.keep.take());
         let mut dispatch = ChatDispatch {
             request: &mut self.request,
             native: self.native.as_ref(),
@@ -448,11 +482,14 @@ impl Job {
             choices: self.choices,
         };
         // A Responses client's own request, which its answer echoes.
-        let responses_request = self
+        let responses = self
             .native
             .as_ref()
             .filter(|_| format == Format::Responses)
-            .map(|n| &n.body);
+            .map(|n| ResponsesEcho {
+                request: &n.body,
+                keep,
+            });
         if !stream {
             return whole::relay_whole(
                 response,
@@ -461,7 +498,7 @@ impl Job {
                 adapter,
                 &upstream_model,
                 native,
-                responses_request,
+                responses,
             )
             .await
             .map(Output::Reply);
@@ -475,7 +512,7 @@ impl Job {
                 format,
                 decoder,
                 native,
-                responses_request,
+                responses,
             ) {
                 stream::Streamed::Bytes(reply) => Output::Reply(reply),
                 stream::Streamed::Events(events) => Output::Events(events),

@@ -79,6 +79,8 @@ struct StreamState {
     anthropic: Option<crate::vendor::anthropic::StreamConverter>,
     /// The Responses API's events, for a Responses client.
     responses: Option<crate::vendor::openai::responses::StreamConverter>,
+    /// Where a kept Responses answer's final `response` goes before its last event.
+    keep_response: Option<super::KeepResponse>,
     gemini_sse: Option<bool>,
     model: String,
     pending_calls: Vec<(String, String)>,
@@ -411,8 +413,12 @@ pub(super) fn relay_stream(
     format: Format,
     mut decoder: Box<dyn StreamDecoder>,
     native: bool,
-    responses_request: Option<&Value>,
+    responses: Option<super::ResponsesEcho<'_>>,
 ) -> Streamed {
+    let (responses_request, keep_response) = match responses {
+        Some(echo) => (Some(echo.request), echo.keep),
+        None => (None, None),
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let (events_tx, events_rx) = tokio::sync::mpsc::channel::<ChatEvent>(64);
     let typed = format == Format::Events;
@@ -427,6 +433,7 @@ pub(super) fn relay_stream(
                 &bill.meter.model,
             )
         }),
+        keep_response,
         gemini_sse: match format {
             Format::Gemini { sse } => Some(sse),
             _ => None,
@@ -584,6 +591,9 @@ pub(super) fn relay_stream(
             } else {
                 converter.finish()
             };
+            if let Some(keep) = state.keep_response.take() {
+                keep(converter.response().clone()).await;
+            }
             state.tail.push(Bytes::from(closing));
         } else if !state.client_gone && !told && !cut {
             let first_item = state.first_item;

@@ -48,7 +48,7 @@ pub(super) async fn relay_whole(
     adapter: &dyn Upstream,
     upstream_model: &str,
     native: bool,
-    responses_request: Option<&Value>,
+    responses: Option<super::ResponsesEcho<'_>>,
 ) -> ApiResult<Reply> {
     let status = resp.status();
     let bytes = match upstream::read_body(resp, bill.meter.idle).await {
@@ -113,14 +113,19 @@ pub(super) async fn relay_whole(
         (Format::Gemini { .. }, Some(value)) => {
             Bytes::from(crate::vendor::gemini::response_from_openai(&value, &model).to_string())
         }
-        (Format::Responses, Some(value)) => Bytes::from(
-            crate::vendor::openai::responses::response_from_openai(
-                &value,
-                responses_request.unwrap_or(&Value::Null),
-                &model,
-            )
-            .to_string(),
-        ),
+        (Format::Responses, Some(value)) => {
+            let (request, keep) = match responses {
+                Some(echo) => (echo.request, echo.keep),
+                None => (&Value::Null, None),
+            };
+            let response =
+                crate::vendor::openai::responses::response_from_openai(&value, request, &model);
+            let bytes = Bytes::from(response.to_string());
+            if let Some(keep) = keep {
+                keep(response).await;
+            }
+            bytes
+        }
         (Format::OpenAi | Format::Events, Some(value)) if !adapter.speaks_pivot() => {
             Bytes::from(value.to_string())
         }

@@ -2,8 +2,10 @@
 //! `instructions`, function tools and options to the pivot (chat completions), and the pivot's
 //! answer back as a `response` object or as the Responses stream's typed events
 //! (`response.created` … `response.completed`). Upstreams of every kind serve it through the
-//! pivot; nothing is stored, so `previous_response_id`, `store: true`, `background` and stored
-//! item references are refused with a 400 that says to send the whole conversation instead.
+//! pivot. Stored state (`store`, `previous_response_id`, `background`) is the relay's own
+//! ([`crate::responses`]): the handler puts a stored conversation's items in front of the new
+//! input before this conversion reads it. OpenAI's Conversations API and item references are
+//! refused by name.
 
 use serde_json::{Map, Value, json};
 use skein_core::{ApiError, ApiResult};
@@ -57,20 +59,10 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
         )
         .with_details(json!({ "field": field })));
     }
-    if obj
-        .get("previous_response_id")
-        .is_some_and(|v| !v.is_null())
-    {
-        return Err(errors::not_stored("previous_response_id"));
-    }
+    // `store`, `background` and `previous_response_id` were resolved by the handler (the
+    // stored items already lead `input`); they do not reach the upstream.
     if obj.get("conversation").is_some_and(|v| !v.is_null()) {
-        return Err(errors::not_stored("conversation"));
-    }
-    if obj.get("store").and_then(Value::as_bool) == Some(true) {
-        return Err(errors::not_stored("store"));
-    }
-    if obj.get("background").and_then(Value::as_bool) == Some(true) {
-        return Err(errors::not_stored("background"));
+        return Err(errors::no_conversations());
     }
     let mut out = Map::new();
     if let Some(model) = obj.get("model") {
@@ -216,6 +208,70 @@ pub fn request_to_openai(req: &Value) -> ApiResult<Value> {
     Ok(Value::Object(out))
 }
 
+/// A request's `input` as the items OpenAI lists for a stored response: a string becomes one
+/// user message, a message's string content becomes one text part, and every item without an
+/// `id` gets one. Items are checked when the request is converted, not here.
+pub fn input_items(req: &Value) -> Vec<Value> {
+    match req.get("input") {
+        Some(Value::String(text)) => vec![json!({"type": "message", "id": new_id("msg"),
+            "role": "user", "status": "completed",
+            "content": [{"type": "input_text", "text": text}]})],
+        Some(Value::Array(items)) => items.iter().map(stored_item).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One input item in its stored shape (see [`input_items`]).
+fn stored_item(item: &Value) -> Value {
+    let mut item = item.clone();
+    let Some(obj) = item.as_object_mut() else {
+        return item;
+    };
+    let kind = match obj.get("type").and_then(Value::as_str) {
+        Some(kind) => kind.to_string(),
+        None if obj.contains_key("role") => {
+            obj.insert("type".into(), json!("message"));
+            "message".into()
+        }
+        None => String::new(),
+    };
+    if kind == "message"
+        && let Some(Value::String(text)) = obj.get("content")
+    {
+        let part = if obj.get("role").and_then(Value::as_str) == Some("assistant") {
+            "output_text"
+        } else {
+            "input_text"
+        };
+        let content = json!([{"type": part, "text": text}]);
+        obj.insert("content".into(), content);
+    }
+    if !obj.contains_key("id") {
+        let prefix = match kind.as_str() {
+            "message" => "msg",
+            "function_call" => "fc",
+            "function_call_output" => "fco",
+            "reasoning" => "rs",
+            _ => "item",
+        };
+        obj.insert("id".into(), json!(new_id(prefix)));
+    }
+    item
+}
+
+/// The request to convert when it continues a stored conversation: `history` (each earlier
+/// turn's input items and output, oldest first) and then this turn's `items` as its `input`.
+/// Earlier instructions are not carried over, as OpenAI documents: only this request's.
+pub fn with_history(req: &Value, history: Vec<Value>, items: &[Value]) -> Value {
+    let mut out = req.clone();
+    if let Some(obj) = out.as_object_mut() {
+        let mut input = history;
+        input.extend(items.iter().cloned());
+        obj.insert("input".into(), Value::Array(input));
+    }
+    out
+}
+
 /// Appends the pivot message(s) for one input item. Consecutive `function_call` items join
 /// one assistant message (its `tool_calls`), as chat completions expects.
 fn input_item(item: &Value, i: usize, messages: &mut Vec<Value>) -> ApiResult<()> {
@@ -301,7 +357,7 @@ fn input_item(item: &Value, i: usize, messages: &mut Vec<Value>) -> ApiResult<()
         // Reasoning a model wrote earlier: chat completions has no place to send it back, and
         // its encrypted form only means something to the model that wrote it.
         "reasoning" => {}
-        "item_reference" => return Err(errors::not_stored("item_reference")),
+        "item_reference" => return Err(errors::unsupported_item("item_reference")),
         "" => {
             return Err(errors::invalid_responses_field(
                 &field,
@@ -459,19 +515,25 @@ fn response_format(format: &Value) -> ApiResult<Option<Value>> {
 }
 
 /// A new item or response id with OpenAI's prefix (`resp`, `msg`, `fc`, `rs`).
-fn new_id(prefix: &str) -> String {
+pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", skein_core::ids::new_id().replace('-', ""))
 }
 
 /// The `response` object before any output: what the request asked, echoed as OpenAI does.
+/// `request` is the client's request as the answer echoes it: the handler has set `id` (the
+/// id the response is stored under) and the `store`, `background` and
+/// `previous_response_id` it resolved.
 pub fn skeleton(request: &Value, model: &str) -> Value {
     let tools = request["tools"].as_array().cloned().unwrap_or_default();
+    let id = request["id"]
+        .as_str()
+        .map_or_else(|| new_id("resp"), str::to_string);
     json!({
-        "id": new_id("resp"),
+        "id": id,
         "object": "response",
         "created_at": pivot::now_secs(),
         "status": "in_progress",
-        "background": false,
+        "background": request["background"].as_bool().unwrap_or(false),
         "error": null,
         "incomplete_details": null,
         "instructions": request.get("instructions").cloned().unwrap_or(Value::Null),
@@ -480,9 +542,9 @@ pub fn skeleton(request: &Value, model: &str) -> Value {
         "model": model,
         "output": [],
         "parallel_tool_calls": request["parallel_tool_calls"].as_bool().unwrap_or(true),
-        "previous_response_id": null,
+        "previous_response_id": request.get("previous_response_id").cloned().unwrap_or(Value::Null),
         "reasoning": {"effort": request["reasoning"].get("effort").cloned().unwrap_or(Value::Null), "summary": null},
-        "store": false,
+        "store": request["store"].as_bool().unwrap_or(false),
         "temperature": request.get("temperature").cloned().unwrap_or(Value::Null),
         "text": {"format": request["text"].get("format").cloned().unwrap_or_else(|| json!({"type": "text"}))},
         "tool_choice": request.get("tool_choice").cloned().unwrap_or_else(|| json!("auto")),
@@ -853,6 +915,12 @@ impl StreamConverter {
         out
     }
 
+    /// The `response` object as it stands: after [`Self::finish`] or [`Self::error`], the
+    /// final one (what is stored).
+    pub fn response(&self) -> &Value {
+        &self.response
+    }
+
     /// The event that ends a stream whose upstream broke off: `response.failed`.
     pub fn error(&mut self, message: &str) -> String {
         let mut out = String::new();
@@ -908,15 +976,58 @@ mod tests {
     }
 
     #[test]
+    fn kept_input_items_get_ids_and_parts_and_lead_the_next_turn() {
+        let items = input_items(&json!({"input": "hi"}));
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["type"], "message");
+        assert_eq!(
+            items[0]["content"],
+            json!([{"type": "input_text", "text": "hi"}])
+        );
+        assert!(
+            items[0]["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("msg_"))
+        );
+        let items = input_items(&json!({"input": [
+            {"role": "assistant", "content": "before"},
+            {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+            {"type": "message", "id": "msg_kept", "role": "user", "content": "x"}
+        ]}));
+        assert_eq!(items[0]["content"][0]["type"], "output_text");
+        assert!(
+            items[1]["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("fco_"))
+        );
+        assert_eq!(items[2]["id"], "msg_kept", "an id the client gave is kept");
+        // The history goes first, then this turn; only this request's instructions.
+        let history = vec![
+            json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "earlier"}]}),
+            json!({"type": "message", "role": "assistant", "status": "completed", "id": "msg_a",
+                "content": [{"type": "output_text", "text": "answer", "annotations": []}]}),
+        ];
+        let req = json!({"model": "m", "instructions": "now", "input": "next"});
+        let next = with_history(&req, history, &input_items(&req));
+        let pivot = request_to_openai(&next).unwrap_or_default();
+        let roles: Vec<&str> = pivot["messages"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["role"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        assert_eq!(pivot["messages"][2]["content"], "answer");
+    }
+
+    #[test]
     fn what_cannot_be_carried_is_refused_by_name() {
         for (req, code) in [
             (
-                json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}),
-                "responses_not_stored",
+                json!({"model": "m", "input": "x", "conversation": "conv_1"}),
+                "unsupported_field",
             ),
             (
-                json!({"model": "m", "input": "x", "store": true}),
-                "responses_not_stored",
+                json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}),
+                "unsupported_content",
             ),
             (
                 json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),

@@ -193,7 +193,8 @@ async fn case_text(backend: Backend, kind: Upstream) {
     assert_eq!(resp["status"], "completed");
     assert_eq!(resp["model"], MODEL);
     assert_eq!(resp["instructions"], "be brief");
-    assert_eq!(resp["store"], false);
+    // Kept by default, as OpenAI does.
+    assert_eq!(resp["store"], true);
     assert_eq!(resp["metadata"], json!({"run": "1"}));
     let output = resp["output"].as_array().unwrap();
     assert_eq!(output.len(), 1, "{resp}");
@@ -445,10 +446,13 @@ on_both_backends! {
             (json!({"model": MODEL, "input": "x", "max_output_tokens": -1}), "invalid_request"),
             (json!({"model": MODEL, "input": "x", "reasoning": {"effort": "extreme"}}), "invalid_request"),
             (json!({"model": MODEL, "input": "x", "text": {"format": {"type": "json_schema", "name": "a"}}}), "invalid_request"),
-            (json!({"model": MODEL, "input": "x", "previous_response_id": "resp_123"}), "responses_not_stored"),
-            (json!({"model": MODEL, "input": "x", "store": true}), "responses_not_stored"),
-            (json!({"model": MODEL, "input": "x", "background": true}), "responses_not_stored"),
-            (json!({"model": MODEL, "input": [{"type": "item_reference", "id": "msg_1"}]}), "responses_not_stored"),
+            (json!({"model": MODEL, "input": "x", "store": "yes"}), "invalid_request"),
+            (json!({"model": MODEL, "input": "x", "background": 1}), "invalid_request"),
+            (json!({"model": MODEL, "input": "x", "previous_response_id": 7}), "invalid_request"),
+            (json!({"model": MODEL, "input": "x", "background": true, "store": false}), "invalid_request"),
+            (json!({"model": MODEL, "input": "x", "background": true, "stream": true}), "invalid_request"),
+            (json!({"model": MODEL, "input": "x", "conversation": "conv_1"}), "unsupported_field"),
+            (json!({"model": MODEL, "input": [{"type": "item_reference", "id": "msg_1"}]}), "unsupported_content"),
             (json!({"model": MODEL, "input": "x", "tools": [{"type": "web_search"}]}), "unsupported_tool"),
             (json!({"model": MODEL, "input": "x", "tools": [{"type": "file_search", "vector_store_ids": []}]}), "unsupported_tool"),
             (json!({"model": MODEL, "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}), "unsupported_content"),
@@ -472,7 +476,9 @@ on_both_backends! {
                     .json(&json!({"model": MODEL, "input": "x", "previous_response_id": "resp_1"})),
             )
             .await;
-        assert!(r.json["error"]["message"].as_str().unwrap().contains("不保存"), "{}", r.text);
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+        assert_eq!(r.json["error"]["code"], "response_not_found", "{}", r.text);
+        assert!(r.json["error"]["message"].as_str().unwrap().contains("没有为你保存"), "{}", r.text);
         // Not JSON at all.
         let r = app
             .send(
@@ -715,10 +721,29 @@ async fn the_official_sdk_speaks_the_responses_api() {
             json!({"city": "weather in Paris"})
         );
         assert!(seen["stream_arg_deltas"].as_i64().unwrap() >= 2, "{seen}");
+        // The mocks echo the last user turn; the conversation before it was sent too (the
+        // kept-state tests check what the upstream got).
+        assert_eq!(seen["continued"], "echo: what is my name", "{kind:?}");
+        assert!(
+            seen["continued_previous"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("resp_")),
+            "{seen}"
+        );
+        assert_eq!(seen["retrieved"], "echo: what is my name");
+        assert_eq!(seen["input_items"], json!(["what is my name"]));
+        assert_eq!(seen["deleted"], true);
+        assert_eq!(
+            seen["after_delete"],
+            json!({"status": 404, "code": "response_not_found"})
+        );
         assert_eq!(
             seen["previous"],
-            json!({"status": 400, "code": "responses_not_stored"})
+            json!({"status": 404, "code": "response_not_found"})
         );
+        assert_eq!(seen["background_first"], "queued");
+        assert_eq!(seen["background_status"], "completed");
+        assert_eq!(seen["background_text"], "echo: in the background");
         assert_eq!(
             seen["web_search"],
             json!({"status": 400, "code": "unsupported_tool"})
