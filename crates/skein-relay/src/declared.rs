@@ -118,6 +118,9 @@ pub struct DeclaredRoute {
     /// Per group, the fallbacks of its keys in place of `fallbacks`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub group_fallbacks: std::collections::BTreeMap<String, Vec<String>>,
+    /// The model's own routing strategy, in place of its group's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
 }
 
 /// A group's routing in the file.
@@ -254,6 +257,7 @@ pub async fn export(svc: &RelayService) -> ApiResult<Declared> {
                 alias_of: route.alias_of,
                 fallbacks: route.fallbacks,
                 group_fallbacks: route.group_fallbacks,
+                strategy: route.strategy,
             },
         );
     }
@@ -461,11 +465,12 @@ pub async fn apply(
         if route.alias_of.is_none()
             && route.fallbacks.is_empty()
             && route.group_fallbacks.is_empty()
+            && route.strategy.is_none()
         {
             return Err(ApiError::invalid_field(
                 "routes",
-                format!("The route of {model} sets neither alias_of nor fallbacks."),
-                format!("{model} 的路由既没有 alias_of 也没有 fallbacks。"),
+                format!("The route of {model} sets none of alias_of, fallbacks or strategy."),
+                format!("{model} 的路由没有设置 alias_of、fallbacks 或 strategy 中的任何一项。"),
             ));
         }
         if let Some(group) = route
@@ -484,7 +489,8 @@ pub async fn apply(
             Some(r)
                 if r.alias_of != route.alias_of
                     || r.fallbacks != route.fallbacks
-                    || r.group_fallbacks != route.group_fallbacks =>
+                    || r.group_fallbacks != route.group_fallbacks
+                    || r.strategy != route.strategy =>
             {
                 changes.push(change("update", "route", model, Vec::new()))
             }
@@ -562,6 +568,7 @@ pub async fn apply(
                         alias_of: r.alias_of.as_deref(),
                         fallbacks: &r.fallbacks,
                         group_fallbacks: &r.group_fallbacks,
+                        strategy: r.strategy,
                     };
                     crate::model_routes::upsert(&svc.db, &c.name, fields, now).await?;
                 }

@@ -6,7 +6,9 @@
 //! tried, in order, each at its own price, once every channel of a model failed; a refusal
 //! of the request itself (the upstream's 4xx) never falls back. A group may have a list of
 //! its own for a model (`group_fallbacks`), which its keys get in place of the model's list:
-//! a paying group can fall back to a better model than the free one, or not at all.
+//! a paying group can fall back to a better model than the free one, or not at all. A model
+//! may also route by a strategy of its own (`strategy`), in place of its group's: one
+//! group's cheap models by cost and its flagship by latency.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use skein_core::ids::ms_to_rfc3339;
 use skein_db::{Db, DbResult};
 use utoipa::ToSchema;
+
+use crate::routing::Strategy;
 
 /// Most fallbacks one model may list.
 pub const MAX_FALLBACKS: usize = 5;
@@ -29,6 +33,9 @@ pub struct ModelRoute {
     pub fallbacks: Vec<String>,
     /// Per group: the list its keys get instead of `fallbacks` (an empty list: none).
     pub group_fallbacks: BTreeMap<String, Vec<String>>,
+    /// How the model's channels are chosen, in place of the group's strategy (`null`: the
+    /// group's). The group's exploring and stickiness still apply.
+    pub strategy: Option<Strategy>,
     /// When it was last changed (RFC 3339).
     pub updated_at: String,
 }
@@ -47,6 +54,10 @@ pub struct ModelRouteInput {
     /// `fallbacks` (at most five each; an empty list turns fallbacks off for the group).
     #[serde(default)]
     pub group_fallbacks: BTreeMap<String, Vec<String>>,
+    /// Route the model's channels by this strategy instead of the group's (`null` or absent:
+    /// the group's).
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
 }
 
 /// The aliases and fallbacks in memory.
@@ -56,6 +67,8 @@ pub struct RouteTable {
     fallbacks: HashMap<String, Vec<String>>,
     /// By model, then group.
     group_fallbacks: HashMap<String, BTreeMap<String, Vec<String>>>,
+    /// Models routed by a strategy of their own.
+    strategies: HashMap<String, Strategy>,
 }
 
 impl RouteTable {
@@ -76,8 +89,16 @@ impl RouteTable {
                     .group_fallbacks
                     .insert(route.model.clone(), route.group_fallbacks.clone());
             }
+            if let Some(strategy) = route.strategy {
+                table.strategies.insert(route.model.clone(), strategy);
+            }
         }
         table
+    }
+
+    /// The strategy `model`'s channels are routed by when it has one of its own.
+    pub fn strategy(&self, model: &str) -> Option<Strategy> {
+        self.strategies.get(model).copied()
     }
 
     /// The model `model` is served as: its alias's target, or itself. One hop only (writes
@@ -132,21 +153,25 @@ impl RouteTable {
 
 /// Every stored route, by model name.
 pub async fn all(db: &Db) -> DbResult<Vec<ModelRoute>> {
-    let rows: Vec<(String, Option<String>, String, String, i64)> = sqlx::query_as(
-        "SELECT model, alias_of, fallbacks, group_fallbacks, updated_at FROM relay_model_routes ORDER BY model",
+    type Columns = (String, Option<String>, String, String, Option<String>, i64);
+    let rows: Vec<Columns> = sqlx::query_as(
+        "SELECT model, alias_of, fallbacks, group_fallbacks, strategy, updated_at FROM relay_model_routes ORDER BY model",
     )
     .fetch_all(db.pool())
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(model, alias_of, fallbacks, groups, at)| ModelRoute {
-            model,
-            alias_of,
-            // Written only by `upsert` as JSON; an unreadable value lists nothing.
-            fallbacks: serde_json::from_str(&fallbacks).unwrap_or_default(),
-            group_fallbacks: serde_json::from_str(&groups).unwrap_or_default(),
-            updated_at: ms_to_rfc3339(at),
-        })
+        .map(
+            |(model, alias_of, fallbacks, groups, strategy, at)| ModelRoute {
+                model,
+                alias_of,
+                // Written only by `upsert` as JSON; an unreadable value lists nothing.
+                fallbacks: serde_json::from_str(&fallbacks).unwrap_or_default(),
+                group_fallbacks: serde_json::from_str(&groups).unwrap_or_default(),
+                strategy: strategy.as_deref().map(Strategy::parse),
+                updated_at: ms_to_rfc3339(at),
+            },
+        )
         .collect())
 }
 
@@ -159,6 +184,8 @@ pub struct RouteFields<'a> {
     pub fallbacks: &'a [String],
     /// Per group, the fallbacks in place of `fallbacks`.
     pub group_fallbacks: &'a BTreeMap<String, Vec<String>>,
+    /// The model's own strategy.
+    pub strategy: Option<Strategy>,
 }
 
 /// Sets `model`'s alias and fallbacks.
@@ -166,13 +193,14 @@ pub async fn upsert(db: &Db, model: &str, route: RouteFields<'_>, now: i64) -> D
     let fallbacks = serde_json::to_string(route.fallbacks).unwrap_or_else(|_| "[]".into());
     let groups = serde_json::to_string(route.group_fallbacks).unwrap_or_else(|_| "{}".into());
     sqlx::query(
-        "INSERT INTO relay_model_routes (model, alias_of, fallbacks, group_fallbacks, updated_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (model) DO UPDATE SET alias_of = $2, fallbacks = $3, group_fallbacks = $4, updated_at = $5",
+        "INSERT INTO relay_model_routes (model, alias_of, fallbacks, group_fallbacks, strategy, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (model) DO UPDATE SET alias_of = $2, fallbacks = $3, group_fallbacks = $4, strategy = $5, updated_at = $6",
     )
     .bind(model)
     .bind(route.alias_of)
     .bind(fallbacks)
     .bind(groups)
+    .bind(route.strategy.map(Strategy::as_str))
     .bind(now)
     .execute(db.pool())
     .await?;
@@ -201,6 +229,7 @@ mod tests {
             alias_of: alias.map(str::to_string),
             fallbacks: fallbacks.iter().map(|f| f.to_string()).collect(),
             group_fallbacks: BTreeMap::new(),
+            strategy: None,
             updated_at: String::new(),
         }
     }

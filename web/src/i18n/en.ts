@@ -530,6 +530,8 @@ export const en = {
   'admin.routeFallbacksHint': 'Model names in order, separated by commas (at most 5).',
   'admin.routeGroups': 'Per group',
   'admin.routeGroupsHint': 'A group\'s own fallbacks in place of the list above, e.g. “vip: model-a, model-b; free:” (nothing after the colon: no fallbacks for that group).',
+  'admin.routeStrategyGroup': 'The group’s',
+  'admin.routeStrategyHint': 'Route this model’s channels by a strategy of its own instead of its group’s (the group’s exploring and stickiness still apply).',
   'admin.defaultsLoaded': 'Default prices loaded: {added} added, {kept} already priced and kept.',
   'admin.unpricedTitle': 'Served but not priced ({n})',
   'admin.unpricedHint': 'Channels serve these models, but requests for them are refused until they have a price. Pick one to price it.',

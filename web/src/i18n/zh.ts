@@ -532,6 +532,8 @@ export const zh: Record<MessageKey, string> = {
   'admin.routeFallbacksHint': '按顺序填写模型名称，用逗号分隔（最多 5 个）。',
   'admin.routeGroups': '按分组',
   'admin.routeGroupsHint': '为某个分组单独指定备用模型，代替上面的列表，例如“vip: model-a, model-b; free:”（冒号后为空表示该分组不使用备用模型）。',
+  'admin.routeStrategyGroup': '沿用分组的',
+  'admin.routeStrategyHint': '用该模型自己的策略在其渠道间路由，而不是所在分组的策略（分组的探索比例与粘性仍然适用）。',
   'admin.defaultsLoaded': '已载入默认价格：新增 {added} 个，{kept} 个已有价格，保持不变。',
   'admin.unpricedTitle': '已提供但未定价的模型（{n}）',
   'admin.unpricedHint': '渠道提供了这些模型，但在定价之前对它们的请求都会被拒绝。点击一个模型为它定价。',

@@ -6914,6 +6914,7 @@ export interface components {
             };
             /** @description The public model name clients ask for. */
             model: string;
+            strategy?: null | components["schemas"]["Strategy"];
             /** @description When it was last changed (RFC 3339). */
             updated_at: string;
         };
@@ -6930,6 +6931,7 @@ export interface components {
             group_fallbacks?: {
                 [key: string]: string[];
             };
+            strategy?: null | components["schemas"]["Strategy"];
         };
         /** @description A moderation decision. */
         Moderation: {

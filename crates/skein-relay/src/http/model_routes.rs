@@ -142,11 +142,15 @@ pub async fn set_route(
         let list = fallback_list("group_fallbacks", list, &model, alias_of.as_deref())?;
         group_fallbacks.insert(group.clone(), list);
     }
-    if alias_of.is_none() && fallbacks.is_empty() && group_fallbacks.is_empty() {
+    if alias_of.is_none()
+        && fallbacks.is_empty()
+        && group_fallbacks.is_empty()
+        && input.strategy.is_none()
+    {
         return Err(ApiError::invalid_field(
             "alias_of",
-            "Set alias_of, fallbacks (for all or per group) or both (to remove the route, delete it).",
-            "请设置 alias_of、fallbacks（全部分组或按分组）或两者（要移除路由请删除它）。",
+            "Set alias_of, fallbacks (for all or per group), a strategy, or several (to remove the route, delete it).",
+            "请设置 alias_of、fallbacks（全部分组或按分组）、strategy 或其中几项（要移除路由请删除它）。",
         ));
     }
     let before = AuditBefore::of(&stored.iter().find(|r| r.model == model));
@@ -154,10 +158,11 @@ pub async fn set_route(
         alias_of: alias_of.as_deref(),
         fallbacks: &fallbacks,
         group_fallbacks: &group_fallbacks,
+        strategy: input.strategy,
     };
     model_routes::upsert(&svc.db, &model, fields, now_ms()).await?;
     svc.routing_changed().await?;
-    tracing::info!(actor = %admin.user_id, %model, ?alias_of, ?fallbacks, ?group_fallbacks, "model route set");
+    tracing::info!(actor = %admin.user_id, %model, ?alias_of, ?fallbacks, ?group_fallbacks, strategy = ?input.strategy, "model route set");
     let route = model_routes::all(&svc.db)
         .await?
         .into_iter()

@@ -41,11 +41,12 @@ pub(crate) struct Stage {
 }
 
 /// What the request log says about a stage's routing: the channels left out, the scores of
-/// those kept, and whether the request explored and whether stickiness chose.
+/// those kept, whether the request explored and whether stickiness chose, and the strategy
+/// that ordered them.
 type StageLog = (
     Vec<crate::journal::SkippedChannel>,
     Vec<Option<f64>>,
-    (bool, bool),
+    (bool, bool, crate::routing::Strategy),
 );
 
 /// [`plan_for`] over OpenAI-format channels: the routes besides chat go only to those.
@@ -102,6 +103,12 @@ pub(crate) async fn plan_for(
     let stage = |name: &str, shown: &str| -> ApiResult<(Stage, StageLog)> {
         let (ordered, n) = table.numbered(caller.group(), name);
         let ordered: Vec<Arc<LiveChannel>> = ordered.into_iter().filter(|c| serves(c)).collect();
+        // A model with a strategy of its own routes by it; the group's exploring and
+        // stickiness still apply.
+        let policy = crate::routing::Policy {
+            strategy: routes.strategy(name).unwrap_or(policy.strategy),
+            ..policy
+        };
         let (routed, decision) = crate::routing::order(
             policy,
             ordered,
@@ -151,7 +158,11 @@ pub(crate) async fn plan_for(
                 rates,
                 candidates,
             },
-            (skipped, scores, (decision.explored, decision.sticky)),
+            (
+                skipped,
+                scores,
+                (decision.explored, decision.sticky, policy.strategy),
+            ),
         ))
     };
     // Fallbacks the key may use and that can serve now; one that cannot is skipped.
@@ -161,16 +172,15 @@ pub(crate) async fn plan_for(
         .filter(|m| caller.allows_model(m) && plans.allows_model(m))
         .filter_map(|m| stage(m, m).ok().map(|(stage, _)| stage))
         .collect();
-    let (first, (skipped, scores, (explored, sticky))) = match stage(served, &model) {
+    let (first, (skipped, scores, (explored, sticky, strategy))) = match stage(served, &model) {
         Ok(first) => first,
         // A model with nothing to serve it now (no channel here, or all resting) goes
         // straight to its first fallback; an unpriced one is a setup error and says so.
         Err(error) if error.code() != "model_not_priced" && !fallbacks.is_empty() => {
             tracing::info!(%model, fallback = %fallbacks[0].model, "no channel can serve the model; using its fallback");
-            (
-                fallbacks.remove(0),
-                (Vec::new(), Vec::new(), (false, false)),
-            )
+            let first = fallbacks.remove(0);
+            let strategy = routes.strategy(&first.model).unwrap_or(policy.strategy);
+            (first, (Vec::new(), Vec::new(), (false, false, strategy)))
         }
         Err(error) => return Err(error),
     };
@@ -178,12 +188,8 @@ pub(crate) async fn plan_for(
         check_tpm(svc, key).await?;
     }
     Ok(Plan {
-        routing: crate::journal::Routing::new(caller.group(), &first.candidates, skipped).decided(
-            policy.strategy,
-            &scores,
-            explored,
-            sticky,
-        ),
+        routing: crate::journal::Routing::new(caller.group(), &first.candidates, skipped)
+            .decided(strategy, &scores, explored, sticky),
         model: first.model,
         rates: first.rates,
         candidates: first.candidates,

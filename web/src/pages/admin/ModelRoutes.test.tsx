@@ -27,6 +27,7 @@ function stubFetch() {
             alias_of: 'gpt-4o-2024-08-06',
             fallbacks: ['qwen-plus', 'deepseek-chat'],
             group_fallbacks: { free: [], vip: ['claude-sonnet'] },
+            strategy: 'latency',
             updated_at: '2026-12-01T00:00:00Z',
           },
         ]),
@@ -63,7 +64,7 @@ describe('admin model routes', () => {
     await waitFor(() => expect(calls.some((c) => c.method === 'PUT')).toBe(true));
     const put = calls.find((c) => c.method === 'PUT')!;
     expect(put.path).toBe('/api/v1/admin/model-routes/claude-fast');
-    expect(put.body).toEqual({ alias_of: null, fallbacks: ['qwen-plus', 'deepseek-chat'], group_fallbacks: {} });
+    expect(put.body).toEqual({ alias_of: null, fallbacks: ['qwen-plus', 'deepseek-chat'], group_fallbacks: {}, strategy: null });
   });
 
   it('shows and keeps each group’s own fallbacks when a route is edited', async () => {
@@ -83,7 +84,24 @@ describe('admin model routes', () => {
       alias_of: 'gpt-4o-2024-08-06',
       fallbacks: ['qwen-plus', 'deepseek-chat'],
       group_fallbacks: { vip: ['claude-sonnet', 'qwen-max'], free: [] },
+      strategy: 'latency',
     });
+  });
+
+  it('shows a model’s own strategy and sets one', async () => {
+    const calls = stubFetch();
+    show();
+    const card = await screen.findByTestId('model-routes');
+    expect((await within(card).findAllByText('Lowest latency')).length).toBeGreaterThan(0);
+    fireEvent.click(screen.getByRole('button', { name: '+ Set alias or fallbacks' }));
+    const dialog = await screen.findByRole('dialog');
+    fireEvent.change(dialog.querySelector('input[name="route-model"]')!, { target: { value: 'qwen-plus' } });
+    fireEvent.change(dialog.querySelector('select[name="route-strategy"]')!, { target: { value: 'cost' } });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(calls.some((c) => c.method === 'PUT')).toBe(true));
+    const put = calls.find((c) => c.method === 'PUT')!;
+    expect(put.path).toBe('/api/v1/admin/model-routes/qwen-plus');
+    expect(put.body).toEqual({ alias_of: null, fallbacks: [], group_fallbacks: {}, strategy: 'cost' });
   });
 
   it('in Chinese too', async () => {

@@ -3,11 +3,13 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import type { ModelRoute } from '../../lib/types';
 import { useT } from '../../i18n';
-import { Button, Card, DataTable, ErrorText, Field, Input } from '../../components/ui';
+import type { MessageKey } from '../../i18n';
+import { Button, Card, DataTable, ErrorText, Field, Input, Select } from '../../components/ui';
 import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
+import { STRATEGIES } from './RoutingPanel';
 
-const blank = { model: '', alias_of: '', fallbacks: '', groups: '' };
+const blank = { model: '', alias_of: '', fallbacks: '', groups: '', strategy: '' };
 
 /** Model names typed comma- or space-separated, in order, without blanks. */
 function names(text: string): string[] {
@@ -35,7 +37,7 @@ export function groupText(groups: Record<string, string[]> | undefined): string 
 /**
  * Model aliases and fallbacks: an alias serves a public name as another model (its channels
  * and price); fallbacks are tried in order, each at its own price, when every channel of the
- * model failed.
+ * model failed; a model may route its channels by a strategy of its own.
  */
 export function ModelRoutes() {
   const t = useT();
@@ -50,7 +52,15 @@ export function ModelRoutes() {
   };
   const edit = (r?: ModelRoute) => {
     setForm(
-      r ? { model: r.model, alias_of: r.alias_of ?? '', fallbacks: r.fallbacks.join(', '), groups: groupText(r.group_fallbacks) } : blank,
+      r
+        ? {
+            model: r.model,
+            alias_of: r.alias_of ?? '',
+            fallbacks: r.fallbacks.join(', '),
+            groups: groupText(r.group_fallbacks),
+            strategy: r.strategy ?? '',
+          }
+        : blank,
     );
     setError(null);
     setEditing(true);
@@ -83,6 +93,10 @@ export function ModelRoutes() {
                 : '—',
           },
           {
+            header: t('routing.strategy'),
+            cell: (r) => (r.strategy ? t(`routing.s_${r.strategy}` as MessageKey) : t('admin.routeStrategyGroup')),
+          },
+          {
             header: t('common.actions'),
             cell: (r: ModelRoute) => (
               <span className="flex justify-end gap-1">
@@ -111,7 +125,12 @@ export function ModelRoutes() {
             try {
               await api(`admin/model-routes/${encodeURIComponent(form.model.trim())}`, {
                 method: 'PUT',
-                body: { alias_of: form.alias_of.trim() || null, fallbacks: names(form.fallbacks), group_fallbacks: groupLists(form.groups) },
+                body: {
+                  alias_of: form.alias_of.trim() || null,
+                  fallbacks: names(form.fallbacks),
+                  group_fallbacks: groupLists(form.groups),
+                  strategy: form.strategy || null,
+                },
               });
               setEditing(false);
               refresh();
@@ -131,6 +150,14 @@ export function ModelRoutes() {
           </Field>
           <Field label={t('admin.routeGroups')} hint={t('admin.routeGroupsHint')}>
             <Input name="route-groups" value={form.groups} onChange={(e) => setForm({ ...form, groups: e.target.value })} />
+          </Field>
+          <Field label={t('routing.strategy')} hint={t('admin.routeStrategyHint')}>
+            <Select name="route-strategy" value={form.strategy} onChange={(e) => setForm({ ...form, strategy: e.target.value })}>
+              <option value="">{t('admin.routeStrategyGroup')}</option>
+              {STRATEGIES.map((s) => (
+                <option key={s} value={s}>{t(`routing.s_${s}` as MessageKey)}</option>
+              ))}
+            </Select>
           </Field>
           <ErrorText error={error} />
           <div className="flex justify-end gap-2">

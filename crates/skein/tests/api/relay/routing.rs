@@ -109,6 +109,42 @@ both_backends! {
         assert!(ttft.is_some_and(|t| t > 0.0), "no time to first token measured");
     }
 
+    async fn a_models_own_strategy_replaces_its_groups(app) {
+        let s = relay_world(&app, Upstream::OpenAi).await;
+        let (backup, _) = s.add_backup(&app, "sk-upstream-backup", &["gpt-test"], 10).await;
+        s.upstream.set_delay(Duration::from_millis(250));
+        // The group routes by priority (equal weights alternate), exploring one in ten.
+        set_strategy(&app, &s.root, "priority", 10).await;
+        send(&app, &s, 10).await;
+        assert_eq!((s.upstream.requests().len(), backup.requests().len()), (5, 5));
+
+        // The model routes by latency: only its explorations reach the slow channel.
+        let route = |body: Value| app.put("/api/v1/admin/model-routes/gpt-test", Some(&s.root.access), body);
+        let r = route(json!({"strategy": "latency"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["strategy"], "latency");
+        assert_eq!(r.json["alias_of"], Value::Null);
+        send(&app, &s, 40).await;
+        assert_eq!(s.upstream.requests().len(), 5 + 4, "the slow channel got more than its explorations");
+        assert_eq!(backup.requests().len(), 5 + 36);
+        let log = app.get("/api/v1/admin/requests?limit=1", Some(&s.root.access)).await;
+        let id = log.json["items"][0]["id"].as_str().unwrap().to_string();
+        let detail = app.get(&format!("/api/v1/admin/requests/{id}"), Some(&s.root.access)).await;
+        assert_eq!(detail.json["routing"]["strategy"], "latency", "{}", detail.text);
+        let list = app.get("/api/v1/admin/model-routes", Some(&s.root.access)).await;
+        assert_eq!(list.json[0]["strategy"], "latency", "{}", list.text);
+
+        // An unknown strategy is refused; the route stays as it was.
+        let r = route(json!({"strategy": "fastest"})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        // Removed: the group's priority again.
+        let r = app.send(app.client.delete(app.url("/api/v1/admin/model-routes/gpt-test")).bearer_auth(&s.root.access)).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        let (slow, fast) = (s.upstream.requests().len(), backup.requests().len());
+        send(&app, &s, 10).await;
+        assert_eq!((s.upstream.requests().len() - slow, backup.requests().len() - fast), (5, 5));
+    }
+
     async fn the_errors_strategy_avoids_a_failing_channel_and_returns_to_it(app) {
         let s = relay_world(&app, Upstream::OpenAi).await;
         let (backup, _) = s.add_backup(&app, "sk-upstream-backup", &["gpt-test"], 10).await;
