@@ -61,8 +61,8 @@ pub(crate) struct Started {
 
 impl ChatService {
     /// Gathers the turn, assembles its context, stores the new messages and starts writing
-    /// the answer. A source that fails refuses the answer before anything is stored (the
-    /// slot is dropped with the request, freeing the conversation).
+    /// the answer. A source that fails refuses the answer before anything is stored, and the
+    /// conversation is free again before the refusal is answered.
     pub(crate) async fn start_answer(self: &Arc<Self>, answer: NewAnswer) -> ApiResult<Started> {
         let NewAnswer {
             slot,
@@ -76,163 +76,183 @@ impl ChatService {
             continues,
             settings: (model, settings),
         } = answer;
-        let now = ids::now_ms();
-        let user_row = question.as_ref().map(|q| MessageRow {
-            id: ids::new_id(),
-            conversation_id: c.id.clone(),
-            user_id: user_id.clone(),
-            parent_id: parent.clone(),
-            role: "user".into(),
-            content: q.content.clone(),
-            reasoning: None,
-            images: (!q.images.is_empty())
-                .then(|| serde_json::to_string(&q.images).unwrap_or_default()),
-            status: MessageStatus::Done,
-            model: None,
-            error: None,
-            prompt_tokens: None,
-            completion_tokens: None,
-            cost: None,
-            sources: None,
-            tool_calls: None,
-            finish_reason: None,
-            created_at: now,
-            updated_at: now,
-        });
-        let answers = user_row.as_ref().map(|u| u.id.clone()).or(parent);
-        if let Some(row) = user_row.clone() {
-            rows.push(row);
-        }
-        let (path, first_answer) = {
-            let tree = Tree::new(&rows);
-            let path = answers
-                .as_deref()
-                .map(|leaf| tree.path_to(leaf))
-                .unwrap_or_default();
-            let first_answer = !path.iter().any(|m| m.role == "assistant");
-            let path: Vec<PathMessage> = path.into_iter().map(PathMessage::from).collect();
-            (path, first_answer)
-        };
-        let title_from = (c.title.is_empty() && first_answer)
-            .then(|| question.map(|q| q.content))
-            .flatten();
-        let mut budget = self.budget(&model, &settings);
-        // The answer so far goes with the context, so its tokens come off the history's room.
-        if let Some(answer) = &continues {
-            budget.reserve += crate::context::count_tokens(&answer.content);
-        }
-        let turn = Turn {
-            user_id,
-            request_id,
-            budget,
-            conversation: c,
-            model,
-            settings,
-            path,
-        };
-        let mut context = sources::assemble(&self.context_sources(), &turn).await?;
-        crate::images::inline_for_upstream(self.files.as_ref(), &turn.user_id, &mut context).await;
-        let mut request = turn.request(&context);
-        if let Some(answer) = &continues {
-            // The model writes on from the end of its own text (an Anthropic prefill; the
-            // OpenAI-format vendors continue a trailing assistant message the same way).
-            if let Some(messages) = request["messages"].as_array_mut() {
-                messages.push(serde_json::json!({"role": "assistant", "content": answer.content}));
+        // Whatever refuses the answer (a source, a tool runner, a store error) frees the
+        // conversation before the error is answered, so the client's next message finds it
+        // free (a dropped slot frees it too, but on a task of its own, later).
+        let slot_ref = &slot;
+        let prepared = async {
+            let now = ids::now_ms();
+            let user_row = question.as_ref().map(|q| MessageRow {
+                id: ids::new_id(),
+                conversation_id: c.id.clone(),
+                user_id: user_id.clone(),
+                parent_id: parent.clone(),
+                role: "user".into(),
+                content: q.content.clone(),
+                reasoning: None,
+                images: (!q.images.is_empty())
+                    .then(|| serde_json::to_string(&q.images).unwrap_or_default()),
+                status: MessageStatus::Done,
+                model: None,
+                error: None,
+                prompt_tokens: None,
+                completion_tokens: None,
+                cost: None,
+                sources: None,
+                tool_calls: None,
+                finish_reason: None,
+                created_at: now,
+                updated_at: now,
+            });
+            let answers = user_row.as_ref().map(|u| u.id.clone()).or(parent);
+            if let Some(row) = user_row.clone() {
+                rows.push(row);
             }
-        }
-        // Like a source, a runner that cannot say what it offers refuses the answer before
-        // anything is stored. No runner (the default): the request is left as it was.
-        let toolbox = Toolbox::for_turn(&self.tool_runners(), &turn).await?;
-        toolbox.offer(&mut request);
-        let tools = (!toolbox.is_empty()).then(|| ToolUse {
-            toolbox,
-            turn: turn.clone(),
-        });
-        let citations = if context.citations.is_empty() {
-            None
-        } else {
-            Some(serde_json::to_string(&context.citations).map_err(ApiError::internal)?)
-        };
-        let assistant_row = MessageRow {
-            id: assistant_id.clone(),
-            conversation_id: turn.conversation.id.clone(),
-            user_id: turn.user_id.clone(),
-            parent_id: answers.clone(),
-            role: "assistant".into(),
-            content: String::new(),
-            reasoning: None,
-            images: None,
-            status: MessageStatus::Streaming,
-            model: Some(turn.model.clone()),
-            error: None,
-            prompt_tokens: None,
-            completion_tokens: None,
-            cost: None,
-            sources: citations,
-            tool_calls: None,
-            finish_reason: None,
-            created_at: now,
-            updated_at: now,
-        };
-        let saved = async {
-            let mut tx = self.db.begin_write().await?;
-            if let Some(row) = &user_row {
-                store::insert_message(&mut *tx, row).await?;
-            }
-            let written = match &continues {
-                Some(_) => store::reopen_answer(&mut *tx, &assistant_id, now).await?,
-                None => {
-                    store::insert_message(&mut *tx, &assistant_row).await?;
-                    true
-                }
+            let (path, first_answer) = {
+                let tree = Tree::new(&rows);
+                let path = answers
+                    .as_deref()
+                    .map(|leaf| tree.path_to(leaf))
+                    .unwrap_or_default();
+                let first_answer = !path.iter().any(|m| m.role == "assistant");
+                let path: Vec<PathMessage> = path.into_iter().map(PathMessage::from).collect();
+                (path, first_answer)
             };
-            if written {
-                store::set_active_leaf(&mut *tx, &turn.conversation.id, &assistant_id, now).await?;
-                tx.commit().await?;
+            let title_from = (c.title.is_empty() && first_answer)
+                .then(|| question.map(|q| q.content))
+                .flatten();
+            let mut budget = self.budget(&model, &settings);
+            // The answer so far goes with the context, so its tokens come off the history's room.
+            if let Some(answer) = &continues {
+                budget.reserve += crate::context::count_tokens(&answer.content);
             }
-            Ok::<_, skein_db::DbError>(written)
+            let turn = Turn {
+                user_id,
+                request_id,
+                budget,
+                conversation: c,
+                model,
+                settings,
+                path,
+            };
+            let mut context = sources::assemble(&self.context_sources(), &turn).await?;
+            crate::images::inline_for_upstream(self.files.as_ref(), &turn.user_id, &mut context)
+                .await;
+            let mut request = turn.request(&context);
+            if let Some(answer) = &continues {
+                // The model writes on from the end of its own text (an Anthropic prefill; the
+                // OpenAI-format vendors continue a trailing assistant message the same way).
+                if let Some(messages) = request["messages"].as_array_mut() {
+                    messages
+                        .push(serde_json::json!({"role": "assistant", "content": answer.content}));
+                }
+            }
+            // Like a source, a runner that cannot say what it offers refuses the answer before
+            // anything is stored. No runner (the default): the request is left as it was.
+            let toolbox = Toolbox::for_turn(&self.tool_runners(), &turn).await?;
+            toolbox.offer(&mut request);
+            let tools = (!toolbox.is_empty()).then(|| ToolUse {
+                toolbox,
+                turn: turn.clone(),
+            });
+            let citations = if context.citations.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(&context.citations).map_err(ApiError::internal)?)
+            };
+            let assistant_row = MessageRow {
+                id: assistant_id.clone(),
+                conversation_id: turn.conversation.id.clone(),
+                user_id: turn.user_id.clone(),
+                parent_id: answers.clone(),
+                role: "assistant".into(),
+                content: String::new(),
+                reasoning: None,
+                images: None,
+                status: MessageStatus::Streaming,
+                model: Some(turn.model.clone()),
+                error: None,
+                prompt_tokens: None,
+                completion_tokens: None,
+                cost: None,
+                sources: citations,
+                tool_calls: None,
+                finish_reason: None,
+                created_at: now,
+                updated_at: now,
+            };
+            let saved = async {
+                let mut tx = self.db.begin_write().await?;
+                if let Some(row) = &user_row {
+                    store::insert_message(&mut *tx, row).await?;
+                }
+                let written = match &continues {
+                    Some(_) => store::reopen_answer(&mut *tx, &assistant_id, now).await?,
+                    None => {
+                        store::insert_message(&mut *tx, &assistant_row).await?;
+                        true
+                    }
+                };
+                if written {
+                    store::set_active_leaf(&mut *tx, &turn.conversation.id, &assistant_id, now)
+                        .await?;
+                    tx.commit().await?;
+                }
+                Ok::<_, skein_db::DbError>(written)
+            }
+            .await;
+            // A failure frees the conversation below, before the error is answered.
+            if !saved? {
+                return Err(errors::not_finished());
+            }
+            let generation = slot_ref.generation().clone();
+            let earlier = continues.map(|answer| {
+                generation.seed(
+                    &answer.content,
+                    answer.reasoning.as_deref().unwrap_or_default(),
+                );
+                generate::Earlier {
+                    usage: answer
+                        .prompt_tokens
+                        .zip(answer.completion_tokens)
+                        .zip(answer.cost)
+                        .map(|((p, c), cost)| (p, c, cost)),
+                    tools: answer
+                        .tool_calls
+                        .as_deref()
+                        .and_then(|t| serde_json::from_str(t).ok())
+                        .unwrap_or_default(),
+                }
+            });
+            let receiver = generation.attach().receiver;
+            let plan = Plan {
+                user_id: turn.user_id,
+                request_id: turn.request_id,
+                request,
+                title_from,
+                summarize: context.summarize.take(),
+                trimmed: context.trimmed_turns,
+                tools,
+                earlier,
+            };
+            let started = Started {
+                user_message_id: answers,
+                generation,
+                receiver,
+            };
+            Ok::<_, ApiError>((plan, started))
         }
         .await;
-        // On failure the slot is dropped with this request, which frees the conversation.
-        if !saved? {
-            return Err(errors::not_finished());
-        }
-        let generation = slot.generation().clone();
-        let earlier = continues.map(|answer| {
-            generation.seed(
-                &answer.content,
-                answer.reasoning.as_deref().unwrap_or_default(),
-            );
-            generate::Earlier {
-                usage: answer
-                    .prompt_tokens
-                    .zip(answer.completion_tokens)
-                    .zip(answer.cost)
-                    .map(|((p, c), cost)| (p, c, cost)),
-                tools: answer
-                    .tool_calls
-                    .as_deref()
-                    .and_then(|t| serde_json::from_str(t).ok())
-                    .unwrap_or_default(),
+        match prepared {
+            Ok((plan, started)) => {
+                self.tasks.spawn(generate::run(slot, plan));
+                Ok(started)
             }
-        });
-        let receiver = generation.attach().receiver;
-        let plan = Plan {
-            user_id: turn.user_id,
-            request_id: turn.request_id,
-            request,
-            title_from,
-            summarize: context.summarize.take(),
-            trimmed: context.trimmed_turns,
-            tools,
-            earlier,
-        };
-        self.tasks.spawn(generate::run(slot, plan));
-        Ok(Started {
-            user_message_id: answers,
-            generation,
-            receiver,
-        })
+            Err(error) => {
+                slot.release().await;
+                Err(error)
+            }
+        }
     }
 }
 

@@ -228,7 +228,7 @@ impl Slot {
     /// Frees the conversation for the next answer while this one's stream finishes: here and,
     /// awaited, in the database, so a client that sends its next message on hearing `done`
     /// finds the conversation free on every instance.
-    async fn release(&self) {
+    pub(crate) async fn release(&self) {
         self.lease.cancel();
         self.svc.running.end(&self.generation);
         if let Err(error) = store::unlock_answer(
