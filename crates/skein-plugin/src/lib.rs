@@ -33,7 +33,6 @@ pub mod search;
 mod service;
 pub mod store;
 pub mod vault;
-pub mod yaml;
 
 use std::collections::HashMap;
 use std::sync::Arc;

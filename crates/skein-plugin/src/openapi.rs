@@ -136,13 +136,13 @@ pub fn server_url(doc: &Value) -> Option<String> {
 }
 
 /// Reads an OpenAPI document given as text: JSON when it opens with `{`, else YAML (1.2,
-/// bounded against alias bombs: [`crate::yaml`]). The error says what is wrong and where.
+/// bounded against alias bombs: [`skein_text::yaml`]). The error says what is wrong and where.
 pub fn parse_document(text: &str) -> Result<Value, String> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') {
         return serde_json::from_str(trimmed).map_err(|e| format!("it is not valid JSON: {e}"));
     }
-    let document = crate::yaml::to_json(trimmed)?;
+    let document = skein_text::yaml::to_json(trimmed)?;
     if !document.is_object() {
         return Err("it is not a mapping of OpenAPI fields".into());
     }

@@ -67,6 +67,14 @@ pub struct RelayConfig {
     pub responses_store_default: bool,
     /// Days a kept Responses API response (its input and output) is kept, as OpenAI's 30.
     pub responses_retention_days: u32,
+    /// A channels document (TOML, or YAML by its `.yaml`/`.yml` extension, as `skein channels
+    /// export` writes it) applied at start and whenever its content changes — GitOps: mount
+    /// it from a ConfigMap. Keys come from the environment variables it names. Unset: none.
+    pub channels_file: Option<std::path::PathBuf>,
+    /// Whether applying `channels_file` removes channels, prices and routes it leaves out.
+    pub channels_file_prune: bool,
+    /// How often `channels_file` is read for changes.
+    pub channels_file_check_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -90,6 +98,9 @@ impl Default for RelayConfig {
             channels_env_prefix: "SKEIN_CHANNEL_".into(),
             responses_store_default: true,
             responses_retention_days: 30,
+            channels_file: None,
+            channels_file_prune: false,
+            channels_file_check_secs: 10,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Channels as code: the relay's channels, prices, model routes and routing strategies as one
-//! TOML document, exported from the database and applied back (by `skein channels apply` or
-//! the admin API), idempotently, with a plan shown first.
+//! TOML (or YAML) document, exported from the database and applied back (by `skein channels
+//! apply`, the admin API, or at start and on every change of the file `relay.channels_file`
+//! names), idempotently, with a plan shown first.
 //!
 //! Channels are matched by name. Upstream keys and extra header values never appear in the
 //! document: it names environment variables (`keys_env`, `headers_env`) that the applying
@@ -314,6 +315,41 @@ pub fn from_toml(text: &str) -> ApiResult<Declared> {
             format!("渠道文件无效：{message}"),
         )
     })
+}
+
+/// Reads a YAML channels document (the same fields as the TOML one).
+pub fn from_yaml(text: &str) -> ApiResult<Declared> {
+    let invalid = |message: String| {
+        ApiError::invalid_field(
+            "document",
+            format!("The channels file is not valid: {message}"),
+            format!("渠道文件无效：{message}"),
+        )
+    };
+    let value = skein_text::yaml::to_json(text).map_err(invalid)?;
+    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}
+
+/// Writes the declared state as YAML.
+pub fn to_yaml(declared: &Declared) -> ApiResult<String> {
+    let value = serde_json::to_value(declared).map_err(ApiError::internal)?;
+    Ok(skein_text::yaml::from_json(&value))
+}
+
+/// Whether a file is read as YAML (`.yaml`, `.yml`) rather than TOML.
+pub fn is_yaml(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+}
+
+/// Reads a channels file: YAML or TOML by its extension.
+pub fn from_file_text(path: &std::path::Path, text: &str) -> ApiResult<Declared> {
+    if is_yaml(path) {
+        from_yaml(text)
+    } else {
+        from_toml(text)
+    }
 }
 
 /// A secret named by an environment variable, read with `env` (the applying process's
@@ -721,5 +757,45 @@ strategy = "latency"
         assert_eq!(again, declared);
         assert!(from_toml("[[channel]]\nname = 1").is_err());
         assert_eq!(env_name("deepseek main"), "DEEPSEEK_MAIN");
+        // The same document in YAML, written and read back.
+        let yaml = to_yaml(&declared).unwrap_or_default();
+        assert_eq!(from_yaml(&yaml).ok(), Some(declared.clone()), "{yaml}");
+        assert!(is_yaml(std::path::Path::new("/etc/skein/channels.YML")));
+        assert!(!is_yaml(std::path::Path::new("channels.toml")));
+    }
+
+    #[test]
+    fn a_hand_written_yaml_document_reads_like_its_toml() {
+        let yaml = r#"
+channel:
+  - name: deepseek main
+    type: deepseek
+    keys_env: [DS_KEY]
+    models: [deepseek-chat]
+    priority: 5
+routes:
+  chat: {alias_of: deepseek-chat, strategy: cost}
+routing:
+  default: {strategy: latency}
+"#;
+        let declared = from_yaml(yaml).unwrap_or_default();
+        assert_eq!(declared.channels.len(), 1);
+        assert_eq!(declared.channels[0].priority, 5);
+        assert_eq!(declared.routes["chat"].strategy, Some(Strategy::Cost));
+        assert_eq!(declared.routing["default"].strategy, Strategy::Latency);
+        // Wrong types and unknown fields are refused, naming the problem.
+        for bad in [
+            "channel:\n  - name: x\n    weight: heavy\n",
+            "channels: []\n",
+            "- a\n- b\n",
+        ] {
+            let error = from_yaml(bad)
+                .err()
+                .map(|e| e.message(skein_core::i18n::Lang::En).to_string());
+            assert!(
+                error.is_some_and(|m| m.starts_with("The channels file is not valid")),
+                "{bad}"
+            );
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod caller;
 mod channel_fields;
 pub mod channels;
+pub mod channels_file;
 pub mod config;
 pub mod declared;
 pub(crate) mod errors;
@@ -160,6 +161,8 @@ pub struct RelayService {
     local_embed: std::sync::OnceLock<Arc<skein_embed::StaticModel>>,
     /// Finished requests waiting to be written to the request log.
     request_log: journal::RequestLog,
+    /// What this instance last did with `relay.channels_file`.
+    channels_file: std::sync::Mutex<channels_file::FileState>,
 }
 
 /// A channel's known balance for the metrics endpoint: id, name, amount, currency, low.
@@ -204,6 +207,8 @@ pub struct Tuning {
     pub responses_store_default: bool,
     /// Days a kept Responses API response is kept.
     pub responses_retention_days: u32,
+    /// The channels file kept applied, if one is set.
+    pub channels_file: Option<channels_file::FileSettings>,
 }
 
 impl Default for Tuning {
@@ -219,6 +224,7 @@ impl Default for Tuning {
             channels_env_prefix: "SKEIN_CHANNEL_".into(),
             responses_store_default: true,
             responses_retention_days: 30,
+            channels_file: None,
         }
     }
 }
@@ -242,6 +248,15 @@ impl Tuning {
             channels_env_prefix: config.channels_env_prefix.clone(),
             responses_store_default: config.responses_store_default,
             responses_retention_days: config.responses_retention_days.max(1),
+            channels_file: config
+                .channels_file
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|path| channels_file::FileSettings {
+                    path,
+                    prune: config.channels_file_prune,
+                    every: Duration::from_secs(config.channels_file_check_secs.max(1)),
+                }),
         }
     }
 }
@@ -333,6 +348,7 @@ impl RelayService {
             bus: OnceLock::new(),
             local_embed: std::sync::OnceLock::new(),
             request_log: journal::RequestLog::new(tuning.request_log_retention_days),
+            channels_file: channels_file::FileState::new(),
             tuning,
         });
         service.reload().await?;
@@ -377,6 +393,21 @@ impl RelayService {
                 }
             },
         );
+        // The channels file: applied now (before the first request, where the start waits
+        // for it) and whenever it changes.
+        if let Some(file) = service.tuning.channels_file.clone() {
+            channels_file::reconcile(&service, &file).await;
+            service.background.every(
+                "relay.channels_file",
+                file.every,
+                FirstRun::AfterPeriod,
+                &service,
+                move |service| {
+                    let file = file.clone();
+                    async move { channels_file::reconcile(&service, &file).await }
+                },
+            );
+        }
         // Kept Responses API responses: removed after their retention, and background ones
         // left by an instance that stopped are failed.
         service.background.every(

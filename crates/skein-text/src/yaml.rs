@@ -1,6 +1,6 @@
-//! YAML documents (OpenAPI documents are often written in YAML) read into JSON values, with
-//! YAML 1.2's core schema: a plain `yes` or `on` stays a string, `3.0.3` a string, `200` an
-//! integer (and, as a mapping key, the text `"200"`).
+//! YAML documents (OpenAPI documents and channel files are often written in YAML) read into
+//! JSON values, with YAML 1.2's core schema: a plain `yes` or `on` stays a string, `3.0.3` a
+//! string, `200` an integer (and, as a mapping key, the text `"200"`).
 //!
 //! Built on `saphyr-parser`'s events rather than a serde YAML crate: the parser is pure safe
 //! Rust and YAML 1.2 compliant, and reading its events lets this module bound what a hostile
@@ -393,6 +393,80 @@ fn is_float(text: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
+/// Writes a JSON value as a block-style YAML document that [`to_json`] reads back as the same
+/// value: every string double-quoted (JSON's escapes are YAML's), so no text is read as
+/// another type; empty maps and lists as `{}` and `[]`.
+pub fn from_json(value: &Value) -> String {
+    let mut out = String::new();
+    match value {
+        Value::Object(map) if !map.is_empty() => emit_map(map, 0, &mut out),
+        Value::Array(items) if !items.is_empty() => emit_list(items, 0, &mut out),
+        other => {
+            out.push_str(&emit_scalar(other));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A scalar (or an empty collection) on one line.
+fn emit_scalar(value: &Value) -> String {
+    match value {
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+        Value::String(s) => Value::String(s.clone()).to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a value is written on its key's line.
+fn emit_inline(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => true,
+    }
+}
+
+/// A mapping's entries at `indent`.
+fn emit_map(map: &Map<String, Value>, indent: usize, out: &mut String) {
+    for (key, value) in map {
+        out.push_str(&" ".repeat(indent));
+        out.push_str(&Value::String(key.clone()).to_string());
+        if emit_inline(value) {
+            out.push_str(": ");
+            out.push_str(&emit_scalar(value));
+            out.push('\n');
+        } else {
+            out.push_str(":\n");
+            match value {
+                Value::Object(inner) => emit_map(inner, indent + 2, out),
+                Value::Array(items) => emit_list(items, indent + 2, out),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A sequence's items at `indent`.
+fn emit_list(items: &[Value], indent: usize, out: &mut String) {
+    for item in items {
+        out.push_str(&" ".repeat(indent));
+        if emit_inline(item) {
+            out.push_str("- ");
+            out.push_str(&emit_scalar(item));
+            out.push('\n');
+        } else {
+            out.push_str("-\n");
+            match item {
+                Value::Object(inner) => emit_map(inner, indent + 2, out),
+                Value::Array(inner) => emit_list(inner, indent + 2, out),
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,5 +579,25 @@ paths:
         assert!(e.contains("not valid YAML") && e.contains("line"), "{e}");
         assert!(to_json("").unwrap_err().contains("empty"));
         assert!(to_json("a: *nope\n").is_err());
+    }
+
+    #[test]
+    fn written_yaml_reads_back_as_the_same_value() {
+        let value = json!({
+            "channel": [
+                {"name": "yes", "type": "openai", "models": ["3.0", "on", "null", "~"],
+                 "weight": 10, "ratio": 0.5, "enabled": true, "headers": {}, "groups": [],
+                 "note": "line one\nline \"two\" # not a comment: [x] {y}"},
+                {"name": "中文渠道", "nested": [[1, 2], [], {"a": null}]}
+            ],
+            "prices": {"gpt-4o": {"input": 2500}},
+            "empty": {}
+        });
+        let text = from_json(&value);
+        assert_eq!(to_json(&text).ok(), Some(value), "{text}");
+        assert_eq!(
+            to_json(&from_json(&json!("plain"))).ok(),
+            Some(json!("plain"))
+        );
     }
 }

@@ -83,16 +83,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ChannelsCommand {
-    /// Write channels, prices, model routes and routing strategies as TOML. Upstream keys are
-    /// never written: each channel names the environment variables that hold them.
+    /// Write channels, prices, model routes and routing strategies as TOML (or YAML). Upstream
+    /// keys are never written: each channel names the environment variables that hold them.
     Export {
-        /// Write to this file instead of standard output.
+        /// Write to this file instead of standard output (a `.yaml`/`.yml` name writes YAML).
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Write YAML instead of TOML.
+        #[arg(long)]
+        yaml: bool,
     },
-    /// Apply a TOML file: channels matched by name are created or updated, prices, routes and
-    /// strategies set. Prints the plan; applying the same file again changes nothing. Keys are
-    /// read from the environment variables the file names.
+    /// Apply a TOML (or `.yaml`/`.yml`) file: channels matched by name are created or updated,
+    /// prices, routes and strategies set. Prints the plan; applying the same file again changes
+    /// nothing. Keys are read from the environment variables the file names. To keep a file
+    /// applied as it changes, set `relay.channels_file` instead.
     Apply {
         /// The file (as `skein channels export` writes it).
         file: PathBuf,
@@ -393,11 +397,20 @@ async fn channels(config: Config, command: ChannelsCommand) -> anyhow::Result<()
     let message =
         |e: skein_core::ApiError| anyhow::anyhow!("{}", e.message(skein_core::i18n::Lang::En));
     let outcome = match command {
-        ChannelsCommand::Export { output } => {
+        ChannelsCommand::Export { output, yaml } => {
             let declared = skein_relay::declared::export(&relay)
                 .await
                 .map_err(message)?;
-            let text = skein_relay::declared::to_toml(&declared).map_err(message)?;
+            let yaml = yaml
+                || output
+                    .as_deref()
+                    .is_some_and(skein_relay::declared::is_yaml);
+            let text = if yaml {
+                skein_relay::declared::to_yaml(&declared)
+            } else {
+                skein_relay::declared::to_toml(&declared)
+            }
+            .map_err(message)?;
             match output {
                 Some(path) => std::fs::write(&path, text)
                     .with_context(|| format!("cannot write {}", path.display())),
@@ -414,7 +427,7 @@ async fn channels(config: Config, command: ChannelsCommand) -> anyhow::Result<()
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let declared = skein_relay::declared::from_toml(&text).map_err(message)?;
+            let declared = skein_relay::declared::from_file_text(&file, &text).map_err(message)?;
             let env = |name: &str| std::env::var(name).ok();
             let plan = skein_relay::declared::apply(&relay, &declared, &env, dry_run, prune)
                 .await

@@ -611,6 +611,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/channels/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The channels file kept applied (`relay.channels_file`), as this instance last saw it:
+         *     when it was read and applied, what that changed, and why its current content was refused
+         *     (admin). `path` is `null` when no file is set.
+         */
+        get: operations["channels_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/groups": {
         parameters: {
             query?: never;
@@ -6235,6 +6256,24 @@ export interface components {
          * @enum {string}
          */
         FilePurpose: "chat" | "knowledge" | "avatar" | "agent" | "plugin";
+        /** @description The file as the admin console shows it. */
+        FileStatus: {
+            /** @description When its current content was last applied here (RFC 3339). */
+            applied_at?: string | null;
+            /**
+             * @description What that apply changed (`+ channel x`, `~ price y (input_per_mtok)`); empty when it
+             *     already matched.
+             */
+            changes: string[];
+            /** @description When this instance last read it (RFC 3339). */
+            checked_at?: string | null;
+            /** @description Why the current content could not be read or applied (`null` when it was). */
+            error?: string | null;
+            /** @description The file (`null` when no file is set). */
+            path?: string | null;
+            /** @description Whether what the file leaves out is removed. */
+            prune: boolean;
+        };
         /** @description What a user keeps against their quota. */
         FileUsage: {
             /**
@@ -11897,6 +11936,33 @@ export interface operations {
                 };
                 content: {
                     "application/toml": string;
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    channels_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileStatus"];
                 };
             };
             403: {

@@ -110,6 +110,7 @@ export const qk = {
   modelRoutes: ['pricing', 'routes'] as const,
   responseCache: ['pricing', 'cache'] as const,
   routing: ['channels', 'routing'] as const,
+  channelsFile: ['channels', 'file'] as const,
   codes: {
     all: ['codes'] as const,
     page: (batch: string, page: number) => ['codes', batch, page] as const,

@@ -50,6 +50,7 @@ export type UnpricedModel = Schemas['UnpricedModel'];
 /** What loading the default prices did. */
 export type DefaultsLoaded = Schemas['DefaultsLoaded'];
 export type ModelRoute = Schemas['ModelRoute'];
+export type ChannelsFileStatus = Schemas['FileStatus'];
 
 /** A balance. */
 export type Quota = Schemas['QuotaView'];

@@ -62,6 +62,7 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
         .routes(routes!(routing::set_routing))
         .routes(routes!(routing::export_channels))
         .routes(routes!(routing::apply_channels))
+        .routes(routes!(routing::channels_file))
         .routes(routes!(routing::list_cache))
         .routes(routes!(routing::set_cache))
         .with_state(service)

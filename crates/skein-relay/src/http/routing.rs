@@ -178,6 +178,21 @@ pub async fn apply_channels(
     Ok(ApiJson(plan))
 }
 
+/// The channels file kept applied (`relay.channels_file`), as this instance last saw it:
+/// when it was read and applied, what that changed, and why its current content was refused
+/// (admin). `path` is `null` when no file is set.
+#[utoipa::path(get, path = "/admin/channels/file", tag = "channels", security(("bearer" = [])),
+    responses((status = 200, body = crate::channels_file::FileStatus), (status = 403, body = ErrorEnvelope)))]
+pub async fn channels_file(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+) -> ApiJson<crate::channels_file::FileStatus> {
+    ApiJson(crate::channels_file::status(
+        &svc,
+        svc.tuning.channels_file.as_ref(),
+    ))
+}
+
 /// A group's response-cache settings, as admins see them.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupCache {

@@ -9,6 +9,7 @@ import { Badge, Button, DataTable, ErrorText, Field, Input, Select, Textarea } f
 import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
 import { ChannelStatsPanel } from './ChannelStatsPanel';
+import { ChannelsFileNotice } from './ChannelsFileNotice';
 import { RoutingPanel } from './RoutingPanel';
 import { eachLimited } from './requestLog';
 
@@ -223,6 +224,7 @@ export function Channels() {
 
   return (
     <div className="space-y-3">
+      <ChannelsFileNotice />
       <div className="flex flex-wrap items-center justify-end gap-2">
         {testingAll && <span className="text-sm text-muted-fg" role="status">{t('admin.testingAll', { done: testingAll.done, total: testingAll.total })}</span>}
         <Button variant="secondary" onClick={testAll} disabled={!!testingAll || rows.length === 0}>{t('admin.testAll')}</Button>

@@ -574,6 +574,67 @@ on_both_backends! {
         assert_eq!(list.json[0]["group_fallbacks"], json!({"vip": []}), "{}", list.text);
     }
 
+    async fn a_channels_file_is_applied_at_start_and_whenever_it_changes(backend) {
+        // A YAML file mounted beside the server; its key is a variable cargo sets for every
+        // test process.
+        let mock = Upstream::OpenAi.start(env!("CARGO_PKG_NAME")).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("channels.yaml");
+        let yaml = |weight: u32| format!(
+            "channel:\n  - name: from-file\n    type: openai\n    base_url: \"{}\"\n    keys_env: [CARGO_PKG_NAME]\n    models: [file-model]\n    weight: {weight}\nprices:\n  file-model: {{input_per_mtok: 1000000, output_per_mtok: 2000000, cache_read_per_mtok: 0, cache_write_per_mtok: 0, per_call: 0}}\nroutes:\n  file-model: {{strategy: cost}}\n",
+            mock.base_url);
+        std::fs::write(&path, yaml(3)).unwrap();
+        let file = path.clone();
+        let app = TestApp::spawn_with(backend, move |c| {
+            c.relay.channels_file = Some(file);
+            c.relay.channels_file_check_secs = 1;
+        }).await;
+        let root = app.root().await;
+        let weight_of = |list: &Value| list.as_array().unwrap().iter()
+            .find(|c| c["name"] == "from-file").map(|c| c["weight"].clone());
+        // Applied before the first request.
+        let list = app.get("/api/v1/channels", Some(&root.access)).await;
+        assert_eq!(weight_of(&list.json), Some(json!(3)), "{}", list.text);
+        let status = app.get("/api/v1/admin/channels/file", Some(&root.access)).await;
+        assert_eq!(status.status, StatusCode::OK, "{}", status.text);
+        assert_eq!(status.json["path"], path.display().to_string());
+        assert!(status.json["applied_at"].is_string(), "{}", status.text);
+        assert!(status.json["error"].is_null(), "{}", status.text);
+        assert!(status.json["changes"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("from-file")), "{}", status.text);
+        let routes = app.get("/api/v1/admin/model-routes", Some(&root.access)).await;
+        assert_eq!(routes.json[0]["strategy"], "cost", "{}", routes.text);
+
+        // Changed: applied within a check or two.
+        std::fs::write(&path, yaml(7)).unwrap();
+        let mut weight = None;
+        for _ in 0..100 {
+            weight = weight_of(&app.get("/api/v1/channels", Some(&root.access)).await.json);
+            if weight == Some(json!(7)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(weight, Some(json!(7)), "the change was never applied");
+
+        // Broken: the channels stay as they were and the console says why.
+        std::fs::write(&path, "channel: [\n").unwrap();
+        let mut error = Value::Null;
+        for _ in 0..100 {
+            error = app.get("/api/v1/admin/channels/file", Some(&root.access)).await.json["error"].clone();
+            if error.is_string() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(error.as_str().is_some_and(|e| e.contains("not valid")), "{error}");
+        let list = app.get("/api/v1/channels", Some(&root.access)).await;
+        assert_eq!(weight_of(&list.json), Some(json!(7)));
+        // Admin only.
+        let (user, _) = app.user_with_key("file-watcher").await;
+        let r = app.get("/api/v1/admin/channels/file", Some(&user.access)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+
     async fn channels_as_code_export_and_apply_idempotently_with_a_plan_first(backend) {
         // The test points keys at a variable cargo sets for every test process.
         let app = TestApp::spawn_with(backend, |c| c.relay.channels_env_prefix = "CARGO_PKG_".into()).await;
