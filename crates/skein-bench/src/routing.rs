@@ -281,12 +281,11 @@ fn svg(series: &[Series], args: &Args) -> String {
     let seconds = f64::from(args.seconds);
     let x = |t: f64| left + t / seconds * plot_w;
     let mut s = String::new();
-    let _ = write!(
+    let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="DejaVu Sans, sans-serif" font-size="13">
 <rect width="100%" height="100%" fill="white"/>
-<text x="{}" y="24" font-size="17" font-weight="bold" text-anchor="middle">Share of requests each channel is tried first on, per second ({} req/s, explore {} %{})</text>
-"#,
+<text x="{}" y="24" font-size="17" font-weight="bold" text-anchor="middle">Share of requests each channel is tried first on, per second ({} req/s, explore {} %{})</text>"#,
         width / 2.0,
         args.rate,
         args.explore_percent,
@@ -299,31 +298,28 @@ fn svg(series: &[Series], args: &Args) -> String {
     // Legend.
     for (i, id) in CHANNELS.iter().enumerate() {
         let lx = left + 10.0 + i as f64 * 110.0;
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r#"<line x1="{lx}" y1="46" x2="{}" y2="46" stroke="{}" stroke-width="3"/><text x="{}" y="51">channel {id}</text>
-"#,
+            r#"<line x1="{lx}" y1="46" x2="{}" y2="46" stroke="{}" stroke-width="3"/><text x="{}" y="51">channel {id}</text>"#,
             lx + 26.0,
             COLOURS[i],
             lx + 32.0
         );
     }
     let lx = left + 10.0 + 3.0 * 110.0;
-    let _ = write!(
+    let _ = writeln!(
         s,
-        r##"<line x1="{lx}" y1="46" x2="{}" y2="46" stroke="#d62728" stroke-width="1.5" stroke-dasharray="4 3"/><text x="{}" y="51">failed over (first attempt failed)</text>
-"##,
+        r##"<line x1="{lx}" y1="46" x2="{}" y2="46" stroke="#d62728" stroke-width="1.5" stroke-dasharray="4 3"/><text x="{}" y="51">failed over (first attempt failed)</text>"##,
         lx + 26.0,
         lx + 32.0
     );
     for (p, one) in series.iter().enumerate() {
         let y0 = top + p as f64 * (panel_h + gap);
         let y = |share: f64| y0 + panel_h - share * panel_h;
-        let _ = write!(
+        let _ = writeln!(
             s,
             r##"<text x="{left}" y="{}" font-weight="bold">{}</text>
-<rect x="{left}" y="{y0}" width="{plot_w}" height="{panel_h}" fill="none" stroke="#999"/>
-"##,
+<rect x="{left}" y="{y0}" width="{plot_w}" height="{panel_h}" fill="none" stroke="#999"/>"##,
             y0 - 8.0,
             one.strategy.as_str()
         );
@@ -331,17 +327,15 @@ fn svg(series: &[Series], args: &Args) -> String {
         for (at, name) in PHASES {
             let px = x(f64::from(at));
             if at > 0 {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    r##"<line x1="{px}" y1="{y0}" x2="{px}" y2="{}" stroke="#666" stroke-dasharray="5 4"/>
-"##,
+                    r##"<line x1="{px}" y1="{y0}" x2="{px}" y2="{}" stroke="#666" stroke-dasharray="5 4"/>"##,
                     y0 + panel_h
                 );
             }
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                r##"<text x="{}" y="{}" font-size="11" fill="#444">{name}</text>
-"##,
+                r##"<text x="{}" y="{}" font-size="11" fill="#444">{name}</text>"##,
                 px + 4.0,
                 y0 + 13.0
             );
@@ -349,30 +343,27 @@ fn svg(series: &[Series], args: &Args) -> String {
         // The y axis: 0, 50 and 100 %.
         for share in [0.0, 0.5, 1.0] {
             let gy = y(share);
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                r##"<line x1="{left}" y1="{gy}" x2="{}" y2="{gy}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end" font-size="11">{:.0} %</text>
-"##,
+                r##"<line x1="{left}" y1="{gy}" x2="{}" y2="{gy}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end" font-size="11">{:.0} %</text>"##,
                 left + plot_w,
                 left - 6.0,
                 gy + 4.0,
                 share * 100.0
             );
         }
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r#"<text transform="translate({},{}) rotate(-90)" text-anchor="middle" font-size="12">share</text>
-"#,
+            r#"<text transform="translate({},{}) rotate(-90)" text-anchor="middle" font-size="12">share</text>"#,
             left - 44.0,
             y0 + panel_h / 2.0
         );
         // The x axis: every 20 s.
         for t in (0..=args.seconds).step_by(20) {
             let tx = x(f64::from(t));
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                r##"<line x1="{tx}" y1="{}" x2="{tx}" y2="{}" stroke="#999"/><text x="{tx}" y="{}" text-anchor="middle" font-size="11">{t}</text>
-"##,
+                r##"<line x1="{tx}" y1="{}" x2="{tx}" y2="{}" stroke="#999"/><text x="{tx}" y="{}" text-anchor="middle" font-size="11">{t}</text>"##,
                 y0 + panel_h,
                 y0 + panel_h + 4.0,
                 y0 + panel_h + 16.0
@@ -386,10 +377,9 @@ fn svg(series: &[Series], args: &Args) -> String {
                 .enumerate()
                 .map(|(t, sh)| format!("{:.1},{:.1}", x(t as f64 + 0.5), y(sh[c])))
                 .collect();
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>
-"#,
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
                 points.join(" ")
             );
         }
@@ -399,18 +389,16 @@ fn svg(series: &[Series], args: &Args) -> String {
             .enumerate()
             .map(|(t, f)| format!("{:.1},{:.1}", x(t as f64 + 0.5), y(*f)))
             .collect();
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r##"<polyline fill="none" stroke="#d62728" stroke-width="1.5" stroke-dasharray="4 3" points="{}"/>
-"##,
+            r##"<polyline fill="none" stroke="#d62728" stroke-width="1.5" stroke-dasharray="4 3" points="{}"/>"##,
             points.join(" ")
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         s,
         r#"<text x="{}" y="{}" text-anchor="middle" font-size="12">simulated time (s)</text>
-</svg>
-"#,
+</svg>"#,
         left + plot_w / 2.0,
         height - 8.0
     );
