@@ -236,6 +236,20 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
+/// CPU time (user + system, seconds) a process has used so far, from `/proc/PID/stat` (in
+/// Linux's fixed 100 ticks per second).
+pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("no stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(i).context("short stat")?.parse::<u64>()? as f64)
+    };
+    // utime and stime are fields 14 and 15: 11 and 12 after the command name.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 /// What the numbers were measured on.
 pub fn machine() -> serde_json::Value {
     let cpus = std::thread::available_parallelism()

@@ -1,7 +1,9 @@
-//! Relay benchmark: the same fixed-rate load sent straight to a mock OpenAI upstream and
-//! through Skein (key auth, routing, billing, logging on), so the difference is what Skein
-//! adds. Run `cargo build --release -p skein && cargo run --release -p skein-bench --bin
-//! bench-relay`; results go to `target/bench/relay.json`.
+//! Relay benchmark: first saturation throughput (closed loop, 64 keep-alive connections,
+//! small whole answers: requests/s the mock alone answers and Skein answers), then the same
+//! fixed-rate load sent straight to a mock OpenAI upstream and through Skein (key auth,
+//! routing, billing, logging on), so the difference is what Skein adds. Run `cargo build
+//! --release -p skein && cargo run --release -p skein-bench --bin bench-relay`; results go to
+//! `target/bench/relay.json`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::{Value, json};
 use skein_bench::{
-    FixedRate, MakeRequest, closed_loop, default_binary, fixed_rate, machine, post, rss_kib, start,
-    wait_ready,
+    FixedRate, MakeRequest, closed_loop, cpu_secs, default_binary, fixed_rate, machine, post,
+    rss_kib, start, wait_ready,
 };
 use skein_testkit::mock_openai::MockOpenAi;
 
@@ -52,10 +54,13 @@ struct Args {
     /// The p99 (ms) that ends the saturation search.
     #[arg(long, default_value_t = 50.0)]
     p99_limit_ms: f64,
-    /// Saturation throughput, closed loop: this many connections each send a request as soon
-    /// as the last answer is read, to the mock alone and then through Skein (0 to skip). The
-    /// issue's measure is 64.
-    #[arg(long, default_value_t = 0)]
+    /// Saturation throughput, closed loop (on by default): this many keep-alive connections
+    /// each send the next small whole chat completion as soon as the last answer is read,
+    /// first straight to the mock, then through Skein with a real key (auth, routing, hold,
+    /// settle, usage record and request log on); requests/s, p50, p99 and errors (non-2xx
+    /// included) for both, and Skein's CPU per request. 0 skips it. For this phase alone:
+    /// `--skip-fixed-rate --open-streams 0 --idle-secs 0`.
+    #[arg(long, visible_alias = "connections", default_value_t = 64)]
     closed_loop_connections: usize,
     /// Seconds of each closed-loop run.
     #[arg(long, default_value_t = 10)]
@@ -186,9 +191,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Skein answers (auth, routing, hold, settle, usage record and request log on) when every
     // connection waits for its answer.
     let mut closed = Value::Null;
+    let mut closed_summary = None;
     if args.closed_loop_connections > 0 {
         let secs = Duration::from_secs(args.closed_loop_secs);
         let n = args.closed_loop_connections;
+        // CPU seconds of this process (load generator and mock) and of the server, around
+        // each run: what a request costs each side, whatever the machine's core count.
+        let own = std::process::id();
+        let bench_before = cpu_secs(own)?;
         let alone = closed_loop(
             &client,
             make(direct_url.clone(), mock.key.clone(), body.clone()),
@@ -196,6 +206,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             secs,
         )
         .await;
+        let bench_alone = cpu_secs(own)? - bench_before;
+        let (bench_before, server_before) = (cpu_secs(own)?, cpu_secs(server.child.id())?);
         let through = closed_loop(
             &client,
             make(relay_url.clone(), key.clone(), body.clone()),
@@ -203,6 +215,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             secs,
         )
         .await;
+        let bench_through = cpu_secs(own)? - bench_before;
+        let server_through = cpu_secs(server.child.id())? - server_before;
+        let per_request = |cpu: f64, r: &FixedRate| {
+            let requests = r.achieved * args.closed_loop_secs as f64;
+            if requests > 0.0 {
+                cpu / requests * 1e6
+            } else {
+                0.0
+            }
+        };
+        let skein_us = per_request(server_through, &through);
         for (name, r) in [
             ("closed loop, mock alone", &alone),
             ("closed loop, through Skein", &through),
@@ -212,8 +235,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 r.achieved, r.p50, r.p99, r.errors
             );
         }
+        println!(
+            "closed loop CPU per request: Skein {skein_us:.0} µs; load generator + mock {:.0} µs (mock alone), {:.0} µs (through Skein)",
+            per_request(bench_alone, &alone),
+            per_request(bench_through, &through)
+        );
         let row = |r: &FixedRate| json!({"requests_per_sec": r.achieved, "p50_ms": r.p50, "p90_ms": r.p90, "p99_ms": r.p99, "max_ms": r.max, "errors": r.errors});
-        closed = json!({"connections": n, "seconds": args.closed_loop_secs, "mock_alone": row(&alone), "through_skein": row(&through)});
+        closed = json!({
+            "connections": n,
+            "seconds": args.closed_loop_secs,
+            "mock_alone": row(&alone),
+            "through_skein": row(&through),
+            "skein_cpu_us_per_request": skein_us,
+            "bench_cpu_us_per_request_alone": per_request(bench_alone, &alone),
+            "bench_cpu_us_per_request_through": per_request(bench_through, &through),
+        });
+        closed_summary = Some((alone, through, skein_us));
     }
     let duration = Duration::from_secs(if args.skip_fixed_rate {
         0
@@ -347,17 +384,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
             r.achieved, r.p50, r.p90, r.p99, r.max, r.errors
         )
     };
-    show("direct to mock", &direct);
-    show("through Skein", &relayed);
-    show("direct to mock (stream)", &direct_stream);
-    show("through Skein (stream)", &relayed_stream);
-    println!(
-        "added by Skein: p50 {:.3} ms, p99 {:.3} ms (whole); p50 {:.3} ms, p99 {:.3} ms (small stream, whole body); Skein RSS {rss:.1} MiB",
-        relayed.p50 - direct.p50,
-        relayed.p99 - direct.p99,
-        relayed_stream.p50 - direct_stream.p50,
-        relayed_stream.p99 - direct_stream.p99
-    );
+    if !args.skip_fixed_rate {
+        show("direct to mock", &direct);
+        show("through Skein", &relayed);
+        show("direct to mock (stream)", &direct_stream);
+        show("through Skein (stream)", &relayed_stream);
+        println!(
+            "added by Skein: p50 {:.3} ms, p99 {:.3} ms (whole); p50 {:.3} ms, p99 {:.3} ms (small stream, whole body)",
+            relayed.p50 - direct.p50,
+            relayed.p99 - direct.p99,
+            relayed_stream.p50 - direct_stream.p50,
+            relayed_stream.p99 - direct_stream.p99
+        );
+    }
+    println!("Skein RSS after the runs: {rss:.1} MiB");
     if let Some(peak) = open_streams_rss {
         println!(
             "{} streams requested at once, {streams_open} open: Skein peak RSS {peak:.1} MiB",
@@ -366,6 +406,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(idle) = idle_rss {
         println!("after {} s idle: Skein RSS {idle:.1} MiB", args.idle_secs);
+    }
+    if let Some((alone, through, skein_us)) = &closed_summary {
+        println!(
+            "saturation, closed loop, {} connections: mock alone {:.0} req/s (p50 {:.3} / p99 {:.3} ms), through Skein {:.0} req/s (p50 {:.3} / p99 {:.3} ms, errors {}, {skein_us:.0} µs of Skein CPU each)",
+            args.closed_loop_connections,
+            alone.achieved,
+            alone.p50,
+            alone.p99,
+            through.achieved,
+            through.p50,
+            through.p99,
+            through.errors
+        );
     }
     if let Some(rate) = sustained {
         println!(

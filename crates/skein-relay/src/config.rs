@@ -48,7 +48,9 @@ pub struct RelayConfig {
     pub extra_request_fields: Vec<String>,
     /// Idle connections kept open to each upstream host for the next request. Each holds
     /// about 21 KiB, a socket and a task; a burst of streams opens one per stream, so 256
-    /// kept 5 MiB and 256 descriptors after the burst (issue #22).
+    /// kept 5 MiB and 256 descriptors after the burst (issue #22). Fewer than the requests in
+    /// flight to a host means a connection closed and another opened for most requests
+    /// (TCP, and TLS to a real vendor): 64 covers 64 at once (issue #20's saturation run).
     pub upstream_idle_per_host: usize,
     /// How long an idle upstream connection is kept before it is closed.
     pub upstream_idle_secs: u64,
@@ -91,7 +93,7 @@ impl Default for RelayConfig {
             default_max_output_tokens: 16_384,
             client_write_timeout_secs: 30,
             extra_request_fields: Vec::new(),
-            upstream_idle_per_host: 32,
+            upstream_idle_per_host: 64,
             upstream_idle_secs: 90,
             request_log_retention_days: 30,
             request_log_prune_every_secs: 3600,

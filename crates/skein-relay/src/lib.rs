@@ -217,7 +217,7 @@ impl Default for Tuning {
             output: estimate::OutputLimits::default(),
             client_write_timeout: Duration::from_secs(30),
             extra_request_fields: Vec::new(),
-            upstream_idle_per_host: 32,
+            upstream_idle_per_host: 64,
             upstream_idle: Duration::from_secs(90),
             request_log_retention_days: 30,
             request_log_prune_every: Duration::from_secs(3600),

@@ -432,11 +432,14 @@ impl Upstream for Profile {
         channel: &LiveChannel,
         pivot: &Value,
     ) -> ApiResult<reqwest::RequestBuilder> {
+        // Serialised straight to bytes: the same text `to_string` writes, without going
+        // through the formatter (it showed in the hot path's profile).
         let body = if self.rewrites_requests() {
-            self.body(pivot)?.to_string()
+            serde_json::to_vec(&self.body(pivot)?)
         } else {
-            pivot.to_string()
-        };
+            serde_json::to_vec(pivot)
+        }
+        .map_err(skein_core::ApiError::internal)?;
         let builder = match self.endpoints {
             Endpoints::Paths { chat, .. } => http.post(format!("{}{chat}", channel.base_url)),
             Endpoints::Azure => {
