@@ -29,6 +29,19 @@ enum State {
     },
 }
 
+/// What a breaker says of a request to its channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Closed: the channel takes requests.
+    Yes,
+    /// Open past its time: this request is the one trial, and tries the channel first — a trial
+    /// spent on a request another channel answered would tell nothing, and the channel would
+    /// stay out (the routing plot in docs/ROUTING.md showed a recovered channel kept out so).
+    Trial,
+    /// Open, or its trial still running: the channel is left out.
+    No,
+}
+
 /// The breakers of every channel.
 #[derive(Default)]
 pub struct Breakers {
@@ -76,21 +89,27 @@ impl Breakers {
     /// Whether a request may go to `channel` now; an open breaker past its time lets exactly
     /// one trial request through.
     pub fn allow(&self, channel: &str, now: Instant) -> bool {
+        self.admit(channel, now) != Admit::No
+    }
+
+    /// What the breaker says of a request to `channel` now: closed, the one trial of an open
+    /// breaker past its time (half-open), or no.
+    pub fn admit(&self, channel: &str, now: Instant) -> Admit {
         let Ok(mut states) = self.states.lock() else {
-            return true;
+            return Admit::Yes;
         };
         match states.get(channel).copied() {
-            None | Some(State::Closed { .. }) => true,
+            None | Some(State::Closed { .. }) => Admit::Yes,
             Some(State::Open { until }) if now >= until => {
                 states.insert(channel.to_string(), State::HalfOpen { since: now });
                 self.mark(channel, true);
-                true
+                Admit::Trial
             }
             Some(State::HalfOpen { since }) if now.duration_since(since) >= OPEN_FOR => {
                 states.insert(channel.to_string(), State::HalfOpen { since: now });
-                true
+                Admit::Trial
             }
-            Some(State::Open { .. } | State::HalfOpen { .. }) => false,
+            Some(State::Open { .. } | State::HalfOpen { .. }) => Admit::No,
         }
     }
 
@@ -215,8 +234,13 @@ mod tests {
         assert!(!b.allow("c", t0 + Duration::from_secs(1)));
         assert_eq!(b.status("c"), Status::Open);
         let later = t0 + OPEN_FOR;
-        assert!(b.allow("c", later), "one trial after the open period");
-        assert!(!b.allow("c", later), "but only one");
+        assert_eq!(
+            b.admit("c", later),
+            Admit::Trial,
+            "one trial after the open period, said to be one (the plan tries it first)"
+        );
+        assert_eq!(b.admit("c", later), Admit::No, "but only one");
+        assert_eq!(b.admit("other", later), Admit::Yes);
         b.failure("c", later);
         assert!(
             !b.allow("c", later + Duration::from_secs(1)),

@@ -10,6 +10,7 @@ use skein_core::{ApiError, ApiResult};
 
 use super::{Caller, MAX_ATTEMPTS};
 use crate::RelayService;
+use crate::breaker::Admit;
 use crate::channels::LiveChannel;
 use crate::errors;
 use crate::pricing::Price;
@@ -127,6 +128,8 @@ pub(crate) async fn plan_for(
         let mut skipped = Vec::new();
         let mut candidates: Vec<Arc<LiveChannel>> = Vec::new();
         let mut scores = Vec::new();
+        // Breaker trials go first, so each one is a real attempt (failing over if it fails).
+        let mut trials = 0;
         for (c, score) in routed.into_iter().zip(
             decision
                 .scores
@@ -136,12 +139,21 @@ pub(crate) async fn plan_for(
         ) {
             let reason = if candidates.len() >= MAX_ATTEMPTS {
                 "attempt_limit"
-            } else if svc.breakers.allow(&c.id, now) {
-                candidates.push(c);
-                scores.push(score);
-                continue;
             } else {
-                "circuit_open"
+                match svc.breakers.admit(&c.id, now) {
+                    Admit::Yes => {
+                        candidates.push(c);
+                        scores.push(score);
+                        continue;
+                    }
+                    Admit::Trial => {
+                        candidates.insert(trials, c);
+                        scores.insert(trials, score);
+                        trials += 1;
+                        continue;
+                    }
+                    Admit::No => "circuit_open",
+                }
             };
             skipped.push(crate::journal::SkippedChannel {
                 id: c.id.clone(),
