@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use serde_json::json;
-use skein_relay::breaker::{Admit, Breakers};
+use skein_relay::breaker::Breakers;
 use skein_relay::channels::{
     ChannelKind, ChannelRow, ChannelSecrets, ChannelStatus, ChannelTable, seal_secrets,
 };
@@ -216,24 +216,14 @@ fn simulate(strategy: Strategy, args: &Args) -> anyhow::Result<Series> {
             }
             let (ordered, n) = table.numbered("default", "m");
             let (routed, _) = routing::order(policy, ordered, n, &stats, &balances, now, None);
-            // As the pipeline does: breakers apply after ordering, a breaker's trial first.
-            let mut tried: Vec<usize> = Vec::new();
-            let mut trials = 0;
-            for c in &routed {
-                let Some(i) = index(&c.id) else { continue };
-                match if args.no_breakers {
-                    Admit::Yes
-                } else {
-                    breakers.admit(&c.id, now)
-                } {
-                    Admit::Yes => tried.push(i),
-                    Admit::Trial => {
-                        tried.insert(trials, i);
-                        trials += 1;
-                    }
-                    Admit::No => {}
-                }
-            }
+            // As the pipeline does: breakers apply after ordering (a breaker's trial first).
+            let tried: Vec<usize> = if args.no_breakers {
+                routed.iter().filter_map(|c| index(&c.id)).collect()
+            } else {
+                let (kept, _) =
+                    breakers.admit_in_order(routed.iter(), |c| c.id.as_str(), usize::MAX, now);
+                kept.into_iter().filter_map(|c| index(&c.id)).collect()
+            };
             let Some(&first) = tried.first() else {
                 continue;
             };

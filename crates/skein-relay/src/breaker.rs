@@ -34,9 +34,8 @@ enum State {
 pub enum Admit {
     /// Closed: the channel takes requests.
     Yes,
-    /// Open past its time: this request is the one trial, and tries the channel first — a trial
-    /// spent on a request another channel answered would tell nothing, and the channel would
-    /// stay out (the routing plot in docs/ROUTING.md showed a recovered channel kept out so).
+    /// Open past its time: this request is the one trial (see [`Breakers::admit_in_order`],
+    /// which puts it first).
     Trial,
     /// Open, or its trial still running: the channel is left out.
     No,
@@ -111,6 +110,36 @@ impl Breakers {
             }
             Some(State::Open { .. } | State::HalfOpen { .. }) => Admit::No,
         }
+    }
+
+    /// `routed` (in the strategy's order) as one request tries them: at most `limit`, those
+    /// whose breaker is open left out, and a breaker's trial first — a trial spent on a request
+    /// another channel answered would tell nothing, and the channel would stay out. Answers
+    /// the channels to try and those left out with why (`attempt_limit`, `circuit_open`).
+    pub fn admit_in_order<T>(
+        &self,
+        routed: impl IntoIterator<Item = T>,
+        id: impl Fn(&T) -> &str,
+        limit: usize,
+        now: Instant,
+    ) -> (Vec<T>, Vec<(T, &'static str)>) {
+        let (mut tried, mut left) = (Vec::new(), Vec::new());
+        let mut trials = 0;
+        for item in routed {
+            if tried.len() >= limit {
+                left.push((item, "attempt_limit"));
+                continue;
+            }
+            match self.admit(id(&item), now) {
+                Admit::Yes => tried.push(item),
+                Admit::Trial => {
+                    tried.insert(trials, item);
+                    trials += 1;
+                }
+                Admit::No => left.push((item, "circuit_open")),
+            }
+        }
+        (tried, left)
     }
 
     /// The channel answered: close its breaker.
@@ -249,6 +278,28 @@ mod tests {
         assert!(b.allow("c", later + OPEN_FOR));
         b.success("c");
         assert!(b.allow("c", later + OPEN_FOR) && b.status("c") == Status::Closed);
+    }
+
+    #[test]
+    fn a_trial_goes_first_and_an_open_breaker_stays_out() {
+        let b = Breakers::default();
+        let t0 = Instant::now();
+        for _ in 0..FAILURES_TO_OPEN {
+            b.failure("b", t0);
+        }
+        let order = |now| b.admit_in_order(["a", "b", "c"], |c| c, 5, now);
+        assert_eq!(order(t0), (vec!["a", "c"], vec![("b", "circuit_open")]));
+        // Past the open period b is the trial, tried before the channels ranked above it.
+        assert_eq!(order(t0 + OPEN_FOR), (vec!["b", "a", "c"], vec![]));
+        // One trial only: the next request leaves it out again.
+        assert_eq!(order(t0 + OPEN_FOR).1, vec![("b", "circuit_open")]);
+        // The limit leaves the rest out, and spends no trial on them.
+        let (tried, left) = b.admit_in_order(["a", "c", "b"], |c| c, 2, t0 + OPEN_FOR * 3);
+        assert_eq!(
+            (tried, left),
+            (vec!["a", "c"], vec![("b", "attempt_limit")])
+        );
+        assert_eq!(b.admit("b", t0 + OPEN_FOR * 3), Admit::Trial);
     }
 
     #[test]

@@ -40,9 +40,9 @@ pub struct FileSettings {
 pub struct FileState {
     /// This instance's name in the lease.
     holder: String,
-    /// The content last applied (its hash), or last refused (so a broken file is reported
-    /// once per change, not every check).
-    settled: Option<u64>,
+    /// The content last applied (its hash). A refused one is tried again on every check (a
+    /// database fault passes), and its error logged only when it changes.
+    applied: Option<u64>,
     status: FileStatus,
 }
 
@@ -89,26 +89,22 @@ pub async fn reconcile(svc: &RelayService, settings: &FileSettings) {
         Ok(text) => text,
         Err(error) => {
             let message = format!("cannot read {}: {error}", settings.path.display());
-            record(svc, settings, now, None, Err(message));
+            record(svc, settings, now, Err(message));
             return;
         }
     };
     let hash = content_hash(&text);
-    let settled = svc.channels_file.lock().ok().and_then(|s| s.settled);
-    if settled == Some(hash) {
-        touch(svc, settings, now);
+    let applied = svc.channels_file.lock().ok().and_then(|s| s.applied);
+    if applied == Some(hash) {
+        if let Ok(mut state) = svc.channels_file.lock() {
+            state.status.checked_at = Some(ms_to_rfc3339(now));
+        }
         return;
     }
     let declared = match declared::from_file_text(&settings.path, &text) {
         Ok(declared) => declared,
         Err(error) => {
-            record(
-                svc,
-                settings,
-                now,
-                Some(hash),
-                Err(error.message(Lang::En).to_string()),
-            );
+            record(svc, settings, now, Err(error.message(Lang::En).to_string()));
             return;
         }
     };
@@ -143,55 +139,36 @@ pub async fn reconcile(svc: &RelayService, settings: &FileSettings) {
             if !changes.is_empty() {
                 tracing::info!(file = %settings.path.display(), changes = changes.len(), "channels file applied");
             }
-            record(svc, settings, now, Some(hash), Ok(changes));
+            record(svc, settings, now, Ok((hash, changes)));
         }
-        Err(error) => record(
-            svc,
-            settings,
-            now,
-            Some(hash),
-            Err(error.message(Lang::En).to_string()),
-        ),
+        Err(error) => record(svc, settings, now, Err(error.message(Lang::En).to_string())),
     }
 }
 
-/// Notes a check that found nothing new.
-fn touch(svc: &RelayService, settings: &FileSettings, now: i64) {
-    if let Ok(mut state) = svc.channels_file.lock() {
-        state.status.path = Some(settings.path.display().to_string());
-        state.status.prune = settings.prune;
-        state.status.checked_at = Some(ms_to_rfc3339(now));
-    }
-}
-
-/// Notes what a check did: applied (the changes) or refused (why, logged once per content).
+/// Notes what a check did: applied the content of this hash (with its changes), or refused
+/// it (why; logged when the reason changes).
 fn record(
     svc: &RelayService,
     settings: &FileSettings,
     now: i64,
-    hash: Option<u64>,
-    outcome: Result<Vec<String>, String>,
+    outcome: Result<(u64, Vec<String>), String>,
 ) {
     let Ok(mut state) = svc.channels_file.lock() else {
         return;
     };
-    let new_content = hash.is_none() || state.settled != hash;
-    state.settled = hash;
-    let status = &mut state.status;
-    status.path = Some(settings.path.display().to_string());
-    status.prune = settings.prune;
-    status.checked_at = Some(ms_to_rfc3339(now));
+    state.status.checked_at = Some(ms_to_rfc3339(now));
     match outcome {
-        Ok(changes) => {
-            status.applied_at = Some(ms_to_rfc3339(now));
-            status.changes = changes;
-            status.error = None;
+        Ok((hash, changes)) => {
+            state.applied = Some(hash);
+            state.status.applied_at = Some(ms_to_rfc3339(now));
+            state.status.changes = changes;
+            state.status.error = None;
         }
         Err(error) => {
-            if new_content || status.error.as_deref() != Some(error.as_str()) {
+            if state.status.error.as_deref() != Some(error.as_str()) {
                 tracing::warn!(file = %settings.path.display(), %error, "channels file not applied; the stored channels are kept");
             }
-            status.error = Some(error);
+            state.status.error = Some(error);
         }
     }
 }
@@ -203,10 +180,8 @@ pub fn status(svc: &RelayService, settings: Option<&FileSettings>) -> FileStatus
         .lock()
         .map(|s| s.status.clone())
         .unwrap_or_default();
-    if let Some(settings) = settings {
-        status.path = Some(settings.path.display().to_string());
-        status.prune = settings.prune;
-    }
+    status.path = settings.map(|s| s.path.display().to_string());
+    status.prune = settings.is_some_and(|s| s.prune);
     status
 }
 

@@ -429,6 +429,36 @@ pub(crate) fn response_not_found(id: &str) -> ApiError {
     .with_details(json!({ "id": id }))
 }
 
+/// A 400 for continuing from a background response that has not finished.
+pub(crate) fn response_in_progress(id: &str) -> ApiError {
+    ApiError::bad_request(
+        "response_in_progress",
+        format!("Response {id} is still in progress: continue from it once it has finished."),
+        format!("响应 {id} 仍在进行中：请在它完成后再继续。"),
+    )
+    .with_details(json!({ "id": id }))
+}
+
+/// A 400 for a conversation that reaches back through more than `max` kept responses.
+pub(crate) fn conversation_too_long(max: usize) -> ApiError {
+    ApiError::bad_request(
+        "conversation_too_long",
+        format!(
+            "The conversation reaches back through more than {max} responses: start a new one with the whole context in input."
+        ),
+        format!("该对话向前超过 {max} 个响应：请在 input 中带上完整上下文重新开始。"),
+    )
+}
+
+/// A 400 for cancelling a response that does not run in the background.
+pub(crate) fn not_background() -> ApiError {
+    ApiError::bad_request(
+        "not_background",
+        "Only a background response can be cancelled.",
+        "只有后台响应可以取消。",
+    )
+}
+
 /// A 400 naming a built-in tool type the relay cannot run.
 pub(crate) fn unsupported_tool(kind: &str) -> ApiError {
     ApiError::bad_request(

@@ -75,8 +75,18 @@ pub(crate) async fn create(
             .map_err(chain_error)?,
         None => Vec::new(),
     };
-    let items = wire::input_items(&request);
-    let pivot = wire::request_to_openai(&wire::with_history(&request, history, &items))?;
+    // The input items are kept (and lead a continued conversation) only when stored or
+    // continued; otherwise the request converts as it came.
+    let items = if store || !history.is_empty() {
+        wire::input_items(&request)
+    } else {
+        Vec::new()
+    };
+    let pivot = if history.is_empty() {
+        wire::request_to_openai(&request)?
+    } else {
+        wire::request_to_openai(&wire::with_history(&request, history, &items))?
+    };
     let response_id = wire::new_id("resp");
     // What the answer echoes: the request, with the id it is kept under and what was resolved.
     let mut echo = request;
@@ -126,23 +136,8 @@ fn flag(request: &Value, field: &str) -> ApiResult<Option<bool>> {
 fn chain_error(error: ChainError) -> ApiError {
     match error {
         ChainError::NotFound(id) => errors::response_not_found(&id),
-        ChainError::Open(id) => ApiError::bad_request(
-            "response_in_progress",
-            format!("Response {id} is still in progress: continue from it once it has finished."),
-            format!("响应 {id} 仍在进行中：请在它完成后再继续。"),
-        )
-        .with_details(json!({ "id": id })),
-        ChainError::TooLong => ApiError::bad_request(
-            "conversation_too_long",
-            format!(
-                "The conversation reaches back through more than {} responses: start a new one with the whole context in input.",
-                kept::MAX_CHAIN
-            ),
-            format!(
-                "该对话向前超过 {} 个响应：请在 input 中带上完整上下文重新开始。",
-                kept::MAX_CHAIN
-            ),
-        ),
+        ChainError::Open(id) => errors::response_in_progress(&id),
+        ChainError::TooLong => errors::conversation_too_long(kept::MAX_CHAIN),
         ChainError::Db(error) => error.into(),
     }
 }
@@ -328,11 +323,7 @@ pub(crate) async fn cancel(
         .await?
         .ok_or_else(|| errors::response_not_found(&id))?;
     if !found.background {
-        return Err(ApiError::bad_request(
-            "not_background",
-            "Only a background response can be cancelled.",
-            "只有后台响应可以取消。",
-        ));
+        return Err(errors::not_background());
     }
     Ok(Json(found.response).into_response())
 }

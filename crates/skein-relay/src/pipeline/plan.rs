@@ -10,7 +10,6 @@ use skein_core::{ApiError, ApiResult};
 
 use super::{Caller, MAX_ATTEMPTS};
 use crate::RelayService;
-use crate::breaker::Admit;
 use crate::channels::LiveChannel;
 use crate::errors;
 use crate::pricing::Price;
@@ -125,42 +124,26 @@ pub(crate) async fn plan_for(
         let rates = svc
             .price_for(caller.group(), name)
             .ok_or_else(|| errors::not_priced(name))?;
-        let mut skipped = Vec::new();
-        let mut candidates: Vec<Arc<LiveChannel>> = Vec::new();
-        let mut scores = Vec::new();
-        // Breaker trials go first, so each one is a real attempt (failing over if it fails).
-        let mut trials = 0;
-        for (c, score) in routed.into_iter().zip(
+        let scored = routed.into_iter().zip(
             decision
                 .scores
                 .iter()
                 .copied()
                 .chain(std::iter::repeat(None)),
-        ) {
-            let reason = if candidates.len() >= MAX_ATTEMPTS {
-                "attempt_limit"
-            } else {
-                match svc.breakers.admit(&c.id, now) {
-                    Admit::Yes => {
-                        candidates.push(c);
-                        scores.push(score);
-                        continue;
-                    }
-                    Admit::Trial => {
-                        candidates.insert(trials, c);
-                        scores.insert(trials, score);
-                        trials += 1;
-                        continue;
-                    }
-                    Admit::No => "circuit_open",
-                }
-            };
-            skipped.push(crate::journal::SkippedChannel {
+        );
+        let (kept, left) =
+            svc.breakers
+                .admit_in_order(scored, |(c, _)| c.id.as_str(), MAX_ATTEMPTS, now);
+        let (candidates, scores): (Vec<Arc<LiveChannel>>, Vec<Option<f64>>) =
+            kept.into_iter().unzip();
+        let skipped: Vec<_> = left
+            .into_iter()
+            .map(|((c, _), reason)| crate::journal::SkippedChannel {
                 id: c.id.clone(),
                 name: c.name.clone(),
                 reason: reason.to_string(),
-            });
-        }
+            })
+            .collect();
         if candidates.is_empty() {
             return Err(errors::channels_cooling_down(shown));
         }

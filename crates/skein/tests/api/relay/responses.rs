@@ -69,8 +69,8 @@ fn expected_tokens(w: &RelayWorld) -> (i64, i64) {
 }
 
 /// Waits until `records` requests of `user` are settled and answers their usage records.
-async fn settled(app: &TestApp, user: &Persona, records: usize) -> Vec<Value> {
-    for _ in 0..500 {
+pub(crate) async fn settled(app: &TestApp, user: &Persona, records: usize) -> Vec<Value> {
+    for _ in 0..1000 {
         let usage = app
             .get("/api/v1/billing/usage?per_page=100", Some(&user.access))
             .await;
@@ -95,7 +95,7 @@ async fn record_of(app: &TestApp, user: &Persona, records: usize, r: &Resp) -> V
         .unwrap_or_else(|| panic!("no usage record for {id}: {items:?}"))
 }
 
-async fn balance(app: &TestApp, user: &Persona) -> i64 {
+pub(crate) async fn balance(app: &TestApp, user: &Persona) -> i64 {
     app.get("/api/v1/billing/quota", Some(&user.access))
         .await
         .json["balance"]

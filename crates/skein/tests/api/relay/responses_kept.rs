@@ -7,11 +7,10 @@
 
 use std::time::Duration;
 
+use super::responses::{balance, settled};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use skein_testkit::{
-    Persona, Price, RelayWorld, Resp, TestApp, Upstream, WorldSpec, on_both_backends,
-};
+use skein_testkit::{Price, RelayWorld, Resp, TestApp, Upstream, WorldSpec, on_both_backends};
 
 /// The model clients ask for.
 const MODEL: &str = "m-kept";
@@ -96,30 +95,6 @@ async fn settled_response(app: &TestApp, key: &str, id: &str) -> Value {
     panic!("{id} never finished");
 }
 
-/// The usage records of `user`, once there are `n`.
-async fn records(app: &TestApp, user: &Persona, n: usize) -> Vec<Value> {
-    for _ in 0..500 {
-        let usage = app
-            .get("/api/v1/billing/usage?per_page=100", Some(&user.access))
-            .await;
-        if let Some(items) = usage.json["items"].as_array()
-            && items.len() == n
-        {
-            return items.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{n} requests were never settled");
-}
-
-async fn balance(app: &TestApp, user: &Persona) -> i64 {
-    app.get("/api/v1/billing/quota", Some(&user.access))
-        .await
-        .json["balance"]
-        .as_i64()
-        .expect("a balance")
-}
-
 on_both_backends! {
     async fn a_kept_response_continues_the_conversation_for_its_owner_only(backend) {
         let app = TestApp::spawn(backend).await;
@@ -149,7 +124,7 @@ on_both_backends! {
         ]));
         let id2 = second.json["id"].as_str().unwrap().to_string();
         // Billed as any call, for the whole conversation sent.
-        let items = records(&app, &w.user, 2).await;
+        let items = settled(&app, &w.user, 2).await;
         let mock_prompt = w.upstream.usages().last().unwrap()["prompt_tokens"].as_i64();
         let record = items.iter().find(|i| i["request_id"] == second.header("x-request-id").unwrap()).unwrap();
         assert_eq!(record["prompt_tokens"].as_i64(), mock_prompt, "{record}");
@@ -253,7 +228,7 @@ on_both_backends! {
         // Billed at the upstream's usage, under the request that asked.
         let u = w.upstream.usages().last().cloned().unwrap();
         let cost = u["prompt_tokens"].as_i64().unwrap() * 2 + u["completion_tokens"].as_i64().unwrap() * 6;
-        let items = records(&app, &w.user, 1).await;
+        let items = settled(&app, &w.user, 1).await;
         assert_eq!(items[0]["request_id"], r.header("x-request-id").unwrap());
         assert_eq!(items[0]["cost"].as_i64(), Some(cost), "{}", items[0]);
         assert_eq!(done["usage"]["output_tokens"], u["completion_tokens"]);
@@ -284,7 +259,7 @@ on_both_backends! {
         let r = app.post(&format!("/v1/responses/{slow}/cancel"), Some(&w.key), json!({})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json["status"], "cancelled");
-        let items = records(&app, &w.user, 3).await;
+        let items = settled(&app, &w.user, 3).await;
         let cut = items.iter().find(|i| i["completion_tokens"].as_i64().is_some_and(|t| t < 12))
             .unwrap_or_else(|| panic!("the cancelled answer was billed whole: {items:?}"));
         assert!(cut["cost"].as_i64().unwrap() > 0, "{cut}");
