@@ -60,11 +60,19 @@ pub struct Turn<'a> {
     pub content: &'a str,
     /// How many images it carries.
     pub images: usize,
+    /// Tokens of the tool calls and results it carries (see [`tool_call_tokens`]).
+    pub tools: usize,
 }
 
 /// Tokens a turn costs.
 pub fn turn_tokens(turn: &Turn<'_>) -> usize {
-    PER_MESSAGE + count_tokens(turn.content) + turn.images * PER_IMAGE
+    PER_MESSAGE + count_tokens(turn.content) + turn.images * PER_IMAGE + turn.tools
+}
+
+/// Tokens a replayed tool call costs: its name, arguments and result, with the framing of
+/// the call and of the `tool` message that answers it.
+pub fn tool_call_tokens(name: &str, arguments: &str, result: &str) -> usize {
+    2 * PER_MESSAGE + count_tokens(name) + count_tokens(arguments) + count_tokens(result)
 }
 
 /// How many of the oldest `turns` must be left out so that the rest, plus `fixed` tokens
@@ -137,6 +145,7 @@ mod tests {
                 role: if i % 2 == 0 { "user" } else { "assistant" },
                 content: &long,
                 images: 0,
+                tools: 0,
             })
             .collect();
         let each = turn_tokens(&turns[0]);

@@ -8,6 +8,7 @@ use skein_core::ids;
 
 use crate::active_path;
 use crate::store::{ConversationRow, MessageRow};
+use crate::tools::ToolRecord;
 use crate::tree::Tree;
 
 /// The `format` of one exported conversation.
@@ -18,6 +19,25 @@ pub const ARCHIVE_FORMAT: &str = "skein.archive.v1";
 /// The images an export carries, by message id: `data:` URLs (stored images read back) and
 /// `https:` URLs. Empty when the export leaves attachments out.
 pub type Attachments = HashMap<String, Vec<String>>;
+
+/// The tool calls stored with an answer (none for a row whose record does not read).
+fn tool_calls(m: &MessageRow) -> Vec<ToolRecord> {
+    m.tool_calls
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// A code fence longer than any run of backticks in `text`, so the text cannot close it.
+fn fence(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    "`".repeat(longest.max(2) + 1)
+}
 
 fn title_or_default(c: &ConversationRow) -> &str {
     if c.title.is_empty() {
@@ -50,6 +70,16 @@ pub fn markdown(c: &ConversationRow, rows: &[MessageRow], attachments: &Attachme
                 url.replace(' ', "%20")
                     .replace('(', "%28")
                     .replace(')', "%29")
+            ));
+        }
+        for call in tool_calls(m) {
+            let outcome = if call.is_error { "failed" } else { "returned" };
+            let (a, r) = (fence(&call.arguments), fence(&call.result));
+            out.push_str(&format!(
+                "<details><summary>Tool: {}</summary>\n\n{a}json\n{}\n{a}\n\n{outcome}:\n\n{r}\n{}\n{r}\n\n</details>\n\n",
+                escape(&call.name),
+                call.arguments,
+                call.result.trim_end(),
             ));
         }
         out.push_str(&format!("{}\n\n", m.content.trim_end()));
@@ -123,8 +153,18 @@ pub fn html(c: &ConversationRow, rows: &[MessageRow], attachments: &Attachments)
         if !images.is_empty() {
             images = format!("<div class=\"images\">{images}</div>");
         }
+        let mut tools = String::new();
+        for call in tool_calls(m) {
+            let outcome = if call.is_error { "failed" } else { "returned" };
+            tools.push_str(&format!(
+                "<details class=\"tool\"><summary>Tool: {}</summary><pre>{}</pre><p>{outcome}:</p><pre>{}</pre></details>",
+                escape(&call.name),
+                escape(&call.arguments),
+                escape(&call.result),
+            ));
+        }
         body.push_str(&format!(
-            "<section class=\"{}\"><h2>{who}{model}</h2>{images}{text}</section>\n",
+            "<section class=\"{}\"><h2>{who}{model}</h2>{images}{tools}{text}</section>\n",
             escape(&m.role),
         ));
     }
@@ -138,6 +178,7 @@ body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:
 section{{padding:.75rem 1rem;border-radius:.5rem;margin:1rem 0}}section.user{{background:#f6f8fa}}\
 h2{{font-size:.85rem;margin:0 0 .4rem;text-transform:uppercase;letter-spacing:.04em;opacity:.7}}\
 .text{{white-space:pre-wrap;word-wrap:break-word}}\
+details.tool{{margin:.4rem 0;font-size:.9em}}details.tool pre{{white-space:pre-wrap;word-wrap:break-word}}\
 .images img{{max-width:100%;max-height:24rem;border-radius:.4rem;margin:0 .5rem .5rem 0}}\
 .md>:first-child{{margin-top:0}}.md>:last-child{{margin-bottom:0}}.md p,.md ul,.md ol,.md pre,.md table,.md blockquote{{margin:.6rem 0}}\
 pre{{overflow-x:auto;padding:.75rem;border-radius:.4rem;background:#f6f8fa}}code{{font-family:ui-monospace,monospace;font-size:.9em}}\
@@ -180,6 +221,10 @@ pub fn json(c: &ConversationRow, rows: &[MessageRow], attachments: &Attachments)
             if let Some(images) = attachments.get(&m.id) {
                 message["images"] = json!(images);
             }
+            let calls = tool_calls(m);
+            if !calls.is_empty() {
+                message["tool_calls"] = json!(calls);
+            }
             message
         }).collect::<Vec<_>>(),
     })
@@ -216,10 +261,40 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let page = html(&c, &[m], &Attachments::new());
+        let page = html(&c, std::slice::from_ref(&m), &Attachments::new());
         assert!(!page.contains("<script>alert"));
         assert!(!page.contains("<img"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("&lt;b&gt;t&lt;/b&gt;"));
+
+        // Tool calls are shown, escaped too, and carried whole by the JSON export.
+        let record = ToolRecord {
+            id: "call_1".into(),
+            name: "fetch_page".into(),
+            arguments: r#"{"url":"https://example.com"}"#.into(),
+            result: "<script>x()</script> ```not a fence end".into(),
+            is_error: false,
+            citations: Vec::new(),
+        };
+        let m = MessageRow {
+            content: "Done.".into(),
+            tool_calls: Some(serde_json::to_string(&[&record]).unwrap()),
+            ..m
+        };
+        let page = html(&c, std::slice::from_ref(&m), &Attachments::new());
+        assert!(
+            page.contains("<summary>Tool: fetch_page</summary>"),
+            "{page}"
+        );
+        assert!(page.contains("&lt;script&gt;x()&lt;/script&gt;") && !page.contains("<script>x"));
+        let text = markdown(&c, std::slice::from_ref(&m), &Attachments::new());
+        assert!(
+            text.contains("<details><summary>Tool: fetch_page</summary>\n\n```json\n{\"url\":\"https://example.com\"}\n```\n\nreturned:\n\n````\n<script>x()</script> ```not a fence end\n````\n\n</details>\n\nDone."),
+            "{text}"
+        );
+        let doc = json(&c, &[m], &Attachments::new());
+        let back: Vec<ToolRecord> =
+            serde_json::from_value(doc["messages"][0]["tool_calls"].clone()).unwrap();
+        assert_eq!(back, [record]);
     }
 }

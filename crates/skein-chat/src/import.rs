@@ -30,6 +30,7 @@ use skein_db::{Db, sqlx};
 use crate::errors;
 use crate::export::{ARCHIVE_FORMAT, CONVERSATION_FORMAT};
 use crate::store::{self, ConversationRow, MessageRow};
+use crate::tools::ToolRecord;
 
 /// Most conversations one import takes.
 pub const MAX_CONVERSATIONS: usize = 10_000;
@@ -43,6 +44,9 @@ pub const MAX_TEXT_BYTES: usize = 48 * 1024 * 1024;
 const MAX_CHARS: usize = 1_000_000;
 /// Most images one imported message takes (what a message may carry).
 const MAX_IMAGES_PER_MESSAGE: usize = 4;
+/// Most tool calls read back with one answer (the tool loop makes at most a few rounds of a
+/// few calls).
+const MAX_TOOL_CALLS_PER_MESSAGE: usize = 64;
 /// Longest `data:` URL of an imported image (a 5 MiB image in base64, with room).
 const MAX_IMAGE_URL_BYTES: usize = 7 * 1024 * 1024;
 /// Most rows (conversations and messages) written in one transaction.
@@ -251,6 +255,20 @@ struct SkeinMessage {
     created_at: Time,
     /// The export's images: `data:` URLs (stored images read back) or `https:` URLs.
     images: Option<Bounded<Text, MAX_IMAGES_PER_MESSAGE>>,
+    /// The export's tool calls of an answer, with their results.
+    tool_calls: Option<Bounded<SkeinToolCall, MAX_TOOL_CALLS_PER_MESSAGE>>,
+}
+
+/// A tool call as Skein's export writes it ([`crate::tools::ToolRecord`]). Its citations are
+/// not read back: their links would come from the file, not from a tool.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SkeinToolCall {
+    id: Text,
+    name: Text,
+    arguments: Text,
+    result: Text,
+    is_error: Value,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -356,6 +374,20 @@ struct ImportedMessage {
     created_at: i64,
     /// `data:image/` and `https:` URLs; `data:` ones become files when stored.
     images: Vec<String>,
+    /// An answer's tool calls and their results.
+    tool_calls: Vec<ToolRecord>,
+}
+
+impl ImportedMessage {
+    /// Bytes of text it brings: its content and its tool calls.
+    fn text_bytes(&self) -> usize {
+        self.content.len()
+            + self
+                .tool_calls
+                .iter()
+                .map(|c| c.id.len() + c.name.len() + c.arguments.len() + c.result.len())
+                .sum::<usize>()
+    }
 }
 
 /// A conversation read from an import, before it gets new ids.
@@ -423,7 +455,7 @@ pub fn parse(body: &[u8]) -> ApiResult<Vec<Imported>> {
     let text: usize = found
         .iter()
         .flat_map(|c| c.messages.iter())
-        .map(|m| m.content.len())
+        .map(ImportedMessage::text_bytes)
         .sum();
     if text > MAX_TEXT_BYTES {
         return Err(errors::too_large(
@@ -466,6 +498,25 @@ fn skein_conversation(doc: Doc) -> ApiResult<Imported> {
                     .collect()
             })
             .unwrap_or_default();
+        let tool_calls = match (role.as_str(), m.tool_calls) {
+            ("assistant", Some(list)) => list
+                .0
+                .into_iter()
+                .filter_map(|c| {
+                    // A call without a name cannot be replayed to a model.
+                    let name = c.name.0.filter(|n| !n.is_empty() && n.len() <= 128)?;
+                    Some(ToolRecord {
+                        id: c.id.0.unwrap_or_default().chars().take(128).collect(),
+                        name,
+                        arguments: clip(c.arguments.0.unwrap_or_default()),
+                        result: clip(c.result.0.unwrap_or_default()),
+                        is_error: c.is_error.as_bool().unwrap_or(false),
+                        citations: Vec::new(),
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         messages.push(ImportedMessage {
             id,
             parent: m.parent_id.0,
@@ -474,6 +525,7 @@ fn skein_conversation(doc: Doc) -> ApiResult<Imported> {
             model: m.model.0,
             created_at: m.created_at.0.unwrap_or_else(ids::now_ms),
             images,
+            tool_calls,
         });
     }
     Ok(Imported {
@@ -595,6 +647,8 @@ fn chatgpt_conversation(doc: Doc) -> ApiResult<Imported> {
                 .unwrap_or_else(ids::now_ms),
             // ChatGPT's export names its images by file ids of its own, not their bytes.
             images: Vec::new(),
+            // Its tool messages are skipped (see `chatgpt_text`).
+            tool_calls: Vec::new(),
         });
     }
     // Siblings in the order they were written.
@@ -667,6 +721,12 @@ fn order_parents_first(messages: Vec<ImportedMessage>) -> ApiResult<Vec<Imported
 
 // ---- Writing: new ids, bounded batches ----
 
+/// Imported text without NUL characters (PostgreSQL refuses them) and at most
+/// [`MAX_CHARS`] long.
+fn clip(text: String) -> String {
+    text.replace('\0', "").chars().take(MAX_CHARS).collect()
+}
+
 /// Rows of one imported conversation under new ids, ready to insert; `hidden` is the
 /// conversation's `deleted_at` until the import is shown.
 fn rows_of(
@@ -691,12 +751,7 @@ fn rows_of(
             user_id: user_id.to_string(),
             parent_id,
             role: m.role,
-            content: m
-                .content
-                .replace('\0', "")
-                .chars()
-                .take(MAX_CHARS)
-                .collect(),
+            content: clip(m.content),
             reasoning: None,
             images: (!m.images.is_empty())
                 .then(|| serde_json::to_string(&m.images).unwrap_or_else(|_| "[]".into())),
@@ -709,7 +764,9 @@ fn rows_of(
             completion_tokens: None,
             cost: None,
             sources: None,
-            tool_calls: None,
+            tool_calls: (!m.tool_calls.is_empty())
+                .then(|| serde_json::to_string(&m.tool_calls).ok())
+                .flatten(),
             finish_reason: None,
             created_at: clamp(m.created_at),
             updated_at: now,
@@ -1098,6 +1155,7 @@ mod tests {
             model: None,
             created_at: 0,
             images: Vec::new(),
+            tool_calls: Vec::new(),
         };
         let ordered = order_parents_first(vec![
             m("c", Some("b")),

@@ -100,6 +100,23 @@ pub struct PathMessage {
     pub content: String,
     /// Its images (`data:` or `https:` URLs), decoded from the row once.
     pub images: Vec<String>,
+    /// The tools an answer called on the way to its text, with what they answered.
+    pub tool_calls: Vec<PastCall>,
+}
+
+/// A tool call an earlier answer made and the result the model read, as stored with the
+/// answer (the fields of [`crate::tools::ToolRecord`] a later turn needs): replayed before
+/// the answer's text, so a later question can build on what the tools said.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct PastCall {
+    /// The model's id for the call.
+    pub id: String,
+    /// The tool called.
+    pub name: String,
+    /// Its arguments as the model wrote them.
+    pub arguments: String,
+    /// What the tool answered.
+    pub result: String,
 }
 
 impl From<&MessageRow> for PathMessage {
@@ -110,6 +127,11 @@ impl From<&MessageRow> for PathMessage {
             content: row.content.clone(),
             images: row
                 .images
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default(),
+            tool_calls: row
+                .tool_calls
                 .as_deref()
                 .and_then(|s| serde_json::from_str(s).ok())
                 .unwrap_or_default(),

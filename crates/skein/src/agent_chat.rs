@@ -71,11 +71,7 @@ impl ContextSource for AgentPersona {
             return Ok(());
         };
         if let Some(opening) = persona.opening_message {
-            context.add_message(ContextMessage {
-                role: Role::Assistant,
-                content: opening,
-                images: Vec::new(),
-            });
+            context.add_message(ContextMessage::text(Role::Assistant, opening));
         }
         // Statistics are not worth refusing an answer for.
         if let Err(error) = self

@@ -57,6 +57,7 @@ impl ContextSource for History {
                 role: &m.role,
                 content: &m.content,
                 images: m.images.len(),
+                tools: super::past_calls_tokens(&m.tool_calls),
             })
             .collect();
         let summary_room = if self.summary_model.is_some() {
@@ -121,6 +122,11 @@ impl ContextSource for History {
                 },
                 content: m.content.clone(),
                 images: m.images.clone(),
+                tool_calls: if m.role == "assistant" {
+                    m.tool_calls.clone()
+                } else {
+                    Vec::new()
+                },
             });
         }
         context.trimmed_turns += dropped;

@@ -20,7 +20,7 @@ use skein_core::ApiResult;
 
 use crate::context::count_tokens;
 use crate::store::ConversationRow;
-use crate::turn::{Settings, Turn};
+use crate::turn::{PastCall, Settings, Turn};
 
 pub(crate) use history::summarize;
 pub use history::{History, SUMMARY_TOKENS, Summarize};
@@ -122,6 +122,7 @@ impl Context {
                     role: m.role.as_str(),
                     content: &m.content,
                     images: m.images.len(),
+                    tools: past_calls_tokens(&m.tool_calls),
                 })
             })
             .sum();
@@ -139,7 +140,41 @@ impl Turn {
         for section in &context.sections {
             messages.push(json!({"role": "system", "content": section.text}));
         }
+        // Replayed calls get ids of their own, unique in the request: ids the model gave in
+        // different answers (or rounds) may repeat, and some vendors refuse a repeated one.
+        let mut replayed = 0;
         for m in &context.messages {
+            if !m.tool_calls.is_empty() {
+                let ids: Vec<String> = m
+                    .tool_calls
+                    .iter()
+                    .map(|_| {
+                        replayed += 1;
+                        format!("call_past_{replayed}")
+                    })
+                    .collect();
+                let calls: Vec<Value> = m
+                    .tool_calls
+                    .iter()
+                    .zip(&ids)
+                    .map(|(call, id)| {
+                        // Arguments the model wrote that are not a JSON object (the call then
+                        // failed) would make the whole request invalid for vendors that parse
+                        // them; the result says what went wrong.
+                        let arguments = match serde_json::from_str::<Value>(&call.arguments) {
+                            Ok(Value::Object(_)) => call.arguments.clone(),
+                            _ => "{}".to_string(),
+                        };
+                        json!({"id": id, "type": "function",
+                            "function": {"name": call.name, "arguments": arguments}})
+                    })
+                    .collect();
+                messages.push(json!({"role": "assistant", "content": null, "tool_calls": calls}));
+                for (call, id) in m.tool_calls.iter().zip(&ids) {
+                    messages
+                        .push(json!({"role": "tool", "tool_call_id": id, "content": call.result}));
+                }
+            }
             let content = if m.images.is_empty() {
                 json!(m.content)
             } else {
@@ -204,6 +239,29 @@ pub struct ContextMessage {
     pub content: String,
     /// Image URLs that go with it (`data:` or `https:`).
     pub images: Vec<String>,
+    /// The tools an earlier answer called before its text, with their results: sent as the
+    /// assistant's `tool_calls` and one `tool` message each, before the text.
+    pub tool_calls: Vec<PastCall>,
+}
+
+impl ContextMessage {
+    /// A message of text alone.
+    pub fn text(role: Role, content: impl Into<String>) -> Self {
+        ContextMessage {
+            role,
+            content: content.into(),
+            images: Vec::new(),
+            tool_calls: Vec::new(),
+        }
+    }
+}
+
+/// Tokens `calls` take in the request, as the trimmer counts them.
+pub(crate) fn past_calls_tokens(calls: &[PastCall]) -> usize {
+    calls
+        .iter()
+        .map(|c| crate::context::tool_call_tokens(&c.name, &c.arguments, &c.result))
+        .sum()
 }
 
 /// Something an answer draws on, shown with the answer so a reader can check it: a passage
@@ -278,6 +336,7 @@ pub(crate) mod tests {
             role: role.into(),
             content: content.into(),
             images: Vec::new(),
+            tool_calls: Vec::new(),
         }
     }
 
@@ -339,11 +398,7 @@ pub(crate) mod tests {
             Ok(())
         }
         async fn contribute(&self, _turn: &Turn, context: &mut Context) -> ApiResult<()> {
-            context.add_message(ContextMessage {
-                role: Role::Assistant,
-                content: "How can I help?".into(),
-                images: Vec::new(),
-            });
+            context.add_message(ContextMessage::text(Role::Assistant, "How can I help?"));
             Ok(())
         }
     }
@@ -388,6 +443,61 @@ pub(crate) mod tests {
         let stored = serde_json::to_string(&context.citations).unwrap();
         let back: Vec<Citation> = serde_json::from_str(&stored).unwrap();
         assert_eq!(back, context.citations);
+    }
+
+    #[tokio::test]
+    async fn an_earlier_answers_tool_calls_are_replayed_before_its_text() {
+        let call = |id: &str, arguments: &str, result: &str| PastCall {
+            id: id.into(),
+            name: "weather".into(),
+            arguments: arguments.into(),
+            result: result.into(),
+        };
+        let mut first = message("2", "assistant", "Sunny in Paris.");
+        first.tool_calls = vec![
+            call("call_1", r#"{"city":"Paris"}"#, "sunny"),
+            call("call_2", "{not json", "error: arguments are not JSON"),
+        ];
+        let mut second = message("4", "assistant", "Rain in Rome.");
+        // The model used the same id again in another answer.
+        second.tool_calls = vec![call("call_1", r#"{"city":"Rome"}"#, "rain")];
+        let path = vec![
+            message("1", "user", "weather?"),
+            first,
+            message("3", "user", "and Rome?"),
+            second,
+            message("5", "user", "thanks"),
+        ];
+        let turn = turn(Settings::default(), path.clone(), 100_000);
+        let context = assemble(&builtin(), &turn).await.unwrap();
+        assert_eq!(
+            turn.request(&context)["messages"],
+            json!([
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_past_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "call_past_2", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_past_1", "content": "sunny"},
+                {"role": "tool", "tool_call_id": "call_past_2", "content": "error: arguments are not JSON"},
+                {"role": "assistant", "content": "Sunny in Paris."},
+                {"role": "user", "content": "and Rome?"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_past_3", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Rome\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_past_3", "content": "rain"},
+                {"role": "assistant", "content": "Rain in Rome."},
+                {"role": "user", "content": "thanks"},
+            ])
+        );
+
+        // A long tool result counts against the window: the turn that carries it is the
+        // first to go.
+        let mut heavy = path;
+        heavy[1].tool_calls[0].result = "rain and sun ".repeat(400);
+        let budget = crate::context::count_tokens(&heavy[1].tool_calls[0].result);
+        let turn = super::tests::turn(Settings::default(), heavy, budget);
+        let context = assemble(&builtin(), &turn).await.unwrap();
+        assert_eq!(context.trimmed_turns, 2, "{context:?}");
+        assert!(context.tokens() <= budget);
     }
 
     #[tokio::test]

@@ -288,6 +288,32 @@ on_both_backends! {
         let ev = send(&app, &world.user, &id, "and now").await;
         assert!(ev.iter().all(|(e, _)| e != "tool_call"), "{ev:?}");
         assert!(world.upstream.requests()[2].get("tools").is_none());
+
+        // The next question still carries the earlier call and what it returned, before that
+        // answer's text, though the tool is off now.
+        let replay = world.upstream.requests()[2]["messages"].as_array().unwrap().clone();
+        let at = replay.iter().position(|m| m["tool_calls"].is_array()).unwrap_or_else(|| panic!("{replay:?}"));
+        let call = &replay[at]["tool_calls"][0];
+        assert_eq!((call["function"]["name"].as_str(), call["function"]["arguments"].as_str()),
+            (Some("web_search"), Some(r#"{"query": "rust 2024 edition"}"#)), "{replay:?}");
+        assert_eq!(replay[at + 1], json!({"role": "tool", "tool_call_id": call["id"], "content": content}));
+        assert_eq!((replay[at + 2]["role"].as_str(), replay[at - 1]["content"].as_str()), (Some("assistant"), Some("what is new in rust")));
+        assert_eq!(replay.last().unwrap()["content"], "and now");
+
+        // Exports keep the call; an import of the JSON brings it back to the answer.
+        let exported = app.get(&format!("/api/v1/chat/conversations/{id}/export?format=json"), Some(&world.user.access)).await;
+        let answer = exported.json["messages"].as_array().unwrap().iter()
+            .find(|m| m["tool_calls"].is_array()).unwrap_or_else(|| panic!("{}", exported.text)).clone();
+        assert_eq!((answer["tool_calls"][0]["name"].as_str(), answer["tool_calls"][0]["result"].as_str()), (Some("web_search"), Some(content)));
+        let md = app.get(&format!("/api/v1/chat/conversations/{id}/export?format=markdown"), Some(&world.user.access)).await;
+        assert!(md.text.contains("<details><summary>Tool: web_search</summary>") && md.text.contains("[2] Edition guide"), "{}", md.text);
+        let r = app.post("/api/v1/chat/import", Some(&world.user.access), exported.json.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let copy = r.json["ids"][0].as_str().unwrap();
+        let h = app.get(&format!("/api/v1/chat/conversations/{copy}/messages"), Some(&world.user.access)).await;
+        let back = h.json["messages"].as_array().unwrap().iter()
+            .find(|m| m["tool_calls"].is_array()).unwrap_or_else(|| panic!("{}", h.text)).clone();
+        assert_eq!((back["tool_calls"][0]["name"].as_str(), back["tool_calls"][0]["result"].as_str()), (Some("web_search"), Some(content)));
     }
 
     async fn openapi_tools_are_called_with_their_key_behind_the_ssrf_guard_and_limits(backend) {

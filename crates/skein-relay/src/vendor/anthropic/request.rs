@@ -418,6 +418,14 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
     if !system.is_empty() {
         out.insert("system".into(), Value::Array(system));
     }
+    // Anthropic refuses `tool_use` blocks in a request that defines no tools. A history of
+    // earlier tool calls sent without tools (a chat whose tools were since switched off)
+    // declares the tools it used, with a schema that takes anything, and forbids new calls.
+    let used = if req["tools"].is_null() {
+        tools_used(&messages)
+    } else {
+        Vec::new()
+    };
     out.insert("messages".into(), Value::Array(messages));
 
     if let Some(tools) = req["tools"].as_array() {
@@ -464,5 +472,29 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
     if let Some(choice) = choice {
         out.insert("tool_choice".into(), choice);
     }
+    if !used.is_empty() {
+        out.insert("tools".into(), Value::Array(used));
+        out.insert("tool_choice".into(), json!({"type": "none"}));
+    }
     Ok(Value::Object(out))
+}
+
+/// The tools named by the `tool_use` blocks of `messages`, once each, as declarations that
+/// accept any input.
+fn tools_used(messages: &[Value]) -> Vec<Value> {
+    let mut names: Vec<&str> = Vec::new();
+    for message in messages {
+        for block in message["content"].as_array().into_iter().flatten() {
+            if block["type"] == "tool_use"
+                && let Some(name) = block["name"].as_str()
+                && !names.contains(&name)
+            {
+                names.push(name);
+            }
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| json!({"name": name, "input_schema": {"type": "object"}}))
+        .collect()
 }

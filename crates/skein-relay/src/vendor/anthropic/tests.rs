@@ -164,6 +164,46 @@ fn pivot_requests_become_anthropic_requests() {
 }
 
 #[test]
+fn a_history_of_tool_calls_without_tools_declares_them_and_forbids_new_calls() {
+    let pivot = json!({"model": "m", "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
+            {"id": "call_2", "type": "function", "function": {"name": "weather", "arguments": "{}"}},
+            {"id": "call_3", "type": "function", "function": {"name": "web_search", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "rain"},
+        {"role": "tool", "tool_call_id": "call_3", "content": "none"},
+        {"role": "assistant", "content": "Sunny in Paris."},
+        {"role": "user", "content": "thanks"}]});
+    let out = request_from_openai(&pivot).expect("convert");
+    assert_eq!(
+        out["tools"],
+        json!([{"name": "weather", "input_schema": {"type": "object"}},
+            {"name": "web_search", "input_schema": {"type": "object"}}])
+    );
+    assert_eq!(out["tool_choice"], json!({"type": "none"}));
+
+    // Tools the request offers are sent as they are, with its choice.
+    let mut offered = pivot.clone();
+    offered["tools"] = json!([{"type": "function", "function": {"name": "weather"}}]);
+    let out = request_from_openai(&offered).expect("convert");
+    assert_eq!(
+        out["tools"],
+        json!([{"name": "weather", "input_schema": {"type": "object"}}])
+    );
+    assert!(out.get("tool_choice").is_none(), "{out}");
+
+    // No tool calls, nothing declared.
+    let plain = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let out = request_from_openai(&plain).expect("convert");
+    assert!(
+        out.get("tools").is_none() && out.get("tool_choice").is_none(),
+        "{out}"
+    );
+}
+
+#[test]
 fn pivot_fields_anthropic_cannot_carry_are_refused_by_name() {
     let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
     for (field, value, named) in [
