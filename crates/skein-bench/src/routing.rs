@@ -202,12 +202,12 @@ fn simulate(strategy: Strategy, args: &Args) -> anyhow::Result<Series> {
                     let when = start + Duration::from_micros(done);
                     let channel = CHANNELS[o.channel];
                     if o.ok {
-                        stats.success(channel, o.latency, when);
+                        stats.success(channel, "m", o.latency, when);
                         if !args.no_breakers {
                             breakers.success(channel);
                         }
                     } else {
-                        stats.failure(channel, when);
+                        stats.failure(channel, "m", when);
                         if !args.no_breakers {
                             breakers.failure(channel, when);
                         }
@@ -215,7 +215,8 @@ fn simulate(strategy: Strategy, args: &Args) -> anyhow::Result<Series> {
                 }
             }
             let (ordered, n) = table.numbered("default", "m");
-            let (routed, _) = routing::order(policy, ordered, n, &stats, &balances, now, None);
+            let (routed, _) =
+                routing::order(policy, ordered, n, stats.of("m"), &balances, now, None);
             // As the pipeline does: breakers apply after ordering (a breaker's trial first).
             let tried: Vec<usize> = if args.no_breakers {
                 routed.iter().filter_map(|c| index(&c.id)).collect()

@@ -123,6 +123,47 @@ impl Breakers {
         limit: usize,
         now: Instant,
     ) -> (Vec<T>, Vec<(T, &'static str)>) {
+        self.in_order(routed, id, limit, now, true)
+    }
+
+    /// [`Breakers::admit_in_order`] without taking any trial: for channels that may never be
+    /// tried (a fallback model's, tried only if every channel before fails), which take their
+    /// trial with [`Breakers::admit`] when they are. Taken here, a trial would be spent on
+    /// every request that never reached the fallback, and the channel would stay out of its
+    /// own model's traffic too.
+    pub fn peek_in_order<T>(
+        &self,
+        routed: impl IntoIterator<Item = T>,
+        id: impl Fn(&T) -> &str,
+        limit: usize,
+        now: Instant,
+    ) -> (Vec<T>, Vec<(T, &'static str)>) {
+        self.in_order(routed, id, limit, now, false)
+    }
+
+    /// What [`Breakers::admit`] would answer now, changing nothing.
+    pub fn peek(&self, channel: &str, now: Instant) -> Admit {
+        let Ok(states) = self.states.lock() else {
+            return Admit::Yes;
+        };
+        match states.get(channel).copied() {
+            None | Some(State::Closed { .. }) => Admit::Yes,
+            Some(State::Open { until }) if now >= until => Admit::Trial,
+            Some(State::HalfOpen { since }) if now.duration_since(since) >= OPEN_FOR => {
+                Admit::Trial
+            }
+            Some(State::Open { .. } | State::HalfOpen { .. }) => Admit::No,
+        }
+    }
+
+    fn in_order<T>(
+        &self,
+        routed: impl IntoIterator<Item = T>,
+        id: impl Fn(&T) -> &str,
+        limit: usize,
+        now: Instant,
+        claim: bool,
+    ) -> (Vec<T>, Vec<(T, &'static str)>) {
         let (mut tried, mut left) = (Vec::new(), Vec::new());
         let mut trials = 0;
         for item in routed {
@@ -130,7 +171,12 @@ impl Breakers {
                 left.push((item, "attempt_limit"));
                 continue;
             }
-            match self.admit(id(&item), now) {
+            let admitted = if claim {
+                self.admit(id(&item), now)
+            } else {
+                self.peek(id(&item), now)
+            };
+            match admitted {
                 Admit::Yes => tried.push(item),
                 Admit::Trial => {
                     tried.insert(trials, item);
@@ -300,6 +346,29 @@ mod tests {
             (vec!["a", "c"], vec![("b", "attempt_limit")])
         );
         assert_eq!(b.admit("b", t0 + OPEN_FOR * 3), Admit::Trial);
+    }
+
+    #[test]
+    fn a_fallback_stage_looks_without_taking_the_trial() {
+        let b = Breakers::default();
+        let t0 = Instant::now();
+        for _ in 0..FAILURES_TO_OPEN {
+            b.failure("x", t0);
+        }
+        let later = t0 + OPEN_FOR;
+        // Planned as a fallback on many requests that never reach it: the trial stays.
+        for _ in 0..3 {
+            let (tried, left) = b.peek_in_order(["a", "x"], |c| c, 5, later);
+            assert_eq!((tried, left), (vec!["x", "a"], vec![]));
+        }
+        assert_eq!(b.status("x"), Status::Open);
+        // The first request that does try it takes the trial; the next finds it taken.
+        assert_eq!(b.admit("x", later), Admit::Trial);
+        assert_eq!(b.peek("x", later), Admit::No);
+        assert_eq!(
+            b.peek_in_order(["x"], |c| c, 5, later).1,
+            vec![("x", "circuit_open")]
+        );
     }
 
     #[test]

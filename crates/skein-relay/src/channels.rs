@@ -18,7 +18,7 @@ pub mod health;
 pub mod kind;
 pub mod status;
 
-pub use health::{ChannelHealth, balance_is_low};
+pub use health::{ChannelHealth, ModelHealth, balance_is_low};
 pub use kind::{ChannelKind, StoredKind, UnknownKind};
 pub use status::ChannelStatus;
 
@@ -366,14 +366,37 @@ pub async fn all(db: &Db) -> DbResult<Vec<ChannelRow>> {
     Ok(sqlx::query_as(&sql).fetch_all(db.pool()).await?)
 }
 
-/// Deletes a channel.
+/// Deletes a channel, with its model probes.
 pub async fn delete(db: &Db, id: &str) -> DbResult<bool> {
-    Ok(sqlx::query("DELETE FROM channels WHERE id = $1")
+    let mut tx = db.pool().begin().await?;
+    sqlx::query("DELETE FROM relay_model_probes WHERE channel_id = $1")
         .bind(id)
-        .execute(db.pool())
+        .execute(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM channels WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
         .await?
         .rows_affected()
-        == 1)
+        == 1;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// `row` as a channel to send to, whatever its status (a test, a probe, a balance read), for
+/// its first group and model; `None` when it lists neither or its secrets cannot be read.
+pub fn live(row: &ChannelRow, vault: &Vault) -> Option<std::sync::Arc<LiveChannel>> {
+    let models: Vec<String> = serde_json::from_str(&row.models).unwrap_or_default();
+    let groups: Vec<String> = serde_json::from_str(&row.groups_list).unwrap_or_default();
+    let (model, group) = (models.first()?, groups.first()?);
+    let table = ChannelTable::build(
+        &[ChannelRow {
+            status: ChannelStatus::Enabled,
+            ..row.clone()
+        }],
+        vault,
+    );
+    table.candidates(group, model).into_iter().next()
 }
 
 /// Sets a channel's status and why (automatic disabling and re-enabling).

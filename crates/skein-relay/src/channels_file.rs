@@ -108,11 +108,7 @@ pub async fn reconcile(svc: &RelayService, settings: &FileSettings) {
             return;
         }
     };
-    let holder = svc
-        .channels_file
-        .lock()
-        .map(|s| s.holder.clone())
-        .unwrap_or_default();
+    let holder = holder(svc);
     match take_lease(&svc.db, "channels_file", &holder, LEASE_MS).await {
         Ok(true) => {}
         // Another instance is applying it: try again on the next check.
@@ -185,8 +181,16 @@ pub fn status(svc: &RelayService, settings: Option<&FileSettings>) -> FileStatus
     status
 }
 
+/// This instance's name in the deployment's leases.
+pub(crate) fn holder(svc: &RelayService) -> String {
+    svc.channels_file
+        .lock()
+        .map(|s| s.holder.clone())
+        .unwrap_or_default()
+}
+
 /// Takes the deployment-wide lease `name` for `ms` (false while another holder has it).
-async fn take_lease(db: &Db, name: &str, holder: &str, ms: i64) -> DbResult<bool> {
+pub(crate) async fn take_lease(db: &Db, name: &str, holder: &str, ms: i64) -> DbResult<bool> {
     let now = now_ms();
     let done = sqlx::query(
         "INSERT INTO relay_leases (name, holder, until_ms) VALUES ($1, $2, $3) \

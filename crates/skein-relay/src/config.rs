@@ -75,6 +75,10 @@ pub struct RelayConfig {
     pub channels_file: Option<std::path::PathBuf>,
     /// Whether applying `channels_file` removes channels, prices and routes it leaves out.
     pub channels_file_prune: bool,
+    /// How often every model of every enabled channel is probed with a one-token chat
+    /// (results in the admin console, and in this instance's routing measurements); 0, the
+    /// default, probes only when an admin asks. Each probe is a small paid call at the vendor.
+    pub model_probe_interval_secs: u64,
     /// How often `channels_file` is read for changes.
     pub channels_file_check_secs: u64,
 }
@@ -103,6 +107,7 @@ impl Default for RelayConfig {
             channels_file: None,
             channels_file_prune: false,
             channels_file_check_secs: 10,
+            model_probe_interval_secs: 0,
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod model_routes;
 mod multipart;
 pub mod pipeline;
 pub mod pricing;
+pub mod probes;
 pub mod proxy;
 pub mod remote;
 pub mod renew;
@@ -209,6 +210,8 @@ pub struct Tuning {
     pub responses_retention_days: u32,
     /// The channels file kept applied, if one is set.
     pub channels_file: Option<channels_file::FileSettings>,
+    /// How often every model of every enabled channel is probed; `None`: only on demand.
+    pub model_probe_every: Option<Duration>,
 }
 
 impl Default for Tuning {
@@ -225,6 +228,7 @@ impl Default for Tuning {
             responses_store_default: true,
             responses_retention_days: 30,
             channels_file: None,
+            model_probe_every: None,
         }
     }
 }
@@ -257,6 +261,8 @@ impl Tuning {
                     prune: config.channels_file_prune,
                     every: Duration::from_secs(config.channels_file_check_secs.max(1)),
                 }),
+            model_probe_every: (config.model_probe_interval_secs > 0)
+                .then(|| Duration::from_secs(config.model_probe_interval_secs)),
         }
     }
 }
@@ -393,6 +399,15 @@ impl RelayService {
                 }
             },
         );
+        if let Some(every) = service.tuning.model_probe_every {
+            service.background.every(
+                "relay.model_probes",
+                every,
+                FirstRun::AfterPeriod,
+                &service,
+                move |service| async move { probes::scheduled_round(&service, every).await },
+            );
+        }
         // The channels file: applied now (before the first request, where the start waits
         // for it) and whenever it changes.
         if let Some(file) = service.tuning.channels_file.clone() {
@@ -581,20 +596,11 @@ impl RelayService {
             .filter(|r| r.status == channels::ChannelStatus::AutoDisabled)
         {
             let models: Vec<String> = serde_json::from_str(&row.models).unwrap_or_default();
-            let groups: Vec<String> = serde_json::from_str(&row.groups_list).unwrap_or_default();
-            let (Some(model), Some(group)) = (models.first().cloned(), groups.first().cloned())
-            else {
+            let Some(model) = models.first().cloned() else {
                 continue;
             };
             let id = row.id.clone();
-            let table = channels::ChannelTable::build(
-                &[channels::ChannelRow {
-                    status: channels::ChannelStatus::Enabled,
-                    ..row
-                }],
-                &self.vault,
-            );
-            let Some(channel) = table.candidates(&group, &model).into_iter().next() else {
+            let Some(channel) = channels::live(&row, &self.vault) else {
                 continue;
             };
             if upstream::probe(&self.http, &channel, &model).await.is_ok() {

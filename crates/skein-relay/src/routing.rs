@@ -25,7 +25,7 @@ use skein_db::{Db, DbResult};
 use utoipa::ToSchema;
 
 use crate::balance::Known;
-use crate::channels::{ChannelHealth, LiveChannel};
+use crate::channels::{ChannelHealth, LiveChannel, ModelHealth};
 
 /// How much one new sample moves an average (exponentially weighted).
 const ALPHA: f64 = 0.3;
@@ -119,7 +119,7 @@ impl Default for Policy {
     }
 }
 
-/// What this instance measured of one channel.
+/// What this instance measured of one channel, or of one model on it.
 #[derive(Debug, Clone, Copy)]
 struct Measured {
     /// Average latency to the answer's first byte, ms (`None` before the first success).
@@ -134,87 +134,175 @@ struct Measured {
     at: Instant,
 }
 
-/// Measurements of every channel, kept in memory per instance (each instance routes by what
-/// it sees; a lock held for a map update only).
-#[derive(Default)]
-pub struct Stats {
-    by_channel: Mutex<HashMap<String, Measured>>,
-}
-
-impl Stats {
-    fn update(&self, channel: &str, now: Instant, change: impl FnOnce(&mut Measured)) {
-        let Ok(mut map) = self.by_channel.lock() else {
-            return;
-        };
-        let entry = map.entry(channel.to_string()).or_insert(Measured {
+impl Measured {
+    fn new(now: Instant) -> Self {
+        Measured {
             latency_ms: None,
             ttft_ms: None,
             error_rate: 0.0,
             samples: 0,
             at: now,
-        });
-        // Old measurements say nothing about the channel now: start again from this one.
-        if now.duration_since(entry.at) > STALE_AFTER {
-            entry.latency_ms = None;
-            entry.ttft_ms = None;
-            entry.error_rate = 0.0;
         }
-        change(entry);
-        entry.samples += 1;
-        entry.at = now;
     }
 
-    /// `channel` answered after `latency` (to its first byte).
-    pub fn success(&self, channel: &str, latency: Duration, now: Instant) {
+    fn update(&mut self, now: Instant, change: impl FnOnce(&mut Measured)) {
+        // Old measurements say nothing about the channel now: start again from this one.
+        if now.duration_since(self.at) > STALE_AFTER {
+            self.latency_ms = None;
+            self.ttft_ms = None;
+            self.error_rate = 0.0;
+        }
+        change(self);
+        self.samples += 1;
+        self.at = now;
+    }
+
+    fn first_token(&mut self, ms: f64) {
+        self.ttft_ms = Some(self.ttft_ms.map_or(ms, |t| t + ALPHA * (ms - t)));
+    }
+
+    fn is_fresh(&self, now: Instant) -> bool {
+        now.duration_since(self.at) <= STALE_AFTER
+    }
+
+    fn health(&self, now: Instant) -> ChannelHealth {
+        ChannelHealth {
+            latency_ms: self.latency_ms.map(|l| (l * 10.0).round() / 10.0),
+            ttft_ms: self.ttft_ms.map(|t| (t * 10.0).round() / 10.0),
+            error_rate: (self.error_rate * 1000.0).round() / 1000.0,
+            samples: self.samples,
+            stale: !self.is_fresh(now),
+            models: Vec::new(),
+        }
+    }
+}
+
+/// A channel's measurements: over all its models, and per model (a channel serving a fast
+/// small model and a slow large one is fast for the one and slow for the other).
+#[derive(Debug, Clone)]
+struct ChannelMeasured {
+    all: Measured,
+    models: HashMap<String, Measured>,
+}
+
+/// Attempts of a model on a channel measured before its own averages replace the channel's
+/// in scoring: one sample is too noisy to move traffic by.
+const MODEL_SAMPLES: u64 = 3;
+
+/// Measurements of every channel and of every model on it, kept in memory per instance (each
+/// instance routes by what it sees; a lock held for a map update only). The models are those
+/// the channel was asked for and answered or failed, so the map is bounded by the channels'
+/// configured models.
+#[derive(Default)]
+pub struct Stats {
+    by_channel: Mutex<HashMap<String, ChannelMeasured>>,
+}
+
+/// [`Stats`] as seen by the requests for one model: what [`order`] scores by.
+#[derive(Clone, Copy)]
+pub struct ModelStats<'a> {
+    stats: &'a Stats,
+    model: &'a str,
+}
+
+impl Stats {
+    /// The measurements as `model`'s requests are scored by.
+    pub fn of<'a>(&'a self, model: &'a str) -> ModelStats<'a> {
+        ModelStats { stats: self, model }
+    }
+
+    fn update(&self, channel: &str, model: &str, now: Instant, change: impl Fn(&mut Measured)) {
+        let Ok(mut map) = self.by_channel.lock() else {
+            return;
+        };
+        let entry = map
+            .entry(channel.to_string())
+            .or_insert_with(|| ChannelMeasured {
+                all: Measured::new(now),
+                models: HashMap::new(),
+            });
+        entry.all.update(now, &change);
+        match entry.models.get_mut(model) {
+            Some(m) => m.update(now, &change),
+            None => {
+                let mut m = Measured::new(now);
+                m.update(now, &change);
+                entry.models.insert(model.to_string(), m);
+            }
+        }
+    }
+
+    /// `channel` answered `model` after `latency` (to its first byte).
+    pub fn success(&self, channel: &str, model: &str, latency: Duration, now: Instant) {
         let ms = latency.as_secs_f64() * 1000.0;
-        self.update(channel, now, |m| {
+        self.update(channel, model, now, |m| {
             m.latency_ms = Some(m.latency_ms.map_or(ms, |l| l + ALPHA * (ms - l)));
             m.error_rate *= 1.0 - ALPHA;
         });
     }
 
-    /// A stream from `channel` brought its first token after `ttft` (the attempt itself was
-    /// counted by [`Stats::success`] when the answer began).
-    pub fn first_token(&self, channel: &str, ttft: Duration) {
+    /// A stream of `model` from `channel` brought its first token after `ttft` (the attempt
+    /// itself was counted by [`Stats::success`] when the answer began).
+    pub fn first_token(&self, channel: &str, model: &str, ttft: Duration) {
         let ms = ttft.as_secs_f64() * 1000.0;
         let Ok(mut map) = self.by_channel.lock() else {
             return;
         };
-        if let Some(m) = map.get_mut(channel) {
-            m.ttft_ms = Some(m.ttft_ms.map_or(ms, |t| t + ALPHA * (ms - t)));
+        if let Some(c) = map.get_mut(channel) {
+            c.all.first_token(ms);
+            if let Some(m) = c.models.get_mut(model) {
+                m.first_token(ms);
+            }
         }
     }
 
-    /// `channel` failed (an attempt failed over or found the key dead).
-    pub fn failure(&self, channel: &str, now: Instant) {
-        self.update(channel, now, |m| {
+    /// `channel` failed `model` (an attempt failed over or found the key dead).
+    pub fn failure(&self, channel: &str, model: &str, now: Instant) {
+        self.update(channel, model, now, |m| {
             m.error_rate += ALPHA * (1.0 - m.error_rate);
         });
     }
 
-    /// The measurements of `channel`, for the admin view.
+    /// The measurements of `channel`, over all its models and per model, for the admin view.
     pub fn health(&self, channel: &str, now: Instant) -> Option<ChannelHealth> {
         let map = self.by_channel.lock().ok()?;
-        let m = map.get(channel)?;
-        Some(ChannelHealth {
-            latency_ms: m.latency_ms.map(|l| (l * 10.0).round() / 10.0),
-            ttft_ms: m.ttft_ms.map(|t| (t * 10.0).round() / 10.0),
-            error_rate: (m.error_rate * 1000.0).round() / 1000.0,
-            samples: m.samples,
-            stale: now.duration_since(m.at) > STALE_AFTER,
-        })
+        let c = map.get(channel)?;
+        let mut health = c.all.health(now);
+        health.models = c
+            .models
+            .iter()
+            .map(|(model, m)| {
+                let h = m.health(now);
+                ModelHealth {
+                    model: model.clone(),
+                    latency_ms: h.latency_ms,
+                    ttft_ms: h.ttft_ms,
+                    error_rate: h.error_rate,
+                    samples: h.samples,
+                    stale: h.stale,
+                }
+            })
+            .collect();
+        health.models.sort_by(|a, b| a.model.cmp(&b.model));
+        Some(health)
     }
+}
 
-    /// The fresh measurements of `channel` (`None` when unknown or stale).
+impl ModelStats<'_> {
+    /// The fresh measurements of `channel` for this model: its own once it has
+    /// [`MODEL_SAMPLES`], else the channel's over all models (`None` when unknown or stale).
     fn fresh(
         &self,
-        map: &HashMap<String, Measured>,
+        map: &HashMap<String, ChannelMeasured>,
         channel: &str,
         now: Instant,
     ) -> Option<Measured> {
-        map.get(channel)
-            .copied()
-            .filter(|m| now.duration_since(m.at) <= STALE_AFTER)
+        let c = map.get(channel)?;
+        let own = c
+            .models
+            .get(self.model)
+            .filter(|m| m.samples >= MODEL_SAMPLES && m.is_fresh(now));
+        own.or(Some(&c.all).filter(|m| m.is_fresh(now))).copied()
     }
 }
 
@@ -230,7 +318,7 @@ pub struct Decision {
 }
 
 /// Orders `channels` (given in priority + weighted round-robin order) for request number `n`
-/// of their route under `policy`; `balances` gives the remaining upstream balance of
+/// of their route under `policy`, scoring by `stats` (of the route's model); `balances` gives the remaining upstream balance of
 /// channels that report one; `sticky_key` names the conversation or key the request belongs
 /// to (stickiness needs one). A channel whose balance is low goes last under every strategy
 /// (it is still tried before the request fails). Answers the order and the scores behind it.
@@ -238,7 +326,7 @@ pub fn order(
     policy: Policy,
     channels: Vec<Arc<LiveChannel>>,
     n: u64,
-    stats: &Stats,
+    stats: ModelStats<'_>,
     balances: &HashMap<String, Known>,
     now: Instant,
     sticky_key: Option<&str>,
@@ -331,7 +419,7 @@ fn score(
     policy: Policy,
     channels: Vec<Arc<LiveChannel>>,
     n: u64,
-    stats: &Stats,
+    stats: ModelStats<'_>,
     balances: &HashMap<String, Known>,
     now: Instant,
 ) -> (Vec<Arc<LiveChannel>>, Decision, usize) {
@@ -349,7 +437,7 @@ fn score(
         return (channels, Decision::default(), equals);
     }
     let scores: Vec<f64> = {
-        let map = match stats.by_channel.lock() {
+        let map = match stats.stats.by_channel.lock() {
             Ok(map) => map,
             Err(_) => {
                 let equals = best_priority(&channels);
@@ -526,8 +614,8 @@ mod tests {
     fn latency_prefers_the_fast_channel_and_explores_the_slow_one() {
         let stats = Stats::default();
         let now = Instant::now();
-        stats.success("a", Duration::from_millis(400), now);
-        stats.success("b", Duration::from_millis(20), now);
+        stats.success("a", "m", Duration::from_millis(400), now);
+        stats.success("b", "m", Duration::from_millis(20), now);
         let policy = Policy {
             strategy: Strategy::Latency,
             explore_percent: 10,
@@ -539,7 +627,7 @@ mod tests {
                 policy,
                 table(&[("a", 1000), ("b", 1000)]),
                 n,
-                &stats,
+                stats.of("m"),
                 &HashMap::new(),
                 now,
                 None,
@@ -549,12 +637,12 @@ mod tests {
         assert_eq!(firsts.iter().filter(|f| *f == "a").count(), 2, "{firsts:?}");
         // Stale measurements count as unknown: the slow channel is tried again.
         let later = now + STALE_AFTER + Duration::from_secs(1);
-        stats.success("b", Duration::from_millis(100), later);
+        stats.success("b", "m", Duration::from_millis(100), later);
         let (got, _) = order(
             policy,
             table(&[("a", 1000), ("b", 1000)]),
             0,
-            &stats,
+            stats.of("m"),
             &HashMap::new(),
             later,
             None,
@@ -563,10 +651,71 @@ mod tests {
     }
 
     #[test]
+    fn each_model_is_routed_by_its_own_measurements_once_it_has_a_few() {
+        let stats = Stats::default();
+        let now = Instant::now();
+        let policy = Policy {
+            strategy: Strategy::Latency,
+            explore_percent: 0,
+            sticky: false,
+        };
+        let first = |model: &str| {
+            order(
+                policy,
+                table(&[("a", 1000), ("b", 1000)]),
+                0,
+                stats.of(model),
+                &HashMap::new(),
+                now,
+                None,
+            )
+            .0[0]
+                .id
+                .clone()
+        };
+        // a serves the small model fast and the large one slowly; b the other way round.
+        for _ in 0..MODEL_SAMPLES {
+            stats.success("a", "small", Duration::from_millis(30), now);
+            stats.success("b", "small", Duration::from_millis(3_000), now);
+        }
+        stats.success("a", "large", Duration::from_millis(2_000), now);
+        stats.success("b", "large", Duration::from_millis(200), now);
+        assert_eq!(first("small"), "a");
+        // One sample of the large model is not enough: the channels' averages over all
+        // models still decide (a is the faster one overall).
+        assert_eq!(first("large"), "a");
+        for _ in 1..MODEL_SAMPLES {
+            stats.success("a", "large", Duration::from_millis(2_000), now);
+            stats.success("b", "large", Duration::from_millis(200), now);
+        }
+        assert_eq!(first("large"), "b");
+        assert_eq!(first("small"), "a");
+        // A model never asked of these channels goes by their averages.
+        assert!(["a", "b"].contains(&first("other").as_str()));
+
+        // The admin view shows both levels.
+        let health = stats.health("b", now).expect("measured");
+        assert_eq!(health.samples, 2 * MODEL_SAMPLES);
+        let models: Vec<(&str, u64)> = health
+            .models
+            .iter()
+            .map(|m| (m.model.as_str(), m.samples))
+            .collect();
+        assert_eq!(models, [("large", MODEL_SAMPLES), ("small", MODEL_SAMPLES)]);
+        assert_eq!(health.models[0].latency_ms, Some(200.0));
+
+        // A failure counts against the model and the channel.
+        stats.failure("b", "large", now);
+        let health = stats.health("b", now).expect("measured");
+        assert!(health.models[0].error_rate > 0.0 && health.error_rate > 0.0);
+        assert_eq!(health.models[1].error_rate, 0.0);
+    }
+
+    #[test]
     fn errors_decay_back_into_a_tie() {
         let stats = Stats::default();
         let now = Instant::now();
-        stats.failure("a", now);
+        stats.failure("a", "m", now);
         let policy = Policy {
             strategy: Strategy::Errors,
             explore_percent: 0,
@@ -577,7 +726,7 @@ mod tests {
                 policy,
                 table(&[("a", 1000), ("b", 1000)]),
                 n,
-                &stats,
+                stats.of("m"),
                 &HashMap::new(),
                 now,
                 None,
@@ -585,7 +734,7 @@ mod tests {
             assert_eq!(ids(&got)[0], "b");
         }
         for _ in 0..6 {
-            stats.success("a", Duration::from_millis(5), now);
+            stats.success("a", "m", Duration::from_millis(5), now);
         }
         let firsts: Vec<String> = (0..4)
             .map(|n| {
@@ -593,7 +742,7 @@ mod tests {
                     policy,
                     table(&[("a", 1000), ("b", 1000)]),
                     n,
-                    &stats,
+                    stats.of("m"),
                     &HashMap::new(),
                     now,
                     None,
@@ -620,7 +769,7 @@ mod tests {
                 cost,
                 table(&[("a", 1000), ("b", 600)]),
                 n,
-                &stats,
+                stats.of("m"),
                 &HashMap::new(),
                 now,
                 None,
@@ -641,7 +790,7 @@ mod tests {
             balance,
             table(&[("a", 1000), ("b", 1000), ("c", 1000)]),
             0,
-            &stats,
+            stats.of("m"),
             &balances,
             now,
             None,
@@ -654,7 +803,7 @@ mod tests {
             Policy::default(),
             table(&[("a", 1000), ("b", 1000)]),
             0,
-            &stats,
+            stats.of("m"),
             &low,
             now,
             None,
@@ -679,12 +828,12 @@ mod tests {
         let stats = Stats::default();
         let now = Instant::now();
         // No attempt measured yet: a first token alone records nothing.
-        stats.first_token("a", Duration::from_millis(500));
+        stats.first_token("a", "m", Duration::from_millis(500));
         assert!(stats.health("a", now).is_none());
-        stats.success("a", Duration::from_millis(100), now);
+        stats.success("a", "m", Duration::from_millis(100), now);
         assert_eq!(stats.health("a", now).and_then(|h| h.ttft_ms), None);
-        stats.first_token("a", Duration::from_millis(500));
-        stats.first_token("a", Duration::from_millis(1_500));
+        stats.first_token("a", "m", Duration::from_millis(500));
+        stats.first_token("a", "m", Duration::from_millis(1_500));
         let health = stats.health("a", now).expect("measured");
         // 500 + 0.3 × (1500 − 500); latency and samples untouched.
         assert_eq!(health.ttft_ms, Some(800.0));
@@ -697,7 +846,7 @@ mod tests {
         let stats = Stats::default();
         let now = Instant::now();
         for (id, ms) in [("a", 50), ("b", 60), ("c", 70), ("d", 400)] {
-            stats.success(id, Duration::from_millis(ms), now);
+            stats.success(id, "m", Duration::from_millis(ms), now);
         }
         let policy = Policy {
             strategy: Strategy::Balanced,
@@ -714,7 +863,15 @@ mod tests {
         let mut firsts: HashMap<String, usize> = HashMap::new();
         for _ in 0..400 {
             let (channels, n) = table.numbered("default", "m");
-            let (got, decision) = order(policy, channels, n, &stats, &HashMap::new(), now, None);
+            let (got, decision) = order(
+                policy,
+                channels,
+                n,
+                stats.of("m"),
+                &HashMap::new(),
+                now,
+                None,
+            );
             *firsts.entry(got[0].id.clone()).or_default() += 1;
             // After the first, the rest by score: the slow one and the lower priority last.
             assert_eq!(ids(&got)[3..], ["d", "z"], "{:?}", ids(&got));
@@ -753,7 +910,7 @@ mod tests {
                     sticky,
                     channels,
                     n,
-                    &stats,
+                    stats.of("m"),
                     &HashMap::new(),
                     now,
                     Some(&key),
@@ -775,7 +932,15 @@ mod tests {
         let without_c = route(&[("a", 0, 1), ("b", 0, 1), ("z", -1, 5)]);
         for (key, was) in &owner {
             let (channels, n) = without_c.numbered("default", "m");
-            let (got, _) = order(sticky, channels, n, &stats, &HashMap::new(), now, Some(key));
+            let (got, _) = order(
+                sticky,
+                channels,
+                n,
+                stats.of("m"),
+                &HashMap::new(),
+                now,
+                Some(key),
+            );
             if was != "c" {
                 assert_eq!(&got[0].id, was, "{key} moved though its channel stayed");
             }
@@ -785,8 +950,15 @@ mod tests {
         let (mut firsts, plain) = (Vec::new(), Policy::default());
         for _ in 0..4 {
             let (channels, n) = table.numbered("default", "m");
-            let (got, decision) =
-                order(plain, channels, n, &stats, &HashMap::new(), now, Some("k"));
+            let (got, decision) = order(
+                plain,
+                channels,
+                n,
+                stats.of("m"),
+                &HashMap::new(),
+                now,
+                Some("k"),
+            );
             assert!(!decision.sticky);
             firsts.push(got[0].id.clone());
         }
@@ -808,7 +980,15 @@ mod tests {
                     sticky: true,
                     ..Policy::default()
                 };
-                let (got, _) = order(sticky, channels, n, &stats, &HashMap::new(), now, Some(k));
+                let (got, _) = order(
+                    sticky,
+                    channels,
+                    n,
+                    stats.of("m"),
+                    &HashMap::new(),
+                    now,
+                    Some(k),
+                );
                 got[0].id == "b"
             })
             .expect("some key belongs to b");
@@ -824,7 +1004,7 @@ mod tests {
                 sticky,
                 channels,
                 n,
-                &stats,
+                stats.of("m"),
                 &HashMap::new(),
                 now,
                 Some(&key),
@@ -835,8 +1015,8 @@ mod tests {
         }
         assert!(said > 0);
         // Measured strategies still explore: every second request here goes to the other.
-        stats.success("a", Duration::from_millis(10), now);
-        stats.success("b", Duration::from_millis(10), now);
+        stats.success("a", "m", Duration::from_millis(10), now);
+        stats.success("b", "m", Duration::from_millis(10), now);
         let exploring = Policy {
             strategy: Strategy::Latency,
             explore_percent: 50,
@@ -849,7 +1029,7 @@ mod tests {
                 exploring,
                 channels,
                 n,
-                &stats,
+                stats.of("m"),
                 &HashMap::new(),
                 now,
                 Some(&key),

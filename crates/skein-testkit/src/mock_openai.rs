@@ -222,10 +222,19 @@ async fn answer_chat(
             "invalid_request_error",
         );
     }
+    let model = request["model"].as_str().unwrap_or("").to_string();
+    if script.missing_models.contains(&model) {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": {
+                "message": format!("The model `{model}` does not exist or you do not have access to it."),
+                "type": "invalid_request_error", "param": null, "code": "model_not_found"}})),
+        )
+            .into_response();
+    }
     if let Some(call) = tool_call(&shared, &request, &script) {
         return call;
     }
-    let model = request["model"].as_str().unwrap_or("").to_string();
     let mut reply = script
         .reply
         .clone()

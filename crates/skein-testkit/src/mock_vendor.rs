@@ -109,6 +109,9 @@ pub struct Script {
     pub delay: Duration,
     /// The account's balance, where the vendor reports one (in its currency).
     pub balance: f64,
+    /// Models the account has no access to: a chat with one is refused as the vendor refuses
+    /// it (OpenAI: 404 `model_not_found`).
+    pub missing_models: Vec<String>,
 }
 
 impl Default for Script {
@@ -127,6 +130,7 @@ impl Default for Script {
             tool_arguments: None,
             delay: Duration::ZERO,
             balance: 110.0,
+            missing_models: Vec::new(),
         }
     }
 }
@@ -369,6 +373,13 @@ impl<W> MockVendor<W> {
         let mut state = self.shared.lock();
         state.record = false;
         state.requests.clear();
+    }
+
+    /// Refuses chats with `models` from now on, as for an account without access to them
+    /// (OpenAI).
+    pub fn set_missing_models(&self, models: &[&str]) {
+        let models = models.iter().map(|m| m.to_string()).collect();
+        self.script(|s| s.missing_models = models);
     }
 
     /// Waits this long before every answer from now on (a slow upstream; a queued fault

@@ -2493,6 +2493,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/channels/{id}/probes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The last probe of each of the channel's models (admin): whether the upstream answered a
+         *     one-token chat with it, how fast, and when.
+         */
+        get: operations["channel_probes"];
+        put?: never;
+        /**
+         * Probe every model of the channel now (admin): a one-token chat per model (up to 100,
+         *     four at a time), stored as its last probe and counted in this instance's routing
+         *     measurements of that model. Each probe is a small paid call at the vendor, billed to no
+         *     user.
+         */
+        post: operations["probe_channel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/channels/{id}/pull": {
         parameters: {
             query?: never;
@@ -5225,6 +5251,11 @@ export interface components {
              */
             latency_ms?: number | null;
             /**
+             * @description The same measurements per model asked of the channel, by model name. A model's own
+             *     averages route its requests once it has a few samples; until then the channel's do.
+             */
+            models: components["schemas"]["ModelHealth"][];
+            /**
              * Format: int64
              * @description Attempts measured since this instance started.
              */
@@ -5279,6 +5310,18 @@ export interface components {
              * @description Average time to the answer's headers, ms.
              */
             ttfb_avg_ms?: number | null;
+        };
+        /** @description A channel's probes, one per model it lists. */
+        ChannelProbes: {
+            /** @description The channel. */
+            channel_id: string;
+            /**
+             * @description The last probe of each model the channel lists now, in the channel's order; models
+             *     never probed are left out.
+             */
+            items: components["schemas"]["ModelProbe"][];
+            /** @description Models the channel lists beyond [`MAX_MODELS`], not probed. */
+            models_left_out: number;
         };
         /** @description One channel's statistics. */
         ChannelStat: {
@@ -6934,12 +6977,55 @@ export interface components {
          * @enum {string}
          */
         Mode: "lexical" | "hybrid";
+        /** @description One model's measurements on a channel, for the admin view. */
+        ModelHealth: {
+            /**
+             * Format: double
+             * @description Average error rate (0–1).
+             */
+            error_rate: number;
+            /**
+             * Format: double
+             * @description Average latency to the answer's first byte (ms).
+             */
+            latency_ms?: number | null;
+            /** @description The model as requests name it (the route's name, before the channel's mapping). */
+            model: string;
+            /**
+             * Format: int64
+             * @description Attempts measured since this instance started.
+             */
+            samples: number;
+            /** @description Whether the measurements are too old to route by. */
+            stale: boolean;
+            /**
+             * Format: double
+             * @description Average time to a streamed answer's first token (ms).
+             */
+            ttft_ms?: number | null;
+        };
         /** @description A row of the pricing table. */
         ModelPrice: components["schemas"]["Rates"] & {
             /** @description Model name as clients ask for it. */
             model: string;
             /** @description RFC 3339. */
             updated_at: string;
+        };
+        /** @description The last probe of one model on one channel. */
+        ModelProbe: {
+            /** @description When it ran (RFC 3339). */
+            at: string;
+            /**
+             * Format: int64
+             * @description Time to the whole (one-token) answer, ms.
+             */
+            latency_ms: number;
+            /** @description `ok`, or why it failed (the upstream's status and error, cut short). */
+            message: string;
+            /** @description The model as requests name it (the channel's mapping applied when sent). */
+            model: string;
+            /** @description Whether the upstream answered it with a choice. */
+            ok: boolean;
         };
         /** @description A model's alias and fallbacks, as admins see and set them. */
         ModelRoute: {
@@ -16889,6 +16975,90 @@ export interface operations {
                 };
             };
             502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    channel_probes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Channel id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelProbes"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    probe_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Channel id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelProbes"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

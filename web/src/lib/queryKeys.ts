@@ -111,6 +111,7 @@ export const qk = {
   responseCache: ['pricing', 'cache'] as const,
   routing: ['channels', 'routing'] as const,
   channelsFile: ['channels', 'file'] as const,
+  channelProbes: (id: string) => ['channels', 'probes', id] as const,
   codes: {
     all: ['codes'] as const,
     page: (batch: string, page: number) => ['codes', batch, page] as const,

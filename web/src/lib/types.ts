@@ -51,6 +51,7 @@ export type UnpricedModel = Schemas['UnpricedModel'];
 export type DefaultsLoaded = Schemas['DefaultsLoaded'];
 export type ModelRoute = Schemas['ModelRoute'];
 export type ChannelsFileStatus = Schemas['FileStatus'];
+export type ChannelProbes = Schemas['ChannelProbes'];
 
 /** A balance. */
 export type Quota = Schemas['QuotaView'];

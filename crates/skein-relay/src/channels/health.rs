@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A channel's measurements for the admin view.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ChannelHealth {
     /// Average latency to the answer's first byte (ms), over recent requests on this instance.
     pub latency_ms: Option<f64>,
@@ -18,6 +18,26 @@ pub struct ChannelHealth {
     /// Attempts measured since this instance started.
     pub samples: u64,
     /// Whether the measurements are too old to route by (the channel is tried again).
+    pub stale: bool,
+    /// The same measurements per model asked of the channel, by model name. A model's own
+    /// averages route its requests once it has a few samples; until then the channel's do.
+    pub models: Vec<ModelHealth>,
+}
+
+/// One model's measurements on a channel, for the admin view.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ModelHealth {
+    /// The model as requests name it (the route's name, before the channel's mapping).
+    pub model: String,
+    /// Average latency to the answer's first byte (ms).
+    pub latency_ms: Option<f64>,
+    /// Average time to a streamed answer's first token (ms).
+    pub ttft_ms: Option<f64>,
+    /// Average error rate (0–1).
+    pub error_rate: f64,
+    /// Attempts measured since this instance started.
+    pub samples: u64,
+    /// Whether the measurements are too old to route by.
     pub stale: bool,
 }
 

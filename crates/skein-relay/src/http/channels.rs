@@ -408,6 +408,40 @@ pub async fn test_channel(
     }))
 }
 
+/// The last probe of each of the channel's models (admin): whether the upstream answered a
+/// one-token chat with it, how fast, and when.
+#[utoipa::path(get, path = "/channels/{id}/probes", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Channel id")),
+    responses((status = 200, body = crate::probes::ChannelProbes), (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope)))]
+pub async fn channel_probes(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<crate::probes::ChannelProbes>> {
+    let row = load(&svc, &id).await?;
+    Ok(ApiJson(crate::probes::stored(&svc.db, &row).await?))
+}
+
+/// Probe every model of the channel now (admin): a one-token chat per model (up to 100,
+/// four at a time), stored as its last probe and counted in this instance's routing
+/// measurements of that model. Each probe is a small paid call at the vendor, billed to no
+/// user.
+#[utoipa::path(post, path = "/channels/{id}/probes", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Channel id")),
+    responses((status = 200, body = crate::probes::ChannelProbes), (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+pub async fn probe_channel(
+    State(svc): State<Arc<RelayService>>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<crate::probes::ChannelProbes>> {
+    let row = load(&svc, &id).await?;
+    // Refuses a channel without models or groups, as a test does.
+    live_channel(&svc, &row)?;
+    Ok(ApiJson(crate::probes::probe_channel(&svc, &row).await?))
+}
+
 /// The models the channel's upstream account offers, as the vendor lists them (admin): a
 /// starting point for the channel's `models`.
 #[utoipa::path(get, path = "/channels/{id}/models", tag = "channels", security(("bearer" = [])),
@@ -570,24 +604,14 @@ fn live_channel(
 ) -> ApiResult<Arc<channels::LiveChannel>> {
     let models: Vec<String> = serde_json::from_str(&row.models).unwrap_or_default();
     let groups: Vec<String> = serde_json::from_str(&row.groups_list).unwrap_or_default();
-    let (Some(model), Some(group)) = (models.first(), groups.first()) else {
+    if models.is_empty() || groups.is_empty() {
         return Err(ApiError::invalid_field(
             "models",
             "The channel lists no model or group.",
             "该渠道没有模型或分组。",
         ));
-    };
-    let table = channels::ChannelTable::build(
-        &[channels::ChannelRow {
-            status: ChannelStatus::Enabled,
-            ..row.clone()
-        }],
-        &svc.vault,
-    );
-    table
-        .candidates(group, model)
-        .into_iter()
-        .next()
+    }
+    channels::live(row, &svc.vault)
         .ok_or_else(|| ApiError::internal("the channel's secrets cannot be read"))
 }
 

@@ -42,6 +42,7 @@ pub(crate) fn routes(service: Arc<RelayService>) -> OpenApiRouter {
             channels::delete_channel
         ))
         .routes(routes!(channels::test_channel))
+        .routes(routes!(channels::channel_probes, channels::probe_channel))
         .routes(routes!(channels::refresh_balance))
         .routes(routes!(channels::channel_models))
         .routes(routes!(channels::fetch_models))

@@ -102,18 +102,28 @@ pub(crate) async fn attempt<D: Dispatch>(
     let rest = fallbacks
         .into_iter()
         .map(|stage| (Some((stage.model, stage.rates)), stage.candidates));
-    let tries = first.chain(rest).flat_map(|(switch, channels)| {
-        let mut switch = switch;
-        channels
-            .into_iter()
-            .map(move |channel| (switch.take(), channel))
-    });
-    for (switch, channel) in tries {
+    let tries = first
+        .chain(rest)
+        .enumerate()
+        .flat_map(|(n, (switch, channels))| {
+            let mut switch = switch;
+            channels
+                .into_iter()
+                .map(move |channel| (switch.take(), channel, n > 0))
+        });
+    for (switch, channel, fallback) in tries {
         if let Some((model, rates)) = switch {
             // Every channel of the model before failed: its fallback serves, at its price.
             tracing::warn!(from = %meter.model, to = %model, "every channel failed; falling back");
             crate::metrics::FALLBACKS.inc(&[meter.model.as_str(), model.as_str()]);
             meter.serve_as(model, rates);
+        }
+        // A fallback's channels were planned without their breakers' trials: one whose
+        // breaker is open takes its trial now, or is passed over if another request has it.
+        if fallback && svc.breakers.admit(&channel.id, Instant::now()) == crate::breaker::Admit::No
+        {
+            tracing::info!(channel = %channel.id, "fallback channel resting; passed over");
+            continue;
         }
         let model = meter.model.clone();
         let upstream_model = channel.upstream_model(&model).to_string();
@@ -174,7 +184,7 @@ pub(crate) async fn attempt<D: Dispatch>(
                 svc.breakers.success(&channel.id);
                 // The time to the answer's first byte: what a client waits before anything.
                 svc.routing_stats
-                    .success(&channel.id, started.elapsed(), Instant::now());
+                    .success(&channel.id, &model, started.elapsed(), Instant::now());
                 let status = Some(i64::from(response.status().as_u16()));
                 meter.journal.attempt(&channel, started, "ok", status, None);
                 tracing::info!(channel = %channel.id, tried = ?tried, %model, stream = meter.stream, "upstream answered");
@@ -188,7 +198,8 @@ pub(crate) async fn attempt<D: Dispatch>(
             }
             Attempt::Retry(reason) => {
                 crate::metrics::UPSTREAM_ERRORS.inc(&[channel.id.as_str(), "retry"]);
-                svc.routing_stats.failure(&channel.id, Instant::now());
+                svc.routing_stats
+                    .failure(&channel.id, &model, Instant::now());
                 if svc.breakers.failure(&channel.id, Instant::now()) {
                     crate::metrics::BREAKER_OPENED.inc(&[channel.id.as_str()]);
                     tracing::warn!(channel = %channel.id, "circuit opened: the channel rests after repeated failures");
@@ -203,7 +214,8 @@ pub(crate) async fn attempt<D: Dispatch>(
             }
             Attempt::Dead(reason) => {
                 crate::metrics::UPSTREAM_ERRORS.inc(&[channel.id.as_str(), "dead"]);
-                svc.routing_stats.failure(&channel.id, Instant::now());
+                svc.routing_stats
+                    .failure(&channel.id, &model, Instant::now());
                 svc.breakers.note_error(&channel.id, &reason);
                 let status = crate::journal::status_in(&reason);
                 meter

@@ -255,7 +255,9 @@ impl Meter {
             && self.journal.attempts.len() == 1
             && let Some(ttft) = charge.ttft
         {
-            self.svc.routing_stats.first_token(&self.channel_id, ttft);
+            self.svc
+                .routing_stats
+                .first_token(&self.channel_id, &self.model, ttft);
         }
         count_tpm(&self.svc, &self.caller, charge.tpm_tokens).await;
         let elapsed = self.started.elapsed();

@@ -100,7 +100,9 @@ pub(crate) async fn plan_for(
     // A model's stage: its channels for the caller's group (of those `serves` accepts, not
     // resting), its price, and which channels were left out and why (for the request log);
     // the refusal when it has none.
-    let stage = |name: &str, shown: &str| -> ApiResult<(Stage, StageLog)> {
+    // `first`: the stage tried first takes its channels' breaker trials now; a fallback's
+    // are taken only if the request gets that far (see `attempt`).
+    let stage = |name: &str, shown: &str, first: bool| -> ApiResult<(Stage, StageLog)> {
         let (ordered, n) = table.numbered(caller.group(), name);
         let ordered: Vec<Arc<LiveChannel>> = ordered.into_iter().filter(|c| serves(c)).collect();
         // A model with a strategy of its own routes by it; the group's exploring and
@@ -113,7 +115,7 @@ pub(crate) async fn plan_for(
             policy,
             ordered,
             n,
-            &svc.routing_stats,
+            svc.routing_stats.of(name),
             &balances,
             now,
             caller.sticky_key(),
@@ -131,9 +133,13 @@ pub(crate) async fn plan_for(
                 .copied()
                 .chain(std::iter::repeat(None)),
         );
-        let (kept, left) =
+        let (kept, left) = if first {
             svc.breakers
-                .admit_in_order(scored, |(c, _)| c.id.as_str(), MAX_ATTEMPTS, now);
+                .admit_in_order(scored, |(c, _)| c.id.as_str(), MAX_ATTEMPTS, now)
+        } else {
+            svc.breakers
+                .peek_in_order(scored, |(c, _)| c.id.as_str(), MAX_ATTEMPTS, now)
+        };
         let (candidates, scores): (Vec<Arc<LiveChannel>>, Vec<Option<f64>>) =
             kept.into_iter().unzip();
         let skipped: Vec<_> = left
@@ -165,15 +171,24 @@ pub(crate) async fn plan_for(
         .fallbacks(&model, served, caller.group())
         .iter()
         .filter(|m| caller.allows_model(m) && plans.allows_model(m))
-        .filter_map(|m| stage(m, m).ok().map(|(stage, _)| stage))
+        .filter_map(|m| stage(m, m, false).ok().map(|(stage, _)| stage))
         .collect();
-    let (first, (skipped, scores, (explored, sticky, strategy))) = match stage(served, &model) {
+    let (first, (skipped, scores, (explored, sticky, strategy))) = match stage(served, &model, true)
+    {
         Ok(first) => first,
         // A model with nothing to serve it now (no channel here, or all resting) goes
         // straight to its first fallback; an unpriced one is a setup error and says so.
         Err(error) if error.code() != "model_not_priced" && !fallbacks.is_empty() => {
             tracing::info!(%model, fallback = %fallbacks[0].model, "no channel can serve the model; using its fallback");
-            let first = fallbacks.remove(0);
+            let mut first = fallbacks.remove(0);
+            // Tried first after all: its channels take their breakers' trials now.
+            let (kept, _) = svc.breakers.admit_in_order(
+                std::mem::take(&mut first.candidates),
+                |c| c.id.as_str(),
+                MAX_ATTEMPTS,
+                now,
+            );
+            first.candidates = kept;
             let strategy = routes.strategy(&first.model).unwrap_or(policy.strategy);
             (first, (Vec::new(), Vec::new(), (false, false, strategy)))
         }

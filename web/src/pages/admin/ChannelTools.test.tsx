@@ -53,8 +53,27 @@ function show() {
     if (method === 'GET' && path === '/api/v1/channels')
       answer = [
         channel('c1', 'east', { circuit: 'open', circuit_since: '2026-12-01T09:00:00Z', last_error: 'upstream unreachable', last_error_at: '2026-12-01T09:00:00Z' }),
-        channel('c2', 'west'),
+        channel('c2', 'west', {
+          health: {
+            latency_ms: 300, ttft_ms: null, error_rate: 0.25, samples: 8, stale: false,
+            models: [
+              { model: 'gpt-4o', latency_ms: 510, ttft_ms: null, error_rate: 0.5, samples: 4, stale: false },
+              { model: 'gpt-4o-mini', latency_ms: 90, ttft_ms: null, error_rate: 0, samples: 4, stale: false },
+            ],
+          },
+        }),
       ];
+    else if (method === 'GET' && path === '/api/v1/channels/c2/probes')
+      answer = { channel_id: 'c2', models_left_out: 0, items: [{ model: 'gpt-4o', ok: false, latency_ms: 80, message: 'upstream 404: model_not_found', at: '2026-12-01T09:00:00Z' }] };
+    else if (method === 'POST' && path === '/api/v1/channels/c2/probes')
+      answer = {
+        channel_id: 'c2',
+        models_left_out: 0,
+        items: [
+          { model: 'gpt-4o', ok: true, latency_ms: 120, message: 'ok', at: '2026-12-01T10:00:00Z' },
+          { model: 'gpt-4o-mini', ok: true, latency_ms: 60, message: 'ok', at: '2026-12-01T10:00:00Z' },
+        ],
+      };
     else if (method === 'POST' && path.endsWith('/test')) answer = { ok: path.includes('c2'), latency_ms: 42, message: path.includes('c2') ? 'ok' : 'upstream unreachable' };
     else if (method === 'POST' && path === '/api/v1/channels/fetch-models') answer = { models: ['gpt-4o', 'o3', 'text-embedding-3-small'] };
     else if (method === 'DELETE') return new Response(null, { status: 204 });
@@ -87,6 +106,31 @@ describe('channel tools', () => {
     expect(circuit).toContain('since');
     expect(circuit).toContain('Last error: upstream unreachable');
     expect(within(await row('west')).getByTestId('channel-circuit').textContent).toBe('Healthy');
+  });
+
+  it('shows the measurements of each model a channel serves', async () => {
+    show();
+    const west = await row('west');
+    expect(within(west).getByTestId('channel-health').textContent).toContain('300 ms');
+    const models = within(west).getByTestId('channel-model-health').textContent ?? '';
+    expect(models).toContain('gpt-4o: 510 ms');
+    expect(models).toContain('50%');
+    expect(models).toContain('gpt-4o-mini: 90 ms');
+    expect(within(await row('east')).queryByTestId('channel-model-health')).toBeNull();
+  });
+
+  it('shows each model’s last probe and probes them all on request', async () => {
+    const calls = show();
+    const west = await row('west');
+    fireEvent.click(within(west).getByRole('button', { name: 'Models' }));
+    const list = await screen.findByTestId('channel-probes');
+    await waitFor(() => expect(list.textContent).toContain('Failed: upstream 404: model_not_found'));
+    expect(list.textContent).toContain('not probed yet');
+    fireEvent.click(screen.getByRole('button', { name: 'Probe every model now' }));
+    await waitFor(() => expect(list.textContent).toContain('OK in 60 ms'));
+    expect(list.textContent).toContain('OK in 120 ms');
+    expect(list.textContent).not.toContain('not probed yet');
+    expect(calls.filter((c) => c.method === 'POST' && c.url === '/api/v1/channels/c2/probes')).toHaveLength(1);
   });
 
   it('tests every channel with the chosen model and shows each result', async () => {

@@ -9,6 +9,7 @@ import { Badge, Button, DataTable, ErrorText, Field, Input, Select, Textarea } f
 import { Dialog } from '../../components/ui/dialog';
 import { qk } from '../../lib/queryKeys';
 import { ChannelStatsPanel } from './ChannelStatsPanel';
+import { ChannelProbes } from './ChannelProbes';
 import { ChannelsFileNotice } from './ChannelsFileNotice';
 import { RoutingPanel } from './RoutingPanel';
 import { eachLimited } from './requestLog';
@@ -78,6 +79,10 @@ export function Channels() {
   const [form, setForm] = useState(blank);
   const [error, setError] = useState<unknown>(null);
   const [tests, setTests] = useState<Record<string, string>>({});
+  const [probing, setProbing] = useState<Channel | null>(null);
+  // One line of measurements: a channel's over all its models, or one model's on it.
+  const healthText = (h: { latency_ms?: number | null; error_rate: number; ttft_ms?: number | null; stale: boolean }) =>
+    `${t('admin.healthValue', { ms: Math.round(h.latency_ms ?? 0), errors: Math.round(h.error_rate * 100) })}${h.ttft_ms != null ? ` · ${t('admin.healthTtft', { ms: Math.round(h.ttft_ms) })}` : ''}${h.stale ? ` · ${t('admin.healthStale')}` : ''}`;
   // The model each row's test asks (default: the channel's first).
   const [testModel, setTestModel] = useState<Record<string, string>>({});
   const [testingAll, setTestingAll] = useState<{ done: number; total: number } | null>(null);
@@ -270,9 +275,17 @@ export function Channels() {
             // What this instance measured: the latency and error rate the routing strategies use.
             cell: (c) => (
               <span className="text-xs" data-testid="channel-health">
-                {c.health
-                  ? `${t('admin.healthValue', { ms: Math.round(c.health.latency_ms ?? 0), errors: Math.round(c.health.error_rate * 100) })}${c.health.ttft_ms != null ? ` · ${t('admin.healthTtft', { ms: Math.round(c.health.ttft_ms) })}` : ''}${c.health.stale ? ` · ${t('admin.healthStale')}` : ''}`
-                  : t('admin.healthNone')}
+                {c.health ? healthText(c.health) : t('admin.healthNone')}
+                {/* Per model once more than one was asked of the channel: each routes by its own. */}
+                {c.health && (c.health.models?.length ?? 0) > 1 && (
+                  <span className="mt-0.5 block text-muted-fg" data-testid="channel-model-health">
+                    {c.health.models.map((m) => (
+                      <span key={m.model} className="block">
+                        {`${m.model}: ${healthText(m)}`}
+                      </span>
+                    ))}
+                  </span>
+                )}
               </span>
             ),
           },
@@ -319,6 +332,7 @@ export function Channels() {
                   </Select>
                 )}
                 <Button variant="secondary" size="sm" onClick={() => test(c)}>{t('admin.test')}</Button>
+                <Button variant="secondary" size="sm" onClick={() => setProbing(c)}>{t('admin.probeModels')}</Button>
                 <Button variant="secondary" size="sm" onClick={() => open(c)}>{t('common.edit')}</Button>
                 <Button
                   variant="secondary"
@@ -336,6 +350,7 @@ export function Channels() {
           },
         ]}
       />
+      {probing && <ChannelProbes channel={probing} onClose={() => setProbing(null)} />}
       <Dialog open={editing !== null} onOpenChange={(o) => !o && setEditing(null)} title={editing === 'new' ? t('admin.newChannel') : t('admin.editChannel')} wide>
         <form className="space-y-3" onSubmit={save}>
           <div className="grid gap-3 sm:grid-cols-2">

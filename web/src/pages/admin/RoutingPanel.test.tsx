@@ -29,7 +29,7 @@ const channel = {
   priority: 0,
   weight: 1,
   cost_ratio_permille: 800,
-  health: { latency_ms: 412.4, ttft_ms: 655.6, error_rate: 0.25, samples: 12, stale: false },
+  health: { latency_ms: 412.4, ttft_ms: 655.6, error_rate: 0.25, samples: 12, stale: false, models: [] },
   balance: 3.5,
   balance_currency: 'CNY',
   balance_at: '2026-12-01T00:00:00Z',

@@ -311,6 +311,65 @@ both_backends! {
         let items = rows(&app, &s.root, &format!("channel_id={id}"), 1).await;
         assert_eq!(items[0]["channel_name"], "primary");
     }
+
+    async fn every_model_of_a_channel_is_probed_on_demand_and_on_a_schedule(app) {
+        let s = relay_world(&app, Upstream::OpenAi).await;
+        let id = &s.channel_id;
+        // The account lost access to one of the channel's models.
+        let r = app.patch(&format!("/api/v1/channels/{id}"), Some(&s.root.access),
+            json!({"models": ["gpt-test", "gpt-retired"]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.upstream.set_missing_models(&["gpt-retired"]);
+
+        let path = format!("/api/v1/channels/{id}/probes");
+        let r = app.get(&path, Some(&s.root.access)).await;
+        assert_eq!((r.status, &r.json["items"]), (StatusCode::OK, &json!([])), "{}", r.text);
+        let r = app.post(&path, Some(&s.root.access), json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let items = r.json["items"].as_array().unwrap().clone();
+        let names: Vec<&str> = items.iter().map(|p| p["model"].as_str().unwrap()).collect();
+        let listed = app.get(&format!("/api/v1/channels/{id}"), Some(&s.root.access)).await.json["models"].clone();
+        assert_eq!(json!(names), listed, "one per model, in the channel's order");
+        let probe = |name: &str| items.iter().find(|p| p["model"] == name).cloned().unwrap_or_default();
+        assert_eq!((probe("gpt-test")["ok"].as_bool(), probe("gpt-test")["message"].as_str()), (Some(true), Some("ok")));
+        assert_eq!(probe("gpt-retired")["ok"], false);
+        let retired = probe("gpt-retired");
+        let why = retired["message"].as_str().unwrap();
+        assert!(why.contains("404") && why.contains("model_not_found"), "{why}");
+        // Sent as traffic is: the mapped name, and one token.
+        let sent = s.upstream.requests();
+        assert!(sent.iter().any(|r| r["model"] == "gpt-upstream" && r["max_tokens"] == 1), "{sent:?}");
+        // Stored for every instance's view, and in this one's measurements per model.
+        let stored = app.get(&path, Some(&s.root.access)).await;
+        assert_eq!(stored.json["items"], json!(items));
+        let channel = app.get(&format!("/api/v1/channels/{id}"), Some(&s.root.access)).await;
+        let models = channel.json["health"]["models"].as_array().unwrap_or_else(|| panic!("{}", channel.text)).clone();
+        let of = |name: &str| models.iter().find(|m| m["model"] == name).unwrap_or_else(|| panic!("{models:?}")).clone();
+        assert_eq!((of("gpt-test")["samples"].as_i64(), of("gpt-test")["error_rate"].as_f64()), (Some(1), Some(0.0)));
+        assert!(of("gpt-retired")["error_rate"].as_f64().unwrap() > 0.0, "{models:?}");
+
+        // Admins only; an unknown channel is 404.
+        assert_eq!(app.post(&path, Some(&s.user.access), json!({})).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(app.get(&path, Some(&s.user.access)).await.status, StatusCode::FORBIDDEN);
+        let r = app.post("/api/v1/channels/00000000-0000-0000-0000-000000000000/probes", Some(&s.root.access), json!({})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+        // On a schedule: an instance probing every second brings the failed model back once
+        // the account has it again.
+        s.upstream.set_missing_models(&[]);
+        let prober = app.sibling_services("all", |c| c.relay.model_probe_interval_secs = 1).await;
+        let mut fixed = false;
+        for _ in 0..200 {
+            let r = app.get(&path, Some(&s.root.access)).await;
+            if r.json["items"].as_array().is_some_and(|items| items.len() == 2 && items.iter().all(|p| p["ok"] == true)) {
+                fixed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        drop(prober);
+        assert!(fixed, "the scheduled probe never ran");
+    }
 }
 
 #[tokio::test]
