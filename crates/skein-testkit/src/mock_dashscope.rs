@@ -15,7 +15,15 @@
 //! - errors as `{"code", "message", "request_id"}`: `InvalidApiKey` (401), `Arrearage` (400),
 //!   `DataInspectionFailed` (400), `Throttling.RateQuota` (429), `InternalError` (500), and in a
 //!   stream an `event:error` event carrying that body;
-//! - the model list on the compatible-mode path beside it (`/compatible-mode/v1/models`).
+//! - the model list on the compatible-mode path beside it (`/compatible-mode/v1/models`);
+//! - text-to-image as an asynchronous task: `POST /api/v1/services/aigc/text2image/image-synthesis`
+//!   only with `X-DashScope-Async: enable` (without it: 403 `AccessDenied`, "current user api
+//!   does not support synchronous calls"), answering `{"output": {"task_id", "task_status":
+//!   "PENDING"}, "request_id"}`; then `GET /api/v1/tasks/{task_id}`: `RUNNING` for the first
+//!   half second, then `SUCCEEDED` with `output.results[]` (`url`, `orig_prompt`,
+//!   `actual_prompt`), `output.task_metrics` and `usage.image_count`. A prompt containing
+//!   `forbidden` ends `FAILED` with `DataInspectionFailed`; one containing `half` has every
+//!   second image fail (`code`/`message` in its result). The URLs are PNGs served by the mock.
 //!
 //! The reply is `echo: <last user message>`; tokens are words.
 
@@ -43,7 +51,13 @@ pub const PREFIX: &str = "/api/v1";
 /// The generation path under the base URL.
 pub const GENERATION: &str = "/services/aigc/text-generation/generation";
 
+/// The text-to-image path under the base URL.
+pub const IMAGE_SYNTHESIS: &str = "/services/aigc/text2image/image-synthesis";
+
 const REQUEST_ID: &str = "3b1e6b8c-mock-4f5d-9a7e-dashscope";
+
+/// How long a mock image task runs before it succeeds.
+const TASK_RUNS_MS: u128 = 500;
 
 fn error(status: u16, code: &str, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -68,6 +82,9 @@ impl WireFormat for DashScopeNative {
     fn routes() -> Router<Shared> {
         Router::new()
             .route(&format!("{PREFIX}{GENERATION}"), post(generation))
+            .route(&format!("{PREFIX}{IMAGE_SYNTHESIS}"), post(image_synthesis))
+            .route(&format!("{PREFIX}/tasks/{{id}}"), get(task))
+            .route("/results/{name}", get(result_image))
             .route("/compatible-mode/v1/models", get(models))
     }
 
@@ -329,4 +346,144 @@ async fn generation(State(shared): State<Shared>, headers: HeaderMap, body: Byte
         script.stream_pause,
         cut_short && cut.die_after.is_some(),
     )
+}
+
+/// A task's id carries what the mock needs to answer it later (it keeps no tasks): when it
+/// started, how many images, and its prompt, hex-encoded.
+fn task_id(started_ms: u128, n: u64, prompt: &str) -> String {
+    let hex: String = prompt.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{started_ms}-{n}-{hex}")
+}
+
+fn read_task_id(id: &str) -> Option<(u128, u64, String)> {
+    let mut parts = id.splitn(3, '-');
+    let started = parts.next()?.parse().ok()?;
+    let n = parts.next()?.parse().ok()?;
+    let hex = parts.next()?;
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    Some((started, n, String::from_utf8(bytes?).ok()?))
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+async fn image_synthesis(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return DashScopeNative::status_error(400);
+    };
+    let seen = shared.admit(&headers, request.clone());
+    if !shared.authorized(&headers, "authorization", "Bearer ") {
+        return DashScopeNative::status_error(401);
+    }
+    if let Err(refusal) = mock_vendor::apply::<DashScopeNative>(seen.fault).await {
+        return refusal;
+    }
+    let asynchronous = headers
+        .get("x-dashscope-async")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("enable"));
+    if !asynchronous {
+        return error(
+            403,
+            "AccessDenied",
+            "current user api does not support synchronous calls",
+        );
+    }
+    let Some(prompt) = request["input"]["prompt"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+    else {
+        return error(400, "InvalidParameter", "Field required: input.prompt");
+    };
+    let n = request["parameters"]["n"].as_u64().unwrap_or(1);
+    if !(1..=4).contains(&n) {
+        return error(400, "InvalidParameter", "n should be in [1, 4]");
+    }
+    if let Some(size) = request["parameters"]["size"].as_str()
+        && !size
+            .split_once('*')
+            .is_some_and(|(w, h)| w.parse::<u32>().is_ok() && h.parse::<u32>().is_ok())
+    {
+        return error(400, "InvalidParameter", "size is invalid");
+    }
+    axum::Json(
+        json!({"output": {"task_status": "PENDING", "task_id": task_id(now_ms(), n, prompt)},
+        "request_id": REQUEST_ID}),
+    )
+    .into_response()
+}
+
+async fn task(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if !shared.authorized(&headers, "authorization", "Bearer ") {
+        return DashScopeNative::status_error(401);
+    }
+    let Some((started, n, prompt)) = read_task_id(&id) else {
+        return error(400, "InvalidParameter", "task_id is invalid");
+    };
+    let times = json!({"submit_time": "2026-12-05 10:00:00.000", "scheduled_time": "2026-12-05 10:00:00.100"});
+    if now_ms().saturating_sub(started) < TASK_RUNS_MS {
+        let mut output = json!({"task_id": id, "task_status": "RUNNING",
+            "task_metrics": {"TOTAL": n, "SUCCEEDED": 0, "FAILED": 0}});
+        output["submit_time"] = times["submit_time"].clone();
+        return axum::Json(json!({"request_id": REQUEST_ID, "output": output})).into_response();
+    }
+    if prompt.contains("forbidden") {
+        return axum::Json(json!({"request_id": REQUEST_ID, "output": {"task_id": id,
+            "task_status": "FAILED", "code": "DataInspectionFailed",
+            "message": "Input data may contain inappropriate content."}}))
+        .into_response();
+    }
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let mut succeeded = 0;
+    let results: Vec<Value> = (0..n)
+        .map(|i| {
+            if prompt.contains("half") && i % 2 == 1 {
+                json!({"code": "InternalError.Algo", "message": "The image could not be generated."})
+            } else {
+                succeeded += 1;
+                json!({"url": format!("http://{host}/results/{id}-{i}.png"),
+                    "orig_prompt": prompt, "actual_prompt": format!("{prompt}, highly detailed")})
+            }
+        })
+        .collect();
+    axum::Json(json!({"request_id": REQUEST_ID, "output": {"task_id": id,
+        "task_status": "SUCCEEDED", "submit_time": times["submit_time"],
+        "scheduled_time": times["scheduled_time"], "end_time": "2026-12-05 10:00:05.000",
+        "results": results,
+        "task_metrics": {"TOTAL": n, "SUCCEEDED": succeeded, "FAILED": n - succeeded}},
+        "usage": {"image_count": succeeded}}))
+    .into_response()
+}
+
+/// A 1×1 PNG, the image behind every result URL.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+async fn result_image(axum::extract::Path(_name): axum::extract::Path<String>) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "image/png")], PNG).into_response()
 }

@@ -11,14 +11,16 @@ use bytes::Bytes;
 use serde_json::Value;
 use skein_core::ApiResult;
 
-use super::attempt::{Attempted, OpenAiPath, attempt};
+use super::attempt::{Attempted, Dispatch, OpenAiPath, attempt};
 use super::bill::{Charge, HoldAmount, Meter, held};
 use super::input::{input_tokens, usage_in, with_model};
-use super::plan::{Plan, plan};
+use super::plan::{Plan, plan, plan_for};
 use super::{Caller, Reply, read};
 use crate::RelayService;
+use crate::channels::{ChannelKind, LiveChannel};
 use crate::errors;
 use crate::proxy::{Tokens, estimate_tokens, usage_of};
+use crate::vendor::Attempt;
 
 /// What a call came to: the upstream's answer, or its own refusal (a 4xx).
 pub(crate) enum Answer {
@@ -71,7 +73,7 @@ impl Answer {
 }
 
 /// One call of an OpenAI route: its plan, the hold it needs, and where it goes.
-struct Call<F> {
+struct Call<D> {
     plan: Plan,
     /// What to hold.
     estimate: i64,
@@ -80,20 +82,20 @@ struct Call<F> {
     /// Whether the model's fallbacks serve when every channel failed (routes whose charge
     /// is read from the meter's price at the end, so a fallback bills at its own).
     fallbacks: bool,
-    dispatch: OpenAiPath<F>,
+    dispatch: D,
 }
 
 /// Holds the call's estimate, sends it to the plan's OpenAI-format channels and hands the
 /// first answer to `finish`, which reads and bills it.
-async fn run<F, G, Fut>(
+async fn run<D, G, Fut>(
     svc: &Arc<RelayService>,
     caller: Caller,
     request_id: String,
-    call: Call<F>,
+    call: Call<D>,
     finish: G,
 ) -> ApiResult<Answer>
 where
-    F: Fn(&str) -> Bytes + Send + Sync + 'static,
+    D: Dispatch + 'static,
     G: FnOnce(reqwest::Response, Meter) -> Fut + Send + 'static,
     Fut: Future<Output = ApiResult<Reply>> + Send + 'static,
 {
@@ -132,15 +134,15 @@ where
 }
 
 /// [`run`] for an answer read whole and billed by `bill` from its bytes.
-async fn run_whole<F>(
+async fn run_whole<D>(
     svc: &Arc<RelayService>,
     caller: Caller,
     request_id: String,
-    call: Call<F>,
+    call: Call<D>,
     bill: impl FnOnce(&Meter, &[u8]) -> Charge + Send + 'static,
 ) -> ApiResult<Answer>
 where
-    F: Fn(&str) -> Bytes + Send + Sync + 'static,
+    D: Dispatch + 'static,
 {
     run(svc, caller, request_id, call, move |resp, meter| {
         read::whole(resp, meter, bill)
@@ -478,9 +480,18 @@ pub(crate) async fn images(
             })?,
     };
     let prompt_estimate = estimate_tokens(prompt.len());
-    let plan = plan(&svc, &caller, request["model"].as_str()).await?;
+    // OpenAI-format channels, and native DashScope ones (its image models answer through an
+    // asynchronous task: see `vendor::dashscope_images`).
+    let plan = plan_for(&svc, &caller, request["model"].as_str(), |c| {
+        crate::vendor::adapter(c.kind).serves_openai_paths()
+            || c.kind == ChannelKind::DashScopeNative
+    })
+    .await?;
     let estimate = plan.most(|r| r.cost_calls(prompt_estimate, 0, 0, n));
-    let dispatch = json_to("/v1/images/generations", request);
+    let dispatch = ImagesDispatch {
+        openai: json_to("/v1/images/generations", request.clone()),
+        request,
+    };
     run_whole(
         &svc,
         caller,
@@ -516,6 +527,42 @@ pub(crate) async fn images(
         },
     )
     .await
+}
+
+/// The images route's dispatch: the body as written to OpenAI-format channels, an
+/// asynchronous image task to native DashScope ones.
+struct ImagesDispatch<F> {
+    openai: OpenAiPath<F>,
+    request: Value,
+}
+
+impl<F: Fn(&str) -> Bytes + Send + Sync> Dispatch for ImagesDispatch<F> {
+    async fn send(
+        &mut self,
+        svc: &RelayService,
+        channel: &LiveChannel,
+        upstream_model: &str,
+    ) -> Result<Attempt, skein_core::ApiError> {
+        if channel.kind == ChannelKind::DashScopeNative {
+            let attempt = crate::vendor::dashscope_images::generate(
+                &svc.http,
+                channel,
+                &self.request,
+                upstream_model,
+                svc.images,
+            )
+            .await?;
+            // The client asked OpenAI's route: a refusal reads as OpenAI's error body.
+            return Ok(match attempt {
+                Attempt::Refused(status, body) => Attempt::Refused(
+                    status,
+                    crate::vendor::adapter(channel.kind).error_to_openai(body),
+                ),
+                other => other,
+            });
+        }
+        self.openai.send(svc, channel, upstream_model).await
+    }
 }
 
 /// `POST /v1/audio/speech`: billed per input character — the model's `input_per_mtok` is read
@@ -557,7 +604,10 @@ async fn speech_call(
     svc: &Arc<RelayService>,
     caller: &Caller,
     request: Value,
-) -> ApiResult<(Call<impl Fn(&str) -> Bytes + Send + Sync + 'static>, Charge)> {
+) -> ApiResult<(
+    Call<OpenAiPath<impl Fn(&str) -> Bytes + Send + Sync + 'static>>,
+    Charge,
+)> {
     let characters = request["input"]
         .as_str()
         .filter(|i| !i.is_empty())

@@ -12,6 +12,7 @@
 pub mod anthropic;
 pub mod compat;
 pub mod dashscope;
+pub mod dashscope_images;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
@@ -338,6 +339,13 @@ mod tests {
         assert_eq!(openai["error"]["type"], "not_found_error");
         assert_eq!(openai["error"]["code"], error.code());
         assert!(openai["error"]["param"].is_null());
+        // A field's error names it where OpenAI does.
+        let field = crate::errors::cannot_carry("mask", "DashScope");
+        let named = ErrorShapes
+            .shape_for("/v1/images/generations")
+            .map(|shape| shape(&field, Lang::En))
+            .unwrap_or_default();
+        assert_eq!(named["error"]["param"], "mask");
         let anthropic = render("/v1/messages").unwrap_or_default();
         assert_eq!(anthropic["type"], "error");
         assert_eq!(anthropic["error"]["type"], "not_found_error");

@@ -26,7 +26,8 @@ pub fn stream_broke() -> Value {
 }
 
 /// A Skein error (the gateway's or a handler's) as OpenAI's SDKs read it: the status picks
-/// the `type`, Skein's code goes in `code`.
+/// the `type`, Skein's code goes in `code`, and the request field it is about (if any) in
+/// `param`, where OpenAI names the offending parameter.
 pub fn api_error(error: &ApiError, lang: Lang) -> Value {
     let kind = match error.status().as_u16() {
         401 => "authentication_error",
@@ -36,5 +37,13 @@ pub fn api_error(error: &ApiError, lang: Lang) -> Value {
         500..=599 => "server_error",
         _ => "invalid_request_error",
     };
-    error_value(error.message(lang), kind, Some(error.code()))
+    let mut value = error_value(error.message(lang), kind, Some(error.code()));
+    if let Some(field) = error
+        .details()
+        .and_then(|d| d.get("field"))
+        .and_then(Value::as_str)
+    {
+        value["error"]["param"] = json!(field);
+    }
+    value
 }

@@ -868,3 +868,118 @@ async fn admins_pull_models_onto_ollama() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert!(other.mock.received().is_empty());
 }
+
+/// OpenAI's images route on a native DashScope channel: an asynchronous task submitted, polled
+/// and answered as OpenAI answers (URLs, or the images inlined), billed per image delivered;
+/// a refused prompt is OpenAI's content-filter error and costs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashscope_native_images_run_as_a_task_and_bill_per_image() {
+    // The mock serves its result images on loopback, which only a trusted network allows.
+    let app =
+        TestApp::spawn_with(Backend::Sqlite, |c| c.relay.allow_private_image_urls = true).await;
+    let root = app.root().await;
+    let user = app.register("ada").await;
+    let mock = MockDashScope::start(KEY).await;
+    app.add_channel(
+        &root,
+        json!({"type": "dashscope_native", "name": "wanx", "base_url": format!("{}{}", mock.base_url, mock_dashscope::PREFIX),
+            "keys": [KEY], "models": [MODEL], "model_mapping": {MODEL: "wan2.2-t2i-flash"}}),
+    )
+    .await;
+    app.set_price(&root, MODEL, Price::per_call(40_000)).await;
+    app.fund(&root, &user, BALANCE).await;
+    let key = app.api_key(&user, "images").await;
+    let images = |body: Value| {
+        let app = &app;
+        let key = &key;
+        async move { app.post("/v1/images/generations", Some(key), body).await }
+    };
+    let balance = || async {
+        app.get("/api/v1/billing/quota", Some(&user.access))
+            .await
+            .json["balance"]
+            .as_i64()
+            .unwrap_or_default()
+    };
+
+    let r = images(json!({"model": MODEL, "prompt": "a red fox", "n": 2, "size": "1024x768", "quality": "standard"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let data = r.json["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.text))
+        .clone();
+    assert_eq!(data.len(), 2, "{}", r.text);
+    assert!(
+        data[0]["url"].as_str().unwrap_or("").contains("/results/"),
+        "{}",
+        r.text
+    );
+    assert_eq!(data[0]["revised_prompt"], "a red fox, highly detailed");
+    // Submitted as DashScope documents it: asynchronously, its own body shape and size syntax.
+    let submitted = mock
+        .received()
+        .into_iter()
+        .find(|r| r.path.ends_with(mock_dashscope::IMAGE_SYNTHESIS))
+        .expect("a task");
+    assert_eq!(
+        submitted
+            .headers
+            .get("x-dashscope-async")
+            .and_then(|v| v.to_str().ok()),
+        Some("enable")
+    );
+    assert_eq!(
+        submitted.body,
+        json!({"model": "wan2.2-t2i-flash", "input": {"prompt": "a red fox"},
+        "parameters": {"n": 2, "size": "1024*768"}})
+    );
+    let mut expected = BALANCE - 2 * 40_000;
+    // The settle follows the answer: wait for it.
+    for _ in 0..200 {
+        if balance().await == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(balance().await, expected);
+
+    // An image that failed inside the task is left out and not billed.
+    let r = images(json!({"model": MODEL, "prompt": "half a fox", "n": 2})).await;
+    assert_eq!(
+        (r.status, r.json["data"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1)),
+        "{}",
+        r.text
+    );
+    expected -= 40_000;
+
+    // Inlined on request.
+    let r = images(json!({"model": MODEL, "prompt": "a fox", "response_format": "b64_json"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let b64 = r.json["data"][0]["b64_json"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", r.text));
+    let png =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("base64");
+    assert_eq!(&png[..4], b"\x89PNG");
+    expected -= 40_000;
+
+    // A prompt the vendor's review refuses: OpenAI's content filter error, nothing billed.
+    let r = images(json!({"model": MODEL, "prompt": "something forbidden"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.json["error"]["code"], "content_filter", "{}", r.text);
+    // A field DashScope has no place for is named, before anything is sent.
+    let before = mock.received().len();
+    let r = images(json!({"model": MODEL, "prompt": "a fox", "mask": "x"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.json["error"]["param"], "mask", "{}", r.text);
+    assert_eq!(mock.received().len(), before);
+
+    for _ in 0..200 {
+        if balance().await == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(balance().await, expected);
+}
