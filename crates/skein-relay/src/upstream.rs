@@ -5,6 +5,8 @@
 
 pub use crate::vendor::gemini::images::ImagePolicy;
 
+pub mod dashscope_images;
+
 use std::time::Duration;
 
 use bytes::Bytes;

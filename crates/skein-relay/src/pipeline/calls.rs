@@ -481,7 +481,7 @@ pub(crate) async fn images(
     };
     let prompt_estimate = estimate_tokens(prompt.len());
     // OpenAI-format channels, and native DashScope ones (its image models answer through an
-    // asynchronous task: see `vendor::dashscope_images`).
+    // asynchronous task: see `upstream::dashscope_images`).
     let plan = plan_for(&svc, &caller, request["model"].as_str(), |c| {
         crate::vendor::adapter(c.kind).serves_openai_paths()
             || c.kind == ChannelKind::DashScopeNative
@@ -544,7 +544,7 @@ impl<F: Fn(&str) -> Bytes + Send + Sync> Dispatch for ImagesDispatch<F> {
         upstream_model: &str,
     ) -> Result<Attempt, skein_core::ApiError> {
         if channel.kind == ChannelKind::DashScopeNative {
-            let attempt = crate::vendor::dashscope_images::generate(
+            let attempt = crate::upstream::dashscope_images::generate(
                 &svc.http,
                 channel,
                 &self.request,

@@ -12,7 +12,6 @@
 pub mod anthropic;
 pub mod compat;
 pub mod dashscope;
-pub mod dashscope_images;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;

@@ -24,11 +24,11 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use skein_core::ApiResult;
 
-use super::compat::profiles::DASHSCOPE;
-use super::{Attempt, Upstream, adapter};
+use super::{ImagePolicy, idle_timeout, read_limited, send_request};
 use crate::channels::LiveChannel;
 use crate::errors;
-use crate::upstream::{ImagePolicy, read_limited, send_request};
+use crate::vendor::compat::profiles::DASHSCOPE;
+use crate::vendor::{Attempt, Upstream, adapter};
 
 /// The text-to-image path under the native base URL.
 pub const SYNTHESIS_PATH: &str = "/services/aigc/text2image/image-synthesis";
@@ -136,7 +136,7 @@ pub async fn generate(
             "DashScope accepted the image task without a task id".into(),
         ));
     };
-    let deadline = Instant::now() + crate::upstream::idle_timeout(channel);
+    let deadline = Instant::now() + idle_timeout(channel);
     let task = loop {
         tokio::time::sleep(POLL_EVERY).await;
         let read = http
@@ -177,7 +177,7 @@ pub async fn generate(
         };
         let mut image = Map::new();
         if wants_b64 {
-            match super::gemini::images::fetch_data_url(url, images).await {
+            match crate::vendor::gemini::images::fetch_data_url(url, images).await {
                 Ok(data_url) => {
                     let b64 = data_url.split_once(";base64,").map_or("", |(_, b)| b);
                     image.insert("b64_json".into(), json!(b64));
