@@ -3,7 +3,8 @@
 // request that fails over and one that fails on every channel. The admin opens Admin → Requests,
 // finds the failed request with the error filter, opens it and sees its routing and both
 // upstream attempts in order; the Channels page shows the broken channel's last error and the
-// channel statistics. Screenshots (1440 light, 390 dark, zh) go to target/screenshots/adminlog-*.png.
+// channel statistics; every model of the working channel is probed from its Models dialog and
+// then shown with its own measurements. Screenshots (1440 light, 390 dark, zh) go to target/screenshots/adminlog-*.png.
 //
 // Environment: SKEIN_BIN, MOCK_BIN (default: the debug builds in CARGO_TARGET_DIR or target/),
 // CHROMIUM (default /usr/bin/chromium). Needs web/dist (npm run build).
@@ -17,7 +18,7 @@ async function main() {
   const { base, mockUrl, call, root, ada, adaProfile: me } = await apiScenario('adminlog');
   // Port 1 on loopback refuses connections: "upstream unreachable", tried first (priority 20).
   await call('POST', 'channels', root, { type: 'openai', name: 'broken-east', base_url: 'http://127.0.0.1:1', keys: ['sk-nowhere'], models: [MODEL, 'lonely-model'], priority: 20 });
-  await call('POST', 'channels', root, { type: 'openai', name: 'mock-west', base_url: mockUrl, keys: ['sk-upstream'], models: [MODEL], priority: 10 });
+  await call('POST', 'channels', root, { type: 'openai', name: 'mock-west', base_url: mockUrl, keys: ['sk-upstream'], models: [MODEL, 'mock-other'], priority: 10 });
   for (const model of [MODEL, 'lonely-model']) {
     await call('PUT', `admin/pricing/${model}`, root, { input_per_mtok: 1000, output_per_mtok: 2000, cache_read_per_mtok: 0, cache_write_per_mtok: 0, per_call: 0 });
   }
@@ -99,6 +100,22 @@ async function main() {
       await page.getByText('Channel statistics').waitFor();
       await page.getByTestId('stat-errors').first().waitFor();
       await screenshot(page, 'adminlog-channels-1440-light', { fullPage: true });
+    });
+
+    await step('Models: each model of a channel is probed and its measurements shown apart', async () => {
+      const row = page.locator('table tr', { hasText: 'mock-west' });
+      await row.getByRole('button', { name: 'Models' }).click();
+      const list = page.getByTestId('channel-probes');
+      await list.waitFor();
+      check((await list.textContent()).includes('not probed yet'), 'nothing probed before the button');
+      await page.getByRole('button', { name: 'Probe every model now' }).click();
+      await page.waitForFunction(() => (document.querySelector('[data-testid="channel-probes"]')?.textContent ?? '').split('OK in').length === 3);
+      await screenshot(page, 'adminlog-probes-1440-light');
+      await page.keyboard.press('Escape');
+      const health = row.getByTestId('channel-model-health');
+      await health.waitFor();
+      const text = await health.textContent();
+      check(text.includes('mock-other:') && text.includes(`${MODEL}:`), `per-model measurements: ${text}`);
     });
 
     await step('390 px dark and Chinese: the request log and the channels page', async () => {
