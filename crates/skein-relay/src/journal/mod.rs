@@ -7,7 +7,7 @@
 //! The pipeline fills a [`Journal`] as the request goes (the plan's [`Routing`] when the hold
 //! is taken, an [`AttemptRecord`] per channel tried); when the request is settled, released or
 //! refused, the journal becomes a [`RequestRecord`] on [`RequestLog`]'s buffer. A background
-//! task writes the buffer every [`FLUSH_EVERY`] in short transactions, so no request waits for
+//! task writes the buffer in one transaction every [`FLUSH_EVERY`], so no request waits for
 //! the log, and rows beyond [`MAX_BUFFERED`] are dropped (and counted) rather than let a slow
 //! database grow the buffer without bound.
 
@@ -24,20 +24,10 @@ use utoipa::ToSchema;
 use crate::channels::LiveChannel;
 
 /// How often buffered rows are written.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 /// Most rows waiting to be written; more are dropped.
 pub const MAX_BUFFERED: usize = 20_000;
-/// Requests written per transaction. SQLite has one writer: a quarter second of traffic in
-/// one transaction (250 requests and their attempts at 1,000 req/s) kept the ledger's settles
-/// waiting, and a stream's end waits for its settle — the stream's added p99 went from 6 to
-/// 30–63 ms (`bench-relay`, release). Short transactions every 50 ms with a pause between
-/// them brought it to 10–13 ms.
-pub const ROWS_PER_TRANSACTION: usize = 32;
-/// The pause between two transactions of one flush (SQLite).
-const CHUNK_PAUSE: Duration = Duration::from_millis(3);
-/// The most rows a flush writes with pauses; a larger backlog goes straight through.
-const PAUSED_UP_TO: usize = 1024;
 
 /// Longest error text kept for an attempt.
 const MAX_ERROR_CHARS: usize = 300;
@@ -459,8 +449,8 @@ impl RequestLog {
         self.buffer.lock().map(|b| b.len()).unwrap_or(0)
     }
 
-    /// Writes every buffered row, [`ROWS_PER_TRANSACTION`] to a transaction. Rows that fail to
-    /// write are dropped with a warning: the log must never hold up or take down the relay.
+    /// Writes every buffered row in one transaction. Rows that fail to write are dropped with
+    /// a warning: the log must never hold up or take down the relay.
     pub async fn flush(&self, db: &Db) {
         let batch = match self.buffer.lock() {
             Ok(mut buffer) if !buffer.is_empty() => std::mem::take(&mut *buffer),
@@ -473,18 +463,8 @@ impl RequestLog {
                 "request log rows dropped: the database did not keep up"
             );
         }
-        // SQLite's writer waiting on a busy lock sleeps in steps of milliseconds, so the ledger
-        // gets its turn only if each transaction is followed by a pause; a backlog that large
-        // is written straight through instead, since the log must keep up.
-        let pause = db.backend() == skein_db::Backend::Sqlite && batch.len() <= PAUSED_UP_TO;
-        let mut chunks = batch.chunks(ROWS_PER_TRANSACTION).peekable();
-        while let Some(rows) = chunks.next() {
-            if let Err(error) = store::insert(db, rows).await {
-                tracing::warn!(%error, rows = rows.len(), "could not write the request log");
-            }
-            if pause && chunks.peek().is_some() {
-                tokio::time::sleep(CHUNK_PAUSE).await;
-            }
+        if let Err(error) = store::insert(db, &batch).await {
+            tracing::warn!(%error, rows = batch.len(), "could not write the request log");
         }
     }
 
