@@ -1146,6 +1146,44 @@ mod tests {
     }
 
     #[test]
+    fn an_answers_tool_calls_are_read_back_checked() {
+        let doc = json!({"format": CONVERSATION_FORMAT, "messages": [
+            {"id": "u", "role": "user", "content": "weather?",
+                "tool_calls": [{"id": "x", "name": "forged", "arguments": "{}", "result": "r"}]},
+            {"id": "a", "parent_id": "u", "role": "assistant", "content": "Sunny.", "tool_calls": [
+                {"id": "call_1", "name": "weather", "arguments": "{\"city\":\"Paris\"}", "result": "sunny\u{0}",
+                    "is_error": false, "citations": [{"source": "web", "label": "1", "title": "t", "url": "javascript:alert(1)"}]},
+                {"id": "call_2", "arguments": "{}", "result": "a call without a name"},
+                {"id": "call_3", "name": "weather", "result": "failed", "is_error": true}]}]});
+        let found = parse_value(&doc).unwrap();
+        let messages = &found[0].messages;
+        assert!(
+            messages[0].tool_calls.is_empty(),
+            "only answers carry tool calls"
+        );
+        let calls = &messages[1].tool_calls;
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(
+            (calls[0].name.as_str(), calls[0].result.as_str()),
+            ("weather", "sunny")
+        );
+        assert!(
+            calls[0].citations.is_empty(),
+            "links are not taken from a file"
+        );
+        assert!(calls[1].is_error && calls[1].arguments.is_empty());
+        // Their text counts against the import's limit.
+        assert!(messages[1].text_bytes() > messages[1].content.len());
+
+        let too_many: Vec<Value> = (0..=MAX_TOOL_CALLS_PER_MESSAGE)
+            .map(|i| json!({"id": i.to_string(), "name": "t"}))
+            .collect();
+        let doc = json!({"format": CONVERSATION_FORMAT, "messages": [
+            {"id": "a", "role": "assistant", "content": "x", "tool_calls": too_many}]});
+        assert!(parse_value(&doc).is_err());
+    }
+
+    #[test]
     fn parents_come_before_children_whatever_the_input_order() {
         let m = |id: &str, parent: Option<&str>| ImportedMessage {
             id: id.to_string(),

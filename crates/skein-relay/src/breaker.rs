@@ -74,6 +74,16 @@ pub enum Status {
     HalfOpen,
 }
 
+/// What a breaker in `state` says of a request now (see [`Breakers::admit`]).
+fn decide(state: Option<State>, now: Instant) -> Admit {
+    match state {
+        None | Some(State::Closed { .. }) => Admit::Yes,
+        Some(State::Open { until }) if now >= until => Admit::Trial,
+        Some(State::HalfOpen { since }) if now.duration_since(since) >= OPEN_FOR => Admit::Trial,
+        Some(State::Open { .. } | State::HalfOpen { .. }) => Admit::No,
+    }
+}
+
 impl Breakers {
     /// Channels with a breaker that is not plainly closed (for the runtime report).
     pub fn len(&self) -> usize {
@@ -97,19 +107,16 @@ impl Breakers {
         let Ok(mut states) = self.states.lock() else {
             return Admit::Yes;
         };
-        match states.get(channel).copied() {
-            None | Some(State::Closed { .. }) => Admit::Yes,
-            Some(State::Open { until }) if now >= until => {
-                states.insert(channel.to_string(), State::HalfOpen { since: now });
+        let state = states.get(channel).copied();
+        let admit = decide(state, now);
+        if admit == Admit::Trial {
+            // The trial is this request's: the next one finds it running.
+            states.insert(channel.to_string(), State::HalfOpen { since: now });
+            if matches!(state, Some(State::Open { .. })) {
                 self.mark(channel, true);
-                Admit::Trial
             }
-            Some(State::HalfOpen { since }) if now.duration_since(since) >= OPEN_FOR => {
-                states.insert(channel.to_string(), State::HalfOpen { since: now });
-                Admit::Trial
-            }
-            Some(State::Open { .. } | State::HalfOpen { .. }) => Admit::No,
         }
+        admit
     }
 
     /// `routed` (in the strategy's order) as one request tries them: at most `limit`, those
@@ -143,16 +150,9 @@ impl Breakers {
 
     /// What [`Breakers::admit`] would answer now, changing nothing.
     pub fn peek(&self, channel: &str, now: Instant) -> Admit {
-        let Ok(states) = self.states.lock() else {
-            return Admit::Yes;
-        };
-        match states.get(channel).copied() {
-            None | Some(State::Closed { .. }) => Admit::Yes,
-            Some(State::Open { until }) if now >= until => Admit::Trial,
-            Some(State::HalfOpen { since }) if now.duration_since(since) >= OPEN_FOR => {
-                Admit::Trial
-            }
-            Some(State::Open { .. } | State::HalfOpen { .. }) => Admit::No,
+        match self.states.lock() {
+            Ok(states) => decide(states.get(channel).copied(), now),
+            Err(_) => Admit::Yes,
         }
     }
 

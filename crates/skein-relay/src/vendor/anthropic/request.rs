@@ -421,7 +421,7 @@ pub fn request_from_openai(req: &Value) -> ApiResult<Value> {
     // Anthropic refuses `tool_use` blocks in a request that defines no tools. A history of
     // earlier tool calls sent without tools (a chat whose tools were since switched off)
     // declares the tools it used, with a schema that takes anything, and forbids new calls.
-    let used = if req["tools"].is_null() {
+    let used = if req["tools"].as_array().is_none_or(Vec::is_empty) {
         tools_used(&messages)
     } else {
         Vec::new()

@@ -183,6 +183,13 @@ fn a_history_of_tool_calls_without_tools_declares_them_and_forbids_new_calls() {
             {"name": "web_search", "input_schema": {"type": "object"}}])
     );
     assert_eq!(out["tool_choice"], json!({"type": "none"}));
+    // An empty list offers none either.
+    let mut empty = pivot.clone();
+    empty["tools"] = json!([]);
+    assert_eq!(
+        request_from_openai(&empty).expect("convert")["tools"],
+        out["tools"]
+    );
 
     // Tools the request offers are sent as they are, with its choice.
     let mut offered = pivot.clone();
