@@ -6,14 +6,12 @@
 //! Run `cargo build --release -p skein -p skein-bench && ./target/release/bench-file`; results
 //! go to `target/bench/file.json` (`file-s3.json` on S3).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
 use serde_json::json;
-use skein_bench::{default_binary, machine, ms, post, rss_kib, start, wait_ready};
+use skein_bench::{PeakRss, default_binary, machine, ms, post, rss_kib, start, wait_ready};
 
 /// Measures the File service.
 #[derive(Parser)]
@@ -91,38 +89,6 @@ fn streamed_form(size: u64) -> reqwest::Body {
             .map(Ok::<_, std::io::Error>),
     );
     reqwest::Body::wrap_stream(body)
-}
-
-/// Samples a process's resident memory every 20 ms until stopped; the peak seen.
-struct PeakRss {
-    peak: Arc<AtomicU64>,
-    done: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl PeakRss {
-    fn start(pid: u32, floor_kib: u64) -> Self {
-        let peak = Arc::new(AtomicU64::new(floor_kib));
-        let done = Arc::new(AtomicBool::new(false));
-        let task = {
-            let (peak, done) = (peak.clone(), done.clone());
-            tokio::spawn(async move {
-                while !done.load(Ordering::Relaxed) {
-                    if let Ok(kib) = rss_kib(pid) {
-                        peak.fetch_max(kib, Ordering::Relaxed);
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })
-        };
-        PeakRss { peak, done, task }
-    }
-
-    async fn stop(self) -> anyhow::Result<u64> {
-        self.done.store(true, Ordering::Relaxed);
-        self.task.await?;
-        Ok(self.peak.load(Ordering::Relaxed))
-    }
 }
 
 /// Sends `size` bytes through an upload session (parts one after another, each streamed) and

@@ -817,67 +817,15 @@ fn latin_lines(corpus: &eval::Corpus) -> Vec<String> {
 
 /// A text PDF of `pages` pages of 40 lines each, built as `make_docs.py` builds the evaluation's.
 fn synthetic_pdf(lines: &[String], pages: usize) -> Vec<u8> {
-    let escape = |t: &str| {
-        t.replace('\\', "\\\\")
-            .replace('(', "\\(")
-            .replace(')', "\\)")
-    };
-    let mut objects: Vec<Vec<u8>> = vec![Vec::new(), Vec::new()];
-    objects.push(
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-            .to_vec(),
-    );
-    let font = objects.len();
-    let mut kids = Vec::new();
+    let mut pdf = skein_testkit::pdf::PdfBuilder::new();
     for p in 0..pages {
-        let mut ops = String::from("BT /F1 10 Tf 50 760 Td 18 TL\n");
-        ops.push_str(&format!(
-            "(Page {} of the ingestion benchmark) Tj T*\n",
-            p + 1
-        ));
-        for l in 0..40 {
-            let line = &lines[(p * 40 + l) % lines.len()];
-            ops.push_str(&format!("({}) Tj T*\n", escape(line)));
-        }
-        ops.push_str("ET");
-        let mut stream = format!("<< /Length {} >>\nstream\n", ops.len()).into_bytes();
-        stream.extend_from_slice(ops.as_bytes());
-        stream.extend_from_slice(b"\nendstream");
-        objects.push(stream);
-        let content = objects.len();
-        objects.push(format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 {font} 0 R >> >> /Contents {content} 0 R >>").into_bytes());
-        kids.push(format!("{} 0 R", objects.len()));
+        let title = format!("Page {} of the ingestion benchmark", p + 1);
+        let page: Vec<&str> = std::iter::once(title.as_str())
+            .chain((0..40).map(|l| lines[(p * 40 + l) % lines.len()].as_str()))
+            .collect();
+        pdf.text_page(&page);
     }
-    objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>".to_vec();
-    objects[1] = format!(
-        "<< /Type /Pages /Kids [{}] /Count {} >>",
-        kids.join(" "),
-        kids.len()
-    )
-    .into_bytes();
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend_from_slice(body);
-        out.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    pdf.finish()
 }
 
 /// A DOCX with the same text as [`synthetic_pdf`]: a heading and 40 paragraphs per page, a

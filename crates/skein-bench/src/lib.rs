@@ -236,6 +236,42 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
+/// Samples a process's resident memory every 20 ms until stopped; the peak seen.
+pub struct PeakRss {
+    peak: Arc<std::sync::atomic::AtomicU64>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    /// Starts sampling `pid`; the peak is at least `floor_kib`.
+    pub fn start(pid: u32, floor_kib: u64) -> Self {
+        use std::sync::atomic::Ordering;
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(floor_kib));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = {
+            let (peak, done) = (peak.clone(), done.clone());
+            tokio::spawn(async move {
+                while !done.load(Ordering::Relaxed) {
+                    if let Ok(kib) = rss_kib(pid) {
+                        peak.fetch_max(kib, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        PeakRss { peak, done, task }
+    }
+
+    /// Stops sampling; the peak RSS seen, KiB.
+    pub async fn stop(self) -> anyhow::Result<u64> {
+        use std::sync::atomic::Ordering;
+        self.done.store(true, Ordering::Relaxed);
+        self.task.await?;
+        Ok(self.peak.load(Ordering::Relaxed))
+    }
+}
+
 /// CPU time (user + system, seconds) a process has used so far, from `/proc/PID/stat` (in
 /// Linux's fixed 100 ticks per second).
 pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {

@@ -122,7 +122,8 @@ pub struct FileConfig {
     pub agent_max_bytes: u64,
     /// Largest plugin package.
     pub plugin_max_bytes: u64,
-    /// Largest knowledge document.
+    /// Largest knowledge document (512 MiB: knowledge bases read PDFs that large from disk;
+    /// other formats are refused past `knowledge.max_document_bytes` when indexed).
     pub knowledge_max_bytes: u64,
     /// Where signed and share URLs point (a CDN in front of this server:
     /// `https://cdn.example.com`); `None`: paths relative to this server.
@@ -172,7 +173,7 @@ impl Default for FileConfig {
             chat_max_bytes: 20 * MIB,
             agent_max_bytes: 20 * MIB,
             plugin_max_bytes: 50 * MIB,
-            knowledge_max_bytes: 100 * MIB,
+            knowledge_max_bytes: 512 * MIB,
             public_base_url: None,
             signing_key: None,
             signed_url_ttl_secs: 3600,

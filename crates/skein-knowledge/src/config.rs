@@ -33,8 +33,13 @@ pub struct KnowledgeConfig {
     pub max_attempts: u32,
     /// How long a search waits for the rerank model before answering unranked, in ms.
     pub rerank_timeout_ms: u64,
-    /// Largest document read for indexing, in bytes.
+    /// Largest document read for indexing, in bytes (it is read into memory).
     pub max_document_bytes: u64,
+    /// Largest PDF read for indexing when poppler is installed, in bytes: a PDF over 16 MiB
+    /// is then copied to the temporary folder (`TMPDIR`) and read from there a range of pages
+    /// at a time, so it takes disk rather than memory. Without poppler PDFs are read into
+    /// memory and obey `max_document_bytes`.
+    pub max_pdf_bytes: u64,
     /// Memory for bases' vectors kept between searches, in MiB (0: read them from the
     /// database on every search).
     pub vector_cache_mb: u64,
@@ -67,6 +72,7 @@ impl Default for KnowledgeConfig {
             max_attempts: 8,
             rerank_timeout_ms: 3000,
             max_document_bytes: 100 << 20,
+            max_pdf_bytes: 512 << 20,
             vector_cache_mb: 512,
             lexical_cache_mb: 256,
             allow_private_urls: false,

@@ -3,8 +3,10 @@
 //! through steps that each commit what they did, so a job cut off anywhere resumes from the
 //! last commit:
 //!
-//! 1. **extract and chunk** — the file is read through the File service, extracted on the
-//!    blocking pool and cut into chunks, written in one transaction that also marks the
+//! 1. **extract and chunk** — the file is read through the File service (into memory, or a
+//!    PDF over [`extract::LARGE_PDF_BYTES`] into a scratch file that poppler reads a range of
+//!    pages at a time, so its memory stays flat), extracted on the blocking pool and cut into
+//!    chunks, written in one transaction that also marks the
 //!    document chunked (a resumed job skips this step; a chunk can never be written twice);
 //! 2. **embed** — chunks still without a vector, in batches, through the relay, billed to the
 //!    base's owner; each batch is committed with the document's progress, so a failing
@@ -19,11 +21,13 @@
 
 use futures::StreamExt;
 use serde_json::json;
+use skein_core::api::ByteStream;
 use skein_core::i18n::Lang;
 use skein_core::ids;
 use skein_db::DbError;
-use skein_text::chunk::{self as chunker, ChunkConfig};
+use skein_text::chunk::{self as chunker, Block, ChunkConfig};
 use skein_text::segment::Analyzer;
+use tokio::io::AsyncWriteExt;
 
 use crate::extract::{self, Format};
 use crate::lexical::{self, IndexedChunk};
@@ -230,7 +234,7 @@ impl KnowledgeService {
                     format!("暂不支持读取 {} 类型的文档（支持 PDF、Word、PowerPoint、EPUB、HTML、Markdown、文本、CSV 和 JSON）。", doc.content_type),
                 ))
             })?;
-        let bytes = self.read_file(doc).await?;
+        let source = self.read_document(doc, format).await?;
         let config = ChunkConfig {
             max_tokens: usize::try_from(base.chunk_max_tokens).unwrap_or(512),
             overlap_tokens: usize::try_from(base.chunk_overlap_tokens).unwrap_or(0),
@@ -242,7 +246,7 @@ impl KnowledgeService {
             .and_then(|p| usize::try_from(p).ok())
             .filter(|p| *p > 0);
         let chunks = tokio::task::spawn_blocking(move || {
-            extract::extract(format, &bytes).map(|blocks| {
+            source.extract(format).map(|blocks| {
                 let children = chunker::chunk(&blocks, config);
                 let parents = parent_tokens
                     .map(|max_tokens| {
@@ -312,7 +316,38 @@ impl KnowledgeService {
         Ok(())
     }
 
-    async fn read_file(&self, doc: &DocumentRow) -> Result<Vec<u8>, JobError> {
+    /// The document's content: in memory, or, for a large PDF when poppler can read it from
+    /// disk, in a scratch file (so a PDF of hundreds of megabytes costs disk, not memory).
+    async fn read_document(&self, doc: &DocumentRow, format: Format) -> Result<Source, JobError> {
+        let large = u64::try_from(doc.size).unwrap_or(0) > extract::LARGE_PDF_BYTES;
+        if format != Format::Pdf || !large || !extract::pdftotext_available() {
+            return self.read_file(doc).await.map(Source::Memory);
+        }
+        let limit = self.config.max_pdf_bytes;
+        let scratch = tempfile::Builder::new()
+            .prefix("skein-knowledge-")
+            .suffix(".pdf")
+            .tempfile()
+            .map_err(|e| scratch_failed(&e))?;
+        let (file, path) = scratch.into_parts();
+        let mut file = tokio::fs::File::from_std(file);
+        let mut body = self.open_file(doc).await?;
+        let mut written: u64 = 0;
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| file_unreadable(&e))?;
+            written += piece.len() as u64;
+            if written > limit {
+                return Err(too_large(limit));
+            }
+            file.write_all(&piece)
+                .await
+                .map_err(|e| scratch_failed(&e))?;
+        }
+        file.flush().await.map_err(|e| scratch_failed(&e))?;
+        Ok(Source::Spooled(path))
+    }
+
+    async fn open_file(&self, doc: &DocumentRow) -> Result<ByteStream, JobError> {
         let content = self
             .files
             .open(&doc.file_owner_id, &doc.file_id, None)
@@ -332,23 +367,17 @@ impl KnowledgeService {
                     ))
                 }
             })?;
+        Ok(content.body)
+    }
+
+    async fn read_file(&self, doc: &DocumentRow) -> Result<Vec<u8>, JobError> {
         let limit = self.config.max_document_bytes;
-        let mut body = content.body;
+        let mut body = self.open_file(doc).await?;
         let mut bytes = Vec::new();
         while let Some(piece) = body.next().await {
-            let piece = piece.map_err(|e| {
-                JobError::Transient(Message::new(
-                    "file_unavailable",
-                    format!("The file could not be read: {e}"),
-                    format!("无法读取文件：{e}"),
-                ))
-            })?;
+            let piece = piece.map_err(|e| file_unreadable(&e))?;
             if (bytes.len() + piece.len()) as u64 > limit {
-                return Err(JobError::Permanent(Message::new(
-                    "document_too_large",
-                    format!("The document is larger than the {limit} bytes indexed."),
-                    format!("文档超过了可索引的 {limit} 字节上限。"),
-                )));
+                return Err(too_large(limit));
             }
             bytes.extend_from_slice(&piece);
         }
@@ -481,6 +510,54 @@ fn parent_of(chunk: &chunker::Chunk, parents: &[chunker::Chunk]) -> Option<usize
         }
     }
     Some(best)
+}
+
+/// A document's content, as the worker read it.
+enum Source {
+    /// In memory.
+    Memory(Vec<u8>),
+    /// A large PDF in a scratch file, removed when this is dropped.
+    Spooled(tempfile::TempPath),
+}
+
+impl Source {
+    /// Its blocks (blocking work: run it off the async workers).
+    fn extract(&self, format: Format) -> Result<Vec<Block>, extract::ExtractError> {
+        match self {
+            Source::Memory(bytes) => extract::extract(format, bytes),
+            Source::Spooled(path) => match extract::extract_pdf_file(path) {
+                Some(read) => read,
+                // poppler went away since it was checked: read it into memory after all.
+                None => std::fs::read(path)
+                    .map_err(|e| extract::ExtractError::corrupt(format, e))
+                    .and_then(|bytes| extract::extract(format, &bytes)),
+            },
+        }
+    }
+}
+
+fn too_large(limit: u64) -> JobError {
+    JobError::Permanent(Message::new(
+        "document_too_large",
+        format!("The document is larger than the {limit} bytes indexed."),
+        format!("文档超过了可索引的 {limit} 字节上限。"),
+    ))
+}
+
+fn file_unreadable(e: &impl std::fmt::Display) -> JobError {
+    JobError::Transient(Message::new(
+        "file_unavailable",
+        format!("The file could not be read: {e}"),
+        format!("无法读取文件：{e}"),
+    ))
+}
+
+fn scratch_failed(e: &std::io::Error) -> JobError {
+    JobError::Transient(Message::new(
+        "scratch_unavailable",
+        format!("The document could not be copied to the temporary folder: {e}"),
+        format!("无法将文档复制到临时目录：{e}"),
+    ))
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use proptest::prelude::*;
-use skein_knowledge::extract::{ExtractError, Format, Limits, extract, extract_with};
+use skein_knowledge::extract::{
+    ExtractError, Format, Limits, extract, extract_pdf_file, extract_with, pdftoppm_available,
+    pdftotext_available, tesseract_available,
+};
 use skein_text::chunk::{Block, BlockKind};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -100,6 +103,62 @@ fn a_pdf_without_a_text_layer_has_no_text() {
         extract(Format::Pdf, &fixture("no-text.pdf")),
         Err(ExtractError::NoText { format: "pdf" })
     );
+}
+
+/// A PDF read from disk by poppler a range of pages at a time (the path large PDFs take) gives
+/// the blocks, pages and errors the in-memory reader gives: on a text PDF, a Chinese one, one
+/// without text, a scanned one read by OCR, and a damaged file. Where poppler is missing the
+/// disk path stands aside (`None`) and the worker reads the file into memory instead.
+#[test]
+fn pdfs_read_from_disk_match_pdfs_read_from_memory() {
+    let squash = |blocks: &[Block]| -> Vec<(String, Option<u32>)> {
+        blocks
+            .iter()
+            .map(|b| (b.text().split_whitespace().collect::<String>(), b.page))
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let on_disk = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        extract_pdf_file(&path)
+    };
+    if !pdftotext_available() {
+        assert!(on_disk("sample.pdf", &fixture("sample.pdf")).is_none());
+        return;
+    }
+    for name in ["sample.pdf", "sample-cjk.pdf"] {
+        let from_disk = on_disk(name, &fixture(name)).unwrap().unwrap();
+        let from_memory = extract(Format::Pdf, &fixture(name)).unwrap();
+        assert_eq!(squash(&from_disk), squash(&from_memory), "{name}");
+    }
+    assert_eq!(
+        on_disk("no-text.pdf", &fixture("no-text.pdf")).unwrap(),
+        Err(ExtractError::NoText { format: "pdf" })
+    );
+    let sample = fixture("sample.pdf");
+    assert!(matches!(
+        on_disk("cut.pdf", &sample[..40]).unwrap(),
+        Err(ExtractError::Corrupt { .. })
+    ));
+    // The scanned page: rendered from the file and read by OCR, page number kept.
+    let scan = std::fs::read(format!(
+        "{}/tests/data/eval/docs/zh-library-closure-scan.pdf",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    match on_disk("scan.pdf", &scan).unwrap() {
+        Ok(blocks) => {
+            assert!(tesseract_available() && pdftoppm_available());
+            let text: String = blocks.iter().map(Block::text).collect();
+            assert!(text.contains("自助还书箱"), "{text}");
+            assert!(blocks.iter().all(|b| b.page == Some(1)), "{blocks:?}");
+        }
+        Err(error) => {
+            assert!(!tesseract_available(), "{error:?}");
+            assert_eq!(error, ExtractError::OcrUnavailable { format: "pdf" });
+        }
+    }
 }
 
 #[test]

@@ -27,6 +27,7 @@ pub mod mock_openai;
 pub mod mock_passkey;
 pub mod mock_sms;
 pub mod mock_vendor;
+pub mod pdf;
 pub mod proxy;
 
 pub use fixtures::{Price, RelayWorld, Upstream, WorldSpec, relay_world};

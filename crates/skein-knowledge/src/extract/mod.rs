@@ -21,7 +21,7 @@ mod xml;
 use skein_text::chunk::Block;
 
 pub use ocr::{pdftoppm_available, tesseract_available};
-pub use pdf::pdftotext_available;
+pub use pdf::{LARGE_PDF_BYTES, pdftotext_available};
 
 /// The document formats Skein extracts (images, and scanned PDF pages, by OCR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -177,7 +177,7 @@ impl ExtractError {
         }
     }
 
-    fn corrupt(format: Format, reason: impl std::fmt::Display) -> ExtractError {
+    pub(crate) fn corrupt(format: Format, reason: impl std::fmt::Display) -> ExtractError {
         ExtractError::Corrupt {
             format: format.as_str(),
             reason: reason.to_string(),
@@ -231,6 +231,18 @@ pub fn extract_with(
         Format::Xlsx => xlsx::extract(bytes, limits)?,
         Format::Image => ocr::image(bytes)?,
     };
+    with_text(format, blocks)
+}
+
+/// Reads the PDF at `path` with poppler, a range of pages at a time, so the memory taken grows
+/// with the document's text and never with the file's size: for PDFs over
+/// [`LARGE_PDF_BYTES`]. `None` when poppler is not installed (read the bytes with [`extract`]).
+pub fn extract_pdf_file(path: &std::path::Path) -> Option<Result<Vec<Block>, ExtractError>> {
+    pdf::extract_file(path).map(|read| read.and_then(|blocks| with_text(Format::Pdf, blocks)))
+}
+
+/// The blocks that hold text; none at all is [`ExtractError::NoText`].
+fn with_text(format: Format, blocks: Vec<Block>) -> Result<Vec<Block>, ExtractError> {
     let blocks: Vec<Block> = blocks.into_iter().filter(|b| !b.is_empty()).collect();
     if blocks.is_empty() {
         return Err(ExtractError::NoText {

@@ -94,6 +94,8 @@ pub(crate) enum Run {
 pub(crate) fn run(program: &str, args: &[&str], input: &[u8], timeout: Duration) -> Run {
     let Ok(mut child) = Command::new(program)
         .args(args)
+        // Tesseract's OpenMP threads: one per recognition, as the budget counts them.
+        .env("OMP_THREAD_LIMIT", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -106,37 +108,39 @@ pub(crate) fn run(program: &str, args: &[&str], input: &[u8], timeout: Duration)
         let _ = child.wait();
         return Run::Failed;
     };
-    let input = input.to_vec();
-    // Written from another thread so a full output pipe cannot deadlock the two.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = stdout.read_to_end(&mut out);
-        out
-    });
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(20))
+    // Written from another thread so a full output pipe cannot deadlock the two; scoped, so
+    // the input is lent rather than copied.
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            let _ = stdin.write_all(input);
+        });
+        let reader = scope.spawn(move || {
+            let mut out = Vec::new();
+            let _ = stdout.read_to_end(&mut out);
+            out
+        });
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if started.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
             }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
+        };
+        let _ = writer.join();
+        let out = reader.join().unwrap_or_default();
+        match status {
+            Some(s) if s.success() => Run::Done(out),
+            Some(_) => Run::Failed,
+            None => Run::TimedOut,
         }
-    };
-    let _ = writer.join();
-    let out = reader.join().unwrap_or_default();
-    match status {
-        Some(s) if s.success() => Run::Done(out),
-        Some(_) => Run::Failed,
-        None => Run::TimedOut,
-    }
+    })
 }
 
 /// The text Tesseract reads in an image (PNG, JPEG, TIFF, BMP, GIF, WebP).
@@ -209,52 +213,123 @@ pub(crate) fn image(bytes: &[u8]) -> Result<Vec<Block>, ExtractError> {
 }
 
 /// Recognises the pages of a PDF numbered (1-based) in `pages`: each rendered to PNG by
-/// `pdftoppm` and read by Tesseract. Answers `(page, text)` for the pages read.
+/// `pdftoppm` and read by Tesseract. Answers `(page, text)` for the pages read, in page order.
 pub(crate) fn pdf_pages(pdf: &[u8], pages: &[u32]) -> Result<Vec<(u32, String)>, ExtractError> {
     if !tesseract_available() || !pdftoppm_available() {
         return Err(ExtractError::OcrUnavailable {
             format: Format::Pdf.as_str(),
         });
     }
-    // pdftoppm reads the PDF from stdin but writes PNG only to files: a scratch file per page.
-    static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut out = Vec::new();
-    for &page in pages.iter().take(MAX_PAGES) {
-        let number = page.to_string();
-        let root = std::env::temp_dir().join(format!(
-            "skein-ocr-{}-{}",
-            std::process::id(),
-            SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let root_arg = root.to_string_lossy().into_owned();
-        let rendered = run(
-            "pdftoppm",
-            &[
-                "-r",
-                DPI,
-                "-f",
-                &number,
-                "-l",
-                &number,
-                "-png",
-                "-singlefile",
-                "-",
-                &root_arg,
-            ],
-            pdf,
-            TIMEOUT,
-        );
-        let file = root.with_extension("png");
-        let png = std::fs::read(&file).unwrap_or_default();
-        let _ = std::fs::remove_file(&file);
-        if !matches!(rendered, Run::Done(_)) || png.is_empty() {
-            // A page poppler cannot render is left out, as a page lopdf cannot decode is.
-            continue;
-        }
-        let text = recognise(&png, Format::Pdf)?;
-        out.push((page, text));
+    // Written once to a scratch file that every page is rendered from: piping the whole PDF
+    // to pdftoppm for each page costs a copy of the file per page.
+    let scratch = Scratch::new("pdf");
+    std::fs::write(&scratch.0, pdf)
+        .map_err(|e| ExtractError::corrupt(Format::Pdf, format!("scratch file: {e}")))?;
+    pdf_file_pages(&scratch.0, pages)
+}
+
+/// [`pdf_pages`] for a PDF on disk. Up to [`CONCURRENT`] pages are read at once (each
+/// recognition still takes a slot of the process's budget), and Tesseract runs on one thread
+/// per page: its own threads speed one page up far less than a page per core does.
+pub(crate) fn pdf_file_pages(
+    path: &std::path::Path,
+    pages: &[u32],
+) -> Result<Vec<(u32, String)>, ExtractError> {
+    if !tesseract_available() || !pdftoppm_available() {
+        return Err(ExtractError::OcrUnavailable {
+            format: Format::Pdf.as_str(),
+        });
     }
-    Ok(out)
+    let pages: Vec<u32> = pages.iter().copied().take(MAX_PAGES).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let read: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::with_capacity(pages.len()));
+    let failed: Mutex<Option<ExtractError>> = Mutex::new(None);
+    let path_arg = path.to_string_lossy();
+    std::thread::scope(|scope| {
+        for _ in 0..CONCURRENT.min(pages.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&page) = pages.get(i) else { break };
+                    if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        break;
+                    }
+                    let Some(png) = render_page(&path_arg, page) else {
+                        // A page poppler cannot render is left out, as a page lopdf cannot
+                        // decode is.
+                        continue;
+                    };
+                    match recognise(&png, Format::Pdf) {
+                        Ok(text) => {
+                            if let Ok(mut read) = read.lock() {
+                                read.push((page, text));
+                            }
+                        }
+                        Err(error) => {
+                            if let Ok(mut failed) = failed.lock() {
+                                failed.get_or_insert(error);
+                            }
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(error) = failed.into_inner().ok().flatten() {
+        return Err(error);
+    }
+    let mut read = read.into_inner().unwrap_or_default();
+    read.sort_by_key(|(page, _)| *page);
+    Ok(read)
+}
+
+/// Page `page` of the PDF at `path` as a PNG, or `None` when poppler cannot render it.
+fn render_page(path: &str, page: u32) -> Option<Vec<u8>> {
+    let number = page.to_string();
+    // pdftoppm writes PNG only to files: a scratch file per page.
+    let root = Scratch::new("page");
+    let root_arg = root.0.to_string_lossy().into_owned();
+    let png_file = Scratch(root.0.with_extension("png"));
+    let rendered = run(
+        "pdftoppm",
+        &[
+            "-r",
+            DPI,
+            "-f",
+            &number,
+            "-l",
+            &number,
+            "-png",
+            "-singlefile",
+            path,
+            &root_arg,
+        ],
+        &[],
+        TIMEOUT,
+    );
+    let png = std::fs::read(&png_file.0).unwrap_or_default();
+    (matches!(rendered, Run::Done(_)) && !png.is_empty()).then_some(png)
+}
+
+/// A scratch path in the temporary folder, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(kind: &str) -> Scratch {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Scratch(std::env::temp_dir().join(format!(
+            "skein-ocr-{}-{kind}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@
 //! Tesseract is installed; a PDF that is all scans fails with a clear error when it is not.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skein_text::chunk::Block;
 
+use super::ocr::{Run, run};
 use super::text::join_lines;
 use super::{ExtractError, Format};
 
@@ -26,66 +27,172 @@ pub(crate) fn extract(bytes: &[u8]) -> Result<Vec<Block>, ExtractError> {
     {
         return Err(ExtractError::corrupt(Format::Pdf, "no %PDF header"));
     }
-    let pages = match with_lopdf(bytes) {
-        Ok(pages) if pages.iter().any(|p| !p.trim().is_empty()) => pages,
-        Ok(pages) => match with_pdftotext(bytes) {
-            Some(Ok(other)) => other,
-            _ => pages,
+    let (pages, images) = match with_lopdf(bytes) {
+        Ok(read) if read.pages.iter().any(|p| !p.trim().is_empty()) => (read.pages, read.images),
+        Ok(read) => match with_pdftotext(bytes) {
+            Some(Ok(other)) => (other, read.images),
+            _ => (read.pages, read.images),
         },
         Err(ExtractError::Encrypted { format }) => return Err(ExtractError::Encrypted { format }),
         Err(error) => match with_pdftotext(bytes) {
-            Some(Ok(pages)) => pages,
+            // A file lopdf cannot read: its raw bytes tell whether it holds an image.
+            Some(Ok(pages)) => (pages, bytes.windows(6).any(|w| w == b"/Image")),
             _ => return Err(error),
         },
     };
     let mut pages = pages;
-    let scanned: Vec<u32> = pages
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.trim().is_empty())
-        .filter_map(|(i, _)| u32::try_from(i + 1).ok())
-        .collect();
+    let scanned = empty_pages(&pages);
     // Only a PDF that holds an image can have a scanned page: blank pages of a text PDF (and
     // damaged files) are not worth a render and a recognition each.
-    if !scanned.is_empty() && has_images(bytes) {
-        match super::ocr::pdf_pages(bytes, &scanned) {
-            Ok(read) => {
-                for (page, text) in read {
-                    if let Some(slot) = pages.get_mut(page as usize - 1) {
-                        *slot = text;
-                    }
-                }
+    if !scanned.is_empty() && images {
+        recognise_into(&mut pages, &scanned, super::ocr::pdf_pages(bytes, &scanned))?;
+    }
+    Ok(blocks(&pages))
+}
+
+/// PDFs larger than this are read from a file on disk by poppler, a range of pages at a
+/// time ([`extract_file`]), when it is installed: lopdf holds the whole file and every object
+/// it parsed in memory, several times the file's size.
+pub const LARGE_PDF_BYTES: u64 = 16 << 20;
+
+/// Pages read by one `pdftotext` run of [`extract_file`].
+const PAGES_PER_RUN: u32 = 64;
+
+/// The blocks of the PDF at `path`, read by poppler (`pdfinfo`, `pdftotext`, `pdfimages`) a
+/// range of pages at a time, so the memory this process takes grows with the text, never with
+/// the file (its images, fonts and streams stay on disk). `None` when poppler is not
+/// installed; scanned pages are read by OCR as in [`extract`].
+pub(crate) fn extract_file(path: &Path) -> Option<Result<Vec<Block>, ExtractError>> {
+    if !pdftotext_available() {
+        return None;
+    }
+    Some(read_file(path))
+}
+
+fn read_file(path: &Path) -> Result<Vec<Block>, ExtractError> {
+    let path_arg = path.to_string_lossy();
+    let count = page_count(&path_arg)?;
+    let mut pages: Vec<String> = Vec::with_capacity(count.min(100_000) as usize);
+    let mut first = 1;
+    while first <= count {
+        let last = count.min(first.saturating_add(PAGES_PER_RUN - 1));
+        let (a, b) = (first.to_string(), last.to_string());
+        let out = match run(
+            "pdftotext",
+            &["-enc", "UTF-8", "-f", &a, "-l", &b, &path_arg, "-"],
+            &[],
+            PDFTOTEXT_TIMEOUT,
+        ) {
+            Run::Done(out) => out,
+            Run::TimedOut => {
+                return Err(ExtractError::corrupt(Format::Pdf, "pdftotext timed out"));
             }
-            // Nothing readable without OCR: say what is missing. With some text, the text
-            // pages are indexed and the scans left out.
-            Err(e) if scanned.len() == pages.len() => return Err(e),
-            Err(e) => tracing::info!(error = %e, pages = scanned.len(), "scanned pages left out"),
+            _ => {
+                return Err(ExtractError::corrupt(
+                    Format::Pdf,
+                    "pdftotext could not read it",
+                ));
+            }
+        };
+        // One form feed ends each page, empty pages included.
+        let mut range: Vec<String> = String::from_utf8_lossy(&out)
+            .split('\u{c}')
+            .map(str::to_owned)
+            .collect();
+        range.resize((last - first + 1) as usize, String::new());
+        pages.extend(range);
+        first = last + 1;
+    }
+    let scanned = empty_pages(&pages);
+    if !scanned.is_empty() {
+        let with_images = image_pages(&path_arg);
+        let scanned: Vec<u32> = scanned
+            .into_iter()
+            .filter(|p| with_images.binary_search(p).is_ok())
+            .collect();
+        if !scanned.is_empty() {
+            recognise_into(
+                &mut pages,
+                &scanned,
+                super::ocr::pdf_file_pages(path, &scanned),
+            )?;
         }
     }
     Ok(blocks(&pages))
 }
 
-/// Whether the PDF holds an image XObject: its objects as lopdf reads them (object streams
-/// unpacked), or, for a file lopdf cannot read, its raw bytes.
-fn has_images(bytes: &[u8]) -> bool {
-    let owned = bytes.to_vec();
-    let parsed = std::panic::catch_unwind(move || {
-        let doc = lopdf::Document::load_mem(&owned).ok()?;
-        Some(doc.objects.values().any(|o| {
-            match o {
-                lopdf::Object::Stream(s) => s
-                    .dict
-                    .get(b"Subtype")
-                    .ok()
-                    .and_then(|v| v.as_name().ok())
-                    .is_some_and(|n| n == b"Image"),
-                _ => false,
+/// The number of pages `pdfinfo` reads in the PDF at `path`; a PDF that needs a password is
+/// [`ExtractError::Encrypted`].
+fn page_count(path: &str) -> Result<u32, ExtractError> {
+    let output = Command::new("pdfinfo")
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|_| ExtractError::corrupt(Format::Pdf, "pdfinfo could not be run"))?;
+    if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stderr).to_ascii_lowercase();
+        return Err(if said.contains("password") {
+            ExtractError::Encrypted {
+                format: Format::Pdf.as_str(),
             }
-        }))
-    });
-    match parsed {
-        Ok(Some(found)) => found,
-        _ => bytes.windows(6).any(|w| w == b"/Image"),
+        } else {
+            ExtractError::corrupt(Format::Pdf, "pdfinfo could not read it")
+        });
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| ExtractError::corrupt(Format::Pdf, "no page count"))
+}
+
+/// The pages (sorted, 1-based) that show at least one image, by `pdfimages -list`: a table
+/// with two header lines and a row per image whose first column is its page.
+fn image_pages(path: &str) -> Vec<u32> {
+    let Run::Done(out) = run("pdfimages", &["-list", path], &[], PDFTOTEXT_TIMEOUT) else {
+        return Vec::new();
+    };
+    let mut pages: Vec<u32> = String::from_utf8_lossy(&out)
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    pages.sort_unstable();
+    pages.dedup();
+    pages
+}
+
+/// The 1-based numbers of pages without text.
+fn empty_pages(pages: &[String]) -> Vec<u32> {
+    pages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.trim().is_empty())
+        .filter_map(|(i, _)| u32::try_from(i + 1).ok())
+        .collect()
+}
+
+/// Puts what OCR read into `pages`. Without OCR a PDF that is all scans fails, saying what is
+/// missing; with some text, the text pages are indexed and the scans left out.
+fn recognise_into(
+    pages: &mut [String],
+    scanned: &[u32],
+    read: Result<Vec<(u32, String)>, ExtractError>,
+) -> Result<(), ExtractError> {
+    match read {
+        Ok(read) => {
+            for (page, text) in read {
+                if let Some(slot) = pages.get_mut(page as usize - 1) {
+                    *slot = text;
+                }
+            }
+            Ok(())
+        }
+        Err(e) if scanned.len() == pages.len() => Err(e),
+        Err(e) => {
+            tracing::info!(error = %e, pages = scanned.len(), "scanned pages left out");
+            Ok(())
+        }
     }
 }
 
@@ -99,12 +206,19 @@ pub fn pdftotext_available() -> bool {
         .is_ok()
 }
 
+/// What lopdf read of a PDF.
+struct Read {
+    /// Each page's text.
+    pages: Vec<String>,
+    /// Whether the file holds an image XObject (so a page without text may be a scan).
+    images: bool,
+}
+
 /// Each page's text, by lopdf. lopdf is not hardened against hostile files everywhere, so a
 /// panic inside it is caught and reported as a damaged file.
-fn with_lopdf(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
-    let owned = bytes.to_vec();
-    let result = std::panic::catch_unwind(move || -> Result<Vec<String>, ExtractError> {
-        let mut doc = lopdf::Document::load_mem(&owned).map_err(map_lopdf)?;
+fn with_lopdf(bytes: &[u8]) -> Result<Read, ExtractError> {
+    let result = std::panic::catch_unwind(|| -> Result<Read, ExtractError> {
+        let mut doc = lopdf::Document::load_mem(bytes).map_err(map_lopdf)?;
         if doc.is_encrypted() {
             // Many PDFs are "encrypted" with an empty user password only to set permissions.
             doc.decrypt("").map_err(|_| ExtractError::Encrypted {
@@ -117,10 +231,20 @@ fn with_lopdf(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
             // A page whose text cannot be decoded is left empty; the others still count.
             out.push(doc.extract_text(&[*number]).unwrap_or_default());
         }
-        Ok(out)
+        // Object streams are unpacked by now, so an image inside one is found too.
+        let images = doc.objects.values().any(|o| match o {
+            lopdf::Object::Stream(s) => s
+                .dict
+                .get(b"Subtype")
+                .ok()
+                .and_then(|v| v.as_name().ok())
+                .is_some_and(|n| n == b"Image"),
+            _ => false,
+        });
+        Ok(Read { pages: out, images })
     });
     match result {
-        Ok(pages) => pages,
+        Ok(read) => read,
         Err(_) => Err(ExtractError::corrupt(
             Format::Pdf,
             "the PDF reader failed on this file",
@@ -143,57 +267,34 @@ fn map_lopdf(error: lopdf::Error) -> ExtractError {
 
 /// Each page's text by `pdftotext`, `None` when it is not installed.
 fn with_pdftotext(bytes: &[u8]) -> Option<Result<Vec<String>, ExtractError>> {
-    let mut child = Command::new("pdftotext")
-        .args(["-enc", "UTF-8", "-", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut stdin = child.stdin.take()?;
-    let input = bytes.to_vec();
-    // Written from another thread so a full output pipe cannot deadlock the two.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut stdout = child.stdout.take()?;
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = stdout.read_to_end(&mut out);
-        out
-    });
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() < PDFTOTEXT_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
+    let out = match run(
+        "pdftotext",
+        &["-enc", "UTF-8", "-", "-"],
+        bytes,
+        PDFTOTEXT_TIMEOUT,
+    ) {
+        Run::Done(out) => out,
+        Run::Missing => return None,
+        Run::Failed => {
+            return Some(Err(ExtractError::corrupt(
+                Format::Pdf,
+                "pdftotext could not read it",
+            )));
+        }
+        Run::TimedOut => {
+            return Some(Err(ExtractError::corrupt(
+                Format::Pdf,
+                "pdftotext timed out",
+            )));
         }
     };
-    let _ = writer.join();
-    let out = reader.join().unwrap_or_default();
-    Some(match status {
-        Some(s) if s.success() => {
-            let text = String::from_utf8_lossy(&out);
-            let mut pages: Vec<String> = text.split('\u{c}').map(str::to_owned).collect();
-            // pdftotext ends the last page with a form feed too.
-            if pages.last().is_some_and(|p| p.trim().is_empty()) {
-                pages.pop();
-            }
-            Ok(pages)
-        }
-        Some(_) => Err(ExtractError::corrupt(
-            Format::Pdf,
-            "pdftotext could not read it",
-        )),
-        None => Err(ExtractError::corrupt(Format::Pdf, "pdftotext timed out")),
-    })
+    let text = String::from_utf8_lossy(&out);
+    let mut pages: Vec<String> = text.split('\u{c}').map(str::to_owned).collect();
+    // pdftotext ends the last page with a form feed too.
+    if pages.last().is_some_and(|p| p.trim().is_empty()) {
+        pages.pop();
+    }
+    Some(Ok(pages))
 }
 
 /// Paragraph blocks of the pages, running headers and footers removed.
@@ -225,12 +326,18 @@ fn blocks(pages: &[String]) -> Vec<Block> {
 /// How many lines at each end of a page may be a running header or footer.
 const EDGE: usize = 2;
 
-/// A line with its digits masked, so "Page 3 of 9" on every page is one shape.
+/// A line with each run of digits masked, so "Page 3 of 19" and "Page 12 of 19" on every page
+/// are one shape (a digit each would make pages 1–9 a shape of their own, left in the text).
 fn shape(line: &str) -> String {
-    line.trim()
-        .chars()
-        .map(|c| if c.is_ascii_digit() { '#' } else { c })
-        .collect()
+    let mut out = String::with_capacity(line.len());
+    for c in line.trim().chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('#') {
+            out.push('#');
+        }
+    }
+    out
 }
 
 /// Shapes of lines at the edge of at least 60 % of the pages (documents of 3 pages or more).
@@ -281,6 +388,23 @@ mod tests {
         assert_eq!(
             blocks[2],
             Block::paragraph("Laptops rules go on about Laptops.").on_page(Some(3))
+        );
+        // Page numbers of one and two digits are one footer: none is left on pages 1 to 9.
+        let pages: Vec<String> = (1..=12)
+            .map(|i| {
+                format!(
+                    "ACME Handbook\n{} is rule {i}.\nPage {i} of 12",
+                    words[i % 4]
+                )
+            })
+            .collect();
+        let texts: Vec<String> = super::blocks(&pages).iter().map(Block::text).collect();
+        assert_eq!(texts.len(), 12, "{texts:?}");
+        assert!(
+            texts
+                .iter()
+                .all(|t| t.contains(" is rule ") && !t.contains("Page")),
+            "{texts:?}"
         );
     }
 

@@ -26,7 +26,11 @@ use search::*;
 /// Every Knowledge route. Direct uploads take bodies up to the largest indexed document
 /// (the File service enforces its own knowledge limit while streaming).
 pub(crate) fn routes(service: Arc<KnowledgeService>) -> OpenApiRouter {
-    let upload_limit = usize::try_from(service.config.max_document_bytes)
+    let largest = service
+        .config
+        .max_document_bytes
+        .max(service.config.max_pdf_bytes);
+    let upload_limit = usize::try_from(largest)
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
     OpenApiRouter::new()

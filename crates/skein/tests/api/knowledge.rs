@@ -1160,3 +1160,86 @@ async fn postgres_searches_vectors_through_pgvector() {
     let r = search(&app, &ada, &base, "refund window").await;
     assert_eq!(r.json["hits"], json!([]), "{}", r.json);
 }
+
+/// A PDF larger than what is read into memory is copied to a scratch file and read from there by
+/// poppler a range of pages at a time: it is indexed and searchable, its page numbers hold past
+/// the first range, and running headers and footers still go. A text file of that size is still
+/// refused by the in-memory limit (which shows the PDF took the other path). Without poppler
+/// the PDF obeys the in-memory limit too and fails as clearly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_pdf_is_read_from_disk_a_range_of_pages_at_a_time() {
+    let app = TestApp::spawn_with(skein_testkit::Backend::Sqlite, |c| {
+        quick(c);
+        c.knowledge.max_document_bytes = 4 << 20;
+    })
+    .await;
+    let ada = app.register("ada").await;
+    // Chunks of a page or so each, so a hit names one page.
+    let base = create_base(&app, &ada, json!({"name": "Archive", "embedding_model": "", "chunk_max_tokens": 16, "chunk_overlap_tokens": 0})).await;
+    let facts = [
+        "The ferry timetable changed in spring.",
+        "A new crane was delivered for the east quay.",
+        "The harbour lighthouse was repainted in 1931.",
+    ];
+    let mut pdf = skein_testkit::pdf::PdfBuilder::new();
+    for page in 1..=70usize {
+        let body = match page {
+            3 => facts[0].to_string(),
+            64 => facts[1].to_string(),
+            70 => facts[2].to_string(),
+            n => format!(
+                "Cargo tally {n}: {} barrels of {}.",
+                n * 7,
+                ["salt", "tar", "oil"][n % 3]
+            ),
+        };
+        pdf.text_page(&[
+            "Harbour ledger",
+            "",
+            &body,
+            "",
+            &format!("Page {page} of 70"),
+        ]);
+    }
+    // Large enough to be read from disk (the limit is 16 MiB), and past the in-memory limit.
+    pdf.padding(17 << 20);
+    let pdf = pdf.finish();
+    let doc = upload(&app, &ada, &base, "ledger.pdf", &pdf).await;
+    let text = upload(&app, &ada, &base, "tally.txt", &vec![b'a'; 5 << 20]).await;
+
+    let text = settled(&app, &ada, &base, text["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (text["status"].as_str(), text["error"]["code"].as_str()),
+        (Some("failed"), Some("document_too_large")),
+        "{text}"
+    );
+    let doc = settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await;
+    if !skein_knowledge::extract::pdftotext_available() {
+        assert_eq!(doc["error"]["code"], "document_too_large", "{doc}");
+        return;
+    }
+    assert_eq!(doc["status"], "ready", "{doc}");
+    for (fact, page) in facts.iter().zip([3, 64, 70]) {
+        let r = search(&app, &ada, &base, fact).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let top = &r.json["hits"][0]["chunk"];
+        assert!(
+            top["text"].as_str().unwrap().contains(fact),
+            "{fact}: {}",
+            r.json
+        );
+        assert_eq!(
+            (top["page_start"].as_i64(), top["page_end"].as_i64()),
+            (Some(page), Some(page)),
+            "{fact}: {top}"
+        );
+        assert!(
+            !top["text"].as_str().unwrap().contains("Harbour ledger"),
+            "the running header goes: {top}"
+        );
+        assert!(
+            !top["text"].as_str().unwrap().contains("of 70"),
+            "the page footer goes: {top}"
+        );
+    }
+}
