@@ -26,8 +26,10 @@
 //! request goes through [`crate::net`], so the SSRF guard, size limit and timeout hold for
 //! MCP as for OpenAPI tools. Local servers an operator allowed speak MCP over stdio instead
 //! ([`crate::mcp_stdio`]). A call asks for progress (`_meta.progressToken`); the server's
-//! `notifications/progress` in the call's event stream are reported as they arrive. Not here
-//! yet: server-initiated requests (sampling, roots, pings).
+//! `notifications/progress` in the call's event stream are reported as they arrive. Requests
+//! the server makes during a call are answered on every transport: `ping` with an empty
+//! result, anything else (sampling, roots, elicitation: capabilities Skein does not declare)
+//! with "method not found", so the server goes on instead of waiting out the deadline.
 
 use std::sync::Mutex;
 
@@ -183,21 +185,39 @@ impl McpClient {
             .await
     }
 
+    /// Sends request `method` and returns its `result`, reading the answer's event stream as
+    /// it arrives: progress notifications go to `progress`, and requests the server makes
+    /// meanwhile are answered on their own POSTs, as the transport says (the server may wait
+    /// for those answers before it answers this request).
     async fn request_observed(
         &self,
         session: Option<&Session>,
         id: u64,
         method: &str,
         params: Value,
-        observer: Option<net::Observer<'_>>,
+        progress: Option<&ToolProgress>,
     ) -> Result<(Value, net::Answer), McpError> {
-        let answer = self
-            .post_observed(
-                session,
-                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
-                observer,
-            )
-            .await?;
+        let (asked, mut questions) = tokio::sync::mpsc::unbounded_channel();
+        let events = EventReader::new(progress.cloned(), asked);
+        let observer = |chunk: &[u8]| events.push(chunk);
+        let sent = self.post_observed(
+            session,
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+            Some(&observer),
+        );
+        let answering = async {
+            while let Some(reply) = questions.recv().await {
+                if let Err(error) = self.post(session, reply).await {
+                    tracing::debug!(%error, "an answer to the MCP server's request was not delivered");
+                }
+            }
+            std::future::pending::<std::convert::Infallible>().await
+        };
+        tokio::pin!(sent, answering);
+        let answer = tokio::select! {
+            answer = &mut sent => answer?,
+            never = &mut answering => match never {},
+        };
         if answer.status == 404 && session.is_some_and(|s| s.id.is_some()) {
             return Err("the server ended the session".into());
         }
@@ -311,8 +331,6 @@ impl McpClient {
             };
         }
         let session = self.initialize().await?;
-        let events = ProgressReader::new(progress.clone());
-        let observer = |chunk: &[u8]| events.push(chunk);
         let (result, _) = self
             .request_observed(
                 Some(&session),
@@ -320,7 +338,7 @@ impl McpClient {
                 "tools/call",
                 json!({"name": name, "arguments": arguments,
                     "_meta": {"progressToken": "skein-call"}}),
-                Some(&observer),
+                Some(progress),
             )
             .await?;
         Ok(output_of(&result))
@@ -578,12 +596,37 @@ impl McpClient {
                 }
                 continue;
             }
-            if message["id"].as_u64() == Some(id) {
+            if let Some(reply) = answer_server_request(&message) {
+                self.sse_post(endpoint, reply).await?;
+                continue;
+            }
+            if is_response_to(&message, id) {
                 refused(method, &message)?;
                 return Ok(message.get("result").cloned().unwrap_or(Value::Null));
             }
         }
     }
+}
+
+/// The answer to a request the server sent (a message with a `method` and an `id`), `None`
+/// for anything else. Skein declares no client capabilities, so only `ping` gets a result;
+/// any other request (sampling, roots, elicitation) is refused with JSON-RPC's "method not
+/// found", so a server that asks anyway goes on at once instead of waiting out the call.
+pub(crate) fn answer_server_request(message: &Value) -> Option<Value> {
+    let method = message.get("method")?.as_str()?;
+    let id = message.get("id").filter(|id| !id.is_null())?;
+    Some(if method == "ping" {
+        json!({"jsonrpc": "2.0", "id": id, "result": {}})
+    } else {
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601,
+            "message": format!("Skein's MCP client does not offer {method}")}})
+    })
+}
+
+/// Whether `message` is the response to this client's request `id`: a request the server
+/// sends may carry the same id, and is not one.
+pub(crate) fn is_response_to(message: &Value, id: u64) -> bool {
+    message.get("method").is_none() && message["id"].as_u64() == Some(id)
 }
 
 /// `Err` with the server's reason when `message` is a JSON-RPC error.
@@ -645,9 +688,11 @@ pub(crate) fn output_of(result: &Value) -> ToolOutput {
     }
 }
 
-/// Reads an event stream as it arrives and reports its `notifications/progress`.
-struct ProgressReader {
-    progress: ToolProgress,
+/// Reads an answer's event stream as it arrives: reports its `notifications/progress`, and
+/// hands the answers to the server's own requests to whoever delivers them.
+struct EventReader {
+    progress: Option<ToolProgress>,
+    replies: tokio::sync::mpsc::UnboundedSender<Value>,
     /// What arrived after the last complete event.
     pending: Mutex<String>,
 }
@@ -655,10 +700,14 @@ struct ProgressReader {
 /// Most bytes of an unfinished event kept (a server that never ends one is not followed).
 const MAX_PENDING_EVENT: usize = 64 * 1024;
 
-impl ProgressReader {
-    fn new(progress: ToolProgress) -> Self {
-        ProgressReader {
+impl EventReader {
+    fn new(
+        progress: Option<ToolProgress>,
+        replies: tokio::sync::mpsc::UnboundedSender<Value>,
+    ) -> Self {
+        EventReader {
             progress,
+            replies,
             pending: Mutex::new(String::new()),
         }
     }
@@ -680,13 +729,17 @@ impl ProgressReader {
                 continue;
             };
             if message["method"] == "notifications/progress" {
-                let params = &message["params"];
-                (self.progress)(json!({
-                    "stage": "progress",
-                    "progress": params["progress"],
-                    "total": params["total"],
-                    "text": params["message"].as_str().unwrap_or_default(),
-                }));
+                if let Some(progress) = &self.progress {
+                    let params = &message["params"];
+                    progress(json!({
+                        "stage": "progress",
+                        "progress": params["progress"],
+                        "total": params["total"],
+                        "text": params["message"].as_str().unwrap_or_default(),
+                    }));
+                }
+            } else if let Some(reply) = answer_server_request(&message) {
+                let _ = self.replies.send(reply);
             }
         }
         if pending.len() > MAX_PENDING_EVENT {
@@ -712,7 +765,7 @@ fn response_message(answer: &net::Answer, id: u64) -> Result<Value, String> {
             let Ok(message) = serde_json::from_str::<Value>(&data) else {
                 continue;
             };
-            if message["id"].as_u64() == Some(id) {
+            if is_response_to(&message, id) {
                 return Ok(message);
             }
         }
@@ -723,7 +776,7 @@ fn response_message(answer: &net::Answer, id: u64) -> Result<Value, String> {
     match message {
         Value::Array(batch) => batch
             .into_iter()
-            .find(|m| m["id"].as_u64() == Some(id))
+            .find(|m| is_response_to(m, id))
             .ok_or_else(|| "the server's answer has no response".to_string()),
         m => Ok(m),
     }

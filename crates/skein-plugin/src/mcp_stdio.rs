@@ -68,7 +68,7 @@ impl Session {
     }
 
     /// Reads messages until the response to `id`; notifications of progress go to
-    /// `progress`, anything else is skipped.
+    /// `progress`, the server's own requests are answered, anything else is skipped.
     async fn response(
         &mut self,
         id: u64,
@@ -96,7 +96,11 @@ impl Session {
             let Ok(message) = serde_json::from_str::<Value>(line.trim()) else {
                 continue;
             };
-            if message["id"].as_u64() == Some(id) {
+            if let Some(reply) = crate::mcp::answer_server_request(&message) {
+                self.send(&reply).await?;
+                continue;
+            }
+            if crate::mcp::is_response_to(&message, id) {
                 if let Some(error) = message.get("error") {
                     return Err(format!(
                         "the local server refused: {}",

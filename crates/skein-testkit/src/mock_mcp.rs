@@ -6,6 +6,12 @@
 //! Every request after `initialize` must carry the session id and `MCP-Protocol-Version`, or
 //! it is refused (400), as the spec allows. A bearer token, when set, is required on every
 //! request (401).
+//!
+//! On every transport here, `echo` with the text `?ask` first asks the client two things, as
+//! a server may during a call: a `ping` (id `srv-ping`), then `sampling/createMessage` under
+//! the call's own id (a client must not take it for the call's response); it waits for each
+//! answer (5 s at most) and echoes what came back: `echo: ping {result}; sampling {error
+//! code}`. The client's answers are recorded among the methods as `response <id>`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -24,6 +30,75 @@ pub type Received = Arc<Mutex<Vec<(String, HeaderMap)>>>;
 struct Shared {
     token: Option<String>,
     received: Received,
+    replies: Replies,
+}
+
+/// The client's answers to the server's requests, by request id, and a bell rung on each.
+#[derive(Clone, Default)]
+struct Replies {
+    answers: Arc<Mutex<std::collections::HashMap<String, Value>>>,
+    bell: Arc<tokio::sync::Notify>,
+}
+
+impl Replies {
+    /// Keeps `message` when it is a response (no method, an id); whether it was.
+    fn take(&self, message: &Value) -> bool {
+        if message.get("method").is_some() || message.get("id").is_none() {
+            return false;
+        }
+        self.answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id_text(&message["id"]), message.clone());
+        self.bell.notify_waiters();
+        true
+    }
+
+    /// The answer to request `id`, waiting up to 5 s for it.
+    async fn wait(&self, id: &str) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let rung = self.bell.notified();
+            if let Some(answer) = self
+                .answers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id)
+            {
+                return Some(answer);
+            }
+            if tokio::time::timeout_at(deadline, rung).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+/// A JSON-RPC id as text (a string as it is, a number in digits).
+fn id_text(id: &Value) -> String {
+    id.as_str().map_or_else(|| id.to_string(), str::to_string)
+}
+
+/// `echo ?ask`: asks the client for a `ping` and for sampling (under the call's id `call`),
+/// with `send` putting a message on the call's stream; what the echo says.
+async fn ask_client(replies: &Replies, call: &Value, send: impl Fn(Value)) -> String {
+    send(json!({"jsonrpc": "2.0", "id": "srv-ping", "method": "ping"}));
+    let ping = match replies.wait("srv-ping").await {
+        Some(answer) => format!("ping {}", answer["result"]),
+        None => "ping unanswered".to_string(),
+    };
+    send(
+        json!({"jsonrpc": "2.0", "id": call, "method": "sampling/createMessage",
+        "params": {"messages": [{"role": "user", "content": {"type": "text", "text": "hi"}}], "maxTokens": 8}}),
+    );
+    let sampling = match replies.wait(&id_text(call)).await {
+        Some(answer) if answer.get("error").is_some() => {
+            format!("sampling {}", answer["error"]["code"])
+        }
+        Some(answer) => format!("sampling answered {}", answer["result"]),
+        None => "sampling unanswered".to_string(),
+    };
+    format!("echo: {ping}; {sampling}")
 }
 
 const SESSION: &str = "mcp-session-7f3a";
@@ -43,6 +118,7 @@ impl MockMcp {
         let shared = Shared {
             token: token.map(str::to_string),
             received: received.clone(),
+            replies: Replies::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -76,7 +152,10 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
     let Ok(message) = serde_json::from_str::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "not JSON").into_response();
     };
-    let method = message["method"].as_str().unwrap_or_default().to_string();
+    let method = message["method"].as_str().map_or_else(
+        || format!("response {}", id_text(&message["id"])),
+        str::to_string,
+    );
     shared
         .received
         .lock()
@@ -118,6 +197,9 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
         )
             .into_response();
     }
+    if shared.replies.take(&message) {
+        return StatusCode::ACCEPTED.into_response();
+    }
     match method.as_str() {
         "notifications/initialized" => StatusCode::ACCEPTED.into_response(),
         "tools/list" => {
@@ -140,6 +222,31 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
             let token = message["params"]["_meta"]["progressToken"].clone();
             let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
                 "params": {"progressToken": token, "progress": 1, "total": 2, "message": "started"}});
+            if name == "echo" && arguments["text"] == "?ask" {
+                // Streamed: the questions go out on the call's stream, the answer after them.
+                let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+                let (id, replies) = (id.clone(), shared.replies.clone());
+                tokio::spawn(async move {
+                    let send = |message: Value| {
+                        let _ = sender.send(format!("event: message\ndata: {message}\n\n"));
+                    };
+                    let text = ask_client(&replies, &id, send).await;
+                    let response = json!({"jsonrpc": "2.0", "id": id,
+                        "result": {"content": [{"type": "text", "text": text}]}});
+                    let _ = sender.send(format!("event: message\ndata: {response}\n\n"));
+                });
+                let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+                    receiver
+                        .recv()
+                        .await
+                        .map(|text| (Ok::<_, std::convert::Infallible>(text), receiver))
+                });
+                return (
+                    [("content-type", "text/event-stream")],
+                    axum::body::Body::from_stream(stream),
+                )
+                    .into_response();
+            }
             let result = match name {
                 // Nothing to echo: the tool ran and reports its failure in its result.
                 "echo" if arguments["text"].as_str().is_none_or(str::is_empty) => {
@@ -222,7 +329,25 @@ for line in sys.stdin:
         print("not json, skipped", flush=True)
         send({"jsonrpc": "2.0", "method": "notifications/progress",
               "params": {"progressToken": token, "progress": 1, "total": 1, "message": "echoing"}})
-        if params.get("name") == "slow":
+        if params.get("name") == "echo" and args.get("text") == "?ask":
+            answers = {}
+            def ask(question):
+                send(question)
+                for reply in sys.stdin:
+                    try:
+                        reply = json.loads(reply)
+                    except ValueError:
+                        continue
+                    if "method" not in reply and reply.get("id") == question["id"]:
+                        return reply
+                return None
+            ping = ask({"jsonrpc": "2.0", "id": "srv-ping", "method": "ping"})
+            sampling = ask({"jsonrpc": "2.0", "id": mid, "method": "sampling/createMessage",
+                            "params": {"messages": [], "maxTokens": 8}})
+            text = "echo: ping " + (json.dumps(ping["result"]) if ping and "result" in ping else "unanswered")
+            text += "; sampling " + (str(sampling["error"]["code"]) if sampling and "error" in sampling else "unanswered")
+            send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
+        elif params.get("name") == "slow":
             time.sleep(float(args.get("seconds", 0)))
             send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "done"}]}})
         else:
@@ -265,6 +390,7 @@ struct SseShared {
     token: Option<String>,
     received: Received,
     sessions: Sessions,
+    replies: Replies,
 }
 
 impl MockMcpSse {
@@ -275,6 +401,7 @@ impl MockMcpSse {
             token: token.map(str::to_string),
             received: received.clone(),
             sessions: Arc::default(),
+            replies: Replies::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -364,7 +491,10 @@ async fn sse_message(
     let Ok(message) = serde_json::from_str::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "not JSON").into_response();
     };
-    let method = message["method"].as_str().unwrap_or_default().to_string();
+    let method = message["method"].as_str().map_or_else(
+        || format!("response {}", id_text(&message["id"])),
+        str::to_string,
+    );
     shared
         .received
         .lock()
@@ -372,6 +502,9 @@ async fn sse_message(
         .push((method.clone(), headers.clone()));
     if !sse_authorised(&shared, &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if shared.replies.take(&message) {
+        return StatusCode::ACCEPTED.into_response();
     }
     let Some(sender) = query.get("sessionId").and_then(|id| {
         shared
@@ -411,6 +544,14 @@ async fn sse_message(
             send(json!({"jsonrpc": "2.0", "method": "notifications/progress",
                 "params": {"progressToken": token, "progress": 1, "total": 2, "message": "started"}}));
             match name {
+                "echo" if arguments["text"] == "?ask" => {
+                    let (id, replies) = (message["id"].clone(), shared.replies.clone());
+                    tokio::spawn(async move {
+                        let text = ask_client(&replies, &id, &send).await;
+                        send(json!({"jsonrpc": "2.0", "id": id,
+                            "result": {"content": [{"type": "text", "text": text}]}}));
+                    });
+                }
                 "echo" => {
                     let text = arguments["text"].as_str().unwrap_or_default();
                     send(result(if text.is_empty() {

@@ -493,6 +493,14 @@ on_both_backends! {
         let received = mcp.received.lock().unwrap().clone();
         assert_eq!(received.last().unwrap().1["authorization"], "Bearer mcp-token");
 
+        // A server that asks during a call (a ping, then sampling under the call's own id) is
+        // answered at once on POSTs of their own: the ping with an empty result, sampling
+        // refused (Skein offers none); its question is not taken for the call's answer.
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?ask"}"#).await;
+        assert_eq!((result["content"].as_str(), result["is_error"].as_bool()), (Some("echo: ping {}; sampling -32601"), Some(false)), "{result}");
+        let methods = mcp.methods();
+        assert_eq!(&methods[methods.len() - 3..], ["tools/call", "response srv-ping", "response 2"]);
+
         // A call past the deadline is an error the model hears.
         let result = call_tool(&app, &world, &id, "slow", r#"{"seconds": 30}"#).await;
         assert_eq!(result["is_error"], true, "{result}");
@@ -548,6 +556,11 @@ on_both_backends! {
         // A result with isError is the tool's own answer; a call past the deadline ends.
         let result = call_tool(&app, &world, &id, "echo", r#"{"text": ""}"#).await;
         assert_eq!((result["content"].as_str(), result["is_error"].as_bool()), (Some("nothing to echo"), Some(true)), "{result}");
+        // The server's own requests during a call are answered through its endpoint.
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?ask"}"#).await;
+        assert_eq!(result["content"], "echo: ping {}; sampling -32601", "{result}");
+        let methods = mcp.methods();
+        assert_eq!(&methods[methods.len() - 3..], ["tools/call", "response srv-ping", "response 2"]);
         let result = call_tool(&app, &world, &id, "slow", r#"{"seconds": 30}"#).await;
         assert_eq!(result["is_error"], true, "{result}");
         assert!(result["content"].as_str().unwrap().contains("2 seconds"), "{result}");
@@ -1261,6 +1274,9 @@ paths:
         let result = find(&ev, "tool_result");
         assert_eq!((result["content"].as_str(), result["is_error"].as_bool()), (Some("echo: 你好"), Some(false)), "{result}");
         assert_eq!(find(&ev, "tool_progress")["text"], "echoing");
+        // The program's own requests during a call are answered on its standard input.
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?ask"}"#).await;
+        assert_eq!(result["content"], "echo: ping {}; sampling -32601", "{result}");
 
         // A call past the deadline: the program is ended, the model hears why.
         let result = call_tool(&app, &world, &id, "slow", r#"{"seconds": 30}"#).await;
