@@ -23,7 +23,9 @@
 //!   half second, then `SUCCEEDED` with `output.results[]` (`url`, `orig_prompt`,
 //!   `actual_prompt`), `output.task_metrics` and `usage.image_count`. A prompt containing
 //!   `forbidden` ends `FAILED` with `DataInspectionFailed`; one containing `half` has every
-//!   second image fail (`code`/`message` in its result). The URLs are PNGs served by the mock.
+//!   second image fail (`code`/`message` in its result); for one containing `flaky` the task
+//!   route answers 503 for its first 1.5 s; one containing `stuck` never ends `RUNNING`. The
+//!   URLs are PNGs served by the mock.
 //!
 //! The reply is `echo: <last user message>`; tokens are words.
 
@@ -438,7 +440,11 @@ async fn task(
         return error(400, "InvalidParameter", "task_id is invalid");
     };
     let times = json!({"submit_time": "2026-12-05 10:00:00.000", "scheduled_time": "2026-12-05 10:00:00.100"});
-    if now_ms().saturating_sub(started) < TASK_RUNS_MS {
+    let elapsed = now_ms().saturating_sub(started);
+    if prompt.contains("flaky") && elapsed < 3 * TASK_RUNS_MS {
+        return DashScopeNative::status_error(503);
+    }
+    if elapsed < TASK_RUNS_MS || prompt.contains("stuck") {
         let mut output = json!({"task_id": id, "task_status": "RUNNING",
             "task_metrics": {"TOTAL": n, "SUCCEEDED": 0, "FAILED": 0}});
         output["submit_time"] = times["submit_time"].clone();

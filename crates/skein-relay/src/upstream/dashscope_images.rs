@@ -11,7 +11,9 @@
 //!    image's `url` (or, for an image that failed, its `code` and `message`), `usage.image_count`
 //!    — or `FAILED` with `output.code` and `output.message` (`CANCELED` and `UNKNOWN` too).
 //!
-//! The relay submits, polls until the task ends (within the channel's timeout), and answers
+//! The relay submits, polls until the task ends (within the channel's timeout; a poll that
+//! fails is asked again, and a task that cannot be read in time is a 504 rather than a second,
+//! paid submission on another channel), and answers
 //! the client as OpenAI does: `{"created", "data": [{"url", "revised_prompt"}]}`, or with
 //! `response_format: "b64_json"` each image fetched (through the same address checks as image
 //! URLs in chat) and inlined. Failures are classified with DashScope's error codes, as its
@@ -136,28 +138,39 @@ pub async fn generate(
             "DashScope accepted the image task without a task id".into(),
         ));
     };
+    // Once submitted, the task is paid for at DashScope: a poll that fails is asked again,
+    // and a task that cannot be read in time ends the request here instead of being submitted
+    // on another channel, which would pay for it twice.
     let deadline = Instant::now() + idle_timeout(channel);
+    let mut problem = String::from("it did not finish in time");
     let task = loop {
         tokio::time::sleep(POLL_EVERY).await;
+        if Instant::now() >= deadline {
+            return Ok(unfinished(task_id, &problem));
+        }
         let read = http
             .get(format!("{}{TASKS_PATH}{task_id}", channel.base_url))
             .bearer_auth(channel.key());
-        let resp = match send_request(adapter, channel, read).await {
-            Attempt::Ok(resp) => resp,
+        let task = match send_request(adapter, channel, read).await {
+            Attempt::Ok(resp) => match read_json(resp).await {
+                Ok(task) => task,
+                Err(reason) => {
+                    problem = reason;
+                    continue;
+                }
+            },
+            Attempt::Retry(reason) => {
+                tracing::debug!(task_id, %reason, "a DashScope task poll failed; polling again");
+                problem = format!("its status could not be read ({reason})");
+                continue;
+            }
             other => return Ok(other),
-        };
-        let task = match read_json(resp).await {
-            Ok(v) => v,
-            Err(reason) => return Ok(Attempt::Retry(reason)),
         };
         match task["output"]["task_status"].as_str() {
             Some("SUCCEEDED") => break task,
             Some("FAILED") => return Ok(failed(&task["output"])),
-            Some("PENDING" | "RUNNING" | "SUSPENDED") if Instant::now() < deadline => {}
             Some("PENDING" | "RUNNING" | "SUSPENDED") => {
-                return Ok(Attempt::Retry(format!(
-                    "the DashScope image task {task_id} did not finish in time"
-                )));
+                problem = String::from("it did not finish in time");
             }
             other => {
                 return Ok(Attempt::Retry(format!(
@@ -210,6 +223,14 @@ pub async fn generate(
         axum::http::HeaderValue::from_static("application/json"),
     );
     Ok(Attempt::Ok(reqwest::Response::from(rebuilt)))
+}
+
+/// A submitted task that could not be read to its end within the channel's timeout: a 504 the
+/// client sees (no other channel is tried: the task may still be running, and paid for).
+fn unfinished(task_id: &str, problem: &str) -> Attempt {
+    let body = json!({"code": "TaskTimeout", "message": format!(
+        "The DashScope image task {task_id} was accepted but {problem}; it was not submitted again on another channel, which would pay for it twice.")});
+    Attempt::Refused(504, Bytes::from(body.to_string()))
 }
 
 /// A task (or an image of one) that failed, classified by its DashScope error code as an

@@ -983,3 +983,82 @@ async fn dashscope_native_images_run_as_a_task_and_bill_per_image() {
     }
     assert_eq!(balance().await, expected);
 }
+
+/// A DashScope image task is paid for once it is accepted, so what goes wrong after that stays
+/// with that task: a poll that fails is asked again (the answer comes from the first channel),
+/// and a task that never ends within the channel's timeout is a 504 for the client with
+/// nothing billed; neither is submitted again on the second channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashscope_image_task_is_never_submitted_twice() {
+    let app =
+        TestApp::spawn_with(Backend::Sqlite, |c| c.relay.allow_private_image_urls = true).await;
+    let root = app.root().await;
+    let user = app.register("ada").await;
+    let first = MockDashScope::start(KEY).await;
+    let second = MockDashScope::start(KEY).await;
+    for (mock, name, priority) in [(&first, "first", 10), (&second, "second", 0)] {
+        app.add_channel(
+            &root,
+            json!({"type": "dashscope_native", "name": name, "priority": priority, "timeout_secs": 3,
+                "base_url": format!("{}{}", mock.base_url, mock_dashscope::PREFIX),
+                "keys": [KEY], "models": [MODEL], "model_mapping": {MODEL: "wan2.2-t2i-flash"}}),
+        )
+        .await;
+    }
+    app.set_price(&root, MODEL, Price::per_call(40_000)).await;
+    app.fund(&root, &user, BALANCE).await;
+    let key = app.api_key(&user, "images").await;
+    let submissions = |mock: &MockDashScope| {
+        mock.received()
+            .iter()
+            .filter(|r| r.path.ends_with(mock_dashscope::IMAGE_SYNTHESIS))
+            .count()
+    };
+
+    // The task route fails for its first 1.5 s: polled again until it answers.
+    let r = app
+        .post(
+            "/v1/images/generations",
+            Some(&key),
+            json!({"model": MODEL, "prompt": "a flaky fox"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.json["data"][0]["url"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/results/"),
+        "{}",
+        r.text
+    );
+    assert_eq!((submissions(&first), submissions(&second)), (1, 0));
+
+    // A task that never ends: a 504 that says why, once the channel's 3 s are up.
+    let r = app
+        .post(
+            "/v1/images/generations",
+            Some(&key),
+            json!({"model": MODEL, "prompt": "a stuck fox"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text);
+    assert!(r.text.contains("not submitted again"), "{}", r.text);
+    assert_eq!((submissions(&first), submissions(&second)), (2, 0));
+
+    // One image billed: the stuck task's hold was released.
+    let mut balance = 0;
+    for _ in 0..200 {
+        balance = app
+            .get("/api/v1/billing/quota", Some(&user.access))
+            .await
+            .json["balance"]
+            .as_i64()
+            .unwrap_or_default();
+        if balance == BALANCE - 40_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(balance, BALANCE - 40_000);
+}
