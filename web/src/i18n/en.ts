@@ -1177,6 +1177,7 @@ export const en = {
   'cache.badPrice': 'The hit price must be 0 to 100 %.',
   'admin.health': 'Measured',
   'admin.healthValue': '{ms} ms · {errors}% errors',
+  'admin.healthNoLatency': 'no answer yet · {errors}% errors',
   'admin.healthTtft': 'first token {ms} ms',
   'admin.healthNone': 'not measured yet',
   'admin.healthStale': 'stale',

@@ -1179,6 +1179,7 @@ export const zh: Record<MessageKey, string> = {
   'cache.badPrice': '命中价格必须在 0 到 100% 之间。',
   'admin.health': '测量值',
   'admin.healthValue': '{ms} 毫秒 · 错误率 {errors}%',
+  'admin.healthNoLatency': '尚无应答 · 错误率 {errors}%',
   'admin.healthTtft': '首字 {ms} 毫秒',
   'admin.healthNone': '尚未测量',
   'admin.healthStale': '已过期',

@@ -52,7 +52,10 @@ function show() {
     let answer: unknown;
     if (method === 'GET' && path === '/api/v1/channels')
       answer = [
-        channel('c1', 'east', { circuit: 'open', circuit_since: '2026-12-01T09:00:00Z', last_error: 'upstream unreachable', last_error_at: '2026-12-01T09:00:00Z' }),
+        channel('c1', 'east', {
+          circuit: 'open', circuit_since: '2026-12-01T09:00:00Z', last_error: 'upstream unreachable', last_error_at: '2026-12-01T09:00:00Z',
+          health: { latency_ms: null, ttft_ms: null, error_rate: 1, samples: 3, stale: false, models: [] },
+        }),
         channel('c2', 'west', {
           health: {
             latency_ms: 300, ttft_ms: null, error_rate: 0.25, samples: 8, stale: false,
@@ -117,6 +120,10 @@ describe('channel tools', () => {
     expect(models).toContain('50%');
     expect(models).toContain('gpt-4o-mini: 90 ms');
     expect(within(await row('east')).queryByTestId('channel-model-health')).toBeNull();
+    // Nothing answered yet: no latency is made up.
+    const east = within(await row('east')).getByTestId('channel-health').textContent ?? '';
+    expect(east).toContain('no answer yet · 100% errors');
+    expect(east).not.toContain('0 ms');
   });
 
   it('shows each model’s last probe and probes them all on request', async () => {

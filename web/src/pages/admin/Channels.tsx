@@ -82,7 +82,7 @@ export function Channels() {
   const [probing, setProbing] = useState<Channel | null>(null);
   // One line of measurements: a channel's over all its models, or one model's on it.
   const healthText = (h: { latency_ms?: number | null; error_rate: number; ttft_ms?: number | null; stale: boolean }) =>
-    `${t('admin.healthValue', { ms: Math.round(h.latency_ms ?? 0), errors: Math.round(h.error_rate * 100) })}${h.ttft_ms != null ? ` · ${t('admin.healthTtft', { ms: Math.round(h.ttft_ms) })}` : ''}${h.stale ? ` · ${t('admin.healthStale')}` : ''}`;
+    `${h.latency_ms != null ? t('admin.healthValue', { ms: Math.round(h.latency_ms), errors: Math.round(h.error_rate * 100) }) : t('admin.healthNoLatency', { errors: Math.round(h.error_rate * 100) })}${h.ttft_ms != null ? ` · ${t('admin.healthTtft', { ms: Math.round(h.ttft_ms) })}` : ''}${h.stale ? ` · ${t('admin.healthStale')}` : ''}`;
   // The model each row's test asks (default: the channel's first).
   const [testModel, setTestModel] = useState<Record<string, string>>({});
   const [testingAll, setTestingAll] = useState<{ done: number; total: number } | null>(null);
