@@ -94,9 +94,9 @@ fn text_pdf(pages: usize) -> Vec<u8> {
     pdf.finish()
 }
 
-/// Grayscale JPEG scans of the first `pages` pages of [`text_pdf`], rendered by `pdftoppm` at
-/// `dpi`: (JPEG, width, height) each.
-fn scans(pages: usize, dpi: u32) -> anyhow::Result<Vec<(Vec<u8>, u32, u32)>> {
+/// JPEG scans (gray) of the first `pages` pages of [`text_pdf`], rendered by `pdftoppm` at
+/// `dpi`.
+fn scans(pages: usize, dpi: u32) -> anyhow::Result<Vec<Vec<u8>>> {
     let dir = tempfile::tempdir()?;
     let source = dir.path().join("source.pdf");
     std::fs::write(&source, text_pdf(pages))?;
@@ -113,11 +113,7 @@ fn scans(pages: usize, dpi: u32) -> anyhow::Result<Vec<(Vec<u8>, u32, u32)>> {
         .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
         .collect();
     files.sort();
-    let (width, height) = (612 * dpi / 72, 792 * dpi / 72);
-    files
-        .into_iter()
-        .map(|f| Ok((std::fs::read(f)?, width, height)))
-        .collect()
+    files.into_iter().map(|f| Ok(std::fs::read(f)?)).collect()
 }
 
 /// A multipart body carrying `content` as the file `name`.
@@ -279,15 +275,14 @@ impl Bench {
 
 /// A PDF of about `mb` MB: pages of a scan (a grayscale JPEG) with the page's text as an
 /// invisible layer, each page its own copy of the image as a real scanned document has.
-fn big_pdf(mb: u64, scan: &(Vec<u8>, u32, u32)) -> (Vec<u8>, usize) {
-    let (jpeg, width, height) = scan;
+fn big_pdf(mb: u64, jpeg: &[u8]) -> (Vec<u8>, usize) {
     let per_page = jpeg.len() as u64 + 3_000;
     let pages = (mb * 1_000_000).div_ceil(per_page).max(1) as usize;
     let mut pdf = PdfBuilder::new();
     for page in 1..=pages {
         let lines = page_lines(page);
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-        pdf.image_page(jpeg, *width, *height, &lines);
+        pdf.image_page(jpeg, &lines);
     }
     (pdf.finish(), pages)
 }
@@ -325,8 +320,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let bench = Bench::start(&binary, local, false).await?;
         let scans = scans(args.ocr_pages, 150)?;
         let mut pdf = PdfBuilder::new();
-        for (jpeg, width, height) in &scans {
-            pdf.image_page(jpeg, *width, *height, &[]);
+        for jpeg in &scans {
+            pdf.image_page(jpeg, &[]);
         }
         let pdf = Bytes::from(pdf.finish());
         let size = pdf.len();

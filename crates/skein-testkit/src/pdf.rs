@@ -42,18 +42,19 @@ impl PdfBuilder {
         self.page(content, None)
     }
 
-    /// A page covered by a grayscale JPEG of `width` × `height` pixels (a scan), with `lines` drawn over
-    /// it as invisible text (render mode 3, as OCR software leaves a text layer) when given.
-    pub fn image_page(
-        &mut self,
-        jpeg: &[u8],
-        width: u32,
-        height: u32,
-        lines: &[&str],
-    ) -> &mut Self {
+    /// A page covered by a JPEG (a scan; its size and colour space read from the JPEG), with
+    /// `lines` drawn over it as invisible text (render mode 3, as OCR software leaves a text
+    /// layer) when given. A JPEG whose frame header cannot be read is drawn as a 1×1 gray one.
+    pub fn image_page(&mut self, jpeg: &[u8], lines: &[&str]) -> &mut Self {
+        let (width, height, components) = jpeg_frame(jpeg).unwrap_or((1, 1, 1));
+        let space = match components {
+            3 => "DeviceRGB",
+            4 => "DeviceCMYK",
+            _ => "DeviceGray",
+        };
         let mut image = format!(
             "<< /Type /XObject /Subtype /Image /Width {width} /Height {height} \
-             /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode /Length {} >>\nstream\n",
+             /ColorSpace /{space} /BitsPerComponent 8 /Filter /DCTDecode /Length {} >>\nstream\n",
             jpeg.len()
         )
         .into_bytes();
@@ -148,4 +149,24 @@ fn text_ops(lines: &[&str], mode: u8) -> String {
     }
     ops.push_str("ET");
     ops
+}
+
+/// A JPEG's width, height and colour components, from its start-of-frame marker.
+fn jpeg_frame(jpeg: &[u8]) -> Option<(u16, u16, u8)> {
+    let mut at = 2;
+    while at + 9 < jpeg.len() {
+        if jpeg[at] != 0xFF {
+            return None;
+        }
+        let marker = jpeg[at + 1];
+        let length = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        // SOF0-SOF15, except DHT (C4), JPG (C8) and DAC (CC), which are not frames.
+        if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
+            let height = u16::from_be_bytes([jpeg[at + 5], jpeg[at + 6]]);
+            let width = u16::from_be_bytes([jpeg[at + 7], jpeg[at + 8]]);
+            return Some((width, height, jpeg[at + 9]));
+        }
+        at += 2 + length;
+    }
+    None
 }
