@@ -693,6 +693,9 @@ async fn search_latency(
                 vector_cache_mb: vector_mb,
                 lexical_cache_mb: lexical_mb,
                 pgvector,
+                // The pgvector run measures the index at every size (by default a base this
+                // small is scanned in memory instead: the "hybrid" run).
+                pgvector_min_floats: 0,
                 ..KnowledgeConfig::default()
             },
             Arc::new(NoFiles),

@@ -53,6 +53,12 @@ pub struct KnowledgeConfig {
     /// extension is installed (created at first use when the database role may). Off, or
     /// without it: vectors are scanned in memory as on SQLite.
     pub pgvector: bool,
+    /// With pgvector on: a base whose vectors, held in memory, count at most this many floats
+    /// (chunks × dimensions) is still searched by scanning them, which answers sooner and
+    /// exactly at that size (100,000 chunks of 64 dimensions: p99 11 ms by the scan, 87 ms
+    /// through the index); larger bases, and bases not in memory, go through the index. 0:
+    /// always the index.
+    pub pgvector_min_floats: u64,
     /// Progress streams (`/knowledge/bases/{id}/events`) one user may hold open at once on
     /// this instance; each reads the database every half second for up to ten minutes.
     pub event_streams_per_user: u32,
@@ -77,6 +83,7 @@ impl Default for KnowledgeConfig {
             lexical_cache_mb: 256,
             allow_private_urls: false,
             pgvector: true,
+            pgvector_min_floats: 16 << 20,
             event_streams_per_user: 8,
         }
     }

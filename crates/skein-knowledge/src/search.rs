@@ -356,9 +356,20 @@ impl KnowledgeService {
         query: Vec<f32>,
         allowed: Option<Arc<HashSet<String>>>,
     ) -> ApiResult<(Vec<VectorHit>, Source)> {
+        // The stamp is read before the vectors: a change between the two leaves a set newer
+        // than its stamp, which is rebuilt again; never one older than its stamp.
+        let cached = if self.config.vector_cache_mb == 0 {
+            None
+        } else {
+            let stamp = store::vector_stamp(&self.db, base_id).await?;
+            Some((stamp, self.vectors.lookup(base_id, stamp)))
+        };
         // pgvector answers unfiltered searches (a filter is a set of chunk ids the index
-        // cannot take); a failure there falls back to the scan.
-        if allowed.is_none() {
+        // cannot take) unless the current copy in memory is small enough that scanning it is
+        // sooner; a failure there falls back to the scan.
+        let small = matches!(&cached, Some((_, Some((set, true))))
+            if set.floats() as u64 <= self.config.pgvector_min_floats);
+        if allowed.is_none() && !small {
             match self.pgvector.nearest(base_id, &query, CANDIDATES).await {
                 Ok(Some(hits)) => return Ok((hits, Source::Pgvector)),
                 Ok(None) => {}
@@ -367,16 +378,12 @@ impl KnowledgeService {
                 }
             }
         }
-        if self.config.vector_cache_mb == 0 {
+        let Some((stamp, cached)) = cached else {
             return Ok((
                 self.scan_database(base_id, query, allowed).await?,
                 Source::Database,
             ));
-        }
-        // The stamp is read before the vectors: a change between the two leaves a set newer
-        // than its stamp, which is rebuilt again; never one older than its stamp.
-        let stamp = store::vector_stamp(&self.db, base_id).await?;
-        let cached = self.vectors.lookup(base_id, stamp);
+        };
         if !matches!(cached, Some((_, true))) && !self.vector_rebuilds.refused(base_id, &stamp) {
             let (db, cache, id) = (self.db.clone(), self.vectors.clone(), base_id.to_string());
             self.vector_rebuilds

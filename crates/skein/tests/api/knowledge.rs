@@ -1083,7 +1083,13 @@ async fn pgvector_installed(app: &TestApp) -> bool {
 /// what the scan finds, and a deleted document's vectors leave the index's table with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_searches_vectors_through_pgvector() {
-    let app = TestApp::spawn_with(skein_testkit::Backend::Postgres, quick).await;
+    // A base this small is scanned in memory by default (sooner than the index): every size
+    // goes through the index here.
+    let app = TestApp::spawn_with(skein_testkit::Backend::Postgres, |c| {
+        quick(c);
+        c.knowledge.pgvector_min_floats = 0;
+    })
+    .await;
     assert!(
         pgvector_installed(&app).await,
         "pgvector is not installed on this PostgreSQL: scripts/test builds it"
@@ -1159,6 +1165,60 @@ async fn postgres_searches_vectors_through_pgvector() {
     assert_eq!(rows(&app, "knowledge_pgvectors").await, 0);
     let r = search(&app, &ada, &base, "refund window").await;
     assert_eq!(r.json["hits"], json!([]), "{}", r.json);
+}
+
+/// With pgvector on and the default threshold, a small base (here one document) is searched
+/// by scanning its vectors in memory once they are read, which is sooner than the index at
+/// that size; the index is still kept (its table has every chunk) for when the base grows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_scans_a_small_base_in_memory_before_its_index() {
+    let app = TestApp::spawn_with(skein_testkit::Backend::Postgres, quick).await;
+    assert!(
+        pgvector_installed(&app).await,
+        "pgvector is not installed on this PostgreSQL: scripts/test builds it"
+    );
+    let RelayWorld {
+        user: ada,
+        upstream: _upstream,
+        ..
+    } = world(&app).await;
+    let base = create_base(
+        &app,
+        &ada,
+        json!({"name": "Small", "embedding_model": "embed-test"}),
+    )
+    .await;
+    let doc = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+    assert_eq!(
+        settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await["status"],
+        "ready"
+    );
+    assert_eq!(
+        rows(&app, "knowledge_pgvectors").await,
+        rows(&app, "knowledge_chunks").await
+    );
+    let r = search_until_sources(
+        &app,
+        &ada,
+        &base,
+        "refund window",
+        json!({"lexical": "memory", "vector": "memory"}),
+    )
+    .await;
+    assert!(
+        r.json["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["vector_rank"].is_u64()),
+        "{}",
+        r.json
+    );
+    // Served from memory every time after, never from the index.
+    for _ in 0..5 {
+        let r = search(&app, &ada, &base, "refund window").await;
+        assert_eq!(r.json["sources"]["vector"], "memory", "{}", r.json);
+    }
 }
 
 /// A PDF larger than what is read into memory is copied to a scratch file and read from there by
