@@ -58,6 +58,10 @@ pub const LARGE_PDF_BYTES: u64 = 16 << 20;
 /// Pages read by one `pdftotext` run of [`extract_file`].
 const PAGES_PER_RUN: u32 = 64;
 
+/// The most pages [`extract_file`] reads: a page count is the file's own claim, and a forged
+/// one must not keep the worker running `pdftotext` for days.
+const MAX_FILE_PAGES: u32 = 100_000;
+
 /// The blocks of the PDF at `path`, read by poppler (`pdfinfo`, `pdftotext`, `pdfimages`) a
 /// range of pages at a time, so the memory this process takes grows with the text, never with
 /// the file (its images, fonts and streams stay on disk). `None` when poppler is not
@@ -71,8 +75,16 @@ pub(crate) fn extract_file(path: &Path) -> Option<Result<Vec<Block>, ExtractErro
 
 fn read_file(path: &Path) -> Result<Vec<Block>, ExtractError> {
     let path_arg = path.to_string_lossy();
-    let count = page_count(&path_arg)?;
-    let mut pages: Vec<String> = Vec::with_capacity(count.min(100_000) as usize);
+    let claimed = page_count(&path_arg)?;
+    let count = claimed.min(MAX_FILE_PAGES);
+    if count < claimed {
+        tracing::info!(
+            pages = claimed,
+            read = count,
+            "a PDF's pages past the limit are left out"
+        );
+    }
+    let mut pages: Vec<String> = Vec::with_capacity(count as usize);
     let mut first = 1;
     while first <= count {
         let last = count.min(first.saturating_add(PAGES_PER_RUN - 1));
