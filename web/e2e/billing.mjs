@@ -286,8 +286,10 @@ methods = ["alipay", "wxpay"]
     await page.getByTestId('plan-downgrade').first().waitFor();
     await page.getByRole('button', { name: 'Downgrade at period end' }).first().click();
     // The list is a table on wide screens and cards on narrow ones: both are in the page.
-    await page.getByTestId('scheduled-downgrade').first().waitFor({ state: 'attached' });
-    check((await page.getByTestId('scheduled-downgrade').first().textContent()).includes('Switches to Pro monthly'), 'the scheduled downgrade shows');
+    // Waits for the text itself: the row may render before the list is refetched.
+    const scheduled = page.getByTestId('scheduled-downgrade').filter({ hasText: 'Switches to Pro monthly' }).first();
+    const shown = await scheduled.waitFor({ state: 'attached', timeout: 15_000 }).then(() => true, () => false);
+    check(shown, `the scheduled downgrade shows: ${await page.getByTestId('scheduled-downgrade').allTextContents()}`);
     await page.getByRole('button', { name: 'Cancel downgrade' }).click();
     await page.getByTestId('scheduled-downgrade').first().waitFor({ state: 'detached' });
     const change = subs.json.find((s) => s.status === 'active');
