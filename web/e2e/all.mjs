@@ -18,6 +18,7 @@ const SCRIPTS = [
   ['adminlog.mjs', 'the admin request log (failover, errors, attempts, model probes)'],
   ['settings.mjs', 'system settings, invites and key snippets'],
   ['files.mjs', 'large uploads (upload sessions: a cut-off part, resume, cancel)'],
+  ['knowledge.mjs', 'knowledge bases (upload, chunks, hit testing in Chinese and English)'],
   ['tools.mjs', 'a tool call that asks for approval (approve, deny, charge)'],
   ['signin.mjs', 'Admin → Sign-in and passkeys (virtual authenticator)'],
   ['oauth.mjs', 'sign-in with an OpenID Connect provider'],
