@@ -525,13 +525,15 @@ impl Source {
     fn extract(&self, format: Format) -> Result<Vec<Block>, extract::ExtractError> {
         match self {
             Source::Memory(bytes) => extract::extract(format, bytes),
-            Source::Spooled(path) => match extract::extract_pdf_file(path) {
-                Some(read) => read,
-                // poppler went away since it was checked: read it into memory after all.
-                None => std::fs::read(path)
-                    .map_err(|e| extract::ExtractError::corrupt(format, e))
-                    .and_then(|bytes| extract::extract(format, &bytes)),
-            },
+            // Spooled only when poppler was found; if it went away since, the file is not read
+            // into memory after all (it is past the in-memory limit): the document fails and
+            // says why.
+            Source::Spooled(path) => extract::extract_pdf_file(path).unwrap_or_else(|| {
+                Err(extract::ExtractError::corrupt(
+                    format,
+                    "poppler's pdftotext is needed for a PDF this large and could not be run",
+                ))
+            }),
         }
     }
 }

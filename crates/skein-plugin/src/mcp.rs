@@ -586,13 +586,7 @@ impl McpClient {
             };
             if message["method"] == "notifications/progress" {
                 if let Some(progress) = progress {
-                    let params = &message["params"];
-                    progress(json!({
-                        "stage": "progress",
-                        "progress": params["progress"],
-                        "total": params["total"],
-                        "text": params["message"].as_str().unwrap_or_default(),
-                    }));
+                    progress(progress_event(&message["params"]));
                 }
                 continue;
             }
@@ -620,6 +614,16 @@ pub(crate) fn answer_server_request(message: &Value) -> Option<Value> {
     } else {
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601,
             "message": format!("Skein's MCP client does not offer {method}")}})
+    })
+}
+
+/// A `notifications/progress`'s params as the tool-progress event chat streams.
+pub(crate) fn progress_event(params: &Value) -> Value {
+    json!({
+        "stage": "progress",
+        "progress": params["progress"],
+        "total": params["total"],
+        "text": params["message"].as_str().unwrap_or_default(),
     })
 }
 
@@ -730,13 +734,7 @@ impl EventReader {
             };
             if message["method"] == "notifications/progress" {
                 if let Some(progress) = &self.progress {
-                    let params = &message["params"];
-                    progress(json!({
-                        "stage": "progress",
-                        "progress": params["progress"],
-                        "total": params["total"],
-                        "text": params["message"].as_str().unwrap_or_default(),
-                    }));
+                    progress(progress_event(&message["params"]));
                 }
             } else if let Some(reply) = answer_server_request(&message) {
                 let _ = self.replies.send(reply);

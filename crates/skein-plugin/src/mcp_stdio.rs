@@ -112,9 +112,7 @@ impl Session {
             if message["method"] == "notifications/progress"
                 && let Some(progress) = progress
             {
-                let params = &message["params"];
-                progress(json!({"stage": "progress", "progress": params["progress"],
-                    "total": params["total"], "text": params["message"].as_str().unwrap_or_default()}));
+                progress(crate::mcp::progress_event(&message["params"]));
             }
         }
     }

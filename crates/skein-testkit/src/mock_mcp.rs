@@ -235,17 +235,7 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
                         "result": {"content": [{"type": "text", "text": text}]}});
                     let _ = sender.send(format!("event: message\ndata: {response}\n\n"));
                 });
-                let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-                    receiver
-                        .recv()
-                        .await
-                        .map(|text| (Ok::<_, std::convert::Infallible>(text), receiver))
-                });
-                return (
-                    [("content-type", "text/event-stream")],
-                    axum::body::Body::from_stream(stream),
-                )
-                    .into_response();
+                return event_stream(receiver);
             }
             let result = match name {
                 // Nothing to echo: the tool ran and reports its failure in its result.
@@ -259,33 +249,19 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
                     // Streamed: the progress notification goes out at once, the answer after
                     // the wait, as a real server that reports progress would.
                     let seconds = arguments["seconds"].as_f64().unwrap_or(0.0);
-                    let (sender, receiver) = tokio::sync::mpsc::channel::<String>(4);
+                    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
                     let id = id.clone();
                     tokio::spawn(async move {
-                        let _ = sender
-                            .send(format!("event: message\ndata: {progress}\n\n"))
-                            .await;
+                        let _ = sender.send(format!("event: message\ndata: {progress}\n\n"));
                         tokio::time::sleep(std::time::Duration::from_secs_f64(
                             seconds.clamp(0.0, 120.0),
                         ))
                         .await;
                         let response = json!({"jsonrpc": "2.0", "id": id,
                             "result": {"content": [{"type": "text", "text": "done"}]}});
-                        let _ = sender
-                            .send(format!("event: message\ndata: {response}\n\n"))
-                            .await;
+                        let _ = sender.send(format!("event: message\ndata: {response}\n\n"));
                     });
-                    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-                        receiver
-                            .recv()
-                            .await
-                            .map(|text| (Ok::<_, std::convert::Infallible>(text), receiver))
-                    });
-                    return (
-                        [("content-type", "text/event-stream")],
-                        axum::body::Body::from_stream(stream),
-                    )
-                        .into_response();
+                    return event_stream(receiver);
                 }
                 _ => return rpc_error(&id, -32602, &format!("Unknown tool: {name}")),
             };
@@ -296,6 +272,21 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
         }
         _ => rpc_error(&id, -32601, "Method not found"),
     }
+}
+
+/// A response whose body is an event stream of what `receiver` is sent, until its senders go.
+fn event_stream(receiver: tokio::sync::mpsc::UnboundedReceiver<String>) -> Response {
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|text| (Ok::<_, std::convert::Infallible>(text), receiver))
+    });
+    (
+        [("content-type", "text/event-stream")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// A small MCP server over stdio, in Python (the machine's `python3`): newline-delimited
