@@ -3,7 +3,8 @@
 // makes its calls ask first; a user enables it and asks in a chat; the mock model calls the
 // tool; the thread shows Approve / Deny; Approve runs it (the service is called, the call is
 // charged once, shown in usage), and at 390 px dark a second call is denied (it does not
-// run). Screenshots go to target/screenshots/tools-*.png.
+// run). Before that, an admin sets the sampling model for MCP servers on the Chinese admin
+// page at 390 px dark. Screenshots go to target/screenshots/tools-*.png.
 //
 // Environment: SKEIN_BIN, MOCK_BIN (default: the debug builds in CARGO_TARGET_DIR or target/),
 // CHROMIUM (default /usr/bin/chromium). Needs web/dist (npm run build).
@@ -52,6 +53,37 @@ async function main() {
   page.on('pageerror', (e) => errors.push(String(e)));
   let conversationPath = '';
   try {
+    await step('an admin sets the model that answers MCP sampling, in Chinese at 390 px dark', async () => {
+      const c = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true, hasTouch: true, locale: 'zh-CN',
+        storageState: await loginState(base, 'root', { extra: [{ name: 'skein.lang', value: 'zh-CN' }] }) });
+      const p = await c.newPage();
+      p.setDefaultTimeout(20_000);
+      p.on('pageerror', (e) => errors.push(String(e)));
+      await p.goto(`${base}/admin/plugins`);
+      const form = p.getByTestId('plugin-settings');
+      await form.getByLabel('采样模型').fill(MODEL);
+      await form.getByRole('button', { name: '保存' }).click();
+      let saved = null;
+      for (let i = 0; i < 100 && saved !== MODEL; i++) {
+        saved = (await call('GET', 'admin/plugins/settings', root)).sampling_model;
+        if (saved !== MODEL) await new Promise((r) => setTimeout(r, 100));
+      }
+      check(saved === MODEL, `the sampling model was saved: ${saved}`);
+      await p.reload();
+      const field = p.getByTestId('plugin-settings').getByLabel('采样模型');
+      let shown = '';
+      for (let i = 0; i < 100 && shown !== MODEL; i++) {
+        shown = await field.inputValue();
+        if (shown !== MODEL) await p.waitForTimeout(100);
+      }
+      check(shown === MODEL, `the saved sampling model is shown again once the settings load: ${shown}`);
+      const overflow = await sidewaysOverflow(p);
+      check(overflow <= 0, `the settings at 390 px do not scroll sideways (${overflow} px)`);
+      await field.scrollIntoViewIfNeeded();
+      await screenshot(p, 'tools-admin-sampling-zh-390-dark');
+      await c.close();
+    });
+
     await step('the model calls the tool: the thread asks for approval and nothing runs yet', async () => {
       await page.goto(`${base}/chat`);
       const composer = page.getByLabel('Send', { exact: true });

@@ -18,6 +18,7 @@ pub(crate) mod errors;
 mod http;
 pub mod image;
 pub mod mcp;
+mod mcp_client;
 pub mod mcp_stdio;
 pub mod net;
 pub mod oauth;
@@ -26,6 +27,7 @@ pub mod page;
 pub mod remote;
 // The sandbox must set rlimits, move pipes onto fixed descriptors and drop to its own uid in
 // the child between fork and exec: `pre_exec` and a few libc calls, each with its SAFETY note.
+mod sampling;
 #[allow(unsafe_code)]
 pub mod sandbox;
 pub mod schema;
@@ -99,6 +101,9 @@ pub(crate) struct StoredSettings {
     pub search: Option<StoredSearch>,
     #[serde(default)]
     pub image_model: Option<String>,
+    /// The model MCP servers' sampling requests are answered with (none: not offered).
+    #[serde(default)]
+    pub sampling_model: Option<String>,
     #[serde(default)]
     pub allow_private_addresses: bool,
     /// Whether users' own plugins may reach them too (off: only what admins publish may).
@@ -615,6 +620,11 @@ impl PluginService {
         deadline: Duration,
         progress: &ToolProgress,
     ) -> Outcome {
+        let sampler = sampling::RelaySampler::for_call(
+            self.relay.as_ref(),
+            settings.sampling_model.as_deref(),
+            caller,
+        );
         if let Some(name) = offered.plugin.base_url.strip_prefix(mcp_stdio::SCHEME) {
             let Some(command) = self.config.command(name) else {
                 return Outcome::failed(format!(
@@ -627,6 +637,7 @@ impl PluginService {
                 arguments,
                 deadline,
                 progress,
+                sampler,
             )
             .await
             {
@@ -649,7 +660,7 @@ impl PluginService {
             Self::policy(settings, offered.plugin.owner_id.is_some(), deadline),
         );
         match client
-            .call_tool(&offered.tool.name, arguments, progress)
+            .call_tool(&offered.tool.name, arguments, progress, sampler)
             .await
         {
             Ok(output) => Outcome::worked(output),

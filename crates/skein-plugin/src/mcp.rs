@@ -1,6 +1,6 @@
 //! MCP servers over HTTP, in both of the protocol's transports.
 //!
-//! **Streamable HTTP** (MCP 2025-03-26 and 2025-06-18): JSON-RPC 2.0 messages POSTed to the
+//! **Streamable HTTP** (MCP 2025-03-26 to 2025-11-25, the version agreed by `rmcp`): JSON-RPC 2.0 messages POSTed to the
 //! server's one endpoint with `Accept: application/json, text/event-stream`; the answer is
 //! either one JSON message or an SSE stream carrying it. A session starts with `initialize`
 //! (the server may hand out `Mcp-Session-Id`, sent back on every later request, with
@@ -20,27 +20,25 @@
 //! must then give an `endpoint` event. An SSE server's address is stored as
 //! `sse+http(s)://...` ([`SSE_PREFIX`]).
 //!
-//! Written here rather than with the official `rmcp` SDK: the two calls Skein makes need a
-//! few dozen lines over the HTTP client already in the tree, where `rmcp` with its HTTP
-//! transport adds its own dependency tree to a 2-core build shared by six builds; and every
-//! request goes through [`crate::net`], so the SSRF guard, size limit and timeout hold for
-//! MCP as for OpenAPI tools. Local servers an operator allowed speak MCP over stdio instead
-//! ([`crate::mcp_stdio`]). A call asks for progress (`_meta.progressToken`); the server's
-//! `notifications/progress` in the call's event stream are reported as they arrive. Requests
-//! the server makes during a call are answered on every transport: `ping` with an empty
-//! result, anything else (sampling, roots, elicitation: capabilities Skein does not declare)
-//! with "method not found", so the server goes on instead of waiting out the deadline.
+//! Streamable HTTP goes through the official SDK, `rmcp` ([`crate::mcp_client`]), over
+//! Skein's guarded HTTP client, so the SSRF guard, size limit and timeout hold for MCP as
+//! for OpenAPI tools. `rmcp` no longer carries the older HTTP+SSE transport, which is
+//! written here: the same few messages (`initialize`, `notifications/initialized`,
+//! `tools/list`, `tools/call`) over [`crate::net`]. Local servers an operator allowed speak
+//! MCP over stdio through `rmcp` too ([`crate::mcp_stdio`]). A call asks for progress
+//! (`_meta.progressToken`); the server's `notifications/progress` are reported as they
+//! arrive. Requests the server makes during a call are answered on every transport: `ping`
+//! with an empty result, anything else (sampling, roots, elicitation: capabilities Skein
+//! does not declare) with "method not found", so the server goes on instead of waiting out
+//! the deadline.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use skein_core::api::{ToolOutput, ToolProgress};
 
 use crate::net::{self, FetchPolicy, Outgoing};
-use crate::openapi::{ToolDef, is_valid_name};
-
-/// The protocol version asked for.
-pub const PROTOCOL_VERSION: &str = "2025-06-18";
+use crate::openapi::ToolDef;
 
 /// The protocol version asked for over the older HTTP+SSE transport, which it belongs to.
 pub const SSE_PROTOCOL_VERSION: &str = "2024-11-05";
@@ -60,21 +58,8 @@ pub struct McpClient {
     policy: FetchPolicy,
 }
 
-/// Why a request failed: the HTTP status (which tells an older server) or anything else.
-#[derive(Debug)]
-enum McpError {
-    Status(u16),
-    Other(String),
-}
-
-impl std::fmt::Display for McpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            McpError::Status(status) => write!(f, "the server answered HTTP {status}"),
-            McpError::Other(reason) => f.write_str(reason),
-        }
-    }
-}
+use crate::mcp_client::McpFailure as McpError;
+use crate::mcp_client::{Sampler, output_of, progress_event, tools_of};
 
 impl From<String> for McpError {
     fn from(reason: String) -> Self {
@@ -114,12 +99,6 @@ pub async fn discover(
     }
 }
 
-/// An open session: its id and agreed version.
-struct Session {
-    id: Option<String>,
-    version: String,
-}
-
 impl McpClient {
     /// A client of the server at `url`, sending `headers` (its auth) on every request.
     /// An address with [`SSE_PREFIX`] is an HTTP+SSE server's.
@@ -136,140 +115,6 @@ impl McpClient {
         }
     }
 
-    async fn post(&self, session: Option<&Session>, message: Value) -> Result<net::Answer, String> {
-        self.post_observed(session, message, None).await
-    }
-
-    async fn post_observed(
-        &self,
-        session: Option<&Session>,
-        message: Value,
-        observer: Option<net::Observer<'_>>,
-    ) -> Result<net::Answer, String> {
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|_| "the server address is not a URL".to_string())?;
-        let mut headers = self.headers.clone();
-        headers.push((
-            "accept".into(),
-            "application/json, text/event-stream".into(),
-        ));
-        if let Some(session) = session {
-            headers.push(("mcp-protocol-version".into(), session.version.clone()));
-            if let Some(id) = &session.id {
-                headers.push(("mcp-session-id".into(), id.clone()));
-            }
-        }
-        net::send_observed(
-            Outgoing {
-                method: reqwest::Method::POST,
-                url,
-                headers,
-                body: Some(message),
-            },
-            self.policy,
-            observer,
-        )
-        .await
-        .map_err(|e| e.to_string())
-    }
-
-    /// Sends request `method` and returns its `result` (or the server's error).
-    async fn request(
-        &self,
-        session: Option<&Session>,
-        id: u64,
-        method: &str,
-        params: Value,
-    ) -> Result<(Value, net::Answer), McpError> {
-        self.request_observed(session, id, method, params, None)
-            .await
-    }
-
-    /// Sends request `method` and returns its `result`, reading the answer's event stream as
-    /// it arrives: progress notifications go to `progress`, and requests the server makes
-    /// meanwhile are answered on their own POSTs, as the transport says (the server may wait
-    /// for those answers before it answers this request).
-    async fn request_observed(
-        &self,
-        session: Option<&Session>,
-        id: u64,
-        method: &str,
-        params: Value,
-        progress: Option<&ToolProgress>,
-    ) -> Result<(Value, net::Answer), McpError> {
-        let (asked, mut questions) = tokio::sync::mpsc::unbounded_channel();
-        let events = EventReader::new(progress.cloned(), asked);
-        let observer = |chunk: &[u8]| events.push(chunk);
-        let sent = self.post_observed(
-            session,
-            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
-            Some(&observer),
-        );
-        let answering = async {
-            while let Some(reply) = questions.recv().await {
-                if let Err(error) = self.post(session, reply).await {
-                    tracing::debug!(%error, "an answer to the MCP server's request was not delivered");
-                }
-            }
-            std::future::pending::<std::convert::Infallible>().await
-        };
-        tokio::pin!(sent, answering);
-        let answer = tokio::select! {
-            answer = &mut sent => answer?,
-            never = &mut answering => match never {},
-        };
-        if answer.status == 404 && session.is_some_and(|s| s.id.is_some()) {
-            return Err("the server ended the session".into());
-        }
-        if !(200..300).contains(&answer.status) {
-            return Err(McpError::Status(answer.status));
-        }
-        let message = response_message(&answer, id)?;
-        refused(method, &message)?;
-        Ok((
-            message.get("result").cloned().unwrap_or(Value::Null),
-            answer,
-        ))
-    }
-
-    /// Opens a session.
-    async fn initialize(&self) -> Result<Session, McpError> {
-        let (result, answer) = self
-            .request(
-                None,
-                1,
-                "initialize",
-                json!({"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-                    "clientInfo": {"name": "skein", "version": env!("CARGO_PKG_VERSION")}}),
-            )
-            .await?;
-        let session = Session {
-            id: answer
-                .headers
-                .get("mcp-session-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            version: result["protocolVersion"]
-                .as_str()
-                .unwrap_or(PROTOCOL_VERSION)
-                .to_string(),
-        };
-        let note = self
-            .post(
-                Some(&session),
-                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-            )
-            .await?;
-        if !(200..300).contains(&note.status) {
-            return Err(format!(
-                "the server refused the initialized notification (HTTP {})",
-                note.status
-            )
-            .into());
-        }
-        Ok(session)
-    }
-
     /// The server's tools, as plugin tools (names vendors cannot take are left out).
     pub async fn list_tools(&self) -> Result<Vec<ToolDef>, String> {
         self.list_tools_inner().await.map_err(|e| e.to_string())
@@ -282,35 +127,26 @@ impl McpClient {
                 SseDone::Output(_) => Err("the server answered a listing with a call".into()),
             };
         }
-        let session = self.initialize().await?;
-        let mut tools = Vec::new();
-        let mut cursor: Option<String> = None;
-        for page in 0..MAX_PAGES {
-            let params = match &cursor {
-                Some(c) => json!({"cursor": c}),
-                None => json!({}),
-            };
-            let (result, _) = self
-                .request(Some(&session), 2 + page as u64, "tools/list", params)
-                .await?;
-            tools.extend(tools_of(&result));
-            cursor = result["nextCursor"].as_str().map(str::to_string);
-            if cursor.is_none() {
-                break;
-            }
-        }
-        Ok(tools)
+        crate::mcp_client::over_http(
+            &self.url,
+            &self.headers,
+            self.policy,
+            crate::mcp_client::Handler::new(None, None),
+            async |session| crate::mcp_client::list_tools(session).await,
+        )
+        .await
     }
 
     /// Calls tool `name` with `arguments`, telling `progress` of the server's progress
     /// notifications as they arrive.
-    pub async fn call_tool(
+    pub(crate) async fn call_tool(
         &self,
         name: &str,
         arguments: &Value,
         progress: &ToolProgress,
+        sampler: Option<Arc<dyn Sampler>>,
     ) -> Result<ToolOutput, String> {
-        self.call_tool_inner(name, arguments, progress)
+        self.call_tool_inner(name, arguments, progress, sampler)
             .await
             .map_err(|e| e.to_string())
     }
@@ -320,6 +156,7 @@ impl McpClient {
         name: &str,
         arguments: &Value,
         progress: &ToolProgress,
+        sampler: Option<Arc<dyn Sampler>>,
     ) -> Result<ToolOutput, McpError> {
         if self.sse {
             return match self
@@ -330,18 +167,14 @@ impl McpClient {
                 SseDone::Tools(_) => Err("the server answered a call with a listing".into()),
             };
         }
-        let session = self.initialize().await?;
-        let (result, _) = self
-            .request_observed(
-                Some(&session),
-                2,
-                "tools/call",
-                json!({"name": name, "arguments": arguments,
-                    "_meta": {"progressToken": "skein-call"}}),
-                Some(progress),
-            )
-            .await?;
-        Ok(output_of(&result))
+        crate::mcp_client::over_http(
+            &self.url,
+            &self.headers,
+            self.policy,
+            crate::mcp_client::Handler::new(Some(progress.clone()), sampler),
+            async |session| crate::mcp_client::call_tool(session, name, arguments).await,
+        )
+        .await
     }
 }
 
@@ -617,16 +450,6 @@ pub(crate) fn answer_server_request(message: &Value) -> Option<Value> {
     })
 }
 
-/// A `notifications/progress`'s params as the tool-progress event chat streams.
-pub(crate) fn progress_event(params: &Value) -> Value {
-    json!({
-        "stage": "progress",
-        "progress": params["progress"],
-        "total": params["total"],
-        "text": params["message"].as_str().unwrap_or_default(),
-    })
-}
-
 /// Whether `message` is the response to this client's request `id`: a request the server
 /// sends may carry the same id, and is not one.
 pub(crate) fn is_response_to(message: &Value, id: u64) -> bool {
@@ -645,153 +468,12 @@ fn refused(method: &str, message: &Value) -> Result<(), McpError> {
     }
 }
 
-/// The tools of a `tools/list` result, as plugin tools (names vendors cannot take are left
-/// out).
-pub(crate) fn tools_of(result: &Value) -> Vec<ToolDef> {
-    let mut tools = Vec::new();
-    for tool in result["tools"].as_array().into_iter().flatten() {
-        let Some(name) = tool["name"].as_str().filter(|n| is_valid_name(n)) else {
-            tracing::warn!(tool = %tool["name"], "an MCP tool's name is not one models accept; left out");
-            continue;
-        };
-        let mut parameters = tool["inputSchema"].clone();
-        if !parameters.is_object() {
-            parameters = json!({"type": "object", "properties": {}});
-        }
-        tools.push(ToolDef {
-            name: name.to_string(),
-            description: tool["description"].as_str().unwrap_or_default().to_string(),
-            parameters,
-            method: String::new(),
-            path: String::new(),
-            params: Vec::new(),
-            body: false,
-        });
-    }
-    tools
-}
-
-/// What a `tools/call` result says, for the model: its text blocks (others named), else its
-/// structured content.
-pub(crate) fn output_of(result: &Value) -> ToolOutput {
-    let mut parts = Vec::new();
-    for block in result["content"].as_array().into_iter().flatten() {
-        match block["type"].as_str() {
-            Some("text") => parts.push(block["text"].as_str().unwrap_or_default().to_string()),
-            Some(other) => parts.push(format!("[{other} content]")),
-            None => {}
-        }
-    }
-    if parts.is_empty() && !result["structuredContent"].is_null() {
-        parts.push(result["structuredContent"].to_string());
-    }
-    ToolOutput {
-        content: parts.join("\n"),
-        is_error: result["isError"].as_bool().unwrap_or(false),
-        ..ToolOutput::default()
-    }
-}
-
-/// Reads an answer's event stream as it arrives: reports its `notifications/progress`, and
-/// hands the answers to the server's own requests to whoever delivers them.
-struct EventReader {
-    progress: Option<ToolProgress>,
-    replies: tokio::sync::mpsc::UnboundedSender<Value>,
-    /// What arrived after the last complete event.
-    pending: Mutex<String>,
-}
-
 /// Most bytes of an unfinished event kept (a server that never ends one is not followed).
 const MAX_PENDING_EVENT: usize = 64 * 1024;
-
-impl EventReader {
-    fn new(
-        progress: Option<ToolProgress>,
-        replies: tokio::sync::mpsc::UnboundedSender<Value>,
-    ) -> Self {
-        EventReader {
-            progress,
-            replies,
-            pending: Mutex::new(String::new()),
-        }
-    }
-
-    fn push(&self, chunk: &[u8]) {
-        let Ok(mut pending) = self.pending.lock() else {
-            return;
-        };
-        pending.push_str(&String::from_utf8_lossy(chunk).replace('\r', ""));
-        while let Some(end) = pending.find("\n\n") {
-            let event: String = pending.drain(..end + 2).collect();
-            let data: String = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect::<Vec<_>>()
-                .join("\n");
-            let Ok(message) = serde_json::from_str::<Value>(&data) else {
-                continue;
-            };
-            if message["method"] == "notifications/progress" {
-                if let Some(progress) = &self.progress {
-                    progress(progress_event(&message["params"]));
-                }
-            } else if let Some(reply) = answer_server_request(&message) {
-                let _ = self.replies.send(reply);
-            }
-        }
-        if pending.len() > MAX_PENDING_EVENT {
-            pending.clear();
-        }
-    }
-}
-
-/// The JSON-RPC response with `id` in an answer: the JSON body, or the SSE event carrying it.
-fn response_message(answer: &net::Answer, id: u64) -> Result<Value, String> {
-    if answer.content_type.starts_with("text/event-stream") {
-        let text = String::from_utf8_lossy(&answer.body).replace("\r\n", "\n");
-        for event in text.split("\n\n") {
-            let data: String = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if data.is_empty() {
-                continue;
-            }
-            let Ok(message) = serde_json::from_str::<Value>(&data) else {
-                continue;
-            };
-            if is_response_to(&message, id) {
-                return Ok(message);
-            }
-        }
-        return Err("the server's event stream ended without an answer".into());
-    }
-    let message: Value = serde_json::from_slice(&answer.body)
-        .map_err(|_| "the server answered invalid JSON".to_string())?;
-    match message {
-        Value::Array(batch) => batch
-            .into_iter()
-            .find(|m| is_response_to(m, id))
-            .ok_or_else(|| "the server's answer has no response".to_string()),
-        m => Ok(m),
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn answer(content_type: &str, body: &str) -> net::Answer {
-        net::Answer {
-            status: 200,
-            content_type: content_type.into(),
-            headers: reqwest::header::HeaderMap::new(),
-            body: bytes::Bytes::from(body.to_string()),
-        }
-    }
 
     #[test]
     fn an_sse_endpoint_must_be_on_the_streams_origin() {
@@ -841,24 +523,5 @@ mod tests {
         reader.close();
         reader.push(b"data: late\n\n");
         assert!(receiver.try_recv().is_err());
-    }
-
-    #[test]
-    fn responses_are_found_in_json_and_in_event_streams() {
-        let json_body = answer(
-            "application/json",
-            r#"{"jsonrpc":"2.0","id":3,"result":{"ok":true}}"#,
-        );
-        assert_eq!(
-            response_message(&json_body, 3).unwrap()["result"]["ok"],
-            true
-        );
-        let sse = answer(
-            "text/event-stream",
-            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nid: 1\r\ndata: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":3,\"result\":{\"n\":1}}\r\n\r\n",
-        );
-        assert_eq!(response_message(&sse, 3).unwrap()["result"]["n"], 1);
-        assert!(response_message(&answer("text/event-stream", "data: {}\n\n"), 3).is_err());
-        assert!(response_message(&answer("application/json", "{nope"), 3).is_err());
     }
 }

@@ -59,21 +59,31 @@ pub async fn send(request: Outgoing, policy: FetchPolicy) -> Result<Answer, Fetc
 /// progress notifications come before its answer).
 pub type Observer<'a> = &'a (dyn Fn(&[u8]) + Send + Sync);
 
+/// A client for calls to `url`'s host under `policy`: the host resolved and checked once,
+/// and every connection made to that checked address; no redirects, no proxy. Calls made
+/// through it must stay on that host (an MCP session's endpoint).
+pub async fn guarded_client(
+    url: &reqwest::Url,
+    policy: FetchPolicy,
+) -> Result<reqwest::Client, FetchError> {
+    let address = checked_address(url, policy.allow_private).await?;
+    let host = url.host_str().unwrap_or("").to_string();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .resolve(&host, address)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| FetchError::Unreachable(e.to_string()))
+}
+
 /// [`send`], showing `observer` each piece of the body as it arrives.
 pub async fn send_observed(
     request: Outgoing,
     policy: FetchPolicy,
     observer: Option<Observer<'_>>,
 ) -> Result<Answer, FetchError> {
-    let address = checked_address(&request.url, policy.allow_private).await?;
-    let host = request.url.host_str().unwrap_or("").to_string();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .resolve(&host, address)
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| FetchError::Unreachable(e.to_string()))?;
+    let client = guarded_client(&request.url, policy).await?;
     let work = async {
         let mut builder = client.request(request.method, request.url);
         for (name, value) in &request.headers {

@@ -7,6 +7,9 @@
 //! it is refused (400), as the spec allows. A bearer token, when set, is required on every
 //! request (401).
 //!
+//! Over Streamable HTTP, `echo` with `?huge` answers an event stream of 50 MB, and with
+//! `?vanish` a progress notification and then the end of the stream, with no answer.
+//!
 //! On every transport here, `echo` with the text `?ask` first asks the client two things, as
 //! a server may during a call: a `ping` (id `srv-ping`), then `sampling/createMessage` under
 //! the call's own id (a client must not take it for the call's response); it waits for each
@@ -222,6 +225,31 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
             let token = message["params"]["_meta"]["progressToken"].clone();
             let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
                 "params": {"progressToken": token, "progress": 1, "total": 2, "message": "started"}});
+            if name == "echo" && arguments["text"] == "?huge" {
+                // 50 MB of one event that never ends: a client must stop at its limit.
+                let chunk = format!(
+                    "event: message\ndata: {{\"pad\": \"{}",
+                    "x".repeat(64 * 1024)
+                );
+                let stream = futures::stream::iter((0..800).map(move |i| {
+                    Ok::<_, std::convert::Infallible>(if i == 0 {
+                        chunk.clone()
+                    } else {
+                        "x".repeat(64 * 1024)
+                    })
+                }));
+                return (
+                    [("content-type", "text/event-stream")],
+                    axum::body::Body::from_stream(stream),
+                )
+                    .into_response();
+            }
+            if name == "echo" && arguments["text"] == "?vanish" {
+                // A progress notification, then the stream ends with no answer (the server
+                // went away mid-call).
+                let body = format!("event: message\ndata: {progress}\n\n");
+                return ([("content-type", "text/event-stream")], body).into_response();
+            }
             if name == "echo" && arguments["text"] == "?ask" {
                 // Streamed: the questions go out on the call's stream, the answer after them.
                 let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();

@@ -786,6 +786,8 @@ export const en = {
   'plugins.engineId': 'Search engine id (cx)',
   'plugins.imageModel': 'Image model',
   'plugins.imageModelHint': 'A priced image model; empty turns image generation off.',
+  'plugins.samplingModel': 'Sampling model',
+  'plugins.samplingModelHint': 'The model that answers MCP servers\' sampling requests during a tool call (at most 5 per call, billed to the user); empty: sampling is not offered.',
   'plugins.timeout': 'Longest tool call (seconds)',
   'plugins.codeTitle': 'Code interpreter',
   'plugins.codeEnable': 'Offer the code interpreter',

@@ -788,6 +788,8 @@ export const zh: Record<MessageKey, string> = {
   'plugins.engineId': '搜索引擎 ID（cx）',
   'plugins.imageModel': '图像模型',
   'plugins.imageModelHint': '已定价的图像模型；留空则关闭图像生成。',
+  'plugins.samplingModel': '采样模型',
+  'plugins.samplingModelHint': 'MCP 服务器在工具调用中请求采样时所用的模型（每次调用最多 5 次，费用计入该用户）；留空则不提供采样。',
   'plugins.timeout': '单次工具调用最长时间（秒）',
   'plugins.codeTitle': '代码解释器',
   'plugins.codeEnable': '提供代码解释器',

@@ -9433,6 +9433,11 @@ export interface components {
             code?: null | components["schemas"]["CodeInput"];
             /** @description The image model, or `null` to turn image generation off. */
             image_model?: string | null;
+            /**
+             * @description The model that answers MCP servers' sampling requests (at most 5 per tool call, each
+             *     billed to the user whose call it is), or `null` not to offer sampling.
+             */
+            sampling_model?: string | null;
             search?: null | components["schemas"]["SearchInput"];
             /**
              * Format: int64
@@ -9487,6 +9492,11 @@ export interface components {
             code: components["schemas"]["CodeView"];
             /** @description The image model, when image generation is set up. */
             image_model?: string | null;
+            /**
+             * @description The model MCP servers' sampling requests are answered with, billed to the user whose
+             *     tool call it is; `null`: sampling is not offered.
+             */
+            sampling_model?: string | null;
             search?: null | components["schemas"]["SearchView"];
             /**
              * Format: int64

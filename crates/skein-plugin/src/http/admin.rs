@@ -90,6 +90,9 @@ pub struct SettingsView {
     pub search: Option<SearchView>,
     /// The image model, when image generation is set up.
     pub image_model: Option<String>,
+    /// The model MCP servers' sampling requests are answered with, billed to the user whose
+    /// tool call it is; `null`: sampling is not offered.
+    pub sampling_model: Option<String>,
     /// Whether tools may reach private, loopback and link-local addresses.
     pub allow_private_addresses: bool,
     /// Whether users' own plugins may too (only with `allow_private_addresses`).
@@ -118,6 +121,7 @@ async fn settings_view(svc: &PluginService, s: &StoredSettings) -> SettingsView 
             key_set: x.api_key.is_some(),
         }),
         image_model: s.image_model.clone(),
+        sampling_model: s.sampling_model.clone(),
         allow_private_addresses: s.allow_private_addresses,
         allow_private_addresses_for_user_plugins: s.allow_private_addresses_for_user_plugins,
         tool_timeout_secs: s.tool_timeout_secs,
@@ -164,6 +168,10 @@ pub struct SettingsInput {
     /// The image model, or `null` to turn image generation off.
     #[serde(default)]
     pub image_model: Option<String>,
+    /// The model that answers MCP servers' sampling requests (at most 5 per tool call, each
+    /// billed to the user whose call it is), or `null` not to offer sampling.
+    #[serde(default)]
+    pub sampling_model: Option<String>,
     /// Whether the tools of plugins admins publish may reach private, loopback and
     /// link-local addresses.
     #[serde(default)]
@@ -278,6 +286,7 @@ pub async fn put_settings(
         search,
         tool_timeout_secs: input.tool_timeout_secs,
         image_model: input.image_model.filter(|m| !m.trim().is_empty()),
+        sampling_model: input.sampling_model.filter(|m| !m.trim().is_empty()),
         allow_private_addresses: input.allow_private_addresses,
         allow_private_addresses_for_user_plugins: input.allow_private_addresses_for_user_plugins,
     };

@@ -498,13 +498,26 @@ on_both_backends! {
         // refused (Skein offers none); its question is not taken for the call's answer.
         let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?ask"}"#).await;
         assert_eq!((result["content"].as_str(), result["is_error"].as_bool()), (Some("echo: ping {}; sampling -32601"), Some(false)), "{result}");
+        // (The sampling request reused the call's id: its answer is the last response.)
         let methods = mcp.methods();
-        assert_eq!(&methods[methods.len() - 3..], ["tools/call", "response srv-ping", "response 2"]);
+        let last = &methods[methods.len() - 3..];
+        assert_eq!(&last[..2], ["tools/call", "response srv-ping"], "{methods:?}");
+        assert!(last[2].starts_with("response ") && last[2] != "response srv-ping", "{methods:?}");
 
         // A call past the deadline is an error the model hears.
         let result = call_tool(&app, &world, &id, "slow", r#"{"seconds": 30}"#).await;
         assert_eq!(result["is_error"], true, "{result}");
         assert!(result["content"].as_str().unwrap().contains("2 seconds"), "{result}");
+
+        // 50 MB is cut at the size limit, and a stream that ends without an answer is an
+        // error at once, not a wait for the deadline.
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?huge"}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(result["content"].as_str().unwrap().contains("more than 1048576 bytes"), "{result}");
+        let started = std::time::Instant::now();
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?vanish"}"#).await;
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(started.elapsed() < Duration::from_millis(1900), "waited {:?} for {result}", started.elapsed());
     }
 
     async fn an_mcp_server_is_listed_and_called_over_the_older_sse_transport(backend) {
@@ -559,8 +572,11 @@ on_both_backends! {
         // The server's own requests during a call are answered through its endpoint.
         let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?ask"}"#).await;
         assert_eq!(result["content"], "echo: ping {}; sampling -32601", "{result}");
+        // (The sampling request reused the call's id: its answer is the last response.)
         let methods = mcp.methods();
-        assert_eq!(&methods[methods.len() - 3..], ["tools/call", "response srv-ping", "response 2"]);
+        let last = &methods[methods.len() - 3..];
+        assert_eq!(&last[..2], ["tools/call", "response srv-ping"], "{methods:?}");
+        assert!(last[2].starts_with("response ") && last[2] != "response srv-ping", "{methods:?}");
         let result = call_tool(&app, &world, &id, "slow", r#"{"seconds": 30}"#).await;
         assert_eq!(result["is_error"], true, "{result}");
         assert!(result["content"].as_str().unwrap().contains("2 seconds"), "{result}");
@@ -1110,6 +1126,51 @@ paths:
         assert_eq!((report["stage"].as_str(), report["text"].as_str(), report["progress"].as_i64(), report["total"].as_i64()),
             (Some("progress"), Some("started"), Some(1), Some(2)), "{report}");
         assert_eq!(find(&ev, "tool_result")["content"], "done");
+    }
+
+    async fn an_mcp_servers_sampling_request_is_answered_by_the_admins_model_and_billed(backend) {
+        use skein_testkit::mock_mcp::MockMcp;
+        let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
+        let world = skein_testkit::relay_world(&app, Upstream::OpenAi).await;
+        let mcp = MockMcp::start(None).await;
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true, "sampling_model": "gpt-test"})).await;
+        assert_eq!((r.status, r.json["sampling_model"].as_str()), (StatusCode::OK, Some("gpt-test")), "{}", r.text);
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access),
+            json!({"name": "Echo", "kind": "mcp", "server_url": mcp.url})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        enable(&app, &world.user, r.json["id"].as_str().unwrap(), json!({})).await;
+        let id = conversation(&app, &world.user).await;
+
+        // The server asks for a completion during the call: answered by the admin's model
+        // through the relay (the mock model echoes), the answer in MCP's shape.
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?ask"}"#).await;
+        let content = result["content"].as_str().unwrap();
+        let answer = content.strip_prefix("echo: ping {}; sampling answered ").unwrap_or_else(|| panic!("{content}"));
+        let answer: Value = serde_json::from_str(answer).unwrap();
+        assert_eq!((answer["role"].as_str(), answer["model"].as_str(), answer["content"]["text"].as_str()),
+            (Some("assistant"), Some("gpt-test"), Some("echo: hi")), "{answer}");
+        // Declared at initialize; the completion went upstream without tools, its length capped
+        // at what the server asked.
+        let received = mcp.received.lock().unwrap().clone();
+        assert!(received.iter().any(|(m, _)| m == "initialize"));
+        let sampled: Vec<Value> = world.upstream.requests().into_iter()
+            .filter(|r| r["messages"][0]["content"] == "hi").collect();
+        assert_eq!(sampled.len(), 1, "{sampled:?}");
+        assert!(sampled[0].get("tools").is_none(), "{}", sampled[0]);
+        assert_eq!(sampled[0]["max_tokens"].as_u64().or(sampled[0]["max_completion_tokens"].as_u64()), Some(8), "{}", sampled[0]);
+
+        // Two model calls for the chat and one for the sampling, each billed to the user with
+        // the conversation.
+        let records = settled_usage(&app, &world.user, 3).await;
+        assert!(records.iter().all(|r| r["conversation_id"].as_str() == Some(id.as_str()) && r["cost"].as_i64() > Some(0)), "{records:?}");
+
+        // Without a sampling model, sampling is refused, not offered.
+        let r = app.put("/api/v1/admin/plugins/settings", Some(&world.root.access),
+            json!({"search": null, "allow_private_addresses": true})).await;
+        assert_eq!(r.json["sampling_model"], Value::Null, "{}", r.text);
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?ask"}"#).await;
+        assert_eq!(result["content"], "echo: ping {}; sampling -32601", "{result}");
     }
 
     async fn fetch_page_reads_a_page_as_text_behind_the_ssrf_guard(backend) {

@@ -28,6 +28,7 @@ interface SettingsForm {
   engineId: string;
   count: string;
   imageModel: string;
+  samplingModel: string;
   allowPrivate: boolean;
   allowPrivateUsers: boolean;
   timeout: string;
@@ -80,6 +81,7 @@ export function settingsBody(f: SettingsForm) {
         }
       : null,
     image_model: f.imageModel.trim() || null,
+    sampling_model: f.samplingModel.trim() || null,
     allow_private_addresses: f.allowPrivate,
     allow_private_addresses_for_user_plugins: f.allowPrivate && f.allowPrivateUsers,
     tool_timeout_secs: f.timeout.trim() ? Number(f.timeout) : null,
@@ -91,7 +93,7 @@ function BuiltIns() {
   const t = useT();
   const queryClient = useQueryClient();
   const settings = useQuery({ queryKey: qk.plugins.settings, queryFn: () => api<PluginSettings>('admin/plugins/settings') });
-  const [form, setForm] = useState<SettingsForm>({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: '', allowPrivate: false, allowPrivateUsers: false, timeout: '' });
+  const [form, setForm] = useState<SettingsForm>({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: '', samplingModel: '', allowPrivate: false, allowPrivateUsers: false, timeout: '' });
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
   useEffect(() => {
@@ -104,6 +106,7 @@ function BuiltIns() {
       engineId: s.search?.engine_id ?? '',
       count: String(s.search?.count ?? 5),
       imageModel: s.image_model ?? '',
+      samplingModel: s.sampling_model ?? '',
       allowPrivate: s.allow_private_addresses,
       allowPrivateUsers: s.allow_private_addresses_for_user_plugins,
       timeout: s.tool_timeout_secs ? String(s.tool_timeout_secs) : '',
@@ -172,6 +175,9 @@ function BuiltIns() {
           )}
           <Field label={t('plugins.imageModel')} hint={t('plugins.imageModelHint')}>
             <Input value={form.imageModel} onChange={(e) => set({ imageModel: e.target.value })} placeholder="gpt-image-1" />
+          </Field>
+          <Field label={t('plugins.samplingModel')} hint={t('plugins.samplingModelHint')}>
+            <Input value={form.samplingModel} onChange={(e) => set({ samplingModel: e.target.value })} placeholder="gpt-4o-mini" />
           </Field>
           <Field label={t('plugins.timeout')}>
             <Input type="number" min={1} max={300} value={form.timeout} onChange={(e) => set({ timeout: e.target.value })} placeholder="60" />

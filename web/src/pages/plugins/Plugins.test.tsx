@@ -57,18 +57,20 @@ describe('plugin market', () => {
   });
 
   it('sends the admin settings with an empty key kept and search off as null', () => {
-    const body = settingsBody({ provider: 'tavily', baseUrl: '', apiKey: '', engineId: '', count: '3', imageModel: ' ', allowPrivate: true, allowPrivateUsers: false, timeout: '' });
+    const body = settingsBody({ provider: 'tavily', baseUrl: '', apiKey: '', engineId: '', count: '3', imageModel: ' ', samplingModel: '', allowPrivate: true, allowPrivateUsers: false, timeout: '' });
     expect(body).toEqual({
       search: { provider: 'tavily', base_url: null, api_key: null, engine_id: null, count: 3 },
       image_model: null,
+      sampling_model: null,
       allow_private_addresses: true,
       allow_private_addresses_for_user_plugins: false,
       tool_timeout_secs: null,
     });
     // Users' plugins are never let in without the switch above them.
-    expect(settingsBody({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: 'gpt-image-1', allowPrivate: false, allowPrivateUsers: true, timeout: '30' })).toMatchObject({
+    expect(settingsBody({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: 'gpt-image-1', samplingModel: ' qwen-plus ', allowPrivate: false, allowPrivateUsers: true, timeout: '30' })).toMatchObject({
       search: null,
       image_model: 'gpt-image-1',
+      sampling_model: 'qwen-plus',
       allow_private_addresses_for_user_plugins: false,
       tool_timeout_secs: 30,
     });
@@ -77,7 +79,7 @@ describe('plugin market', () => {
   it('sends the code interpreter with its limits as numbers, blanks left to their defaults', () => {
     const code = { enabled: true, cpu_secs: '5', wall_secs: ' ', memory_mb: '256', max_processes: '16', output_bytes: '', disk_mb: '64', max_files: '0' };
     expect(codeBody(code)).toEqual({ enabled: true, limits: { cpu_secs: 5, memory_mb: 256, max_processes: 16, disk_mb: 64, max_files: 0 } });
-    const body = settingsBody({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: '', allowPrivate: false, allowPrivateUsers: false, timeout: '', code });
+    const body = settingsBody({ provider: '', baseUrl: '', apiKey: '', engineId: '', count: '5', imageModel: '', samplingModel: '', allowPrivate: false, allowPrivateUsers: false, timeout: '', code });
     expect(body.code?.enabled).toBe(true);
   });
 
