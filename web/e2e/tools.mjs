@@ -4,7 +4,7 @@
 // tool; the thread shows Approve / Deny; Approve runs it (the service is called, the call is
 // charged once, shown in usage), and at 390 px dark a second call is denied (it does not
 // run). Before that, an admin sets the sampling model for MCP servers on the Chinese admin
-// page at 390 px dark. Screenshots go to target/screenshots/tools-*.png.
+// page at 390 px dark, and the user's plugin market is shown in both languages. Screenshots go to target/screenshots/tools-*.png.
 //
 // Environment: SKEIN_BIN, MOCK_BIN (default: the debug builds in CARGO_TARGET_DIR or target/),
 // CHROMIUM (default /usr/bin/chromium). Needs web/dist (npm run build).
@@ -81,6 +81,25 @@ async function main() {
       check(overflow <= 0, `the settings at 390 px do not scroll sideways (${overflow} px)`);
       await field.scrollIntoViewIfNeeded();
       await screenshot(p, 'tools-admin-sampling-zh-390-dark');
+      await c.close();
+    });
+
+    await step('the plugin market shows the published plugin, its tool and that it is on', async () => {
+      await page.goto(`${base}/plugins`);
+      const card = page.getByTestId('plugin-card').filter({ hasText: 'Weather' });
+      await card.waitFor();
+      const text = await card.innerText();
+      check(text.includes('get_weather') && text.includes('Enabled'), `the Weather card names its tool and is on: ${text}`);
+      await screenshot(page, 'tools-market-1440-light');
+      const c = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true, hasTouch: true, locale: 'zh-CN',
+        storageState: await login([{ name: 'skein.lang', value: 'zh-CN' }]) });
+      const p = await c.newPage();
+      p.on('pageerror', (e) => errors.push(String(e)));
+      await p.goto(`${base}/plugins`);
+      await p.getByTestId('plugin-card').filter({ hasText: 'Weather' }).waitFor();
+      const overflow = await sidewaysOverflow(p);
+      check(overflow <= 0, `the market at 390 px does not scroll sideways (${overflow} px)`);
+      await screenshot(p, 'tools-market-zh-390-dark');
       await c.close();
     });
 
