@@ -27,10 +27,11 @@
 //! `tools/list`, `tools/call`) over [`crate::net`]. Local servers an operator allowed speak
 //! MCP over stdio through `rmcp` too ([`crate::mcp_stdio`]). A call asks for progress
 //! (`_meta.progressToken`); the server's `notifications/progress` are reported as they
-//! arrive. Requests the server makes during a call are answered on every transport: `ping`
-//! with an empty result, anything else (sampling, roots, elicitation: capabilities Skein
-//! does not declare) with "method not found", so the server goes on instead of waiting out
-//! the deadline.
+//! arrive. Requests the server makes during a call are answered on every transport, so it
+//! goes on instead of waiting out the deadline: `ping` with an empty result; sampling, on
+//! the SDK's transports, with the admin's sampling model when one is set
+//! ([`crate::sampling`]); anything else (and sampling over HTTP+SSE) with "method not
+//! found".
 
 use std::sync::{Arc, Mutex};
 
@@ -83,7 +84,7 @@ pub async fn discover(
     let streamable = McpClient::new(url, headers.clone(), policy);
     match streamable.list_tools_inner().await {
         Ok(tools) => Ok((url.to_string(), tools)),
-        Err(McpError::Status(status))
+        Err(McpError::Status(status, _))
             if (400..500).contains(&status) && status != 401 && status != 403 =>
         {
             let stored = format!("{SSE_PREFIX}{url}");
@@ -292,7 +293,7 @@ impl McpClient {
         reader.close();
         match ended {
             Ok(answer) if !(200..300).contains(&answer.status) => {
-                Err(McpError::Status(answer.status))
+                Err(McpError::Status(answer.status, None))
             }
             Ok(_) => session.await,
             Err(e) => Err(e.to_string().into()),
@@ -384,7 +385,7 @@ impl McpClient {
         .await
         .map_err(|e| e.to_string())?;
         if !(200..300).contains(&answer.status) {
-            return Err(McpError::Status(answer.status));
+            return Err(McpError::Status(answer.status, None));
         }
         Ok(())
     }
@@ -435,8 +436,8 @@ impl McpClient {
     }
 }
 
-/// The answer to a request the server sent (a message with a `method` and an `id`), `None`
-/// for anything else. Skein declares no client capabilities, so only `ping` gets a result;
+/// The answer to a request an HTTP+SSE server sent (a message with a `method` and an `id`),
+/// `None` for anything else. Skein declares no client capabilities there, so only `ping` gets a result;
 /// any other request (sampling, roots, elicitation) is refused with JSON-RPC's "method not
 /// found", so a server that asks anyway goes on at once instead of waiting out the call.
 pub(crate) fn answer_server_request(message: &Value) -> Option<Value> {

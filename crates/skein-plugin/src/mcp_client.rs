@@ -53,8 +53,13 @@ pub const MAX_SAMPLE_TOKENS: u64 = 4096;
 #[async_trait::async_trait]
 pub(crate) trait Sampler: Send + Sync {
     /// Completes `request` (an OpenAI chat body without its model); answers the model that
-    /// answered, its text, and whether it stopped at the token limit.
-    async fn complete(&self, request: Value) -> Result<(String, String, bool), String>;
+    /// answered, its text, and whether it stopped at the token limit. Cancelling `cancel`
+    /// (the call ended, or the user stopped it) stops the completion and its billing.
+    async fn complete(
+        &self,
+        request: Value,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<(String, String, bool), String>;
 }
 
 impl Handler {
@@ -68,8 +73,12 @@ impl Handler {
     }
 }
 
+/// The most bytes of text and images one sampling request may send to the model.
+pub const MAX_SAMPLE_PROMPT_BYTES: usize = 64 * 1024;
+
 /// A sampling request's params as an OpenAI chat body (no model): text and images kept,
-/// anything else refused; the token limit capped at [`MAX_SAMPLE_TOKENS`].
+/// anything else refused; the prompt at most [`MAX_SAMPLE_PROMPT_BYTES`], the answer's
+/// tokens at most [`MAX_SAMPLE_TOKENS`].
 pub(crate) fn sampling_body(params: &Value) -> Result<Value, String> {
     let mut messages = Vec::new();
     if let Some(system) = params["systemPrompt"].as_str().filter(|s| !s.is_empty()) {
@@ -115,6 +124,15 @@ pub(crate) fn sampling_body(params: &Value) -> Result<Value, String> {
     if !messages.iter().any(|m| m["role"] != "system") {
         return Err("a sampling request needs at least one message".into());
     }
+    let prompt: usize = messages
+        .iter()
+        .map(|m| m["content"].to_string().len())
+        .sum();
+    if prompt > MAX_SAMPLE_PROMPT_BYTES {
+        return Err(format!(
+            "a sampling request may send at most {MAX_SAMPLE_PROMPT_BYTES} bytes to the model"
+        ));
+    }
     let asked = params["maxTokens"].as_u64().unwrap_or(MAX_SAMPLE_TOKENS);
     let mut body = json!({
         "messages": messages,
@@ -139,7 +157,7 @@ impl rmcp::ClientHandler for Handler {
     async fn create_message(
         &self,
         params: rmcp::model::CreateMessageRequestParams,
-        _context: rmcp::service::RequestContext<RoleClient>,
+        context: rmcp::service::RequestContext<RoleClient>,
     ) -> Result<rmcp::model::CreateMessageResult, rmcp::ErrorData> {
         use rmcp::ErrorData;
         let Some(sampler) = &self.sampler else {
@@ -160,7 +178,7 @@ impl rmcp::ClientHandler for Handler {
         let params = serde_json::to_value(&params).unwrap_or(Value::Null);
         let body = sampling_body(&params).map_err(|e| ErrorData::invalid_params(e, None))?;
         let (model, text, cut) = sampler
-            .complete(body)
+            .complete(body, context.ct.child_token())
             .await
             .map_err(|e| ErrorData::internal_error(e, None))?;
         serde_json::from_value(json!({
@@ -259,10 +277,32 @@ fn refusal(error: rmcp::ServiceError) -> McpFailure {
     })
 }
 
-/// Every tool of the session's server (all pages), as plugin tools (names vendors cannot
-/// take are left out).
+/// The most pages of `tools/list` followed.
+const MAX_PAGES: usize = 10;
+
+/// Every tool of the session's server (at most [`MAX_PAGES`] pages, a repeated cursor ends
+/// the listing), as plugin tools (names vendors cannot take are left out). `rmcp`'s own
+/// `list_all_tools` follows cursors without end and may serve pages from its cache (a
+/// server's `ttlMs`), where no byte budget applies: a server answering its own cursor again
+/// would grow the list without bound.
 pub(crate) async fn list_tools(session: &Session) -> Result<Vec<ToolDef>, rmcp::ServiceError> {
-    let tools = session.peer().list_all_tools().await?;
+    let peer = session.peer();
+    peer.set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())
+        .await;
+    let mut tools = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = cursor
+            .clone()
+            .map(|c| rmcp::model::PaginatedRequestParams::default().with_cursor(Some(c)));
+        let page = peer.list_tools(params).await?;
+        tools.extend(page.tools);
+        match page.next_cursor {
+            Some(next) if seen.insert(next.clone()) => cursor = Some(next),
+            _ => break,
+        }
+    }
     let tools = serde_json::to_value(&tools).unwrap_or(Value::Null);
     Ok(tools_of(&json!({ "tools": tools })))
 }
@@ -283,17 +323,21 @@ pub(crate) async fn call_tool(
     Ok(output_of(&result))
 }
 
-/// Why a session failed: the HTTP status (which tells an older server) or anything else.
+/// Why a session failed: the HTTP status (which tells an older server) with the server's
+/// JSON-RPC reason when it gave one, or anything else.
 #[derive(Debug, Clone)]
 pub(crate) enum McpFailure {
-    Status(u16),
+    Status(u16, Option<String>),
     Other(String),
 }
 
 impl std::fmt::Display for McpFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            McpFailure::Status(status) => write!(f, "the server answered HTTP {status}"),
+            McpFailure::Status(status, None) => write!(f, "the server answered HTTP {status}"),
+            McpFailure::Status(status, Some(reason)) => {
+                write!(f, "the server answered HTTP {status}: {reason}")
+            }
             McpFailure::Other(reason) => f.write_str(reason),
         }
     }
@@ -347,9 +391,8 @@ pub(crate) async fn over_http<R>(
         max_bytes: policy.max_bytes,
         trouble: trouble.clone(),
     };
-    let config = StreamableHttpClientTransportConfig::with_uri(url.to_string())
-        .max_sse_event_size(policy.max_bytes)
-        .max_json_response_size(policy.max_bytes);
+    // The byte limits of `rmcp`'s config apply to its own clients; `Guarded` keeps its own.
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
     let transport = StreamableHttpClientTransport::with_client(guarded, config);
     run(transport, handler, policy.timeout, &trouble, work).await
 }
@@ -434,9 +477,20 @@ impl Guarded {
         Ok(body.freeze())
     }
 
-    /// The failure for an answer with an HTTP status that is not success.
-    fn status(&self, status: u16) -> HttpError {
-        StreamableHttpError::Client(self.trouble.saw(McpFailure::Status(status)))
+    /// The reason a failed answer gives, when its body is a JSON-RPC error (read within the
+    /// budget, at most 64 KiB of it).
+    async fn error_reason(&self, response: reqwest::Response) -> Option<String> {
+        let mut stream = self.metered(response);
+        let mut body = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            body.extend_from_slice(&chunk);
+            if body.len() > 64 * 1024 {
+                return None;
+            }
+        }
+        let message: Value = serde_json::from_slice(&body).ok()?;
+        let reason = message["error"]["message"].as_str()?.trim();
+        (!reason.is_empty()).then(|| reason.chars().take(300).collect())
     }
 }
 
@@ -465,7 +519,16 @@ impl StreamableHttpClient for Guarded {
         let response = self.send(builder).await?;
         let status = response.status().as_u16();
         if status == 202 || status == 204 {
-            return Ok(StreamableHttpPostResponse::Accepted);
+            if awaits_nothing {
+                return Ok(StreamableHttpPostResponse::Accepted);
+            }
+            // A request must be answered on its own POST (JSON or an event stream); the
+            // standing stream this would point to is never opened, so waiting is pointless.
+            return Err(StreamableHttpError::Client(self.trouble.saw(
+                McpFailure::Other(format!(
+                    "the server accepted a request without answering it (HTTP {status})"
+                )),
+            )));
         }
         if status == 404 && session_id.is_some() {
             return Err(StreamableHttpError::Client(
@@ -474,7 +537,10 @@ impl StreamableHttpClient for Guarded {
             ));
         }
         if !(200..300).contains(&status) {
-            return Err(self.status(status));
+            let reason = self.error_reason(response).await;
+            return Err(StreamableHttpError::Client(
+                self.trouble.saw(McpFailure::Status(status, reason)),
+            ));
         }
         let returned_session = response
             .headers()
@@ -644,6 +710,7 @@ mod tests {
             json!({"messages": [{"role": "system", "content": {"type": "text", "text": "x"}}]}),
             json!({"messages": [{"role": "user", "content": {"type": "audio", "data": "x"}}]}),
             json!({"messages": [{"role": "user", "content": {"type": "image", "data": "x"}}]}),
+            json!({"messages": [{"role": "user", "content": {"type": "text", "text": "x".repeat(MAX_SAMPLE_PROMPT_BYTES)}}]}),
         ] {
             assert!(sampling_body(&bad).is_err(), "{bad}");
         }

@@ -73,6 +73,10 @@ pub async fn guarded_client(
         .no_proxy()
         .resolve(&host, address)
         .connect_timeout(Duration::from_secs(5))
+        // Every request ends soon after the deadline, also one made by a task the caller no
+        // longer waits for (an MCP session's worker when the call timed out); a second later
+        // than the caller's own deadline, whose message says which limit it was.
+        .timeout(policy.timeout + Duration::from_secs(1))
         .build()
         .map_err(|e| FetchError::Unreachable(e.to_string()))
 }

@@ -12,7 +12,8 @@ use skein_core::api::{ChatEvent, RelayApi, RelayCaller, ToolCaller};
 
 use crate::mcp_client::Sampler;
 
-/// Completions for one tool call's sampling requests.
+/// Completions for one tool call's sampling requests; each stops (billed for what was
+/// delivered) when the session that asked ends.
 pub(crate) struct RelaySampler {
     relay: Arc<dyn RelayApi>,
     caller: RelayCaller,
@@ -43,11 +44,19 @@ impl RelaySampler {
 
 #[async_trait::async_trait]
 impl Sampler for RelaySampler {
-    async fn complete(&self, mut request: Value) -> Result<(String, String, bool), String> {
+    async fn complete(
+        &self,
+        mut request: Value,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<(String, String, bool), String> {
         request["model"] = Value::from(self.model.clone());
+        let caller = RelayCaller {
+            cancel: Some(cancel),
+            ..self.caller.clone()
+        };
         let mut events = self
             .relay
-            .chat(self.caller.clone(), request)
+            .chat(caller, request)
             .await
             .map_err(|e| e.message(skein_core::i18n::Lang::En).to_string())?;
         let (mut text, mut cut) = (String::new(), false);

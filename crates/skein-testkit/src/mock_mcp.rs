@@ -34,6 +34,7 @@ struct Shared {
     token: Option<String>,
     received: Received,
     replies: Replies,
+    looping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The client's answers to the server's requests, by request id, and a bell rung on each.
@@ -112,16 +113,21 @@ pub struct MockMcp {
     pub url: String,
     /// What it received.
     pub received: Received,
+    /// Set, the second page of `tools/list` names itself as the next page again, to be kept
+    /// for a day (`ttlMs`): a listing that a client following cursors never finishes.
+    pub looping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MockMcp {
     /// Starts a server; with `token`, every request must carry `Authorization: Bearer token`.
     pub async fn start(token: Option<&str>) -> MockMcp {
         let received: Received = Arc::default();
+        let looping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shared = Shared {
             token: token.map(str::to_string),
             received: received.clone(),
             replies: Replies::default(),
+            looping: looping.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -132,6 +138,7 @@ impl MockMcp {
         MockMcp {
             url: format!("http://{address}/mcp"),
             received,
+            looping,
         }
     }
 
@@ -207,8 +214,13 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
         "notifications/initialized" => StatusCode::ACCEPTED.into_response(),
         "tools/list" => {
             let result = if message["params"]["cursor"] == "page-2" {
-                json!({"tools": [{"name": "slow", "description": "Takes its time.",
-                    "inputSchema": {"type": "object", "properties": {"seconds": {"type": "number"}}}}]})
+                let mut page = json!({"tools": [{"name": "slow", "description": "Takes its time.",
+                    "inputSchema": {"type": "object", "properties": {"seconds": {"type": "number"}}}}]});
+                if shared.looping.load(std::sync::atomic::Ordering::Relaxed) {
+                    page["nextCursor"] = json!("page-2");
+                    page["ttlMs"] = json!(86_400_000);
+                }
+                page
             } else {
                 json!({"tools": [
                     {"name": "echo", "description": "Says the text back.",

@@ -476,6 +476,18 @@ on_both_backends! {
         assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text);
         assert!(r.text.contains("HTTP 401"), "{}", r.text);
 
+        // A server whose second page names itself as the next (to be cached for a day): the
+        // listing stops at the repeated cursor, each page asked for once.
+        mcp.looping.store(true, std::sync::atomic::Ordering::Relaxed);
+        let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), new("mcp-token")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let names: Vec<&str> = r.json["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["echo", "slow"], "{}", r.text);
+        assert_eq!(mcp.methods().iter().filter(|m| *m == "tools/list").count(), 2, "{:?}", mcp.methods());
+        let r = app.call(Method::DELETE, &format!("/api/v1/admin/plugins/{}", r.json["id"].as_str().unwrap()), Some(&world.root.access), None).await;
+        assert!(r.status.is_success(), "{}", r.text);
+        mcp.looping.store(false, std::sync::atomic::Ordering::Relaxed);
+
         let r = app.post("/api/v1/admin/plugins", Some(&world.root.access), new("mcp-token")).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         let names: Vec<&str> = r.json["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
