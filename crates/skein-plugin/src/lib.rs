@@ -751,27 +751,33 @@ impl PluginApi for PluginService {
         } else {
             None
         };
-        if let Err(e) = store::count_call(&self.db, &tool.plugin.id, &caller.user_id).await {
-            tracing::warn!(error = %e, "a plugin call was not counted");
-        }
-        let started = std::time::Instant::now();
         // The admin's limit, when it is shorter than the caller's.
         let deadline = match self.settings().await.ok().and_then(|s| s.tool_timeout_secs) {
             Some(secs) => deadline.min(Duration::from_secs(secs.max(1))),
             None => deadline,
         };
-        let outcome = match tokio::time::timeout(
-            deadline,
-            self.run(caller, &tool, &arguments, deadline, &progress),
-        )
-        .await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::failed(format!(
-                "The tool {name} did not answer within {} seconds.",
-                deadline.as_secs()
-            )),
+        // The call is counted while the tool runs: the count is no reason to make it wait.
+        let counting = async {
+            if let Err(e) = store::count_call(&self.db, &tool.plugin.id, &caller.user_id).await {
+                tracing::warn!(error = %e, "a plugin call was not counted");
+            }
         };
+        let started = std::time::Instant::now();
+        let running = async {
+            match tokio::time::timeout(
+                deadline,
+                self.run(caller, &tool, &arguments, deadline, &progress),
+            )
+            .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::failed(format!(
+                    "The tool {name} did not answer within {} seconds.",
+                    deadline.as_secs()
+                )),
+            }
+        };
+        let ((), outcome) = tokio::join!(counting, running);
         tracing::info!(tool = name, plugin = %tool.plugin.id, user = %caller.user_id,
             is_error = outcome.output.is_error, worked = outcome.worked,
             duration_ms = started.elapsed().as_millis() as u64, "tool call");
@@ -811,7 +817,7 @@ impl Drop for HoldGuard {
                 if let Err(e) = billing.release(&hold.reservation_id).await {
                     tracing::warn!(error = %e.message(skein_core::i18n::Lang::En), "a stopped tool call's hold was not freed; it expires");
                 }
-                if let Err(e) = store::finish_charge(&db, &hold.call_key, None, "released").await {
+                if let Err(e) = store::finish_charge(&db, &hold.call_key, Some(&hold.reservation_id), "released").await {
                     tracing::warn!(error = %e, "a stopped tool call's end was not recorded");
                 }
             });
@@ -890,18 +896,13 @@ impl PluginService {
             reference: call_key.clone(),
         };
         match billing.reserve(request).await {
-            Ok(reservation) => {
-                if let Err(e) =
-                    store::finish_charge(&self.db, &call_key, Some(&reservation.id), "held").await
-                {
-                    tracing::warn!(error = %e, "a paid tool call's hold was not recorded");
-                }
-                Ok(Some(Hold {
-                    call_key,
-                    reservation_id: reservation.id,
-                    price,
-                }))
-            }
+            // The claim already says `held`; the hold's id is written with the call's end,
+            // which saves the paid call a write before its tool runs.
+            Ok(reservation) => Ok(Some(Hold {
+                call_key,
+                reservation_id: reservation.id,
+                price,
+            })),
             Err(e) => {
                 if let Err(e) = store::drop_charge(&self.db, &call_key).await {
                     tracing::warn!(error = %e, "a refused tool charge was not forgotten");
@@ -952,11 +953,21 @@ impl PluginService {
             };
             if let Err(e) = billing.settle(&hold.reservation_id, usage).await {
                 tracing::warn!(error = %e.message(skein_core::i18n::Lang::En), call_key = %hold.call_key, "a tool call was not charged");
+                // Still `held`, now with its hold's id, for whoever reconciles it.
+                let _ = store::finish_charge(
+                    &self.db,
+                    &hold.call_key,
+                    Some(&hold.reservation_id),
+                    "held",
+                )
+                .await;
                 return;
             }
             "charged"
         };
-        if let Err(e) = store::finish_charge(&self.db, &hold.call_key, None, status).await {
+        if let Err(e) =
+            store::finish_charge(&self.db, &hold.call_key, Some(&hold.reservation_id), status).await
+        {
             tracing::warn!(error = %e, "a paid tool call's end was not recorded");
         }
     }
