@@ -9,7 +9,7 @@
 // Environment: SKEIN_BIN, MOCK_BIN (default: the debug builds in CARGO_TARGET_DIR or target/),
 // CHROMIUM (default /usr/bin/chromium). Needs web/dist (npm run build).
 import { createServer as createHttpServer } from 'node:http';
-import { MODEL, apiScenario, check, launchBrowser, loginState, logger, requireBuilt, run, screenshot, sidewaysOverflow, stepper } from './harness.mjs';
+import { MODEL, apiScenario, check, launchBrowser, loginState, logger, requireBuilt, run, screenshot, sidewaysOverflow, stepper, VIEWPORTS } from './harness.mjs';
 
 const log = logger('e2e tools');
 const step = stepper(log);
@@ -46,19 +46,24 @@ async function main() {
   const login = (extra = []) => loginState(base, 'ada', { extra });
 
   const browser = await launchBrowser();
-  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US', colorScheme: 'light', storageState: await login() });
+  const ctx = await browser.newContext({ ...VIEWPORTS.desktop, locale: 'en-US', colorScheme: 'light', storageState: await login() });
   const page = await ctx.newPage();
   page.setDefaultTimeout(20_000);
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  const zh = [{ name: 'skein.lang', value: 'zh-CN' }];
+  /** A page at 390 px, dark, in `locale`, signed in with `storageState`; its errors collected. */
+  const phonePage = async (storageState, locale) => {
+    const c = await browser.newContext({ ...VIEWPORTS.phone, colorScheme: 'dark', locale, storageState });
+    const p = await c.newPage();
+    p.setDefaultTimeout(20_000);
+    p.on('pageerror', (e) => errors.push(String(e)));
+    return p;
+  };
   let conversationPath = '';
   try {
     await step('an admin sets the model that answers MCP sampling, in Chinese at 390 px dark', async () => {
-      const c = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true, hasTouch: true, locale: 'zh-CN',
-        storageState: await loginState(base, 'root', { extra: [{ name: 'skein.lang', value: 'zh-CN' }] }) });
-      const p = await c.newPage();
-      p.setDefaultTimeout(20_000);
-      p.on('pageerror', (e) => errors.push(String(e)));
+      const p = await phonePage(await loginState(base, 'root', { extra: zh }), 'zh-CN');
       await p.goto(`${base}/admin/plugins`);
       const form = p.getByTestId('plugin-settings');
       await form.getByLabel('采样模型').fill(MODEL);
@@ -81,7 +86,7 @@ async function main() {
       check(overflow <= 0, `the settings at 390 px do not scroll sideways (${overflow} px)`);
       await field.scrollIntoViewIfNeeded();
       await screenshot(p, 'tools-admin-sampling-zh-390-dark');
-      await c.close();
+      await p.context().close();
     });
 
     await step('the plugin market shows the published plugin, its tool and that it is on', async () => {
@@ -91,16 +96,13 @@ async function main() {
       const text = await card.innerText();
       check(text.includes('get_weather') && text.includes('Enabled'), `the Weather card names its tool and is on: ${text}`);
       await screenshot(page, 'tools-market-1440-light');
-      const c = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true, hasTouch: true, locale: 'zh-CN',
-        storageState: await login([{ name: 'skein.lang', value: 'zh-CN' }]) });
-      const p = await c.newPage();
-      p.on('pageerror', (e) => errors.push(String(e)));
+      const p = await phonePage(await login(zh), 'zh-CN');
       await p.goto(`${base}/plugins`);
       await p.getByTestId('plugin-card').filter({ hasText: 'Weather' }).waitFor();
       const overflow = await sidewaysOverflow(p);
       check(overflow <= 0, `the market at 390 px does not scroll sideways (${overflow} px)`);
       await screenshot(p, 'tools-market-zh-390-dark');
-      await c.close();
+      await p.context().close();
     });
 
     await step('the model calls the tool: the thread asks for approval and nothing runs yet', async () => {
@@ -134,10 +136,7 @@ async function main() {
     });
 
     await step('390 px dark: a second call is denied and does not run', async () => {
-      const c = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true, hasTouch: true, locale: 'en-US', storageState: await login() });
-      const p = await c.newPage();
-      p.setDefaultTimeout(20_000);
-      p.on('pageerror', (e) => errors.push(String(e)));
+      const p = await phonePage(await login(), 'en-US');
       await p.goto(`${base}${conversationPath}`);
       const composer = p.getByLabel('Send', { exact: true });
       await composer.fill('Oslo');
@@ -151,7 +150,7 @@ async function main() {
       check(asked.length === 1, `a denied call does not run: ${asked}`);
       await p.waitForTimeout(500);
       await screenshot(p, 'tools-denied-390-dark');
-      await c.close();
+      await p.context().close();
     });
     check(errors.length === 0, `no page errors: ${errors.join('\n')}`);
     log('all tool steps passed');

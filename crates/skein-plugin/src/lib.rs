@@ -25,9 +25,9 @@ pub mod oauth;
 pub mod openapi;
 pub mod page;
 pub mod remote;
+mod sampling;
 // The sandbox must set rlimits, move pipes onto fixed descriptors and drop to its own uid in
 // the child between fork and exec: `pre_exec` and a few libc calls, each with its SAFETY note.
-mod sampling;
 #[allow(unsafe_code)]
 pub mod sandbox;
 pub mod schema;

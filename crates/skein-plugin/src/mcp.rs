@@ -1,7 +1,7 @@
 //! MCP servers over HTTP, in both of the protocol's transports.
 //!
-//! **Streamable HTTP** (MCP 2025-03-26 to 2025-11-25, the version agreed by `rmcp`): JSON-RPC 2.0 messages POSTed to the
-//! server's one endpoint with `Accept: application/json, text/event-stream`; the answer is
+//! **Streamable HTTP** (MCP 2025-03-26 to 2025-11-25, the version agreed by `rmcp`): JSON-RPC
+//! 2.0 messages POSTed to the server's one endpoint with `Accept: application/json, text/event-stream`; the answer is
 //! either one JSON message or an SSE stream carrying it. A session starts with `initialize`
 //! (the server may hand out `Mcp-Session-Id`, sent back on every later request, with
 //! `MCP-Protocol-Version` set to the version agreed), then `notifications/initialized`; then
@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use skein_core::api::{ToolOutput, ToolProgress};
 
+use crate::mcp_client::{MAX_PAGES, McpFailure, Sampler, output_of, progress_event, tools_of};
 use crate::net::{self, FetchPolicy, Outgoing};
 use crate::openapi::ToolDef;
 
@@ -47,9 +48,6 @@ pub const SSE_PROTOCOL_VERSION: &str = "2024-11-05";
 /// What an MCP plugin's stored address starts with when its server speaks HTTP+SSE.
 pub const SSE_PREFIX: &str = "sse+";
 
-/// The most pages of `tools/list` followed.
-const MAX_PAGES: usize = 10;
-
 /// A client of one MCP server.
 pub struct McpClient {
     url: String,
@@ -57,21 +55,6 @@ pub struct McpClient {
     sse: bool,
     headers: Vec<(String, String)>,
     policy: FetchPolicy,
-}
-
-use crate::mcp_client::McpFailure as McpError;
-use crate::mcp_client::{Sampler, output_of, progress_event, tools_of};
-
-impl From<String> for McpError {
-    fn from(reason: String) -> Self {
-        McpError::Other(reason)
-    }
-}
-
-impl From<&str> for McpError {
-    fn from(reason: &str) -> Self {
-        McpError::Other(reason.to_string())
-    }
 }
 
 /// Lists the tools of the server at `url`, finding out which transport it speaks: answers
@@ -84,7 +67,7 @@ pub async fn discover(
     let streamable = McpClient::new(url, headers.clone(), policy);
     match streamable.list_tools_inner().await {
         Ok(tools) => Ok((url.to_string(), tools)),
-        Err(McpError::Status(status, _))
+        Err(McpFailure::Status(status, _))
             if (400..500).contains(&status) && status != 401 && status != 403 =>
         {
             let stored = format!("{SSE_PREFIX}{url}");
@@ -121,7 +104,7 @@ impl McpClient {
         self.list_tools_inner().await.map_err(|e| e.to_string())
     }
 
-    async fn list_tools_inner(&self) -> Result<Vec<ToolDef>, McpError> {
+    async fn list_tools_inner(&self) -> Result<Vec<ToolDef>, McpFailure> {
         if self.sse {
             return match self.over_sse(SseWork::List, None).await? {
                 SseDone::Tools(tools) => Ok(tools),
@@ -158,7 +141,7 @@ impl McpClient {
         arguments: &Value,
         progress: &ToolProgress,
         sampler: Option<Arc<dyn Sampler>>,
-    ) -> Result<ToolOutput, McpError> {
+    ) -> Result<ToolOutput, McpFailure> {
         if self.sse {
             return match self
                 .over_sse(SseWork::Call { name, arguments }, Some(progress))
@@ -262,7 +245,7 @@ impl McpClient {
         &self,
         work: SseWork<'_>,
         progress: Option<&ToolProgress>,
-    ) -> Result<SseDone, McpError> {
+    ) -> Result<SseDone, McpFailure> {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|_| "the server address is not a URL".to_string())?;
         let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
@@ -293,7 +276,7 @@ impl McpClient {
         reader.close();
         match ended {
             Ok(answer) if !(200..300).contains(&answer.status) => {
-                Err(McpError::Status(answer.status, None))
+                Err(McpFailure::Status(answer.status, None))
             }
             Ok(_) => session.await,
             Err(e) => Err(e.to_string().into()),
@@ -306,7 +289,7 @@ impl McpClient {
         events: &mut tokio::sync::mpsc::UnboundedReceiver<SseEvent>,
         work: SseWork<'_>,
         progress: Option<&ToolProgress>,
-    ) -> Result<SseDone, McpError> {
+    ) -> Result<SseDone, McpFailure> {
         let endpoint = loop {
             let Some((name, data)) = events.recv().await else {
                 return Err("the server's event stream ended before it named its endpoint".into());
@@ -370,7 +353,7 @@ impl McpClient {
     }
 
     /// POSTs one message to the session's endpoint; the server accepts it (202, or any 2xx).
-    async fn sse_post(&self, endpoint: &reqwest::Url, message: Value) -> Result<(), McpError> {
+    async fn sse_post(&self, endpoint: &reqwest::Url, message: Value) -> Result<(), McpFailure> {
         let mut headers = self.headers.clone();
         headers.push(("accept".into(), "application/json".into()));
         let answer = net::send(
@@ -385,7 +368,7 @@ impl McpClient {
         .await
         .map_err(|e| e.to_string())?;
         if !(200..300).contains(&answer.status) {
-            return Err(McpError::Status(answer.status, None));
+            return Err(McpFailure::Status(answer.status, None));
         }
         Ok(())
     }
@@ -400,7 +383,7 @@ impl McpClient {
         method: &str,
         params: Value,
         progress: Option<&ToolProgress>,
-    ) -> Result<Value, McpError> {
+    ) -> Result<Value, McpFailure> {
         self.sse_post(
             endpoint,
             json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
@@ -458,7 +441,7 @@ pub(crate) fn is_response_to(message: &Value, id: u64) -> bool {
 }
 
 /// `Err` with the server's reason when `message` is a JSON-RPC error.
-fn refused(method: &str, message: &Value) -> Result<(), McpError> {
+fn refused(method: &str, message: &Value) -> Result<(), McpFailure> {
     match message.get("error") {
         Some(error) => Err(format!(
             "the server refused {method}: {}",

@@ -256,10 +256,7 @@ where
     let (session, outcome) = match tokio::time::timeout(deadline, worked).await {
         Ok(done) => done?,
         Err(_) => {
-            return Err(trouble.or(McpFailure::Other(format!(
-                "no answer within {} seconds",
-                deadline.as_secs()
-            ))));
+            return Err(trouble.or(McpFailure::Deadline(deadline.as_secs())));
         }
     };
     tokio::spawn(async move {
@@ -277,8 +274,8 @@ fn refusal(error: rmcp::ServiceError) -> McpFailure {
     })
 }
 
-/// The most pages of `tools/list` followed.
-const MAX_PAGES: usize = 10;
+/// The most pages of `tools/list` followed (on every transport).
+pub(crate) const MAX_PAGES: usize = 10;
 
 /// Every tool of the session's server (at most [`MAX_PAGES`] pages, a repeated cursor ends
 /// the listing), as plugin tools (names vendors cannot take are left out). `rmcp`'s own
@@ -328,6 +325,8 @@ pub(crate) async fn call_tool(
 #[derive(Debug, Clone)]
 pub(crate) enum McpFailure {
     Status(u16, Option<String>),
+    /// The session did not finish within this many seconds.
+    Deadline(u64),
     Other(String),
 }
 
@@ -338,12 +337,25 @@ impl std::fmt::Display for McpFailure {
             McpFailure::Status(status, Some(reason)) => {
                 write!(f, "the server answered HTTP {status}: {reason}")
             }
+            McpFailure::Deadline(secs) => write!(f, "no answer within {secs} seconds"),
             McpFailure::Other(reason) => f.write_str(reason),
         }
     }
 }
 
 impl std::error::Error for McpFailure {}
+
+impl From<String> for McpFailure {
+    fn from(reason: String) -> Self {
+        McpFailure::Other(reason)
+    }
+}
+
+impl From<&str> for McpFailure {
+    fn from(reason: &str) -> Self {
+        McpFailure::Other(reason.to_string())
+    }
+}
 
 /// The first thing a transport saw go wrong in a session, for the error the caller reads.
 #[derive(Clone, Default)]
@@ -477,12 +489,12 @@ impl Guarded {
         Ok(body.freeze())
     }
 
-    /// The reason a failed answer gives, when its body is a JSON-RPC error (read within the
-    /// budget, at most 64 KiB of it).
-    async fn error_reason(&self, response: reqwest::Response) -> Option<String> {
-        let mut stream = self.metered(response);
+    /// The reason a failed answer gives, when its body is a JSON-RPC error. At most 64 KiB
+    /// of it is read, outside the session's budget, so an oversized error page cannot hide
+    /// the status behind a size failure (a 4xx at `initialize` tells an older server).
+    async fn error_reason(mut response: reqwest::Response) -> Option<String> {
         let mut body = Vec::new();
-        while let Some(Ok(chunk)) = stream.next().await {
+        while let Ok(Some(chunk)) = response.chunk().await {
             body.extend_from_slice(&chunk);
             if body.len() > 64 * 1024 {
                 return None;
@@ -537,7 +549,7 @@ impl StreamableHttpClient for Guarded {
             ));
         }
         if !(200..300).contains(&status) {
-            let reason = self.error_reason(response).await;
+            let reason = Self::error_reason(response).await;
             return Err(StreamableHttpError::Client(
                 self.trouble.saw(McpFailure::Status(status, reason)),
             ));

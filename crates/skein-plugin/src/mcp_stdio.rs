@@ -55,10 +55,9 @@ async fn with_session<R>(
     let _ = child.start_kill();
     let _ = child.wait().await;
     outcome.map_err(|e| match e {
-        McpFailure::Other(reason) if reason.starts_with("no answer within") => format!(
-            "the local server did not answer within {} seconds",
-            deadline.as_secs()
-        ),
+        McpFailure::Deadline(secs) => {
+            format!("the local server did not answer within {secs} seconds")
+        }
         other => format!("the local server failed: {other}"),
     })
 }

@@ -7,8 +7,9 @@
 //! it is refused (400), as the spec allows. A bearer token, when set, is required on every
 //! request (401).
 //!
-//! Over Streamable HTTP, `echo` with `?huge` answers an event stream of 50 MB, and with
-//! `?vanish` a progress notification and then the end of the stream, with no answer.
+//! Over Streamable HTTP, `echo` with `?huge` answers an event stream of 50 MB, with
+//! `?vanish` a progress notification and then the end of the stream, with no answer, with
+//! `?accept` a bare 202, and with `?reject` a 400 carrying a JSON-RPC error.
 //!
 //! On every transport here, `echo` with the text `?ask` first asks the client two things, as
 //! a server may during a call: a `ping` (id `srv-ping`), then `sampling/createMessage` under
@@ -35,6 +36,7 @@ struct Shared {
     received: Received,
     replies: Replies,
     looping: Arc<std::sync::atomic::AtomicBool>,
+    capabilities: Arc<Mutex<Value>>,
 }
 
 /// The client's answers to the server's requests, by request id, and a bell rung on each.
@@ -116,6 +118,8 @@ pub struct MockMcp {
     /// Set, the second page of `tools/list` names itself as the next page again, to be kept
     /// for a day (`ttlMs`): a listing that a client following cursors never finishes.
     pub looping: Arc<std::sync::atomic::AtomicBool>,
+    /// The client capabilities the last `initialize` declared.
+    pub capabilities: Arc<Mutex<Value>>,
 }
 
 impl MockMcp {
@@ -123,11 +127,13 @@ impl MockMcp {
     pub async fn start(token: Option<&str>) -> MockMcp {
         let received: Received = Arc::default();
         let looping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let capabilities = Arc::new(Mutex::new(Value::Null));
         let shared = Shared {
             token: token.map(str::to_string),
             received: received.clone(),
             replies: Replies::default(),
             looping: looping.clone(),
+            capabilities: capabilities.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -139,6 +145,7 @@ impl MockMcp {
             url: format!("http://{address}/mcp"),
             received,
             looping,
+            capabilities,
         }
     }
 
@@ -190,6 +197,10 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
     }
     let id = message["id"].clone();
     if method == "initialize" {
+        *shared
+            .capabilities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = message["params"]["capabilities"].clone();
         let answer = json!({"jsonrpc": "2.0", "id": id, "result": {
             "protocolVersion": "2025-06-18",
             "capabilities": {"tools": {"listChanged": false}},
@@ -255,6 +266,15 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: String) 
                     axum::body::Body::from_stream(stream),
                 )
                     .into_response();
+            }
+            if name == "echo" && arguments["text"] == "?accept" {
+                // Accepted without an answer, as only notifications and responses may be.
+                return StatusCode::ACCEPTED.into_response();
+            }
+            if name == "echo" && arguments["text"] == "?reject" {
+                let error = json!({"jsonrpc": "2.0", "id": id,
+                    "error": {"code": -32602, "message": "text must not start with ?"}});
+                return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
             }
             if name == "echo" && arguments["text"] == "?vanish" {
                 // A progress notification, then the stream ends with no answer (the server

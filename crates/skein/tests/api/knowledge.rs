@@ -1078,6 +1078,28 @@ async fn pgvector_installed(app: &TestApp) -> bool {
     row.is_some()
 }
 
+/// On PostgreSQL with pgvector (which `scripts/test` builds): a world and a base of the mock
+/// embedding model holding the refund notes, indexed; answers the world (keep it: it owns the
+/// mock upstream), the base's id and the document's.
+async fn pgvector_base(app: &TestApp) -> (RelayWorld, String, String) {
+    assert!(
+        pgvector_installed(app).await,
+        "pgvector is not installed on this PostgreSQL: scripts/test builds it"
+    );
+    let world = world(app).await;
+    let ada = &world.user;
+    let base = create_base(
+        app,
+        ada,
+        json!({"name": "Refunds", "embedding_model": "embed-test"}),
+    )
+    .await;
+    let doc = upload(app, ada, &base, "refunds.txt", NOTES.as_bytes()).await;
+    let doc = doc["id"].as_str().unwrap().to_string();
+    assert_eq!(settled(app, ada, &base, &doc).await["status"], "ready");
+    (world, base, doc)
+}
+
 /// On PostgreSQL with pgvector, vectors are searched through its HNSW index: the search says
 /// so once the index is built (in the background; the in-memory scan answers meanwhile), finds
 /// what the scan finds, and a deleted document's vectors leave the index's table with it.
@@ -1090,24 +1112,15 @@ async fn postgres_searches_vectors_through_pgvector() {
         c.knowledge.pgvector_min_floats = 0;
     })
     .await;
-    assert!(
-        pgvector_installed(&app).await,
-        "pgvector is not installed on this PostgreSQL: scripts/test builds it"
-    );
-    let RelayWorld {
-        user: ada,
-        upstream: _upstream,
-        ..
-    } = world(&app).await;
-    let base = create_base(
-        &app,
-        &ada,
-        json!({"name": "Indexed", "embedding_model": "embed-test"}),
-    )
-    .await;
-    let doc = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
-    let doc = doc["id"].as_str().unwrap().to_string();
-    assert_eq!(settled(&app, &ada, &base, &doc).await["status"], "ready");
+    let (
+        RelayWorld {
+            user: ada,
+            upstream: _upstream,
+            ..
+        },
+        base,
+        doc,
+    ) = pgvector_base(&app).await;
     let chunks = rows(&app, "knowledge_chunks").await;
     assert!(chunks >= 1);
     assert_eq!(rows(&app, "knowledge_pgvectors").await, chunks);
@@ -1173,26 +1186,15 @@ async fn postgres_searches_vectors_through_pgvector() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_scans_a_small_base_in_memory_before_its_index() {
     let app = TestApp::spawn_with(skein_testkit::Backend::Postgres, quick).await;
-    assert!(
-        pgvector_installed(&app).await,
-        "pgvector is not installed on this PostgreSQL: scripts/test builds it"
-    );
-    let RelayWorld {
-        user: ada,
-        upstream: _upstream,
-        ..
-    } = world(&app).await;
-    let base = create_base(
-        &app,
-        &ada,
-        json!({"name": "Small", "embedding_model": "embed-test"}),
-    )
-    .await;
-    let doc = upload(&app, &ada, &base, "refunds.txt", NOTES.as_bytes()).await;
-    assert_eq!(
-        settled(&app, &ada, &base, doc["id"].as_str().unwrap()).await["status"],
-        "ready"
-    );
+    let (
+        RelayWorld {
+            user: ada,
+            upstream: _upstream,
+            ..
+        },
+        base,
+        _,
+    ) = pgvector_base(&app).await;
     assert_eq!(
         rows(&app, "knowledge_pgvectors").await,
         rows(&app, "knowledge_chunks").await

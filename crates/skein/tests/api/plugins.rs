@@ -530,6 +530,14 @@ on_both_backends! {
         let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?vanish"}"#).await;
         assert_eq!(result["is_error"], true, "{result}");
         assert!(started.elapsed() < Duration::from_millis(1900), "waited {:?} for {result}", started.elapsed());
+        // A request "accepted" with no answer fails at once too; an HTTP error's JSON-RPC
+        // reason is what the model reads.
+        let started = std::time::Instant::now();
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?accept"}"#).await;
+        assert!(result["content"].as_str().unwrap().contains("accepted a request without answering it (HTTP 202)"), "{result}");
+        assert!(started.elapsed() < Duration::from_millis(1900), "waited {:?} for {result}", started.elapsed());
+        let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?reject"}"#).await;
+        assert!(result["content"].as_str().unwrap().contains("HTTP 400: text must not start with ?"), "{result}");
     }
 
     async fn an_mcp_server_is_listed_and_called_over_the_older_sse_transport(backend) {
@@ -1164,8 +1172,7 @@ paths:
             (Some("assistant"), Some("gpt-test"), Some("echo: hi")), "{answer}");
         // Declared at initialize; the completion went upstream without tools, its length capped
         // at what the server asked.
-        let received = mcp.received.lock().unwrap().clone();
-        assert!(received.iter().any(|(m, _)| m == "initialize"));
+        assert!(mcp.capabilities.lock().unwrap()["sampling"].is_object(), "{}", mcp.capabilities.lock().unwrap());
         let sampled: Vec<Value> = world.upstream.requests().into_iter()
             .filter(|r| r["messages"][0]["content"] == "hi").collect();
         assert_eq!(sampled.len(), 1, "{sampled:?}");
@@ -1183,6 +1190,7 @@ paths:
         assert_eq!(r.json["sampling_model"], Value::Null, "{}", r.text);
         let result = call_tool(&app, &world, &id, "echo", r#"{"text": "?ask"}"#).await;
         assert_eq!(result["content"], "echo: ping {}; sampling -32601", "{result}");
+        assert!(mcp.capabilities.lock().unwrap().get("sampling").is_none(), "{}", mcp.capabilities.lock().unwrap());
     }
 
     async fn fetch_page_reads_a_page_as_text_behind_the_ssrf_guard(backend) {
