@@ -159,6 +159,13 @@ export async function startMock({ pauseMs = 5, env = process.env } = {}) {
  * does; `onOutput` sees every chunk of the server's output (e.g. a log provider's codes);
  * `waitPattern` resolves with its match instead of waiting for /readyz only.
  */
+/** The last lines the servers this script started wrote (warnings and errors), shown when it fails. */
+const serverTail = [];
+function remember(name, chunk) {
+  for (const line of String(chunk).split('\n')) if (line.trim()) serverTail.push(`${name}| ${line}`);
+  serverTail.splice(0, Math.max(0, serverTail.length - 80));
+}
+
 export async function startSkein({ env: extra = {}, root, onOutput, waitPattern, name = 'skein' } = {}) {
   const { skein } = binaries();
   const data = tempDir(`skein-e2e-${name}-`);
@@ -190,6 +197,8 @@ export async function startSkein({ env: extra = {}, root, onOutput, waitPattern,
     child.stdout.on('data', onOutput);
     child.stderr.on('data', onOutput);
   }
+  child.stdout.on('data', (chunk) => remember(name, chunk));
+  child.stderr.on('data', (chunk) => remember(name, chunk));
   await waitFor(`${base}/readyz`);
   return { base, port, env, data, child, match };
 }
@@ -287,6 +296,7 @@ export function run(main, log = console.log) {
     () => process.exit(0),
     (e) => {
       log(`FAILED: ${e.stack ?? e}`);
+      if (serverTail.length) log(`what the server said last:\n${serverTail.join('\n')}`);
       process.exit(1);
     },
   );

@@ -133,6 +133,9 @@ async function main() {
         await new Promise((r) => setTimeout(r, 100));
       }
       check(records.length === 1 && records[0].cost === 25, `one charge of 25: ${JSON.stringify(records)}`);
+      // The answer goes on after the tool: the next step sends into this conversation, which
+      // takes one answer at a time.
+      await page.locator('[data-testid="assistant-message"][data-status="streaming"]').waitFor({ state: 'detached' });
     });
 
     await step('390 px dark: a second call is denied and does not run', async () => {
@@ -155,7 +158,9 @@ async function main() {
     check(errors.length === 0, `no page errors: ${errors.join('\n')}`);
     log('all tool steps passed');
   } catch (e) {
-    await screenshot(page, 'tools-failure', { fullPage: true }).catch(() => undefined);
+    // Every page still open, the phone pages included: the failing step may be on any.
+    const open = browser.contexts().flatMap((c) => c.pages());
+    for (const [i, p] of open.entries()) await screenshot(p, `tools-failure-${i}`, { fullPage: true }).catch(() => undefined);
     throw e;
   } finally {
     await browser.close();

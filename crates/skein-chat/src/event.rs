@@ -55,6 +55,11 @@ impl Event {
         })
     }
 
+    /// The event's SSE name and data as owned values, for forwarding; `None` for the end.
+    pub(crate) fn named_owned(&self) -> Option<(String, Value)> {
+        self.named().map(|(name, data)| (name.to_string(), data))
+    }
+
     /// The event as an SSE frame; `None` for the end marker.
     pub fn frame(&self) -> Option<Bytes> {
         self.named().map(|(name, data)| sse(name, &data))
@@ -79,6 +84,9 @@ pub enum Live {
         reasoning: String,
         /// The answer is finished.
         finished: bool,
+        /// The tool steps so far, as SSE event names and data, to send after the text.
+        #[serde(default)]
+        tools: Vec<(String, Value)>,
     },
     /// Any other event of the answer, as its SSE event name and data; `None` for the end.
     Event {
@@ -90,7 +98,7 @@ pub enum Live {
 impl From<&Event> for Live {
     fn from(event: &Event) -> Live {
         Live::Event {
-            frame: event.named().map(|(name, data)| (name.to_string(), data)),
+            frame: event.named_owned(),
         }
     }
 }

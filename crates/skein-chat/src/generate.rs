@@ -38,10 +38,38 @@ struct Progress {
     done: Option<Value>,
     /// `End` was sent.
     ended: bool,
+    /// This answer's tool steps so far, as the events that told them (calls, results,
+    /// approvals still waiting, the latest progress reports), in order: a client attaching
+    /// mid-answer is sent these after the text, so a call waiting for approval is shown
+    /// (and can be approved) after a reload.
+    tools: Vec<Event>,
     /// Where events go for clients attached through other instances, once one asked (see
     /// [`crate::live`]).
     forward: Option<tokio::sync::mpsc::UnboundedSender<crate::event::Live>>,
 }
+
+impl Progress {
+    /// Keeps the last [`REPORTS_KEPT`] progress reports: the whole output comes with the
+    /// result, and a tool printing for minutes must not grow what an attach replays.
+    fn keep_recent_reports(&mut self) {
+        let reports = self
+            .tools
+            .iter()
+            .filter(|e| matches!(e, Event::ToolProgress(_)))
+            .count();
+        if reports > REPORTS_KEPT
+            && let Some(oldest) = self
+                .tools
+                .iter()
+                .position(|e| matches!(e, Event::ToolProgress(_)))
+        {
+            self.tools.remove(oldest);
+        }
+    }
+}
+
+/// How many of an answer's tool progress reports a client attaching mid-answer is sent.
+const REPORTS_KEPT: usize = 50;
 
 /// An answer being written.
 #[derive(Debug)]
@@ -91,6 +119,12 @@ impl Generation {
         if let Ok(mut waiting) = self.approvals.lock() {
             waiting.remove(call_id);
         }
+        // Decided (or timed out): a client attaching from now on is not asked again.
+        if let Ok(mut progress) = self.progress.lock() {
+            progress
+                .tools
+                .retain(|e| !matches!(e, Event::ToolApproval(a) if a["id"] == call_id));
+        }
         match decided {
             Ok(Ok(true)) => Approval::Approved,
             Ok(Ok(false)) | Ok(Err(_)) => Approval::Denied,
@@ -112,6 +146,13 @@ impl Generation {
             Event::Reasoning(text) => progress.reasoning.push_str(text),
             Event::Done(message) => progress.done = Some(message.clone()),
             Event::End => progress.ended = true,
+            Event::ToolCall(_) | Event::ToolResult(_) | Event::ToolApproval(_) => {
+                progress.tools.push(event.clone());
+            }
+            Event::ToolProgress(_) => {
+                progress.tools.push(event.clone());
+                progress.keep_recent_reports();
+            }
             _ => {}
         }
         // Under the same lock as the text, so a remote client's snapshot plus what is
@@ -141,6 +182,11 @@ impl Generation {
             content: progress.content.clone(),
             reasoning: progress.reasoning.clone(),
             finished,
+            tools: progress
+                .tools
+                .iter()
+                .filter_map(crate::event::Event::named_owned)
+                .collect(),
         };
         if finished {
             // Nothing more will be forwarded: the snapshot alone goes out.
@@ -158,6 +204,7 @@ impl Generation {
             Ok(progress) => Attached {
                 content: progress.content.clone(),
                 reasoning: progress.reasoning.clone(),
+                tools: progress.tools.clone(),
                 done: progress.done.clone(),
                 ended: progress.ended,
                 receiver: self.events.subscribe(),
@@ -165,6 +212,7 @@ impl Generation {
             Err(_) => Attached {
                 content: String::new(),
                 reasoning: String::new(),
+                tools: Vec::new(),
                 done: None,
                 ended: true,
                 receiver: self.events.subscribe(),
@@ -201,6 +249,8 @@ pub struct Attached {
     pub content: String,
     /// Reasoning so far.
     pub reasoning: String,
+    /// The tool steps so far, as the events to send after the text (see `Progress::tools`).
+    pub tools: Vec<Event>,
     /// The finished message, once `done` was sent.
     pub done: Option<Value>,
     /// Nothing more will be sent.

@@ -260,7 +260,8 @@ impl ChatService {
                         content,
                         reasoning,
                         finished,
-                    }) => return Some((content, reasoning, finished)),
+                        tools,
+                    }) => return Some((content, reasoning, finished, tools)),
                     // Events forwarded for another client before our snapshot: in it already.
                     Ok(Live::Event { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return None,
@@ -270,7 +271,7 @@ impl ChatService {
         .await
         .ok()
         .flatten();
-        let (content, reasoning, finished) = snapshot?;
+        let (content, reasoning, finished, tools) = snapshot?;
         if finished {
             return None;
         }
@@ -281,6 +282,7 @@ impl ChatService {
         if !content.is_empty() {
             first.push(sse("delta", &json!({ "content": content })));
         }
+        first.extend(tools.iter().map(|(name, data)| sse(name, data)));
         let head = futures::stream::iter(first.into_iter().map(Ok::<_, std::convert::Infallible>));
         let svc = self.clone();
         let message_id = message_id.to_string();

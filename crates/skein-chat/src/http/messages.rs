@@ -509,6 +509,7 @@ pub async fn attach(
             if !attached.content.is_empty() {
                 first.push(sse("delta", &json!({ "content": attached.content })));
             }
+            first.extend(attached.tools.iter().filter_map(Event::frame));
             return Ok(sse_response(first, attached.receiver, Some(generation)));
         }
     } else if svc.written_elsewhere(&message.id).await?

@@ -766,6 +766,37 @@ where
     events(&text)
 }
 
+/// Attaches to answer `message` as `who` (`GET /chat/messages/{id}/stream`) and reads its
+/// events until one named `until` (or the stream's end), for at most 10 s.
+async fn attach_until(
+    app: &TestApp,
+    who: &Persona,
+    message: &str,
+    until: &str,
+) -> Vec<(String, Value)> {
+    let mut r = app
+        .client
+        .get(app.url(&format!("/api/v1/chat/messages/{message}/stream")))
+        .bearer_auth(&who.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut text = String::new();
+    let read = async {
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if events(&text).iter().any(|(e, _)| e == until) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the attached stream went quiet");
+    events(&text)
+}
+
 on_both_backends! {
     async fn paid_tools_are_charged_once_per_call_and_refused_when_the_balance_cannot_pay(backend) {
         let app = TestApp::spawn_with(backend, |c| c.chat.title_model = Some(String::new())).await;
@@ -1083,10 +1114,19 @@ paths:
                 assert_eq!(app.post(&path, Some(&eve.access), json!({})).await.status, StatusCode::NOT_FOUND);
                 let r = app.post(&format!("/api/v1/chat/messages/{message}/tool-calls/nope/approve"), Some(&user.access), json!({})).await;
                 assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+                // A client attaching now (a reload) is told the call and that it waits.
+                let replay = attach_until(app, user, message, "tool_approval").await;
+                let names: Vec<&str> = replay.iter().map(|(e, _)| e.as_str()).collect();
+                assert_eq!(names, ["start", "tool_call", "tool_approval"], "{replay:?}");
+                assert_eq!((replay[1].1["id"].as_str(), replay[2].1["id"].as_str()), (Some(call), Some(call)), "{replay:?}");
                 let r = app.post(&path, Some(&user.access), json!({})).await;
                 assert_eq!((r.status, r.json["approved"].as_bool()), (StatusCode::ACCEPTED, Some(true)), "{}", r.text);
-                // Decided once: a second answer finds nothing waiting.
+                // Decided once: a second answer finds nothing waiting, and a client attaching
+                // after the decision is not asked again.
                 assert_eq!(app.post(&path, Some(&user.access), json!({})).await.status, StatusCode::NOT_FOUND);
+                let replay = attach_until(app, user, message, "done").await;
+                assert!(replay.iter().any(|(e, _)| e == "tool_call" || e == "done"), "{replay:?}");
+                assert!(!replay.iter().any(|(e, _)| e == "tool_approval"), "{replay:?}");
             }
         }).await;
         assert_eq!(find(&ev, "tool_call")["requires_approval"], true, "{ev:?}");
