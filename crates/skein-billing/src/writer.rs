@@ -294,6 +294,9 @@ async fn apply_all(
         .collect();
     let mut fast_reserves = Vec::new();
     let mut fast_settles = Vec::new();
+    // In-memory holds are SQLite's; their charges share three statements (`charge_many`).
+    let sqlite = db.backend() == skein_db::Backend::Sqlite;
+    let mut fast_charges = Vec::new();
     for (index, op) in ops.iter().enumerate() {
         match op {
             Op::Reserve(req)
@@ -321,11 +324,37 @@ async fn apply_all(
                     });
                 }
             }
+            Op::Charge {
+                id,
+                user_id,
+                key_id,
+                usage,
+                amount,
+                cap,
+            } if sqlite
+                && (0..=ledger::MAX_AMOUNT).contains(&usage.cost)
+                && ids_seen.insert(id.as_str()) =>
+            {
+                fast_charges.push(ledger::FastCharge {
+                    index,
+                    id,
+                    user_id,
+                    key_id: key_id.as_deref(),
+                    usage,
+                    amount: *amount,
+                    cap: *cap,
+                });
+            }
             _ => {}
         }
     }
     for (index, settlement) in
         ledger::settle_many(&mut tx, &mut pending, &fast_settles, now).await?
+    {
+        results[index] = Some(Ok(Done::Settlement(settlement)));
+    }
+    for (index, settlement) in
+        ledger::charge_many(&mut tx, &mut pending, &fast_charges, now).await?
     {
         results[index] = Some(Ok(Done::Settlement(settlement)));
     }
@@ -343,9 +372,7 @@ async fn apply_all(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ApiError::internal("operation left unanswered"))))
         .collect();
-    pending
-        .flush(&mut tx, db.backend() == skein_db::Backend::Sqlite)
-        .await?;
+    pending.flush(&mut tx, sqlite).await?;
     tx.commit()
         .await
         .map_err(|e| Failed::Commit(DbError::from(e)))?;
@@ -568,5 +595,131 @@ mod tests {
         );
         let drift = crate::query::verify(&db).await.unwrap();
         assert!(drift.is_empty(), "{drift:?}");
+    }
+
+    /// Charges of in-memory holds that arrive together share a batch: every one is charged
+    /// exactly once, capped where the memory said so, each ledger entry's balance and number
+    /// follow from the ones before it, and the keys' use adds up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn charges_batched_together_keep_the_ledger_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&sqlite_url(&dir), 2).await.unwrap();
+        db.migrate(&[&crate::MIGRATIONS]).await.unwrap();
+        let rules = Rules {
+            signup_grant: 0,
+            overdraft: 0,
+            reservation_ttl_ms: 60_000,
+        };
+        let writer = Writer::start(db.clone(), rules);
+        for user in ["u1", "u2"] {
+            let credit = Op::Credit(Credit {
+                user_id: user.into(),
+                kind: "topup",
+                amount: 1_000_000,
+                reference: None,
+                actor_id: None,
+                memo: None,
+                idempotency_key: Some(format!("grant:{user}")),
+            });
+            assert!(matches!(
+                writer.submit(credit).await,
+                Ok(Done::Balance(Some(1_000_000)))
+            ));
+        }
+        // 200 charges at once over two users and three keys (one with no key); every tenth
+        // costs more than its hold and the memory capped it; one costs nothing.
+        let charges: Vec<(String, &str, Option<&str>, i64, i64)> = (0..200)
+            .map(|i| {
+                let user = if i % 2 == 0 { "u1" } else { "u2" };
+                let key = match i % 3 {
+                    0 => None,
+                    1 => Some(if user == "u1" { "k1" } else { "k2" }),
+                    _ => Some(if user == "u1" { "k3" } else { "k4" }),
+                };
+                let cost = if i == 7 { 0 } else { 100 + i };
+                let cap = if i % 10 == 0 { 50 } else { cost };
+                (format!("hold-{i}"), user, key, cost, cap)
+            })
+            .collect();
+        let answers =
+            futures::future::join_all(charges.iter().map(|(id, user, key, cost, cap)| {
+                writer.submit(Op::Charge {
+                    id: id.clone(),
+                    user_id: (*user).to_string(),
+                    key_id: key.map(str::to_string),
+                    usage: Usage {
+                        cost: *cost,
+                        model: "m".into(),
+                        ..Usage::default()
+                    },
+                    amount: 100,
+                    cap: *cap,
+                })
+            }))
+            .await;
+        let mut charged_by_user: HashMap<&str, i64> = HashMap::new();
+        let mut charged_by_key: HashMap<&str, i64> = HashMap::new();
+        for ((_, user, key, cost, cap), answer) in charges.iter().zip(answers) {
+            let Ok(Done::Settlement(s)) = answer else {
+                panic!("{answer:?}")
+            };
+            let expected = (*cost).min(*cap);
+            assert_eq!(
+                (s.charged, s.uncollected, s.overrun),
+                (expected, cost - expected, (cost - 100).max(0))
+            );
+            *charged_by_user.entry(user).or_default() += expected;
+            if let Some(key) = key {
+                *charged_by_key.entry(key).or_default() += expected;
+            }
+        }
+        for (user, charged) in &charged_by_user {
+            let (balance, used, seq): (i64, i64, i64) = sqlx::query_as(
+                "SELECT balance, used, seq FROM billing_accounts WHERE user_id = $1",
+            )
+            .bind(*user)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+            // One entry for the grant and one per charge of more than nothing.
+            let entries = 1 + charges.iter().filter(|c| c.1 == *user && c.3 > 0).count() as i64;
+            assert_eq!(
+                (balance, used, seq),
+                (1_000_000 - charged, *charged, entries),
+                "{user}"
+            );
+        }
+        for (key, charged) in &charged_by_key {
+            let (used,): (i64,) = sqlx::query_as("SELECT used FROM key_quotas WHERE key_id = $1")
+                .bind(*key)
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+            assert_eq!(used, *charged, "{key}");
+        }
+        let (records,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_records")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(records, 200);
+        // The chain of balances and numbers, per user, as `skein billing verify` checks it.
+        let drift = crate::query::verify(&db).await.unwrap();
+        assert!(drift.is_empty(), "{drift:?}");
+        // A second charge of a hold already charged fails alone, charging nothing more.
+        let again = writer
+            .submit(Op::Charge {
+                id: "hold-1".into(),
+                user_id: "u2".into(),
+                key_id: None,
+                usage: Usage {
+                    cost: 5,
+                    ..Usage::default()
+                },
+                amount: 100,
+                cap: 5,
+            })
+            .await;
+        assert!(again.is_err(), "{again:?}");
+        assert!(crate::query::verify(&db).await.unwrap().is_empty());
     }
 }

@@ -28,6 +28,33 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The placeholders of a multi-row `VALUES` list: `rows` tuples of `cols`, bound in
+    /// order. SQLite gets plain `?` — sqlx asks SQLite the name of every parameter, and SQLite
+    /// finds a numbered one (`$7`) by a linear scan, so a statement of n numbered parameters
+    /// costs O(n²) before it runs; PostgreSQL needs `$1`, `$2`, …
+    pub fn value_rows(self, rows: usize, cols: usize) -> String {
+        let mut sql = String::with_capacity(rows * cols * 5);
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ",(" });
+            for col in 0..cols {
+                if col > 0 {
+                    sql.push_str(", ");
+                }
+                match self {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => {
+                        sql.push('$');
+                        sql.push_str(&(row * cols + col + 1).to_string());
+                    }
+                }
+            }
+            sql.push(')');
+        }
+        sql
+    }
+}
+
 /// A pool of connections to Skein's database.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -340,6 +367,19 @@ pub fn is_unique_violation(e: &DbError) -> bool {
     match e {
         DbError::Sqlx(sqlx::Error::Database(db)) => db.is_unique_violation(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod value_rows_tests {
+    use super::Backend;
+
+    #[test]
+    fn placeholders_are_plain_on_sqlite_and_numbered_on_postgres() {
+        assert_eq!(Backend::Sqlite.value_rows(2, 3), "(?, ?, ?),(?, ?, ?)");
+        assert_eq!(Backend::Postgres.value_rows(2, 2), "($1, $2),($3, $4)");
+        assert_eq!(Backend::Postgres.value_rows(1, 1), "($1)");
+        assert_eq!(Backend::Sqlite.value_rows(0, 3), "");
     }
 }
 
