@@ -3,7 +3,7 @@
 use skein_db::sqlx;
 use skein_db::{Db, DbResult};
 
-use super::{RequestRecord, Routing};
+use super::{AttemptRecord, RequestRecord, Routing};
 
 /// A day in milliseconds: statistics group by UTC day.
 pub const DAY_MS: i64 = 86_400_000;
@@ -41,55 +41,79 @@ pub fn bucket(latency_ms: i64) -> i64 {
         .map_or(LATENCY_BUCKETS.len() as i64 - 1, |i| i as i64)
 }
 
-/// Writes finished requests and their attempts in one transaction.
+/// Requests per multi-row insert: 17 parameters each stays far below both databases' limits
+/// (SQLite 32,766, PostgreSQL 65,535), attempts (12 each, usually one per request) too.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Writes finished requests and their attempts in one transaction, a few hundred rows per
+/// statement: the log is written four times a second, and at thousands of requests a second
+/// two statements per request held SQLite's write lock (which every settle also needs) for
+/// tens of milliseconds.
 pub async fn insert(db: &Db, records: &[RequestRecord]) -> DbResult<()> {
+    let backend = db.backend();
     let mut tx = db.begin_write().await?;
-    for r in records {
-        let routing = serde_json::to_string(&r.routing).unwrap_or_else(|_| "{}".into());
-        sqlx::query(
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
             "INSERT INTO relay_requests (id, request_id, user_id, key_id, model, stream, channel_id, status, detail, http_status, \
-             cost, prompt_tokens, completion_tokens, duration_ms, ttfb_ms, routing, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(&r.id)
-        .bind(&r.request_id)
-        .bind(&r.user_id)
-        .bind(r.key_id.as_deref())
-        .bind(&r.model)
-        .bind(i64::from(r.stream))
-        .bind(r.channel_id.as_deref())
-        .bind(r.status)
-        .bind(r.detail.as_deref())
-        .bind(r.http_status)
-        .bind(r.cost)
-        .bind(r.prompt_tokens)
-        .bind(r.completion_tokens)
-        .bind(r.duration_ms)
-        .bind(r.ttfb_ms)
-        .bind(routing)
-        .bind(r.created_at)
-        .execute(&mut *tx)
-        .await?;
-        for (seq, a) in r.attempts.iter().enumerate() {
-            sqlx::query(
+             cost, prompt_tokens, completion_tokens, duration_ms, ttfb_ms, routing, created_at) VALUES {}",
+            backend.value_rows(chunk.len(), 17)
+        );
+        // One statement per batch size: not worth keeping prepared.
+        let mut q = sqlx::query(&sql).persistent(false);
+        for r in chunk {
+            let routing = serde_json::to_string(&r.routing).unwrap_or_else(|_| "{}".into());
+            q = q
+                .bind(&r.id)
+                .bind(&r.request_id)
+                .bind(&r.user_id)
+                .bind(r.key_id.as_deref())
+                .bind(&r.model)
+                .bind(i64::from(r.stream))
+                .bind(r.channel_id.as_deref())
+                .bind(r.status)
+                .bind(r.detail.as_deref())
+                .bind(r.http_status)
+                .bind(r.cost)
+                .bind(r.prompt_tokens)
+                .bind(r.completion_tokens)
+                .bind(r.duration_ms)
+                .bind(r.ttfb_ms)
+                .bind(routing)
+                .bind(r.created_at);
+        }
+        q.execute(&mut *tx).await?;
+        let attempts: Vec<(&RequestRecord, usize, &AttemptRecord)> = chunk
+            .iter()
+            .flat_map(|r| {
+                r.attempts
+                    .iter()
+                    .enumerate()
+                    .map(move |(seq, a)| (r, seq, a))
+            })
+            .collect();
+        for part in attempts.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
                 "INSERT INTO relay_request_attempts (request_id, seq, channel_id, channel_name, outcome, http_status, error, \
-                 latency_ms, ttfb_ms, latency_bucket, cost, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&r.id)
-            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-            .bind(&a.channel_id)
-            .bind(&a.channel_name)
-            .bind(a.outcome)
-            .bind(a.http_status)
-            .bind(a.error.as_deref())
-            .bind(a.latency_ms)
-            .bind(a.ttfb_ms)
-            .bind(bucket(a.latency_ms))
-            .bind(a.cost)
-            .bind(r.created_at)
-            .execute(&mut *tx)
-            .await?;
+                 latency_ms, ttfb_ms, latency_bucket, cost, created_at) VALUES {}",
+                backend.value_rows(part.len(), 12)
+            );
+            let mut q = sqlx::query(&sql).persistent(false);
+            for (r, seq, a) in part {
+                q = q
+                    .bind(&r.id)
+                    .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+                    .bind(&a.channel_id)
+                    .bind(&a.channel_name)
+                    .bind(a.outcome)
+                    .bind(a.http_status)
+                    .bind(a.error.as_deref())
+                    .bind(a.latency_ms)
+                    .bind(a.ttfb_ms)
+                    .bind(bucket(a.latency_ms))
+                    .bind(a.cost)
+                    .bind(r.created_at);
+            }
+            q.execute(&mut *tx).await?;
         }
     }
     tx.commit().await?;
@@ -329,5 +353,84 @@ mod tests {
         assert_eq!(bucket(51), 1);
         assert_eq!(bucket(999), 6);
         assert_eq!(bucket(i64::MAX), LATENCY_BUCKETS.len() as i64 - 1);
+    }
+
+    /// More requests than one statement takes, each with two attempts: every row is written
+    /// once, with its own values, and the attempts stay with their request in order.
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn a_flush_larger_than_one_statement_writes_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        db.migrate(&[&crate::MIGRATIONS]).await.unwrap();
+        let attempt = |name: &str, latency_ms| AttemptRecord {
+            channel_id: format!("c-{name}"),
+            channel_name: name.to_string(),
+            outcome: "ok",
+            http_status: Some(200),
+            error: None,
+            latency_ms,
+            ttfb_ms: None,
+            cost: 0,
+            started: std::time::Instant::now(),
+        };
+        let records: Vec<RequestRecord> = (0..ROWS_PER_INSERT as i64 * 2 + 3)
+            .map(|i| RequestRecord {
+                id: format!("r{i:05}"),
+                request_id: format!("req-{i}"),
+                user_id: "u".into(),
+                key_id: (i % 2 == 0).then(|| "k".to_string()),
+                model: "m".into(),
+                stream: i % 3 == 0,
+                channel_id: Some("c-second".into()),
+                status: "ok",
+                detail: None,
+                http_status: 200,
+                cost: i,
+                prompt_tokens: i,
+                completion_tokens: 2 * i,
+                duration_ms: i,
+                ttfb_ms: Some(1),
+                routing: Routing::default(),
+                attempts: vec![attempt("first", i), attempt("second", 1000 + i)],
+                created_at: 1_000 + i,
+            })
+            .collect();
+        insert(&db, &records).await.unwrap();
+        let rows: Vec<(String, i64, i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, cost, completion_tokens, key_id, stream FROM relay_requests ORDER BY id",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), records.len());
+        for (row, r) in rows.iter().zip(&records) {
+            let key = r.key_id.clone();
+            assert_eq!(
+                row,
+                &(
+                    r.id.clone(),
+                    r.cost,
+                    r.completion_tokens,
+                    key,
+                    i64::from(r.stream)
+                )
+            );
+        }
+        let attempts: Vec<(String, i64, String, i64)> = sqlx::query_as(
+            "SELECT request_id, seq, channel_name, latency_ms FROM relay_request_attempts ORDER BY request_id, seq",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(attempts.len(), 2 * records.len());
+        for (pair, r) in attempts.chunks(2).zip(&records) {
+            assert_eq!(pair[0], (r.id.clone(), 0, "first".to_string(), r.cost));
+            assert_eq!(
+                pair[1],
+                (r.id.clone(), 1, "second".to_string(), 1000 + r.cost)
+            );
+        }
     }
 }
