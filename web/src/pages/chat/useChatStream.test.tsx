@@ -83,6 +83,28 @@ describe('useChatStream', () => {
     expect(result.current.messages[1].status).toBe('done');
   });
 
+  it('re-attaching shows the tool steps the server replays, once each, with a call still waiting', async () => {
+    const stream = sseResponse();
+    const waiting = { ...message('a1', 'u1', 'assistant', 'Let me look', 'streaming'), tool_calls: [{ id: 'call_1', name: 'get_weather', arguments: '{}', result: null, is_error: false }] };
+    routes['GET /api/v1/chat/conversations/c1/messages'] = () =>
+      json({ conversation_id: 'c1', active_leaf_id: 'a1', messages: [message('u1', null, 'user', 'Weather?'), waiting] });
+    routes['GET /api/v1/chat/messages/a1/stream'] = () => stream.response;
+    const { result } = mount('c1');
+    await waitFor(() => expect(result.current.streaming).toBe(true));
+    await act(async () => {
+      stream.push('start', { user_message_id: 'u1', assistant_message_id: 'a1', conversation_id: 'c1' });
+      stream.push('delta', { content: 'Let me look' });
+      stream.push('tool_call', { id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' });
+      stream.push('tool_approval', { id: 'call_1', name: 'get_weather', message_id: 'a1', timeout_secs: 120 });
+    });
+    await waitFor(() => expect(result.current.messages[1].tool_calls?.[0]?.approval?.message_id).toBe('a1'));
+    expect(result.current.messages[1].tool_calls).toHaveLength(1);
+    expect(result.current.messages[1].content).toBe('Let me look');
+    await act(async () => stream.push('tool_result', { id: 'call_1', name: 'get_weather', content: 'sunny', is_error: false, citations: [] }));
+    await waitFor(() => expect(result.current.messages[1].tool_calls?.[0]?.result).toBe('sunny'));
+    expect(result.current.messages[1].tool_calls?.[0]?.approval).toBeNull();
+  });
+
   it('a first message creates the conversation, tells the page, and streams the answer', async () => {
     const stream = sseResponse();
     routes['POST /api/v1/chat/conversations'] = () => json({ id: 'c9' }, 201);

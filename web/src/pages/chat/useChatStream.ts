@@ -149,8 +149,9 @@ export function useChatStream(conversationId: string | null, events: ChatStreamE
       .then((history) => {
         const last = history.messages[history.messages.length - 1];
         if (last && last.role === 'assistant' && last.status === 'streaming') {
-          // Re-attach: the first delta carries everything produced so far.
-          setMessages(history.messages.map((m) => (m.id === last.id ? { ...m, content: '' } : m)));
+          // Re-attach: the first delta carries everything produced so far, and the tool
+          // steps so far follow it.
+          setMessages(history.messages.map((m) => (m.id === last.id ? { ...m, content: '', tool_calls: [] } : m)));
           run(`chat/messages/${last.id}/stream`, 'GET', undefined, { user: last.parent_id, assistant: last.id }, null, null);
         }
       })
