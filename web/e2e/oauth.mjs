@@ -58,8 +58,9 @@ async function main() {
       check(true, `${lang}: signed in through the provider and landed in chat`);
       await page.goto(`${base}/settings`);
       const card = page.getByTestId('linked-providers');
-      await card.getByText('Corp SSO').waitFor();
-      await card.getByText(linked).waitFor();
+      // The linked identity's row (not the link button shown for a provider not linked).
+      await card.getByRole('listitem').filter({ hasText: 'Corp SSO' }).waitFor();
+      await card.getByRole('heading', { name: linked }).waitFor();
       check(true, `${lang}: the personal centre lists the linked provider`);
       await card.scrollIntoViewIfNeeded();
       await screenshot(card, `oauth-linked-390-dark-${lang}`);

@@ -2892,8 +2892,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Attach to an answer: the text so far, then the rest as it is written (SSE). A finished
-         *     answer answers at once with `done`.
+         * Attach to an answer: the text so far and its tool steps so far (calls, results, a call
+         *     still waiting for approval), then the rest as it is written (SSE). A finished answer
+         *     answers at once with `done`.
          */
         get: operations["attach"];
         put?: never;

@@ -481,8 +481,9 @@ pub async fn stop(
     ))
 }
 
-/// Attach to an answer: the text so far, then the rest as it is written (SSE). A finished
-/// answer answers at once with `done`.
+/// Attach to an answer: the text so far and its tool steps so far (calls, results, a call
+/// still waiting for approval), then the rest as it is written (SSE). A finished answer
+/// answers at once with `done`.
 #[utoipa::path(get, path = "/chat/messages/{id}/stream", tag = "chat", security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = ErrorEnvelope)))]
 pub async fn attach(

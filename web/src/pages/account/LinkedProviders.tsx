@@ -27,7 +27,8 @@ export function LinkedProvidersCard() {
   if (providers.length === 0 && (data?.items.length ?? 0) === 0) return null;
   const items = data?.items ?? [];
   const lastWayIn = isLastWayIn(items, data?.password_login ?? true);
-  const unlinked = providers.filter((p) => !items.some((i) => i.provider === p.slug));
+  // Until the identities load, nothing is said about what is linked (or offered to link).
+  const unlinked = data ? providers.filter((p) => !items.some((i) => i.provider === p.slug)) : [];
   return (
     <Card className="space-y-3" data-testid="linked-providers">
       <h2 className="font-semibold">{t('oauth.linked')}</h2>
@@ -62,7 +63,7 @@ export function LinkedProvidersCard() {
           </li>
         ))}
       </ul>
-      {items.length === 0 && <p className="text-sm text-muted-fg">{t('oauth.noneLinked')}</p>}
+      {data && items.length === 0 && <p className="text-sm text-muted-fg">{t('oauth.noneLinked')}</p>}
       {lastWayIn && items.length > 0 && <p className="text-sm text-muted-fg">{t('oauth.lastWayIn')}</p>}
       {unlinked.length > 0 && (
         <div className="flex flex-wrap gap-2">
