@@ -198,9 +198,15 @@ async fn changes_reach_every_instance(
     let RelayWorld {
         root, user, key, ..
     } = world;
-    // The channel and price were made on A after B started: B serves them already.
-    let r = complete(b, key).await;
-    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    // The channel and price were made on A after B started: B serves them within the bound
+    // (the note is heard at once, the reload it starts may still be running on a busy machine).
+    within(
+        Instant::now(),
+        AT_ONCE,
+        "the new channel and price on B",
+        || async move { complete(b, key).await.status() == StatusCode::OK },
+    )
+    .await;
 
     // A price change on A: B shows it within the bound.
     let before = shown_price(b, user).await;
