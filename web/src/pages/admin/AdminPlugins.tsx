@@ -142,101 +142,105 @@ function BuiltIns() {
     <Card className="p-4">
       <h2 className="mb-3 font-semibold">{t('plugins.builtIns')}</h2>
       <form className="space-y-3" onSubmit={save} data-testid="plugin-settings">
-        <div className="grid gap-3 sm:grid-cols-2">
-          <Field label={t('plugins.searchProvider')}>
-            <Select className="w-full" value={form.provider} onChange={(e) => set({ provider: e.target.value as ProviderId })}>
-              <option value="">{t('plugins.searchOff')}</option>
-              {providers.map((p) => (
-                <option key={p.id} value={p.id}>
-                  {p.label}
-                </option>
-              ))}
-            </Select>
-          </Field>
-          {provider && (
-            <Field label={t('plugins.searchCount')}>
-              <Input type="number" min={1} max={20} value={form.count} onChange={(e) => set({ count: e.target.value })} />
+        {/* Nothing can be typed or saved until the settings load: what was typed would be
+            replaced by them, and a save before them would reset every setting to the defaults. */}
+        <fieldset className="space-y-3" disabled={!settings.data} aria-busy={!settings.data}>
+          <div className="grid gap-3 sm:grid-cols-2">
+            <Field label={t('plugins.searchProvider')}>
+              <Select className="w-full" value={form.provider} onChange={(e) => set({ provider: e.target.value as ProviderId })}>
+                <option value="">{t('plugins.searchOff')}</option>
+                {providers.map((p) => (
+                  <option key={p.id} value={p.id}>
+                    {p.label}
+                  </option>
+                ))}
+              </Select>
             </Field>
-          )}
-          {provider && (
-            <Field label={t('plugins.searchUrl')} hint={provider.url ? undefined : t('plugins.searchUrlHint')}>
-              <Input type="url" value={form.baseUrl} onChange={(e) => set({ baseUrl: e.target.value })} required={provider.url} placeholder="https://" />
+            {provider && (
+              <Field label={t('plugins.searchCount')}>
+                <Input type="number" min={1} max={20} value={form.count} onChange={(e) => set({ count: e.target.value })} />
+              </Field>
+            )}
+            {provider && (
+              <Field label={t('plugins.searchUrl')} hint={provider.url ? undefined : t('plugins.searchUrlHint')}>
+                <Input type="url" value={form.baseUrl} onChange={(e) => set({ baseUrl: e.target.value })} required={provider.url} placeholder="https://" />
+              </Field>
+            )}
+            {provider?.key && (
+              <Field label={t('plugins.searchKey')} hint={settings.data?.search?.key_set ? t('plugins.secretSet') : undefined}>
+                <PasswordInput autoComplete="off" value={form.apiKey} onChange={(e) => set({ apiKey: e.target.value })} />
+              </Field>
+            )}
+            {provider?.cx && (
+              <Field label={t('plugins.engineId')}>
+                <Input value={form.engineId} onChange={(e) => set({ engineId: e.target.value })} required />
+              </Field>
+            )}
+            <Field label={t('plugins.imageModel')} hint={t('plugins.imageModelHint')}>
+              <Input value={form.imageModel} onChange={(e) => set({ imageModel: e.target.value })} placeholder="gpt-image-1" />
             </Field>
-          )}
-          {provider?.key && (
-            <Field label={t('plugins.searchKey')} hint={settings.data?.search?.key_set ? t('plugins.secretSet') : undefined}>
-              <PasswordInput autoComplete="off" value={form.apiKey} onChange={(e) => set({ apiKey: e.target.value })} />
+            <Field label={t('plugins.samplingModel')} hint={t('plugins.samplingModelHint')}>
+              <Input value={form.samplingModel} onChange={(e) => set({ samplingModel: e.target.value })} placeholder="gpt-4o-mini" />
             </Field>
-          )}
-          {provider?.cx && (
-            <Field label={t('plugins.engineId')}>
-              <Input value={form.engineId} onChange={(e) => set({ engineId: e.target.value })} required />
+            <Field label={t('plugins.timeout')}>
+              <Input type="number" min={1} max={300} value={form.timeout} onChange={(e) => set({ timeout: e.target.value })} placeholder="60" />
             </Field>
-          )}
-          <Field label={t('plugins.imageModel')} hint={t('plugins.imageModelHint')}>
-            <Input value={form.imageModel} onChange={(e) => set({ imageModel: e.target.value })} placeholder="gpt-image-1" />
-          </Field>
-          <Field label={t('plugins.samplingModel')} hint={t('plugins.samplingModelHint')}>
-            <Input value={form.samplingModel} onChange={(e) => set({ samplingModel: e.target.value })} placeholder="gpt-4o-mini" />
-          </Field>
-          <Field label={t('plugins.timeout')}>
-            <Input type="number" min={1} max={300} value={form.timeout} onChange={(e) => set({ timeout: e.target.value })} placeholder="60" />
-          </Field>
-        </div>
-        <label className="flex items-start gap-2 text-sm">
-          <input type="checkbox" className="mt-1" checked={form.allowPrivate} onChange={(e) => set({ allowPrivate: e.target.checked })} />
-          <span>
-            {t('plugins.allowPrivate')}
-            <span className="block text-xs text-muted-fg">{t('plugins.allowPrivateHint')}</span>
-          </span>
-        </label>
-        {form.allowPrivate && (
-          <label className="ml-6 flex items-start gap-2 text-sm">
-            <input type="checkbox" className="mt-1" checked={form.allowPrivateUsers} onChange={(e) => set({ allowPrivateUsers: e.target.checked })} />
+          </div>
+          <label className="flex items-start gap-2 text-sm">
+            <input type="checkbox" className="mt-1" checked={form.allowPrivate} onChange={(e) => set({ allowPrivate: e.target.checked })} />
             <span>
-              {t('plugins.allowPrivateUsers')}
-              <span className="block text-xs text-muted-fg">{t('plugins.allowPrivateUsersHint')}</span>
+              {t('plugins.allowPrivate')}
+              <span className="block text-xs text-muted-fg">{t('plugins.allowPrivateHint')}</span>
             </span>
           </label>
-        )}
-        {form.code && settings.data && (
-          <fieldset className="space-y-3 rounded-md border border-border p-3" data-testid="code-settings">
-            <legend className="px-1 text-sm font-medium">{t('plugins.codeTitle')}</legend>
-            <p className="text-xs text-muted-fg">{t('plugins.codeHint')}</p>
-            {!settings.data.code.available && (
-              <p className="text-sm text-danger" data-testid="code-unavailable">
-                {t('plugins.codeUnavailable', { reason: settings.data.code.unavailable_reason ?? '' })}
-              </p>
-            )}
-            {settings.data.code.available && settings.data.code.javascript && <p className="text-xs text-muted-fg">{t('plugins.codeJs')}</p>}
-            <label className="flex items-center gap-2 text-sm">
-              <input
-                type="checkbox"
-                checked={form.code.enabled}
-                disabled={!settings.data.code.available && !form.code.enabled}
-                onChange={(e) => form.code && set({ code: { ...form.code, enabled: e.target.checked } })}
-              />
-              {t('plugins.codeEnable')}
+          {form.allowPrivate && (
+            <label className="ml-6 flex items-start gap-2 text-sm">
+              <input type="checkbox" className="mt-1" checked={form.allowPrivateUsers} onChange={(e) => set({ allowPrivateUsers: e.target.checked })} />
+              <span>
+                {t('plugins.allowPrivateUsers')}
+                <span className="block text-xs text-muted-fg">{t('plugins.allowPrivateUsersHint')}</span>
+              </span>
             </label>
-            <div className="grid gap-3 sm:grid-cols-2">
-              {codeLimits.map(([key, label]) => (
-                <Field key={key} label={t(label)}>
-                  <Input
-                    type="number"
-                    min={0}
-                    value={form.code?.[key] ?? ''}
-                    onChange={(e) => form.code && set({ code: { ...form.code, [key]: e.target.value } })}
-                  />
-                </Field>
-              ))}
-            </div>
-          </fieldset>
-        )}
+          )}
+          {form.code && settings.data && (
+            <fieldset className="space-y-3 rounded-md border border-border p-3" data-testid="code-settings">
+              <legend className="px-1 text-sm font-medium">{t('plugins.codeTitle')}</legend>
+              <p className="text-xs text-muted-fg">{t('plugins.codeHint')}</p>
+              {!settings.data.code.available && (
+                <p className="text-sm text-danger" data-testid="code-unavailable">
+                  {t('plugins.codeUnavailable', { reason: settings.data.code.unavailable_reason ?? '' })}
+                </p>
+              )}
+              {settings.data.code.available && settings.data.code.javascript && <p className="text-xs text-muted-fg">{t('plugins.codeJs')}</p>}
+              <label className="flex items-center gap-2 text-sm">
+                <input
+                  type="checkbox"
+                  checked={form.code.enabled}
+                  disabled={!settings.data.code.available && !form.code.enabled}
+                  onChange={(e) => form.code && set({ code: { ...form.code, enabled: e.target.checked } })}
+                />
+                {t('plugins.codeEnable')}
+              </label>
+              <div className="grid gap-3 sm:grid-cols-2">
+                {codeLimits.map(([key, label]) => (
+                  <Field key={key} label={t(label)}>
+                    <Input
+                      type="number"
+                      min={0}
+                      value={form.code?.[key] ?? ''}
+                      onChange={(e) => form.code && set({ code: { ...form.code, [key]: e.target.value } })}
+                    />
+                  </Field>
+                ))}
+              </div>
+            </fieldset>
+          )}
+          <div className="flex items-center gap-2">
+            <Button type="submit">{t('common.save')}</Button>
+            {saved && <span className="text-sm text-ok">{t('common.saved')}</span>}
+          </div>
+        </fieldset>
         <ErrorText error={error ?? settings.error} />
-        <div className="flex items-center gap-2">
-          <Button type="submit">{t('common.save')}</Button>
-          {saved && <span className="text-sm text-ok">{t('common.saved')}</span>}
-        </div>
       </form>
     </Card>
   );
