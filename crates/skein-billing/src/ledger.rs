@@ -85,6 +85,36 @@ struct PendingEntry {
     seq: i64,
 }
 
+impl PendingEntry {
+    /// The ledger entry of a charge: `-charged` after which `user_id`'s balance is `balance`,
+    /// numbered `seq`, keyed `settle:<hold id>` so the same hold is never charged twice.
+    fn consumption(
+        user_id: &str,
+        hold_id: &str,
+        usage: &Usage,
+        charged: i64,
+        balance: i64,
+        seq: i64,
+        now: i64,
+    ) -> PendingEntry {
+        PendingEntry {
+            id: new_id(),
+            user_id: user_id.to_string(),
+            amount: -charged,
+            balance_after: balance,
+            reference: if usage.request_id.is_empty() {
+                hold_id.to_string()
+            } else {
+                usage.request_id.clone()
+            },
+            memo: (!usage.model.is_empty()).then(|| usage.model.clone()),
+            idempotency_key: format!("settle:{hold_id}"),
+            created_at: now,
+            seq,
+        }
+    }
+}
+
 impl Pending {
     /// Inserts everything collected, in as few statements as the parameter limits allow.
     ///
@@ -783,21 +813,15 @@ async fn charge(
     .fetch_one(&mut **tx)
     .await?;
     if charged > 0 {
-        pending.entries.push(PendingEntry {
-            id: new_id(),
-            user_id: hold.user_id.to_string(),
-            amount: -charged,
-            balance_after: balance,
-            reference: if usage.request_id.is_empty() {
-                id.to_string()
-            } else {
-                usage.request_id.clone()
-            },
-            memo: (!usage.model.is_empty()).then(|| usage.model.clone()),
-            idempotency_key: format!("settle:{id}"),
-            created_at: now,
+        pending.entries.push(PendingEntry::consumption(
+            hold.user_id,
+            id,
+            usage,
+            charged,
+            balance,
             seq,
-        });
+            now,
+        ));
     }
     if has_row && (charged != cost || overrun > 0) {
         sqlx::query(
@@ -1226,21 +1250,15 @@ pub(crate) async fn settle_many(
         let seq = seq_before + i64::from(item.usage.cost > 0);
         running.insert(user, (balance, seq));
         if item.usage.cost > 0 {
-            pending.entries.push(PendingEntry {
-                id: new_id(),
-                user_id: user.to_string(),
-                amount: -item.usage.cost,
-                balance_after: balance,
-                reference: if item.usage.request_id.is_empty() {
-                    item.id.to_string()
-                } else {
-                    item.usage.request_id.clone()
-                },
-                memo: (!item.usage.model.is_empty()).then(|| item.usage.model.clone()),
-                idempotency_key: format!("settle:{}", item.id),
-                created_at: now,
+            pending.entries.push(PendingEntry::consumption(
+                user,
+                item.id,
+                item.usage,
+                item.usage.cost,
+                balance,
                 seq,
-            });
+                now,
+            ));
         }
         pending.usage.push(PendingUsage {
             id: new_id(),
@@ -1465,21 +1483,15 @@ pub(crate) async fn charge_many(
         let (balance, seq) = (before - charged, seq_before + i64::from(charged > 0));
         running.insert(item.user_id, (balance, seq));
         if charged > 0 {
-            pending.entries.push(PendingEntry {
-                id: new_id(),
-                user_id: item.user_id.to_string(),
-                amount: -charged,
-                balance_after: balance,
-                reference: if item.usage.request_id.is_empty() {
-                    item.id.to_string()
-                } else {
-                    item.usage.request_id.clone()
-                },
-                memo: (!item.usage.model.is_empty()).then(|| item.usage.model.clone()),
-                idempotency_key: format!("settle:{}", item.id),
-                created_at: now,
+            pending.entries.push(PendingEntry::consumption(
+                item.user_id,
+                item.id,
+                item.usage,
+                charged,
+                balance,
                 seq,
-            });
+                now,
+            ));
         }
         if overrun > 0 {
             tracing::warn!(
