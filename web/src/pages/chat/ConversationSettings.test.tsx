@@ -47,6 +47,45 @@ describe('conversation settings', () => {
     expect(patches[0]).toMatchObject({ temperature: null, top_p: 0.85 });
   });
 
+  it('keeps what was typed when the conversation is fetched again, and leaves the knowledge bases alone until they load', async () => {
+    const sent: { method: string; url: string }[] = [];
+    let loadBases: (() => void) | null = null;
+    vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
+      sent.push({ method: init.method ?? 'GET', url });
+      if (url.includes('conversations/c1/bases') && (init.method ?? 'GET') === 'GET') {
+        await new Promise<void>((resolve) => (loadBases = resolve));
+        return new Response(JSON.stringify({ base_ids: ['kb1'] }));
+      }
+      if (url.includes('knowledge/bases')) return new Response(JSON.stringify({ items: [{ id: 'kb1', name: 'Handbook' }], total: 1, page: 1, per_page: 100 }));
+      return new Response('{}');
+    });
+    const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+    const view = (c: Conversation) => (
+      <QueryClientProvider client={client}>
+        <ConversationSettings open onOpenChange={() => undefined} conversation={c} onSaved={() => undefined} />
+      </QueryClientProvider>
+    );
+    const { rerender } = render(view(conversation));
+    const prompt = screen.getByRole('textbox', { name: 'System prompt' }) as HTMLTextAreaElement;
+    fireEvent.change(prompt, { target: { value: 'Be brief.' } });
+    // The thread refetches the conversation (an answer finished): a new object, same id.
+    rerender(view({ ...conversation, title: 'Renamed' } as Conversation));
+    expect(prompt.value).toBe('Be brief.');
+    // The attached bases have not arrived: the picker waits, and a save sends only the settings.
+    const handbook = await screen.findByRole('checkbox', { name: 'Handbook' });
+    expect(handbook.matches(':disabled')).toBe(true);
+    fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(sent.some((r) => r.method === 'PATCH')).toBe(true));
+    expect(sent.filter((r) => r.method === 'PUT')).toEqual([]);
+    // Once they load, they show as they are and a change to them is saved.
+    (loadBases as unknown as () => void)();
+    await waitFor(() => expect(handbook.matches(':disabled')).toBe(false));
+    expect((handbook as HTMLInputElement).checked).toBe(true);
+    fireEvent.click(handbook);
+    fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(sent.filter((r) => r.method === 'PUT')).toHaveLength(1));
+  });
+
   it('reads in Chinese', () => {
     setLang('zh-CN');
     show();

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { api } from '../../lib/api';
 import { qk } from '../../lib/queryKeys';
@@ -9,6 +9,19 @@ import { Button, cx, ErrorText, Field, Input, Textarea } from '../../components/
 import { Dialog } from '../../components/ui/dialog';
 
 const numOrNull = (s: string) => (s.trim() === '' ? null : Number(s));
+const sameIds = (a: string[], b: string[]) => a.length === b.length && a.every((id) => b.includes(id));
+
+/** The dialog's fields as the conversation has them (an unset number is an empty field). */
+function formOf(conversation: Conversation) {
+  const s = (v: number | null) => (v == null ? '' : String(v));
+  return {
+    system_prompt: conversation.system_prompt ?? '',
+    temperature: s(conversation.temperature),
+    top_p: s(conversation.top_p),
+    max_tokens: s(conversation.max_tokens),
+    history_limit: s(conversation.history_limit),
+  };
+}
 
 /**
  * A labelled slider for a sampling setting that may be left to the model's default: the value
@@ -69,30 +82,32 @@ export function ConversationSettings({
   onSaved: () => void;
 }) {
   const t = useT();
-  const [form, setForm] = useState({ system_prompt: '', temperature: '', top_p: '', max_tokens: '', history_limit: '' });
+  const [form, setForm] = useState(() => formOf(conversation));
   const [error, setError] = useState<unknown>(null);
-  const [attached, setAttached] = useState<string[]>([]);
+  // Which conversation the form was filled from, and the bases it had when they loaded: the form
+  // is filled once per opening — the conversation is fetched again while the dialog is open (a
+  // finished answer, a new title), and refilling then would throw away what was typed — and the
+  // bases are sent back only once they are known, so a save before they load cannot detach them.
+  const [filledFor, setFilledFor] = useState<string | null>(null);
+  const [attached, setAttached] = useState<{ conversation: string; ids: string[] } | null>(null);
   const bases = useQuery({ queryKey: qk.knowledge.bases, queryFn: () => api<Page<Base>>('knowledge/bases?per_page=100'), enabled: open });
   const current = useQuery({
     queryKey: qk.knowledge.attached(conversation.id),
     queryFn: () => api<{ base_ids: string[] }>(`knowledge/conversations/${conversation.id}/bases`),
     enabled: open,
   });
-  useEffect(() => {
-    if (open && current.data) setAttached(current.data.base_ids);
-  }, [open, current.data]);
-  useEffect(() => {
-    if (!open) return;
-    const s = (v: number | null) => (v == null ? '' : String(v));
-    setForm({
-      system_prompt: conversation.system_prompt ?? '',
-      temperature: s(conversation.temperature),
-      top_p: s(conversation.top_p),
-      max_tokens: s(conversation.max_tokens),
-      history_limit: s(conversation.history_limit),
-    });
+  if (open && filledFor !== conversation.id) {
+    setFilledFor(conversation.id);
+    setForm(formOf(conversation));
     setError(null);
-  }, [open, conversation]);
+    setAttached(null);
+  } else if (!open && filledFor !== null) {
+    setFilledFor(null);
+  }
+  if (open && current.data && attached?.conversation !== conversation.id) {
+    setAttached({ conversation: conversation.id, ids: current.data.base_ids });
+  }
+  const picked = attached?.conversation === conversation.id ? attached.ids : null;
   const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement | HTMLTextAreaElement>) => setForm({ ...form, [k]: e.target.value });
   return (
     <Dialog open={open} onOpenChange={onOpenChange} title={t('chat.settings')}>
@@ -111,8 +126,10 @@ export function ConversationSettings({
                 history_limit: numOrNull(form.history_limit),
               },
             });
-            await api(`knowledge/conversations/${conversation.id}/bases`, { method: 'PUT', body: { base_ids: attached } });
-            void current.refetch();
+            if (picked && !sameIds(picked, current.data?.base_ids ?? [])) {
+              await api(`knowledge/conversations/${conversation.id}/bases`, { method: 'PUT', body: { base_ids: picked } });
+              void current.refetch();
+            }
             onSaved();
             onOpenChange(false);
           } catch (err) {
@@ -133,7 +150,7 @@ export function ConversationSettings({
             <Input type="number" min="0" placeholder={t('chat.allHistory')} value={form.history_limit} onChange={set('history_limit')} />
           </Field>
         </div>
-        <fieldset className="space-y-1" data-testid="knowledge-picker">
+        <fieldset className="space-y-1" data-testid="knowledge-picker" disabled={!picked} aria-busy={!picked}>
           <legend className="text-sm font-medium">{t('knowledge.attach')}</legend>
           <p className="text-xs text-muted-fg">{t('knowledge.attachHint')}</p>
           {(bases.data?.items ?? []).length === 0 && <p className="text-xs text-muted-fg">{t('knowledge.noBases')}</p>}
@@ -141,8 +158,8 @@ export function ConversationSettings({
             <label key={b.id} className="flex items-center gap-2 text-sm">
               <input
                 type="checkbox"
-                checked={attached.includes(b.id)}
-                onChange={(e) => setAttached(e.target.checked ? [...attached, b.id] : attached.filter((id) => id !== b.id))}
+                checked={picked?.includes(b.id) ?? false}
+                onChange={(e) => picked && setAttached({ conversation: conversation.id, ids: e.target.checked ? [...picked, b.id] : picked.filter((id) => id !== b.id) })}
               />
               <span className="truncate">{b.name}</span>
             </label>
