@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use skein_core::api::{Reservation, ReserveRequest, Settlement, Usage};
 use skein_core::ids::{ms_to_rfc3339, new_id};
 use skein_core::{ApiError, ApiResult};
-use skein_db::DbResult;
 use skein_db::sqlx::{self, Any, Transaction};
+use skein_db::{Backend, DbResult};
 
 /// The largest amount one operation may move (about 2 billion dollars at the default rate):
 /// far beyond any real request, far below where sums of a batch could overflow `i64`.
@@ -124,12 +124,16 @@ impl Pending {
     /// of settles a second that was a quarter of the server's CPU. Each parameter is used
     /// once, in order, so plain `?` binds the same values.
     ///
-    /// Only the one-row statements are kept prepared ([`persistent`]): every batch size is a
-    /// different statement, and each connection keeps up to 100 prepared statements, so
-    /// caching them all kept hundreds of multi-row inserts (tens of KiB each, the largest
-    /// hundreds) per SQLite connection in C memory for good (issue #22). A batch of more than
-    /// one row is prepared, run and finalised; the preparing is small beside its rows.
+    /// The rows go in statements of a few fixed sizes on SQLite, each kept prepared, and in
+    /// large ones on PostgreSQL ([`Backend::statements`]): every batch size as a statement of
+    /// its own was either parsed afresh on each write or, kept, hundreds of multi-row inserts
+    /// per SQLite connection in C memory for good (issue #22).
     pub(crate) async fn flush(&mut self, tx: &mut Tx, anonymous: bool) -> DbResult<()> {
+        let backend = if anonymous {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         let values = |rows, cols, literal| {
             if anonymous {
                 anonymous_tuples(rows, cols, literal)
@@ -137,12 +141,12 @@ impl Pending {
                 tuples(rows, cols, 1, literal)
             }
         };
-        for chunk in self.reservations.chunks(500) {
+        for (chunk, keep) in backend.statements(&self.reservations, 500) {
             let sql = format!(
                 "INSERT INTO reservations (id, user_id, key_id, amount, status, reference, created_at, expires_at) VALUES {}",
                 values(chunk.len(), 7, Some((4, "'open'")))
             );
-            let mut q = sqlx::query(&sql).persistent(persistent(chunk.len()));
+            let mut q = sqlx::query(&sql).persistent(keep);
             for r in chunk {
                 q = q
                     .bind(&r.id)
@@ -155,12 +159,12 @@ impl Pending {
             }
             q.execute(&mut **tx).await?;
         }
-        for chunk in self.entries.chunks(500) {
+        for (chunk, keep) in backend.statements(&self.entries, 500) {
             let sql = format!(
                 "INSERT INTO ledger_entries (id, user_id, kind, amount, balance_after, reference, actor_id, memo, idempotency_key, created_at, seq) VALUES {}",
                 values(chunk.len(), 10, Some((2, "'consume'")))
             );
-            let mut q = sqlx::query(&sql).persistent(persistent(chunk.len()));
+            let mut q = sqlx::query(&sql).persistent(keep);
             for e in chunk {
                 q = q
                     .bind(&e.id)
@@ -177,14 +181,14 @@ impl Pending {
             // The kind literal sits at position 2; actor_id is bound as NULL above.
             q.execute(&mut **tx).await?;
         }
-        for chunk in self.usage.chunks(150) {
+        for (chunk, keep) in backend.statements(&self.usage, 150) {
             let mut sql = String::from(
                 "INSERT INTO usage_records (id, user_id, key_id, reservation_id, model, channel_id, prompt_tokens, \
                  completion_tokens, cached_tokens, cost, duration_ms, ttft_ms, stream, status, request_id, conversation_id, pricing, created_at, \
                  cache_write_tokens, overrun, uncollected) VALUES ",
             );
             sql.push_str(&values(chunk.len(), 21, None));
-            let mut q = sqlx::query(&sql).persistent(persistent(chunk.len()));
+            let mut q = sqlx::query(&sql).persistent(keep);
             for p in chunk {
                 let u = &p.usage;
                 q = q
@@ -223,8 +227,9 @@ impl Pending {
     }
 }
 
-/// Whether a multi-row insert of `rows` rows is kept prepared on its connection: only the
-/// one-row form, the common case under light load (see [`Pending::flush`]).
+/// Whether a multi-row statement of `rows` rows whose row count follows the batch (one row
+/// per user or key in it) is kept prepared on its connection: only the one-row form, the
+/// common case.
 fn persistent(rows: usize) -> bool {
     rows == 1
 }

@@ -45,21 +45,21 @@ pub fn bucket(latency_ms: i64) -> i64 {
 /// (SQLite 32,766, PostgreSQL 65,535), attempts (12 each, usually one per request) too.
 const ROWS_PER_INSERT: usize = 500;
 
-/// Writes finished requests and their attempts in one transaction, a few hundred rows per
-/// statement: the log is written four times a second, and at thousands of requests a second
-/// two statements per request held SQLite's write lock (which every settle also needs) for
-/// tens of milliseconds.
+/// Writes finished requests and their attempts in one transaction, many rows per statement
+/// ([`skein_db::Backend::statements`]: a few fixed sizes kept prepared on SQLite, a few
+/// hundred rows on PostgreSQL): the log is written four times a second, and at thousands of
+/// requests a second two statements per request held SQLite's write lock (which every settle
+/// also needs) for tens of milliseconds.
 pub async fn insert(db: &Db, records: &[RequestRecord]) -> DbResult<()> {
     let backend = db.backend();
     let mut tx = db.begin_write().await?;
-    for chunk in records.chunks(ROWS_PER_INSERT) {
+    for (chunk, keep) in backend.statements(records, ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO relay_requests (id, request_id, user_id, key_id, model, stream, channel_id, status, detail, http_status, \
              cost, prompt_tokens, completion_tokens, duration_ms, ttfb_ms, routing, created_at) VALUES {}",
             backend.value_rows(chunk.len(), 17)
         );
-        // One statement per batch size: not worth keeping prepared.
-        let mut q = sqlx::query(&sql).persistent(false);
+        let mut q = sqlx::query(&sql).persistent(keep);
         for r in chunk {
             let routing = serde_json::to_string(&r.routing).unwrap_or_else(|_| "{}".into());
             q = q
@@ -82,39 +82,39 @@ pub async fn insert(db: &Db, records: &[RequestRecord]) -> DbResult<()> {
                 .bind(r.created_at);
         }
         q.execute(&mut *tx).await?;
-        let attempts: Vec<(&RequestRecord, usize, &AttemptRecord)> = chunk
-            .iter()
-            .flat_map(|r| {
-                r.attempts
-                    .iter()
-                    .enumerate()
-                    .map(move |(seq, a)| (r, seq, a))
-            })
-            .collect();
-        for part in attempts.chunks(ROWS_PER_INSERT) {
-            let sql = format!(
-                "INSERT INTO relay_request_attempts (request_id, seq, channel_id, channel_name, outcome, http_status, error, \
+    }
+    let attempts: Vec<(&RequestRecord, usize, &AttemptRecord)> = records
+        .iter()
+        .flat_map(|r| {
+            r.attempts
+                .iter()
+                .enumerate()
+                .map(move |(seq, a)| (r, seq, a))
+        })
+        .collect();
+    for (part, keep) in backend.statements(&attempts, ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO relay_request_attempts (request_id, seq, channel_id, channel_name, outcome, http_status, error, \
                  latency_ms, ttfb_ms, latency_bucket, cost, created_at) VALUES {}",
-                backend.value_rows(part.len(), 12)
-            );
-            let mut q = sqlx::query(&sql).persistent(false);
-            for (r, seq, a) in part {
-                q = q
-                    .bind(&r.id)
-                    .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
-                    .bind(&a.channel_id)
-                    .bind(&a.channel_name)
-                    .bind(a.outcome)
-                    .bind(a.http_status)
-                    .bind(a.error.as_deref())
-                    .bind(a.latency_ms)
-                    .bind(a.ttfb_ms)
-                    .bind(bucket(a.latency_ms))
-                    .bind(a.cost)
-                    .bind(r.created_at);
-            }
-            q.execute(&mut *tx).await?;
+            backend.value_rows(part.len(), 12)
+        );
+        let mut q = sqlx::query(&sql).persistent(keep);
+        for (r, seq, a) in part {
+            q = q
+                .bind(&r.id)
+                .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+                .bind(&a.channel_id)
+                .bind(&a.channel_name)
+                .bind(a.outcome)
+                .bind(a.http_status)
+                .bind(a.error.as_deref())
+                .bind(a.latency_ms)
+                .bind(a.ttfb_ms)
+                .bind(bucket(a.latency_ms))
+                .bind(a.cost)
+                .bind(r.created_at);
         }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
