@@ -80,6 +80,30 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(args))
 }
 
+/// The token the benchmark's server serves `/metrics` behind.
+const METRICS_TOKEN: &str = "bench-metrics-token";
+
+/// The billing writer's mean operations per commit so far, from `/metrics`.
+async fn billing_batch_mean(client: &reqwest::Client, base: &str) -> Option<f64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let sum = value("skein_billing_batch_operations_sum ")?;
+    let count = value("skein_billing_batch_operations_count ")?;
+    (count > 0.0).then(|| sum / count)
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let binary = std::fs::canonicalize(args.binary.clone().unwrap_or_else(default_binary))?;
     let mock = MockOpenAi::start("sk-bench-upstream").await;
@@ -91,6 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ("SKEIN_LIMITS__API_PER_KEY_PER_MINUTE", "100000000"),
             ("SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE", "100000000"),
             ("SKEIN_LIMITS__API_PER_USER_PER_MINUTE", "100000000"),
+            ("SKEIN_SERVER__METRICS_TOKEN", METRICS_TOKEN),
         ],
     )?;
     let client = reqwest::Client::builder()
@@ -226,6 +251,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         };
         let skein_us = per_request(server_through, &through);
+        let batch = billing_batch_mean(&client, &base).await;
         for (name, r) in [
             ("closed loop, mock alone", &alone),
             ("closed loop, through Skein", &through),
@@ -240,6 +266,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             per_request(bench_alone, &alone),
             per_request(bench_through, &through)
         );
+        if let Some(batch) = batch {
+            println!("billing writer: {batch:.1} operations per commit on average");
+        }
         let row = |r: &FixedRate| json!({"requests_per_sec": r.achieved, "p50_ms": r.p50, "p90_ms": r.p90, "p99_ms": r.p99, "max_ms": r.max, "errors": r.errors});
         closed = json!({
             "connections": n,
@@ -249,6 +278,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "skein_cpu_us_per_request": skein_us,
             "bench_cpu_us_per_request_alone": per_request(bench_alone, &alone),
             "bench_cpu_us_per_request_through": per_request(bench_through, &through),
+            "billing_operations_per_commit": batch,
         });
         closed_summary = Some((alone, through, skein_us));
     }
