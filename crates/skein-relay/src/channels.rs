@@ -465,6 +465,8 @@ pub struct LiveChannel {
     /// Upstream cost relative to the price list, per-mille.
     pub cost_ratio_permille: i64,
     next_key: std::sync::atomic::AtomicUsize,
+    /// Its upstream URLs by path, parsed once (see [`LiveChannel::post`]).
+    urls: Mutex<Vec<(&'static str, reqwest::Url)>>,
 }
 
 impl LiveChannel {
@@ -496,6 +498,31 @@ impl LiveChannel {
             .get(n % self.keys.len().max(1))
             .map(String::as_str)
             .unwrap_or("")
+    }
+
+    /// A `POST` to `path` under the base URL. The URL is parsed once per channel and path and
+    /// kept: handed a string, reqwest parses it (host normalisation included) on every
+    /// request, which showed in the relay's profile. A URL that does not parse goes to
+    /// reqwest as text, to fail as it always did.
+    pub fn post(&self, http: &reqwest::Client, path: &'static str) -> reqwest::RequestBuilder {
+        /// Paths kept per channel: a channel serves a handful (chat, embeddings, images …).
+        const KEPT: usize = 16;
+        let Ok(mut urls) = self.urls.lock() else {
+            return http.post(format!("{}{path}", self.base_url));
+        };
+        if let Some((_, url)) = urls.iter().find(|(p, _)| *p == path) {
+            return http.post(url.clone());
+        }
+        let text = format!("{}{path}", self.base_url);
+        match reqwest::Url::parse(&text) {
+            Ok(url) => {
+                if urls.len() < KEPT {
+                    urls.push((path, url.clone()));
+                }
+                http.post(url)
+            }
+            Err(_) => http.post(text),
+        }
     }
 
     /// The upstream name of a client model name.
@@ -574,6 +601,7 @@ impl ChannelTable {
                 .filter(|o| !o.is_empty()),
                 cost_ratio_permille: row.cost_ratio_permille,
                 next_key: Default::default(),
+                urls: Mutex::default(),
             });
             let models: Vec<String> = json_or(&row.models);
             let groups: Vec<String> = json_or(&row.groups_list);
@@ -725,6 +753,44 @@ pub(crate) mod tests {
         assert_eq!(firsts_at_level0, vec!["a", "a", "b", "a", "c", "a", "a"]);
         assert!(table.candidates("default", "other").is_empty());
         assert!(table.candidates("vip", "m").is_empty());
+    }
+
+    #[test]
+    fn a_channels_urls_are_parsed_once_and_built_as_reqwest_would() {
+        let vault = Vault::new(&[1u8; 32]);
+        let mut stored = row("u", 0, 1, &vault);
+        stored.base_url = "http://Upstream.EXAMPLE:8080/v1".into();
+        let table = ChannelTable::build(&[stored], &vault);
+        let channel = table.candidates("default", "m")[0].clone();
+        let http = reqwest::Client::new();
+        let url = |path: &'static str| {
+            channel
+                .post(&http, path)
+                .build()
+                .map(|r| r.url().to_string())
+                .unwrap_or_default()
+        };
+        // The same URL reqwest makes of the text (the host lower-cased), each time.
+        let expected = http
+            .post("http://Upstream.EXAMPLE:8080/v1/chat/completions")
+            .build()
+            .map(|r| r.url().to_string())
+            .unwrap_or_default();
+        assert_eq!(expected, "http://upstream.example:8080/v1/chat/completions");
+        assert_eq!(url("/chat/completions"), expected);
+        assert_eq!(url("/chat/completions"), expected);
+        assert_eq!(
+            url("/embeddings"),
+            "http://upstream.example:8080/v1/embeddings"
+        );
+        assert_eq!(channel.urls.lock().map(|u| u.len()).unwrap_or(0), 2);
+        // A base URL that does not parse fails when the request is built, as before.
+        let mut broken = row("b", 0, 1, &vault);
+        broken.base_url = "not a url".into();
+        let table = ChannelTable::build(&[broken], &vault);
+        let channel = table.candidates("default", "m")[0].clone();
+        assert!(channel.post(&http, "/chat/completions").build().is_err());
+        assert_eq!(channel.urls.lock().map(|u| u.len()).unwrap_or(9), 0);
     }
 
     #[test]

@@ -64,12 +64,12 @@ pub async fn send_native(
 pub(crate) async fn send_to(
     http: &reqwest::Client,
     channel: &LiveChannel,
-    path: &str,
+    path: &'static str,
     content_type: &str,
     body: Bytes,
 ) -> Attempt {
-    let req = http
-        .post(format!("{}{path}", channel.base_url))
+    let req = channel
+        .post(http, path)
         .bearer_auth(channel.key())
         .header("content-type", content_type)
         .body(body);

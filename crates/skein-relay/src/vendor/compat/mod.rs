@@ -441,7 +441,7 @@ impl Upstream for Profile {
         }
         .map_err(skein_core::ApiError::internal)?;
         let builder = match self.endpoints {
-            Endpoints::Paths { chat, .. } => http.post(format!("{}{chat}", channel.base_url)),
+            Endpoints::Paths { chat, .. } => channel.post(http, chat),
             Endpoints::Azure => {
                 let deployment = pivot["model"].as_str().unwrap_or("");
                 http.post(azure::chat_url(&channel.base_url, deployment)?)
