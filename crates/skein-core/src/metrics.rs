@@ -156,7 +156,88 @@ struct Family {
     help: &'static str,
     labels: &'static [&'static str],
     kind: Kind,
-    series: BTreeMap<Vec<String>, Series>,
+    series: SeriesMap,
+}
+
+/// A family's series by their label values, found by borrowed values (`&[&str]`) without
+/// building a key.
+#[derive(Default)]
+struct SeriesMap(BTreeMap<Vec<String>, Series>);
+
+/// Label values, owned (the map's keys) or borrowed (a sample's), ordered as `Vec<String>`
+/// orders its keys, so the map can be searched with borrowed values.
+trait LabelValues {
+    fn value(&self, i: usize) -> Option<&str>;
+}
+
+impl LabelValues for Vec<String> {
+    fn value(&self, i: usize) -> Option<&str> {
+        self.get(i).map(String::as_str)
+    }
+}
+
+/// A sample's label values.
+struct Borrowed<'a>(&'a [&'a str]);
+
+impl LabelValues for Borrowed<'_> {
+    fn value(&self, i: usize) -> Option<&str> {
+        self.0.get(i).copied()
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn LabelValues + 'a> for Vec<String> {
+    fn borrow(&self) -> &(dyn LabelValues + 'a) {
+        self
+    }
+}
+
+impl Ord for dyn LabelValues + '_ {
+    /// Lexicographic by value, a shorter list first when one is the other's start: the
+    /// order of `Vec<String>`.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        for i in 0.. {
+            match (self.value(i), other.value(i)) {
+                (None, None) => return std::cmp::Ordering::Equal,
+                (None, Some(_)) => return std::cmp::Ordering::Less,
+                (Some(_), None) => return std::cmp::Ordering::Greater,
+                (Some(a), Some(b)) => match a.cmp(b) {
+                    std::cmp::Ordering::Equal => {}
+                    unequal => return unequal,
+                },
+            }
+        }
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl PartialOrd for dyn LabelValues + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for dyn LabelValues + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for dyn LabelValues + '_ {}
+
+impl SeriesMap {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether a series has exactly these label values.
+    fn contains(&self, values: &[&str]) -> bool {
+        self.0.contains_key(&Borrowed(values) as &dyn LabelValues)
+    }
+
+    /// The series with exactly these label values.
+    fn get_mut(&mut self, values: &[&str]) -> Option<&mut Series> {
+        self.0.get_mut(&Borrowed(values) as &dyn LabelValues)
+    }
 }
 
 enum Series {
@@ -191,10 +272,11 @@ impl Registry {
             help,
             labels,
             kind,
-            series: BTreeMap::new(),
+            series: SeriesMap::default(),
         });
-        let key: Vec<String> = values.iter().map(|v| (*v).to_string()).collect();
-        if !family.series.contains_key(&key) {
+        // Looked up by the borrowed values: a sample of a series already seen allocates
+        // nothing (several samples are recorded per relayed request).
+        if !family.series.contains(values) {
             if family.series.len() >= MAX_SERIES {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -207,9 +289,12 @@ impl Registry {
                 },
                 Kind::Counter | Kind::Gauge => Series::Value(0.0),
             };
-            family.series.insert(key.clone(), fresh);
+            family
+                .series
+                .0
+                .insert(values.iter().map(|v| (*v).to_string()).collect(), fresh);
         }
-        let Some(series) = family.series.get_mut(&key) else {
+        let Some(series) = family.series.get_mut(values) else {
             return;
         };
         match (family.kind, series) {
@@ -253,7 +338,7 @@ impl Registry {
                 Kind::Histogram(_) => "histogram",
             };
             out.family(name, family.help, kind);
-            for (values, series) in &family.series {
+            for (values, series) in &family.series.0 {
                 let labels: Vec<(&str, &str)> = family
                     .labels
                     .iter()
@@ -362,6 +447,41 @@ mod tests {
     );
 
     static TEST_GAUGE: Gauge = Gauge::new("skein_test_level", "A level in a unit test.", &[]);
+
+    static TEST_PAIRS: Counter = Counter::new(
+        "skein_test_pairs_total",
+        "Pairs in a unit test.",
+        &["model", "channel"],
+    );
+
+    #[test]
+    fn every_series_is_found_again_by_its_borrowed_values() {
+        // Values that are each other's prefixes, empty ones and ones that sort across the
+        // pair: a lookup order that differed from the keys' own would miss a series and
+        // start it again from zero.
+        let values = ["", "a", "ab", "b", "a\u{0}", "\u{10ffff}", "模型"];
+        let mut expected = Vec::new();
+        for (i, model) in values.iter().enumerate() {
+            for (j, channel) in values.iter().enumerate() {
+                let times = 1 + (i * values.len() + j) % 5;
+                for _ in 0..times {
+                    TEST_PAIRS.inc(&[model, channel]);
+                }
+                expected.push((model.to_string(), channel.to_string(), times));
+            }
+        }
+        let families = registry().families.lock().unwrap();
+        let family = &families["skein_test_pairs_total"];
+        assert_eq!(family.series.len(), values.len() * values.len());
+        for (model, channel, times) in expected {
+            match family.series.0.get(&vec![model.clone(), channel.clone()]) {
+                Some(Series::Value(total)) => {
+                    assert_eq!(*total, times as f64, "{model:?} {channel:?}")
+                }
+                _ => panic!("no series for {model:?} {channel:?}"),
+            }
+        }
+    }
 
     #[test]
     fn renders_counters_and_cumulative_histograms() {
