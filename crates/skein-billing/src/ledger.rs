@@ -116,26 +116,19 @@ impl PendingEntry {
 }
 
 impl Pending {
-    /// Inserts everything collected, in as few statements as the parameter limits allow.
+    /// Inserts everything collected in multi-row statements ([`Backend::statements`]: a few
+    /// fixed sizes, each kept prepared, on SQLite; up to a few hundred rows on PostgreSQL).
     ///
-    /// `anonymous` (SQLite) writes the placeholders as plain `?`: sqlx looks up the name of
-    /// every parameter of a statement, and SQLite finds a named one (`$7`) by a linear scan,
-    /// so a multi-row insert of n named parameters costs O(n²) before it runs — at thousands
-    /// of settles a second that was a quarter of the server's CPU. Each parameter is used
-    /// once, in order, so plain `?` binds the same values.
-    ///
-    /// The rows go in statements of a few fixed sizes on SQLite, each kept prepared, and in
-    /// large ones on PostgreSQL ([`Backend::statements`]): every batch size as a statement of
-    /// its own was either parsed afresh on each write or, kept, hundreds of multi-row inserts
-    /// per SQLite connection in C memory for good (issue #22).
-    pub(crate) async fn flush(&mut self, tx: &mut Tx, anonymous: bool) -> DbResult<()> {
-        let backend = if anonymous {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        };
+    /// SQLite's placeholders are plain `?`: sqlx looks up the name of every parameter of a
+    /// statement, and SQLite finds a named one (`$7`) by a linear scan, so a multi-row insert
+    /// of n named parameters costs O(n²) before it runs — at thousands of settles a second
+    /// that was a quarter of the server's CPU. Each parameter is used once, in order, so plain
+    /// `?` binds the same values. Every batch size as a statement of its own was either parsed
+    /// afresh on each write or, kept, hundreds of multi-row inserts per SQLite connection in C
+    /// memory for good (issue #22).
+    pub(crate) async fn flush(&mut self, tx: &mut Tx, backend: Backend) -> DbResult<()> {
         let values = |rows, cols, literal| {
-            if anonymous {
+            if backend == Backend::Sqlite {
                 anonymous_tuples(rows, cols, literal)
             } else {
                 tuples(rows, cols, 1, literal)
@@ -1697,7 +1690,7 @@ mod sqlite_memory_tests {
             let mut batch = std::mem::take(&mut pending);
             async move {
                 let mut tx = db.begin_write().await.unwrap();
-                batch.flush(&mut tx, true).await.unwrap();
+                batch.flush(&mut tx, Backend::Sqlite).await.unwrap();
                 tx.commit().await.unwrap();
             }
         };

@@ -184,15 +184,21 @@ async fn gather(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
     }
 }
 
+/// The next batch: the first job to arrive and whatever is queued behind it, gathered for up
+/// to [`GATHER`] when the previous batch had company (`busy`); `None` once every sender is gone.
+async fn next_batch(rx: &mut mpsc::Receiver<Job>, busy: bool) -> Option<Vec<Job>> {
+    let mut jobs = vec![rx.recv().await?];
+    drain(rx, &mut jobs);
+    if busy {
+        gather(rx, &mut jobs).await;
+    }
+    Some(jobs)
+}
+
 async fn run(db: Db, rules: Rules, mut rx: mpsc::Receiver<Job>) {
     let mut hints: HashMap<String, HoldHint> = HashMap::new();
     let mut busy = false;
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        drain(&mut rx, &mut jobs);
-        if busy {
-            gather(&mut rx, &mut jobs).await;
-        }
+    while let Some(jobs) = next_batch(&mut rx, busy).await {
         busy = jobs.len() > 1;
         BATCH_SIZE.observe(&[], jobs.len() as f64);
         let ops: Vec<Op> = jobs.iter().map(|j| j.op.clone()).collect();
@@ -430,7 +436,7 @@ async fn apply_all(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ApiError::internal("operation left unanswered"))))
         .collect();
-    pending.flush(&mut tx, sqlite).await?;
+    pending.flush(&mut tx, db.backend()).await?;
     tx.commit()
         .await
         .map_err(|e| Failed::Commit(DbError::from(e)))?;
@@ -547,6 +553,96 @@ mod tests {
     use skein_db::sqlx::{Connection, Executor};
 
     use super::*;
+
+    /// A job for the batching tests: its answer is never read.
+    fn job(op: Op) -> Job {
+        Job {
+            op,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn settle(id: &str) -> Job {
+        job(Op::Settle(id.into(), Usage::default()))
+    }
+
+    /// Sends each job at its offset (ms) from now, on tokio's clock.
+    fn send_at(tx: mpsc::Sender<Job>, plan: Vec<(u64, Job)>) {
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            for (ms, job) in plan {
+                tokio::time::sleep_until(start + Duration::from_millis(ms)).await;
+                let _ = tx.send(job).await;
+            }
+        });
+    }
+
+    fn ids(jobs: &[Job]) -> Vec<String> {
+        jobs.iter()
+            .map(|j| match &j.op {
+                Op::Settle(id, _) | Op::Release(id) => id.clone(),
+                _ => String::new(),
+            })
+            .collect()
+    }
+
+    // Offsets are whole milliseconds: tokio's timers tick by the millisecond (GATHER is 2).
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_writer_commits_a_lone_settle_at_once() {
+        let (tx, mut rx) = mpsc::channel(16);
+        send_at(tx, vec![(0, settle("a")), (1, settle("b"))]);
+        let start = tokio::time::Instant::now();
+        let batch = next_batch(&mut rx, false).await.unwrap();
+        assert_eq!(ids(&batch), ["a"]);
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "no wait when the last batch was alone"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_writer_gathers_settles_for_two_milliseconds() {
+        let (tx, mut rx) = mpsc::channel(16);
+        send_at(
+            tx,
+            vec![(0, settle("a")), (1, settle("b")), (3, settle("c"))],
+        );
+        let start = tokio::time::Instant::now();
+        let batch = next_batch(&mut rx, true).await.unwrap();
+        assert_eq!(ids(&batch), ["a", "b"], "c came after the window");
+        assert_eq!(start.elapsed(), GATHER);
+        let next = next_batch(&mut rx, true).await.unwrap();
+        assert_eq!(ids(&next), ["c"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_operation_someone_waits_on_ends_the_gathering_at_once() {
+        let (tx, mut rx) = mpsc::channel(16);
+        send_at(
+            tx,
+            vec![
+                (0, settle("a")),
+                (1, job(Op::Release("r".into()))),
+                (2, settle("b")),
+            ],
+        );
+        let start = tokio::time::Instant::now();
+        let batch = next_batch(&mut rx, true).await.unwrap();
+        assert_eq!(ids(&batch), ["a", "r"]);
+        assert_eq!(start.elapsed(), Duration::from_millis(1));
+        // And a batch that starts with one is never held back.
+        let (tx, mut rx) = mpsc::channel(16);
+        send_at(
+            tx,
+            vec![(0, job(Op::Release("r".into()))), (1, settle("b"))],
+        );
+        let start = tokio::time::Instant::now();
+        let batch = next_batch(&mut rx, true).await.unwrap();
+        assert_eq!(ids(&batch), ["r"]);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
 
     fn sqlite_url(dir: &tempfile::TempDir) -> String {
         format!(

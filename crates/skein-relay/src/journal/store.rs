@@ -41,8 +41,8 @@ pub fn bucket(latency_ms: i64) -> i64 {
         .map_or(LATENCY_BUCKETS.len() as i64 - 1, |i| i as i64)
 }
 
-/// Requests per multi-row insert: 17 parameters each stays far below both databases' limits
-/// (SQLite 32,766, PostgreSQL 65,535), attempts (12 each, usually one per request) too.
+/// Rows per multi-row insert on PostgreSQL (SQLite takes fixed smaller sizes): 17 parameters
+/// each stays far below its 65,535, attempts (12 each, usually one per request) too.
 const ROWS_PER_INSERT: usize = 500;
 
 /// Writes finished requests and their attempts in one transaction, many rows per statement
