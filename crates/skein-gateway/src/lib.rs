@@ -8,6 +8,7 @@
 //! through [`SessionDirectory`] and limits through [`RateLimiter`].
 
 pub mod bus;
+mod edge;
 pub(crate) mod errors;
 pub mod health;
 pub mod limit;
@@ -54,32 +55,23 @@ pub struct Gateway {
 
 impl Gateway {
     /// Wraps the services' routes with the edge layers and adds the health checks.
+    ///
+    /// The edge is one service in front of the routes (see [`edge::Edge`]) rather than a
+    /// layer per step on every route: axum boxes each route layer and clones the whole boxed
+    /// stack below it on every request, which cost more than the steps themselves. Only the
+    /// steps whose answers carry the matched route template (timeout, authentication, rate
+    /// limit, audit) are a route layer.
     pub fn wrap(self: Arc<Self>, services: Router) -> Router {
         let timeout = Duration::from_secs(self.server.request_timeout_secs);
         let cors = cors_layer(&self.server.cors_origins);
-        let router = services
+        let gateway = self.clone();
+        let routes = services
             .merge(health::routes(self.clone()))
-            .layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                middleware::authenticate_and_limit,
-            ))
-            .layer(DefaultBodyLimit::max(self.server.body_limit_bytes))
-            .layer(axum::middleware::from_fn_with_state(
-                timeout,
-                middleware::timeout_unless_relayed,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                middleware::error_envelope,
-            ));
-        let router = match cors {
-            Some(cors) => router.layer(cors),
-            None => router,
-        };
-        router.layer(axum::middleware::from_fn_with_state(
-            self,
-            middleware::request_context,
-        ))
+            .layer(tower::layer::layer_fn(move |route| {
+                edge::Guard::new(gateway.clone(), timeout, route)
+            }));
+        let body_limit = DefaultBodyLimit::max(self.server.body_limit_bytes);
+        Router::new().fallback_service(edge::Edge::new(self, routes, cors, body_limit))
     }
 }
 

@@ -1,12 +1,14 @@
-//! The gateway's middleware functions, in the order a request meets them.
+//! The gateway's steps, in the order a request meets them; each runs `next` (the steps after
+//! it) at most once. [`crate::edge`] chains them.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use std::future::Future;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use skein_core::ApiError;
 use skein_core::auth::{AuthState, AuthUser};
@@ -41,11 +43,15 @@ const MAX_REQUEST_ID: usize = 128;
 
 /// Assigns the request id and client address, runs the request inside a span carrying them,
 /// and writes one log line when it finishes (never bodies, query strings or headers).
-pub(crate) async fn request_context(
-    State(gateway): State<Arc<Gateway>>,
+pub(crate) async fn request_context<F, Fut>(
+    gateway: &Gateway,
     mut req: Request,
-    next: Next,
-) -> Response {
+    next: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let started = Instant::now();
     let request_id = req
         .headers()
@@ -58,16 +64,12 @@ pub(crate) async fn request_context(
         .unwrap_or_else(new_id);
     let ip = client_ip(&req, gateway.server.trust_forwarded_for);
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "<unmatched>".into());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     req.extensions_mut().insert(ClientIp(ip));
 
     // The root of the request's trace (when traces are on): a server span named by its route
-    // template, continuing the caller's trace when it sent a valid `traceparent`.
+    // template once routing has found it ([`record_route`]), continuing the caller's trace
+    // when it sent a valid `traceparent`.
     let traceparent = req
         .headers()
         .get(skein_core::trace::TRACEPARENT)
@@ -78,12 +80,12 @@ pub(crate) async fn request_context(
         "request",
         request_id = %request_id,
         method = %method,
-        route = %route,
+        route = tracing::field::Empty,
         user_id = tracing::field::Empty,
         trace_id = tracing::field::Empty,
         traceparent = traceparent.as_deref(),
         otel.kind = "server",
-        otel.name = %format!("{method} {route}"),
+        otel.name = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
@@ -92,7 +94,14 @@ pub(crate) async fn request_context(
         span.record("trace_id", context.trace_id_hex());
     }
     let https = forwarded_https(req.headers());
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let mut response = next(req).instrument(span.clone()).await;
+    // The route template, from the route that answered ([`crate::edge::Guard`], which named
+    // the span by it); a request no route took is named here.
+    let route = response.extensions_mut().remove::<MatchedPath>();
+    if route.is_none() {
+        record_route(&span, &method, UNMATCHED);
+    }
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
@@ -105,8 +114,8 @@ pub(crate) async fn request_context(
     let elapsed = started.elapsed();
     let duration_ms = elapsed.as_micros() as f64 / 1000.0;
     let method_label = method_label(&method);
-    HTTP_REQUESTS.inc(&[route.as_str(), method_label, response.status().as_str()]);
-    HTTP_DURATION.observe(&[route.as_str(), method_label], elapsed.as_secs_f64());
+    HTTP_REQUESTS.inc(&[route, method_label, response.status().as_str()]);
+    HTTP_DURATION.observe(&[route, method_label], elapsed.as_secs_f64());
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!(status, duration_ms, client_ip = %ip, "request failed");
@@ -115,6 +124,19 @@ pub(crate) async fn request_context(
         }
     });
     response
+}
+
+/// The route label of a request no route answered (a 404 outside the web app, say).
+const UNMATCHED: &str = "<unmatched>";
+
+/// Names a request's span by its route template (each field is recorded once: the text log
+/// format appends a recorded value rather than replacing it).
+pub(crate) fn record_route(span: &tracing::Span, method: &axum::http::Method, route: &str) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("route", route);
+    span.record("otel.name", format_args!("{method} {route}"));
 }
 
 /// The method as a metric label: the standard ones by name, anything else as `OTHER`, so a
@@ -194,11 +216,15 @@ fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
 /// and upload-session parts and completions are not cut either: a large file takes as long as the client's link needs, and the File
 /// service ends an upload that stops sending instead (an idle timeout). Answers 408 when it
 /// runs out.
-pub(crate) async fn timeout_unless_relayed(
-    State(limit): State<std::time::Duration>,
+pub(crate) async fn timeout_unless_relayed<F, Fut>(
+    limit: std::time::Duration,
     req: Request,
-    next: Next,
-) -> Response {
+    next: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let path = req.uri().path();
     // The Relay's typed calls from other processes (`/internal/relay/*`) are relayed too.
     let upload = req.method() == axum::http::Method::POST && path == "/api/v1/files";
@@ -213,9 +239,9 @@ pub(crate) async fn timeout_unless_relayed(
         || upload
         || session
     {
-        return next.run(req).await;
+        return next(req).await;
     }
-    match tokio::time::timeout(limit, next.run(req)).await {
+    match tokio::time::timeout(limit, next(req)).await {
         Ok(response) => response,
         Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
     }
@@ -224,18 +250,21 @@ pub(crate) async fn timeout_unless_relayed(
 /// Renders every `/api` error in one JSON shape, in the caller's language, with the request id.
 /// Errors raised by handlers carry an [`ApiError`]; errors from layers and the router
 /// (404, 405, 408, 413) are plain and get translated here.
-pub(crate) async fn error_envelope(
-    State(gateway): State<Arc<Gateway>>,
-    request_id: RequestId,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn error_envelope<F, Fut>(gateway: &Gateway, req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let lang = Lang::from_accept_language(
         req.headers()
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
-    let request_id = request_id.into_string();
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
     let path = req.uri().path();
     let is_api = path.starts_with("/api/") || path == "/api";
     // A vendor route's errors take the shape its vendor's SDKs parse; the Relay owns those
@@ -245,32 +274,72 @@ pub(crate) async fn error_envelope(
         .as_ref()
         .and_then(|shapes| shapes.shape_for(path));
     let internal = path.starts_with(skein_core::internal::PREFIX);
-    let response = next.run(req).await;
-    if let Some(error) = response.extensions().get::<ApiError>() {
-        let error = error.clone();
-        if internal {
-            // Another Skein process reads this: it gets every language, to rebuild the error.
-            return skein_core::internal::render_error(&error, lang, &request_id);
-        }
-        return match vendor {
-            Some(vendor) => rerender_as(vendor, &error, lang, &request_id, response.headers()),
-            None => rerender(&error, lang, &request_id, response.headers()),
-        };
-    }
-    let failed = response.status().is_client_error() || response.status().is_server_error();
-    if let Some(vendor) = vendor
-        && failed
-        && !is_json(response.headers())
-    {
-        let error = errors::plain_status_error(response.status());
-        return rerender_as(vendor, &error, lang, &request_id, response.headers());
-    }
-    let status = response.status();
-    if is_api && failed && !is_json(response.headers()) {
-        let error = errors::plain_status_error(status);
-        return rerender(&error, lang, &request_id, response.headers());
+    let mut response = next(req).await;
+    // A re-rendered answer keeps the route template the edge labels its metrics with.
+    let route = response.extensions_mut().remove::<MatchedPath>();
+    let envelope = Envelope {
+        lang,
+        request_id: &request_id,
+        vendor,
+        internal,
+        is_api,
+    };
+    let mut response = envelope.render(response);
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
     }
     response
+}
+
+/// How a request's errors are rendered.
+struct Envelope<'a> {
+    lang: Lang,
+    request_id: &'a str,
+    /// The vendor's error shape, on a vendor route.
+    vendor: Option<VendorErrorShape>,
+    /// Another Skein process asked (`/internal`).
+    internal: bool,
+    /// Under `/api`.
+    is_api: bool,
+}
+
+impl Envelope<'_> {
+    /// The answer with its error, if any, rendered in the caller's shape and language.
+    fn render(&self, response: Response) -> Response {
+        let Envelope {
+            lang,
+            request_id,
+            vendor,
+            internal,
+            is_api,
+        } = *self;
+        if let Some(error) = response.extensions().get::<ApiError>() {
+            let error = error.clone();
+            if internal {
+                // Another Skein process reads this: it gets every language, to rebuild the
+                // error.
+                return skein_core::internal::render_error(&error, lang, request_id);
+            }
+            return match vendor {
+                Some(vendor) => rerender_as(vendor, &error, lang, request_id, response.headers()),
+                None => rerender(&error, lang, request_id, response.headers()),
+            };
+        }
+        let failed = response.status().is_client_error() || response.status().is_server_error();
+        if let Some(vendor) = vendor
+            && failed
+            && !is_json(response.headers())
+        {
+            let error = errors::plain_status_error(response.status());
+            return rerender_as(vendor, &error, lang, request_id, response.headers());
+        }
+        let status = response.status();
+        if is_api && failed && !is_json(response.headers()) {
+            let error = errors::plain_status_error(status);
+            return rerender(&error, lang, request_id, response.headers());
+        }
+        response
+    }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -323,21 +392,25 @@ fn rerender(error: &ApiError, lang: Lang, request_id: &str, old: &HeaderMap) -> 
 }
 
 /// Establishes who the caller is and counts the request against the caller's rate limit.
-pub(crate) async fn authenticate_and_limit(
-    State(gateway): State<Arc<Gateway>>,
+pub(crate) async fn authenticate_and_limit<F, Fut>(
+    gateway: &Gateway,
     mut req: Request,
-    next: Next,
-) -> Response {
+    next: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let path = req.uri().path();
     if is_vendor_route(path) {
         return authenticate_key_and_limit(gateway, req, next).await;
     }
     if !path.starts_with("/api/") {
-        return next.run(req).await;
+        return next(req).await;
     }
     let is_auth_route =
         req.method() == axum::http::Method::POST && path.starts_with("/api/v1/auth/");
-    let (state, expiry) = authenticate(&gateway, req.headers()).await;
+    let (state, expiry) = authenticate(gateway, req.headers()).await;
     if let Some(expiry) = expiry {
         req.extensions_mut().insert(expiry);
     }
@@ -375,8 +448,8 @@ pub(crate) async fn authenticate_and_limit(
     };
     req.extensions_mut().insert(state);
     match auditor {
-        Some((user, log)) => audited(&gateway, user, log, &key, quota, req, next).await,
-        None => run_limited(&gateway, &key, quota, req, next).await,
+        Some((user, log)) => audited(gateway, user, log, &key, quota, req, next).await,
+        None => run_limited(gateway, &key, quota, req, next).await,
     }
 }
 
@@ -395,15 +468,19 @@ const AUDIT_DETAIL_MAX: usize = 4096;
 
 /// Runs an administrator's change and records it in the audit log with its answer's status:
 /// who, the route, the path, the body with its secrets replaced, the request id and address.
-async fn audited(
+async fn audited<F, Fut>(
     gateway: &Gateway,
     user: AuthUser,
     log: Arc<dyn skein_core::api::AuditLog>,
     key: &str,
     quota: Quota,
     req: Request,
-    next: Next,
-) -> Response {
+    next: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, gateway.server.body_limit_bytes).await else {
         return body_too_large().into_response();
@@ -487,13 +564,17 @@ fn redacted(mut value: serde_json::Value) -> String {
 }
 
 /// Charges one request to `key` and runs it, or answers 429; sets `X-RateLimit-*` either way.
-async fn run_limited(
+async fn run_limited<F, Fut>(
     gateway: &Gateway,
     key: &str,
     quota: Quota,
     mut req: Request,
-    next: Next,
-) -> Response {
+    next: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     // A socket carries many requests after this one: its handler counts each. Only upgrades
     // get the handle, so plain requests allocate nothing more.
     let upgrade = req
@@ -520,25 +601,29 @@ async fn run_limited(
             response
         }
         Ok(decision) => {
-            let mut response = next.run(req).await;
+            let mut response = next(req).await;
             set_limit_headers(response.headers_mut(), &decision);
             response
         }
         Err(error) => {
             // Fail open: losing the limiter must not take the API down with it.
             tracing::warn!(%error, "rate limiter unavailable; request allowed");
-            next.run(req).await
+            next(req).await
         }
     }
 }
 
 /// The vendor-compatible routes: an API key is the credential, its own rpm (or the server's
 /// per-key default) the limit.
-async fn authenticate_key_and_limit(
-    gateway: Arc<Gateway>,
+async fn authenticate_key_and_limit<F, Fut>(
+    gateway: &Gateway,
     mut req: Request,
-    next: Next,
-) -> Response {
+    next: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let ip = req
         .extensions()
         .get::<ClientIp>()
@@ -590,9 +675,9 @@ async fn authenticate_key_and_limit(
     };
     req.extensions_mut().insert(state);
     let Some((key, per_minute)) = limit else {
-        return next.run(req).await;
+        return next(req).await;
     };
-    run_limited(&gateway, &key, Quota::per_minute(per_minute), req, next).await
+    run_limited(gateway, &key, Quota::per_minute(per_minute), req, next).await
 }
 
 /// The key where each vendor's SDK sends it: `Authorization: Bearer` (OpenAI, and Anthropic's

@@ -169,3 +169,78 @@ on_both_backends! {
         }
     }
 }
+
+#[tokio::test]
+async fn refusals_before_the_handler_are_counted_under_their_route_template() {
+    // The rate limit and the key check answer before the handler runs, and a path no route
+    // serves has no template: each must still land on the right `route` label.
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.server.metrics_token = Some(Secret::new(TOKEN));
+    })
+    .await;
+    let s = relay_world(&app, Upstream::OpenAi).await;
+    let key = app
+        .api_key_with(&s.user, "one a minute", json!({"rpm_limit": 1}))
+        .await;
+    let before = scrape(&app).await;
+    let body = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]});
+    let chat = |key: &str| {
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&body)
+    };
+    assert_eq!(app.send(chat(&key)).await.status, StatusCode::OK);
+    let limited = app.send(chat(&key)).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.text
+    );
+    // Still the vendor's error shape, with the request id the edge gave it.
+    assert!(
+        limited.json["error"]["message"].is_string(),
+        "{}",
+        limited.text
+    );
+    assert!(
+        limited
+            .header("x-request-id")
+            .is_some_and(|id| !id.is_empty())
+    );
+    let stranger = app.send(chat("sk-not-a-key")).await;
+    assert_eq!(
+        stranger.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        stranger.text
+    );
+    let nowhere = app
+        .send(app.client.post(app.url("/v1/no-such-route")))
+        .await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND, "{}", nowhere.text);
+    let after = scrape(&app).await;
+
+    let moved = |labels: &[(&str, &str)]| {
+        value(&after, "skein_http_requests_total", labels)
+            - value(&before, "skein_http_requests_total", labels)
+    };
+    let chat_route = ("route", "/v1/chat/completions");
+    for code in ["200", "429", "401"] {
+        assert_eq!(
+            moved(&[chat_route, ("method", "POST"), ("code", code)]),
+            1.0,
+            "{code}: {after}"
+        );
+    }
+    assert_eq!(
+        moved(&[
+            ("route", "<unmatched>"),
+            ("method", "POST"),
+            ("code", "404")
+        ]),
+        1.0,
+        "{after}"
+    );
+}
