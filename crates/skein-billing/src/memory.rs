@@ -24,6 +24,11 @@ use std::sync::Mutex;
 
 use skein_core::api::{KeyLimit, Settlement};
 
+/// The ledger's in-memory tables, keyed by ids Skein made (users, keys, reservations): hashed
+/// with foldhash, seeded per process, as callers cannot choose the keys; SipHash's cost showed
+/// in the relay's profile, several lookups per request.
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// An open hold.
 #[derive(Debug, Clone)]
 pub(crate) struct MemHold {
@@ -54,19 +59,19 @@ struct KeyBook {
 
 #[derive(Default)]
 struct Inner {
-    books: HashMap<String, Book>,
-    keys: HashMap<String, KeyBook>,
-    holds: HashMap<String, MemHold>,
+    books: Map<Book>,
+    keys: Map<KeyBook>,
+    holds: Map<MemHold>,
     /// Holds that expired: a late settle still charges what was delivered.
-    expired: HashMap<String, MemHold>,
+    expired: Map<MemHold>,
     /// Settled holds (with when, ms), so a retried settle answers the first settlement.
-    settled: HashMap<String, (i64, Settled)>,
+    settled: Map<(i64, Settled)>,
     /// Holds whose settle is being committed: still counted as held, so neither the balance
     /// view nor a concurrent reserve sees the money in neither place.
-    settling: HashMap<String, Settling>,
+    settling: Map<Settling>,
     /// Released holds (with when, ms), so releasing again is a no-op and settling after it
     /// is refused.
-    released: HashMap<String, i64>,
+    released: Map<i64>,
 }
 
 /// What a settle answered, without the id (the map's key): 40 bytes an entry.
@@ -480,21 +485,21 @@ impl Holds {
     }
 }
 
-fn remember(set: &mut HashMap<String, i64>, id: &str) {
+fn remember(set: &mut Map<i64>, id: &str) {
     trim_oldest(set, ENDED_MEMORY, |at| *at);
     set.insert(id.to_string(), skein_core::ids::now_ms());
 }
 
 /// Makes room for one more entry in a map bounded to `bound`: when it is full, forgets its
 /// oldest quarter (by `at`), so the work is done once every `bound / 4` inserts, not on each.
-fn trim_oldest<V>(map: &mut HashMap<String, V>, bound: usize, at: impl Fn(&V) -> i64) {
+fn trim_oldest<V>(map: &mut Map<V>, bound: usize, at: impl Fn(&V) -> i64) {
     if map.len() >= bound {
         trim_to(map, bound - bound / 4 - 1, at);
     }
 }
 
 /// Forgets the oldest entries (by `at`) until at most `keep` remain.
-fn trim_to<V>(map: &mut HashMap<String, V>, keep: usize, at: impl Fn(&V) -> i64) {
+fn trim_to<V>(map: &mut Map<V>, keep: usize, at: impl Fn(&V) -> i64) {
     if map.len() <= keep {
         return;
     }
@@ -512,7 +517,7 @@ fn trim_to<V>(map: &mut HashMap<String, V>, keep: usize, at: impl Fn(&V) -> i64)
 
 /// Gives back the memory of a table left mostly empty by a passed burst (a cleared or pruned
 /// map keeps its capacity otherwise, which is what kept RSS at its peak).
-fn shrink<V>(map: &mut HashMap<String, V>) {
+fn shrink<V>(map: &mut Map<V>) {
     if map.capacity() > 4 * map.len().max(16) {
         map.shrink_to(2 * map.len());
     }
@@ -750,7 +755,7 @@ mod tests {
 
     #[test]
     fn trimming_forgets_the_oldest_first() {
-        let mut map: HashMap<String, i64> = (0..100).map(|i| (format!("k{i}"), i)).collect();
+        let mut map: Map<i64> = (0..100).map(|i| (format!("k{i}"), i)).collect();
         trim_to(&mut map, 30, |at| *at);
         assert_eq!(map.len(), 30);
         assert!((70..100).all(|i| map.contains_key(&format!("k{i}"))));

@@ -14,6 +14,10 @@ use skein_core::ids::{now_ms, rfc3339_to_ms};
 /// How often the renewer looks for holds due: well under the shortest lifetime allowed (1 s).
 pub const TICK: Duration = Duration::from_millis(250);
 
+/// Running requests' holds by reservation id (made by Skein, so foldhash's seeded hash is
+/// enough; a keep and a drop on every request).
+type DueMap = HashMap<String, Due, foldhash::fast::RandomState>;
+
 /// A registered hold: when it is next due, and how often.
 struct Due {
     at_ms: i64,
@@ -23,7 +27,7 @@ struct Due {
 /// The holds of running requests.
 #[derive(Clone, Default)]
 pub struct Renewals {
-    due: Arc<Mutex<HashMap<String, Due>>>,
+    due: Arc<Mutex<DueMap>>,
 }
 
 impl Renewals {
@@ -90,7 +94,7 @@ impl Renewals {
 /// A hold being kept alive; dropping it stops the renewals.
 pub struct KeepAlive {
     id: String,
-    due: Arc<Mutex<HashMap<String, Due>>>,
+    due: Arc<Mutex<DueMap>>,
 }
 
 impl Drop for KeepAlive {
