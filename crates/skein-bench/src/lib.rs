@@ -1,6 +1,8 @@
 //! Shared pieces of Skein's benchmark programs: starting the release binary, an open-loop
 //! fixed-rate load generator, a closed-loop one, and reading memory.
 
+pub mod wrk;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -65,6 +65,15 @@ struct Args {
     /// Seconds of each closed-loop run.
     #[arg(long, default_value_t = 10)]
     closed_loop_secs: u64,
+    /// Also run the closed loop with wrk (Debian's `wrk`, at this path or on `PATH` when
+    /// given as `wrk`): a load generator in C costs far less CPU per request than this
+    /// program's own, so on a small machine it leaves Skein more of the cores, as an
+    /// operator's `wrk` or `oha` run would. Same connections and seconds as the closed loop.
+    #[arg(long)]
+    wrk: Option<std::path::PathBuf>,
+    /// wrk's threads.
+    #[arg(long, default_value_t = 1)]
+    wrk_threads: usize,
     /// Skip the fixed-rate runs (whole and streamed) before the saturation runs.
     #[arg(long)]
     skip_fixed_rate: bool,
@@ -282,6 +291,46 @@ async fn run(args: Args) -> anyhow::Result<()> {
         });
         closed_summary = Some((alone, through, skein_us));
     }
+    // The same closed loop from wrk, when asked for: mock alone, then through Skein.
+    let mut wrk_results = Value::Null;
+    if let Some(wrk) = &args.wrk {
+        let n = args.closed_loop_connections.max(1);
+        // On the blocking pool: the mock answers on this runtime meanwhile.
+        let run = |url: String, token: String| {
+            let (wrk, body) = (wrk.clone(), body.to_string());
+            let (threads, secs) = (args.wrk_threads, args.closed_loop_secs);
+            tokio::task::spawn_blocking(move || {
+                skein_bench::wrk::run(&wrk, &url, &token, &body, threads, n, secs)
+            })
+        };
+        let alone = run(direct_url.clone(), mock.key.clone()).await??;
+        let server_before = cpu_secs(server.child.id())?;
+        let through = run(relay_url.clone(), key.clone()).await??;
+        let server_cpu = cpu_secs(server.child.id())? - server_before;
+        let skein_us = if through.requests > 0 {
+            server_cpu / through.requests as f64 * 1e6
+        } else {
+            0.0
+        };
+        for (name, r) in [
+            ("wrk, mock alone", &alone),
+            ("wrk, through Skein", &through),
+        ] {
+            println!(
+                "{name:<28} {n} connections: {:>7.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+                r.per_sec, r.p50_ms, r.p99_ms, r.errors
+            );
+        }
+        println!("wrk through Skein: {skein_us:.0} µs of Skein CPU per request");
+        wrk_results = json!({
+            "connections": n,
+            "threads": args.wrk_threads,
+            "seconds": args.closed_loop_secs,
+            "mock_alone": alone.to_json(),
+            "through_skein": through.to_json(),
+            "skein_cpu_us_per_request": skein_us,
+        });
+    }
     let duration = Duration::from_secs(if args.skip_fixed_rate {
         0
     } else {
@@ -480,6 +529,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "saturation_sustained_rate": sustained,
         "saturation_p99_limit_ms": args.p99_limit_ms,
         "closed_loop": closed,
+        "closed_loop_wrk": wrk_results,
     });
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
