@@ -1,8 +1,9 @@
 //! Skein's edge: every request passes here before any service sees it.
 //!
 //! In order, outermost first: request id and request log, CORS, the error envelope (every
-//! `/api` error in one shape and the caller's language), the timeout, the body limit, and
-//! authentication plus rate limiting. Health checks (`/healthz`, `/readyz`) live here too.
+//! `/api` error in one shape and the caller's language), the body limit, then, once routing
+//! has found the route, the timeout and authentication plus rate limiting. Health checks
+//! (`/healthz`, `/readyz`) live here too.
 //!
 //! **Architecture Invariant:** the gateway knows no service's tables. It reaches sessions
 //! through [`SessionDirectory`] and limits through [`RateLimiter`].
