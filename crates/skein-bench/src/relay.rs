@@ -113,6 +113,20 @@ async fn billing_batch_mean(client: &reqwest::Client, base: &str) -> Option<f64>
     (count > 0.0).then(|| sum / count)
 }
 
+/// One closed-loop run's line, the same for either load generator.
+fn print_closed_loop(
+    name: &str,
+    connections: usize,
+    per_sec: f64,
+    p50: f64,
+    p99: f64,
+    errors: u64,
+) {
+    println!(
+        "{name:<28} {connections} connections: {per_sec:>7.0} req/s  p50 {p50:.3} ms  p99 {p99:.3} ms  errors {errors}"
+    );
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let binary = std::fs::canonicalize(args.binary.clone().unwrap_or_else(default_binary))?;
     let mock = MockOpenAi::start("sk-bench-upstream").await;
@@ -265,10 +279,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ("closed loop, mock alone", &alone),
             ("closed loop, through Skein", &through),
         ] {
-            println!(
-                "{name:<28} {n} connections: {:>7.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
-                r.achieved, r.p50, r.p99, r.errors
-            );
+            print_closed_loop(name, n, r.achieved, r.p50, r.p99, r.errors as u64);
         }
         println!(
             "closed loop CPU per request: Skein {skein_us:.0} µs; load generator + mock {:.0} µs (mock alone), {:.0} µs (through Skein)",
@@ -316,10 +327,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ("wrk, mock alone", &alone),
             ("wrk, through Skein", &through),
         ] {
-            println!(
-                "{name:<28} {n} connections: {:>7.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
-                r.per_sec, r.p50_ms, r.p99_ms, r.errors
-            );
+            print_closed_loop(name, n, r.per_sec, r.p50_ms, r.p99_ms, r.errors);
         }
         println!("wrk through Skein: {skein_us:.0} µs of Skein CPU per request");
         wrk_results = json!({

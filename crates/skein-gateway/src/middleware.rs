@@ -1,11 +1,10 @@
 //! The gateway's steps, in the order a request meets them; each runs `next` (the steps after
 //! it) at most once. [`crate::edge`] chains them.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
-
-use std::future::Future;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
