@@ -92,8 +92,18 @@ fn main() -> anyhow::Result<()> {
 /// The token the benchmark's server serves `/metrics` behind.
 const METRICS_TOKEN: &str = "bench-metrics-token";
 
-/// The billing writer's mean operations per commit so far, from `/metrics`.
-async fn billing_batch_mean(client: &reqwest::Client, base: &str) -> Option<f64> {
+/// What the server's `/metrics` say of its ledger and request log so far.
+struct Backlog {
+    /// The billing writer's mean operations per commit.
+    batch_mean: Option<f64>,
+    /// Answers that waited for the ledger to catch up (`relay.max_settles_behind`).
+    settle_waits: f64,
+    /// Request-log rows dropped because the database did not keep up.
+    log_dropped: f64,
+}
+
+/// Reads [`Backlog`] from `/metrics`; `None` if the server did not answer.
+async fn backlog(client: &reqwest::Client, base: &str) -> Option<Backlog> {
     let text = client
         .get(format!("{base}/metrics"))
         .bearer_auth(METRICS_TOKEN)
@@ -108,9 +118,14 @@ async fn billing_batch_mean(client: &reqwest::Client, base: &str) -> Option<f64>
             .find_map(|l| l.strip_prefix(name))
             .and_then(|v| v.trim().parse().ok())
     };
-    let sum = value("skein_billing_batch_operations_sum ")?;
-    let count = value("skein_billing_batch_operations_count ")?;
-    (count > 0.0).then(|| sum / count)
+    let sum = value("skein_billing_batch_operations_sum ");
+    let count = value("skein_billing_batch_operations_count ");
+    Some(Backlog {
+        batch_mean: sum.zip(count).filter(|(_, c)| *c > 0.0).map(|(s, c)| s / c),
+        // A series not yet born is 0.
+        settle_waits: value("skein_relay_settle_waits_total ").unwrap_or(0.0),
+        log_dropped: value("skein_relay_request_log_dropped_total ").unwrap_or(0.0),
+    })
 }
 
 /// One closed-loop run's line, the same for either load generator.
@@ -274,7 +289,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         };
         let skein_us = per_request(server_through, &through);
-        let batch = billing_batch_mean(&client, &base).await;
+        // The request log counts what it dropped when it next writes (every 250 ms).
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let backlog = backlog(&client, &base).await;
+        let batch = backlog.as_ref().and_then(|b| b.batch_mean);
         for (name, r) in [
             ("closed loop, mock alone", &alone),
             ("closed loop, through Skein", &through),
@@ -289,6 +307,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if let Some(batch) = batch {
             println!("billing writer: {batch:.1} operations per commit on average");
         }
+        let (waits, dropped) = backlog
+            .as_ref()
+            .map_or((0.0, 0.0), |b| (b.settle_waits, b.log_dropped));
+        println!(
+            "ledger backlog: {waits:.0} answers waited for it to catch up; request-log rows dropped: {dropped:.0}"
+        );
         let row = |r: &FixedRate| json!({"requests_per_sec": r.achieved, "p50_ms": r.p50, "p90_ms": r.p90, "p99_ms": r.p99, "max_ms": r.max, "errors": r.errors});
         closed = json!({
             "connections": n,
@@ -299,6 +323,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "bench_cpu_us_per_request_alone": per_request(bench_alone, &alone),
             "bench_cpu_us_per_request_through": per_request(bench_through, &through),
             "billing_operations_per_commit": batch,
+            "answers_that_waited_for_the_ledger": waits,
+            "request_log_rows_dropped": dropped,
         });
         closed_summary = Some((alone, through, skein_us));
     }
@@ -315,9 +341,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             })
         };
         let alone = run(direct_url.clone(), mock.key.clone()).await??;
+        let backlog_before = backlog(&client, &base).await;
         let server_before = cpu_secs(server.child.id())?;
         let through = run(relay_url.clone(), key.clone()).await??;
         let server_cpu = cpu_secs(server.child.id())? - server_before;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let (waits, dropped) = match (backlog_before, backlog(&client, &base).await) {
+            (Some(before), Some(after)) => (
+                after.settle_waits - before.settle_waits,
+                after.log_dropped - before.log_dropped,
+            ),
+            _ => (0.0, 0.0),
+        };
         let skein_us = if through.requests > 0 {
             server_cpu / through.requests as f64 * 1e6
         } else {
@@ -329,7 +364,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ] {
             print_closed_loop(name, n, r.per_sec, r.p50_ms, r.p99_ms, r.errors);
         }
-        println!("wrk through Skein: {skein_us:.0} µs of Skein CPU per request");
+        println!(
+            "wrk through Skein: {skein_us:.0} µs of Skein CPU per request; {waits:.0} answers waited for the ledger; request-log rows dropped: {dropped:.0}"
+        );
         wrk_results = json!({
             "connections": n,
             "threads": args.wrk_threads,
@@ -337,6 +374,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "mock_alone": alone.to_json(),
             "through_skein": through.to_json(),
             "skein_cpu_us_per_request": skein_us,
+            "answers_that_waited_for_the_ledger": waits,
+            "request_log_rows_dropped": dropped,
         });
     }
     let duration = Duration::from_secs(if args.skip_fixed_rate {

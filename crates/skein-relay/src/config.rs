@@ -54,6 +54,11 @@ pub struct RelayConfig {
     pub upstream_idle_per_host: usize,
     /// How long an idle upstream connection is kept before it is closed.
     pub upstream_idle_secs: u64,
+    /// Most whole answers already sent whose charge the ledger has not yet recorded. Answers
+    /// do not wait for their settle; past this many behind, the next answer waits for one to
+    /// finish, so a ledger slower than the traffic slows the callers instead of piling up
+    /// unrecorded charges in memory (each about 10 KiB).
+    pub max_settles_behind: usize,
     /// Days the admin request log keeps a request (its routing and upstream attempts; never a
     /// prompt or a key). 0 keeps each only until the next prune.
     pub request_log_retention_days: u32,
@@ -99,6 +104,7 @@ impl Default for RelayConfig {
             extra_request_fields: Vec::new(),
             upstream_idle_per_host: 64,
             upstream_idle_secs: 90,
+            max_settles_behind: 2_048,
             request_log_retention_days: 30,
             request_log_prune_every_secs: 3600,
             channels_env_prefix: "SKEIN_CHANNEL_".into(),
@@ -134,6 +140,9 @@ impl RelayConfig {
         }
         if self.responses_retention_days == 0 || self.responses_retention_days > 3650 {
             return Err("relay.responses_retention_days must be between 1 and 3650".into());
+        }
+        if !(1..=1_000_000).contains(&self.max_settles_behind) {
+            return Err("relay.max_settles_behind must be between 1 and 1000000".into());
         }
         if self.request_log_retention_days > 3650 {
             return Err("relay.request_log_retention_days may be at most 3650".into());

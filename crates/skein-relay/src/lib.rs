@@ -133,6 +133,10 @@ pub struct RelayService {
     balance_view: RwLock<Arc<Vec<BalanceRow>>>,
     /// Settles and stream readers still running after their response; shutdown waits for them.
     tasks: tokio_util::task::TaskTracker,
+    /// One permit per answer sent whose settle has not finished
+    /// ([`Tuning::max_settles_behind`]). Without a bound a ledger slower than the upstream
+    /// let settles pile up as tasks, tens of thousands within seconds of saturation.
+    settles_behind: Arc<tokio::sync::Semaphore>,
     /// The reload and the probe of disabled channels.
     background: BackgroundTasks,
     /// Limits that bound what one request may hold and how long it may wait on its client.
@@ -198,6 +202,8 @@ pub struct Tuning {
     pub upstream_idle_per_host: usize,
     /// How long an idle upstream connection is kept.
     pub upstream_idle: Duration,
+    /// Most answers sent whose settle has not finished; the next answer waits past it.
+    pub max_settles_behind: usize,
     /// Days the request log keeps a request.
     pub request_log_retention_days: u32,
     /// How often the request log is pruned.
@@ -222,6 +228,7 @@ impl Default for Tuning {
             extra_request_fields: Vec::new(),
             upstream_idle_per_host: 64,
             upstream_idle: Duration::from_secs(90),
+            max_settles_behind: 2_048,
             request_log_retention_days: 30,
             request_log_prune_every: Duration::from_secs(3600),
             channels_env_prefix: "SKEIN_CHANNEL_".into(),
@@ -245,6 +252,7 @@ impl Tuning {
             extra_request_fields: config.extra_request_fields.clone(),
             upstream_idle_per_host: config.upstream_idle_per_host,
             upstream_idle: Duration::from_secs(config.upstream_idle_secs.max(1)),
+            max_settles_behind: config.max_settles_behind.max(1),
             request_log_retention_days: config.request_log_retention_days,
             request_log_prune_every: Duration::from_secs(
                 config.request_log_prune_every_secs.max(1),
@@ -339,6 +347,11 @@ impl RelayService {
             cache_policies: RwLock::new(Arc::new(HashMap::new())),
             response_cache: cache::ResponseCache::default(),
             tasks: tokio_util::task::TaskTracker::new(),
+            settles_behind: Arc::new(tokio::sync::Semaphore::new(
+                tuning
+                    .max_settles_behind
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             background: BackgroundTasks::new(),
             prices: RwLock::new(Arc::new(HashMap::new())),
             multipliers: RwLock::new(Arc::new(HashMap::new())),
@@ -519,6 +532,17 @@ impl RelayService {
         if let Err(error) = self.reload().await {
             tracing::warn!(%error, "relay reload failed");
         }
+    }
+
+    /// A place among the settles behind their answers, waited for when
+    /// [`Tuning::max_settles_behind`] are; held until the settle finishes. `None` only if the
+    /// semaphore were closed, which it never is.
+    pub(crate) async fn settle_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if let Ok(slot) = self.settles_behind.clone().try_acquire_owned() {
+            return Some(slot);
+        }
+        metrics::SETTLE_WAITS.inc(&[]);
+        self.settles_behind.clone().acquire_owned().await.ok()
     }
 
     fn bump_epoch(&self) {
@@ -1087,6 +1111,15 @@ impl skein_core::runtime::Gauges for RelayService {
             // At most cache::MAX_BYTES of answers.
             ("relay.response_cache", self.response_cache.len()),
             ("relay.tasks", count(self.tasks.len())),
+            // At most Tuning::max_settles_behind.
+            (
+                "relay.settles_behind",
+                count(
+                    self.tuning
+                        .max_settles_behind
+                        .saturating_sub(self.settles_behind.available_permits()),
+                ),
+            ),
             // At most journal::MAX_BUFFERED rows wait for the next write.
             (
                 "relay.request_log_buffer",

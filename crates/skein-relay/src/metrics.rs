@@ -70,6 +70,20 @@ pub(crate) static CACHE: Counter = Counter::new(
     &["result"],
 );
 
+/// Answers held back until the ledger caught up.
+pub(crate) static SETTLE_WAITS: Counter = Counter::new(
+    "skein_relay_settle_waits_total",
+    "Answers that waited to go out because relay.max_settles_behind earlier charges were still waiting for the ledger (a ledger slower than the traffic).",
+    &[],
+);
+
+/// Request-log rows the database did not keep up with.
+pub(crate) static REQUEST_LOG_DROPPED: Counter = Counter::new(
+    "skein_relay_request_log_dropped_total",
+    "Request-log rows dropped because more were waiting to be written than the buffer holds (the database did not keep up).",
+    &[],
+);
+
 /// Records one settled request.
 pub(crate) fn settled(
     model: &str,

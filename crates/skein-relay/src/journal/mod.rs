@@ -458,6 +458,7 @@ impl RequestLog {
         };
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
+            crate::metrics::REQUEST_LOG_DROPPED.add(&[], dropped as f64);
             tracing::warn!(
                 dropped,
                 "request log rows dropped: the database did not keep up"

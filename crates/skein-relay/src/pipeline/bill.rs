@@ -311,11 +311,14 @@ impl Meter {
     }
 
     /// Settles on a task of its own, so the answer does not wait for the ledger (the hold
-    /// already bounds what the request can cost); shutdown waits for it.
-    pub fn settle_later(self, charge: Charge) {
+    /// already bounds what the request can cost) unless the ledger is that far behind
+    /// (`settle_slot`); shutdown waits for it.
+    pub async fn settle_later(self, charge: Charge) {
+        let slot = self.svc.settle_slot().await;
         let tasks = self.svc.tasks.clone();
         tasks.spawn_in_current_span(async move {
             self.settle(charge).await;
+            drop(slot);
         });
     }
 

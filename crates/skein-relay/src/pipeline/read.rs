@@ -43,7 +43,7 @@ pub(crate) async fn whole(
     if meter.caller.settles_before_answer() {
         reply.charge = meter.settle(charge).await;
     } else {
-        meter.settle_later(charge);
+        meter.settle_later(charge).await;
     }
     Ok(reply)
 }
@@ -125,6 +125,8 @@ pub(crate) fn sse(
                 .send_timeout(Bytes::from(format!("data: {error}\n\n")), write_timeout)
                 .await;
         }
+        // The stream ends for its client once a settle may fall behind (`settle_slot`).
+        let slot = meter.svc.settle_slot().await;
         drop(tx);
         let mut charge = bill(&meter, tokens, delivered, broken);
         charge.ttft = first;
@@ -132,6 +134,7 @@ pub(crate) fn sse(
             charge.status = "client_closed";
         }
         meter.settle(charge).await;
+        drop(slot);
     });
     Reply::stream(HeaderValue::from_static("text/event-stream"), rx)
 }
@@ -199,6 +202,7 @@ pub(crate) fn bytes(resp: reqwest::Response, meter: Meter, charge: Charge) -> Re
                 }
             }
         }
+        let slot = meter.svc.settle_slot().await;
         drop(tx);
         let status = match (broken, client_gone) {
             (true, _) => "partial",
@@ -212,6 +216,7 @@ pub(crate) fn bytes(resp: reqwest::Response, meter: Meter, charge: Charge) -> Re
                 ..charge
             })
             .await;
+        drop(slot);
     });
     Reply::stream(content_type, rx)
 }

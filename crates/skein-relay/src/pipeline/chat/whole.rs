@@ -99,10 +99,13 @@ pub(super) async fn relay_whole(
     let ttft = bill.meter.started.elapsed();
     let model = bill.meter.model.clone();
     // The answer does not wait for the ledger: the charge is settled right after, by a task of
-    // its own (the reservation already bounds what the request can cost).
+    // its own (the reservation already bounds what the request can cost), unless the ledger
+    // is that far behind (`settle_slot`).
+    let slot = bill.meter.svc.settle_slot().await;
     let tasks = bill.meter.svc.tasks.clone();
     tasks.spawn_in_current_span(async move {
         bill.settle(tokens, outcome, Some(ttft)).await;
+        drop(slot);
     });
     let bytes = match (format, parsed) {
         // The client speaks the vendor's format: the answer as the vendor wrote it.

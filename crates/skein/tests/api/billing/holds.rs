@@ -381,3 +381,94 @@ async fn a_redirecting_upstream_gets_no_key_to_another_host() {
     assert!(elsewhere.authorizations().is_empty());
     assert_eq!(quota(&app, &s.user).await["reserved"], 0);
 }
+
+/// The metrics endpoint's token in [`answers_wait_once_the_ledger_is_too_far_behind`].
+const SCRAPE: &str = "scrape-token-for-the-tests-0123";
+
+/// A ledger that cannot write (its SQLite write lock held by another connection) while whole
+/// answers keep coming: answers go out before their charge is recorded, but only
+/// `relay.max_settles_behind` of them; the next waits until the ledger catches up, and then
+/// every charge is recorded exactly once. Without the bound the settles piled up in memory
+/// without limit (issue #20's saturation run: tens of thousands within seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_wait_once_the_ledger_is_too_far_behind() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.relay.max_settles_behind = 2;
+        c.server.metrics_token = Some(skein_core::secret::Secret::new(SCRAPE));
+    })
+    .await;
+    let s = relay_world(&app, Upstream::OpenAi).await;
+    let body = json!({"model": "gpt-test", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    // The first request fills the caches (key, owner, plan) the request path reads.
+    assert_eq!(
+        chat(&app, &s.key, body.clone()).await.status,
+        StatusCode::OK
+    );
+    let before = settled(&app, &s.user, 1).await;
+
+    let db = skein_db::Db::connect(&app.config.database_url(), 1)
+        .await
+        .unwrap();
+    let lock = db.begin_write().await.unwrap();
+    for _ in 0..2 {
+        let r = chat(&app, &s.key, body.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "answers do not wait for the ledger: {}",
+            r.text
+        );
+    }
+    let behind = |report: &Value| report["gauges"]["relay.settles_behind"].as_i64();
+    let report = app
+        .get("/api/v1/admin/system/runtime", Some(&s.root.access))
+        .await;
+    assert_eq!(behind(&report.json), Some(2), "{}", report.text);
+
+    let third = {
+        let (client, url, key, body) = (
+            app.client.clone(),
+            app.url("/v1/chat/completions"),
+            s.key.clone(),
+            body.clone(),
+        );
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third answer went out with two charges behind"
+    );
+
+    drop(lock);
+    assert_eq!(third.await.unwrap(), StatusCode::OK);
+    // The first request's charge, three times more: each recorded once.
+    let each = 1_000_000 - before;
+    assert!(each > 0);
+    assert_eq!(settled(&app, &s.user, 4).await, before - 3 * each);
+    let report = app
+        .get("/api/v1/admin/system/runtime", Some(&s.root.access))
+        .await;
+    assert_eq!(behind(&report.json), Some(0));
+    // Operators see the wait: one answer held back.
+    let metrics = app
+        .send(app.client.get(app.url("/metrics")).bearer_auth(SCRAPE))
+        .await;
+    assert!(
+        metrics
+            .text
+            .lines()
+            .any(|l| l == "skein_relay_settle_waits_total 1"),
+        "{}",
+        metrics.text
+    );
+}
