@@ -118,6 +118,7 @@ async fn open_database_for(
             .database
             .sqlite_heap_limit_mib
             .saturating_mul(1 << 20),
+        ..skein_db::PoolSettings::default()
     };
     let db = Db::connect_with(&config.database_url(), &settings)
         .await
