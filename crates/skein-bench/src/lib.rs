@@ -67,6 +67,38 @@ pub fn start(binary: &Path, env: &[(&str, &str)]) -> anyhow::Result<Server> {
     })
 }
 
+/// The `relay-floor` binary beside this program (`bench-relay --floor`).
+pub fn default_floor_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("relay-floor")))
+        .unwrap_or_else(|| PathBuf::from("relay-floor"))
+}
+
+/// Starts `relay-floor` on a free port, forwarding to `upstream` (a chat completions URL).
+pub fn start_floor(binary: &Path, upstream: &str) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(binary)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            upstream,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    Ok(Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    })
+}
+
 /// Polls `/readyz` until it answers 200.
 pub async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -77,6 +77,15 @@ struct Args {
     /// Skip the fixed-rate runs (whole and streamed) before the saturation runs.
     #[arg(long)]
     skip_fixed_rate: bool,
+    /// After the closed loops, run them once more through `relay-floor`: a proxy made of
+    /// Skein's HTTP stacks and runtime settings with nothing between the two legs (no auth,
+    /// routing, billing or log), so the gap between it and Skein is Skein's own work and the
+    /// gap between it and the mock is the stacks' and the second leg's.
+    #[arg(long)]
+    floor: bool,
+    /// The `relay-floor` binary (default: beside this program); a wrapper script may pin it.
+    #[arg(long)]
+    floor_binary: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -328,6 +337,83 @@ async fn run(args: Args) -> anyhow::Result<()> {
         });
         closed_summary = Some((alone, through, skein_us));
     }
+    // The floor: the same closed loops through a proxy with nothing between its two legs.
+    let mut floor = Value::Null;
+    if args.floor && args.closed_loop_connections > 0 {
+        let binary = args
+            .floor_binary
+            .clone()
+            .unwrap_or_else(skein_bench::default_floor_binary);
+        let proxy = skein_bench::start_floor(&binary, &direct_url)?;
+        wait_ready(&client, &proxy.base).await?;
+        let floor_url = format!("{}/v1/chat/completions", proxy.base);
+        for _ in 0..300 {
+            make(floor_url.clone(), mock.key.clone(), body.clone())(&client)
+                .send()
+                .await?
+                .bytes()
+                .await?;
+        }
+        let n = args.closed_loop_connections;
+        let before = cpu_secs(proxy.child.id())?;
+        let own = closed_loop(
+            &client,
+            make(floor_url.clone(), mock.key.clone(), body.clone()),
+            n,
+            Duration::from_secs(args.closed_loop_secs),
+        )
+        .await;
+        let own_cpu = cpu_secs(proxy.child.id())? - before;
+        let own_us = own_cpu / (own.achieved * args.closed_loop_secs as f64).max(1.0) * 1e6;
+        print_closed_loop(
+            "closed loop, through floor",
+            n,
+            own.achieved,
+            own.p50,
+            own.p99,
+            own.errors as u64,
+        );
+        let mut wrk_floor = Value::Null;
+        let mut wrk_us = None;
+        if let Some(wrk) = &args.wrk {
+            let (wrk, url, token, text) = (
+                wrk.clone(),
+                floor_url.clone(),
+                mock.key.clone(),
+                body.to_string(),
+            );
+            let (threads, secs) = (args.wrk_threads, args.closed_loop_secs);
+            let before = cpu_secs(proxy.child.id())?;
+            let r = tokio::task::spawn_blocking(move || {
+                skein_bench::wrk::run(&wrk, &url, &token, &text, threads, n, secs)
+            })
+            .await??;
+            let cpu = cpu_secs(proxy.child.id())? - before;
+            let us = cpu / (r.requests.max(1) as f64) * 1e6;
+            print_closed_loop(
+                "wrk, through floor",
+                n,
+                r.per_sec,
+                r.p50_ms,
+                r.p99_ms,
+                r.errors,
+            );
+            wrk_us = Some(us);
+            wrk_floor = json!({"result": r.to_json(), "floor_cpu_us_per_request": us});
+        }
+        match wrk_us {
+            Some(wrk_us) => {
+                println!("floor CPU per request: {own_us:.0} µs (own loop), {wrk_us:.0} µs (wrk)")
+            }
+            None => println!("floor CPU per request: {own_us:.0} µs"),
+        }
+        floor = json!({
+            "connections": n,
+            "seconds": args.closed_loop_secs,
+            "closed_loop": {"result": {"requests_per_sec": own.achieved, "p50_ms": own.p50, "p90_ms": own.p90, "p99_ms": own.p99, "max_ms": own.max, "errors": own.errors}, "floor_cpu_us_per_request": own_us},
+            "wrk": wrk_floor,
+        });
+    }
     // The same closed loop from wrk, when asked for: mock alone, then through Skein.
     let mut wrk_results = Value::Null;
     if let Some(wrk) = &args.wrk {
@@ -577,6 +663,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "saturation_p99_limit_ms": args.p99_limit_ms,
         "closed_loop": closed,
         "closed_loop_wrk": wrk_results,
+        "closed_loop_floor": floor,
     });
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
