@@ -165,15 +165,18 @@ async fn checkpoint(pool: &AnyPool, restart_after: i64) -> Result<(), sqlx::Erro
     if frames <= restart_after {
         return Ok(());
     }
-    let mut conn = pool.acquire().await?;
+    let mut conn = ShortWait(Some(pool.acquire().await?));
+    let Some(db) = conn.0.as_mut() else {
+        return Ok(());
+    };
     sqlx::query("PRAGMA busy_timeout = 0")
-        .execute(&mut *conn)
+        .execute(&mut **db)
         .await?;
     let mut restarted = Ok(());
     for _ in 0..RESTART_TRIES {
         // (busy, …): busy is 1 when a writer or a reader was in the way; nothing was lost.
         match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **db)
             .await
         {
             Ok((0, _, _)) => break,
@@ -184,16 +187,25 @@ async fn checkpoint(pool: &AnyPool, restart_after: i64) -> Result<(), sqlx::Erro
             }
         }
     }
-    let restored = sqlx::query(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))
-        .execute(&mut *conn)
-        .await;
-    if restored.is_err() {
-        // Never hand a connection that does not wait for locks back to the pool.
-        conn.close_on_drop();
+    sqlx::query(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))
+        .execute(&mut **db)
+        .await?;
+    // Waits for locks again: back to the pool like any other.
+    conn.0.take();
+    restarted
+}
+
+/// A pooled connection whose lock wait was shortened: unless taken back out once the wait is
+/// restored, it is closed rather than returned to the pool, on an error and when the
+/// checkpointer is cancelled between two statements alike.
+struct ShortWait(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+
+impl Drop for ShortWait {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
     }
-    restarted?;
-    restored?;
-    Ok(())
 }
 
 /// How the pool is sized and how much memory SQLite may keep.
@@ -637,6 +649,17 @@ mod checkpoint_tests {
             largest < written,
             "the log grew to {largest} bytes with {written} written: it never restarted"
         );
+        // The restart shortens its connection's lock wait; no connection keeps the short one.
+        let mut held = Vec::new();
+        for _ in 0..settings.max_connections {
+            let mut conn = db.pool().acquire().await.unwrap();
+            let wait: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(wait, i64::from(BUSY_TIMEOUT_MS), "a connection's lock wait");
+            held.push(conn);
+        }
     }
 
     /// With SQLite's own checkpoints off, the data reaches the database file only through
