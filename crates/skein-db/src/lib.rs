@@ -107,16 +107,19 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// Frames in the write-ahead log past which a checkpoint also restarts the log (SQLite's own
 /// automatic checkpoint size). Under a steady stream of commits a `PASSIVE` checkpoint never
 /// catches the last frame before the next commit, so SQLite never goes back to the log's
-/// start: the log grew by ~26 MB/s at the relay's saturation (516 MB after 16 s), every
+/// start: the log grew by 24–29 MB/s at the relay's saturation (357–439 MiB in 15 s), every
 /// frame a write past the end of the file that the kernel must allocate and zero.
 const RESTART_AFTER_FRAMES: i64 = 1_000;
 
-/// How many times, a millisecond apart, a restarting checkpoint tries within a tick. Each try
-/// gives up at once when a writer holds the lock or a reader still reads the log, so it never
-/// holds writers off while waiting for a reader (an export's long read), and it does not
-/// depend on SQLite's busy handler, whose few widening sleeps a writer that commits back to
-/// back outran in tests.
-const RESTART_TRIES: u32 = 100;
+/// How many times, a millisecond apart, a restarting checkpoint tries within a tick, and for
+/// how long at most. Each try gives up at once when a writer holds the lock or a reader still
+/// reads the log, so it never holds writers off while waiting for a reader (an export's long
+/// read), and it does not depend on SQLite's busy handler, whose few widening sleeps a writer
+/// that commits back to back outran in tests. A try that gives up still copies, as `PASSIVE`,
+/// what was committed since the last one (and syncs), hence few tries and a time bound.
+const RESTART_TRIES: u32 = 20;
+/// See [`RESTART_TRIES`].
+const RESTART_WITHIN: Duration = Duration::from_millis(50);
 
 /// Every connection's wait for a lock (`PRAGMA busy_timeout`), ms.
 const BUSY_TIMEOUT_MS: u32 = 10_000;
@@ -140,12 +143,13 @@ impl Checkpointer {
         Checkpointer(tokio::spawn(async move {
             let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_frames = -1;
             loop {
                 tick.tick().await;
                 if pool.is_closed() {
                     return;
                 }
-                if let Err(e) = checkpoint(&pool, restart_after).await {
+                if let Err(e) = checkpoint(&pool, restart_after, &mut last_frames).await {
                     tracing::debug!(error = %e, "a WAL checkpoint did not run; the next tick tries again");
                 }
             }
@@ -157,12 +161,19 @@ impl Checkpointer {
 /// blocking anyone, and when the log has grown past `restart_after` frames, copy the rest
 /// with writers held off for that moment so that the next commit starts the log from its
 /// beginning again (overwriting pages the kernel already has, instead of growing the file).
-async fn checkpoint(pool: &AnyPool, restart_after: i64) -> Result<(), sqlx::Error> {
+async fn checkpoint(
+    pool: &AnyPool,
+    restart_after: i64,
+    last_frames: &mut i64,
+) -> Result<(), sqlx::Error> {
     // (busy, frames in the log, frames copied back)
     let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(pool)
         .await?;
-    if frames <= restart_after {
+    // Nothing committed since the last tick: the log is idle (and, once restarted, stays at
+    // its length until the next commit, which starts it from its beginning by itself).
+    let idle = frames == std::mem::replace(last_frames, frames);
+    if frames <= restart_after || idle {
         return Ok(());
     }
     let mut conn = ShortWait(Some(pool.acquire().await?));
@@ -173,7 +184,11 @@ async fn checkpoint(pool: &AnyPool, restart_after: i64) -> Result<(), sqlx::Erro
         .execute(&mut **db)
         .await?;
     let mut restarted = Ok(());
+    let started = std::time::Instant::now();
     for _ in 0..RESTART_TRIES {
+        if started.elapsed() > RESTART_WITHIN {
+            break;
+        }
         // (busy, …): busy is 1 when a writer or a reader was in the way; nothing was lost.
         match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
             .fetch_one(&mut **db)
@@ -624,7 +639,7 @@ mod checkpoint_tests {
         let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         // A fixed amount, not a fixed time, so a slow machine only takes longer. The log file
         // keeps its largest size: without the restart it ends about twice what was written
-        // (85 MB here); with it, at what a few ticks' commits add (17-21 MB here).
+        // (89 MB here); with it, at what a few ticks' commits add (12-16 MB here).
         const TO_WRITE: u64 = 40 << 20;
         let (mut written, mut largest) = (0u64, 0u64);
         let give_up = std::time::Instant::now() + Duration::from_secs(120);
