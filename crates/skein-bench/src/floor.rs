@@ -1,11 +1,12 @@
 //! The relay's floor: a proxy made of Skein's own HTTP stacks (axum on hyper for the clients,
-//! reqwest with Skein's pool settings for the upstream, tokio with Skein's runtime settings)
-//! and nothing between the two legs — no authentication, routing, hold, settle,
-//! usage record or request log. `bench-relay --floor` runs its closed loop through it, beside
-//! the mock alone and Skein: what any relay built on these stacks answers on this machine,
-//! so the gap to it is what Skein's own work costs. It keeps the system allocator: linking
-//! jemalloc into this crate would hand C's `malloc` of every benchmark program to it whenever
-//! they are built together with `skein`, whose build asks jemalloc to serve `malloc` too.
+//! with TCP_NODELAY; reqwest with Skein's pool settings for the upstream; tokio with Skein's
+//! runtime settings) and nothing between the two legs — no authentication, routing, hold,
+//! settle, usage record or request log. `bench-relay --floor` runs its closed loop through
+//! it, beside the mock alone and Skein: what any relay built on these stacks answers on this
+//! machine, so the gap to it is what Skein's own work costs. It keeps the system allocator:
+//! linking jemalloc into this crate would hand C's `malloc` of every benchmark program to it
+//! whenever they are built together with `skein`, whose build asks jemalloc to serve `malloc`
+//! too.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use clap::Parser;
 
 /// A bare two-leg proxy for `POST /v1/chat/completions`, to measure the HTTP stacks' floor.
@@ -80,7 +82,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .route("/v1/chat/completions", post(forward))
         .route("/readyz", get(|| async { "ok" }))
         .with_state(floor);
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    // As `skein serve` does: small writes do not wait on delayed ACKs.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await?
+        .tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                eprintln!("relay-floor: cannot set TCP_NODELAY: {error}");
+            }
+        });
     axum::serve(listener, app).await?;
     Ok(())
 }

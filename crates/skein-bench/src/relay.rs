@@ -83,7 +83,8 @@ struct Args {
     /// gap between it and the mock is the stacks' and the second leg's.
     #[arg(long)]
     floor: bool,
-    /// The `relay-floor` binary (default: beside this program); a wrapper script may pin it.
+    /// The `relay-floor` binary (default: beside this program, built by `cargo build
+    /// --release -p skein-bench`); a wrapper script may pin it. Needs the closed loop on.
     #[arg(long)]
     floor_binary: Option<std::path::PathBuf>,
 }
@@ -339,6 +340,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     // The floor: the same closed loops through a proxy with nothing between its two legs.
     let mut floor = Value::Null;
+    if args.floor && args.closed_loop_connections == 0 {
+        println!("--floor needs the closed loop (--closed-loop-connections above 0): skipped");
+    }
     if args.floor && args.closed_loop_connections > 0 {
         let binary = args
             .floor_binary
