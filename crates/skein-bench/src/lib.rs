@@ -18,7 +18,8 @@ pub struct Server {
     pub child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    _dir: tempfile::TempDir,
+    /// The server's data directory, removed with it (none for `relay-floor`).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -37,25 +38,22 @@ pub fn default_binary() -> PathBuf {
 /// The setup token every benchmark server is started with; the first registration sends it.
 pub const SETUP_TOKEN: &str = "benchmark-setup-token-0123456789";
 
-/// Starts `skein serve` on a free port with a fresh data directory and `env` added.
-pub fn start(binary: &Path, env: &[(&str, &str)]) -> anyhow::Result<Server> {
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+/// A loopback port free right now, for a server to listen on.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
-        .port();
-    let mut command = Command::new(binary);
-    for (name, value) in env {
-        command.env(name, value);
-    }
+        .port())
+}
+
+/// Spawns `command`, a server told to listen on `port`, with its output quiet and its errors
+/// shown.
+fn spawn_server(
+    mut command: Command,
+    binary: &Path,
+    port: u16,
+    dir: Option<tempfile::TempDir>,
+) -> anyhow::Result<Server> {
     let child = command
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("SKEIN_DATA_DIR", dir.path())
-        .env("SKEIN_LOG_LEVEL", "warn")
-        .env("SKEIN_SETUP_TOKEN", SETUP_TOKEN)
-        // The benchmark measures the server, not the per-user limit (1,200/min by default).
-        .env("SKEIN_LIMITS__API_PER_USER_PER_MINUTE", "100000000")
-        .env("SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE", "100000000")
-        .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -65,6 +63,26 @@ pub fn start(binary: &Path, env: &[(&str, &str)]) -> anyhow::Result<Server> {
         base: format!("http://127.0.0.1:{port}"),
         _dir: dir,
     })
+}
+
+/// Starts `skein serve` on a free port with a fresh data directory and `env` added.
+pub fn start(binary: &Path, env: &[(&str, &str)]) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let mut command = Command::new(binary);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("SKEIN_DATA_DIR", dir.path())
+        .env("SKEIN_LOG_LEVEL", "warn")
+        .env("SKEIN_SETUP_TOKEN", SETUP_TOKEN)
+        // The benchmark measures the server, not the per-user limit (1,200/min by default).
+        .env("SKEIN_LIMITS__API_PER_USER_PER_MINUTE", "100000000")
+        .env("SKEIN_LIMITS__AUTH_PER_IP_PER_MINUTE", "100000000")
+        .current_dir(dir.path());
+    spawn_server(command, binary, port, Some(dir))
 }
 
 /// The `relay-floor` binary beside this program (`bench-relay --floor`).
@@ -77,26 +95,15 @@ pub fn default_floor_binary() -> PathBuf {
 
 /// Starts `relay-floor` on a free port, forwarding to `upstream` (a chat completions URL).
 pub fn start_floor(binary: &Path, upstream: &str) -> anyhow::Result<Server> {
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(binary)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--upstream",
-            upstream,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    Ok(Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    })
+    let port = free_port()?;
+    let mut command = Command::new(binary);
+    command.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--upstream",
+        upstream,
+    ]);
+    spawn_server(command, binary, port, None)
 }
 
 /// Polls `/readyz` until it answers 200.

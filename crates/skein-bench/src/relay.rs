@@ -138,6 +138,15 @@ async fn backlog(client: &reqwest::Client, base: &str) -> Option<Backlog> {
     })
 }
 
+/// Sends `request` 300 times, one after another, so connections and caches are warm before a
+/// run is measured.
+async fn warm(client: &reqwest::Client, request: &MakeRequest) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        request(client).send().await?.bytes().await?;
+    }
+    Ok(())
+}
+
 /// One closed-loop run's line, the same for either load generator.
 fn print_closed_loop(
     name: &str,
@@ -248,18 +257,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let direct_url = format!("{}/v1/chat/completions", mock.base_url);
     let relay_url = format!("{base}/v1/chat/completions");
     // Warm both paths.
-    for _ in 0..300 {
-        make(direct_url.clone(), mock.key.clone(), body.clone())(&client)
-            .send()
-            .await?
-            .bytes()
-            .await?;
-        make(relay_url.clone(), key.clone(), body.clone())(&client)
-            .send()
-            .await?
-            .bytes()
-            .await?;
-    }
+    warm(
+        &client,
+        &*make(direct_url.clone(), mock.key.clone(), body.clone()),
+    )
+    .await?;
+    warm(
+        &client,
+        &*make(relay_url.clone(), key.clone(), body.clone()),
+    )
+    .await?;
     // Closed loop first, on a fresh server: requests per second the mock alone answers and
     // Skein answers (auth, routing, hold, settle, usage record and request log on) when every
     // connection waits for its answer.
@@ -351,18 +358,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let proxy = skein_bench::start_floor(&binary, &direct_url)?;
         wait_ready(&client, &proxy.base).await?;
         let floor_url = format!("{}/v1/chat/completions", proxy.base);
-        for _ in 0..300 {
-            make(floor_url.clone(), mock.key.clone(), body.clone())(&client)
-                .send()
-                .await?
-                .bytes()
-                .await?;
-        }
+        let through_floor = make(floor_url.clone(), mock.key.clone(), body.clone());
+        warm(&client, &*through_floor).await?;
         let n = args.closed_loop_connections;
         let before = cpu_secs(proxy.child.id())?;
         let own = closed_loop(
             &client,
-            make(floor_url.clone(), mock.key.clone(), body.clone()),
+            through_floor,
             n,
             Duration::from_secs(args.closed_loop_secs),
         )

@@ -616,25 +616,32 @@ mod null_float_tests {
 mod checkpoint_tests {
     use super::*;
 
-    /// Under commits that never pause, a `PASSIVE` checkpoint never catches the log's last
-    /// frame, so SQLite never goes back to the log's start; the checkpointer's restart keeps
-    /// the log near its bound instead of growing with everything written.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_write_ahead_log_stays_bounded_under_steady_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("steady.db");
-        let settings = PoolSettings {
-            max_connections: 4,
-            wal_restart_frames: 200,
-            ..PoolSettings::default()
-        };
-        let db = Db::connect_with(&format!("sqlite://{}?mode=rwc", path.display()), &settings)
+    /// A SQLite database file `name` in `dir`, opened with `settings`, holding an empty
+    /// `blobs (b TEXT)` table.
+    async fn blob_db(dir: &std::path::Path, name: &str, settings: &PoolSettings) -> Db {
+        let path = dir.join(name);
+        let db = Db::connect_with(&format!("sqlite://{}?mode=rwc", path.display()), settings)
             .await
             .unwrap();
         sqlx::query("CREATE TABLE blobs (b TEXT)")
             .execute(db.pool())
             .await
             .unwrap();
+        db
+    }
+
+    /// Under commits that never pause, a `PASSIVE` checkpoint never catches the log's last
+    /// frame, so SQLite never goes back to the log's start; the checkpointer's restart keeps
+    /// the log near its bound instead of growing with everything written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_write_ahead_log_stays_bounded_under_steady_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = PoolSettings {
+            max_connections: 4,
+            wal_restart_frames: 200,
+            ..PoolSettings::default()
+        };
+        let db = blob_db(dir.path(), "steady.db", &settings).await;
         let wal = dir.path().join("steady.db-wal");
         let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         // A fixed amount, not a fixed time, so a slow machine only takes longer. The log file
@@ -683,13 +690,11 @@ mod checkpoint_tests {
     async fn the_write_ahead_log_is_copied_back_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ckpt.db");
-        let db = Db::connect(&format!("sqlite://{}?mode=rwc", path.display()), 2)
-            .await
-            .unwrap();
-        sqlx::query("CREATE TABLE blobs (b TEXT)")
-            .execute(db.pool())
-            .await
-            .unwrap();
+        let settings = PoolSettings {
+            max_connections: 2,
+            ..PoolSettings::default()
+        };
+        let db = blob_db(dir.path(), "ckpt.db", &settings).await;
         let mut tx = db.begin_write().await.unwrap();
         for _ in 0..64 {
             sqlx::query("INSERT INTO blobs (b) VALUES ($1)")
